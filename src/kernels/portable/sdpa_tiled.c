@@ -1,0 +1,352 @@
+/* sdpa_tiled.c - portable tiled float32 kernel of scaled-dot-product
+ * attention (FlashAttention-2 style). A block of ATTN__TILE_Q queries
+ * streams over key tiles of ATTN__TILE_K with an online softmax (running max
+ * m and sum l per row); no Sq x Sk buffer exists, workspace is O(tile).
+ *
+ * Backward recomputes probabilities from the saved LSE, in two passes that
+ * each own their outputs, so results never depend on the thread count:
+ *   dK, dV per (b, kv head, key tile), summed over the group's query heads;
+ *   dQ per (b, head, query block).
+ * Masks are evaluated per element from each row's visible key interval
+ * [lo, hi) (lengths, causal, window) plus the boolean mask and bias. */
+#include "../sdpa_kernels.h"
+
+#include <string.h>
+
+enum { TQ = ATTN__TILE_Q, TK = ATTN__TILE_K };
+
+/* Visible key interval [lo, hi) of query row i of batch b (empty: lo >= hi). */
+static void key_range(const attn__sdpa *p, int64_t b, int64_t i, int64_t *lo, int64_t *hi)
+{
+    int64_t lq = attn__qlen(p, b), lk = attn__klen(p, b);
+    *lo = 0;
+    *hi = i < lq ? lk : 0;
+    int64_t ia = p->align == ATTN_ALIGN_BOTTOM_RIGHT ? i + lk - lq : i;
+    if (p->causal && ia + 1 < *hi) *hi = ia + 1;
+    if (p->window_right >= 0 && ia + p->window_right + 1 < *hi) *hi = ia + p->window_right + 1;
+    if (p->window_left >= 0 && ia - p->window_left > *lo) *lo = ia - p->window_left;
+}
+
+static void load_rows(const attn_tensor *t, int64_t b, int64_t s0, int64_t n, int64_t h,
+                      int64_t d, float *dst)
+{
+    const float *base = (const float *)t->data;
+    for (int64_t r = 0; r < n; r++)
+        for (int64_t x = 0; x < d; x++)
+            dst[r * d + x] = base[attn__off(t->stride, b, s0 + r, h, x)];
+}
+
+static float dotf(const float *a, const float *b, int64_t n)
+{
+    float s = 0.0f;
+    for (int64_t x = 0; x < n; x++) s += a[x] * b[x];
+    return s;
+}
+
+/* Score of (b, h, i, j) for a structurally visible key, from the dot
+ * product q_i . k_j: scale, soft-cap, bias, ALiBi. -inf if the boolean mask
+ * or the bias masks it. *capgrad receives d s / d (scale * dot). */
+static float score(const attn__sdpa *p, int64_t b, int64_t h, int64_t i, int64_t j,
+                   float dot, float *capgrad)
+{
+    if (p->has_mask && p->mask[attn__off(p->mask_stride, b, h, i, j)] == 0) return -INFINITY;
+    float s = (float)p->scale * dot;
+    *capgrad = 1.0f;
+    if (p->softcap > 0.0) {
+        float cap = (float)p->softcap;
+        float t = tanhf(s / cap);
+        s = cap * t;
+        *capgrad = 1.0f - t * t;
+    }
+    if (p->has_bias) {
+        float bv = ((const float *)p->bias)[attn__off(p->bias_stride, b, h, i, j)];
+        if (bv <= (float)ATTN__BIAS_MASK_LIMIT) return -INFINITY;
+        s += bv;
+    }
+    if (p->alibi != NULL) {
+        int64_t lq = attn__qlen(p, b), lk = attn__klen(p, b);
+        int64_t ia = p->align == ATTN_ALIGN_BOTTOM_RIGHT ? i + lk - lq : i;
+        s -= (float)p->alibi[h] * (float)llabs(ia - j);
+    }
+    return s;
+}
+
+/* Dropout factor: 0 if dropped, 1/(1-p) if kept. */
+static float drop_factor(const attn__sdpa *p, int64_t b, int64_t h, int64_t i, int64_t j)
+{
+    if (p->dropout_p <= 0.0) return 1.0f;
+    bool keep = attn__dropout_keep(p->seed, p->offset, p->drop_threshold, b * p->Hq + h, i, j);
+    return keep ? (float)(1.0 / (1.0 - p->dropout_p)) : 0.0f;
+}
+
+/* ---- forward -------------------------------------------------------------- */
+
+int64_t attn__tiled_forward_ws(const attn__sdpa *p)
+{
+    return TQ * p->Dk + TK * (p->Dk + p->Dv) + TQ * p->Dv + TQ * TK + 2 * TQ;
+}
+
+void attn__tiled_forward_block(const attn__sdpa *p, int64_t b, int64_t h, int64_t qb, float *ws)
+{
+    int64_t i0 = qb * TQ, nq = p->Sq - i0 < TQ ? p->Sq - i0 : TQ, hk = h / p->group;
+    float *qt = ws;                  /* (TQ, Dk) */
+    float *kt = qt + TQ * p->Dk;     /* (TK, Dk) */
+    float *vt = kt + TK * p->Dk;     /* (TK, Dv) */
+    float *acc = vt + TK * p->Dv;    /* (TQ, Dv) unnormalised output */
+    float *s = acc + TQ * p->Dv;     /* (TQ, TK) scores of one tile */
+    float *m = s + TQ * TK, *l = m + TQ; /* (TQ) running max and sum */
+    int64_t lo[TQ], hi[TQ], jmin = INT64_MAX, jmax = 0;
+    bool seen[TQ];
+
+    for (int64_t r = 0; r < nq; r++) {
+        key_range(p, b, i0 + r, &lo[r], &hi[r]);
+        if (lo[r] < hi[r]) {
+            jmin = lo[r] < jmin ? lo[r] : jmin;
+            jmax = hi[r] > jmax ? hi[r] : jmax;
+        }
+        m[r] = -INFINITY;
+        l[r] = 0.0f;
+        seen[r] = false;
+    }
+    memset(acc, 0, sizeof(float) * (size_t)(TQ * p->Dv));
+    if (jmin < jmax) load_rows(&p->q, b, i0, nq, h, p->Dk, qt);
+
+    for (int64_t j0 = jmin < jmax ? jmin / TK * TK : jmax; j0 < jmax; j0 += TK) {
+        int64_t nk = jmax - j0 < TK ? jmax - j0 : TK;
+        load_rows(&p->k, b, j0, nk, hk, p->Dk, kt);
+        load_rows(&p->v, b, j0, nk, hk, p->Dv, vt);
+        for (int64_t r = 0; r < nq; r++) {
+            int64_t i = i0 + r;
+            float *sr = s + r * TK, tmax = -INFINITY, cg;
+            bool any = false;
+            for (int64_t c = 0; c < nk; c++) {
+                int64_t j = j0 + c;
+                sr[c] = j < lo[r] || j >= hi[r]
+                            ? -INFINITY
+                            : score(p, b, h, i, j, dotf(qt + r * p->Dk, kt + c * p->Dk, p->Dk), &cg);
+                any |= sr[c] != -INFINITY;
+                if (sr[c] > tmax) tmax = sr[c];
+            }
+            if (!any) continue;
+            seen[r] = true;
+            float mnew = tmax > m[r] ? tmax : m[r];
+            if (mnew == -INFINITY) mnew = 0.0f; /* only NaN scores so far: keep NaN */
+            float alpha = expf(m[r] - mnew);
+            float *ar = acc + r * p->Dv, lsum = 0.0f;
+            for (int64_t x = 0; x < p->Dv; x++) ar[x] *= alpha;
+            for (int64_t c = 0; c < nk; c++) {
+                if (sr[c] == -INFINITY) continue; /* masked: V not read */
+                float e = expf(sr[c] - mnew);
+                lsum += e;
+                float f = drop_factor(p, b, h, i, j0 + c);
+                if (f == 0.0f) continue; /* dropped: V not read */
+                float w = e * f;
+                for (int64_t x = 0; x < p->Dv; x++) ar[x] += w * vt[c * p->Dv + x];
+            }
+            l[r] = l[r] * alpha + lsum;
+            m[r] = mnew;
+        }
+    }
+
+    float *o = (float *)p->o.data;
+    for (int64_t r = 0; r < nq; r++) {
+        int64_t i = i0 + r;
+        float inv = seen[r] ? 1.0f / l[r] : 0.0f;
+        for (int64_t x = 0; x < p->Dv; x++)
+            o[attn__off(p->o.stride, b, i, h, x)] = seen[r] ? acc[r * p->Dv + x] * inv : 0.0f;
+        if (p->lse.data != NULL)
+            ((float *)p->lse.data)[attn__off(p->lse.stride, b, h, i, 0)] =
+                seen[r] ? m[r] + logf(l[r]) : -INFINITY;
+    }
+}
+
+/* ---- backward ------------------------------------------------------------- */
+
+static float lse_at(const attn__sdpa *p, int64_t b, int64_t h, int64_t i)
+{
+    return ((const float *)p->lse.data)[attn__off(p->lse.stride, b, h, i, 0)];
+}
+
+/* The gradients of one visible element (i, j), given the dot products
+ * q_i.k_j and dO_i.v_j: P_ij (before dropout, from the LSE), its dropout
+ * factor, and dS_ij (gradient of the final score). Returns false if the
+ * element is masked by the boolean mask or the bias. *dqk receives
+ * d loss / d (q_i . k_j). */
+typedef struct {
+    float prob, factor, ds, dqk;
+} elem_grad;
+
+static bool element_grad(const attn__sdpa *p, int64_t b, int64_t h, int64_t i, int64_t j,
+                         float qk, const float *dorow, const float *vrow, float lse,
+                         float delta, elem_grad *g)
+{
+    float cg;
+    float s = score(p, b, h, i, j, qk, &cg);
+    if (s == -INFINITY) return false;
+    g->prob = expf(s - lse);
+    g->factor = drop_factor(p, b, h, i, j);
+    float dp = g->factor == 0.0f ? 0.0f : g->factor * dotf(dorow, vrow, p->Dv);
+    g->ds = g->prob * (dp - delta);          /* softmax backward */
+    g->dqk = g->ds * cg * (float)p->scale;   /* through soft-cap and scale */
+    return true;
+}
+
+void attn__tiled_delta_block(const attn__sdpa *p, int64_t b, int64_t h, int64_t qb, float *delta)
+{
+    const float *o = (const float *)p->o.data, *d_o = (const float *)p->d_o.data;
+    int64_t i0 = qb * TQ, nq = p->Sq - i0 < TQ ? p->Sq - i0 : TQ, lq = attn__qlen(p, b);
+    for (int64_t i = i0; i < i0 + nq; i++) {
+        float acc = 0.0f;
+        for (int64_t x = 0; i < lq && x < p->Dv; x++)
+            acc += d_o[attn__off(p->d_o.stride, b, i, h, x)] * o[attn__off(p->o.stride, b, i, h, x)];
+        delta[i] = acc;
+    }
+}
+
+int64_t attn__tiled_backward_ws(const attn__sdpa *p)
+{
+    int64_t sk = p->Sk > 0 ? p->Sk : 1;
+    int64_t dkdv = 2 * TK * (p->Dk + p->Dv) + p->Dk + p->Dv;
+    int64_t dq = 2 * p->Dk + p->Dv + TK * (p->Dk + p->Dv);
+    int64_t dbias = 2 * (p->Dk + p->Dv) + sk;
+    int64_t n = dkdv > dq ? dkdv : dq;
+    return n > dbias ? n : dbias;
+}
+
+void attn__tiled_dkdv_block(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t kb,
+                            const float *delta, float *ws)
+{
+    int64_t j0 = kb * TK, nk = p->Sk - j0 < TK ? p->Sk - j0 : TK;
+    float *kt = ws, *vt = kt + TK * p->Dk;            /* (TK, Dk), (TK, Dv) */
+    float *dk = vt + TK * p->Dv, *dv = dk + TK * p->Dk; /* accumulators */
+    float *qr = dv + TK * p->Dv, *dor = qr + p->Dk;   /* one q row, one dO row */
+    memset(dk, 0, sizeof(float) * (size_t)(TK * (p->Dk + p->Dv)));
+    load_rows(&p->k, b, j0, nk, hkv, p->Dk, kt);
+    load_rows(&p->v, b, j0, nk, hkv, p->Dv, vt);
+
+    for (int64_t h = hkv * p->group; h < (hkv + 1) * p->group; h++) {
+        const float *dl = delta + (b * p->Hq + h) * p->Sq;
+        for (int64_t i = 0; i < p->Sq; i++) {
+            int64_t lo, hi;
+            key_range(p, b, i, &lo, &hi);
+            int64_t c0 = lo > j0 ? lo - j0 : 0, c1 = hi - j0 < nk ? hi - j0 : nk;
+            if (c0 >= c1) continue;
+            float lse = lse_at(p, b, h, i);
+            if (lse == -INFINITY) continue;
+            load_rows(&p->q, b, i, 1, h, p->Dk, qr);
+            load_rows(&p->d_o, b, i, 1, h, p->Dv, dor);
+            for (int64_t c = c0; c < c1; c++) {
+                elem_grad g;
+                float qk = dotf(qr, kt + c * p->Dk, p->Dk);
+                if (!element_grad(p, b, h, i, j0 + c, qk, dor, vt + c * p->Dv, lse, dl[i], &g))
+                    continue;
+                float w = g.prob * g.factor; /* dV_j += P_ij f_ij dO_i */
+                for (int64_t x = 0; w != 0.0f && x < p->Dv; x++) dv[c * p->Dv + x] += w * dor[x];
+                for (int64_t x = 0; x < p->Dk; x++) dk[c * p->Dk + x] += g.dqk * qr[x];
+            }
+        }
+    }
+    float *dkp = (float *)p->dk.data, *dvp = (float *)p->dv.data;
+    for (int64_t c = 0; c < nk; c++) {
+        for (int64_t x = 0; x < p->Dk; x++)
+            dkp[attn__off(p->dk.stride, b, j0 + c, hkv, x)] = dk[c * p->Dk + x];
+        for (int64_t x = 0; x < p->Dv; x++)
+            dvp[attn__off(p->dv.stride, b, j0 + c, hkv, x)] = dv[c * p->Dv + x];
+    }
+}
+
+/* dS of row (b, h, i) over its visible keys, added into dst[j] (or into
+ * dst[0] when sum_keys), keys read one at a time. */
+static void ds_row(const attn__sdpa *p, int64_t b, int64_t h, int64_t i, const float *delta,
+                   bool sum_keys, float *qr, float *dor, float *dst)
+{
+    int64_t lo, hi, hk = h / p->group;
+    key_range(p, b, i, &lo, &hi);
+    float lse = lo < hi ? lse_at(p, b, h, i) : -INFINITY;
+    if (lse == -INFINITY) return;
+    float *kr = dor + p->Dv, *vr = kr + p->Dk;
+    load_rows(&p->q, b, i, 1, h, p->Dk, qr);
+    load_rows(&p->d_o, b, i, 1, h, p->Dv, dor);
+    for (int64_t j = lo; j < hi; j++) {
+        elem_grad g;
+        load_rows(&p->k, b, j, 1, hk, p->Dk, kr);
+        load_rows(&p->v, b, j, 1, hk, p->Dv, vr);
+        if (!element_grad(p, b, h, i, j, dotf(qr, kr, p->Dk), dor, vr, lse,
+                          delta[(b * p->Hq + h) * p->Sq + i], &g))
+            continue;
+        dst[sum_keys ? 0 : j] += g.ds;
+    }
+}
+
+void attn__tiled_dq_block(const attn__sdpa *p, int64_t b, int64_t h, int64_t qb,
+                          const float *delta, bool write_dbias, float *ws)
+{
+    int64_t i0 = qb * TQ, nq = p->Sq - i0 < TQ ? p->Sq - i0 : TQ, hk = h / p->group;
+    float *qr = ws, *dq = qr + p->Dk, *dor = dq + p->Dk;   /* (Dk), (Dk), (Dv) */
+    float *kt = dor + p->Dv, *vt = kt + TK * p->Dk;        /* (TK, Dk), (TK, Dv) */
+    float *dqp = (float *)p->dq.data, *db = (float *)p->dbias.data;
+    const float *dl = delta + (b * p->Hq + h) * p->Sq;
+
+    for (int64_t i = i0; i < i0 + nq; i++) {
+        int64_t lo, hi;
+        key_range(p, b, i, &lo, &hi);
+        float lse = lo < hi ? lse_at(p, b, h, i) : -INFINITY;
+        memset(dq, 0, sizeof(float) * (size_t)p->Dk);
+        if (write_dbias)
+            for (int64_t j = 0; j < p->Sk; j++) db[attn__off(p->dbias.stride, b, h, i, j)] = 0.0f;
+        if (lse != -INFINITY) {
+            load_rows(&p->q, b, i, 1, h, p->Dk, qr);
+            load_rows(&p->d_o, b, i, 1, h, p->Dv, dor);
+        }
+        for (int64_t j0 = lo / TK * TK; lse != -INFINITY && j0 < hi; j0 += TK) {
+            int64_t c0 = lo > j0 ? lo - j0 : 0, c1 = hi - j0 < TK ? hi - j0 : TK;
+            load_rows(&p->k, b, j0 + c0, c1 - c0, hk, p->Dk, kt + c0 * p->Dk);
+            load_rows(&p->v, b, j0 + c0, c1 - c0, hk, p->Dv, vt + c0 * p->Dv);
+            for (int64_t c = c0; c < c1; c++) {
+                elem_grad g;
+                if (!element_grad(p, b, h, i, j0 + c, dotf(qr, kt + c * p->Dk, p->Dk), dor,
+                                  vt + c * p->Dv, lse, dl[i], &g))
+                    continue;
+                for (int64_t x = 0; x < p->Dk; x++) dq[x] += g.dqk * kt[c * p->Dk + x];
+                if (write_dbias) db[attn__off(p->dbias.stride, b, h, i, j0 + c)] = g.ds;
+            }
+        }
+        for (int64_t x = 0; x < p->Dk; x++) dqp[attn__off(p->dq.stride, b, i, h, x)] = dq[x];
+    }
+}
+
+void attn__tiled_dbias_row(const attn__sdpa *p, int64_t bb, int64_t hb, int64_t ib,
+                           const float *delta, float *ws)
+{
+    const int64_t *n = p->dbias.dim;
+    float *qr = ws, *dor = qr + p->Dk;               /* ds_row keeps k, v rows after dor */
+    float *sum = dor + p->Dv + p->Dk + p->Dv;        /* (Sk), or (1) if keys broadcast */
+    int64_t ns = n[3] == 1 ? 1 : p->Sk;
+    memset(sum, 0, sizeof(float) * (size_t)ns);
+    for (int64_t b = n[0] == 1 ? 0 : bb; b < (n[0] == 1 ? p->B : bb + 1); b++)
+        for (int64_t h = n[1] == 1 ? 0 : hb; h < (n[1] == 1 ? p->Hq : hb + 1); h++)
+            for (int64_t i = n[2] == 1 ? 0 : ib; i < (n[2] == 1 ? p->Sq : ib + 1); i++)
+                ds_row(p, b, h, i, delta, n[3] == 1, qr, dor, sum);
+    float *db = (float *)p->dbias.data;
+    for (int64_t j = 0; j < ns; j++) db[attn__off(p->dbias.stride, bb, hb, ib, j)] = sum[j];
+}
+
+void attn__tiled_weights_row(const attn__sdpa *p, int64_t b, int64_t h, int64_t i,
+                             bool with_dropout, float *out)
+{
+    int64_t lo, hi, hk = h / p->group;
+    key_range(p, b, i, &lo, &hi);
+    float lse = lo < hi ? lse_at(p, b, h, i) : -INFINITY;
+    const float *q = (const float *)p->q.data, *k = (const float *)p->k.data;
+    for (int64_t j = 0; j < p->Sk; j++) {
+        out[j] = 0.0f;
+        if (lse == -INFINITY || j < lo || j >= hi) continue;
+        float dot = 0.0f, cg;
+        for (int64_t x = 0; x < p->Dk; x++)
+            dot += q[attn__off(p->q.stride, b, i, h, x)] * k[attn__off(p->k.stride, b, j, hk, x)];
+        float s = score(p, b, h, i, j, dot, &cg);
+        if (s == -INFINITY) continue;
+        out[j] = expf(s - lse);
+        if (with_dropout) out[j] *= drop_factor(p, b, h, i, j);
+    }
+}

@@ -1,0 +1,121 @@
+/* sdpa_kernels.h - the validated problem that src/ops hands to the kernels,
+ * and the kernel entry points. A kernel is a pure function on valid input:
+ * it does not validate, allocate, spawn threads or print. The ops layer
+ * plans the workspace, splits the work into tasks and runs them. */
+#ifndef ATTN_SDPA_KERNELS_H
+#define ATTN_SDPA_KERNELS_H
+
+#include "../core/core.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+/* Everything a kernel needs, resolved: defaults applied, broadcast dims of
+ * bias and mask turned into zero strides, dropout threshold computed. */
+typedef struct attn__sdpa {
+    int64_t B, Sq, Sk, Hq, Hkv, Dk, Dv;
+    int64_t group; /* Hq / Hkv */
+    attn_dtype dtype;
+
+    attn_tensor q, k, v, o, lse; /* lse.data == NULL: not wanted */
+    attn_tensor d_o, dq, dk, dv, dbias;
+
+    double scale, softcap;
+    int causal;
+    attn_align align;
+    int64_t window_left, window_right; /* -1: unbounded */
+    const int64_t *q_lens, *k_lens;
+    const double *alibi;
+
+    bool has_bias, has_mask;
+    const void *bias; /* dtype of q */
+    int64_t bias_stride[4];
+    const uint8_t *mask;
+    int64_t mask_stride[4];
+
+    double dropout_p;
+    uint32_t drop_threshold;
+    uint64_t seed, offset;
+} attn__sdpa;
+
+static inline int64_t attn__qlen(const attn__sdpa *p, int64_t b)
+{
+    return p->q_lens ? p->q_lens[b] : p->Sq;
+}
+
+static inline int64_t attn__klen(const attn__sdpa *p, int64_t b)
+{
+    return p->k_lens ? p->k_lens[b] : p->Sk;
+}
+
+static inline int64_t attn__off(const int64_t stride[4], int64_t a, int64_t b,
+                                int64_t c, int64_t d)
+{
+    return a * stride[0] + b * stride[1] + c * stride[2] + d * stride[3];
+}
+
+/* Element access for kernels that read either float dtype (the reference). */
+static inline double attn__ld(const attn_tensor *t, int64_t off)
+{
+    return t->dtype == ATTN_F64 ? ((const double *)t->data)[off]
+                                : (double)((const float *)t->data)[off];
+}
+
+static inline void attn__st(const attn_tensor *t, int64_t off, double v)
+{
+    if (t->dtype == ATTN_F64)
+        ((double *)t->data)[off] = v;
+    else
+        ((float *)t->data)[off] = (float)v;
+}
+
+/* Bias at or below -FLT_MAX masks the key (docs/operator.md). */
+#define ATTN__BIAS_MASK_LIMIT (-3.4028234663852886e38)
+
+/* ---- double-precision reference (src/kernels/ref) ------------------------ */
+
+/* Workspace in doubles for one (b, h) task. */
+int64_t attn__ref_forward_ws(const attn__sdpa *p);
+int64_t attn__ref_backward_ws(const attn__sdpa *p);
+/* Forward of one (b, h): writes O rows and LSE of that head. */
+void attn__ref_forward_head(const attn__sdpa *p, int64_t b, int64_t h, double *ws);
+/* Backward of one (b, kv head): dQ of the group's query heads, dK and dV of
+ * the kv head; adds the bias gradient into dbias_acc (dbias dims, doubles)
+ * when it is not NULL. */
+void attn__ref_backward_kvhead(const attn__sdpa *p, int64_t b, int64_t hkv,
+                               double *ws, double *dbias_acc);
+/* Probabilities of (b, h, row i) into out[Sk] (double), from the LSE. */
+void attn__ref_weights_row(const attn__sdpa *p, int64_t b, int64_t h, int64_t i,
+                           bool with_dropout, double *out);
+
+/* ---- portable tiled float32 kernel (src/kernels/portable) ---------------- */
+
+enum { ATTN__TILE_Q = 32, ATTN__TILE_K = 64 };
+
+/* Workspace in floats for one worker. */
+int64_t attn__tiled_forward_ws(const attn__sdpa *p);
+int64_t attn__tiled_backward_ws(const attn__sdpa *p);
+/* Forward of query block qb (ATTN__TILE_Q rows) of head (b, h). */
+void attn__tiled_forward_block(const attn__sdpa *p, int64_t b, int64_t h,
+                               int64_t qb, float *ws);
+/* delta[i] = dot(dO_i, O_i) for the rows of query block qb of head (b, h);
+ * delta is [Sq] for that head. */
+void attn__tiled_delta_block(const attn__sdpa *p, int64_t b, int64_t h,
+                             int64_t qb, float *delta);
+/* dK, dV of key block kb (ATTN__TILE_K keys) of kv head (b, hkv), summed
+ * over the group's query heads. delta: [B, Hq, Sq]. */
+void attn__tiled_dkdv_block(const attn__sdpa *p, int64_t b, int64_t hkv,
+                            int64_t kb, const float *delta, float *ws);
+/* dQ of query block qb of head (b, h), and the bias gradient of those rows
+ * when dbias has the full [B, Hq, Sq, Sk] shape. */
+void attn__tiled_dq_block(const attn__sdpa *p, int64_t b, int64_t h, int64_t qb,
+                          const float *delta, bool write_dbias, float *ws);
+/* One row of a broadcast bias gradient: sums dS over every (b, h, i) that
+ * maps to dbias row (bb, hb, ib), in a fixed order. */
+void attn__tiled_dbias_row(const attn__sdpa *p, int64_t bb, int64_t hb,
+                           int64_t ib, const float *delta, float *ws);
+/* Probabilities of (b, h, row i) into out[Sk] (float), from the LSE. */
+void attn__tiled_weights_row(const attn__sdpa *p, int64_t b, int64_t h, int64_t i,
+                             bool with_dropout, float *out);
+
+#endif /* ATTN_SDPA_KERNELS_H */
