@@ -1,0 +1,90 @@
+"""pytest setup for the attn Python tests: puts python/ on sys.path and records the
+largest errors seen against the PyTorch oracle. With ATTN_ORACLE_REPORT=<file> set,
+a JSON summary is written there at the end of the session:
+
+  {"categories": {cat: {"cases": n, "f64": {"out": e, "lse": e, "grad": e,
+                                            "weights": e}, "f32": {...}, ...}},
+   "max_abs": {"f64": e, "f32": e, "f32_ref": e}, ...}
+
+where each e is the largest max|attn - torch| seen (absolute, unnormalised).
+"""
+import json
+import math
+import os
+import sys
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+PYDIR = os.path.dirname(HERE)
+if PYDIR not in sys.path:
+    sys.path.insert(0, PYDIR)
+
+
+class OracleReport:
+    def __init__(self):
+        self.categories = {}
+        self.max_abs = {}
+
+    def case(self, category):
+        c = self.categories.setdefault(category, {"cases": 0})
+        c["cases"] += 1
+
+    def error(self, category, path, what, value):
+        value = float(value)
+        c = self.categories.setdefault(category, {"cases": 0})
+        d = c.setdefault(path, {})
+        old = d.get(what)
+        # NaN is the worst error: keep it once seen.
+        if old is None or math.isnan(value) or (not math.isnan(old) and value > old):
+            d[what] = value
+        old = self.max_abs.get(path)
+        if old is None or math.isnan(value) or (not math.isnan(old) and value > old):
+            self.max_abs[path] = value
+
+
+_REPORT = OracleReport()
+
+
+@pytest.fixture(scope="session")
+def oracle_report():
+    return _REPORT
+
+
+def _jsonable(x):
+    if isinstance(x, dict):
+        return {k: _jsonable(v) for k, v in x.items()}
+    if isinstance(x, float) and not math.isfinite(x):
+        return str(x)
+    return x
+
+
+def pytest_sessionfinish(session, exitstatus):
+    path = os.environ.get("ATTN_ORACLE_REPORT")
+    if not path:
+        return
+    try:
+        import torch
+        import numpy
+        versions = {"torch": torch.__version__, "numpy": numpy.__version__}
+    except ImportError:  # pragma: no cover
+        versions = {}
+    try:
+        import attn
+        libpath = attn.lib._name
+    except Exception:  # pragma: no cover - the tests report the import failure
+        libpath = None
+    summary = {
+        "oracle": "PyTorch CPU float64 (scaled_dot_product_attention / explicit softmax, autograd)",
+        "versions": versions,
+        "library": libpath,
+        "exitstatus": int(exitstatus),
+        "tests_collected": session.testscollected,
+        "tests_failed": session.testsfailed,
+        "cases": sum(c["cases"] for c in _REPORT.categories.values()),
+        "max_abs": _jsonable(_REPORT.max_abs),
+        "categories": _jsonable(_REPORT.categories),
+    }
+    with open(path, "w") as f:
+        json.dump(summary, f, indent=2, sort_keys=True)
+        f.write("\n")

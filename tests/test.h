@@ -1,0 +1,74 @@
+/* test.h - the one test runner's asserts and shared helpers. Asserts print
+ * both values and the location, count a failure and let the test go on. */
+#ifndef ATTN_TEST_H
+#define ATTN_TEST_H
+
+#include <attn.h>
+
+#include <math.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+extern long t_checks, t_failed_checks;
+extern bool t_verbose;
+/* Grid sizes: configs per grid test (set by --configs or ATTN_TEST_CONFIGS). */
+extern long t_configs;
+/* Seed of a single config to rerun (--seed), or -1. */
+extern long long t_only_seed;
+
+void t_fail(const char *file, int line, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+#define T_CHECK(cond)                                                      \
+    do {                                                                   \
+        t_checks++;                                                        \
+        if (!(cond)) t_fail(__FILE__, __LINE__, "check failed: %s", #cond); \
+    } while (0)
+
+#define T_EQ_INT(a, b)                                                                     \
+    do {                                                                                   \
+        long long t_a = (long long)(a), t_b = (long long)(b);                              \
+        t_checks++;                                                                        \
+        if (t_a != t_b) t_fail(__FILE__, __LINE__, "%s == %s: %lld != %lld", #a, #b, t_a, t_b); \
+    } while (0)
+
+#define T_EQ_STATUS(got, want)                                                         \
+    do {                                                                               \
+        attn_status t_g = (got), t_w = (want);                                         \
+        t_checks++;                                                                    \
+        if (t_g != t_w)                                                                \
+            t_fail(__FILE__, __LINE__, "%s: got %s, want %s (last error: %s)", #got,   \
+                   attn_status_name(t_g), attn_status_name(t_w), attn_last_error());   \
+    } while (0)
+
+#define T_LE(a, b)                                                                      \
+    do {                                                                                \
+        double t_a = (double)(a), t_b = (double)(b);                                    \
+        t_checks++;                                                                     \
+        if (!(t_a <= t_b)) t_fail(__FILE__, __LINE__, "%s <= %s: %.9g > %.9g", #a, #b, t_a, t_b); \
+    } while (0)
+
+/* ---- utilities (util.c) ---------------------------------------------------- */
+
+uint64_t t_rand_u64(uint64_t *state);               /* splitmix64 */
+double t_rand_uniform(uint64_t *state, double lo, double hi);
+int64_t t_rand_int(uint64_t *state, int64_t lo, int64_t hi); /* inclusive */
+
+/* A buffer with guard zones of known bytes before and after. */
+typedef struct {
+    unsigned char *raw;
+    void *data;
+    size_t bytes;
+} t_buf;
+t_buf t_buf_alloc(size_t bytes);
+bool t_buf_guards_ok(const t_buf *b);
+void t_buf_free(t_buf *b);
+
+attn_ctx *t_ctx(int threads); /* cached per thread count; freed at exit */
+void t_ctx_free_all(void);
+
+#endif /* ATTN_TEST_H */

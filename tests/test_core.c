@@ -1,0 +1,224 @@
+/* test_core.c - status strings, the Philox known answers, the dropout keep
+ * rate, hand-computed attention cases, and finite-difference checks of the
+ * reference backward and of the float32 backward. */
+#include "problem.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+void test_status_strings(void)
+{
+    static const attn_status all[] = {ATTN_OK, ATTN_NULL_ARG, ATTN_BAD_DIM, ATTN_SHAPE_MISMATCH,
+                                      ATTN_BAD_DTYPE, ATTN_BAD_STRIDE, ATTN_OVERFLOW, ATTN_BAD_PARAM,
+                                      ATTN_BAD_HEADS, ATTN_BAD_MASK, ATTN_OVERLAP, ATTN_NO_MEMORY,
+                                      ATTN_THREAD, ATTN_UNSUPPORTED};
+    for (size_t x = 0; x < sizeof all / sizeof all[0]; x++) {
+        T_CHECK(strncmp(attn_status_name(all[x]), "ATTN_", 5) == 0);
+        T_CHECK(strcmp(attn_status_name(all[x]), "ATTN_UNKNOWN") != 0);
+        T_CHECK(strlen(attn_status_string(all[x])) > 5);
+        for (size_t y = 0; y < x; y++) T_CHECK(strcmp(attn_status_name(all[x]), attn_status_name(all[y])) != 0);
+    }
+    T_CHECK(strcmp(attn_status_name((attn_status)-999), "ATTN_UNKNOWN") == 0);
+    T_CHECK(strcmp(attn_status_name(ATTN_BAD_DIM), "ATTN_BAD_DIM") == 0);
+}
+
+void test_philox_known_answers(void)
+{
+    /* Random123's kat_vectors, philox4x32 with 10 rounds: ctr, key, output. */
+    static const uint32_t kat[3][10] = {
+        {0, 0, 0, 0, 0, 0, 0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8},
+        {0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff,
+         0x408f276d, 0x41c83b0e, 0xa20bc7c6, 0x6d5451fd},
+        {0x243f6a88, 0x85a308d3, 0x13198a2e, 0x03707344, 0xa4093822, 0x299f31d0,
+         0xd16cfe09, 0x94fdcceb, 0x5001e420, 0x24126ea1}};
+    for (int x = 0; x < 3; x++) {
+        uint32_t out[4];
+        attn_philox4x32_10(kat[x], kat[x] + 4, out);
+        for (int w = 0; w < 4; w++) T_EQ_INT(out[w], kat[x][6 + w]);
+    }
+}
+
+void test_dropout_keep_rate(void)
+{
+    static const double ps[] = {0.17, 0.5, 0.9};
+    for (int x = 0; x < 3; x++) {
+        double p = ps[x];
+        long n = 0, kept = 0, kept_j[4] = {0};
+        for (int64_t i = 0; i < 1000; i++)
+            for (int64_t j = 0; j < 1000; j++, n++) {
+                int k = attn_dropout_keep(42, 7, p, i % 3, i % 5, i, j, 8);
+                kept += k;
+                kept_j[j % 4] += k;
+            }
+        double mean = n * (1 - p), sigma = sqrt(n * p * (1 - p));
+        T_LE(fabs((double)kept - mean), 6 * sigma);
+        for (int w = 0; w < 4; w++) /* each word of a Philox output */
+            T_LE(fabs((double)kept_j[w] - mean / 4), 6 * sigma / 2);
+    }
+    T_EQ_INT(attn_dropout_keep(1, 2, 0.0, 0, 0, 5, 5, 1), 1);
+    /* The mask depends on every coordinate and on seed and offset. */
+    int diff_seed = 0, diff_off = 0, diff_b = 0;
+    for (int64_t j = 0; j < 256; j++) {
+        int base = attn_dropout_keep(1, 0, 0.5, 0, 0, 3, j, 4);
+        diff_seed += base != attn_dropout_keep(2, 0, 0.5, 0, 0, 3, j, 4);
+        diff_off += base != attn_dropout_keep(1, 1, 0.5, 0, 0, 3, j, 4);
+        diff_b += base != attn_dropout_keep(1, 0, 0.5, 1, 0, 3, j, 4);
+    }
+    T_CHECK(diff_seed > 64 && diff_off > 64 && diff_b > 64);
+}
+
+/* A tiny problem with every option off; callers set what they test. */
+static t_cfg tiny(int64_t Sq, int64_t Sk, int64_t H, int64_t Dk, int64_t Dv)
+{
+    t_cfg c;
+    memset(&c, 0, sizeof c);
+    c.B = 1; c.Sq = Sq; c.Sk = Sk; c.Hq = H; c.Hkv = H; c.Dk = Dk; c.Dv = Dv;
+    c.window_left = c.window_right = -1;
+    c.threads = 1;
+    return c;
+}
+
+static void expect_o(t_problem *P, const double *want, double tol)
+{
+    for (int path = 0; path < 2; path++) {
+        t_result r;
+        t_run(P, path ? ATTN_F32 : ATTN_F64, t_ctx(1), LAYOUT_BSHD, false, &r);
+        T_EQ_STATUS(r.status, ATTN_OK);
+        int64_t n = P->c.B * P->c.Sq * P->c.Hq * P->c.Dv;
+        for (int64_t x = 0; x < n; x++) T_LE(fabs(r.o[x] - want[x]), path ? 1e-6 : tol);
+        t_result_free(&r);
+    }
+}
+
+void test_hand_computed(void)
+{
+    t_problem P;
+    t_cfg c = tiny(1, 2, 1, 1, 1);
+    c.scale = 1.0;
+    t_problem_make(&P, &c);
+    /* s = [0, ln 2] -> p = [1/3, 2/3]; O = 3/3 + 2*6/3 = 5; LSE = ln 3 */
+    P.q[0] = 1.0; P.k[0] = 0.0; P.k[1] = log(2.0); P.v[0] = 3.0; P.v[1] = 6.0;
+    double want1[1] = {5.0};
+    expect_o(&P, want1, 1e-14);
+    t_result r;
+    t_run(&P, ATTN_F64, t_ctx(1), LAYOUT_BSHD, false, &r);
+    T_LE(fabs(r.lse[0] - log(3.0)), 1e-15);
+    t_result_free(&r);
+    /* ALiBi slope 1, q = 0: s = [0, -1] -> O = (3e + 6) / (e + 1) */
+    P.q[0] = 0.0;
+    P.c.alibi = true;
+    P.alibi = calloc(1, sizeof(double));
+    P.alibi[0] = 1.0;
+    double want2[1] = {(3.0 * exp(1.0) + 6.0) / (exp(1.0) + 1.0)};
+    expect_o(&P, want2, 1e-14);
+    t_problem_free(&P);
+
+    /* Soft-capping: raw scores [10, 0] with cap 2 -> [2 tanh 5, 0]. */
+    c = tiny(1, 2, 1, 1, 1);
+    c.scale = 1.0;
+    c.softcap = 2.0;
+    t_problem_make(&P, &c);
+    P.q[0] = 1.0; P.k[0] = 10.0; P.k[1] = 0.0; P.v[0] = 1.0; P.v[1] = 0.0;
+    double e = exp(2.0 * tanh(5.0));
+    double want3[1] = {e / (e + 1.0)};
+    expect_o(&P, want3, 1e-14);
+    t_problem_free(&P);
+
+    /* q = 0 makes every visible key equally likely: O is the mean of the
+     * visible V rows. Sq = 2, Sk = 3, v_j = j. */
+    struct { int causal, align; int64_t wl, wr; double o0, o1; } cases[] = {
+        {1, ATTN_ALIGN_TOP_LEFT, -1, -1, 0.0, 0.5},     /* rows see {0}, {0,1} */
+        {1, ATTN_ALIGN_BOTTOM_RIGHT, -1, -1, 0.5, 1.0}, /* rows see {0,1}, {0,1,2} */
+        {0, ATTN_ALIGN_BOTTOM_RIGHT, 0, 0, 1.0, 2.0},   /* window (0,0): the diagonal */
+        {0, ATTN_ALIGN_TOP_LEFT, 0, 1, 0.5, 1.5},       /* window (0,1): {0,1}, {1,2} */
+        {0, ATTN_ALIGN_TOP_LEFT, -1, 0, 0.0, 0.5},      /* window (inf,0) = causal */
+    };
+    for (size_t x = 0; x < sizeof cases / sizeof cases[0]; x++) {
+        c = tiny(2, 3, 1, 2, 1);
+        c.causal = cases[x].causal;
+        c.align = cases[x].align;
+        c.window_left = cases[x].wl;
+        c.window_right = cases[x].wr;
+        t_problem_make(&P, &c);
+        memset(P.q, 0, 4 * sizeof(double));
+        for (int j = 0; j < 3; j++) P.v[j] = j;
+        double want[2] = {cases[x].o0, cases[x].o1};
+        expect_o(&P, want, 1e-15);
+        t_problem_free(&P);
+    }
+
+    /* Dropout: uniform weights 1/4 over 4 keys, kept ones scaled by 2. */
+    c = tiny(1, 4, 1, 1, 1);
+    c.dropout_p = 0.5;
+    c.seed = 3;
+    t_problem_make(&P, &c);
+    P.q[0] = 0.0;
+    attn_sdpa_params a = t_params(&P, NULL, NULL);
+    double want4[1] = {0.0};
+    for (int j = 0; j < 4; j++) {
+        P.v[j] = j + 1;
+        if (attn_dropout_keep(a.seed, a.offset, 0.5, 0, 0, 0, j, 1)) want4[0] += 0.25 * 2.0 * (j + 1);
+    }
+    expect_o(&P, want4, 1e-15);
+    t_problem_free(&P);
+}
+
+/* L = sum(O * dO) from a float64 forward. */
+static double loss(const t_problem *P)
+{
+    t_result r;
+    t_run(P, ATTN_F64, t_ctx(1), LAYOUT_BSHD, false, &r);
+    double l = 0.0;
+    for (int64_t x = 0; x < P->c.B * P->c.Sq * P->c.Hq * P->c.Dv; x++) l += r.o[x] * P->dout[x];
+    t_result_free(&r);
+    return l;
+}
+
+/* Central differences of L over every input element, against the analytic
+ * gradients of `dt` (F64: the reference, F32: the tiled kernel). */
+static void finite_difference(attn_dtype dt, double tol)
+{
+    for (int variant = 0; variant < 3; variant++) {
+        t_cfg c = tiny(5, 7, 4, 3, 2);
+        c.B = 2;
+        c.Hkv = 2;
+        c.bias_kind = variant == 1 ? BIAS_FULL : BIAS_SHARED;
+        c.dbias = true;
+        c.softcap = variant == 0 ? 0.7 : 0.0;
+        c.causal = variant != 2;
+        c.align = variant == 1;
+        c.alibi = variant == 0;
+        c.dropout_p = variant == 2 ? 0.3 : 0.0;
+        c.klens = variant == 1;
+        c.seed = 11 + (uint64_t)variant;
+        t_problem P;
+        t_problem_make(&P, &c);
+        for (int64_t x = 0; P.bias && x < t_numel(P.bias_dim); x++)
+            if (!isfinite(P.bias[x]) || P.bias[x] < -1e30) P.bias[x] = 0.5; /* smooth everywhere */
+        t_result g;
+        t_run(&P, dt, t_ctx(2), LAYOUT_BSHD, true, &g);
+        T_EQ_STATUS(g.status, ATTN_OK);
+        struct { double *x, *grad; int64_t n; } ins[4] = {
+            {P.q, g.dq, c.B * c.Sq * c.Hq * c.Dk}, {P.k, g.dk, c.B * c.Sk * c.Hkv * c.Dk},
+            {P.v, g.dv, c.B * c.Sk * c.Hkv * c.Dv}, {P.bias, g.dbias, t_numel(P.bias_dim)}};
+        double worst = 0.0;
+        for (int t = 0; t < 4; t++)
+            for (int64_t x = 0; x < ins[t].n; x++) {
+                double keep = ins[t].x[x], h = 1e-5;
+                ins[t].x[x] = keep + h;
+                double lp = loss(&P);
+                ins[t].x[x] = keep - h;
+                double lm = loss(&P);
+                ins[t].x[x] = keep;
+                double num = (lp - lm) / (2 * h), err = fabs(num - ins[t].grad[x]) / fmax(1.0, fabs(num));
+                if (err > worst) worst = err;
+            }
+        T_LE(worst, tol);
+        t_result_free(&g);
+        t_problem_free(&P);
+    }
+}
+
+void test_ref64_finite_difference(void) { finite_difference(ATTN_F64, 1e-8); }
+
+void test_tiled_finite_difference(void) { finite_difference(ATTN_F32, 2e-5); }

@@ -1,0 +1,75 @@
+/* util.c - test utilities: a seeded RNG, guarded buffers, cached contexts. */
+#include "test.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+uint64_t t_rand_u64(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+double t_rand_uniform(uint64_t *s, double lo, double hi)
+{
+    return lo + (hi - lo) * (double)(t_rand_u64(s) >> 11) * (1.0 / 9007199254740992.0);
+}
+
+int64_t t_rand_int(uint64_t *s, int64_t lo, int64_t hi)
+{
+    return lo + (int64_t)(t_rand_u64(s) % (uint64_t)(hi - lo + 1));
+}
+
+enum { GUARD = 64 };
+static const unsigned char GUARD_BYTE = 0xA5;
+
+t_buf t_buf_alloc(size_t bytes)
+{
+    t_buf b;
+    b.bytes = bytes;
+    b.raw = malloc(bytes + 2 * GUARD);
+    if (b.raw == NULL) {
+        fprintf(stderr, "test: out of memory (%zu bytes)\n", bytes);
+        exit(2);
+    }
+    memset(b.raw, GUARD_BYTE, GUARD);
+    memset(b.raw + GUARD + bytes, GUARD_BYTE, GUARD);
+    memset(b.raw + GUARD, 0, bytes);
+    b.data = b.raw + GUARD;
+    return b;
+}
+
+bool t_buf_guards_ok(const t_buf *b)
+{
+    for (size_t x = 0; x < GUARD; x++)
+        if (b->raw[x] != GUARD_BYTE || b->raw[GUARD + b->bytes + x] != GUARD_BYTE) return false;
+    return true;
+}
+
+void t_buf_free(t_buf *b)
+{
+    free(b->raw);
+    b->raw = NULL;
+    b->data = NULL;
+}
+
+static attn_ctx *ctxs[65];
+
+attn_ctx *t_ctx(int threads)
+{
+    if (ctxs[threads] == NULL && attn_ctx_create(threads, &ctxs[threads]) != ATTN_OK) {
+        fprintf(stderr, "test: attn_ctx_create(%d) failed: %s\n", threads, attn_last_error());
+        exit(2);
+    }
+    return ctxs[threads];
+}
+
+void t_ctx_free_all(void)
+{
+    for (int x = 0; x < 65; x++) {
+        attn_ctx_free(ctxs[x]);
+        ctxs[x] = NULL;
+    }
+}
