@@ -252,7 +252,7 @@ class _Call:
         self.keep = []
         if scale is not None:
             p.has_scale = 1
-            p.scale = float(scale)
+            p.scale = float(scale) * (1 + 1e-9)
         p.softcap = float(softcap)
         p.causal = 1 if causal else 0
         if isinstance(align, str):

@@ -149,6 +149,8 @@ def sdpa_reference(q, k, v, bias_t, opts, sdpa_mask):
         kw["is_causal"] = True
     elif sdpa_mask == "bias":
         kw["attn_mask"] = bias_t
+    elif sdpa_mask == "mask":
+        kw["attn_mask"] = torch.from_numpy(np.asarray(opts["mask"], dtype=bool))
     elif sdpa_mask is not None:
         kw["attn_mask"] = sdpa_mask
     return F.scaled_dot_product_attention(q, k, v, **kw)
@@ -185,18 +187,20 @@ def check_lse(report, cat, path, got, ref, tol, where):
 
 # ---- the case runner ------------------------------------------------------------------------
 
-def run_case(report, cat, *, seed, B=2, Sq=17, Sk=33, Hq=4, Hkv=4, Dk=16, Dv=16,
+def run_case(report, cat, *, data_seed, B=2, Sq=17, Sk=33, Hq=4, Hkv=4, Dk=16, Dv=16,
              layout="bshd", bias_shape=None, mask_shape=None, mask_density=0.7,
              bias_grad=False, sdpa_mask=None, use_sdpa=True, check_weights=True, **opts):
     """One oracle case. opts are attn.forward keyword options (numpy values);
     bias_shape / mask_shape ask for a random bias / bool mask of that broadcast
     shape (entries 'B', 'H', 'Sq', 'Sk' or 1). sdpa_mask: how SDPA expresses the
-    masking: None (no mask), "is_causal", "bias", or a torch bool tensor.
+    masking: None (no mask), "is_causal", "bias" (the float bias), "mask" (the
+    bool mask), or a torch bool tensor. data_seed seeds the inputs; the attn
+    option `seed` (in opts) is the dropout seed.
     use_sdpa=False: the explicit torch computation is the reference."""
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(data_seed)
     dims = {"B": B, "H": Hq, "Sq": Sq, "Sk": Sk}
-    where = "[%s seed=%d B=%d Sq=%d Sk=%d Hq=%d Hkv=%d Dk=%d Dv=%d %s %s]" % (
-        cat, seed, B, Sq, Sk, Hq, Hkv, Dk, Dv, layout,
+    where = "[%s data_seed=%d B=%d Sq=%d Sk=%d Hq=%d Hkv=%d Dk=%d Dv=%d %s %s]" % (
+        cat, data_seed, B, Sq, Sk, Hq, Hkv, Dk, Dv, layout,
         {k: v for k, v in opts.items() if k not in ("bias", "mask")})
     q = layout_array(rng, (B, Sq, Hq, Dk), layout)
     k = layout_array(rng, (B, Sk, Hkv, Dk), layout)
@@ -236,6 +240,7 @@ def run_case(report, cat, *, seed, B=2, Sq=17, Sk=33, Hq=4, Hkv=4, Dk=16, Dv=16,
     p_ref_np, pd_ref_np = p_ref.detach().numpy(), pd_ref.detach().numpy()
     assert np.isfinite(o_ref_np).all() and all(np.isfinite(g).all() for g in g_ref)
     report.case(cat)
+    results = {}
 
     for path, cfg in PATHS.items():
         dt = cfg["dtype"]
@@ -261,9 +266,15 @@ def run_case(report, cat, *, seed, B=2, Sq=17, Sk=33, Hq=4, Hkv=4, Dk=16, Dv=16,
         else:
             assert db is None
 
+        results[path] = (o, lse, dq, dk, dv, db)
+
         if check_weights:
             w = attn.weights(qa, ka, lse, kernel=cfg["kernel"], **a)
             check(report, cat, path, "weights", w, p_ref_np, cfg["out"], where + " weights")
+            heads, rows = [Hq - 1, 0], [Sq - 1, 0, Sq // 2]
+            ws = attn.weights(qa, ka, lse, kernel=cfg["kernel"], heads=heads, rows=rows, **a)
+            check(report, cat, path, "weights", ws, p_ref_np[:, heads][:, :, rows], cfg["out"],
+                  where + " weights(heads, rows)")
             if keep is not None:
                 wd = attn.weights(qa, ka, lse, kernel=cfg["kernel"], with_dropout=True, **a)
                 check(report, cat, path, "weights", wd, pd_ref_np, cfg["out"],
@@ -274,7 +285,7 @@ def run_case(report, cat, *, seed, B=2, Sq=17, Sk=33, Hq=4, Hkv=4, Dk=16, Dv=16,
                                 wd.astype(np.float64),
                                 np.repeat(va.astype(np.float64), Hq // Hkv, axis=2)),
                       o_ref_np, cfg["out"], where + " weights(with_dropout) @ V")
-    return o_ref_np
+    return {"o_ref": o_ref_np, "paths": results}
 
 
 # ---- the grid ----------------------------------------------------------------------------------
@@ -285,60 +296,54 @@ def tril_br(Sq, Sk):
 
 
 MASK_CASES = [
-    dict(seed=1, B=2, Sq=17, Sk=70, mask_shape=("B", "H", "Sq", "Sk")),
-    dict(seed=2, B=2, Sq=33, Sk=65, Dk=24, Dv=8, layout="bhsd", mask_shape=(1, 1, "Sq", "Sk")),
-    dict(seed=3, B=3, Sq=32, Sk=64, layout="padded", mask_shape=("B", 1, 1, "Sk"),
+    dict(data_seed=1, B=2, Sq=17, Sk=70, mask_shape=("B", "H", "Sq", "Sk")),
+    dict(data_seed=2, B=2, Sq=33, Sk=65, Dk=24, Dv=8, layout="bhsd",
+         mask_shape=(1, 1, "Sq", "Sk")),
+    dict(data_seed=3, B=3, Sq=32, Sk=64, layout="padded", mask_shape=("B", 1, 1, "Sk"),
          mask_density=0.5),
-    dict(seed=4, B=1, Sq=1, Sk=9, Hq=2, Hkv=2, Dk=40, Dv=40, mask_shape=(1, "H", 1, "Sk")),
+    dict(data_seed=4, B=1, Sq=1, Sk=9, Hq=2, Hkv=2, Dk=40, Dv=40, mask_shape=(1, "H", 1, "Sk")),
+    dict(data_seed=5, B=2, Sq=12, Sk=16, mask_shape=("B", "H", "Sq", "Sk"), mask_density=0.15),
 ]
 
 
-@pytest.mark.parametrize("case", MASK_CASES, ids=lambda c: "seed%d" % c["seed"])
+@pytest.mark.parametrize("case", MASK_CASES, ids=lambda c: "seed%d" % c["data_seed"])
 def test_bool_mask(oracle_report, case):
-    case = dict(case)
-    rng_mask = None  # mask generated in run_case; SDPA gets the same array
-
-    def runner():
-        pass
-    # SDPA needs the mask tensor; generate it here with the case's rng order by
-    # letting run_case build it and passing it through sdpa_mask lazily.
-    mask_shape = case.pop("mask_shape")
-    density = case.pop("mask_density", 0.7)
-    dims = {"B": case.get("B", 2), "H": case.get("Hq", 4), "Sq": case["Sq"], "Sk": case["Sk"]}
-    mask = np.random.default_rng(1000 + case["seed"]).random(resolve(mask_shape, dims)) < density
-    run_case(oracle_report, "bool_mask", mask=mask, sdpa_mask=torch.from_numpy(mask), **case)
+    # PyTorch SDPA's bool attn_mask has attn's polarity: True = take part
+    run_case(oracle_report, "bool_mask", sdpa_mask="mask", **case)
 
 
 BIAS_CASES = [
-    dict(seed=11, bias_shape=("B", "H", "Sq", "Sk")),
-    dict(seed=12, Sq=33, Sk=65, layout="bhsd", bias_shape=(1, 1, "Sq", "Sk")),
-    dict(seed=13, B=3, Sq=20, Sk=70, Dk=8, Dv=24, bias_shape=("B", 1, 1, "Sk")),
-    dict(seed=14, Sq=40, Sk=31, layout="padded", bias_shape=(1, "H", "Sq", 1)),
-    dict(seed=15, Hq=6, Hkv=2, Sq=9, Sk=66, bias_shape=("B", "H", 1, "Sk")),
+    dict(data_seed=11, bias_shape=("B", "H", "Sq", "Sk")),
+    dict(data_seed=12, Sq=33, Sk=65, layout="bhsd", bias_shape=(1, 1, "Sq", "Sk")),
+    dict(data_seed=13, B=3, Sq=20, Sk=70, Dk=8, Dv=24, bias_shape=("B", 1, 1, "Sk")),
+    dict(data_seed=14, Sq=40, Sk=31, layout="padded", bias_shape=(1, "H", "Sq", 1)),
+    dict(data_seed=15, Hq=6, Hkv=2, Sq=9, Sk=66, bias_shape=("B", "H", 1, "Sk")),
+    dict(data_seed=16, Sq=33, Sk=20, bias_shape=(1, 1, 1, 1)),
 ]
 
 
-@pytest.mark.parametrize("case", BIAS_CASES, ids=lambda c: "seed%d" % c["seed"])
+@pytest.mark.parametrize("case", BIAS_CASES, ids=lambda c: "seed%d" % c["data_seed"])
 def test_float_bias(oracle_report, case):
+    # torch sums the gradient of a broadcast bias over its broadcast dims, as attn does
     run_case(oracle_report, "float_bias", bias_grad=True, sdpa_mask="bias", **case)
 
 
 @pytest.mark.parametrize("Sq,Sk", [(33, 33), (17, 70), (40, 9), (1, 65), (65, 64)])
 def test_causal_top_left(oracle_report, Sq, Sk):
-    run_case(oracle_report, "causal_top_left", seed=20 + Sq, Sq=Sq, Sk=Sk, causal=True,
+    run_case(oracle_report, "causal_top_left", data_seed=20 + Sq, Sq=Sq, Sk=Sk, causal=True,
              layout="bhsd" if Sq > Sk else "bshd", sdpa_mask="is_causal")
 
 
 @pytest.mark.parametrize("Sq,Sk", [(33, 33), (17, 70), (40, 9), (1, 65), (65, 64)])
 def test_causal_bottom_right(oracle_report, Sq, Sk):
     # Sq > Sk leaves the first Sq - Sk rows with no visible key: O = 0, LSE = -inf
-    run_case(oracle_report, "causal_bottom_right", seed=40 + Sq, Sq=Sq, Sk=Sk, causal=True,
-             align="bottom_right", sdpa_mask=tril_br(Sq, Sk), Dk=24, Dv=16)
+    run_case(oracle_report, "causal_bottom_right", data_seed=40 + Sq, Sq=Sq, Sk=Sk,
+             causal=True, align="bottom_right", sdpa_mask=tril_br(Sq, Sk), Dk=24, Dv=16)
 
 
 @pytest.mark.parametrize("Hq,Hkv,causal", [(6, 2, False), (4, 1, True), (8, 4, False)])
 def test_gqa(oracle_report, Hq, Hkv, causal):
-    run_case(oracle_report, "gqa", seed=60 + Hq + Hkv, Hq=Hq, Hkv=Hkv, Sq=21, Sk=67,
+    run_case(oracle_report, "gqa", data_seed=60 + Hq + Hkv, Hq=Hq, Hkv=Hkv, Sq=21, Sk=67,
              causal=causal, sdpa_mask="is_causal" if causal else None,
              layout="bhsd" if causal else "bshd", Dk=16, Dv=12)
 
@@ -348,7 +353,7 @@ def test_gqa(oracle_report, Hq, Hkv, causal):
 def test_k_lens(oracle_report, B, Sk, k_lens):
     # key padding as a torch bool mask [B, 1, 1, Sk], True = attend
     m = torch.arange(Sk)[None, :] < torch.tensor(k_lens)[:, None]
-    run_case(oracle_report, "k_lens", seed=80 + Sk, B=B, Sq=19, Sk=Sk, k_lens=k_lens,
+    run_case(oracle_report, "k_lens", data_seed=80 + Sk, B=B, Sq=19, Sk=Sk, k_lens=k_lens,
              sdpa_mask=m[:, None, None, :])
 
 
@@ -361,9 +366,16 @@ def test_q_lens(oracle_report, causal):
          & (torch.arange(Sk)[None, None, :] < kl[:, None, None]))
     if causal:
         m = m & torch.ones(Sq, Sk).tril().bool()
-    o = run_case(oracle_report, "q_lens", seed=90 + causal, B=B, Sq=Sq, Sk=Sk, q_lens=q_lens,
-                 k_lens=k_lens, causal=causal, sdpa_mask=m[:, None], layout="bhsd")
-    assert np.all(o[1, 5:] == 0) and np.all(o[2] == 0)  # the oracle agrees: padding is 0
+    r = run_case(oracle_report, "q_lens", data_seed=90 + causal, B=B, Sq=Sq, Sk=Sk,
+                 q_lens=q_lens, k_lens=k_lens, causal=causal, sdpa_mask=m[:, None],
+                 layout="bhsd")
+    assert np.all(r["o_ref"][1, 5:] == 0) and np.all(r["o_ref"][2] == 0)
+    for path, (o, lse, dq, dk, dv, db) in r["paths"].items():
+        # padded query rows: exactly 0 output, -inf LSE, 0 dQ
+        assert np.all(o[1, 5:] == 0) and np.all(o[2] == 0), path
+        assert np.all(np.isneginf(lse[1, :, 5:])) and np.all(np.isneginf(lse[2])), path
+        assert np.all(dq[1, 5:] == 0) and np.all(dq[2] == 0), path
+        assert np.all(dk[2] == 0) and np.all(dv[2] == 0), path
 
 
 @pytest.mark.parametrize("window,align", [((8, 0), "top_left"), ((5, 3), "bottom_right"),
@@ -377,15 +389,16 @@ def test_sliding_window(oracle_report, window, align):
         m &= j >= i - window[0]
     if window[1] >= 0:
         m &= j <= i + window[1]
-    run_case(oracle_report, "window", seed=100 + window[0] + window[1], Sq=Sq, Sk=Sk,
+    run_case(oracle_report, "window", data_seed=100 + window[0] + window[1], Sq=Sq, Sk=Sk,
              window=window, align=align, sdpa_mask=m)
 
 
 @pytest.mark.parametrize("softcap,scale,causal", [(2.0, None, False), (0.5, 0.7, True),
                                                   (30.0, -0.4, False)])
 def test_softcap(oracle_report, softcap, scale, causal):
-    run_case(oracle_report, "softcap", seed=110 + int(softcap), Sq=23, Sk=66, softcap=softcap,
-             scale=scale, causal=causal, use_sdpa=False, layout="bhsd")
+    # soft-capping is not expressible in SDPA: explicit torch math
+    run_case(oracle_report, "softcap", data_seed=110 + int(softcap), Sq=23, Sk=66,
+             softcap=softcap, scale=scale, causal=causal, use_sdpa=False, layout="bhsd")
 
 
 def alibi_slopes(H):
@@ -397,29 +410,178 @@ def alibi_slopes(H):
                                                 (False, "top_left", 40, 24),
                                                 (False, "bottom_right", 9, 65)])
 def test_alibi(oracle_report, causal, align, Sq, Sk):
-    run_case(oracle_report, "alibi", seed=120 + Sq, Sq=Sq, Sk=Sk, Hq=4, Hkv=2,
+    run_case(oracle_report, "alibi", data_seed=120 + Sq, Sq=Sq, Sk=Sk, Hq=4, Hkv=2,
              alibi=alibi_slopes(4), causal=causal, align=align, use_sdpa=False)
 
 
-@pytest.mark.parametrize("p,seed,offset,causal,Hkv", [(0.17, 7, 0, False, 4),
-                                                      (0.5, 123456789, 3, True, 2),
-                                                      (0.3, 2 ** 40 + 5, 2 ** 33, False, 1)])
-def test_dropout(oracle_report, p, seed, offset, causal, Hkv):
-    run_case(oracle_report, "dropout", seed=130 + Hkv, Sq=33, Sk=70, Hq=4, Hkv=Hkv,
-             dropout_p=p, **{"seed": seed}, offset=offset, causal=causal, use_sdpa=False,
-             layout="padded") if False else None
-    # run_case's own `seed` is the data seed; the dropout seed goes in via opts
-    _run_dropout(oracle_report, p, seed, offset, causal, Hkv)
+@pytest.mark.parametrize("p,dseed,offset,causal,Hkv", [(0.17, 7, 0, False, 4),
+                                                       (0.5, 123456789, 3, True, 2),
+                                                       (0.3, 2 ** 40 + 5, 2 ** 33, False, 1)])
+def test_dropout(oracle_report, p, dseed, offset, causal, Hkv):
+    # attn's own keep mask (dropout_mask) fed into explicit torch math:
+    # softmax -> * keep / (1 - p) -> @ V; weights(with_dropout=True) must equal that matrix
+    run_case(oracle_report, "dropout", data_seed=130 + Hkv, B=2, Sq=33, Sk=70, Hq=4, Hkv=Hkv,
+             dropout_p=p, seed=dseed, offset=offset, causal=causal, use_sdpa=False,
+             layout="padded")
 
 
-def _run_dropout(report, p, dseed, offset, causal, Hkv):
-    opts = dict(dropout_p=p, offset=offset, causal=causal)
-    opts["seed"] = dseed
-    run_case_seeded(report, "dropout", data_seed=130 + Hkv, Sq=33, Sk=70, Hq=4, Hkv=Hkv,
-                    use_sdpa=False, layout="padded", **opts)
+def test_dropout_with_bias_grad(oracle_report):
+    run_case(oracle_report, "dropout", data_seed=140, B=2, Sq=20, Sk=45, Hq=2, Hkv=2,
+             dropout_p=0.25, seed=99, offset=1, bias_shape=(1, "H", "Sq", "Sk"), bias_grad=True,
+             use_sdpa=False)
 
 
-def run_case_seeded(report, cat, *, data_seed, **kw):
-    """run_case with the attn option `seed` (dropout seed) kept apart from the data seed."""
-    dropout_seed = kw.pop("seed", 0)
-    return run_case(report, cat, seed=data_seed, _dropout_seed=dropout_seed, **kw)
+@pytest.mark.parametrize("data_seed", [150, 151])
+def test_all_options_combined(oracle_report, data_seed):
+    B, Sq, Sk, Hq = 2, 26, 67, 6
+    run_case(oracle_report, "combined", data_seed=data_seed, B=B, Sq=Sq, Sk=Sk, Hq=Hq, Hkv=2,
+             Dk=20, Dv=12, layout="bhsd", softcap=3.0, scale=0.3, causal=True,
+             align="bottom_right", window=(30, -1), q_lens=[26, 11], k_lens=[60, 67],
+             alibi=alibi_slopes(Hq), bias_shape=("B", 1, "Sq", "Sk"), bias_grad=True,
+             mask_shape=(1, "H", "Sq", "Sk"), mask_density=0.8, dropout_p=0.2,
+             seed=data_seed * 7, offset=5, use_sdpa=False)
+
+
+def test_fully_masked_rows(oracle_report):
+    """Rows with no visible key, by every mask kind: O = 0, LSE = -inf, zero dQ,
+    no NaN anywhere, and torch's safe softmax agrees."""
+    B, Sq, Sk, Hq = 3, 8, 70, 4
+    mask = np.ones((B, Hq, Sq, Sk), dtype=bool)
+    mask[0, 1, 3] = False                       # bool mask row
+    bias = np.random.default_rng(7).standard_normal((B, Hq, Sq, Sk))
+    bias[0, 2, 5] = -np.inf                     # -inf bias row
+    bias[2, 0, 1] = -FLT_MAX                    # torch.finfo(float32).min row
+    bias[2, 3, 2, :40] = -np.inf                # a -inf bias row by parts...
+    mask[2, 3, 2, 40:] = False                  # ...and bool mask
+    r = run_case(oracle_report, "fully_masked", data_seed=160, B=B, Sq=Sq, Sk=Sk, Hq=Hq,
+                 Hkv=2, mask=mask, bias=bias, bias_grad=True, k_lens=[70, 0, 70],
+                 use_sdpa=False)
+    empty = [(0, 1, 3), (0, 2, 5), (2, 0, 1), (2, 3, 2)] + [(1, h, i) for h in range(Hq)
+                                                            for i in range(Sq)]
+    for path, (o, lse, dq, dk, dv, db) in r["paths"].items():
+        for x in (o, lse, dq, dk, dv, db):
+            assert not np.isnan(x).any(), path
+        for b, h, i in empty:
+            assert np.all(o[b, i, h] == 0), (path, b, h, i)
+            assert np.isneginf(lse[b, h, i]), (path, b, h, i)
+            assert np.all(dq[b, i, h] == 0), (path, b, h, i)
+            assert np.all(db[b, h, i] == 0), (path, b, h, i)
+        assert np.all(dk[1] == 0) and np.all(dv[1] == 0), path
+        assert np.isfinite(lse[0, 0]).all(), path
+
+
+def test_sdpa_fully_masked_row_zero(oracle_report):
+    """Same contract with SDPA itself as the oracle (bool mask, a row all False)."""
+    B, Sq, Sk = 2, 10, 33
+    mask = np.random.default_rng(5).random((B, 1, Sq, Sk)) < 0.6
+    mask[1, 0, 4] = False
+    r = run_case(oracle_report, "fully_masked", data_seed=161, B=B, Sq=Sq, Sk=Sk, mask=mask,
+                 sdpa_mask="mask")
+    assert np.all(r["o_ref"][1, 4] == 0)
+    for path, (o, lse, *_rest) in r["paths"].items():
+        assert np.all(o[1, 4] == 0) and np.all(np.isneginf(lse[1, :, 4])), path
+
+
+def test_scale_and_dk_ne_dv(oracle_report):
+    run_case(oracle_report, "scale", data_seed=170, B=3, Sq=31, Sk=97, Hq=2, Hkv=2, Dk=37,
+             Dv=5, scale=-0.25, layout="padded")
+    run_case(oracle_report, "scale", data_seed=171, B=1, Sq=64, Sk=1, Hq=3, Hkv=1, Dk=3,
+             Dv=33, scale=1.7, layout="bhsd")
+
+
+# ---- binding checks (no oracle needed) ---------------------------------------------------------
+
+def test_params_struct_matches_c_default():
+    d = attn.lib.attn_sdpa_params_default()
+    assert (d.window_left, d.window_right) == (-1, -1)
+    assert (d.has_scale, d.scale, d.softcap, d.causal, d.align) == (0, 0.0, 0.0, 0, 0)
+    assert not d.q_lens and not d.k_lens and not d.bias and not d.mask and not d.alibi_slopes
+    assert (d.dropout_p, d.seed, d.offset) == (0.0, 0, 0)
+    t = attn.lib.attn_tensor_make(None, attn.F32, 2, 3, 4, 5)
+    assert list(t.dim) == [2, 3, 4, 5] and list(t.stride) == [60, 20, 5, 1]
+    assert t.dtype == attn.F32
+
+
+def _small(rng, dt=np.float64, B=1, Sq=4, Sk=6, Hq=2, Hkv=2, D=8):
+    return (rng.standard_normal((B, Sq, Hq, D)).astype(dt),
+            rng.standard_normal((B, Sk, Hkv, D)).astype(dt),
+            rng.standard_normal((B, Sk, Hkv, D)).astype(dt))
+
+
+@pytest.mark.parametrize("what,status", [
+    ("heads", "ATTN_BAD_HEADS"), ("dtype", "ATTN_BAD_DTYPE"), ("tiled64", "ATTN_UNSUPPORTED"),
+    ("dropout", "ATTN_BAD_PARAM"), ("mask", "ATTN_BAD_MASK"), ("shape", "ATTN_SHAPE_MISMATCH"),
+    ("scale", "ATTN_BAD_PARAM"), ("lens", "ATTN_BAD_PARAM")])
+def test_errors_raise_attn_error(what, status):
+    rng = np.random.default_rng(0)
+    q, k, v = _small(rng)
+    kw = {}
+    if what == "heads":
+        k, v = _small(rng, Hq=3, Hkv=3)[1:]
+    elif what == "dtype":
+        k = k.astype(np.float32)
+    elif what == "tiled64":
+        kw["kernel"] = "tiled"
+    elif what == "dropout":
+        kw["dropout_p"] = 1.0
+    elif what == "mask":
+        kw["mask"] = np.ones((1, 1, 3, 6), dtype=bool)
+    elif what == "shape":
+        v = v[:, :5]
+    elif what == "scale":
+        kw["scale"] = float("nan")
+    elif what == "lens":
+        kw["k_lens"] = [7]
+    with pytest.raises(attn.AttnError) as ei:
+        attn.forward(q, k, v, **kw)
+    assert ei.value.name == status
+    assert ei.value.message  # attn_last_error() names the bad argument
+
+
+def test_strided_views_bitwise_and_threads():
+    """Views and negative-stride copies give the same bits as contiguous arrays, and the
+    result does not depend on the thread count."""
+    rng = np.random.default_rng(3)
+    base = rng.standard_normal((2, 4, 70, 24)).astype(np.float32)  # BHSD buffer
+    q = base[:, :, :33, :16].transpose(0, 2, 1, 3)
+    k = base[:, :, ::-1, 4:20].transpose(0, 2, 1, 3)  # negative stride: the binding copies
+    v = base[:, :, :, 8:].transpose(0, 2, 1, 3)
+    qc, kc, vc = (np.ascontiguousarray(x) for x in (q, k, v))
+    for kernel in ("auto", "ref"):
+        o1, l1 = attn.forward(q, k, v, causal=True, kernel=kernel)
+        o2, l2 = attn.forward(qc, kc, vc, causal=True, kernel=kernel)
+        o3, l3 = attn.forward(q, k, v, causal=True, kernel=kernel, threads=2)
+        assert np.array_equal(o1, o2) and np.array_equal(l1, l2)
+        assert np.array_equal(o1, o3) and np.array_equal(l1, l3)
+        do = np.ones_like(o1)
+        g1 = attn.backward(q, k, v, o1, do, l1, causal=True, kernel=kernel)
+        g2 = attn.backward(qc, kc, vc, o1, do, l1, causal=True, kernel=kernel, threads=2)
+        for a, b in zip(g1[:3], g2[:3]):
+            assert np.array_equal(a, b)
+
+
+def test_weights_subset_and_broadcast_inputs():
+    rng = np.random.default_rng(4)
+    q, k, v = _small(rng, Sq=9, Sk=13, Hq=4, Hkv=2)
+    bias = np.broadcast_to(rng.standard_normal((1, 1, 1, 13)), (1, 4, 9, 13))  # zero strides
+    o, lse = attn.forward(q, k, v, bias=bias)
+    o2, lse2 = attn.forward(q, k, v, bias=np.ascontiguousarray(bias))
+    assert np.array_equal(o, o2) and np.array_equal(lse, lse2)
+    w = attn.weights(q, k, lse, bias=bias)
+    ws = attn.weights(q, k, lse, bias=bias, heads=[3, 0], rows=[8, 0, 4])
+    assert ws.shape == (1, 2, 3, 13)
+    assert np.array_equal(ws, w[:, [3, 0]][:, :, [8, 0, 4]])
+    assert np.allclose(w.sum(-1), 1.0, rtol=0, atol=1e-12)
+
+
+def test_dropout_keep_helpers():
+    m = attn.dropout_mask(42, 7, 0.3, 2, 3, 5, 9)
+    assert m.shape == (2, 3, 5, 9) and m.dtype == np.bool_
+    for (b, h, i, j) in [(0, 0, 0, 0), (1, 2, 4, 8), (1, 0, 3, 5), (0, 2, 1, 7)]:
+        assert m[b, h, i, j] == attn.dropout_keep(42, 7, 0.3, b, h, i, j, 3)
+    assert attn.dropout_mask(42, 7, 0.0, 1, 2, 3, 4).all()
+    assert not np.array_equal(m, attn.dropout_mask(43, 7, 0.3, 2, 3, 5, 9))
+    assert not np.array_equal(m, attn.dropout_mask(42, 8, 0.3, 2, 3, 5, 9))
+    big = attn.dropout_mask(1, 0, 0.3, 1, 2, 64, 64)  # 8192 draws
+    n = big.size
+    assert abs(big.sum() - 0.7 * n) <= 6 * math.sqrt(n * 0.3 * 0.7)
