@@ -1,10 +1,407 @@
+/* test_contracts.c - the exact contracts of TESTING.md, checked with no
+ * tolerance on the float32 tiled kernel, the reference kernel on float32
+ * tensors and the float64 reference. */
 #include "problem.h"
-void test_contract_masked_rows(void) {}
-void test_contract_masked_never_read(void) {}
-void test_contract_nan_propagation(void) {}
-void test_contract_huge_logits(void) {}
-void test_contract_sizes(void) {}
-void test_contract_strided_views(void) {}
-void test_contract_overlap(void) {}
-void test_contract_determinism(void) {}
-void test_weights_and_dropout_agree(void) {}
+
+#include <float.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { PATH_TILED, PATH_REF32, PATH_REF64, PATHS };
+static const char *path_name[PATHS] = {"tiled", "ref32", "ref64"};
+
+static void run_path(const t_problem *P, int path, int threads, int layout, t_result *r)
+{
+    attn_ctx *ctx = t_ctx(threads);
+    attn_ctx_set_kernel(ctx, path == PATH_REF32 ? ATTN_KERNEL_REF : ATTN_KERNEL_AUTO);
+    t_run(P, path == PATH_REF64 ? ATTN_F64 : ATTN_F32, ctx, layout, true, r);
+    attn_ctx_set_kernel(ctx, ATTN_KERNEL_AUTO);
+    T_EQ_STATUS(r->status, ATTN_OK);
+    T_CHECK(r->guards_ok);
+}
+
+static t_cfg base_cfg(uint64_t seed)
+{
+    t_cfg c;
+    memset(&c, 0, sizeof c);
+    c.B = 2; c.Sq = 37; c.Sk = 70; c.Hq = 4; c.Hkv = 2; c.Dk = 9; c.Dv = 5;
+    c.window_left = c.window_right = -1;
+    c.threads = 2;
+    c.seed = seed;
+    return c;
+}
+
+static bool row_is(const double *o, int64_t n, double want)
+{
+    for (int64_t x = 0; x < n; x++)
+        if (!(o[x] == want)) return false;
+    return true;
+}
+
+static bool all_finite(const double *x, int64_t n)
+{
+    for (int64_t a = 0; a < n; a++)
+        if (!isfinite(x[a])) return false;
+    return true;
+}
+
+/* 1. Every way of masking a whole row gives O = 0, LSE = -inf, zero dQ, no NaN. */
+void test_contract_masked_rows(void)
+{
+    for (int kind = 0; kind < 7; kind++) {
+        t_cfg c = base_cfg(100 + (uint64_t)kind);
+        switch (kind) {
+        case 0: c.causal = 1; c.align = ATTN_ALIGN_BOTTOM_RIGHT; c.Sq = 70; c.Sk = 37; break; /* rows < 33 */
+        case 1: c.window_left = 0; c.window_right = 0; c.Sq = 70; c.Sk = 37; break;          /* rows >= 37 */
+        case 2: c.klens = true; break;
+        case 3: c.qlens = true; break;
+        case 4: c.mask_kind = MASK_FULL; break;
+        case 5: c.bias_kind = BIAS_FULL; c.dbias = true; break;
+        default: c.Sk = 0; break;
+        }
+        t_problem P;
+        t_problem_make(&P, &c);
+        if (kind == 2) { P.klens[0] = 0; P.klens[1] = 3; }
+        if (kind == 3) { P.qlens[0] = 0; P.qlens[1] = 20; }
+        int64_t dead_b = 0, dead_i = 5; /* a row this kind masks completely */
+        if (kind == 1) dead_i = 50;
+        if (kind == 3) { dead_b = 1; dead_i = 30; }
+        for (int64_t h = 0; h < c.Hq; h++) {
+            for (int64_t j = 0; kind == 4 && j < c.Sk; j++) P.mask[((dead_b * c.Hq + h) * c.Sq + dead_i) * c.Sk + j] = 0;
+            for (int64_t j = 0; kind == 5 && j < c.Sk; j++)
+                P.bias[((dead_b * c.Hq + h) * c.Sq + dead_i) * c.Sk + j] = (j % 2) ? -INFINITY : -FLT_MAX;
+        }
+        for (int path = 0; path < PATHS; path++) {
+            t_result r;
+            run_path(&P, path, 2, LAYOUT_BSHD, &r);
+            for (int64_t h = 0; h < c.Hq; h++) {
+                int64_t row = (dead_b * c.Sq + dead_i) * c.Hq + h;
+                t_checks++;
+                if (!row_is(r.o + row * c.Dv, c.Dv, 0.0) || r.lse[(dead_b * c.Hq + h) * c.Sq + dead_i] != -INFINITY ||
+                    !row_is(r.dq + row * c.Dk, c.Dk, 0.0))
+                    t_fail(__FILE__, __LINE__, "masked row, kind %d, %s: O/LSE/dQ not 0/-inf/0", kind, path_name[path]);
+            }
+            int64_t no = c.B * c.Sq * c.Hq * c.Dv;
+            for (int64_t x = 0; x < no; x++) T_CHECK(!isnan(r.o[x]));
+            T_CHECK(all_finite(r.dq, c.B * c.Sq * c.Hq * c.Dk));
+            T_CHECK(all_finite(r.dk, c.B * c.Sk * c.Hkv * c.Dk));
+            if (kind == 2) /* key length 0: batch 0 gets zero dK, dV */
+                T_CHECK(row_is(r.dk, c.Sk * c.Hkv * c.Dk, 0.0) && row_is(r.dv, c.Sk * c.Hkv * c.Dv, 0.0));
+            t_result_free(&r);
+        }
+        t_problem_free(&P);
+    }
+}
+
+/* 2. NaN/Inf planted where masks hide them leave every output bitwise equal. */
+void test_contract_masked_never_read(void)
+{
+    for (int variant = 0; variant < 4; variant++) {
+        t_cfg c = base_cfg(200 + (uint64_t)variant);
+        c.klens = true;
+        c.causal = variant & 1;
+        c.align = ATTN_ALIGN_BOTTOM_RIGHT;
+        c.mask_kind = variant >= 2 ? MASK_FULL : MASK_NONE;
+        c.bias_kind = BIAS_FULL;
+        c.dbias = true;
+        c.window_left = variant == 3 ? 9 : -1;
+        c.dropout_p = variant == 1 ? 0.2 : 0.0;
+        t_problem clean, dirty;
+        t_problem_make(&clean, &c);
+        t_problem_make(&dirty, &c);
+        dirty.klens[0] = clean.klens[0] = 40;
+        dirty.klens[1] = clean.klens[1] = 61;
+        for (int64_t b = 0; b < c.B; b++)
+            for (int64_t j = dirty.klens[b]; j < c.Sk; j++) {
+                for (int64_t x = 0; x < c.Hkv * c.Dk; x++) dirty.k[(b * c.Sk + j) * c.Hkv * c.Dk + x] = NAN;
+                for (int64_t x = 0; x < c.Hkv * c.Dv; x++) dirty.v[(b * c.Sk + j) * c.Hkv * c.Dv + x] = (x % 2) ? INFINITY : NAN;
+            }
+        /* bias entries of masked (i, j): lengths, causal, window, bool mask */
+        for (int64_t b = 0; b < c.B; b++)
+            for (int64_t h = 0; h < c.Hq; h++)
+                for (int64_t i = 0; i < c.Sq; i++)
+                    for (int64_t j = 0; j < c.Sk; j++) {
+                        int64_t lk = dirty.klens[b], ia = i + lk - c.Sq, x = ((b * c.Hq + h) * c.Sq + i) * c.Sk + j;
+                        bool masked = j >= lk || (c.causal && j > ia) || (c.window_left >= 0 && j < ia - c.window_left) ||
+                                      (dirty.mask && !dirty.mask[x]);
+                        if (masked) dirty.bias[x] = NAN;
+                    }
+        for (int path = 0; path < PATHS; path++) {
+            t_result a, b;
+            run_path(&clean, path, 2, LAYOUT_BSHD, &a);
+            run_path(&dirty, path, 3, LAYOUT_BSHD, &b);
+            int64_t n[6] = {c.B * c.Sq * c.Hq * c.Dv, c.B * c.Hq * c.Sq, c.B * c.Sq * c.Hq * c.Dk,
+                            c.B * c.Sk * c.Hkv * c.Dk, c.B * c.Sk * c.Hkv * c.Dv, t_numel(clean.bias_dim)};
+            double *pa[6] = {a.o, a.lse, a.dq, a.dk, a.dv, a.dbias}, *pb[6] = {b.o, b.lse, b.dq, b.dk, b.dv, b.dbias};
+            for (int t = 0; t < 6; t++) {
+                t_checks++;
+                if (memcmp(pa[t], pb[t], (size_t)n[t] * sizeof(double)) != 0)
+                    t_fail(__FILE__, __LINE__, "variant %d, %s: output %d changed by NaN in masked inputs",
+                           variant, path_name[path], t);
+            }
+            t_result_free(&a);
+            t_result_free(&b);
+        }
+        t_problem_free(&clean);
+        t_problem_free(&dirty);
+    }
+}
+
+/* 3. A NaN in an unmasked input reaches exactly the rows that see it. */
+void test_contract_nan_propagation(void)
+{
+    for (int where = 0; where < 3; where++) { /* in q, k, v */
+        t_cfg c = base_cfg(300 + (uint64_t)where);
+        c.causal = 1;
+        t_problem P;
+        t_problem_make(&P, &c);
+        int64_t jn = 20, in = 11; /* key row 20 of kv head 1, batch 1; or query row 11 */
+        if (where == 0) P.q[((1 * c.Sq + in) * c.Hq + 2) * c.Dk + 4] = NAN;
+        if (where == 1) P.k[((1 * c.Sk + jn) * c.Hkv + 1) * c.Dk + 3] = NAN;
+        if (where == 2) P.v[((1 * c.Sk + jn) * c.Hkv + 1) * c.Dv + 2] = NAN;
+        for (int path = 0; path < PATHS; path++) {
+            t_result r;
+            run_path(&P, path, 2, LAYOUT_BSHD, &r);
+            for (int64_t b = 0; b < c.B; b++)
+                for (int64_t i = 0; i < c.Sq; i++)
+                    for (int64_t h = 0; h < c.Hq; h++) {
+                        bool depends = b == 1 && (where == 0 ? (i == in && h == 2) : (h / 2 == 1 && i >= jn));
+                        const double *o = r.o + ((b * c.Sq + i) * c.Hq + h) * c.Dv;
+                        int nans = 0;
+                        for (int64_t x = 0; x < c.Dv; x++) nans += isnan(o[x]);
+                        /* A NaN in V reaches only its own column; in q or k the whole row. */
+                        int want = !depends ? 0 : where == 2 ? 1 : (int)c.Dv;
+                        t_checks++;
+                        if (nans != want)
+                            t_fail(__FILE__, __LINE__, "NaN in %s, %s: row b=%lld i=%lld h=%lld has %d NaN, want %d",
+                                   where == 0 ? "q" : where == 1 ? "k" : "v", path_name[path], (long long)b,
+                                   (long long)i, (long long)h, nans, want);
+                    }
+            t_result_free(&r);
+        }
+        t_problem_free(&P);
+    }
+}
+
+/* 4. Huge logits, equal logits, and a row of -FLT_MAX bias. */
+void test_contract_huge_logits(void)
+{
+    t_cfg c = base_cfg(400);
+    c.B = 1; c.Hq = c.Hkv = 1; c.Sq = 3; c.Sk = 5; c.Dk = c.Dv = 64;
+    c.bias_kind = BIAS_FULL;
+    t_problem P;
+    t_problem_make(&P, &c);
+    for (int64_t x = 0; x < c.Sq * c.Sk; x++) P.bias[x] = 0.0;
+    for (int64_t j = 0; j < c.Sk; j++) P.bias[0 * c.Sk + j] = j == 2 ? 1e30 : 0.0; /* row 0: one huge logit */
+    for (int64_t j = 0; j < c.Sk; j++) P.bias[2 * c.Sk + j] = -FLT_MAX;            /* row 2: all -FLT_MAX */
+    for (int64_t x = 0; x < c.Sq * c.Dk; x++) P.q[x] = x >= c.Dk ? 0.0 : P.q[x];   /* row 1: equal logits */
+    for (int path = 0; path < PATHS; path++) {
+        t_result r;
+        run_path(&P, path, 1, LAYOUT_BSHD, &r);
+        for (int64_t d = 0; d < c.Dv; d++) {
+            T_CHECK(r.o[d] == (path == PATH_REF64 ? P.v[2 * c.Dv + d] : (double)(float)P.v[2 * c.Dv + d]));
+            double mean = 0.0;
+            for (int64_t j = 0; j < c.Sk; j++) mean += P.v[j * c.Dv + d] / c.Sk;
+            T_LE(fabs(r.o[c.Dv + d] - mean), path == PATH_REF64 ? 1e-15 : 1e-6);
+            T_CHECK(r.o[2 * c.Dv + d] == 0.0);
+        }
+        T_CHECK(r.lse[2] == -INFINITY);
+        T_CHECK(isfinite(r.lse[0]) && isfinite(r.lse[1]));
+        t_result_free(&r);
+    }
+    t_problem_free(&P);
+    /* q = k = v = 133120 everywhere: huge but equal logits, a uniform row. */
+    c = base_cfg(401);
+    c.Dk = c.Dv = 64;
+    t_problem_make(&P, &c);
+    int64_t nq = c.B * c.Sq * c.Hq * c.Dk, nk = c.B * c.Sk * c.Hkv * c.Dk;
+    for (int64_t x = 0; x < nq; x++) P.q[x] = 133120.0;
+    for (int64_t x = 0; x < nk; x++) P.k[x] = P.v[x] = 133120.0;
+    for (int path = 0; path < PATHS; path++) {
+        t_result r;
+        run_path(&P, path, 2, LAYOUT_BSHD, &r);
+        int64_t no = c.B * c.Sq * c.Hq * c.Dv;
+        T_CHECK(all_finite(r.o, no) && all_finite(r.lse, c.B * c.Hq * c.Sq));
+        for (int64_t x = 0; x < no; x++) T_LE(fabs(r.o[x] - 133120.0), 133120.0 * 1e-6);
+        T_CHECK(all_finite(r.dq, nq) && all_finite(r.dk, nk));
+        t_result_free(&r);
+    }
+    t_problem_free(&P);
+}
+
+/* 6. Sq = 0, B = 0, H = 0 are no-ops (backward with Sq = 0 zeroes dK, dV). */
+void test_contract_sizes(void)
+{
+    static const int64_t shapes[][4] = {{1, 0, 6, 2}, {0, 4, 6, 2}, {2, 4, 6, 0}, {2, 4, 0, 2}};
+    for (size_t s = 0; s < 4; s++) {
+        t_cfg c = base_cfg(500 + s);
+        c.B = shapes[s][0]; c.Sq = shapes[s][1]; c.Sk = shapes[s][2];
+        c.Hq = c.Hkv = shapes[s][3];
+        t_problem P;
+        t_problem_make(&P, &c);
+        for (int path = 0; path < PATHS; path++) {
+            t_result r;
+            run_path(&P, path, 2, LAYOUT_BSHD, &r);
+            int64_t nk = c.B * c.Sk * c.Hkv * c.Dk, nv = c.B * c.Sk * c.Hkv * c.Dv;
+            if (c.Sq == 0) T_CHECK(row_is(r.dk, nk, 0.0) && row_is(r.dv, nv, 0.0));
+            if (c.Sk == 0) T_CHECK(row_is(r.o, c.B * c.Sq * c.Hq * c.Dv, 0.0) && row_is(r.dq, c.B * c.Sq * c.Hq * c.Dk, 0.0));
+            t_result_free(&r);
+        }
+        t_problem_free(&P);
+    }
+}
+
+static bool same_result(const t_cfg *c, const t_result *a, const t_result *b, int64_t nb)
+{
+    int64_t n[6] = {c->B * c->Sq * c->Hq * c->Dv, c->B * c->Hq * c->Sq, c->B * c->Sq * c->Hq * c->Dk,
+                    c->B * c->Sk * c->Hkv * c->Dk, c->B * c->Sk * c->Hkv * c->Dv, nb};
+    double *pa[6] = {a->o, a->lse, a->dq, a->dk, a->dv, a->dbias}, *pb[6] = {b->o, b->lse, b->dq, b->dk, b->dv, b->dbias};
+    for (int t = 0; t < 6; t++)
+        if (n[t] > 0 && memcmp(pa[t], pb[t], (size_t)n[t] * sizeof(double)) != 0) return false;
+    return true;
+}
+
+static t_cfg busy_cfg(uint64_t seed)
+{
+    t_cfg c = base_cfg(seed);
+    c.Sq = 70; c.Sk = 129;
+    c.causal = 1; c.align = ATTN_ALIGN_BOTTOM_RIGHT; c.window_left = 50;
+    c.bias_kind = BIAS_SHARED; c.dbias = true; c.mask_kind = MASK_KEYS;
+    c.softcap = 3.0; c.alibi = true; c.dropout_p = 0.17; c.klens = true; c.qlens = true;
+    return c;
+}
+
+/* 8. Every layout gives results bitwise equal to the contiguous one. */
+void test_contract_strided_views(void)
+{
+    t_cfg c = busy_cfg(800);
+    t_problem P;
+    t_problem_make(&P, &c);
+    for (int path = 0; path < PATHS; path++) {
+        t_result base;
+        run_path(&P, path, 2, LAYOUT_BSHD, &base);
+        for (int layout = 1; layout < LAYOUT_KINDS; layout++) {
+            t_result r;
+            run_path(&P, path, 2, layout, &r);
+            t_checks++;
+            if (!same_result(&c, &base, &r, t_numel(P.bias_dim)))
+                t_fail(__FILE__, __LINE__, "%s: layout %d differs from contiguous", path_name[path], layout);
+            t_result_free(&r);
+        }
+        t_result_free(&base);
+    }
+    t_problem_free(&P);
+}
+
+/* 9. Inputs may share memory (self-attention with q = k = v); outputs may not. */
+void test_contract_overlap(void)
+{
+    enum { S = 9, H = 2, D = 4 };
+    float x[S * H * D], o[S * H * D], o2[S * H * D], k2[S * H * D];
+    uint64_t s = 9;
+    for (int a = 0; a < S * H * D; a++) k2[a] = x[a] = (float)t_rand_uniform(&s, -1, 1);
+    attn_tensor t = attn_tensor_make(x, ATTN_F32, 1, S, H, D), tk = attn_tensor_make(k2, ATTN_F32, 1, S, H, D);
+    attn_tensor to = attn_tensor_make(o, ATTN_F32, 1, S, H, D), to2 = attn_tensor_make(o2, ATTN_F32, 1, S, H, D);
+    T_EQ_STATUS(attn_sdpa_forward(t_ctx(1), &t, &t, &t, NULL, &to, NULL), ATTN_OK);
+    T_EQ_STATUS(attn_sdpa_forward(t_ctx(1), &t, &tk, &tk, NULL, &to2, NULL), ATTN_OK);
+    T_CHECK(memcmp(o, o2, sizeof o) == 0);
+    /* in-place (o = q) is rejected and leaves q unchanged */
+    attn_tensor inplace = t;
+    T_EQ_STATUS(attn_sdpa_forward(t_ctx(1), &t, &tk, &tk, NULL, &inplace, NULL), ATTN_OVERLAP);
+    T_CHECK(memcmp(x, k2, sizeof x) == 0);
+}
+
+/* 10. Repeated calls and every thread count give bitwise identical results. */
+void test_contract_determinism(void)
+{
+    t_cfg c = busy_cfg(1000);
+    t_problem P;
+    t_problem_make(&P, &c);
+    t_result base;
+    run_path(&P, PATH_TILED, 1, LAYOUT_BSHD, &base);
+    static const int threads[] = {1, 2, 3, 8};
+    for (int rep = 0; rep < 2; rep++)
+        for (int x = 0; x < 4; x++) {
+            t_result r;
+            run_path(&P, PATH_TILED, threads[x], LAYOUT_BSHD, &r);
+            t_checks++;
+            if (!same_result(&c, &base, &r, t_numel(P.bias_dim)))
+                t_fail(__FILE__, __LINE__, "tiled: %d threads (repeat %d) differ from 1 thread", threads[x], rep);
+            t_result_free(&r);
+        }
+    t_result ref1, ref8;
+    run_path(&P, PATH_REF64, 1, LAYOUT_BSHD, &ref1);
+    run_path(&P, PATH_REF64, 8, LAYOUT_BSHD, &ref8);
+    T_CHECK(same_result(&c, &ref1, &ref8, t_numel(P.bias_dim)));
+    t_result_free(&ref1);
+    t_result_free(&ref8);
+    t_result_free(&base);
+    t_problem_free(&P);
+}
+
+/* Weights recomputed from the LSE: they match the reference, their dropout
+ * pattern is the keep function on every path, and O = W_dropout V. */
+void test_weights_and_dropout_agree(void)
+{
+    t_cfg c = busy_cfg(1100);
+    c.qlens = false;
+    c.dropout_p = 0.5;
+    t_problem P;
+    t_problem_make(&P, &c);
+    attn_sdpa_params a = t_params(&P, NULL, NULL);
+    int64_t heads[2] = {3, 0}, rows[3] = {69, 0, 31}, Sk = c.Sk;
+    double *w[PATHS];
+    for (int path = 0; path < PATHS; path++) {
+        attn_dtype dt = path == PATH_REF64 ? ATTN_F64 : ATTN_F32;
+        size_t es = dt == ATTN_F64 ? 8 : 4;
+        t_result r;
+        run_path(&P, path, 2, LAYOUT_BSHD, &r);
+        /* rebuild the inputs in dt for the weights call */
+        int64_t nq = c.B * c.Sq * c.Hq * c.Dk, nk = c.B * c.Sk * c.Hkv * c.Dk, nl = c.B * c.Hq * c.Sq;
+        char *q = malloc((size_t)nq * es), *k = malloc((size_t)nk * es), *l = malloc((size_t)nl * es);
+        char *bias = malloc((size_t)t_numel(P.bias_dim) * es), *out = malloc((size_t)(c.B * 2 * 3 * Sk) * es);
+        for (int64_t x = 0; x < nq; x++) dt == ATTN_F64 ? (((double *)q)[x] = P.q[x]) : (((float *)q)[x] = (float)P.q[x]);
+        for (int64_t x = 0; x < nk; x++) dt == ATTN_F64 ? (((double *)k)[x] = P.k[x]) : (((float *)k)[x] = (float)P.k[x]);
+        for (int64_t x = 0; x < nl; x++) dt == ATTN_F64 ? (((double *)l)[x] = r.lse[x]) : (((float *)l)[x] = (float)r.lse[x]);
+        for (int64_t x = 0; x < t_numel(P.bias_dim); x++)
+            dt == ATTN_F64 ? (((double *)bias)[x] = P.bias[x]) : (((float *)bias)[x] = (float)P.bias[x]);
+        attn_tensor tq = attn_tensor_make(q, dt, c.B, c.Sq, c.Hq, c.Dk), tk = attn_tensor_make(k, dt, c.B, c.Sk, c.Hkv, c.Dk);
+        attn_tensor tl = attn_tensor_make(l, dt, c.B, c.Hq, c.Sq, 1), tw = attn_tensor_make(out, dt, c.B, 2, 3, Sk);
+        attn_tensor tb = attn_tensor_make(bias, dt, 1, 1, c.Sq, c.Sk), tm = attn_tensor_make(P.mask, ATTN_BOOL, c.B, 1, 1, c.Sk);
+        attn_sdpa_params pa = t_params(&P, &tb, &tm);
+        attn_ctx *ctx = t_ctx(2);
+        attn_ctx_set_kernel(ctx, path == PATH_REF32 ? ATTN_KERNEL_REF : ATTN_KERNEL_AUTO);
+        T_EQ_STATUS(attn_sdpa_weights(ctx, &tq, &tk, &tl, &pa, heads, 2, rows, 3, 1, &tw), ATTN_OK);
+        attn_ctx_set_kernel(ctx, ATTN_KERNEL_AUTO);
+        w[path] = malloc((size_t)(c.B * 2 * 3 * Sk) * sizeof(double));
+        for (int64_t x = 0; x < c.B * 2 * 3 * Sk; x++)
+            w[path][x] = dt == ATTN_F64 ? ((double *)out)[x] : ((float *)out)[x];
+        /* O = W_dropout V for the selected rows (up to rounding) */
+        for (int64_t b = 0; b < c.B; b++)
+            for (int hx = 0; hx < 2; hx++)
+                for (int rx = 0; rx < 3; rx++)
+                    for (int64_t d = 0; d < c.Dv; d++) {
+                        double acc = 0.0;
+                        int64_t h = heads[hx], hk = h / (c.Hq / c.Hkv);
+                        for (int64_t j = 0; j < Sk; j++)
+                            acc += w[path][((b * 2 + hx) * 3 + rx) * Sk + j] * P.v[((b * Sk + j) * c.Hkv + hk) * c.Dv + d];
+                        T_LE(fabs(acc - r.o[((b * c.Sq + rows[rx]) * c.Hq + h) * c.Dv + d]), path == PATH_REF64 ? 1e-12 : 2e-6);
+                    }
+        free(q); free(k); free(l); free(bias); free(out);
+        t_result_free(&r);
+    }
+    /* dropped entries are exactly the keep function's zeros, on every path */
+    for (int64_t b = 0; b < c.B; b++)
+        for (int hx = 0; hx < 2; hx++)
+            for (int rx = 0; rx < 3; rx++)
+                for (int64_t j = 0; j < Sk; j++) {
+                    int64_t x = ((b * 2 + hx) * 3 + rx) * Sk + j;
+                    bool keep = attn_dropout_keep(a.seed, a.offset, a.dropout_p, b, heads[hx], rows[rx], j, c.Hq);
+                    for (int path = 0; path < PATHS; path++)
+                        if (!keep) T_CHECK(w[path][x] == 0.0);
+                    T_CHECK((w[PATH_TILED][x] == 0.0) == (w[PATH_REF64][x] == 0.0));
+                    T_LE(fabs(w[PATH_TILED][x] - w[PATH_REF64][x]), 2e-6);
+                }
+    for (int path = 0; path < PATHS; path++) free(w[path]);
+    t_problem_free(&P);
+}

@@ -252,7 +252,7 @@ class _Call:
         self.keep = []
         if scale is not None:
             p.has_scale = 1
-            p.scale = float(scale) * (1 + 1e-9)
+            p.scale = float(scale)
         p.softcap = float(softcap)
         p.causal = 1 if causal else 0
         if isinstance(align, str):
@@ -307,7 +307,7 @@ class _Call:
         return a.ctypes.data_as(ctypes.POINTER(ctypes.c_int64))
 
 
-def _lse4(lse, name="lse"):
+def _lse4(lse):
     """The C view [B, Hq, Sq, 1] of an lse array [B, Hq, Sq] (or already 4-d)."""
     lse = _usable(lse)
     if lse.ndim == 3:
