@@ -33,7 +33,8 @@ long long t_only_seed = -1;
     X(contract_overlap)       \
     X(contract_determinism)   \
     X(weights_and_dropout_agree) \
-    X(grid_vs_ref64)
+    X(grid_vs_ref64)          \
+    X(grid_big_vs_ref64)
 
 #define DECLARE(name) void test_##name(void);
 TEST_LIST(DECLARE)

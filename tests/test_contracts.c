@@ -101,7 +101,7 @@ void test_contract_masked_never_read(void)
         c.klens = true;
         c.causal = variant & 1;
         c.align = ATTN_ALIGN_BOTTOM_RIGHT;
-        c.mask_kind = variant >= 2 ? MASK_FULL : MASK_NONE;
+        c.mask_kind = variant == 2 ? MASK_KEYS : variant == 3 ? MASK_FULL : MASK_NONE;
         c.bias_kind = BIAS_FULL;
         c.dbias = true;
         c.window_left = variant == 3 ? 9 : -1;
@@ -112,7 +112,9 @@ void test_contract_masked_never_read(void)
         dirty.klens[0] = clean.klens[0] = 40;
         dirty.klens[1] = clean.klens[1] = 61;
         for (int64_t b = 0; b < c.B; b++)
-            for (int64_t j = dirty.klens[b]; j < c.Sk; j++) {
+            for (int64_t j = 0; j < c.Sk; j++) {
+                bool hidden = j >= dirty.klens[b] || (c.mask_kind == MASK_KEYS && !dirty.mask[b * c.Sk + j]);
+                if (!hidden) continue; /* a key no query of batch b may see */
                 for (int64_t x = 0; x < c.Hkv * c.Dk; x++) dirty.k[(b * c.Sk + j) * c.Hkv * c.Dk + x] = NAN;
                 for (int64_t x = 0; x < c.Hkv * c.Dv; x++) dirty.v[(b * c.Sk + j) * c.Hkv * c.Dv + x] = (x % 2) ? INFINITY : NAN;
             }
@@ -122,8 +124,8 @@ void test_contract_masked_never_read(void)
                 for (int64_t i = 0; i < c.Sq; i++)
                     for (int64_t j = 0; j < c.Sk; j++) {
                         int64_t lk = dirty.klens[b], ia = i + lk - c.Sq, x = ((b * c.Hq + h) * c.Sq + i) * c.Sk + j;
-                        bool masked = j >= lk || (c.causal && j > ia) || (c.window_left >= 0 && j < ia - c.window_left) ||
-                                      (dirty.mask && !dirty.mask[x]);
+                        uint8_t m = !dirty.mask ? 1 : c.mask_kind == MASK_KEYS ? dirty.mask[b * c.Sk + j] : dirty.mask[x];
+                        bool masked = j >= lk || (c.causal && j > ia) || (c.window_left >= 0 && j < ia - c.window_left) || !m;
                         if (masked) dirty.bias[x] = NAN;
                     }
         for (int path = 0; path < PATHS; path++) {

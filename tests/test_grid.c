@@ -135,3 +135,11 @@ static void run_grid(bool big, long n, uint64_t first_seed, const char *name)
 }
 
 void test_grid_vs_ref64(void) { run_grid(false, t_configs, 1000, "grid_vs_ref64"); }
+
+/* Long sequences (up to 2048), fewer of them: tile edges at 255/256/257 and
+ * 1023/1024/1025 with many key tiles. */
+void test_grid_big_vs_ref64(void)
+{
+    long n = t_configs / 100 > 8 ? t_configs / 100 : 8;
+    run_grid(true, n, 500000, "grid_big_vs_ref64");
+}

@@ -1,0 +1,59 @@
+# Thin wrapper over CMake for the README's commands.
+#   make run        build and run the example (the main job, for now)
+#   make test       install what is needed, then every test (CI runs this)
+#   make test-long  the long random grid (many more configurations)
+JOBS ?= 2
+CONFIGS ?= 3000
+
+.PHONY: all build run test test-c test-asan test-fma test-clang test-cxx test-python test-long clean
+
+all: build
+
+build:
+	@scripts/setup.sh
+	cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
+	cmake --build build -j$(JOBS)
+
+run: build
+	./build/attn_example
+
+test: build
+	@scripts/setup.sh --python
+	$(MAKE) --no-print-directory test-c test-asan test-fma test-clang test-cxx test-python
+	@echo "make test: all suites passed"
+
+test-c: build
+	cd build && ATTN_TEST_CONFIGS=$(CONFIGS) ctest --output-on-failure
+
+# AddressSanitizer + UndefinedBehaviorSanitizer (with float-divide-by-zero).
+test-asan:
+	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DATTN_SANITIZE=ON >/dev/null
+	cmake --build build-asan -j$(JOBS) --target attn_tests
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	  ./build-asan/tests/attn_tests --configs 400
+
+# Contract 5: the same tests with FMA contraction allowed everywhere.
+test-fma:
+	cmake -S . -B build-fma -DCMAKE_BUILD_TYPE=Release -DATTN_FMA_CONTRACT=ON >/dev/null
+	cmake --build build-fma -j$(JOBS) --target attn_tests
+	./build-fma/tests/attn_tests --configs 1000
+
+# The second compiler: clang, -Werror, and the tests it builds.
+test-clang:
+	CC=clang cmake -S . -B build-clang -DCMAKE_BUILD_TYPE=Release >/dev/null
+	cmake --build build-clang -j$(JOBS)
+	./build-clang/tests/attn_tests --configs 300
+
+# The public header compiles as C++.
+test-cxx:
+	printf '#include <attn.h>\nint main() { attn_sdpa_params p = attn_sdpa_params_default(); return p.causal; }\n' \
+	  | c++ -std=c++11 -Wall -Wextra -Wpedantic -Werror -Iinclude -x c++ -fsyntax-only -
+
+test-python: build
+	.venv/bin/python -m pytest -q python/tests
+
+test-long: build
+	./build/tests/attn_tests --configs 40000 grid_vs_ref64 grid_big_vs_ref64
+
+clean:
+	rm -rf build build-asan build-fma build-clang

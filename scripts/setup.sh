@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs what attn's build and tests need, idempotently: a C toolchain,
+# CMake, clang (second compiler of the warning check), and a Python venv in
+# .venv with PyTorch 2.13 (CPU build), numpy and pytest for the oracle tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v cc >/dev/null || need+=(build-essential)
+command -v cmake >/dev/null || need+=(cmake)
+command -v clang >/dev/null || need+=(clang)
+python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "setup: installing ${need[*]}"
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}"
+fi
+
+if [ "${1:-}" = "--python" ]; then
+  if [ ! -x .venv/bin/python ]; then
+    python3 -m venv .venv
+  fi
+  if ! .venv/bin/python -c 'import torch, numpy, pytest; assert torch.__version__.startswith("2.13.0")' 2>/dev/null; then
+    echo "setup: installing torch==2.13.0 (CPU), numpy, pytest into .venv"
+    .venv/bin/pip install -q torch==2.13.0 numpy pytest
+  fi
+fi
