@@ -23,7 +23,7 @@ test: build
 	@echo "make test: all suites passed"
 
 test-c: build
-	cd build && ATTN_TEST_CONFIGS=$(CONFIGS) ctest --output-on-failure
+	cd build && ATTN_TEST_CONFIGS=$(CONFIGS) ctest --output-on-failure -V
 
 # AddressSanitizer + UndefinedBehaviorSanitizer (with float-divide-by-zero).
 test-asan:

@@ -296,6 +296,15 @@ void test_argument_checks(void)
     attn_ctx_free(ctx);
 }
 
+#if defined(__SANITIZE_ADDRESS__)
+#define ATTN_TEST_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define ATTN_TEST_ASAN 1
+#endif
+#endif
+
+#ifndef ATTN_TEST_ASAN
 /* ATTN_THREAD: in a child process whose address space is capped, thread
  * stacks cannot be mapped. (Not under AddressSanitizer, whose own reserved
  * mappings make the cap meaningless.) */
@@ -321,13 +330,6 @@ static int thread_failure_status(void)
     waitpid(pid, &ws, 0);
     return WIFEXITED(ws) ? WEXITSTATUS(ws) : 2;
 }
-
-#if defined(__SANITIZE_ADDRESS__)
-#define ATTN_TEST_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define ATTN_TEST_ASAN 1
-#endif
 #endif
 
 void test_every_status_code(void)
