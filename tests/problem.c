@@ -297,11 +297,14 @@ void t_run(const t_problem *P, attn_dtype dt, attn_ctx *ctx, int layout, bool wa
         double *tmp;
         r->guards_ok &= take(&d_o, &tmp);
         free(tmp);
-        r->guards_ok &= take(&dq, &r->dq) & take(&dk, &r->dk) & take(&dv, &r->dv);
+        r->guards_ok &= take(&dq, &r->dq);
+        r->guards_ok &= take(&dk, &r->dk);
+        r->guards_ok &= take(&dv, &r->dv);
         r->guards_ok &= take(&db, &r->dbias);
     }
     double *tmp;
-    r->guards_ok &= take(&o, &r->o) & take(&lse, &r->lse);
+    r->guards_ok &= take(&o, &r->o);
+    r->guards_ok &= take(&lse, &r->lse);
     r->guards_ok &= take(&q, &tmp);
     free(tmp);
     r->guards_ok &= take(&k, &tmp);

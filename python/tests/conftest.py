@@ -88,3 +88,13 @@ def pytest_sessionfinish(session, exitstatus):
     with open(path, "w") as f:
         json.dump(summary, f, indent=2, sort_keys=True)
         f.write("\n")
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Always print the largest errors against PyTorch, per path."""
+    if not _REPORT.max_abs:
+        return
+    cases = sum(c["cases"] for c in _REPORT.categories.values())
+    parts = ", ".join(f"{k} {v:.3g}" for k, v in sorted(_REPORT.max_abs.items()))
+    terminalreporter.write_line(
+        f"attn vs PyTorch float64: {cases} oracle cases; largest max|attn - torch|: {parts}")
