@@ -127,20 +127,28 @@ ATTN_API attn_tensor attn_tensor_make(void *data, attn_dtype dtype, int64_t d0,
 typedef struct attn_ctx attn_ctx;
 
 typedef enum attn_kernel {
-    ATTN_KERNEL_AUTO = 0, /* the fastest exact kernel for the dtype */
-    ATTN_KERNEL_REF = 1,  /* double-precision reference (the test oracle) */
-    ATTN_KERNEL_TILED = 2 /* portable tiled online-softmax float32 kernel */
+    ATTN_KERNEL_AUTO = 0,  /* the fastest exact kernel this CPU can run */
+    ATTN_KERNEL_REF = 1,   /* double-precision reference (the test oracle) */
+    ATTN_KERNEL_TILED = 2, /* portable tiled online-softmax float32 kernel */
+    ATTN_KERNEL_AVX2 = 3   /* AVX2+FMA float32 kernels (x86-64) */
 } attn_kernel;
 
 /* A context owns a thread pool of n_threads (>= 1; 0 means the number of
  * online CPUs) and the kernel choice. One context must not run two calls at
  * once; use one context per calling thread. The environment variable
- * ATTN_KERNEL=ref|tiled|auto sets the initial choice. */
+ * ATTN_KERNEL=ref|tiled|avx2|auto sets the initial choice (an unknown or
+ * unavailable value means auto). Forcing ATTN_KERNEL_AVX2 on a CPU or build
+ * without it is ATTN_UNSUPPORTED. */
 ATTN_API attn_status attn_ctx_create(int n_threads, attn_ctx **out);
 ATTN_API void attn_ctx_free(attn_ctx *ctx); /* accepts NULL */
 ATTN_API int attn_ctx_threads(const attn_ctx *ctx);
 ATTN_API attn_status attn_ctx_set_kernel(attn_ctx *ctx, attn_kernel kernel);
 ATTN_API attn_kernel attn_ctx_kernel(const attn_ctx *ctx);
+/* The float32 kernel a call on this context runs: TILED or AVX2 (REF when
+ * forced), resolving AUTO from the CPU. */
+ATTN_API attn_kernel attn_ctx_resolved_kernel(const attn_ctx *ctx);
+/* "ref", "tiled", "avx2" or "auto". */
+ATTN_API const char *attn_kernel_name(attn_kernel kernel);
 
 /* ---- scaled dot-product attention --------------------------------------- */
 

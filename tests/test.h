@@ -68,6 +68,11 @@ t_buf t_buf_alloc(size_t bytes);
 bool t_buf_guards_ok(const t_buf *b);
 void t_buf_free(t_buf *b);
 
+/* The float32 kernels every test runs, and whether this CPU/build has each. */
+enum { T_KERNELS = 3 };
+extern const attn_kernel t_kernels[T_KERNELS];
+bool t_kernel_available(attn_kernel k);
+
 attn_ctx *t_ctx(int threads); /* cached per thread count; freed at exit */
 void t_ctx_free_all(void);
 

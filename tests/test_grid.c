@@ -47,66 +47,71 @@ static bool run_config(const t_cfg *c, bool check_threads)
     int64_t nq = c->B * c->Sq * c->Hq * c->Dk, nk = c->B * c->Sk * c->Hkv * c->Dk;
     int64_t nv = c->B * c->Sk * c->Hkv * c->Dv, nb = P.bias ? t_numel(P.bias_dim) : 0;
     attn_ctx *ctx = t_ctx(c->threads);
-    t_result ref, base, impl, ref32;
+    t_result ref, base, res[T_KERNELS];
     t_run(&P, ATTN_F64, ctx, LAYOUT_BSHD, true, &ref);
     t_naive32(&P, true, &base);
-    t_run(&P, ATTN_F32, ctx, c->layout, true, &impl);
-    attn_ctx_set_kernel(ctx, ATTN_KERNEL_REF);
-    t_run(&P, ATTN_F32, ctx, c->layout, true, &ref32);
-    attn_ctx_set_kernel(ctx, ATTN_KERNEL_AUTO);
-
-    bool ok = ref.status == ATTN_OK && impl.status == ATTN_OK && ref32.status == ATTN_OK;
-    if (!ok) fprintf(stderr, "    status: ref %s, tiled %s, ref32 %s: %s\n", attn_status_name(ref.status),
-                     attn_status_name(impl.status), attn_status_name(ref32.status), attn_last_error());
-    if (!impl.guards_ok || !ref.guards_ok || !ref32.guards_ok) {
-        fprintf(stderr, "    a write landed outside an output view or in a guard zone\n");
-        ok = false;
+    bool ok = ref.status == ATTN_OK && ref.guards_ok;
+    for (int x = 0; x < T_KERNELS; x++) {
+        memset(&res[x], 0, sizeof res[x]);
+        if (!t_kernel_available(t_kernels[x])) continue;
+        attn_ctx_set_kernel(ctx, t_kernels[x]);
+        t_run(&P, ATTN_F32, ctx, c->layout, true, &res[x]);
+        attn_ctx_set_kernel(ctx, ATTN_KERNEL_AUTO);
+        if (res[x].status != ATTN_OK || !res[x].guards_ok) {
+            fprintf(stderr, "    %s: status %s (%s), guards %s\n", attn_kernel_name(t_kernels[x]),
+                    attn_status_name(res[x].status), attn_last_error(), res[x].guards_ok ? "ok" : "BROKEN");
+            ok = false;
+        }
     }
-    const t_result *paths[2] = {&impl, &ref32};
-    const char *names[2] = {"tiled", "ref32"};
-    for (int x = 0; ok && x < 2; x++) {
-        const t_result *r = paths[x];
+    for (int x = 0; ok && x < T_KERNELS; x++) {
+        if (!t_kernel_available(t_kernels[x])) continue;
+        const t_result *r = &res[x];
+        const char *name = attn_kernel_name(t_kernels[x]);
         char w[64];
-        snprintf(w, sizeof w, "%s O", names[x]);
+        snprintf(w, sizeof w, "%s O", name);
         ok &= rule(w, r->o, base.o, ref.o, no, 2.0, 2e-6, 1e-4, false);
-        snprintf(w, sizeof w, "%s LSE", names[x]);
+        snprintf(w, sizeof w, "%s LSE", name);
         ok &= rule(w, r->lse, base.lse, ref.lse, nl, 2.0, 2e-6, 1e-4, false);
         /* Gradient floors grow with sqrt(terms summed into one element):
          * where the true gradient cancels to ~0 (one visible key makes dS
          * exactly 0), what is left is rounding noise of each term, e.g. from
          * FMA contraction of the recomputed score. */
         double tq = sqrt((double)c->Sk), tk = sqrt((double)(c->Sq * (c->Hq / c->Hkv)));
-        snprintf(w, sizeof w, "%s dQ", names[x]);
+        snprintf(w, sizeof w, "%s dQ", name);
         ok &= rule(w, r->dq, base.dq, ref.dq, nq, 3.0, 1e-5 * tq, 1e-3 * tq, true);
-        snprintf(w, sizeof w, "%s dK", names[x]);
+        snprintf(w, sizeof w, "%s dK", name);
         ok &= rule(w, r->dk, base.dk, ref.dk, nk, 3.0, 1e-5 * tk, 1e-3 * tk, true);
-        snprintf(w, sizeof w, "%s dV", names[x]);
+        snprintf(w, sizeof w, "%s dV", name);
         ok &= rule(w, r->dv, base.dv, ref.dv, nv, 3.0, 1e-5 * tk, 1e-3 * tk, true);
         if (c->dbias) {
             double tb = sqrt((double)(c->B * c->Hq * c->Sq * c->Sk) / (double)nb);
-            snprintf(w, sizeof w, "%s dbias", names[x]);
+            snprintf(w, sizeof w, "%s dbias", name);
             ok &= rule(w, r->dbias, base.dbias, ref.dbias, nb, 3.0, 1e-5 * tb, 1e-3 * tb, true);
         }
     }
-    if (ok) {
-        double lse_err = t_max_err(impl.lse, ref.lse, nl);
+    for (int x = 0; ok && x < T_KERNELS; x++) {
+        if (!t_kernel_available(t_kernels[x])) continue;
+        double lse_err = t_max_err(res[x].lse, ref.lse, nl);
         if (lse_err > stats.worst_lse) stats.worst_lse = lse_err;
-    }
-    if (ok && check_threads) { /* bitwise identical across thread counts */
+        if (!check_threads || t_kernels[x] == ATTN_KERNEL_REF) continue;
+        /* bitwise identical across thread counts */
         t_result other;
-        t_run(&P, ATTN_F32, t_ctx(c->threads == 1 ? 3 : 1), c->layout, true, &other);
-        bool same = bitwise_equal(other.o, impl.o, no) && bitwise_equal(other.lse, impl.lse, nl) &&
-                    bitwise_equal(other.dq, impl.dq, nq) && bitwise_equal(other.dk, impl.dk, nk) &&
-                    bitwise_equal(other.dv, impl.dv, nv) &&
-                    (!c->dbias || bitwise_equal(other.dbias, impl.dbias, nb));
-        if (!same) fprintf(stderr, "    results differ across thread counts\n");
+        attn_ctx *ctx2 = t_ctx(c->threads == 1 ? 3 : 1);
+        attn_ctx_set_kernel(ctx2, t_kernels[x]);
+        t_run(&P, ATTN_F32, ctx2, c->layout, true, &other);
+        attn_ctx_set_kernel(ctx2, ATTN_KERNEL_AUTO);
+        const t_result *r = &res[x];
+        bool same = bitwise_equal(other.o, r->o, no) && bitwise_equal(other.lse, r->lse, nl) &&
+                    bitwise_equal(other.dq, r->dq, nq) && bitwise_equal(other.dk, r->dk, nk) &&
+                    bitwise_equal(other.dv, r->dv, nv) &&
+                    (!c->dbias || bitwise_equal(other.dbias, r->dbias, nb));
+        if (!same) fprintf(stderr, "    %s: results differ across thread counts\n", attn_kernel_name(t_kernels[x]));
         ok &= same;
         t_result_free(&other);
     }
     t_result_free(&ref);
     t_result_free(&base);
-    t_result_free(&impl);
-    t_result_free(&ref32);
+    for (int x = 0; x < T_KERNELS; x++) t_result_free(&res[x]);
     t_problem_free(&P);
     return ok;
 }

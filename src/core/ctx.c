@@ -15,6 +15,7 @@ static attn_kernel kernel_from_env(void)
     if (e == NULL) return ATTN_KERNEL_AUTO;
     if (strcmp(e, "ref") == 0) return ATTN_KERNEL_REF;
     if (strcmp(e, "tiled") == 0) return ATTN_KERNEL_TILED;
+    if (strcmp(e, "avx2") == 0 && attn__avx2_available()) return ATTN_KERNEL_AVX2;
     return ATTN_KERNEL_AUTO;
 }
 
@@ -58,8 +59,11 @@ attn_status attn_ctx_set_kernel(attn_ctx *ctx, attn_kernel kernel)
 {
     attn__clear_error();
     if (ctx == NULL) return attn__fail(ATTN_NULL_ARG, "ctx is NULL");
-    if (kernel != ATTN_KERNEL_AUTO && kernel != ATTN_KERNEL_REF && kernel != ATTN_KERNEL_TILED)
+    if (kernel != ATTN_KERNEL_AUTO && kernel != ATTN_KERNEL_REF && kernel != ATTN_KERNEL_TILED &&
+        kernel != ATTN_KERNEL_AVX2)
         return attn__fail(ATTN_BAD_PARAM, "kernel is %d; it must be an attn_kernel value", (int)kernel);
+    if (kernel == ATTN_KERNEL_AVX2 && !attn__avx2_available())
+        return attn__fail(ATTN_UNSUPPORTED, "kernel avx2: this CPU or build has no AVX2+FMA");
     ctx->kernel = kernel;
     return ATTN_OK;
 }
@@ -67,4 +71,21 @@ attn_status attn_ctx_set_kernel(attn_ctx *ctx, attn_kernel kernel)
 attn_kernel attn_ctx_kernel(const attn_ctx *ctx)
 {
     return ctx == NULL ? ATTN_KERNEL_AUTO : ctx->kernel;
+}
+
+attn_kernel attn_ctx_resolved_kernel(const attn_ctx *ctx)
+{
+    attn_kernel k = attn_ctx_kernel(ctx);
+    if (k != ATTN_KERNEL_AUTO) return k;
+    return attn__avx2_available() ? ATTN_KERNEL_AVX2 : ATTN_KERNEL_TILED;
+}
+
+const char *attn_kernel_name(attn_kernel kernel)
+{
+    switch (kernel) {
+    case ATTN_KERNEL_REF: return "ref";
+    case ATTN_KERNEL_TILED: return "tiled";
+    case ATTN_KERNEL_AVX2: return "avx2";
+    default: return "auto";
+    }
 }

@@ -118,4 +118,12 @@ void attn__tiled_dbias_row(const attn__sdpa *p, int64_t bb, int64_t hb,
 void attn__tiled_weights_row(const attn__sdpa *p, int64_t b, int64_t h, int64_t i,
                              bool with_dropout, float *out);
 
+/* ---- AVX2+FMA float32 kernels (src/kernels/x86) -------------------------- */
+
+enum { ATTN__AVX2_TILE_Q = 48, ATTN__AVX2_TILE_K = 64 };
+
+int64_t attn__avx2_forward_ws(const attn__sdpa *p);
+/* Forward of query block qb (ATTN__AVX2_TILE_Q rows) of head (b, h). */
+void attn__avx2_forward_block(const attn__sdpa *p, int64_t b, int64_t h, int64_t qb, float *ws);
+
 #endif /* ATTN_SDPA_KERNELS_H */

@@ -38,6 +38,16 @@ static bool use_ref(const attn_ctx *ctx, const attn__sdpa *p)
     return p->dtype == ATTN_F64 || ctx->kernel == ATTN_KERNEL_REF;
 }
 
+/* The float32 kernel of this call: AVX2 when forced or (AUTO) available. */
+static bool use_avx2(const attn_ctx *ctx)
+{
+    return attn_ctx_resolved_kernel(ctx) == ATTN_KERNEL_AVX2;
+}
+
+/* Blocks of `tile` rows; block order reversed so that under a causal mask the
+ * largest blocks start first (better balance over the pool). */
+static int64_t blocks(int64_t n, int64_t tile) { return (n + tile - 1) / tile; }
+
 /* What the tasks of one call share. The workspace holds one slice of
  * ws_bytes per worker. */
 typedef struct {
@@ -85,6 +95,13 @@ static void tiled_forward_task(void *arg, int64_t t, int tid)
     attn__tiled_forward_block(rs->p, bh / rs->p->Hq, bh % rs->p->Hq, qb, worker_ws(rs, tid));
 }
 
+static void avx2_forward_task(void *arg, int64_t t, int tid)
+{
+    run_state *rs = arg;
+    int64_t qb = rs->nqb - 1 - t % rs->nqb, bh = t / rs->nqb;
+    attn__avx2_forward_block(rs->p, bh / rs->p->Hq, bh % rs->p->Hq, qb, worker_ws(rs, tid));
+}
+
 attn_status attn_sdpa_forward(attn_ctx *ctx, const attn_tensor *q, const attn_tensor *k,
                               const attn_tensor *v, const attn_sdpa_params *params,
                               attn_tensor *o, attn_tensor *lse)
@@ -111,15 +128,18 @@ attn_status attn_sdpa_forward(attn_ctx *ctx, const attn_tensor *q, const attn_te
     if (p.B == 0 || p.Hq == 0 || p.Sq == 0) return ATTN_OK;
 
     run_state rs = {.p = &p};
-    bool ref = use_ref(ctx, &p);
-    st = ref ? alloc_ws(&rs, ctx, attn__ref_forward_ws(&p), sizeof(double))
-             : alloc_ws(&rs, ctx, attn__tiled_forward_ws(&p), sizeof(float));
-    if (st != ATTN_OK) return st;
-    rs.nqb = (p.Sq + ATTN__TILE_Q - 1) / ATTN__TILE_Q;
-    if (ref)
+    if (use_ref(ctx, &p)) {
+        if ((st = alloc_ws(&rs, ctx, attn__ref_forward_ws(&p), sizeof(double))) != ATTN_OK) return st;
         attn__pool_run(ctx->pool, p.B * p.Hq, ref_forward_task, &rs);
-    else
+    } else if (use_avx2(ctx)) {
+        if ((st = alloc_ws(&rs, ctx, attn__avx2_forward_ws(&p), sizeof(float))) != ATTN_OK) return st;
+        rs.nqb = blocks(p.Sq, ATTN__AVX2_TILE_Q);
+        attn__pool_run(ctx->pool, p.B * p.Hq * rs.nqb, avx2_forward_task, &rs);
+    } else {
+        if ((st = alloc_ws(&rs, ctx, attn__tiled_forward_ws(&p), sizeof(float))) != ATTN_OK) return st;
+        rs.nqb = blocks(p.Sq, ATTN__TILE_Q);
         attn__pool_run(ctx->pool, p.B * p.Hq * rs.nqb, tiled_forward_task, &rs);
+    }
     attn__free(rs.ws);
     return ATTN_OK;
 }

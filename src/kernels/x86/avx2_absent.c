@@ -1,0 +1,17 @@
+/* avx2_absent.c - stands in for sdpa_avx2.c in builds that cannot compile
+ * it (non-x86 targets): the AVX2 path reports itself unavailable and is
+ * never called. */
+#include "../sdpa_kernels.h"
+
+bool attn__avx2_available(void) { return false; }
+
+int64_t attn__avx2_forward_ws(const attn__sdpa *p)
+{
+    (void)p;
+    return 0;
+}
+
+void attn__avx2_forward_block(const attn__sdpa *p, int64_t b, int64_t h, int64_t qb, float *ws)
+{
+    (void)p, (void)b, (void)h, (void)qb, (void)ws;
+}
