@@ -1,0 +1,205 @@
+"""attn benchmark driver (BENCH.md): probes the machine with attn_bench, runs
+the standard shape table, alternating attn (the C program) with the PyTorch
+peers on the same shapes and thread count, and writes bench/results.json and
+bench/results.png.
+
+    python bench/bench.py [--quick] [--threads N] [--reps R] [--out bench/results.json]
+
+Each row of results.json: name, mode, B, Hq, Hkv, Sq, Sk, D, mask, threads,
+median_ms, min_ms, gflops, pct_peak, peer, peer_median_ms, ratio
+(= peer_median_ms / median_ms: above 1 means attn is faster), plus the
+dense-equivalent GFLOP/s, the K/V read rate (decode) and memory growth.
+"""
+import argparse
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+BIN = os.path.join(ROOT, "build", "attn_bench")
+
+# (name, mode, B, Hq, Hkv, Sq list, Sk (None = Sq), D, masks)
+TABLE = [
+    ("prefill-64", "fwd", 1, 16, 16, [1024, 2048, 4096, 8192], None, 64, ["none", "causal"]),
+    ("prefill-128", "fwd", 1, 8, 8, [1024, 2048, 4096, 8192], None, 128, ["none", "causal"]),
+    ("gqa", "fwd", 1, 32, 8, [2048], None, 128, ["causal"]),
+    ("decode", "decode", 1, 32, 8, [1], [4096, 16384, 65536], 128, ["none"]),
+    ("window", "fwd", 1, 8, 8, [16384], None, 64, ["window:256"]),
+    ("bert", "fwd", 32, 12, 12, [128], None, 64, ["padding"]),
+    ("train", "fwdbwd", 4, 8, 8, [512], None, 64, ["causal"]),
+    ("train-bwd", "bwd", 4, 8, 8, [512], None, 64, ["causal"]),
+    ("prefill-64-bwd", "fwdbwd", 1, 16, 16, [1024, 2048], None, 64, ["none", "causal"]),
+]
+QUICK = {"prefill-64": [1024, 2048], "prefill-128": [1024, 2048], "decode": [4096, 65536]}
+
+
+def attn_run(mode, B, Hq, Hkv, Sq, Sk, D, mask, threads, reps, kernel="auto"):
+    cmd = [BIN, "run", "--mode", mode, "--B", B, "--Hq", Hq, "--Hkv", Hkv, "--Sq", Sq, "--Sk", Sk,
+           "--D", D, "--mask", mask, "--threads", threads, "--reps", reps, "--kernel", kernel]
+    out = subprocess.run([str(c) for c in cmd], check=True, capture_output=True, text=True).stdout
+    return json.loads(out)
+
+
+def torch_inputs(torch, mode, B, Hq, Hkv, Sq, Sk, D, mask):
+    g = torch.Generator().manual_seed(0)
+    grad = mode in ("bwd", "fwdbwd")
+    q = torch.rand(B, Hq, Sq, D, generator=g) - 0.5
+    k = torch.rand(B, Hkv, Sk, D, generator=g) - 0.5
+    v = torch.rand(B, Hkv, Sk, D, generator=g) - 0.5
+    q.requires_grad_(grad), k.requires_grad_(grad), v.requires_grad_(grad)
+    am, causal = None, False
+    if mask == "causal" and Sq == Sk:
+        causal = True
+    elif mask.startswith("window:"):
+        w = int(mask.split(":")[1])
+        i = torch.arange(Sq)[:, None]
+        j = torch.arange(Sk)[None, :]
+        am = (j <= i) & (j > i - w)
+    elif mask == "padding":
+        lens, seed = [], 12345
+        for _ in range(B):  # the lengths attn_bench uses
+            seed = (seed * 1664525 + 1013904223) % 2**32
+            lens.append(Sk // 2 + (seed >> 8) % (Sk // 2 + 1))
+        am = (torch.arange(Sk)[None, :] < torch.tensor(lens)[:, None])[:, None, None, :]
+    return q, k, v, am, causal
+
+
+def torch_time(torch, peer, mode, B, Hq, Hkv, Sq, Sk, D, mask, reps):
+    F = torch.nn.functional
+    q, k, v, am, causal = torch_inputs(torch, mode, B, Hq, Hkv, Sq, Sk, D, mask)
+    scale = 1.0 / math.sqrt(D)
+
+    def forward():
+        if peer == "torch_sdpa":
+            return F.scaled_dot_product_attention(q, k, v, attn_mask=am, is_causal=causal,
+                                                  enable_gqa=Hq != Hkv)
+        kk = k.repeat_interleave(Hq // Hkv, dim=1) if Hq != Hkv else k
+        vv = v.repeat_interleave(Hq // Hkv, dim=1) if Hq != Hkv else v
+        s = (q @ kk.transpose(-1, -2)) * scale
+        if causal:
+            s = s.masked_fill(torch.ones(Sq, Sk, dtype=torch.bool).triu(1), float("-inf"))
+        elif am is not None:
+            s = s.masked_fill(~am, float("-inf"))
+        return torch.softmax(s, dim=-1) @ vv
+
+    times = []
+    for r in range(reps + 1):
+        if mode == "bwd":
+            o = forward()
+            go = torch.ones_like(o)
+            t0 = time.perf_counter()
+            o.backward(go)
+        else:
+            t0 = time.perf_counter()
+            with torch.set_grad_enabled(mode == "fwdbwd"):
+                o = forward()
+                if mode == "fwdbwd":
+                    o.backward(torch.ones_like(o))
+        t = time.perf_counter() - t0
+        for x in (q, k, v):
+            x.grad = None
+        if r > 0:
+            times.append(t)
+    return statistics.median(times) * 1e3
+
+
+def draw(rows, probe, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    shapes = []
+    for r in rows:
+        key = (r["name"], r["mode"], r["Sq"], r["Sk"], r["mask"])
+        if key not in [s[0] for s in shapes]:
+            shapes.append((key, r))
+    peers = sorted({r["peer"] for r in rows})
+    fig, ax = plt.subplots(figsize=(max(10, len(shapes) * 0.8), 6))
+    width = 0.8 / (1 + len(peers))
+    xs = range(len(shapes))
+    ax.bar([x - 0.4 + width / 2 for x in xs], [s[1]["gflops"] for s in shapes], width, label="attn")
+    for n, peer in enumerate(peers):
+        vals = []
+        for key, r in shapes:
+            match = [x for x in rows if (x["name"], x["mode"], x["Sq"], x["Sk"], x["mask"]) == key
+                     and x["peer"] == peer]
+            vals.append(r["flops"] / match[0]["peer_median_ms"] / 1e6 if match and match[0]["peer_median_ms"] else 0)
+        ax.bar([x - 0.4 + width * (n + 1.5) for x in xs], vals, width, label=peer)
+    ax.axhline(probe["fma_gflops"], color="red", linestyle="--", label=f"FMA peak {probe['fma_gflops']:.0f}")
+    ax.set_xticks(list(xs))
+    ax.set_xticklabels([f"{k[0]}\n{k[1]} {k[2]}x{k[3]}\n{k[4]}" for k, _ in shapes], fontsize=7)
+    ax.set_ylabel("GFLOP/s (visible FLOPs)")
+    ax.set_title(f"attn vs PyTorch {rows[0].get('torch', '')} CPU, {rows[0]['threads']} threads")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true", help="a subset of the table")
+    ap.add_argument("--threads", type=int, default=os.cpu_count())
+    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--out", default=os.path.join(HERE, "results.json"))
+    ap.add_argument("--no-peers", action="store_true")
+    args = ap.parse_args()
+    import torch
+    torch.set_num_threads(args.threads)
+    probe = json.loads(subprocess.run([BIN, "probe", "--threads", str(args.threads)], check=True,
+                                      capture_output=True, text=True).stdout)
+    print(f"probe: FMA peak {probe['fma_gflops_1t']:.1f} GFLOP/s (1 thread), {probe['fma_gflops']:.1f} "
+          f"({args.threads} threads); read bandwidth {probe['read_gbs_1t']:.1f} GB/s (1 thread), "
+          f"{probe['read_gbs']:.1f} GB/s ({args.threads} threads)", flush=True)
+    rows = []
+    hdr = (f"{'name':<15}{'mode':<7}{'B':>3}{'Hq/Hkv':>7}{'Sq':>6}{'Sk':>7}{'D':>4} {'mask':<11}"
+           f"{'ms':>9}{'GFLOP/s':>9}{'%peak':>6}  {'peer':<11}{'peer ms':>9}{'ratio':>7}")
+    print(hdr)
+    for name, mode, B, Hq, Hkv, sqs, sks, D, masks in TABLE:
+        if args.quick and name in QUICK:
+            sqs = QUICK[name] if sks is None else sqs
+            sks = QUICK[name] if sks is not None else sks
+        elif args.quick and name in ("window", "prefill-64-bwd"):
+            continue
+        for mask in masks:
+            for Sq, Sk in ([(s, s) for s in sqs] if sks is None else [(sqs[0], k) for k in sks]):
+                reps = args.reps if Sq * Sk < 2**25 else max(3, args.reps // 2)
+                a = attn_run(mode, B, Hq, Hkv, Sq, Sk, D, mask, args.threads, reps)
+                peers = [] if args.no_peers else ["torch_sdpa", "torch_naive"]
+                if mode == "decode":
+                    peers = peers[:1] if peers else []
+                for peer in peers or [None]:
+                    pm = None
+                    if peer is not None:
+                        try:
+                            pm = torch_time(torch, peer, mode, B, Hq, Hkv, Sq, Sk, D, mask, reps)
+                        except RuntimeError as e:  # e.g. out of memory for the naive peer
+                            print(f"  {peer} failed: {e}", file=sys.stderr)
+                    row = {"name": name, "mode": mode, "B": B, "Hq": Hq, "Hkv": Hkv, "Sq": Sq, "Sk": Sk, "D": D,
+                           "mask": mask, "threads": args.threads, "kernel": a["kernel"],
+                           "median_ms": a["median_ms"], "min_ms": a["min_ms"], "flops": a["flops"],
+                           "gflops": a["gflops"], "gflops_dense": a["gflops_dense"],
+                           "pct_peak": 100.0 * a["gflops"] / probe["fma_gflops"],
+                           "kv_gbs": a["kv_gbs"], "pct_bandwidth": 100.0 * a["kv_gbs"] / probe["read_gbs"],
+                           "rss_growth_mb": a["rss_growth_mb"], "peer": peer, "peer_median_ms": pm,
+                           "ratio": (pm / a["median_ms"]) if pm else None, "torch": torch.__version__}
+                    rows.append(row)
+                    pct = f"{row['pct_peak']:5.1f}" if mode != "decode" else f"{row['pct_bandwidth']:4.0f}B"
+                    print(f"{name:<15}{mode:<7}{B:>3}{f'{Hq}/{Hkv}':>7}{Sq:>6}{Sk:>7}{D:>4} {mask:<11}"
+                          f"{a['median_ms']:9.2f}{a['gflops']:9.1f}{pct:>6}  {str(peer):<11}"
+                          f"{(pm or float('nan')):9.2f}{(row['ratio'] or float('nan')):7.2f}", flush=True)
+    result = {"probe": probe, "rows": rows}
+    with open(args.out, "w") as f:
+        json.dump(rows, f, indent=1)
+    with open(os.path.splitext(args.out)[0] + "_probe.json", "w") as f:
+        json.dump(probe, f, indent=1)
+    draw(rows, probe, os.path.splitext(args.out)[0] + ".png")
+    print(f"wrote {args.out} and {os.path.splitext(args.out)[0]}.png")
+    return result
+
+
+if __name__ == "__main__":
+    main()
