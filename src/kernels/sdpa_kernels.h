@@ -125,5 +125,12 @@ enum { ATTN__AVX2_TILE_Q = 48, ATTN__AVX2_TILE_K = 64 };
 int64_t attn__avx2_forward_ws(const attn__sdpa *p);
 /* Forward of query block qb (ATTN__AVX2_TILE_Q rows) of head (b, h). */
 void attn__avx2_forward_block(const attn__sdpa *p, int64_t b, int64_t h, int64_t qb, float *ws);
+int64_t attn__avx2_backward_ws(const attn__sdpa *p);
+/* dK, dV of key tile kb (ATTN__AVX2_TILE_K keys) of kv head (b, hkv). */
+void attn__avx2_dkdv_block(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t kb,
+                           const float *delta, float *ws);
+/* dQ (and a full-shape dbias) of query block qb of head (b, h). */
+void attn__avx2_dq_block(const attn__sdpa *p, int64_t b, int64_t h, int64_t qb, const float *delta,
+                         bool write_dbias, float *ws);
 
 #endif /* ATTN_SDPA_KERNELS_H */

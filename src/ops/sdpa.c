@@ -224,13 +224,33 @@ static attn_status run_ref_backward(attn_ctx *ctx, const attn__sdpa *p)
     return ATTN_OK;
 }
 
+static void avx2_dkdv_task(void *arg, int64_t t, int tid)
+{
+    run_state *rs = arg;
+    int64_t kb = t % rs->nkb, bh = t / rs->nkb;
+    attn__avx2_dkdv_block(rs->p, bh / rs->p->Hkv, bh % rs->p->Hkv, kb, rs->delta, worker_ws(rs, tid));
+}
+
+static void avx2_dq_task(void *arg, int64_t t, int tid)
+{
+    run_state *rs = arg;
+    int64_t qb = rs->nqb - 1 - t % rs->nqb, bh = t / rs->nqb;
+    attn__avx2_dq_block(rs->p, bh / rs->p->Hq, bh % rs->p->Hq, qb, rs->delta, rs->write_dbias,
+                        worker_ws(rs, tid));
+}
+
+/* Tiled or AVX2 backward: rowsum(dO * O), then dK/dV per key tile, dQ per
+ * query block, and a broadcast bias gradient per dbias row; each pass owns
+ * its outputs, so nothing depends on the thread count. */
 static attn_status run_tiled_backward(attn_ctx *ctx, const attn__sdpa *p)
 {
     run_state rs = {.p = p};
-    int64_t n_delta;
+    bool avx2 = use_avx2(ctx);
+    int64_t n_delta, per = attn__tiled_backward_ws(p);
     if (!attn__mul_ok(p->B * p->Hq, p->Sq > 0 ? p->Sq : 1, &n_delta))
         return attn__fail(ATTN_OVERFLOW, "B * Hq * Sq overflows");
-    attn_status st = alloc_ws(&rs, ctx, attn__tiled_backward_ws(p), sizeof(float));
+    if (avx2 && attn__avx2_backward_ws(p) > per) per = attn__avx2_backward_ws(p);
+    attn_status st = alloc_ws(&rs, ctx, per, sizeof(float));
     if (st != ATTN_OK) return st;
     rs.delta = attn__malloc((size_t)n_delta * sizeof(float));
     if (rs.delta == NULL) {
@@ -241,11 +261,18 @@ static attn_status run_tiled_backward(attn_ctx *ctx, const attn__sdpa *p)
     const int64_t *n = p->dbias.dim;
     bool has_dbias = p->dbias.data != NULL;
     rs.write_dbias = has_dbias && n[0] == p->B && n[1] == p->Hq && n[2] == p->Sq && n[3] == p->Sk;
-    rs.nqb = (p->Sq + ATTN__TILE_Q - 1) / ATTN__TILE_Q;
-    rs.nkb = (p->Sk + ATTN__TILE_K - 1) / ATTN__TILE_K;
+    rs.nqb = blocks(p->Sq, ATTN__TILE_Q);
     attn__pool_run(ctx->pool, p->B * p->Hq * rs.nqb, tiled_delta_task, &rs);
-    attn__pool_run(ctx->pool, p->B * p->Hkv * rs.nkb, tiled_dkdv_task, &rs);
-    attn__pool_run(ctx->pool, p->B * p->Hq * rs.nqb, tiled_dq_task, &rs);
+    if (avx2) {
+        rs.nkb = blocks(p->Sk, ATTN__AVX2_TILE_K);
+        attn__pool_run(ctx->pool, p->B * p->Hkv * rs.nkb, avx2_dkdv_task, &rs);
+        rs.nqb = blocks(p->Sq, ATTN__AVX2_TILE_Q);
+        attn__pool_run(ctx->pool, p->B * p->Hq * rs.nqb, avx2_dq_task, &rs);
+    } else {
+        rs.nkb = blocks(p->Sk, ATTN__TILE_K);
+        attn__pool_run(ctx->pool, p->B * p->Hkv * rs.nkb, tiled_dkdv_task, &rs);
+        attn__pool_run(ctx->pool, p->B * p->Hq * rs.nqb, tiled_dq_task, &rs);
+    }
     if (has_dbias && !rs.write_dbias)
         attn__pool_run(ctx->pool, n[0] * n[1] * n[2], tiled_dbias_task, &rs);
     attn__free(rs.delta);

@@ -15,3 +15,21 @@ void attn__avx2_forward_block(const attn__sdpa *p, int64_t b, int64_t h, int64_t
 {
     (void)p, (void)b, (void)h, (void)qb, (void)ws;
 }
+
+int64_t attn__avx2_backward_ws(const attn__sdpa *p)
+{
+    (void)p;
+    return 0;
+}
+
+void attn__avx2_dkdv_block(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t kb,
+                           const float *delta, float *ws)
+{
+    (void)p, (void)b, (void)hkv, (void)kb, (void)delta, (void)ws;
+}
+
+void attn__avx2_dq_block(const attn__sdpa *p, int64_t b, int64_t h, int64_t qb, const float *delta,
+                         bool write_dbias, float *ws)
+{
+    (void)p, (void)b, (void)h, (void)qb, (void)delta, (void)write_dbias, (void)ws;
+}

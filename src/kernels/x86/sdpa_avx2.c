@@ -132,16 +132,18 @@ static void pack_rows(const attn_tensor *t, int64_t b, int64_t s0, int64_t n, in
     }
 }
 
-/* dst[x][c] = t[b, j0 + c, h, x] for c < n (transposed), zero for c in [n, BK). */
+/* dst[x][c] = scale * t[b, j0 + c, h, x] for c < n (transposed, rows of
+ * `width`), zero for c in [n, width). */
 static void pack_cols(const attn_tensor *t, int64_t b, int64_t j0, int64_t n, int64_t h, int64_t d,
-                      float *dst)
+                      float scale, float *dst, int64_t width)
 {
     const float *base = (const float *)t->data;
     for (int64_t c = 0; c < n; c++) {
         const float *src = base + attn__off(t->stride, b, j0 + c, h, 0);
-        for (int64_t x = 0; x < d; x++) dst[x * BK + c] = src[x * t->stride[3]];
+        for (int64_t x = 0; x < d; x++) dst[x * width + c] = scale * src[x * t->stride[3]];
     }
-    for (int64_t x = 0; n < BK && x < d; x++) memset(dst + x * BK + n, 0, sizeof(float) * (size_t)(BK - n));
+    for (int64_t x = 0; n < width && x < d; x++)
+        memset(dst + x * width + n, 0, sizeof(float) * (size_t)(width - n));
 }
 
 static bool all_finite(const float *x, int64_t n)
@@ -181,37 +183,38 @@ static bool elementwise(const attn__sdpa *p)
  * sr: -inf outside [lo, hi) and where the mask or bias masks; soft-cap,
  * bias and ALiBi applied. capgrad (may be NULL) receives d s / d raw. */
 static void finish_scores(const attn__sdpa *p, int64_t b, int64_t h, int64_t i, int64_t j0,
-                          int64_t lo, int64_t hi, float *sr, float *capgrad)
+                          int64_t lo, int64_t hi, float *sr, float *capgrad, int64_t st)
 {
     int64_t c0 = lo - j0 < 0 ? 0 : lo - j0 > BK ? BK : lo - j0;
     int64_t c1 = hi - j0 > BK ? BK : hi - j0 < c0 ? c0 : hi - j0;
-    for (int64_t c = 0; c < c0; c++) sr[c] = -INFINITY;
-    for (int64_t c = c1; c < BK; c++) sr[c] = -INFINITY;
+    for (int64_t c = 0; c < c0; c++) sr[c * st] = -INFINITY;
+    for (int64_t c = c1; c < BK; c++) sr[c * st] = -INFINITY;
+    for (int64_t c = 0; capgrad != NULL && c < BK; c++) capgrad[c * st] = 0.0f; /* masked: no gradient */
     if (!elementwise(p)) return;
     int64_t lq = attn__qlen(p, b), lk = attn__klen(p, b);
     int64_t ia = p->align == ATTN_ALIGN_BOTTOM_RIGHT ? i + lk - lq : i;
     for (int64_t c = c0; c < c1; c++) {
         int64_t j = j0 + c;
         if (p->has_mask && p->mask[attn__off(p->mask_stride, b, h, i, j)] == 0) {
-            sr[c] = -INFINITY;
+            sr[c * st] = -INFINITY;
             continue;
         }
-        float s = sr[c];
+        float s = sr[c * st];
         if (p->softcap > 0.0) {
             float cap = (float)p->softcap, t = tanhf(s / cap);
             s = cap * t;
-            if (capgrad) capgrad[c] = 1.0f - t * t;
+            if (capgrad) capgrad[c * st] = 1.0f - t * t;
         }
         if (p->has_bias) {
             float bv = ((const float *)p->bias)[attn__off(p->bias_stride, b, h, i, j)];
             if (bv <= (float)ATTN__BIAS_MASK_LIMIT) {
-                sr[c] = -INFINITY;
+                sr[c * st] = -INFINITY;
                 continue;
             }
             s += bv;
         }
         if (p->alibi != NULL) s -= (float)p->alibi[h] * (float)llabs(ia - j);
-        sr[c] = s;
+        sr[c * st] = s;
     }
 }
 
@@ -272,14 +275,14 @@ void attn__avx2_forward_block(const attn__sdpa *p, int64_t b, int64_t h, int64_t
             any |= lo[r] < j0 + nk && hi[r] > j0 && lo[r] < hi[r];
         }
         if (!any) continue;
-        pack_cols(&p->k, b, j0, nk, hk, Dk, kt);
+        pack_cols(&p->k, b, j0, nk, hk, Dk, 1.0f, kt, BK);
         pack_rows(&p->v, b, j0, nk, hk, Dv, 1.0f, vt, dv, BK);
         bool v_bad = (!full || drop) && !all_finite(vt, nk * dv);
         gemm(mq, BK, Dk, qs, Dk, kt, BK, s, BK, false);
 
         for (int64_t r = 0; r < nq; r++) {
             float *sr = s + r * BK;
-            if (!full) finish_scores(p, b, h, i0 + r, j0, lo[r], hi[r], sr, NULL);
+            if (!full) finish_scores(p, b, h, i0 + r, j0, lo[r], hi[r], sr, NULL, 1);
             __m256 vmax = _mm256_set1_ps(-INFINITY), vnan = _mm256_setzero_ps();
             for (int c = 0; c < BK; c += 8) {
                 __m256 x = _mm256_loadu_ps(sr + c);
@@ -354,4 +357,219 @@ bool attn__avx2_available(void)
         atomic_store(&cached, v);
     }
     return v == 1;
+}
+
+/* ---- backward ------------------------------------------------------------------ */
+
+/* One line of n (a multiple of 8) elements of a tile, in place: s holds the
+ * scores (-inf where masked) and dp the products dO . V. On return s holds
+ * P f (the weights applied to V, for dV) and dp holds dS = P (f dP - delta),
+ * the gradient of the final score. lse and delta are per element (ls = 1)
+ * or one value (ls = 0); f holds dropout factors or is NULL. Masked
+ * elements give exactly 0, and a dropped element's dP is not used, so NaN
+ * in a masked or dropped V never arrives. */
+static void grad_line(float *s, float *dp, const float *lse, const float *delta, int ls,
+                      const float *f, int64_t n)
+{
+    const __m256 ninf = _mm256_set1_ps(-INFINITY), zero = _mm256_setzero_ps();
+    for (int64_t x = 0; x < n; x += 8) {
+        __m256 sv = _mm256_loadu_ps(s + x);
+        __m256 l = ls ? _mm256_loadu_ps(lse + x) : _mm256_broadcast_ss(lse);
+        __m256 d = ls ? _mm256_loadu_ps(delta + x) : _mm256_broadcast_ss(delta);
+        __m256 vis = _mm256_cmp_ps(sv, ninf, _CMP_NEQ_UQ); /* NaN counts as visible */
+        __m256 pr = _mm256_and_ps(vis, exp256(_mm256_sub_ps(sv, l)));
+        __m256 g = _mm256_loadu_ps(dp + x), pf = pr;
+        if (f != NULL) {
+            __m256 fv = _mm256_loadu_ps(f + x);
+            g = _mm256_and_ps(_mm256_cmp_ps(fv, zero, _CMP_NEQ_UQ), _mm256_mul_ps(fv, g));
+            pf = _mm256_mul_ps(pr, fv);
+        }
+        _mm256_storeu_ps(s + x, pf);
+        _mm256_storeu_ps(dp + x, _mm256_and_ps(vis, _mm256_mul_ps(pr, _mm256_sub_ps(g, d))));
+    }
+}
+
+static void mul_lines(float *x, const float *y, int64_t n)
+{
+    for (int64_t i = 0; i < n; i += 8)
+        _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+}
+
+/* Rows i0 .. i0+nq-1 of head (b, h): key intervals, LSE and delta; false if
+ * no row sees a key of [j0, j0 + nk). */
+static bool block_rows(const attn__sdpa *p, int64_t b, int64_t h, int64_t i0, int64_t nq, int64_t j0,
+                       int64_t nk, const float *delta, int64_t *lo, int64_t *hi, float *lse, float *dl)
+{
+    bool any = false;
+    for (int64_t r = 0; r < nq; r++) {
+        key_range(p, b, i0 + r, &lo[r], &hi[r]);
+        lse[r] = lo[r] < hi[r] ? ((const float *)p->lse.data)[attn__off(p->lse.stride, b, h, i0 + r, 0)]
+                               : -INFINITY;
+        dl[r] = delta[(b * p->Hq + h) * p->Sq + i0 + r];
+        any |= lse[r] != -INFINITY && lo[r] < j0 + nk && hi[r] > j0;
+    }
+    for (int64_t r = nq; r < BQ; r++) {
+        lse[r] = -INFINITY;
+        dl[r] = 0.0f;
+    }
+    return any;
+}
+
+static bool covers(const int64_t *lo, const int64_t *hi, int64_t nq, int64_t j0)
+{
+    for (int64_t r = 0; r < nq; r++)
+        if (lo[r] > j0 || hi[r] < j0 + BK) return false;
+    return true;
+}
+
+int64_t attn__avx2_backward_ws(const attn__sdpa *p)
+{
+    int64_t Dk = p->Dk, Dv = p->Dv, dk = pad16(Dk), dv = pad16(Dv);
+    int64_t dkdv = BK * (Dk + Dv) + BQ * (Dk + Dv) + BQ * (dk + dv) + 4 * BK * BQ + BK * (dk + dv) + 3 * BQ;
+    int64_t dq = BQ * (dk + dv) + BK * (Dk + Dv) + BK * dk + 4 * BQ * BK + BK + BQ * dk + 2 * BQ;
+    return dkdv > dq ? dkdv : dq;
+}
+
+/* dK, dV of key tile kb of kv head (b, hkv), summed over the group's query
+ * heads and their query blocks in a fixed order. Works on transposed tiles
+ * (keys as rows): St = K Qs^T, dPt = V dO^T, then dV += (P f)^T dO and
+ * dK += dS^T Qs with Qs = scale * Q. */
+void attn__avx2_dkdv_block(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t kb,
+                           const float *delta, float *ws)
+{
+    int64_t j0 = kb * BK, nk = p->Sk - j0 < BK ? p->Sk - j0 : BK;
+    int64_t Dk = p->Dk, Dv = p->Dv, dk = pad16(Dk), dv = pad16(Dv);
+    float *kr = ws, *vr = kr + BK * Dk;            /* (BK, Dk), (BK, Dv) K and V rows */
+    float *qst = vr + BK * Dv, *dot = qst + Dk * BQ; /* (Dk, BQ) Qs^T, (Dv, BQ) dO^T */
+    float *qs = dot + Dv * BQ, *dob = qs + BQ * dk;  /* (BQ, dk) Qs, (BQ, dv) dO */
+    float *st = dob + BQ * dv, *dpt = st + BK * BQ;  /* (BK, BQ) scores then P f; dO.V then dS */
+    float *cgt = dpt + BK * BQ, *ft = cgt + BK * BQ; /* (BK, BQ) soft-cap grads; (BQ, BK) dropout */
+    float *dka = ft + BQ * BK, *dva = dka + BK * dk; /* (BK, dk), (BK, dv) accumulators */
+    float *lse = dva + BK * dv, *dl = lse + BQ, *fl = dl + BQ; /* (BQ) */
+    int64_t lo[BQ], hi[BQ];
+    bool ew = elementwise(p), drop = p->dropout_p > 0.0, cap = p->softcap > 0.0;
+    float scale = (float)p->scale;
+
+    memset(dka, 0, sizeof(float) * (size_t)(BK * (dk + dv)));
+    pack_rows(&p->k, b, j0, nk, hkv, Dk, 1.0f, kr, Dk, BK);
+    pack_rows(&p->v, b, j0, nk, hkv, Dv, 1.0f, vr, Dv, BK);
+    for (int64_t h = hkv * p->group; h < (hkv + 1) * p->group; h++)
+        for (int64_t i0 = 0; i0 < p->Sq; i0 += BQ) {
+            int64_t nq = p->Sq - i0 < BQ ? p->Sq - i0 : BQ;
+            if (!block_rows(p, b, h, i0, nq, j0, nk, delta, lo, hi, lse, dl)) continue;
+            bool full = !ew && nk == BK && covers(lo, hi, nq, j0);
+            pack_cols(&p->q, b, i0, nq, h, Dk, scale, qst, BQ);
+            pack_cols(&p->d_o, b, i0, nq, h, Dv, 1.0f, dot, BQ);
+            pack_rows(&p->q, b, i0, nq, h, Dk, scale, qs, dk, BQ);
+            pack_rows(&p->d_o, b, i0, nq, h, Dv, 1.0f, dob, dv, BQ);
+            for (int64_t r = 0; r < nq; r++) /* a fully masked row's dO is never used */
+                if (lse[r] == -INFINITY) {
+                    for (int64_t x = 0; x < Dv; x++) dot[x * BQ + r] = dob[r * dv + x] = 0.0f;
+                }
+            gemm(BK, BQ, Dk, kr, Dk, qst, BQ, st, BQ, false);
+            gemm(BK, BQ, Dv, vr, Dv, dot, BQ, dpt, BQ, false);
+            for (int64_t r = 0; r < BQ; r++) {
+                if (r >= nq || lse[r] == -INFINITY) {
+                    for (int64_t c = 0; c < BK; c++) {
+                        st[c * BQ + r] = -INFINITY;
+                        if (cap) cgt[c * BQ + r] = 0.0f;
+                    }
+                } else if (!full) {
+                    finish_scores(p, b, h, i0 + r, j0, lo[r], hi[r], st + r, cap ? cgt + r : NULL, BQ);
+                }
+                if (drop && r < nq) drop_factors(p, b, h, i0 + r, j0, nk, ft + r * BK);
+            }
+            for (int64_t c = 0; c < nk; c++) {
+                if (drop)
+                    for (int64_t r = 0; r < BQ; r++) fl[r] = r < nq ? ft[r * BK + c] : 0.0f;
+                grad_line(st + c * BQ, dpt + c * BQ, lse, dl, 1, drop ? fl : NULL, BQ);
+                if (cap) mul_lines(dpt + c * BQ, cgt + c * BQ, BQ); /* dS -> d(raw score) */
+            }
+            gemm(nk, dv, BQ, st, BQ, dob, dv, dva, dv, true);
+            gemm(nk, dk, BQ, dpt, BQ, qs, dk, dka, dk, true);
+        }
+    float *dkp = (float *)p->dk.data, *dvp = (float *)p->dv.data;
+    for (int64_t c = 0; c < nk; c++) {
+        for (int64_t x = 0; x < Dk; x++) dkp[attn__off(p->dk.stride, b, j0 + c, hkv, x)] = dka[c * dk + x];
+        for (int64_t x = 0; x < Dv; x++) dvp[attn__off(p->dv.stride, b, j0 + c, hkv, x)] = dva[c * dv + x];
+    }
+}
+
+/* dQ of query block qb of head (b, h), and the bias gradient of its rows
+ * when dbias has the full [B, Hq, Sq, Sk] shape: S = Qs Kt, dP = dO Vt,
+ * dQ += dS K over the visible key tiles, then dQ *= scale. */
+void attn__avx2_dq_block(const attn__sdpa *p, int64_t b, int64_t h, int64_t qb, const float *delta,
+                         bool write_dbias, float *ws)
+{
+    int64_t i0 = qb * BQ, nq = p->Sq - i0 < BQ ? p->Sq - i0 : BQ, hk = h / p->group;
+    int64_t Dk = p->Dk, Dv = p->Dv, dk = pad16(Dk), dv = pad16(Dv), mq = (nq + MR - 1) / MR * MR;
+    float *qs = ws, *dob = qs + BQ * dk;            /* (BQ, dk) Qs, (BQ, dv) dO */
+    float *kt = dob + BQ * dv, *vt = kt + Dk * BK;  /* (Dk, BK) K^T, (Dv, BK) V^T */
+    float *kr = vt + Dv * BK;                       /* (BK, dk) K rows */
+    float *s = kr + BK * dk, *dp = s + BQ * BK;     /* (BQ, BK) */
+    float *cg = dp + BQ * BK, *use = cg + BQ * BK;  /* (BQ, BK) */
+    float *f = use + BQ * BK, *dqa = f + BK;        /* (BK), (BQ, dk) */
+    float *lse = dqa + BQ * dk, *dl = lse + BQ;     /* (BQ) */
+    int64_t lo[BQ], hi[BQ], jmin = INT64_MAX, jmax = 0;
+    bool ew = elementwise(p), drop = p->dropout_p > 0.0, cap = p->softcap > 0.0;
+    float *db = (float *)p->dbias.data;
+
+    block_rows(p, b, h, i0, nq, 0, p->Sk, delta, lo, hi, lse, dl);
+    for (int64_t r = 0; r < nq; r++)
+        if (lse[r] != -INFINITY && lo[r] < hi[r]) {
+            jmin = lo[r] < jmin ? lo[r] : jmin;
+            jmax = hi[r] > jmax ? hi[r] : jmax;
+        }
+    memset(dqa, 0, sizeof(float) * (size_t)(BQ * dk));
+    if (write_dbias)
+        for (int64_t r = 0; r < nq; r++)
+            for (int64_t j = 0; j < p->Sk; j++) db[attn__off(p->dbias.stride, b, h, i0 + r, j)] = 0.0f;
+    if (jmin < jmax) {
+        pack_rows(&p->q, b, i0, nq, h, Dk, (float)p->scale, qs, dk, mq);
+        pack_rows(&p->d_o, b, i0, nq, h, Dv, 1.0f, dob, dv, mq);
+        for (int64_t r = 0; r < nq; r++)
+            if (lse[r] == -INFINITY) memset(dob + r * dv, 0, sizeof(float) * (size_t)dv);
+    }
+    for (int64_t j0 = jmin < jmax ? jmin / BK * BK : jmax; j0 < jmax; j0 += BK) {
+        int64_t nk = jmax - j0 < BK ? jmax - j0 : BK;
+        bool any = false;
+        for (int64_t r = 0; r < nq; r++) any |= lse[r] != -INFINITY && lo[r] < j0 + nk && hi[r] > j0;
+        if (!any) continue;
+        bool full = !ew && nk == BK && covers(lo, hi, nq, j0);
+        pack_cols(&p->k, b, j0, nk, hk, Dk, 1.0f, kt, BK);
+        pack_cols(&p->v, b, j0, nk, hk, Dv, 1.0f, vt, BK);
+        pack_rows(&p->k, b, j0, nk, hk, Dk, 1.0f, kr, dk, BK);
+        bool k_bad = !all_finite(kr, nk * dk);
+        gemm(mq, BK, Dk, qs, dk, kt, BK, s, BK, false);
+        gemm(mq, BK, Dv, dob, dv, vt, BK, dp, BK, false);
+        for (int64_t r = 0; r < mq; r++) {
+            float *sr = s + r * BK, *dr = dp + r * BK;
+            if (r >= nq || lse[r] == -INFINITY) {
+                memset(sr, 0, sizeof(float) * BK);
+                memset(dr, 0, sizeof(float) * BK);
+                if (k_bad) memset(use + r * BK, 0, sizeof(float) * BK);
+                continue;
+            }
+            if (!full) finish_scores(p, b, h, i0 + r, j0, lo[r], hi[r], sr, cap ? cg + r * BK : NULL, 1);
+            if (k_bad)
+                for (int64_t c = 0; c < BK; c++) use[r * BK + c] = sr[c] != -INFINITY ? 1.0f : 0.0f;
+            if (drop) drop_factors(p, b, h, i0 + r, j0, BK, f);
+            grad_line(sr, dr, &lse[r], &dl[r], 0, drop ? f : NULL, BK);
+            if (write_dbias)
+                for (int64_t c = 0; c < nk; c++) db[attn__off(p->dbias.stride, b, h, i0 + r, j0 + c)] = dr[c];
+            if (cap) mul_lines(dr, cg + r * BK, BK);
+        }
+        if (!k_bad) {
+            gemm(mq, dk, nk, dp, BK, kr, dk, dqa, dk, true);
+        } else { /* a NaN or Inf in K: only visible keys, in the GEMM's order */
+            for (int64_t r = 0; r < nq; r++)
+                for (int64_t c = 0; c < nk; c++)
+                    if (use[r * BK + c] != 0.0f)
+                        for (int64_t x = 0; x < Dk; x++)
+                            dqa[r * dk + x] = fmaf(dp[r * BK + c], kr[c * dk + x], dqa[r * dk + x]);
+        }
+    }
+    float *dqp = (float *)p->dq.data, scale = (float)p->scale;
+    for (int64_t r = 0; r < nq; r++)
+        for (int64_t x = 0; x < Dk; x++) dqp[attn__off(p->dq.stride, b, i0 + r, h, x)] = scale * dqa[r * dk + x];
 }
