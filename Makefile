@@ -2,10 +2,11 @@
 #   make run        build and run the example (the main job, for now)
 #   make test       install what is needed, then every test (CI runs this)
 #   make test-long  the long random grid (many more configurations)
+#   make bench      the benchmark table vs PyTorch: bench/results.json, .png
 JOBS ?= 2
 CONFIGS ?= 3000
 
-.PHONY: all build run test test-c test-asan test-fma test-clang test-cxx test-python test-long clean
+.PHONY: bench bench-quick all build run test test-c test-asan test-fma test-clang test-cxx test-python test-long clean
 
 all: build
 
@@ -54,6 +55,16 @@ test-python: build
 
 test-long: build
 	./build/tests/attn_tests --configs 40000 grid_vs_ref64 grid_big_vs_ref64
+
+# BENCH.md's table, attn alternating with PyTorch SDPA and naive PyTorch.
+# Run it on an otherwise idle machine.
+bench: build
+	@scripts/setup.sh --bench
+	.venv/bin/python bench/bench.py --out bench/results.json
+
+bench-quick: build
+	@scripts/setup.sh --bench
+	.venv/bin/python bench/bench.py --quick --out bench/results-quick.json
 
 clean:
 	rm -rf build build-asan build-fma build-clang

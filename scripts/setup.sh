@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what attn's build and tests need, idempotently: a C toolchain,
 # CMake, clang (second compiler of the warning check), and a Python venv in
-# .venv with PyTorch 2.13 (CPU build), numpy and pytest for the oracle tests.
+# .venv with PyTorch 2.13 (CPU build), numpy and pytest for the oracle tests
+# (--python), plus matplotlib for the benchmark chart (--bench).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,7 +18,7 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}"
 fi
 
-if [ "${1:-}" = "--python" ]; then
+if [ "${1:-}" = "--python" ] || [ "${1:-}" = "--bench" ]; then
   if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
   fi
@@ -25,4 +26,9 @@ if [ "${1:-}" = "--python" ]; then
     echo "setup: installing torch==2.13.0 (CPU), numpy, pytest into .venv"
     .venv/bin/pip install -q torch==2.13.0 numpy pytest
   fi
+fi
+
+if [ "${1:-}" = "--bench" ] && ! .venv/bin/python -c 'import matplotlib' 2>/dev/null; then
+  echo "setup: installing matplotlib into .venv (benchmark chart)"
+  .venv/bin/pip install -q matplotlib
 fi

@@ -44,6 +44,18 @@ t_cfg t_cfg_sample(uint64_t seed, bool big)
     bool go_big = big || t_rand_int(&s, 0, 24) == 0;
     c.Sq = go_big && t_rand_int(&s, 0, 1) ? pick(&s, big_lens, 8) : pick(&s, lens, 20);
     c.Sk = go_big && t_rand_int(&s, 0, 2) ? pick(&s, big_lens, 8) : pick(&s, lens, 20);
+    bool decode = t_rand_int(&s, 0, 11) == 0; /* few queries, many keys: the decode path */
+    if (decode) {
+        static const int64_t dq[] = {1, 2, 3, 4}, dk[] = {1024, 1025, 1100, 1536, 2047};
+        static const int64_t dh[][2] = {{4, 1}, {8, 2}, {6, 3}, {2, 2}, {16, 1}};
+        int x = (int)t_rand_int(&s, 0, 4);
+        c.Sq = pick(&s, dq, 4);
+        c.Sk = pick(&s, dk, 5);
+        c.Hq = dh[x][0];
+        c.Hkv = dh[x][1];
+        if (c.Dk > 64) c.Dk = t_rand_int(&s, 1, 64);
+        if (c.Dv > 64) c.Dv = t_rand_int(&s, 1, 64);
+    }
     int sc = (int)t_rand_int(&s, 0, 19);
     c.scale = sc < 14 ? 0.0 : sc < 17 ? t_rand_uniform(&s, 0.05, 1.0) : -t_rand_uniform(&s, 0.05, 1.0);
     c.softcap = t_rand_int(&s, 0, 4) == 0 ? t_rand_uniform(&s, 0.5, 5.0) : 0.0;
@@ -64,7 +76,7 @@ t_cfg t_cfg_sample(uint64_t seed, bool big)
     c.layout = (int)t_rand_int(&s, 0, LAYOUT_KINDS - 1);
     c.threads = (int)pick(&s, threads, 4);
     /* Keep the reference's cost bounded: shrink batch, heads, then dims. */
-    double budget = big ? 6e7 : 4e6;
+    double budget = big ? 6e7 : decode ? 1.2e7 : 4e6;
     while ((double)c.B * c.Hq * c.Sq * c.Sk * (double)(c.Dk + c.Dv) > budget) {
         if (c.B > 1) c.B = 1;
         else if (c.Hq > 1) c.Hq = c.Hkv = 1;

@@ -121,6 +121,9 @@ void attn__tiled_weights_row(const attn__sdpa *p, int64_t b, int64_t h, int64_t 
 /* ---- AVX2+FMA float32 kernels (src/kernels/x86) -------------------------- */
 
 enum { ATTN__AVX2_TILE_Q = 48, ATTN__AVX2_TILE_K = 64 };
+/* Decode path: at most this many rows (query heads of a group x queries),
+ * keys split in fixed chunks (independent of the thread count). */
+enum { ATTN__DECODE_MAX_ROWS = 16, ATTN__DECODE_SPLIT = 512 };
 
 int64_t attn__avx2_forward_ws(const attn__sdpa *p);
 /* Forward of query block qb (ATTN__AVX2_TILE_Q rows) of head (b, h). */
@@ -132,5 +135,16 @@ void attn__avx2_dkdv_block(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t 
 /* dQ (and a full-shape dbias) of query block qb of head (b, h). */
 void attn__avx2_dq_block(const attn__sdpa *p, int64_t b, int64_t h, int64_t qb, const float *delta,
                          bool write_dbias, float *ws);
+
+int64_t attn__avx2_decode_rows(const attn__sdpa *p);
+int64_t attn__avx2_decode_ws(const attn__sdpa *p);      /* floats per worker */
+int64_t attn__avx2_decode_partial(const attn__sdpa *p); /* floats per split */
+/* Online softmax of every row of kv head (b, hkv) over keys
+ * [s * split, (s + 1) * split), unnormalised, into part. */
+void attn__avx2_decode_split(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t s, int64_t split,
+                             float *part, float *ws);
+/* Merges the n_splits partials of kv head (b, hkv) into O and LSE. */
+void attn__avx2_decode_merge(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t n_splits,
+                             const float *parts);
 
 #endif /* ATTN_SDPA_KERNELS_H */

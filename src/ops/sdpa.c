@@ -56,6 +56,7 @@ typedef struct {
     size_t ws_bytes; /* per worker */
     int64_t nqb, nkb; /* query and key blocks per head */
     float *delta;     /* (B, Hq, Sq) rowsum(dO * O), tiled backward */
+    float *parts;     /* decode: per (b, kv head, split) partial softmax results */
     double *dbias_acc; /* reference backward */
     const int64_t *heads, *rows;
     int64_t n_heads, n_rows;
@@ -102,6 +103,57 @@ static void avx2_forward_task(void *arg, int64_t t, int tid)
     attn__avx2_forward_block(rs->p, bh / rs->p->Hq, bh % rs->p->Hq, qb, worker_ws(rs, tid));
 }
 
+/* Task (b, split) walks every kv head of its keys: in the [B, S, H, D]
+ * layout the heads of one key share its page, so each page is read whole
+ * once instead of one head's slice per task (TLB and prefetcher friendly). */
+static void decode_split_task(void *arg, int64_t t, int tid)
+{
+    run_state *rs = arg;
+    const attn__sdpa *p = rs->p;
+    int64_t s = t % rs->nkb, b = t / rs->nkb;
+    for (int64_t hkv = 0; hkv < p->Hkv; hkv++)
+        attn__avx2_decode_split(p, b, hkv, s, ATTN__DECODE_SPLIT,
+                                rs->parts + ((b * p->Hkv + hkv) * rs->nkb + s) * attn__avx2_decode_partial(p),
+                                worker_ws(rs, tid));
+}
+
+static void decode_merge_task(void *arg, int64_t t, int tid)
+{
+    run_state *rs = arg;
+    (void)tid;
+    attn__avx2_decode_merge(rs->p, t / rs->p->Hkv, t % rs->p->Hkv, rs->nkb,
+                            rs->parts + t * rs->nkb * attn__avx2_decode_partial(rs->p));
+}
+
+/* Few query rows per kv head against many keys: split the keys. */
+static bool use_decode(const attn_ctx *ctx, const attn__sdpa *p)
+{
+    return use_avx2(ctx) && attn__avx2_decode_rows(p) <= ATTN__DECODE_MAX_ROWS &&
+           p->Sk >= 2 * ATTN__DECODE_SPLIT;
+}
+
+static attn_status run_decode(attn_ctx *ctx, const attn__sdpa *p)
+{
+    run_state rs = {.p = p};
+    rs.nkb = blocks(p->Sk, ATTN__DECODE_SPLIT);
+    int64_t n_parts;
+    if (!attn__mul_ok(p->B * p->Hkv * rs.nkb, attn__avx2_decode_partial(p), &n_parts))
+        return attn__fail(ATTN_OVERFLOW, "the decode partial results overflow");
+    attn_status st = alloc_ws(&rs, ctx, attn__avx2_decode_ws(p), sizeof(float));
+    if (st != ATTN_OK) return st;
+    rs.parts = attn__malloc((size_t)n_parts * sizeof(float));
+    if (rs.parts == NULL) {
+        attn__free(rs.ws);
+        return attn__fail(ATTN_NO_MEMORY, "cannot allocate %lld floats of decode partials",
+                          (long long)n_parts);
+    }
+    attn__pool_run(ctx->pool, p->B * rs.nkb, decode_split_task, &rs);
+    attn__pool_run(ctx->pool, p->B * p->Hkv, decode_merge_task, &rs);
+    attn__free(rs.parts);
+    attn__free(rs.ws);
+    return ATTN_OK;
+}
+
 attn_status attn_sdpa_forward(attn_ctx *ctx, const attn_tensor *q, const attn_tensor *k,
                               const attn_tensor *v, const attn_sdpa_params *params,
                               attn_tensor *o, attn_tensor *lse)
@@ -131,6 +183,8 @@ attn_status attn_sdpa_forward(attn_ctx *ctx, const attn_tensor *q, const attn_te
     if (use_ref(ctx, &p)) {
         if ((st = alloc_ws(&rs, ctx, attn__ref_forward_ws(&p), sizeof(double))) != ATTN_OK) return st;
         attn__pool_run(ctx->pool, p.B * p.Hq, ref_forward_task, &rs);
+    } else if (use_decode(ctx, &p)) {
+        return run_decode(ctx, &p);
     } else if (use_avx2(ctx)) {
         if ((st = alloc_ws(&rs, ctx, attn__avx2_forward_ws(&p), sizeof(float))) != ATTN_OK) return st;
         rs.nqb = blocks(p.Sq, ATTN__AVX2_TILE_Q);

@@ -33,3 +33,33 @@ void attn__avx2_dq_block(const attn__sdpa *p, int64_t b, int64_t h, int64_t qb, 
 {
     (void)p, (void)b, (void)h, (void)qb, (void)delta, (void)write_dbias, (void)ws;
 }
+
+int64_t attn__avx2_decode_rows(const attn__sdpa *p)
+{
+    (void)p;
+    return 0;
+}
+
+int64_t attn__avx2_decode_ws(const attn__sdpa *p)
+{
+    (void)p;
+    return 0;
+}
+
+int64_t attn__avx2_decode_partial(const attn__sdpa *p)
+{
+    (void)p;
+    return 0;
+}
+
+void attn__avx2_decode_split(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t s, int64_t split,
+                             float *part, float *ws)
+{
+    (void)p, (void)b, (void)hkv, (void)s, (void)split, (void)part, (void)ws;
+}
+
+void attn__avx2_decode_merge(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t n_splits,
+                             const float *parts)
+{
+    (void)p, (void)b, (void)hkv, (void)n_splits, (void)parts;
+}

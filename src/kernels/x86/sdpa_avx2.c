@@ -119,10 +119,10 @@ static void pack_rows(const attn_tensor *t, int64_t b, int64_t s0, int64_t n, in
 {
     const float *base = (const float *)t->data;
     for (int64_t r = 0; r < rows; r++) {
-        float *o = dst + r * ld;
+        float *restrict o = dst + r * ld;
         int64_t x = 0;
         if (r < n) {
-            const float *src = base + attn__off(t->stride, b, s0 + r, h, 0);
+            const float *restrict src = base + attn__off(t->stride, b, s0 + r, h, 0);
             if (t->stride[3] == 1)
                 for (; x < d; x++) o[x] = scale * src[x];
             else
@@ -572,4 +572,230 @@ void attn__avx2_dq_block(const attn__sdpa *p, int64_t b, int64_t h, int64_t qb, 
     float *dqp = (float *)p->dq.data, scale = (float)p->scale;
     for (int64_t r = 0; r < nq; r++)
         for (int64_t x = 0; x < Dk; x++) dqp[attn__off(p->dq.stride, b, i0 + r, h, x)] = scale * dqa[r * dk + x];
+}
+
+/* ---- decode: a few queries against a long KV cache --------------------------- */
+
+/* The rows of a decode task are the group's query heads times the Sq
+ * queries (row r: head hkv * group + r / Sq, query r % Sq), so K and V are
+ * read once for all the query heads that share them. */
+static int64_t dk8(int64_t d) { return (d + 7) / 8 * 8; }
+
+int64_t attn__avx2_decode_rows(const attn__sdpa *p) { return p->group * p->Sq; }
+
+int64_t attn__avx2_decode_ws(const attn__sdpa *p)
+{
+    int64_t M = attn__avx2_decode_rows(p), dv = pad16(p->Dv);
+    return M * dk8(p->Dk) + BK * dk8(p->Dk) + BK * dv + 2 * M * BK + BK;
+}
+
+int64_t attn__avx2_decode_partial(const attn__sdpa *p)
+{
+    return attn__avx2_decode_rows(p) * (pad16(p->Dv) + 3);
+}
+
+/* S[r][c] = qs_r . kr_c for 4 rows and 2 keys at a time (ld = padded Dk). */
+/* Rows prefetched while the dot products run, a pair per key pair: this
+ * tile's V rows (P V comes next) and the next tile's K rows (NULL: none). */
+typedef struct {
+    const char *v, *k;
+    int64_t v_ld, k_ld, v_lines, k_lines, n;
+} prefetch_plan;
+
+static inline __attribute__((always_inline)) void
+dots4(int mr, int64_t nk, int64_t ld, int64_t ldk, const float *qs, const float *kr, float *S,
+      const prefetch_plan *pf)
+{
+    for (int64_t c = 0; c < nk; c += 2) {
+        __m256 a0[4], a1[4];
+        for (int64_t r = c; pf != NULL && r < c + 2 && r < pf->n; r++) {
+            for (int64_t x = 0; x < pf->v_lines; x++) _mm_prefetch(pf->v + r * pf->v_ld + 64 * x, _MM_HINT_T0);
+            for (int64_t x = 0; x < pf->k_lines; x++) _mm_prefetch(pf->k + r * pf->k_ld + 64 * x, _MM_HINT_T0);
+        }
+        const float *k0 = kr + c * ldk, *k1 = kr + (c + 1 < nk ? c + 1 : c) * ldk;
+        for (int r = 0; r < mr; r++) a0[r] = a1[r] = _mm256_setzero_ps();
+        for (int64_t x = 0; x < ld; x += 8) {
+            __m256 v0 = _mm256_loadu_ps(k0 + x), v1 = _mm256_loadu_ps(k1 + x);
+            for (int r = 0; r < mr; r++) {
+                __m256 q = _mm256_loadu_ps(qs + r * ld + x);
+                a0[r] = _mm256_fmadd_ps(q, v0, a0[r]);
+                a1[r] = _mm256_fmadd_ps(q, v1, a1[r]);
+            }
+        }
+        for (int r = 0; r < mr; r++) {
+            S[r * BK + c] = hsum(a0[r]);
+            if (c + 1 < nk) S[r * BK + c + 1] = hsum(a1[r]);
+        }
+    }
+}
+
+/* ld: padded Dk of qs (and of K rows when packed); ldk: K's row stride. */
+static void dots(int64_t M, int64_t nk, int64_t ld, int64_t ldk, const float *qs, const float *kr, float *S,
+                 const prefetch_plan *pf)
+{
+    for (int64_t r = 0; r < M; r += 4) {
+        const prefetch_plan *first = r == 0 ? pf : NULL; /* prefetch on the first pass only */
+        switch (M - r < 4 ? M - r : 4) {
+        case 4: dots4(4, nk, ld, ldk, qs + r * ld, kr, S + r * BK, first); break;
+        case 3: dots4(3, nk, ld, ldk, qs + r * ld, kr, S + r * BK, first); break;
+        case 2: dots4(2, nk, ld, ldk, qs + r * ld, kr, S + r * BK, first); break;
+        default: dots4(1, nk, ld, ldk, qs + r * ld, kr, S + r * BK, first); break;
+        }
+    }
+}
+
+/* Split s (keys [s * split, (s + 1) * split)) of kv head (b, hkv): an online
+ * softmax over its keys for every row, left unnormalised in `part`:
+ * per row (acc[dv], m, l, seen). */
+void attn__avx2_decode_split(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t s, int64_t split,
+                             float *part, float *ws)
+{
+    int64_t M = attn__avx2_decode_rows(p), Dk = p->Dk, Dv = p->Dv, ld = dk8(Dk), dv = pad16(Dv);
+    float *qs = ws, *kr = qs + M * ld, *vt = kr + BK * ld; /* (M, ld), (BK, ld), (BK, dv) */
+    float *S = vt + BK * dv, *use = S + M * BK, *f = use + M * BK; /* (M, BK), (M, BK), (BK) */
+    int64_t lo[64], hi[64], k0 = s * split, k1 = k0 + split < p->Sk ? k0 + split : p->Sk;
+    int64_t jmin = INT64_MAX, jmax = 0;
+    bool ew = elementwise(p), drop = p->dropout_p > 0.0;
+    bool v_direct = p->v.stride[3] == 1 && Dv % 16 == 0; /* V rows feed the GEMM in place */
+    const float *vbase = (const float *)p->v.data;
+
+    for (int64_t r = 0; r < M; r++) {
+        int64_t h = hkv * p->group + r / p->Sq, i = r % p->Sq;
+        key_range(p, b, i, &lo[r], &hi[r]);
+        if (lo[r] < k0) lo[r] = k0;
+        if (hi[r] > k1) hi[r] = k1;
+        if (lo[r] < hi[r]) {
+            jmin = lo[r] < jmin ? lo[r] : jmin;
+            jmax = hi[r] > jmax ? hi[r] : jmax;
+        }
+        float *pr = part + r * (dv + 3);
+        memset(pr, 0, sizeof(float) * (size_t)dv);
+        pr[dv] = -INFINITY; /* m */
+        pr[dv + 1] = 0.0f;  /* l */
+        pr[dv + 2] = 0.0f;  /* seen */
+        pack_rows(&p->q, b, i, 1, h, Dk, (float)p->scale, qs + r * ld, ld, 1);
+    }
+    for (int64_t j0 = jmin < jmax ? jmin / BK * BK : jmax; j0 < jmax; j0 += BK) {
+        int64_t c_lo = j0 < jmin ? jmin - j0 : 0, nk = jmax - j0 < BK ? jmax - j0 : BK;
+        bool full = !ew && c_lo == 0 && nk == BK;
+        for (int64_t r = 0; full && r < M; r++) full = lo[r] <= j0 && hi[r] >= j0 + BK;
+        const float *ksrc = kr; /* K rows feed the dot products in place when they can */
+        int64_t ldk = ld;
+        if (p->k.stride[3] == 1 && Dk % 8 == 0) {
+            ksrc = (const float *)p->k.data + attn__off(p->k.stride, b, j0, hkv, 0);
+            ldk = p->k.stride[1];
+        } else {
+            pack_rows(&p->k, b, j0, nk, hkv, Dk, 1.0f, kr, ld, nk);
+        }
+        const float *vsrc = vt;
+        int64_t ldv = dv;
+        if (v_direct) {
+            vsrc = vbase + attn__off(p->v.stride, b, j0, hkv, 0);
+            ldv = p->v.stride[1];
+        } else {
+            pack_rows(&p->v, b, j0, nk, hkv, Dv, 1.0f, vt, dv, nk);
+        }
+        bool v_bad = false;
+        if (!full || drop) /* NaN or Inf in V needs the exact path */
+            for (int64_t c = 0; c < nk && !v_bad; c++) v_bad = !all_finite(vsrc + c * ldv, Dv);
+        /* In the usual [B, S, H, D] layout one head's consecutive keys are
+         * H * D floats apart, a new 4 KiB page every row or few, where the
+         * hardware prefetchers stop following: prefetch by hand. */
+        prefetch_plan pf;
+        const float *kbase = (const float *)p->k.data;
+        pf.n = nk;
+        pf.v = (const char *)(vbase + attn__off(p->v.stride, b, j0, hkv, 0));
+        pf.v_ld = p->v.stride[1] * (int64_t)sizeof(float);
+        pf.v_lines = (((Dv - 1) * p->v.stride[3] + 1) * (int64_t)sizeof(float) + 63) / 64;
+        pf.k = pf.v;
+        pf.k_ld = pf.k_lines = 0;
+        if (j0 + BK < jmax) {
+            pf.k = (const char *)(kbase + attn__off(p->k.stride, b, j0 + BK, hkv, 0));
+            pf.k_ld = p->k.stride[1] * (int64_t)sizeof(float);
+            pf.k_lines = (((Dk - 1) * p->k.stride[3] + 1) * (int64_t)sizeof(float) + 63) / 64;
+        }
+        dots(M, nk, ld, ldk, qs, ksrc, S, &pf);
+        for (int64_t r = 0; r < M; r++) {
+            int64_t h = hkv * p->group + r / p->Sq, i = r % p->Sq;
+            float *sr = S + r * BK, *pr = part + r * (dv + 3), *acc = pr;
+            for (int64_t c = nk; c < BK; c++) sr[c] = -INFINITY;
+            if (!full) finish_scores(p, b, h, i, j0, lo[r], hi[r], sr, NULL, 1);
+            float tmax = -INFINITY;
+            bool any = false;
+            for (int64_t c = 0; c < nk; c++) {
+                any |= sr[c] != -INFINITY;
+                if (sr[c] > tmax) tmax = sr[c];
+                if (v_bad) use[r * BK + c] = sr[c] != -INFINITY ? 1.0f : 0.0f;
+            }
+            if (!any) {
+                memset(sr, 0, sizeof(float) * BK);
+                continue;
+            }
+            pr[dv + 2] = 1.0f;
+            float mnew = tmax > pr[dv] ? tmax : pr[dv];
+            if (mnew == -INFINITY) mnew = 0.0f;
+            float alpha = expf(pr[dv] - mnew);
+            if (alpha != 1.0f)
+                for (int64_t x = 0; x < dv; x++) acc[x] *= alpha;
+            __m256 vm = _mm256_set1_ps(mnew), vsum = _mm256_setzero_ps();
+            for (int c = 0; c < BK; c += 8) {
+                __m256 e = exp256(_mm256_sub_ps(_mm256_loadu_ps(sr + c), vm));
+                vsum = _mm256_add_ps(vsum, e);
+                _mm256_storeu_ps(sr + c, e);
+            }
+            pr[dv + 1] = pr[dv + 1] * alpha + hsum(vsum);
+            pr[dv] = mnew;
+            if (drop) {
+                drop_factors(p, b, h, i, j0, nk, f);
+                for (int64_t c = 0; c < nk; c++) {
+                    sr[c] *= f[c];
+                    if (v_bad && f[c] == 0.0f) use[r * BK + c] = 0.0f;
+                }
+            }
+        }
+        if (!v_bad) { /* all rows at once: the accumulators are rows of part */
+            gemm(M, dv, nk, S, BK, vsrc, ldv, part, dv + 3, true);
+        } else {
+            for (int64_t r = 0; r < M; r++) {
+                float *acc = part + r * (dv + 3);
+                for (int64_t c = 0; c < nk; c++)
+                    if (use[r * BK + c] != 0.0f)
+                        for (int64_t x = 0; x < Dv; x++) acc[x] = fmaf(S[r * BK + c], vsrc[c * ldv + x], acc[x]);
+            }
+        }
+    }
+}
+
+/* Merges the splits of kv head (b, hkv) in order: m = max m_s,
+ * l = sum l_s e^(m_s - m), O = sum acc_s e^(m_s - m) / l. */
+void attn__avx2_decode_merge(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t n_splits,
+                             const float *parts)
+{
+    int64_t M = attn__avx2_decode_rows(p), dv = pad16(p->Dv), stride = M * (dv + 3);
+    float *o = (float *)p->o.data;
+    for (int64_t r = 0; r < M; r++) {
+        int64_t h = hkv * p->group + r / p->Sq, i = r % p->Sq;
+        float m = -INFINITY, l = 0.0f;
+        bool seen = false;
+        for (int64_t s = 0; s < n_splits; s++) {
+            const float *pr = parts + s * stride + r * (dv + 3);
+            if (pr[dv + 2] == 0.0f) continue;
+            if (pr[dv] > m) m = pr[dv];
+            seen = true;
+        }
+        for (int64_t x = 0; x < p->Dv; x++) o[attn__off(p->o.stride, b, i, h, x)] = 0.0f;
+        for (int64_t s = 0; seen && s < n_splits; s++) {
+            const float *pr = parts + s * stride + r * (dv + 3);
+            if (pr[dv + 2] == 0.0f) continue;
+            l += pr[dv + 1] * expf(pr[dv] - m);
+        }
+        for (int64_t s = 0; seen && s < n_splits; s++) {
+            const float *pr = parts + s * stride + r * (dv + 3);
+            if (pr[dv + 2] == 0.0f) continue;
+            float w = expf(pr[dv] - m) / l;
+            for (int64_t x = 0; x < p->Dv; x++) o[attn__off(p->o.stride, b, i, h, x)] += w * pr[x];
+        }
+        if (p->lse.data != NULL)
+            ((float *)p->lse.data)[attn__off(p->lse.stride, b, h, i, 0)] = seen ? m + logf(l) : -INFINITY;
+    }
 }
