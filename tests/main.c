@@ -18,6 +18,7 @@ long long t_only_seed = -1;
     X(status_strings)         \
     X(philox_known_answers)   \
     X(dropout_keep_rate)      \
+    X(avx2_exp_accuracy)      \
     X(hand_computed)          \
     X(ref64_finite_difference) \
     X(tiled_finite_difference) \

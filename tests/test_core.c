@@ -3,6 +3,8 @@
  * reference backward and of the float32 backward. */
 #include "problem.h"
 
+void attn__avx2_exp(const float *x, float *y, int64_t n); /* src/kernels/x86 */
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -222,3 +224,39 @@ static void finite_difference(attn_dtype dt, double tol)
 void test_ref64_finite_difference(void) { finite_difference(ATTN_F64, 1e-8); }
 
 void test_tiled_finite_difference(void) { finite_difference(ATTN_F32, 2e-5); }
+
+/* The AVX2 kernels' exp against double-precision exp: every 61st float in
+ * [-87, 0], at most 2 ulp; exact 0 below -87 and for -inf; NaN for NaN. */
+void test_avx2_exp_accuracy(void)
+{
+    if (!t_kernel_available(ATTN_KERNEL_AVX2)) {
+        printf("  (no AVX2 on this CPU or build: nothing to measure)\n");
+        return;
+    }
+    enum { N = 4096 };
+    static float x[N], y[N];
+    uint32_t lo = 0x80000000u, hi; /* -0 .. -87 as bit patterns */
+    float m87 = -87.0f;
+    memcpy(&hi, &m87, 4);
+    double worst = 0.0;
+    long n = 0;
+    for (uint64_t bits = lo; bits <= hi;) {
+        int k = 0;
+        for (; k < N && bits <= hi; k++, bits += 61) {
+            uint32_t b32 = (uint32_t)bits;
+            memcpy(&x[k], &b32, 4);
+        }
+        attn__avx2_exp(x, y, k);
+        for (int i = 0; i < k; i++, n++) {
+            double want = exp((double)x[i]);
+            double ulp = nextafterf((float)want, INFINITY) - (float)want;
+            double err = fabs((double)y[i] - want) / ulp;
+            if (err > worst) worst = err;
+        }
+    }
+    printf("  exp256: %ld inputs in [-87, 0], max error %.3f ulp\n", n, worst);
+    T_LE(worst, 2.0);
+    float sp[4] = {-87.5f, -1000.0f, -INFINITY, NAN}, so[4];
+    attn__avx2_exp(sp, so, 4);
+    T_CHECK(so[0] == 0.0f && so[1] == 0.0f && so[2] == 0.0f && isnan(so[3]));
+}

@@ -136,6 +136,9 @@ void attn__avx2_dkdv_block(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t 
 void attn__avx2_dq_block(const attn__sdpa *p, int64_t b, int64_t h, int64_t qb, const float *delta,
                          bool write_dbias, float *ws);
 
+/* The kernels' vector exp, for the accuracy test: y[i] = e^x[i]. */
+void attn__avx2_exp(const float *x, float *y, int64_t n);
+
 int64_t attn__avx2_decode_rows(const attn__sdpa *p);
 int64_t attn__avx2_decode_ws(const attn__sdpa *p);      /* floats per worker */
 int64_t attn__avx2_decode_partial(const attn__sdpa *p); /* floats per split */

@@ -63,3 +63,8 @@ void attn__avx2_decode_merge(const attn__sdpa *p, int64_t b, int64_t hkv, int64_
 {
     (void)p, (void)b, (void)hkv, (void)n_splits, (void)parts;
 }
+
+void attn__avx2_exp(const float *x, float *y, int64_t n)
+{
+    (void)x, (void)y, (void)n;
+}

@@ -799,3 +799,14 @@ void attn__avx2_decode_merge(const attn__sdpa *p, int64_t b, int64_t hkv, int64_
             ((float *)p->lse.data)[attn__off(p->lse.stride, b, h, i, 0)] = seen ? m + logf(l) : -INFINITY;
     }
 }
+
+void attn__avx2_exp(const float *x, float *y, int64_t n)
+{
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, exp256(_mm256_loadu_ps(x + i)));
+    for (; i < n; i++) {
+        float t[8] = {x[i]}, u[8];
+        _mm256_storeu_ps(u, exp256(_mm256_loadu_ps(t)));
+        y[i] = u[0];
+    }
+}
