@@ -35,7 +35,9 @@ int64_t t_rand_int(uint64_t *s, int64_t lo, int64_t hi)
 #ifndef GUARD
 #define GUARD 64
 #endif
+#if GUARD > 0
 static const unsigned char GUARD_BYTE = 0xA5;
+#endif
 
 t_buf t_buf_alloc(size_t bytes)
 {
@@ -46,8 +48,10 @@ t_buf t_buf_alloc(size_t bytes)
         fprintf(stderr, "test: out of memory (%zu bytes)\n", bytes);
         exit(2);
     }
+#if GUARD > 0
     memset(b.raw, GUARD_BYTE, GUARD);
     memset(b.raw + GUARD + bytes, GUARD_BYTE, GUARD);
+#endif
     memset(b.raw + GUARD, 0, bytes);
     b.data = b.raw + GUARD;
     return b;

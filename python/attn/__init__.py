@@ -5,8 +5,8 @@ K [B, Sk, Hkv, Dk], V [B, Sk, Hkv, Dv], O [B, Sq, Hq, Dv]) and may have any
 non-negative strides: views are passed to C without copies. Arrays with
 negative strides, or strides that are not a multiple of the item size, are
 copied first. The dtype picks the kernel: float64 runs the double-precision
-reference kernel, float32 the tiled kernel (or the reference kernel when
-kernel="ref").
+reference kernel, float32 the fastest kernel the CPU runs (AVX2+FMA, else the
+portable tiled one), or the one named by kernel="avx2" | "tiled" | "ref".
 
 The shared library is found via the environment variable ATTN_LIB, else
 ../../build/libattn.so relative to this package, else ../../build-*/libattn.so.
@@ -23,18 +23,18 @@ import numpy as np
 __all__ = [
     "AttnError", "forward", "backward", "weights", "dropout_keep", "dropout_mask",
     "philox4x32_10", "version", "lib",
-    "F32", "F64", "BOOL", "KERNEL_AUTO", "KERNEL_REF", "KERNEL_TILED",
+    "F32", "F64", "BOOL", "KERNEL_AUTO", "KERNEL_REF", "KERNEL_TILED", "KERNEL_AVX2",
     "ALIGN_TOP_LEFT", "ALIGN_BOTTOM_RIGHT",
 ]
 
 # ---- C enums -----------------------------------------------------------------
 
 F32, F64, BOOL = 1, 2, 3
-KERNEL_AUTO, KERNEL_REF, KERNEL_TILED = 0, 1, 2
+KERNEL_AUTO, KERNEL_REF, KERNEL_TILED, KERNEL_AVX2 = 0, 1, 2, 3
 ALIGN_TOP_LEFT, ALIGN_BOTTOM_RIGHT = 0, 1
 OK = 0
 
-_KERNELS = {"auto": KERNEL_AUTO, "ref": KERNEL_REF, "tiled": KERNEL_TILED}
+_KERNELS = {"auto": KERNEL_AUTO, "ref": KERNEL_REF, "tiled": KERNEL_TILED, "avx2": KERNEL_AVX2}
 _ALIGNS = {"top_left": ALIGN_TOP_LEFT, "bottom_right": ALIGN_BOTTOM_RIGHT}
 
 

@@ -3,11 +3,12 @@
 Every case builds float64 inputs with a fixed seed, computes the reference
 output and gradients with torch (scaled_dot_product_attention where SDPA can
 express the case, an explicit softmax otherwise; autograd for gradients), and
-checks three attn paths against it:
+checks four attn paths against it:
 
-  f64      float64 inputs, reference kernel          |err| <= 1e-10 * max(1, max|ref|)
-  f32      float32 inputs, tiled kernel              |err| <= 2e-5 (outputs), 1e-4 (grads)
-  f32_ref  float32 inputs, kernel="ref"              same tolerances as f32
+  f64        float64 inputs, reference kernel        |err| <= 1e-10 * max(1, max|ref|)
+  f32        float32 inputs, kernel="auto" (AVX2)    |err| <= 2e-5 (outputs), 1e-4 (grads)
+  f32_ref    float32 inputs, kernel="ref"            same tolerances as f32
+  f32_tiled  float32 inputs, kernel="tiled"          same tolerances as f32
 
 Each path also reruns with threads=3 and must give bitwise identical results.
 
@@ -35,6 +36,7 @@ PATHS = {
     "f64": dict(dtype=np.float64, kernel="auto", out=F64_TOL, grad=F64_TOL),
     "f32": dict(dtype=np.float32, kernel="auto", out=F32_OUT_TOL, grad=F32_GRAD_TOL),
     "f32_ref": dict(dtype=np.float32, kernel="ref", out=F32_OUT_TOL, grad=F32_GRAD_TOL),
+    "f32_tiled": dict(dtype=np.float32, kernel="tiled", out=F32_OUT_TOL, grad=F32_GRAD_TOL),
 }
 
 

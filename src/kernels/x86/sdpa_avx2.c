@@ -132,15 +132,47 @@ static void pack_rows(const attn_tensor *t, int64_t b, int64_t s0, int64_t n, in
     }
 }
 
+/* 8 rows of 8 floats (row r at src[r * ld]) to 8 rows of 8 (row x at
+ * dst[x * width]), transposed and scaled. */
+static inline void transpose8(const float *src, int64_t ld, float *dst, int64_t width, __m256 sc)
+{
+    __m256 r[8], t[8];
+    for (int i = 0; i < 8; i++) r[i] = _mm256_mul_ps(sc, _mm256_loadu_ps(src + i * ld));
+    for (int i = 0; i < 8; i += 2) {
+        t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 8; i += 4) {
+        r[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+        r[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
+        r[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+        r[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+    }
+    for (int i = 0; i < 4; i++) {
+        _mm256_storeu_ps(dst + i * width, _mm256_permute2f128_ps(r[i], r[i + 4], 0x20));
+        _mm256_storeu_ps(dst + (i + 4) * width, _mm256_permute2f128_ps(r[i], r[i + 4], 0x31));
+    }
+}
+
 /* dst[x][c] = scale * t[b, j0 + c, h, x] for c < n (transposed, rows of
  * `width`), zero for c in [n, width). */
 static void pack_cols(const attn_tensor *t, int64_t b, int64_t j0, int64_t n, int64_t h, int64_t d,
                       float scale, float *dst, int64_t width)
 {
     const float *base = (const float *)t->data;
-    for (int64_t c = 0; c < n; c++) {
+    int64_t n8 = 0, d8 = 0;
+    if (t->stride[3] == 1) { /* 8 x 8 blocks with AVX2 transposes */
+        n8 = n / 8 * 8;
+        d8 = d / 8 * 8;
+        __m256 sc = _mm256_set1_ps(scale);
+        for (int64_t c = 0; c < n8; c += 8)
+            for (int64_t x = 0; x < d8; x += 8)
+                transpose8(base + attn__off(t->stride, b, j0 + c, h, x), t->stride[1], dst + x * width + c,
+                           width, sc);
+    }
+    for (int64_t c = 0; c < n; c++) { /* what the blocks left: the last keys, the last dims */
         const float *src = base + attn__off(t->stride, b, j0 + c, h, 0);
-        for (int64_t x = 0; x < d; x++) dst[x * width + c] = scale * src[x * t->stride[3]];
+        for (int64_t x = c < n8 ? d8 : 0; x < d; x++) dst[x * width + c] = scale * src[x * t->stride[3]];
     }
     for (int64_t x = 0; n < width && x < d; x++)
         memset(dst + x * width + n, 0, sizeof(float) * (size_t)(width - n));
