@@ -192,6 +192,20 @@ static bool all_finite(const float *x, int64_t n)
     return ok;
 }
 
+/* Prefetches key row j of t into L1. In the usual [B, S, H, D] layout one
+ * head's consecutive keys are H * D floats apart, a new 4 KiB page every row
+ * or few, where the hardware prefetchers stop following. */
+static inline void prefetch_row(const attn_tensor *t, int64_t b, int64_t j, int64_t h, int64_t lines)
+{
+    const char *row = (const char *)((const float *)t->data + attn__off(t->stride, b, j, h, 0));
+    for (int64_t x = 0; x < lines; x++) _mm_prefetch(row + 64 * x, _MM_HINT_T0);
+}
+
+static int64_t row_lines(const attn_tensor *t, int64_t d)
+{
+    return (((d - 1) * t->stride[3] + 1) * (int64_t)sizeof(float) + 63) / 64;
+}
+
 /* ---- masks ------------------------------------------------------------------ */
 
 /* Visible key interval [lo, hi) of row i (lengths, causal, window). */
@@ -285,6 +299,7 @@ void attn__avx2_forward_block(const attn__sdpa *p, int64_t b, int64_t h, int64_t
     float *m = f + BK, *l = m + BQ, *seen = l + BQ; /* (BQ) */
     int64_t lo[BQ], hi[BQ], jmin = INT64_MAX, jmax = 0;
     bool ew = elementwise(p), drop = p->dropout_p > 0.0;
+    int64_t kl = row_lines(&p->k, Dk), vl = row_lines(&p->v, Dv);
 
     for (int64_t r = 0; r < nq; r++) {
         key_range(p, b, i0 + r, &lo[r], &hi[r]);
@@ -312,8 +327,13 @@ void attn__avx2_forward_block(const attn__sdpa *p, int64_t b, int64_t h, int64_t
         bool v_bad = (!full || drop) && !all_finite(vt, nk * dv);
         gemm(mq, BK, Dk, qs, Dk, kt, BK, s, BK, false);
 
+        int64_t next = j0 + BK < jmax ? (jmax - j0 - BK < BK ? jmax - j0 - BK : BK) : 0;
         for (int64_t r = 0; r < nq; r++) {
             float *sr = s + r * BK;
+            for (int64_t c = r; c < next; c += BQ) { /* the next tile, a row or two per row */
+                prefetch_row(&p->k, b, j0 + BK + c, hk, kl);
+                prefetch_row(&p->v, b, j0 + BK + c, hk, vl);
+            }
             if (!full) finish_scores(p, b, h, i0 + r, j0, lo[r], hi[r], sr, NULL, 1);
             __m256 vmax = _mm256_set1_ps(-INFINITY), vnan = _mm256_setzero_ps();
             for (int c = 0; c < BK; c += 8) {
@@ -481,6 +501,7 @@ void attn__avx2_dkdv_block(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t 
     int64_t lo[BQ], hi[BQ];
     bool ew = elementwise(p), drop = p->dropout_p > 0.0, cap = p->softcap > 0.0;
     float scale = (float)p->scale;
+    int64_t ql = row_lines(&p->q, Dk), dol = row_lines(&p->d_o, Dv);
 
     memset(dka, 0, sizeof(float) * (size_t)(BK * (dk + dv)));
     pack_rows(&p->k, b, j0, nk, hkv, Dk, 1.0f, kr, Dk, BK);
@@ -500,7 +521,13 @@ void attn__avx2_dkdv_block(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t 
                 }
             gemm(BK, BQ, Dk, kr, Dk, qst, BQ, st, BQ, false);
             gemm(BK, BQ, Dv, vr, Dv, dot, BQ, dpt, BQ, false);
+            int64_t nh = i0 + BQ < p->Sq ? h : h + 1, ni = i0 + BQ < p->Sq ? i0 + BQ : 0;
+            int64_t nn = nh < (hkv + 1) * p->group ? (p->Sq - ni < BQ ? p->Sq - ni : BQ) : 0;
             for (int64_t r = 0; r < BQ; r++) {
+                if (r < nn) { /* the next query block's rows */
+                    prefetch_row(&p->q, b, ni + r, nh, ql);
+                    prefetch_row(&p->d_o, b, ni + r, nh, dol);
+                }
                 if (r >= nq || lse[r] == -INFINITY) {
                     for (int64_t c = 0; c < BK; c++) {
                         st[c * BQ + r] = -INFINITY;
@@ -545,6 +572,7 @@ void attn__avx2_dq_block(const attn__sdpa *p, int64_t b, int64_t h, int64_t qb, 
     int64_t lo[BQ], hi[BQ], jmin = INT64_MAX, jmax = 0;
     bool ew = elementwise(p), drop = p->dropout_p > 0.0, cap = p->softcap > 0.0;
     float *db = (float *)p->dbias.data;
+    int64_t kl = row_lines(&p->k, Dk), vl = row_lines(&p->v, Dv);
 
     block_rows(p, b, h, i0, nq, 0, p->Sk, delta, lo, hi, lse, dl);
     for (int64_t r = 0; r < nq; r++)
@@ -574,8 +602,13 @@ void attn__avx2_dq_block(const attn__sdpa *p, int64_t b, int64_t h, int64_t qb, 
         bool k_bad = !all_finite(kr, nk * dk);
         gemm(mq, BK, Dk, qs, dk, kt, BK, s, BK, false);
         gemm(mq, BK, Dv, dob, dv, vt, BK, dp, BK, false);
+        int64_t next = j0 + BK < jmax ? (jmax - j0 - BK < BK ? jmax - j0 - BK : BK) : 0;
         for (int64_t r = 0; r < mq; r++) {
             float *sr = s + r * BK, *dr = dp + r * BK;
+            for (int64_t c = r; c < next; c += mq) { /* the next tile's rows */
+                prefetch_row(&p->k, b, j0 + BK + c, hk, kl);
+                prefetch_row(&p->v, b, j0 + BK + c, hk, vl);
+            }
             if (r >= nq || lse[r] == -INFINITY) {
                 memset(sr, 0, sizeof(float) * BK);
                 memset(dr, 0, sizeof(float) * BK);
