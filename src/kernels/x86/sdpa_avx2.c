@@ -673,9 +673,9 @@ dots4(int mr, int64_t nk, int64_t ld, int64_t ldk, const float *qs, const float 
 {
     for (int64_t c = 0; c < nk; c += 2) {
         __m256 a0[4], a1[4];
-        for (int64_t r = c; pf != NULL && r < c + 2 && r < pf->n; r++) {
-            for (int64_t x = 0; x < pf->v_lines; x++) _mm_prefetch(pf->v + r * pf->v_ld + 64 * x, _MM_HINT_T0);
-            for (int64_t x = 0; x < pf->k_lines; x++) _mm_prefetch(pf->k + r * pf->k_ld + 64 * x, _MM_HINT_T0);
+        for (int64_t r = c; pf != NULL && r < c + 2 && r < pf->n; r++) { /* rows may be >= nk */
+            for (int64_t x = 0; x < pf->v_lines; x++) _mm_prefetch(pf->v + r * pf->v_ld + 64 * x, _MM_HINT_T1);
+            for (int64_t x = 0; x < pf->k_lines; x++) _mm_prefetch(pf->k + r * pf->k_ld + 64 * x, _MM_HINT_T1);
         }
         const float *k0 = kr + c * ldk, *k1 = kr + (c + 1 < nk ? c + 1 : c) * ldk;
         for (int r = 0; r < mr; r++) a0[r] = a1[r] = _mm256_setzero_ps();
@@ -766,19 +766,23 @@ void attn__avx2_decode_split(const attn__sdpa *p, int64_t b, int64_t hkv, int64_
         /* In the usual [B, S, H, D] layout one head's consecutive keys are
          * H * D floats apart, a new 4 KiB page every row or few, where the
          * hardware prefetchers stop following: prefetch by hand. */
-        prefetch_plan pf;
-        const float *kbase = (const float *)p->k.data;
-        pf.n = nk;
-        pf.v = (const char *)(vbase + attn__off(p->v.stride, b, j0, hkv, 0));
-        pf.v_ld = p->v.stride[1] * (int64_t)sizeof(float);
-        pf.v_lines = (((Dv - 1) * p->v.stride[3] + 1) * (int64_t)sizeof(float) + 63) / 64;
-        pf.k = pf.v;
-        pf.k_ld = pf.k_lines = 0;
-        if (j0 + BK < jmax) {
-            pf.k = (const char *)(kbase + attn__off(p->k.stride, b, j0 + BK, hkv, 0));
-            pf.k_ld = p->k.stride[1] * (int64_t)sizeof(float);
-            pf.k_lines = (((Dk - 1) * p->k.stride[3] + 1) * (int64_t)sizeof(float) + 63) / 64;
+        /* K and V of the next tile stream in while this one computes; after
+         * the last tile, the first tile of the next kv head (the caller
+         * walks the heads of this split in order). */
+        int64_t nj = j0 + BK, nh = hkv, nn = jmax - nj < BK ? jmax - nj : BK;
+        if (nj >= jmax) {
+            nh = hkv + 1;
+            nj = k0;
+            nn = nh < p->Hkv ? (k1 - k0 < BK ? k1 - k0 : BK) : 0;
         }
+        prefetch_plan pf;
+        pf.n = nn;
+        pf.k = (const char *)((const float *)p->k.data + attn__off(p->k.stride, b, nj, nh, 0));
+        pf.v = (const char *)(vbase + attn__off(p->v.stride, b, nj, nh, 0));
+        pf.k_ld = p->k.stride[1] * (int64_t)sizeof(float);
+        pf.v_ld = p->v.stride[1] * (int64_t)sizeof(float);
+        pf.k_lines = row_lines(&p->k, Dk);
+        pf.v_lines = row_lines(&p->v, Dv);
         dots(M, nk, ld, ldk, qs, ksrc, S, &pf);
         for (int64_t r = 0; r < M; r++) {
             int64_t h = hkv * p->group + r / p->Sq, i = r % p->Sq;
