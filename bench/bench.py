@@ -114,6 +114,8 @@ def draw(rows, probe, path):
     import matplotlib.pyplot as plt
     shapes = []
     for r in rows:
+        if r["name"].startswith("scaling") or r["name"] == "memory":
+            continue
         key = (r["name"], r["mode"], r["Sq"], r["Sk"], r["mask"])
         if key not in [s[0] for s in shapes]:
             shapes.append((key, r))
@@ -139,6 +141,40 @@ def draw(rows, probe, path):
     fig.savefig(path, dpi=110)
 
 
+def extras(args, probe):
+    """Thread scaling (1 vs all threads on prefill shapes) and resident
+    memory growth for growing Sk (it must stay flat: no Sq x Sk buffer)."""
+    rows = []
+    print("thread scaling (peer = the same shape on 1 thread; ratio = speed-up)")
+    for name, Hq, D, S, mask in [("prefill-64", 16, 64, 2048, "none"), ("prefill-128", 8, 128, 2048, "none"),
+                                 ("prefill-64", 16, 64, 2048, "causal")]:
+        one = attn_run("fwd", 1, Hq, Hq, S, S, D, mask, 1, args.reps)
+        many = attn_run("fwd", 1, Hq, Hq, S, S, D, mask, args.threads, args.reps)
+        row = {"name": "scaling-" + name, "mode": "fwd", "B": 1, "Hq": Hq, "Hkv": Hq, "Sq": S, "Sk": S, "D": D,
+               "mask": mask, "threads": args.threads, "kernel": many["kernel"], "median_ms": many["median_ms"],
+               "min_ms": many["min_ms"], "flops": many["flops"], "gflops": many["gflops"],
+               "gflops_dense": many["gflops_dense"], "pct_peak": 100.0 * many["gflops"] / probe["fma_gflops"],
+               "kv_gbs": many["kv_gbs"], "pct_bandwidth": None, "rss_growth_mb": many["rss_growth_mb"],
+               "peer": "attn_1thread", "peer_median_ms": one["median_ms"],
+               "ratio": one["median_ms"] / many["median_ms"]}
+        rows.append(row)
+        print(f"  {name} {mask} S={S}: 1 thread {one['median_ms']:.1f} ms, {args.threads} threads "
+              f"{many['median_ms']:.1f} ms, speed-up {row['ratio']:.2f}x", flush=True)
+    print("resident memory growth during the call, Sq = 1024, 8 heads, D = 64")
+    for Sk in [1024, 4096, 16384, 65536]:
+        a = attn_run("fwd", 1, 8, 8, 1024, Sk, 64, "none", args.threads, 3)
+        scores_mb = 8 * 1024 * Sk * 4 / 2**20
+        rows.append({"name": "memory", "mode": "fwd", "B": 1, "Hq": 8, "Hkv": 8, "Sq": 1024, "Sk": Sk, "D": 64,
+                     "mask": "none", "threads": args.threads, "kernel": a["kernel"], "median_ms": a["median_ms"],
+                     "min_ms": a["min_ms"], "flops": a["flops"], "gflops": a["gflops"],
+                     "gflops_dense": a["gflops_dense"], "pct_peak": 100.0 * a["gflops"] / probe["fma_gflops"],
+                     "kv_gbs": a["kv_gbs"], "pct_bandwidth": None, "rss_growth_mb": a["rss_growth_mb"],
+                     "peer": None, "peer_median_ms": None, "ratio": None, "scores_matrix_mb": scores_mb})
+        print(f"  Sk={Sk:6d}: growth {a['rss_growth_mb']:.2f} MB (the Sq x Sk score matrices of the 8 heads "
+              f"would take {scores_mb:.0f} MB)", flush=True)
+    return rows
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="a subset of the table")
@@ -146,7 +182,19 @@ def main():
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--out", default=os.path.join(HERE, "results.json"))
     ap.add_argument("--no-peers", action="store_true")
+    ap.add_argument("--extras-only", action="store_true",
+                    help="rerun only thread scaling and memory growth, merged into --out")
     args = ap.parse_args()
+    if args.extras_only:
+        probe = json.loads(subprocess.run([BIN, "probe", "--threads", str(args.threads)], check=True,
+                                          capture_output=True, text=True).stdout)
+        with open(args.out) as f:
+            rows = [r for r in json.load(f) if not (r["name"].startswith("scaling") or r["name"] == "memory")]
+        rows += extras(args, probe)
+        with open(args.out, "w") as f:
+            json.dump(rows, f, indent=1)
+        print(f"merged into {args.out}")
+        return
     import torch
     torch.set_num_threads(args.threads)
     probe = json.loads(subprocess.run([BIN, "probe", "--threads", str(args.threads)], check=True,
@@ -191,6 +239,7 @@ def main():
                     print(f"{name:<15}{mode:<7}{B:>3}{f'{Hq}/{Hkv}':>7}{Sq:>6}{Sk:>7}{D:>4} {mask:<11}"
                           f"{a['median_ms']:9.2f}{a['gflops']:9.1f}{pct:>6}  {str(peer):<11}"
                           f"{(pm or float('nan')):9.2f}{(row['ratio'] or float('nan')):7.2f}", flush=True)
+    rows += extras(args, probe)
     result = {"probe": probe, "rows": rows}
     with open(args.out, "w") as f:
         json.dump(rows, f, indent=1)
