@@ -25,8 +25,10 @@ static int64_t pick(uint64_t *s, const int64_t *xs, int n) { return xs[t_rand_in
 
 t_cfg t_cfg_sample(uint64_t seed, bool big)
 {
-    static const int64_t lens[] = {1, 2, 3, 5, 7, 8, 13, 16, 31, 32, 33, 47, 63, 64, 65, 96, 127, 128, 129, 191};
-    static const int64_t big_lens[] = {255, 256, 257, 500, 1023, 1024, 1025, 2048};
+    /* around every tile size: 32 and 64 (portable), 96 and 64 (AVX2), 512 (decode split) */
+    static const int64_t lens[] = {1, 2, 3, 5, 7, 8, 13, 16, 31, 32, 33, 47, 48, 49, 63, 64, 65,
+                                   95, 96, 97, 127, 128, 129, 191};
+    static const int64_t big_lens[] = {255, 256, 257, 511, 512, 513, 1023, 1025};
     static const int64_t heads[][2] = {{1, 1}, {4, 4}, {6, 2}, {8, 1}, {2, 1}, {3, 3}};
     static const int64_t threads[] = {1, 2, 3, 8};
     static const double drops[] = {0.0, 0.0, 0.17, 0.5};
@@ -42,8 +44,8 @@ t_cfg t_cfg_sample(uint64_t seed, bool big)
     c.Dk = dk_band < 5 ? t_rand_int(&s, 1, 32) : dk_band < 8 ? t_rand_int(&s, 33, 128) : t_rand_int(&s, 129, 256);
     c.Dv = t_rand_int(&s, 0, 9) < 6 ? c.Dk : t_rand_int(&s, 1, 160);
     bool go_big = big || t_rand_int(&s, 0, 24) == 0;
-    c.Sq = go_big && t_rand_int(&s, 0, 1) ? pick(&s, big_lens, 8) : pick(&s, lens, 20);
-    c.Sk = go_big && t_rand_int(&s, 0, 2) ? pick(&s, big_lens, 8) : pick(&s, lens, 20);
+    c.Sq = go_big && t_rand_int(&s, 0, 1) ? pick(&s, big_lens, 8) : pick(&s, lens, 24);
+    c.Sk = go_big && t_rand_int(&s, 0, 2) ? pick(&s, big_lens, 8) : pick(&s, lens, 24);
     bool decode = t_rand_int(&s, 0, 11) == 0; /* few queries, many keys: the decode path */
     if (decode) {
         static const int64_t dq[] = {1, 2, 3, 4}, dk[] = {1024, 1025, 1100, 1536, 2047};

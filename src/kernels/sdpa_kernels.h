@@ -120,7 +120,7 @@ void attn__tiled_weights_row(const attn__sdpa *p, int64_t b, int64_t h, int64_t 
 
 /* ---- AVX2+FMA float32 kernels (src/kernels/x86) -------------------------- */
 
-enum { ATTN__AVX2_TILE_Q = 48, ATTN__AVX2_TILE_K = 64 };
+enum { ATTN__AVX2_TILE_Q = 96, ATTN__AVX2_TILE_K = 64 };
 /* Decode path: at most this many rows (query heads of a group x queries),
  * keys split in fixed chunks (independent of the thread count). */
 enum { ATTN__DECODE_MAX_ROWS = 16, ATTN__DECODE_SPLIT = 512 };
