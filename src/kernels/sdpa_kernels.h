@@ -120,7 +120,9 @@ void attn__tiled_weights_row(const attn__sdpa *p, int64_t b, int64_t h, int64_t 
 
 /* ---- AVX2+FMA float32 kernels (src/kernels/x86) -------------------------- */
 
-enum { ATTN__AVX2_TILE_Q = 96, ATTN__AVX2_TILE_K = 64 };
+/* Query blocks: 96 rows in forward (amortises packing K and V), 48 in
+ * backward (less work wasted on blocks that straddle a causal diagonal). */
+enum { ATTN__AVX2_TILE_Q = 96, ATTN__AVX2_TILE_Q_BWD = 48, ATTN__AVX2_TILE_K = 64 };
 /* Decode path: at most this many rows (query heads of a group x queries),
  * keys split in fixed chunks (independent of the thread count). */
 enum { ATTN__DECODE_MAX_ROWS = 16, ATTN__DECODE_SPLIT = 512 };
@@ -132,7 +134,8 @@ int64_t attn__avx2_backward_ws(const attn__sdpa *p);
 /* dK, dV of key tile kb (ATTN__AVX2_TILE_K keys) of kv head (b, hkv). */
 void attn__avx2_dkdv_block(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t kb,
                            const float *delta, float *ws);
-/* dQ (and a full-shape dbias) of query block qb of head (b, h). */
+/* dQ (and a full-shape dbias) of query block qb (ATTN__AVX2_TILE_Q_BWD rows)
+ * of head (b, h). */
 void attn__avx2_dq_block(const attn__sdpa *p, int64_t b, int64_t h, int64_t qb, const float *delta,
                          bool write_dbias, float *ws);
 

@@ -320,7 +320,7 @@ static attn_status run_tiled_backward(attn_ctx *ctx, const attn__sdpa *p)
     if (avx2) {
         rs.nkb = blocks(p->Sk, ATTN__AVX2_TILE_K);
         attn__pool_run(ctx->pool, p->B * p->Hkv * rs.nkb, avx2_dkdv_task, &rs);
-        rs.nqb = blocks(p->Sq, ATTN__AVX2_TILE_Q);
+        rs.nqb = blocks(p->Sq, ATTN__AVX2_TILE_Q_BWD);
         attn__pool_run(ctx->pool, p->B * p->Hq * rs.nqb, avx2_dq_task, &rs);
     } else {
         rs.nkb = blocks(p->Sk, ATTN__TILE_K);

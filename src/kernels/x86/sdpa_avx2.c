@@ -20,7 +20,7 @@
 #include <stdatomic.h>
 #include <string.h>
 
-enum { BQ = ATTN__AVX2_TILE_Q, BK = ATTN__AVX2_TILE_K, MR = 6 };
+enum { BQ = ATTN__AVX2_TILE_Q, BQB = ATTN__AVX2_TILE_Q_BWD, BK = ATTN__AVX2_TILE_K, MR = 6 };
 
 static int64_t pad16(int64_t n) { return (n + 15) / 16 * 16; }
 
@@ -460,7 +460,7 @@ static bool block_rows(const attn__sdpa *p, int64_t b, int64_t h, int64_t i0, in
         dl[r] = delta[(b * p->Hq + h) * p->Sq + i0 + r];
         any |= lse[r] != -INFINITY && lo[r] < j0 + nk && hi[r] > j0;
     }
-    for (int64_t r = nq; r < BQ; r++) {
+    for (int64_t r = nq; r < BQB; r++) {
         lse[r] = -INFINITY;
         dl[r] = 0.0f;
     }
@@ -477,8 +477,8 @@ static bool covers(const int64_t *lo, const int64_t *hi, int64_t nq, int64_t j0)
 int64_t attn__avx2_backward_ws(const attn__sdpa *p)
 {
     int64_t Dk = p->Dk, Dv = p->Dv, dk = pad16(Dk), dv = pad16(Dv);
-    int64_t dkdv = BK * (Dk + Dv) + BQ * (Dk + Dv) + BQ * (dk + dv) + 4 * BK * BQ + BK * (dk + dv) + 3 * BQ;
-    int64_t dq = BQ * (dk + dv) + BK * (Dk + Dv) + BK * dk + 4 * BQ * BK + BK + BQ * dk + 2 * BQ;
+    int64_t dkdv = BK * (Dk + Dv) + BQB * (Dk + Dv) + BQB * (dk + dv) + 4 * BK * BQB + BK * (dk + dv) + 3 * BQB;
+    int64_t dq = BQB * (dk + dv) + BK * (Dk + Dv) + BK * dk + 4 * BQB * BK + BK + BQB * dk + 2 * BQB;
     return dkdv > dq ? dkdv : dq;
 }
 
@@ -492,13 +492,13 @@ void attn__avx2_dkdv_block(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t 
     int64_t j0 = kb * BK, nk = p->Sk - j0 < BK ? p->Sk - j0 : BK;
     int64_t Dk = p->Dk, Dv = p->Dv, dk = pad16(Dk), dv = pad16(Dv);
     float *kr = ws, *vr = kr + BK * Dk;            /* (BK, Dk), (BK, Dv) K and V rows */
-    float *qst = vr + BK * Dv, *dot = qst + Dk * BQ; /* (Dk, BQ) Qs^T, (Dv, BQ) dO^T */
-    float *qs = dot + Dv * BQ, *dob = qs + BQ * dk;  /* (BQ, dk) Qs, (BQ, dv) dO */
-    float *st = dob + BQ * dv, *dpt = st + BK * BQ;  /* (BK, BQ) scores then P f; dO.V then dS */
-    float *cgt = dpt + BK * BQ, *ft = cgt + BK * BQ; /* (BK, BQ) soft-cap grads; (BQ, BK) dropout */
-    float *dka = ft + BQ * BK, *dva = dka + BK * dk; /* (BK, dk), (BK, dv) accumulators */
-    float *lse = dva + BK * dv, *dl = lse + BQ, *fl = dl + BQ; /* (BQ) */
-    int64_t lo[BQ], hi[BQ];
+    float *qst = vr + BK * Dv, *dot = qst + Dk * BQB; /* (Dk, BQB) Qs^T, (Dv, BQB) dO^T */
+    float *qs = dot + Dv * BQB, *dob = qs + BQB * dk;  /* (BQB, dk) Qs, (BQB, dv) dO */
+    float *st = dob + BQB * dv, *dpt = st + BK * BQB;  /* (BK, BQB) scores then P f; dO.V then dS */
+    float *cgt = dpt + BK * BQB, *ft = cgt + BK * BQB; /* (BK, BQB) soft-cap grads; (BQB, BK) dropout */
+    float *dka = ft + BQB * BK, *dva = dka + BK * dk; /* (BK, dk), (BK, dv) accumulators */
+    float *lse = dva + BK * dv, *dl = lse + BQB, *fl = dl + BQB; /* (BQB) */
+    int64_t lo[BQB], hi[BQB];
     bool ew = elementwise(p), drop = p->dropout_p > 0.0, cap = p->softcap > 0.0;
     float scale = (float)p->scale;
     int64_t ql = row_lines(&p->q, Dk), dol = row_lines(&p->d_o, Dv);
@@ -507,45 +507,45 @@ void attn__avx2_dkdv_block(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t 
     pack_rows(&p->k, b, j0, nk, hkv, Dk, 1.0f, kr, Dk, BK);
     pack_rows(&p->v, b, j0, nk, hkv, Dv, 1.0f, vr, Dv, BK);
     for (int64_t h = hkv * p->group; h < (hkv + 1) * p->group; h++)
-        for (int64_t i0 = 0; i0 < p->Sq; i0 += BQ) {
-            int64_t nq = p->Sq - i0 < BQ ? p->Sq - i0 : BQ;
+        for (int64_t i0 = 0; i0 < p->Sq; i0 += BQB) {
+            int64_t nq = p->Sq - i0 < BQB ? p->Sq - i0 : BQB;
             if (!block_rows(p, b, h, i0, nq, j0, nk, delta, lo, hi, lse, dl)) continue;
             bool full = !ew && nk == BK && covers(lo, hi, nq, j0);
-            pack_cols(&p->q, b, i0, nq, h, Dk, scale, qst, BQ);
-            pack_cols(&p->d_o, b, i0, nq, h, Dv, 1.0f, dot, BQ);
-            pack_rows(&p->q, b, i0, nq, h, Dk, scale, qs, dk, BQ);
-            pack_rows(&p->d_o, b, i0, nq, h, Dv, 1.0f, dob, dv, BQ);
+            pack_cols(&p->q, b, i0, nq, h, Dk, scale, qst, BQB);
+            pack_cols(&p->d_o, b, i0, nq, h, Dv, 1.0f, dot, BQB);
+            pack_rows(&p->q, b, i0, nq, h, Dk, scale, qs, dk, BQB);
+            pack_rows(&p->d_o, b, i0, nq, h, Dv, 1.0f, dob, dv, BQB);
             for (int64_t r = 0; r < nq; r++) /* a fully masked row's dO is never used */
                 if (lse[r] == -INFINITY) {
-                    for (int64_t x = 0; x < Dv; x++) dot[x * BQ + r] = dob[r * dv + x] = 0.0f;
+                    for (int64_t x = 0; x < Dv; x++) dot[x * BQB + r] = dob[r * dv + x] = 0.0f;
                 }
-            gemm(BK, BQ, Dk, kr, Dk, qst, BQ, st, BQ, false);
-            gemm(BK, BQ, Dv, vr, Dv, dot, BQ, dpt, BQ, false);
-            int64_t nh = i0 + BQ < p->Sq ? h : h + 1, ni = i0 + BQ < p->Sq ? i0 + BQ : 0;
-            int64_t nn = nh < (hkv + 1) * p->group ? (p->Sq - ni < BQ ? p->Sq - ni : BQ) : 0;
-            for (int64_t r = 0; r < BQ; r++) {
+            gemm(BK, BQB, Dk, kr, Dk, qst, BQB, st, BQB, false);
+            gemm(BK, BQB, Dv, vr, Dv, dot, BQB, dpt, BQB, false);
+            int64_t nh = i0 + BQB < p->Sq ? h : h + 1, ni = i0 + BQB < p->Sq ? i0 + BQB : 0;
+            int64_t nn = nh < (hkv + 1) * p->group ? (p->Sq - ni < BQB ? p->Sq - ni : BQB) : 0;
+            for (int64_t r = 0; r < BQB; r++) {
                 if (r < nn) { /* the next query block's rows */
                     prefetch_row(&p->q, b, ni + r, nh, ql);
                     prefetch_row(&p->d_o, b, ni + r, nh, dol);
                 }
                 if (r >= nq || lse[r] == -INFINITY) {
                     for (int64_t c = 0; c < BK; c++) {
-                        st[c * BQ + r] = -INFINITY;
-                        if (cap) cgt[c * BQ + r] = 0.0f;
+                        st[c * BQB + r] = -INFINITY;
+                        if (cap) cgt[c * BQB + r] = 0.0f;
                     }
                 } else if (!full) {
-                    finish_scores(p, b, h, i0 + r, j0, lo[r], hi[r], st + r, cap ? cgt + r : NULL, BQ);
+                    finish_scores(p, b, h, i0 + r, j0, lo[r], hi[r], st + r, cap ? cgt + r : NULL, BQB);
                 }
                 if (drop && r < nq) drop_factors(p, b, h, i0 + r, j0, nk, ft + r * BK);
             }
             for (int64_t c = 0; c < nk; c++) {
                 if (drop)
-                    for (int64_t r = 0; r < BQ; r++) fl[r] = r < nq ? ft[r * BK + c] : 0.0f;
-                grad_line(st + c * BQ, dpt + c * BQ, lse, dl, 1, drop ? fl : NULL, BQ);
-                if (cap) mul_lines(dpt + c * BQ, cgt + c * BQ, BQ); /* dS -> d(raw score) */
+                    for (int64_t r = 0; r < BQB; r++) fl[r] = r < nq ? ft[r * BK + c] : 0.0f;
+                grad_line(st + c * BQB, dpt + c * BQB, lse, dl, 1, drop ? fl : NULL, BQB);
+                if (cap) mul_lines(dpt + c * BQB, cgt + c * BQB, BQB); /* dS -> d(raw score) */
             }
-            gemm(nk, dv, BQ, st, BQ, dob, dv, dva, dv, true);
-            gemm(nk, dk, BQ, dpt, BQ, qs, dk, dka, dk, true);
+            gemm(nk, dv, BQB, st, BQB, dob, dv, dva, dv, true);
+            gemm(nk, dk, BQB, dpt, BQB, qs, dk, dka, dk, true);
         }
     float *dkp = (float *)p->dk.data, *dvp = (float *)p->dv.data;
     for (int64_t c = 0; c < nk; c++) {
@@ -560,16 +560,16 @@ void attn__avx2_dkdv_block(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t 
 void attn__avx2_dq_block(const attn__sdpa *p, int64_t b, int64_t h, int64_t qb, const float *delta,
                          bool write_dbias, float *ws)
 {
-    int64_t i0 = qb * BQ, nq = p->Sq - i0 < BQ ? p->Sq - i0 : BQ, hk = h / p->group;
+    int64_t i0 = qb * BQB, nq = p->Sq - i0 < BQB ? p->Sq - i0 : BQB, hk = h / p->group;
     int64_t Dk = p->Dk, Dv = p->Dv, dk = pad16(Dk), dv = pad16(Dv), mq = (nq + MR - 1) / MR * MR;
-    float *qs = ws, *dob = qs + BQ * dk;            /* (BQ, dk) Qs, (BQ, dv) dO */
-    float *kt = dob + BQ * dv, *vt = kt + Dk * BK;  /* (Dk, BK) K^T, (Dv, BK) V^T */
+    float *qs = ws, *dob = qs + BQB * dk;            /* (BQB, dk) Qs, (BQB, dv) dO */
+    float *kt = dob + BQB * dv, *vt = kt + Dk * BK;  /* (Dk, BK) K^T, (Dv, BK) V^T */
     float *kr = vt + Dv * BK;                       /* (BK, dk) K rows */
-    float *s = kr + BK * dk, *dp = s + BQ * BK;     /* (BQ, BK) */
-    float *cg = dp + BQ * BK, *use = cg + BQ * BK;  /* (BQ, BK) */
-    float *f = use + BQ * BK, *dqa = f + BK;        /* (BK), (BQ, dk) */
-    float *lse = dqa + BQ * dk, *dl = lse + BQ;     /* (BQ) */
-    int64_t lo[BQ], hi[BQ], jmin = INT64_MAX, jmax = 0;
+    float *s = kr + BK * dk, *dp = s + BQB * BK;     /* (BQB, BK) */
+    float *cg = dp + BQB * BK, *use = cg + BQB * BK;  /* (BQB, BK) */
+    float *f = use + BQB * BK, *dqa = f + BK;        /* (BK), (BQB, dk) */
+    float *lse = dqa + BQB * dk, *dl = lse + BQB;     /* (BQB) */
+    int64_t lo[BQB], hi[BQB], jmin = INT64_MAX, jmax = 0;
     bool ew = elementwise(p), drop = p->dropout_p > 0.0, cap = p->softcap > 0.0;
     float *db = (float *)p->dbias.data;
     int64_t kl = row_lines(&p->k, Dk), vl = row_lines(&p->v, Dv);
@@ -580,7 +580,7 @@ void attn__avx2_dq_block(const attn__sdpa *p, int64_t b, int64_t h, int64_t qb, 
             jmin = lo[r] < jmin ? lo[r] : jmin;
             jmax = hi[r] > jmax ? hi[r] : jmax;
         }
-    memset(dqa, 0, sizeof(float) * (size_t)(BQ * dk));
+    memset(dqa, 0, sizeof(float) * (size_t)(BQB * dk));
     if (write_dbias)
         for (int64_t r = 0; r < nq; r++)
             for (int64_t j = 0; j < p->Sk; j++) db[attn__off(p->dbias.stride, b, h, i0 + r, j)] = 0.0f;
