@@ -24,7 +24,7 @@ static void *fma_loop(void *arg)
     double *out = arg;
     __m256 a[12], m = _mm256_set1_ps(0.999999f), c = _mm256_set1_ps(1e-7f);
     for (int i = 0; i < 12; i++) a[i] = _mm256_set1_ps((float)i);
-    long iters = 40000000;
+    long iters = 20000000;
     double t0 = now();
     for (long n = 0; n < iters; n++)
         for (int i = 0; i < 12; i++) a[i] = _mm256_fmadd_ps(a[i], m, c);
@@ -67,17 +67,22 @@ static void *read_loop(void *arg)
     return NULL;
 }
 
+/* The peak is the best sustained rate: the best of 5 runs, so that a
+ * moment of interference on a shared machine does not lower it. */
 double bench_fma_peak(int threads)
 {
-    pthread_t th[64];
-    double out[64][2];
-    for (int t = 0; t < threads; t++) pthread_create(&th[t], NULL, fma_loop, out[t]);
-    double sum = 0;
-    for (int t = 0; t < threads; t++) {
-        pthread_join(th[t], NULL);
-        sum += out[t][0];
+    double best = 0;
+    for (int rep = 0; rep < 5; rep++) {
+        pthread_t th[64];
+        double out[64][2], sum = 0;
+        for (int t = 0; t < threads; t++) pthread_create(&th[t], NULL, fma_loop, out[t]);
+        for (int t = 0; t < threads; t++) {
+            pthread_join(th[t], NULL);
+            sum += out[t][0];
+        }
+        if (sum > best) best = sum;
     }
-    return sum;
+    return best;
 }
 
 double bench_read_bandwidth(int threads)
@@ -86,18 +91,22 @@ double bench_read_bandwidth(int threads)
     float *p = aligned_alloc(64, n * sizeof(float));
     if (p == NULL) return 0.0;
     for (size_t i = 0; i < n; i++) p[i] = (float)(i & 1023);
-    pthread_t th[64];
-    read_arg ra[64];
-    for (int t = 0; t < threads; t++) {
-        ra[t].p = p + n / (size_t)threads * (size_t)t;
-        ra[t].n = n / (size_t)threads;
-        pthread_create(&th[t], NULL, read_loop, &ra[t]);
-    }
-    double sum = 0;
-    for (int t = 0; t < threads; t++) {
-        pthread_join(th[t], NULL);
-        sum += ra[t].gbs;
+    double best = 0;
+    for (int rep = 0; rep < 3; rep++) { /* best of 3, as for the FMA peak */
+        pthread_t th[64];
+        read_arg ra[64];
+        for (int t = 0; t < threads; t++) {
+            ra[t].p = p + n / (size_t)threads * (size_t)t;
+            ra[t].n = n / (size_t)threads;
+            pthread_create(&th[t], NULL, read_loop, &ra[t]);
+        }
+        double sum = 0;
+        for (int t = 0; t < threads; t++) {
+            pthread_join(th[t], NULL);
+            sum += ra[t].gbs;
+        }
+        if (sum > best) best = sum;
     }
     free(p);
-    return sum;
+    return best;
 }

@@ -44,8 +44,7 @@ static bool use_avx2(const attn_ctx *ctx)
     return attn_ctx_resolved_kernel(ctx) == ATTN_KERNEL_AVX2;
 }
 
-/* Blocks of `tile` rows; block order reversed so that under a causal mask the
- * largest blocks start first (better balance over the pool). */
+/* Number of blocks of `tile` rows in n. */
 static int64_t blocks(int64_t n, int64_t tile) { return (n + tile - 1) / tile; }
 
 /* What the tasks of one call share. The workspace holds one slice of
@@ -96,6 +95,8 @@ static void tiled_forward_task(void *arg, int64_t t, int tid)
     attn__tiled_forward_block(rs->p, bh / rs->p->Hq, bh % rs->p->Hq, qb, worker_ws(rs, tid));
 }
 
+/* AVX2 tasks take a head's query blocks last-first: under a causal mask the
+ * largest blocks start first, so the workers finish together. */
 static void avx2_forward_task(void *arg, int64_t t, int tid)
 {
     run_state *rs = arg;
@@ -296,7 +297,7 @@ static void avx2_dq_task(void *arg, int64_t t, int tid)
 /* Tiled or AVX2 backward: rowsum(dO * O), then dK/dV per key tile, dQ per
  * query block, and a broadcast bias gradient per dbias row; each pass owns
  * its outputs, so nothing depends on the thread count. */
-static attn_status run_tiled_backward(attn_ctx *ctx, const attn__sdpa *p)
+static attn_status run_f32_backward(attn_ctx *ctx, const attn__sdpa *p)
 {
     run_state rs = {.p = p};
     bool avx2 = use_avx2(ctx);
@@ -379,7 +380,7 @@ attn_status attn_sdpa_backward(attn_ctx *ctx, const attn_tensor *q, const attn_t
     p.dv = *dv;
     if (dbias != NULL) p.dbias = *dbias;
     if (p.B == 0 || p.Hq == 0) return ATTN_OK;
-    return use_ref(ctx, &p) ? run_ref_backward(ctx, &p) : run_tiled_backward(ctx, &p);
+    return use_ref(ctx, &p) ? run_ref_backward(ctx, &p) : run_f32_backward(ctx, &p);
 }
 
 /* ---- weights -------------------------------------------------------------- */

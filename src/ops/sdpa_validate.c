@@ -175,8 +175,9 @@ attn_status attn__sdpa_prepare(const attn_ctx *ctx, const attn_tensor *q, const 
         return attn__fail(ATTN_BAD_DTYPE, "q.dtype is %d; it must be ATTN_F32 or ATTN_F64",
                           (int)q->dtype);
     p->dtype = q->dtype;
-    if (ctx->kernel == ATTN_KERNEL_TILED && p->dtype != ATTN_F32)
-        return attn__fail(ATTN_UNSUPPORTED, "the tiled kernel is float32 only; q.dtype is F64");
+    if ((ctx->kernel == ATTN_KERNEL_TILED || ctx->kernel == ATTN_KERNEL_AVX2) && p->dtype != ATTN_F32)
+        return attn__fail(ATTN_UNSUPPORTED, "the %s kernel is float32 only; q.dtype is F64",
+                          attn_kernel_name(ctx->kernel));
     attn__named views[3] = {{q, "q", false}, {k, "k", false}, {v, "v", false}};
     for (int x = 0; x < (v != NULL ? 3 : 2); x++) {
         if (views[x].t->dtype != p->dtype)
