@@ -112,14 +112,13 @@ def draw(rows, probe, path):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    rows = [r for r in rows if not (r["name"].startswith("scaling") or r["name"] == "memory")]
     shapes = []
     for r in rows:
-        if r["name"].startswith("scaling") or r["name"] == "memory":
-            continue
         key = (r["name"], r["mode"], r["Sq"], r["Sk"], r["mask"])
         if key not in [s[0] for s in shapes]:
             shapes.append((key, r))
-    peers = sorted({r["peer"] for r in rows})
+    peers = sorted({r["peer"] for r in rows if r["peer"] is not None})
     fig, ax = plt.subplots(figsize=(max(10, len(shapes) * 0.8), 6))
     width = 0.8 / (1 + len(peers))
     xs = range(len(shapes))
@@ -184,7 +183,16 @@ def main():
     ap.add_argument("--no-peers", action="store_true")
     ap.add_argument("--extras-only", action="store_true",
                     help="rerun only thread scaling and memory growth, merged into --out")
+    ap.add_argument("--chart-only", action="store_true", help="redraw the chart from --out")
     args = ap.parse_args()
+    if args.chart_only:
+        with open(args.out) as f:
+            rows = json.load(f)
+        with open(os.path.splitext(args.out)[0] + "_probe.json") as f:
+            probe = json.load(f)
+        draw(rows, probe, os.path.splitext(args.out)[0] + ".png")
+        print(f"wrote {os.path.splitext(args.out)[0]}.png")
+        return
     if args.extras_only:
         probe = json.loads(subprocess.run([BIN, "probe", "--threads", str(args.threads)], check=True,
                                           capture_output=True, text=True).stdout)
