@@ -54,6 +54,26 @@ static inline int64_t attn__off(const int64_t stride[4], int64_t a, int64_t b,
     return a * stride[0] + b * stride[1] + c * stride[2] + d * stride[3];
 }
 
+/* The fast kernels' view of the structural masks (the reference kernel
+ * evaluates them from their definitions instead, on purpose): the aligned
+ * query position i', and the interval [lo, hi) of keys that query row i of
+ * batch b may see under lengths, causal and window (empty: lo >= hi). */
+static inline int64_t attn__aligned(const attn__sdpa *p, int64_t b, int64_t i)
+{
+    return p->align == ATTN_ALIGN_BOTTOM_RIGHT ? i + attn__klen(p, b) - attn__qlen(p, b) : i;
+}
+
+static inline void attn__key_range(const attn__sdpa *p, int64_t b, int64_t i, int64_t *lo,
+                                   int64_t *hi)
+{
+    int64_t ia = attn__aligned(p, b, i);
+    *lo = 0;
+    *hi = i < attn__qlen(p, b) ? attn__klen(p, b) : 0;
+    if (p->causal && ia + 1 < *hi) *hi = ia + 1;
+    if (p->window_right >= 0 && ia + p->window_right + 1 < *hi) *hi = ia + p->window_right + 1;
+    if (p->window_left >= 0 && ia - p->window_left > *lo) *lo = ia - p->window_left;
+}
+
 /* Element access for kernels that read either float dtype (the reference). */
 static inline double attn__ld(const attn_tensor *t, int64_t off)
 {

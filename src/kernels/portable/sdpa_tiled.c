@@ -15,18 +15,6 @@
 
 enum { TQ = ATTN__TILE_Q, TK = ATTN__TILE_K };
 
-/* Visible key interval [lo, hi) of query row i of batch b (empty: lo >= hi). */
-static void key_range(const attn__sdpa *p, int64_t b, int64_t i, int64_t *lo, int64_t *hi)
-{
-    int64_t lq = attn__qlen(p, b), lk = attn__klen(p, b);
-    *lo = 0;
-    *hi = i < lq ? lk : 0;
-    int64_t ia = p->align == ATTN_ALIGN_BOTTOM_RIGHT ? i + lk - lq : i;
-    if (p->causal && ia + 1 < *hi) *hi = ia + 1;
-    if (p->window_right >= 0 && ia + p->window_right + 1 < *hi) *hi = ia + p->window_right + 1;
-    if (p->window_left >= 0 && ia - p->window_left > *lo) *lo = ia - p->window_left;
-}
-
 static void load_rows(const attn_tensor *t, int64_t b, int64_t s0, int64_t n, int64_t h,
                       int64_t d, float *dst)
 {
@@ -64,9 +52,7 @@ static float score(const attn__sdpa *p, int64_t b, int64_t h, int64_t i, int64_t
         s += bv;
     }
     if (p->alibi != NULL) {
-        int64_t lq = attn__qlen(p, b), lk = attn__klen(p, b);
-        int64_t ia = p->align == ATTN_ALIGN_BOTTOM_RIGHT ? i + lk - lq : i;
-        s -= (float)p->alibi[h] * (float)llabs(ia - j);
+        s -= (float)p->alibi[h] * (float)llabs(attn__aligned(p, b, i) - j);
     }
     return s;
 }
@@ -99,7 +85,7 @@ void attn__tiled_forward_block(const attn__sdpa *p, int64_t b, int64_t h, int64_
     bool seen[TQ];
 
     for (int64_t r = 0; r < nq; r++) {
-        key_range(p, b, i0 + r, &lo[r], &hi[r]);
+        attn__key_range(p, b, i0 + r, &lo[r], &hi[r]);
         if (lo[r] < hi[r]) {
             jmin = lo[r] < jmin ? lo[r] : jmin;
             jmax = hi[r] > jmax ? hi[r] : jmax;
@@ -228,7 +214,7 @@ void attn__tiled_dkdv_block(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t
         const float *dl = delta + (b * p->Hq + h) * p->Sq;
         for (int64_t i = 0; i < p->Sq; i++) {
             int64_t lo, hi;
-            key_range(p, b, i, &lo, &hi);
+            attn__key_range(p, b, i, &lo, &hi);
             int64_t c0 = lo > j0 ? lo - j0 : 0, c1 = hi - j0 < nk ? hi - j0 : nk;
             if (c0 >= c1) continue;
             float lse = lse_at(p, b, h, i);
@@ -261,7 +247,7 @@ static void ds_row(const attn__sdpa *p, int64_t b, int64_t h, int64_t i, const f
                    bool sum_keys, float *qr, float *dor, float *dst)
 {
     int64_t lo, hi, hk = h / p->group;
-    key_range(p, b, i, &lo, &hi);
+    attn__key_range(p, b, i, &lo, &hi);
     float lse = lo < hi ? lse_at(p, b, h, i) : -INFINITY;
     if (lse == -INFINITY) return;
     float *kr = dor + p->Dv, *vr = kr + p->Dk;
@@ -289,7 +275,7 @@ void attn__tiled_dq_block(const attn__sdpa *p, int64_t b, int64_t h, int64_t qb,
 
     for (int64_t i = i0; i < i0 + nq; i++) {
         int64_t lo, hi;
-        key_range(p, b, i, &lo, &hi);
+        attn__key_range(p, b, i, &lo, &hi);
         float lse = lo < hi ? lse_at(p, b, h, i) : -INFINITY;
         memset(dq, 0, sizeof(float) * (size_t)p->Dk);
         if (write_dbias)
@@ -335,7 +321,7 @@ void attn__tiled_weights_row(const attn__sdpa *p, int64_t b, int64_t h, int64_t 
                              bool with_dropout, float *out)
 {
     int64_t lo, hi, hk = h / p->group;
-    key_range(p, b, i, &lo, &hi);
+    attn__key_range(p, b, i, &lo, &hi);
     float lse = lo < hi ? lse_at(p, b, h, i) : -INFINITY;
     const float *q = (const float *)p->q.data, *k = (const float *)p->k.data;
     for (int64_t j = 0; j < p->Sk; j++) {

@@ -208,18 +208,6 @@ static int64_t row_lines(const attn_tensor *t, int64_t d)
 
 /* ---- masks ------------------------------------------------------------------ */
 
-/* Visible key interval [lo, hi) of row i (lengths, causal, window). */
-static void key_range(const attn__sdpa *p, int64_t b, int64_t i, int64_t *lo, int64_t *hi)
-{
-    int64_t lq = attn__qlen(p, b), lk = attn__klen(p, b);
-    *lo = 0;
-    *hi = i < lq ? lk : 0;
-    int64_t ia = p->align == ATTN_ALIGN_BOTTOM_RIGHT ? i + lk - lq : i;
-    if (p->causal && ia + 1 < *hi) *hi = ia + 1;
-    if (p->window_right >= 0 && ia + p->window_right + 1 < *hi) *hi = ia + p->window_right + 1;
-    if (p->window_left >= 0 && ia - p->window_left > *lo) *lo = ia - p->window_left;
-}
-
 static bool elementwise(const attn__sdpa *p)
 {
     return p->has_mask || p->has_bias || p->alibi != NULL || p->softcap > 0.0;
@@ -237,8 +225,7 @@ static void finish_scores(const attn__sdpa *p, int64_t b, int64_t h, int64_t i, 
     for (int64_t c = c1; c < BK; c++) sr[c * st] = -INFINITY;
     for (int64_t c = 0; capgrad != NULL && c < BK; c++) capgrad[c * st] = 0.0f; /* masked: no gradient */
     if (!elementwise(p)) return;
-    int64_t lq = attn__qlen(p, b), lk = attn__klen(p, b);
-    int64_t ia = p->align == ATTN_ALIGN_BOTTOM_RIGHT ? i + lk - lq : i;
+    int64_t ia = attn__aligned(p, b, i);
     for (int64_t c = c0; c < c1; c++) {
         int64_t j = j0 + c;
         if (p->has_mask && p->mask[attn__off(p->mask_stride, b, h, i, j)] == 0) {
@@ -302,7 +289,7 @@ void attn__avx2_forward_block(const attn__sdpa *p, int64_t b, int64_t h, int64_t
     int64_t kl = row_lines(&p->k, Dk), vl = row_lines(&p->v, Dv);
 
     for (int64_t r = 0; r < nq; r++) {
-        key_range(p, b, i0 + r, &lo[r], &hi[r]);
+        attn__key_range(p, b, i0 + r, &lo[r], &hi[r]);
         if (lo[r] < hi[r]) {
             jmin = lo[r] < jmin ? lo[r] : jmin;
             jmax = hi[r] > jmax ? hi[r] : jmax;
@@ -454,7 +441,7 @@ static bool block_rows(const attn__sdpa *p, int64_t b, int64_t h, int64_t i0, in
 {
     bool any = false;
     for (int64_t r = 0; r < nq; r++) {
-        key_range(p, b, i0 + r, &lo[r], &hi[r]);
+        attn__key_range(p, b, i0 + r, &lo[r], &hi[r]);
         lse[r] = lo[r] < hi[r] ? ((const float *)p->lse.data)[attn__off(p->lse.stride, b, h, i0 + r, 0)]
                                : -INFINITY;
         dl[r] = delta[(b * p->Hq + h) * p->Sq + i0 + r];
@@ -726,7 +713,7 @@ void attn__avx2_decode_split(const attn__sdpa *p, int64_t b, int64_t hkv, int64_
 
     for (int64_t r = 0; r < M; r++) {
         int64_t h = hkv * p->group + r / p->Sq, i = r % p->Sq;
-        key_range(p, b, i, &lo[r], &hi[r]);
+        attn__key_range(p, b, i, &lo[r], &hi[r]);
         if (lo[r] < k0) lo[r] = k0;
         if (hi[r] > k1) hi[r] = k1;
         if (lo[r] < hi[r]) {
