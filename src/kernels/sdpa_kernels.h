@@ -151,9 +151,15 @@ int64_t attn__avx2_forward_ws(const attn__sdpa *p);
 /* Forward of query block qb (ATTN__AVX2_TILE_Q rows) of head (b, h). */
 void attn__avx2_forward_block(const attn__sdpa *p, int64_t b, int64_t h, int64_t qb, float *ws);
 int64_t attn__avx2_backward_ws(const attn__sdpa *p);
-/* dK, dV of key tile kb (ATTN__AVX2_TILE_K keys) of kv head (b, hkv). */
+/* dK, dV of key tile kb (ATTN__AVX2_TILE_K keys) of kv head (b, hkv); with
+ * dqt != NULL also adds dQ^T of the group's heads into dqt (group, Dk, sqp). */
 void attn__avx2_dkdv_block(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t kb,
-                           const float *delta, float *ws);
+                           const float *delta, float *ws, float *dqt, int64_t sqp);
+/* Fused backward of kv head (b, hkv): dK, dV and dQ of its query heads in
+ * one walk over its key tiles (no dbias). Workspace attn__avx2_fused_ws. */
+int64_t attn__avx2_fused_ws(const attn__sdpa *p);
+int64_t attn__avx2_fused_sqp(const attn__sdpa *p);
+void attn__avx2_fused_kvhead(const attn__sdpa *p, int64_t b, int64_t hkv, const float *delta, float *ws);
 /* dQ (and a full-shape dbias) of query block qb (ATTN__AVX2_TILE_Q_BWD rows)
  * of head (b, h). */
 void attn__avx2_dq_block(const attn__sdpa *p, int64_t b, int64_t h, int64_t qb, const float *delta,

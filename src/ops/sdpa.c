@@ -283,7 +283,22 @@ static void avx2_dkdv_task(void *arg, int64_t t, int tid)
 {
     run_state *rs = arg;
     int64_t kb = t % rs->nkb, bh = t / rs->nkb;
-    attn__avx2_dkdv_block(rs->p, bh / rs->p->Hkv, bh % rs->p->Hkv, kb, rs->delta, worker_ws(rs, tid));
+    attn__avx2_dkdv_block(rs->p, bh / rs->p->Hkv, bh % rs->p->Hkv, kb, rs->delta, worker_ws(rs, tid),
+                          NULL, 0);
+}
+
+static void avx2_fused_task(void *arg, int64_t t, int tid)
+{
+    run_state *rs = arg;
+    attn__avx2_fused_kvhead(rs->p, t / rs->p->Hkv, t % rs->p->Hkv, rs->delta, worker_ws(rs, tid));
+}
+
+/* The fused AVX2 backward (5 GEMMs) needs enough kv heads to keep the
+ * workers busy, and no bias gradient. Decided by the shape alone, never by
+ * the thread count, so results stay bitwise identical across thread counts. */
+static bool use_fused(const attn__sdpa *p)
+{
+    return p->B * p->Hkv >= 4 && p->dbias.data == NULL;
 }
 
 static void avx2_dq_task(void *arg, int64_t t, int tid)
@@ -304,7 +319,9 @@ static attn_status run_f32_backward(attn_ctx *ctx, const attn__sdpa *p)
     int64_t n_delta, per = attn__tiled_backward_ws(p);
     if (!attn__mul_ok(p->B * p->Hq, p->Sq > 0 ? p->Sq : 1, &n_delta))
         return attn__fail(ATTN_OVERFLOW, "B * Hq * Sq overflows");
+    bool fused = avx2 && use_fused(p);
     if (avx2 && attn__avx2_backward_ws(p) > per) per = attn__avx2_backward_ws(p);
+    if (fused && attn__avx2_fused_ws(p) > per) per = attn__avx2_fused_ws(p);
     attn_status st = alloc_ws(&rs, ctx, per, sizeof(float));
     if (st != ATTN_OK) return st;
     rs.delta = attn__malloc((size_t)n_delta * sizeof(float));
@@ -318,7 +335,9 @@ static attn_status run_f32_backward(attn_ctx *ctx, const attn__sdpa *p)
     rs.write_dbias = has_dbias && n[0] == p->B && n[1] == p->Hq && n[2] == p->Sq && n[3] == p->Sk;
     rs.nqb = blocks(p->Sq, ATTN__TILE_Q);
     attn__pool_run(ctx->pool, p->B * p->Hq * rs.nqb, tiled_delta_task, &rs);
-    if (avx2) {
+    if (fused) {
+        attn__pool_run(ctx->pool, p->B * p->Hkv, avx2_fused_task, &rs);
+    } else if (avx2) {
         rs.nkb = blocks(p->Sk, ATTN__AVX2_TILE_K);
         attn__pool_run(ctx->pool, p->B * p->Hkv * rs.nkb, avx2_dkdv_task, &rs);
         rs.nqb = blocks(p->Sq, ATTN__AVX2_TILE_Q_BWD);

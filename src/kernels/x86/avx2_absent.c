@@ -23,9 +23,26 @@ int64_t attn__avx2_backward_ws(const attn__sdpa *p)
 }
 
 void attn__avx2_dkdv_block(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t kb,
-                           const float *delta, float *ws)
+                           const float *delta, float *ws, float *dqt, int64_t sqp)
 {
-    (void)p, (void)b, (void)hkv, (void)kb, (void)delta, (void)ws;
+    (void)p, (void)b, (void)hkv, (void)kb, (void)delta, (void)ws, (void)dqt, (void)sqp;
+}
+
+int64_t attn__avx2_fused_ws(const attn__sdpa *p)
+{
+    (void)p;
+    return 0;
+}
+
+int64_t attn__avx2_fused_sqp(const attn__sdpa *p)
+{
+    (void)p;
+    return 0;
+}
+
+void attn__avx2_fused_kvhead(const attn__sdpa *p, int64_t b, int64_t hkv, const float *delta, float *ws)
+{
+    (void)p, (void)b, (void)hkv, (void)delta, (void)ws;
 }
 
 void attn__avx2_dq_block(const attn__sdpa *p, int64_t b, int64_t h, int64_t qb, const float *delta,

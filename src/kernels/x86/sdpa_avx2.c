@@ -464,7 +464,8 @@ static bool covers(const int64_t *lo, const int64_t *hi, int64_t nq, int64_t j0)
 int64_t attn__avx2_backward_ws(const attn__sdpa *p)
 {
     int64_t Dk = p->Dk, Dv = p->Dv, dk = pad16(Dk), dv = pad16(Dv);
-    int64_t dkdv = BK * (Dk + Dv) + BQB * (Dk + Dv) + BQB * (dk + dv) + 4 * BK * BQB + BK * (dk + dv) + 3 * BQB;
+    int64_t dkdv = BK * (Dk + Dv) + BQB * (Dk + Dv) + BQB * (dk + dv) + 5 * BK * BQB + BK * (dk + dv) +
+                   3 * BQB + Dk * BK;
     int64_t dq = BQB * (dk + dv) + BK * (Dk + Dv) + BK * dk + 4 * BQB * BK + BK + BQB * dk + 2 * BQB;
     return dkdv > dq ? dkdv : dq;
 }
@@ -474,7 +475,7 @@ int64_t attn__avx2_backward_ws(const attn__sdpa *p)
  * (keys as rows): St = K Qs^T, dPt = V dO^T, then dV += (P f)^T dO and
  * dK += dS^T Qs with Qs = scale * Q. */
 void attn__avx2_dkdv_block(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t kb,
-                           const float *delta, float *ws)
+                           const float *delta, float *ws, float *dqt, int64_t sqp)
 {
     int64_t j0 = kb * BK, nk = p->Sk - j0 < BK ? p->Sk - j0 : BK;
     int64_t Dk = p->Dk, Dv = p->Dv, dk = pad16(Dk), dv = pad16(Dv);
@@ -485,6 +486,7 @@ void attn__avx2_dkdv_block(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t 
     float *cgt = dpt + BK * BQB, *ft = cgt + BK * BQB; /* (BK, BQB) soft-cap grads; (BQB, BK) dropout */
     float *dka = ft + BQB * BK, *dva = dka + BK * dk; /* (BK, dk), (BK, dv) accumulators */
     float *lse = dva + BK * dv, *dl = lse + BQB, *fl = dl + BQB; /* (BQB) */
+    float *kt = fl + BQB, *use = kt + Dk * BK;        /* (Dk, BK) K^T, (BK, BQB): fused dQ only */
     int64_t lo[BQB], hi[BQB];
     bool ew = elementwise(p), drop = p->dropout_p > 0.0, cap = p->softcap > 0.0;
     float scale = (float)p->scale;
@@ -493,6 +495,11 @@ void attn__avx2_dkdv_block(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t 
     memset(dka, 0, sizeof(float) * (size_t)(BK * (dk + dv)));
     pack_rows(&p->k, b, j0, nk, hkv, Dk, 1.0f, kr, Dk, BK);
     pack_rows(&p->v, b, j0, nk, hkv, Dv, 1.0f, vr, Dv, BK);
+    bool k_bad = false;
+    if (dqt != NULL) {
+        pack_cols(&p->k, b, j0, nk, hkv, Dk, 1.0f, kt, BK);
+        k_bad = !all_finite(kr, nk * Dk);
+    }
     for (int64_t h = hkv * p->group; h < (hkv + 1) * p->group; h++)
         for (int64_t i0 = 0; i0 < p->Sq; i0 += BQB) {
             int64_t nq = p->Sq - i0 < BQB ? p->Sq - i0 : BQB;
@@ -525,6 +532,8 @@ void attn__avx2_dkdv_block(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t 
                 }
                 if (drop && r < nq) drop_factors(p, b, h, i0 + r, j0, nk, ft + r * BK);
             }
+            if (dqt != NULL && k_bad) /* visible elements, for the NaN-safe dQ */
+                for (int64_t x = 0; x < BK * BQB; x++) use[x] = st[x] != -INFINITY ? 1.0f : 0.0f;
             for (int64_t c = 0; c < nk; c++) {
                 if (drop)
                     for (int64_t r = 0; r < BQB; r++) fl[r] = r < nq ? ft[r * BK + c] : 0.0f;
@@ -533,12 +542,49 @@ void attn__avx2_dkdv_block(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t 
             }
             gemm(nk, dv, BQB, st, BQB, dob, dv, dva, dv, true);
             gemm(nk, dk, BQB, dpt, BQB, qs, dk, dka, dk, true);
+            if (dqt != NULL) { /* dQ^T += K^T dS^T, in this head's column block */
+                float *c0 = dqt + (h - hkv * p->group) * Dk * sqp + i0;
+                if (!k_bad) {
+                    gemm(Dk, BQB, nk, kt, BK, dpt, BQB, c0, sqp, true);
+                } else { /* a NaN or Inf in K: only visible keys, in the GEMM's order */
+                    for (int64_t x = 0; x < Dk; x++)
+                        for (int64_t r = 0; r < nq; r++)
+                            for (int64_t c = 0; c < nk; c++)
+                                if (use[c * BQB + r] != 0.0f)
+                                    c0[x * sqp + r] = fmaf(kt[x * BK + c], dpt[c * BQB + r], c0[x * sqp + r]);
+                }
+            }
         }
     float *dkp = (float *)p->dk.data, *dvp = (float *)p->dv.data;
     for (int64_t c = 0; c < nk; c++) {
         for (int64_t x = 0; x < Dk; x++) dkp[attn__off(p->dk.stride, b, j0 + c, hkv, x)] = dka[c * dk + x];
         for (int64_t x = 0; x < Dv; x++) dvp[attn__off(p->dv.stride, b, j0 + c, hkv, x)] = dva[c * dv + x];
     }
+}
+
+int64_t attn__avx2_fused_ws(const attn__sdpa *p)
+{
+    return attn__avx2_backward_ws(p) + p->group * p->Dk * attn__avx2_fused_sqp(p);
+}
+
+int64_t attn__avx2_fused_sqp(const attn__sdpa *p) { return (p->Sq + BQB - 1) / BQB * BQB; }
+
+/* The whole backward of kv head (b, hkv) but for delta: its key tiles in
+ * order, each adding its dQ^T contribution to a buffer owned by this task,
+ * so S and dP are computed once (5 GEMMs, not 7) and the sums keep one
+ * order. */
+void attn__avx2_fused_kvhead(const attn__sdpa *p, int64_t b, int64_t hkv, const float *delta, float *ws)
+{
+    int64_t sqp = attn__avx2_fused_sqp(p), Dk = p->Dk;
+    float *dqt = ws + attn__avx2_backward_ws(p); /* (group, Dk, sqp) dQ^T */
+    memset(dqt, 0, sizeof(float) * (size_t)(p->group * Dk * sqp));
+    for (int64_t kb = 0; kb < (p->Sk + BK - 1) / BK; kb++)
+        attn__avx2_dkdv_block(p, b, hkv, kb, delta, ws, dqt, sqp);
+    float *dqp = (float *)p->dq.data, scale = (float)p->scale;
+    for (int64_t hl = 0; hl < p->group; hl++)
+        for (int64_t i = 0; i < p->Sq; i++)
+            for (int64_t x = 0; x < Dk; x++)
+                dqp[attn__off(p->dq.stride, b, i, hkv * p->group + hl, x)] = scale * dqt[(hl * Dk + x) * sqp + i];
 }
 
 /* dQ of query block qb of head (b, h), and the bias gradient of its rows
