@@ -74,6 +74,22 @@ static inline void attn__key_range(const attn__sdpa *p, int64_t b, int64_t i, in
     if (p->window_left >= 0 && ia - p->window_left > *lo) *lo = ia - p->window_left;
 }
 
+/* Intervals of query rows i0 .. i0+n-1 into lo[] and hi[], and the bounds
+ * [*jmin, *jmax) of their union (*jmin >= *jmax: no row sees a key). */
+static inline void attn__block_ranges(const attn__sdpa *p, int64_t b, int64_t i0, int64_t n,
+                                      int64_t *lo, int64_t *hi, int64_t *jmin, int64_t *jmax)
+{
+    *jmin = INT64_MAX;
+    *jmax = 0;
+    for (int64_t r = 0; r < n; r++) {
+        attn__key_range(p, b, i0 + r, &lo[r], &hi[r]);
+        if (lo[r] < hi[r]) {
+            *jmin = lo[r] < *jmin ? lo[r] : *jmin;
+            *jmax = hi[r] > *jmax ? hi[r] : *jmax;
+        }
+    }
+}
+
 /* Element access for kernels that read either float dtype (the reference). */
 static inline double attn__ld(const attn_tensor *t, int64_t off)
 {

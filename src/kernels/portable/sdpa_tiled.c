@@ -81,15 +81,11 @@ void attn__tiled_forward_block(const attn__sdpa *p, int64_t b, int64_t h, int64_
     float *acc = vt + TK * p->Dv;    /* (TQ, Dv) unnormalised output */
     float *s = acc + TQ * p->Dv;     /* (TQ, TK) scores of one tile */
     float *m = s + TQ * TK, *l = m + TQ; /* (TQ) running max and sum */
-    int64_t lo[TQ], hi[TQ], jmin = INT64_MAX, jmax = 0;
+    int64_t lo[TQ], hi[TQ], jmin, jmax;
     bool seen[TQ];
 
+    attn__block_ranges(p, b, i0, nq, lo, hi, &jmin, &jmax);
     for (int64_t r = 0; r < nq; r++) {
-        attn__key_range(p, b, i0 + r, &lo[r], &hi[r]);
-        if (lo[r] < hi[r]) {
-            jmin = lo[r] < jmin ? lo[r] : jmin;
-            jmax = hi[r] > jmax ? hi[r] : jmax;
-        }
         m[r] = -INFINITY;
         l[r] = 0.0f;
         seen[r] = false;

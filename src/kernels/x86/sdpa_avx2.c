@@ -284,16 +284,12 @@ void attn__avx2_forward_block(const attn__sdpa *p, int64_t b, int64_t h, int64_t
     float *acc = use + BQ * BK;  /* (BQ, dv) unnormalised O */
     float *f = acc + BQ * dv;    /* (BK) dropout factors of one row */
     float *m = f + BK, *l = m + BQ, *seen = l + BQ; /* (BQ) */
-    int64_t lo[BQ], hi[BQ], jmin = INT64_MAX, jmax = 0;
+    int64_t lo[BQ], hi[BQ], jmin, jmax;
     bool ew = elementwise(p), drop = p->dropout_p > 0.0;
     int64_t kl = row_lines(&p->k, Dk), vl = row_lines(&p->v, Dv);
 
+    attn__block_ranges(p, b, i0, nq, lo, hi, &jmin, &jmax);
     for (int64_t r = 0; r < nq; r++) {
-        attn__key_range(p, b, i0 + r, &lo[r], &hi[r]);
-        if (lo[r] < hi[r]) {
-            jmin = lo[r] < jmin ? lo[r] : jmin;
-            jmax = hi[r] > jmax ? hi[r] : jmax;
-        }
         m[r] = -INFINITY;
         l[r] = 0.0f;
         seen[r] = 0.0f;
