@@ -78,6 +78,20 @@ static attn_status alloc_ws(run_state *rs, const attn_ctx *ctx, int64_t per, siz
     return ATTN_OK;
 }
 
+/* A buffer of n elements beside the workspace (zeroed if asked); on failure
+ * the workspace is freed too and *st says what could not be had. */
+static void *alloc_extra(run_state *rs, int64_t n, size_t elem, bool zeroed, const char *what,
+                         attn_status *st)
+{
+    size_t count = (size_t)(n > 0 ? n : 1);
+    void *p = count > SIZE_MAX / elem ? NULL : zeroed ? attn__calloc(count, elem) : attn__malloc(count * elem);
+    if (p == NULL) {
+        attn__free(rs->ws);
+        *st = attn__fail(ATTN_NO_MEMORY, "cannot allocate %lld elements for %s", (long long)n, what);
+    }
+    return p;
+}
+
 static void *worker_ws(const run_state *rs, int tid) { return rs->ws + rs->ws_bytes * (size_t)tid; }
 
 /* ---- forward -------------------------------------------------------------- */
@@ -142,12 +156,8 @@ static attn_status run_decode(attn_ctx *ctx, const attn__sdpa *p)
         return attn__fail(ATTN_OVERFLOW, "the decode partial results overflow");
     attn_status st = alloc_ws(&rs, ctx, attn__avx2_decode_ws(p), sizeof(float));
     if (st != ATTN_OK) return st;
-    rs.parts = attn__malloc((size_t)n_parts * sizeof(float));
-    if (rs.parts == NULL) {
-        attn__free(rs.ws);
-        return attn__fail(ATTN_NO_MEMORY, "cannot allocate %lld floats of decode partials",
-                          (long long)n_parts);
-    }
+    if ((rs.parts = alloc_extra(&rs, n_parts, sizeof(float), false, "the decode partials", &st)) == NULL)
+        return st;
     attn__pool_run(ctx->pool, p->B * rs.nkb, decode_split_task, &rs);
     attn__pool_run(ctx->pool, p->B * p->Hkv, decode_merge_task, &rs);
     attn__free(rs.parts);
@@ -263,11 +273,9 @@ static attn_status run_ref_backward(attn_ctx *ctx, const attn__sdpa *p)
     }
     const int64_t *n = p->dbias.dim;
     int64_t count = n[0] * n[1] * n[2] * n[3];
-    rs.dbias_acc = attn__calloc((size_t)(count > 0 ? count : 1), sizeof(double));
-    if (rs.dbias_acc == NULL) {
-        attn__free(rs.ws);
-        return attn__fail(ATTN_NO_MEMORY, "cannot allocate the bias-gradient accumulator");
-    }
+    if ((rs.dbias_acc = alloc_extra(&rs, count, sizeof(double), true, "the bias-gradient accumulator", &st)) ==
+        NULL)
+        return st;
     attn__pool_run(ctx->pool, 1, ref_backward_all, &rs);
     for (int64_t x = 0; x < count; x++) {
         int64_t j = x % n[3], i = x / n[3] % n[2], h = x / (n[3] * n[2]) % n[1];
@@ -324,12 +332,8 @@ static attn_status run_f32_backward(attn_ctx *ctx, const attn__sdpa *p)
     if (fused && attn__avx2_fused_ws(p) > per) per = attn__avx2_fused_ws(p);
     attn_status st = alloc_ws(&rs, ctx, per, sizeof(float));
     if (st != ATTN_OK) return st;
-    rs.delta = attn__malloc((size_t)n_delta * sizeof(float));
-    if (rs.delta == NULL) {
-        attn__free(rs.ws);
-        return attn__fail(ATTN_NO_MEMORY, "cannot allocate %lld floats for rowsum(dO * O)",
-                          (long long)n_delta);
-    }
+    if ((rs.delta = alloc_extra(&rs, n_delta, sizeof(float), false, "rowsum(dO * O)", &st)) == NULL)
+        return st;
     const int64_t *n = p->dbias.dim;
     bool has_dbias = p->dbias.data != NULL;
     rs.write_dbias = has_dbias && n[0] == p->B && n[1] == p->Hq && n[2] == p->Sq && n[3] == p->Sk;

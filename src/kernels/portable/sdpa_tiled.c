@@ -51,9 +51,7 @@ static float score(const attn__sdpa *p, int64_t b, int64_t h, int64_t i, int64_t
         if (bv <= (float)ATTN__BIAS_MASK_LIMIT) return -INFINITY;
         s += bv;
     }
-    if (p->alibi != NULL) {
-        s -= (float)p->alibi[h] * (float)llabs(attn__aligned(p, b, i) - j);
-    }
+    if (p->alibi != NULL) s -= (float)p->alibi[h] * (float)llabs(attn__aligned(p, b, i) - j);
     return s;
 }
 

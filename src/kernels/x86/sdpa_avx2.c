@@ -264,6 +264,52 @@ static void drop_factors(const attn__sdpa *p, int64_t b, int64_t h, int64_t i, i
     }
 }
 
+/* The online-softmax step (FlashAttention-2) of one row over one key tile.
+ * sr holds the row's BK scores (-inf where masked); *m, *l and acc[dv] are
+ * the row's running max, sum and unnormalised output. On return sr holds
+ * P f, the weights of this tile's V rows, and acc is rescaled to the new
+ * max. use (may be NULL) receives 1 where P_ij V_j is to be taken: visible
+ * and, with dropout, kept. Returns false (sr zeroed) if no key is visible. */
+static bool online_row(const attn__sdpa *p, int64_t b, int64_t h, int64_t i, int64_t j0, int64_t nk,
+                       float *sr, float *m, float *l, float *acc, int64_t dv, float *use, float *f)
+{
+    __m256 vmax = _mm256_set1_ps(-INFINITY), vnan = _mm256_setzero_ps();
+    for (int c = 0; c < BK; c += 8) {
+        __m256 x = _mm256_loadu_ps(sr + c);
+        vmax = _mm256_max_ps(x, vmax); /* NaN scores are left out of the max ... */
+        vnan = _mm256_or_ps(vnan, _mm256_cmp_ps(x, x, _CMP_UNORD_Q));
+    }
+    float tmax = hmax(vmax);
+    for (int c = 0; use != NULL && c < BK; c++) use[c] = sr[c] != -INFINITY ? 1.0f : 0.0f;
+    if (tmax == -INFINITY && _mm256_movemask_ps(vnan) == 0) { /* nothing visible */
+        memset(sr, 0, sizeof(float) * BK);
+        return false;
+    }
+    float mnew = tmax > *m ? tmax : *m;
+    if (mnew == -INFINITY) mnew = 0.0f; /* ... and reach l and O through exp */
+    float alpha = expf(*m - mnew);
+    if (alpha != 1.0f) {
+        __m256 va = _mm256_set1_ps(alpha);
+        for (int64_t x = 0; x < dv; x += 8) _mm256_storeu_ps(acc + x, _mm256_mul_ps(va, _mm256_loadu_ps(acc + x)));
+    }
+    __m256 vm = _mm256_set1_ps(mnew), vsum = _mm256_setzero_ps();
+    for (int c = 0; c < BK; c += 8) {
+        __m256 e = exp256(_mm256_sub_ps(_mm256_loadu_ps(sr + c), vm));
+        vsum = _mm256_add_ps(vsum, e);
+        _mm256_storeu_ps(sr + c, e);
+    }
+    *l = *l * alpha + hsum(vsum);
+    *m = mnew;
+    if (p->dropout_p > 0.0) {
+        drop_factors(p, b, h, i, j0, nk, f);
+        for (int64_t c = 0; c < nk; c++) {
+            sr[c] *= f[c];
+            if (use != NULL && f[c] == 0.0f) use[c] = 0.0f;
+        }
+    }
+    return true;
+}
+
 /* ---- forward ------------------------------------------------------------------ */
 
 int64_t attn__avx2_forward_ws(const attn__sdpa *p)
@@ -318,43 +364,9 @@ void attn__avx2_forward_block(const attn__sdpa *p, int64_t b, int64_t h, int64_t
                 prefetch_row(&p->v, b, j0 + BK + c, hk, vl);
             }
             if (!full) finish_scores(p, b, h, i0 + r, j0, lo[r], hi[r], sr, NULL, 1);
-            __m256 vmax = _mm256_set1_ps(-INFINITY), vnan = _mm256_setzero_ps();
-            for (int c = 0; c < BK; c += 8) {
-                __m256 x = _mm256_loadu_ps(sr + c);
-                vmax = _mm256_max_ps(x, vmax); /* NaN scores are left out of the max ... */
-                vnan = _mm256_or_ps(vnan, _mm256_cmp_ps(x, x, _CMP_UNORD_Q));
-            }
-            float tmax = hmax(vmax);
-            if (v_bad)
-                for (int c = 0; c < BK; c++) use[r * BK + c] = sr[c] != -INFINITY ? 1.0f : 0.0f;
-            if (tmax == -INFINITY && _mm256_movemask_ps(vnan) == 0) { /* nothing visible */
-                memset(sr, 0, sizeof(float) * BK);
-                continue;
-            }
-            seen[r] = 1.0f;
-            float mnew = tmax > m[r] ? tmax : m[r];
-            if (mnew == -INFINITY) mnew = 0.0f; /* ... and reach l and O through exp */
-            float alpha = expf(m[r] - mnew);
-            if (alpha != 1.0f) {
-                __m256 va = _mm256_set1_ps(alpha);
-                for (int64_t x = 0; x < dv; x += 8)
-                    _mm256_storeu_ps(acc + r * dv + x, _mm256_mul_ps(va, _mm256_loadu_ps(acc + r * dv + x)));
-            }
-            __m256 vm = _mm256_set1_ps(mnew), vsum = _mm256_setzero_ps();
-            for (int c = 0; c < BK; c += 8) {
-                __m256 e = exp256(_mm256_sub_ps(_mm256_loadu_ps(sr + c), vm));
-                vsum = _mm256_add_ps(vsum, e);
-                _mm256_storeu_ps(sr + c, e);
-            }
-            l[r] = l[r] * alpha + hsum(vsum);
-            m[r] = mnew;
-            if (drop) {
-                drop_factors(p, b, h, i0 + r, j0, nk, f);
-                for (int64_t c = 0; c < nk; c++) {
-                    sr[c] *= f[c];
-                    if (v_bad && f[c] == 0.0f) use[r * BK + c] = 0.0f;
-                }
-            }
+            if (online_row(p, b, h, i0 + r, j0, nk, sr, &m[r], &l[r], acc + r * dv, dv,
+                           v_bad ? use + r * BK : NULL, f))
+                seen[r] = 1.0f;
         }
         for (int64_t r = nq; r < mq; r++) memset(s + r * BK, 0, sizeof(float) * BK);
         if (!v_bad) {
@@ -770,8 +782,8 @@ void attn__avx2_decode_split(const attn__sdpa *p, int64_t b, int64_t hkv, int64_
         pack_rows(&p->q, b, i, 1, h, Dk, (float)p->scale, qs + r * ld, ld, 1);
     }
     for (int64_t j0 = jmin < jmax ? jmin / BK * BK : jmax; j0 < jmax; j0 += BK) {
-        int64_t c_lo = j0 < jmin ? jmin - j0 : 0, nk = jmax - j0 < BK ? jmax - j0 : BK;
-        bool full = !ew && c_lo == 0 && nk == BK;
+        int64_t nk = jmax - j0 < BK ? jmax - j0 : BK;
+        bool full = !ew && nk == BK;
         for (int64_t r = 0; full && r < M; r++) full = lo[r] <= j0 && hi[r] >= j0 + BK;
         const float *ksrc = kr; /* K rows feed the dot products in place when they can */
         int64_t ldk = ld;
@@ -792,10 +804,8 @@ void attn__avx2_decode_split(const attn__sdpa *p, int64_t b, int64_t hkv, int64_
         bool v_bad = false;
         if (!full || drop) /* NaN or Inf in V needs the exact path */
             for (int64_t c = 0; c < nk && !v_bad; c++) v_bad = !all_finite(vsrc + c * ldv, Dv);
-        /* In the usual [B, S, H, D] layout one head's consecutive keys are
-         * H * D floats apart, a new 4 KiB page every row or few, where the
-         * hardware prefetchers stop following: prefetch by hand. */
-        /* K and V of the next tile stream in while this one computes; after
+        /* K and V of the next tile stream in while this one computes (see
+         * prefetch_row for why by hand); after
          * the last tile, the first tile of the next kv head (the caller
          * walks the heads of this split in order). */
         int64_t nj = j0 + BK, nh = hkv, nn = jmax - nj < BK ? jmax - nj : BK;
@@ -818,38 +828,8 @@ void attn__avx2_decode_split(const attn__sdpa *p, int64_t b, int64_t hkv, int64_
             float *sr = S + r * BK, *pr = part + r * (dv + 3), *acc = pr;
             for (int64_t c = nk; c < BK; c++) sr[c] = -INFINITY;
             if (!full) finish_scores(p, b, h, i, j0, lo[r], hi[r], sr, NULL, 1);
-            float tmax = -INFINITY;
-            bool any = false;
-            for (int64_t c = 0; c < nk; c++) {
-                any |= sr[c] != -INFINITY;
-                if (sr[c] > tmax) tmax = sr[c];
-                if (v_bad) use[r * BK + c] = sr[c] != -INFINITY ? 1.0f : 0.0f;
-            }
-            if (!any) {
-                memset(sr, 0, sizeof(float) * BK);
-                continue;
-            }
-            pr[dv + 2] = 1.0f;
-            float mnew = tmax > pr[dv] ? tmax : pr[dv];
-            if (mnew == -INFINITY) mnew = 0.0f;
-            float alpha = expf(pr[dv] - mnew);
-            if (alpha != 1.0f)
-                for (int64_t x = 0; x < dv; x++) acc[x] *= alpha;
-            __m256 vm = _mm256_set1_ps(mnew), vsum = _mm256_setzero_ps();
-            for (int c = 0; c < BK; c += 8) {
-                __m256 e = exp256(_mm256_sub_ps(_mm256_loadu_ps(sr + c), vm));
-                vsum = _mm256_add_ps(vsum, e);
-                _mm256_storeu_ps(sr + c, e);
-            }
-            pr[dv + 1] = pr[dv + 1] * alpha + hsum(vsum);
-            pr[dv] = mnew;
-            if (drop) {
-                drop_factors(p, b, h, i, j0, nk, f);
-                for (int64_t c = 0; c < nk; c++) {
-                    sr[c] *= f[c];
-                    if (v_bad && f[c] == 0.0f) use[r * BK + c] = 0.0f;
-                }
-            }
+            if (online_row(p, b, h, i, j0, nk, sr, &pr[dv], &pr[dv + 1], acc, dv, v_bad ? use + r * BK : NULL, f))
+                pr[dv + 2] = 1.0f;
         }
         if (!v_bad) { /* all rows at once: the accumulators are rows of part */
             gemm(M, dv, nk, S, BK, vsrc, ldv, part, dv + 3, true);
