@@ -75,7 +75,9 @@ extern "C" {
     X(OVERLAP, -10, "an output buffer overlaps an input or another output")   \
     X(NO_MEMORY, -11, "memory allocation failed")                             \
     X(THREAD, -12, "a thread could not be created")                           \
-    X(UNSUPPORTED, -13, "the requested combination is not supported")
+    X(UNSUPPORTED, -13, "the requested combination is not supported")        \
+    X(IO, -14, "a file could not be opened, read or written")                 \
+    X(BAD_FILE, -15, "a file is corrupt, truncated or not in the expected format")
 
 typedef enum attn_status {
 #define ATTN__STATUS_ENUM(name, value, text) ATTN_##name = value,
@@ -90,6 +92,13 @@ ATTN_API const char *attn_status_string(attn_status s);
 /* Detail of the last failure on the calling thread, naming the argument
  * ("q.dim[3] (Dk) is 0; it must be positive"). "" if there was none. */
 ATTN_API const char *attn_last_error(void);
+/* For code built on attn (the toolkit in attn_nn.h, user layers): records
+ * the per-thread detail message, printf-style, and returns s. */
+ATTN_API attn_status attn_fail(attn_status s, const char *fmt, ...)
+#if defined(__GNUC__) || defined(__clang__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
 
 /* ---- memory --------------------------------------------------------------- */
 
@@ -99,6 +108,12 @@ ATTN_API const char *attn_last_error(void);
 typedef void *(*attn_alloc_fn)(size_t bytes, void *user);
 typedef void (*attn_free_fn)(void *ptr, void *user);
 ATTN_API void attn_set_allocator(attn_alloc_fn alloc, attn_free_fn release, void *user);
+/* Allocation through the hook, for code built on attn: NULL on failure or
+ * bytes == 0; attn_calloc zero-fills and checks count * size for overflow;
+ * attn_release accepts NULL. */
+ATTN_API void *attn_alloc(size_t bytes);
+ATTN_API void *attn_calloc(size_t count, size_t size);
+ATTN_API void attn_release(void *p);
 
 /* ---- tensors -------------------------------------------------------------- */
 

@@ -43,3 +43,12 @@ attn_status attn__fail(attn_status s, const char *fmt, ...)
     va_end(ap);
     return s;
 }
+
+attn_status attn_fail(attn_status s, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(last_error, sizeof last_error, fmt, ap);
+    va_end(ap);
+    return s;
+}

@@ -1,0 +1,170 @@
+/* optim.c - optimisation (attn_nn.h): one AdamW step on a tensor
+ * (torch.optim.AdamW semantics), global gradient-norm clipping
+ * (torch.nn.utils.clip_grad_norm_) and learning-rate schedules.
+ *
+ * The update arithmetic is float32 elementwise like torch's single-tensor
+ * path; the bias corrections and the gradient norm are computed in double.
+ */
+#include "nn_internal.h"
+
+#include <math.h>
+
+#define PI 3.14159265358979323846
+
+static size_t fbytes(int64_t count) { return (size_t)count * sizeof(float); }
+
+attn_nn_adamw attn_nn_adamw_default(void)
+{
+    attn_nn_adamw o = {1e-3, 0.9, 0.999, 1e-8, 1e-2};
+    return o;
+}
+
+/* ATTN_BAD_PARAM unless lo <= v < hi (hi_open) or lo <= v <= hi, v finite. */
+static attn_status range_check(const char *fn, const char *name, double v, double lo,
+                               double hi, int hi_open)
+{
+    int ok = isfinite(v) && v >= lo && (hi_open ? v < hi : v <= hi);
+    if (!ok)
+        return attn_fail(ATTN_BAD_PARAM, "%s: argument '%s' is %g; it must be in [%g, %g%s",
+                         fn, name, v, lo, hi, hi_open ? ")" : "]");
+    return ATTN_OK;
+}
+
+static attn_status adamw_check(const char *fn, const attn_nn_adamw *opt, int64_t step,
+                               int decay)
+{
+    attn_status s;
+    ATTN__NN_NOT_NULL(fn, opt);
+    if ((s = range_check(fn, "opt->lr", opt->lr, 0.0, INFINITY, 1)) != ATTN_OK ||
+        (s = range_check(fn, "opt->beta1", opt->beta1, 0.0, 1.0, 1)) != ATTN_OK ||
+        (s = range_check(fn, "opt->beta2", opt->beta2, 0.0, 1.0, 1)) != ATTN_OK ||
+        (s = range_check(fn, "opt->eps", opt->eps, 0.0, INFINITY, 1)) != ATTN_OK ||
+        (s = range_check(fn, "opt->weight_decay", opt->weight_decay, 0.0, INFINITY, 1)) !=
+            ATTN_OK)
+        return s;
+    if (step < 1)
+        return attn_fail(ATTN_BAD_PARAM, "%s: argument 'step' is %lld; steps count from 1", fn,
+                         (long long)step);
+    if (decay != 0 && decay != 1)
+        return attn_fail(ATTN_BAD_PARAM, "%s: argument 'decay' is %d; it must be 0 or 1", fn,
+                         decay);
+    return ATTN_OK;
+}
+
+attn_status attn_nn_adamw_step(const attn_nn_adamw *opt, int64_t step, float *param,
+                               const float *grad, float *m, float *v, int64_t count, int decay)
+{
+    attn_status s = adamw_check(__func__, opt, step, decay);
+    if (s != ATTN_OK) return s;
+    ATTN__NN_NOT_NULL(__func__, param);
+    ATTN__NN_NOT_NULL(__func__, grad);
+    ATTN__NN_NOT_NULL(__func__, m);
+    ATTN__NN_NOT_NULL(__func__, v);
+    ATTN__NN_DIM(__func__, count);
+    if (count > ATTN__NN_MAX_ELEMS)
+        return attn_fail(ATTN_OVERFLOW, "%s: argument 'count' (%lld) is too large", __func__,
+                         (long long)count);
+    attn__nn_span sp[] = {{"param", param, fbytes(count)},
+                          {"m", m, fbytes(count)},
+                          {"v", v, fbytes(count)},
+                          {"grad", grad, fbytes(count)}};
+    if ((s = attn__nn_disjoint(__func__, sp, 4, 3)) != ATTN_OK) return s;
+
+    const float shrink = decay ? (float)(1.0 - opt->lr * opt->weight_decay) : 1.0f;
+    const float b1 = (float)opt->beta1, w1 = (float)(1.0 - opt->beta1);
+    const float b2 = (float)opt->beta2, w2 = (float)(1.0 - opt->beta2);
+    const double bc1 = 1.0 - pow(opt->beta1, (double)step);
+    const double bc2 = 1.0 - pow(opt->beta2, (double)step);
+    const float step_size = (float)(opt->lr / bc1), bc2_sqrt = (float)sqrt(bc2);
+    const float eps = (float)opt->eps;
+    for (int64_t i = 0; i < count; i++) {
+        float g = grad[i];
+        m[i] = b1 * m[i] + w1 * g;
+        v[i] = b2 * v[i] + w2 * (g * g);
+        float denom = sqrtf(v[i]) / bc2_sqrt + eps;
+        param[i] = param[i] * shrink - step_size * (m[i] / denom);
+    }
+    return ATTN_OK;
+}
+
+static attn_status clip_check(const char *fn, float *const *bufs, const int64_t *counts,
+                              int n_bufs, double max_norm)
+{
+    ATTN__NN_DIM(fn, n_bufs);
+    if (n_bufs > 0) {
+        ATTN__NN_NOT_NULL(fn, bufs);
+        ATTN__NN_NOT_NULL(fn, counts);
+    }
+    if (!(max_norm > 0.0) || !isfinite(max_norm))
+        return attn_fail(ATTN_BAD_PARAM, "%s: argument 'max_norm' is %g; it must be finite and > 0",
+                         fn, max_norm);
+    for (int i = 0; i < n_bufs; i++) {
+        if (counts[i] < 0 || counts[i] > ATTN__NN_MAX_ELEMS)
+            return attn_fail(counts[i] < 0 ? ATTN_BAD_DIM : ATTN_OVERFLOW,
+                             "%s: argument 'counts[%d]' is %lld", fn, i, (long long)counts[i]);
+        if (bufs[i] == NULL && counts[i] > 0)
+            return attn_fail(ATTN_NULL_ARG, "%s: argument 'bufs[%d]' is NULL", fn, i);
+    }
+    for (int i = 0; i < n_bufs; i++) /* a buffer seen twice would be scaled twice */
+        for (int j = i + 1; j < n_bufs; j++)
+            if (attn__nn_overlap(bufs[i], fbytes(counts[i]), bufs[j], fbytes(counts[j])))
+                return attn_fail(ATTN_OVERLAP, "%s: argument 'bufs[%d]' overlaps 'bufs[%d]'",
+                                 fn, i, j);
+    return ATTN_OK;
+}
+
+/* sum of x[i]^2 in double, 8 partial sums. */
+static double sum_squares(const float *x, int64_t count)
+{
+    double acc[8] = {0}, s = 0.0;
+    int64_t i = 0;
+    for (; i + 8 <= count; i += 8)
+        for (int k = 0; k < 8; k++) acc[k] += (double)x[i + k] * x[i + k];
+    for (; i < count; i++) s += (double)x[i] * x[i];
+    for (int k = 0; k < 8; k++) s += acc[k];
+    return s;
+}
+
+attn_status attn_nn_clip_grad_norm(float *const *bufs, const int64_t *counts, int n_bufs,
+                                   double max_norm, double *norm)
+{
+    attn_status s = clip_check(__func__, bufs, counts, n_bufs, max_norm);
+    if (s != ATTN_OK) return s;
+    ATTN__NN_NOT_NULL(__func__, norm);
+    double sq = 0.0;
+    for (int i = 0; i < n_bufs; i++) sq += sum_squares(bufs[i], counts[i]);
+    double total = sqrt(sq);
+    /* torch: coef = max_norm / (norm + 1e-6), clamped to at most 1 (a NaN
+     * norm gives a NaN coefficient, as in torch). */
+    double coef = max_norm / (total + 1e-6);
+    if (!(coef >= 1.0)) {
+        float c = (float)coef;
+        for (int i = 0; i < n_bufs; i++)
+            for (int64_t k = 0; k < counts[i]; k++) bufs[i][k] *= c;
+    }
+    *norm = total;
+    return ATTN_OK;
+}
+
+/* Schedules. Invalid arguments (unknown kind, step < 1, warmup < 0,
+ * non-finite or negative rates) give NaN, which attn_nn_adamw_step rejects.
+ * warmup = 0 means no warm-up; COSINE reaches min_lr at step total and
+ * stays there (at once if total <= warmup); INVSQRT uses max(warmup, 1) so warmup = 0 is 1/sqrt(step). */
+double attn_nn_lr(attn_nn_schedule kind, int64_t step, int64_t warmup, int64_t total,
+                  double base_lr, double min_lr)
+{
+    if (step < 1 || warmup < 0 || !isfinite(base_lr) || !isfinite(min_lr) || base_lr < 0.0 ||
+        min_lr < 0.0)
+        return NAN;
+    if (kind != ATTN_NN_SCHED_CONSTANT && kind != ATTN_NN_SCHED_COSINE &&
+        kind != ATTN_NN_SCHED_INVSQRT)
+        return NAN;
+    if (step < warmup) return base_lr * (double)step / (double)warmup;
+    if (kind == ATTN_NN_SCHED_CONSTANT) return base_lr;
+    if (kind == ATTN_NN_SCHED_INVSQRT)
+        return base_lr * sqrt((double)(warmup > 1 ? warmup : 1) / (double)step);
+    int64_t span = total - warmup; /* cosine steps after warm-up */
+    double progress = span > 0 ? (double)(step - warmup) / (double)span : (step > warmup);
+    if (progress > 1.0) progress = 1.0;
+    return min_lr + (base_lr - min_lr) * 0.5 * (1.0 + cos(PI * progress));
+}
