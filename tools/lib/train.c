@@ -267,7 +267,8 @@ attn_status attn_train_dates(attn_ctx *ctx, attn_nn_model *m, const attn_train_c
     double t0 = now_s(), tokens = 0;
     int64_t first = attn_nn_model_steps_taken(m) + 1;
     attn_status st = ATTN_OK;
-    for (int64_t step = first; step <= cfg->steps && st == ATTN_OK; step++) {
+    int64_t last = cfg->stop_after > 0 && cfg->stop_after < cfg->steps ? cfg->stop_after : cfg->steps;
+    for (int64_t step = first; step <= last && st == ATTN_OK; step++) {
         attn_train_batch b;
         if ((st = attn_train_batch_make(m, cfg->data_seed, step - 1, cfg->batch, &b)) != ATTN_OK) break;
         attn_nn_train_opts o = {1, mix(cfg->seed, (uint64_t)step), cfg->label_smoothing,

@@ -12,6 +12,7 @@
 
 typedef struct attn_train_cfg {
     int64_t steps, batch, warmup;
+    int64_t stop_after; /* stop after this step (0: at steps); the schedule still spans steps */
     double lr, min_lr, weight_decay, clip, label_smoothing;
     attn_nn_schedule schedule;
     uint64_t data_seed; /* the example stream */
