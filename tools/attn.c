@@ -473,9 +473,9 @@ static int cmd_info(int argc, char **argv)
     return st == ATTN_OK ? 0 : fail("info", st);
 }
 
-static void main_help(void)
+static void main_help(FILE *out)
 {
-    printf("usage: %s COMMAND [options]\n\n"
+    fprintf(out, "usage: %s COMMAND [options]\n\n"
            "commands:\n"
            "  train       train the encoder-decoder (or decoder-only) model on the built-in dates task\n"
            "  translate   translate dates with a trained model, drawing cross-attention maps\n"
@@ -487,12 +487,12 @@ static void main_help(void)
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        main_help();
+        main_help(stderr);
         return 2;
     }
     const char *cmd = argv[1];
     if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
-        main_help();
+        main_help(stdout);
         return 0;
     }
     static const struct {
@@ -502,6 +502,6 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
         if (strcmp(cmd, cmds[i].name) == 0) return cmds[i].fn(argc - 2, argv + 2);
     fprintf(stderr, "%s: unknown command '%s'\n", prog, cmd);
-    main_help();
+    main_help(stderr);
     return 2;
 }

@@ -48,11 +48,13 @@ static size_t elsize(attn_st_dtype d)
     return 0;
 }
 
+/* name inside the run's scratch directory; a ring of 16 results, so a test
+ * may hold up to 16 at once. */
 static const char *tmp_path(const char *name)
 {
-    static char buf[4][512];
+    static char buf[16][512];
     static int k;
-    k = (k + 1) % 4;
+    k = (k + 1) % 16;
     snprintf(buf[k], sizeof buf[k], "%s/%s", t_tmpdir(), name);
     return buf[k];
 }
