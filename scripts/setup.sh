@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what attn's build and tests need, idempotently: a C toolchain,
-# CMake, clang (second compiler of the warning check), and a Python venv in
+# CMake, clang (second compiler of the warning check), OpenBLAS and libpng
+# (the toolkit and its attention maps), and a Python venv in
 # .venv with PyTorch 2.13 (CPU build), numpy and pytest for the oracle tests
 # (--python), plus matplotlib for the benchmark chart (--bench).
 set -euo pipefail
@@ -11,6 +12,10 @@ command -v cc >/dev/null || need+=(build-essential)
 command -v cmake >/dev/null || need+=(cmake)
 command -v clang >/dev/null || need+=(clang)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
+# the toolkit: OpenBLAS (CBLAS) for the dense matmuls, libpng for attention maps
+for pkg in libopenblas-dev libpng-dev; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
+done
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]}"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo

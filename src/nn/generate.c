@@ -280,7 +280,8 @@ static void advance(dec *g, beams *B, const attn_nn_gen_opts *o, int32_t *cur, f
     int64_t n_next = 0;
     for (int64_t i = 0; i < n; i++) {
         if (cands[i].token == o->eos_id) {
-            finish(B, cands[i].parent, cands[i].score, o->length_penalty);
+            /* an ending counts only if it ranks among the beam's best */
+            if (i < nb) finish(B, cands[i].parent, cands[i].score, o->length_penalty);
         } else if (n_next < nb) {
             next[n_next++] = cands[i];
         }

@@ -91,12 +91,12 @@ static size_t utf8_seq(const unsigned char *s, size_t avail)
     unsigned char c = s[0], lo = 0x80, hi = 0xBF;
     size_t n;
     if (c < 0x80) return 1;
-    if (c >= 0xC1 && c <= 0xDF) {
+    if (c >= 0xC2 && c <= 0xDF) {
         n = 2;
     } else if (c >= 0xE0 && c <= 0xEF) {
         n = 3;
         if (c == 0xE0) lo = 0xA0;
-        if (c == 0xED) hi = 0xA0;
+        if (c == 0xED) hi = 0x9F;
     } else if (c >= 0xF0 && c <= 0xF4) {
         n = 4;
         if (c == 0xF0) lo = 0x90;

@@ -163,7 +163,7 @@ static void add(registry *r, const char *name, int ndim, int64_t d0, int64_t d1,
 static void add_linear(registry *r, const char *prefix, int64_t out, int64_t in, float **w,
                        float **dw, float **b, float **db)
 {
-    char name[160];
+    char name[256];
     snprintf(name, sizeof name, "%s.weight", prefix);
     add(r, name, 2, out, in, 1, w, dw, INIT_UNIFORM, 1.0 / sqrt((double)in));
     if (b) {
@@ -174,7 +174,7 @@ static void add_linear(registry *r, const char *prefix, int64_t out, int64_t in,
 
 static void add_norm(registry *r, const char *prefix, attn__nn_norm *n)
 {
-    char name[160];
+    char name[256];
     snprintf(name, sizeof name, "%s.weight", prefix);
     add(r, name, 1, r->m->c.d_model, 0, 0, &n->w, &n->dw, INIT_ONE, 0);
     if (r->m->c.norm == ATTN_NN_LAYERNORM) {
@@ -186,7 +186,7 @@ static void add_norm(registry *r, const char *prefix, attn__nn_norm *n)
 static void add_attention(registry *r, const char *prefix, attn_nn_mha *a, int packed)
 {
     const attn_nn_config *c = &r->m->c;
-    char name[160];
+    char name[192];
     int64_t d = c->d_model, hd = d / c->n_heads, hq = c->n_heads * hd, hk = c->n_kv_heads * hd;
     a->embed_dim = a->kdim = a->vdim = d;
     a->n_heads = c->n_heads;
@@ -219,7 +219,7 @@ static void add_attention(registry *r, const char *prefix, attn_nn_mha *a, int p
 static void add_block(registry *r, const char *prefix, attn__nn_block *b, bool cross)
 {
     const attn_nn_config *c = &r->m->c;
-    char name[160];
+    char name[128];
     int packed = c->arch == ATTN_NN_ENCDEC; /* torch's layout; the LM's are separate */
     snprintf(name, sizeof name, "%s.self_attn", prefix);
     add_attention(r, name, &b->self, packed);
@@ -242,7 +242,7 @@ static void register_all(registry *r)
 {
     attn_nn_model *m = r->m;
     const attn_nn_config *c = &m->c;
-    char name[160];
+    char name[64];
     add(r, "embed.weight", 2, c->vocab, c->d_model, 1, &m->embed, &m->d_embed, INIT_NORMAL,
         1.0 / sqrt((double)c->d_model));
     if (c->pos == ATTN_NN_POS_LEARNED) {

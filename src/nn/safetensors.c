@@ -45,6 +45,19 @@ static int dtype_index(attn_st_dtype d)
     return -1;
 }
 
+/* Element bytes and name of a dtype; 0 and "unknown" outside the table. */
+static size_t dtype_size(attn_st_dtype d)
+{
+    int i = dtype_index(d);
+    return i < 0 ? 0 : dtypes[i].size;
+}
+
+static const char *dtype_name(attn_st_dtype d)
+{
+    int i = dtype_index(d);
+    return i < 0 ? "unknown" : dtypes[i].name;
+}
+
 typedef struct st_tensor {
     attn_st_info info;
     size_t begin, end; /* data_offsets: bytes of the data section */
@@ -160,7 +173,7 @@ static attn_status entry_offsets(const char *prefix, const char *name, const att
         return bad(prefix,
                    "tensor '%.80s': data_offsets [%lld, %lld] end beyond the %zu bytes of data",
                    name, (long long)off[0], (long long)off[1], data_size);
-    int64_t size = (int64_t)dtypes[dtype_index(t->info.dtype)].size, need;
+    int64_t size = (int64_t)dtype_size(t->info.dtype), need;
     if (t->info.numel > INT64_MAX / size)
         return bad(prefix, "tensor '%.80s': the byte size of shape %s overflows int64", name,
                    shape_text(s, sizeof s, t->info.shape, t->info.ndim));
@@ -170,7 +183,7 @@ static attn_status entry_offsets(const char *prefix, const char *name, const att
                    "tensor '%.80s': data_offsets [%lld, %lld] hold %lld bytes but %s shape %s "
                    "needs %lld",
                    name, (long long)off[0], (long long)off[1], (long long)(off[1] - off[0]),
-                   dtypes[dtype_index(t->info.dtype)].name,
+                   dtype_name(t->info.dtype),
                    shape_text(s, sizeof s, t->info.shape, t->info.ndim), (long long)need);
     t->begin = (size_t)off[0];
     t->end = (size_t)off[1];
@@ -313,7 +326,7 @@ static attn_status parse_members(const char *prefix, attn_st_file *f, size_t n_h
 static attn_status parse_image(const char *prefix, unsigned char *image, size_t size,
                                attn_st_file **out)
 {
-    size_t n_header;
+    size_t n_header = 0;
     attn_status st = check_lengths(prefix, image, size, &n_header);
     if (st != ATTN_OK) return st;
     char what[360];
@@ -392,8 +405,8 @@ attn_status attn_st_open(const char *path, attn_st_file **out)
     if (out == NULL) return attn_fail(ATTN_NULL_ARG, "attn_st_open: argument 'out' is NULL");
     char prefix[300];
     snprintf(prefix, sizeof prefix, "attn_st_open: '%.200s'", path);
-    unsigned char *image;
-    size_t size;
+    unsigned char *image = NULL;
+    size_t size = 0;
     attn_status st = read_file(prefix, path, &image, &size);
     if (st != ATTN_OK) return st;
     st = parse_image(prefix, image, size, out);
@@ -545,7 +558,7 @@ attn_status attn_st_read_f32(const attn_st_file *f, const char *name, int ndim,
         return attn_fail(ATTN_NULL_ARG, "%s: argument 'dst' is NULL", fn);
     if (!convert(&t->info, dst))
         return attn_fail(ATTN_BAD_FILE, "%s: tensor '%.80s' has dtype %s, which cannot be read as float32",
-                         fn, name, dtypes[dtype_index(t->info.dtype)].name);
+                         fn, name, dtype_name(t->info.dtype));
     return ATTN_OK;
 }
 
@@ -625,7 +638,7 @@ static bool layout(const attn_st_entry *e, int64_t n, const size_t *bytes, uint6
     uint64_t pos = 0;
     for (size_t size = 8; size >= 1; size /= 2) {
         for (int64_t i = 0; i < n; i++) {
-            if (dtypes[dtype_index(e[i].dtype)].size != size) continue;
+            if (dtype_size(e[i].dtype) != size) continue;
             if (bytes[i] > (uint64_t)INT64_MAX - pos) return false;
             begin[i] = pos;
             pos += bytes[i];
@@ -655,8 +668,7 @@ static void write_header(attn__json_out *o, const attn_st_entry *e, int64_t n, c
         if (i > 0 || n_meta > 0) attn__json_out_raw(o, ",", 1);
         attn__json_out_string(o, e[i].name, strlen(e[i].name));
         attn__json_out_raw(o, ":{\"dtype\":", 10);
-        attn__json_out_string(o, dtypes[dtype_index(e[i].dtype)].name,
-                              strlen(dtypes[dtype_index(e[i].dtype)].name));
+        attn__json_out_string(o, dtype_name(e[i].dtype), strlen(dtype_name(e[i].dtype)));
         attn__json_out_raw(o, ",\"shape\":[", 10);
         for (int d = 0; d < e[i].ndim; d++) {
             if (d > 0) attn__json_out_raw(o, ",", 1);
@@ -763,7 +775,7 @@ static attn_status write_tmp(const save_plan *p, const attn_st_entry *e, int64_t
     /* the data in the order layout() gave it */
     for (size_t size = 8; size >= 1 && err == 0; size /= 2) {
         for (int64_t i = 0; i < n && err == 0; i++) {
-            if (dtypes[dtype_index(e[i].dtype)].size != size || p->bytes[i] == 0) continue;
+            if (dtype_size(e[i].dtype) != size || p->bytes[i] == 0) continue;
             if (fwrite(e[i].data, 1, p->bytes[i], fp) != p->bytes[i]) err = error_number();
         }
     }
