@@ -6,7 +6,7 @@
 JOBS ?= 2
 CONFIGS ?= 3000
 
-.PHONY: bench bench-quick all build run test test-c test-asan test-fma test-clang test-cxx test-python test-long clean
+.PHONY: bench bench-quick all build run test test-c test-asan test-fma test-clang test-cxx test-python test-long clean fuzz
 
 all: build
 
@@ -65,6 +65,26 @@ bench: build
 bench-quick: build
 	@scripts/setup.sh --bench
 	.venv/bin/python bench/bench.py --quick --out bench/results-quick.json
+
+# libFuzzer + ASan + UBSan on the file readers (fuzz/): each target built
+# straight from its sources into build-fuzz/, then run for FUZZ_SECONDS
+# (default 60) on a scratch copy of its seeds fuzz/corpus/<target>/.
+fuzz:
+	mkdir -p build-fuzz
+	for t in json safetensors; do \
+	  srcs="src/nn/json.c src/core/alloc.c src/core/status.c"; \
+	  if [ $$t = safetensors ]; then srcs="$$srcs src/nn/safetensors.c"; fi; \
+	  clang -std=c11 -g -O1 -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Werror \
+	    -fsanitize=fuzzer,address,undefined,float-divide-by-zero -fno-sanitize-recover=all \
+	    -D_POSIX_C_SOURCE=200809L -Iinclude -Isrc/nn fuzz/fuzz_$$t.c $$srcs -lm \
+	    -o build-fuzz/fuzz_$$t || exit 1; \
+	done
+	for t in json safetensors; do \
+	  rm -rf build-fuzz/corpus-$$t && mkdir -p build-fuzz/corpus-$$t && \
+	  cp fuzz/corpus/$$t/* build-fuzz/corpus-$$t/ && \
+	  ./build-fuzz/fuzz_$$t -max_total_time=$(or $(FUZZ_SECONDS),60) -timeout=10 \
+	    -print_final_stats=1 -artifact_prefix=build-fuzz/$$t- build-fuzz/corpus-$$t || exit 1; \
+	done
 
 clean:
 	rm -rf build build-asan build-fma build-clang

@@ -326,7 +326,7 @@ def test_clip_grad_norm(max_norm):
     mine = [g.copy() for g in grads]
     norm = nn.clip_grad_norm(mine, max_norm)
     check("clip.norm", np.array(norm), norm_t)
-    for i, (g, p) in enumerate(zip(mine, params)):
+    for g, p in zip(mine, params):
         check("clip.grads", g, p.grad)
     if max_norm >= norm:
         assert all(np.array_equal(a, b) for a, b in zip(mine, grads))

@@ -3,8 +3,9 @@
  * sinusoidal and rotary positions, and cross-entropy.
  *
  * Reference-quality float32 code: row statistics (means, variances, dot
- * products, softmax) are accumulated in double, in 8 independent partial
- * sums so the loops still vectorise; elementwise work stays in float.
+ * products) are accumulated in double, in 8 independent partial sums so the
+ * loops still vectorise; the softmax of cross-entropy is done in double per
+ * row; GELU's normal CDF is a vectorisable double polynomial (see there).
  * Every function validates all arguments before writing anything. Backward
  * functions accumulate (+=) into their gradients; none allocates.
  */
@@ -518,7 +519,10 @@ attn_status attn_nn_act_backward(attn_nn_act act, const float *x, int64_t count,
             dx[i] += (float)((double)dy[i] * (cdf + (double)x[i] * pdf));
         }
     } else { /* torch's threshold_backward: gradient where x > 0 */
-        for (int64_t i = 0; i < count; i++) dx[i] += x[i] > 0.0f ? dy[i] : 0.0f;
+        for (int64_t i = 0; i < count; i++) {
+            float g = dy[i]; /* loaded unconditionally, so the select vectorises */
+            dx[i] += x[i] > 0.0f ? g : 0.0f;
+        }
     }
     return ATTN_OK;
 }
@@ -568,6 +572,10 @@ static void dropout_apply(const float *in, int64_t count, double p, uint64_t see
     const uint32_t thr = keep_threshold(p);
     const float scale = (float)(1.0 / (1.0 - p));
     uint32_t r[4] = {0};
+    if (!(p > 0.0)) { /* everything is kept, unscaled: no random numbers needed */
+        for (int64_t e = 0; e < count; e++) out[e] = accumulate ? out[e] + in[e] : in[e];
+        return;
+    }
     for (int64_t e = 0; e < count; e++) {
         uint64_t u = offset + (uint64_t)e;
         if (e == 0 || (u & 3) == 0) dropout_block(seed, u >> 2, r);

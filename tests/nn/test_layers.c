@@ -396,6 +396,26 @@ T_NN_TEST(layers_act_forward_vs_double)
     }
     T_EQ_STATUS(attn_nn_act_forward(ATTN_NN_RELU, x, N, y), ATTN_OK);
     for (int i = 0; i < N; i++) T_CHECK(y[i] == (x[i] > 0 ? x[i] : 0.0f));
+    /* a dense sweep over [-16, 16]: GELU within 1 float ulp (relative, so the
+     * tail counts), its derivative Phi + x phi within 2e-7 */
+    enum { M = 32001 };
+    float *xs = fbuf(M), *ys = fbuf(M), *ds = fbuf(M), *ones = fbuf(M);
+    for (int i = 0; i < M; i++) xs[i] = -16.0f + (float)i * 0.001f, ones[i] = 1.0f;
+    T_EQ_STATUS(attn_nn_act_forward(ATTN_NN_GELU, xs, M, ys), ATTN_OK);
+    T_EQ_STATUS(attn_nn_act_backward(ATTN_NN_GELU, xs, M, ones, ds), ATTN_OK);
+    double worst_y = 0.0, worst_d = 0.0;
+    for (int i = 0; i < M; i++) {
+        double v = xs[i], cdf = 0.5 * erfc(-v / sqrt(2.0));
+        double want = v * cdf, dwant = cdf + v * exp(-0.5 * v * v) / sqrt(2.0 * 3.14159265358979323846);
+        /* relative error beyond one denormal step (2^-149), for the underflow */
+        double ey = want == 0.0 ? fabs(ys[i]) : (fabs(ys[i] - want) - 1.5e-45) / fabs(want);
+        double ed = fabs(ds[i] - dwant);
+        worst_y = ey > worst_y || isnan(ey) ? ey : worst_y;
+        worst_d = ed > worst_d || isnan(ed) ? ed : worst_d;
+    }
+    T_LE(worst_y, 1.2e-7);
+    T_LE(worst_d, 2e-7);
+    free(xs), free(ys), free(ds), free(ones);
     /* in place equals out of place, bitwise */
     float z[N];
     memcpy(z, x, sizeof z);

@@ -39,6 +39,7 @@ attn_train_cfg attn_train_cfg_default(void)
 
 /* ---- batches ------------------------------------------------------------------ */
 
+
 void attn_train_batch_free(attn_train_batch *b)
 {
     if (!b) return;
@@ -55,6 +56,44 @@ static int64_t encode(const char *s, int32_t *ids)
     int64_t n = 0;
     for (; s[n]; n++) ids[n] = attn_charvocab_id((unsigned char)s[n]);
     return n;
+}
+
+/* Length bucketing, so that batches carry little padding: the examples of
+ * POOL consecutive batches are drawn (pool p holds examples p*POOL*batch ..),
+ * sorted by source length (ties by index), cut into POOL batches, and batch
+ * `step` takes slice (slot * 7) % POOL of its pool, so that short and long
+ * batches alternate. A pure function of (data_seed, step). */
+enum { POOL = 16 };
+
+typedef struct {
+    int64_t len, index;
+} keyed;
+
+static int by_len(const void *a, const void *b)
+{
+    const keyed *x = a, *y = b;
+    if (x->len != y->len) return x->len < y->len ? -1 : 1;
+    return x->index < y->index ? -1 : x->index > y->index;
+}
+
+static attn_status draw_bucketed(uint64_t seed, int64_t step, int64_t batch, attn_dates_sample *ex)
+{
+    int64_t n = POOL * batch, first = (step / POOL) * n;
+    int64_t slice = ((step % POOL) * 7) % POOL;
+    attn_dates_sample *pool = attn_calloc((size_t)n, sizeof *pool);
+    keyed *keys = attn_calloc((size_t)n, sizeof *keys);
+    attn_status st = pool && keys ? ATTN_OK : attn_fail(ATTN_NO_MEMORY, "attn_train_batch_make: out of memory");
+    for (int64_t i = 0; i < n && st == ATTN_OK; i++) {
+        st = attn_dates_example(seed, (uint64_t)(first + i), ATTN_DATES_TRAIN, &pool[i]);
+        keys[i] = (keyed){(int64_t)strlen(pool[i].src), i};
+    }
+    if (st == ATTN_OK) {
+        qsort(keys, (size_t)n, sizeof *keys, by_len);
+        for (int64_t i = 0; i < batch; i++) ex[i] = pool[keys[slice * batch + i].index];
+    }
+    attn_release(pool);
+    attn_release(keys);
+    return st;
 }
 
 attn_status attn_train_batch_make(const attn_nn_model *m, uint64_t data_seed, int64_t step,
@@ -79,9 +118,8 @@ attn_status attn_train_batch_make(const attn_nn_model *m, uint64_t data_seed, in
         return attn_fail(ATTN_NO_MEMORY, "attn_train_batch_make: out of memory");
     }
     int64_t S_src = 1, S_tgt = ATTN_DATES_TGT_LEN + 1;
-    attn_status st = ATTN_OK;
+    attn_status st = draw_bucketed(data_seed, step, batch, ex);
     for (int64_t i = 0; i < batch && st == ATTN_OK; i++) {
-        st = attn_dates_example(data_seed, (uint64_t)(step * batch + i), ATTN_DATES_TRAIN, &ex[i]);
         int64_t len = (int64_t)strlen(ex[i].src);
         b->src_lens[i] = len;
         if (len > S_src) S_src = len;

@@ -48,7 +48,7 @@ typedef struct attn_train_report {
 attn_status attn_train_dates(attn_ctx *ctx, attn_nn_model *m, const attn_train_cfg *cfg,
                              attn_train_cb cb, void *user, attn_train_report *rep);
 
-/* Builds batch number `step` of the stream (the examples step*batch ..).
+/* Builds batch number `step` of the stream (length-bucketed: see train.c).
  * The buffers are owned by b (attn_train_batch_free). For a decoder-only
  * model the sequence is source, '=', target, EOS, with the loss on the
  * target only. */
