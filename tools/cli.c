@@ -1,0 +1,146 @@
+/* cli.c - the shared parts of the `attn` subcommands: option parsing with
+ * --help, usage errors (exit 2) and failures (exit 1) with clear messages. */
+#include "cli.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+const char *cli_prog = "attn";
+
+int cli_usage_error(const char *cmd, const char *fmt, const char *arg)
+{
+    fprintf(stderr, "%s %s: ", cli_prog, cmd);
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, "\nTry '%s %s --help'.\n", cli_prog, cmd);
+    return 2;
+}
+
+int cli_fail(const char *cmd, attn_status st)
+{
+    fprintf(stderr, "%s %s: %s (%s)\n", cli_prog, cmd, attn_last_error(), attn_status_name(st));
+    return 1;
+}
+
+/* ---- option parsing ---------------------------------------------------------------- */
+
+
+static int parse_number(const char *cmd, const opt *o, const char *val)
+{
+    char *end = NULL;
+    errno = 0;
+    double x = strtod(val, &end);
+    if (end == val || *end != '\0' || errno != 0 || !isfinite(x))
+        return cli_usage_error(cmd, "'%s' needs a number", o->name);
+    if (x < o->lo || x > o->hi) {
+        fprintf(stderr, "%s %s: %s must be in [%g, %g], not %s\n", cli_prog, cmd, o->name, o->lo, o->hi, val);
+        return 2;
+    }
+    if (o->kind == OPT_INT) {
+        if (x != floor(x)) return cli_usage_error(cmd, "'%s' needs a whole number", o->name);
+        *(int64_t *)o->dst = (int64_t)x;
+    } else {
+        *(double *)o->dst = x;
+    }
+    return 0;
+}
+
+static void print_help(const char *cmd, const char *synopsis, const opt *opts, int n)
+{
+    printf("usage: %s %s %s\n\n", cli_prog, cmd, synopsis);
+    for (int i = 0; i < n; i++) {
+        const char *arg = opts[i].kind == OPT_FLAG ? "" : opts[i].kind == OPT_STR ? " S" : " N";
+        printf("  %s%-*s %s\n", opts[i].name, (int)(22 - strlen(opts[i].name)), arg, opts[i].help);
+    }
+    printf("  --help                 this text\n");
+}
+
+/* Parses argv into opts; positional arguments are collected in pos.
+ * Returns -1 after --help, 0 on success, 2 on a usage error. */
+int cli_parse(const char *cmd, const char *synopsis, int argc, char **argv, const opt *opts,
+                 int n, char **pos, int *n_pos, int max_pos)
+{
+    *n_pos = 0;
+    for (int a = 0; a < argc; a++) {
+        const char *s = argv[a];
+        if (strcmp(s, "--help") == 0 || strcmp(s, "-h") == 0) {
+            print_help(cmd, synopsis, opts, n);
+            return -1;
+        }
+        int positional = strncmp(s, "--", 2) != 0 || s[2] == '\0';
+        if (strcmp(s, "--") == 0) {
+            if (++a == argc) break;
+            s = argv[a];
+        }
+        if (positional) {
+            if (*n_pos == max_pos) return cli_usage_error(cmd, "unexpected argument '%s'", s);
+            pos[(*n_pos)++] = (char *)s;
+            continue;
+        }
+        int k = 0;
+        while (k < n && strcmp(opts[k].name, s) != 0) k++;
+        if (k == n) return cli_usage_error(cmd, "unknown option '%s'", s);
+        if (opts[k].kind == OPT_FLAG) {
+            *(int *)opts[k].dst = 1;
+            continue;
+        }
+        if (a + 1 == argc) return cli_usage_error(cmd, "'%s' needs a value", s);
+        const char *val = argv[++a];
+        if (opts[k].kind == OPT_STR) {
+            *(const char **)opts[k].dst = val;
+        } else {
+            int rc = parse_number(cmd, &opts[k], val);
+            if (rc) return rc;
+        }
+    }
+    return 0;
+}
+
+int cli_pick(const char *cmd, const char *opt_name, const char *val, const char *const *names,
+                int n, int *out)
+{
+    for (int i = 0; i < n; i++)
+        if (names[i] && strcmp(names[i], val) == 0) {
+            *out = i;
+            return 0;
+        }
+    fprintf(stderr, "%s %s: %s '%s' is not one of:", cli_prog, cmd, opt_name, val);
+    for (int i = 0; i < n; i++)
+        if (names[i]) fprintf(stderr, " %s", names[i]);
+    fprintf(stderr, "\n");
+    return 2;
+}
+
+attn_ctx *cli_make_ctx(const char *cmd, int64_t threads)
+{
+    attn_ctx *ctx = NULL;
+    attn_status st = attn_ctx_create((int)threads, &ctx);
+    if (st != ATTN_OK) {
+        cli_fail(cmd, st);
+        return NULL;
+    }
+    return ctx;
+}
+
+int cli_ensure_parent_dir(const char *path)
+{
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (!slash || slash == dir) return 0;
+    *slash = '\0';
+    for (char *p = dir + 1; *p; p++)
+        if (*p == '/') {
+            *p = '\0';
+            mkdir(dir, 0777);
+            *p = '/';
+        }
+    if (mkdir(dir, 0777) != 0 && errno != EEXIST) {
+        fprintf(stderr, "%s: cannot create directory '%s': %s\n", cli_prog, dir, strerror(errno));
+        return 1;
+    }
+    return 0;
+}
