@@ -109,7 +109,7 @@ int cmd_train(int argc, char **argv)
     train_args a = {"encdec", "layernorm", "sinusoidal", "gelu", "cosine", "run/dates.safetensors", NULL,
                     128, 4, 0, 512, 2, 0, 0, 0,
                     d.steps, d.batch, d.warmup, (int64_t)d.seed, (int64_t)d.data_seed, d.eval_every, d.eval_n,
-                    d.lr, d.min_lr, d.clip, d.label_smoothing, d.weight_decay, 0.1, 0.1, 0.99,
+                    d.lr, d.min_lr, d.clip, d.label_smoothing, d.weight_decay, 0.0, 0.0, 0.99,
                     0, 0, 0};
     const opt opts[] = {
         {"--out", OPT_STR, &a.out, 0, 0, "checkpoint to write (default run/dates.safetensors)"},
@@ -123,8 +123,8 @@ int cmd_train(int argc, char **argv)
         {"--clip", OPT_REAL, &a.clip, 0, 1e6, "global gradient-norm clip, 0 = off (default 1)"},
         {"--weight-decay", OPT_REAL, &a.wd, 0, 1, "AdamW weight decay (default 0.01)"},
         {"--label-smoothing", OPT_REAL, &a.ls, 0, 1, "cross-entropy label smoothing (default 0)"},
-        {"--dropout", OPT_REAL, &a.dropout, 0, 0.99, "residual and feed-forward dropout (default 0.1)"},
-        {"--attn-dropout", OPT_REAL, &a.attn_dropout, 0, 0.99, "dropout on attention weights (default 0.1)"},
+        {"--dropout", OPT_REAL, &a.dropout, 0, 0.99, "residual and feed-forward dropout (default 0: the data never repeat)"},
+        {"--attn-dropout", OPT_REAL, &a.attn_dropout, 0, 0.99, "dropout on attention weights (default 0)"},
         {"--arch", OPT_STR, &a.arch, 0, 0, "encdec | decoder (default encdec)"},
         {"--d-model", OPT_INT, &a.d_model, 8, 4096, "model width (default 128)"},
         {"--heads", OPT_INT, &a.heads, 1, 64, "attention heads (default 4)"},
