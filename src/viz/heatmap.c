@@ -143,6 +143,7 @@ typedef struct layout {
     int cell;                 /* cell side in pixels */
     int lscale;               /* pixel scale of row and column labels */
     int64_t row_step, col_step; /* label every row_step-th row, col_step-th column */
+    int col_upright;            /* every column label is one glyph: drawn upright */
     int grid_x, grid_y;       /* top-left corner of the grid */
     int64_t grid_w, grid_h;
     int bar_x, bar_h;         /* the bar starts at grid_y */
@@ -213,7 +214,11 @@ static void layout_place(const attn_viz_heatmap *h, layout *L)
     if (L->title.n > 0) y += th + GAP;
     L->col_axis_y = y;
     if (L->col_axis.n > 0) y += th + GAP;
-    if (h->col_labels) y += labels_len(h->col_labels, h->cols, L->lscale) + LABEL_GAP;
+    /* one-glyph column labels (characters) stand upright, longer ones rotate */
+    L->col_upright = h->col_labels && labels_len(h->col_labels, h->cols, 1) <= ATTN__FONT_ADVANCE;
+    if (h->col_labels)
+        y += (L->col_upright ? L->lscale * ATTN__FONT_H : labels_len(h->col_labels, h->cols, L->lscale)) +
+             LABEL_GAP;
     L->grid_y = y;
     L->row_axis_x = x;
     if (L->row_axis.n > 0) x += th + GAP;
@@ -267,8 +272,12 @@ static void draw_labels(const attn_viz_heatmap *h, const layout *L, image *im)
     }
     for (int64_t c = 0; h->col_labels && c < h->cols; c += L->col_step) {
         text_prepare(h->col_labels[c], ATTN_VIZ_LABEL_MAX, 1, &t);
-        draw_text(im, &t, (int)(L->grid_x + c * L->cell + centre), L->grid_y - LABEL_GAP,
-                  L->lscale, 1, INK);
+        if (L->col_upright)
+            draw_text(im, &t, (int)(L->grid_x + c * L->cell + (L->cell - text_len(&t, L->lscale)) / 2),
+                      L->grid_y - LABEL_GAP - box, L->lscale, 0, INK);
+        else
+            draw_text(im, &t, (int)(L->grid_x + c * L->cell + centre), L->grid_y - LABEL_GAP,
+                      L->lscale, 1, INK);
     }
 }
 
