@@ -83,20 +83,24 @@ bench-quick: build
 # libFuzzer + ASan + UBSan on the file readers (fuzz/): each target built
 # straight from its sources into build-fuzz/, then run for FUZZ_SECONDS
 # (default 60) on a scratch copy of its seeds fuzz/corpus/<target>/.
+# libFuzzer + ASan + UBSan on every file reader: JSON, safetensors, model
+# checkpoints and WordPiece vocabularies, FUZZ_SECONDS (default 60) each.
+FUZZ_TARGETS ?= json safetensors checkpoint vocab
+FUZZ_SRCS = $(wildcard src/core/*.c src/ops/*.c src/kernels/ref/*.c src/kernels/portable/*.c src/nn/*.c) \
+  src/kernels/x86/avx2_absent.c
 fuzz:
+	@scripts/setup.sh
 	mkdir -p build-fuzz
-	for t in json safetensors; do \
-	  srcs="src/nn/json.c src/core/alloc.c src/core/status.c"; \
-	  if [ $$t = safetensors ]; then srcs="$$srcs src/nn/safetensors.c"; fi; \
+	for t in $(FUZZ_TARGETS); do \
 	  clang -std=c11 -g -O1 -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Werror \
 	    -fsanitize=fuzzer,address,undefined,float-divide-by-zero -fno-sanitize-recover=all \
-	    -D_POSIX_C_SOURCE=200809L -Iinclude -Isrc/nn fuzz/fuzz_$$t.c $$srcs -lm \
-	    -o build-fuzz/fuzz_$$t || exit 1; \
+	    -D_POSIX_C_SOURCE=200809L -DATTN_BUILD -Iinclude -Isrc/nn fuzz/fuzz_$$t.c $(FUZZ_SRCS) \
+	    -lopenblas -lpthread -lm -o build-fuzz/fuzz_$$t || exit 1; \
 	done
-	for t in json safetensors; do \
+	for t in $(FUZZ_TARGETS); do \
 	  rm -rf build-fuzz/corpus-$$t && mkdir -p build-fuzz/corpus-$$t && \
 	  cp fuzz/corpus/$$t/* build-fuzz/corpus-$$t/ && \
-	  ./build-fuzz/fuzz_$$t -max_total_time=$(or $(FUZZ_SECONDS),60) -timeout=10 \
+	  ./build-fuzz/fuzz_$$t -max_total_time=$(or $(FUZZ_SECONDS),60) -timeout=10 -rss_limit_mb=4096 \
 	    -print_final_stats=1 -artifact_prefix=build-fuzz/$$t- build-fuzz/corpus-$$t || exit 1; \
 	done
 

@@ -1,0 +1,40 @@
+/* fuzz_checkpoint.c - libFuzzer target for model checkpoints
+ * (src/nn/checkpoint.c on top of the safetensors reader). Any input must
+ * load or fail with ATTN_BAD_FILE (or ATTN_NO_MEMORY); a loaded model must
+ * be usable: its config is valid and one forward step runs. */
+#include <attn_nn.h>
+
+#include <stdlib.h>
+
+static void check(int ok)
+{
+    if (!ok) abort();
+}
+
+int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
+{
+    attn_st_file *f = NULL;
+    attn_nn_model *m = NULL;
+    attn_status st = attn_st_open_memory(data, size, &f);
+    if (st == ATTN_OK) st = attn_nn_model_load_file(f, &m);
+    attn_st_close(f);
+    if (st != ATTN_OK) {
+        check((st == ATTN_BAD_FILE || st == ATTN_NO_MEMORY) && m == NULL);
+        return 0;
+    }
+    /* a forward step on a one-token batch */
+    static attn_ctx *ctx;
+    if (!ctx) check(attn_ctx_create(1, &ctx) == ATTN_OK);
+    const attn_nn_config *c = attn_nn_model_config(m);
+    int32_t tok = 0, lab = 0;
+    int64_t len = 1;
+    attn_nn_batch b = {1, c->arch == ATTN_NN_ENCDEC ? 1 : 0, 1, &tok, &tok, &lab, &len, NULL, -1};
+    if (c->arch != ATTN_NN_ENCDEC) b.src = NULL;
+    attn_nn_train_opts o = {0, 0, 0, 0};
+    double loss;
+    check(attn_nn_model_step(ctx, m, &b, &o, 0, &loss, NULL, NULL) == ATTN_OK);
+    attn_nn_model_free(m);
+    return 0;
+}
