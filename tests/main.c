@@ -35,7 +35,17 @@ long long t_only_seed = -1;
     X(contract_determinism)   \
     X(weights_and_dropout_agree) \
     X(grid_vs_ref64)          \
-    X(grid_big_vs_ref64)
+    X(grid_big_vs_ref64)      \
+    X(score_hand_computed)    \
+    X(score_ref_finite_difference) \
+    X(score_contract_masked_rows) \
+    X(score_contract_masked_never_read) \
+    X(score_contract_sizes)   \
+    X(score_contract_huge)    \
+    X(score_tanh_accuracy)    \
+    X(score_argument_checks)  \
+    X(score_out_of_memory)    \
+    X(score_grid_vs_ref64)
 
 #define DECLARE(name) void test_##name(void);
 TEST_LIST(DECLARE)

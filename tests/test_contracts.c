@@ -102,9 +102,10 @@ void test_contract_masked_rows(void)
 /* 2. NaN/Inf planted where masks hide them leave every output bitwise equal. */
 void test_contract_masked_never_read(void)
 {
-    for (int variant = 0; variant < 6; variant++) {
+    for (int variant = 0; variant < 8; variant++) {
         t_cfg c = base_cfg(200 + (uint64_t)variant);
-        if (variant >= 4) { /* decode shape: few queries, keys split across tasks */
+        c.qlens = variant >= 6;
+        if (variant == 4 || variant == 5) { /* decode shape: few queries, keys split across tasks */
             c.Sq = 2;
             c.Sk = 1100;
         }
@@ -119,8 +120,12 @@ void test_contract_masked_never_read(void)
         t_problem clean, dirty;
         t_problem_make(&clean, &c);
         t_problem_make(&dirty, &c);
-        dirty.klens[0] = clean.klens[0] = variant >= 4 ? 1030 : 40;
-        dirty.klens[1] = clean.klens[1] = variant >= 4 ? 700 : 61;
+        dirty.klens[0] = clean.klens[0] = c.Sk > 1000 ? 1030 : 40;
+        dirty.klens[1] = clean.klens[1] = c.Sk > 1000 ? 700 : 61;
+        if (c.qlens) { /* the fused and the two-pass backward, with padding query rows */
+            dirty.qlens[0] = clean.qlens[0] = c.Sq - 7;
+            dirty.qlens[1] = clean.qlens[1] = c.Sq / 2;
+        }
         for (int64_t b = 0; b < c.B; b++)
             for (int64_t j = 0; j < c.Sk; j++) {
                 bool hidden = j >= dirty.klens[b] || (c.mask_kind == MASK_KEYS && !dirty.mask[b * c.Sk + j]);
@@ -128,14 +133,22 @@ void test_contract_masked_never_read(void)
                 for (int64_t x = 0; x < c.Hkv * c.Dk; x++) dirty.k[(b * c.Sk + j) * c.Hkv * c.Dk + x] = NAN;
                 for (int64_t x = 0; x < c.Hkv * c.Dv; x++) dirty.v[(b * c.Sk + j) * c.Hkv * c.Dv + x] = (x % 2) ? INFINITY : NAN;
             }
+        /* padding query rows (i >= q_lens[b]): their Q and dO are never read */
+        if (c.qlens)
+            for (int64_t b = 0; b < c.B; b++)
+                for (int64_t i = dirty.qlens[b]; i < c.Sq; i++) {
+                    for (int64_t x = 0; x < c.Hq * c.Dk; x++) dirty.q[(b * c.Sq + i) * c.Hq * c.Dk + x] = NAN;
+                    for (int64_t x = 0; x < c.Hq * c.Dv; x++) dirty.dout[(b * c.Sq + i) * c.Hq * c.Dv + x] = NAN;
+                }
         /* bias entries of masked (i, j): lengths, causal, window, bool mask */
         for (int64_t b = 0; b < c.B; b++)
             for (int64_t h = 0; h < c.Hq; h++)
                 for (int64_t i = 0; i < c.Sq; i++)
                     for (int64_t j = 0; j < c.Sk; j++) {
-                        int64_t lk = dirty.klens[b], ia = i + lk - c.Sq, x = ((b * c.Hq + h) * c.Sq + i) * c.Sk + j;
+                        int64_t lk = dirty.klens[b], ia = i + lk - (c.qlens ? dirty.qlens[b] : c.Sq), x = ((b * c.Hq + h) * c.Sq + i) * c.Sk + j;
                         uint8_t m = !dirty.mask ? 1 : c.mask_kind == MASK_KEYS ? dirty.mask[b * c.Sk + j] : dirty.mask[x];
-                        bool masked = j >= lk || (c.causal && j > ia) || (c.window_left >= 0 && j < ia - c.window_left) || !m;
+                        bool masked = j >= lk || (c.causal && j > ia) || (c.window_left >= 0 && j < ia - c.window_left) || !m ||
+                                      (c.qlens && i >= dirty.qlens[b]);
                         if (masked) dirty.bias[x] = NAN;
                     }
         for (int path = 0; path < PATHS; path++) {

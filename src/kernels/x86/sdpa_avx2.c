@@ -452,7 +452,7 @@ static bool block_rows(const attn__sdpa *p, int64_t b, int64_t h, int64_t i0, in
         attn__key_range(p, b, i0 + r, &lo[r], &hi[r]);
         lse[r] = lo[r] < hi[r] ? ((const float *)p->lse.data)[attn__off(p->lse.stride, b, h, i0 + r, 0)]
                                : -INFINITY;
-        dl[r] = delta[(b * p->Hq + h) * p->Sq + i0 + r];
+        dl[r] = lse[r] != -INFINITY ? delta[(b * p->Hq + h) * p->Sq + i0 + r] : 0.0f;
         any |= lse[r] != -INFINITY && lo[r] < j0 + nk && hi[r] > j0;
     }
     for (int64_t r = nq; r < BQB; r++) {
@@ -517,9 +517,10 @@ void attn__avx2_dkdv_block(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t 
             pack_cols(&p->d_o, b, i0, nq, h, Dv, 1.0f, dot, BQB);
             pack_rows(&p->q, b, i0, nq, h, Dk, scale, qs, dk, BQB);
             pack_rows(&p->d_o, b, i0, nq, h, Dv, 1.0f, dob, dv, BQB);
-            for (int64_t r = 0; r < nq; r++) /* a fully masked row's dO is never used */
+            for (int64_t r = 0; r < nq; r++) /* a fully masked row's Q and dO are never used */
                 if (lse[r] == -INFINITY) {
                     for (int64_t x = 0; x < Dv; x++) dot[x * BQB + r] = dob[r * dv + x] = 0.0f;
+                    for (int64_t x = 0; x < Dk; x++) qst[x * BQB + r] = qs[r * dk + x] = 0.0f;
                 }
             gemm(BK, BQB, Dk, kr, Dk, qst, BQB, st, BQB, false);
             gemm(BK, BQB, Dv, vr, Dv, dot, BQB, dpt, BQB, false);
