@@ -4,6 +4,7 @@
  *
  *   attn train [options]        attn translate --model F [options] TEXT...
  *   attn eval --model F         attn info --model F
+ *   attn compare [options]
  */
 #include "cli.h"
 
@@ -17,7 +18,8 @@ static void main_help(FILE *out)
            "  train       train the encoder-decoder (or decoder-only) model on the built-in dates task\n"
            "  translate   translate dates with a trained model, drawing cross-attention maps\n"
            "  eval        held-out exact match of a trained model\n"
-           "  info        the config and size of a checkpoint\n\n"
+           "  info        the config and size of a checkpoint\n"
+           "  compare     train the transformer and the GRU + Bahdanau model side by side\n\n"
            "'%s COMMAND --help' describes each.\n", cli_prog, cli_prog);
 }
 
@@ -35,7 +37,9 @@ int main(int argc, char **argv)
     static const struct {
         const char *name;
         int (*fn)(int, char **);
-    } cmds[] = {{"train", cmd_train}, {"translate", cmd_translate}, {"eval", cmd_eval}, {"info", cmd_info}};
+    } cmds[] = {{"train", cmd_train},         {"translate", cmd_translate},
+                {"eval", cmd_eval},           {"info", cmd_info},
+                {"compare", cmd_compare}};
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
         if (strcmp(cmd, cmds[i].name) == 0) return cmds[i].fn(argc - 2, argv + 2);
     fprintf(stderr, "%s: unknown command '%s'\n", cli_prog, cmd);

@@ -6,6 +6,7 @@
 #include "cli.h"
 #include "dates.h"
 #include "train.h"
+#include "train_gru.h"
 
 #include <attn_viz.h>
 
@@ -16,6 +17,28 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+/* 1 if path is an RNN checkpoint (attn_rnn.h); errors are left to the loader. */
+static int is_rnn(const char *path)
+{
+    attn_st_file *f = NULL;
+    if (!path || attn_st_open(path, &f) != ATTN_OK) return 0;
+    const char *tag = attn_st_metadata(f, "attn.format");
+    int rnn = tag && strcmp(tag, "attn-rnn-checkpoint-1") == 0;
+    attn_st_close(f);
+    return rnn;
+}
+
+static int load_rnn(const char *cmd, const char *path, attn_rnn_model **m)
+{
+    attn_status st = attn_rnn_model_load(path, m);
+    if (st != ATTN_OK) {
+        fprintf(stderr, "%s %s: cannot load '%s': %s (%s)\n", cli_prog, cmd, path, attn_last_error(),
+                attn_status_name(st));
+        return 1;
+    }
+    return 0;
+}
 
 static int load(const char *cmd, const char *path, attn_nn_model **m)
 {
@@ -103,6 +126,38 @@ static int train_config(const train_args *a, attn_nn_config *c, attn_train_cfg *
     return 0;
 }
 
+/* attn train --arch gru: the RNN encoder-decoder of attn_rnn.h with the
+ * training options of the transformer (its sizes: attn_gru_dates_config). */
+static int train_gru_cmd(const train_args *a, const attn_train_cfg *t)
+{
+    if (a->resume) return cli_usage_error("train", "%s", "--resume is not supported with --arch gru");
+    attn_rnn_config gc = attn_gru_dates_config();
+    attn_rnn_model *m = NULL;
+    attn_status st = attn_rnn_model_create(&gc, t->seed, &m);
+    if (st != ATTN_OK) return cli_fail("train", st);
+    attn_ctx *ctx = t->save_path && cli_ensure_parent_dir(t->save_path) ? NULL : cli_make_ctx("train", a->threads);
+    if (!ctx) {
+        attn_rnn_model_free(m);
+        return 1;
+    }
+    if (!a->quiet)
+        fprintf(stderr, "attn train: GRU encoder-decoder with additive attention, %lld parameters, "
+                        "%lld steps of %lld examples, %d threads\n",
+                (long long)attn_rnn_model_param_count(m), (long long)t->steps, (long long)t->batch,
+                attn_ctx_threads(ctx));
+    int tty = isatty(2);
+    attn_train_report rep;
+    st = attn_train_gru_dates(ctx, m, t, a->quiet ? NULL : progress, &tty, &rep);
+    if (st == ATTN_OK && rep.heldout_acc < 0) st = attn_gru_eval_dates(ctx, m, t->eval_n, &rep.heldout_acc);
+    if (st == ATTN_OK)
+        printf("trained %lld steps in %.1f s; final loss %.4f; held-out exact match %.2f%% (%lld "
+               "examples); saved %s\n", (long long)rep.steps_run, rep.seconds, rep.final_loss,
+               100 * rep.heldout_acc, (long long)t->eval_n, t->save_path ? t->save_path : "(not saved)");
+    attn_ctx_free(ctx);
+    attn_rnn_model_free(m);
+    return st == ATTN_OK ? 0 : cli_fail("train", st);
+}
+
 int cmd_train(int argc, char **argv)
 {
     attn_train_cfg d = attn_train_cfg_default();
@@ -125,7 +180,7 @@ int cmd_train(int argc, char **argv)
         {"--label-smoothing", OPT_REAL, &a.ls, 0, 1, "cross-entropy label smoothing (default 0)"},
         {"--dropout", OPT_REAL, &a.dropout, 0, 0.99, "residual and feed-forward dropout (default 0: the data never repeat)"},
         {"--attn-dropout", OPT_REAL, &a.attn_dropout, 0, 0.99, "dropout on attention weights (default 0)"},
-        {"--arch", OPT_STR, &a.arch, 0, 0, "encdec | decoder (default encdec)"},
+        {"--arch", OPT_STR, &a.arch, 0, 0, "encdec | decoder | gru (default encdec)"},
         {"--d-model", OPT_INT, &a.d_model, 8, 4096, "model width (default 128)"},
         {"--heads", OPT_INT, &a.heads, 1, 64, "attention heads (default 4)"},
         {"--kv-heads", OPT_INT, &a.kv_heads, 1, 64, "key/value heads, decoder only (default = heads)"},
@@ -152,7 +207,10 @@ int cmd_train(int argc, char **argv)
     if (rc) return rc < 0 ? 0 : rc;
     attn_nn_config c;
     attn_train_cfg t = attn_train_cfg_default();
+    int gru = strcmp(a.arch, "gru") == 0;
+    if (gru) a.arch = "encdec"; /* the training options are read as for the transformer */
     if ((rc = train_config(&a, &c, &t)) != 0) return rc;
+    if (gru) return train_gru_cmd(&a, &t);
     attn_nn_model *m = NULL;
     attn_status st;
     if (a.resume) {
@@ -252,20 +310,25 @@ int cmd_translate(int argc, char **argv)
     if (rc) return rc < 0 ? 0 : rc;
     if (n_pos == 0) return cli_usage_error("translate", "%s", "give at least one date to translate");
     attn_nn_model *m = NULL;
-    if ((rc = load("translate", model, &m)) != 0) return rc;
+    attn_rnn_model *g = NULL;
+    int rnn = is_rnn(model);
+    if (rnn && beam != 1) return cli_usage_error("translate", "%s", "the GRU model decodes greedily: --beam 1");
+    if ((rc = rnn ? load_rnn("translate", model, &g) : load("translate", model, &m)) != 0) return rc;
     attn_ctx *ctx = cli_make_ctx("translate", threads);
     if (!ctx || (maps && cli_ensure_parent_dir(maps) != 0) ||
         (maps && mkdir(maps, 0777) != 0 && errno != EEXIST)) {
         if (maps && ctx) fprintf(stderr, "%s translate: cannot create '%s'\n", cli_prog, maps);
         attn_ctx_free(ctx);
         attn_nn_model_free(m);
+        attn_rnn_model_free(g);
         return 1;
     }
     for (int i = 0; i < n_pos && rc == 0; i++) {
         float w[(ATTN_DATES_TGT_LEN + 1) * ATTN_DATES_SRC_MAX];
         char out[64];
         int64_t n_out = 0;
-        attn_status st = attn_translate(ctx, m, pos[i], beam, out, sizeof out, w, &n_out);
+        attn_status st = rnn ? attn_gru_translate(ctx, g, pos[i], out, sizeof out, w, &n_out)
+                             : attn_translate(ctx, m, pos[i], beam, out, sizeof out, w, &n_out);
         if (st != ATTN_OK) {
             fprintf(stderr, "%s translate: '%s': %s (%s)\n", cli_prog, pos[i], attn_last_error(),
                     attn_status_name(st));
@@ -273,11 +336,12 @@ int cmd_translate(int argc, char **argv)
             break;
         }
         printf("%s -> %s\n", pos[i], out);
-        if (maps && attn_nn_model_config(m)->arch == ATTN_NN_ENCDEC && n_out > 0)
+        if (maps && (rnn || attn_nn_model_config(m)->arch == ATTN_NN_ENCDEC) && n_out > 0)
             rc = write_map(maps, i + 1, pos[i], out, w, n_out);
     }
     attn_ctx_free(ctx);
     attn_nn_model_free(m);
+    attn_rnn_model_free(g);
     return rc;
 }
 
@@ -297,13 +361,17 @@ int cmd_eval(int argc, char **argv)
     int n_pos, rc = cli_parse("eval", "--model F [options]", argc, argv, opts, 4, pos, &n_pos, 0);
     if (rc) return rc < 0 ? 0 : rc;
     attn_nn_model *m = NULL;
-    if ((rc = load("eval", model, &m)) != 0) return rc;
+    attn_rnn_model *g = NULL;
+    int rnn = is_rnn(model);
+    if (rnn && beam != 1) return cli_usage_error("eval", "%s", "the GRU model decodes greedily: --beam 1");
+    if ((rc = rnn ? load_rnn("eval", model, &g) : load("eval", model, &m)) != 0) return rc;
     attn_ctx *ctx = cli_make_ctx("eval", threads);
     double acc = 0;
-    attn_status st = ctx ? attn_eval_dates(ctx, m, n, beam, &acc) : ATTN_THREAD;
+    attn_status st = !ctx ? ATTN_THREAD : rnn ? attn_gru_eval_dates(ctx, g, n, &acc) : attn_eval_dates(ctx, m, n, beam, &acc);
     if (st == ATTN_OK) printf("held-out exact match: %.2f%% of %lld (beam %lld)\n", 100 * acc, (long long)n, (long long)beam);
     attn_ctx_free(ctx);
     attn_nn_model_free(m);
+    attn_rnn_model_free(g);
     return st == ATTN_OK ? 0 : cli_fail("eval", st);
 }
 
@@ -315,6 +383,18 @@ int cmd_info(int argc, char **argv)
     int n_pos, rc = cli_parse("info", "--model F", argc, argv, opts, 1, pos, &n_pos, 0);
     if (rc) return rc < 0 ? 0 : rc;
     attn_nn_model *m = NULL;
+    if (is_rnn(model)) {
+        attn_rnn_model *g = NULL;
+        char json[512];
+        if ((rc = load_rnn("info", model, &g)) != 0) return rc;
+        attn_status st = attn_rnn_config_to_json(attn_rnn_model_config(g), json, sizeof json);
+        if (st == ATTN_OK)
+            printf("config: %s (GRU encoder-decoder)\nparameters: %lld in %lld tensors\noptimiser steps: %lld\n",
+                   json, (long long)attn_rnn_model_param_count(g), (long long)attn_rnn_model_n_tensors(g),
+                   (long long)attn_rnn_model_steps_taken(g));
+        attn_rnn_model_free(g);
+        return st == ATTN_OK ? 0 : cli_fail("info", st);
+    }
     if ((rc = load("info", model, &m)) != 0) return rc;
     char json[2048];
     attn_status st = attn_nn_config_to_json(attn_nn_model_config(m), json, sizeof json);

@@ -99,10 +99,17 @@ static attn_status draw_bucketed(uint64_t seed, int64_t step, int64_t batch, att
 attn_status attn_train_batch_make(const attn_nn_model *m, uint64_t data_seed, int64_t step,
                                   int64_t batch, attn_train_batch *b)
 {
-    if (!m || !b || batch < 1 || step < 0)
+    if (!m) return attn_fail(ATTN_BAD_PARAM, "attn_train_batch_make: bad 'm', 'b', 'batch' or 'step'");
+    return attn_train_batch_make_arch(attn_nn_model_config(m)->arch == ATTN_NN_DECODER, data_seed,
+                                      step, batch, b);
+}
+
+attn_status attn_train_batch_make_arch(int dec_only, uint64_t data_seed, int64_t step,
+                                       int64_t batch, attn_train_batch *b)
+{
+    if (!b || batch < 1 || step < 0)
         return attn_fail(ATTN_BAD_PARAM, "attn_train_batch_make: bad 'm', 'b', 'batch' or 'step'");
     memset(b, 0, sizeof *b);
-    int dec_only = attn_nn_model_config(m)->arch == ATTN_NN_DECODER;
     enum { W = ATTN_DATES_SRC_MAX + ATTN_DATES_TGT_LEN + 3 };
     b->src = attn_calloc((size_t)(batch * W), sizeof(int32_t));
     b->tgt_in = attn_calloc((size_t)(batch * W), sizeof(int32_t));

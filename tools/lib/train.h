@@ -59,6 +59,10 @@ typedef struct attn_train_batch {
 } attn_train_batch;
 attn_status attn_train_batch_make(const attn_nn_model *m, uint64_t data_seed, int64_t step,
                                   int64_t batch, attn_train_batch *b);
+/* The same without a model: dec_only 1 for the decoder-only layout, 0 for
+ * the encoder-decoder's (which the RNN model of attn_rnn.h also reads). */
+attn_status attn_train_batch_make_arch(int dec_only, uint64_t data_seed, int64_t step,
+                                       int64_t batch, attn_train_batch *b);
 void attn_train_batch_free(attn_train_batch *b);
 
 /* Translates one date string; out gets the text (NUL-terminated, cap
