@@ -2,7 +2,7 @@
 #   make run        the main job: train the date translator, translate, draw maps
 #   make test       install what is needed, then every test (CI runs this)
 #   make test-long  the long random grid (many more configurations)
-#   make bench      the benchmark table vs PyTorch: bench/results.json, .png
+#   make bench      the benchmarks vs PyTorch: bench/results*.json, results.png
 JOBS ?= 2
 CONFIGS ?= 3000
 
@@ -75,6 +75,7 @@ test-long: build
 bench: build
 	@scripts/setup.sh --bench
 	.venv/bin/python bench/bench.py --out bench/results.json
+	.venv/bin/python bench/score_bench.py --threads 2 --out bench/results_score.json
 
 bench-quick: build
 	@scripts/setup.sh --bench
