@@ -41,5 +41,9 @@ int cmd_translate(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_compare(int argc, char **argv);
+/* tools/cmd_embed.c: sentence embeddings with a BERT model (all-MiniLM-L6-v2). */
+int cmd_embed(int argc, char **argv);
+int cmd_similarity(int argc, char **argv);
+int cmd_bert_map(int argc, char **argv);
 
 #endif /* ATTN_CLI_H */

