@@ -419,93 +419,28 @@ static attn_status check_parameters(const attn_st_file *f, const char *what, con
 
 /* ---- dense layers: an AVX-512 GEMM on weights packed at load time ------------------------- */
 
-/* On CPUs with AVX-512 the dense layers run on this GEMM instead of BLAS:
- * y [M, N] (+)= x [M, K] w^T, with w [N, K] packed once at load time into
- * panels of NR output columns, k-major: panel p holds w[p*NR + j][k] at
- * [k][j] (zeros past N). A tile of MR rows x NR columns keeps its 2 * MR
- * accumulators in registers over a chunk of KC k's (the panel's chunk, 32
- * KB, stays in L1). Every element is a plain k = 0, 1, ... sum of FMAs, so
- * results do not depend on how the rows are blocked. As fast as OpenBLAS's
- * own AVX-512 kernels on these shapes, and unaffected by OPENBLAS_CORETYPE. */
-enum { NR = 32, MR = 8, KC = 256 };
+/* On CPUs with AVX-512 the dense layers run on the packed-panel GEMM of
+ * kernels/gemm_avx512.c instead of BLAS: as fast as OpenBLAS's own AVX-512
+ * kernels on these shapes, and unaffected by OPENBLAS_CORETYPE. */
+#include "kernels/gemm_avx512.h"
 
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#if defined(ATTN_NN_HAVE_AVX512)
 #define BERT_AVX512 1
-#include <immintrin.h>
-
+/* The CPU and the OS support AVX-512F (libgcc checks CPUID and XGETBV). */
 static int have_avx512(void)
 {
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx512f");
 }
-
-/* c [mr, 32 masked by m0:m1] (+)= a [mr, kc] (rows lda apart) b [kc, 32] */
-__attribute__((target("avx512f"), always_inline)) static inline void
-tile(int mr, const float *a, int64_t lda, const float *b, int64_t kc, float *c, int64_t ldc,
-     __mmask16 m0, __mmask16 m1, int accumulate)
-{
-    __m512 c0[MR], c1[MR];
-    for (int i = 0; i < mr; i++) {
-        c0[i] = accumulate ? _mm512_maskz_loadu_ps(m0, c + i * ldc) : _mm512_setzero_ps();
-        c1[i] = accumulate ? _mm512_maskz_loadu_ps(m1, c + i * ldc + 16) : _mm512_setzero_ps();
-    }
-    for (int64_t k = 0; k < kc; k++) {
-        __m512 b0 = _mm512_loadu_ps(b + k * NR), b1 = _mm512_loadu_ps(b + k * NR + 16);
-        for (int i = 0; i < mr; i++) {
-            __m512 ai = _mm512_set1_ps(a[i * lda + k]);
-            c0[i] = _mm512_fmadd_ps(ai, b0, c0[i]);
-            c1[i] = _mm512_fmadd_ps(ai, b1, c1[i]);
-        }
-    }
-    for (int i = 0; i < mr; i++) {
-        _mm512_mask_storeu_ps(c + i * ldc, m0, c0[i]);
-        _mm512_mask_storeu_ps(c + i * ldc + 16, m1, c1[i]);
-    }
-}
-
-/* The full-height tile (registers, unrolled) and the last rows of a block. */
-__attribute__((target("avx512f"))) static void tile_full(const float *a, int64_t lda,
-                                                         const float *b, int64_t kc, float *c,
-                                                         int64_t ldc, __mmask16 m0,
-                                                         __mmask16 m1, int accumulate)
-{
-    tile(MR, a, lda, b, kc, c, ldc, m0, m1, accumulate);
-}
-
-__attribute__((target("avx512f"))) static void tile_part(int mr, const float *a, int64_t lda,
-                                                         const float *b, int64_t kc, float *c,
-                                                         int64_t ldc, __mmask16 m0,
-                                                         __mmask16 m1, int accumulate)
-{
-    tile(mr, a, lda, b, kc, c, ldc, m0, m1, accumulate);
-}
-
-/* y [M, N] = beta * y + x [M, K] w^T, beta 0 or 1, w packed in panels pw. */
-__attribute__((target("avx512f"))) static void gemm_avx512(const float *x, int64_t M, int64_t K,
-                                                           const float *pw, int64_t N,
-                                                           float beta, float *y)
-{
-    for (int64_t k0 = 0; k0 < K; k0 += KC) {
-        int64_t kc = K - k0 < KC ? K - k0 : KC;
-        int accumulate = k0 > 0 || beta != 0.0f;
-        for (int64_t p = 0; p * NR < N; p++) {
-            int64_t nv = N - p * NR < NR ? N - p * NR : NR;
-            __mmask16 m0 = (__mmask16)(nv >= 16 ? 0xFFFFu : (1u << nv) - 1);
-            __mmask16 m1 = (__mmask16)(nv >= 32 ? 0xFFFFu : nv > 16 ? (1u << (nv - 16)) - 1 : 0);
-            const float *b = pw + (p * K + k0) * NR;
-            float *c = y + p * NR;
-            int64_t m = 0;
-            for (; m + MR <= M; m += MR)
-                tile_full(x + m * K + k0, K, b, kc, c + m * N, N, m0, m1, accumulate);
-            if (m < M)
-                tile_part((int)(M - m), x + m * K + k0, K, b, kc, c + m * N, N, m0, m1,
-                          accumulate);
-        }
-    }
-}
+#define gemm_avx512 attn__nn_gemm_avx512
 #else
 #define BERT_AVX512 0
 static int have_avx512(void) { return 0; }
+static void gemm_avx512(const float *x, int64_t M, int64_t K, const float *pw, int64_t N,
+                        float beta, float *y)
+{
+    (void)x, (void)M, (void)K, (void)pw, (void)N, (void)beta, (void)y;
+}
 #endif
 
 /* Floats of the panels of a [N, K] weight. */
