@@ -436,11 +436,6 @@ static int have_avx512(void)
 #else
 #define BERT_AVX512 0
 static int have_avx512(void) { return 0; }
-static void gemm_avx512(const float *x, int64_t M, int64_t K, const float *pw, int64_t N,
-                        float beta, float *y)
-{
-    (void)x, (void)M, (void)K, (void)pw, (void)N, (void)beta, (void)y;
-}
 #endif
 
 /* Floats of the panels of a [N, K] weight. */
