@@ -85,8 +85,8 @@ bench-quick: build
 # straight from its sources into build-fuzz/, then run for FUZZ_SECONDS
 # (default 60) on a scratch copy of its seeds fuzz/corpus/<target>/.
 # libFuzzer + ASan + UBSan on every file reader: JSON, safetensors, model
-# checkpoints and WordPiece vocabularies, FUZZ_SECONDS (default 60) each.
-FUZZ_TARGETS ?= json safetensors checkpoint vocab
+# checkpoints, WordPiece vocabularies and BERT configs, FUZZ_SECONDS (default 60) each.
+FUZZ_TARGETS ?= json safetensors checkpoint vocab bert_config
 FUZZ_SRCS = $(wildcard src/core/*.c src/ops/*.c src/kernels/ref/*.c src/kernels/portable/*.c src/nn/*.c) \
   src/kernels/x86/avx2_absent.c
 fuzz:
