@@ -153,36 +153,12 @@ attn_status attn_bert_config_from_json(const char *json, size_t len, attn_bert_c
     return parse_config(json, len, "attn_bert_config_from_json: 'json'", c);
 }
 
-/* *text = the whole file at path (at most CONFIG_MAX_BYTES), NUL-terminated. */
-static attn_status read_small_file(const char *fn, const char *path, char **text, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (f == NULL) return attn_fail(ATTN_IO, "%s: cannot open '%.200s'", fn, path);
-    char *buf = attn_alloc(CONFIG_MAX_BYTES + 1);
-    size_t n = buf ? fread(buf, 1, CONFIG_MAX_BYTES + 1, f) : 0;
-    int err = ferror(f);
-    fclose(f);
-    if (buf == NULL) return attn_fail(ATTN_NO_MEMORY, "%s: out of memory", fn);
-    if (err) {
-        attn_release(buf);
-        return attn_fail(ATTN_IO, "%s: cannot read '%.200s'", fn, path);
-    }
-    if (n > CONFIG_MAX_BYTES) {
-        attn_release(buf);
-        return attn_fail(ATTN_BAD_FILE, "%s: '%.200s' is larger than %d bytes", fn, path,
-                         CONFIG_MAX_BYTES);
-    }
-    buf[n] = '\0';
-    *text = buf;
-    *len = n;
-    return ATTN_OK;
-}
 
 static attn_status load_config(const char *path, attn_bert_config *c)
 {
     char *text = NULL, what[300];
     size_t len = 0;
-    attn_status st = read_small_file("attn_bert_load", path, &text, &len);
+    attn_status st = attn__nn_read_file("attn_bert_load", path, CONFIG_MAX_BYTES, &text, &len);
     if (st != ATTN_OK) return st;
     snprintf(what, sizeof what, "attn_bert_load: '%.200s'", path);
     st = parse_config(text, len, what, c);
@@ -195,7 +171,7 @@ static attn_status load_sbert_config(const char *path, attn_bert_config *c)
 {
     char *text = NULL, what[300];
     size_t len = 0;
-    attn_status st = read_small_file("attn_bert_load", path, &text, &len);
+    attn_status st = attn__nn_read_file("attn_bert_load", path, CONFIG_MAX_BYTES, &text, &len);
     if (st != ATTN_OK) return st;
     snprintf(what, sizeof what, "attn_bert_load: '%.200s'", path);
     attn__json_value *root = NULL;

@@ -8,6 +8,7 @@
  * as they lie in memory, so this file needs a little-endian host.
  */
 #include "json.h"
+#include "nn_internal.h"
 
 #include <attn_nn.h>
 
@@ -359,45 +360,6 @@ static attn_status parse_image(const char *prefix, unsigned char *image, size_t 
     return ATTN_OK;
 }
 
-/* The whole file into a new allocation *image [*size]. */
-static attn_status read_file(const char *prefix, const char *path, unsigned char **image,
-                             size_t *size)
-{
-    FILE *fp = fopen(path, "rb");
-    if (fp == NULL) return attn_fail(ATTN_IO, "%s: cannot open: %s", prefix, strerror(errno));
-    struct stat sb;
-    attn_status st = ATTN_OK;
-    unsigned char *buf = NULL;
-    size_t want = 0, got = 0;
-    if (fstat(fileno(fp), &sb) != 0)
-        st = attn_fail(ATTN_IO, "%s: cannot stat: %s", prefix, strerror(errno));
-    else if (!S_ISREG(sb.st_mode))
-        st = attn_fail(ATTN_IO, "%s: not a regular file", prefix);
-    else if ((uintmax_t)sb.st_size > SIZE_MAX)
-        st = attn_fail(ATTN_NO_MEMORY, "%s: the file is too large for memory", prefix);
-    if (st == ATTN_OK) {
-        want = (size_t)sb.st_size;
-        buf = attn_alloc(want > 0 ? want : 1);
-        if (buf == NULL)
-            st = attn_fail(ATTN_NO_MEMORY, "%s: no memory for the %zu-byte file", prefix, want);
-    }
-    while (st == ATTN_OK && got < want) {
-        size_t k = fread(buf + got, 1, want - got, fp);
-        if (k == 0) break;
-        got += k;
-    }
-    if (st == ATTN_OK && got < want)
-        st = attn_fail(ATTN_IO, "%s: read %zu of %zu bytes: %s", prefix, got, want,
-                       ferror(fp) ? strerror(errno) : "the file shrank");
-    fclose(fp);
-    if (st != ATTN_OK) {
-        attn_release(buf);
-        return st;
-    }
-    *image = buf;
-    *size = want;
-    return ATTN_OK;
-}
 
 attn_status attn_st_open(const char *path, attn_st_file **out)
 {
@@ -405,11 +367,11 @@ attn_status attn_st_open(const char *path, attn_st_file **out)
     if (out == NULL) return attn_fail(ATTN_NULL_ARG, "attn_st_open: argument 'out' is NULL");
     char prefix[300];
     snprintf(prefix, sizeof prefix, "attn_st_open: '%.200s'", path);
-    unsigned char *image = NULL;
+    char *image = NULL;
     size_t size = 0;
-    attn_status st = read_file(prefix, path, &image, &size);
+    attn_status st = attn__nn_read_file(prefix, path, SIZE_MAX - 1, &image, &size);
     if (st != ATTN_OK) return st;
-    st = parse_image(prefix, image, size, out);
+    st = parse_image(prefix, (unsigned char *)image, size, out);
     if (st != ATTN_OK) attn_release(image);
     return st;
 }

@@ -264,46 +264,6 @@ attn_status attn_tok_load_vocab_memory(const char *data, size_t len, attn_tok **
     return make_tok(prefix, pool, len, out);
 }
 
-/* The whole file at path into a new allocation *pool [*size + 1]. */
-static attn_status read_vocab_file(const char *prefix, const char *path, char **pool,
-                                   size_t *size)
-{
-    FILE *fp = fopen(path, "rb");
-    if (fp == NULL) return attn_fail(ATTN_IO, "%s: cannot open: %s", prefix, strerror(errno));
-    struct stat sb;
-    attn_status st = ATTN_OK;
-    char *buf = NULL;
-    size_t want = 0, got = 0;
-    if (fstat(fileno(fp), &sb) != 0)
-        st = attn_fail(ATTN_IO, "%s: cannot stat: %s", prefix, strerror(errno));
-    else if (!S_ISREG(sb.st_mode))
-        st = attn_fail(ATTN_IO, "%s: not a regular file", prefix);
-    else if ((uintmax_t)sb.st_size > ATTN_TOK_MAX_VOCAB_BYTES)
-        st = attn_fail(ATTN_BAD_FILE, "%s: %jd bytes; a vocabulary has at most %zu", prefix,
-                       (intmax_t)sb.st_size, ATTN_TOK_MAX_VOCAB_BYTES);
-    if (st == ATTN_OK) {
-        want = (size_t)sb.st_size;
-        buf = attn_alloc(want + 1);
-        if (buf == NULL)
-            st = attn_fail(ATTN_NO_MEMORY, "%s: no memory for the %zu-byte file", prefix, want);
-    }
-    while (st == ATTN_OK && got < want) {
-        size_t k = fread(buf + got, 1, want - got, fp);
-        if (k == 0) break;
-        got += k;
-    }
-    if (st == ATTN_OK && got < want)
-        st = attn_fail(ATTN_IO, "%s: read %zu of %zu bytes: %s", prefix, got, want,
-                       ferror(fp) ? strerror(errno) : "the file shrank");
-    fclose(fp);
-    if (st != ATTN_OK) {
-        attn_release(buf);
-        return st;
-    }
-    *pool = buf;
-    *size = want;
-    return ATTN_OK;
-}
 
 attn_status attn_tok_load_vocab(const char *vocab_path, attn_tok **out)
 {
@@ -313,7 +273,7 @@ attn_status attn_tok_load_vocab(const char *vocab_path, attn_tok **out)
     snprintf(prefix, sizeof prefix, "attn_tok_load_vocab: '%.200s'", vocab_path);
     char *pool = NULL;
     size_t size = 0;
-    attn_status st = read_vocab_file(prefix, vocab_path, &pool, &size);
+    attn_status st = attn__nn_read_file(prefix, vocab_path, ATTN_TOK_MAX_VOCAB_BYTES, &pool, &size);
     if (st != ATTN_OK) return st;
     return make_tok(prefix, pool, size, out);
 }
