@@ -68,6 +68,14 @@ t_buf t_buf_alloc(size_t bytes);
 bool t_buf_guards_ok(const t_buf *b);
 void t_buf_free(t_buf *b);
 
+/* An allocator hook (attn_set_allocator) that counts live allocations and
+ * fails call number fail_at (1-based; 0 = never): out-of-memory tests. */
+typedef struct {
+    long live, calls, fail_at;
+} t_counting;
+void *t_count_alloc(size_t bytes, void *user); /* user: a t_counting */
+void t_count_free(void *p, void *user);
+
 /* The float32 kernels every test runs, and whether this CPU/build has each. */
 enum { T_KERNELS = 3 };
 extern const attn_kernel t_kernels[T_KERNELS];

@@ -103,3 +103,19 @@ bool t_kernel_available(attn_kernel k)
     attn_ctx_set_kernel(ctx, ATTN_KERNEL_AUTO);
     return ok;
 }
+
+void *t_count_alloc(size_t bytes, void *user)
+{
+    t_counting *c = user;
+    if (++c->calls == c->fail_at) return NULL;
+    void *p = malloc(bytes);
+    if (p != NULL) c->live++;
+    return p;
+}
+
+void t_count_free(void *p, void *user)
+{
+    t_counting *c = user;
+    if (p != NULL) c->live--;
+    free(p);
+}

@@ -15,26 +15,6 @@
 
 /* ---- helpers ------------------------------------------------------------------ */
 
-typedef struct {
-    long live, calls, fail_at; /* fail_at: the failing call (1-based), 0 = never */
-} t_counting;
-
-static void *t_count_alloc(size_t bytes, void *user)
-{
-    t_counting *c = user;
-    if (++c->calls == c->fail_at) return NULL;
-    void *p = malloc(bytes);
-    if (p != NULL) c->live++;
-    return p;
-}
-
-static void t_count_free(void *p, void *user)
-{
-    t_counting *c = user;
-    c->live--;
-    free(p);
-}
-
 static attn_status parse_n(const char *text, size_t len, attn__json_value **root)
 {
     return attn__json_parse(text, len, NULL, "t", root);

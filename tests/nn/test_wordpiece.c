@@ -17,26 +17,6 @@
 
 /* ---- helpers -------------------------------------------------------------------- */
 
-typedef struct {
-    long live, calls, fail_at; /* fail_at: the failing call (1-based), 0 = never */
-} t_counting;
-
-static void *t_count_alloc(size_t bytes, void *user)
-{
-    t_counting *c = user;
-    if (++c->calls == c->fail_at) return NULL;
-    void *p = malloc(bytes);
-    if (p != NULL) c->live++;
-    return p;
-}
-
-static void t_count_free(void *p, void *user)
-{
-    t_counting *c = user;
-    if (p != NULL) c->live--;
-    free(p);
-}
-
 /* The hand-written vocabulary: id = index. */
 static const char *const small_vocab[] = {
     "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]",           /* 0-4 */
