@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 const char *cli_prog = "attn";
 
@@ -138,8 +139,18 @@ int cli_ensure_parent_dir(const char *path)
             mkdir(dir, 0777);
             *p = '/';
         }
-    if (mkdir(dir, 0777) != 0 && errno != EEXIST) {
-        fprintf(stderr, "%s: cannot create directory '%s': %s\n", cli_prog, dir, strerror(errno));
+    struct stat sb;
+    const char *why = NULL;
+    if (mkdir(dir, 0777) != 0 && errno != EEXIST)
+        why = strerror(errno);
+    else if (stat(dir, &sb) != 0)
+        why = strerror(errno);
+    else if (!S_ISDIR(sb.st_mode))
+        why = "it exists and is not a directory";
+    else if (access(dir, W_OK) != 0)
+        why = strerror(errno);
+    if (why) {
+        fprintf(stderr, "%s: cannot write to directory '%s': %s\n", cli_prog, dir, why);
         return 1;
     }
     return 0;

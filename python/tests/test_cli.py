@@ -89,6 +89,17 @@ def test_missing_and_corrupt_files_exit_1(tmp_path, ckpt):
             assert "cannot load" in p.stderr and "ATTN_" in p.stderr, (what, p.stderr)
 
 
+def test_unwritable_outputs_fail_before_work(tmp_path, ckpt):
+    """An output under a file (not a directory) is refused at once, exit 1."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    p = run("train", "--steps", "1000000", "--out", str(blocker / "m.safetensors"), *TINY)
+    assert p.returncode == 1 and "cannot write to directory" in p.stderr, p.stderr
+    assert "trained" not in p.stdout
+    p = run("translate", "--model", str(ckpt), "--maps", str(blocker / "maps"), "1/2/2003")
+    assert p.returncode == 1, p.stderr
+
+
 def test_train_info_translate_resume(tmp_path, ckpt):
     p = run("info", "--model", str(ckpt))
     assert p.returncode == 0 and '"d_model": 16' in p.stdout and "optimiser steps: 3" in p.stdout
