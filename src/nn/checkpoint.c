@@ -5,12 +5,11 @@
  * untrusted: the config is parsed strictly and validated, and every tensor
  * must be present with exactly the shape the config implies, with nothing
  * extra. See docs/checkpoint.md. */
+#include "ckpt_io.h"
 #include "json.h"
 #include "model_internal.h"
 
-#include <math.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #define FORMAT_TAG "attn-checkpoint-1"
@@ -165,118 +164,42 @@ attn_status attn_nn_config_from_json(const char *json, attn_nn_config *c)
     return st;
 }
 
-/* ---- save --------------------------------------------------------------------- */
+/* ---- save and load -------------------------------------------------------------- */
+
+static attn__nn_paramset paramset(const attn_nn_model *m)
+{
+    return (attn__nn_paramset){m->tensors, m->n_tensors, m->params, m->adam_m, m->adam_v};
+}
 
 attn_status attn_nn_model_save(const attn_nn_model *m, const char *path, int with_optim,
                                const char *const *meta_keys, const char *const *meta_values,
                                int64_t n_meta)
 {
     if (!m || !path) return attn_fail(ATTN_NULL_ARG, "attn_nn_model_save: 'm' or 'path' is NULL");
-    if (n_meta < 0 || n_meta > 64 || (n_meta > 0 && (!meta_keys || !meta_values)))
-        return attn_fail(ATTN_BAD_PARAM, "attn_nn_model_save: 'n_meta' must be in [0, 64] with "
-                                         "'meta_keys' and 'meta_values'");
-    char config[2048], step[32];
+    char config[2048];
     attn_status st = attn_nn_config_to_json(&m->c, config, sizeof config);
     if (st != ATTN_OK) return st;
-    snprintf(step, sizeof step, "%lld", (long long)m->steps);
-    int64_t per = with_optim ? 3 : 1, n = m->n_tensors * per;
-    attn_st_entry *e = attn_calloc((size_t)n, sizeof *e);
-    char *names = attn_calloc((size_t)n, 200);
-    const char **keys = attn_calloc((size_t)(n_meta + 3), sizeof(char *));
-    const char **vals = attn_calloc((size_t)(n_meta + 3), sizeof(char *));
-    if (!e || !names || !keys || !vals) {
-        st = attn_fail(ATTN_NO_MEMORY, "attn_nn_model_save: out of memory");
-    } else {
-        for (int64_t t = 0; t < m->n_tensors; t++) {
-            const attn_nn_param *p = &m->tensors[t];
-            size_t off = (size_t)(p->value - m->params);
-            const float *src[3] = {p->value, m->adam_m + off, m->adam_v + off};
-            const char *pre[3] = {"", "optim.m.", "optim.v."};
-            for (int64_t k = 0; k < per; k++) {
-                attn_st_entry *x = &e[k * m->n_tensors + t];
-                char *nm = names + (size_t)(k * m->n_tensors + t) * 200;
-                snprintf(nm, 200, "%s%s", pre[k], p->name);
-                x->name = nm;
-                x->dtype = ATTN_ST_F32;
-                x->ndim = p->ndim;
-                x->shape[0] = p->shape[0];
-                x->shape[1] = p->shape[1];
-                x->data = src[k];
-            }
-        }
-        keys[0] = "attn.format";
-        vals[0] = FORMAT_TAG;
-        keys[1] = "attn.config";
-        vals[1] = config;
-        keys[2] = "attn.step";
-        vals[2] = step;
-        for (int64_t i = 0; i < n_meta; i++) {
-            keys[3 + i] = meta_keys[i];
-            vals[3 + i] = meta_values[i];
-        }
-        st = attn_st_save(path, e, n, keys, vals, n_meta + 3);
-    }
-    attn_release(e);
-    attn_release(names);
-    attn_release(keys);
-    attn_release(vals);
-    return st;
-}
-
-/* ---- load --------------------------------------------------------------------- */
-
-static attn_status read_tensors(const attn_st_file *f, attn_nn_model *m, int with_optim)
-{
-    char name[220];
-    for (int64_t t = 0; t < m->n_tensors; t++) {
-        const attn_nn_param *p = &m->tensors[t];
-        size_t off = (size_t)(p->value - m->params);
-        float *dst[3] = {p->value, m->adam_m + off, m->adam_v + off};
-        const char *pre[3] = {"", "optim.m.", "optim.v."};
-        for (int k = 0; k < (with_optim ? 3 : 1); k++) {
-            snprintf(name, sizeof name, "%s%s", pre[k], p->name);
-            attn_st_info info;
-            attn_status st = attn_st_find(f, name, &info);
-            if (st != ATTN_OK) return st;
-            if (info.dtype != ATTN_ST_F32)
-                return attn_fail(ATTN_BAD_FILE, "checkpoint: tensor '%s' is not F32", name);
-            st = attn_st_read_f32(f, name, p->ndim, p->shape, dst[k]);
-            if (st != ATTN_OK) return st;
-            for (int64_t i = 0; i < p->numel; i++)
-                if (!isfinite(dst[k][i]))
-                    return attn_fail(ATTN_BAD_FILE, "checkpoint: tensor '%s' holds a non-finite "
-                                     "value at %lld", name, (long long)i);
-        }
-    }
-    return ATTN_OK;
+    attn__nn_paramset ps = paramset(m);
+    return attn__nn_ckpt_save("attn_nn_model_save", path, FORMAT_TAG, config, m->steps, &ps,
+                              with_optim, meta_keys, meta_values, n_meta);
 }
 
 attn_status attn_nn_model_load_file(const attn_st_file *f, attn_nn_model **out)
 {
     if (!f || !out) return attn_fail(ATTN_NULL_ARG, "attn_nn_model_load_file: 'f' or 'out' is NULL");
-    const char *tag = attn_st_metadata(f, "attn.format");
-    if (!tag || strcmp(tag, FORMAT_TAG) != 0)
-        return attn_fail(ATTN_BAD_FILE, "checkpoint: __metadata__ 'attn.format' is not \"" FORMAT_TAG
-                                        "\" (not an attn checkpoint)");
-    const char *cfg = attn_st_metadata(f, "attn.config");
-    const char *step = attn_st_metadata(f, "attn.step");
-    if (!cfg || !step) return attn_fail(ATTN_BAD_FILE, "checkpoint: __metadata__ lacks 'attn.config' or 'attn.step'");
-    char *end = NULL;
-    long long steps = strtoll(step, &end, 10);
-    if (end == step || *end != '\0' || steps < 0 || steps > (1ll << 40))
-        return attn_fail(ATTN_BAD_FILE, "checkpoint: 'attn.step' = \"%.30s\" is not a step count", step);
-    attn_nn_config c;
-    attn_st_info info;
-    attn_status st = attn_nn_config_from_json(cfg, &c);
+    const char *cfg = NULL;
+    int64_t steps = 0;
+    double file_floats = 0;
+    attn_status st = attn__nn_ckpt_header(f, "checkpoint", FORMAT_TAG, &cfg, &steps, &file_floats);
     if (st != ATTN_OK) return st;
+    attn_nn_config c;
+    if ((st = attn_nn_config_from_json(cfg, &c)) != ATTN_OK) return st;
     /* An absurd config must not make us allocate: a lower bound of its
      * parameter count must fit in the file's tensors. */
-    double file_floats = 0, lower = (double)c.vocab * (double)c.d_model +
-                                    (double)(c.n_enc_layers + c.n_dec_layers) *
-                                        (2.0 * (double)c.d_model * (double)c.d_model +
-                                         2.0 * (double)c.d_model * (double)c.d_ff);
-    for (int64_t i = 0; i < attn_st_count(f); i++)
-        if (attn_st_get(f, i, &info) == ATTN_OK) file_floats += (double)info.bytes / 4.0;
+    double lower = (double)c.vocab * (double)c.d_model +
+                   (double)(c.n_enc_layers + c.n_dec_layers) *
+                       (2.0 * (double)c.d_model * (double)c.d_model +
+                        2.0 * (double)c.d_model * (double)c.d_ff);
     if (!(lower <= file_floats))
         return attn_fail(ATTN_BAD_FILE, "checkpoint: the config needs at least %.0f parameters, "
                          "the file holds %.0f", lower, file_floats);
@@ -286,15 +209,8 @@ attn_status attn_nn_model_load_file(const attn_st_file *f, attn_nn_model **out)
         snprintf(why, sizeof why, "%s", attn_last_error());
         return attn_fail(st == ATTN_NO_MEMORY ? st : ATTN_BAD_FILE, "checkpoint: config: %s", why);
     }
-    char first[220];
-    snprintf(first, sizeof first, "optim.m.%s", m->tensors[0].name);
-    int with_optim = attn_st_find(f, first, &info) == ATTN_OK;
-    int64_t want = m->n_tensors * (with_optim ? 3 : 1);
-    if (attn_st_count(f) != want)
-        st = attn_fail(ATTN_BAD_FILE, "checkpoint: %lld tensors, the config implies %lld",
-                       (long long)attn_st_count(f), (long long)want);
-    if (st == ATTN_OK) st = read_tensors(f, m, with_optim);
-    if (st != ATTN_OK) {
+    attn__nn_paramset ps = paramset(m);
+    if ((st = attn__nn_ckpt_read(f, "checkpoint", &ps)) != ATTN_OK) {
         attn_nn_model_free(m);
         return st;
     }

@@ -11,6 +11,7 @@
  * of the step go to a private buffer (the cells' and views' d_* pointers)
  * and are added to the model's gradients only when the whole step has
  * succeeded, so a failing call leaves the model unchanged. */
+#include "ckpt_io.h"
 #include "json.h"
 #include "nn_internal.h"
 
@@ -837,115 +838,43 @@ attn_status attn_rnn_generate(attn_ctx *ctx, attn_rnn_model *m, const int32_t *s
 
 /* ---- checkpoints ------------------------------------------------------------------------- */
 
+static attn__nn_paramset paramset(const attn_rnn_model *m)
+{
+    return (attn__nn_paramset){m->tensors, N_TENSORS, m->params, m->adam_m, m->adam_v};
+}
+
 attn_status attn_rnn_model_save(const attn_rnn_model *m, const char *path, int with_optim,
                                 const char *const *meta_keys, const char *const *meta_values,
                                 int64_t n_meta)
 {
     ATTN__NN_NOT_NULL(__func__, m);
     ATTN__NN_NOT_NULL(__func__, path);
-    if (n_meta < 0 || n_meta > 64 || (n_meta > 0 && (!meta_keys || !meta_values)))
-        return attn_fail(ATTN_BAD_PARAM, "%s: argument 'n_meta' must be in [0, 64] with 'meta_keys' "
-                                         "and 'meta_values'", __func__);
-    char config[512], step[32], names[3 * N_TENSORS][80];
+    char config[512];
     attn_status st = attn_rnn_config_to_json(&m->c, config, sizeof config);
     if (st != ATTN_OK) return st;
-    snprintf(step, sizeof step, "%lld", (long long)m->steps);
-    int per = with_optim ? 3 : 1;
-    attn_st_entry e[3 * N_TENSORS];
-    memset(e, 0, sizeof e);
-    for (int t = 0; t < N_TENSORS; t++) {
-        const attn_nn_param *p = &m->tensors[t];
-        size_t off = (size_t)(p->value - m->params);
-        const float *src[3] = {p->value, m->adam_m + off, m->adam_v + off};
-        const char *pre[3] = {"", "optim.m.", "optim.v."};
-        for (int k = 0; k < per; k++) {
-            attn_st_entry *x = &e[k * N_TENSORS + t];
-            snprintf(names[k * N_TENSORS + t], sizeof names[0], "%s%s", pre[k], p->name);
-            *x = (attn_st_entry){names[k * N_TENSORS + t], ATTN_ST_F32, p->ndim,
-                                 {p->shape[0], p->shape[1]}, src[k]};
-        }
-    }
-    const char *keys[67] = {"attn.format", "attn.config", "attn.step"};
-    const char *vals[67] = {FORMAT_TAG, config, step};
-    for (int64_t i = 0; i < n_meta; i++) {
-        keys[3 + i] = meta_keys[i];
-        vals[3 + i] = meta_values[i];
-    }
-    return attn_st_save(path, e, per * N_TENSORS, keys, vals, n_meta + 3);
-}
-
-static attn_status read_tensors(const attn_st_file *f, attn_rnn_model *m, int with_optim)
-{
-    char name[96];
-    for (int t = 0; t < N_TENSORS; t++) {
-        const attn_nn_param *p = &m->tensors[t];
-        size_t off = (size_t)(p->value - m->params);
-        float *dst[3] = {p->value, m->adam_m + off, m->adam_v + off};
-        const char *pre[3] = {"", "optim.m.", "optim.v."};
-        for (int k = 0; k < (with_optim ? 3 : 1); k++) {
-            attn_st_info info;
-            snprintf(name, sizeof name, "%s%s", pre[k], p->name);
-            attn_status st = attn_st_find(f, name, &info);
-            if (st != ATTN_OK) return st;
-            if (info.dtype != ATTN_ST_F32)
-                return attn_fail(ATTN_BAD_FILE, "rnn checkpoint: tensor '%s' is not F32", name);
-            if ((st = attn_st_read_f32(f, name, p->ndim, p->shape, dst[k])) != ATTN_OK) return st;
-            for (int64_t i = 0; i < p->numel; i++)
-                if (!isfinite(dst[k][i]))
-                    return attn_fail(ATTN_BAD_FILE, "rnn checkpoint: tensor '%s' holds a non-finite "
-                                     "value at %lld", name, (long long)i);
-        }
-    }
-    return ATTN_OK;
-}
-
-/* The config and step of a file, checked; the config must fit the file. */
-static attn_status read_header(const attn_st_file *f, attn_rnn_config *c, int64_t *steps)
-{
-    const char *tag = attn_st_metadata(f, "attn.format");
-    if (!tag || strcmp(tag, FORMAT_TAG) != 0)
-        return attn_fail(ATTN_BAD_FILE, "rnn checkpoint: __metadata__ 'attn.format' is not \""
-                                        FORMAT_TAG "\" (not an attn RNN checkpoint)");
-    const char *cfg = attn_st_metadata(f, "attn.config"), *step = attn_st_metadata(f, "attn.step");
-    if (!cfg || !step)
-        return attn_fail(ATTN_BAD_FILE, "rnn checkpoint: __metadata__ lacks 'attn.config' or 'attn.step'");
-    char *end = NULL;
-    long long s = strtoll(step, &end, 10);
-    if (end == step || *end != '\0' || s < 0 || s > (1ll << 40))
-        return attn_fail(ATTN_BAD_FILE, "rnn checkpoint: 'attn.step' = \"%.30s\" is not a step count", step);
-    attn_status st = attn_rnn_config_from_json(cfg, c);
-    if (st != ATTN_OK) return st;
-    double floats = 0; /* no allocation for a config the file cannot hold */
-    for (int64_t i = 0; i < attn_st_count(f); i++) {
-        attn_st_info info;
-        if (attn_st_get(f, i, &info) == ATTN_OK) floats += (double)info.bytes / 4.0;
-    }
-    if ((double)count_params(c) > floats)
-        return attn_fail(ATTN_BAD_FILE, "rnn checkpoint: the config needs %lld parameters, the file "
-                         "holds %.0f floats", (long long)count_params(c), floats);
-    *steps = s;
-    return ATTN_OK;
+    attn__nn_paramset ps = paramset(m);
+    return attn__nn_ckpt_save(__func__, path, FORMAT_TAG, config, m->steps, &ps, with_optim,
+                              meta_keys, meta_values, n_meta);
 }
 
 attn_status attn_rnn_model_load_file(const attn_st_file *f, attn_rnn_model **out)
 {
     ATTN__NN_NOT_NULL(__func__, f);
     ATTN__NN_NOT_NULL(__func__, out);
-    attn_rnn_config c;
+    const char *cfg = NULL;
     int64_t steps = 0;
-    attn_status st = read_header(f, &c, &steps);
-    attn_rnn_model *m = NULL;
-    if (st == ATTN_OK) st = attn_rnn_model_create(&c, 0, &m);
+    double floats = 0;
+    attn_rnn_config c;
+    attn_status st = attn__nn_ckpt_header(f, "rnn checkpoint", FORMAT_TAG, &cfg, &steps, &floats);
+    if (st == ATTN_OK) st = attn_rnn_config_from_json(cfg, &c);
     if (st != ATTN_OK) return st;
-    attn_st_info info;
-    char first[96];
-    snprintf(first, sizeof first, "optim.m.%s", m->tensors[0].name);
-    int with_optim = attn_st_find(f, first, &info) == ATTN_OK;
-    if (attn_st_count(f) != (with_optim ? 3 : 1) * N_TENSORS)
-        st = attn_fail(ATTN_BAD_FILE, "rnn checkpoint: %lld tensors, the config implies %d",
-                       (long long)attn_st_count(f), (with_optim ? 3 : 1) * N_TENSORS);
-    if (st == ATTN_OK) st = read_tensors(f, m, with_optim);
-    if (st != ATTN_OK) {
+    if ((double)count_params(&c) > floats) /* no allocation for a config the file cannot hold */
+        return attn_fail(ATTN_BAD_FILE, "rnn checkpoint: the config needs %lld parameters, the file "
+                         "holds %.0f floats", (long long)count_params(&c), floats);
+    attn_rnn_model *m = NULL;
+    if ((st = attn_rnn_model_create(&c, 0, &m)) != ATTN_OK) return st;
+    attn__nn_paramset ps = paramset(m);
+    if ((st = attn__nn_ckpt_read(f, "rnn checkpoint", &ps)) != ATTN_OK) {
         attn_rnn_model_free(m);
         return st;
     }
