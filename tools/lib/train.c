@@ -14,8 +14,6 @@
 #include <string.h>
 #include <time.h>
 
-enum { EVAL_SEED = 20241117 };
-
 attn_train_cfg attn_train_cfg_default(void)
 {
     attn_train_cfg c;
@@ -200,7 +198,7 @@ attn_status attn_eval_dates(attn_ctx *ctx, attn_nn_model *m, int64_t n, int64_t 
         attn_dates_sample ex;
         char out[64];
         int64_t got;
-        attn_status st = attn_dates_example(EVAL_SEED, (uint64_t)i, ATTN_DATES_HELDOUT, &ex);
+        attn_status st = attn_dates_example(ATTN_TRAIN_EVAL_SEED, (uint64_t)i, ATTN_DATES_HELDOUT, &ex);
         if (st == ATTN_OK) st = attn_translate(ctx, m, ex.src, beam, out, sizeof out, NULL, &got);
         if (st != ATTN_OK) return st;
         right += strcmp(out, ex.tgt) == 0;

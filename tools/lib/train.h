@@ -71,6 +71,9 @@ void attn_train_batch_free(attn_train_batch *b);
 attn_status attn_translate(attn_ctx *ctx, attn_nn_model *m, const char *src, int64_t beam,
                            char *out, size_t cap, float *maps, int64_t *n_out);
 
+/* The seed of the held-out examples every evaluation draws (both models). */
+enum { ATTN_TRAIN_EVAL_SEED = 20241117 };
+
 /* Exact match on n held-out examples (greedy decoding). */
 attn_status attn_eval_dates(attn_ctx *ctx, attn_nn_model *m, int64_t n, int64_t beam,
                             double *acc);

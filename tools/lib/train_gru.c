@@ -11,8 +11,7 @@
 #include <string.h>
 #include <time.h>
 
-/* The held-out stream of attn_eval_dates (train.c's EVAL_SEED). */
-enum { EVAL_SEED = 20241117, EVAL_CHUNK = 250, OUT_CAP = ATTN_DATES_TGT_LEN + 1 };
+enum { EVAL_CHUNK = 250, OUT_CAP = ATTN_DATES_TGT_LEN + 1 };
 
 attn_rnn_config attn_gru_dates_config(void)
 {
@@ -124,7 +123,7 @@ static attn_status eval_chunk(attn_ctx *ctx, attn_rnn_model *m, int64_t first, i
     int32_t ids[EVAL_CHUNK * ATTN_DATES_SRC_MAX] = {0}, out[EVAL_CHUNK * OUT_CAP];
     int64_t lens[EVAL_CHUNK], n_out[EVAL_CHUNK], S = 1;
     for (int64_t i = 0; i < B; i++) {
-        attn_status st = attn_dates_example(EVAL_SEED, (uint64_t)(first + i), ATTN_DATES_HELDOUT, &ex[i]);
+        attn_status st = attn_dates_example(ATTN_TRAIN_EVAL_SEED, (uint64_t)(first + i), ATTN_DATES_HELDOUT, &ex[i]);
         if (st != ATTN_OK) return st;
         lens[i] = (int64_t)strlen(ex[i].src);
         if (lens[i] > S) S = lens[i];
