@@ -36,31 +36,28 @@ test-c: build
 # AddressSanitizer + UndefinedBehaviorSanitizer (with float-divide-by-zero).
 test-asan:
 	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DATTN_SANITIZE=ON >/dev/null
-	cmake --build build-asan -j$(JOBS) --target attn_tests attn_nn_tests
+	cmake --build build-asan -j$(JOBS) --target attn_tests
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	  ./build-asan/tests/attn_tests --configs 400
-	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
-	  ./build-asan/tests/attn_nn_tests
 
-# Contract 5: the same tests with FMA contraction allowed everywhere.
+# The same tests of the attention core with FMA contraction allowed everywhere.
 test-fma:
 	cmake -S . -B build-fma -DCMAKE_BUILD_TYPE=Release -DATTN_FMA_CONTRACT=ON >/dev/null
 	cmake --build build-fma -j$(JOBS) --target attn_tests
-	./build-fma/tests/attn_tests --configs 1000
+	./build-fma/tests/attn_tests --configs 1000 core ops
 
 # The second compiler: clang, -Werror, and the tests it builds.
 test-clang:
 	CC=clang cmake -S . -B build-clang -DCMAKE_BUILD_TYPE=Release >/dev/null
 	cmake --build build-clang -j$(JOBS)
 	./build-clang/tests/attn_tests --configs 300
-	./build-clang/tests/attn_nn_tests
 
 # The public header compiles as C++.
 test-cxx:
-	printf '#include <attn.h>\nint main() { attn_sdpa_params p = attn_sdpa_params_default(); return p.causal; }\n' \
+	printf '#include <attn/attn.h>\nint main() { attn_sdpa_params p = attn_sdpa_params_default(); return p.causal; }\n' \
 	  | c++ -std=c++11 -Wall -Wextra -Wpedantic -Werror -Iinclude -x c++ -fsyntax-only -
-	for h in include/*.h; do \
-	  printf '#include <%s>\nint main() { return 0; }\n' "$$(basename $$h)" \
+	for h in include/*.h include/attn/*.h; do \
+	  printf '#include <%s>\nint main() { return 0; }\n' "$${h#include/}" \
 	    | c++ -std=c++11 -Wall -Wextra -Wpedantic -Werror -Iinclude -x c++ -fsyntax-only - || exit 1; \
 	done
 
@@ -87,7 +84,8 @@ bench-quick: build
 # libFuzzer + ASan + UBSan on every file reader: JSON, safetensors, model
 # checkpoints, WordPiece vocabularies and BERT configs, FUZZ_SECONDS (default 60) each.
 FUZZ_TARGETS ?= json safetensors checkpoint vocab bert_config
-FUZZ_SRCS = $(wildcard src/core/*.c src/ops/*.c src/kernels/ref/*.c src/kernels/portable/*.c src/nn/*.c) \
+FUZZ_SRCS = $(wildcard src/core/*.c src/ops/*.c src/kernels/ref/*.c src/kernels/portable/*.c \
+  src/formats/*.c src/text/*.c src/nn/*.c src/models/*.c src/models/*/*.c) \
   src/kernels/x86/avx2_absent.c
 fuzz:
 	@scripts/setup.sh
@@ -95,7 +93,7 @@ fuzz:
 	for t in $(FUZZ_TARGETS); do \
 	  clang -std=c11 -g -O1 -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Werror \
 	    -fsanitize=fuzzer,address,undefined,float-divide-by-zero -fno-sanitize-recover=all \
-	    -D_POSIX_C_SOURCE=200809L -DATTN_BUILD -Iinclude -Isrc/nn fuzz/fuzz_$$t.c $(FUZZ_SRCS) \
+	    -D_POSIX_C_SOURCE=200809L -DATTN_BUILD -Iinclude -Isrc fuzz/fuzz_$$t.c $(FUZZ_SRCS) \
 	    -lopenblas -lpthread -lm -o build-fuzz/fuzz_$$t || exit 1; \
 	done
 	for t in $(FUZZ_TARGETS); do \

@@ -14,7 +14,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "bench.h"
 
-#include <attn.h>
+#include <attn/attn.h>
 
 #include <stdbool.h>
 #include <stdio.h>

@@ -1,7 +1,7 @@
 /* example.c - the smallest complete use of attn: causal self-attention over
  * a built-in 5-token example, printing the output and the attention weights
  * recomputed from the LSE. Run by the README's main command. */
-#include <attn.h>
+#include <attn/attn.h>
 
 #include <stdio.h>
 

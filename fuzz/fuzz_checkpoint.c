@@ -1,8 +1,8 @@
 /* fuzz_checkpoint.c - libFuzzer target for model checkpoints
- * (src/nn/checkpoint.c on top of the safetensors reader). Any input must
+ * (src/models/transformer/checkpoint.c on top of the safetensors reader). Any input must
  * load or fail with ATTN_BAD_FILE (or ATTN_NO_MEMORY); a loaded model must
  * be usable: its config is valid and one forward step runs. */
-#include <attn_nn.h>
+#include <attn/transformer.h>
 
 #include <stdlib.h>
 

@@ -1,10 +1,10 @@
 /* fuzz_json.c - libFuzzer target for the JSON reader and writer
- * (src/nn/json.c). Any input must parse or fail with ATTN_BAD_FILE and a
+ * (src/formats/json.c). Any input must parse or fail with ATTN_BAD_FILE and a
  * message. A parsed tree is walked completely and checked: every member is
  * found again by lookup, an integer that attn__json_int64 accepts equals
  * the parsed double, and every string and number survives the writer and a
  * second parse unchanged. A failed check aborts (a crash for libFuzzer). */
-#include "json.h"
+#include "formats/json.h"
 
 #include <stdlib.h>
 #include <string.h>

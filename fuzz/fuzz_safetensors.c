@@ -1,10 +1,10 @@
 /* fuzz_safetensors.c - libFuzzer target for the safetensors reader
- * (src/nn/safetensors.c). Any input must open or fail with ATTN_BAD_FILE.
+ * (src/formats/safetensors.c). Any input must open or fail with ATTN_BAD_FILE.
  * An opened file is walked completely: every tensor's size agrees with its
  * dtype and shape, is found again by name, is read (all its bytes) and,
  * for float dtypes, converted with attn_st_read_f32; together the tensors
  * cover exactly the bytes after the header. A failed check aborts. */
-#include <attn_nn.h>
+#include <attn/safetensors.h>
 
 #include <stdlib.h>
 #include <string.h>

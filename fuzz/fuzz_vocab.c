@@ -1,9 +1,9 @@
 /* fuzz_vocab.c - libFuzzer target for the WordPiece vocabulary reader and
- * the tokenizer (src/nn/wordpiece.c). The first half of the input is a
+ * the tokenizer (src/text/wordpiece.c). The first half of the input is a
  * vocabulary, the second a text: the vocabulary loads or fails with
  * ATTN_BAD_FILE; a loaded one tokenizes the text (or rejects invalid UTF-8
  * with ATTN_BAD_PARAM) into ids that are all inside the vocabulary. */
-#include <attn_tok.h>
+#include <attn/text.h>
 
 #include <stdlib.h>
 #include <string.h>

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
-"""gen_unicode_data.py - writes src/nn/unicode_data.c, the Unicode tables of
-the WordPiece tokenizer (src/nn/wordpiece.c). Run by hand from the repo root:
+"""gen_unicode_data.py - writes src/text/unicode_data.c, the Unicode tables of
+the WordPiece tokenizer (src/text/wordpiece.c). Run by hand from the repo root:
 
-    python3 scripts/gen_unicode_data.py          # rewrites src/nn/unicode_data.c
+    python3 scripts/gen_unicode_data.py          # rewrites src/text/unicode_data.c
 
 The output is deterministic and committed; the build never runs this.
 

@@ -1,5 +1,5 @@
 """attn.nn: a ctypes binding over libattn_nn.so, the transformer toolkit's layers,
-loss, optimiser and schedules (include/attn_nn.h), on numpy float32 arrays.
+loss, optimiser and schedules (include/attn/nn.h), on numpy float32 arrays.
 
 Conventions (the C API's):
   - Inputs are converted to C-contiguous float32 (int32 for ids, targets and

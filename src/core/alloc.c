@@ -1,7 +1,7 @@
 /* alloc.c - the one allocator hook every allocation of the library goes
  * through, so that callers can substitute their own and tests can inject
  * out-of-memory failures. */
-#include "core.h"
+#include "core/core.h"
 
 #include <stdlib.h>
 #include <string.h>

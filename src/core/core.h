@@ -4,7 +4,7 @@
 #ifndef ATTN_CORE_H
 #define ATTN_CORE_H
 
-#include "attn.h"
+#include <attn/attn.h>
 
 #include <stdbool.h>
 #include <stddef.h>

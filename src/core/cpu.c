@@ -1,7 +1,7 @@
 /* cpu.c - run-time CPU feature detection: CPUID for the instruction sets
  * and XGETBV for the operating system's support of the AVX register state.
  * Compiler flags alone never decide which kernel runs. */
-#include "core.h"
+#include "core/core.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>

@@ -1,7 +1,7 @@
 /* ctx.c - the context: a thread pool and the kernel choice (ATTN_KERNEL
  * in the environment sets the initial one). */
 #define _POSIX_C_SOURCE 200809L
-#include "core.h"
+#include "core/core.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -1,6 +1,6 @@
 /* philox.c - public entry points of the counter-based RNG used for dropout
  * (the inline implementation lives in core.h so kernels can inline it). */
-#include "core.h"
+#include "core/core.h"
 
 void attn_philox4x32_10(const uint32_t ctr[4], const uint32_t key[2],
                         uint32_t out[4])

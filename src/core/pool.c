@@ -3,7 +3,7 @@
  * atomic counter, and the calling thread works too (it is worker 0). Which
  * worker runs a task never changes a result: tasks write disjoint outputs. */
 #define _POSIX_C_SOURCE 200809L
-#include "core.h"
+#include "core/core.h"
 
 #include <pthread.h>
 #include <stdatomic.h>

@@ -1,6 +1,6 @@
 /* status.c - status code names and strings, and the per-thread detail
  * message that names the argument behind the last failure. */
-#include "core.h"
+#include "core/core.h"
 
 #include <stdarg.h>
 #include <stdio.h>

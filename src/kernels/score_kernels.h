@@ -1,13 +1,13 @@
 /* score_kernels.h - the validated problem of the learned-score attention
- * entry points (include/attn_score.h) and its kernels: the float64
+ * entry points (include/attn/score.h) and its kernels: the float64
  * reference (ref/score_ref.c) and the chunked float32 kernel
  * (portable/score_chunked.c). Kernels are pure functions on valid input:
  * the ops layer (src/ops/score.c) validates, allocates and splits the work. */
 #ifndef ATTN_SCORE_KERNELS_H
 #define ATTN_SCORE_KERNELS_H
 
-#include "attn_score.h"
-#include "sdpa_kernels.h"
+#include <attn/score.h>
+#include "kernels/sdpa_kernels.h"
 
 /* The resolved problem. m carries the shapes (Hq = Hkv = H, group 1, Dk = Dq),
  * the data tensors (q, k, v, o, lse, d_o, dq, dk, dv), masks and dropout, so

@@ -5,7 +5,7 @@
 #ifndef ATTN_SDPA_KERNELS_H
 #define ATTN_SDPA_KERNELS_H
 
-#include "../core/core.h"
+#include "core/core.h"
 
 #include <math.h>
 #include <stdlib.h>

@@ -8,9 +8,11 @@
  * x's row order, dgh [T, B, 3H] in the saved states' order), so the weight
  * gradients are again one GEMM each after the loop. The gate arithmetic is
  * per row in float32, the order of torch's CPU kernel. */
-#include "nn_internal.h"
+#include "core/check.h"
 
-#include <attn_rnn.h>
+#include <attn/nn.h>
+
+#include <attn/seq2seq.h>
 
 #include <math.h>
 #include <string.h>

@@ -1,4 +1,4 @@
-/* layers.c - the toolkit's layers, forward and backward (attn_nn.h):
+/* layers.c - the toolkit's layers, forward and backward (attn/nn.h):
  * linear (CBLAS sgemm), embedding, LayerNorm, RMSNorm, GELU/ReLU, dropout,
  * sinusoidal and rotary positions, and cross-entropy.
  *
@@ -9,7 +9,9 @@
  * Every function validates all arguments before writing anything. Backward
  * functions accumulate (+=) into their gradients; none allocates.
  */
-#include "nn_internal.h"
+#include "core/check.h"
+
+#include <attn/nn.h>
 
 #include <cblas.h>
 #include <limits.h>

@@ -6,7 +6,7 @@
  * Buffers (N = B*Sq rows of queries, M = B*Sk rows of keys):
  *   q [N, H*hd]   k, v [M, Hkv*hd]   o [N, H*hd]   lse [B, H, Sq]
  */
-#include "model_internal.h"
+#include "nn/nn_private.h"
 
 #include <math.h>
 #include <stdbool.h>

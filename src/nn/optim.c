@@ -1,11 +1,13 @@
-/* optim.c - optimisation (attn_nn.h): one AdamW step on a tensor
+/* optim.c - optimisation (attn/nn.h): one AdamW step on a tensor
  * (torch.optim.AdamW semantics), global gradient-norm clipping
  * (torch.nn.utils.clip_grad_norm_) and learning-rate schedules.
  *
  * The update arithmetic is float32 elementwise like torch's single-tensor
  * path; the bias corrections and the gradient norm are computed in double.
  */
-#include "nn_internal.h"
+#include "core/check.h"
+
+#include <attn/nn.h>
 
 #include <math.h>
 

@@ -6,8 +6,8 @@
  * the projected inputs (LUONG_GENERAL: k' = W k, SCALED_DOT: q' = g q), and
  * finish with the projections' backward. Every buffer of a call comes from
  * one allocation made before anything is written. */
-#include "sdpa_ops.h"
-#include "../kernels/score_kernels.h"
+#include "ops/sdpa_ops.h"
+#include "kernels/score_kernels.h"
 
 #include <string.h>
 

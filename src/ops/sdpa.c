@@ -3,7 +3,7 @@
  * the context's thread pool, and call a kernel. F64 tensors, or a context
  * forced to ATTN_KERNEL_REF, run the double-precision reference; F32
  * tensors otherwise run the tiled kernel. */
-#include "sdpa_ops.h"
+#include "ops/sdpa_ops.h"
 
 #include <string.h>
 

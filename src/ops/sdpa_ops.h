@@ -3,7 +3,7 @@
 #ifndef ATTN_SDPA_OPS_H
 #define ATTN_SDPA_OPS_H
 
-#include "../kernels/sdpa_kernels.h"
+#include "kernels/sdpa_kernels.h"
 
 /* A view with the name used in error messages and its role. */
 typedef struct {

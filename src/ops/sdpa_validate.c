@@ -1,7 +1,7 @@
 /* sdpa_validate.c - every argument check of the attention entry points, in
  * one place. On failure the status names the bad argument and nothing has
  * been written. */
-#include "sdpa_ops.h"
+#include "ops/sdpa_ops.h"
 
 #include <float.h>
 #include <string.h>

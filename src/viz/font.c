@@ -2,7 +2,7 @@
  * ASCII 32..126 and a middle dot, 5x9 pixels per glyph, drawn by hand for
  * this project. Each glyph is 9 rows, top first; in a row, bit 4 is the
  * leftmost pixel and bit 0 the rightmost. */
-#include "font.h"
+#include "viz/font.h"
 
 enum { FIRST = 32, COUNT = 96 };
 

@@ -3,9 +3,9 @@
  * buffer with the bitmap font of font.c, and the PNG file written through
  * libpng (errors caught with libpng's setjmp protocol, memory through
  * attn_alloc, "<path>.tmp" renamed into place). */
-#include <attn_viz.h>
+#include <attn/viz.h>
 
-#include "font.h"
+#include "viz/font.h"
 
 #include <errno.h>
 #include <math.h>

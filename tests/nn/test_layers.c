@@ -1,4 +1,4 @@
-/* test_layers.c - the layers and optimisation of attn_nn.h (src/nn/layers.c,
+/* test_layers.c - the layers and optimisation of attn/nn.h (src/nn/layers.c,
  * src/nn/optim.c): forward values against naive double-precision
  * reimplementations written here from the math; backward against centred
  * finite differences of a random projection L = sum(r * y) of the float
@@ -115,7 +115,7 @@ static double linear_loss(void *p)
     return dot_fd(c->y, c->r, c->n * c->out);
 }
 
-T_NN_TEST(layers_linear_forward_vs_double)
+T_TEST(layers_linear_forward_vs_double)
 {
     uint64_t st = 11;
     const int64_t n = 7, in = 13, out = 5;
@@ -141,7 +141,7 @@ T_NN_TEST(layers_linear_forward_vs_double)
     free(x), free(w), free(b), free(y);
 }
 
-T_NN_TEST(layers_linear_backward_fd_and_accumulate)
+T_TEST(layers_linear_backward_fd_and_accumulate)
 {
     uint64_t st = 12;
     const int64_t n = 6, in = 9, out = 4;
@@ -167,7 +167,7 @@ T_NN_TEST(layers_linear_backward_fd_and_accumulate)
     free(dx), free(dw), free(db), free(dx2), free(dw2), free(db2), free(want);
 }
 
-T_NN_TEST(layers_linear_args)
+T_TEST(layers_linear_args)
 {
     float x[12] = {0}, w[12] = {0}, b[4] = {0}, y[12] = {0}, dy[12] = {0}, dx[12], dw[12];
     T_ERR(attn_nn_linear_forward(NULL, 3, 4, w, b, 3, y), ATTN_NULL_ARG, "'x'");
@@ -194,7 +194,7 @@ T_NN_TEST(layers_linear_args)
 
 /* ---- embedding ----------------------------------------------------------------------- */
 
-T_NN_TEST(layers_embedding)
+T_TEST(layers_embedding)
 {
     uint64_t st = 13;
     const int64_t vocab = 5, d = 3, n = 4;
@@ -294,8 +294,8 @@ static void norm_forward_check(int rms)
     free(x), free(g), free(b), free(y);
 }
 
-T_NN_TEST(layers_layernorm_forward_vs_double) { norm_forward_check(0); }
-T_NN_TEST(layers_rmsnorm_forward_vs_double) { norm_forward_check(1); }
+T_TEST(layers_layernorm_forward_vs_double) { norm_forward_check(0); }
+T_TEST(layers_rmsnorm_forward_vs_double) { norm_forward_check(1); }
 
 static void norm_backward_check(int rms)
 {
@@ -327,10 +327,10 @@ static void norm_backward_check(int rms)
     free(dx), free(dg), free(dbeta), free(dx2), free(dg2), free(want);
 }
 
-T_NN_TEST(layers_layernorm_backward_fd_and_accumulate) { norm_backward_check(0); }
-T_NN_TEST(layers_rmsnorm_backward_fd_and_accumulate) { norm_backward_check(1); }
+T_TEST(layers_layernorm_backward_fd_and_accumulate) { norm_backward_check(0); }
+T_TEST(layers_rmsnorm_backward_fd_and_accumulate) { norm_backward_check(1); }
 
-T_NN_TEST(layers_norm_args)
+T_TEST(layers_norm_args)
 {
     float x[8] = {1, 2, 3, 4, 5, 6, 7, 8}, g[4] = {1, 1, 1, 1}, y[8], m[2], r[2] = {1, 1};
     float dy[8] = {0}, dx[8], dg[4];
@@ -382,7 +382,7 @@ static double act_loss(void *p)
     return dot_fd(c->y, c->r, c->n);
 }
 
-T_NN_TEST(layers_act_forward_vs_double)
+T_TEST(layers_act_forward_vs_double)
 {
     enum { N = 64 };
     uint64_t st = 41;
@@ -431,7 +431,7 @@ T_NN_TEST(layers_act_forward_vs_double)
     free(x);
 }
 
-T_NN_TEST(layers_act_backward_fd_and_accumulate)
+T_TEST(layers_act_backward_fd_and_accumulate)
 {
     enum { N = 48 };
     uint64_t st = 42;
@@ -450,7 +450,7 @@ T_NN_TEST(layers_act_backward_fd_and_accumulate)
     }
 }
 
-T_NN_TEST(layers_act_args)
+T_TEST(layers_act_args)
 {
     float x[8] = {0}, y[8], dy[8] = {0}, dx[8];
     T_ERR(attn_nn_act_forward((attn_nn_act)0, x, 8, y), ATTN_BAD_PARAM, "'act'");
@@ -479,7 +479,7 @@ static int keep_by_rule(uint64_t seed, uint64_t offset, double p, int64_t e)
     return (double)out[u & 3] >= floor(p * 4294967296.0);
 }
 
-T_NN_TEST(layers_dropout_rate_and_masks)
+T_TEST(layers_dropout_rate_and_masks)
 {
     const int64_t N = 1000000;
     const double ps[3] = {0.1, 0.17, 0.5};
@@ -514,7 +514,7 @@ T_NN_TEST(layers_dropout_rate_and_masks)
     free(x), free(y), free(dx);
 }
 
-T_NN_TEST(layers_dropout_pure_function_of_offset)
+T_TEST(layers_dropout_pure_function_of_offset)
 {
     enum { N = 103 };
     float x[N], y[N], y2[N], z[N];
@@ -537,7 +537,7 @@ T_NN_TEST(layers_dropout_pure_function_of_offset)
     T_EQ_INT(attn_nn_dropout_keep(7, UINT64_MAX, 0.5, 1), attn_nn_dropout_keep(7, 0, 0.5, 0));
 }
 
-T_NN_TEST(layers_dropout_args)
+T_TEST(layers_dropout_args)
 {
     float x[4] = {1, 2, 3, 4}, y[4];
     T_ERR(attn_nn_dropout_forward(NULL, 4, 0.1, 0, 0, y), ATTN_NULL_ARG, "'x'");
@@ -556,7 +556,7 @@ T_NN_TEST(layers_dropout_args)
 
 /* ---- positions ------------------------------------------------------------------------------ */
 
-T_NN_TEST(layers_sinusoidal)
+T_TEST(layers_sinusoidal)
 {
     for (int64_t d = 5; d <= 6; d++) { /* odd d: the last column is a sine */
         float t[40 * 6];
@@ -595,7 +595,7 @@ static double rope_loss(void *p)
     return dot_fd(c->y, c->r, c->n * c->heads * c->hd);
 }
 
-T_NN_TEST(layers_rope)
+T_TEST(layers_rope)
 {
     uint64_t st = 51;
     const int64_t n = 3, heads = 2, hd = 8, cnt = n * heads * hd;
@@ -646,7 +646,7 @@ T_NN_TEST(layers_rope)
 
 /* ---- cross-entropy ------------------------------------------------------------------------------ */
 
-T_NN_TEST(layers_cross_entropy_hand_computed)
+T_TEST(layers_cross_entropy_hand_computed)
 {
     const float z[6] = {1, 2, 3, 1, 1, 1};
     const int32_t t[2] = {2, 0}, t_ign[2] = {2, -100}, t_all[2] = {-100, -100};
@@ -699,7 +699,7 @@ static double ce_loss(void *p)
     return loss;
 }
 
-T_NN_TEST(layers_cross_entropy_fd_and_in_place)
+T_TEST(layers_cross_entropy_fd_and_in_place)
 {
     uint64_t st = 61;
     const int64_t n = 5, vocab = 7;
@@ -727,7 +727,7 @@ T_NN_TEST(layers_cross_entropy_fd_and_in_place)
     free((void *)c.z), free(dz), free(z2);
 }
 
-T_NN_TEST(layers_cross_entropy_args)
+T_TEST(layers_cross_entropy_args)
 {
     float z[6] = {0}, dz[6];
     int32_t t[2] = {1, 2}, bad[2] = {1, 3};
@@ -750,7 +750,7 @@ T_NN_TEST(layers_cross_entropy_args)
 
 /* ---- AdamW, schedules, clipping ----------------------------------------------------------------- */
 
-T_NN_TEST(optim_adamw_two_steps_hand_computed)
+T_TEST(optim_adamw_two_steps_hand_computed)
 {
     /* lr 0.1, betas (0.9, 0.999), eps 1e-8, wd 0.01; grads step 1 then 2:
      * param 1.0: 0.5, -0.25;  param -2.0: -0.1, 0.3. Expected values from the
@@ -775,7 +775,7 @@ T_NN_TEST(optim_adamw_two_steps_hand_computed)
             d.weight_decay == 1e-2);
 }
 
-T_NN_TEST(optim_adamw_args)
+T_TEST(optim_adamw_args)
 {
     attn_nn_adamw o = attn_nn_adamw_default(), b;
     float p[4] = {1, 2, 3, 4}, g[4] = {0}, m[4] = {0}, v[4] = {0};
@@ -805,7 +805,7 @@ T_NN_TEST(optim_adamw_args)
     T_CHECK(p[0] == 1.0f && m[0] == 0.0f); /* nothing written */
 }
 
-T_NN_TEST(optim_lr_schedules)
+T_TEST(optim_lr_schedules)
 {
     const double base = 1e-3, lo = 1e-4;
     /* warm-up 10: base * step / 10 */
@@ -838,7 +838,7 @@ T_NN_TEST(optim_lr_schedules)
     T_CHECK(isnan(attn_nn_lr(ATTN_NN_SCHED_COSINE, 5, 10, 110, base, -1.0)));
 }
 
-T_NN_TEST(optim_clip_grad_norm)
+T_TEST(optim_clip_grad_norm)
 {
     float a[2] = {3, 4}, b[1] = {12};
     float *bufs[2] = {a, b};
@@ -878,7 +878,7 @@ T_NN_TEST(optim_clip_grad_norm)
 
 /* ---- bounds: forward outputs written exactly in place ---------------------------------------------- */
 
-T_NN_TEST(layers_outputs_stay_in_bounds)
+T_TEST(layers_outputs_stay_in_bounds)
 {
     uint64_t st = 71;
     const int64_t n = 3, d = 10;

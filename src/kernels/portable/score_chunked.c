@@ -17,8 +17,8 @@
  *
  * The tanh terms are evaluated by tanh_f below, a branch-free float tanh
  * that compilers vectorize over the keys of a chunk (glibc's tanhf is scalar
- * and ~10x slower); max error 2.3 ulp, tested in tests/test_score.c. */
-#include "../score_kernels.h"
+ * and ~10x slower); max error 2.3 ulp, tested in tests/ops/test_score.c. */
+#include "kernels/score_kernels.h"
 
 #include <string.h>
 

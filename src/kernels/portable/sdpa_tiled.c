@@ -9,7 +9,7 @@
  *   dQ per (b, head, query block).
  * Masks are evaluated per element from each row's visible key interval
  * [lo, hi) (lengths, causal, window) plus the boolean mask and bias. */
-#include "../sdpa_kernels.h"
+#include "kernels/sdpa_kernels.h"
 
 #include <string.h>
 

@@ -1,5 +1,5 @@
 /* score_ref.c - the double-precision reference of the learned-score
- * attention (include/attn_score.h): the test oracle and the readable
+ * attention (include/attn/score.h): the test oracle and the readable
  * specification. Per head it computes the query and key features, then
  * materialises the Sq x Sk scores, evaluates every mask from its definition
  * (no mask code shared with the fast paths), and differentiates line by line.
@@ -12,7 +12,7 @@
  *   SCALED_DOT              fq_i = q_i,        fk_j = k_j      (F = Dq)
  *                           s_ij = g (fq_i . fk_j)
  * Rows and keys that no visible pair uses are neither read nor projected. */
-#include "../score_kernels.h"
+#include "kernels/score_kernels.h"
 
 /* Key j visible to query i of (b, h): lengths, causal, window, boolean mask. */
 static bool visible(const attn__score *p, int64_t b, int64_t h, int64_t i, int64_t j)

@@ -3,7 +3,7 @@
  * DESIGN.md's score definition line by line, materialises the Sq x Sk
  * scores of one head, and evaluates every mask by its definition (it shares
  * no mask logic with the fast kernels on purpose). */
-#include "../sdpa_kernels.h"
+#include "kernels/sdpa_kernels.h"
 
 /* Structural visibility of key j for query i: lengths, causal, window and
  * the boolean mask. The bias is applied (and may mask) in score(). */

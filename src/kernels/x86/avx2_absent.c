@@ -1,7 +1,7 @@
 /* avx2_absent.c - stands in for sdpa_avx2.c in builds that cannot compile
  * it (non-x86 targets): the AVX2 path reports itself unavailable and is
  * never called. */
-#include "../sdpa_kernels.h"
+#include "kernels/sdpa_kernels.h"
 
 bool attn__avx2_available(void) { return false; }
 

@@ -14,7 +14,7 @@
  * "full" (no per-element work) when every row sees all their keys and no
  * element-wise option (boolean mask, bias, ALiBi, soft-capping) is set,
  * otherwise masks are applied per element after the product. */
-#include "../sdpa_kernels.h"
+#include "kernels/sdpa_kernels.h"
 
 #include <immintrin.h>
 #include <stdatomic.h>

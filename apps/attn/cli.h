@@ -1,0 +1,49 @@
+/* cli.h - what every `attn` subcommand shares: the option table parser
+ * (--help, exit status 2 on bad usage), error reporting, contexts and
+ * directories. Exit status convention: 0 success, 1 failure, 2 bad usage. */
+#ifndef ATTN_CLI_H
+#define ATTN_CLI_H
+
+#include <attn/attn.h>
+
+#include <stdint.h>
+
+extern const char *cli_prog;
+
+typedef enum { OPT_INT, OPT_REAL, OPT_STR, OPT_FLAG } opt_kind;
+typedef struct {
+    const char *name; /* "--steps" */
+    opt_kind kind;
+    void *dst;
+    double lo, hi; /* range of numbers */
+    const char *help;
+} opt;
+
+/* "attn CMD: <fmt with arg>" and a pointer to --help; returns 2. */
+int cli_usage_error(const char *cmd, const char *fmt, const char *arg);
+/* "attn CMD: <last error> (<status>)"; returns 1. */
+int cli_fail(const char *cmd, attn_status st);
+/* Parses argv into opts (int64_t for OPT_INT, double for OPT_REAL, const
+ * char * for OPT_STR, int for OPT_FLAG); positional arguments go to pos.
+ * Returns -1 after printing --help, 0 on success, 2 on a usage error. */
+int cli_parse(const char *cmd, const char *synopsis, int argc, char **argv, const opt *opts,
+              int n, char **pos, int *n_pos, int max_pos);
+/* *out = index of val in names (NULL entries skipped), or 2 after a message. */
+int cli_pick(const char *cmd, const char *opt_name, const char *val, const char *const *names,
+             int n, int *out);
+attn_ctx *cli_make_ctx(const char *cmd, int64_t threads);
+/* Creates the directories leading to path; 0 or 1 after a message. */
+int cli_ensure_parent_dir(const char *path);
+
+/* The subcommands (apps/attn/cmd_*.c): argv after the command name. */
+int cmd_train(int argc, char **argv);
+int cmd_translate(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+int cmd_info(int argc, char **argv);
+int cmd_compare(int argc, char **argv);
+/* apps/attn/cmd_embed.c: sentence embeddings with a BERT model (all-MiniLM-L6-v2). */
+int cmd_embed(int argc, char **argv);
+int cmd_similarity(int argc, char **argv);
+int cmd_bert_map(int argc, char **argv);
+
+#endif /* ATTN_CLI_H */

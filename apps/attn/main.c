@@ -1,0 +1,52 @@
+/* attn.c - the `attn` command-line program: one table of subcommands, each
+ * in apps/attn/cmd_*.c. The only code of the project that prints or exits.
+ * Exit status: 0 success, 1 failure, 2 bad usage.
+ *
+ *   attn train [options]        attn translate --model F [options] TEXT...
+ *   attn eval --model F         attn info --model F
+ *   attn compare [options]      attn embed / similarity / bert-map [options]
+ */
+#include "cli.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static void main_help(FILE *out)
+{
+    fprintf(out, "usage: %s COMMAND [options]\n\n"
+           "commands:\n"
+           "  train       train the encoder-decoder (or decoder-only) model on the built-in dates task\n"
+           "  translate   translate dates with a trained model, drawing cross-attention maps\n"
+           "  eval        held-out exact match of a trained model\n"
+           "  info        the config and size of a checkpoint\n"
+           "  compare     train the transformer and the GRU + Bahdanau model side by side\n"
+           "  embed       sentence embeddings with all-MiniLM-L6-v2\n"
+           "  similarity  cosine similarity of sentences, or a query ranked against a file\n"
+           "  bert-map    the attention map of any layer and head of the BERT model, as a PNG\n\n"
+           "'%s COMMAND --help' describes each.\n", cli_prog, cli_prog);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        main_help(stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
+        main_help(stdout);
+        return 0;
+    }
+    static const struct {
+        const char *name;
+        int (*fn)(int, char **);
+    } cmds[] = {{"train", cmd_train},         {"translate", cmd_translate},
+                {"eval", cmd_eval},           {"info", cmd_info},
+                {"compare", cmd_compare},     {"embed", cmd_embed},
+                {"similarity", cmd_similarity}, {"bert-map", cmd_bert_map}};
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
+        if (strcmp(cmd, cmds[i].name) == 0) return cmds[i].fn(argc - 2, argv + 2);
+    fprintf(stderr, "%s: unknown command '%s'\n", cli_prog, cmd);
+    main_help(stderr);
+    return 2;
+}

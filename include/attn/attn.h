@@ -1,0 +1,265 @@
+/* attn.h - exact scaled-dot-product attention for CPUs, forward and backward.
+ *
+ * This header is the manual. Everything here is C11 and also compiles as C++.
+ *
+ *   O = softmax(mask(scale * Q K^T + bias)) V          per batch b and head h
+ *
+ * Tensors are non-owning views (attn_tensor): a data pointer, a dtype, four
+ * dims and four strides in elements. The logical layout of Q, K, V, O is
+ * [batch, seq, heads, dim]; any non-negative strides are accepted, so BSHD,
+ * BHSD, packed QKV and views into a larger KV cache all work without copies.
+ *
+ *   Q [B, Sq, Hq,  Dk]     K [B, Sk, Hkv, Dk]     V [B, Sk, Hkv, Dv]
+ *   O [B, Sq, Hq,  Dv]     LSE [B, Hq, Sq, 1]  (natural log of the softmax
+ *                                                denominator, optional)
+ *   Hq % Hkv == 0: query head h reads key/value head h / (Hq / Hkv)
+ *   (multi-head Hkv == Hq, grouped-query, multi-query Hkv == 1).
+ *
+ * The score of query i and key j, in this order (docs/operator.md):
+ *   1. s = scale * dot(q_i, k_j); scale defaults to 1/sqrt(Dk).
+ *   2. soft-capping if softcap > 0: s = softcap * tanh(s / softcap).
+ *   3. additive terms: the float bias tensor, and ALiBi -slope[h] * |i' - j|.
+ *   4. masks: causal, sliding window, key and query lengths, boolean mask.
+ *      In the boolean mask, NONZERO (true) MEANS ATTEND. (PyTorch's SDPA uses
+ *      the same polarity; nn.MultiheadAttention's key_padding_mask is the
+ *      opposite.) A bias value at or below -FLT_MAX (-inf, or
+ *      torch.finfo(float32).min) also masks its key.
+ *   5. softmax over keys. A row with no visible key gives O = 0 and
+ *      LSE = -inf, never NaN. Masked keys (K, V, bias entries) are never read.
+ *   6. dropout on the probabilities, kept ones scaled by 1/(1-p), with a
+ *      keep mask that is a pure function of (seed, offset, b, h, i, j)
+ *      (Philox4x32-10), identical in forward, backward and attn_sdpa_weights.
+ *
+ * i' is the aligned query position: i' = i for ATTN_ALIGN_TOP_LEFT (PyTorch's
+ * is_causal), i' = i + Lk - Lq for ATTN_ALIGN_BOTTOM_RIGHT (FlashAttention
+ * >= 2.1), where Lq and Lk are batch b's query and key lengths.
+ *
+ * Errors: every function returns an attn_status; on error nothing is written,
+ * nothing leaks, and attn_last_error() names the bad argument. The library
+ * never exits or aborts on user input.
+ */
+#ifndef ATTN_H
+#define ATTN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__) || defined(__clang__)
+#define ATTN_API __attribute__((visibility("default")))
+#else
+#define ATTN_API
+#endif
+
+#define ATTN_VERSION_MAJOR 0
+#define ATTN_VERSION_MINOR 1
+#define ATTN_VERSION_PATCH 0
+
+/* ---- status codes ------------------------------------------------------- */
+
+/* X(name, value, description): one table for codes and their strings. */
+#define ATTN_STATUS_TABLE(X)                                                  \
+    X(OK, 0, "success")                                                       \
+    X(NULL_ARG, -1, "a required pointer argument is NULL")                    \
+    X(BAD_DIM, -2, "a dimension is negative, or zero where it must not be")   \
+    X(SHAPE_MISMATCH, -3, "tensor shapes disagree")                           \
+    X(BAD_DTYPE, -4, "unsupported or mismatched dtype")                       \
+    X(BAD_STRIDE, -5, "a stride is negative or makes output elements alias")  \
+    X(OVERFLOW, -6, "a size computation overflows")                           \
+    X(BAD_PARAM, -7, "a scalar parameter is out of range (NaN, Inf, p)")      \
+    X(BAD_HEADS, -8, "Hq is not a multiple of Hkv")                           \
+    X(BAD_MASK, -9, "a mask or bias does not broadcast to [B, Hq, Sq, Sk]")   \
+    X(OVERLAP, -10, "an output buffer overlaps an input or another output")   \
+    X(NO_MEMORY, -11, "memory allocation failed")                             \
+    X(THREAD, -12, "a thread could not be created")                           \
+    X(UNSUPPORTED, -13, "the requested combination is not supported")        \
+    X(IO, -14, "a file could not be opened, read or written")                 \
+    X(BAD_FILE, -15, "a file is corrupt, truncated or not in the expected format")
+
+typedef enum attn_status {
+#define ATTN__STATUS_ENUM(name, value, text) ATTN_##name = value,
+    ATTN_STATUS_TABLE(ATTN__STATUS_ENUM)
+#undef ATTN__STATUS_ENUM
+} attn_status;
+
+/* "ATTN_BAD_DIM" etc.; "ATTN_UNKNOWN" for values outside the table. */
+ATTN_API const char *attn_status_name(attn_status s);
+/* One-sentence description of the code. Never NULL. */
+ATTN_API const char *attn_status_string(attn_status s);
+/* Detail of the last failure on the calling thread, naming the argument
+ * ("q.dim[3] (Dk) is 0; it must be positive"). "" if there was none. */
+ATTN_API const char *attn_last_error(void);
+/* For code built on attn (the toolkit in attn_nn.h, user layers): records
+ * the per-thread detail message, printf-style, and returns s. */
+ATTN_API attn_status attn_fail(attn_status s, const char *fmt, ...)
+#if defined(__GNUC__) || defined(__clang__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+/* ---- memory --------------------------------------------------------------- */
+
+/* All allocations of the library go through these. Pass NULLs to restore
+ * malloc/free. Not thread-safe with respect to running calls: set it once,
+ * before use (tests use it to inject out-of-memory failures). */
+typedef void *(*attn_alloc_fn)(size_t bytes, void *user);
+typedef void (*attn_free_fn)(void *ptr, void *user);
+ATTN_API void attn_set_allocator(attn_alloc_fn alloc, attn_free_fn release, void *user);
+/* Allocation through the hook, for code built on attn: NULL on failure or
+ * bytes == 0; attn_calloc zero-fills and checks count * size for overflow;
+ * attn_release accepts NULL. */
+ATTN_API void *attn_alloc(size_t bytes);
+ATTN_API void *attn_calloc(size_t count, size_t size);
+ATTN_API void attn_release(void *p);
+
+/* ---- tensors -------------------------------------------------------------- */
+
+typedef enum attn_dtype {
+    ATTN_F32 = 1,  /* float */
+    ATTN_F64 = 2,  /* double: runs the double-precision reference kernel */
+    ATTN_BOOL = 3  /* uint8_t, for masks: nonzero means attend */
+} attn_dtype;
+
+/* A non-owning strided view. Element (a,b,c,d) lives at
+ * data + (a*stride[0] + b*stride[1] + c*stride[2] + d*stride[3]) elements.
+ * Strides are >= 0; a zero stride broadcasts an input along that dim. */
+typedef struct attn_tensor {
+    void *data;
+    attn_dtype dtype;
+    int64_t dim[4];
+    int64_t stride[4];
+} attn_tensor;
+
+/* A contiguous (row-major) view of dims d0..d3. */
+ATTN_API attn_tensor attn_tensor_make(void *data, attn_dtype dtype, int64_t d0,
+                             int64_t d1, int64_t d2, int64_t d3);
+
+/* ---- context ---------------------------------------------------------------- */
+
+typedef struct attn_ctx attn_ctx;
+
+typedef enum attn_kernel {
+    ATTN_KERNEL_AUTO = 0,  /* the fastest exact kernel this CPU can run */
+    ATTN_KERNEL_REF = 1,   /* double-precision reference (the test oracle) */
+    ATTN_KERNEL_TILED = 2, /* portable tiled online-softmax float32 kernel */
+    ATTN_KERNEL_AVX2 = 3   /* AVX2+FMA float32 kernels (x86-64) */
+} attn_kernel;
+
+/* A context owns a thread pool of n_threads (>= 1; 0 means the number of
+ * online CPUs) and the kernel choice. One context must not run two calls at
+ * once; use one context per calling thread. The environment variable
+ * ATTN_KERNEL=ref|tiled|avx2|auto sets the initial choice (an unknown or
+ * unavailable value means auto). Forcing ATTN_KERNEL_AVX2 on a CPU or build
+ * without it is ATTN_UNSUPPORTED. */
+ATTN_API attn_status attn_ctx_create(int n_threads, attn_ctx **out);
+ATTN_API void attn_ctx_free(attn_ctx *ctx); /* accepts NULL */
+ATTN_API int attn_ctx_threads(const attn_ctx *ctx);
+ATTN_API attn_status attn_ctx_set_kernel(attn_ctx *ctx, attn_kernel kernel);
+ATTN_API attn_kernel attn_ctx_kernel(const attn_ctx *ctx);
+/* The float32 kernel a call on this context runs: TILED or AVX2 (REF when
+ * forced), resolving AUTO from the CPU. */
+ATTN_API attn_kernel attn_ctx_resolved_kernel(const attn_ctx *ctx);
+/* "ref", "tiled", "avx2" or "auto". */
+ATTN_API const char *attn_kernel_name(attn_kernel kernel);
+
+/* ---- scaled dot-product attention --------------------------------------- */
+
+typedef enum attn_align {
+    ATTN_ALIGN_TOP_LEFT = 0,    /* i' = i (PyTorch is_causal) */
+    ATTN_ALIGN_BOTTOM_RIGHT = 1 /* i' = i + Lk - Lq (FlashAttention >= 2.1) */
+} attn_align;
+
+/* Options of one call. Start from attn_sdpa_params_default(); every field
+ * left at its default is off. */
+typedef struct attn_sdpa_params {
+    int has_scale;  /* 0: scale = 1/sqrt(Dk) */
+    double scale;   /* any finite value, negative allowed */
+    double softcap; /* 0: off; otherwise finite and > 0 */
+
+    int causal;       /* key j visible only if j <= i' */
+    attn_align align; /* alignment of causal, window and ALiBi */
+    /* Sliding window: key j visible only if i'-left <= j <= i'+right.
+     * -1 means unbounded on that side. */
+    int64_t window_left, window_right;
+
+    /* Per-batch lengths, arrays of B entries or NULL (= Sq, Sk). Query rows
+     * i >= q_lens[b] are padding: O = 0, LSE = -inf, zero gradients. Keys
+     * j >= k_lens[b] are masked. 0 <= q_lens[b] <= Sq, 0 <= k_lens[b] <= Sk. */
+    const int64_t *q_lens;
+    const int64_t *k_lens;
+
+    /* Additive bias [B|1, Hq|1, Sq|1, Sk|1], same float dtype as Q. A dim of
+     * 1 (or a zero stride) broadcasts. NULL: none. */
+    const attn_tensor *bias;
+    /* Boolean mask [B|1, Hq|1, Sq|1, Sk|1], ATTN_BOOL. NONZERO MEANS ATTEND.
+     * NULL: none. */
+    const attn_tensor *mask;
+    /* ALiBi slopes, Hq finite doubles: adds -alibi_slopes[h] * |i' - j|. */
+    const double *alibi_slopes;
+
+    /* Dropout on the attention probabilities, 0 <= p < 1. The keep mask is
+     * Philox4x32-10 of (seed, offset, b, h, i, j); see docs/operator.md. */
+    double dropout_p;
+    uint64_t seed;
+    uint64_t offset;
+} attn_sdpa_params;
+
+ATTN_API attn_sdpa_params attn_sdpa_params_default(void);
+
+/* Forward. Writes O and, if lse is not NULL, LSE [B, Hq, Sq, 1].
+ * All float tensors share one dtype: F32 runs the tiled kernel (or the
+ * reference when the context says so), F64 the reference kernel.
+ * Outputs must not overlap inputs or each other (ATTN_OVERLAP).
+ * Sq, Sk, B or heads = 0 are valid; Dk or Dv = 0 is ATTN_BAD_DIM. */
+ATTN_API attn_status attn_sdpa_forward(attn_ctx *ctx, const attn_tensor *q,
+                              const attn_tensor *k, const attn_tensor *v,
+                              const attn_sdpa_params *params, attn_tensor *o,
+                              attn_tensor *lse);
+
+/* Backward. Needs the forward's O and LSE, and dO [B, Sq, Hq, Dv]. Writes
+ * dQ, dK, dV (shapes of Q, K, V) and, if dbias is not NULL, the gradient of
+ * params->bias with the bias's dims (broadcast dims are summed). Deterministic:
+ * bitwise identical across runs and thread counts. */
+ATTN_API attn_status attn_sdpa_backward(attn_ctx *ctx, const attn_tensor *q,
+                               const attn_tensor *k, const attn_tensor *v,
+                               const attn_tensor *o, const attn_tensor *d_o,
+                               const attn_tensor *lse,
+                               const attn_sdpa_params *params, attn_tensor *dq,
+                               attn_tensor *dk, attn_tensor *dv,
+                               attn_tensor *dbias);
+
+/* Exact attention probabilities recomputed from Q, K and the forward's LSE,
+ * for the chosen heads and query rows only (no Sq x Sk buffer otherwise).
+ * heads: n_heads indices in [0, Hq), or NULL for all Hq heads.
+ * rows:  n_rows indices in [0, Sq), or NULL for all Sq rows.
+ * w: [B, n_heads, n_rows, Sk], same float dtype as Q.
+ * with_dropout != 0 gives the weights actually applied to V (dropped entries
+ * 0, kept ones scaled by 1/(1-p)); 0 gives the softmax before dropout. */
+ATTN_API attn_status attn_sdpa_weights(attn_ctx *ctx, const attn_tensor *q,
+                              const attn_tensor *k, const attn_tensor *lse,
+                              const attn_sdpa_params *params,
+                              const int64_t *heads, int64_t n_heads,
+                              const int64_t *rows, int64_t n_rows,
+                              int with_dropout, attn_tensor *w);
+
+/* ---- counter-based random numbers ------------------------------------------ */
+
+/* Philox4x32-10 (Salmon et al., SC'11; the Random123 reference):
+ * out = philox(ctr, key). Exposed for tests and for users who want to
+ * reproduce the dropout mask. */
+ATTN_API void attn_philox4x32_10(const uint32_t ctr[4], const uint32_t key[2],
+                        uint32_t out[4]);
+
+/* The dropout keep decision used by every kernel: 1 if element (b, h, i, j)
+ * is kept. p in [0, 1). */
+ATTN_API int attn_dropout_keep(uint64_t seed, uint64_t offset, double p, int64_t b,
+                      int64_t h, int64_t i, int64_t j, int64_t n_heads);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* ATTN_H */

@@ -1,0 +1,114 @@
+/* attn_bert.h - BERT-family encoders on attn (inference only), e.g. the
+ * sentence-embedding model all-MiniLM-L6-v2: Hugging Face BertModel weights
+ * (safetensors) and config.json, the encoder's hidden states, sentence
+ * embeddings (mean pooling + L2 normalisation, as sentence-transformers'
+ * Pooling(mean) + Normalize) and the attention map of any layer and head.
+ *
+ * The model, for token ids x[0..len) of one sequence (H = hidden_size):
+ *   e_t   = word[x_t] + type[0] + pos[t];  h = LayerNorm(e)
+ *   each layer:  a = Attention(h) (heads of H / num_heads, scale 1/sqrt(hd),
+ *                    q/k/v/output dense layers with biases)
+ *                h = LayerNorm(h + a)
+ *                h = LayerNorm(h + W2 GELU(W1 h + b1) + b2)   (exact erf GELU)
+ * Every LayerNorm has eps = layer_norm_eps; token type 0 throughout.
+ *
+ * Batches: ids [B, S] int32 row-major with per-sequence lengths lens [B]
+ * (1 <= lens[b] <= S <= max_position). Positions t >= lens[b] are padding:
+ * their ids are never read, no real token attends to them, and they cost no
+ * work (the real tokens are packed before the dense layers). A sequence's
+ * results do not depend on the rest of its batch or on S, up to rounding
+ * (~1e-7: a GEMM or the attention kernel may round a row differently in a
+ * batch of another shape).
+ *
+ * Files are untrusted input. config.json is parsed strictly (types and
+ * ranges of every field used, hidden_act "gelu", absolute positions); the
+ * safetensors file must hold exactly the BertModel tensors of that config
+ * (names with or without a "bert." prefix), each with a float dtype (F32,
+ * F16, BF16 or F64), its exact shape and finite values. Tolerated besides:
+ * "embeddings.position_ids" (I64 [1, max_position]), the pooler
+ * ("pooler.dense.weight" [H, H], "pooler.dense.bias" [H]; unused) and, with
+ * the "bert." prefix, task heads named "cls.*" (unused). Anything missing,
+ * extra, mis-shaped or mistyped is ATTN_BAD_FILE naming the tensor.
+ *
+ * Dense layers: on CPUs with AVX-512F, when the ctx's kernel is AUTO or
+ * AVX2, they run on attn's own AVX-512 GEMM over weights packed at load
+ * time (about 40 MB more memory for all-MiniLM-L6-v2); otherwise (other
+ * CPUs, or the ctx forced to REF or TILED) on BLAS (OpenBLAS sgemm).
+ *
+ * Threads: attention runs on the ctx's threads. The dense layers, GELU and
+ * LayerNorm run on blocks of token rows spread over the ctx's threads, but
+ * on the BLAS path only if OpenBLAS is single-threaded (OPENBLAS_NUM_THREADS
+ * =1 or openblas_set_num_threads(1)); otherwise one thread runs the blocks
+ * and OpenBLAS splits each GEMM over its own threads. Results are bitwise
+ * identical for every ctx thread count.
+ *
+ * Errors: attn.h's statuses, the detail in attn_last_error(); on error
+ * nothing is written and nothing leaks.
+ */
+#ifndef ATTN_BERT_H
+#define ATTN_BERT_H
+
+#include <attn.h>
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct attn_bert_config {
+    int64_t vocab_size;        /* word pieces, [1, 2^24] */
+    int64_t hidden_size;       /* H, [1, 65536] */
+    int64_t num_layers;        /* [1, 1024] */
+    int64_t num_heads;         /* [1, H], H % num_heads == 0 */
+    int64_t intermediate_size; /* I, [1, 2^20] */
+    int64_t max_position;      /* longest sequence, [CLS]/[SEP] included, [1, 2^20] */
+    int64_t type_vocab_size;   /* [1, 2^16] */
+    double layer_norm_eps;     /* (0, 1) */
+    /* Longest input the sentence model was trained on (sentence_bert_config
+     * .json's max_seq_length, in [1, max_position]); max_position if that
+     * file is not given. Inputs are truncated to it by the caller. */
+    int64_t max_seq_length;
+} attn_bert_config;
+
+typedef struct attn_bert attn_bert;
+
+/* Parses the text of a Hugging Face BERT config.json (json[0..len)) into
+ * *c (max_seq_length = max_position). ATTN_BAD_FILE naming the field for
+ * anything malformed, missing, of the wrong type or out of range. */
+ATTN_API attn_status attn_bert_config_from_json(const char *json, size_t len,
+                                                attn_bert_config *c);
+
+/* Loads model_dir/config.json, model_dir/model.safetensors and, if it
+ * exists, model_dir/sentence_bert_config.json. */
+ATTN_API attn_status attn_bert_load(const char *model_dir, attn_bert **out);
+/* The same from explicit paths; sbert_config_path may be NULL. */
+ATTN_API attn_status attn_bert_load_files(const char *config_path, const char *weights_path,
+                                          const char *sbert_config_path, attn_bert **out);
+ATTN_API void attn_bert_free(attn_bert *m); /* accepts NULL */
+ATTN_API const attn_bert_config *attn_bert_get_config(const attn_bert *m);
+
+/* hidden [B, S, H] = the last layer's hidden states; padded rows
+ * (t >= lens[b]) are written as 0. ids [B, S], lens [B]. B = 0 is a no-op. */
+ATTN_API attn_status attn_bert_forward(attn_ctx *ctx, const attn_bert *m, const int32_t *ids,
+                                       const int64_t *lens, int64_t B, int64_t S,
+                                       float *hidden);
+
+/* emb [B, H] = normalize(mean over t < lens[b] of hidden[b, t]), with
+ * normalize(v) = v / max(|v|_2, 1e-12) (torch.nn.functional.normalize). */
+ATTN_API attn_status attn_bert_embed(attn_ctx *ctx, const attn_bert *m, const int32_t *ids,
+                                     const int64_t *lens, int64_t B, int64_t S, float *emb);
+
+/* weights [len, len]: the attention probabilities of layer `layer` in
+ * [0, num_layers) and head `head` in [0, num_heads) for one sequence
+ * ids[0..len); row i is query token i, each row sums to 1. */
+ATTN_API attn_status attn_bert_attention(attn_ctx *ctx, const attn_bert *m, const int32_t *ids,
+                                         int64_t len, int64_t layer, int64_t head,
+                                         float *weights);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* ATTN_BERT_H */

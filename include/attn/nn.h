@@ -1,0 +1,340 @@
+/* attn_nn.h - the transformer toolkit built on attn.h: layers with forward
+ * and backward, the multi-head attention module, models (encoder-decoder
+ * and decoder-only), training (loss, AdamW, clipping, schedules) and
+ * safetensors files (checkpoints and pretrained weights).
+ *
+ * Conventions, for every function here:
+ *   - float32, row-major, contiguous. A shape comment gives each buffer,
+ *     e.g. x [n, d]: n rows of d floats.
+ *   - Forward functions overwrite their outputs.
+ *   - Backward functions ACCUMULATE (+=) into every gradient they write
+ *     (dx, dw, db, ...), so residual branches and shared weights add up;
+ *     zero the buffers first. A gradient pointer may be NULL when not wanted
+ *     (where noted).
+ *   - Matrices follow PyTorch's layout: a linear weight is [out, in] and
+ *     y = x w^T + b, so a torch state_dict maps to attn_nn tensors by name.
+ *   - Errors: status codes of attn.h, detail in attn_last_error(); on error
+ *     nothing is written. Allocation goes through attn_alloc (the hook).
+ */
+#ifndef ATTN_NN_H
+#define ATTN_NN_H
+
+#include <attn/attn.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- layers (src/nn/layers.c) --------------------------------------------- */
+
+/* y [n, out] = x [n, in] w^T + b;  w [out, in], b [out] or NULL. CBLAS sgemm. */
+ATTN_API attn_status attn_nn_linear_forward(const float *x, int64_t n, int64_t in,
+                                            const float *w, const float *b,
+                                            int64_t out, float *y);
+/* dx [n, in] += dy w;  dw [out, in] += dy^T x;  db [out] += sum_rows dy.
+ * dx, dw, db may each be NULL. */
+ATTN_API attn_status attn_nn_linear_backward(const float *x, int64_t n, int64_t in,
+                                             const float *w, int64_t out,
+                                             const float *dy, float *dx, float *dw,
+                                             float *db);
+
+/* y [n, d] = table [vocab, d] rows ids[0..n); an id outside [0, vocab) is
+ * ATTN_BAD_PARAM naming its position. */
+ATTN_API attn_status attn_nn_embedding_forward(const int32_t *ids, int64_t n,
+                                               const float *table, int64_t vocab,
+                                               int64_t d, float *y);
+/* dtable [vocab, d] rows ids[r] += dy [n, d] row r. */
+ATTN_API attn_status attn_nn_embedding_backward(const int32_t *ids, int64_t n,
+                                                int64_t vocab, int64_t d,
+                                                const float *dy, float *dtable);
+
+/* LayerNorm over the last dim: y = (x - mean) * rstd * gamma + beta.
+ * mean, rstd [n] are saved for backward (may be NULL in forward). beta may be
+ * NULL (no bias). eps > 0. */
+ATTN_API attn_status attn_nn_layernorm_forward(const float *x, int64_t n, int64_t d,
+                                               const float *gamma, const float *beta,
+                                               double eps, float *y, float *mean,
+                                               float *rstd);
+ATTN_API attn_status attn_nn_layernorm_backward(const float *x, int64_t n, int64_t d,
+                                                const float *gamma, const float *mean,
+                                                const float *rstd, const float *dy,
+                                                float *dx, float *dgamma, float *dbeta);
+/* RMSNorm: y = x * rstd * gamma, rstd = 1/sqrt(mean(x^2) + eps)
+ * (torch.nn.RMSNorm). rstd [n] saved for backward. */
+ATTN_API attn_status attn_nn_rmsnorm_forward(const float *x, int64_t n, int64_t d,
+                                             const float *gamma, double eps, float *y,
+                                             float *rstd);
+ATTN_API attn_status attn_nn_rmsnorm_backward(const float *x, int64_t n, int64_t d,
+                                              const float *gamma, const float *rstd,
+                                              const float *dy, float *dx,
+                                              float *dgamma);
+
+typedef enum attn_nn_act {
+    ATTN_NN_GELU = 1, /* exact (erf) GELU, torch's default */
+    ATTN_NN_RELU = 2
+} attn_nn_act;
+/* y [count] = act(x); in-place (y == x) allowed in forward. */
+ATTN_API attn_status attn_nn_act_forward(attn_nn_act act, const float *x, int64_t count,
+                                         float *y);
+/* dx += act'(x) * dy. */
+ATTN_API attn_status attn_nn_act_backward(attn_nn_act act, const float *x, int64_t count,
+                                          const float *dy, float *dx);
+
+/* Inverted dropout: y = keep ? x / (1 - p) : 0, where keep of element e is a
+ * pure function of (seed, offset + e) (Philox4x32-10; see docs/nn.md), so
+ * backward regenerates it. 0 <= p < 1; in-place allowed. */
+ATTN_API attn_status attn_nn_dropout_forward(const float *x, int64_t count, double p,
+                                             uint64_t seed, uint64_t offset, float *y);
+ATTN_API attn_status attn_nn_dropout_backward(const float *dy, int64_t count, double p,
+                                              uint64_t seed, uint64_t offset, float *dx);
+/* 1 if element e is kept (the function both directions use). */
+ATTN_API int attn_nn_dropout_keep(uint64_t seed, uint64_t offset, double p, int64_t e);
+
+/* Sinusoidal positions (Vaswani et al.): table [n_pos, d],
+ * table[p][2i] = sin(p / 10000^(2i/d)), table[p][2i+1] = cos(same). */
+ATTN_API attn_status attn_nn_sinusoidal(int64_t n_pos, int64_t d, float *table);
+
+/* Rotary positions (RoFormer, rotate-half / GPT-NeoX pairing): x [n, heads,
+ * hd] with hd even, token r at position pos[r]; for i < hd/2 the pair
+ * (x[i], x[i + hd/2]) is rotated by angle pos * theta^(-2i/hd).
+ * Backward rotates dy by the opposite angle: dx += R^T dy. In-place allowed
+ * in forward. */
+ATTN_API attn_status attn_nn_rope_forward(const float *x, int64_t n, int64_t heads,
+                                          int64_t hd, const int32_t *pos, double theta,
+                                          float *y);
+ATTN_API attn_status attn_nn_rope_backward(const float *dy, int64_t n, int64_t heads,
+                                           int64_t hd, const int32_t *pos, double theta,
+                                           float *dx);
+
+/* Cross-entropy of logits [n, vocab] against targets [n], as
+ * torch.nn.functional.cross_entropy(label_smoothing=ls, ignore_index=ignore,
+ * reduction='mean'): rows whose target == ignore are skipped, and the mean
+ * is over the rest. Writes *loss (0 if no row counts) and *count (rows
+ * counted, may be NULL). dlogits [n, vocab], if not NULL, is OVERWRITTEN
+ * with d(loss)/d(logits) times grad_scale (ignored rows get 0). */
+ATTN_API attn_status attn_nn_cross_entropy(const float *logits, int64_t n, int64_t vocab,
+                                           const int32_t *targets, int32_t ignore,
+                                           double label_smoothing, double grad_scale,
+                                           double *loss, int64_t *count,
+                                           float *dlogits);
+
+/* ---- optimisation (src/nn/optim.c) ---------------------------------------- */
+
+typedef struct attn_nn_adamw {
+    double lr, beta1, beta2, eps, weight_decay;
+} attn_nn_adamw;
+/* torch.optim.AdamW defaults: lr 1e-3, betas (0.9, 0.999), eps 1e-8,
+ * weight_decay 1e-2. */
+ATTN_API attn_nn_adamw attn_nn_adamw_default(void);
+/* One AdamW step (torch.optim.AdamW semantics, step counted from 1):
+ *   p *= 1 - lr * wd * decay;  m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2;
+ *   p -= lr * (m / (1-b1^t)) / (sqrt(v / (1-b2^t)) + eps)
+ * over count floats; decay is 0 or 1 (no weight decay for this tensor). */
+ATTN_API attn_status attn_nn_adamw_step(const attn_nn_adamw *opt, int64_t step,
+                                        float *param, const float *grad, float *m,
+                                        float *v, int64_t count, int decay);
+/* Global L2 norm of n_bufs gradient buffers; if it exceeds max_norm (> 0),
+ * scales them all by max_norm / (norm + 1e-6) as
+ * torch.nn.utils.clip_grad_norm_. Writes the norm before clipping. */
+ATTN_API attn_status attn_nn_clip_grad_norm(float *const *bufs, const int64_t *counts,
+                                            int n_bufs, double max_norm, double *norm);
+
+typedef enum attn_nn_schedule {
+    ATTN_NN_SCHED_CONSTANT = 0, /* warm-up, then base_lr */
+    ATTN_NN_SCHED_COSINE = 1,   /* warm-up, then cosine from base_lr to min_lr at total */
+    ATTN_NN_SCHED_INVSQRT = 2   /* warm-up, then base_lr * sqrt(warmup / step) */
+} attn_nn_schedule;
+/* The learning rate of step (counted from 1): linear warm-up from
+ * base_lr / warmup at step 1 to base_lr at step warmup, then the decay. */
+ATTN_API double attn_nn_lr(attn_nn_schedule kind, int64_t step, int64_t warmup,
+                           int64_t total, double base_lr, double min_lr);
+
+/* ---- the multi-head attention module (src/nn/mha.c) ------------------------ */
+
+/* torch.nn.MultiheadAttention(E, H, batch_first=True) and its grouped-query
+ * generalisation. Weights (pointers into the caller's parameter memory, names
+ * as in torch's state_dict):
+ *   packed (kdim == vdim == E, Hkv == H): in_proj_weight [3E, E], in_proj_bias [3E]
+ *   separate: q_proj_weight [H*hd, E], k_proj_weight [Hkv*hd, kdim],
+ *             v_proj_weight [Hkv*hd, vdim], in_proj_bias [(H + 2 Hkv) hd] or NULL
+ *   out_proj.weight [E, H*hd], out_proj.bias [E] or NULL.
+ */
+typedef struct attn_nn_mha {
+    int64_t embed_dim, n_heads, n_kv_heads, head_dim, kdim, vdim;
+    int packed;
+    float *in_proj_weight, *in_proj_bias;           /* packed */
+    float *q_proj_weight, *k_proj_weight, *v_proj_weight; /* separate */
+    float *out_proj_weight, *out_proj_bias;
+    /* gradients, same shapes (NULL when not training) */
+    float *d_in_proj_weight, *d_in_proj_bias;
+    float *d_q_proj_weight, *d_k_proj_weight, *d_v_proj_weight;
+    float *d_out_proj_weight, *d_out_proj_bias;
+} attn_nn_mha;
+
+/* What one call attends to. */
+typedef struct attn_nn_mha_opts {
+    int causal;               /* top-left causal (torch is_causal) */
+    const int64_t *k_lens;    /* [B] keys j >= k_lens[b] masked, or NULL */
+    const uint8_t *key_keep;  /* [B, Sk] nonzero = attend, or NULL. NOTE: the
+                                 opposite polarity of torch's key_padding_mask */
+    double dropout_p;         /* on the attention weights (training) */
+    uint64_t seed, offset;    /* dropout stream */
+    const int32_t *rope_pos;  /* [B*Sq] / [B*Sk] positions if RoPE, or NULL */
+    const int32_t *rope_kpos;
+    double rope_theta;
+} attn_nn_mha_opts;
+
+/* Saved activations of one forward call, for backward (owned by the caller;
+ * attn_nn_mha_saved_free releases its buffers). */
+typedef struct attn_nn_mha_saved {
+    int64_t B, Sq, Sk;
+    float *q, *k, *v; /* projected (and rotated) [B,Sq,H,hd], [B,Sk,Hkv,hd] */
+    float *o, *lse;   /* attention output [B,Sq,H,hd], LSE [B,H,Sq] */
+} attn_nn_mha_saved;
+ATTN_API void attn_nn_mha_saved_free(attn_nn_mha_saved *s);
+
+/* out [B, Sq, E] = MHA(query [B, Sq, E], kv [B, Sk, kdim]); pass kv == query
+ * for self-attention. The value input is kv too (so kdim == vdim).
+ * weights, if not NULL: attention probabilities as torch's need_weights:
+ * [B, Sq, Sk] averaged over heads if average, else [B, H, Sq, Sk].
+ * saved, if not NULL, receives what backward needs. */
+ATTN_API attn_status attn_nn_mha_forward(attn_ctx *ctx, const attn_nn_mha *m,
+                                         const float *query, const float *kv, int64_t B,
+                                         int64_t Sq, int64_t Sk,
+                                         const attn_nn_mha_opts *opts, float *out,
+                                         float *weights, int average,
+                                         attn_nn_mha_saved *saved);
+/* d_query [B,Sq,E] += ...; d_kv [B,Sk,kdim] += ... (for self-attention pass
+ * the same pointer for both); parameter gradients accumulate into m->d_*. */
+ATTN_API attn_status attn_nn_mha_backward(attn_ctx *ctx, const attn_nn_mha *m,
+                                          const float *query, const float *kv,
+                                          const attn_nn_mha_opts *opts,
+                                          const attn_nn_mha_saved *saved,
+                                          const float *d_out, float *d_query,
+                                          float *d_kv);
+
+/* ---- what models share: parameters, batches, training and generation options ---- */
+
+typedef enum attn_nn_norm { ATTN_NN_LAYERNORM = 1, ATTN_NN_RMSNORM = 2 } attn_nn_norm;
+typedef enum attn_nn_pos {
+    ATTN_NN_POS_SINUSOIDAL = 1,
+    ATTN_NN_POS_LEARNED = 2,
+    ATTN_NN_POS_ROPE = 3
+} attn_nn_pos;
+
+/* The parameter tensors, by index in [0, n_tensors): name (torch-style),
+ * shape, value and gradient pointers. */
+typedef struct attn_nn_param {
+    const char *name;
+    int ndim;
+    int64_t shape[4];
+    int64_t numel;
+    float *value, *grad;
+    int decay; /* AdamW weight decay applies (matrices and embeddings) */
+} attn_nn_param;
+
+/* A batch. Token ids are int32 in [0, vocab). ENCDEC: src [B, S_src] with
+ * src_lens, tgt_in [B, S_tgt] (decoder input, starting with BOS) and tgt_out
+ * [B, S_tgt] (labels; pad_id is ignored by the loss). DECODER: tgt_in and
+ * tgt_out only (src NULL). Rows are padded to the longest; positions
+ * beyond a length are never attended. */
+typedef struct attn_nn_batch {
+    int64_t B, S_src, S_tgt;
+    const int32_t *src, *tgt_in, *tgt_out;
+    const int64_t *src_lens, *tgt_lens;
+    int32_t pad_id;
+} attn_nn_batch;
+
+typedef struct attn_nn_train_opts {
+    int training;            /* 1: dropout on */
+    uint64_t seed;           /* dropout stream of this step */
+    double label_smoothing;
+    int checkpointing;       /* recompute each block in backward */
+} attn_nn_train_opts;
+
+typedef struct attn_nn_gen_opts {
+    int32_t bos_id, eos_id;
+    int64_t max_new;      /* tokens to generate at most */
+    int64_t beam;         /* 1: greedy */
+    double length_penalty; /* beam score = logprob / len^alpha (GNMT-style) */
+} attn_nn_gen_opts;
+
+/* ---- the GRU (src/nn/gru.c) ------------------------------------------------ */
+
+/* One GRU cell, as torch.nn.GRUCell (gate order r, z, n):
+ *
+ *   r  = sigmoid(W_ir x + b_ir + W_hr h + b_hr)
+ *   z  = sigmoid(W_iz x + b_iz + W_hz h + b_hz)
+ *   n  = tanh(W_in x + b_in + r * (W_hn h + b_hn))
+ *   h' = (1 - z) * n + z * h
+ *
+ * weight_ih [3H, I] = [W_ir; W_iz; W_in], weight_hh [3H, H], bias_ih [3H],
+ * bias_hh [3H]; a bias may be NULL (torch's bias=False: both NULL). The
+ * gradient pointers (same shapes) are needed by backward only, and each may
+ * be NULL when that gradient is not wanted. */
+typedef struct attn_rnn_gru_cell {
+    int64_t input_size, hidden_size; /* I >= 0, H >= 1 */
+    float *weight_ih, *weight_hh, *bias_ih, *bias_hh;
+    float *d_weight_ih, *d_weight_hh, *d_bias_ih, *d_bias_hh;
+} attn_rnn_gru_cell;
+
+/* h_new [B, H] = cell(x [B, I], h [B, H]). saved, if not NULL, receives
+ * [B, 4H]: r, z, n and W_hn h + b_hn of each row, for backward. h_new must
+ * not overlap x or h. */
+ATTN_API attn_status attn_rnn_gru_cell_forward(const attn_rnn_gru_cell *c, const float *x,
+                                               const float *h, int64_t B, float *h_new,
+                                               float *saved);
+/* From dh_new [B, H]: dx [B, I] += ..., dh [B, H] += ... (each may be NULL)
+ * and the parameter gradients += ... (those not NULL in c). */
+ATTN_API attn_status attn_rnn_gru_cell_backward(const attn_rnn_gru_cell *c, const float *x,
+                                                const float *h, int64_t B, const float *saved,
+                                                const float *dh_new, float *dx, float *dh);
+
+/* A one-layer GRU over whole sequences, as torch.nn.GRU(I, H,
+ * batch_first=True, bidirectional=...): dir[0] runs t = 0 .. T-1, dir[1]
+ * (torch's *_l0_reverse parameters; only if bidirectional) runs T-1 .. 0.
+ * Both cells have the same input_size and hidden_size.
+ *
+ * Lengths, as pack_padded_sequence: row b has lens[b] valid steps
+ * (0 <= lens[b] <= T; lens NULL means all T). Steps t >= lens[b] do not
+ * change the state and their outputs are 0; the reverse direction starts at
+ * t = lens[b] - 1. So the final state of a row is its state at its length,
+ * and the (finite) values of padded x never change a result.
+ *
+ * The input projections x W_ih^T of all steps are one GEMM; each step then
+ * runs one recurrent GEMM [B, H] x [H, 3H] per direction. */
+typedef struct attn_rnn_gru {
+    int bidirectional; /* 0 or 1: D = 1 + bidirectional directions */
+    attn_rnn_gru_cell dir[2];
+} attn_rnn_gru;
+
+/* What backward needs from one forward call (owned by the caller; free the
+ * buffers with attn_rnn_gru_saved_free). */
+typedef struct attn_rnn_gru_saved {
+    int64_t B, T;
+    float *h_prev; /* [D, T, B, H]: the state entering step t (time-major) */
+    float *gates;  /* [D, T, B, 4H]: r, z, n, W_hn h + b_hn of step t */
+} attn_rnn_gru_saved;
+ATTN_API void attn_rnn_gru_saved_free(attn_rnn_gru_saved *s); /* accepts NULL */
+
+/* out [B, T, D*H] (direction d in columns d*H .. d*H+H-1, 0 past a row's
+ * length), h_n [D, B, H] (may be NULL) from x [B, T, I] and h0 [D, B, H]
+ * (NULL: zeros). saved, if not NULL, is filled for backward (its previous
+ * contents are not freed). */
+ATTN_API attn_status attn_rnn_gru_forward(const attn_rnn_gru *g, const float *x, int64_t B,
+                                          int64_t T, const int64_t *lens, const float *h0,
+                                          float *out, float *h_n, attn_rnn_gru_saved *saved);
+/* Backward through time from d_out [B, T, D*H] and d_h_n [D, B, H] (either
+ * may be NULL: zero): dx [B, T, I] += ..., dh0 [D, B, H] += ... (each may be
+ * NULL) and the parameter gradients of both cells += .... x and lens must
+ * be those of the forward call that filled saved. */
+ATTN_API attn_status attn_rnn_gru_backward(const attn_rnn_gru *g, const float *x,
+                                           const int64_t *lens, const attn_rnn_gru_saved *saved,
+                                           const float *d_out, const float *d_h_n, float *dx,
+                                           float *dh0);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* ATTN_NN_H */

@@ -1,0 +1,573 @@
+/* model_step.c - one training (or evaluation) step of a model: forward,
+ * loss and backward, with optional gradient checkpointing.
+ *
+ * A block is a list of sublayers (self-attention, cross-attention,
+ * feed-forward), each wrapped in a residual and a norm:
+ *   pre-norm  (norm_first): x = x + drop(f(norm(x)))
+ *   post-norm:              x = norm(x + drop(f(x)))
+ * as torch.nn.TransformerEncoderLayer / DecoderLayer. Every dropout mask is
+ * a pure function of (seed, site, element), so a block recomputed in
+ * backward (checkpointing) sees exactly the masks of its forward.
+ *
+ * Rows: N = B * S (one row per token), d = d_model, ff = d_ff. */
+#include "transformer_internal.h"
+
+#include <math.h>
+#include <string.h>
+
+/* Saved activations of one sublayer. */
+typedef struct {
+    float *x;           /* [N, d] sublayer input */
+    float *h;           /* [N, d] pre-norm: norm(x); post-norm: x + drop(f(x)) */
+    float *mean, *rstd; /* [N] statistics of the norm */
+    attn_nn_mha_saved a;
+    float *ff_a, *ff_u; /* [N, ff] linear1 output; drop(act(ff_a)) */
+} sub_save;
+
+typedef struct {
+    float *x_in; /* [N, d] block input (all checkpointing keeps) */
+    sub_save s[3];
+} block_save;
+
+/* One sequence stream through a stack of blocks. */
+typedef struct {
+    int64_t S;
+    int causal;
+    const int64_t *self_lens; /* key lengths for self-attention, or NULL */
+    const int32_t *pos;       /* [N] positions */
+    uint64_t site0;           /* first dropout site of this stack */
+} stream;
+
+typedef struct {
+    attn_ctx *ctx;
+    attn_nn_model *m;
+    const attn_nn_train_opts *o;
+    int64_t B;
+    double p_drop, p_attn; /* 0 when not training */
+    int grads;             /* backward follows: keep activations */
+    size_t bytes, peak;    /* saved activations, now and at most */
+    const float *mem;      /* [B*S_mem, d] encoder output (cross-attention) */
+    float *d_mem;
+    int64_t S_mem;
+    const int64_t *mem_lens;
+    attn_status st;
+} run;
+
+/* ---- activation memory, counted -------------------------------------------------- */
+
+static float *act_alloc(run *r, int64_t n, int zero)
+{
+    if (r->st != ATTN_OK) return NULL;
+    size_t bytes = (size_t)n * sizeof(float) + 16;
+    unsigned char *p = zero ? attn_calloc(1, bytes) : attn_alloc(bytes);
+    if (!p) {
+        r->st = attn_fail(ATTN_NO_MEMORY, "attn_nn_model_step: out of memory (%zu bytes)", bytes);
+        return NULL;
+    }
+    memcpy(p, &bytes, sizeof bytes);
+    r->bytes += bytes;
+    if (r->bytes > r->peak) r->peak = r->bytes;
+    return (float *)(void *)(p + 16);
+}
+
+static void act_free(run *r, float *f)
+{
+    if (!f) return;
+    unsigned char *p = (unsigned char *)f - 16;
+    size_t bytes;
+    memcpy(&bytes, p, sizeof bytes);
+    r->bytes -= bytes;
+    attn_release(p);
+}
+
+static size_t mha_bytes(const attn_nn_mha *a, const attn_nn_mha_saved *s)
+{
+    int64_t nq = s->B * s->Sq * a->n_heads * a->head_dim;
+    int64_t nk = s->B * s->Sk * a->n_kv_heads * a->head_dim;
+    return (size_t)(2 * nq + 2 * nk + s->B * a->n_heads * s->Sq) * sizeof(float);
+}
+
+static void sub_free(run *r, const attn_nn_mha *a, sub_save *sv)
+{
+    act_free(r, sv->x);
+    act_free(r, sv->h);
+    act_free(r, sv->mean);
+    act_free(r, sv->rstd);
+    act_free(r, sv->ff_a);
+    act_free(r, sv->ff_u);
+    if (sv->a.q) r->bytes -= mha_bytes(a, &sv->a);
+    attn_nn_mha_saved_free(&sv->a);
+    memset(sv, 0, sizeof *sv);
+}
+
+static void set(run *r, attn_status st)
+{
+    if (r->st == ATTN_OK) r->st = st;
+}
+
+/* ---- one sublayer ------------------------------------------------------------------ */
+
+/* Dropout streams: residual, inner feed-forward, attention weights. */
+static uint64_t off_resid(uint64_t site) { return site << 42; }
+static uint64_t off_inner(uint64_t site) { return (site << 42) + (1ull << 41); }
+static uint64_t attn_seed(uint64_t seed) { return seed ^ 0x5DEECE66Dull; }
+
+static const attn_nn_mha *sub_mha(const attn__nn_block *L, int sub)
+{
+    return sub == ATTN__SUB_CROSS ? &L->cross : &L->self;
+}
+
+static attn__nn_norm *sub_norm(attn__nn_block *L, int sub)
+{
+    return &L->norm[sub == ATTN__SUB_FFN ? (L->has_cross ? 2 : 1) : sub];
+}
+
+static attn_nn_mha_opts mha_opts(const run *r, const stream *s, int sub, uint64_t site)
+{
+    attn_nn_mha_opts o;
+    memset(&o, 0, sizeof o);
+    o.dropout_p = r->p_attn;
+    o.seed = attn_seed(r->o->seed);
+    o.offset = site;
+    if (sub == ATTN__SUB_SELF) {
+        o.causal = s->causal;
+        o.k_lens = s->self_lens;
+        if (attn__nn_rope(r->m)) {
+            o.rope_pos = s->pos;
+            o.rope_theta = r->m->c.rope_theta;
+        }
+    } else {
+        o.k_lens = r->mem_lens;
+    }
+    return o;
+}
+
+/* y [N, d] = f(in) for sublayer sub, saving into sv. */
+static void f_forward(run *r, attn__nn_block *L, int sub, const stream *s, uint64_t site,
+                      const float *in, float *y, sub_save *sv)
+{
+    const attn_nn_config *c = &r->m->c;
+    int64_t N = r->B * s->S;
+    if (sub == ATTN__SUB_FFN) {
+        sv->ff_a = act_alloc(r, N * c->d_ff, 0);
+        sv->ff_u = act_alloc(r, N * c->d_ff, 0);
+        if (r->st != ATTN_OK) return;
+        set(r, attn_nn_linear_forward(in, N, c->d_model, L->w1, L->b1, c->d_ff, sv->ff_a));
+        if (r->st == ATTN_OK) set(r, attn_nn_act_forward(c->act, sv->ff_a, N * c->d_ff, sv->ff_u));
+        if (r->st == ATTN_OK)
+            set(r, attn_nn_dropout_forward(sv->ff_u, N * c->d_ff, r->p_drop, r->o->seed,
+                                           off_inner(site), sv->ff_u));
+        if (r->st == ATTN_OK)
+            set(r, attn_nn_linear_forward(sv->ff_u, N, c->d_ff, L->w2, L->b2, c->d_model, y));
+        return;
+    }
+    attn_nn_mha_opts o = mha_opts(r, s, sub, site);
+    const float *kv = sub == ATTN__SUB_SELF ? in : r->mem;
+    int64_t Sk = sub == ATTN__SUB_SELF ? s->S : r->S_mem;
+    set(r, attn_nn_mha_forward(r->ctx, sub_mha(L, sub), in, kv, r->B, s->S, Sk, &o, y, NULL, 0,
+                               &sv->a));
+    if (r->st == ATTN_OK) {
+        r->bytes += mha_bytes(sub_mha(L, sub), &sv->a);
+        if (r->bytes > r->peak) r->peak = r->bytes;
+    }
+}
+
+/* d_in [N, d] += df/din^T dy, parameter gradients accumulate. */
+static void f_backward(run *r, attn__nn_block *L, int sub, const stream *s, uint64_t site,
+                       const float *in, const float *dy, float *d_in, const sub_save *sv)
+{
+    const attn_nn_config *c = &r->m->c;
+    int64_t N = r->B * s->S, nf = N * c->d_ff;
+    if (sub == ATTN__SUB_FFN) {
+        float *du = act_alloc(r, nf, 1), *dg = act_alloc(r, nf, 1);
+        if (r->st == ATTN_OK)
+            set(r, attn_nn_linear_backward(sv->ff_u, N, c->d_ff, L->w2, c->d_model, dy, du, L->dw2,
+                                           L->db2));
+        if (r->st == ATTN_OK)
+            set(r, attn_nn_dropout_backward(du, nf, r->p_drop, r->o->seed, off_inner(site), dg));
+        if (r->st == ATTN_OK) {
+            memset(du, 0, (size_t)nf * sizeof(float));
+            set(r, attn_nn_act_backward(c->act, sv->ff_a, nf, dg, du));
+        }
+        if (r->st == ATTN_OK)
+            set(r, attn_nn_linear_backward(in, N, c->d_model, L->w1, c->d_ff, du, d_in, L->dw1,
+                                           L->db1));
+        act_free(r, du);
+        act_free(r, dg);
+        return;
+    }
+    attn_nn_mha_opts o = mha_opts(r, s, sub, site);
+    const float *kv = sub == ATTN__SUB_SELF ? in : r->mem;
+    float *d_kv = sub == ATTN__SUB_SELF ? d_in : r->d_mem;
+    set(r, attn_nn_mha_backward(r->ctx, sub_mha(L, sub), in, kv, &o, &sv->a, dy, d_in, d_kv));
+}
+
+/* x [N, d] <- sublayer(x). */
+static void sub_forward(run *r, attn__nn_block *L, int sub, const stream *s, uint64_t site,
+                        float *x, sub_save *sv)
+{
+    const attn_nn_model *m = r->m;
+    int64_t N = r->B * s->S, d = m->c.d_model;
+    attn__nn_norm *nrm = sub_norm(L, sub);
+    sv->x = act_alloc(r, N * d, 0);
+    sv->h = act_alloc(r, N * d, 0);
+    sv->mean = act_alloc(r, N, 0);
+    sv->rstd = act_alloc(r, N, 0);
+    float *y = act_alloc(r, N * d, 0);
+    if (r->st != ATTN_OK) {
+        act_free(r, y);
+        return;
+    }
+    memcpy(sv->x, x, (size_t)(N * d) * sizeof(float));
+    if (m->c.norm_first) set(r, attn__nn_norm_forward(m, nrm, x, N, sv->h, sv->mean, sv->rstd));
+    if (r->st == ATTN_OK) f_forward(r, L, sub, s, site, m->c.norm_first ? sv->h : sv->x, y, sv);
+    if (r->st == ATTN_OK)
+        set(r, attn_nn_dropout_forward(y, N * d, r->p_drop, r->o->seed, off_resid(site), y));
+    if (r->st == ATTN_OK) {
+        float *sum = m->c.norm_first ? x : sv->h;
+        for (int64_t i = 0; i < N * d; i++) sum[i] = x[i] + y[i];
+        if (!m->c.norm_first)
+            set(r, attn__nn_norm_forward(m, nrm, sv->h, N, x, sv->mean, sv->rstd));
+    }
+    act_free(r, y);
+}
+
+/* dx [N, d]: gradient at the sublayer's output in, at its input out. */
+static void sub_backward(run *r, attn__nn_block *L, int sub, const stream *s, uint64_t site,
+                         float *dx, const sub_save *sv)
+{
+    const attn_nn_model *m = r->m;
+    int64_t N = r->B * s->S, d = m->c.d_model;
+    attn__nn_norm *nrm = sub_norm(L, sub);
+    float *g = act_alloc(r, N * d, 1), *t = act_alloc(r, N * d, 1);
+    if (r->st != ATTN_OK) {
+        act_free(r, g);
+        act_free(r, t);
+        return;
+    }
+    if (m->c.norm_first) {
+        /* x_out = x + drop(f(norm(x))) */
+        set(r, attn_nn_dropout_backward(dx, N * d, r->p_drop, r->o->seed, off_resid(site), g));
+        if (r->st == ATTN_OK) f_backward(r, L, sub, s, site, sv->h, g, t, sv);
+        if (r->st == ATTN_OK)
+            set(r, attn__nn_norm_backward(m, nrm, sv->x, N, sv->mean, sv->rstd, t, dx));
+    } else {
+        /* x_out = norm(x + drop(f(x))) */
+        set(r, attn__nn_norm_backward(m, nrm, sv->h, N, sv->mean, sv->rstd, dx, t));
+        if (r->st == ATTN_OK) {
+            memcpy(dx, t, (size_t)(N * d) * sizeof(float));
+            set(r, attn_nn_dropout_backward(t, N * d, r->p_drop, r->o->seed, off_resid(site), g));
+        }
+        if (r->st == ATTN_OK) f_backward(r, L, sub, s, site, sv->x, g, dx, sv);
+    }
+    act_free(r, g);
+    act_free(r, t);
+}
+
+/* ---- blocks and stacks ------------------------------------------------------------- */
+
+static int n_subs(const attn__nn_block *L) { return L->has_cross ? 3 : 2; }
+static int sub_kind(const attn__nn_block *L, int i)
+{
+    return i == 0 ? ATTN__SUB_SELF : (L->has_cross && i == 1) ? ATTN__SUB_CROSS : ATTN__SUB_FFN;
+}
+
+static void block_forward(run *r, attn__nn_block *L, const stream *s, uint64_t site, float *x,
+                          block_save *bs, int keep)
+{
+    for (int i = 0; i < n_subs(L) && r->st == ATTN_OK; i++) {
+        int sub = sub_kind(L, i);
+        sub_forward(r, L, sub, s, site + (uint64_t)i, x, &bs->s[i]);
+        if (!keep) sub_free(r, sub_mha(L, sub), &bs->s[i]);
+    }
+}
+
+static void block_free(run *r, attn__nn_block *L, block_save *bs)
+{
+    for (int i = 0; i < n_subs(L); i++) sub_free(r, sub_mha(L, sub_kind(L, i)), &bs->s[i]);
+    act_free(r, bs->x_in);
+    bs->x_in = NULL;
+}
+
+/* Runs a stack of n blocks over x [N, d]; saves per block (all, or only the
+ * inputs when checkpointing). */
+static void stack_forward(run *r, attn__nn_block *Ls, int64_t n, const stream *s, float *x,
+                          block_save *saves)
+{
+    int64_t N = r->B * s->S, d = r->m->c.d_model;
+    int ckpt = r->o->checkpointing && r->grads;
+    for (int64_t l = 0; l < n && r->st == ATTN_OK; l++) {
+        if (ckpt) {
+            saves[l].x_in = act_alloc(r, N * d, 0);
+            if (r->st != ATTN_OK) return;
+            memcpy(saves[l].x_in, x, (size_t)(N * d) * sizeof(float));
+        }
+        block_forward(r, &Ls[l], s, s->site0 + 4 * (uint64_t)l, x, &saves[l], r->grads && !ckpt);
+    }
+}
+
+static void stack_backward(run *r, attn__nn_block *Ls, int64_t n, const stream *s, float *dx,
+                           block_save *saves)
+{
+    int64_t N = r->B * s->S, d = r->m->c.d_model;
+    for (int64_t l = n - 1; l >= 0 && r->st == ATTN_OK; l--) {
+        attn__nn_block *L = &Ls[l];
+        uint64_t site = s->site0 + 4 * (uint64_t)l;
+        if (r->o->checkpointing) {
+            /* recompute this block's activations from its saved input */
+            float *x = act_alloc(r, N * d, 0);
+            if (r->st != ATTN_OK) return;
+            memcpy(x, saves[l].x_in, (size_t)(N * d) * sizeof(float));
+            block_forward(r, L, s, site, x, &saves[l], 1);
+            act_free(r, x);
+        }
+        for (int i = n_subs(L) - 1; i >= 0 && r->st == ATTN_OK; i--)
+            sub_backward(r, L, sub_kind(L, i), s, site + (uint64_t)i, dx, &saves[l].s[i]);
+        block_free(r, L, &saves[l]);
+    }
+}
+
+/* ---- embeddings ---------------------------------------------------------------------- */
+
+static const float *pos_table(const attn_nn_model *m, int enc)
+{
+    if (m->c.pos == ATTN_NN_POS_SINUSOIDAL) return m->sinusoid;
+    if (m->c.pos == ATTN_NN_POS_LEARNED) return enc ? m->enc_pos : m->dec_pos;
+    return NULL;
+}
+
+static void embed_forward(run *r, const int32_t *ids, const stream *s, int enc, float *x)
+{
+    int64_t N = r->B * s->S, d = r->m->c.d_model;
+    set(r, attn__nn_embed(r->m, ids, s->pos, N, pos_table(r->m, enc), x));
+    if (r->st == ATTN_OK)
+        set(r, attn_nn_dropout_forward(x, N * d, r->p_drop, r->o->seed, off_resid(s->site0 - 1), x));
+}
+
+static void embed_backward(run *r, const int32_t *ids, const stream *s, int enc, const float *dx)
+{
+    attn_nn_model *m = r->m;
+    int64_t N = r->B * s->S, d = m->c.d_model;
+    float *g = act_alloc(r, N * d, 1);
+    if (r->st != ATTN_OK) return;
+    set(r, attn_nn_dropout_backward(dx, N * d, r->p_drop, r->o->seed, off_resid(s->site0 - 1), g));
+    float *dpos = m->c.pos == ATTN_NN_POS_LEARNED ? (enc ? m->d_enc_pos : m->d_dec_pos) : NULL;
+    if (dpos)
+        for (int64_t row = 0; row < N; row++)
+            for (int64_t i = 0; i < d; i++) dpos[(int64_t)s->pos[row] * d + i] += g[row * d + i];
+    float scale = (float)sqrt((double)d);
+    for (int64_t i = 0; i < N * d; i++) g[i] *= scale;
+    if (r->st == ATTN_OK) set(r, attn_nn_embedding_backward(ids, N, m->c.vocab, d, g, m->d_embed));
+    act_free(r, g);
+}
+
+/* ---- the step ------------------------------------------------------------------------- */
+
+static attn_status check_batch(const attn_nn_model *m, const attn_nn_batch *b)
+{
+    const attn_nn_config *c = &m->c;
+    if (!b->tgt_in || !b->tgt_out)
+        return attn_fail(ATTN_NULL_ARG, "attn_nn_model_step: 'batch->tgt_in' and 'tgt_out' are "
+                                        "required");
+    if (b->B <= 0 || b->S_tgt <= 0 || b->S_tgt > c->max_len)
+        return attn_fail(ATTN_BAD_DIM, "attn_nn_model_step: 'batch->B' must be > 0 and "
+                         "'batch->S_tgt' in [1, max_len %lld]", (long long)c->max_len);
+    if (c->arch == ATTN_NN_ENCDEC) {
+        if (!b->src || !b->src_lens)
+            return attn_fail(ATTN_NULL_ARG, "attn_nn_model_step: 'batch->src' and 'src_lens' are "
+                                            "required by the encoder-decoder");
+        if (b->S_src <= 0 || b->S_src > c->max_len)
+            return attn_fail(ATTN_BAD_DIM, "attn_nn_model_step: 'batch->S_src' must be in "
+                             "[1, max_len %lld]", (long long)c->max_len);
+        for (int64_t i = 0; i < b->B; i++)
+            if (b->src_lens[i] < 1 || b->src_lens[i] > b->S_src)
+                return attn_fail(ATTN_BAD_DIM, "attn_nn_model_step: 'batch->src_lens[%lld]' = %lld "
+                                 "is outside [1, S_src]", (long long)i, (long long)b->src_lens[i]);
+    }
+    const int32_t *ids[3] = {b->tgt_in, b->tgt_out, c->arch == ATTN_NN_ENCDEC ? b->src : NULL};
+    int64_t counts[3] = {b->B * b->S_tgt, b->B * b->S_tgt, b->B * b->S_src};
+    const char *names[3] = {"tgt_in", "tgt_out", "src"};
+    for (int k = 0; k < 3; k++)
+        for (int64_t i = 0; ids[k] && i < counts[k]; i++)
+            if (ids[k][i] < 0 || ids[k][i] >= c->vocab)
+                return attn_fail(ATTN_BAD_PARAM, "attn_nn_model_step: 'batch->%s[%lld]' = %d is "
+                                 "not a token id in [0, %lld)", names[k], (long long)i,
+                                 (int)ids[k][i], (long long)c->vocab);
+    return ATTN_OK;
+}
+
+static int32_t *positions(int64_t B, int64_t S)
+{
+    int32_t *p = attn_alloc((size_t)(B * S) * sizeof(int32_t));
+    if (p)
+        for (int64_t i = 0; i < B * S; i++) p[i] = (int32_t)(i % S);
+    return p;
+}
+
+/* The encoder: mem [B*S_src, d] = norm(blocks(embed(src))); saves what
+ * backward needs in saves / fin (final norm input) / stats. */
+static void encode(run *r, const attn_nn_batch *b, const stream *s, block_save *saves,
+                   float *fin, float *stats, float *mem)
+{
+    attn_nn_model *m = r->m;
+    embed_forward(r, b->src, s, 1, fin);
+    if (r->st == ATTN_OK) stack_forward(r, m->enc, m->c.n_enc_layers, s, fin, saves);
+    if (r->st == ATTN_OK)
+        set(r, attn__nn_norm_forward(m, &m->enc_norm, fin, r->B * s->S, mem, stats,
+                                     stats + r->B * s->S));
+}
+
+typedef struct {
+    stream enc, dec;
+    block_save *enc_saves, *dec_saves;
+    float *enc_fin, *enc_stats, *mem, *dec_fin, *dec_stats, *h, *logits, *dlogits;
+    int32_t *enc_pos, *dec_pos;
+} step_state;
+
+static void step_free(run *r, step_state *t)
+{
+    attn_nn_model *m = r->m;
+    for (int64_t l = 0; t->enc_saves && l < m->c.n_enc_layers; l++)
+        block_free(r, &m->enc[l], &t->enc_saves[l]);
+    for (int64_t l = 0; t->dec_saves && l < m->c.n_dec_layers; l++)
+        block_free(r, &m->dec[l], &t->dec_saves[l]);
+    attn_release(t->enc_saves);
+    attn_release(t->dec_saves);
+    float *bufs[] = {t->enc_fin, t->enc_stats, t->mem, r->d_mem, t->dec_fin,
+                     t->dec_stats, t->h, t->logits, t->dlogits};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) act_free(r, bufs[i]);
+    attn_release(t->enc_pos);
+    attn_release(t->dec_pos);
+}
+
+static void forward(run *r, const attn_nn_batch *b, step_state *t)
+{
+    attn_nn_model *m = r->m;
+    int64_t d = m->c.d_model, Ns = b->B * b->S_src, Nt = b->B * b->S_tgt;
+    if (m->c.arch == ATTN_NN_ENCDEC) {
+        t->enc_fin = act_alloc(r, Ns * d, 0);
+        t->enc_stats = act_alloc(r, 2 * Ns, 0);
+        t->mem = act_alloc(r, Ns * d, 0);
+        if (r->st == ATTN_OK) encode(r, b, &t->enc, t->enc_saves, t->enc_fin, t->enc_stats, t->mem);
+        r->mem = t->mem;
+        r->S_mem = b->S_src;
+        r->mem_lens = b->src_lens;
+    }
+    t->dec_fin = act_alloc(r, Nt * d, 0);
+    t->dec_stats = act_alloc(r, 2 * Nt, 0);
+    t->h = act_alloc(r, Nt * d, 0);
+    t->logits = act_alloc(r, Nt * m->c.vocab, 0);
+    if (r->st == ATTN_OK) embed_forward(r, b->tgt_in, &t->dec, 0, t->dec_fin);
+    if (r->st == ATTN_OK) stack_forward(r, m->dec, m->c.n_dec_layers, &t->dec, t->dec_fin, t->dec_saves);
+    if (r->st == ATTN_OK)
+        set(r, attn__nn_norm_forward(m, &m->dec_norm, t->dec_fin, Nt, t->h, t->dec_stats,
+                                     t->dec_stats + Nt));
+    if (r->st == ATTN_OK)
+        set(r, attn_nn_linear_forward(t->h, Nt, d, m->lm_head, NULL, m->c.vocab, t->logits));
+}
+
+static void backward(run *r, const attn_nn_batch *b, step_state *t)
+{
+    attn_nn_model *m = r->m;
+    int64_t d = m->c.d_model, Ns = b->B * b->S_src, Nt = b->B * b->S_tgt;
+    float *dh = act_alloc(r, Nt * d, 1), *dx = act_alloc(r, Nt * d, 1);
+    if (r->st == ATTN_OK)
+        set(r, attn_nn_linear_backward(t->h, Nt, d, m->lm_head, m->c.vocab, t->dlogits, dh,
+                                       m->d_lm_head, NULL));
+    if (r->st == ATTN_OK)
+        set(r, attn__nn_norm_backward(m, &m->dec_norm, t->dec_fin, Nt, t->dec_stats,
+                                      t->dec_stats + Nt, dh, dx));
+    if (m->c.arch == ATTN_NN_ENCDEC) r->d_mem = act_alloc(r, Ns * d, 1);
+    if (r->st == ATTN_OK) stack_backward(r, m->dec, m->c.n_dec_layers, &t->dec, dx, t->dec_saves);
+    if (r->st == ATTN_OK) embed_backward(r, b->tgt_in, &t->dec, 0, dx);
+    act_free(r, dh);
+    act_free(r, dx);
+    if (m->c.arch != ATTN_NN_ENCDEC || r->st != ATTN_OK) return;
+    dx = act_alloc(r, Ns * d, 1);
+    if (r->st == ATTN_OK)
+        set(r, attn__nn_norm_backward(m, &m->enc_norm, t->enc_fin, Ns, t->enc_stats,
+                                      t->enc_stats + Ns, r->d_mem, dx));
+    if (r->st == ATTN_OK) stack_backward(r, m->enc, m->c.n_enc_layers, &t->enc, dx, t->enc_saves);
+    if (r->st == ATTN_OK) embed_backward(r, b->src, &t->enc, 1, dx);
+    act_free(r, dx);
+}
+
+attn_status attn_nn_model_step(attn_ctx *ctx, attn_nn_model *m, const attn_nn_batch *batch,
+                               const attn_nn_train_opts *opts, int grads, double *loss,
+                               float *logits, size_t *activation_bytes)
+{
+    if (!ctx || !m || !batch || !opts || !loss)
+        return attn_fail(ATTN_NULL_ARG, "attn_nn_model_step: 'ctx', 'm', 'batch', 'opts' and "
+                                        "'loss' must not be NULL");
+    attn_status st = check_batch(m, batch);
+    if (st != ATTN_OK) return st;
+    if (!(opts->label_smoothing >= 0 && opts->label_smoothing <= 1))
+        return attn_fail(ATTN_BAD_PARAM, "attn_nn_model_step: 'label_smoothing' must be in [0, 1]");
+    run r;
+    memset(&r, 0, sizeof r);
+    r.ctx = ctx;
+    r.m = m;
+    r.o = opts;
+    r.B = batch->B;
+    r.p_drop = opts->training ? m->c.dropout : 0;
+    r.p_attn = opts->training ? m->c.attn_dropout : 0;
+    r.grads = grads != 0;
+    int enc = m->c.arch == ATTN_NN_ENCDEC;
+    step_state t;
+    memset(&t, 0, sizeof t);
+    t.enc = (stream){batch->S_src, 0, batch->src_lens, NULL, 1};
+    t.dec = (stream){batch->S_tgt, 1, NULL, NULL, 4 * (uint64_t)m->c.n_enc_layers + 2};
+    t.enc_pos = enc ? positions(batch->B, batch->S_src) : NULL;
+    t.dec_pos = positions(batch->B, batch->S_tgt);
+    t.enc.pos = t.enc_pos;
+    t.dec.pos = t.dec_pos;
+    t.enc_saves = enc ? attn_calloc((size_t)m->c.n_enc_layers, sizeof(block_save)) : NULL;
+    t.dec_saves = attn_calloc((size_t)m->c.n_dec_layers, sizeof(block_save));
+    if (!t.dec_pos || !t.dec_saves || (enc && (!t.enc_pos || !t.enc_saves)))
+        r.st = attn_fail(ATTN_NO_MEMORY, "attn_nn_model_step: out of memory");
+    if (r.st == ATTN_OK) forward(&r, batch, &t);
+    int64_t Nt = batch->B * batch->S_tgt, V = m->c.vocab;
+    if (grads && r.st == ATTN_OK) t.dlogits = act_alloc(&r, Nt * V, 0);
+    double l = 0;
+    if (r.st == ATTN_OK)
+        set(&r, attn_nn_cross_entropy(t.logits, Nt, V, batch->tgt_out, batch->pad_id,
+                                      opts->label_smoothing, 1.0, &l, NULL, t.dlogits));
+    if (r.st == ATTN_OK && logits) memcpy(logits, t.logits, (size_t)(Nt * V) * sizeof(float));
+    if (r.st == ATTN_OK && grads) backward(&r, batch, &t);
+    step_free(&r, &t);
+    if (r.st != ATTN_OK) return r.st;
+    *loss = l;
+    if (activation_bytes) *activation_bytes = r.peak;
+    return ATTN_OK;
+}
+
+attn_status attn__nn_encode(attn_ctx *ctx, attn_nn_model *m, const int32_t *src, int64_t len,
+                            float *mem)
+{
+    attn_nn_train_opts o;
+    memset(&o, 0, sizeof o);
+    run r;
+    memset(&r, 0, sizeof r);
+    r.ctx = ctx;
+    r.m = m;
+    r.o = &o;
+    r.B = 1;
+    attn_nn_batch b;
+    memset(&b, 0, sizeof b);
+    b.B = 1;
+    b.S_src = len;
+    b.src = src;
+    b.src_lens = &len;
+    stream s = {len, 0, &len, NULL, 1};
+    int32_t *pos = positions(1, len);
+    block_save *saves = attn_calloc((size_t)m->c.n_enc_layers, sizeof(block_save));
+    float *fin = act_alloc(&r, len * m->c.d_model, 0), *stats = act_alloc(&r, 2 * len, 0);
+    s.pos = pos;
+    if (!pos || !saves) set(&r, attn_fail(ATTN_NO_MEMORY, "attn_nn_generate: out of memory"));
+    if (r.st == ATTN_OK) encode(&r, &b, &s, saves, fin, stats, mem);
+    act_free(&r, fin);
+    act_free(&r, stats);
+    attn_release(saves);
+    attn_release(pos);
+    return r.st;
+}

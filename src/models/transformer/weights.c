@@ -1,0 +1,461 @@
+/* model.c - the models' parameters: the configuration and its checks, one
+ * allocation for all parameters (and one each for gradients and the AdamW
+ * moments), torch-style tensor names, initialisation, and the optimiser
+ * update. The training step is in model_step.c, decoding in generate.c.
+ *
+ * Names follow torch.nn.Transformer (encoder.layers.0.self_attn.in_proj_weight,
+ * decoder.layers.0.multihead_attn..., linear1, linear2, norm1..3,
+ * encoder.norm, decoder.norm) so a torch model loads by name; the
+ * decoder-only model uses layers.N.* with separate (grouped-query)
+ * projections, norm and lm_head. */
+#include "transformer_internal.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+attn_nn_config attn_nn_config_default(attn_nn_arch arch)
+{
+    attn_nn_config c;
+    memset(&c, 0, sizeof c);
+    c.arch = arch;
+    c.vocab = 99;
+    c.d_model = 128;
+    c.n_heads = 4;
+    c.n_kv_heads = 4;
+    c.d_ff = 512;
+    c.n_enc_layers = arch == ATTN_NN_ENCDEC ? 2 : 0;
+    c.n_dec_layers = 2;
+    c.max_len = 64;
+    c.norm_first = 1;
+    c.norm = ATTN_NN_LAYERNORM;
+    c.pos = ATTN_NN_POS_SINUSOIDAL;
+    c.act = ATTN_NN_GELU;
+    c.norm_eps = 1e-5;
+    c.dropout = 0.1;
+    c.attn_dropout = 0.1;
+    c.rope_theta = 10000.0;
+    c.tie_embeddings = 0;
+    return c;
+}
+
+static attn_status check_config(const attn_nn_config *c)
+{
+    if (c == NULL) return attn_fail(ATTN_NULL_ARG, "attn_nn_model_create: 'config' is NULL");
+    if (c->arch != ATTN_NN_ENCDEC && c->arch != ATTN_NN_DECODER)
+        return attn_fail(ATTN_BAD_PARAM, "config: 'arch' %d is not ENCDEC (1) or DECODER (2)",
+                         (int)c->arch);
+    const struct {
+        const char *name;
+        int64_t v, lo, hi;
+    } dims[] = {{"vocab", c->vocab, 1, 1 << 24},       {"d_model", c->d_model, 1, 1 << 16},
+                {"n_heads", c->n_heads, 1, 1024},       {"n_kv_heads", c->n_kv_heads, 1, 1024},
+                {"d_ff", c->d_ff, 1, 1 << 18},          {"n_dec_layers", c->n_dec_layers, 1, 1024},
+                {"n_enc_layers", c->n_enc_layers, c->arch == ATTN_NN_ENCDEC, 1024},
+                {"max_len", c->max_len, 1, 1 << 20}};
+    for (size_t i = 0; i < sizeof dims / sizeof dims[0]; i++)
+        if (dims[i].v < dims[i].lo || dims[i].v > dims[i].hi)
+            return attn_fail(ATTN_BAD_DIM, "config: '%s' = %lld is outside [%lld, %lld]",
+                             dims[i].name, (long long)dims[i].v, (long long)dims[i].lo,
+                             (long long)dims[i].hi);
+    if (c->arch == ATTN_NN_DECODER && c->n_enc_layers != 0)
+        return attn_fail(ATTN_BAD_DIM, "config: 'n_enc_layers' must be 0 for a decoder-only model");
+    if (c->d_model % c->n_heads != 0)
+        return attn_fail(ATTN_BAD_DIM, "config: 'd_model' %lld is not a multiple of 'n_heads' %lld",
+                         (long long)c->d_model, (long long)c->n_heads);
+    if (c->n_heads % c->n_kv_heads != 0)
+        return attn_fail(ATTN_BAD_HEADS, "config: 'n_heads' is not a multiple of 'n_kv_heads'");
+    if (c->arch == ATTN_NN_ENCDEC && c->n_kv_heads != c->n_heads)
+        return attn_fail(ATTN_BAD_HEADS, "config: the encoder-decoder (torch layout) needs "
+                                         "'n_kv_heads' == 'n_heads'");
+    if (c->norm != ATTN_NN_LAYERNORM && c->norm != ATTN_NN_RMSNORM)
+        return attn_fail(ATTN_BAD_PARAM, "config: 'norm' %d is unknown", (int)c->norm);
+    if (c->pos < ATTN_NN_POS_SINUSOIDAL || c->pos > ATTN_NN_POS_ROPE)
+        return attn_fail(ATTN_BAD_PARAM, "config: 'pos' %d is unknown", (int)c->pos);
+    if (c->pos == ATTN_NN_POS_ROPE && (c->d_model / c->n_heads) % 2 != 0)
+        return attn_fail(ATTN_BAD_DIM, "config: rotary positions need an even head dim");
+    if (c->act != ATTN_NN_GELU && c->act != ATTN_NN_RELU)
+        return attn_fail(ATTN_BAD_PARAM, "config: 'act' %d is unknown", (int)c->act);
+    if (!(c->norm_eps > 0 && c->norm_eps < 1))
+        return attn_fail(ATTN_BAD_PARAM, "config: 'norm_eps' must be in (0, 1)");
+    if (!(c->dropout >= 0 && c->dropout < 1) || !(c->attn_dropout >= 0 && c->attn_dropout < 1))
+        return attn_fail(ATTN_BAD_PARAM, "config: 'dropout' and 'attn_dropout' must be in [0, 1)");
+    if (!(c->rope_theta > 1 && c->rope_theta < 1e12))
+        return attn_fail(ATTN_BAD_PARAM, "config: 'rope_theta' must be in (1, 1e12)");
+    if (c->norm_first != 0 && c->norm_first != 1)
+        return attn_fail(ATTN_BAD_PARAM, "config: 'norm_first' must be 0 or 1");
+    if (c->tie_embeddings != 0 && c->tie_embeddings != 1)
+        return attn_fail(ATTN_BAD_PARAM, "config: 'tie_embeddings' must be 0 or 1");
+    return ATTN_OK;
+}
+
+/* ---- tensor registry ---------------------------------------------------------- */
+
+enum { INIT_ZERO, INIT_ONE, INIT_UNIFORM, INIT_NORMAL };
+
+/* Where each tensor's value and gradient pointers go once allocated. */
+typedef struct {
+    float **value, **grad;
+    int init;
+    double scale; /* uniform bound or normal std */
+} fixup;
+
+typedef struct {
+    attn_nn_model *m;
+    fixup *fix;
+    int64_t cap_fix;
+    attn_status st;
+} registry;
+
+static void add(registry *r, const char *name, int ndim, int64_t d0, int64_t d1, int decay,
+                float **value, float **grad, int init, double scale)
+{
+    attn_nn_model *m = r->m;
+    if (r->st != ATTN_OK) return;
+    if (m->n_tensors == m->cap_tensors) {
+        int64_t cap = m->cap_tensors ? 2 * m->cap_tensors : 64;
+        attn_nn_param *t = attn_calloc((size_t)cap, sizeof *t);
+        fixup *f = attn_calloc((size_t)cap, sizeof *f);
+        if (!t || !f) {
+            attn_release(t);
+            attn_release(f);
+            r->st = attn_fail(ATTN_NO_MEMORY, "attn_nn_model_create: out of memory");
+            return;
+        }
+        if (m->n_tensors) {
+            memcpy(t, m->tensors, (size_t)m->n_tensors * sizeof *t);
+            memcpy(f, r->fix, (size_t)m->n_tensors * sizeof *f);
+        }
+        attn_release(m->tensors);
+        attn_release(r->fix);
+        m->tensors = t;
+        r->fix = f;
+        m->cap_tensors = cap;
+    }
+    size_t len = strlen(name) + 1;
+    if (m->names_len + len > m->names_cap) {
+        size_t cap = m->names_cap ? 2 * m->names_cap + len : 4096 + len;
+        char *n = attn_alloc(cap);
+        if (!n) {
+            r->st = attn_fail(ATTN_NO_MEMORY, "attn_nn_model_create: out of memory");
+            return;
+        }
+        if (m->names_len) memcpy(n, m->names, m->names_len);
+        attn_release(m->names);
+        m->names = n;
+        m->names_cap = cap;
+    }
+    memcpy(m->names + m->names_len, name, len);
+    attn_nn_param *t = &m->tensors[m->n_tensors];
+    t->name = (const char *)(uintptr_t)m->names_len; /* an offset until finalised */
+    m->names_len += len;
+    t->ndim = ndim;
+    t->shape[0] = d0;
+    t->shape[1] = ndim > 1 ? d1 : 0;
+    t->numel = ndim > 1 ? d0 * d1 : d0;
+    t->decay = decay;
+    t->value = (float *)(uintptr_t)m->n_params; /* an offset until finalised */
+    r->fix[m->n_tensors] = (fixup){value, grad, init, scale};
+    m->n_params += t->numel;
+    m->n_tensors++;
+}
+
+static void add_linear(registry *r, const char *prefix, int64_t out, int64_t in, float **w,
+                       float **dw, float **b, float **db)
+{
+    char name[256];
+    snprintf(name, sizeof name, "%s.weight", prefix);
+    add(r, name, 2, out, in, 1, w, dw, INIT_UNIFORM, 1.0 / sqrt((double)in));
+    if (b) {
+        snprintf(name, sizeof name, "%s.bias", prefix);
+        add(r, name, 1, out, 0, 0, b, db, INIT_ZERO, 0);
+    }
+}
+
+static void add_norm(registry *r, const char *prefix, attn__nn_norm *n)
+{
+    char name[256];
+    snprintf(name, sizeof name, "%s.weight", prefix);
+    add(r, name, 1, r->m->c.d_model, 0, 0, &n->w, &n->dw, INIT_ONE, 0);
+    if (r->m->c.norm == ATTN_NN_LAYERNORM) {
+        snprintf(name, sizeof name, "%s.bias", prefix);
+        add(r, name, 1, r->m->c.d_model, 0, 0, &n->b, &n->db, INIT_ZERO, 0);
+    }
+}
+
+static void add_attention(registry *r, const char *prefix, attn_nn_mha *a, int packed)
+{
+    const attn_nn_config *c = &r->m->c;
+    char name[192];
+    int64_t d = c->d_model, hd = d / c->n_heads, hq = c->n_heads * hd, hk = c->n_kv_heads * hd;
+    a->embed_dim = a->kdim = a->vdim = d;
+    a->n_heads = c->n_heads;
+    a->n_kv_heads = c->n_kv_heads;
+    a->head_dim = hd;
+    a->packed = packed;
+    /* xavier_uniform, as torch initialises in_proj_weight */
+    if (packed) {
+        snprintf(name, sizeof name, "%s.in_proj_weight", prefix);
+        add(r, name, 2, 3 * d, d, 1, &a->in_proj_weight, &a->d_in_proj_weight, INIT_UNIFORM,
+            sqrt(6.0 / (double)(4 * d)));
+    } else {
+        const char *which[3] = {"q", "k", "v"};
+        float **w[3] = {&a->q_proj_weight, &a->k_proj_weight, &a->v_proj_weight};
+        float **dw[3] = {&a->d_q_proj_weight, &a->d_k_proj_weight, &a->d_v_proj_weight};
+        for (int i = 0; i < 3; i++) {
+            int64_t rows = i == 0 ? hq : hk;
+            snprintf(name, sizeof name, "%s.%s_proj_weight", prefix, which[i]);
+            add(r, name, 2, rows, d, 1, w[i], dw[i], INIT_UNIFORM,
+                sqrt(6.0 / (double)(rows + d)));
+        }
+    }
+    snprintf(name, sizeof name, "%s.in_proj_bias", prefix);
+    add(r, name, 1, hq + 2 * hk, 0, 0, &a->in_proj_bias, &a->d_in_proj_bias, INIT_ZERO, 0);
+    snprintf(name, sizeof name, "%s.out_proj", prefix);
+    add_linear(r, name, d, hq, &a->out_proj_weight, &a->d_out_proj_weight, &a->out_proj_bias,
+               &a->d_out_proj_bias);
+}
+
+static void add_block(registry *r, const char *prefix, attn__nn_block *b, bool cross)
+{
+    const attn_nn_config *c = &r->m->c;
+    char name[128];
+    int packed = c->arch == ATTN_NN_ENCDEC; /* torch's layout; the LM's are separate */
+    snprintf(name, sizeof name, "%s.self_attn", prefix);
+    add_attention(r, name, &b->self, packed);
+    b->has_cross = cross;
+    if (cross) {
+        snprintf(name, sizeof name, "%s.multihead_attn", prefix);
+        add_attention(r, name, &b->cross, packed);
+    }
+    snprintf(name, sizeof name, "%s.linear1", prefix);
+    add_linear(r, name, c->d_ff, c->d_model, &b->w1, &b->dw1, &b->b1, &b->db1);
+    snprintf(name, sizeof name, "%s.linear2", prefix);
+    add_linear(r, name, c->d_model, c->d_ff, &b->w2, &b->dw2, &b->b2, &b->db2);
+    for (int i = 0; i < (cross ? 3 : 2); i++) {
+        snprintf(name, sizeof name, "%s.norm%d", prefix, i + 1);
+        add_norm(r, name, &b->norm[i]);
+    }
+}
+
+static void register_all(registry *r)
+{
+    attn_nn_model *m = r->m;
+    const attn_nn_config *c = &m->c;
+    char name[64];
+    add(r, "embed.weight", 2, c->vocab, c->d_model, 1, &m->embed, &m->d_embed, INIT_NORMAL,
+        1.0 / sqrt((double)c->d_model));
+    if (c->pos == ATTN_NN_POS_LEARNED) {
+        if (c->arch == ATTN_NN_ENCDEC)
+            add(r, "enc_pos.weight", 2, c->max_len, c->d_model, 0, &m->enc_pos, &m->d_enc_pos,
+                INIT_NORMAL, 0.02);
+        add(r, "dec_pos.weight", 2, c->max_len, c->d_model, 0, &m->dec_pos, &m->d_dec_pos,
+            INIT_NORMAL, 0.02);
+    }
+    const char *dec_prefix = c->arch == ATTN_NN_ENCDEC ? "decoder.layers" : "layers";
+    for (int64_t l = 0; l < c->n_enc_layers; l++) {
+        snprintf(name, sizeof name, "encoder.layers.%lld", (long long)l);
+        add_block(r, name, &m->enc[l], false);
+    }
+    for (int64_t l = 0; l < c->n_dec_layers; l++) {
+        snprintf(name, sizeof name, "%s.%lld", dec_prefix, (long long)l);
+        add_block(r, name, &m->dec[l], c->arch == ATTN_NN_ENCDEC);
+    }
+    if (c->arch == ATTN_NN_ENCDEC) {
+        add_norm(r, "encoder.norm", &m->enc_norm);
+        add_norm(r, "decoder.norm", &m->dec_norm);
+    } else {
+        add_norm(r, "norm", &m->dec_norm);
+    }
+    if (!c->tie_embeddings)
+        add(r, "lm_head.weight", 2, c->vocab, c->d_model, 1, &m->lm_head, &m->d_lm_head,
+            INIT_UNIFORM, 1.0 / sqrt((double)c->d_model));
+}
+
+/* splitmix64: the initialisation stream. */
+static uint64_t next_u64(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+static double uniform01(uint64_t *s) { return ((double)(next_u64(s) >> 11) + 0.5) / 9007199254740992.0; }
+
+static void initialise(attn_nn_model *m, const fixup *fix, uint64_t seed)
+{
+    uint64_t s = seed;
+    for (int64_t t = 0; t < m->n_tensors; t++) {
+        float *p = m->tensors[t].value;
+        for (int64_t i = 0; i < m->tensors[t].numel; i++) {
+            double v = 0;
+            switch (fix[t].init) {
+            case INIT_ONE: v = 1; break;
+            case INIT_UNIFORM: v = (2 * uniform01(&s) - 1) * fix[t].scale; break;
+            case INIT_NORMAL: {
+                double u1 = uniform01(&s), u2 = uniform01(&s);
+                v = sqrt(-2 * log(u1)) * cos(6.283185307179586 * u2) * fix[t].scale;
+                break;
+            }
+            default: break;
+            }
+            p[i] = (float)v;
+        }
+    }
+}
+
+void attn_nn_model_free(attn_nn_model *m)
+{
+    if (m == NULL) return;
+    attn_release(m->params);
+    attn_release(m->grads);
+    attn_release(m->adam_m);
+    attn_release(m->adam_v);
+    attn_release(m->tensors);
+    attn_release(m->names);
+    attn_release(m->enc);
+    attn_release(m->dec);
+    attn_release(m->sinusoid);
+    attn_release(m);
+}
+
+static attn_status finalise(attn_nn_model *m, registry *r, uint64_t seed)
+{
+    size_t n = (size_t)m->n_params;
+    if (m->n_params > (int64_t)(SIZE_MAX / 4 / sizeof(float)))
+        return attn_fail(ATTN_OVERFLOW, "attn_nn_model_create: too many parameters");
+    m->params = attn_calloc(n, sizeof(float));
+    m->grads = attn_calloc(n, sizeof(float));
+    m->adam_m = attn_calloc(n, sizeof(float));
+    m->adam_v = attn_calloc(n, sizeof(float));
+    m->sinusoid = attn_calloc((size_t)(m->c.max_len * m->c.d_model), sizeof(float));
+    if (!m->params || !m->grads || !m->adam_m || !m->adam_v || !m->sinusoid)
+        return attn_fail(ATTN_NO_MEMORY, "attn_nn_model_create: out of memory for %lld "
+                         "parameters", (long long)m->n_params);
+    for (int64_t t = 0; t < m->n_tensors; t++) {
+        attn_nn_param *p = &m->tensors[t];
+        size_t off = (size_t)(uintptr_t)p->value;
+        p->name = m->names + (size_t)(uintptr_t)p->name;
+        p->value = m->params + off;
+        p->grad = m->grads + off;
+        *r->fix[t].value = p->value;
+        *r->fix[t].grad = p->grad;
+    }
+    if (m->c.tie_embeddings) {
+        m->lm_head = m->embed;
+        m->d_lm_head = m->d_embed;
+    }
+    initialise(m, r->fix, seed);
+    return attn_nn_sinusoidal(m->c.max_len, m->c.d_model, m->sinusoid);
+}
+
+attn_status attn_nn_model_create(const attn_nn_config *c, uint64_t seed, attn_nn_model **out)
+{
+    if (out == NULL) return attn_fail(ATTN_NULL_ARG, "attn_nn_model_create: 'out' is NULL");
+    attn_status st = check_config(c);
+    if (st != ATTN_OK) return st;
+    attn_nn_model *m = attn_calloc(1, sizeof *m);
+    if (!m) return attn_fail(ATTN_NO_MEMORY, "attn_nn_model_create: out of memory");
+    m->c = *c;
+    if (c->n_enc_layers) m->enc = attn_calloc((size_t)c->n_enc_layers, sizeof *m->enc);
+    m->dec = attn_calloc((size_t)c->n_dec_layers, sizeof *m->dec);
+    registry r = {m, NULL, 0, ATTN_OK};
+    if (!m->dec || (c->n_enc_layers && !m->enc))
+        r.st = attn_fail(ATTN_NO_MEMORY, "attn_nn_model_create: out of memory");
+    else
+        register_all(&r);
+    st = r.st == ATTN_OK ? finalise(m, &r, seed) : r.st;
+    attn_release(r.fix);
+    if (st != ATTN_OK) {
+        attn_nn_model_free(m);
+        return st;
+    }
+    *out = m;
+    return ATTN_OK;
+}
+
+const attn_nn_config *attn_nn_model_config(const attn_nn_model *m) { return m ? &m->c : NULL; }
+int64_t attn_nn_model_param_count(const attn_nn_model *m) { return m ? m->n_params : 0; }
+int64_t attn_nn_model_n_tensors(const attn_nn_model *m) { return m ? m->n_tensors : 0; }
+int64_t attn_nn_model_steps_taken(const attn_nn_model *m) { return m ? m->steps : 0; }
+
+attn_status attn_nn_model_tensor(const attn_nn_model *m, int64_t i, attn_nn_param *out)
+{
+    if (!m || !out) return attn_fail(ATTN_NULL_ARG, "attn_nn_model_tensor: 'm' or 'out' is NULL");
+    if (i < 0 || i >= m->n_tensors)
+        return attn_fail(ATTN_BAD_PARAM, "attn_nn_model_tensor: index %lld outside [0, %lld)",
+                         (long long)i, (long long)m->n_tensors);
+    *out = m->tensors[i];
+    return ATTN_OK;
+}
+
+void attn_nn_model_zero_grad(attn_nn_model *m)
+{
+    if (m) memset(m->grads, 0, (size_t)m->n_params * sizeof(float));
+}
+
+attn_status attn_nn_model_update(attn_nn_model *m, const attn_nn_adamw *opt, double lr,
+                                 double clip, double *grad_norm)
+{
+    if (!m || !opt) return attn_fail(ATTN_NULL_ARG, "attn_nn_model_update: 'm' or 'opt' is NULL");
+    if (!isfinite(lr) || lr < 0 || !isfinite(clip) || clip < 0)
+        return attn_fail(ATTN_BAD_PARAM, "attn_nn_model_update: 'lr' and 'clip' must be finite "
+                                         "and >= 0");
+    float *bufs[1] = {m->grads};
+    int64_t counts[1] = {m->n_params};
+    double norm = 0;
+    attn_status st = attn_nn_clip_grad_norm(bufs, counts, 1, clip > 0 ? clip : INFINITY, &norm);
+    if (st != ATTN_OK) return st;
+    if (grad_norm) *grad_norm = norm;
+    attn_nn_adamw o = *opt;
+    o.lr = lr;
+    m->steps++;
+    for (int64_t t = 0; t < m->n_tensors && st == ATTN_OK; t++) {
+        attn_nn_param *p = &m->tensors[t];
+        size_t off = (size_t)(p->value - m->params);
+        st = attn_nn_adamw_step(&o, m->steps, p->value, p->grad, m->adam_m + off,
+                                m->adam_v + off, p->numel, p->decay);
+    }
+    return st;
+}
+
+/* ---- helpers shared with model_step.c and generate.c ----------------------------- */
+
+attn_status attn__nn_norm_forward(const attn_nn_model *m, const attn__nn_norm *n,
+                                  const float *x, int64_t rows, float *y, float *mean,
+                                  float *rstd)
+{
+    if (m->c.norm == ATTN_NN_RMSNORM)
+        return attn_nn_rmsnorm_forward(x, rows, m->c.d_model, n->w, m->c.norm_eps, y, rstd);
+    return attn_nn_layernorm_forward(x, rows, m->c.d_model, n->w, n->b, m->c.norm_eps, y, mean,
+                                     rstd);
+}
+
+attn_status attn__nn_norm_backward(const attn_nn_model *m, const attn__nn_norm *n,
+                                   const float *x, int64_t rows, const float *mean,
+                                   const float *rstd, const float *dy, float *dx)
+{
+    if (m->c.norm == ATTN_NN_RMSNORM)
+        return attn_nn_rmsnorm_backward(x, rows, m->c.d_model, n->w, rstd, dy, dx, n->dw);
+    return attn_nn_layernorm_backward(x, rows, m->c.d_model, n->w, mean, rstd, dy, dx, n->dw,
+                                      n->db);
+}
+
+attn_status attn__nn_embed(const attn_nn_model *m, const int32_t *ids, const int32_t *pos,
+                           int64_t rows, const float *pos_table, float *x)
+{
+    int64_t d = m->c.d_model;
+    attn_status st = attn_nn_embedding_forward(ids, rows, m->embed, m->c.vocab, d, x);
+    if (st != ATTN_OK) return st;
+    float scale = (float)sqrt((double)d);
+    for (int64_t r = 0; r < rows; r++) {
+        float *xr = x + r * d;
+        if (pos[r] < 0 || pos[r] >= m->c.max_len)
+            return attn_fail(ATTN_BAD_DIM, "model: position %d is beyond 'max_len' %lld",
+                             (int)pos[r], (long long)m->c.max_len);
+        const float *pr = pos_table ? pos_table + (int64_t)pos[r] * d : NULL;
+        for (int64_t i = 0; i < d; i++) xr[i] = xr[i] * scale + (pr ? pr[i] : 0.0f);
+    }
+    return ATTN_OK;
+}

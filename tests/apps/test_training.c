@@ -1,0 +1,162 @@
+/* test_training.c - the training loops of the dates task (apps/attn/task):
+ * bit-exact resume of the transformer from a checkpoint, and the GRU
+ * model's batches, training, evaluation and translation. */
+#include "nn_test.h"
+
+#include "task/train.h"
+#include "task/train_gru.h"
+
+#include <attn/seq2seq.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static attn_nn_config tiny(void)
+{
+    attn_nn_config c = attn_nn_config_default(ATTN_NN_ENCDEC);
+    c.vocab = 99;
+    c.d_model = 16;
+    c.n_heads = 2;
+    c.n_kv_heads = 2;
+    c.d_ff = 16;
+    c.n_enc_layers = c.n_dec_layers = 1;
+    c.max_len = 64;
+    return c;
+}
+
+static bool same_params(const attn_nn_model *a, const attn_nn_model *b)
+{
+    attn_nn_param pa, pb;
+    if (attn_nn_model_param_count(a) != attn_nn_model_param_count(b)) return false;
+    attn_nn_model_tensor(a, 0, &pa);
+    attn_nn_model_tensor(b, 0, &pb);
+    return memcmp(pa.value, pb.value, (size_t)attn_nn_model_param_count(a) * sizeof(float)) == 0;
+}
+
+T_TEST(checkpoint_resume_bit_exact)
+{
+    attn_ctx *ctx = t_ctx(2);
+    attn_nn_config c = tiny();
+    attn_train_cfg t = attn_train_cfg_default();
+    t.steps = 8;
+    t.batch = 6;
+    t.warmup = 3;
+    t.eval_every = 0;
+    attn_train_report rep;
+    attn_nn_model *a = NULL, *b = NULL, *b2 = NULL;
+    T_EQ_STATUS(attn_nn_model_create(&c, 9, &a), ATTN_OK);
+    T_EQ_STATUS(attn_train_dates(ctx, a, &t, NULL, NULL, &rep), ATTN_OK);
+    T_EQ_INT(rep.steps_run, 8);
+
+    T_EQ_STATUS(attn_nn_model_create(&c, 9, &b), ATTN_OK);
+    attn_train_cfg half = t;
+    const char *p = t_path("resume.safetensors");
+    half.stop_after = 4; /* the schedule still spans 8 steps */
+    half.save_path = p;
+    T_EQ_STATUS(attn_train_dates(ctx, b, &half, NULL, NULL, &rep), ATTN_OK);
+    T_EQ_INT(rep.steps_run, 4);
+    attn_st_file *f = NULL;
+    T_EQ_STATUS(attn_st_open(p, &f), ATTN_OK);
+    attn_train_cfg back = attn_train_cfg_default();
+    T_EQ_STATUS(attn_train_cfg_from_meta(f, &back), ATTN_OK);
+    T_EQ_STATUS(attn_nn_model_load_file(f, &b2), ATTN_OK);
+    attn_st_close(f);
+    T_EQ_INT(back.batch, 6);
+    T_CHECK(back.lr == t.lr);
+    if (b2) {
+        T_EQ_INT(attn_nn_model_steps_taken(b2), 4);
+        T_EQ_INT(back.steps, 8);
+        back.eval_every = 0;
+        T_EQ_STATUS(attn_train_dates(ctx, b2, &back, NULL, NULL, &rep), ATTN_OK);
+        T_EQ_INT(rep.steps_run, 4);
+        T_CHECK(same_params(a, b2));
+    }
+    attn_nn_model_free(a);
+    attn_nn_model_free(b);
+    attn_nn_model_free(b2);
+}
+
+/* ---- the GRU model on the dates task (apps/attn/task/train_gru.c) ---------------------------------------------- */
+
+static bool same_rnn_params(const attn_rnn_model *a, const attn_rnn_model *b)
+{
+    if (attn_rnn_model_param_count(a) != attn_rnn_model_param_count(b)) return false;
+    for (int64_t t = 0; t < attn_rnn_model_n_tensors(a); t++) {
+        attn_nn_param p, q;
+        attn_rnn_model_tensor(a, t, &p);
+        attn_rnn_model_tensor(b, t, &q);
+        if (strcmp(p.name, q.name) != 0 || memcmp(p.value, q.value, (size_t)p.numel * 4) != 0) return false;
+    }
+    return true;
+}
+
+static void first_loss_cb(const attn_train_progress *p, void *user)
+{
+    if (p->step == 1) *(double *)user = p->loss;
+}
+
+T_TEST(gru_dates_batches_training_translation)
+{
+    /* batches without a model are those of a model of the same layout */
+    for (int arch = ATTN_NN_ENCDEC; arch <= ATTN_NN_DECODER; arch++) {
+        attn_nn_config tc = attn_nn_config_default((attn_nn_arch)arch);
+        tc.d_model = tc.d_ff = 8;
+        tc.n_heads = tc.n_kv_heads = 2;
+        attn_nn_model *tm = NULL;
+        T_EQ_STATUS(attn_nn_model_create(&tc, 1, &tm), ATTN_OK);
+        for (int64_t step = 0; step < 20 && tm; step += 7) {
+            attn_train_batch a, b;
+            T_EQ_STATUS(attn_train_batch_make(tm, 3, step, 5, &a), ATTN_OK);
+            T_EQ_STATUS(attn_train_batch_make_arch(arch == ATTN_NN_DECODER, 3, step, 5, &b), ATTN_OK);
+            int64_t ns = a.nb.B * a.nb.S_src, nt = a.nb.B * a.nb.S_tgt;
+            T_CHECK(a.nb.B == b.nb.B && a.nb.S_src == b.nb.S_src && a.nb.S_tgt == b.nb.S_tgt);
+            T_CHECK((a.nb.src == NULL) == (b.nb.src == NULL));
+            T_CHECK(memcmp(a.tgt_in, b.tgt_in, (size_t)nt * 4) == 0 &&
+                    memcmp(a.tgt_out, b.tgt_out, (size_t)nt * 4) == 0);
+            if (a.nb.src && b.nb.src)
+                T_CHECK(memcmp(a.src, b.src, (size_t)ns * 4) == 0 && memcmp(a.src_lens, b.src_lens, 40) == 0);
+            attn_train_batch_free(&a);
+            attn_train_batch_free(&b);
+        }
+        attn_nn_model_free(tm);
+    }
+    attn_ctx *ctx = t_ctx(2);
+    attn_rnn_config c = attn_gru_dates_config();
+    c.embed = c.hidden = c.dec_hidden = c.attn_dim = 16;
+    attn_rnn_model *m = NULL, *r = NULL;
+    T_EQ_STATUS(attn_rnn_model_create(&c, 2, &m), ATTN_OK);
+    if (!m) return;
+    attn_train_cfg t = attn_train_cfg_default();
+    t.stop_after = 30;
+    t.batch = 16;
+    t.eval_every = 0;
+    t.save_path = t_path("dates-gru.safetensors");
+    t.warmup = 5;
+    attn_train_report rep;
+    double first_loss = 0;
+    T_EQ_STATUS(attn_train_gru_dates(ctx, m, &t, first_loss_cb, &first_loss, &rep), ATTN_OK);
+    T_EQ_INT(rep.steps_run, 30);
+    T_EQ_INT(attn_rnn_model_steps_taken(m), 30);
+    T_LE(rep.final_loss, 0.8 * first_loss); /* about log(99) = 4.6 at the start */
+    T_EQ_STATUS(attn_rnn_model_load(t.save_path, &r), ATTN_OK);
+    T_CHECK(r && same_rnn_params(m, r) && attn_rnn_model_steps_taken(r) == 30);
+    attn_rnn_model_free(r);
+    double acc = -1;
+    T_EQ_STATUS(attn_gru_eval_dates(ctx, m, 300, &acc), ATTN_OK);
+    T_CHECK(acc >= 0 && acc <= 1);
+    T_EQ_STATUS(attn_gru_eval_dates(ctx, m, 0, &acc), ATTN_BAD_PARAM);
+    const char *src = "3/4/05";
+    char out[64];
+    float w[11 * 6];
+    int64_t n = -1;
+    T_EQ_STATUS(attn_gru_translate(ctx, m, src, out, sizeof out, w, &n), ATTN_OK);
+    T_CHECK(n >= 0 && n <= 11 && (int64_t)strlen(out) == n);
+    for (int64_t i = 0; i < n; i++) {
+        double sum = 0;
+        for (int j = 0; j < 6; j++) sum += w[i * 6 + j];
+        T_NEAR(sum, 1.0, 1e-5);
+    }
+    T_EQ_STATUS(attn_gru_translate(ctx, m, "", out, sizeof out, w, &n), ATTN_BAD_DIM);
+    attn_rnn_model_free(m);
+}

@@ -1,0 +1,169 @@
+/* list.h - every test of the one runner (attn_tests), by tier, in the order
+ * they run. A tier whose library is not built (docs/testing.md) has its
+ * tests reported as skipped, by name. To add a test: define it with
+ * T_TEST(name) (or `void test_name(void)`) in the tier's folder of tests/
+ * and add its name here. */
+#ifndef ATTN_TEST_LIST_H
+#define ATTN_TEST_LIST_H
+
+#define T_TESTS_CORE(X) \
+    X(status_strings) \
+    X(philox_known_answers) \
+    X(dropout_keep_rate) \
+    X(avx2_exp_accuracy) \
+    X(hand_computed) \
+    X(ref64_finite_difference) \
+    X(tiled_finite_difference)
+
+#define T_TESTS_OPS(X) \
+    X(argument_checks) \
+    X(every_status_code) \
+    X(out_of_memory) \
+    X(contract_masked_rows) \
+    X(contract_masked_never_read) \
+    X(contract_nan_propagation) \
+    X(contract_huge_logits) \
+    X(contract_sizes) \
+    X(contract_strided_views) \
+    X(contract_overlap) \
+    X(contract_determinism) \
+    X(weights_and_dropout_agree) \
+    X(grid_vs_ref64) \
+    X(grid_big_vs_ref64) \
+    X(score_hand_computed) \
+    X(score_ref_finite_difference) \
+    X(score_contract_masked_rows) \
+    X(score_contract_masked_never_read) \
+    X(score_contract_sizes) \
+    X(score_contract_huge) \
+    X(score_tanh_accuracy) \
+    X(score_argument_checks) \
+    X(score_out_of_memory) \
+    X(score_grid_vs_ref64)
+
+#define T_TESTS_FORMATS(X) \
+    X(json_decoded_strings_and_offsets) \
+    X(json_depth_and_size_limits) \
+    X(json_int64_extraction) \
+    X(json_invalid_table) \
+    X(json_large_object_lookup) \
+    X(json_numbers_match_the_compiler) \
+    X(json_out_of_memory) \
+    X(json_utf8_rule_exhaustive) \
+    X(json_valid_table) \
+    X(json_writer_doubles_round_trip) \
+    X(json_writer_measures_and_truncates) \
+    X(json_writer_strings) \
+    X(safetensors_argument_checks) \
+    X(safetensors_bitflip_sweep) \
+    X(safetensors_corrupt_catalogue) \
+    X(safetensors_corrupt_lengths_and_nesting) \
+    X(safetensors_out_of_memory) \
+    X(safetensors_read_f32_conversions) \
+    X(safetensors_round_trip_every_dtype) \
+    X(safetensors_save_golden_bytes) \
+    X(safetensors_save_is_atomic) \
+    X(safetensors_truncation_sweep) \
+    X(safetensors_valid_edge_cases)
+
+#define T_TESTS_TEXT(X) \
+    X(wordpiece_argument_checks) \
+    X(wordpiece_byte_substitution_sweep) \
+    X(wordpiece_corrupt_catalogue) \
+    X(wordpiece_hand_computed) \
+    X(wordpiece_load_from_file) \
+    X(wordpiece_long_words_and_truncation) \
+    X(wordpiece_out_of_memory) \
+    X(wordpiece_reordered_marks_alignment) \
+    X(wordpiece_truncation_sweep) \
+    X(wordpiece_unicode_tables) \
+    X(wordpiece_vocab_variants)
+
+#define T_TESTS_NN(X) \
+    X(gru_args) \
+    X(gru_cell_backward_fd) \
+    X(gru_layer_backward_fd_bidirectional_lengths) \
+    X(gru_layer_padding_invariance) \
+    X(layers_act_args) \
+    X(layers_act_backward_fd_and_accumulate) \
+    X(layers_act_forward_vs_double) \
+    X(layers_cross_entropy_args) \
+    X(layers_cross_entropy_fd_and_in_place) \
+    X(layers_cross_entropy_hand_computed) \
+    X(layers_dropout_args) \
+    X(layers_dropout_pure_function_of_offset) \
+    X(layers_dropout_rate_and_masks) \
+    X(layers_embedding) \
+    X(layers_layernorm_backward_fd_and_accumulate) \
+    X(layers_layernorm_forward_vs_double) \
+    X(layers_linear_args) \
+    X(layers_linear_backward_fd_and_accumulate) \
+    X(layers_linear_forward_vs_double) \
+    X(layers_norm_args) \
+    X(layers_outputs_stay_in_bounds) \
+    X(layers_rmsnorm_backward_fd_and_accumulate) \
+    X(layers_rmsnorm_forward_vs_double) \
+    X(layers_rope) \
+    X(layers_sinusoidal) \
+    X(optim_adamw_args) \
+    X(optim_adamw_two_steps_hand_computed) \
+    X(optim_clip_grad_norm) \
+    X(optim_lr_schedules)
+
+#define T_TESTS_MODELS(X) \
+    X(beam_search_beats_greedy) \
+    X(bert_accepted_variants) \
+    X(bert_argument_checks) \
+    X(bert_attention_maps_vs_naive_double) \
+    X(bert_bitwise_across_thread_counts) \
+    X(bert_config_catalogue) \
+    X(bert_corrupt_weight_catalogue) \
+    X(bert_forward_vs_naive_double) \
+    X(bert_out_of_memory) \
+    X(bert_padding_invariance) \
+    X(bert_sentence_config_and_missing_files) \
+    X(bert_truncated_weights) \
+    X(checkpoint_corrupt_catalogue) \
+    X(checkpoint_overwrite_is_atomic) \
+    X(checkpoint_round_trip) \
+    X(checkpoint_truncation_sweep) \
+    X(checkpointing_same_gradients_less_memory) \
+    X(generate_cache_matches_full_forward) \
+    X(seq2seq_args) \
+    X(seq2seq_backward_fd) \
+    X(seq2seq_checkpoint_corrupt_catalogue) \
+    X(seq2seq_checkpoint_round_trip) \
+    X(seq2seq_checkpoint_truncation_sweep) \
+    X(seq2seq_generate_matches_teacher_forcing) \
+    X(seq2seq_learns_to_copy) \
+    X(seq2seq_out_of_memory) \
+    X(seq2seq_padding_invariance)
+
+#define T_TESTS_VIZ(X) \
+    X(viz_argument_errors) \
+    X(viz_cell_sizes) \
+    X(viz_colours_rise_with_value) \
+    X(viz_font_table) \
+    X(viz_labels) \
+    X(viz_out_of_memory) \
+    X(viz_png_equals_rgb) \
+    X(viz_png_io_errors) \
+    X(viz_small_cells_thin_labels) \
+    X(viz_title_fits)
+
+#define T_TESTS_APPS(X) \
+    X(charvocab_args) \
+    X(charvocab_ids_and_labels) \
+    X(charvocab_round_trips) \
+    X(checkpoint_resume_bit_exact) \
+    X(dates_calendar_args) \
+    X(dates_calendar_facts) \
+    X(dates_every_pair) \
+    X(dates_examples_100k) \
+    X(dates_format_table_and_args) \
+    X(dates_known_sources) \
+    X(dates_print_examples) \
+    X(dates_split_draws) \
+    X(gru_dates_batches_training_translation)
+
+#endif /* ATTN_TEST_LIST_H */
