@@ -85,12 +85,12 @@ static int run(const shape *s)
         dk = filled((size_t)(B * Sk * Hkv * D), 8);
         dv = filled((size_t)(B * Sk * Hkv * D), 9);
     }
-    attn_tensor tq = attn_tensor_make(q, ATTN_F32, B, Sq, Hq, D);
-    attn_tensor tk = attn_tensor_make(k, ATTN_F32, B, Sk, Hkv, D), tv = attn_tensor_make(v, ATTN_F32, B, Sk, Hkv, D);
+    attn_tensor tq = attn_tensor_make(q, ATTN_DTYPE_F32, B, Sq, Hq, D);
+    attn_tensor tk = attn_tensor_make(k, ATTN_DTYPE_F32, B, Sk, Hkv, D), tv = attn_tensor_make(v, ATTN_DTYPE_F32, B, Sk, Hkv, D);
     tk.stride[0] = tv.stride[0] = cap * Hkv * D;
-    attn_tensor to = attn_tensor_make(o, ATTN_F32, B, Sq, Hq, D), tl = attn_tensor_make(lse, ATTN_F32, B, Hq, Sq, 1);
-    attn_tensor tdo = attn_tensor_make(d_o, ATTN_F32, B, Sq, Hq, D), tdq = attn_tensor_make(dq, ATTN_F32, B, Sq, Hq, D);
-    attn_tensor tdk = attn_tensor_make(dk, ATTN_F32, B, Sk, Hkv, D), tdv = attn_tensor_make(dv, ATTN_F32, B, Sk, Hkv, D);
+    attn_tensor to = attn_tensor_make(o, ATTN_DTYPE_F32, B, Sq, Hq, D), tl = attn_tensor_make(lse, ATTN_DTYPE_F32, B, Hq, Sq, 1);
+    attn_tensor tdo = attn_tensor_make(d_o, ATTN_DTYPE_F32, B, Sq, Hq, D), tdq = attn_tensor_make(dq, ATTN_DTYPE_F32, B, Sq, Hq, D);
+    attn_tensor tdk = attn_tensor_make(dk, ATTN_DTYPE_F32, B, Sk, Hkv, D), tdv = attn_tensor_make(dv, ATTN_DTYPE_F32, B, Sk, Hkv, D);
 
     attn_sdpa_params p = attn_sdpa_params_default();
     int64_t *klens = calloc((size_t)B, sizeof(int64_t));

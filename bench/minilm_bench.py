@@ -87,13 +87,13 @@ def attn_worker(texts, threads):
     vp, i64 = C.c_void_p, C.c_int64
     lib.attn_last_error.restype = C.c_char_p
     lib.attn_bert_embed.argtypes = [vp, vp, vp, vp, i64, i64, vp]
-    lib.attn_tok_encode.argtypes = [vp, C.c_char_p, i64, vp, i64, vp, vp]
+    lib.attn_wordpiece_encode.argtypes = [vp, C.c_char_p, i64, vp, i64, vp, vp]
     ob = C.CDLL("libopenblas.so.0")
     ob.openblas_get_corename.restype = C.c_char_p
     m, tok, ctx = vp(), vp(), vp()
     d = model_dir()
     assert lib.attn_bert_load(d.encode(), C.byref(m)) == 0, lib.attn_last_error()
-    assert lib.attn_tok_load_vocab(os.path.join(d, "vocab.txt").encode(), C.byref(tok)) == 0
+    assert lib.attn_wordpiece_load(os.path.join(d, "vocab.txt").encode(), C.byref(tok)) == 0
     assert lib.attn_ctx_create(threads, C.byref(ctx)) == 0
     encoded = [t.encode("utf-8") for t in texts]
     ids = np.zeros((len(texts), TOKENS), np.int32)
@@ -103,7 +103,7 @@ def attn_worker(texts, threads):
     def tokenize():
         n = C.c_int64()
         for i, t in enumerate(encoded):
-            st = lib.attn_tok_encode(tok, t, TOKENS, ids[i].ctypes.data, TOKENS, C.byref(n), None)
+            st = lib.attn_wordpiece_encode(tok, t, TOKENS, ids[i].ctypes.data, TOKENS, C.byref(n), None)
             assert st == 0 and n.value == TOKENS
             lens[i] = n.value
 

@@ -27,12 +27,12 @@ int main(void)
             }
     attn_ctx *ctx = NULL;
     if (check(attn_ctx_create(0, &ctx), "attn_ctx_create")) return 1;
-    attn_tensor tq = attn_tensor_make(q, ATTN_F32, 1, S, H, D);
-    attn_tensor tk = attn_tensor_make(k, ATTN_F32, 1, S, H, D);
-    attn_tensor tv = attn_tensor_make(v, ATTN_F32, 1, S, H, D);
-    attn_tensor to = attn_tensor_make(o, ATTN_F32, 1, S, H, D);
-    attn_tensor tl = attn_tensor_make(lse, ATTN_F32, 1, H, S, 1);
-    attn_tensor tw = attn_tensor_make(w, ATTN_F32, 1, H, S, S);
+    attn_tensor tq = attn_tensor_make(q, ATTN_DTYPE_F32, 1, S, H, D);
+    attn_tensor tk = attn_tensor_make(k, ATTN_DTYPE_F32, 1, S, H, D);
+    attn_tensor tv = attn_tensor_make(v, ATTN_DTYPE_F32, 1, S, H, D);
+    attn_tensor to = attn_tensor_make(o, ATTN_DTYPE_F32, 1, S, H, D);
+    attn_tensor tl = attn_tensor_make(lse, ATTN_DTYPE_F32, 1, H, S, 1);
+    attn_tensor tw = attn_tensor_make(w, ATTN_DTYPE_F32, 1, H, S, S);
     int n_threads = attn_ctx_threads(ctx);
     attn_sdpa_params p = attn_sdpa_params_default();
     p.causal = 1;

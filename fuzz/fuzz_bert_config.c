@@ -20,7 +20,7 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
         check((st == ATTN_BAD_FILE || st == ATTN_NO_MEMORY) && attn_last_error()[0] != '\0');
         return 0;
     }
-    check(c.vocab_size >= 1 && c.hidden_size >= 1 && c.num_layers >= 1 && c.num_heads >= 1);
-    check(c.hidden_size % c.num_heads == 0);
+    check(c.vocab_size >= 1 && c.hidden_size >= 1 && c.n_layers >= 1 && c.n_heads >= 1);
+    check(c.hidden_size % c.n_heads == 0);
     return 0;
 }

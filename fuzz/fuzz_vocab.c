@@ -18,8 +18,8 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size);
 int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
 {
     size_t half = size / 2;
-    attn_tok *t = NULL;
-    attn_status st = attn_tok_load_vocab_memory((const char *)data, half, &t);
+    attn_wordpiece *t = NULL;
+    attn_status st = attn_wordpiece_load_memory((const char *)data, half, &t);
     if (st != ATTN_OK) {
         check((st == ATTN_BAD_FILE || st == ATTN_NO_MEMORY) && t == NULL);
         return 0;
@@ -29,11 +29,11 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
     text[size - half] = '\0';
     int32_t ids[64];
     int64_t n = 0, offsets[64 * 2];
-    st = attn_tok_encode(t, text, 64, ids, 64, &n, offsets);
+    st = attn_wordpiece_encode(t, text, 64, ids, 64, &n, offsets);
     check(st == ATTN_OK || st == ATTN_BAD_PARAM);
     for (int64_t i = 0; st == ATTN_OK && i < n; i++)
-        check(ids[i] >= 0 && ids[i] < attn_tok_vocab_size(t));
+        check(ids[i] >= 0 && ids[i] < attn_wordpiece_vocab_size(t));
     free(text);
-    attn_tok_free(t);
+    attn_wordpiece_free(t);
     return 0;
 }

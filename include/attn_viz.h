@@ -1,6 +1,9 @@
-/* attn_viz.h - compatibility header: the old include path of
- * attn/viz.h (see docs/api.md). */
+/* attn_viz.h - compatibility header: the include path and names of the first
+ * releases, mapped to <attn/viz.h>. New code includes
+ * those and uses the new names (docs/api.md). */
 #ifndef ATTN_VIZ_COMPAT_H
 #define ATTN_VIZ_COMPAT_H
+
 #include <attn/viz.h>
+
 #endif

@@ -1,6 +1,6 @@
 /* cmd_compare.c - `attn compare`: trains the transformer of `attn train`
  * (its defaults) and the GRU encoder-decoder with additive attention
- * (Bahdanau et al. 2015, attn_rnn.h) on the same stream of dates with the
+ * (Bahdanau et al. 2015, attn/seq2seq.h) on the same stream of dates with the
  * same batch size, each until its held-out exact match reaches --target or
  * --steps, then prints both side by side (parameters, steps, training time,
  * held-out exact match on the same examples) and, for each input, both
@@ -36,9 +36,9 @@ static void progress(const attn_train_progress *p, void *user)
 }
 
 /* The transformer of `attn train` with its default options. */
-static attn_nn_config transformer_config(void)
+static attn_transformer_config transformer_config(void)
 {
-    attn_nn_config c = attn_nn_config_default(ATTN_NN_ENCDEC);
+    attn_transformer_config c = attn_transformer_config_default(ATTN_TRANSFORMER_ARCH_ENCDEC);
     c.dropout = 0.0;
     c.attn_dropout = 0.0;
     c.max_len = 64;
@@ -52,7 +52,7 @@ static double seconds_now(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-static attn_status train_transformer(attn_ctx *ctx, attn_nn_model *m, const attn_train_cfg *t,
+static attn_status train_transformer(attn_ctx *ctx, attn_transformer *m, const attn_train_cfg *t,
                                      int64_t eval_n, int quiet, result *r)
 {
     attn_train_report rep;
@@ -60,12 +60,12 @@ static attn_status train_transformer(attn_ctx *ctx, attn_nn_model *m, const attn
     attn_status st = attn_train_dates(ctx, m, t, quiet ? NULL : progress, who, &rep);
     double t0 = seconds_now(), acc = 0;
     if (st == ATTN_OK) st = attn_eval_dates(ctx, m, eval_n, 1, &acc);
-    *r = (result){"transformer", attn_nn_model_param_count(m), rep.steps_run, rep.seconds,
+    *r = (result){"transformer", attn_transformer_param_count(m), rep.steps_run, rep.seconds,
                   rep.final_loss, acc, seconds_now() - t0};
     return st;
 }
 
-static attn_status train_gru(attn_ctx *ctx, attn_rnn_model *m, const attn_train_cfg *t,
+static attn_status train_gru(attn_ctx *ctx, attn_seq2seq *m, const attn_train_cfg *t,
                              int64_t eval_n, int quiet, result *r)
 {
     attn_train_report rep;
@@ -73,7 +73,7 @@ static attn_status train_gru(attn_ctx *ctx, attn_rnn_model *m, const attn_train_
     attn_status st = attn_train_gru_dates(ctx, m, t, quiet ? NULL : progress, who, &rep);
     double t0 = seconds_now(), acc = 0;
     if (st == ATTN_OK) st = attn_gru_eval_dates(ctx, m, eval_n, &acc);
-    *r = (result){"gru", attn_rnn_model_param_count(m), rep.steps_run, rep.seconds, rep.final_loss,
+    *r = (result){"gru", attn_seq2seq_param_count(m), rep.steps_run, rep.seconds, rep.final_loss,
                   acc, seconds_now() - t0};
     return st;
 }
@@ -119,7 +119,7 @@ static int write_map(const char *dir, int k, const char *model, const char *src,
 }
 
 /* Both translations of src and, with dir, both maps. */
-static int translate_both(attn_ctx *ctx, attn_nn_model *tm, attn_rnn_model *gm, const char *src,
+static int translate_both(attn_ctx *ctx, attn_transformer *tm, attn_seq2seq *gm, const char *src,
                           int k, const char *dir)
 {
     enum { W = (ATTN_DATES_TGT_LEN + 1) * ATTN_DATES_SRC_MAX };
@@ -151,15 +151,15 @@ static int make_dir(const char *dir)
     return 0;
 }
 
-static int save_both(const char *dir, attn_nn_model *tm, attn_rnn_model *gm)
+static int save_both(const char *dir, attn_transformer *tm, attn_seq2seq *gm)
 {
     char p[1100];
     snprintf(p, sizeof p, "%s/transformer.safetensors", dir);
-    attn_status st = attn_nn_model_save(tm, p, 0, NULL, NULL, 0);
+    attn_status st = attn_transformer_save(tm, p, 0, NULL, NULL, 0);
     if (st == ATTN_OK) {
         printf("saved %s\n", p);
         snprintf(p, sizeof p, "%s/gru.safetensors", dir);
-        st = attn_rnn_model_save(gm, p, 0, NULL, NULL, 0);
+        st = attn_seq2seq_save(gm, p, 0, NULL, NULL, 0);
     }
     if (st != ATTN_OK) return cli_fail("compare", st);
     printf("saved %s\n", p);
@@ -172,14 +172,14 @@ static const char *const default_inputs[] = {"Sunday, March 17th 2024", "3/4/05"
 static int run(attn_ctx *ctx, const attn_train_cfg *tt, const attn_train_cfg *gt, int64_t eval_n,
                int quiet, char **inputs, int n_in, const char *maps, const char *out_dir)
 {
-    attn_nn_config tc = transformer_config();
-    attn_rnn_config gc = attn_gru_dates_config();
-    attn_nn_model *tm = NULL;
-    attn_rnn_model *gm = NULL;
+    attn_transformer_config tc = transformer_config();
+    attn_seq2seq_config gc = attn_gru_dates_config();
+    attn_transformer *tm = NULL;
+    attn_seq2seq *gm = NULL;
     result r[2];
     memset(r, 0, sizeof r);
-    attn_status st = attn_nn_model_create(&tc, tt->seed, &tm);
-    if (st == ATTN_OK) st = attn_rnn_model_create(&gc, gt->seed, &gm);
+    attn_status st = attn_transformer_create(&tc, tt->seed, &tm);
+    if (st == ATTN_OK) st = attn_seq2seq_create(&gc, gt->seed, &gm);
     if (st == ATTN_OK && !quiet) fprintf(stderr, "attn compare: training the transformer\n");
     if (st == ATTN_OK) st = train_transformer(ctx, tm, tt, eval_n, quiet, &r[0]);
     if (st == ATTN_OK && !quiet) fprintf(stderr, "attn compare: training the GRU encoder-decoder\n");
@@ -189,8 +189,8 @@ static int run(attn_ctx *ctx, const attn_train_cfg *tt, const attn_train_cfg *gt
     if (rc == 0 && out_dir) rc = save_both(out_dir, tm, gm);
     if (rc == 0 && n_in > 0) printf("\n");
     for (int i = 0; i < n_in && rc == 0; i++) rc = translate_both(ctx, tm, gm, inputs[i], i + 1, maps);
-    attn_nn_model_free(tm);
-    attn_rnn_model_free(gm);
+    attn_transformer_free(tm);
+    attn_seq2seq_free(gm);
     return rc;
 }
 

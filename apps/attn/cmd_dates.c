@@ -18,20 +18,20 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* 1 if path is an RNN checkpoint (attn_rnn.h); errors are left to the loader. */
+/* 1 if path is an RNN checkpoint (attn/seq2seq.h); errors are left to the loader. */
 static int is_rnn(const char *path)
 {
-    attn_st_file *f = NULL;
-    if (!path || attn_st_open(path, &f) != ATTN_OK) return 0;
-    const char *tag = attn_st_metadata(f, "attn.format");
+    attn_safetensors *f = NULL;
+    if (!path || attn_safetensors_load(path, &f) != ATTN_OK) return 0;
+    const char *tag = attn_safetensors_metadata(f, "attn.format");
     int rnn = tag && strcmp(tag, "attn-rnn-checkpoint-1") == 0;
-    attn_st_close(f);
+    attn_safetensors_free(f);
     return rnn;
 }
 
-static int load_rnn(const char *cmd, const char *path, attn_rnn_model **m)
+static int load_rnn(const char *cmd, const char *path, attn_seq2seq **m)
 {
-    attn_status st = attn_rnn_model_load(path, m);
+    attn_status st = attn_seq2seq_load(path, m);
     if (st != ATTN_OK) {
         fprintf(stderr, "%s %s: cannot load '%s': %s (%s)\n", cli_prog, cmd, path, attn_last_error(),
                 attn_status_name(st));
@@ -40,10 +40,10 @@ static int load_rnn(const char *cmd, const char *path, attn_rnn_model **m)
     return 0;
 }
 
-static int load(const char *cmd, const char *path, attn_nn_model **m)
+static int load(const char *cmd, const char *path, attn_transformer **m)
 {
     if (!path) return cli_usage_error(cmd, "%s", "--model is required");
-    attn_status st = attn_nn_model_load(path, m);
+    attn_status st = attn_transformer_load(path, m);
     if (st != ATTN_OK) {
         fprintf(stderr, "%s %s: cannot load '%s': %s (%s)\n", cli_prog, cmd, path, attn_last_error(),
                 attn_status_name(st));
@@ -81,7 +81,7 @@ typedef struct {
     int post_norm, checkpointing, quiet;
 } train_args;
 
-static int train_config(const train_args *a, attn_nn_config *c, attn_train_cfg *t)
+static int train_config(const train_args *a, attn_transformer_config *c, attn_train_cfg *t)
 {
     static const char *const archs[] = {NULL, "encdec", "decoder"};
     static const char *const norms[] = {NULL, "layernorm", "rmsnorm"};
@@ -93,7 +93,7 @@ static int train_config(const train_args *a, attn_nn_config *c, attn_train_cfg *
         cli_pick("train", "--pos", a->pos, poss, 4, &pos) || cli_pick("train", "--act", a->act, acts, 3, &act) ||
         cli_pick("train", "--schedule", a->schedule, scheds, 3, &sched))
         return 2;
-    *c = attn_nn_config_default((attn_nn_arch)arch);
+    *c = attn_transformer_config_default((attn_transformer_arch)arch);
     c->norm = (attn_nn_norm)norm;
     c->pos = (attn_nn_pos)pos;
     c->act = (attn_nn_act)act;
@@ -101,7 +101,7 @@ static int train_config(const train_args *a, attn_nn_config *c, attn_train_cfg *
     c->n_heads = a->heads;
     c->n_kv_heads = a->kv_heads ? a->kv_heads : a->heads;
     c->d_ff = a->ff;
-    c->n_enc_layers = arch == ATTN_NN_ENCDEC ? (a->enc_layers ? a->enc_layers : a->layers) : 0;
+    c->n_enc_layers = arch == ATTN_TRANSFORMER_ARCH_ENCDEC ? (a->enc_layers ? a->enc_layers : a->layers) : 0;
     c->n_dec_layers = a->dec_layers ? a->dec_layers : a->layers;
     c->norm_first = !a->post_norm;
     c->dropout = a->dropout;
@@ -126,24 +126,24 @@ static int train_config(const train_args *a, attn_nn_config *c, attn_train_cfg *
     return 0;
 }
 
-/* attn train --arch gru: the RNN encoder-decoder of attn_rnn.h with the
+/* attn train --arch gru: the RNN encoder-decoder of attn/seq2seq.h with the
  * training options of the transformer (its sizes: attn_gru_dates_config). */
 static int train_gru_cmd(const train_args *a, const attn_train_cfg *t)
 {
     if (a->resume) return cli_usage_error("train", "%s", "--resume is not supported with --arch gru");
-    attn_rnn_config gc = attn_gru_dates_config();
-    attn_rnn_model *m = NULL;
-    attn_status st = attn_rnn_model_create(&gc, t->seed, &m);
+    attn_seq2seq_config gc = attn_gru_dates_config();
+    attn_seq2seq *m = NULL;
+    attn_status st = attn_seq2seq_create(&gc, t->seed, &m);
     if (st != ATTN_OK) return cli_fail("train", st);
     attn_ctx *ctx = t->save_path && cli_ensure_parent_dir(t->save_path) ? NULL : cli_make_ctx("train", a->threads);
     if (!ctx) {
-        attn_rnn_model_free(m);
+        attn_seq2seq_free(m);
         return 1;
     }
     if (!a->quiet)
         fprintf(stderr, "attn train: GRU encoder-decoder with additive attention, %lld parameters, "
                         "%lld steps of %lld examples, %d threads\n",
-                (long long)attn_rnn_model_param_count(m), (long long)t->steps, (long long)t->batch,
+                (long long)attn_seq2seq_param_count(m), (long long)t->steps, (long long)t->batch,
                 attn_ctx_threads(ctx));
     int tty = isatty(2);
     attn_train_report rep;
@@ -154,7 +154,7 @@ static int train_gru_cmd(const train_args *a, const attn_train_cfg *t)
                "examples); saved %s\n", (long long)rep.steps_run, rep.seconds, rep.final_loss,
                100 * rep.heldout_acc, (long long)t->eval_n, t->save_path ? t->save_path : "(not saved)");
     attn_ctx_free(ctx);
-    attn_rnn_model_free(m);
+    attn_seq2seq_free(m);
     return st == ATTN_OK ? 0 : cli_fail("train", st);
 }
 
@@ -205,23 +205,23 @@ int cmd_train(int argc, char **argv)
     int n_pos, n = (int)(sizeof opts / sizeof opts[0]);
     int rc = cli_parse("train", "[options]", argc, argv, opts, n, pos, &n_pos, 0);
     if (rc) return rc < 0 ? 0 : rc;
-    attn_nn_config c;
+    attn_transformer_config c;
     attn_train_cfg t = attn_train_cfg_default();
     int gru = strcmp(a.arch, "gru") == 0;
     if (gru) a.arch = "encdec"; /* the training options are read as for the transformer */
     if ((rc = train_config(&a, &c, &t)) != 0) return rc;
     if (gru) return train_gru_cmd(&a, &t);
-    attn_nn_model *m = NULL;
+    attn_transformer *m = NULL;
     attn_status st;
     if (a.resume) {
-        attn_st_file *f = NULL;
-        st = attn_st_open(a.resume, &f);
-        if (st == ATTN_OK) st = attn_nn_model_load_file(f, &m);
+        attn_safetensors *f = NULL;
+        st = attn_safetensors_load(a.resume, &f);
+        if (st == ATTN_OK) st = attn_transformer_load_safetensors(f, &m);
         int64_t steps = t.steps;
         if (st == ATTN_OK) st = attn_train_cfg_from_meta(f, &t);
-        attn_st_close(f);
+        attn_safetensors_free(f);
         if (st != ATTN_OK) {
-            attn_nn_model_free(m);
+            attn_transformer_free(m);
             fprintf(stderr, "%s train: cannot resume '%s': %s (%s)\n", cli_prog, a.resume, attn_last_error(),
                     attn_status_name(st));
             return 1;
@@ -232,24 +232,24 @@ int cmd_train(int argc, char **argv)
         t.eval_every = a.eval_every;
         t.eval_n = a.eval_n;
         t.target = a.target;
-    } else if ((st = attn_nn_model_create(&c, t.seed, &m)) != ATTN_OK) {
+    } else if ((st = attn_transformer_create(&c, t.seed, &m)) != ATTN_OK) {
         return cli_fail("train", st);
     }
     if (t.save_path && cli_ensure_parent_dir(t.save_path)) {
-        attn_nn_model_free(m);
+        attn_transformer_free(m);
         return 1;
     }
     attn_ctx *ctx = cli_make_ctx("train", a.threads);
     if (!ctx) {
-        attn_nn_model_free(m);
+        attn_transformer_free(m);
         return 1;
     }
-    const attn_nn_config *mc = attn_nn_model_config(m);
+    const attn_transformer_config *mc = attn_transformer_get_config(m);
     if (!a.quiet)
         fprintf(stderr, "attn train: %s, %lld parameters (d_model %lld, %lld+%lld layers, %lld heads), "
                         "%lld steps of %lld examples, %d threads\n",
-                mc->arch == ATTN_NN_ENCDEC ? "encoder-decoder" : "decoder-only",
-                (long long)attn_nn_model_param_count(m), (long long)mc->d_model,
+                mc->arch == ATTN_TRANSFORMER_ARCH_ENCDEC ? "encoder-decoder" : "decoder-only",
+                (long long)attn_transformer_param_count(m), (long long)mc->d_model,
                 (long long)mc->n_enc_layers, (long long)mc->n_dec_layers, (long long)mc->n_heads,
                 (long long)t.steps, (long long)t.batch, attn_ctx_threads(ctx));
     int tty = isatty(2);
@@ -263,7 +263,7 @@ int cmd_train(int argc, char **argv)
                (long long)t.eval_n, (double)rep.activation_bytes / 1e6,
                t.checkpointing ? " (checkpointing)" : "", t.save_path ? t.save_path : "(not saved)");
     attn_ctx_free(ctx);
-    attn_nn_model_free(m);
+    attn_transformer_free(m);
     return st == ATTN_OK ? 0 : cli_fail("train", st);
 }
 
@@ -309,8 +309,8 @@ int cmd_translate(int argc, char **argv)
     int n_pos, rc = cli_parse("translate", "--model F [options] TEXT...", argc, argv, opts, 4, pos, &n_pos, 256);
     if (rc) return rc < 0 ? 0 : rc;
     if (n_pos == 0) return cli_usage_error("translate", "%s", "give at least one date to translate");
-    attn_nn_model *m = NULL;
-    attn_rnn_model *g = NULL;
+    attn_transformer *m = NULL;
+    attn_seq2seq *g = NULL;
     int rnn = is_rnn(model);
     if (rnn && beam != 1) return cli_usage_error("translate", "%s", "the GRU model decodes greedily: --beam 1");
     if ((rc = rnn ? load_rnn("translate", model, &g) : load("translate", model, &m)) != 0) return rc;
@@ -319,8 +319,8 @@ int cmd_translate(int argc, char **argv)
         (maps && mkdir(maps, 0777) != 0 && errno != EEXIST)) {
         if (maps && ctx) fprintf(stderr, "%s translate: cannot create '%s'\n", cli_prog, maps);
         attn_ctx_free(ctx);
-        attn_nn_model_free(m);
-        attn_rnn_model_free(g);
+        attn_transformer_free(m);
+        attn_seq2seq_free(g);
         return 1;
     }
     for (int i = 0; i < n_pos && rc == 0; i++) {
@@ -336,12 +336,12 @@ int cmd_translate(int argc, char **argv)
             break;
         }
         printf("%s -> %s\n", pos[i], out);
-        if (maps && (rnn || attn_nn_model_config(m)->arch == ATTN_NN_ENCDEC) && n_out > 0)
+        if (maps && (rnn || attn_transformer_get_config(m)->arch == ATTN_TRANSFORMER_ARCH_ENCDEC) && n_out > 0)
             rc = write_map(maps, i + 1, pos[i], out, w, n_out);
     }
     attn_ctx_free(ctx);
-    attn_nn_model_free(m);
-    attn_rnn_model_free(g);
+    attn_transformer_free(m);
+    attn_seq2seq_free(g);
     return rc;
 }
 
@@ -360,8 +360,8 @@ int cmd_eval(int argc, char **argv)
     char *pos[1];
     int n_pos, rc = cli_parse("eval", "--model F [options]", argc, argv, opts, 4, pos, &n_pos, 0);
     if (rc) return rc < 0 ? 0 : rc;
-    attn_nn_model *m = NULL;
-    attn_rnn_model *g = NULL;
+    attn_transformer *m = NULL;
+    attn_seq2seq *g = NULL;
     int rnn = is_rnn(model);
     if (rnn && beam != 1) return cli_usage_error("eval", "%s", "the GRU model decodes greedily: --beam 1");
     if ((rc = rnn ? load_rnn("eval", model, &g) : load("eval", model, &m)) != 0) return rc;
@@ -370,8 +370,8 @@ int cmd_eval(int argc, char **argv)
     attn_status st = !ctx ? ATTN_THREAD : rnn ? attn_gru_eval_dates(ctx, g, n, &acc) : attn_eval_dates(ctx, m, n, beam, &acc);
     if (st == ATTN_OK) printf("held-out exact match: %.2f%% of %lld (beam %lld)\n", 100 * acc, (long long)n, (long long)beam);
     attn_ctx_free(ctx);
-    attn_nn_model_free(m);
-    attn_rnn_model_free(g);
+    attn_transformer_free(m);
+    attn_seq2seq_free(g);
     return st == ATTN_OK ? 0 : cli_fail("eval", st);
 }
 
@@ -382,26 +382,26 @@ int cmd_info(int argc, char **argv)
     char *pos[1];
     int n_pos, rc = cli_parse("info", "--model F", argc, argv, opts, 1, pos, &n_pos, 0);
     if (rc) return rc < 0 ? 0 : rc;
-    attn_nn_model *m = NULL;
+    attn_transformer *m = NULL;
     if (is_rnn(model)) {
-        attn_rnn_model *g = NULL;
+        attn_seq2seq *g = NULL;
         char json[512];
         if ((rc = load_rnn("info", model, &g)) != 0) return rc;
-        attn_status st = attn_rnn_config_to_json(attn_rnn_model_config(g), json, sizeof json);
+        attn_status st = attn_seq2seq_config_to_json(attn_seq2seq_get_config(g), json, sizeof json);
         if (st == ATTN_OK)
             printf("config: %s (GRU encoder-decoder)\nparameters: %lld in %lld tensors\noptimiser steps: %lld\n",
-                   json, (long long)attn_rnn_model_param_count(g), (long long)attn_rnn_model_n_tensors(g),
-                   (long long)attn_rnn_model_steps_taken(g));
-        attn_rnn_model_free(g);
+                   json, (long long)attn_seq2seq_param_count(g), (long long)attn_seq2seq_n_tensors(g),
+                   (long long)attn_seq2seq_steps_taken(g));
+        attn_seq2seq_free(g);
         return st == ATTN_OK ? 0 : cli_fail("info", st);
     }
     if ((rc = load("info", model, &m)) != 0) return rc;
     char json[2048];
-    attn_status st = attn_nn_config_to_json(attn_nn_model_config(m), json, sizeof json);
+    attn_status st = attn_transformer_config_to_json(attn_transformer_get_config(m), json, sizeof json);
     if (st == ATTN_OK)
         printf("config: %s\nparameters: %lld in %lld tensors\noptimiser steps: %lld\n", json,
-               (long long)attn_nn_model_param_count(m), (long long)attn_nn_model_n_tensors(m),
-               (long long)attn_nn_model_steps_taken(m));
-    attn_nn_model_free(m);
+               (long long)attn_transformer_param_count(m), (long long)attn_transformer_n_tensors(m),
+               (long long)attn_transformer_steps_taken(m));
+    attn_transformer_free(m);
     return st == ATTN_OK ? 0 : cli_fail("info", st);
 }

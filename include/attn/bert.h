@@ -1,4 +1,4 @@
-/* attn_bert.h - BERT-family encoders on attn (inference only), e.g. the
+/* attn/bert.h - BERT-family encoders on attn (inference only), e.g. the
  * sentence-embedding model all-MiniLM-L6-v2: Hugging Face BertModel weights
  * (safetensors) and config.json, the encoder's hidden states, sentence
  * embeddings (mean pooling + L2 normalisation, as sentence-transformers'
@@ -6,7 +6,7 @@
  *
  * The model, for token ids x[0..len) of one sequence (H = hidden_size):
  *   e_t   = word[x_t] + type[0] + pos[t];  h = LayerNorm(e)
- *   each layer:  a = Attention(h) (heads of H / num_heads, scale 1/sqrt(hd),
+ *   each layer:  a = Attention(h) (heads of H / n_heads, scale 1/sqrt(hd),
  *                    q/k/v/output dense layers with biases)
  *                h = LayerNorm(h + a)
  *                h = LayerNorm(h + W2 GELU(W1 h + b1) + b2)   (exact erf GELU)
@@ -42,7 +42,7 @@
  * and OpenBLAS splits each GEMM over its own threads. Results are bitwise
  * identical for every ctx thread count.
  *
- * Errors: attn.h's statuses, the detail in attn_last_error(); on error
+ * Errors: attn/attn.h's statuses, the detail in attn_last_error(); on error
  * nothing is written and nothing leaks.
  */
 #ifndef ATTN_BERT_H
@@ -60,8 +60,8 @@ extern "C" {
 typedef struct attn_bert_config {
     int64_t vocab_size;        /* word pieces, [1, 2^24] */
     int64_t hidden_size;       /* H, [1, 65536] */
-    int64_t num_layers;        /* [1, 1024] */
-    int64_t num_heads;         /* [1, H], H % num_heads == 0 */
+    int64_t n_layers;        /* [1, 1024] */
+    int64_t n_heads;         /* [1, H], H % n_heads == 0 */
     int64_t intermediate_size; /* I, [1, 2^20] */
     int64_t max_position;      /* longest sequence, [CLS]/[SEP] included, [1, 2^20] */
     int64_t type_vocab_size;   /* [1, 2^16] */
@@ -101,7 +101,7 @@ ATTN_API attn_status attn_bert_embed(attn_ctx *ctx, const attn_bert *m, const in
                                      const int64_t *lens, int64_t B, int64_t S, float *emb);
 
 /* weights [len, len]: the attention probabilities of layer `layer` in
- * [0, num_layers) and head `head` in [0, num_heads) for one sequence
+ * [0, n_layers) and head `head` in [0, n_heads) for one sequence
  * ids[0..len); row i is query token i, each row sums to 1. */
 ATTN_API attn_status attn_bert_attention(attn_ctx *ctx, const attn_bert *m, const int32_t *ids,
                                          int64_t len, int64_t layer, int64_t head,

@@ -1,7 +1,9 @@
-/* attn_nn.h - the transformer toolkit built on attn.h: layers with forward
- * and backward, the multi-head attention module, models (encoder-decoder
- * and decoder-only), training (loss, AdamW, clipping, schedules) and
- * safetensors files (checkpoints and pretrained weights).
+/* attn/nn.h - the neural-network layers of the toolkit (library attn_nn),
+ * built on attn/attn.h: layers with forward and backward (linear,
+ * embedding, norms, activations, dropout, positions, cross-entropy), the
+ * optimiser (AdamW, clipping, schedules), the multi-head attention module,
+ * the GRU, and what the models of attn/transformer.h and attn/seq2seq.h
+ * share (parameter descriptors, batches, training and generation options).
  *
  * Conventions, for every function here:
  *   - float32, row-major, contiguous. A shape comment gives each buffer,
@@ -13,7 +15,7 @@
  *     (where noted).
  *   - Matrices follow PyTorch's layout: a linear weight is [out, in] and
  *     y = x w^T + b, so a torch state_dict maps to attn_nn tensors by name.
- *   - Errors: status codes of attn.h, detail in attn_last_error(); on error
+ *   - Errors: status codes of attn/attn.h, detail in attn_last_error(); on error
  *     nothing is written. Allocation goes through attn_alloc (the hook).
  */
 #ifndef ATTN_NN_H
@@ -70,8 +72,8 @@ ATTN_API attn_status attn_nn_rmsnorm_backward(const float *x, int64_t n, int64_t
                                               float *dgamma);
 
 typedef enum attn_nn_act {
-    ATTN_NN_GELU = 1, /* exact (erf) GELU, torch's default */
-    ATTN_NN_RELU = 2
+    ATTN_NN_ACT_GELU = 1, /* exact (erf) GELU, torch's default */
+    ATTN_NN_ACT_RELU = 2
 } attn_nn_act;
 /* y [count] = act(x); in-place (y == x) allowed in forward. */
 ATTN_API attn_status attn_nn_act_forward(attn_nn_act act, const float *x, int64_t count,
@@ -140,14 +142,16 @@ ATTN_API attn_status attn_nn_clip_grad_norm(float *const *bufs, const int64_t *c
                                             int n_bufs, double max_norm, double *norm);
 
 typedef enum attn_nn_schedule {
-    ATTN_NN_SCHED_CONSTANT = 0, /* warm-up, then base_lr */
-    ATTN_NN_SCHED_COSINE = 1,   /* warm-up, then cosine from base_lr to min_lr at total */
-    ATTN_NN_SCHED_INVSQRT = 2   /* warm-up, then base_lr * sqrt(warmup / step) */
+    ATTN_NN_SCHEDULE_CONSTANT = 0, /* warm-up, then base_lr */
+    ATTN_NN_SCHEDULE_COSINE = 1,   /* warm-up, then cosine from base_lr to min_lr at total */
+    ATTN_NN_SCHEDULE_INVSQRT = 2   /* warm-up, then base_lr * sqrt(warmup / step) */
 } attn_nn_schedule;
-/* The learning rate of step (counted from 1): linear warm-up from
- * base_lr / warmup at step 1 to base_lr at step warmup, then the decay. */
-ATTN_API double attn_nn_lr(attn_nn_schedule kind, int64_t step, int64_t warmup,
-                           int64_t total, double base_lr, double min_lr);
+/* *lr = the learning rate of step (counted from 1): linear warm-up from
+ * base_lr / warmup at step 1 to base_lr at step warmup, then the decay.
+ * warmup = 0: no warm-up. ATTN_BAD_PARAM for an unknown kind, step < 1,
+ * warmup < 0, or a rate that is negative or not finite. */
+ATTN_API attn_status attn_nn_lr(attn_nn_schedule kind, int64_t step, int64_t warmup,
+                                int64_t total, double base_lr, double min_lr, double *lr);
 
 /* ---- the multi-head attention module (src/nn/mha.c) ------------------------ */
 
@@ -215,7 +219,7 @@ ATTN_API attn_status attn_nn_mha_backward(attn_ctx *ctx, const attn_nn_mha *m,
 
 /* ---- what models share: parameters, batches, training and generation options ---- */
 
-typedef enum attn_nn_norm { ATTN_NN_LAYERNORM = 1, ATTN_NN_RMSNORM = 2 } attn_nn_norm;
+typedef enum attn_nn_norm { ATTN_NN_NORM_LAYERNORM = 1, ATTN_NN_NORM_RMSNORM = 2 } attn_nn_norm;
 typedef enum attn_nn_pos {
     ATTN_NN_POS_SINUSOIDAL = 1,
     ATTN_NN_POS_LEARNED = 2,
@@ -272,21 +276,21 @@ typedef struct attn_nn_gen_opts {
  * bias_hh [3H]; a bias may be NULL (torch's bias=False: both NULL). The
  * gradient pointers (same shapes) are needed by backward only, and each may
  * be NULL when that gradient is not wanted. */
-typedef struct attn_rnn_gru_cell {
+typedef struct attn_nn_gru_cell {
     int64_t input_size, hidden_size; /* I >= 0, H >= 1 */
     float *weight_ih, *weight_hh, *bias_ih, *bias_hh;
     float *d_weight_ih, *d_weight_hh, *d_bias_ih, *d_bias_hh;
-} attn_rnn_gru_cell;
+} attn_nn_gru_cell;
 
 /* h_new [B, H] = cell(x [B, I], h [B, H]). saved, if not NULL, receives
  * [B, 4H]: r, z, n and W_hn h + b_hn of each row, for backward. h_new must
  * not overlap x or h. */
-ATTN_API attn_status attn_rnn_gru_cell_forward(const attn_rnn_gru_cell *c, const float *x,
+ATTN_API attn_status attn_nn_gru_cell_forward(const attn_nn_gru_cell *c, const float *x,
                                                const float *h, int64_t B, float *h_new,
                                                float *saved);
 /* From dh_new [B, H]: dx [B, I] += ..., dh [B, H] += ... (each may be NULL)
  * and the parameter gradients += ... (those not NULL in c). */
-ATTN_API attn_status attn_rnn_gru_cell_backward(const attn_rnn_gru_cell *c, const float *x,
+ATTN_API attn_status attn_nn_gru_cell_backward(const attn_nn_gru_cell *c, const float *x,
                                                 const float *h, int64_t B, const float *saved,
                                                 const float *dh_new, float *dx, float *dh);
 
@@ -303,33 +307,33 @@ ATTN_API attn_status attn_rnn_gru_cell_backward(const attn_rnn_gru_cell *c, cons
  *
  * The input projections x W_ih^T of all steps are one GEMM; each step then
  * runs one recurrent GEMM [B, H] x [H, 3H] per direction. */
-typedef struct attn_rnn_gru {
+typedef struct attn_nn_gru {
     int bidirectional; /* 0 or 1: D = 1 + bidirectional directions */
-    attn_rnn_gru_cell dir[2];
-} attn_rnn_gru;
+    attn_nn_gru_cell dir[2];
+} attn_nn_gru;
 
 /* What backward needs from one forward call (owned by the caller; free the
- * buffers with attn_rnn_gru_saved_free). */
-typedef struct attn_rnn_gru_saved {
+ * buffers with attn_nn_gru_saved_free). */
+typedef struct attn_nn_gru_saved {
     int64_t B, T;
     float *h_prev; /* [D, T, B, H]: the state entering step t (time-major) */
     float *gates;  /* [D, T, B, 4H]: r, z, n, W_hn h + b_hn of step t */
-} attn_rnn_gru_saved;
-ATTN_API void attn_rnn_gru_saved_free(attn_rnn_gru_saved *s); /* accepts NULL */
+} attn_nn_gru_saved;
+ATTN_API void attn_nn_gru_saved_free(attn_nn_gru_saved *s); /* accepts NULL */
 
 /* out [B, T, D*H] (direction d in columns d*H .. d*H+H-1, 0 past a row's
  * length), h_n [D, B, H] (may be NULL) from x [B, T, I] and h0 [D, B, H]
  * (NULL: zeros). saved, if not NULL, is filled for backward (its previous
  * contents are not freed). */
-ATTN_API attn_status attn_rnn_gru_forward(const attn_rnn_gru *g, const float *x, int64_t B,
+ATTN_API attn_status attn_nn_gru_forward(const attn_nn_gru *g, const float *x, int64_t B,
                                           int64_t T, const int64_t *lens, const float *h0,
-                                          float *out, float *h_n, attn_rnn_gru_saved *saved);
+                                          float *out, float *h_n, attn_nn_gru_saved *saved);
 /* Backward through time from d_out [B, T, D*H] and d_h_n [D, B, H] (either
  * may be NULL: zero): dx [B, T, I] += ..., dh0 [D, B, H] += ... (each may be
  * NULL) and the parameter gradients of both cells += .... x and lens must
  * be those of the forward call that filled saved. */
-ATTN_API attn_status attn_rnn_gru_backward(const attn_rnn_gru *g, const float *x,
-                                           const int64_t *lens, const attn_rnn_gru_saved *saved,
+ATTN_API attn_status attn_nn_gru_backward(const attn_nn_gru *g, const float *x,
+                                           const int64_t *lens, const attn_nn_gru_saved *saved,
                                            const float *d_out, const float *d_h_n, float *dx,
                                            float *dh0);
 

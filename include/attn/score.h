@@ -1,18 +1,18 @@
-/* attn_score.h - attention with learned scoring functions (Bahdanau additive,
+/* attn/score.h - attention with learned scoring functions (Bahdanau additive,
  * Luong general and concat, dot product with a learned scale), forward and
- * backward, with the masks and dropout of attn.h.
+ * backward, with the masks and dropout of attn/attn.h.
  *
  * This header is the manual (docs/scoring.md has the derivations). It is C11
  * and also compiles as C++.
  *
  * For each batch b and head h, query i and key j:
  *
- *   ATTN_SCORE_ADDITIVE       s_ij = v_a . tanh(Wq q_i + Wk k_j + b)
- *   ATTN_SCORE_LUONG_GENERAL  s_ij = q_i . (W k_j)
- *   ATTN_SCORE_LUONG_CONCAT   s_ij = v_a . tanh(W [q_i; k_j])
- *   ATTN_SCORE_SCALED_DOT     s_ij = g (q_i . k_j)
+ *   ATTN_SCORE_KIND_ADDITIVE       s_ij = v_a . tanh(Wq q_i + Wk k_j + b)
+ *   ATTN_SCORE_KIND_LUONG_GENERAL  s_ij = q_i . (W k_j)
+ *   ATTN_SCORE_KIND_LUONG_CONCAT   s_ij = v_a . tanh(W [q_i; k_j])
+ *   ATTN_SCORE_KIND_SCALED_DOT     s_ij = g (q_i . k_j)
  *
- *   p_ij  = softmax_j(s_ij) over the visible keys (masks as in attn.h)
+ *   p_ij  = softmax_j(s_ij) over the visible keys (masks as in attn/attn.h)
  *   out_i = sum_j p_ij f_ij v_j          f_ij: dropout factor, 0 or 1/(1-p)
  *
  * Tensors are attn_tensor views (any non-negative strides), heads as in the
@@ -37,7 +37,7 @@
  * Masks and dropout come from params.masks, an attn_sdpa_params: q_lens,
  * k_lens, causal, align, window_left/right, the boolean mask [B|1, H|1,
  * Sq|1, Sk|1] (nonzero means attend), dropout_p, seed, offset, all with the
- * meaning of attn.h (the dropout keep mask is attn_dropout_keep(seed, offset,
+ * meaning of attn/attn.h (the dropout keep mask is attn_dropout_keep(seed, offset,
  * p, b, h, i, j, H)). has_scale, softcap, bias and alibi_slopes must be off
  * (ATTN_UNSUPPORTED): the score function replaces them.
  *
@@ -65,10 +65,10 @@ extern "C" {
 #endif
 
 typedef enum attn_score_kind {
-    ATTN_SCORE_ADDITIVE = 1,      /* Bahdanau: v_a . tanh(Wq q + Wk k + b) */
-    ATTN_SCORE_LUONG_GENERAL = 2, /* q . (W k) */
-    ATTN_SCORE_LUONG_CONCAT = 3,  /* v_a . tanh(W [q; k]) */
-    ATTN_SCORE_SCALED_DOT = 4     /* g (q . k), g learned */
+    ATTN_SCORE_KIND_ADDITIVE = 1,      /* Bahdanau: v_a . tanh(Wq q + Wk k + b) */
+    ATTN_SCORE_KIND_LUONG_GENERAL = 2, /* q . (W k) */
+    ATTN_SCORE_KIND_LUONG_CONCAT = 3,  /* v_a . tanh(W [q; k]) */
+    ATTN_SCORE_KIND_SCALED_DOT = 4     /* g (q . k), g learned */
 } attn_score_kind;
 
 /* Start from attn_score_params_default(kind) and set the kind's parameters. */

@@ -1,11 +1,10 @@
-/* seq2seq.h - the RNN encoder-decoder of the toolkit (library attn_nn):
- * a GRU layer (torch.nn.GRU / torch.nn.GRUCell semantics and parameter
- * layout) with forward and backward through time, and the attention model
- * of Bahdanau, Cho and Bengio (2015): a bidirectional GRU encoder, a GRU
- * decoder and additive attention (attn_score.h, ATTN_SCORE_ADDITIVE).
+/* attn/seq2seq.h - the RNN encoder-decoder of the toolkit (library
+ * attn_nn), the attention model of Bahdanau, Cho and Bengio (2015), on the
+ * GRU of attn/nn.h: a bidirectional GRU encoder, a GRU
+ * decoder and additive attention (attn/score.h, ATTN_SCORE_KIND_ADDITIVE).
  * docs/rnn.md has the equations and the tests.
  *
- * Conventions are those of attn_nn.h: float32, row-major, contiguous, shape
+ * Conventions are those of attn/nn.h: float32, row-major, contiguous, shape
  * comments per buffer; forward functions overwrite their outputs, backward
  * functions ACCUMULATE (+=) into every gradient; errors are attn_status
  * codes with the detail in attn_last_error(), and nothing is written on
@@ -22,35 +21,35 @@
 extern "C" {
 #endif
 
-/* ---- the Bahdanau et al. (2015) encoder-decoder (src/models/seq2seq/seq2seq.c) ----------- */
+/* ---- the Bahdanau et al. (2015) encoder-decoder (src/models/seq2seq) --------------------- */
 
 /* How the decoder's first state s_0 is made from the encoder. */
-typedef enum attn_rnn_init {
-    ATTN_RNN_INIT_BACKWARD = 1, /* s_0 = tanh(W_init h<-_1 + b): the backward GRU's final
+typedef enum attn_seq2seq_init {
+    ATTN_SEQ2SEQ_INIT_BACKWARD = 1, /* s_0 = tanh(W_init h<-_1 + b): the backward GRU's final
                                    state (the paper's choice); W_init [Hd, H] */
-    ATTN_RNN_INIT_MEAN = 2      /* s_0 = tanh(W_init mean_j h_j + b) over the valid source
+    ATTN_SEQ2SEQ_INIT_MEAN = 2      /* s_0 = tanh(W_init mean_j h_j + b) over the valid source
                                    positions; W_init [Hd, 2H] */
-} attn_rnn_init;
+} attn_seq2seq_init;
 
 /* Sizes. The encoder is a bidirectional GRU of hidden size H per direction,
  * so the annotations h_j = [h->_j; h<-_j] have 2H features. */
-typedef struct attn_rnn_config {
+typedef struct attn_seq2seq_config {
     int64_t vocab;      /* shared by source and target (separate embeddings) */
     int64_t embed;      /* E: embedding size */
     int64_t hidden;     /* H: encoder GRU size per direction */
     int64_t dec_hidden; /* Hd: decoder GRU size */
     int64_t attn_dim;   /* A: the additive attention's hidden size */
-    attn_rnn_init init;
-} attn_rnn_config;
+    attn_seq2seq_init init;
+} attn_seq2seq_config;
 
 /* vocab 99, embed 64, hidden 128, dec_hidden 128, attn_dim 128, BACKWARD. */
-ATTN_API attn_rnn_config attn_rnn_config_default(void);
+ATTN_API attn_seq2seq_config attn_seq2seq_config_default(void);
 /* JSON text of a config (at most cap bytes with the NUL), and back; the
  * parser checks every field's type and range and rejects unknown fields. */
-ATTN_API attn_status attn_rnn_config_to_json(const attn_rnn_config *c, char *buf, size_t cap);
-ATTN_API attn_status attn_rnn_config_from_json(const char *json, attn_rnn_config *c);
+ATTN_API attn_status attn_seq2seq_config_to_json(const attn_seq2seq_config *c, char *buf, size_t cap);
+ATTN_API attn_status attn_seq2seq_config_from_json(const char *json, attn_seq2seq_config *c);
 
-typedef struct attn_rnn_model attn_rnn_model;
+typedef struct attn_seq2seq attn_seq2seq;
 
 /* Parameters (initialised from seed as torch does: embeddings N(0, 1), GRU
  * and linear weights and biases U(-1/sqrt(fan), 1/sqrt(fan)), attention
@@ -62,17 +61,17 @@ typedef struct attn_rnn_model attn_rnn_model;
  *   decoder.attention.w_q [A, Hd], .w_k [A, 2H], .b [A], .v_a [A]
  *   decoder.gru.{weight_ih [3Hd, E+2H], weight_hh [3Hd, Hd], bias_ih, bias_hh}
  *   decoder.out.weight [V, Hd+2H+E], decoder.out.bias [V] */
-ATTN_API attn_status attn_rnn_model_create(const attn_rnn_config *c, uint64_t seed,
-                                           attn_rnn_model **out);
-ATTN_API void attn_rnn_model_free(attn_rnn_model *m); /* accepts NULL */
-ATTN_API const attn_rnn_config *attn_rnn_model_config(const attn_rnn_model *m);
-ATTN_API int64_t attn_rnn_model_param_count(const attn_rnn_model *m);
-ATTN_API int64_t attn_rnn_model_n_tensors(const attn_rnn_model *m);
-/* Tensor i in [0, n_tensors), as attn_nn_model_tensor (shape[2..3] = 0). */
-ATTN_API attn_status attn_rnn_model_tensor(const attn_rnn_model *m, int64_t i,
+ATTN_API attn_status attn_seq2seq_create(const attn_seq2seq_config *c, uint64_t seed,
+                                           attn_seq2seq **out);
+ATTN_API void attn_seq2seq_free(attn_seq2seq *m); /* accepts NULL */
+ATTN_API const attn_seq2seq_config *attn_seq2seq_get_config(const attn_seq2seq *m);
+ATTN_API int64_t attn_seq2seq_param_count(const attn_seq2seq *m);
+ATTN_API int64_t attn_seq2seq_n_tensors(const attn_seq2seq *m);
+/* Tensor i in [0, n_tensors), as attn_transformer_tensor (shape[2..3] = 0). */
+ATTN_API attn_status attn_seq2seq_tensor(const attn_seq2seq *m, int64_t i,
                                            attn_nn_param *out);
 
-/* Teacher-forced forward + loss on an encoder-decoder batch (attn_nn.h's
+/* Teacher-forced forward + loss on an encoder-decoder batch (attn/nn.h's
  * attn_nn_batch: src [B, S_src] with src_lens in [0, S_src], tgt_in,
  * tgt_out [B, S_tgt], labels equal to pad_id ignored). At decoder step i:
  *
@@ -82,18 +81,18 @@ ATTN_API attn_status attn_rnn_model_tensor(const attn_rnn_model *m, int64_t i,
  *
  * *loss = mean cross-entropy (attn_nn_cross_entropy with label_smoothing).
  * With grads != 0, backward through time ACCUMULATES into the gradients
- * (attn_rnn_model_zero_grad). logits, if not NULL, receives
+ * (attn_seq2seq_zero_grad). logits, if not NULL, receives
  * [B, S_tgt, vocab]. The attention runs on ctx (its threads). */
-ATTN_API attn_status attn_rnn_model_step(attn_ctx *ctx, attn_rnn_model *m,
+ATTN_API attn_status attn_seq2seq_step(attn_ctx *ctx, attn_seq2seq *m,
                                          const attn_nn_batch *batch, double label_smoothing,
                                          int grads, double *loss, float *logits);
-ATTN_API void attn_rnn_model_zero_grad(attn_rnn_model *m);
+ATTN_API void attn_seq2seq_zero_grad(attn_seq2seq *m);
 /* Clips the global gradient norm if clip > 0 (the norm before clipping goes
  * to *grad_norm, which may be NULL) and takes one AdamW step at rate lr
  * (weight decay on matrices and embeddings only). */
-ATTN_API attn_status attn_rnn_model_update(attn_rnn_model *m, const attn_nn_adamw *opt,
+ATTN_API attn_status attn_seq2seq_update(attn_seq2seq *m, const attn_nn_adamw *opt,
                                            double lr, double clip, double *grad_norm);
-ATTN_API int64_t attn_rnn_model_steps_taken(const attn_rnn_model *m);
+ATTN_API int64_t attn_seq2seq_steps_taken(const attn_seq2seq *m);
 
 /* Greedy decoding of B sources src [B, S] with lengths src_lens [B]
  * (1 <= src_lens[b] <= S), all rows at once: out [B, cap] receives each
@@ -101,7 +100,7 @@ ATTN_API int64_t attn_rnn_model_steps_taken(const attn_rnn_model *m);
  * n_out [B] their counts. attn_w, if not NULL, receives [B, cap, S]: row r
  * of source b holds the attention weights of the step that produced token r
  * (0 past the row's length and past n_out[b]). opts->beam must be 1. */
-ATTN_API attn_status attn_rnn_generate(attn_ctx *ctx, attn_rnn_model *m, const int32_t *src,
+ATTN_API attn_status attn_seq2seq_generate(attn_ctx *ctx, attn_seq2seq *m, const int32_t *src,
                                        int64_t B, int64_t S, const int64_t *src_lens,
                                        const attn_nn_gen_opts *opts, int32_t *out, int64_t cap,
                                        int64_t *n_out, float *attn_w);
@@ -113,11 +112,11 @@ ATTN_API attn_status attn_rnn_generate(attn_ctx *ctx, attn_rnn_model *m, const i
  * atomically. Loading treats the file as untrusted: the config is parsed
  * strictly, and every tensor must be present as F32 with exactly the shape
  * the config implies, finite, with nothing extra (ATTN_BAD_FILE). */
-ATTN_API attn_status attn_rnn_model_save(const attn_rnn_model *m, const char *path,
+ATTN_API attn_status attn_seq2seq_save(const attn_seq2seq *m, const char *path,
                                          int with_optim, const char *const *meta_keys,
                                          const char *const *meta_values, int64_t n_meta);
-ATTN_API attn_status attn_rnn_model_load(const char *path, attn_rnn_model **out);
-ATTN_API attn_status attn_rnn_model_load_file(const attn_st_file *f, attn_rnn_model **out);
+ATTN_API attn_status attn_seq2seq_load(const char *path, attn_seq2seq **out);
+ATTN_API attn_status attn_seq2seq_load_safetensors(const attn_safetensors *f, attn_seq2seq **out);
 
 #ifdef __cplusplus
 }

@@ -1,4 +1,4 @@
-/* attn_tok.h - the WordPiece tokenizer of uncased BERT models (e.g.
+/* attn/text.h - the WordPiece tokenizer of uncased BERT models (e.g.
  * all-MiniLM-L6-v2), giving the same ids as Hugging Face's tokenizer for
  * such a model (the Rust `tokenizers` BertNormalizer, BertPreTokenizer and
  * WordPiece that sentence-transformers runs; tokenizer_config.json with
@@ -27,9 +27,9 @@
  * of 17.0 (so, as in the reference, a character newer than 8.0 is never
  * dropped, stripped or punctuation). See scripts/gen_unicode_data.py.
  *
- * Errors: statuses of attn.h, the detail in attn_last_error(); on error
+ * Errors: statuses of attn/attn.h, the detail in attn_last_error(); on error
  * nothing is written and nothing leaks. Allocation goes through attn_alloc.
- * A loaded attn_tok is immutable: any number of threads may use it at once.
+ * A loaded attn_wordpiece is immutable: any number of threads may use it at once.
  */
 #ifndef ATTN_TOK_H
 #define ATTN_TOK_H
@@ -44,38 +44,38 @@ extern "C" {
 #endif
 
 /* Limits on a vocabulary: its bytes, and the bytes of one token. */
-#define ATTN_TOK_MAX_VOCAB_BYTES ((size_t)1 << 30)
-#define ATTN_TOK_MAX_TOKEN_BYTES 256
+#define ATTN_WORDPIECE_MAX_VOCAB_BYTES ((size_t)1 << 30)
+#define ATTN_WORDPIECE_MAX_TOKEN_BYTES 256
 /* Words longer than this (in characters, after normalisation) are [UNK]. */
-#define ATTN_TOK_MAX_WORD_CHARS 100
+#define ATTN_WORDPIECE_MAX_WORD_CHARS 100
 
-typedef struct attn_tok attn_tok;
+typedef struct attn_wordpiece attn_wordpiece;
 
 /* Loads vocab.txt: one token per line, the id of a token is its line number
  * counted from 0. Lines end in LF (a CR before it is dropped); the last line
  * may lack its LF. The file is untrusted; each of these is ATTN_BAD_FILE
  * naming the line: an empty line, a token that is not valid UTF-8, holds an
- * ASCII control character or space, or is longer than ATTN_TOK_MAX_TOKEN_BYTES,
+ * ASCII control character or space, or is longer than ATTN_WORDPIECE_MAX_TOKEN_BYTES,
  * a token already on an earlier line (real BERT vocabularies have no
  * duplicates), a file without "[UNK]", "[CLS]", "[SEP]" or "[PAD]" ("[MASK]"
- * is optional), or larger than ATTN_TOK_MAX_VOCAB_BYTES. ATTN_IO if the file
+ * is optional), or larger than ATTN_WORDPIECE_MAX_VOCAB_BYTES. ATTN_IO if the file
  * cannot be read. */
-ATTN_API attn_status attn_tok_load_vocab(const char *vocab_path, attn_tok **out);
+ATTN_API attn_status attn_wordpiece_load(const char *vocab_path, attn_wordpiece **out);
 /* The same from len bytes in memory (copied; data may be freed after). */
-ATTN_API attn_status attn_tok_load_vocab_memory(const char *data, size_t len,
-                                                attn_tok **out);
-ATTN_API void attn_tok_free(attn_tok *t); /* accepts NULL */
+ATTN_API attn_status attn_wordpiece_load_memory(const char *data, size_t len,
+                                                attn_wordpiece **out);
+ATTN_API void attn_wordpiece_free(attn_wordpiece *t); /* accepts NULL */
 
 /* Number of tokens (ids are 0 .. size-1); -1 if t is NULL. */
-ATTN_API int64_t attn_tok_vocab_size(const attn_tok *t);
+ATTN_API int64_t attn_wordpiece_vocab_size(const attn_wordpiece *t);
 /* The token of an id (NUL-terminated, owned by t), or NULL if out of range. */
-ATTN_API const char *attn_tok_token(const attn_tok *t, int32_t id);
+ATTN_API const char *attn_wordpiece_token(const attn_wordpiece *t, int32_t id);
 /* The id of a token, or -1 if it is not in the vocabulary (or an argument is
  * NULL). */
-ATTN_API int32_t attn_tok_id(const attn_tok *t, const char *token);
+ATTN_API int32_t attn_wordpiece_id(const attn_wordpiece *t, const char *token);
 /* The id of a special token by name: "[PAD]", "[UNK]", "[CLS]", "[SEP]" or
  * "[MASK]"; -1 for another name or one the vocabulary lacks. */
-ATTN_API int32_t attn_tok_special(const attn_tok *t, const char *name);
+ATTN_API int32_t attn_wordpiece_special(const attn_wordpiece *t, const char *name);
 
 /* Encodes one text (NUL-terminated UTF-8; so without U+0000, which the
  * reference drops anyway) as
@@ -96,7 +96,7 @@ ATTN_API int32_t attn_tok_special(const attn_tok *t, const char *name);
  * always suffices); ATTN_BAD_PARAM if text is not valid UTF-8 (naming the
  * byte offset) or max_len < 2; ATTN_OVERLAP if ids, offsets and text share
  * bytes. */
-ATTN_API attn_status attn_tok_encode(const attn_tok *t, const char *text, int64_t max_len,
+ATTN_API attn_status attn_wordpiece_encode(const attn_wordpiece *t, const char *text, int64_t max_len,
                                      int32_t *ids, int64_t cap, int64_t *n,
                                      int64_t *offsets);
 

@@ -15,13 +15,13 @@ extern "C" {
 /* ---- models (src/models/transformer) ------------------------------------- */
 
 
-typedef enum attn_nn_arch {
-    ATTN_NN_ENCDEC = 1,    /* encoder-decoder transformer (Vaswani et al.) */
-    ATTN_NN_DECODER = 2    /* decoder-only language model */
-} attn_nn_arch;
+typedef enum attn_transformer_arch {
+    ATTN_TRANSFORMER_ARCH_ENCDEC = 1,    /* encoder-decoder transformer (Vaswani et al.) */
+    ATTN_TRANSFORMER_ARCH_DECODER = 2    /* decoder-only language model */
+} attn_transformer_arch;
 
-typedef struct attn_nn_config {
-    attn_nn_arch arch;
+typedef struct attn_transformer_config {
+    attn_transformer_arch arch;
     int64_t vocab;          /* shared by source and target */
     int64_t d_model, n_heads, n_kv_heads, d_ff;
     int64_t n_enc_layers;   /* ENCDEC only */
@@ -33,55 +33,55 @@ typedef struct attn_nn_config {
     attn_nn_act act;
     double norm_eps, dropout, attn_dropout, rope_theta;
     int tie_embeddings;     /* output projection = embedding table */
-} attn_nn_config;
+} attn_transformer_config;
 
-ATTN_API attn_nn_config attn_nn_config_default(attn_nn_arch arch);
+ATTN_API attn_transformer_config attn_transformer_config_default(attn_transformer_arch arch);
 /* JSON text of a config (for checkpoints), and back. The parser checks
  * every field's type and range. to_json writes at most cap bytes. */
-ATTN_API attn_status attn_nn_config_to_json(const attn_nn_config *c, char *buf, size_t cap);
-ATTN_API attn_status attn_nn_config_from_json(const char *json, attn_nn_config *c);
+ATTN_API attn_status attn_transformer_config_to_json(const attn_transformer_config *c, char *buf, size_t cap);
+ATTN_API attn_status attn_transformer_config_from_json(const char *json, attn_transformer_config *c);
 
-typedef struct attn_nn_model attn_nn_model;
+typedef struct attn_transformer attn_transformer;
 
 /* Allocates parameters (initialised from seed), gradients and optimiser
  * state in one block each. */
-ATTN_API attn_status attn_nn_model_create(const attn_nn_config *c, uint64_t seed,
-                                          attn_nn_model **out);
-ATTN_API void attn_nn_model_free(attn_nn_model *m);
-ATTN_API const attn_nn_config *attn_nn_model_config(const attn_nn_model *m);
-ATTN_API int64_t attn_nn_model_param_count(const attn_nn_model *m);
+ATTN_API attn_status attn_transformer_create(const attn_transformer_config *c, uint64_t seed,
+                                          attn_transformer **out);
+ATTN_API void attn_transformer_free(attn_transformer *m);
+ATTN_API const attn_transformer_config *attn_transformer_get_config(const attn_transformer *m);
+ATTN_API int64_t attn_transformer_param_count(const attn_transformer *m);
 
-ATTN_API int64_t attn_nn_model_n_tensors(const attn_nn_model *m);
-ATTN_API attn_status attn_nn_model_tensor(const attn_nn_model *m, int64_t i,
+ATTN_API int64_t attn_transformer_n_tensors(const attn_transformer *m);
+ATTN_API attn_status attn_transformer_tensor(const attn_transformer *m, int64_t i,
                                           attn_nn_param *out);
 
 /* Forward + loss (+ backward into the gradients if grads != 0; gradients are
- * accumulated, zero them with attn_nn_model_zero_grad). logits, if not NULL,
+ * accumulated, zero them with attn_transformer_zero_grad). logits, if not NULL,
  * receives [B, S_tgt, vocab]. *activation_bytes, if not NULL, receives the
  * peak bytes of saved activations (to show what checkpointing saves). */
-ATTN_API attn_status attn_nn_model_step(attn_ctx *ctx, attn_nn_model *m,
+ATTN_API attn_status attn_transformer_step(attn_ctx *ctx, attn_transformer *m,
                                         const attn_nn_batch *batch,
                                         const attn_nn_train_opts *opts, int grads,
                                         double *loss, float *logits,
                                         size_t *activation_bytes);
-ATTN_API void attn_nn_model_zero_grad(attn_nn_model *m);
+ATTN_API void attn_transformer_zero_grad(attn_transformer *m);
 
 /* Optimiser state lives in the model (AdamW moments and the step count).
  * Clips the global gradient norm if clip > 0 (writes it to *grad_norm),
  * then takes one AdamW step at learning rate lr. */
-ATTN_API attn_status attn_nn_model_update(attn_nn_model *m, const attn_nn_adamw *opt,
+ATTN_API attn_status attn_transformer_update(attn_transformer *m, const attn_nn_adamw *opt,
                                           double lr, double clip, double *grad_norm);
-ATTN_API int64_t attn_nn_model_steps_taken(const attn_nn_model *m);
+ATTN_API int64_t attn_transformer_steps_taken(const attn_transformer *m);
 
 /* Checkpoints: safetensors with the config JSON, the step and (if
  * with_optim) the AdamW moments, written atomically; see docs/checkpoint.md.
  * Loading checks every tensor's presence, dtype and shape against the
  * config stored in the file and gives ATTN_BAD_FILE on any mismatch. */
-ATTN_API attn_status attn_nn_model_save(const attn_nn_model *m, const char *path,
+ATTN_API attn_status attn_transformer_save(const attn_transformer *m, const char *path,
                                         int with_optim, const char *const *meta_keys,
                                         const char *const *meta_values, int64_t n_meta);
-ATTN_API attn_status attn_nn_model_load(const char *path, attn_nn_model **out);
-ATTN_API attn_status attn_nn_model_load_file(const attn_st_file *f, attn_nn_model **out);
+ATTN_API attn_status attn_transformer_load(const char *path, attn_transformer **out);
+ATTN_API attn_status attn_transformer_load_safetensors(const attn_safetensors *f, attn_transformer **out);
 
 /* ---- generation (src/models/transformer/generate.c) ----------------------- */
 
@@ -90,7 +90,7 @@ ATTN_API attn_status attn_nn_model_load_file(const attn_st_file *f, attn_nn_mode
  * cap tokens (EOS excluded) and their count. cross_attn, if not NULL,
  * receives the last decoder layer's cross-attention averaged over heads,
  * [n_out, src_len] (ENCDEC only; row r is the step that produced token r). */
-ATTN_API attn_status attn_nn_generate(attn_ctx *ctx, attn_nn_model *m, const int32_t *src,
+ATTN_API attn_status attn_transformer_generate(attn_ctx *ctx, attn_transformer *m, const int32_t *src,
                                       int64_t src_len, const attn_nn_gen_opts *opts,
                                       int32_t *out, int64_t cap, int64_t *n_out,
                                       float *cross_attn);

@@ -1,4 +1,4 @@
-/* attn_viz.h - attention maps as PNG heatmaps (library attn_viz, libpng).
+/* attn/viz.h - attention maps as PNG heatmaps (library attn_viz, libpng).
  *
  * A map is a rows x cols grid of weights, row r = one output (query)
  * position, column c = one source (key) position:
@@ -33,7 +33,7 @@
  * 1x glyph height + 2), only rows and columns 0, k, 2k, ... are labelled,
  * k = ceil(11 / cell), so that labels never overlap.
  *
- * Errors: every function returns an attn_status (attn.h) and, on error,
+ * Errors: every function returns an attn_status (attn/attn.h) and, on error,
  * writes nothing and names the bad argument in attn_last_error().
  */
 #ifndef ATTN_VIZ_H

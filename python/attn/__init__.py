@@ -140,7 +140,7 @@ lib = _load()
 
 
 def version():
-    """The version this binding was written against (attn.h has no runtime query)."""
+    """The version this binding was written against (attn/attn.h has no runtime query)."""
     return (0, 1, 0)
 
 

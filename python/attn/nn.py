@@ -110,7 +110,7 @@ def _load():
              ctypes.c_int)
     _declare(L, "attn_nn_clip_grad_norm", st, ctypes.POINTER(P), ctypes.POINTER(i64),
              ctypes.c_int, dbl, ctypes.POINTER(dbl))
-    _declare(L, "attn_nn_lr", dbl, st, i64, i64, i64, dbl, dbl)
+    _declare(L, "attn_nn_lr", st, st, i64, i64, i64, dbl, dbl, ctypes.POINTER(dbl))
     return L
 
 
@@ -418,6 +418,8 @@ def clip_grad_norm(grads, max_norm):
 
 def lr(kind, step, warmup, total, base_lr, min_lr=0.0):
     """attn_nn_lr: kind "constant" | "cosine" | "invsqrt" (or its enum value).
-    NaN for invalid arguments."""
-    return lib.attn_nn_lr(_kind(kind, _SCHEDS, "kind"), int(step), int(warmup), int(total),
-                          float(base_lr), float(min_lr))
+    Invalid arguments raise AttnError (ATTN_BAD_PARAM)."""
+    out = ctypes.c_double()
+    _check(lib.attn_nn_lr(_kind(kind, _SCHEDS, "kind"), int(step), int(warmup), int(total),
+                          float(base_lr), float(min_lr), ctypes.byref(out)))
+    return out.value

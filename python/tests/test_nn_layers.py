@@ -351,4 +351,5 @@ def test_lr_schedules_match_torch_schedulers():
         cos.step()
     assert nn.lr("cosine", total + 5, warmup, total, base, lo) == lo
     assert nn.lr("invsqrt", 4 * warmup, warmup, total, base) == pytest.approx(base / 2)
-    assert math.isnan(nn.lr("constant", 0, warmup, total, base))
+    with pytest.raises(attn.AttnError):
+        nn.lr("constant", 0, warmup, total, base)

@@ -4,8 +4,8 @@ small hand-written module for the decoder-only LM), then the logits (1e-4),
 the loss (1e-5), every parameter's gradient (1e-4 relative to the tensor's
 largest gradient) and a 10-step AdamW loss curve (1e-4) must agree.
 
-The C side runs through ctypes on libattn_nn.so (attn_nn_model_create,
-attn_nn_model_step, attn_nn_model_update); its own initialisation is copied
+The C side runs through ctypes on libattn_nn.so (attn_transformer_create,
+attn_transformer_step, attn_transformer_update); its own initialisation is copied
 into the torch model by tensor name.
 """
 import ctypes as C
@@ -76,37 +76,37 @@ class CModel:
     def __init__(self, cfg, seed=7):
         self.L = _lib()
         L = self.L
-        L.attn_nn_model_create.argtypes = [C.POINTER(Config), C.c_uint64, C.POINTER(C.c_void_p)]
-        L.attn_nn_model_step.argtypes = [C.c_void_p, C.c_void_p, C.POINTER(Batch),
+        L.attn_transformer_create.argtypes = [C.POINTER(Config), C.c_uint64, C.POINTER(C.c_void_p)]
+        L.attn_transformer_step.argtypes = [C.c_void_p, C.c_void_p, C.POINTER(Batch),
                                          C.POINTER(TrainOpts), C.c_int, C.POINTER(C.c_double),
                                          C.POINTER(C.c_float), C.POINTER(C.c_size_t)]
-        L.attn_nn_model_tensor.argtypes = [C.c_void_p, C.c_int64, C.POINTER(Param)]
-        L.attn_nn_model_n_tensors.argtypes = [C.c_void_p]
-        L.attn_nn_model_n_tensors.restype = C.c_int64
-        L.attn_nn_model_update.argtypes = [C.c_void_p, C.POINTER(AdamW), C.c_double, C.c_double,
+        L.attn_transformer_tensor.argtypes = [C.c_void_p, C.c_int64, C.POINTER(Param)]
+        L.attn_transformer_n_tensors.argtypes = [C.c_void_p]
+        L.attn_transformer_n_tensors.restype = C.c_int64
+        L.attn_transformer_update.argtypes = [C.c_void_p, C.POINTER(AdamW), C.c_double, C.c_double,
                                            C.POINTER(C.c_double)]
-        L.attn_nn_model_zero_grad.argtypes = [C.c_void_p]
-        L.attn_nn_model_free.argtypes = [C.c_void_p]
+        L.attn_transformer_zero_grad.argtypes = [C.c_void_p]
+        L.attn_transformer_free.argtypes = [C.c_void_p]
         L.attn_ctx_create.argtypes = [C.c_int, C.POINTER(C.c_void_p)]
         L.attn_ctx_free.argtypes = [C.c_void_p]
         L.attn_last_error.restype = C.c_char_p
         self.cfg = cfg
         self.m, self.ctx = C.c_void_p(), C.c_void_p()
         self._ok(L.attn_ctx_create(2, C.byref(self.ctx)))
-        self._ok(L.attn_nn_model_create(C.byref(cfg), seed, C.byref(self.m)))
+        self._ok(L.attn_transformer_create(C.byref(cfg), seed, C.byref(self.m)))
 
     def _ok(self, st):
         assert st == 0, self.L.attn_last_error().decode()
 
     def close(self):
-        self.L.attn_nn_model_free(self.m)
+        self.L.attn_transformer_free(self.m)
         self.L.attn_ctx_free(self.ctx)
 
     def params(self):
         out = {}
-        for i in range(self.L.attn_nn_model_n_tensors(self.m)):
+        for i in range(self.L.attn_transformer_n_tensors(self.m)):
             p = Param()
-            self._ok(self.L.attn_nn_model_tensor(self.m, i, C.byref(p)))
+            self._ok(self.L.attn_transformer_tensor(self.m, i, C.byref(p)))
             shape = tuple(p.shape[k] for k in range(p.ndim))
             val = np.ctypeslib.as_array(p.value, shape=(p.numel,)).reshape(shape)
             grad = np.ctypeslib.as_array(p.grad, shape=(p.numel,)).reshape(shape)
@@ -129,8 +129,8 @@ class CModel:
         logits = np.zeros((B, T, self.cfg.vocab), np.float32)
         loss = C.c_double()
         if grads:
-            self.L.attn_nn_model_zero_grad(self.m)
-        self._ok(self.L.attn_nn_model_step(self.ctx, self.m, C.byref(b), C.byref(o), int(grads),
+            self.L.attn_transformer_zero_grad(self.m)
+        self._ok(self.L.attn_transformer_step(self.ctx, self.m, C.byref(b), C.byref(o), int(grads),
                                            C.byref(loss),
                                            logits.ctypes.data_as(C.POINTER(C.c_float)), None))
         return loss.value, logits
@@ -138,7 +138,7 @@ class CModel:
     def update(self, lr, clip, wd):
         opt = AdamW(lr, 0.9, 0.999, 1e-8, wd)
         norm = C.c_double()
-        self._ok(self.L.attn_nn_model_update(self.m, C.byref(opt), lr, clip, C.byref(norm)))
+        self._ok(self.L.attn_transformer_update(self.m, C.byref(opt), lr, clip, C.byref(norm)))
         return norm.value
 
 

@@ -36,9 +36,9 @@ def _lib():
     for c in cands:
         if c and os.path.exists(c):
             lib = C.CDLL(c)
-            if hasattr(lib, "attn_tok_encode"):
+            if hasattr(lib, "attn_wordpiece_encode"):
                 return lib
-    pytest.skip("libattn_nn.so with the tokenizer (attn_tok_encode) not built")
+    pytest.skip("libattn_nn.so with the tokenizer (attn_wordpiece_encode) not built")
 
 
 def _model_dir():
@@ -49,28 +49,28 @@ def _model_dir():
 class CTok:
     def __init__(self, vocab_path):
         L = self.L = _lib()
-        L.attn_tok_load_vocab.argtypes = [C.c_char_p, C.POINTER(C.c_void_p)]
-        L.attn_tok_free.argtypes = [C.c_void_p]
-        L.attn_tok_vocab_size.argtypes = [C.c_void_p]
-        L.attn_tok_vocab_size.restype = C.c_int64
-        L.attn_tok_token.argtypes = [C.c_void_p, C.c_int32]
-        L.attn_tok_token.restype = C.c_char_p
-        L.attn_tok_encode.argtypes = [C.c_void_p, C.c_char_p, C.c_int64,
+        L.attn_wordpiece_load.argtypes = [C.c_char_p, C.POINTER(C.c_void_p)]
+        L.attn_wordpiece_free.argtypes = [C.c_void_p]
+        L.attn_wordpiece_vocab_size.argtypes = [C.c_void_p]
+        L.attn_wordpiece_vocab_size.restype = C.c_int64
+        L.attn_wordpiece_token.argtypes = [C.c_void_p, C.c_int32]
+        L.attn_wordpiece_token.restype = C.c_char_p
+        L.attn_wordpiece_encode.argtypes = [C.c_void_p, C.c_char_p, C.c_int64,
                                       C.POINTER(C.c_int32), C.c_int64,
                                       C.POINTER(C.c_int64), C.POINTER(C.c_int64)]
         L.attn_last_error.restype = C.c_char_p
         self.t = C.c_void_p()
-        st = L.attn_tok_load_vocab(vocab_path.encode(), C.byref(self.t))
+        st = L.attn_wordpiece_load(vocab_path.encode(), C.byref(self.t))
         assert st == 0, L.attn_last_error().decode()
 
     def close(self):
-        self.L.attn_tok_free(self.t)
+        self.L.attn_wordpiece_free(self.t)
 
     def encode_status(self, data, max_len, cap):
         ids = (C.c_int32 * max(cap, 1))()
         offs = (C.c_int64 * max(2 * cap, 1))()
         n = C.c_int64(-1)
-        st = self.L.attn_tok_encode(self.t, data, max_len, ids if cap else None, cap,
+        st = self.L.attn_wordpiece_encode(self.t, data, max_len, ids if cap else None, cap,
                                     C.byref(n), offs)
         return st, list(ids[:n.value]) if cap else [], \
             [(offs[2 * i], offs[2 * i + 1]) for i in range(n.value)] if cap else [], n.value
@@ -359,9 +359,9 @@ def test_vocab_matches_the_reference(model, ctok):
     tok = model.tokenizer
     vocab = tok.get_vocab()
     L = ctok.L
-    assert L.attn_tok_vocab_size(ctok.t) == len(vocab) == 30522
+    assert L.attn_wordpiece_vocab_size(ctok.t) == len(vocab) == 30522
     for token, i in vocab.items():
-        assert L.attn_tok_token(ctok.t, i).decode("utf-8") == token
+        assert L.attn_wordpiece_token(ctok.t, i).decode("utf-8") == token
 
 
 def test_corpus_matches_sentence_transformers(model, ctok, capsys):

@@ -77,7 +77,7 @@ typedef struct attn__json_limits {
 ATTN__SHARED attn__json_limits attn__json_limits_default(void);
 
 /* Parses text[0..len) (no NUL needed) into *root; limits NULL means the
- * defaults. `what` prefixes every error message ("attn_st_open: 'f': header").
+ * defaults. `what` prefixes every error message ("attn_safetensors_load: 'f': header").
  * On error *root is untouched and nothing is allocated. */
 ATTN__SHARED attn_status attn__json_parse(const char *text, size_t len, const attn__json_limits *limits,
                              const char *what, attn__json_value **root);

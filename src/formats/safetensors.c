@@ -28,43 +28,20 @@
 /* The reference implementation's cap on the header length. */
 #define ST_MAX_HEADER 100000000u
 
-static const struct {
-    const char *name;
-    attn_st_dtype dtype;
-    size_t size;
-} dtypes[] = {
-    {"F32", ATTN_ST_F32, 4}, {"F16", ATTN_ST_F16, 2}, {"BF16", ATTN_ST_BF16, 2},
-    {"F64", ATTN_ST_F64, 8}, {"I64", ATTN_ST_I64, 8}, {"I32", ATTN_ST_I32, 4},
-    {"U8", ATTN_ST_U8, 1},   {"BOOL", ATTN_ST_BOOL, 1},
+/* Every attn_dtype is a safetensors dtype, with the same name. */
+static const attn_dtype dtypes[] = {
+#define DTYPE(name, value, bytes) ATTN_DTYPE_##name,
+    ATTN_DTYPE_TABLE(DTYPE)
+#undef DTYPE
 };
 enum { N_DTYPES = sizeof dtypes / sizeof dtypes[0] };
 
-static int dtype_index(attn_st_dtype d)
-{
-    for (int i = 0; i < N_DTYPES; i++)
-        if (dtypes[i].dtype == d) return i;
-    return -1;
-}
-
-/* Element bytes and name of a dtype; 0 and "unknown" outside the table. */
-static size_t dtype_size(attn_st_dtype d)
-{
-    int i = dtype_index(d);
-    return i < 0 ? 0 : dtypes[i].size;
-}
-
-static const char *dtype_name(attn_st_dtype d)
-{
-    int i = dtype_index(d);
-    return i < 0 ? "unknown" : dtypes[i].name;
-}
-
 typedef struct st_tensor {
-    attn_st_info info;
+    attn_safetensors_info info;
     size_t begin, end; /* data_offsets: bytes of the data section */
 } st_tensor;
 
-struct attn_st_file {
+struct attn_safetensors {
     unsigned char *image;           /* [size] the whole file */
     size_t size;
     attn__json_value *header;       /* the header object */
@@ -106,8 +83,8 @@ static attn_status entry_dtype(const char *prefix, const char *name, const attn_
         return bad(prefix, "tensor '%.80s': dtype is %s; it must be a string", name,
                    attn__json_kind_name(v->kind));
     for (int i = 0; i < N_DTYPES; i++) {
-        if (strcmp(v->str, dtypes[i].name) == 0 && strlen(dtypes[i].name) == v->len) {
-            t->info.dtype = dtypes[i].dtype;
+        if (strcmp(v->str, attn_dtype_name(dtypes[i])) == 0 && strlen(v->str) == v->len) {
+            t->info.dtype = dtypes[i];
             return ATTN_OK;
         }
     }
@@ -138,9 +115,9 @@ static attn_status entry_shape(const char *prefix, const char *name, const attn_
     if (v->kind != ATTN__JSON_ARRAY)
         return bad(prefix, "tensor '%.80s': shape is %s; it must be an array of integers", name,
                    attn__json_kind_name(v->kind));
-    if (v->count > ATTN_ST_MAX_DIMS)
+    if (v->count > ATTN_SAFETENSORS_MAX_DIMS)
         return bad(prefix, "tensor '%.80s': shape has %zu dims; at most %d are supported", name,
-                   v->count, ATTN_ST_MAX_DIMS);
+                   v->count, ATTN_SAFETENSORS_MAX_DIMS);
     attn_status st = entry_ints(prefix, name, "shape", v, t->info.shape);
     if (st != ATTN_OK) return st;
     t->info.ndim = (int)v->count;
@@ -174,7 +151,7 @@ static attn_status entry_offsets(const char *prefix, const char *name, const att
         return bad(prefix,
                    "tensor '%.80s': data_offsets [%lld, %lld] end beyond the %zu bytes of data",
                    name, (long long)off[0], (long long)off[1], data_size);
-    int64_t size = (int64_t)dtype_size(t->info.dtype), need;
+    int64_t size = (int64_t)attn_dtype_size(t->info.dtype), need;
     if (t->info.numel > INT64_MAX / size)
         return bad(prefix, "tensor '%.80s': the byte size of shape %s overflows int64", name,
                    shape_text(s, sizeof s, t->info.shape, t->info.ndim));
@@ -184,7 +161,7 @@ static attn_status entry_offsets(const char *prefix, const char *name, const att
                    "tensor '%.80s': data_offsets [%lld, %lld] hold %lld bytes but %s shape %s "
                    "needs %lld",
                    name, (long long)off[0], (long long)off[1], (long long)(off[1] - off[0]),
-                   dtype_name(t->info.dtype),
+                   attn_dtype_name(t->info.dtype),
                    shape_text(s, sizeof s, t->info.shape, t->info.ndim), (long long)need);
     t->begin = (size_t)off[0];
     t->end = (size_t)off[1];
@@ -308,7 +285,7 @@ static attn_status check_lengths(const char *prefix, const unsigned char *image,
 }
 
 /* Every header member into f->t (f->header set). */
-static attn_status parse_members(const char *prefix, attn_st_file *f, size_t n_header)
+static attn_status parse_members(const char *prefix, attn_safetensors *f, size_t n_header)
 {
     const unsigned char *data = f->image + 8 + n_header;
     size_t data_size = f->size - 8 - n_header;
@@ -325,7 +302,7 @@ static attn_status parse_members(const char *prefix, attn_st_file *f, size_t n_h
 
 /* Validates image [size] and, on success, makes *out own it. */
 static attn_status parse_image(const char *prefix, unsigned char *image, size_t size,
-                               attn_st_file **out)
+                               attn_safetensors **out)
 {
     size_t n_header = 0;
     attn_status st = check_lengths(prefix, image, size, &n_header);
@@ -339,7 +316,7 @@ static attn_status parse_image(const char *prefix, unsigned char *image, size_t 
     if (st != ATTN_OK) return st;
     const attn__json_value *meta = attn__json_get(header, "__metadata__");
     size_t n = header->count - (meta != NULL);
-    attn_st_file *f = attn_alloc(sizeof *f + n * sizeof f->t[0]);
+    attn_safetensors *f = attn_alloc(sizeof *f + n * sizeof f->t[0]);
     if (f == NULL) {
         attn__json_free(header);
         return attn_fail(ATTN_NO_MEMORY, "%s: no memory for %zu tensors", prefix, n);
@@ -361,12 +338,12 @@ static attn_status parse_image(const char *prefix, unsigned char *image, size_t 
 }
 
 
-attn_status attn_st_open(const char *path, attn_st_file **out)
+attn_status attn_safetensors_load(const char *path, attn_safetensors **out)
 {
-    if (path == NULL) return attn_fail(ATTN_NULL_ARG, "attn_st_open: argument 'path' is NULL");
-    if (out == NULL) return attn_fail(ATTN_NULL_ARG, "attn_st_open: argument 'out' is NULL");
+    if (path == NULL) return attn_fail(ATTN_NULL_ARG, "attn_safetensors_load: argument 'path' is NULL");
+    if (out == NULL) return attn_fail(ATTN_NULL_ARG, "attn_safetensors_load: argument 'out' is NULL");
     char prefix[300];
-    snprintf(prefix, sizeof prefix, "attn_st_open: '%.200s'", path);
+    snprintf(prefix, sizeof prefix, "attn_safetensors_load: '%.200s'", path);
     char *image = NULL;
     size_t size = 0;
     attn_status st = attn__nn_read_file(prefix, path, SIZE_MAX - 1, &image, &size);
@@ -376,9 +353,9 @@ attn_status attn_st_open(const char *path, attn_st_file **out)
     return st;
 }
 
-attn_status attn_st_open_memory(const void *data, size_t size, attn_st_file **out)
+attn_status attn_safetensors_load_memory(const void *data, size_t size, attn_safetensors **out)
 {
-    const char *prefix = "attn_st_open_memory";
+    const char *prefix = "attn_safetensors_load_memory";
     if (data == NULL && size > 0)
         return attn_fail(ATTN_NULL_ARG, "%s: argument 'data' is NULL", prefix);
     if (out == NULL) return attn_fail(ATTN_NULL_ARG, "%s: argument 'out' is NULL", prefix);
@@ -391,7 +368,7 @@ attn_status attn_st_open_memory(const void *data, size_t size, attn_st_file **ou
     return st;
 }
 
-void attn_st_close(attn_st_file *f)
+void attn_safetensors_free(attn_safetensors *f)
 {
     if (f == NULL) return;
     attn__json_free(f->header);
@@ -399,21 +376,21 @@ void attn_st_close(attn_st_file *f)
     attn_release(f);
 }
 
-int64_t attn_st_count(const attn_st_file *f) { return f != NULL ? f->n : 0; }
+int64_t attn_safetensors_count(const attn_safetensors *f) { return f != NULL ? f->n : 0; }
 
-attn_status attn_st_get(const attn_st_file *f, int64_t index, attn_st_info *info)
+attn_status attn_safetensors_get(const attn_safetensors *f, int64_t index, attn_safetensors_info *info)
 {
-    if (f == NULL) return attn_fail(ATTN_NULL_ARG, "attn_st_get: argument 'f' is NULL");
-    if (info == NULL) return attn_fail(ATTN_NULL_ARG, "attn_st_get: argument 'info' is NULL");
+    if (f == NULL) return attn_fail(ATTN_NULL_ARG, "attn_safetensors_get: argument 'f' is NULL");
+    if (info == NULL) return attn_fail(ATTN_NULL_ARG, "attn_safetensors_get: argument 'info' is NULL");
     if (index < 0 || index >= f->n)
-        return attn_fail(ATTN_BAD_PARAM, "attn_st_get: argument 'index' is %lld; the file has %lld tensors",
+        return attn_fail(ATTN_BAD_PARAM, "attn_safetensors_get: argument 'index' is %lld; the file has %lld tensors",
                          (long long)index, (long long)f->n);
     *info = f->t[index].info;
     return ATTN_OK;
 }
 
 /* The tensor called name, or NULL. */
-static const st_tensor *lookup(const attn_st_file *f, const char *name)
+static const st_tensor *lookup(const attn_safetensors *f, const char *name)
 {
     const attn__json_value *m = attn__json_get(f->header, name);
     if (m == NULL || m == f->meta) return NULL;
@@ -422,18 +399,18 @@ static const st_tensor *lookup(const attn_st_file *f, const char *name)
     return &f->t[i];
 }
 
-attn_status attn_st_find(const attn_st_file *f, const char *name, attn_st_info *info)
+attn_status attn_safetensors_find(const attn_safetensors *f, const char *name, attn_safetensors_info *info)
 {
-    if (f == NULL) return attn_fail(ATTN_NULL_ARG, "attn_st_find: argument 'f' is NULL");
-    if (name == NULL) return attn_fail(ATTN_NULL_ARG, "attn_st_find: argument 'name' is NULL");
-    if (info == NULL) return attn_fail(ATTN_NULL_ARG, "attn_st_find: argument 'info' is NULL");
+    if (f == NULL) return attn_fail(ATTN_NULL_ARG, "attn_safetensors_find: argument 'f' is NULL");
+    if (name == NULL) return attn_fail(ATTN_NULL_ARG, "attn_safetensors_find: argument 'name' is NULL");
+    if (info == NULL) return attn_fail(ATTN_NULL_ARG, "attn_safetensors_find: argument 'info' is NULL");
     const st_tensor *t = lookup(f, name);
-    if (t == NULL) return attn_fail(ATTN_BAD_FILE, "attn_st_find: missing tensor '%.200s'", name);
+    if (t == NULL) return attn_fail(ATTN_BAD_FILE, "attn_safetensors_find: missing tensor '%.200s'", name);
     *info = t->info;
     return ATTN_OK;
 }
 
-const char *attn_st_metadata(const attn_st_file *f, const char *key)
+const char *attn_safetensors_metadata(const attn_safetensors *f, const char *key)
 {
     if (f == NULL || key == NULL || f->meta == NULL) return NULL;
     const attn__json_value *v = attn__json_get(f->meta, key);
@@ -468,23 +445,23 @@ static float bf16_to_f32(uint16_t h)
 }
 
 /* dst [numel] = the float tensor t converted; false if t is not a float. */
-static bool convert(const attn_st_info *t, float *dst)
+static bool convert(const attn_safetensors_info *t, float *dst)
 {
     const unsigned char *src = t->data;
     size_t n = (size_t)t->numel;
     switch (t->dtype) {
-    case ATTN_ST_F32:
+    case ATTN_DTYPE_F32:
         if (n > 0) memcpy(dst, src, n * sizeof(float));
         return true;
-    case ATTN_ST_F16:
-    case ATTN_ST_BF16:
+    case ATTN_DTYPE_F16:
+    case ATTN_DTYPE_BF16:
         for (size_t i = 0; i < n; i++) {
             uint16_t h;
             memcpy(&h, src + 2 * i, 2);
-            dst[i] = t->dtype == ATTN_ST_F16 ? f16_to_f32(h) : bf16_to_f32(h);
+            dst[i] = t->dtype == ATTN_DTYPE_F16 ? f16_to_f32(h) : bf16_to_f32(h);
         }
         return true;
-    case ATTN_ST_F64:
+    case ATTN_DTYPE_F64:
         for (size_t i = 0; i < n; i++) {
             double d;
             memcpy(&d, src + 8 * i, 8);
@@ -496,15 +473,15 @@ static bool convert(const attn_st_info *t, float *dst)
     }
 }
 
-attn_status attn_st_read_f32(const attn_st_file *f, const char *name, int ndim,
+attn_status attn_safetensors_read_f32(const attn_safetensors *f, const char *name, int ndim,
                              const int64_t *shape, float *dst)
 {
-    const char *fn = "attn_st_read_f32";
+    const char *fn = "attn_safetensors_read_f32";
     if (f == NULL) return attn_fail(ATTN_NULL_ARG, "%s: argument 'f' is NULL", fn);
     if (name == NULL) return attn_fail(ATTN_NULL_ARG, "%s: argument 'name' is NULL", fn);
-    if (ndim < 0 || ndim > ATTN_ST_MAX_DIMS)
+    if (ndim < 0 || ndim > ATTN_SAFETENSORS_MAX_DIMS)
         return attn_fail(ATTN_BAD_DIM, "%s: argument 'ndim' is %d; it must be in [0, %d]", fn,
-                         ndim, ATTN_ST_MAX_DIMS);
+                         ndim, ATTN_SAFETENSORS_MAX_DIMS);
     if (shape == NULL && ndim > 0) return attn_fail(ATTN_NULL_ARG, "%s: argument 'shape' is NULL", fn);
     const st_tensor *t = lookup(f, name);
     if (t == NULL) return attn_fail(ATTN_BAD_FILE, "%s: missing tensor '%.200s'", fn, name);
@@ -520,7 +497,7 @@ attn_status attn_st_read_f32(const attn_st_file *f, const char *name, int ndim,
         return attn_fail(ATTN_NULL_ARG, "%s: argument 'dst' is NULL", fn);
     if (!convert(&t->info, dst))
         return attn_fail(ATTN_BAD_FILE, "%s: tensor '%.80s' has dtype %s, which cannot be read as float32",
-                         fn, name, dtype_name(t->info.dtype));
+                         fn, name, attn_dtype_name(t->info.dtype));
     return ATTN_OK;
 }
 
@@ -541,9 +518,9 @@ static const char *find_repeat(const char **names, int64_t n)
 }
 
 /* Entry e (index i): checked, its byte size into *bytes. */
-static attn_status check_entry(const attn_st_entry *e, int64_t i, size_t *bytes)
+static attn_status check_entry(const attn_safetensors_entry *e, int64_t i, size_t *bytes)
 {
-    const char *fn = "attn_st_save";
+    const char *fn = "attn_safetensors_save";
     long long li = (long long)i;
     if (e->name == NULL) return attn_fail(ATTN_NULL_ARG, "%s: entries[%lld].name is NULL", fn, li);
     if (e->name[0] == '\0' || strcmp(e->name, "__metadata__") == 0 ||
@@ -551,12 +528,11 @@ static attn_status check_entry(const attn_st_entry *e, int64_t i, size_t *bytes)
         return attn_fail(ATTN_BAD_PARAM,
                          "%s: entries[%lld].name \"%.80s\" is empty, reserved or not UTF-8", fn, li,
                          e->name);
-    int d = dtype_index(e->dtype);
-    if (d < 0) return attn_fail(ATTN_BAD_DTYPE, "%s: entries[%lld].dtype is %d", fn, li, (int)e->dtype);
-    if (e->ndim < 0 || e->ndim > ATTN_ST_MAX_DIMS)
+    if (attn_dtype_size(e->dtype) == 0) return attn_fail(ATTN_BAD_DTYPE, "%s: entries[%lld].dtype is %d", fn, li, (int)e->dtype);
+    if (e->ndim < 0 || e->ndim > ATTN_SAFETENSORS_MAX_DIMS)
         return attn_fail(ATTN_BAD_DIM, "%s: entries[%lld].ndim is %d; it must be in [0, %d]", fn,
-                         li, e->ndim, ATTN_ST_MAX_DIMS);
-    int64_t total = (int64_t)dtypes[d].size;
+                         li, e->ndim, ATTN_SAFETENSORS_MAX_DIMS);
+    int64_t total = (int64_t)attn_dtype_size(e->dtype);
     for (int k = 0; k < e->ndim; k++) {
         if (e->shape[k] < 0)
             return attn_fail(ATTN_BAD_DIM, "%s: entries[%lld].shape[%d] is %lld", fn, li, k,
@@ -575,7 +551,7 @@ static attn_status check_entry(const attn_st_entry *e, int64_t i, size_t *bytes)
 
 static attn_status check_meta(const char *const *keys, const char *const *values, int64_t n)
 {
-    const char *fn = "attn_st_save";
+    const char *fn = "attn_safetensors_save";
     if (n > 0 && (keys == NULL || values == NULL))
         return attn_fail(ATTN_NULL_ARG, "%s: argument '%s' is NULL", fn,
                          keys == NULL ? "meta_keys" : "meta_values");
@@ -594,13 +570,13 @@ static attn_status check_meta(const char *const *keys, const char *const *values
 /* Data offsets in the file: largest elements first (8, 4, 2, 1 bytes), in
  * entry order within a size, so every tensor is aligned to its element
  * size (the data section starts at a multiple of 8). */
-static bool layout(const attn_st_entry *e, int64_t n, const size_t *bytes, uint64_t *begin,
+static bool layout(const attn_safetensors_entry *e, int64_t n, const size_t *bytes, uint64_t *begin,
                    uint64_t *total)
 {
     uint64_t pos = 0;
     for (size_t size = 8; size >= 1; size /= 2) {
         for (int64_t i = 0; i < n; i++) {
-            if (dtype_size(e[i].dtype) != size) continue;
+            if (attn_dtype_size(e[i].dtype) != size) continue;
             if (bytes[i] > (uint64_t)INT64_MAX - pos) return false;
             begin[i] = pos;
             pos += bytes[i];
@@ -611,7 +587,7 @@ static bool layout(const attn_st_entry *e, int64_t n, const size_t *bytes, uint6
 }
 
 /* The header JSON (unpadded) into o. */
-static void write_header(attn__json_out *o, const attn_st_entry *e, int64_t n, const size_t *bytes,
+static void write_header(attn__json_out *o, const attn_safetensors_entry *e, int64_t n, const size_t *bytes,
                          const uint64_t *begin, const char *const *keys,
                          const char *const *values, int64_t n_meta)
 {
@@ -630,7 +606,7 @@ static void write_header(attn__json_out *o, const attn_st_entry *e, int64_t n, c
         if (i > 0 || n_meta > 0) attn__json_out_raw(o, ",", 1);
         attn__json_out_string(o, e[i].name, strlen(e[i].name));
         attn__json_out_raw(o, ":{\"dtype\":", 10);
-        attn__json_out_string(o, dtype_name(e[i].dtype), strlen(dtype_name(e[i].dtype)));
+        attn__json_out_string(o, attn_dtype_name(e[i].dtype), strlen(attn_dtype_name(e[i].dtype)));
         attn__json_out_raw(o, ",\"shape\":[", 10);
         for (int d = 0; d < e[i].ndim; d++) {
             if (d > 0) attn__json_out_raw(o, ",", 1);
@@ -645,7 +621,7 @@ static void write_header(attn__json_out *o, const attn_st_entry *e, int64_t n, c
     attn__json_out_raw(o, "}", 1);
 }
 
-/* Everything attn_st_save allocates. */
+/* Everything attn_safetensors_save allocates. */
 typedef struct save_plan {
     uint64_t *begin;    /* [n] each entry's data offset */
     size_t *bytes;      /* [n] each entry's data bytes */
@@ -663,18 +639,18 @@ static void plan_free(save_plan *p)
 }
 
 /* Checks every entry and metadata key, and lays out the data. */
-static attn_status plan_data(save_plan *p, const attn_st_entry *e, int64_t n,
+static attn_status plan_data(save_plan *p, const attn_safetensors_entry *e, int64_t n,
                              const char *const *keys, int64_t n_meta)
 {
     int64_t m = n > n_meta ? n : n_meta;
     if ((uint64_t)m > SIZE_MAX / 32)
-        return attn_fail(ATTN_OVERFLOW, "attn_st_save: %lld entries are too many", (long long)m);
+        return attn_fail(ATTN_OVERFLOW, "attn_safetensors_save: %lld entries are too many", (long long)m);
     if (m == 0) return ATTN_OK;
     /* one block: begin [n], bytes [n], names [m], each aligned after the last */
     p->begin = attn_alloc((size_t)n * (sizeof(uint64_t) + sizeof(size_t)) +
                           (size_t)m * sizeof(char *));
     if (p->begin == NULL)
-        return attn_fail(ATTN_NO_MEMORY, "attn_st_save: no memory for %lld entries", (long long)m);
+        return attn_fail(ATTN_NO_MEMORY, "attn_safetensors_save: no memory for %lld entries", (long long)m);
     p->bytes = (size_t *)(p->begin + n);
     p->names = (const char **)(p->bytes + n);
     for (int64_t i = 0; i < n; i++) {
@@ -684,20 +660,20 @@ static attn_status plan_data(save_plan *p, const attn_st_entry *e, int64_t n,
     }
     const char *twice = find_repeat(p->names, n);
     if (twice != NULL)
-        return attn_fail(ATTN_BAD_PARAM, "attn_st_save: two entries are named \"%.80s\"", twice);
+        return attn_fail(ATTN_BAD_PARAM, "attn_safetensors_save: two entries are named \"%.80s\"", twice);
     for (int64_t i = 0; i < n_meta; i++) p->names[i] = keys[i];
     twice = find_repeat(p->names, n_meta);
     if (twice != NULL)
-        return attn_fail(ATTN_BAD_PARAM, "attn_st_save: metadata key \"%.80s\" appears twice", twice);
+        return attn_fail(ATTN_BAD_PARAM, "attn_safetensors_save: metadata key \"%.80s\" appears twice", twice);
     uint64_t total;
     if (!layout(e, n, p->bytes, p->begin, &total))
-        return attn_fail(ATTN_OVERFLOW, "attn_st_save: the data section overflows int64");
+        return attn_fail(ATTN_OVERFLOW, "attn_safetensors_save: the data section overflows int64");
     return ATTN_OK;
 }
 
 /* The header, measured, then written and padded with spaces so that the
  * data starts at a multiple of 8 (as the reference writer does). */
-static attn_status plan_header(save_plan *p, const attn_st_entry *e, int64_t n,
+static attn_status plan_header(save_plan *p, const attn_safetensors_entry *e, int64_t n,
                                const char *const *keys, const char *const *values,
                                int64_t n_meta)
 {
@@ -705,11 +681,11 @@ static attn_status plan_header(save_plan *p, const attn_st_entry *e, int64_t n,
     write_header(&o, e, n, p->bytes, p->begin, keys, values, n_meta);
     size_t len = o.len, padded = len + (8 - len % 8) % 8;
     if (padded > ST_MAX_HEADER)
-        return attn_fail(ATTN_BAD_PARAM, "attn_st_save: the header would be %zu bytes; the limit is %u",
+        return attn_fail(ATTN_BAD_PARAM, "attn_safetensors_save: the header would be %zu bytes; the limit is %u",
                          padded, ST_MAX_HEADER);
     p->header = attn_alloc(padded + 1);
     if (p->header == NULL)
-        return attn_fail(ATTN_NO_MEMORY, "attn_st_save: no memory for a %zu-byte header", padded);
+        return attn_fail(ATTN_NO_MEMORY, "attn_safetensors_save: no memory for a %zu-byte header", padded);
     o.buf = p->header;
     o.cap = padded + 1;
     o.len = 0;
@@ -722,12 +698,12 @@ static attn_status plan_header(save_plan *p, const attn_st_entry *e, int64_t n,
 static int error_number(void) { return errno != 0 ? errno : EIO; }
 
 /* Writes the file to p->tmp, flushed and synced; removes it on failure. */
-static attn_status write_tmp(const save_plan *p, const attn_st_entry *e, int64_t n)
+static attn_status write_tmp(const save_plan *p, const attn_safetensors_entry *e, int64_t n)
 {
     errno = 0;
     FILE *fp = fopen(p->tmp, "wb");
     if (fp == NULL)
-        return attn_fail(ATTN_IO, "attn_st_save: cannot create '%.200s': %s", p->tmp,
+        return attn_fail(ATTN_IO, "attn_safetensors_save: cannot create '%.200s': %s", p->tmp,
                          strerror(error_number()));
     unsigned char len8[8];
     for (int i = 0; i < 8; i++) len8[i] = (unsigned char)((uint64_t)p->n_header >> (8 * i));
@@ -737,7 +713,7 @@ static attn_status write_tmp(const save_plan *p, const attn_st_entry *e, int64_t
     /* the data in the order layout() gave it */
     for (size_t size = 8; size >= 1 && err == 0; size /= 2) {
         for (int64_t i = 0; i < n && err == 0; i++) {
-            if (dtype_size(e[i].dtype) != size || p->bytes[i] == 0) continue;
+            if (attn_dtype_size(e[i].dtype) != size || p->bytes[i] == 0) continue;
             if (fwrite(e[i].data, 1, p->bytes[i], fp) != p->bytes[i]) err = error_number();
         }
     }
@@ -745,7 +721,7 @@ static attn_status write_tmp(const save_plan *p, const attn_st_entry *e, int64_t
     if (fclose(fp) != 0 && err == 0) err = error_number();
     if (err != 0) {
         remove(p->tmp);
-        return attn_fail(ATTN_IO, "attn_st_save: writing '%.200s' failed: %s", p->tmp, strerror(err));
+        return attn_fail(ATTN_IO, "attn_safetensors_save: writing '%.200s' failed: %s", p->tmp, strerror(err));
     }
     return ATTN_OK;
 }
@@ -771,11 +747,11 @@ static void sync_dir(const char *path, char *buf)
     }
 }
 
-static attn_status save_planned(save_plan *p, const char *path, const attn_st_entry *e, int64_t n)
+static attn_status save_planned(save_plan *p, const char *path, const attn_safetensors_entry *e, int64_t n)
 {
     size_t len = strlen(path);
     p->tmp = attn_alloc(len + 5);
-    if (p->tmp == NULL) return attn_fail(ATTN_NO_MEMORY, "attn_st_save: no memory for a path");
+    if (p->tmp == NULL) return attn_fail(ATTN_NO_MEMORY, "attn_safetensors_save: no memory for a path");
     memcpy(p->tmp, path, len);
     memcpy(p->tmp + len, ".tmp", 5);
     attn_status st = write_tmp(p, e, n);
@@ -783,18 +759,18 @@ static attn_status save_planned(save_plan *p, const char *path, const attn_st_en
     if (rename(p->tmp, path) != 0) {
         int err = error_number();
         remove(p->tmp);
-        return attn_fail(ATTN_IO, "attn_st_save: cannot rename '%.200s' to '%.200s': %s", p->tmp,
+        return attn_fail(ATTN_IO, "attn_safetensors_save: cannot rename '%.200s' to '%.200s': %s", p->tmp,
                          path, strerror(err));
     }
     sync_dir(path, p->tmp);
     return ATTN_OK;
 }
 
-attn_status attn_st_save(const char *path, const attn_st_entry *entries, int64_t n,
+attn_status attn_safetensors_save(const char *path, const attn_safetensors_entry *entries, int64_t n,
                          const char *const *meta_keys, const char *const *meta_values,
                          int64_t n_meta)
 {
-    const char *fn = "attn_st_save";
+    const char *fn = "attn_safetensors_save";
     if (path == NULL) return attn_fail(ATTN_NULL_ARG, "%s: argument 'path' is NULL", fn);
     if (path[0] == '\0') return attn_fail(ATTN_BAD_PARAM, "%s: argument 'path' is empty", fn);
     if (n < 0) return attn_fail(ATTN_BAD_PARAM, "%s: argument 'n' is %lld", fn, (long long)n);

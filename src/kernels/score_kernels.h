@@ -25,7 +25,7 @@ typedef struct attn__score {
 
 static inline bool attn__score_is_tanh(const attn__score *p)
 {
-    return p->kind == ATTN_SCORE_ADDITIVE || p->kind == ATTN_SCORE_LUONG_CONCAT;
+    return p->kind == ATTN_SCORE_KIND_ADDITIVE || p->kind == ATTN_SCORE_KIND_LUONG_CONCAT;
 }
 
 /* x + y * z for buffer sizes (operands >= 0); -1 if x < 0 or on overflow. */

@@ -93,13 +93,13 @@ static inline void attn__block_ranges(const attn__sdpa *p, int64_t b, int64_t i0
 /* Element access for kernels that read either float dtype (the reference). */
 static inline double attn__ld(const attn_tensor *t, int64_t off)
 {
-    return t->dtype == ATTN_F64 ? ((const double *)t->data)[off]
+    return t->dtype == ATTN_DTYPE_F64 ? ((const double *)t->data)[off]
                                 : (double)((const float *)t->data)[off];
 }
 
 static inline void attn__st(const attn_tensor *t, int64_t off, double v)
 {
-    if (t->dtype == ATTN_F64)
+    if (t->dtype == ATTN_DTYPE_F64)
         ((double *)t->data)[off] = v;
     else
         ((float *)t->data)[off] = (float)v;

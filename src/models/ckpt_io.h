@@ -19,7 +19,7 @@ typedef struct {
 
 /* Writes every tensor (and "optim.m."/"optim.v." moments if with_optim),
  * the tag, config JSON and step, then the caller's n_meta (<= 64) pairs;
- * atomically (attn_st_save). fn names the caller in messages. */
+ * atomically (attn_safetensors_save). fn names the caller in messages. */
 attn_status attn__nn_ckpt_save(const char *fn, const char *path, const char *tag,
                                const char *config, int64_t steps, const attn__nn_paramset *ps,
                                int with_optim, const char *const *meta_keys,
@@ -28,12 +28,12 @@ attn_status attn__nn_ckpt_save(const char *fn, const char *path, const char *tag
 /* Checks the tag, returns the config JSON (owned by f), the step, and the
  * floats the file's tensors hold (to bound a config before allocating).
  * Messages start with what ("checkpoint"). */
-attn_status attn__nn_ckpt_header(const attn_st_file *f, const char *what, const char *tag,
+attn_status attn__nn_ckpt_header(const attn_safetensors *f, const char *what, const char *tag,
                                  const char **config, int64_t *steps, double *file_floats);
 
 /* Fills ps from f: exactly its tensors (with or without moments, as the
  * file has them), each F32, of the exact shape, every value finite. */
-attn_status attn__nn_ckpt_read(const attn_st_file *f, const char *what,
+attn_status attn__nn_ckpt_read(const attn_safetensors *f, const char *what,
                                const attn__nn_paramset *ps);
 
 #endif /* ATTN_NN_CKPT_IO_H */

@@ -1,4 +1,4 @@
-/* gru.c - the GRU of attn_rnn.h: one cell (torch.nn.GRUCell) and a one-layer,
+/* gru.c - the GRU of attn/seq2seq.h: one cell (torch.nn.GRUCell) and a one-layer,
  * optionally bidirectional GRU over padded sequences (torch.nn.GRU with
  * pack_padded_sequence semantics), forward and backward through time.
  *
@@ -64,7 +64,7 @@ static void row_backward(int64_t H, const float *hp, const float *sv, const floa
 /* ---- argument checks ----------------------------------------------------------- */
 
 /* Dims and weights of a cell: 4H, 4H * I and 4H * H fit (BLAS ints too). */
-static attn_status check_cell(const char *fn, const attn_rnn_gru_cell *c)
+static attn_status check_cell(const char *fn, const attn_nn_gru_cell *c)
 {
     int64_t n4h, sz;
     ATTN__NN_NOT_NULL(fn, c);
@@ -82,7 +82,7 @@ static attn_status check_cell(const char *fn, const attn_rnn_gru_cell *c)
 
 /* ---- the cell ---------------------------------------------------------------- */
 
-attn_status attn_rnn_gru_cell_forward(const attn_rnn_gru_cell *c, const float *x,
+attn_status attn_nn_gru_cell_forward(const attn_nn_gru_cell *c, const float *x,
                                       const float *h, int64_t B, float *h_new, float *saved)
 {
     attn_status st = check_cell(__func__, c);
@@ -113,7 +113,7 @@ attn_status attn_rnn_gru_cell_forward(const attn_rnn_gru_cell *c, const float *x
     return st;
 }
 
-attn_status attn_rnn_gru_cell_backward(const attn_rnn_gru_cell *c, const float *x,
+attn_status attn_nn_gru_cell_backward(const attn_nn_gru_cell *c, const float *x,
                                        const float *h, int64_t B, const float *saved,
                                        const float *dh_new, float *dx, float *dh)
 {
@@ -158,7 +158,7 @@ typedef struct {
     int64_t D, H, I, x, out, st, bh, g3, g4, bh9;
 } layer_sizes;
 
-static attn_status check_layer(const char *fn, const attn_rnn_gru *g, int64_t B, int64_t T,
+static attn_status check_layer(const char *fn, const attn_nn_gru *g, int64_t B, int64_t T,
                                const int64_t *lens, layer_sizes *z)
 {
     ATTN__NN_NOT_NULL(fn, g);
@@ -198,7 +198,7 @@ static attn_status check_layer(const char *fn, const attn_rnn_gru *g, int64_t B,
 
 static int64_t len_of(const int64_t *lens, int64_t b, int64_t T) { return lens ? lens[b] : T; }
 
-void attn_rnn_gru_saved_free(attn_rnn_gru_saved *s)
+void attn_nn_gru_saved_free(attn_nn_gru_saved *s)
 {
     if (!s) return;
     attn_release(s->h_prev);
@@ -215,11 +215,11 @@ typedef struct {
 } fwd_scratch;
 
 /* Direction d over all steps; h starts as h0 of d (or 0). */
-static attn_status forward_dir(const attn_rnn_gru *g, int64_t d, const float *x, int64_t B,
+static attn_status forward_dir(const attn_nn_gru *g, int64_t d, const float *x, int64_t B,
                                int64_t T, const int64_t *lens, const layer_sizes *z,
-                               fwd_scratch *s, float *out, attn_rnn_gru_saved *saved)
+                               fwd_scratch *s, float *out, attn_nn_gru_saved *saved)
 {
-    const attn_rnn_gru_cell *c = &g->dir[d];
+    const attn_nn_gru_cell *c = &g->dir[d];
     int64_t H = z->H, DH = z->D * H;
     attn_status st = attn_nn_linear_forward(x, B * T, z->I, c->weight_ih, c->bias_ih, 3 * H, s->gi);
     for (int64_t k = 0; k < T && st == ATTN_OK; k++) {
@@ -249,9 +249,9 @@ static attn_status forward_dir(const attn_rnn_gru *g, int64_t d, const float *x,
     return st;
 }
 
-attn_status attn_rnn_gru_forward(const attn_rnn_gru *g, const float *x, int64_t B, int64_t T,
+attn_status attn_nn_gru_forward(const attn_nn_gru *g, const float *x, int64_t B, int64_t T,
                                  const int64_t *lens, const float *h0, float *out, float *h_n,
-                                 attn_rnn_gru_saved *saved)
+                                 attn_nn_gru_saved *saved)
 {
     layer_sizes z;
     attn_status st = check_layer(__func__, g, B, T, lens, &z);
@@ -261,7 +261,7 @@ attn_status attn_rnn_gru_forward(const attn_rnn_gru *g, const float *x, int64_t 
     attn__nn_span sp[] = {{"out", out, fbytes(z.out)}, {"h_n", h_n, fbytes(z.st)},
                           {"x", x, fbytes(z.x)}, {"h0", h0, fbytes(z.st)}};
     if ((st = attn__nn_disjoint(__func__, sp, 4, 2)) != ATTN_OK) return st;
-    attn_rnn_gru_saved sv = {B, T, NULL, NULL};
+    attn_nn_gru_saved sv = {B, T, NULL, NULL};
     /* scratch: gi [B*T*3H], gh [B*3H], h, hn [B*H] each, sv [B*4H], h_last [D*B*H] */
     float *buf = attn_alloc(fbytes(z.g3 + z.bh9 + z.st + 1));
     if (saved) {
@@ -270,7 +270,7 @@ attn_status attn_rnn_gru_forward(const attn_rnn_gru *g, const float *x, int64_t 
     }
     if (!buf || (saved && (!sv.h_prev || !sv.gates))) {
         attn_release(buf);
-        attn_rnn_gru_saved_free(&sv);
+        attn_nn_gru_saved_free(&sv);
         return attn_fail(ATTN_NO_MEMORY, "%s: out of memory", __func__);
     }
     fwd_scratch s = {buf, buf + z.g3, buf + z.g3 + 3 * z.bh, buf + z.g3 + 4 * z.bh,
@@ -287,7 +287,7 @@ attn_status attn_rnn_gru_forward(const attn_rnn_gru *g, const float *x, int64_t 
     if (st == ATTN_OK && h_n) memcpy(h_n, h_last, fbytes(z.st));
     attn_release(buf);
     if (st != ATTN_OK || !saved) {
-        attn_rnn_gru_saved_free(&sv);
+        attn_nn_gru_saved_free(&sv);
         return st;
     }
     *saved = sv;
@@ -302,12 +302,12 @@ typedef struct {
     float *dgi, *dgh, *dh, *dn;
 } bwd_scratch;
 
-static attn_status backward_dir(const attn_rnn_gru *g, int64_t d, const float *x,
-                                const int64_t *lens, const attn_rnn_gru_saved *sv,
+static attn_status backward_dir(const attn_nn_gru *g, int64_t d, const float *x,
+                                const int64_t *lens, const attn_nn_gru_saved *sv,
                                 const layer_sizes *z, const float *d_out, bwd_scratch *s,
                                 float *dx)
 {
-    const attn_rnn_gru_cell *c = &g->dir[d];
+    const attn_nn_gru_cell *c = &g->dir[d];
     int64_t B = sv->B, T = sv->T, H = z->H, DH = z->D * H;
     const float *hp = sv->h_prev + d * T * z->bh, *gates = sv->gates + d * T * 4 * z->bh;
     memset(s->dgi, 0, fbytes(z->g3));
@@ -343,8 +343,8 @@ static attn_status backward_dir(const attn_rnn_gru *g, int64_t d, const float *x
     return st;
 }
 
-attn_status attn_rnn_gru_backward(const attn_rnn_gru *g, const float *x, const int64_t *lens,
-                                  const attn_rnn_gru_saved *saved, const float *d_out,
+attn_status attn_nn_gru_backward(const attn_nn_gru *g, const float *x, const int64_t *lens,
+                                  const attn_nn_gru_saved *saved, const float *d_out,
                                   const float *d_h_n, float *dx, float *dh0)
 {
     layer_sizes z;

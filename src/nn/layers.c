@@ -474,9 +474,9 @@ static inline double normal_cdf_pdf(float x, double *pdf)
 
 static attn_status act_check(const char *fn, attn_nn_act act, const float *x, int64_t count)
 {
-    if (act != ATTN_NN_GELU && act != ATTN_NN_RELU)
+    if (act != ATTN_NN_ACT_GELU && act != ATTN_NN_ACT_RELU)
         return attn_fail(ATTN_BAD_PARAM,
-                         "%s: argument 'act' is %d; it must be ATTN_NN_GELU or ATTN_NN_RELU",
+                         "%s: argument 'act' is %d; it must be ATTN_NN_ACT_GELU or ATTN_NN_ACT_RELU",
                          fn, (int)act);
     ATTN__NN_NOT_NULL(fn, x);
     ATTN__NN_DIM(fn, count);
@@ -493,7 +493,7 @@ attn_status attn_nn_act_forward(attn_nn_act act, const float *x, int64_t count, 
     ATTN__NN_NOT_NULL(__func__, y);
     attn__nn_span sp[] = {{"y", y, fbytes(count)}, {"x", x == y ? NULL : x, fbytes(count)}};
     if ((s = attn__nn_disjoint(__func__, sp, 2, 1)) != ATTN_OK) return s;
-    if (act == ATTN_NN_GELU) {
+    if (act == ATTN_NN_ACT_GELU) {
         for (int64_t i = 0; i < count; i++) {
             double pdf, cdf = normal_cdf_pdf(x[i], &pdf);
             y[i] = (float)((double)x[i] * cdf);
@@ -515,7 +515,7 @@ attn_status attn_nn_act_backward(attn_nn_act act, const float *x, int64_t count,
                           {"x", x, fbytes(count)},
                           {"dy", dy, fbytes(count)}};
     if ((s = attn__nn_disjoint(__func__, sp, 3, 1)) != ATTN_OK) return s;
-    if (act == ATTN_NN_GELU) { /* d/dx x Phi(x) = Phi(x) + x phi(x) */
+    if (act == ATTN_NN_ACT_GELU) { /* d/dx x Phi(x) = Phi(x) + x phi(x) */
         for (int64_t i = 0; i < count; i++) {
             double pdf, cdf = normal_cdf_pdf(x[i], &pdf);
             dx[i] += (float)((double)dy[i] * (cdf + (double)x[i] * pdf));
@@ -542,7 +542,7 @@ attn_status attn_nn_act_backward(attn_nn_act act, const float *x, int64_t count,
  *
  * So p = 0 keeps everything, the decision depends on (seed, offset + e) only,
  * and the ctr[2] tag keeps these streams apart from the attention dropout
- * of attn.h, whose ctr[2] is b * Hq + h. */
+ * of attn/attn.h, whose ctr[2] is b * Hq + h. */
 #define DROPOUT_TAG 0x6E6E6470u
 
 static uint32_t keep_threshold(double p)

@@ -101,7 +101,7 @@ static attn_sdpa_params sdpa_params(const attn_nn_mha_opts *o, attn_tensor *mask
     p.offset = o->offset;
     if (o->key_keep) {
         /* [B, 1, 1, Sk] broadcast over heads and queries */
-        *mask = attn_tensor_make((void *)o->key_keep, ATTN_BOOL, B, 1, 1, Sk);
+        *mask = attn_tensor_make((void *)o->key_keep, ATTN_DTYPE_BOOL, B, 1, 1, Sk);
         mask->stride[1] = mask->stride[2] = 0;
         p.mask = mask;
     }
@@ -150,14 +150,14 @@ static attn_status head_weights(attn_ctx *ctx, const attn_nn_mha *m, const attn_
 {
     int64_t H = m->n_heads, n;
     if (!average) {
-        attn_tensor w = attn_tensor_make(weights, ATTN_F32, B, H, Sq, Sk);
+        attn_tensor w = attn_tensor_make(weights, ATTN_DTYPE_F32, B, H, Sq, Sk);
         return attn_sdpa_weights(ctx, q, k, lse, p, NULL, 0, NULL, 0, p->dropout_p > 0, &w);
     }
     if (!mul3(B * H, Sq, Sk, &n))
         return attn_fail(ATTN_OVERFLOW, "attn_nn_mha_forward: weights size overflows");
     float *all = attn_alloc((size_t)n * sizeof(float));
     if (n && !all) return attn_fail(ATTN_NO_MEMORY, "attn_nn_mha_forward: out of memory");
-    attn_tensor w = attn_tensor_make(all, ATTN_F32, B, H, Sq, Sk);
+    attn_tensor w = attn_tensor_make(all, ATTN_DTYPE_F32, B, H, Sq, Sk);
     attn_status st = attn_sdpa_weights(ctx, q, k, lse, p, NULL, 0, NULL, 0, p->dropout_p > 0, &w);
     if (st == ATTN_OK) {
         /* [B, Sq, Sk] = mean over heads of [B, H, Sq, Sk] */
@@ -205,11 +205,11 @@ attn_status attn_nn_mha_forward(attn_ctx *ctx, const attn_nn_mha *m, const float
     }
     attn_tensor mask;
     attn_sdpa_params sp = sdpa_params(opts, &mask, B, Sk);
-    attn_tensor tq = attn_tensor_make(s->q, ATTN_F32, B, Sq, H, hd);
-    attn_tensor tk = attn_tensor_make(s->k, ATTN_F32, B, Sk, Hk, hd);
-    attn_tensor tv = attn_tensor_make(s->v, ATTN_F32, B, Sk, Hk, hd);
-    attn_tensor to = attn_tensor_make(s->o, ATTN_F32, B, Sq, H, hd);
-    attn_tensor tl = attn_tensor_make(s->lse, ATTN_F32, B, H, Sq, 1);
+    attn_tensor tq = attn_tensor_make(s->q, ATTN_DTYPE_F32, B, Sq, H, hd);
+    attn_tensor tk = attn_tensor_make(s->k, ATTN_DTYPE_F32, B, Sk, Hk, hd);
+    attn_tensor tv = attn_tensor_make(s->v, ATTN_DTYPE_F32, B, Sk, Hk, hd);
+    attn_tensor to = attn_tensor_make(s->o, ATTN_DTYPE_F32, B, Sq, H, hd);
+    attn_tensor tl = attn_tensor_make(s->lse, ATTN_DTYPE_F32, B, H, Sq, 1);
     if (st == ATTN_OK) st = attn_sdpa_forward(ctx, &tq, &tk, &tv, &sp, &to, &tl);
     if (st == ATTN_OK && weights)
         st = head_weights(ctx, m, &tq, &tk, &tl, &sp, B, Sq, Sk, weights, average);
@@ -244,15 +244,15 @@ attn_status attn_nn_mha_backward(attn_ctx *ctx, const attn_nn_mha *m, const floa
                                  d_out, d_o, m->d_out_proj_weight, m->d_out_proj_bias);
     attn_tensor mask;
     attn_sdpa_params sp = sdpa_params(opts, &mask, B, Sk);
-    attn_tensor tq = attn_tensor_make(s->q, ATTN_F32, B, Sq, H, hd);
-    attn_tensor tk = attn_tensor_make(s->k, ATTN_F32, B, Sk, Hk, hd);
-    attn_tensor tv = attn_tensor_make(s->v, ATTN_F32, B, Sk, Hk, hd);
-    attn_tensor to = attn_tensor_make(s->o, ATTN_F32, B, Sq, H, hd);
-    attn_tensor tdo = attn_tensor_make(d_o, ATTN_F32, B, Sq, H, hd);
-    attn_tensor tl = attn_tensor_make(s->lse, ATTN_F32, B, H, Sq, 1);
-    attn_tensor tdq = attn_tensor_make(dq, ATTN_F32, B, Sq, H, hd);
-    attn_tensor tdk = attn_tensor_make(dk, ATTN_F32, B, Sk, Hk, hd);
-    attn_tensor tdv = attn_tensor_make(dv, ATTN_F32, B, Sk, Hk, hd);
+    attn_tensor tq = attn_tensor_make(s->q, ATTN_DTYPE_F32, B, Sq, H, hd);
+    attn_tensor tk = attn_tensor_make(s->k, ATTN_DTYPE_F32, B, Sk, Hk, hd);
+    attn_tensor tv = attn_tensor_make(s->v, ATTN_DTYPE_F32, B, Sk, Hk, hd);
+    attn_tensor to = attn_tensor_make(s->o, ATTN_DTYPE_F32, B, Sq, H, hd);
+    attn_tensor tdo = attn_tensor_make(d_o, ATTN_DTYPE_F32, B, Sq, H, hd);
+    attn_tensor tl = attn_tensor_make(s->lse, ATTN_DTYPE_F32, B, H, Sq, 1);
+    attn_tensor tdq = attn_tensor_make(dq, ATTN_DTYPE_F32, B, Sq, H, hd);
+    attn_tensor tdk = attn_tensor_make(dk, ATTN_DTYPE_F32, B, Sk, Hk, hd);
+    attn_tensor tdv = attn_tensor_make(dv, ATTN_DTYPE_F32, B, Sk, Hk, hd);
     if (st == ATTN_OK)
         st = attn_sdpa_backward(ctx, &tq, &tk, &tv, &to, &tdo, &tl, &sp, &tdq, &tdk, &tdv, NULL);
     const float *gq = dq, *gk = dk;

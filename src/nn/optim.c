@@ -148,25 +148,43 @@ attn_status attn_nn_clip_grad_norm(float *const *bufs, const int64_t *counts, in
     return ATTN_OK;
 }
 
-/* Schedules. Invalid arguments (unknown kind, step < 1, warmup < 0,
- * non-finite or negative rates) give NaN, which attn_nn_adamw_step rejects.
- * warmup = 0 means no warm-up; COSINE reaches min_lr at step total and
- * stays there (at once if total <= warmup); INVSQRT uses max(warmup, 1) so warmup = 0 is 1/sqrt(step). */
-double attn_nn_lr(attn_nn_schedule kind, int64_t step, int64_t warmup, int64_t total,
-                  double base_lr, double min_lr)
+/* Schedules. warmup = 0 means no warm-up; COSINE reaches min_lr at step
+ * total and stays there (at once if total <= warmup); INVSQRT uses
+ * max(warmup, 1) so warmup = 0 is 1/sqrt(step). */
+static double schedule(attn_nn_schedule kind, int64_t step, int64_t warmup, int64_t total,
+                       double base_lr, double min_lr)
 {
-    if (step < 1 || warmup < 0 || !isfinite(base_lr) || !isfinite(min_lr) || base_lr < 0.0 ||
-        min_lr < 0.0)
-        return NAN;
-    if (kind != ATTN_NN_SCHED_CONSTANT && kind != ATTN_NN_SCHED_COSINE &&
-        kind != ATTN_NN_SCHED_INVSQRT)
-        return NAN;
     if (step < warmup) return base_lr * (double)step / (double)warmup;
-    if (kind == ATTN_NN_SCHED_CONSTANT) return base_lr;
-    if (kind == ATTN_NN_SCHED_INVSQRT)
+    if (kind == ATTN_NN_SCHEDULE_CONSTANT) return base_lr;
+    if (kind == ATTN_NN_SCHEDULE_INVSQRT)
         return base_lr * sqrt((double)(warmup > 1 ? warmup : 1) / (double)step);
     int64_t span = total - warmup; /* cosine steps after warm-up */
     double progress = span > 0 ? (double)(step - warmup) / (double)span : (step > warmup);
     if (progress > 1.0) progress = 1.0;
     return min_lr + (base_lr - min_lr) * 0.5 * (1.0 + cos(PI * progress));
+}
+
+attn_status attn_nn_lr(attn_nn_schedule kind, int64_t step, int64_t warmup, int64_t total,
+                       double base_lr, double min_lr, double *lr)
+{
+    const char *fn = "attn_nn_lr";
+    ATTN__NN_NOT_NULL(fn, lr);
+    if (kind != ATTN_NN_SCHEDULE_CONSTANT && kind != ATTN_NN_SCHEDULE_COSINE &&
+        kind != ATTN_NN_SCHEDULE_INVSQRT)
+        return attn_fail(ATTN_BAD_PARAM, "%s: argument 'kind' is %d; it is not a schedule", fn,
+                         (int)kind);
+    if (step < 1)
+        return attn_fail(ATTN_BAD_PARAM, "%s: argument 'step' is %lld; steps count from 1", fn,
+                         (long long)step);
+    if (warmup < 0)
+        return attn_fail(ATTN_BAD_PARAM, "%s: argument 'warmup' is %lld; it must be >= 0", fn,
+                         (long long)warmup);
+    if (!isfinite(base_lr) || base_lr < 0.0)
+        return attn_fail(ATTN_BAD_PARAM, "%s: argument 'base_lr' is %g; it must be finite and >= 0",
+                         fn, base_lr);
+    if (!isfinite(min_lr) || min_lr < 0.0)
+        return attn_fail(ATTN_BAD_PARAM, "%s: argument 'min_lr' is %g; it must be finite and >= 0",
+                         fn, min_lr);
+    *lr = schedule(kind, step, warmup, total, base_lr, min_lr);
+    return ATTN_OK;
 }

@@ -1,4 +1,4 @@
-/* score.c - the entry points of learned-score attention (attn_score.h):
+/* score.c - the entry points of learned-score attention (attn/score.h):
  * every argument check (first half), then the plan (second half). F64
  * tensors, or a context forced to ATTN_KERNEL_REF, run the float64
  * reference per (b, h). F32 tensors compute the projections, then run the
@@ -23,10 +23,10 @@ attn_score_params attn_score_params_default(attn_score_kind kind)
 static const char *kind_name(attn_score_kind kind)
 {
     switch (kind) {
-    case ATTN_SCORE_ADDITIVE: return "ATTN_SCORE_ADDITIVE";
-    case ATTN_SCORE_LUONG_GENERAL: return "ATTN_SCORE_LUONG_GENERAL";
-    case ATTN_SCORE_LUONG_CONCAT: return "ATTN_SCORE_LUONG_CONCAT";
-    default: return "ATTN_SCORE_SCALED_DOT";
+    case ATTN_SCORE_KIND_ADDITIVE: return "ATTN_SCORE_KIND_ADDITIVE";
+    case ATTN_SCORE_KIND_LUONG_GENERAL: return "ATTN_SCORE_KIND_LUONG_GENERAL";
+    case ATTN_SCORE_KIND_LUONG_CONCAT: return "ATTN_SCORE_KIND_LUONG_CONCAT";
+    default: return "ATTN_SCORE_KIND_SCALED_DOT";
     }
 }
 
@@ -35,8 +35,8 @@ static const char *kind_name(attn_score_kind kind)
 static attn_status check_mask_tensor(const attn__score *p, const attn_tensor *t, attn__sdpa *m)
 {
     attn__named nv = {t, "params.masks.mask", false};
-    if (t->dtype != ATTN_BOOL)
-        return attn__fail(ATTN_BAD_DTYPE, "params.masks.mask.dtype is %d; it must be ATTN_BOOL",
+    if (t->dtype != ATTN_DTYPE_BOOL)
+        return attn__fail(ATTN_BAD_DTYPE, "params.masks.mask.dtype is %d; it must be ATTN_DTYPE_BOOL",
                           (int)t->dtype);
     attn_status st = attn__check_view(&nv);
     if (st != ATTN_OK) return st;
@@ -124,7 +124,7 @@ static void param_slots(const attn_score_params *a, const attn_tensor *t[N_PARAM
 static attn_tensor columns(const attn_tensor *t, int64_t c0, int64_t n)
 {
     attn_tensor v = *t;
-    size_t elem = t->dtype == ATTN_F64 ? sizeof(double) : sizeof(float);
+    size_t elem = t->dtype == ATTN_DTYPE_F64 ? sizeof(double) : sizeof(float);
     if (v.data != NULL && c0 > 0) v.data = (char *)v.data + (size_t)(c0 * t->stride[3]) * elem;
     v.dim[3] = n;
     return v;
@@ -135,8 +135,8 @@ static void param_dims(const attn__score *p, int64_t dims[N_PARAMS][4])
 {
     int64_t H = p->H, A = p->A;
     int64_t want[N_PARAMS][4] = {{1, H, A, p->Dq}, {1, H, A, p->Dk}, {1, H, 1, A}, {1, H, 1, A},
-                                 {1, H, p->kind == ATTN_SCORE_LUONG_GENERAL ? p->Dq : A,
-                                  p->kind == ATTN_SCORE_LUONG_GENERAL ? p->Dk : p->Dq + p->Dk},
+                                 {1, H, p->kind == ATTN_SCORE_KIND_LUONG_GENERAL ? p->Dq : A,
+                                  p->kind == ATTN_SCORE_KIND_LUONG_GENERAL ? p->Dk : p->Dq + p->Dk},
                                  {1, H, 1, 1}};
     memcpy(dims, want, sizeof want);
 }
@@ -163,7 +163,7 @@ static attn_status check_params(const attn_score_params *a, attn__score *p)
         attn_status st = attn__check_view(&nv);
         if (st != ATTN_OK) return st;
     }
-    int src = p->kind == ATTN_SCORE_ADDITIVE ? P_WQ : P_W;
+    int src = p->kind == ATTN_SCORE_KIND_ADDITIVE ? P_WQ : P_W;
     if (attn__score_is_tanh(p) && (p->A = t[src]->dim[2]) == 0)
         return attn__fail(ATTN_BAD_DIM, "%s.dim[2] (A) is 0; the attention dim must be positive", param_name[src]);
     if (p->Dq > INT64_MAX - p->Dk) return attn__fail(ATTN_OVERFLOW, "Dq + Dk overflows int64");
@@ -180,7 +180,7 @@ static attn_status check_params(const attn_score_params *a, attn__score *p)
     for (int x = 0; x < N_PARAMS; x++)
         if (t[x] != NULL) *dst[x] = *t[x];
     p->has_b = t[P_B] != NULL;
-    if (p->kind == ATTN_SCORE_LUONG_CONCAT) {
+    if (p->kind == ATTN_SCORE_KIND_LUONG_CONCAT) {
         p->wq = columns(t[P_W], 0, p->Dq);
         p->wk = columns(t[P_W], p->Dq, p->Dk);
     }
@@ -215,8 +215,8 @@ static attn_status check_inputs(const attn_tensor *q, const attn_tensor *k, cons
         return attn__fail(ATTN_SHAPE_MISMATCH, "v is [%lld, %lld, %lld, %lld]; its first three dims "
                           "must match k's", (long long)v->dim[0], (long long)v->dim[1],
                           (long long)v->dim[2], (long long)v->dim[3]);
-    if (p->kind == ATTN_SCORE_SCALED_DOT && p->Dk != p->Dq)
-        return attn__fail(ATTN_SHAPE_MISMATCH, "k.dim[3] (Dk) is %lld; ATTN_SCORE_SCALED_DOT needs "
+    if (p->kind == ATTN_SCORE_KIND_SCALED_DOT && p->Dk != p->Dq)
+        return attn__fail(ATTN_SHAPE_MISMATCH, "k.dim[3] (Dk) is %lld; ATTN_SCORE_KIND_SCALED_DOT needs "
                           "Dk == Dq (%lld)", (long long)p->Dk, (long long)p->Dq);
     attn__sdpa *m = &p->m;
     m->B = q->dim[0];
@@ -243,14 +243,14 @@ static attn_status prepare(const attn_ctx *ctx, const attn_tensor *q, const attn
     if (k == NULL) return attn__fail(ATTN_NULL_ARG, "k is NULL");
     if (need_v && v == NULL) return attn__fail(ATTN_NULL_ARG, "v is NULL");
     if (params == NULL) return attn__fail(ATTN_NULL_ARG, "params is NULL");
-    if (params->kind < ATTN_SCORE_ADDITIVE || params->kind > ATTN_SCORE_SCALED_DOT)
+    if (params->kind < ATTN_SCORE_KIND_ADDITIVE || params->kind > ATTN_SCORE_KIND_SCALED_DOT)
         return attn__fail(ATTN_BAD_PARAM, "params.kind is %d; it must be an attn_score_kind value",
                           (int)params->kind);
     p->kind = params->kind;
-    if (q->dtype != ATTN_F32 && q->dtype != ATTN_F64)
-        return attn__fail(ATTN_BAD_DTYPE, "q.dtype is %d; it must be ATTN_F32 or ATTN_F64", (int)q->dtype);
+    if (q->dtype != ATTN_DTYPE_F32 && q->dtype != ATTN_DTYPE_F64)
+        return attn__fail(ATTN_BAD_DTYPE, "q.dtype is %d; it must be ATTN_DTYPE_F32 or ATTN_DTYPE_F64", (int)q->dtype);
     p->m.dtype = q->dtype;
-    if ((ctx->kernel == ATTN_KERNEL_TILED || ctx->kernel == ATTN_KERNEL_AVX2) && q->dtype != ATTN_F32)
+    if ((ctx->kernel == ATTN_KERNEL_TILED || ctx->kernel == ATTN_KERNEL_AVX2) && q->dtype != ATTN_DTYPE_F32)
         return attn__fail(ATTN_UNSUPPORTED, "the %s kernel is float32 only; q.dtype is F64",
                           attn_kernel_name(ctx->kernel));
     attn_status st;
@@ -282,7 +282,7 @@ static attn_status check_grads(const attn_score_grads *g, const attn_score_param
     attn_tensor *dst[N_PARAMS] = {&p->dwq, &p->dwk, &p->db, &p->dva, &p->dw, &p->dg};
     for (int x = 0; x < N_PARAMS; x++)
         if (gt[x] != NULL) *dst[x] = *gt[x];
-    if (p->kind == ATTN_SCORE_LUONG_CONCAT && gt[P_W] != NULL) {
+    if (p->kind == ATTN_SCORE_KIND_LUONG_CONCAT && gt[P_W] != NULL) {
         p->dwq = columns(gt[P_W], 0, p->Dq);
         p->dwk = columns(gt[P_W], p->Dq, p->Dk);
     }
@@ -387,7 +387,7 @@ static int64_t linear_ws(const attn__score *p)
 /* [B, S, H, D] view of a head-major [B, H, S, D] float buffer. */
 static attn_tensor head_major(float *data, int64_t B, int64_t S, int64_t H, int64_t D)
 {
-    attn_tensor t = attn_tensor_make(data, ATTN_F32, B, S, H, D);
+    attn_tensor t = attn_tensor_make(data, ATTN_DTYPE_F32, B, S, H, D);
     t.stride[0] = H * S * D;
     t.stride[1] = D;
     t.stride[2] = S * D;
@@ -540,7 +540,7 @@ static attn_status run_ref(run_state *rs, int op)
         write_ref_grad(p, &p->db, rs->pg, AD, 1, A);
         write_ref_grad(p, &p->dva, rs->pg, AD + A, 1, A);
     } else if (op == OP_BACKWARD) {
-        bool gen = p->kind == ATTN_SCORE_LUONG_GENERAL;
+        bool gen = p->kind == ATTN_SCORE_KIND_LUONG_GENERAL;
         write_ref_grad(p, gen ? &p->dw : &p->dg, rs->pg, 0, gen ? p->Dq : 1, gen ? p->Dk : 1);
     }
     attn__free(rs->mem);
@@ -651,7 +651,7 @@ static attn_status dot_setup(run_state *rs, bool bwd)
 {
     const attn__score *p = rs->p;
     const attn__sdpa *m = &p->m;
-    bool gen = p->kind == ATTN_SCORE_LUONG_GENERAL;
+    bool gen = p->kind == ATTN_SCORE_KIND_LUONG_GENERAL;
     int64_t H = p->H, nf = prod4(m->B, H, gen ? m->Sk : m->Sq, p->Dq);
     int64_t nw = gen ? prod4(H, p->Dq, p->Dk, 1) : H;
     int64_t n[] = {nf, bwd ? nf : 0, nw, gen && bwd ? nw : 0};
@@ -683,7 +683,7 @@ static attn_status dot_setup(run_state *rs, bool bwd)
 static void dot_backward(run_state *rs)
 {
     const attn__score *p = rs->p;
-    if (p->kind == ATTN_SCORE_LUONG_GENERAL) { /* k' = W k: dk = W^T dk', dW = sum dk' k^T */
+    if (p->kind == ATTN_SCORE_KIND_LUONG_GENERAL) { /* k' = W k: dk = W^T dk', dW = sum dk' k^T */
         rs->lk.y = rs->dfeat;
         run_linear(rs, &rs->lk, linear_dx_task);
         if (rs->lk.dw != NULL) run_linear_dw(rs, &rs->lk);
@@ -699,7 +699,7 @@ static attn_status run_dot(run_state *rs, int op)
     if (st != ATTN_OK) return st;
     const attn__score *p = rs->p;
     const attn__sdpa *m = &p->m;
-    bool gen = p->kind == ATTN_SCORE_LUONG_GENERAL;
+    bool gen = p->kind == ATTN_SCORE_KIND_LUONG_GENERAL;
     attn_tensor f = head_major(rs->feat, m->B, gen ? m->Sk : m->Sq, p->H, p->Dq);
     attn_tensor df = head_major(rs->dfeat, m->B, gen ? m->Sk : m->Sq, p->H, p->Dq);
     attn_tensor o = m->o, lse = m->lse, dq = m->dq, dk = m->dk, dv = m->dv;
@@ -728,7 +728,7 @@ static attn_status run(attn_ctx *ctx, const attn__score *p, const attn_score_par
     rs.masks = &a->masks;
     rs.with_dropout = with_dropout;
     rs.w = w;
-    if (p->m.dtype == ATTN_F64 || ctx->kernel == ATTN_KERNEL_REF) return run_ref(&rs, op);
+    if (p->m.dtype == ATTN_DTYPE_F64 || ctx->kernel == ATTN_KERNEL_REF) return run_ref(&rs, op);
     return attn__score_is_tanh(p) ? run_tanh(&rs, op) : run_dot(&rs, op);
 }
 

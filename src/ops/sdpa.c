@@ -35,7 +35,7 @@ attn_tensor attn_tensor_make(void *data, attn_dtype dtype, int64_t d0, int64_t d
 
 static bool use_ref(const attn_ctx *ctx, const attn__sdpa *p)
 {
-    return p->dtype == ATTN_F64 || ctx->kernel == ATTN_KERNEL_REF;
+    return p->dtype == ATTN_DTYPE_F64 || ctx->kernel == ATTN_KERNEL_REF;
 }
 
 /* The float32 kernel of this call: AVX2 when forced or (AUTO) available. */

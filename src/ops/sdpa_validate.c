@@ -8,7 +8,7 @@
 
 static size_t dtype_size(attn_dtype t)
 {
-    return t == ATTN_F64 ? 8 : t == ATTN_F32 ? 4 : t == ATTN_BOOL ? 1 : 0;
+    return t == ATTN_DTYPE_F64 ? 8 : t == ATTN_DTYPE_F32 ? 4 : t == ATTN_DTYPE_BOOL ? 1 : 0;
 }
 
 /* Largest element offset of a view with at least one element; false on
@@ -171,11 +171,11 @@ attn_status attn__sdpa_prepare(const attn_ctx *ctx, const attn_tensor *q, const 
     if (ctx == NULL) return attn__fail(ATTN_NULL_ARG, "ctx is NULL");
     if (q == NULL) return attn__fail(ATTN_NULL_ARG, "q is NULL");
     if (k == NULL) return attn__fail(ATTN_NULL_ARG, "k is NULL");
-    if (q->dtype != ATTN_F32 && q->dtype != ATTN_F64)
-        return attn__fail(ATTN_BAD_DTYPE, "q.dtype is %d; it must be ATTN_F32 or ATTN_F64",
+    if (q->dtype != ATTN_DTYPE_F32 && q->dtype != ATTN_DTYPE_F64)
+        return attn__fail(ATTN_BAD_DTYPE, "q.dtype is %d; it must be ATTN_DTYPE_F32 or ATTN_DTYPE_F64",
                           (int)q->dtype);
     p->dtype = q->dtype;
-    if ((ctx->kernel == ATTN_KERNEL_TILED || ctx->kernel == ATTN_KERNEL_AVX2) && p->dtype != ATTN_F32)
+    if ((ctx->kernel == ATTN_KERNEL_TILED || ctx->kernel == ATTN_KERNEL_AVX2) && p->dtype != ATTN_DTYPE_F32)
         return attn__fail(ATTN_UNSUPPORTED, "the %s kernel is float32 only; q.dtype is F64",
                           attn_kernel_name(ctx->kernel));
     attn__named views[3] = {{q, "q", false}, {k, "k", false}, {v, "v", false}};
@@ -225,7 +225,7 @@ attn_status attn__sdpa_prepare(const attn_ctx *ctx, const attn_tensor *q, const 
         p->bias = a->bias->data;
     }
     if (a->mask != NULL) {
-        st = check_broadcast(p, a->mask, "params.mask", ATTN_BOOL, p->mask_stride);
+        st = check_broadcast(p, a->mask, "params.mask", ATTN_DTYPE_BOOL, p->mask_stride);
         if (st != ATTN_OK) return st;
         p->has_mask = true;
         p->mask = (const uint8_t *)a->mask->data;

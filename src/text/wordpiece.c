@@ -1,4 +1,4 @@
-/* wordpiece.c - the WordPiece tokenizer of uncased BERT (attn_tok.h): the
+/* wordpiece.c - the WordPiece tokenizer of uncased BERT (attn/text.h): the
  * vocabulary (vocab.txt, untrusted) in a hash table, and encoding text the
  * way Hugging Face's Rust tokenizers does for such a model: added special
  * tokens, BertNormalizer, BertPreTokenizer, WordPiece, [CLS]/[SEP] and
@@ -93,7 +93,7 @@ typedef struct tok_entry {
     uint32_t len;   /* its bytes */
 } tok_entry;
 
-struct attn_tok {
+struct attn_wordpiece {
     char *pool;         /* the vocabulary file, each line end replaced by NULs */
     tok_entry *tokens;  /* [n] by id */
     int32_t *slots;     /* [mask + 1] ids by hash, open addressing; -1 empty */
@@ -112,7 +112,7 @@ static uint32_t hash_bytes(const char *s, size_t n)
 }
 
 /* The slot holding token s [n], or the empty slot where it would go. */
-static size_t find_slot(const attn_tok *t, const char *s, size_t n)
+static size_t find_slot(const attn_wordpiece *t, const char *s, size_t n)
 {
     size_t i = hash_bytes(s, n) & t->mask;
     for (;;) {
@@ -125,13 +125,13 @@ static size_t find_slot(const attn_tok *t, const char *s, size_t n)
 }
 
 /* The id of token s [n], or -1. */
-static int32_t lookup(const attn_tok *t, const char *s, size_t n)
+static int32_t lookup(const attn_wordpiece *t, const char *s, size_t n)
 {
     if (n > t->max_bytes) return -1;
     return t->slots[find_slot(t, s, n)];
 }
 
-void attn_tok_free(attn_tok *t)
+void attn_wordpiece_free(attn_wordpiece *t)
 {
     if (t == NULL) return;
     attn_release(t->pool);
@@ -147,10 +147,10 @@ static attn_status check_token(const char *prefix, const char *line, size_t len,
     if (len == 0)
         return attn_fail(ATTN_BAD_FILE, "%s: line %lld (id %lld) is empty", prefix,
                          (long long)lineno, (long long)lineno - 1);
-    if (len > ATTN_TOK_MAX_TOKEN_BYTES)
+    if (len > ATTN_WORDPIECE_MAX_TOKEN_BYTES)
         return attn_fail(ATTN_BAD_FILE, "%s: line %lld: the token has %zu bytes; at most %d "
                          "are allowed", prefix, (long long)lineno, len,
-                         ATTN_TOK_MAX_TOKEN_BYTES);
+                         ATTN_WORDPIECE_MAX_TOKEN_BYTES);
     for (size_t i = 0; i < len;) {
         const unsigned char *u = (const unsigned char *)line + i;
         uint32_t c;
@@ -169,7 +169,7 @@ static attn_status check_token(const char *prefix, const char *line, size_t len,
 
 /* Fills t->tokens and t->slots from t->pool [size] (NUL at pool[size]),
  * cutting the lines. */
-static attn_status index_lines(const char *prefix, attn_tok *t, size_t size)
+static attn_status index_lines(const char *prefix, attn_wordpiece *t, size_t size)
 {
     char *p = t->pool;
     size_t at = 0;
@@ -195,7 +195,7 @@ static attn_status index_lines(const char *prefix, attn_tok *t, size_t size)
 }
 
 /* Builds t from its pool [size] (already owned by t). */
-static attn_status parse_vocab(const char *prefix, attn_tok *t, size_t size)
+static attn_status parse_vocab(const char *prefix, attn_wordpiece *t, size_t size)
 {
     int64_t lines = 0;
     for (const char *q = t->pool; (q = memchr(q, '\n', size - (size_t)(q - t->pool))) != NULL;
@@ -227,12 +227,12 @@ static attn_status parse_vocab(const char *prefix, attn_tok *t, size_t size)
     return ATTN_OK;
 }
 
-/* A new attn_tok owning pool [size + 1] (pool[size] set to NUL here); on
+/* A new attn_wordpiece owning pool [size + 1] (pool[size] set to NUL here); on
  * failure the pool is released too. */
-static attn_status make_tok(const char *prefix, char *pool, size_t size, attn_tok **out)
+static attn_status make_tok(const char *prefix, char *pool, size_t size, attn_wordpiece **out)
 {
     pool[size] = '\0';
-    attn_tok *t = attn_calloc(1, sizeof *t);
+    attn_wordpiece *t = attn_calloc(1, sizeof *t);
     if (t == NULL) {
         attn_release(pool);
         return attn_fail(ATTN_NO_MEMORY, "%s: no memory for the tokenizer", prefix);
@@ -240,23 +240,23 @@ static attn_status make_tok(const char *prefix, char *pool, size_t size, attn_to
     t->pool = pool;
     attn_status st = parse_vocab(prefix, t, size);
     if (st != ATTN_OK) {
-        attn_tok_free(t);
+        attn_wordpiece_free(t);
         return st;
     }
     *out = t;
     return ATTN_OK;
 }
 
-attn_status attn_tok_load_vocab_memory(const char *data, size_t len, attn_tok **out)
+attn_status attn_wordpiece_load_memory(const char *data, size_t len, attn_wordpiece **out)
 {
-    const char *prefix = "attn_tok_load_vocab_memory";
+    const char *prefix = "attn_wordpiece_load_memory";
     ATTN__NN_NOT_NULL(prefix, out);
     if (data == NULL && len > 0)
         return attn_fail(ATTN_NULL_ARG, "%s: argument 'data' is NULL and len is %zu", prefix,
                          len);
-    if (len > ATTN_TOK_MAX_VOCAB_BYTES)
+    if (len > ATTN_WORDPIECE_MAX_VOCAB_BYTES)
         return attn_fail(ATTN_BAD_FILE, "%s: %zu bytes; a vocabulary has at most %zu", prefix,
-                         len, ATTN_TOK_MAX_VOCAB_BYTES);
+                         len, ATTN_WORDPIECE_MAX_VOCAB_BYTES);
     char *pool = attn_alloc(len + 1);
     if (pool == NULL)
         return attn_fail(ATTN_NO_MEMORY, "%s: no memory for %zu bytes", prefix, len + 1);
@@ -265,37 +265,37 @@ attn_status attn_tok_load_vocab_memory(const char *data, size_t len, attn_tok **
 }
 
 
-attn_status attn_tok_load_vocab(const char *vocab_path, attn_tok **out)
+attn_status attn_wordpiece_load(const char *vocab_path, attn_wordpiece **out)
 {
-    ATTN__NN_NOT_NULL("attn_tok_load_vocab", vocab_path);
-    ATTN__NN_NOT_NULL("attn_tok_load_vocab", out);
+    ATTN__NN_NOT_NULL("attn_wordpiece_load", vocab_path);
+    ATTN__NN_NOT_NULL("attn_wordpiece_load", out);
     char prefix[300];
-    snprintf(prefix, sizeof prefix, "attn_tok_load_vocab: '%.200s'", vocab_path);
+    snprintf(prefix, sizeof prefix, "attn_wordpiece_load: '%.200s'", vocab_path);
     char *pool = NULL;
     size_t size = 0;
-    attn_status st = attn__nn_read_file(prefix, vocab_path, ATTN_TOK_MAX_VOCAB_BYTES, &pool, &size);
+    attn_status st = attn__nn_read_file(prefix, vocab_path, ATTN_WORDPIECE_MAX_VOCAB_BYTES, &pool, &size);
     if (st != ATTN_OK) return st;
     return make_tok(prefix, pool, size, out);
 }
 
-int64_t attn_tok_vocab_size(const attn_tok *t)
+int64_t attn_wordpiece_vocab_size(const attn_wordpiece *t)
 {
     return t == NULL ? -1 : t->n;
 }
 
-const char *attn_tok_token(const attn_tok *t, int32_t id)
+const char *attn_wordpiece_token(const attn_wordpiece *t, int32_t id)
 {
     if (t == NULL || id < 0 || id >= t->n) return NULL;
     return t->pool + t->tokens[id].start;
 }
 
-int32_t attn_tok_id(const attn_tok *t, const char *token)
+int32_t attn_wordpiece_id(const attn_wordpiece *t, const char *token)
 {
     if (t == NULL || token == NULL) return -1;
     return lookup(t, token, strlen(token));
 }
 
-int32_t attn_tok_special(const attn_tok *t, const char *name)
+int32_t attn_wordpiece_special(const attn_wordpiece *t, const char *name)
 {
     if (t == NULL || name == NULL) return -1;
     for (int s = 0; s < N_SPECIAL; s++)
@@ -328,10 +328,10 @@ typedef struct run_entry {
     uint8_t blen;   /* its source character's bytes */
 } run_entry;
 
-enum { RUN_INLINE = 32, WORD_BYTES = 4 * ATTN_TOK_MAX_WORD_CHARS };
+enum { RUN_INLINE = 32, WORD_BYTES = 4 * ATTN_WORDPIECE_MAX_WORD_CHARS };
 
 typedef struct enc {
-    const attn_tok *t;
+    const attn_wordpiece *t;
     /* output: ids [limit] and offsets [limit][2] (either may be NULL) */
     int32_t *ids;
     int64_t *offsets;
@@ -341,10 +341,10 @@ typedef struct enc {
     run_entry *run, *sorted;
     size_t run_n, run_cap;
     span last; /* source of the last decomposition start taken (see flush_run) */
-    /* the current word: its first ATTN_TOK_MAX_WORD_CHARS characters */
+    /* the current word: its first ATTN_WORDPIECE_MAX_WORD_CHARS characters */
     char word[WORD_BYTES];
-    uint16_t at[ATTN_TOK_MAX_WORD_CHARS + 1]; /* byte offset of character i in word */
-    span src[ATTN_TOK_MAX_WORD_CHARS];        /* source of character i */
+    uint16_t at[ATTN_WORDPIECE_MAX_WORD_CHARS + 1]; /* byte offset of character i in word */
+    span src[ATTN_WORDPIECE_MAX_WORD_CHARS];        /* source of character i */
     int64_t nchar;                            /* all its characters */
     span tail;                                /* source of the last one */
 } enc;
@@ -360,15 +360,15 @@ static void emit(enc *e, int32_t id, int64_t b, int64_t end)
     if (++e->n == e->limit) e->full = true;
 }
 
-/* WordPiece of the current word (at most ATTN_TOK_MAX_WORD_CHARS
+/* WordPiece of the current word (at most ATTN_WORDPIECE_MAX_WORD_CHARS
  * characters): greedy longest match first; [UNK] for the whole word if some
  * position has no match. */
 static void wordpiece(enc *e)
 {
-    const attn_tok *t = e->t;
+    const attn_wordpiece *t = e->t;
     int nc = (int)e->nchar, count = 0;
-    int32_t pid[ATTN_TOK_MAX_WORD_CHARS];
-    uint8_t pb[ATTN_TOK_MAX_WORD_CHARS], pe[ATTN_TOK_MAX_WORD_CHARS];
+    int32_t pid[ATTN_WORDPIECE_MAX_WORD_CHARS];
+    uint8_t pb[ATTN_WORDPIECE_MAX_WORD_CHARS], pe[ATTN_WORDPIECE_MAX_WORD_CHARS];
     char key[2 + WORD_BYTES];
     key[0] = key[1] = '#';
     for (int i = 0; i < nc;) {
@@ -397,7 +397,7 @@ static void wordpiece(enc *e)
 static void word_end(enc *e)
 {
     if (e->nchar == 0) return;
-    if (e->nchar > ATTN_TOK_MAX_WORD_CHARS)
+    if (e->nchar > ATTN_WORDPIECE_MAX_WORD_CHARS)
         emit(e, e->t->special[SP_UNK], e->src[0].b, e->tail.e);
     else
         wordpiece(e);
@@ -406,7 +406,7 @@ static void word_end(enc *e)
 
 static void word_add(enc *e, uint32_t c, span s)
 {
-    if (e->nchar < ATTN_TOK_MAX_WORD_CHARS) {
+    if (e->nchar < ATTN_WORDPIECE_MAX_WORD_CHARS) {
         int64_t i = e->nchar;
         if (i == 0) e->at[0] = 0;
         e->at[i + 1] = (uint16_t)(e->at[i] + utf8_encode(c, e->word + e->at[i]));
@@ -501,7 +501,7 @@ static void source_char(enc *e, uint32_t c, int64_t b, int blen)
 }
 
 /* The special token written at s [n], if any: its index, *len its bytes. */
-static int match_special(const attn_tok *t, const char *s, size_t n, size_t *len)
+static int match_special(const attn_wordpiece *t, const char *s, size_t n, size_t *len)
 {
     int best = -1;
     size_t best_len = 0;
@@ -517,7 +517,7 @@ static int match_special(const attn_tok *t, const char *s, size_t n, size_t *len
 /* [CLS] pieces [SEP] of text [len] (valid UTF-8) into e; returns the count. */
 static int64_t encode_text(enc *e, const char *text, size_t len, int64_t max_len)
 {
-    const attn_tok *t = e->t;
+    const attn_wordpiece *t = e->t;
     e->n = 0;
     e->limit = max_len - 1; /* room for [SEP] */
     e->full = false;
@@ -556,7 +556,7 @@ static attn_status scan_text(const char *text, size_t len, size_t *max_run)
         uint32_t c, d[ATTN__UC_MAX_NFD];
         int k = utf8_decode((const unsigned char *)text + i, len - i, &c);
         if (k == 0)
-            return attn_fail(ATTN_BAD_PARAM, "attn_tok_encode: argument 'text' is not valid "
+            return attn_fail(ATTN_BAD_PARAM, "attn_wordpiece_encode: argument 'text' is not valid "
                              "UTF-8 at byte %zu (0x%02x)", i, (unsigned char)text[i]);
         i += (size_t)k;
         if (attn__uc_is_removed(c)) continue;
@@ -571,11 +571,11 @@ static attn_status scan_text(const char *text, size_t len, size_t *max_run)
     return ATTN_OK;
 }
 
-static attn_status check_encode_args(const attn_tok *t, const char *text, int64_t max_len,
+static attn_status check_encode_args(const attn_wordpiece *t, const char *text, int64_t max_len,
                                      const int32_t *ids, int64_t cap, const int64_t *n,
                                      const int64_t *offsets, size_t len)
 {
-    const char *fn = "attn_tok_encode";
+    const char *fn = "attn_wordpiece_encode";
     ATTN__NN_NOT_NULL(fn, t);
     ATTN__NN_NOT_NULL(fn, text);
     ATTN__NN_NOT_NULL(fn, n);
@@ -596,7 +596,7 @@ static attn_status check_encode_args(const attn_tok *t, const char *text, int64_
     return attn__nn_disjoint(fn, spans, 4, 3);
 }
 
-attn_status attn_tok_encode(const attn_tok *t, const char *text, int64_t max_len, int32_t *ids,
+attn_status attn_wordpiece_encode(const attn_wordpiece *t, const char *text, int64_t max_len, int32_t *ids,
                             int64_t cap, int64_t *n, int64_t *offsets)
 {
     size_t len = text != NULL ? strlen(text) : 0, max_run = 0;
@@ -608,7 +608,7 @@ attn_status attn_tok_encode(const attn_tok *t, const char *text, int64_t max_len
                  ? NULL
                  : attn_alloc(sizeof *e + 2 * run_cap * sizeof(run_entry));
     if (e == NULL)
-        return attn_fail(ATTN_NO_MEMORY, "attn_tok_encode: no memory for the encoder (a run "
+        return attn_fail(ATTN_NO_MEMORY, "attn_wordpiece_encode: no memory for the encoder (a run "
                          "of %zu combining marks)", max_run);
     e->t = t;
     e->run_cap = run_cap;
@@ -621,7 +621,7 @@ attn_status attn_tok_encode(const attn_tok *t, const char *text, int64_t max_len
         if (ids == NULL || count > cap) {
             attn_release(e);
             if (ids != NULL)
-                return attn_fail(ATTN_BAD_DIM, "attn_tok_encode: argument 'cap' is %lld; the "
+                return attn_fail(ATTN_BAD_DIM, "attn_wordpiece_encode: argument 'cap' is %lld; the "
                                  "text needs %lld ids", (long long)cap, (long long)count);
             *n = count;
             return ATTN_OK;

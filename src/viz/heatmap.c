@@ -1,4 +1,4 @@
-/* heatmap.c - attention maps as images (attn_viz.h): argument checks, the
+/* heatmap.c - attention maps as images (attn/viz.h): argument checks, the
  * layout of grid, labels, captions and colour bar, drawing into an RGB
  * buffer with the bitmap font of font.c, and the PNG file written through
  * libpng (errors caught with libpng's setjmp protocol, memory through
@@ -60,7 +60,7 @@ static rgb8 ramp_colour(double t)
 
 /* ---- text ----------------------------------------------------------------- */
 
-/* A string as font codes, after the rules of attn_viz.h. */
+/* A string as font codes, after the rules of attn/viz.h. */
 typedef struct text_run {
     int n;
     uint8_t code[ATTN_VIZ_TITLE_MAX];

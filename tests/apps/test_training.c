@@ -12,9 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-static attn_nn_config tiny(void)
+static attn_transformer_config tiny(void)
 {
-    attn_nn_config c = attn_nn_config_default(ATTN_NN_ENCDEC);
+    attn_transformer_config c = attn_transformer_config_default(ATTN_TRANSFORMER_ARCH_ENCDEC);
     c.vocab = 99;
     c.d_model = 16;
     c.n_heads = 2;
@@ -25,67 +25,67 @@ static attn_nn_config tiny(void)
     return c;
 }
 
-static bool same_params(const attn_nn_model *a, const attn_nn_model *b)
+static bool same_params(const attn_transformer *a, const attn_transformer *b)
 {
     attn_nn_param pa, pb;
-    if (attn_nn_model_param_count(a) != attn_nn_model_param_count(b)) return false;
-    attn_nn_model_tensor(a, 0, &pa);
-    attn_nn_model_tensor(b, 0, &pb);
-    return memcmp(pa.value, pb.value, (size_t)attn_nn_model_param_count(a) * sizeof(float)) == 0;
+    if (attn_transformer_param_count(a) != attn_transformer_param_count(b)) return false;
+    attn_transformer_tensor(a, 0, &pa);
+    attn_transformer_tensor(b, 0, &pb);
+    return memcmp(pa.value, pb.value, (size_t)attn_transformer_param_count(a) * sizeof(float)) == 0;
 }
 
 T_TEST(checkpoint_resume_bit_exact)
 {
     attn_ctx *ctx = t_ctx(2);
-    attn_nn_config c = tiny();
+    attn_transformer_config c = tiny();
     attn_train_cfg t = attn_train_cfg_default();
     t.steps = 8;
     t.batch = 6;
     t.warmup = 3;
     t.eval_every = 0;
     attn_train_report rep;
-    attn_nn_model *a = NULL, *b = NULL, *b2 = NULL;
-    T_EQ_STATUS(attn_nn_model_create(&c, 9, &a), ATTN_OK);
+    attn_transformer *a = NULL, *b = NULL, *b2 = NULL;
+    T_EQ_STATUS(attn_transformer_create(&c, 9, &a), ATTN_OK);
     T_EQ_STATUS(attn_train_dates(ctx, a, &t, NULL, NULL, &rep), ATTN_OK);
     T_EQ_INT(rep.steps_run, 8);
 
-    T_EQ_STATUS(attn_nn_model_create(&c, 9, &b), ATTN_OK);
+    T_EQ_STATUS(attn_transformer_create(&c, 9, &b), ATTN_OK);
     attn_train_cfg half = t;
     const char *p = t_path("resume.safetensors");
     half.stop_after = 4; /* the schedule still spans 8 steps */
     half.save_path = p;
     T_EQ_STATUS(attn_train_dates(ctx, b, &half, NULL, NULL, &rep), ATTN_OK);
     T_EQ_INT(rep.steps_run, 4);
-    attn_st_file *f = NULL;
-    T_EQ_STATUS(attn_st_open(p, &f), ATTN_OK);
+    attn_safetensors *f = NULL;
+    T_EQ_STATUS(attn_safetensors_load(p, &f), ATTN_OK);
     attn_train_cfg back = attn_train_cfg_default();
     T_EQ_STATUS(attn_train_cfg_from_meta(f, &back), ATTN_OK);
-    T_EQ_STATUS(attn_nn_model_load_file(f, &b2), ATTN_OK);
-    attn_st_close(f);
+    T_EQ_STATUS(attn_transformer_load_safetensors(f, &b2), ATTN_OK);
+    attn_safetensors_free(f);
     T_EQ_INT(back.batch, 6);
     T_CHECK(back.lr == t.lr);
     if (b2) {
-        T_EQ_INT(attn_nn_model_steps_taken(b2), 4);
+        T_EQ_INT(attn_transformer_steps_taken(b2), 4);
         T_EQ_INT(back.steps, 8);
         back.eval_every = 0;
         T_EQ_STATUS(attn_train_dates(ctx, b2, &back, NULL, NULL, &rep), ATTN_OK);
         T_EQ_INT(rep.steps_run, 4);
         T_CHECK(same_params(a, b2));
     }
-    attn_nn_model_free(a);
-    attn_nn_model_free(b);
-    attn_nn_model_free(b2);
+    attn_transformer_free(a);
+    attn_transformer_free(b);
+    attn_transformer_free(b2);
 }
 
 /* ---- the GRU model on the dates task (apps/attn/task/train_gru.c) ---------------------------------------------- */
 
-static bool same_rnn_params(const attn_rnn_model *a, const attn_rnn_model *b)
+static bool same_rnn_params(const attn_seq2seq *a, const attn_seq2seq *b)
 {
-    if (attn_rnn_model_param_count(a) != attn_rnn_model_param_count(b)) return false;
-    for (int64_t t = 0; t < attn_rnn_model_n_tensors(a); t++) {
+    if (attn_seq2seq_param_count(a) != attn_seq2seq_param_count(b)) return false;
+    for (int64_t t = 0; t < attn_seq2seq_n_tensors(a); t++) {
         attn_nn_param p, q;
-        attn_rnn_model_tensor(a, t, &p);
-        attn_rnn_model_tensor(b, t, &q);
+        attn_seq2seq_tensor(a, t, &p);
+        attn_seq2seq_tensor(b, t, &q);
         if (strcmp(p.name, q.name) != 0 || memcmp(p.value, q.value, (size_t)p.numel * 4) != 0) return false;
     }
     return true;
@@ -99,16 +99,16 @@ static void first_loss_cb(const attn_train_progress *p, void *user)
 T_TEST(gru_dates_batches_training_translation)
 {
     /* batches without a model are those of a model of the same layout */
-    for (int arch = ATTN_NN_ENCDEC; arch <= ATTN_NN_DECODER; arch++) {
-        attn_nn_config tc = attn_nn_config_default((attn_nn_arch)arch);
+    for (int arch = ATTN_TRANSFORMER_ARCH_ENCDEC; arch <= ATTN_TRANSFORMER_ARCH_DECODER; arch++) {
+        attn_transformer_config tc = attn_transformer_config_default((attn_transformer_arch)arch);
         tc.d_model = tc.d_ff = 8;
         tc.n_heads = tc.n_kv_heads = 2;
-        attn_nn_model *tm = NULL;
-        T_EQ_STATUS(attn_nn_model_create(&tc, 1, &tm), ATTN_OK);
+        attn_transformer *tm = NULL;
+        T_EQ_STATUS(attn_transformer_create(&tc, 1, &tm), ATTN_OK);
         for (int64_t step = 0; step < 20 && tm; step += 7) {
             attn_train_batch a, b;
             T_EQ_STATUS(attn_train_batch_make(tm, 3, step, 5, &a), ATTN_OK);
-            T_EQ_STATUS(attn_train_batch_make_arch(arch == ATTN_NN_DECODER, 3, step, 5, &b), ATTN_OK);
+            T_EQ_STATUS(attn_train_batch_make_arch(arch == ATTN_TRANSFORMER_ARCH_DECODER, 3, step, 5, &b), ATTN_OK);
             int64_t ns = a.nb.B * a.nb.S_src, nt = a.nb.B * a.nb.S_tgt;
             T_CHECK(a.nb.B == b.nb.B && a.nb.S_src == b.nb.S_src && a.nb.S_tgt == b.nb.S_tgt);
             T_CHECK((a.nb.src == NULL) == (b.nb.src == NULL));
@@ -119,13 +119,13 @@ T_TEST(gru_dates_batches_training_translation)
             attn_train_batch_free(&a);
             attn_train_batch_free(&b);
         }
-        attn_nn_model_free(tm);
+        attn_transformer_free(tm);
     }
     attn_ctx *ctx = t_ctx(2);
-    attn_rnn_config c = attn_gru_dates_config();
+    attn_seq2seq_config c = attn_gru_dates_config();
     c.embed = c.hidden = c.dec_hidden = c.attn_dim = 16;
-    attn_rnn_model *m = NULL, *r = NULL;
-    T_EQ_STATUS(attn_rnn_model_create(&c, 2, &m), ATTN_OK);
+    attn_seq2seq *m = NULL, *r = NULL;
+    T_EQ_STATUS(attn_seq2seq_create(&c, 2, &m), ATTN_OK);
     if (!m) return;
     attn_train_cfg t = attn_train_cfg_default();
     t.stop_after = 30;
@@ -137,11 +137,11 @@ T_TEST(gru_dates_batches_training_translation)
     double first_loss = 0;
     T_EQ_STATUS(attn_train_gru_dates(ctx, m, &t, first_loss_cb, &first_loss, &rep), ATTN_OK);
     T_EQ_INT(rep.steps_run, 30);
-    T_EQ_INT(attn_rnn_model_steps_taken(m), 30);
+    T_EQ_INT(attn_seq2seq_steps_taken(m), 30);
     T_LE(rep.final_loss, 0.8 * first_loss); /* about log(99) = 4.6 at the start */
-    T_EQ_STATUS(attn_rnn_model_load(t.save_path, &r), ATTN_OK);
-    T_CHECK(r && same_rnn_params(m, r) && attn_rnn_model_steps_taken(r) == 30);
-    attn_rnn_model_free(r);
+    T_EQ_STATUS(attn_seq2seq_load(t.save_path, &r), ATTN_OK);
+    T_CHECK(r && same_rnn_params(m, r) && attn_seq2seq_steps_taken(r) == 30);
+    attn_seq2seq_free(r);
     double acc = -1;
     T_EQ_STATUS(attn_gru_eval_dates(ctx, m, 300, &acc), ATTN_OK);
     T_CHECK(acc >= 0 && acc <= 1);
@@ -158,5 +158,5 @@ T_TEST(gru_dates_batches_training_translation)
         T_NEAR(sum, 1.0, 1e-5);
     }
     T_EQ_STATUS(attn_gru_translate(ctx, m, "", out, sizeof out, w, &n), ATTN_BAD_DIM);
-    attn_rnn_model_free(m);
+    attn_seq2seq_free(m);
 }

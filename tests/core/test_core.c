@@ -84,7 +84,7 @@ static void expect_o(t_problem *P, const double *want, double tol)
 {
     for (int path = 0; path < 2; path++) {
         t_result r;
-        t_run(P, path ? ATTN_F32 : ATTN_F64, t_ctx(1), LAYOUT_BSHD, false, &r);
+        t_run(P, path ? ATTN_DTYPE_F32 : ATTN_DTYPE_F64, t_ctx(1), LAYOUT_BSHD, false, &r);
         T_EQ_STATUS(r.status, ATTN_OK);
         int64_t n = P->c.B * P->c.Sq * P->c.Hq * P->c.Dv;
         for (int64_t x = 0; x < n; x++) T_LE(fabs(r.o[x] - want[x]), path ? 1e-6 : tol);
@@ -103,7 +103,7 @@ void test_hand_computed(void)
     double want1[1] = {5.0};
     expect_o(&P, want1, 1e-14);
     t_result r;
-    t_run(&P, ATTN_F64, t_ctx(1), LAYOUT_BSHD, false, &r);
+    t_run(&P, ATTN_DTYPE_F64, t_ctx(1), LAYOUT_BSHD, false, &r);
     T_LE(fabs(r.lse[0] - log(3.0)), 1e-15);
     t_result_free(&r);
     /* ALiBi slope 1, q = 0: s = [0, -1] -> O = (3e + 6) / (e + 1) */
@@ -169,7 +169,7 @@ void test_hand_computed(void)
 static double loss(const t_problem *P)
 {
     t_result r;
-    t_run(P, ATTN_F64, t_ctx(1), LAYOUT_BSHD, false, &r);
+    t_run(P, ATTN_DTYPE_F64, t_ctx(1), LAYOUT_BSHD, false, &r);
     double l = 0.0;
     for (int64_t x = 0; x < P->c.B * P->c.Sq * P->c.Hq * P->c.Dv; x++) l += r.o[x] * P->dout[x];
     t_result_free(&r);
@@ -221,9 +221,9 @@ static void finite_difference(attn_dtype dt, double tol)
     }
 }
 
-void test_ref64_finite_difference(void) { finite_difference(ATTN_F64, 1e-8); }
+void test_ref64_finite_difference(void) { finite_difference(ATTN_DTYPE_F64, 1e-8); }
 
-void test_tiled_finite_difference(void) { finite_difference(ATTN_F32, 2e-5); }
+void test_tiled_finite_difference(void) { finite_difference(ATTN_DTYPE_F32, 2e-5); }
 
 /* The AVX2 kernels' exp against double-precision exp: every 61st float in
  * [-87, 0], at most 2 ulp; exact 0 below -87 and for -inf; NaN for NaN. */

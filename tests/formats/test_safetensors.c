@@ -17,13 +17,13 @@
 
 /* ---- helpers -------------------------------------------------------------------- */
 
-static size_t elsize(attn_st_dtype d)
+static size_t elsize(attn_dtype d)
 {
     switch (d) {
-    case ATTN_ST_F64: case ATTN_ST_I64: return 8;
-    case ATTN_ST_F32: case ATTN_ST_I32: return 4;
-    case ATTN_ST_F16: case ATTN_ST_BF16: return 2;
-    case ATTN_ST_U8: case ATTN_ST_BOOL: return 1;
+    case ATTN_DTYPE_F64: case ATTN_DTYPE_I64: return 8;
+    case ATTN_DTYPE_F32: case ATTN_DTYPE_I32: return 4;
+    case ATTN_DTYPE_F16: case ATTN_DTYPE_BF16: return 2;
+    case ATTN_DTYPE_U8: case ATTN_DTYPE_BOOL: return 1;
     }
     return 0;
 }
@@ -85,20 +85,20 @@ static unsigned char *make_image(const char *header, size_t header_len, size_t d
     return b;
 }
 
-/* A small valid file as attn_st_save writes it: three tensors, metadata. */
+/* A small valid file as attn_safetensors_save writes it: three tensors, metadata. */
 static unsigned char *small_file(size_t *size)
 {
     static const float w[6] = {1, -2, 3.5f, 0, 1e-3f, 7};
     static const uint16_t h[4] = {0x3C00, 0xC000, 0x7BFF, 0x0001};
     static const int64_t ids[2] = {5, -9};
-    attn_st_entry e[3] = {
-        {"w", ATTN_ST_F32, 2, {2, 3}, w},
-        {"h", ATTN_ST_F16, 1, {4}, h},
-        {"ids", ATTN_ST_I64, 1, {2}, ids},
+    attn_safetensors_entry e[3] = {
+        {"w", ATTN_DTYPE_F32, 2, {2, 3}, w},
+        {"h", ATTN_DTYPE_F16, 1, {4}, h},
+        {"ids", ATTN_DTYPE_I64, 1, {2}, ids},
     };
     const char *k[1] = {"format"}, *v[1] = {"pt"};
     const char *path = tmp_path("small.safetensors");
-    T_EQ_STATUS(attn_st_save(path, e, 3, k, v, 1), ATTN_OK);
+    T_EQ_STATUS(attn_safetensors_save(path, e, 3, k, v, 1), ATTN_OK);
     return read_all(path, size);
 }
 
@@ -110,21 +110,21 @@ T_TEST(safetensors_round_trip_every_dtype)
     static unsigned char data[10][64];
     for (int i = 0; i < 10; i++)
         for (int j = 0; j < 64; j++) data[i][j] = (unsigned char)t_rand_u64(&rng);
-    attn_st_entry e[10] = {
-        {"f32", ATTN_ST_F32, 2, {2, 3}, data[0]},
-        {"f16", ATTN_ST_F16, 1, {5}, data[1]},
-        {"bf16", ATTN_ST_BF16, 3, {1, 1, 3}, data[2]},
-        {"f64", ATTN_ST_F64, 0, {0}, data[3]},
-        {"i64", ATTN_ST_I64, 1, {4}, data[4]},
-        {"i32", ATTN_ST_I32, 2, {2, 2}, data[5]},
-        {"u8", ATTN_ST_U8, 1, {7}, data[6]},
-        {"bool", ATTN_ST_BOOL, 1, {3}, data[7]},
-        {"empty", ATTN_ST_F32, 2, {0, 4}, NULL},
-        {"\xc3\xa9ight \"dims\"", ATTN_ST_U8, 8, {1, 1, 1, 1, 1, 1, 1, 2}, data[9]},
+    attn_safetensors_entry e[10] = {
+        {"f32", ATTN_DTYPE_F32, 2, {2, 3}, data[0]},
+        {"f16", ATTN_DTYPE_F16, 1, {5}, data[1]},
+        {"bf16", ATTN_DTYPE_BF16, 3, {1, 1, 3}, data[2]},
+        {"f64", ATTN_DTYPE_F64, 0, {0}, data[3]},
+        {"i64", ATTN_DTYPE_I64, 1, {4}, data[4]},
+        {"i32", ATTN_DTYPE_I32, 2, {2, 2}, data[5]},
+        {"u8", ATTN_DTYPE_U8, 1, {7}, data[6]},
+        {"bool", ATTN_DTYPE_BOOL, 1, {3}, data[7]},
+        {"empty", ATTN_DTYPE_F32, 2, {0, 4}, NULL},
+        {"\xc3\xa9ight \"dims\"", ATTN_DTYPE_U8, 8, {1, 1, 1, 1, 1, 1, 1, 2}, data[9]},
     };
     const char *keys[2] = {"format", "note"}, *vals[2] = {"pt", "\xc3\xa9 \"quoted\"\n"};
     const char *path = tmp_path("rt.safetensors"), *tmp = tmp_path("rt.safetensors.tmp");
-    T_EQ_STATUS(attn_st_save(path, e, 10, keys, vals, 2), ATTN_OK);
+    T_EQ_STATUS(attn_safetensors_save(path, e, 10, keys, vals, 2), ATTN_OK);
     T_CHECK(!exists(tmp));
 
     size_t size = 0, total = 0;
@@ -133,13 +133,13 @@ T_TEST(safetensors_round_trip_every_dtype)
     for (int i = 7; i >= 0; i--) n_header = n_header << 8 | raw[i];
     T_EQ_INT((8 + n_header) % 8, 0); /* data starts 8-aligned */
 
-    attn_st_file *f = NULL;
-    T_EQ_STATUS(attn_st_open(path, &f), ATTN_OK);
+    attn_safetensors *f = NULL;
+    T_EQ_STATUS(attn_safetensors_load(path, &f), ATTN_OK);
     if (f == NULL) return;
-    T_EQ_INT(attn_st_count(f), 10);
+    T_EQ_INT(attn_safetensors_count(f), 10);
     for (int i = 0; i < 10; i++) {
-        attn_st_info info, found;
-        T_EQ_STATUS(attn_st_get(f, i, &info), ATTN_OK);
+        attn_safetensors_info info, found;
+        T_EQ_STATUS(attn_safetensors_get(f, i, &info), ATTN_OK);
         T_CHECK(strcmp(info.name, e[i].name) == 0); /* file order = entry order */
         T_EQ_INT(info.dtype, e[i].dtype);
         T_EQ_INT(info.ndim, e[i].ndim);
@@ -153,31 +153,31 @@ T_TEST(safetensors_round_trip_every_dtype)
         if (info.bytes > 0) T_CHECK(memcmp(info.data, e[i].data, info.bytes) == 0);
         T_EQ_INT((uintptr_t)info.data % elsize(e[i].dtype), 0); /* aligned to its element */
         total += info.bytes;
-        T_EQ_STATUS(attn_st_find(f, e[i].name, &found), ATTN_OK);
+        T_EQ_STATUS(attn_safetensors_find(f, e[i].name, &found), ATTN_OK);
         T_CHECK(found.data == info.data && found.name == info.name);
     }
     T_EQ_INT(size, 8 + n_header + total);
-    T_CHECK(attn_st_metadata(f, "format") != NULL && strcmp(attn_st_metadata(f, "format"), "pt") == 0);
-    T_CHECK(attn_st_metadata(f, "note") != NULL && strcmp(attn_st_metadata(f, "note"), vals[1]) == 0);
-    T_CHECK(attn_st_metadata(f, "other") == NULL);
-    attn_st_close(f);
+    T_CHECK(attn_safetensors_metadata(f, "format") != NULL && strcmp(attn_safetensors_metadata(f, "format"), "pt") == 0);
+    T_CHECK(attn_safetensors_metadata(f, "note") != NULL && strcmp(attn_safetensors_metadata(f, "note"), vals[1]) == 0);
+    T_CHECK(attn_safetensors_metadata(f, "other") == NULL);
+    attn_safetensors_free(f);
     free(raw);
 
     /* no metadata, no tensors */
-    T_EQ_STATUS(attn_st_save(path, NULL, 0, NULL, NULL, 0), ATTN_OK);
-    T_EQ_STATUS(attn_st_open(path, &f), ATTN_OK);
-    T_EQ_INT(attn_st_count(f), 0);
-    T_CHECK(attn_st_metadata(f, "format") == NULL);
-    attn_st_close(f);
+    T_EQ_STATUS(attn_safetensors_save(path, NULL, 0, NULL, NULL, 0), ATTN_OK);
+    T_EQ_STATUS(attn_safetensors_load(path, &f), ATTN_OK);
+    T_EQ_INT(attn_safetensors_count(f), 0);
+    T_CHECK(attn_safetensors_metadata(f, "format") == NULL);
+    attn_safetensors_free(f);
 }
 
 /* The writer's bytes, against files written out by hand from the format. */
 T_TEST(safetensors_save_golden_bytes)
 {
     static const float a[2] = {1.0f, 2.0f};
-    attn_st_entry e1[1] = {{"a", ATTN_ST_F32, 1, {2}, a}};
+    attn_safetensors_entry e1[1] = {{"a", ATTN_DTYPE_F32, 1, {2}, a}};
     const char *p1 = tmp_path("golden1.safetensors");
-    T_EQ_STATUS(attn_st_save(p1, e1, 1, NULL, NULL, 0), ATTN_OK);
+    T_EQ_STATUS(attn_safetensors_save(p1, e1, 1, NULL, NULL, 0), ATTN_OK);
     static const char want1[] =
         "\x38\0\0\0\0\0\0\0"
         "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}  "
@@ -188,10 +188,10 @@ T_TEST(safetensors_save_golden_bytes)
      * 8-byte elements before the 2-byte ones. */
     static const double a2 = 1.5;
     static const uint16_t b2 = 0x3F80;
-    attn_st_entry e2[2] = {{"b", ATTN_ST_BF16, 1, {1}, &b2}, {"a", ATTN_ST_F64, 0, {0}, &a2}};
+    attn_safetensors_entry e2[2] = {{"b", ATTN_DTYPE_BF16, 1, {1}, &b2}, {"a", ATTN_DTYPE_F64, 0, {0}, &a2}};
     const char *k[1] = {"format"}, *v[1] = {"pt"};
     const char *p2 = tmp_path("golden2.safetensors");
-    T_EQ_STATUS(attn_st_save(p2, e2, 2, k, v, 1), ATTN_OK);
+    T_EQ_STATUS(attn_safetensors_save(p2, e2, 2, k, v, 1), ATTN_OK);
     static const char want2[] =
         "\x90\0\0\0\0\0\0\0"
         "{\"__metadata__\":{\"format\":\"pt\"},"
@@ -202,14 +202,14 @@ T_TEST(safetensors_save_golden_bytes)
     T_CHECK(same_file(p2, (const unsigned char *)want2, sizeof want2 - 1));
 
     /* and a hand-written file with spaces padding, read back */
-    attn_st_file *f = NULL;
-    T_EQ_STATUS(attn_st_open_memory(want2, sizeof want2 - 1, &f), ATTN_OK);
+    attn_safetensors *f = NULL;
+    T_EQ_STATUS(attn_safetensors_load_memory(want2, sizeof want2 - 1, &f), ATTN_OK);
     float x[1];
-    T_EQ_STATUS(attn_st_read_f32(f, "a", 0, NULL, x), ATTN_OK);
+    T_EQ_STATUS(attn_safetensors_read_f32(f, "a", 0, NULL, x), ATTN_OK);
     T_EQ_INT(x[0] == 1.5f, 1);
-    T_EQ_STATUS(attn_st_read_f32(f, "b", 1, (int64_t[]){1}, x), ATTN_OK);
+    T_EQ_STATUS(attn_safetensors_read_f32(f, "b", 1, (int64_t[]){1}, x), ATTN_OK);
     T_EQ_INT(x[0] == 1.0f, 1);
-    attn_st_close(f);
+    attn_safetensors_free(f);
 }
 
 /* ---- float32 conversion ------------------------------------------------------------ */
@@ -236,23 +236,23 @@ T_TEST(safetensors_read_f32_conversions)
                                      16777216.0f, 1.0f, 1.00000011920928955078125f, -INFINITY};
     static const float f32[] = {1.5f, -0.0f, 3.4028234663852886e38f, 1.4e-45f};
     enum { N16 = sizeof f16 / 2, NB = sizeof bf16 / 2, N64 = sizeof f64 / 8, N32 = 4 };
-    attn_st_entry e[5] = {
-        {"f16", ATTN_ST_F16, 1, {N16}, f16},
-        {"bf16", ATTN_ST_BF16, 1, {NB}, bf16},
-        {"f64", ATTN_ST_F64, 1, {N64}, f64},
-        {"f32", ATTN_ST_F32, 2, {2, 2}, f32},
-        {"i64", ATTN_ST_I64, 1, {1}, f64},
+    attn_safetensors_entry e[5] = {
+        {"f16", ATTN_DTYPE_F16, 1, {N16}, f16},
+        {"bf16", ATTN_DTYPE_BF16, 1, {NB}, bf16},
+        {"f64", ATTN_DTYPE_F64, 1, {N64}, f64},
+        {"f32", ATTN_DTYPE_F32, 2, {2, 2}, f32},
+        {"i64", ATTN_DTYPE_I64, 1, {1}, f64},
     };
     const char *path = tmp_path("conv.safetensors");
-    T_EQ_STATUS(attn_st_save(path, e, 5, NULL, NULL, 0), ATTN_OK);
-    attn_st_file *f = NULL;
-    T_EQ_STATUS(attn_st_open(path, &f), ATTN_OK);
+    T_EQ_STATUS(attn_safetensors_save(path, e, 5, NULL, NULL, 0), ATTN_OK);
+    attn_safetensors *f = NULL;
+    T_EQ_STATUS(attn_safetensors_load(path, &f), ATTN_OK);
     if (f == NULL) return;
     float out[16];
     const float *want[4] = {f16_want, bf16_want, f64_want, f32};
     for (int t = 0; t < 4; t++) {
         memset(out, 0x55, sizeof out);
-        T_EQ_STATUS(attn_st_read_f32(f, e[t].name, e[t].ndim, e[t].shape, out), ATTN_OK);
+        T_EQ_STATUS(attn_safetensors_read_f32(f, e[t].name, e[t].ndim, e[t].shape, out), ATTN_OK);
         int64_t n = e[t].shape[0] * (e[t].ndim == 2 ? e[t].shape[1] : 1);
         for (int64_t i = 0; i < n; i++)
             if (!same_float(out[i], want[t][i]))
@@ -262,15 +262,15 @@ T_TEST(safetensors_read_f32_conversions)
         T_EQ_INT(out[n] == out[15], 1); /* nothing written past numel */
     }
     /* shape, dtype and name are checked */
-    T_EQ_STATUS(attn_st_read_f32(f, "f32", 2, (int64_t[]){4, 1}, out), ATTN_BAD_FILE);
+    T_EQ_STATUS(attn_safetensors_read_f32(f, "f32", 2, (int64_t[]){4, 1}, out), ATTN_BAD_FILE);
     T_CHECK(strstr(attn_last_error(), "tensor 'f32' has shape [2, 2]; expected [4, 1]") != NULL);
-    T_EQ_STATUS(attn_st_read_f32(f, "f32", 1, (int64_t[]){4}, out), ATTN_BAD_FILE);
-    T_EQ_STATUS(attn_st_read_f32(f, "f32", 3, (int64_t[]){2, 2, 1}, out), ATTN_BAD_FILE);
-    T_EQ_STATUS(attn_st_read_f32(f, "i64", 1, (int64_t[]){1}, out), ATTN_BAD_FILE);
+    T_EQ_STATUS(attn_safetensors_read_f32(f, "f32", 1, (int64_t[]){4}, out), ATTN_BAD_FILE);
+    T_EQ_STATUS(attn_safetensors_read_f32(f, "f32", 3, (int64_t[]){2, 2, 1}, out), ATTN_BAD_FILE);
+    T_EQ_STATUS(attn_safetensors_read_f32(f, "i64", 1, (int64_t[]){1}, out), ATTN_BAD_FILE);
     T_CHECK(strstr(attn_last_error(), "tensor 'i64' has dtype I64, which cannot be read as float32") != NULL);
-    T_EQ_STATUS(attn_st_read_f32(f, "nope", 1, (int64_t[]){1}, out), ATTN_BAD_FILE);
+    T_EQ_STATUS(attn_safetensors_read_f32(f, "nope", 1, (int64_t[]){1}, out), ATTN_BAD_FILE);
     T_CHECK(strstr(attn_last_error(), "missing tensor 'nope'") != NULL);
-    attn_st_close(f);
+    attn_safetensors_free(f);
 }
 
 /* ---- the catalogue of corrupt files --------------------------------------------------- */
@@ -286,7 +286,7 @@ T_TEST(safetensors_corrupt_catalogue)
         const char *msg;
     } cases[] = {
         /* the JSON itself */
-        {"{\"a\":", 0, "attn_st_open_memory: header JSON: byte 5: expected a value, found the end"},
+        {"{\"a\":", 0, "attn_safetensors_load_memory: header JSON: byte 5: expected a value, found the end"},
         {"{} x", 0, "header JSON: byte 3: expected the end of the text after the value, found 'x'"},
         {"[1,2]", 0, "header is not a JSON object (it must start with '{')"},
         {" {}", 0, "header is not a JSON object"},
@@ -355,22 +355,22 @@ T_TEST(safetensors_corrupt_catalogue)
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         size_t size;
         unsigned char *img = make_image(cases[i].header, strlen(cases[i].header), cases[i].data_size, &size);
-        attn_st_file *f = NULL;
-        attn_status st = attn_st_open_memory(img, size, &f);
+        attn_safetensors *f = NULL;
+        attn_status st = attn_safetensors_load_memory(img, size, &f);
         t_checks++;
         if (st != ATTN_BAD_FILE || f != NULL || strstr(attn_last_error(), cases[i].msg) == NULL)
             t_fail(__FILE__, __LINE__, "case %zu: got %s \"%s\", want ATTN_BAD_FILE \"%s\"", i,
                    attn_status_name(st), attn_last_error(), cases[i].msg);
-        attn_st_close(f);
+        attn_safetensors_free(f);
         free(img);
     }
 }
 
 T_TEST(safetensors_corrupt_lengths_and_nesting)
 {
-    attn_st_file *f = NULL;
+    attn_safetensors *f = NULL;
     unsigned char raw[24] = {0};
-    T_EQ_STATUS(attn_st_open_memory(raw, 5, &f), ATTN_BAD_FILE);
+    T_EQ_STATUS(attn_safetensors_load_memory(raw, 5, &f), ATTN_BAD_FILE);
     T_CHECK(strstr(attn_last_error(), "the file is 5 bytes; too short for the 8-byte header length") != NULL);
     static const struct {
         uint64_t n;
@@ -385,14 +385,14 @@ T_TEST(safetensors_corrupt_lengths_and_nesting)
     for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++) {
         for (int b = 0; b < 8; b++) raw[b] = (unsigned char)(lens[i].n >> (8 * b));
         memcpy(raw + 8, "{}              ", 16);
-        T_EQ_STATUS(attn_st_open_memory(raw, sizeof raw, &f), ATTN_BAD_FILE);
+        T_EQ_STATUS(attn_safetensors_load_memory(raw, sizeof raw, &f), ATTN_BAD_FILE);
         T_CHECK(strstr(attn_last_error(), lens[i].msg) != NULL);
     }
     /* the same 16-byte header is fine when its length is right */
     raw[0] = 16;
     memset(raw + 1, 0, 7);
-    T_EQ_STATUS(attn_st_open_memory(raw, sizeof raw, &f), ATTN_OK);
-    attn_st_close(f);
+    T_EQ_STATUS(attn_safetensors_load_memory(raw, sizeof raw, &f), ATTN_OK);
+    attn_safetensors_free(f);
 
     /* deep nesting inside __metadata__ */
     char header[400] = "{\"__metadata__\":{\"k\":";
@@ -401,7 +401,7 @@ T_TEST(safetensors_corrupt_lengths_and_nesting)
     strcat(header, "}}");
     size_t size;
     unsigned char *img = make_image(header, strlen(header), 0, &size);
-    T_EQ_STATUS(attn_st_open_memory(img, size, &f), ATTN_BAD_FILE);
+    T_EQ_STATUS(attn_safetensors_load_memory(img, size, &f), ATTN_BAD_FILE);
     T_CHECK(strstr(attn_last_error(), "header JSON: byte 83: arrays and objects nested deeper than 64 levels") != NULL);
     free(img);
 }
@@ -423,31 +423,31 @@ T_TEST(safetensors_valid_edge_cases)
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         size_t size;
         unsigned char *img = make_image(cases[i].header, strlen(cases[i].header), cases[i].data_size, &size);
-        attn_st_file *f = NULL;
-        T_EQ_STATUS(attn_st_open_memory(img, size, &f), ATTN_OK);
-        T_EQ_INT(attn_st_count(f), cases[i].count);
-        attn_st_close(f);
+        attn_safetensors *f = NULL;
+        T_EQ_STATUS(attn_safetensors_load_memory(img, size, &f), ATTN_OK);
+        T_EQ_INT(attn_safetensors_count(f), cases[i].count);
+        attn_safetensors_free(f);
         free(img);
     }
     /* header order survives, and lookup skips __metadata__ */
     const char *h = "{" E("b", "F32", "[2]", "[8,16]") ",\"__metadata__\":{\"k\":\"v\"}," E("a", "I32", "[2]", "[0,8]") "}";
     size_t size;
     unsigned char *img = make_image(h, strlen(h), 16, &size);
-    attn_st_file *f = NULL;
-    T_EQ_STATUS(attn_st_open_memory(img, size, &f), ATTN_OK);
+    attn_safetensors *f = NULL;
+    T_EQ_STATUS(attn_safetensors_load_memory(img, size, &f), ATTN_OK);
     if (f != NULL) {
-        attn_st_info i0, i1, fa, fb;
-        T_EQ_STATUS(attn_st_get(f, 0, &i0), ATTN_OK);
-        T_EQ_STATUS(attn_st_get(f, 1, &i1), ATTN_OK);
+        attn_safetensors_info i0, i1, fa, fb;
+        T_EQ_STATUS(attn_safetensors_get(f, 0, &i0), ATTN_OK);
+        T_EQ_STATUS(attn_safetensors_get(f, 1, &i1), ATTN_OK);
         T_CHECK(strcmp(i0.name, "b") == 0 && strcmp(i1.name, "a") == 0);
-        T_EQ_STATUS(attn_st_find(f, "a", &fa), ATTN_OK);
-        T_EQ_STATUS(attn_st_find(f, "b", &fb), ATTN_OK);
+        T_EQ_STATUS(attn_safetensors_find(f, "a", &fa), ATTN_OK);
+        T_EQ_STATUS(attn_safetensors_find(f, "b", &fb), ATTN_OK);
         T_CHECK(fa.data == i1.data && fb.data == i0.data);
         T_CHECK(memcmp(fb.data, img + 8 + strlen(h) + 8, 8) == 0); /* b is bytes [8, 16) */
-        T_EQ_STATUS(attn_st_find(f, "__metadata__", &fa), ATTN_BAD_FILE);
-        T_CHECK(strcmp(attn_st_metadata(f, "k"), "v") == 0);
+        T_EQ_STATUS(attn_safetensors_find(f, "__metadata__", &fa), ATTN_BAD_FILE);
+        T_CHECK(strcmp(attn_safetensors_metadata(f, "k"), "v") == 0);
     }
-    attn_st_close(f);
+    attn_safetensors_free(f);
     free(img);
 }
 
@@ -464,9 +464,9 @@ T_TEST(safetensors_truncation_sweep)
         memcpy(cut, full, len);
         t_counting c = {0, 0, 0};
         attn_set_allocator(t_count_alloc, t_count_free, &c);
-        attn_st_file *f = NULL;
-        attn_status st = attn_st_open_memory(cut, len, &f);
-        attn_st_close(f);
+        attn_safetensors *f = NULL;
+        attn_status st = attn_safetensors_load_memory(cut, len, &f);
+        attn_safetensors_free(f);
         attn_set_allocator(NULL, NULL, NULL);
         clean += st == ATTN_BAD_FILE && f == NULL && attn_last_error()[0] != '\0';
         leaks += c.live != 0;
@@ -474,36 +474,36 @@ T_TEST(safetensors_truncation_sweep)
     }
     T_EQ_INT(clean, (long)size);
     T_EQ_INT(leaks, 0);
-    attn_st_file *f = NULL;
-    T_EQ_STATUS(attn_st_open_memory(full, size, &f), ATTN_OK);
-    attn_st_close(f);
+    attn_safetensors *f = NULL;
+    T_EQ_STATUS(attn_safetensors_load_memory(full, size, &f), ATTN_OK);
+    attn_safetensors_free(f);
     /* and through a real file */
     const char *path = tmp_path("cut.safetensors");
     write_all(path, full, size - 1);
-    T_EQ_STATUS(attn_st_open(path, &f), ATTN_BAD_FILE);
+    T_EQ_STATUS(attn_safetensors_load(path, &f), ATTN_BAD_FILE);
     T_CHECK(strstr(attn_last_error(), "after it") != NULL || strstr(attn_last_error(), "beyond") != NULL);
     free(full);
 }
 
 /* After a successful open of img: the tensors tile the data section
  * exactly, with the bytes of img's data section, and read_f32 works. */
-static bool consistent(const attn_st_file *f, const unsigned char *img, size_t size)
+static bool consistent(const attn_safetensors *f, const unsigned char *img, size_t size)
 {
     uint64_t n_header = 0;
     for (int i = 7; i >= 0; i--) n_header = n_header << 8 | img[i];
     size_t data_size = size - 8 - (size_t)n_header, total = 0;
     const unsigned char *lo = NULL;
-    for (int64_t i = 0; i < attn_st_count(f); i++) {
-        attn_st_info info;
-        if (attn_st_get(f, i, &info) != ATTN_OK) return false;
+    for (int64_t i = 0; i < attn_safetensors_count(f); i++) {
+        attn_safetensors_info info;
+        if (attn_safetensors_get(f, i, &info) != ATTN_OK) return false;
         if (info.bytes != (size_t)info.numel * elsize(info.dtype)) return false;
         total += info.bytes;
         if (info.bytes > 0 && (lo == NULL || (const unsigned char *)info.data < lo)) lo = info.data;
         float *buf = malloc((size_t)info.numel * sizeof(float) + 1);
-        attn_status st = attn_st_read_f32(f, info.name, info.ndim, info.shape, buf);
+        attn_status st = attn_safetensors_read_f32(f, info.name, info.ndim, info.shape, buf);
         free(buf);
-        bool is_float = info.dtype == ATTN_ST_F32 || info.dtype == ATTN_ST_F16 ||
-                        info.dtype == ATTN_ST_BF16 || info.dtype == ATTN_ST_F64;
+        bool is_float = info.dtype == ATTN_DTYPE_F32 || info.dtype == ATTN_DTYPE_F16 ||
+                        info.dtype == ATTN_DTYPE_BF16 || info.dtype == ATTN_DTYPE_F64;
         if (st != (is_float ? ATTN_OK : ATTN_BAD_FILE)) return false;
     }
     if (total != data_size) return false;
@@ -522,8 +522,8 @@ T_TEST(safetensors_bitflip_sweep)
         img[bit / 8] ^= (unsigned char)(1u << (bit % 8));
         t_counting c = {0, 0, 0};
         attn_set_allocator(t_count_alloc, t_count_free, &c);
-        attn_st_file *f = NULL;
-        attn_status st = attn_st_open_memory(img, size, &f);
+        attn_safetensors *f = NULL;
+        attn_status st = attn_safetensors_load_memory(img, size, &f);
         if (st == ATTN_OK) {
             opened++;
             wrong += !consistent(f, img, size);
@@ -531,7 +531,7 @@ T_TEST(safetensors_bitflip_sweep)
             rejected++;
             wrong += st != ATTN_BAD_FILE || f != NULL;
         }
-        attn_st_close(f);
+        attn_safetensors_free(f);
         attn_set_allocator(NULL, NULL, NULL);
         leaks += c.live != 0;
         img[bit / 8] ^= (unsigned char)(1u << (bit % 8));
@@ -551,83 +551,83 @@ T_TEST(safetensors_argument_checks)
     size_t size = 0;
     unsigned char *img = small_file(&size);
     if (img == NULL) return;
-    attn_st_file *f = NULL;
-    attn_st_info info;
+    attn_safetensors *f = NULL;
+    attn_safetensors_info info;
     float dst[8];
-    T_EQ_STATUS(attn_st_open(NULL, &f), ATTN_NULL_ARG);
-    T_EQ_STATUS(attn_st_open(tmp_path("small.safetensors"), NULL), ATTN_NULL_ARG);
-    T_EQ_STATUS(attn_st_open(tmp_path("no/such/file"), &f), ATTN_IO);
+    T_EQ_STATUS(attn_safetensors_load(NULL, &f), ATTN_NULL_ARG);
+    T_EQ_STATUS(attn_safetensors_load(tmp_path("small.safetensors"), NULL), ATTN_NULL_ARG);
+    T_EQ_STATUS(attn_safetensors_load(tmp_path("no/such/file"), &f), ATTN_IO);
     T_CHECK(strstr(attn_last_error(), "cannot open") != NULL);
-    T_EQ_STATUS(attn_st_open(t_tmpdir(), &f), ATTN_IO);
+    T_EQ_STATUS(attn_safetensors_load(t_tmpdir(), &f), ATTN_IO);
     T_CHECK(strstr(attn_last_error(), "not a regular file") != NULL);
-    T_EQ_STATUS(attn_st_open_memory(NULL, 5, &f), ATTN_NULL_ARG);
-    T_EQ_STATUS(attn_st_open_memory(img, size, NULL), ATTN_NULL_ARG);
-    T_EQ_STATUS(attn_st_open_memory(NULL, 0, &f), ATTN_BAD_FILE);
+    T_EQ_STATUS(attn_safetensors_load_memory(NULL, 5, &f), ATTN_NULL_ARG);
+    T_EQ_STATUS(attn_safetensors_load_memory(img, size, NULL), ATTN_NULL_ARG);
+    T_EQ_STATUS(attn_safetensors_load_memory(NULL, 0, &f), ATTN_BAD_FILE);
     T_CHECK(f == NULL);
-    T_EQ_INT(attn_st_count(NULL), 0);
-    attn_st_close(NULL);
-    T_CHECK(attn_st_metadata(NULL, "format") == NULL);
+    T_EQ_INT(attn_safetensors_count(NULL), 0);
+    attn_safetensors_free(NULL);
+    T_CHECK(attn_safetensors_metadata(NULL, "format") == NULL);
 
-    T_EQ_STATUS(attn_st_open_memory(img, size, &f), ATTN_OK);
+    T_EQ_STATUS(attn_safetensors_load_memory(img, size, &f), ATTN_OK);
     if (f == NULL) return;
-    T_CHECK(attn_st_metadata(f, NULL) == NULL);
-    T_EQ_STATUS(attn_st_get(NULL, 0, &info), ATTN_NULL_ARG);
-    T_EQ_STATUS(attn_st_get(f, 0, NULL), ATTN_NULL_ARG);
-    T_EQ_STATUS(attn_st_get(f, -1, &info), ATTN_BAD_PARAM);
-    T_EQ_STATUS(attn_st_get(f, 3, &info), ATTN_BAD_PARAM);
+    T_CHECK(attn_safetensors_metadata(f, NULL) == NULL);
+    T_EQ_STATUS(attn_safetensors_get(NULL, 0, &info), ATTN_NULL_ARG);
+    T_EQ_STATUS(attn_safetensors_get(f, 0, NULL), ATTN_NULL_ARG);
+    T_EQ_STATUS(attn_safetensors_get(f, -1, &info), ATTN_BAD_PARAM);
+    T_EQ_STATUS(attn_safetensors_get(f, 3, &info), ATTN_BAD_PARAM);
     T_CHECK(strstr(attn_last_error(), "'index' is 3; the file has 3 tensors") != NULL);
-    T_EQ_STATUS(attn_st_find(NULL, "w", &info), ATTN_NULL_ARG);
-    T_EQ_STATUS(attn_st_find(f, NULL, &info), ATTN_NULL_ARG);
-    T_EQ_STATUS(attn_st_find(f, "w", NULL), ATTN_NULL_ARG);
-    T_EQ_STATUS(attn_st_find(f, "W", &info), ATTN_BAD_FILE);
-    T_CHECK(strstr(attn_last_error(), "attn_st_find: missing tensor 'W'") != NULL);
-    T_EQ_STATUS(attn_st_read_f32(NULL, "w", 2, (int64_t[]){2, 3}, dst), ATTN_NULL_ARG);
-    T_EQ_STATUS(attn_st_read_f32(f, NULL, 2, (int64_t[]){2, 3}, dst), ATTN_NULL_ARG);
-    T_EQ_STATUS(attn_st_read_f32(f, "w", 2, NULL, dst), ATTN_NULL_ARG);
-    T_EQ_STATUS(attn_st_read_f32(f, "w", 2, (int64_t[]){2, 3}, NULL), ATTN_NULL_ARG);
-    T_EQ_STATUS(attn_st_read_f32(f, "w", -1, (int64_t[]){2, 3}, dst), ATTN_BAD_DIM);
-    T_EQ_STATUS(attn_st_read_f32(f, "w", 9, (int64_t[9]){2, 3}, dst), ATTN_BAD_DIM);
-    T_EQ_STATUS(attn_st_read_f32(f, "w", 2, (int64_t[]){2, 3}, dst), ATTN_OK);
+    T_EQ_STATUS(attn_safetensors_find(NULL, "w", &info), ATTN_NULL_ARG);
+    T_EQ_STATUS(attn_safetensors_find(f, NULL, &info), ATTN_NULL_ARG);
+    T_EQ_STATUS(attn_safetensors_find(f, "w", NULL), ATTN_NULL_ARG);
+    T_EQ_STATUS(attn_safetensors_find(f, "W", &info), ATTN_BAD_FILE);
+    T_CHECK(strstr(attn_last_error(), "attn_safetensors_find: missing tensor 'W'") != NULL);
+    T_EQ_STATUS(attn_safetensors_read_f32(NULL, "w", 2, (int64_t[]){2, 3}, dst), ATTN_NULL_ARG);
+    T_EQ_STATUS(attn_safetensors_read_f32(f, NULL, 2, (int64_t[]){2, 3}, dst), ATTN_NULL_ARG);
+    T_EQ_STATUS(attn_safetensors_read_f32(f, "w", 2, NULL, dst), ATTN_NULL_ARG);
+    T_EQ_STATUS(attn_safetensors_read_f32(f, "w", 2, (int64_t[]){2, 3}, NULL), ATTN_NULL_ARG);
+    T_EQ_STATUS(attn_safetensors_read_f32(f, "w", -1, (int64_t[]){2, 3}, dst), ATTN_BAD_DIM);
+    T_EQ_STATUS(attn_safetensors_read_f32(f, "w", 9, (int64_t[9]){2, 3}, dst), ATTN_BAD_DIM);
+    T_EQ_STATUS(attn_safetensors_read_f32(f, "w", 2, (int64_t[]){2, 3}, dst), ATTN_OK);
     T_EQ_INT(dst[2] == 3.5f, 1);
-    attn_st_close(f);
+    attn_safetensors_free(f);
     free(img);
 
-    /* attn_st_save: every check, and nothing is created by a failed call */
+    /* attn_safetensors_save: every check, and nothing is created by a failed call */
     static const float x[4] = {0};
     const char *path = tmp_path("args.safetensors");
     const char *k1[1] = {"k"}, *v1[1] = {"v"}, *kn[1] = {NULL}, *kd[2] = {"k", "k"};
     const char *kbad[1] = {"\xff"};
     const struct {
-        attn_st_entry e[2];
+        attn_safetensors_entry e[2];
         int64_t n;
         const char *const *keys, *const *vals;
         int64_t n_meta;
         attn_status want;
         const char *msg;
     } cases[] = {
-        {{{"a", ATTN_ST_F32, 1, {4}, x}}, -1, NULL, NULL, 0, ATTN_BAD_PARAM, "'n' is -1"},
-        {{{"a", ATTN_ST_F32, 1, {4}, x}}, 1, NULL, NULL, -1, ATTN_BAD_PARAM, "'n_meta' is -1"},
-        {{{NULL, ATTN_ST_F32, 1, {4}, x}}, 1, NULL, NULL, 0, ATTN_NULL_ARG, "entries[0].name is NULL"},
-        {{{"", ATTN_ST_F32, 1, {4}, x}}, 1, NULL, NULL, 0, ATTN_BAD_PARAM, "entries[0].name \"\""},
-        {{{"__metadata__", ATTN_ST_F32, 1, {4}, x}}, 1, NULL, NULL, 0, ATTN_BAD_PARAM, "reserved"},
-        {{{"\xc3", ATTN_ST_F32, 1, {4}, x}}, 1, NULL, NULL, 0, ATTN_BAD_PARAM, "not UTF-8"},
-        {{{"a", (attn_st_dtype)99, 1, {4}, x}}, 1, NULL, NULL, 0, ATTN_BAD_DTYPE, "entries[0].dtype is 99"},
-        {{{"a", ATTN_ST_F32, 9, {4}, x}}, 1, NULL, NULL, 0, ATTN_BAD_DIM, "entries[0].ndim is 9"},
-        {{{"a", ATTN_ST_F32, -1, {4}, x}}, 1, NULL, NULL, 0, ATTN_BAD_DIM, "entries[0].ndim is -1"},
-        {{{"a", ATTN_ST_F32, 2, {4, -1}, x}}, 1, NULL, NULL, 0, ATTN_BAD_DIM, "entries[0].shape[1] is -1"},
-        {{{"a", ATTN_ST_F32, 2, {(int64_t)1 << 62, 2}, x}}, 1, NULL, NULL, 0, ATTN_OVERFLOW, "overflows"},
-        {{{"a", ATTN_ST_F32, 1, {4}, x}, {"b", ATTN_ST_F32, 1, {4}, NULL}}, 2, NULL, NULL, 0,
+        {{{"a", ATTN_DTYPE_F32, 1, {4}, x}}, -1, NULL, NULL, 0, ATTN_BAD_PARAM, "'n' is -1"},
+        {{{"a", ATTN_DTYPE_F32, 1, {4}, x}}, 1, NULL, NULL, -1, ATTN_BAD_PARAM, "'n_meta' is -1"},
+        {{{NULL, ATTN_DTYPE_F32, 1, {4}, x}}, 1, NULL, NULL, 0, ATTN_NULL_ARG, "entries[0].name is NULL"},
+        {{{"", ATTN_DTYPE_F32, 1, {4}, x}}, 1, NULL, NULL, 0, ATTN_BAD_PARAM, "entries[0].name \"\""},
+        {{{"__metadata__", ATTN_DTYPE_F32, 1, {4}, x}}, 1, NULL, NULL, 0, ATTN_BAD_PARAM, "reserved"},
+        {{{"\xc3", ATTN_DTYPE_F32, 1, {4}, x}}, 1, NULL, NULL, 0, ATTN_BAD_PARAM, "not UTF-8"},
+        {{{"a", (attn_dtype)99, 1, {4}, x}}, 1, NULL, NULL, 0, ATTN_BAD_DTYPE, "entries[0].dtype is 99"},
+        {{{"a", ATTN_DTYPE_F32, 9, {4}, x}}, 1, NULL, NULL, 0, ATTN_BAD_DIM, "entries[0].ndim is 9"},
+        {{{"a", ATTN_DTYPE_F32, -1, {4}, x}}, 1, NULL, NULL, 0, ATTN_BAD_DIM, "entries[0].ndim is -1"},
+        {{{"a", ATTN_DTYPE_F32, 2, {4, -1}, x}}, 1, NULL, NULL, 0, ATTN_BAD_DIM, "entries[0].shape[1] is -1"},
+        {{{"a", ATTN_DTYPE_F32, 2, {(int64_t)1 << 62, 2}, x}}, 1, NULL, NULL, 0, ATTN_OVERFLOW, "overflows"},
+        {{{"a", ATTN_DTYPE_F32, 1, {4}, x}, {"b", ATTN_DTYPE_F32, 1, {4}, NULL}}, 2, NULL, NULL, 0,
          ATTN_NULL_ARG, "entries[1].data is NULL"},
-        {{{"a", ATTN_ST_F32, 1, {4}, x}, {"a", ATTN_ST_U8, 1, {4}, x}}, 2, NULL, NULL, 0,
+        {{{"a", ATTN_DTYPE_F32, 1, {4}, x}, {"a", ATTN_DTYPE_U8, 1, {4}, x}}, 2, NULL, NULL, 0,
          ATTN_BAD_PARAM, "two entries are named \"a\""},
-        {{{"a", ATTN_ST_F32, 1, {4}, x}}, 1, NULL, v1, 1, ATTN_NULL_ARG, "'meta_keys' is NULL"},
-        {{{"a", ATTN_ST_F32, 1, {4}, x}}, 1, k1, NULL, 1, ATTN_NULL_ARG, "'meta_values' is NULL"},
-        {{{"a", ATTN_ST_F32, 1, {4}, x}}, 1, kn, v1, 1, ATTN_NULL_ARG, "meta_keys[0] is NULL"},
-        {{{"a", ATTN_ST_F32, 1, {4}, x}}, 1, kd, kd, 2, ATTN_BAD_PARAM, "metadata key \"k\" appears twice"},
-        {{{"a", ATTN_ST_F32, 1, {4}, x}}, 1, kbad, v1, 1, ATTN_BAD_PARAM, "not UTF-8"},
+        {{{"a", ATTN_DTYPE_F32, 1, {4}, x}}, 1, NULL, v1, 1, ATTN_NULL_ARG, "'meta_keys' is NULL"},
+        {{{"a", ATTN_DTYPE_F32, 1, {4}, x}}, 1, k1, NULL, 1, ATTN_NULL_ARG, "'meta_values' is NULL"},
+        {{{"a", ATTN_DTYPE_F32, 1, {4}, x}}, 1, kn, v1, 1, ATTN_NULL_ARG, "meta_keys[0] is NULL"},
+        {{{"a", ATTN_DTYPE_F32, 1, {4}, x}}, 1, kd, kd, 2, ATTN_BAD_PARAM, "metadata key \"k\" appears twice"},
+        {{{"a", ATTN_DTYPE_F32, 1, {4}, x}}, 1, kbad, v1, 1, ATTN_BAD_PARAM, "not UTF-8"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        attn_status st = attn_st_save(path, cases[i].e, cases[i].n, cases[i].keys, cases[i].vals,
+        attn_status st = attn_safetensors_save(path, cases[i].e, cases[i].n, cases[i].keys, cases[i].vals,
                                       cases[i].n_meta);
         t_checks++;
         if (st != cases[i].want || strstr(attn_last_error(), cases[i].msg) == NULL)
@@ -636,9 +636,9 @@ T_TEST(safetensors_argument_checks)
                    cases[i].msg);
         T_CHECK(!exists(path));
     }
-    T_EQ_STATUS(attn_st_save(NULL, cases[0].e, 1, NULL, NULL, 0), ATTN_NULL_ARG);
-    T_EQ_STATUS(attn_st_save("", cases[0].e, 1, NULL, NULL, 0), ATTN_BAD_PARAM);
-    T_EQ_STATUS(attn_st_save(path, NULL, 1, NULL, NULL, 0), ATTN_NULL_ARG);
+    T_EQ_STATUS(attn_safetensors_save(NULL, cases[0].e, 1, NULL, NULL, 0), ATTN_NULL_ARG);
+    T_EQ_STATUS(attn_safetensors_save("", cases[0].e, 1, NULL, NULL, 0), ATTN_BAD_PARAM);
+    T_EQ_STATUS(attn_safetensors_save(path, NULL, 1, NULL, NULL, 0), ATTN_NULL_ARG);
     T_CHECK(!exists(path));
 }
 
@@ -647,16 +647,16 @@ T_TEST(safetensors_argument_checks)
 T_TEST(safetensors_save_is_atomic)
 {
     static const float a[4] = {1, 2, 3, 4};
-    attn_st_entry ea[1] = {{"a", ATTN_ST_F32, 1, {4}, a}};
+    attn_safetensors_entry ea[1] = {{"a", ATTN_DTYPE_F32, 1, {4}, a}};
     const char *path = tmp_path("atomic.safetensors"), *tmp = tmp_path("atomic.safetensors.tmp");
-    T_EQ_STATUS(attn_st_save(path, ea, 1, NULL, NULL, 0), ATTN_OK);
+    T_EQ_STATUS(attn_safetensors_save(path, ea, 1, NULL, NULL, 0), ATTN_OK);
     size_t old_size = 0;
     unsigned char *old = read_all(path, &old_size);
     if (old == NULL) return;
 
     /* an entry with NULL data: refused before anything is written */
-    attn_st_entry bad[2] = {{"a", ATTN_ST_F32, 1, {4}, a}, {"b", ATTN_ST_F32, 1, {4}, NULL}};
-    T_EQ_STATUS(attn_st_save(path, bad, 2, NULL, NULL, 0), ATTN_NULL_ARG);
+    attn_safetensors_entry bad[2] = {{"a", ATTN_DTYPE_F32, 1, {4}, a}, {"b", ATTN_DTYPE_F32, 1, {4}, NULL}};
+    T_EQ_STATUS(attn_safetensors_save(path, bad, 2, NULL, NULL, 0), ATTN_NULL_ARG);
     T_CHECK(same_file(path, old, old_size));
     T_CHECK(!exists(tmp));
 
@@ -664,14 +664,14 @@ T_TEST(safetensors_save_is_atomic)
      * 1 MiB of data (works for root too, unlike a read-only directory) */
     enum { BIG = 1 << 18 };
     float *big = calloc(BIG, sizeof(float));
-    attn_st_entry eb[1] = {{"big", ATTN_ST_F32, 1, {BIG}, big}};
+    attn_safetensors_entry eb[1] = {{"big", ATTN_DTYPE_F32, 1, {BIG}, big}};
     struct rlimit lim, saved;
     T_EQ_INT(getrlimit(RLIMIT_FSIZE, &saved), 0);
     lim = saved;
     lim.rlim_cur = 4096;
     void (*prev)(int) = signal(SIGXFSZ, SIG_IGN);
     T_EQ_INT(setrlimit(RLIMIT_FSIZE, &lim), 0);
-    attn_status st = attn_st_save(path, eb, 1, NULL, NULL, 0);
+    attn_status st = attn_safetensors_save(path, eb, 1, NULL, NULL, 0);
     T_EQ_INT(setrlimit(RLIMIT_FSIZE, &saved), 0);
     signal(SIGXFSZ, prev);
     T_EQ_STATUS(st, ATTN_IO);
@@ -682,26 +682,26 @@ T_TEST(safetensors_save_is_atomic)
     /* the rename fails: path is a directory */
     const char *dir = tmp_path("a_directory"), *dir_tmp = tmp_path("a_directory.tmp");
     T_EQ_INT(mkdir(dir, 0700), 0);
-    T_EQ_STATUS(attn_st_save(dir, ea, 1, NULL, NULL, 0), ATTN_IO);
+    T_EQ_STATUS(attn_safetensors_save(dir, ea, 1, NULL, NULL, 0), ATTN_IO);
     T_CHECK(strstr(attn_last_error(), "cannot rename") != NULL);
     struct stat sb;
     T_CHECK(stat(dir, &sb) == 0 && S_ISDIR(sb.st_mode));
     T_CHECK(!exists(dir_tmp));
 
     /* the temporary cannot be created: no such directory */
-    T_EQ_STATUS(attn_st_save(tmp_path("missing/x.safetensors"), ea, 1, NULL, NULL, 0), ATTN_IO);
+    T_EQ_STATUS(attn_safetensors_save(tmp_path("missing/x.safetensors"), ea, 1, NULL, NULL, 0), ATTN_IO);
     T_CHECK(strstr(attn_last_error(), "cannot create") != NULL);
 
     /* a stale temporary is replaced, and the save goes through */
     write_all(tmp, "stale", 5);
-    T_EQ_STATUS(attn_st_save(path, eb, 1, NULL, NULL, 0), ATTN_OK);
+    T_EQ_STATUS(attn_safetensors_save(path, eb, 1, NULL, NULL, 0), ATTN_OK);
     T_CHECK(!exists(tmp));
-    attn_st_file *f = NULL;
-    T_EQ_STATUS(attn_st_open(path, &f), ATTN_OK);
-    T_EQ_INT(attn_st_count(f), 1);
-    attn_st_info info;
-    T_EQ_STATUS(attn_st_find(f, "big", &info), ATTN_OK);
-    attn_st_close(f);
+    attn_safetensors *f = NULL;
+    T_EQ_STATUS(attn_safetensors_load(path, &f), ATTN_OK);
+    T_EQ_INT(attn_safetensors_count(f), 1);
+    attn_safetensors_info info;
+    T_EQ_STATUS(attn_safetensors_find(f, "big", &info), ATTN_OK);
+    attn_safetensors_free(f);
     free(big);
     free(old);
 }
@@ -740,19 +740,19 @@ typedef struct {
 static attn_status op_open_memory(void *p)
 {
     const oom_arg *a = p;
-    attn_st_file *f = NULL;
-    attn_status st = attn_st_open_memory(a->img, a->size, &f);
-    if (st == ATTN_OK && attn_st_count(f) != 3) st = ATTN_BAD_FILE;
-    attn_st_close(f);
+    attn_safetensors *f = NULL;
+    attn_status st = attn_safetensors_load_memory(a->img, a->size, &f);
+    if (st == ATTN_OK && attn_safetensors_count(f) != 3) st = ATTN_BAD_FILE;
+    attn_safetensors_free(f);
     return st;
 }
 
 static attn_status op_open_file(void *p)
 {
     const oom_arg *a = p;
-    attn_st_file *f = NULL;
-    attn_status st = attn_st_open(a->path, &f);
-    attn_st_close(f);
+    attn_safetensors *f = NULL;
+    attn_status st = attn_safetensors_load(a->path, &f);
+    attn_safetensors_free(f);
     return st;
 }
 
@@ -760,9 +760,9 @@ static attn_status op_save(void *p)
 {
     const oom_arg *a = p;
     static const float w[2] = {1, 2};
-    attn_st_entry e[2] = {{"w", ATTN_ST_F32, 1, {2}, w}, {"v", ATTN_ST_U8, 1, {3}, "xyz"}};
+    attn_safetensors_entry e[2] = {{"w", ATTN_DTYPE_F32, 1, {2}, w}, {"v", ATTN_DTYPE_U8, 1, {3}, "xyz"}};
     const char *k[1] = {"format"}, *v[1] = {"pt"};
-    attn_status st = attn_st_save(a->path, e, 2, k, v, 1);
+    attn_status st = attn_safetensors_save(a->path, e, 2, k, v, 1);
     /* a failed save leaves the previous file (the small one) unchanged */
     if (st != ATTN_OK && !same_file(a->path, a->img, a->size)) st = ATTN_IO;
     return st;
@@ -780,9 +780,9 @@ T_TEST(safetensors_out_of_memory)
     T_EQ_INT(oom_sweep(op_open_file, &a), 5);
     T_EQ_INT(oom_sweep(op_save, &a), 3);        /* plan, header, temporary path */
     T_CHECK(!exists(tmp_path("oom.safetensors.tmp")));
-    attn_st_file *f = NULL;
-    T_EQ_STATUS(attn_st_open(path, &f), ATTN_OK);
-    T_EQ_INT(attn_st_count(f), 2);
-    attn_st_close(f);
+    attn_safetensors *f = NULL;
+    T_EQ_STATUS(attn_safetensors_load(path, &f), ATTN_OK);
+    T_EQ_INT(attn_safetensors_count(f), 2);
+    attn_safetensors_free(f);
     free(img);
 }

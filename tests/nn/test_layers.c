@@ -389,20 +389,20 @@ T_TEST(layers_act_forward_vs_double)
     float *x = frand(&st, N, -4, 4), y[N];
     const float fixed[8] = {-12.0f, -7.5f, -5.0f, -1e-3f, 0.0f, 1e-3f, 5.0f, 12.0f};
     memcpy(x, fixed, sizeof fixed);
-    T_EQ_STATUS(attn_nn_act_forward(ATTN_NN_GELU, x, N, y), ATTN_OK);
+    T_EQ_STATUS(attn_nn_act_forward(ATTN_NN_ACT_GELU, x, N, y), ATTN_OK);
     for (int i = 0; i < N; i++) { /* relative: the far negative tail is tiny but exact */
         double want = 0.5 * x[i] * erfc(-(double)x[i] / sqrt(2.0));
         T_NEAR(y[i], want, 2e-6 * fabs(want) + 1e-30);
     }
-    T_EQ_STATUS(attn_nn_act_forward(ATTN_NN_RELU, x, N, y), ATTN_OK);
+    T_EQ_STATUS(attn_nn_act_forward(ATTN_NN_ACT_RELU, x, N, y), ATTN_OK);
     for (int i = 0; i < N; i++) T_CHECK(y[i] == (x[i] > 0 ? x[i] : 0.0f));
     /* a dense sweep over [-16, 16]: GELU within 1 float ulp (relative, so the
      * tail counts), its derivative Phi + x phi within 2e-7 */
     enum { M = 32001 };
     float *xs = fbuf(M), *ys = fbuf(M), *ds = fbuf(M), *ones = fbuf(M);
     for (int i = 0; i < M; i++) xs[i] = -16.0f + (float)i * 0.001f, ones[i] = 1.0f;
-    T_EQ_STATUS(attn_nn_act_forward(ATTN_NN_GELU, xs, M, ys), ATTN_OK);
-    T_EQ_STATUS(attn_nn_act_backward(ATTN_NN_GELU, xs, M, ones, ds), ATTN_OK);
+    T_EQ_STATUS(attn_nn_act_forward(ATTN_NN_ACT_GELU, xs, M, ys), ATTN_OK);
+    T_EQ_STATUS(attn_nn_act_backward(ATTN_NN_ACT_GELU, xs, M, ones, ds), ATTN_OK);
     double worst_y = 0.0, worst_d = 0.0;
     for (int i = 0; i < M; i++) {
         double v = xs[i], cdf = 0.5 * erfc(-v / sqrt(2.0));
@@ -419,14 +419,14 @@ T_TEST(layers_act_forward_vs_double)
     /* in place equals out of place, bitwise */
     float z[N];
     memcpy(z, x, sizeof z);
-    T_EQ_STATUS(attn_nn_act_forward(ATTN_NN_GELU, x, N, y), ATTN_OK);
-    T_EQ_STATUS(attn_nn_act_forward(ATTN_NN_GELU, z, N, z), ATTN_OK);
+    T_EQ_STATUS(attn_nn_act_forward(ATTN_NN_ACT_GELU, x, N, y), ATTN_OK);
+    T_EQ_STATUS(attn_nn_act_forward(ATTN_NN_ACT_GELU, z, N, z), ATTN_OK);
     T_CHECK(memcmp(y, z, sizeof z) == 0);
     /* NaN propagates through both */
     float nan_in = NAN, out = 0.0f;
-    T_EQ_STATUS(attn_nn_act_forward(ATTN_NN_RELU, &nan_in, 1, &out), ATTN_OK);
+    T_EQ_STATUS(attn_nn_act_forward(ATTN_NN_ACT_RELU, &nan_in, 1, &out), ATTN_OK);
     T_CHECK(isnan(out));
-    T_EQ_STATUS(attn_nn_act_forward(ATTN_NN_GELU, &nan_in, 1, &out), ATTN_OK);
+    T_EQ_STATUS(attn_nn_act_forward(ATTN_NN_ACT_GELU, &nan_in, 1, &out), ATTN_OK);
     T_CHECK(isnan(out));
     free(x);
 }
@@ -436,7 +436,7 @@ T_TEST(layers_act_backward_fd_and_accumulate)
     enum { N = 48 };
     uint64_t st = 42;
     for (int k = 0; k < 2; k++) {
-        attn_nn_act act = k == 0 ? ATTN_NN_GELU : ATTN_NN_RELU;
+        attn_nn_act act = k == 0 ? ATTN_NN_ACT_GELU : ATTN_NN_ACT_RELU;
         act_case c = {act, frand(&st, N, -3, 3), frand(&st, N, -1, 1), N, fbuf(N)};
         float *xs = (float *)c.x, dx[N] = {0}, dx2[N];
         for (int i = 0; i < N; i++) /* keep ReLU's kink out of the difference stencil */
@@ -455,16 +455,16 @@ T_TEST(layers_act_args)
     float x[8] = {0}, y[8], dy[8] = {0}, dx[8];
     T_ERR(attn_nn_act_forward((attn_nn_act)0, x, 8, y), ATTN_BAD_PARAM, "'act'");
     T_ERR(attn_nn_act_forward((attn_nn_act)3, x, 8, y), ATTN_BAD_PARAM, "'act'");
-    T_ERR(attn_nn_act_forward(ATTN_NN_GELU, NULL, 8, y), ATTN_NULL_ARG, "'x'");
-    T_ERR(attn_nn_act_forward(ATTN_NN_GELU, x, 8, NULL), ATTN_NULL_ARG, "'y'");
-    T_ERR(attn_nn_act_forward(ATTN_NN_GELU, x, -8, y), ATTN_BAD_DIM, "'count'");
-    T_ERR(attn_nn_act_forward(ATTN_NN_GELU, x, INT64_MAX, y), ATTN_OVERFLOW, "'count'");
-    T_ERR(attn_nn_act_forward(ATTN_NN_RELU, x, 4, x + 1), ATTN_OVERLAP, "'y'");
+    T_ERR(attn_nn_act_forward(ATTN_NN_ACT_GELU, NULL, 8, y), ATTN_NULL_ARG, "'x'");
+    T_ERR(attn_nn_act_forward(ATTN_NN_ACT_GELU, x, 8, NULL), ATTN_NULL_ARG, "'y'");
+    T_ERR(attn_nn_act_forward(ATTN_NN_ACT_GELU, x, -8, y), ATTN_BAD_DIM, "'count'");
+    T_ERR(attn_nn_act_forward(ATTN_NN_ACT_GELU, x, INT64_MAX, y), ATTN_OVERFLOW, "'count'");
+    T_ERR(attn_nn_act_forward(ATTN_NN_ACT_RELU, x, 4, x + 1), ATTN_OVERLAP, "'y'");
     T_ERR(attn_nn_act_backward((attn_nn_act)9, x, 8, dy, dx), ATTN_BAD_PARAM, "'act'");
-    T_ERR(attn_nn_act_backward(ATTN_NN_RELU, x, 8, NULL, dx), ATTN_NULL_ARG, "'dy'");
-    T_ERR(attn_nn_act_backward(ATTN_NN_RELU, x, 8, dy, NULL), ATTN_NULL_ARG, "'dx'");
-    T_ERR(attn_nn_act_backward(ATTN_NN_RELU, x, 8, dy, dy), ATTN_OVERLAP, "'dy'");
-    T_ERR(attn_nn_act_backward(ATTN_NN_RELU, x, 8, dy, x), ATTN_OVERLAP, "'x'");
+    T_ERR(attn_nn_act_backward(ATTN_NN_ACT_RELU, x, 8, NULL, dx), ATTN_NULL_ARG, "'dy'");
+    T_ERR(attn_nn_act_backward(ATTN_NN_ACT_RELU, x, 8, dy, NULL), ATTN_NULL_ARG, "'dx'");
+    T_ERR(attn_nn_act_backward(ATTN_NN_ACT_RELU, x, 8, dy, dy), ATTN_OVERLAP, "'dy'");
+    T_ERR(attn_nn_act_backward(ATTN_NN_ACT_RELU, x, 8, dy, x), ATTN_OVERLAP, "'x'");
 }
 
 /* ---- dropout ------------------------------------------------------------------------------- */
@@ -805,37 +805,48 @@ T_TEST(optim_adamw_args)
     T_CHECK(p[0] == 1.0f && m[0] == 0.0f); /* nothing written */
 }
 
+/* attn_nn_lr's rate, or NaN if it fails. */
+static double lr_of(attn_nn_schedule kind, int64_t step, int64_t warmup, int64_t total,
+                    double base_lr, double min_lr)
+{
+    double lr = NAN;
+    return attn_nn_lr(kind, step, warmup, total, base_lr, min_lr, &lr) == ATTN_OK ? lr : NAN;
+}
+
 T_TEST(optim_lr_schedules)
 {
     const double base = 1e-3, lo = 1e-4;
     /* warm-up 10: base * step / 10 */
     for (int k = 0; k < 3; k++) {
         attn_nn_schedule s = (attn_nn_schedule)k;
-        T_NEAR(attn_nn_lr(s, 1, 10, 110, base, lo), 1e-4, 1e-18);
-        T_NEAR(attn_nn_lr(s, 5, 10, 110, base, lo), 5e-4, 1e-18);
-        T_NEAR(attn_nn_lr(s, 10, 10, 110, base, lo), base, 1e-18);
+        T_NEAR(lr_of(s, 1, 10, 110, base, lo), 1e-4, 1e-18);
+        T_NEAR(lr_of(s, 5, 10, 110, base, lo), 5e-4, 1e-18);
+        T_NEAR(lr_of(s, 10, 10, 110, base, lo), base, 1e-18);
     }
-    T_NEAR(attn_nn_lr(ATTN_NN_SCHED_CONSTANT, 1000, 10, 110, base, lo), base, 0);
+    T_NEAR(lr_of(ATTN_NN_SCHEDULE_CONSTANT, 1000, 10, 110, base, lo), base, 0);
     /* cosine from 1e-3 at step 10 to 1e-4 at step 110: halfway 5.5e-4; a quarter
      * in: lo + (base - lo) (1 + cos(pi/4)) / 2 */
-    T_NEAR(attn_nn_lr(ATTN_NN_SCHED_COSINE, 60, 10, 110, base, lo), 5.5e-4, 1e-15);
-    T_NEAR(attn_nn_lr(ATTN_NN_SCHED_COSINE, 35, 10, 110, base, lo),
+    T_NEAR(lr_of(ATTN_NN_SCHEDULE_COSINE, 60, 10, 110, base, lo), 5.5e-4, 1e-15);
+    T_NEAR(lr_of(ATTN_NN_SCHEDULE_COSINE, 35, 10, 110, base, lo),
            1e-4 + 9e-4 * (1 + 0.70710678118654752) / 2, 1e-15);
-    T_NEAR(attn_nn_lr(ATTN_NN_SCHED_COSINE, 110, 10, 110, base, lo), lo, 1e-18);
-    T_NEAR(attn_nn_lr(ATTN_NN_SCHED_COSINE, 500, 10, 110, base, lo), lo, 1e-18);
+    T_NEAR(lr_of(ATTN_NN_SCHEDULE_COSINE, 110, 10, 110, base, lo), lo, 1e-18);
+    T_NEAR(lr_of(ATTN_NN_SCHEDULE_COSINE, 500, 10, 110, base, lo), lo, 1e-18);
     /* no warm-up: the cosine starts at step 0 */
-    T_NEAR(attn_nn_lr(ATTN_NN_SCHED_COSINE, 1, 0, 101, base, 0.0), base * (1 + cos(3.14159265358979323846 / 101)) / 2,
+    T_NEAR(lr_of(ATTN_NN_SCHEDULE_COSINE, 1, 0, 101, base, 0.0), base * (1 + cos(3.14159265358979323846 / 101)) / 2,
            1e-15);
     /* inverse square root: base sqrt(warmup / step) */
-    T_NEAR(attn_nn_lr(ATTN_NN_SCHED_INVSQRT, 400, 100, 0, base, 0.0), 5e-4, 1e-15);
-    T_NEAR(attn_nn_lr(ATTN_NN_SCHED_INVSQRT, 50, 100, 0, base, 0.0), 5e-4, 1e-15);
-    T_NEAR(attn_nn_lr(ATTN_NN_SCHED_INVSQRT, 16, 0, 0, base, 0.0), 2.5e-4, 1e-15);
-    /* invalid arguments give NaN */
-    T_CHECK(isnan(attn_nn_lr((attn_nn_schedule)7, 5, 10, 110, base, lo)));
-    T_CHECK(isnan(attn_nn_lr(ATTN_NN_SCHED_CONSTANT, 0, 10, 110, base, lo)));
-    T_CHECK(isnan(attn_nn_lr(ATTN_NN_SCHED_CONSTANT, 5, -1, 110, base, lo)));
-    T_CHECK(isnan(attn_nn_lr(ATTN_NN_SCHED_COSINE, 5, 10, 110, NAN, lo)));
-    T_CHECK(isnan(attn_nn_lr(ATTN_NN_SCHED_COSINE, 5, 10, 110, base, -1.0)));
+    T_NEAR(lr_of(ATTN_NN_SCHEDULE_INVSQRT, 400, 100, 0, base, 0.0), 5e-4, 1e-15);
+    T_NEAR(lr_of(ATTN_NN_SCHEDULE_INVSQRT, 50, 100, 0, base, 0.0), 5e-4, 1e-15);
+    T_NEAR(lr_of(ATTN_NN_SCHEDULE_INVSQRT, 16, 0, 0, base, 0.0), 2.5e-4, 1e-15);
+    /* invalid arguments are ATTN_BAD_PARAM (NULL_ARG for lr), and lr is untouched */
+    double lr = 7.0;
+    T_EQ_STATUS(attn_nn_lr((attn_nn_schedule)7, 5, 10, 110, base, lo, &lr), ATTN_BAD_PARAM);
+    T_EQ_STATUS(attn_nn_lr(ATTN_NN_SCHEDULE_CONSTANT, 0, 10, 110, base, lo, &lr), ATTN_BAD_PARAM);
+    T_EQ_STATUS(attn_nn_lr(ATTN_NN_SCHEDULE_CONSTANT, 5, -1, 110, base, lo, &lr), ATTN_BAD_PARAM);
+    T_EQ_STATUS(attn_nn_lr(ATTN_NN_SCHEDULE_COSINE, 5, 10, 110, NAN, lo, &lr), ATTN_BAD_PARAM);
+    T_EQ_STATUS(attn_nn_lr(ATTN_NN_SCHEDULE_COSINE, 5, 10, 110, base, -1.0, &lr), ATTN_BAD_PARAM);
+    T_EQ_STATUS(attn_nn_lr(ATTN_NN_SCHEDULE_COSINE, 5, 10, 110, base, lo, NULL), ATTN_NULL_ARG);
+    T_CHECK(lr == 7.0);
 }
 
 T_TEST(optim_clip_grad_norm)
@@ -889,7 +900,7 @@ T_TEST(layers_outputs_stay_in_bounds)
     T_EQ_STATUS(attn_nn_embedding_forward(ids, n, x, n, d, y.data), ATTN_OK);
     T_EQ_STATUS(attn_nn_layernorm_forward(x, n, d, g, g, 1e-5, y.data, st2.data, NULL), ATTN_OK);
     T_EQ_STATUS(attn_nn_rmsnorm_forward(x, n, d, g, 1e-5, y.data, st2.data), ATTN_OK);
-    T_EQ_STATUS(attn_nn_act_forward(ATTN_NN_GELU, x, n * d, y.data), ATTN_OK);
+    T_EQ_STATUS(attn_nn_act_forward(ATTN_NN_ACT_GELU, x, n * d, y.data), ATTN_OK);
     T_EQ_STATUS(attn_nn_dropout_forward(x, n * d, 0.3, 1, 2, y.data), ATTN_OK);
     T_EQ_STATUS(attn_nn_sinusoidal(n, d, y.data), ATTN_OK);
     T_EQ_STATUS(attn_nn_rope_forward(x, n, 1, d, pos, 1e4, y.data), ATTN_OK);

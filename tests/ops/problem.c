@@ -227,7 +227,7 @@ static strided make_strided(const int64_t d[4], attn_dtype dt, int layout, bool 
         st[0] = S * H * D; st[1] = H * D; st[2] = D; st[3] = 1;
         x.n = B * S * H * D;
     }
-    size_t es = dt == ATTN_F64 ? 8 : 4;
+    size_t es = dt == ATTN_DTYPE_F64 ? 8 : 4;
     x.buf = t_buf_alloc((size_t)(x.n > 0 ? x.n : 1) * es);
     memset(x.buf.data, 0x7F, x.buf.bytes); /* sentinel: a NaN pattern outside the view */
     x.t.data = x.buf.data;
@@ -251,7 +251,7 @@ static void put(strided *x, const double *src)
     int64_t n = t_numel(x->t.dim);
     for (int64_t e = 0; e < n; e++) {
         int64_t o = view_off(&x->t, e);
-        if (x->t.dtype == ATTN_F64) ((double *)x->t.data)[o] = src[e];
+        if (x->t.dtype == ATTN_DTYPE_F64) ((double *)x->t.data)[o] = src[e];
         else ((float *)x->t.data)[o] = (float)src[e];
     }
 }
@@ -261,13 +261,13 @@ static void put(strided *x, const double *src)
 static bool take(strided *x, double **dst)
 {
     int64_t n = t_numel(x->t.dim);
-    size_t es = x->t.dtype == ATTN_F64 ? 8 : 4;
+    size_t es = x->t.dtype == ATTN_DTYPE_F64 ? 8 : 4;
     *dst = xcalloc(n, sizeof(double));
     unsigned char *in_view = xcalloc(x->n, 1);
     for (int64_t e = 0; e < n; e++) {
         int64_t o = view_off(&x->t, e);
         in_view[o] = 1;
-        (*dst)[e] = x->t.dtype == ATTN_F64 ? ((double *)x->t.data)[o] : (double)((float *)x->t.data)[o];
+        (*dst)[e] = x->t.dtype == ATTN_DTYPE_F64 ? ((double *)x->t.data)[o] : (double)((float *)x->t.data)[o];
     }
     bool ok = t_buf_guards_ok(&x->buf);
     for (int64_t o = 0; o < x->n && ok; o++)
@@ -289,13 +289,13 @@ void t_run(const t_problem *P, attn_dtype dt, attn_ctx *ctx, int layout, bool wa
     strided v = make_strided(dv_, dt, layout, true), o = make_strided(do_, dt, layout, true);
     strided lse = make_strided(dl_, dt, LAYOUT_BSHD, false);
     strided bias = make_strided(P->bias ? P->bias_dim : dl_, dt, LAYOUT_BSHD, false);
-    strided mask = make_strided(P->mask ? P->mask_dim : dl_, ATTN_F32, LAYOUT_BSHD, false);
+    strided mask = make_strided(P->mask ? P->mask_dim : dl_, ATTN_DTYPE_F32, LAYOUT_BSHD, false);
     put(&q, P->q);
     put(&k, P->k);
     put(&v, P->v);
     if (P->bias) put(&bias, P->bias);
     if (P->mask) {
-        mask.t.dtype = ATTN_BOOL;
+        mask.t.dtype = ATTN_DTYPE_BOOL;
         memcpy(mask.t.data, P->mask, (size_t)t_numel(P->mask_dim));
     }
     attn_sdpa_params a = t_params(P, &bias.t, &mask.t);
@@ -325,7 +325,7 @@ void t_run(const t_problem *P, attn_dtype dt, attn_ctx *ctx, int layout, bool wa
     free(tmp);
     r->guards_ok &= take(&v, &tmp);
     free(tmp);
-    mask.t.dtype = ATTN_F32; /* restore for take(): its buffer was sized as floats */
+    mask.t.dtype = ATTN_DTYPE_F32; /* restore for take(): its buffer was sized as floats */
     t_buf_free(&mask.buf);
     r->guards_ok &= t_buf_guards_ok(&bias.buf);
     t_buf_free(&bias.buf);

@@ -43,19 +43,19 @@ static void fx_init(fx *f)
     for (size_t x = 0; x < sizeof f->v / 4; x++) f->v[x] = (float)t_rand_uniform(&s, -1, 1);
     for (size_t x = 0; x < sizeof f->d_o / 4; x++) f->d_o[x] = (float)t_rand_uniform(&s, -1, 1);
     for (size_t x = 0; x < sizeof f->mask; x++) f->mask[x] = 1;
-    f->tq = attn_tensor_make(f->q, ATTN_F32, B, SQ, HQ, DK);
-    f->tk = attn_tensor_make(f->k, ATTN_F32, B, SK, HKV, DK);
-    f->tv = attn_tensor_make(f->v, ATTN_F32, B, SK, HKV, DV);
-    f->to = attn_tensor_make(f->o, ATTN_F32, B, SQ, HQ, DV);
-    f->tl = attn_tensor_make(f->lse, ATTN_F32, B, HQ, SQ, 1);
-    f->tdo = attn_tensor_make(f->d_o, ATTN_F32, B, SQ, HQ, DV);
-    f->tdq = attn_tensor_make(f->dq, ATTN_F32, B, SQ, HQ, DK);
-    f->tdk = attn_tensor_make(f->dk, ATTN_F32, B, SK, HKV, DK);
-    f->tdv = attn_tensor_make(f->dv, ATTN_F32, B, SK, HKV, DV);
-    f->tb = attn_tensor_make(f->bias, ATTN_F32, 1, 1, SQ, SK);
-    f->tdb = attn_tensor_make(f->dbias, ATTN_F32, 1, 1, SQ, SK);
-    f->tm = attn_tensor_make(f->mask, ATTN_BOOL, B, 1, 1, SK);
-    f->tw = attn_tensor_make(f->w, ATTN_F32, B, 2, 3, SK);
+    f->tq = attn_tensor_make(f->q, ATTN_DTYPE_F32, B, SQ, HQ, DK);
+    f->tk = attn_tensor_make(f->k, ATTN_DTYPE_F32, B, SK, HKV, DK);
+    f->tv = attn_tensor_make(f->v, ATTN_DTYPE_F32, B, SK, HKV, DV);
+    f->to = attn_tensor_make(f->o, ATTN_DTYPE_F32, B, SQ, HQ, DV);
+    f->tl = attn_tensor_make(f->lse, ATTN_DTYPE_F32, B, HQ, SQ, 1);
+    f->tdo = attn_tensor_make(f->d_o, ATTN_DTYPE_F32, B, SQ, HQ, DV);
+    f->tdq = attn_tensor_make(f->dq, ATTN_DTYPE_F32, B, SQ, HQ, DK);
+    f->tdk = attn_tensor_make(f->dk, ATTN_DTYPE_F32, B, SK, HKV, DK);
+    f->tdv = attn_tensor_make(f->dv, ATTN_DTYPE_F32, B, SK, HKV, DV);
+    f->tb = attn_tensor_make(f->bias, ATTN_DTYPE_F32, 1, 1, SQ, SK);
+    f->tdb = attn_tensor_make(f->dbias, ATTN_DTYPE_F32, 1, 1, SQ, SK);
+    f->tm = attn_tensor_make(f->mask, ATTN_DTYPE_BOOL, B, 1, 1, SK);
+    f->tw = attn_tensor_make(f->w, ATTN_DTYPE_F32, B, 2, 3, SK);
     f->pq = &f->tq; f->pk = &f->tk; f->pv = &f->tv; f->po = &f->to; f->pl = &f->tl;
     f->pdo = &f->tdo; f->pdq = &f->tdq; f->pdk = &f->tdk; f->pdv = &f->tdv; f->pdb = &f->tdb;
     f->pw = &f->tw;
@@ -113,9 +113,9 @@ MUT(m_k_dim, f->tk.dim[3] = 2)
 MUT(m_v_seq, f->tv.dim[1] = 5)
 MUT(m_o_shape, f->to.dim[1] = 4)
 MUT(m_lse_shape, f->tl.dim[2] = 4)
-MUT(m_k_dtype, f->tk.dtype = ATTN_F64)
-MUT(m_q_dtype, f->tq.dtype = ATTN_BOOL)
-MUT(m_o_dtype, f->to.dtype = ATTN_F64)
+MUT(m_k_dtype, f->tk.dtype = ATTN_DTYPE_F64)
+MUT(m_q_dtype, f->tq.dtype = ATTN_DTYPE_BOOL)
+MUT(m_o_dtype, f->to.dtype = ATTN_DTYPE_F64)
 MUT(m_lse_dtype, f->tl.dtype = (attn_dtype)77)
 MUT(m_q_stride_neg, f->tq.stride[2] = -3)
 MUT(m_o_alias, f->to.stride[1] = 0)
@@ -136,15 +136,15 @@ MUT(m_qlens_range, f->qlens[0] = 2; f->qlens[1] = SQ + 1; f->prm.q_lens = f->qle
 MUT(m_klens_neg, f->klens[0] = -1; f->prm.k_lens = f->klens)
 MUT(m_alibi_nan, f->alibi[2] = NAN; f->prm.alibi_slopes = f->alibi)
 MUT(m_bias_bcast, f->tb.dim[2] = 4)
-MUT(m_bias_dtype, f->tb.dtype = ATTN_F64)
+MUT(m_bias_dtype, f->tb.dtype = ATTN_DTYPE_F64)
 MUT(m_bias_dim_neg, f->tb.dim[3] = -1)
-MUT(m_mask_dtype, f->tm.dtype = ATTN_F32)
+MUT(m_mask_dtype, f->tm.dtype = ATTN_DTYPE_F32)
 MUT(m_mask_bcast, f->tm.dim[0] = 3)
 MUT(m_mask_data_null, f->tm.data = NULL)
 MUT(m_o_over_q, f->to.data = f->q)
 MUT(m_lse_over_o, f->tl.data = f->o + 3)
 MUT(m_o_over_mask, f->to.data = f->mask)
-MUT(m_tiled_f64, attn_ctx_set_kernel(f->ctx, ATTN_KERNEL_TILED); f->tq.dtype = ATTN_F64; f->tq.data = f->q64)
+MUT(m_tiled_f64, attn_ctx_set_kernel(f->ctx, ATTN_KERNEL_TILED); f->tq.dtype = ATTN_DTYPE_F64; f->tq.data = f->q64)
 MUT(m_lse_null, f->pl = NULL)
 MUT(m_do_null, f->pdo = NULL)
 MUT(m_dq_null, f->pdq = NULL)
@@ -155,7 +155,7 @@ MUT(m_dq_over_dk, f->tdq.data = f->dk)
 MUT(m_dk_over_k, f->tdk.data = f->k)
 MUT(m_dv_over_do, f->tdv.data = f->d_o)
 MUT(m_do_shape, f->tdo.dim[1] = 4)
-MUT(m_dk_dtype, f->tdk.dtype = ATTN_F64)
+MUT(m_dk_dtype, f->tdk.dtype = ATTN_DTYPE_F64)
 MUT(m_dbias_alias, f->tdb.stride[3] = 0)
 MUT(m_heads_range, f->heads[1] = HQ)
 MUT(m_rows_range, f->rows[2] = -1)

@@ -19,7 +19,7 @@ static void run_path(const t_problem *P, int path, int threads, int layout, t_re
 {
     attn_ctx *ctx = t_ctx(threads);
     attn_ctx_set_kernel(ctx, path_kernel[path]);
-    t_run(P, path == PATH_REF64 ? ATTN_F64 : ATTN_F32, ctx, layout, true, r);
+    t_run(P, path == PATH_REF64 ? ATTN_DTYPE_F64 : ATTN_DTYPE_F32, ctx, layout, true, r);
     attn_ctx_set_kernel(ctx, ATTN_KERNEL_AUTO);
     T_EQ_STATUS(r->status, ATTN_OK);
     T_CHECK(r->guards_ok);
@@ -331,8 +331,8 @@ void test_contract_overlap(void)
     float x[S * H * D], o[S * H * D], o2[S * H * D], k2[S * H * D];
     uint64_t s = 9;
     for (int a = 0; a < S * H * D; a++) k2[a] = x[a] = (float)t_rand_uniform(&s, -1, 1);
-    attn_tensor t = attn_tensor_make(x, ATTN_F32, 1, S, H, D), tk = attn_tensor_make(k2, ATTN_F32, 1, S, H, D);
-    attn_tensor to = attn_tensor_make(o, ATTN_F32, 1, S, H, D), to2 = attn_tensor_make(o2, ATTN_F32, 1, S, H, D);
+    attn_tensor t = attn_tensor_make(x, ATTN_DTYPE_F32, 1, S, H, D), tk = attn_tensor_make(k2, ATTN_DTYPE_F32, 1, S, H, D);
+    attn_tensor to = attn_tensor_make(o, ATTN_DTYPE_F32, 1, S, H, D), to2 = attn_tensor_make(o2, ATTN_DTYPE_F32, 1, S, H, D);
     T_EQ_STATUS(attn_sdpa_forward(t_ctx(1), &t, &t, &t, NULL, &to, NULL), ATTN_OK);
     T_EQ_STATUS(attn_sdpa_forward(t_ctx(1), &t, &tk, &tk, NULL, &to2, NULL), ATTN_OK);
     T_CHECK(memcmp(o, o2, sizeof o) == 0);
@@ -396,22 +396,22 @@ void test_weights_and_dropout_agree(void)
     double *w[PATHS] = {NULL};
     for (int path = 0; path < PATHS; path++) {
         if (!path_ok(path)) continue;
-        attn_dtype dt = path == PATH_REF64 ? ATTN_F64 : ATTN_F32;
-        size_t es = dt == ATTN_F64 ? 8 : 4;
+        attn_dtype dt = path == PATH_REF64 ? ATTN_DTYPE_F64 : ATTN_DTYPE_F32;
+        size_t es = dt == ATTN_DTYPE_F64 ? 8 : 4;
         t_result r;
         run_path(&P, path, 2, LAYOUT_BSHD, &r);
         /* rebuild the inputs in dt for the weights call */
         int64_t nq = c.B * c.Sq * c.Hq * c.Dk, nk = c.B * c.Sk * c.Hkv * c.Dk, nl = c.B * c.Hq * c.Sq;
         char *q = malloc((size_t)nq * es), *k = malloc((size_t)nk * es), *l = malloc((size_t)nl * es);
         char *bias = malloc((size_t)t_numel(P.bias_dim) * es), *out = malloc((size_t)(c.B * 2 * 3 * Sk) * es);
-        for (int64_t x = 0; x < nq; x++) dt == ATTN_F64 ? (((double *)q)[x] = P.q[x]) : (((float *)q)[x] = (float)P.q[x]);
-        for (int64_t x = 0; x < nk; x++) dt == ATTN_F64 ? (((double *)k)[x] = P.k[x]) : (((float *)k)[x] = (float)P.k[x]);
-        for (int64_t x = 0; x < nl; x++) dt == ATTN_F64 ? (((double *)l)[x] = r.lse[x]) : (((float *)l)[x] = (float)r.lse[x]);
+        for (int64_t x = 0; x < nq; x++) dt == ATTN_DTYPE_F64 ? (((double *)q)[x] = P.q[x]) : (((float *)q)[x] = (float)P.q[x]);
+        for (int64_t x = 0; x < nk; x++) dt == ATTN_DTYPE_F64 ? (((double *)k)[x] = P.k[x]) : (((float *)k)[x] = (float)P.k[x]);
+        for (int64_t x = 0; x < nl; x++) dt == ATTN_DTYPE_F64 ? (((double *)l)[x] = r.lse[x]) : (((float *)l)[x] = (float)r.lse[x]);
         for (int64_t x = 0; x < t_numel(P.bias_dim); x++)
-            dt == ATTN_F64 ? (((double *)bias)[x] = P.bias[x]) : (((float *)bias)[x] = (float)P.bias[x]);
+            dt == ATTN_DTYPE_F64 ? (((double *)bias)[x] = P.bias[x]) : (((float *)bias)[x] = (float)P.bias[x]);
         attn_tensor tq = attn_tensor_make(q, dt, c.B, c.Sq, c.Hq, c.Dk), tk = attn_tensor_make(k, dt, c.B, c.Sk, c.Hkv, c.Dk);
         attn_tensor tl = attn_tensor_make(l, dt, c.B, c.Hq, c.Sq, 1), tw = attn_tensor_make(out, dt, c.B, 2, 3, Sk);
-        attn_tensor tb = attn_tensor_make(bias, dt, 1, 1, c.Sq, c.Sk), tm = attn_tensor_make(P.mask, ATTN_BOOL, c.B, 1, 1, c.Sk);
+        attn_tensor tb = attn_tensor_make(bias, dt, 1, 1, c.Sq, c.Sk), tm = attn_tensor_make(P.mask, ATTN_DTYPE_BOOL, c.B, 1, 1, c.Sk);
         attn_sdpa_params pa = t_params(&P, &tb, &tm);
         attn_ctx *ctx = t_ctx(2);
         attn_ctx_set_kernel(ctx, path_kernel[path]);
@@ -419,7 +419,7 @@ void test_weights_and_dropout_agree(void)
         attn_ctx_set_kernel(ctx, ATTN_KERNEL_AUTO);
         w[path] = malloc((size_t)(c.B * 2 * 3 * Sk) * sizeof(double));
         for (int64_t x = 0; x < c.B * 2 * 3 * Sk; x++)
-            w[path][x] = dt == ATTN_F64 ? ((double *)out)[x] : ((float *)out)[x];
+            w[path][x] = dt == ATTN_DTYPE_F64 ? ((double *)out)[x] : ((float *)out)[x];
         /* O = W_dropout V for the selected rows (up to rounding) */
         for (int64_t b = 0; b < c.B; b++)
             for (int hx = 0; hx < 2; hx++)

@@ -48,14 +48,14 @@ static bool run_config(const t_cfg *c, bool check_threads)
     int64_t nv = c->B * c->Sk * c->Hkv * c->Dv, nb = P.bias ? t_numel(P.bias_dim) : 0;
     attn_ctx *ctx = t_ctx(c->threads);
     t_result ref, base, res[T_KERNELS];
-    t_run(&P, ATTN_F64, ctx, LAYOUT_BSHD, true, &ref);
+    t_run(&P, ATTN_DTYPE_F64, ctx, LAYOUT_BSHD, true, &ref);
     t_naive32(&P, true, &base);
     bool ok = ref.status == ATTN_OK && ref.guards_ok;
     for (int x = 0; x < T_KERNELS; x++) {
         memset(&res[x], 0, sizeof res[x]);
         if (!t_kernel_available(t_kernels[x])) continue;
         attn_ctx_set_kernel(ctx, t_kernels[x]);
-        t_run(&P, ATTN_F32, ctx, c->layout, true, &res[x]);
+        t_run(&P, ATTN_DTYPE_F32, ctx, c->layout, true, &res[x]);
         attn_ctx_set_kernel(ctx, ATTN_KERNEL_AUTO);
         if (res[x].status != ATTN_OK || !res[x].guards_ok) {
             fprintf(stderr, "    %s: status %s (%s), guards %s\n", attn_kernel_name(t_kernels[x]),
@@ -98,7 +98,7 @@ static bool run_config(const t_cfg *c, bool check_threads)
         t_result other;
         attn_ctx *ctx2 = t_ctx(c->threads == 1 ? 3 : 1);
         attn_ctx_set_kernel(ctx2, t_kernels[x]);
-        t_run(&P, ATTN_F32, ctx2, c->layout, true, &other);
+        t_run(&P, ATTN_DTYPE_F32, ctx2, c->layout, true, &other);
         attn_ctx_set_kernel(ctx2, ATTN_KERNEL_AUTO);
         const t_result *r = &res[x];
         bool same = bitwise_equal(other.o, r->o, no) && bitwise_equal(other.lse, r->lse, nl) &&

@@ -1,4 +1,4 @@
-/* test_score.c - learned-score attention (attn_score.h).
+/* test_score.c - learned-score attention (attn/score.h).
  *
  * The float64 reference is checked first: hand-computed cases, agreement
  * with the core's attention where the math coincides, and finite
@@ -92,11 +92,11 @@ static void sc_make(sc_prob *P, const sc_cfg *c)
     fill(&s, P->k, n_of(c, c->Sk, c->Dk), -1, 1);
     fill(&s, P->v, n_of(c, c->Sk, c->Dv), -1, 1);
     fill(&s, P->dout, n_of(c, c->Sq, c->Dv), -1, 1);
-    bool add = c->kind == ATTN_SCORE_ADDITIVE, cat = c->kind == ATTN_SCORE_LUONG_CONCAT;
-    bool gen = c->kind == ATTN_SCORE_LUONG_GENERAL;
+    bool add = c->kind == ATTN_SCORE_KIND_ADDITIVE, cat = c->kind == ATTN_SCORE_KIND_LUONG_CONCAT;
+    bool gen = c->kind == ATTN_SCORE_KIND_LUONG_GENERAL;
     int64_t rc[NP][2] = {{add ? c->A : 0, c->Dq}, {add ? c->A : 0, c->Dk}, {add && c->has_b, c->A},
                          {add || cat, c->A}, {gen ? c->Dq : cat ? c->A : 0, gen ? c->Dk : c->Dq + c->Dk},
-                         {c->kind == ATTN_SCORE_SCALED_DOT, 1}};
+                         {c->kind == ATTN_SCORE_KIND_SCALED_DOT, 1}};
     double amp[NP] = {1.5 / sqrt((double)c->Dq), 1.5 / sqrt((double)c->Dk), 0.5, 2.0 / sqrt((double)c->A),
                       gen ? 1.0 / sqrt((double)c->Dk) : 1.5 / sqrt((double)(c->Dq + c->Dk)), 1.5};
     for (int x = 0; x < NP; x++) {
@@ -170,7 +170,7 @@ static sview sv_make(const int64_t d[4], attn_dtype dt, int layout)
         st[3] = 1; st[2] = d[3]; st[1] = d[2] * d[3]; st[0] = d[1] * d[2] * d[3];
         x.n = d[0] * d[1] * d[2] * d[3];
     }
-    size_t es = dt == ATTN_F64 ? 8 : dt == ATTN_BOOL ? 1 : 4;
+    size_t es = dt == ATTN_DTYPE_F64 ? 8 : dt == ATTN_DTYPE_BOOL ? 1 : 4;
     x.buf = t_buf_alloc((size_t)(x.n > 0 ? x.n : 1) * es);
     memset(x.buf.data, 0x7F, x.buf.bytes);
     x.t.data = x.buf.data;
@@ -193,8 +193,8 @@ static void sv_put(sview *x, const double *src)
 {
     for (int64_t e = 0; e < t_numel(x->t.dim); e++) {
         int64_t o = sv_off(&x->t, e);
-        if (x->t.dtype == ATTN_F64) ((double *)x->t.data)[o] = src[e];
-        else if (x->t.dtype == ATTN_BOOL) ((uint8_t *)x->t.data)[o] = (uint8_t)src[e];
+        if (x->t.dtype == ATTN_DTYPE_F64) ((double *)x->t.data)[o] = src[e];
+        else if (x->t.dtype == ATTN_DTYPE_BOOL) ((uint8_t *)x->t.data)[o] = (uint8_t)src[e];
         else ((float *)x->t.data)[o] = (float)src[e];
     }
 }
@@ -204,13 +204,13 @@ static void sv_put(sview *x, const double *src)
 static bool sv_take(sview *x, double **dst)
 {
     int64_t n = t_numel(x->t.dim);
-    size_t es = x->t.dtype == ATTN_F64 ? 8 : x->t.dtype == ATTN_BOOL ? 1 : 4;
+    size_t es = x->t.dtype == ATTN_DTYPE_F64 ? 8 : x->t.dtype == ATTN_DTYPE_BOOL ? 1 : 4;
     unsigned char *in_view = xcalloc(x->n, 1);
     double *out = dst ? xcalloc(n, sizeof(double)) : NULL;
     for (int64_t e = 0; e < n; e++) {
         int64_t o = sv_off(&x->t, e);
         in_view[o] = 1;
-        if (out) out[e] = x->t.dtype == ATTN_F64 ? ((double *)x->t.data)[o] : (double)((float *)x->t.data)[o];
+        if (out) out[e] = x->t.dtype == ATTN_DTYPE_F64 ? ((double *)x->t.data)[o] : (double)((float *)x->t.data)[o];
     }
     bool ok = t_buf_guards_ok(&x->buf);
     for (int64_t o = 0; o < x->n && ok; o++)
@@ -264,7 +264,7 @@ static void sc_run(const sc_prob *P, attn_dtype dt, attn_ctx *ctx, int layout, s
     sview o = sv_make(do_, dt, layout), lse = sv_make(dl_, dt, layout), d_o = sv_make(do_, dt, layout);
     sview dq = sv_make(dq_, dt, layout), dk = sv_make(dk_, dt, layout), dv = sv_make(dv_, dt, layout);
     sview w = sv_make(dw_, dt, layout), wd = sv_make(dw_, dt, layout);
-    sview mask = sv_make(P->mask ? P->mask_dim : dl_, ATTN_BOOL, 0), par[NP], dpar[NP];
+    sview mask = sv_make(P->mask ? P->mask_dim : dl_, ATTN_DTYPE_BOOL, 0), par[NP], dpar[NP];
     attn_tensor *gp[NP];
     sv_put(&q, P->q);
     sv_put(&k, P->k);
@@ -320,7 +320,7 @@ static bool sc_visible(const sc_prob *P, int64_t b, int64_t h, int64_t i, int64_
 
 static bool sc_tanh_kind(const sc_cfg *c)
 {
-    return c->kind == ATTN_SCORE_ADDITIVE || c->kind == ATTN_SCORE_LUONG_CONCAT;
+    return c->kind == ATTN_SCORE_KIND_ADDITIVE || c->kind == ATTN_SCORE_KIND_LUONG_CONCAT;
 }
 
 static float parf(const sc_prob *P, int x, int64_t h, int64_t r, int64_t col)
@@ -332,13 +332,13 @@ static float parf(const sc_prob *P, int x, int64_t h, int64_t r, int64_t col)
  * W[:, :Dq] (CONCAT); key side Wk, W[:, Dq:] or W (GENERAL). */
 static float wq32(const sc_prob *P, int64_t h, int64_t f, int64_t d)
 {
-    return P->c.kind == ATTN_SCORE_ADDITIVE ? parf(P, P_WQ, h, f, d) : parf(P, P_W, h, f, d);
+    return P->c.kind == ATTN_SCORE_KIND_ADDITIVE ? parf(P, P_WQ, h, f, d) : parf(P, P_W, h, f, d);
 }
 
 static float wk32(const sc_prob *P, int64_t h, int64_t f, int64_t d)
 {
-    if (P->c.kind == ATTN_SCORE_ADDITIVE) return parf(P, P_WK, h, f, d);
-    return parf(P, P_W, h, f, P->c.kind == ATTN_SCORE_LUONG_CONCAT ? P->c.Dq + d : d);
+    if (P->c.kind == ATTN_SCORE_KIND_ADDITIVE) return parf(P, P_WK, h, f, d);
+    return parf(P, P_W, h, f, P->c.kind == ATTN_SCORE_KIND_LUONG_CONCAT ? P->c.Dq + d : d);
 }
 
 static int64_t qi(const sc_cfg *c, int64_t b, int64_t i, int64_t h, int64_t D) { return ((b * c->Sq + i) * c->H + h) * D; }
@@ -359,7 +359,7 @@ static void naive_features(const sc_prob *P, int64_t b, int64_t h, float *fq, fl
         }
     for (int64_t j = 0; j < c->Sk; j++)
         for (int64_t f = 0; f < F; f++) {
-            bool dot = c->kind == ATTN_SCORE_SCALED_DOT;
+            bool dot = c->kind == ATTN_SCORE_KIND_SCALED_DOT;
             float x = dot ? (float)P->k[ki(c, b, j, h, c->Dk) + f] : 0.0f;
             for (int64_t d = 0; !dot && d < c->Dk; d++) x += wk32(P, h, f, d) * (float)P->k[ki(c, b, j, h, c->Dk) + d];
             fk[j * F + f] = x;
@@ -375,7 +375,7 @@ static float naive_score(const sc_prob *P, int64_t h, const float *fq, const flo
         return s;
     }
     for (int64_t f = 0; f < c->Dq; f++) s += fq[f] * fk[f];
-    return c->kind == ATTN_SCORE_SCALED_DOT ? parf(P, P_G, h, 0, 0) * s : s;
+    return c->kind == ATTN_SCORE_KIND_SCALED_DOT ? parf(P, P_G, h, 0, 0) * s : s;
 }
 
 static float naive_drop(const sc_prob *P, int64_t b, int64_t h, int64_t i, int64_t j)
@@ -451,7 +451,7 @@ static void naive_feature_backward(const sc_prob *P, int64_t h, naive_bufs *nb)
 {
     const sc_cfg *c = &P->c;
     int64_t F = sc_tanh_kind(c) ? c->A : c->Dq;
-    float g = c->kind == ATTN_SCORE_SCALED_DOT ? parf(P, P_G, h, 0, 0) : 1.0f;
+    float g = c->kind == ATTN_SCORE_KIND_SCALED_DOT ? parf(P, P_G, h, 0, 0) : 1.0f;
     memset(nb->dfq, 0, sizeof(float) * (size_t)(c->Sq * F));
     memset(nb->dfk, 0, sizeof(float) * (size_t)(c->Sk * F));
     for (int64_t i = 0; i < c->Sq; i++)
@@ -470,7 +470,7 @@ static void naive_feature_backward(const sc_prob *P, int64_t h, naive_bufs *nb)
                 nb->dfk[j * F + f] += g * ds * fq[f];
                 dot += fq[f] * fk[f];
             }
-            if (c->kind == ATTN_SCORE_SCALED_DOT) nb->gpar[P_G][h] += ds * dot;
+            if (c->kind == ATTN_SCORE_KIND_SCALED_DOT) nb->gpar[P_G][h] += ds * dot;
         }
 }
 
@@ -478,15 +478,15 @@ static void naive_feature_backward(const sc_prob *P, int64_t h, naive_bufs *nb)
 static void naive_input_backward(const sc_prob *P, int64_t b, int64_t h, naive_bufs *nb, sc_res *r)
 {
     const sc_cfg *c = &P->c;
-    bool th = sc_tanh_kind(c), gen = c->kind == ATTN_SCORE_LUONG_GENERAL;
-    int64_t F = th ? c->A : c->Dq, Cw = c->kind == ATTN_SCORE_LUONG_CONCAT ? c->Dq + c->Dk : c->Dk;
-    int wslot = c->kind == ATTN_SCORE_ADDITIVE ? P_WK : P_W, kshift = c->kind == ATTN_SCORE_LUONG_CONCAT ? c->Dq : 0;
+    bool th = sc_tanh_kind(c), gen = c->kind == ATTN_SCORE_KIND_LUONG_GENERAL;
+    int64_t F = th ? c->A : c->Dq, Cw = c->kind == ATTN_SCORE_KIND_LUONG_CONCAT ? c->Dq + c->Dk : c->Dk;
+    int wslot = c->kind == ATTN_SCORE_KIND_ADDITIVE ? P_WK : P_W, kshift = c->kind == ATTN_SCORE_KIND_LUONG_CONCAT ? c->Dq : 0;
     for (int64_t i = 0; i < c->Sq; i++)
         for (int64_t d = 0; d < c->Dq; d++) {
             float x = th ? 0.0f : nb->dfq[i * F + d], qd = (float)P->q[qi(c, b, i, h, c->Dq) + d];
             for (int64_t f = 0; th && f < F; f++) {
                 x += wq32(P, h, f, d) * nb->dfq[i * F + f];
-                int slot = c->kind == ATTN_SCORE_ADDITIVE ? P_WQ : P_W;
+                int slot = c->kind == ATTN_SCORE_KIND_ADDITIVE ? P_WQ : P_W;
                 nb->gpar[slot][(h * P->pr[slot] + f) * P->pc[slot] + d] += nb->dfq[i * F + f] * qd;
                 if (d == 0 && P->par[P_B]) nb->gpar[P_B][h * c->A + f] += nb->dfq[i * F + f];
             }
@@ -566,7 +566,7 @@ static sc_cfg sc_sample(uint64_t seed)
     c.Sq = lens[t_rand_int(&s, 0, 20)];
     c.Sk = lens[t_rand_int(&s, 0, 20)];
     c.Dq = t_rand_int(&s, 1, 40);
-    c.Dk = c.kind == ATTN_SCORE_SCALED_DOT ? c.Dq : t_rand_int(&s, 1, 40);
+    c.Dk = c.kind == ATTN_SCORE_KIND_SCALED_DOT ? c.Dq : t_rand_int(&s, 1, 40);
     c.Dv = t_rand_int(&s, 1, 40);
     c.A = adims[t_rand_int(&s, 0, 10)];
     c.has_b = t_rand_int(&s, 0, 1);
@@ -593,7 +593,7 @@ static sc_cfg sc_sample(uint64_t seed)
             c.A = (c.A + 1) / 2;
             c.Dv = (c.Dv + 1) / 2;
             c.Dq = (c.Dq + 1) / 2;
-            if (c.kind == ATTN_SCORE_SCALED_DOT) c.Dk = c.Dq;
+            if (c.kind == ATTN_SCORE_KIND_SCALED_DOT) c.Dk = c.Dq;
         } else break;
     }
     return c;
@@ -693,13 +693,13 @@ static bool sc_config(const sc_cfg *c)
     sc_res ref, base, r[3], other;
     static const attn_kernel kernels[3] = {ATTN_KERNEL_AUTO, ATTN_KERNEL_TILED, ATTN_KERNEL_REF};
     static const char *names[3] = {"f32", "f32-tiled", "f32-ref"};
-    run_path(&P, ATTN_F64, ATTN_KERNEL_AUTO, c->threads, 0, &ref);
+    run_path(&P, ATTN_DTYPE_F64, ATTN_KERNEL_AUTO, c->threads, 0, &ref);
     naive32(&P, &base);
     bool ok = ref.status == ATTN_OK && ref.guards_ok;
     for (int x = 0; x < 3; x++) {
         memset(&r[x], 0, sizeof r[x]);
         if (x == 1 && sc_tanh_kind(c)) continue; /* the chunked kernel either way */
-        run_path(&P, ATTN_F32, kernels[x], c->threads, c->layout, &r[x]);
+        run_path(&P, ATTN_DTYPE_F32, kernels[x], c->threads, c->layout, &r[x]);
         if (r[x].status != ATTN_OK || !r[x].guards_ok) {
             fprintf(stderr, "    %s: status %s (%s), guards %s\n", names[x], attn_status_name(r[x].status),
                     attn_last_error(), r[x].guards_ok ? "ok" : "BROKEN");
@@ -709,7 +709,7 @@ static bool sc_config(const sc_cfg *c)
     for (int x = 0; ok && x < 3; x++)
         if (r[x].o != NULL) ok &= sc_compare(names[x], &P, &r[x], &base, &ref);
     if (ok) { /* bitwise the same on another thread count, contiguous */
-        run_path(&P, ATTN_F32, ATTN_KERNEL_AUTO, c->threads == 1 ? 3 : 1, 0, &other);
+        run_path(&P, ATTN_DTYPE_F32, ATTN_KERNEL_AUTO, c->threads == 1 ? 3 : 1, 0, &other);
         if (!sc_identical(&P, &r[0], &other)) {
             fprintf(stderr, "    f32: results differ across thread counts / layouts\n");
             ok = false;
@@ -772,7 +772,7 @@ static sc_cfg tiny_cfg(attn_score_kind kind, uint64_t seed)
  *   dWk = sum u_j k_j, dv_a = sum dS_j t_j */
 static void hand_additive(attn_dtype dt, attn_kernel kernel, double tol)
 {
-    sc_cfg c = tiny_cfg(ATTN_SCORE_ADDITIVE, 1);
+    sc_cfg c = tiny_cfg(ATTN_SCORE_KIND_ADDITIVE, 1);
     c.has_b = true;
     sc_prob P;
     sc_make(&P, &c);
@@ -811,12 +811,12 @@ static void hand_additive(attn_dtype dt, attn_kernel kernel, double tol)
 static void hand_one_key(attn_score_kind kind)
 {
     sc_cfg c = tiny_cfg(kind, 2);
-    c.Sq = 3; c.Sk = 1; c.Dq = 3; c.Dk = kind == ATTN_SCORE_SCALED_DOT ? 3 : 2; c.Dv = 2; c.A = 4; c.B = 2;
-    c.has_b = kind == ATTN_SCORE_ADDITIVE;
+    c.Sq = 3; c.Sk = 1; c.Dq = 3; c.Dk = kind == ATTN_SCORE_KIND_SCALED_DOT ? 3 : 2; c.Dv = 2; c.A = 4; c.B = 2;
+    c.has_b = kind == ATTN_SCORE_KIND_ADDITIVE;
     sc_prob P;
     sc_make(&P, &c);
     sc_res r;
-    run_path(&P, ATTN_F64, ATTN_KERNEL_AUTO, 2, 0, &r);
+    run_path(&P, ATTN_DTYPE_F64, ATTN_KERNEL_AUTO, 2, 0, &r);
     T_EQ_STATUS(r.status, ATTN_OK);
     for (int64_t b = 0; b < 2; b++)
         for (int64_t i = 0; i < 3; i++)
@@ -833,11 +833,11 @@ static void hand_one_key(attn_score_kind kind)
 static void concat_is_additive(attn_dtype dt, attn_kernel kernel)
 {
     sc_cfg c = sc_sample(31);
-    c.kind = ATTN_SCORE_LUONG_CONCAT;
+    c.kind = ATTN_SCORE_KIND_LUONG_CONCAT;
     c.B = 2; c.Sq = 33; c.Sk = 70; c.H = 2; c.Dq = 5; c.Dk = 3; c.Dv = 4; c.A = 6; c.p = 0.17; c.causal = 1;
     sc_prob Pc, Pa;
     sc_make(&Pc, &c);
-    c.kind = ATTN_SCORE_ADDITIVE;
+    c.kind = ATTN_SCORE_KIND_ADDITIVE;
     c.has_b = false;
     sc_make(&Pa, &c);
     for (int64_t h = 0; h < c.H; h++)
@@ -880,11 +880,11 @@ static double rel_err(const double *a, const double *b, int64_t n)
 static void core_agrees(attn_score_kind kind)
 {
     sc_cfg c = tiny_cfg(kind, 40 + (uint64_t)kind);
-    c.B = 2; c.Sq = 9; c.Sk = 13; c.Dq = 6; c.Dk = kind == ATTN_SCORE_SCALED_DOT ? 6 : 4; c.Dv = 5;
+    c.B = 2; c.Sq = 9; c.Sk = 13; c.Dq = 6; c.Dk = kind == ATTN_SCORE_KIND_SCALED_DOT ? 6 : 4; c.Dv = 5;
     c.causal = 1; c.align = ATTN_ALIGN_BOTTOM_RIGHT; c.p = 0.17; c.klens = true;
     sc_prob P;
     sc_make(&P, &c);
-    bool gen = kind == ATTN_SCORE_LUONG_GENERAL;
+    bool gen = kind == ATTN_SCORE_KIND_LUONG_GENERAL;
     double g = gen ? 1.0 : P.par[P_G][0], *kp = xcalloc(c.B * c.Sk * c.Dq, sizeof(double));
     for (int64_t x = 0; gen && x < c.B * c.Sk; x++) /* k' = W k */
         for (int64_t f = 0; f < c.Dq; f++)
@@ -892,19 +892,19 @@ static void core_agrees(attn_score_kind kind)
     int64_t no = n_of(&c, c.Sq, c.Dv), nq = n_of(&c, c.Sq, c.Dq), nk = n_of(&c, c.Sk, c.Dq), nv = n_of(&c, c.Sk, c.Dv);
     double *o = xcalloc(no, 8), *lse = xcalloc(c.B * c.Sq, 8), *dq = xcalloc(nq, 8), *dk = xcalloc(nk, 8);
     double *dv = xcalloc(nv, 8);
-    attn_tensor tq = attn_tensor_make(P.q, ATTN_F64, c.B, c.Sq, 1, c.Dq);
-    attn_tensor tk = attn_tensor_make(gen ? kp : P.k, ATTN_F64, c.B, c.Sk, 1, c.Dq);
-    attn_tensor tv = attn_tensor_make(P.v, ATTN_F64, c.B, c.Sk, 1, c.Dv), to = attn_tensor_make(o, ATTN_F64, c.B, c.Sq, 1, c.Dv);
-    attn_tensor tl = attn_tensor_make(lse, ATTN_F64, c.B, 1, c.Sq, 1), tdo = attn_tensor_make(P.dout, ATTN_F64, c.B, c.Sq, 1, c.Dv);
-    attn_tensor tdq = attn_tensor_make(dq, ATTN_F64, c.B, c.Sq, 1, c.Dq), tdk = attn_tensor_make(dk, ATTN_F64, c.B, c.Sk, 1, c.Dq);
-    attn_tensor tdv = attn_tensor_make(dv, ATTN_F64, c.B, c.Sk, 1, c.Dv);
+    attn_tensor tq = attn_tensor_make(P.q, ATTN_DTYPE_F64, c.B, c.Sq, 1, c.Dq);
+    attn_tensor tk = attn_tensor_make(gen ? kp : P.k, ATTN_DTYPE_F64, c.B, c.Sk, 1, c.Dq);
+    attn_tensor tv = attn_tensor_make(P.v, ATTN_DTYPE_F64, c.B, c.Sk, 1, c.Dv), to = attn_tensor_make(o, ATTN_DTYPE_F64, c.B, c.Sq, 1, c.Dv);
+    attn_tensor tl = attn_tensor_make(lse, ATTN_DTYPE_F64, c.B, 1, c.Sq, 1), tdo = attn_tensor_make(P.dout, ATTN_DTYPE_F64, c.B, c.Sq, 1, c.Dv);
+    attn_tensor tdq = attn_tensor_make(dq, ATTN_DTYPE_F64, c.B, c.Sq, 1, c.Dq), tdk = attn_tensor_make(dk, ATTN_DTYPE_F64, c.B, c.Sk, 1, c.Dq);
+    attn_tensor tdv = attn_tensor_make(dv, ATTN_DTYPE_F64, c.B, c.Sk, 1, c.Dv);
     attn_sdpa_params a = sc_params(&P, NULL, NULL).masks;
     a.has_scale = 1;
     a.scale = g;
     T_EQ_STATUS(attn_sdpa_forward(t_ctx(2), &tq, &tk, &tv, &a, &to, &tl), ATTN_OK);
     T_EQ_STATUS(attn_sdpa_backward(t_ctx(2), &tq, &tk, &tv, &to, &tdo, &tl, &a, &tdq, &tdk, &tdv, NULL), ATTN_OK);
     sc_res r;
-    run_path(&P, ATTN_F64, ATTN_KERNEL_AUTO, 2, 0, &r);
+    run_path(&P, ATTN_DTYPE_F64, ATTN_KERNEL_AUTO, 2, 0, &r);
     T_LE(rel_err(r.o, o, no), 1e-13);
     T_LE(rel_err(r.lse, lse, c.B * c.Sq), 1e-13);
     T_LE(rel_err(r.dq, dq, nq), 1e-13);
@@ -933,14 +933,14 @@ static void core_agrees(attn_score_kind kind)
 
 void test_score_hand_computed(void)
 {
-    hand_additive(ATTN_F64, ATTN_KERNEL_AUTO, 1e-15);
-    hand_additive(ATTN_F32, ATTN_KERNEL_AUTO, 2e-6);
-    hand_additive(ATTN_F32, ATTN_KERNEL_REF, 2e-6);
+    hand_additive(ATTN_DTYPE_F64, ATTN_KERNEL_AUTO, 1e-15);
+    hand_additive(ATTN_DTYPE_F32, ATTN_KERNEL_AUTO, 2e-6);
+    hand_additive(ATTN_DTYPE_F32, ATTN_KERNEL_REF, 2e-6);
     for (int kind = 1; kind <= 4; kind++) hand_one_key((attn_score_kind)kind);
-    concat_is_additive(ATTN_F64, ATTN_KERNEL_AUTO);
-    concat_is_additive(ATTN_F32, ATTN_KERNEL_AUTO);
-    core_agrees(ATTN_SCORE_SCALED_DOT);
-    core_agrees(ATTN_SCORE_LUONG_GENERAL);
+    concat_is_additive(ATTN_DTYPE_F64, ATTN_KERNEL_AUTO);
+    concat_is_additive(ATTN_DTYPE_F32, ATTN_KERNEL_AUTO);
+    core_agrees(ATTN_SCORE_KIND_SCALED_DOT);
+    core_agrees(ATTN_SCORE_KIND_LUONG_GENERAL);
 }
 
 /* ---- finite differences of the reference ---------------------------------------------------- */
@@ -948,7 +948,7 @@ void test_score_hand_computed(void)
 static double fd_loss(const sc_prob *P)
 {
     sc_res r;
-    run_path(P, ATTN_F64, ATTN_KERNEL_AUTO, 1, 0, &r);
+    run_path(P, ATTN_DTYPE_F64, ATTN_KERNEL_AUTO, 1, 0, &r);
     double L = 0.0;
     for (int64_t e = 0; e < n_of(&P->c, P->c.Sq, P->c.Dv); e++) L += r.o[e] * P->dout[e];
     res_free(&r);
@@ -980,7 +980,7 @@ void test_score_ref_finite_difference(void)
     static const char *pn[NP] = {"w_q", "w_k", "b", "v_a", "w", "g"};
     for (int kind = 1; kind <= 4; kind++) {
         sc_cfg c = tiny_cfg((attn_score_kind)kind, 60 + (uint64_t)kind);
-        c.B = 2; c.Sq = 5; c.Sk = 7; c.H = 2; c.Dq = 3; c.Dk = kind == ATTN_SCORE_SCALED_DOT ? 3 : 4;
+        c.B = 2; c.Sq = 5; c.Sk = 7; c.H = 2; c.Dq = 3; c.Dk = kind == ATTN_SCORE_KIND_SCALED_DOT ? 3 : 4;
         c.Dv = 3; c.A = 5; c.has_b = true; c.mask_kind = SM_FULL; c.klens = c.qlens = true; c.p = 0.3;
         c.wl = 3; c.wr = 2; c.align = kind % 2;
         sc_prob P;
@@ -988,7 +988,7 @@ void test_score_ref_finite_difference(void)
         P.klens[0] = 6;
         P.qlens[1] = 4;
         sc_res r;
-        run_path(&P, ATTN_F64, ATTN_KERNEL_AUTO, 1, 0, &r);
+        run_path(&P, ATTN_DTYPE_F64, ATTN_KERNEL_AUTO, 1, 0, &r);
         T_EQ_STATUS(r.status, ATTN_OK);
         T_CHECK(t_max_abs(r.dk, n_of(&c, c.Sk, c.Dk)) > 0.0); /* something to check */
         fd_check(&P, P.q, n_of(&c, c.Sq, c.Dq), r.dq, "q");
@@ -1009,7 +1009,7 @@ static const char *const path_name[N_PATHS] = {"f64", "f32", "f32-ref", "f32-til
 static void run_on(const sc_prob *P, int path, int threads, sc_res *r)
 {
     static const attn_kernel kern[N_PATHS] = {ATTN_KERNEL_AUTO, ATTN_KERNEL_AUTO, ATTN_KERNEL_REF, ATTN_KERNEL_TILED};
-    run_path(P, path == PATH_F64 ? ATTN_F64 : ATTN_F32, kern[path], threads, 0, r);
+    run_path(P, path == PATH_F64 ? ATTN_DTYPE_F64 : ATTN_DTYPE_F32, kern[path], threads, 0, r);
     T_EQ_STATUS(r->status, ATTN_OK);
     T_CHECK(r->guards_ok);
 }
@@ -1038,7 +1038,7 @@ static bool par_grads_zero(const sc_prob *P, const sc_res *r)
 static sc_cfg contract_cfg(attn_score_kind kind, uint64_t seed)
 {
     sc_cfg c = tiny_cfg(kind, seed);
-    c.B = 2; c.Sq = 37; c.Sk = 70; c.H = 2; c.Dq = 5; c.Dk = kind == ATTN_SCORE_SCALED_DOT ? 5 : 4;
+    c.B = 2; c.Sq = 37; c.Sk = 70; c.H = 2; c.Dq = 5; c.Dk = kind == ATTN_SCORE_KIND_SCALED_DOT ? 5 : 4;
     c.Dv = 3; c.A = 6; c.has_b = true; c.p = 0.17;
     return c;
 }
@@ -1191,7 +1191,7 @@ void test_score_contract_huge(void)
         c.p = 0.0;
         sc_prob P;
         sc_make(&P, &c);
-        bool dot = !sc_tanh_kind(&c), gen = kind == ATTN_SCORE_LUONG_GENERAL;
+        bool dot = !sc_tanh_kind(&c), gen = kind == ATTN_SCORE_KIND_LUONG_GENERAL;
         double qk = gen ? 1048576.0 : 133120.0;
         for (int64_t e = 0; e < n_of(&c, c.Sq, c.Dq); e++) P.q[e] = dot ? qk : (double)(float)(P.q[e] * 1e30);
         for (int64_t e = 0; e < n_of(&c, c.Sk, c.Dk); e++) P.k[e] = dot ? qk : (double)(float)(P.k[e] * 1e30);
@@ -1280,45 +1280,45 @@ static void fill_f(float *x, size_t n, uint64_t *s)
 
 static void fx_tensors(sfx *f, attn_score_kind kind)
 {
-    int64_t dk = kind == ATTN_SCORE_SCALED_DOT ? FDQ : FDK;
-    f->tq = attn_tensor_make(f->q, ATTN_F32, FB, FSQ, FH, FDQ);
-    f->tk = attn_tensor_make(f->k, ATTN_F32, FB, FSK, FH, dk);
-    f->tv = attn_tensor_make(f->v, ATTN_F32, FB, FSK, FH, FDV);
-    f->to = attn_tensor_make(f->o, ATTN_F32, FB, FSQ, FH, FDV);
-    f->tl = attn_tensor_make(f->lse, ATTN_F32, FB, FH, FSQ, 1);
-    f->tdo = attn_tensor_make(f->d_o, ATTN_F32, FB, FSQ, FH, FDV);
-    f->tdq = attn_tensor_make(f->dq, ATTN_F32, FB, FSQ, FH, FDQ);
-    f->tdk = attn_tensor_make(f->dk, ATTN_F32, FB, FSK, FH, dk);
-    f->tdv = attn_tensor_make(f->dv, ATTN_F32, FB, FSK, FH, FDV);
-    f->tw = attn_tensor_make(f->w, ATTN_F32, FB, FH, FSQ, FSK);
-    f->tm = attn_tensor_make(f->mask, ATTN_BOOL, FB, 1, 1, FSK);
-    f->twq = attn_tensor_make(f->wq, ATTN_F32, 1, FH, FA, FDQ);
-    f->twk = attn_tensor_make(f->wk, ATTN_F32, 1, FH, FA, FDK);
-    f->tb = attn_tensor_make(f->b, ATTN_F32, 1, FH, 1, FA);
-    f->tva = attn_tensor_make(f->va, ATTN_F32, 1, FH, 1, FA);
-    f->twg = attn_tensor_make(f->wg, ATTN_F32, 1, FH, FDQ, FDK);
-    f->twc = attn_tensor_make(f->wc, ATTN_F32, 1, FH, FA, FDQ + FDK);
-    f->tg = attn_tensor_make(f->g, ATTN_F32, 1, FH, 1, 1);
-    f->tdwq = attn_tensor_make(f->dwq, ATTN_F32, 1, FH, FA, FDQ);
-    f->tdwk = attn_tensor_make(f->dwk, ATTN_F32, 1, FH, FA, FDK);
-    f->tdb = attn_tensor_make(f->db, ATTN_F32, 1, FH, 1, FA);
-    f->tdva = attn_tensor_make(f->dva, ATTN_F32, 1, FH, 1, FA);
-    f->tdwg = attn_tensor_make(f->dwg, ATTN_F32, 1, FH, FDQ, FDK);
-    f->tdwc = attn_tensor_make(f->dwc, ATTN_F32, 1, FH, FA, FDQ + FDK);
-    f->tdg = attn_tensor_make(f->dg, ATTN_F32, 1, FH, 1, 1);
+    int64_t dk = kind == ATTN_SCORE_KIND_SCALED_DOT ? FDQ : FDK;
+    f->tq = attn_tensor_make(f->q, ATTN_DTYPE_F32, FB, FSQ, FH, FDQ);
+    f->tk = attn_tensor_make(f->k, ATTN_DTYPE_F32, FB, FSK, FH, dk);
+    f->tv = attn_tensor_make(f->v, ATTN_DTYPE_F32, FB, FSK, FH, FDV);
+    f->to = attn_tensor_make(f->o, ATTN_DTYPE_F32, FB, FSQ, FH, FDV);
+    f->tl = attn_tensor_make(f->lse, ATTN_DTYPE_F32, FB, FH, FSQ, 1);
+    f->tdo = attn_tensor_make(f->d_o, ATTN_DTYPE_F32, FB, FSQ, FH, FDV);
+    f->tdq = attn_tensor_make(f->dq, ATTN_DTYPE_F32, FB, FSQ, FH, FDQ);
+    f->tdk = attn_tensor_make(f->dk, ATTN_DTYPE_F32, FB, FSK, FH, dk);
+    f->tdv = attn_tensor_make(f->dv, ATTN_DTYPE_F32, FB, FSK, FH, FDV);
+    f->tw = attn_tensor_make(f->w, ATTN_DTYPE_F32, FB, FH, FSQ, FSK);
+    f->tm = attn_tensor_make(f->mask, ATTN_DTYPE_BOOL, FB, 1, 1, FSK);
+    f->twq = attn_tensor_make(f->wq, ATTN_DTYPE_F32, 1, FH, FA, FDQ);
+    f->twk = attn_tensor_make(f->wk, ATTN_DTYPE_F32, 1, FH, FA, FDK);
+    f->tb = attn_tensor_make(f->b, ATTN_DTYPE_F32, 1, FH, 1, FA);
+    f->tva = attn_tensor_make(f->va, ATTN_DTYPE_F32, 1, FH, 1, FA);
+    f->twg = attn_tensor_make(f->wg, ATTN_DTYPE_F32, 1, FH, FDQ, FDK);
+    f->twc = attn_tensor_make(f->wc, ATTN_DTYPE_F32, 1, FH, FA, FDQ + FDK);
+    f->tg = attn_tensor_make(f->g, ATTN_DTYPE_F32, 1, FH, 1, 1);
+    f->tdwq = attn_tensor_make(f->dwq, ATTN_DTYPE_F32, 1, FH, FA, FDQ);
+    f->tdwk = attn_tensor_make(f->dwk, ATTN_DTYPE_F32, 1, FH, FA, FDK);
+    f->tdb = attn_tensor_make(f->db, ATTN_DTYPE_F32, 1, FH, 1, FA);
+    f->tdva = attn_tensor_make(f->dva, ATTN_DTYPE_F32, 1, FH, 1, FA);
+    f->tdwg = attn_tensor_make(f->dwg, ATTN_DTYPE_F32, 1, FH, FDQ, FDK);
+    f->tdwc = attn_tensor_make(f->dwc, ATTN_DTYPE_F32, 1, FH, FA, FDQ + FDK);
+    f->tdg = attn_tensor_make(f->dg, ATTN_DTYPE_F32, 1, FH, 1, 1);
 }
 
 static void fx_params(sfx *f, attn_score_kind kind)
 {
     f->prm = attn_score_params_default(kind);
     memset(&f->gr, 0, sizeof f->gr);
-    if (kind == ATTN_SCORE_ADDITIVE) {
+    if (kind == ATTN_SCORE_KIND_ADDITIVE) {
         f->prm.w_q = &f->twq; f->prm.w_k = &f->twk; f->prm.b = &f->tb; f->prm.v_a = &f->tva;
         f->gr.d_w_q = &f->tdwq; f->gr.d_w_k = &f->tdwk; f->gr.d_b = &f->tdb; f->gr.d_v_a = &f->tdva;
-    } else if (kind == ATTN_SCORE_LUONG_GENERAL) {
+    } else if (kind == ATTN_SCORE_KIND_LUONG_GENERAL) {
         f->prm.w = &f->twg;
         f->gr.d_w = &f->tdwg;
-    } else if (kind == ATTN_SCORE_LUONG_CONCAT) {
+    } else if (kind == ATTN_SCORE_KIND_LUONG_CONCAT) {
         f->prm.w = &f->twc; f->prm.v_a = &f->tva;
         f->gr.d_w = &f->tdwc; f->gr.d_v_a = &f->tdva;
     } else {
@@ -1390,10 +1390,10 @@ MUT(m_params_null, f->pprm = NULL)
 MUT(m_out_null, f->po = NULL)
 MUT(m_kind_bad, f->prm.kind = (attn_score_kind)9)
 MUT(m_kind_zero, f->prm.kind = (attn_score_kind)0)
-MUT(m_q_dtype, f->tq.dtype = ATTN_BOOL)
-MUT(m_k_dtype, f->tk.dtype = ATTN_F64)
-MUT(m_v_dtype, f->tv.dtype = ATTN_F64)
-MUT(m_tiled_f64, attn_ctx_set_kernel(f->ctx, ATTN_KERNEL_TILED); f->tq.dtype = f->tk.dtype = f->tv.dtype = ATTN_F64;
+MUT(m_q_dtype, f->tq.dtype = ATTN_DTYPE_BOOL)
+MUT(m_k_dtype, f->tk.dtype = ATTN_DTYPE_F64)
+MUT(m_v_dtype, f->tv.dtype = ATTN_DTYPE_F64)
+MUT(m_tiled_f64, attn_ctx_set_kernel(f->ctx, ATTN_KERNEL_TILED); f->tq.dtype = f->tk.dtype = f->tv.dtype = ATTN_DTYPE_F64;
     f->tq.data = f->q64)
 MUT(m_q_dim_neg, f->tq.dim[1] = -1)
 MUT(m_q_data_null, f->tq.data = NULL)
@@ -1415,7 +1415,7 @@ MUT(m_w_null, f->prm.w = NULL)
 MUT(m_va_given, f->prm.v_a = &f->tva)
 MUT(m_b_given, f->prm.b = &f->tb)
 MUT(m_g_null, f->prm.g = NULL)
-MUT(m_wq_dtype, f->twq.dtype = ATTN_F64)
+MUT(m_wq_dtype, f->twq.dtype = ATTN_DTYPE_F64)
 MUT(m_a_zero, f->twq.dim[2] = 0)
 MUT(m_wk_a, f->twk.dim[2] = FA + 1)
 MUT(m_wq_lead, f->twq.dim[0] = 2)
@@ -1439,11 +1439,11 @@ MUT(m_align, f->prm.masks.align = (attn_align)5)
 MUT(m_window, f->prm.masks.window_right = -2)
 MUT(m_qlens, f->qlens[0] = 1; f->qlens[1] = FSQ + 1; f->prm.masks.q_lens = f->qlens)
 MUT(m_klens, f->klens[0] = -1; f->prm.masks.k_lens = f->klens)
-MUT(m_mask_dtype, f->tm.dtype = ATTN_F32)
+MUT(m_mask_dtype, f->tm.dtype = ATTN_DTYPE_F32)
 MUT(m_mask_bcast, f->tm.dim[0] = 3)
 MUT(m_mask_data, f->tm.data = NULL)
 MUT(m_out_shape, f->to.dim[1] = FSQ - 1)
-MUT(m_out_dtype, f->to.dtype = ATTN_F64)
+MUT(m_out_dtype, f->to.dtype = ATTN_DTYPE_F64)
 MUT(m_lse_shape, f->tl.dim[2] = FSQ - 1)
 MUT(m_out_alias, f->to.stride[1] = 0)
 MUT(m_out_over_q, f->to.data = f->q)
@@ -1456,13 +1456,13 @@ MUT(m_dq_null, f->pdq = NULL)
 MUT(m_dk_null, f->pdk = NULL)
 MUT(m_dv_null, f->pdv = NULL)
 MUT(m_do_shape, f->tdo.dim[2] = 1)
-MUT(m_dq_dtype, f->tdq.dtype = ATTN_F64)
+MUT(m_dq_dtype, f->tdq.dtype = ATTN_DTYPE_F64)
 MUT(m_dk_shape, f->tdk.dim[1] = FSK - 1)
 MUT(m_dw_for_additive, f->gr.d_w = &f->tdwg)
 MUT(m_db_without_b, f->prm.b = NULL)
 MUT(m_dg_for_additive, f->gr.d_g = &f->tdg)
 MUT(m_dwq_shape, f->tdwq.dim[2] = FA - 1)
-MUT(m_dva_dtype, f->tdva.dtype = ATTN_F64)
+MUT(m_dva_dtype, f->tdva.dtype = ATTN_DTYPE_F64)
 MUT(m_dwk_alias, f->tdwk.stride[3] = 0)
 MUT(m_dwq_over_wq, f->tdwq.data = f->wq)
 MUT(m_dq_over_db, f->tdq.data = f->db)
@@ -1479,10 +1479,10 @@ MUT(m_a_overflow, f->tq.dim[2] = f->tk.dim[2] = f->tv.dim[2] = f->to.dim[2] = f-
     f->tdwq.dim[2] = f->tdwk.dim[2] = f->tdb.dim[3] = f->tdva.dim[3] = (int64_t)1 << 60)
 #undef MUT
 
-#define AD ATTN_SCORE_ADDITIVE
-#define GE ATTN_SCORE_LUONG_GENERAL
-#define CC ATTN_SCORE_LUONG_CONCAT
-#define SD ATTN_SCORE_SCALED_DOT
+#define AD ATTN_SCORE_KIND_ADDITIVE
+#define GE ATTN_SCORE_KIND_LUONG_GENERAL
+#define CC ATTN_SCORE_KIND_LUONG_CONCAT
+#define SD ATTN_SCORE_KIND_SCALED_DOT
 static const sc_case sc_cases[] = {
     {"ctx NULL", OP_FORWARD, AD, m_ctx_null, ATTN_NULL_ARG, "ctx"},
     {"q NULL", OP_FORWARD, AD, m_q_null, ATTN_NULL_ARG, "q is NULL"},
@@ -1608,8 +1608,8 @@ void test_score_argument_checks(void)
                    msg, attn_status_name(c->want), c->names);
         T_CHECK(fx_unchanged(&f_case, &f_before));
     }
-    attn_score_params d = attn_score_params_default(ATTN_SCORE_LUONG_CONCAT);
-    T_CHECK(d.kind == ATTN_SCORE_LUONG_CONCAT && d.w == NULL && d.masks.window_left == -1 && d.masks.mask == NULL);
+    attn_score_params d = attn_score_params_default(ATTN_SCORE_KIND_LUONG_CONCAT);
+    T_CHECK(d.kind == ATTN_SCORE_KIND_LUONG_CONCAT && d.w == NULL && d.masks.window_left == -1 && d.masks.mask == NULL);
 }
 
 /* ---- out-of-memory injection ----------------------------------------------------------------- */

@@ -1,4 +1,4 @@
-/* test_wordpiece.c - the WordPiece tokenizer (attn_tok.h): encodings of a
+/* test_wordpiece.c - the WordPiece tokenizer (attn/text.h): encodings of a
  * small hand-written vocabulary against hand-computed ids and byte offsets
  * (longest match, "##", [UNK], punctuation, accents, CJK, Hangul, special
  * tokens in the text, the reference's alignment of reordered marks,
@@ -41,26 +41,26 @@ static char *vocab_text(const char *const *tokens, int n, const char *sep, size_
     return buf;
 }
 
-static attn_tok *small_tok(void)
+static attn_wordpiece *small_tok(void)
 {
     size_t size;
     char *text = vocab_text(small_vocab, SMALL_N, "\n", &size);
-    attn_tok *t = NULL;
-    T_EQ_STATUS(attn_tok_load_vocab_memory(text, size, &t), ATTN_OK);
+    attn_wordpiece *t = NULL;
+    T_EQ_STATUS(attn_wordpiece_load_memory(text, size, &t), ATTN_OK);
     free(text);
     return t;
 }
 
 /* Encodes text with max_len and checks ids (and offsets as begin/end pairs)
  * against the expectation; want_n entries. */
-static void check_encode(const attn_tok *t, const char *text, int64_t max_len,
+static void check_encode(const attn_wordpiece *t, const char *text, int64_t max_len,
                          const int32_t *want_ids, const int64_t *want_offs, int64_t want_n)
 {
     int64_t cap = want_n;
     t_buf ib = t_buf_alloc((size_t)cap * sizeof(int32_t));
     t_buf ob = t_buf_alloc((size_t)cap * 2 * sizeof(int64_t));
     int64_t n = -1;
-    attn_status st = attn_tok_encode(t, text, max_len, ib.data, cap, &n, ob.data);
+    attn_status st = attn_wordpiece_encode(t, text, max_len, ib.data, cap, &n, ob.data);
     T_EQ_STATUS(st, ATTN_OK);
     T_EQ_INT(n, want_n);
     const int32_t *ids = ib.data;
@@ -90,7 +90,7 @@ static void check_encode(const attn_tok *t, const char *text, int64_t max_len,
 
 T_TEST(wordpiece_hand_computed)
 {
-    attn_tok *t = small_tok();
+    attn_wordpiece *t = small_tok();
     if (t == NULL) return;
     /* longest match first with ## continuations */
     CHECK_ENC(t, "unaffable", 256, ((int32_t[]){2, 5, 6, 7, 3}),
@@ -128,7 +128,7 @@ T_TEST(wordpiece_hand_computed)
     CHECK_ENC(t, "", 256, ((int32_t[]){2, 3}), ((int64_t[]){-1, -1, -1, -1}));
     CHECK_ENC(t, " \t\r\n\xe3\x80\x80", 256, ((int32_t[]){2, 3}), ((int64_t[]){-1, -1, -1, -1}));
     CHECK_ENC(t, "\xe2\x80\x8b", 256, ((int32_t[]){2, 3}), ((int64_t[]){-1, -1, -1, -1}));
-    attn_tok_free(t);
+    attn_wordpiece_free(t);
 }
 
 /* U+1E94A (combining class 7, not Mn in Unicode 8) after U+0301 (230, Mn):
@@ -136,7 +136,7 @@ T_TEST(wordpiece_hand_computed)
  * first source character of the run, U+0301 at bytes [1, 3). */
 T_TEST(wordpiece_reordered_marks_alignment)
 {
-    attn_tok *t = small_tok();
+    attn_wordpiece *t = small_tok();
     if (t == NULL) return;
     CHECK_ENC(t, "x\xcc\x81\xf0\x9e\xa5\x8a", 256, ((int32_t[]){2, 17, 28, 3}),
               ((int64_t[]){-1, -1, 0, 1, 1, 3, -1, -1}));
@@ -147,20 +147,20 @@ T_TEST(wordpiece_reordered_marks_alignment)
     for (int i = 0; i < 200; i++) memcpy(text + 1 + 2 * i, "\xcc\x81", 2);
     memcpy(text + 401, "\xf0\x9e\xa5\x8a", 5);
     CHECK_ENC(t, text, 256, ((int32_t[]){2, 17, 28, 3}), ((int64_t[]){-1, -1, 0, 1, 1, 3, -1, -1}));
-    attn_tok_free(t);
+    attn_wordpiece_free(t);
 }
 
 T_TEST(wordpiece_long_words_and_truncation)
 {
-    attn_tok *t = small_tok();
+    attn_wordpiece *t = small_tok();
     if (t == NULL) return;
-    char text[ATTN_TOK_MAX_WORD_CHARS + 2];
+    char text[ATTN_WORDPIECE_MAX_WORD_CHARS + 2];
     memset(text, 'a', sizeof text - 1);
-    text[ATTN_TOK_MAX_WORD_CHARS + 1] = '\0';
+    text[ATTN_WORDPIECE_MAX_WORD_CHARS + 1] = '\0';
     /* 101 characters: one [UNK] over the whole word */
     CHECK_ENC(t, text, 256, ((int32_t[]){2, 1, 3}), ((int64_t[]){-1, -1, 0, 101, -1, -1}));
     /* 100 characters: a ##a ... ##a */
-    text[ATTN_TOK_MAX_WORD_CHARS] = '\0';
+    text[ATTN_WORDPIECE_MAX_WORD_CHARS] = '\0';
     int32_t ids[102];
     int64_t offs[204];
     ids[0] = 2, ids[101] = 3, ids[1] = 22;
@@ -177,7 +177,7 @@ T_TEST(wordpiece_long_words_and_truncation)
     CHECK_ENC(t, "a a a a a", 4, ((int32_t[]){2, 22, 22, 3}),
               ((int64_t[]){-1, -1, 0, 1, 2, 3, -1, -1}));
     CHECK_ENC(t, "a a a a a", 2, ((int32_t[]){2, 3}), ((int64_t[]){-1, -1, -1, -1}));
-    attn_tok_free(t);
+    attn_wordpiece_free(t);
 }
 
 T_TEST(wordpiece_vocab_variants)
@@ -185,30 +185,30 @@ T_TEST(wordpiece_vocab_variants)
     /* CRLF lines and no final newline load the same tokens */
     size_t size;
     char *crlf = vocab_text(small_vocab, SMALL_N, "\r\n", &size);
-    attn_tok *t = NULL;
-    T_EQ_STATUS(attn_tok_load_vocab_memory(crlf, size - 2, &t), ATTN_OK);
-    T_EQ_INT(attn_tok_vocab_size(t), SMALL_N);
+    attn_wordpiece *t = NULL;
+    T_EQ_STATUS(attn_wordpiece_load_memory(crlf, size - 2, &t), ATTN_OK);
+    T_EQ_INT(attn_wordpiece_vocab_size(t), SMALL_N);
     for (int i = 0; t != NULL && i < SMALL_N; i++) {
-        T_CHECK(strcmp(attn_tok_token(t, i), small_vocab[i]) == 0);
-        T_EQ_INT(attn_tok_id(t, small_vocab[i]), i);
+        T_CHECK(strcmp(attn_wordpiece_token(t, i), small_vocab[i]) == 0);
+        T_EQ_INT(attn_wordpiece_id(t, small_vocab[i]), i);
     }
-    T_EQ_INT(attn_tok_special(t, "[MASK]"), 4);
-    T_EQ_INT(attn_tok_special(t, "[CLS]"), 2);
-    T_EQ_INT(attn_tok_special(t, "[FOO]"), -1);
-    T_EQ_INT(attn_tok_special(t, "un"), -1);
-    T_EQ_INT(attn_tok_id(t, "##ab"), -1);
-    T_CHECK(attn_tok_token(t, -1) == NULL);
-    T_CHECK(attn_tok_token(t, SMALL_N) == NULL);
-    attn_tok_free(t);
+    T_EQ_INT(attn_wordpiece_special(t, "[MASK]"), 4);
+    T_EQ_INT(attn_wordpiece_special(t, "[CLS]"), 2);
+    T_EQ_INT(attn_wordpiece_special(t, "[FOO]"), -1);
+    T_EQ_INT(attn_wordpiece_special(t, "un"), -1);
+    T_EQ_INT(attn_wordpiece_id(t, "##ab"), -1);
+    T_CHECK(attn_wordpiece_token(t, -1) == NULL);
+    T_CHECK(attn_wordpiece_token(t, SMALL_N) == NULL);
+    attn_wordpiece_free(t);
     free(crlf);
     /* without [MASK], "[MASK]" in a text is ordinary text */
     const char *no_mask[] = {"[PAD]", "[UNK]", "[CLS]", "[SEP]", "[", "]", "mask"};
     char *text = vocab_text(no_mask, 7, "\n", &size);
-    T_EQ_STATUS(attn_tok_load_vocab_memory(text, size, &t), ATTN_OK);
-    T_EQ_INT(attn_tok_special(t, "[MASK]"), -1);
+    T_EQ_STATUS(attn_wordpiece_load_memory(text, size, &t), ATTN_OK);
+    T_EQ_INT(attn_wordpiece_special(t, "[MASK]"), -1);
     CHECK_ENC(t, "[MASK]", 256, ((int32_t[]){2, 4, 6, 5, 3}),
               ((int64_t[]){-1, -1, 0, 1, 1, 5, 5, 6, -1, -1}));
-    attn_tok_free(t);
+    attn_wordpiece_free(t);
     free(text);
 }
 
@@ -223,17 +223,17 @@ T_TEST(wordpiece_load_from_file)
     if (fp == NULL) return;
     T_EQ_INT(fwrite(text, 1, size, fp), size);
     fclose(fp);
-    attn_tok *t = NULL;
-    T_EQ_STATUS(attn_tok_load_vocab(path, &t), ATTN_OK);
-    T_EQ_INT(attn_tok_vocab_size(t), SMALL_N);
+    attn_wordpiece *t = NULL;
+    T_EQ_STATUS(attn_wordpiece_load(path, &t), ATTN_OK);
+    T_EQ_INT(attn_wordpiece_vocab_size(t), SMALL_N);
     CHECK_ENC(t, "unaffable", 256, ((int32_t[]){2, 5, 6, 7, 3}),
               ((int64_t[]){-1, -1, 0, 2, 2, 5, 5, 9, -1, -1}));
-    attn_tok_free(t);
+    attn_wordpiece_free(t);
     t = NULL;
     snprintf(path, sizeof path, "%s/no-such-vocab.txt", t_tmpdir());
-    T_EQ_STATUS(attn_tok_load_vocab(path, &t), ATTN_IO);
+    T_EQ_STATUS(attn_wordpiece_load(path, &t), ATTN_IO);
     T_CHECK(t == NULL && strstr(attn_last_error(), "cannot open") != NULL);
-    T_EQ_STATUS(attn_tok_load_vocab(t_tmpdir(), &t), ATTN_IO);
+    T_EQ_STATUS(attn_wordpiece_load(t_tmpdir(), &t), ATTN_IO);
     T_CHECK(t == NULL && strstr(attn_last_error(), "not a regular file") != NULL);
     free(text);
 }
@@ -329,8 +329,8 @@ T_TEST(wordpiece_corrupt_catalogue)
         size_t len = cases[i].len ? cases[i].len : strlen(cases[i].data);
         char *data = malloc(len + 1); /* exact size: ASan sees an overread */
         memcpy(data, cases[i].data, len);
-        attn_tok *t = NULL;
-        attn_status st = attn_tok_load_vocab_memory(data, len, &t);
+        attn_wordpiece *t = NULL;
+        attn_status st = attn_wordpiece_load_memory(data, len, &t);
         T_EQ_STATUS(st, ATTN_BAD_FILE);
         T_CHECK(t == NULL);
         if (strstr(attn_last_error(), cases[i].message) == NULL)
@@ -339,28 +339,28 @@ T_TEST(wordpiece_corrupt_catalogue)
         free(data);
     }
     /* a token of the largest size loads, one byte more does not */
-    char big[ATTN_TOK_MAX_TOKEN_BYTES + 40];
+    char big[ATTN_WORDPIECE_MAX_TOKEN_BYTES + 40];
     int k = sprintf(big, "[PAD]\n[UNK]\n[CLS]\n[SEP]\n");
-    memset(big + k, 'q', ATTN_TOK_MAX_TOKEN_BYTES);
-    attn_tok *t = NULL;
-    T_EQ_STATUS(attn_tok_load_vocab_memory(big, (size_t)k + ATTN_TOK_MAX_TOKEN_BYTES, &t), ATTN_OK);
-    attn_tok_free(t);
+    memset(big + k, 'q', ATTN_WORDPIECE_MAX_TOKEN_BYTES);
+    attn_wordpiece *t = NULL;
+    T_EQ_STATUS(attn_wordpiece_load_memory(big, (size_t)k + ATTN_WORDPIECE_MAX_TOKEN_BYTES, &t), ATTN_OK);
+    attn_wordpiece_free(t);
     t = NULL;
-    big[k + ATTN_TOK_MAX_TOKEN_BYTES] = 'q';
-    T_EQ_STATUS(attn_tok_load_vocab_memory(big, (size_t)k + ATTN_TOK_MAX_TOKEN_BYTES + 1, &t),
+    big[k + ATTN_WORDPIECE_MAX_TOKEN_BYTES] = 'q';
+    T_EQ_STATUS(attn_wordpiece_load_memory(big, (size_t)k + ATTN_WORDPIECE_MAX_TOKEN_BYTES + 1, &t),
                 ATTN_BAD_FILE);
     T_CHECK(strstr(attn_last_error(), "the token has 257 bytes") != NULL);
-    T_EQ_STATUS(attn_tok_load_vocab_memory(big, ATTN_TOK_MAX_VOCAB_BYTES + 1, &t), ATTN_BAD_FILE);
+    T_EQ_STATUS(attn_wordpiece_load_memory(big, ATTN_WORDPIECE_MAX_VOCAB_BYTES + 1, &t), ATTN_BAD_FILE);
     T_CHECK(t == NULL && strstr(attn_last_error(), "at most") != NULL);
 }
 
 /* A loaded vocabulary must be usable: encoding a fixed text works. */
-static bool usable(const attn_tok *t)
+static bool usable(const attn_wordpiece *t)
 {
     int32_t ids[64];
     int64_t n = 0, offs[128];
-    return attn_tok_encode(t, "Hello, unaffable [MASK] \xe4\xb8\xad!", 64, ids, 64, &n, offs) ==
-               ATTN_OK && n >= 2 && ids[0] == attn_tok_special(t, "[CLS]");
+    return attn_wordpiece_encode(t, "Hello, unaffable [MASK] \xe4\xb8\xad!", 64, ids, 64, &n, offs) ==
+               ATTN_OK && n >= 2 && ids[0] == attn_wordpiece_special(t, "[CLS]");
 }
 
 /* Every prefix of a vocabulary file: a clean BAD_FILE (or success once the
@@ -375,15 +375,15 @@ T_TEST(wordpiece_truncation_sweep)
         memcpy(cut, full, len);
         t_counting c = {0, 0, 0};
         attn_set_allocator(t_count_alloc, t_count_free, &c);
-        attn_tok *t = NULL;
-        attn_status st = attn_tok_load_vocab_memory(cut, len, &t);
+        attn_wordpiece *t = NULL;
+        attn_status st = attn_wordpiece_load_memory(cut, len, &t);
         if (st == ATTN_OK) {
             ok++;
             wrong += !usable(t);
         } else {
             wrong += st != ATTN_BAD_FILE || t != NULL || attn_last_error()[0] == '\0';
         }
-        attn_tok_free(t);
+        attn_wordpiece_free(t);
         attn_set_allocator(NULL, NULL, NULL);
         leaks += c.live != 0;
         free(cut);
@@ -408,11 +408,11 @@ T_TEST(wordpiece_byte_substitution_sweep)
             img[i] = (char)subs[s];
             t_counting c = {0, 0, 0};
             attn_set_allocator(t_count_alloc, t_count_free, &c);
-            attn_tok *t = NULL;
-            attn_status st = attn_tok_load_vocab_memory(img, size, &t);
+            attn_wordpiece *t = NULL;
+            attn_status st = attn_wordpiece_load_memory(img, size, &t);
             if (st == ATTN_OK) opened++, wrong += !usable(t);
             else rejected++, wrong += st != ATTN_BAD_FILE || t != NULL;
-            attn_tok_free(t);
+            attn_wordpiece_free(t);
             attn_set_allocator(NULL, NULL, NULL);
             leaks += c.live != 0;
         }
@@ -428,7 +428,7 @@ T_TEST(wordpiece_byte_substitution_sweep)
 
 T_TEST(wordpiece_argument_checks)
 {
-    attn_tok *t = small_tok();
+    attn_wordpiece *t = small_tok();
     if (t == NULL) return;
     int32_t ids[16];
     int64_t n = 0, offs[32];
@@ -450,7 +450,7 @@ T_TEST(wordpiece_argument_checks)
         int w = cases[i].which;
         for (int k = 0; k < 16; k++) ids[k] = -7, offs[2 * k] = offs[2 * k + 1] = -7;
         n = -7;
-        attn_status st = attn_tok_encode(
+        attn_status st = attn_wordpiece_encode(
             w == 0 ? NULL : t, w == 1 ? NULL : w == 10 ? "caf\xc3\xa9\xe9" : "unaffable",
             w == 5 ? 1 : w == 6 ? -3 : 256, w == 3 ? NULL : ids,
             w == 4 ? -1 : w == 7 ? INT64_MAX : w == 11 ? 3 : 16,
@@ -467,25 +467,25 @@ T_TEST(wordpiece_argument_checks)
         T_CHECK(untouched);
     }
     /* the size query */
-    T_EQ_STATUS(attn_tok_encode(t, "unaffable", 256, NULL, 0, &n, NULL), ATTN_OK);
+    T_EQ_STATUS(attn_wordpiece_encode(t, "unaffable", 256, NULL, 0, &n, NULL), ATTN_OK);
     T_EQ_INT(n, 5);
-    T_EQ_STATUS(attn_tok_encode(t, "unaffable", 256, ids, 5, &n, NULL), ATTN_OK);
+    T_EQ_STATUS(attn_wordpiece_encode(t, "unaffable", 256, ids, 5, &n, NULL), ATTN_OK);
     /* loaders and accessors */
-    attn_tok *u = NULL;
-    T_EQ_STATUS(attn_tok_load_vocab(NULL, &u), ATTN_NULL_ARG);
-    T_EQ_STATUS(attn_tok_load_vocab("vocab.txt", NULL), ATTN_NULL_ARG);
-    T_EQ_STATUS(attn_tok_load_vocab_memory(NULL, 3, &u), ATTN_NULL_ARG);
-    T_EQ_STATUS(attn_tok_load_vocab_memory("[PAD]", 5, NULL), ATTN_NULL_ARG);
-    T_EQ_STATUS(attn_tok_load_vocab_memory(NULL, 0, &u), ATTN_BAD_FILE);
+    attn_wordpiece *u = NULL;
+    T_EQ_STATUS(attn_wordpiece_load(NULL, &u), ATTN_NULL_ARG);
+    T_EQ_STATUS(attn_wordpiece_load("vocab.txt", NULL), ATTN_NULL_ARG);
+    T_EQ_STATUS(attn_wordpiece_load_memory(NULL, 3, &u), ATTN_NULL_ARG);
+    T_EQ_STATUS(attn_wordpiece_load_memory("[PAD]", 5, NULL), ATTN_NULL_ARG);
+    T_EQ_STATUS(attn_wordpiece_load_memory(NULL, 0, &u), ATTN_BAD_FILE);
     T_CHECK(u == NULL);
-    T_EQ_INT(attn_tok_vocab_size(NULL), -1);
-    T_CHECK(attn_tok_token(NULL, 0) == NULL);
-    T_EQ_INT(attn_tok_id(NULL, "un"), -1);
-    T_EQ_INT(attn_tok_id(t, NULL), -1);
-    T_EQ_INT(attn_tok_special(NULL, "[CLS]"), -1);
-    T_EQ_INT(attn_tok_special(t, NULL), -1);
-    attn_tok_free(NULL);
-    attn_tok_free(t);
+    T_EQ_INT(attn_wordpiece_vocab_size(NULL), -1);
+    T_CHECK(attn_wordpiece_token(NULL, 0) == NULL);
+    T_EQ_INT(attn_wordpiece_id(NULL, "un"), -1);
+    T_EQ_INT(attn_wordpiece_id(t, NULL), -1);
+    T_EQ_INT(attn_wordpiece_special(NULL, "[CLS]"), -1);
+    T_EQ_INT(attn_wordpiece_special(t, NULL), -1);
+    attn_wordpiece_free(NULL);
+    attn_wordpiece_free(t);
 }
 
 /* ---- out of memory ------------------------------------------------------------------- */
@@ -522,22 +522,22 @@ static attn_status op_load_memory(void *arg)
     (void)arg;
     size_t size;
     char *text = vocab_text(small_vocab, SMALL_N, "\n", &size);
-    attn_tok *t = NULL;
-    attn_status st = attn_tok_load_vocab_memory(text, size, &t);
+    attn_wordpiece *t = NULL;
+    attn_status st = attn_wordpiece_load_memory(text, size, &t);
     free(text);
     int32_t ids[8];
     int64_t n = 0;
-    if (st == ATTN_OK) st = attn_tok_encode(t, "unaffable", 8, ids, 8, &n, NULL);
+    if (st == ATTN_OK) st = attn_wordpiece_encode(t, "unaffable", 8, ids, 8, &n, NULL);
     if (st == ATTN_OK && n != 5) st = ATTN_BAD_FILE;
-    attn_tok_free(t);
+    attn_wordpiece_free(t);
     return st;
 }
 
 static attn_status op_load_file(void *arg)
 {
-    attn_tok *t = NULL;
-    attn_status st = attn_tok_load_vocab(arg, &t);
-    attn_tok_free(t);
+    attn_wordpiece *t = NULL;
+    attn_status st = attn_wordpiece_load(arg, &t);
+    attn_wordpiece_free(t);
     return st;
 }
 
@@ -548,7 +548,7 @@ static attn_status op_encode(void *arg)
     /* a long run of marks: the encoder's buffer outgrows its inline part */
     char text[1 + 2 * 100 + 1] = "e";
     for (int i = 0; i < 100; i++) memcpy(text + 1 + 2 * i, "\xcc\x81", 2);
-    attn_status st = attn_tok_encode(arg, text, 8, ids, 8, &n, NULL);
+    attn_status st = attn_wordpiece_encode(arg, text, 8, ids, 8, &n, NULL);
     if (st == ATTN_OK && (n != 3 || ids[1] != 1)) st = ATTN_BAD_FILE;
     return st;
 }
@@ -567,8 +567,8 @@ T_TEST(wordpiece_out_of_memory)
     fclose(fp);
     free(text);
     T_EQ_INT(oom_sweep(op_load_file, path), 4);
-    attn_tok *t = small_tok();
+    attn_wordpiece *t = small_tok();
     if (t == NULL) return;
     T_EQ_INT(oom_sweep(op_encode, t), 1);
-    attn_tok_free(t);
+    attn_wordpiece_free(t);
 }

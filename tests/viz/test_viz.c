@@ -1,4 +1,4 @@
-/* test_viz.c - attention maps (attn_viz.h): the PNG read back with libpng
+/* test_viz.c - attention maps (attn/viz.h): the PNG read back with libpng
  * equals the rendered image; cell colours rise with the value; labels,
  * space labels, UTF-8 and truncation; cell sizes; argument checks; file
  * errors leave nothing behind; out-of-memory injection; the font table. */

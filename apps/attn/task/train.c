@@ -26,7 +26,7 @@ attn_train_cfg attn_train_cfg_default(void)
     c.weight_decay = 0.01;
     c.clip = 1.0;
     c.label_smoothing = 0.0;
-    c.schedule = ATTN_NN_SCHED_COSINE;
+    c.schedule = ATTN_NN_SCHEDULE_COSINE;
     c.data_seed = 1;
     c.seed = 2;
     c.eval_every = 250;
@@ -94,11 +94,11 @@ static attn_status draw_bucketed(uint64_t seed, int64_t step, int64_t batch, att
     return st;
 }
 
-attn_status attn_train_batch_make(const attn_nn_model *m, uint64_t data_seed, int64_t step,
+attn_status attn_train_batch_make(const attn_transformer *m, uint64_t data_seed, int64_t step,
                                   int64_t batch, attn_train_batch *b)
 {
     if (!m) return attn_fail(ATTN_BAD_PARAM, "attn_train_batch_make: bad 'm', 'b', 'batch' or 'step'");
-    return attn_train_batch_make_arch(attn_nn_model_config(m)->arch == ATTN_NN_DECODER, data_seed,
+    return attn_train_batch_make_arch(attn_transformer_get_config(m)->arch == ATTN_TRANSFORMER_ARCH_DECODER, data_seed,
                                       step, batch, b);
 }
 
@@ -165,12 +165,12 @@ attn_status attn_train_batch_make_arch(int dec_only, uint64_t data_seed, int64_t
 
 /* ---- translation and evaluation ------------------------------------------------------ */
 
-attn_status attn_translate(attn_ctx *ctx, attn_nn_model *m, const char *src, int64_t beam,
+attn_status attn_translate(attn_ctx *ctx, attn_transformer *m, const char *src, int64_t beam,
                            char *out, size_t cap, float *maps, int64_t *n_out)
 {
     if (!m || !src || !out || !n_out)
         return attn_fail(ATTN_NULL_ARG, "attn_translate: 'm', 'src', 'out', 'n_out' must be set");
-    int dec_only = attn_nn_model_config(m)->arch == ATTN_NN_DECODER;
+    int dec_only = attn_transformer_get_config(m)->arch == ATTN_TRANSFORMER_ARCH_DECODER;
     int64_t len = (int64_t)strlen(src);
     if (len < 1 || len > ATTN_DATES_SRC_MAX)
         return attn_fail(ATTN_BAD_DIM, "attn_translate: the input must have 1 to %d characters, "
@@ -182,7 +182,7 @@ attn_status attn_translate(attn_ctx *ctx, attn_nn_model *m, const char *src, int
     if (dec_only) ids[n++] = attn_charvocab_id('=');
     attn_nn_gen_opts o = {ATTN_CHAR_BOS, ATTN_CHAR_EOS, ATTN_DATES_TGT_LEN + 1, beam, 0.0};
     int64_t got = 0;
-    attn_status st = attn_nn_generate(ctx, m, ids, n, &o, gen, ATTN_DATES_TGT_LEN + 1, &got,
+    attn_status st = attn_transformer_generate(ctx, m, ids, n, &o, gen, ATTN_DATES_TGT_LEN + 1, &got,
                                       dec_only ? NULL : maps);
     if (st != ATTN_OK) return st;
     if ((st = attn_charvocab_decode(gen, got, out, cap, NULL)) != ATTN_OK) return st;
@@ -190,7 +190,7 @@ attn_status attn_translate(attn_ctx *ctx, attn_nn_model *m, const char *src, int
     return ATTN_OK;
 }
 
-attn_status attn_eval_dates(attn_ctx *ctx, attn_nn_model *m, int64_t n, int64_t beam, double *acc)
+attn_status attn_eval_dates(attn_ctx *ctx, attn_transformer *m, int64_t n, int64_t beam, double *acc)
 {
     if (!acc || n < 1) return attn_fail(ATTN_BAD_PARAM, "attn_eval_dates: 'n' must be >= 1");
     int64_t right = 0;
@@ -226,7 +226,7 @@ static uint64_t mix(uint64_t a, uint64_t b)
 
 #define N_META 11
 
-static attn_status save(const attn_nn_model *m, const attn_train_cfg *c)
+static attn_status save(const attn_transformer *m, const attn_train_cfg *c)
 {
     char v[N_META][40];
     const char *keys[N_META] = {"train.steps", "train.batch", "train.warmup", "train.lr",
@@ -246,12 +246,12 @@ static attn_status save(const attn_nn_model *m, const attn_train_cfg *c)
     snprintf(v[10], 40, "%llu", (unsigned long long)c->seed);
     const char *vals[N_META];
     for (int i = 0; i < N_META; i++) vals[i] = v[i];
-    return attn_nn_model_save(m, c->save_path, 1, keys, vals, N_META);
+    return attn_transformer_save(m, c->save_path, 1, keys, vals, N_META);
 }
 
-static attn_status meta_num(const attn_st_file *f, const char *key, double lo, double hi, double *out)
+static attn_status meta_num(const attn_safetensors *f, const char *key, double lo, double hi, double *out)
 {
-    const char *s = attn_st_metadata(f, key);
+    const char *s = attn_safetensors_metadata(f, key);
     char *end = NULL;
     if (!s) return attn_fail(ATTN_BAD_FILE, "checkpoint: no training metadata '%s'", key);
     double x = strtod(s, &end);
@@ -261,7 +261,7 @@ static attn_status meta_num(const attn_st_file *f, const char *key, double lo, d
     return ATTN_OK;
 }
 
-attn_status attn_train_cfg_from_meta(const attn_st_file *f, attn_train_cfg *cfg)
+attn_status attn_train_cfg_from_meta(const attn_safetensors *f, attn_train_cfg *cfg)
 {
     double x[N_META];
     const char *keys[N_META] = {"train.steps", "train.batch", "train.warmup", "train.lr",
@@ -296,7 +296,7 @@ static int64_t count_tokens(const attn_nn_batch *b)
     return n;
 }
 
-attn_status attn_train_dates(attn_ctx *ctx, attn_nn_model *m, const attn_train_cfg *cfg,
+attn_status attn_train_dates(attn_ctx *ctx, attn_transformer *m, const attn_train_cfg *cfg,
                              attn_train_cb cb, void *user, attn_train_report *rep)
 {
     if (!ctx || !m || !cfg || !rep)
@@ -308,7 +308,7 @@ attn_status attn_train_dates(attn_ctx *ctx, attn_nn_model *m, const attn_train_c
     attn_nn_adamw opt = attn_nn_adamw_default();
     opt.weight_decay = cfg->weight_decay;
     double t0 = now_s(), tokens = 0;
-    int64_t first = attn_nn_model_steps_taken(m) + 1;
+    int64_t first = attn_transformer_steps_taken(m) + 1;
     attn_status st = ATTN_OK;
     int64_t last = cfg->stop_after > 0 && cfg->stop_after < cfg->steps ? cfg->stop_after : cfg->steps;
     for (int64_t step = first; step <= last && st == ATTN_OK; step++) {
@@ -316,12 +316,14 @@ attn_status attn_train_dates(attn_ctx *ctx, attn_nn_model *m, const attn_train_c
         if ((st = attn_train_batch_make(m, cfg->data_seed, step - 1, cfg->batch, &b)) != ATTN_OK) break;
         attn_nn_train_opts o = {1, mix(cfg->seed, (uint64_t)step), cfg->label_smoothing,
                                 cfg->checkpointing};
-        attn_nn_model_zero_grad(m);
+        attn_transformer_zero_grad(m);
         double loss = 0, gn = 0;
         size_t act = 0;
-        st = attn_nn_model_step(ctx, m, &b.nb, &o, 1, &loss, NULL, &act);
-        double lr = attn_nn_lr(cfg->schedule, step, cfg->warmup, cfg->steps, cfg->lr, cfg->min_lr);
-        if (st == ATTN_OK) st = attn_nn_model_update(m, &opt, lr, cfg->clip, &gn);
+        st = attn_transformer_step(ctx, m, &b.nb, &o, 1, &loss, NULL, &act);
+        double lr = 0;
+        if (st == ATTN_OK)
+            st = attn_nn_lr(cfg->schedule, step, cfg->warmup, cfg->steps, cfg->lr, cfg->min_lr, &lr);
+        if (st == ATTN_OK) st = attn_transformer_update(m, &opt, lr, cfg->clip, &gn);
         tokens += (double)count_tokens(&b.nb);
         attn_train_batch_free(&b);
         if (st != ATTN_OK) break;

@@ -28,7 +28,7 @@ attn_train_cfg attn_train_cfg_default(void);
 
 /* Metadata keys/values of the training config, stored in checkpoints so a
  * resumed run continues with exactly the same schedule and data. */
-attn_status attn_train_cfg_from_meta(const attn_st_file *f, attn_train_cfg *cfg);
+attn_status attn_train_cfg_from_meta(const attn_safetensors *f, attn_train_cfg *cfg);
 
 typedef struct attn_train_progress {
     int64_t step, steps;
@@ -45,7 +45,7 @@ typedef struct attn_train_report {
 } attn_train_report;
 
 /* Trains m from its current step (m's AdamW step count) to cfg->steps. */
-attn_status attn_train_dates(attn_ctx *ctx, attn_nn_model *m, const attn_train_cfg *cfg,
+attn_status attn_train_dates(attn_ctx *ctx, attn_transformer *m, const attn_train_cfg *cfg,
                              attn_train_cb cb, void *user, attn_train_report *rep);
 
 /* Builds batch number `step` of the stream (length-bucketed: see train.c).
@@ -57,10 +57,10 @@ typedef struct attn_train_batch {
     int32_t *src, *tgt_in, *tgt_out;
     int64_t *src_lens;
 } attn_train_batch;
-attn_status attn_train_batch_make(const attn_nn_model *m, uint64_t data_seed, int64_t step,
+attn_status attn_train_batch_make(const attn_transformer *m, uint64_t data_seed, int64_t step,
                                   int64_t batch, attn_train_batch *b);
 /* The same without a model: dec_only 1 for the decoder-only layout, 0 for
- * the encoder-decoder's (which the RNN model of attn_rnn.h also reads). */
+ * the encoder-decoder's (which the RNN model of attn/seq2seq.h also reads). */
 attn_status attn_train_batch_make_arch(int dec_only, uint64_t data_seed, int64_t step,
                                        int64_t batch, attn_train_batch *b);
 void attn_train_batch_free(attn_train_batch *b);
@@ -68,14 +68,14 @@ void attn_train_batch_free(attn_train_batch *b);
 /* Translates one date string; out gets the text (NUL-terminated, cap
  * bytes). maps, if not NULL, receives [n_out, src_len] cross-attention
  * (ENCDEC) where *n_out counts output characters. */
-attn_status attn_translate(attn_ctx *ctx, attn_nn_model *m, const char *src, int64_t beam,
+attn_status attn_translate(attn_ctx *ctx, attn_transformer *m, const char *src, int64_t beam,
                            char *out, size_t cap, float *maps, int64_t *n_out);
 
 /* The seed of the held-out examples every evaluation draws (both models). */
 enum { ATTN_TRAIN_EVAL_SEED = 20241117 };
 
 /* Exact match on n held-out examples (greedy decoding). */
-attn_status attn_eval_dates(attn_ctx *ctx, attn_nn_model *m, int64_t n, int64_t beam,
+attn_status attn_eval_dates(attn_ctx *ctx, attn_transformer *m, int64_t n, int64_t beam,
                             double *acc);
 
 #endif /* ATTN_TOOL_TRAIN_H */

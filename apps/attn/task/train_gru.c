@@ -13,9 +13,9 @@
 
 enum { EVAL_CHUNK = 250, OUT_CAP = ATTN_DATES_TGT_LEN + 1 };
 
-attn_rnn_config attn_gru_dates_config(void)
+attn_seq2seq_config attn_gru_dates_config(void)
 {
-    attn_rnn_config c = attn_rnn_config_default();
+    attn_seq2seq_config c = attn_seq2seq_config_default();
     c.vocab = ATTN_CHARVOCAB_SIZE;
     return c;
 }
@@ -36,23 +36,24 @@ static int64_t count_tokens(const attn_nn_batch *b)
 }
 
 /* One optimiser step on batch `step - 1` of the stream: *loss, *lr, *gn. */
-static attn_status train_step(attn_ctx *ctx, attn_rnn_model *m, const attn_train_cfg *cfg,
+static attn_status train_step(attn_ctx *ctx, attn_seq2seq *m, const attn_train_cfg *cfg,
                               const attn_nn_adamw *opt, int64_t step, double *loss, double *lr,
                               double *gn, double *tokens)
 {
     attn_train_batch b;
     attn_status st = attn_train_batch_make_arch(0, cfg->data_seed, step - 1, cfg->batch, &b);
     if (st != ATTN_OK) return st;
-    attn_rnn_model_zero_grad(m);
-    st = attn_rnn_model_step(ctx, m, &b.nb, cfg->label_smoothing, 1, loss, NULL);
-    *lr = attn_nn_lr(cfg->schedule, step, cfg->warmup, cfg->steps, cfg->lr, cfg->min_lr);
-    if (st == ATTN_OK) st = attn_rnn_model_update(m, opt, *lr, cfg->clip, gn);
+    attn_seq2seq_zero_grad(m);
+    st = attn_seq2seq_step(ctx, m, &b.nb, cfg->label_smoothing, 1, loss, NULL);
+    if (st == ATTN_OK)
+        st = attn_nn_lr(cfg->schedule, step, cfg->warmup, cfg->steps, cfg->lr, cfg->min_lr, lr);
+    if (st == ATTN_OK) st = attn_seq2seq_update(m, opt, *lr, cfg->clip, gn);
     *tokens += (double)count_tokens(&b.nb);
     attn_train_batch_free(&b);
     return st;
 }
 
-attn_status attn_train_gru_dates(attn_ctx *ctx, attn_rnn_model *m, const attn_train_cfg *cfg,
+attn_status attn_train_gru_dates(attn_ctx *ctx, attn_seq2seq *m, const attn_train_cfg *cfg,
                                  attn_train_cb cb, void *user, attn_train_report *rep)
 {
     if (!ctx || !m || !cfg || !rep)
@@ -65,7 +66,7 @@ attn_status attn_train_gru_dates(attn_ctx *ctx, attn_rnn_model *m, const attn_tr
     attn_nn_adamw opt = attn_nn_adamw_default();
     opt.weight_decay = cfg->weight_decay;
     double t0 = now_s(), tokens = 0;
-    int64_t first = attn_rnn_model_steps_taken(m) + 1;
+    int64_t first = attn_seq2seq_steps_taken(m) + 1;
     int64_t last = cfg->stop_after > 0 && cfg->stop_after < cfg->steps ? cfg->stop_after : cfg->steps;
     attn_status st = ATTN_OK;
     for (int64_t step = first; step <= last && st == ATTN_OK; step++) {
@@ -83,17 +84,17 @@ attn_status attn_train_gru_dates(attn_ctx *ctx, attn_rnn_model *m, const attn_tr
         rep->final_loss = loss;
         if (cb) cb(&p, user);
         if (st == ATTN_OK && cfg->save_path && cfg->save_every > 0 && step % cfg->save_every == 0)
-            st = attn_rnn_model_save(m, cfg->save_path, 1, NULL, NULL, 0);
+            st = attn_seq2seq_save(m, cfg->save_path, 1, NULL, NULL, 0);
         if (cfg->target > 0 && p.heldout_acc >= cfg->target) break;
     }
     rep->seconds = now_s() - t0;
-    if (st == ATTN_OK && cfg->save_path) st = attn_rnn_model_save(m, cfg->save_path, 1, NULL, NULL, 0);
+    if (st == ATTN_OK && cfg->save_path) st = attn_seq2seq_save(m, cfg->save_path, 1, NULL, NULL, 0);
     return st;
 }
 
 /* ---- translation and evaluation ------------------------------------------------------ */
 
-attn_status attn_gru_translate(attn_ctx *ctx, attn_rnn_model *m, const char *src, char *out,
+attn_status attn_gru_translate(attn_ctx *ctx, attn_seq2seq *m, const char *src, char *out,
                                size_t cap, float *maps, int64_t *n_out)
 {
     if (!m || !src || !out || !n_out)
@@ -107,7 +108,7 @@ attn_status attn_gru_translate(attn_ctx *ctx, attn_rnn_model *m, const char *src
     for (int64_t j = 0; j < len; j++) ids[j] = attn_charvocab_id((unsigned char)src[j]);
     attn_nn_gen_opts o = {ATTN_CHAR_BOS, ATTN_CHAR_EOS, OUT_CAP, 1, 0.0};
     int64_t got = 0;
-    attn_status st = attn_rnn_generate(ctx, m, ids, 1, len, &len, &o, gen, OUT_CAP, &got, maps ? w : NULL);
+    attn_status st = attn_seq2seq_generate(ctx, m, ids, 1, len, &len, &o, gen, OUT_CAP, &got, maps ? w : NULL);
     if (st == ATTN_OK) st = attn_charvocab_decode(gen, got, out, cap, NULL);
     if (st != ATTN_OK) return st;
     if (maps) memcpy(maps, w, (size_t)(got * len) * sizeof(float));
@@ -116,7 +117,7 @@ attn_status attn_gru_translate(attn_ctx *ctx, attn_rnn_model *m, const char *src
 }
 
 /* Held-out examples first .. first+B-1: how many come out exactly right. */
-static attn_status eval_chunk(attn_ctx *ctx, attn_rnn_model *m, int64_t first, int64_t B,
+static attn_status eval_chunk(attn_ctx *ctx, attn_seq2seq *m, int64_t first, int64_t B,
                               int64_t *right)
 {
     attn_dates_sample ex[EVAL_CHUNK];
@@ -131,7 +132,7 @@ static attn_status eval_chunk(attn_ctx *ctx, attn_rnn_model *m, int64_t first, i
     for (int64_t i = 0; i < B; i++)
         for (int64_t j = 0; j < lens[i]; j++) ids[i * S + j] = attn_charvocab_id((unsigned char)ex[i].src[j]);
     attn_nn_gen_opts o = {ATTN_CHAR_BOS, ATTN_CHAR_EOS, OUT_CAP, 1, 0.0};
-    attn_status st = attn_rnn_generate(ctx, m, ids, B, S, lens, &o, out, OUT_CAP, n_out, NULL);
+    attn_status st = attn_seq2seq_generate(ctx, m, ids, B, S, lens, &o, out, OUT_CAP, n_out, NULL);
     for (int64_t i = 0; i < B && st == ATTN_OK; i++) {
         char text[OUT_CAP + 1];
         st = attn_charvocab_decode(out + i * OUT_CAP, n_out[i], text, sizeof text, NULL);
@@ -140,7 +141,7 @@ static attn_status eval_chunk(attn_ctx *ctx, attn_rnn_model *m, int64_t first, i
     return st;
 }
 
-attn_status attn_gru_eval_dates(attn_ctx *ctx, attn_rnn_model *m, int64_t n, double *acc)
+attn_status attn_gru_eval_dates(attn_ctx *ctx, attn_seq2seq *m, int64_t n, double *acc)
 {
     if (!acc || n < 1) return attn_fail(ATTN_BAD_PARAM, "attn_gru_eval_dates: 'n' must be >= 1");
     int64_t right = 0;

@@ -109,7 +109,7 @@ static void features(const attn__score *p, int64_t b, int64_t h, head_bufs *hb)
     for (int64_t j = 0; j < m->Sk; j++)
         for (int64_t f = 0; f < F; f++) {
             double x = 0.0;
-            if (hb->kused[j] != 0.0 && p->kind != ATTN_SCORE_SCALED_DOT) { /* Wk k_j or W k_j */
+            if (hb->kused[j] != 0.0 && p->kind != ATTN_SCORE_KIND_SCALED_DOT) { /* Wk k_j or W k_j */
                 const attn_tensor *w = attn__score_is_tanh(p) ? &p->wk : &p->w;
                 for (int64_t d = 0; d < p->Dk; d++)
                     x += par(w, h, f, d) * attn__ld(&m->k, attn__off(m->k.stride, b, j, h, d));
@@ -129,7 +129,7 @@ static double score(const attn__score *p, int64_t h, const double *fq, const dou
         return s;
     }
     for (int64_t f = 0; f < F; f++) s += fq[f] * fk[f];
-    return p->kind == ATTN_SCORE_SCALED_DOT ? par(&p->g, h, 0, 0) * s : s;
+    return p->kind == ATTN_SCORE_KIND_SCALED_DOT ? par(&p->g, h, 0, 0) * s : s;
 }
 
 /* Scores of every pair of (b, h) into hb->s; -inf where not visible. */
@@ -148,7 +148,7 @@ static void scores(const attn__score *p, int64_t b, int64_t h, head_bufs *hb)
 int64_t attn__score_ref_nparam(const attn__score *p)
 {
     if (attn__score_is_tanh(p)) return p->A * (p->Dq + p->Dk) + 2 * p->A;
-    return p->kind == ATTN_SCORE_LUONG_GENERAL ? p->Dq * p->Dk : 1;
+    return p->kind == ATTN_SCORE_KIND_LUONG_GENERAL ? p->Dq * p->Dk : 1;
 }
 
 void attn__score_ref_forward(const attn__score *p, int64_t b, int64_t h, double *ws)
@@ -245,7 +245,7 @@ static void feature_backward(const attn__score *p, int64_t h, head_bufs *hb, dou
     const attn__sdpa *m = &p->m;
     int64_t F = feat_dim(p);
     double *dva = pg + p->A * (p->Dq + p->Dk) + p->A;
-    double c = p->kind == ATTN_SCORE_SCALED_DOT ? par(&p->g, h, 0, 0) : 1.0;
+    double c = p->kind == ATTN_SCORE_KIND_SCALED_DOT ? par(&p->g, h, 0, 0) : 1.0;
     for (int64_t x = 0; x < (m->Sq + m->Sk) * F; x++) hb->dfq[x] = 0.0; /* dfq, dfk */
     for (int64_t i = 0; i < m->Sq; i++)
         for (int64_t j = 0; j < m->Sk; j++) {
@@ -268,7 +268,7 @@ static void feature_backward(const attn__score *p, int64_t h, head_bufs *hb, dou
                 dfk[f] += c * ds * fq[f];
                 dot += fq[f] * fk[f];
             }
-            if (p->kind == ATTN_SCORE_SCALED_DOT) pg[0] += ds * dot;
+            if (p->kind == ATTN_SCORE_KIND_SCALED_DOT) pg[0] += ds * dot;
         }
 }
 
@@ -307,7 +307,7 @@ void attn__score_ref_backward(const attn__score *p, int64_t b, int64_t h, double
     /* slots: tanh [dWq | dWk | db | dv_a], general [dW] */
     double *dwq = pg, *dwk = tanh_kind ? pg + p->A * p->Dq : pg, *db = dwk + p->A * p->Dk;
     const attn_tensor *wq = tanh_kind ? &p->wq : NULL;
-    const attn_tensor *wk = tanh_kind ? &p->wk : p->kind == ATTN_SCORE_LUONG_GENERAL ? &p->w : NULL;
+    const attn_tensor *wk = tanh_kind ? &p->wk : p->kind == ATTN_SCORE_KIND_LUONG_GENERAL ? &p->w : NULL;
     for (int64_t i = 0; i < m->Sq; i++)
         input_backward(p, b, h, i, hb.qused[i] != 0.0, hb.dfq + i * F, &m->q, &m->dq, p->Dq, wq,
                        dwq, tanh_kind && p->has_b ? db : NULL, hb.row);

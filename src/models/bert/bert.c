@@ -1,4 +1,4 @@
-/* bert.c - BERT-family encoders (attn_bert.h): the strict loader of a
+/* bert.c - BERT-family encoders (attn/bert.h): the strict loader of a
  * Hugging Face config.json + safetensors pair, the inference forward pass,
  * sentence embeddings (mean pooling + L2 normalisation) and attention maps.
  *
@@ -54,7 +54,7 @@ struct attn_bert {
     float *params;               /* every parameter, one block */
     float *word, *pos, *type;    /* [vocab, H], [max_position, H], [type_vocab, H] */
     float *emb_ln_w, *emb_ln_b;  /* [H] */
-    bert_layer *layers;          /* [num_layers] */
+    bert_layer *layers;          /* [n_layers] */
     float *packed;               /* the panels of every layer, or NULL */
 };
 
@@ -69,8 +69,8 @@ static const struct {
 } int_fields[] = {
     {"vocab_size", 1, (int64_t)1 << 24, offsetof(attn_bert_config, vocab_size)},
     {"hidden_size", 1, 65536, offsetof(attn_bert_config, hidden_size)},
-    {"num_hidden_layers", 1, 1024, offsetof(attn_bert_config, num_layers)},
-    {"num_attention_heads", 1, 65536, offsetof(attn_bert_config, num_heads)},
+    {"num_hidden_layers", 1, 1024, offsetof(attn_bert_config, n_layers)},
+    {"num_attention_heads", 1, 65536, offsetof(attn_bert_config, n_heads)},
     {"intermediate_size", 1, (int64_t)1 << 20, offsetof(attn_bert_config, intermediate_size)},
     {"max_position_embeddings", 1, (int64_t)1 << 20, offsetof(attn_bert_config, max_position)},
     {"type_vocab_size", 1, 65536, offsetof(attn_bert_config, type_vocab_size)},
@@ -114,10 +114,10 @@ static attn_status config_fields(const attn__json_value *root, const char *what,
                              (long long)int_fields[i].hi);
         memcpy((char *)c + int_fields[i].off, &x, sizeof x);
     }
-    if (c->hidden_size % c->num_heads != 0)
+    if (c->hidden_size % c->n_heads != 0)
         return attn_fail(ATTN_BAD_FILE, "%s: hidden_size %lld is not a multiple of "
                          "num_attention_heads %lld", what, (long long)c->hidden_size,
-                         (long long)c->num_heads);
+                         (long long)c->n_heads);
     const attn__json_value *eps = attn__json_get(root, "layer_norm_eps");
     if (eps == NULL) return bad(what, "is missing", "layer_norm_eps");
     if (eps->kind != ATTN__JSON_NUMBER) return bad(what, "must be a number", "layer_norm_eps");
@@ -252,7 +252,7 @@ static int64_t layout(const attn_bert_config *c, slot *emb, slot *lay, int64_t *
     return off;
 }
 
-/* Slot i of all 5 + 16 * num_layers tensors in file order of the parameter
+/* Slot i of all 5 + 16 * n_layers tensors in file order of the parameter
  * block: its full name (under prefix) and its slot with an absolute offset. */
 enum { NAME_CAP = 192 };
 
@@ -274,26 +274,20 @@ static slot slot_at(const attn_bert_config *c, const char *prefix, int64_t i, ch
 
 static int64_t n_slots(const attn_bert_config *c)
 {
-    return N_EMB_TENSORS + N_LAYER_TENSORS * c->num_layers;
+    return N_EMB_TENSORS + N_LAYER_TENSORS * c->n_layers;
 }
 
-static int is_float_dtype(attn_st_dtype d)
+static int is_float_dtype(attn_dtype d)
 {
-    return d == ATTN_ST_F32 || d == ATTN_ST_F16 || d == ATTN_ST_BF16 || d == ATTN_ST_F64;
-}
-
-static const char *dtype_name(attn_st_dtype d)
-{
-    static const char *const names[] = {"?", "F32", "F16", "BF16", "F64", "I64", "I32", "U8", "BOOL"};
-    return (int)d >= 1 && (int)d <= 8 ? names[d] : "?";
+    return d == ATTN_DTYPE_F32 || d == ATTN_DTYPE_F16 || d == ATTN_DTYPE_BF16 || d == ATTN_DTYPE_F64;
 }
 
 /* Tensor t has a float dtype and exactly the shape of s. */
-static attn_status check_info(const attn_st_info *t, const char *what, const slot *s)
+static attn_status check_info(const attn_safetensors_info *t, const char *what, const slot *s)
 {
     if (!is_float_dtype(t->dtype))
         return attn_fail(ATTN_BAD_FILE, "%s: tensor '%.120s' has dtype %s; it must be F32, F16, "
-                         "BF16 or F64", what, t->name, dtype_name(t->dtype));
+                         "BF16 or F64", what, t->name, attn_dtype_name(t->dtype));
     int same = t->ndim == s->ndim;
     for (int d = 0; same && d < s->ndim; d++) same = t->shape[d] == s->shape[d];
     if (!same) {
@@ -328,7 +322,7 @@ static int is_layer_tensor(const char *rest, int64_t n)
 
 static int is_parameter(const char *rest, const attn_bert_config *c)
 {
-    if (strncmp(rest, "encoder.layer.", 14) == 0) return is_layer_tensor(rest + 14, c->num_layers);
+    if (strncmp(rest, "encoder.layer.", 14) == 0) return is_layer_tensor(rest + 14, c->n_layers);
     for (int i = 0; i < N_EMB_TENSORS; i++)
         if (strcmp(rest, emb_names[i]) == 0) return 1;
     return 0;
@@ -336,13 +330,13 @@ static int is_parameter(const char *rest, const attn_bert_config *c)
 
 /* A tensor that may be present but is not used: position_ids and the
  * pooler, checked. *known = 0 if rest is none of them. */
-static attn_status check_tolerated(const attn_st_info *t, const char *what, const char *rest,
+static attn_status check_tolerated(const attn_safetensors_info *t, const char *what, const char *rest,
                                    const attn_bert_config *c, int *known)
 {
     int64_t H = c->hidden_size;
     *known = 1;
     if (strcmp(rest, "embeddings.position_ids") == 0) {
-        if (t->dtype != ATTN_ST_I64 || t->ndim != 2 || t->shape[0] != 1 ||
+        if (t->dtype != ATTN_DTYPE_I64 || t->ndim != 2 || t->shape[0] != 1 ||
             t->shape[1] != c->max_position)
             return attn_fail(ATTN_BAD_FILE, "%s: tensor '%.120s' must be I64 [1, %lld]", what,
                              t->name, (long long)c->max_position);
@@ -359,13 +353,13 @@ static attn_status check_tolerated(const attn_st_info *t, const char *what, cons
 
 /* Every tensor of f is a parameter (under prefix) or tolerated; with the
  * "bert." prefix, task heads "cls.*" are skipped. */
-static attn_status check_no_extra(const attn_st_file *f, const char *what, const char *prefix,
+static attn_status check_no_extra(const attn_safetensors *f, const char *what, const char *prefix,
                                   const attn_bert_config *c)
 {
     size_t pl = strlen(prefix);
-    for (int64_t i = 0; i < attn_st_count(f); i++) {
-        attn_st_info t;
-        attn_status st = attn_st_get(f, i, &t);
+    for (int64_t i = 0; i < attn_safetensors_count(f); i++) {
+        attn_safetensors_info t;
+        attn_status st = attn_safetensors_get(f, i, &t);
         if (st != ATTN_OK) return st;
         if (pl > 0 && strncmp(t.name, "cls.", 4) == 0) continue;
         int known = 0;
@@ -379,14 +373,14 @@ static attn_status check_no_extra(const attn_st_file *f, const char *what, const
 }
 
 /* Every parameter is present with a float dtype and its exact shape. */
-static attn_status check_parameters(const attn_st_file *f, const char *what, const char *prefix,
+static attn_status check_parameters(const attn_safetensors *f, const char *what, const char *prefix,
                                     const attn_bert_config *c)
 {
     char name[NAME_CAP];
     for (int64_t i = 0; i < n_slots(c); i++) {
         slot s = slot_at(c, prefix, i, name);
-        attn_st_info t;
-        if (attn_st_find(f, name, &t) != ATTN_OK)
+        attn_safetensors_info t;
+        if (attn_safetensors_find(f, name, &t) != ATTN_OK)
             return attn_fail(ATTN_BAD_FILE, "%s: missing tensor '%s'", what, name);
         attn_status st = check_info(&t, what, &s);
         if (st != ATTN_OK) return st;
@@ -439,10 +433,10 @@ static attn_status pack_weights(attn_bert *m)
     int64_t H = m->c.hidden_size, F = m->c.intermediate_size;
     int64_t per = panel_floats(3 * H, H) + panel_floats(H, H) + panel_floats(F, H) +
                   panel_floats(H, F);
-    m->packed = attn_alloc((size_t)(per * m->c.num_layers) * sizeof(float));
+    m->packed = attn_alloc((size_t)(per * m->c.n_layers) * sizeof(float));
     if (m->packed == NULL)
         return attn_fail(ATTN_NO_MEMORY, "attn_bert_load: no memory for the packed weights");
-    for (int64_t l = 0; l < m->c.num_layers; l++) {
+    for (int64_t l = 0; l < m->c.n_layers; l++) {
         bert_layer *L = &m->layers[l];
         L->pqkv = m->packed + l * per;
         L->po = L->pqkv + panel_floats(3 * H, H);
@@ -469,7 +463,7 @@ static void set_pointers(attn_bert *m)
     m->type = p + emb[2].offset;
     m->emb_ln_w = p + emb[3].offset;
     m->emb_ln_b = p + emb[4].offset;
-    for (int64_t l = 0; l < c->num_layers; l++) {
+    for (int64_t l = 0; l < c->n_layers; l++) {
         float *q = p + emb_floats + l * layer_floats;
         bert_layer *L = &m->layers[l];
         L->wqkv = q + lay[0].offset; /* query, key, value: consecutive [H, H] blocks */
@@ -491,12 +485,12 @@ static attn_status alloc_model(const attn_bert_config *c, attn_bert **out)
 {
     slot emb[N_EMB_TENSORS], lay[N_LAYER_TENSORS];
     int64_t emb_floats, layer_floats = layout(c, emb, lay, &emb_floats), all;
-    ATTN__NN_MUL("attn_bert_load", layer_floats, c->num_layers, &all);
+    ATTN__NN_MUL("attn_bert_load", layer_floats, c->n_layers, &all);
     if (all > ATTN__NN_MAX_ELEMS - emb_floats)
         return attn_fail(ATTN_OVERFLOW, "attn_bert_load: the parameter count overflows");
     attn_bert *m = attn_calloc(1, sizeof *m);
     if (m) m->params = attn_alloc((size_t)(all + emb_floats) * sizeof(float));
-    if (m) m->layers = attn_calloc((size_t)c->num_layers, sizeof *m->layers);
+    if (m) m->layers = attn_calloc((size_t)c->n_layers, sizeof *m->layers);
     if (!m || !m->params || !m->layers) {
         attn_bert_free(m);
         return attn_fail(ATTN_NO_MEMORY, "attn_bert_load: no memory for %lld parameters",
@@ -509,14 +503,14 @@ static attn_status alloc_model(const attn_bert_config *c, attn_bert **out)
 }
 
 /* Reads every parameter into m->params and checks that it is finite. */
-static attn_status read_parameters(const attn_st_file *f, const char *what, const char *prefix,
+static attn_status read_parameters(const attn_safetensors *f, const char *what, const char *prefix,
                                    attn_bert *m)
 {
     char name[NAME_CAP];
     for (int64_t i = 0; i < n_slots(&m->c); i++) {
         slot s = slot_at(&m->c, prefix, i, name);
         float *dst = m->params + s.offset;
-        attn_status st = attn_st_read_f32(f, name, s.ndim, s.shape, dst);
+        attn_status st = attn_safetensors_read_f32(f, name, s.ndim, s.shape, dst);
         if (st != ATTN_OK) return st;
         int64_t n = s.ndim == 2 ? s.shape[0] * s.shape[1] : s.shape[0];
         for (int64_t e = 0; e < n; e++)
@@ -531,19 +525,19 @@ static attn_status load_weights(const char *path, const attn_bert_config *c, att
 {
     char what[300];
     snprintf(what, sizeof what, "attn_bert_load: '%.200s'", path);
-    attn_st_file *f = NULL;
-    attn_status st = attn_st_open(path, &f);
+    attn_safetensors *f = NULL;
+    attn_status st = attn_safetensors_load(path, &f);
     if (st != ATTN_OK) return st;
-    attn_st_info probe;
+    attn_safetensors_info probe;
     const char *prefix =
-        attn_st_find(f, "bert.embeddings.word_embeddings.weight", &probe) == ATTN_OK ? "bert." : "";
+        attn_safetensors_find(f, "bert.embeddings.word_embeddings.weight", &probe) == ATTN_OK ? "bert." : "";
     st = check_parameters(f, what, prefix, c);
     if (st == ATTN_OK) st = check_no_extra(f, what, prefix, c);
     attn_bert *m = NULL;
     if (st == ATTN_OK) st = alloc_model(c, &m);
     if (st == ATTN_OK) st = read_parameters(f, what, prefix, m);
     if (st == ATTN_OK) st = pack_weights(m);
-    attn_st_close(f);
+    attn_safetensors_free(f);
     if (st != ATTN_OK) {
         attn_bert_free(m);
         return st;
@@ -780,7 +774,7 @@ static void layer_block(const run *r, int64_t r0, int64_t n, float *scratch)
     dense(r, h, n, F, L->wo2, L->po2, H, 1.0f, y);
     for (int64_t t = 0; t < n; t++)
         layernorm_row(y + t * H, H, L->ln2_w, L->ln2_b, c->layer_norm_eps, x + t * H);
-    if (r->layer + 1 < c->num_layers) qkv_rows(r, r->layer + 1, r0, n);
+    if (r->layer + 1 < c->n_layers) qkv_rows(r, r->layer + 1, r0, n);
 }
 
 typedef void (*block_fn)(const run *r, int64_t r0, int64_t n, float *scratch);
@@ -847,7 +841,7 @@ static void row_pass(const run *r, block_fn fn)
 static attn_tensor seq_view(const float *p, int64_t nb, int64_t len, int64_t nh, int64_t hd,
                             int64_t row)
 {
-    attn_tensor t = attn_tensor_make((void *)p, ATTN_F32, nb, len, nh, hd);
+    attn_tensor t = attn_tensor_make((void *)p, ATTN_DTYPE_F32, nb, len, nh, hd);
     t.stride[0] = len * row;
     t.stride[1] = row;
     return t;
@@ -858,7 +852,7 @@ static attn_tensor seq_view(const float *p, int64_t nb, int64_t len, int64_t nh,
 static attn_status attention(const run *r)
 {
     const attn_bert_config *c = &r->m->c;
-    int64_t H = c->hidden_size, nh = c->num_heads, hd = H / nh;
+    int64_t H = c->hidden_size, nh = c->n_heads, hd = H / nh;
     attn_sdpa_params p = attn_sdpa_params_default();
     for (int64_t b0 = 0; b0 < r->B;) {
         int64_t len = r->lens[b0], b1 = b0 + 1;
@@ -885,7 +879,7 @@ typedef struct {
 static attn_status attention_map(const run *r, const map_req *req)
 {
     const attn_bert_config *c = &r->m->c;
-    int64_t H = c->hidden_size, nh = c->num_heads, hd = H / nh, len = r->T;
+    int64_t H = c->hidden_size, nh = c->n_heads, hd = H / nh, len = r->T;
     float *lse = attn_alloc((size_t)(nh * len) * sizeof(float)); /* [1, nh, len, 1] */
     if (lse == NULL) return attn_fail(ATTN_NO_MEMORY, "attn_bert_attention: out of memory");
     attn_sdpa_params p = attn_sdpa_params_default();
@@ -893,8 +887,8 @@ static attn_status attention_map(const run *r, const map_req *req)
     attn_tensor k = seq_view(r->qkv + H, 1, len, nh, hd, 3 * H);
     attn_tensor v = seq_view(r->qkv + 2 * H, 1, len, nh, hd, 3 * H);
     attn_tensor t = seq_view(r->o, 1, len, nh, hd, H);
-    attn_tensor tl = attn_tensor_make(lse, ATTN_F32, 1, nh, len, 1);
-    attn_tensor w = attn_tensor_make(req->weights, ATTN_F32, 1, 1, len, len);
+    attn_tensor tl = attn_tensor_make(lse, ATTN_DTYPE_F32, 1, nh, len, 1);
+    attn_tensor w = attn_tensor_make(req->weights, ATTN_DTYPE_F32, 1, 1, len, len);
     attn_status st = attn_sdpa_forward(r->ctx, &q, &k, &v, &p, &t, &tl);
     if (st == ATTN_OK)
         st = attn_sdpa_weights(r->ctx, &q, &k, &tl, &p, &req->head, 1, NULL, 0, 0, &w);
@@ -976,7 +970,7 @@ static attn_status run_init(run *r, attn_ctx *ctx, const attn_bert *m, const int
 static attn_status encode(run *r, const map_req *req)
 {
     row_pass(r, embed_block);
-    for (int64_t l = 0; l < r->m->c.num_layers; l++) {
+    for (int64_t l = 0; l < r->m->c.n_layers; l++) {
         if (req && req->layer == l) return attention_map(r, req);
         attn_status st = attention(r);
         if (st != ATTN_OK) return st;
@@ -1100,12 +1094,12 @@ attn_status attn_bert_attention(attn_ctx *ctx, const attn_bert *m, const int32_t
     attn_status st = check_batch(__func__, ctx, m, ids, &len, 1, len, &total);
     if (st != ATTN_OK) return st;
     ATTN__NN_NOT_NULL(__func__, weights);
-    if (layer < 0 || layer >= m->c.num_layers)
+    if (layer < 0 || layer >= m->c.n_layers)
         return attn_fail(ATTN_BAD_PARAM, "%s: argument 'layer' is %lld; it must be in [0, %lld)",
-                         __func__, (long long)layer, (long long)m->c.num_layers);
-    if (head < 0 || head >= m->c.num_heads)
+                         __func__, (long long)layer, (long long)m->c.n_layers);
+    if (head < 0 || head >= m->c.n_heads)
         return attn_fail(ATTN_BAD_PARAM, "%s: argument 'head' is %lld; it must be in [0, %lld)",
-                         __func__, (long long)head, (long long)m->c.num_heads);
+                         __func__, (long long)head, (long long)m->c.n_heads);
     ATTN__NN_MUL(__func__, len, len, &count);
     st = check_out(__func__, weights, (size_t)count * sizeof(float), ids, total, &len, 1);
     if (st != ATTN_OK) return st;

@@ -1,7 +1,7 @@
 /* seq2seq.c - the RNN encoder-decoder of Bahdanau, Cho and Bengio (2015) in
- * attn_rnn.h: a bidirectional GRU encoder over embedded source tokens, a GRU
+ * attn/seq2seq.h: a bidirectional GRU encoder over embedded source tokens, a GRU
  * decoder whose first state comes from the encoder, and at every decoder
- * step the additive attention of attn_score.h (ATTN_SCORE_ADDITIVE) with
+ * step the additive attention of attn/score.h (ATTN_SCORE_KIND_ADDITIVE) with
  * the previous decoder state as the query and the annotations as keys and
  * values. Teacher-forced training with backward through time, greedy
  * decoding that also returns the attention weights, AdamW, and safetensors
@@ -27,8 +27,8 @@
 
 enum { N_TENSORS = 22, INIT_ZERO = 0, INIT_UNIFORM = 1, INIT_NORMAL = 2 };
 
-struct attn_rnn_model {
-    attn_rnn_config c;
+struct attn_seq2seq {
+    attn_seq2seq_config c;
     int64_t n_params, steps;
     /* [n_params] each: values, accumulated gradients, one call's gradients
      * (where the d_* views point), AdamW moments */
@@ -37,8 +37,8 @@ struct attn_rnn_model {
     float *src_emb, *tgt_emb, *init_w, *init_b, *wq, *wk, *ab, *va, *out_w, *out_b;
     float *d_src_emb, *d_tgt_emb, *d_init_w, *d_init_b, *d_wq, *d_wk, *d_ab, *d_va,
         *d_out_w, *d_out_b;
-    attn_rnn_gru enc;    /* bidirectional, E -> H per direction */
-    attn_rnn_gru_cell dec; /* E + 2H -> Hd */
+    attn_nn_gru enc;    /* bidirectional, E -> H per direction */
+    attn_nn_gru_cell dec; /* E + 2H -> Hd */
 };
 
 static size_t fbytes(int64_t count) { return (size_t)count * sizeof(float); }
@@ -47,9 +47,9 @@ static size_t fbytes(int64_t count) { return (size_t)count * sizeof(float); }
 
 static const char *const init_names[] = {NULL, "backward", "mean"};
 
-attn_rnn_config attn_rnn_config_default(void)
+attn_seq2seq_config attn_seq2seq_config_default(void)
 {
-    attn_rnn_config c = {99, 64, 128, 128, 128, ATTN_RNN_INIT_BACKWARD};
+    attn_seq2seq_config c = {99, 64, 128, 128, 128, ATTN_SEQ2SEQ_INIT_BACKWARD};
     return c;
 }
 
@@ -58,7 +58,7 @@ typedef struct {
     int64_t v, hi;
 } dim_field;
 
-static int dim_fields(const attn_rnn_config *c, dim_field *f)
+static int dim_fields(const attn_seq2seq_config *c, dim_field *f)
 {
     f[0] = (dim_field){"vocab", c->vocab, 1 << 24};
     f[1] = (dim_field){"embed", c->embed, 1 << 16};
@@ -68,7 +68,7 @@ static int dim_fields(const attn_rnn_config *c, dim_field *f)
     return 5;
 }
 
-static attn_status check_config(const char *fn, const attn_rnn_config *c, attn_status code)
+static attn_status check_config(const char *fn, const attn_seq2seq_config *c, attn_status code)
 {
     if (!c) return attn_fail(ATTN_NULL_ARG, "%s: argument 'c' is NULL", fn);
     dim_field f[5];
@@ -77,13 +77,13 @@ static attn_status check_config(const char *fn, const attn_rnn_config *c, attn_s
         if (f[i].v < 1 || f[i].v > f[i].hi)
             return attn_fail(code, "%s: config '%s' = %lld is outside [1, %lld]", fn, f[i].name,
                              (long long)f[i].v, (long long)f[i].hi);
-    if (c->init != ATTN_RNN_INIT_BACKWARD && c->init != ATTN_RNN_INIT_MEAN)
+    if (c->init != ATTN_SEQ2SEQ_INIT_BACKWARD && c->init != ATTN_SEQ2SEQ_INIT_MEAN)
         return attn_fail(code == ATTN_BAD_DIM ? ATTN_BAD_PARAM : code,
                          "%s: config 'init' %d is not BACKWARD (1) or MEAN (2)", fn, (int)c->init);
     return ATTN_OK;
 }
 
-attn_status attn_rnn_config_to_json(const attn_rnn_config *c, char *buf, size_t cap)
+attn_status attn_seq2seq_config_to_json(const attn_seq2seq_config *c, char *buf, size_t cap)
 {
     attn_status st = check_config(__func__, c, ATTN_BAD_DIM);
     if (st != ATTN_OK) return st;
@@ -107,7 +107,7 @@ attn_status attn_rnn_config_to_json(const attn_rnn_config *c, char *buf, size_t 
     return ATTN_OK;
 }
 
-static attn_status parse_config(const attn__json_value *root, attn_rnn_config *c)
+static attn_status parse_config(const attn__json_value *root, attn_seq2seq_config *c)
 {
     static const char *const known[] = {"vocab", "embed", "hidden", "dec_hidden", "attn_dim", "init"};
     if (root->kind != ATTN__JSON_OBJECT) return attn_fail(ATTN_BAD_FILE, "rnn config: not an object");
@@ -128,7 +128,7 @@ static attn_status parse_config(const attn__json_value *root, attn_rnn_config *c
             attn_status st = attn__json_int64(v, "rnn config", dst[i]);
             if (st != ATTN_OK) return st;
         } else if (strcmp(v->str, "backward") == 0 || strcmp(v->str, "mean") == 0) {
-            c->init = v->str[0] == 'b' ? ATTN_RNN_INIT_BACKWARD : ATTN_RNN_INIT_MEAN;
+            c->init = v->str[0] == 'b' ? ATTN_SEQ2SEQ_INIT_BACKWARD : ATTN_SEQ2SEQ_INIT_MEAN;
         } else {
             return attn_fail(ATTN_BAD_FILE, "rnn config: 'init' = \"%.40s\" is unknown", v->str);
         }
@@ -136,14 +136,14 @@ static attn_status parse_config(const attn__json_value *root, attn_rnn_config *c
     return check_config("rnn config", c, ATTN_BAD_FILE);
 }
 
-attn_status attn_rnn_config_from_json(const char *json, attn_rnn_config *c)
+attn_status attn_seq2seq_config_from_json(const char *json, attn_seq2seq_config *c)
 {
     ATTN__NN_NOT_NULL(__func__, json);
     ATTN__NN_NOT_NULL(__func__, c);
     attn__json_value *root = NULL;
     attn_status st = attn__json_parse(json, strlen(json), NULL, "rnn config", &root);
     if (st != ATTN_OK) return st;
-    attn_rnn_config tmp;
+    attn_seq2seq_config tmp;
     memset(&tmp, 0, sizeof tmp);
     st = parse_config(root, &tmp);
     attn__json_free(root);
@@ -161,7 +161,7 @@ typedef struct {
     float **v, **g;
 } spec;
 
-static void gru_specs(attn_rnn_gru_cell *c, const char *const names[4], int64_t in, int64_t hid,
+static void gru_specs(attn_nn_gru_cell *c, const char *const names[4], int64_t in, int64_t hid,
                       spec *s)
 {
     double u = 1.0 / sqrt((double)hid);
@@ -172,7 +172,7 @@ static void gru_specs(attn_rnn_gru_cell *c, const char *const names[4], int64_t 
 }
 
 /* The N_TENSORS tensors of m's config, in file order, with their views. */
-static void specs(attn_rnn_model *m, spec *s)
+static void specs(attn_seq2seq *m, spec *s)
 {
     static const char *const gru_names[3][4] = {
         {"encoder.gru.weight_ih_l0", "encoder.gru.weight_hh_l0", "encoder.gru.bias_ih_l0",
@@ -180,9 +180,9 @@ static void specs(attn_rnn_model *m, spec *s)
         {"encoder.gru.weight_ih_l0_reverse", "encoder.gru.weight_hh_l0_reverse",
          "encoder.gru.bias_ih_l0_reverse", "encoder.gru.bias_hh_l0_reverse"},
         {"decoder.gru.weight_ih", "decoder.gru.weight_hh", "decoder.gru.bias_ih", "decoder.gru.bias_hh"}};
-    const attn_rnn_config *c = &m->c;
+    const attn_seq2seq_config *c = &m->c;
     int64_t E = c->embed, H = c->hidden, Hd = c->dec_hidden, A = c->attn_dim, V = c->vocab;
-    int64_t Ii = c->init == ATTN_RNN_INIT_MEAN ? 2 * H : H, F = Hd + 2 * H + E;
+    int64_t Ii = c->init == ATTN_SEQ2SEQ_INIT_MEAN ? 2 * H : H, F = Hd + 2 * H + E;
     s[0] = (spec){"encoder.embedding.weight", V, E, 1, INIT_NORMAL, 1.0, &m->src_emb, &m->d_src_emb};
     gru_specs(&m->enc.dir[0], gru_names[0], E, H, s + 1);
     gru_specs(&m->enc.dir[1], gru_names[1], E, H, s + 5);
@@ -204,9 +204,9 @@ static void specs(attn_rnn_model *m, spec *s)
 static int64_t spec_numel(const spec *s) { return s->d1 ? s->d0 * s->d1 : s->d0; }
 
 /* Parameters of a (valid) config: every dim <= 2^24, so no product overflows. */
-static int64_t count_params(const attn_rnn_config *c)
+static int64_t count_params(const attn_seq2seq_config *c)
 {
-    attn_rnn_model tmp;
+    attn_seq2seq tmp;
     memset(&tmp, 0, sizeof tmp);
     tmp.c = *c;
     spec s[N_TENSORS];
@@ -229,7 +229,7 @@ static void uniform2(uint64_t seed, uint64_t k, double u[2])
                9007199254740992.0;
 }
 
-static void initialise(attn_rnn_model *m, const spec *s, uint64_t seed)
+static void initialise(attn_seq2seq *m, const spec *s, uint64_t seed)
 {
     uint64_t k = 0;
     for (int t = 0; t < N_TENSORS; t++)
@@ -243,7 +243,7 @@ static void initialise(attn_rnn_model *m, const spec *s, uint64_t seed)
         }
 }
 
-void attn_rnn_model_free(attn_rnn_model *m)
+void attn_seq2seq_free(attn_seq2seq *m)
 {
     if (!m) return;
     attn_release(m->params);
@@ -254,7 +254,7 @@ void attn_rnn_model_free(attn_rnn_model *m)
     attn_release(m);
 }
 
-static void set_views(attn_rnn_model *m, const spec *s)
+static void set_views(attn_seq2seq *m, const spec *s)
 {
     int64_t off = 0;
     for (int t = 0; t < N_TENSORS; t++) {
@@ -273,12 +273,12 @@ static void set_views(attn_rnn_model *m, const spec *s)
     }
 }
 
-attn_status attn_rnn_model_create(const attn_rnn_config *c, uint64_t seed, attn_rnn_model **out)
+attn_status attn_seq2seq_create(const attn_seq2seq_config *c, uint64_t seed, attn_seq2seq **out)
 {
     ATTN__NN_NOT_NULL(__func__, out);
     attn_status st = check_config(__func__, c, ATTN_BAD_DIM);
     if (st != ATTN_OK) return st;
-    attn_rnn_model *m = attn_calloc(1, sizeof *m);
+    attn_seq2seq *m = attn_calloc(1, sizeof *m);
     if (!m) return attn_fail(ATTN_NO_MEMORY, "%s: out of memory", __func__);
     m->c = *c;
     m->n_params = count_params(c);
@@ -289,7 +289,7 @@ attn_status attn_rnn_model_create(const attn_rnn_config *c, uint64_t seed, attn_
     m->adam_m = attn_calloc(n, sizeof(float));
     m->adam_v = attn_calloc(n, sizeof(float));
     if (!m->params || !m->grads || !m->gtmp || !m->adam_m || !m->adam_v) {
-        attn_rnn_model_free(m);
+        attn_seq2seq_free(m);
         return attn_fail(ATTN_NO_MEMORY, "%s: out of memory for %lld parameters", __func__,
                          (long long)n);
     }
@@ -308,12 +308,12 @@ attn_status attn_rnn_model_create(const attn_rnn_config *c, uint64_t seed, attn_
     return ATTN_OK;
 }
 
-const attn_rnn_config *attn_rnn_model_config(const attn_rnn_model *m) { return m ? &m->c : NULL; }
-int64_t attn_rnn_model_param_count(const attn_rnn_model *m) { return m ? m->n_params : 0; }
-int64_t attn_rnn_model_n_tensors(const attn_rnn_model *m) { return m ? N_TENSORS : 0; }
-int64_t attn_rnn_model_steps_taken(const attn_rnn_model *m) { return m ? m->steps : 0; }
+const attn_seq2seq_config *attn_seq2seq_get_config(const attn_seq2seq *m) { return m ? &m->c : NULL; }
+int64_t attn_seq2seq_param_count(const attn_seq2seq *m) { return m ? m->n_params : 0; }
+int64_t attn_seq2seq_n_tensors(const attn_seq2seq *m) { return m ? N_TENSORS : 0; }
+int64_t attn_seq2seq_steps_taken(const attn_seq2seq *m) { return m ? m->steps : 0; }
 
-attn_status attn_rnn_model_tensor(const attn_rnn_model *m, int64_t i, attn_nn_param *out)
+attn_status attn_seq2seq_tensor(const attn_seq2seq *m, int64_t i, attn_nn_param *out)
 {
     ATTN__NN_NOT_NULL(__func__, m);
     ATTN__NN_NOT_NULL(__func__, out);
@@ -324,12 +324,12 @@ attn_status attn_rnn_model_tensor(const attn_rnn_model *m, int64_t i, attn_nn_pa
     return ATTN_OK;
 }
 
-void attn_rnn_model_zero_grad(attn_rnn_model *m)
+void attn_seq2seq_zero_grad(attn_seq2seq *m)
 {
     if (m) memset(m->grads, 0, fbytes(m->n_params));
 }
 
-attn_status attn_rnn_model_update(attn_rnn_model *m, const attn_nn_adamw *opt, double lr,
+attn_status attn_seq2seq_update(attn_seq2seq *m, const attn_nn_adamw *opt, double lr,
                                   double clip, double *grad_norm)
 {
     ATTN__NN_NOT_NULL(__func__, m);
@@ -362,13 +362,13 @@ typedef struct {
     const int64_t *lens;
 } dims;
 
-static dims make_dims(const attn_rnn_model *m, int64_t B, int64_t S, int64_t T, const int64_t *lens)
+static dims make_dims(const attn_seq2seq *m, int64_t B, int64_t S, int64_t T, const int64_t *lens)
 {
-    const attn_rnn_config *c = &m->c;
+    const attn_seq2seq_config *c = &m->c;
     dims d = {B, S, T, c->embed, 2 * c->hidden, c->dec_hidden, c->attn_dim, c->vocab, 0, 0, 0, lens};
     d.F = d.Hd + d.H2 + d.E;
     d.X = d.E + d.H2;
-    d.Ii = c->init == ATTN_RNN_INIT_MEAN ? d.H2 : c->hidden;
+    d.Ii = c->init == ATTN_SEQ2SEQ_INIT_MEAN ? d.H2 : c->hidden;
     return d;
 }
 
@@ -382,7 +382,7 @@ typedef struct {
     float *xe, *ann, *hn, *init_x, *emb, *s, *c, *lse, *x, *gates, *feat, *logits, *wts;
     float *dlogits, *dfeat, *ds, *ds2, *dq, *dx, *dc, *demb, *dk, *dv, *dann, *dinit, *dhn,
         *dxe, *dpar;
-    attn_rnn_gru_saved enc;
+    attn_nn_gru_saved enc;
     float *block;
 } work;
 
@@ -446,7 +446,7 @@ static attn_status work_alloc(const char *fn, const dims *d, int grads, work *w)
 static void work_free(work *w)
 {
     attn_release(w->block);
-    attn_rnn_gru_saved_free(&w->enc);
+    attn_nn_gru_saved_free(&w->enc);
 }
 
 /* ---- forward ------------------------------------------------------------------------ */
@@ -457,13 +457,13 @@ typedef struct {
     attn_score_params p;
 } scorer;
 
-static void scorer_init(const attn_rnn_model *m, const dims *d, scorer *s)
+static void scorer_init(const attn_seq2seq *m, const dims *d, scorer *s)
 {
-    s->w[0] = attn_tensor_make(m->wq, ATTN_F32, 1, 1, d->A, d->Hd);
-    s->w[1] = attn_tensor_make(m->wk, ATTN_F32, 1, 1, d->A, d->H2);
-    s->w[2] = attn_tensor_make(m->ab, ATTN_F32, 1, 1, 1, d->A);
-    s->w[3] = attn_tensor_make(m->va, ATTN_F32, 1, 1, 1, d->A);
-    s->p = attn_score_params_default(ATTN_SCORE_ADDITIVE);
+    s->w[0] = attn_tensor_make(m->wq, ATTN_DTYPE_F32, 1, 1, d->A, d->Hd);
+    s->w[1] = attn_tensor_make(m->wk, ATTN_DTYPE_F32, 1, 1, d->A, d->H2);
+    s->w[2] = attn_tensor_make(m->ab, ATTN_DTYPE_F32, 1, 1, 1, d->A);
+    s->w[3] = attn_tensor_make(m->va, ATTN_DTYPE_F32, 1, 1, 1, d->A);
+    s->p = attn_score_params_default(ATTN_SCORE_KIND_ADDITIVE);
     s->p.w_q = &s->w[0];
     s->p.w_k = &s->w[1];
     s->p.b = &s->w[2];
@@ -493,12 +493,12 @@ static void init_input(const dims *d, work *w)
 }
 
 /* The encoder: xe, ann, hn and s_0 = w->s [B, Hd]; saved (w->enc) if asked. */
-static attn_status encode(const attn_rnn_model *m, const int32_t *src, const dims *d, work *w,
+static attn_status encode(const attn_seq2seq *m, const int32_t *src, const dims *d, work *w,
                           int save)
 {
     attn_status st = attn_nn_embedding_forward(src, d->B * d->S, m->src_emb, d->V, d->E, w->xe);
     if (st == ATTN_OK)
-        st = attn_rnn_gru_forward(&m->enc, w->xe, d->B, d->S, d->lens, NULL, w->ann, w->hn,
+        st = attn_nn_gru_forward(&m->enc, w->xe, d->B, d->S, d->lens, NULL, w->ann, w->hn,
                                   save ? &w->enc : NULL);
     if (st != ATTN_OK) return st;
     init_input(d, w);
@@ -517,21 +517,21 @@ typedef struct {
     float *c, *lse, *x, *s_new, *gates, *feat;
 } step_io;
 
-static attn_status dec_step(attn_ctx *ctx, const attn_rnn_model *m, const scorer *sc,
+static attn_status dec_step(attn_ctx *ctx, const attn_seq2seq *m, const scorer *sc,
                             const dims *d, const float *ann, const step_io *io)
 {
     int64_t B = d->B, E = d->E, H2 = d->H2, Hd = d->Hd;
-    attn_tensor q = attn_tensor_make((void *)io->s_prev, ATTN_F32, B, 1, 1, Hd);
-    attn_tensor k = attn_tensor_make((void *)ann, ATTN_F32, B, d->S, 1, H2);
-    attn_tensor o = attn_tensor_make(io->c, ATTN_F32, B, 1, 1, H2);
-    attn_tensor l = attn_tensor_make(io->lse, ATTN_F32, B, 1, 1, 1);
+    attn_tensor q = attn_tensor_make((void *)io->s_prev, ATTN_DTYPE_F32, B, 1, 1, Hd);
+    attn_tensor k = attn_tensor_make((void *)ann, ATTN_DTYPE_F32, B, d->S, 1, H2);
+    attn_tensor o = attn_tensor_make(io->c, ATTN_DTYPE_F32, B, 1, 1, H2);
+    attn_tensor l = attn_tensor_make(io->lse, ATTN_DTYPE_F32, B, 1, 1, 1);
     attn_status st = attn_score_forward(ctx, &q, &k, &k, &sc->p, &o, &l);
     if (st != ATTN_OK) return st;
     for (int64_t b = 0; b < B; b++) {
         memcpy(io->x + b * d->X, io->emb + b * io->ld_e, fbytes(E));
         memcpy(io->x + b * d->X + E, io->c + b * H2, fbytes(H2));
     }
-    st = attn_rnn_gru_cell_forward(&m->dec, io->x, io->s_prev, B, io->s_new, io->gates);
+    st = attn_nn_gru_cell_forward(&m->dec, io->x, io->s_prev, B, io->s_new, io->gates);
     for (int64_t b = 0; b < B && st == ATTN_OK; b++) {
         float *f = io->feat + b * io->ld_f;
         memcpy(f, io->s_new + b * Hd, fbytes(Hd));
@@ -542,7 +542,7 @@ static attn_status dec_step(attn_ctx *ctx, const attn_rnn_model *m, const scorer
 }
 
 /* Teacher-forced forward of a batch: every step, then logits [B*T, V]. */
-static attn_status forward(attn_ctx *ctx, const attn_rnn_model *m, const attn_nn_batch *bt,
+static attn_status forward(attn_ctx *ctx, const attn_seq2seq *m, const attn_nn_batch *bt,
                            const scorer *sc, const dims *d, work *w)
 {
     int64_t B = d->B, T = d->T;
@@ -562,23 +562,23 @@ static attn_status forward(attn_ctx *ctx, const attn_rnn_model *m, const attn_nn
 
 /* The attention of step i backward from dc [B, 2H]: ds2 += dq, dann += dk +
  * dv, and the scorer's gradients. */
-static attn_status attn_backward(attn_ctx *ctx, attn_rnn_model *m, const scorer *sc,
+static attn_status attn_backward(attn_ctx *ctx, attn_seq2seq *m, const scorer *sc,
                                  const dims *d, work *w, int64_t i)
 {
     int64_t B = d->B, A = d->A, H2 = d->H2, Hd = d->Hd, nk = B * d->S * H2;
-    attn_tensor q = attn_tensor_make(w->s + i * B * Hd, ATTN_F32, B, 1, 1, Hd);
-    attn_tensor k = attn_tensor_make(w->ann, ATTN_F32, B, d->S, 1, H2);
-    attn_tensor o = attn_tensor_make(w->c + i * B * H2, ATTN_F32, B, 1, 1, H2);
-    attn_tensor l = attn_tensor_make(w->lse + i * B, ATTN_F32, B, 1, 1, 1);
-    attn_tensor dout = attn_tensor_make(w->dc, ATTN_F32, B, 1, 1, H2);
-    attn_tensor dq = attn_tensor_make(w->dq, ATTN_F32, B, 1, 1, Hd);
-    attn_tensor dk = attn_tensor_make(w->dk, ATTN_F32, B, d->S, 1, H2);
-    attn_tensor dv = attn_tensor_make(w->dv, ATTN_F32, B, d->S, 1, H2);
+    attn_tensor q = attn_tensor_make(w->s + i * B * Hd, ATTN_DTYPE_F32, B, 1, 1, Hd);
+    attn_tensor k = attn_tensor_make(w->ann, ATTN_DTYPE_F32, B, d->S, 1, H2);
+    attn_tensor o = attn_tensor_make(w->c + i * B * H2, ATTN_DTYPE_F32, B, 1, 1, H2);
+    attn_tensor l = attn_tensor_make(w->lse + i * B, ATTN_DTYPE_F32, B, 1, 1, 1);
+    attn_tensor dout = attn_tensor_make(w->dc, ATTN_DTYPE_F32, B, 1, 1, H2);
+    attn_tensor dq = attn_tensor_make(w->dq, ATTN_DTYPE_F32, B, 1, 1, Hd);
+    attn_tensor dk = attn_tensor_make(w->dk, ATTN_DTYPE_F32, B, d->S, 1, H2);
+    attn_tensor dv = attn_tensor_make(w->dv, ATTN_DTYPE_F32, B, d->S, 1, H2);
     int64_t np = A * (Hd + H2 + 2);
-    attn_tensor g[4] = {attn_tensor_make(w->dpar, ATTN_F32, 1, 1, A, Hd),
-                        attn_tensor_make(w->dpar + A * Hd, ATTN_F32, 1, 1, A, H2),
-                        attn_tensor_make(w->dpar + A * (Hd + H2), ATTN_F32, 1, 1, 1, A),
-                        attn_tensor_make(w->dpar + A * (Hd + H2 + 1), ATTN_F32, 1, 1, 1, A)};
+    attn_tensor g[4] = {attn_tensor_make(w->dpar, ATTN_DTYPE_F32, 1, 1, A, Hd),
+                        attn_tensor_make(w->dpar + A * Hd, ATTN_DTYPE_F32, 1, 1, A, H2),
+                        attn_tensor_make(w->dpar + A * (Hd + H2), ATTN_DTYPE_F32, 1, 1, 1, A),
+                        attn_tensor_make(w->dpar + A * (Hd + H2 + 1), ATTN_DTYPE_F32, 1, 1, 1, A)};
     attn_score_grads grads = {&g[0], &g[1], &g[2], &g[3], NULL, NULL};
     memset(w->dq, 0, fbytes(B * Hd));
     memset(w->dk, 0, fbytes(nk));
@@ -597,7 +597,7 @@ static attn_status attn_backward(attn_ctx *ctx, attn_rnn_model *m, const scorer 
 
 /* Decoder step i backward: w->ds holds d s_{i+1} (without the output
  * layer's part, added here); leaves d s_i in w->ds. */
-static attn_status step_backward(attn_ctx *ctx, attn_rnn_model *m, const scorer *sc,
+static attn_status step_backward(attn_ctx *ctx, attn_seq2seq *m, const scorer *sc,
                                  const dims *d, work *w, int64_t i)
 {
     int64_t B = d->B, T = d->T, E = d->E, H2 = d->H2, Hd = d->Hd, F = d->F;
@@ -605,7 +605,7 @@ static attn_status step_backward(attn_ctx *ctx, attn_rnn_model *m, const scorer 
         for (int64_t k = 0; k < Hd; k++) w->ds[b * Hd + k] += w->dfeat[(b * T + i) * F + k];
     memset(w->dx, 0, fbytes(B * d->X));
     memset(w->ds2, 0, fbytes(B * Hd));
-    attn_status st = attn_rnn_gru_cell_backward(&m->dec, w->x + i * B * d->X, w->s + i * B * Hd, B,
+    attn_status st = attn_nn_gru_cell_backward(&m->dec, w->x + i * B * d->X, w->s + i * B * Hd, B,
                                                 w->gates + i * B * 4 * Hd, w->ds, w->dx, w->ds2);
     if (st != ATTN_OK) return st;
     for (int64_t b = 0; b < B; b++) {
@@ -622,7 +622,7 @@ static attn_status step_backward(attn_ctx *ctx, attn_rnn_model *m, const scorer 
 }
 
 /* s_0 = tanh(W_init init_x + b) and the encoder, backward from w->ds. */
-static attn_status encoder_backward(attn_rnn_model *m, const int32_t *src, const dims *d, work *w)
+static attn_status encoder_backward(attn_seq2seq *m, const int32_t *src, const dims *d, work *w)
 {
     int64_t B = d->B, H = d->H2 / 2;
     for (int64_t r = 0; r < B * d->Hd; r++) w->ds[r] *= 1.0f - w->s[r] * w->s[r];
@@ -640,13 +640,13 @@ static attn_status encoder_backward(attn_rnn_model *m, const int32_t *src, const
             for (int64_t k = 0; k < d->H2; k++)
                 w->dann[(b * d->S + j) * d->H2 + k] += g[k] / (float)len;
     }
-    st = attn_rnn_gru_backward(&m->enc, w->xe, d->lens, &w->enc, w->dann, w->dhn, w->dxe, NULL);
+    st = attn_nn_gru_backward(&m->enc, w->xe, d->lens, &w->enc, w->dann, w->dhn, w->dxe, NULL);
     if (st == ATTN_OK)
         st = attn_nn_embedding_backward(src, B * d->S, d->V, d->E, w->dxe, m->d_src_emb);
     return st;
 }
 
-static attn_status backward(attn_ctx *ctx, attn_rnn_model *m, const attn_nn_batch *bt,
+static attn_status backward(attn_ctx *ctx, attn_seq2seq *m, const attn_nn_batch *bt,
                             const scorer *sc, const dims *d, work *w)
 {
     int64_t BT = d->B * d->T;
@@ -682,7 +682,7 @@ static attn_status check_batch(const char *fn, const attn_nn_batch *b)
     return check_lens(fn, "batch->src_lens", b->src_lens, b->B, 0, b->S_src);
 }
 
-attn_status attn_rnn_model_step(attn_ctx *ctx, attn_rnn_model *m, const attn_nn_batch *batch,
+attn_status attn_seq2seq_step(attn_ctx *ctx, attn_seq2seq *m, const attn_nn_batch *batch,
                                 double label_smoothing, int grads, double *loss, float *logits)
 {
     ATTN__NN_NOT_NULL(__func__, ctx);
@@ -713,7 +713,7 @@ attn_status attn_rnn_model_step(attn_ctx *ctx, attn_rnn_model *m, const attn_nn_
 
 /* ---- greedy decoding -------------------------------------------------------------------- */
 
-static attn_status check_generate(const char *fn, const attn_rnn_model *m, const int32_t *src,
+static attn_status check_generate(const char *fn, const attn_seq2seq *m, const int32_t *src,
                                   int64_t B, int64_t S, const int64_t *lens,
                                   const attn_nn_gen_opts *o, int64_t cap, const int64_t *n_out)
 {
@@ -772,7 +772,7 @@ static bool gen_emit(const dims *d, const work *w, int32_t eos, int64_t cap, gen
     return more;
 }
 
-static attn_status gen_loop(attn_ctx *ctx, attn_rnn_model *m, const dims *d, work *w,
+static attn_status gen_loop(attn_ctx *ctx, attn_seq2seq *m, const dims *d, work *w,
                             const attn_nn_gen_opts *o, int64_t cap, gen_state *g)
 {
     scorer sc;
@@ -786,10 +786,10 @@ static attn_status gen_loop(attn_ctx *ctx, attn_rnn_model *m, const dims *d, wor
         step_io io = {w->emb, s_prev, d->E, d->F, w->c, w->lse, w->x, s_new, NULL, w->feat};
         if (st == ATTN_OK) st = dec_step(ctx, m, &sc, d, w->ann, &io);
         if (st == ATTN_OK && g->wts) {
-            attn_tensor q = attn_tensor_make(s_prev, ATTN_F32, B, 1, 1, d->Hd);
-            attn_tensor k = attn_tensor_make(w->ann, ATTN_F32, B, d->S, 1, d->H2);
-            attn_tensor l = attn_tensor_make(w->lse, ATTN_F32, B, 1, 1, 1);
-            attn_tensor wt = attn_tensor_make(w->wts, ATTN_F32, B, 1, 1, d->S);
+            attn_tensor q = attn_tensor_make(s_prev, ATTN_DTYPE_F32, B, 1, 1, d->Hd);
+            attn_tensor k = attn_tensor_make(w->ann, ATTN_DTYPE_F32, B, d->S, 1, d->H2);
+            attn_tensor l = attn_tensor_make(w->lse, ATTN_DTYPE_F32, B, 1, 1, 1);
+            attn_tensor wt = attn_tensor_make(w->wts, ATTN_DTYPE_F32, B, 1, 1, d->S);
             st = attn_score_weights(ctx, &q, &k, &l, &sc.p, 0, &wt);
         }
         if (st == ATTN_OK) st = attn_nn_linear_forward(w->feat, B, d->F, m->out_w, m->out_b, d->V, w->logits);
@@ -798,7 +798,7 @@ static attn_status gen_loop(attn_ctx *ctx, attn_rnn_model *m, const dims *d, wor
     return st;
 }
 
-attn_status attn_rnn_generate(attn_ctx *ctx, attn_rnn_model *m, const int32_t *src, int64_t B,
+attn_status attn_seq2seq_generate(attn_ctx *ctx, attn_seq2seq *m, const int32_t *src, int64_t B,
                               int64_t S, const int64_t *src_lens, const attn_nn_gen_opts *opts,
                               int32_t *out, int64_t cap, int64_t *n_out, float *attn_w)
 {
@@ -838,44 +838,44 @@ attn_status attn_rnn_generate(attn_ctx *ctx, attn_rnn_model *m, const int32_t *s
 
 /* ---- checkpoints ------------------------------------------------------------------------- */
 
-static attn__nn_paramset paramset(const attn_rnn_model *m)
+static attn__nn_paramset paramset(const attn_seq2seq *m)
 {
     return (attn__nn_paramset){m->tensors, N_TENSORS, m->params, m->adam_m, m->adam_v};
 }
 
-attn_status attn_rnn_model_save(const attn_rnn_model *m, const char *path, int with_optim,
+attn_status attn_seq2seq_save(const attn_seq2seq *m, const char *path, int with_optim,
                                 const char *const *meta_keys, const char *const *meta_values,
                                 int64_t n_meta)
 {
     ATTN__NN_NOT_NULL(__func__, m);
     ATTN__NN_NOT_NULL(__func__, path);
     char config[512];
-    attn_status st = attn_rnn_config_to_json(&m->c, config, sizeof config);
+    attn_status st = attn_seq2seq_config_to_json(&m->c, config, sizeof config);
     if (st != ATTN_OK) return st;
     attn__nn_paramset ps = paramset(m);
     return attn__nn_ckpt_save(__func__, path, FORMAT_TAG, config, m->steps, &ps, with_optim,
                               meta_keys, meta_values, n_meta);
 }
 
-attn_status attn_rnn_model_load_file(const attn_st_file *f, attn_rnn_model **out)
+attn_status attn_seq2seq_load_safetensors(const attn_safetensors *f, attn_seq2seq **out)
 {
     ATTN__NN_NOT_NULL(__func__, f);
     ATTN__NN_NOT_NULL(__func__, out);
     const char *cfg = NULL;
     int64_t steps = 0;
     double floats = 0;
-    attn_rnn_config c;
+    attn_seq2seq_config c;
     attn_status st = attn__nn_ckpt_header(f, "rnn checkpoint", FORMAT_TAG, &cfg, &steps, &floats);
-    if (st == ATTN_OK) st = attn_rnn_config_from_json(cfg, &c);
+    if (st == ATTN_OK) st = attn_seq2seq_config_from_json(cfg, &c);
     if (st != ATTN_OK) return st;
     if ((double)count_params(&c) > floats) /* no allocation for a config the file cannot hold */
         return attn_fail(ATTN_BAD_FILE, "rnn checkpoint: the config needs %lld parameters, the file "
                          "holds %.0f floats", (long long)count_params(&c), floats);
-    attn_rnn_model *m = NULL;
-    if ((st = attn_rnn_model_create(&c, 0, &m)) != ATTN_OK) return st;
+    attn_seq2seq *m = NULL;
+    if ((st = attn_seq2seq_create(&c, 0, &m)) != ATTN_OK) return st;
     attn__nn_paramset ps = paramset(m);
     if ((st = attn__nn_ckpt_read(f, "rnn checkpoint", &ps)) != ATTN_OK) {
-        attn_rnn_model_free(m);
+        attn_seq2seq_free(m);
         return st;
     }
     m->steps = steps;
@@ -883,14 +883,14 @@ attn_status attn_rnn_model_load_file(const attn_st_file *f, attn_rnn_model **out
     return ATTN_OK;
 }
 
-attn_status attn_rnn_model_load(const char *path, attn_rnn_model **out)
+attn_status attn_seq2seq_load(const char *path, attn_seq2seq **out)
 {
     ATTN__NN_NOT_NULL(__func__, path);
     ATTN__NN_NOT_NULL(__func__, out);
-    attn_st_file *f = NULL;
-    attn_status st = attn_st_open(path, &f);
+    attn_safetensors *f = NULL;
+    attn_status st = attn_safetensors_load(path, &f);
     if (st != ATTN_OK) return st;
-    st = attn_rnn_model_load_file(f, out);
-    attn_st_close(f);
+    st = attn_seq2seq_load_safetensors(f, out);
+    attn_safetensors_free(f);
     return st;
 }

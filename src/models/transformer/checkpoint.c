@@ -32,12 +32,12 @@ static void out_name(attn__json_out *o, const char *key, const char *value)
     attn__json_out_string(o, value, strlen(value));
 }
 
-attn_status attn_nn_config_to_json(const attn_nn_config *c, char *buf, size_t cap)
+attn_status attn_transformer_config_to_json(const attn_transformer_config *c, char *buf, size_t cap)
 {
-    if (!c || !buf) return attn_fail(ATTN_NULL_ARG, "attn_nn_config_to_json: 'c' or 'buf' is NULL");
+    if (!c || !buf) return attn_fail(ATTN_NULL_ARG, "attn_transformer_config_to_json: 'c' or 'buf' is NULL");
     if ((int)c->arch < 1 || (int)c->arch > 2 || (int)c->norm < 1 || (int)c->norm > 2 ||
         (int)c->pos < 1 || (int)c->pos > 3 || (int)c->act < 1 || (int)c->act > 2)
-        return attn_fail(ATTN_BAD_PARAM, "attn_nn_config_to_json: an enum field of 'c' is unknown");
+        return attn_fail(ATTN_BAD_PARAM, "attn_transformer_config_to_json: an enum field of 'c' is unknown");
     attn__json_out o = {buf, cap, 0};
     attn__json_out_raw(&o, "{", 1);
     out_key(&o, "arch", 1);
@@ -65,11 +65,11 @@ attn_status attn_nn_config_to_json(const attn_nn_config *c, char *buf, size_t ca
     for (size_t i = 0; i < sizeof reals / sizeof reals[0]; i++) {
         out_key(&o, reals[i].k, 0);
         if (!attn__json_out_double(&o, reals[i].v))
-            return attn_fail(ATTN_BAD_PARAM, "attn_nn_config_to_json: '%s' is not finite", reals[i].k);
+            return attn_fail(ATTN_BAD_PARAM, "attn_transformer_config_to_json: '%s' is not finite", reals[i].k);
     }
     attn__json_out_raw(&o, "}", 1);
     if (o.len >= cap)
-        return attn_fail(ATTN_BAD_DIM, "attn_nn_config_to_json: 'cap' %zu is too small (%zu needed)",
+        return attn_fail(ATTN_BAD_DIM, "attn_transformer_config_to_json: 'cap' %zu is too small (%zu needed)",
                          cap, o.len + 1);
     return ATTN_OK;
 }
@@ -92,7 +92,7 @@ static attn_status field(const attn__json_value *root, const char *key, attn__js
     return ATTN_OK;
 }
 
-static attn_status parse_config(const attn__json_value *root, attn_nn_config *c)
+static attn_status parse_config(const attn__json_value *root, attn_transformer_config *c)
 {
     if (root->kind != ATTN__JSON_OBJECT) return attn_fail(ATTN_BAD_FILE, "config: not an object");
     static const char *const known[] = {"arch", "vocab", "d_model", "n_heads", "n_kv_heads",
@@ -150,13 +150,13 @@ static attn_status parse_config(const attn__json_value *root, attn_nn_config *c)
     return ATTN_OK;
 }
 
-attn_status attn_nn_config_from_json(const char *json, attn_nn_config *c)
+attn_status attn_transformer_config_from_json(const char *json, attn_transformer_config *c)
 {
-    if (!json || !c) return attn_fail(ATTN_NULL_ARG, "attn_nn_config_from_json: 'json' or 'c' is NULL");
+    if (!json || !c) return attn_fail(ATTN_NULL_ARG, "attn_transformer_config_from_json: 'json' or 'c' is NULL");
     attn__json_value *root = NULL;
     attn_status st = attn__json_parse(json, strlen(json), NULL, "config", &root);
     if (st != ATTN_OK) return st;
-    attn_nn_config tmp;
+    attn_transformer_config tmp;
     memset(&tmp, 0, sizeof tmp);
     st = parse_config(root, &tmp);
     attn__json_free(root);
@@ -166,34 +166,34 @@ attn_status attn_nn_config_from_json(const char *json, attn_nn_config *c)
 
 /* ---- save and load -------------------------------------------------------------- */
 
-static attn__nn_paramset paramset(const attn_nn_model *m)
+static attn__nn_paramset paramset(const attn_transformer *m)
 {
     return (attn__nn_paramset){m->tensors, m->n_tensors, m->params, m->adam_m, m->adam_v};
 }
 
-attn_status attn_nn_model_save(const attn_nn_model *m, const char *path, int with_optim,
+attn_status attn_transformer_save(const attn_transformer *m, const char *path, int with_optim,
                                const char *const *meta_keys, const char *const *meta_values,
                                int64_t n_meta)
 {
-    if (!m || !path) return attn_fail(ATTN_NULL_ARG, "attn_nn_model_save: 'm' or 'path' is NULL");
+    if (!m || !path) return attn_fail(ATTN_NULL_ARG, "attn_transformer_save: 'm' or 'path' is NULL");
     char config[2048];
-    attn_status st = attn_nn_config_to_json(&m->c, config, sizeof config);
+    attn_status st = attn_transformer_config_to_json(&m->c, config, sizeof config);
     if (st != ATTN_OK) return st;
     attn__nn_paramset ps = paramset(m);
-    return attn__nn_ckpt_save("attn_nn_model_save", path, FORMAT_TAG, config, m->steps, &ps,
+    return attn__nn_ckpt_save("attn_transformer_save", path, FORMAT_TAG, config, m->steps, &ps,
                               with_optim, meta_keys, meta_values, n_meta);
 }
 
-attn_status attn_nn_model_load_file(const attn_st_file *f, attn_nn_model **out)
+attn_status attn_transformer_load_safetensors(const attn_safetensors *f, attn_transformer **out)
 {
-    if (!f || !out) return attn_fail(ATTN_NULL_ARG, "attn_nn_model_load_file: 'f' or 'out' is NULL");
+    if (!f || !out) return attn_fail(ATTN_NULL_ARG, "attn_transformer_load_safetensors: 'f' or 'out' is NULL");
     const char *cfg = NULL;
     int64_t steps = 0;
     double file_floats = 0;
     attn_status st = attn__nn_ckpt_header(f, "checkpoint", FORMAT_TAG, &cfg, &steps, &file_floats);
     if (st != ATTN_OK) return st;
-    attn_nn_config c;
-    if ((st = attn_nn_config_from_json(cfg, &c)) != ATTN_OK) return st;
+    attn_transformer_config c;
+    if ((st = attn_transformer_config_from_json(cfg, &c)) != ATTN_OK) return st;
     /* An absurd config must not make us allocate: a lower bound of its
      * parameter count must fit in the file's tensors. */
     double lower = (double)c.vocab * (double)c.d_model +
@@ -203,15 +203,15 @@ attn_status attn_nn_model_load_file(const attn_st_file *f, attn_nn_model **out)
     if (!(lower <= file_floats))
         return attn_fail(ATTN_BAD_FILE, "checkpoint: the config needs at least %.0f parameters, "
                          "the file holds %.0f", lower, file_floats);
-    attn_nn_model *m = NULL;
-    if ((st = attn_nn_model_create(&c, 0, &m)) != ATTN_OK) {
+    attn_transformer *m = NULL;
+    if ((st = attn_transformer_create(&c, 0, &m)) != ATTN_OK) {
         char why[400];
         snprintf(why, sizeof why, "%s", attn_last_error());
         return attn_fail(st == ATTN_NO_MEMORY ? st : ATTN_BAD_FILE, "checkpoint: config: %s", why);
     }
     attn__nn_paramset ps = paramset(m);
     if ((st = attn__nn_ckpt_read(f, "checkpoint", &ps)) != ATTN_OK) {
-        attn_nn_model_free(m);
+        attn_transformer_free(m);
         return st;
     }
     m->steps = steps;
@@ -219,13 +219,13 @@ attn_status attn_nn_model_load_file(const attn_st_file *f, attn_nn_model **out)
     return ATTN_OK;
 }
 
-attn_status attn_nn_model_load(const char *path, attn_nn_model **out)
+attn_status attn_transformer_load(const char *path, attn_transformer **out)
 {
-    if (!path || !out) return attn_fail(ATTN_NULL_ARG, "attn_nn_model_load: 'path' or 'out' is NULL");
-    attn_st_file *f = NULL;
-    attn_status st = attn_st_open(path, &f);
+    if (!path || !out) return attn_fail(ATTN_NULL_ARG, "attn_transformer_load: 'path' or 'out' is NULL");
+    attn_safetensors *f = NULL;
+    attn_status st = attn_safetensors_load(path, &f);
     if (st != ATTN_OK) return st;
-    st = attn_nn_model_load_file(f, out);
-    attn_st_close(f);
+    st = attn_transformer_load_safetensors(f, out);
+    attn_safetensors_free(f);
     return st;
 }

@@ -15,7 +15,7 @@
 
 typedef struct {
     attn_ctx *ctx;
-    attn_nn_model *m;
+    attn_transformer *m;
     int64_t nb, S_src, hd, kvw, cap_len; /* beams, source length, head dim, Hkv*hd */
     float **kc, **vc;                    /* per layer [nb, cap_len, kvw] self caches */
     float **ck, **cv;                    /* per layer [S_src, kvw] cross keys/values */
@@ -33,7 +33,7 @@ static void set(dec *g, attn_status st)
 static float *alloc_f(dec *g, int64_t n)
 {
     float *p = n > 0 ? attn_calloc((size_t)n, sizeof(float)) : NULL;
-    if (n > 0 && !p) set(g, attn_fail(ATTN_NO_MEMORY, "attn_nn_generate: out of memory"));
+    if (n > 0 && !p) set(g, attn_fail(ATTN_NO_MEMORY, "attn_transformer_generate: out of memory"));
     return p;
 }
 
@@ -56,7 +56,7 @@ static void dec_free(dec *g)
 
 static void dec_init(dec *g, const float *mem)
 {
-    const attn_nn_config *c = &g->m->c;
+    const attn_transformer_config *c = &g->m->c;
     int64_t L = c->n_dec_layers, nb = g->nb, d = c->d_model;
     g->hd = d / c->n_heads;
     g->kvw = c->n_kv_heads * g->hd;
@@ -65,7 +65,7 @@ static void dec_init(dec *g, const float *mem)
     g->ck = attn_calloc((size_t)L, sizeof(float *));
     g->cv = attn_calloc((size_t)L, sizeof(float *));
     if (!g->kc || !g->vc || !g->ck || !g->cv) {
-        set(g, attn_fail(ATTN_NO_MEMORY, "attn_nn_generate: out of memory"));
+        set(g, attn_fail(ATTN_NO_MEMORY, "attn_transformer_generate: out of memory"));
         return;
     }
     for (int64_t l = 0; l < L && g->st == ATTN_OK; l++) {
@@ -100,18 +100,18 @@ static void dec_init(dec *g, const float *mem)
 static void attend(dec *g, const float *k, const float *v, int64_t batch_stride, int64_t len,
                    int want_weights)
 {
-    const attn_nn_config *c = &g->m->c;
+    const attn_transformer_config *c = &g->m->c;
     int64_t H = c->n_heads, Hk = c->n_kv_heads, nb = g->nb;
-    attn_tensor tq = attn_tensor_make(g->q, ATTN_F32, nb, 1, H, g->hd);
-    attn_tensor tk = attn_tensor_make((void *)k, ATTN_F32, nb, len, Hk, g->hd);
-    attn_tensor tv = attn_tensor_make((void *)v, ATTN_F32, nb, len, Hk, g->hd);
+    attn_tensor tq = attn_tensor_make(g->q, ATTN_DTYPE_F32, nb, 1, H, g->hd);
+    attn_tensor tk = attn_tensor_make((void *)k, ATTN_DTYPE_F32, nb, len, Hk, g->hd);
+    attn_tensor tv = attn_tensor_make((void *)v, ATTN_DTYPE_F32, nb, len, Hk, g->hd);
     tk.stride[0] = tv.stride[0] = batch_stride;
-    attn_tensor to = attn_tensor_make(g->o, ATTN_F32, nb, 1, H, g->hd);
-    attn_tensor tl = attn_tensor_make(g->lse, ATTN_F32, nb, H, 1, 1);
+    attn_tensor to = attn_tensor_make(g->o, ATTN_DTYPE_F32, nb, 1, H, g->hd);
+    attn_tensor tl = attn_tensor_make(g->lse, ATTN_DTYPE_F32, nb, H, 1, 1);
     attn_sdpa_params p = attn_sdpa_params_default();
     set(g, attn_sdpa_forward(g->ctx, &tq, &tk, &tv, &p, &to, &tl));
     if (!want_weights || g->st != ATTN_OK) return;
-    attn_tensor tw = attn_tensor_make(g->w, ATTN_F32, nb, H, 1, len);
+    attn_tensor tw = attn_tensor_make(g->w, ATTN_DTYPE_F32, nb, H, 1, len);
     set(g, attn_sdpa_weights(g->ctx, &tq, &tk, &tl, &p, NULL, 0, NULL, 0, 0, &tw));
     for (int64_t b = 0; b < nb && g->st == ATTN_OK; b++)
         for (int64_t j = 0; j < len; j++) {
@@ -124,8 +124,8 @@ static void attend(dec *g, const float *k, const float *v, int64_t batch_stride,
 /* y [nb, d] = sublayer f of layer l on h [nb, d], at position t. */
 static void f_step(dec *g, int64_t l, int sub, int64_t t, const float *in, float *y)
 {
-    attn_nn_model *m = g->m;
-    const attn_nn_config *c = &m->c;
+    attn_transformer *m = g->m;
+    const attn_transformer_config *c = &m->c;
     attn__nn_block *L = &m->dec[l];
     int64_t nb = g->nb, d = c->d_model;
     if (sub == ATTN__SUB_FFN) {
@@ -170,8 +170,8 @@ static void f_step(dec *g, int64_t l, int sub, int64_t t, const float *in, float
 /* logits [nb, V] for tokens tok [nb] at position t. */
 static void step(dec *g, const int32_t *tok, int64_t t)
 {
-    attn_nn_model *m = g->m;
-    const attn_nn_config *c = &m->c;
+    attn_transformer *m = g->m;
+    const attn_transformer_config *c = &m->c;
     int64_t nb = g->nb, d = c->d_model;
     int32_t pos[64];
     const float *table = c->pos == ATTN_NN_POS_SINUSOIDAL ? m->sinusoid
@@ -313,45 +313,45 @@ static void advance(dec *g, beams *B, const attn_nn_gen_opts *o, int32_t *cur, f
     B->len++;
 }
 
-static attn_status check_args(const attn_nn_model *m, const int32_t *src, int64_t src_len,
+static attn_status check_args(const attn_transformer *m, const int32_t *src, int64_t src_len,
                               const attn_nn_gen_opts *o, const int32_t *out, int64_t cap,
                               const int64_t *n_out)
 {
     if (!m || !o || !out || !n_out || (src_len > 0 && !src))
-        return attn_fail(ATTN_NULL_ARG, "attn_nn_generate: 'm', 'src', 'opts', 'out' and 'n_out' "
+        return attn_fail(ATTN_NULL_ARG, "attn_transformer_generate: 'm', 'src', 'opts', 'out' and 'n_out' "
                                         "must not be NULL");
-    const attn_nn_config *c = &m->c;
+    const attn_transformer_config *c = &m->c;
     if (o->beam < 1 || o->beam > 16)
-        return attn_fail(ATTN_BAD_PARAM, "attn_nn_generate: 'beam' %lld is outside [1, 16]",
+        return attn_fail(ATTN_BAD_PARAM, "attn_transformer_generate: 'beam' %lld is outside [1, 16]",
                          (long long)o->beam);
     if (o->max_new < 1 || cap < o->max_new)
-        return attn_fail(ATTN_BAD_DIM, "attn_nn_generate: 'max_new' must be >= 1 and 'cap' >= "
+        return attn_fail(ATTN_BAD_DIM, "attn_transformer_generate: 'max_new' must be >= 1 and 'cap' >= "
                                        "max_new");
     if (!isfinite(o->length_penalty) || o->length_penalty < 0)
-        return attn_fail(ATTN_BAD_PARAM, "attn_nn_generate: 'length_penalty' must be finite, >= 0");
+        return attn_fail(ATTN_BAD_PARAM, "attn_transformer_generate: 'length_penalty' must be finite, >= 0");
     if (o->bos_id < 0 || o->bos_id >= c->vocab || o->eos_id < 0 || o->eos_id >= c->vocab)
-        return attn_fail(ATTN_BAD_PARAM, "attn_nn_generate: 'bos_id' or 'eos_id' is not a token");
-    int64_t need = c->arch == ATTN_NN_ENCDEC ? 1 + o->max_new : src_len + o->max_new;
-    if (src_len < (c->arch == ATTN_NN_ENCDEC) || src_len > c->max_len || need > c->max_len + 1)
-        return attn_fail(ATTN_BAD_DIM, "attn_nn_generate: 'src_len' %lld and 'max_new' %lld do "
+        return attn_fail(ATTN_BAD_PARAM, "attn_transformer_generate: 'bos_id' or 'eos_id' is not a token");
+    int64_t need = c->arch == ATTN_TRANSFORMER_ARCH_ENCDEC ? 1 + o->max_new : src_len + o->max_new;
+    if (src_len < (c->arch == ATTN_TRANSFORMER_ARCH_ENCDEC) || src_len > c->max_len || need > c->max_len + 1)
+        return attn_fail(ATTN_BAD_DIM, "attn_transformer_generate: 'src_len' %lld and 'max_new' %lld do "
                          "not fit 'max_len' %lld", (long long)src_len, (long long)o->max_new,
                          (long long)c->max_len);
     for (int64_t i = 0; i < src_len; i++)
         if (src[i] < 0 || src[i] >= c->vocab)
-            return attn_fail(ATTN_BAD_PARAM, "attn_nn_generate: 'src[%lld]' = %d is not a token",
+            return attn_fail(ATTN_BAD_PARAM, "attn_transformer_generate: 'src[%lld]' = %d is not a token",
                              (long long)i, (int)src[i]);
     return ATTN_OK;
 }
 
-attn_status attn_nn_generate(attn_ctx *ctx, attn_nn_model *m, const int32_t *src, int64_t src_len,
+attn_status attn_transformer_generate(attn_ctx *ctx, attn_transformer *m, const int32_t *src, int64_t src_len,
                              const attn_nn_gen_opts *o, int32_t *out, int64_t cap, int64_t *n_out,
                              float *cross_attn)
 {
     attn_status st = check_args(m, src, src_len, o, out, cap, n_out);
     if (st != ATTN_OK) return st;
-    if (!ctx) return attn_fail(ATTN_NULL_ARG, "attn_nn_generate: 'ctx' is NULL");
-    const attn_nn_config *c = &m->c;
-    int enc = c->arch == ATTN_NN_ENCDEC;
+    if (!ctx) return attn_fail(ATTN_NULL_ARG, "attn_transformer_generate: 'ctx' is NULL");
+    const attn_transformer_config *c = &m->c;
+    int enc = c->arch == ATTN_TRANSFORMER_ARCH_ENCDEC;
     dec g;
     memset(&g, 0, sizeof g);
     g.ctx = ctx;
@@ -362,7 +362,7 @@ attn_status attn_nn_generate(attn_ctx *ctx, attn_nn_model *m, const int32_t *src
     int64_t first = enc ? 0 : (src_len > 0 ? src_len - 1 : 0);
     g.cap_len = first + o->max_new < c->max_len ? first + o->max_new : c->max_len;
     float *mem = enc ? attn_calloc((size_t)(src_len * c->d_model), sizeof(float)) : NULL;
-    if (enc && !mem) return attn_fail(ATTN_NO_MEMORY, "attn_nn_generate: out of memory");
+    if (enc && !mem) return attn_fail(ATTN_NO_MEMORY, "attn_transformer_generate: out of memory");
     if (enc) set(&g, attn__nn_encode(ctx, m, src, src_len, mem));
     if (g.st == ATTN_OK) dec_init(&g, mem);
     attn_release(mem);
@@ -384,7 +384,7 @@ attn_status attn_nn_generate(attn_ctx *ctx, attn_nn_model *m, const int32_t *src
     cand *cands = attn_calloc((size_t)(3 * g.nb), sizeof(cand));
     int32_t cur[16];
     if (!B.tok || !B.best_tok || !B.score || !cands)
-        set(&g, attn_fail(ATTN_NO_MEMORY, "attn_nn_generate: out of memory"));
+        set(&g, attn_fail(ATTN_NO_MEMORY, "attn_transformer_generate: out of memory"));
 
     /* DECODER: run the prompt through the cache, all beams alike */
     for (int64_t t = 0; t < first && g.st == ATTN_OK; t++) {

@@ -40,7 +40,7 @@ typedef struct {
 
 typedef struct {
     attn_ctx *ctx;
-    attn_nn_model *m;
+    attn_transformer *m;
     const attn_nn_train_opts *o;
     int64_t B;
     double p_drop, p_attn; /* 0 when not training */
@@ -61,7 +61,7 @@ static float *act_alloc(run *r, int64_t n, int zero)
     size_t bytes = (size_t)n * sizeof(float) + 16;
     unsigned char *p = zero ? attn_calloc(1, bytes) : attn_alloc(bytes);
     if (!p) {
-        r->st = attn_fail(ATTN_NO_MEMORY, "attn_nn_model_step: out of memory (%zu bytes)", bytes);
+        r->st = attn_fail(ATTN_NO_MEMORY, "attn_transformer_step: out of memory (%zu bytes)", bytes);
         return NULL;
     }
     memcpy(p, &bytes, sizeof bytes);
@@ -146,7 +146,7 @@ static attn_nn_mha_opts mha_opts(const run *r, const stream *s, int sub, uint64_
 static void f_forward(run *r, attn__nn_block *L, int sub, const stream *s, uint64_t site,
                       const float *in, float *y, sub_save *sv)
 {
-    const attn_nn_config *c = &r->m->c;
+    const attn_transformer_config *c = &r->m->c;
     int64_t N = r->B * s->S;
     if (sub == ATTN__SUB_FFN) {
         sv->ff_a = act_alloc(r, N * c->d_ff, 0);
@@ -176,7 +176,7 @@ static void f_forward(run *r, attn__nn_block *L, int sub, const stream *s, uint6
 static void f_backward(run *r, attn__nn_block *L, int sub, const stream *s, uint64_t site,
                        const float *in, const float *dy, float *d_in, const sub_save *sv)
 {
-    const attn_nn_config *c = &r->m->c;
+    const attn_transformer_config *c = &r->m->c;
     int64_t N = r->B * s->S, nf = N * c->d_ff;
     if (sub == ATTN__SUB_FFN) {
         float *du = act_alloc(r, nf, 1), *dg = act_alloc(r, nf, 1);
@@ -206,7 +206,7 @@ static void f_backward(run *r, attn__nn_block *L, int sub, const stream *s, uint
 static void sub_forward(run *r, attn__nn_block *L, int sub, const stream *s, uint64_t site,
                         float *x, sub_save *sv)
 {
-    const attn_nn_model *m = r->m;
+    const attn_transformer *m = r->m;
     int64_t N = r->B * s->S, d = m->c.d_model;
     attn__nn_norm *nrm = sub_norm(L, sub);
     sv->x = act_alloc(r, N * d, 0);
@@ -236,7 +236,7 @@ static void sub_forward(run *r, attn__nn_block *L, int sub, const stream *s, uin
 static void sub_backward(run *r, attn__nn_block *L, int sub, const stream *s, uint64_t site,
                          float *dx, const sub_save *sv)
 {
-    const attn_nn_model *m = r->m;
+    const attn_transformer *m = r->m;
     int64_t N = r->B * s->S, d = m->c.d_model;
     attn__nn_norm *nrm = sub_norm(L, sub);
     float *g = act_alloc(r, N * d, 1), *t = act_alloc(r, N * d, 1);
@@ -329,7 +329,7 @@ static void stack_backward(run *r, attn__nn_block *Ls, int64_t n, const stream *
 
 /* ---- embeddings ---------------------------------------------------------------------- */
 
-static const float *pos_table(const attn_nn_model *m, int enc)
+static const float *pos_table(const attn_transformer *m, int enc)
 {
     if (m->c.pos == ATTN_NN_POS_SINUSOIDAL) return m->sinusoid;
     if (m->c.pos == ATTN_NN_POS_LEARNED) return enc ? m->enc_pos : m->dec_pos;
@@ -346,7 +346,7 @@ static void embed_forward(run *r, const int32_t *ids, const stream *s, int enc, 
 
 static void embed_backward(run *r, const int32_t *ids, const stream *s, int enc, const float *dx)
 {
-    attn_nn_model *m = r->m;
+    attn_transformer *m = r->m;
     int64_t N = r->B * s->S, d = m->c.d_model;
     float *g = act_alloc(r, N * d, 1);
     if (r->st != ATTN_OK) return;
@@ -363,34 +363,34 @@ static void embed_backward(run *r, const int32_t *ids, const stream *s, int enc,
 
 /* ---- the step ------------------------------------------------------------------------- */
 
-static attn_status check_batch(const attn_nn_model *m, const attn_nn_batch *b)
+static attn_status check_batch(const attn_transformer *m, const attn_nn_batch *b)
 {
-    const attn_nn_config *c = &m->c;
+    const attn_transformer_config *c = &m->c;
     if (!b->tgt_in || !b->tgt_out)
-        return attn_fail(ATTN_NULL_ARG, "attn_nn_model_step: 'batch->tgt_in' and 'tgt_out' are "
+        return attn_fail(ATTN_NULL_ARG, "attn_transformer_step: 'batch->tgt_in' and 'tgt_out' are "
                                         "required");
     if (b->B <= 0 || b->S_tgt <= 0 || b->S_tgt > c->max_len)
-        return attn_fail(ATTN_BAD_DIM, "attn_nn_model_step: 'batch->B' must be > 0 and "
+        return attn_fail(ATTN_BAD_DIM, "attn_transformer_step: 'batch->B' must be > 0 and "
                          "'batch->S_tgt' in [1, max_len %lld]", (long long)c->max_len);
-    if (c->arch == ATTN_NN_ENCDEC) {
+    if (c->arch == ATTN_TRANSFORMER_ARCH_ENCDEC) {
         if (!b->src || !b->src_lens)
-            return attn_fail(ATTN_NULL_ARG, "attn_nn_model_step: 'batch->src' and 'src_lens' are "
+            return attn_fail(ATTN_NULL_ARG, "attn_transformer_step: 'batch->src' and 'src_lens' are "
                                             "required by the encoder-decoder");
         if (b->S_src <= 0 || b->S_src > c->max_len)
-            return attn_fail(ATTN_BAD_DIM, "attn_nn_model_step: 'batch->S_src' must be in "
+            return attn_fail(ATTN_BAD_DIM, "attn_transformer_step: 'batch->S_src' must be in "
                              "[1, max_len %lld]", (long long)c->max_len);
         for (int64_t i = 0; i < b->B; i++)
             if (b->src_lens[i] < 1 || b->src_lens[i] > b->S_src)
-                return attn_fail(ATTN_BAD_DIM, "attn_nn_model_step: 'batch->src_lens[%lld]' = %lld "
+                return attn_fail(ATTN_BAD_DIM, "attn_transformer_step: 'batch->src_lens[%lld]' = %lld "
                                  "is outside [1, S_src]", (long long)i, (long long)b->src_lens[i]);
     }
-    const int32_t *ids[3] = {b->tgt_in, b->tgt_out, c->arch == ATTN_NN_ENCDEC ? b->src : NULL};
+    const int32_t *ids[3] = {b->tgt_in, b->tgt_out, c->arch == ATTN_TRANSFORMER_ARCH_ENCDEC ? b->src : NULL};
     int64_t counts[3] = {b->B * b->S_tgt, b->B * b->S_tgt, b->B * b->S_src};
     const char *names[3] = {"tgt_in", "tgt_out", "src"};
     for (int k = 0; k < 3; k++)
         for (int64_t i = 0; ids[k] && i < counts[k]; i++)
             if (ids[k][i] < 0 || ids[k][i] >= c->vocab)
-                return attn_fail(ATTN_BAD_PARAM, "attn_nn_model_step: 'batch->%s[%lld]' = %d is "
+                return attn_fail(ATTN_BAD_PARAM, "attn_transformer_step: 'batch->%s[%lld]' = %d is "
                                  "not a token id in [0, %lld)", names[k], (long long)i,
                                  (int)ids[k][i], (long long)c->vocab);
     return ATTN_OK;
@@ -409,7 +409,7 @@ static int32_t *positions(int64_t B, int64_t S)
 static void encode(run *r, const attn_nn_batch *b, const stream *s, block_save *saves,
                    float *fin, float *stats, float *mem)
 {
-    attn_nn_model *m = r->m;
+    attn_transformer *m = r->m;
     embed_forward(r, b->src, s, 1, fin);
     if (r->st == ATTN_OK) stack_forward(r, m->enc, m->c.n_enc_layers, s, fin, saves);
     if (r->st == ATTN_OK)
@@ -426,7 +426,7 @@ typedef struct {
 
 static void step_free(run *r, step_state *t)
 {
-    attn_nn_model *m = r->m;
+    attn_transformer *m = r->m;
     for (int64_t l = 0; t->enc_saves && l < m->c.n_enc_layers; l++)
         block_free(r, &m->enc[l], &t->enc_saves[l]);
     for (int64_t l = 0; t->dec_saves && l < m->c.n_dec_layers; l++)
@@ -442,9 +442,9 @@ static void step_free(run *r, step_state *t)
 
 static void forward(run *r, const attn_nn_batch *b, step_state *t)
 {
-    attn_nn_model *m = r->m;
+    attn_transformer *m = r->m;
     int64_t d = m->c.d_model, Ns = b->B * b->S_src, Nt = b->B * b->S_tgt;
-    if (m->c.arch == ATTN_NN_ENCDEC) {
+    if (m->c.arch == ATTN_TRANSFORMER_ARCH_ENCDEC) {
         t->enc_fin = act_alloc(r, Ns * d, 0);
         t->enc_stats = act_alloc(r, 2 * Ns, 0);
         t->mem = act_alloc(r, Ns * d, 0);
@@ -468,7 +468,7 @@ static void forward(run *r, const attn_nn_batch *b, step_state *t)
 
 static void backward(run *r, const attn_nn_batch *b, step_state *t)
 {
-    attn_nn_model *m = r->m;
+    attn_transformer *m = r->m;
     int64_t d = m->c.d_model, Ns = b->B * b->S_src, Nt = b->B * b->S_tgt;
     float *dh = act_alloc(r, Nt * d, 1), *dx = act_alloc(r, Nt * d, 1);
     if (r->st == ATTN_OK)
@@ -477,12 +477,12 @@ static void backward(run *r, const attn_nn_batch *b, step_state *t)
     if (r->st == ATTN_OK)
         set(r, attn__nn_norm_backward(m, &m->dec_norm, t->dec_fin, Nt, t->dec_stats,
                                       t->dec_stats + Nt, dh, dx));
-    if (m->c.arch == ATTN_NN_ENCDEC) r->d_mem = act_alloc(r, Ns * d, 1);
+    if (m->c.arch == ATTN_TRANSFORMER_ARCH_ENCDEC) r->d_mem = act_alloc(r, Ns * d, 1);
     if (r->st == ATTN_OK) stack_backward(r, m->dec, m->c.n_dec_layers, &t->dec, dx, t->dec_saves);
     if (r->st == ATTN_OK) embed_backward(r, b->tgt_in, &t->dec, 0, dx);
     act_free(r, dh);
     act_free(r, dx);
-    if (m->c.arch != ATTN_NN_ENCDEC || r->st != ATTN_OK) return;
+    if (m->c.arch != ATTN_TRANSFORMER_ARCH_ENCDEC || r->st != ATTN_OK) return;
     dx = act_alloc(r, Ns * d, 1);
     if (r->st == ATTN_OK)
         set(r, attn__nn_norm_backward(m, &m->enc_norm, t->enc_fin, Ns, t->enc_stats,
@@ -492,17 +492,17 @@ static void backward(run *r, const attn_nn_batch *b, step_state *t)
     act_free(r, dx);
 }
 
-attn_status attn_nn_model_step(attn_ctx *ctx, attn_nn_model *m, const attn_nn_batch *batch,
+attn_status attn_transformer_step(attn_ctx *ctx, attn_transformer *m, const attn_nn_batch *batch,
                                const attn_nn_train_opts *opts, int grads, double *loss,
                                float *logits, size_t *activation_bytes)
 {
     if (!ctx || !m || !batch || !opts || !loss)
-        return attn_fail(ATTN_NULL_ARG, "attn_nn_model_step: 'ctx', 'm', 'batch', 'opts' and "
+        return attn_fail(ATTN_NULL_ARG, "attn_transformer_step: 'ctx', 'm', 'batch', 'opts' and "
                                         "'loss' must not be NULL");
     attn_status st = check_batch(m, batch);
     if (st != ATTN_OK) return st;
     if (!(opts->label_smoothing >= 0 && opts->label_smoothing <= 1))
-        return attn_fail(ATTN_BAD_PARAM, "attn_nn_model_step: 'label_smoothing' must be in [0, 1]");
+        return attn_fail(ATTN_BAD_PARAM, "attn_transformer_step: 'label_smoothing' must be in [0, 1]");
     run r;
     memset(&r, 0, sizeof r);
     r.ctx = ctx;
@@ -512,7 +512,7 @@ attn_status attn_nn_model_step(attn_ctx *ctx, attn_nn_model *m, const attn_nn_ba
     r.p_drop = opts->training ? m->c.dropout : 0;
     r.p_attn = opts->training ? m->c.attn_dropout : 0;
     r.grads = grads != 0;
-    int enc = m->c.arch == ATTN_NN_ENCDEC;
+    int enc = m->c.arch == ATTN_TRANSFORMER_ARCH_ENCDEC;
     step_state t;
     memset(&t, 0, sizeof t);
     t.enc = (stream){batch->S_src, 0, batch->src_lens, NULL, 1};
@@ -524,7 +524,7 @@ attn_status attn_nn_model_step(attn_ctx *ctx, attn_nn_model *m, const attn_nn_ba
     t.enc_saves = enc ? attn_calloc((size_t)m->c.n_enc_layers, sizeof(block_save)) : NULL;
     t.dec_saves = attn_calloc((size_t)m->c.n_dec_layers, sizeof(block_save));
     if (!t.dec_pos || !t.dec_saves || (enc && (!t.enc_pos || !t.enc_saves)))
-        r.st = attn_fail(ATTN_NO_MEMORY, "attn_nn_model_step: out of memory");
+        r.st = attn_fail(ATTN_NO_MEMORY, "attn_transformer_step: out of memory");
     if (r.st == ATTN_OK) forward(&r, batch, &t);
     int64_t Nt = batch->B * batch->S_tgt, V = m->c.vocab;
     if (grads && r.st == ATTN_OK) t.dlogits = act_alloc(&r, Nt * V, 0);
@@ -541,7 +541,7 @@ attn_status attn_nn_model_step(attn_ctx *ctx, attn_nn_model *m, const attn_nn_ba
     return ATTN_OK;
 }
 
-attn_status attn__nn_encode(attn_ctx *ctx, attn_nn_model *m, const int32_t *src, int64_t len,
+attn_status attn__nn_encode(attn_ctx *ctx, attn_transformer *m, const int32_t *src, int64_t len,
                             float *mem)
 {
     attn_nn_train_opts o;
@@ -563,7 +563,7 @@ attn_status attn__nn_encode(attn_ctx *ctx, attn_nn_model *m, const int32_t *src,
     block_save *saves = attn_calloc((size_t)m->c.n_enc_layers, sizeof(block_save));
     float *fin = act_alloc(&r, len * m->c.d_model, 0), *stats = act_alloc(&r, 2 * len, 0);
     s.pos = pos;
-    if (!pos || !saves) set(&r, attn_fail(ATTN_NO_MEMORY, "attn_nn_generate: out of memory"));
+    if (!pos || !saves) set(&r, attn_fail(ATTN_NO_MEMORY, "attn_transformer_generate: out of memory"));
     if (r.st == ATTN_OK) encode(&r, &b, &s, saves, fin, stats, mem);
     act_free(&r, fin);
     act_free(&r, stats);

@@ -25,8 +25,8 @@ typedef struct {
     float *dw1, *db1, *dw2, *db2;
 } attn__nn_block;
 
-struct attn_nn_model {
-    attn_nn_config c;
+struct attn_transformer {
+    attn_transformer_config c;
     int64_t n_params;
     float *params, *grads, *adam_m, *adam_v; /* [n_params] each */
     int64_t steps;                           /* AdamW steps taken */
@@ -49,24 +49,24 @@ struct attn_nn_model {
 enum { ATTN__SUB_SELF = 0, ATTN__SUB_CROSS = 1, ATTN__SUB_FFN = 2 };
 
 /* y [n, d] = norm(x) with the model's norm kind; mean may be NULL for RMS. */
-attn_status attn__nn_norm_forward(const attn_nn_model *m, const attn__nn_norm *n,
+attn_status attn__nn_norm_forward(const attn_transformer *m, const attn__nn_norm *n,
                                   const float *x, int64_t rows, float *y, float *mean,
                                   float *rstd);
-attn_status attn__nn_norm_backward(const attn_nn_model *m, const attn__nn_norm *n,
+attn_status attn__nn_norm_backward(const attn_transformer *m, const attn__nn_norm *n,
                                    const float *x, int64_t rows, const float *mean,
                                    const float *rstd, const float *dy, float *dx);
 
 /* x [rows, d] = embed[ids] * sqrt(d) + position(pos[r]) (sinusoidal or
  * learned table pos_table; none for RoPE). */
-attn_status attn__nn_embed(const attn_nn_model *m, const int32_t *ids, const int32_t *pos,
+attn_status attn__nn_embed(const attn_transformer *m, const int32_t *ids, const int32_t *pos,
                            int64_t rows, const float *pos_table, float *x);
 
 /* mem [len, d] = the encoder's output for one source (no dropout). */
-attn_status attn__nn_encode(attn_ctx *ctx, attn_nn_model *m, const int32_t *src, int64_t len,
+attn_status attn__nn_encode(attn_ctx *ctx, attn_transformer *m, const int32_t *src, int64_t len,
                             float *mem);
 
 /* RoPE positions enabled? */
-static inline bool attn__nn_rope(const attn_nn_model *m)
+static inline bool attn__nn_rope(const attn_transformer *m)
 {
     return m->c.pos == ATTN_NN_POS_ROPE;
 }

@@ -14,9 +14,9 @@
 #include <stdio.h>
 #include <string.h>
 
-attn_nn_config attn_nn_config_default(attn_nn_arch arch)
+attn_transformer_config attn_transformer_config_default(attn_transformer_arch arch)
 {
-    attn_nn_config c;
+    attn_transformer_config c;
     memset(&c, 0, sizeof c);
     c.arch = arch;
     c.vocab = 99;
@@ -24,13 +24,13 @@ attn_nn_config attn_nn_config_default(attn_nn_arch arch)
     c.n_heads = 4;
     c.n_kv_heads = 4;
     c.d_ff = 512;
-    c.n_enc_layers = arch == ATTN_NN_ENCDEC ? 2 : 0;
+    c.n_enc_layers = arch == ATTN_TRANSFORMER_ARCH_ENCDEC ? 2 : 0;
     c.n_dec_layers = 2;
     c.max_len = 64;
     c.norm_first = 1;
-    c.norm = ATTN_NN_LAYERNORM;
+    c.norm = ATTN_NN_NORM_LAYERNORM;
     c.pos = ATTN_NN_POS_SINUSOIDAL;
-    c.act = ATTN_NN_GELU;
+    c.act = ATTN_NN_ACT_GELU;
     c.norm_eps = 1e-5;
     c.dropout = 0.1;
     c.attn_dropout = 0.1;
@@ -39,10 +39,10 @@ attn_nn_config attn_nn_config_default(attn_nn_arch arch)
     return c;
 }
 
-static attn_status check_config(const attn_nn_config *c)
+static attn_status check_config(const attn_transformer_config *c)
 {
-    if (c == NULL) return attn_fail(ATTN_NULL_ARG, "attn_nn_model_create: 'config' is NULL");
-    if (c->arch != ATTN_NN_ENCDEC && c->arch != ATTN_NN_DECODER)
+    if (c == NULL) return attn_fail(ATTN_NULL_ARG, "attn_transformer_create: 'config' is NULL");
+    if (c->arch != ATTN_TRANSFORMER_ARCH_ENCDEC && c->arch != ATTN_TRANSFORMER_ARCH_DECODER)
         return attn_fail(ATTN_BAD_PARAM, "config: 'arch' %d is not ENCDEC (1) or DECODER (2)",
                          (int)c->arch);
     const struct {
@@ -51,30 +51,30 @@ static attn_status check_config(const attn_nn_config *c)
     } dims[] = {{"vocab", c->vocab, 1, 1 << 24},       {"d_model", c->d_model, 1, 1 << 16},
                 {"n_heads", c->n_heads, 1, 1024},       {"n_kv_heads", c->n_kv_heads, 1, 1024},
                 {"d_ff", c->d_ff, 1, 1 << 18},          {"n_dec_layers", c->n_dec_layers, 1, 1024},
-                {"n_enc_layers", c->n_enc_layers, c->arch == ATTN_NN_ENCDEC, 1024},
+                {"n_enc_layers", c->n_enc_layers, c->arch == ATTN_TRANSFORMER_ARCH_ENCDEC, 1024},
                 {"max_len", c->max_len, 1, 1 << 20}};
     for (size_t i = 0; i < sizeof dims / sizeof dims[0]; i++)
         if (dims[i].v < dims[i].lo || dims[i].v > dims[i].hi)
             return attn_fail(ATTN_BAD_DIM, "config: '%s' = %lld is outside [%lld, %lld]",
                              dims[i].name, (long long)dims[i].v, (long long)dims[i].lo,
                              (long long)dims[i].hi);
-    if (c->arch == ATTN_NN_DECODER && c->n_enc_layers != 0)
+    if (c->arch == ATTN_TRANSFORMER_ARCH_DECODER && c->n_enc_layers != 0)
         return attn_fail(ATTN_BAD_DIM, "config: 'n_enc_layers' must be 0 for a decoder-only model");
     if (c->d_model % c->n_heads != 0)
         return attn_fail(ATTN_BAD_DIM, "config: 'd_model' %lld is not a multiple of 'n_heads' %lld",
                          (long long)c->d_model, (long long)c->n_heads);
     if (c->n_heads % c->n_kv_heads != 0)
         return attn_fail(ATTN_BAD_HEADS, "config: 'n_heads' is not a multiple of 'n_kv_heads'");
-    if (c->arch == ATTN_NN_ENCDEC && c->n_kv_heads != c->n_heads)
+    if (c->arch == ATTN_TRANSFORMER_ARCH_ENCDEC && c->n_kv_heads != c->n_heads)
         return attn_fail(ATTN_BAD_HEADS, "config: the encoder-decoder (torch layout) needs "
                                          "'n_kv_heads' == 'n_heads'");
-    if (c->norm != ATTN_NN_LAYERNORM && c->norm != ATTN_NN_RMSNORM)
+    if (c->norm != ATTN_NN_NORM_LAYERNORM && c->norm != ATTN_NN_NORM_RMSNORM)
         return attn_fail(ATTN_BAD_PARAM, "config: 'norm' %d is unknown", (int)c->norm);
     if (c->pos < ATTN_NN_POS_SINUSOIDAL || c->pos > ATTN_NN_POS_ROPE)
         return attn_fail(ATTN_BAD_PARAM, "config: 'pos' %d is unknown", (int)c->pos);
     if (c->pos == ATTN_NN_POS_ROPE && (c->d_model / c->n_heads) % 2 != 0)
         return attn_fail(ATTN_BAD_DIM, "config: rotary positions need an even head dim");
-    if (c->act != ATTN_NN_GELU && c->act != ATTN_NN_RELU)
+    if (c->act != ATTN_NN_ACT_GELU && c->act != ATTN_NN_ACT_RELU)
         return attn_fail(ATTN_BAD_PARAM, "config: 'act' %d is unknown", (int)c->act);
     if (!(c->norm_eps > 0 && c->norm_eps < 1))
         return attn_fail(ATTN_BAD_PARAM, "config: 'norm_eps' must be in (0, 1)");
@@ -101,7 +101,7 @@ typedef struct {
 } fixup;
 
 typedef struct {
-    attn_nn_model *m;
+    attn_transformer *m;
     fixup *fix;
     int64_t cap_fix;
     attn_status st;
@@ -110,7 +110,7 @@ typedef struct {
 static void add(registry *r, const char *name, int ndim, int64_t d0, int64_t d1, int decay,
                 float **value, float **grad, int init, double scale)
 {
-    attn_nn_model *m = r->m;
+    attn_transformer *m = r->m;
     if (r->st != ATTN_OK) return;
     if (m->n_tensors == m->cap_tensors) {
         int64_t cap = m->cap_tensors ? 2 * m->cap_tensors : 64;
@@ -119,7 +119,7 @@ static void add(registry *r, const char *name, int ndim, int64_t d0, int64_t d1,
         if (!t || !f) {
             attn_release(t);
             attn_release(f);
-            r->st = attn_fail(ATTN_NO_MEMORY, "attn_nn_model_create: out of memory");
+            r->st = attn_fail(ATTN_NO_MEMORY, "attn_transformer_create: out of memory");
             return;
         }
         if (m->n_tensors) {
@@ -137,7 +137,7 @@ static void add(registry *r, const char *name, int ndim, int64_t d0, int64_t d1,
         size_t cap = m->names_cap ? 2 * m->names_cap + len : 4096 + len;
         char *n = attn_alloc(cap);
         if (!n) {
-            r->st = attn_fail(ATTN_NO_MEMORY, "attn_nn_model_create: out of memory");
+            r->st = attn_fail(ATTN_NO_MEMORY, "attn_transformer_create: out of memory");
             return;
         }
         if (m->names_len) memcpy(n, m->names, m->names_len);
@@ -177,7 +177,7 @@ static void add_norm(registry *r, const char *prefix, attn__nn_norm *n)
     char name[256];
     snprintf(name, sizeof name, "%s.weight", prefix);
     add(r, name, 1, r->m->c.d_model, 0, 0, &n->w, &n->dw, INIT_ONE, 0);
-    if (r->m->c.norm == ATTN_NN_LAYERNORM) {
+    if (r->m->c.norm == ATTN_NN_NORM_LAYERNORM) {
         snprintf(name, sizeof name, "%s.bias", prefix);
         add(r, name, 1, r->m->c.d_model, 0, 0, &n->b, &n->db, INIT_ZERO, 0);
     }
@@ -185,7 +185,7 @@ static void add_norm(registry *r, const char *prefix, attn__nn_norm *n)
 
 static void add_attention(registry *r, const char *prefix, attn_nn_mha *a, int packed)
 {
-    const attn_nn_config *c = &r->m->c;
+    const attn_transformer_config *c = &r->m->c;
     char name[192];
     int64_t d = c->d_model, hd = d / c->n_heads, hq = c->n_heads * hd, hk = c->n_kv_heads * hd;
     a->embed_dim = a->kdim = a->vdim = d;
@@ -218,9 +218,9 @@ static void add_attention(registry *r, const char *prefix, attn_nn_mha *a, int p
 
 static void add_block(registry *r, const char *prefix, attn__nn_block *b, bool cross)
 {
-    const attn_nn_config *c = &r->m->c;
+    const attn_transformer_config *c = &r->m->c;
     char name[128];
-    int packed = c->arch == ATTN_NN_ENCDEC; /* torch's layout; the LM's are separate */
+    int packed = c->arch == ATTN_TRANSFORMER_ARCH_ENCDEC; /* torch's layout; the LM's are separate */
     snprintf(name, sizeof name, "%s.self_attn", prefix);
     add_attention(r, name, &b->self, packed);
     b->has_cross = cross;
@@ -240,28 +240,28 @@ static void add_block(registry *r, const char *prefix, attn__nn_block *b, bool c
 
 static void register_all(registry *r)
 {
-    attn_nn_model *m = r->m;
-    const attn_nn_config *c = &m->c;
+    attn_transformer *m = r->m;
+    const attn_transformer_config *c = &m->c;
     char name[64];
     add(r, "embed.weight", 2, c->vocab, c->d_model, 1, &m->embed, &m->d_embed, INIT_NORMAL,
         1.0 / sqrt((double)c->d_model));
     if (c->pos == ATTN_NN_POS_LEARNED) {
-        if (c->arch == ATTN_NN_ENCDEC)
+        if (c->arch == ATTN_TRANSFORMER_ARCH_ENCDEC)
             add(r, "enc_pos.weight", 2, c->max_len, c->d_model, 0, &m->enc_pos, &m->d_enc_pos,
                 INIT_NORMAL, 0.02);
         add(r, "dec_pos.weight", 2, c->max_len, c->d_model, 0, &m->dec_pos, &m->d_dec_pos,
             INIT_NORMAL, 0.02);
     }
-    const char *dec_prefix = c->arch == ATTN_NN_ENCDEC ? "decoder.layers" : "layers";
+    const char *dec_prefix = c->arch == ATTN_TRANSFORMER_ARCH_ENCDEC ? "decoder.layers" : "layers";
     for (int64_t l = 0; l < c->n_enc_layers; l++) {
         snprintf(name, sizeof name, "encoder.layers.%lld", (long long)l);
         add_block(r, name, &m->enc[l], false);
     }
     for (int64_t l = 0; l < c->n_dec_layers; l++) {
         snprintf(name, sizeof name, "%s.%lld", dec_prefix, (long long)l);
-        add_block(r, name, &m->dec[l], c->arch == ATTN_NN_ENCDEC);
+        add_block(r, name, &m->dec[l], c->arch == ATTN_TRANSFORMER_ARCH_ENCDEC);
     }
-    if (c->arch == ATTN_NN_ENCDEC) {
+    if (c->arch == ATTN_TRANSFORMER_ARCH_ENCDEC) {
         add_norm(r, "encoder.norm", &m->enc_norm);
         add_norm(r, "decoder.norm", &m->dec_norm);
     } else {
@@ -283,7 +283,7 @@ static uint64_t next_u64(uint64_t *s)
 
 static double uniform01(uint64_t *s) { return ((double)(next_u64(s) >> 11) + 0.5) / 9007199254740992.0; }
 
-static void initialise(attn_nn_model *m, const fixup *fix, uint64_t seed)
+static void initialise(attn_transformer *m, const fixup *fix, uint64_t seed)
 {
     uint64_t s = seed;
     for (int64_t t = 0; t < m->n_tensors; t++) {
@@ -305,7 +305,7 @@ static void initialise(attn_nn_model *m, const fixup *fix, uint64_t seed)
     }
 }
 
-void attn_nn_model_free(attn_nn_model *m)
+void attn_transformer_free(attn_transformer *m)
 {
     if (m == NULL) return;
     attn_release(m->params);
@@ -320,18 +320,18 @@ void attn_nn_model_free(attn_nn_model *m)
     attn_release(m);
 }
 
-static attn_status finalise(attn_nn_model *m, registry *r, uint64_t seed)
+static attn_status finalise(attn_transformer *m, registry *r, uint64_t seed)
 {
     size_t n = (size_t)m->n_params;
     if (m->n_params > (int64_t)(SIZE_MAX / 4 / sizeof(float)))
-        return attn_fail(ATTN_OVERFLOW, "attn_nn_model_create: too many parameters");
+        return attn_fail(ATTN_OVERFLOW, "attn_transformer_create: too many parameters");
     m->params = attn_calloc(n, sizeof(float));
     m->grads = attn_calloc(n, sizeof(float));
     m->adam_m = attn_calloc(n, sizeof(float));
     m->adam_v = attn_calloc(n, sizeof(float));
     m->sinusoid = attn_calloc((size_t)(m->c.max_len * m->c.d_model), sizeof(float));
     if (!m->params || !m->grads || !m->adam_m || !m->adam_v || !m->sinusoid)
-        return attn_fail(ATTN_NO_MEMORY, "attn_nn_model_create: out of memory for %lld "
+        return attn_fail(ATTN_NO_MEMORY, "attn_transformer_create: out of memory for %lld "
                          "parameters", (long long)m->n_params);
     for (int64_t t = 0; t < m->n_tensors; t++) {
         attn_nn_param *p = &m->tensors[t];
@@ -350,57 +350,57 @@ static attn_status finalise(attn_nn_model *m, registry *r, uint64_t seed)
     return attn_nn_sinusoidal(m->c.max_len, m->c.d_model, m->sinusoid);
 }
 
-attn_status attn_nn_model_create(const attn_nn_config *c, uint64_t seed, attn_nn_model **out)
+attn_status attn_transformer_create(const attn_transformer_config *c, uint64_t seed, attn_transformer **out)
 {
-    if (out == NULL) return attn_fail(ATTN_NULL_ARG, "attn_nn_model_create: 'out' is NULL");
+    if (out == NULL) return attn_fail(ATTN_NULL_ARG, "attn_transformer_create: 'out' is NULL");
     attn_status st = check_config(c);
     if (st != ATTN_OK) return st;
-    attn_nn_model *m = attn_calloc(1, sizeof *m);
-    if (!m) return attn_fail(ATTN_NO_MEMORY, "attn_nn_model_create: out of memory");
+    attn_transformer *m = attn_calloc(1, sizeof *m);
+    if (!m) return attn_fail(ATTN_NO_MEMORY, "attn_transformer_create: out of memory");
     m->c = *c;
     if (c->n_enc_layers) m->enc = attn_calloc((size_t)c->n_enc_layers, sizeof *m->enc);
     m->dec = attn_calloc((size_t)c->n_dec_layers, sizeof *m->dec);
     registry r = {m, NULL, 0, ATTN_OK};
     if (!m->dec || (c->n_enc_layers && !m->enc))
-        r.st = attn_fail(ATTN_NO_MEMORY, "attn_nn_model_create: out of memory");
+        r.st = attn_fail(ATTN_NO_MEMORY, "attn_transformer_create: out of memory");
     else
         register_all(&r);
     st = r.st == ATTN_OK ? finalise(m, &r, seed) : r.st;
     attn_release(r.fix);
     if (st != ATTN_OK) {
-        attn_nn_model_free(m);
+        attn_transformer_free(m);
         return st;
     }
     *out = m;
     return ATTN_OK;
 }
 
-const attn_nn_config *attn_nn_model_config(const attn_nn_model *m) { return m ? &m->c : NULL; }
-int64_t attn_nn_model_param_count(const attn_nn_model *m) { return m ? m->n_params : 0; }
-int64_t attn_nn_model_n_tensors(const attn_nn_model *m) { return m ? m->n_tensors : 0; }
-int64_t attn_nn_model_steps_taken(const attn_nn_model *m) { return m ? m->steps : 0; }
+const attn_transformer_config *attn_transformer_get_config(const attn_transformer *m) { return m ? &m->c : NULL; }
+int64_t attn_transformer_param_count(const attn_transformer *m) { return m ? m->n_params : 0; }
+int64_t attn_transformer_n_tensors(const attn_transformer *m) { return m ? m->n_tensors : 0; }
+int64_t attn_transformer_steps_taken(const attn_transformer *m) { return m ? m->steps : 0; }
 
-attn_status attn_nn_model_tensor(const attn_nn_model *m, int64_t i, attn_nn_param *out)
+attn_status attn_transformer_tensor(const attn_transformer *m, int64_t i, attn_nn_param *out)
 {
-    if (!m || !out) return attn_fail(ATTN_NULL_ARG, "attn_nn_model_tensor: 'm' or 'out' is NULL");
+    if (!m || !out) return attn_fail(ATTN_NULL_ARG, "attn_transformer_tensor: 'm' or 'out' is NULL");
     if (i < 0 || i >= m->n_tensors)
-        return attn_fail(ATTN_BAD_PARAM, "attn_nn_model_tensor: index %lld outside [0, %lld)",
+        return attn_fail(ATTN_BAD_PARAM, "attn_transformer_tensor: index %lld outside [0, %lld)",
                          (long long)i, (long long)m->n_tensors);
     *out = m->tensors[i];
     return ATTN_OK;
 }
 
-void attn_nn_model_zero_grad(attn_nn_model *m)
+void attn_transformer_zero_grad(attn_transformer *m)
 {
     if (m) memset(m->grads, 0, (size_t)m->n_params * sizeof(float));
 }
 
-attn_status attn_nn_model_update(attn_nn_model *m, const attn_nn_adamw *opt, double lr,
+attn_status attn_transformer_update(attn_transformer *m, const attn_nn_adamw *opt, double lr,
                                  double clip, double *grad_norm)
 {
-    if (!m || !opt) return attn_fail(ATTN_NULL_ARG, "attn_nn_model_update: 'm' or 'opt' is NULL");
+    if (!m || !opt) return attn_fail(ATTN_NULL_ARG, "attn_transformer_update: 'm' or 'opt' is NULL");
     if (!isfinite(lr) || lr < 0 || !isfinite(clip) || clip < 0)
-        return attn_fail(ATTN_BAD_PARAM, "attn_nn_model_update: 'lr' and 'clip' must be finite "
+        return attn_fail(ATTN_BAD_PARAM, "attn_transformer_update: 'lr' and 'clip' must be finite "
                                          "and >= 0");
     float *bufs[1] = {m->grads};
     int64_t counts[1] = {m->n_params};
@@ -422,27 +422,27 @@ attn_status attn_nn_model_update(attn_nn_model *m, const attn_nn_adamw *opt, dou
 
 /* ---- helpers shared with model_step.c and generate.c ----------------------------- */
 
-attn_status attn__nn_norm_forward(const attn_nn_model *m, const attn__nn_norm *n,
+attn_status attn__nn_norm_forward(const attn_transformer *m, const attn__nn_norm *n,
                                   const float *x, int64_t rows, float *y, float *mean,
                                   float *rstd)
 {
-    if (m->c.norm == ATTN_NN_RMSNORM)
+    if (m->c.norm == ATTN_NN_NORM_RMSNORM)
         return attn_nn_rmsnorm_forward(x, rows, m->c.d_model, n->w, m->c.norm_eps, y, rstd);
     return attn_nn_layernorm_forward(x, rows, m->c.d_model, n->w, n->b, m->c.norm_eps, y, mean,
                                      rstd);
 }
 
-attn_status attn__nn_norm_backward(const attn_nn_model *m, const attn__nn_norm *n,
+attn_status attn__nn_norm_backward(const attn_transformer *m, const attn__nn_norm *n,
                                    const float *x, int64_t rows, const float *mean,
                                    const float *rstd, const float *dy, float *dx)
 {
-    if (m->c.norm == ATTN_NN_RMSNORM)
+    if (m->c.norm == ATTN_NN_NORM_RMSNORM)
         return attn_nn_rmsnorm_backward(x, rows, m->c.d_model, n->w, rstd, dy, dx, n->dw);
     return attn_nn_layernorm_backward(x, rows, m->c.d_model, n->w, mean, rstd, dy, dx, n->dw,
                                       n->db);
 }
 
-attn_status attn__nn_embed(const attn_nn_model *m, const int32_t *ids, const int32_t *pos,
+attn_status attn__nn_embed(const attn_transformer *m, const int32_t *ids, const int32_t *pos,
                            int64_t rows, const float *pos_table, float *x)
 {
     int64_t d = m->c.d_model;

@@ -1,5 +1,5 @@
-/* test_bert.c - the BERT encoder (attn_bert.h): a tiny random BERT written
- * with attn_st_save and checked against a naive double-precision forward
+/* test_bert.c - the BERT encoder (attn/bert.h): a tiny random BERT written
+ * with attn_safetensors_save and checked against a naive double-precision forward
  * written here from the model's definition (hidden states, embeddings,
  * attention maps); the config.json catalogue; corrupt and truncated weight
  * files; padding and thread-count invariance; argument checks; and
@@ -108,11 +108,11 @@ static const float *lw(const tiny *m, int l, int k)
 }
 
 /* The tensors as safetensors entries, names under prefix (names [MAX_T][128]). */
-static int entries(const tiny *m, const char *prefix, attn_st_entry *e, char (*names)[128])
+static int entries(const tiny *m, const char *prefix, attn_safetensors_entry *e, char (*names)[128])
 {
     for (int i = 0; i < m->n; i++) {
         snprintf(names[i], 128, "%s%s", prefix, m->t[i].name);
-        e[i] = (attn_st_entry){names[i], ATTN_ST_F32, m->t[i].ndim,
+        e[i] = (attn_safetensors_entry){names[i], ATTN_DTYPE_F32, m->t[i].ndim,
                                {m->t[i].shape[0], m->t[i].shape[1]}, m->t[i].data};
     }
     return m->n;
@@ -150,7 +150,7 @@ static const char *tiny_config_json(void)
 }
 
 /* Writes <dir>/config.json and <dir>/model.safetensors for e[0..n); returns dir. */
-static const char *write_model(const char *dir_name, const attn_st_entry *e, int64_t n)
+static const char *write_model(const char *dir_name, const attn_safetensors_entry *e, int64_t n)
 {
     const char *dir = path_in_tmp(dir_name);
     char cmd[600], p[600];
@@ -159,13 +159,13 @@ static const char *write_model(const char *dir_name, const attn_st_entry *e, int
     snprintf(p, sizeof p, "%s/config.json", dir);
     write_text(p, tiny_config_json());
     snprintf(p, sizeof p, "%s/model.safetensors", dir);
-    T_EQ_STATUS(attn_st_save(p, e, n, NULL, NULL, 0), ATTN_OK);
+    T_EQ_STATUS(attn_safetensors_save(p, e, n, NULL, NULL, 0), ATTN_OK);
     return dir;
 }
 
 static const char *write_tiny(const tiny *m, const char *dir_name)
 {
-    attn_st_entry e[MAX_T];
+    attn_safetensors_entry e[MAX_T];
     char names[MAX_T][128];
     int n = entries(m, "", e, names);
     return write_model(dir_name, e, n);
@@ -442,8 +442,8 @@ T_TEST(bert_config_catalogue)
     T_EQ_STATUS(attn_bert_config_from_json(tiny_config_json(), strlen(tiny_config_json()), &c),
                 ATTN_OK);
     T_EQ_INT(c.vocab_size, V);
-    T_EQ_INT(c.num_layers, L);
-    T_EQ_INT(c.num_heads, NH);
+    T_EQ_INT(c.n_layers, L);
+    T_EQ_INT(c.n_heads, NH);
     T_EQ_INT(c.intermediate_size, F);
     T_EQ_INT(c.max_position, P);
     T_EQ_INT(c.type_vocab_size, TV);
@@ -555,7 +555,7 @@ typedef struct {
 /* Writes the tiny model with edit ed applied; returns the directory. */
 static const char *write_edited(const tiny *m, const edit *ed)
 {
-    attn_st_entry e[MAX_T + 1];
+    attn_safetensors_entry e[MAX_T + 1];
     char names[MAX_T + 1][128];
     static float junk[(V + F + 1) * H]; /* more than any tensor of the tiny model */
     static int64_t ids64[P];
@@ -567,13 +567,13 @@ static const char *write_edited(const tiny *m, const edit *ed)
     case DROP: e[k] = e[--n]; break;
     case RESHAPE: e[k].shape[0] += 1; e[k].data = junk; break;
     case FLATTEN: e[k].shape[0] *= e[k].shape[1]; e[k].ndim = 1; break;
-    case TO_I32: e[k].dtype = ATTN_ST_I32; break;
-    case TO_I64: e[k].dtype = ATTN_ST_I64; e[k].shape[0] /= 2; break;
+    case TO_I32: e[k].dtype = ATTN_DTYPE_I32; break;
+    case TO_I64: e[k].dtype = ATTN_DTYPE_I64; e[k].shape[0] /= 2; break;
     case RENAME: e[k].name = ed->arg; break;
     case ADD:
-        e[n] = (attn_st_entry){ed->arg ? ed->arg : ed->name, ATTN_ST_F32, 1, {H, 0}, junk};
+        e[n] = (attn_safetensors_entry){ed->arg ? ed->arg : ed->name, ATTN_DTYPE_F32, 1, {H, 0}, junk};
         if (strcmp(e[n].name, "embeddings.position_ids") == 0)
-            e[n] = (attn_st_entry){e[n].name, ATTN_ST_I64, 2, {1, P}, ids64};
+            e[n] = (attn_safetensors_entry){e[n].name, ATTN_DTYPE_I64, 2, {1, P}, ids64};
         n++;
         break;
     case PUT_NAN:
@@ -653,15 +653,15 @@ T_TEST(bert_accepted_variants)
     T_EQ_STATUS(attn_bert_forward(t_ctx(1), b, ids, &n, 1, N, want), ATTN_OK);
     attn_bert_free(b);
 
-    attn_st_entry e[MAX_T + 4];
+    attn_safetensors_entry e[MAX_T + 4];
     char names[MAX_T + 4][128];
     static float pool_w[H * H], pool_b[H], head[V];
     static int64_t pos_ids[P];
     int cnt = entries(&m, "bert.", e, names);
-    e[cnt++] = (attn_st_entry){"bert.pooler.dense.weight", ATTN_ST_F32, 2, {H, H}, pool_w};
-    e[cnt++] = (attn_st_entry){"bert.pooler.dense.bias", ATTN_ST_F32, 1, {H, 0}, pool_b};
-    e[cnt++] = (attn_st_entry){"bert.embeddings.position_ids", ATTN_ST_I64, 2, {1, P}, pos_ids};
-    e[cnt++] = (attn_st_entry){"cls.predictions.bias", ATTN_ST_F32, 1, {V, 0}, head};
+    e[cnt++] = (attn_safetensors_entry){"bert.pooler.dense.weight", ATTN_DTYPE_F32, 2, {H, H}, pool_w};
+    e[cnt++] = (attn_safetensors_entry){"bert.pooler.dense.bias", ATTN_DTYPE_F32, 1, {H, 0}, pool_b};
+    e[cnt++] = (attn_safetensors_entry){"bert.embeddings.position_ids", ATTN_DTYPE_I64, 2, {1, P}, pos_ids};
+    e[cnt++] = (attn_safetensors_entry){"cls.predictions.bias", ATTN_DTYPE_F32, 1, {V, 0}, head};
     b = NULL;
     T_EQ_STATUS(attn_bert_load(write_model("prefixed", e, cnt), &b), ATTN_OK);
     T_EQ_STATUS(attn_bert_forward(t_ctx(1), b, ids, &n, 1, N, got), ATTN_OK);
@@ -675,7 +675,7 @@ T_TEST(bert_accepted_variants)
         wide[i] = malloc((size_t)k * sizeof(double));
         for (int64_t j = 0; j < k; j++) wide[i][j] = ((const float *)e[i].data)[j];
         e[i].data = wide[i];
-        e[i].dtype = ATTN_ST_F64;
+        e[i].dtype = ATTN_DTYPE_F64;
     }
     b = NULL;
     T_EQ_STATUS(attn_bert_load(write_model("f64", e, cnt), &b), ATTN_OK);

@@ -14,9 +14,9 @@
 
 /* ---- the seq2seq model --------------------------------------------------------------- */
 
-static attn_rnn_config tiny_config(attn_rnn_init init)
+static attn_seq2seq_config tiny_config(attn_seq2seq_init init)
 {
-    attn_rnn_config c = {9, 3, 4, 5, 3, init};
+    attn_seq2seq_config c = {9, 3, 4, 5, 3, init};
     return c;
 }
 
@@ -48,7 +48,7 @@ static void tiny_batch_make(tiny_batch *t, int64_t S, uint64_t seed)
 
 typedef struct {
     attn_ctx *ctx;
-    attn_rnn_model *m;
+    attn_seq2seq *m;
     const attn_nn_batch *b;
 } model_case;
 
@@ -56,47 +56,47 @@ static double model_loss(void *user)
 {
     model_case *k = user;
     double loss = NAN;
-    if (attn_rnn_model_step(k->ctx, k->m, k->b, 0.0, 0, &loss, NULL) != ATTN_OK) return NAN;
+    if (attn_seq2seq_step(k->ctx, k->m, k->b, 0.0, 0, &loss, NULL) != ATTN_OK) return NAN;
     return loss;
 }
 
 T_TEST(seq2seq_backward_fd)
 {
     attn_ctx *ctx = t_ctx(1);
-    for (int init = ATTN_RNN_INIT_BACKWARD; init <= ATTN_RNN_INIT_MEAN; init++) {
-        attn_rnn_config c = tiny_config((attn_rnn_init)init);
-        attn_rnn_model *m = NULL;
-        T_EQ_STATUS(attn_rnn_model_create(&c, 51, &m), ATTN_OK);
+    for (int init = ATTN_SEQ2SEQ_INIT_BACKWARD; init <= ATTN_SEQ2SEQ_INIT_MEAN; init++) {
+        attn_seq2seq_config c = tiny_config((attn_seq2seq_init)init);
+        attn_seq2seq *m = NULL;
+        T_EQ_STATUS(attn_seq2seq_create(&c, 51, &m), ATTN_OK);
         if (!m) return;
         tiny_batch tb;
         tiny_batch_make(&tb, 5, 52);
-        attn_rnn_model_zero_grad(m);
+        attn_seq2seq_zero_grad(m);
         double loss = 0;
-        T_EQ_STATUS(attn_rnn_model_step(ctx, m, &tb.b, 0.0, 1, &loss, NULL), ATTN_OK);
+        T_EQ_STATUS(attn_seq2seq_step(ctx, m, &tb.b, 0.0, 1, &loss, NULL), ATTN_OK);
         T_CHECK(loss > 0.5 && loss < 10);
         model_case k = {ctx, m, &tb.b};
         uint64_t s = 53;
         int bad = 0;
-        for (int64_t t = 0; t < attn_rnn_model_n_tensors(m); t++) {
+        for (int64_t t = 0; t < attn_seq2seq_n_tensors(m); t++) {
             attn_nn_param p;
-            T_EQ_STATUS(attn_rnn_model_tensor(m, t, &p), ATTN_OK);
+            T_EQ_STATUS(attn_seq2seq_tensor(m, t, &p), ATTN_OK);
             bad += t_fd_check(p.name, p.value, p.numel, p.grad, model_loss, &k, 5, &s);
         }
         T_EQ_INT(bad, 0);
-        attn_rnn_model_free(m);
+        attn_seq2seq_free(m);
     }
 }
 
 /* Loss and gradients of a batch (zeroed first) into g [n_params]. */
-static double model_grads(attn_ctx *ctx, attn_rnn_model *m, const attn_nn_batch *b, float *g)
+static double model_grads(attn_ctx *ctx, attn_seq2seq *m, const attn_nn_batch *b, float *g)
 {
     double loss = NAN;
-    attn_rnn_model_zero_grad(m);
-    T_EQ_STATUS(attn_rnn_model_step(ctx, m, b, 0.0, 1, &loss, NULL), ATTN_OK);
+    attn_seq2seq_zero_grad(m);
+    T_EQ_STATUS(attn_seq2seq_step(ctx, m, b, 0.0, 1, &loss, NULL), ATTN_OK);
     int64_t off = 0;
-    for (int64_t t = 0; t < attn_rnn_model_n_tensors(m); t++) {
+    for (int64_t t = 0; t < attn_seq2seq_n_tensors(m); t++) {
         attn_nn_param p;
-        attn_rnn_model_tensor(m, t, &p);
+        attn_seq2seq_tensor(m, t, &p);
         memcpy(g + off, p.grad, (size_t)p.numel * sizeof(float));
         off += p.numel;
     }
@@ -106,11 +106,11 @@ static double model_grads(attn_ctx *ctx, attn_rnn_model *m, const attn_nn_batch 
 T_TEST(seq2seq_padding_invariance)
 {
     attn_ctx *ctx = t_ctx(2);
-    attn_rnn_config c = tiny_config(ATTN_RNN_INIT_MEAN);
-    attn_rnn_model *m = NULL;
-    T_EQ_STATUS(attn_rnn_model_create(&c, 61, &m), ATTN_OK);
+    attn_seq2seq_config c = tiny_config(ATTN_SEQ2SEQ_INIT_MEAN);
+    attn_seq2seq *m = NULL;
+    T_EQ_STATUS(attn_seq2seq_create(&c, 61, &m), ATTN_OK);
     if (!m) return;
-    int64_t n = attn_rnn_model_param_count(m);
+    int64_t n = attn_seq2seq_param_count(m);
     float *g1 = malloc((size_t)n * sizeof(float)), *g2 = malloc((size_t)n * sizeof(float));
     tiny_batch a, b;
     tiny_batch_make(&a, 5, 62);
@@ -128,28 +128,28 @@ T_TEST(seq2seq_padding_invariance)
     T_LE(worst, 1e-6 * big);
     free(g1);
     free(g2);
-    attn_rnn_model_free(m);
+    attn_seq2seq_free(m);
 }
 
 T_TEST(seq2seq_generate_matches_teacher_forcing)
 {
     attn_ctx *ctx = t_ctx(2);
-    attn_rnn_config c = tiny_config(ATTN_RNN_INIT_BACKWARD);
-    attn_rnn_model *m = NULL;
-    T_EQ_STATUS(attn_rnn_model_create(&c, 71, &m), ATTN_OK);
+    attn_seq2seq_config c = tiny_config(ATTN_SEQ2SEQ_INIT_BACKWARD);
+    attn_seq2seq *m = NULL;
+    T_EQ_STATUS(attn_seq2seq_create(&c, 71, &m), ATTN_OK);
     if (!m) return;
     enum { B = 3, S = 5, CAP = 6 };
     int32_t src[B * S] = {3, 4, 5, 6, 7, 8, 3, 4, 0, 0, 5, 0, 0, 0, 0}, out[B * CAP];
     int64_t lens[B] = {5, 3, 1}, n_out[B];
     float w[B * CAP * S];
     attn_nn_gen_opts o = {1, 2, CAP, 1, 0.0};
-    T_EQ_STATUS(attn_rnn_generate(ctx, m, src, B, S, lens, &o, out, CAP, n_out, w), ATTN_OK);
+    T_EQ_STATUS(attn_seq2seq_generate(ctx, m, src, B, S, lens, &o, out, CAP, n_out, w), ATTN_OK);
     for (int64_t b = 0; b < B; b++) {
         /* each row alone decodes the same */
         int32_t out1[CAP];
         int64_t n1 = -1;
         float w1[CAP * 5];
-        T_EQ_STATUS(attn_rnn_generate(ctx, m, src + b * S, 1, lens[b], lens + b, &o, out1, CAP, &n1, w1),
+        T_EQ_STATUS(attn_seq2seq_generate(ctx, m, src + b * S, 1, lens[b], lens + b, &o, out1, CAP, &n1, w1),
                     ATTN_OK);
         T_EQ_INT(n1, n_out[b]);
         for (int64_t r = 0; r < n1 && r < n_out[b]; r++) {
@@ -172,7 +172,7 @@ T_TEST(seq2seq_generate_matches_teacher_forcing)
         tout[T - 1] = n_out[b] < CAP ? 2 : 0;
         attn_nn_batch tb = {1, lens[b], T, src + b * S, tin, tout, lens + b, NULL, 0};
         double loss;
-        T_EQ_STATUS(attn_rnn_model_step(ctx, m, &tb, 0.0, 0, &loss, logits), ATTN_OK);
+        T_EQ_STATUS(attn_seq2seq_step(ctx, m, &tb, 0.0, 0, &loss, logits), ATTN_OK);
         for (int64_t r = 0; r < T; r++) {
             int32_t best = 0;
             for (int32_t v = 1; v < 9; v++)
@@ -182,25 +182,25 @@ T_TEST(seq2seq_generate_matches_teacher_forcing)
         }
     }
     o.beam = 2;
-    T_EQ_STATUS(attn_rnn_generate(ctx, m, src, B, S, lens, &o, out, CAP, n_out, w), ATTN_UNSUPPORTED);
+    T_EQ_STATUS(attn_seq2seq_generate(ctx, m, src, B, S, lens, &o, out, CAP, n_out, w), ATTN_UNSUPPORTED);
     o.beam = 1;
     lens[2] = 0;
-    T_EQ_STATUS(attn_rnn_generate(ctx, m, src, B, S, lens, &o, out, CAP, n_out, w), ATTN_BAD_DIM);
+    T_EQ_STATUS(attn_seq2seq_generate(ctx, m, src, B, S, lens, &o, out, CAP, n_out, w), ATTN_BAD_DIM);
     lens[2] = 1;
     src[0] = 9;
-    T_EQ_STATUS(attn_rnn_generate(ctx, m, src, B, S, lens, &o, out, CAP, n_out, w), ATTN_BAD_PARAM);
+    T_EQ_STATUS(attn_seq2seq_generate(ctx, m, src, B, S, lens, &o, out, CAP, n_out, w), ATTN_BAD_PARAM);
     o.eos_id = 9;
-    T_EQ_STATUS(attn_rnn_generate(ctx, m, src, B, S, lens, &o, out, CAP, n_out, w), ATTN_BAD_PARAM);
-    attn_rnn_model_free(m);
+    T_EQ_STATUS(attn_seq2seq_generate(ctx, m, src, B, S, lens, &o, out, CAP, n_out, w), ATTN_BAD_PARAM);
+    attn_seq2seq_free(m);
 }
 
 /* A copy task (output = source) that a tiny model learns in 300 steps. */
 T_TEST(seq2seq_learns_to_copy)
 {
     attn_ctx *ctx = t_ctx(2);
-    attn_rnn_config c = {12, 8, 16, 16, 16, ATTN_RNN_INIT_BACKWARD};
-    attn_rnn_model *m = NULL;
-    T_EQ_STATUS(attn_rnn_model_create(&c, 81, &m), ATTN_OK);
+    attn_seq2seq_config c = {12, 8, 16, 16, 16, ATTN_SEQ2SEQ_INIT_BACKWARD};
+    attn_seq2seq *m = NULL;
+    T_EQ_STATUS(attn_seq2seq_create(&c, 81, &m), ATTN_OK);
     if (!m) return;
     enum { B = 16, S = 4 };
     uint64_t s = 82;
@@ -218,32 +218,32 @@ T_TEST(seq2seq_learns_to_copy)
         }
         attn_nn_batch bt = {B, S, S + 1, src, tin, tout, lens, NULL, 0};
         double loss = 0;
-        attn_rnn_model_zero_grad(m);
-        T_EQ_STATUS(attn_rnn_model_step(ctx, m, &bt, 0.0, 1, &loss, NULL), ATTN_OK);
-        T_EQ_STATUS(attn_rnn_model_update(m, &opt, 1e-2, 1.0, NULL), ATTN_OK);
+        attn_seq2seq_zero_grad(m);
+        T_EQ_STATUS(attn_seq2seq_step(ctx, m, &bt, 0.0, 1, &loss, NULL), ATTN_OK);
+        T_EQ_STATUS(attn_seq2seq_update(m, &opt, 1e-2, 1.0, NULL), ATTN_OK);
         if (step == 0) first = loss;
         last = loss;
     }
-    T_EQ_INT(attn_rnn_model_steps_taken(m), 300);
+    T_EQ_INT(attn_seq2seq_steps_taken(m), 300);
     T_LE(last, 0.1 * first);
     int32_t src[S] = {4, 9, 9, 5}, out[8];
     int64_t len = S, n = 0;
     attn_nn_gen_opts o = {1, 2, 8, 1, 0.0};
-    T_EQ_STATUS(attn_rnn_generate(ctx, m, src, 1, S, &len, &o, out, 8, &n, NULL), ATTN_OK);
+    T_EQ_STATUS(attn_seq2seq_generate(ctx, m, src, 1, S, &len, &o, out, 8, &n, NULL), ATTN_OK);
     T_EQ_INT(n, S);
     for (int j = 0; j < S && n == S; j++) T_EQ_INT(out[j], src[j]);
-    attn_rnn_model_free(m);
+    attn_seq2seq_free(m);
 }
 
 /* ---- checkpoints ------------------------------------------------------------------------ */
 
-static bool same_params(const attn_rnn_model *a, const attn_rnn_model *b)
+static bool same_params(const attn_seq2seq *a, const attn_seq2seq *b)
 {
-    if (attn_rnn_model_param_count(a) != attn_rnn_model_param_count(b)) return false;
-    for (int64_t t = 0; t < attn_rnn_model_n_tensors(a); t++) {
+    if (attn_seq2seq_param_count(a) != attn_seq2seq_param_count(b)) return false;
+    for (int64_t t = 0; t < attn_seq2seq_n_tensors(a); t++) {
         attn_nn_param p, q;
-        attn_rnn_model_tensor(a, t, &p);
-        attn_rnn_model_tensor(b, t, &q);
+        attn_seq2seq_tensor(a, t, &p);
+        attn_seq2seq_tensor(b, t, &q);
         if (strcmp(p.name, q.name) != 0 || memcmp(p.value, q.value, (size_t)p.numel * 4) != 0) return false;
     }
     return true;
@@ -252,57 +252,57 @@ static bool same_params(const attn_rnn_model *a, const attn_rnn_model *b)
 T_TEST(seq2seq_checkpoint_round_trip)
 {
     attn_ctx *ctx = t_ctx(1);
-    attn_rnn_config c = tiny_config(ATTN_RNN_INIT_MEAN);
-    attn_rnn_model *m = NULL, *r = NULL;
-    T_EQ_STATUS(attn_rnn_model_create(&c, 91, &m), ATTN_OK);
+    attn_seq2seq_config c = tiny_config(ATTN_SEQ2SEQ_INIT_MEAN);
+    attn_seq2seq *m = NULL, *r = NULL;
+    T_EQ_STATUS(attn_seq2seq_create(&c, 91, &m), ATTN_OK);
     if (!m) return;
     tiny_batch tb;
     tiny_batch_make(&tb, 5, 92);
     attn_nn_adamw opt = attn_nn_adamw_default();
     double loss;
     for (int i = 0; i < 3; i++) {
-        attn_rnn_model_zero_grad(m);
-        T_EQ_STATUS(attn_rnn_model_step(ctx, m, &tb.b, 0.1, 1, &loss, NULL), ATTN_OK);
-        T_EQ_STATUS(attn_rnn_model_update(m, &opt, 1e-2, 1.0, NULL), ATTN_OK);
+        attn_seq2seq_zero_grad(m);
+        T_EQ_STATUS(attn_seq2seq_step(ctx, m, &tb.b, 0.1, 1, &loss, NULL), ATTN_OK);
+        T_EQ_STATUS(attn_seq2seq_update(m, &opt, 1e-2, 1.0, NULL), ATTN_OK);
     }
     const char *keys[1] = {"note"}, *vals[1] = {"hello"};
     const char *p = t_path("rnn.safetensors");
-    T_EQ_STATUS(attn_rnn_model_save(m, p, 1, keys, vals, 1), ATTN_OK);
-    T_EQ_STATUS(attn_rnn_model_load(p, &r), ATTN_OK);
+    T_EQ_STATUS(attn_seq2seq_save(m, p, 1, keys, vals, 1), ATTN_OK);
+    T_EQ_STATUS(attn_seq2seq_load(p, &r), ATTN_OK);
     if (!r) return;
     T_CHECK(same_params(m, r));
-    T_EQ_INT(attn_rnn_model_steps_taken(r), 3);
-    T_EQ_INT(attn_rnn_model_config(r)->init, ATTN_RNN_INIT_MEAN);
-    attn_st_file *f = NULL;
-    T_EQ_STATUS(attn_st_open(p, &f), ATTN_OK);
-    T_CHECK(f && attn_st_metadata(f, "note") && strcmp(attn_st_metadata(f, "note"), "hello") == 0);
-    attn_st_close(f);
+    T_EQ_INT(attn_seq2seq_steps_taken(r), 3);
+    T_EQ_INT(attn_seq2seq_get_config(r)->init, ATTN_SEQ2SEQ_INIT_MEAN);
+    attn_safetensors *f = NULL;
+    T_EQ_STATUS(attn_safetensors_load(p, &f), ATTN_OK);
+    T_CHECK(f && attn_safetensors_metadata(f, "note") && strcmp(attn_safetensors_metadata(f, "note"), "hello") == 0);
+    attn_safetensors_free(f);
     /* the optimiser state came back: one more step is identical on both */
     double l1, l2;
-    attn_rnn_model_zero_grad(m);
-    attn_rnn_model_zero_grad(r);
-    T_EQ_STATUS(attn_rnn_model_step(ctx, m, &tb.b, 0.0, 1, &l1, NULL), ATTN_OK);
-    T_EQ_STATUS(attn_rnn_model_step(ctx, r, &tb.b, 0.0, 1, &l2, NULL), ATTN_OK);
+    attn_seq2seq_zero_grad(m);
+    attn_seq2seq_zero_grad(r);
+    T_EQ_STATUS(attn_seq2seq_step(ctx, m, &tb.b, 0.0, 1, &l1, NULL), ATTN_OK);
+    T_EQ_STATUS(attn_seq2seq_step(ctx, r, &tb.b, 0.0, 1, &l2, NULL), ATTN_OK);
     T_EQ_INT(l1 == l2, 1);
-    T_EQ_STATUS(attn_rnn_model_update(m, &opt, 1e-2, 1.0, NULL), ATTN_OK);
-    T_EQ_STATUS(attn_rnn_model_update(r, &opt, 1e-2, 1.0, NULL), ATTN_OK);
+    T_EQ_STATUS(attn_seq2seq_update(m, &opt, 1e-2, 1.0, NULL), ATTN_OK);
+    T_EQ_STATUS(attn_seq2seq_update(r, &opt, 1e-2, 1.0, NULL), ATTN_OK);
     T_CHECK(same_params(m, r));
-    attn_rnn_model_free(r);
+    attn_seq2seq_free(r);
     r = NULL;
     /* without the optimiser */
-    T_EQ_STATUS(attn_rnn_model_save(m, p, 0, NULL, NULL, 0), ATTN_OK);
-    T_EQ_STATUS(attn_rnn_model_load(p, &r), ATTN_OK);
+    T_EQ_STATUS(attn_seq2seq_save(m, p, 0, NULL, NULL, 0), ATTN_OK);
+    T_EQ_STATUS(attn_seq2seq_load(p, &r), ATTN_OK);
     T_CHECK(r && same_params(m, r));
-    attn_rnn_model_free(r);
+    attn_seq2seq_free(r);
     /* the config JSON */
     char json[256];
-    attn_rnn_config back;
-    T_EQ_STATUS(attn_rnn_config_to_json(&c, json, sizeof json), ATTN_OK);
-    T_EQ_STATUS(attn_rnn_config_from_json(json, &back), ATTN_OK);
+    attn_seq2seq_config back;
+    T_EQ_STATUS(attn_seq2seq_config_to_json(&c, json, sizeof json), ATTN_OK);
+    T_EQ_STATUS(attn_seq2seq_config_from_json(json, &back), ATTN_OK);
     T_CHECK(back.vocab == c.vocab && back.embed == c.embed && back.hidden == c.hidden &&
             back.dec_hidden == c.dec_hidden && back.attn_dim == c.attn_dim && back.init == c.init);
-    T_EQ_STATUS(attn_rnn_config_to_json(&c, json, 10), ATTN_BAD_DIM);
-    attn_rnn_model_free(m);
+    T_EQ_STATUS(attn_seq2seq_config_to_json(&c, json, 10), ATTN_BAD_DIM);
+    attn_seq2seq_free(m);
 }
 
 /* Writes m's tensors with a config text and optional damage: tensor `drop`
@@ -313,17 +313,17 @@ typedef struct {
     int drop, reshape, extra, nan_at;
 } damage;
 
-static attn_status save_damaged(const attn_rnn_model *m, const char *path, const damage *d)
+static attn_status save_damaged(const attn_seq2seq *m, const char *path, const damage *d)
 {
-    attn_st_entry e[24];
+    attn_safetensors_entry e[24];
     int n = 0;
     float *copy = NULL;
     static const float junk[64];
-    for (int64_t t = 0; t < attn_rnn_model_n_tensors(m); t++) {
+    for (int64_t t = 0; t < attn_seq2seq_n_tensors(m); t++) {
         attn_nn_param p;
-        attn_rnn_model_tensor(m, t, &p);
+        attn_seq2seq_tensor(m, t, &p);
         if (t == d->drop) continue;
-        e[n] = (attn_st_entry){p.name, ATTN_ST_F32, p.ndim, {p.shape[0], p.shape[1]}, p.value};
+        e[n] = (attn_safetensors_entry){p.name, ATTN_DTYPE_F32, p.ndim, {p.shape[0], p.shape[1]}, p.value};
         if (t == d->reshape) {
             e[n].shape[0] = p.shape[1];
             e[n].shape[1] = p.shape[0];
@@ -336,22 +336,22 @@ static attn_status save_damaged(const attn_rnn_model *m, const char *path, const
         }
         n++;
     }
-    if (d->extra) e[n++] = (attn_st_entry){"stray", ATTN_ST_F32, 1, {d->extra}, junk};
+    if (d->extra) e[n++] = (attn_safetensors_entry){"stray", ATTN_DTYPE_F32, 1, {d->extra}, junk};
     const char *keys[3] = {"attn.format", "attn.config", "attn.step"};
     const char *vals[3] = {d->tag, d->config, "0"};
-    attn_status st = attn_st_save(path, e, n, keys, vals, 3);
+    attn_status st = attn_safetensors_save(path, e, n, keys, vals, 3);
     free(copy);
     return st;
 }
 
 T_TEST(seq2seq_checkpoint_corrupt_catalogue)
 {
-    attn_rnn_config c = tiny_config(ATTN_RNN_INIT_BACKWARD);
-    attn_rnn_model *m = NULL;
-    T_EQ_STATUS(attn_rnn_model_create(&c, 101, &m), ATTN_OK);
+    attn_seq2seq_config c = tiny_config(ATTN_SEQ2SEQ_INIT_BACKWARD);
+    attn_seq2seq *m = NULL;
+    T_EQ_STATUS(attn_seq2seq_create(&c, 101, &m), ATTN_OK);
     if (!m) return;
     char good[256];
-    T_EQ_STATUS(attn_rnn_config_to_json(&c, good, sizeof good), ATTN_OK);
+    T_EQ_STATUS(attn_seq2seq_config_to_json(&c, good, sizeof good), ATTN_OK);
     const char *tag = "attn-rnn-checkpoint-1";
 #define CFG(vocab, embed, hidden, attn, init, extra)                                        \
     "{\"vocab\": " vocab ", \"embed\": " embed ", \"hidden\": " hidden ", \"dec_hidden\": 5" \
@@ -382,30 +382,30 @@ T_TEST(seq2seq_checkpoint_corrupt_catalogue)
 #undef CFG
     const char *p = t_path("bad.safetensors");
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        attn_rnn_model *r = NULL;
+        attn_seq2seq *r = NULL;
         T_EQ_STATUS(save_damaged(m, p, &cases[i].d), ATTN_OK);
-        attn_status st = attn_rnn_model_load(p, &r);
+        attn_status st = attn_seq2seq_load(p, &r);
         if ((st == ATTN_OK) != (i == 0) || (i > 0 && st != ATTN_BAD_FILE))
             t_fail(__FILE__, __LINE__, "case '%s': %s (%s)", cases[i].what, attn_status_name(st),
                    attn_last_error());
         t_checks++;
         T_CHECK((r != NULL) == (i == 0));
         if (i == 0) T_CHECK(r && same_params(m, r));
-        attn_rnn_model_free(r);
+        attn_seq2seq_free(r);
     }
     /* a transformer checkpoint is not an RNN checkpoint */
-    attn_nn_config tc = attn_nn_config_default(ATTN_NN_ENCDEC);
+    attn_transformer_config tc = attn_transformer_config_default(ATTN_TRANSFORMER_ARCH_ENCDEC);
     tc.d_model = tc.d_ff = 8;
     tc.n_heads = tc.n_kv_heads = 2;
     tc.max_len = 8;
-    attn_nn_model *tm = NULL;
-    attn_rnn_model *r = NULL;
-    T_EQ_STATUS(attn_nn_model_create(&tc, 1, &tm), ATTN_OK);
-    T_EQ_STATUS(attn_nn_model_save(tm, p, 0, NULL, NULL, 0), ATTN_OK);
-    T_EQ_STATUS(attn_rnn_model_load(p, &r), ATTN_BAD_FILE);
+    attn_transformer *tm = NULL;
+    attn_seq2seq *r = NULL;
+    T_EQ_STATUS(attn_transformer_create(&tc, 1, &tm), ATTN_OK);
+    T_EQ_STATUS(attn_transformer_save(tm, p, 0, NULL, NULL, 0), ATTN_OK);
+    T_EQ_STATUS(attn_seq2seq_load(p, &r), ATTN_BAD_FILE);
     T_CHECK(r == NULL);
-    attn_nn_model_free(tm);
-    attn_rnn_model_free(m);
+    attn_transformer_free(tm);
+    attn_seq2seq_free(m);
 }
 
 static unsigned char *slurp_file(const char *path, size_t *n)
@@ -423,34 +423,34 @@ static unsigned char *slurp_file(const char *path, size_t *n)
 
 T_TEST(seq2seq_checkpoint_truncation_sweep)
 {
-    attn_rnn_config c = {5, 2, 2, 2, 2, ATTN_RNN_INIT_BACKWARD};
-    attn_rnn_model *m = NULL;
-    T_EQ_STATUS(attn_rnn_model_create(&c, 111, &m), ATTN_OK);
+    attn_seq2seq_config c = {5, 2, 2, 2, 2, ATTN_SEQ2SEQ_INIT_BACKWARD};
+    attn_seq2seq *m = NULL;
+    T_EQ_STATUS(attn_seq2seq_create(&c, 111, &m), ATTN_OK);
     if (!m) return;
     const char *p = t_path("trunc.safetensors");
-    T_EQ_STATUS(attn_rnn_model_save(m, p, 1, NULL, NULL, 0), ATTN_OK);
+    T_EQ_STATUS(attn_seq2seq_save(m, p, 1, NULL, NULL, 0), ATTN_OK);
     size_t n = 0;
     unsigned char *img = slurp_file(p, &n);
     T_CHECK(img != NULL && n > 100);
     long bad = 0;
     for (size_t len = 0; img && len < n; len++) {
-        attn_st_file *f = NULL;
-        attn_rnn_model *r = NULL;
-        attn_status st = attn_st_open_memory(img, len, &f);
-        if (st == ATTN_OK) st = attn_rnn_model_load_file(f, &r);
-        attn_st_close(f);
+        attn_safetensors *f = NULL;
+        attn_seq2seq *r = NULL;
+        attn_status st = attn_safetensors_load_memory(img, len, &f);
+        if (st == ATTN_OK) st = attn_seq2seq_load_safetensors(f, &r);
+        attn_safetensors_free(f);
         bad += st != ATTN_BAD_FILE || r != NULL;
-        attn_rnn_model_free(r);
+        attn_seq2seq_free(r);
     }
     T_EQ_INT(bad, 0);
-    attn_st_file *f = NULL;
-    attn_rnn_model *r = NULL;
-    T_EQ_STATUS(attn_st_open_memory(img, n, &f), ATTN_OK);
-    T_EQ_STATUS(attn_rnn_model_load_file(f, &r), ATTN_OK);
+    attn_safetensors *f = NULL;
+    attn_seq2seq *r = NULL;
+    T_EQ_STATUS(attn_safetensors_load_memory(img, n, &f), ATTN_OK);
+    T_EQ_STATUS(attn_seq2seq_load_safetensors(f, &r), ATTN_OK);
     T_CHECK(r && same_params(m, r));
-    attn_st_close(f);
-    attn_rnn_model_free(r);
-    attn_rnn_model_free(m);
+    attn_safetensors_free(f);
+    attn_seq2seq_free(r);
+    attn_seq2seq_free(m);
     free(img);
 }
 
@@ -479,15 +479,15 @@ static void count_free(void *p, void *user)
 T_TEST(seq2seq_out_of_memory)
 {
     attn_ctx *ctx = t_ctx(1);
-    attn_rnn_config c = tiny_config(ATTN_RNN_INIT_BACKWARD);
-    attn_rnn_model *m = NULL;
-    T_EQ_STATUS(attn_rnn_model_create(&c, 121, &m), ATTN_OK);
+    attn_seq2seq_config c = tiny_config(ATTN_SEQ2SEQ_INIT_BACKWARD);
+    attn_seq2seq *m = NULL;
+    T_EQ_STATUS(attn_seq2seq_create(&c, 121, &m), ATTN_OK);
     if (!m) return;
     tiny_batch tb;
     tiny_batch_make(&tb, 5, 122);
     attn_nn_param p0;
-    attn_rnn_model_tensor(m, 0, &p0);
-    attn_rnn_model_zero_grad(m);
+    attn_seq2seq_tensor(m, 0, &p0);
+    attn_seq2seq_zero_grad(m);
     int32_t out[3 * 4];
     int64_t n_out[3];
     float w[3 * 4 * 5];
@@ -496,14 +496,14 @@ T_TEST(seq2seq_out_of_memory)
         long k = 1;
         for (;; k++) {
             counting cnt = {0, 0, k};
-            attn_rnn_model *made = NULL;
+            attn_seq2seq *made = NULL;
             double loss;
             attn_set_allocator(count_alloc, count_free, &cnt);
             attn_status st =
-                op == 0   ? attn_rnn_model_step(ctx, m, &tb.b, 0.0, 1, &loss, NULL)
-                : op == 1 ? attn_rnn_generate(ctx, m, tb.src, 3, 5, tb.lens, &o, out, 4, n_out, w)
-                          : attn_rnn_model_create(&c, 1, &made);
-            attn_rnn_model_free(made);
+                op == 0   ? attn_seq2seq_step(ctx, m, &tb.b, 0.0, 1, &loss, NULL)
+                : op == 1 ? attn_seq2seq_generate(ctx, m, tb.src, 3, 5, tb.lens, &o, out, 4, n_out, w)
+                          : attn_seq2seq_create(&c, 1, &made);
+            attn_seq2seq_free(made);
             attn_set_allocator(NULL, NULL, NULL);
             T_EQ_INT(cnt.live, 0);
             if (cnt.calls < k) {
@@ -515,65 +515,65 @@ T_TEST(seq2seq_out_of_memory)
                 for (int64_t i = 0; i < p0.numel; i++) T_EQ_INT(p0.grad[i] == 0.0f, 1);
         }
         T_CHECK(k > 2);
-        if (op == 0) attn_rnn_model_zero_grad(m);
+        if (op == 0) attn_seq2seq_zero_grad(m);
     }
-    attn_rnn_model_free(m);
+    attn_seq2seq_free(m);
 }
 
 T_TEST(seq2seq_args)
 {
     attn_ctx *ctx = t_ctx(1);
-    attn_rnn_config c = tiny_config(ATTN_RNN_INIT_BACKWARD);
-    attn_rnn_model *m = NULL;
-    T_EQ_STATUS(attn_rnn_model_create(NULL, 1, &m), ATTN_NULL_ARG);
-    T_EQ_STATUS(attn_rnn_model_create(&c, 1, NULL), ATTN_NULL_ARG);
+    attn_seq2seq_config c = tiny_config(ATTN_SEQ2SEQ_INIT_BACKWARD);
+    attn_seq2seq *m = NULL;
+    T_EQ_STATUS(attn_seq2seq_create(NULL, 1, &m), ATTN_NULL_ARG);
+    T_EQ_STATUS(attn_seq2seq_create(&c, 1, NULL), ATTN_NULL_ARG);
     c.hidden = 0;
-    T_EQ_STATUS(attn_rnn_model_create(&c, 1, &m), ATTN_BAD_DIM);
+    T_EQ_STATUS(attn_seq2seq_create(&c, 1, &m), ATTN_BAD_DIM);
     c.hidden = 4;
-    c.init = (attn_rnn_init)3;
-    T_EQ_STATUS(attn_rnn_model_create(&c, 1, &m), ATTN_BAD_PARAM);
-    c.init = ATTN_RNN_INIT_BACKWARD;
-    T_EQ_STATUS(attn_rnn_model_create(&c, 1, &m), ATTN_OK);
+    c.init = (attn_seq2seq_init)3;
+    T_EQ_STATUS(attn_seq2seq_create(&c, 1, &m), ATTN_BAD_PARAM);
+    c.init = ATTN_SEQ2SEQ_INIT_BACKWARD;
+    T_EQ_STATUS(attn_seq2seq_create(&c, 1, &m), ATTN_OK);
     if (!m) return;
-    T_EQ_INT(attn_rnn_model_n_tensors(m), 22);
+    T_EQ_INT(attn_seq2seq_n_tensors(m), 22);
     attn_nn_param p;
-    T_EQ_STATUS(attn_rnn_model_tensor(m, 22, &p), ATTN_BAD_PARAM);
-    T_EQ_STATUS(attn_rnn_model_tensor(m, 13, &p), ATTN_OK);
+    T_EQ_STATUS(attn_seq2seq_tensor(m, 22, &p), ATTN_BAD_PARAM);
+    T_EQ_STATUS(attn_seq2seq_tensor(m, 13, &p), ATTN_OK);
     T_CHECK(strcmp(p.name, "decoder.attention.w_k") == 0 && p.shape[0] == 3 && p.shape[1] == 8);
     int64_t total = 0;
     for (int64_t t = 0; t < 22; t++) {
-        attn_rnn_model_tensor(m, t, &p);
+        attn_seq2seq_tensor(m, t, &p);
         total += p.numel;
     }
-    T_EQ_INT(total, attn_rnn_model_param_count(m));
+    T_EQ_INT(total, attn_seq2seq_param_count(m));
     tiny_batch tb;
     tiny_batch_make(&tb, 5, 131);
     double loss = -1;
-    T_EQ_STATUS(attn_rnn_model_step(NULL, m, &tb.b, 0, 0, &loss, NULL), ATTN_NULL_ARG);
-    T_EQ_STATUS(attn_rnn_model_step(ctx, m, NULL, 0, 0, &loss, NULL), ATTN_NULL_ARG);
-    T_EQ_STATUS(attn_rnn_model_step(ctx, m, &tb.b, 0, 0, NULL, NULL), ATTN_NULL_ARG);
+    T_EQ_STATUS(attn_seq2seq_step(NULL, m, &tb.b, 0, 0, &loss, NULL), ATTN_NULL_ARG);
+    T_EQ_STATUS(attn_seq2seq_step(ctx, m, NULL, 0, 0, &loss, NULL), ATTN_NULL_ARG);
+    T_EQ_STATUS(attn_seq2seq_step(ctx, m, &tb.b, 0, 0, NULL, NULL), ATTN_NULL_ARG);
     tb.lens[1] = 6;
-    T_EQ_STATUS(attn_rnn_model_step(ctx, m, &tb.b, 0, 0, &loss, NULL), ATTN_BAD_DIM);
+    T_EQ_STATUS(attn_seq2seq_step(ctx, m, &tb.b, 0, 0, &loss, NULL), ATTN_BAD_DIM);
     tb.lens[1] = 3;
     tb.src[4] = 9;
-    T_EQ_STATUS(attn_rnn_model_step(ctx, m, &tb.b, 0, 0, &loss, NULL), ATTN_BAD_PARAM);
+    T_EQ_STATUS(attn_seq2seq_step(ctx, m, &tb.b, 0, 0, &loss, NULL), ATTN_BAD_PARAM);
     tb.src[4] = 4;
     tb.tgt_out[0] = -3;
-    T_EQ_STATUS(attn_rnn_model_step(ctx, m, &tb.b, 0, 1, &loss, NULL), ATTN_BAD_PARAM);
+    T_EQ_STATUS(attn_seq2seq_step(ctx, m, &tb.b, 0, 1, &loss, NULL), ATTN_BAD_PARAM);
     tb.tgt_out[0] = 4;
-    T_EQ_STATUS(attn_rnn_model_step(ctx, m, &tb.b, 2.0, 0, &loss, NULL), ATTN_BAD_PARAM);
+    T_EQ_STATUS(attn_seq2seq_step(ctx, m, &tb.b, 2.0, 0, &loss, NULL), ATTN_BAD_PARAM);
     T_EQ_INT(loss == -1, 1); /* nothing written by the failing calls */
     tb.b.B = 0;
-    T_EQ_STATUS(attn_rnn_model_step(ctx, m, &tb.b, 0, 1, &loss, NULL), ATTN_OK);
+    T_EQ_STATUS(attn_seq2seq_step(ctx, m, &tb.b, 0, 1, &loss, NULL), ATTN_OK);
     T_EQ_INT(loss == 0, 1);
     attn_nn_adamw opt = attn_nn_adamw_default();
-    T_EQ_STATUS(attn_rnn_model_update(m, &opt, NAN, 1, NULL), ATTN_BAD_PARAM);
-    T_EQ_STATUS(attn_rnn_model_update(m, NULL, 1e-3, 1, NULL), ATTN_NULL_ARG);
-    T_EQ_STATUS(attn_rnn_model_save(m, NULL, 0, NULL, NULL, 0), ATTN_NULL_ARG);
-    T_EQ_STATUS(attn_rnn_model_save(m, t_path("x.safetensors"), 0, NULL, NULL, 2), ATTN_BAD_PARAM);
-    attn_rnn_model *r = NULL;
-    T_EQ_STATUS(attn_rnn_model_load(t_path("absent.safetensors"), &r), ATTN_IO);
-    T_EQ_STATUS(attn_rnn_config_from_json(NULL, &c), ATTN_NULL_ARG);
-    attn_rnn_model_free(m);
-    attn_rnn_model_free(NULL);
+    T_EQ_STATUS(attn_seq2seq_update(m, &opt, NAN, 1, NULL), ATTN_BAD_PARAM);
+    T_EQ_STATUS(attn_seq2seq_update(m, NULL, 1e-3, 1, NULL), ATTN_NULL_ARG);
+    T_EQ_STATUS(attn_seq2seq_save(m, NULL, 0, NULL, NULL, 0), ATTN_NULL_ARG);
+    T_EQ_STATUS(attn_seq2seq_save(m, t_path("x.safetensors"), 0, NULL, NULL, 2), ATTN_BAD_PARAM);
+    attn_seq2seq *r = NULL;
+    T_EQ_STATUS(attn_seq2seq_load(t_path("absent.safetensors"), &r), ATTN_IO);
+    T_EQ_STATUS(attn_seq2seq_config_from_json(NULL, &c), ATTN_NULL_ARG);
+    attn_seq2seq_free(m);
+    attn_seq2seq_free(NULL);
 }

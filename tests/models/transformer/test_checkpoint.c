@@ -8,9 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-static attn_nn_config tiny(void)
+static attn_transformer_config tiny(void)
 {
-    attn_nn_config c = attn_nn_config_default(ATTN_NN_ENCDEC);
+    attn_transformer_config c = attn_transformer_config_default(ATTN_TRANSFORMER_ARCH_ENCDEC);
     c.vocab = 99;
     c.d_model = 16;
     c.n_heads = 2;
@@ -21,30 +21,30 @@ static attn_nn_config tiny(void)
     return c;
 }
 
-static bool same_params(const attn_nn_model *a, const attn_nn_model *b)
+static bool same_params(const attn_transformer *a, const attn_transformer *b)
 {
     attn_nn_param pa, pb;
-    if (attn_nn_model_param_count(a) != attn_nn_model_param_count(b)) return false;
-    attn_nn_model_tensor(a, 0, &pa);
-    attn_nn_model_tensor(b, 0, &pb);
-    return memcmp(pa.value, pb.value, (size_t)attn_nn_model_param_count(a) * sizeof(float)) == 0;
+    if (attn_transformer_param_count(a) != attn_transformer_param_count(b)) return false;
+    attn_transformer_tensor(a, 0, &pa);
+    attn_transformer_tensor(b, 0, &pb);
+    return memcmp(pa.value, pb.value, (size_t)attn_transformer_param_count(a) * sizeof(float)) == 0;
 }
 
 T_TEST(checkpoint_round_trip)
 {
-    attn_nn_config c = tiny();
-    attn_nn_model *m = NULL, *r = NULL;
-    T_EQ_STATUS(attn_nn_model_create(&c, 5, &m), ATTN_OK);
+    attn_transformer_config c = tiny();
+    attn_transformer *m = NULL, *r = NULL;
+    T_EQ_STATUS(attn_transformer_create(&c, 5, &m), ATTN_OK);
     const char *p = t_path("rt.safetensors");
-    T_EQ_STATUS(attn_nn_model_save(m, p, 0, NULL, NULL, 0), ATTN_OK);
-    T_EQ_STATUS(attn_nn_model_load(p, &r), ATTN_OK);
+    T_EQ_STATUS(attn_transformer_save(m, p, 0, NULL, NULL, 0), ATTN_OK);
+    T_EQ_STATUS(attn_transformer_load(p, &r), ATTN_OK);
     if (r) {
         T_CHECK(same_params(m, r));
-        T_CHECK(memcmp(attn_nn_model_config(m), attn_nn_model_config(r), sizeof c) == 0);
-        T_EQ_INT(attn_nn_model_steps_taken(r), 0);
+        T_CHECK(memcmp(attn_transformer_get_config(m), attn_transformer_get_config(r), sizeof c) == 0);
+        T_EQ_INT(attn_transformer_steps_taken(r), 0);
     }
-    attn_nn_model_free(m);
-    attn_nn_model_free(r);
+    attn_transformer_free(m);
+    attn_transformer_free(r);
 }
 
 /* Trains 2k steps straight, or k, checkpoint, load, k more: bitwise equal. */
@@ -57,19 +57,19 @@ typedef struct {
 } corruption;
 
 /* Writes m's tensors with one corruption, then loads. */
-static void check_corruption(const attn_nn_model *m, const corruption *k)
+static void check_corruption(const attn_transformer *m, const corruption *k)
 {
-    int64_t n = attn_nn_model_n_tensors(m);
-    attn_st_entry *e = calloc((size_t)n + 1, sizeof *e);
+    int64_t n = attn_transformer_n_tensors(m);
+    attn_safetensors_entry *e = calloc((size_t)n + 1, sizeof *e);
     float *scratch = NULL;
     int64_t w = 0;
     for (int64_t i = 0; i < n; i++) {
         attn_nn_param p;
-        attn_nn_model_tensor(m, i, &p);
+        attn_transformer_tensor(m, i, &p);
         if (k->drop_tensor && i == 3) continue;
-        attn_st_entry *x = &e[w++];
+        attn_safetensors_entry *x = &e[w++];
         x->name = p.name;
-        x->dtype = ATTN_ST_F32;
+        x->dtype = ATTN_DTYPE_F32;
         x->ndim = p.ndim;
         x->shape[0] = p.shape[0];
         x->shape[1] = p.shape[1];
@@ -88,16 +88,16 @@ static void check_corruption(const attn_nn_model *m, const corruption *k)
         }
     }
     static float extra[4];
-    if (k->extra_tensor) e[w++] = (attn_st_entry){"surprise.weight", ATTN_ST_F32, 1, {4}, extra};
+    if (k->extra_tensor) e[w++] = (attn_safetensors_entry){"surprise.weight", ATTN_DTYPE_F32, 1, {4}, extra};
     char cfg[2048];
-    attn_nn_config_to_json(attn_nn_model_config(m), cfg, sizeof cfg);
+    attn_transformer_config_to_json(attn_transformer_get_config(m), cfg, sizeof cfg);
     const char *keys[3] = {"attn.format", "attn.config", "attn.step"};
     const char *vals[3] = {k->format ? k->format : "attn-checkpoint-1", k->config ? k->config : cfg,
                            k->step ? k->step : "0"};
     const char *p = t_path("corrupt.safetensors");
-    T_EQ_STATUS(attn_st_save(p, e, w, keys, vals, 3), ATTN_OK);
-    attn_nn_model *r = NULL;
-    attn_status st = attn_nn_model_load(p, &r);
+    T_EQ_STATUS(attn_safetensors_save(p, e, w, keys, vals, 3), ATTN_OK);
+    attn_transformer *r = NULL;
+    attn_status st = attn_transformer_load(p, &r);
     T_EQ_STATUS(st, ATTN_BAD_FILE);
     T_CHECK(r == NULL);
     if (strstr(attn_last_error(), k->expect) == NULL)
@@ -110,9 +110,9 @@ static void check_corruption(const attn_nn_model *m, const corruption *k)
 
 T_TEST(checkpoint_corrupt_catalogue)
 {
-    attn_nn_config c = tiny();
-    attn_nn_model *m = NULL;
-    T_EQ_STATUS(attn_nn_model_create(&c, 5, &m), ATTN_OK);
+    attn_transformer_config c = tiny();
+    attn_transformer *m = NULL;
+    T_EQ_STATUS(attn_transformer_create(&c, 5, &m), ATTN_OK);
     static const char huge[] =
         "{\"arch\": \"encdec\", \"vocab\": 16000000, \"d_model\": 4096, \"n_heads\": 8, "
         "\"n_kv_heads\": 8, \"d_ff\": 16384, \"n_enc_layers\": 48, \"n_dec_layers\": 48, "
@@ -135,7 +135,7 @@ T_TEST(checkpoint_corrupt_catalogue)
     for (size_t i = 0; i < sizeof cat / sizeof cat[0]; i++) check_corruption(m, &cat[i]);
     /* a config with a bad value: d_model not divisible by n_heads */
     char cfg[2048], *at;
-    attn_nn_config_to_json(&c, cfg, sizeof cfg);
+    attn_transformer_config_to_json(&c, cfg, sizeof cfg);
     at = strstr(cfg, "\"n_heads\": 2");
     T_CHECK(at != NULL);
     if (at) {
@@ -143,7 +143,7 @@ T_TEST(checkpoint_corrupt_catalogue)
         corruption bad = {"config inconsistent", cfg, NULL, NULL, 0, 0, 0, 0, "n_heads"};
         check_corruption(m, &bad);
     }
-    attn_nn_model_free(m);
+    attn_transformer_free(m);
 }
 
 static unsigned char *slurp(const char *path, size_t *n)
@@ -161,57 +161,57 @@ static unsigned char *slurp(const char *path, size_t *n)
 
 T_TEST(checkpoint_truncation_sweep)
 {
-    attn_nn_config c = tiny();
+    attn_transformer_config c = tiny();
     c.vocab = 8;
     c.max_len = 4;
     c.d_model = c.d_ff = 4;
-    attn_nn_model *m = NULL;
-    T_EQ_STATUS(attn_nn_model_create(&c, 5, &m), ATTN_OK);
+    attn_transformer *m = NULL;
+    T_EQ_STATUS(attn_transformer_create(&c, 5, &m), ATTN_OK);
     const char *p = t_path("trunc.safetensors");
-    T_EQ_STATUS(attn_nn_model_save(m, p, 1, NULL, NULL, 0), ATTN_OK);
+    T_EQ_STATUS(attn_transformer_save(m, p, 1, NULL, NULL, 0), ATTN_OK);
     size_t n = 0;
     unsigned char *img = slurp(p, &n);
     T_CHECK(img != NULL && n > 100);
     long bad = 0;
     for (size_t len = 0; img && len < n; len++) {
-        attn_st_file *f = NULL;
-        attn_nn_model *r = NULL;
-        attn_status st = attn_st_open_memory(img, len, &f);
-        if (st == ATTN_OK) st = attn_nn_model_load_file(f, &r);
-        attn_st_close(f);
+        attn_safetensors *f = NULL;
+        attn_transformer *r = NULL;
+        attn_status st = attn_safetensors_load_memory(img, len, &f);
+        if (st == ATTN_OK) st = attn_transformer_load_safetensors(f, &r);
+        attn_safetensors_free(f);
         bad += st != ATTN_BAD_FILE || r != NULL;
-        attn_nn_model_free(r);
+        attn_transformer_free(r);
     }
     T_EQ_INT(bad, 0);
     /* the whole image loads, with the optimiser state */
-    attn_st_file *f = NULL;
-    attn_nn_model *r = NULL;
-    T_EQ_STATUS(attn_st_open_memory(img, n, &f), ATTN_OK);
-    T_EQ_STATUS(attn_nn_model_load_file(f, &r), ATTN_OK);
+    attn_safetensors *f = NULL;
+    attn_transformer *r = NULL;
+    T_EQ_STATUS(attn_safetensors_load_memory(img, n, &f), ATTN_OK);
+    T_EQ_STATUS(attn_transformer_load_safetensors(f, &r), ATTN_OK);
     if (r) T_CHECK(same_params(m, r));
     if (t_verbose) printf("  %zu truncated prefixes of a %zu-byte checkpoint rejected\n", n, n);
-    attn_st_close(f);
-    attn_nn_model_free(r);
-    attn_nn_model_free(m);
+    attn_safetensors_free(f);
+    attn_transformer_free(r);
+    attn_transformer_free(m);
     free(img);
 }
 
 T_TEST(checkpoint_overwrite_is_atomic)
 {
-    attn_nn_config c = tiny();
-    attn_nn_model *m = NULL, *r = NULL;
-    T_EQ_STATUS(attn_nn_model_create(&c, 5, &m), ATTN_OK);
+    attn_transformer_config c = tiny();
+    attn_transformer *m = NULL, *r = NULL;
+    T_EQ_STATUS(attn_transformer_create(&c, 5, &m), ATTN_OK);
     const char *p = t_path("atomic.safetensors");
-    T_EQ_STATUS(attn_nn_model_save(m, p, 0, NULL, NULL, 0), ATTN_OK);
+    T_EQ_STATUS(attn_transformer_save(m, p, 0, NULL, NULL, 0), ATTN_OK);
     /* a save that fails (metadata key not UTF-8) leaves the old file */
     const char *keys[1] = {"\xff\xfe"}, *vals[1] = {"x"};
-    T_CHECK(attn_nn_model_save(m, p, 0, keys, vals, 1) != ATTN_OK);
-    T_EQ_STATUS(attn_nn_model_load(p, &r), ATTN_OK);
+    T_CHECK(attn_transformer_save(m, p, 0, keys, vals, 1) != ATTN_OK);
+    T_EQ_STATUS(attn_transformer_load(p, &r), ATTN_OK);
     char tmp[600];
     snprintf(tmp, sizeof tmp, "%s.tmp", p);
     FILE *f = fopen(tmp, "rb");
     T_CHECK(f == NULL);
     if (f) fclose(f);
-    attn_nn_model_free(r);
-    attn_nn_model_free(m);
+    attn_transformer_free(r);
+    attn_transformer_free(m);
 }
