@@ -72,7 +72,8 @@ test-python: build
 test-long: build
 	./build/tests/attn_tests --configs 40000 grid_vs_ref64 grid_big_vs_ref64
 
-# BENCH.md's table, attn alternating with PyTorch SDPA and naive PyTorch.
+# The benchmark table (bench/bench.py), attn side by side with PyTorch SDPA
+# and naive PyTorch (docs/design.md, Benchmarks).
 # Run it on an otherwise idle machine.
 bench: build
 	@scripts/setup.sh --bench
