@@ -1,5 +1,5 @@
-"""attn.nn: a ctypes binding over libattn_nn.so, the transformer toolkit's layers,
-loss, optimiser and schedules (include/attn/nn.h), on numpy float32 arrays.
+"""attn.nn: the transformer toolkit's layers, loss, optimiser and schedules
+(include/attn/nn.h, library attn_nn) on numpy float32 arrays.
 
 Conventions (the C API's):
   - Inputs are converted to C-contiguous float32 (int32 for ids, targets and
@@ -10,116 +10,45 @@ Conventions (the C API's):
     None (the default) to get a fresh one starting at zero. The gradients are
     returned.
   - Row-wise layers (linear, layernorm, rmsnorm) accept any leading dims.
-  - A failed call raises attn.AttnError with the library's status and message.
-
-The shared library is found via the environment variable ATTN_NN_LIB, else
-libattn_nn.so beside the libattn.so that the attn package loaded, else
-../../build/libattn_nn.so relative to this package, else ../../build-*/libattn_nn.so.
+  - A failed call raises the attn.AttnError subclass of the library's status,
+    with its message.
 """
+from __future__ import annotations
 
 import ctypes
-import glob
+import enum
 import math
-import os
 
 import numpy as np
 
-from . import AttnError
-from . import lib as _core_lib
+from ._lib.core import check as _check
+from ._lib.nn import AdamW, lib
+from .enums import enum_value
+from .errors import BadDtypeError, ShapeMismatchError
 
 __all__ = [
-    "lib", "linear_forward", "linear_backward", "embedding_forward", "embedding_backward",
+    "linear_forward", "linear_backward", "embedding_forward", "embedding_backward",
     "layernorm_forward", "layernorm_backward", "rmsnorm_forward", "rmsnorm_backward",
     "act_forward", "act_backward", "dropout_forward", "dropout_backward", "dropout_keep",
     "dropout_mask", "sinusoidal", "rope_forward", "rope_backward", "cross_entropy",
-    "AdamW", "adamw_default", "adamw_step", "clip_grad_norm", "lr",
-    "GELU", "RELU", "SCHED_CONSTANT", "SCHED_COSINE", "SCHED_INVSQRT",
+    "AdamW", "adamw_default", "adamw_step", "clip_grad_norm", "lr", "Act", "Schedule",
 ]
 
-# ---- C enums -----------------------------------------------------------------------
 
-GELU, RELU = 1, 2
-SCHED_CONSTANT, SCHED_COSINE, SCHED_INVSQRT = 0, 1, 2
-_ACTS = {"gelu": GELU, "relu": RELU}
-_SCHEDS = {"constant": SCHED_CONSTANT, "cosine": SCHED_COSINE, "invsqrt": SCHED_INVSQRT}
+class Act(enum.IntEnum):
+    """attn_nn_act."""
+    GELU = 1  # exact (erf) GELU, torch's default
+    RELU = 2
+
+
+class Schedule(enum.IntEnum):
+    """attn_nn_schedule: the learning-rate schedules of attn_nn_lr."""
+    CONSTANT = 0
+    COSINE = 1
+    INVSQRT = 2
+
+
 _U64 = 0xFFFFFFFFFFFFFFFF
-
-
-class AdamW(ctypes.Structure):
-    """attn_nn_adamw: double lr, beta1, beta2, eps, weight_decay."""
-    _fields_ = [("lr", ctypes.c_double), ("beta1", ctypes.c_double),
-                ("beta2", ctypes.c_double), ("eps", ctypes.c_double),
-                ("weight_decay", ctypes.c_double)]
-
-
-# ---- loading -------------------------------------------------------------------------
-
-def _find_library():
-    env = os.environ.get("ATTN_NN_LIB")
-    if env:
-        return env
-    core = getattr(_core_lib, "_name", None)
-    if core:
-        beside = os.path.join(os.path.dirname(os.path.abspath(core)), "libattn_nn.so")
-        if os.path.exists(beside):
-            return beside
-    here = os.path.dirname(os.path.abspath(__file__))
-    root = os.path.normpath(os.path.join(here, "..", ".."))
-    cand = os.path.join(root, "build", "libattn_nn.so")
-    if os.path.exists(cand):
-        return cand
-    others = sorted(glob.glob(os.path.join(root, "build-*", "libattn_nn.so")))
-    if others:
-        return others[0]
-    raise OSError("libattn_nn.so not found: set ATTN_NN_LIB or build the target "
-                  "attn_nn_shared into " + os.path.join(root, "build"))
-
-
-def _declare(L, name, restype, *argtypes):
-    f = getattr(L, name)
-    f.restype = restype
-    f.argtypes = list(argtypes)
-
-
-def _load():
-    L = ctypes.CDLL(_find_library())
-    P, i32, i64, u64, dbl, st = (ctypes.c_void_p, ctypes.c_int32, ctypes.c_int64,
-                                 ctypes.c_uint64, ctypes.c_double, ctypes.c_int)
-    # attn_last_error through this handle: the copy of libattn that libattn_nn uses
-    _declare(L, "attn_last_error", ctypes.c_char_p)
-    _declare(L, "attn_nn_linear_forward", st, P, i64, i64, P, P, i64, P)
-    _declare(L, "attn_nn_linear_backward", st, P, i64, i64, P, i64, P, P, P, P)
-    _declare(L, "attn_nn_embedding_forward", st, P, i64, P, i64, i64, P)
-    _declare(L, "attn_nn_embedding_backward", st, P, i64, i64, i64, P, P)
-    _declare(L, "attn_nn_layernorm_forward", st, P, i64, i64, P, P, dbl, P, P, P)
-    _declare(L, "attn_nn_layernorm_backward", st, P, i64, i64, P, P, P, P, P, P, P)
-    _declare(L, "attn_nn_rmsnorm_forward", st, P, i64, i64, P, dbl, P, P)
-    _declare(L, "attn_nn_rmsnorm_backward", st, P, i64, i64, P, P, P, P, P)
-    _declare(L, "attn_nn_act_forward", st, st, P, i64, P)
-    _declare(L, "attn_nn_act_backward", st, st, P, i64, P, P)
-    _declare(L, "attn_nn_dropout_forward", st, P, i64, dbl, u64, u64, P)
-    _declare(L, "attn_nn_dropout_backward", st, P, i64, dbl, u64, u64, P)
-    _declare(L, "attn_nn_dropout_keep", ctypes.c_int, u64, u64, dbl, i64)
-    _declare(L, "attn_nn_sinusoidal", st, i64, i64, P)
-    _declare(L, "attn_nn_rope_forward", st, P, i64, i64, i64, P, dbl, P)
-    _declare(L, "attn_nn_rope_backward", st, P, i64, i64, i64, P, dbl, P)
-    _declare(L, "attn_nn_cross_entropy", st, P, i64, i64, P, i32, dbl, dbl,
-             ctypes.POINTER(dbl), ctypes.POINTER(i64), P)
-    _declare(L, "attn_nn_adamw_default", AdamW)
-    _declare(L, "attn_nn_adamw_step", st, ctypes.POINTER(AdamW), i64, P, P, P, P, i64,
-             ctypes.c_int)
-    _declare(L, "attn_nn_clip_grad_norm", st, ctypes.POINTER(P), ctypes.POINTER(i64),
-             ctypes.c_int, dbl, ctypes.POINTER(dbl))
-    _declare(L, "attn_nn_lr", st, st, i64, i64, i64, dbl, dbl, ctypes.POINTER(dbl))
-    return L
-
-
-lib = _load()
-
-
-def _check(status):
-    if status != 0:
-        raise AttnError(status, lib.attn_last_error().decode())
 
 
 # ---- arrays ---------------------------------------------------------------------------
@@ -141,21 +70,20 @@ def _grad(a, shape, name):
     shape = tuple(int(s) for s in shape)
     if a is None:
         return np.zeros(shape, dtype=np.float32)
-    if not isinstance(a, np.ndarray) or a.dtype != np.float32:
-        raise TypeError("%s must be a float32 numpy array" % name)
-    if not (a.flags.c_contiguous and a.flags.writeable):
-        raise ValueError("%s must be C-contiguous and writable" % name)
+    a = _inplace(a, name)
     if a.shape != shape:
-        raise ValueError("%s has shape %s; expected %s" % (name, a.shape, shape))
+        raise ShapeMismatchError("attn.nn: argument '%s' has shape %s; expected %s" %
+                                 (name, a.shape, shape))
     return a
 
 
 def _inplace(a, name):
     """An array the C side updates in place: float32, C-contiguous, writable."""
     if not isinstance(a, np.ndarray) or a.dtype != np.float32:
-        raise TypeError("%s must be a float32 numpy array" % name)
+        raise BadDtypeError("attn.nn: argument '%s' must be a float32 numpy array" % name)
     if not (a.flags.c_contiguous and a.flags.writeable):
-        raise ValueError("%s must be C-contiguous and writable" % name)
+        raise ShapeMismatchError("attn.nn: argument '%s' must be C-contiguous and writable"
+                                 % name)
     return a
 
 
@@ -163,16 +91,10 @@ def _rows(x, name):
     """x as [n, d] rows of its last dim, and its shape."""
     x = _f32(x)
     if x.ndim < 1:
-        raise ValueError("%s must have at least one dim" % name)
+        raise ShapeMismatchError("attn.nn: argument '%s' must have at least one dim" % name)
     return x.reshape(math.prod(x.shape[:-1]), x.shape[-1]), x.shape
 
 
-def _kind(value, table, what):
-    if isinstance(value, str):
-        if value not in table:
-            raise ValueError("%s must be one of %s, not %r" % (what, sorted(table), value))
-        return table[value]
-    return int(value)
 
 
 # ---- linear ------------------------------------------------------------------------------
@@ -290,7 +212,7 @@ def act_forward(x, kind="gelu"):
     """kind "gelu" (exact erf GELU) or "relu"; any shape."""
     x = _f32(x)
     y = np.empty_like(x)
-    _check(lib.attn_nn_act_forward(_kind(kind, _ACTS, "kind"), _ptr(x), x.size, _ptr(y)))
+    _check(lib.attn_nn_act_forward(enum_value(Act, kind, "kind"), _ptr(x), x.size, _ptr(y)))
     return y
 
 
@@ -299,7 +221,7 @@ def act_backward(x, dy, kind="gelu", *, dx=None):
     x = _f32(x)
     dy = _f32(dy)
     dx = _grad(dx, x.shape, "dx")
-    _check(lib.attn_nn_act_backward(_kind(kind, _ACTS, "kind"), _ptr(x), x.size, _ptr(dy),
+    _check(lib.attn_nn_act_backward(enum_value(Act, kind, "kind"), _ptr(x), x.size, _ptr(dy),
                                     _ptr(dx)))
     return dx
 
@@ -398,7 +320,8 @@ def adamw_step(param, grad, m, v, step, *, lr=1e-3, betas=(0.9, 0.999), eps=1e-8
     param, m, v = _inplace(param, "param"), _inplace(m, "m"), _inplace(v, "v")
     grad = _f32(grad)
     if not (param.size == grad.size == m.size == v.size):
-        raise ValueError("param, grad, m and v must have the same size")
+        raise ShapeMismatchError("attn.nn.adamw_step: param, grad, m and v must have the "
+                                 "same size")
     opt = AdamW(float(lr), float(betas[0]), float(betas[1]), float(eps), float(weight_decay))
     _check(lib.attn_nn_adamw_step(ctypes.byref(opt), int(step), _ptr(param), _ptr(grad),
                                   _ptr(m), _ptr(v), param.size, 1 if decay else 0))
@@ -417,9 +340,9 @@ def clip_grad_norm(grads, max_norm):
 
 
 def lr(kind, step, warmup, total, base_lr, min_lr=0.0):
-    """attn_nn_lr: kind "constant" | "cosine" | "invsqrt" (or its enum value).
-    Invalid arguments raise AttnError (ATTN_BAD_PARAM)."""
+    """attn_nn_lr: kind "constant" | "cosine" | "invsqrt" (or attn.nn.Schedule).
+    Invalid arguments raise attn.BadParamError."""
     out = ctypes.c_double()
-    _check(lib.attn_nn_lr(_kind(kind, _SCHEDS, "kind"), int(step), int(warmup), int(total),
+    _check(lib.attn_nn_lr(enum_value(Schedule, kind, "kind"), int(step), int(warmup), int(total),
                           float(base_lr), float(min_lr), ctypes.byref(out)))
     return out.value
