@@ -196,3 +196,14 @@ FUNCTIONS = [
 ]
 
 lib = load("attn_nn", FUNCTIONS)
+
+
+def single_threaded_blas() -> None:
+    """Runs the OpenBLAS that libattn_nn links (when it does) on one thread:
+    attn's own threads split the BERT work, as `attn embed` does. The setting
+    belongs to that OpenBLAS alone (NumPy and PyTorch bring their own)."""
+    fn = getattr(lib, "openblas_set_num_threads", None)
+    if fn is not None:
+        fn.argtypes = [c_int]
+        fn.restype = None
+        fn(1)
