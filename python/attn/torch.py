@@ -254,14 +254,15 @@ def _to4(t: Tensor, lead: Tuple[int, ...], heads: int) -> Tensor:
 def _mask4(fn: str, m: Tensor, out_shape: Tuple[int, ...]) -> Tensor:
     """attn_mask broadcastable to out_shape [*lead, H, L, S] as [B|1, H|1, L|1, S|1],
     keeping its dims of 1 (so the bias gradient has its shape)."""
+    given = tuple(m.shape)
     if m.dim() > len(out_shape):
         raise ShapeMismatchError("%s: attn_mask has shape %s; it has more dims than the "
-                                 "attention %s" % (fn, tuple(m.shape), out_shape))
-    m = m.reshape((1,) * (len(out_shape) - m.dim()) + tuple(m.shape))
-    for d, (n, full) in enumerate(zip(m.shape, out_shape)):
+                                 "attention %s" % (fn, given, out_shape))
+    m = m.reshape((1,) * (len(out_shape) - m.dim()) + given)
+    for n, full in zip(m.shape, out_shape):
         if n != full and n != 1:
             raise ShapeMismatchError("%s: attn_mask has shape %s; it does not broadcast to "
-                                     "%s (dim %d)" % (fn, tuple(m.shape), out_shape, d))
+                                     "the attention's %s" % (fn, given, out_shape))
     lead = out_shape[:-3]
     if all(n == 1 for n in m.shape[:-3]):
         return m.reshape(1, *m.shape[-3:])
@@ -352,7 +353,7 @@ def scaled_dot_product_attention(
             rng = torch.randint(-2 ** 63, 2 ** 63 - 1, (2,), dtype=torch.int64)
         else:
             rng = torch.tensor([_signed(seed, fn), 0], dtype=torch.int64)
-    left, right = (-1, -1) if window is None else window
+    left, right = _window(window, fn)
     o, _ = sdpa_op(
         q4, k4, v4, mask, bias,
         None if q_lens is None else _ints(q_lens, B, fn, "q_lens", torch.int64),
@@ -363,6 +364,15 @@ def scaled_dot_product_attention(
         -1 if left is None else int(left), -1 if right is None else int(right),
         float(dropout_p), -1 if threads is None else int(threads))
     return o.reshape(*(lead + (Hq,) if query.dim() >= 3 else ()), L, Ev)
+
+
+def _window(window, fn: str) -> Tuple[Optional[int], Optional[int]]:
+    if window is None:
+        return -1, -1
+    if not isinstance(window, (tuple, list)) or len(window) != 2:
+        raise BadParamError("%s: argument 'window' is %r; it must be (left, right), None or "
+                            "-1 for unbounded" % (fn, window))
+    return window[0], window[1]
 
 
 def _signed(seed: int, fn: str) -> int:
