@@ -12,12 +12,13 @@ make_params() turns the options into attn_sdpa_params for every front end
 from __future__ import annotations
 
 import ctypes
-from typing import Any, NamedTuple, Optional, Sequence, Tuple, Union
+from functools import partial
+from typing import Any, Callable, NamedTuple, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from ._lib.core import SdpaParams, Tensor, check, context, lib
-from ._views import array, floats, view
+from ._lib.core import CallArgs, call_args, check, context, lib
+from ._views import array, floats, pack
 from .enums import Align, Kernel, enum_value
 from .errors import BadDtypeError, BadParamError, ShapeMismatchError
 
@@ -25,8 +26,6 @@ __all__ = ["sdpa", "sdpa_backward", "sdpa_weights", "Grads", "dropout_keep", "dr
            "philox4x32_10", "make_params"]
 
 U64 = 0xFFFFFFFFFFFFFFFF
-_DEFAULT = lib.attn_sdpa_params_default()
-_BYREF = ctypes.byref
 Window = Optional[Tuple[Optional[int], Optional[int]]]
 ArrayLike = Any
 
@@ -53,45 +52,40 @@ def kernel_arg(kernel: Union[Kernel, int, str, None], fn: str) -> Optional[int]:
     return None if kernel is None else int(enum_value(Kernel, kernel, fn + ": argument 'kernel'"))
 
 
-def make_params(fn: str, *, scale: Optional[float] = None, softcap: float = 0.0,
-                causal: bool = False, align: Union[Align, int, str] = Align.TOP_LEFT,
-                window: Window = None, q_lens: Optional[int] = None,
-                k_lens: Optional[int] = None, bias: Optional[Tensor] = None,
-                mask: Optional[Tensor] = None, alibi: Optional[int] = None,
-                dropout_p: float = 0.0, seed: int = 0, offset: int = 0) -> Optional[SdpaParams]:
-    """attn_sdpa_params of a call, or None when every option is off (C then
-    uses its defaults). q_lens, k_lens (B int64) and alibi (Hq doubles) are
-    addresses the caller keeps valid, and checked for length; bias and mask are
-    views. The scalars are checked here only for type; C checks their ranges."""
-    align = enum_value(Align, align, fn + ": argument 'align'")
+def make_params(args: CallArgs, fn: str, *, scale: Optional[float] = None,
+                softcap: float = 0.0, causal: bool = False,
+                align: Union[Align, int, str] = Align.TOP_LEFT, window: Window = None,
+                q_lens: Optional[int] = None, k_lens: Optional[int] = None,
+                bias: Optional[int] = None, mask: Optional[int] = None,
+                alibi: Optional[int] = None, dropout_p: float = 0.0, seed: int = 0,
+                offset: int = 0) -> Optional[int]:
+    """The address of the attn_sdpa_params of a call, packed into args, or None
+    when every option is off (C then uses its defaults). q_lens, k_lens (B
+    int64), alibi (Hq doubles) and the bias and mask views are addresses the
+    caller keeps valid and has checked for length. The scalars are checked
+    here only for type; C checks their ranges."""
+    if type(align) is not Align:
+        align = enum_value(Align, align, fn + ": argument 'align'")
     if (scale is None and not softcap and not causal and window is None and q_lens is None
             and k_lens is None and bias is None and mask is None and alibi is None
             and not dropout_p and align == Align.TOP_LEFT):
         return None
-    p = SdpaParams.from_buffer_copy(_DEFAULT)
-    if scale is not None:
-        p.has_scale = 1
-        p.scale = _number(scale, fn, "scale")
-    p.softcap = _number(softcap, fn, "softcap")
-    p.causal = 1 if causal else 0
-    p.align = align
+    left = right = -1
     if window is not None:
         try:
             left, right = window
         except (TypeError, ValueError):
             raise BadParamError("%s: argument 'window' is %r; it must be (left, right), None "
                                 "or -1 for unbounded" % (fn, window)) from None
-        p.window_left = -1 if left is None else _number(left, fn, "window[0]", int)
-        p.window_right = -1 if right is None else _number(right, fn, "window[1]", int)
-    p.q_lens, p.k_lens, p.alibi_slopes = q_lens, k_lens, alibi
-    if bias is not None:
-        p.bias = ctypes.pointer(bias)
-    if mask is not None:
-        p.mask = ctypes.pointer(mask)
-    p.dropout_p = _number(dropout_p, fn, "dropout_p")
-    p.seed = _number(seed, fn, "seed", int) & U64
-    p.offset = _number(offset, fn, "offset", int) & U64
-    return p
+        left = -1 if left is None else _number(left, fn, "window[0]", int)
+        right = -1 if right is None else _number(right, fn, "window[1]", int)
+    return args.params(0 if scale is None else 1,
+                       0.0 if scale is None else _number(scale, fn, "scale"),
+                       _number(softcap, fn, "softcap"), 1 if causal else 0, int(align),
+                       left, right, q_lens or 0, k_lens or 0, bias or 0, mask or 0, alibi or 0,
+                       _number(dropout_p, fn, "dropout_p"),
+                       _number(seed, fn, "seed", int) & U64,
+                       _number(offset, fn, "offset", int) & U64)
 
 
 # ---- the NumPy options ----------------------------------------------------------------------
@@ -122,51 +116,52 @@ def _to4(a: np.ndarray, fn: str, name: str) -> np.ndarray:
 
 
 class _Options:
-    """The NumPy options of one call as attn_sdpa_params; holds every array
-    the params point to until the call returns."""
+    """The NumPy options of one call as attn_sdpa_params in args (params: its
+    address, or None); holds every array the params point to until the call
+    returns."""
     __slots__ = ("params", "arrays", "bias")
 
-    def __init__(self, fn: str, q: np.ndarray, *, scale: Optional[float], softcap: float,
-                 causal: bool, align: Union[Align, int, str], window: Window,
+    def __init__(self, args: CallArgs, fn: str, q: np.ndarray, *, scale: Optional[float],
+                 softcap: float, causal: bool, align: Union[Align, int, str], window: Window,
                  q_lens: Optional[ArrayLike], k_lens: Optional[ArrayLike],
                  bias: Optional[ArrayLike], mask: Optional[ArrayLike],
                  alibi: Optional[ArrayLike], dropout_p: float, seed: int, offset: int):
+        self.bias = None
+        self.arrays: list = []
+        if (q_lens is None and k_lens is None and alibi is None and bias is None
+                and mask is None):
+            self.params = make_params(args, fn, scale=scale, softcap=softcap, causal=causal,
+                                      align=align, window=window, dropout_p=dropout_p,
+                                      seed=seed, offset=offset)
+            return
         B, Hq = q.shape[0], q.shape[2]
-        arrays = []
         addr = {}
         for name, x, n in (("q_lens", q_lens, B), ("k_lens", k_lens, B), ("alibi", alibi, Hq)):
             if x is not None:
                 a = _entries(x, fn, name, np.float64 if name == "alibi" else np.int64, n)
-                arrays.append(a)
+                self.arrays.append(a)
                 addr[name] = a.ctypes.data
-        self.bias = None
-        tb = tm = None
         if bias is not None:
             self.bias = array(bias, fn, "bias", (q.dtype,))
-            arrays.append(self.bias)
-            tb = view(_to4(self.bias, fn, "bias"), fn, "bias")
+            self.arrays.append(self.bias)
+            addr["bias"] = pack(args, _to4(self.bias, fn, "bias"), fn, "bias")
         if mask is not None:
             m = array(mask, fn, "mask", (np.dtype(np.bool_), np.dtype(np.uint8)))
-            arrays.append(m)
-            tm = view(_to4(m, fn, "mask"), fn, "mask")
-        self.arrays = arrays
-        self.params = make_params(fn, scale=scale, softcap=softcap, causal=causal, align=align,
-                                  window=window, q_lens=addr.get("q_lens"),
-                                  k_lens=addr.get("k_lens"), bias=tb, mask=tm,
-                                  alibi=addr.get("alibi"), dropout_p=dropout_p, seed=seed,
-                                  offset=offset)
-
-    def ref(self) -> Any:
-        return None if self.params is None else _BYREF(self.params)
+            self.arrays.append(m)
+            addr["mask"] = pack(args, _to4(m, fn, "mask"), fn, "mask")
+        self.params = make_params(args, fn, scale=scale, softcap=softcap, causal=causal,
+                                  align=align, window=window, dropout_p=dropout_p, seed=seed,
+                                  offset=offset, **addr)
 
 
-def _inputs(fn: str, **arrays: ArrayLike) -> Tuple[list, list]:
-    """(arrays, views) of float inputs, named by their keywords."""
+def _inputs(fn: str, to_view: Callable[..., Any], **arrays: ArrayLike) -> Tuple[list, list]:
+    """(arrays, views) of float inputs named by their keywords; to_view(a, fn,
+    name, ndim) makes a view (pack into a call's buffer, or a Tensor struct)."""
     out, views = [], []
     for name, x in arrays.items():
         a = floats(x, fn, name)
         out.append(a)
-        views.append(view(a, fn, name, 3 if name == "lse" else 4))
+        views.append(to_view(a, fn, name, 3 if name == "lse" else 4))
     return out, views
 
 
@@ -209,20 +204,20 @@ def sdpa(q: ArrayLike, k: ArrayLike, v: ArrayLike, *, causal: bool = False,
     Errors raise attn.AttnError subclasses naming the argument (attn.errors).
     """
     fn = "attn.sdpa"
-    (q, k, v), (tq, tk, tv) = _inputs(fn, q=q, k=k, v=v)
-    opts = _Options(fn, q, scale=scale, softcap=softcap, causal=causal, align=align,
+    args = call_args.start()
+    (q, k, v), (tq, tk, tv) = _inputs(fn, partial(pack, args), q=q, k=k, v=v)
+    opts = _Options(args, fn, q, scale=scale, softcap=softcap, causal=causal, align=align,
                     window=window, q_lens=q_lens, k_lens=k_lens, bias=bias, mask=mask,
                     alibi=alibi, dropout_p=dropout_p, seed=seed, offset=offset)
     B, Sq, Hq = q.shape[:3]
     o = np.empty((B, Sq, Hq, v.shape[3]), q.dtype)
-    to = view(o, fn, "o")
+    to = pack(args, o, fn, "o")
     lse = tl = None
     if return_lse:
         lse = np.empty((B, Hq, Sq), q.dtype)
-        tl = _BYREF(view(lse, fn, "lse", 3))
+        tl = pack(args, lse, fn, "lse", 3)
     ctx = context(threads_arg(threads, fn), kernel_arg(kernel, fn))
-    check(lib.attn_sdpa_forward(ctx, _BYREF(tq), _BYREF(tk), _BYREF(tv), opts.ref(),
-                                _BYREF(to), tl))
+    check(lib.attn_sdpa_forward(ctx, tq, tk, tv, opts.params, to, tl))
     return (o, lse) if return_lse else o
 
 
@@ -249,21 +244,22 @@ def sdpa_backward(q: ArrayLike, k: ArrayLike, v: ArrayLike, o: ArrayLike, do: Ar
     with want_dbias=True the bias's shape (its broadcast dims summed).
     Deterministic: the same bits for any thread count."""
     fn = "attn.sdpa_backward"
-    (q, k, v, o, do, lse), views = _inputs(fn, q=q, k=k, v=v, o=o, do=do, lse=lse)
+    args = call_args.start()
+    (q, k, v, o, do, lse), views = _inputs(fn, partial(pack, args), q=q, k=k, v=v, o=o,
+                                           do=do, lse=lse)
     if want_dbias and bias is None:
         raise BadParamError("%s: want_dbias=True needs a bias" % fn)
-    opts = _Options(fn, q, scale=scale, softcap=softcap, causal=causal, align=align,
+    opts = _Options(args, fn, q, scale=scale, softcap=softcap, causal=causal, align=align,
                     window=window, q_lens=q_lens, k_lens=k_lens, bias=bias, mask=mask,
                     alibi=alibi, dropout_p=dropout_p, seed=seed, offset=offset)
     grads = [np.empty(a.shape, q.dtype) for a in (q, k, v)]
-    outs = [view(g, fn, name) for g, name in zip(grads, ("dq", "dk", "dv"))]
+    outs = [pack(args, g, fn, name) for g, name in zip(grads, ("dq", "dk", "dv"))]
     dbias = tdb = None
     if want_dbias:
         dbias = np.empty(opts.bias.shape, q.dtype)
-        tdb = _BYREF(view(_to4(dbias, fn, "dbias"), fn, "dbias"))
+        tdb = pack(args, _to4(dbias, fn, "dbias"), fn, "dbias")
     ctx = context(threads_arg(threads, fn), kernel_arg(kernel, fn))
-    check(lib.attn_sdpa_backward(ctx, *[_BYREF(t) for t in views], opts.ref(),
-                                 *[_BYREF(t) for t in outs], tdb))
+    check(lib.attn_sdpa_backward(ctx, *views, opts.params, *outs, tdb))
     return Grads(grads[0], grads[1], grads[2], dbias)
 
 
@@ -290,8 +286,9 @@ def sdpa_weights(q: ArrayLike, k: ArrayLike, lse: ArrayLike, *, causal: bool = F
     without an Sq x Sk buffer for the others. with_dropout=True gives the
     weights applied to v (dropped 0, kept ones scaled by 1 / (1 - p))."""
     fn = "attn.sdpa_weights"
-    (q, k, lse), (tq, tk, tl) = _inputs(fn, q=q, k=k, lse=lse)
-    opts = _Options(fn, q, scale=scale, softcap=softcap, causal=causal, align=align,
+    args = call_args.start()
+    (q, k, lse), (tq, tk, tl) = _inputs(fn, partial(pack, args), q=q, k=k, lse=lse)
+    opts = _Options(args, fn, q, scale=scale, softcap=softcap, causal=causal, align=align,
                     window=window, q_lens=q_lens, k_lens=k_lens, bias=bias, mask=mask,
                     alibi=alibi, dropout_p=dropout_p, seed=seed, offset=offset)
     keep: list = []
@@ -301,11 +298,10 @@ def sdpa_weights(q: ArrayLike, k: ArrayLike, lse: ArrayLike, *, causal: bool = F
     nh = Hq if nh is None else nh
     nr = Sq if nr is None else nr
     w = np.empty((B, nh, nr, k.shape[1]), q.dtype)
-    tw = view(w, fn, "w")
+    tw = pack(args, w, fn, "w")
     ctx = context(threads_arg(threads, fn), kernel_arg(kernel, fn))
-    check(lib.attn_sdpa_weights(ctx, _BYREF(tq), _BYREF(tk), _BYREF(tl), opts.ref(),
-                                hp, nh, rp, nr,
-                                1 if with_dropout else 0, _BYREF(tw)))
+    check(lib.attn_sdpa_weights(ctx, tq, tk, tl, opts.params, hp, nh, rp, nr,
+                                1 if with_dropout else 0, tw))
     return w
 
 

@@ -26,7 +26,7 @@ from typing import Any, Dict, Mapping, Tuple
 
 import numpy as np
 
-from ._lib.core import SCORE_SLOTS, ScoreGrads, check, context, lib
+from ._lib.core import SCORE_SLOTS, ScoreGrads, SdpaParams, call_args, check, context, lib
 from ._sdpa import _Options, _inputs, kernel_arg, threads_arg
 from ._views import view
 from .errors import BadParamError
@@ -58,10 +58,11 @@ class _ScoreCall:
                  masks: Dict[str, Any]):
         if kind not in KINDS:
             raise BadParamError("%s: kind is %r; it must be one of %s" % (fn, kind, sorted(KINDS)))
-        self.opts = _Options(fn, q, scale=None, softcap=0.0, bias=None, alibi=None, **masks)
+        self.opts = _Options(call_args.start(), fn, q, scale=None, softcap=0.0, bias=None,
+                             alibi=None, **masks)
         p = lib.attn_score_params_default(KINDS[kind])
         if self.opts.params is not None:
-            p.masks = self.opts.params
+            p.masks = SdpaParams.from_address(self.opts.params)
         self.arrays: Dict[str, np.ndarray] = {}
         for slot, value in params.items():
             if slot not in SCORE_SLOTS:
@@ -84,7 +85,7 @@ def forward(kind: str, q: Any, k: Any, v: Any, params: Mapping[str, Any], *,
             kernel: Any = None) -> Tuple[np.ndarray, np.ndarray]:
     """Returns (out [B, Sq, H, Dv], lse [B, H, Sq]) in q's dtype."""
     fn = "attn.score.forward"
-    (q, k, v), (tq, tk, tv) = _inputs(fn, q=q, k=k, v=v)
+    (q, k, v), (tq, tk, tv) = _inputs(fn, view, q=q, k=k, v=v)
     sc = _ScoreCall(fn, kind, q, params, _masks(causal, align, window, q_lens, k_lens, mask,
                                                 dropout_p, seed, offset))
     B, Sq, H = q.shape[:3]
@@ -105,7 +106,7 @@ def backward(kind: str, q: Any, k: Any, v: Any, out: Any, dout: Any, lse: Any,
     """Returns (dq, dk, dv, grads): grads maps each parameter name to its gradient,
     with the shape the parameter was given in."""
     fn = "attn.score.backward"
-    arrays, ins = _inputs(fn, q=q, k=k, v=v, out=out, dout=dout, lse=lse)
+    arrays, ins = _inputs(fn, view, q=q, k=k, v=v, out=out, dout=dout, lse=lse)
     q = arrays[0]
     sc = _ScoreCall(fn, kind, q, params, _masks(causal, align, window, q_lens, k_lens, mask,
                                                 dropout_p, seed, offset))
@@ -130,7 +131,7 @@ def weights(kind: str, q: Any, k: Any, lse: Any, params: Mapping[str, Any], *,
     """The attention weights [B, H, Sq, Sk] recomputed from q, k and the forward's lse;
     with_dropout gives those applied to v (dropped 0, kept scaled by 1/(1-p))."""
     fn = "attn.score.weights"
-    (q, k, lse), (tq, tk, tl) = _inputs(fn, q=q, k=k, lse=lse)
+    (q, k, lse), (tq, tk, tl) = _inputs(fn, view, q=q, k=k, lse=lse)
     sc = _ScoreCall(fn, kind, q, params, _masks(causal, align, window, q_lens, k_lens, mask,
                                                 dropout_p, seed, offset))
     B, Sq, H = q.shape[:3]

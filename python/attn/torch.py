@@ -20,16 +20,13 @@ Differences from PyTorch: the dropout mask is attn's (Philox of seed, offset,
 b, h, i, j), not torch's; a query row that sees no key gives 0, never NaN; and
 is_causal may be combined with attn_mask (both apply), where PyTorch refuses.
 """
-import ctypes
 import math
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor
 
-from ._lib.core import I64x4
-from ._lib.core import Tensor as CTensor
-from ._lib.core import check, context, lib
+from ._lib.core import CallArgs, call_args, check, context, lib
 from ._sdpa import make_params
 from .enums import Align, DType, enum_value
 from .errors import (BadDtypeError, BadHeadsError, BadParamError, ShapeMismatchError,
@@ -40,36 +37,34 @@ __all__ = ["scaled_dot_product_attention"]
 _DTYPES = {torch.float32: DType.F32, torch.float64: DType.F64, torch.bool: DType.BOOL,
            torch.uint8: DType.BOOL}
 _FLOATS = (torch.float32, torch.float64)
-_BYREF = ctypes.byref
 _U64 = 0xFFFFFFFFFFFFFFFF
 
 
 # ---- torch tensors as attn views -----------------------------------------------------------
 
 def _check_cpu(t: Tensor, fn: str, name: str) -> None:
-    if t.device.type != "cpu":
+    if not t.is_cpu:
         raise UnsupportedError("%s: argument '%s' is on %s; attn runs on CPU tensors only "
                                "(move it with .cpu())" % (fn, name, t.device))
 
 
-def _view(t: Tensor, fn: str, name: str, bhsd: bool) -> CTensor:
-    """The attn view of a CPU tensor of at most 4 dims (trailing dims of 1
-    added); bhsd: t is [B, H, S, D] and the view [B, S, H, D]."""
-    _check_cpu(t, fn, name)
+def _pack(args: CallArgs, t: Tensor, fn: str, name: str, bhsd: bool) -> int:
+    """The address of the attn view of a CPU tensor of at most 4 dims (trailing
+    dims of 1 added), packed into args; bhsd: t is [B, H, S, D] and the view
+    [B, S, H, D]. Torch strides are elements and never negative."""
     dtype = _DTYPES.get(t.dtype)
-    if dtype is None:
+    if dtype is None or not t.is_cpu:
+        _check_cpu(t, fn, name)
         raise BadDtypeError("%s: argument '%s' has dtype %s; attn takes float32 and float64 "
                             "(and bool masks)" % (fn, name, t.dtype))
-    shape, strides = list(t.shape), list(t.stride())
-    shape += [1] * (4 - len(shape))
-    strides += [0] * (4 - len(strides))
+    shape, strides = t.shape, t.stride()
+    if len(shape) < 4:
+        shape = tuple(shape) + (1,) * (4 - len(shape))
+        strides = strides + (0,) * (4 - len(strides))
     if bhsd:
-        shape[1], shape[2] = shape[2], shape[1]
-        strides[1], strides[2] = strides[2], strides[1]
-    for d in range(4):
-        if shape[d] <= 1:
-            strides[d] = 0
-    return CTensor(t.data_ptr(), dtype, I64x4(*shape), I64x4(*strides))
+        (b, h, s, d), (sb, sh, ss, sd) = shape, strides
+        return args.tensor(t.data_ptr(), dtype, (b, s, h, d), (sb, ss, sh, sd))
+    return args.tensor(t.data_ptr(), dtype, shape, strides)
 
 
 def _entries(t: Optional[Tensor], n: int, fn: str, name: str, dtype: torch.dtype
@@ -89,97 +84,109 @@ def _threads(threads: int) -> int:
     return torch.get_num_threads() if threads < 0 else threads
 
 
-def _params(fn: str, q: Tensor, mask: Optional[Tensor], bias: Optional[Tensor],
+def _params(args: CallArgs, fn: str, q: Tensor, mask: Optional[Tensor], bias: Optional[Tensor],
             q_lens: Optional[Tensor], k_lens: Optional[Tensor], alibi: Optional[Tensor],
             rng: Optional[Tensor], scale: Optional[float], softcap: float, causal: bool,
-            align: int, window_left: int, window_right: int, dropout_p: float):
-    """(params, views) of one call; the views must live until it returns."""
+            align: int, window_left: int, window_right: int, dropout_p: float) -> Optional[int]:
+    """The address of the call's attn_sdpa_params in args, or None (all off)."""
     B, Hq = q.shape[0], q.shape[1]
-    tm = None if mask is None else _view(mask, fn, "mask", False)
-    tb = None if bias is None else _view(bias, fn, "bias", False)
     seed, offset = (0, 0) if rng is None else (v & _U64 for v in rng.tolist())
     window = None if window_left == window_right == -1 else (window_left, window_right)
-    p = make_params(fn, scale=scale, softcap=softcap, causal=causal, align=align, window=window,
-                    q_lens=_entries(q_lens, B, fn, "q_lens", torch.int64),
-                    k_lens=_entries(k_lens, B, fn, "k_lens", torch.int64), bias=tb, mask=tm,
-                    alibi=_entries(alibi, Hq, fn, "alibi", torch.float64),
-                    dropout_p=dropout_p, seed=seed, offset=offset)
-    return p, (tm, tb)
+    return make_params(
+        args, fn, scale=scale, softcap=softcap, causal=causal, align=align, window=window,
+        q_lens=_entries(q_lens, B, fn, "q_lens", torch.int64),
+        k_lens=_entries(k_lens, B, fn, "k_lens", torch.int64),
+        bias=None if bias is None else _pack(args, bias, fn, "bias", False),
+        mask=None if mask is None else _pack(args, mask, fn, "mask", False),
+        alibi=_entries(alibi, Hq, fn, "alibi", torch.float64),
+        dropout_p=dropout_p, seed=seed, offset=offset)
 
 
-def _qkv(fn: str, q: Tensor, k: Tensor, v: Tensor) -> List[CTensor]:
+def _qkv(args: CallArgs, fn: str, q: Tensor, k: Tensor, v: Tensor) -> List[int]:
     for t, name in ((q, "q"), (k, "k"), (v, "v")):
         if t.dim() != 4:
             raise ShapeMismatchError("%s: argument '%s' has shape %s; it must be 4-d "
                                      "[B, H, S, D]" % (fn, name, tuple(t.shape)))
-    return [_view(t, fn, n, True) for t, n in ((q, "q"), (k, "k"), (v, "v"))]
+    return [_pack(args, t, fn, n, True) for t, n in ((q, "q"), (k, "k"), (v, "v"))]
 
 
-def _outputs(q: Tensor, v: Tensor) -> Tuple[Tensor, Tensor]:
+def _outputs(q: Tensor, v: Tensor, want_lse: bool = True) -> Tuple[Tensor, Optional[Tensor]]:
     """o [B, H, Sq, Dv] in [B, Sq, H, Dv] memory and lse [B, H, Sq]; the same
     in the real and the fake implementation, so compiled graphs see the strides
     the operator returns."""
-    B, H, Sq = q.shape[0], q.shape[1], q.shape[2]
-    o = q.new_empty((B, Sq, H, v.shape[3])).transpose(1, 2)
-    return o, q.new_empty((B, H, Sq))
-
-
-# ---- the operators ---------------------------------------------------------------------------
-
-@torch.library.custom_op("attn::sdpa", mutates_args=())
-def sdpa_op(q: Tensor, k: Tensor, v: Tensor, mask: Optional[Tensor], bias: Optional[Tensor],
-            q_lens: Optional[Tensor], k_lens: Optional[Tensor], alibi: Optional[Tensor],
-            rng: Optional[Tensor], scale: Optional[float], softcap: float, causal: bool,
-            align: int, window_left: int, window_right: int, dropout_p: float,
-            threads: int) -> Tuple[Tensor, Tensor]:
-    """attn_sdpa_forward on q [B, Hq, Sq, Dk], k [B, Hkv, Sk, Dk], v [B, Hkv, Sk, Dv]
-    (torch's layout); mask (bool) and bias [B|1, Hq|1, Sq|1, Sk|1]; q_lens,
-    k_lens int64 [B]; alibi float64 [Hq]; rng int64 [seed, offset]; threads -1:
-    torch.get_num_threads(). Returns (o [B, Hq, Sq, Dv], lse [B, Hq, Sq])."""
-    fn = "attn::sdpa"
-    tq, tk, tv = _qkv(fn, q, k, v)
-    p, keep = _params(fn, q, mask, bias, q_lens, k_lens, alibi, rng, scale, softcap, causal,
-                      align, window_left, window_right, dropout_p)
-    o, lse = _outputs(q, v)
-    to, tl = _view(o, fn, "o", True), _view(lse, fn, "lse", False)
-    check(lib.attn_sdpa_forward(context(_threads(threads)), _BYREF(tq), _BYREF(tk), _BYREF(tv),
-                                None if p is None else _BYREF(p), _BYREF(to), _BYREF(tl)))
-    return o, lse
-
-
-@sdpa_op.register_fake
-def _sdpa_fake(q, k, v, mask, bias, q_lens, k_lens, alibi, rng, scale, softcap, causal, align,
-               window_left, window_right, dropout_p, threads):
-    return _outputs(q, v)
-
-
-@torch.library.custom_op("attn::sdpa_backward", mutates_args=())
-def sdpa_backward_op(q: Tensor, k: Tensor, v: Tensor, o: Tensor, do: Tensor, lse: Tensor,
-                     mask: Optional[Tensor], bias: Optional[Tensor], q_lens: Optional[Tensor],
-                     k_lens: Optional[Tensor], alibi: Optional[Tensor], rng: Optional[Tensor],
-                     scale: Optional[float], softcap: float, causal: bool, align: int,
-                     window_left: int, window_right: int, dropout_p: float, threads: int,
-                     want_dbias: bool) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
-    """attn_sdpa_backward: (dq, dk, dv, dbias) for attn::sdpa's inputs and outputs
-    and do = dL/do; dbias has the bias's shape if want_dbias, else no elements."""
-    fn = "attn::sdpa_backward"
-    views = _qkv(fn, q, k, v) + [_view(o, fn, "o", True), _view(do, fn, "do", True),
-                                 _view(lse, fn, "lse", False)]
-    p, keep = _params(fn, q, mask, bias, q_lens, k_lens, alibi, rng, scale, softcap, causal,
-                      align, window_left, window_right, dropout_p)
-    dq, dk, dv, dbias = _grads(q, k, v, bias, want_dbias)
-    outs = [_view(g, fn, n, True) for g, n in ((dq, "dq"), (dk, "dk"), (dv, "dv"))]
-    tdb = _BYREF(_view(dbias, fn, "dbias", False)) if want_dbias else None
-    check(lib.attn_sdpa_backward(context(_threads(threads)), *[_BYREF(t) for t in views],
-                                 None if p is None else _BYREF(p),
-                                 *[_BYREF(t) for t in outs], tdb))
-    return dq, dk, dv, dbias
+    B, H, Sq = q.shape[:3]
+    Dv = v.shape[3]
+    o = torch.empty_strided((B, H, Sq, Dv), (Sq * H * Dv, Dv, H * Dv, 1), dtype=q.dtype,
+                            device=q.device)
+    return o, torch.empty((B, H, Sq), dtype=q.dtype, device=q.device) if want_lse else None
 
 
 def _grads(q: Tensor, k: Tensor, v: Tensor, bias: Optional[Tensor],
            want_dbias: bool) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
     dbias = torch.empty_like(bias) if want_dbias and bias is not None else q.new_empty(0)
     return torch.empty_like(q), torch.empty_like(k), torch.empty_like(v), dbias
+
+
+# ---- the implementation, the operators and the autograd formula -----------------------------
+
+def _forward(q: Tensor, k: Tensor, v: Tensor, mask: Optional[Tensor], bias: Optional[Tensor],
+             q_lens: Optional[Tensor], k_lens: Optional[Tensor], alibi: Optional[Tensor],
+             rng: Optional[Tensor], scale: Optional[float], softcap: float, causal: bool,
+             align: int, window_left: int, window_right: int, dropout_p: float,
+             threads: int) -> Tuple[Tensor, Tensor]:
+    """attn_sdpa_forward on q [B, Hq, Sq, Dk], k [B, Hkv, Sk, Dk], v [B, Hkv, Sk, Dv]
+    (torch's layout); mask (bool) and bias [B|1, Hq|1, Sq|1, Sk|1]; q_lens,
+    k_lens int64 [B]; alibi float64 [Hq]; rng int64 [seed, offset]; threads -1:
+    torch.get_num_threads(). Returns (o [B, Hq, Sq, Dv], lse [B, Hq, Sq])."""
+    return _run_forward(q, k, v, mask, bias, q_lens, k_lens, alibi, rng, scale, softcap, causal,
+                        align, window_left, window_right, dropout_p, threads, want_lse=True)
+
+
+def _run_forward(q, k, v, mask, bias, q_lens, k_lens, alibi, rng, scale, softcap, causal,
+                 align, window_left, window_right, dropout_p, threads, want_lse):
+    """_forward; without lse (None) when want_lse is False (no gradient to come)."""
+    fn = "attn::sdpa"
+    args = call_args.start()
+    tq, tk, tv = _qkv(args, fn, q, k, v)
+    p = _params(args, fn, q, mask, bias, q_lens, k_lens, alibi, rng, scale, softcap, causal,
+                align, window_left, window_right, dropout_p)
+    o, lse = _outputs(q, v, want_lse)
+    to = _pack(args, o, fn, "o", True)
+    tl = None if lse is None else _pack(args, lse, fn, "lse", False)
+    check(lib.attn_sdpa_forward(context(_threads(threads)), tq, tk, tv, p, to, tl))
+    return o, lse
+
+
+def _backward(q: Tensor, k: Tensor, v: Tensor, o: Tensor, do: Tensor, lse: Tensor,
+              mask: Optional[Tensor], bias: Optional[Tensor], q_lens: Optional[Tensor],
+              k_lens: Optional[Tensor], alibi: Optional[Tensor], rng: Optional[Tensor],
+              scale: Optional[float], softcap: float, causal: bool, align: int,
+              window_left: int, window_right: int, dropout_p: float, threads: int,
+              want_dbias: bool) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+    """attn_sdpa_backward: (dq, dk, dv, dbias) for attn::sdpa's inputs and outputs
+    and do = dL/do; dbias has the bias's shape if want_dbias, else no elements."""
+    fn = "attn::sdpa_backward"
+    args = call_args.start()
+    views = _qkv(args, fn, q, k, v) + [_pack(args, o, fn, "o", True),
+                                       _pack(args, do, fn, "do", True),
+                                       _pack(args, lse, fn, "lse", False)]
+    p = _params(args, fn, q, mask, bias, q_lens, k_lens, alibi, rng, scale, softcap, causal,
+                align, window_left, window_right, dropout_p)
+    dq, dk, dv, dbias = _grads(q, k, v, bias, want_dbias)
+    outs = [_pack(args, g, fn, n, True) for g, n in ((dq, "dq"), (dk, "dk"), (dv, "dv"))]
+    tdb = _pack(args, dbias, fn, "dbias", False) if want_dbias else None
+    check(lib.attn_sdpa_backward(context(_threads(threads)), *views, p, *outs, tdb))
+    return dq, dk, dv, dbias
+
+
+sdpa_op = torch.library.custom_op("attn::sdpa", _forward, mutates_args=())
+sdpa_backward_op = torch.library.custom_op("attn::sdpa_backward", _backward, mutates_args=())
+
+
+@sdpa_op.register_fake
+def _sdpa_fake(q, k, v, mask, bias, q_lens, k_lens, alibi, rng, scale, softcap, causal, align,
+               window_left, window_right, dropout_p, threads):
+    return _outputs(q, v)
 
 
 @sdpa_backward_op.register_fake
@@ -197,15 +204,45 @@ def _setup_context(ctx, inputs, output):
     ctx.mark_non_differentiable(lse)
 
 
-def _backward(ctx, do, dlse):
+def _gradients(ctx, do: Tensor, backward: Callable[..., Any]) -> tuple:
+    """The gradients of attn::sdpa's 17 inputs, computed by `backward` (the
+    operator attn::sdpa_backward, or its implementation in eager mode)."""
     q, k, v, o, lse, mask, bias, q_lens, k_lens, alibi, rng = ctx.saved_tensors
     want_dbias = bias is not None and ctx.needs_input_grad[4]
-    dq, dk, dv, dbias = sdpa_backward_op(q, k, v, o, do, lse, mask, bias, q_lens, k_lens, alibi,
-                                         rng, *ctx.scalars, want_dbias)
+    dq, dk, dv, dbias = backward(q, k, v, o, do, lse, mask, bias, q_lens, k_lens, alibi, rng,
+                                 *ctx.scalars, want_dbias)
     return (dq, dk, dv, None, dbias if want_dbias else None) + (None,) * 12
 
 
-sdpa_op.register_autograd(_backward, setup_context=_setup_context)
+sdpa_op.register_autograd(lambda ctx, do, dlse: _gradients(ctx, do, sdpa_backward_op),
+                          setup_context=_setup_context)
+
+
+class _EagerSdpa(torch.autograd.Function):
+    """attn::sdpa's formula without the operator's dispatch, for eager calls on
+    plain tensors (torch.compile and tensor subclasses go through the operator)."""
+
+    @staticmethod
+    def forward(*inputs):
+        return _forward(*inputs)
+
+    setup_context = staticmethod(_setup_context)
+
+    @staticmethod
+    def backward(ctx, do, dlse):
+        return _gradients(ctx, do, _backward)
+
+
+def _call(*inputs: Any) -> Tensor:
+    """attn::sdpa's output o: through the operator when compiling or for tensor
+    subclasses; eagerly, through the same implementation without the
+    dispatcher's per-call cost (with autograd only if a gradient is needed)."""
+    tensors = [t for t in inputs[:5] if t is not None]
+    if torch.compiler.is_compiling() or any(type(t) is not Tensor for t in tensors):
+        return sdpa_op(*inputs)[0]
+    if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
+        return _EagerSdpa.apply(*inputs)[0]
+    return _run_forward(*inputs, want_lse=False)[0]
 
 
 # ---- the torch.nn.functional front end ----------------------------------------------------------
@@ -215,7 +252,8 @@ def _check_inputs(fn: str, query: Tensor, key: Tensor, value: Tensor) -> None:
         if not isinstance(t, Tensor):
             raise BadDtypeError("%s: argument '%s' is a %s; it must be a torch.Tensor" %
                                 (fn, name, type(t).__name__))
-        _check_cpu(t, fn, name)
+        if not t.is_cpu:
+            _check_cpu(t, fn, name)
         if t.dtype not in _FLOATS:
             raise BadDtypeError("%s: argument '%s' has dtype %s; attn takes float32 and "
                                 "float64" % (fn, name, t.dtype))
@@ -235,17 +273,28 @@ def _check_inputs(fn: str, query: Tensor, key: Tensor, value: Tensor) -> None:
 
 
 def _broadcast(fn: str, *shapes: Sequence[int]) -> Tuple[int, ...]:
-    try:
-        return tuple(torch.broadcast_shapes(*[torch.Size(s) for s in shapes]))
-    except RuntimeError:
-        raise ShapeMismatchError("%s: the batch dims %s of query, key and value do not "
-                                 "broadcast" % (fn, [tuple(s) for s in shapes])) from None
+    """The broadcast of the batch shapes (numpy's rule: aligned from the right,
+    each dim equal or 1)."""
+    if shapes[0] == shapes[1] == shapes[2]:
+        return tuple(shapes[0])
+    n = max(len(s) for s in shapes)
+    out = [1] * n
+    for s in shapes:
+        for i, d in enumerate(s, n - len(s)):
+            if d != out[i]:
+                if out[i] != 1 and d != 1:
+                    raise ShapeMismatchError("%s: the batch dims %s of query, key and value do "
+                                             "not broadcast" % (fn, [tuple(x) for x in shapes]))
+                out[i] = max(out[i], d)
+    return tuple(out)
 
 
 def _to4(t: Tensor, lead: Tuple[int, ...], heads: int) -> Tensor:
     """[*lead', heads', S, D] -> [B, heads, S, D] with lead' broadcast to lead and
     heads' to heads (a dim of 1 against a larger one becomes a zero stride)."""
-    t = t.expand(*lead, heads, t.shape[-2], t.shape[-1])
+    shape = lead + (heads, t.shape[-2], t.shape[-1])
+    if tuple(t.shape) != shape:
+        t = t.expand(shape)
     if len(lead) == 1:
         return t
     return t.reshape(math.prod(lead), heads, t.shape[-2], t.shape[-1])
@@ -354,7 +403,7 @@ def scaled_dot_product_attention(
         else:
             rng = torch.tensor([_signed(seed, fn), 0], dtype=torch.int64)
     left, right = _window(window, fn)
-    o, _ = sdpa_op(
+    o = _call(
         q4, k4, v4, mask, bias,
         None if q_lens is None else _ints(q_lens, B, fn, "q_lens", torch.int64),
         None if k_lens is None else _ints(k_lens, B, fn, "k_lens", torch.int64),
@@ -363,6 +412,8 @@ def scaled_dot_product_attention(
         int(enum_value(Align, align, fn + ": argument 'align'")),
         -1 if left is None else int(left), -1 if right is None else int(right),
         float(dropout_p), -1 if threads is None else int(threads))
+    if query.dim() == 4:
+        return o
     return o.reshape(*(lead + (Hq,) if query.dim() >= 3 else ()), L, Ev)
 
 

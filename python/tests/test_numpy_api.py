@@ -9,6 +9,7 @@ import pytest
 
 import attn
 import attn._sdpa
+from attn._lib.core import Tensor
 
 
 class _Spy:
@@ -21,8 +22,8 @@ class _Spy:
         return getattr(self._lib, name)
 
     def attn_sdpa_forward(self, ctx, *args):
-        self.calls.append([(a._obj.data, list(a._obj.dim), list(a._obj.stride))
-                           for a in (args[0], args[1], args[2], args[4])])
+        views = [Tensor.from_address(a) for a in (args[0], args[1], args[2], args[4])]
+        self.calls.append([(t.data, list(t.dim), list(t.stride)) for t in views])
         return self._lib.attn_sdpa_forward(ctx, *args)
 
 

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 
 import attn
 import attn.torch as at
+from attn._lib.core import Tensor
 
 torch.set_num_threads(1)
 
@@ -151,8 +152,8 @@ class _Spy:
         return getattr(self._lib, name)
 
     def attn_sdpa_forward(self, ctx, q, k, v, params, o, lse):
-        self.calls.append([(t._obj.data, list(t._obj.dim), list(t._obj.stride))
-                           for t in (q, k, v, o)])
+        views = [Tensor.from_address(t) for t in (q, k, v, o)]  # the structs' addresses
+        self.calls.append([(t.data, list(t.dim), list(t.stride)) for t in views])
         return self._lib.attn_sdpa_forward(ctx, q, k, v, params, o, lse)
 
 

@@ -3,8 +3,9 @@ check and the per-thread contexts every front end shares."""
 from __future__ import annotations
 
 import ctypes
+import struct
 import threading
-from typing import Dict, Optional
+from typing import Any, Dict, Optional, Sequence
 
 from ..errors import error_class
 from . import load
@@ -51,9 +52,12 @@ class ScoreGrads(ctypes.Structure):
     _fields_ = [("d_" + s, ctypes.POINTER(Tensor)) for s in SCORE_SLOTS]
 
 
-PT, PP, PS = ctypes.POINTER(Tensor), ctypes.POINTER(SdpaParams), ctypes.POINTER(ScoreParams)
+PT, PS = ctypes.POINTER(Tensor), ctypes.POINTER(ScoreParams)
 PU32 = ctypes.POINTER(ctypes.c_uint32)
 
+# The SDPA calls take their structs as addresses (c_p): the front ends pack
+# them into a CallArgs buffer, which costs a fraction of building ctypes
+# Structures on every call.
 FUNCTIONS = [
     ("attn_version", c_char_p),
     ("attn_status_name", c_char_p, c_int),
@@ -71,9 +75,9 @@ FUNCTIONS = [
     ("attn_kernel_name", c_char_p, c_int),
     ("attn_tensor_make", Tensor, c_p, c_int, c_i64, c_i64, c_i64, c_i64),
     ("attn_sdpa_params_default", SdpaParams),
-    ("attn_sdpa_forward", c_int, c_p, PT, PT, PT, PP, PT, PT),
-    ("attn_sdpa_backward", c_int, c_p, PT, PT, PT, PT, PT, PT, PP, PT, PT, PT, PT),
-    ("attn_sdpa_weights", c_int, c_p, PT, PT, PT, PP, c_p, c_i64, c_p, c_i64, c_int, PT),
+    ("attn_sdpa_forward", c_int, c_p, c_p, c_p, c_p, c_p, c_p, c_p),
+    ("attn_sdpa_backward", c_int, c_p, c_p, c_p, c_p, c_p, c_p, c_p, c_p, c_p, c_p, c_p, c_p),
+    ("attn_sdpa_weights", c_int, c_p, c_p, c_p, c_p, c_p, c_p, c_i64, c_p, c_i64, c_int, c_p),
     ("attn_philox4x32_10", None, PU32, PU32, PU32),
     ("attn_dropout_keep", c_int, c_u64, c_u64, c_dbl, c_i64, c_i64, c_i64, c_i64, c_i64),
     ("attn_score_params_default", ScoreParams, c_int),
@@ -85,6 +89,49 @@ FUNCTIONS = [
 
 lib = load("attn", FUNCTIONS)
 _last_error = lib.attn_last_error
+
+# attn_tensor and attn_sdpa_params as bytes (native sizes, LP64 padding).
+TENSOR = struct.Struct("=qi4x4q4q")
+SDPA_PARAMS = struct.Struct("=i4xddiiqqqqqqqdQQ")
+if TENSOR.size != ctypes.sizeof(Tensor) or SDPA_PARAMS.size != ctypes.sizeof(SdpaParams):
+    raise ImportError("attn: the C structs of this platform are not laid out as the binding "
+                      "packs them (attn_tensor %d bytes, attn_sdpa_params %d)" %
+                      (ctypes.sizeof(Tensor), ctypes.sizeof(SdpaParams)))
+
+
+class CallArgs(threading.local):
+    """Memory for the structs of one C call, one buffer per thread: start()
+    at the beginning of a call, then each tensor() or params() packs one
+    struct and returns its address, valid until the next start() on this
+    thread. (No call into attn reenters Python before it returns.)"""
+
+    def __init__(self) -> None:
+        self.buf = (ctypes.c_char * 4096)()
+        self.base = ctypes.addressof(self.buf)
+        self.used = 0
+
+    def start(self) -> "CallArgs":
+        self.used = 0
+        return self
+
+    def tensor(self, ptr: int, dtype: int, shape: Sequence[int],
+               strides: Sequence[int]) -> int:
+        """An attn_tensor: data ptr, dtype, dim[4] and stride[4] (elements)."""
+        off = self.used
+        self.used = off + 80  # pack_into refuses to write past the buffer
+        TENSOR.pack_into(self.buf, off, ptr, dtype, *shape, *strides)
+        return self.base + off
+
+    def params(self, *fields: Any) -> int:
+        """An attn_sdpa_params from its fields in declaration order (the
+        pointers as addresses, 0 for NULL)."""
+        off = self.used
+        self.used = off + SDPA_PARAMS.size
+        SDPA_PARAMS.pack_into(self.buf, off, *fields)
+        return self.base + off
+
+
+call_args = CallArgs()
 
 
 def check(status: int) -> None:
