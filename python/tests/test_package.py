@@ -124,3 +124,17 @@ def test_info_names_version_libraries_and_kernel():
     kernel = lib.attn_kernel_name(lib.attn_ctx_resolved_kernel(ctx)).decode()
     assert kernel in out and kernel != "auto"
     assert out == attn.info.describe() + "\n"
+
+
+def test_readme_python_example_runs_as_printed(tmp_path):
+    """The PyTorch example of the README's "Python" section prints what the
+    README says it prints."""
+    with open(os.path.join(ROOT, "README.md")) as f:
+        section = f.read().split("\n## Python\n", 1)[1].split("\n## ", 1)[0]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    printed = section.split("\nprints\n\n", 1)[1].split("\n\n", 1)[0]
+    assert len(code.splitlines()) == 10
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       cwd=str(tmp_path), timeout=300)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == "\n".join(line[4:] for line in printed.splitlines()) + "\n"
