@@ -64,24 +64,24 @@ def make_params(args: CallArgs, fn: str, *, scale: Optional[float] = None,
     int64), alibi (Hq doubles) and the bias and mask views are addresses the
     caller keeps valid and has checked for length. The scalars are checked
     here only for type; C checks their ranges."""
-    if type(align) is not Align:
-        align = enum_value(Align, align, fn + ": argument 'align'")
+    member = align if type(align) is Align else enum_value(Align, align,
+                                                          fn + ": argument 'align'")
     if (scale is None and not softcap and not causal and window is None and q_lens is None
             and k_lens is None and bias is None and mask is None and alibi is None
-            and not dropout_p and align == Align.TOP_LEFT):
+            and not dropout_p and member == Align.TOP_LEFT):
         return None
     left = right = -1
     if window is not None:
         try:
-            left, right = window
+            w_left, w_right = window
         except (TypeError, ValueError):
             raise BadParamError("%s: argument 'window' is %r; it must be (left, right), None "
                                 "or -1 for unbounded" % (fn, window)) from None
-        left = -1 if left is None else _number(left, fn, "window[0]", int)
-        right = -1 if right is None else _number(right, fn, "window[1]", int)
+        left = -1 if w_left is None else _number(w_left, fn, "window[0]", int)
+        right = -1 if w_right is None else _number(w_right, fn, "window[1]", int)
     return args.params(0 if scale is None else 1,
                        0.0 if scale is None else _number(scale, fn, "scale"),
-                       _number(softcap, fn, "softcap"), 1 if causal else 0, int(align),
+                       _number(softcap, fn, "softcap"), 1 if causal else 0, int(member),
                        left, right, q_lens or 0, k_lens or 0, bias or 0, mask or 0, alibi or 0,
                        _number(dropout_p, fn, "dropout_p"),
                        _number(seed, fn, "seed", int) & U64,
@@ -212,13 +212,11 @@ def sdpa(q: ArrayLike, k: ArrayLike, v: ArrayLike, *, causal: bool = False,
     B, Sq, Hq = q.shape[:3]
     o = np.empty((B, Sq, Hq, v.shape[3]), q.dtype)
     to = pack(args, o, fn, "o")
-    lse = tl = None
-    if return_lse:
-        lse = np.empty((B, Hq, Sq), q.dtype)
-        tl = pack(args, lse, fn, "lse", 3)
+    lse = np.empty((B, Hq, Sq), q.dtype) if return_lse else None
+    tl = None if lse is None else pack(args, lse, fn, "lse", 3)
     ctx = context(threads_arg(threads, fn), kernel_arg(kernel, fn))
     check(lib.attn_sdpa_forward(ctx, tq, tk, tv, opts.params, to, tl))
-    return (o, lse) if return_lse else o
+    return o if lse is None else (o, lse)
 
 
 class Grads(NamedTuple):
@@ -254,10 +252,8 @@ def sdpa_backward(q: ArrayLike, k: ArrayLike, v: ArrayLike, o: ArrayLike, do: Ar
                     alibi=alibi, dropout_p=dropout_p, seed=seed, offset=offset)
     grads = [np.empty(a.shape, q.dtype) for a in (q, k, v)]
     outs = [pack(args, g, fn, name) for g, name in zip(grads, ("dq", "dk", "dv"))]
-    dbias = tdb = None
-    if want_dbias:
-        dbias = np.empty(opts.bias.shape, q.dtype)
-        tdb = pack(args, _to4(dbias, fn, "dbias"), fn, "dbias")
+    dbias = None if opts.bias is None or not want_dbias else np.empty(opts.bias.shape, q.dtype)
+    tdb = None if dbias is None else pack(args, _to4(dbias, fn, "dbias"), fn, "dbias")
     ctx = context(threads_arg(threads, fn), kernel_arg(kernel, fn))
     check(lib.attn_sdpa_backward(ctx, *views, opts.params, *outs, tdb))
     return Grads(grads[0], grads[1], grads[2], dbias)

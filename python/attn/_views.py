@@ -63,7 +63,7 @@ def _address(a: np.ndarray) -> int:
     a writable contiguous array (the common case, and every output) exports
     a buffer that ctypes reads faster."""
     try:
-        return addressof(c_char.from_buffer(a))
+        return addressof(c_char.from_buffer(a))  # type: ignore[arg-type]
     except (TypeError, ValueError, BufferError):
         return a.ctypes.data
 

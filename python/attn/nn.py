@@ -18,6 +18,7 @@ from __future__ import annotations
 import ctypes
 import enum
 import math
+from typing import Any, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -49,6 +50,8 @@ class Schedule(enum.IntEnum):
 
 
 _U64 = 0xFFFFFFFFFFFFFFFF
+ArrayLike = Any
+Grad = Optional[np.ndarray]  # a gradient to accumulate into, or None for a new one
 
 
 # ---- arrays ---------------------------------------------------------------------------
@@ -99,7 +102,7 @@ def _rows(x, name):
 
 # ---- linear ------------------------------------------------------------------------------
 
-def linear_forward(x, w, b=None):
+def linear_forward(x: ArrayLike, w: ArrayLike, b: Optional[ArrayLike] = None) -> np.ndarray:
     """y [..., out] = x [..., in] w^T + b, w [out, in] (torch.nn.Linear layout)."""
     x2, shape = _rows(x, "x")
     w = _f32(w)
@@ -111,7 +114,9 @@ def linear_forward(x, w, b=None):
     return y.reshape(shape[:-1] + (out,))
 
 
-def linear_backward(x, w, dy, *, dx=None, dw=None, db=None, need_db=True):
+def linear_backward(x: ArrayLike, w: ArrayLike, dy: ArrayLike, *, dx: Grad = None,
+                    dw: Grad = None, db: Grad = None, need_db: bool = True
+                    ) -> Tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]:
     """Accumulates dx [..., in] += dy w, dw += dy^T x, db += sum_rows dy.
     Returns (dx, dw, db); db is None when need_db is False and db was not given."""
     x2, shape = _rows(x, "x")
@@ -129,7 +134,7 @@ def linear_backward(x, w, dy, *, dx=None, dw=None, db=None, need_db=True):
 
 # ---- embedding -----------------------------------------------------------------------------
 
-def embedding_forward(ids, table):
+def embedding_forward(ids: ArrayLike, table: ArrayLike) -> np.ndarray:
     """y [*ids.shape, d] = rows of table [vocab, d]."""
     ids = _i32(ids)
     table = _f32(table)
@@ -139,7 +144,8 @@ def embedding_forward(ids, table):
     return y
 
 
-def embedding_backward(ids, dy, vocab, *, dtable=None):
+def embedding_backward(ids: ArrayLike, dy: ArrayLike, vocab: int, *,
+                       dtable: Grad = None) -> np.ndarray:
     """dtable [vocab, d] rows ids[r] += dy row r. Returns dtable."""
     ids = _i32(ids)
     dy = _f32(dy)
@@ -152,7 +158,8 @@ def embedding_backward(ids, dy, vocab, *, dtable=None):
 
 # ---- norms --------------------------------------------------------------------------------------
 
-def layernorm_forward(x, gamma, beta=None, eps=1e-5):
+def layernorm_forward(x: ArrayLike, gamma: ArrayLike, beta: Optional[ArrayLike] = None,
+                      eps: float = 1e-5) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """LayerNorm over the last dim. Returns (y, mean, rstd); mean and rstd have
     shape x.shape[:-1] and are what layernorm_backward needs."""
     x2, shape = _rows(x, "x")
@@ -167,7 +174,9 @@ def layernorm_forward(x, gamma, beta=None, eps=1e-5):
     return y.reshape(shape), mean.reshape(shape[:-1]), rstd.reshape(shape[:-1])
 
 
-def layernorm_backward(x, gamma, mean, rstd, dy, *, dx=None, dgamma=None, dbeta=None):
+def layernorm_backward(x: ArrayLike, gamma: ArrayLike, mean: ArrayLike, rstd: ArrayLike,
+                       dy: ArrayLike, *, dx: Grad = None, dgamma: Grad = None,
+                       dbeta: Grad = None) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Accumulates into (dx, dgamma, dbeta) and returns them."""
     x2, shape = _rows(x, "x")
     gamma, mean, rstd = _f32(gamma), _f32(mean), _f32(rstd)
@@ -181,7 +190,8 @@ def layernorm_backward(x, gamma, mean, rstd, dy, *, dx=None, dgamma=None, dbeta=
     return dx, dgamma, dbeta
 
 
-def rmsnorm_forward(x, gamma, eps=1e-6):
+def rmsnorm_forward(x: ArrayLike, gamma: ArrayLike,
+                    eps: float = 1e-6) -> Tuple[np.ndarray, np.ndarray]:
     """RMSNorm over the last dim (torch.nn.RMSNorm). Returns (y, rstd)."""
     x2, shape = _rows(x, "x")
     gamma = _f32(gamma)
@@ -193,7 +203,8 @@ def rmsnorm_forward(x, gamma, eps=1e-6):
     return y.reshape(shape), rstd.reshape(shape[:-1])
 
 
-def rmsnorm_backward(x, gamma, rstd, dy, *, dx=None, dgamma=None):
+def rmsnorm_backward(x: ArrayLike, gamma: ArrayLike, rstd: ArrayLike, dy: ArrayLike, *,
+                     dx: Grad = None, dgamma: Grad = None) -> Tuple[np.ndarray, np.ndarray]:
     """Accumulates into (dx, dgamma) and returns them."""
     x2, shape = _rows(x, "x")
     gamma, rstd = _f32(gamma), _f32(rstd)
@@ -208,7 +219,7 @@ def rmsnorm_backward(x, gamma, rstd, dy, *, dx=None, dgamma=None):
 
 # ---- activations and dropout ------------------------------------------------------------------
 
-def act_forward(x, kind="gelu"):
+def act_forward(x: ArrayLike, kind: Union[Act, int, str] = "gelu") -> np.ndarray:
     """kind "gelu" (exact erf GELU) or "relu"; any shape."""
     x = _f32(x)
     y = np.empty_like(x)
@@ -216,7 +227,8 @@ def act_forward(x, kind="gelu"):
     return y
 
 
-def act_backward(x, dy, kind="gelu", *, dx=None):
+def act_backward(x: ArrayLike, dy: ArrayLike, kind: Union[Act, int, str] = "gelu", *,
+                 dx: Grad = None) -> np.ndarray:
     """dx += act'(x) * dy. Returns dx."""
     x = _f32(x)
     dy = _f32(dy)
@@ -226,7 +238,7 @@ def act_backward(x, dy, kind="gelu", *, dx=None):
     return dx
 
 
-def dropout_forward(x, p, seed, offset=0):
+def dropout_forward(x: ArrayLike, p: float, seed: int, offset: int = 0) -> np.ndarray:
     """Inverted dropout of x (any shape; element e is the e-th in C order)."""
     x = _f32(x)
     y = np.empty_like(x)
@@ -235,7 +247,8 @@ def dropout_forward(x, p, seed, offset=0):
     return y
 
 
-def dropout_backward(dy, p, seed, offset=0, *, dx=None):
+def dropout_backward(dy: ArrayLike, p: float, seed: int, offset: int = 0, *,
+                     dx: Grad = None) -> np.ndarray:
     """dx += keep ? dy / (1 - p) : 0. Returns dx."""
     dy = _f32(dy)
     dx = _grad(dx, dy.shape, "dx")
@@ -244,13 +257,13 @@ def dropout_backward(dy, p, seed, offset=0, *, dx=None):
     return dx
 
 
-def dropout_keep(seed, offset, p, e):
+def dropout_keep(seed: int, offset: int, p: float, e: int) -> bool:
     """attn_nn_dropout_keep: True if element e is kept."""
     return bool(lib.attn_nn_dropout_keep(int(seed) & _U64, int(offset) & _U64, float(p),
                                          int(e)))
 
 
-def dropout_mask(shape, p, seed, offset=0):
+def dropout_mask(shape: Sequence[int], p: float, seed: int, offset: int = 0) -> np.ndarray:
     """The keep mask (bool, of the given shape) that dropout_forward applies."""
     ones = np.ones(shape, dtype=np.float32)
     return dropout_forward(ones, p, seed, offset) != 0
@@ -258,14 +271,14 @@ def dropout_mask(shape, p, seed, offset=0):
 
 # ---- positions -----------------------------------------------------------------------------------
 
-def sinusoidal(n_pos, d):
+def sinusoidal(n_pos: int, d: int) -> np.ndarray:
     """The sinusoidal position table [n_pos, d]."""
     t = np.empty((int(n_pos), int(d)), dtype=np.float32)
     _check(lib.attn_nn_sinusoidal(int(n_pos), int(d), _ptr(t)))
     return t
 
 
-def rope_forward(x, pos, theta=10000.0):
+def rope_forward(x: ArrayLike, pos: ArrayLike, theta: float = 10000.0) -> np.ndarray:
     """Rotary positions on x [n, heads, hd] (rotate-half pairing), pos [n]."""
     x = _f32(x)
     pos = _i32(pos)
@@ -275,7 +288,8 @@ def rope_forward(x, pos, theta=10000.0):
     return y
 
 
-def rope_backward(dy, pos, theta=10000.0, *, dx=None):
+def rope_backward(dy: ArrayLike, pos: ArrayLike, theta: float = 10000.0, *,
+                  dx: Grad = None) -> np.ndarray:
     """dx [n, heads, hd] += R^T dy. Returns dx."""
     dy = _f32(dy)
     pos = _i32(pos)
@@ -288,8 +302,9 @@ def rope_backward(dy, pos, theta=10000.0, *, dx=None):
 
 # ---- loss ------------------------------------------------------------------------------------------
 
-def cross_entropy(logits, targets, *, ignore_index=-100, label_smoothing=0.0, grad_scale=1.0,
-                  want_grad=True):
+def cross_entropy(logits: ArrayLike, targets: ArrayLike, *, ignore_index: int = -100,
+                  label_smoothing: float = 0.0, grad_scale: float = 1.0, want_grad: bool = True
+                  ) -> Tuple[float, int, Optional[np.ndarray]]:
     """F.cross_entropy(logits [..., vocab], targets [...], reduction="mean").
     Returns (loss, count, dlogits): count rows were not ignored; dlogits (same
     shape as logits, d loss / d logits times grad_scale) or None."""
@@ -308,13 +323,14 @@ def cross_entropy(logits, targets, *, ignore_index=-100, label_smoothing=0.0, gr
 
 # ---- optimisation -------------------------------------------------------------------------------------
 
-def adamw_default():
+def adamw_default() -> AdamW:
     """torch.optim.AdamW's defaults as an AdamW struct."""
     return lib.attn_nn_adamw_default()
 
 
-def adamw_step(param, grad, m, v, step, *, lr=1e-3, betas=(0.9, 0.999), eps=1e-8,
-               weight_decay=1e-2, decay=True):
+def adamw_step(param: np.ndarray, grad: ArrayLike, m: np.ndarray, v: np.ndarray, step: int, *,
+               lr: float = 1e-3, betas: Tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+               weight_decay: float = 1e-2, decay: bool = True) -> None:
     """One AdamW step (step counted from 1) updating param, m and v in place
     (float32, C-contiguous, writable, same size). decay=False: no weight decay."""
     param, m, v = _inplace(param, "param"), _inplace(m, "m"), _inplace(v, "v")
@@ -327,7 +343,7 @@ def adamw_step(param, grad, m, v, step, *, lr=1e-3, betas=(0.9, 0.999), eps=1e-8
                                   _ptr(m), _ptr(v), param.size, 1 if decay else 0))
 
 
-def clip_grad_norm(grads, max_norm):
+def clip_grad_norm(grads: Sequence[np.ndarray], max_norm: float) -> float:
     """Clips a list of float32 gradient arrays in place by their global L2 norm
     (torch.nn.utils.clip_grad_norm_); returns the norm before clipping."""
     grads = [_inplace(g, "grads[%d]" % i) for i, g in enumerate(grads)]
@@ -339,7 +355,8 @@ def clip_grad_norm(grads, max_norm):
     return norm.value
 
 
-def lr(kind, step, warmup, total, base_lr, min_lr=0.0):
+def lr(kind: Union[Schedule, int, str], step: int, warmup: int, total: int, base_lr: float,
+       min_lr: float = 0.0) -> float:
     """attn_nn_lr: kind "constant" | "cosine" | "invsqrt" (or attn.nn.Schedule).
     Invalid arguments raise attn.BadParamError."""
     out = ctypes.c_double()

@@ -29,7 +29,7 @@ class WordPiece:
     """A WordPiece vocabulary (attn_wordpiece), loaded from a vocab.txt file."""
 
     def __init__(self, vocab_path: Union[str, "os.PathLike[str]"]):
-        self._t = ctypes.c_void_p()
+        self._t: Optional[ctypes.c_void_p] = ctypes.c_void_p()
         check(lib.attn_wordpiece_load(os.fsencode(vocab_path), ctypes.byref(self._t)))
 
     @classmethod
@@ -81,25 +81,25 @@ class WordPiece:
         """The id of "[PAD]", "[UNK]", "[CLS]", "[SEP]" or "[MASK]", or -1."""
         return int(lib.attn_wordpiece_special(self._t, name.encode("utf-8")))
 
-    def _encode(self, text: Text, max_len: int, offsets: bool
-                ) -> Tuple[np.ndarray, Optional[np.ndarray]]:
+    def _encode(self, text: Text, max_len: int, offs: Optional[np.ndarray]) -> np.ndarray:
+        """The ids; offs [cap, 2] (or None) receives the offsets."""
         data = text.encode("utf-8") if isinstance(text, str) else bytes(text)
         cap = max(int(max_len), 0)
         ids = np.empty(max(cap, 1), np.int32)
-        offs = np.empty((max(cap, 1), 2), np.int64) if offsets else None
         n = ctypes.c_int64()
         check(lib.attn_wordpiece_encode(self._t, data, int(max_len), ids.ctypes.data, cap,
                                         ctypes.byref(n), None if offs is None else
                                         offs.ctypes.data))
-        return ids[:n.value], None if offs is None else offs[:n.value]
+        return ids[:n.value]
 
     def encode(self, text: Text, max_len: int = 256) -> List[int]:
         """The ids of [CLS] text [SEP], at most max_len (>= 2) of them. text is a
         str or UTF-8 bytes (invalid UTF-8 raises attn.BadParamError naming the byte)."""
-        return self._encode(text, max_len, False)[0].tolist()
+        return self._encode(text, max_len, None).tolist()
 
     def encode_offsets(self, text: Text, max_len: int = 256
                        ) -> Tuple[List[int], List[Tuple[int, int]]]:
         """(ids, offsets): each id's byte range [begin, end) in the UTF-8 text."""
-        ids, offs = self._encode(text, max_len, True)
-        return ids.tolist(), [(int(a), int(b)) for a, b in offs]
+        offs = np.empty((max(int(max_len), 1), 2), np.int64)
+        ids = self._encode(text, max_len, offs)
+        return ids.tolist(), [(int(a), int(b)) for a, b in offs[:len(ids)]]

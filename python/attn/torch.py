@@ -57,7 +57,8 @@ def _pack(args: CallArgs, t: Tensor, fn: str, name: str, bhsd: bool) -> int:
         _check_cpu(t, fn, name)
         raise BadDtypeError("%s: argument '%s' has dtype %s; attn takes float32 and float64 "
                             "(and bool masks)" % (fn, name, t.dtype))
-    shape, strides = t.shape, t.stride()
+    shape: Tuple[int, ...] = t.shape
+    strides: Tuple[int, ...] = t.stride()
     if len(shape) < 4:
         shape = tuple(shape) + (1,) * (4 - len(shape))
         strides = strides + (0,) * (4 - len(strides))
@@ -143,7 +144,7 @@ def _forward(q: Tensor, k: Tensor, v: Tensor, mask: Optional[Tensor], bias: Opti
 
 
 def _run_forward(q, k, v, mask, bias, q_lens, k_lens, alibi, rng, scale, softcap, causal,
-                 align, window_left, window_right, dropout_p, threads, want_lse):
+                 align, window_left, window_right, dropout_p, threads, *, want_lse):
     """_forward; without lse (None) when want_lse is False (no gradient to come)."""
     fn = "attn::sdpa"
     args = call_args.start()

@@ -69,9 +69,7 @@ def heatmap_rgb(w: Any, *, row_labels: Optional[Sequence[str]] = None,
     buf, width, height = ctypes.c_void_p(), ctypes.c_int(), ctypes.c_int()
     check(lib.attn_viz_heatmap_rgb(ctypes.byref(h), ctypes.byref(buf), ctypes.byref(width),
                                    ctypes.byref(height)))
-    try:
-        n = height.value * width.value * 3
-        img = np.frombuffer((ctypes.c_uint8 * n).from_address(buf.value), np.uint8).copy()
-    finally:
-        core.attn_release(buf)
-    return img.reshape(height.value, width.value, 3)
+    img = np.empty((height.value, width.value, 3), np.uint8)
+    ctypes.memmove(img.ctypes.data, buf, img.nbytes)
+    core.attn_release(buf)
+    return img

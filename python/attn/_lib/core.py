@@ -174,7 +174,7 @@ class _PerThread(threading.local):
 _per_thread = _PerThread()
 
 
-def context(threads: int, kernel: Optional[int] = None) -> c_p:
+def context(threads: int, kernel: Optional[int] = None) -> ctypes.c_void_p:
     """The calling thread's attn_ctx with `threads` threads (0: one per CPU),
     running `kernel` (None: ATTN_KERNEL or auto)."""
     contexts = _per_thread.contexts

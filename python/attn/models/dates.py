@@ -92,7 +92,7 @@ class DateTranslator:
         c.n_dec_layers = dec_layers or layers
         c.norm_first = 0 if post_norm else 1
         c.dropout, c.attn_dropout = dropout, attn_dropout
-        self._m = ctypes.c_void_p()
+        self._m: Optional[ctypes.c_void_p] = ctypes.c_void_p()
         check(nn.attn_transformer_create(ctypes.byref(c), int(seed), ctypes.byref(self._m)))
         self.threads = threads_arg(threads, "attn.models.DateTranslator")
 
@@ -167,13 +167,14 @@ class DateTranslator:
         cfg.save_path = None if save is None else os.fsencode(save)
         cfg.save_every = save_every
         failure: list = []
+        report = progress
 
         def on_step(p: Any, user: Any) -> None:
-            if failure:
+            if failure or report is None:
                 return
             s = p.contents
             try:
-                progress(Progress(s.step, s.steps, s.loss, s.lr, s.grad_norm, s.tokens_per_s,
+                report(Progress(s.step, s.steps, s.loss, s.lr, s.grad_norm, s.tokens_per_s,
                                   s.elapsed_s, s.eta_s,
                                   s.heldout_acc if s.heldout_acc >= 0 else None))
             except BaseException as e:  # raised below, once C has returned

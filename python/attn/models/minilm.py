@@ -53,7 +53,7 @@ class MiniLM:
         self.path = os.fspath(default_path() if path is None else path)
         self.threads = threads_arg(threads, "attn.models.MiniLM")
         single_threaded_blas()
-        self._m = ctypes.c_void_p()
+        self._m: Optional[ctypes.c_void_p] = ctypes.c_void_p()
         check(lib.attn_bert_load(os.fsencode(self.path), ctypes.byref(self._m)))
         self.tokenizer = WordPiece(os.path.join(self.path, "vocab.txt"))
         c = lib.attn_bert_get_config(self._m).contents
