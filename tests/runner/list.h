@@ -108,6 +108,7 @@
     X(optim_adamw_args) \
     X(optim_adamw_two_steps_hand_computed) \
     X(optim_clip_grad_norm) \
+    X(optim_model_update) \
     X(optim_lr_schedules)
 
 #define T_TESTS_MODELS(X) \

@@ -7,11 +7,6 @@
 
 #define FORMAT_TAG "attn-rnn-checkpoint-1"
 
-static attn__nn_paramset paramset(const attn_seq2seq *m)
-{
-    return (attn__nn_paramset){m->tensors, ATTN__S2S_N_TENSORS, m->params, m->adam_m, m->adam_v};
-}
-
 attn_status attn_seq2seq_save(const attn_seq2seq *m, const char *path, int with_optim,
                                 const char *const *meta_keys, const char *const *meta_values,
                                 int64_t n_meta)
@@ -21,7 +16,7 @@ attn_status attn_seq2seq_save(const attn_seq2seq *m, const char *path, int with_
     char config[512];
     attn_status st = attn_seq2seq_config_to_json(&m->c, config, sizeof config);
     if (st != ATTN_OK) return st;
-    attn__nn_paramset ps = paramset(m);
+    attn__nn_paramset ps = attn__s2s_params(m);
     return attn__nn_ckpt_save(__func__, path, FORMAT_TAG, config, m->steps, &ps, with_optim,
                               meta_keys, meta_values, n_meta);
 }
@@ -42,7 +37,7 @@ attn_status attn_seq2seq_load_safetensors(const attn_safetensors *f, attn_seq2se
                          "holds %.0f floats", (long long)attn__s2s_count_params(&c), floats);
     attn_seq2seq *m = NULL;
     if ((st = attn_seq2seq_create(&c, 0, &m)) != ATTN_OK) return st;
-    attn__nn_paramset ps = paramset(m);
+    attn__nn_paramset ps = attn__s2s_params(m);
     if ((st = attn__nn_ckpt_read(f, "rnn checkpoint", &ps)) != ATTN_OK) {
         attn_seq2seq_free(m);
         return st;

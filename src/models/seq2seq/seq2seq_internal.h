@@ -43,6 +43,8 @@ attn_status attn__s2s_config_check(const char *fn, const attn_seq2seq_config *c,
 
 /* Parameters of a (valid) config: every dim <= 2^24, so no product overflows. */
 int64_t attn__s2s_count_params(const attn_seq2seq_config *c);
+/* The parameter block of m, for the update and checkpoints. */
+attn__nn_paramset attn__s2s_params(const attn_seq2seq *m);
 
 /* ---- step.c: what decoding shares with the training step ---------------------------- */
 

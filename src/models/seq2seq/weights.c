@@ -187,26 +187,16 @@ void attn_seq2seq_zero_grad(attn_seq2seq *m)
 }
 
 attn_status attn_seq2seq_update(attn_seq2seq *m, const attn_nn_adamw *opt, double lr,
-                                  double clip, double *grad_norm)
+                                double clip, double *grad_norm)
 {
     ATTN__NN_NOT_NULL(__func__, m);
     ATTN__NN_NOT_NULL(__func__, opt);
-    if (!isfinite(lr) || lr < 0 || !isfinite(clip) || clip < 0)
-        return attn_fail(ATTN_BAD_PARAM, "%s: arguments 'lr' and 'clip' must be finite and >= 0", __func__);
-    float *bufs[1] = {m->grads};
-    int64_t counts[1] = {m->n_params};
-    double norm = 0;
-    attn_status st = attn_nn_clip_grad_norm(bufs, counts, 1, clip > 0 ? clip : INFINITY, &norm);
-    if (st != ATTN_OK) return st;
-    if (grad_norm) *grad_norm = norm;
-    attn_nn_adamw o = *opt;
-    o.lr = lr;
-    m->steps++;
-    for (int t = 0; t < ATTN__S2S_N_TENSORS && st == ATTN_OK; t++) {
-        attn_nn_param *p = &m->tensors[t];
-        size_t off = (size_t)(p->value - m->params);
-        st = attn_nn_adamw_step(&o, m->steps, p->value, p->grad, m->adam_m + off, m->adam_v + off,
-                                p->numel, p->decay);
-    }
-    return st;
+    attn__nn_paramset ps = attn__s2s_params(m);
+    return attn__nn_update(__func__, &ps, opt, lr, clip, &m->steps, grad_norm);
+}
+
+attn__nn_paramset attn__s2s_params(const attn_seq2seq *m)
+{
+    return (attn__nn_paramset){m->tensors, ATTN__S2S_N_TENSORS, m->params, m->grads, m->n_params,
+                               m->adam_m, m->adam_v};
 }

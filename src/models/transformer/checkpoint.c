@@ -13,11 +13,6 @@
 
 #define FORMAT_TAG "attn-checkpoint-1"
 
-static attn__nn_paramset paramset(const attn_transformer *m)
-{
-    return (attn__nn_paramset){m->tensors, m->n_tensors, m->params, m->adam_m, m->adam_v};
-}
-
 attn_status attn_transformer_save(const attn_transformer *m, const char *path, int with_optim,
                                const char *const *meta_keys, const char *const *meta_values,
                                int64_t n_meta)
@@ -26,7 +21,7 @@ attn_status attn_transformer_save(const attn_transformer *m, const char *path, i
     char config[2048];
     attn_status st = attn_transformer_config_to_json(&m->c, config, sizeof config);
     if (st != ATTN_OK) return st;
-    attn__nn_paramset ps = paramset(m);
+    attn__nn_paramset ps = attn__transformer_params(m);
     return attn__nn_ckpt_save("attn_transformer_save", path, FORMAT_TAG, config, m->steps, &ps,
                               with_optim, meta_keys, meta_values, n_meta);
 }
@@ -56,7 +51,7 @@ attn_status attn_transformer_load_safetensors(const attn_safetensors *f, attn_tr
         snprintf(why, sizeof why, "%s", attn_last_error());
         return attn_fail(st == ATTN_NO_MEMORY ? st : ATTN_BAD_FILE, "checkpoint: config: %s", why);
     }
-    attn__nn_paramset ps = paramset(m);
+    attn__nn_paramset ps = attn__transformer_params(m);
     if ((st = attn__nn_ckpt_read(f, "checkpoint", &ps)) != ATTN_OK) {
         attn_transformer_free(m);
         return st;

@@ -50,6 +50,9 @@ struct attn_transformer {
 /* ATTN_OK if c is a valid config (config.c); attn_transformer_create's check. */
 attn_status attn__transformer_config_check(const attn_transformer_config *c);
 
+/* The parameter block of m (weights.c), for the update and checkpoints. */
+attn__nn_paramset attn__transformer_params(const attn_transformer *m);
+
 /* The order of sublayers in a block. */
 enum { ATTN__SUB_SELF = 0, ATTN__SUB_CROSS = 1, ATTN__SUB_FFN = 2 };
 

@@ -322,26 +322,15 @@ void attn_transformer_zero_grad(attn_transformer *m)
 }
 
 attn_status attn_transformer_update(attn_transformer *m, const attn_nn_adamw *opt, double lr,
-                                 double clip, double *grad_norm)
+                                   double clip, double *grad_norm)
 {
     if (!m || !opt) return attn_fail(ATTN_NULL_ARG, "attn_transformer_update: 'm' or 'opt' is NULL");
-    if (!isfinite(lr) || lr < 0 || !isfinite(clip) || clip < 0)
-        return attn_fail(ATTN_BAD_PARAM, "attn_transformer_update: 'lr' and 'clip' must be finite "
-                                         "and >= 0");
-    float *bufs[1] = {m->grads};
-    int64_t counts[1] = {m->n_params};
-    double norm = 0;
-    attn_status st = attn_nn_clip_grad_norm(bufs, counts, 1, clip > 0 ? clip : INFINITY, &norm);
-    if (st != ATTN_OK) return st;
-    if (grad_norm) *grad_norm = norm;
-    attn_nn_adamw o = *opt;
-    o.lr = lr;
-    m->steps++;
-    for (int64_t t = 0; t < m->n_tensors && st == ATTN_OK; t++) {
-        attn_nn_param *p = &m->tensors[t];
-        size_t off = (size_t)(p->value - m->params);
-        st = attn_nn_adamw_step(&o, m->steps, p->value, p->grad, m->adam_m + off,
-                                m->adam_v + off, p->numel, p->decay);
-    }
-    return st;
+    attn__nn_paramset ps = attn__transformer_params(m);
+    return attn__nn_update("attn_transformer_update", &ps, opt, lr, clip, &m->steps, grad_norm);
+}
+
+attn__nn_paramset attn__transformer_params(const attn_transformer *m)
+{
+    return (attn__nn_paramset){m->tensors, m->n_tensors, m->params, m->grads, m->n_params,
+                               m->adam_m, m->adam_v};
 }
