@@ -129,6 +129,8 @@
     X(checkpoint_round_trip) \
     X(checkpoint_truncation_sweep) \
     X(checkpointing_same_gradients_less_memory) \
+    X(config_seq2seq_table) \
+    X(config_transformer_table) \
     X(generate_cache_matches_full_forward) \
     X(seq2seq_args) \
     X(seq2seq_backward_fd) \

@@ -35,9 +35,9 @@ static inline size_t attn__s2s_fbytes(int64_t count) { return (size_t)count * si
 
 /* ---- config.c ---------------------------------------------------------------------- */
 
-/* ATTN_OK if c is a valid config; messages start with fn, a dimension out
- * of range is `code` (and 'init' ATTN_BAD_PARAM unless code is BAD_FILE). */
-attn_status attn__s2s_config_check(const char *fn, const attn_seq2seq_config *c, attn_status code);
+/* attn_seq2seq_create's check of c: ATTN_NULL_ARG, ATTN_BAD_DIM for a size
+ * out of range, ATTN_BAD_PARAM for 'init'. */
+attn_status attn__s2s_config_check(const attn_seq2seq_config *c);
 
 /* ---- weights.c --------------------------------------------------------------------- */
 

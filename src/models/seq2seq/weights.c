@@ -133,7 +133,7 @@ static void set_views(attn_seq2seq *m, const spec *s)
 attn_status attn_seq2seq_create(const attn_seq2seq_config *c, uint64_t seed, attn_seq2seq **out)
 {
     ATTN__NN_NOT_NULL(__func__, out);
-    attn_status st = attn__s2s_config_check(__func__, c, ATTN_BAD_DIM);
+    attn_status st = attn__s2s_config_check(c);
     if (st != ATTN_OK) return st;
     attn_seq2seq *m = attn_calloc(1, sizeof *m);
     if (!m) return attn_fail(ATTN_NO_MEMORY, "%s: out of memory", __func__);
