@@ -77,6 +77,86 @@ T_TEST(checkpoint_resume_bit_exact)
     attn_transformer_free(b2);
 }
 
+/* The training config in a checkpoint's __metadata__: every field written
+ * by a save and read back by key (whatever the order of the keys), and a
+ * missing, malformed or out-of-range value rejected naming its key, with
+ * the config untouched. */
+static bool same_train_cfg(const attn_train_cfg *a, const attn_train_cfg *b)
+{
+    return a->steps == b->steps && a->batch == b->batch && a->warmup == b->warmup &&
+           a->lr == b->lr && a->min_lr == b->min_lr && a->weight_decay == b->weight_decay &&
+           a->clip == b->clip && a->label_smoothing == b->label_smoothing &&
+           a->schedule == b->schedule && a->data_seed == b->data_seed && a->seed == b->seed;
+}
+
+/* Loads path's metadata into a copy of *cfg; the status. */
+static attn_status meta_of(const char *path, attn_train_cfg *cfg)
+{
+    attn_safetensors *f = NULL;
+    attn_status st = attn_safetensors_load(path, &f);
+    if (st == ATTN_OK) st = attn_train_cfg_from_meta(f, cfg);
+    attn_safetensors_free(f);
+    return st;
+}
+
+T_TEST(train_meta_by_key)
+{
+    attn_ctx *ctx = t_ctx(1);
+    attn_transformer_config c = tiny();
+    attn_transformer *m = NULL;
+    T_EQ_STATUS(attn_transformer_create(&c, 9, &m), ATTN_OK);
+    attn_train_cfg t = attn_train_cfg_default(), back = attn_train_cfg_default();
+    t.steps = 0; /* no step: only the save */
+    t.batch = 3, t.warmup = 7, t.lr = 0.1 / 3, t.min_lr = 1e-7, t.weight_decay = 0.3;
+    t.clip = 0.0, t.label_smoothing = 0.125, t.schedule = ATTN_NN_SCHEDULE_INVSQRT;
+    t.data_seed = 3999999999u, t.seed = 77;
+    t.eval_every = 0;
+    t.save_path = t_path("meta.safetensors");
+    attn_train_report rep;
+    T_EQ_STATUS(attn_train_dates(ctx, m, &t, NULL, NULL, &rep), ATTN_OK);
+    T_EQ_STATUS(meta_of(t.save_path, &back), ATTN_OK);
+    T_CHECK(same_train_cfg(&t, &back));
+    /* the same values under the keys in reverse order, one key spoiled at a time */
+    static const char *const keys[] = {"train.steps", "train.batch", "train.warmup", "train.lr",
+                                       "train.min_lr", "train.weight_decay", "train.clip",
+                                       "train.label_smoothing", "train.schedule",
+                                       "train.data_seed", "train.seed"};
+    static const char *const vals[] = {"0", "3", "7", "0.033333333333333333", "1e-07", "0.3",
+                                       "0", "0.125", "2", "3999999999", "77"};
+    static const char *const spoiled[] = {"2.5", "0", "-1", "11", "x", "1e999", "-0.5", "2",
+                                          "3", "4000000001", "7e"};
+    enum { N = sizeof keys / sizeof keys[0] };
+    attn_nn_param p;
+    T_EQ_STATUS(attn_transformer_tensor(m, 0, &p), ATTN_OK);
+    attn_safetensors_entry e = {p.name, ATTN_DTYPE_F32, p.ndim, {p.shape[0], p.shape[1]}, p.value};
+    for (int bad = -1; bad < N; bad++) {
+        const char *k[N], *v[N];
+        int n = 0;
+        for (int i = N - 1; i >= 0; i--) {
+            k[n] = keys[i];
+            v[n++] = i == bad ? spoiled[i] : vals[i];
+        }
+        const char *path = t_path("meta-by-key.safetensors");
+        T_EQ_STATUS(attn_safetensors_save(path, &e, 1, k, v, N), ATTN_OK);
+        attn_train_cfg r = attn_train_cfg_default(), before = r;
+        attn_status st = meta_of(path, &r);
+        if (bad < 0) {
+            T_EQ_STATUS(st, ATTN_OK);
+            T_CHECK(same_train_cfg(&r, &t));
+            continue;
+        }
+        T_EQ_STATUS(st, ATTN_BAD_FILE);
+        T_CHECK(strstr(attn_last_error(), keys[bad]) != NULL);
+        T_CHECK(same_train_cfg(&r, &before));
+    }
+    /* a key missing */
+    const char *path = t_path("meta-missing.safetensors");
+    T_EQ_STATUS(attn_safetensors_save(path, &e, 1, keys, vals, N - 1), ATTN_OK);
+    T_EQ_STATUS(meta_of(path, &back), ATTN_BAD_FILE);
+    T_CHECK(strstr(attn_last_error(), "'train.seed'") != NULL);
+    attn_transformer_free(m);
+}
+
 /* ---- the GRU model on the dates task (apps/attn/task/train_gru.c) ---------------------------------------------- */
 
 static bool same_rnn_params(const attn_seq2seq *a, const attn_seq2seq *b)

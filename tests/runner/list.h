@@ -167,6 +167,7 @@
     X(dates_known_sources) \
     X(dates_print_examples) \
     X(dates_split_draws) \
-    X(gru_dates_batches_training_translation)
+    X(gru_dates_batches_training_translation) \
+    X(train_meta_by_key)
 
 #endif /* ATTN_TEST_LIST_H */

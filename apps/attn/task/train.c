@@ -224,68 +224,102 @@ static uint64_t mix(uint64_t a, uint64_t b)
     return z ^ (z >> 31);
 }
 
-#define N_META 11
+/* ---- the training config in a checkpoint's __metadata__ ------------------------------ */
+
+/* X(field, type, lo, hi): field of attn_train_cfg under the key
+ * "train.<field>", in [lo, hi]. Integers are written in decimal, reals
+ * with 17 significant digits (exactly), the schedule as its number. */
+#define TRAIN_META(X)                 \
+    X(steps, I64, 0, 1e9)             \
+    X(batch, I64, 1, 1e6)             \
+    X(warmup, I64, 0, 1e9)            \
+    X(lr, F64, 0, 10)                 \
+    X(min_lr, F64, 0, 10)             \
+    X(weight_decay, F64, 0, 10)       \
+    X(clip, F64, 0, 1e6)              \
+    X(label_smoothing, F64, 0, 1)     \
+    X(schedule, SCHEDULE, 0, 2)       \
+    X(data_seed, U64, 0, 4e9)         \
+    X(seed, U64, 0, 4e9)
+
+#define COUNT(name, type, lo, hi) +1
+enum { N_META = 0 TRAIN_META(COUNT), META_LEN = 40 };
+#undef COUNT
+
+static void put_I64(char *s, const int64_t *v) { snprintf(s, META_LEN, "%lld", (long long)*v); }
+static void put_U64(char *s, const uint64_t *v) { snprintf(s, META_LEN, "%llu", (unsigned long long)*v); }
+static void put_F64(char *s, const double *v) { snprintf(s, META_LEN, "%.17g", *v); }
+static void put_SCHEDULE(char *s, const attn_nn_schedule *v) { snprintf(s, META_LEN, "%d", (int)*v); }
 
 static attn_status save(const attn_transformer *m, const attn_train_cfg *c)
 {
-    char v[N_META][40];
-    const char *keys[N_META] = {"train.steps", "train.batch", "train.warmup", "train.lr",
-                                "train.min_lr", "train.weight_decay", "train.clip",
-                                "train.label_smoothing", "train.schedule", "train.data_seed",
-                                "train.seed"};
-    snprintf(v[0], 40, "%lld", (long long)c->steps);
-    snprintf(v[1], 40, "%lld", (long long)c->batch);
-    snprintf(v[2], 40, "%lld", (long long)c->warmup);
-    snprintf(v[3], 40, "%.17g", c->lr);
-    snprintf(v[4], 40, "%.17g", c->min_lr);
-    snprintf(v[5], 40, "%.17g", c->weight_decay);
-    snprintf(v[6], 40, "%.17g", c->clip);
-    snprintf(v[7], 40, "%.17g", c->label_smoothing);
-    snprintf(v[8], 40, "%d", (int)c->schedule);
-    snprintf(v[9], 40, "%llu", (unsigned long long)c->data_seed);
-    snprintf(v[10], 40, "%llu", (unsigned long long)c->seed);
-    const char *vals[N_META];
-    for (int i = 0; i < N_META; i++) vals[i] = v[i];
+    char text[N_META][META_LEN];
+    const char *keys[N_META], *vals[N_META];
+    int i = 0;
+#define PUT(name, type, lo, hi) \
+    put_##type(text[i], &c->name), keys[i] = "train." #name, vals[i] = text[i], i++;
+    TRAIN_META(PUT)
+#undef PUT
     return attn_transformer_save(m, c->save_path, 1, keys, vals, N_META);
 }
 
-static attn_status meta_num(const attn_safetensors *f, const char *key, double lo, double hi, double *out)
+/* The value of key as a number in [lo, hi] (an integer if integer). */
+static attn_status meta_num(const attn_safetensors *f, const char *key, bool integer, double lo,
+                            double hi, double *out)
 {
     const char *s = attn_safetensors_metadata(f, key);
     char *end = NULL;
     if (!s) return attn_fail(ATTN_BAD_FILE, "checkpoint: no training metadata '%s'", key);
-    double x = strtod(s, &end);
+    double x = integer ? (double)strtoll(s, &end, 10) : strtod(s, &end);
     if (end == s || *end != '\0' || !(x >= lo && x <= hi))
-        return attn_fail(ATTN_BAD_FILE, "checkpoint: '%s' = \"%.30s\" is not in [%g, %g]", key, s, lo, hi);
+        return attn_fail(ATTN_BAD_FILE, "checkpoint: '%s' = \"%.30s\" is not %s in [%g, %g]", key,
+                         s, integer ? "an integer" : "a number", lo, hi);
     *out = x;
     return ATTN_OK;
 }
 
+/* The ranges hold every integer exactly in a double. */
+static attn_status get_I64(const attn_safetensors *f, const char *key, double lo, double hi,
+                           int64_t *v)
+{
+    double x = 0;
+    attn_status st = meta_num(f, key, true, lo, hi, &x);
+    if (st == ATTN_OK) *v = (int64_t)x;
+    return st;
+}
+static attn_status get_U64(const attn_safetensors *f, const char *key, double lo, double hi,
+                           uint64_t *v)
+{
+    double x = 0;
+    attn_status st = meta_num(f, key, true, lo, hi, &x);
+    if (st == ATTN_OK) *v = (uint64_t)x;
+    return st;
+}
+static attn_status get_F64(const attn_safetensors *f, const char *key, double lo, double hi,
+                           double *v)
+{
+    return meta_num(f, key, false, lo, hi, v);
+}
+static attn_status get_SCHEDULE(const attn_safetensors *f, const char *key, double lo, double hi,
+                                attn_nn_schedule *v)
+{
+    double x = 0;
+    attn_status st = meta_num(f, key, true, lo, hi, &x);
+    if (st == ATTN_OK) *v = (attn_nn_schedule)(int)x;
+    return st;
+}
+
 attn_status attn_train_cfg_from_meta(const attn_safetensors *f, attn_train_cfg *cfg)
 {
-    double x[N_META];
-    const char *keys[N_META] = {"train.steps", "train.batch", "train.warmup", "train.lr",
-                                "train.min_lr", "train.weight_decay", "train.clip",
-                                "train.label_smoothing", "train.schedule", "train.data_seed",
-                                "train.seed"};
-    const double hi[N_META] = {1e9, 1e6, 1e9, 10, 10, 10, 1e6, 1, 2, 4e9, 4e9};
-    for (int i = 0; i < N_META; i++) {
-        attn_status st = meta_num(f, keys[i], 0, hi[i], &x[i]);
-        if (st != ATTN_OK) return st;
-    }
-    cfg->steps = (int64_t)x[0];
-    cfg->batch = (int64_t)x[1];
-    cfg->warmup = (int64_t)x[2];
-    cfg->lr = x[3];
-    cfg->min_lr = x[4];
-    cfg->weight_decay = x[5];
-    cfg->clip = x[6];
-    cfg->label_smoothing = x[7];
-    cfg->schedule = (attn_nn_schedule)(int)x[8];
-    cfg->data_seed = (uint64_t)x[9];
-    cfg->seed = (uint64_t)x[10];
-    if (cfg->batch < 1) return attn_fail(ATTN_BAD_FILE, "checkpoint: 'train.batch' must be >= 1");
-    return ATTN_OK;
+    if (!f || !cfg) return attn_fail(ATTN_NULL_ARG, "attn_train_cfg_from_meta: 'f' or 'cfg' is NULL");
+    attn_train_cfg t = *cfg;
+    attn_status st = ATTN_OK;
+#define GET(name, type, lo, hi) \
+    if (st == ATTN_OK) st = get_##type(f, "train." #name, lo, hi, &t.name);
+    TRAIN_META(GET)
+#undef GET
+    if (st == ATTN_OK) *cfg = t;
+    return st;
 }
 
 static int64_t count_tokens(const attn_nn_batch *b)

@@ -26,8 +26,11 @@ typedef struct attn_train_cfg {
 
 attn_train_cfg attn_train_cfg_default(void);
 
-/* Metadata keys/values of the training config, stored in checkpoints so a
- * resumed run continues with exactly the same schedule and data. */
+/* The training config a checkpoint carries in __metadata__ ("train.steps",
+ * "train.lr", ... as attn_train_dates saves it, so a resumed run continues
+ * with exactly the same schedule and data), read by key, each value
+ * checked against its range; the other fields of cfg are kept.
+ * ATTN_BAD_FILE naming the key (cfg untouched) if one is missing or bad. */
 attn_status attn_train_cfg_from_meta(const attn_safetensors *f, attn_train_cfg *cfg);
 
 typedef struct attn_train_progress {
