@@ -14,9 +14,9 @@
 #include <string.h>
 #include <time.h>
 
-attn_train_cfg attn_train_cfg_default(void)
+task_train_cfg task_train_cfg_default(void)
 {
-    attn_train_cfg c;
+    task_train_cfg c;
     memset(&c, 0, sizeof c);
     c.steps = 1500;
     c.batch = 64;
@@ -38,7 +38,7 @@ attn_train_cfg attn_train_cfg_default(void)
 /* ---- batches ------------------------------------------------------------------ */
 
 
-void attn_train_batch_free(attn_train_batch *b)
+void task_train_batch_free(task_train_batch *b)
 {
     if (!b) return;
     attn_release(b->src);
@@ -52,7 +52,7 @@ void attn_train_batch_free(attn_train_batch *b)
 static int64_t encode(const char *s, int32_t *ids)
 {
     int64_t n = 0;
-    for (; s[n]; n++) ids[n] = attn_charvocab_id((unsigned char)s[n]);
+    for (; s[n]; n++) ids[n] = task_charvocab_id((unsigned char)s[n]);
     return n;
 }
 
@@ -74,15 +74,15 @@ static int by_len(const void *a, const void *b)
     return x->index < y->index ? -1 : x->index > y->index;
 }
 
-static attn_status draw_bucketed(uint64_t seed, int64_t step, int64_t batch, attn_dates_sample *ex)
+static attn_status draw_bucketed(uint64_t seed, int64_t step, int64_t batch, task_dates_sample *ex)
 {
     int64_t n = POOL * batch, first = (step / POOL) * n;
     int64_t slice = ((step % POOL) * 7) % POOL;
-    attn_dates_sample *pool = attn_calloc((size_t)n, sizeof *pool);
+    task_dates_sample *pool = attn_calloc((size_t)n, sizeof *pool);
     keyed *keys = attn_calloc((size_t)n, sizeof *keys);
-    attn_status st = pool && keys ? ATTN_OK : attn_fail(ATTN_NO_MEMORY, "attn_train_batch_make: out of memory");
+    attn_status st = pool && keys ? ATTN_OK : attn_fail(ATTN_NO_MEMORY, "task_train_batch_make: out of memory");
     for (int64_t i = 0; i < n && st == ATTN_OK; i++) {
-        st = attn_dates_example(seed, (uint64_t)(first + i), ATTN_DATES_TRAIN, &pool[i]);
+        st = task_dates_example(seed, (uint64_t)(first + i), TASK_DATES_TRAIN, &pool[i]);
         keys[i] = (keyed){(int64_t)strlen(pool[i].src), i};
     }
     if (st == ATTN_OK) {
@@ -94,62 +94,62 @@ static attn_status draw_bucketed(uint64_t seed, int64_t step, int64_t batch, att
     return st;
 }
 
-attn_status attn_train_batch_make(const attn_transformer *m, uint64_t data_seed, int64_t step,
-                                  int64_t batch, attn_train_batch *b)
+attn_status task_train_batch_make(const attn_transformer *m, uint64_t data_seed, int64_t step,
+                                  int64_t batch, task_train_batch *b)
 {
-    if (!m) return attn_fail(ATTN_BAD_PARAM, "attn_train_batch_make: bad 'm', 'b', 'batch' or 'step'");
-    return attn_train_batch_make_arch(attn_transformer_get_config(m)->arch == ATTN_TRANSFORMER_ARCH_DECODER, data_seed,
+    if (!m) return attn_fail(ATTN_BAD_PARAM, "task_train_batch_make: bad 'm', 'b', 'batch' or 'step'");
+    return task_train_batch_make_arch(attn_transformer_get_config(m)->arch == ATTN_TRANSFORMER_ARCH_DECODER, data_seed,
                                       step, batch, b);
 }
 
-attn_status attn_train_batch_make_arch(int dec_only, uint64_t data_seed, int64_t step,
-                                       int64_t batch, attn_train_batch *b)
+attn_status task_train_batch_make_arch(int dec_only, uint64_t data_seed, int64_t step,
+                                       int64_t batch, task_train_batch *b)
 {
     if (!b || batch < 1 || step < 0)
-        return attn_fail(ATTN_BAD_PARAM, "attn_train_batch_make: bad 'm', 'b', 'batch' or 'step'");
+        return attn_fail(ATTN_BAD_PARAM, "task_train_batch_make: bad 'm', 'b', 'batch' or 'step'");
     memset(b, 0, sizeof *b);
-    enum { W = ATTN_DATES_SRC_MAX + ATTN_DATES_TGT_LEN + 3 };
+    enum { W = TASK_DATES_SRC_MAX + TASK_DATES_TGT_LEN + 3 };
     b->src = attn_calloc((size_t)(batch * W), sizeof(int32_t));
     b->tgt_in = attn_calloc((size_t)(batch * W), sizeof(int32_t));
     b->tgt_out = attn_calloc((size_t)(batch * W), sizeof(int32_t));
     b->src_lens = attn_calloc((size_t)batch, sizeof(int64_t));
     if (!b->src || !b->tgt_in || !b->tgt_out || !b->src_lens) {
-        attn_train_batch_free(b);
-        return attn_fail(ATTN_NO_MEMORY, "attn_train_batch_make: out of memory");
+        task_train_batch_free(b);
+        return attn_fail(ATTN_NO_MEMORY, "task_train_batch_make: out of memory");
     }
-    attn_dates_sample *ex = attn_calloc((size_t)batch, sizeof *ex);
+    task_dates_sample *ex = attn_calloc((size_t)batch, sizeof *ex);
     if (!ex) {
-        attn_train_batch_free(b);
-        return attn_fail(ATTN_NO_MEMORY, "attn_train_batch_make: out of memory");
+        task_train_batch_free(b);
+        return attn_fail(ATTN_NO_MEMORY, "task_train_batch_make: out of memory");
     }
-    int64_t S_src = 1, S_tgt = ATTN_DATES_TGT_LEN + 1;
+    int64_t S_src = 1, S_tgt = TASK_DATES_TGT_LEN + 1;
     attn_status st = draw_bucketed(data_seed, step, batch, ex);
     for (int64_t i = 0; i < batch && st == ATTN_OK; i++) {
         int64_t len = (int64_t)strlen(ex[i].src);
         b->src_lens[i] = len;
         if (len > S_src) S_src = len;
     }
-    if (dec_only) S_tgt = S_src + ATTN_DATES_TGT_LEN + 2;
+    if (dec_only) S_tgt = S_src + TASK_DATES_TGT_LEN + 2;
     for (int64_t i = 0; i < batch && st == ATTN_OK; i++) {
         int32_t seq[W], *in = b->tgt_in + i * S_tgt, *out = b->tgt_out + i * S_tgt;
         int64_t n = 0, first_label = 0;
         if (!dec_only) encode(ex[i].src, b->src + i * S_src);
-        seq[n++] = ATTN_CHAR_BOS;
+        seq[n++] = TASK_CHAR_BOS;
         if (dec_only) {
             n += encode(ex[i].src, seq + n);
-            seq[n++] = attn_charvocab_id('=');
+            seq[n++] = task_charvocab_id('=');
             first_label = n - 1; /* labels before the target are ignored */
         }
         n += encode(ex[i].tgt, seq + n);
-        seq[n++] = ATTN_CHAR_EOS;
+        seq[n++] = TASK_CHAR_EOS;
         for (int64_t t = 0; t + 1 < n; t++) {
             in[t] = seq[t];
-            out[t] = t >= first_label ? seq[t + 1] : ATTN_CHAR_PAD;
+            out[t] = t >= first_label ? seq[t + 1] : TASK_CHAR_PAD;
         }
     }
     attn_release(ex);
     if (st != ATTN_OK) {
-        attn_train_batch_free(b);
+        task_train_batch_free(b);
         return st;
     }
     b->nb.B = batch;
@@ -159,47 +159,47 @@ attn_status attn_train_batch_make_arch(int dec_only, uint64_t data_seed, int64_t
     b->nb.src_lens = dec_only ? NULL : b->src_lens;
     b->nb.tgt_in = b->tgt_in;
     b->nb.tgt_out = b->tgt_out;
-    b->nb.pad_id = ATTN_CHAR_PAD;
+    b->nb.pad_id = TASK_CHAR_PAD;
     return ATTN_OK;
 }
 
 /* ---- translation and evaluation ------------------------------------------------------ */
 
-attn_status attn_translate(attn_ctx *ctx, attn_transformer *m, const char *src, int64_t beam,
+attn_status task_translate(attn_ctx *ctx, attn_transformer *m, const char *src, int64_t beam,
                            char *out, size_t cap, float *maps, int64_t *n_out)
 {
     if (!m || !src || !out || !n_out)
-        return attn_fail(ATTN_NULL_ARG, "attn_translate: 'm', 'src', 'out', 'n_out' must be set");
+        return attn_fail(ATTN_NULL_ARG, "task_translate: 'm', 'src', 'out', 'n_out' must be set");
     int dec_only = attn_transformer_get_config(m)->arch == ATTN_TRANSFORMER_ARCH_DECODER;
     int64_t len = (int64_t)strlen(src);
-    if (len < 1 || len > ATTN_DATES_SRC_MAX)
-        return attn_fail(ATTN_BAD_DIM, "attn_translate: the input must have 1 to %d characters, "
-                         "not %lld", ATTN_DATES_SRC_MAX, (long long)len);
-    int32_t ids[ATTN_DATES_SRC_MAX + 3], gen[ATTN_DATES_TGT_LEN + 2];
+    if (len < 1 || len > TASK_DATES_SRC_MAX)
+        return attn_fail(ATTN_BAD_DIM, "task_translate: the input must have 1 to %d characters, "
+                         "not %lld", TASK_DATES_SRC_MAX, (long long)len);
+    int32_t ids[TASK_DATES_SRC_MAX + 3], gen[TASK_DATES_TGT_LEN + 2];
     int64_t n = 0;
-    if (dec_only) ids[n++] = ATTN_CHAR_BOS;
+    if (dec_only) ids[n++] = TASK_CHAR_BOS;
     n += encode(src, ids + n);
-    if (dec_only) ids[n++] = attn_charvocab_id('=');
-    attn_nn_gen_opts o = {ATTN_CHAR_BOS, ATTN_CHAR_EOS, ATTN_DATES_TGT_LEN + 1, beam, 0.0};
+    if (dec_only) ids[n++] = task_charvocab_id('=');
+    attn_nn_gen_opts o = {TASK_CHAR_BOS, TASK_CHAR_EOS, TASK_DATES_TGT_LEN + 1, beam, 0.0};
     int64_t got = 0;
-    attn_status st = attn_transformer_generate(ctx, m, ids, n, &o, gen, ATTN_DATES_TGT_LEN + 1, &got,
+    attn_status st = attn_transformer_generate(ctx, m, ids, n, &o, gen, TASK_DATES_TGT_LEN + 1, &got,
                                       dec_only ? NULL : maps);
     if (st != ATTN_OK) return st;
-    if ((st = attn_charvocab_decode(gen, got, out, cap, NULL)) != ATTN_OK) return st;
+    if ((st = task_charvocab_decode(gen, got, out, cap, NULL)) != ATTN_OK) return st;
     *n_out = got;
     return ATTN_OK;
 }
 
-attn_status attn_eval_dates(attn_ctx *ctx, attn_transformer *m, int64_t n, int64_t beam, double *acc)
+attn_status task_eval_dates(attn_ctx *ctx, attn_transformer *m, int64_t n, int64_t beam, double *acc)
 {
-    if (!acc || n < 1) return attn_fail(ATTN_BAD_PARAM, "attn_eval_dates: 'n' must be >= 1");
+    if (!acc || n < 1) return attn_fail(ATTN_BAD_PARAM, "task_eval_dates: 'n' must be >= 1");
     int64_t right = 0;
     for (int64_t i = 0; i < n; i++) {
-        attn_dates_sample ex;
+        task_dates_sample ex;
         char out[64];
         int64_t got;
-        attn_status st = attn_dates_example(ATTN_TRAIN_EVAL_SEED, (uint64_t)i, ATTN_DATES_HELDOUT, &ex);
-        if (st == ATTN_OK) st = attn_translate(ctx, m, ex.src, beam, out, sizeof out, NULL, &got);
+        attn_status st = task_dates_example(TASK_TRAIN_EVAL_SEED, (uint64_t)i, TASK_DATES_HELDOUT, &ex);
+        if (st == ATTN_OK) st = task_translate(ctx, m, ex.src, beam, out, sizeof out, NULL, &got);
         if (st != ATTN_OK) return st;
         right += strcmp(out, ex.tgt) == 0;
     }
@@ -226,7 +226,7 @@ static uint64_t mix(uint64_t a, uint64_t b)
 
 /* ---- the training config in a checkpoint's __metadata__ ------------------------------ */
 
-/* X(field, type, lo, hi): field of attn_train_cfg under the key
+/* X(field, type, lo, hi): field of task_train_cfg under the key
  * "train.<field>", in [lo, hi]. Integers are written in decimal, reals
  * with 17 significant digits (exactly), the schedule as its number. */
 #define TRAIN_META(X)                 \
@@ -251,7 +251,7 @@ static void put_U64(char *s, const uint64_t *v) { snprintf(s, META_LEN, "%llu", 
 static void put_F64(char *s, const double *v) { snprintf(s, META_LEN, "%.17g", *v); }
 static void put_SCHEDULE(char *s, const attn_nn_schedule *v) { snprintf(s, META_LEN, "%d", (int)*v); }
 
-static attn_status save(const attn_transformer *m, const attn_train_cfg *c)
+static attn_status save(const attn_transformer *m, const task_train_cfg *c)
 {
     char text[N_META][META_LEN];
     const char *keys[N_META], *vals[N_META];
@@ -309,10 +309,10 @@ static attn_status get_SCHEDULE(const attn_safetensors *f, const char *key, doub
     return st;
 }
 
-attn_status attn_train_cfg_from_meta(const attn_safetensors *f, attn_train_cfg *cfg)
+attn_status task_train_cfg_from_meta(const attn_safetensors *f, task_train_cfg *cfg)
 {
-    if (!f || !cfg) return attn_fail(ATTN_NULL_ARG, "attn_train_cfg_from_meta: 'f' or 'cfg' is NULL");
-    attn_train_cfg t = *cfg;
+    if (!f || !cfg) return attn_fail(ATTN_NULL_ARG, "task_train_cfg_from_meta: 'f' or 'cfg' is NULL");
+    task_train_cfg t = *cfg;
     attn_status st = ATTN_OK;
 #define GET(name, type, lo, hi) \
     if (st == ATTN_OK) st = get_##type(f, "train." #name, lo, hi, &t.name);
@@ -330,13 +330,13 @@ static int64_t count_tokens(const attn_nn_batch *b)
     return n;
 }
 
-attn_status attn_train_dates(attn_ctx *ctx, attn_transformer *m, const attn_train_cfg *cfg,
-                             attn_train_cb cb, void *user, attn_train_report *rep)
+attn_status task_train_dates(attn_ctx *ctx, attn_transformer *m, const task_train_cfg *cfg,
+                             task_train_cb cb, void *user, task_train_report *rep)
 {
     if (!ctx || !m || !cfg || !rep)
-        return attn_fail(ATTN_NULL_ARG, "attn_train_dates: 'ctx', 'm', 'cfg', 'rep' must be set");
+        return attn_fail(ATTN_NULL_ARG, "task_train_dates: 'ctx', 'm', 'cfg', 'rep' must be set");
     if (cfg->steps < 0 || cfg->batch < 1 || cfg->warmup < 0)
-        return attn_fail(ATTN_BAD_PARAM, "attn_train_dates: 'steps', 'batch' or 'warmup' is out of range");
+        return attn_fail(ATTN_BAD_PARAM, "task_train_dates: 'steps', 'batch' or 'warmup' is out of range");
     memset(rep, 0, sizeof *rep);
     rep->heldout_acc = -1;
     attn_nn_adamw opt = attn_nn_adamw_default();
@@ -346,8 +346,8 @@ attn_status attn_train_dates(attn_ctx *ctx, attn_transformer *m, const attn_trai
     attn_status st = ATTN_OK;
     int64_t last = cfg->stop_after > 0 && cfg->stop_after < cfg->steps ? cfg->stop_after : cfg->steps;
     for (int64_t step = first; step <= last && st == ATTN_OK; step++) {
-        attn_train_batch b;
-        if ((st = attn_train_batch_make(m, cfg->data_seed, step - 1, cfg->batch, &b)) != ATTN_OK) break;
+        task_train_batch b;
+        if ((st = task_train_batch_make(m, cfg->data_seed, step - 1, cfg->batch, &b)) != ATTN_OK) break;
         attn_nn_train_opts o = {1, mix(cfg->seed, (uint64_t)step), cfg->label_smoothing,
                                 cfg->checkpointing};
         attn_transformer_zero_grad(m);
@@ -359,13 +359,13 @@ attn_status attn_train_dates(attn_ctx *ctx, attn_transformer *m, const attn_trai
             st = attn_nn_lr(cfg->schedule, step, cfg->warmup, cfg->steps, cfg->lr, cfg->min_lr, &lr);
         if (st == ATTN_OK) st = attn_transformer_update(m, &opt, lr, cfg->clip, &gn);
         tokens += (double)count_tokens(&b.nb);
-        attn_train_batch_free(&b);
+        task_train_batch_free(&b);
         if (st != ATTN_OK) break;
         double el = now_s() - t0;
-        attn_train_progress p = {step, cfg->steps, loss, lr, gn, tokens / el, el,
+        task_train_progress p = {step, cfg->steps, loss, lr, gn, tokens / el, el,
                                  el / (double)(step - first + 1) * (double)(cfg->steps - step), -1, act};
         if (cfg->eval_every > 0 && (step % cfg->eval_every == 0 || step == cfg->steps)) {
-            st = attn_eval_dates(ctx, m, cfg->eval_n, 1, &p.heldout_acc);
+            st = task_eval_dates(ctx, m, cfg->eval_n, 1, &p.heldout_acc);
             rep->heldout_acc = p.heldout_acc;
         }
         rep->steps_run++;
