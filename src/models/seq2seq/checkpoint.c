@@ -32,9 +32,10 @@ attn_status attn_seq2seq_load_safetensors(const attn_safetensors *f, attn_seq2se
     attn_status st = attn__nn_ckpt_header(f, "rnn checkpoint", FORMAT_TAG, &cfg, &steps, &floats);
     if (st == ATTN_OK) st = attn_seq2seq_config_from_json(cfg, &c);
     if (st != ATTN_OK) return st;
-    if ((double)attn__s2s_count_params(&c) > floats) /* no allocation for a config the file cannot hold */
+    int64_t need = attn__s2s_count_params(&c);
+    if ((double)need > floats) /* no allocation for a config the file cannot hold */
         return attn_fail(ATTN_BAD_FILE, "rnn checkpoint: the config needs %lld parameters, the file "
-                         "holds %.0f floats", (long long)attn__s2s_count_params(&c), floats);
+                         "holds %.0f floats", (long long)need, floats);
     attn_seq2seq *m = NULL;
     if ((st = attn_seq2seq_create(&c, 0, &m)) != ATTN_OK) return st;
     attn__nn_paramset ps = attn__s2s_params(m);
