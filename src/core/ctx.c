@@ -22,17 +22,17 @@ static attn_kernel kernel_from_env(void)
 attn_status attn_ctx_create(int n_threads, attn_ctx **out)
 {
     attn__clear_error();
-    if (out == NULL) return attn__fail(ATTN_NULL_ARG, "out is NULL");
+    if (out == NULL) return attn_fail(ATTN_NULL_ARG, "out is NULL");
     *out = NULL;
     if (n_threads < 0 || n_threads > MAX_THREADS)
-        return attn__fail(ATTN_BAD_PARAM, "n_threads is %d; it must be in [0, %d]",
-                          n_threads, MAX_THREADS);
+        return attn_fail(ATTN_BAD_PARAM, "n_threads is %d; it must be in [0, %d]",
+                         n_threads, MAX_THREADS);
     if (n_threads == 0) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
         n_threads = n < 1 ? 1 : n > MAX_THREADS ? MAX_THREADS : (int)n;
     }
     attn_ctx *ctx = attn__calloc(1, sizeof *ctx);
-    if (ctx == NULL) return attn__fail(ATTN_NO_MEMORY, "attn_ctx_create: out of memory");
+    if (ctx == NULL) return attn_fail(ATTN_NO_MEMORY, "attn_ctx_create: out of memory");
     attn_status st = attn__pool_create(n_threads, &ctx->pool);
     if (st != ATTN_OK) {
         attn__free(ctx);
@@ -58,12 +58,12 @@ int attn_ctx_threads(const attn_ctx *ctx)
 attn_status attn_ctx_set_kernel(attn_ctx *ctx, attn_kernel kernel)
 {
     attn__clear_error();
-    if (ctx == NULL) return attn__fail(ATTN_NULL_ARG, "ctx is NULL");
+    if (ctx == NULL) return attn_fail(ATTN_NULL_ARG, "ctx is NULL");
     if (kernel != ATTN_KERNEL_AUTO && kernel != ATTN_KERNEL_REF && kernel != ATTN_KERNEL_TILED &&
         kernel != ATTN_KERNEL_AVX2)
-        return attn__fail(ATTN_BAD_PARAM, "kernel is %d; it must be an attn_kernel value", (int)kernel);
+        return attn_fail(ATTN_BAD_PARAM, "kernel is %d; it must be an attn_kernel value", (int)kernel);
     if (kernel == ATTN_KERNEL_AVX2 && !attn__avx2_available())
-        return attn__fail(ATTN_UNSUPPORTED, "kernel avx2: this CPU or build has no AVX2+FMA");
+        return attn_fail(ATTN_UNSUPPORTED, "kernel avx2: this CPU or build has no AVX2+FMA");
     ctx->kernel = kernel;
     return ATTN_OK;
 }

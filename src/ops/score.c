@@ -36,15 +36,15 @@ static attn_status check_mask_tensor(const attn__score *p, const attn_tensor *t,
 {
     attn__named nv = {t, "params.masks.mask", false};
     if (t->dtype != ATTN_DTYPE_BOOL)
-        return attn__fail(ATTN_BAD_DTYPE, "params.masks.mask.dtype is %d; it must be ATTN_DTYPE_BOOL",
-                          (int)t->dtype);
+        return attn_fail(ATTN_BAD_DTYPE, "params.masks.mask.dtype is %d; it must be ATTN_DTYPE_BOOL",
+                         (int)t->dtype);
     attn_status st = attn__check_view(&nv);
     if (st != ATTN_OK) return st;
     int64_t full[4] = {m->B, p->H, m->Sq, m->Sk};
     for (int d = 0; d < 4; d++) {
         if (t->dim[d] != full[d] && t->dim[d] != 1)
-            return attn__fail(ATTN_BAD_MASK, "params.masks.mask.dim[%d] is %lld; it must be %lld or 1 "
-                              "to broadcast to [B, H, Sq, Sk]", d, (long long)t->dim[d], (long long)full[d]);
+            return attn_fail(ATTN_BAD_MASK, "params.masks.mask.dim[%d] is %lld; it must be %lld or 1 "
+                             "to broadcast to [B, H, Sq, Sk]", d, (long long)t->dim[d], (long long)full[d]);
         m->mask_stride[d] = t->dim[d] == 1 ? 0 : t->stride[d];
     }
     m->has_mask = true;
@@ -56,8 +56,8 @@ static attn_status check_lens(const int64_t *lens, int64_t B, int64_t max, const
 {
     for (int64_t b = 0; lens != NULL && b < B; b++)
         if (lens[b] < 0 || lens[b] > max)
-            return attn__fail(ATTN_BAD_PARAM, "params.masks.%s[%lld] is %lld; it must be in [0, %lld]",
-                              name, (long long)b, (long long)lens[b], (long long)max);
+            return attn_fail(ATTN_BAD_PARAM, "params.masks.%s[%lld] is %lld; it must be in [0, %lld]",
+                             name, (long long)b, (long long)lens[b], (long long)max);
     return ATTN_OK;
 }
 
@@ -68,8 +68,8 @@ static attn_status check_score_terms(const attn_sdpa_params *a)
     const char *field = a->has_scale ? "has_scale" : a->softcap != 0.0 ? "softcap" : a->bias != NULL ? "bias"
                         : a->alibi_slopes != NULL ? "alibi_slopes" : NULL;
     if (field == NULL) return ATTN_OK;
-    return attn__fail(ATTN_UNSUPPORTED, "params.masks.%s is set; a learned score replaces the scale, "
-                      "soft-cap, bias and ALiBi of attn_sdpa_params (leave them off)", field);
+    return attn_fail(ATTN_UNSUPPORTED, "params.masks.%s is set; a learned score replaces the scale, "
+                     "soft-cap, bias and ALiBi of attn_sdpa_params (leave them off)", field);
 }
 
 /* The mask and dropout fields of params.masks. */
@@ -79,14 +79,14 @@ static attn_status check_masks(const attn_sdpa_params *a, attn__score *p)
     attn_status st = check_score_terms(a);
     if (st != ATTN_OK) return st;
     if (!(a->dropout_p >= 0.0 && a->dropout_p < 1.0))
-        return attn__fail(ATTN_BAD_PARAM, "params.masks.dropout_p is %g; it must be in [0, 1)", a->dropout_p);
+        return attn_fail(ATTN_BAD_PARAM, "params.masks.dropout_p is %g; it must be in [0, 1)", a->dropout_p);
     if (a->causal != 0 && a->causal != 1)
-        return attn__fail(ATTN_BAD_PARAM, "params.masks.causal is %d; it must be 0 or 1", a->causal);
+        return attn_fail(ATTN_BAD_PARAM, "params.masks.causal is %d; it must be 0 or 1", a->causal);
     if (a->align != ATTN_ALIGN_TOP_LEFT && a->align != ATTN_ALIGN_BOTTOM_RIGHT)
-        return attn__fail(ATTN_BAD_PARAM, "params.masks.align is %d; it must be an attn_align value", (int)a->align);
+        return attn_fail(ATTN_BAD_PARAM, "params.masks.align is %d; it must be an attn_align value", (int)a->align);
     if (a->window_left < -1 || a->window_right < -1)
-        return attn__fail(ATTN_BAD_PARAM, "params.masks.window_left/right are %lld/%lld; each must be >= 0, "
-                          "or -1 for unbounded", (long long)a->window_left, (long long)a->window_right);
+        return attn_fail(ATTN_BAD_PARAM, "params.masks.window_left/right are %lld/%lld; each must be >= 0, "
+                         "or -1 for unbounded", (long long)a->window_left, (long long)a->window_right);
     if ((st = check_lens(a->q_lens, m->B, m->Sq, "q_lens")) != ATTN_OK ||
         (st = check_lens(a->k_lens, m->B, m->Sk, "k_lens")) != ATTN_OK)
         return st;
@@ -152,21 +152,21 @@ static attn_status check_params(const attn_score_params *a, attn__score *p)
     for (int x = 0; x < N_PARAMS; x++) {
         attn__named nv = {t[x], param_name[x], false};
         if (t[x] == NULL && nd[x] == 2)
-            return attn__fail(ATTN_NULL_ARG, "%s is NULL; %s needs it", param_name[x], kind_name(p->kind));
+            return attn_fail(ATTN_NULL_ARG, "%s is NULL; %s needs it", param_name[x], kind_name(p->kind));
         if (t[x] != NULL && nd[x] == 0)
-            return attn__fail(ATTN_BAD_PARAM, "%s is given; %s does not use it (leave it NULL)",
-                              param_name[x], kind_name(p->kind));
+            return attn_fail(ATTN_BAD_PARAM, "%s is given; %s does not use it (leave it NULL)",
+                             param_name[x], kind_name(p->kind));
         if (t[x] == NULL) continue;
         if (t[x]->dtype != p->m.dtype)
-            return attn__fail(ATTN_BAD_DTYPE, "%s.dtype is %d; it must match q.dtype (%d)", param_name[x],
-                              (int)t[x]->dtype, (int)p->m.dtype);
+            return attn_fail(ATTN_BAD_DTYPE, "%s.dtype is %d; it must match q.dtype (%d)", param_name[x],
+                             (int)t[x]->dtype, (int)p->m.dtype);
         attn_status st = attn__check_view(&nv);
         if (st != ATTN_OK) return st;
     }
     int src = p->kind == ATTN_SCORE_KIND_ADDITIVE ? P_WQ : P_W;
     if (attn__score_is_tanh(p) && (p->A = t[src]->dim[2]) == 0)
-        return attn__fail(ATTN_BAD_DIM, "%s.dim[2] (A) is 0; the attention dim must be positive", param_name[src]);
-    if (p->Dq > INT64_MAX - p->Dk) return attn__fail(ATTN_OVERFLOW, "Dq + Dk overflows int64");
+        return attn_fail(ATTN_BAD_DIM, "%s.dim[2] (A) is 0; the attention dim must be positive", param_name[src]);
+    if (p->Dq > INT64_MAX - p->Dk) return attn_fail(ATTN_OVERFLOW, "Dq + Dk overflows int64");
     int64_t dims[N_PARAMS][4];
     param_dims(p, dims);
     for (int x = 0; x < N_PARAMS; x++) {
@@ -196,28 +196,28 @@ static attn_status check_inputs(const attn_tensor *q, const attn_tensor *k, cons
         attn__named nv = {in[x], names[x], false};
         if (in[x] == NULL) continue;
         if (in[x]->dtype != p->m.dtype)
-            return attn__fail(ATTN_BAD_DTYPE, "%s.dtype is %d; it must match q.dtype (%d)", names[x],
-                              (int)in[x]->dtype, (int)p->m.dtype);
+            return attn_fail(ATTN_BAD_DTYPE, "%s.dtype is %d; it must match q.dtype (%d)", names[x],
+                             (int)in[x]->dtype, (int)p->m.dtype);
         attn_status st = attn__check_view(&nv);
         if (st != ATTN_OK) return st;
     }
     p->H = q->dim[2];
     p->Dq = q->dim[3];
     p->Dk = k->dim[3];
-    if (p->Dq == 0) return attn__fail(ATTN_BAD_DIM, "q.dim[3] (Dq) is 0; it must be positive");
-    if (p->Dk == 0) return attn__fail(ATTN_BAD_DIM, "k.dim[3] (Dk) is 0; it must be positive");
-    if (v != NULL && v->dim[3] == 0) return attn__fail(ATTN_BAD_DIM, "v.dim[3] (Dv) is 0; it must be positive");
+    if (p->Dq == 0) return attn_fail(ATTN_BAD_DIM, "q.dim[3] (Dq) is 0; it must be positive");
+    if (p->Dk == 0) return attn_fail(ATTN_BAD_DIM, "k.dim[3] (Dk) is 0; it must be positive");
+    if (v != NULL && v->dim[3] == 0) return attn_fail(ATTN_BAD_DIM, "v.dim[3] (Dv) is 0; it must be positive");
     if (k->dim[0] != q->dim[0] || k->dim[2] != p->H)
-        return attn__fail(ATTN_SHAPE_MISMATCH, "k is [%lld, %lld, %lld, %lld]; its batch and head dims "
-                          "must match q's (%lld, %lld)", (long long)k->dim[0], (long long)k->dim[1],
+        return attn_fail(ATTN_SHAPE_MISMATCH, "k is [%lld, %lld, %lld, %lld]; its batch and head dims "
+                         "must match q's (%lld, %lld)", (long long)k->dim[0], (long long)k->dim[1],
                           (long long)k->dim[2], (long long)k->dim[3], (long long)q->dim[0], (long long)p->H);
     if (v != NULL && (v->dim[0] != k->dim[0] || v->dim[1] != k->dim[1] || v->dim[2] != k->dim[2]))
-        return attn__fail(ATTN_SHAPE_MISMATCH, "v is [%lld, %lld, %lld, %lld]; its first three dims "
-                          "must match k's", (long long)v->dim[0], (long long)v->dim[1],
+        return attn_fail(ATTN_SHAPE_MISMATCH, "v is [%lld, %lld, %lld, %lld]; its first three dims "
+                         "must match k's", (long long)v->dim[0], (long long)v->dim[1],
                           (long long)v->dim[2], (long long)v->dim[3]);
     if (p->kind == ATTN_SCORE_KIND_SCALED_DOT && p->Dk != p->Dq)
-        return attn__fail(ATTN_SHAPE_MISMATCH, "k.dim[3] (Dk) is %lld; ATTN_SCORE_KIND_SCALED_DOT needs "
-                          "Dk == Dq (%lld)", (long long)p->Dk, (long long)p->Dq);
+        return attn_fail(ATTN_SHAPE_MISMATCH, "k.dim[3] (Dk) is %lld; ATTN_SCORE_KIND_SCALED_DOT needs "
+                         "Dk == Dq (%lld)", (long long)p->Dk, (long long)p->Dq);
     attn__sdpa *m = &p->m;
     m->B = q->dim[0];
     m->Sq = q->dim[1];
@@ -238,21 +238,21 @@ static attn_status prepare(const attn_ctx *ctx, const attn_tensor *q, const attn
                            attn__score *p)
 {
     memset(p, 0, sizeof *p);
-    if (ctx == NULL) return attn__fail(ATTN_NULL_ARG, "ctx is NULL");
-    if (q == NULL) return attn__fail(ATTN_NULL_ARG, "q is NULL");
-    if (k == NULL) return attn__fail(ATTN_NULL_ARG, "k is NULL");
-    if (need_v && v == NULL) return attn__fail(ATTN_NULL_ARG, "v is NULL");
-    if (params == NULL) return attn__fail(ATTN_NULL_ARG, "params is NULL");
+    if (ctx == NULL) return attn_fail(ATTN_NULL_ARG, "ctx is NULL");
+    if (q == NULL) return attn_fail(ATTN_NULL_ARG, "q is NULL");
+    if (k == NULL) return attn_fail(ATTN_NULL_ARG, "k is NULL");
+    if (need_v && v == NULL) return attn_fail(ATTN_NULL_ARG, "v is NULL");
+    if (params == NULL) return attn_fail(ATTN_NULL_ARG, "params is NULL");
     if (params->kind < ATTN_SCORE_KIND_ADDITIVE || params->kind > ATTN_SCORE_KIND_SCALED_DOT)
-        return attn__fail(ATTN_BAD_PARAM, "params.kind is %d; it must be an attn_score_kind value",
-                          (int)params->kind);
+        return attn_fail(ATTN_BAD_PARAM, "params.kind is %d; it must be an attn_score_kind value",
+                         (int)params->kind);
     p->kind = params->kind;
     if (q->dtype != ATTN_DTYPE_F32 && q->dtype != ATTN_DTYPE_F64)
-        return attn__fail(ATTN_BAD_DTYPE, "q.dtype is %d; it must be ATTN_DTYPE_F32 or ATTN_DTYPE_F64", (int)q->dtype);
+        return attn_fail(ATTN_BAD_DTYPE, "q.dtype is %d; it must be ATTN_DTYPE_F32 or ATTN_DTYPE_F64", (int)q->dtype);
     p->m.dtype = q->dtype;
     if ((ctx->kernel == ATTN_KERNEL_TILED || ctx->kernel == ATTN_KERNEL_AVX2) && q->dtype != ATTN_DTYPE_F32)
-        return attn__fail(ATTN_UNSUPPORTED, "the %s kernel is float32 only; q.dtype is F64",
-                          attn_kernel_name(ctx->kernel));
+        return attn_fail(ATTN_UNSUPPORTED, "the %s kernel is float32 only; q.dtype is F64",
+                         attn_kernel_name(ctx->kernel));
     attn_status st;
     if ((st = check_inputs(q, k, v, p)) != ATTN_OK || (st = check_masks(&params->masks, p)) != ATTN_OK ||
         (st = check_params(params, p)) != ATTN_OK)
@@ -271,8 +271,8 @@ static attn_status check_grads(const attn_score_grads *g, const attn_score_param
         attn__named nv = {gt[x], grad_name[x], true};
         if (gt[x] == NULL) continue;
         if (t[x] == NULL)
-            return attn__fail(ATTN_BAD_PARAM, "%s is given but %s is NULL (%s)", grad_name[x], param_name[x],
-                              kind_name(p->kind));
+            return attn_fail(ATTN_BAD_PARAM, "%s is given but %s is NULL (%s)", grad_name[x], param_name[x],
+                             kind_name(p->kind));
         attn_status st = attn__check_view(&nv);
         if (st != ATTN_OK ||
             (st = attn__check_shape(&p->m, gt[x], grad_name[x], t[x]->dim[0], t[x]->dim[1], t[x]->dim[2],
@@ -345,7 +345,7 @@ static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 static int64_t prod4(int64_t a, int64_t b, int64_t c, int64_t d)
 {
     int64_t x;
-    if (!attn__mul_ok(a, b, &x) || !attn__mul_ok(x, c, &x) || !attn__mul_ok(x, d, &x)) return -1;
+    if (!attn__mul(a, b, &x) || !attn__mul(x, c, &x) || !attn__mul(x, d, &x)) return -1;
     return x;
 }
 
@@ -357,12 +357,12 @@ static attn_status alloc_all(run_state *rs, const int64_t *n, int count, int64_t
     if (per_worker < 1) per_worker = per_worker < 0 ? -1 : 1;
     for (int x = 0; x < count && total >= 0; x++)
         total = n[x] < 0 || total > INT64_MAX - n[x] ? -1 : total + n[x];
-    if (total < 0 || per_worker < 0 || !attn__mul_ok(per_worker, attn__pool_threads(rs->ctx->pool), &ws) ||
+    if (total < 0 || per_worker < 0 || !attn__mul(per_worker, attn__pool_threads(rs->ctx->pool), &ws) ||
         total > INT64_MAX - ws || (uint64_t)(total + ws) > SIZE_MAX / elem)
-        return attn__fail(ATTN_OVERFLOW, "the buffers of this call overflow the address space");
+        return attn_fail(ATTN_OVERFLOW, "the buffers of this call overflow the address space");
     rs->mem = attn__malloc((size_t)(total + ws) * elem);
     if (rs->mem == NULL)
-        return attn__fail(ATTN_NO_MEMORY, "cannot allocate %zu bytes of buffers", (size_t)(total + ws) * elem);
+        return attn_fail(ATTN_NO_MEMORY, "cannot allocate %zu bytes of buffers", (size_t)(total + ws) * elem);
     rs->ws = (char *)rs->mem + (size_t)total * elem;
     rs->ws_bytes = (size_t)per_worker * elem;
     return ATTN_OK;
@@ -743,7 +743,7 @@ attn_status attn_score_forward(attn_ctx *ctx, const attn_tensor *q, const attn_t
     attn__named views[16];
     attn_status st = prepare(ctx, q, k, v, true, params, &p);
     if (st != ATTN_OK) return st;
-    if (out == NULL) return attn__fail(ATTN_NULL_ARG, "out is NULL");
+    if (out == NULL) return attn_fail(ATTN_NULL_ARG, "out is NULL");
     const attn__sdpa *m = &p.m;
     int64_t od[4] = {m->B, m->Sq, p.H, m->Dv}, ld[4] = {m->B, p.H, m->Sq, 1};
     int n = input_views(q, k, v, params, views);
@@ -777,7 +777,7 @@ attn_status attn_score_backward(attn_ctx *ctx, const attn_tensor *q, const attn_
                           {m->B, m->Sq, p.H, p.Dq}, {m->B, m->Sk, p.H, p.Dk}, {m->B, m->Sk, p.H, m->Dv}};
     int n = input_views(q, k, v, params, views);
     for (int x = 0; x < 6; x++) {
-        if (need[x] == NULL) return attn__fail(ATTN_NULL_ARG, "%s is NULL", names[x]);
+        if (need[x] == NULL) return attn_fail(ATTN_NULL_ARG, "%s is NULL", names[x]);
         views[n] = (attn__named){need[x], names[x], x >= 3};
         if ((st = check_more(&p, &views[n++], dims[x])) != ATTN_OK) return st;
     }
@@ -805,8 +805,8 @@ attn_status attn_score_weights(attn_ctx *ctx, const attn_tensor *q, const attn_t
     attn__named views[16];
     attn_status st = prepare(ctx, q, k, NULL, false, params, &p);
     if (st != ATTN_OK) return st;
-    if (lse == NULL) return attn__fail(ATTN_NULL_ARG, "lse is NULL");
-    if (w == NULL) return attn__fail(ATTN_NULL_ARG, "w is NULL");
+    if (lse == NULL) return attn_fail(ATTN_NULL_ARG, "lse is NULL");
+    if (w == NULL) return attn_fail(ATTN_NULL_ARG, "w is NULL");
     const attn__sdpa *m = &p.m;
     int64_t ld[4] = {m->B, p.H, m->Sq, 1}, wd[4] = {m->B, p.H, m->Sq, m->Sk};
     int n = input_views(q, k, NULL, params, views);

@@ -68,13 +68,13 @@ static attn_status alloc_ws(run_state *rs, const attn_ctx *ctx, int64_t per, siz
     int64_t n;
     int threads = attn__pool_threads(ctx->pool);
     if (per < 1) per = 1;
-    if (!attn__mul_ok(per, (int64_t)elem, &n) || (uint64_t)n > SIZE_MAX / (size_t)threads)
-        return attn__fail(ATTN_OVERFLOW, "the kernel workspace size overflows");
+    if (!attn__mul(per, (int64_t)elem, &n) || (uint64_t)n > SIZE_MAX / (size_t)threads)
+        return attn_fail(ATTN_OVERFLOW, "the kernel workspace size overflows");
     rs->ws_bytes = (size_t)n;
     rs->ws = attn__malloc(rs->ws_bytes * (size_t)threads);
     if (rs->ws == NULL)
-        return attn__fail(ATTN_NO_MEMORY, "cannot allocate %zu bytes of workspace",
-                          rs->ws_bytes * (size_t)threads);
+        return attn_fail(ATTN_NO_MEMORY, "cannot allocate %zu bytes of workspace",
+                         rs->ws_bytes * (size_t)threads);
     return ATTN_OK;
 }
 
@@ -87,7 +87,7 @@ static void *alloc_extra(run_state *rs, int64_t n, size_t elem, bool zeroed, con
     void *p = count > SIZE_MAX / elem ? NULL : zeroed ? attn__calloc(count, elem) : attn__malloc(count * elem);
     if (p == NULL) {
         attn__free(rs->ws);
-        *st = attn__fail(ATTN_NO_MEMORY, "cannot allocate %lld elements for %s", (long long)n, what);
+        *st = attn_fail(ATTN_NO_MEMORY, "cannot allocate %lld elements for %s", (long long)n, what);
     }
     return p;
 }
@@ -152,8 +152,8 @@ static attn_status run_decode(attn_ctx *ctx, const attn__sdpa *p)
     run_state rs = {.p = p};
     rs.nkb = blocks(p->Sk, ATTN__DECODE_SPLIT);
     int64_t n_parts;
-    if (!attn__mul_ok(p->B * p->Hkv * rs.nkb, attn__avx2_decode_partial(p), &n_parts))
-        return attn__fail(ATTN_OVERFLOW, "the decode partial results overflow");
+    if (!attn__mul(p->B * p->Hkv * rs.nkb, attn__avx2_decode_partial(p), &n_parts))
+        return attn_fail(ATTN_OVERFLOW, "the decode partial results overflow");
     attn_status st = alloc_ws(&rs, ctx, attn__avx2_decode_ws(p), sizeof(float));
     if (st != ATTN_OK) return st;
     if ((rs.parts = alloc_extra(&rs, n_parts, sizeof(float), false, "the decode partials", &st)) == NULL)
@@ -172,10 +172,10 @@ attn_status attn_sdpa_forward(attn_ctx *ctx, const attn_tensor *q, const attn_te
     attn__clear_error();
     attn__sdpa p;
     if (ctx != NULL && q != NULL && k != NULL && v == NULL)
-        return attn__fail(ATTN_NULL_ARG, "v is NULL");
+        return attn_fail(ATTN_NULL_ARG, "v is NULL");
     attn_status st = attn__sdpa_prepare(ctx, q, k, v, params, &p);
     if (st != ATTN_OK) return st;
-    if (o == NULL) return attn__fail(ATTN_NULL_ARG, "o is NULL");
+    if (o == NULL) return attn_fail(ATTN_NULL_ARG, "o is NULL");
     attn__named views[] = {{q, "q", false}, {k, "k", false}, {v, "v", false},
                            {params ? params->bias : NULL, "params.bias", false},
                            {params ? params->mask : NULL, "params.mask", false},
@@ -325,8 +325,8 @@ static attn_status run_f32_backward(attn_ctx *ctx, const attn__sdpa *p)
     run_state rs = {.p = p};
     bool avx2 = use_avx2(ctx);
     int64_t n_delta, per = attn__tiled_backward_ws(p);
-    if (!attn__mul_ok(p->B * p->Hq, p->Sq > 0 ? p->Sq : 1, &n_delta))
-        return attn__fail(ATTN_OVERFLOW, "B * Hq * Sq overflows");
+    if (!attn__mul(p->B * p->Hq, p->Sq > 0 ? p->Sq : 1, &n_delta))
+        return attn_fail(ATTN_OVERFLOW, "B * Hq * Sq overflows");
     bool fused = avx2 && use_fused(p);
     if (avx2 && attn__avx2_backward_ws(p) > per) per = attn__avx2_backward_ws(p);
     if (fused && attn__avx2_fused_ws(p) > per) per = attn__avx2_fused_ws(p);
@@ -367,16 +367,16 @@ attn_status attn_sdpa_backward(attn_ctx *ctx, const attn_tensor *q, const attn_t
     attn__clear_error();
     attn__sdpa p;
     if (ctx != NULL && q != NULL && k != NULL && v == NULL)
-        return attn__fail(ATTN_NULL_ARG, "v is NULL");
+        return attn_fail(ATTN_NULL_ARG, "v is NULL");
     attn_status st = attn__sdpa_prepare(ctx, q, k, v, params, &p);
     if (st != ATTN_OK) return st;
     const attn_tensor *need[] = {o, d_o, lse, dq, dk, dv};
     const char *need_name[] = {"o", "d_o", "lse", "dq", "dk", "dv"};
     for (int x = 0; x < 6; x++)
-        if (need[x] == NULL) return attn__fail(ATTN_NULL_ARG, "%s is NULL", need_name[x]);
+        if (need[x] == NULL) return attn_fail(ATTN_NULL_ARG, "%s is NULL", need_name[x]);
     const attn_tensor *bias = params ? params->bias : NULL;
     if (dbias != NULL && bias == NULL)
-        return attn__fail(ATTN_BAD_PARAM, "dbias is given but params.bias is NULL");
+        return attn_fail(ATTN_BAD_PARAM, "dbias is given but params.bias is NULL");
     attn__named views[] = {{q, "q", false}, {k, "k", false}, {v, "v", false},
                            {bias, "params.bias", false},
                            {params ? params->mask : NULL, "params.mask", false},
@@ -431,8 +431,8 @@ static attn_status check_indices(const int64_t *idx, int64_t n, int64_t limit, c
 {
     for (int64_t x = 0; idx != NULL && x < n; x++)
         if (idx[x] < 0 || idx[x] >= limit)
-            return attn__fail(ATTN_BAD_PARAM, "%s[%lld] is %lld; it must be in [0, %lld)", name,
-                              (long long)x, (long long)idx[x], (long long)limit);
+            return attn_fail(ATTN_BAD_PARAM, "%s[%lld] is %lld; it must be in [0, %lld)", name,
+                             (long long)x, (long long)idx[x], (long long)limit);
     return ATTN_OK;
 }
 
@@ -445,12 +445,12 @@ attn_status attn_sdpa_weights(attn_ctx *ctx, const attn_tensor *q, const attn_te
     attn__sdpa p;
     attn_status st = attn__sdpa_prepare(ctx, q, k, NULL, params, &p);
     if (st != ATTN_OK) return st;
-    if (lse == NULL) return attn__fail(ATTN_NULL_ARG, "lse is NULL");
-    if (w == NULL) return attn__fail(ATTN_NULL_ARG, "w is NULL");
+    if (lse == NULL) return attn_fail(ATTN_NULL_ARG, "lse is NULL");
+    if (w == NULL) return attn_fail(ATTN_NULL_ARG, "w is NULL");
     if (heads == NULL) n_heads = p.Hq;
     if (rows == NULL) n_rows = p.Sq;
-    if (n_heads < 0) return attn__fail(ATTN_BAD_DIM, "n_heads is %lld; it must be >= 0", (long long)n_heads);
-    if (n_rows < 0) return attn__fail(ATTN_BAD_DIM, "n_rows is %lld; it must be >= 0", (long long)n_rows);
+    if (n_heads < 0) return attn_fail(ATTN_BAD_DIM, "n_heads is %lld; it must be >= 0", (long long)n_heads);
+    if (n_rows < 0) return attn_fail(ATTN_BAD_DIM, "n_rows is %lld; it must be >= 0", (long long)n_rows);
     if ((st = check_indices(heads, n_heads, p.Hq, "heads")) != ATTN_OK ||
         (st = check_indices(rows, n_rows, p.Sq, "rows")) != ATTN_OK)
         return st;

@@ -17,7 +17,7 @@ static bool max_offset(const attn_tensor *t, int64_t *out)
 {
     int64_t off = 0, term;
     for (int d = 0; d < 4; d++) {
-        if (!attn__mul_ok(t->dim[d] - 1, t->stride[d], &term) || off > INT64_MAX - term)
+        if (!attn__mul(t->dim[d] - 1, t->stride[d], &term) || off > INT64_MAX - term)
             return false;
         off += term;
     }
@@ -57,22 +57,22 @@ attn_status attn__check_view(const attn__named *v)
     int64_t n = 1, maxoff;
     for (int d = 0; d < 4; d++) {
         if (t->dim[d] < 0)
-            return attn__fail(ATTN_BAD_DIM, "%s.dim[%d] is %lld; dims must be >= 0", v->name, d,
-                              (long long)t->dim[d]);
+            return attn_fail(ATTN_BAD_DIM, "%s.dim[%d] is %lld; dims must be >= 0", v->name, d,
+                             (long long)t->dim[d]);
         if (t->stride[d] < 0)
-            return attn__fail(ATTN_BAD_STRIDE, "%s.stride[%d] is %lld; strides must be >= 0",
-                              v->name, d, (long long)t->stride[d]);
-        if (!attn__mul_ok(n, t->dim[d], &n))
-            return attn__fail(ATTN_OVERFLOW, "%s: the element count overflows int64", v->name);
+            return attn_fail(ATTN_BAD_STRIDE, "%s.stride[%d] is %lld; strides must be >= 0",
+                             v->name, d, (long long)t->stride[d]);
+        if (!attn__mul(n, t->dim[d], &n))
+            return attn_fail(ATTN_OVERFLOW, "%s: the element count overflows int64", v->name);
     }
     if (n == 0) return ATTN_OK;
     if (!max_offset(t, &maxoff) || (uint64_t)maxoff >= SIZE_MAX / 8)
-        return attn__fail(ATTN_OVERFLOW, "%s: the strides reach past the addressable range",
-                          v->name);
-    if (t->data == NULL) return attn__fail(ATTN_NULL_ARG, "%s.data is NULL", v->name);
+        return attn_fail(ATTN_OVERFLOW, "%s: the strides reach past the addressable range",
+                         v->name);
+    if (t->data == NULL) return attn_fail(ATTN_NULL_ARG, "%s.data is NULL", v->name);
     if (v->output && aliases(t))
-        return attn__fail(ATTN_BAD_STRIDE,
-                          "%s: its strides make two elements share an address; an output "
+        return attn_fail(ATTN_BAD_STRIDE,
+                         "%s: its strides make two elements share an address; an output "
                           "must not alias itself", v->name);
     return ATTN_OK;
 }
@@ -81,13 +81,13 @@ attn_status attn__check_shape(const attn__sdpa *p, const attn_tensor *t, const c
                               int64_t d0, int64_t d1, int64_t d2, int64_t d3)
 {
     if (t->dtype != p->dtype)
-        return attn__fail(ATTN_BAD_DTYPE, "%s.dtype is %d; it must match q.dtype (%d)", name,
-                          (int)t->dtype, (int)p->dtype);
+        return attn_fail(ATTN_BAD_DTYPE, "%s.dtype is %d; it must match q.dtype (%d)", name,
+                         (int)t->dtype, (int)p->dtype);
     int64_t want[4] = {d0, d1, d2, d3};
     for (int d = 0; d < 4; d++)
         if (t->dim[d] != want[d])
-            return attn__fail(ATTN_SHAPE_MISMATCH,
-                              "%s is [%lld, %lld, %lld, %lld]; expected [%lld, %lld, %lld, %lld]",
+            return attn_fail(ATTN_SHAPE_MISMATCH,
+                             "%s is [%lld, %lld, %lld, %lld]; expected [%lld, %lld, %lld, %lld]",
                               name, (long long)t->dim[0], (long long)t->dim[1],
                               (long long)t->dim[2], (long long)t->dim[3], (long long)d0,
                               (long long)d1, (long long)d2, (long long)d3);
@@ -97,34 +97,34 @@ attn_status attn__check_shape(const attn__sdpa *p, const attn_tensor *t, const c
 static attn_status check_params(const attn_sdpa_params *a, attn__sdpa *p)
 {
     if (a->has_scale && !isfinite(a->scale))
-        return attn__fail(ATTN_BAD_PARAM, "params.scale is %g; it must be finite", a->scale);
+        return attn_fail(ATTN_BAD_PARAM, "params.scale is %g; it must be finite", a->scale);
     if (!isfinite(a->softcap) || a->softcap < 0.0)
-        return attn__fail(ATTN_BAD_PARAM, "params.softcap is %g; it must be 0 (off) or finite and > 0",
-                          a->softcap);
+        return attn_fail(ATTN_BAD_PARAM, "params.softcap is %g; it must be 0 (off) or finite and > 0",
+                         a->softcap);
     if (!(a->dropout_p >= 0.0 && a->dropout_p < 1.0))
-        return attn__fail(ATTN_BAD_PARAM, "params.dropout_p is %g; it must be in [0, 1)",
-                          a->dropout_p);
+        return attn_fail(ATTN_BAD_PARAM, "params.dropout_p is %g; it must be in [0, 1)",
+                         a->dropout_p);
     if (a->causal != 0 && a->causal != 1)
-        return attn__fail(ATTN_BAD_PARAM, "params.causal is %d; it must be 0 or 1", a->causal);
+        return attn_fail(ATTN_BAD_PARAM, "params.causal is %d; it must be 0 or 1", a->causal);
     if (a->align != ATTN_ALIGN_TOP_LEFT && a->align != ATTN_ALIGN_BOTTOM_RIGHT)
-        return attn__fail(ATTN_BAD_PARAM, "params.align is %d; it must be an attn_align value",
-                          (int)a->align);
+        return attn_fail(ATTN_BAD_PARAM, "params.align is %d; it must be an attn_align value",
+                         (int)a->align);
     if (a->window_left < -1 || a->window_right < -1)
-        return attn__fail(ATTN_BAD_PARAM,
-                          "params.window_left/right are %lld/%lld; each must be >= 0, or -1 for "
+        return attn_fail(ATTN_BAD_PARAM,
+                         "params.window_left/right are %lld/%lld; each must be >= 0, or -1 for "
                           "unbounded", (long long)a->window_left, (long long)a->window_right);
     for (int64_t b = 0; a->q_lens != NULL && b < p->B; b++)
         if (a->q_lens[b] < 0 || a->q_lens[b] > p->Sq)
-            return attn__fail(ATTN_BAD_PARAM, "params.q_lens[%lld] is %lld; it must be in [0, Sq=%lld]",
-                              (long long)b, (long long)a->q_lens[b], (long long)p->Sq);
+            return attn_fail(ATTN_BAD_PARAM, "params.q_lens[%lld] is %lld; it must be in [0, Sq=%lld]",
+                             (long long)b, (long long)a->q_lens[b], (long long)p->Sq);
     for (int64_t b = 0; a->k_lens != NULL && b < p->B; b++)
         if (a->k_lens[b] < 0 || a->k_lens[b] > p->Sk)
-            return attn__fail(ATTN_BAD_PARAM, "params.k_lens[%lld] is %lld; it must be in [0, Sk=%lld]",
-                              (long long)b, (long long)a->k_lens[b], (long long)p->Sk);
+            return attn_fail(ATTN_BAD_PARAM, "params.k_lens[%lld] is %lld; it must be in [0, Sk=%lld]",
+                             (long long)b, (long long)a->k_lens[b], (long long)p->Sk);
     for (int64_t h = 0; a->alibi_slopes != NULL && h < p->Hq; h++)
         if (!isfinite(a->alibi_slopes[h]))
-            return attn__fail(ATTN_BAD_PARAM, "params.alibi_slopes[%lld] is %g; it must be finite",
-                              (long long)h, a->alibi_slopes[h]);
+            return attn_fail(ATTN_BAD_PARAM, "params.alibi_slopes[%lld] is %g; it must be finite",
+                             (long long)h, a->alibi_slopes[h]);
     p->scale = a->has_scale ? a->scale : 1.0 / sqrt((double)p->Dk);
     p->softcap = a->softcap;
     p->causal = a->causal;
@@ -148,15 +148,15 @@ static attn_status check_broadcast(const attn__sdpa *p, const attn_tensor *t, co
 {
     attn__named nv = {t, name, false};
     if (t->dtype != want)
-        return attn__fail(ATTN_BAD_DTYPE, "%s.dtype is %d; it must be %d", name, (int)t->dtype,
-                          (int)want);
+        return attn_fail(ATTN_BAD_DTYPE, "%s.dtype is %d; it must be %d", name, (int)t->dtype,
+                         (int)want);
     attn_status st = attn__check_view(&nv);
     if (st != ATTN_OK) return st;
     int64_t full[4] = {p->B, p->Hq, p->Sq, p->Sk};
     for (int d = 0; d < 4; d++) {
         if (t->dim[d] != full[d] && t->dim[d] != 1)
-            return attn__fail(ATTN_BAD_MASK,
-                              "%s.dim[%d] is %lld; it must be %lld or 1 to broadcast to "
+            return attn_fail(ATTN_BAD_MASK,
+                             "%s.dim[%d] is %lld; it must be %lld or 1 to broadcast to "
                               "[B, Hq, Sq, Sk]", name, d, (long long)t->dim[d], (long long)full[d]);
         eff_stride[d] = t->dim[d] == 1 ? 0 : t->stride[d];
     }
@@ -168,21 +168,21 @@ attn_status attn__sdpa_prepare(const attn_ctx *ctx, const attn_tensor *q, const 
                                attn__sdpa *p)
 {
     memset(p, 0, sizeof *p);
-    if (ctx == NULL) return attn__fail(ATTN_NULL_ARG, "ctx is NULL");
-    if (q == NULL) return attn__fail(ATTN_NULL_ARG, "q is NULL");
-    if (k == NULL) return attn__fail(ATTN_NULL_ARG, "k is NULL");
+    if (ctx == NULL) return attn_fail(ATTN_NULL_ARG, "ctx is NULL");
+    if (q == NULL) return attn_fail(ATTN_NULL_ARG, "q is NULL");
+    if (k == NULL) return attn_fail(ATTN_NULL_ARG, "k is NULL");
     if (q->dtype != ATTN_DTYPE_F32 && q->dtype != ATTN_DTYPE_F64)
-        return attn__fail(ATTN_BAD_DTYPE, "q.dtype is %d; it must be ATTN_DTYPE_F32 or ATTN_DTYPE_F64",
-                          (int)q->dtype);
+        return attn_fail(ATTN_BAD_DTYPE, "q.dtype is %d; it must be ATTN_DTYPE_F32 or ATTN_DTYPE_F64",
+                         (int)q->dtype);
     p->dtype = q->dtype;
     if ((ctx->kernel == ATTN_KERNEL_TILED || ctx->kernel == ATTN_KERNEL_AVX2) && p->dtype != ATTN_DTYPE_F32)
-        return attn__fail(ATTN_UNSUPPORTED, "the %s kernel is float32 only; q.dtype is F64",
-                          attn_kernel_name(ctx->kernel));
+        return attn_fail(ATTN_UNSUPPORTED, "the %s kernel is float32 only; q.dtype is F64",
+                         attn_kernel_name(ctx->kernel));
     attn__named views[3] = {{q, "q", false}, {k, "k", false}, {v, "v", false}};
     for (int x = 0; x < (v != NULL ? 3 : 2); x++) {
         if (views[x].t->dtype != p->dtype)
-            return attn__fail(ATTN_BAD_DTYPE, "%s.dtype is %d; it must match q.dtype (%d)",
-                              views[x].name, (int)views[x].t->dtype, (int)p->dtype);
+            return attn_fail(ATTN_BAD_DTYPE, "%s.dtype is %d; it must match q.dtype (%d)",
+                             views[x].name, (int)views[x].t->dtype, (int)p->dtype);
         attn_status st = attn__check_view(&views[x]);
         if (st != ATTN_OK) return st;
     }
@@ -193,22 +193,22 @@ attn_status attn__sdpa_prepare(const attn_ctx *ctx, const attn_tensor *q, const 
     p->Sk = k->dim[1];
     p->Hkv = k->dim[2];
     p->Dv = v != NULL ? v->dim[3] : 1;
-    if (p->Dk == 0) return attn__fail(ATTN_BAD_DIM, "q.dim[3] (Dk) is 0; it must be positive");
-    if (p->Dv == 0) return attn__fail(ATTN_BAD_DIM, "v.dim[3] (Dv) is 0; it must be positive");
+    if (p->Dk == 0) return attn_fail(ATTN_BAD_DIM, "q.dim[3] (Dk) is 0; it must be positive");
+    if (p->Dv == 0) return attn_fail(ATTN_BAD_DIM, "v.dim[3] (Dv) is 0; it must be positive");
     if (k->dim[0] != p->B || k->dim[3] != p->Dk)
-        return attn__fail(ATTN_SHAPE_MISMATCH,
-                          "k is [%lld, %lld, %lld, %lld]; its batch and head dim must match q's "
+        return attn_fail(ATTN_SHAPE_MISMATCH,
+                         "k is [%lld, %lld, %lld, %lld]; its batch and head dim must match q's "
                           "(%lld, %lld)", (long long)k->dim[0], (long long)k->dim[1],
                           (long long)k->dim[2], (long long)k->dim[3], (long long)p->B,
                           (long long)p->Dk);
     if (v != NULL && (v->dim[0] != p->B || v->dim[1] != p->Sk || v->dim[2] != p->Hkv))
-        return attn__fail(ATTN_SHAPE_MISMATCH,
-                          "v is [%lld, %lld, %lld, %lld]; its first three dims must match k's",
+        return attn_fail(ATTN_SHAPE_MISMATCH,
+                         "v is [%lld, %lld, %lld, %lld]; its first three dims must match k's",
                           (long long)v->dim[0], (long long)v->dim[1], (long long)v->dim[2],
                           (long long)v->dim[3]);
     if (p->Hkv == 0 ? p->Hq != 0 : p->Hq % p->Hkv != 0)
-        return attn__fail(ATTN_BAD_HEADS, "Hq = %lld is not a multiple of Hkv = %lld",
-                          (long long)p->Hq, (long long)p->Hkv);
+        return attn_fail(ATTN_BAD_HEADS, "Hq = %lld is not a multiple of Hkv = %lld",
+                         (long long)p->Hq, (long long)p->Hkv);
     p->group = p->Hkv > 0 ? p->Hq / p->Hkv : 1;
     p->q = *q;
     p->k = *k;
@@ -250,8 +250,8 @@ attn_status attn__check_overlap(const attn__named *views, int n)
         for (int y = 0; y < n; y++)
             if (y != x && views[y].t != NULL && (y < x || !views[y].output) &&
                 meets(views[x].t, views[y].t))
-                return attn__fail(ATTN_OVERLAP, "%s overlaps %s; outputs must not share memory "
-                                  "with inputs or other outputs", views[x].name, views[y].name);
+                return attn_fail(ATTN_OVERLAP, "%s overlaps %s; outputs must not share memory "
+                                 "with inputs or other outputs", views[x].name, views[y].name);
     }
     return ATTN_OK;
 }

@@ -87,7 +87,7 @@ attn_status attn_seq2seq_config_to_json(const attn_seq2seq_config *c, char *buf,
 {
     attn_status st = check_config(__func__, c, ATTN_BAD_DIM);
     if (st != ATTN_OK) return st;
-    ATTN__NN_NOT_NULL(__func__, buf);
+    ATTN__NOT_NULL(__func__, buf);
     attn__json_out o = {buf, cap, 0};
     dim_field f[5];
     int n = dim_fields(c, f);
@@ -138,8 +138,8 @@ static attn_status parse_config(const attn__json_value *root, attn_seq2seq_confi
 
 attn_status attn_seq2seq_config_from_json(const char *json, attn_seq2seq_config *c)
 {
-    ATTN__NN_NOT_NULL(__func__, json);
-    ATTN__NN_NOT_NULL(__func__, c);
+    ATTN__NOT_NULL(__func__, json);
+    ATTN__NOT_NULL(__func__, c);
     attn__json_value *root = NULL;
     attn_status st = attn__json_parse(json, strlen(json), NULL, "rnn config", &root);
     if (st != ATTN_OK) return st;
@@ -275,7 +275,7 @@ static void set_views(attn_seq2seq *m, const spec *s)
 
 attn_status attn_seq2seq_create(const attn_seq2seq_config *c, uint64_t seed, attn_seq2seq **out)
 {
-    ATTN__NN_NOT_NULL(__func__, out);
+    ATTN__NOT_NULL(__func__, out);
     attn_status st = check_config(__func__, c, ATTN_BAD_DIM);
     if (st != ATTN_OK) return st;
     attn_seq2seq *m = attn_calloc(1, sizeof *m);
@@ -315,8 +315,8 @@ int64_t attn_seq2seq_steps_taken(const attn_seq2seq *m) { return m ? m->steps : 
 
 attn_status attn_seq2seq_tensor(const attn_seq2seq *m, int64_t i, attn_nn_param *out)
 {
-    ATTN__NN_NOT_NULL(__func__, m);
-    ATTN__NN_NOT_NULL(__func__, out);
+    ATTN__NOT_NULL(__func__, m);
+    ATTN__NOT_NULL(__func__, out);
     if (i < 0 || i >= N_TENSORS)
         return attn_fail(ATTN_BAD_PARAM, "%s: argument 'i' = %lld is outside [0, %d)", __func__,
                          (long long)i, N_TENSORS);
@@ -332,8 +332,8 @@ void attn_seq2seq_zero_grad(attn_seq2seq *m)
 attn_status attn_seq2seq_update(attn_seq2seq *m, const attn_nn_adamw *opt, double lr,
                                   double clip, double *grad_norm)
 {
-    ATTN__NN_NOT_NULL(__func__, m);
-    ATTN__NN_NOT_NULL(__func__, opt);
+    ATTN__NOT_NULL(__func__, m);
+    ATTN__NOT_NULL(__func__, opt);
     if (!isfinite(lr) || lr < 0 || !isfinite(clip) || clip < 0)
         return attn_fail(ATTN_BAD_PARAM, "%s: arguments 'lr' and 'clip' must be finite and >= 0", __func__);
     float *bufs[1] = {m->grads};
@@ -390,7 +390,7 @@ typedef struct {
 static int64_t mul3(bool *ok, int64_t a, int64_t b, int64_t c)
 {
     int64_t r = 0;
-    if (attn__nn_mul(a, b, &r) && attn__nn_mul(r, c, &r)) return r;
+    if (attn__mul(a, b, &r) && attn__mul(r, c, &r)) return r;
     *ok = false;
     return 0;
 }
@@ -404,7 +404,7 @@ static attn_status carve(const char *fn, const piece *pc, int n, bool ok, work *
 {
     int64_t total = 1;
     for (int i = 0; i < n && ok; i++) {
-        if (pc[i].n > ATTN__NN_MAX_ELEMS - total) ok = false;
+        if (pc[i].n > ATTN__MAX_ELEMS - total) ok = false;
         total += pc[i].n;
     }
     if (!ok) return attn_fail(ATTN_OVERFLOW, "%s: the sizes of the batch overflow", fn);
@@ -672,22 +672,22 @@ static attn_status check_lens(const char *fn, const char *name, const int64_t *l
 
 static attn_status check_batch(const char *fn, const attn_nn_batch *b)
 {
-    ATTN__NN_NOT_NULL(fn, b);
-    ATTN__NN_DIM(fn, b->B);
-    ATTN__NN_DIM(fn, b->S_src);
-    ATTN__NN_DIM(fn, b->S_tgt);
-    ATTN__NN_NOT_NULL(fn, b->src);
-    ATTN__NN_NOT_NULL(fn, b->tgt_in);
-    ATTN__NN_NOT_NULL(fn, b->tgt_out);
+    ATTN__NOT_NULL(fn, b);
+    ATTN__DIM(fn, b->B);
+    ATTN__DIM(fn, b->S_src);
+    ATTN__DIM(fn, b->S_tgt);
+    ATTN__NOT_NULL(fn, b->src);
+    ATTN__NOT_NULL(fn, b->tgt_in);
+    ATTN__NOT_NULL(fn, b->tgt_out);
     return check_lens(fn, "batch->src_lens", b->src_lens, b->B, 0, b->S_src);
 }
 
 attn_status attn_seq2seq_step(attn_ctx *ctx, attn_seq2seq *m, const attn_nn_batch *batch,
                                 double label_smoothing, int grads, double *loss, float *logits)
 {
-    ATTN__NN_NOT_NULL(__func__, ctx);
-    ATTN__NN_NOT_NULL(__func__, m);
-    ATTN__NN_NOT_NULL(__func__, loss);
+    ATTN__NOT_NULL(__func__, ctx);
+    ATTN__NOT_NULL(__func__, m);
+    ATTN__NOT_NULL(__func__, loss);
     attn_status st = check_batch(__func__, batch);
     if (st != ATTN_OK) return st;
     dims d = make_dims(m, batch->B, batch->S_src, batch->S_tgt, batch->src_lens);
@@ -717,15 +717,15 @@ static attn_status check_generate(const char *fn, const attn_seq2seq *m, const i
                                   int64_t B, int64_t S, const int64_t *lens,
                                   const attn_nn_gen_opts *o, int64_t cap, const int64_t *n_out)
 {
-    ATTN__NN_NOT_NULL(fn, m);
-    ATTN__NN_NOT_NULL(fn, src);
-    ATTN__NN_NOT_NULL(fn, lens);
-    ATTN__NN_NOT_NULL(fn, o);
-    ATTN__NN_NOT_NULL(fn, n_out);
-    ATTN__NN_DIM(fn, B);
-    ATTN__NN_DIM_POS(fn, S);
-    ATTN__NN_DIM(fn, cap);
-    ATTN__NN_DIM(fn, o->max_new);
+    ATTN__NOT_NULL(fn, m);
+    ATTN__NOT_NULL(fn, src);
+    ATTN__NOT_NULL(fn, lens);
+    ATTN__NOT_NULL(fn, o);
+    ATTN__NOT_NULL(fn, n_out);
+    ATTN__DIM(fn, B);
+    ATTN__DIM_POS(fn, S);
+    ATTN__DIM(fn, cap);
+    ATTN__DIM(fn, o->max_new);
     if (o->beam != 1)
         return attn_fail(ATTN_UNSUPPORTED, "%s: argument 'opts->beam' is %lld; only greedy (1) decoding",
                          fn, (long long)o->beam);
@@ -802,13 +802,13 @@ attn_status attn_seq2seq_generate(attn_ctx *ctx, attn_seq2seq *m, const int32_t 
                               int64_t S, const int64_t *src_lens, const attn_nn_gen_opts *opts,
                               int32_t *out, int64_t cap, int64_t *n_out, float *attn_w)
 {
-    ATTN__NN_NOT_NULL(__func__, ctx);
+    ATTN__NOT_NULL(__func__, ctx);
     attn_status st = check_generate(__func__, m, src, B, S, src_lens, opts, cap, n_out);
     if (st != ATTN_OK) return st;
     int64_t nout, nw;
-    ATTN__NN_MUL(__func__, B, cap, &nout);
-    ATTN__NN_MUL(__func__, nout, S, &nw);
-    if (nout > 0) ATTN__NN_NOT_NULL(__func__, out);
+    ATTN__MUL(__func__, B, cap, &nout);
+    ATTN__MUL(__func__, nout, S, &nw);
+    if (nout > 0) ATTN__NOT_NULL(__func__, out);
     dims d = make_dims(m, B, S, 1, src_lens); /* T = 1: one step's buffers (s holds 2) */
     work w;
     if ((st = work_alloc(__func__, &d, 0, &w)) != ATTN_OK) return st;
@@ -847,8 +847,8 @@ attn_status attn_seq2seq_save(const attn_seq2seq *m, const char *path, int with_
                                 const char *const *meta_keys, const char *const *meta_values,
                                 int64_t n_meta)
 {
-    ATTN__NN_NOT_NULL(__func__, m);
-    ATTN__NN_NOT_NULL(__func__, path);
+    ATTN__NOT_NULL(__func__, m);
+    ATTN__NOT_NULL(__func__, path);
     char config[512];
     attn_status st = attn_seq2seq_config_to_json(&m->c, config, sizeof config);
     if (st != ATTN_OK) return st;
@@ -859,8 +859,8 @@ attn_status attn_seq2seq_save(const attn_seq2seq *m, const char *path, int with_
 
 attn_status attn_seq2seq_load_safetensors(const attn_safetensors *f, attn_seq2seq **out)
 {
-    ATTN__NN_NOT_NULL(__func__, f);
-    ATTN__NN_NOT_NULL(__func__, out);
+    ATTN__NOT_NULL(__func__, f);
+    ATTN__NOT_NULL(__func__, out);
     const char *cfg = NULL;
     int64_t steps = 0;
     double floats = 0;
@@ -885,8 +885,8 @@ attn_status attn_seq2seq_load_safetensors(const attn_safetensors *f, attn_seq2se
 
 attn_status attn_seq2seq_load(const char *path, attn_seq2seq **out)
 {
-    ATTN__NN_NOT_NULL(__func__, path);
-    ATTN__NN_NOT_NULL(__func__, out);
+    ATTN__NOT_NULL(__func__, path);
+    ATTN__NOT_NULL(__func__, out);
     attn_safetensors *f = NULL;
     attn_status st = attn_safetensors_load(path, &f);
     if (st != ATTN_OK) return st;
