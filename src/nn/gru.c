@@ -96,7 +96,7 @@ attn_status attn_nn_gru_cell_forward(const attn_nn_gru_cell *c, const float *x,
     ATTN__MUL(__func__, B, H, &nh);
     ATTN__MUL(__func__, nh, 4, &ng);
     attn__span sp[] = {{"h_new", h_new, fbytes(nh)}, {"saved", saved, fbytes(ng)},
-                          {"x", x, fbytes(nx)}, {"h", h, fbytes(nh)}};
+                       {"x", x, fbytes(nx)}, {"h", h, fbytes(nh)}};
     if ((st = attn__disjoint(__func__, sp, 4, 2)) != ATTN_OK) return st;
     if (B == 0) return ATTN_OK;
     float *gi = attn_alloc(fbytes(nh) * 10); /* gi [B, 3H], gh [B, 3H], sv [B, 4H] */
@@ -129,8 +129,8 @@ attn_status attn_nn_gru_cell_backward(const attn_nn_gru_cell *c, const float *x,
     ATTN__MUL(__func__, B, H, &nh);
     ATTN__MUL(__func__, nh, 4, &ng);
     attn__span sp[] = {{"dx", dx, fbytes(nx)}, {"dh", dh, fbytes(nh)},
-                          {"x", x, fbytes(nx)}, {"h", h, fbytes(nh)},
-                          {"saved", saved, fbytes(ng)}, {"dh_new", dh_new, fbytes(nh)}};
+                       {"x", x, fbytes(nx)}, {"h", h, fbytes(nh)},
+                       {"saved", saved, fbytes(ng)}, {"dh_new", dh_new, fbytes(nh)}};
     if ((st = attn__disjoint(__func__, sp, 6, 2)) != ATTN_OK) return st;
     if (B == 0) return ATTN_OK;
     float *dgi = attn_alloc(fbytes(nh) * 7); /* dgi [B, 3H], dgh [B, 3H], dhz [B, H] */
@@ -259,7 +259,7 @@ attn_status attn_nn_gru_forward(const attn_nn_gru *g, const float *x, int64_t B,
     ATTN__NOT_NULL(__func__, x);
     ATTN__NOT_NULL(__func__, out);
     attn__span sp[] = {{"out", out, fbytes(z.out)}, {"h_n", h_n, fbytes(z.st)},
-                          {"x", x, fbytes(z.x)}, {"h0", h0, fbytes(z.st)}};
+                       {"x", x, fbytes(z.x)}, {"h0", h0, fbytes(z.st)}};
     if ((st = attn__disjoint(__func__, sp, 4, 2)) != ATTN_OK) return st;
     attn_nn_gru_saved sv = {B, T, NULL, NULL};
     /* scratch: gi [B*T*3H], gh [B*3H], h, hn [B*H] each, sv [B*4H], h_last [D*B*H] */
@@ -355,8 +355,8 @@ attn_status attn_nn_gru_backward(const attn_nn_gru *g, const float *x, const int
     ATTN__NOT_NULL(__func__, saved->h_prev);
     ATTN__NOT_NULL(__func__, saved->gates);
     attn__span sp[] = {{"dx", dx, fbytes(z.x)}, {"dh0", dh0, fbytes(z.st)},
-                          {"x", x, fbytes(z.x)}, {"d_out", d_out, fbytes(z.out)},
-                          {"d_h_n", d_h_n, fbytes(z.st)}};
+                       {"x", x, fbytes(z.x)}, {"d_out", d_out, fbytes(z.out)},
+                       {"d_h_n", d_h_n, fbytes(z.st)}};
     if ((st = attn__disjoint(__func__, sp, 5, 2)) != ATTN_OK) return st;
     float *buf = attn_alloc(fbytes(2 * z.g3 + 2 * z.bh + 1));
     if (!buf) return attn_fail(ATTN_NO_MEMORY, "%s: out of memory", __func__);

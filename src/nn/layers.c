@@ -118,9 +118,9 @@ attn_status attn_nn_linear_forward(const float *x, int64_t n, int64_t in, const 
     if (s != ATTN_OK) return s;
     ATTN__NOT_NULL(__func__, y);
     attn__span sp[] = {{"y", y, fbytes(sz.y)},
-                          {"x", x, fbytes(sz.x)},
-                          {"w", w, fbytes(sz.w)},
-                          {"b", b, b ? fbytes(out) : 0}};
+                       {"x", x, fbytes(sz.x)},
+                       {"w", w, fbytes(sz.w)},
+                       {"b", b, b ? fbytes(out) : 0}};
     if ((s = attn__disjoint(__func__, sp, 4, 1)) != ATTN_OK) return s;
     if (sz.y == 0) return ATTN_OK;
     for (int64_t r = 0; r < n; r++) { /* y [n, out] starts as the bias rows */
@@ -156,8 +156,8 @@ attn_status attn_nn_linear_backward(const float *x, int64_t n, int64_t in, const
     if (s != ATTN_OK) return s;
     ATTN__NOT_NULL(__func__, dy);
     attn__span sp[] = {{"dx", dx, fbytes(sz.x)}, {"dw", dw, fbytes(sz.w)},
-                          {"db", db, fbytes(out)},  {"x", x, fbytes(sz.x)},
-                          {"w", w, fbytes(sz.w)},   {"dy", dy, fbytes(sz.y)}};
+                       {"db", db, fbytes(out)},  {"x", x, fbytes(sz.x)},
+                       {"w", w, fbytes(sz.w)},   {"dy", dy, fbytes(sz.y)}};
     if ((s = attn__disjoint(__func__, sp, 6, 3)) != ATTN_OK) return s;
     if (dx && sz.x > 0 && out > 0) /* dx [n, in] += dy [n, out] w [out, in] */
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)in, (int)out,
@@ -199,8 +199,8 @@ attn_status attn_nn_embedding_forward(const int32_t *ids, int64_t n, const float
     attn_status s = embedding_check(__func__, ids, n, vocab, d, &ny, &nt);
     if (s != ATTN_OK) return s;
     attn__span sp[] = {{"y", y, fbytes(ny)},
-                          {"table", table, fbytes(nt)},
-                          {"ids", ids, (size_t)n * sizeof(int32_t)}};
+                       {"table", table, fbytes(nt)},
+                       {"ids", ids, (size_t)n * sizeof(int32_t)}};
     if ((s = attn__disjoint(__func__, sp, 3, 1)) != ATTN_OK) return s;
     for (int64_t r = 0; r < n && d > 0; r++) /* y [n, d] row r = table row ids[r] */
         memcpy(y + r * d, table + (int64_t)ids[r] * d, fbytes(d));
@@ -216,8 +216,8 @@ attn_status attn_nn_embedding_backward(const int32_t *ids, int64_t n, int64_t vo
     attn_status s = embedding_check(__func__, ids, n, vocab, d, &ny, &nt);
     if (s != ATTN_OK) return s;
     attn__span sp[] = {{"dtable", dtable, fbytes(nt)},
-                          {"dy", dy, fbytes(ny)},
-                          {"ids", ids, (size_t)n * sizeof(int32_t)}};
+                       {"dy", dy, fbytes(ny)},
+                       {"ids", ids, (size_t)n * sizeof(int32_t)}};
     if ((s = attn__disjoint(__func__, sp, 3, 1)) != ATTN_OK) return s;
     for (int64_t r = 0; r < n; r++) { /* y = table[ids[r]]  =>  dtable[ids[r]] += dy[r] */
         float *t = dtable + (int64_t)ids[r] * d;
@@ -273,8 +273,8 @@ attn_status attn_nn_layernorm_forward(const float *x, int64_t n, int64_t d,
     ATTN__NOT_NULL(__func__, y);
     if ((s = eps_check(__func__, eps)) != ATTN_OK) return s;
     attn__span sp[] = {{"y", y, fbytes(cnt)},         {"mean", mean, fbytes(n)},
-                          {"rstd", rstd, fbytes(n)},      {"x", x, fbytes(cnt)},
-                          {"gamma", gamma, fbytes(d)},    {"beta", beta, beta ? fbytes(d) : 0}};
+                       {"rstd", rstd, fbytes(n)},      {"x", x, fbytes(cnt)},
+                       {"gamma", gamma, fbytes(d)},    {"beta", beta, beta ? fbytes(d) : 0}};
     if ((s = attn__disjoint(__func__, sp, 6, 3)) != ATTN_OK) return s;
     for (int64_t r = 0; r < n; r++)
         layernorm_row(x + r * d, d, gamma, beta, eps, y + r * d, mean ? mean + r : NULL,
@@ -316,9 +316,9 @@ static attn_status norm_backward_check(const char *fn, int64_t n, int64_t cnt, i
                                        const float *x, const float *gamma, const norm_grads *g)
 {
     attn__span sp[] = {{"dx", g->dx, fbytes(cnt)},     {"dgamma", g->dgamma, fbytes(d)},
-                          {"dbeta", g->dbeta, fbytes(d)}, {"x", x, fbytes(cnt)},
-                          {"gamma", gamma, fbytes(d)},    {"mean", g->mean, fbytes(n)},
-                          {"rstd", g->rstd, fbytes(n)},   {"dy", g->dy, fbytes(cnt)}};
+                       {"dbeta", g->dbeta, fbytes(d)}, {"x", x, fbytes(cnt)},
+                       {"gamma", gamma, fbytes(d)},    {"mean", g->mean, fbytes(n)},
+                       {"rstd", g->rstd, fbytes(n)},   {"dy", g->dy, fbytes(cnt)}};
     return attn__disjoint(fn, sp, 8, 3);
 }
 
@@ -360,9 +360,9 @@ attn_status attn_nn_rmsnorm_forward(const float *x, int64_t n, int64_t d, const 
     ATTN__NOT_NULL(__func__, y);
     if ((s = eps_check(__func__, eps)) != ATTN_OK) return s;
     attn__span sp[] = {{"y", y, fbytes(cnt)},
-                          {"rstd", rstd, fbytes(n)},
-                          {"x", x, fbytes(cnt)},
-                          {"gamma", gamma, fbytes(d)}};
+                       {"rstd", rstd, fbytes(n)},
+                       {"x", x, fbytes(cnt)},
+                       {"gamma", gamma, fbytes(d)}};
     if ((s = attn__disjoint(__func__, sp, 4, 2)) != ATTN_OK) return s;
     for (int64_t r = 0; r < n; r++) { /* y = x rstd gamma, rstd = 1/sqrt(mean(x^2) + eps) */
         const float *xr = x + r * d;
@@ -512,8 +512,8 @@ attn_status attn_nn_act_backward(attn_nn_act act, const float *x, int64_t count,
     ATTN__NOT_NULL(__func__, dy);
     ATTN__NOT_NULL(__func__, dx);
     attn__span sp[] = {{"dx", dx, fbytes(count)},
-                          {"x", x, fbytes(count)},
-                          {"dy", dy, fbytes(count)}};
+                       {"x", x, fbytes(count)},
+                       {"dy", dy, fbytes(count)}};
     if ((s = attn__disjoint(__func__, sp, 3, 1)) != ATTN_OK) return s;
     if (act == ATTN_NN_ACT_GELU) { /* d/dx x Phi(x) = Phi(x) + x phi(x) */
         for (int64_t i = 0; i < count; i++) {
@@ -692,8 +692,8 @@ attn_status attn_nn_rope_forward(const float *x, int64_t n, int64_t heads, int64
     attn_status s = rope_check(__func__, n, heads, hd, pos, theta, &cnt);
     if (s != ATTN_OK) return s;
     attn__span sp[] = {{"y", y, fbytes(cnt)},
-                          {"x", x == y ? NULL : x, fbytes(cnt)},
-                          {"pos", pos, (size_t)n * sizeof(int32_t)}};
+                       {"x", x == y ? NULL : x, fbytes(cnt)},
+                       {"pos", pos, (size_t)n * sizeof(int32_t)}};
     if ((s = attn__disjoint(__func__, sp, 3, 1)) != ATTN_OK) return s;
     rope_apply(x, n, heads, hd, pos, theta, 1.0, 0, y);
     return ATTN_OK;
@@ -708,8 +708,8 @@ attn_status attn_nn_rope_backward(const float *dy, int64_t n, int64_t heads, int
     attn_status s = rope_check(__func__, n, heads, hd, pos, theta, &cnt);
     if (s != ATTN_OK) return s;
     attn__span sp[] = {{"dx", dx, fbytes(cnt)},
-                          {"dy", dy, fbytes(cnt)},
-                          {"pos", pos, (size_t)n * sizeof(int32_t)}};
+                       {"dy", dy, fbytes(cnt)},
+                       {"pos", pos, (size_t)n * sizeof(int32_t)}};
     if ((s = attn__disjoint(__func__, sp, 3, 1)) != ATTN_OK) return s;
     rope_apply(dy, n, heads, hd, pos, theta, -1.0, 1, dx);
     return ATTN_OK;
@@ -777,8 +777,8 @@ attn_status attn_nn_cross_entropy(const float *logits, int64_t n, int64_t vocab,
     if (s != ATTN_OK) return s;
     /* dlogits == logits (in place) is allowed; any other overlap is not */
     attn__span sp[] = {{"dlogits", dlogits, fbytes(cnt)},
-                          {"logits", logits == dlogits ? NULL : logits, fbytes(cnt)},
-                          {"targets", targets, (size_t)n * sizeof(int32_t)}};
+                       {"logits", logits == dlogits ? NULL : logits, fbytes(cnt)},
+                       {"targets", targets, (size_t)n * sizeof(int32_t)}};
     if ((s = attn__disjoint(__func__, sp, 3, 1)) != ATTN_OK) return s;
     double total = 0.0, gs = counted > 0 ? grad_scale / (double)counted : 0.0;
     for (int64_t r = 0; r < n; r++) {

@@ -67,9 +67,9 @@ attn_status attn_nn_adamw_step(const attn_nn_adamw *opt, int64_t step, float *pa
         return attn_fail(ATTN_OVERFLOW, "%s: argument 'count' (%lld) is too large", __func__,
                          (long long)count);
     attn__span sp[] = {{"param", param, fbytes(count)},
-                          {"m", m, fbytes(count)},
-                          {"v", v, fbytes(count)},
-                          {"grad", grad, fbytes(count)}};
+                       {"m", m, fbytes(count)},
+                       {"v", v, fbytes(count)},
+                       {"grad", grad, fbytes(count)}};
     if ((s = attn__disjoint(__func__, sp, 4, 3)) != ATTN_OK) return s;
 
     const float shrink = decay ? (float)(1.0 - opt->lr * opt->weight_decay) : 1.0f;

@@ -590,9 +590,9 @@ static attn_status check_encode_args(const attn_wordpiece *t, const char *text, 
     ATTN__MUL(fn, cap, 4, &id_bytes);
     ATTN__MUL(fn, cap, 16, &off_bytes);
     attn__span spans[] = {{"ids", ids, (size_t)id_bytes},
-                             {"offsets", offsets, (size_t)off_bytes},
-                             {"n", n, sizeof *n},
-                             {"text", text, len + 1}};
+                          {"offsets", offsets, (size_t)off_bytes},
+                          {"n", n, sizeof *n},
+                          {"text", text, len + 1}};
     return attn__disjoint(fn, spans, 4, 3);
 }
 

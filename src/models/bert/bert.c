@@ -1020,8 +1020,8 @@ static attn_status check_out(const char *fn, const float *out, size_t out_bytes,
                              const int32_t *ids, int64_t total, const int64_t *lens, int64_t B)
 {
     attn__span sp[] = {{"out", out, out_bytes},
-                          {"ids", ids, (size_t)total * sizeof(int32_t)},
-                          {"lens", lens, (size_t)B * sizeof(int64_t)}};
+                       {"ids", ids, (size_t)total * sizeof(int32_t)},
+                       {"lens", lens, (size_t)B * sizeof(int64_t)}};
     return attn__disjoint(fn, sp, 3, 1);
 }
 
