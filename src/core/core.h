@@ -32,16 +32,6 @@ int attn__pool_threads(const attn__pool *pool);
 void attn__pool_run(attn__pool *pool, int64_t n_tasks, attn__task_fn fn,
                     void *arg);
 
-/* True if the CPU and the OS support AVX2 and FMA (CPUID + XGETBV). */
-bool attn__cpu_has_avx2_fma(void);
-/* True if this build contains the AVX2 kernels and the CPU can run them. */
-bool attn__avx2_available(void);
-
-struct attn_ctx {
-    attn__pool *pool;
-    attn_kernel kernel;
-};
-
 /* ---- Philox4x32-10 -------------------------------------------------------- */
 
 static inline void attn__philox(const uint32_t ctr_in[4], const uint32_t key_in[2],
