@@ -89,8 +89,9 @@ typedef enum attn_status {
 ATTN_API const char *attn_status_name(attn_status s);
 /* One-sentence description of the code. Never NULL. */
 ATTN_API const char *attn_status_string(attn_status s);
-/* Detail of the last failure on the calling thread, naming the argument
- * ("q.dim[3] (Dk) is 0; it must be positive"). "" if there was none. */
+/* Detail of the last failure on the calling thread, naming the function and
+ * the argument ("attn_sdpa_forward: q.dim[3] (Dk) is 0; it must be
+ * positive"). "" if there was none. */
 ATTN_API const char *attn_last_error(void);
 /* For code built on attn (the toolkit in attn/nn.h, user layers): records
  * the per-thread detail message, printf-style, and returns s. */

@@ -16,6 +16,23 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Which kernels this build compiled (CMake's definitions). */
+#if defined(ATTN_HAVE_AVX2)
+#define BUILT_AVX2 true
+#else
+#define BUILT_AVX2 false
+#endif
+#if defined(ATTN_HAVE_AVX512)
+#define BUILT_AVX512 true
+#else
+#define BUILT_AVX512 false
+#endif
+#if defined(ATTN_HAVE_AMX)
+#define BUILT_AMX true
+#else
+#define BUILT_AMX false
+#endif
+
 static bool contains(const char *s, const char *what) { return strstr(s, what) != NULL; }
 
 /* /proc/cpuinfo's "flags" and "model name" of the first CPU; false if it
@@ -120,16 +137,11 @@ void test_kernel_table_choice(void)
     T_CHECK(t->forward.block == attn__tiled_forward_block && t->dq.block == attn__tiled_dq_block);
     for (int s = 0; s < ATTN__N_SLOTS; s++) T_EQ_INT(t->filled_by[s], ATTN__ISA_PORTABLE);
     check_complete(t);
-    /* AVX2 where the CPU, the OS and the build allow it, and then AUTO too
-     * (the build has no AVX-512 or AMX kernels to prefer). */
+    /* AVX2 where the CPU, the OS and the build allow it. */
     static const attn__feature avx2[] = {ATTN__CPU_AVX2, ATTN__CPU_FMA};
     const char *missing = NULL;
     bool cpu_ok = has_all(avx2, 2, &missing);
-#if defined(ATTN_HAVE_AVX2)
-    bool avx2_ok = cpu_ok;
-#else
-    bool avx2_ok = false;
-#endif
+    bool avx2_ok = cpu_ok && BUILT_AVX2;
     attn_status st = attn_ctx_set_kernel(ctx, ATTN_KERNEL_AVX2);
     T_EQ_STATUS(st, avx2_ok ? ATTN_OK : ATTN_UNSUPPORTED);
     if (!avx2_ok)
@@ -146,9 +158,14 @@ void test_kernel_table_choice(void)
         check_complete(t);
     }
 #endif
+    /* AUTO: the most capable available one (AVX2 here unless a build and
+     * a CPU have AVX-512 or AMX kernels). */
+    attn_kernel best = avx2_ok ? ATTN_KERNEL_AVX2 : ATTN_KERNEL_TILED;
+    for (attn_kernel k = ATTN_KERNEL_AVX512; k <= ATTN_KERNEL_AMX; k++)
+        if (attn__kernels_get(k, NULL, 0) != NULL) best = k;
     T_EQ_STATUS(attn_ctx_set_kernel(ctx, ATTN_KERNEL_AUTO), ATTN_OK);
-    T_EQ_INT(attn_ctx_resolved_kernel(ctx), avx2_ok ? ATTN_KERNEL_AVX2 : ATTN_KERNEL_TILED);
-    T_CHECK(attn__ctx_kernels(ctx) == attn__kernels_get(avx2_ok ? ATTN_KERNEL_AVX2 : ATTN_KERNEL_TILED, NULL, 0));
+    T_EQ_INT(attn_ctx_resolved_kernel(ctx), best);
+    T_CHECK(attn__ctx_kernels(ctx) == attn__kernels_get(best, NULL, 0));
     /* REF: the reference runs; the table is the portable one (nn slots). */
     T_EQ_STATUS(attn_ctx_set_kernel(ctx, ATTN_KERNEL_REF), ATTN_OK);
     T_EQ_INT(attn_ctx_resolved_kernel(ctx), ATTN_KERNEL_REF);
@@ -174,16 +191,12 @@ void test_kernel_forcing(void)
         {ATTN_KERNEL_AUTO, "auto", 0, {0}, true, ""},
         {ATTN_KERNEL_REF, "ref", 0, {0}, true, ""},
         {ATTN_KERNEL_TILED, "tiled", 0, {0}, true, ""},
-#if defined(ATTN_HAVE_AVX2)
-        {ATTN_KERNEL_AVX2, "avx2", 2, {ATTN__CPU_AVX2, ATTN__CPU_FMA}, true, ""},
-#else
-        {ATTN_KERNEL_AVX2, "avx2", 2, {ATTN__CPU_AVX2, ATTN__CPU_FMA}, false, "no AVX2 attention kernels"},
-#endif
+        {ATTN_KERNEL_AVX2, "avx2", 2, {ATTN__CPU_AVX2, ATTN__CPU_FMA}, BUILT_AVX2, "no AVX2 attention kernels"},
         {ATTN_KERNEL_AVX512, "avx512", 4,
-         {ATTN__CPU_AVX512F, ATTN__CPU_AVX512BW, ATTN__CPU_AVX512VL, ATTN__CPU_AVX512DQ}, false,
+         {ATTN__CPU_AVX512F, ATTN__CPU_AVX512BW, ATTN__CPU_AVX512VL, ATTN__CPU_AVX512DQ}, BUILT_AVX512,
          "no AVX-512 attention kernels"},
         {ATTN_KERNEL_AMX, "amx", 4, {ATTN__CPU_AMX_TILE, ATTN__CPU_AMX_BF16, ATTN__CPU_AVX512F, ATTN__CPU_AVX512BW},
-         false, "no AMX attention kernels"},
+         BUILT_AMX, "no AMX attention kernels"},
     };
     attn_ctx *ctx = NULL;
     T_EQ_STATUS(attn_ctx_create(1, &ctx), ATTN_OK);
