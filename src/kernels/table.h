@@ -29,20 +29,20 @@ typedef enum attn__isa {
 } attn__isa;
 
 /* X(id, name): the slots, in the order the description lists them. */
-#define ATTN__SLOTS(X)                \
-    X(SDPA_FORWARD, "sdpa.forward")   \
-    X(SDPA_DECODE, "sdpa.decode")     \
-    X(SDPA_WEIGHTS, "sdpa.weights")   \
-    X(SDPA_DELTA, "sdpa.delta")       \
-    X(SDPA_DKDV, "sdpa.dkdv")         \
-    X(SDPA_DQ, "sdpa.dq")             \
-    X(SDPA_FUSED, "sdpa.fused_bwd")   \
-    X(SDPA_DBIAS, "sdpa.dbias_row")   \
-    X(SCORE_ADDITIVE, "score.additive") \
-    X(SCORE_PROJ, "score.proj")       \
-    X(GEMM, "nn.gemm")                \
+#define ATTN__SLOTS(X)                   \
+    X(SDPA_FORWARD, "sdpa.forward")      \
+    X(SDPA_DECODE, "sdpa.decode")        \
+    X(SDPA_WEIGHTS, "sdpa.weights")      \
+    X(SDPA_DELTA, "sdpa.delta")          \
+    X(SDPA_DKDV, "sdpa.dkdv")            \
+    X(SDPA_DQ, "sdpa.dq")                \
+    X(SDPA_FUSED, "sdpa.fused_bwd")      \
+    X(SDPA_DBIAS, "sdpa.dbias_row")      \
+    X(SCORE_ADDITIVE, "score.additive")  \
+    X(SCORE_PROJ, "score.proj")          \
+    X(GEMM, "nn.gemm")                   \
     X(LAYERNORM_ROW, "nn.layernorm_row") \
-    X(GELU_ROW, "nn.gelu_row")        \
+    X(GELU_ROW, "nn.gelu_row")           \
     X(SOFTMAX_ROW, "nn.softmax_row")
 
 typedef enum attn__slot {

@@ -78,7 +78,8 @@ static attn_status check_masks(const char *fn, const attn_sdpa_params *a, attn__
     if (a->causal != 0 && a->causal != 1)
         return attn_fail(ATTN_BAD_PARAM, "%s: params.masks.causal is %d; it must be 0 or 1", fn, a->causal);
     if (a->align != ATTN_ALIGN_TOP_LEFT && a->align != ATTN_ALIGN_BOTTOM_RIGHT)
-        return attn_fail(ATTN_BAD_PARAM, "%s: params.masks.align is %d; it must be an attn_align value", fn, (int)a->align);
+        return attn_fail(ATTN_BAD_PARAM, "%s: params.masks.align is %d; it must be an attn_align value", fn,
+                         (int)a->align);
     if (a->window_left < -1 || a->window_right < -1)
         return attn_fail(ATTN_BAD_PARAM, "%s: params.masks.window_left/right are %lld/%lld; each must be >= 0, "
                          "or -1 for unbounded", fn, (long long)a->window_left, (long long)a->window_right);
@@ -160,7 +161,8 @@ static attn_status check_params(const char *fn, const attn_score_params *a, attn
     }
     int src = p->kind == ATTN_SCORE_KIND_ADDITIVE ? P_WQ : P_W;
     if (attn__score_is_tanh(p) && (p->A = t[src]->dim[2]) == 0)
-        return attn_fail(ATTN_BAD_DIM, "%s: %s.dim[2] (A) is 0; the attention dim must be positive", fn, param_name[src]);
+        return attn_fail(ATTN_BAD_DIM, "%s: %s.dim[2] (A) is 0; the attention dim must be positive", fn,
+                         param_name[src]);
     if (p->Dq > INT64_MAX - p->Dk) return attn_fail(ATTN_OVERFLOW, "%s: Dq + Dk overflows int64", fn);
     int64_t dims[N_PARAMS][4];
     param_dims(p, dims);
@@ -201,7 +203,8 @@ static attn_status check_inputs(const char *fn, const attn_tensor *q, const attn
     p->Dk = k->dim[3];
     if (p->Dq == 0) return attn_fail(ATTN_BAD_DIM, "%s: q.dim[3] (Dq) is 0; it must be positive", fn);
     if (p->Dk == 0) return attn_fail(ATTN_BAD_DIM, "%s: k.dim[3] (Dk) is 0; it must be positive", fn);
-    if (v != NULL && v->dim[3] == 0) return attn_fail(ATTN_BAD_DIM, "%s: v.dim[3] (Dv) is 0; it must be positive", fn);
+    if (v != NULL && v->dim[3] == 0)
+        return attn_fail(ATTN_BAD_DIM, "%s: v.dim[3] (Dv) is 0; it must be positive", fn);
     if (k->dim[0] != q->dim[0] || k->dim[2] != p->H)
         return attn_fail(ATTN_SHAPE_MISMATCH, "%s: k is [%lld, %lld, %lld, %lld]; its batch and head dims "
                          "must match q's (%lld, %lld)", fn, (long long)k->dim[0], (long long)k->dim[1],
@@ -393,7 +396,8 @@ attn_status attn__score_validate_weights(const attn_ctx *ctx, const attn_tensor 
     int n = input_views(q, k, NULL, params, views);
     views[n] = (attn__named){lse, "lse", false};
     views[n + 1] = (attn__named){w, "w", true};
-    if ((st = check_more(fn, p, &views[n], ld)) != ATTN_OK || (st = check_more(fn, p, &views[n + 1], wd)) != ATTN_OK ||
+    if ((st = check_more(fn, p, &views[n], ld)) != ATTN_OK ||
+        (st = check_more(fn, p, &views[n + 1], wd)) != ATTN_OK ||
         (st = attn__check_overlap(fn, views, n + 2)) != ATTN_OK)
         return st;
     p->m.lse = *lse;
