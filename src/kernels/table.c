@@ -22,12 +22,13 @@
 #include "kernels/x86/sdpa_avx2.h"
 #endif
 
-/* The decode path's shape rule, the same for every instruction set: at
- * most this many rows per kv head (query heads of a group x queries; the
+/* The shape rules, the same for every instruction set. Decode: at most
+ * this many rows per kv head (query heads of a group x queries; the
  * portable split keeps a head's queries in one block of ATTN__TILE_Q), keys
  * split in fixed chunks (a multiple of every key tile; independent of the
- * thread count). */
-enum { DECODE_MAX_ROWS = 16, DECODE_SPLIT = 512 };
+ * thread count). Fused backward: one task per kv head, so enough kv heads
+ * to keep the workers busy. */
+enum { DECODE_MAX_ROWS = 16, DECODE_SPLIT = 512, FUSED_MIN_KV_HEADS = 4 };
 
 /* ---- the portable kernels: every slot ----------------------------------------- */
 
@@ -40,7 +41,7 @@ static void fill_portable(attn__kernels *t)
     t->delta = (attn__k_delta){ATTN__TILE_Q, attn__tiled_delta_block};
     t->dkdv = (attn__k_dkdv){ATTN__TILE_K, attn__tiled_backward_ws, attn__tiled_dkdv_block};
     t->dq = (attn__k_dq){ATTN__TILE_Q, attn__tiled_backward_ws, attn__tiled_dq_block};
-    t->fused = (attn__k_fused){4, attn__tiled_fused_ws, attn__tiled_fused_kvhead};
+    t->fused = (attn__k_fused){FUSED_MIN_KV_HEADS, attn__tiled_fused_ws, attn__tiled_fused_kvhead};
     t->dbias = (attn__k_dbias){attn__tiled_backward_ws, attn__tiled_dbias_row};
     t->score = (attn__k_score){ATTN__SCORE_TQ, ATTN__SCORE_TK, ATTN__SCORE_GROUPS, attn__score_chunked_ws,
                                attn__score_forward_block, attn__score_weights_block, attn__score_delta_head,
@@ -49,10 +50,8 @@ static void fill_portable(attn__kernels *t)
                                          attn__score_linear_dx_rows, attn__score_linear_dw_rows,
                                          attn__score_gscale_rows, attn__score_gscale_dq_rows,
                                          attn__score_dg_head};
-    t->gemm = attn__portable_gemm;
-    t->layernorm_row = attn__portable_layernorm_row;
-    t->gelu_row = attn__portable_gelu_row;
-    t->softmax_row = attn__portable_softmax_row;
+    t->nn = (attn__toolkit_kernels){attn__portable_gemm, attn__portable_layernorm_row, attn__portable_gelu_row,
+                                    attn__portable_softmax_row};
     for (int s = 0; s < ATTN__N_SLOTS; s++) t->filled_by[s] = ATTN__ISA_PORTABLE;
 }
 
@@ -73,7 +72,7 @@ static void fill_avx2(attn__kernels *t)
                                  attn__decode_merge};
     t->dkdv = (attn__k_dkdv){ATTN__AVX2_TILE_K, attn__avx2_backward_ws, avx2_dkdv};
     t->dq = (attn__k_dq){ATTN__AVX2_TILE_Q_BWD, attn__avx2_backward_ws, attn__avx2_dq_block};
-    t->fused = (attn__k_fused){4, attn__avx2_fused_ws, attn__avx2_fused_kvhead};
+    t->fused = (attn__k_fused){FUSED_MIN_KV_HEADS, attn__avx2_fused_ws, attn__avx2_fused_kvhead};
     static const attn__slot mine[] = {ATTN__SLOT_SDPA_FORWARD, ATTN__SLOT_SDPA_DECODE, ATTN__SLOT_SDPA_DKDV,
                                       ATTN__SLOT_SDPA_DQ, ATTN__SLOT_SDPA_FUSED};
     for (size_t x = 0; x < sizeof mine / sizeof mine[0]; x++) t->filled_by[mine[x]] = ATTN__ISA_AVX2;
@@ -96,14 +95,19 @@ typedef struct {
     attn__feature needs[MAX_NEEDS];    /* CPU features (with the OS's support) */
 } isa_entry;
 
+/* AVX-512 and AMX have no attention kernels yet: their fill is NULL until
+ * a kernel file and its fill function exist (docs/kernels.md). */
 static const isa_entry isas[ATTN__N_ISA] = {
     [ATTN__ISA_PORTABLE] = {.name = "portable", .kernel = ATTN_KERNEL_TILED, .fill = fill_portable},
-    [ATTN__ISA_AVX2] = {"avx2", ATTN_KERNEL_AVX2, FILL_AVX2, "no AVX2 attention kernels in this build", 2,
-                        {ATTN__CPU_AVX2, ATTN__CPU_FMA}},
-    [ATTN__ISA_AVX512] = {"avx512", ATTN_KERNEL_AVX512, NULL, "no AVX-512 attention kernels in this build", 4,
-                          {ATTN__CPU_AVX512F, ATTN__CPU_AVX512BW, ATTN__CPU_AVX512VL, ATTN__CPU_AVX512DQ}},
-    [ATTN__ISA_AMX] = {"amx", ATTN_KERNEL_AMX, NULL, "no AMX attention kernels in this build", 4,
-                       {ATTN__CPU_AMX_TILE, ATTN__CPU_AMX_BF16, ATTN__CPU_AVX512F, ATTN__CPU_AVX512BW}},
+    [ATTN__ISA_AVX2] = {.name = "avx2", .kernel = ATTN_KERNEL_AVX2, .fill = FILL_AVX2,
+                        .not_built = "no AVX2 attention kernels in this build",
+                        .n_needs = 2, .needs = {ATTN__CPU_AVX2, ATTN__CPU_FMA}},
+    [ATTN__ISA_AVX512] = {.name = "avx512", .kernel = ATTN_KERNEL_AVX512, .fill = NULL,
+                          .not_built = "no AVX-512 attention kernels in this build", .n_needs = 4,
+                          .needs = {ATTN__CPU_AVX512F, ATTN__CPU_AVX512BW, ATTN__CPU_AVX512VL, ATTN__CPU_AVX512DQ}},
+    [ATTN__ISA_AMX] = {.name = "amx", .kernel = ATTN_KERNEL_AMX, .fill = NULL,
+                       .not_built = "no AMX attention kernels in this build", .n_needs = 4,
+                       .needs = {ATTN__CPU_AMX_TILE, ATTN__CPU_AMX_BF16, ATTN__CPU_AVX512F, ATTN__CPU_AVX512BW}},
 };
 
 enum { WHY_CAP = 512 };

@@ -13,6 +13,7 @@
 #define ATTN_KERNELS_TABLE_H
 
 #include "core/check.h"
+#include "core/toolkit_kernels.h"
 #include "kernels/score_kernels.h"
 #include "kernels/sdpa_kernels.h"
 
@@ -156,22 +157,7 @@ typedef struct {
     void (*dg_head)(const attn__score *p, const float *dqs, int64_t h);
 } attn__k_score_proj;
 
-/* ---- the toolkit's dense and row kernels (float32, contiguous rows) ------- */
-
-/* y [M, N] = beta * y + x [M, K] w^T, w [N, K] row-major; beta 0 (y is not
- * read) or 1. */
-typedef void (*attn__gemm_fn)(const float *x, int64_t M, int64_t K, const float *w, int64_t N,
-                              float beta, float *y);
-/* y [d] = (x - mean) / sqrt(var + eps) * w + b (biased variance); y == x
- * allowed. */
-typedef void (*attn__layernorm_row_fn)(const float *x, int64_t d, const float *w, const float *b,
-                                       double eps, float *y);
-/* y [n] = GELU(x + b) = v Phi(v) with v = x + b (the erf form); b NULL for
- * none; y == x allowed. */
-typedef void (*attn__gelu_row_fn)(const float *x, const float *b, int64_t n, float *y);
-/* y [n] = softmax(x): e^(x_i - max) / sum; a row of -inf only gives 0s, a
- * NaN anywhere gives NaNs; y == x allowed. */
-typedef void (*attn__softmax_row_fn)(const float *x, int64_t n, float *y);
+/* ---- the toolkit's dense and row kernels: core/toolkit_kernels.h ------- */
 
 /* ---- the table ------------------------------------------------------------- */
 
@@ -187,10 +173,7 @@ typedef struct attn__kernels {
     attn__k_dbias dbias;
     attn__k_score score;
     attn__k_score_proj score_proj;
-    attn__gemm_fn gemm;
-    attn__layernorm_row_fn layernorm_row;
-    attn__gelu_row_fn gelu_row;
-    attn__softmax_row_fn softmax_row;
+    attn__toolkit_kernels nn; /* nn.gemm, nn.layernorm_row, nn.gelu_row, nn.softmax_row */
     attn__isa filled_by[ATTN__N_SLOTS]; /* which instruction set filled each slot */
 } attn__kernels;
 
@@ -200,7 +183,7 @@ typedef struct attn__kernels {
  * missing ("the machine lacks avx512f (not in the CPU), ...; no AVX-512
  * attention kernels in this build"). REF gets the portable table (the
  * toolkit slots; SDPA and score calls run the reference instead). */
-ATTN__SHARED const attn__kernels *attn__kernels_get(attn_kernel k, char *why, size_t cap);
+const attn__kernels *attn__kernels_get(attn_kernel k, char *why, size_t cap);
 
 /* "sdpa.forward", ...; "?" outside the enumeration. */
 const char *attn__slot_name(attn__slot s);

@@ -114,6 +114,11 @@ const attn__kernels *attn__ctx_kernels(const attn_ctx *ctx)
     return ctx == NULL ? NULL : ctx->table;
 }
 
+const attn__toolkit_kernels *attn__ctx_toolkit(const attn_ctx *ctx)
+{
+    return ctx != NULL ? &ctx->table->nn : &attn__kernels_get(ATTN_KERNEL_AUTO, NULL, 0)->nn;
+}
+
 attn_status attn_ctx_describe(const attn_ctx *ctx, char *buf, size_t cap, size_t *len)
 {
     attn__clear_error();

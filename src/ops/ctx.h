@@ -12,8 +12,8 @@ struct attn_ctx {
     const attn__kernels *table;  /* the kernels of that choice (REF: portable) */
 };
 
-/* The table of a context, for the libraries above libattn (the toolkit's
- * nn.* slots); NULL for a NULL context. */
-ATTN__SHARED const attn__kernels *attn__ctx_kernels(const attn_ctx *ctx);
+/* The table of a context; NULL for a NULL context. (The libraries above
+ * libattn reach its nn.* slots through core/toolkit_kernels.h.) */
+const attn__kernels *attn__ctx_kernels(const attn_ctx *ctx);
 
 #endif /* ATTN_OPS_CTX_H */

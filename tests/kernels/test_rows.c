@@ -37,7 +37,7 @@ static void gemm_case(const attn__kernels *t, const char *isa, int64_t M, int64_
     attn__ref_gemm(x, M, K, w, N, ref);
     for (int beta = 0; beta < 2; beta++) {
         for (int64_t i = 0; i < M * N; i++) y[i] = beta ? y0[i] : NAN; /* beta 0 must not read y */
-        t->gemm(x, M, K, w, N, (float)beta, y);
+        t->nn.gemm(x, M, K, w, N, (float)beta, y);
         for (int64_t m = 0; m < M; m++)
             for (int64_t n = 0; n < N; n++) {
                 double mag = 0.0;
@@ -65,7 +65,7 @@ static void layernorm_case(const attn__kernels *t, const char *isa, int64_t d, d
     float *y = malloc((size_t)d * sizeof(float));
     double *ref = malloc((size_t)d * sizeof(double)), worst = 0.0;
     attn__ref_layernorm_row(x, d, w, b, eps, ref);
-    t->layernorm_row(x, d, w, b, eps, y);
+    t->nn.layernorm_row(x, d, w, b, eps, y);
     double mu = 0.0, var = 0.0;
     for (int64_t i = 0; i < d; i++) mu += x[i] / (double)d;
     for (int64_t i = 0; i < d; i++) var += (x[i] - mu) * (x[i] - mu) / (double)d;
@@ -79,7 +79,7 @@ static void layernorm_case(const attn__kernels *t, const char *isa, int64_t d, d
     char what[64];
     snprintf(what, sizeof what, "layernorm d %lld", (long long)d);
     check_ratio(what, isa, worst);
-    t->layernorm_row(x, d, w, b, eps, x); /* in place: the same values */
+    t->nn.layernorm_row(x, d, w, b, eps, x); /* in place: the same values */
     T_CHECK(memcmp(x, y, (size_t)d * sizeof(float)) == 0);
     free(x);
     free(w);
@@ -98,7 +98,7 @@ static void gelu_case(const attn__kernels *t, const char *isa, bool with_bias)
     double ref[N], worst = 0.0;
     const float *bias = with_bias ? b : NULL;
     attn__ref_gelu_row(x, bias, N, ref);
-    t->gelu_row(x, bias, N, y);
+    t->nn.gelu_row(x, bias, N, y);
     for (int i = 0; i < N; i++) { /* erfc's sensitivity grows like v^2 in the tail */
         double v = (double)x[i] + (with_bias ? b[i] : 0.0);
         double bound = (16 + 4 * v * v) * U * fabs(ref[i]) + 1e-37;
@@ -107,10 +107,10 @@ static void gelu_case(const attn__kernels *t, const char *isa, bool with_bias)
     }
     check_ratio(with_bias ? "gelu with bias" : "gelu", isa, worst);
     float nan_in[2] = {NAN, 1.0f}, out[2];
-    t->gelu_row(nan_in, NULL, 2, out);
+    t->nn.gelu_row(nan_in, NULL, 2, out);
     T_CHECK(isnan(out[0]) && out[1] > 0.84f && out[1] < 0.85f);
     memcpy(out, x, sizeof out);
-    t->gelu_row(out, bias, 2, out); /* in place */
+    t->nn.gelu_row(out, bias, 2, out); /* in place */
     T_CHECK(memcmp(out, y, sizeof out) == 0);
     free(x);
     free(b);
@@ -123,7 +123,7 @@ static void softmax_case(const attn__kernels *t, const char *isa, int64_t n, uin
     for (int64_t i = 1; i < n; i += 3) x[i] = -INFINITY; /* masked entries */
     double *ref = malloc((size_t)n * sizeof(double)), worst = 0.0;
     attn__ref_softmax_row(x, n, ref);
-    t->softmax_row(x, n, y);
+    t->nn.softmax_row(x, n, y);
     for (int64_t i = 0; i < n; i++) {
         double bound = (n + 8) * U * ref[i] + 1e-45;
         double e = fabs(y[i] - ref[i]) / bound;
@@ -132,7 +132,7 @@ static void softmax_case(const attn__kernels *t, const char *isa, int64_t n, uin
     char what[64];
     snprintf(what, sizeof what, "softmax n %lld", (long long)n);
     check_ratio(what, isa, worst);
-    t->softmax_row(x, n, x); /* in place */
+    t->nn.softmax_row(x, n, x); /* in place */
     T_CHECK(memcmp(x, y, (size_t)n * sizeof(float)) == 0);
     free(x);
     free(y);
@@ -143,14 +143,14 @@ static void softmax_edges(const attn__kernels *t)
 {
     float all_masked[3] = {-INFINITY, -INFINITY, -INFINITY}, with_nan[3] = {1.0f, NAN, -INFINITY}, y[3];
     double ref[3];
-    t->softmax_row(all_masked, 3, y);
+    t->nn.softmax_row(all_masked, 3, y);
     attn__ref_softmax_row(all_masked, 3, ref);
     T_CHECK(y[0] == 0.0f && y[1] == 0.0f && y[2] == 0.0f && ref[0] == 0.0);
-    t->softmax_row(with_nan, 3, y);
+    t->nn.softmax_row(with_nan, 3, y);
     attn__ref_softmax_row(with_nan, 3, ref);
     T_CHECK(isnan(y[0]) && isnan(y[1]) && isnan(y[2]) && isnan(ref[0]));
     float one = 3.0f;
-    t->softmax_row(&one, 1, y);
+    t->nn.softmax_row(&one, 1, y);
     T_CHECK(y[0] == 1.0f);
 }
 

@@ -120,7 +120,7 @@ static void check_complete(const attn__kernels *t)
             t->score_proj.linear_dx_rows != NULL && t->score_proj.linear_dw_rows != NULL &&
             t->score_proj.gscale_rows != NULL && t->score_proj.gscale_dq_rows != NULL &&
             t->score_proj.dg_head != NULL && t->score_proj.rows > 0);
-    T_CHECK(t->gemm != NULL && t->layernorm_row != NULL && t->gelu_row != NULL && t->softmax_row != NULL);
+    T_CHECK(t->nn.gemm != NULL && t->nn.layernorm_row != NULL && t->nn.gelu_row != NULL && t->nn.softmax_row != NULL);
     for (int s = 0; s < ATTN__N_SLOTS; s++) T_CHECK(t->filled_by[s] >= 0 && t->filled_by[s] < ATTN__N_ISA);
 }
 
@@ -171,6 +171,10 @@ void test_kernel_table_choice(void)
     T_EQ_INT(attn_ctx_resolved_kernel(ctx), ATTN_KERNEL_REF);
     T_CHECK(attn__ctx_kernels(ctx) == attn__kernels_get(ATTN_KERNEL_TILED, NULL, 0));
     T_CHECK(attn__ctx_kernels(NULL) == NULL);
+    /* The toolkit's view: the nn slots of the context's table (AUTO's
+     * without a context). */
+    T_CHECK(attn__ctx_toolkit(ctx) == &attn__ctx_kernels(ctx)->nn);
+    T_CHECK(attn__ctx_toolkit(NULL) == &attn__kernels_get(ATTN_KERNEL_AUTO, NULL, 0)->nn);
     attn_ctx_free(ctx);
 }
 
