@@ -306,14 +306,6 @@ static int input_views(const attn_tensor *q, const attn_tensor *k, const attn_te
     return n;
 }
 
-/* A view beyond the inputs: checked, then shape-checked against dims. */
-static attn_status check_more(const char *fn, const attn__score *p, const attn__named *v,
-                              const int64_t dims[4])
-{
-    attn_status st = attn__check_view(fn, v);
-    if (st != ATTN_OK) return st;
-    return attn__check_shape(fn, &p->m, v->t, v->name, dims[0], dims[1], dims[2], dims[3]);
-}
 
 /* ---- the entry points ------------------------------------------------------------------ */
 
@@ -332,8 +324,8 @@ attn_status attn__score_validate_forward(const attn_ctx *ctx, const attn_tensor 
     int n = input_views(q, k, v, params, views);
     views[n] = (attn__named){out, "out", true};
     views[n + 1] = (attn__named){lse, "lse", true};
-    if ((st = check_more(fn, p, &views[n], od)) != ATTN_OK ||
-        (lse != NULL && (st = check_more(fn, p, &views[n + 1], ld)) != ATTN_OK) ||
+    if ((st = attn__check_view_shape(fn, &p->m, &views[n], od)) != ATTN_OK ||
+        (lse != NULL && (st = attn__check_view_shape(fn, &p->m, &views[n + 1], ld)) != ATTN_OK) ||
         (st = attn__check_overlap(fn, views, n + 2)) != ATTN_OK)
         return st;
     p->m.o = *out;
@@ -363,7 +355,7 @@ attn_status attn__score_validate_backward(const attn_ctx *ctx, const attn_tensor
     for (int x = 0; x < 6; x++) {
         if (need[x] == NULL) return attn_fail(ATTN_NULL_ARG, "%s: %s is NULL", fn, names[x]);
         views[n] = (attn__named){need[x], names[x], x >= 3};
-        if ((st = check_more(fn, p, &views[n++], dims[x])) != ATTN_OK) return st;
+        if ((st = attn__check_view_shape(fn, &p->m, &views[n++], dims[x])) != ATTN_OK) return st;
     }
     if (grads != NULL) {
         attn_tensor *gt[N_PARAMS] = {grads->d_w_q, grads->d_w_k, grads->d_b, grads->d_v_a, grads->d_w, grads->d_g};
@@ -396,8 +388,8 @@ attn_status attn__score_validate_weights(const attn_ctx *ctx, const attn_tensor 
     int n = input_views(q, k, NULL, params, views);
     views[n] = (attn__named){lse, "lse", false};
     views[n + 1] = (attn__named){w, "w", true};
-    if ((st = check_more(fn, p, &views[n], ld)) != ATTN_OK ||
-        (st = check_more(fn, p, &views[n + 1], wd)) != ATTN_OK ||
+    if ((st = attn__check_view_shape(fn, &p->m, &views[n], ld)) != ATTN_OK ||
+        (st = attn__check_view_shape(fn, &p->m, &views[n + 1], wd)) != ATTN_OK ||
         (st = attn__check_overlap(fn, views, n + 2)) != ATTN_OK)
         return st;
     p->m.lse = *lse;

@@ -101,6 +101,14 @@ attn_status attn__check_shape(const char *fn, const attn__sdpa *p, const attn_te
     return ATTN_OK;
 }
 
+attn_status attn__check_view_shape(const char *fn, const attn__sdpa *p, const attn__named *v,
+                                   const int64_t dims[4])
+{
+    attn_status st = attn__check_view(fn, v);
+    if (st != ATTN_OK) return st;
+    return attn__check_shape(fn, p, v->t, v->name, dims[0], dims[1], dims[2], dims[3]);
+}
+
 /* The bytes from a checked view's first element to its last (0: none). */
 static size_t extent_bytes(const attn_tensor *t)
 {
@@ -304,20 +312,15 @@ static int input_views(const attn_tensor *q, const attn_tensor *k, const attn_te
     return 5;
 }
 
-/* Views beyond the inputs, in order: each checked, then shape-checked
- * against its dims (want[x], four per view), then the overlap of all. */
-static attn_status check_more(const char *fn, const attn__sdpa *p, attn__named *views, int n_in,
+/* Views beyond the inputs (NULL ones skipped), each checked against its
+ * dims (want[x]), then the overlap of all. */
+static attn_status check_more(const char *fn, const attn__sdpa *p, const attn__named *views, int n_in,
                               int n_more, const int64_t (*want)[4])
 {
     attn_status st;
     for (int x = n_in; x < n_in + n_more; x++)
-        if (views[x].t != NULL && (st = attn__check_view(fn, &views[x])) != ATTN_OK) return st;
-    for (int x = n_in; x < n_in + n_more; x++) {
-        const int64_t *d = want[x - n_in];
-        if (views[x].t != NULL &&
-            (st = attn__check_shape(fn, p, views[x].t, views[x].name, d[0], d[1], d[2], d[3])) != ATTN_OK)
+        if (views[x].t != NULL && (st = attn__check_view_shape(fn, p, &views[x], want[x - n_in])) != ATTN_OK)
             return st;
-    }
     return attn__check_overlap(fn, views, n_in + n_more);
 }
 

@@ -24,6 +24,10 @@ attn_status attn__check_view(const char *fn, const attn__named *v);
 attn_status attn__check_shape(const char *fn, const attn__sdpa *p, const attn_tensor *t,
                               const char *name, int64_t d0, int64_t d1, int64_t d2, int64_t d3);
 
+/* attn__check_view, then attn__check_shape against dims. */
+attn_status attn__check_view_shape(const char *fn, const attn__sdpa *p, const attn__named *v,
+                                   const int64_t dims[4]);
+
 /* Rejects any output (NULL entries skipped) whose bytes meet an input's or
  * another output's. */
 attn_status attn__check_overlap(const char *fn, const attn__named *views, int n);
