@@ -25,10 +25,12 @@ class DType(enum.IntEnum):
 
 class Kernel(enum.IntEnum):
     """attn_kernel: which kernel a context runs."""
-    AUTO = 0   # the fastest exact kernel this CPU can run
-    REF = 1    # double-precision reference (the test oracle)
-    TILED = 2  # portable tiled online-softmax float32 kernel
-    AVX2 = 3   # AVX2+FMA float32 kernels (x86-64)
+    AUTO = 0    # the fastest exact kernels this CPU, its OS and this build allow
+    REF = 1     # double-precision reference (the test oracle)
+    TILED = 2   # portable tiled online-softmax float32 kernels
+    AVX2 = 3    # AVX2+FMA float32 kernels (x86-64)
+    AVX512 = 4  # AVX-512 kernels (none in this release: forcing them fails)
+    AMX = 5     # AMX kernels (none in this release: forcing them fails)
 
 
 class Align(enum.IntEnum):

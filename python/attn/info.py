@@ -2,8 +2,9 @@
 
 Prints the version, where the package and each of its libraries were loaded
 from (or why one is missing), and the CPU and kernel description of the C
-library (attn_ctx_describe: the CPU, the features attn looks for and the
-kernel a default context runs). describe() returns the same text.
+library (attn_ctx_describe: the CPU, the features attn looks for, the
+kernel choice of a default context and what runs each kernel slot).
+describe() returns the same text.
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from typing import List
 
 from . import __version__
 from ._lib import PACKAGE_DIR, library_path
-from ._lib.core import context, lib
+from ._lib.core import check, context, lib
 
 __all__ = ["describe", "main"]
 
@@ -33,34 +34,15 @@ def _libraries() -> List[str]:
 
 
 def _ctx_text() -> str:
-    """attn_ctx_describe of a context with one thread per CPU; libraries from
-    before that function name the kernel a context resolves and the CPU's
-    flags instead."""
+    """attn_ctx_describe of a context with one thread per CPU: the CPU, the
+    features attn looks for, the kernel choice and what runs each slot."""
     ctx = context(0)
-    describe = getattr(lib, "attn_ctx_describe", None)
-    if describe is not None:
-        describe.restype = ctypes.c_int
-        describe.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t,
-                             ctypes.POINTER(ctypes.c_size_t)]
-        n = ctypes.c_size_t()
-        if describe(ctx, None, 0, ctypes.byref(n)) == 0:
-            buf = ctypes.create_string_buffer(n.value + 1)
-            if describe(ctx, buf, len(buf), ctypes.byref(n)) == 0:
-                return buf.value.decode("utf-8", "replace").rstrip("\n")
-    kernel = lib.attn_kernel_name(lib.attn_ctx_resolved_kernel(ctx)).decode()
-    return "kernel: %s (threads %d)\ncpu flags: %s" % (kernel, lib.attn_ctx_threads(ctx),
-                                                     _cpu_flags())
-
-
-def _cpu_flags() -> str:
-    wanted = ("avx2", "fma", "avx512f", "amx_tile")
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = next((line.split(":", 1)[1].split() for line in f
-                          if line.startswith("flags")), [])
-    except OSError:
-        return "unknown (no /proc/cpuinfo)"
-    return " ".join(w if w in flags else "no-" + w for w in wanted)
+    n = ctypes.c_size_t()
+    check(lib.attn_ctx_describe(ctx, None, 0, ctypes.byref(n)))
+    buf = ctypes.create_string_buffer(n.value + 1)
+    check(lib.attn_ctx_describe(ctx, buf, len(buf), ctypes.byref(n)))
+    return "threads: %d\n%s" % (lib.attn_ctx_threads(ctx),
+                                buf.value.decode("utf-8", "replace").rstrip("\n"))
 
 
 def describe() -> str:

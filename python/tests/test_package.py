@@ -69,6 +69,7 @@ def test_enums_match_the_library():
     assert lib.attn_dtype_name(len(attn.DType) + 1) == b"?"
     for k in attn.Kernel:
         assert lib.attn_kernel_name(k).decode() == k.name.lower()
+    assert lib.attn_kernel_name(len(attn.Kernel)) == b"unknown"  # no kernel the enum lacks
 
 
 def _copy_package(tmp_path, drop=()):
@@ -122,7 +123,10 @@ def test_info_names_version_libraries_and_kernel():
         assert "  %s: %s\n" % (name, attn.library_path(name)) in out
     ctx = attn._lib.core.context(0)
     kernel = lib.attn_kernel_name(lib.attn_ctx_resolved_kernel(ctx)).decode()
-    assert kernel in out and kernel != "auto"
+    lines = out.splitlines()
+    assert "threads: %d" % lib.attn_ctx_threads(ctx) in lines
+    assert any(line.startswith("cpu: ") for line in lines)  # attn_ctx_describe's text
+    assert any(line.startswith("slot sdpa.forward: " + kernel) for line in lines), out
     assert out == attn.info.describe() + "\n"
 
 

@@ -73,6 +73,7 @@ FUNCTIONS = [
     ("attn_ctx_kernel", c_int, c_p),
     ("attn_ctx_resolved_kernel", c_int, c_p),
     ("attn_kernel_name", c_char_p, c_int),
+    ("attn_ctx_describe", c_int, c_p, c_char_p, ctypes.c_size_t, ctypes.POINTER(ctypes.c_size_t)),
     ("attn_tensor_make", Tensor, c_p, c_int, c_i64, c_i64, c_i64, c_i64),
     ("attn_sdpa_params_default", SdpaParams),
     ("attn_sdpa_forward", c_int, c_p, c_p, c_p, c_p, c_p, c_p, c_p),

@@ -1,6 +1,7 @@
 """libattn_task: the dates task of the `attn` program (apps/attn/task:
-dates.h, charvocab.h, train.h), which the Python package builds as a library
-of its own for attn.models.DateTranslator."""
+train.h, with dates.h and charvocab.h behind it), which the Python package
+builds as a library of its own for attn.models.DateTranslator. Its names
+carry the prefix task_, as the apps' code does (docs/api.md)."""
 from __future__ import annotations
 
 import ctypes
@@ -11,13 +12,11 @@ from .nn import lib as _nn  # noqa: F401  (load order: libattn_task needs libatt
 c_int, c_i64, c_u64, c_dbl, c_p = (ctypes.c_int, ctypes.c_int64, ctypes.c_uint64,
                                    ctypes.c_double, ctypes.c_void_p)
 
-SRC_MAX = 48  # ATTN_DATES_SRC_MAX: the longest source, in characters
-TGT_LEN = 10  # ATTN_DATES_TGT_LEN: "YYYY-MM-DD"
-HELDOUT = 2   # ATTN_DATES_HELDOUT
+TGT_LEN = 10  # TASK_DATES_TGT_LEN: "YYYY-MM-DD"
 
 
 class TrainCfg(ctypes.Structure):
-    """attn_train_cfg."""
+    """task_train_cfg."""
     _fields_ = [("steps", c_i64), ("batch", c_i64), ("warmup", c_i64), ("stop_after", c_i64),
                 ("lr", c_dbl), ("min_lr", c_dbl), ("weight_decay", c_dbl), ("clip", c_dbl),
                 ("label_smoothing", c_dbl), ("schedule", c_int), ("data_seed", c_u64),
@@ -27,39 +26,27 @@ class TrainCfg(ctypes.Structure):
 
 
 class TrainProgress(ctypes.Structure):
-    """attn_train_progress: one step, as the callback sees it."""
+    """task_train_progress: one step, as the callback sees it."""
     _fields_ = [("step", c_i64), ("steps", c_i64), ("loss", c_dbl), ("lr", c_dbl),
                 ("grad_norm", c_dbl), ("tokens_per_s", c_dbl), ("elapsed_s", c_dbl),
                 ("eta_s", c_dbl), ("heldout_acc", c_dbl), ("activation_bytes", ctypes.c_size_t)]
 
 
 class TrainReport(ctypes.Structure):
-    """attn_train_report."""
+    """task_train_report."""
     _fields_ = [("steps_run", c_i64), ("last_step", c_i64), ("final_loss", c_dbl),
                 ("heldout_acc", c_dbl), ("seconds", c_dbl), ("activation_bytes", ctypes.c_size_t)]
-
-
-class Date(ctypes.Structure):
-    """attn_date."""
-    _fields_ = [("year", c_int), ("month", c_int), ("day", c_int)]
-
-
-class DatesSample(ctypes.Structure):
-    """attn_dates_sample."""
-    _fields_ = [("src", ctypes.c_char * (SRC_MAX + 1)), ("tgt", ctypes.c_char * (TGT_LEN + 1)),
-                ("date", Date), ("format", c_int), ("variant", c_u64)]
 
 
 TrainCallback = ctypes.CFUNCTYPE(None, ctypes.POINTER(TrainProgress), c_p)
 
 FUNCTIONS = [
-    ("attn_train_cfg_default", TrainCfg),
-    ("attn_train_dates", c_int, c_p, c_p, ctypes.POINTER(TrainCfg), TrainCallback, c_p,
+    ("task_train_cfg_default", TrainCfg),
+    ("task_train_dates", c_int, c_p, c_p, ctypes.POINTER(TrainCfg), TrainCallback, c_p,
      ctypes.POINTER(TrainReport)),
-    ("attn_translate", c_int, c_p, c_p, ctypes.c_char_p, c_i64, ctypes.c_char_p,
+    ("task_translate", c_int, c_p, c_p, ctypes.c_char_p, c_i64, ctypes.c_char_p,
      ctypes.c_size_t, c_p, ctypes.POINTER(c_i64)),
-    ("attn_eval_dates", c_int, c_p, c_p, c_i64, c_i64, ctypes.POINTER(c_dbl)),
-    ("attn_dates_example", c_int, c_u64, c_u64, c_int, ctypes.POINTER(DatesSample)),
+    ("task_eval_dates", c_int, c_p, c_p, c_i64, c_i64, ctypes.POINTER(c_dbl)),
 ]
 
 lib = load("attn_task", FUNCTIONS)

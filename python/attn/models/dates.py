@@ -153,7 +153,7 @@ class DateTranslator:
         written at the end (and every save_every steps) that `attn train
         --resume` continues. progress(Progress) is called after every step; an
         exception it raises is raised when training ends."""
-        cfg = lib.attn_train_cfg_default()
+        cfg = lib.task_train_cfg_default()
         given = dict(steps=steps, batch=batch, lr=lr, min_lr=min_lr, warmup=warmup, clip=clip,
                      weight_decay=weight_decay, label_smoothing=label_smoothing,
                      data_seed=data_seed, seed=seed, eval_every=eval_every, eval_n=eval_n)
@@ -182,7 +182,7 @@ class DateTranslator:
 
         cb = TrainCallback(on_step) if progress is not None else TrainCallback()
         rep = TrainReport()
-        check(lib.attn_train_dates(context(self.threads), self._m, ctypes.byref(cfg), cb, None,
+        check(lib.task_train_dates(context(self.threads), self._m, ctypes.byref(cfg), cb, None,
                                    ctypes.byref(rep)))
         if failure:
             raise failure[0]
@@ -194,7 +194,7 @@ class DateTranslator:
         out = ctypes.create_string_buffer(64)
         w = np.zeros((TGT_LEN + 1, max(len(src), 1)), np.float32) if maps else None
         n = ctypes.c_int64()
-        check(lib.attn_translate(context(self.threads), self._m, src, int(beam), out,
+        check(lib.task_translate(context(self.threads), self._m, src, int(beam), out,
                                  len(out), None if w is None else w.ctypes.data,
                                  ctypes.byref(n)))
         result = out.value.decode("utf-8")
@@ -228,7 +228,7 @@ class DateTranslator:
         """Exact match on the first n held-out (date, format) pairs, which
         training never sees."""
         acc = ctypes.c_double()
-        check(lib.attn_eval_dates(context(self.threads), self._m, int(n), int(beam),
+        check(lib.task_eval_dates(context(self.threads), self._m, int(n), int(beam),
                                   ctypes.byref(acc)))
         return acc.value
 
