@@ -108,7 +108,7 @@ def _entries(x: ArrayLike, fn: str, name: str, dtype: type,
 
 def _to4(a: np.ndarray, fn: str, name: str) -> np.ndarray:
     """A bias or mask of fewer than 4 dims with leading dims of 1 prepended
-    (numpy broadcasting); the view of an array is an array view."""
+    (numpy broadcasting), as a view of the same memory."""
     if a.ndim > 4:
         raise ShapeMismatchError("%s: argument '%s' has shape %s; it must have at most 4 dims"
                                  % (fn, name, a.shape))
@@ -128,19 +128,15 @@ class _Options:
                  alibi: Optional[ArrayLike], dropout_p: float, seed: int, offset: int):
         self.bias = None
         self.arrays: list = []
-        if (q_lens is None and k_lens is None and alibi is None and bias is None
-                and mask is None):
-            self.params = make_params(args, fn, scale=scale, softcap=softcap, causal=causal,
-                                      align=align, window=window, dropout_p=dropout_p,
-                                      seed=seed, offset=offset)
-            return
-        B, Hq = q.shape[0], q.shape[2]
         addr = {}
-        for name, x, n in (("q_lens", q_lens, B), ("k_lens", k_lens, B), ("alibi", alibi, Hq)):
-            if x is not None:
-                a = _entries(x, fn, name, np.float64 if name == "alibi" else np.int64, n)
-                self.arrays.append(a)
-                addr[name] = a.ctypes.data
+        if q_lens is not None or k_lens is not None or alibi is not None:
+            B, Hq = q.shape[0], q.shape[2]
+            for name, x, n in (("q_lens", q_lens, B), ("k_lens", k_lens, B),
+                               ("alibi", alibi, Hq)):
+                if x is not None:
+                    a = _entries(x, fn, name, np.float64 if name == "alibi" else np.int64, n)
+                    self.arrays.append(a)
+                    addr[name] = a.ctypes.data
         if bias is not None:
             self.bias = array(bias, fn, "bias", (q.dtype,))
             self.arrays.append(self.bias)

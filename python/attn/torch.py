@@ -21,7 +21,7 @@ b, h, i, j), not torch's; a query row that sees no key gives 0, never NaN; and
 is_causal may be combined with attn_mask (both apply), where PyTorch refuses.
 """
 import math
-from typing import Any, Callable, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, List, NoReturn, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor
@@ -29,8 +29,8 @@ from torch import Tensor
 from ._lib.core import CallArgs, call_args, check, context, lib
 from ._sdpa import make_params
 from .enums import Align, DType, enum_value
-from .errors import (BadDtypeError, BadHeadsError, BadParamError, ShapeMismatchError,
-                     UnsupportedError)
+from .errors import (BadDtypeError, BadHeadsError, BadParamError, BadStrideError,
+                     ShapeMismatchError, UnsupportedError)
 
 __all__ = ["scaled_dot_product_attention"]
 
@@ -53,10 +53,8 @@ def _pack(args: CallArgs, t: Tensor, fn: str, name: str, bhsd: bool) -> int:
     dims of 1 added), packed into args; bhsd: t is [B, H, S, D] and the view
     [B, S, H, D]. Torch strides are elements and never negative."""
     dtype = _DTYPES.get(t.dtype)
-    if dtype is None or not t.is_cpu:
-        _check_cpu(t, fn, name)
-        raise BadDtypeError("%s: argument '%s' has dtype %s; attn takes float32 and float64 "
-                            "(and bool masks)" % (fn, name, t.dtype))
+    if dtype is None or not t.is_cpu or t.layout != torch.strided or t.dim() > 4:
+        _refuse(t, fn, name, dtype)
     shape: Tuple[int, ...] = t.shape
     strides: Tuple[int, ...] = t.stride()
     if len(shape) < 4:
@@ -66,6 +64,19 @@ def _pack(args: CallArgs, t: Tensor, fn: str, name: str, bhsd: bool) -> int:
         (b, h, s, d), (sb, sh, ss, sd) = shape, strides
         return args.tensor(t.data_ptr(), dtype, (b, s, h, d), (sb, ss, sh, sd))
     return args.tensor(t.data_ptr(), dtype, shape, strides)
+
+
+def _refuse(t: Tensor, fn: str, name: str, dtype: Optional[DType]) -> NoReturn:
+    """Raises the error of a tensor _pack cannot view."""
+    _check_cpu(t, fn, name)
+    if dtype is None:
+        raise BadDtypeError("%s: argument '%s' has dtype %s; attn takes float32 and float64 "
+                            "(and bool masks)" % (fn, name, t.dtype))
+    if t.layout != torch.strided:
+        raise BadStrideError("%s: argument '%s' has layout %s; attn views strided (dense) "
+                             "tensors only" % (fn, name, t.layout))
+    raise ShapeMismatchError("%s: argument '%s' has shape %s; attn views have at most 4 dims"
+                             % (fn, name, tuple(t.shape)))
 
 
 def _entries(t: Optional[Tensor], n: int, fn: str, name: str, dtype: torch.dtype
@@ -255,6 +266,9 @@ def _check_inputs(fn: str, query: Tensor, key: Tensor, value: Tensor) -> None:
                                 (fn, name, type(t).__name__))
         if not t.is_cpu:
             _check_cpu(t, fn, name)
+        if t.layout != torch.strided:
+            raise BadStrideError("%s: argument '%s' has layout %s; attn takes strided (dense) "
+                                 "tensors" % (fn, name, t.layout))
         if t.dtype not in _FLOATS:
             raise BadDtypeError("%s: argument '%s' has dtype %s; attn takes float32 and "
                                 "float64" % (fn, name, t.dtype))

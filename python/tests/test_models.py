@@ -1,8 +1,6 @@
 """attn.models.DateTranslator (train, translate, maps, checkpoints the program
 reads), attn.viz heatmaps and the errors of attn.text and attn.models.MiniLM.
 MiniLM's numbers are test_minilm.py's; the tokenizer's test_tokenizer.py's."""
-import glob
-import os
 import struct
 import subprocess
 
@@ -13,8 +11,8 @@ import attn
 import attn.viz
 from attn.models import DateTranslator, MiniLM
 from attn.text import WordPiece
+from test_cli import _binary
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TINY = dict(d_model=16, heads=2, ff=16, layers=1, threads=1)
 
 
@@ -81,10 +79,7 @@ def test_checkpoint_round_trip_and_the_program(trained):
     assert [back.translate(d) for d in dates] == [t.translate(d) for d in dates]
     assert back.steps_taken == 60 and back.param_count == t.param_count
     assert back.config.d_model == 32 and back.config.n_enc_layers == 1
-    cli = sorted(glob.glob(os.path.join(ROOT, "build*", "attn")))
-    if not cli:
-        pytest.fail("the attn program is not built (make build)")
-    p = subprocess.run([cli[0], "translate", "--model", str(path), "--threads", "1", *dates],
+    p = subprocess.run([_binary(), "translate", "--model", str(path), "--threads", "1", *dates],
                        capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stderr
     assert [line.split(" -> ")[1] for line in p.stdout.splitlines()[:3]] == \

@@ -288,6 +288,7 @@ def _qkv(dtype=torch.float32, **shapes):
     ("int-query", attn.BadDtypeError, "'query' has dtype torch.int64"),
     ("mixed", attn.BadDtypeError, "'value' has dtype torch.float64"),
     ("not-a-tensor", attn.BadDtypeError, "'key' is a list"),
+    ("sparse", attn.BadStrideError, "'query' has layout torch.sparse_coo"),
     ("head-dim", attn.ShapeMismatchError, "key's last dim is 6"),
     ("positions", attn.ShapeMismatchError, "value has 6 positions"),
     ("batch", attn.ShapeMismatchError, "do not broadcast"),
@@ -316,6 +317,8 @@ def test_bad_input_raises_typed_errors(what, error, needle):
         v = v.double()
     elif what == "not-a-tensor":
         k = k.tolist()
+    elif what == "sparse":
+        q = q.to_sparse()
     elif what == "head-dim":
         k = torch.zeros(2, 4, 7, 6)
     elif what == "positions":
@@ -351,6 +354,8 @@ def test_bad_input_raises_typed_errors(what, error, needle):
     ("lens", attn.ShapeMismatchError, "'q_lens' must hold 2 contiguous"),
     ("alibi", attn.ShapeMismatchError, "'alibi' must hold 4 contiguous"),
     ("heads", attn.BadHeadsError, "Hq"),
+    ("mask-5d", attn.ShapeMismatchError, "'mask' has shape (1, 1, 1, 5, 7)"),
+    ("bias-half", attn.BadDtypeError, "'bias' has dtype torch.float16"),
 ])
 def test_operator_checks_its_arguments(what, error, needle):
     """torch.ops.attn.sdpa called directly: typed errors, never a crash."""
@@ -364,6 +369,10 @@ def test_operator_checks_its_arguments(what, error, needle):
         extra[4] = torch.ones(3, dtype=torch.float64)
     elif what == "heads":
         k, v = torch.zeros(2, 3, 7, 8), torch.zeros(2, 3, 7, 8)
+    elif what == "mask-5d":
+        extra[0] = torch.ones(1, 1, 1, 5, 7, dtype=torch.bool)
+    elif what == "bias-half":
+        extra[1] = torch.zeros(5, 7, dtype=torch.float16)
     with pytest.raises(error) as ei:
         torch.ops.attn.sdpa(q, k, v, *extra, None, 0.0, False, 0, -1, -1, 0.0, 1)
     assert needle in str(ei.value)
