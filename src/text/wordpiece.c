@@ -18,7 +18,7 @@
  */
 #include "core/fileio.h"
 #include "text/unicode_data.h"
-#include "text/utf8.h"
+#include "core/utf8.h"
 
 #include <attn/text.h>
 

@@ -1,7 +1,7 @@
-/* utf8.h - private: UTF-8 decoding and encoding and a string hash, shared by
- * the tokenizers (wordpiece.c, bpe.c). */
-#ifndef ATTN_TEXT_UTF8_H
-#define ATTN_TEXT_UTF8_H
+/* utf8.h - private: UTF-8 decoding and encoding and a string hash, for the
+ * tiers that read text (the tokenizers wordpiece.c and bpe.c). */
+#ifndef ATTN_CORE_UTF8_H
+#define ATTN_CORE_UTF8_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -69,4 +69,4 @@ static inline uint32_t attn__hash_bytes(const char *s, size_t n)
     return h;
 }
 
-#endif /* ATTN_TEXT_UTF8_H */
+#endif /* ATTN_CORE_UTF8_H */
