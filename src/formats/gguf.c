@@ -38,10 +38,12 @@
 
 #define GG_DEFAULT_ALIGNMENT 32
 #define GG_HEADER_BYTES 24 /* magic, version, two counts */
-/* The smallest pair (a key of one byte 8 + 1, type 4, a one-byte value) and
- * the smallest tensor info (name 8 + 1, n_dims 4, type 4, offset 8). */
-#define GG_MIN_PAIR 14
-#define GG_MIN_TENSOR 25
+/* The smallest pair (key length 8, type 4, a one-byte value) and the
+ * smallest tensor info (name length 8, n_dims 4, type 4, offset 8): counts
+ * are checked against these before anything is read, so an empty key or
+ * name still gets its own message. */
+#define GG_MIN_PAIR 13
+#define GG_MIN_TENSOR 24
 
 /* ---- names and block sizes ------------------------------------------------------- */
 
@@ -484,7 +486,7 @@ static attn_status walk_header(walk *w, gg_kv *kv, attn_gguf_tensor_info *t)
     rd_u64(w, "the metadata count", &w->n_kv);
     if (w->version != 2 && w->version != 3) {
         const char *why = w->version == 1 ? " (version 1, with 32-bit counts, is not supported)"
-                          : (w->version & 0xFFFF) == 0 ? " (a big-endian file?)" : "";
+                          : w->version != 0 && (w->version & 0xFFFF) == 0 ? " (a big-endian file?)" : "";
         return bad_at(w, 4, "version %u; only versions 2 and 3 are supported%s", w->version, why);
     }
     if (w->n_kv > left(w) / GG_MIN_PAIR)
