@@ -77,6 +77,18 @@
     X(safetensors_valid_edge_cases)
 
 #define T_TESTS_TEXT(X) \
+    X(bpe_added_tokens) \
+    X(bpe_argument_checks) \
+    X(bpe_config_catalogue) \
+    X(bpe_decode) \
+    X(bpe_from_gguf) \
+    X(bpe_getters) \
+    X(bpe_gguf_catalogue) \
+    X(bpe_hand_computed) \
+    X(bpe_out_of_memory) \
+    X(bpe_regex_and_digits) \
+    X(bpe_stream_decode) \
+    X(bpe_unicode_classes) \
     X(wordpiece_argument_checks) \
     X(wordpiece_byte_substitution_sweep) \
     X(wordpiece_corrupt_catalogue) \
