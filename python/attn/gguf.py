@@ -188,8 +188,9 @@ class GGUF:
 
 def _scalar(kind, get):
     if kind in _INTS:
-        v = C.c_int64()
-        _check(get("int", C.byref(v)))
+        unsigned = kind.startswith("U")
+        v = C.c_uint64() if unsigned else C.c_int64()
+        _check(get("uint" if unsigned else "int", C.byref(v)))
         return v.value
     if kind in ("FLOAT32", "FLOAT64"):
         v = C.c_double()
