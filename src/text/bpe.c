@@ -501,7 +501,9 @@ typedef struct cand {
     int64_t pos;     /* the pair's left symbol */
 } cand;
 
-enum { MODE_MEASURE, MODE_COUNT, MODE_WRITE };
+/* What a walk over the text does with each word: measure the longest,
+ * count or write its ids, count or write its byte span. */
+enum { MODE_MEASURE, MODE_COUNT, MODE_WRITE, MODE_SPANS };
 
 typedef struct enc {
     const attn_bpe *t;
@@ -509,6 +511,8 @@ typedef struct enc {
     size_t longest;      /* MODE_MEASURE: the longest word */
     int64_t n;           /* ids so far */
     int32_t *ids;        /* MODE_WRITE */
+    const unsigned char *base; /* MODE_SPANS: the text */
+    int64_t *spans;      /* MODE_SPANS: [n][2] word byte ranges, or NULL to count */
     sym *syms;           /* [longest] */
     cand *heap;          /* [3 * longest] */
     size_t heap_n;
@@ -567,6 +571,14 @@ static void word(enc *e, const unsigned char *w, size_t len)
 {
     if (e->mode == MODE_MEASURE) {
         if (len > e->longest) e->longest = len;
+        return;
+    }
+    if (e->mode == MODE_SPANS) {
+        if (e->spans != NULL) {
+            e->spans[2 * e->n] = w - e->base;
+            e->spans[2 * e->n + 1] = w - e->base + (int64_t)len;
+        }
+        e->n++;
         return;
     }
     int64_t n = 0;
@@ -664,21 +676,23 @@ static void encode_text(enc *e, const unsigned char *s, size_t n, int parse_spec
     segment(e, s + start, n - start);
 }
 
-static attn_status check_encode_args(const attn_bpe *t, const char *text, size_t len,
-                                     const int32_t *ids, int64_t cap, const int64_t *n)
+/* The arguments of attn_bpe_encode (out: ids, 4-byte elements) or
+ * attn_bpe_pretokenize (out: spans, 16-byte elements). */
+static attn_status check_encode_args(const char *fn, const char *out_name, size_t out_size,
+                                     const attn_bpe *t, const char *text, size_t len,
+                                     const void *out, int64_t cap, const int64_t *n)
 {
-    const char *fn = "attn_bpe_encode";
     ATTN__NN_NOT_NULL(fn, t);
     ATTN__NN_NOT_NULL(fn, n);
     if (text == NULL && len > 0)
         return attn_fail(ATTN_NULL_ARG, "%s: argument 'text' is NULL and len is %zu", fn, len);
     ATTN__NN_DIM(fn, cap);
-    if (ids == NULL && cap > 0)
-        return attn_fail(ATTN_NULL_ARG, "%s: argument 'ids' is NULL and cap is %lld", fn,
+    if (out == NULL && cap > 0)
+        return attn_fail(ATTN_NULL_ARG, "%s: argument '%s' is NULL and cap is %lld", fn, out_name,
                          (long long)cap);
-    int64_t id_bytes;
-    ATTN__NN_MUL(fn, cap, 4, &id_bytes);
-    attn__nn_span spans[] = {{"ids", ids, (size_t)id_bytes}, {"n", n, sizeof *n},
+    int64_t out_bytes;
+    ATTN__NN_MUL(fn, cap, (int64_t)out_size, &out_bytes);
+    attn__nn_span spans[] = {{out_name, out, (size_t)out_bytes}, {"n", n, sizeof *n},
                              {"text", text, len}};
     attn_status st = attn__nn_disjoint(fn, spans, 3, 2);
     if (st != ATTN_OK) return st;
@@ -696,7 +710,7 @@ static attn_status check_encode_args(const attn_bpe *t, const char *text, size_t
 attn_status attn_bpe_encode(const attn_bpe *t, const char *text, size_t len, int parse_special,
                             int32_t *ids, int64_t cap, int64_t *n)
 {
-    attn_status st = check_encode_args(t, text, len, ids, cap, n);
+    attn_status st = check_encode_args("attn_bpe_encode", "ids", 4, t, text, len, ids, cap, n);
     if (st != ATTN_OK) return st;
     const unsigned char *s = (const unsigned char *)text;
     enc e;
@@ -727,6 +741,34 @@ attn_status attn_bpe_encode(const attn_bpe *t, const char *text, size_t len, int
     e.ids = ids;
     encode_text(&e, s, len, parse_special);
     attn_release(e.syms);
+    *n = e.n;
+    return ATTN_OK;
+}
+
+attn_status attn_bpe_pretokenize(const attn_bpe *t, const char *text, size_t len, int64_t *spans,
+                                 int64_t cap, int64_t *n)
+{
+    attn_status st = check_encode_args("attn_bpe_pretokenize", "spans", 16, t, text, len, spans,
+                                       cap, n);
+    if (st != ATTN_OK) return st;
+    enc e;
+    memset(&e, 0, sizeof e);
+    e.t = t;
+    e.mode = MODE_SPANS;
+    e.base = (const unsigned char *)text;
+    if (spans == NULL || (uint64_t)cap < (uint64_t)len) { /* count first */
+        segment(&e, e.base, len);
+        if (spans == NULL || e.n > cap) {
+            if (spans != NULL)
+                return attn_fail(ATTN_BAD_DIM, "attn_bpe_pretokenize: argument 'cap' is %lld; the "
+                                 "text has %lld words", (long long)cap, (long long)e.n);
+            *n = e.n;
+            return ATTN_OK;
+        }
+        e.n = 0;
+    }
+    e.spans = spans;
+    segment(&e, e.base, len);
     *n = e.n;
     return ATTN_OK;
 }

@@ -86,6 +86,7 @@
     X(bpe_gguf_catalogue) \
     X(bpe_hand_computed) \
     X(bpe_out_of_memory) \
+    X(bpe_pretokenize) \
     X(bpe_regex_and_digits) \
     X(bpe_stream_decode) \
     X(bpe_unicode_classes) \

@@ -142,6 +142,52 @@ T_TEST(bpe_regex_and_digits)
     attn_bpe_free(g);
 }
 
+/* text must split into the byte ranges want [n_want][2]. */
+static void expect_words(const attn_bpe *t, const char *text, const int64_t *want, int n_want)
+{
+    int64_t spans[64][2], n = -1, count = -1;
+    size_t len = strlen(text);
+    T_EQ_STATUS(attn_bpe_pretokenize(t, text, len, &spans[0][0], 64, &n), ATTN_OK);
+    T_EQ_STATUS(attn_bpe_pretokenize(t, text, len, NULL, 0, &count), ATTN_OK);
+    t_checks++;
+    if (n != n_want || count != n_want ||
+        (n_want > 0 && memcmp(spans, want, (size_t)n_want * 16) != 0))
+        t_fail(__FILE__, __LINE__, "\"%s\": %lld words (count %lld), want %d; first [%lld, %lld)",
+               text, (long long)n, (long long)count, n_want, n > 0 ? (long long)spans[0][0] : -1LL,
+               n > 0 ? (long long)spans[0][1] : -1LL);
+}
+
+#define SPANS(...) ((const int64_t[]){__VA_ARGS__}), (int)(sizeof((const int64_t[]){__VA_ARGS__}) / 16)
+
+T_TEST(bpe_pretokenize)
+{
+    attn_bpe *t = small_bpe(ATTN_BPE_PRE_SMOLLM), *g = small_bpe(ATTN_BPE_PRE_GPT2);
+    if (t == NULL || g == NULL) return;
+    expect_words(t, "a  b", SPANS(0, 1, 1, 2, 2, 4));
+    expect_words(t, "x  1", SPANS(0, 1, 1, 3, 3, 4)); /* the digit ends the piece: "  " whole */
+    expect_words(g, "x  1", SPANS(0, 1, 1, 2, 2, 4)); /* " 1" with GPT-2 */
+    expect_words(t, "I'm", SPANS(0, 1, 1, 3));
+    expect_words(t, "\xc3\xa9!", SPANS(0, 2, 2, 3));
+    expect_words(t, "2024", SPANS(0, 1, 1, 2, 2, 3, 3, 4));
+    expect_words(g, "2024", SPANS(0, 4));
+    /* no added tokens here: the text of one is split like any other */
+    expect_words(t, "<|im_start|>", SPANS(0, 2, 2, 4, 4, 5, 5, 10, 10, 12));
+    expect_words(t, "", NULL, 0);
+    int64_t spans[4][2] = {{-7, -7}, {-7, -7}, {-7, -7}, {-7, -7}}, n = -7;
+    T_EQ_STATUS(attn_bpe_pretokenize(t, "a b c", 5, &spans[0][0], 2, &n), ATTN_BAD_DIM);
+    T_CHECK(strstr(attn_last_error(), "argument 'cap' is 2; the text has 3 words") != NULL);
+    T_EQ_STATUS(attn_bpe_pretokenize(t, "a b", 3, &spans[0][0], 2, &n), ATTN_OK);
+    T_CHECK(n == 2 && spans[1][0] == 1 && spans[1][1] == 3 && spans[2][0] == -7);
+    n = -7;
+    T_EQ_STATUS(attn_bpe_pretokenize(t, "\xe2\x82", 2, &spans[0][0], 4, &n), ATTN_BAD_PARAM);
+    T_EQ_STATUS(attn_bpe_pretokenize(t, (const char *)spans, 8, &spans[0][0], 4, &n), ATTN_OVERLAP);
+    T_EQ_STATUS(attn_bpe_pretokenize(t, "a", 1, NULL, 4, &n), ATTN_NULL_ARG);
+    T_EQ_STATUS(attn_bpe_pretokenize(NULL, "a", 1, NULL, 0, &n), ATTN_NULL_ARG);
+    T_EQ_INT(n, -7);
+    attn_bpe_free(t);
+    attn_bpe_free(g);
+}
+
 T_TEST(bpe_added_tokens)
 {
     attn_bpe *t = small_bpe(ATTN_BPE_PRE_SMOLLM);
