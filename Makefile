@@ -82,8 +82,9 @@ bench-quick: build
 # straight from its sources into build-fuzz/, then run for FUZZ_SECONDS
 # (default 60) on a scratch copy of its seeds fuzz/corpus/<target>/.
 # libFuzzer + ASan + UBSan on every file reader: JSON, safetensors, model
-# checkpoints, WordPiece vocabularies and BERT configs, FUZZ_SECONDS (default 60) each.
-FUZZ_TARGETS ?= json safetensors checkpoint vocab bert_config
+# checkpoints, WordPiece vocabularies, BERT configs, GGUF files and the BPE
+# tokenizer, FUZZ_SECONDS (default 60) each.
+FUZZ_TARGETS ?= json safetensors checkpoint vocab bert_config gguf bpe
 FUZZ_SRCS = $(wildcard src/core/*.c src/ops/*.c src/kernels/ref/*.c src/kernels/portable/*.c \
   src/formats/*.c src/text/*.c src/nn/*.c src/models/*.c src/models/*/*.c) \
   src/kernels/x86/avx2_absent.c
