@@ -12,7 +12,7 @@ tokenizer.json describes it:
 with the vocabulary, types and merges read by gguf-py (not by attn).
 transformers' own GGUF conversion is not used: it lacks the digit split.
 
-  * a corpus of 560 texts (hand-written per script and hazard, plus texts
+  * a corpus of 573 texts (hand-written per script and hazard, plus texts
     generated with a fixed seed): identical ids with special tokens parsed
     and not, and decoding back to the text (or to the reference's decoding
     where the vocabulary lacks a byte);
