@@ -14,6 +14,7 @@
  * Values are read with memcpy from the little-endian file image, so this
  * file needs a little-endian host.
  */
+#include "core/carve.h"
 #include "core/check.h"
 #include "core/half.h"
 #include "core/utf8.h"
@@ -508,31 +509,6 @@ static attn_status walk_header(walk *w, gg_kv *kv, attn_gguf_tensor_info *t)
 
 /* ---- the index ---------------------------------------------------------------------- */
 
-/* Smallest power of two >= 2 n (at least 2). */
-static size_t table_size(size_t n)
-{
-    size_t s = 2;
-    while (s < 2 * n) s *= 2;
-    return s;
-}
-
-/* Adds count items of size bytes (aligned to 8) to *total; false on overflow. */
-static bool add_part(size_t *total, size_t count, size_t size)
-{
-    size_t bytes = (size + 7) / 8 * 8;
-    if (count != 0 && bytes > (SIZE_MAX - *total) / count) return false;
-    *total += count * bytes;
-    return true;
-}
-
-/* Carves the part of count items of size bytes from *p. */
-static void *take_part(unsigned char **p, size_t count, size_t size)
-{
-    void *r = *p;
-    *p += count * ((size + 7) / 8 * 8);
-    return r;
-}
-
 /* Index slot of key s in slots [mask + 1], where name(i) is item i's name. */
 static size_t find_slot(const size_t *slots, size_t mask, const char *s,
                         const char *(*name)(const attn_gguf *, size_t), const attn_gguf *g)
@@ -612,26 +588,26 @@ static attn_status check_layout(const char *prefix, attn_gguf *g, const attn_ggu
 static attn_status build_index(walk *w, attn_gguf **out)
 {
     size_t n_kv = (size_t)w->n_kv, n_t = (size_t)w->n_tensors, total = 0;
-    size_t kv_cap = table_size(n_kv), t_cap = table_size(n_t);
-    if (!add_part(&total, 1, sizeof(attn_gguf)) || !add_part(&total, n_kv, sizeof(gg_kv)) ||
-        !add_part(&total, n_t, sizeof(attn_gguf_tensor_info)) ||
-        !add_part(&total, w->n_nodes, sizeof(attn_gguf_value)) ||
-        !add_part(&total, w->n_elems, sizeof(unsigned char *)) ||
-        !add_part(&total, kv_cap + t_cap, sizeof(size_t)) ||
-        !add_part(&total, n_t, sizeof(attn_gguf_tensor_info *)) || !add_part(&total, w->n_pool, 1))
+    size_t kv_cap = attn__table_size(n_kv), t_cap = attn__table_size(n_t);
+    if (!attn__part_add(&total, 1, sizeof(attn_gguf)) || !attn__part_add(&total, n_kv, sizeof(gg_kv)) ||
+        !attn__part_add(&total, n_t, sizeof(attn_gguf_tensor_info)) ||
+        !attn__part_add(&total, w->n_nodes, sizeof(attn_gguf_value)) ||
+        !attn__part_add(&total, w->n_elems, sizeof(unsigned char *)) ||
+        !attn__part_add(&total, kv_cap + t_cap, sizeof(size_t)) ||
+        !attn__part_add(&total, n_t, sizeof(attn_gguf_tensor_info *)) || !attn__part_add(&total, w->n_pool, 1))
         return attn_fail(ATTN_NO_MEMORY, "%s: the index of the file overflows size_t", w->prefix);
     unsigned char *block = attn_calloc(1, total), *p = block;
     if (block == NULL)
         return attn_fail(ATTN_NO_MEMORY, "%s: no memory for the %zu-byte index", w->prefix, total);
-    attn_gguf *g = take_part(&p, 1, sizeof *g);
-    g->kv = take_part(&p, n_kv, sizeof(gg_kv));
-    g->t = take_part(&p, n_t, sizeof(attn_gguf_tensor_info));
-    w->nodes = take_part(&p, w->n_nodes, sizeof(attn_gguf_value));
-    w->elems = take_part(&p, w->n_elems, sizeof(unsigned char *));
-    g->kv_slots = take_part(&p, kv_cap, sizeof(size_t));
-    g->t_slots = take_part(&p, t_cap, sizeof(size_t));
-    const attn_gguf_tensor_info **order = take_part(&p, n_t, sizeof *order);
-    w->pool = take_part(&p, w->n_pool, 1);
+    attn_gguf *g = attn__part_take(&p, 1, sizeof *g);
+    g->kv = attn__part_take(&p, n_kv, sizeof(gg_kv));
+    g->t = attn__part_take(&p, n_t, sizeof(attn_gguf_tensor_info));
+    w->nodes = attn__part_take(&p, w->n_nodes, sizeof(attn_gguf_value));
+    w->elems = attn__part_take(&p, w->n_elems, sizeof(unsigned char *));
+    g->kv_slots = attn__part_take(&p, kv_cap, sizeof(size_t));
+    g->t_slots = attn__part_take(&p, t_cap, sizeof(size_t));
+    const attn_gguf_tensor_info **order = attn__part_take(&p, n_t, sizeof *order);
+    w->pool = attn__part_take(&p, w->n_pool, 1);
     w->fill = true;
     attn_status st = walk_header(w, g->kv, g->t); /* repeats the first walk: cannot fail */
     g->image = w->img;

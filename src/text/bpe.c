@@ -18,6 +18,7 @@
  */
 #include "text/bpe_build.h"
 
+#include "core/carve.h"
 #include "core/check.h"
 #include "core/utf8.h"
 #include "text/unicode_data.h"
@@ -104,9 +105,7 @@ static size_t decoded(const char *s, size_t len, char *out)
 /* The slot of the token a [alen] followed by b [blen], or the empty slot where it would go. */
 static size_t find_slot(const attn_bpe *t, const char *a, size_t alen, const char *b, size_t blen)
 {
-    uint32_t h = 2166136261u;
-    for (size_t i = 0; i < alen; i++) h = (h ^ (unsigned char)a[i]) * 16777619u;
-    for (size_t i = 0; i < blen; i++) h = (h ^ (unsigned char)b[i]) * 16777619u;
+    uint32_t h = attn__hash_more(attn__hash_bytes(a, alen), b, blen);
     for (size_t i = h & t->mask;; i = (i + 1) & t->mask) {
         int32_t id = t->slots[i];
         if (id < 0) return i;
@@ -151,14 +150,6 @@ attn_bpe_config attn_bpe_config_default(void)
 static size_t str_len(const char *const *s, const size_t *lens, int64_t i)
 {
     return lens != NULL ? lens[i] : strlen(s[i]);
-}
-
-/* Smallest power of two >= 2 n. */
-static size_t table_size(size_t n)
-{
-    size_t s = 2;
-    while (s < 2 * n) s *= 2;
-    return s;
 }
 
 /* Sizes of what a vocabulary needs, measured while checking it. */
@@ -227,47 +218,31 @@ static attn_status check_config(const attn__bpe_src *src, const attn_bpe_config 
     return ATTN_OK;
 }
 
-/* Adds count items of size bytes (rounded up to 8) to *total; false on overflow. */
-static bool add_part(size_t *total, size_t count, size_t size)
-{
-    size_t bytes = (size + 7) / 8 * 8;
-    if (count != 0 && bytes > (SIZE_MAX - *total) / count) return false;
-    *total += count * bytes;
-    return true;
-}
-
-static void *take_part(unsigned char **p, size_t count, size_t size)
-{
-    void *r = *p;
-    *p += count * ((size + 7) / 8 * 8);
-    return r;
-}
-
 /* One allocation for t and every table; NULL if it does not fit or fails. */
 static attn_bpe *allocate(const attn_bpe_config *cfg, const plan *p)
 {
     size_t n = (size_t)cfg->n_tokens, total = 0;
-    size_t slots = table_size(n), merge_slots = table_size((size_t)cfg->n_merges);
-    if (!add_part(&total, 1, sizeof(attn_bpe)) || !add_part(&total, n, sizeof(size_t)) ||
-        !add_part(&total, n, sizeof(uint32_t)) || !add_part(&total, n, sizeof(size_t)) ||
-        !add_part(&total, n, sizeof(uint32_t)) || !add_part(&total, n, 1) ||
-        !add_part(&total, slots, sizeof(int32_t)) ||
-        !add_part(&total, merge_slots, sizeof(merge_slot)) ||
-        !add_part(&total, (size_t)p->n_added, sizeof(uint64_t)) ||
-        !add_part(&total, p->str_bytes, 1) || !add_part(&total, p->dec_bytes, 1))
+    size_t slots = attn__table_size(n), merge_slots = attn__table_size((size_t)cfg->n_merges);
+    if (!attn__part_add(&total, 1, sizeof(attn_bpe)) || !attn__part_add(&total, n, sizeof(size_t)) ||
+        !attn__part_add(&total, n, sizeof(uint32_t)) || !attn__part_add(&total, n, sizeof(size_t)) ||
+        !attn__part_add(&total, n, sizeof(uint32_t)) || !attn__part_add(&total, n, 1) ||
+        !attn__part_add(&total, slots, sizeof(int32_t)) ||
+        !attn__part_add(&total, merge_slots, sizeof(merge_slot)) ||
+        !attn__part_add(&total, (size_t)p->n_added, sizeof(uint64_t)) ||
+        !attn__part_add(&total, p->str_bytes, 1) || !attn__part_add(&total, p->dec_bytes, 1))
         return NULL;
     unsigned char *block = attn_calloc(1, total), *q = block;
     if (block == NULL) return NULL;
-    attn_bpe *t = take_part(&q, 1, sizeof *t);
-    t->str_off = take_part(&q, n, sizeof(size_t));
-    t->str_len = take_part(&q, n, sizeof(uint32_t));
-    t->dec_off = take_part(&q, n, sizeof(size_t));
-    t->dec_len = take_part(&q, n, sizeof(uint32_t));
-    t->type = take_part(&q, n, 1);
-    t->slots = take_part(&q, slots, sizeof(int32_t));
-    t->merges = take_part(&q, merge_slots, sizeof(merge_slot));
-    t->added = take_part(&q, (size_t)p->n_added, sizeof(uint64_t));
-    t->pool = take_part(&q, p->str_bytes + p->dec_bytes, 1);
+    attn_bpe *t = attn__part_take(&q, 1, sizeof *t);
+    t->str_off = attn__part_take(&q, n, sizeof(size_t));
+    t->str_len = attn__part_take(&q, n, sizeof(uint32_t));
+    t->dec_off = attn__part_take(&q, n, sizeof(size_t));
+    t->dec_len = attn__part_take(&q, n, sizeof(uint32_t));
+    t->type = attn__part_take(&q, n, 1);
+    t->slots = attn__part_take(&q, slots, sizeof(int32_t));
+    t->merges = attn__part_take(&q, merge_slots, sizeof(merge_slot));
+    t->added = attn__part_take(&q, (size_t)p->n_added, sizeof(uint64_t));
+    t->pool = attn__part_take(&q, p->str_bytes + p->dec_bytes, 1);
     t->n = (int32_t)n;
     t->mask = slots - 1;
     t->merge_mask = merge_slots - 1;
