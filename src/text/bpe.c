@@ -849,7 +849,6 @@ static attn_status stream_out(const char *fn, attn_bpe_stream *s, const unsigned
     size_t need = lossy(b, len, at_end, NULL, &used, &bad);
     if (buf == NULL) {
         *n = need;
-        if (invalid != NULL) *invalid = bad;
         return ATTN_OK;
     }
     if (need > cap)
