@@ -24,14 +24,14 @@ enum { CTRL = ATTN_BPE_TYPE_CONTROL, USER = ATTN_BPE_TYPE_USER_DEFINED, NORM = A
 static const char *const toks[N_TOK] = {
     "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<u>", "a", "b", "c", "d",
     "\xc4\xa0", "\xc4\x8a", "'", "s", "1", "2", "!", "\xc3\x83", "\xc2\xa9", "ab", "bc", "abc",
-    "\xc4\xa0" "a", "'s", "\xc4\xa0" "ab", "\xc4\xa0\xc4\xa0", "\xc3\x83\xc2\xa9", "!!", "cc", "12",
+    "\304\240a", "'s", "\304\240ab", "\xc4\xa0\xc4\xa0", "\xc3\x83\xc2\xa9", "!!", "cc", "12",
     "<u>!", "\xe2\x86\x92", "\xc3\xa2", "\xc4\xa4", "\xc2\xac", "\xc4\x89"};
 static const int32_t types[N_TOK] = {CTRL, CTRL, CTRL, USER, NORM, NORM, NORM, NORM, NORM, NORM,
                                      NORM, NORM, NORM, NORM, NORM, NORM, NORM, NORM, NORM, NORM,
                                      NORM, NORM, NORM, NORM, NORM, NORM, NORM, NORM, USER, NORM,
                                      NORM, NORM, NORM, NORM};
 static const char *const merges[N_MERGE] = {
-    "a b", "\xc4\xa0 a", "b c", "ab c", "' s", "\xc4\xa0" "a b", "\xc4\xa0 \xc4\xa0",
+    "a b", "\xc4\xa0 a", "b c", "ab c", "' s", "\304\240a b", "\xc4\xa0 \xc4\xa0",
     "\xc3\x83 \xc2\xa9", "! !", "c c", "1 2"};
 
 static attn_bpe_config small_config(attn_bpe_pre pre)
