@@ -362,8 +362,8 @@ attn_status attn__bpe_build(const attn__bpe_src *src, const attn_bpe_config *cfg
 attn_status attn_bpe_create(const attn_bpe_config *cfg, attn_bpe **out)
 {
     const char *fn = "attn_bpe_create";
-    ATTN__NN_NOT_NULL(fn, cfg);
-    ATTN__NN_NOT_NULL(fn, out);
+    ATTN__NOT_NULL(fn, cfg);
+    ATTN__NOT_NULL(fn, out);
     static const attn__bpe_src src = {
         "attn_bpe_create", ATTN_BAD_PARAM, "cfg->tokens", "cfg->token_types", "cfg->merges",
         {"cfg->bos_id", "cfg->eos_id", "cfg->pad_id", "cfg->unk_id"}};
@@ -657,19 +657,19 @@ static attn_status check_encode_args(const char *fn, const char *out_name, size_
                                      const attn_bpe *t, const char *text, size_t len,
                                      const void *out, int64_t cap, const int64_t *n)
 {
-    ATTN__NN_NOT_NULL(fn, t);
-    ATTN__NN_NOT_NULL(fn, n);
+    ATTN__NOT_NULL(fn, t);
+    ATTN__NOT_NULL(fn, n);
     if (text == NULL && len > 0)
         return attn_fail(ATTN_NULL_ARG, "%s: argument 'text' is NULL and len is %zu", fn, len);
-    ATTN__NN_DIM(fn, cap);
+    ATTN__DIM(fn, cap);
     if (out == NULL && cap > 0)
         return attn_fail(ATTN_NULL_ARG, "%s: argument '%s' is NULL and cap is %lld", fn, out_name,
                          (long long)cap);
     int64_t out_bytes;
-    ATTN__NN_MUL(fn, cap, (int64_t)out_size, &out_bytes);
-    attn__nn_span spans[] = {{out_name, out, (size_t)out_bytes}, {"n", n, sizeof *n},
+    ATTN__MUL(fn, cap, (int64_t)out_size, &out_bytes);
+    attn__span spans[] = {{out_name, out, (size_t)out_bytes}, {"n", n, sizeof *n},
                              {"text", text, len}};
-    attn_status st = attn__nn_disjoint(fn, spans, 3, 2);
+    attn_status st = attn__disjoint(fn, spans, 3, 2);
     if (st != ATTN_OK) return st;
     for (size_t i = 0; i < len;) {
         uint32_t c;
@@ -754,9 +754,9 @@ attn_status attn_bpe_decode(const attn_bpe *t, const int32_t *ids, int64_t n_ids
                             char *buf, size_t cap, size_t *n)
 {
     const char *fn = "attn_bpe_decode";
-    ATTN__NN_NOT_NULL(fn, t);
-    ATTN__NN_NOT_NULL(fn, n);
-    ATTN__NN_DIM(fn, n_ids);
+    ATTN__NOT_NULL(fn, t);
+    ATTN__NOT_NULL(fn, n);
+    ATTN__DIM(fn, n_ids);
     if (ids == NULL && n_ids > 0) return attn_fail(ATTN_NULL_ARG, "%s: argument 'ids' is NULL", fn);
     if (buf == NULL && cap > 0)
         return attn_fail(ATTN_NULL_ARG, "%s: argument 'buf' is NULL and cap is %zu", fn, cap);
@@ -775,9 +775,9 @@ attn_status attn_bpe_decode(const attn_bpe *t, const int32_t *ids, int64_t n_ids
         return attn_fail(ATTN_BAD_DIM, "%s: argument 'cap' is %zu; the ids decode to %zu bytes",
                          fn, cap, total);
     int64_t id_bytes;
-    ATTN__NN_MUL(fn, n_ids, 4, &id_bytes);
-    attn__nn_span spans[] = {{"buf", buf, cap}, {"n", n, sizeof *n}, {"ids", ids, (size_t)id_bytes}};
-    attn_status st = attn__nn_disjoint(fn, spans, 3, 2);
+    ATTN__MUL(fn, n_ids, 4, &id_bytes);
+    attn__span spans[] = {{"buf", buf, cap}, {"n", n, sizeof *n}, {"ids", ids, (size_t)id_bytes}};
+    attn_status st = attn__disjoint(fn, spans, 3, 2);
     if (st != ATTN_OK) return st;
     size_t k = 0;
     for (int64_t i = 0; i < n_ids; i++) {
@@ -863,8 +863,8 @@ static attn_status stream_out(const char *fn, attn_bpe_stream *s, const unsigned
 
 static attn_status check_stream(const char *fn, const attn_bpe_stream *s, const size_t *n)
 {
-    ATTN__NN_NOT_NULL(fn, s);
-    ATTN__NN_NOT_NULL(fn, n);
+    ATTN__NOT_NULL(fn, s);
+    ATTN__NOT_NULL(fn, n);
     if (s->n_pending < 0 || s->n_pending > 3)
         return attn_fail(ATTN_BAD_PARAM, "%s: s->n_pending is %d; it must be 0 to 3 (zero the "
                          "state to start)", fn, s->n_pending);
@@ -875,7 +875,7 @@ attn_status attn_bpe_stream_push(const attn_bpe *t, attn_bpe_stream *s, int32_t 
                                  size_t cap, size_t *n, int *invalid)
 {
     const char *fn = "attn_bpe_stream_push";
-    ATTN__NN_NOT_NULL(fn, t);
+    ATTN__NOT_NULL(fn, t);
     attn_status st = check_stream(fn, s, n);
     if (st != ATTN_OK) return st;
     if (!valid_id(t, id))

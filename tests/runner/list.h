@@ -13,9 +13,16 @@
     X(avx2_exp_accuracy) \
     X(hand_computed) \
     X(ref64_finite_difference) \
-    X(tiled_finite_difference)
+    X(tiled_finite_difference) \
+    X(cpu_features)
 
 #define T_TESTS_OPS(X) \
+    X(kernel_table_choice) \
+    X(kernel_forcing) \
+    X(kernel_env_variable) \
+    X(ctx_describe) \
+    X(rows_kernels_vs_double) \
+    X(tiled_fused_backward_bitwise) \
     X(argument_checks) \
     X(every_status_code) \
     X(out_of_memory) \
@@ -131,6 +138,7 @@
     X(optim_adamw_args) \
     X(optim_adamw_two_steps_hand_computed) \
     X(optim_clip_grad_norm) \
+    X(optim_model_update) \
     X(optim_lr_schedules)
 
 #define T_TESTS_MODELS(X) \
@@ -151,6 +159,8 @@
     X(checkpoint_round_trip) \
     X(checkpoint_truncation_sweep) \
     X(checkpointing_same_gradients_less_memory) \
+    X(config_seq2seq_table) \
+    X(config_transformer_table) \
     X(generate_cache_matches_full_forward) \
     X(seq2seq_args) \
     X(seq2seq_backward_fd) \
@@ -187,6 +197,7 @@
     X(dates_known_sources) \
     X(dates_print_examples) \
     X(dates_split_draws) \
-    X(gru_dates_batches_training_translation)
+    X(gru_dates_batches_training_translation) \
+    X(train_meta_by_key)
 
 #endif /* ATTN_TEST_LIST_H */
