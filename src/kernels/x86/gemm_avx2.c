@@ -1,0 +1,54 @@
+/* gemm_avx2.c - the GEMM micro-kernel for AVX2+FMA (kernels/gemm_kernels.h):
+ * a 6 x 16 tile of C in 12 ymm accumulators. Each k step loads one row of
+ * the packed B panel (two ymm), broadcasts the 6 values of A's column k
+ * and does 12 FMAs: 12 independent chains cover the FMA latency of two
+ * pipes. Compiled with -mavx2 -mfma only; run only where kernels/choice.c
+ * finds AVX2 and FMA. */
+#include "kernels/gemm_kernels.h"
+
+#include <immintrin.h>
+
+enum { MR = 6, NR = 16 };
+
+/* The full tile: c [6, 16] (=, or += if acc) a b over kc steps. */
+static inline void tile(int64_t kc, const float *a, const int64_t off[MR], int64_t a_ks,
+                        const float *b, float *c, int64_t ldc, int acc)
+{
+    __m256 c0[MR], c1[MR];
+    for (int i = 0; i < MR; i++) {
+        c0[i] = acc ? _mm256_loadu_ps(c + i * ldc) : _mm256_setzero_ps();
+        c1[i] = acc ? _mm256_loadu_ps(c + i * ldc + 8) : _mm256_setzero_ps();
+    }
+    for (int64_t k = 0; k < kc; k++, a += a_ks, b += NR) {
+        __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
+        for (int i = 0; i < MR; i++) {
+            __m256 ai = _mm256_broadcast_ss(a + off[i]);
+            c0[i] = _mm256_fmadd_ps(ai, b0, c0[i]);
+            c1[i] = _mm256_fmadd_ps(ai, b1, c1[i]);
+        }
+    }
+    for (int i = 0; i < MR; i++) {
+        _mm256_storeu_ps(c + i * ldc, c0[i]);
+        _mm256_storeu_ps(c + i * ldc + 8, c1[i]);
+    }
+}
+
+static void micro_avx2(int64_t kc, const float *a, int64_t a_rs, int64_t a_ks, const float *b,
+                       float *c, int64_t ldc, int mr, int nr, int acc)
+{
+    int64_t off[MR];
+    for (int i = 0; i < MR; i++) off[i] = (i < mr ? i : 0) * a_rs; /* rows past mr repeat row 0 */
+    if (mr == MR && nr == NR) {
+        tile(kc, a, off, a_ks, b, c, ldc, acc);
+        return;
+    }
+    /* an edge tile: the same arithmetic on a copy of the mr x nr corner */
+    float t[MR * NR];
+    for (int i = 0; i < MR; i++)
+        for (int j = 0; j < NR; j++) t[i * NR + j] = acc && i < mr && j < nr ? c[i * ldc + j] : 0.0f;
+    tile(kc, a, off, a_ks, b, t, NR, acc);
+    for (int i = 0; i < mr; i++)
+        for (int j = 0; j < nr; j++) c[i * ldc + j] = t[i * NR + j];
+}
+
+const attn__gemm_kernel attn__gemm_avx2 = {"avx2", MR, NR, micro_avx2};
