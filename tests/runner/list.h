@@ -39,7 +39,14 @@
     X(score_tanh_accuracy) \
     X(score_argument_checks) \
     X(score_out_of_memory) \
-    X(score_grid_vs_ref64)
+    X(score_grid_vs_ref64) \
+    X(kernels_gemm_portable_vs_double) \
+    X(kernels_gemm_avx2_vs_double) \
+    X(kernels_gemm_avx512_vs_double) \
+    X(kernels_gemm_bitwise_across_threads_and_packing) \
+    X(kernels_gemm_empty_products) \
+    X(kernels_rows_portable_vs_double) \
+    X(kernels_rows_avx2_vs_double)
 
 #define T_TESTS_FORMATS(X) \
     X(json_decoded_strings_and_offsets) \

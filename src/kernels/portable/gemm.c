@@ -22,8 +22,10 @@
 
 enum {
     KC = 256,            /* k per chunk at most */
+    KC_T = 128,          /* the same, A stored [K, M] */
     ROWS = 120,          /* rows of C per block at most, B packed (a multiple of 4, 6, 8) */
-    ROWS_PACKING = 480,  /* the same, B packed per block */
+    ROWS_PACKING = 240,  /* the same, B packed per block */
+    NC = 256,            /* columns of C per group (its block stays in L2) */
     TASKS_PER_THREAD = 4, /* blocks of C to aim for per thread (at least 8) */
     TASK_WORK = 1 << 19, /* multiply-adds a task does at least (~20 us): */
                          /* below, waking threads costs more than it saves */
@@ -102,8 +104,14 @@ void attn__gemm_pack_b(const attn__gemm_kernel *k, const float *b, int64_t ldb, 
 
 /* ---- blocks of C ------------------------------------------------------------------ */
 
-/* K in chunks of equal size, at most KC. */
-static int64_t chunk_k(int64_t K) { return cdiv(K, cdiv(K, KC)); }
+/* K in chunks of equal size, at most KC, or KC_T when A is stored [K, M]:
+ * then each k of a tile reads a cache line of A, and kc of those lines and
+ * the panel chunk must share L1. */
+static int64_t chunk_k(const attn__gemm_args *g)
+{
+    int64_t most = g->ta == ATTN__GEMM_T ? KC_T : KC;
+    return cdiv(g->K, cdiv(g->K, most));
+}
 
 /* C[m0 .. m1, panels p0 .. p1) over k in [k0, k0 + kc), B's panel p chunk at
  * bp + (p - p0) * pstride (already offset to k0). */
@@ -125,21 +133,26 @@ static void block(const attn__gemm_kernel *k, const attn__gemm_args *g, int64_t 
 }
 
 /* C[m0 .. m1, panels p0 .. p1): from the whole packed op(B) at bp, or, with
- * bp NULL, packing each panel chunk into a buffer on the stack. */
+ * bp NULL, packing each panel chunk into a buffer on the stack. Panels go
+ * in groups of NC columns, so that the group's block of C stays in L2
+ * while the k chunks pass. */
 static void block_all_k(const attn__gemm_kernel *k, const attn__gemm_args *g, int64_t m0,
                         int64_t m1, int64_t p0, int64_t p1, const float *bp)
 {
-    int64_t kc = chunk_k(g->K);
+    int64_t kc = chunk_k(g), group = NC / k->nr;
     float stack[KC * ATTN__GEMM_NR_MAX + ALIGN / sizeof(float)], *buf = aligned(stack);
-    for (int64_t k0 = 0; k0 < g->K; k0 += kc) {
-        int64_t kn = min64(kc, g->K - k0);
-        if (bp) {
-            block(k, g, m0, m1, p0, p1, k0, kn, bp + (p0 * g->K + k0) * k->nr, g->K * k->nr);
-            continue;
-        }
-        for (int64_t p = p0; p < p1; p++) {
-            pack_block(k->nr, g->b, g->ldb, g->tb, g->N, p * k->nr, k->nr, k0, kn, buf);
-            block(k, g, m0, m1, p, p + 1, k0, kn, buf, 0);
+    for (int64_t q0 = p0; q0 < p1; q0 += group) {
+        int64_t q1 = min64(p1, q0 + group);
+        for (int64_t k0 = 0; k0 < g->K; k0 += kc) {
+            int64_t kn = min64(kc, g->K - k0);
+            if (bp) {
+                block(k, g, m0, m1, q0, q1, k0, kn, bp + (q0 * g->K + k0) * k->nr, g->K * k->nr);
+                continue;
+            }
+            for (int64_t p = q0; p < q1; p++) {
+                pack_block(k->nr, g->b, g->ldb, g->tb, g->N, p * k->nr, k->nr, k0, kn, buf);
+                block(k, g, m0, m1, p, p + 1, k0, kn, buf, 0);
+            }
         }
     }
 }

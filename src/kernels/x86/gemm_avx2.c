@@ -10,27 +10,49 @@
 
 enum { MR = 6, NR = 16 };
 
-/* The full tile: c [6, 16] (=, or += if acc) a b over kc steps. */
+/* Row i of the tile: load (or zero) its two accumulators, one k step, store. */
+#define LOAD(i)                                                                \
+    __m256 c##i##0 = acc ? _mm256_loadu_ps(c + i * ldc) : _mm256_setzero_ps(),  \
+           c##i##1 = acc ? _mm256_loadu_ps(c + i * ldc + 8) : _mm256_setzero_ps()
+#define STEP(i)                                                                \
+    do {                                                                       \
+        __m256 ai = _mm256_broadcast_ss(a + o##i);                             \
+        c##i##0 = _mm256_fmadd_ps(ai, b0, c##i##0);                            \
+        c##i##1 = _mm256_fmadd_ps(ai, b1, c##i##1);                            \
+    } while (0)
+#define STORE(i)                                                               \
+    do {                                                                       \
+        _mm256_storeu_ps(c + i * ldc, c##i##0);                                \
+        _mm256_storeu_ps(c + i * ldc + 8, c##i##1);                            \
+    } while (0)
+
+/* The full tile: c [6, 16] (=, or += if acc) a b over kc steps; row i of a
+ * at a + off[i]. Named accumulators, so that they stay in registers. */
 static inline void tile(int64_t kc, const float *a, const int64_t off[MR], int64_t a_ks,
                         const float *b, float *c, int64_t ldc, int acc)
 {
-    __m256 c0[MR], c1[MR];
-    for (int i = 0; i < MR; i++) {
-        c0[i] = acc ? _mm256_loadu_ps(c + i * ldc) : _mm256_setzero_ps();
-        c1[i] = acc ? _mm256_loadu_ps(c + i * ldc + 8) : _mm256_setzero_ps();
-    }
+    const int64_t o0 = off[0], o1 = off[1], o2 = off[2], o3 = off[3], o4 = off[4], o5 = off[5];
+    LOAD(0);
+    LOAD(1);
+    LOAD(2);
+    LOAD(3);
+    LOAD(4);
+    LOAD(5);
     for (int64_t k = 0; k < kc; k++, a += a_ks, b += NR) {
         __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
-        for (int i = 0; i < MR; i++) {
-            __m256 ai = _mm256_broadcast_ss(a + off[i]);
-            c0[i] = _mm256_fmadd_ps(ai, b0, c0[i]);
-            c1[i] = _mm256_fmadd_ps(ai, b1, c1[i]);
-        }
+        STEP(0);
+        STEP(1);
+        STEP(2);
+        STEP(3);
+        STEP(4);
+        STEP(5);
     }
-    for (int i = 0; i < MR; i++) {
-        _mm256_storeu_ps(c + i * ldc, c0[i]);
-        _mm256_storeu_ps(c + i * ldc + 8, c1[i]);
-    }
+    STORE(0);
+    STORE(1);
+    STORE(2);
+    STORE(3);
+    STORE(4);
+    STORE(5);
 }
 
 static void micro_avx2(int64_t kc, const float *a, int64_t a_rs, int64_t a_ks, const float *b,

@@ -10,31 +10,60 @@
 
 enum { MR = 8, NR = 32 };
 
+/* Row i of the tile: load (or zero) its two accumulators, one k step, store
+ * (rows past mr are computed from row 0 of A and never loaded or stored). */
+#define LOAD(i)                                                                        \
+    __m512 c##i##0 = acc && i < mr ? _mm512_maskz_loadu_ps(m0, c + i * ldc)           \
+                                   : _mm512_setzero_ps(),                             \
+           c##i##1 = acc && i < mr ? _mm512_maskz_loadu_ps(m1, c + i * ldc + 16)      \
+                                   : _mm512_setzero_ps();                             \
+    const int64_t o##i = (i < mr ? i : 0) * a_rs
+#define STEP(i)                                                                        \
+    do {                                                                               \
+        __m512 ai = _mm512_set1_ps(a[o##i]);                                           \
+        c##i##0 = _mm512_fmadd_ps(ai, b0, c##i##0);                                    \
+        c##i##1 = _mm512_fmadd_ps(ai, b1, c##i##1);                                    \
+    } while (0)
+#define STORE(i)                                                                       \
+    do {                                                                               \
+        if (i < mr) {                                                                  \
+            _mm512_mask_storeu_ps(c + i * ldc, m0, c##i##0);                           \
+            _mm512_mask_storeu_ps(c + i * ldc + 16, m1, c##i##1);                      \
+        }                                                                              \
+    } while (0)
+
 static void micro_avx512(int64_t kc, const float *a, int64_t a_rs, int64_t a_ks, const float *b,
                          float *c, int64_t ldc, int mr, int nr, int acc)
 {
     __mmask16 m0 = (__mmask16)(nr >= 16 ? 0xFFFFu : (1u << nr) - 1u);
     __mmask16 m1 = (__mmask16)(nr >= 32 ? 0xFFFFu : nr > 16 ? (1u << (nr - 16)) - 1u : 0u);
-    int64_t off[MR];
-    __m512 c0[MR], c1[MR];
-    for (int i = 0; i < MR; i++) {
-        off[i] = (i < mr ? i : 0) * a_rs; /* rows past mr repeat row 0, never stored */
-        int load = acc && i < mr;
-        c0[i] = load ? _mm512_maskz_loadu_ps(m0, c + i * ldc) : _mm512_setzero_ps();
-        c1[i] = load ? _mm512_maskz_loadu_ps(m1, c + i * ldc + 16) : _mm512_setzero_ps();
-    }
+    LOAD(0);
+    LOAD(1);
+    LOAD(2);
+    LOAD(3);
+    LOAD(4);
+    LOAD(5);
+    LOAD(6);
+    LOAD(7);
     for (int64_t k = 0; k < kc; k++, a += a_ks, b += NR) {
         __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
-        for (int i = 0; i < MR; i++) {
-            __m512 ai = _mm512_set1_ps(a[off[i]]);
-            c0[i] = _mm512_fmadd_ps(ai, b0, c0[i]);
-            c1[i] = _mm512_fmadd_ps(ai, b1, c1[i]);
-        }
+        STEP(0);
+        STEP(1);
+        STEP(2);
+        STEP(3);
+        STEP(4);
+        STEP(5);
+        STEP(6);
+        STEP(7);
     }
-    for (int i = 0; i < mr; i++) {
-        _mm512_mask_storeu_ps(c + i * ldc, m0, c0[i]);
-        _mm512_mask_storeu_ps(c + i * ldc + 16, m1, c1[i]);
-    }
+    STORE(0);
+    STORE(1);
+    STORE(2);
+    STORE(3);
+    STORE(4);
+    STORE(5);
+    STORE(6);
+    STORE(7);
 }
 
 const attn__gemm_kernel attn__gemm_avx512 = {"avx512", MR, NR, micro_avx512};
