@@ -47,11 +47,23 @@ typedef void (*attn__gemm_micro_fn)(int64_t kc, const float *a, int64_t a_rs, in
 /* The widest panel of any kernel (the stack buffer of a panel chunk). */
 enum { ATTN__GEMM_NR_MAX = 32 };
 
+/* dst [kc][NR] = one panel chunk of op(B) when B is stored [N, K]: b
+ * points at its first element, b's rows (ldb apart) are the panel's
+ * columns: dst[k][j] = b[j ldb + k] for j < w, 0 for w <= j < NR. (The
+ * other layout packs by plain row copies.) */
+typedef void (*attn__gemm_pack_t_fn)(const float *b, int64_t ldb, int w, int64_t kc, float *dst);
+
 typedef struct attn__gemm_kernel {
     const char *name; /* "portable", "avx2", "avx512" */
     int mr, nr;       /* the micro-kernel's tile; nr <= ATTN__GEMM_NR_MAX */
     attn__gemm_micro_fn micro;
+    attn__gemm_pack_t_fn pack_t;
 } attn__gemm_kernel;
+
+/* The C packing of a transposed panel chunk, for kernels without a faster
+ * one (arguments as attn__gemm_pack_t_fn, with the panel width nr). */
+ATTN__SHARED void attn__gemm_pack_t_generic(int nr, const float *b, int64_t ldb, int w,
+                                            int64_t kc, float *dst);
 
 /* One product (see the top of this file). bp, if not NULL, is op(B)
  * already packed for this kernel's nr (attn__gemm_pack_b); b is then

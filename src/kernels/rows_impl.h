@@ -62,22 +62,32 @@ static inline double double_of(uint64_t b)
 
 /* e^t for t in [-700, 0]: t = n ln2 + r with |r| <= ln2/2 (ln2 split so
  * n * LN2_HI is exact), e^r by its Taylor series to r^10 (relative error
- * < 3e-13), and 2^n written into the exponent bits. */
+ * < 3e-13) in Estrin's scheme (short dependency chains, so that the vector
+ * loop is not bound by latency), and 2^n written into the exponent bits. */
 static inline double exp_neg(double t)
 {
     const double shifter = 6755399441055744.0; /* 1.5 * 2^52: adding it rounds to an integer */
     const double LN2_HI = 6.93147180369123816490e-01, LN2_LO = 1.90821492927058770002e-10;
     double k = t * 1.4426950408889634 + shifter; /* shifter + round(t / ln2) */
     double n = k - shifter;
-    double r = (t - n * LN2_HI) - n * LN2_LO;
-    static const double inv_fact[11] = {1.0,          1.0,           1.0 / 2,
-                                        1.0 / 6,      1.0 / 24,      1.0 / 120,
-                                        1.0 / 720,    1.0 / 5040,    1.0 / 40320,
-                                        1.0 / 362880, 1.0 / 3628800};
-    double p = inv_fact[10];
-    for (int j = 9; j >= 0; j--) p = p * r + inv_fact[j];
+    double r = (t - n * LN2_HI) - n * LN2_LO, r2 = r * r, r4 = r2 * r2;
+    double p03 = (1.0 + r) + r2 * (1.0 / 2 + r * (1.0 / 6));
+    double p47 = (1.0 / 24 + r * (1.0 / 120)) + r2 * (1.0 / 720 + r * (1.0 / 5040));
+    double p8a = (1.0 / 40320 + r * (1.0 / 362880)) + r2 * (1.0 / 3628800);
+    double p = p03 + r4 * (p47 + r4 * p8a);
     uint64_t scale_bits = (bits_of(k) - 0x4338000000000000u + 1023u) << 52; /* 2^n */
     return p * double_of(scale_bits);
+}
+
+/* S(u) = sum_j tail_poly[j] u^j, |u| <= 1, in Estrin's scheme. */
+static inline double tail_sum(double u)
+{
+    const double *c = tail_poly;
+    double u2 = u * u, u4 = u2 * u2;
+    double s03 = (c[0] + u * c[1]) + u2 * (c[2] + u * c[3]);
+    double s47 = (c[4] + u * c[5]) + u2 * (c[6] + u * c[7]);
+    double s8b = (c[8] + u * c[9]) + u2 * (c[10] + u * c[11]);
+    return (s03 + u4 * s47) + u4 * u4 * (s8b + u4 * c[12]);
 }
 
 /* Phi(x) and the normal density phi(x) of float x, in double. Branch-free
@@ -95,9 +105,7 @@ static inline double normal_cdf_pdf(float x, double *pdf)
     memcpy(&acf, &acb, sizeof acf);
     double a = acf, keep = (double)(ab <= a_max); /* keep = 0 beyond 15 (and NaN) */
     double e = exp_neg(-0.5 * a * a) * keep;      /* a * a is exact for a float */
-    double u = 7.2 / (3.0 + a) - 1.4, s = tail_poly[12];
-    for (int j = 11; j >= 0; j--) s = s * u + tail_poly[j];
-    double q = e * s, p = 1.0 - q;
+    double q = e * tail_sum(7.2 / (3.0 + a) - 1.4), p = 1.0 - q;
     uint64_t neg = (uint64_t)0 - (uint64_t)(x < 0.0f); /* all ones if x < 0 */
     *pdf = e * 0.39894228040143268;                   /* 1/sqrt(2 pi) */
     return double_of((bits_of(q) & neg) | (bits_of(p) & ~neg));

@@ -64,8 +64,6 @@ static void micro_portable(int64_t kc, const float *a, int64_t a_rs, int64_t a_k
         for (int j = 0; j < nr; j++) c[i * ldc + j] = t[i][j];
 }
 
-const attn__gemm_kernel attn__gemm_portable = {"portable", P_MR, P_NR, micro_portable};
-
 /* ---- packing ------------------------------------------------------------------ */
 
 int64_t attn__gemm_packed_floats(const attn__gemm_kernel *k, int64_t N, int64_t K)
@@ -73,25 +71,37 @@ int64_t attn__gemm_packed_floats(const attn__gemm_kernel *k, int64_t N, int64_t 
     return cdiv(N, k->nr) * k->nr * K;
 }
 
-/* dst = op(B)[k0 .. k0 + kc, n0 .. n0 + nc] in panels of nr columns, panel
- * after panel ([kc][nr] each), zeros past column N. */
-static void pack_block(int nr, const float *b, int64_t ldb, attn__gemm_op tb, int64_t N,
-                       int64_t n0, int64_t nc, int64_t k0, int64_t kc, float *dst)
+void attn__gemm_pack_t_generic(int nr, const float *b, int64_t ldb, int w, int64_t kc, float *dst)
 {
+    for (int64_t j = 0; j < w; j++)
+        for (int64_t k = 0; k < kc; k++) dst[k * nr + j] = b[j * ldb + k];
+    for (int64_t k = 0; k < kc; k++)
+        for (int64_t j = w; j < nr; j++) dst[k * nr + j] = 0.0f;
+}
+
+static void pack_t_portable(const float *b, int64_t ldb, int w, int64_t kc, float *dst)
+{
+    attn__gemm_pack_t_generic(P_NR, b, ldb, w, kc, dst);
+}
+
+const attn__gemm_kernel attn__gemm_portable = {"portable", P_MR, P_NR, micro_portable,
+                                               pack_t_portable};
+
+/* dst = op(B)[k0 .. k0 + kc, n0 .. n0 + nc] in panels of k's nr columns,
+ * panel after panel ([kc][nr] each), zeros past column N. */
+static void pack_block(const attn__gemm_kernel *kr, const float *b, int64_t ldb, attn__gemm_op tb,
+                       int64_t N, int64_t n0, int64_t nc, int64_t k0, int64_t kc, float *dst)
+{
+    int nr = kr->nr;
     for (int64_t p0 = n0; p0 < n0 + nc; p0 += nr, dst += kc * nr) {
-        int64_t w = min64(nr, N - p0);
+        int w = (int)min64(nr, N - p0);
         if (tb == ATTN__GEMM_N) { /* op(B)[k][n] = b[k ldb + n]: rows of w floats */
             for (int64_t k = 0; k < kc; k++) {
                 memcpy(dst + k * nr, b + (k0 + k) * ldb + p0, (size_t)w * sizeof(float));
                 for (int64_t j = w; j < nr; j++) dst[k * nr + j] = 0.0f;
             }
         } else { /* op(B)[k][n] = b[n ldb + k]: column j of the panel is row p0 + j of b */
-            for (int64_t j = 0; j < w; j++) {
-                const float *src = b + (p0 + j) * ldb + k0;
-                for (int64_t k = 0; k < kc; k++) dst[k * nr + j] = src[k];
-            }
-            for (int64_t k = 0; k < kc; k++)
-                for (int64_t j = w; j < nr; j++) dst[k * nr + j] = 0.0f;
+            kr->pack_t(b + p0 * ldb + k0, ldb, w, kc, dst);
         }
     }
 }
@@ -99,7 +109,7 @@ static void pack_block(int nr, const float *b, int64_t ldb, attn__gemm_op tb, in
 void attn__gemm_pack_b(const attn__gemm_kernel *k, const float *b, int64_t ldb, attn__gemm_op tb,
                        int64_t N, int64_t K, float *bp)
 {
-    pack_block(k->nr, b, ldb, tb, N, 0, cdiv(N, k->nr) * k->nr, 0, K, bp);
+    pack_block(k, b, ldb, tb, N, 0, cdiv(N, k->nr) * k->nr, 0, K, bp);
 }
 
 /* ---- blocks of C ------------------------------------------------------------------ */
@@ -150,7 +160,7 @@ static void block_all_k(const attn__gemm_kernel *k, const attn__gemm_args *g, in
                 continue;
             }
             for (int64_t p = q0; p < q1; p++) {
-                pack_block(k->nr, g->b, g->ldb, g->tb, g->N, p * k->nr, k->nr, k0, kn, buf);
+                pack_block(k, g->b, g->ldb, g->tb, g->N, p * k->nr, k->nr, k0, kn, buf);
                 block(k, g, m0, m1, p, p + 1, k0, kn, buf, 0);
             }
         }

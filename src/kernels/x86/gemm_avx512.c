@@ -66,4 +66,9 @@ static void micro_avx512(int64_t kc, const float *a, int64_t a_rs, int64_t a_ks,
     STORE(7);
 }
 
-const attn__gemm_kernel attn__gemm_avx512 = {"avx512", MR, NR, micro_avx512};
+static void pack_t_avx512(const float *b, int64_t ldb, int w, int64_t kc, float *dst)
+{
+    attn__gemm_pack_t_generic(NR, b, ldb, w, kc, dst);
+}
+
+const attn__gemm_kernel attn__gemm_avx512 = {"avx512", MR, NR, micro_avx512, pack_t_avx512};

@@ -35,7 +35,10 @@
 
 /* ---- the forward pass ------------------------------------------------------------------------ */
 
-enum { BLOCK_ROWS = 128 };
+enum {
+    BLOCK_ROWS = 120, /* rows of a block at most */
+    ROW_STEP = 24     /* blocks are whole micro-tiles of every GEMM kernel (4, 6, 8 rows) */
+};
 
 /* One call's state: the packed batch and the work buffers. */
 typedef struct {
@@ -126,11 +129,11 @@ static void layer_block(const run *r, int64_t r0, int64_t n, float *scratch)
 typedef void (*block_fn)(const run *r, int64_t r0, int64_t n, float *scratch);
 
 /* Rows per block: about T / 8 (so that threads share the work evenly),
- * rounded up to 16, at most BLOCK_ROWS. It depends on T only: the blocks,
- * and so every GEMM call, are the same for any number of threads. */
+ * rounded up to ROW_STEP, at most BLOCK_ROWS. It depends on T only: the
+ * blocks, and so every GEMM call, are the same for any number of threads. */
 static int64_t block_rows(int64_t T)
 {
-    int64_t rows = ((T + 7) / 8 + 15) / 16 * 16;
+    int64_t rows = ((T + 7) / 8 + ROW_STEP - 1) / ROW_STEP * ROW_STEP;
     return rows < BLOCK_ROWS ? rows : BLOCK_ROWS;
 }
 
