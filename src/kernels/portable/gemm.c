@@ -1,19 +1,17 @@
 /* gemm.c - the toolkit's GEMM driver (kernels/gemm_kernels.h) and its
  * portable micro-kernel.
  *
- * Blocking: K in chunks of at most KC (equal sizes, from K alone) so a
+ * Blocking: K in chunks of at most KC (equal sizes, from K alone) so that a
  * panel chunk [kc][nr] stays in L1 while the row tiles of a block of A
- * stream past it; A is read in place. op(B) comes packed (a layer's
- * weights, packed at load time) or is packed one panel chunk at a time
- * into a buffer on the stack, once per block of rows: nothing is
- * allocated, so no call can fail. Threads take blocks of C: row blocks
- * (at most ROWS rows with packed B, so that a block of A stays in L2;
- * ROWS_PACKING without, so that the packing is shared by more rows: the
- * A block then streams from L3 at 4 / nr bytes per multiply-add) times
- * column blocks of whole panels, enough blocks to share out
- * (TASKS_PER_THREAD). K is never split between threads, and as every
- * element is computed the same way in any block, the blocks may depend on
- * the thread count. */
+ * stream past it; panels in groups of NC columns so that the block of C
+ * stays in L2; A is read in place. op(B) comes packed (a layer's weights,
+ * packed at load time) or is packed one panel chunk at a time into a
+ * buffer on the stack, once per block of rows: nothing is allocated, so no
+ * call can fail. Threads take blocks of C: blocks of at most ROWS rows
+ * (ROWS_PACKING when they pack B, so that each packing serves more rows)
+ * times groups of whole panels, about TASKS_PER_THREAD per thread. K is
+ * never split between threads; as every element is computed the same way
+ * in any block, the blocks may depend on the thread count. */
 #include "kernels/gemm_kernels.h"
 
 #include "core/run.h"
