@@ -115,7 +115,10 @@ def attn_worker(texts, threads):
             assert st == 0, lib.attn_last_error()
 
     tokenize()
-    info = {"library": find_lib(),
+    lib_path = os.path.abspath(find_lib())  # recorded relative to the repository when inside it
+    if lib_path.startswith(ROOT + os.sep):
+        lib_path = os.path.relpath(lib_path, ROOT)
+    info = {"library": lib_path,
             "ctx_kernel": lib.attn_kernel_name(lib.attn_ctx_resolved_kernel(ctx)).decode()}
     return info, {"model": embed, "text": lambda: (tokenize(), embed())}, lambda: emb
 

