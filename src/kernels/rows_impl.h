@@ -1,16 +1,17 @@
-/* rows_impl.h - the one implementation of the row kernels of
- * kernels/row_kernels.h, included by portable/rows.c (baseline flags) and
- * x86/rows_avx2.c (-mavx2 -mfma): the same C compiled for two vector
- * widths. The includer defines ATTN_ROWS_KERNELS (the descriptor's
- * variable) and ATTN_ROWS_LABEL (its name). Branch-free loops without libm
- * calls, so that they vectorise. */
-#include "kernels/row_kernels.h"
+/* rows_impl.h - the one implementation of the toolkit's row kernels
+ * (core/toolkit_kernels.h's slot types), included by portable/rows.c
+ * (baseline flags) and x86/rows_avx2.c (-mavx2 -mfma -ffp-contract=fast):
+ * the same C compiled for two vector widths. The includer defines
+ * ATTN_ROWS_KERNELS (the attn__row_kernels variable it defines). Row
+ * statistics in double, in ATTN__LANES partial sums (a fixed order, so the
+ * loops still vectorise); branch-free loops without libm calls. */
+#include "kernels/nn_kernels.h"
 
 #include <math.h>
 #include <string.h>
 
-#if !defined(ATTN_ROWS_KERNELS) || !defined(ATTN_ROWS_LABEL)
-#error "define ATTN_ROWS_KERNELS and ATTN_ROWS_LABEL before including rows_impl.h"
+#if !defined(ATTN_ROWS_KERNELS)
+#error "define ATTN_ROWS_KERNELS before including rows_impl.h"
 #endif
 
 /* ---- LayerNorm ---------------------------------------------------------------- */
@@ -143,5 +144,5 @@ static double logsumexp_row(const float *z, int64_t n)
     return mx + log(s);
 }
 
-const attn__row_kernels ATTN_ROWS_KERNELS = {ATTN_ROWS_LABEL, layernorm_row, gelu_row,
-                                             gelu_backward_row, logsumexp_row};
+const attn__row_kernels ATTN_ROWS_KERNELS = {layernorm_row, gelu_row, gelu_backward_row,
+                                             logsumexp_row};

@@ -1,6 +1,7 @@
-/* test_gemm.c - the toolkit's GEMM (src/kernels/gemm_kernels.h) against a
- * plain double-precision loop written here, for every kernel this build
- * and CPU run (portable, AVX2, AVX-512; an absent one is reported as
+/* test_gemm.c - the toolkit's GEMM (the nn.gemm slot of the kernel table,
+ * core/toolkit_kernels.h) against a plain double-precision loop written
+ * here, for every instruction set's kernel this build and CPU run (the
+ * portable, AVX2 and AVX-512 tables' own; an absent one is reported as
  * skipped by name): a grid of shapes from 1 to a few hundred with every
  * residue of the micro-tiles, the three layouts, beta 0 and 1, padded
  * leading dimensions, B packed per call and packed once. Then the claim
@@ -14,7 +15,8 @@
  * by about one |a b| term, far above it. */
 #include "test.h"
 
-#include "kernels/gemm_kernels.h"
+#include "core/toolkit_kernels.h"
+#include "kernels/table.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -164,25 +166,35 @@ static void grid(const attn__gemm_kernel *k, double *worst, long *count)
     }
 }
 
-static void kernel_vs_double(const char *name)
+/* The nn.gemm kernel of instruction set isa's table, if the table runs
+ * here and the slot is that instruction set's own; else NULL, and the test
+ * is skipped with the reason. */
+static const attn__gemm_kernel *isa_gemm(attn__isa isa)
 {
-    const char *why = NULL;
-    const attn__gemm_kernel *k = attn__gemm_kernel_named(name, &why);
-    if (k == NULL) {
-        static char reason[160];
-        snprintf(reason, sizeof reason, "gemm %s: %s", name, why);
-        t_skip(reason);
-        return;
-    }
+    static char why[600];
+    char what[512] = "";
+    const attn__kernels *t = attn__kernels_get(attn__isa_kernel(isa), what, sizeof what);
+    if (t != NULL && t->filled_by[ATTN__SLOT_GEMM] == isa) return t->nn.gemm;
+    snprintf(why, sizeof why, "gemm %s: %s", attn__isa_name(isa),
+             t == NULL ? what : "no kernel of its own in this build");
+    t_skip(why);
+    return NULL;
+}
+
+static void kernel_vs_double(attn__isa isa)
+{
+    const attn__gemm_kernel *k = isa_gemm(isa);
+    if (k == NULL) return;
+    const char *name = k->name;
     double worst = 0.0;
     long count = 0;
     grid(k, &worst, &count);
     printf("  gemm %s: %ld products vs double, worst error / bound %.3g\n", name, count, worst);
 }
 
-T_TEST(kernels_gemm_portable_vs_double) { kernel_vs_double("portable"); }
-T_TEST(kernels_gemm_avx2_vs_double) { kernel_vs_double("avx2"); }
-T_TEST(kernels_gemm_avx512_vs_double) { kernel_vs_double("avx512"); }
+T_TEST(kernels_gemm_portable_vs_double) { kernel_vs_double(ATTN__ISA_PORTABLE); }
+T_TEST(kernels_gemm_avx2_vs_double) { kernel_vs_double(ATTN__ISA_AVX2); }
+T_TEST(kernels_gemm_avx512_vs_double) { kernel_vs_double(ATTN__ISA_AVX512); }
 
 /* ---- the same bits everywhere ------------------------------------------------------ */
 
@@ -205,7 +217,7 @@ T_TEST(kernels_gemm_bitwise_across_threads_and_packing)
                 for (int threads = 1; threads <= 4; threads++) {
                     attn_ctx *ctx = t_ctx(threads);
                     T_EQ_STATUS(attn_ctx_set_kernel(ctx, kernels[q]), ATTN_OK);
-                    const attn__gemm_kernel *k = attn__gemm_kernel_for(ctx);
+                    const attn__gemm_kernel *k = attn__ctx_toolkit(ctx)->gemm;
                     attn__gemm_args g = args_of(&p, 1.0f, NULL);
                     c_start(&p, 1.0f);
                     attn__gemm(ctx, &g);
@@ -253,7 +265,7 @@ T_TEST(kernels_gemm_empty_products)
         g.N = e == 0 ? p.N : 0;
         memcpy(p.c, p.c0, (size_t)(p.M * p.ldc) * sizeof(float));
         attn__gemm(t_ctx(2), &g);
-        attn__gemm_serial(attn__gemm_kernel_best(), &g);
+        attn__gemm_serial(attn__ctx_toolkit(NULL)->gemm, &g);
         T_CHECK(memcmp(p.c, p.c0, (size_t)(p.M * p.ldc) * sizeof(float)) == 0);
     }
     prob_free(&p);

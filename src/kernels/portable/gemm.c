@@ -1,4 +1,4 @@
-/* gemm.c - the toolkit's GEMM driver (kernels/gemm_kernels.h) and its
+/* gemm.c - the toolkit's GEMM driver (core/toolkit_kernels.h) and its
  * portable micro-kernel.
  *
  * Blocking: K in chunks of at most KC (equal sizes, from K alone) so that a
@@ -12,7 +12,7 @@
  * times groups of whole panels, about TASKS_PER_THREAD per thread. K is
  * never split between threads; as every element is computed the same way
  * in any block, the blocks may depend on the thread count. */
-#include "kernels/gemm_kernels.h"
+#include "kernels/nn_kernels.h"
 
 #include "core/run.h"
 
@@ -238,6 +238,6 @@ void attn__gemm(attn_ctx *ctx, const attn__gemm_args *g)
         scale_only(g);
         return;
     }
-    plan p = make_plan(attn__gemm_kernel_for(ctx), g, attn_ctx_threads(ctx));
+    plan p = make_plan(attn__ctx_toolkit(ctx)->gemm, g, attn_ctx_threads(ctx));
     attn__ctx_run(ctx, p.n_tasks, run_block, &p);
 }

@@ -1,11 +1,11 @@
-/* gemm_avx2.c - the GEMM micro-kernel for AVX2+FMA (kernels/gemm_kernels.h):
+/* gemm_avx2.c - the GEMM micro-kernel for AVX2+FMA (core/toolkit_kernels.h):
  * a 6 x 16 tile of C in 12 ymm accumulators. Each k step loads one row of
  * the packed B panel (two ymm), broadcasts the 6 values of A's column k
  * and does 12 FMAs: 12 independent chains cover the FMA latency of two
  * pipes. B stored [N, K] is packed by 8 x 8 register transposes. Compiled
- * with -mavx2 -mfma only; run only where kernels/choice.c finds AVX2 and
+ * with -mavx2 -mfma only; run only where kernels/table.c finds AVX2 and
  * FMA. */
-#include "kernels/gemm_kernels.h"
+#include "kernels/nn_kernels.h"
 
 #include <immintrin.h>
 

@@ -1,10 +1,10 @@
-/* gemm_avx512.c - the GEMM micro-kernel for AVX-512F (kernels/gemm_kernels.h):
+/* gemm_avx512.c - the GEMM micro-kernel for AVX-512F (core/toolkit_kernels.h):
  * an 8 x 32 tile of C in 16 zmm accumulators. Each k step loads one row of
  * the packed B panel (two zmm), broadcasts the 8 values of A's column k and
  * does 16 FMAs. Edge tiles use masked loads and stores of the nr valid
  * columns and store only the mr valid rows. Compiled with -mavx512f -mfma
- * only; run only where kernels/choice.c finds AVX-512F enabled by the OS. */
-#include "kernels/gemm_kernels.h"
+ * only; run only where kernels/table.c finds AVX-512F enabled by the OS. */
+#include "kernels/nn_kernels.h"
 
 #include <immintrin.h>
 

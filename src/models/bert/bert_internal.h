@@ -7,7 +7,7 @@
 #define ATTN_BERT_INTERNAL_H
 
 #include "core/check.h"
-#include "kernels/gemm_kernels.h"
+#include "core/toolkit_kernels.h"
 
 #include <attn/bert.h>
 

@@ -99,8 +99,8 @@ static attn_status parse_config(const char *text, size_t len, const char *what,
 
 attn_status attn_bert_config_from_json(const char *json, size_t len, attn_bert_config *c)
 {
-    ATTN__NN_NOT_NULL(__func__, json);
-    ATTN__NN_NOT_NULL(__func__, c);
+    ATTN__NOT_NULL(__func__, json);
+    ATTN__NOT_NULL(__func__, c);
     return parse_config(json, len, "attn_bert_config_from_json: 'json'", c);
 }
 
@@ -109,7 +109,7 @@ attn_status attn__bert_load_config(const char *path, attn_bert_config *c)
 {
     char *text = NULL, what[300];
     size_t len = 0;
-    attn_status st = attn__nn_read_file("attn_bert_load", path, CONFIG_MAX_BYTES, &text, &len);
+    attn_status st = attn__read_file("attn_bert_load", path, CONFIG_MAX_BYTES, &text, &len);
     if (st != ATTN_OK) return st;
     snprintf(what, sizeof what, "attn_bert_load: '%.200s'", path);
     st = parse_config(text, len, what, c);
@@ -122,7 +122,7 @@ attn_status attn__bert_load_sbert_config(const char *path, attn_bert_config *c)
 {
     char *text = NULL, what[300];
     size_t len = 0;
-    attn_status st = attn__nn_read_file("attn_bert_load", path, CONFIG_MAX_BYTES, &text, &len);
+    attn_status st = attn__read_file("attn_bert_load", path, CONFIG_MAX_BYTES, &text, &len);
     if (st != ATTN_OK) return st;
     snprintf(what, sizeof what, "attn_bert_load: '%.200s'", path);
     attn__json_value *root = NULL;

@@ -15,17 +15,16 @@
  * runs the output dense layer through to the next layer's qkv on blocks of
  * at most BLOCK_ROWS rows, each block start to end while its y and h (a
  * thread's scratch) are in cache. The blocks are the tasks of the ctx's
- * thread pool; each runs its dense layers on one thread with the GEMM of
- * kernels/gemm_kernels.h (on the weights packed at load time when the ctx's
- * kernel is the one they were packed for) and LayerNorm and GELU on the row
- * kernels of kernels/row_kernels.h. The blocks depend on T only and every
+ * thread pool; each runs its dense layers on one thread with the ctx's GEMM
+ * kernel (on the weights packed at load time when it is the one they were
+ * packed for) and LayerNorm and GELU on its row kernels (the kernel table's
+ * nn.* slots, core/toolkit_kernels.h). The blocks depend on T only and every
  * element of a GEMM is computed the same way in any block, so results are
  * bitwise the same for every thread count.
  */
 #include "bert_internal.h"
 
 #include "core/run.h"
-#include "kernels/row_kernels.h"
 
 #include <attn/attn.h>
 
@@ -45,7 +44,7 @@ typedef struct {
     attn_ctx *ctx;
     const attn_bert *m;
     const attn__gemm_kernel *gemm; /* the ctx's GEMM kernel */
-    const attn__row_kernels *rows; /* and row kernels */
+    const attn__toolkit_kernels *rows; /* its row kernels */
     int packed;         /* the weights' panels are for gemm */
     int64_t B, T;       /* sequences, real tokens */
     const int64_t *lens;
@@ -97,7 +96,7 @@ static void embed_block(const run *r, int64_t r0, int64_t n, float *scratch)
         float *x = r->x + t * H;
         const float *w = m->word + (int64_t)r->tok[t] * H, *p = m->pos + (int64_t)r->pos[t] * H;
         for (int64_t i = 0; i < H; i++) x[i] = (w[i] + m->type[i]) + p[i];
-        r->rows->layernorm(x, H, m->emb_ln_w, m->emb_ln_b, m->c.layer_norm_eps, x, NULL, NULL);
+        r->rows->layernorm_row(x, H, m->emb_ln_w, m->emb_ln_b, m->c.layer_norm_eps, x, NULL, NULL);
     }
     qkv_rows(r, 0, r0, n);
 }
@@ -114,15 +113,15 @@ static void layer_block(const run *r, int64_t r0, int64_t n, float *scratch)
     bias_rows(y, x, L->bo, n, H); /* y = x + bo + o Wo^T */
     dense(r, r->o + r0 * H, n, H, L->wo, L->po, H, 1.0f, y);
     for (int64_t t = 0; t < n; t++)
-        r->rows->layernorm(y + t * H, H, L->ln1_w, L->ln1_b, c->layer_norm_eps, x + t * H, NULL,
-                           NULL);
+        r->rows->layernorm_row(y + t * H, H, L->ln1_w, L->ln1_b, c->layer_norm_eps, x + t * H,
+                               NULL, NULL);
     dense(r, x, n, H, L->wi, L->pi, F, 0.0f, h);
-    for (int64_t t = 0; t < n; t++) r->rows->gelu(h + t * F, L->bi, F, h + t * F);
+    for (int64_t t = 0; t < n; t++) r->rows->gelu_row(h + t * F, L->bi, F, h + t * F);
     bias_rows(y, x, L->bo2, n, H); /* y = x + bo2 + h Wo2^T */
     dense(r, h, n, F, L->wo2, L->po2, H, 1.0f, y);
     for (int64_t t = 0; t < n; t++)
-        r->rows->layernorm(y + t * H, H, L->ln2_w, L->ln2_b, c->layer_norm_eps, x + t * H, NULL,
-                           NULL);
+        r->rows->layernorm_row(y + t * H, H, L->ln2_w, L->ln2_b, c->layer_norm_eps, x + t * H,
+                               NULL, NULL);
     if (r->layer + 1 < c->n_layers) qkv_rows(r, r->layer + 1, r0, n);
 }
 
@@ -242,12 +241,12 @@ static attn_status run_init(run *r, attn_ctx *ctx, const attn_bert *m, const int
     r->start[0] = 0;
     for (int64_t b = 0; b < B; b++) r->start[b + 1] = r->start[b] + lens[b];
     r->T = r->start[B];
-    r->gemm = attn__gemm_kernel_for(ctx);
-    r->rows = attn__row_kernels_for(ctx);
+    r->rows = attn__ctx_toolkit(ctx);
+    r->gemm = r->rows->gemm;
     r->packed = r->gemm == m->pack_kernel;
     threads = attn_ctx_threads(ctx);
     per = BLOCK_ROWS * (H + c->intermediate_size);
-    if (!attn__nn_mul(r->T, 5 * H, &n) || n > ATTN__NN_MAX_ELEMS - threads * per) {
+    if (!attn__mul(r->T, 5 * H, &n) || n > ATTN__MAX_ELEMS - threads * per) {
         run_free(r);
         return attn_fail(ATTN_OVERFLOW, "attn_bert: the work buffer size overflows");
     }
@@ -291,16 +290,16 @@ static attn_status check_batch(const char *fn, attn_ctx *ctx, const attn_bert *m
                                const int32_t *ids, const int64_t *lens, int64_t B, int64_t S,
                                int64_t *total)
 {
-    ATTN__NN_NOT_NULL(fn, ctx);
-    ATTN__NN_NOT_NULL(fn, m);
-    ATTN__NN_NOT_NULL(fn, ids);
-    ATTN__NN_NOT_NULL(fn, lens);
-    ATTN__NN_DIM(fn, B);
-    ATTN__NN_DIM(fn, S);
+    ATTN__NOT_NULL(fn, ctx);
+    ATTN__NOT_NULL(fn, m);
+    ATTN__NOT_NULL(fn, ids);
+    ATTN__NOT_NULL(fn, lens);
+    ATTN__DIM(fn, B);
+    ATTN__DIM(fn, S);
     if (S > m->c.max_position)
         return attn_fail(ATTN_BAD_DIM, "%s: argument 'S' is %lld; the model takes at most %lld "
                          "tokens (max_position)", fn, (long long)S, (long long)m->c.max_position);
-    ATTN__NN_MUL(fn, B, S, total);
+    ATTN__MUL(fn, B, S, total);
     if (*total > INT_MAX)
         return attn_fail(ATTN_OVERFLOW, "%s: B * S = %lld tokens exceeds %d", fn,
                          (long long)*total, INT_MAX);
@@ -323,10 +322,10 @@ static attn_status check_batch(const char *fn, attn_ctx *ctx, const attn_bert *m
 static attn_status check_out(const char *fn, const float *out, size_t out_bytes,
                              const int32_t *ids, int64_t total, const int64_t *lens, int64_t B)
 {
-    attn__nn_span sp[] = {{"out", out, out_bytes},
-                          {"ids", ids, (size_t)total * sizeof(int32_t)},
-                          {"lens", lens, (size_t)B * sizeof(int64_t)}};
-    return attn__nn_disjoint(fn, sp, 3, 1);
+    attn__span sp[] = {{"out", out, out_bytes},
+                       {"ids", ids, (size_t)total * sizeof(int32_t)},
+                       {"lens", lens, (size_t)B * sizeof(int64_t)}};
+    return attn__disjoint(fn, sp, 3, 1);
 }
 
 attn_status attn_bert_forward(attn_ctx *ctx, const attn_bert *m, const int32_t *ids,
@@ -335,9 +334,9 @@ attn_status attn_bert_forward(attn_ctx *ctx, const attn_bert *m, const int32_t *
     int64_t total = 0, count;
     attn_status st = check_batch(__func__, ctx, m, ids, lens, B, S, &total);
     if (st != ATTN_OK) return st;
-    ATTN__NN_NOT_NULL(__func__, hidden);
+    ATTN__NOT_NULL(__func__, hidden);
     int64_t H = m->c.hidden_size;
-    ATTN__NN_MUL(__func__, total, H, &count);
+    ATTN__MUL(__func__, total, H, &count);
     st = check_out(__func__, hidden, (size_t)count * sizeof(float), ids, total, lens, B);
     if (st != ATTN_OK || B == 0) return st;
     run r;
@@ -372,9 +371,9 @@ attn_status attn_bert_embed(attn_ctx *ctx, const attn_bert *m, const int32_t *id
     int64_t total = 0, count;
     attn_status st = check_batch(__func__, ctx, m, ids, lens, B, S, &total);
     if (st != ATTN_OK) return st;
-    ATTN__NN_NOT_NULL(__func__, emb);
+    ATTN__NOT_NULL(__func__, emb);
     int64_t H = m->c.hidden_size;
-    ATTN__NN_MUL(__func__, B, H, &count);
+    ATTN__MUL(__func__, B, H, &count);
     st = check_out(__func__, emb, (size_t)count * sizeof(float), ids, total, lens, B);
     if (st != ATTN_OK || B == 0) return st;
     double *acc = attn_alloc((size_t)H * sizeof(double));
@@ -394,17 +393,17 @@ attn_status attn_bert_attention(attn_ctx *ctx, const attn_bert *m, const int32_t
                                 int64_t len, int64_t layer, int64_t head, float *weights)
 {
     int64_t total = 0, count;
-    ATTN__NN_DIM_POS(__func__, len);
+    ATTN__DIM_POS(__func__, len);
     attn_status st = check_batch(__func__, ctx, m, ids, &len, 1, len, &total);
     if (st != ATTN_OK) return st;
-    ATTN__NN_NOT_NULL(__func__, weights);
+    ATTN__NOT_NULL(__func__, weights);
     if (layer < 0 || layer >= m->c.n_layers)
         return attn_fail(ATTN_BAD_PARAM, "%s: argument 'layer' is %lld; it must be in [0, %lld)",
                          __func__, (long long)layer, (long long)m->c.n_layers);
     if (head < 0 || head >= m->c.n_heads)
         return attn_fail(ATTN_BAD_PARAM, "%s: argument 'head' is %lld; it must be in [0, %lld)",
                          __func__, (long long)head, (long long)m->c.n_heads);
-    ATTN__NN_MUL(__func__, len, len, &count);
+    ATTN__MUL(__func__, len, len, &count);
     st = check_out(__func__, weights, (size_t)count * sizeof(float), ids, total, &len, 1);
     if (st != ATTN_OK) return st;
     run r;

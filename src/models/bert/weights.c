@@ -4,7 +4,8 @@
  * position_ids, the pooler and, under the "bert." prefix, task heads),
  * read into one block of floats (each checked finite), and the four dense
  * weights of every layer are packed into the panels of the GEMM kernel this
- * CPU runs best (kernels/gemm_kernels.h), so the forward pass packs
+ * CPU runs best (the nn.gemm slot of the AUTO kernel table,
+ * core/toolkit_kernels.h), so the forward pass packs
  * nothing. */
 #include "bert_internal.h"
 
@@ -212,12 +213,12 @@ enum { ALIGN_FLOATS = 16 }; /* a cache line */
 /* The panels of every layer's dense weights, for the best GEMM kernel. */
 static attn_status pack_weights(attn_bert *m)
 {
-    const attn__gemm_kernel *k = attn__gemm_kernel_best();
+    const attn__gemm_kernel *k = attn__ctx_toolkit(NULL)->gemm;
     int64_t H = m->c.hidden_size, F = m->c.intermediate_size;
     int64_t nq = attn__gemm_packed_floats(k, 3 * H, H), no = attn__gemm_packed_floats(k, H, H);
     int64_t ni = attn__gemm_packed_floats(k, F, H), per = nq + no + ni + attn__gemm_packed_floats(k, H, F);
     int64_t all;
-    ATTN__NN_MUL("attn_bert_load", per, m->c.n_layers, &all);
+    ATTN__MUL("attn_bert_load", per, m->c.n_layers, &all);
     m->packed = attn_alloc((size_t)(all + ALIGN_FLOATS) * sizeof(float));
     if (m->packed == NULL)
         return attn_fail(ATTN_NO_MEMORY, "attn_bert_load: no memory for the packed weights");
@@ -274,8 +275,8 @@ static attn_status alloc_model(const attn_bert_config *c, attn_bert **out)
 {
     slot emb[N_EMB_TENSORS], lay[N_LAYER_TENSORS];
     int64_t emb_floats, layer_floats = layout(c, emb, lay, &emb_floats), all;
-    ATTN__NN_MUL("attn_bert_load", layer_floats, c->n_layers, &all);
-    if (all > ATTN__NN_MAX_ELEMS - emb_floats)
+    ATTN__MUL("attn_bert_load", layer_floats, c->n_layers, &all);
+    if (all > ATTN__MAX_ELEMS - emb_floats)
         return attn_fail(ATTN_OVERFLOW, "attn_bert_load: the parameter count overflows");
     attn_bert *m = attn_calloc(1, sizeof *m);
     if (m) m->params = attn_alloc((size_t)(all + emb_floats) * sizeof(float));
@@ -338,9 +339,9 @@ static attn_status load_weights(const char *path, const attn_bert_config *c, att
 attn_status attn_bert_load_files(const char *config_path, const char *weights_path,
                                  const char *sbert_config_path, attn_bert **out)
 {
-    ATTN__NN_NOT_NULL(__func__, config_path);
-    ATTN__NN_NOT_NULL(__func__, weights_path);
-    ATTN__NN_NOT_NULL(__func__, out);
+    ATTN__NOT_NULL(__func__, config_path);
+    ATTN__NOT_NULL(__func__, weights_path);
+    ATTN__NOT_NULL(__func__, out);
     attn_bert_config c;
     attn_status st = attn__bert_load_config(config_path, &c);
     if (st == ATTN_OK && sbert_config_path) st = attn__bert_load_sbert_config(sbert_config_path, &c);
@@ -350,8 +351,8 @@ attn_status attn_bert_load_files(const char *config_path, const char *weights_pa
 
 attn_status attn_bert_load(const char *model_dir, attn_bert **out)
 {
-    ATTN__NN_NOT_NULL(__func__, model_dir);
-    ATTN__NN_NOT_NULL(__func__, out);
+    ATTN__NOT_NULL(__func__, model_dir);
+    ATTN__NOT_NULL(__func__, out);
     enum { PATH_CAP = 4096 };
     char cfg[PATH_CAP], wts[PATH_CAP], sb[PATH_CAP];
     int a = snprintf(cfg, PATH_CAP, "%s/config.json", model_dir);

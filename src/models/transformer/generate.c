@@ -10,7 +10,7 @@
  */
 #include "transformer_internal.h"
 
-#include "kernels/row_kernels.h"
+#include "core/toolkit_kernels.h"
 
 #include <math.h>
 #include <string.h>
@@ -271,7 +271,7 @@ static void advance(dec *g, beams *B, const attn_nn_gen_opts *o, int32_t *cur, f
     int64_t V = g->m->c.vocab, nb = B->nb, k = 2 * nb, n = 0;
     for (int64_t b = 0; b < B->n_live; b++) {
         const float *lg = g->logits + b * V;
-        double lz = attn__row_kernels_best()->logsumexp(lg, V);
+        double lz = attn__ctx_toolkit(g->ctx)->softmax_row(lg, V);
         for (int64_t v = 0; v < V; v++)
             offer(cands, &n, k, (cand){B->score[b] + (double)lg[v] - lz, b, (int32_t)v});
     }
