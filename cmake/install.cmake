@@ -1,5 +1,5 @@
 # install.cmake - what `cmake --install build --prefix P` puts under P, for
-# every library the build made (attn_nn and attn_viz are optional):
+# every library the build made (attn_viz is optional):
 #   lib/libNAME.a, lib/libNAME.so*   the libraries (NAME: attn, attn_formats, ...)
 #   include/attn/*.h, include/*.h    each library's public headers, and the
 #                                    compatibility headers of the old paths
@@ -28,7 +28,7 @@ set(ATTN_PC_DEPS_attn_nn      attn attn_formats attn_text)
 set(ATTN_PC_DEPS_attn_viz     attn)
 set(ATTN_PC_LIBS_attn         "-lpthread -lm")
 set(ATTN_PC_LIBS_attn_formats "-lm")
-set(ATTN_PC_LIBS_attn_nn      "-lopenblas -lm")
+set(ATTN_PC_LIBS_attn_nn      "-lm")
 set(ATTN_PC_REQUIRES_PRIVATE_attn_viz libpng)
 set(ATTN_PC_DESC_attn         "exact attention for CPUs: scaled dot-product attention and scoring functions, forward and backward")
 set(ATTN_PC_DESC_attn_formats "attn's file formats: safetensors and GGUF")
@@ -103,10 +103,6 @@ foreach(lib ${ATTN_LIBRARIES})
           DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
 endforeach()
 
-# attnConfig.cmake looks for OpenBLAS where the build found it first.
-if(ATTN_OPENBLAS_LIB)
-  get_filename_component(ATTN_OPENBLAS_DIR ${ATTN_OPENBLAS_LIB} DIRECTORY)
-endif()
 configure_package_config_file(cmake/attnConfig.cmake.in attnConfig.cmake
                               INSTALL_DESTINATION ${ATTN_CMAKE_DIR})
 # 0.x: a new minor version may change the API, so only the same minor matches.

@@ -21,7 +21,6 @@
     X(kernel_forcing) \
     X(kernel_env_variable) \
     X(ctx_describe) \
-    X(rows_kernels_vs_double) \
     X(tiled_fused_backward_bitwise) \
     X(argument_checks) \
     X(every_status_code) \
@@ -46,7 +45,14 @@
     X(score_tanh_accuracy) \
     X(score_argument_checks) \
     X(score_out_of_memory) \
-    X(score_grid_vs_ref64)
+    X(score_grid_vs_ref64) \
+    X(kernels_gemm_portable_vs_double) \
+    X(kernels_gemm_avx2_vs_double) \
+    X(kernels_gemm_avx512_vs_double) \
+    X(kernels_gemm_bitwise_across_threads_and_packing) \
+    X(kernels_gemm_empty_products) \
+    X(kernels_rows_portable_vs_double) \
+    X(kernels_rows_avx2_vs_double)
 
 #define T_TESTS_FORMATS(X) \
     X(json_decoded_strings_and_offsets) \

@@ -104,6 +104,11 @@ const char *t_path(const char *name);
                    t_a, t_b, t_t);                                                \
     } while (0)
 
+/* Marks the running test as skipped, with the reason (what this build or CPU
+ * lacks); the runner reports it as SKIP by name, never as passed. A test
+ * that skips makes no checks. */
+void t_skip(const char *why);
+
 /* Defines test `name`; every test is listed once in tests/runner/list.h. */
 #define T_TEST(name)            \
     void test_##name(void);     \
