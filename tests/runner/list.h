@@ -108,7 +108,8 @@
     X(optim_adamw_args) \
     X(optim_adamw_two_steps_hand_computed) \
     X(optim_clip_grad_norm) \
-    X(optim_lr_schedules)
+    X(optim_lr_schedules) \
+    X(probe_weights_vs_naive)
 
 #define T_TESTS_MODELS(X) \
     X(beam_search_beats_greedy) \
@@ -121,6 +122,8 @@
     X(bert_forward_vs_naive_double) \
     X(bert_out_of_memory) \
     X(bert_padding_invariance) \
+    X(bert_probe_errors) \
+    X(bert_probe_grads_fd) \
     X(bert_sentence_config_and_missing_files) \
     X(bert_truncated_weights) \
     X(checkpoint_corrupt_catalogue) \
@@ -137,7 +140,10 @@
     X(seq2seq_generate_matches_teacher_forcing) \
     X(seq2seq_learns_to_copy) \
     X(seq2seq_out_of_memory) \
-    X(seq2seq_padding_invariance)
+    X(seq2seq_padding_invariance) \
+    X(transformer_probe_errors) \
+    X(transformer_probe_grads_fd) \
+    X(transformer_probe_sites_and_shapes)
 
 #define T_TESTS_VIZ(X) \
     X(viz_argument_errors) \
