@@ -266,7 +266,14 @@ def _lib():
     cands += sorted(glob.glob(os.path.join(ROOT, "build-*", "libattn_nn.so")))
     for c in cands:
         if c and os.path.exists(c):
-            lib = C.CDLL(c)
+            # the tokenizer is in libattn_text.so, which libattn_nn.so does not
+            # link: load the tiers into the global scope and look them up there
+            tiers = [os.path.join(os.path.dirname(c), f"libattn{t}.so")
+                     for t in ("", "_formats", "_text")] + [c]
+            for t in tiers:
+                if os.path.exists(t):
+                    C.CDLL(t, mode=C.RTLD_GLOBAL)
+            lib = C.CDLL(None)
             if hasattr(lib, "attn_bert_embed") and hasattr(lib, "attn_wordpiece_encode"):
                 return lib
     pytest.skip("libattn_nn.so with attn_bert_embed and attn_wordpiece_encode is not built")

@@ -1,41 +1,23 @@
-/* explain_text.c - the text output of the explorer page: a sink that
- * counts, fills a buffer or writes a file (so the page is measured and
- * written by the same code), and the escapes of explain_text.h. */
+/* explain_text.c - the escapes of the explorer page (explain_text.h), on
+ * the JSON writer's byte sink. */
 #include "viz/explain_text.h"
 
 #include "core/utf8.h"
 
-#include <inttypes.h>
+#include <stdio.h>
 #include <string.h>
 
-void attn__explain_raw(attn__explain_out *o, const char *s, size_t n)
+void attn__explain_str(attn__json_out *o, const char *s)
 {
-    if (o->buf != NULL && o->len < o->cap) {
-        size_t room = o->cap - o->len;
-        memcpy(o->buf + o->len, s, n < room ? n : room);
-    }
-    if (o->f != NULL && !o->err && n > 0 && fwrite(s, 1, n, o->f) != n) o->err = 1;
-    o->len += n;
-}
-
-void attn__explain_str(attn__explain_out *o, const char *s)
-{
-    attn__explain_raw(o, s, strlen(s));
-}
-
-void attn__explain_int(attn__explain_out *o, int64_t x)
-{
-    char b[32];
-    int n = snprintf(b, sizeof b, "%" PRId64, x);
-    attn__explain_raw(o, b, (size_t)n);
+    attn__json_out_raw(o, s, strlen(s));
 }
 
 /* \uXXXX for the code point c (at most U+FFFF). */
-static void json_u(attn__explain_out *o, uint32_t c)
+static void json_u(attn__json_out *o, uint32_t c)
 {
     char b[8];
     snprintf(b, sizeof b, "\\u%04x", (unsigned)c);
-    attn__explain_raw(o, b, 6);
+    attn__json_out_raw(o, b, 6);
 }
 
 /* Does the JSON string keep c as \uXXXX? Controls (C0, DEL, C1), the HTML
@@ -47,11 +29,11 @@ static int json_escaped(uint32_t c)
            c == 0x2028 || c == 0x2029;
 }
 
-void attn__explain_json_string(attn__explain_out *o, const char *s)
+void attn__explain_json_string(attn__json_out *o, const char *s)
 {
     const unsigned char *u = (const unsigned char *)s;
     size_t n = strlen(s);
-    attn__explain_raw(o, "\"", 1);
+    attn__json_out_raw(o, "\"", 1);
     for (size_t i = 0; i < n;) {
         uint32_t c = 0;
         int k = attn__utf8_decode(u + i, n - i, &c);
@@ -59,18 +41,18 @@ void attn__explain_json_string(attn__explain_out *o, const char *s)
             json_u(o, 0xFFFD);
             i++;
         } else if (c == '"' || c == '\\') {
-            attn__explain_raw(o, c == '"' ? "\\\"" : "\\\\", 2);
+            attn__json_out_raw(o, c == '"' ? "\\\"" : "\\\\", 2);
             i++;
         } else {
             if (json_escaped(c)) json_u(o, c);
-            else attn__explain_raw(o, s + i, (size_t)k);
+            else attn__json_out_raw(o, s + i, (size_t)k);
             i += (size_t)k;
         }
     }
-    attn__explain_raw(o, "\"", 1);
+    attn__json_out_raw(o, "\"", 1);
 }
 
-void attn__explain_html_text(attn__explain_out *o, const char *s)
+void attn__explain_html_text(attn__json_out *o, const char *s)
 {
     static const char fffd[] = "\xEF\xBF\xBD";
     const unsigned char *u = (const unsigned char *)s;
@@ -81,22 +63,22 @@ void attn__explain_html_text(attn__explain_out *o, const char *s)
         const char *ref = c == '&' ? "&amp;" : c == '<' ? "&lt;" : c == '>' ? "&gt;"
                         : c == '"' ? "&quot;" : c == '\'' ? "&#39;" : NULL;
         if (k == 0 || ((c < 0x20 || (c >= 0x7F && c <= 0x9F)) && c != '\t' && c != '\n'))
-            attn__explain_raw(o, fffd, 3);
+            attn__json_out_raw(o, fffd, 3);
         else if (ref != NULL)
             attn__explain_str(o, ref);
         else
-            attn__explain_raw(o, s + i, (size_t)k);
+            attn__json_out_raw(o, s + i, (size_t)k);
         i += k == 0 ? 1 : (size_t)k;
     }
 }
 
-void attn__explain_base64_f32(attn__explain_out *o, const float *x, int64_t n)
+void attn__explain_base64_f32(attn__json_out *o, const float *x, int64_t n)
 {
     static const char abc[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     unsigned char in[3];
     char quad[4];
     int have = 0;
-    attn__explain_raw(o, "\"", 1);
+    attn__json_out_raw(o, "\"", 1);
     for (int64_t i = 0; i < n; i++) {
         uint32_t bits;
         memcpy(&bits, &x[i], sizeof bits);
@@ -107,7 +89,7 @@ void attn__explain_base64_f32(attn__explain_out *o, const float *x, int64_t n)
             quad[1] = abc[((in[0] & 3) << 4) | (in[1] >> 4)];
             quad[2] = abc[((in[1] & 15) << 2) | (in[2] >> 6)];
             quad[3] = abc[in[2] & 63];
-            attn__explain_raw(o, quad, 4);
+            attn__json_out_raw(o, quad, 4);
             have = 0;
         }
     }
@@ -117,7 +99,7 @@ void attn__explain_base64_f32(attn__explain_out *o, const float *x, int64_t n)
         quad[1] = abc[((in[0] & 3) << 4) | (in[1] >> 4)];
         quad[2] = have == 2 ? abc[(in[1] & 15) << 2] : '=';
         quad[3] = '=';
-        attn__explain_raw(o, quad, 4);
+        attn__json_out_raw(o, quad, 4);
     }
-    attn__explain_raw(o, "\"", 1);
+    attn__json_out_raw(o, "\"", 1);
 }

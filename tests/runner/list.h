@@ -157,6 +157,17 @@
     X(viz_small_cells_thin_labels) \
     X(viz_title_fits)
 
+#define T_TESTS_EXPLAIN(X) \
+    X(explain_argument_checks) \
+    X(explain_base64_floats) \
+    X(explain_html_escapes) \
+    X(explain_json_escapes) \
+    X(explain_out_of_memory) \
+    X(explain_page_reads_back) \
+    X(explain_rollout_vs_double_product) \
+    X(explain_rules_hand_computed) \
+    X(explain_write_errors)
+
 #define T_TESTS_APPS(X) \
     X(charvocab_args) \
     X(charvocab_ids_and_labels) \
