@@ -138,6 +138,12 @@
     return Number(v.toPrecision(9)).toString();
   }
 
+  /* A token as drawn: one made only of white space shows each character
+     as an open box, so that it stays visible. */
+  function shown(t) {
+    return /^\s*$/.test(t) ? t.replace(/[\s\S]/g, '\u2423') || '\u2423' : t;
+  }
+
   /* ---- the page's frame ------------------------------------------------------------------- */
 
   function buildFrame() {
@@ -185,6 +191,7 @@
     var canvas = el('canvas', { id: 'matrix-canvas', tabindex: '0',
                                 'aria-label': 'heatmap: arrow keys move the cursor' }, wrap);
     el('div', { id: 'tooltip', role: 'status', hidden: '' }, wrap);
+    el('p', { id: 'matrix-legend' }, matrix);
     canvas.addEventListener('mousemove', matrixHover);
     canvas.addEventListener('mouseleave', function () { $('tooltip').hidden = true; });
     canvas.addEventListener('keydown', matrixKeys);
@@ -265,20 +272,27 @@
     var g = D.groups[S.group], cur = current();
     $('caption').textContent = g.name + ' (' + D.seqs[g.q].name + ' \u2192 ' + D.seqs[g.k].name +
       ') \u00b7 ' + (S.mode === 'raw' ? MODES.raw + ', ' : '') + cur.label;
-    var text = {
-      raw: 'Each line joins a query token (left) to a key token (right); its opacity is the ' +
-           'attention weight. Weights below ' + LINE_MIN + ' are not drawn. Hover or focus a ' +
-           'token to keep only its lines.',
-      rollout: 'Attention rollout (Abnar & Zuidema 2020): the product over layers of ' +
-               '0.5 A + 0.5 I (A averaged over heads, rows normalised), so each row says how ' +
-               'much of the token at the end of the stack comes from each input token. Line ' +
-               'opacity is the value over the largest value; the shading behind the key tokens ' +
-               'is their attribution.',
-      relevance: 'Gradient-weighted relevance (Chefer et al. 2021): per layer the head mean of ' +
-                 'the positive part of grad(A) \u00d7 A for the explained output, accumulated ' +
-                 'across layers like rollout. Line opacity is the value over the largest ' +
-                 'value; the shading behind the key tokens is their attribution.'
+    var how = {
+      head: 'Each line joins a query token (left) to a key token (right); its opacity is the ' +
+            (S.mode === 'raw' ? 'attention weight' : 'value over the largest value') +
+            '. Lines below ' + LINE_MIN + ' are not drawn. Hover or focus a token to keep only ' +
+            'its lines.' + (S.mode === 'raw' && S.head === 'all' ? ' Colours are heads.' : ''),
+      model: '',
+      matrix: 'Rows are query tokens, columns key tokens; the colour runs from 0 (dark) to the ' +
+              'largest value (yellow). Hover a cell, or focus the map and use the arrow keys, ' +
+              'for its exact value.'
+    }[S.view];
+    var what = {
+      raw: '',
+      rollout: ' Attention rollout (Abnar & Zuidema 2020): the product over layers of ' +
+               '0.5 A + 0.5 I (A averaged over heads, rows normalised): how much of each token ' +
+               'at the top of the stack comes from each input token.',
+      relevance: ' Gradient-weighted relevance (Chefer et al. 2021): per layer the head mean ' +
+                 'of the positive part of grad(A) \u00d7 A for the explained output, ' +
+                 'accumulated across layers like rollout.'
     }[S.mode];
+    var text = how + what + (S.mode !== 'raw' && S.view === 'head'
+      ? ' The shading behind the key tokens is their attribution.' : '');
     $('explain').textContent = text;
     $('model-note').textContent = 'Every layer (rows) and head (columns) of ' + g.name +
       ', raw weights, each on its own colour scale from 0 to its largest weight. ' +
@@ -301,8 +315,9 @@
     var svg = $('head-svg'), g = D.groups[S.group];
     var qt = D.seqs[g.q].tokens, kt = D.seqs[g.k].tokens;
     svg.textContent = '';
-    var height = TOP + Math.max(qt.length, kt.length) * ROW + 10;
-    svg.setAttribute('width', XK + 220);
+    var swatches = S.mode === 'raw' && S.head === 'all' ? g.heads : 0;
+    var height = TOP + Math.max(qt.length, kt.length, swatches) * ROW + 10;
+    svg.setAttribute('width', XK + 300);
     svg.setAttribute('height', height);
     svg.setAttribute('aria-label', 'head view of ' + g.name);
     sv('text', { x: XQ, y: 16, 'text-anchor': 'end', class: 'axis' }, svg, 'query: ' + D.seqs[g.q].name);
@@ -316,6 +331,11 @@
       drawEdges(edges, cur.values, cur.scale, g, S.mode === 'raw' ? S.head : -1,
                 S.mode === 'raw' ? headColour(S.head, g.heads) : '#3b5ba5');
       if (cur.attrs) drawAttributions(svg, cur.attrs, kt.length);
+    }
+    for (var k = 0; k < swatches; k++) {
+      sv('rect', { x: XK + 210, y: TOP + k * ROW - 12, width: 12, height: 12,
+                   fill: headColour(k, g.heads) }, svg);
+      sv('text', { x: XK + 228, y: TOP + k * ROW - 2, class: 'axis' }, svg, 'head ' + k);
     }
     qt.forEach(function (t, i) { token(svg, 'q', i, XQ, t); });
     kt.forEach(function (t, j) { token(svg, 'k', j, XK, t); });
@@ -345,7 +365,7 @@
 
   function token(svg, side, idx, x, text) {
     var t = sv('text', { x: x, y: TOP + idx * ROW, class: 'tok tok-' + side, tabindex: '0',
-                         'text-anchor': side === 'q' ? 'end' : 'start' }, svg, text);
+                         'text-anchor': side === 'q' ? 'end' : 'start' }, svg, shown(text));
     t.setAttribute(side === 'q' ? 'data-i' : 'data-j', idx);
     var on = function () { isolate(side === 'q' ? 'i' : 'j', idx); };
     var off = function () { isolate(null, null); };
@@ -418,28 +438,36 @@
     var ctx = canvas.getContext('2d');
     ctx.font = '12px system-ui, sans-serif';
     var widest = function (ts) {
-      return Math.min(180, Math.max.apply(null, ts.map(function (t) { return ctx.measureText(t).width; })));
+      return Math.min(180, Math.max.apply(null, ts.map(function (t) { return ctx.measureText(shown(t)).width; })));
     };
-    var left = widest(qt) + 12, top = widest(kt) + 12, attrRows = cur.attrs ? 2 : 0;
+    var attrRows = cur.attrs ? 2 : 0;
+    var left = Math.max(widest(qt), cur.attrs ? widest(['attribution']) : 0) + 20;
+    var top = widest(kt) + 16;
     var w = left + g.nk * cell + 20, h = top + (g.nq + attrRows) * cell + 20;
     var dpr = window.devicePixelRatio || 1;
     canvas.width = Math.round(w * dpr);
     canvas.height = Math.round(h * dpr);
     canvas.style.width = w + 'px';
     canvas.style.height = h + 'px';
+    /* the grid's place in CSS pixels, for tools that read the page */
+    canvas.setAttribute('data-left', left);
+    canvas.setAttribute('data-top', top);
+    canvas.setAttribute('data-cell', cell);
     ctx = canvas.getContext('2d');
     ctx.scale(dpr, dpr);
     ctx.font = '12px system-ui, sans-serif';
     ctx.fillStyle = '#fff';
     ctx.fillRect(0, 0, w, h);
+    var top_value = maxOf(cur.values) > 0 ? maxOf(cur.values) : 1; /* colours span 0 .. largest */
     for (var i = 0; i < g.nq; i++)
       for (var j = 0; j < g.nk; j++) {
-        var c = ramp(cur.values[i * g.nk + j] / cur.scale);
+        var c = ramp(cur.values[i * g.nk + j] / top_value);
         ctx.fillStyle = 'rgb(' + c.join(',') + ')';
         ctx.fillRect(left + j * cell, top + i * cell, cell, cell);
       }
     if (cur.attrs) drawAttrRow(ctx, cur.attrs, left, top + (g.nq + 1) * cell, cell);
     labels(ctx, qt, kt, left, top, cell);
+    legend(top_value);
     M = { left: left, top: top, cell: cell, nq: g.nq, nk: g.nk, values: cur.values, qt: qt, kt: kt,
           label: cur.label, cursor: M && M.nq === g.nq && M.nk === g.nk ? M.cursor : [0, 0] };
     $('tooltip').hidden = true;
@@ -459,6 +487,20 @@
     ctx.fillText('attribution', left - 6, y + cell / 2);
   }
 
+  /* The colour bar under the matrix: 0 to the largest value. */
+  function legend(topValue) {
+    var bar = $('matrix-legend');
+    bar.textContent = '';
+    el('span', {}, bar, '0 ');
+    var c = el('canvas', { width: 160, height: 12 }, bar);
+    var ctx = c.getContext('2d');
+    for (var x = 0; x < 160; x++) {
+      ctx.fillStyle = 'rgb(' + ramp(x / 159).join(',') + ')';
+      ctx.fillRect(x, 0, 1, 12);
+    }
+    el('span', {}, bar, ' ' + fmt(topValue) + ' (the largest value shown)');
+  }
+
   /* Row labels left of the grid, column labels above it reading upwards;
      with small cells only every k-th label, so that none overlap. */
   function labels(ctx, qt, kt, left, top, cell) {
@@ -466,12 +508,12 @@
     ctx.fillStyle = '#202020';
     ctx.textAlign = 'right';
     ctx.textBaseline = 'middle';
-    for (var i = 0; i < qt.length; i += every) ctx.fillText(qt[i], left - 6, top + (i + 0.5) * cell, 174);
+    for (var i = 0; i < qt.length; i += every) ctx.fillText(shown(qt[i]), left - 6, top + (i + 0.5) * cell, 174);
     ctx.save();
     ctx.translate(left, top - 6);
     ctx.rotate(-Math.PI / 2);
     ctx.textAlign = 'left';
-    for (var j = 0; j < kt.length; j += every) ctx.fillText(kt[j], 0, (j + 0.5) * cell, 174);
+    for (var j = 0; j < kt.length; j += every) ctx.fillText(shown(kt[j]), 0, (j + 0.5) * cell, 174);
     ctx.restore();
   }
 
