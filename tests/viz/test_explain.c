@@ -111,7 +111,7 @@ T_TEST(explain_base64_floats)
 
 enum { NQ = 3, NK = 4 };
 
-static const char *const nasty[NK] = {"</script>", "<!--", "\"q\"", "a\xE2\x80\xA8" "b"};
+static const char *const nasty[NK] = {"</script>", "<!--", "\"q\"", ("a\xE2\x80\xA8" "b")};
 static const char *const plain[NQ] = {"x", "y", "z"};
 
 /* A small document: sequences q (plain) and k (nasty), one group of 2
