@@ -29,7 +29,7 @@ attn_status explain_collect(attn_ctx *ctx, const attn_nn_attn_probe *p, void *us
         c->s = s;
         c->cap = cap;
     }
-    explain_site x = {p->stack, p->cross, p->layer, p->q.dim[0], p->q.dim[2], p->q.dim[1],
+    explain_site x = {p->stack, p->cross, p->layer, p->row, p->q.dim[0], p->q.dim[2], p->q.dim[1],
                       p->k.dim[1], NULL, NULL};
     size_t n = (size_t)(x.B * x.H * x.Sq * x.Sk);
     x.w = malloc(n * sizeof(float));

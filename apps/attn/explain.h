@@ -44,7 +44,7 @@ extern const explain_model explain_gru;        /* explain_dates.c */
  * explain_collect: w, dw [B, H, Sq, Sk] (attn_nn_attn_probe_weights). */
 typedef struct {
     int stack, cross;
-    int64_t layer, B, H, Sq, Sk;
+    int64_t layer, row, B, H, Sq, Sk; /* row: a recurrent decoder's step */
     float *w, *dw;
 } explain_site;
 

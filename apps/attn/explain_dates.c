@@ -17,8 +17,10 @@
  *
  * The GRU with additive attention (--model gru): one attention layer and
  * one head (attn_seq2seq_generate's weights). Rollout over a single layer
- * is that layer; relevance is not computed for it (it needs the gradient
- * through the recurrence), and the page says so. */
+ * is that layer. Relevance comes from the same one-row-per-output probe
+ * step (attn_seq2seq_step_probe: one call per decoder step): with no
+ * self-attention around it, Chefer et al.'s rules leave
+ * Abar = (dlog p / dw * w)^+, step by step. */
 #include "explain.h"
 
 #include "cli.h"
@@ -304,8 +306,73 @@ static int load_gru(const char *path, attn_seq2seq **g)
                        transformer ? "; it is a transformer checkpoint: use --model dates" : "");
 }
 
+/* The probe step of the GRU: one row per output character, each with the
+ * loss on its own character (as probe() for the transformer). */
+static attn_status gru_probe(attn_ctx *ctx, attn_seq2seq *g, const int32_t *src, int64_t s,
+                             const int32_t *out, int64_t t, explain_probes *pr)
+{
+    int32_t *ids = calloc((size_t)(t * (s + 2 * t)), sizeof *ids);
+    int64_t *lens = malloc((size_t)t * sizeof *lens);
+    if (!ids || !lens) {
+        free(ids);
+        free(lens);
+        return attn_fail(ATTN_NO_MEMORY, "attn explain: out of memory");
+    }
+    int32_t *bsrc = ids, *tin = ids + t * s, *tout = tin + t * t;
+    for (int64_t b = 0; b < t; b++) {
+        memcpy(bsrc + b * s, src, (size_t)s * sizeof *src);
+        tin[b * t] = ATTN_CHAR_BOS;
+        for (int64_t i = 1; i < t; i++) tin[b * t + i] = out[i - 1];
+        tout[b * t + b] = out[b];
+        lens[b] = s;
+    }
+    attn_nn_batch batch = {t, s, t, bsrc, tin, tout, lens, NULL, ATTN_CHAR_PAD};
+    double loss = 0;
+    attn_status st = attn_seq2seq_step_probe(ctx, g, &batch, explain_collect, pr, &loss);
+    free(ids);
+    free(lens);
+    return st;
+}
+
+/* For each output b the relevance map [t, s]: row i = max(-t dw_b * w_b, 0)
+ * of step i (the gradient of log p(output b) is -t times row b's), then
+ * the map whose row b is output b's own. */
+static attn_status gru_relevance(attn_explain *doc, const explain_probes *pr, int64_t g,
+                                 const char *const *labels, int64_t t, int64_t s)
+{
+    float *m = malloc((size_t)(2 * t * s) * sizeof *m), *rows = m ? m + t * s : NULL;
+    attn_status st = m ? ATTN_OK : attn_fail(ATTN_NO_MEMORY, "attn explain: out of memory");
+    for (int64_t b = 0; st == ATTN_OK && b < t; b++) {
+        for (int64_t i = 0; i < t; i++) {
+            const explain_site *x = NULL;
+            for (int k = 0; k < pr->n; k++)
+                if (pr->s[k].row == i) x = &pr->s[k];
+            if (!x) {
+                st = attn_fail(ATTN_BAD_PARAM, "attn explain: no probe of step %lld", (long long)i);
+                break;
+            }
+            for (int64_t j = 0; j < s; j++) {
+                double v = -(double)t * x->dw[b * s + j] * x->w[b * s + j];
+                m[i * s + j] = v > 0 ? (float)v : 0.0f;
+            }
+        }
+        char label[64];
+        int64_t target = 0;
+        snprintf(label, sizeof label, "output %lld: %s", (long long)b, labels[b]);
+        if (st == ATTN_OK) st = attn_explain_add_target(doc, label, &target);
+        if (st == ATTN_OK)
+            st = attn_explain_add_map(doc, g, ATTN_EXPLAIN_KIND_RELEVANCE, target, m, m + b * s);
+        if (st == ATTN_OK) memcpy(rows + b * s, m + b * s, (size_t)s * sizeof *rows);
+    }
+    int64_t every = 0;
+    if (st == ATTN_OK) st = attn_explain_add_target(doc, "every output (row t explains output t)", &every);
+    if (st == ATTN_OK) st = attn_explain_add_map(doc, g, ATTN_EXPLAIN_KIND_RELEVANCE, every, rows, NULL);
+    free(m);
+    return st;
+}
+
 static attn_status gru_document(attn_explain *doc, const char *src, const char *out, int64_t n_out,
-                                const float *w)
+                                const float *w, const explain_probes *pr)
 {
     int64_t s = (int64_t)strlen(src), seq_s = 0, seq_o = 0, g = 0;
     char labels[2][ATTN_DATES_SRC_MAX][LABEL_CAP];
@@ -318,11 +385,13 @@ static attn_status gru_document(attn_explain *doc, const char *src, const char *
     if (st == ATTN_OK) st = attn_explain_set_weights(doc, g, 0, 0, w);
     /* one attention layer: its rollout is the layer itself */
     if (st == ATTN_OK) st = attn_explain_add_map(doc, g, ATTN_EXPLAIN_KIND_ROLLOUT, -1, w, NULL);
+    if (st == ATTN_OK) st = gru_relevance(doc, pr, g, ptrs[1], n_out, s);
     if (st == ATTN_OK)
         st = attn_explain_add_note(doc, "One attention layer with one head: its rollout is the "
-                                        "layer itself. Relevance needs the gradient through the "
-                                        "GRU's recurrence, which attn explain does not compute; "
-                                        "the relevance mode is off for this model.");
+                                        "layer itself, and its relevance is the positive part of "
+                                        "gradient times weight, step by step. The GRU's "
+                                        "recurrence carries information past the attention; "
+                                        "neither map attributes that.");
     return st;
 }
 
@@ -350,7 +419,14 @@ static int build_gru(const explain_args *a, attn_explain **doc)
     if (st == ATTN_OK) st = attn_explain_add_note(*doc, note);
     if (st == ATTN_OK && n_out == 0)
         st = attn_fail(ATTN_BAD_PARAM, "the model produced nothing for '%s'", src);
-    if (st == ATTN_OK) st = gru_document(*doc, src, out, n_out, w);
+    int32_t src_ids[ATTN_DATES_SRC_MAX], out_ids[OUT_MAX];
+    int64_t n = 0;
+    explain_probes pr = {0};
+    if (st == ATTN_OK) st = attn_charvocab_encode(src, src_ids, ATTN_DATES_SRC_MAX, &n);
+    if (st == ATTN_OK) st = attn_charvocab_encode(out, out_ids, OUT_MAX, &n);
+    if (st == ATTN_OK) st = gru_probe(ctx, g, src_ids, (int64_t)strlen(src), out_ids, n_out, &pr);
+    if (st == ATTN_OK) st = gru_document(*doc, src, out, n_out, w, &pr);
+    explain_probes_free(&pr);
     if (st == ATTN_OK) printf("%s -> %s\n", src, out);
     rc = st == ATTN_OK ? explain_select(a, *doc, 0, 1, 1) : cli_fail("explain", st);
     attn_ctx_free(ctx);

@@ -35,7 +35,7 @@ class Probe(C.Structure):
     """attn_nn_attn_probe of attn/nn.h, fields in declaration order."""
     _fields_ = [("stack", C.c_int), ("layer", C.c_int64), ("cross", C.c_int),
                 ("q", Tensor), ("k", Tensor), ("v", Tensor), ("lse", Tensor), ("d_o", Tensor),
-                ("params", C.c_void_p)]
+                ("params", C.c_void_p), ("score", C.c_void_p), ("row", C.c_int64)]
 
 
 HOOK = C.CFUNCTYPE(C.c_int, C.c_void_p, C.POINTER(Probe), C.c_void_p)
@@ -239,9 +239,20 @@ def test_translator_and_gru_pages(tmp_path, checkpoints):
     p = run("explain", "--model", "gru", "--checkpoint", str(gru), "--out", str(out), "1 JAN 1900")
     assert p.returncode == 0, p.stderr
     d, _ = page_data(out)
-    assert len(d["groups"]) == 1 and d["groups"][0]["W"].shape[:2] == (1, 1)
-    assert [m["kind"] for m in d["maps"]] == ["rollout"]
-    assert any("Relevance needs the gradient" in n for n in d["notes"])
+    g = d["groups"][0]
+    assert len(d["groups"]) == 1 and g["W"].shape[:2] == (1, 1)
+    n_out = g["W"].shape[2]
+    kinds = [m["kind"] for m in d["maps"]]
+    assert kinds == ["rollout"] + ["relevance"] * (n_out + 1)
+    assert np.array_equal(d["maps"][0]["M"], g["W"][0, 0])  # one layer: rollout is the layer
+    for m in d["maps"][1:]:
+        assert (m["M"] >= 0).all()
+        if m["target"] < n_out:  # causal: steps after the output do not explain it
+            assert not m["M"][m["target"] + 1:].any()
+            assert np.array_equal(m["A"], m["M"][m["target"]])
+    every = d["maps"][-1]["M"]
+    for t in range(n_out):
+        assert np.array_equal(every[t], d["maps"][1 + t]["M"][t])
 
 
 @pytest.mark.parametrize("what", ["gru-as-dates", "dates-as-gru", "minilm-as-dates", "garbage"])

@@ -1,8 +1,9 @@
 /* probe.c - what an explanation reads from one attention call during a
  * backward pass (attn/nn.h, attn_nn_attn_probe): the probabilities,
- * recomputed exactly from Q, K and the forward's LSE by attn_sdpa_weights,
- * and their gradient dP = dO V^T per head, the term of the core's backward
- * before the softmax (dS = P * (dP - rowsum(dO * O))).
+ * recomputed exactly from Q, K and the forward's LSE by attn_sdpa_weights
+ * (or attn_score_weights for a learned scoring function), and their
+ * gradient dP = dO V^T per head, the term of the backward before the
+ * softmax (dS = P * (dP - rowsum(dO * O))).
  *
  *   q [B, Sq, Hq, D]  v [B, Sk, Hkv, Dv]  d_o [B, Sq, Hq, Dv]
  *   w, dw [B, Hq, Sq, Sk]
@@ -10,6 +11,12 @@
 #include "nn/nn_private.h"
 
 #include <string.h>
+
+/* The masks of the call: the scoring function's, or the dot product's. */
+static const attn_sdpa_params *masks(const attn_nn_attn_probe *p)
+{
+    return p->score != NULL ? &p->score->masks : p->params;
+}
 
 static attn_status check_probe(const char *fn, const attn_nn_attn_probe *p)
 {
@@ -31,9 +38,10 @@ static attn_status check_probe(const char *fn, const attn_nn_attn_probe *p)
     if (v->dim[2] < 1 || Hq % v->dim[2] != 0)
         return attn_fail(ATTN_BAD_HEADS, "%s: Hq = %lld is not a multiple of Hkv = %lld", fn,
                          (long long)Hq, (long long)v->dim[2]);
-    if (p->params != NULL && p->params->dropout_p != 0)
-        return attn_fail(ATTN_UNSUPPORTED, "%s: 'p->params->dropout_p' is %g; explanations need "
-                         "the attention without dropout", fn, p->params->dropout_p);
+    const attn_sdpa_params *m = masks(p);
+    if (m != NULL && m->dropout_p != 0)
+        return attn_fail(ATTN_UNSUPPORTED, "%s: the masks' dropout_p is %g; explanations need the "
+                         "attention without dropout", fn, m->dropout_p);
     return ATTN_OK;
 }
 
@@ -49,7 +57,7 @@ static void grad_weights(const attn_nn_attn_probe *p, float *dw)
     const attn_tensor *v = &p->v, *d = &p->d_o;
     int64_t B = d->dim[0], Sq = d->dim[1], Hq = d->dim[2], Dv = d->dim[3], Sk = v->dim[1];
     int64_t group = Hq / v->dim[2];
-    const attn_sdpa_params *pr = p->params;
+    const attn_sdpa_params *pr = masks(p);
     for (int64_t b = 0; b < B; b++) {
         int64_t lq = pr && pr->q_lens ? pr->q_lens[b] : Sq, lk = pr && pr->k_lens ? pr->k_lens[b] : Sk;
         for (int64_t h = 0; h < Hq; h++)
@@ -76,7 +84,9 @@ attn_status attn_nn_attn_probe_weights(attn_ctx *ctx, const attn_nn_attn_probe *
     int64_t B = p->q.dim[0], Hq = p->q.dim[2], Sq = p->q.dim[1], Sk = p->k.dim[1];
     if (w != NULL) {
         attn_tensor tw = attn_tensor_make(w, ATTN_DTYPE_F32, B, Hq, Sq, Sk);
-        st = attn_sdpa_weights(ctx, &p->q, &p->k, &p->lse, p->params, NULL, 0, NULL, 0, 0, &tw);
+        st = p->score ? attn_score_weights(ctx, &p->q, &p->k, &p->lse, p->score, 0, &tw)
+                      : attn_sdpa_weights(ctx, &p->q, &p->k, &p->lse, p->params, NULL, 0, NULL, 0,
+                                          0, &tw);
         if (st != ATTN_OK) return st;
     }
     if (dw != NULL) grad_weights(p, dw);

@@ -27,7 +27,7 @@ T_TEST(probe_weights_vs_naive)
                              attn_tensor_make(k, ATTN_DTYPE_F32, B, SK, HKV, D),
                              attn_tensor_make(v, ATTN_DTYPE_F32, B, SK, HKV, DV),
                              attn_tensor_make(lse, ATTN_DTYPE_F32, B, HQ, SQ, 1),
-                             attn_tensor_make(d_o, ATTN_DTYPE_F32, B, SQ, HQ, DV), &p};
+                             attn_tensor_make(d_o, ATTN_DTYPE_F32, B, SQ, HQ, DV), &p, NULL, 0};
     attn_tensor to = attn_tensor_make(o, ATTN_DTYPE_F32, B, SQ, HQ, DV);
     T_EQ_STATUS(attn_sdpa_forward(t_ctx(1), &pr.q, &pr.k, &pr.v, &p, &to, &pr.lse), ATTN_OK);
     T_EQ_STATUS(attn_nn_attn_probe_weights(t_ctx(1), &pr, w, dw), ATTN_OK);

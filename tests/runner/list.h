@@ -141,6 +141,7 @@
     X(seq2seq_learns_to_copy) \
     X(seq2seq_out_of_memory) \
     X(seq2seq_padding_invariance) \
+    X(seq2seq_probe_grads_fd) \
     X(transformer_probe_errors) \
     X(transformer_probe_grads_fd) \
     X(transformer_probe_sites_and_shapes)

@@ -179,7 +179,7 @@ static attn_status backward(probe_run *r, attn_nn_attn_hook hook, void *user)
         attn_nn_attn_probe p = {0, l, 0, view(r, s->qkv, 3 * H), view(r, s->qkv + H, 3 * H),
                                 view(r, s->qkv + 2 * H, 3 * H),
                                 attn_tensor_make(s->lse, ATTN_DTYPE_F32, 1, r->nh, r->T, 1),
-                                view(r, r->d_o, H), &params};
+                                view(r, r->d_o, H), &params, NULL, 0};
         st = hook(r->ctx, &p, user);
         if (st == ATTN_OK && l > 0) st = through_attention(r, l);
     }

@@ -198,7 +198,7 @@ static void probe(run *r, attn__nn_block *L, int sub, const stream *s, uint64_t 
                             attn_tensor_make(sa->k, ATTN_DTYPE_F32, B, Sk, Hk, hd),
                             attn_tensor_make(sa->v, ATTN_DTYPE_F32, B, Sk, Hk, hd),
                             attn_tensor_make(sa->lse, ATTN_DTYPE_F32, B, H, Sq, 1),
-                            attn_tensor_make(d_o, ATTN_DTYPE_F32, B, Sq, H, hd), &sp};
+                            attn_tensor_make(d_o, ATTN_DTYPE_F32, B, Sq, H, hd), &sp, NULL, 0};
     if (r->st == ATTN_OK) set(r, r->hook(r->ctx, &p, r->hook_user));
     act_free(r, d_o);
 }
