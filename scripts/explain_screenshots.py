@@ -100,7 +100,7 @@ def main():
     minilm, dates = os.path.join(tmp, "minilm.html"), os.path.join(tmp, "dates.html")
     explain(a.attn, minilm, "--threads", "2", A, B)
     explain(a.attn, dates, "--model", "dates", "--checkpoint", a.checkpoint, DATE)
-    d = browser(1180, 760)
+    d = browser(1180, 900)
     try:
         minilm_views(d, minilm, a.out_dir)
         translator_view(d, dates, a.out_dir)
