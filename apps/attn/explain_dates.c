@@ -50,7 +50,8 @@ static attn_status source_text(attn_explain *doc, const char *text, char *src)
 static void char_labels(const char *s, int64_t n, char (*labels)[LABEL_CAP], const char **ptrs)
 {
     for (int64_t i = 0; i < n; i++) {
-        snprintf(labels[i], LABEL_CAP, "%s", attn_charvocab_label(attn_charvocab_id((unsigned char)s[i])));
+        int32_t id = attn_charvocab_id((unsigned char)s[i]);
+        snprintf(labels[i], LABEL_CAP, "%s", attn_charvocab_label(id));
         ptrs[i] = labels[i];
     }
 }
@@ -60,6 +61,54 @@ static int load_failed(const char *path, const char *as, attn_status st, const c
     fprintf(stderr, "%s explain: cannot load '%s' as %s: %s (%s)%s\n", cli_prog, path, as,
             attn_last_error(), attn_status_name(st), hint);
     return 1;
+}
+
+/* The batch of a probe step: one row per output character b, each with the
+ * same source src [s] and decoder input (BOS, out[0 .. t-2]) and with the
+ * loss on its own character only (out[b], or EOS for the last row when eos);
+ * the other labels are PAD, which the loss ignores. */
+typedef struct {
+    attn_nn_batch b;
+    int32_t *ids; /* src [t, s], tgt_in [t, t], tgt_out [t, t] */
+    int64_t *lens;
+} per_output;
+
+static attn_status per_output_make(const int32_t *src, int64_t s, const int32_t *out, int64_t t,
+                                   int eos, per_output *p)
+{
+    p->ids = calloc((size_t)(t * (s + 2 * t)), sizeof *p->ids);
+    p->lens = malloc((size_t)t * sizeof *p->lens);
+    if (!p->ids || !p->lens) {
+        free(p->ids);
+        free(p->lens);
+        return attn_fail(ATTN_NO_MEMORY, "attn explain: out of memory");
+    }
+    int32_t *bsrc = p->ids, *tin = p->ids + t * s, *tout = tin + t * t;
+    for (int64_t b = 0; b < t; b++) {
+        memcpy(bsrc + b * s, src, (size_t)s * sizeof *src);
+        tin[b * t] = ATTN_CHAR_BOS;
+        for (int64_t i = 1; i < t; i++) tin[b * t + i] = out[i - 1];
+        tout[b * t + b] = b < t - 1 || !eos ? out[b] : ATTN_CHAR_EOS;
+        p->lens[b] = s;
+    }
+    p->b = (attn_nn_batch){t, s, t, bsrc, tin, tout, p->lens, NULL, ATTN_CHAR_PAD};
+    return ATTN_OK;
+}
+
+static void per_output_free(per_output *p)
+{
+    free(p->ids);
+    free(p->lens);
+}
+
+/* The target "every output" and its map of group g: row b of rows [t, s]
+ * is output b's relevance. */
+static attn_status every_output(attn_explain *doc, int64_t g, const float *rows)
+{
+    int64_t every = 0;
+    attn_status st = attn_explain_add_target(doc, "every output (row t explains output t)", &every);
+    return st == ATTN_OK ? attn_explain_add_map(doc, g, ATTN_EXPLAIN_KIND_RELEVANCE, every, rows, NULL)
+                         : st;
 }
 
 /* ---- the transformer --------------------------------------------------------------------- */
@@ -83,8 +132,11 @@ static attn_status rules(const translator *x, int64_t b, double scale, float *r_
     memset(r_ts, 0, (size_t)(x->t * x->s) * sizeof *r_ts);
     for (int64_t i = 0; i < x->t; i++) r_tt[i * x->t + i] = 1;
     for (int64_t l = 0; st == ATTN_OK && l < x->Ld; l++) {
-        const explain_site *self = explain_find(&x->pr, 1, l, 0), *cross = explain_find(&x->pr, 1, l, 1);
-        if (!self || !cross) return attn_fail(ATTN_BAD_PARAM, "attn explain: no probe of decoder layer %lld", (long long)l);
+        const explain_site *self = explain_find(&x->pr, 1, l, 0);
+        const explain_site *cross = explain_find(&x->pr, 1, l, 1);
+        if (!self || !cross)
+            return attn_fail(ATTN_BAD_PARAM, "attn explain: no probe of decoder layer %lld",
+                             (long long)l);
         st = explain_head_mean(self, b, scale, abar);
         if (st == ATTN_OK) st = attn_explain_self_rule(abar, x->t, r_tt, r_ts, x->s);
         if (st == ATTN_OK) st = explain_head_mean(cross, b, scale, abar);
@@ -98,7 +150,8 @@ static attn_status stack_weights(const translator *x, int stack, int64_t L, int 
 {
     for (int64_t l = 0; l < L; l++) {
         const explain_site *s = explain_find(&x->pr, stack, l, cross);
-        if (!s) return attn_fail(ATTN_BAD_PARAM, "attn explain: no probe of layer %lld", (long long)l);
+        if (!s)
+            return attn_fail(ATTN_BAD_PARAM, "attn explain: no probe of layer %lld", (long long)l);
         memcpy(w + l * s->H * s->Sq * s->Sk, s->w, (size_t)(s->H * s->Sq * s->Sk) * sizeof *w);
     }
     return ATTN_OK;
@@ -158,14 +211,13 @@ static attn_status relevance_maps(const translator *x, attn_explain *doc, const 
         memcpy(rows + b * s, r_ts + b * s, (size_t)s * sizeof *rows);
         st = attn_explain_add_map(doc, 0, ATTN_EXPLAIN_KIND_RELEVANCE, target, r_ss, NULL);
         if (st == ATTN_OK)
-            st = attn_explain_add_map(doc, 1, ATTN_EXPLAIN_KIND_RELEVANCE, target, r_tt, r_tt + b * t);
+            st = attn_explain_add_map(doc, 1, ATTN_EXPLAIN_KIND_RELEVANCE, target, r_tt,
+                                      r_tt + b * t);
         if (st == ATTN_OK)
-            st = attn_explain_add_map(doc, 2, ATTN_EXPLAIN_KIND_RELEVANCE, target, r_ts, r_ts + b * s);
+            st = attn_explain_add_map(doc, 2, ATTN_EXPLAIN_KIND_RELEVANCE, target, r_ts,
+                                      r_ts + b * s);
     }
-    int64_t every = 0;
-    if (st == ATTN_OK) st = attn_explain_add_target(doc, "every output (row t explains output t)", &every);
-    if (st == ATTN_OK) st = attn_explain_add_map(doc, 2, ATTN_EXPLAIN_KIND_RELEVANCE, every, rows, NULL);
-    return st;
+    return st == ATTN_OK ? every_output(doc, 2, rows) : st;
 }
 
 static int load_translator(const char *path, attn_transformer **m)
@@ -188,28 +240,13 @@ static int load_translator(const char *path, attn_transformer **m)
 /* Runs the probe step: one row per output character (see the top). */
 static attn_status probe(translator *x, const int32_t *src, const int32_t *out, int eos)
 {
-    int64_t s = x->s, t = x->t;
-    int32_t *ids = calloc((size_t)(t * (s + 2 * t)), sizeof *ids);
-    int64_t *lens = malloc((size_t)t * sizeof *lens);
-    if (!ids || !lens) {
-        free(ids);
-        free(lens);
-        return attn_fail(ATTN_NO_MEMORY, "attn explain: out of memory");
-    }
-    int32_t *bsrc = ids, *tin = ids + t * s, *tout = tin + t * t; /* [t, s], [t, t], [t, t] */
-    for (int64_t b = 0; b < t; b++) {
-        memcpy(bsrc + b * s, src, (size_t)s * sizeof *src);
-        tin[b * t] = ATTN_CHAR_BOS;
-        for (int64_t i = 1; i < t; i++) tin[b * t + i] = out[i - 1];
-        tout[b * t + b] = b < t - 1 || !eos ? out[b] : ATTN_CHAR_EOS; /* the rest: pad, ignored */
-        lens[b] = s;
-    }
-    attn_nn_batch batch = {t, s, t, bsrc, tin, tout, lens, NULL, ATTN_CHAR_PAD};
+    per_output p;
+    attn_status st = per_output_make(src, x->s, out, x->t, eos, &p);
+    if (st != ATTN_OK) return st;
     attn_nn_train_opts o = {0, 0, 0, 0};
     double loss = 0;
-    attn_status st = attn_transformer_step_probe(x->ctx, x->m, &batch, &o, explain_collect, &x->pr, &loss);
-    free(ids);
-    free(lens);
+    st = attn_transformer_step_probe(x->ctx, x->m, &p.b, &o, explain_collect, &x->pr, &loss);
+    per_output_free(&p);
     return st;
 }
 
@@ -237,7 +274,8 @@ static attn_status document(translator *x, attn_explain *doc, const char *src, c
     if (st == ATTN_OK) st = explain_set_group(doc, 1, &x->pr, 1, x->Ld, 0);
     if (st == ATTN_OK) st = explain_set_group(doc, 2, &x->pr, 1, x->Ld, 1);
     int64_t big = x->s > x->t ? x->s : x->t, Lmax = x->Le > x->Ld ? x->Le : x->Ld;
-    float *buf = st == ATTN_OK ? malloc((size_t)((Lmax * x->H + 8) * big * big) * sizeof *buf) : NULL;
+    size_t floats = (size_t)((Lmax * x->H + 8) * big * big);
+    float *buf = st == ATTN_OK ? malloc(floats * sizeof *buf) : NULL;
     if (st == ATTN_OK && !buf) st = attn_fail(ATTN_NO_MEMORY, "attn explain: out of memory");
     if (st == ATTN_OK) st = rollout_maps(x, doc, buf);
     if (st == ATTN_OK) st = relevance_maps(x, doc, ptrs[2], buf);
@@ -255,7 +293,8 @@ static int build_translator(const explain_args *a, attn_explain **doc)
     x.Le = c->n_enc_layers;
     x.Ld = c->n_dec_layers;
     x.H = c->n_heads;
-    if ((rc = explain_check_range(a, x.Ld, x.H)) != 0 || !(x.ctx = cli_make_ctx("explain", a->threads))) {
+    rc = explain_check_range(a, x.Ld, x.H);
+    if (rc != 0 || !(x.ctx = cli_make_ctx("explain", a->threads))) {
         attn_transformer_free(x.m);
         return rc ? rc : 1;
     }
@@ -293,7 +332,7 @@ const explain_model explain_translator = {
     "dates", "the date translator of 'attn train': encoder, decoder and cross-attention", 1, 1, 1,
     build_translator};
 
-/* ---- the GRU ------------------------------------------------------------------------------------ */
+/* ---- the GRU ---------------------------------------------------------------------------- */
 
 static int load_gru(const char *path, attn_seq2seq **g)
 {
@@ -306,31 +345,17 @@ static int load_gru(const char *path, attn_seq2seq **g)
                        transformer ? "; it is a transformer checkpoint: use --model dates" : "");
 }
 
-/* The probe step of the GRU: one row per output character, each with the
- * loss on its own character (as probe() for the transformer). */
+/* The probe step of the GRU: one row per output character (as probe() for
+ * the transformer; the weights' rows end before EOS). */
 static attn_status gru_probe(attn_ctx *ctx, attn_seq2seq *g, const int32_t *src, int64_t s,
                              const int32_t *out, int64_t t, explain_probes *pr)
 {
-    int32_t *ids = calloc((size_t)(t * (s + 2 * t)), sizeof *ids);
-    int64_t *lens = malloc((size_t)t * sizeof *lens);
-    if (!ids || !lens) {
-        free(ids);
-        free(lens);
-        return attn_fail(ATTN_NO_MEMORY, "attn explain: out of memory");
-    }
-    int32_t *bsrc = ids, *tin = ids + t * s, *tout = tin + t * t;
-    for (int64_t b = 0; b < t; b++) {
-        memcpy(bsrc + b * s, src, (size_t)s * sizeof *src);
-        tin[b * t] = ATTN_CHAR_BOS;
-        for (int64_t i = 1; i < t; i++) tin[b * t + i] = out[i - 1];
-        tout[b * t + b] = out[b];
-        lens[b] = s;
-    }
-    attn_nn_batch batch = {t, s, t, bsrc, tin, tout, lens, NULL, ATTN_CHAR_PAD};
+    per_output p;
+    attn_status st = per_output_make(src, s, out, t, 0, &p);
+    if (st != ATTN_OK) return st;
     double loss = 0;
-    attn_status st = attn_seq2seq_step_probe(ctx, g, &batch, explain_collect, pr, &loss);
-    free(ids);
-    free(lens);
+    st = attn_seq2seq_step_probe(ctx, g, &p.b, explain_collect, pr, &loss);
+    per_output_free(&p);
     return st;
 }
 
@@ -364,9 +389,7 @@ static attn_status gru_relevance(attn_explain *doc, const explain_probes *pr, in
             st = attn_explain_add_map(doc, g, ATTN_EXPLAIN_KIND_RELEVANCE, target, m, m + b * s);
         if (st == ATTN_OK) memcpy(rows + b * s, m + b * s, (size_t)s * sizeof *rows);
     }
-    int64_t every = 0;
-    if (st == ATTN_OK) st = attn_explain_add_target(doc, "every output (row t explains output t)", &every);
-    if (st == ATTN_OK) st = attn_explain_add_map(doc, g, ATTN_EXPLAIN_KIND_RELEVANCE, every, rows, NULL);
+    if (st == ATTN_OK) st = every_output(doc, g, rows);
     free(m);
     return st;
 }
@@ -381,7 +404,8 @@ static attn_status gru_document(attn_explain *doc, const char *src, const char *
     char_labels(out, n_out, labels[1], ptrs[1]);
     attn_status st = attn_explain_add_tokens(doc, "source", ptrs[0], s, &seq_s);
     if (st == ATTN_OK) st = attn_explain_add_tokens(doc, "output", ptrs[1], n_out, &seq_o);
-    if (st == ATTN_OK) st = attn_explain_add_group(doc, "additive attention", seq_o, seq_s, 1, 1, &g);
+    if (st == ATTN_OK)
+        st = attn_explain_add_group(doc, "additive attention", seq_o, seq_s, 1, 1, &g);
     if (st == ATTN_OK) st = attn_explain_set_weights(doc, g, 0, 0, w);
     /* one attention layer: its rollout is the layer itself */
     if (st == ATTN_OK) st = attn_explain_add_map(doc, g, ATTN_EXPLAIN_KIND_ROLLOUT, -1, w, NULL);
@@ -408,7 +432,8 @@ static int build_gru(const explain_args *a, attn_explain **doc)
     char src[ATTN_DATES_SRC_MAX + 1], out[64], note[512];
     float w[OUT_MAX * ATTN_DATES_SRC_MAX];
     int64_t n_out = 0;
-    attn_status st = attn_explain_create("attn explain: date translator (GRU + additive attention)", doc);
+    attn_status st =
+        attn_explain_create("attn explain: date translator (GRU + additive attention)", doc);
     if (st == ATTN_OK) st = source_text(*doc, a->texts[0], src);
     if (st == ATTN_OK) st = attn_gru_translate(ctx, g, src, out, sizeof out, w, &n_out);
     snprintf(note, sizeof note, "GRU encoder-decoder with additive attention (Bahdanau et al. "

@@ -36,11 +36,13 @@ NASTY = ('He wrote "</script><script>window.__pwned=1</script>" & <!-- '
 
 
 @pytest.fixture(scope="module")
-def shots():
+def shots(request):
     d = os.environ.get("ATTN_EXPLAIN_SHOTS") or os.path.join(ROOT, "build", "explain-screenshots")
     os.makedirs(d, exist_ok=True)
     yield d
-    print(f"\nexplorer screenshots: {d}")
+    names = sorted(f for f in os.listdir(d) if f.endswith(".png"))
+    with request.config.pluginmanager.getplugin("capturemanager").global_and_fixture_disabled():
+        print(f"\nexplorer screenshots ({len(names)}): {d}")
 
 
 @pytest.fixture(scope="module")
