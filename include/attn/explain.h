@@ -1,5 +1,5 @@
 /* attn/explain.h - an attention explorer as one self-contained HTML page
- * (library attn_explain; it needs libattn only, no libpng). docs/explain.md
+ * (library attn_explain: libattn and attn_formats, no libpng). docs/explain.md
  * describes the page and its views.
  *
  * A document (attn_explain) is the data model of one page:
