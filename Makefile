@@ -6,7 +6,7 @@
 JOBS ?= 2
 CONFIGS ?= 3000
 
-.PHONY: bench bench-quick all build run test test-c test-asan test-fma test-clang test-cxx test-python test-long clean fuzz
+.PHONY: bench bench-quick all build run test test-c test-asan test-fma test-clang test-cxx test-install test-python test-long clean fuzz
 
 all: build
 
@@ -27,7 +27,7 @@ run: build
 
 test: build
 	@scripts/setup.sh --python
-	$(MAKE) --no-print-directory test-c test-asan test-fma test-clang test-cxx test-python
+	$(MAKE) --no-print-directory test-c test-asan test-fma test-clang test-cxx test-install test-python
 	@echo "make test: all suites passed"
 
 test-c: build
@@ -61,13 +61,19 @@ test-cxx:
 	    | c++ -std=c++11 -Wall -Wextra -Wpedantic -Werror -Iinclude -x c++ -fsyntax-only - || exit 1; \
 	done
 
+# `cmake --install` into a temporary prefix, then programs built against the
+# installed copy only, with pkg-config and with find_package (tests/install).
+test-install: build
+	tests/install/run.sh build
+
 test-python: build
 	.venv/bin/python -m pytest -q python/tests
 
 test-long: build
 	./build/tests/attn_tests --configs 40000 grid_vs_ref64 grid_big_vs_ref64
 
-# BENCH.md's table, attn alternating with PyTorch SDPA and naive PyTorch.
+# The benchmark table (bench/bench.py), attn side by side with PyTorch SDPA
+# and naive PyTorch (docs/design.md, Benchmarks).
 # Run it on an otherwise idle machine.
 bench: build
 	@scripts/setup.sh --bench

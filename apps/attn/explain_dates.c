@@ -33,15 +33,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { OUT_MAX = ATTN_DATES_TGT_LEN + 1, LABEL_CAP = 8 };
+enum { OUT_MAX = TASK_DATES_TGT_LEN + 1, LABEL_CAP = 8 };
 
 /* The input, cut to the longest source the models take (with a note). */
 static attn_status source_text(attn_explain *doc, const char *text, char *src)
 {
     int64_t n = (int64_t)strlen(text);
-    snprintf(src, ATTN_DATES_SRC_MAX + 1, "%s", text);
-    if (n <= ATTN_DATES_SRC_MAX) return ATTN_OK;
-    return explain_note_truncated(doc, "the input", n, ATTN_DATES_SRC_MAX,
+    snprintf(src, TASK_DATES_SRC_MAX + 1, "%s", text);
+    if (n <= TASK_DATES_SRC_MAX) return ATTN_OK;
+    return explain_note_truncated(doc, "the input", n, TASK_DATES_SRC_MAX,
                                   "the date models read at most 48 characters");
 }
 
@@ -50,8 +50,8 @@ static attn_status source_text(attn_explain *doc, const char *text, char *src)
 static void char_labels(const char *s, int64_t n, char (*labels)[LABEL_CAP], const char **ptrs)
 {
     for (int64_t i = 0; i < n; i++) {
-        int32_t id = attn_charvocab_id((unsigned char)s[i]);
-        snprintf(labels[i], LABEL_CAP, "%s", attn_charvocab_label(id));
+        int32_t id = task_charvocab_id((unsigned char)s[i]);
+        snprintf(labels[i], LABEL_CAP, "%s", task_charvocab_label(id));
         ptrs[i] = labels[i];
     }
 }
@@ -86,12 +86,12 @@ static attn_status per_output_make(const int32_t *src, int64_t s, const int32_t 
     int32_t *bsrc = p->ids, *tin = p->ids + t * s, *tout = tin + t * t;
     for (int64_t b = 0; b < t; b++) {
         memcpy(bsrc + b * s, src, (size_t)s * sizeof *src);
-        tin[b * t] = ATTN_CHAR_BOS;
+        tin[b * t] = TASK_CHAR_BOS;
         for (int64_t i = 1; i < t; i++) tin[b * t + i] = out[i - 1];
-        tout[b * t + b] = b < t - 1 || !eos ? out[b] : ATTN_CHAR_EOS;
+        tout[b * t + b] = b < t - 1 || !eos ? out[b] : TASK_CHAR_EOS;
         p->lens[b] = s;
     }
-    p->b = (attn_nn_batch){t, s, t, bsrc, tin, tout, p->lens, NULL, ATTN_CHAR_PAD};
+    p->b = (attn_nn_batch){t, s, t, bsrc, tin, tout, p->lens, NULL, TASK_CHAR_PAD};
     return ATTN_OK;
 }
 
@@ -254,8 +254,8 @@ static attn_status probe(translator *x, const int32_t *src, const int32_t *out, 
 static attn_status document(translator *x, attn_explain *doc, const char *src, const char *out,
                             int eos)
 {
-    char labels[3][ATTN_DATES_SRC_MAX + OUT_MAX][LABEL_CAP];
-    const char *ptrs[3][ATTN_DATES_SRC_MAX + OUT_MAX];
+    char labels[3][TASK_DATES_SRC_MAX + OUT_MAX][LABEL_CAP];
+    const char *ptrs[3][TASK_DATES_SRC_MAX + OUT_MAX];
     char_labels(src, x->s, labels[0], ptrs[0]);
     ptrs[1][0] = "<s>";
     char_labels(out, x->t - 1, labels[1], ptrs[1] + 1); /* <s>, then the outputs but the last */
@@ -298,17 +298,17 @@ static int build_translator(const explain_args *a, attn_explain **doc)
         attn_transformer_free(x.m);
         return rc ? rc : 1;
     }
-    char src[ATTN_DATES_SRC_MAX + 1], out[64], note[512];
-    int32_t src_ids[ATTN_DATES_SRC_MAX], out_ids[OUT_MAX];
+    char src[TASK_DATES_SRC_MAX + 1], out[64], note[512];
+    int32_t src_ids[TASK_DATES_SRC_MAX], out_ids[OUT_MAX];
     int64_t n_out = 0, n = 0;
     attn_status st = attn_explain_create("attn explain: date translator (transformer)", doc);
     if (st == ATTN_OK) st = source_text(*doc, a->texts[0], src);
-    if (st == ATTN_OK) st = attn_translate(x.ctx, x.m, src, 1, out, sizeof out, NULL, &n_out);
+    if (st == ATTN_OK) st = task_translate(x.ctx, x.m, src, 1, out, sizeof out, NULL, &n_out);
     int eos = n_out < OUT_MAX;
     x.s = (int64_t)strlen(src);
     x.t = n_out + eos;
-    if (st == ATTN_OK) st = attn_charvocab_encode(src, src_ids, ATTN_DATES_SRC_MAX, &n);
-    if (st == ATTN_OK) st = attn_charvocab_encode(out, out_ids, OUT_MAX, &n);
+    if (st == ATTN_OK) st = task_charvocab_encode(src, src_ids, TASK_DATES_SRC_MAX, &n);
+    if (st == ATTN_OK) st = task_charvocab_encode(out, out_ids, OUT_MAX, &n);
     snprintf(note, sizeof note, "Encoder-decoder transformer from '%.300s': %lld+%lld layers, %lld "
              "heads, d_model %lld. Greedy translation; row t of the decoder's maps is the step "
              "that produced output t.", a->checkpoint, (long long)x.Le, (long long)x.Ld,
@@ -398,8 +398,8 @@ static attn_status gru_document(attn_explain *doc, const char *src, const char *
                                 const float *w, const explain_probes *pr)
 {
     int64_t s = (int64_t)strlen(src), seq_s = 0, seq_o = 0, g = 0;
-    char labels[2][ATTN_DATES_SRC_MAX][LABEL_CAP];
-    const char *ptrs[2][ATTN_DATES_SRC_MAX];
+    char labels[2][TASK_DATES_SRC_MAX][LABEL_CAP];
+    const char *ptrs[2][TASK_DATES_SRC_MAX];
     char_labels(src, s, labels[0], ptrs[0]);
     char_labels(out, n_out, labels[1], ptrs[1]);
     attn_status st = attn_explain_add_tokens(doc, "source", ptrs[0], s, &seq_s);
@@ -429,13 +429,13 @@ static int build_gru(const explain_args *a, attn_explain **doc)
         attn_seq2seq_free(g);
         return rc ? rc : 1;
     }
-    char src[ATTN_DATES_SRC_MAX + 1], out[64], note[512];
-    float w[OUT_MAX * ATTN_DATES_SRC_MAX];
+    char src[TASK_DATES_SRC_MAX + 1], out[64], note[512];
+    float w[OUT_MAX * TASK_DATES_SRC_MAX];
     int64_t n_out = 0;
     attn_status st =
         attn_explain_create("attn explain: date translator (GRU + additive attention)", doc);
     if (st == ATTN_OK) st = source_text(*doc, a->texts[0], src);
-    if (st == ATTN_OK) st = attn_gru_translate(ctx, g, src, out, sizeof out, w, &n_out);
+    if (st == ATTN_OK) st = task_gru_translate(ctx, g, src, out, sizeof out, w, &n_out);
     snprintf(note, sizeof note, "GRU encoder-decoder with additive attention (Bahdanau et al. "
              "2015) from '%.300s'. Greedy translation; row t is the step that produced output t.",
              a->checkpoint);
@@ -444,11 +444,11 @@ static int build_gru(const explain_args *a, attn_explain **doc)
     if (st == ATTN_OK) st = attn_explain_add_note(*doc, note);
     if (st == ATTN_OK && n_out == 0)
         st = attn_fail(ATTN_BAD_PARAM, "the model produced nothing for '%s'", src);
-    int32_t src_ids[ATTN_DATES_SRC_MAX], out_ids[OUT_MAX];
+    int32_t src_ids[TASK_DATES_SRC_MAX], out_ids[OUT_MAX];
     int64_t n = 0;
     explain_probes pr = {0};
-    if (st == ATTN_OK) st = attn_charvocab_encode(src, src_ids, ATTN_DATES_SRC_MAX, &n);
-    if (st == ATTN_OK) st = attn_charvocab_encode(out, out_ids, OUT_MAX, &n);
+    if (st == ATTN_OK) st = task_charvocab_encode(src, src_ids, TASK_DATES_SRC_MAX, &n);
+    if (st == ATTN_OK) st = task_charvocab_encode(out, out_ids, OUT_MAX, &n);
     if (st == ATTN_OK) st = gru_probe(ctx, g, src_ids, (int64_t)strlen(src), out_ids, n_out, &pr);
     if (st == ATTN_OK) st = gru_document(*doc, src, out, n_out, w, &pr);
     explain_probes_free(&pr);

@@ -4,10 +4,10 @@
  *
  * The update arithmetic is float32 elementwise like torch's single-tensor
  * path; the bias corrections and the gradient norm are computed in double.
+ * attn__nn_update is the whole update of a model's parameters, the one
+ * loop the models share.
  */
-#include "core/check.h"
-
-#include <attn/nn.h>
+#include "nn_private.h"
 
 #include <math.h>
 
@@ -146,6 +146,33 @@ attn_status attn_nn_clip_grad_norm(float *const *bufs, const int64_t *counts, in
     }
     *norm = total;
     return ATTN_OK;
+}
+
+attn_status attn__nn_update(const char *fn, const attn__nn_paramset *ps,
+                            const attn_nn_adamw *opt, double lr, double clip, int64_t *steps,
+                            double *grad_norm)
+{
+    if (!isfinite(lr) || lr < 0 || !isfinite(clip) || clip < 0)
+        return attn_fail(ATTN_BAD_PARAM, "%s: arguments 'lr' and 'clip' must be finite and >= 0",
+                         fn);
+    double norm = 0;
+    attn_status st = ATTN_OK;
+    if (clip > 0)
+        st = attn_nn_clip_grad_norm(&ps->grads, &ps->n_params, 1, clip, &norm);
+    else /* no clipping: only the norm, for the report */
+        norm = sqrt(sum_squares(ps->grads, ps->n_params));
+    if (st != ATTN_OK) return st;
+    if (grad_norm) *grad_norm = norm;
+    attn_nn_adamw o = *opt;
+    o.lr = lr;
+    ++*steps;
+    for (int64_t t = 0; t < ps->n && st == ATTN_OK; t++) {
+        const attn_nn_param *p = &ps->tensors[t];
+        size_t off = (size_t)(p->value - ps->params);
+        st = attn_nn_adamw_step(&o, *steps, p->value, p->grad, ps->adam_m + off, ps->adam_v + off,
+                                p->numel, p->decay);
+    }
+    return st;
 }
 
 /* Schedules. warmup = 0 means no warm-up; COSINE reaches min_lr at step

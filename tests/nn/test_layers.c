@@ -9,6 +9,8 @@
  */
 #include "nn_test.h"
 
+#include "nn/nn_private.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -885,6 +887,50 @@ T_TEST(optim_clip_grad_norm)
     T_ERR(attn_nn_clip_grad_norm(bufs, huge, 2, 1.0, &norm), ATTN_OVERFLOW, "'counts[1]'");
     T_ERR(attn_nn_clip_grad_norm(with_null, counts, 2, 1.0, &norm), ATTN_NULL_ARG, "'bufs[1]'");
     T_ERR(attn_nn_clip_grad_norm(twice, counts, 2, 1.0, &norm), ATTN_OVERLAP, "'bufs[0]' overlaps 'bufs[1]'");
+}
+
+/* attn__nn_update, the models' one update loop, against its parts called
+ * by hand: clip (or only measure, clip = 0), count the step, AdamW per
+ * tensor at its offset with its decay flag. */
+T_TEST(optim_model_update)
+{
+    const attn_nn_adamw o = {0.1, 0.9, 0.999, 1e-8, 0.01};
+    for (int clip_on = 0; clip_on < 2; clip_on++) {
+        /* a [1] (no decay) then b [2] (decay) in one block */
+        float params[3] = {1.0f, -2.0f, 0.5f}, grads[3] = {12.0f, 3.0f, 4.0f};
+        float adam_m[3] = {0}, adam_v[3] = {0};
+        float want_p[3], want_g[3], want_m[3] = {0}, want_v[3] = {0};
+        memcpy(want_p, params, sizeof params);
+        memcpy(want_g, grads, sizeof grads);
+        attn_nn_param t[2] = {{"a", 1, {1}, 1, params, grads, 0},
+                              {"b", 1, {2}, 2, params + 1, grads + 1, 1}};
+        attn__nn_paramset ps = {t, 2, params, grads, 3, adam_m, adam_v};
+        int64_t steps = 4;
+        double norm = -1, clip = clip_on ? 6.5 : 0.0;
+        T_EQ_STATUS(attn__nn_update("update", &ps, &o, 0.05, clip, &steps, &norm), ATTN_OK);
+        T_NEAR(norm, 13.0, 1e-12);
+        T_EQ_INT(steps, 5);
+        float *wg = want_g;
+        const int64_t count = 3;
+        double want_norm = 0;
+        if (clip_on) T_EQ_STATUS(attn_nn_clip_grad_norm(&wg, &count, 1, 6.5, &want_norm), ATTN_OK);
+        attn_nn_adamw at = o;
+        at.lr = 0.05;
+        T_EQ_STATUS(attn_nn_adamw_step(&at, 5, want_p, want_g, want_m, want_v, 1, 0), ATTN_OK);
+        T_EQ_STATUS(attn_nn_adamw_step(&at, 5, want_p + 1, want_g + 1, want_m + 1, want_v + 1, 2, 1),
+                    ATTN_OK);
+        T_CHECK(memcmp(params, want_p, sizeof params) == 0);
+        T_CHECK(memcmp(grads, want_g, sizeof grads) == 0);
+        T_CHECK(memcmp(adam_m, want_m, sizeof adam_m) == 0 && memcmp(adam_v, want_v, sizeof adam_v) == 0);
+        T_CHECK(clip_on ? grads[0] < 12.0f : grads[0] == 12.0f); /* clip 0: measured only */
+        /* bad rates: nothing written, the step not counted */
+        T_ERR(attn__nn_update("update", &ps, &o, NAN, clip, &steps, &norm), ATTN_BAD_PARAM, "'lr'");
+        T_ERR(attn__nn_update("update", &ps, &o, 0.05, -1.0, &steps, NULL), ATTN_BAD_PARAM, "'clip'");
+        T_ERR(attn__nn_update("update", &ps, &o, 0.05, INFINITY, &steps, NULL), ATTN_BAD_PARAM,
+              "update: ");
+        T_EQ_INT(steps, 5);
+        T_CHECK(memcmp(params, want_p, sizeof params) == 0);
+    }
 }
 
 /* ---- bounds: forward outputs written exactly in place ---------------------------------------------- */

@@ -1,6 +1,6 @@
-/* test_contracts.c - the exact contracts of TESTING.md, checked with no
- * tolerance on the float32 tiled kernel, the reference kernel on float32
- * tensors and the float64 reference. */
+/* test_contracts.c - the exact contracts of docs/testing.md (numbered as
+ * there), checked with no tolerance on the float32 tiled kernel, the
+ * reference kernel on float32 tensors and the float64 reference. */
 #include "problem.h"
 
 #include <float.h>

@@ -108,6 +108,7 @@
     X(optim_adamw_args) \
     X(optim_adamw_two_steps_hand_computed) \
     X(optim_clip_grad_norm) \
+    X(optim_model_update) \
     X(optim_lr_schedules) \
     X(probe_weights_vs_naive)
 
@@ -131,6 +132,8 @@
     X(checkpoint_round_trip) \
     X(checkpoint_truncation_sweep) \
     X(checkpointing_same_gradients_less_memory) \
+    X(config_seq2seq_table) \
+    X(config_transformer_table) \
     X(generate_cache_matches_full_forward) \
     X(seq2seq_args) \
     X(seq2seq_backward_fd) \
@@ -182,6 +185,7 @@
     X(dates_known_sources) \
     X(dates_print_examples) \
     X(dates_split_draws) \
-    X(gru_dates_batches_training_translation)
+    X(gru_dates_batches_training_translation) \
+    X(train_meta_by_key)
 
 #endif /* ATTN_TEST_LIST_H */

@@ -1,5 +1,6 @@
-/* model_step.c - one training (or evaluation) step of a model: forward,
- * loss and backward, with optional gradient checkpointing.
+/* step.c - one training (or evaluation) step of a transformer: forward,
+ * loss and backward, with optional gradient checkpointing; and the norm and
+ * embedding helpers that decoding (generate.c) shares.
  *
  * A block is a list of sublayers (self-attention, cross-attention,
  * feed-forward), each wrapped in a residual and a norm:
@@ -14,6 +15,46 @@
 
 #include <math.h>
 #include <string.h>
+
+/* ---- norms and embeddings, shared with generate.c ------------------------------- */
+
+attn_status attn__nn_norm_forward(const attn_transformer *m, const attn__nn_norm *n,
+                                  const float *x, int64_t rows, float *y, float *mean,
+                                  float *rstd)
+{
+    if (m->c.norm == ATTN_NN_NORM_RMSNORM)
+        return attn_nn_rmsnorm_forward(x, rows, m->c.d_model, n->w, m->c.norm_eps, y, rstd);
+    return attn_nn_layernorm_forward(x, rows, m->c.d_model, n->w, n->b, m->c.norm_eps, y, mean,
+                                     rstd);
+}
+
+attn_status attn__nn_norm_backward(const attn_transformer *m, const attn__nn_norm *n,
+                                   const float *x, int64_t rows, const float *mean,
+                                   const float *rstd, const float *dy, float *dx)
+{
+    if (m->c.norm == ATTN_NN_NORM_RMSNORM)
+        return attn_nn_rmsnorm_backward(x, rows, m->c.d_model, n->w, rstd, dy, dx, n->dw);
+    return attn_nn_layernorm_backward(x, rows, m->c.d_model, n->w, mean, rstd, dy, dx, n->dw,
+                                      n->db);
+}
+
+attn_status attn__nn_embed(const attn_transformer *m, const int32_t *ids, const int32_t *pos,
+                           int64_t rows, const float *pos_table, float *x)
+{
+    int64_t d = m->c.d_model;
+    attn_status st = attn_nn_embedding_forward(ids, rows, m->embed, m->c.vocab, d, x);
+    if (st != ATTN_OK) return st;
+    float scale = (float)sqrt((double)d);
+    for (int64_t r = 0; r < rows; r++) {
+        float *xr = x + r * d;
+        if (pos[r] < 0 || pos[r] >= m->c.max_len)
+            return attn_fail(ATTN_BAD_DIM, "model: position %d is beyond 'max_len' %lld",
+                             (int)pos[r], (long long)m->c.max_len);
+        const float *pr = pos_table ? pos_table + (int64_t)pos[r] * d : NULL;
+        for (int64_t i = 0; i < d; i++) xr[i] = xr[i] * scale + (pr ? pr[i] : 0.0f);
+    }
+    return ATTN_OK;
+}
 
 /* Saved activations of one sublayer. */
 typedef struct {
