@@ -22,11 +22,14 @@ import pytest
 from test_explain import checkpoints, page_data  # noqa: F401 (a fixture, shared)
 from test_minilm import ROOT, run
 
-webdriver = pytest.importorskip("selenium.webdriver")
-from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
-from selenium.webdriver.common.by import By  # noqa: E402
-from selenium.webdriver.common.keys import Keys  # noqa: E402
-from selenium.webdriver.support.ui import Select  # noqa: E402
+try:
+    from selenium import webdriver
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import Select
+except ImportError:  # the driver fixture fails with the reason
+    webdriver = None
 
 A = "A man is eating food."
 B = "A man is eating a piece of bread."
@@ -49,8 +52,9 @@ def shots(request):
 def driver():
     chromium = shutil.which("chromium")
     chromedriver = shutil.which("chromedriver")
-    if not chromium or not chromedriver:
-        pytest.skip("chromium and chromium-driver are not installed (scripts/setup.sh --python)")
+    if webdriver is None or not chromium or not chromedriver:
+        pytest.fail("the browser tests need selenium (in .venv), chromium and chromium-driver: "
+                    "run scripts/setup.sh --python")
     from selenium.webdriver.chrome.service import Service
     opts = webdriver.ChromeOptions()
     for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",

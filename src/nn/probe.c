@@ -77,8 +77,8 @@ static void grad_weights(const attn_nn_attn_probe *p, float *dw)
 attn_status attn_nn_attn_probe_weights(attn_ctx *ctx, const attn_nn_attn_probe *p, float *w,
                                        float *dw)
 {
-    ATTN__NN_NOT_NULL(__func__, ctx);
-    ATTN__NN_NOT_NULL(__func__, p);
+    ATTN__NOT_NULL(__func__, ctx);
+    ATTN__NOT_NULL(__func__, p);
     attn_status st = check_probe(__func__, p);
     if (st != ATTN_OK) return st;
     int64_t B = p->q.dim[0], Hq = p->q.dim[2], Sq = p->q.dim[1], Sk = p->k.dim[1];

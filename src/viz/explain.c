@@ -81,7 +81,7 @@ void attn_explain_free(attn_explain *e)
 
 attn_status attn_explain_create(const char *title, attn_explain **out)
 {
-    ATTN__NN_NOT_NULL(__func__, out);
+    ATTN__NOT_NULL(__func__, out);
     attn_explain *e = attn_calloc(1, sizeof *e);
     if (e == NULL) return attn_fail(ATTN_NO_MEMORY, "%s: out of memory", __func__);
     attn_status st = copy_text(__func__, "title", title, &e->title);
@@ -106,14 +106,14 @@ static attn_status push_text(const char *fn, const char *what, attn__explain_lis
 
 attn_status attn_explain_add_note(attn_explain *e, const char *text)
 {
-    ATTN__NN_NOT_NULL(__func__, e);
+    ATTN__NOT_NULL(__func__, e);
     return push_text(__func__, "text", &e->notes, text);
 }
 
 attn_status attn_explain_add_target(attn_explain *e, const char *label, int64_t *target)
 {
-    ATTN__NN_NOT_NULL(__func__, e);
-    ATTN__NN_NOT_NULL(__func__, target);
+    ATTN__NOT_NULL(__func__, e);
+    ATTN__NOT_NULL(__func__, target);
     attn_status st = push_text(__func__, "label", &e->targets, label);
     if (st == ATTN_OK) *target = e->targets.n - 1;
     return st;
@@ -124,9 +124,9 @@ attn_status attn_explain_add_target(attn_explain *e, const char *label, int64_t 
 attn_status attn_explain_add_tokens(attn_explain *e, const char *name, const char *const *tokens,
                                     int64_t n, int64_t *seq)
 {
-    ATTN__NN_NOT_NULL(__func__, e);
-    ATTN__NN_NOT_NULL(__func__, tokens);
-    ATTN__NN_NOT_NULL(__func__, seq);
+    ATTN__NOT_NULL(__func__, e);
+    ATTN__NOT_NULL(__func__, tokens);
+    ATTN__NOT_NULL(__func__, seq);
     if (n < 1 || n > ATTN_EXPLAIN_MAX_TOKENS)
         return attn_fail(ATTN_BAD_DIM, "%s: argument 'n' is %lld; it must be in [1, %d] "
                          "(ATTN_EXPLAIN_MAX_TOKENS)", __func__, (long long)n,
@@ -168,8 +168,8 @@ static int64_t seq_len(const attn_explain *e, int64_t i)
 attn_status attn_explain_add_group(attn_explain *e, const char *name, int64_t q_seq, int64_t k_seq,
                                    int64_t n_layers, int64_t n_heads, int64_t *group)
 {
-    ATTN__NN_NOT_NULL(__func__, e);
-    ATTN__NN_NOT_NULL(__func__, group);
+    ATTN__NOT_NULL(__func__, e);
+    ATTN__NOT_NULL(__func__, group);
     attn_status st = check_index(__func__, "q_seq", q_seq, e->seqs.n);
     if (st == ATTN_OK) st = check_index(__func__, "k_seq", k_seq, e->seqs.n);
     if (st != ATTN_OK) return st;
@@ -178,7 +178,7 @@ attn_status attn_explain_add_group(attn_explain *e, const char *name, int64_t q_
                          "be in [1, %d]", __func__, (long long)n_layers, (long long)n_heads,
                          MAX_LAYERS_HEADS);
     int64_t plane = seq_len(e, q_seq) * seq_len(e, k_seq), count;
-    ATTN__NN_MUL(__func__, n_layers * n_heads, plane, &count);
+    ATTN__MUL(__func__, n_layers * n_heads, plane, &count);
     attn__explain_group g = {NULL, q_seq, k_seq, n_layers, n_heads,
                              attn_calloc((size_t)count, sizeof(float))};
     st = g.w ? copy_text(__func__, "name", name, &g.name)
@@ -208,8 +208,8 @@ static attn_status check_finite(const char *fn, const char *what, const float *x
 attn_status attn_explain_set_weights(attn_explain *e, int64_t group, int64_t layer, int64_t head,
                                      const float *w)
 {
-    ATTN__NN_NOT_NULL(__func__, e);
-    ATTN__NN_NOT_NULL(__func__, w);
+    ATTN__NOT_NULL(__func__, e);
+    ATTN__NOT_NULL(__func__, w);
     attn_status st = check_index(__func__, "group", group, e->groups.n);
     if (st != ATTN_OK) return st;
     attn__explain_group *g = &ITEM(e->groups, attn__explain_group, group);
@@ -224,7 +224,7 @@ attn_status attn_explain_set_weights(attn_explain *e, int64_t group, int64_t lay
 
 attn_status attn_explain_select(attn_explain *e, int64_t group, int64_t layer, int64_t head)
 {
-    ATTN__NN_NOT_NULL(__func__, e);
+    ATTN__NOT_NULL(__func__, e);
     attn_status st = check_index(__func__, "group", group, e->groups.n);
     if (st != ATTN_OK) return st;
     const attn__explain_group *g = &ITEM(e->groups, attn__explain_group, group);
@@ -274,8 +274,8 @@ static attn_status copy_floats(const char *fn, const float *x, int64_t n, float 
 attn_status attn_explain_add_map(attn_explain *e, int64_t group, attn_explain_kind kind,
                                  int64_t target, const float *m, const float *attr)
 {
-    ATTN__NN_NOT_NULL(__func__, e);
-    ATTN__NN_NOT_NULL(__func__, m);
+    ATTN__NOT_NULL(__func__, e);
+    ATTN__NOT_NULL(__func__, m);
     attn_status st = check_map(__func__, e, group, kind, target);
     if (st != ATTN_OK) return st;
     const attn__explain_group *g = &ITEM(e->groups, attn__explain_group, group);

@@ -145,7 +145,7 @@ static void page(attn__json_out *o, const attn_explain *e)
 
 static attn_status check_doc(const char *fn, const attn_explain *e)
 {
-    ATTN__NN_NOT_NULL(fn, e);
+    ATTN__NOT_NULL(fn, e);
     if (e->groups.n == 0)
         return attn_fail(ATTN_BAD_PARAM, "%s: the document has no attention group "
                          "(attn_explain_add_group)", fn);
@@ -156,7 +156,7 @@ attn_status attn_explain_html(const attn_explain *e, char *buf, size_t cap, size
 {
     attn_status st = check_doc(__func__, e);
     if (st != ATTN_OK) return st;
-    ATTN__NN_NOT_NULL(__func__, n);
+    ATTN__NOT_NULL(__func__, n);
     if (buf == NULL && cap != 0)
         return attn_fail(ATTN_NULL_ARG, "%s: argument 'buf' is NULL with cap %zu", __func__, cap);
     attn__json_out count = {NULL, 0, 0};
@@ -206,7 +206,7 @@ attn_status attn_explain_write(const attn_explain *e, const char *path, size_t *
 {
     attn_status st = check_doc(__func__, e);
     if (st != ATTN_OK) return st;
-    ATTN__NN_NOT_NULL(__func__, path);
+    ATTN__NOT_NULL(__func__, path);
     struct stat sb;
     if (stat(path, &sb) == 0 && !S_ISREG(sb.st_mode))
         return attn_fail(ATTN_IO, "%s: '%s' exists and is not a regular file", __func__, path);

@@ -35,20 +35,20 @@ static attn_status dims2(const char *fn, const char *w0, int64_t d0, const char 
     if (d0 < 1 || d1 < 1)
         return attn_fail(ATTN_BAD_DIM, "%s: arguments '%s' (%lld) and '%s' (%lld) must be >= 1", fn,
                          w0, (long long)d0, w1, (long long)d1);
-    ATTN__NN_MUL(fn, d0, d1, count);
+    ATTN__MUL(fn, d0, d1, count);
     return ATTN_OK;
 }
 
 attn_status attn_explain_head_mean(const float *a, const float *grad, int64_t n_heads, int64_t n_q,
                                    int64_t n_k, float *out)
 {
-    ATTN__NN_NOT_NULL(__func__, a);
-    ATTN__NN_NOT_NULL(__func__, out);
+    ATTN__NOT_NULL(__func__, a);
+    ATTN__NOT_NULL(__func__, out);
     int64_t plane = 0, all;
     attn_status st = dims2(__func__, "n_q", n_q, "n_k", n_k, &plane);
     if (st != ATTN_OK) return st;
-    ATTN__NN_DIM_POS(__func__, n_heads);
-    ATTN__NN_MUL(__func__, n_heads, plane, &all);
+    ATTN__DIM_POS(__func__, n_heads);
+    ATTN__MUL(__func__, n_heads, plane, &all);
     for (int64_t e = 0; e < plane; e++) {
         double acc = 0;
         for (int64_t h = 0; h < n_heads; h++) {
@@ -64,16 +64,16 @@ attn_status attn_explain_head_mean(const float *a, const float *grad, int64_t n_
 attn_status attn_explain_rollout(const float *a, int64_t n_layers, int64_t n_heads, int64_t n,
                                  float *r)
 {
-    ATTN__NN_NOT_NULL(__func__, a);
-    ATTN__NN_NOT_NULL(__func__, r);
+    ATTN__NOT_NULL(__func__, a);
+    ATTN__NOT_NULL(__func__, r);
     int64_t sq = 0, per_layer, work;
     attn_status st = dims2(__func__, "n", n, "n", n, &sq);
     if (st != ATTN_OK) return st;
     if (n_layers < 1 || n_heads < 1)
         return attn_fail(ATTN_BAD_DIM, "%s: arguments 'n_layers' (%lld) and 'n_heads' (%lld) must "
                          "be >= 1", __func__, (long long)n_layers, (long long)n_heads);
-    ATTN__NN_MUL(__func__, n_heads, sq, &per_layer);
-    ATTN__NN_MUL(__func__, 3, sq, &work);
+    ATTN__MUL(__func__, n_heads, sq, &per_layer);
+    ATTN__MUL(__func__, 3, sq, &work);
     double *buf = attn_alloc((size_t)work * sizeof(double));
     float *mean = attn_alloc((size_t)sq * sizeof(float));
     if (buf == NULL || mean == NULL) {
@@ -105,14 +105,14 @@ attn_status attn_explain_rollout(const float *a, int64_t n_layers, int64_t n_hea
 
 attn_status attn_explain_self_rule(const float *abar, int64_t n, float *r_xx, float *r_xy, int64_t m)
 {
-    ATTN__NN_NOT_NULL(__func__, abar);
-    ATTN__NN_NOT_NULL(__func__, r_xx);
+    ATTN__NOT_NULL(__func__, abar);
+    ATTN__NOT_NULL(__func__, r_xx);
     int64_t sq = 0, sm = 0;
     attn_status st = dims2(__func__, "n", n, "n", n, &sq);
     if (st == ATTN_OK && r_xy != NULL) st = dims2(__func__, "n", n, "m", m, &sm);
     if (st != ATTN_OK) return st;
     int64_t wide = m > n && r_xy != NULL ? m : n, total;
-    ATTN__NN_MUL(__func__, 3 * n, wide, &total);
+    ATTN__MUL(__func__, 3 * n, wide, &total);
     double *buf = attn_alloc((size_t)total * sizeof(double));
     if (buf == NULL) return attn_fail(ATTN_NO_MEMORY, "%s: out of memory", __func__);
     double *a = buf, *x = buf + n * wide, *ax = buf + 2 * n * wide;
@@ -147,15 +147,15 @@ static void residual_norm(const float *r, int64_t n, double *rbar)
 attn_status attn_explain_cross_rule(const float *abar, const float *r_tt, int64_t t,
                                     const float *r_ss, int64_t s, float *r_ts)
 {
-    ATTN__NN_NOT_NULL(__func__, abar);
-    ATTN__NN_NOT_NULL(__func__, r_tt);
-    ATTN__NN_NOT_NULL(__func__, r_ss);
-    ATTN__NN_NOT_NULL(__func__, r_ts);
+    ATTN__NOT_NULL(__func__, abar);
+    ATTN__NOT_NULL(__func__, r_tt);
+    ATTN__NOT_NULL(__func__, r_ss);
+    ATTN__NOT_NULL(__func__, r_ts);
     int64_t ts = 0, total;
     attn_status st = dims2(__func__, "t", t, "s", s, &ts);
     if (st != ATTN_OK) return st;
     int64_t big = t > s ? t : s;
-    ATTN__NN_MUL(__func__, big, 3 * big + 2 * s, &total);
+    ATTN__MUL(__func__, big, 3 * big + 2 * s, &total);
     double *buf = attn_alloc((size_t)total * sizeof(double));
     if (buf == NULL) return attn_fail(ATTN_NO_MEMORY, "%s: out of memory", __func__);
     double *btt = buf, *bss = btt + t * t, *a = bss + s * s, *as = a + t * s, *tr = as + t * s;

@@ -36,9 +36,9 @@ static attn_status alloc_run(probe_run *r)
 {
     int64_t T = r->T, H = r->H, F = r->F, L = r->m->c.n_layers;
     int64_t per = T * (8 * H + F) + r->nh * T + 4 * T, fixed = T * (8 * H + 3 * F), all;
-    ATTN__NN_MUL("attn_bert_attention_probe", per, L, &all);
+    ATTN__MUL("attn_bert_attention_probe", per, L, &all);
     r->s = attn_calloc((size_t)L, sizeof(saved));
-    r->block = all <= ATTN__NN_MAX_ELEMS - fixed ? attn_alloc((size_t)(all + fixed) * sizeof(float))
+    r->block = all <= ATTN__MAX_ELEMS - fixed ? attn_alloc((size_t)(all + fixed) * sizeof(float))
                                                  : NULL;
     if (r->s == NULL || r->block == NULL)
         return attn_fail(ATTN_NO_MEMORY, "attn_bert_attention_probe: no memory for %lld saved "
@@ -205,11 +205,11 @@ attn_status attn_bert_attention_probe(attn_ctx *ctx, const attn_bert *m, const i
                                       void *user, float *emb)
 {
     int64_t total = 0;
-    ATTN__NN_DIM_POS(__func__, len);
+    ATTN__DIM_POS(__func__, len);
     attn_status st = attn__bert_check_batch(__func__, ctx, m, ids, &len, 1, len, &total);
     if (st != ATTN_OK) return st;
-    ATTN__NN_NOT_NULL(__func__, d_emb);
-    ATTN__NN_NOT_NULL(__func__, hook);
+    ATTN__NOT_NULL(__func__, d_emb);
+    ATTN__NOT_NULL(__func__, hook);
     probe_run r;
     memset(&r, 0, sizeof r);
     r.ctx = ctx;
