@@ -8,16 +8,14 @@ environment touch the other's), and the runs alternate: attn, PyTorch, attn,
 median sentences per second. Two modes:
   model  token ids in, embeddings out (both tokenized beforehand)
   text   strings in, embeddings out (attn's C tokenizer; SentenceTransformer.encode)
-attn runs as `attn embed` does (MiniLM does the same): OpenBLAS single-threaded
-and a ctx of `threads` threads (on AVX-512 CPUs the dense layers use attn's own GEMM, so
-OpenBLAS is not used at all; see docs/minilm.md). PyTorch runs with
+attn runs as `attn embed` does: a ctx of `threads` threads, the dense layers
+on attn's own GEMM (see docs/minilm.md). PyTorch runs with
 torch.set_num_threads(threads) and its defaults otherwise.
 
   .venv/bin/python bench/minilm_bench.py [--threads 2] [--runs 7] [--n 256]
       [--out bench/results_minilm.json] [--quick]
 """
 import argparse
-import ctypes as C
 import json
 import os
 import platform
@@ -72,10 +70,9 @@ def attn_worker(texts, threads):
     import numpy as np
 
     import attn
+    from attn._lib import core
     from attn.models import MiniLM
     m = MiniLM(model_dir(), threads=threads)
-    ob = C.CDLL("libopenblas.so.0")
-    ob.openblas_get_corename.restype = C.c_char_p
     out = {}
     ids = []
 
@@ -91,10 +88,9 @@ def attn_worker(texts, threads):
     lib_path = attn.library_path("attn_nn")  # recorded relative to the repository when inside it
     if lib_path.startswith(ROOT + os.sep):
         lib_path = os.path.relpath(lib_path, ROOT)
+    kernel = core.lib.attn_ctx_resolved_kernel(core.context(threads))
     info = {"library": lib_path, "attn": attn.__version__,
-            "openblas_core": ob.openblas_get_corename().decode(),
-            "openblas_threads": ob.openblas_get_num_threads(),
-            "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE")}
+            "ctx_kernel": core.lib.attn_kernel_name(kernel).decode()}
     return info, {"model": embed, "text": lambda: (tokenize(), embed())}, lambda: out["emb"]
 
 
@@ -193,7 +189,7 @@ def main():
     with open(texts_path, "w") as f:
         json.dump(sentences(a.n, AutoTokenizer.from_pretrained(model_dir())), f)
     base = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
-    workers = [Worker("attn", "attn", a.threads, texts_path, dict(base, OPENBLAS_NUM_THREADS="1")),
+    workers = [Worker("attn", "attn", a.threads, texts_path, base),
                Worker("sentence-transformers (PyTorch)", "torch", a.threads, texts_path, base)]
     times = {w.name: {"model": [], "text": []} for w in workers}
     for r in range(a.runs):

@@ -44,8 +44,10 @@ __all__ = [
 ]
 
 # Submodules load on first use: attn.torch imports PyTorch, attn.nn and
-# attn.models need libattn_nn, attn.viz libattn_viz.
-_SUBMODULES = ("torch", "nn", "score", "models", "text", "viz", "info", "errors", "enums")
+# attn.models need libattn_nn, attn.viz libattn_viz, attn.explain
+# libattn_explain, attn.gguf libattn_formats.
+_SUBMODULES = ("torch", "nn", "score", "models", "text", "viz", "explain", "gguf", "info",
+               "errors", "enums")
 
 
 def __getattr__(name: str) -> Any:

@@ -19,7 +19,8 @@ from ._lib.core import check, context, lib
 
 __all__ = ["describe", "main"]
 
-_MODULES = {"attn_text": "text", "attn_nn": "nn", "attn_viz": "viz", "attn_task": "task"}
+_MODULES = {"attn_formats": "formats", "attn_text": "text", "attn_nn": "nn",
+            "attn_viz": "viz", "attn_explain": "explain", "attn_task": "task"}
 
 
 def _libraries() -> List[str]:

@@ -12,6 +12,8 @@ Conventions (the C API's):
   - Row-wise layers (linear, layernorm, rmsnorm) accept any leading dims.
   - A failed call raises the attn.AttnError subclass of the library's status,
     with its message.
+  - The linear layer runs on a context (threads, kernel) as attn.sdpa does;
+    the result is the same for any thread count.
 """
 from __future__ import annotations
 
@@ -23,8 +25,11 @@ from typing import Any, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from ._lib.core import check as _check
+from ._lib.core import context as _context
 from ._lib.nn import AdamW, lib
-from .enums import enum_value
+from ._sdpa import kernel_arg as _kernel_arg
+from ._sdpa import threads_arg as _threads_arg
+from .enums import Kernel, enum_value
 from .errors import BadDtypeError, ShapeMismatchError
 
 __all__ = [
@@ -52,6 +57,7 @@ class Schedule(enum.IntEnum):
 _U64 = 0xFFFFFFFFFFFFFFFF
 ArrayLike = Any
 Grad = Optional[np.ndarray]  # a gradient to accumulate into, or None for a new one
+KernelArg = Union[Kernel, int, str, None]
 
 
 # ---- arrays ---------------------------------------------------------------------------
@@ -98,24 +104,27 @@ def _rows(x, name):
     return x.reshape(math.prod(x.shape[:-1]), x.shape[-1]), x.shape
 
 
-
-
 # ---- linear ------------------------------------------------------------------------------
 
-def linear_forward(x: ArrayLike, w: ArrayLike, b: Optional[ArrayLike] = None) -> np.ndarray:
-    """y [..., out] = x [..., in] w^T + b, w [out, in] (torch.nn.Linear layout)."""
+def linear_forward(x: ArrayLike, w: ArrayLike, b: Optional[ArrayLike] = None, *,
+                   threads: int = 1, kernel: KernelArg = None) -> np.ndarray:
+    """y [..., out] = x [..., in] w^T + b, w [out, in] (torch.nn.Linear layout),
+    on the calling thread's context of `threads` threads (0: one per CPU) and
+    `kernel` (None: ATTN_KERNEL or auto; as attn.sdpa)."""
     x2, shape = _rows(x, "x")
     w = _f32(w)
     b = None if b is None else _f32(b)
     out = w.shape[0]
     y = np.empty((x2.shape[0], out), dtype=np.float32)
-    _check(lib.attn_nn_linear_forward(_ptr(x2), x2.shape[0], x2.shape[1], _ptr(w), _ptr(b),
+    ctx = _context(_threads_arg(threads, "attn.nn"), _kernel_arg(kernel, "attn.nn"))
+    _check(lib.attn_nn_linear_forward(ctx, _ptr(x2), x2.shape[0], x2.shape[1], _ptr(w), _ptr(b),
                                       out, _ptr(y)))
     return y.reshape(shape[:-1] + (out,))
 
 
 def linear_backward(x: ArrayLike, w: ArrayLike, dy: ArrayLike, *, dx: Grad = None,
-                    dw: Grad = None, db: Grad = None, need_db: bool = True
+                    dw: Grad = None, db: Grad = None, need_db: bool = True,
+                    threads: int = 1, kernel: KernelArg = None
                     ) -> Tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]:
     """Accumulates dx [..., in] += dy w, dw += dy^T x, db += sum_rows dy.
     Returns (dx, dw, db); db is None when need_db is False and db was not given."""
@@ -127,8 +136,9 @@ def linear_backward(x: ArrayLike, w: ArrayLike, dy: ArrayLike, *, dx: Grad = Non
     dw = _grad(dw, w.shape, "dw")
     if db is not None or need_db:
         db = _grad(db, (out,), "db")
-    _check(lib.attn_nn_linear_backward(_ptr(x2), x2.shape[0], n_in, _ptr(w), out, _ptr(dy2),
-                                       _ptr(dx), _ptr(dw), _ptr(db)))
+    ctx = _context(_threads_arg(threads, "attn.nn"), _kernel_arg(kernel, "attn.nn"))
+    _check(lib.attn_nn_linear_backward(ctx, _ptr(x2), x2.shape[0], n_in, _ptr(w), out,
+                                       _ptr(dy2), _ptr(dx), _ptr(dw), _ptr(db)))
     return dx, dw, db
 
 

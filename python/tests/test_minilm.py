@@ -299,8 +299,7 @@ def ref_emb(ref):
 
 @pytest.fixture(scope="module")
 def bert():
-    """attn.models.MiniLM on the package's model files (its OpenBLAS single-threaded,
-    the setting `attn embed` uses: attn_bert then owns the parallelism)."""
+    """attn.models.MiniLM on the package's model files, on a ctx of 2 threads."""
     m = MiniLM(_model_dir(), threads=2)
     yield m
     m.close()

@@ -95,13 +95,13 @@ def test_missing_library_is_an_import_error_naming_the_file(tmp_path):
 
 
 def test_optional_library_missing_names_the_reason(tmp_path):
-    dst = _copy_package(tmp_path, drop=("libattn_nn.so",))
+    dst = _copy_package(tmp_path, drop=("libattn_viz.so",))
     p = _python(tmp_path, "import attn, numpy; print(attn.sdpa(numpy.ones((1, 1, 1, 2)), "
                           "numpy.ones((1, 1, 1, 2)), numpy.ones((1, 1, 1, 2))).sum())\n"
-                          "import attn.nn")
+                          "import attn.viz")
     assert p.stdout.strip() == "2.0", p.stderr
-    assert "cannot load %s: the file does not exist (attn_nn is built only where CMake finds " \
-        "OpenBLAS" % (dst / "libattn_nn.so") in p.stderr, p.stderr
+    assert "cannot load %s: the file does not exist (attn_viz is built only where CMake finds " \
+        "libpng" % (dst / "libattn_viz.so") in p.stderr, p.stderr
 
 
 def test_unloadable_library_gives_the_loaders_reason(tmp_path):
@@ -119,7 +119,8 @@ def test_info_names_version_libraries_and_kernel():
     out = p.stdout
     assert out.startswith("attn %s\n" % attn.__version__)
     assert "package: %s\n" % os.path.dirname(os.path.abspath(attn.__file__)) in out
-    for name in ("attn", "attn_text", "attn_nn", "attn_viz", "attn_task"):
+    for name in ("attn", "attn_formats", "attn_text", "attn_nn", "attn_viz", "attn_explain",
+                 "attn_task"):
         assert "  %s: %s\n" % (name, attn.library_path(name)) in out
     ctx = attn._lib.core.context(0)
     kernel = lib.attn_kernel_name(lib.attn_ctx_resolved_kernel(ctx)).decode()

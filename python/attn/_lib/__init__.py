@@ -4,14 +4,16 @@ Every call from Python into C goes through the modules of this folder: each
 loads one shared library of the package, mirrors its structs and declares
 its functions, exactly as the headers in include/attn/ say:
 
-  core  libattn       attn/attn.h, attn/score.h    (loaded with the package)
-  text  libattn_text  attn/text.h                  (WordPiece)
-  nn    libattn_nn    attn/nn.h, transformer.h, seq2seq.h, bert.h
-  viz   libattn_viz   attn/viz.h
-  task  libattn_task  the dates task of the `attn` program (apps/attn/task)
+  core     libattn          attn/attn.h, attn/score.h  (loaded with the package)
+  formats  libattn_formats  attn/gguf.h                (the GGUF reader)
+  text     libattn_text     attn/text.h                (WordPiece, byte-level BPE)
+  nn       libattn_nn       attn/nn.h, transformer.h, seq2seq.h, bert.h
+  viz      libattn_viz      attn/viz.h
+  explain  libattn_explain  attn/explain.h             (the explorer page)
+  task     libattn_task     the dates task of the `attn` program (apps/attn/task)
 
 A module is imported when first needed (`from attn._lib import nn`), so a
-build without OpenBLAS or libpng still gives the core. The libraries are the
+build without libpng still gives all but the heatmaps. The libraries are the
 files libNAME.so installed beside this package by pip (cmake/python.cmake),
 found from this file's location and nowhere else; each finds the libraries it
 needs in its own directory (RUNPATH $ORIGIN). A library that is missing or
@@ -30,10 +32,6 @@ _SUFFIX = ".dylib" if sys.platform == "darwin" else ".so"
 # Why a build may lack a library (CMakeLists.txt builds these only where it
 # finds what they need).
 _OPTIONAL = {
-    "attn_nn": "attn_nn is built only where CMake finds OpenBLAS (Debian: libopenblas-dev); "
-               "install it and reinstall attn",
-    "attn_task": "the dates task is built only with attn_nn, where CMake finds OpenBLAS "
-                 "(Debian: libopenblas-dev); install it and reinstall attn",
     "attn_viz": "attn_viz is built only where CMake finds libpng (Debian: libpng-dev); "
                 "install it and reinstall attn",
 }

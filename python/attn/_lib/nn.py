@@ -6,6 +6,7 @@ from __future__ import annotations
 import ctypes
 
 from . import load
+from .core import Tensor
 
 c_int, c_i32, c_i64, c_u64, c_dbl, c_p = (ctypes.c_int, ctypes.c_int32, ctypes.c_int64,
                                           ctypes.c_uint64, ctypes.c_double, ctypes.c_void_p)
@@ -42,6 +43,17 @@ class MhaSaved(ctypes.Structure):
     """attn_nn_mha_saved: what backward needs, owned by the library."""
     _fields_ = [("B", c_i64), ("Sq", c_i64), ("Sk", c_i64)] + \
                [(n, FP) for n in ("q", "k", "v", "o", "lse")]
+
+
+class Probe(ctypes.Structure):
+    """attn_nn_attn_probe: one attention call as an explanation hook sees it."""
+    _fields_ = [("stack", c_int), ("layer", c_i64), ("cross", c_int),
+                ("q", Tensor), ("k", Tensor), ("v", Tensor), ("lse", Tensor), ("d_o", Tensor),
+                ("params", c_p), ("score", c_p), ("row", c_i64)]
+
+
+# attn_nn_attn_hook: status hook(ctx, probe, user)
+Hook = ctypes.CFUNCTYPE(c_int, c_p, ctypes.POINTER(Probe), c_p)
 
 
 class Param(ctypes.Structure):
@@ -125,8 +137,8 @@ PPC = ctypes.POINTER(ctypes.c_char_p)
 
 FUNCTIONS = [
     # layers (attn/nn.h)
-    ("attn_nn_linear_forward", st, c_p, c_i64, c_i64, c_p, c_p, c_i64, c_p),
-    ("attn_nn_linear_backward", st, c_p, c_i64, c_i64, c_p, c_i64, c_p, c_p, c_p, c_p),
+    ("attn_nn_linear_forward", st, c_p, c_p, c_i64, c_i64, c_p, c_p, c_i64, c_p),
+    ("attn_nn_linear_backward", st, c_p, c_p, c_i64, c_i64, c_p, c_i64, c_p, c_p, c_p, c_p),
     ("attn_nn_embedding_forward", st, c_p, c_i64, c_p, c_i64, c_i64, c_p),
     ("attn_nn_embedding_backward", st, c_p, c_i64, c_i64, c_i64, c_p, c_p),
     ("attn_nn_layernorm_forward", st, c_p, c_i64, c_i64, c_p, c_p, c_dbl, c_p, c_p, c_p),
@@ -151,11 +163,13 @@ FUNCTIONS = [
      c_int, PMhaSaved),
     ("attn_nn_mha_backward", st, c_p, PMha, FP, FP, PMhaOpts, PMhaSaved, FP, FP, FP),
     ("attn_nn_mha_saved_free", None, PMhaSaved),
+    # explanation probes
+    ("attn_nn_attn_probe_weights", st, c_p, ctypes.POINTER(Probe), c_p, c_p),
     # GRU
-    ("attn_nn_gru_cell_forward", st, PCell, FP, FP, c_i64, FP, FP),
-    ("attn_nn_gru_cell_backward", st, PCell, FP, FP, c_i64, FP, FP, FP, FP),
-    ("attn_nn_gru_forward", st, PGru, FP, c_i64, c_i64, PI64, FP, FP, FP, PGruSaved),
-    ("attn_nn_gru_backward", st, PGru, FP, PI64, PGruSaved, FP, FP, FP, FP),
+    ("attn_nn_gru_cell_forward", st, c_p, PCell, FP, FP, c_i64, FP, FP),
+    ("attn_nn_gru_cell_backward", st, c_p, PCell, FP, FP, c_i64, FP, FP, FP, FP),
+    ("attn_nn_gru_forward", st, c_p, PGru, FP, c_i64, c_i64, PI64, FP, FP, FP, PGruSaved),
+    ("attn_nn_gru_backward", st, c_p, PGru, FP, PI64, PGruSaved, FP, FP, FP, FP),
     ("attn_nn_gru_saved_free", None, PGruSaved),
     # the transformer (attn/transformer.h)
     ("attn_transformer_config_default", TransformerConfig, c_int),
@@ -193,17 +207,8 @@ FUNCTIONS = [
     ("attn_bert_forward", st, c_p, c_p, c_p, c_p, c_i64, c_i64, c_p),
     ("attn_bert_embed", st, c_p, c_p, c_p, c_p, c_i64, c_i64, c_p),
     ("attn_bert_attention", st, c_p, c_p, c_p, c_i64, c_i64, c_i64, c_p),
+    ("attn_bert_attention_probe", st, c_p, c_p, c_p, c_i64, c_p, Hook, c_p, c_p),
 ]
 
 lib = load("attn_nn", FUNCTIONS)
 
-
-def single_threaded_blas() -> None:
-    """Runs the OpenBLAS that libattn_nn links (when it does) on one thread:
-    attn's own threads split the BERT work, as `attn embed` does. The setting
-    belongs to that OpenBLAS alone (NumPy and PyTorch bring their own)."""
-    fn = getattr(lib, "openblas_set_num_threads", None)
-    if fn is not None:
-        fn.argtypes = [c_int]
-        fn.restype = None
-        fn(1)

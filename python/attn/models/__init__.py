@@ -6,8 +6,9 @@
   DateTranslator  the encoder-decoder transformer of `attn train` on the
                   built-in dates task: train, translate, cross-attention maps
 
-Each class loads its library when first used: a build without OpenBLAS has
-neither, and says so with an ImportError naming the missing file.
+Each class loads its library (libattn_nn, libattn_task) when first used; a
+library that is missing or cannot be loaded raises an ImportError naming the
+file.
 """
 from __future__ import annotations
 

@@ -20,7 +20,7 @@ from typing import List, Optional, Sequence, Union
 import numpy as np
 
 from .._lib.core import check, context
-from .._lib.nn import BertConfig, lib, single_threaded_blas
+from .._lib.nn import BertConfig, lib
 from .._sdpa import threads_arg
 from ..errors import BadParamError
 from ..text import WordPiece
@@ -45,14 +45,12 @@ class MiniLM:
     """A BERT sentence-embedding model (attn_bert) with its WordPiece vocabulary.
 
     path: the model directory (default: default_path()). threads: attn's
-    threads for every call (0: one per CPU). The matrix products run on attn's
-    threads, so the OpenBLAS that libattn_nn links runs single-threaded."""
+    threads for every call (0: one per CPU), the matrix products included."""
 
     def __init__(self, path: Optional[Union[str, "os.PathLike[str]"]] = None, *,
                  threads: int = 0):
         self.path = os.fspath(default_path() if path is None else path)
         self.threads = threads_arg(threads, "attn.models.MiniLM")
-        single_threaded_blas()
         self._m: Optional[ctypes.c_void_p] = ctypes.c_void_p()
         check(lib.attn_bert_load(os.fsencode(self.path), ctypes.byref(self._m)))
         self.tokenizer = WordPiece(os.path.join(self.path, "vocab.txt"))
