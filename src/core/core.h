@@ -6,6 +6,8 @@
 
 #include <attn/attn.h>
 
+#include "core/check.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -47,6 +49,9 @@ void attn__pool_run(attn__pool *pool, int64_t n_tasks, attn__task_fn fn,
 
 /* True if the CPU and the OS support AVX2 and FMA (CPUID + XGETBV). */
 bool attn__cpu_has_avx2_fma(void);
+/* True if the CPU has F16C (half <-> float conversions; CPUID.1:ECX bit 29).
+ * Its registers are the AVX ones, so it is usable wherever AVX2 is. */
+bool attn__cpu_has_f16c(void);
 /* True if this build contains the AVX2 kernels and the CPU can run them. */
 bool attn__avx2_available(void);
 
@@ -54,6 +59,10 @@ struct attn_ctx {
     attn__pool *pool;
     attn_kernel kernel;
 };
+
+/* Runs fn for every task of [0, n_tasks) on ctx's pool (attn__pool_run),
+ * for the libraries above the core (the models' matrix products). */
+ATTN__SHARED void attn__ctx_run(attn_ctx *ctx, int64_t n_tasks, attn__task_fn fn, void *arg);
 
 /* ---- Philox4x32-10 -------------------------------------------------------- */
 

@@ -23,6 +23,13 @@ bool attn__cpu_has_avx2_fma(void)
     if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return false;
     return (b & (1u << 5)) != 0; /* AVX2 */
 }
+
+bool attn__cpu_has_f16c(void)
+{
+    unsigned a, b, c, d;
+    return __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29)) != 0;
+}
 #else
 bool attn__cpu_has_avx2_fma(void) { return false; }
+bool attn__cpu_has_f16c(void) { return false; }
 #endif

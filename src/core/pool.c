@@ -8,9 +8,15 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+typedef struct worker_arg {
+    struct attn__pool *pool;
+    int tid;
+} worker_arg;
+
 struct attn__pool {
     int n_threads; /* including the calling thread */
     pthread_t *threads;
+    worker_arg *args; /* owned by the pool: a worker never frees memory */
     pthread_mutex_t lock;
     pthread_cond_t wake, done;
     uint64_t generation; /* bumped once per run */
@@ -21,11 +27,6 @@ struct attn__pool {
     int64_t n_tasks;
     atomic_llong next;
 };
-
-typedef struct {
-    attn__pool *pool;
-    int tid;
-} worker_arg;
 
 static void drain(attn__pool *pool, int tid)
 {
@@ -39,7 +40,6 @@ static void drain(attn__pool *pool, int tid)
 static void *worker_main(void *p)
 {
     worker_arg wa = *(worker_arg *)p;
-    attn__free(p);
     attn__pool *pool = wa.pool;
     uint64_t seen = 0;
     pthread_mutex_lock(&pool->lock);
@@ -73,7 +73,10 @@ attn_status attn__pool_create(int n_threads, attn__pool **out)
     pool->n_threads = n_threads;
     if (n_threads > 1) {
         pool->threads = attn__calloc((size_t)(n_threads - 1), sizeof *pool->threads);
-        if (pool->threads == NULL) {
+        pool->args = attn__calloc((size_t)(n_threads - 1), sizeof *pool->args);
+        if (pool->threads == NULL || pool->args == NULL) {
+            attn__free(pool->threads);
+            attn__free(pool->args);
             attn__free(pool);
             return attn__fail(ATTN_NO_MEMORY, "thread pool: out of memory");
         }
@@ -83,26 +86,16 @@ attn_status attn__pool_create(int n_threads, attn__pool **out)
     pthread_cond_init(&pool->done, NULL);
     atomic_init(&pool->next, 0);
     for (int i = 0; i < n_threads - 1; i++) {
-        worker_arg *wa = attn__malloc(sizeof *wa);
-        attn_status st = ATTN_OK;
-        if (wa == NULL) {
-            st = attn__fail(ATTN_NO_MEMORY, "thread pool: out of memory");
-        } else {
-            wa->pool = pool;
-            wa->tid = i + 1;
-            if (pthread_create(&pool->threads[i], NULL, worker_main, wa) != 0) {
-                attn__free(wa);
-                st = attn__fail(ATTN_THREAD, "thread pool: pthread_create failed for worker %d", i + 1);
-            }
-        }
-        if (st != ATTN_OK) {
+        pool->args[i] = (worker_arg){pool, i + 1};
+        if (pthread_create(&pool->threads[i], NULL, worker_main, &pool->args[i]) != 0) {
             stop_workers(pool, i);
             pthread_mutex_destroy(&pool->lock);
             pthread_cond_destroy(&pool->wake);
             pthread_cond_destroy(&pool->done);
             attn__free(pool->threads);
+            attn__free(pool->args);
             attn__free(pool);
-            return st;
+            return attn__fail(ATTN_THREAD, "thread pool: pthread_create failed for worker %d", i + 1);
         }
     }
     *out = pool;
@@ -117,6 +110,7 @@ void attn__pool_free(attn__pool *pool)
     pthread_cond_destroy(&pool->wake);
     pthread_cond_destroy(&pool->done);
     attn__free(pool->threads);
+    attn__free(pool->args);
     attn__free(pool);
 }
 

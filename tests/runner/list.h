@@ -39,7 +39,13 @@
     X(score_tanh_accuracy) \
     X(score_argument_checks) \
     X(score_out_of_memory) \
-    X(score_grid_vs_ref64)
+    X(score_grid_vs_ref64) \
+    X(quant_dequantize_hand_computed) \
+    X(quant_matmul_vs_twin) \
+    X(quant_matmul_threads_bitwise) \
+    X(quant_special_scales) \
+    X(quant_argument_checks) \
+    X(quant_out_of_memory)
 
 #define T_TESTS_FORMATS(X) \
     X(json_decoded_strings_and_offsets) \

@@ -1,0 +1,219 @@
+/* quant_avx2.c - AVX2+FMA+F16C kernels of the quantized matrix products
+ * (attn/quant.h); the portable twin is kernels/portable/quant_ref.c.
+ *
+ * GEMV (few rows of x, the decoding of one token): each block of W is
+ * expanded in registers to 32 floats and multiplied with x in float32. A
+ * Q4_1 block contributes d * sum(q * x) + m * sum(x), with the block sums of
+ * x computed once per call (in->xsum), so the minimum m costs one scalar
+ * FMA per block instead of 32 additions.
+ *
+ * GEMM (many rows, a prompt): a panel of 64 columns of W by 256 of K is
+ * dequantized into ws as four [256][16] float slices, and a 6x16 register
+ * tile of y accumulates x rows (broadcast) times a slice; the dequantization
+ * is paid once per 128 rows of x. Dequantizing computes d * q + m with one
+ * FMA, which rounds exactly like the twin's d * q + m (d * q is exact). */
+#include "kernels/quant_kernels.h"
+
+#include <immintrin.h>
+#include <stdbool.h>
+
+enum { MR = 6, NR = 16 };
+
+static inline float hsum8(__m256 v)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* [d, m, 0, 0] from the first 4 bytes of a Q4_1 block. */
+static inline __m128 scales_q4_1(const unsigned char *b)
+{
+    int32_t v;
+    memcpy(&v, b, 4);
+    return _mm_cvtph_ps(_mm_cvtsi32_si128(v));
+}
+
+/* [d, 0, 0, 0] from the first 2 bytes of a Q8_0 block. */
+static inline __m128 scale_q8_0(const unsigned char *b)
+{
+    return _mm_cvtph_ps(_mm_cvtsi32_si128(attn__load_u16le(b)));
+}
+
+/* The 32 4-bit values of qs [16] as floats, f[t] = q[8t .. 8t+7]: both
+ * 128-bit lanes hold the 16 bytes; a byte shuffle puts bytes 0..7 (8..15)
+ * one per 32-bit element, whose low nibbles are q[0..7] (q[8..15]) and
+ * high nibbles q[16..23] (q[24..31]). */
+static inline void q4_floats(const unsigned char *qs, __m256 f[4])
+{
+    const __m256i lo8 = _mm256_setr_epi8(0, -1, -1, -1, 1, -1, -1, -1, 2, -1, -1, -1, 3, -1, -1, -1,
+                                         4, -1, -1, -1, 5, -1, -1, -1, 6, -1, -1, -1, 7, -1, -1, -1);
+    const __m256i hi8 = _mm256_setr_epi8(8, -1, -1, -1, 9, -1, -1, -1, 10, -1, -1, -1, 11, -1, -1, -1,
+                                         12, -1, -1, -1, 13, -1, -1, -1, 14, -1, -1, -1, 15, -1, -1, -1);
+    const __m256i nib = _mm256_set1_epi32(15);
+    __m256i b = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)qs));
+    __m256i v0 = _mm256_shuffle_epi8(b, lo8), v1 = _mm256_shuffle_epi8(b, hi8);
+    f[0] = _mm256_cvtepi32_ps(_mm256_and_si256(v0, nib));
+    f[1] = _mm256_cvtepi32_ps(_mm256_and_si256(v1, nib));
+    f[2] = _mm256_cvtepi32_ps(_mm256_srli_epi32(v0, 4));
+    f[3] = _mm256_cvtepi32_ps(_mm256_srli_epi32(v1, 4));
+}
+
+/* The 32 int8 values of qs [32] as floats, f[t] = q[8t .. 8t+7]. */
+static inline void q8_floats(const unsigned char *qs, __m256 f[4])
+{
+    for (int t = 0; t < 4; t++)
+        f[t] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(qs + 8 * t))));
+}
+
+/* sum over the block of q[i] * x[i], as 8 lanes. */
+static inline __m256 block_dot(const __m256 f[4], const float *x)
+{
+    __m256 s = _mm256_mul_ps(f[0], _mm256_loadu_ps(x));
+    s = _mm256_fmadd_ps(f[1], _mm256_loadu_ps(x + 8), s);
+    s = _mm256_fmadd_ps(f[2], _mm256_loadu_ps(x + 16), s);
+    return _mm256_fmadd_ps(f[3], _mm256_loadu_ps(x + 24), s);
+}
+
+/* ---- GEMV ------------------------------------------------------------------- */
+
+/* One Q4_1 row of nb blocks times x, with xs [nb] the block sums of x. Two
+ * accumulators (even and odd blocks) keep two FMA chains in flight. */
+static float dot_q4_1(const unsigned char *w, const float *x, const float *xs, int64_t nb)
+{
+    __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+    __m128 accm = _mm_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        const unsigned char *blk = w + b * ATTN__Q4_1_BYTES;
+        __m256 f[4];
+        q4_floats(blk + 4, f);
+        __m128 dm = scales_q4_1(blk);
+        acc[b & 1] = _mm256_fmadd_ps(_mm256_broadcastss_ps(dm), block_dot(f, x + 32 * b), acc[b & 1]);
+        accm = _mm_fmadd_ss(_mm_movehdup_ps(dm), _mm_load_ss(xs + b), accm);
+    }
+    return hsum8(_mm256_add_ps(acc[0], acc[1])) + _mm_cvtss_f32(accm);
+}
+
+static float dot_q8_0(const unsigned char *w, const float *x, int64_t nb)
+{
+    __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+    for (int64_t b = 0; b < nb; b++) {
+        const unsigned char *blk = w + b * ATTN__Q8_0_BYTES;
+        __m256 f[4];
+        q8_floats(blk + 2, f);
+        __m256 d = _mm256_broadcastss_ps(scale_q8_0(blk));
+        acc[b & 1] = _mm256_fmadd_ps(d, block_dot(f, x + 32 * b), acc[b & 1]);
+    }
+    return hsum8(_mm256_add_ps(acc[0], acc[1]));
+}
+
+void attn__quant_avx2_gemv(const attn__qin *in, const attn__qmat *m, int64_t j0, int64_t j1)
+{
+    int64_t nb = in->K / 32;
+    for (int64_t j = j0; j < j1; j++) {
+        const unsigned char *w = m->w + (size_t)j * m->row_bytes;
+        for (int64_t i = 0; i < in->n; i++) {
+            const float *x = in->x + i * in->K;
+            m->y[i * m->rows + j] = m->type == ATTN_QUANT_Q4_1 ? dot_q4_1(w, x, in->xsum + i * nb, nb)
+                                                               : dot_q8_0(w, x, nb);
+        }
+    }
+}
+
+/* ---- GEMM ------------------------------------------------------------------- */
+
+/* out [32] = the dequantized weights of one block. */
+static void dequant_block(attn_quant q, const unsigned char *blk, float *out)
+{
+    __m256 f[4], d, m;
+    if (q == ATTN_QUANT_Q4_1) {
+        __m128 dm = scales_q4_1(blk);
+        d = _mm256_broadcastss_ps(dm);
+        m = _mm256_broadcastss_ps(_mm_movehdup_ps(dm));
+        q4_floats(blk + 4, f);
+    } else {
+        d = _mm256_broadcastss_ps(scale_q8_0(blk));
+        m = _mm256_setzero_ps();
+        q8_floats(blk + 2, f);
+    }
+    for (int t = 0; t < 4; t++) _mm256_storeu_ps(out + 8 * t, _mm256_fmadd_ps(d, f[t], m));
+}
+
+/* ws [nsub][kc][16] = columns j0 .. j0+nc-1 of W (its rows), k in
+ * [k0, k0 + kc), one 16-column slice after another; columns past nc are 0. */
+static void pack_panel(const attn__qmat *m, int64_t j0, int64_t nc, int64_t k0, int64_t kc, float *ws)
+{
+    int64_t nsub = (nc + NR - 1) / NR;
+    size_t block = m->type == ATTN_QUANT_Q4_1 ? ATTN__Q4_1_BYTES : ATTN__Q8_0_BYTES;
+    for (int64_t c = 0; c < nsub * NR; c++) {
+        float *dst = ws + (c / NR) * kc * NR + c % NR;
+        if (c >= nc) {
+            for (int64_t kk = 0; kk < kc; kk++) dst[kk * NR] = 0.0f;
+            continue;
+        }
+        const unsigned char *row = m->w + (size_t)(j0 + c) * m->row_bytes;
+        for (int64_t kk = 0; kk < kc; kk += 32) {
+            float v[32];
+            dequant_block(m->type, row + (size_t)((k0 + kk) / 32) * block, v);
+            for (int t = 0; t < 32; t++) dst[(kk + t) * NR] = v[t];
+        }
+    }
+}
+
+/* y [mr][nc] (row stride ldy) = (accumulate ? y : 0) + x [mr][kc] (row
+ * stride ldx) times the slice p [kc][16], first nc columns. Rows past mr
+ * repeat the last row of x and are not stored. */
+static void tile_6x16(const float *x, int64_t ldx, int mr, const float *p, int64_t kc, float *y,
+                      int64_t ldy, int nc, bool accumulate)
+{
+    const float *xr[MR];
+    for (int r = 0; r < MR; r++) xr[r] = x + (r < mr ? r : mr - 1) * ldx;
+    __m256 c[MR][2];
+    for (int r = 0; r < MR; r++) c[r][0] = c[r][1] = _mm256_setzero_ps();
+    for (int64_t kk = 0; kk < kc; kk++) {
+        __m256 b0 = _mm256_load_ps(p + kk * NR), b1 = _mm256_load_ps(p + kk * NR + 8);
+        for (int r = 0; r < MR; r++) {
+            __m256 a = _mm256_broadcast_ss(xr[r] + kk);
+            c[r][0] = _mm256_fmadd_ps(a, b0, c[r][0]);
+            c[r][1] = _mm256_fmadd_ps(a, b1, c[r][1]);
+        }
+    }
+    for (int r = 0; r < mr; r++) {
+        float *yr = y + r * ldy;
+        if (nc == NR) {
+            if (accumulate) {
+                c[r][0] = _mm256_add_ps(c[r][0], _mm256_loadu_ps(yr));
+                c[r][1] = _mm256_add_ps(c[r][1], _mm256_loadu_ps(yr + 8));
+            }
+            _mm256_storeu_ps(yr, c[r][0]);
+            _mm256_storeu_ps(yr + 8, c[r][1]);
+        } else {
+            float t[NR];
+            _mm256_storeu_ps(t, c[r][0]);
+            _mm256_storeu_ps(t + 8, c[r][1]);
+            for (int j = 0; j < nc; j++) yr[j] = accumulate ? yr[j] + t[j] : t[j];
+        }
+    }
+}
+
+int64_t attn__quant_avx2_gemm_ws(void) { return (int64_t)ATTN__QGEMM_COLS * ATTN__QGEMM_KC + 8; }
+
+void attn__quant_avx2_gemm(const attn__qin *in, const attn__qmat *m, int64_t i0, int64_t i1,
+                           int64_t j0, int64_t j1, float *ws)
+{
+    float *panel = (float *)(((uintptr_t)ws + 31) & ~(uintptr_t)31); /* 32-byte aligned */
+    int64_t nc = j1 - j0, nsub = (nc + NR - 1) / NR, K = in->K;
+    for (int64_t k0 = 0; k0 < K; k0 += ATTN__QGEMM_KC) {
+        int64_t kc = K - k0 < ATTN__QGEMM_KC ? K - k0 : ATTN__QGEMM_KC;
+        pack_panel(m, j0, nc, k0, kc, panel);
+        for (int64_t i = i0; i < i1; i += MR) {
+            int mr = (int)(i1 - i < MR ? i1 - i : MR);
+            for (int64_t s = 0; s < nsub; s++) {
+                int ncs = (int)(nc - s * NR < NR ? nc - s * NR : NR);
+                tile_6x16(in->x + i * K + k0, K, mr, panel + s * kc * NR, kc,
+                          m->y + i * m->rows + j0 + s * NR, m->rows, ncs, k0 > 0);
+            }
+        }
+    }
+}
