@@ -1,7 +1,6 @@
-/* half.h - exact conversions of IEEE binary16 (f16) and bfloat16 to float,
- * shared by every reader of half-precision data (safetensors files, the
- * scales of quantized blocks). Inf and NaN keep their class and payload;
- * f16 subnormals become normal floats exactly. */
+/* half.h - private: IEEE binary16 (F16) and bfloat16 (BF16) to float32, for
+ * the file readers (safetensors, GGUF). Both conversions are exact: every
+ * F16 and BF16 value is a float32 value; NaNs keep their payload. */
 #ifndef ATTN_CORE_HALF_H
 #define ATTN_CORE_HALF_H
 
@@ -31,13 +30,6 @@ static inline float attn__bf16_to_f32(uint16_t h)
     float f;
     memcpy(&f, &bits, sizeof f);
     return f;
-}
-
-/* The little-endian uint16_t at p (any alignment). */
-static inline uint16_t attn__load_u16le(const void *p)
-{
-    const unsigned char *b = (const unsigned char *)p;
-    return (uint16_t)(b[0] | (b[1] << 8));
 }
 
 #endif /* ATTN_CORE_HALF_H */

@@ -25,6 +25,15 @@ enum {
     ATTN__QGEMM_MIN_ROWS = 8
 };
 
+/* The f16 at p (a block's scale; blocks need no alignment). Like the file
+ * readers, this assumes a little-endian host. */
+static inline uint16_t attn__quant_u16(const unsigned char *p)
+{
+    uint16_t h;
+    memcpy(&h, p, sizeof h);
+    return h;
+}
+
 /* One matrix of a call: W [rows, K] and its output y [n, rows]. */
 typedef struct attn__qmat {
     const unsigned char *w;

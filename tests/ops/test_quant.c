@@ -143,7 +143,7 @@ static void own_product(const qcase *c, int m, double *y, double *bound)
             double acc = 0.0, s = 0.0;
             for (int64_t k = 0; k < K; k++) {
                 double mb = c->type[m] == ATTN_QUANT_Q4_1
-                                ? fabs((double)f16(attn__load_u16le(wr + (size_t)(k / 32) * bytes + 2)))
+                                ? fabs((double)f16(attn__quant_u16(wr + (size_t)(k / 32) * bytes + 2)))
                                 : 0.0;
                 acc += (double)row[k] * (double)c->x[i * K + k];
                 s += fabs((double)c->x[i * K + k]) * (fabs((double)row[k]) + mb);

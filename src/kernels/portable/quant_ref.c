@@ -5,14 +5,14 @@
 
 static void dequant_q8_0(const unsigned char *b, float *out)
 {
-    float d = attn__f16_to_f32(attn__load_u16le(b));
+    float d = attn__f16_to_f32(attn__quant_u16(b));
     for (int i = 0; i < 32; i++) out[i] = d * (float)(int8_t)b[2 + i];
 }
 
 static void dequant_q4_1(const unsigned char *b, float *out)
 {
-    float d = attn__f16_to_f32(attn__load_u16le(b));
-    float m = attn__f16_to_f32(attn__load_u16le(b + 2));
+    float d = attn__f16_to_f32(attn__quant_u16(b));
+    float m = attn__f16_to_f32(attn__quant_u16(b + 2));
     for (int i = 0; i < 16; i++) {
         out[i] = d * (float)(b[4 + i] & 15) + m;
         out[i + 16] = d * (float)(b[4 + i] >> 4) + m;

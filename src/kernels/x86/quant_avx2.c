@@ -38,7 +38,7 @@ static inline __m128 scales_q4_1(const unsigned char *b)
 /* [d, 0, 0, 0] from the first 2 bytes of a Q8_0 block. */
 static inline __m128 scale_q8_0(const unsigned char *b)
 {
-    return _mm_cvtph_ps(_mm_cvtsi32_si128(attn__load_u16le(b)));
+    return _mm_cvtph_ps(_mm_cvtsi32_si128(attn__quant_u16(b)));
 }
 
 /* The 32 4-bit values of qs [16] as floats, f[t] = q[8t .. 8t+7]: both
