@@ -75,6 +75,11 @@ typedef struct {
 } t_counting;
 void *t_count_alloc(size_t bytes, void *user); /* user: a t_counting */
 void t_count_free(void *p, void *user);
+/* Runs op(arg) with the k-th allocation failing, for k = 1, 2, ... until it
+ * succeeds (at most 1000 times); every failure must be ATTN_NO_MEMORY with
+ * nothing left live. Returns the allocations of the successful run, or -1
+ * after reporting a failure. */
+long t_oom_sweep(attn_status (*op)(void *arg), void *arg);
 
 /* The float32 kernels every test runs, and whether this CPU/build has each. */
 enum { T_KERNELS = 3 };
