@@ -60,6 +60,16 @@
     X(json_writer_doubles_round_trip) \
     X(json_writer_measures_and_truncates) \
     X(json_writer_strings) \
+    X(gguf_argument_checks) \
+    X(gguf_byte_substitution_sweep) \
+    X(gguf_corrupt_catalogue) \
+    X(gguf_every_value_type) \
+    X(gguf_load_from_file) \
+    X(gguf_out_of_memory) \
+    X(gguf_tensor_type_table) \
+    X(gguf_tensors_and_conversion) \
+    X(gguf_truncation_sweep) \
+    X(gguf_versions_and_alignment) \
     X(safetensors_argument_checks) \
     X(safetensors_bitflip_sweep) \
     X(safetensors_corrupt_catalogue) \
