@@ -93,7 +93,7 @@ static attn_status check_shapes(const attn_gguf *g, attn_llama_config *c)
         return attn_fail(ATTN_BAD_FILE, "%s: 'llama.embedding_length' %lld and 'llama.feed_forward_length' "
                          "%lld must be multiples of 32 (the quantization block)", FN, (long long)c->d_model,
                          (long long)c->d_ff);
-    int64_t rot;
+    int64_t rot = 0;
     attn_status st = get_dim_or(g, "llama.rope.dimension_count", c->d_head, 1, 1 << 16, &rot);
     if (st != ATTN_OK) return st;
     if (rot != c->d_head)
