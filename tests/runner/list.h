@@ -145,6 +145,17 @@
     X(checkpoint_truncation_sweep) \
     X(checkpointing_same_gradients_less_memory) \
     X(generate_cache_matches_full_forward) \
+    X(llama_load_tiny) \
+    X(llama_forward_vs_naive_float64) \
+    X(llama_kv_cache_equals_recompute) \
+    X(llama_threads_bitwise) \
+    X(llama_session_rules) \
+    X(llama_sampling_rules) \
+    X(llama_chat_format) \
+    X(llama_generate_matches_forward_and_sample) \
+    X(llama_corrupt_catalogue) \
+    X(llama_truncation_sweep) \
+    X(llama_out_of_memory) \
     X(seq2seq_args) \
     X(seq2seq_backward_fd) \
     X(seq2seq_checkpoint_corrupt_catalogue) \
