@@ -5,6 +5,8 @@
  *   attn train [options]        attn translate --model F [options] TEXT...
  *   attn eval --model F         attn info --model F
  *   attn compare [options]      attn embed / similarity / bert-map [options]
+ *   attn chat [options]         attn generate [options] PROMPT
+ *   attn tokenize [--model F] TEXT
  */
 #include "cli.h"
 
@@ -22,7 +24,10 @@ static void main_help(FILE *out)
            "  compare     train the transformer and the GRU + Bahdanau model side by side\n"
            "  embed       sentence embeddings with all-MiniLM-L6-v2\n"
            "  similarity  cosine similarity of sentences, or a query ranked against a file\n"
-           "  bert-map    the attention map of any layer and head of the BERT model, as a PNG\n\n"
+           "  bert-map    the attention map of any layer and head of the BERT model, as a PNG\n"
+           "  chat        a conversation with SmolLM2-135M-Instruct (one line per turn on stdin)\n"
+           "  generate    one reply of the chat model to a prompt\n"
+           "  tokenize    the token ids of a text under the chat model's tokenizer\n\n"
            "'%s COMMAND --help' describes each.\n", cli_prog, cli_prog);
 }
 
@@ -43,7 +48,9 @@ int main(int argc, char **argv)
     } cmds[] = {{"train", cmd_train},         {"translate", cmd_translate},
                 {"eval", cmd_eval},           {"info", cmd_info},
                 {"compare", cmd_compare},     {"embed", cmd_embed},
-                {"similarity", cmd_similarity}, {"bert-map", cmd_bert_map}};
+                {"similarity", cmd_similarity}, {"bert-map", cmd_bert_map},
+                {"chat", cmd_chat},           {"generate", cmd_generate},
+                {"tokenize", cmd_tokenize}};
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
         if (strcmp(cmd, cmds[i].name) == 0) return cmds[i].fn(argc - 2, argv + 2);
     fprintf(stderr, "%s: unknown command '%s'\n", cli_prog, cmd);

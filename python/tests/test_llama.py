@@ -9,8 +9,11 @@ weights quantized and rotates the file's adjacent pairs.
   * next-token logits for each prompt, given the same ids: largest
     |attn - transformers| <= 1e-3 and the same top-1 (the AVX2 kernels, and
     the portable twin through a context forced to REF on a short prompt);
-  * greedy continuations of 32 tokens identical to transformers' generate
-    (attn decodes token by token over its KV cache; a stop token ends both);
+  * greedy continuations of 32 tokens identical to transformers' greedy
+    choices: attn decodes token by token over its KV cache, and one
+    transformers forward over prompt + continuation must pick each of
+    attn's tokens (teacher forcing: the same sequence its generate makes),
+    and a stop token where attn stopped;
   * a second chat turn continuing the session's cache gives the logits of
     the whole conversation run afresh;
   * attention maps (attn_llama_attention) against output_attentions of the
@@ -116,18 +119,49 @@ def test_chat_format_matches_the_template(hf, ours):
                 c, tokenize=False, add_generation_prompt=gen)
 
 
-def test_next_token_logits(hf, ours, prompts):
-    worst = 0.0
+@pytest.fixture(scope="module")
+def runs(hf, ours, prompts):
+    """Per prompt: its ids, attn's next-token logits and greedy continuation
+    (N_GREEDY tokens, or fewer and stopped), and transformers' logits over
+    prompt + continuation in one forward (teacher forcing)."""
+    out = []
     for p in prompts:
         ids = hf[1](p)["input_ids"]
-        ref = hf_logits(hf, ids).logits[0, -1].numpy()
-        got = ours.session().forward(ids)
+        logits = ours.session().forward(ids)
+        cont, stopped = ours.session().generate(ids, N_GREEDY)
+        ref = hf_logits(hf, ids + cont).logits[0].numpy()
+        out.append((p, ids, logits, cont, stopped, ref))
+    return out
+
+
+def test_next_token_logits(runs):
+    worst = 0.0
+    for p, ids, got, _, _, ref_all in runs:
+        ref = ref_all[len(ids) - 1]
         diff = float(np.abs(got - ref).max())
         worst = max(worst, diff)
         assert diff <= LOGIT_TOL, (p[:60], diff)
         assert int(got.argmax()) == int(ref.argmax()), p[:60]
     report("logits_max_abs_diff", worst)
-    print(f"\nnext-token logits: largest |attn - transformers| = {worst:.3g} over {len(prompts)} prompts")
+    print(f"\nnext-token logits: largest |attn - transformers| = {worst:.3g} over {len(runs)} prompts")
+
+
+def test_greedy_continuations(hf, runs):
+    """attn's greedy tokens, decoded one by one over its KV cache, are
+    transformers' greedy choices: at every step transformers' argmax given
+    the same prefix is attn's token (so its greedy generation is the same
+    sequence), and where attn stopped transformers' choice is a stop token."""
+    tok = hf[1]
+    stop_ids = {tok.convert_tokens_to_ids("<|im_end|>"), tok.eos_token_id}
+    for p, ids, _, cont, stopped, ref in runs:
+        choice = ref[len(ids) - 1:].argmax(-1).tolist()
+        assert cont == choice[:len(cont)], (p[:60], tok.decode(cont), tok.decode(choice))
+        if stopped:
+            assert choice[len(cont)] in stop_ids, p[:60]
+        else:
+            assert len(cont) == N_GREEDY
+    print(f"\ngreedy: {sum(len(r[3]) for r in runs)} tokens over {len(runs)} prompts, "
+          f"{sum(r[4] for r in runs)} stopped at <|im_end|>")
 
 
 def test_portable_twin_logits(hf):
@@ -140,22 +174,6 @@ def test_portable_twin_logits(hf):
     diff = float(np.abs(m.session().forward(ids) - ref).max())
     report("ref_kernel_logits_max_abs_diff", diff)
     assert diff <= LOGIT_TOL
-
-
-def test_greedy_continuations(hf, ours, prompts):
-    import torch
-    model, tok = hf
-    for p in prompts:
-        ids = tok(p)["input_ids"]
-        with torch.no_grad():
-            ref = model.generate(torch.tensor([ids]), max_new_tokens=N_GREEDY, do_sample=False)
-        ref = ref[0, len(ids):].tolist()
-        got, stopped = ours.session().generate(ids, N_GREEDY)
-        stop_ids = {tok.convert_tokens_to_ids("<|im_end|>"), tok.eos_token_id}
-        if stopped:  # transformers keeps the stop token; attn neither writes nor feeds it
-            assert ref[len(got)] in stop_ids and got == ref[:len(got)], (p[:60], got, ref)
-        else:
-            assert got == ref, (p[:60], tok.decode(got), tok.decode(ref))
 
 
 def test_second_turn_continues_the_cache(hf, ours):
