@@ -297,25 +297,36 @@ static int write_maps_of_layer(const char *cmd, const engine *e, const chat_opts
     return st == ATTN_OK ? 0 : cli_fail(cmd, st);
 }
 
-/* Maps of the session's tokens for the chosen layers and heads. */
-static int write_maps(const char *cmd, const engine *e, const chat_opts *o)
+/* The layers and heads of the maps, checked against the model (exit 2). */
+typedef struct {
+    int64_t layers[MAX_SEL], heads[MAX_SEL], nl, nh;
+} map_sel;
+
+static int map_selection(const char *cmd, const engine *e, const chat_opts *o, map_sel *sel)
 {
     const attn_llama_config *c = attn_llama_get_config(e->m);
-    int64_t layers[MAX_SEL], heads[MAX_SEL], nl, nh, n = attn_llama_session_length(e->s);
-    int rc = parse_list(cmd, "--map-layers", o->map_layers, c->n_layers, c->n_layers - 1, layers, &nl);
-    if (rc == 0) rc = parse_list(cmd, "--map-heads", o->map_heads, c->n_heads, -1, heads, &nh);
-    if (rc || n == 0) return rc;
-    if ((double)nh * (double)n * (double)n * 4.0 > 1e9) {
+    int rc = parse_list(cmd, "--map-layers", o->map_layers, c->n_layers, c->n_layers - 1, sel->layers, &sel->nl);
+    return rc ? rc : parse_list(cmd, "--map-heads", o->map_heads, c->n_heads, -1, sel->heads, &sel->nh);
+}
+
+/* Maps of the session's tokens for the chosen layers and heads. */
+static int write_maps(const char *cmd, const engine *e, const chat_opts *o, const map_sel *sel)
+{
+    int64_t n = attn_llama_session_length(e->s);
+    if (n == 0) return 0;
+    if ((double)sel->nh * (double)n * (double)n * 4.0 > 1e9) {
         fprintf(stderr, "%s %s: %lld tokens are too many for attention maps (%lld heads of %lld x %lld)\n",
-                cli_prog, cmd, (long long)n, (long long)nh, (long long)n, (long long)n);
+                cli_prog, cmd, (long long)n, (long long)sel->nh, (long long)n, (long long)n);
         return 1;
     }
     const int32_t *ids = attn_llama_session_tokens(e->s);
     char **labels = calloc((size_t)n, sizeof *labels);
+    int rc = 0;
     for (int64_t i = 0; labels != NULL && i < n; i++)
         if ((labels[i] = token_label(e->m, ids[i])) == NULL) rc = 1;
     if (labels == NULL || rc) rc = cli_fail(cmd, attn_fail(ATTN_NO_MEMORY, "out of memory for the map labels"));
-    for (int64_t l = 0; l < nl && rc == 0; l++) rc = write_maps_of_layer(cmd, e, o, ids, n, layers[l], heads, nh, labels);
+    for (int64_t l = 0; l < sel->nl && rc == 0; l++)
+        rc = write_maps_of_layer(cmd, e, o, ids, n, sel->layers[l], sel->heads, sel->nh, labels);
     for (int64_t i = 0; labels != NULL && i < n; i++) free(labels[i]);
     free(labels);
     return rc;
@@ -336,14 +347,19 @@ int cmd_generate(int argc, char **argv)
     if (rc) return rc < 0 ? 0 : rc;
     if (n_pos != 1) return cli_usage_error(cmd, "%s", "needs one PROMPT");
     engine e;
+    map_sel sel;
     if ((rc = engine_open(cmd, o.model, o.threads, 1, &e))) return rc;
+    if (o.maps && (rc = map_selection(cmd, &e, &o, &sel))) {
+        engine_close(&e);
+        return rc;
+    }
     catch_sigint();
     char *text = NULL;
     int full = 0;
     rc = o.raw ? 0 : turn_text(cmd, &e, &o, pos[0], 1, &text);
     if (rc == 0) rc = reply(cmd, &e, &o, o.raw ? pos[0] : text, &full);
     free(text);
-    if (rc == 0 && o.maps) rc = write_maps(cmd, &e, &o);
+    if (rc == 0 && o.maps) rc = write_maps(cmd, &e, &o, &sel);
     engine_close(&e);
     return rc;
 }
@@ -360,7 +376,12 @@ int cmd_chat(int argc, char **argv)
                        pos, &n_pos, 0);
     if (rc) return rc < 0 ? 0 : rc;
     engine e;
+    map_sel sel;
     if ((rc = engine_open(cmd, o.model, o.threads, 1, &e))) return rc;
+    if (o.maps && (rc = map_selection(cmd, &e, &o, &sel))) {
+        engine_close(&e);
+        return rc;
+    }
     catch_sigint();
     int tty = isatty(0), first = 1, full = 0;
     char *line = NULL;
@@ -381,7 +402,7 @@ int cmd_chat(int argc, char **argv)
     }
     free(line);
     if (tty && rc == 0) printf("\n");
-    if (rc == 0 && o.maps) rc = write_maps(cmd, &e, &o);
+    if (rc == 0 && o.maps) rc = write_maps(cmd, &e, &o, &sel);
     engine_close(&e);
     return rc;
 }
