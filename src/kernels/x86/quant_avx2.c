@@ -78,34 +78,50 @@ static inline __m256 block_dot(const __m256 f[4], const float *x)
 
 /* ---- GEMV ------------------------------------------------------------------- */
 
+/* acc += d * (q . x) and accm += m * xs for Q4_1 block blk (xs the sum of
+ * its 32 activations x). */
+static inline void q4_1_step(const unsigned char *blk, const float *x, const float *xs, __m256 *acc,
+                             __m128 *accm)
+{
+    __m256 f[4];
+    q4_floats(blk + 4, f);
+    __m128 dm = scales_q4_1(blk);
+    *acc = _mm256_fmadd_ps(_mm256_broadcastss_ps(dm), block_dot(f, x), *acc);
+    *accm = _mm_fmadd_ss(_mm_movehdup_ps(dm), _mm_load_ss(xs), *accm);
+}
+
+static inline void q8_0_step(const unsigned char *blk, const float *x, __m256 *acc)
+{
+    __m256 f[4];
+    q8_floats(blk + 2, f);
+    *acc = _mm256_fmadd_ps(_mm256_broadcastss_ps(scale_q8_0(blk)), block_dot(f, x), *acc);
+}
+
 /* One Q4_1 row of nb blocks times x, with xs [nb] the block sums of x. Two
  * accumulators (even and odd blocks) keep two FMA chains in flight. */
 static float dot_q4_1(const unsigned char *w, const float *x, const float *xs, int64_t nb)
 {
-    __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
-    __m128 accm = _mm_setzero_ps();
-    for (int64_t b = 0; b < nb; b++) {
-        const unsigned char *blk = w + b * ATTN__Q4_1_BYTES;
-        __m256 f[4];
-        q4_floats(blk + 4, f);
-        __m128 dm = scales_q4_1(blk);
-        acc[b & 1] = _mm256_fmadd_ps(_mm256_broadcastss_ps(dm), block_dot(f, x + 32 * b), acc[b & 1]);
-        accm = _mm_fmadd_ss(_mm_movehdup_ps(dm), _mm_load_ss(xs + b), accm);
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    __m128 m0 = _mm_setzero_ps(), m1 = _mm_setzero_ps();
+    int64_t b = 0;
+    for (; b + 1 < nb; b += 2) {
+        q4_1_step(w + b * ATTN__Q4_1_BYTES, x + 32 * b, xs + b, &a0, &m0);
+        q4_1_step(w + (b + 1) * ATTN__Q4_1_BYTES, x + 32 * (b + 1), xs + b + 1, &a1, &m1);
     }
-    return hsum8(_mm256_add_ps(acc[0], acc[1])) + _mm_cvtss_f32(accm);
+    if (b < nb) q4_1_step(w + b * ATTN__Q4_1_BYTES, x + 32 * b, xs + b, &a0, &m0);
+    return hsum8(_mm256_add_ps(a0, a1)) + _mm_cvtss_f32(_mm_add_ss(m0, m1));
 }
 
 static float dot_q8_0(const unsigned char *w, const float *x, int64_t nb)
 {
-    __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
-    for (int64_t b = 0; b < nb; b++) {
-        const unsigned char *blk = w + b * ATTN__Q8_0_BYTES;
-        __m256 f[4];
-        q8_floats(blk + 2, f);
-        __m256 d = _mm256_broadcastss_ps(scale_q8_0(blk));
-        acc[b & 1] = _mm256_fmadd_ps(d, block_dot(f, x + 32 * b), acc[b & 1]);
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    int64_t b = 0;
+    for (; b + 1 < nb; b += 2) {
+        q8_0_step(w + b * ATTN__Q8_0_BYTES, x + 32 * b, &a0);
+        q8_0_step(w + (b + 1) * ATTN__Q8_0_BYTES, x + 32 * (b + 1), &a1);
     }
-    return hsum8(_mm256_add_ps(acc[0], acc[1]));
+    if (b < nb) q8_0_step(w + b * ATTN__Q8_0_BYTES, x + 32 * b, &a0);
+    return hsum8(_mm256_add_ps(a0, a1));
 }
 
 void attn__quant_avx2_gemv(const attn__qin *in, const attn__qmat *m, int64_t j0, int64_t j1)
