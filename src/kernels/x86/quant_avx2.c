@@ -177,40 +177,63 @@ static void pack_panel(const attn__qmat *m, int64_t j0, int64_t nc, int64_t k0, 
     }
 }
 
+/* Row yr [nc] = (accumulate ? yr : 0) + the 16 sums in c0, c1. */
+static inline void store_row(float *yr, __m256 c0, __m256 c1, int nc, bool accumulate)
+{
+    if (nc == NR) {
+        if (accumulate) {
+            c0 = _mm256_add_ps(c0, _mm256_loadu_ps(yr));
+            c1 = _mm256_add_ps(c1, _mm256_loadu_ps(yr + 8));
+        }
+        _mm256_storeu_ps(yr, c0);
+        _mm256_storeu_ps(yr + 8, c1);
+        return;
+    }
+    float t[NR];
+    _mm256_storeu_ps(t, c0);
+    _mm256_storeu_ps(t + 8, c1);
+    for (int j = 0; j < nc; j++) yr[j] = accumulate ? yr[j] + t[j] : t[j];
+}
+
 /* y [mr][nc] (row stride ldy) = (accumulate ? y : 0) + x [mr][kc] (row
  * stride ldx) times the slice p [kc][16], first nc columns. Rows past mr
- * repeat the last row of x and are not stored. */
+ * repeat the last row of x and are not stored. The 12 accumulators are
+ * named so that they stay in registers. */
 static void tile_6x16(const float *x, int64_t ldx, int mr, const float *p, int64_t kc, float *y,
                       int64_t ldy, int nc, bool accumulate)
 {
-    const float *xr[MR];
-    for (int r = 0; r < MR; r++) xr[r] = x + (r < mr ? r : mr - 1) * ldx;
-    __m256 c[MR][2];
-    for (int r = 0; r < MR; r++) c[r][0] = c[r][1] = _mm256_setzero_ps();
+    const float *x0 = x, *x1 = x + (mr > 1 ? 1 : 0) * ldx, *x2 = x + (mr > 2 ? 2 : mr - 1) * ldx;
+    const float *x3 = x + (mr > 3 ? 3 : mr - 1) * ldx, *x4 = x + (mr > 4 ? 4 : mr - 1) * ldx;
+    const float *x5 = x + (mr > 5 ? 5 : mr - 1) * ldx;
+    __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
+    __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
     for (int64_t kk = 0; kk < kc; kk++) {
-        __m256 b0 = _mm256_load_ps(p + kk * NR), b1 = _mm256_load_ps(p + kk * NR + 8);
-        for (int r = 0; r < MR; r++) {
-            __m256 a = _mm256_broadcast_ss(xr[r] + kk);
-            c[r][0] = _mm256_fmadd_ps(a, b0, c[r][0]);
-            c[r][1] = _mm256_fmadd_ps(a, b1, c[r][1]);
-        }
+        __m256 b0 = _mm256_load_ps(p + kk * NR), b1 = _mm256_load_ps(p + kk * NR + 8), a;
+        a = _mm256_broadcast_ss(x0 + kk);
+        c00 = _mm256_fmadd_ps(a, b0, c00);
+        c01 = _mm256_fmadd_ps(a, b1, c01);
+        a = _mm256_broadcast_ss(x1 + kk);
+        c10 = _mm256_fmadd_ps(a, b0, c10);
+        c11 = _mm256_fmadd_ps(a, b1, c11);
+        a = _mm256_broadcast_ss(x2 + kk);
+        c20 = _mm256_fmadd_ps(a, b0, c20);
+        c21 = _mm256_fmadd_ps(a, b1, c21);
+        a = _mm256_broadcast_ss(x3 + kk);
+        c30 = _mm256_fmadd_ps(a, b0, c30);
+        c31 = _mm256_fmadd_ps(a, b1, c31);
+        a = _mm256_broadcast_ss(x4 + kk);
+        c40 = _mm256_fmadd_ps(a, b0, c40);
+        c41 = _mm256_fmadd_ps(a, b1, c41);
+        a = _mm256_broadcast_ss(x5 + kk);
+        c50 = _mm256_fmadd_ps(a, b0, c50);
+        c51 = _mm256_fmadd_ps(a, b1, c51);
     }
-    for (int r = 0; r < mr; r++) {
-        float *yr = y + r * ldy;
-        if (nc == NR) {
-            if (accumulate) {
-                c[r][0] = _mm256_add_ps(c[r][0], _mm256_loadu_ps(yr));
-                c[r][1] = _mm256_add_ps(c[r][1], _mm256_loadu_ps(yr + 8));
-            }
-            _mm256_storeu_ps(yr, c[r][0]);
-            _mm256_storeu_ps(yr + 8, c[r][1]);
-        } else {
-            float t[NR];
-            _mm256_storeu_ps(t, c[r][0]);
-            _mm256_storeu_ps(t + 8, c[r][1]);
-            for (int j = 0; j < nc; j++) yr[j] = accumulate ? yr[j] + t[j] : t[j];
-        }
-    }
+    store_row(y, c00, c01, nc, accumulate);
+    if (mr > 1) store_row(y + ldy, c10, c11, nc, accumulate);
+    if (mr > 2) store_row(y + 2 * ldy, c20, c21, nc, accumulate);
+    if (mr > 3) store_row(y + 3 * ldy, c30, c31, nc, accumulate);
+    if (mr > 4) store_row(y + 4 * ldy, c40, c41, nc, accumulate);
+    if (mr > 5) store_row(y + 5 * ldy, c50, c51, nc, accumulate);
 }
 
 int64_t attn__quant_avx2_gemm_ws(void) { return (int64_t)ATTN__QGEMM_COLS * ATTN__QGEMM_KC + 8; }
