@@ -463,7 +463,8 @@ T_TEST(llama_sampling_rules)
     for (uint64_t st = 0; st < DRAWS; st++) count[draw(&p, y, 4, NULL, 0, st)]++;
     T_EQ_INT(count[0] + count[3], 0);
     T_NEAR((double)count[1] / DRAWS, exp(2.0) / (exp(2.0) + exp(1.0)), 0.02);
-    /* top-p 0.7: only id 1 (0.665 of all four < 0.7, so id 2 joins) */
+    /* top-p 0.7: softmax is (0.09, 0.64, 0.24, 0.03); id 1 alone holds 0.64 <
+     * 0.7, so id 2 joins, and ids 0 and 3 stay out */
     p.top_k = 0;
     p.top_p = 0.7;
     memset(count, 0, sizeof count);
