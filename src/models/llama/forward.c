@@ -188,6 +188,35 @@ static void swiglu(attn_ctx *ctx, float *g, const float *u, int64_t n)
     attn__ctx_run(ctx, (n + SWIGLU_BLOCK - 1) / SWIGLU_BLOCK, swiglu_task, &j);
 }
 
+/* y [n, d] = RMSNorm(x) * g, blocks of rows spread over the pool (the
+ * toolkit's attn_nn_rmsnorm_forward on each block). */
+typedef struct {
+    const float *x, *g;
+    float *y;
+    int64_t n, d;
+    double eps;
+    attn_status st; /* of the first block (the blocks cannot fail apart) */
+} norm_job;
+
+enum { NORM_BLOCK = 32 };
+
+static void norm_task(void *arg, int64_t t, int tid)
+{
+    norm_job *j = arg;
+    (void)tid;
+    int64_t r0 = t * NORM_BLOCK, rows = j->n - r0 < NORM_BLOCK ? j->n - r0 : NORM_BLOCK;
+    attn_status st = attn_nn_rmsnorm_forward(j->x + r0 * j->d, rows, j->d, j->g, j->eps, j->y + r0 * j->d, NULL);
+    if (t == 0) j->st = st;
+}
+
+static attn_status rmsnorm(attn_ctx *ctx, const float *x, int64_t n, int64_t d, const float *g, double eps,
+                           float *y)
+{
+    norm_job j = {x, g, y, n, d, eps, ATTN_OK};
+    attn__ctx_run(ctx, (n + NORM_BLOCK - 1) / NORM_BLOCK, norm_task, &j);
+    return j.st;
+}
+
 static void add_into(float *x, const float *t, int64_t n)
 {
     for (int64_t i = 0; i < n; i++) x[i] += t[i];
@@ -225,7 +254,7 @@ static attn_status layer(attn_ctx *ctx, attn_llama_session *s, int64_t l, int64_
     float *kc = s->k + (l * s->cap + pos0) * row, *vc = s->v + (l * s->cap + pos0) * row;
     attn_quant_matrix qkv[3] = {L->q, L->k, L->v}, gu[2] = {L->gate, L->up};
     float *qkv_out[3] = {w->q, kc, vc}, *gu_out[2] = {w->g, w->u};
-    attn_status st = attn_nn_rmsnorm_forward(w->x, n, d, L->attn_norm, c->rms_eps, w->a, NULL);
+    attn_status st = rmsnorm(ctx, w->x, n, d, L->attn_norm, c->rms_eps, w->a);
     if (st == ATTN_OK) st = attn_quant_matmul(ctx, w->a, n, d, qkv, 3, qkv_out);
     if (st != ATTN_OK) return st;
     rope_pairs(w->q, n, c->n_heads, c->d_head, w->cs, w->sn);
@@ -235,7 +264,7 @@ static attn_status layer(attn_ctx *ctx, attn_llama_session *s, int64_t l, int64_
         (st = attn_quant_matmul(ctx, w->o, n, hd, &L->o, 1, &w->t)) != ATTN_OK)
         return st;
     add_into(w->x, w->t, n * d);
-    if ((st = attn_nn_rmsnorm_forward(w->x, n, d, L->ffn_norm, c->rms_eps, w->a, NULL)) != ATTN_OK ||
+    if ((st = rmsnorm(ctx, w->x, n, d, L->ffn_norm, c->rms_eps, w->a)) != ATTN_OK ||
         (st = attn_quant_matmul(ctx, w->a, n, d, gu, 2, gu_out)) != ATTN_OK)
         return st;
     swiglu(ctx, w->g, w->u, n * c->d_ff);
@@ -260,7 +289,7 @@ static attn_status embed(const attn_llama *m, const int32_t *ids, int64_t n, flo
 /* logits [n_vocab] = head(RMSNorm(x) * output_norm) for one row x [d]. */
 static attn_status head(attn_ctx *ctx, const attn_llama *m, const float *x, float *a, float *logits)
 {
-    attn_status st = attn_nn_rmsnorm_forward(x, 1, m->cfg.d_model, m->out_norm, m->cfg.rms_eps, a, NULL);
+    attn_status st = rmsnorm(ctx, x, 1, m->cfg.d_model, m->out_norm, m->cfg.rms_eps, a);
     if (st != ATTN_OK) return st;
     return attn_quant_matmul(ctx, a, 1, m->cfg.d_model, &m->head, 1, &logits);
 }
