@@ -15,6 +15,7 @@
 #include "kernels/quant_kernels.h"
 
 #include <immintrin.h>
+#include <math.h>
 #include <stdbool.h>
 
 enum { MR = 6, NR = 16 };
@@ -27,12 +28,11 @@ static inline float hsum8(__m256 v)
     return _mm_cvtss_f32(s);
 }
 
-/* [d, m, 0, 0] from the first 4 bytes of a Q4_1 block. */
+/* [d, m, ., .] from the first 8 bytes of a Q4_1 block (lanes 2 and 3 are
+ * the first quants read as halves: never used). */
 static inline __m128 scales_q4_1(const unsigned char *b)
 {
-    int32_t v;
-    memcpy(&v, b, 4);
-    return _mm_cvtph_ps(_mm_cvtsi32_si128(v));
+    return _mm_cvtph_ps(_mm_loadl_epi64((const __m128i *)b));
 }
 
 /* [d, 0, 0, 0] from the first 2 bytes of a Q8_0 block. */
@@ -41,19 +41,14 @@ static inline __m128 scale_q8_0(const unsigned char *b)
     return _mm_cvtph_ps(_mm_cvtsi32_si128(attn__quant_u16(b)));
 }
 
-/* The 32 4-bit values of qs [16] as floats, f[t] = q[8t .. 8t+7]: both
- * 128-bit lanes hold the 16 bytes; a byte shuffle puts bytes 0..7 (8..15)
- * one per 32-bit element, whose low nibbles are q[0..7] (q[8..15]) and
- * high nibbles q[16..23] (q[24..31]). */
+/* The 32 4-bit values of qs [16] as floats, f[t] = q[8t .. 8t+7]: bytes
+ * 0..7 (8..15) widened to 32-bit lanes hold q[0..7] (q[8..15]) in their
+ * low nibbles and q[16..23] (q[24..31]) in their high ones. */
 static inline void q4_floats(const unsigned char *qs, __m256 f[4])
 {
-    const __m256i lo8 = _mm256_setr_epi8(0, -1, -1, -1, 1, -1, -1, -1, 2, -1, -1, -1, 3, -1, -1, -1,
-                                         4, -1, -1, -1, 5, -1, -1, -1, 6, -1, -1, -1, 7, -1, -1, -1);
-    const __m256i hi8 = _mm256_setr_epi8(8, -1, -1, -1, 9, -1, -1, -1, 10, -1, -1, -1, 11, -1, -1, -1,
-                                         12, -1, -1, -1, 13, -1, -1, -1, 14, -1, -1, -1, 15, -1, -1, -1);
     const __m256i nib = _mm256_set1_epi32(15);
-    __m256i b = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)qs));
-    __m256i v0 = _mm256_shuffle_epi8(b, lo8), v1 = _mm256_shuffle_epi8(b, hi8);
+    __m256i v0 = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)qs));
+    __m256i v1 = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(qs + 8)));
     f[0] = _mm256_cvtepi32_ps(_mm256_and_si256(v0, nib));
     f[1] = _mm256_cvtepi32_ps(_mm256_and_si256(v1, nib));
     f[2] = _mm256_cvtepi32_ps(_mm256_srli_epi32(v0, 4));
@@ -80,14 +75,13 @@ static inline __m256 block_dot(const __m256 f[4], const float *x)
 
 /* acc += d * (q . x) and accm += m * xs for Q4_1 block blk (xs the sum of
  * its 32 activations x). */
-static inline void q4_1_step(const unsigned char *blk, const float *x, const float *xs, __m256 *acc,
-                             __m128 *accm)
+static inline void q4_1_step(const unsigned char *blk, const float *x, float xs, __m256 *acc, float *accm)
 {
     __m256 f[4];
     q4_floats(blk + 4, f);
     __m128 dm = scales_q4_1(blk);
     *acc = _mm256_fmadd_ps(_mm256_broadcastss_ps(dm), block_dot(f, x), *acc);
-    *accm = _mm_fmadd_ss(_mm_movehdup_ps(dm), _mm_load_ss(xs), *accm);
+    *accm = fmaf(_mm_cvtss_f32(_mm_movehdup_ps(dm)), xs, *accm);
 }
 
 static inline void q8_0_step(const unsigned char *blk, const float *x, __m256 *acc)
@@ -102,14 +96,14 @@ static inline void q8_0_step(const unsigned char *blk, const float *x, __m256 *a
 static float dot_q4_1(const unsigned char *w, const float *x, const float *xs, int64_t nb)
 {
     __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
-    __m128 m0 = _mm_setzero_ps(), m1 = _mm_setzero_ps();
+    float m0 = 0.0f, m1 = 0.0f;
     int64_t b = 0;
     for (; b + 1 < nb; b += 2) {
-        q4_1_step(w + b * ATTN__Q4_1_BYTES, x + 32 * b, xs + b, &a0, &m0);
-        q4_1_step(w + (b + 1) * ATTN__Q4_1_BYTES, x + 32 * (b + 1), xs + b + 1, &a1, &m1);
+        q4_1_step(w + b * ATTN__Q4_1_BYTES, x + 32 * b, xs[b], &a0, &m0);
+        q4_1_step(w + (b + 1) * ATTN__Q4_1_BYTES, x + 32 * (b + 1), xs[b + 1], &a1, &m1);
     }
-    if (b < nb) q4_1_step(w + b * ATTN__Q4_1_BYTES, x + 32 * b, xs + b, &a0, &m0);
-    return hsum8(_mm256_add_ps(a0, a1)) + _mm_cvtss_f32(_mm_add_ss(m0, m1));
+    if (b < nb) q4_1_step(w + b * ATTN__Q4_1_BYTES, x + 32 * b, xs[b], &a0, &m0);
+    return hsum8(_mm256_add_ps(a0, a1)) + (m0 + m1);
 }
 
 static float dot_q8_0(const unsigned char *w, const float *x, int64_t nb)
