@@ -7,7 +7,7 @@
 JOBS ?= 2
 CONFIGS ?= 3000
 
-.PHONY: bench bench-lm bench-quick all build run test test-c test-asan test-fma test-clang test-cxx test-python test-long clean fuzz
+.PHONY: bench bench-lm bench-quick all build run test test-c test-asan test-fma test-clang test-cxx test-install test-python test-long clean fuzz
 
 all: build
 
@@ -28,7 +28,7 @@ run: build
 
 test: build
 	@scripts/setup.sh --python
-	$(MAKE) --no-print-directory test-c test-asan test-fma test-clang test-cxx test-python
+	$(MAKE) --no-print-directory test-c test-asan test-fma test-clang test-cxx test-install test-python
 	@echo "make test: all suites passed"
 
 test-c: build
@@ -62,13 +62,19 @@ test-cxx:
 	    | c++ -std=c++11 -Wall -Wextra -Wpedantic -Werror -Iinclude -x c++ -fsyntax-only - || exit 1; \
 	done
 
+# `cmake --install` into a temporary prefix, then programs built against the
+# installed copy only, with pkg-config and with find_package (tests/install).
+test-install: build
+	tests/install/run.sh build
+
 test-python: build
 	.venv/bin/python -m pytest -q python/tests
 
 test-long: build
 	./build/tests/attn_tests --configs 40000 grid_vs_ref64 grid_big_vs_ref64
 
-# BENCH.md's table, attn alternating with PyTorch SDPA and naive PyTorch.
+# The benchmark table (bench/bench.py), attn side by side with PyTorch SDPA
+# and naive PyTorch (docs/design.md, Benchmarks).
 # Run it on an otherwise idle machine.
 bench: build
 	@scripts/setup.sh --bench
@@ -89,11 +95,12 @@ bench-quick: build
 # straight from its sources into build-fuzz/, then run for FUZZ_SECONDS
 # (default 60) on a scratch copy of its seeds fuzz/corpus/<target>/.
 # libFuzzer + ASan + UBSan on every file reader: JSON, safetensors, model
-# checkpoints, WordPiece vocabularies and BERT configs, FUZZ_SECONDS (default 60) each.
-FUZZ_TARGETS ?= json safetensors checkpoint vocab bert_config
-FUZZ_SRCS = $(wildcard src/core/*.c src/ops/*.c src/kernels/ref/*.c src/kernels/portable/*.c \
-  src/formats/*.c src/text/*.c src/nn/*.c src/models/*.c src/models/*/*.c) \
-  src/kernels/x86/avx2_absent.c
+# checkpoints, WordPiece vocabularies, BERT configs, GGUF files and the BPE
+# tokenizer, FUZZ_SECONDS (default 60) each.
+FUZZ_TARGETS ?= json safetensors checkpoint vocab bert_config gguf bpe
+FUZZ_SRCS = $(wildcard src/core/*.c src/ops/*.c src/kernels/*.c src/kernels/ref/*.c \
+  src/kernels/portable/*.c src/formats/*.c src/text/*.c src/nn/*.c src/models/*.c \
+  src/models/*/*.c)
 fuzz:
 	@scripts/setup.sh
 	mkdir -p build-fuzz
@@ -101,7 +108,7 @@ fuzz:
 	  clang -std=c11 -g -O1 -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Werror \
 	    -fsanitize=fuzzer,address,undefined,float-divide-by-zero -fno-sanitize-recover=all \
 	    -D_POSIX_C_SOURCE=200809L -DATTN_BUILD -Iinclude -Isrc fuzz/fuzz_$$t.c $(FUZZ_SRCS) \
-	    -lopenblas -lpthread -lm -o build-fuzz/fuzz_$$t || exit 1; \
+	    -lpthread -lm -o build-fuzz/fuzz_$$t || exit 1; \
 	done
 	for t in $(FUZZ_TARGETS); do \
 	  rm -rf build-fuzz/corpus-$$t && mkdir -p build-fuzz/corpus-$$t && \

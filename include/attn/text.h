@@ -232,6 +232,13 @@ ATTN_API int32_t attn_bpe_special_id(const attn_bpe *t, attn_bpe_special which);
  * word (72 bytes per byte of that word). */
 ATTN_API attn_status attn_bpe_encode(const attn_bpe *t, const char *text, size_t len,
                                      int parse_special, int32_t *ids, int64_t cap, int64_t *n);
+/* Steps 2 and 3 alone on text [len] (no added tokens): the byte range
+ * [spans[i][0], spans[i][1]) of each word, *n of them, in spans [cap][2]
+ * (for checking the pre-tokenizer, or labelling words). The buffer and
+ * errors as attn_bpe_encode (a word has at least one character, so
+ * cap >= len suffices). */
+ATTN_API attn_status attn_bpe_pretokenize(const attn_bpe *t, const char *text, size_t len,
+                                          int64_t *spans, int64_t cap, int64_t *n);
 /* The bytes of ids [n_ids] one after the other into buf [cap], *n of them
  * (no NUL added; the result may be invalid UTF-8 where a character was cut
  * between ids that are missing). With skip_special, CONTROL tokens give

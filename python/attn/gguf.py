@@ -10,6 +10,7 @@ libattn_text.so), as much as the tests need.
     f.read_rows(name, row0, n_rows)     # float32 array [n_rows, dims[0]]
     tok = BPE(f)                        # attn_bpe_load_gguf
     tok.encode(text, parse_special=False) -> [ids]
+    tok.pretokenize(text) -> [(begin, end)] byte ranges of the words
     tok.decode(ids, skip_special=False) -> bytes
     tok.stream(ids) -> (str, invalid flags) through the stream decoder
 
@@ -101,6 +102,7 @@ def _declare(F, T):
             "attn_bpe_free": (None, [vp]),
             "attn_bpe_vocab_size": (i64, [vp]),
             "attn_bpe_encode": (st, [vp, C.c_char_p, sz, C.c_int, C.c_void_p, i64, PI64]),
+            "attn_bpe_pretokenize": (st, [vp, C.c_char_p, sz, C.c_void_p, i64, PI64]),
             "attn_bpe_decode": (st, [vp, C.c_void_p, i64, C.c_int, C.c_void_p, sz, PSZ]),
             "attn_bpe_stream_push": (st, [vp, C.POINTER(BpeStream), C.c_int32, C.c_void_p, sz,
                                           PSZ, PI]),
@@ -188,8 +190,9 @@ class GGUF:
 
 def _scalar(kind, get):
     if kind in _INTS:
-        v = C.c_int64()
-        _check(get("int", C.byref(v)))
+        unsigned = kind.startswith("U")
+        v = C.c_uint64() if unsigned else C.c_int64()
+        _check(get("uint" if unsigned else "int", C.byref(v)))
         return v.value
     if kind in ("FLOAT32", "FLOAT64"):
         v = C.c_double()
@@ -241,6 +244,13 @@ class BPE:
         _check(_T.attn_bpe_encode(self._h, data, len(data), int(parse_special), ids, n.value,
                                   C.byref(n)))
         return list(ids[:n.value])
+
+    def pretokenize(self, text):
+        data = text.encode() if isinstance(text, str) else bytes(text)
+        n = C.c_int64()
+        spans = (C.c_int64 * (2 * max(len(data), 1)))()
+        _check(_T.attn_bpe_pretokenize(self._h, data, len(data), spans, len(data), C.byref(n)))
+        return [(spans[2 * i], spans[2 * i + 1]) for i in range(n.value)]
 
     def decode(self, ids, skip_special=False):
         arr = (C.c_int32 * max(len(ids), 1))(*ids)

@@ -99,7 +99,7 @@ static void stop_workers(attn__pool *pool, int started)
 attn_status attn__pool_create(int n_threads, attn__pool **out)
 {
     attn__pool *pool = attn__calloc(1, sizeof *pool);
-    if (pool == NULL) return attn__fail(ATTN_NO_MEMORY, "thread pool: out of memory");
+    if (pool == NULL) return attn_fail(ATTN_NO_MEMORY, "thread pool: out of memory");
     pool->n_threads = n_threads;
     if (n_threads > 1) {
         pool->threads = attn__calloc((size_t)(n_threads - 1), sizeof *pool->threads);
@@ -108,7 +108,7 @@ attn_status attn__pool_create(int n_threads, attn__pool **out)
             attn__free(pool->threads);
             attn__free(pool->args);
             attn__free(pool);
-            return attn__fail(ATTN_NO_MEMORY, "thread pool: out of memory");
+            return attn_fail(ATTN_NO_MEMORY, "thread pool: out of memory");
         }
     }
     pthread_mutex_init(&pool->lock, NULL);
@@ -128,7 +128,7 @@ attn_status attn__pool_create(int n_threads, attn__pool **out)
             attn__free(pool->threads);
             attn__free(pool->args);
             attn__free(pool);
-            return attn__fail(ATTN_THREAD, "thread pool: pthread_create failed for worker %d", i + 1);
+            return attn_fail(ATTN_THREAD, "thread pool: pthread_create failed for worker %d", i + 1);
         }
     }
     *out = pool;

@@ -61,12 +61,17 @@ static inline int attn__utf8_encode(uint32_t c, char *out)
     return 4;
 }
 
+/* FNV-1a of s [n] continued from the hash h of the bytes before it. */
+static inline uint32_t attn__hash_more(uint32_t h, const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 16777619u;
+    return h;
+}
+
 /* FNV-1a of s [n]. */
 static inline uint32_t attn__hash_bytes(const char *s, size_t n)
 {
-    uint32_t h = 2166136261u;
-    for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 16777619u;
-    return h;
+    return attn__hash_more(2166136261u, s, n);
 }
 
 #endif /* ATTN_CORE_UTF8_H */

@@ -14,6 +14,7 @@
  * Values are read with memcpy from the little-endian file image, so this
  * file needs a little-endian host.
  */
+#include "core/carve.h"
 #include "core/check.h"
 #include "core/half.h"
 #include "core/utf8.h"
@@ -86,8 +87,8 @@ attn_status attn_gguf_tensor_type_block(attn_gguf_tensor_type t, int64_t *block_
                                         size_t *block_bytes)
 {
     const char *fn = "attn_gguf_tensor_type_block";
-    ATTN__NN_NOT_NULL(fn, block_elems);
-    ATTN__NN_NOT_NULL(fn, block_bytes);
+    ATTN__NOT_NULL(fn, block_elems);
+    ATTN__NOT_NULL(fn, block_bytes);
     int64_t e;
     size_t b;
     if (!block_of((uint32_t)t, &e, &b))
@@ -407,12 +408,12 @@ static attn_status tensor_sizes(const walk *w, size_t at, const char *name, int 
                       attn_gguf_tensor_type_name(t->type), (long long)block);
     t->n_rows = 1;
     for (int d = 1; d < ATTN_GGUF_MAX_DIMS; d++)
-        if (!attn__nn_mul(t->n_rows, t->dims[d], &t->n_rows))
+        if (!attn__mul(t->n_rows, t->dims[d], &t->n_rows))
             return bad_at(w, at, "tensor '%.*s': its element count overflows", name_len, name);
     int64_t row_bytes, bytes;
-    if (!attn__nn_mul(t->n_rows, t->dims[0], &t->numel) ||
-        !attn__nn_mul(t->dims[0] / block, (int64_t)block_bytes, &row_bytes) ||
-        !attn__nn_mul(row_bytes, t->n_rows, &bytes))
+    if (!attn__mul(t->n_rows, t->dims[0], &t->numel) ||
+        !attn__mul(t->dims[0] / block, (int64_t)block_bytes, &row_bytes) ||
+        !attn__mul(row_bytes, t->n_rows, &bytes))
         return bad_at(w, at, "tensor '%.*s': its element count overflows", name_len, name);
     t->row_bytes = (size_t)row_bytes;
     t->bytes = (size_t)bytes;
@@ -508,31 +509,6 @@ static attn_status walk_header(walk *w, gg_kv *kv, attn_gguf_tensor_info *t)
 
 /* ---- the index ---------------------------------------------------------------------- */
 
-/* Smallest power of two >= 2 n (at least 2). */
-static size_t table_size(size_t n)
-{
-    size_t s = 2;
-    while (s < 2 * n) s *= 2;
-    return s;
-}
-
-/* Adds count items of size bytes (aligned to 8) to *total; false on overflow. */
-static bool add_part(size_t *total, size_t count, size_t size)
-{
-    size_t bytes = (size + 7) / 8 * 8;
-    if (count != 0 && bytes > (SIZE_MAX - *total) / count) return false;
-    *total += count * bytes;
-    return true;
-}
-
-/* Carves the part of count items of size bytes from *p. */
-static void *take_part(unsigned char **p, size_t count, size_t size)
-{
-    void *r = *p;
-    *p += count * ((size + 7) / 8 * 8);
-    return r;
-}
-
 /* Index slot of key s in slots [mask + 1], where name(i) is item i's name. */
 static size_t find_slot(const size_t *slots, size_t mask, const char *s,
                         const char *(*name)(const attn_gguf *, size_t), const attn_gguf *g)
@@ -612,26 +588,26 @@ static attn_status check_layout(const char *prefix, attn_gguf *g, const attn_ggu
 static attn_status build_index(walk *w, attn_gguf **out)
 {
     size_t n_kv = (size_t)w->n_kv, n_t = (size_t)w->n_tensors, total = 0;
-    size_t kv_cap = table_size(n_kv), t_cap = table_size(n_t);
-    if (!add_part(&total, 1, sizeof(attn_gguf)) || !add_part(&total, n_kv, sizeof(gg_kv)) ||
-        !add_part(&total, n_t, sizeof(attn_gguf_tensor_info)) ||
-        !add_part(&total, w->n_nodes, sizeof(attn_gguf_value)) ||
-        !add_part(&total, w->n_elems, sizeof(unsigned char *)) ||
-        !add_part(&total, kv_cap + t_cap, sizeof(size_t)) ||
-        !add_part(&total, n_t, sizeof(attn_gguf_tensor_info *)) || !add_part(&total, w->n_pool, 1))
+    size_t kv_cap = attn__table_size(n_kv), t_cap = attn__table_size(n_t);
+    if (!attn__part_add(&total, 1, sizeof(attn_gguf)) || !attn__part_add(&total, n_kv, sizeof(gg_kv)) ||
+        !attn__part_add(&total, n_t, sizeof(attn_gguf_tensor_info)) ||
+        !attn__part_add(&total, w->n_nodes, sizeof(attn_gguf_value)) ||
+        !attn__part_add(&total, w->n_elems, sizeof(unsigned char *)) ||
+        !attn__part_add(&total, kv_cap + t_cap, sizeof(size_t)) ||
+        !attn__part_add(&total, n_t, sizeof(attn_gguf_tensor_info *)) || !attn__part_add(&total, w->n_pool, 1))
         return attn_fail(ATTN_NO_MEMORY, "%s: the index of the file overflows size_t", w->prefix);
     unsigned char *block = attn_calloc(1, total), *p = block;
     if (block == NULL)
         return attn_fail(ATTN_NO_MEMORY, "%s: no memory for the %zu-byte index", w->prefix, total);
-    attn_gguf *g = take_part(&p, 1, sizeof *g);
-    g->kv = take_part(&p, n_kv, sizeof(gg_kv));
-    g->t = take_part(&p, n_t, sizeof(attn_gguf_tensor_info));
-    w->nodes = take_part(&p, w->n_nodes, sizeof(attn_gguf_value));
-    w->elems = take_part(&p, w->n_elems, sizeof(unsigned char *));
-    g->kv_slots = take_part(&p, kv_cap, sizeof(size_t));
-    g->t_slots = take_part(&p, t_cap, sizeof(size_t));
-    const attn_gguf_tensor_info **order = take_part(&p, n_t, sizeof *order);
-    w->pool = take_part(&p, w->n_pool, 1);
+    attn_gguf *g = attn__part_take(&p, 1, sizeof *g);
+    g->kv = attn__part_take(&p, n_kv, sizeof(gg_kv));
+    g->t = attn__part_take(&p, n_t, sizeof(attn_gguf_tensor_info));
+    w->nodes = attn__part_take(&p, w->n_nodes, sizeof(attn_gguf_value));
+    w->elems = attn__part_take(&p, w->n_elems, sizeof(unsigned char *));
+    g->kv_slots = attn__part_take(&p, kv_cap, sizeof(size_t));
+    g->t_slots = attn__part_take(&p, t_cap, sizeof(size_t));
+    const attn_gguf_tensor_info **order = attn__part_take(&p, n_t, sizeof *order);
+    w->pool = attn__part_take(&p, w->n_pool, 1);
     w->fill = true;
     attn_status st = walk_header(w, g->kv, g->t); /* repeats the first walk: cannot fail */
     g->image = w->img;
@@ -676,7 +652,7 @@ attn_status attn_gguf_load_memory(const void *data, size_t size, attn_gguf **out
 {
     const char *fn = "attn_gguf_load_memory";
     if (data == NULL && size > 0) return attn_fail(ATTN_NULL_ARG, "%s: argument 'data' is NULL", fn);
-    ATTN__NN_NOT_NULL(fn, out);
+    ATTN__NOT_NULL(fn, out);
     unsigned char *image = attn_alloc(size > 0 ? size : 1);
     if (image == NULL) return attn_fail(ATTN_NO_MEMORY, "%s: no memory for a %zu-byte copy", fn, size);
     if (size > 0) memcpy(image, data, size);
@@ -714,8 +690,8 @@ static attn_status map_file(const char *prefix, const char *path, const unsigned
 
 attn_status attn_gguf_load(const char *path, attn_gguf **out)
 {
-    ATTN__NN_NOT_NULL("attn_gguf_load", path);
-    ATTN__NN_NOT_NULL("attn_gguf_load", out);
+    ATTN__NOT_NULL("attn_gguf_load", path);
+    ATTN__NOT_NULL("attn_gguf_load", out);
     char prefix[300];
     snprintf(prefix, sizeof prefix, "attn_gguf_load: '%.200s'", path);
     const unsigned char *image;
@@ -745,9 +721,9 @@ int64_t attn_gguf_kv_count(const attn_gguf *g) { return g != NULL ? g->n_kv : 0;
 attn_status attn_gguf_kv(const attn_gguf *g, int64_t index, const char **key, attn_gguf_type *type)
 {
     const char *fn = "attn_gguf_kv";
-    ATTN__NN_NOT_NULL(fn, g);
-    ATTN__NN_NOT_NULL(fn, key);
-    ATTN__NN_NOT_NULL(fn, type);
+    ATTN__NOT_NULL(fn, g);
+    ATTN__NOT_NULL(fn, key);
+    ATTN__NOT_NULL(fn, type);
     if (index < 0 || index >= g->n_kv)
         return attn_fail(ATTN_BAD_PARAM, "%s: argument 'index' is %lld; the file has %lld pairs",
                          fn, (long long)index, (long long)g->n_kv);
@@ -766,8 +742,8 @@ int64_t attn_gguf_kv_index(const attn_gguf *g, const char *key)
 static attn_status lookup(const char *fn, const attn_gguf *g, const char *key,
                           const attn_gguf_value **v)
 {
-    ATTN__NN_NOT_NULL(fn, g);
-    ATTN__NN_NOT_NULL(fn, key);
+    ATTN__NOT_NULL(fn, g);
+    ATTN__NOT_NULL(fn, key);
     int64_t i = attn_gguf_kv_index(g, key);
     if (i < 0) return attn_fail(ATTN_BAD_FILE, "%s: the file has no key '%.200s'", fn, key);
     *v = &g->kv[i].v;
@@ -857,7 +833,7 @@ static attn_status get_scalar(const char *fn, const attn_gguf *g, const char *ke
     const attn_gguf_value *val = NULL;
     attn_status st = lookup(fn, g, key, &val);
     if (st != ATTN_OK) return st;
-    ATTN__NN_NOT_NULL(fn, out);
+    ATTN__NOT_NULL(fn, out);
     char what[260];
     snprintf(what, sizeof what, "the key '%.200s'", key);
     return convert(fn, what, val->type, val->data, want, v);
@@ -908,7 +884,7 @@ attn_status attn_gguf_get_string(const attn_gguf *g, const char *key, const char
     const attn_gguf_value *v = NULL;
     attn_status st = lookup(fn, g, key, &v);
     if (st != ATTN_OK) return st;
-    ATTN__NN_NOT_NULL(fn, s);
+    ATTN__NOT_NULL(fn, s);
     if (v->type != ATTN_GGUF_TYPE_STRING) return wrong_type(fn, key, v->type, "a STRING");
     *s = v->str;
     if (len != NULL) *len = (size_t)v->count;
@@ -921,7 +897,7 @@ attn_status attn_gguf_get_array(const attn_gguf *g, const char *key, const attn_
     const attn_gguf_value *v = NULL;
     attn_status st = lookup(fn, g, key, &v);
     if (st != ATTN_OK) return st;
-    ATTN__NN_NOT_NULL(fn, array);
+    ATTN__NOT_NULL(fn, array);
     if (v->type != ATTN_GGUF_TYPE_ARRAY) return wrong_type(fn, key, v->type, "an ARRAY");
     *array = v;
     return ATTN_OK;
@@ -941,8 +917,8 @@ attn_gguf_type attn_gguf_array_type(const attn_gguf_value *array)
 
 static attn_status check_index(const char *fn, const attn_gguf_value *a, int64_t index, const void *out)
 {
-    ATTN__NN_NOT_NULL(fn, a);
-    ATTN__NN_NOT_NULL(fn, out);
+    ATTN__NOT_NULL(fn, a);
+    ATTN__NOT_NULL(fn, out);
     if (index < 0 || (uint64_t)index >= a->count)
         return attn_fail(ATTN_BAD_PARAM, "%s: argument 'index' is %lld; the array '%.200s' has "
                          "%llu elements", fn, (long long)index, a->key,
@@ -1007,7 +983,7 @@ attn_status attn_gguf_array_string(const attn_gguf_value *array, int64_t index, 
     const char *fn = "attn_gguf_array_string";
     attn_status st = check_index(fn, array, index, s);
     if (st != ATTN_OK) return st;
-    ATTN__NN_NOT_NULL(fn, len);
+    ATTN__NOT_NULL(fn, len);
     if (array->elem_type != ATTN_GGUF_TYPE_STRING) return wrong_element(fn, array, "STRING");
     uint64_t n;
     memcpy(&n, array->elems[index], 8);
@@ -1034,8 +1010,8 @@ int64_t attn_gguf_tensor_count(const attn_gguf *g) { return g != NULL ? g->n_ten
 attn_status attn_gguf_tensor_get(const attn_gguf *g, int64_t index, attn_gguf_tensor_info *info)
 {
     const char *fn = "attn_gguf_tensor_get";
-    ATTN__NN_NOT_NULL(fn, g);
-    ATTN__NN_NOT_NULL(fn, info);
+    ATTN__NOT_NULL(fn, g);
+    ATTN__NOT_NULL(fn, info);
     if (index < 0 || index >= g->n_tensors)
         return attn_fail(ATTN_BAD_PARAM, "%s: argument 'index' is %lld; the file has %lld tensors",
                          fn, (long long)index, (long long)g->n_tensors);
@@ -1046,9 +1022,9 @@ attn_status attn_gguf_tensor_get(const attn_gguf *g, int64_t index, attn_gguf_te
 attn_status attn_gguf_tensor_find(const attn_gguf *g, const char *name, attn_gguf_tensor_info *info)
 {
     const char *fn = "attn_gguf_tensor_find";
-    ATTN__NN_NOT_NULL(fn, g);
-    ATTN__NN_NOT_NULL(fn, name);
-    ATTN__NN_NOT_NULL(fn, info);
+    ATTN__NOT_NULL(fn, g);
+    ATTN__NOT_NULL(fn, name);
+    ATTN__NOT_NULL(fn, info);
     size_t i = g->t_slots[find_slot(g->t_slots, g->t_mask, name, tensor_name, g)];
     if (i == 0) return attn_fail(ATTN_BAD_FILE, "%s: missing tensor '%.200s'", fn, name);
     *info = g->t[i - 1];
@@ -1127,8 +1103,8 @@ attn_status attn_gguf_dequantize(attn_gguf_tensor_type type, const void *src, in
                          "multiple of the %s block size %lld", fn, (long long)n,
                          attn_gguf_tensor_type_name(type), (long long)block);
     if (n > 0) {
-        ATTN__NN_NOT_NULL(fn, src);
-        ATTN__NN_NOT_NULL(fn, dst);
+        ATTN__NOT_NULL(fn, src);
+        ATTN__NOT_NULL(fn, dst);
     }
     if (!convert_elements(type, src, (size_t)n, dst)) return unsupported(fn, type);
     return ATTN_OK;
@@ -1138,12 +1114,12 @@ attn_status attn_gguf_read_rows(const attn_gguf_tensor_info *t, int64_t row0, in
                                 float *dst)
 {
     const char *fn = "attn_gguf_read_rows";
-    ATTN__NN_NOT_NULL(fn, t);
+    ATTN__NOT_NULL(fn, t);
     if (row0 < 0 || n_rows < 0 || row0 > t->n_rows || n_rows > t->n_rows - row0)
         return attn_fail(ATTN_BAD_PARAM, "%s: rows [%lld, %lld + %lld) are not inside the %lld "
                          "rows of tensor '%.200s'", fn, (long long)row0, (long long)row0,
                          (long long)n_rows, (long long)t->n_rows, t->name ? t->name : "?");
-    if (n_rows > 0 && t->dims[0] > 0) ATTN__NN_NOT_NULL(fn, dst);
+    if (n_rows > 0 && t->dims[0] > 0) ATTN__NOT_NULL(fn, dst);
     size_t n = (size_t)(n_rows * t->dims[0]);
     const unsigned char *src = n > 0 ? (const unsigned char *)t->data + (size_t)row0 * t->row_bytes
                                      : NULL;

@@ -13,16 +13,7 @@
 
 enum {
     ATTN__Q8_0_BYTES = 34, /* f16 d, int8 q[32] */
-    ATTN__Q4_1_BYTES = 20, /* f16 d, f16 m, uint8 qs[16] */
-    /* AVX2 tiles: the GEMV takes 32 columns a task; the GEMM packs 64
-     * columns by 256 of K per panel and takes 128 rows of x a task. */
-    ATTN__QGEMV_COLS = 32,
-    ATTN__QGEMM_COLS = 64,
-    ATTN__QGEMM_KC = 256,
-    ATTN__QGEMM_ROWS = 128,
-    /* From this many rows of x on, the AVX2 product packs panels (GEMM);
-     * below, it dequantizes in registers per row (GEMV). */
-    ATTN__QGEMM_MIN_ROWS = 8
+    ATTN__Q4_1_BYTES = 20  /* f16 d, f16 m, uint8 qs[16] */
 };
 
 /* The f16 at p (a block's scale; blocks need no alignment). Like the file
@@ -43,35 +34,36 @@ typedef struct attn__qmat {
     float *y;
 } attn__qmat;
 
-/* The shared input: x [n, K] and, for Q4_1 on the AVX2 GEMV path, the sum
- * of every block of 32 activations, xsum [n, K/32] (else NULL). */
+/* The shared input: x [n, K] and, where the kernel asks for it (the
+ * slot's few_xsum), the sum of every block of 32 activations, xsum [n, K/32]
+ * (else NULL). */
 typedef struct attn__qin {
     const float *x;
     const float *xsum;
     int64_t n, K;
 } attn__qin;
 
-/* True if attn_quant_matmul on ctx runs the AVX2 kernels (else the twin). */
-bool attn__quant_use_avx2(const attn_ctx *ctx);
-
 /* out [32 * nb] = the weights of nb blocks of type q (portable). */
 void attn__quant_dequant_blocks(attn_quant q, const unsigned char *blocks, int64_t nb, float *out);
 
-/* The portable twin: y[i][j] for every row i of x and j in [j0, j1): the
+/* The portable twin: y[i][j] for rows [i0, i1) of x and j in [j0, j1): the
  * row of W dequantized (attn__quant_dequant_blocks) into ws [K], then the
  * dot product in double. */
-void attn__quant_ref_cols(const attn__qin *in, const attn__qmat *m, int64_t j0, int64_t j1,
-                          float *ws);
+void attn__quant_ref(const attn__qin *in, const attn__qmat *m, int64_t i0, int64_t i1, int64_t j0,
+                     int64_t j1, float *ws);
+int64_t attn__quant_ref_ws(int64_t K, bool many);
 
-#ifdef ATTN_HAVE_AVX2_KERNELS
-/* AVX2+FMA+F16C. GEMV: every row of x, columns [j0, j1), dequantized in
- * registers. GEMM: rows [i0, i1) of x, columns [j0, j1) (at most
- * ATTN__QGEMM_COLS), through packed float panels in ws. */
-void attn__quant_avx2_gemv(const attn__qin *in, const attn__qmat *m, int64_t j0, int64_t j1);
-void attn__quant_avx2_gemm(const attn__qin *in, const attn__qmat *m, int64_t i0, int64_t i1,
-                           int64_t j0, int64_t j1, float *ws);
-/* Floats of ws one GEMM call needs. */
-int64_t attn__quant_avx2_gemm_ws(void);
+#ifdef ATTN_HAVE_AVX2
+/* AVX2+FMA+F16C (the table fills the slot only where the CPU has F16C).
+ * GEMV: each block expanded in registers, x [i0, i1) row by row. GEMM: at
+ * most ATTN__QGEMM_COLS columns, through packed float panels in ws. */
+enum { ATTN__QGEMV_COLS = 32, ATTN__QGEMM_COLS = 64, ATTN__QGEMM_KC = 256, ATTN__QGEMM_ROWS = 128,
+       ATTN__QGEMM_MIN_ROWS = 8 };
+void attn__quant_avx2_gemv(const attn__qin *in, const attn__qmat *m, int64_t i0, int64_t i1, int64_t j0,
+                           int64_t j1, float *ws);
+void attn__quant_avx2_gemm(const attn__qin *in, const attn__qmat *m, int64_t i0, int64_t i1, int64_t j0,
+                           int64_t j1, float *ws);
+int64_t attn__quant_avx2_ws(int64_t K, bool many);
 #endif
 
 #endif /* ATTN_QUANT_KERNELS_H */

@@ -3,7 +3,7 @@
  * (and, on the GEMM path, the rows of x too), one task per block on the
  * context's pool, so each output element is computed by one task in a fixed
  * order whatever the thread count. */
-#include "kernels/quant_kernels.h"
+#include "ops/ctx.h"
 
 static const char *const FN = "attn_quant_matmul";
 
@@ -31,17 +31,17 @@ attn_status attn_quant_dequantize(attn_quant q, const void *blocks, int64_t n_bl
     attn__clear_error();
     size_t bytes = attn_quant_block_bytes(q);
     if (bytes == 0) return attn_fail(ATTN_BAD_PARAM, "%s: argument 'q' is %d; it is not an attn_quant", fn, (int)q);
-    ATTN__NN_DIM(fn, n_blocks);
+    ATTN__DIM(fn, n_blocks);
     if (n_blocks == 0) return ATTN_OK;
-    ATTN__NN_NOT_NULL(fn, blocks);
-    ATTN__NN_NOT_NULL(fn, out);
+    ATTN__NOT_NULL(fn, blocks);
+    ATTN__NOT_NULL(fn, out);
     int64_t n_out;
-    ATTN__NN_MUL(fn, n_blocks, (int64_t)32, &n_out);
+    ATTN__MUL(fn, n_blocks, (int64_t)32, &n_out);
     if ((uint64_t)n_blocks > SIZE_MAX / bytes)
         return attn_fail(ATTN_OVERFLOW, "%s: %lld blocks of %zu bytes overflow", fn, (long long)n_blocks, bytes);
-    attn__nn_span spans[] = {{"out", out, (size_t)n_out * sizeof(float)},
+    attn__span spans[] = {{"out", out, (size_t)n_out * sizeof(float)},
                              {"blocks", blocks, (size_t)n_blocks * bytes}};
-    attn_status st = attn__nn_disjoint(fn, spans, 2, 1);
+    attn_status st = attn__disjoint(fn, spans, 2, 1);
     if (st != ATTN_OK) return st;
     attn__quant_dequant_blocks(q, blocks, n_blocks, out);
     return ATTN_OK;
@@ -56,8 +56,8 @@ typedef struct {
     attn__qmat mats[MAX_MATS];
     int64_t first[MAX_MATS + 1];
     int n_mats;
-    int64_t cols, row_blocks; /* columns per block; blocks of rows of x */
-    enum { PATH_REF, PATH_GEMV, PATH_GEMM } path;
+    int64_t cols, rows, row_blocks; /* a task's columns and rows; blocks of rows */
+    attn__quant_fn kernel;
     float *ws;
     int64_t ws_floats; /* per worker */
 } plan;
@@ -69,34 +69,10 @@ static void run_task(void *arg, int64_t t, int tid)
     int m = 0;
     while (cb >= p->first[m + 1]) m++;
     const attn__qmat *mat = &p->mats[m];
-    int64_t j0 = (cb - p->first[m]) * p->cols;
+    int64_t j0 = (cb - p->first[m]) * p->cols, i0 = rb * p->rows;
     int64_t j1 = j0 + p->cols < mat->rows ? j0 + p->cols : mat->rows;
-    float *ws = p->ws + (size_t)tid * (size_t)p->ws_floats;
-    (void)rb;
-    switch (p->path) {
-    case PATH_REF: attn__quant_ref_cols(&p->in, mat, j0, j1, ws); break;
-#ifdef ATTN_HAVE_AVX2_KERNELS
-    case PATH_GEMV: attn__quant_avx2_gemv(&p->in, mat, j0, j1); break;
-    case PATH_GEMM: {
-        int64_t i0 = rb * ATTN__QGEMM_ROWS;
-        int64_t i1 = i0 + ATTN__QGEMM_ROWS < p->in.n ? i0 + ATTN__QGEMM_ROWS : p->in.n;
-        attn__quant_avx2_gemm(&p->in, mat, i0, i1, j0, j1, ws);
-        break;
-    }
-#else
-    default: break;
-#endif
-    }
-}
-
-bool attn__quant_use_avx2(const attn_ctx *ctx)
-{
-#ifdef ATTN_HAVE_AVX2_KERNELS
-    return attn_ctx_resolved_kernel(ctx) == ATTN_KERNEL_AVX2 && attn__cpu_has_f16c();
-#else
-    (void)ctx;
-    return false;
-#endif
+    int64_t i1 = i0 + p->rows < p->in.n ? i0 + p->rows : p->in.n;
+    p->kernel(&p->in, mat, i0, i1, j0, j1, p->ws + (size_t)tid * (size_t)p->ws_floats);
 }
 
 /* Checks the matrices and fills p->mats and p->first. */
@@ -112,7 +88,7 @@ static attn_status check_mats(plan *p, const attn_quant_matrix *w, int n_w, floa
             return attn_fail(ATTN_BAD_DIM, "%s: w[%d].rows is %lld; it must be >= 0", FN, m,
                              (long long)w[m].rows);
         int64_t n_y, n_blocks;
-        if (!attn__nn_mul(p->in.n, w[m].rows, &n_y) || !attn__nn_mul(w[m].rows, nb, &n_blocks) ||
+        if (!attn__mul(p->in.n, w[m].rows, &n_y) || !attn__mul(w[m].rows, nb, &n_blocks) ||
             (uint64_t)n_blocks > SIZE_MAX / bytes)
             return attn_fail(ATTN_OVERFLOW, "%s: w[%d] of %lld rows overflows a size", FN, m,
                              (long long)w[m].rows);
@@ -136,20 +112,20 @@ static attn_status check_overlaps(const plan *p, size_t x_bytes)
     for (int m = 0; m < p->n_mats; m++) {
         const attn__qmat *a = &p->mats[m];
         size_t y_bytes = (size_t)(p->in.n * a->rows) * sizeof(float);
-        if (attn__nn_overlap(a->y, y_bytes, p->in.x, x_bytes))
+        if (attn__overlap(a->y, y_bytes, p->in.x, x_bytes))
             return attn_fail(ATTN_OVERLAP, "%s: argument 'y[%d]' overlaps 'x'", FN, m);
         for (int j = 0; j < p->n_mats; j++) {
             const attn__qmat *b = &p->mats[j];
-            if (j != m && attn__nn_overlap(a->y, y_bytes, b->y, (size_t)(p->in.n * b->rows) * sizeof(float)))
+            if (j != m && attn__overlap(a->y, y_bytes, b->y, (size_t)(p->in.n * b->rows) * sizeof(float)))
                 return attn_fail(ATTN_OVERLAP, "%s: argument 'y[%d]' overlaps 'y[%d]'", FN, m, j);
-            if (attn__nn_overlap(a->y, y_bytes, b->w, (size_t)b->rows * b->row_bytes))
+            if (attn__overlap(a->y, y_bytes, b->w, (size_t)b->rows * b->row_bytes))
                 return attn_fail(ATTN_OVERLAP, "%s: argument 'y[%d]' overlaps 'w[%d].data'", FN, m, j);
         }
     }
     return ATTN_OK;
 }
 
-/* xsum [n, K/32]: the sums of each block of 32 activations (Q4_1 GEMV). */
+/* xsum [n, K/32]: the sums of each block of 32 activations. */
 static void block_sums(const attn__qin *in, float *xsum)
 {
     int64_t nb = in->K / 32;
@@ -165,10 +141,10 @@ attn_status attn_quant_matmul(attn_ctx *ctx, const float *x, int64_t n, int64_t 
                               const attn_quant_matrix *w, int n_w, float *const *y)
 {
     attn__clear_error();
-    ATTN__NN_NOT_NULL(FN, ctx);
-    ATTN__NN_NOT_NULL(FN, w);
-    ATTN__NN_NOT_NULL(FN, y);
-    ATTN__NN_DIM(FN, n);
+    ATTN__NOT_NULL(FN, ctx);
+    ATTN__NOT_NULL(FN, w);
+    ATTN__NOT_NULL(FN, y);
+    ATTN__DIM(FN, n);
     if (K <= 0 || K % 32 != 0)
         return attn_fail(ATTN_BAD_DIM, "%s: argument 'K' is %lld; it must be a positive multiple of 32",
                          FN, (long long)K);
@@ -176,25 +152,22 @@ attn_status attn_quant_matmul(attn_ctx *ctx, const float *x, int64_t n, int64_t 
         return attn_fail(ATTN_BAD_DIM, "%s: argument 'n_w' is %d; it must be in [1, %d]", FN, n_w, MAX_MATS);
     if (n > 0 && x == NULL) return attn_fail(ATTN_NULL_ARG, "%s: argument 'x' is NULL", FN);
     int64_t n_x;
-    ATTN__NN_MUL(FN, n, K, &n_x);
+    ATTN__MUL(FN, n, K, &n_x);
 
-    plan p = {.in = {.x = x, .n = n, .K = K}, .row_blocks = 1};
-    bool avx2 = attn__quant_use_avx2(ctx);
-    p.path = !avx2 ? PATH_REF : n >= ATTN__QGEMM_MIN_ROWS ? PATH_GEMM : PATH_GEMV;
-    p.cols = p.path == PATH_GEMM ? ATTN__QGEMM_COLS : p.path == PATH_GEMV ? ATTN__QGEMV_COLS : 8;
+    const attn__k_quant *k = &attn__ctx_kernels(ctx)->quant;
+    bool many = n >= k->min_rows;
+    plan p = {.in = {.x = x, .n = n, .K = K}, .kernel = many ? k->many : k->few};
+    p.cols = many ? k->many_cols : k->few_cols;
+    p.rows = many ? k->many_rows : (n > 0 ? n : 1);
     attn_status st = check_mats(&p, w, n_w, y);
     if (st == ATTN_OK) st = check_overlaps(&p, (size_t)n_x * sizeof(float));
     if (st != ATTN_OK) return st;
     if (n == 0 || p.first[n_w] == 0) return ATTN_OK;
 
     bool sums = false;
-    for (int m = 0; m < n_w; m++) sums |= p.path == PATH_GEMV && w[m].type == ATTN_QUANT_Q4_1;
-    if (p.path == PATH_GEMM) p.row_blocks = (n + ATTN__QGEMM_ROWS - 1) / ATTN__QGEMM_ROWS;
-#ifdef ATTN_HAVE_AVX2_KERNELS
-    p.ws_floats = p.path == PATH_GEMM ? attn__quant_avx2_gemm_ws() : p.path == PATH_REF ? K : 0;
-#else
-    p.ws_floats = K;
-#endif
+    for (int m = 0; m < n_w; m++) sums |= !many && k->few_xsum && w[m].type == ATTN_QUANT_Q4_1;
+    p.row_blocks = (n + p.rows - 1) / p.rows;
+    p.ws_floats = k->ws(K, many);
     int threads = attn_ctx_threads(ctx);
     size_t ws = (size_t)p.ws_floats * (size_t)threads + (sums ? (size_t)(n_x / 32) : 0);
     float *buf = NULL;

@@ -18,6 +18,7 @@
  */
 #include "text/bpe_build.h"
 
+#include "core/carve.h"
 #include "core/check.h"
 #include "core/utf8.h"
 #include "text/unicode_data.h"
@@ -104,9 +105,7 @@ static size_t decoded(const char *s, size_t len, char *out)
 /* The slot of the token a [alen] followed by b [blen], or the empty slot where it would go. */
 static size_t find_slot(const attn_bpe *t, const char *a, size_t alen, const char *b, size_t blen)
 {
-    uint32_t h = 2166136261u;
-    for (size_t i = 0; i < alen; i++) h = (h ^ (unsigned char)a[i]) * 16777619u;
-    for (size_t i = 0; i < blen; i++) h = (h ^ (unsigned char)b[i]) * 16777619u;
+    uint32_t h = attn__hash_more(attn__hash_bytes(a, alen), b, blen);
     for (size_t i = h & t->mask;; i = (i + 1) & t->mask) {
         int32_t id = t->slots[i];
         if (id < 0) return i;
@@ -151,14 +150,6 @@ attn_bpe_config attn_bpe_config_default(void)
 static size_t str_len(const char *const *s, const size_t *lens, int64_t i)
 {
     return lens != NULL ? lens[i] : strlen(s[i]);
-}
-
-/* Smallest power of two >= 2 n. */
-static size_t table_size(size_t n)
-{
-    size_t s = 2;
-    while (s < 2 * n) s *= 2;
-    return s;
 }
 
 /* Sizes of what a vocabulary needs, measured while checking it. */
@@ -227,47 +218,31 @@ static attn_status check_config(const attn__bpe_src *src, const attn_bpe_config 
     return ATTN_OK;
 }
 
-/* Adds count items of size bytes (rounded up to 8) to *total; false on overflow. */
-static bool add_part(size_t *total, size_t count, size_t size)
-{
-    size_t bytes = (size + 7) / 8 * 8;
-    if (count != 0 && bytes > (SIZE_MAX - *total) / count) return false;
-    *total += count * bytes;
-    return true;
-}
-
-static void *take_part(unsigned char **p, size_t count, size_t size)
-{
-    void *r = *p;
-    *p += count * ((size + 7) / 8 * 8);
-    return r;
-}
-
 /* One allocation for t and every table; NULL if it does not fit or fails. */
 static attn_bpe *allocate(const attn_bpe_config *cfg, const plan *p)
 {
     size_t n = (size_t)cfg->n_tokens, total = 0;
-    size_t slots = table_size(n), merge_slots = table_size((size_t)cfg->n_merges);
-    if (!add_part(&total, 1, sizeof(attn_bpe)) || !add_part(&total, n, sizeof(size_t)) ||
-        !add_part(&total, n, sizeof(uint32_t)) || !add_part(&total, n, sizeof(size_t)) ||
-        !add_part(&total, n, sizeof(uint32_t)) || !add_part(&total, n, 1) ||
-        !add_part(&total, slots, sizeof(int32_t)) ||
-        !add_part(&total, merge_slots, sizeof(merge_slot)) ||
-        !add_part(&total, (size_t)p->n_added, sizeof(uint64_t)) ||
-        !add_part(&total, p->str_bytes, 1) || !add_part(&total, p->dec_bytes, 1))
+    size_t slots = attn__table_size(n), merge_slots = attn__table_size((size_t)cfg->n_merges);
+    if (!attn__part_add(&total, 1, sizeof(attn_bpe)) || !attn__part_add(&total, n, sizeof(size_t)) ||
+        !attn__part_add(&total, n, sizeof(uint32_t)) || !attn__part_add(&total, n, sizeof(size_t)) ||
+        !attn__part_add(&total, n, sizeof(uint32_t)) || !attn__part_add(&total, n, 1) ||
+        !attn__part_add(&total, slots, sizeof(int32_t)) ||
+        !attn__part_add(&total, merge_slots, sizeof(merge_slot)) ||
+        !attn__part_add(&total, (size_t)p->n_added, sizeof(uint64_t)) ||
+        !attn__part_add(&total, p->str_bytes, 1) || !attn__part_add(&total, p->dec_bytes, 1))
         return NULL;
     unsigned char *block = attn_calloc(1, total), *q = block;
     if (block == NULL) return NULL;
-    attn_bpe *t = take_part(&q, 1, sizeof *t);
-    t->str_off = take_part(&q, n, sizeof(size_t));
-    t->str_len = take_part(&q, n, sizeof(uint32_t));
-    t->dec_off = take_part(&q, n, sizeof(size_t));
-    t->dec_len = take_part(&q, n, sizeof(uint32_t));
-    t->type = take_part(&q, n, 1);
-    t->slots = take_part(&q, slots, sizeof(int32_t));
-    t->merges = take_part(&q, merge_slots, sizeof(merge_slot));
-    t->added = take_part(&q, (size_t)p->n_added, sizeof(uint64_t));
-    t->pool = take_part(&q, p->str_bytes + p->dec_bytes, 1);
+    attn_bpe *t = attn__part_take(&q, 1, sizeof *t);
+    t->str_off = attn__part_take(&q, n, sizeof(size_t));
+    t->str_len = attn__part_take(&q, n, sizeof(uint32_t));
+    t->dec_off = attn__part_take(&q, n, sizeof(size_t));
+    t->dec_len = attn__part_take(&q, n, sizeof(uint32_t));
+    t->type = attn__part_take(&q, n, 1);
+    t->slots = attn__part_take(&q, slots, sizeof(int32_t));
+    t->merges = attn__part_take(&q, merge_slots, sizeof(merge_slot));
+    t->added = attn__part_take(&q, (size_t)p->n_added, sizeof(uint64_t));
+    t->pool = attn__part_take(&q, p->str_bytes + p->dec_bytes, 1);
     t->n = (int32_t)n;
     t->mask = slots - 1;
     t->merge_mask = merge_slots - 1;
@@ -387,8 +362,8 @@ attn_status attn__bpe_build(const attn__bpe_src *src, const attn_bpe_config *cfg
 attn_status attn_bpe_create(const attn_bpe_config *cfg, attn_bpe **out)
 {
     const char *fn = "attn_bpe_create";
-    ATTN__NN_NOT_NULL(fn, cfg);
-    ATTN__NN_NOT_NULL(fn, out);
+    ATTN__NOT_NULL(fn, cfg);
+    ATTN__NOT_NULL(fn, out);
     static const attn__bpe_src src = {
         "attn_bpe_create", ATTN_BAD_PARAM, "cfg->tokens", "cfg->token_types", "cfg->merges",
         {"cfg->bos_id", "cfg->eos_id", "cfg->pad_id", "cfg->unk_id"}};
@@ -501,7 +476,9 @@ typedef struct cand {
     int64_t pos;     /* the pair's left symbol */
 } cand;
 
-enum { MODE_MEASURE, MODE_COUNT, MODE_WRITE };
+/* What a walk over the text does with each word: measure the longest,
+ * count or write its ids, count or write its byte span. */
+enum { MODE_MEASURE, MODE_COUNT, MODE_WRITE, MODE_SPANS };
 
 typedef struct enc {
     const attn_bpe *t;
@@ -509,6 +486,8 @@ typedef struct enc {
     size_t longest;      /* MODE_MEASURE: the longest word */
     int64_t n;           /* ids so far */
     int32_t *ids;        /* MODE_WRITE */
+    const unsigned char *base; /* MODE_SPANS: the text */
+    int64_t *spans;      /* MODE_SPANS: [n][2] word byte ranges, or NULL to count */
     sym *syms;           /* [longest] */
     cand *heap;          /* [3 * longest] */
     size_t heap_n;
@@ -567,6 +546,14 @@ static void word(enc *e, const unsigned char *w, size_t len)
 {
     if (e->mode == MODE_MEASURE) {
         if (len > e->longest) e->longest = len;
+        return;
+    }
+    if (e->mode == MODE_SPANS) {
+        if (e->spans != NULL) {
+            e->spans[2 * e->n] = w - e->base;
+            e->spans[2 * e->n + 1] = w - e->base + (int64_t)len;
+        }
+        e->n++;
         return;
     }
     int64_t n = 0;
@@ -664,23 +651,25 @@ static void encode_text(enc *e, const unsigned char *s, size_t n, int parse_spec
     segment(e, s + start, n - start);
 }
 
-static attn_status check_encode_args(const attn_bpe *t, const char *text, size_t len,
-                                     const int32_t *ids, int64_t cap, const int64_t *n)
+/* The arguments of attn_bpe_encode (out: ids, 4-byte elements) or
+ * attn_bpe_pretokenize (out: spans, 16-byte elements). */
+static attn_status check_encode_args(const char *fn, const char *out_name, size_t out_size,
+                                     const attn_bpe *t, const char *text, size_t len,
+                                     const void *out, int64_t cap, const int64_t *n)
 {
-    const char *fn = "attn_bpe_encode";
-    ATTN__NN_NOT_NULL(fn, t);
-    ATTN__NN_NOT_NULL(fn, n);
+    ATTN__NOT_NULL(fn, t);
+    ATTN__NOT_NULL(fn, n);
     if (text == NULL && len > 0)
         return attn_fail(ATTN_NULL_ARG, "%s: argument 'text' is NULL and len is %zu", fn, len);
-    ATTN__NN_DIM(fn, cap);
-    if (ids == NULL && cap > 0)
-        return attn_fail(ATTN_NULL_ARG, "%s: argument 'ids' is NULL and cap is %lld", fn,
+    ATTN__DIM(fn, cap);
+    if (out == NULL && cap > 0)
+        return attn_fail(ATTN_NULL_ARG, "%s: argument '%s' is NULL and cap is %lld", fn, out_name,
                          (long long)cap);
-    int64_t id_bytes;
-    ATTN__NN_MUL(fn, cap, 4, &id_bytes);
-    attn__nn_span spans[] = {{"ids", ids, (size_t)id_bytes}, {"n", n, sizeof *n},
+    int64_t out_bytes;
+    ATTN__MUL(fn, cap, (int64_t)out_size, &out_bytes);
+    attn__span spans[] = {{out_name, out, (size_t)out_bytes}, {"n", n, sizeof *n},
                              {"text", text, len}};
-    attn_status st = attn__nn_disjoint(fn, spans, 3, 2);
+    attn_status st = attn__disjoint(fn, spans, 3, 2);
     if (st != ATTN_OK) return st;
     for (size_t i = 0; i < len;) {
         uint32_t c;
@@ -696,7 +685,7 @@ static attn_status check_encode_args(const attn_bpe *t, const char *text, size_t
 attn_status attn_bpe_encode(const attn_bpe *t, const char *text, size_t len, int parse_special,
                             int32_t *ids, int64_t cap, int64_t *n)
 {
-    attn_status st = check_encode_args(t, text, len, ids, cap, n);
+    attn_status st = check_encode_args("attn_bpe_encode", "ids", 4, t, text, len, ids, cap, n);
     if (st != ATTN_OK) return st;
     const unsigned char *s = (const unsigned char *)text;
     enc e;
@@ -731,15 +720,43 @@ attn_status attn_bpe_encode(const attn_bpe *t, const char *text, size_t len, int
     return ATTN_OK;
 }
 
+attn_status attn_bpe_pretokenize(const attn_bpe *t, const char *text, size_t len, int64_t *spans,
+                                 int64_t cap, int64_t *n)
+{
+    attn_status st = check_encode_args("attn_bpe_pretokenize", "spans", 16, t, text, len, spans,
+                                       cap, n);
+    if (st != ATTN_OK) return st;
+    enc e;
+    memset(&e, 0, sizeof e);
+    e.t = t;
+    e.mode = MODE_SPANS;
+    e.base = (const unsigned char *)text;
+    if (spans == NULL || (uint64_t)cap < (uint64_t)len) { /* count first */
+        segment(&e, e.base, len);
+        if (spans == NULL || e.n > cap) {
+            if (spans != NULL)
+                return attn_fail(ATTN_BAD_DIM, "attn_bpe_pretokenize: argument 'cap' is %lld; the "
+                                 "text has %lld words", (long long)cap, (long long)e.n);
+            *n = e.n;
+            return ATTN_OK;
+        }
+        e.n = 0;
+    }
+    e.spans = spans;
+    segment(&e, e.base, len);
+    *n = e.n;
+    return ATTN_OK;
+}
+
 /* ---- decoding ------------------------------------------------------------------------- */
 
 attn_status attn_bpe_decode(const attn_bpe *t, const int32_t *ids, int64_t n_ids, int skip_special,
                             char *buf, size_t cap, size_t *n)
 {
     const char *fn = "attn_bpe_decode";
-    ATTN__NN_NOT_NULL(fn, t);
-    ATTN__NN_NOT_NULL(fn, n);
-    ATTN__NN_DIM(fn, n_ids);
+    ATTN__NOT_NULL(fn, t);
+    ATTN__NOT_NULL(fn, n);
+    ATTN__DIM(fn, n_ids);
     if (ids == NULL && n_ids > 0) return attn_fail(ATTN_NULL_ARG, "%s: argument 'ids' is NULL", fn);
     if (buf == NULL && cap > 0)
         return attn_fail(ATTN_NULL_ARG, "%s: argument 'buf' is NULL and cap is %zu", fn, cap);
@@ -758,9 +775,9 @@ attn_status attn_bpe_decode(const attn_bpe *t, const int32_t *ids, int64_t n_ids
         return attn_fail(ATTN_BAD_DIM, "%s: argument 'cap' is %zu; the ids decode to %zu bytes",
                          fn, cap, total);
     int64_t id_bytes;
-    ATTN__NN_MUL(fn, n_ids, 4, &id_bytes);
-    attn__nn_span spans[] = {{"buf", buf, cap}, {"n", n, sizeof *n}, {"ids", ids, (size_t)id_bytes}};
-    attn_status st = attn__nn_disjoint(fn, spans, 3, 2);
+    ATTN__MUL(fn, n_ids, 4, &id_bytes);
+    attn__span spans[] = {{"buf", buf, cap}, {"n", n, sizeof *n}, {"ids", ids, (size_t)id_bytes}};
+    attn_status st = attn__disjoint(fn, spans, 3, 2);
     if (st != ATTN_OK) return st;
     size_t k = 0;
     for (int64_t i = 0; i < n_ids; i++) {
@@ -832,7 +849,6 @@ static attn_status stream_out(const char *fn, attn_bpe_stream *s, const unsigned
     size_t need = lossy(b, len, at_end, NULL, &used, &bad);
     if (buf == NULL) {
         *n = need;
-        if (invalid != NULL) *invalid = bad;
         return ATTN_OK;
     }
     if (need > cap)
@@ -847,8 +863,8 @@ static attn_status stream_out(const char *fn, attn_bpe_stream *s, const unsigned
 
 static attn_status check_stream(const char *fn, const attn_bpe_stream *s, const size_t *n)
 {
-    ATTN__NN_NOT_NULL(fn, s);
-    ATTN__NN_NOT_NULL(fn, n);
+    ATTN__NOT_NULL(fn, s);
+    ATTN__NOT_NULL(fn, n);
     if (s->n_pending < 0 || s->n_pending > 3)
         return attn_fail(ATTN_BAD_PARAM, "%s: s->n_pending is %d; it must be 0 to 3 (zero the "
                          "state to start)", fn, s->n_pending);
@@ -859,7 +875,7 @@ attn_status attn_bpe_stream_push(const attn_bpe *t, attn_bpe_stream *s, int32_t 
                                  size_t cap, size_t *n, int *invalid)
 {
     const char *fn = "attn_bpe_stream_push";
-    ATTN__NN_NOT_NULL(fn, t);
+    ATTN__NOT_NULL(fn, t);
     attn_status st = check_stream(fn, s, n);
     if (st != ATTN_OK) return st;
     if (!valid_id(t, id))

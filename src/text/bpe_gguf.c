@@ -101,8 +101,8 @@ static attn_status read_arrays(const attn_gguf *g, attn_bpe_config *cfg, arrays 
 attn_status attn_bpe_load_gguf(const attn_gguf *g, attn_bpe **out)
 {
     const char *fn = "attn_bpe_load_gguf";
-    ATTN__NN_NOT_NULL(fn, g);
-    ATTN__NN_NOT_NULL(fn, out);
+    ATTN__NOT_NULL(fn, g);
+    ATTN__NOT_NULL(fn, out);
     static const char *const models[] = {"gpt2"};
     static const char *const pres[] = {"gpt-2", "smollm", "starcoder"};
     static const attn_bpe_pre pre_of[] = {ATTN_BPE_PRE_GPT2, ATTN_BPE_PRE_SMOLLM, ATTN_BPE_PRE_SMOLLM};

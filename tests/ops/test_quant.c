@@ -9,7 +9,7 @@
  * out-of-memory injection. */
 #include "test.h"
 
-#include "kernels/quant_kernels.h"
+#include "kernels/table.h"
 
 #include <attn/quant.h>
 
@@ -154,8 +154,10 @@ T_TEST(quant_matmul_vs_twin)
     attn_ctx *ref = kernel_ctx(ATTN_KERNEL_REF, 2), *fast = kernel_ctx(ATTN_KERNEL_AUTO, 2);
     T_CHECK(ref != NULL && fast != NULL);
     if (ref == NULL || fast == NULL) return;
-    bool avx2 = attn__quant_use_avx2(fast);
-    T_CHECK(!attn__quant_use_avx2(ref));
+    const attn__kernels *best = attn__kernels_get(ATTN_KERNEL_AUTO, NULL, 0);
+    const attn__kernels *twin = attn__kernels_get(ATTN_KERNEL_REF, NULL, 0);
+    bool avx2 = best->filled_by[ATTN__SLOT_QUANT_MATMUL] == ATTN__ISA_AVX2;
+    T_CHECK(twin->filled_by[ATTN__SLOT_QUANT_MATMUL] == ATTN__ISA_PORTABLE && twin->quant.many == NULL);
     if (!avx2) printf("  (no AVX2+F16C on this CPU or build: the twin alone is checked)\n");
     uint64_t rng = 12345;
     double worst = 0.0;

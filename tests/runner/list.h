@@ -13,9 +13,15 @@
     X(avx2_exp_accuracy) \
     X(hand_computed) \
     X(ref64_finite_difference) \
-    X(tiled_finite_difference)
+    X(tiled_finite_difference) \
+    X(cpu_features)
 
 #define T_TESTS_OPS(X) \
+    X(kernel_table_choice) \
+    X(kernel_forcing) \
+    X(kernel_env_variable) \
+    X(ctx_describe) \
+    X(tiled_fused_backward_bitwise) \
     X(argument_checks) \
     X(every_status_code) \
     X(out_of_memory) \
@@ -40,6 +46,13 @@
     X(score_argument_checks) \
     X(score_out_of_memory) \
     X(score_grid_vs_ref64) \
+    X(kernels_gemm_portable_vs_double) \
+    X(kernels_gemm_avx2_vs_double) \
+    X(kernels_gemm_avx512_vs_double) \
+    X(kernels_gemm_bitwise_across_threads_and_packing) \
+    X(kernels_gemm_empty_products) \
+    X(kernels_rows_portable_vs_double) \
+    X(kernels_rows_avx2_vs_double) \
     X(quant_dequantize_hand_computed) \
     X(quant_matmul_vs_twin) \
     X(quant_matmul_threads_bitwise) \
@@ -83,6 +96,19 @@
     X(safetensors_valid_edge_cases)
 
 #define T_TESTS_TEXT(X) \
+    X(bpe_added_tokens) \
+    X(bpe_argument_checks) \
+    X(bpe_config_catalogue) \
+    X(bpe_decode) \
+    X(bpe_from_gguf) \
+    X(bpe_getters) \
+    X(bpe_gguf_catalogue) \
+    X(bpe_hand_computed) \
+    X(bpe_out_of_memory) \
+    X(bpe_pretokenize) \
+    X(bpe_regex_and_digits) \
+    X(bpe_stream_decode) \
+    X(bpe_unicode_classes) \
     X(wordpiece_argument_checks) \
     X(wordpiece_byte_substitution_sweep) \
     X(wordpiece_corrupt_catalogue) \
@@ -124,6 +150,7 @@
     X(optim_adamw_args) \
     X(optim_adamw_two_steps_hand_computed) \
     X(optim_clip_grad_norm) \
+    X(optim_model_update) \
     X(optim_lr_schedules)
 
 #define T_TESTS_MODELS(X) \
@@ -144,6 +171,8 @@
     X(checkpoint_round_trip) \
     X(checkpoint_truncation_sweep) \
     X(checkpointing_same_gradients_less_memory) \
+    X(config_seq2seq_table) \
+    X(config_transformer_table) \
     X(generate_cache_matches_full_forward) \
     X(llama_load_tiny) \
     X(llama_forward_vs_naive_float64) \
@@ -191,6 +220,7 @@
     X(dates_known_sources) \
     X(dates_print_examples) \
     X(dates_split_draws) \
-    X(gru_dates_batches_training_translation)
+    X(gru_dates_batches_training_translation) \
+    X(train_meta_by_key)
 
 #endif /* ATTN_TEST_LIST_H */

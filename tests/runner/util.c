@@ -24,7 +24,7 @@ int64_t t_rand_int(uint64_t *s, int64_t lo, int64_t hi)
 
 /* Guard zones catch stray writes in normal builds. Under AddressSanitizer
  * buffers are exact-size instead, so ASan sees every out-of-bounds read or
- * write itself (contract 7). */
+ * write itself (exact contract 7 of docs/testing.md). */
 #if defined(__SANITIZE_ADDRESS__)
 #define GUARD 0
 #elif defined(__has_feature)
@@ -94,7 +94,8 @@ void t_ctx_free_all(void)
     }
 }
 
-const attn_kernel t_kernels[T_KERNELS] = {ATTN_KERNEL_TILED, ATTN_KERNEL_AVX2, ATTN_KERNEL_REF};
+const attn_kernel t_kernels[T_KERNELS] = {ATTN_KERNEL_TILED, ATTN_KERNEL_AVX2, ATTN_KERNEL_AVX512,
+                                           ATTN_KERNEL_AMX, ATTN_KERNEL_REF};
 
 bool t_kernel_available(attn_kernel k)
 {

@@ -29,12 +29,18 @@ void attn__quant_dequant_blocks(attn_quant q, const unsigned char *blocks, int64
     }
 }
 
-void attn__quant_ref_cols(const attn__qin *in, const attn__qmat *m, int64_t j0, int64_t j1,
-                          float *ws)
+int64_t attn__quant_ref_ws(int64_t K, bool many)
+{
+    (void)many;
+    return K;
+}
+
+void attn__quant_ref(const attn__qin *in, const attn__qmat *m, int64_t i0, int64_t i1, int64_t j0,
+                     int64_t j1, float *ws)
 {
     for (int64_t j = j0; j < j1; j++) {
         attn__quant_dequant_blocks(m->type, m->w + (size_t)j * m->row_bytes, in->K / 32, ws);
-        for (int64_t i = 0; i < in->n; i++) {
+        for (int64_t i = i0; i < i1; i++) {
             const float *x = in->x + i * in->K;
             double acc = 0.0;
             for (int64_t k = 0; k < in->K; k++) acc += (double)ws[k] * (double)x[k];

@@ -118,12 +118,14 @@ static float dot_q8_0(const unsigned char *w, const float *x, int64_t nb)
     return hsum8(_mm256_add_ps(a0, a1));
 }
 
-void attn__quant_avx2_gemv(const attn__qin *in, const attn__qmat *m, int64_t j0, int64_t j1)
+void attn__quant_avx2_gemv(const attn__qin *in, const attn__qmat *m, int64_t i0, int64_t i1, int64_t j0,
+                           int64_t j1, float *ws)
 {
     int64_t nb = in->K / 32;
+    (void)ws;
     for (int64_t j = j0; j < j1; j++) {
         const unsigned char *w = m->w + (size_t)j * m->row_bytes;
-        for (int64_t i = 0; i < in->n; i++) {
+        for (int64_t i = i0; i < i1; i++) {
             const float *x = in->x + i * in->K;
             m->y[i * m->rows + j] = m->type == ATTN_QUANT_Q4_1 ? dot_q4_1(w, x, in->xsum + i * nb, nb)
                                                                : dot_q8_0(w, x, nb);
@@ -230,7 +232,11 @@ static void tile_6x16(const float *x, int64_t ldx, int mr, const float *p, int64
     if (mr > 5) store_row(y + 5 * ldy, c50, c51, nc, accumulate);
 }
 
-int64_t attn__quant_avx2_gemm_ws(void) { return (int64_t)ATTN__QGEMM_COLS * ATTN__QGEMM_KC + 8; }
+int64_t attn__quant_avx2_ws(int64_t K, bool many)
+{
+    (void)K;
+    return many ? (int64_t)ATTN__QGEMM_COLS * ATTN__QGEMM_KC + 8 : 0;
+}
 
 void attn__quant_avx2_gemm(const attn__qin *in, const attn__qmat *m, int64_t i0, int64_t i1,
                            int64_t j0, int64_t j1, float *ws)

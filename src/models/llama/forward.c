@@ -27,8 +27,8 @@ attn_status attn_llama_session_create(const attn_llama *m, const attn_llama_sess
                                       attn_llama_session **out)
 {
     static const char *const fn = "attn_llama_session_create";
-    ATTN__NN_NOT_NULL(fn, m);
-    ATTN__NN_NOT_NULL(fn, out);
+    ATTN__NOT_NULL(fn, m);
+    ATTN__NOT_NULL(fn, out);
     attn_llama_session_params d = attn_llama_session_params_default();
     if (p == NULL) p = &d;
     if (p->n_ctx < 0 || p->n_ctx > m->cfg.n_ctx)
@@ -61,7 +61,7 @@ const int32_t *attn_llama_session_tokens(const attn_llama_session *s) { return s
 
 attn_status attn_llama_session_rewind(attn_llama_session *s, int64_t length)
 {
-    ATTN__NN_NOT_NULL("attn_llama_session_rewind", s);
+    ATTN__NOT_NULL("attn_llama_session_rewind", s);
     if (length < 0 || length > s->len)
         return attn_fail(ATTN_BAD_PARAM, "attn_llama_session_rewind: 'length' is %lld; it must be in [0, %lld]",
                          (long long)length, (long long)s->len);
@@ -78,7 +78,7 @@ static attn_status reserve(attn_llama_session *s, int64_t need)
     int64_t cap = s->cap < 128 ? 256 : 2 * s->cap, row = c->n_kv_heads * c->d_head, per, total;
     if (cap > s->n_ctx) cap = s->n_ctx;
     if (cap < need) cap = need;
-    if (!attn__nn_mul(cap, row, &per) || !attn__nn_mul(per, c->n_layers, &total))
+    if (!attn__mul(cap, row, &per) || !attn__mul(per, c->n_layers, &total))
         return attn_fail(ATTN_OVERFLOW, "attn_llama_forward: a cache of %lld tokens overflows", (long long)cap);
     float *k = attn_alloc((size_t)total * sizeof(float)), *v = attn_alloc((size_t)total * sizeof(float));
     int32_t *ids = attn_alloc((size_t)cap * sizeof(int32_t));
@@ -119,7 +119,7 @@ static attn_status scratch_alloc(const attn_llama_config *c, int64_t rows, scrat
 {
     int64_t hd = c->n_heads * c->d_head;
     int64_t per_row = 3 * c->d_model + 2 * hd + 2 * c->d_ff + c->d_head, total;
-    if (!attn__nn_mul(rows, per_row, &total))
+    if (!attn__mul(rows, per_row, &total))
         return attn_fail(ATTN_OVERFLOW, "attn_llama_forward: the scratch of %lld rows overflows", (long long)rows);
     if ((w->all = attn_alloc((size_t)total * sizeof(float))) == NULL)
         return attn_fail(ATTN_NO_MEMORY, "attn_llama_forward: cannot allocate %zu bytes of scratch",
@@ -337,14 +337,14 @@ attn_status attn_llama_forward(attn_ctx *ctx, attn_llama_session *s, const int32
                                float *logits)
 {
     static const char *const fn = "attn_llama_forward";
-    ATTN__NN_NOT_NULL(fn, ctx);
-    ATTN__NN_NOT_NULL(fn, s);
-    ATTN__NN_NOT_NULL(fn, ids);
+    ATTN__NOT_NULL(fn, ctx);
+    ATTN__NOT_NULL(fn, s);
+    ATTN__NOT_NULL(fn, ids);
     if (n < 1) return attn_fail(ATTN_BAD_DIM, "%s: argument 'n' is %lld; it must be >= 1", fn, (long long)n);
     if (logits != NULL) {
-        attn__nn_span sp[] = {{"logits", logits, (size_t)s->m->cfg.n_vocab * sizeof(float)},
+        attn__span sp[] = {{"logits", logits, (size_t)s->m->cfg.n_vocab * sizeof(float)},
                               {"ids", ids, (size_t)n * sizeof(int32_t)}};
-        attn_status st = attn__nn_disjoint(fn, sp, 2, 1);
+        attn_status st = attn__disjoint(fn, sp, 2, 1);
         if (st != ATTN_OK) return st;
     }
     return attn__llama_feed(ctx, s, ids, n, s->m->cfg.n_layers, NULL, logits);
@@ -356,9 +356,9 @@ static attn_status check_map_args(const attn_llama *m, const int32_t *ids, int64
                                   const int64_t *heads, int64_t n_sel, float *w)
 {
     static const char *const fn = "attn_llama_attention";
-    ATTN__NN_NOT_NULL(fn, m);
-    ATTN__NN_NOT_NULL(fn, ids);
-    ATTN__NN_NOT_NULL(fn, w);
+    ATTN__NOT_NULL(fn, m);
+    ATTN__NOT_NULL(fn, ids);
+    ATTN__NOT_NULL(fn, w);
     const attn_llama_config *c = &m->cfg;
     if (n < 1 || n > c->n_ctx)
         return attn_fail(ATTN_BAD_DIM, "%s: argument 'n' is %lld; it must be in [1, %lld]", fn, (long long)n,
@@ -378,7 +378,7 @@ static attn_status check_map_args(const attn_llama *m, const int32_t *ids, int64
 attn_status attn_llama_attention(attn_ctx *ctx, const attn_llama *m, const int32_t *ids, int64_t n,
                                  int64_t layer, const int64_t *heads, int64_t n_heads_sel, float *w)
 {
-    ATTN__NN_NOT_NULL("attn_llama_attention", ctx);
+    ATTN__NOT_NULL("attn_llama_attention", ctx);
     attn_status st = check_map_args(m, ids, n, layer, heads, n_heads_sel, w);
     if (st != ATTN_OK) return st;
     const attn_llama_config *c = &m->cfg;

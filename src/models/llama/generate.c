@@ -72,10 +72,10 @@ attn_status attn_llama_chat_format(const attn_llama *m, const attn_llama_message
                                    size_t *n)
 {
     static const char *const fn = "attn_llama_chat_format";
-    ATTN__NN_NOT_NULL(fn, m);
-    ATTN__NN_NOT_NULL(fn, n);
-    ATTN__NN_DIM(fn, n_msgs);
-    if (n_msgs > 0) ATTN__NN_NOT_NULL(fn, msgs);
+    ATTN__NOT_NULL(fn, m);
+    ATTN__NOT_NULL(fn, n);
+    ATTN__DIM(fn, n_msgs);
+    if (n_msgs > 0) ATTN__NOT_NULL(fn, msgs);
     if (buf == NULL && cap != 0)
         return attn_fail(ATTN_NULL_ARG, "%s: argument 'buf' is NULL with cap %zu", fn, cap);
     if (!m->chatml)
@@ -295,11 +295,11 @@ attn_status attn_llama_sample(const attn_llama_sampling *p, const float *logits,
     static const char *const fn = "attn_llama_sample";
     attn_llama_sampling d = attn_llama_sampling_default();
     if (p == NULL) p = &d;
-    ATTN__NN_NOT_NULL(fn, logits);
-    ATTN__NN_NOT_NULL(fn, out);
-    ATTN__NN_DIM_POS(fn, n_vocab);
-    ATTN__NN_DIM(fn, n_history);
-    if (n_history > 0) ATTN__NN_NOT_NULL(fn, history);
+    ATTN__NOT_NULL(fn, logits);
+    ATTN__NOT_NULL(fn, out);
+    ATTN__DIM_POS(fn, n_vocab);
+    ATTN__DIM(fn, n_history);
+    if (n_history > 0) ATTN__NOT_NULL(fn, history);
     if (n_vocab > INT32_MAX)
         return attn_fail(ATTN_BAD_DIM, "%s: argument 'n_vocab' is %lld; it must be < 2^31", fn, (long long)n_vocab);
     attn_status st = check_sample_input(p, logits, n_vocab, history, n_history);
@@ -395,10 +395,10 @@ attn_status attn_llama_generate(attn_ctx *ctx, attn_llama_session *s, const int3
     static const char *const fn = "attn_llama_generate";
     attn_llama_generate_params d = attn_llama_generate_params_default();
     if (p == NULL) p = &d;
-    ATTN__NN_NOT_NULL(fn, ctx);
-    ATTN__NN_NOT_NULL(fn, s);
-    ATTN__NN_NOT_NULL(fn, prompt);
-    ATTN__NN_NOT_NULL(fn, n_out);
+    ATTN__NOT_NULL(fn, ctx);
+    ATTN__NOT_NULL(fn, s);
+    ATTN__NOT_NULL(fn, prompt);
+    ATTN__NOT_NULL(fn, n_out);
     attn_status st = check_generate(s, n_prompt, p, out, cap);
     if (st != ATTN_OK) return st;
     const attn_llama *m = s->m;

@@ -203,8 +203,8 @@ static attn_status load_tokenizer(attn_llama *m)
 
 attn_status attn_llama_load(const char *path, attn_llama **out)
 {
-    ATTN__NN_NOT_NULL(FN, path);
-    ATTN__NN_NOT_NULL(FN, out);
+    ATTN__NOT_NULL(FN, path);
+    ATTN__NOT_NULL(FN, out);
     attn_llama *m = attn_calloc(1, sizeof *m);
     if (m == NULL) return attn_fail(ATTN_NO_MEMORY, "%s: out of memory", FN);
     attn_status st = attn_gguf_load(path, &m->file);

@@ -1,5 +1,6 @@
-/* model_step.c - one training (or evaluation) step of a model: forward,
- * loss and backward, with optional gradient checkpointing.
+/* step.c - one training (or evaluation) step of a transformer: forward,
+ * loss and backward, with optional gradient checkpointing; and the norm and
+ * embedding helpers that decoding (generate.c) shares.
  *
  * A block is a list of sublayers (self-attention, cross-attention,
  * feed-forward), each wrapped in a residual and a norm:
@@ -14,6 +15,46 @@
 
 #include <math.h>
 #include <string.h>
+
+/* ---- norms and embeddings, shared with generate.c ------------------------------- */
+
+attn_status attn__nn_norm_forward(const attn_transformer *m, const attn__nn_norm *n,
+                                  const float *x, int64_t rows, float *y, float *mean,
+                                  float *rstd)
+{
+    if (m->c.norm == ATTN_NN_NORM_RMSNORM)
+        return attn_nn_rmsnorm_forward(x, rows, m->c.d_model, n->w, m->c.norm_eps, y, rstd);
+    return attn_nn_layernorm_forward(x, rows, m->c.d_model, n->w, n->b, m->c.norm_eps, y, mean,
+                                     rstd);
+}
+
+attn_status attn__nn_norm_backward(const attn_transformer *m, const attn__nn_norm *n,
+                                   const float *x, int64_t rows, const float *mean,
+                                   const float *rstd, const float *dy, float *dx)
+{
+    if (m->c.norm == ATTN_NN_NORM_RMSNORM)
+        return attn_nn_rmsnorm_backward(x, rows, m->c.d_model, n->w, rstd, dy, dx, n->dw);
+    return attn_nn_layernorm_backward(x, rows, m->c.d_model, n->w, mean, rstd, dy, dx, n->dw,
+                                      n->db);
+}
+
+attn_status attn__nn_embed(const attn_transformer *m, const int32_t *ids, const int32_t *pos,
+                           int64_t rows, const float *pos_table, float *x)
+{
+    int64_t d = m->c.d_model;
+    attn_status st = attn_nn_embedding_forward(ids, rows, m->embed, m->c.vocab, d, x);
+    if (st != ATTN_OK) return st;
+    float scale = (float)sqrt((double)d);
+    for (int64_t r = 0; r < rows; r++) {
+        float *xr = x + r * d;
+        if (pos[r] < 0 || pos[r] >= m->c.max_len)
+            return attn_fail(ATTN_BAD_DIM, "model: position %d is beyond 'max_len' %lld",
+                             (int)pos[r], (long long)m->c.max_len);
+        const float *pr = pos_table ? pos_table + (int64_t)pos[r] * d : NULL;
+        for (int64_t i = 0; i < d; i++) xr[i] = xr[i] * scale + (pr ? pr[i] : 0.0f);
+    }
+    return ATTN_OK;
+}
 
 /* Saved activations of one sublayer. */
 typedef struct {
@@ -152,13 +193,13 @@ static void f_forward(run *r, attn__nn_block *L, int sub, const stream *s, uint6
         sv->ff_a = act_alloc(r, N * c->d_ff, 0);
         sv->ff_u = act_alloc(r, N * c->d_ff, 0);
         if (r->st != ATTN_OK) return;
-        set(r, attn_nn_linear_forward(in, N, c->d_model, L->w1, L->b1, c->d_ff, sv->ff_a));
+        set(r, attn_nn_linear_forward(r->ctx, in, N, c->d_model, L->w1, L->b1, c->d_ff, sv->ff_a));
         if (r->st == ATTN_OK) set(r, attn_nn_act_forward(c->act, sv->ff_a, N * c->d_ff, sv->ff_u));
         if (r->st == ATTN_OK)
             set(r, attn_nn_dropout_forward(sv->ff_u, N * c->d_ff, r->p_drop, r->o->seed,
                                            off_inner(site), sv->ff_u));
         if (r->st == ATTN_OK)
-            set(r, attn_nn_linear_forward(sv->ff_u, N, c->d_ff, L->w2, L->b2, c->d_model, y));
+            set(r, attn_nn_linear_forward(r->ctx, sv->ff_u, N, c->d_ff, L->w2, L->b2, c->d_model, y));
         return;
     }
     attn_nn_mha_opts o = mha_opts(r, s, sub, site);
@@ -181,7 +222,7 @@ static void f_backward(run *r, attn__nn_block *L, int sub, const stream *s, uint
     if (sub == ATTN__SUB_FFN) {
         float *du = act_alloc(r, nf, 1), *dg = act_alloc(r, nf, 1);
         if (r->st == ATTN_OK)
-            set(r, attn_nn_linear_backward(sv->ff_u, N, c->d_ff, L->w2, c->d_model, dy, du, L->dw2,
+            set(r, attn_nn_linear_backward(r->ctx, sv->ff_u, N, c->d_ff, L->w2, c->d_model, dy, du, L->dw2,
                                            L->db2));
         if (r->st == ATTN_OK)
             set(r, attn_nn_dropout_backward(du, nf, r->p_drop, r->o->seed, off_inner(site), dg));
@@ -190,7 +231,7 @@ static void f_backward(run *r, attn__nn_block *L, int sub, const stream *s, uint
             set(r, attn_nn_act_backward(c->act, sv->ff_a, nf, dg, du));
         }
         if (r->st == ATTN_OK)
-            set(r, attn_nn_linear_backward(in, N, c->d_model, L->w1, c->d_ff, du, d_in, L->dw1,
+            set(r, attn_nn_linear_backward(r->ctx, in, N, c->d_model, L->w1, c->d_ff, du, d_in, L->dw1,
                                            L->db1));
         act_free(r, du);
         act_free(r, dg);
@@ -463,7 +504,7 @@ static void forward(run *r, const attn_nn_batch *b, step_state *t)
         set(r, attn__nn_norm_forward(m, &m->dec_norm, t->dec_fin, Nt, t->h, t->dec_stats,
                                      t->dec_stats + Nt));
     if (r->st == ATTN_OK)
-        set(r, attn_nn_linear_forward(t->h, Nt, d, m->lm_head, NULL, m->c.vocab, t->logits));
+        set(r, attn_nn_linear_forward(r->ctx, t->h, Nt, d, m->lm_head, NULL, m->c.vocab, t->logits));
 }
 
 static void backward(run *r, const attn_nn_batch *b, step_state *t)
@@ -472,7 +513,7 @@ static void backward(run *r, const attn_nn_batch *b, step_state *t)
     int64_t d = m->c.d_model, Ns = b->B * b->S_src, Nt = b->B * b->S_tgt;
     float *dh = act_alloc(r, Nt * d, 1), *dx = act_alloc(r, Nt * d, 1);
     if (r->st == ATTN_OK)
-        set(r, attn_nn_linear_backward(t->h, Nt, d, m->lm_head, m->c.vocab, t->dlogits, dh,
+        set(r, attn_nn_linear_backward(r->ctx, t->h, Nt, d, m->lm_head, m->c.vocab, t->dlogits, dh,
                                        m->d_lm_head, NULL));
     if (r->st == ATTN_OK)
         set(r, attn__nn_norm_backward(m, &m->dec_norm, t->dec_fin, Nt, t->dec_stats,
