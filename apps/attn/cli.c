@@ -2,6 +2,8 @@
  * --help, usage errors (exit 2) and failures (exit 1) with clear messages. */
 #include "cli.h"
 
+#include <attn/safetensors.h>
+
 #include <errno.h>
 #include <glob.h>
 #include <math.h>
@@ -184,4 +186,14 @@ int cli_find_in_venvs(const char *venv_glob, int (*ok)(const char *path), char *
     *slash = '\0';
     snprintf(pat, sizeof pat, "%s/../.venv/%s", exe, venv_glob);
     return first_match(pat, ok, out, cap);
+}
+
+int cli_is_rnn_checkpoint(const char *path)
+{
+    attn_safetensors *f = NULL;
+    if (!path || attn_safetensors_load(path, &f) != ATTN_OK) return 0;
+    const char *tag = attn_safetensors_metadata(f, "attn.format");
+    int rnn = tag && strcmp(tag, "attn-rnn-checkpoint-1") == 0;
+    attn_safetensors_free(f);
+    return rnn;
 }
