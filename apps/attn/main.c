@@ -30,7 +30,7 @@ static void main_help(FILE *out)
            "  generate    one reply of the chat model to a prompt\n"
            "  tokenize    the token ids of a text under the chat model's tokenizer\n"
            "  explain     the attention explorer: one HTML page with head, model and matrix views,\n"
-           "              rollout and relevance (MiniLM, the date translator or the GRU)\n\n"
+           "              rollout and relevance (MiniLM, the date translator, the GRU or the chat model)\n\n"
            "'%s COMMAND --help' describes each.\n", cli_prog, cli_prog);
 }
 

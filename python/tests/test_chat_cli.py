@@ -3,12 +3,15 @@
 binding (python/attn/llama.py): the same ids, the same greedy replies, a
 conversation on stdin ending at EOF or Ctrl-C, attention maps, and clean
 failures (exit 1, never a crash) for prompts that do not fit, invalid UTF-8
-and corrupt or truncated model files."""
+and corrupt or truncated model files; `attn explain --model chat`: the
+explorer page of a message and its reply (weights as attn_llama_attention,
+rollout as numpy's) and its usage errors."""
 import os
 import signal
 import subprocess
 import time
 
+import numpy as np
 import pytest
 
 from test_cli import _binary, run
@@ -123,3 +126,49 @@ def test_corrupt_model_files_exit_1(tmp_path):
             p = run(cmd[0], "--model", str(path), *cmd[1:])
             assert p.returncode == 1, (name, cmd, p.returncode, p.stderr)
             assert "ATTN_BAD_FILE" in p.stderr, (name, p.stderr)
+
+
+def test_explain_page_of_a_reply(api, tmp_path):
+    """`attn explain --model chat`: the greedy reply of the C API, every
+    layer's and head's weights equal to attn_llama_attention over prompt +
+    reply, and the rollout of those weights (numpy, float64)."""
+    from test_explain import page_data, rollout
+    msg = "What is 2+2?"
+    out = tmp_path / "chat.html"
+    p = run("explain", "--model", "chat", "--gguf", MODEL, "--out", str(out), "--threads", "2",
+            "--layer", "29", "--head", "8", msg)
+    assert p.returncode == 0, p.stderr
+    prompt = api.encode(api.chat([{"role": "user", "content": msg}]))
+    reply, _ = api.session().generate(prompt, 32)
+    assert p.stdout.startswith(api.decode(reply).decode("utf-8") + "\n") and "wrote" in p.stdout
+    d, _ = page_data(out)
+    ids = prompt + reply
+    n = len(ids)
+    tokens = d["seqs"][0]["tokens"]
+    assert len(tokens) == n and tokens[0] == "<|im_start|>" and "\\n" in tokens
+    g = d["groups"][0]
+    assert g["W"].shape == (30, 9, n, n)
+    assert d["start"] == {"group": 0, "layer": 29, "head": 8}
+    for layer in (0, 15, 29):
+        assert np.abs(g["W"][layer] - api.attention(ids, layer)).max() <= 1e-6
+    assert np.all(np.triu(g["W"], 1) == 0)
+    ro = rollout(list(g["W"]))
+    (m,) = [m for m in d["maps"] if m["group"] == 0]
+    assert m["kind"] == "rollout"
+    assert np.abs(m["M"] - ro).max() <= 1e-5 and np.abs(m["A"] - ro.mean(0)).max() <= 1e-5
+    assert any("Relevance needs" in note for note in d["notes"])
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--layer", "30", "hi"], "layers 0..29"),
+    (["--head", "9", "hi"], "heads 0..8"),
+    (["word " * 200], "takes at most 128"),
+    (["hi", "there"], "takes 1 to 1 inputs"),
+])
+def test_explain_usage_errors_exit_2(tmp_path, args, needle):
+    out = tmp_path / "x.html"
+    p = run("explain", "--model", "chat", "--gguf", MODEL, "--out", str(out), *args)
+    assert p.returncode == 2 and needle in p.stderr, (p.returncode, p.stderr)
+    assert not out.exists()
+    p = run("explain", "--gguf", MODEL, "--out", str(out), "hi")
+    assert p.returncode == 2 and "--gguf is for --model chat" in p.stderr, p.stderr
