@@ -3,10 +3,11 @@
 #   make test       install what is needed, then every test (CI runs this)
 #   make test-long  the long random grid (many more configurations)
 #   make bench      the benchmarks vs PyTorch: bench/results*.json, results.png
+#   make bench-lm   SmolLM2 on attn vs llama.cpp and transformers: bench/results_lm.json
 JOBS ?= 2
 CONFIGS ?= 3000
 
-.PHONY: bench bench-quick all build run test test-c test-asan test-fma test-clang test-cxx test-install test-python test-long clean fuzz
+.PHONY: bench bench-lm bench-quick all build run test test-c test-asan test-fma test-clang test-cxx test-install test-python test-long clean fuzz
 
 all: build
 
@@ -82,6 +83,12 @@ bench: build
 	@scripts/setup.sh --bench
 	.venv/bin/python bench/bench.py --out bench/results.json
 	.venv/bin/python bench/score_bench.py --threads 2 --out bench/results_score.json
+
+# SmolLM2-135M on attn against llama.cpp and transformers (bench/lm_bench.py,
+# docs/llm.md); compiles llama.cpp on first use. On an otherwise idle machine.
+bench-lm: build
+	@scripts/setup.sh --bench-lm
+	.venv/bin/python bench/lm_bench.py --threads 2
 
 bench-quick: build
 	@scripts/setup.sh --bench

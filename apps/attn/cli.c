@@ -5,6 +5,7 @@
 #include <attn/safetensors.h>
 
 #include <errno.h>
+#include <glob.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -73,7 +74,10 @@ int cli_parse(const char *cmd, const char *synopsis, int argc, char **argv, cons
             print_help(cmd, synopsis, opts, n);
             return -1;
         }
-        int positional = strncmp(s, "--", 2) != 0 || s[2] == '\0';
+        int k = 0;
+        while (k < n && strcmp(opts[k].name, s) != 0) k++;
+        /* a listed short option ("-n") is an option; other words are positional */
+        int positional = k == n && (strncmp(s, "--", 2) != 0 || s[2] == '\0');
         if (strcmp(s, "--") == 0) {
             if (++a == argc) break;
             s = argv[a];
@@ -83,8 +87,6 @@ int cli_parse(const char *cmd, const char *synopsis, int argc, char **argv, cons
             pos[(*n_pos)++] = (char *)s;
             continue;
         }
-        int k = 0;
-        while (k < n && strcmp(opts[k].name, s) != 0) k++;
         if (k == n) return cli_usage_error(cmd, "unknown option '%s'", s);
         if (opts[k].kind == OPT_FLAG) {
             *(int *)opts[k].dst = 1;
@@ -156,6 +158,34 @@ int cli_ensure_parent_dir(const char *path)
         return 1;
     }
     return 0;
+}
+
+/* The first match of pattern (a glob) for which ok holds, into out [cap]. */
+static int first_match(const char *pattern, int (*ok)(const char *path), char *out, size_t cap)
+{
+    glob_t g;
+    int found = 0;
+    if (glob(pattern, 0, NULL, &g) != 0) return 0;
+    for (size_t i = 0; i < g.gl_pathc && !found; i++)
+        if (strlen(g.gl_pathv[i]) < cap && ok(g.gl_pathv[i])) {
+            snprintf(out, cap, "%s", g.gl_pathv[i]);
+            found = 1;
+        }
+    globfree(&g);
+    return found;
+}
+
+int cli_find_in_venvs(const char *venv_glob, int (*ok)(const char *path), char *out, size_t cap)
+{
+    char pat[4096 + 256], exe[4096];
+    snprintf(pat, sizeof pat, ".venv/%s", venv_glob);
+    if (first_match(pat, ok, out, cap)) return 1;
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    char *slash = n > 0 ? (exe[n] = '\0', strrchr(exe, '/')) : NULL;
+    if (slash == NULL) return 0;
+    *slash = '\0';
+    snprintf(pat, sizeof pat, "%s/../.venv/%s", exe, venv_glob);
+    return first_match(pat, ok, out, cap);
 }
 
 int cli_is_rnn_checkpoint(const char *path)

@@ -6,6 +6,7 @@
 
 #include <attn/attn.h>
 
+#include <stddef.h>
 #include <stdint.h>
 
 extern const char *cli_prog;
@@ -32,6 +33,11 @@ int cli_parse(const char *cmd, const char *synopsis, int argc, char **argv, cons
 int cli_pick(const char *cmd, const char *opt_name, const char *val, const char *const *names,
              int n, int *out);
 attn_ctx *cli_make_ctx(const char *cmd, int64_t threads);
+/* 1 and out [cap] = the first path matching venv_glob (a glob inside a
+ * virtual environment, such as lib/python3.X/site-packages/PKG) for which ok holds,
+ * in ./.venv, else in .venv beside the build directory of this program
+ * (<exe dir>/../.venv); 0 if there is none. */
+int cli_find_in_venvs(const char *venv_glob, int (*ok)(const char *path), char *out, size_t cap);
 /* Creates the directories leading to path; 0 or 1 after a message. */
 int cli_ensure_parent_dir(const char *path);
 /* 1 if path is an RNN checkpoint (attn/seq2seq.h); errors are left to the loader. */
@@ -51,6 +57,10 @@ int cmd_compare(int argc, char **argv);
 int cmd_embed(int argc, char **argv);
 int cmd_similarity(int argc, char **argv);
 int cmd_bert_map(int argc, char **argv);
+/* apps/attn/cmd_chat.c: a chat model (attn/llama.h; SmolLM2-135M-Instruct). */
+int cmd_chat(int argc, char **argv);
+int cmd_generate(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
 /* apps/attn/cmd_explain.c: the attention explorer, one HTML page. */
 int cmd_explain(int argc, char **argv);
 

@@ -5,6 +5,8 @@
  *   attn train [options]        attn translate --model F [options] TEXT...
  *   attn eval --model F         attn info [--model F]
  *   attn compare [options]      attn embed / similarity / bert-map [options]
+ *   attn chat [options]         attn generate [options] PROMPT
+ *   attn tokenize [--model F] TEXT
  *   attn explain --out F.html [options] TEXT [TEXT2]
  */
 #include "cli.h"
@@ -24,8 +26,11 @@ static void main_help(FILE *out)
            "  embed       sentence embeddings with all-MiniLM-L6-v2\n"
            "  similarity  cosine similarity of sentences, or a query ranked against a file\n"
            "  bert-map    the attention map of any layer and head of the BERT model, as a PNG\n"
+           "  chat        a conversation with SmolLM2-135M-Instruct (one line per turn on stdin)\n"
+           "  generate    one reply of the chat model to a prompt\n"
+           "  tokenize    the token ids of a text under the chat model's tokenizer\n"
            "  explain     the attention explorer: one HTML page with head, model and matrix views,\n"
-           "              rollout and relevance (MiniLM, the date translator or the GRU)\n\n"
+           "              rollout and relevance (MiniLM, the date translator, the GRU or the chat model)\n\n"
            "'%s COMMAND --help' describes each.\n", cli_prog, cli_prog);
 }
 
@@ -47,7 +52,8 @@ int main(int argc, char **argv)
                 {"eval", cmd_eval},           {"info", cmd_info},
                 {"compare", cmd_compare},     {"embed", cmd_embed},
                 {"similarity", cmd_similarity}, {"bert-map", cmd_bert_map},
-                {"explain", cmd_explain}};
+                {"chat", cmd_chat},           {"generate", cmd_generate},
+                {"tokenize", cmd_tokenize},   {"explain", cmd_explain}};
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
         if (strcmp(cmd, cmds[i].name) == 0) return cmds[i].fn(argc - 2, argv + 2);
     fprintf(stderr, "%s: unknown command '%s'\n", cli_prog, cmd);

@@ -73,6 +73,11 @@ static void put_shape(writer *w, const attn__kernels *t, int s)
     case ATTN__SLOT_SDPA_DKDV: put(w, "; %lld keys per block", (long long)t->dkdv.tile_k); break;
     case ATTN__SLOT_SDPA_DQ: put(w, "; %lld query rows per block", (long long)t->dq.tile_q); break;
     case ATTN__SLOT_SDPA_FUSED: put(w, "; from %lld kv heads", (long long)t->fused.min_kv_heads); break;
+    case ATTN__SLOT_QUANT_MATMUL:
+        if (t->quant.many != NULL)
+            put(w, "; GEMV below %lld rows of x, then a GEMM in %lld x %lld tiles", (long long)t->quant.min_rows,
+                (long long)t->quant.many_rows, (long long)t->quant.many_cols);
+        break;
     default: break;
     }
 }

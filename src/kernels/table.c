@@ -57,6 +57,8 @@ static void fill_portable(attn__kernels *t)
                                          attn__score_gscale_rows, attn__score_gscale_dq_rows,
                                          attn__score_dg_head};
     t->nn = nn_slots(&attn__gemm_portable, &attn__rows_portable);
+    /* the twin: every row count is a "few" (dequantize a row, dot in double) */
+    t->quant = (attn__k_quant){INT64_MAX, 8, 0, 0, false, attn__quant_ref_ws, attn__quant_ref, NULL};
     for (int s = 0; s < ATTN__N_SLOTS; s++) t->filled_by[s] = ATTN__ISA_PORTABLE;
 }
 
@@ -83,6 +85,12 @@ static void fill_avx2(attn__kernels *t)
                                       ATTN__SLOT_SDPA_DQ, ATTN__SLOT_SDPA_FUSED, ATTN__SLOT_GEMM,
                                       ATTN__SLOT_LAYERNORM_ROW, ATTN__SLOT_GELU_ROW, ATTN__SLOT_SOFTMAX_ROW};
     for (size_t x = 0; x < sizeof mine / sizeof mine[0]; x++) t->filled_by[mine[x]] = ATTN__ISA_AVX2;
+    /* the quantized products also need F16C (the blocks' half scales) */
+    if (attn__cpu_get()->has[ATTN__CPU_F16C]) {
+        t->quant = (attn__k_quant){ATTN__QGEMM_MIN_ROWS, ATTN__QGEMV_COLS, ATTN__QGEMM_ROWS, ATTN__QGEMM_COLS,
+                                   true, attn__quant_avx2_ws, attn__quant_avx2_gemv, attn__quant_avx2_gemm};
+        t->filled_by[ATTN__SLOT_QUANT_MATMUL] = ATTN__ISA_AVX2;
+    }
 }
 #define FILL_AVX2 fill_avx2
 #else

@@ -14,6 +14,7 @@
 
 #include "core/check.h"
 #include "core/toolkit_kernels.h"
+#include "kernels/quant_kernels.h"
 #include "kernels/score_kernels.h"
 #include "kernels/sdpa_kernels.h"
 
@@ -44,7 +45,8 @@ typedef enum attn__isa {
     X(GEMM, "nn.gemm")                   \
     X(LAYERNORM_ROW, "nn.layernorm_row") \
     X(GELU_ROW, "nn.gelu_row")           \
-    X(SOFTMAX_ROW, "nn.softmax_row")
+    X(SOFTMAX_ROW, "nn.softmax_row")     \
+    X(QUANT_MATMUL, "quant.matmul")
 
 typedef enum attn__slot {
 #define ATTN__SLOT_ENUM(id, name) ATTN__SLOT_##id,
@@ -157,6 +159,22 @@ typedef struct {
     void (*dg_head)(const attn__score *p, const float *dqs, int64_t h);
 } attn__k_score_proj;
 
+/* ---- quantized matrix products (problem: kernels/quant_kernels.h) ------- */
+
+/* The outputs of rows [i0, i1) of x and columns [j0, j1) of matrix m. */
+typedef void (*attn__quant_fn)(const attn__qin *in, const attn__qmat *m, int64_t i0, int64_t i1,
+                               int64_t j0, int64_t j1, float *ws);
+
+/* Below min_rows rows of x, `few` runs tasks of few_cols columns with all
+ * the rows (a GEMV); from min_rows on, `many` runs tasks of many_rows rows
+ * by many_cols columns (a GEMM). few_xsum: `few` reads in->xsum (Q4_1). */
+typedef struct {
+    int64_t min_rows, few_cols, many_rows, many_cols;
+    bool few_xsum;
+    int64_t (*ws)(int64_t K, bool many); /* floats per worker */
+    attn__quant_fn few, many;
+} attn__k_quant;
+
 /* ---- the toolkit's dense and row kernels: core/toolkit_kernels.h ------- */
 
 /* ---- the table ------------------------------------------------------------- */
@@ -174,6 +192,7 @@ typedef struct attn__kernels {
     attn__k_score score;
     attn__k_score_proj score_proj;
     attn__toolkit_kernels nn; /* nn.gemm, nn.layernorm_row, nn.gelu_row, nn.softmax_row */
+    attn__k_quant quant;
     attn__isa filled_by[ATTN__N_SLOTS]; /* which instruction set filled each slot */
 } attn__kernels;
 

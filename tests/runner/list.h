@@ -53,7 +53,13 @@
     X(kernels_gemm_bitwise_across_threads_and_packing) \
     X(kernels_gemm_empty_products) \
     X(kernels_rows_portable_vs_double) \
-    X(kernels_rows_avx2_vs_double)
+    X(kernels_rows_avx2_vs_double) \
+    X(quant_dequantize_hand_computed) \
+    X(quant_matmul_vs_twin) \
+    X(quant_matmul_threads_bitwise) \
+    X(quant_special_scales) \
+    X(quant_argument_checks) \
+    X(quant_out_of_memory)
 
 #define T_TESTS_FORMATS(X) \
     X(json_decoded_strings_and_offsets) \
@@ -172,6 +178,17 @@
     X(config_seq2seq_table) \
     X(config_transformer_table) \
     X(generate_cache_matches_full_forward) \
+    X(llama_load_tiny) \
+    X(llama_forward_vs_naive_float64) \
+    X(llama_kv_cache_equals_recompute) \
+    X(llama_threads_bitwise) \
+    X(llama_session_rules) \
+    X(llama_sampling_rules) \
+    X(llama_chat_format) \
+    X(llama_generate_matches_forward_and_sample) \
+    X(llama_corrupt_catalogue) \
+    X(llama_truncation_sweep) \
+    X(llama_out_of_memory) \
     X(seq2seq_args) \
     X(seq2seq_backward_fd) \
     X(seq2seq_checkpoint_corrupt_catalogue) \

@@ -4,6 +4,7 @@
 #define ATTN_TEST_H
 
 #include <attn/attn.h>
+#include <attn/quant.h>
 
 #include <math.h>
 #include <stdbool.h>
@@ -117,6 +118,10 @@ void t_skip(const char *why);
 /* x [n] = uniform random in [lo, hi); the dot product of a, b [n] in double. */
 void t_fill(uint64_t *state, float *x, int64_t n, double lo, double hi);
 double t_dot(const float *a, const float *b, int64_t n);
+/* nb random blocks of type q at b with the ranges of a real model's weights:
+ * Q4_1 scales d ~ 2^-9 .. 2^-5 and minimums m ~ -(2^-7 .. 2^-2), Q8_0
+ * scales d ~ 2^-12 .. 2^-9; random 4- and 8-bit values. */
+void t_fill_quant(uint64_t *state, attn_quant q, unsigned char *b, int64_t nb);
 
 /* Finite differences (t_fd_check): the loss is a weighted sum (or the mean
  * cross-entropy) of float32 outputs accumulated in double, and each
