@@ -5,9 +5,24 @@ K [B, Sk, Hkv, Dk], V [B, Sk, Hkv, Dv], O [B, Sq, Hq, Dv]) and may have any
 non-negative strides: views are passed to C without copies. Arrays with
 negative strides, or strides that are not a multiple of the item size, are
 copied first. The dtype picks the kernel: float64 runs the double-precision
-reference kernel, float32 the fastest kernel the CPU runs (AVX2+FMA, else the
-portable tiled one), or the one named by kernel="avx2" | "tiled" | "ref"
-("avx512" | "amx" name kernels this release does not have: AttnError).
+reference kernel, float32, float16 and bfloat16 the fastest kernels the CPU
+runs (AVX2+FMA+F16C, else the portable tiled ones; they compute in float32),
+or the ones named by kernel="avx2" | "tiled" | "ref" ("avx512" | "amx" name
+kernels this release does not have: AttnError).
+
+Half precision. forward, backward and weights take
+  - numpy float16 arrays (IEEE binary16, the library's F16);
+  - numpy uint16 arrays, read as bfloat16 bit patterns (the library's BF16;
+    numpy has no bfloat16): to_bf16() and from_bf16() convert, rounding to
+    nearest even;
+  - torch tensors (CPU) of float32, float64, float16 or bfloat16, viewed
+    without copies; the results are then torch tensors too.
+Q, K, V (and dO, O) share one dtype, except forward with a float32 Q over a
+float16 or bfloat16 K and V (a half-precision KV cache): O is then float32.
+LSE is float32 for every half or mixed call. The bias may have Q's dtype or
+be float32 (any other float dtype is cast: to Q's, or to float32 under a
+half Q); its gradient has the bias's dtype. O, dQ, dK, dV and w have the
+dtype of Q (dK, dV: of K).
 
 The shared library is found via the environment variable ATTN_LIB, else
 ../../build/libattn.so relative to this package, else ../../build-*/libattn.so.
@@ -23,15 +38,15 @@ import numpy as np
 
 __all__ = [
     "AttnError", "forward", "backward", "weights", "dropout_keep", "dropout_mask",
-    "philox4x32_10", "version", "lib",
-    "F32", "F64", "BOOL", "KERNEL_AUTO", "KERNEL_REF", "KERNEL_TILED", "KERNEL_AVX2",
+    "philox4x32_10", "version", "lib", "to_bf16", "from_bf16",
+    "F32", "F64", "BOOL", "F16", "BF16", "KERNEL_AUTO", "KERNEL_REF", "KERNEL_TILED", "KERNEL_AVX2",
     "KERNEL_AVX512", "KERNEL_AMX",
     "ALIGN_TOP_LEFT", "ALIGN_BOTTOM_RIGHT",
 ]
 
 # ---- C enums -----------------------------------------------------------------
 
-F32, F64, BOOL = 1, 2, 3
+F32, F64, BOOL, F16, BF16 = 1, 2, 3, 4, 5
 KERNEL_AUTO, KERNEL_REF, KERNEL_TILED, KERNEL_AVX2, KERNEL_AVX512, KERNEL_AMX = 0, 1, 2, 3, 4, 5
 ALIGN_TOP_LEFT, ALIGN_BOTTOM_RIGHT = 0, 1
 OK = 0
@@ -204,7 +219,23 @@ def _ctx_for(threads, kernel):
 # ---- tensor views ---------------------------------------------------------------------
 
 _DTYPES = {np.dtype(np.float32): F32, np.dtype(np.float64): F64, np.dtype(np.bool_): BOOL,
-           np.dtype(np.uint8): BOOL}
+           np.dtype(np.uint8): BOOL, np.dtype(np.float16): F16, np.dtype(np.uint16): BF16}
+_HALF = (np.dtype(np.float16), np.dtype(np.uint16))  # F16, and BF16 bit patterns
+
+
+def to_bf16(x):
+    """bfloat16 bit patterns (numpy uint16) of the values of x, rounded to nearest, ties
+    to even; NaN stays a quiet NaN of the same sign (as the library does)."""
+    u = np.ascontiguousarray(x, dtype=np.float32).view(np.uint32)
+    odd = (u >> 16) & 1
+    r = ((u + np.uint32(0x7FFF) + odd) >> 16).astype(np.uint16)
+    nan = (u & 0x7FFFFFFF) > 0x7F800000
+    return np.where(nan, ((u >> 16) | 0x0040).astype(np.uint16), r)
+
+
+def from_bf16(bits):
+    """float32 values of bfloat16 bit patterns (numpy uint16), exactly."""
+    return (np.ascontiguousarray(bits, dtype=np.uint16).astype(np.uint32) << 16).view(np.float32)
 
 
 def _usable(a):
@@ -220,7 +251,8 @@ def _view(a, name):
     if a.ndim != 4:
         raise ValueError("%s must be 4-d, got shape %s" % (name, a.shape))
     if a.dtype not in _DTYPES:
-        raise TypeError("%s has dtype %s; attn supports float32, float64 and bool" %
+        raise TypeError("%s has dtype %s; attn supports float32, float64, float16, bfloat16 "
+                        "(uint16 bit patterns) and bool" %
                         (name, a.dtype))
     t = Tensor()
     t.data = a.ctypes.data
@@ -236,6 +268,46 @@ def _float_input(a, name):
     if a.dtype not in (np.float32, np.float64):
         raise TypeError("%s must be float32 or float64, got %s" % (name, a.dtype))
     return a
+
+
+def _is_torch(a):
+    return type(a).__module__.split(".")[0] == "torch"
+
+
+def _from_torch(t):
+    """A numpy view of CPU tensor t, no copy: bfloat16 as uint16 bit patterns."""
+    import torch
+    t = t.detach()
+    if t.dtype == torch.bfloat16:
+        return t.view(torch.int16).numpy().view(np.uint16)
+    return t.numpy()
+
+
+def _to_torch(a):
+    """The torch tensor over numpy array a (uint16: bfloat16), no copy."""
+    import torch
+    if a.dtype == np.uint16:
+        return torch.from_numpy(a.view(np.int16)).view(torch.bfloat16)
+    return torch.from_numpy(a)
+
+
+def _sdpa_input(a, name):
+    """An attention input as a usable numpy array: float32, float64, float16, or
+    uint16 (bfloat16 bits); torch tensors are viewed."""
+    a = _usable(_from_torch(a) if _is_torch(a) else a)
+    if a.dtype not in (np.float32, np.float64) and a.dtype not in _HALF:
+        raise TypeError("%s must be float32, float64, float16 or bfloat16 (uint16 bit patterns, or a "
+                        "torch tensor), got %s" % (name, a.dtype))
+    return a
+
+
+def _lse_dtype(q):
+    """LSE has Q's dtype in float32 and float64 calls, float32 otherwise."""
+    return np.float64 if q.dtype == np.float64 else np.float32
+
+
+def _outputs(as_torch, *arrays):
+    return tuple(a if a is None or not as_torch else _to_torch(a) for a in arrays)
 
 
 def _to4(a, name):
@@ -273,10 +345,10 @@ class _Call:
         self.bias_shape = None
         self.bias = None
         if bias is not None:
-            b = np.asarray(bias)
+            b = _from_torch(bias) if _is_torch(bias) else np.asarray(bias)
             self.bias_shape = b.shape
-            if b.dtype != q.dtype:
-                b = b.astype(q.dtype)
+            if b.dtype != q.dtype and not (b.dtype == np.float32 and q.dtype in _HALF):
+                b = b.astype(np.float32 if q.dtype in _HALF else q.dtype)
             self.bias = _usable(_to4(b, "bias"))
             t = _view(self.bias, "bias")
             self.keep.append(t)
@@ -312,7 +384,7 @@ class _Call:
 
 def _lse4(lse):
     """The C view [B, Hq, Sq, 1] of an lse array [B, Hq, Sq] (or already 4-d)."""
-    lse = _usable(lse)
+    lse = _usable(_from_torch(lse) if _is_torch(lse) else lse)
     if lse.ndim == 3:
         lse = lse[..., None]
     return lse
@@ -324,27 +396,30 @@ def forward(q, k, v, *, scale=None, softcap=0.0, causal=False, align="top_left",
             window=(-1, -1), q_lens=None, k_lens=None, bias=None, mask=None, alibi=None,
             dropout_p=0.0, seed=0, offset=0, threads=1, kernel="auto"):
     """O = softmax(mask(scale * Q K^T + bias)) V. Returns (o [B, Sq, Hq, Dv],
-    lse [B, Hq, Sq]) in q's dtype; lse is -inf for rows with no visible key.
+    lse [B, Hq, Sq]): o in q's dtype, lse in q's for float32 and float64 (float32 for
+    half and mixed calls); lse is -inf for rows with no visible key. A float32 q may
+    take float16 or bfloat16 k and v (the mixed decode).
 
     mask: bool array broadcastable as [B|1, Hq|1, Sq|1, Sk|1], True = attend.
-    bias: float array of the same broadcast shapes (cast to q's dtype).
+    bias: float array of the same broadcast shapes (q's dtype or float32).
     window: (left, right), -1 = unbounded. alibi: Hq slopes.
     """
-    q = _float_input(q, "q")
-    k = _float_input(k, "k")
-    v = _float_input(v, "v")
+    as_torch = _is_torch(q)
+    q = _sdpa_input(q, "q")
+    k = _sdpa_input(k, "k")
+    v = _sdpa_input(v, "v")
     call = _Call(q, scale=scale, softcap=softcap, causal=causal, align=align, window=window,
                  q_lens=q_lens, k_lens=k_lens, bias=bias, mask=mask, alibi=alibi,
                  dropout_p=dropout_p, seed=seed, offset=offset)
     tq, tk, tv = _view(q, "q"), _view(k, "k"), _view(v, "v")
     B, Sq, Hq = q.shape[:3]
     o = np.zeros((B, Sq, Hq, v.shape[3]), dtype=q.dtype)
-    lse = np.zeros((B, Hq, Sq, 1), dtype=q.dtype)
+    lse = np.zeros((B, Hq, Sq, 1), dtype=_lse_dtype(q))
     to, tl = _view(o, "o"), _view(lse, "lse")
     ctx = _ctx_for(threads, kernel)
     _check(lib.attn_sdpa_forward(ctx, ctypes.byref(tq), ctypes.byref(tk), ctypes.byref(tv),
                                  ctypes.byref(call.params), ctypes.byref(to), ctypes.byref(tl)))
-    return o, lse.reshape(B, Hq, Sq)
+    return _outputs(as_torch, o, lse.reshape(B, Hq, Sq))
 
 
 def backward(q, k, v, o, do, lse, *, scale=None, softcap=0.0, causal=False, align="top_left",
@@ -352,12 +427,13 @@ def backward(q, k, v, o, do, lse, *, scale=None, softcap=0.0, causal=False, alig
              dropout_p=0.0, seed=0, offset=0, threads=1, kernel="auto", want_dbias=False):
     """Gradients of the forward with the same options. o and lse are the forward's
     outputs, do the gradient of o. Returns (dq, dk, dv, dbias) where dbias has the
-    bias's shape (broadcast dims summed) when want_dbias, else None."""
-    q = _float_input(q, "q")
-    k = _float_input(k, "k")
-    v = _float_input(v, "v")
-    o = _float_input(o, "o")
-    do = _float_input(do, "do")
+    bias's shape and dtype (broadcast dims summed) when want_dbias, else None."""
+    as_torch = _is_torch(q)
+    q = _sdpa_input(q, "q")
+    k = _sdpa_input(k, "k")
+    v = _sdpa_input(v, "v")
+    o = _sdpa_input(o, "o")
+    do = _sdpa_input(do, "do")
     lse = _lse4(lse)
     if want_dbias and bias is None:
         raise ValueError("want_dbias=True needs a bias")
@@ -367,12 +443,12 @@ def backward(q, k, v, o, do, lse, *, scale=None, softcap=0.0, causal=False, alig
     views = [_view(a, n) for a, n in ((q, "q"), (k, "k"), (v, "v"), (o, "o"), (do, "do"),
                                       (lse, "lse"))]
     dq = np.zeros(q.shape, dtype=q.dtype)
-    dk = np.zeros(k.shape, dtype=q.dtype)
-    dv = np.zeros(v.shape, dtype=q.dtype)
+    dk = np.zeros(k.shape, dtype=k.dtype)
+    dv = np.zeros(v.shape, dtype=v.dtype)
     outs = [_view(dq, "dq"), _view(dk, "dk"), _view(dv, "dv")]
     dbias = tdb = None
     if want_dbias:
-        dbias = np.zeros(call.bias.shape, dtype=q.dtype)
+        dbias = np.zeros(call.bias.shape, dtype=call.bias.dtype)
         tdb = _view(dbias, "dbias")
     ctx = _ctx_for(threads, kernel)
     _check(lib.attn_sdpa_backward(ctx, *[ctypes.byref(t) for t in views],
@@ -381,7 +457,7 @@ def backward(q, k, v, o, do, lse, *, scale=None, softcap=0.0, causal=False, alig
                                   ctypes.byref(tdb) if tdb is not None else None))
     if dbias is not None:
         dbias = dbias.reshape(call.bias_shape)
-    return dq, dk, dv, dbias
+    return _outputs(as_torch, dq, dk, dv, dbias)
 
 
 def weights(q, k, lse, *, scale=None, softcap=0.0, causal=False, align="top_left",
@@ -390,9 +466,10 @@ def weights(q, k, lse, *, scale=None, softcap=0.0, causal=False, align="top_left
             with_dropout=False):
     """The attention probabilities [B, n_heads, n_rows, Sk] recomputed from q, k and the
     forward's lse, for the given head and row indices (None: all). with_dropout gives
-    the weights applied to V (dropped 0, kept scaled by 1/(1-p))."""
-    q = _float_input(q, "q")
-    k = _float_input(k, "k")
+    the weights applied to V (dropped 0, kept scaled by 1/(1-p)), in q's dtype."""
+    as_torch = _is_torch(q)
+    q = _sdpa_input(q, "q")
+    k = _sdpa_input(k, "k")
     lse = _lse4(lse)
     call = _Call(q, scale=scale, softcap=softcap, causal=causal, align=align, window=window,
                  q_lens=q_lens, k_lens=k_lens, bias=bias, mask=mask, alibi=alibi,
@@ -414,7 +491,7 @@ def weights(q, k, lse, *, scale=None, softcap=0.0, causal=False, align="top_left
     _check(lib.attn_sdpa_weights(ctx, ctypes.byref(tq), ctypes.byref(tk), ctypes.byref(tl),
                                  ctypes.byref(call.params), hp, nh, rp, nr,
                                  1 if with_dropout else 0, ctypes.byref(tw)))
-    return w
+    return _outputs(as_torch, w)[0]
 
 
 def dropout_keep(seed, offset, p, b, h, i, j, n_heads):
