@@ -12,6 +12,10 @@ checks four attn paths against it:
 
 Each path also reruns with threads=3 and must give bitwise identical results.
 
+The half-precision cases (bf16, f16, and float32 Q over a bf16/f16 K/V) round
+the inputs first and hold attn to FlashAttention's rule against PyTorch in the
+same dtype (see "half precision" below).
+
 Backward always takes attn's own forward O and LSE. The explicit torch
 reference is itself checked against SDPA on every case SDPA can express.
 The largest errors go to the ATTN_ORACLE_REPORT summary (conftest.py).
