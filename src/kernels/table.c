@@ -33,8 +33,8 @@ enum { DECODE_MAX_ROWS = 16, DECODE_SPLIT = 512, FUSED_MIN_KV_HEADS = 4 };
 /* ---- the portable kernels: every slot ----------------------------------------- */
 
 /* Marks the slots in mine[] (n of them), for every dtype combination
- * each has, as filled by isa (an instruction set's fill function uses it). */
-static inline void mark(attn__kernels *t, const attn__slot *mine, size_t n, attn__isa isa)
+ * each has, as filled by isa. */
+static void mark(attn__kernels *t, const attn__slot *mine, size_t n, attn__isa isa)
 {
     for (size_t x = 0; x < n; x++)
         for (int d = 0; d < ATTN__N_SDPA_DT; d++)
@@ -72,8 +72,12 @@ static void fill_portable(attn__kernels *t)
                                          attn__score_dg_head};
     t->nn = (attn__toolkit_kernels){attn__portable_gemm, attn__portable_layernorm_row, attn__portable_gelu_row,
                                     attn__portable_softmax_row};
-    for (int s = 0; s < ATTN__N_SLOTS; s++)
-        for (int d = 0; d < ATTN__N_SDPA_DT; d++) t->filled_by[s][d] = ATTN__ISA_PORTABLE;
+    static const attn__slot every[] = {
+#define SLOT_ID(id, name) ATTN__SLOT_##id,
+        ATTN__SLOTS(SLOT_ID)
+#undef SLOT_ID
+    };
+    mark(t, every, ATTN__N_SLOTS, ATTN__ISA_PORTABLE);
 }
 
 /* ---- AVX2+FMA (x86/sdpa_avx2.c) --------------------------------------------------- */
