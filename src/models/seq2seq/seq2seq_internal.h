@@ -66,6 +66,8 @@ typedef struct {
         *dxe, *dpar;
     attn_nn_gru_saved enc;
     float *block;
+    attn_nn_attn_hook hook; /* the probe of each step's attention in backward, or NULL */
+    void *hook_user;
 } attn__s2s_work;
 
 /* The additive scorer's parameter views, and the masks (source lengths). */
@@ -93,8 +95,8 @@ attn_status attn__s2s_work_alloc(const char *fn, const attn__s2s_dims *d, int gr
 void attn__s2s_work_free(attn__s2s_work *w);
 void attn__s2s_scorer_init(const attn_seq2seq *m, const attn__s2s_dims *d, attn__s2s_scorer *s);
 /* The encoder: xe, ann, hn and s_0 = w->s [B, Hd]; saved (w->enc) if asked. */
-attn_status attn__s2s_encode(const attn_seq2seq *m, const int32_t *src, const attn__s2s_dims *d,
-                             attn__s2s_work *w, int save);
+attn_status attn__s2s_encode(attn_ctx *ctx, const attn_seq2seq *m, const int32_t *src,
+                             const attn__s2s_dims *d, attn__s2s_work *w, int save);
 attn_status attn__s2s_dec_step(attn_ctx *ctx, const attn_seq2seq *m, const attn__s2s_scorer *sc,
                                const attn__s2s_dims *d, const float *ann,
                                const attn__s2s_step_io *io);
