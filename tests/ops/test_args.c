@@ -512,12 +512,10 @@ static void oom_sweep(const char *what, int dt, int op, attn_kernel kernel, bool
 void test_out_of_memory(void)
 {
     static const char *const op_name[3] = {"forward", "backward", "weights"};
+    t_report_absent_kernels();
     for (int x = 0; x < T_KERNELS; x++) {
         attn_kernel kernel = t_kernels[x];
-        if (!t_kernel_available(kernel)) {
-            printf("  %s: skipped (not available on this machine or build)\n", attn_kernel_name(kernel));
-            continue;
-        }
+        if (!t_kernel_available(kernel)) continue;
         for (int dt = 0; dt < N_DT; dt++)
             for (int op = 0; op < 3; op++)
                 for (int dbias = 0; op_takes(op, dt) && dbias < (op == OP_BACKWARD ? 2 : 1); dbias++) {

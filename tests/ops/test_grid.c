@@ -217,6 +217,7 @@ static void run_grid(bool big, long n, uint64_t first_seed, const char *name)
         }
         if (t_only_seed >= 0) break;
     }
+    t_report_absent_kernels();
     for (int d = 0; d < DTYPES; d++)
         printf("  %s, %s: %ld configs, %ld failed; worst error / max(1,|ref|): forward %.3g, gradients "
                "%.3g; worst e_impl/allowed %.3f; worst |LSE err| %.3g\n",
