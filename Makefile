@@ -1,7 +1,8 @@
 # Thin wrapper over CMake for the README's commands.
 #   make run        the main job: train the date translator, translate, draw maps
 #   make test       install what is needed, then every test (CI runs this)
-#   make test-long  the long random grid (many more configurations)
+#   make test-long  the long random grid (many more configurations) and every float32
+#                   pattern through the half-precision conversions
 #   make bench      the benchmarks vs PyTorch: bench/results*.json, results.png
 #   make bench-lm   SmolLM2 on attn vs llama.cpp and transformers: bench/results_lm.json
 JOBS ?= 2
@@ -74,7 +75,7 @@ test-python: build
 	.venv/bin/python -m pytest -q python/tests
 
 test-long: build
-	./build/tests/attn_tests --configs 40000 grid_vs_ref64 grid_big_vs_ref64
+	./build/tests/attn_tests --configs 40000 grid_vs_ref64 grid_big_vs_ref64 half_from_float
 
 # The benchmark table (bench/bench.py), attn side by side with PyTorch SDPA
 # and naive PyTorch (docs/design.md, Benchmarks).

@@ -69,9 +69,12 @@ def test_bad_usage_exits_2(args, needle):
     assert needle in p.stderr, p.stderr
 
 
-SLOTS = ["sdpa.forward", "sdpa.decode", "sdpa.weights", "sdpa.delta", "sdpa.dkdv", "sdpa.dq",
-         "sdpa.fused_bwd", "sdpa.dbias_row", "score.additive", "score.proj", "nn.gemm",
-         "nn.layernorm_row", "nn.gelu_row", "nn.softmax_row"]
+# The attention slots are listed per dtype combination (the mixed ones: forward only).
+SDPA_SLOTS = ["sdpa.forward", "sdpa.decode", "sdpa.weights", "sdpa.delta", "sdpa.dkdv", "sdpa.dq",
+              "sdpa.fused_bwd", "sdpa.dbias_row"]
+SLOTS = [f"{s}.{d}" for s in SDPA_SLOTS
+         for d in ["f32", "bf16", "f16"] + (["f32+bf16kv", "f32+f16kv"] if s in SDPA_SLOTS[:2] else [])]
+SLOTS += ["score.additive", "score.proj", "nn.gemm", "nn.layernorm_row", "nn.gelu_row", "nn.softmax_row"]
 
 
 def test_info_without_model_describes_cpu_and_kernels():
@@ -81,6 +84,7 @@ def test_info_without_model_describes_cpu_and_kernels():
     assert lines[0].startswith("cpu: ") and lines[1].startswith("features:"), p.stdout
     for slot in SLOTS:
         assert sum(line.startswith(f"slot {slot}: ") for line in lines) == 1, (slot, p.stdout)
+    assert sum(line.startswith("slot ") for line in lines) == len(SLOTS), p.stdout
     assert "kernel: auto: " in p.stdout
     isa = {line.split()[1]: "): available" in line for line in lines if line.startswith("isa ")}
     assert set(isa) == {"portable", "avx2", "avx512", "amx"} and isa["portable"], p.stdout
@@ -89,12 +93,12 @@ def test_info_without_model_describes_cpu_and_kernels():
         q = run("info", env={"ATTN_KERNEL": name})
         if isa[key]:
             assert q.returncode == 0 and f"kernel: {name} (forced)" in q.stdout, (name, q.stderr)
-            assert f"slot sdpa.forward: {key} (forced" in q.stdout, q.stdout
+            assert f"slot sdpa.forward.bf16: {key} (forced" in q.stdout, q.stdout
         else:
             assert q.returncode == 1 and "ATTN_UNSUPPORTED" in q.stderr, (name, q.stderr)
             assert f"ATTN_KERNEL={name} is not available" in q.stderr, q.stderr
     q = run("info", env={"ATTN_KERNEL": "ref"})
-    assert q.returncode == 0 and "slot sdpa.forward: ref (forced" in q.stdout, q.stderr
+    assert q.returncode == 0 and "slot sdpa.forward.f16: ref (forced" in q.stdout, q.stderr
     q = run("info", env={"ATTN_KERNEL": "fastest"})
     assert q.returncode == 1 and "ATTN_BAD_PARAM" in q.stderr and "'fastest'" in q.stderr, q.stderr
 

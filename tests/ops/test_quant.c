@@ -156,8 +156,8 @@ T_TEST(quant_matmul_vs_twin)
     if (ref == NULL || fast == NULL) return;
     const attn__kernels *best = attn__kernels_get(ATTN_KERNEL_AUTO, NULL, 0);
     const attn__kernels *twin = attn__kernels_get(ATTN_KERNEL_REF, NULL, 0);
-    bool avx2 = best->filled_by[ATTN__SLOT_QUANT_MATMUL] == ATTN__ISA_AVX2;
-    T_CHECK(twin->filled_by[ATTN__SLOT_QUANT_MATMUL] == ATTN__ISA_PORTABLE && twin->quant.many == NULL);
+    bool avx2 = best->filled_by[ATTN__SLOT_QUANT_MATMUL][ATTN__SDPA_F32] == ATTN__ISA_AVX2;
+    T_CHECK(twin->filled_by[ATTN__SLOT_QUANT_MATMUL][ATTN__SDPA_F32] == ATTN__ISA_PORTABLE && twin->quant.many == NULL);
     if (!avx2) printf("  (no AVX2+F16C on this CPU or build: the twin alone is checked)\n");
     uint64_t rng = 12345;
     double worst = 0.0;

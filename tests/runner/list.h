@@ -12,6 +12,8 @@
     X(philox_known_answers) \
     X(dropout_keep_rate) \
     X(avx2_exp_accuracy) \
+    X(half_from_float) \
+    X(half_to_float) \
     X(hand_computed) \
     X(ref64_finite_difference) \
     X(tiled_finite_difference) \

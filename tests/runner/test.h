@@ -86,6 +86,10 @@ long t_oom_sweep(attn_status (*op)(void *arg), void *arg);
 enum { T_KERNELS = 5 };
 extern const attn_kernel t_kernels[T_KERNELS];
 bool t_kernel_available(attn_kernel k);
+/* Prints "  <kernel>: skipped (<why>)" for each of t_kernels this CPU or
+ * build cannot run, so a test that loops over the paths names the ones it
+ * did not run. */
+void t_report_absent_kernels(void);
 
 attn_ctx *t_ctx(int threads); /* cached per thread count; freed at exit */
 void t_ctx_free_all(void);

@@ -105,6 +105,16 @@ bool t_kernel_available(attn_kernel k)
     return ok;
 }
 
+void t_report_absent_kernels(void)
+{
+    attn_ctx *ctx = t_ctx(1);
+    for (int x = 0; x < T_KERNELS; x++) {
+        if (attn_ctx_set_kernel(ctx, t_kernels[x]) != ATTN_OK)
+            printf("  %s: skipped (%s)\n", attn_kernel_name(t_kernels[x]), attn_last_error());
+        attn_ctx_set_kernel(ctx, ATTN_KERNEL_AUTO);
+    }
+}
+
 void *t_count_alloc(size_t bytes, void *user)
 {
     t_counting *c = user;
