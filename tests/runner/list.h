@@ -80,6 +80,18 @@
     X(wordpiece_vocab_variants)
 
 #define T_TESTS_NN(X) \
+    X(grid_nn_linear) \
+    X(grid_nn_embedding) \
+    X(grid_nn_layernorm) \
+    X(grid_nn_rmsnorm) \
+    X(grid_nn_act) \
+    X(grid_nn_rope) \
+    X(grid_nn_sinusoidal) \
+    X(grid_nn_dropout) \
+    X(grid_nn_cross_entropy) \
+    X(grid_nn_adamw) \
+    X(grid_nn_clip) \
+    X(grid_nn_lr) \
     X(gru_args) \
     X(gru_cell_backward_fd) \
     X(gru_layer_backward_fd_bidirectional_lengths) \
