@@ -92,6 +92,9 @@
     X(grid_nn_adamw) \
     X(grid_nn_clip) \
     X(grid_nn_lr) \
+    X(grid_nn_mha) \
+    X(grid_nn_gru_layer) \
+    X(grid_nn_gru_cell) \
     X(gru_args) \
     X(gru_cell_backward_fd) \
     X(gru_layer_backward_fd_bidirectional_lengths) \
