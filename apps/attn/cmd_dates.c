@@ -1,7 +1,8 @@
 /* cmd_dates.c - the main job's subcommands: `attn train` (the encoder-decoder
  * or decoder-only model on the built-in dates task, with a progress bar),
  * `attn translate` (with cross-attention maps as PNG heatmaps), `attn eval`
- * and `attn info`. */
+ * and `attn info` (a checkpoint's config, or without --model the CPU and
+ * the kernels attn runs on it). */
 #include "task/charvocab.h"
 #include "cli.h"
 #include "task/dates.h"
@@ -375,13 +376,30 @@ int cmd_eval(int argc, char **argv)
     return st == ATTN_OK ? 0 : cli_fail("eval", st);
 }
 
+/* Without --model: the CPU, its features and the kernel each slot runs. */
+static int describe_kernels(void)
+{
+    attn_ctx *ctx = cli_make_ctx("info", 1);
+    if (ctx == NULL) return 1;
+    size_t len = 0;
+    attn_status st = attn_ctx_describe(ctx, NULL, 0, &len);
+    char *text = st == ATTN_OK ? malloc(len + 1) : NULL;
+    if (st == ATTN_OK && text == NULL) st = attn_fail(ATTN_NO_MEMORY, "attn_ctx_describe: %zu bytes", len + 1);
+    if (st == ATTN_OK) st = attn_ctx_describe(ctx, text, len + 1, &len);
+    if (st == ATTN_OK) fputs(text, stdout);
+    free(text);
+    attn_ctx_free(ctx);
+    return st == ATTN_OK ? 0 : cli_fail("info", st);
+}
+
 int cmd_info(int argc, char **argv)
 {
     const char *model = NULL;
-    const opt opts[] = {{"--model", OPT_STR, &model, 0, 0, "checkpoint (required)"}};
+    const opt opts[] = {{"--model", OPT_STR, &model, 0, 0, "checkpoint (without it: the CPU and the kernels)"}};
     char *pos[1];
-    int n_pos, rc = cli_parse("info", "--model F", argc, argv, opts, 1, pos, &n_pos, 0);
+    int n_pos, rc = cli_parse("info", "[--model F]", argc, argv, opts, 1, pos, &n_pos, 0);
     if (rc) return rc < 0 ? 0 : rc;
+    if (model == NULL) return describe_kernels();
     attn_transformer *m = NULL;
     if (is_rnn(model)) {
         attn_seq2seq *g = NULL;

@@ -3,7 +3,7 @@
  * Exit status: 0 success, 1 failure, 2 bad usage.
  *
  *   attn train [options]        attn translate --model F [options] TEXT...
- *   attn eval --model F         attn info --model F
+ *   attn eval --model F         attn info [--model F]
  *   attn compare [options]      attn embed / similarity / bert-map [options]
  */
 #include "cli.h"
@@ -18,7 +18,7 @@ static void main_help(FILE *out)
            "  train       train the encoder-decoder (or decoder-only) model on the built-in dates task\n"
            "  translate   translate dates with a trained model, drawing cross-attention maps\n"
            "  eval        held-out exact match of a trained model\n"
-           "  info        the config and size of a checkpoint\n"
+           "  info        the config and size of a checkpoint; without --model, the CPU and kernels\n"
            "  compare     train the transformer and the GRU + Bahdanau model side by side\n"
            "  embed       sentence embeddings with all-MiniLM-L6-v2\n"
            "  similarity  cosine similarity of sentences, or a query ranked against a file\n"

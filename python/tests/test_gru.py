@@ -40,7 +40,7 @@ def _lib():
         lib = C.CDLL(c)
         if hasattr(lib, "attn_seq2seq_create"):
             return lib
-    pytest.skip("no libattn_nn.so with the attn_rnn_* functions")
+    pytest.fail("no libattn_nn.so with the attn_rnn_* functions (build it first: make build)")
 
 
 class Cell(C.Structure):

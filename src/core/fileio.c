@@ -8,8 +8,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
-attn_status attn__nn_read_file(const char *prefix, const char *path, size_t max_bytes,
-                               char **data, size_t *size)
+attn_status attn__read_file(const char *prefix, const char *path, size_t max_bytes,
+                            char **data, size_t *size)
 {
     FILE *fp = fopen(path, "rb");
     if (fp == NULL) return attn_fail(ATTN_IO, "%s: cannot open: %s", prefix, strerror(errno));

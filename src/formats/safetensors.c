@@ -346,7 +346,7 @@ attn_status attn_safetensors_load(const char *path, attn_safetensors **out)
     snprintf(prefix, sizeof prefix, "attn_safetensors_load: '%.200s'", path);
     char *image = NULL;
     size_t size = 0;
-    attn_status st = attn__nn_read_file(prefix, path, SIZE_MAX - 1, &image, &size);
+    attn_status st = attn__read_file(prefix, path, SIZE_MAX - 1, &image, &size);
     if (st != ATTN_OK) return st;
     st = parse_image(prefix, (unsigned char *)image, size, out);
     if (st != ATTN_OK) attn_release(image);

@@ -67,14 +67,14 @@ static void row_backward(int64_t H, const float *hp, const float *sv, const floa
 static attn_status check_cell(const char *fn, const attn_nn_gru_cell *c)
 {
     int64_t n4h, sz;
-    ATTN__NN_NOT_NULL(fn, c);
-    ATTN__NN_DIM(fn, c->input_size);
-    ATTN__NN_DIM_POS(fn, c->hidden_size);
-    ATTN__NN_NOT_NULL(fn, c->weight_ih);
-    ATTN__NN_NOT_NULL(fn, c->weight_hh);
-    ATTN__NN_MUL(fn, 4, c->hidden_size, &n4h);
-    ATTN__NN_MUL(fn, n4h, c->input_size, &sz);
-    ATTN__NN_MUL(fn, n4h, c->hidden_size, &sz);
+    ATTN__NOT_NULL(fn, c);
+    ATTN__DIM(fn, c->input_size);
+    ATTN__DIM_POS(fn, c->hidden_size);
+    ATTN__NOT_NULL(fn, c->weight_ih);
+    ATTN__NOT_NULL(fn, c->weight_hh);
+    ATTN__MUL(fn, 4, c->hidden_size, &n4h);
+    ATTN__MUL(fn, n4h, c->input_size, &sz);
+    ATTN__MUL(fn, n4h, c->hidden_size, &sz);
     if (n4h > 2147483647 || c->input_size > 2147483647)
         return attn_fail(ATTN_OVERFLOW, "%s: the cell's sizes exceed the BLAS int range", fn);
     return ATTN_OK;
@@ -87,17 +87,17 @@ attn_status attn_nn_gru_cell_forward(const attn_nn_gru_cell *c, const float *x,
 {
     attn_status st = check_cell(__func__, c);
     if (st != ATTN_OK) return st;
-    ATTN__NN_NOT_NULL(__func__, x);
-    ATTN__NN_NOT_NULL(__func__, h);
-    ATTN__NN_NOT_NULL(__func__, h_new);
-    ATTN__NN_DIM(__func__, B);
+    ATTN__NOT_NULL(__func__, x);
+    ATTN__NOT_NULL(__func__, h);
+    ATTN__NOT_NULL(__func__, h_new);
+    ATTN__DIM(__func__, B);
     int64_t H = c->hidden_size, I = c->input_size, nx, nh, ng;
-    ATTN__NN_MUL(__func__, B, I, &nx);
-    ATTN__NN_MUL(__func__, B, H, &nh);
-    ATTN__NN_MUL(__func__, nh, 4, &ng);
-    attn__nn_span sp[] = {{"h_new", h_new, fbytes(nh)}, {"saved", saved, fbytes(ng)},
-                          {"x", x, fbytes(nx)}, {"h", h, fbytes(nh)}};
-    if ((st = attn__nn_disjoint(__func__, sp, 4, 2)) != ATTN_OK) return st;
+    ATTN__MUL(__func__, B, I, &nx);
+    ATTN__MUL(__func__, B, H, &nh);
+    ATTN__MUL(__func__, nh, 4, &ng);
+    attn__span sp[] = {{"h_new", h_new, fbytes(nh)}, {"saved", saved, fbytes(ng)},
+                       {"x", x, fbytes(nx)}, {"h", h, fbytes(nh)}};
+    if ((st = attn__disjoint(__func__, sp, 4, 2)) != ATTN_OK) return st;
     if (B == 0) return ATTN_OK;
     float *gi = attn_alloc(fbytes(nh) * 10); /* gi [B, 3H], gh [B, 3H], sv [B, 4H] */
     if (!gi) return attn_fail(ATTN_NO_MEMORY, "%s: out of memory", __func__);
@@ -119,19 +119,19 @@ attn_status attn_nn_gru_cell_backward(const attn_nn_gru_cell *c, const float *x,
 {
     attn_status st = check_cell(__func__, c);
     if (st != ATTN_OK) return st;
-    ATTN__NN_NOT_NULL(__func__, x);
-    ATTN__NN_NOT_NULL(__func__, h);
-    ATTN__NN_NOT_NULL(__func__, saved);
-    ATTN__NN_NOT_NULL(__func__, dh_new);
-    ATTN__NN_DIM(__func__, B);
+    ATTN__NOT_NULL(__func__, x);
+    ATTN__NOT_NULL(__func__, h);
+    ATTN__NOT_NULL(__func__, saved);
+    ATTN__NOT_NULL(__func__, dh_new);
+    ATTN__DIM(__func__, B);
     int64_t H = c->hidden_size, I = c->input_size, nx, nh, ng;
-    ATTN__NN_MUL(__func__, B, I, &nx);
-    ATTN__NN_MUL(__func__, B, H, &nh);
-    ATTN__NN_MUL(__func__, nh, 4, &ng);
-    attn__nn_span sp[] = {{"dx", dx, fbytes(nx)}, {"dh", dh, fbytes(nh)},
-                          {"x", x, fbytes(nx)}, {"h", h, fbytes(nh)},
-                          {"saved", saved, fbytes(ng)}, {"dh_new", dh_new, fbytes(nh)}};
-    if ((st = attn__nn_disjoint(__func__, sp, 6, 2)) != ATTN_OK) return st;
+    ATTN__MUL(__func__, B, I, &nx);
+    ATTN__MUL(__func__, B, H, &nh);
+    ATTN__MUL(__func__, nh, 4, &ng);
+    attn__span sp[] = {{"dx", dx, fbytes(nx)}, {"dh", dh, fbytes(nh)},
+                       {"x", x, fbytes(nx)}, {"h", h, fbytes(nh)},
+                       {"saved", saved, fbytes(ng)}, {"dh_new", dh_new, fbytes(nh)}};
+    if ((st = attn__disjoint(__func__, sp, 6, 2)) != ATTN_OK) return st;
     if (B == 0) return ATTN_OK;
     float *dgi = attn_alloc(fbytes(nh) * 7); /* dgi [B, 3H], dgh [B, 3H], dhz [B, H] */
     if (!dgi) return attn_fail(ATTN_NO_MEMORY, "%s: out of memory", __func__);
@@ -161,7 +161,7 @@ typedef struct {
 static attn_status check_layer(const char *fn, const attn_nn_gru *g, int64_t B, int64_t T,
                                const int64_t *lens, layer_sizes *z)
 {
-    ATTN__NN_NOT_NULL(fn, g);
+    ATTN__NOT_NULL(fn, g);
     if (g->bidirectional != 0 && g->bidirectional != 1)
         return attn_fail(ATTN_BAD_PARAM, "%s: argument 'g->bidirectional' is %d; it must be 0 or 1",
                          fn, g->bidirectional);
@@ -173,19 +173,19 @@ static attn_status check_layer(const char *fn, const attn_nn_gru *g, int64_t B, 
     if (z->D == 2 && (g->dir[1].input_size != g->dir[0].input_size ||
                       g->dir[1].hidden_size != g->dir[0].hidden_size))
         return attn_fail(ATTN_BAD_DIM, "%s: argument 'g->dir[1]' has other sizes than 'g->dir[0]'", fn);
-    ATTN__NN_DIM(fn, B);
-    ATTN__NN_DIM(fn, T);
+    ATTN__DIM(fn, B);
+    ATTN__DIM(fn, T);
     z->H = g->dir[0].hidden_size;
     z->I = g->dir[0].input_size;
     int64_t bt, dh;
-    ATTN__NN_MUL(fn, B, T, &bt);
-    ATTN__NN_MUL(fn, bt, z->I, &z->x);
-    ATTN__NN_MUL(fn, z->D, z->H, &dh);
-    ATTN__NN_MUL(fn, bt, dh, &z->out);
-    ATTN__NN_MUL(fn, B, z->H, &z->bh);
-    ATTN__NN_MUL(fn, z->D, z->bh, &z->st);
-    ATTN__NN_MUL(fn, z->bh, 9, &z->bh9);
-    ATTN__NN_MUL(fn, bt, 4 * z->H, &z->g4); /* 4H cannot overflow: check_cell */
+    ATTN__MUL(fn, B, T, &bt);
+    ATTN__MUL(fn, bt, z->I, &z->x);
+    ATTN__MUL(fn, z->D, z->H, &dh);
+    ATTN__MUL(fn, bt, dh, &z->out);
+    ATTN__MUL(fn, B, z->H, &z->bh);
+    ATTN__MUL(fn, z->D, z->bh, &z->st);
+    ATTN__MUL(fn, z->bh, 9, &z->bh9);
+    ATTN__MUL(fn, bt, 4 * z->H, &z->g4); /* 4H cannot overflow: check_cell */
     z->g3 = z->g4 / 4 * 3;
     if (bt > 2147483647)
         return attn_fail(ATTN_OVERFLOW, "%s: B * T = %lld exceeds the BLAS int range", fn, (long long)bt);
@@ -256,11 +256,11 @@ attn_status attn_nn_gru_forward(const attn_nn_gru *g, const float *x, int64_t B,
     layer_sizes z;
     attn_status st = check_layer(__func__, g, B, T, lens, &z);
     if (st != ATTN_OK) return st;
-    ATTN__NN_NOT_NULL(__func__, x);
-    ATTN__NN_NOT_NULL(__func__, out);
-    attn__nn_span sp[] = {{"out", out, fbytes(z.out)}, {"h_n", h_n, fbytes(z.st)},
-                          {"x", x, fbytes(z.x)}, {"h0", h0, fbytes(z.st)}};
-    if ((st = attn__nn_disjoint(__func__, sp, 4, 2)) != ATTN_OK) return st;
+    ATTN__NOT_NULL(__func__, x);
+    ATTN__NOT_NULL(__func__, out);
+    attn__span sp[] = {{"out", out, fbytes(z.out)}, {"h_n", h_n, fbytes(z.st)},
+                       {"x", x, fbytes(z.x)}, {"h0", h0, fbytes(z.st)}};
+    if ((st = attn__disjoint(__func__, sp, 4, 2)) != ATTN_OK) return st;
     attn_nn_gru_saved sv = {B, T, NULL, NULL};
     /* scratch: gi [B*T*3H], gh [B*3H], h, hn [B*H] each, sv [B*4H], h_last [D*B*H] */
     float *buf = attn_alloc(fbytes(z.g3 + z.bh9 + z.st + 1));
@@ -348,16 +348,16 @@ attn_status attn_nn_gru_backward(const attn_nn_gru *g, const float *x, const int
                                   const float *d_h_n, float *dx, float *dh0)
 {
     layer_sizes z;
-    ATTN__NN_NOT_NULL(__func__, saved);
+    ATTN__NOT_NULL(__func__, saved);
     attn_status st = check_layer(__func__, g, saved->B, saved->T, lens, &z);
     if (st != ATTN_OK) return st;
-    ATTN__NN_NOT_NULL(__func__, x);
-    ATTN__NN_NOT_NULL(__func__, saved->h_prev);
-    ATTN__NN_NOT_NULL(__func__, saved->gates);
-    attn__nn_span sp[] = {{"dx", dx, fbytes(z.x)}, {"dh0", dh0, fbytes(z.st)},
-                          {"x", x, fbytes(z.x)}, {"d_out", d_out, fbytes(z.out)},
-                          {"d_h_n", d_h_n, fbytes(z.st)}};
-    if ((st = attn__nn_disjoint(__func__, sp, 5, 2)) != ATTN_OK) return st;
+    ATTN__NOT_NULL(__func__, x);
+    ATTN__NOT_NULL(__func__, saved->h_prev);
+    ATTN__NOT_NULL(__func__, saved->gates);
+    attn__span sp[] = {{"dx", dx, fbytes(z.x)}, {"dh0", dh0, fbytes(z.st)},
+                       {"x", x, fbytes(z.x)}, {"d_out", d_out, fbytes(z.out)},
+                       {"d_h_n", d_h_n, fbytes(z.st)}};
+    if ((st = attn__disjoint(__func__, sp, 5, 2)) != ATTN_OK) return st;
     float *buf = attn_alloc(fbytes(2 * z.g3 + 2 * z.bh + 1));
     if (!buf) return attn_fail(ATTN_NO_MEMORY, "%s: out of memory", __func__);
     bwd_scratch s = {buf, buf + z.g3, buf + 2 * z.g3, buf + 2 * z.g3 + z.bh};

@@ -97,14 +97,14 @@ static attn_status linear_check(const char *fn, const float *x, int64_t n, int64
                                 const float *w, int64_t out, linear_sizes *sz)
 {
     attn_status s;
-    ATTN__NN_NOT_NULL(fn, x);
-    ATTN__NN_NOT_NULL(fn, w);
-    ATTN__NN_DIM(fn, n);
-    ATTN__NN_DIM(fn, in);
-    ATTN__NN_DIM(fn, out);
-    ATTN__NN_MUL(fn, n, in, &sz->x);
-    ATTN__NN_MUL(fn, out, in, &sz->w);
-    ATTN__NN_MUL(fn, n, out, &sz->y);
+    ATTN__NOT_NULL(fn, x);
+    ATTN__NOT_NULL(fn, w);
+    ATTN__DIM(fn, n);
+    ATTN__DIM(fn, in);
+    ATTN__DIM(fn, out);
+    ATTN__MUL(fn, n, in, &sz->x);
+    ATTN__MUL(fn, out, in, &sz->w);
+    ATTN__MUL(fn, n, out, &sz->y);
     if ((s = blas_dim(fn, "n", n)) != ATTN_OK) return s;
     if ((s = blas_dim(fn, "in", in)) != ATTN_OK) return s;
     return blas_dim(fn, "out", out);
@@ -116,12 +116,12 @@ attn_status attn_nn_linear_forward(const float *x, int64_t n, int64_t in, const 
     linear_sizes sz;
     attn_status s = linear_check(__func__, x, n, in, w, out, &sz);
     if (s != ATTN_OK) return s;
-    ATTN__NN_NOT_NULL(__func__, y);
-    attn__nn_span sp[] = {{"y", y, fbytes(sz.y)},
-                          {"x", x, fbytes(sz.x)},
-                          {"w", w, fbytes(sz.w)},
-                          {"b", b, b ? fbytes(out) : 0}};
-    if ((s = attn__nn_disjoint(__func__, sp, 4, 1)) != ATTN_OK) return s;
+    ATTN__NOT_NULL(__func__, y);
+    attn__span sp[] = {{"y", y, fbytes(sz.y)},
+                       {"x", x, fbytes(sz.x)},
+                       {"w", w, fbytes(sz.w)},
+                       {"b", b, b ? fbytes(out) : 0}};
+    if ((s = attn__disjoint(__func__, sp, 4, 1)) != ATTN_OK) return s;
     if (sz.y == 0) return ATTN_OK;
     for (int64_t r = 0; r < n; r++) { /* y [n, out] starts as the bias rows */
         if (b)
@@ -154,11 +154,11 @@ attn_status attn_nn_linear_backward(const float *x, int64_t n, int64_t in, const
     linear_sizes sz;
     attn_status s = linear_check(__func__, x, n, in, w, out, &sz);
     if (s != ATTN_OK) return s;
-    ATTN__NN_NOT_NULL(__func__, dy);
-    attn__nn_span sp[] = {{"dx", dx, fbytes(sz.x)}, {"dw", dw, fbytes(sz.w)},
-                          {"db", db, fbytes(out)},  {"x", x, fbytes(sz.x)},
-                          {"w", w, fbytes(sz.w)},   {"dy", dy, fbytes(sz.y)}};
-    if ((s = attn__nn_disjoint(__func__, sp, 6, 3)) != ATTN_OK) return s;
+    ATTN__NOT_NULL(__func__, dy);
+    attn__span sp[] = {{"dx", dx, fbytes(sz.x)}, {"dw", dw, fbytes(sz.w)},
+                       {"db", db, fbytes(out)},  {"x", x, fbytes(sz.x)},
+                       {"w", w, fbytes(sz.w)},   {"dy", dy, fbytes(sz.y)}};
+    if ((s = attn__disjoint(__func__, sp, 6, 3)) != ATTN_OK) return s;
     if (dx && sz.x > 0 && out > 0) /* dx [n, in] += dy [n, out] w [out, in] */
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)in, (int)out,
                     1.0f, dy, (int)out, w, (int)in, 1.0f, dx, (int)in);
@@ -176,12 +176,12 @@ attn_status attn_nn_linear_backward(const float *x, int64_t n, int64_t in, const
 static attn_status embedding_check(const char *fn, const int32_t *ids, int64_t n,
                                    int64_t vocab, int64_t d, int64_t *rows, int64_t *table)
 {
-    ATTN__NN_NOT_NULL(fn, ids);
-    ATTN__NN_DIM(fn, n);
-    ATTN__NN_DIM(fn, vocab);
-    ATTN__NN_DIM(fn, d);
-    ATTN__NN_MUL(fn, n, d, rows);
-    ATTN__NN_MUL(fn, vocab, d, table);
+    ATTN__NOT_NULL(fn, ids);
+    ATTN__DIM(fn, n);
+    ATTN__DIM(fn, vocab);
+    ATTN__DIM(fn, d);
+    ATTN__MUL(fn, n, d, rows);
+    ATTN__MUL(fn, vocab, d, table);
     for (int64_t r = 0; r < n; r++)
         if (ids[r] < 0 || ids[r] >= vocab)
             return attn_fail(ATTN_BAD_PARAM,
@@ -194,14 +194,14 @@ attn_status attn_nn_embedding_forward(const int32_t *ids, int64_t n, const float
                                       int64_t vocab, int64_t d, float *y)
 {
     int64_t ny, nt;
-    ATTN__NN_NOT_NULL(__func__, table);
-    ATTN__NN_NOT_NULL(__func__, y);
+    ATTN__NOT_NULL(__func__, table);
+    ATTN__NOT_NULL(__func__, y);
     attn_status s = embedding_check(__func__, ids, n, vocab, d, &ny, &nt);
     if (s != ATTN_OK) return s;
-    attn__nn_span sp[] = {{"y", y, fbytes(ny)},
-                          {"table", table, fbytes(nt)},
-                          {"ids", ids, (size_t)n * sizeof(int32_t)}};
-    if ((s = attn__nn_disjoint(__func__, sp, 3, 1)) != ATTN_OK) return s;
+    attn__span sp[] = {{"y", y, fbytes(ny)},
+                       {"table", table, fbytes(nt)},
+                       {"ids", ids, (size_t)n * sizeof(int32_t)}};
+    if ((s = attn__disjoint(__func__, sp, 3, 1)) != ATTN_OK) return s;
     for (int64_t r = 0; r < n && d > 0; r++) /* y [n, d] row r = table row ids[r] */
         memcpy(y + r * d, table + (int64_t)ids[r] * d, fbytes(d));
     return ATTN_OK;
@@ -211,14 +211,14 @@ attn_status attn_nn_embedding_backward(const int32_t *ids, int64_t n, int64_t vo
                                        int64_t d, const float *dy, float *dtable)
 {
     int64_t ny, nt;
-    ATTN__NN_NOT_NULL(__func__, dy);
-    ATTN__NN_NOT_NULL(__func__, dtable);
+    ATTN__NOT_NULL(__func__, dy);
+    ATTN__NOT_NULL(__func__, dtable);
     attn_status s = embedding_check(__func__, ids, n, vocab, d, &ny, &nt);
     if (s != ATTN_OK) return s;
-    attn__nn_span sp[] = {{"dtable", dtable, fbytes(nt)},
-                          {"dy", dy, fbytes(ny)},
-                          {"ids", ids, (size_t)n * sizeof(int32_t)}};
-    if ((s = attn__nn_disjoint(__func__, sp, 3, 1)) != ATTN_OK) return s;
+    attn__span sp[] = {{"dtable", dtable, fbytes(nt)},
+                       {"dy", dy, fbytes(ny)},
+                       {"ids", ids, (size_t)n * sizeof(int32_t)}};
+    if ((s = attn__disjoint(__func__, sp, 3, 1)) != ATTN_OK) return s;
     for (int64_t r = 0; r < n; r++) { /* y = table[ids[r]]  =>  dtable[ids[r]] += dy[r] */
         float *t = dtable + (int64_t)ids[r] * d;
         const float *g = dy + r * d;
@@ -233,11 +233,11 @@ attn_status attn_nn_embedding_backward(const int32_t *ids, int64_t n, int64_t vo
 static attn_status norm_check(const char *fn, const float *x, int64_t n, int64_t d,
                               const float *gamma, int64_t *count)
 {
-    ATTN__NN_NOT_NULL(fn, x);
-    ATTN__NN_NOT_NULL(fn, gamma);
-    ATTN__NN_DIM(fn, n);
-    ATTN__NN_DIM_POS(fn, d);
-    ATTN__NN_MUL(fn, n, d, count);
+    ATTN__NOT_NULL(fn, x);
+    ATTN__NOT_NULL(fn, gamma);
+    ATTN__DIM(fn, n);
+    ATTN__DIM_POS(fn, d);
+    ATTN__MUL(fn, n, d, count);
     return ATTN_OK;
 }
 
@@ -270,12 +270,12 @@ attn_status attn_nn_layernorm_forward(const float *x, int64_t n, int64_t d,
     int64_t cnt;
     attn_status s = norm_check(__func__, x, n, d, gamma, &cnt);
     if (s != ATTN_OK) return s;
-    ATTN__NN_NOT_NULL(__func__, y);
+    ATTN__NOT_NULL(__func__, y);
     if ((s = eps_check(__func__, eps)) != ATTN_OK) return s;
-    attn__nn_span sp[] = {{"y", y, fbytes(cnt)},         {"mean", mean, fbytes(n)},
-                          {"rstd", rstd, fbytes(n)},      {"x", x, fbytes(cnt)},
-                          {"gamma", gamma, fbytes(d)},    {"beta", beta, beta ? fbytes(d) : 0}};
-    if ((s = attn__nn_disjoint(__func__, sp, 6, 3)) != ATTN_OK) return s;
+    attn__span sp[] = {{"y", y, fbytes(cnt)},         {"mean", mean, fbytes(n)},
+                       {"rstd", rstd, fbytes(n)},      {"x", x, fbytes(cnt)},
+                       {"gamma", gamma, fbytes(d)},    {"beta", beta, beta ? fbytes(d) : 0}};
+    if ((s = attn__disjoint(__func__, sp, 6, 3)) != ATTN_OK) return s;
     for (int64_t r = 0; r < n; r++)
         layernorm_row(x + r * d, d, gamma, beta, eps, y + r * d, mean ? mean + r : NULL,
                       rstd ? rstd + r : NULL);
@@ -315,11 +315,11 @@ typedef struct {
 static attn_status norm_backward_check(const char *fn, int64_t n, int64_t cnt, int64_t d,
                                        const float *x, const float *gamma, const norm_grads *g)
 {
-    attn__nn_span sp[] = {{"dx", g->dx, fbytes(cnt)},     {"dgamma", g->dgamma, fbytes(d)},
-                          {"dbeta", g->dbeta, fbytes(d)}, {"x", x, fbytes(cnt)},
-                          {"gamma", gamma, fbytes(d)},    {"mean", g->mean, fbytes(n)},
-                          {"rstd", g->rstd, fbytes(n)},   {"dy", g->dy, fbytes(cnt)}};
-    return attn__nn_disjoint(fn, sp, 8, 3);
+    attn__span sp[] = {{"dx", g->dx, fbytes(cnt)},     {"dgamma", g->dgamma, fbytes(d)},
+                       {"dbeta", g->dbeta, fbytes(d)}, {"x", x, fbytes(cnt)},
+                       {"gamma", gamma, fbytes(d)},    {"mean", g->mean, fbytes(n)},
+                       {"rstd", g->rstd, fbytes(n)},   {"dy", g->dy, fbytes(cnt)}};
+    return attn__disjoint(fn, sp, 8, 3);
 }
 
 attn_status attn_nn_layernorm_backward(const float *x, int64_t n, int64_t d,
@@ -331,9 +331,9 @@ attn_status attn_nn_layernorm_backward(const float *x, int64_t n, int64_t d,
     norm_grads g = {mean, rstd, dy, dx, dgamma, dbeta};
     attn_status s = norm_check(__func__, x, n, d, gamma, &cnt);
     if (s != ATTN_OK) return s;
-    ATTN__NN_NOT_NULL(__func__, mean);
-    ATTN__NN_NOT_NULL(__func__, rstd);
-    ATTN__NN_NOT_NULL(__func__, dy);
+    ATTN__NOT_NULL(__func__, mean);
+    ATTN__NOT_NULL(__func__, rstd);
+    ATTN__NOT_NULL(__func__, dy);
     if ((s = norm_backward_check(__func__, n, cnt, d, x, gamma, &g)) != ATTN_OK) return s;
     /* y = xhat gamma + beta, xhat = (x - mu) rstd, with g = dy gamma:
      * dx = rstd (g - mean(g) - xhat mean(g xhat)) */
@@ -357,13 +357,13 @@ attn_status attn_nn_rmsnorm_forward(const float *x, int64_t n, int64_t d, const 
     int64_t cnt;
     attn_status s = norm_check(__func__, x, n, d, gamma, &cnt);
     if (s != ATTN_OK) return s;
-    ATTN__NN_NOT_NULL(__func__, y);
+    ATTN__NOT_NULL(__func__, y);
     if ((s = eps_check(__func__, eps)) != ATTN_OK) return s;
-    attn__nn_span sp[] = {{"y", y, fbytes(cnt)},
-                          {"rstd", rstd, fbytes(n)},
-                          {"x", x, fbytes(cnt)},
-                          {"gamma", gamma, fbytes(d)}};
-    if ((s = attn__nn_disjoint(__func__, sp, 4, 2)) != ATTN_OK) return s;
+    attn__span sp[] = {{"y", y, fbytes(cnt)},
+                       {"rstd", rstd, fbytes(n)},
+                       {"x", x, fbytes(cnt)},
+                       {"gamma", gamma, fbytes(d)}};
+    if ((s = attn__disjoint(__func__, sp, 4, 2)) != ATTN_OK) return s;
     for (int64_t r = 0; r < n; r++) { /* y = x rstd gamma, rstd = 1/sqrt(mean(x^2) + eps) */
         const float *xr = x + r * d;
         double rs = 1.0 / sqrt(sum_sq_dev(xr, d, 0.0) / (double)d + eps);
@@ -381,8 +381,8 @@ attn_status attn_nn_rmsnorm_backward(const float *x, int64_t n, int64_t d, const
     norm_grads g = {NULL, rstd, dy, dx, dgamma, NULL};
     attn_status s = norm_check(__func__, x, n, d, gamma, &cnt);
     if (s != ATTN_OK) return s;
-    ATTN__NN_NOT_NULL(__func__, rstd);
-    ATTN__NN_NOT_NULL(__func__, dy);
+    ATTN__NOT_NULL(__func__, rstd);
+    ATTN__NOT_NULL(__func__, dy);
     if ((s = norm_backward_check(__func__, n, cnt, d, x, gamma, &g)) != ATTN_OK) return s;
     /* y = xhat gamma, xhat = x rstd, g = dy gamma:  dx = rstd (g - xhat mean(g xhat)) */
     for (int64_t r = 0; r < n && dx; r++) {
@@ -478,9 +478,9 @@ static attn_status act_check(const char *fn, attn_nn_act act, const float *x, in
         return attn_fail(ATTN_BAD_PARAM,
                          "%s: argument 'act' is %d; it must be ATTN_NN_ACT_GELU or ATTN_NN_ACT_RELU",
                          fn, (int)act);
-    ATTN__NN_NOT_NULL(fn, x);
-    ATTN__NN_DIM(fn, count);
-    if (count > ATTN__NN_MAX_ELEMS)
+    ATTN__NOT_NULL(fn, x);
+    ATTN__DIM(fn, count);
+    if (count > ATTN__MAX_ELEMS)
         return attn_fail(ATTN_OVERFLOW, "%s: argument 'count' (%lld) is too large", fn,
                          (long long)count);
     return ATTN_OK;
@@ -490,9 +490,9 @@ attn_status attn_nn_act_forward(attn_nn_act act, const float *x, int64_t count, 
 {
     attn_status s = act_check(__func__, act, x, count);
     if (s != ATTN_OK) return s;
-    ATTN__NN_NOT_NULL(__func__, y);
-    attn__nn_span sp[] = {{"y", y, fbytes(count)}, {"x", x == y ? NULL : x, fbytes(count)}};
-    if ((s = attn__nn_disjoint(__func__, sp, 2, 1)) != ATTN_OK) return s;
+    ATTN__NOT_NULL(__func__, y);
+    attn__span sp[] = {{"y", y, fbytes(count)}, {"x", x == y ? NULL : x, fbytes(count)}};
+    if ((s = attn__disjoint(__func__, sp, 2, 1)) != ATTN_OK) return s;
     if (act == ATTN_NN_ACT_GELU) {
         for (int64_t i = 0; i < count; i++) {
             double pdf, cdf = normal_cdf_pdf(x[i], &pdf);
@@ -509,12 +509,12 @@ attn_status attn_nn_act_backward(attn_nn_act act, const float *x, int64_t count,
 {
     attn_status s = act_check(__func__, act, x, count);
     if (s != ATTN_OK) return s;
-    ATTN__NN_NOT_NULL(__func__, dy);
-    ATTN__NN_NOT_NULL(__func__, dx);
-    attn__nn_span sp[] = {{"dx", dx, fbytes(count)},
-                          {"x", x, fbytes(count)},
-                          {"dy", dy, fbytes(count)}};
-    if ((s = attn__nn_disjoint(__func__, sp, 3, 1)) != ATTN_OK) return s;
+    ATTN__NOT_NULL(__func__, dy);
+    ATTN__NOT_NULL(__func__, dx);
+    attn__span sp[] = {{"dx", dx, fbytes(count)},
+                       {"x", x, fbytes(count)},
+                       {"dy", dy, fbytes(count)}};
+    if ((s = attn__disjoint(__func__, sp, 3, 1)) != ATTN_OK) return s;
     if (act == ATTN_NN_ACT_GELU) { /* d/dx x Phi(x) = Phi(x) + x phi(x) */
         for (int64_t i = 0; i < count; i++) {
             double pdf, cdf = normal_cdf_pdf(x[i], &pdf);
@@ -588,8 +588,8 @@ static void dropout_apply(const float *in, int64_t count, double p, uint64_t see
 
 static attn_status dropout_check(const char *fn, int64_t count, double p)
 {
-    ATTN__NN_DIM(fn, count);
-    if (count > ATTN__NN_MAX_ELEMS)
+    ATTN__DIM(fn, count);
+    if (count > ATTN__MAX_ELEMS)
         return attn_fail(ATTN_OVERFLOW, "%s: argument 'count' (%lld) is too large", fn,
                          (long long)count);
     if (!(p >= 0.0 && p < 1.0))
@@ -600,12 +600,12 @@ static attn_status dropout_check(const char *fn, int64_t count, double p)
 attn_status attn_nn_dropout_forward(const float *x, int64_t count, double p, uint64_t seed,
                                     uint64_t offset, float *y)
 {
-    ATTN__NN_NOT_NULL(__func__, x);
-    ATTN__NN_NOT_NULL(__func__, y);
+    ATTN__NOT_NULL(__func__, x);
+    ATTN__NOT_NULL(__func__, y);
     attn_status s = dropout_check(__func__, count, p);
     if (s != ATTN_OK) return s;
-    attn__nn_span sp[] = {{"y", y, fbytes(count)}, {"x", x == y ? NULL : x, fbytes(count)}};
-    if ((s = attn__nn_disjoint(__func__, sp, 2, 1)) != ATTN_OK) return s;
+    attn__span sp[] = {{"y", y, fbytes(count)}, {"x", x == y ? NULL : x, fbytes(count)}};
+    if ((s = attn__disjoint(__func__, sp, 2, 1)) != ATTN_OK) return s;
     dropout_apply(x, count, p, seed, offset, 0, y);
     return ATTN_OK;
 }
@@ -613,12 +613,12 @@ attn_status attn_nn_dropout_forward(const float *x, int64_t count, double p, uin
 attn_status attn_nn_dropout_backward(const float *dy, int64_t count, double p, uint64_t seed,
                                      uint64_t offset, float *dx)
 {
-    ATTN__NN_NOT_NULL(__func__, dy);
-    ATTN__NN_NOT_NULL(__func__, dx);
+    ATTN__NOT_NULL(__func__, dy);
+    ATTN__NOT_NULL(__func__, dx);
     attn_status s = dropout_check(__func__, count, p);
     if (s != ATTN_OK) return s;
-    attn__nn_span sp[] = {{"dx", dx, fbytes(count)}, {"dy", dy, fbytes(count)}};
-    if ((s = attn__nn_disjoint(__func__, sp, 2, 1)) != ATTN_OK) return s;
+    attn__span sp[] = {{"dx", dx, fbytes(count)}, {"dy", dy, fbytes(count)}};
+    if ((s = attn__disjoint(__func__, sp, 2, 1)) != ATTN_OK) return s;
     dropout_apply(dy, count, p, seed, offset, 1, dx);
     return ATTN_OK;
 }
@@ -628,10 +628,10 @@ attn_status attn_nn_dropout_backward(const float *dy, int64_t count, double p, u
 attn_status attn_nn_sinusoidal(int64_t n_pos, int64_t d, float *table)
 {
     int64_t cnt;
-    ATTN__NN_DIM(__func__, n_pos);
-    ATTN__NN_DIM(__func__, d);
-    ATTN__NN_MUL(__func__, n_pos, d, &cnt);
-    ATTN__NN_NOT_NULL(__func__, table);
+    ATTN__DIM(__func__, n_pos);
+    ATTN__DIM(__func__, d);
+    ATTN__MUL(__func__, n_pos, d, &cnt);
+    ATTN__NOT_NULL(__func__, table);
     for (int64_t c = 0; c < d; c++) { /* column c = 2i (sin) or 2i + 1 (cos) */
         double freq = pow(10000.0, -(double)(c - (c & 1)) / (double)d);
         for (int64_t p = 0; p < n_pos; p++) {
@@ -646,15 +646,15 @@ static attn_status rope_check(const char *fn, int64_t n, int64_t heads, int64_t 
                               const int32_t *pos, double theta, int64_t *count)
 {
     int64_t rows;
-    ATTN__NN_NOT_NULL(fn, pos);
-    ATTN__NN_DIM(fn, n);
-    ATTN__NN_DIM(fn, heads);
-    ATTN__NN_DIM(fn, hd);
+    ATTN__NOT_NULL(fn, pos);
+    ATTN__DIM(fn, n);
+    ATTN__DIM(fn, heads);
+    ATTN__DIM(fn, hd);
     if (hd % 2 != 0)
         return attn_fail(ATTN_BAD_DIM, "%s: argument 'hd' is %lld; it must be even", fn,
                          (long long)hd);
-    ATTN__NN_MUL(fn, n, heads, &rows);
-    ATTN__NN_MUL(fn, rows, hd, count);
+    ATTN__MUL(fn, n, heads, &rows);
+    ATTN__MUL(fn, rows, hd, count);
     if (!(theta > 0.0) || !isfinite(theta))
         return attn_fail(ATTN_BAD_PARAM, "%s: argument 'theta' is %g; it must be finite and > 0",
                          fn, theta);
@@ -687,14 +687,14 @@ attn_status attn_nn_rope_forward(const float *x, int64_t n, int64_t heads, int64
                                  const int32_t *pos, double theta, float *y)
 {
     int64_t cnt;
-    ATTN__NN_NOT_NULL(__func__, x);
-    ATTN__NN_NOT_NULL(__func__, y);
+    ATTN__NOT_NULL(__func__, x);
+    ATTN__NOT_NULL(__func__, y);
     attn_status s = rope_check(__func__, n, heads, hd, pos, theta, &cnt);
     if (s != ATTN_OK) return s;
-    attn__nn_span sp[] = {{"y", y, fbytes(cnt)},
-                          {"x", x == y ? NULL : x, fbytes(cnt)},
-                          {"pos", pos, (size_t)n * sizeof(int32_t)}};
-    if ((s = attn__nn_disjoint(__func__, sp, 3, 1)) != ATTN_OK) return s;
+    attn__span sp[] = {{"y", y, fbytes(cnt)},
+                       {"x", x == y ? NULL : x, fbytes(cnt)},
+                       {"pos", pos, (size_t)n * sizeof(int32_t)}};
+    if ((s = attn__disjoint(__func__, sp, 3, 1)) != ATTN_OK) return s;
     rope_apply(x, n, heads, hd, pos, theta, 1.0, 0, y);
     return ATTN_OK;
 }
@@ -703,14 +703,14 @@ attn_status attn_nn_rope_backward(const float *dy, int64_t n, int64_t heads, int
                                   const int32_t *pos, double theta, float *dx)
 {
     int64_t cnt;
-    ATTN__NN_NOT_NULL(__func__, dy);
-    ATTN__NN_NOT_NULL(__func__, dx);
+    ATTN__NOT_NULL(__func__, dy);
+    ATTN__NOT_NULL(__func__, dx);
     attn_status s = rope_check(__func__, n, heads, hd, pos, theta, &cnt);
     if (s != ATTN_OK) return s;
-    attn__nn_span sp[] = {{"dx", dx, fbytes(cnt)},
-                          {"dy", dy, fbytes(cnt)},
-                          {"pos", pos, (size_t)n * sizeof(int32_t)}};
-    if ((s = attn__nn_disjoint(__func__, sp, 3, 1)) != ATTN_OK) return s;
+    attn__span sp[] = {{"dx", dx, fbytes(cnt)},
+                       {"dy", dy, fbytes(cnt)},
+                       {"pos", pos, (size_t)n * sizeof(int32_t)}};
+    if ((s = attn__disjoint(__func__, sp, 3, 1)) != ATTN_OK) return s;
     rope_apply(dy, n, heads, hd, pos, theta, -1.0, 1, dx);
     return ATTN_OK;
 }
@@ -766,20 +766,20 @@ attn_status attn_nn_cross_entropy(const float *logits, int64_t n, int64_t vocab,
                                   int64_t *count, float *dlogits)
 {
     int64_t cnt, counted = 0;
-    ATTN__NN_NOT_NULL(__func__, logits);
-    ATTN__NN_NOT_NULL(__func__, targets);
-    ATTN__NN_NOT_NULL(__func__, loss);
-    ATTN__NN_DIM(__func__, n);
-    ATTN__NN_DIM_POS(__func__, vocab);
-    ATTN__NN_MUL(__func__, n, vocab, &cnt);
+    ATTN__NOT_NULL(__func__, logits);
+    ATTN__NOT_NULL(__func__, targets);
+    ATTN__NOT_NULL(__func__, loss);
+    ATTN__DIM(__func__, n);
+    ATTN__DIM_POS(__func__, vocab);
+    ATTN__MUL(__func__, n, vocab, &cnt);
     attn_status s = ce_check(__func__, n, vocab, targets, ignore, label_smoothing, grad_scale,
                              &counted);
     if (s != ATTN_OK) return s;
     /* dlogits == logits (in place) is allowed; any other overlap is not */
-    attn__nn_span sp[] = {{"dlogits", dlogits, fbytes(cnt)},
-                          {"logits", logits == dlogits ? NULL : logits, fbytes(cnt)},
-                          {"targets", targets, (size_t)n * sizeof(int32_t)}};
-    if ((s = attn__nn_disjoint(__func__, sp, 3, 1)) != ATTN_OK) return s;
+    attn__span sp[] = {{"dlogits", dlogits, fbytes(cnt)},
+                       {"logits", logits == dlogits ? NULL : logits, fbytes(cnt)},
+                       {"targets", targets, (size_t)n * sizeof(int32_t)}};
+    if ((s = attn__disjoint(__func__, sp, 3, 1)) != ATTN_OK) return s;
     double total = 0.0, gs = counted > 0 ? grad_scale / (double)counted : 0.0;
     for (int64_t r = 0; r < n; r++) {
         float *dz = dlogits ? dlogits + r * vocab : NULL;

@@ -250,7 +250,7 @@ static attn_status make_tok(const char *prefix, char *pool, size_t size, attn_wo
 attn_status attn_wordpiece_load_memory(const char *data, size_t len, attn_wordpiece **out)
 {
     const char *prefix = "attn_wordpiece_load_memory";
-    ATTN__NN_NOT_NULL(prefix, out);
+    ATTN__NOT_NULL(prefix, out);
     if (data == NULL && len > 0)
         return attn_fail(ATTN_NULL_ARG, "%s: argument 'data' is NULL and len is %zu", prefix,
                          len);
@@ -267,13 +267,13 @@ attn_status attn_wordpiece_load_memory(const char *data, size_t len, attn_wordpi
 
 attn_status attn_wordpiece_load(const char *vocab_path, attn_wordpiece **out)
 {
-    ATTN__NN_NOT_NULL("attn_wordpiece_load", vocab_path);
-    ATTN__NN_NOT_NULL("attn_wordpiece_load", out);
+    ATTN__NOT_NULL("attn_wordpiece_load", vocab_path);
+    ATTN__NOT_NULL("attn_wordpiece_load", out);
     char prefix[300];
     snprintf(prefix, sizeof prefix, "attn_wordpiece_load: '%.200s'", vocab_path);
     char *pool = NULL;
     size_t size = 0;
-    attn_status st = attn__nn_read_file(prefix, vocab_path, ATTN_WORDPIECE_MAX_VOCAB_BYTES, &pool, &size);
+    attn_status st = attn__read_file(prefix, vocab_path, ATTN_WORDPIECE_MAX_VOCAB_BYTES, &pool, &size);
     if (st != ATTN_OK) return st;
     return make_tok(prefix, pool, size, out);
 }
@@ -576,10 +576,10 @@ static attn_status check_encode_args(const attn_wordpiece *t, const char *text, 
                                      const int64_t *offsets, size_t len)
 {
     const char *fn = "attn_wordpiece_encode";
-    ATTN__NN_NOT_NULL(fn, t);
-    ATTN__NN_NOT_NULL(fn, text);
-    ATTN__NN_NOT_NULL(fn, n);
-    ATTN__NN_DIM(fn, cap);
+    ATTN__NOT_NULL(fn, t);
+    ATTN__NOT_NULL(fn, text);
+    ATTN__NOT_NULL(fn, n);
+    ATTN__DIM(fn, cap);
     if (ids == NULL && cap > 0)
         return attn_fail(ATTN_NULL_ARG, "%s: argument 'ids' is NULL and cap is %lld", fn,
                          (long long)cap);
@@ -587,13 +587,13 @@ static attn_status check_encode_args(const attn_wordpiece *t, const char *text, 
         return attn_fail(ATTN_BAD_PARAM, "%s: argument 'max_len' is %lld; it must be >= 2 "
                          "(room for [CLS] and [SEP])", fn, (long long)max_len);
     int64_t id_bytes, off_bytes;
-    ATTN__NN_MUL(fn, cap, 4, &id_bytes);
-    ATTN__NN_MUL(fn, cap, 16, &off_bytes);
-    attn__nn_span spans[] = {{"ids", ids, (size_t)id_bytes},
-                             {"offsets", offsets, (size_t)off_bytes},
-                             {"n", n, sizeof *n},
-                             {"text", text, len + 1}};
-    return attn__nn_disjoint(fn, spans, 4, 3);
+    ATTN__MUL(fn, cap, 4, &id_bytes);
+    ATTN__MUL(fn, cap, 16, &off_bytes);
+    attn__span spans[] = {{"ids", ids, (size_t)id_bytes},
+                          {"offsets", offsets, (size_t)off_bytes},
+                          {"n", n, sizeof *n},
+                          {"text", text, len + 1}};
+    return attn__disjoint(fn, spans, 4, 3);
 }
 
 attn_status attn_wordpiece_encode(const attn_wordpiece *t, const char *text, int64_t max_len, int32_t *ids,

@@ -13,9 +13,16 @@
     X(avx2_exp_accuracy) \
     X(hand_computed) \
     X(ref64_finite_difference) \
-    X(tiled_finite_difference)
+    X(tiled_finite_difference) \
+    X(cpu_features)
 
 #define T_TESTS_OPS(X) \
+    X(kernel_table_choice) \
+    X(kernel_forcing) \
+    X(kernel_env_variable) \
+    X(ctx_describe) \
+    X(rows_kernels_vs_double) \
+    X(tiled_fused_backward_bitwise) \
     X(argument_checks) \
     X(every_status_code) \
     X(out_of_memory) \

@@ -77,7 +77,7 @@ void *t_count_alloc(size_t bytes, void *user); /* user: a t_counting */
 void t_count_free(void *p, void *user);
 
 /* The float32 kernels every test runs, and whether this CPU/build has each. */
-enum { T_KERNELS = 3 };
+enum { T_KERNELS = 5 };
 extern const attn_kernel t_kernels[T_KERNELS];
 bool t_kernel_available(attn_kernel k);
 

@@ -94,7 +94,8 @@ void t_ctx_free_all(void)
     }
 }
 
-const attn_kernel t_kernels[T_KERNELS] = {ATTN_KERNEL_TILED, ATTN_KERNEL_AVX2, ATTN_KERNEL_REF};
+const attn_kernel t_kernels[T_KERNELS] = {ATTN_KERNEL_TILED, ATTN_KERNEL_AVX2, ATTN_KERNEL_AVX512,
+                                           ATTN_KERNEL_AMX, ATTN_KERNEL_REF};
 
 bool t_kernel_available(attn_kernel k)
 {

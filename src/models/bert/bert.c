@@ -149,8 +149,8 @@ static attn_status parse_config(const char *text, size_t len, const char *what,
 
 attn_status attn_bert_config_from_json(const char *json, size_t len, attn_bert_config *c)
 {
-    ATTN__NN_NOT_NULL(__func__, json);
-    ATTN__NN_NOT_NULL(__func__, c);
+    ATTN__NOT_NULL(__func__, json);
+    ATTN__NOT_NULL(__func__, c);
     return parse_config(json, len, "attn_bert_config_from_json: 'json'", c);
 }
 
@@ -159,7 +159,7 @@ static attn_status load_config(const char *path, attn_bert_config *c)
 {
     char *text = NULL, what[300];
     size_t len = 0;
-    attn_status st = attn__nn_read_file("attn_bert_load", path, CONFIG_MAX_BYTES, &text, &len);
+    attn_status st = attn__read_file("attn_bert_load", path, CONFIG_MAX_BYTES, &text, &len);
     if (st != ATTN_OK) return st;
     snprintf(what, sizeof what, "attn_bert_load: '%.200s'", path);
     st = parse_config(text, len, what, c);
@@ -172,7 +172,7 @@ static attn_status load_sbert_config(const char *path, attn_bert_config *c)
 {
     char *text = NULL, what[300];
     size_t len = 0;
-    attn_status st = attn__nn_read_file("attn_bert_load", path, CONFIG_MAX_BYTES, &text, &len);
+    attn_status st = attn__read_file("attn_bert_load", path, CONFIG_MAX_BYTES, &text, &len);
     if (st != ATTN_OK) return st;
     snprintf(what, sizeof what, "attn_bert_load: '%.200s'", path);
     attn__json_value *root = NULL;
@@ -485,8 +485,8 @@ static attn_status alloc_model(const attn_bert_config *c, attn_bert **out)
 {
     slot emb[N_EMB_TENSORS], lay[N_LAYER_TENSORS];
     int64_t emb_floats, layer_floats = layout(c, emb, lay, &emb_floats), all;
-    ATTN__NN_MUL("attn_bert_load", layer_floats, c->n_layers, &all);
-    if (all > ATTN__NN_MAX_ELEMS - emb_floats)
+    ATTN__MUL("attn_bert_load", layer_floats, c->n_layers, &all);
+    if (all > ATTN__MAX_ELEMS - emb_floats)
         return attn_fail(ATTN_OVERFLOW, "attn_bert_load: the parameter count overflows");
     attn_bert *m = attn_calloc(1, sizeof *m);
     if (m) m->params = attn_alloc((size_t)(all + emb_floats) * sizeof(float));
@@ -549,9 +549,9 @@ static attn_status load_weights(const char *path, const attn_bert_config *c, att
 attn_status attn_bert_load_files(const char *config_path, const char *weights_path,
                                  const char *sbert_config_path, attn_bert **out)
 {
-    ATTN__NN_NOT_NULL(__func__, config_path);
-    ATTN__NN_NOT_NULL(__func__, weights_path);
-    ATTN__NN_NOT_NULL(__func__, out);
+    ATTN__NOT_NULL(__func__, config_path);
+    ATTN__NOT_NULL(__func__, weights_path);
+    ATTN__NOT_NULL(__func__, out);
     attn_bert_config c;
     attn_status st = load_config(config_path, &c);
     if (st == ATTN_OK && sbert_config_path) st = load_sbert_config(sbert_config_path, &c);
@@ -561,8 +561,8 @@ attn_status attn_bert_load_files(const char *config_path, const char *weights_pa
 
 attn_status attn_bert_load(const char *model_dir, attn_bert **out)
 {
-    ATTN__NN_NOT_NULL(__func__, model_dir);
-    ATTN__NN_NOT_NULL(__func__, out);
+    ATTN__NOT_NULL(__func__, model_dir);
+    ATTN__NOT_NULL(__func__, out);
     enum { PATH_CAP = 4096 };
     char cfg[PATH_CAP], wts[PATH_CAP], sb[PATH_CAP];
     int a = snprintf(cfg, PATH_CAP, "%s/config.json", model_dir);
@@ -943,7 +943,7 @@ static attn_status run_init(run *r, attn_ctx *ctx, const attn_bert *m, const int
     r->fast = use_fast(ctx, m);
     r->threads = row_threads(ctx, r->fast, r->T);
     per = BLOCK_ROWS * (H + c->intermediate_size);
-    if (!attn__nn_mul(r->T, 5 * H, &n) || n > ATTN__NN_MAX_ELEMS - r->threads * per) {
+    if (!attn__mul(r->T, 5 * H, &n) || n > ATTN__MAX_ELEMS - r->threads * per) {
         run_free(r);
         return attn_fail(ATTN_OVERFLOW, "attn_bert: the work buffer size overflows");
     }
@@ -987,16 +987,16 @@ static attn_status check_batch(const char *fn, attn_ctx *ctx, const attn_bert *m
                                const int32_t *ids, const int64_t *lens, int64_t B, int64_t S,
                                int64_t *total)
 {
-    ATTN__NN_NOT_NULL(fn, ctx);
-    ATTN__NN_NOT_NULL(fn, m);
-    ATTN__NN_NOT_NULL(fn, ids);
-    ATTN__NN_NOT_NULL(fn, lens);
-    ATTN__NN_DIM(fn, B);
-    ATTN__NN_DIM(fn, S);
+    ATTN__NOT_NULL(fn, ctx);
+    ATTN__NOT_NULL(fn, m);
+    ATTN__NOT_NULL(fn, ids);
+    ATTN__NOT_NULL(fn, lens);
+    ATTN__DIM(fn, B);
+    ATTN__DIM(fn, S);
     if (S > m->c.max_position)
         return attn_fail(ATTN_BAD_DIM, "%s: argument 'S' is %lld; the model takes at most %lld "
                          "tokens (max_position)", fn, (long long)S, (long long)m->c.max_position);
-    ATTN__NN_MUL(fn, B, S, total);
+    ATTN__MUL(fn, B, S, total);
     if (*total > INT_MAX)
         return attn_fail(ATTN_OVERFLOW, "%s: B * S = %lld tokens exceeds %d", fn,
                          (long long)*total, INT_MAX);
@@ -1019,10 +1019,10 @@ static attn_status check_batch(const char *fn, attn_ctx *ctx, const attn_bert *m
 static attn_status check_out(const char *fn, const float *out, size_t out_bytes,
                              const int32_t *ids, int64_t total, const int64_t *lens, int64_t B)
 {
-    attn__nn_span sp[] = {{"out", out, out_bytes},
-                          {"ids", ids, (size_t)total * sizeof(int32_t)},
-                          {"lens", lens, (size_t)B * sizeof(int64_t)}};
-    return attn__nn_disjoint(fn, sp, 3, 1);
+    attn__span sp[] = {{"out", out, out_bytes},
+                       {"ids", ids, (size_t)total * sizeof(int32_t)},
+                       {"lens", lens, (size_t)B * sizeof(int64_t)}};
+    return attn__disjoint(fn, sp, 3, 1);
 }
 
 attn_status attn_bert_forward(attn_ctx *ctx, const attn_bert *m, const int32_t *ids,
@@ -1031,9 +1031,9 @@ attn_status attn_bert_forward(attn_ctx *ctx, const attn_bert *m, const int32_t *
     int64_t total = 0, count;
     attn_status st = check_batch(__func__, ctx, m, ids, lens, B, S, &total);
     if (st != ATTN_OK) return st;
-    ATTN__NN_NOT_NULL(__func__, hidden);
+    ATTN__NOT_NULL(__func__, hidden);
     int64_t H = m->c.hidden_size;
-    ATTN__NN_MUL(__func__, total, H, &count);
+    ATTN__MUL(__func__, total, H, &count);
     st = check_out(__func__, hidden, (size_t)count * sizeof(float), ids, total, lens, B);
     if (st != ATTN_OK || B == 0) return st;
     run r;
@@ -1068,9 +1068,9 @@ attn_status attn_bert_embed(attn_ctx *ctx, const attn_bert *m, const int32_t *id
     int64_t total = 0, count;
     attn_status st = check_batch(__func__, ctx, m, ids, lens, B, S, &total);
     if (st != ATTN_OK) return st;
-    ATTN__NN_NOT_NULL(__func__, emb);
+    ATTN__NOT_NULL(__func__, emb);
     int64_t H = m->c.hidden_size;
-    ATTN__NN_MUL(__func__, B, H, &count);
+    ATTN__MUL(__func__, B, H, &count);
     st = check_out(__func__, emb, (size_t)count * sizeof(float), ids, total, lens, B);
     if (st != ATTN_OK || B == 0) return st;
     double *acc = attn_alloc((size_t)H * sizeof(double));
@@ -1090,17 +1090,17 @@ attn_status attn_bert_attention(attn_ctx *ctx, const attn_bert *m, const int32_t
                                 int64_t len, int64_t layer, int64_t head, float *weights)
 {
     int64_t total = 0, count;
-    ATTN__NN_DIM_POS(__func__, len);
+    ATTN__DIM_POS(__func__, len);
     attn_status st = check_batch(__func__, ctx, m, ids, &len, 1, len, &total);
     if (st != ATTN_OK) return st;
-    ATTN__NN_NOT_NULL(__func__, weights);
+    ATTN__NOT_NULL(__func__, weights);
     if (layer < 0 || layer >= m->c.n_layers)
         return attn_fail(ATTN_BAD_PARAM, "%s: argument 'layer' is %lld; it must be in [0, %lld)",
                          __func__, (long long)layer, (long long)m->c.n_layers);
     if (head < 0 || head >= m->c.n_heads)
         return attn_fail(ATTN_BAD_PARAM, "%s: argument 'head' is %lld; it must be in [0, %lld)",
                          __func__, (long long)head, (long long)m->c.n_heads);
-    ATTN__NN_MUL(__func__, len, len, &count);
+    ATTN__MUL(__func__, len, len, &count);
     st = check_out(__func__, weights, (size_t)count * sizeof(float), ids, total, &len, 1);
     if (st != ATTN_OK) return st;
     run r;

@@ -11,8 +11,8 @@ attn_status attn_seq2seq_save(const attn_seq2seq *m, const char *path, int with_
                                 const char *const *meta_keys, const char *const *meta_values,
                                 int64_t n_meta)
 {
-    ATTN__NN_NOT_NULL(__func__, m);
-    ATTN__NN_NOT_NULL(__func__, path);
+    ATTN__NOT_NULL(__func__, m);
+    ATTN__NOT_NULL(__func__, path);
     char config[512];
     attn_status st = attn_seq2seq_config_to_json(&m->c, config, sizeof config);
     if (st != ATTN_OK) return st;
@@ -23,8 +23,8 @@ attn_status attn_seq2seq_save(const attn_seq2seq *m, const char *path, int with_
 
 attn_status attn_seq2seq_load_safetensors(const attn_safetensors *f, attn_seq2seq **out)
 {
-    ATTN__NN_NOT_NULL(__func__, f);
-    ATTN__NN_NOT_NULL(__func__, out);
+    ATTN__NOT_NULL(__func__, f);
+    ATTN__NOT_NULL(__func__, out);
     const char *cfg = NULL;
     int64_t steps = 0;
     double floats = 0;
@@ -50,8 +50,8 @@ attn_status attn_seq2seq_load_safetensors(const attn_safetensors *f, attn_seq2se
 
 attn_status attn_seq2seq_load(const char *path, attn_seq2seq **out)
 {
-    ATTN__NN_NOT_NULL(__func__, path);
-    ATTN__NN_NOT_NULL(__func__, out);
+    ATTN__NOT_NULL(__func__, path);
+    ATTN__NOT_NULL(__func__, out);
     attn_safetensors *f = NULL;
     attn_status st = attn_safetensors_load(path, &f);
     if (st != ATTN_OK) return st;

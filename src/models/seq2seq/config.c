@@ -36,21 +36,21 @@ attn_seq2seq_config attn_seq2seq_config_default(void)
 
 attn_status attn__s2s_config_check(const attn_seq2seq_config *c)
 {
-    ATTN__NN_NOT_NULL("attn_seq2seq_create", c);
+    ATTN__NOT_NULL("attn_seq2seq_create", c);
     return attn__cfg_check(&table, c, "attn_seq2seq_create: config", ATTN_BAD_DIM, ATTN_BAD_PARAM);
 }
 
 attn_status attn_seq2seq_config_to_json(const attn_seq2seq_config *c, char *buf, size_t cap)
 {
-    ATTN__NN_NOT_NULL(__func__, c);
-    ATTN__NN_NOT_NULL(__func__, buf);
+    ATTN__NOT_NULL(__func__, c);
+    ATTN__NOT_NULL(__func__, buf);
     return attn__cfg_to_json(&table, c, __func__, buf, cap);
 }
 
 attn_status attn_seq2seq_config_from_json(const char *json, attn_seq2seq_config *c)
 {
-    ATTN__NN_NOT_NULL(__func__, json);
-    ATTN__NN_NOT_NULL(__func__, c);
+    ATTN__NOT_NULL(__func__, json);
+    ATTN__NOT_NULL(__func__, c);
     attn_seq2seq_config tmp;
     memset(&tmp, 0, sizeof tmp);
     attn_status st = attn__cfg_from_json(&table, json, "rnn config", &tmp);

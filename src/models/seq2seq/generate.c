@@ -9,15 +9,15 @@ static attn_status check_generate(const char *fn, const attn_seq2seq *m, const i
                                   int64_t B, int64_t S, const int64_t *lens,
                                   const attn_nn_gen_opts *o, int64_t cap, const int64_t *n_out)
 {
-    ATTN__NN_NOT_NULL(fn, m);
-    ATTN__NN_NOT_NULL(fn, src);
-    ATTN__NN_NOT_NULL(fn, lens);
-    ATTN__NN_NOT_NULL(fn, o);
-    ATTN__NN_NOT_NULL(fn, n_out);
-    ATTN__NN_DIM(fn, B);
-    ATTN__NN_DIM_POS(fn, S);
-    ATTN__NN_DIM(fn, cap);
-    ATTN__NN_DIM(fn, o->max_new);
+    ATTN__NOT_NULL(fn, m);
+    ATTN__NOT_NULL(fn, src);
+    ATTN__NOT_NULL(fn, lens);
+    ATTN__NOT_NULL(fn, o);
+    ATTN__NOT_NULL(fn, n_out);
+    ATTN__DIM(fn, B);
+    ATTN__DIM_POS(fn, S);
+    ATTN__DIM(fn, cap);
+    ATTN__DIM(fn, o->max_new);
     if (o->beam != 1)
         return attn_fail(ATTN_UNSUPPORTED, "%s: argument 'opts->beam' is %lld; only greedy (1) decoding",
                          fn, (long long)o->beam);
@@ -94,13 +94,13 @@ attn_status attn_seq2seq_generate(attn_ctx *ctx, attn_seq2seq *m, const int32_t 
                               int64_t S, const int64_t *src_lens, const attn_nn_gen_opts *opts,
                               int32_t *out, int64_t cap, int64_t *n_out, float *attn_w)
 {
-    ATTN__NN_NOT_NULL(__func__, ctx);
+    ATTN__NOT_NULL(__func__, ctx);
     attn_status st = check_generate(__func__, m, src, B, S, src_lens, opts, cap, n_out);
     if (st != ATTN_OK) return st;
     int64_t nout, nw;
-    ATTN__NN_MUL(__func__, B, cap, &nout);
-    ATTN__NN_MUL(__func__, nout, S, &nw);
-    if (nout > 0) ATTN__NN_NOT_NULL(__func__, out);
+    ATTN__MUL(__func__, B, cap, &nout);
+    ATTN__MUL(__func__, nout, S, &nw);
+    if (nout > 0) ATTN__NOT_NULL(__func__, out);
     attn__s2s_dims d = attn__s2s_make_dims(m, B, S, 1, src_lens); /* T = 1: one step's buffers (s holds 2) */
     attn__s2s_work w;
     if ((st = attn__s2s_work_alloc(__func__, &d, 0, &w)) != ATTN_OK) return st;

@@ -26,7 +26,7 @@ attn__s2s_dims attn__s2s_make_dims(const attn_seq2seq *m, int64_t B, int64_t S, 
 static int64_t mul3(bool *ok, int64_t a, int64_t b, int64_t c)
 {
     int64_t r = 0;
-    if (attn__nn_mul(a, b, &r) && attn__nn_mul(r, c, &r)) return r;
+    if (attn__mul(a, b, &r) && attn__mul(r, c, &r)) return r;
     *ok = false;
     return 0;
 }
@@ -40,7 +40,7 @@ static attn_status carve(const char *fn, const piece *pc, int n, bool ok, attn__
 {
     int64_t total = 1;
     for (int i = 0; i < n && ok; i++) {
-        if (pc[i].n > ATTN__NN_MAX_ELEMS - total) ok = false;
+        if (pc[i].n > ATTN__MAX_ELEMS - total) ok = false;
         total += pc[i].n;
     }
     if (!ok) return attn_fail(ATTN_OVERFLOW, "%s: the sizes of the batch overflow", fn);
@@ -293,22 +293,22 @@ attn_status attn__s2s_check_lens(const char *fn, const char *name, const int64_t
 
 static attn_status check_batch(const char *fn, const attn_nn_batch *b)
 {
-    ATTN__NN_NOT_NULL(fn, b);
-    ATTN__NN_DIM(fn, b->B);
-    ATTN__NN_DIM(fn, b->S_src);
-    ATTN__NN_DIM(fn, b->S_tgt);
-    ATTN__NN_NOT_NULL(fn, b->src);
-    ATTN__NN_NOT_NULL(fn, b->tgt_in);
-    ATTN__NN_NOT_NULL(fn, b->tgt_out);
+    ATTN__NOT_NULL(fn, b);
+    ATTN__DIM(fn, b->B);
+    ATTN__DIM(fn, b->S_src);
+    ATTN__DIM(fn, b->S_tgt);
+    ATTN__NOT_NULL(fn, b->src);
+    ATTN__NOT_NULL(fn, b->tgt_in);
+    ATTN__NOT_NULL(fn, b->tgt_out);
     return attn__s2s_check_lens(fn, "batch->src_lens", b->src_lens, b->B, 0, b->S_src);
 }
 
 attn_status attn_seq2seq_step(attn_ctx *ctx, attn_seq2seq *m, const attn_nn_batch *batch,
                                 double label_smoothing, int grads, double *loss, float *logits)
 {
-    ATTN__NN_NOT_NULL(__func__, ctx);
-    ATTN__NN_NOT_NULL(__func__, m);
-    ATTN__NN_NOT_NULL(__func__, loss);
+    ATTN__NOT_NULL(__func__, ctx);
+    ATTN__NOT_NULL(__func__, m);
+    ATTN__NOT_NULL(__func__, loss);
     attn_status st = check_batch(__func__, batch);
     if (st != ATTN_OK) return st;
     attn__s2s_dims d = attn__s2s_make_dims(m, batch->B, batch->S_src, batch->S_tgt, batch->src_lens);

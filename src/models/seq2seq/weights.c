@@ -132,7 +132,7 @@ static void set_views(attn_seq2seq *m, const spec *s)
 
 attn_status attn_seq2seq_create(const attn_seq2seq_config *c, uint64_t seed, attn_seq2seq **out)
 {
-    ATTN__NN_NOT_NULL(__func__, out);
+    ATTN__NOT_NULL(__func__, out);
     attn_status st = attn__s2s_config_check(c);
     if (st != ATTN_OK) return st;
     attn_seq2seq *m = attn_calloc(1, sizeof *m);
@@ -172,8 +172,8 @@ int64_t attn_seq2seq_steps_taken(const attn_seq2seq *m) { return m ? m->steps : 
 
 attn_status attn_seq2seq_tensor(const attn_seq2seq *m, int64_t i, attn_nn_param *out)
 {
-    ATTN__NN_NOT_NULL(__func__, m);
-    ATTN__NN_NOT_NULL(__func__, out);
+    ATTN__NOT_NULL(__func__, m);
+    ATTN__NOT_NULL(__func__, out);
     if (i < 0 || i >= ATTN__S2S_N_TENSORS)
         return attn_fail(ATTN_BAD_PARAM, "%s: argument 'i' = %lld is outside [0, %d)", __func__,
                          (long long)i, ATTN__S2S_N_TENSORS);
@@ -189,8 +189,8 @@ void attn_seq2seq_zero_grad(attn_seq2seq *m)
 attn_status attn_seq2seq_update(attn_seq2seq *m, const attn_nn_adamw *opt, double lr,
                                 double clip, double *grad_norm)
 {
-    ATTN__NN_NOT_NULL(__func__, m);
-    ATTN__NN_NOT_NULL(__func__, opt);
+    ATTN__NOT_NULL(__func__, m);
+    ATTN__NOT_NULL(__func__, opt);
     attn__nn_paramset ps = attn__s2s_params(m);
     return attn__nn_update(__func__, &ps, opt, lr, clip, &m->steps, grad_norm);
 }
