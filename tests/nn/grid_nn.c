@@ -74,6 +74,15 @@ bool g_close(g_grid *g, const char *what, const float *got, const double *ref, i
     return false;
 }
 
+bool g_within(g_grid *g, const char *what, double err, double tol, const char *detail)
+{
+    record(g, what, err, tol);
+    if (err <= tol) return true;
+    fail_line(g, "%s: err %.3g > tol %.3g%s%s", what, err, tol, detail ? ": " : "",
+              detail ? detail : "");
+    return false;
+}
+
 void g_check(g_grid *g, const char *what, bool cond)
 {
     if (!cond) fail_line(g, "%s", what);

@@ -35,6 +35,9 @@ void g_desc(g_grid *g, const char *fmt, ...)
 /* err = max|got - ref| / max(max|ref|, floor) <= tol; records the worst. */
 bool g_close(g_grid *g, const char *what, const float *got, const double *ref, int64_t n,
              double tol, double floor);
+/* err <= tol for one measured error (what names it; detail, if not NULL,
+ * is printed on failure); records the worst. */
+bool g_within(g_grid *g, const char *what, double err, double tol, const char *detail);
 /* A condition that must hold (exact results, statuses). */
 void g_check(g_grid *g, const char *what, bool cond);
 

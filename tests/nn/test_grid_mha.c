@@ -335,4 +335,4 @@ static void one_mha(g_grid *g)
     free(P), free(k_lens), free(keep), free(qpos), free(kpos);
 }
 
-T_TEST(grid_nn_mha) { g_run("grid_nn_mha", 8200000, 0.5, one_mha); }
+T_TEST(grid_nn_mha) { g_run("grid_nn_mha", 8200000, 1.0, one_mha); }

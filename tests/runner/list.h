@@ -154,6 +154,7 @@
     X(config_seq2seq_table) \
     X(config_transformer_table) \
     X(generate_cache_matches_full_forward) \
+    X(grid_models_transformer) \
     X(seq2seq_args) \
     X(seq2seq_backward_fd) \
     X(seq2seq_checkpoint_corrupt_catalogue) \
