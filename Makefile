@@ -104,11 +104,12 @@ bench-quick: build
 # straight from its sources into build-fuzz/, then run for FUZZ_SECONDS
 # (default 60) on a scratch copy of its seeds fuzz/corpus/<target>/.
 # libFuzzer + ASan + UBSan on every file reader: JSON, safetensors, model
-# checkpoints, WordPiece vocabularies and BERT configs, FUZZ_SECONDS (default 60) each.
-FUZZ_TARGETS ?= json safetensors checkpoint vocab bert_config
-FUZZ_SRCS = $(wildcard src/core/*.c src/ops/*.c src/kernels/ref/*.c src/kernels/portable/*.c \
-  src/formats/*.c src/text/*.c src/nn/*.c src/models/*.c src/models/*/*.c) \
-  src/kernels/x86/avx2_absent.c
+# checkpoints, WordPiece vocabularies, BERT configs, GGUF files and the BPE
+# tokenizer, FUZZ_SECONDS (default 60) each.
+FUZZ_TARGETS ?= json safetensors checkpoint vocab bert_config gguf bpe
+FUZZ_SRCS = $(wildcard src/core/*.c src/ops/*.c src/kernels/*.c src/kernels/ref/*.c \
+  src/kernels/portable/*.c src/formats/*.c src/text/*.c src/nn/*.c src/models/*.c \
+  src/models/*/*.c)
 fuzz:
 	@scripts/setup.sh
 	mkdir -p build-fuzz
@@ -116,7 +117,7 @@ fuzz:
 	  clang -std=c11 -g -O1 -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Werror \
 	    -fsanitize=fuzzer,address,undefined,float-divide-by-zero -fno-sanitize-recover=all \
 	    -D_POSIX_C_SOURCE=200809L -DATTN_BUILD -Iinclude -Isrc fuzz/fuzz_$$t.c $(FUZZ_SRCS) \
-	    -lopenblas -lpthread -lm -o build-fuzz/fuzz_$$t || exit 1; \
+	    -lpthread -lm -o build-fuzz/fuzz_$$t || exit 1; \
 	done
 	for t in $(FUZZ_TARGETS); do \
 	  rm -rf build-fuzz/corpus-$$t && mkdir -p build-fuzz/corpus-$$t && \

@@ -1,5 +1,5 @@
 # install.cmake - what `cmake --install build --prefix P` puts under P, for
-# every library the build made (attn_nn and attn_viz are optional):
+# every library the build made (attn_viz is optional):
 #   lib/libNAME.a, lib/libNAME.so*   the libraries (NAME: attn, attn_formats, ...)
 #   include/attn/*.h, include/*.h    each library's public headers, and the
 #                                    compatibility headers of the old paths
@@ -13,7 +13,7 @@ include(CMakePackageConfigHelpers)
 
 # Public headers, by the library whose functions they declare.
 set(ATTN_HEADERS_attn         attn/attn.h attn/score.h attn.h attn_score.h)
-set(ATTN_HEADERS_attn_formats attn/safetensors.h)
+set(ATTN_HEADERS_attn_formats attn/safetensors.h attn/gguf.h)
 set(ATTN_HEADERS_attn_text    attn/text.h attn_tok.h)
 set(ATTN_HEADERS_attn_nn      attn/nn.h attn/transformer.h attn/seq2seq.h attn/bert.h
                               attn_nn.h attn_rnn.h attn_bert.h)
@@ -23,16 +23,16 @@ set(ATTN_HEADERS_attn_viz     attn/viz.h attn_viz.h)
 # version), what its code needs from the system (Libs.private,
 # Requires.private), and its one-line description.
 set(ATTN_PC_DEPS_attn_formats attn)
-set(ATTN_PC_DEPS_attn_text    attn)
+set(ATTN_PC_DEPS_attn_text    attn attn_formats)
 set(ATTN_PC_DEPS_attn_nn      attn attn_formats attn_text)
 set(ATTN_PC_DEPS_attn_viz     attn)
 set(ATTN_PC_LIBS_attn         "-lpthread -lm")
 set(ATTN_PC_LIBS_attn_formats "-lm")
-set(ATTN_PC_LIBS_attn_nn      "-lopenblas -lm")
+set(ATTN_PC_LIBS_attn_nn      "-lm")
 set(ATTN_PC_REQUIRES_PRIVATE_attn_viz libpng)
 set(ATTN_PC_DESC_attn         "exact attention for CPUs: scaled dot-product attention and scoring functions, forward and backward")
-set(ATTN_PC_DESC_attn_formats "attn's file formats: safetensors")
-set(ATTN_PC_DESC_attn_text    "attn's tokenizers: WordPiece")
+set(ATTN_PC_DESC_attn_formats "attn's file formats: safetensors and GGUF")
+set(ATTN_PC_DESC_attn_text    "attn's tokenizers: WordPiece and byte-level BPE")
 set(ATTN_PC_DESC_attn_nn      "attn's transformer toolkit: layers, MHA, optimisers, the transformer, GRU seq2seq and BERT models")
 set(ATTN_PC_DESC_attn_viz     "attn's attention maps as PNG heatmaps")
 
@@ -103,10 +103,6 @@ foreach(lib ${ATTN_LIBRARIES})
           DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
 endforeach()
 
-# attnConfig.cmake looks for OpenBLAS where the build found it first.
-if(ATTN_OPENBLAS_LIB)
-  get_filename_component(ATTN_OPENBLAS_DIR ${ATTN_OPENBLAS_LIB} DIRECTORY)
-endif()
 configure_package_config_file(cmake/attnConfig.cmake.in attnConfig.cmake
                               INSTALL_DESTINATION ${ATTN_CMAKE_DIR})
 # 0.x: a new minor version may change the API, so only the same minor matches.

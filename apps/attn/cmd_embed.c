@@ -20,9 +20,6 @@
 #include <string.h>
 #include <unistd.h>
 
-/* OpenBLAS's thread count (the toolkit links libopenblas). */
-void openblas_set_num_threads(int num_threads);
-
 enum { PATH_CAP = 4096 };
 
 /* ---- finding and loading the model ------------------------------------------------------- */
@@ -91,8 +88,8 @@ static void engine_close(engine *e)
     attn_bert_free(e->m);
 }
 
-/* Loads the model and its vocabulary. BLAS runs single-threaded and
- * attn_bert spreads the work over the ctx's threads (0 = every CPU). */
+/* Loads the model and its vocabulary; attn_bert spreads the work over the
+ * ctx's threads (0 = every CPU). */
 static int engine_open(const char *cmd, const char *given, int64_t threads, engine *e)
 {
     char dir[PATH_CAP], vocab[PATH_CAP + 16];
@@ -100,7 +97,6 @@ static int engine_open(const char *cmd, const char *given, int64_t threads, engi
     int rc = model_dir(cmd, given, dir);
     if (rc) return rc;
     snprintf(vocab, sizeof vocab, "%s/vocab.txt", dir);
-    openblas_set_num_threads(1);
     attn_status st = attn_bert_load(dir, &e->m);
     if (st == ATTN_OK) st = attn_wordpiece_load(vocab, &e->tok);
     if (st != ATTN_OK) {

@@ -392,14 +392,9 @@ def ref_emb(ref):
 
 @pytest.fixture(scope="module")
 def bert():
-    """The library, with OpenBLAS single-threaded while this module runs (the
-    setting `attn embed` uses: attn_bert then owns the parallelism)."""
+    """The library with the model loaded for this module."""
     b = Bert(_model_dir())
-    blas = C.CDLL("libopenblas.so.0")
-    threads = blas.openblas_get_num_threads()
-    blas.openblas_set_num_threads(1)
     yield b
-    blas.openblas_set_num_threads(threads)
     b.close()
 
 

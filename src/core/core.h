@@ -4,6 +4,8 @@
 #ifndef ATTN_CORE_H
 #define ATTN_CORE_H
 
+#include "core/run.h"
+
 #include <attn/attn.h>
 #include "core/check.h"
 
@@ -21,8 +23,6 @@ void attn__free(void *p);
 /* ---- thread pool ---------------------------------------------------------- */
 
 typedef struct attn__pool attn__pool;
-/* task in [0, n_tasks), tid in [0, n_threads): the worker running it. */
-typedef void (*attn__task_fn)(void *arg, int64_t task, int tid);
 
 attn_status attn__pool_create(int n_threads, attn__pool **out);
 void attn__pool_free(attn__pool *pool);

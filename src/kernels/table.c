@@ -12,7 +12,7 @@
 #include "kernels/table.h"
 
 #include "core/cpu.h"
-#include "kernels/rows_kernels.h"
+#include "kernels/nn_kernels.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -29,6 +29,12 @@
  * thread count). Fused backward: one task per kv head, so enough kv heads
  * to keep the workers busy. */
 enum { DECODE_MAX_ROWS = 16, DECODE_SPLIT = 512, FUSED_MIN_KV_HEADS = 4 };
+
+/* The toolkit's slots from a GEMM kernel and a build of the row kernels. */
+static attn__toolkit_kernels nn_slots(const attn__gemm_kernel *gemm, const attn__row_kernels *rows)
+{
+    return (attn__toolkit_kernels){gemm, rows->layernorm, rows->gelu, rows->gelu_grad, rows->logsumexp};
+}
 
 /* ---- the portable kernels: every slot ----------------------------------------- */
 
@@ -50,8 +56,7 @@ static void fill_portable(attn__kernels *t)
                                          attn__score_linear_dx_rows, attn__score_linear_dw_rows,
                                          attn__score_gscale_rows, attn__score_gscale_dq_rows,
                                          attn__score_dg_head};
-    t->nn = (attn__toolkit_kernels){attn__portable_gemm, attn__portable_layernorm_row, attn__portable_gelu_row,
-                                    attn__portable_softmax_row};
+    t->nn = nn_slots(&attn__gemm_portable, &attn__rows_portable);
     for (int s = 0; s < ATTN__N_SLOTS; s++) t->filled_by[s] = ATTN__ISA_PORTABLE;
 }
 
@@ -73,8 +78,10 @@ static void fill_avx2(attn__kernels *t)
     t->dkdv = (attn__k_dkdv){ATTN__AVX2_TILE_K, attn__avx2_backward_ws, avx2_dkdv};
     t->dq = (attn__k_dq){ATTN__AVX2_TILE_Q_BWD, attn__avx2_backward_ws, attn__avx2_dq_block};
     t->fused = (attn__k_fused){FUSED_MIN_KV_HEADS, attn__avx2_fused_ws, attn__avx2_fused_kvhead};
+    t->nn = nn_slots(&attn__gemm_avx2, &attn__rows_avx2);
     static const attn__slot mine[] = {ATTN__SLOT_SDPA_FORWARD, ATTN__SLOT_SDPA_DECODE, ATTN__SLOT_SDPA_DKDV,
-                                      ATTN__SLOT_SDPA_DQ, ATTN__SLOT_SDPA_FUSED};
+                                      ATTN__SLOT_SDPA_DQ, ATTN__SLOT_SDPA_FUSED, ATTN__SLOT_GEMM,
+                                      ATTN__SLOT_LAYERNORM_ROW, ATTN__SLOT_GELU_ROW, ATTN__SLOT_SOFTMAX_ROW};
     for (size_t x = 0; x < sizeof mine / sizeof mine[0]; x++) t->filled_by[mine[x]] = ATTN__ISA_AVX2;
 }
 #define FILL_AVX2 fill_avx2
@@ -82,9 +89,23 @@ static void fill_avx2(attn__kernels *t)
 #define FILL_AVX2 NULL
 #endif
 
+/* ---- AVX-512 (x86/gemm_avx512.c): the toolkit's GEMM over the AVX2 table --------- */
+
+#if defined(ATTN_HAVE_AVX512) && defined(ATTN_HAVE_AVX2)
+static void fill_avx512(attn__kernels *t)
+{
+    fill_avx2(t); /* no AVX-512 attention or row kernels yet: AVX2's */
+    t->nn.gemm = &attn__gemm_avx512;
+    t->filled_by[ATTN__SLOT_GEMM] = ATTN__ISA_AVX512;
+}
+#define FILL_AVX512 fill_avx512
+#else
+#define FILL_AVX512 NULL
+#endif
+
 /* ---- the instruction sets ------------------------------------------------------------ */
 
-enum { MAX_NEEDS = 4 };
+enum { MAX_NEEDS = 6 };
 
 typedef struct {
     const char *name;
@@ -95,16 +116,18 @@ typedef struct {
     attn__feature needs[MAX_NEEDS];    /* CPU features (with the OS's support) */
 } isa_entry;
 
-/* AVX-512 and AMX have no attention kernels yet: their fill is NULL until
- * a kernel file and its fill function exist (docs/kernels.md). */
+/* AVX-512 has the toolkit's GEMM only (over the AVX2 kernels, whose
+ * features it therefore needs too); AMX has no kernels yet: its fill is
+ * NULL until a kernel file and its fill function exist (docs/kernels.md). */
 static const isa_entry isas[ATTN__N_ISA] = {
     [ATTN__ISA_PORTABLE] = {.name = "portable", .kernel = ATTN_KERNEL_TILED, .fill = fill_portable},
     [ATTN__ISA_AVX2] = {.name = "avx2", .kernel = ATTN_KERNEL_AVX2, .fill = FILL_AVX2,
                         .not_built = "no AVX2 attention kernels in this build",
                         .n_needs = 2, .needs = {ATTN__CPU_AVX2, ATTN__CPU_FMA}},
-    [ATTN__ISA_AVX512] = {.name = "avx512", .kernel = ATTN_KERNEL_AVX512, .fill = NULL,
-                          .not_built = "no AVX-512 attention kernels in this build", .n_needs = 4,
-                          .needs = {ATTN__CPU_AVX512F, ATTN__CPU_AVX512BW, ATTN__CPU_AVX512VL, ATTN__CPU_AVX512DQ}},
+    [ATTN__ISA_AVX512] = {.name = "avx512", .kernel = ATTN_KERNEL_AVX512, .fill = FILL_AVX512,
+                          .not_built = "no AVX-512 kernels in this build", .n_needs = 6,
+                          .needs = {ATTN__CPU_AVX512F, ATTN__CPU_AVX512BW, ATTN__CPU_AVX512VL, ATTN__CPU_AVX512DQ,
+                                    ATTN__CPU_AVX2, ATTN__CPU_FMA}},
     [ATTN__ISA_AMX] = {.name = "amx", .kernel = ATTN_KERNEL_AMX, .fill = NULL,
                        .not_built = "no AMX attention kernels in this build", .n_needs = 4,
                        .needs = {ATTN__CPU_AMX_TILE, ATTN__CPU_AMX_BF16, ATTN__CPU_AVX512F, ATTN__CPU_AVX512BW}},

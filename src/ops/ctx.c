@@ -76,6 +76,11 @@ void attn_ctx_free(attn_ctx *ctx)
     attn__free(ctx);
 }
 
+void attn__ctx_run(attn_ctx *ctx, int64_t n_tasks, attn__task_fn fn, void *arg)
+{
+    attn__pool_run(ctx->pool, n_tasks, fn, arg);
+}
+
 int attn_ctx_threads(const attn_ctx *ctx)
 {
     return ctx == NULL ? 0 : attn__pool_threads(ctx->pool);

@@ -1,7 +1,7 @@
 /* test_training.c - the training loops of the dates task (apps/attn/task):
  * bit-exact resume of the transformer from a checkpoint, and the GRU
  * model's batches, training, evaluation and translation. */
-#include "nn_test.h"
+#include "../models/model_util.h"
 
 #include "task/train.h"
 #include "task/train_gru.h"
@@ -12,32 +12,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-static attn_transformer_config tiny(void)
-{
-    attn_transformer_config c = attn_transformer_config_default(ATTN_TRANSFORMER_ARCH_ENCDEC);
-    c.vocab = 99;
-    c.d_model = 16;
-    c.n_heads = 2;
-    c.n_kv_heads = 2;
-    c.d_ff = 16;
-    c.n_enc_layers = c.n_dec_layers = 1;
-    c.max_len = 64;
-    return c;
-}
-
-static bool same_params(const attn_transformer *a, const attn_transformer *b)
-{
-    attn_nn_param pa, pb;
-    if (attn_transformer_param_count(a) != attn_transformer_param_count(b)) return false;
-    attn_transformer_tensor(a, 0, &pa);
-    attn_transformer_tensor(b, 0, &pb);
-    return memcmp(pa.value, pb.value, (size_t)attn_transformer_param_count(a) * sizeof(float)) == 0;
-}
-
 T_TEST(checkpoint_resume_bit_exact)
 {
     attn_ctx *ctx = t_ctx(2);
-    attn_transformer_config c = tiny();
+    attn_transformer_config c = t_tiny_transformer();
     task_train_cfg t = task_train_cfg_default();
     t.steps = 8;
     t.batch = 6;
@@ -70,7 +48,7 @@ T_TEST(checkpoint_resume_bit_exact)
         back.eval_every = 0;
         T_EQ_STATUS(task_train_dates(ctx, b2, &back, NULL, NULL, &rep), ATTN_OK);
         T_EQ_INT(rep.steps_run, 4);
-        T_CHECK(same_params(a, b2));
+        T_CHECK(t_same_transformer_params(a, b2));
     }
     attn_transformer_free(a);
     attn_transformer_free(b);
@@ -102,7 +80,7 @@ static attn_status meta_of(const char *path, task_train_cfg *cfg)
 T_TEST(train_meta_by_key)
 {
     attn_ctx *ctx = t_ctx(1);
-    attn_transformer_config c = tiny();
+    attn_transformer_config c = t_tiny_transformer();
     attn_transformer *m = NULL;
     T_EQ_STATUS(attn_transformer_create(&c, 9, &m), ATTN_OK);
     task_train_cfg t = task_train_cfg_default(), back = task_train_cfg_default();
@@ -159,18 +137,6 @@ T_TEST(train_meta_by_key)
 
 /* ---- the GRU model on the dates task (apps/attn/task/train_gru.c) ---------------------------------------------- */
 
-static bool same_rnn_params(const attn_seq2seq *a, const attn_seq2seq *b)
-{
-    if (attn_seq2seq_param_count(a) != attn_seq2seq_param_count(b)) return false;
-    for (int64_t t = 0; t < attn_seq2seq_n_tensors(a); t++) {
-        attn_nn_param p, q;
-        attn_seq2seq_tensor(a, t, &p);
-        attn_seq2seq_tensor(b, t, &q);
-        if (strcmp(p.name, q.name) != 0 || memcmp(p.value, q.value, (size_t)p.numel * 4) != 0) return false;
-    }
-    return true;
-}
-
 static void first_loss_cb(const task_train_progress *p, void *user)
 {
     if (p->step == 1) *(double *)user = p->loss;
@@ -220,7 +186,7 @@ T_TEST(gru_dates_batches_training_translation)
     T_EQ_INT(attn_seq2seq_steps_taken(m), 30);
     T_LE(rep.final_loss, 0.8 * first_loss); /* about log(99) = 4.6 at the start */
     T_EQ_STATUS(attn_seq2seq_load(t.save_path, &r), ATTN_OK);
-    T_CHECK(r && same_rnn_params(m, r) && attn_seq2seq_steps_taken(r) == 30);
+    T_CHECK(r && t_same_seq2seq_params(m, r) && attn_seq2seq_steps_taken(r) == 30);
     attn_seq2seq_free(r);
     double acc = -1;
     T_EQ_STATUS(task_gru_eval_dates(ctx, m, 300, &acc), ATTN_OK);

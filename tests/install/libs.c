@@ -2,7 +2,7 @@
  * that calls each library above the core once and checks the result:
  *   attn_formats  a safetensors image made here, read back as float32
  *   attn_text     a WordPiece vocabulary, one text encoded to known ids
- *   attn_nn       a linear layer (CBLAS) against the same product in double
+ *   attn_nn       a linear layer (attn's GEMM) against the same product in double
  *   attn_viz      a heatmap written as PNG into the directory argv[1]
  * Prints "libs ok: ..." and exits 0 when every check holds. */
 #include <attn/nn.h>
@@ -79,7 +79,11 @@ static int check_nn(void)
     const float w[3][4] = {{0.5f, 1, -1, 2}, {-0.25f, 0, 3, 1}, {1, 1, 1, 1}};
     const float b[3] = {0.1f, -0.2f, 0.3f};
     float y[2][3];
-    attn_status st = attn_nn_linear_forward(&x[0][0], 2, 4, &w[0][0], b, 3, &y[0][0]);
+    attn_ctx *ctx = NULL;
+    attn_status st = attn_ctx_create(2, &ctx);
+    if (st != ATTN_OK) return failed("attn_ctx_create", st);
+    st = attn_nn_linear_forward(ctx, &x[0][0], 2, 4, &w[0][0], b, 3, &y[0][0]);
+    attn_ctx_free(ctx);
     if (st != ATTN_OK) return failed("attn_nn_linear_forward", st);
     for (int r = 0; r < 2; r++)
         for (int c = 0; c < 3; c++) {

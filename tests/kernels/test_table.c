@@ -22,7 +22,7 @@
 #else
 #define BUILT_AVX2 false
 #endif
-#if defined(ATTN_HAVE_AVX512)
+#if defined(ATTN_HAVE_AVX512) && defined(ATTN_HAVE_AVX2)
 #define BUILT_AVX512 true
 #else
 #define BUILT_AVX512 false
@@ -120,7 +120,8 @@ static void check_complete(const attn__kernels *t)
             t->score_proj.linear_dx_rows != NULL && t->score_proj.linear_dw_rows != NULL &&
             t->score_proj.gscale_rows != NULL && t->score_proj.gscale_dq_rows != NULL &&
             t->score_proj.dg_head != NULL && t->score_proj.rows > 0);
-    T_CHECK(t->nn.gemm != NULL && t->nn.layernorm_row != NULL && t->nn.gelu_row != NULL && t->nn.softmax_row != NULL);
+    T_CHECK(t->nn.gemm != NULL && t->nn.layernorm_row != NULL && t->nn.gelu_row != NULL &&
+            t->nn.gelu_grad_row != NULL && t->nn.softmax_row != NULL);
     for (int s = 0; s < ATTN__N_SLOTS; s++) T_CHECK(t->filled_by[s] >= 0 && t->filled_by[s] < ATTN__N_ISA);
 }
 
@@ -198,7 +199,7 @@ void test_kernel_forcing(void)
         {ATTN_KERNEL_AVX2, "avx2", 2, {ATTN__CPU_AVX2, ATTN__CPU_FMA}, BUILT_AVX2, "no AVX2 attention kernels"},
         {ATTN_KERNEL_AVX512, "avx512", 4,
          {ATTN__CPU_AVX512F, ATTN__CPU_AVX512BW, ATTN__CPU_AVX512VL, ATTN__CPU_AVX512DQ}, BUILT_AVX512,
-         "no AVX-512 attention kernels"},
+         "no AVX-512 kernels"},
         {ATTN_KERNEL_AMX, "amx", 4, {ATTN__CPU_AMX_TILE, ATTN__CPU_AMX_BF16, ATTN__CPU_AVX512F, ATTN__CPU_AVX512BW},
          BUILT_AMX, "no AMX attention kernels"},
     };

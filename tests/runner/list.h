@@ -21,7 +21,6 @@
     X(kernel_forcing) \
     X(kernel_env_variable) \
     X(ctx_describe) \
-    X(rows_kernels_vs_double) \
     X(tiled_fused_backward_bitwise) \
     X(argument_checks) \
     X(every_status_code) \
@@ -46,7 +45,14 @@
     X(score_tanh_accuracy) \
     X(score_argument_checks) \
     X(score_out_of_memory) \
-    X(score_grid_vs_ref64)
+    X(score_grid_vs_ref64) \
+    X(kernels_gemm_portable_vs_double) \
+    X(kernels_gemm_avx2_vs_double) \
+    X(kernels_gemm_avx512_vs_double) \
+    X(kernels_gemm_bitwise_across_threads_and_packing) \
+    X(kernels_gemm_empty_products) \
+    X(kernels_rows_portable_vs_double) \
+    X(kernels_rows_avx2_vs_double)
 
 #define T_TESTS_FORMATS(X) \
     X(json_decoded_strings_and_offsets) \
@@ -61,6 +67,16 @@
     X(json_writer_doubles_round_trip) \
     X(json_writer_measures_and_truncates) \
     X(json_writer_strings) \
+    X(gguf_argument_checks) \
+    X(gguf_byte_substitution_sweep) \
+    X(gguf_corrupt_catalogue) \
+    X(gguf_every_value_type) \
+    X(gguf_load_from_file) \
+    X(gguf_out_of_memory) \
+    X(gguf_tensor_type_table) \
+    X(gguf_tensors_and_conversion) \
+    X(gguf_truncation_sweep) \
+    X(gguf_versions_and_alignment) \
     X(safetensors_argument_checks) \
     X(safetensors_bitflip_sweep) \
     X(safetensors_corrupt_catalogue) \
@@ -74,6 +90,19 @@
     X(safetensors_valid_edge_cases)
 
 #define T_TESTS_TEXT(X) \
+    X(bpe_added_tokens) \
+    X(bpe_argument_checks) \
+    X(bpe_config_catalogue) \
+    X(bpe_decode) \
+    X(bpe_from_gguf) \
+    X(bpe_getters) \
+    X(bpe_gguf_catalogue) \
+    X(bpe_hand_computed) \
+    X(bpe_out_of_memory) \
+    X(bpe_pretokenize) \
+    X(bpe_regex_and_digits) \
+    X(bpe_stream_decode) \
+    X(bpe_unicode_classes) \
     X(wordpiece_argument_checks) \
     X(wordpiece_byte_substitution_sweep) \
     X(wordpiece_corrupt_catalogue) \

@@ -121,6 +121,28 @@ void t_count_free(void *p, void *user)
     free(p);
 }
 
+long t_oom_sweep(attn_status (*op)(void *arg), void *arg)
+{
+    for (long k = 1; k <= 1000; k++) {
+        t_counting c = {0, 0, k};
+        attn_set_allocator(t_count_alloc, t_count_free, &c);
+        attn_status st = op(arg);
+        attn_set_allocator(NULL, NULL, NULL);
+        T_EQ_INT(c.live, 0);
+        if (c.calls < k) {
+            T_EQ_STATUS(st, ATTN_OK);
+            return k - 1;
+        }
+        if (st != ATTN_NO_MEMORY) {
+            t_fail(__FILE__, __LINE__, "allocation %ld failing gave %s (%s)", k,
+                   attn_status_name(st), attn_last_error());
+            return -1;
+        }
+    }
+    t_fail(__FILE__, __LINE__, "no success within 1000 allocations");
+    return -1;
+}
+
 /* ---- finite differences and random fills (toolkit tests) ----------------- */
 
 void t_fill(uint64_t *s, float *x, int64_t n, double lo, double hi)

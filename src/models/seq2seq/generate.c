@@ -84,7 +84,7 @@ static attn_status gen_loop(attn_ctx *ctx, attn_seq2seq *m, const attn__s2s_dims
             attn_tensor wt = attn_tensor_make(w->wts, ATTN_DTYPE_F32, B, 1, 1, d->S);
             st = attn_score_weights(ctx, &q, &k, &l, &sc.p, 0, &wt);
         }
-        if (st == ATTN_OK) st = attn_nn_linear_forward(w->feat, B, d->F, m->out_w, m->out_b, d->V, w->logits);
+        if (st == ATTN_OK) st = attn_nn_linear_forward(ctx, w->feat, B, d->F, m->out_w, m->out_b, d->V, w->logits);
         if (st == ATTN_OK) more = gen_emit(d, w, o->eos_id, cap, g);
     }
     return st;
@@ -112,7 +112,7 @@ attn_status attn_seq2seq_generate(attn_ctx *ctx, attn_seq2seq *m, const int32_t 
     if (!g.ids || !g.out || !g.n || !g.done || (attn_w && !g.wts))
         st = attn_fail(ATTN_NO_MEMORY, "%s: out of memory", __func__);
     for (int64_t b = 0; b < B && st == ATTN_OK; b++) g.ids[b] = opts->bos_id;
-    if (st == ATTN_OK) st = attn__s2s_encode(m, src, &d, &w, 0);
+    if (st == ATTN_OK) st = attn__s2s_encode(ctx, m, src, &d, &w, 0);
     if (st == ATTN_OK) st = gen_loop(ctx, m, &d, &w, opts, cap, &g);
     if (st == ATTN_OK) {
         if (nout > 0) memcpy(out, g.out, (size_t)nout * sizeof(int32_t));

@@ -93,8 +93,8 @@ attn_status attn__s2s_work_alloc(const char *fn, const attn__s2s_dims *d, int gr
 void attn__s2s_work_free(attn__s2s_work *w);
 void attn__s2s_scorer_init(const attn_seq2seq *m, const attn__s2s_dims *d, attn__s2s_scorer *s);
 /* The encoder: xe, ann, hn and s_0 = w->s [B, Hd]; saved (w->enc) if asked. */
-attn_status attn__s2s_encode(const attn_seq2seq *m, const int32_t *src, const attn__s2s_dims *d,
-                             attn__s2s_work *w, int save);
+attn_status attn__s2s_encode(attn_ctx *ctx, const attn_seq2seq *m, const int32_t *src,
+                             const attn__s2s_dims *d, attn__s2s_work *w, int save);
 attn_status attn__s2s_dec_step(attn_ctx *ctx, const attn_seq2seq *m, const attn__s2s_scorer *sc,
                                const attn__s2s_dims *d, const float *ann,
                                const attn__s2s_step_io *io);

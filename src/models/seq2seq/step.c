@@ -56,7 +56,6 @@ attn_status attn__s2s_work_alloc(const char *fn, const attn__s2s_dims *d, int gr
 {
     bool ok = true;
     int64_t B = d->B, S = d->S, T = d->T, BS = mul3(&ok, B, S, 1), BT = mul3(&ok, B, T, 1);
-    ok = ok && BS <= 2147483647 && BT <= 2147483647; /* rows of BLAS calls */
     memset(w, 0, sizeof *w);
     piece f[] = {{&w->xe, mul3(&ok, BS, d->E, 1)}, {&w->ann, mul3(&ok, BS, d->H2, 1)},
                  {&w->hn, mul3(&ok, B, d->H2, 1)}, {&w->init_x, mul3(&ok, B, d->Ii, 1)},
@@ -123,16 +122,16 @@ static void init_input(const attn__s2s_dims *d, attn__s2s_work *w)
     }
 }
 
-attn_status attn__s2s_encode(const attn_seq2seq *m, const int32_t *src, const attn__s2s_dims *d,
-                             attn__s2s_work *w, int save)
+attn_status attn__s2s_encode(attn_ctx *ctx, const attn_seq2seq *m, const int32_t *src,
+                             const attn__s2s_dims *d, attn__s2s_work *w, int save)
 {
     attn_status st = attn_nn_embedding_forward(src, d->B * d->S, m->src_emb, d->V, d->E, w->xe);
     if (st == ATTN_OK)
-        st = attn_nn_gru_forward(&m->enc, w->xe, d->B, d->S, d->lens, NULL, w->ann, w->hn,
+        st = attn_nn_gru_forward(ctx, &m->enc, w->xe, d->B, d->S, d->lens, NULL, w->ann, w->hn,
                                   save ? &w->enc : NULL);
     if (st != ATTN_OK) return st;
     init_input(d, w);
-    st = attn_nn_linear_forward(w->init_x, d->B, d->Ii, m->init_w, m->init_b, d->Hd, w->s);
+    st = attn_nn_linear_forward(ctx, w->init_x, d->B, d->Ii, m->init_w, m->init_b, d->Hd, w->s);
     for (int64_t i = 0; i < d->B * d->Hd && st == ATTN_OK; i++) w->s[i] = tanhf(w->s[i]);
     return st;
 }
@@ -152,7 +151,7 @@ attn_status attn__s2s_dec_step(attn_ctx *ctx, const attn_seq2seq *m, const attn_
         memcpy(io->x + b * d->X, io->emb + b * io->ld_e, attn__s2s_fbytes(E));
         memcpy(io->x + b * d->X + E, io->c + b * H2, attn__s2s_fbytes(H2));
     }
-    st = attn_nn_gru_cell_forward(&m->dec, io->x, io->s_prev, B, io->s_new, io->gates);
+    st = attn_nn_gru_cell_forward(ctx, &m->dec, io->x, io->s_prev, B, io->s_new, io->gates);
     for (int64_t b = 0; b < B && st == ATTN_OK; b++) {
         float *f = io->feat + b * io->ld_f;
         memcpy(f, io->s_new + b * Hd, attn__s2s_fbytes(Hd));
@@ -167,7 +166,7 @@ static attn_status forward(attn_ctx *ctx, const attn_seq2seq *m, const attn_nn_b
                            const attn__s2s_scorer *sc, const attn__s2s_dims *d, attn__s2s_work *w)
 {
     int64_t B = d->B, T = d->T;
-    attn_status st = attn__s2s_encode(m, bt->src, d, w, 1);
+    attn_status st = attn__s2s_encode(ctx, m, bt->src, d, w, 1);
     if (st == ATTN_OK) st = attn_nn_embedding_forward(bt->tgt_in, B * T, m->tgt_emb, d->V, d->E, w->emb);
     for (int64_t i = 0; i < T && st == ATTN_OK; i++) {
         attn__s2s_step_io io = {w->emb + i * d->E, w->s + i * B * d->Hd, T * d->E, T * d->F,
@@ -175,7 +174,7 @@ static attn_status forward(attn_ctx *ctx, const attn_seq2seq *m, const attn_nn_b
                       w->s + (i + 1) * B * d->Hd, w->gates + i * B * 4 * d->Hd, w->feat + i * d->F};
         st = attn__s2s_dec_step(ctx, m, sc, d, w->ann, &io);
     }
-    if (st == ATTN_OK) st = attn_nn_linear_forward(w->feat, B * T, d->F, m->out_w, m->out_b, d->V, w->logits);
+    if (st == ATTN_OK) st = attn_nn_linear_forward(ctx, w->feat, B * T, d->F, m->out_w, m->out_b, d->V, w->logits);
     return st;
 }
 
@@ -226,7 +225,7 @@ static attn_status step_backward(attn_ctx *ctx, attn_seq2seq *m, const attn__s2s
         for (int64_t k = 0; k < Hd; k++) w->ds[b * Hd + k] += w->dfeat[(b * T + i) * F + k];
     memset(w->dx, 0, attn__s2s_fbytes(B * d->X));
     memset(w->ds2, 0, attn__s2s_fbytes(B * Hd));
-    attn_status st = attn_nn_gru_cell_backward(&m->dec, w->x + i * B * d->X, w->s + i * B * Hd, B,
+    attn_status st = attn_nn_gru_cell_backward(ctx, &m->dec, w->x + i * B * d->X, w->s + i * B * Hd, B,
                                                 w->gates + i * B * 4 * Hd, w->ds, w->dx, w->ds2);
     if (st != ATTN_OK) return st;
     for (int64_t b = 0; b < B; b++) {
@@ -243,11 +242,12 @@ static attn_status step_backward(attn_ctx *ctx, attn_seq2seq *m, const attn__s2s
 }
 
 /* s_0 = tanh(W_init init_x + b) and the encoder, backward from w->ds. */
-static attn_status encoder_backward(attn_seq2seq *m, const int32_t *src, const attn__s2s_dims *d, attn__s2s_work *w)
+static attn_status encoder_backward(attn_ctx *ctx, attn_seq2seq *m, const int32_t *src,
+                                    const attn__s2s_dims *d, attn__s2s_work *w)
 {
     int64_t B = d->B, H = d->H2 / 2;
     for (int64_t r = 0; r < B * d->Hd; r++) w->ds[r] *= 1.0f - w->s[r] * w->s[r];
-    attn_status st = attn_nn_linear_backward(w->init_x, B, d->Ii, m->init_w, d->Hd, w->ds, w->dinit,
+    attn_status st = attn_nn_linear_backward(ctx, w->init_x, B, d->Ii, m->init_w, d->Hd, w->ds, w->dinit,
                                              m->d_init_w, m->d_init_b);
     if (st != ATTN_OK) return st;
     for (int64_t b = 0; b < B; b++) {
@@ -261,7 +261,7 @@ static attn_status encoder_backward(attn_seq2seq *m, const int32_t *src, const a
             for (int64_t k = 0; k < d->H2; k++)
                 w->dann[(b * d->S + j) * d->H2 + k] += g[k] / (float)len;
     }
-    st = attn_nn_gru_backward(&m->enc, w->xe, d->lens, &w->enc, w->dann, w->dhn, w->dxe, NULL);
+    st = attn_nn_gru_backward(ctx, &m->enc, w->xe, d->lens, &w->enc, w->dann, w->dhn, w->dxe, NULL);
     if (st == ATTN_OK)
         st = attn_nn_embedding_backward(src, B * d->S, d->V, d->E, w->dxe, m->d_src_emb);
     return st;
@@ -271,11 +271,11 @@ static attn_status backward(attn_ctx *ctx, attn_seq2seq *m, const attn_nn_batch 
                             const attn__s2s_scorer *sc, const attn__s2s_dims *d, attn__s2s_work *w)
 {
     int64_t BT = d->B * d->T;
-    attn_status st = attn_nn_linear_backward(w->feat, BT, d->F, m->out_w, d->V, w->dlogits,
+    attn_status st = attn_nn_linear_backward(ctx, w->feat, BT, d->F, m->out_w, d->V, w->dlogits,
                                              w->dfeat, m->d_out_w, m->d_out_b);
     for (int64_t i = d->T - 1; i >= 0 && st == ATTN_OK; i--) st = step_backward(ctx, m, sc, d, w, i);
     if (st == ATTN_OK) st = attn_nn_embedding_backward(bt->tgt_in, BT, d->V, d->E, w->demb, m->d_tgt_emb);
-    if (st == ATTN_OK) st = encoder_backward(m, bt->src, d, w);
+    if (st == ATTN_OK) st = encoder_backward(ctx, m, bt->src, d, w);
     return st;
 }
 

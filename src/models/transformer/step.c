@@ -193,13 +193,13 @@ static void f_forward(run *r, attn__nn_block *L, int sub, const stream *s, uint6
         sv->ff_a = act_alloc(r, N * c->d_ff, 0);
         sv->ff_u = act_alloc(r, N * c->d_ff, 0);
         if (r->st != ATTN_OK) return;
-        set(r, attn_nn_linear_forward(in, N, c->d_model, L->w1, L->b1, c->d_ff, sv->ff_a));
+        set(r, attn_nn_linear_forward(r->ctx, in, N, c->d_model, L->w1, L->b1, c->d_ff, sv->ff_a));
         if (r->st == ATTN_OK) set(r, attn_nn_act_forward(c->act, sv->ff_a, N * c->d_ff, sv->ff_u));
         if (r->st == ATTN_OK)
             set(r, attn_nn_dropout_forward(sv->ff_u, N * c->d_ff, r->p_drop, r->o->seed,
                                            off_inner(site), sv->ff_u));
         if (r->st == ATTN_OK)
-            set(r, attn_nn_linear_forward(sv->ff_u, N, c->d_ff, L->w2, L->b2, c->d_model, y));
+            set(r, attn_nn_linear_forward(r->ctx, sv->ff_u, N, c->d_ff, L->w2, L->b2, c->d_model, y));
         return;
     }
     attn_nn_mha_opts o = mha_opts(r, s, sub, site);
@@ -222,7 +222,7 @@ static void f_backward(run *r, attn__nn_block *L, int sub, const stream *s, uint
     if (sub == ATTN__SUB_FFN) {
         float *du = act_alloc(r, nf, 1), *dg = act_alloc(r, nf, 1);
         if (r->st == ATTN_OK)
-            set(r, attn_nn_linear_backward(sv->ff_u, N, c->d_ff, L->w2, c->d_model, dy, du, L->dw2,
+            set(r, attn_nn_linear_backward(r->ctx, sv->ff_u, N, c->d_ff, L->w2, c->d_model, dy, du, L->dw2,
                                            L->db2));
         if (r->st == ATTN_OK)
             set(r, attn_nn_dropout_backward(du, nf, r->p_drop, r->o->seed, off_inner(site), dg));
@@ -231,7 +231,7 @@ static void f_backward(run *r, attn__nn_block *L, int sub, const stream *s, uint
             set(r, attn_nn_act_backward(c->act, sv->ff_a, nf, dg, du));
         }
         if (r->st == ATTN_OK)
-            set(r, attn_nn_linear_backward(in, N, c->d_model, L->w1, c->d_ff, du, d_in, L->dw1,
+            set(r, attn_nn_linear_backward(r->ctx, in, N, c->d_model, L->w1, c->d_ff, du, d_in, L->dw1,
                                            L->db1));
         act_free(r, du);
         act_free(r, dg);
@@ -504,7 +504,7 @@ static void forward(run *r, const attn_nn_batch *b, step_state *t)
         set(r, attn__nn_norm_forward(m, &m->dec_norm, t->dec_fin, Nt, t->h, t->dec_stats,
                                      t->dec_stats + Nt));
     if (r->st == ATTN_OK)
-        set(r, attn_nn_linear_forward(t->h, Nt, d, m->lm_head, NULL, m->c.vocab, t->logits));
+        set(r, attn_nn_linear_forward(r->ctx, t->h, Nt, d, m->lm_head, NULL, m->c.vocab, t->logits));
 }
 
 static void backward(run *r, const attn_nn_batch *b, step_state *t)
@@ -513,7 +513,7 @@ static void backward(run *r, const attn_nn_batch *b, step_state *t)
     int64_t d = m->c.d_model, Ns = b->B * b->S_src, Nt = b->B * b->S_tgt;
     float *dh = act_alloc(r, Nt * d, 1), *dx = act_alloc(r, Nt * d, 1);
     if (r->st == ATTN_OK)
-        set(r, attn_nn_linear_backward(t->h, Nt, d, m->lm_head, m->c.vocab, t->dlogits, dh,
+        set(r, attn_nn_linear_backward(r->ctx, t->h, Nt, d, m->lm_head, m->c.vocab, t->dlogits, dh,
                                        m->d_lm_head, NULL));
     if (r->st == ATTN_OK)
         set(r, attn__nn_norm_backward(m, &m->dec_norm, t->dec_fin, Nt, t->dec_stats,

@@ -5,7 +5,7 @@
  * sweep), out-of-memory injection, argument checks, and the dates-task
  * tools (batches without a model, training, checkpoint, translation).
  */
-#include "nn_test.h"
+#include "../model_util.h"
 
 #include <attn/seq2seq.h>
 
@@ -237,18 +237,6 @@ T_TEST(seq2seq_learns_to_copy)
 
 /* ---- checkpoints ------------------------------------------------------------------------ */
 
-static bool same_params(const attn_seq2seq *a, const attn_seq2seq *b)
-{
-    if (attn_seq2seq_param_count(a) != attn_seq2seq_param_count(b)) return false;
-    for (int64_t t = 0; t < attn_seq2seq_n_tensors(a); t++) {
-        attn_nn_param p, q;
-        attn_seq2seq_tensor(a, t, &p);
-        attn_seq2seq_tensor(b, t, &q);
-        if (strcmp(p.name, q.name) != 0 || memcmp(p.value, q.value, (size_t)p.numel * 4) != 0) return false;
-    }
-    return true;
-}
-
 T_TEST(seq2seq_checkpoint_round_trip)
 {
     attn_ctx *ctx = t_ctx(1);
@@ -270,7 +258,7 @@ T_TEST(seq2seq_checkpoint_round_trip)
     T_EQ_STATUS(attn_seq2seq_save(m, p, 1, keys, vals, 1), ATTN_OK);
     T_EQ_STATUS(attn_seq2seq_load(p, &r), ATTN_OK);
     if (!r) return;
-    T_CHECK(same_params(m, r));
+    T_CHECK(t_same_seq2seq_params(m, r));
     T_EQ_INT(attn_seq2seq_steps_taken(r), 3);
     T_EQ_INT(attn_seq2seq_get_config(r)->init, ATTN_SEQ2SEQ_INIT_MEAN);
     attn_safetensors *f = NULL;
@@ -286,13 +274,13 @@ T_TEST(seq2seq_checkpoint_round_trip)
     T_EQ_INT(l1 == l2, 1);
     T_EQ_STATUS(attn_seq2seq_update(m, &opt, 1e-2, 1.0, NULL), ATTN_OK);
     T_EQ_STATUS(attn_seq2seq_update(r, &opt, 1e-2, 1.0, NULL), ATTN_OK);
-    T_CHECK(same_params(m, r));
+    T_CHECK(t_same_seq2seq_params(m, r));
     attn_seq2seq_free(r);
     r = NULL;
     /* without the optimiser */
     T_EQ_STATUS(attn_seq2seq_save(m, p, 0, NULL, NULL, 0), ATTN_OK);
     T_EQ_STATUS(attn_seq2seq_load(p, &r), ATTN_OK);
-    T_CHECK(r && same_params(m, r));
+    T_CHECK(r && t_same_seq2seq_params(m, r));
     attn_seq2seq_free(r);
     /* the config JSON */
     char json[256];
@@ -390,7 +378,7 @@ T_TEST(seq2seq_checkpoint_corrupt_catalogue)
                    attn_last_error());
         t_checks++;
         T_CHECK((r != NULL) == (i == 0));
-        if (i == 0) T_CHECK(r && same_params(m, r));
+        if (i == 0) T_CHECK(r && t_same_seq2seq_params(m, r));
         attn_seq2seq_free(r);
     }
     /* a transformer checkpoint is not an RNN checkpoint */
@@ -447,7 +435,7 @@ T_TEST(seq2seq_checkpoint_truncation_sweep)
     attn_seq2seq *r = NULL;
     T_EQ_STATUS(attn_safetensors_load_memory(img, n, &f), ATTN_OK);
     T_EQ_STATUS(attn_seq2seq_load_safetensors(f, &r), ATTN_OK);
-    T_CHECK(r && same_params(m, r));
+    T_CHECK(r && t_same_seq2seq_params(m, r));
     attn_safetensors_free(f);
     attn_seq2seq_free(r);
     attn_seq2seq_free(m);
