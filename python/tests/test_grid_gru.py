@@ -7,7 +7,7 @@ state, each weight and bias, accumulated into random starting values).
 Layer: one- and bidirectional, input sizes 1-64, hidden 1-128, batch 1-8,
 1-100 steps, lengths 0..T per row (a row of length 0 is torch's missing
 case: its output is 0 and its final state is h0, worked out here), h0 given
-or zeros, d_out or d_h_n left out (NULL), biases or none.
+or zeros, d_out or d_h_n left out (NULL), biases or none, 1-3 threads.
 Cell: input size 0-64, either bias alone (the cell written out in torch,
 checked against torch.nn.GRUCell where both or none are given), dx / dh /
 parameter gradients not asked for (NULL).
@@ -36,13 +36,15 @@ def fp(a):
 
 def _lib():
     L = attn.nn.lib
-    L.attn_nn_gru_forward.argtypes = [C.POINTER(Gru), FP, C.c_int64, C.c_int64,
+    P = C.c_void_p  # the attn_ctx
+    L.attn_nn_gru_forward.argtypes = [P, C.POINTER(Gru), FP, C.c_int64, C.c_int64,
                                       C.POINTER(C.c_int64), FP, FP, FP, C.POINTER(Saved)]
-    L.attn_nn_gru_backward.argtypes = [C.POINTER(Gru), FP, C.POINTER(C.c_int64),
+    L.attn_nn_gru_backward.argtypes = [P, C.POINTER(Gru), FP, C.POINTER(C.c_int64),
                                        C.POINTER(Saved), FP, FP, FP, FP]
     L.attn_nn_gru_saved_free.argtypes = [C.POINTER(Saved)]
-    L.attn_nn_gru_cell_forward.argtypes = [C.POINTER(Cell), FP, FP, C.c_int64, FP, FP]
-    L.attn_nn_gru_cell_backward.argtypes = [C.POINTER(Cell), FP, FP, C.c_int64, FP, FP, FP, FP]
+    L.attn_nn_gru_cell_forward.argtypes = [P, C.POINTER(Cell), FP, FP, C.c_int64, FP, FP]
+    L.attn_nn_gru_cell_backward.argtypes = [P, C.POINTER(Cell), FP, FP, C.c_int64, FP, FP, FP,
+                                            FP]
     return L
 
 
@@ -75,8 +77,9 @@ def one_layer(rng, chk):
     if rng.random() < 0.7:
         lens = rng.integers(0 if rng.random() < 0.2 else 1, T + 1, size=B).astype(np.int64)
     use_h0, use_dout, use_dhn = (bool(rng.random() < p) for p in (0.7, 0.9, 0.7))
+    threads = int(rng.integers(1, 4))
     chk.desc = dict(I=I, H=H, B=B, T=T, D=D, bias=bias, lens=None if lens is None else
-                    lens.tolist(), h0=use_h0, d_out=use_dout, d_h_n=use_dhn)
+                    lens.tolist(), h0=use_h0, d_out=use_dout, d_h_n=use_dhn, threads=threads)
     W = [gru_weights(rng, I, H, bias) for _ in range(D)]
     x = normal(rng, (B, T, I))
     h0 = normal(rng, (D, B, H), 0.5) if use_h0 else None
@@ -96,11 +99,12 @@ def one_layer(rng, chk):
     hn = np.full((D, B, H), np.nan, np.float32)
     sv = Saved()
     lp = None if lens is None else lens.ctypes.data_as(C.POINTER(C.c_int64))
-    ok(L, L.attn_nn_gru_forward(C.byref(g), fp(x), B, T, lp, fp(h0), fp(out), fp(hn),
+    ctx = attn._ctx(threads)
+    ok(L, L.attn_nn_gru_forward(ctx, C.byref(g), fp(x), B, T, lp, fp(h0), fp(out), fp(hn),
                                 C.byref(sv)))
     try:
-        ok(L, L.attn_nn_gru_backward(C.byref(g), fp(x), lp, C.byref(sv), fp(d_out), fp(d_hn),
-                                     fp(dx), fp(dh0 if use_h0 else None)))
+        ok(L, L.attn_nn_gru_backward(ctx, C.byref(g), fp(x), lp, C.byref(sv), fp(d_out),
+                                     fp(d_hn), fp(dx), fp(dh0 if use_h0 else None)))
     finally:
         L.attn_nn_gru_saved_free(C.byref(sv))
 
@@ -164,7 +168,8 @@ def one_cell(rng, chk):
     I, H, B = (0 if rng.random() < 0.05 else dim(rng, 64)), dim(rng, 128), log_int(rng, 1, 16)
     bias = str(rng.choice(["both", "none", "ih", "hh"]))
     want = {k: bool(rng.random() < 0.8) for k in ("dx", "dh", "dw")}
-    chk.desc = dict(I=I, H=H, B=B, bias=bias, **want)
+    threads = int(rng.integers(1, 4))
+    chk.desc = dict(I=I, H=H, B=B, bias=bias, threads=threads, **want)
     w = gru_weights(rng, I, H, bias)
     x, h, dhn = normal(rng, (B, I)), normal(rng, (B, H), 0.5), normal(rng, (B, H))
     G = {n: normal(rng, a.shape, 1e-2) for n, a in w.items() if a is not None and want["dw"]}
@@ -174,8 +179,9 @@ def one_cell(rng, chk):
     L = _lib()
     cell = cell_struct(I, H, w, G)
     hn, sv = np.full((B, H), np.nan, np.float32), np.full((B, 4 * H), np.nan, np.float32)
-    ok(L, L.attn_nn_gru_cell_forward(C.byref(cell), fp(x), fp(h), B, fp(hn), fp(sv)))
-    ok(L, L.attn_nn_gru_cell_backward(C.byref(cell), fp(x), fp(h), B, fp(sv), fp(dhn),
+    ctx = attn._ctx(threads)
+    ok(L, L.attn_nn_gru_cell_forward(ctx, C.byref(cell), fp(x), fp(h), B, fp(hn), fp(sv)))
+    ok(L, L.attn_nn_gru_cell_backward(ctx, C.byref(cell), fp(x), fp(h), B, fp(sv), fp(dhn),
                                       fp(dx if want["dx"] else None),
                                       fp(dh if want["dh"] else None)))
     T = {n: None if a is None else torch.tensor(a, dtype=torch.float64, requires_grad=True)

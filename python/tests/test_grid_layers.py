@@ -49,7 +49,8 @@ def one_linear(rng, chk):
         n = 0
     bias = bool(rng.random() < 0.7)
     lead = (n,) if rng.random() < 0.5 else (1, n)
-    chk.desc = dict(n=n, n_in=n_in, n_out=n_out, bias=bias, lead=lead)
+    threads = int(rng.integers(1, 4))
+    chk.desc = dict(n=n, n_in=n_in, n_out=n_out, bias=bias, lead=lead, threads=threads)
     x, dy = normal(rng, lead + (n_in,)), normal(rng, lead + (n_out,))
     w = uniform(rng, (n_out, n_in), -1 / math.sqrt(n_in), 1 / math.sqrt(n_in))
     b = uniform(rng, (n_out,)) if bias else None
@@ -61,9 +62,10 @@ def one_linear(rng, chk):
     # the floors are the sums of |terms| (a float32 sum's error scales with them,
     # not with the result, which may cancel)
     ax, aw, ady = (np.abs(a.reshape(-1, a.shape[-1]).astype(np.float64)) for a in (x, w, dy))
-    chk.close("y", nn.linear_forward(x, w, b), yt, 1e-5, mag(ax @ aw.T))
+    chk.close("y", nn.linear_forward(x, w, b, threads=threads), yt, 1e-5, mag(ax @ aw.T))
     dx, dw, db = nn.linear_backward(x, w, dy, dx=dx0.copy(), dw=dw0.copy(),
-                                    db=db0.copy() if bias else None, need_db=bias)
+                                    db=db0.copy() if bias else None, need_db=bias,
+                                    threads=threads)
     chk.close("dx", dx, dx0 + xt.grad.numpy(), 1e-5, mag(ady @ aw))
     chk.close("dw", dw, dw0 + wt.grad.numpy(), 1e-5, mag(ady.T @ ax))
     if bias:

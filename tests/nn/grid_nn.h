@@ -75,20 +75,4 @@ void g_fd(g_grid *g, const g_param *ps, int n_ps, g_loss loss, void *user, int n
 /* sum_i w[i] y[i] in double: the weighted-sum losses of the twins. */
 double g_wsum(const double *y, const float *w, int64_t n);
 
-/* The toolkit calls whose signatures take a context on some branches, in
- * one place. */
-static inline attn_status g_linear_forward(const float *x, int64_t n, int64_t in,
-                                           const float *w, const float *b, int64_t out,
-                                           float *y)
-{
-    return attn_nn_linear_forward(x, n, in, w, b, out, y);
-}
-
-static inline attn_status g_linear_backward(const float *x, int64_t n, int64_t in,
-                                            const float *w, int64_t out, const float *dy,
-                                            float *dx, float *dw, float *db)
-{
-    return attn_nn_linear_backward(x, n, in, w, out, dy, dx, dw, db);
-}
-
 #endif /* ATTN_GRID_NN_H */

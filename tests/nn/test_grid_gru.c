@@ -6,7 +6,7 @@
  *
  * Drawn: one- and bidirectional; input sizes 0-48 (cell) / 1-48 (layer),
  * hidden 1-64, batch 1-6, 1-40 steps, per-row lengths 0..T or none, h0 or
- * zeros, d_out or d_h_n left out, either bias alone or none. The PyTorch
+ * zeros, d_out or d_h_n left out, either bias alone or none, 1-3 threads. The PyTorch
  * grid (python/tests/test_grid_gru.py) checks the same against torch. */
 #include "grid_nn.h"
 
@@ -152,9 +152,10 @@ static void one_layer(g_grid *g)
         int64_t lo = g_unif(g, 0, 1) < 0.2 ? 0 : 1;
         for (int64_t b = 0; b < B; b++) lens[b] = t_rand_int(&g->rng, lo, T);
     }
-    g_desc(g, "I=%lld H=%lld B=%lld T=%lld D=%lld bias=%d lens=%d h0=%d d_out=%d d_h_n=%d",
-           (long long)I, (long long)H, (long long)B, (long long)T, (long long)D, bias, use_lens,
-           use_h0, use_a, use_c);
+    int threads = (int)t_rand_int(&g->rng, 1, 3);
+    g_desc(g, "I=%lld H=%lld B=%lld T=%lld D=%lld bias=%d lens=%d h0=%d d_out=%d d_h_n=%d "
+           "threads=%d", (long long)I, (long long)H, (long long)B, (long long)T, (long long)D,
+           bias, use_lens, use_h0, use_a, use_c, threads);
     attn_nn_gru gru;
     memset(&gru, 0, sizeof gru);
     gru.bidirectional = D == 2;
@@ -169,11 +170,12 @@ static void one_layer(g_grid *g)
     float *dh00 = g_floats(g, nh, 1e-3), *dh0 = fcopy(dh00, nh);
     attn_nn_gru_saved sv;
     memset(&sv, 0, sizeof sv);
-    attn_status st = attn_nn_gru_forward(&gru, x, B, T, lens, h0, out, hn, &sv);
+    attn_ctx *ctx = t_ctx(threads);
+    attn_status st = attn_nn_gru_forward(ctx, &gru, x, B, T, lens, h0, out, hn, &sv);
     g_check(g, "gru_forward status", st == ATTN_OK);
     if (st == ATTN_OK)
-        g_check(g, "gru_backward status",
-                attn_nn_gru_backward(&gru, x, lens, &sv, a, cw, dx, use_h0 ? dh0 : NULL) == ATTN_OK);
+        g_check(g, "gru_backward status", attn_nn_gru_backward(ctx, &gru, x, lens, &sv, a, cw, dx,
+                                                               use_h0 ? dh0 : NULL) == ATTN_OK);
     attn_nn_gru_saved_free(&sv);
 
     layer_twin t;
@@ -225,8 +227,9 @@ static void one_cell(g_grid *g)
     int64_t I = g_unif(g, 0, 1) < 0.05 ? 0 : g_dim(g, 48), H = g_dim(g, 64), B = g_log_int(g, 1, 12);
     int bias = (int)t_rand_int(&g->rng, 0, 3), want_dw = g_unif(g, 0, 1) < 0.8;
     int want_dx = g_unif(g, 0, 1) < 0.8, want_dh = g_unif(g, 0, 1) < 0.8;
-    g_desc(g, "I=%lld H=%lld B=%lld bias=%d dw=%d dx=%d dh=%d", (long long)I, (long long)H,
-           (long long)B, bias, want_dw, want_dx, want_dh);
+    int threads = (int)t_rand_int(&g->rng, 1, 3);
+    g_desc(g, "I=%lld H=%lld B=%lld bias=%d dw=%d dx=%d dh=%d threads=%d", (long long)I,
+           (long long)H, (long long)B, bias, want_dw, want_dx, want_dh, threads);
     attn_nn_gru_cell c;
     cell_bufs cb;
     cell_make(g, &cb, &c, I, H, bias, want_dw);
@@ -234,11 +237,12 @@ static void one_cell(g_grid *g)
     float *hn = g_alloc((size_t)(B * H) * sizeof(float)), *sv = g_alloc((size_t)(B * 4 * H) * sizeof(float));
     float *dx0 = g_floats(g, B * I, 1e-3), *dx = fcopy(dx0, B * I);
     float *dh0 = g_floats(g, B * H, 1e-3), *dh = fcopy(dh0, B * H);
-    attn_status st = attn_nn_gru_cell_forward(&c, x, h, B, hn, sv);
+    attn_ctx *ctx = t_ctx(threads);
+    attn_status st = attn_nn_gru_cell_forward(ctx, &c, x, h, B, hn, sv);
     g_check(g, "cell_forward status", st == ATTN_OK);
     if (st == ATTN_OK)
         g_check(g, "cell_backward status",
-                attn_nn_gru_cell_backward(&c, x, h, B, sv, a, want_dx ? dx : NULL,
+                attn_nn_gru_cell_backward(ctx, &c, x, h, B, sv, a, want_dx ? dx : NULL,
                                           want_dh ? dh : NULL) == ATTN_OK);
     cell_case k = {I, H, B, {NULL, NULL, NULL, NULL}, g_doubles(x, B * I), g_doubles(h, B * H), a};
     g_param ps[6];

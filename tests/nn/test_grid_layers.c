@@ -77,9 +77,10 @@ static void one_linear(g_grid *g)
         in = g_dim(g, 300);
         out = g_dim(g, 300);
     } while (n * in * out > (big ? 3000000 : 200000));
-    int bias = g_unif(g, 0, 1) < 0.7;
-    g_desc(g, "n=%lld in=%lld out=%lld bias=%d", (long long)n, (long long)in, (long long)out,
-           bias);
+    int bias = g_unif(g, 0, 1) < 0.7, threads = (int)t_rand_int(&g->rng, 1, 3);
+    g_desc(g, "n=%lld in=%lld out=%lld bias=%d threads=%d", (long long)n, (long long)in,
+           (long long)out, bias, threads);
+    attn_ctx *ctx = t_ctx(threads);
     float *x = g_floats(g, n * in, 1), *w = g_floats(g, out * in, 1 / sqrt((double)in));
     float *b = bias ? g_floats(g, out, 0.5) : NULL, *r = g_floats(g, n * out, 1);
     float *y = g_alloc((size_t)(n * out) * sizeof(float));
@@ -89,11 +90,11 @@ static void one_linear(g_grid *g)
     lin_twin t = {g_doubles(x, n * in), g_doubles(w, out * in), bias ? g_doubles(b, out) : NULL,
                   r, n, in, out};
     double *yr = g_alloc((size_t)(n * out) * sizeof(double)), *mag = g_alloc((size_t)(n * out) * sizeof(double));
-    g_check(g, "linear_forward status", g_linear_forward(x, n, in, w, b, out, y) == ATTN_OK);
+    g_check(g, "linear_forward status", attn_nn_linear_forward(ctx, x, n, in, w, b, out, y) == ATTN_OK);
     lin_forward(&t, yr, mag);
     g_close(g, "y", y, yr, n * out, 1e-5, max_of(mag, n * out));
     g_check(g, "linear_backward status",
-            g_linear_backward(x, n, in, w, out, r, dx, dw, bias ? db : NULL) == ATTN_OK);
+            attn_nn_linear_backward(ctx, x, n, in, w, out, r, dx, dw, bias ? db : NULL) == ATTN_OK);
     g_param ps[3] = {{"x", t.x, n * in, dx, dx0}, {"w", t.w, out * in, dw, dw0},
                      {"b", t.b, out, db, db0}};
     g_fd(g, ps, bias ? 3 : 2, lin_loss, &t, big ? 3 : 6, 1e-4, 0);
