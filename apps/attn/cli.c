@@ -2,6 +2,8 @@
  * --help, usage errors (exit 2) and failures (exit 1) with clear messages. */
 #include "cli.h"
 
+#include <attn/safetensors.h>
+
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -154,4 +156,14 @@ int cli_ensure_parent_dir(const char *path)
         return 1;
     }
     return 0;
+}
+
+int cli_is_rnn_checkpoint(const char *path)
+{
+    attn_safetensors *f = NULL;
+    if (!path || attn_safetensors_load(path, &f) != ATTN_OK) return 0;
+    const char *tag = attn_safetensors_metadata(f, "attn.format");
+    int rnn = tag && strcmp(tag, "attn-rnn-checkpoint-1") == 0;
+    attn_safetensors_free(f);
+    return rnn;
 }

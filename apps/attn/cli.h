@@ -34,6 +34,8 @@ int cli_pick(const char *cmd, const char *opt_name, const char *val, const char 
 attn_ctx *cli_make_ctx(const char *cmd, int64_t threads);
 /* Creates the directories leading to path; 0 or 1 after a message. */
 int cli_ensure_parent_dir(const char *path);
+/* 1 if path is an RNN checkpoint (attn/seq2seq.h); errors are left to the loader. */
+int cli_is_rnn_checkpoint(const char *path);
 
 /* The subcommands (apps/attn/cmd_*.c): argv after the command name. */
 int cmd_train(int argc, char **argv);
@@ -45,5 +47,7 @@ int cmd_compare(int argc, char **argv);
 int cmd_embed(int argc, char **argv);
 int cmd_similarity(int argc, char **argv);
 int cmd_bert_map(int argc, char **argv);
+/* apps/attn/cmd_explain.c: the attention explorer, one HTML page. */
+int cmd_explain(int argc, char **argv);
 
 #endif /* ATTN_CLI_H */

@@ -19,17 +19,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* 1 if path is an RNN checkpoint (attn/seq2seq.h); errors are left to the loader. */
-static int is_rnn(const char *path)
-{
-    attn_safetensors *f = NULL;
-    if (!path || attn_safetensors_load(path, &f) != ATTN_OK) return 0;
-    const char *tag = attn_safetensors_metadata(f, "attn.format");
-    int rnn = tag && strcmp(tag, "attn-rnn-checkpoint-1") == 0;
-    attn_safetensors_free(f);
-    return rnn;
-}
-
 static int load_rnn(const char *cmd, const char *path, attn_seq2seq **m)
 {
     attn_status st = attn_seq2seq_load(path, m);
@@ -312,7 +301,7 @@ int cmd_translate(int argc, char **argv)
     if (n_pos == 0) return cli_usage_error("translate", "%s", "give at least one date to translate");
     attn_transformer *m = NULL;
     attn_seq2seq *g = NULL;
-    int rnn = is_rnn(model);
+    int rnn = cli_is_rnn_checkpoint(model);
     if (rnn && beam != 1) return cli_usage_error("translate", "%s", "the GRU model decodes greedily: --beam 1");
     if ((rc = rnn ? load_rnn("translate", model, &g) : load("translate", model, &m)) != 0) return rc;
     attn_ctx *ctx = cli_make_ctx("translate", threads);
@@ -363,7 +352,7 @@ int cmd_eval(int argc, char **argv)
     if (rc) return rc < 0 ? 0 : rc;
     attn_transformer *m = NULL;
     attn_seq2seq *g = NULL;
-    int rnn = is_rnn(model);
+    int rnn = cli_is_rnn_checkpoint(model);
     if (rnn && beam != 1) return cli_usage_error("eval", "%s", "the GRU model decodes greedily: --beam 1");
     if ((rc = rnn ? load_rnn("eval", model, &g) : load("eval", model, &m)) != 0) return rc;
     attn_ctx *ctx = cli_make_ctx("eval", threads);
@@ -401,7 +390,7 @@ int cmd_info(int argc, char **argv)
     if (rc) return rc < 0 ? 0 : rc;
     if (model == NULL) return describe_kernels();
     attn_transformer *m = NULL;
-    if (is_rnn(model)) {
+    if (cli_is_rnn_checkpoint(model)) {
         attn_seq2seq *g = NULL;
         char json[512];
         if ((rc = load_rnn("info", model, &g)) != 0) return rc;

@@ -49,6 +49,7 @@
 #define ATTN_BERT_H
 
 #include <attn.h>
+#include <attn/nn.h>
 
 #include <stddef.h>
 #include <stdint.h>
@@ -106,6 +107,21 @@ ATTN_API attn_status attn_bert_embed(attn_ctx *ctx, const attn_bert *m, const in
 ATTN_API attn_status attn_bert_attention(attn_ctx *ctx, const attn_bert *m, const int32_t *ids,
                                          int64_t len, int64_t layer, int64_t head,
                                          float *weights);
+
+/* For explanations (`attn explain`, src/models/bert/probe.c): the backward
+ * pass of one sequence ids[0..len) for a scalar L of its sentence
+ * embedding, given d_emb [H] = dL/d emb. The forward runs again on the
+ * toolkit's layers (attn/nn.h) and keeps what backward needs (no len x len
+ * buffer: each layer's LSE); the backward then hands every layer's
+ * attention call to hook, from the last layer to the first (attn/nn.h:
+ * stack 0, the gradient at the attention output), from which
+ * attn_nn_attn_probe_weights reads the probabilities and dL/dA. emb [H],
+ * if not NULL, receives this forward's embedding (attn_bert_embed's up to
+ * rounding). A hook's status other than ATTN_OK stops the pass. */
+ATTN_API attn_status attn_bert_attention_probe(attn_ctx *ctx, const attn_bert *m,
+                                               const int32_t *ids, int64_t len,
+                                               const float *d_emb, attn_nn_attn_hook hook,
+                                               void *user, float *emb);
 
 #ifdef __cplusplus
 }

@@ -22,6 +22,7 @@
 #define ATTN_NN_H
 
 #include <attn/attn.h>
+#include <attn/score.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -218,6 +219,47 @@ ATTN_API attn_status attn_nn_mha_backward(attn_ctx *ctx, const attn_nn_mha *m,
                                           const attn_nn_mha_saved *saved,
                                           const float *d_out, float *d_query,
                                           float *d_kv);
+
+/* ---- looking inside attention during a backward pass (src/nn/probe.c) ------- */
+
+/* One attention call as a model's backward pass meets it, for explanations
+ * (`attn explain`): the core's inputs and LSE saved by the forward, and the
+ * gradient d_o at the core's output (before the output projection). The
+ * views and params point into the model's buffers: valid during the hook
+ * call only. */
+typedef struct attn_nn_attn_probe {
+    int stack;       /* 0: an encoder (BERT's stack), 1: a decoder (also decoder-only) */
+    int64_t layer;   /* block index in the stack, from 0 */
+    int cross;       /* 1: cross-attention (decoder queries, encoder keys) */
+    attn_tensor q;   /* [B, Sq, Hq, D] */
+    attn_tensor k;   /* [B, Sk, Hkv, D] */
+    attn_tensor v;   /* [B, Sk, Hkv, Dv] */
+    attn_tensor lse; /* [B, Hq, Sq, 1] */
+    attn_tensor d_o; /* [B, Sq, Hq, Dv] */
+    const attn_sdpa_params *params; /* the forward's masks and options (dot product) */
+    /* A learned scoring function (attn/score.h; its masks in score->masks)
+     * in place of the scaled dot product, or NULL (then params applies). */
+    const attn_score_params *score;
+    int64_t row; /* the first query position of the call: a recurrent
+                    decoder's step, 0 for a whole sequence */
+} attn_nn_attn_probe;
+
+/* Called once per attention call of a backward pass, from the last block
+ * to the first (in a decoder block, cross-attention before
+ * self-attention). A status other than ATTN_OK stops the pass, which
+ * returns it. */
+typedef attn_status (*attn_nn_attn_hook)(attn_ctx *ctx, const attn_nn_attn_probe *p,
+                                         void *user);
+
+/* From a probe (float32 tensors): w [B, Hq, Sq, Sk] = the attention
+ * probabilities (attn_sdpa_weights, or attn_score_weights with p->score,
+ * from q, k and lse), and dw [B, Hq, Sq, Sk] = the gradient of the loss with
+ * respect to them, dP = dO V^T per head (query head h reads value head
+ * h / (Hq / Hkv)); both 0 for padding rows and keys (the masks' q_lens,
+ * k_lens), whose V is never read. Either output may be NULL. The masks'
+ * dropout_p must be 0 (ATTN_UNSUPPORTED). */
+ATTN_API attn_status attn_nn_attn_probe_weights(attn_ctx *ctx, const attn_nn_attn_probe *p,
+                                                float *w, float *dw);
 
 /* ---- what models share: parameters, batches, training and generation options ---- */
 

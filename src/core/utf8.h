@@ -1,5 +1,6 @@
 /* utf8.h - private: UTF-8 decoding and encoding and a string hash, for the
- * tiers that read text (the tokenizers wordpiece.c and bpe.c). */
+ * tiers that read or write text (the JSON reader, the tokenizers, the
+ * explorer page). Header-only, so no library exports it. */
 #ifndef ATTN_CORE_UTF8_H
 #define ATTN_CORE_UTF8_H
 

@@ -89,8 +89,8 @@ static attn_status check_module(const attn_nn_mha *m)
     return ATTN_OK;
 }
 
-static attn_sdpa_params sdpa_params(const attn_nn_mha_opts *o, attn_tensor *mask, int64_t B,
-                                    int64_t Sk)
+attn_sdpa_params attn__nn_mha_sdpa_params(const attn_nn_mha_opts *o, attn_tensor *mask, int64_t B,
+                                          int64_t Sk)
 {
     attn_sdpa_params p = attn_sdpa_params_default();
     if (o == NULL) return p;
@@ -204,7 +204,7 @@ attn_status attn_nn_mha_forward(attn_ctx *ctx, const attn_nn_mha *m, const float
                                       opts->rope_theta, s->k);
     }
     attn_tensor mask;
-    attn_sdpa_params sp = sdpa_params(opts, &mask, B, Sk);
+    attn_sdpa_params sp = attn__nn_mha_sdpa_params(opts, &mask, B, Sk);
     attn_tensor tq = attn_tensor_make(s->q, ATTN_DTYPE_F32, B, Sq, H, hd);
     attn_tensor tk = attn_tensor_make(s->k, ATTN_DTYPE_F32, B, Sk, Hk, hd);
     attn_tensor tv = attn_tensor_make(s->v, ATTN_DTYPE_F32, B, Sk, Hk, hd);
@@ -243,7 +243,7 @@ attn_status attn_nn_mha_backward(attn_ctx *ctx, const attn_nn_mha *m, const floa
     st = attn_nn_linear_backward(ctx, s->o, B * Sq, H * hd, m->out_proj_weight, m->embed_dim,
                                  d_out, d_o, m->d_out_proj_weight, m->d_out_proj_bias);
     attn_tensor mask;
-    attn_sdpa_params sp = sdpa_params(opts, &mask, B, Sk);
+    attn_sdpa_params sp = attn__nn_mha_sdpa_params(opts, &mask, B, Sk);
     attn_tensor tq = attn_tensor_make(s->q, ATTN_DTYPE_F32, B, Sq, H, hd);
     attn_tensor tk = attn_tensor_make(s->k, ATTN_DTYPE_F32, B, Sk, Hk, hd);
     attn_tensor tv = attn_tensor_make(s->v, ATTN_DTYPE_F32, B, Sk, Hk, hd);

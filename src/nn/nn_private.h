@@ -12,6 +12,12 @@
 void attn__nn_mha_proj(const attn_nn_mha *a, int i, const float **w, const float **b,
                        int64_t *rows, int64_t *cols);
 
+/* The attention options of a module call: causal, key lengths, dropout and
+ * the key_keep mask, as a [B, 1, 1, Sk] view written to *mask (which must
+ * outlive the returned params). */
+attn_sdpa_params attn__nn_mha_sdpa_params(const attn_nn_mha_opts *o, attn_tensor *mask, int64_t B,
+                                          int64_t Sk);
+
 /* A model's parameters as one block: tensors[t].value and .grad lie at the
  * same offset e in params [n_params] and grads [n_params], and the AdamW
  * moments of that element are adam_m[e], adam_v[e]. */

@@ -17,6 +17,7 @@
  * characters by position (see flush_run).
  */
 #include "core/fileio.h"
+#include "core/utf8.h"
 #include "text/unicode_data.h"
 #include "core/utf8.h"
 

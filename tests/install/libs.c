@@ -4,7 +4,9 @@
  *   attn_text     a WordPiece vocabulary, one text encoded to known ids
  *   attn_nn       a linear layer (attn's GEMM) against the same product in double
  *   attn_viz      a heatmap written as PNG into the directory argv[1]
+ *   attn_explain  an explorer page of one 2 x 2 map, measured and written
  * Prints "libs ok: ..." and exits 0 when every check holds. */
+#include <attn/explain.h>
 #include <attn/nn.h>
 #include <attn/safetensors.h>
 #include <attn/text.h>
@@ -122,13 +124,40 @@ static int check_viz(const char *dir)
     return 0;
 }
 
+/* A page of one map of two tokens: its size, and a buffer of that size
+ * holding an HTML document. */
+static int check_explain(void)
+{
+    const char *const tokens[2] = {"a", "b"};
+    const float w[4] = {0.25f, 0.75f, 1.0f, 0.0f};
+    attn_explain *e = NULL;
+    int64_t seq = 0, g = 0;
+    attn_status st = attn_explain_create("libs", &e);
+    if (st == ATTN_OK) st = attn_explain_add_tokens(e, "tokens", tokens, 2, &seq);
+    if (st == ATTN_OK) st = attn_explain_add_group(e, "map", seq, seq, 1, 1, &g);
+    if (st == ATTN_OK) st = attn_explain_set_weights(e, g, 0, 0, w);
+    size_t n = 0;
+    if (st == ATTN_OK) st = attn_explain_html(e, NULL, 0, &n);
+    static char page[1 << 20];
+    if (st == ATTN_OK && n >= sizeof page) st = ATTN_BAD_DIM;
+    if (st == ATTN_OK) st = attn_explain_html(e, page, sizeof page, &n);
+    attn_explain_free(e);
+    if (st != ATTN_OK) return failed("attn_explain_html", st);
+    if (strncmp(page, "<!DOCTYPE html>", 15) != 0 || strlen(page) != n) {
+        fprintf(stderr, "libs: the explorer page does not start as an HTML document\n");
+        return 1;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
         fprintf(stderr, "usage: libs DIR (where the PNG map is written)\n");
         return 2;
     }
-    if (check_formats() || check_text() || check_nn() || check_viz(argv[1])) return 1;
-    printf("libs ok: attn_formats attn_text attn_nn attn_viz\n");
+    if (check_formats() || check_text() || check_nn() || check_viz(argv[1]) || check_explain())
+        return 1;
+    printf("libs ok: attn_formats attn_text attn_nn attn_viz attn_explain\n");
     return 0;
 }

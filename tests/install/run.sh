@@ -27,7 +27,7 @@ cache() { sed -n "s/^$1:[A-Z]*=//p" "$build/CMakeCache.txt"; }
 version=$(cache CMAKE_PROJECT_VERSION)
 libdir=$(cache CMAKE_INSTALL_LIBDIR)
 [ -n "$version" ] && [ -n "$libdir" ] || fail "no project version or libdir in $build/CMakeCache.txt"
-libs="attn attn_formats attn_text attn_nn attn_viz"
+libs="attn attn_formats attn_text attn_nn attn_viz attn_explain"
 warn=(-std=c11 -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Werror)
 
 cmake --install "$build" --prefix "$work/staged" >"$work/install.log" || fail "cmake --install (see output above)"
@@ -51,7 +51,8 @@ for h in "$include_src"/*.h "$include_src"/attn/*.h; do
   n_headers=$((n_headers + 1))
 done
 "$prefix/bin/attn" --help | head -1 | grep -q '^usage: attn' || fail "bin/attn --help does not print its usage"
-echo "test-install: files: 5 libraries (.a, .so), $n_headers headers, 5 .pc files, the CMake package, bin/attn"
+n_libs=$(echo $libs | wc -w)
+echo "test-install: files: $n_libs libraries (.a, .so), $n_headers headers, $n_libs .pc files, the CMake package, bin/attn"
 
 # Runs a built program and checks its output starts with $2.
 run_check() {
@@ -111,7 +112,7 @@ for kind in shared static; do
   pc_build $kind "$work/sdpa_pc_$kind" sdpa.c attn
   check_linkage "$work/sdpa_pc_$kind" $kind
   run_check "$work/sdpa_pc_$kind" "sdpa ok: attn $version"
-  pc_build $kind "$work/libs_pc_$kind" libs.c attn_nn attn_viz
+  pc_build $kind "$work/libs_pc_$kind" libs.c attn_nn attn_viz attn_explain
   check_linkage "$work/libs_pc_$kind" $kind
   run_check "$work/libs_pc_$kind" "libs ok:" "$work"
 done

@@ -160,7 +160,8 @@
     X(optim_adamw_two_steps_hand_computed) \
     X(optim_clip_grad_norm) \
     X(optim_model_update) \
-    X(optim_lr_schedules)
+    X(optim_lr_schedules) \
+    X(probe_weights_vs_naive)
 
 #define T_TESTS_MODELS(X) \
     X(beam_search_beats_greedy) \
@@ -173,6 +174,8 @@
     X(bert_forward_vs_naive_double) \
     X(bert_out_of_memory) \
     X(bert_padding_invariance) \
+    X(bert_probe_errors) \
+    X(bert_probe_grads_fd) \
     X(bert_sentence_config_and_missing_files) \
     X(bert_truncated_weights) \
     X(checkpoint_corrupt_catalogue) \
@@ -192,7 +195,11 @@
     X(seq2seq_generate_matches_teacher_forcing) \
     X(seq2seq_learns_to_copy) \
     X(seq2seq_out_of_memory) \
-    X(seq2seq_padding_invariance)
+    X(seq2seq_padding_invariance) \
+    X(seq2seq_probe_grads_fd) \
+    X(transformer_probe_errors) \
+    X(transformer_probe_grads_fd) \
+    X(transformer_probe_sites_and_shapes)
 
 #define T_TESTS_VIZ(X) \
     X(viz_argument_errors) \
@@ -205,6 +212,17 @@
     X(viz_png_io_errors) \
     X(viz_small_cells_thin_labels) \
     X(viz_title_fits)
+
+#define T_TESTS_EXPLAIN(X) \
+    X(explain_argument_checks) \
+    X(explain_base64_floats) \
+    X(explain_html_escapes) \
+    X(explain_json_escapes) \
+    X(explain_out_of_memory) \
+    X(explain_page_reads_back) \
+    X(explain_rollout_vs_double_product) \
+    X(explain_rules_hand_computed) \
+    X(explain_write_errors)
 
 #define T_TESTS_APPS(X) \
     X(charvocab_args) \

@@ -48,6 +48,7 @@ T_TESTS_MODELS(DECLARE)
 #if ATTN_TESTS_VIZ
 T_TESTS_VIZ(DECLARE)
 #endif
+T_TESTS_EXPLAIN(DECLARE)
 #if ATTN_TESTS_APPS
 T_TESTS_APPS(DECLARE)
 #endif
@@ -69,6 +70,7 @@ T_TESTS_APPS(DECLARE)
 #else
 #define VIZ(name) {#name, "viz", NULL},
 #endif
+#define EXPLAIN(name) {#name, "explain", test_##name},
 #if ATTN_TESTS_APPS
 #define APPS(name) {#name, "apps", test_##name},
 #else
@@ -77,7 +79,8 @@ T_TESTS_APPS(DECLARE)
 
 static const test_case tests[] = {T_TESTS_CORE(CORE) T_TESTS_OPS(OPS) T_TESTS_FORMATS(FORMATS)
                                   T_TESTS_TEXT(TEXT) T_TESTS_NN(NN) T_TESTS_MODELS(MODELS)
-                                  T_TESTS_VIZ(VIZ) T_TESTS_APPS(APPS)};
+                                  T_TESTS_VIZ(VIZ) T_TESTS_EXPLAIN(EXPLAIN)
+                                  T_TESTS_APPS(APPS)};
 
 void t_fail(const char *file, int line, const char *fmt, ...)
 {

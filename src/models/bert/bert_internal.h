@@ -1,8 +1,8 @@
 /* bert_internal.h - what the files of the BERT encoder share (attn/bert.h):
  * the model struct and the calls between config.c (config.json and
  * sentence_bert_config.json), weights.c (the safetensors checks, loading
- * and packing) and forward.c (the encoder, pooling and attention maps).
- * Not installed. */
+ * and packing), forward.c (the encoder, pooling and attention maps) and
+ * probe.c (the backward pass that explanations use). Not installed. */
 #ifndef ATTN_BERT_INTERNAL_H
 #define ATTN_BERT_INTERNAL_H
 
@@ -36,5 +36,22 @@ struct attn_bert {
  * max_seq_length (into c) from sentence_bert_config.json at path. */
 attn_status attn__bert_load_config(const char *path, attn_bert_config *c);
 attn_status attn__bert_load_sbert_config(const char *path, attn_bert_config *c);
+
+/* forward.c: a view of rows of `row` floats holding nb sequences of len
+ * tokens, nh heads of hd floats each, at p: [nb, len, nh, hd]. */
+attn_tensor attn__bert_seq_view(const float *p, int64_t nb, int64_t len, int64_t nh, int64_t hd,
+                                int64_t row);
+
+/* forward.c: the arguments of a batch call (fn names it): ctx, m, ids
+ * [B, S], lens [B] with 1 <= lens[b] <= S <= max_position and ids in the
+ * vocabulary; *total = B * S. */
+attn_status attn__bert_check_batch(const char *fn, attn_ctx *ctx, const attn_bert *m,
+                                   const int32_t *ids, const int64_t *lens, int64_t B, int64_t S,
+                                   int64_t *total);
+
+/* forward.c: emb [H] = normalize(mean of the rows x [n, H]), the mean
+ * computed in double into acc [H]; returns the norm it divided by,
+ * max(|mean|, 1e-12). */
+double attn__bert_pool_normalize(const float *x, int64_t n, int64_t H, double *acc, float *emb);
 
 #endif /* ATTN_BERT_INTERNAL_H */

@@ -158,10 +158,8 @@ static void row_pass(const run *r, block_fn fn)
     attn__ctx_run(r->ctx, (r->T + p.rows - 1) / p.rows, pass_task, &p);
 }
 
-/* A view of rows of `row` floats holding nb sequences of len tokens, nh
- * heads of hd floats each, at p: [nb, len, nh, hd]. */
-static attn_tensor seq_view(const float *p, int64_t nb, int64_t len, int64_t nh, int64_t hd,
-                            int64_t row)
+attn_tensor attn__bert_seq_view(const float *p, int64_t nb, int64_t len, int64_t nh, int64_t hd,
+                                int64_t row)
 {
     attn_tensor t = attn_tensor_make((void *)p, ATTN_DTYPE_F32, nb, len, nh, hd);
     t.stride[0] = len * row;
@@ -180,10 +178,10 @@ static attn_status attention(const run *r)
         int64_t len = r->lens[b0], b1 = b0 + 1;
         while (b1 < r->B && r->lens[b1] == len) b1++;
         const float *base = r->qkv + r->start[b0] * 3 * H;
-        attn_tensor q = seq_view(base, b1 - b0, len, nh, hd, 3 * H);
-        attn_tensor k = seq_view(base + H, b1 - b0, len, nh, hd, 3 * H);
-        attn_tensor v = seq_view(base + 2 * H, b1 - b0, len, nh, hd, 3 * H);
-        attn_tensor t = seq_view(r->o + r->start[b0] * H, b1 - b0, len, nh, hd, H);
+        attn_tensor q = attn__bert_seq_view(base, b1 - b0, len, nh, hd, 3 * H);
+        attn_tensor k = attn__bert_seq_view(base + H, b1 - b0, len, nh, hd, 3 * H);
+        attn_tensor v = attn__bert_seq_view(base + 2 * H, b1 - b0, len, nh, hd, 3 * H);
+        attn_tensor t = attn__bert_seq_view(r->o + r->start[b0] * H, b1 - b0, len, nh, hd, H);
         attn_status st = attn_sdpa_forward(r->ctx, &q, &k, &v, &p, &t, NULL);
         if (st != ATTN_OK) return st;
         b0 = b1;
@@ -205,10 +203,10 @@ static attn_status attention_map(const run *r, const map_req *req)
     float *lse = attn_alloc((size_t)(nh * len) * sizeof(float)); /* [1, nh, len, 1] */
     if (lse == NULL) return attn_fail(ATTN_NO_MEMORY, "attn_bert_attention: out of memory");
     attn_sdpa_params p = attn_sdpa_params_default();
-    attn_tensor q = seq_view(r->qkv, 1, len, nh, hd, 3 * H);
-    attn_tensor k = seq_view(r->qkv + H, 1, len, nh, hd, 3 * H);
-    attn_tensor v = seq_view(r->qkv + 2 * H, 1, len, nh, hd, 3 * H);
-    attn_tensor t = seq_view(r->o, 1, len, nh, hd, H);
+    attn_tensor q = attn__bert_seq_view(r->qkv, 1, len, nh, hd, 3 * H);
+    attn_tensor k = attn__bert_seq_view(r->qkv + H, 1, len, nh, hd, 3 * H);
+    attn_tensor v = attn__bert_seq_view(r->qkv + 2 * H, 1, len, nh, hd, 3 * H);
+    attn_tensor t = attn__bert_seq_view(r->o, 1, len, nh, hd, H);
     attn_tensor tl = attn_tensor_make(lse, ATTN_DTYPE_F32, 1, nh, len, 1);
     attn_tensor w = attn_tensor_make(req->weights, ATTN_DTYPE_F32, 1, 1, len, len);
     attn_status st = attn_sdpa_forward(r->ctx, &q, &k, &v, &p, &t, &tl);
@@ -285,9 +283,8 @@ static attn_status encode(run *r, const map_req *req)
 
 /* ---- the public calls --------------------------------------------------------------------------- */
 
-/* Arguments of a batch call; *total = B * S. */
-static attn_status check_batch(const char *fn, attn_ctx *ctx, const attn_bert *m,
-                               const int32_t *ids, const int64_t *lens, int64_t B, int64_t S,
+attn_status attn__bert_check_batch(const char *fn, attn_ctx *ctx, const attn_bert *m,
+                                   const int32_t *ids, const int64_t *lens, int64_t B, int64_t S,
                                int64_t *total)
 {
     ATTN__NOT_NULL(fn, ctx);
@@ -332,7 +329,7 @@ attn_status attn_bert_forward(attn_ctx *ctx, const attn_bert *m, const int32_t *
                               const int64_t *lens, int64_t B, int64_t S, float *hidden)
 {
     int64_t total = 0, count;
-    attn_status st = check_batch(__func__, ctx, m, ids, lens, B, S, &total);
+    attn_status st = attn__bert_check_batch(__func__, ctx, m, ids, lens, B, S, &total);
     if (st != ATTN_OK) return st;
     ATTN__NOT_NULL(__func__, hidden);
     int64_t H = m->c.hidden_size;
@@ -350,8 +347,7 @@ attn_status attn_bert_forward(attn_ctx *ctx, const attn_bert *m, const int32_t *
     return st;
 }
 
-/* emb [H] = normalize(mean of the rows x [n, H]), in double (acc [H]). */
-static void pool_normalize(const float *x, int64_t n, int64_t H, double *acc, float *emb)
+double attn__bert_pool_normalize(const float *x, int64_t n, int64_t H, double *acc, float *emb)
 {
     for (int64_t i = 0; i < H; i++) acc[i] = 0.0;
     for (int64_t t = 0; t < n; t++)
@@ -363,13 +359,14 @@ static void pool_normalize(const float *x, int64_t n, int64_t H, double *acc, fl
     }
     double norm = sqrt(ss) > 1e-12 ? sqrt(ss) : 1e-12;
     for (int64_t i = 0; i < H; i++) emb[i] = (float)(acc[i] / norm);
+    return norm;
 }
 
 attn_status attn_bert_embed(attn_ctx *ctx, const attn_bert *m, const int32_t *ids,
                             const int64_t *lens, int64_t B, int64_t S, float *emb)
 {
     int64_t total = 0, count;
-    attn_status st = check_batch(__func__, ctx, m, ids, lens, B, S, &total);
+    attn_status st = attn__bert_check_batch(__func__, ctx, m, ids, lens, B, S, &total);
     if (st != ATTN_OK) return st;
     ATTN__NOT_NULL(__func__, emb);
     int64_t H = m->c.hidden_size;
@@ -382,7 +379,7 @@ attn_status attn_bert_embed(attn_ctx *ctx, const attn_bert *m, const int32_t *id
     if ((st = run_init(&r, ctx, m, ids, lens, B, S)) == ATTN_OK) {
         st = encode(&r, NULL);
         for (int64_t b = 0; st == ATTN_OK && b < B; b++)
-            pool_normalize(r.x + r.start[b] * H, lens[b], H, acc, emb + b * H);
+            attn__bert_pool_normalize(r.x + r.start[b] * H, lens[b], H, acc, emb + b * H);
         run_free(&r);
     }
     attn_release(acc);
@@ -394,7 +391,7 @@ attn_status attn_bert_attention(attn_ctx *ctx, const attn_bert *m, const int32_t
 {
     int64_t total = 0, count;
     ATTN__DIM_POS(__func__, len);
-    attn_status st = check_batch(__func__, ctx, m, ids, &len, 1, len, &total);
+    attn_status st = attn__bert_check_batch(__func__, ctx, m, ids, &len, 1, len, &total);
     if (st != ATTN_OK) return st;
     ATTN__NOT_NULL(__func__, weights);
     if (layer < 0 || layer >= m->c.n_layers)

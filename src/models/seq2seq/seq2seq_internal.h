@@ -66,6 +66,8 @@ typedef struct {
         *dxe, *dpar;
     attn_nn_gru_saved enc;
     float *block;
+    attn_nn_attn_hook hook; /* the probe of each step's attention in backward, or NULL */
+    void *hook_user;
 } attn__s2s_work;
 
 /* The additive scorer's parameter views, and the masks (source lengths). */

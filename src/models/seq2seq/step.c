@@ -200,6 +200,11 @@ static attn_status attention_backward(attn_ctx *ctx, attn_seq2seq *m, const attn
                         attn_tensor_make(w->dpar + A * (Hd + H2), ATTN_DTYPE_F32, 1, 1, 1, A),
                         attn_tensor_make(w->dpar + A * (Hd + H2 + 1), ATTN_DTYPE_F32, 1, 1, 1, A)};
     attn_score_grads grads = {&g[0], &g[1], &g[2], &g[3], NULL, NULL};
+    if (w->hook) { /* the attention of step i, with the gradient at its output c */
+        attn_nn_attn_probe pr = {1, 0, 1, q, k, k, l, dout, NULL, &sc->p, i};
+        attn_status st = w->hook(ctx, &pr, w->hook_user);
+        if (st != ATTN_OK) return st;
+    }
     memset(w->dq, 0, attn__s2s_fbytes(B * Hd));
     memset(w->dk, 0, attn__s2s_fbytes(nk));
     memset(w->dv, 0, attn__s2s_fbytes(nk));
@@ -303,17 +308,22 @@ static attn_status check_batch(const char *fn, const attn_nn_batch *b)
     return attn__s2s_check_lens(fn, "batch->src_lens", b->src_lens, b->B, 0, b->S_src);
 }
 
-attn_status attn_seq2seq_step(attn_ctx *ctx, attn_seq2seq *m, const attn_nn_batch *batch,
-                                double label_smoothing, int grads, double *loss, float *logits)
+/* The step (fn names the public call), with hook (or NULL) called on each
+ * decoder step's attention in backward. */
+static attn_status step(const char *fn, attn_ctx *ctx, attn_seq2seq *m, const attn_nn_batch *batch,
+                        double label_smoothing, int grads, attn_nn_attn_hook hook, void *user,
+                        double *loss, float *logits)
 {
-    ATTN__NOT_NULL(__func__, ctx);
-    ATTN__NOT_NULL(__func__, m);
-    ATTN__NOT_NULL(__func__, loss);
-    attn_status st = check_batch(__func__, batch);
+    ATTN__NOT_NULL(fn, ctx);
+    ATTN__NOT_NULL(fn, m);
+    ATTN__NOT_NULL(fn, loss);
+    attn_status st = check_batch(fn, batch);
     if (st != ATTN_OK) return st;
     attn__s2s_dims d = attn__s2s_make_dims(m, batch->B, batch->S_src, batch->S_tgt, batch->src_lens);
     attn__s2s_work w;
-    if ((st = attn__s2s_work_alloc(__func__, &d, grads, &w)) != ATTN_OK) return st;
+    if ((st = attn__s2s_work_alloc(fn, &d, grads, &w)) != ATTN_OK) return st;
+    w.hook = hook;
+    w.hook_user = user;
     attn__s2s_scorer sc;
     attn__s2s_scorer_init(m, &d, &sc);
     if (grads) memset(m->gtmp, 0, attn__s2s_fbytes(m->n_params));
@@ -330,4 +340,17 @@ attn_status attn_seq2seq_step(attn_ctx *ctx, attn_seq2seq *m, const attn_nn_batc
     }
     attn__s2s_work_free(&w);
     return st;
+}
+
+attn_status attn_seq2seq_step(attn_ctx *ctx, attn_seq2seq *m, const attn_nn_batch *batch,
+                                double label_smoothing, int grads, double *loss, float *logits)
+{
+    return step(__func__, ctx, m, batch, label_smoothing, grads, NULL, NULL, loss, logits);
+}
+
+attn_status attn_seq2seq_step_probe(attn_ctx *ctx, attn_seq2seq *m, const attn_nn_batch *batch,
+                                    attn_nn_attn_hook hook, void *user, double *loss)
+{
+    ATTN__NOT_NULL(__func__, hook);
+    return step(__func__, ctx, m, batch, 0.0, 1, hook, user, loss, NULL);
 }

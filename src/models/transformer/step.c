@@ -91,6 +91,10 @@ typedef struct {
     float *d_mem;
     int64_t S_mem;
     const int64_t *mem_lens;
+    attn_nn_attn_hook hook; /* the probe of attention calls in backward, or NULL */
+    void *hook_user;
+    int stack;     /* the stack (0 encoder, 1 decoder) and */
+    int64_t layer; /* the block that backward is in */
     attn_status st;
 } run;
 
@@ -213,6 +217,33 @@ static void f_forward(run *r, attn__nn_block *L, int sub, const stream *s, uint6
     }
 }
 
+/* Hands the attention core of sublayer sub to r->hook: its saved q, k, v
+ * and LSE and d_o [N, H*hd] = dy W_out, the gradient before the output
+ * projection (attn_nn_mha_backward computes the same inside). */
+static void probe(run *r, attn__nn_block *L, int sub, const stream *s, uint64_t site,
+                  const float *dy, const sub_save *sv)
+{
+    const attn_nn_mha *a = sub_mha(L, sub);
+    const attn_nn_mha_saved *sa = &sv->a;
+    int64_t B = sa->B, Sq = sa->Sq, Sk = sa->Sk, H = a->n_heads, Hk = a->n_kv_heads;
+    int64_t hd = a->head_dim;
+    float *d_o = act_alloc(r, B * Sq * H * hd, 1);
+    if (r->st != ATTN_OK) return;
+    set(r, attn_nn_linear_backward(r->ctx, sa->o, B * Sq, H * hd, a->out_proj_weight,
+                                   a->embed_dim, dy, d_o, NULL, NULL));
+    attn_nn_mha_opts o = mha_opts(r, s, sub, site);
+    attn_tensor mask;
+    attn_sdpa_params sp = attn__nn_mha_sdpa_params(&o, &mask, B, Sk);
+    attn_nn_attn_probe p = {r->stack, r->layer, sub == ATTN__SUB_CROSS,
+                            attn_tensor_make(sa->q, ATTN_DTYPE_F32, B, Sq, H, hd),
+                            attn_tensor_make(sa->k, ATTN_DTYPE_F32, B, Sk, Hk, hd),
+                            attn_tensor_make(sa->v, ATTN_DTYPE_F32, B, Sk, Hk, hd),
+                            attn_tensor_make(sa->lse, ATTN_DTYPE_F32, B, H, Sq, 1),
+                            attn_tensor_make(d_o, ATTN_DTYPE_F32, B, Sq, H, hd), &sp, NULL, 0};
+    if (r->st == ATTN_OK) set(r, r->hook(r->ctx, &p, r->hook_user));
+    act_free(r, d_o);
+}
+
 /* d_in [N, d] += df/din^T dy, parameter gradients accumulate. */
 static void f_backward(run *r, attn__nn_block *L, int sub, const stream *s, uint64_t site,
                        const float *in, const float *dy, float *d_in, const sub_save *sv)
@@ -237,6 +268,8 @@ static void f_backward(run *r, attn__nn_block *L, int sub, const stream *s, uint
         act_free(r, dg);
         return;
     }
+    if (r->hook) probe(r, L, sub, s, site, dy, sv);
+    if (r->st != ATTN_OK) return;
     attn_nn_mha_opts o = mha_opts(r, s, sub, site);
     const float *kv = sub == ATTN__SUB_SELF ? in : r->mem;
     float *d_kv = sub == ATTN__SUB_SELF ? d_in : r->d_mem;
@@ -362,6 +395,8 @@ static void stack_backward(run *r, attn__nn_block *Ls, int64_t n, const stream *
             block_forward(r, L, s, site, x, &saves[l], 1);
             act_free(r, x);
         }
+        r->stack = Ls == r->m->dec;
+        r->layer = l;
         for (int i = n_subs(L) - 1; i >= 0 && r->st == ATTN_OK; i--)
             sub_backward(r, L, sub_kind(L, i), s, site + (uint64_t)i, dx, &saves[l].s[i]);
         block_free(r, L, &saves[l]);
@@ -533,13 +568,11 @@ static void backward(run *r, const attn_nn_batch *b, step_state *t)
     act_free(r, dx);
 }
 
-attn_status attn_transformer_step(attn_ctx *ctx, attn_transformer *m, const attn_nn_batch *batch,
-                               const attn_nn_train_opts *opts, int grads, double *loss,
-                               float *logits, size_t *activation_bytes)
+/* The step, with hook (or NULL) called on every attention call of backward. */
+static attn_status step(attn_ctx *ctx, attn_transformer *m, const attn_nn_batch *batch,
+                        const attn_nn_train_opts *opts, int grads, attn_nn_attn_hook hook,
+                        void *user, double *loss, float *logits, size_t *activation_bytes)
 {
-    if (!ctx || !m || !batch || !opts || !loss)
-        return attn_fail(ATTN_NULL_ARG, "attn_transformer_step: 'ctx', 'm', 'batch', 'opts' and "
-                                        "'loss' must not be NULL");
     attn_status st = check_batch(m, batch);
     if (st != ATTN_OK) return st;
     if (!(opts->label_smoothing >= 0 && opts->label_smoothing <= 1))
@@ -553,6 +586,8 @@ attn_status attn_transformer_step(attn_ctx *ctx, attn_transformer *m, const attn
     r.p_drop = opts->training ? m->c.dropout : 0;
     r.p_attn = opts->training ? m->c.attn_dropout : 0;
     r.grads = grads != 0;
+    r.hook = hook;
+    r.hook_user = user;
     int enc = m->c.arch == ATTN_TRANSFORMER_ARCH_ENCDEC;
     step_state t;
     memset(&t, 0, sizeof t);
@@ -580,6 +615,30 @@ attn_status attn_transformer_step(attn_ctx *ctx, attn_transformer *m, const attn
     *loss = l;
     if (activation_bytes) *activation_bytes = r.peak;
     return ATTN_OK;
+}
+
+attn_status attn_transformer_step(attn_ctx *ctx, attn_transformer *m, const attn_nn_batch *batch,
+                               const attn_nn_train_opts *opts, int grads, double *loss,
+                               float *logits, size_t *activation_bytes)
+{
+    if (!ctx || !m || !batch || !opts || !loss)
+        return attn_fail(ATTN_NULL_ARG, "attn_transformer_step: 'ctx', 'm', 'batch', 'opts' and "
+                                        "'loss' must not be NULL");
+    return step(ctx, m, batch, opts, grads, NULL, NULL, loss, logits, activation_bytes);
+}
+
+attn_status attn_transformer_step_probe(attn_ctx *ctx, attn_transformer *m,
+                                        const attn_nn_batch *batch, const attn_nn_train_opts *opts,
+                                        attn_nn_attn_hook hook, void *user, double *loss)
+{
+    if (!ctx || !m || !batch || !opts || !hook || !loss)
+        return attn_fail(ATTN_NULL_ARG, "attn_transformer_step_probe: 'ctx', 'm', 'batch', 'opts', "
+                                        "'hook' and 'loss' must not be NULL");
+    if (opts->training && m->c.attn_dropout > 0)
+        return attn_fail(ATTN_UNSUPPORTED, "attn_transformer_step_probe: 'opts->training' is set "
+                         "and the model has attention dropout; a probe needs the attention "
+                         "without dropout");
+    return step(ctx, m, batch, opts, 1, hook, user, loss, NULL, NULL);
 }
 
 attn_status attn__nn_encode(attn_ctx *ctx, attn_transformer *m, const int32_t *src, int64_t len,

@@ -854,3 +854,141 @@ T_TEST(bert_argument_checks)
     attn_bert_free(b);
     tiny_free(&m);
 }
+
+/* ---- the backward pass for explanations ----------------------------------------------------- */
+
+enum { PT = 7 }; /* tokens of the probed sequence */
+
+/* What the hook saw: per layer the probabilities and their gradient
+ * [NH, PT, PT], and the order of the calls. */
+typedef struct {
+    float w[L][NH * PT * PT], dw[L][NH * PT * PT];
+    int64_t order[L + 1];
+    int calls, bad_sites;
+    attn_status fail_with; /* returned by the hook when not ATTN_OK */
+} probed;
+
+static attn_status collect(attn_ctx *ctx, const attn_nn_attn_probe *p, void *user)
+{
+    probed *c = user;
+    if (c->calls <= L) c->order[c->calls] = p->layer;
+    c->calls++;
+    if (p->stack != 0 || p->cross != 0 || p->layer < 0 || p->layer >= L || p->q.dim[1] != PT)
+        c->bad_sites++;
+    if (c->fail_with != ATTN_OK) return c->fail_with;
+    if (p->layer < 0 || p->layer >= L) return ATTN_BAD_PARAM;
+    return attn_nn_attn_probe_weights(ctx, p, c->w[p->layer], c->dw[p->layer]);
+}
+
+/* L = d . normalize(mean of the naive encoder output); map [NH][PT * PT]
+ * of layer `layer`. */
+static double naive_objective(const tiny *m, const int32_t *ids, const float *d, int layer,
+                              double *map)
+{
+    static double out[PT * H];
+    for (int h = 0; h < NH; h++) naive_forward(m, ids, PT, out, layer, h, map + h * PT * PT);
+    double mean[H] = {0}, norm = 0, dot = 0;
+    for (int t = 0; t < PT; t++)
+        for (int i = 0; i < H; i++) mean[i] += out[t * H + i] / PT;
+    for (int i = 0; i < H; i++) norm += mean[i] * mean[i];
+    for (int i = 0; i < H; i++) dot += d[i] * mean[i] / sqrt(norm);
+    return dot;
+}
+
+/* dL/dA by the probe against finite differences along a random change of
+ * each layer's query weights: L moves only through that layer's
+ * probabilities A, so dL/de = sum(dL/dA * dA/de), both sides from the
+ * double-precision naive forward except the probe's dL/dA. */
+T_TEST(bert_probe_grads_fd)
+{
+    tiny m;
+    tiny_make(&m, 21);
+    attn_bert *b = load_tiny(&m, "probe");
+    int64_t len = PT;
+    int32_t ids[PT];
+    random_ids(ids, &len, 1, PT, 17);
+    uint64_t rng = 99;
+    float d[H], emb[H], ref_emb[H];
+    t_fill(&rng, d, H, -1, 1);
+    static probed c;
+    memset(&c, 0, sizeof c);
+    T_EQ_STATUS(attn_bert_attention_probe(t_ctx(2), b, ids, PT, d, collect, &c, emb), ATTN_OK);
+    T_EQ_INT(c.calls, L);
+    T_EQ_INT(c.bad_sites, 0);
+    for (int l = 0; l < L; l++) T_EQ_INT(c.order[l], L - 1 - l); /* last layer first */
+    T_EQ_STATUS(attn_bert_embed(t_ctx(1), b, ids, &len, 1, PT, ref_emb), ATTN_OK);
+    double emb_err = 0;
+    for (int i = 0; i < H; i++) emb_err = fmax(emb_err, fabs(emb[i] - ref_emb[i]));
+    T_LE(emb_err, 1e-6);
+    static double map[NH * PT * PT], plus[NH * PT * PT], minus[NH * PT * PT];
+    const double eps = 1e-3;
+    for (int l = 0; l < L; l++) {
+        float *wq = (float *)lw(&m, l, 0), *save = malloc(H * H * sizeof(float));
+        float dir[H * H];
+        memcpy(save, wq, H * H * sizeof(float));
+        t_fill(&rng, dir, H * H, -0.1, 0.1);
+        naive_objective(&m, ids, d, l, map);
+        double err = 0;
+        for (int i = 0; i < NH * PT * PT; i++) err = fmax(err, fabs(map[i] - c.w[l][i]));
+        T_LE(err, 1e-6); /* the probabilities the probe hands over */
+        for (int e = 0; e < H * H; e++) wq[e] = (float)(save[e] + eps * dir[e]);
+        double lp = naive_objective(&m, ids, d, l, plus);
+        for (int e = 0; e < H * H; e++) wq[e] = (float)(save[e] - eps * dir[e]);
+        double lm = naive_objective(&m, ids, d, l, minus);
+        memcpy(wq, save, H * H * sizeof(float));
+        free(save);
+        double fd = (lp - lm) / (2 * eps), chain = 0;
+        for (int i = 0; i < NH * PT * PT; i++) chain += c.dw[l][i] * (plus[i] - minus[i]) / (2 * eps);
+        if (t_verbose) printf("  layer %d: dL/de %.9g, sum dL/dA dA/de %.9g\n", l, fd, chain);
+        T_CHECK(fabs(fd) > 1e-4); /* the direction moves L */
+        T_NEAR(chain, fd, 1e-5 + 1e-3 * fabs(fd));
+    }
+    attn_bert_free(b);
+    tiny_free(&m);
+}
+
+T_TEST(bert_probe_errors)
+{
+    tiny m;
+    tiny_make(&m, 22);
+    attn_bert *b = load_tiny(&m, "probe_err");
+    int64_t len = PT;
+    int32_t ids[PT];
+    random_ids(ids, &len, 1, PT, 18);
+    float d[H] = {0}, emb[H];
+    static probed c;
+    memset(&c, 0, sizeof c);
+    attn_ctx *ctx = t_ctx(1);
+    T_EQ_STATUS(attn_bert_attention_probe(ctx, b, ids, PT, d, NULL, &c, emb), ATTN_NULL_ARG);
+    T_EQ_STATUS(attn_bert_attention_probe(ctx, b, ids, PT, NULL, collect, &c, emb), ATTN_NULL_ARG);
+    T_EQ_STATUS(attn_bert_attention_probe(ctx, b, ids, 0, d, collect, &c, emb), ATTN_BAD_DIM);
+    T_EQ_STATUS(attn_bert_attention_probe(ctx, b, ids, P + 1, d, collect, &c, emb), ATTN_BAD_DIM);
+    ids[3] = V;
+    T_EQ_STATUS(attn_bert_attention_probe(ctx, b, ids, PT, d, collect, &c, emb), ATTN_BAD_PARAM);
+    T_CHECK(strstr(attn_last_error(), "ids[3]") != NULL);
+    ids[3] = 0;
+    T_EQ_INT(c.calls, 0);
+    /* a hook's failure stops the pass at once and comes back; emb is untouched */
+    c.fail_with = ATTN_IO;
+    memset(emb, 0x7F, sizeof emb);
+    T_EQ_STATUS(attn_bert_attention_probe(ctx, b, ids, PT, d, collect, &c, emb), ATTN_IO);
+    T_EQ_INT(c.calls, 1);
+    T_CHECK(emb[0] != emb[0] || emb[0] > 1e30); /* 0x7F7F7F7F: still the fill */
+    /* out of memory at every allocation: NO_MEMORY and nothing leaks */
+    c.fail_with = ATTN_OK;
+    for (long k = 1;; k++) {
+        counting cnt = {0, 0, k};
+        attn_set_allocator(count_alloc, count_free, &cnt);
+        attn_status st = attn_bert_attention_probe(ctx, b, ids, PT, d, collect, &c, emb);
+        attn_set_allocator(NULL, NULL, NULL);
+        T_EQ_INT(cnt.live, 0);
+        if (cnt.calls < k) {
+            T_EQ_STATUS(st, ATTN_OK);
+            T_CHECK(k > 3);
+            break;
+        }
+        T_EQ_STATUS(st, ATTN_NO_MEMORY);
+    }
+    attn_bert_free(b);
+    tiny_free(&m);
+}

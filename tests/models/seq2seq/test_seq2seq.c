@@ -565,3 +565,84 @@ T_TEST(seq2seq_args)
     attn_seq2seq_free(m);
     attn_seq2seq_free(NULL);
 }
+
+/* ---- the probe of each decoder step's attention ------------------------------------------- */
+
+enum { PROBE_T = 4, PROBE_B = 3, PROBE_S = 5 };
+
+/* w, dw [PROBE_T][B * S]: the weights and dL/dw of each step. */
+typedef struct {
+    float w[PROBE_T][PROBE_B * PROBE_S], dw[PROBE_T][PROBE_B * PROBE_S];
+    int64_t rows[PROBE_T + 1];
+    int calls, bad;
+} steps;
+
+static attn_status collect_steps(attn_ctx *ctx, const attn_nn_attn_probe *p, void *user)
+{
+    steps *c = user;
+    if (p->stack != 1 || p->layer != 0 || p->cross != 1 || !p->score || p->row < 0 ||
+        p->row >= PROBE_T || p->q.dim[1] != 1 || p->k.dim[1] != PROBE_S || c->calls > PROBE_T)
+        return ++c->bad, ATTN_BAD_PARAM;
+    c->rows[c->calls++] = p->row;
+    return attn_nn_attn_probe_weights(ctx, p, c->w[p->row], c->dw[p->row]);
+}
+
+/* dL/dw of every step against finite differences along the loss's gradient
+ * with respect to the scorer's v_a: the loss moves with v_a only through
+ * the attention weights of the steps. */
+T_TEST(seq2seq_probe_grads_fd)
+{
+    attn_ctx *ctx = t_ctx(1);
+    attn_seq2seq_config c = {9, 8, 16, 16, 8, ATTN_SEQ2SEQ_INIT_BACKWARD};
+    attn_seq2seq *m = NULL;
+    T_EQ_STATUS(attn_seq2seq_create(&c, 61, &m), ATTN_OK);
+    if (!m) return;
+    tiny_batch tb;
+    tiny_batch_make(&tb, PROBE_S, 62);
+    attn_nn_param wq = {0};
+    for (int64_t t = 0; t < attn_seq2seq_n_tensors(m); t++) {
+        attn_nn_param p;
+        attn_seq2seq_tensor(m, t, &p);
+        if (strcmp(p.name, "decoder.attention.v_a") == 0) wq = p;
+    }
+    T_CHECK(wq.value != NULL);
+    if (!wq.value) return;
+    /* sharper scores than at initialisation: the loss depends on them more */
+    for (int64_t e = 0; e < wq.numel; e++) wq.value[e] *= 8;
+    static steps c0, cp, cm;
+    double loss = 0, lp = 0, lm = 0;
+    attn_seq2seq_zero_grad(m);
+    T_EQ_STATUS(attn_seq2seq_step_probe(ctx, m, &tb.b, collect_steps, &c0, &loss), ATTN_OK);
+    T_EQ_INT(c0.calls, PROBE_T);
+    T_EQ_INT(c0.bad, 0);
+    for (int i = 0; i < PROBE_T; i++) T_EQ_INT(c0.rows[i], PROBE_T - 1 - i); /* last step first */
+    for (int b = 0; b < PROBE_B; b++) /* padded keys: no weight and no gradient */
+        for (int j = (int)tb.lens[b]; j < PROBE_S; j++)
+            T_CHECK(c0.w[1][b * PROBE_S + j] == 0 && c0.dw[1][b * PROBE_S + j] == 0);
+    float *save = malloc((size_t)wq.numel * sizeof(float));
+    memcpy(save, wq.value, (size_t)wq.numel * sizeof(float));
+    double gmax = 0;
+    for (int64_t e = 0; e < wq.numel; e++) gmax = fmax(gmax, fabs(wq.grad[e]));
+    const double eps = 3e-2;
+    for (int64_t e = 0; e < wq.numel; e++) wq.value[e] = (float)(save[e] + eps * wq.grad[e] / gmax);
+    T_EQ_STATUS(attn_seq2seq_step_probe(ctx, m, &tb.b, collect_steps, &cp, &lp), ATTN_OK);
+    for (int64_t e = 0; e < wq.numel; e++) wq.value[e] = (float)(save[e] - eps * wq.grad[e] / gmax);
+    T_EQ_STATUS(attn_seq2seq_step_probe(ctx, m, &tb.b, collect_steps, &cm, &lm), ATTN_OK);
+    memcpy(wq.value, save, (size_t)wq.numel * sizeof(float));
+    free(save);
+    double fd = (lp - lm) / (2 * eps), chain = 0;
+    for (int i = 0; i < PROBE_T; i++)
+        for (int e = 0; e < PROBE_B * PROBE_S; e++)
+            chain += (double)c0.dw[i][e] * ((double)cp.w[i][e] - cm.w[i][e]) / (2 * eps);
+    if (t_verbose) printf("  dL/de %.7g, sum dL/dw dw/de %.7g\n", fd, chain);
+    T_CHECK(fabs(fd) > 5e-4); /* the direction moves the loss */
+    T_NEAR(chain, fd, 2e-5 + 2e-3 * fabs(fd));
+    /* the hook's failure stops the pass */
+    steps bad;
+    memset(&bad, 0, sizeof bad);
+    bad.calls = PROBE_T + 1;
+    T_EQ_STATUS(attn_seq2seq_step_probe(ctx, m, &tb.b, collect_steps, &bad, &loss), ATTN_BAD_PARAM);
+    T_EQ_INT(bad.bad, 1);
+    T_EQ_STATUS(attn_seq2seq_step_probe(ctx, m, &tb.b, NULL, &bad, &loss), ATTN_NULL_ARG);
+    attn_seq2seq_free(m);
+}
