@@ -90,14 +90,32 @@ def tracked_files():
     return [p for p in out.decode().split("\0") if p and os.path.isfile(os.path.join(ROOT, p))]
 
 
+def remove_untracked(tree, keep):
+    """Deletes the files of tree (outside its build/ and .venv) whose paths
+    are not in keep: files the working tree no longer has (the build globs
+    its sources, so a deleted file would still be compiled)."""
+    removed = 0
+    for top, dirs, files in os.walk(tree):
+        if top == tree:
+            dirs[:] = [d for d in dirs if d not in ("build", ".venv")]
+        for name in files:
+            path = os.path.join(top, name)
+            if os.path.relpath(path, tree) not in keep:
+                os.remove(path)
+                removed += 1
+    return removed
+
+
 def sync_tree(tree):
     """Copies the working tree's files into tree, touching only those that
-    differ (so the scratch build stays incremental between runs)."""
-    copied = 0
+    differ (so the scratch build stays incremental between runs), and
+    removes those it no longer has. Returns the count of files changed."""
     venv, link = os.path.join(ROOT, ".venv"), os.path.join(tree, ".venv")
     if os.path.isdir(venv) and not os.path.lexists(link):  # the programs find models there
         os.symlink(os.path.realpath(venv), link)
-    for rel in tracked_files():
+    rels = tracked_files()
+    copied = remove_untracked(tree, set(rels))
+    for rel in rels:
         src, dst = os.path.join(ROOT, rel), os.path.join(tree, rel)
         with open(src, "rb") as f:
             data = f.read()
