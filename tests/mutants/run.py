@@ -12,8 +12,8 @@ survives, does not build, or is stale: its original text is not found
 exactly once in its file any more (the list must follow the code).
 
     .venv/bin/python tests/mutants/run.py [--only NAME ...] [--timeout S]
-        [--configs N] [--grid-configs N] [--tests TEST-OR-TIER ...] [--jobs N]
-        [--both] [--skip-baseline]
+        [--configs N] [--grid-configs N] [--tests TEST-OR-TIER ...] [--skip TEST ...]
+        [--jobs N] [--both] [--skip-baseline]
 """
 import argparse
 import json
@@ -150,10 +150,28 @@ def run(cmd, cwd, timeout, env=None, log=None):
 
 # ---- the suites ----------------------------------------------------------------------------
 
+def runner(tree):
+    return os.path.join(tree, "build", "tests", "attn_tests")
+
+
+def c_selection(tree, args):
+    """The C runner's arguments: args.tests (tests or tiers; all if empty)
+    less the tests named in args.skip, as the runner lists them."""
+    if not args.skip:
+        return args.tests
+    out = subprocess.run([runner(tree), "--list"], check=True, capture_output=True).stdout
+    rows = [line.split() for line in out.decode().splitlines() if len(line.split()) == 2]
+    unknown = set(args.skip) - {name for _, name in rows}
+    if unknown:
+        sys.exit("mutants: --skip names no test %s" % sorted(unknown))
+    return [name for tier, name in rows if name not in args.skip
+            and (not args.tests or tier in args.tests or name in args.tests)]
+
+
 def c_suite(tree, args, log):
     """Names of the C runner's failed tests ([] if it passed)."""
-    rc, out = run([os.path.join(tree, "build", "tests", "attn_tests"), "--configs",
-                   str(args.configs)] + args.tests, tree, args.timeout, log=log)
+    rc, out = run([runner(tree), "--configs", str(args.configs)] + args.c_tests, tree,
+                  args.timeout, log=log)
     failed = re.findall(r"^FAIL (\S+)", out, re.M)
     if rc == "timeout":
         return failed + ["attn_tests: timeout after %d s" % args.timeout]
@@ -216,6 +234,7 @@ def main():
     ap.add_argument("--grid-configs", type=int, default=40, help="ATTN_GRID_CONFIGS for pytest")
     ap.add_argument("--tests", nargs="*", default=[],
                     help="attn_tests' tests or tiers to run (default: all)")
+    ap.add_argument("--skip", nargs="*", default=[], help="attn_tests' tests not to run")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--both", action="store_true", help="run pytest even if attn_tests caught it")
     ap.add_argument("--skip-baseline", action="store_true",
@@ -238,6 +257,7 @@ def main():
     results = []
     if not build(tree, args, log):
         sys.exit("mutants: the unmutated copy does not build (see %s)" % log)
+    args.c_tests = c_selection(tree, args)
     if not args.skip_baseline:
         base = test(tree, argparse.Namespace(**dict(vars(args), both=True)), log)
         if base:
