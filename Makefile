@@ -1,14 +1,21 @@
 # Thin wrapper over CMake for the README's commands.
 #   make run        the main job: train the date translator, translate, draw maps
 #   make test       install what is needed, then every test (CI runs this)
-#   make test-long  the long random grid (many more configurations) and every float32
+#   make test-long  the long random grids (many more configurations) and every float32
 #                   pattern through the half-precision conversions
+#   make mutants    the mutation check: injected bugs each caught by a test (long)
 #   make bench      the benchmarks vs PyTorch: bench/results*.json, results.png
 #   make bench-lm   SmolLM2 on attn vs llama.cpp and transformers: bench/results_lm.json
 JOBS ?= 2
 CONFIGS ?= 3000
+# The toolkit's grids (tests/nn/test_grid_*.c, tests/models/transformer/test_grid_model.c,
+# python/tests/test_grid_*.py).
+NN_GRIDS = grid_nn_linear grid_nn_embedding grid_nn_layernorm grid_nn_rmsnorm grid_nn_act \
+  grid_nn_rope grid_nn_sinusoidal grid_nn_dropout grid_nn_cross_entropy grid_nn_adamw \
+  grid_nn_clip grid_nn_lr grid_nn_mha grid_nn_gru_layer grid_nn_gru_cell grid_models_transformer
+LONG_GRID_CONFIGS ?= 3000
 
-.PHONY: bench bench-lm bench-quick all build run test test-c test-asan test-fma test-clang test-cxx test-install test-python test-long clean fuzz
+.PHONY: bench bench-lm bench-quick all build run test test-c test-asan test-fma test-clang test-cxx test-install test-python test-long mutants clean fuzz
 
 all: build
 
@@ -74,8 +81,21 @@ test-python: build
 	@scripts/setup.sh --python
 	.venv/bin/python -m pytest -q python/tests
 
+# The long grids: the core's (40000 configurations) and the toolkit's, in C
+# (4000 per grid of weight 1) and against PyTorch ($(LONG_GRID_CONFIGS) per grid of
+# weight 1, 15 times make test's).
 test-long: build
-	./build/tests/attn_tests --configs 40000 grid_vs_ref64 grid_big_vs_ref64 half_from_float
+	./build/tests/attn_tests --configs 40000 grid_vs_ref64 grid_big_vs_ref64 half_from_float $(NN_GRIDS)
+	ATTN_GRID_CONFIGS=$(LONG_GRID_CONFIGS) .venv/bin/python -m pytest -q python/tests/test_grid_*.py
+
+# The mutation check (tests/mutants/run.py): every bug of tests/mutants/mutants.txt,
+# one at a time in a scratch copy (build-mutants/tree), must fail a test. The
+# attention core's random grids (two thirds of the C runner's time) are left
+# out: no mutant is in the core (MUTANT_SKIP= runs them too).
+MUTANT_SKIP ?= grid_vs_ref64 grid_big_vs_ref64 score_grid_vs_ref64
+mutants: build
+	@scripts/setup.sh --python
+	nice -n 19 .venv/bin/python tests/mutants/run.py $(if $(MUTANT_SKIP),--skip $(MUTANT_SKIP))
 
 # The benchmark table (bench/bench.py), attn side by side with PyTorch SDPA
 # and naive PyTorch (docs/design.md, Benchmarks).
@@ -122,4 +142,4 @@ fuzz:
 	done
 
 clean:
-	rm -rf build build-asan build-fma build-clang build-fuzz run
+	rm -rf build build-asan build-fma build-clang build-fuzz build-mutants run

@@ -340,6 +340,8 @@ T_TEST(safetensors_corrupt_catalogue)
          "tensors 'a' and 'b' overlap (data bytes [4, 8))"},
         {"{" E("a", "F32", "[2]", "[0,8]") "," E("z", "F32", "[0]", "[4,4]") "}", 8,
          "tensors 'a' and 'z' overlap"},
+        {"{" E("a", "U8", "[2]", "[0,2]") "," E("b", "U8", "[2]", "[1,3]") "}", 3,
+         "tensors 'a' and 'b' overlap (data bytes [1, 2))"},
         {"{" E("b", "F32", "[2]", "[12,20]") "," E("a", "F32", "[2]", "[0,8]") "}", 20,
          "data bytes [8, 12) between tensors 'a' and 'b' belong to no tensor"},
         {"{" E("a", "F32", "[2]", "[4,12]") "}", 12, "data bytes [0, 4) before tensor 'a' belong to no tensor"},

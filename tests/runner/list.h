@@ -125,6 +125,21 @@
     X(wordpiece_vocab_variants)
 
 #define T_TESTS_NN(X) \
+    X(grid_nn_linear) \
+    X(grid_nn_embedding) \
+    X(grid_nn_layernorm) \
+    X(grid_nn_rmsnorm) \
+    X(grid_nn_act) \
+    X(grid_nn_rope) \
+    X(grid_nn_sinusoidal) \
+    X(grid_nn_dropout) \
+    X(grid_nn_cross_entropy) \
+    X(grid_nn_adamw) \
+    X(grid_nn_clip) \
+    X(grid_nn_lr) \
+    X(grid_nn_mha) \
+    X(grid_nn_gru_layer) \
+    X(grid_nn_gru_cell) \
     X(gru_args) \
     X(gru_cell_backward_fd) \
     X(gru_layer_backward_fd_bidirectional_lengths) \
@@ -191,6 +206,7 @@
     X(llama_corrupt_catalogue) \
     X(llama_truncation_sweep) \
     X(llama_out_of_memory) \
+    X(grid_models_transformer) \
     X(seq2seq_args) \
     X(seq2seq_backward_fd) \
     X(seq2seq_checkpoint_corrupt_catalogue) \
