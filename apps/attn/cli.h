@@ -1,6 +1,6 @@
 /* cli.h - what every `attn` subcommand shares: the option table parser
- * (--help, exit status 2 on bad usage), error reporting, contexts and
- * directories. Exit status convention: 0 success, 1 failure, 2 bad usage. */
+ * (--help, exit status 2 on bad usage), error reporting, contexts, and
+ * the checks of output files and directories. Exit status convention: 0 success, 1 failure, 2 bad usage. */
 #ifndef ATTN_CLI_H
 #define ATTN_CLI_H
 
@@ -32,8 +32,16 @@ int cli_parse(const char *cmd, const char *synopsis, int argc, char **argv, cons
 int cli_pick(const char *cmd, const char *opt_name, const char *val, const char *const *names,
              int n, int *out);
 attn_ctx *cli_make_ctx(const char *cmd, int64_t threads);
-/* Creates the directories leading to path; 0 or 1 after a message. */
-int cli_ensure_parent_dir(const char *path);
+/* An output file named by option opt_name, checked before any work: the
+ * path within the limits of core/fileio.h (checked before anything is
+ * created), the directories leading to it created, and what it names
+ * (symbolic links followed) a regular file or nothing (a device, FIFO,
+ * socket or directory is refused and left untouched). 0, or 1 after a
+ * message. */
+int cli_prepare_output(const char *cmd, const char *opt_name, const char *path);
+/* An output directory: the path checked, then it and the directories
+ * leading to it created. 0, or 1 after a message. */
+int cli_ensure_dir(const char *cmd, const char *opt_name, const char *dir);
 
 /* The subcommands (apps/attn/cmd_*.c): argv after the command name. */
 int cmd_train(int argc, char **argv);

@@ -4,18 +4,17 @@
  * and `attn info`. */
 #include "task/charvocab.h"
 #include "cli.h"
+#include "core/fileio.h"
 #include "task/dates.h"
 #include "task/train.h"
 #include "task/train_gru.h"
 
 #include <attn/viz.h>
 
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 /* 1 if path is an RNN checkpoint (attn/seq2seq.h); errors are left to the loader. */
@@ -135,7 +134,7 @@ static int train_gru_cmd(const train_args *a, const attn_train_cfg *t)
     attn_seq2seq *m = NULL;
     attn_status st = attn_seq2seq_create(&gc, t->seed, &m);
     if (st != ATTN_OK) return cli_fail("train", st);
-    attn_ctx *ctx = t->save_path && cli_ensure_parent_dir(t->save_path) ? NULL : cli_make_ctx("train", a->threads);
+    attn_ctx *ctx = t->save_path && cli_prepare_output("train", "--out", t->save_path) ? NULL : cli_make_ctx("train", a->threads);
     if (!ctx) {
         attn_seq2seq_free(m);
         return 1;
@@ -235,7 +234,7 @@ int cmd_train(int argc, char **argv)
     } else if ((st = attn_transformer_create(&c, t.seed, &m)) != ATTN_OK) {
         return cli_fail("train", st);
     }
-    if (t.save_path && cli_ensure_parent_dir(t.save_path)) {
+    if (t.save_path && cli_prepare_output("train", "--out", t.save_path)) {
         attn_transformer_free(m);
         return 1;
     }
@@ -273,7 +272,7 @@ static int write_map(const char *dir, int index, const char *src, const char *ou
                      const float *w, int64_t n_out)
 {
     int64_t S = (int64_t)strlen(src), R = n_out;
-    char path[1100], title[200];
+    char path[ATTN__PATH_MAX + 16], title[200];
     const char *rows[ATTN_DATES_TGT_LEN + 2], *cols[ATTN_DATES_SRC_MAX + 1];
     char rbuf[ATTN_DATES_TGT_LEN + 2][2], cbuf[ATTN_DATES_SRC_MAX + 1][2];
     for (int64_t r = 0; r < R; r++) {
@@ -315,9 +314,7 @@ int cmd_translate(int argc, char **argv)
     if (rnn && beam != 1) return cli_usage_error("translate", "%s", "the GRU model decodes greedily: --beam 1");
     if ((rc = rnn ? load_rnn("translate", model, &g) : load("translate", model, &m)) != 0) return rc;
     attn_ctx *ctx = cli_make_ctx("translate", threads);
-    if (!ctx || (maps && cli_ensure_parent_dir(maps) != 0) ||
-        (maps && mkdir(maps, 0777) != 0 && errno != EEXIST)) {
-        if (maps && ctx) fprintf(stderr, "%s translate: cannot create '%s'\n", cli_prog, maps);
+    if (!ctx || (maps && cli_ensure_dir("translate", "--maps", maps) != 0)) {
         attn_ctx_free(ctx);
         attn_transformer_free(m);
         attn_seq2seq_free(g);

@@ -13,7 +13,13 @@
     X(avx2_exp_accuracy) \
     X(hand_computed) \
     X(ref64_finite_difference) \
-    X(tiled_finite_difference)
+    X(tiled_finite_difference) \
+    X(fileio_inputs_must_be_regular) \
+    X(fileio_outputs_refuse_special_files) \
+    X(fileio_output_symlinks_followed) \
+    X(fileio_atomic_replacement_failures) \
+    X(fileio_path_limits) \
+    X(fileio_out_of_memory)
 
 #define T_TESTS_OPS(X) \
     X(argument_checks) \

@@ -28,6 +28,7 @@
 #include <attn/safetensors.h>
 
 #include <cblas.h>
+#include <errno.h>
 #include <limits.h>
 #include <math.h>
 #include <pthread.h>
@@ -159,9 +160,9 @@ static attn_status load_config(const char *path, attn_bert_config *c)
 {
     char *text = NULL, what[300];
     size_t len = 0;
-    attn_status st = attn__nn_read_file("attn_bert_load", path, CONFIG_MAX_BYTES, &text, &len);
-    if (st != ATTN_OK) return st;
     snprintf(what, sizeof what, "attn_bert_load: '%.200s'", path);
+    attn_status st = attn__nn_read_file(what, path, CONFIG_MAX_BYTES, &text, &len);
+    if (st != ATTN_OK) return st;
     st = parse_config(text, len, what, c);
     attn_release(text);
     return st;
@@ -172,9 +173,9 @@ static attn_status load_sbert_config(const char *path, attn_bert_config *c)
 {
     char *text = NULL, what[300];
     size_t len = 0;
-    attn_status st = attn__nn_read_file("attn_bert_load", path, CONFIG_MAX_BYTES, &text, &len);
-    if (st != ATTN_OK) return st;
     snprintf(what, sizeof what, "attn_bert_load: '%.200s'", path);
+    attn_status st = attn__nn_read_file(what, path, CONFIG_MAX_BYTES, &text, &len);
+    if (st != ATTN_OK) return st;
     attn__json_value *root = NULL;
     st = attn__json_parse(text, len, NULL, what, &root);
     attn_release(text);
@@ -570,9 +571,11 @@ attn_status attn_bert_load(const char *model_dir, attn_bert **out)
     int s = snprintf(sb, PATH_CAP, "%s/sentence_bert_config.json", model_dir);
     if (a < 0 || b < 0 || s < 0 || a >= PATH_CAP || b >= PATH_CAP || s >= PATH_CAP)
         return attn_fail(ATTN_BAD_PARAM, "attn_bert_load: argument 'model_dir' is too long");
-    FILE *probe = fopen(sb, "rb");
-    if (probe) fclose(probe);
-    return attn_bert_load_files(cfg, wts, probe ? sb : NULL, out);
+    /* optional: read if anything is there, so that a FIFO or a directory
+     * in its place is an error rather than a silent default (or a hang) */
+    struct stat st;
+    int has_sb = lstat(sb, &st) == 0 || errno != ENOENT;
+    return attn_bert_load_files(cfg, wts, has_sb ? sb : NULL, out);
 }
 
 void attn_bert_free(attn_bert *m)
