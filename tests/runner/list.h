@@ -69,6 +69,7 @@
     X(safetensors_round_trip_every_dtype) \
     X(safetensors_save_golden_bytes) \
     X(safetensors_save_is_atomic) \
+    X(safetensors_special_files) \
     X(safetensors_truncation_sweep) \
     X(safetensors_valid_edge_cases)
 
@@ -170,6 +171,8 @@
     X(dates_known_sources) \
     X(dates_print_examples) \
     X(dates_split_draws) \
-    X(gru_dates_batches_training_translation)
+    X(gru_dates_batches_training_translation) \
+    X(lines_file_must_be_regular) \
+    X(lines_reader_limits_and_errors)
 
 #endif /* ATTN_TEST_LIST_H */
