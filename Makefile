@@ -6,7 +6,7 @@
 JOBS ?= 2
 CONFIGS ?= 3000
 
-.PHONY: bench bench-quick all build run test test-c test-asan test-fma test-clang test-cxx test-python test-long clean fuzz
+.PHONY: bench bench-quick all build run test test-c test-asan test-fma test-clang test-cxx test-python test-long clean fuzz fuzz-build
 
 all: build
 
@@ -78,28 +78,63 @@ bench-quick: build
 	@scripts/setup.sh --bench
 	.venv/bin/python bench/bench.py --quick --out bench/results-quick.json
 
-# libFuzzer + ASan + UBSan on the file readers (fuzz/): each target built
-# straight from its sources into build-fuzz/, then run for FUZZ_SECONDS
-# (default 60) on a scratch copy of its seeds fuzz/corpus/<target>/.
-# libFuzzer + ASan + UBSan on every file reader: JSON, safetensors, model
-# checkpoints, WordPiece vocabularies and BERT configs, FUZZ_SECONDS (default 60) each.
-FUZZ_TARGETS ?= json safetensors checkpoint vocab bert_config
-FUZZ_SRCS = $(wildcard src/core/*.c src/ops/*.c src/kernels/ref/*.c src/kernels/portable/*.c \
-  src/formats/*.c src/text/*.c src/nn/*.c src/models/*.c src/models/*/*.c) \
+# libFuzzer + ASan + UBSan on every reader of untrusted bytes (fuzz/,
+# docs/testing.md "Fuzzing"): each target is built straight from the
+# sources of the tiers it needs into build-fuzz/, then run on a scratch copy
+# of its seeds fuzz/corpus/<target>/, one target at a time, for FUZZ_SECONDS
+# (default 60) each, or as FUZZ_FLAGS says (the campaign: -runs=N).
+FUZZ_TARGETS ?= json safetensors vocab wordpiece lines bert_config checkpoint \
+  seq2seq_checkpoint bert_weights resume_meta
+FUZZ_SECONDS ?= 60
+FUZZ_FLAGS ?= -max_total_time=$(FUZZ_SECONDS)
+FUZZ_NICE ?= nice -n 19
+
+# The sources of each tier (the libraries of CMakeLists.txt, without ISA kernels).
+FUZZ_CORE = $(wildcard src/core/*.c src/ops/*.c src/kernels/ref/*.c src/kernels/portable/*.c) \
   src/kernels/x86/avx2_absent.c
+FUZZ_FORMATS = $(wildcard src/formats/*.c)
+FUZZ_TEXT = $(wildcard src/text/*.c)
+FUZZ_NN = $(FUZZ_FORMATS) $(FUZZ_TEXT) $(wildcard src/nn/*.c src/models/*.c src/models/*/*.c)
+FUZZ_TASK = apps/attn/task/train.c apps/attn/task/dates.c apps/attn/task/charvocab.c
+FUZZ_CLI = apps/attn/lines.c
+# What libattn_nn links besides libc: OpenBLAS, until the toolkit has its own GEMM.
+FUZZ_NN_LIBS = -lopenblas
+
+# Each target: its tiers' sources, and the libraries of the model tier if it needs it.
+FUZZ_SRCS_json = $(FUZZ_CORE) $(FUZZ_FORMATS)
+FUZZ_SRCS_safetensors = $(FUZZ_CORE) $(FUZZ_FORMATS)
+FUZZ_SRCS_vocab = $(FUZZ_CORE) $(FUZZ_TEXT)
+FUZZ_SRCS_wordpiece = $(FUZZ_CORE) $(FUZZ_TEXT) $(FUZZ_FORMATS)
+FUZZ_SRCS_lines = $(FUZZ_CORE) $(FUZZ_CLI)
+FUZZ_SRCS_bert_config = $(FUZZ_CORE) $(FUZZ_NN)
+FUZZ_SRCS_checkpoint = $(FUZZ_CORE) $(FUZZ_NN)
+FUZZ_SRCS_seq2seq_checkpoint = $(FUZZ_CORE) $(FUZZ_NN)
+FUZZ_SRCS_bert_weights = $(FUZZ_CORE) $(FUZZ_NN)
+FUZZ_SRCS_resume_meta = $(FUZZ_CORE) $(FUZZ_NN) $(FUZZ_TASK)
+FUZZ_LIBS_bert_config = $(FUZZ_NN_LIBS)
+FUZZ_LIBS_checkpoint = $(FUZZ_NN_LIBS)
+FUZZ_LIBS_seq2seq_checkpoint = $(FUZZ_NN_LIBS)
+FUZZ_LIBS_bert_weights = $(FUZZ_NN_LIBS)
+FUZZ_LIBS_resume_meta = $(FUZZ_NN_LIBS)
+
+FUZZ_CC = clang -std=c11 -g -O1 -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Werror \
+  -fsanitize=fuzzer,address,undefined,float-divide-by-zero -fno-sanitize-recover=all \
+  -D_POSIX_C_SOURCE=200809L -DATTN_BUILD -Iinclude -Isrc -Iapps/attn
+
+.SECONDEXPANSION:
+build-fuzz/fuzz_%: fuzz/fuzz_%.c $$(FUZZ_SRCS_$$*) $$(wildcard src/*/*.h include/attn/*.h apps/attn/*.h)
+	@mkdir -p build-fuzz
+	$(FUZZ_CC) $< $(FUZZ_SRCS_$*) $(FUZZ_LIBS_$*) -lpthread -lm -o $@
+
+fuzz-build: $(FUZZ_TARGETS:%=build-fuzz/fuzz_%)
+
 fuzz:
 	@scripts/setup.sh
-	mkdir -p build-fuzz
-	for t in $(FUZZ_TARGETS); do \
-	  clang -std=c11 -g -O1 -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Werror \
-	    -fsanitize=fuzzer,address,undefined,float-divide-by-zero -fno-sanitize-recover=all \
-	    -D_POSIX_C_SOURCE=200809L -DATTN_BUILD -Iinclude -Isrc fuzz/fuzz_$$t.c $(FUZZ_SRCS) \
-	    -lopenblas -lpthread -lm -o build-fuzz/fuzz_$$t || exit 1; \
-	done
+	$(MAKE) --no-print-directory fuzz-build
 	for t in $(FUZZ_TARGETS); do \
 	  rm -rf build-fuzz/corpus-$$t && mkdir -p build-fuzz/corpus-$$t && \
 	  cp fuzz/corpus/$$t/* build-fuzz/corpus-$$t/ && \
-	  ./build-fuzz/fuzz_$$t -max_total_time=$(or $(FUZZ_SECONDS),60) -timeout=10 -rss_limit_mb=4096 \
+	  $(FUZZ_NICE) ./build-fuzz/fuzz_$$t $(FUZZ_FLAGS) -timeout=10 -rss_limit_mb=4096 \
 	    -print_final_stats=1 -artifact_prefix=build-fuzz/$$t- build-fuzz/corpus-$$t || exit 1; \
 	done
 

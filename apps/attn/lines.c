@@ -76,7 +76,7 @@ static attn_status read_line(FILE *f, const char *name, int64_t line, size_t max
 static attn_status keep_line(const char *name, int64_t line, line_buf *b, cli_texts *t)
 {
     while (b->n > 0 && b->buf[b->n - 1] == '\r') b->n--;
-    if (memchr(b->buf, '\0', b->n) != NULL)
+    if (b->n > 0 && memchr(b->buf, '\0', b->n) != NULL) /* b->buf is NULL before the first byte */
         return attn_fail(ATTN_BAD_FILE, "'%.200s' line %lld contains a NUL byte", name, (long long)line);
     size_t blank = 0;
     while (blank < b->n && (b->buf[blank] == ' ' || b->buf[blank] == '\t')) blank++;

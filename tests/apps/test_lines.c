@@ -58,6 +58,11 @@ T_TEST(lines_reader_limits_and_errors)
     T_EQ_STATUS(read_text("", 0, 16, &t), ATTN_OK);
     T_EQ_INT(t.n, 0);
     cli_texts_free(&t);
+    /* an empty first line, before the line buffer exists (a fuzzing find:
+     * memchr on a NULL buffer, which UBSan reports in `make test-asan`) */
+    T_EQ_STATUS(read_text("\nx\n", 3, 16, &t), ATTN_OK);
+    T_EQ_INT(t.n, 1);
+    cli_texts_free(&t);
     /* exactly the limit, then one byte over it on line 3 */
     T_EQ_STATUS(read_text("abcd\n\nabcd", 10, 4, &t), ATTN_OK);
     T_EQ_INT(t.n, 2);

@@ -173,6 +173,7 @@
     X(dates_split_draws) \
     X(gru_dates_batches_training_translation) \
     X(lines_file_must_be_regular) \
-    X(lines_reader_limits_and_errors)
+    X(lines_reader_limits_and_errors) \
+    X(train_cfg_from_meta_checks)
 
 #endif /* ATTN_TEST_LIST_H */

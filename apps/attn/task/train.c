@@ -224,15 +224,24 @@ static uint64_t mix(uint64_t a, uint64_t b)
     return z ^ (z >> 31);
 }
 
-#define N_META 11
+/* The training config in a checkpoint's __metadata__: key, range, and
+ * whether the value is a whole number, in the order of save()'s values. */
+enum { N_META = 11 };
+static const struct {
+    const char *key;
+    double lo, hi;
+    int whole;
+} train_meta[N_META] = {
+    {"train.steps", 0, 1e9, 1},   {"train.batch", 1, 1e6, 1},
+    {"train.warmup", 0, 1e9, 1},  {"train.lr", 0, 10, 0},
+    {"train.min_lr", 0, 10, 0},   {"train.weight_decay", 0, 10, 0},
+    {"train.clip", 0, 1e6, 0},    {"train.label_smoothing", 0, 1, 0},
+    {"train.schedule", 0, 2, 1},  {"train.data_seed", 0, 4e9, 1},
+    {"train.seed", 0, 4e9, 1}};
 
 static attn_status save(const attn_transformer *m, const attn_train_cfg *c)
 {
     char v[N_META][40];
-    const char *keys[N_META] = {"train.steps", "train.batch", "train.warmup", "train.lr",
-                                "train.min_lr", "train.weight_decay", "train.clip",
-                                "train.label_smoothing", "train.schedule", "train.data_seed",
-                                "train.seed"};
     snprintf(v[0], 40, "%lld", (long long)c->steps);
     snprintf(v[1], 40, "%lld", (long long)c->batch);
     snprintf(v[2], 40, "%lld", (long long)c->warmup);
@@ -244,19 +253,27 @@ static attn_status save(const attn_transformer *m, const attn_train_cfg *c)
     snprintf(v[8], 40, "%d", (int)c->schedule);
     snprintf(v[9], 40, "%llu", (unsigned long long)c->data_seed);
     snprintf(v[10], 40, "%llu", (unsigned long long)c->seed);
-    const char *vals[N_META];
-    for (int i = 0; i < N_META; i++) vals[i] = v[i];
+    const char *keys[N_META], *vals[N_META];
+    for (int i = 0; i < N_META; i++) {
+        keys[i] = train_meta[i].key;
+        vals[i] = v[i];
+    }
     return attn_transformer_save(m, c->save_path, 1, keys, vals, N_META);
 }
 
-static attn_status meta_num(const attn_safetensors *f, const char *key, double lo, double hi, double *out)
+/* Entry i of train_meta from f: a decimal number as save() writes it (no
+ * spaces, hex, "inf" or "nan"), inside its range, whole where it must be. */
+static attn_status meta_num(const attn_safetensors *f, int i, double *out)
 {
-    const char *s = attn_safetensors_metadata(f, key);
-    char *end = NULL;
+    const char *key = train_meta[i].key, *s = attn_safetensors_metadata(f, key);
     if (!s) return attn_fail(ATTN_BAD_FILE, "checkpoint: no training metadata '%s'", key);
-    double x = strtod(s, &end);
-    if (end == s || *end != '\0' || !(x >= lo && x <= hi))
-        return attn_fail(ATTN_BAD_FILE, "checkpoint: '%s' = \"%.30s\" is not in [%g, %g]", key, s, lo, hi);
+    char *end = NULL;
+    double x = s[0] != '\0' && strspn(s, "0123456789+-.eE") == strlen(s) ? strtod(s, &end) : NAN;
+    if (end == NULL || *end != '\0' || !(x >= train_meta[i].lo && x <= train_meta[i].hi) ||
+        (train_meta[i].whole && x != floor(x)))
+        return attn_fail(ATTN_BAD_FILE, "checkpoint: '%s' = \"%.30s\" is not %s in [%g, %g]", key, s,
+                         train_meta[i].whole ? "a whole number" : "a number", train_meta[i].lo,
+                         train_meta[i].hi);
     *out = x;
     return ATTN_OK;
 }
@@ -264,13 +281,8 @@ static attn_status meta_num(const attn_safetensors *f, const char *key, double l
 attn_status attn_train_cfg_from_meta(const attn_safetensors *f, attn_train_cfg *cfg)
 {
     double x[N_META];
-    const char *keys[N_META] = {"train.steps", "train.batch", "train.warmup", "train.lr",
-                                "train.min_lr", "train.weight_decay", "train.clip",
-                                "train.label_smoothing", "train.schedule", "train.data_seed",
-                                "train.seed"};
-    const double hi[N_META] = {1e9, 1e6, 1e9, 10, 10, 10, 1e6, 1, 2, 4e9, 4e9};
     for (int i = 0; i < N_META; i++) {
-        attn_status st = meta_num(f, keys[i], 0, hi[i], &x[i]);
+        attn_status st = meta_num(f, i, &x[i]);
         if (st != ATTN_OK) return st;
     }
     cfg->steps = (int64_t)x[0];
@@ -284,7 +296,6 @@ attn_status attn_train_cfg_from_meta(const attn_safetensors *f, attn_train_cfg *
     cfg->schedule = (attn_nn_schedule)(int)x[8];
     cfg->data_seed = (uint64_t)x[9];
     cfg->seed = (uint64_t)x[10];
-    if (cfg->batch < 1) return attn_fail(ATTN_BAD_FILE, "checkpoint: 'train.batch' must be >= 1");
     return ATTN_OK;
 }
 

@@ -26,8 +26,16 @@ typedef struct attn_train_cfg {
 
 attn_train_cfg attn_train_cfg_default(void);
 
-/* Metadata keys/values of the training config, stored in checkpoints so a
- * resumed run continues with exactly the same schedule and data. */
+/* The training config a checkpoint stores in its __metadata__ (written by
+ * attn_train_dates), so that a resumed run continues with exactly the same
+ * schedule and data. Each value is a decimal number as the writer prints it
+ * (no spaces, hex, "inf" or "nan"): train.steps and train.warmup whole in
+ * [0, 1e9], train.batch whole in [1, 1e6], train.schedule whole in [0, 2]
+ * (attn_nn_schedule), train.data_seed and train.seed whole in [0, 4e9],
+ * train.lr, train.min_lr and train.weight_decay in [0, 10], train.clip in
+ * [0, 1e6], train.label_smoothing in [0, 1]. Only those fields of cfg are
+ * written, and only if every value is valid; otherwise ATTN_BAD_FILE naming
+ * the key. */
 attn_status attn_train_cfg_from_meta(const attn_safetensors *f, attn_train_cfg *cfg);
 
 typedef struct attn_train_progress {
