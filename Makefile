@@ -3,6 +3,7 @@
 #   make test       install what is needed, then every test (CI runs this)
 #   make test-long  the long random grid (many more configurations)
 #   make bench      the benchmarks vs PyTorch: bench/results*.json, results.png
+#   make fuzz       libFuzzer on every reader of untrusted bytes (docs/testing.md)
 JOBS ?= 2
 CONFIGS ?= 3000
 
