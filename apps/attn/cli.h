@@ -1,6 +1,7 @@
 /* cli.h - what every `attn` subcommand shares: the option table parser
- * (--help, exit status 2 on bad usage), error reporting, contexts, and
- * the checks of output files and directories. Exit status convention: 0 success, 1 failure, 2 bad usage. */
+ * (--help, exit status 2 on bad usage), error reporting, contexts, and the
+ * checks of output files and directories. Exit status convention: 0
+ * success, 1 failure, 2 bad usage. */
 #ifndef ATTN_CLI_H
 #define ATTN_CLI_H
 
