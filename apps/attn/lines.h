@@ -12,7 +12,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-/* The longest line accepted: 1 MiB (the line end not counted). */
+/* The longest line accepted: 1 MiB before its "\n" (a "\r" there counts). */
 #define CLI_MAX_LINE ((size_t)1 << 20)
 
 /* A list of sentences: pointers into argv (owned = 0), or lines read from
