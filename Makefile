@@ -7,7 +7,7 @@
 JOBS ?= 2
 CONFIGS ?= 3000
 
-.PHONY: bench bench-quick all build run test test-c test-asan test-fma test-clang test-cxx test-python test-long clean fuzz fuzz-build
+.PHONY: bench bench-quick all build run test test-c test-asan test-fma test-clang test-cxx test-install test-python test-long clean fuzz fuzz-build
 
 all: build
 
@@ -28,7 +28,7 @@ run: build
 
 test: build
 	@scripts/setup.sh --python
-	$(MAKE) --no-print-directory test-c test-asan test-fma test-clang test-cxx test-python
+	$(MAKE) --no-print-directory test-c test-asan test-fma test-clang test-cxx test-install test-python
 	@echo "make test: all suites passed"
 
 test-c: build
@@ -62,13 +62,19 @@ test-cxx:
 	    | c++ -std=c++11 -Wall -Wextra -Wpedantic -Werror -Iinclude -x c++ -fsyntax-only - || exit 1; \
 	done
 
+# `cmake --install` into a temporary prefix, then programs built against the
+# installed copy only, with pkg-config and with find_package (tests/install).
+test-install: build
+	tests/install/run.sh build
+
 test-python: build
 	.venv/bin/python -m pytest -q python/tests
 
 test-long: build
 	./build/tests/attn_tests --configs 40000 grid_vs_ref64 grid_big_vs_ref64
 
-# BENCH.md's table, attn alternating with PyTorch SDPA and naive PyTorch.
+# The benchmark table (bench/bench.py), attn side by side with PyTorch SDPA
+# and naive PyTorch (docs/design.md, Benchmarks).
 # Run it on an otherwise idle machine.
 bench: build
 	@scripts/setup.sh --bench
@@ -84,48 +90,45 @@ bench-quick: build
 # sources of the tiers it needs into build-fuzz/, then run on a scratch copy
 # of its seeds fuzz/corpus/<target>/, one target at a time, for FUZZ_SECONDS
 # (default 60) each, or as FUZZ_FLAGS says (the campaign: -runs=N).
-FUZZ_TARGETS ?= json safetensors vocab wordpiece lines bert_config checkpoint \
+FUZZ_TARGETS ?= json safetensors gguf vocab wordpiece bpe lines bert_config checkpoint \
   seq2seq_checkpoint bert_weights resume_meta
 FUZZ_SECONDS ?= 60
 FUZZ_FLAGS ?= -max_total_time=$(FUZZ_SECONDS)
 FUZZ_NICE ?= nice -n 19
 
-# The sources of each tier (the libraries of CMakeLists.txt, without ISA kernels).
-FUZZ_CORE = $(wildcard src/core/*.c src/ops/*.c src/kernels/ref/*.c src/kernels/portable/*.c) \
-  src/kernels/x86/avx2_absent.c
-FUZZ_FORMATS = $(wildcard src/formats/*.c)
-FUZZ_TEXT = $(wildcard src/text/*.c)
-FUZZ_NN = $(FUZZ_FORMATS) $(FUZZ_TEXT) $(wildcard src/nn/*.c src/models/*.c src/models/*/*.c)
-FUZZ_TASK = apps/attn/task/train.c apps/attn/task/dates.c apps/attn/task/charvocab.c
-FUZZ_CLI = apps/attn/lines.c
-# What libattn_nn links besides libc: OpenBLAS, until the toolkit has its own GEMM.
-FUZZ_NN_LIBS = -lopenblas
+# The sources of each tier (the libraries of CMakeLists.txt, without the ISA
+# kernels: without ATTN_HAVE_<ISA> the kernel table registers none); each
+# list includes the tiers below it. libc, libm and pthreads only.
+FUZZ_CORE = $(wildcard src/core/*.c src/ops/*.c src/kernels/*.c src/kernels/ref/*.c \
+  src/kernels/portable/*.c)
+FUZZ_FORMATS = $(FUZZ_CORE) $(wildcard src/formats/*.c)
+FUZZ_TEXT = $(FUZZ_FORMATS) $(wildcard src/text/*.c)
+FUZZ_NN = $(FUZZ_TEXT) $(wildcard src/nn/*.c src/models/*.c src/models/*/*.c)
+FUZZ_TASK = $(FUZZ_NN) apps/attn/task/train.c apps/attn/task/dates.c apps/attn/task/charvocab.c
+FUZZ_CLI = $(FUZZ_CORE) apps/attn/lines.c
 
-# Each target: its tiers' sources, and the libraries of the model tier if it needs it.
-FUZZ_SRCS_json = $(FUZZ_CORE) $(FUZZ_FORMATS)
-FUZZ_SRCS_safetensors = $(FUZZ_CORE) $(FUZZ_FORMATS)
-FUZZ_SRCS_vocab = $(FUZZ_CORE) $(FUZZ_TEXT)
-FUZZ_SRCS_wordpiece = $(FUZZ_CORE) $(FUZZ_TEXT) $(FUZZ_FORMATS)
-FUZZ_SRCS_lines = $(FUZZ_CORE) $(FUZZ_CLI)
-FUZZ_SRCS_bert_config = $(FUZZ_CORE) $(FUZZ_NN)
-FUZZ_SRCS_checkpoint = $(FUZZ_CORE) $(FUZZ_NN)
-FUZZ_SRCS_seq2seq_checkpoint = $(FUZZ_CORE) $(FUZZ_NN)
-FUZZ_SRCS_bert_weights = $(FUZZ_CORE) $(FUZZ_NN)
-FUZZ_SRCS_resume_meta = $(FUZZ_CORE) $(FUZZ_NN) $(FUZZ_TASK)
-FUZZ_LIBS_bert_config = $(FUZZ_NN_LIBS)
-FUZZ_LIBS_checkpoint = $(FUZZ_NN_LIBS)
-FUZZ_LIBS_seq2seq_checkpoint = $(FUZZ_NN_LIBS)
-FUZZ_LIBS_bert_weights = $(FUZZ_NN_LIBS)
-FUZZ_LIBS_resume_meta = $(FUZZ_NN_LIBS)
+# Each target: the sources of the highest tier it needs.
+FUZZ_SRCS_json = $(FUZZ_FORMATS)
+FUZZ_SRCS_safetensors = $(FUZZ_FORMATS)
+FUZZ_SRCS_gguf = $(FUZZ_TEXT)
+FUZZ_SRCS_vocab = $(FUZZ_TEXT)
+FUZZ_SRCS_wordpiece = $(FUZZ_TEXT)
+FUZZ_SRCS_bpe = $(FUZZ_TEXT)
+FUZZ_SRCS_lines = $(FUZZ_CLI)
+FUZZ_SRCS_bert_config = $(FUZZ_NN)
+FUZZ_SRCS_checkpoint = $(FUZZ_NN)
+FUZZ_SRCS_seq2seq_checkpoint = $(FUZZ_NN)
+FUZZ_SRCS_bert_weights = $(FUZZ_NN)
+FUZZ_SRCS_resume_meta = $(FUZZ_TASK)
 
 FUZZ_CC = clang -std=c11 -g -O1 -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Werror \
   -fsanitize=fuzzer,address,undefined,float-divide-by-zero -fno-sanitize-recover=all \
   -D_POSIX_C_SOURCE=200809L -DATTN_BUILD -Iinclude -Isrc -Iapps/attn
 
 .SECONDEXPANSION:
-build-fuzz/fuzz_%: fuzz/fuzz_%.c $$(FUZZ_SRCS_$$*) $$(wildcard src/*/*.h include/attn/*.h apps/attn/*.h)
+build-fuzz/fuzz_%: fuzz/fuzz_%.c $$(FUZZ_SRCS_$$*) $$(wildcard src/*/*.h src/*/*/*.h include/attn/*.h apps/attn/*.h)
 	@mkdir -p build-fuzz
-	$(FUZZ_CC) $< $(FUZZ_SRCS_$*) $(FUZZ_LIBS_$*) -lpthread -lm -o $@
+	$(FUZZ_CC) $< $(FUZZ_SRCS_$*) -lpthread -lm -o $@
 
 fuzz-build: $(FUZZ_TARGETS:%=build-fuzz/fuzz_%)
 

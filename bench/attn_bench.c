@@ -1,4 +1,5 @@
-/* attn_bench.c - the benchmark program of BENCH.md (C side).
+/* attn_bench.c - the benchmark program (C side; the rules are in
+ * docs/design.md, Benchmarks).
  *
  *   attn_bench probe [--threads N]
  *       FMA peak and read bandwidth, 1 thread and N threads, as JSON.

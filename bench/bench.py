@@ -1,7 +1,7 @@
-"""attn benchmark driver (BENCH.md): probes the machine with attn_bench, runs
-the standard shape table, alternating attn (the C program) with the PyTorch
-peers on the same shapes and thread count, and writes bench/results.json and
-bench/results.png.
+"""attn benchmark driver (rules: docs/design.md, Benchmarks): probes the
+machine with attn_bench, runs the standard shape table, alternating attn
+(the C program) with the PyTorch peers on the same shapes and thread count,
+and writes bench/results.json and bench/results.png.
 
     python bench/bench.py [--quick] [--threads N] [--reps R] [--out bench/results.json]
 

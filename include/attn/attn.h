@@ -89,8 +89,9 @@ typedef enum attn_status {
 ATTN_API const char *attn_status_name(attn_status s);
 /* One-sentence description of the code. Never NULL. */
 ATTN_API const char *attn_status_string(attn_status s);
-/* Detail of the last failure on the calling thread, naming the argument
- * ("q.dim[3] (Dk) is 0; it must be positive"). "" if there was none. */
+/* Detail of the last failure on the calling thread, naming the function and
+ * the argument ("attn_sdpa_forward: q.dim[3] (Dk) is 0; it must be
+ * positive"). "" if there was none. */
 ATTN_API const char *attn_last_error(void);
 /* For code built on attn (the toolkit in attn/nn.h, user layers): records
  * the per-thread detail message, printf-style, and returns s. */
@@ -162,28 +163,43 @@ ATTN_API attn_tensor attn_tensor_make(void *data, attn_dtype dtype, int64_t d0,
 typedef struct attn_ctx attn_ctx;
 
 typedef enum attn_kernel {
-    ATTN_KERNEL_AUTO = 0,  /* the fastest exact kernel this CPU can run */
-    ATTN_KERNEL_REF = 1,   /* double-precision reference (the test oracle) */
-    ATTN_KERNEL_TILED = 2, /* portable tiled online-softmax float32 kernel */
-    ATTN_KERNEL_AVX2 = 3   /* AVX2+FMA float32 kernels (x86-64) */
+    ATTN_KERNEL_AUTO = 0,   /* the fastest exact kernels this CPU, its OS and this build allow */
+    ATTN_KERNEL_REF = 1,    /* double-precision reference (the test oracle) */
+    ATTN_KERNEL_TILED = 2,  /* portable tiled online-softmax float32 kernels */
+    ATTN_KERNEL_AVX2 = 3,   /* AVX2+FMA float32 kernels (x86-64) */
+    ATTN_KERNEL_AVX512 = 4, /* AVX-512 kernels (none in this release: forcing them fails) */
+    ATTN_KERNEL_AMX = 5     /* AMX kernels (none in this release: forcing them fails) */
 } attn_kernel;
 
 /* A context owns a thread pool of n_threads (>= 1; 0 means the number of
  * online CPUs) and the kernel choice. One context must not run two calls at
  * once; use one context per calling thread. The environment variable
- * ATTN_KERNEL=ref|tiled|avx2|auto sets the initial choice (an unknown or
- * unavailable value means auto). Forcing ATTN_KERNEL_AVX2 on a CPU or build
- * without it is ATTN_UNSUPPORTED. */
+ * ATTN_KERNEL=ref|tiled|avx2|avx512|amx|auto sets the initial choice (unset
+ * or empty: auto); any other value makes attn_ctx_create fail with
+ * ATTN_BAD_PARAM naming the variable, and a choice this CPU, its OS or this
+ * build cannot run with ATTN_UNSUPPORTED naming what is missing (a feature
+ * of the CPU, its enabling by the OS, or the kernels in the build).
+ * attn_ctx_set_kernel makes the same checks: forcing AVX2 on a CPU or build
+ * without it is ATTN_UNSUPPORTED, and so is forcing AVX512 or AMX, which
+ * have no attention kernels yet. */
 ATTN_API attn_status attn_ctx_create(int n_threads, attn_ctx **out);
 ATTN_API void attn_ctx_free(attn_ctx *ctx); /* accepts NULL */
 ATTN_API int attn_ctx_threads(const attn_ctx *ctx);
 ATTN_API attn_status attn_ctx_set_kernel(attn_ctx *ctx, attn_kernel kernel);
 ATTN_API attn_kernel attn_ctx_kernel(const attn_ctx *ctx);
-/* The float32 kernel a call on this context runs: TILED or AVX2 (REF when
+/* The float32 kernels a call on this context runs: TILED or AVX2 (REF when
  * forced), resolving AUTO from the CPU. */
 ATTN_API attn_kernel attn_ctx_resolved_kernel(const attn_ctx *ctx);
-/* "ref", "tiled", "avx2" or "auto". */
+/* "auto", "ref", "tiled", "avx2", "avx512", "amx"; "unknown" otherwise. */
 ATTN_API const char *attn_kernel_name(attn_kernel kernel);
+/* A few lines of text: the CPU (its CPUID brand string), the features
+ * attn looks for with the reason each absent one is absent, the kernel
+ * choice of ctx, and for every kernel slot (sdpa.forward, ...) the
+ * instruction set that runs it and why. Writes the text and its NUL into
+ * buf [cap] and its length (without the NUL) into *len. buf NULL and cap 0
+ * is a size query: only *len is written. ATTN_BAD_DIM if cap < *len + 1
+ * (nothing is written). */
+ATTN_API attn_status attn_ctx_describe(const attn_ctx *ctx, char *buf, size_t cap, size_t *len);
 
 /* ---- scaled dot-product attention --------------------------------------- */
 

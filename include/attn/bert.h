@@ -30,17 +30,17 @@
  * the "bert." prefix, task heads named "cls.*" (unused). Anything missing,
  * extra, mis-shaped or mistyped is ATTN_BAD_FILE naming the tensor.
  *
- * Dense layers: on CPUs with AVX-512F, when the ctx's kernel is AUTO or
- * AVX2, they run on attn's own AVX-512 GEMM over weights packed at load
- * time (about 40 MB more memory for all-MiniLM-L6-v2); otherwise (other
- * CPUs, or the ctx forced to REF or TILED) on BLAS (OpenBLAS sgemm).
+ * Dense layers: attn's own GEMM (the best of AVX-512, AVX2+FMA and portable
+ * C that the CPU runs, or the one the ctx's kernel forces: portable for REF
+ * and TILED, AVX2 for AVX2) over weights packed at load time for the best
+ * one (about 40 MB more memory for all-MiniLM-L6-v2). LayerNorm and GELU
+ * run on the toolkit's row kernels, as attn/nn.h's layers do.
  *
- * Threads: attention runs on the ctx's threads. The dense layers, GELU and
- * LayerNorm run on blocks of token rows spread over the ctx's threads, but
- * on the BLAS path only if OpenBLAS is single-threaded (OPENBLAS_NUM_THREADS
- * =1 or openblas_set_num_threads(1)); otherwise one thread runs the blocks
- * and OpenBLAS splits each GEMM over its own threads. Results are bitwise
- * identical for every ctx thread count.
+ * Threads: attention runs on the ctx's threads; the dense layers, GELU and
+ * LayerNorm run on blocks of token rows, which are the tasks of the same
+ * threads. The blocks depend on the batch only and every GEMM element is
+ * computed the same way in any block, so results are bitwise identical for
+ * every ctx thread count.
  *
  * Errors: attn/attn.h's statuses, the detail in attn_last_error(); on error
  * nothing is written and nothing leaks.
@@ -49,6 +49,7 @@
 #define ATTN_BERT_H
 
 #include <attn.h>
+#include <attn/nn.h>
 
 #include <stddef.h>
 #include <stdint.h>
@@ -106,6 +107,21 @@ ATTN_API attn_status attn_bert_embed(attn_ctx *ctx, const attn_bert *m, const in
 ATTN_API attn_status attn_bert_attention(attn_ctx *ctx, const attn_bert *m, const int32_t *ids,
                                          int64_t len, int64_t layer, int64_t head,
                                          float *weights);
+
+/* For explanations (`attn explain`, src/models/bert/probe.c): the backward
+ * pass of one sequence ids[0..len) for a scalar L of its sentence
+ * embedding, given d_emb [H] = dL/d emb. The forward runs again on the
+ * toolkit's layers (attn/nn.h) and keeps what backward needs (no len x len
+ * buffer: each layer's LSE); the backward then hands every layer's
+ * attention call to hook, from the last layer to the first (attn/nn.h:
+ * stack 0, the gradient at the attention output), from which
+ * attn_nn_attn_probe_weights reads the probabilities and dL/dA. emb [H],
+ * if not NULL, receives this forward's embedding (attn_bert_embed's up to
+ * rounding). A hook's status other than ATTN_OK stops the pass. */
+ATTN_API attn_status attn_bert_attention_probe(attn_ctx *ctx, const attn_bert *m,
+                                               const int32_t *ids, int64_t len,
+                                               const float *d_emb, attn_nn_attn_hook hook,
+                                               void *user, float *emb);
 
 #ifdef __cplusplus
 }

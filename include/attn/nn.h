@@ -22,6 +22,7 @@
 #define ATTN_NN_H
 
 #include <attn/attn.h>
+#include <attn/score.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -29,14 +30,16 @@ extern "C" {
 
 /* ---- layers (src/nn/layers.c) --------------------------------------------- */
 
-/* y [n, out] = x [n, in] w^T + b;  w [out, in], b [out] or NULL. CBLAS sgemm. */
-ATTN_API attn_status attn_nn_linear_forward(const float *x, int64_t n, int64_t in,
-                                            const float *w, const float *b,
+/* y [n, out] = x [n, in] w^T + b;  w [out, in], b [out] or NULL. The
+ * product runs on the GEMM of libattn (ctx's kernel choice and threads);
+ * the result is the same for every thread count. */
+ATTN_API attn_status attn_nn_linear_forward(attn_ctx *ctx, const float *x, int64_t n,
+                                            int64_t in, const float *w, const float *b,
                                             int64_t out, float *y);
 /* dx [n, in] += dy w;  dw [out, in] += dy^T x;  db [out] += sum_rows dy.
  * dx, dw, db may each be NULL. */
-ATTN_API attn_status attn_nn_linear_backward(const float *x, int64_t n, int64_t in,
-                                             const float *w, int64_t out,
+ATTN_API attn_status attn_nn_linear_backward(attn_ctx *ctx, const float *x, int64_t n,
+                                             int64_t in, const float *w, int64_t out,
                                              const float *dy, float *dx, float *dw,
                                              float *db);
 
@@ -217,6 +220,47 @@ ATTN_API attn_status attn_nn_mha_backward(attn_ctx *ctx, const attn_nn_mha *m,
                                           const float *d_out, float *d_query,
                                           float *d_kv);
 
+/* ---- looking inside attention during a backward pass (src/nn/probe.c) ------- */
+
+/* One attention call as a model's backward pass meets it, for explanations
+ * (`attn explain`): the core's inputs and LSE saved by the forward, and the
+ * gradient d_o at the core's output (before the output projection). The
+ * views and params point into the model's buffers: valid during the hook
+ * call only. */
+typedef struct attn_nn_attn_probe {
+    int stack;       /* 0: an encoder (BERT's stack), 1: a decoder (also decoder-only) */
+    int64_t layer;   /* block index in the stack, from 0 */
+    int cross;       /* 1: cross-attention (decoder queries, encoder keys) */
+    attn_tensor q;   /* [B, Sq, Hq, D] */
+    attn_tensor k;   /* [B, Sk, Hkv, D] */
+    attn_tensor v;   /* [B, Sk, Hkv, Dv] */
+    attn_tensor lse; /* [B, Hq, Sq, 1] */
+    attn_tensor d_o; /* [B, Sq, Hq, Dv] */
+    const attn_sdpa_params *params; /* the forward's masks and options (dot product) */
+    /* A learned scoring function (attn/score.h; its masks in score->masks)
+     * in place of the scaled dot product, or NULL (then params applies). */
+    const attn_score_params *score;
+    int64_t row; /* the first query position of the call: a recurrent
+                    decoder's step, 0 for a whole sequence */
+} attn_nn_attn_probe;
+
+/* Called once per attention call of a backward pass, from the last block
+ * to the first (in a decoder block, cross-attention before
+ * self-attention). A status other than ATTN_OK stops the pass, which
+ * returns it. */
+typedef attn_status (*attn_nn_attn_hook)(attn_ctx *ctx, const attn_nn_attn_probe *p,
+                                         void *user);
+
+/* From a probe (float32 tensors): w [B, Hq, Sq, Sk] = the attention
+ * probabilities (attn_sdpa_weights, or attn_score_weights with p->score,
+ * from q, k and lse), and dw [B, Hq, Sq, Sk] = the gradient of the loss with
+ * respect to them, dP = dO V^T per head (query head h reads value head
+ * h / (Hq / Hkv)); both 0 for padding rows and keys (the masks' q_lens,
+ * k_lens), whose V is never read. Either output may be NULL. The masks'
+ * dropout_p must be 0 (ATTN_UNSUPPORTED). */
+ATTN_API attn_status attn_nn_attn_probe_weights(attn_ctx *ctx, const attn_nn_attn_probe *p,
+                                                float *w, float *dw);
+
 /* ---- what models share: parameters, batches, training and generation options ---- */
 
 typedef enum attn_nn_norm { ATTN_NN_NORM_LAYERNORM = 1, ATTN_NN_NORM_RMSNORM = 2 } attn_nn_norm;
@@ -285,14 +329,15 @@ typedef struct attn_nn_gru_cell {
 /* h_new [B, H] = cell(x [B, I], h [B, H]). saved, if not NULL, receives
  * [B, 4H]: r, z, n and W_hn h + b_hn of each row, for backward. h_new must
  * not overlap x or h. */
-ATTN_API attn_status attn_nn_gru_cell_forward(const attn_nn_gru_cell *c, const float *x,
-                                               const float *h, int64_t B, float *h_new,
-                                               float *saved);
+ATTN_API attn_status attn_nn_gru_cell_forward(attn_ctx *ctx, const attn_nn_gru_cell *c,
+                                               const float *x, const float *h, int64_t B,
+                                               float *h_new, float *saved);
 /* From dh_new [B, H]: dx [B, I] += ..., dh [B, H] += ... (each may be NULL)
  * and the parameter gradients += ... (those not NULL in c). */
-ATTN_API attn_status attn_nn_gru_cell_backward(const attn_nn_gru_cell *c, const float *x,
-                                                const float *h, int64_t B, const float *saved,
-                                                const float *dh_new, float *dx, float *dh);
+ATTN_API attn_status attn_nn_gru_cell_backward(attn_ctx *ctx, const attn_nn_gru_cell *c,
+                                                const float *x, const float *h, int64_t B,
+                                                const float *saved, const float *dh_new,
+                                                float *dx, float *dh);
 
 /* A one-layer GRU over whole sequences, as torch.nn.GRU(I, H,
  * batch_first=True, bidirectional=...): dir[0] runs t = 0 .. T-1, dir[1]
@@ -306,7 +351,8 @@ ATTN_API attn_status attn_nn_gru_cell_backward(const attn_nn_gru_cell *c, const 
  * and the (finite) values of padded x never change a result.
  *
  * The input projections x W_ih^T of all steps are one GEMM; each step then
- * runs one recurrent GEMM [B, H] x [H, 3H] per direction. */
+ * runs one recurrent GEMM [B, H] x [H, 3H] per direction (all on ctx's
+ * threads, as attn_nn_linear_forward). */
 typedef struct attn_nn_gru {
     int bidirectional; /* 0 or 1: D = 1 + bidirectional directions */
     attn_nn_gru_cell dir[2];
@@ -325,14 +371,15 @@ ATTN_API void attn_nn_gru_saved_free(attn_nn_gru_saved *s); /* accepts NULL */
  * length), h_n [D, B, H] (may be NULL) from x [B, T, I] and h0 [D, B, H]
  * (NULL: zeros). saved, if not NULL, is filled for backward (its previous
  * contents are not freed). */
-ATTN_API attn_status attn_nn_gru_forward(const attn_nn_gru *g, const float *x, int64_t B,
-                                          int64_t T, const int64_t *lens, const float *h0,
-                                          float *out, float *h_n, attn_nn_gru_saved *saved);
+ATTN_API attn_status attn_nn_gru_forward(attn_ctx *ctx, const attn_nn_gru *g, const float *x,
+                                          int64_t B, int64_t T, const int64_t *lens,
+                                          const float *h0, float *out, float *h_n,
+                                          attn_nn_gru_saved *saved);
 /* Backward through time from d_out [B, T, D*H] and d_h_n [D, B, H] (either
  * may be NULL: zero): dx [B, T, I] += ..., dh0 [D, B, H] += ... (each may be
  * NULL) and the parameter gradients of both cells += .... x and lens must
  * be those of the forward call that filled saved. */
-ATTN_API attn_status attn_nn_gru_backward(const attn_nn_gru *g, const float *x,
+ATTN_API attn_status attn_nn_gru_backward(attn_ctx *ctx, const attn_nn_gru *g, const float *x,
                                            const int64_t *lens, const attn_nn_gru_saved *saved,
                                            const float *d_out, const float *d_h_n, float *dx,
                                            float *dh0);

@@ -87,6 +87,17 @@ ATTN_API attn_status attn_seq2seq_step(attn_ctx *ctx, attn_seq2seq *m,
                                          const attn_nn_batch *batch, double label_smoothing,
                                          int grads, double *loss, float *logits);
 ATTN_API void attn_seq2seq_zero_grad(attn_seq2seq *m);
+
+/* attn_seq2seq_step with backward (no label smoothing; the parameter
+ * gradients accumulate as there) that hands each decoder step's attention
+ * to hook (attn/nn.h: attn_nn_attn_probe with stack 1, layer 0, cross 1,
+ * row = the step i, score = the additive scorer; q [B, 1, 1, Hd] = s_i,
+ * k = v = the annotations [B, S_src, 1, 2H], d_o = dL/dc_i), from the last
+ * step to the first. What `attn explain` reads dL/d(attention weights)
+ * from (attn_nn_attn_probe_weights). */
+ATTN_API attn_status attn_seq2seq_step_probe(attn_ctx *ctx, attn_seq2seq *m,
+                                             const attn_nn_batch *batch, attn_nn_attn_hook hook,
+                                             void *user, double *loss);
 /* Clips the global gradient norm if clip > 0 (the norm before clipping goes
  * to *grad_norm, which may be NULL) and takes one AdamW step at rate lr
  * (weight decay on matrices and embeddings only). */

@@ -66,6 +66,19 @@ ATTN_API attn_status attn_transformer_step(attn_ctx *ctx, attn_transformer *m,
                                         size_t *activation_bytes);
 ATTN_API void attn_transformer_zero_grad(attn_transformer *m);
 
+/* attn_transformer_step with backward (parameter gradients accumulate as
+ * there) that also hands every attention call of the backward pass to
+ * hook (attn/nn.h: attn_nn_attn_probe; stack 0 the encoder, 1 the decoder),
+ * decoder blocks first, each block's calls last to first. With
+ * attn_nn_attn_probe_weights the hook reads each layer's probabilities and
+ * the gradient of the loss with respect to them: what `attn explain` needs.
+ * ATTN_UNSUPPORTED with opts->training on a model with attention dropout. */
+ATTN_API attn_status attn_transformer_step_probe(attn_ctx *ctx, attn_transformer *m,
+                                                 const attn_nn_batch *batch,
+                                                 const attn_nn_train_opts *opts,
+                                                 attn_nn_attn_hook hook, void *user,
+                                                 double *loss);
+
 /* Optimiser state lives in the model (AdamW moments and the step count).
  * Clips the global gradient norm if clip > 0 (writes it to *grad_norm),
  * then takes one AdamW step at learning rate lr. */

@@ -6,7 +6,8 @@ non-negative strides: views are passed to C without copies. Arrays with
 negative strides, or strides that are not a multiple of the item size, are
 copied first. The dtype picks the kernel: float64 runs the double-precision
 reference kernel, float32 the fastest kernel the CPU runs (AVX2+FMA, else the
-portable tiled one), or the one named by kernel="avx2" | "tiled" | "ref".
+portable tiled one), or the one named by kernel="avx2" | "tiled" | "ref"
+("avx512" | "amx" name kernels this release does not have: AttnError).
 
 The shared library is found via the environment variable ATTN_LIB, else
 ../../build/libattn.so relative to this package, else ../../build-*/libattn.so.
@@ -24,17 +25,19 @@ __all__ = [
     "AttnError", "forward", "backward", "weights", "dropout_keep", "dropout_mask",
     "philox4x32_10", "version", "lib",
     "F32", "F64", "BOOL", "KERNEL_AUTO", "KERNEL_REF", "KERNEL_TILED", "KERNEL_AVX2",
+    "KERNEL_AVX512", "KERNEL_AMX",
     "ALIGN_TOP_LEFT", "ALIGN_BOTTOM_RIGHT",
 ]
 
 # ---- C enums -----------------------------------------------------------------
 
 F32, F64, BOOL = 1, 2, 3
-KERNEL_AUTO, KERNEL_REF, KERNEL_TILED, KERNEL_AVX2 = 0, 1, 2, 3
+KERNEL_AUTO, KERNEL_REF, KERNEL_TILED, KERNEL_AVX2, KERNEL_AVX512, KERNEL_AMX = 0, 1, 2, 3, 4, 5
 ALIGN_TOP_LEFT, ALIGN_BOTTOM_RIGHT = 0, 1
 OK = 0
 
-_KERNELS = {"auto": KERNEL_AUTO, "ref": KERNEL_REF, "tiled": KERNEL_TILED, "avx2": KERNEL_AVX2}
+_KERNELS = {"auto": KERNEL_AUTO, "ref": KERNEL_REF, "tiled": KERNEL_TILED, "avx2": KERNEL_AVX2,
+            "avx512": KERNEL_AVX512, "amx": KERNEL_AMX}
 _ALIGNS = {"top_left": ALIGN_TOP_LEFT, "bottom_right": ALIGN_BOTTOM_RIGHT}
 
 

@@ -10,6 +10,8 @@ Conventions (the C API's):
     None (the default) to get a fresh one starting at zero. The gradients are
     returned.
   - Row-wise layers (linear, layernorm, rmsnorm) accept any leading dims.
+  - The linear layer runs on a context (threads, kernel) as attn.forward
+    does; the result is the same for any thread count.
   - A failed call raises attn.AttnError with the library's status and message.
 
 The shared library is found via the environment variable ATTN_NN_LIB, else
@@ -25,6 +27,7 @@ import os
 import numpy as np
 
 from . import AttnError
+from . import _ctx_for
 from . import lib as _core_lib
 
 __all__ = [
@@ -87,8 +90,8 @@ def _load():
                                  ctypes.c_uint64, ctypes.c_double, ctypes.c_int)
     # attn_last_error through this handle: the copy of libattn that libattn_nn uses
     _declare(L, "attn_last_error", ctypes.c_char_p)
-    _declare(L, "attn_nn_linear_forward", st, P, i64, i64, P, P, i64, P)
-    _declare(L, "attn_nn_linear_backward", st, P, i64, i64, P, i64, P, P, P, P)
+    _declare(L, "attn_nn_linear_forward", st, P, P, i64, i64, P, P, i64, P)
+    _declare(L, "attn_nn_linear_backward", st, P, P, i64, i64, P, i64, P, P, P, P)
     _declare(L, "attn_nn_embedding_forward", st, P, i64, P, i64, i64, P)
     _declare(L, "attn_nn_embedding_backward", st, P, i64, i64, i64, P, P)
     _declare(L, "attn_nn_layernorm_forward", st, P, i64, i64, P, P, dbl, P, P, P)
@@ -177,19 +180,22 @@ def _kind(value, table, what):
 
 # ---- linear ------------------------------------------------------------------------------
 
-def linear_forward(x, w, b=None):
-    """y [..., out] = x [..., in] w^T + b, w [out, in] (torch.nn.Linear layout)."""
+def linear_forward(x, w, b=None, *, threads=1, kernel="auto"):
+    """y [..., out] = x [..., in] w^T + b, w [out, in] (torch.nn.Linear layout),
+    on a context of `threads` threads and the given kernel choice."""
     x2, shape = _rows(x, "x")
     w = _f32(w)
     b = None if b is None else _f32(b)
     out = w.shape[0]
     y = np.empty((x2.shape[0], out), dtype=np.float32)
-    _check(lib.attn_nn_linear_forward(_ptr(x2), x2.shape[0], x2.shape[1], _ptr(w), _ptr(b),
+    ctx = _ctx_for(threads, kernel)
+    _check(lib.attn_nn_linear_forward(ctx, _ptr(x2), x2.shape[0], x2.shape[1], _ptr(w), _ptr(b),
                                       out, _ptr(y)))
     return y.reshape(shape[:-1] + (out,))
 
 
-def linear_backward(x, w, dy, *, dx=None, dw=None, db=None, need_db=True):
+def linear_backward(x, w, dy, *, dx=None, dw=None, db=None, need_db=True, threads=1,
+                    kernel="auto"):
     """Accumulates dx [..., in] += dy w, dw += dy^T x, db += sum_rows dy.
     Returns (dx, dw, db); db is None when need_db is False and db was not given."""
     x2, shape = _rows(x, "x")
@@ -200,8 +206,9 @@ def linear_backward(x, w, dy, *, dx=None, dw=None, db=None, need_db=True):
     dw = _grad(dw, w.shape, "dw")
     if db is not None or need_db:
         db = _grad(db, (out,), "db")
-    _check(lib.attn_nn_linear_backward(_ptr(x2), x2.shape[0], n_in, _ptr(w), out, _ptr(dy2),
-                                       _ptr(dx), _ptr(dw), _ptr(db)))
+    ctx = _ctx_for(threads, kernel)
+    _check(lib.attn_nn_linear_backward(ctx, _ptr(x2), x2.shape[0], n_in, _ptr(w), out,
+                                       _ptr(dy2), _ptr(dx), _ptr(dw), _ptr(db)))
     return dx, dw, db
 
 

@@ -1,5 +1,6 @@
 """The `attn` program: --help on every command, clear messages and exit status 2
-on bad usage, 1 (never a crash) on missing or corrupt files, a small
+on bad usage, 1 (never a crash) on missing or corrupt files, `attn info`
+without a model (the CPU and the kernels, ATTN_KERNEL), a small
 train -> info -> translate (with maps) -> resume round trip, and the file
 rules: outputs that are not regular files refused and left untouched,
 symbolic links followed, inputs that are not regular files refused without
@@ -22,11 +23,12 @@ def _binary():
     for c in cands:
         if c and os.path.isfile(c) and os.access(c, os.X_OK):
             return c
-    pytest.skip("the attn program is not built")
+    pytest.fail("the attn program is not built (build it first: make build)")
 
 
-def run(*args, timeout=300):
-    p = subprocess.run([_binary(), *args], capture_output=True, text=True, timeout=timeout)
+def run(*args, timeout=300, env=None):
+    full_env = None if env is None else {**os.environ, **env}
+    p = subprocess.run([_binary(), *args], capture_output=True, text=True, timeout=timeout, env=full_env)
     assert p.returncode >= 0, f"attn {args} died with signal {-p.returncode}: {p.stderr}"
     return p
 
@@ -70,6 +72,36 @@ def test_bad_usage_exits_2(args, needle):
     p = run(*args)
     assert p.returncode == 2, (args, p.returncode, p.stderr)
     assert needle in p.stderr, p.stderr
+
+
+SLOTS = ["sdpa.forward", "sdpa.decode", "sdpa.weights", "sdpa.delta", "sdpa.dkdv", "sdpa.dq",
+         "sdpa.fused_bwd", "sdpa.dbias_row", "score.additive", "score.proj", "nn.gemm",
+         "nn.layernorm_row", "nn.gelu_row", "nn.softmax_row"]
+
+
+def test_info_without_model_describes_cpu_and_kernels():
+    p = run("info", env={"ATTN_KERNEL": ""})
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.splitlines()
+    assert lines[0].startswith("cpu: ") and lines[1].startswith("features:"), p.stdout
+    for slot in SLOTS:
+        assert sum(line.startswith(f"slot {slot}: ") for line in lines) == 1, (slot, p.stdout)
+    assert "kernel: auto: " in p.stdout
+    isa = {line.split()[1]: "): available" in line for line in lines if line.startswith("isa ")}
+    assert set(isa) == {"portable", "avx2", "avx512", "amx"} and isa["portable"], p.stdout
+    # Every choice through the environment: forced, or refused naming what is missing.
+    for name, key in (("tiled", "portable"), ("avx2", "avx2"), ("avx512", "avx512"), ("amx", "amx")):
+        q = run("info", env={"ATTN_KERNEL": name})
+        if isa[key]:
+            assert q.returncode == 0 and f"kernel: {name} (forced)" in q.stdout, (name, q.stderr)
+            assert f"slot sdpa.forward: {key} (forced" in q.stdout, q.stdout
+        else:
+            assert q.returncode == 1 and "ATTN_UNSUPPORTED" in q.stderr, (name, q.stderr)
+            assert f"ATTN_KERNEL={name} is not available" in q.stderr, q.stderr
+    q = run("info", env={"ATTN_KERNEL": "ref"})
+    assert q.returncode == 0 and "slot sdpa.forward: ref (forced" in q.stdout, q.stderr
+    q = run("info", env={"ATTN_KERNEL": "fastest"})
+    assert q.returncode == 1 and "ATTN_BAD_PARAM" in q.stderr and "'fastest'" in q.stderr, q.stderr
 
 
 def test_missing_and_corrupt_files_exit_1(tmp_path, ckpt):

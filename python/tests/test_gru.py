@@ -40,7 +40,7 @@ def _lib():
         lib = C.CDLL(c)
         if hasattr(lib, "attn_seq2seq_create"):
             return lib
-    pytest.skip("no libattn_nn.so with the attn_rnn_* functions")
+    pytest.fail("no libattn_nn.so with the attn_rnn_* functions (build it first: make build)")
 
 
 class Cell(C.Structure):
@@ -86,13 +86,15 @@ BACKWARD, MEAN = 1, 2
 def L():
     lib = _lib()
     lib.attn_last_error.restype = C.c_char_p
-    lib.attn_nn_gru_forward.argtypes = [C.POINTER(Gru), FP, C.c_int64, C.c_int64,
+    lib.attn_nn_gru_forward.argtypes = [C.c_void_p, C.POINTER(Gru), FP, C.c_int64, C.c_int64,
                                          C.POINTER(C.c_int64), FP, FP, FP, C.POINTER(Saved)]
-    lib.attn_nn_gru_backward.argtypes = [C.POINTER(Gru), FP, C.POINTER(C.c_int64),
+    lib.attn_nn_gru_backward.argtypes = [C.c_void_p, C.POINTER(Gru), FP, C.POINTER(C.c_int64),
                                           C.POINTER(Saved), FP, FP, FP, FP]
     lib.attn_nn_gru_saved_free.argtypes = [C.POINTER(Saved)]
-    lib.attn_nn_gru_cell_forward.argtypes = [C.POINTER(Cell), FP, FP, C.c_int64, FP, FP]
-    lib.attn_nn_gru_cell_backward.argtypes = [C.POINTER(Cell), FP, FP, C.c_int64, FP, FP, FP, FP]
+    lib.attn_nn_gru_cell_forward.argtypes = [C.c_void_p, C.POINTER(Cell), FP, FP, C.c_int64,
+                                              FP, FP]
+    lib.attn_nn_gru_cell_backward.argtypes = [C.c_void_p, C.POINTER(Cell), FP, FP, C.c_int64,
+                                               FP, FP, FP, FP]
     lib.attn_seq2seq_create.argtypes = [C.POINTER(RnnConfig), C.c_uint64, C.POINTER(C.c_void_p)]
     lib.attn_seq2seq_free.argtypes = [C.c_void_p]
     lib.attn_seq2seq_n_tensors.argtypes = [C.c_void_p]
@@ -106,7 +108,11 @@ def L():
                                       C.POINTER(C.c_int32), C.c_int64, C.POINTER(C.c_int64), FP]
     lib.attn_ctx_create.argtypes = [C.c_int, C.POINTER(C.c_void_p)]
     lib.attn_ctx_free.argtypes = [C.c_void_p]
-    return lib
+    # the GRU layers run their GEMMs on a context of 2 threads
+    lib.ctx = C.c_void_p()
+    assert lib.attn_ctx_create(2, C.byref(lib.ctx)) == 0
+    yield lib
+    lib.attn_ctx_free(lib.ctx)
 
 
 def ok(L, st):
@@ -169,8 +175,8 @@ def test_gru_layer_vs_torch(L, bidirectional, seed):
     dh0 = np.zeros_like(h0)
     sv = Saved()
     lp = lens.ctypes.data_as(C.POINTER(C.c_int64))
-    ok(L, L.attn_nn_gru_forward(C.byref(cg.g), fp(x), B, T, lp, fp(h0), fp(out), fp(hn), C.byref(sv)))
-    ok(L, L.attn_nn_gru_backward(C.byref(cg.g), fp(x), lp, C.byref(sv), fp(a), fp(c), fp(dx), fp(dh0)))
+    ok(L, L.attn_nn_gru_forward(L.ctx, C.byref(cg.g), fp(x), B, T, lp, fp(h0), fp(out), fp(hn), C.byref(sv)))
+    ok(L, L.attn_nn_gru_backward(L.ctx, C.byref(cg.g), fp(x), lp, C.byref(sv), fp(a), fp(c), fp(dx), fp(dh0)))
     L.attn_nn_gru_saved_free(C.byref(sv))
     # torch, float64
     tg = tg.double()
@@ -203,8 +209,8 @@ def test_gru_cell_vs_torch(L):
     x, h, a = f32(rng.uniform(-1, 1, (B, I))), f32(rng.uniform(-1, 1, (B, H))), f32(rng.uniform(-1, 1, (B, H)))
     hn, sv = np.zeros((B, H), np.float32), np.zeros((B, 4 * H), np.float32)
     dx, dh = np.zeros_like(x), np.zeros_like(h)
-    ok(L, L.attn_nn_gru_cell_forward(C.byref(cell), fp(x), fp(h), B, fp(hn), fp(sv)))
-    ok(L, L.attn_nn_gru_cell_backward(C.byref(cell), fp(x), fp(h), B, fp(sv), fp(a), fp(dx), fp(dh)))
+    ok(L, L.attn_nn_gru_cell_forward(L.ctx, C.byref(cell), fp(x), fp(h), B, fp(hn), fp(sv)))
+    ok(L, L.attn_nn_gru_cell_backward(L.ctx, C.byref(cell), fp(x), fp(h), B, fp(sv), fp(a), fp(dx), fp(dh)))
     xt = torch.tensor(x, dtype=torch.float64, requires_grad=True)
     ht = torch.tensor(h, dtype=torch.float64, requires_grad=True)
     y = tc(xt, ht)

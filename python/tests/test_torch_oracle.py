@@ -288,7 +288,7 @@ def run_case(report, cat, *, data_seed, B=2, Sq=17, Sk=33, Hq=4, Hkv=4, Dk=16, D
 
         results[path] = (o, lse, dq, dk, dv, db)
 
-        # contract 10: bitwise identical with another thread count
+        # exact contract 10 of docs/testing.md: bitwise identical with another thread count
         o3, lse3 = attn.forward(qa, ka, va, kernel=cfg["kernel"], threads=3, **a)
         assert np.array_equal(o3, o) and np.array_equal(lse3, lse), \
             "%s %s: forward differs with threads=3" % (where, path)

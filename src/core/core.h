@@ -1,41 +1,28 @@
 /* core.h - private services shared by every part of the library: error
- * reporting, the allocator hook, checked size arithmetic, the thread pool
- * and the counter-based RNG. Names here carry the attn__ prefix. */
+ * reporting, the allocator hook, the argument checks (check.h), the thread
+ * pool and the counter-based RNG. Names here carry the attn__ prefix. */
 #ifndef ATTN_CORE_H
 #define ATTN_CORE_H
 
+#include "core/run.h"
+
 #include <attn/attn.h>
+#include "core/check.h"
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-/* Records the per-thread detail message and returns s (for `return`). */
-attn_status attn__fail(attn_status s, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 2, 3)))
-#endif
-    ;
+/* Clears the per-thread detail message (attn_fail records it). */
 void attn__clear_error(void);
 
 void *attn__malloc(size_t bytes); /* NULL on failure or bytes == 0 */
 void *attn__calloc(size_t count, size_t size);
 void attn__free(void *p);
 
-/* a * b into *out; false on overflow (operands must be >= 0). */
-static inline bool attn__mul_ok(int64_t a, int64_t b, int64_t *out)
-{
-    if (a < 0 || b < 0) return false;
-    if (a != 0 && b > INT64_MAX / a) return false;
-    *out = a * b;
-    return true;
-}
-
 /* ---- thread pool ---------------------------------------------------------- */
 
 typedef struct attn__pool attn__pool;
-/* task in [0, n_tasks), tid in [0, n_threads): the worker running it. */
-typedef void (*attn__task_fn)(void *arg, int64_t task, int tid);
 
 attn_status attn__pool_create(int n_threads, attn__pool **out);
 void attn__pool_free(attn__pool *pool);
@@ -44,16 +31,6 @@ int attn__pool_threads(const attn__pool *pool);
  * returns when all are done. Tasks must write disjoint outputs. */
 void attn__pool_run(attn__pool *pool, int64_t n_tasks, attn__task_fn fn,
                     void *arg);
-
-/* True if the CPU and the OS support AVX2 and FMA (CPUID + XGETBV). */
-bool attn__cpu_has_avx2_fma(void);
-/* True if this build contains the AVX2 kernels and the CPU can run them. */
-bool attn__avx2_available(void);
-
-struct attn_ctx {
-    attn__pool *pool;
-    attn_kernel kernel;
-};
 
 /* ---- Philox4x32-10 -------------------------------------------------------- */
 

@@ -97,8 +97,8 @@ static int read_fully(int fd, char *buf, size_t want, size_t *got)
     return 0;
 }
 
-attn_status attn__nn_read_file(const char *prefix, const char *path, size_t max_bytes,
-                               char **data, size_t *size)
+attn_status attn__read_file(const char *prefix, const char *path, size_t max_bytes,
+                            char **data, size_t *size)
 {
     int fd;
     struct stat sb;

@@ -37,8 +37,8 @@ ATTN__SHARED attn_status attn__open_input(const char *prefix, const char *path, 
  * (a NUL follows the bytes), opened by attn__open_input. A file above
  * max_bytes is ATTN_BAD_FILE, and nothing is allocated for it; a read
  * error is ATTN_IO; messages start with prefix. */
-ATTN__SHARED attn_status attn__nn_read_file(const char *prefix, const char *path, size_t max_bytes,
-                                            char **data, size_t *size);
+ATTN__SHARED attn_status attn__read_file(const char *prefix, const char *path, size_t max_bytes,
+                                         char **data, size_t *size);
 
 /* The file an output path names: path with its symbolic links followed (at
  * most ATTN__MAX_LINKS), into *target (attn_alloc; NULL to only check).

@@ -69,13 +69,13 @@ static void stop_workers(attn__pool *pool, int started)
 attn_status attn__pool_create(int n_threads, attn__pool **out)
 {
     attn__pool *pool = attn__calloc(1, sizeof *pool);
-    if (pool == NULL) return attn__fail(ATTN_NO_MEMORY, "thread pool: out of memory");
+    if (pool == NULL) return attn_fail(ATTN_NO_MEMORY, "thread pool: out of memory");
     pool->n_threads = n_threads;
     if (n_threads > 1) {
         pool->threads = attn__calloc((size_t)(n_threads - 1), sizeof *pool->threads);
         if (pool->threads == NULL) {
             attn__free(pool);
-            return attn__fail(ATTN_NO_MEMORY, "thread pool: out of memory");
+            return attn_fail(ATTN_NO_MEMORY, "thread pool: out of memory");
         }
     }
     pthread_mutex_init(&pool->lock, NULL);
@@ -86,13 +86,13 @@ attn_status attn__pool_create(int n_threads, attn__pool **out)
         worker_arg *wa = attn__malloc(sizeof *wa);
         attn_status st = ATTN_OK;
         if (wa == NULL) {
-            st = attn__fail(ATTN_NO_MEMORY, "thread pool: out of memory");
+            st = attn_fail(ATTN_NO_MEMORY, "thread pool: out of memory");
         } else {
             wa->pool = pool;
             wa->tid = i + 1;
             if (pthread_create(&pool->threads[i], NULL, worker_main, wa) != 0) {
                 attn__free(wa);
-                st = attn__fail(ATTN_THREAD, "thread pool: pthread_create failed for worker %d", i + 1);
+                st = attn_fail(ATTN_THREAD, "thread pool: pthread_create failed for worker %d", i + 1);
             }
         }
         if (st != ATTN_OK) {

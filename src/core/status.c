@@ -35,15 +35,6 @@ const char *attn_last_error(void) { return last_error; }
 
 void attn__clear_error(void) { last_error[0] = '\0'; }
 
-attn_status attn__fail(attn_status s, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(last_error, sizeof last_error, fmt, ap);
-    va_end(ap);
-    return s;
-}
-
 attn_status attn_fail(attn_status s, const char *fmt, ...)
 {
     va_list ap;

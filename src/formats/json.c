@@ -12,6 +12,8 @@
  */
 #include "formats/json.h"
 
+#include "core/utf8.h"
+
 #include <locale.h>
 #include <math.h>
 #include <stdarg.h>
@@ -84,37 +86,12 @@ static void skip_ws(parser *p)
 
 /* ---- strings ----------------------------------------------------------------- */
 
-/* Length of the valid UTF-8 sequence at s (avail bytes left), 0 if invalid
- * (RFC 3629 table: no overlong forms, no surrogates, nothing past U+10FFFF). */
-static size_t utf8_seq(const unsigned char *s, size_t avail)
-{
-    unsigned char c = s[0], lo = 0x80, hi = 0xBF;
-    size_t n;
-    if (c < 0x80) return 1;
-    if (c >= 0xC2 && c <= 0xDF) {
-        n = 2;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        n = 3;
-        if (c == 0xE0) lo = 0xA0;
-        if (c == 0xED) hi = 0x9F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        n = 4;
-        if (c == 0xF0) lo = 0x90;
-        if (c == 0xF4) hi = 0x8F;
-    } else {
-        return 0;
-    }
-    if (avail < n || s[1] < lo || s[1] > hi) return 0;
-    for (size_t i = 2; i < n; i++)
-        if ((s[i] & 0xC0) != 0x80) return 0;
-    return n;
-}
-
 bool attn__json_utf8_ok(const char *s, size_t len)
 {
     const unsigned char *u = (const unsigned char *)s;
     for (size_t i = 0; i < len;) {
-        size_t k = utf8_seq(u + i, len - i);
+        uint32_t cp;
+        size_t k = (size_t)attn__utf8_decode(u + i, len - i, &cp);
         if (k == 0) return false;
         i += k;
     }
@@ -124,27 +101,8 @@ bool attn__json_utf8_ok(const char *s, size_t len)
 /* Writes code point cp as UTF-8 to dst (if not NULL); returns its length. */
 static size_t put_utf8(char *dst, uint32_t cp)
 {
-    unsigned char b[4];
-    size_t n;
-    if (cp < 0x80) {
-        b[0] = (unsigned char)cp;
-        n = 1;
-    } else if (cp < 0x800) {
-        b[0] = (unsigned char)(0xC0 | (cp >> 6));
-        b[1] = (unsigned char)(0x80 | (cp & 0x3F));
-        n = 2;
-    } else if (cp < 0x10000) {
-        b[0] = (unsigned char)(0xE0 | (cp >> 12));
-        b[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
-        b[2] = (unsigned char)(0x80 | (cp & 0x3F));
-        n = 3;
-    } else {
-        b[0] = (unsigned char)(0xF0 | (cp >> 18));
-        b[1] = (unsigned char)(0x80 | ((cp >> 12) & 0x3F));
-        b[2] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
-        b[3] = (unsigned char)(0x80 | (cp & 0x3F));
-        n = 4;
-    }
+    char b[4];
+    size_t n = (size_t)attn__utf8_encode(cp, b);
     if (dst != NULL) memcpy(dst, b, n);
     return n;
 }
@@ -231,7 +189,8 @@ static attn_status parse_string(parser *p, const char **out, size_t *out_len)
             n += put_utf8(dst != NULL ? dst + n : NULL, cp);
             continue;
         }
-        size_t k = utf8_seq(p->s + p->pos, p->len - p->pos);
+        uint32_t cp;
+        size_t k = (size_t)attn__utf8_decode(p->s + p->pos, p->len - p->pos, &cp);
         if (k == 0) return perr(p, p->pos, "invalid UTF-8 byte 0x%02x in a string", c);
         if (dst != NULL) memcpy(dst + n, p->s + p->pos, k);
         n += k;

@@ -10,6 +10,7 @@
  */
 #include "formats/json.h"
 #include "core/fileio.h"
+#include "core/half.h"
 
 #include <attn/safetensors.h>
 
@@ -343,7 +344,7 @@ attn_status attn_safetensors_load(const char *path, attn_safetensors **out)
     snprintf(prefix, sizeof prefix, "attn_safetensors_load: '%.200s'", path);
     char *image = NULL;
     size_t size = 0;
-    attn_status st = attn__nn_read_file(prefix, path, SIZE_MAX - 1, &image, &size);
+    attn_status st = attn__read_file(prefix, path, SIZE_MAX - 1, &image, &size);
     if (st != ATTN_OK) return st;
     st = parse_image(prefix, (unsigned char *)image, size, out);
     if (st != ATTN_OK) attn_release(image);
@@ -416,31 +417,6 @@ const char *attn_safetensors_metadata(const attn_safetensors *f, const char *key
 
 /* ---- float32 conversion ----------------------------------------------------------- */
 
-static float f16_to_f32(uint16_t h)
-{
-    uint32_t sign = (uint32_t)(h & 0x8000u) << 16, exp = (h >> 10) & 0x1Fu, man = h & 0x3FFu;
-    uint32_t bits;
-    if (exp == 0x1F) {
-        bits = sign | 0x7F800000u | (man << 13); /* Inf, or NaN keeping its payload */
-    } else if (exp != 0) {
-        bits = sign | ((exp + 112) << 23) | (man << 13); /* rebias 15 -> 127 */
-    } else {
-        float v = (float)man * 0x1p-24f; /* zero or subnormal: man * 2^-24, exact */
-        return sign ? -v : v;
-    }
-    float f;
-    memcpy(&f, &bits, sizeof f);
-    return f;
-}
-
-static float bf16_to_f32(uint16_t h)
-{
-    uint32_t bits = (uint32_t)h << 16;
-    float f;
-    memcpy(&f, &bits, sizeof f);
-    return f;
-}
-
 /* dst [numel] = the float tensor t converted; false if t is not a float. */
 static bool convert(const attn_safetensors_info *t, float *dst)
 {
@@ -455,7 +431,7 @@ static bool convert(const attn_safetensors_info *t, float *dst)
         for (size_t i = 0; i < n; i++) {
             uint16_t h;
             memcpy(&h, src + 2 * i, 2);
-            dst[i] = t->dtype == ATTN_DTYPE_F16 ? f16_to_f32(h) : bf16_to_f32(h);
+            dst[i] = t->dtype == ATTN_DTYPE_F16 ? attn__f16_to_f32(h) : attn__bf16_to_f32(h);
         }
         return true;
     case ATTN_DTYPE_F64:

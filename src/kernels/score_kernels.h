@@ -32,7 +32,7 @@ static inline bool attn__score_is_tanh(const attn__score *p)
 static inline int64_t attn__size_fma(int64_t x, int64_t y, int64_t z)
 {
     int64_t yz;
-    if (x < 0 || !attn__mul_ok(y, z, &yz) || yz > INT64_MAX - x) return -1;
+    if (x < 0 || !attn__mul(y, z, &yz) || yz > INT64_MAX - x) return -1;
     return x + yz;
 }
 

@@ -74,20 +74,31 @@ static inline void attn__key_range(const attn__sdpa *p, int64_t b, int64_t i, in
     if (p->window_left >= 0 && ia - p->window_left > *lo) *lo = ia - p->window_left;
 }
 
-/* Intervals of query rows i0 .. i0+n-1 into lo[] and hi[], and the bounds
- * [*jmin, *jmax) of their union (*jmin >= *jmax: no row sees a key). */
-static inline void attn__block_ranges(const attn__sdpa *p, int64_t b, int64_t i0, int64_t n,
-                                      int64_t *lo, int64_t *hi, int64_t *jmin, int64_t *jmax)
+/* Intervals of query rows i0 .. i0+n-1 within the keys [k0, k1) into lo[]
+ * and hi[], and the bounds [*jmin, *jmax) of their union (*jmin >= *jmax:
+ * no row sees a key). */
+static inline void attn__block_ranges_in(const attn__sdpa *p, int64_t b, int64_t i0, int64_t n,
+                                         int64_t k0, int64_t k1, int64_t *lo, int64_t *hi,
+                                         int64_t *jmin, int64_t *jmax)
 {
     *jmin = INT64_MAX;
     *jmax = 0;
     for (int64_t r = 0; r < n; r++) {
         attn__key_range(p, b, i0 + r, &lo[r], &hi[r]);
+        if (lo[r] < k0) lo[r] = k0;
+        if (hi[r] > k1) hi[r] = k1;
         if (lo[r] < hi[r]) {
             *jmin = lo[r] < *jmin ? lo[r] : *jmin;
             *jmax = hi[r] > *jmax ? hi[r] : *jmax;
         }
     }
+}
+
+/* The same over all keys (a row never sees a key outside [0, Sk)). */
+static inline void attn__block_ranges(const attn__sdpa *p, int64_t b, int64_t i0, int64_t n,
+                                      int64_t *lo, int64_t *hi, int64_t *jmin, int64_t *jmax)
+{
+    attn__block_ranges_in(p, b, i0, n, 0, p->Sk, lo, hi, jmin, jmax);
 }
 
 /* Element access for kernels that read either float dtype (the reference). */
@@ -107,6 +118,18 @@ static inline void attn__st(const attn_tensor *t, int64_t off, double v)
 
 /* Bias at or below -FLT_MAX masks the key (docs/operator.md). */
 #define ATTN__BIAS_MASK_LIMIT (-3.4028234663852886e38)
+
+/* Decode partials, the one layout of every decode kernel and of the merge:
+ * per split, per row r of a kv head (row r: query head hkv * group + r / Sq,
+ * query r % Sq), attn__decode_ld(p) + 3 floats: the unnormalised
+ * accumulator acc[Dv] (padded to a multiple of 16), the running max m, the
+ * running sum l, and seen (1 if any key of the split was visible, else 0). */
+static inline int64_t attn__decode_rows(const attn__sdpa *p) { return p->group * p->Sq; }
+static inline int64_t attn__decode_ld(const attn__sdpa *p) { return (p->Dv + 15) / 16 * 16; }
+static inline int64_t attn__decode_partial(const attn__sdpa *p) /* floats per split */
+{
+    return attn__decode_rows(p) * (attn__decode_ld(p) + 3);
+}
 
 /* ---- double-precision reference (src/kernels/ref) ------------------------ */
 
@@ -150,49 +173,24 @@ void attn__tiled_dq_block(const attn__sdpa *p, int64_t b, int64_t h, int64_t qb,
  * maps to dbias row (bb, hb, ib), in a fixed order. */
 void attn__tiled_dbias_row(const attn__sdpa *p, int64_t bb, int64_t hb,
                            int64_t ib, const float *delta, float *ws);
+/* Fused backward of kv head (b, hkv), no dbias: the dK/dV blocks of its key
+ * tiles in order, adding dQ of the group's query heads as they go (the
+ * same sums, in the same order, as attn__tiled_dq_block: bitwise the same
+ * dQ). Workspace attn__tiled_fused_ws. */
+int64_t attn__tiled_fused_ws(const attn__sdpa *p);
+void attn__tiled_fused_kvhead(const attn__sdpa *p, int64_t b, int64_t hkv, const float *delta,
+                              float *ws);
+/* Decode: the online softmax of the forward over keys [s * split,
+ * (s + 1) * split) for every row of kv head (b, hkv) (at most ATTN__TILE_Q
+ * queries), into part; workspace attn__tiled_forward_ws. */
+void attn__tiled_decode_split(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t s, int64_t split,
+                              float *part, float *ws);
+/* Merges the n_splits partials of kv head (b, hkv) in order into O and LSE
+ * (every decode kernel's merge). */
+void attn__decode_merge(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t n_splits,
+                        const float *parts);
 /* Probabilities of (b, h, row i) into out[Sk] (float), from the LSE. */
 void attn__tiled_weights_row(const attn__sdpa *p, int64_t b, int64_t h, int64_t i,
                              bool with_dropout, float *out);
-
-/* ---- AVX2+FMA float32 kernels (src/kernels/x86) -------------------------- */
-
-/* Query blocks: 96 rows in forward (amortises packing K and V), 48 in
- * backward (less work wasted on blocks that straddle a causal diagonal). */
-enum { ATTN__AVX2_TILE_Q = 96, ATTN__AVX2_TILE_Q_BWD = 48, ATTN__AVX2_TILE_K = 64 };
-/* Decode path: at most this many rows (query heads of a group x queries),
- * keys split in fixed chunks (independent of the thread count). */
-enum { ATTN__DECODE_MAX_ROWS = 16, ATTN__DECODE_SPLIT = 512 };
-
-int64_t attn__avx2_forward_ws(const attn__sdpa *p);
-/* Forward of query block qb (ATTN__AVX2_TILE_Q rows) of head (b, h). */
-void attn__avx2_forward_block(const attn__sdpa *p, int64_t b, int64_t h, int64_t qb, float *ws);
-int64_t attn__avx2_backward_ws(const attn__sdpa *p);
-/* dK, dV of key tile kb (ATTN__AVX2_TILE_K keys) of kv head (b, hkv); with
- * dqt != NULL also adds dQ^T of the group's heads into dqt (group, Dk, sqp). */
-void attn__avx2_dkdv_block(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t kb,
-                           const float *delta, float *ws, float *dqt, int64_t sqp);
-/* Fused backward of kv head (b, hkv): dK, dV and dQ of its query heads in
- * one walk over its key tiles (no dbias). Workspace attn__avx2_fused_ws. */
-int64_t attn__avx2_fused_ws(const attn__sdpa *p);
-int64_t attn__avx2_fused_sqp(const attn__sdpa *p);
-void attn__avx2_fused_kvhead(const attn__sdpa *p, int64_t b, int64_t hkv, const float *delta, float *ws);
-/* dQ (and a full-shape dbias) of query block qb (ATTN__AVX2_TILE_Q_BWD rows)
- * of head (b, h). */
-void attn__avx2_dq_block(const attn__sdpa *p, int64_t b, int64_t h, int64_t qb, const float *delta,
-                         bool write_dbias, float *ws);
-
-/* The kernels' vector exp, for the accuracy test: y[i] = e^x[i]. */
-void attn__avx2_exp(const float *x, float *y, int64_t n);
-
-int64_t attn__avx2_decode_rows(const attn__sdpa *p);
-int64_t attn__avx2_decode_ws(const attn__sdpa *p);      /* floats per worker */
-int64_t attn__avx2_decode_partial(const attn__sdpa *p); /* floats per split */
-/* Online softmax of every row of kv head (b, hkv) over keys
- * [s * split, (s + 1) * split), unnormalised, into part. */
-void attn__avx2_decode_split(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t s, int64_t split,
-                             float *part, float *ws);
-/* Merges the n_splits partials of kv head (b, hkv) into O and LSE. */
-void attn__avx2_decode_merge(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t n_splits,
-                             const float *parts);
 
 #endif /* ATTN_SDPA_KERNELS_H */

@@ -5,17 +5,9 @@
 #ifndef ATTN_NN_CKPT_IO_H
 #define ATTN_NN_CKPT_IO_H
 
-#include <attn/nn.h>
-#include <attn/safetensors.h>
+#include "nn/nn_private.h"
 
-/* A model's parameters as checkpoints see them: tensors[t].value lies in
- * params [..]; the moments of element e are adam_m[e], adam_v[e]. */
-typedef struct {
-    const attn_nn_param *tensors;
-    int64_t n;
-    const float *params;
-    float *adam_m, *adam_v;
-} attn__nn_paramset;
+#include <attn/safetensors.h>
 
 /* Writes every tensor (and "optim.m."/"optim.v." moments if with_optim),
  * the tag, config JSON and step, then the caller's n_meta (<= 64) pairs;

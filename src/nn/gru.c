@@ -2,7 +2,8 @@
  * optionally bidirectional GRU over padded sequences (torch.nn.GRU with
  * pack_padded_sequence semantics), forward and backward through time.
  *
- * The dense products go through attn_nn_linear_forward/backward (CBLAS): the
+ * The dense products go through attn_nn_linear_forward/backward (the GEMM
+ * on the ctx's threads): the
  * input projections of all steps in one GEMM, then one recurrent GEMM per
  * step; in backward the per-step gate gradients are kept (dgi [B, T, 3H] in
  * x's row order, dgh [T, B, 3H] in the saved states' order), so the weight
@@ -63,47 +64,47 @@ static void row_backward(int64_t H, const float *hp, const float *sv, const floa
 
 /* ---- argument checks ----------------------------------------------------------- */
 
-/* Dims and weights of a cell: 4H, 4H * I and 4H * H fit (BLAS ints too). */
-static attn_status check_cell(const char *fn, const attn_nn_gru_cell *c)
+/* Dims and weights of a cell: 4H, 4H * I and 4H * H fit. */
+static attn_status check_cell(const char *fn, attn_ctx *ctx, const attn_nn_gru_cell *c)
 {
     int64_t n4h, sz;
-    ATTN__NN_NOT_NULL(fn, c);
-    ATTN__NN_DIM(fn, c->input_size);
-    ATTN__NN_DIM_POS(fn, c->hidden_size);
-    ATTN__NN_NOT_NULL(fn, c->weight_ih);
-    ATTN__NN_NOT_NULL(fn, c->weight_hh);
-    ATTN__NN_MUL(fn, 4, c->hidden_size, &n4h);
-    ATTN__NN_MUL(fn, n4h, c->input_size, &sz);
-    ATTN__NN_MUL(fn, n4h, c->hidden_size, &sz);
-    if (n4h > 2147483647 || c->input_size > 2147483647)
-        return attn_fail(ATTN_OVERFLOW, "%s: the cell's sizes exceed the BLAS int range", fn);
+    ATTN__NOT_NULL(fn, ctx);
+    ATTN__NOT_NULL(fn, c);
+    ATTN__DIM(fn, c->input_size);
+    ATTN__DIM_POS(fn, c->hidden_size);
+    ATTN__NOT_NULL(fn, c->weight_ih);
+    ATTN__NOT_NULL(fn, c->weight_hh);
+    ATTN__MUL(fn, 4, c->hidden_size, &n4h);
+    ATTN__MUL(fn, n4h, c->input_size, &sz);
+    ATTN__MUL(fn, n4h, c->hidden_size, &sz);
     return ATTN_OK;
 }
 
 /* ---- the cell ---------------------------------------------------------------- */
 
-attn_status attn_nn_gru_cell_forward(const attn_nn_gru_cell *c, const float *x,
+attn_status attn_nn_gru_cell_forward(attn_ctx *ctx, const attn_nn_gru_cell *c, const float *x,
                                       const float *h, int64_t B, float *h_new, float *saved)
 {
-    attn_status st = check_cell(__func__, c);
+    attn_status st = check_cell(__func__, ctx, c);
     if (st != ATTN_OK) return st;
-    ATTN__NN_NOT_NULL(__func__, x);
-    ATTN__NN_NOT_NULL(__func__, h);
-    ATTN__NN_NOT_NULL(__func__, h_new);
-    ATTN__NN_DIM(__func__, B);
+    ATTN__NOT_NULL(__func__, x);
+    ATTN__NOT_NULL(__func__, h);
+    ATTN__NOT_NULL(__func__, h_new);
+    ATTN__DIM(__func__, B);
     int64_t H = c->hidden_size, I = c->input_size, nx, nh, ng;
-    ATTN__NN_MUL(__func__, B, I, &nx);
-    ATTN__NN_MUL(__func__, B, H, &nh);
-    ATTN__NN_MUL(__func__, nh, 4, &ng);
-    attn__nn_span sp[] = {{"h_new", h_new, fbytes(nh)}, {"saved", saved, fbytes(ng)},
-                          {"x", x, fbytes(nx)}, {"h", h, fbytes(nh)}};
-    if ((st = attn__nn_disjoint(__func__, sp, 4, 2)) != ATTN_OK) return st;
+    ATTN__MUL(__func__, B, I, &nx);
+    ATTN__MUL(__func__, B, H, &nh);
+    ATTN__MUL(__func__, nh, 4, &ng);
+    attn__span sp[] = {{"h_new", h_new, fbytes(nh)}, {"saved", saved, fbytes(ng)},
+                       {"x", x, fbytes(nx)}, {"h", h, fbytes(nh)}};
+    if ((st = attn__disjoint(__func__, sp, 4, 2)) != ATTN_OK) return st;
     if (B == 0) return ATTN_OK;
     float *gi = attn_alloc(fbytes(nh) * 10); /* gi [B, 3H], gh [B, 3H], sv [B, 4H] */
     if (!gi) return attn_fail(ATTN_NO_MEMORY, "%s: out of memory", __func__);
     float *gh = gi + 3 * nh, *sv = gh + 3 * nh;
-    st = attn_nn_linear_forward(x, B, I, c->weight_ih, c->bias_ih, 3 * H, gi);
-    if (st == ATTN_OK) st = attn_nn_linear_forward(h, B, H, c->weight_hh, c->bias_hh, 3 * H, gh);
+    st = attn_nn_linear_forward(ctx, x, B, I, c->weight_ih, c->bias_ih, 3 * H, gi);
+    if (st == ATTN_OK)
+        st = attn_nn_linear_forward(ctx, h, B, H, c->weight_hh, c->bias_hh, 3 * H, gh);
     if (st == ATTN_OK) {
         for (int64_t b = 0; b < B; b++)
             row_forward(H, gi + b * 3 * H, gh + b * 3 * H, h + b * H, h_new + b * H, sv + b * 4 * H);
@@ -113,25 +114,25 @@ attn_status attn_nn_gru_cell_forward(const attn_nn_gru_cell *c, const float *x,
     return st;
 }
 
-attn_status attn_nn_gru_cell_backward(const attn_nn_gru_cell *c, const float *x,
+attn_status attn_nn_gru_cell_backward(attn_ctx *ctx, const attn_nn_gru_cell *c, const float *x,
                                        const float *h, int64_t B, const float *saved,
                                        const float *dh_new, float *dx, float *dh)
 {
-    attn_status st = check_cell(__func__, c);
+    attn_status st = check_cell(__func__, ctx, c);
     if (st != ATTN_OK) return st;
-    ATTN__NN_NOT_NULL(__func__, x);
-    ATTN__NN_NOT_NULL(__func__, h);
-    ATTN__NN_NOT_NULL(__func__, saved);
-    ATTN__NN_NOT_NULL(__func__, dh_new);
-    ATTN__NN_DIM(__func__, B);
+    ATTN__NOT_NULL(__func__, x);
+    ATTN__NOT_NULL(__func__, h);
+    ATTN__NOT_NULL(__func__, saved);
+    ATTN__NOT_NULL(__func__, dh_new);
+    ATTN__DIM(__func__, B);
     int64_t H = c->hidden_size, I = c->input_size, nx, nh, ng;
-    ATTN__NN_MUL(__func__, B, I, &nx);
-    ATTN__NN_MUL(__func__, B, H, &nh);
-    ATTN__NN_MUL(__func__, nh, 4, &ng);
-    attn__nn_span sp[] = {{"dx", dx, fbytes(nx)}, {"dh", dh, fbytes(nh)},
-                          {"x", x, fbytes(nx)}, {"h", h, fbytes(nh)},
-                          {"saved", saved, fbytes(ng)}, {"dh_new", dh_new, fbytes(nh)}};
-    if ((st = attn__nn_disjoint(__func__, sp, 6, 2)) != ATTN_OK) return st;
+    ATTN__MUL(__func__, B, I, &nx);
+    ATTN__MUL(__func__, B, H, &nh);
+    ATTN__MUL(__func__, nh, 4, &ng);
+    attn__span sp[] = {{"dx", dx, fbytes(nx)}, {"dh", dh, fbytes(nh)},
+                       {"x", x, fbytes(nx)}, {"h", h, fbytes(nh)},
+                       {"saved", saved, fbytes(ng)}, {"dh_new", dh_new, fbytes(nh)}};
+    if ((st = attn__disjoint(__func__, sp, 6, 2)) != ATTN_OK) return st;
     if (B == 0) return ATTN_OK;
     float *dgi = attn_alloc(fbytes(nh) * 7); /* dgi [B, 3H], dgh [B, 3H], dhz [B, H] */
     if (!dgi) return attn_fail(ATTN_NO_MEMORY, "%s: out of memory", __func__);
@@ -141,10 +142,10 @@ attn_status attn_nn_gru_cell_backward(const attn_nn_gru_cell *c, const float *x,
                      dgh + b * 3 * H, dhz + b * H);
     if (dh)
         for (int64_t i = 0; i < nh; i++) dh[i] += dhz[i];
-    st = attn_nn_linear_backward(x, B, I, c->weight_ih, 3 * H, dgi, dx, c->d_weight_ih,
+    st = attn_nn_linear_backward(ctx, x, B, I, c->weight_ih, 3 * H, dgi, dx, c->d_weight_ih,
                                  c->d_bias_ih);
     if (st == ATTN_OK)
-        st = attn_nn_linear_backward(h, B, H, c->weight_hh, 3 * H, dgh, dh, c->d_weight_hh,
+        st = attn_nn_linear_backward(ctx, h, B, H, c->weight_hh, 3 * H, dgh, dh, c->d_weight_hh,
                                      c->d_bias_hh);
     attn_release(dgi);
     return st;
@@ -158,37 +159,35 @@ typedef struct {
     int64_t D, H, I, x, out, st, bh, g3, g4, bh9;
 } layer_sizes;
 
-static attn_status check_layer(const char *fn, const attn_nn_gru *g, int64_t B, int64_t T,
-                               const int64_t *lens, layer_sizes *z)
+static attn_status check_layer(const char *fn, attn_ctx *ctx, const attn_nn_gru *g, int64_t B,
+                               int64_t T, const int64_t *lens, layer_sizes *z)
 {
-    ATTN__NN_NOT_NULL(fn, g);
+    ATTN__NOT_NULL(fn, g);
     if (g->bidirectional != 0 && g->bidirectional != 1)
         return attn_fail(ATTN_BAD_PARAM, "%s: argument 'g->bidirectional' is %d; it must be 0 or 1",
                          fn, g->bidirectional);
     z->D = 1 + g->bidirectional;
     for (int64_t d = 0; d < z->D; d++) {
-        attn_status st = check_cell(fn, &g->dir[d]);
+        attn_status st = check_cell(fn, ctx, &g->dir[d]);
         if (st != ATTN_OK) return st;
     }
     if (z->D == 2 && (g->dir[1].input_size != g->dir[0].input_size ||
                       g->dir[1].hidden_size != g->dir[0].hidden_size))
         return attn_fail(ATTN_BAD_DIM, "%s: argument 'g->dir[1]' has other sizes than 'g->dir[0]'", fn);
-    ATTN__NN_DIM(fn, B);
-    ATTN__NN_DIM(fn, T);
+    ATTN__DIM(fn, B);
+    ATTN__DIM(fn, T);
     z->H = g->dir[0].hidden_size;
     z->I = g->dir[0].input_size;
     int64_t bt, dh;
-    ATTN__NN_MUL(fn, B, T, &bt);
-    ATTN__NN_MUL(fn, bt, z->I, &z->x);
-    ATTN__NN_MUL(fn, z->D, z->H, &dh);
-    ATTN__NN_MUL(fn, bt, dh, &z->out);
-    ATTN__NN_MUL(fn, B, z->H, &z->bh);
-    ATTN__NN_MUL(fn, z->D, z->bh, &z->st);
-    ATTN__NN_MUL(fn, z->bh, 9, &z->bh9);
-    ATTN__NN_MUL(fn, bt, 4 * z->H, &z->g4); /* 4H cannot overflow: check_cell */
+    ATTN__MUL(fn, B, T, &bt);
+    ATTN__MUL(fn, bt, z->I, &z->x);
+    ATTN__MUL(fn, z->D, z->H, &dh);
+    ATTN__MUL(fn, bt, dh, &z->out);
+    ATTN__MUL(fn, B, z->H, &z->bh);
+    ATTN__MUL(fn, z->D, z->bh, &z->st);
+    ATTN__MUL(fn, z->bh, 9, &z->bh9);
+    ATTN__MUL(fn, bt, 4 * z->H, &z->g4); /* 4H cannot overflow: check_cell */
     z->g3 = z->g4 / 4 * 3;
-    if (bt > 2147483647)
-        return attn_fail(ATTN_OVERFLOW, "%s: B * T = %lld exceeds the BLAS int range", fn, (long long)bt);
     for (int64_t b = 0; lens && b < B; b++)
         if (lens[b] < 0 || lens[b] > T)
             return attn_fail(ATTN_BAD_DIM, "%s: argument 'lens' has lens[%lld] = %lld outside [0, T=%lld]",
@@ -215,16 +214,17 @@ typedef struct {
 } fwd_scratch;
 
 /* Direction d over all steps; h starts as h0 of d (or 0). */
-static attn_status forward_dir(const attn_nn_gru *g, int64_t d, const float *x, int64_t B,
-                               int64_t T, const int64_t *lens, const layer_sizes *z,
+static attn_status forward_dir(attn_ctx *ctx, const attn_nn_gru *g, int64_t d, const float *x,
+                               int64_t B, int64_t T, const int64_t *lens, const layer_sizes *z,
                                fwd_scratch *s, float *out, attn_nn_gru_saved *saved)
 {
     const attn_nn_gru_cell *c = &g->dir[d];
     int64_t H = z->H, DH = z->D * H;
-    attn_status st = attn_nn_linear_forward(x, B * T, z->I, c->weight_ih, c->bias_ih, 3 * H, s->gi);
+    attn_status st =
+        attn_nn_linear_forward(ctx, x, B * T, z->I, c->weight_ih, c->bias_ih, 3 * H, s->gi);
     for (int64_t k = 0; k < T && st == ATTN_OK; k++) {
         int64_t t = d == 0 ? k : T - 1 - k;
-        st = attn_nn_linear_forward(s->h, B, H, c->weight_hh, c->bias_hh, 3 * H, s->gh);
+        st = attn_nn_linear_forward(ctx, s->h, B, H, c->weight_hh, c->bias_hh, 3 * H, s->gh);
         if (st != ATTN_OK) break;
         for (int64_t b = 0; b < B; b++) {
             float *o = out + (b * T + t) * DH + d * H;
@@ -249,18 +249,18 @@ static attn_status forward_dir(const attn_nn_gru *g, int64_t d, const float *x, 
     return st;
 }
 
-attn_status attn_nn_gru_forward(const attn_nn_gru *g, const float *x, int64_t B, int64_t T,
-                                 const int64_t *lens, const float *h0, float *out, float *h_n,
-                                 attn_nn_gru_saved *saved)
+attn_status attn_nn_gru_forward(attn_ctx *ctx, const attn_nn_gru *g, const float *x, int64_t B,
+                                 int64_t T, const int64_t *lens, const float *h0, float *out,
+                                 float *h_n, attn_nn_gru_saved *saved)
 {
     layer_sizes z;
-    attn_status st = check_layer(__func__, g, B, T, lens, &z);
+    attn_status st = check_layer(__func__, ctx, g, B, T, lens, &z);
     if (st != ATTN_OK) return st;
-    ATTN__NN_NOT_NULL(__func__, x);
-    ATTN__NN_NOT_NULL(__func__, out);
-    attn__nn_span sp[] = {{"out", out, fbytes(z.out)}, {"h_n", h_n, fbytes(z.st)},
-                          {"x", x, fbytes(z.x)}, {"h0", h0, fbytes(z.st)}};
-    if ((st = attn__nn_disjoint(__func__, sp, 4, 2)) != ATTN_OK) return st;
+    ATTN__NOT_NULL(__func__, x);
+    ATTN__NOT_NULL(__func__, out);
+    attn__span sp[] = {{"out", out, fbytes(z.out)}, {"h_n", h_n, fbytes(z.st)},
+                       {"x", x, fbytes(z.x)}, {"h0", h0, fbytes(z.st)}};
+    if ((st = attn__disjoint(__func__, sp, 4, 2)) != ATTN_OK) return st;
     attn_nn_gru_saved sv = {B, T, NULL, NULL};
     /* scratch: gi [B*T*3H], gh [B*3H], h, hn [B*H] each, sv [B*4H], h_last [D*B*H] */
     float *buf = attn_alloc(fbytes(z.g3 + z.bh9 + z.st + 1));
@@ -281,7 +281,7 @@ attn_status attn_nn_gru_forward(const attn_nn_gru *g, const float *x, int64_t B,
             memcpy(s.h, h0 + d * z.bh, fbytes(z.bh));
         else
             memset(s.h, 0, fbytes(z.bh));
-        st = forward_dir(g, d, x, B, T, lens, &z, &s, out, saved ? &sv : NULL);
+        st = forward_dir(ctx, g, d, x, B, T, lens, &z, &s, out, saved ? &sv : NULL);
         memcpy(h_last + d * z.bh, s.h, fbytes(z.bh));
     }
     if (st == ATTN_OK && h_n) memcpy(h_n, h_last, fbytes(z.st));
@@ -302,7 +302,7 @@ typedef struct {
     float *dgi, *dgh, *dh, *dn;
 } bwd_scratch;
 
-static attn_status backward_dir(const attn_nn_gru *g, int64_t d, const float *x,
+static attn_status backward_dir(attn_ctx *ctx, const attn_nn_gru *g, int64_t d, const float *x,
                                 const int64_t *lens, const attn_nn_gru_saved *sv,
                                 const layer_sizes *z, const float *d_out, bwd_scratch *s,
                                 float *dx)
@@ -328,36 +328,36 @@ static attn_status backward_dir(const attn_nn_gru *g, int64_t d, const float *x,
                          s->dgi + (b * T + t) * 3 * H, dgh_t + b * 3 * H, s->dn + b * H);
         }
         /* dh_{t-1} = dh' z + dgh W_hh */
-        st = attn_nn_linear_backward(hp + t * z->bh, B, H, c->weight_hh, 3 * H, dgh_t, s->dn,
-                                     NULL, NULL);
+        st = attn_nn_linear_backward(ctx, hp + t * z->bh, B, H, c->weight_hh, 3 * H, dgh_t,
+                                     s->dn, NULL, NULL);
         float *tmp = s->dh;
         s->dh = s->dn;
         s->dn = tmp;
     }
     if (st == ATTN_OK)
-        st = attn_nn_linear_backward(x, B * T, z->I, c->weight_ih, 3 * H, s->dgi, dx,
+        st = attn_nn_linear_backward(ctx, x, B * T, z->I, c->weight_ih, 3 * H, s->dgi, dx,
                                      c->d_weight_ih, c->d_bias_ih);
     if (st == ATTN_OK && (c->d_weight_hh || c->d_bias_hh))
-        st = attn_nn_linear_backward(hp, T * B, H, c->weight_hh, 3 * H, s->dgh, NULL,
+        st = attn_nn_linear_backward(ctx, hp, T * B, H, c->weight_hh, 3 * H, s->dgh, NULL,
                                      c->d_weight_hh, c->d_bias_hh);
     return st;
 }
 
-attn_status attn_nn_gru_backward(const attn_nn_gru *g, const float *x, const int64_t *lens,
-                                  const attn_nn_gru_saved *saved, const float *d_out,
-                                  const float *d_h_n, float *dx, float *dh0)
+attn_status attn_nn_gru_backward(attn_ctx *ctx, const attn_nn_gru *g, const float *x,
+                                  const int64_t *lens, const attn_nn_gru_saved *saved,
+                                  const float *d_out, const float *d_h_n, float *dx, float *dh0)
 {
     layer_sizes z;
-    ATTN__NN_NOT_NULL(__func__, saved);
-    attn_status st = check_layer(__func__, g, saved->B, saved->T, lens, &z);
+    ATTN__NOT_NULL(__func__, saved);
+    attn_status st = check_layer(__func__, ctx, g, saved->B, saved->T, lens, &z);
     if (st != ATTN_OK) return st;
-    ATTN__NN_NOT_NULL(__func__, x);
-    ATTN__NN_NOT_NULL(__func__, saved->h_prev);
-    ATTN__NN_NOT_NULL(__func__, saved->gates);
-    attn__nn_span sp[] = {{"dx", dx, fbytes(z.x)}, {"dh0", dh0, fbytes(z.st)},
-                          {"x", x, fbytes(z.x)}, {"d_out", d_out, fbytes(z.out)},
-                          {"d_h_n", d_h_n, fbytes(z.st)}};
-    if ((st = attn__nn_disjoint(__func__, sp, 5, 2)) != ATTN_OK) return st;
+    ATTN__NOT_NULL(__func__, x);
+    ATTN__NOT_NULL(__func__, saved->h_prev);
+    ATTN__NOT_NULL(__func__, saved->gates);
+    attn__span sp[] = {{"dx", dx, fbytes(z.x)}, {"dh0", dh0, fbytes(z.st)},
+                       {"x", x, fbytes(z.x)}, {"d_out", d_out, fbytes(z.out)},
+                       {"d_h_n", d_h_n, fbytes(z.st)}};
+    if ((st = attn__disjoint(__func__, sp, 5, 2)) != ATTN_OK) return st;
     float *buf = attn_alloc(fbytes(2 * z.g3 + 2 * z.bh + 1));
     if (!buf) return attn_fail(ATTN_NO_MEMORY, "%s: out of memory", __func__);
     bwd_scratch s = {buf, buf + z.g3, buf + 2 * z.g3, buf + 2 * z.g3 + z.bh};
@@ -366,7 +366,7 @@ attn_status attn_nn_gru_backward(const attn_nn_gru *g, const float *x, const int
             memcpy(s.dh, d_h_n + d * z.bh, fbytes(z.bh));
         else
             memset(s.dh, 0, fbytes(z.bh));
-        st = backward_dir(g, d, x, lens, saved, &z, d_out, &s, dx);
+        st = backward_dir(ctx, g, d, x, lens, saved, &z, d_out, &s, dx);
         if (st == ATTN_OK && dh0)
             for (int64_t i = 0; i < z.bh; i++) dh0[d * z.bh + i] += s.dh[i];
     }

@@ -1,60 +1,32 @@
 /* layers.c - the toolkit's layers, forward and backward (attn/nn.h):
- * linear (CBLAS sgemm), embedding, LayerNorm, RMSNorm, GELU/ReLU, dropout,
- * sinusoidal and rotary positions, and cross-entropy.
+ * linear, embedding, LayerNorm, RMSNorm, GELU/ReLU, dropout, sinusoidal and
+ * rotary positions, and cross-entropy.
  *
- * Reference-quality float32 code: row statistics (means, variances, dot
- * products) are accumulated in double, in 8 independent partial sums so the
- * loops still vectorise; the softmax of cross-entropy is done in double per
- * row; GELU's normal CDF is a vectorisable double polynomial (see there).
- * Every function validates all arguments before writing anything. Backward
- * functions accumulate (+=) into their gradients; none allocates.
+ * The matrix products run on libattn's GEMM on the ctx's threads; LayerNorm,
+ * GELU and the softmax normaliser on its row kernels, shared with the BERT
+ * encoder (the kernel table's nn.* slots, core/toolkit_kernels.h). Row
+ * statistics (means, variances, dot products) are accumulated in double, in
+ * 8 independent partial sums so the loops still vectorise; the softmax of
+ * cross-entropy is done in double per row. Every function validates all
+ * arguments before writing anything. Backward functions accumulate (+=)
+ * into their gradients.
  */
 #include "core/check.h"
+#include "core/toolkit_kernels.h"
 
 #include <attn/nn.h>
 
-#include <cblas.h>
-#include <limits.h>
 #include <math.h>
 #include <string.h>
 
 enum {
-    LANES = 8, /* partial sums per row reduction */
-    COLS = 64  /* columns per block when summing a gradient over rows */
+    LANES = ATTN__LANES, /* partial sums per row reduction */
+    COLS = 64            /* columns per block when summing a gradient over rows */
 };
 
 static size_t fbytes(int64_t count) { return (size_t)count * sizeof(float); }
 
 /* ---- row reductions in double --------------------------------------------- */
-
-static double lanes_total(const double acc[LANES])
-{
-    double s = 0.0;
-    for (int k = 0; k < LANES; k++) s += acc[k];
-    return s;
-}
-
-/* sum_i x[i] */
-static double sum_f(const float *x, int64_t d)
-{
-    double acc[LANES] = {0};
-    int64_t i = 0;
-    for (; i + LANES <= d; i += LANES)
-        for (int k = 0; k < LANES; k++) acc[k] += x[i + k];
-    for (int k = 0; i + k < d; k++) acc[k] += x[i + k];
-    return lanes_total(acc);
-}
-
-/* sum_i (x[i] - mu)^2 */
-static double sum_sq_dev(const float *x, int64_t d, double mu)
-{
-    double acc[LANES] = {0};
-    int64_t i = 0;
-    for (; i + LANES <= d; i += LANES)
-        for (int k = 0; k < LANES; k++) acc[k] += ((double)x[i + k] - mu) * ((double)x[i + k] - mu);
-    for (int k = 0; i + k < d; k++) acc[k] += ((double)x[i + k] - mu) * ((double)x[i + k] - mu);
-    return lanes_total(acc);
-}
 
 /* With g = dy * gamma and xhat = (x - mu) * rstd: *sg = sum g, *sgx = sum g xhat. */
 static void sums_g_gx(const float *x, const float *dy, const float *gamma, int64_t d,
@@ -73,55 +45,53 @@ static void sums_g_gx(const float *x, const float *dy, const float *gamma, int64
         a[k] += g;
         b[k] += g * (((double)x[i + k] - mu) * rstd);
     }
-    *sg = lanes_total(a);
-    *sgx = lanes_total(b);
+    *sg = attn__lanes_total(a);
+    *sgx = attn__lanes_total(b);
 }
 
 /* ---- linear ----------------------------------------------------------------- */
-
-/* ATTN_OVERFLOW if dim v exceeds the int range of the CBLAS interface. */
-static attn_status blas_dim(const char *fn, const char *name, int64_t v)
-{
-    if (v > INT_MAX)
-        return attn_fail(ATTN_OVERFLOW, "%s: argument '%s' is %lld; BLAS takes at most %d",
-                         fn, name, (long long)v, INT_MAX);
-    return ATTN_OK;
-}
 
 /* Element counts of x [n, in], w [out, in], y [n, out]. */
 typedef struct {
     int64_t x, w, y;
 } linear_sizes;
 
-static attn_status linear_check(const char *fn, const float *x, int64_t n, int64_t in,
-                                const float *w, int64_t out, linear_sizes *sz)
+static attn_status linear_check(const char *fn, attn_ctx *ctx, const float *x, int64_t n,
+                                int64_t in, const float *w, int64_t out, linear_sizes *sz)
 {
-    attn_status s;
-    ATTN__NN_NOT_NULL(fn, x);
-    ATTN__NN_NOT_NULL(fn, w);
-    ATTN__NN_DIM(fn, n);
-    ATTN__NN_DIM(fn, in);
-    ATTN__NN_DIM(fn, out);
-    ATTN__NN_MUL(fn, n, in, &sz->x);
-    ATTN__NN_MUL(fn, out, in, &sz->w);
-    ATTN__NN_MUL(fn, n, out, &sz->y);
-    if ((s = blas_dim(fn, "n", n)) != ATTN_OK) return s;
-    if ((s = blas_dim(fn, "in", in)) != ATTN_OK) return s;
-    return blas_dim(fn, "out", out);
+    ATTN__NOT_NULL(fn, ctx);
+    ATTN__NOT_NULL(fn, x);
+    ATTN__NOT_NULL(fn, w);
+    ATTN__DIM(fn, n);
+    ATTN__DIM(fn, in);
+    ATTN__DIM(fn, out);
+    ATTN__MUL(fn, n, in, &sz->x);
+    ATTN__MUL(fn, out, in, &sz->w);
+    ATTN__MUL(fn, n, out, &sz->y);
+    return ATTN_OK;
 }
 
-attn_status attn_nn_linear_forward(const float *x, int64_t n, int64_t in, const float *w,
-                                   const float *b, int64_t out, float *y)
+/* c [M, N] = beta c + op(a) op(b) on ctx's threads (beta 0 or 1). */
+static void gemm(attn_ctx *ctx, attn__gemm_op ta, attn__gemm_op tb, int64_t M, int64_t N,
+                 int64_t K, const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
+                 float *c)
+{
+    attn__gemm_args g = {M, N, K, ta, tb, a, b, NULL, lda, ldb, beta, c, N};
+    attn__gemm(ctx, &g);
+}
+
+attn_status attn_nn_linear_forward(attn_ctx *ctx, const float *x, int64_t n, int64_t in,
+                                   const float *w, const float *b, int64_t out, float *y)
 {
     linear_sizes sz;
-    attn_status s = linear_check(__func__, x, n, in, w, out, &sz);
+    attn_status s = linear_check(__func__, ctx, x, n, in, w, out, &sz);
     if (s != ATTN_OK) return s;
-    ATTN__NN_NOT_NULL(__func__, y);
-    attn__nn_span sp[] = {{"y", y, fbytes(sz.y)},
-                          {"x", x, fbytes(sz.x)},
-                          {"w", w, fbytes(sz.w)},
-                          {"b", b, b ? fbytes(out) : 0}};
-    if ((s = attn__nn_disjoint(__func__, sp, 4, 1)) != ATTN_OK) return s;
+    ATTN__NOT_NULL(__func__, y);
+    attn__span sp[] = {{"y", y, fbytes(sz.y)},
+                       {"x", x, fbytes(sz.x)},
+                       {"w", w, fbytes(sz.w)},
+                       {"b", b, b ? fbytes(out) : 0}};
+    if ((s = attn__disjoint(__func__, sp, 4, 1)) != ATTN_OK) return s;
     if (sz.y == 0) return ATTN_OK;
     for (int64_t r = 0; r < n; r++) { /* y [n, out] starts as the bias rows */
         if (b)
@@ -129,9 +99,8 @@ attn_status attn_nn_linear_forward(const float *x, int64_t n, int64_t in, const 
         else
             memset(y + r * out, 0, fbytes(out));
     }
-    if (in > 0) /* y += x [n, in] w^T [in, out] */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)out, (int)in,
-                    1.0f, x, (int)in, w, (int)in, 1.0f, y, (int)out);
+    /* y += x [n, in] w^T [in, out] */
+    gemm(ctx, ATTN__GEMM_N, ATTN__GEMM_T, n, out, in, x, in, w, in, 1.0f, y);
     return ATTN_OK;
 }
 
@@ -147,24 +116,22 @@ static void bias_grad(const float *dy, int64_t n, int64_t out, float *db)
     }
 }
 
-attn_status attn_nn_linear_backward(const float *x, int64_t n, int64_t in, const float *w,
-                                    int64_t out, const float *dy, float *dx, float *dw,
-                                    float *db)
+attn_status attn_nn_linear_backward(attn_ctx *ctx, const float *x, int64_t n, int64_t in,
+                                    const float *w, int64_t out, const float *dy, float *dx,
+                                    float *dw, float *db)
 {
     linear_sizes sz;
-    attn_status s = linear_check(__func__, x, n, in, w, out, &sz);
+    attn_status s = linear_check(__func__, ctx, x, n, in, w, out, &sz);
     if (s != ATTN_OK) return s;
-    ATTN__NN_NOT_NULL(__func__, dy);
-    attn__nn_span sp[] = {{"dx", dx, fbytes(sz.x)}, {"dw", dw, fbytes(sz.w)},
-                          {"db", db, fbytes(out)},  {"x", x, fbytes(sz.x)},
-                          {"w", w, fbytes(sz.w)},   {"dy", dy, fbytes(sz.y)}};
-    if ((s = attn__nn_disjoint(__func__, sp, 6, 3)) != ATTN_OK) return s;
-    if (dx && sz.x > 0 && out > 0) /* dx [n, in] += dy [n, out] w [out, in] */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)in, (int)out,
-                    1.0f, dy, (int)out, w, (int)in, 1.0f, dx, (int)in);
-    if (dw && sz.w > 0 && n > 0) /* dw [out, in] += dy^T [out, n] x [n, in] */
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)out, (int)in, (int)n,
-                    1.0f, dy, (int)out, x, (int)in, 1.0f, dw, (int)in);
+    ATTN__NOT_NULL(__func__, dy);
+    attn__span sp[] = {{"dx", dx, fbytes(sz.x)}, {"dw", dw, fbytes(sz.w)},
+                       {"db", db, fbytes(out)},  {"x", x, fbytes(sz.x)},
+                       {"w", w, fbytes(sz.w)},   {"dy", dy, fbytes(sz.y)}};
+    if ((s = attn__disjoint(__func__, sp, 6, 3)) != ATTN_OK) return s;
+    if (dx) /* dx [n, in] += dy [n, out] w [out, in] */
+        gemm(ctx, ATTN__GEMM_N, ATTN__GEMM_N, n, in, out, dy, out, w, in, 1.0f, dx);
+    if (dw) /* dw [out, in] += dy^T [out, n] x [n, in] */
+        gemm(ctx, ATTN__GEMM_T, ATTN__GEMM_N, out, in, n, dy, out, x, in, 1.0f, dw);
     if (db) bias_grad(dy, n, out, db);
     return ATTN_OK;
 }
@@ -176,12 +143,12 @@ attn_status attn_nn_linear_backward(const float *x, int64_t n, int64_t in, const
 static attn_status embedding_check(const char *fn, const int32_t *ids, int64_t n,
                                    int64_t vocab, int64_t d, int64_t *rows, int64_t *table)
 {
-    ATTN__NN_NOT_NULL(fn, ids);
-    ATTN__NN_DIM(fn, n);
-    ATTN__NN_DIM(fn, vocab);
-    ATTN__NN_DIM(fn, d);
-    ATTN__NN_MUL(fn, n, d, rows);
-    ATTN__NN_MUL(fn, vocab, d, table);
+    ATTN__NOT_NULL(fn, ids);
+    ATTN__DIM(fn, n);
+    ATTN__DIM(fn, vocab);
+    ATTN__DIM(fn, d);
+    ATTN__MUL(fn, n, d, rows);
+    ATTN__MUL(fn, vocab, d, table);
     for (int64_t r = 0; r < n; r++)
         if (ids[r] < 0 || ids[r] >= vocab)
             return attn_fail(ATTN_BAD_PARAM,
@@ -194,14 +161,14 @@ attn_status attn_nn_embedding_forward(const int32_t *ids, int64_t n, const float
                                       int64_t vocab, int64_t d, float *y)
 {
     int64_t ny, nt;
-    ATTN__NN_NOT_NULL(__func__, table);
-    ATTN__NN_NOT_NULL(__func__, y);
+    ATTN__NOT_NULL(__func__, table);
+    ATTN__NOT_NULL(__func__, y);
     attn_status s = embedding_check(__func__, ids, n, vocab, d, &ny, &nt);
     if (s != ATTN_OK) return s;
-    attn__nn_span sp[] = {{"y", y, fbytes(ny)},
-                          {"table", table, fbytes(nt)},
-                          {"ids", ids, (size_t)n * sizeof(int32_t)}};
-    if ((s = attn__nn_disjoint(__func__, sp, 3, 1)) != ATTN_OK) return s;
+    attn__span sp[] = {{"y", y, fbytes(ny)},
+                       {"table", table, fbytes(nt)},
+                       {"ids", ids, (size_t)n * sizeof(int32_t)}};
+    if ((s = attn__disjoint(__func__, sp, 3, 1)) != ATTN_OK) return s;
     for (int64_t r = 0; r < n && d > 0; r++) /* y [n, d] row r = table row ids[r] */
         memcpy(y + r * d, table + (int64_t)ids[r] * d, fbytes(d));
     return ATTN_OK;
@@ -211,14 +178,14 @@ attn_status attn_nn_embedding_backward(const int32_t *ids, int64_t n, int64_t vo
                                        int64_t d, const float *dy, float *dtable)
 {
     int64_t ny, nt;
-    ATTN__NN_NOT_NULL(__func__, dy);
-    ATTN__NN_NOT_NULL(__func__, dtable);
+    ATTN__NOT_NULL(__func__, dy);
+    ATTN__NOT_NULL(__func__, dtable);
     attn_status s = embedding_check(__func__, ids, n, vocab, d, &ny, &nt);
     if (s != ATTN_OK) return s;
-    attn__nn_span sp[] = {{"dtable", dtable, fbytes(nt)},
-                          {"dy", dy, fbytes(ny)},
-                          {"ids", ids, (size_t)n * sizeof(int32_t)}};
-    if ((s = attn__nn_disjoint(__func__, sp, 3, 1)) != ATTN_OK) return s;
+    attn__span sp[] = {{"dtable", dtable, fbytes(nt)},
+                       {"dy", dy, fbytes(ny)},
+                       {"ids", ids, (size_t)n * sizeof(int32_t)}};
+    if ((s = attn__disjoint(__func__, sp, 3, 1)) != ATTN_OK) return s;
     for (int64_t r = 0; r < n; r++) { /* y = table[ids[r]]  =>  dtable[ids[r]] += dy[r] */
         float *t = dtable + (int64_t)ids[r] * d;
         const float *g = dy + r * d;
@@ -233,11 +200,11 @@ attn_status attn_nn_embedding_backward(const int32_t *ids, int64_t n, int64_t vo
 static attn_status norm_check(const char *fn, const float *x, int64_t n, int64_t d,
                               const float *gamma, int64_t *count)
 {
-    ATTN__NN_NOT_NULL(fn, x);
-    ATTN__NN_NOT_NULL(fn, gamma);
-    ATTN__NN_DIM(fn, n);
-    ATTN__NN_DIM_POS(fn, d);
-    ATTN__NN_MUL(fn, n, d, count);
+    ATTN__NOT_NULL(fn, x);
+    ATTN__NOT_NULL(fn, gamma);
+    ATTN__DIM(fn, n);
+    ATTN__DIM_POS(fn, d);
+    ATTN__MUL(fn, n, d, count);
     return ATTN_OK;
 }
 
@@ -249,20 +216,6 @@ static attn_status eps_check(const char *fn, double eps)
     return ATTN_OK;
 }
 
-/* One row: y = (x - mean) * rstd * gamma + beta (beta may be NULL). */
-static void layernorm_row(const float *x, int64_t d, const float *gamma, const float *beta,
-                          double eps, float *y, float *mean, float *rstd)
-{
-    double mu = sum_f(x, d) / (double)d;
-    double rs = 1.0 / sqrt(sum_sq_dev(x, d, mu) / (double)d + eps);
-    for (int64_t i = 0; i < d; i++) {
-        float xhat = (float)(((double)x[i] - mu) * rs);
-        y[i] = xhat * gamma[i] + (beta ? beta[i] : 0.0f);
-    }
-    if (mean) *mean = (float)mu;
-    if (rstd) *rstd = (float)rs;
-}
-
 attn_status attn_nn_layernorm_forward(const float *x, int64_t n, int64_t d,
                                       const float *gamma, const float *beta, double eps,
                                       float *y, float *mean, float *rstd)
@@ -270,14 +223,15 @@ attn_status attn_nn_layernorm_forward(const float *x, int64_t n, int64_t d,
     int64_t cnt;
     attn_status s = norm_check(__func__, x, n, d, gamma, &cnt);
     if (s != ATTN_OK) return s;
-    ATTN__NN_NOT_NULL(__func__, y);
+    ATTN__NOT_NULL(__func__, y);
     if ((s = eps_check(__func__, eps)) != ATTN_OK) return s;
-    attn__nn_span sp[] = {{"y", y, fbytes(cnt)},         {"mean", mean, fbytes(n)},
-                          {"rstd", rstd, fbytes(n)},      {"x", x, fbytes(cnt)},
-                          {"gamma", gamma, fbytes(d)},    {"beta", beta, beta ? fbytes(d) : 0}};
-    if ((s = attn__nn_disjoint(__func__, sp, 6, 3)) != ATTN_OK) return s;
+    attn__span sp[] = {{"y", y, fbytes(cnt)},         {"mean", mean, fbytes(n)},
+                       {"rstd", rstd, fbytes(n)},      {"x", x, fbytes(cnt)},
+                       {"gamma", gamma, fbytes(d)},    {"beta", beta, beta ? fbytes(d) : 0}};
+    if ((s = attn__disjoint(__func__, sp, 6, 3)) != ATTN_OK) return s;
+    const attn__toolkit_kernels *tk = attn__ctx_toolkit(NULL);
     for (int64_t r = 0; r < n; r++)
-        layernorm_row(x + r * d, d, gamma, beta, eps, y + r * d, mean ? mean + r : NULL,
+        tk->layernorm_row(x + r * d, d, gamma, beta, eps, y + r * d, mean ? mean + r : NULL,
                       rstd ? rstd + r : NULL);
     return ATTN_OK;
 }
@@ -315,11 +269,11 @@ typedef struct {
 static attn_status norm_backward_check(const char *fn, int64_t n, int64_t cnt, int64_t d,
                                        const float *x, const float *gamma, const norm_grads *g)
 {
-    attn__nn_span sp[] = {{"dx", g->dx, fbytes(cnt)},     {"dgamma", g->dgamma, fbytes(d)},
-                          {"dbeta", g->dbeta, fbytes(d)}, {"x", x, fbytes(cnt)},
-                          {"gamma", gamma, fbytes(d)},    {"mean", g->mean, fbytes(n)},
-                          {"rstd", g->rstd, fbytes(n)},   {"dy", g->dy, fbytes(cnt)}};
-    return attn__nn_disjoint(fn, sp, 8, 3);
+    attn__span sp[] = {{"dx", g->dx, fbytes(cnt)},     {"dgamma", g->dgamma, fbytes(d)},
+                       {"dbeta", g->dbeta, fbytes(d)}, {"x", x, fbytes(cnt)},
+                       {"gamma", gamma, fbytes(d)},    {"mean", g->mean, fbytes(n)},
+                       {"rstd", g->rstd, fbytes(n)},   {"dy", g->dy, fbytes(cnt)}};
+    return attn__disjoint(fn, sp, 8, 3);
 }
 
 attn_status attn_nn_layernorm_backward(const float *x, int64_t n, int64_t d,
@@ -331,9 +285,9 @@ attn_status attn_nn_layernorm_backward(const float *x, int64_t n, int64_t d,
     norm_grads g = {mean, rstd, dy, dx, dgamma, dbeta};
     attn_status s = norm_check(__func__, x, n, d, gamma, &cnt);
     if (s != ATTN_OK) return s;
-    ATTN__NN_NOT_NULL(__func__, mean);
-    ATTN__NN_NOT_NULL(__func__, rstd);
-    ATTN__NN_NOT_NULL(__func__, dy);
+    ATTN__NOT_NULL(__func__, mean);
+    ATTN__NOT_NULL(__func__, rstd);
+    ATTN__NOT_NULL(__func__, dy);
     if ((s = norm_backward_check(__func__, n, cnt, d, x, gamma, &g)) != ATTN_OK) return s;
     /* y = xhat gamma + beta, xhat = (x - mu) rstd, with g = dy gamma:
      * dx = rstd (g - mean(g) - xhat mean(g xhat)) */
@@ -357,16 +311,16 @@ attn_status attn_nn_rmsnorm_forward(const float *x, int64_t n, int64_t d, const 
     int64_t cnt;
     attn_status s = norm_check(__func__, x, n, d, gamma, &cnt);
     if (s != ATTN_OK) return s;
-    ATTN__NN_NOT_NULL(__func__, y);
+    ATTN__NOT_NULL(__func__, y);
     if ((s = eps_check(__func__, eps)) != ATTN_OK) return s;
-    attn__nn_span sp[] = {{"y", y, fbytes(cnt)},
-                          {"rstd", rstd, fbytes(n)},
-                          {"x", x, fbytes(cnt)},
-                          {"gamma", gamma, fbytes(d)}};
-    if ((s = attn__nn_disjoint(__func__, sp, 4, 2)) != ATTN_OK) return s;
+    attn__span sp[] = {{"y", y, fbytes(cnt)},
+                       {"rstd", rstd, fbytes(n)},
+                       {"x", x, fbytes(cnt)},
+                       {"gamma", gamma, fbytes(d)}};
+    if ((s = attn__disjoint(__func__, sp, 4, 2)) != ATTN_OK) return s;
     for (int64_t r = 0; r < n; r++) { /* y = x rstd gamma, rstd = 1/sqrt(mean(x^2) + eps) */
         const float *xr = x + r * d;
-        double rs = 1.0 / sqrt(sum_sq_dev(xr, d, 0.0) / (double)d + eps);
+        double rs = 1.0 / sqrt(attn__row_sum_sq_dev(xr, d, 0.0) / (double)d + eps);
         for (int64_t i = 0; i < d; i++) y[r * d + i] = (float)((double)xr[i] * rs) * gamma[i];
         if (rstd) rstd[r] = (float)rs;
     }
@@ -381,8 +335,8 @@ attn_status attn_nn_rmsnorm_backward(const float *x, int64_t n, int64_t d, const
     norm_grads g = {NULL, rstd, dy, dx, dgamma, NULL};
     attn_status s = norm_check(__func__, x, n, d, gamma, &cnt);
     if (s != ATTN_OK) return s;
-    ATTN__NN_NOT_NULL(__func__, rstd);
-    ATTN__NN_NOT_NULL(__func__, dy);
+    ATTN__NOT_NULL(__func__, rstd);
+    ATTN__NOT_NULL(__func__, dy);
     if ((s = norm_backward_check(__func__, n, cnt, d, x, gamma, &g)) != ATTN_OK) return s;
     /* y = xhat gamma, xhat = x rstd, g = dy gamma:  dx = rstd (g - xhat mean(g xhat)) */
     for (int64_t r = 0; r < n && dx; r++) {
@@ -399,88 +353,15 @@ attn_status attn_nn_rmsnorm_backward(const float *x, int64_t n, int64_t d, const
 
 /* ---- activations --------------------------------------------------------------------- */
 
-/* GELU is x Phi(x). Phi comes from the normal tail Q(a) = erfc(a/sqrt2)/2 of
- * a = |x| (Phi = Q for x < 0, 1 - Q otherwise), computed in double without
- * libm calls so the loops vectorise (3x faster than erfcf), and relatively
- * exact in the far negative tail, where 1 + erf(x/sqrt2) would cancel:
- *   Q(a) = e^(-a^2/2) S(a),  S a degree-12 polynomial in u = 7.2/(3 + a) - 1.4
- * (u in [-1, 1] for a in [0, 15]), fitted by weighted least squares in
- * relative error against mpmath: |S_fit/S - 1| < 2e-10 on [0, 15]. Beyond
- * a = 15, Q < 4e-51 is below the float range and taken as 0. */
-static const double tail_poly[13] = {
-    0.15955558909413148,    0.20952531428283533,     0.10222840561113883,
-    0.02859581873690991,    0.001620822532831442,    -0.0014740745723850527,
-    -0.00017203349288213467, 0.00012529365675813947, 5.9702108967316092e-06,
-    -1.3156255650438597e-05, 1.195126528824586e-06,  1.0597020030089777e-06,
-    -2.0453798704744841e-07};
-
-/* Bits of double v, and the double of bits b. */
-static inline uint64_t bits_of(double v)
-{
-    uint64_t b;
-    memcpy(&b, &v, sizeof b);
-    return b;
-}
-
-static inline double double_of(uint64_t b)
-{
-    double v;
-    memcpy(&v, &b, sizeof v);
-    return v;
-}
-
-/* e^t for t in [-700, 0]: t = n ln2 + r with |r| <= ln2/2 (ln2 split so
- * n * LN2_HI is exact), e^r by its Taylor series to r^10 (relative error
- * < 3e-13), and 2^n written into the exponent bits. */
-static inline double exp_neg(double t)
-{
-    const double shifter = 6755399441055744.0; /* 1.5 * 2^52: adding it rounds to an integer */
-    const double LN2_HI = 6.93147180369123816490e-01, LN2_LO = 1.90821492927058770002e-10;
-    double k = t * 1.4426950408889634 + shifter; /* shifter + round(t / ln2) */
-    double n = k - shifter;
-    double r = (t - n * LN2_HI) - n * LN2_LO;
-    static const double inv_fact[11] = {1.0,          1.0,           1.0 / 2,
-                                        1.0 / 6,      1.0 / 24,      1.0 / 120,
-                                        1.0 / 720,    1.0 / 5040,    1.0 / 40320,
-                                        1.0 / 362880, 1.0 / 3628800};
-    double p = inv_fact[10];
-    for (int j = 9; j >= 0; j--) p = p * r + inv_fact[j];
-    uint64_t scale_bits = (bits_of(k) - 0x4338000000000000u + 1023u) << 52; /* 2^n */
-    return p * double_of(scale_bits);
-}
-
-/* Phi(x) and the normal density phi(x) of float x, in double. Branch-free
- * for the vectoriser (SSE2 has no 64-bit integer compare, so the clamp of
- * |x| to 15 is done on the float's 32-bit pattern; selects are bit masks).
- * A NaN x gives finite values here and propagates through the caller's x;
- * x = +-inf gives Phi = 1 or 0 and phi = 0. */
-static inline double normal_cdf_pdf(float x, double *pdf)
-{
-    const int32_t a_max = 0x41700000; /* 15.0f */
-    uint32_t xb;
-    float acf;
-    memcpy(&xb, &x, sizeof xb);
-    int32_t ab = (int32_t)(xb & 0x7FFFFFFFu), acb = ab < a_max ? ab : a_max;
-    memcpy(&acf, &acb, sizeof acf);
-    double a = acf, keep = (double)(ab <= a_max); /* keep = 0 beyond 15 (and NaN) */
-    double e = exp_neg(-0.5 * a * a) * keep;      /* a * a is exact for a float */
-    double u = 7.2 / (3.0 + a) - 1.4, s = tail_poly[12];
-    for (int j = 11; j >= 0; j--) s = s * u + tail_poly[j];
-    double q = e * s, p = 1.0 - q;
-    uint64_t neg = (uint64_t)0 - (uint64_t)(x < 0.0f); /* all ones if x < 0 */
-    *pdf = e * 0.39894228040143268;                   /* 1/sqrt(2 pi) */
-    return double_of((bits_of(q) & neg) | (bits_of(p) & ~neg));
-}
-
 static attn_status act_check(const char *fn, attn_nn_act act, const float *x, int64_t count)
 {
     if (act != ATTN_NN_ACT_GELU && act != ATTN_NN_ACT_RELU)
         return attn_fail(ATTN_BAD_PARAM,
                          "%s: argument 'act' is %d; it must be ATTN_NN_ACT_GELU or ATTN_NN_ACT_RELU",
                          fn, (int)act);
-    ATTN__NN_NOT_NULL(fn, x);
-    ATTN__NN_DIM(fn, count);
-    if (count > ATTN__NN_MAX_ELEMS)
+    ATTN__NOT_NULL(fn, x);
+    ATTN__DIM(fn, count);
+    if (count > ATTN__MAX_ELEMS)
         return attn_fail(ATTN_OVERFLOW, "%s: argument 'count' (%lld) is too large", fn,
                          (long long)count);
     return ATTN_OK;
@@ -490,14 +371,11 @@ attn_status attn_nn_act_forward(attn_nn_act act, const float *x, int64_t count, 
 {
     attn_status s = act_check(__func__, act, x, count);
     if (s != ATTN_OK) return s;
-    ATTN__NN_NOT_NULL(__func__, y);
-    attn__nn_span sp[] = {{"y", y, fbytes(count)}, {"x", x == y ? NULL : x, fbytes(count)}};
-    if ((s = attn__nn_disjoint(__func__, sp, 2, 1)) != ATTN_OK) return s;
+    ATTN__NOT_NULL(__func__, y);
+    attn__span sp[] = {{"y", y, fbytes(count)}, {"x", x == y ? NULL : x, fbytes(count)}};
+    if ((s = attn__disjoint(__func__, sp, 2, 1)) != ATTN_OK) return s;
     if (act == ATTN_NN_ACT_GELU) {
-        for (int64_t i = 0; i < count; i++) {
-            double pdf, cdf = normal_cdf_pdf(x[i], &pdf);
-            y[i] = (float)((double)x[i] * cdf);
-        }
+        attn__ctx_toolkit(NULL)->gelu_row(x, NULL, count, y);
     } else {
         for (int64_t i = 0; i < count; i++) y[i] = x[i] < 0.0f ? 0.0f : x[i]; /* NaN stays */
     }
@@ -509,17 +387,14 @@ attn_status attn_nn_act_backward(attn_nn_act act, const float *x, int64_t count,
 {
     attn_status s = act_check(__func__, act, x, count);
     if (s != ATTN_OK) return s;
-    ATTN__NN_NOT_NULL(__func__, dy);
-    ATTN__NN_NOT_NULL(__func__, dx);
-    attn__nn_span sp[] = {{"dx", dx, fbytes(count)},
-                          {"x", x, fbytes(count)},
-                          {"dy", dy, fbytes(count)}};
-    if ((s = attn__nn_disjoint(__func__, sp, 3, 1)) != ATTN_OK) return s;
+    ATTN__NOT_NULL(__func__, dy);
+    ATTN__NOT_NULL(__func__, dx);
+    attn__span sp[] = {{"dx", dx, fbytes(count)},
+                       {"x", x, fbytes(count)},
+                       {"dy", dy, fbytes(count)}};
+    if ((s = attn__disjoint(__func__, sp, 3, 1)) != ATTN_OK) return s;
     if (act == ATTN_NN_ACT_GELU) { /* d/dx x Phi(x) = Phi(x) + x phi(x) */
-        for (int64_t i = 0; i < count; i++) {
-            double pdf, cdf = normal_cdf_pdf(x[i], &pdf);
-            dx[i] += (float)((double)dy[i] * (cdf + (double)x[i] * pdf));
-        }
+        attn__ctx_toolkit(NULL)->gelu_grad_row(x, dy, count, dx);
     } else { /* torch's threshold_backward: gradient where x > 0 */
         for (int64_t i = 0; i < count; i++) {
             float g = dy[i]; /* loaded unconditionally, so the select vectorises */
@@ -588,8 +463,8 @@ static void dropout_apply(const float *in, int64_t count, double p, uint64_t see
 
 static attn_status dropout_check(const char *fn, int64_t count, double p)
 {
-    ATTN__NN_DIM(fn, count);
-    if (count > ATTN__NN_MAX_ELEMS)
+    ATTN__DIM(fn, count);
+    if (count > ATTN__MAX_ELEMS)
         return attn_fail(ATTN_OVERFLOW, "%s: argument 'count' (%lld) is too large", fn,
                          (long long)count);
     if (!(p >= 0.0 && p < 1.0))
@@ -600,12 +475,12 @@ static attn_status dropout_check(const char *fn, int64_t count, double p)
 attn_status attn_nn_dropout_forward(const float *x, int64_t count, double p, uint64_t seed,
                                     uint64_t offset, float *y)
 {
-    ATTN__NN_NOT_NULL(__func__, x);
-    ATTN__NN_NOT_NULL(__func__, y);
+    ATTN__NOT_NULL(__func__, x);
+    ATTN__NOT_NULL(__func__, y);
     attn_status s = dropout_check(__func__, count, p);
     if (s != ATTN_OK) return s;
-    attn__nn_span sp[] = {{"y", y, fbytes(count)}, {"x", x == y ? NULL : x, fbytes(count)}};
-    if ((s = attn__nn_disjoint(__func__, sp, 2, 1)) != ATTN_OK) return s;
+    attn__span sp[] = {{"y", y, fbytes(count)}, {"x", x == y ? NULL : x, fbytes(count)}};
+    if ((s = attn__disjoint(__func__, sp, 2, 1)) != ATTN_OK) return s;
     dropout_apply(x, count, p, seed, offset, 0, y);
     return ATTN_OK;
 }
@@ -613,12 +488,12 @@ attn_status attn_nn_dropout_forward(const float *x, int64_t count, double p, uin
 attn_status attn_nn_dropout_backward(const float *dy, int64_t count, double p, uint64_t seed,
                                      uint64_t offset, float *dx)
 {
-    ATTN__NN_NOT_NULL(__func__, dy);
-    ATTN__NN_NOT_NULL(__func__, dx);
+    ATTN__NOT_NULL(__func__, dy);
+    ATTN__NOT_NULL(__func__, dx);
     attn_status s = dropout_check(__func__, count, p);
     if (s != ATTN_OK) return s;
-    attn__nn_span sp[] = {{"dx", dx, fbytes(count)}, {"dy", dy, fbytes(count)}};
-    if ((s = attn__nn_disjoint(__func__, sp, 2, 1)) != ATTN_OK) return s;
+    attn__span sp[] = {{"dx", dx, fbytes(count)}, {"dy", dy, fbytes(count)}};
+    if ((s = attn__disjoint(__func__, sp, 2, 1)) != ATTN_OK) return s;
     dropout_apply(dy, count, p, seed, offset, 1, dx);
     return ATTN_OK;
 }
@@ -628,10 +503,10 @@ attn_status attn_nn_dropout_backward(const float *dy, int64_t count, double p, u
 attn_status attn_nn_sinusoidal(int64_t n_pos, int64_t d, float *table)
 {
     int64_t cnt;
-    ATTN__NN_DIM(__func__, n_pos);
-    ATTN__NN_DIM(__func__, d);
-    ATTN__NN_MUL(__func__, n_pos, d, &cnt);
-    ATTN__NN_NOT_NULL(__func__, table);
+    ATTN__DIM(__func__, n_pos);
+    ATTN__DIM(__func__, d);
+    ATTN__MUL(__func__, n_pos, d, &cnt);
+    ATTN__NOT_NULL(__func__, table);
     for (int64_t c = 0; c < d; c++) { /* column c = 2i (sin) or 2i + 1 (cos) */
         double freq = pow(10000.0, -(double)(c - (c & 1)) / (double)d);
         for (int64_t p = 0; p < n_pos; p++) {
@@ -646,15 +521,15 @@ static attn_status rope_check(const char *fn, int64_t n, int64_t heads, int64_t 
                               const int32_t *pos, double theta, int64_t *count)
 {
     int64_t rows;
-    ATTN__NN_NOT_NULL(fn, pos);
-    ATTN__NN_DIM(fn, n);
-    ATTN__NN_DIM(fn, heads);
-    ATTN__NN_DIM(fn, hd);
+    ATTN__NOT_NULL(fn, pos);
+    ATTN__DIM(fn, n);
+    ATTN__DIM(fn, heads);
+    ATTN__DIM(fn, hd);
     if (hd % 2 != 0)
         return attn_fail(ATTN_BAD_DIM, "%s: argument 'hd' is %lld; it must be even", fn,
                          (long long)hd);
-    ATTN__NN_MUL(fn, n, heads, &rows);
-    ATTN__NN_MUL(fn, rows, hd, count);
+    ATTN__MUL(fn, n, heads, &rows);
+    ATTN__MUL(fn, rows, hd, count);
     if (!(theta > 0.0) || !isfinite(theta))
         return attn_fail(ATTN_BAD_PARAM, "%s: argument 'theta' is %g; it must be finite and > 0",
                          fn, theta);
@@ -687,14 +562,14 @@ attn_status attn_nn_rope_forward(const float *x, int64_t n, int64_t heads, int64
                                  const int32_t *pos, double theta, float *y)
 {
     int64_t cnt;
-    ATTN__NN_NOT_NULL(__func__, x);
-    ATTN__NN_NOT_NULL(__func__, y);
+    ATTN__NOT_NULL(__func__, x);
+    ATTN__NOT_NULL(__func__, y);
     attn_status s = rope_check(__func__, n, heads, hd, pos, theta, &cnt);
     if (s != ATTN_OK) return s;
-    attn__nn_span sp[] = {{"y", y, fbytes(cnt)},
-                          {"x", x == y ? NULL : x, fbytes(cnt)},
-                          {"pos", pos, (size_t)n * sizeof(int32_t)}};
-    if ((s = attn__nn_disjoint(__func__, sp, 3, 1)) != ATTN_OK) return s;
+    attn__span sp[] = {{"y", y, fbytes(cnt)},
+                       {"x", x == y ? NULL : x, fbytes(cnt)},
+                       {"pos", pos, (size_t)n * sizeof(int32_t)}};
+    if ((s = attn__disjoint(__func__, sp, 3, 1)) != ATTN_OK) return s;
     rope_apply(x, n, heads, hd, pos, theta, 1.0, 0, y);
     return ATTN_OK;
 }
@@ -703,14 +578,14 @@ attn_status attn_nn_rope_backward(const float *dy, int64_t n, int64_t heads, int
                                   const int32_t *pos, double theta, float *dx)
 {
     int64_t cnt;
-    ATTN__NN_NOT_NULL(__func__, dy);
-    ATTN__NN_NOT_NULL(__func__, dx);
+    ATTN__NOT_NULL(__func__, dy);
+    ATTN__NOT_NULL(__func__, dx);
     attn_status s = rope_check(__func__, n, heads, hd, pos, theta, &cnt);
     if (s != ATTN_OK) return s;
-    attn__nn_span sp[] = {{"dx", dx, fbytes(cnt)},
-                          {"dy", dy, fbytes(cnt)},
-                          {"pos", pos, (size_t)n * sizeof(int32_t)}};
-    if ((s = attn__nn_disjoint(__func__, sp, 3, 1)) != ATTN_OK) return s;
+    attn__span sp[] = {{"dx", dx, fbytes(cnt)},
+                       {"dy", dy, fbytes(cnt)},
+                       {"pos", pos, (size_t)n * sizeof(int32_t)}};
+    if ((s = attn__disjoint(__func__, sp, 3, 1)) != ATTN_OK) return s;
     rope_apply(dy, n, heads, hd, pos, theta, -1.0, 1, dx);
     return ATTN_OK;
 }
@@ -723,13 +598,7 @@ attn_status attn_nn_rope_backward(const float *dy, int64_t n, int64_t heads, int
  * dz may be z itself: each z[c] is read before dz[c] is written. */
 static double ce_row(const float *z, int64_t vocab, int32_t t, double ls, double gs, float *dz)
 {
-    double mx = -INFINITY, se = 0.0, zs = 0.0;
-    for (int64_t c = 0; c < vocab; c++) mx = z[c] > mx ? z[c] : mx;
-    for (int64_t c = 0; c < vocab; c++) {
-        se += exp((double)z[c] - mx);
-        zs += z[c];
-    }
-    double lse = mx + log(se);
+    double lse = attn__ctx_toolkit(NULL)->softmax_row(z, vocab), zs = attn__row_sum(z, vocab);
     double loss = lse - (1.0 - ls) * z[t] - ls / (double)vocab * zs;
     for (int64_t c = 0; c < vocab && dz; c++) {
         double target = ls / (double)vocab + (c == t ? 1.0 - ls : 0.0);
@@ -766,20 +635,20 @@ attn_status attn_nn_cross_entropy(const float *logits, int64_t n, int64_t vocab,
                                   int64_t *count, float *dlogits)
 {
     int64_t cnt, counted = 0;
-    ATTN__NN_NOT_NULL(__func__, logits);
-    ATTN__NN_NOT_NULL(__func__, targets);
-    ATTN__NN_NOT_NULL(__func__, loss);
-    ATTN__NN_DIM(__func__, n);
-    ATTN__NN_DIM_POS(__func__, vocab);
-    ATTN__NN_MUL(__func__, n, vocab, &cnt);
+    ATTN__NOT_NULL(__func__, logits);
+    ATTN__NOT_NULL(__func__, targets);
+    ATTN__NOT_NULL(__func__, loss);
+    ATTN__DIM(__func__, n);
+    ATTN__DIM_POS(__func__, vocab);
+    ATTN__MUL(__func__, n, vocab, &cnt);
     attn_status s = ce_check(__func__, n, vocab, targets, ignore, label_smoothing, grad_scale,
                              &counted);
     if (s != ATTN_OK) return s;
     /* dlogits == logits (in place) is allowed; any other overlap is not */
-    attn__nn_span sp[] = {{"dlogits", dlogits, fbytes(cnt)},
-                          {"logits", logits == dlogits ? NULL : logits, fbytes(cnt)},
-                          {"targets", targets, (size_t)n * sizeof(int32_t)}};
-    if ((s = attn__nn_disjoint(__func__, sp, 3, 1)) != ATTN_OK) return s;
+    attn__span sp[] = {{"dlogits", dlogits, fbytes(cnt)},
+                       {"logits", logits == dlogits ? NULL : logits, fbytes(cnt)},
+                       {"targets", targets, (size_t)n * sizeof(int32_t)}};
+    if ((s = attn__disjoint(__func__, sp, 3, 1)) != ATTN_OK) return s;
     double total = 0.0, gs = counted > 0 ? grad_scale / (double)counted : 0.0;
     for (int64_t r = 0; r < n; r++) {
         float *dz = dlogits ? dlogits + r * vocab : NULL;

@@ -89,8 +89,8 @@ static attn_status check_module(const attn_nn_mha *m)
     return ATTN_OK;
 }
 
-static attn_sdpa_params sdpa_params(const attn_nn_mha_opts *o, attn_tensor *mask, int64_t B,
-                                    int64_t Sk)
+attn_sdpa_params attn__nn_mha_sdpa_params(const attn_nn_mha_opts *o, attn_tensor *mask, int64_t B,
+                                          int64_t Sk)
 {
     attn_sdpa_params p = attn_sdpa_params_default();
     if (o == NULL) return p;
@@ -191,11 +191,11 @@ attn_status attn_nn_mha_forward(attn_ctx *ctx, const attn_nn_mha *m, const float
 
     proj p = projections(m);
     int64_t H = m->n_heads, Hk = m->n_kv_heads, hd = m->head_dim;
-    st = attn_nn_linear_forward(query, B * Sq, p.cols[0], p.w[0], p.b[0], p.rows[0], s->q);
+    st = attn_nn_linear_forward(ctx, query, B * Sq, p.cols[0], p.w[0], p.b[0], p.rows[0], s->q);
     if (st == ATTN_OK)
-        st = attn_nn_linear_forward(kv, B * Sk, p.cols[1], p.w[1], p.b[1], p.rows[1], s->k);
+        st = attn_nn_linear_forward(ctx, kv, B * Sk, p.cols[1], p.w[1], p.b[1], p.rows[1], s->k);
     if (st == ATTN_OK)
-        st = attn_nn_linear_forward(kv, B * Sk, p.cols[2], p.w[2], p.b[2], p.rows[2], s->v);
+        st = attn_nn_linear_forward(ctx, kv, B * Sk, p.cols[2], p.w[2], p.b[2], p.rows[2], s->v);
     if (st == ATTN_OK && opts && opts->rope_pos) {
         st = attn_nn_rope_forward(s->q, B * Sq, H, hd, opts->rope_pos, opts->rope_theta, s->q);
         if (st == ATTN_OK)
@@ -204,7 +204,7 @@ attn_status attn_nn_mha_forward(attn_ctx *ctx, const attn_nn_mha *m, const float
                                       opts->rope_theta, s->k);
     }
     attn_tensor mask;
-    attn_sdpa_params sp = sdpa_params(opts, &mask, B, Sk);
+    attn_sdpa_params sp = attn__nn_mha_sdpa_params(opts, &mask, B, Sk);
     attn_tensor tq = attn_tensor_make(s->q, ATTN_DTYPE_F32, B, Sq, H, hd);
     attn_tensor tk = attn_tensor_make(s->k, ATTN_DTYPE_F32, B, Sk, Hk, hd);
     attn_tensor tv = attn_tensor_make(s->v, ATTN_DTYPE_F32, B, Sk, Hk, hd);
@@ -214,7 +214,7 @@ attn_status attn_nn_mha_forward(attn_ctx *ctx, const attn_nn_mha *m, const float
     if (st == ATTN_OK && weights)
         st = head_weights(ctx, m, &tq, &tk, &tl, &sp, B, Sq, Sk, weights, average);
     if (st == ATTN_OK)
-        st = attn_nn_linear_forward(s->o, B * Sq, H * hd, m->out_proj_weight, m->out_proj_bias,
+        st = attn_nn_linear_forward(ctx, s->o, B * Sq, H * hd, m->out_proj_weight, m->out_proj_bias,
                                     m->embed_dim, out);
     if (st != ATTN_OK || saved == NULL) attn_nn_mha_saved_free(s);
     return st;
@@ -240,10 +240,10 @@ attn_status attn_nn_mha_backward(attn_ctx *ctx, const attn_nn_mha *m, const floa
     float *d_o = buf, *dq = d_o + nq, *dk = dq + nq, *dv = dk + nk, *dk0 = dv + nk;
     float *dq0 = d_o;
 
-    st = attn_nn_linear_backward(s->o, B * Sq, H * hd, m->out_proj_weight, m->embed_dim,
+    st = attn_nn_linear_backward(ctx, s->o, B * Sq, H * hd, m->out_proj_weight, m->embed_dim,
                                  d_out, d_o, m->d_out_proj_weight, m->d_out_proj_bias);
     attn_tensor mask;
-    attn_sdpa_params sp = sdpa_params(opts, &mask, B, Sk);
+    attn_sdpa_params sp = attn__nn_mha_sdpa_params(opts, &mask, B, Sk);
     attn_tensor tq = attn_tensor_make(s->q, ATTN_DTYPE_F32, B, Sq, H, hd);
     attn_tensor tk = attn_tensor_make(s->k, ATTN_DTYPE_F32, B, Sk, Hk, hd);
     attn_tensor tv = attn_tensor_make(s->v, ATTN_DTYPE_F32, B, Sk, Hk, hd);
@@ -268,13 +268,13 @@ attn_status attn_nn_mha_backward(attn_ctx *ctx, const attn_nn_mha *m, const floa
         gk = dk0;
     }
     if (st == ATTN_OK)
-        st = attn_nn_linear_backward(query, B * Sq, p.cols[0], p.w[0], p.rows[0], gq, d_query,
+        st = attn_nn_linear_backward(ctx, query, B * Sq, p.cols[0], p.w[0], p.rows[0], gq, d_query,
                                      p.dw[0], p.db[0]);
     if (st == ATTN_OK)
-        st = attn_nn_linear_backward(kv, B * Sk, p.cols[1], p.w[1], p.rows[1], gk, d_kv, p.dw[1],
+        st = attn_nn_linear_backward(ctx, kv, B * Sk, p.cols[1], p.w[1], p.rows[1], gk, d_kv, p.dw[1],
                                      p.db[1]);
     if (st == ATTN_OK)
-        st = attn_nn_linear_backward(kv, B * Sk, p.cols[2], p.w[2], p.rows[2], dv, d_kv, p.dw[2],
+        st = attn_nn_linear_backward(ctx, kv, B * Sk, p.cols[2], p.w[2], p.rows[2], dv, d_kv, p.dw[2],
                                      p.db[2]);
     attn_release(buf);
     return st;

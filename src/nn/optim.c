@@ -4,10 +4,10 @@
  *
  * The update arithmetic is float32 elementwise like torch's single-tensor
  * path; the bias corrections and the gradient norm are computed in double.
+ * attn__nn_update is the whole update of a model's parameters, the one
+ * loop the models share.
  */
-#include "core/check.h"
-
-#include <attn/nn.h>
+#include "nn_private.h"
 
 #include <math.h>
 
@@ -36,7 +36,7 @@ static attn_status adamw_check(const char *fn, const attn_nn_adamw *opt, int64_t
                                int decay)
 {
     attn_status s;
-    ATTN__NN_NOT_NULL(fn, opt);
+    ATTN__NOT_NULL(fn, opt);
     if ((s = range_check(fn, "opt->lr", opt->lr, 0.0, INFINITY, 1)) != ATTN_OK ||
         (s = range_check(fn, "opt->beta1", opt->beta1, 0.0, 1.0, 1)) != ATTN_OK ||
         (s = range_check(fn, "opt->beta2", opt->beta2, 0.0, 1.0, 1)) != ATTN_OK ||
@@ -58,19 +58,19 @@ attn_status attn_nn_adamw_step(const attn_nn_adamw *opt, int64_t step, float *pa
 {
     attn_status s = adamw_check(__func__, opt, step, decay);
     if (s != ATTN_OK) return s;
-    ATTN__NN_NOT_NULL(__func__, param);
-    ATTN__NN_NOT_NULL(__func__, grad);
-    ATTN__NN_NOT_NULL(__func__, m);
-    ATTN__NN_NOT_NULL(__func__, v);
-    ATTN__NN_DIM(__func__, count);
-    if (count > ATTN__NN_MAX_ELEMS)
+    ATTN__NOT_NULL(__func__, param);
+    ATTN__NOT_NULL(__func__, grad);
+    ATTN__NOT_NULL(__func__, m);
+    ATTN__NOT_NULL(__func__, v);
+    ATTN__DIM(__func__, count);
+    if (count > ATTN__MAX_ELEMS)
         return attn_fail(ATTN_OVERFLOW, "%s: argument 'count' (%lld) is too large", __func__,
                          (long long)count);
-    attn__nn_span sp[] = {{"param", param, fbytes(count)},
-                          {"m", m, fbytes(count)},
-                          {"v", v, fbytes(count)},
-                          {"grad", grad, fbytes(count)}};
-    if ((s = attn__nn_disjoint(__func__, sp, 4, 3)) != ATTN_OK) return s;
+    attn__span sp[] = {{"param", param, fbytes(count)},
+                       {"m", m, fbytes(count)},
+                       {"v", v, fbytes(count)},
+                       {"grad", grad, fbytes(count)}};
+    if ((s = attn__disjoint(__func__, sp, 4, 3)) != ATTN_OK) return s;
 
     const float shrink = decay ? (float)(1.0 - opt->lr * opt->weight_decay) : 1.0f;
     const float b1 = (float)opt->beta1, w1 = (float)(1.0 - opt->beta1);
@@ -92,16 +92,16 @@ attn_status attn_nn_adamw_step(const attn_nn_adamw *opt, int64_t step, float *pa
 static attn_status clip_check(const char *fn, float *const *bufs, const int64_t *counts,
                               int n_bufs, double max_norm)
 {
-    ATTN__NN_DIM(fn, n_bufs);
+    ATTN__DIM(fn, n_bufs);
     if (n_bufs > 0) {
-        ATTN__NN_NOT_NULL(fn, bufs);
-        ATTN__NN_NOT_NULL(fn, counts);
+        ATTN__NOT_NULL(fn, bufs);
+        ATTN__NOT_NULL(fn, counts);
     }
     if (!(max_norm > 0.0) || !isfinite(max_norm))
         return attn_fail(ATTN_BAD_PARAM, "%s: argument 'max_norm' is %g; it must be finite and > 0",
                          fn, max_norm);
     for (int i = 0; i < n_bufs; i++) {
-        if (counts[i] < 0 || counts[i] > ATTN__NN_MAX_ELEMS)
+        if (counts[i] < 0 || counts[i] > ATTN__MAX_ELEMS)
             return attn_fail(counts[i] < 0 ? ATTN_BAD_DIM : ATTN_OVERFLOW,
                              "%s: argument 'counts[%d]' is %lld", fn, i, (long long)counts[i]);
         if (bufs[i] == NULL && counts[i] > 0)
@@ -109,9 +109,9 @@ static attn_status clip_check(const char *fn, float *const *bufs, const int64_t 
     }
     for (int i = 0; i < n_bufs; i++) /* a buffer seen twice would be scaled twice */
         for (int j = i + 1; j < n_bufs; j++)
-            if (attn__nn_overlap(bufs[i], fbytes(counts[i]), bufs[j], fbytes(counts[j])))
+            if (attn__overlap(bufs[i], fbytes(counts[i]), bufs[j], fbytes(counts[j])))
                 return attn_fail(ATTN_OVERLAP, "%s: argument 'bufs[%d]' overlaps 'bufs[%d]'",
-                                 fn, i, j);
+                              fn, i, j);
     return ATTN_OK;
 }
 
@@ -132,7 +132,7 @@ attn_status attn_nn_clip_grad_norm(float *const *bufs, const int64_t *counts, in
 {
     attn_status s = clip_check(__func__, bufs, counts, n_bufs, max_norm);
     if (s != ATTN_OK) return s;
-    ATTN__NN_NOT_NULL(__func__, norm);
+    ATTN__NOT_NULL(__func__, norm);
     double sq = 0.0;
     for (int i = 0; i < n_bufs; i++) sq += sum_squares(bufs[i], counts[i]);
     double total = sqrt(sq);
@@ -146,6 +146,33 @@ attn_status attn_nn_clip_grad_norm(float *const *bufs, const int64_t *counts, in
     }
     *norm = total;
     return ATTN_OK;
+}
+
+attn_status attn__nn_update(const char *fn, const attn__nn_paramset *ps,
+                            const attn_nn_adamw *opt, double lr, double clip, int64_t *steps,
+                            double *grad_norm)
+{
+    if (!isfinite(lr) || lr < 0 || !isfinite(clip) || clip < 0)
+        return attn_fail(ATTN_BAD_PARAM, "%s: arguments 'lr' and 'clip' must be finite and >= 0",
+                         fn);
+    double norm = 0;
+    attn_status st = ATTN_OK;
+    if (clip > 0)
+        st = attn_nn_clip_grad_norm(&ps->grads, &ps->n_params, 1, clip, &norm);
+    else /* no clipping: only the norm, for the report */
+        norm = sqrt(sum_squares(ps->grads, ps->n_params));
+    if (st != ATTN_OK) return st;
+    if (grad_norm) *grad_norm = norm;
+    attn_nn_adamw o = *opt;
+    o.lr = lr;
+    ++*steps;
+    for (int64_t t = 0; t < ps->n && st == ATTN_OK; t++) {
+        const attn_nn_param *p = &ps->tensors[t];
+        size_t off = (size_t)(p->value - ps->params);
+        st = attn_nn_adamw_step(&o, *steps, p->value, p->grad, ps->adam_m + off, ps->adam_v + off,
+                                p->numel, p->decay);
+    }
+    return st;
 }
 
 /* Schedules. warmup = 0 means no warm-up; COSINE reaches min_lr at step
@@ -168,7 +195,7 @@ attn_status attn_nn_lr(attn_nn_schedule kind, int64_t step, int64_t warmup, int6
                        double base_lr, double min_lr, double *lr)
 {
     const char *fn = "attn_nn_lr";
-    ATTN__NN_NOT_NULL(fn, lr);
+    ATTN__NOT_NULL(fn, lr);
     if (kind != ATTN_NN_SCHEDULE_CONSTANT && kind != ATTN_NN_SCHEDULE_COSINE &&
         kind != ATTN_NN_SCHEDULE_INVSQRT)
         return attn_fail(ATTN_BAD_PARAM, "%s: argument 'kind' is %d; it is not a schedule", fn,

@@ -1,24 +1,30 @@
 /* sdpa_validate.c - every argument check of the attention entry points, in
- * one place. On failure the status names the bad argument and nothing has
- * been written. */
-#include "ops/sdpa_ops.h"
+ * one place. Each validation returns the prepared call (the resolved
+ * problem, its outputs and the kernels that run it), or a status whose
+ * message names the public function and the bad argument; nothing has been
+ * written then. */
+#include "ops/sdpa_validate.h"
 
-#include <float.h>
 #include <string.h>
 
-static size_t dtype_size(attn_dtype t)
+attn_sdpa_params attn_sdpa_params_default(void)
 {
-    return t == ATTN_DTYPE_F64 ? 8 : t == ATTN_DTYPE_F32 ? 4 : t == ATTN_DTYPE_BOOL ? 1 : 0;
+    attn_sdpa_params a;
+    memset(&a, 0, sizeof a);
+    a.window_left = -1;
+    a.window_right = -1;
+    return a;
 }
 
-/* Largest element offset of a view with at least one element; false on
- * overflow. */
+/* ---- views ------------------------------------------------------------------------ */
+
+/* Largest element offset of a view with at least one element; false if it
+ * goes past ATTN__MAX_ELEMS. */
 static bool max_offset(const attn_tensor *t, int64_t *out)
 {
     int64_t off = 0, term;
     for (int d = 0; d < 4; d++) {
-        if (!attn__mul_ok(t->dim[d] - 1, t->stride[d], &term) || off > INT64_MAX - term)
-            return false;
+        if (!attn__mul(t->dim[d] - 1, t->stride[d], &term) || off > ATTN__MAX_ELEMS - term) return false;
         off += term;
     }
     *out = off;
@@ -51,80 +57,125 @@ static bool aliases(const attn_tensor *t)
     return false;
 }
 
-attn_status attn__check_view(const attn__named *v)
+attn_status attn__check_view(const char *fn, const attn__named *v)
 {
     const attn_tensor *t = v->t;
     int64_t n = 1, maxoff;
     for (int d = 0; d < 4; d++) {
         if (t->dim[d] < 0)
-            return attn__fail(ATTN_BAD_DIM, "%s.dim[%d] is %lld; dims must be >= 0", v->name, d,
-                              (long long)t->dim[d]);
+            return attn_fail(ATTN_BAD_DIM, "%s: %s.dim[%d] is %lld; dims must be >= 0", fn, v->name, d,
+                             (long long)t->dim[d]);
         if (t->stride[d] < 0)
-            return attn__fail(ATTN_BAD_STRIDE, "%s.stride[%d] is %lld; strides must be >= 0",
-                              v->name, d, (long long)t->stride[d]);
-        if (!attn__mul_ok(n, t->dim[d], &n))
-            return attn__fail(ATTN_OVERFLOW, "%s: the element count overflows int64", v->name);
+            return attn_fail(ATTN_BAD_STRIDE, "%s: %s.stride[%d] is %lld; strides must be >= 0", fn,
+                             v->name, d, (long long)t->stride[d]);
+        if (!attn__mul(n, t->dim[d], &n))
+            return attn_fail(ATTN_OVERFLOW, "%s: %s: the element count overflows the addressable range",
+                             fn, v->name);
     }
     if (n == 0) return ATTN_OK;
-    if (!max_offset(t, &maxoff) || (uint64_t)maxoff >= SIZE_MAX / 8)
-        return attn__fail(ATTN_OVERFLOW, "%s: the strides reach past the addressable range",
-                          v->name);
-    if (t->data == NULL) return attn__fail(ATTN_NULL_ARG, "%s.data is NULL", v->name);
+    if (!max_offset(t, &maxoff))
+        return attn_fail(ATTN_OVERFLOW, "%s: %s: the strides reach past the addressable range", fn,
+                         v->name);
+    if (t->data == NULL) return attn_fail(ATTN_NULL_ARG, "%s: %s.data is NULL", fn, v->name);
     if (v->output && aliases(t))
-        return attn__fail(ATTN_BAD_STRIDE,
-                          "%s: its strides make two elements share an address; an output "
-                          "must not alias itself", v->name);
+        return attn_fail(ATTN_BAD_STRIDE,
+                         "%s: %s: its strides make two elements share an address; an output "
+                         "must not alias itself", fn, v->name);
     return ATTN_OK;
 }
 
-attn_status attn__check_shape(const attn__sdpa *p, const attn_tensor *t, const char *name,
-                              int64_t d0, int64_t d1, int64_t d2, int64_t d3)
+attn_status attn__check_shape(const char *fn, const attn__sdpa *p, const attn_tensor *t,
+                              const char *name, int64_t d0, int64_t d1, int64_t d2, int64_t d3)
 {
     if (t->dtype != p->dtype)
-        return attn__fail(ATTN_BAD_DTYPE, "%s.dtype is %d; it must match q.dtype (%d)", name,
-                          (int)t->dtype, (int)p->dtype);
+        return attn_fail(ATTN_BAD_DTYPE, "%s: %s.dtype is %d; it must match q.dtype (%d)", fn, name,
+                         (int)t->dtype, (int)p->dtype);
     int64_t want[4] = {d0, d1, d2, d3};
     for (int d = 0; d < 4; d++)
         if (t->dim[d] != want[d])
-            return attn__fail(ATTN_SHAPE_MISMATCH,
-                              "%s is [%lld, %lld, %lld, %lld]; expected [%lld, %lld, %lld, %lld]",
-                              name, (long long)t->dim[0], (long long)t->dim[1],
-                              (long long)t->dim[2], (long long)t->dim[3], (long long)d0,
-                              (long long)d1, (long long)d2, (long long)d3);
+            return attn_fail(ATTN_SHAPE_MISMATCH,
+                             "%s: %s is [%lld, %lld, %lld, %lld]; expected [%lld, %lld, %lld, %lld]",
+                             fn, name, (long long)t->dim[0], (long long)t->dim[1],
+                             (long long)t->dim[2], (long long)t->dim[3], (long long)d0,
+                             (long long)d1, (long long)d2, (long long)d3);
     return ATTN_OK;
 }
 
-static attn_status check_params(const attn_sdpa_params *a, attn__sdpa *p)
+attn_status attn__check_view_shape(const char *fn, const attn__sdpa *p, const attn__named *v,
+                                   const int64_t dims[4])
+{
+    attn_status st = attn__check_view(fn, v);
+    if (st != ATTN_OK) return st;
+    return attn__check_shape(fn, p, v->t, v->name, dims[0], dims[1], dims[2], dims[3]);
+}
+
+/* The bytes from a checked view's first element to its last (0: none). */
+static size_t extent_bytes(const attn_tensor *t)
+{
+    int64_t last;
+    if (!has_elements(t) || !max_offset(t, &last)) return 0;
+    return (size_t)(last + 1) * attn_dtype_size(t->dtype);
+}
+
+attn_status attn__check_overlap(const char *fn, const attn__named *views, int n)
+{
+    for (int x = 0; x < n; x++) {
+        if (views[x].t == NULL || !views[x].output) continue;
+        for (int y = 0; y < n; y++) {
+            const attn_tensor *a = views[x].t, *b = views[y].t;
+            if (y == x || b == NULL || (y > x && views[y].output)) continue; /* each pair once */
+            if (attn__overlap(a->data, extent_bytes(a), b->data, extent_bytes(b)))
+                return attn_fail(ATTN_OVERLAP, "%s: %s overlaps %s; outputs must not share memory "
+                                 "with inputs or other outputs", fn, views[x].name, views[y].name);
+        }
+    }
+    return ATTN_OK;
+}
+
+attn_status attn__call_kernels(const char *fn, const attn_ctx *ctx, attn_dtype dtype,
+                               const attn__kernels **k)
+{
+    bool forced32 = ctx->kernel != ATTN_KERNEL_AUTO && ctx->kernel != ATTN_KERNEL_REF;
+    if (forced32 && dtype != ATTN_DTYPE_F32)
+        return attn_fail(ATTN_UNSUPPORTED, "%s: the %s kernel is float32 only; q.dtype is F64", fn,
+                         attn_kernel_name(ctx->kernel));
+    *k = dtype == ATTN_DTYPE_F64 || ctx->kernel == ATTN_KERNEL_REF ? NULL : ctx->table;
+    return ATTN_OK;
+}
+
+/* ---- options ------------------------------------------------------------------------ */
+
+static attn_status check_params(const char *fn, const attn_sdpa_params *a, attn__sdpa *p)
 {
     if (a->has_scale && !isfinite(a->scale))
-        return attn__fail(ATTN_BAD_PARAM, "params.scale is %g; it must be finite", a->scale);
+        return attn_fail(ATTN_BAD_PARAM, "%s: params.scale is %g; it must be finite", fn, a->scale);
     if (!isfinite(a->softcap) || a->softcap < 0.0)
-        return attn__fail(ATTN_BAD_PARAM, "params.softcap is %g; it must be 0 (off) or finite and > 0",
-                          a->softcap);
+        return attn_fail(ATTN_BAD_PARAM, "%s: params.softcap is %g; it must be 0 (off) or finite and > 0",
+                         fn, a->softcap);
     if (!(a->dropout_p >= 0.0 && a->dropout_p < 1.0))
-        return attn__fail(ATTN_BAD_PARAM, "params.dropout_p is %g; it must be in [0, 1)",
-                          a->dropout_p);
+        return attn_fail(ATTN_BAD_PARAM, "%s: params.dropout_p is %g; it must be in [0, 1)", fn,
+                         a->dropout_p);
     if (a->causal != 0 && a->causal != 1)
-        return attn__fail(ATTN_BAD_PARAM, "params.causal is %d; it must be 0 or 1", a->causal);
+        return attn_fail(ATTN_BAD_PARAM, "%s: params.causal is %d; it must be 0 or 1", fn, a->causal);
     if (a->align != ATTN_ALIGN_TOP_LEFT && a->align != ATTN_ALIGN_BOTTOM_RIGHT)
-        return attn__fail(ATTN_BAD_PARAM, "params.align is %d; it must be an attn_align value",
-                          (int)a->align);
+        return attn_fail(ATTN_BAD_PARAM, "%s: params.align is %d; it must be an attn_align value", fn,
+                         (int)a->align);
     if (a->window_left < -1 || a->window_right < -1)
-        return attn__fail(ATTN_BAD_PARAM,
-                          "params.window_left/right are %lld/%lld; each must be >= 0, or -1 for "
-                          "unbounded", (long long)a->window_left, (long long)a->window_right);
+        return attn_fail(ATTN_BAD_PARAM,
+                         "%s: params.window_left/right are %lld/%lld; each must be >= 0, or -1 for "
+                         "unbounded", fn, (long long)a->window_left, (long long)a->window_right);
     for (int64_t b = 0; a->q_lens != NULL && b < p->B; b++)
         if (a->q_lens[b] < 0 || a->q_lens[b] > p->Sq)
-            return attn__fail(ATTN_BAD_PARAM, "params.q_lens[%lld] is %lld; it must be in [0, Sq=%lld]",
-                              (long long)b, (long long)a->q_lens[b], (long long)p->Sq);
+            return attn_fail(ATTN_BAD_PARAM, "%s: params.q_lens[%lld] is %lld; it must be in [0, Sq=%lld]",
+                             fn, (long long)b, (long long)a->q_lens[b], (long long)p->Sq);
     for (int64_t b = 0; a->k_lens != NULL && b < p->B; b++)
         if (a->k_lens[b] < 0 || a->k_lens[b] > p->Sk)
-            return attn__fail(ATTN_BAD_PARAM, "params.k_lens[%lld] is %lld; it must be in [0, Sk=%lld]",
-                              (long long)b, (long long)a->k_lens[b], (long long)p->Sk);
+            return attn_fail(ATTN_BAD_PARAM, "%s: params.k_lens[%lld] is %lld; it must be in [0, Sk=%lld]",
+                             fn, (long long)b, (long long)a->k_lens[b], (long long)p->Sk);
     for (int64_t h = 0; a->alibi_slopes != NULL && h < p->Hq; h++)
         if (!isfinite(a->alibi_slopes[h]))
-            return attn__fail(ATTN_BAD_PARAM, "params.alibi_slopes[%lld] is %g; it must be finite",
-                              (long long)h, a->alibi_slopes[h]);
+            return attn_fail(ATTN_BAD_PARAM, "%s: params.alibi_slopes[%lld] is %g; it must be finite", fn,
+                             (long long)h, a->alibi_slopes[h]);
     p->scale = a->has_scale ? a->scale : 1.0 / sqrt((double)p->Dk);
     p->softcap = a->softcap;
     p->causal = a->causal;
@@ -143,49 +194,51 @@ static attn_status check_params(const attn_sdpa_params *a, attn__sdpa *p)
 
 /* Bias or mask: a view of dims [B|1, Hq|1, Sq|1, Sk|1]; broadcast dims get
  * stride 0 in eff_stride. */
-static attn_status check_broadcast(const attn__sdpa *p, const attn_tensor *t, const char *name,
-                                   attn_dtype want, int64_t eff_stride[4])
+static attn_status check_broadcast(const char *fn, const attn__sdpa *p, const attn_tensor *t,
+                                   const char *name, attn_dtype want, int64_t eff_stride[4])
 {
     attn__named nv = {t, name, false};
     if (t->dtype != want)
-        return attn__fail(ATTN_BAD_DTYPE, "%s.dtype is %d; it must be %d", name, (int)t->dtype,
-                          (int)want);
-    attn_status st = attn__check_view(&nv);
+        return attn_fail(ATTN_BAD_DTYPE, "%s: %s.dtype is %d; it must be %d", fn, name, (int)t->dtype,
+                         (int)want);
+    attn_status st = attn__check_view(fn, &nv);
     if (st != ATTN_OK) return st;
     int64_t full[4] = {p->B, p->Hq, p->Sq, p->Sk};
     for (int d = 0; d < 4; d++) {
         if (t->dim[d] != full[d] && t->dim[d] != 1)
-            return attn__fail(ATTN_BAD_MASK,
-                              "%s.dim[%d] is %lld; it must be %lld or 1 to broadcast to "
-                              "[B, Hq, Sq, Sk]", name, d, (long long)t->dim[d], (long long)full[d]);
+            return attn_fail(ATTN_BAD_MASK,
+                             "%s: %s.dim[%d] is %lld; it must be %lld or 1 to broadcast to "
+                             "[B, Hq, Sq, Sk]", fn, name, d, (long long)t->dim[d], (long long)full[d]);
         eff_stride[d] = t->dim[d] == 1 ? 0 : t->stride[d];
     }
     return ATTN_OK;
 }
 
-attn_status attn__sdpa_prepare(const attn_ctx *ctx, const attn_tensor *q, const attn_tensor *k,
-                               const attn_tensor *v, const attn_sdpa_params *params,
-                               attn__sdpa *p)
+/* Bias and mask of the options (a: params or the defaults). */
+static attn_status check_bias_mask(const char *fn, const attn_sdpa_params *a, attn__sdpa *p)
 {
-    memset(p, 0, sizeof *p);
-    if (ctx == NULL) return attn__fail(ATTN_NULL_ARG, "ctx is NULL");
-    if (q == NULL) return attn__fail(ATTN_NULL_ARG, "q is NULL");
-    if (k == NULL) return attn__fail(ATTN_NULL_ARG, "k is NULL");
-    if (q->dtype != ATTN_DTYPE_F32 && q->dtype != ATTN_DTYPE_F64)
-        return attn__fail(ATTN_BAD_DTYPE, "q.dtype is %d; it must be ATTN_DTYPE_F32 or ATTN_DTYPE_F64",
-                          (int)q->dtype);
-    p->dtype = q->dtype;
-    if ((ctx->kernel == ATTN_KERNEL_TILED || ctx->kernel == ATTN_KERNEL_AVX2) && p->dtype != ATTN_DTYPE_F32)
-        return attn__fail(ATTN_UNSUPPORTED, "the %s kernel is float32 only; q.dtype is F64",
-                          attn_kernel_name(ctx->kernel));
-    attn__named views[3] = {{q, "q", false}, {k, "k", false}, {v, "v", false}};
-    for (int x = 0; x < (v != NULL ? 3 : 2); x++) {
-        if (views[x].t->dtype != p->dtype)
-            return attn__fail(ATTN_BAD_DTYPE, "%s.dtype is %d; it must match q.dtype (%d)",
-                              views[x].name, (int)views[x].t->dtype, (int)p->dtype);
-        attn_status st = attn__check_view(&views[x]);
-        if (st != ATTN_OK) return st;
+    attn_status st;
+    if (a->bias != NULL) {
+        if ((st = check_broadcast(fn, p, a->bias, "params.bias", p->dtype, p->bias_stride)) != ATTN_OK)
+            return st;
+        p->has_bias = true;
+        p->bias = a->bias->data;
     }
+    if (a->mask != NULL) {
+        if ((st = check_broadcast(fn, p, a->mask, "params.mask", ATTN_DTYPE_BOOL, p->mask_stride)) != ATTN_OK)
+            return st;
+        p->has_mask = true;
+        p->mask = (const uint8_t *)a->mask->data;
+    }
+    return ATTN_OK;
+}
+
+/* ---- the inputs every entry point has ------------------------------------------------ */
+
+/* Dims of Q, K, V (v NULL for the weights, which need no V) into p. */
+static attn_status check_dims(const char *fn, const attn_tensor *q, const attn_tensor *k,
+                              const attn_tensor *v, attn__sdpa *p)
+{
     p->B = q->dim[0];
     p->Sq = q->dim[1];
     p->Hq = q->dim[2];
@@ -193,65 +246,190 @@ attn_status attn__sdpa_prepare(const attn_ctx *ctx, const attn_tensor *q, const 
     p->Sk = k->dim[1];
     p->Hkv = k->dim[2];
     p->Dv = v != NULL ? v->dim[3] : 1;
-    if (p->Dk == 0) return attn__fail(ATTN_BAD_DIM, "q.dim[3] (Dk) is 0; it must be positive");
-    if (p->Dv == 0) return attn__fail(ATTN_BAD_DIM, "v.dim[3] (Dv) is 0; it must be positive");
+    if (p->Dk == 0) return attn_fail(ATTN_BAD_DIM, "%s: q.dim[3] (Dk) is 0; it must be positive", fn);
+    if (p->Dv == 0) return attn_fail(ATTN_BAD_DIM, "%s: v.dim[3] (Dv) is 0; it must be positive", fn);
     if (k->dim[0] != p->B || k->dim[3] != p->Dk)
-        return attn__fail(ATTN_SHAPE_MISMATCH,
-                          "k is [%lld, %lld, %lld, %lld]; its batch and head dim must match q's "
-                          "(%lld, %lld)", (long long)k->dim[0], (long long)k->dim[1],
-                          (long long)k->dim[2], (long long)k->dim[3], (long long)p->B,
-                          (long long)p->Dk);
+        return attn_fail(ATTN_SHAPE_MISMATCH,
+                         "%s: k is [%lld, %lld, %lld, %lld]; its batch and head dim must match q's "
+                         "(%lld, %lld)", fn, (long long)k->dim[0], (long long)k->dim[1],
+                         (long long)k->dim[2], (long long)k->dim[3], (long long)p->B, (long long)p->Dk);
     if (v != NULL && (v->dim[0] != p->B || v->dim[1] != p->Sk || v->dim[2] != p->Hkv))
-        return attn__fail(ATTN_SHAPE_MISMATCH,
-                          "v is [%lld, %lld, %lld, %lld]; its first three dims must match k's",
-                          (long long)v->dim[0], (long long)v->dim[1], (long long)v->dim[2],
-                          (long long)v->dim[3]);
+        return attn_fail(ATTN_SHAPE_MISMATCH,
+                         "%s: v is [%lld, %lld, %lld, %lld]; its first three dims must match k's", fn,
+                         (long long)v->dim[0], (long long)v->dim[1], (long long)v->dim[2],
+                         (long long)v->dim[3]);
     if (p->Hkv == 0 ? p->Hq != 0 : p->Hq % p->Hkv != 0)
-        return attn__fail(ATTN_BAD_HEADS, "Hq = %lld is not a multiple of Hkv = %lld",
-                          (long long)p->Hq, (long long)p->Hkv);
+        return attn_fail(ATTN_BAD_HEADS, "%s: Hq = %lld is not a multiple of Hkv = %lld", fn,
+                         (long long)p->Hq, (long long)p->Hkv);
     p->group = p->Hkv > 0 ? p->Hq / p->Hkv : 1;
-    p->q = *q;
-    p->k = *k;
-    p->v = v != NULL ? *v : *k;
-
-    attn_sdpa_params defaults = attn_sdpa_params_default();
-    const attn_sdpa_params *a = params != NULL ? params : &defaults;
-    attn_status st = check_params(a, p);
-    if (st != ATTN_OK) return st;
-    if (a->bias != NULL) {
-        st = check_broadcast(p, a->bias, "params.bias", p->dtype, p->bias_stride);
-        if (st != ATTN_OK) return st;
-        p->has_bias = true;
-        p->bias = a->bias->data;
-    }
-    if (a->mask != NULL) {
-        st = check_broadcast(p, a->mask, "params.mask", ATTN_DTYPE_BOOL, p->mask_stride);
-        if (st != ATTN_OK) return st;
-        p->has_mask = true;
-        p->mask = (const uint8_t *)a->mask->data;
-    }
     return ATTN_OK;
 }
 
-static bool meets(const attn_tensor *a, const attn_tensor *b)
+/* ctx, Q, K, V (need_v: V must be given), the options, bias and mask. */
+static attn_status prepare(const char *fn, const attn_ctx *ctx, const attn_tensor *q,
+                           const attn_tensor *k, const attn_tensor *v, bool need_v,
+                           const attn_sdpa_params *params, attn__sdpa_call *c)
 {
-    int64_t ea = 0, eb = 0; /* both views were checked: no overflow here */
-    if (!has_elements(a) || !has_elements(b) || !max_offset(a, &ea) || !max_offset(b, &eb))
-        return false;
-    uintptr_t a0 = (uintptr_t)a->data, a1 = a0 + (uintptr_t)(ea + 1) * dtype_size(a->dtype);
-    uintptr_t b0 = (uintptr_t)b->data, b1 = b0 + (uintptr_t)(eb + 1) * dtype_size(b->dtype);
-    return a0 < b1 && b0 < a1;
+    attn__sdpa *p = &c->p;
+    memset(c, 0, sizeof *c);
+    if (ctx == NULL) return attn_fail(ATTN_NULL_ARG, "%s: ctx is NULL", fn);
+    if (q == NULL) return attn_fail(ATTN_NULL_ARG, "%s: q is NULL", fn);
+    if (k == NULL) return attn_fail(ATTN_NULL_ARG, "%s: k is NULL", fn);
+    if (need_v && v == NULL) return attn_fail(ATTN_NULL_ARG, "%s: v is NULL", fn);
+    if (q->dtype != ATTN_DTYPE_F32 && q->dtype != ATTN_DTYPE_F64)
+        return attn_fail(ATTN_BAD_DTYPE, "%s: q.dtype is %d; it must be ATTN_DTYPE_F32 or ATTN_DTYPE_F64",
+                         fn, (int)q->dtype);
+    p->dtype = q->dtype;
+    attn_status st = attn__call_kernels(fn, ctx, p->dtype, &c->k);
+    if (st != ATTN_OK) return st;
+    attn__named in[3] = {{q, "q", false}, {k, "k", false}, {v, "v", false}};
+    for (int x = 0; x < 3 && in[x].t != NULL; x++) {
+        if (in[x].t->dtype != p->dtype)
+            return attn_fail(ATTN_BAD_DTYPE, "%s: %s.dtype is %d; it must match q.dtype (%d)", fn,
+                             in[x].name, (int)in[x].t->dtype, (int)p->dtype);
+        if ((st = attn__check_view(fn, &in[x])) != ATTN_OK) return st;
+    }
+    if ((st = check_dims(fn, q, k, v, p)) != ATTN_OK) return st;
+    p->q = *q;
+    p->k = *k;
+    p->v = v != NULL ? *v : *k;
+    attn_sdpa_params defaults = attn_sdpa_params_default();
+    const attn_sdpa_params *a = params != NULL ? params : &defaults;
+    if ((st = check_params(fn, a, p)) != ATTN_OK) return st;
+    return check_bias_mask(fn, a, p);
 }
 
-attn_status attn__check_overlap(const attn__named *views, int n)
+/* The inputs of every call for the overlap check: q, k, v, bias, mask
+ * (NULL entries are skipped); returns how many entries it wrote. */
+static int input_views(const attn_tensor *q, const attn_tensor *k, const attn_tensor *v,
+                       const attn_sdpa_params *params, attn__named *views)
 {
-    for (int x = 0; x < n; x++) {
-        if (views[x].t == NULL || !views[x].output) continue;
-        for (int y = 0; y < n; y++)
-            if (y != x && views[y].t != NULL && (y < x || !views[y].output) &&
-                meets(views[x].t, views[y].t))
-                return attn__fail(ATTN_OVERLAP, "%s overlaps %s; outputs must not share memory "
-                                  "with inputs or other outputs", views[x].name, views[y].name);
+    views[0] = (attn__named){q, "q", false};
+    views[1] = (attn__named){k, "k", false};
+    views[2] = (attn__named){v, "v", false};
+    views[3] = (attn__named){params != NULL ? params->bias : NULL, "params.bias", false};
+    views[4] = (attn__named){params != NULL ? params->mask : NULL, "params.mask", false};
+    return 5;
+}
+
+/* Views beyond the inputs (NULL ones skipped), each checked against its
+ * dims (want[x]), then the overlap of all. */
+static attn_status check_more(const char *fn, const attn__sdpa *p, const attn__named *views, int n_in,
+                              int n_more, const int64_t (*want)[4])
+{
+    attn_status st;
+    for (int x = n_in; x < n_in + n_more; x++)
+        if (views[x].t != NULL && (st = attn__check_view_shape(fn, p, &views[x], want[x - n_in])) != ATTN_OK)
+            return st;
+    return attn__check_overlap(fn, views, n_in + n_more);
+}
+
+/* ---- the entry points ------------------------------------------------------------------ */
+
+attn_status attn__sdpa_validate_forward(const attn_ctx *ctx, const attn_tensor *q, const attn_tensor *k,
+                                        const attn_tensor *v, const attn_sdpa_params *params,
+                                        const attn_tensor *o, const attn_tensor *lse, attn__sdpa_call *c)
+{
+    const char *fn = "attn_sdpa_forward";
+    attn__sdpa *p = &c->p;
+    attn_status st = prepare(fn, ctx, q, k, v, true, params, c);
+    if (st != ATTN_OK) return st;
+    if (o == NULL) return attn_fail(ATTN_NULL_ARG, "%s: o is NULL", fn);
+    attn__named views[7];
+    int n = input_views(q, k, v, params, views);
+    views[n] = (attn__named){o, "o", true};
+    views[n + 1] = (attn__named){lse, "lse", true};
+    const int64_t want[2][4] = {{p->B, p->Sq, p->Hq, p->Dv}, {p->B, p->Hq, p->Sq, 1}};
+    if ((st = check_more(fn, p, views, n, 2, want)) != ATTN_OK) return st;
+    p->o = *o;
+    if (lse != NULL) p->lse = *lse;
+    c->empty = p->B == 0 || p->Hq == 0 || p->Sq == 0;
+    return ATTN_OK;
+}
+
+attn_status attn__sdpa_validate_backward(const attn_ctx *ctx, const attn_tensor *q, const attn_tensor *k,
+                                         const attn_tensor *v, const attn_tensor *o, const attn_tensor *d_o,
+                                         const attn_tensor *lse, const attn_sdpa_params *params,
+                                         const attn_tensor *dq, const attn_tensor *dk, const attn_tensor *dv,
+                                         const attn_tensor *dbias, attn__sdpa_call *c)
+{
+    const char *fn = "attn_sdpa_backward";
+    attn__sdpa *p = &c->p;
+    attn_status st = prepare(fn, ctx, q, k, v, true, params, c);
+    if (st != ATTN_OK) return st;
+    const attn_tensor *need[] = {o, d_o, lse, dq, dk, dv};
+    const char *names[] = {"o", "d_o", "lse", "dq", "dk", "dv"};
+    attn__named views[12];
+    int n = input_views(q, k, v, params, views);
+    for (int x = 0; x < 6; x++) {
+        if (need[x] == NULL) return attn_fail(ATTN_NULL_ARG, "%s: %s is NULL", fn, names[x]);
+        views[n + x] = (attn__named){need[x], names[x], x >= 3};
     }
+    const attn_tensor *bias = params != NULL ? params->bias : NULL;
+    if (dbias != NULL && bias == NULL)
+        return attn_fail(ATTN_BAD_PARAM, "%s: dbias is given but params.bias is NULL", fn);
+    views[n + 6] = (attn__named){dbias, "dbias", true};
+    const int64_t want[7][4] = {{p->B, p->Sq, p->Hq, p->Dv},  {p->B, p->Sq, p->Hq, p->Dv},
+                                {p->B, p->Hq, p->Sq, 1},      {p->B, p->Sq, p->Hq, p->Dk},
+                                {p->B, p->Sk, p->Hkv, p->Dk}, {p->B, p->Sk, p->Hkv, p->Dv},
+                                {bias != NULL ? bias->dim[0] : 0, bias != NULL ? bias->dim[1] : 0,
+                                 bias != NULL ? bias->dim[2] : 0, bias != NULL ? bias->dim[3] : 0}};
+    if ((st = check_more(fn, p, views, n, 7, want)) != ATTN_OK) return st;
+    p->o = *o;
+    p->d_o = *d_o;
+    p->lse = *lse;
+    p->dq = *dq;
+    p->dk = *dk;
+    p->dv = *dv;
+    if (dbias != NULL) p->dbias = *dbias;
+    c->empty = p->B == 0 || p->Hq == 0;
+    return ATTN_OK;
+}
+
+static attn_status check_indices(const char *fn, const int64_t *idx, int64_t n, int64_t limit,
+                                 const char *name)
+{
+    for (int64_t x = 0; idx != NULL && x < n; x++)
+        if (idx[x] < 0 || idx[x] >= limit)
+            return attn_fail(ATTN_BAD_PARAM, "%s: %s[%lld] is %lld; it must be in [0, %lld)", fn, name,
+                             (long long)x, (long long)idx[x], (long long)limit);
+    return ATTN_OK;
+}
+
+attn_status attn__sdpa_validate_weights(const attn_ctx *ctx, const attn_tensor *q, const attn_tensor *k,
+                                        const attn_tensor *lse, const attn_sdpa_params *params,
+                                        const int64_t *heads, int64_t n_heads, const int64_t *rows,
+                                        int64_t n_rows, int with_dropout, const attn_tensor *w,
+                                        attn__sdpa_call *c)
+{
+    const char *fn = "attn_sdpa_weights";
+    attn__sdpa *p = &c->p;
+    attn_status st = prepare(fn, ctx, q, k, NULL, false, params, c);
+    if (st != ATTN_OK) return st;
+    if (lse == NULL) return attn_fail(ATTN_NULL_ARG, "%s: lse is NULL", fn);
+    if (w == NULL) return attn_fail(ATTN_NULL_ARG, "%s: w is NULL", fn);
+    if (heads == NULL) n_heads = p->Hq;
+    if (rows == NULL) n_rows = p->Sq;
+    if (n_heads < 0)
+        return attn_fail(ATTN_BAD_DIM, "%s: n_heads is %lld; it must be >= 0", fn, (long long)n_heads);
+    if (n_rows < 0)
+        return attn_fail(ATTN_BAD_DIM, "%s: n_rows is %lld; it must be >= 0", fn, (long long)n_rows);
+    if ((st = check_indices(fn, heads, n_heads, p->Hq, "heads")) != ATTN_OK ||
+        (st = check_indices(fn, rows, n_rows, p->Sq, "rows")) != ATTN_OK)
+        return st;
+    attn__named views[7];
+    int n = input_views(q, k, NULL, params, views);
+    views[n] = (attn__named){lse, "lse", false};
+    views[n + 1] = (attn__named){w, "w", true};
+    const int64_t want[2][4] = {{p->B, p->Hq, p->Sq, 1}, {p->B, n_heads, n_rows, p->Sk}};
+    if ((st = check_more(fn, p, views, n, 2, want)) != ATTN_OK) return st;
+    p->lse = *lse;
+    c->heads = heads;
+    c->rows = rows;
+    c->n_heads = n_heads;
+    c->n_rows = n_rows;
+    c->with_dropout = with_dropout != 0;
+    c->w = *w;
+    c->empty = p->B == 0 || n_heads == 0 || n_rows == 0 || p->Sk == 0;
     return ATTN_OK;
 }

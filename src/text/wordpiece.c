@@ -17,7 +17,9 @@
  * characters by position (see flush_run).
  */
 #include "core/fileio.h"
+#include "core/utf8.h"
 #include "text/unicode_data.h"
+#include "core/utf8.h"
 
 #include <attn/text.h>
 
@@ -25,63 +27,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
-
-/* ---- UTF-8 ---------------------------------------------------------------- */
-
-/* Decodes the scalar value at s [n] into *c; returns its byte length, or 0
- * if s does not start with a well-formed UTF-8 sequence (Unicode table 3-7:
- * no overlong forms, no surrogates, nothing above U+10FFFF). */
-static int utf8_decode(const unsigned char *s, size_t n, uint32_t *c)
-{
-    if (n == 0) return 0;
-    unsigned b0 = s[0];
-    if (b0 < 0x80) {
-        *c = b0;
-        return 1;
-    }
-    int len;
-    uint32_t v, lo = 0x80, hi = 0xBF; /* range of the second byte */
-    if (b0 >= 0xC2 && b0 <= 0xDF) len = 2, v = b0 & 0x1F;
-    else if (b0 >= 0xE0 && b0 <= 0xEF) len = 3, v = b0 & 0x0F;
-    else if (b0 >= 0xF0 && b0 <= 0xF4) len = 4, v = b0 & 0x07;
-    else return 0;
-    if (b0 == 0xE0) lo = 0xA0;
-    if (b0 == 0xED) hi = 0x9F;
-    if (b0 == 0xF0) lo = 0x90;
-    if (b0 == 0xF4) hi = 0x8F;
-    if ((size_t)len > n || s[1] < lo || s[1] > hi) return 0;
-    for (int i = 1; i < len; i++) {
-        if ((s[i] & 0xC0) != 0x80) return 0;
-        v = (v << 6) | (s[i] & 0x3F);
-    }
-    *c = v;
-    return len;
-}
-
-/* Writes c as UTF-8 to out [4]; returns the byte count. */
-static int utf8_encode(uint32_t c, char *out)
-{
-    if (c < 0x80) {
-        out[0] = (char)c;
-        return 1;
-    }
-    if (c < 0x800) {
-        out[0] = (char)(0xC0 | (c >> 6));
-        out[1] = (char)(0x80 | (c & 0x3F));
-        return 2;
-    }
-    if (c < 0x10000) {
-        out[0] = (char)(0xE0 | (c >> 12));
-        out[1] = (char)(0x80 | ((c >> 6) & 0x3F));
-        out[2] = (char)(0x80 | (c & 0x3F));
-        return 3;
-    }
-    out[0] = (char)(0xF0 | (c >> 18));
-    out[1] = (char)(0x80 | ((c >> 12) & 0x3F));
-    out[2] = (char)(0x80 | ((c >> 6) & 0x3F));
-    out[3] = (char)(0x80 | (c & 0x3F));
-    return 4;
-}
 
 /* ---- the vocabulary ------------------------------------------------------- */
 
@@ -103,18 +48,10 @@ struct attn_wordpiece {
     int32_t special[N_SPECIAL];
 };
 
-/* FNV-1a. */
-static uint32_t hash_bytes(const char *s, size_t n)
-{
-    uint32_t h = 2166136261u;
-    for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 16777619u;
-    return h;
-}
-
 /* The slot holding token s [n], or the empty slot where it would go. */
 static size_t find_slot(const attn_wordpiece *t, const char *s, size_t n)
 {
-    size_t i = hash_bytes(s, n) & t->mask;
+    size_t i = attn__hash_bytes(s, n) & t->mask;
     for (;;) {
         int32_t id = t->slots[i];
         if (id < 0) return i;
@@ -153,8 +90,8 @@ static attn_status check_token(const char *prefix, const char *line, size_t len,
                          ATTN_WORDPIECE_MAX_TOKEN_BYTES);
     for (size_t i = 0; i < len;) {
         const unsigned char *u = (const unsigned char *)line + i;
-        uint32_t c;
-        int k = utf8_decode(u, len - i, &c);
+        uint32_t c = 0;
+        int k = attn__utf8_decode(u, len - i, &c);
         if (k == 0)
             return attn_fail(ATTN_BAD_FILE, "%s: line %lld: invalid UTF-8 at byte %zu of the "
                              "line (0x%02x)", prefix, (long long)lineno, i, u[0]);
@@ -250,7 +187,7 @@ static attn_status make_tok(const char *prefix, char *pool, size_t size, attn_wo
 attn_status attn_wordpiece_load_memory(const char *data, size_t len, attn_wordpiece **out)
 {
     const char *prefix = "attn_wordpiece_load_memory";
-    ATTN__NN_NOT_NULL(prefix, out);
+    ATTN__NOT_NULL(prefix, out);
     if (data == NULL && len > 0)
         return attn_fail(ATTN_NULL_ARG, "%s: argument 'data' is NULL and len is %zu", prefix,
                          len);
@@ -267,13 +204,13 @@ attn_status attn_wordpiece_load_memory(const char *data, size_t len, attn_wordpi
 
 attn_status attn_wordpiece_load(const char *vocab_path, attn_wordpiece **out)
 {
-    ATTN__NN_NOT_NULL("attn_wordpiece_load", vocab_path);
-    ATTN__NN_NOT_NULL("attn_wordpiece_load", out);
+    ATTN__NOT_NULL("attn_wordpiece_load", vocab_path);
+    ATTN__NOT_NULL("attn_wordpiece_load", out);
     char prefix[300];
     snprintf(prefix, sizeof prefix, "attn_wordpiece_load: '%.200s'", vocab_path);
     char *pool = NULL;
     size_t size = 0;
-    attn_status st = attn__nn_read_file(prefix, vocab_path, ATTN_WORDPIECE_MAX_VOCAB_BYTES, &pool, &size);
+    attn_status st = attn__read_file(prefix, vocab_path, ATTN_WORDPIECE_MAX_VOCAB_BYTES, &pool, &size);
     if (st != ATTN_OK) return st;
     return make_tok(prefix, pool, size, out);
 }
@@ -409,7 +346,7 @@ static void word_add(enc *e, uint32_t c, span s)
     if (e->nchar < ATTN_WORDPIECE_MAX_WORD_CHARS) {
         int64_t i = e->nchar;
         if (i == 0) e->at[0] = 0;
-        e->at[i + 1] = (uint16_t)(e->at[i] + utf8_encode(c, e->word + e->at[i]));
+        e->at[i + 1] = (uint16_t)(e->at[i] + attn__utf8_encode(c, e->word + e->at[i]));
         e->src[i] = s;
     }
     e->nchar++;
@@ -534,8 +471,8 @@ static int64_t encode_text(enc *e, const char *text, size_t len, int64_t max_len
             i += sl;
             continue;
         }
-        uint32_t c;
-        int k = utf8_decode((const unsigned char *)text + i, len - i, &c);
+        uint32_t c = 0;
+        int k = attn__utf8_decode((const unsigned char *)text + i, len - i, &c);
         source_char(e, c, (int64_t)i, k);
         i += (size_t)k;
     }
@@ -554,7 +491,7 @@ static attn_status scan_text(const char *text, size_t len, size_t *max_run)
     size_t run = 0, longest = 0;
     for (size_t i = 0; i < len;) {
         uint32_t c, d[ATTN__UC_MAX_NFD];
-        int k = utf8_decode((const unsigned char *)text + i, len - i, &c);
+        int k = attn__utf8_decode((const unsigned char *)text + i, len - i, &c);
         if (k == 0)
             return attn_fail(ATTN_BAD_PARAM, "attn_wordpiece_encode: argument 'text' is not valid "
                              "UTF-8 at byte %zu (0x%02x)", i, (unsigned char)text[i]);
@@ -576,10 +513,10 @@ static attn_status check_encode_args(const attn_wordpiece *t, const char *text, 
                                      const int64_t *offsets, size_t len)
 {
     const char *fn = "attn_wordpiece_encode";
-    ATTN__NN_NOT_NULL(fn, t);
-    ATTN__NN_NOT_NULL(fn, text);
-    ATTN__NN_NOT_NULL(fn, n);
-    ATTN__NN_DIM(fn, cap);
+    ATTN__NOT_NULL(fn, t);
+    ATTN__NOT_NULL(fn, text);
+    ATTN__NOT_NULL(fn, n);
+    ATTN__DIM(fn, cap);
     if (ids == NULL && cap > 0)
         return attn_fail(ATTN_NULL_ARG, "%s: argument 'ids' is NULL and cap is %lld", fn,
                          (long long)cap);
@@ -587,13 +524,13 @@ static attn_status check_encode_args(const attn_wordpiece *t, const char *text, 
         return attn_fail(ATTN_BAD_PARAM, "%s: argument 'max_len' is %lld; it must be >= 2 "
                          "(room for [CLS] and [SEP])", fn, (long long)max_len);
     int64_t id_bytes, off_bytes;
-    ATTN__NN_MUL(fn, cap, 4, &id_bytes);
-    ATTN__NN_MUL(fn, cap, 16, &off_bytes);
-    attn__nn_span spans[] = {{"ids", ids, (size_t)id_bytes},
-                             {"offsets", offsets, (size_t)off_bytes},
-                             {"n", n, sizeof *n},
-                             {"text", text, len + 1}};
-    return attn__nn_disjoint(fn, spans, 4, 3);
+    ATTN__MUL(fn, cap, 4, &id_bytes);
+    ATTN__MUL(fn, cap, 16, &off_bytes);
+    attn__span spans[] = {{"ids", ids, (size_t)id_bytes},
+                          {"offsets", offsets, (size_t)off_bytes},
+                          {"n", n, sizeof *n},
+                          {"text", text, len + 1}};
+    return attn__disjoint(fn, spans, 4, 3);
 }
 
 attn_status attn_wordpiece_encode(const attn_wordpiece *t, const char *text, int64_t max_len, int32_t *ids,

@@ -277,20 +277,20 @@ static bool o_parse(const char *src, o_date *out)
 
 /* ---- helpers ------------------------------------------------------------------ */
 
-static bool same_date(const o_date *o, const attn_date *d)
+static bool same_date(const o_date *o, const task_date *d)
 {
     return o->y == d->year && o->m == d->month && o->d == d->day;
 }
 
 /* Checks one source of date d: length, characters, its one reading, the
  * weekday it names. Counts a failure with a reproducer. */
-static void check_source(const char *src, const attn_date *d, const char *what)
+static void check_source(const char *src, const task_date *d, const char *what)
 {
     o_date o;
     size_t n = strlen(src);
     bool printable = n > 0;
     for (size_t i = 0; i < n; i++) printable &= src[i] >= 32 && src[i] <= 126;
-    bool ok = printable && n <= ATTN_DATES_SRC_MAX && o_parse(src, &o) && same_date(&o, d) &&
+    bool ok = printable && n <= TASK_DATES_SRC_MAX && o_parse(src, &o) && same_date(&o, d) &&
               (o.weekday < 0 || o.weekday == o_weekday(d->year, d->month, d->day));
     t_checks++;
     if (!ok)
@@ -298,7 +298,7 @@ static void check_source(const char *src, const attn_date *d, const char *what)
                what, src, n, d->year, d->month, d->day);
 }
 
-static void iso_of(const attn_date *d, char *buf)
+static void iso_of(const task_date *d, char *buf)
 {
     snprintf(buf, 16, "%04d-%02d-%02d", d->year, d->month, d->day);
 }
@@ -310,31 +310,31 @@ static const uint64_t SEED = 20240317;
 T_TEST(dates_calendar_facts)
 {
     static const struct {
-        attn_date d;
+        task_date d;
         int weekday; /* 0 = Monday */
     } facts[] = {{{2024, 3, 17}, 6}, {{1900, 1, 1}, 0},  {{2000, 2, 29}, 1},
                  {{2099, 12, 31}, 3}, {{1969, 7, 20}, 6}, {{2001, 9, 11}, 1}};
     for (size_t i = 0; i < sizeof facts / sizeof facts[0]; i++) {
-        const attn_date *d = &facts[i].d;
-        T_EQ_INT(attn_date_weekday(d), facts[i].weekday);
+        const task_date *d = &facts[i].d;
+        T_EQ_INT(task_date_weekday(d), facts[i].weekday);
         T_EQ_INT(o_weekday(d->year, d->month, d->day), facts[i].weekday);
     }
     int leap_days = 0;
-    attn_date prev = {1899, 12, 31};
-    for (int32_t n = 0; n < ATTN_DATES_N_DAYS; n++) {
-        attn_date d;
-        T_EQ_STATUS(attn_date_from_days(n, &d), ATTN_OK);
+    task_date prev = {1899, 12, 31};
+    for (int32_t n = 0; n < TASK_DATES_N_DAYS; n++) {
+        task_date d;
+        T_EQ_STATUS(task_date_from_days(n, &d), ATTN_OK);
         /* d is the day after prev, by the oracle's month lengths */
         bool next = (d.year == prev.year && d.month == prev.month && d.day == prev.day + 1) ||
                     (d.year == prev.year && d.month == prev.month + 1 && d.day == 1 &&
                      prev.day == o_month_days(prev.year, prev.month)) ||
                     (d.year == prev.year + 1 && d.month == 1 && d.day == 1 && prev.month == 12 &&
                      prev.day == 31);
-        if (!next || attn_date_to_days(&d) != n ||
-            attn_date_weekday(&d) != o_weekday(d.year, d.month, d.day)) {
+        if (!next || task_date_to_days(&d) != n ||
+            task_date_weekday(&d) != o_weekday(d.year, d.month, d.day)) {
             T_CHECK(next);
-            T_EQ_INT(attn_date_to_days(&d), n);
-            T_EQ_INT(attn_date_weekday(&d), o_weekday(d.year, d.month, d.day));
+            T_EQ_INT(task_date_to_days(&d), n);
+            T_EQ_INT(task_date_weekday(&d), o_weekday(d.year, d.month, d.day));
             break;
         }
         leap_days += d.month == 2 && d.day == 29;
@@ -346,36 +346,36 @@ T_TEST(dates_calendar_facts)
 
 T_TEST(dates_calendar_args)
 {
-    static const attn_date bad[] = {{1900, 2, 29}, {1899, 12, 31}, {2100, 1, 1}, {2023, 2, 29},
+    static const task_date bad[] = {{1900, 2, 29}, {1899, 12, 31}, {2100, 1, 1}, {2023, 2, 29},
                                     {2024, 4, 31}, {2024, 0, 1},   {2024, 13, 1}, {2024, 1, 0}};
     char iso[16] = "untouched";
-    attn_date d = {0, 0, 0};
+    task_date d = {0, 0, 0};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        T_CHECK(!attn_date_valid(&bad[i]));
-        T_EQ_INT(attn_date_to_days(&bad[i]), -1);
-        T_EQ_INT(attn_date_weekday(&bad[i]), -1);
-        T_EQ_STATUS(attn_date_iso(&bad[i], iso), ATTN_BAD_PARAM);
+        T_CHECK(!task_date_valid(&bad[i]));
+        T_EQ_INT(task_date_to_days(&bad[i]), -1);
+        T_EQ_INT(task_date_weekday(&bad[i]), -1);
+        T_EQ_STATUS(task_date_iso(&bad[i], iso), ATTN_BAD_PARAM);
     }
     T_CHECK(strcmp(iso, "untouched") == 0);
-    T_CHECK(!attn_date_valid(NULL));
-    T_CHECK(attn_date_valid(&(attn_date){2000, 2, 29}));
-    T_EQ_STATUS(attn_date_from_days(-1, &d), ATTN_BAD_PARAM);
-    T_EQ_STATUS(attn_date_from_days(ATTN_DATES_N_DAYS, &d), ATTN_BAD_PARAM);
-    T_EQ_STATUS(attn_date_from_days(0, NULL), ATTN_NULL_ARG);
+    T_CHECK(!task_date_valid(NULL));
+    T_CHECK(task_date_valid(&(task_date){2000, 2, 29}));
+    T_EQ_STATUS(task_date_from_days(-1, &d), ATTN_BAD_PARAM);
+    T_EQ_STATUS(task_date_from_days(TASK_DATES_N_DAYS, &d), ATTN_BAD_PARAM);
+    T_EQ_STATUS(task_date_from_days(0, NULL), ATTN_NULL_ARG);
     T_CHECK(d.year == 0 && d.month == 0 && d.day == 0);
-    T_EQ_STATUS(attn_date_iso(NULL, iso), ATTN_NULL_ARG);
-    T_EQ_STATUS(attn_date_iso(&(attn_date){2024, 3, 17}, NULL), ATTN_NULL_ARG);
+    T_EQ_STATUS(task_date_iso(NULL, iso), ATTN_NULL_ARG);
+    T_EQ_STATUS(task_date_iso(&(task_date){2024, 3, 17}, NULL), ATTN_NULL_ARG);
 
     static const char *const not_iso[] = {"2024-3-17",  "2024-02-30", "2024-03-17x", "1899-12-31",
                                           "2100-01-01", "2024/03/17", "",            "2024-03-1"};
     for (size_t i = 0; i < sizeof not_iso / sizeof not_iso[0]; i++)
-        T_EQ_STATUS(attn_date_parse_iso(not_iso[i], &d), ATTN_BAD_PARAM);
+        T_EQ_STATUS(task_date_parse_iso(not_iso[i], &d), ATTN_BAD_PARAM);
     T_CHECK(d.year == 0);
-    T_EQ_STATUS(attn_date_parse_iso(NULL, &d), ATTN_NULL_ARG);
-    T_EQ_STATUS(attn_date_parse_iso("2024-03-17", NULL), ATTN_NULL_ARG);
-    T_EQ_STATUS(attn_date_parse_iso("2000-02-29", &d), ATTN_OK);
+    T_EQ_STATUS(task_date_parse_iso(NULL, &d), ATTN_NULL_ARG);
+    T_EQ_STATUS(task_date_parse_iso("2024-03-17", NULL), ATTN_NULL_ARG);
+    T_EQ_STATUS(task_date_parse_iso("2000-02-29", &d), ATTN_OK);
     T_CHECK(d.year == 2000 && d.month == 2 && d.day == 29);
-    T_EQ_STATUS(attn_date_iso(&(attn_date){1905, 7, 4}, iso), ATTN_OK);
+    T_EQ_STATUS(task_date_iso(&(task_date){1905, 7, 4}, iso), ATTN_OK);
     T_CHECK(strcmp(iso, "1905-07-04") == 0);
 }
 
@@ -383,7 +383,7 @@ T_TEST(dates_calendar_args)
 T_TEST(dates_known_sources)
 {
     static const struct {
-        attn_date d;
+        task_date d;
         const char *format;
         uint64_t variant;
         const char *src;
@@ -425,10 +425,10 @@ T_TEST(dates_known_sources)
         {{2077, 9, 27}, "spelled_all", 4, "twenty-seventh of Sep two thousand seventy-seven"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        char src[ATTN_DATES_SRC_MAX + 1] = "";
-        int f = attn_dates_format_find(cases[i].format);
+        char src[TASK_DATES_SRC_MAX + 1] = "";
+        int f = task_dates_format_find(cases[i].format);
         T_CHECK(f >= 0);
-        T_EQ_STATUS(attn_dates_format(&cases[i].d, f, cases[i].variant, src, sizeof src), ATTN_OK);
+        T_EQ_STATUS(task_dates_format(&cases[i].d, f, cases[i].variant, src, sizeof src), ATTN_OK);
         t_checks++;
         if (strcmp(src, cases[i].src) != 0)
             t_fail(__FILE__, __LINE__, "%s: '%s', want '%s'", cases[i].format, src, cases[i].src);
@@ -438,50 +438,50 @@ T_TEST(dates_known_sources)
 
 T_TEST(dates_format_table_and_args)
 {
-    int n = attn_dates_n_formats();
+    int n = task_dates_n_formats();
     T_LE(25, n);
     for (int f = 0; f < n; f++) {
-        T_EQ_INT(attn_dates_format_find(attn_dates_format_name(f)), f); /* names are unique */
-        T_CHECK(strcmp(attn_dates_format_name(f), "unknown") != 0);
+        T_EQ_INT(task_dates_format_find(task_dates_format_name(f)), f); /* names are unique */
+        T_CHECK(strcmp(task_dates_format_name(f), "unknown") != 0);
     }
-    T_EQ_INT(attn_dates_format_find("no_such_format"), -1);
-    T_EQ_INT(attn_dates_format_find(NULL), -1);
-    T_CHECK(strcmp(attn_dates_format_name(-1), "unknown") == 0);
-    T_CHECK(strcmp(attn_dates_format_name(n), "unknown") == 0);
+    T_EQ_INT(task_dates_format_find("no_such_format"), -1);
+    T_EQ_INT(task_dates_format_find(NULL), -1);
+    T_CHECK(strcmp(task_dates_format_name(-1), "unknown") == 0);
+    T_CHECK(strcmp(task_dates_format_name(n), "unknown") == 0);
 
-    attn_date d = {2024, 3, 17}, old = {1920, 3, 17}, bad = {2023, 2, 29};
-    int yy = attn_dates_format_find("mdy_slash_yy"), words = attn_dates_format_find("spelled_of");
+    task_date d = {2024, 3, 17}, old = {1920, 3, 17}, bad = {2023, 2, 29};
+    int yy = task_dates_format_find("mdy_slash_yy"), words = task_dates_format_find("spelled_of");
     char src[64] = "untouched";
-    T_EQ_STATUS(attn_dates_format(NULL, 0, 0, src, sizeof src), ATTN_NULL_ARG);
-    T_EQ_STATUS(attn_dates_format(&d, 0, 0, NULL, sizeof src), ATTN_NULL_ARG);
-    T_EQ_STATUS(attn_dates_format(&bad, 0, 0, src, sizeof src), ATTN_BAD_PARAM);
-    T_EQ_STATUS(attn_dates_format(&d, -1, 0, src, sizeof src), ATTN_BAD_PARAM);
-    T_EQ_STATUS(attn_dates_format(&d, n, 0, src, sizeof src), ATTN_BAD_PARAM);
-    T_EQ_STATUS(attn_dates_format(&old, yy, 0, src, sizeof src), ATTN_UNSUPPORTED);
-    T_EQ_STATUS(attn_dates_format(&d, words, 0, src, 25), ATTN_BAD_PARAM); /* needs 26 */
-    T_EQ_STATUS(attn_dates_format(&d, words, 0, src, 0), ATTN_BAD_PARAM);
+    T_EQ_STATUS(task_dates_format(NULL, 0, 0, src, sizeof src), ATTN_NULL_ARG);
+    T_EQ_STATUS(task_dates_format(&d, 0, 0, NULL, sizeof src), ATTN_NULL_ARG);
+    T_EQ_STATUS(task_dates_format(&bad, 0, 0, src, sizeof src), ATTN_BAD_PARAM);
+    T_EQ_STATUS(task_dates_format(&d, -1, 0, src, sizeof src), ATTN_BAD_PARAM);
+    T_EQ_STATUS(task_dates_format(&d, n, 0, src, sizeof src), ATTN_BAD_PARAM);
+    T_EQ_STATUS(task_dates_format(&old, yy, 0, src, sizeof src), ATTN_UNSUPPORTED);
+    T_EQ_STATUS(task_dates_format(&d, words, 0, src, 25), ATTN_BAD_PARAM); /* needs 26 */
+    T_EQ_STATUS(task_dates_format(&d, words, 0, src, 0), ATTN_BAD_PARAM);
     T_CHECK(strcmp(src, "untouched") == 0);
-    T_EQ_STATUS(attn_dates_format(&d, words, 0, src, 26), ATTN_OK);
-    T_CHECK(!attn_dates_format_fits(&old, yy) && attn_dates_format_fits(&d, yy));
-    T_CHECK(attn_dates_format_fits(&(attn_date){1950, 1, 1}, yy));
-    T_CHECK(!attn_dates_format_fits(&(attn_date){1949, 12, 31}, yy));
-    T_CHECK(attn_dates_format_fits(&(attn_date){2049, 12, 31}, yy));
-    T_CHECK(!attn_dates_format_fits(&(attn_date){2050, 1, 1}, yy));
-    T_CHECK(!attn_dates_format_fits(&bad, 0) && !attn_dates_format_fits(&d, n));
+    T_EQ_STATUS(task_dates_format(&d, words, 0, src, 26), ATTN_OK);
+    T_CHECK(!task_dates_format_fits(&old, yy) && task_dates_format_fits(&d, yy));
+    T_CHECK(task_dates_format_fits(&(task_date){1950, 1, 1}, yy));
+    T_CHECK(!task_dates_format_fits(&(task_date){1949, 12, 31}, yy));
+    T_CHECK(task_dates_format_fits(&(task_date){2049, 12, 31}, yy));
+    T_CHECK(!task_dates_format_fits(&(task_date){2050, 1, 1}, yy));
+    T_CHECK(!task_dates_format_fits(&bad, 0) && !task_dates_format_fits(&d, n));
 
-    attn_dates_sample s;
-    T_EQ_STATUS(attn_dates_example(1, 0, ATTN_DATES_TRAIN, NULL), ATTN_NULL_ARG);
-    T_EQ_STATUS(attn_dates_example(1, 0, (attn_dates_split)3, &s), ATTN_BAD_PARAM);
-    T_CHECK(!attn_dates_is_heldout(NULL, 0) && !attn_dates_is_heldout(&d, -1));
-    T_CHECK(!attn_dates_is_heldout(&d, n) && !attn_dates_is_heldout(&bad, 0));
+    task_dates_sample s;
+    T_EQ_STATUS(task_dates_example(1, 0, TASK_DATES_TRAIN, NULL), ATTN_NULL_ARG);
+    T_EQ_STATUS(task_dates_example(1, 0, (task_dates_split)3, &s), ATTN_BAD_PARAM);
+    T_CHECK(!task_dates_is_heldout(NULL, 0) && !task_dates_is_heldout(&d, -1));
+    T_CHECK(!task_dates_is_heldout(&d, n) && !task_dates_is_heldout(&bad, 0));
 }
 
 /* One example of the stream checked against the oracle; counts into seen. */
-static void check_example(const attn_dates_sample *s, uint64_t index)
+static void check_example(const task_dates_sample *s, uint64_t index)
 {
     char iso[16], what[64];
     snprintf(what, sizeof what, "example %llu (%s)", (unsigned long long)index,
-             attn_dates_format_name(s->format));
+             task_dates_format_name(s->format));
     iso_of(&s->date, iso);
     t_checks++;
     if (strcmp(s->tgt, iso) != 0 || !o_valid(s->date.year, s->date.month, s->date.day))
@@ -501,13 +501,13 @@ static void check_example(const attn_dates_sample *s, uint64_t index)
 T_TEST(dates_examples_100k)
 {
     enum { N = 100000 };
-    int n_formats = attn_dates_n_formats(), per_format[64] = {0}, leap_days = 0;
+    int n_formats = task_dates_n_formats(), per_format[64] = {0}, leap_days = 0;
     int cases[4] = {0, 0, 0, 0};
     long bad_status = 0, not_again = 0, max_len = 0;
     for (uint64_t i = 0; i < N; i++) {
-        attn_dates_sample s, again;
-        if (attn_dates_example(SEED, i, ATTN_DATES_ANY, &s) != ATTN_OK ||
-            attn_dates_example(SEED, i, ATTN_DATES_ANY, &again) != ATTN_OK) {
+        task_dates_sample s, again;
+        if (task_dates_example(SEED, i, TASK_DATES_ANY, &s) != ATTN_OK ||
+            task_dates_example(SEED, i, TASK_DATES_ANY, &again) != ATTN_OK) {
             bad_status++;
             continue;
         }
@@ -520,27 +520,27 @@ T_TEST(dates_examples_100k)
     }
     T_EQ_INT(bad_status, 0);
     T_EQ_INT(not_again, 0);
-    T_LE(max_len, ATTN_DATES_SRC_MAX);
+    T_LE(max_len, TASK_DATES_SRC_MAX);
     for (int f = 0; f < n_formats; f++) {
         t_checks++;
         if (per_format[f] < N / n_formats / 3)
             t_fail(__FILE__, __LINE__, "format %s occurs %d times in %d examples",
-                   attn_dates_format_name(f), per_format[f], N);
+                   task_dates_format_name(f), per_format[f], N);
     }
     T_LE(20, leap_days); /* expected 100000 * 49 / 73049 = 67 */
     for (int c = 0; c < 4; c++) T_LE(N / 8, cases[c]);
 
     /* The stream is a function of (seed, index): skipping ahead, another
      * seed, another split. */
-    attn_dates_sample a, b;
+    task_dates_sample a, b;
     int same_other_seed = 0;
     for (uint64_t i = 0; i < 100; i++) {
-        attn_dates_example(SEED, i, ATTN_DATES_ANY, &a);
-        attn_dates_example(SEED + 1, i, ATTN_DATES_ANY, &b);
+        task_dates_example(SEED, i, TASK_DATES_ANY, &a);
+        task_dates_example(SEED + 1, i, TASK_DATES_ANY, &b);
         same_other_seed += strcmp(a.src, b.src) == 0;
     }
     T_LE(same_other_seed, 2);
-    T_EQ_STATUS(attn_dates_example(SEED, UINT64_MAX, ATTN_DATES_TRAIN, &a), ATTN_OK);
+    T_EQ_STATUS(task_dates_example(SEED, UINT64_MAX, TASK_DATES_TRAIN, &a), ATTN_OK);
     check_example(&a, UINT64_MAX);
 }
 
@@ -548,34 +548,34 @@ T_TEST(dates_examples_100k)
  * (the longest sources come from "two thousand ..."): a format that does not
  * fit must refuse and not be held out; one that fits must write a source
  * with one reading. Returns -1 (does not fit), else whether it is held out. */
-static int check_pair(const attn_date *d, int f, uint64_t variant)
+static int check_pair(const task_date *d, int f, uint64_t variant)
 {
-    char src[ATTN_DATES_SRC_MAX + 1];
-    const char *name = attn_dates_format_name(f);
-    if (!attn_dates_format_fits(d, f)) {
-        T_EQ_STATUS(attn_dates_format(d, f, variant, src, sizeof src), ATTN_UNSUPPORTED);
-        T_CHECK(!attn_dates_is_heldout(d, f));
+    char src[TASK_DATES_SRC_MAX + 1];
+    const char *name = task_dates_format_name(f);
+    if (!task_dates_format_fits(d, f)) {
+        T_EQ_STATUS(task_dates_format(d, f, variant, src, sizeof src), ATTN_UNSUPPORTED);
+        T_CHECK(!task_dates_is_heldout(d, f));
         return -1;
     }
     for (uint64_t v = variant; v <= (variant | 4); v += 4) {
-        attn_status st = attn_dates_format(d, f, v, src, sizeof src);
+        attn_status st = task_dates_format(d, f, v, src, sizeof src);
         if (st == ATTN_OK)
             check_source(src, d, name);
         else
             T_EQ_STATUS(st, ATTN_OK);
     }
-    return attn_dates_is_heldout(d, f);
+    return task_dates_is_heldout(d, f);
 }
 
 /* Every (date, format) pair of the task, the cases spread over them:
  * lengths, one reading, and the split's rule (two held out per date). */
 T_TEST(dates_every_pair)
 {
-    int n_formats = attn_dates_n_formats();
+    int n_formats = task_dates_n_formats();
     long pairs = 0, held = 0, bad_dates = 0, held_per_format[64] = {0};
-    for (int32_t n = 0; n < ATTN_DATES_N_DAYS; n++) {
-        attn_date d;
-        attn_date_from_days(n, &d);
+    for (int32_t n = 0; n < TASK_DATES_N_DAYS; n++) {
+        task_date d;
+        task_date_from_days(n, &d);
         int held_here = 0, train_here = 0;
         for (int f = 0; f < n_formats; f++) {
             int h = check_pair(&d, f, ((uint64_t)n * 7 + (uint64_t)f) & ~(uint64_t)4);
@@ -598,25 +598,25 @@ T_TEST(dates_every_pair)
 T_TEST(dates_split_draws)
 {
     enum { N_TRAIN = 100000, N_HELD = 20000 };
-    int n_formats = attn_dates_n_formats();
-    size_t n_pairs = (size_t)ATTN_DATES_N_DAYS * (size_t)n_formats;
+    int n_formats = task_dates_n_formats();
+    size_t n_pairs = (size_t)TASK_DATES_N_DAYS * (size_t)n_formats;
     unsigned char *seen = calloc(n_pairs, 1); /* [days, formats]: drawn for training */
     T_CHECK(seen != NULL);
     if (seen == NULL) return;
     long wrong_train = 0, wrong_held = 0, shared = 0, held_formats = 0;
     int per_format[64] = {0};
     for (uint64_t i = 0; i < N_TRAIN; i++) {
-        attn_dates_sample s;
-        attn_dates_example(SEED, i, ATTN_DATES_TRAIN, &s);
-        wrong_train += attn_dates_is_heldout(&s.date, s.format);
-        seen[(size_t)attn_date_to_days(&s.date) * (size_t)n_formats + (size_t)s.format] = 1;
+        task_dates_sample s;
+        task_dates_example(SEED, i, TASK_DATES_TRAIN, &s);
+        wrong_train += task_dates_is_heldout(&s.date, s.format);
+        seen[(size_t)task_date_to_days(&s.date) * (size_t)n_formats + (size_t)s.format] = 1;
         if (i < 1000) check_example(&s, i);
     }
     for (uint64_t i = 0; i < N_HELD; i++) {
-        attn_dates_sample s;
-        attn_dates_example(SEED, i, ATTN_DATES_HELDOUT, &s);
-        wrong_held += !attn_dates_is_heldout(&s.date, s.format);
-        shared += seen[(size_t)attn_date_to_days(&s.date) * (size_t)n_formats + (size_t)s.format];
+        task_dates_sample s;
+        task_dates_example(SEED, i, TASK_DATES_HELDOUT, &s);
+        wrong_held += !task_dates_is_heldout(&s.date, s.format);
+        shared += seen[(size_t)task_date_to_days(&s.date) * (size_t)n_formats + (size_t)s.format];
         per_format[s.format]++;
         if (i < 1000) check_example(&s, i);
     }
@@ -630,9 +630,9 @@ T_TEST(dates_split_draws)
     /* Held-out pairs drawn by the ANY stream come at the predicate's rate. */
     long held_any = 0;
     for (uint64_t i = 0; i < 20000; i++) {
-        attn_dates_sample s;
-        attn_dates_example(SEED, i, ATTN_DATES_ANY, &s);
-        held_any += attn_dates_is_heldout(&s.date, s.format);
+        task_dates_sample s;
+        task_dates_example(SEED, i, TASK_DATES_ANY, &s);
+        held_any += task_dates_is_heldout(&s.date, s.format);
     }
     T_LE(600, held_any); /* about 1150 */
     T_LE(held_any, 1700);
@@ -640,13 +640,13 @@ T_TEST(dates_split_draws)
 
 T_TEST(dates_print_examples)
 {
-    int n_formats = attn_dates_n_formats(), shown[64] = {0}, done = 0;
+    int n_formats = task_dates_n_formats(), shown[64] = {0}, done = 0;
     for (uint64_t i = 0; done < n_formats && i < 1000000; i++) {
-        attn_dates_sample s;
-        T_EQ_STATUS(attn_dates_example(SEED, i, ATTN_DATES_ANY, &s), ATTN_OK);
+        task_dates_sample s;
+        T_EQ_STATUS(task_dates_example(SEED, i, TASK_DATES_ANY, &s), ATTN_OK);
         if (shown[s.format] == 3) continue;
         if (t_verbose)
-            printf("  %-20s %-48s -> %s\n", attn_dates_format_name(s.format), s.src, s.tgt);
+            printf("  %-20s %-48s -> %s\n", task_dates_format_name(s.format), s.src, s.tgt);
         done += ++shown[s.format] == 3;
     }
     T_EQ_INT(done, n_formats);
@@ -656,23 +656,23 @@ T_TEST(dates_print_examples)
 
 T_TEST(charvocab_ids_and_labels)
 {
-    T_EQ_INT(ATTN_CHARVOCAB_SIZE, 99);
+    T_EQ_INT(TASK_CHARVOCAB_SIZE, 99);
     for (int c = 0; c < 256; c++) {
-        int32_t id = attn_charvocab_id((unsigned char)c);
+        int32_t id = task_charvocab_id((unsigned char)c);
         if (c >= 32 && c <= 126) {
             T_EQ_INT(id, 4 + c - 32);
-            const char *label = attn_charvocab_label(id);
+            const char *label = task_charvocab_label(id);
             T_CHECK(label[0] == (char)c && label[1] == '\0');
         } else {
-            T_EQ_INT(id, ATTN_CHAR_UNK);
+            T_EQ_INT(id, TASK_CHAR_UNK);
         }
     }
-    T_CHECK(strcmp(attn_charvocab_label(0), "<pad>") == 0);
-    T_CHECK(strcmp(attn_charvocab_label(1), "<s>") == 0);
-    T_CHECK(strcmp(attn_charvocab_label(2), "</s>") == 0);
-    T_CHECK(strcmp(attn_charvocab_label(3), "<unk>") == 0);
-    T_CHECK(strcmp(attn_charvocab_label(-1), "<bad>") == 0);
-    T_CHECK(strcmp(attn_charvocab_label(99), "<bad>") == 0);
+    T_CHECK(strcmp(task_charvocab_label(0), "<pad>") == 0);
+    T_CHECK(strcmp(task_charvocab_label(1), "<s>") == 0);
+    T_CHECK(strcmp(task_charvocab_label(2), "</s>") == 0);
+    T_CHECK(strcmp(task_charvocab_label(3), "<unk>") == 0);
+    T_CHECK(strcmp(task_charvocab_label(-1), "<bad>") == 0);
+    T_CHECK(strcmp(task_charvocab_label(99), "<bad>") == 0);
 }
 
 T_TEST(charvocab_round_trips)
@@ -683,36 +683,36 @@ T_TEST(charvocab_round_trips)
     size_t len = 0;
     for (int c = 32; c <= 126; c++) all[c - 32] = (char)c;
     all[95] = '\0';
-    T_EQ_STATUS(attn_charvocab_encode(all, ids, 128, &n), ATTN_OK);
+    T_EQ_STATUS(task_charvocab_encode(all, ids, 128, &n), ATTN_OK);
     T_EQ_INT(n, 95);
-    T_EQ_STATUS(attn_charvocab_decode(ids, n, back, sizeof back, &len), ATTN_OK);
+    T_EQ_STATUS(task_charvocab_decode(ids, n, back, sizeof back, &len), ATTN_OK);
     T_EQ_INT(len, 95);
     T_CHECK(strcmp(back, all) == 0);
     long mismatches = 0;
     for (uint64_t i = 0; i < 2000; i++) { /* sources and targets, framed by BOS/EOS */
-        attn_dates_sample s;
-        attn_dates_example(SEED, i, ATTN_DATES_ANY, &s);
+        task_dates_sample s;
+        task_dates_example(SEED, i, TASK_DATES_ANY, &s);
         int64_t ns = 0, nt = 0;
-        ids[0] = ATTN_CHAR_BOS;
-        attn_charvocab_encode(s.src, ids + 1, 100, &ns);
-        ids[1 + ns] = ATTN_CHAR_EOS;
+        ids[0] = TASK_CHAR_BOS;
+        task_charvocab_encode(s.src, ids + 1, 100, &ns);
+        ids[1 + ns] = TASK_CHAR_EOS;
         ids[2 + ns] = 'x'; /* after EOS: ignored */
-        attn_charvocab_decode(ids, 3 + ns, back, sizeof back, NULL);
+        task_charvocab_decode(ids, 3 + ns, back, sizeof back, NULL);
         mismatches += strcmp(back, s.src) != 0;
-        attn_charvocab_encode(s.tgt, ids, 128, &nt);
-        attn_charvocab_decode(ids, nt, back, sizeof back, NULL);
+        task_charvocab_encode(s.tgt, ids, 128, &nt);
+        task_charvocab_decode(ids, nt, back, sizeof back, NULL);
         mismatches += strcmp(back, s.tgt) != 0 || nt != 10;
     }
     T_EQ_INT(mismatches, 0);
 
     /* unknown bytes, PAD and BOS skipped, UNK as '?' */
-    T_EQ_STATUS(attn_charvocab_encode("a\tb\x80", ids, 4, &n), ATTN_OK);
-    T_CHECK(n == 4 && ids[1] == ATTN_CHAR_UNK && ids[3] == ATTN_CHAR_UNK);
-    int32_t mixed[6] = {ATTN_CHAR_PAD, ATTN_CHAR_BOS, attn_charvocab_id('z'), ATTN_CHAR_UNK,
-                        ATTN_CHAR_PAD, attn_charvocab_id('9')};
-    T_EQ_STATUS(attn_charvocab_decode(mixed, 6, back, sizeof back, &len), ATTN_OK);
+    T_EQ_STATUS(task_charvocab_encode("a\tb\x80", ids, 4, &n), ATTN_OK);
+    T_CHECK(n == 4 && ids[1] == TASK_CHAR_UNK && ids[3] == TASK_CHAR_UNK);
+    int32_t mixed[6] = {TASK_CHAR_PAD, TASK_CHAR_BOS, task_charvocab_id('z'), TASK_CHAR_UNK,
+                        TASK_CHAR_PAD, task_charvocab_id('9')};
+    T_EQ_STATUS(task_charvocab_decode(mixed, 6, back, sizeof back, &len), ATTN_OK);
     T_CHECK(strcmp(back, "z?9") == 0 && len == 3);
-    T_EQ_STATUS(attn_charvocab_decode(NULL, 0, back, 1, &len), ATTN_OK);
+    T_EQ_STATUS(task_charvocab_decode(NULL, 0, back, 1, &len), ATTN_OK);
     T_CHECK(back[0] == '\0' && len == 0);
 }
 
@@ -721,28 +721,28 @@ T_TEST(charvocab_args)
     int32_t ids[4] = {-7, -7, -7, -7};
     int64_t n = -1;
     char out[8] = "keep";
-    T_EQ_STATUS(attn_charvocab_encode("hello", NULL, 0, &n), ATTN_OK); /* size query */
+    T_EQ_STATUS(task_charvocab_encode("hello", NULL, 0, &n), ATTN_OK); /* size query */
     T_EQ_INT(n, 5);
-    T_EQ_STATUS(attn_charvocab_encode("hello", ids, 4, &n), ATTN_BAD_PARAM);
+    T_EQ_STATUS(task_charvocab_encode("hello", ids, 4, &n), ATTN_BAD_PARAM);
     T_CHECK(ids[0] == -7 && ids[3] == -7);
-    T_EQ_STATUS(attn_charvocab_encode("hello", ids, -1, &n), ATTN_BAD_DIM);
-    T_EQ_STATUS(attn_charvocab_encode(NULL, ids, 4, &n), ATTN_NULL_ARG);
-    T_EQ_STATUS(attn_charvocab_encode("hi", ids, 4, NULL), ATTN_NULL_ARG);
-    T_EQ_STATUS(attn_charvocab_encode("hi", NULL, 4, &n), ATTN_NULL_ARG);
+    T_EQ_STATUS(task_charvocab_encode("hello", ids, -1, &n), ATTN_BAD_DIM);
+    T_EQ_STATUS(task_charvocab_encode(NULL, ids, 4, &n), ATTN_NULL_ARG);
+    T_EQ_STATUS(task_charvocab_encode("hi", ids, 4, NULL), ATTN_NULL_ARG);
+    T_EQ_STATUS(task_charvocab_encode("hi", NULL, 4, &n), ATTN_NULL_ARG);
 
-    int32_t good[3] = {attn_charvocab_id('a'), attn_charvocab_id('b'), ATTN_CHAR_EOS};
-    int32_t bad[3] = {attn_charvocab_id('a'), 99, ATTN_CHAR_EOS};
-    int32_t bad_after_eos[3] = {attn_charvocab_id('a'), ATTN_CHAR_EOS, -5};
-    T_EQ_STATUS(attn_charvocab_decode(bad, 3, out, sizeof out, NULL), ATTN_BAD_PARAM);
+    int32_t good[3] = {task_charvocab_id('a'), task_charvocab_id('b'), TASK_CHAR_EOS};
+    int32_t bad[3] = {task_charvocab_id('a'), 99, TASK_CHAR_EOS};
+    int32_t bad_after_eos[3] = {task_charvocab_id('a'), TASK_CHAR_EOS, -5};
+    T_EQ_STATUS(task_charvocab_decode(bad, 3, out, sizeof out, NULL), ATTN_BAD_PARAM);
     bad[1] = -1;
-    T_EQ_STATUS(attn_charvocab_decode(bad, 3, out, sizeof out, NULL), ATTN_BAD_PARAM);
-    T_EQ_STATUS(attn_charvocab_decode(good, 3, out, 2, NULL), ATTN_BAD_PARAM); /* needs 3 */
-    T_EQ_STATUS(attn_charvocab_decode(good, -1, out, sizeof out, NULL), ATTN_BAD_DIM);
-    T_EQ_STATUS(attn_charvocab_decode(NULL, 3, out, sizeof out, NULL), ATTN_NULL_ARG);
-    T_EQ_STATUS(attn_charvocab_decode(good, 3, NULL, sizeof out, NULL), ATTN_NULL_ARG);
+    T_EQ_STATUS(task_charvocab_decode(bad, 3, out, sizeof out, NULL), ATTN_BAD_PARAM);
+    T_EQ_STATUS(task_charvocab_decode(good, 3, out, 2, NULL), ATTN_BAD_PARAM); /* needs 3 */
+    T_EQ_STATUS(task_charvocab_decode(good, -1, out, sizeof out, NULL), ATTN_BAD_DIM);
+    T_EQ_STATUS(task_charvocab_decode(NULL, 3, out, sizeof out, NULL), ATTN_NULL_ARG);
+    T_EQ_STATUS(task_charvocab_decode(good, 3, NULL, sizeof out, NULL), ATTN_NULL_ARG);
     T_CHECK(strcmp(out, "keep") == 0);
-    T_EQ_STATUS(attn_charvocab_decode(good, 3, out, 3, NULL), ATTN_OK);
+    T_EQ_STATUS(task_charvocab_decode(good, 3, out, 3, NULL), ATTN_OK);
     T_CHECK(strcmp(out, "ab") == 0);
-    T_EQ_STATUS(attn_charvocab_decode(bad_after_eos, 3, out, sizeof out, NULL), ATTN_OK);
+    T_EQ_STATUS(task_charvocab_decode(bad_after_eos, 3, out, sizeof out, NULL), ATTN_OK);
     T_CHECK(strcmp(out, "a") == 0);
 }

@@ -116,7 +116,7 @@ T_TEST(fileio_inputs_must_be_regular)
         snprintf(name, sizeof name, "in-%s", kinds[i]);
         const char *path = fio_path(name);
         mode_t kind = make_special(kinds[i], path);
-        T_EQ_STATUS(attn__nn_read_file("reader", path, 1000, &data, &size), ATTN_IO);
+        T_EQ_STATUS(attn__read_file("reader", path, 1000, &data, &size), ATTN_IO);
         T_CHECK(has("reader: it is ") && has(names[i]) && has("not a regular file"));
         T_CHECK(data == NULL);
         T_EQ_INT(kind_of(path), kind);
@@ -124,7 +124,7 @@ T_TEST(fileio_inputs_must_be_regular)
         snprintf(name, sizeof name, "in-link-%s", kinds[i]);
         const char *link = fio_path(name);
         T_EQ_INT(symlink(path, link), 0);
-        T_EQ_STATUS(attn__nn_read_file("reader", link, 1000, &data, &size), ATTN_IO);
+        T_EQ_STATUS(attn__read_file("reader", link, 1000, &data, &size), ATTN_IO);
         T_CHECK(has(names[i]));
     }
     alarm(0);
@@ -132,18 +132,18 @@ T_TEST(fileio_inputs_must_be_regular)
     const char *path = fio_path("in-regular"), *link = fio_path("in-link-regular");
     put(path, "hello");
     T_EQ_INT(symlink("in-regular", link), 0);
-    T_EQ_STATUS(attn__nn_read_file("reader", link, 5, &data, &size), ATTN_OK);
+    T_EQ_STATUS(attn__read_file("reader", link, 5, &data, &size), ATTN_OK);
     T_CHECK(data != NULL && size == 5 && memcmp(data, "hello", 6) == 0);
     attn_release(data);
     data = NULL;
-    T_EQ_STATUS(attn__nn_read_file("reader", path, 4, &data, &size), ATTN_BAD_FILE);
+    T_EQ_STATUS(attn__read_file("reader", path, 4, &data, &size), ATTN_BAD_FILE);
     T_CHECK(data == NULL && has("5 bytes; at most 4"));
     int fd = -1;
     struct stat sb;
     T_EQ_STATUS(attn__open_input("reader", path, &fd, &sb), ATTN_OK);
     T_CHECK(fd >= 0 && (fcntl(fd, F_GETFL) & O_NONBLOCK) == 0 && sb.st_size == 5);
     if (fd >= 0) close(fd);
-    T_EQ_STATUS(attn__nn_read_file("reader", fio_path("in-missing"), 5, &data, &size), ATTN_IO);
+    T_EQ_STATUS(attn__read_file("reader", fio_path("in-missing"), 5, &data, &size), ATTN_IO);
     T_CHECK(has("cannot open"));
 }
 

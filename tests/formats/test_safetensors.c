@@ -751,29 +751,6 @@ T_TEST(safetensors_special_files)
 
 /* ---- out of memory ------------------------------------------------------------------------ */
 
-/* Runs op with the k-th allocation failing, for k = 1, 2, ... until it
- * succeeds; every failure must be ATTN_NO_MEMORY with nothing left live.
- * Returns the number of allocations of a successful run. */
-static long oom_sweep(attn_status (*op)(void *), void *arg)
-{
-    for (long k = 1;; k++) {
-        t_counting c = {0, 0, k};
-        attn_set_allocator(t_count_alloc, t_count_free, &c);
-        attn_status st = op(arg);
-        attn_set_allocator(NULL, NULL, NULL);
-        T_EQ_INT(c.live, 0);
-        if (c.calls < k) {
-            T_EQ_STATUS(st, ATTN_OK);
-            return k - 1;
-        }
-        if (st != ATTN_NO_MEMORY) {
-            t_fail(__FILE__, __LINE__, "allocation %ld failing gave %s (%s)", k,
-                   attn_status_name(st), attn_last_error());
-            return -1;
-        }
-    }
-}
-
 typedef struct {
     const unsigned char *img;
     size_t size;
@@ -819,9 +796,9 @@ T_TEST(safetensors_out_of_memory)
     const char *path = tmp_path("oom.safetensors");
     write_all(path, img, size);
     oom_arg a = {img, size, path};
-    T_EQ_INT(oom_sweep(op_open_memory, &a), 5); /* copy, tree, scratch, file, sort */
-    T_EQ_INT(oom_sweep(op_open_file, &a), 5);
-    T_EQ_INT(oom_sweep(op_save, &a), 4);        /* plan, header, target and temporary paths */
+    T_EQ_INT(t_oom_sweep(op_open_memory, &a), 5); /* copy, tree, scratch, file, sort */
+    T_EQ_INT(t_oom_sweep(op_open_file, &a), 5);
+    T_EQ_INT(t_oom_sweep(op_save, &a), 4);        /* plan, header, target and temporary paths */
     T_CHECK(!exists(tmp_path("oom.safetensors.tmp")));
     attn_safetensors *f = NULL;
     T_EQ_STATUS(attn_safetensors_load(path, &f), ATTN_OK);

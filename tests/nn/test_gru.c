@@ -57,7 +57,7 @@ typedef struct {
 static double layer_loss(void *user)
 {
     layer_case *k = user;
-    attn_status st = attn_nn_gru_forward(&k->L->g, k->x, k->B, k->T, k->lens, k->h0, k->out,
+    attn_status st = attn_nn_gru_forward(t_ctx(2), &k->L->g, k->x, k->B, k->T, k->lens, k->h0, k->out,
                                           k->hn, NULL);
     if (st != ATTN_OK) return NAN;
     return t_dot(k->a, k->out, k->B * k->T * k->D * k->H) + t_dot(k->c, k->hn, k->D * k->B * k->H);
@@ -74,12 +74,12 @@ T_TEST(gru_cell_backward_fd)
     t_fill(&s, x, B * I, -1, 1);
     t_fill(&s, h, B * H, -1, 1);
     t_fill(&s, a, B * H, -1, 1);
-    T_EQ_STATUS(attn_nn_gru_cell_forward(c, x, h, B, hn, sv), ATTN_OK);
-    T_EQ_STATUS(attn_nn_gru_cell_backward(c, x, h, B, sv, a, dx, dh), ATTN_OK);
+    T_EQ_STATUS(attn_nn_gru_cell_forward(t_ctx(2), c, x, h, B, hn, sv), ATTN_OK);
+    T_EQ_STATUS(attn_nn_gru_cell_backward(t_ctx(2), c, x, h, B, sv, a, dx, dh), ATTN_OK);
     /* the cell is the layer's single step: compare with T = 1 */
     float out1[B * H], hn1[B * H], zero[B * H] = {0};
     layer_case k = {&L, B, 1, 1, H, NULL, x, h, a, zero, out1, hn1};
-    T_EQ_STATUS(attn_nn_gru_forward(&L.g, x, B, 1, NULL, h, out1, hn1, NULL), ATTN_OK);
+    T_EQ_STATUS(attn_nn_gru_forward(t_ctx(2), &L.g, x, B, 1, NULL, h, out1, hn1, NULL), ATTN_OK);
     for (int i = 0; i < B * H; i++) T_NEAR(hn1[i], hn[i], 1e-6);
     int bad = t_fd_check("cell dx", x, B * I, dx, layer_loss, &k, 6, &s);
     bad += t_fd_check("cell dh", h, B * H, dh, layer_loss, &k, 6, &s);
@@ -97,10 +97,10 @@ static attn_status layer_backward(layer_case *k, float *dx, float *dh0)
 {
     attn_nn_gru_saved sv;
     memset(k->L->dp, 0, (size_t)(2 * k->L->per) * sizeof(float));
-    attn_status st = attn_nn_gru_forward(&k->L->g, k->x, k->B, k->T, k->lens, k->h0, k->out,
+    attn_status st = attn_nn_gru_forward(t_ctx(2), &k->L->g, k->x, k->B, k->T, k->lens, k->h0, k->out,
                                           k->hn, &sv);
     if (st != ATTN_OK) return st;
-    st = attn_nn_gru_backward(&k->L->g, k->x, k->lens, &sv, k->a, k->c, dx, dh0);
+    st = attn_nn_gru_backward(t_ctx(2), &k->L->g, k->x, k->lens, &sv, k->a, k->c, dx, dh0);
     attn_nn_gru_saved_free(&sv);
     return st;
 }
@@ -139,8 +139,8 @@ T_TEST(gru_layer_backward_fd_bidirectional_lengths)
         memcpy(dx2, dx, sizeof dx);
         float g1 = L.dp[7];
         attn_nn_gru_saved sv;
-        T_EQ_STATUS(attn_nn_gru_forward(&L.g, x, B, T, lens, h0, out, hn, &sv), ATTN_OK);
-        T_EQ_STATUS(attn_nn_gru_backward(&L.g, x, lens, &sv, a, c, dx2, NULL), ATTN_OK);
+        T_EQ_STATUS(attn_nn_gru_forward(t_ctx(2), &L.g, x, B, T, lens, h0, out, hn, &sv), ATTN_OK);
+        T_EQ_STATUS(attn_nn_gru_backward(t_ctx(2), &L.g, x, lens, &sv, a, c, dx2, NULL), ATTN_OK);
         attn_nn_gru_saved_free(&sv);
         T_NEAR(L.dp[7], 2 * g1, 1e-5 * (1 + fabs(g1)));
         T_NEAR(dx2[1], 2 * dx[1], 1e-5 * (1 + fabs(dx[1])));
@@ -203,36 +203,37 @@ T_TEST(gru_args)
     layer_make(&L, 2, 3, 1, 41);
     float x[2 * 4 * 2] = {0}, out[2 * 4 * 6], hn[2 * 2 * 3];
     int64_t lens[2] = {4, 5};
-    T_EQ_STATUS(attn_nn_gru_forward(NULL, x, 2, 4, NULL, NULL, out, hn, NULL), ATTN_NULL_ARG);
-    T_EQ_STATUS(attn_nn_gru_forward(&L.g, NULL, 2, 4, NULL, NULL, out, hn, NULL), ATTN_NULL_ARG);
-    T_EQ_STATUS(attn_nn_gru_forward(&L.g, x, 2, 4, NULL, NULL, NULL, hn, NULL), ATTN_NULL_ARG);
-    T_EQ_STATUS(attn_nn_gru_forward(&L.g, x, -1, 4, NULL, NULL, out, hn, NULL), ATTN_BAD_DIM);
-    T_EQ_STATUS(attn_nn_gru_forward(&L.g, x, 2, 4, lens, NULL, out, hn, NULL), ATTN_BAD_DIM);
-    T_EQ_STATUS(attn_nn_gru_forward(&L.g, x, 2, 4, NULL, NULL, out, out + 2, NULL), ATTN_OVERLAP);
-    T_EQ_STATUS(attn_nn_gru_forward(&L.g, x, 2, 4, NULL, NULL, x, hn, NULL), ATTN_OVERLAP);
-    T_EQ_STATUS(attn_nn_gru_forward(&L.g, x, INT64_MAX / 2, 4, NULL, NULL, out, hn, NULL), ATTN_OVERFLOW);
+    T_EQ_STATUS(attn_nn_gru_forward(NULL, &L.g, x, 2, 4, NULL, NULL, out, hn, NULL), ATTN_NULL_ARG);
+    T_EQ_STATUS(attn_nn_gru_forward(t_ctx(2), NULL, x, 2, 4, NULL, NULL, out, hn, NULL), ATTN_NULL_ARG);
+    T_EQ_STATUS(attn_nn_gru_forward(t_ctx(2), &L.g, NULL, 2, 4, NULL, NULL, out, hn, NULL), ATTN_NULL_ARG);
+    T_EQ_STATUS(attn_nn_gru_forward(t_ctx(2), &L.g, x, 2, 4, NULL, NULL, NULL, hn, NULL), ATTN_NULL_ARG);
+    T_EQ_STATUS(attn_nn_gru_forward(t_ctx(2), &L.g, x, -1, 4, NULL, NULL, out, hn, NULL), ATTN_BAD_DIM);
+    T_EQ_STATUS(attn_nn_gru_forward(t_ctx(2), &L.g, x, 2, 4, lens, NULL, out, hn, NULL), ATTN_BAD_DIM);
+    T_EQ_STATUS(attn_nn_gru_forward(t_ctx(2), &L.g, x, 2, 4, NULL, NULL, out, out + 2, NULL), ATTN_OVERLAP);
+    T_EQ_STATUS(attn_nn_gru_forward(t_ctx(2), &L.g, x, 2, 4, NULL, NULL, x, hn, NULL), ATTN_OVERLAP);
+    T_EQ_STATUS(attn_nn_gru_forward(t_ctx(2), &L.g, x, INT64_MAX / 2, 4, NULL, NULL, out, hn, NULL), ATTN_OVERFLOW);
     L.g.bidirectional = 2;
-    T_EQ_STATUS(attn_nn_gru_forward(&L.g, x, 2, 4, NULL, NULL, out, hn, NULL), ATTN_BAD_PARAM);
+    T_EQ_STATUS(attn_nn_gru_forward(t_ctx(2), &L.g, x, 2, 4, NULL, NULL, out, hn, NULL), ATTN_BAD_PARAM);
     L.g.bidirectional = 1;
     L.g.dir[1].hidden_size = 4;
-    T_EQ_STATUS(attn_nn_gru_forward(&L.g, x, 2, 4, NULL, NULL, out, hn, NULL), ATTN_BAD_DIM);
+    T_EQ_STATUS(attn_nn_gru_forward(t_ctx(2), &L.g, x, 2, 4, NULL, NULL, out, hn, NULL), ATTN_BAD_DIM);
     L.g.dir[1].hidden_size = 0;
-    T_EQ_STATUS(attn_nn_gru_forward(&L.g, x, 2, 4, NULL, NULL, out, hn, NULL), ATTN_BAD_DIM);
+    T_EQ_STATUS(attn_nn_gru_forward(t_ctx(2), &L.g, x, 2, 4, NULL, NULL, out, hn, NULL), ATTN_BAD_DIM);
     L.g.dir[1].hidden_size = 3;
     L.g.dir[1].weight_hh = NULL;
-    T_EQ_STATUS(attn_nn_gru_forward(&L.g, x, 2, 4, NULL, NULL, out, hn, NULL), ATTN_NULL_ARG);
+    T_EQ_STATUS(attn_nn_gru_forward(t_ctx(2), &L.g, x, 2, 4, NULL, NULL, out, hn, NULL), ATTN_NULL_ARG);
     L.g.dir[1].weight_hh = L.g.dir[1].weight_ih + 3 * 3 * 2;
     /* nothing was written by the failing calls; zero sizes are no-ops */
-    T_EQ_STATUS(attn_nn_gru_forward(&L.g, x, 0, 4, NULL, NULL, out, NULL, NULL), ATTN_OK);
-    T_EQ_STATUS(attn_nn_gru_forward(&L.g, x, 2, 0, NULL, NULL, out, hn, NULL), ATTN_OK);
+    T_EQ_STATUS(attn_nn_gru_forward(t_ctx(2), &L.g, x, 0, 4, NULL, NULL, out, NULL, NULL), ATTN_OK);
+    T_EQ_STATUS(attn_nn_gru_forward(t_ctx(2), &L.g, x, 2, 0, NULL, NULL, out, hn, NULL), ATTN_OK);
     for (int i = 0; i < 12; i++) T_EQ_INT(hn[i] == 0.0f, 1);
     attn_nn_gru_saved sv = {2, 4, NULL, NULL};
-    T_EQ_STATUS(attn_nn_gru_backward(&L.g, x, NULL, &sv, NULL, NULL, NULL, NULL), ATTN_NULL_ARG);
-    T_EQ_STATUS(attn_nn_gru_backward(&L.g, x, NULL, NULL, NULL, NULL, NULL, NULL), ATTN_NULL_ARG);
+    T_EQ_STATUS(attn_nn_gru_backward(t_ctx(2), &L.g, x, NULL, &sv, NULL, NULL, NULL, NULL), ATTN_NULL_ARG);
+    T_EQ_STATUS(attn_nn_gru_backward(t_ctx(2), &L.g, x, NULL, NULL, NULL, NULL, NULL, NULL), ATTN_NULL_ARG);
     float h[2 * 3] = {0}, hnew[2 * 3];
-    T_EQ_STATUS(attn_nn_gru_cell_forward(&L.g.dir[0], x, h, 2, h, NULL), ATTN_OVERLAP);
-    T_EQ_STATUS(attn_nn_gru_cell_forward(&L.g.dir[0], x, h, 2, hnew, NULL), ATTN_OK);
-    T_EQ_STATUS(attn_nn_gru_cell_backward(&L.g.dir[0], x, h, 2, NULL, hnew, NULL, NULL), ATTN_NULL_ARG);
+    T_EQ_STATUS(attn_nn_gru_cell_forward(t_ctx(2), &L.g.dir[0], x, h, 2, h, NULL), ATTN_OVERLAP);
+    T_EQ_STATUS(attn_nn_gru_cell_forward(t_ctx(2), &L.g.dir[0], x, h, 2, hnew, NULL), ATTN_OK);
+    T_EQ_STATUS(attn_nn_gru_cell_backward(t_ctx(2), &L.g.dir[0], x, h, 2, NULL, hnew, NULL, NULL), ATTN_NULL_ARG);
     attn_nn_gru_saved_free(NULL);
     layer_free(&L);
 }

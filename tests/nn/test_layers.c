@@ -9,6 +9,8 @@
  */
 #include "nn_test.h"
 
+#include "nn/nn_private.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -111,7 +113,7 @@ typedef struct {
 static double linear_loss(void *p)
 {
     linear_case *c = p;
-    T_EQ_STATUS(attn_nn_linear_forward(c->x, c->n, c->in, c->w, c->b, c->out, c->y), ATTN_OK);
+    T_EQ_STATUS(attn_nn_linear_forward(t_ctx(2), c->x, c->n, c->in, c->w, c->b, c->out, c->y), ATTN_OK);
     return dot_fd(c->y, c->r, c->n * c->out);
 }
 
@@ -129,14 +131,14 @@ T_TEST(layers_linear_forward_vs_double)
                 for (int64_t i = 0; i < in; i++) s += (double)x[r * in + i] * w[o * in + i];
                 ref[r * out + o] = s;
             }
-        T_EQ_STATUS(attn_nn_linear_forward(x, n, in, w, with_bias ? b : NULL, out, y), ATTN_OK);
+        T_EQ_STATUS(attn_nn_linear_forward(t_ctx(2), x, n, in, w, with_bias ? b : NULL, out, y), ATTN_OK);
         T_LE(max_rel(y, ref, n * out), 1e-6);
     }
     /* in = 0: y is the bias; n = 0: nothing written */
-    T_EQ_STATUS(attn_nn_linear_forward(x, n, 0, w, b, out, y), ATTN_OK);
+    T_EQ_STATUS(attn_nn_linear_forward(t_ctx(2), x, n, 0, w, b, out, y), ATTN_OK);
     for (int64_t r = 0; r < n; r++) T_CHECK(memcmp(y + r * out, b, sizeof(float) * 5) == 0);
     y[0] = 42.0f;
-    T_EQ_STATUS(attn_nn_linear_forward(x, 0, in, w, b, out, y), ATTN_OK);
+    T_EQ_STATUS(attn_nn_linear_forward(t_ctx(2), x, 0, in, w, b, out, y), ATTN_OK);
     T_CHECK(y[0] == 42.0f);
     free(x), free(w), free(b), free(y);
 }
@@ -149,7 +151,7 @@ T_TEST(layers_linear_backward_fd_and_accumulate)
                      frand(&st, out, -1, 1),    frand(&st, n * out, -1, 1),
                      n, in, out, fbuf(n * out)};
     float *dx = fbuf(n * in), *dw = fbuf(out * in), *db = fbuf(out);
-    T_EQ_STATUS(attn_nn_linear_backward(c.x, n, in, c.w, out, c.r, dx, dw, db), ATTN_OK);
+    T_EQ_STATUS(attn_nn_linear_backward(t_ctx(2), c.x, n, in, c.w, out, c.r, dx, dw, db), ATTN_OK);
     T_LE(fd_err((float *)c.x, n * in, dx, linear_loss, &c, 1e-2f), 1e-3);
     T_LE(fd_err((float *)c.w, out * in, dw, linear_loss, &c, 1e-2f), 1e-3);
     T_LE(fd_err((float *)c.b, out, db, linear_loss, &c, 1e-2f), 1e-3);
@@ -158,8 +160,8 @@ T_TEST(layers_linear_backward_fd_and_accumulate)
     for (int64_t i = 0; i < n * in; i++) dx2[i] = 1.0f, want[i] = 1.0f + 2.0f * dx[i];
     for (int64_t i = 0; i < out * in; i++) dw2[i] = dw[i];
     for (int64_t i = 0; i < out; i++) db2[i] = -db[i];
-    T_EQ_STATUS(attn_nn_linear_backward(c.x, n, in, c.w, out, c.r, dx2, dw2, db2), ATTN_OK);
-    T_EQ_STATUS(attn_nn_linear_backward(c.x, n, in, c.w, out, c.r, dx2, NULL, NULL), ATTN_OK);
+    T_EQ_STATUS(attn_nn_linear_backward(t_ctx(2), c.x, n, in, c.w, out, c.r, dx2, dw2, db2), ATTN_OK);
+    T_EQ_STATUS(attn_nn_linear_backward(t_ctx(2), c.x, n, in, c.w, out, c.r, dx2, NULL, NULL), ATTN_OK);
     T_LE(max_rel_ff(dx2, want, n * in), 1e-6);
     for (int64_t i = 0; i < out * in; i++) T_NEAR(dw2[i], 2.0f * dw[i], 1e-6 * (1 + fabsf(dw[i])));
     for (int64_t i = 0; i < out; i++) T_NEAR(db2[i], 0.0f, 1e-6);
@@ -170,25 +172,26 @@ T_TEST(layers_linear_backward_fd_and_accumulate)
 T_TEST(layers_linear_args)
 {
     float x[12] = {0}, w[12] = {0}, b[4] = {0}, y[12] = {0}, dy[12] = {0}, dx[12], dw[12];
-    T_ERR(attn_nn_linear_forward(NULL, 3, 4, w, b, 3, y), ATTN_NULL_ARG, "'x'");
-    T_ERR(attn_nn_linear_forward(x, 3, 4, NULL, b, 3, y), ATTN_NULL_ARG, "'w'");
-    T_ERR(attn_nn_linear_forward(x, 3, 4, w, b, 3, NULL), ATTN_NULL_ARG, "'y'");
-    T_ERR(attn_nn_linear_forward(x, -1, 4, w, b, 3, y), ATTN_BAD_DIM, "'n'");
-    T_ERR(attn_nn_linear_forward(x, 3, -4, w, b, 3, y), ATTN_BAD_DIM, "'in'");
-    T_ERR(attn_nn_linear_forward(x, 3, 4, w, b, -3, y), ATTN_BAD_DIM, "'out'");
-    T_ERR(attn_nn_linear_forward(x, INT64_MAX / 2, 4, w, b, 3, y), ATTN_OVERFLOW, "n * in");
-    T_ERR(attn_nn_linear_forward(x, (int64_t)1 << 32, 1, w, b, 1, y), ATTN_OVERFLOW, "'n'");
-    T_ERR(attn_nn_linear_forward(x, 3, 4, w, b, 3, x + 1), ATTN_OVERLAP, "'y' overlaps 'x'");
-    T_ERR(attn_nn_linear_forward(x, 3, 4, w, y + 2, 3, y), ATTN_OVERLAP, "'b'");
-    T_ERR(attn_nn_linear_backward(x, 3, 4, w, 3, NULL, dx, dw, b), ATTN_NULL_ARG, "'dy'");
-    T_ERR(attn_nn_linear_backward(NULL, 3, 4, w, 3, dy, dx, dw, b), ATTN_NULL_ARG, "'x'");
-    T_ERR(attn_nn_linear_backward(x, 3, 4, w, -3, dy, dx, dw, b), ATTN_BAD_DIM, "'out'");
-    T_ERR(attn_nn_linear_backward(x, 3, 4, w, 3, dy, dx, dx + 2, b), ATTN_OVERLAP, "'dx'");
-    T_ERR(attn_nn_linear_backward(x, 3, 4, w, 3, dy, dx, dw, dy), ATTN_OVERLAP, "'db'");
-    T_ERR(attn_nn_linear_backward(x, 3, 4, w, 3, dy, w, NULL, NULL), ATTN_OVERLAP, "'dx'");
+    T_ERR(attn_nn_linear_forward(NULL, x, 3, 4, w, b, 3, y), ATTN_NULL_ARG, "'ctx'");
+    T_ERR(attn_nn_linear_backward(NULL, x, 3, 4, w, 3, dy, dx, dw, b), ATTN_NULL_ARG, "'ctx'");
+    T_ERR(attn_nn_linear_forward(t_ctx(2), NULL, 3, 4, w, b, 3, y), ATTN_NULL_ARG, "'x'");
+    T_ERR(attn_nn_linear_forward(t_ctx(2), x, 3, 4, NULL, b, 3, y), ATTN_NULL_ARG, "'w'");
+    T_ERR(attn_nn_linear_forward(t_ctx(2), x, 3, 4, w, b, 3, NULL), ATTN_NULL_ARG, "'y'");
+    T_ERR(attn_nn_linear_forward(t_ctx(2), x, -1, 4, w, b, 3, y), ATTN_BAD_DIM, "'n'");
+    T_ERR(attn_nn_linear_forward(t_ctx(2), x, 3, -4, w, b, 3, y), ATTN_BAD_DIM, "'in'");
+    T_ERR(attn_nn_linear_forward(t_ctx(2), x, 3, 4, w, b, -3, y), ATTN_BAD_DIM, "'out'");
+    T_ERR(attn_nn_linear_forward(t_ctx(2), x, INT64_MAX / 2, 4, w, b, 3, y), ATTN_OVERFLOW, "n * in");
+    T_ERR(attn_nn_linear_forward(t_ctx(2), x, 3, 4, w, b, 3, x + 1), ATTN_OVERLAP, "'y' overlaps 'x'");
+    T_ERR(attn_nn_linear_forward(t_ctx(2), x, 3, 4, w, y + 2, 3, y), ATTN_OVERLAP, "'b'");
+    T_ERR(attn_nn_linear_backward(t_ctx(2), x, 3, 4, w, 3, NULL, dx, dw, b), ATTN_NULL_ARG, "'dy'");
+    T_ERR(attn_nn_linear_backward(t_ctx(2), NULL, 3, 4, w, 3, dy, dx, dw, b), ATTN_NULL_ARG, "'x'");
+    T_ERR(attn_nn_linear_backward(t_ctx(2), x, 3, 4, w, -3, dy, dx, dw, b), ATTN_BAD_DIM, "'out'");
+    T_ERR(attn_nn_linear_backward(t_ctx(2), x, 3, 4, w, 3, dy, dx, dx + 2, b), ATTN_OVERLAP, "'dx'");
+    T_ERR(attn_nn_linear_backward(t_ctx(2), x, 3, 4, w, 3, dy, dx, dw, dy), ATTN_OVERLAP, "'db'");
+    T_ERR(attn_nn_linear_backward(t_ctx(2), x, 3, 4, w, 3, dy, w, NULL, NULL), ATTN_OVERLAP, "'dx'");
     /* nothing written on error */
     y[0] = 7.0f;
-    T_ERR(attn_nn_linear_forward(x, 3, 4, w, b, -3, y), ATTN_BAD_DIM, "'out'");
+    T_ERR(attn_nn_linear_forward(t_ctx(2), x, 3, 4, w, b, -3, y), ATTN_BAD_DIM, "'out'");
     T_CHECK(y[0] == 7.0f);
 }
 
@@ -887,6 +890,50 @@ T_TEST(optim_clip_grad_norm)
     T_ERR(attn_nn_clip_grad_norm(twice, counts, 2, 1.0, &norm), ATTN_OVERLAP, "'bufs[0]' overlaps 'bufs[1]'");
 }
 
+/* attn__nn_update, the models' one update loop, against its parts called
+ * by hand: clip (or only measure, clip = 0), count the step, AdamW per
+ * tensor at its offset with its decay flag. */
+T_TEST(optim_model_update)
+{
+    const attn_nn_adamw o = {0.1, 0.9, 0.999, 1e-8, 0.01};
+    for (int clip_on = 0; clip_on < 2; clip_on++) {
+        /* a [1] (no decay) then b [2] (decay) in one block */
+        float params[3] = {1.0f, -2.0f, 0.5f}, grads[3] = {12.0f, 3.0f, 4.0f};
+        float adam_m[3] = {0}, adam_v[3] = {0};
+        float want_p[3], want_g[3], want_m[3] = {0}, want_v[3] = {0};
+        memcpy(want_p, params, sizeof params);
+        memcpy(want_g, grads, sizeof grads);
+        attn_nn_param t[2] = {{"a", 1, {1}, 1, params, grads, 0},
+                              {"b", 1, {2}, 2, params + 1, grads + 1, 1}};
+        attn__nn_paramset ps = {t, 2, params, grads, 3, adam_m, adam_v};
+        int64_t steps = 4;
+        double norm = -1, clip = clip_on ? 6.5 : 0.0;
+        T_EQ_STATUS(attn__nn_update("update", &ps, &o, 0.05, clip, &steps, &norm), ATTN_OK);
+        T_NEAR(norm, 13.0, 1e-12);
+        T_EQ_INT(steps, 5);
+        float *wg = want_g;
+        const int64_t count = 3;
+        double want_norm = 0;
+        if (clip_on) T_EQ_STATUS(attn_nn_clip_grad_norm(&wg, &count, 1, 6.5, &want_norm), ATTN_OK);
+        attn_nn_adamw at = o;
+        at.lr = 0.05;
+        T_EQ_STATUS(attn_nn_adamw_step(&at, 5, want_p, want_g, want_m, want_v, 1, 0), ATTN_OK);
+        T_EQ_STATUS(attn_nn_adamw_step(&at, 5, want_p + 1, want_g + 1, want_m + 1, want_v + 1, 2, 1),
+                    ATTN_OK);
+        T_CHECK(memcmp(params, want_p, sizeof params) == 0);
+        T_CHECK(memcmp(grads, want_g, sizeof grads) == 0);
+        T_CHECK(memcmp(adam_m, want_m, sizeof adam_m) == 0 && memcmp(adam_v, want_v, sizeof adam_v) == 0);
+        T_CHECK(clip_on ? grads[0] < 12.0f : grads[0] == 12.0f); /* clip 0: measured only */
+        /* bad rates: nothing written, the step not counted */
+        T_ERR(attn__nn_update("update", &ps, &o, NAN, clip, &steps, &norm), ATTN_BAD_PARAM, "'lr'");
+        T_ERR(attn__nn_update("update", &ps, &o, 0.05, -1.0, &steps, NULL), ATTN_BAD_PARAM, "'clip'");
+        T_ERR(attn__nn_update("update", &ps, &o, 0.05, INFINITY, &steps, NULL), ATTN_BAD_PARAM,
+              "update: ");
+        T_EQ_INT(steps, 5);
+        T_CHECK(memcmp(params, want_p, sizeof params) == 0);
+    }
+}
+
 /* ---- bounds: forward outputs written exactly in place ---------------------------------------------- */
 
 T_TEST(layers_outputs_stay_in_bounds)
@@ -896,7 +943,7 @@ T_TEST(layers_outputs_stay_in_bounds)
     float *x = frand(&st, n * d, -1, 1), *g = frand(&st, d, 0, 1), *w = frand(&st, d * d, -1, 1);
     int32_t ids[3] = {0, 2, 1}, pos[3] = {1, 2, 3};
     t_buf y = t_buf_alloc(sizeof(float) * (size_t)(n * d)), st2 = t_buf_alloc(sizeof(float) * 3);
-    T_EQ_STATUS(attn_nn_linear_forward(x, n, d, w, g, d, y.data), ATTN_OK);
+    T_EQ_STATUS(attn_nn_linear_forward(t_ctx(2), x, n, d, w, g, d, y.data), ATTN_OK);
     T_EQ_STATUS(attn_nn_embedding_forward(ids, n, x, n, d, y.data), ATTN_OK);
     T_EQ_STATUS(attn_nn_layernorm_forward(x, n, d, g, g, 1e-5, y.data, st2.data, NULL), ATTN_OK);
     T_EQ_STATUS(attn_nn_rmsnorm_forward(x, n, d, g, 1e-5, y.data, st2.data), ATTN_OK);

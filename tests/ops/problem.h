@@ -1,7 +1,7 @@
 /* problem.h - one attention problem for tests: its configuration, inputs
  * (exactly representable in float, so every path solves the same problem),
  * runs of the library in each dtype/kernel/layout, and the naive float32
- * baseline used by the error rule of TESTING.md. */
+ * baseline used by the error rule of docs/testing.md. */
 #ifndef ATTN_TEST_PROBLEM_H
 #define ATTN_TEST_PROBLEM_H
 

@@ -1,4 +1,4 @@
-/* test_grid.c - the random grid of TESTING.md: each sampled configuration
+/* test_grid.c - the random grid of docs/testing.md: each sampled configuration
  * runs the tiled float32 kernel (in the sampled layout and thread count),
  * the reference kernel on float32 tensors, and naive float32 math, all
  * against ref64. Error rule: e_impl <= 2 e_base + floor (forward), 3 e_base +

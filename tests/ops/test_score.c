@@ -4,10 +4,10 @@
  * with the core's attention where the math coincides, and finite
  * differences of every input and parameter. The float32 paths (chunked
  * kernel, core kernels on projected inputs, the reference on float32
- * tensors) are then checked against it on a random grid with TESTING.md's
- * error rule, the naive float32 math below being the baseline. Then the
- * exact contracts, every argument check, out-of-memory injection and the
- * accuracy of the chunked kernel's tanh. A failed grid config prints its
+ * tensors) are then checked against it on a random grid with the error
+ * rule of docs/testing.md, the naive float32 math below being the
+ * baseline. Then the exact contracts, every argument check, out-of-memory
+ * injection and the accuracy of the chunked kernel's tanh. A failed grid config prints its
  * reproducer `attn_tests --seed S score_grid_vs_ref64`. */
 #include "problem.h"
 
@@ -604,7 +604,7 @@ static struct {
     double worst_fwd, worst_grad, worst_ratio;
 } gs;
 
-/* TESTING.md's rule for one output: e_impl <= k e_base + floor, and an
+/* The error rule of docs/testing.md for one output: e_impl <= k e_base + floor, and an
  * absolute bound, both relative to max(1, max|ref|). */
 static bool sc_rule(const char *what, const double *impl, const double *base, const double *ref, int64_t n,
                     double k, double floor_rel, double abs_rel, bool grad)

@@ -19,9 +19,15 @@
     X(fileio_output_symlinks_followed) \
     X(fileio_atomic_replacement_failures) \
     X(fileio_path_limits) \
-    X(fileio_out_of_memory)
+    X(fileio_out_of_memory) \
+    X(cpu_features)
 
 #define T_TESTS_OPS(X) \
+    X(kernel_table_choice) \
+    X(kernel_forcing) \
+    X(kernel_env_variable) \
+    X(ctx_describe) \
+    X(tiled_fused_backward_bitwise) \
     X(argument_checks) \
     X(every_status_code) \
     X(out_of_memory) \
@@ -45,7 +51,14 @@
     X(score_tanh_accuracy) \
     X(score_argument_checks) \
     X(score_out_of_memory) \
-    X(score_grid_vs_ref64)
+    X(score_grid_vs_ref64) \
+    X(kernels_gemm_portable_vs_double) \
+    X(kernels_gemm_avx2_vs_double) \
+    X(kernels_gemm_avx512_vs_double) \
+    X(kernels_gemm_bitwise_across_threads_and_packing) \
+    X(kernels_gemm_empty_products) \
+    X(kernels_rows_portable_vs_double) \
+    X(kernels_rows_avx2_vs_double)
 
 #define T_TESTS_FORMATS(X) \
     X(json_decoded_strings_and_offsets) \
@@ -60,6 +73,16 @@
     X(json_writer_doubles_round_trip) \
     X(json_writer_measures_and_truncates) \
     X(json_writer_strings) \
+    X(gguf_argument_checks) \
+    X(gguf_byte_substitution_sweep) \
+    X(gguf_corrupt_catalogue) \
+    X(gguf_every_value_type) \
+    X(gguf_load_from_file) \
+    X(gguf_out_of_memory) \
+    X(gguf_tensor_type_table) \
+    X(gguf_tensors_and_conversion) \
+    X(gguf_truncation_sweep) \
+    X(gguf_versions_and_alignment) \
     X(safetensors_argument_checks) \
     X(safetensors_bitflip_sweep) \
     X(safetensors_corrupt_catalogue) \
@@ -74,6 +97,19 @@
     X(safetensors_valid_edge_cases)
 
 #define T_TESTS_TEXT(X) \
+    X(bpe_added_tokens) \
+    X(bpe_argument_checks) \
+    X(bpe_config_catalogue) \
+    X(bpe_decode) \
+    X(bpe_from_gguf) \
+    X(bpe_getters) \
+    X(bpe_gguf_catalogue) \
+    X(bpe_hand_computed) \
+    X(bpe_out_of_memory) \
+    X(bpe_pretokenize) \
+    X(bpe_regex_and_digits) \
+    X(bpe_stream_decode) \
+    X(bpe_unicode_classes) \
     X(wordpiece_argument_checks) \
     X(wordpiece_byte_substitution_sweep) \
     X(wordpiece_corrupt_catalogue) \
@@ -115,7 +151,9 @@
     X(optim_adamw_args) \
     X(optim_adamw_two_steps_hand_computed) \
     X(optim_clip_grad_norm) \
-    X(optim_lr_schedules)
+    X(optim_model_update) \
+    X(optim_lr_schedules) \
+    X(probe_weights_vs_naive)
 
 #define T_TESTS_MODELS(X) \
     X(beam_search_beats_greedy) \
@@ -128,6 +166,8 @@
     X(bert_forward_vs_naive_double) \
     X(bert_out_of_memory) \
     X(bert_padding_invariance) \
+    X(bert_probe_errors) \
+    X(bert_probe_grads_fd) \
     X(bert_sentence_config_and_missing_files) \
     X(bert_truncated_weights) \
     X(checkpoint_corrupt_catalogue) \
@@ -135,6 +175,8 @@
     X(checkpoint_round_trip) \
     X(checkpoint_truncation_sweep) \
     X(checkpointing_same_gradients_less_memory) \
+    X(config_seq2seq_table) \
+    X(config_transformer_table) \
     X(generate_cache_matches_full_forward) \
     X(seq2seq_args) \
     X(seq2seq_backward_fd) \
@@ -144,7 +186,11 @@
     X(seq2seq_generate_matches_teacher_forcing) \
     X(seq2seq_learns_to_copy) \
     X(seq2seq_out_of_memory) \
-    X(seq2seq_padding_invariance)
+    X(seq2seq_padding_invariance) \
+    X(seq2seq_probe_grads_fd) \
+    X(transformer_probe_errors) \
+    X(transformer_probe_grads_fd) \
+    X(transformer_probe_sites_and_shapes)
 
 #define T_TESTS_VIZ(X) \
     X(viz_argument_errors) \
@@ -157,6 +203,17 @@
     X(viz_png_io_errors) \
     X(viz_small_cells_thin_labels) \
     X(viz_title_fits)
+
+#define T_TESTS_EXPLAIN(X) \
+    X(explain_argument_checks) \
+    X(explain_base64_floats) \
+    X(explain_html_escapes) \
+    X(explain_json_escapes) \
+    X(explain_out_of_memory) \
+    X(explain_page_reads_back) \
+    X(explain_rollout_vs_double_product) \
+    X(explain_rules_hand_computed) \
+    X(explain_write_errors)
 
 #define T_TESTS_APPS(X) \
     X(charvocab_args) \
@@ -174,6 +231,7 @@
     X(gru_dates_batches_training_translation) \
     X(lines_file_must_be_regular) \
     X(lines_reader_limits_and_errors) \
-    X(train_cfg_from_meta_checks)
+    X(train_cfg_from_meta_checks) \
+    X(train_meta_by_key)
 
 #endif /* ATTN_TEST_LIST_H */

@@ -1,8 +1,9 @@
 /* main.c - the attn C test runner: one table of tests, run all or those
  * named on the command line; prints "N passed, N failed" and exits non-zero
  * on any failed check.
- * Tests and tiers can be named; tests of a tier this build lacks are
- * reported as skipped, by name, never as passed.
+ * Tests and tiers can be named; tests of a tier this build lacks, and tests
+ * that call t_skip (a kernel this build or CPU lacks), are reported as
+ * skipped, by name, never as passed.
  *   attn_tests [--configs N] [--seed S] [-v] [--list] [test-or-tier ...] */
 #include "list.h"
 #include "test.h"
@@ -14,6 +15,7 @@
 
 long t_checks, t_failed_checks;
 bool t_verbose;
+static const char *skip_reason; /* set by t_skip during a test */
 long t_configs = 2000;
 long long t_only_seed = -1;
 
@@ -46,6 +48,7 @@ T_TESTS_MODELS(DECLARE)
 #if ATTN_TESTS_VIZ
 T_TESTS_VIZ(DECLARE)
 #endif
+T_TESTS_EXPLAIN(DECLARE)
 #if ATTN_TESTS_APPS
 T_TESTS_APPS(DECLARE)
 #endif
@@ -67,6 +70,7 @@ T_TESTS_APPS(DECLARE)
 #else
 #define VIZ(name) {#name, "viz", NULL},
 #endif
+#define EXPLAIN(name) {#name, "explain", test_##name},
 #if ATTN_TESTS_APPS
 #define APPS(name) {#name, "apps", test_##name},
 #else
@@ -75,7 +79,8 @@ T_TESTS_APPS(DECLARE)
 
 static const test_case tests[] = {T_TESTS_CORE(CORE) T_TESTS_OPS(OPS) T_TESTS_FORMATS(FORMATS)
                                   T_TESTS_TEXT(TEXT) T_TESTS_NN(NN) T_TESTS_MODELS(MODELS)
-                                  T_TESTS_VIZ(VIZ) T_TESTS_APPS(APPS)};
+                                  T_TESTS_VIZ(VIZ) T_TESTS_EXPLAIN(EXPLAIN)
+                                  T_TESTS_APPS(APPS)};
 
 void t_fail(const char *file, int line, const char *fmt, ...)
 {
@@ -87,6 +92,8 @@ void t_fail(const char *file, int line, const char *fmt, ...)
     va_end(ap);
     fputc('\n', stderr);
 }
+
+void t_skip(const char *why) { skip_reason = why; }
 
 /* A test is selected if nothing is named, or its name or its tier is. */
 static bool selected(const test_case *t, int argc, char **argv, int first)
@@ -150,9 +157,17 @@ int main(int argc, char **argv)
         }
         long before = t_failed_checks, checks = t_checks;
         clock_t c0 = clock();
+        skip_reason = NULL;
         t->fn();
         double sec = (double)(clock() - c0) / CLOCKS_PER_SEC;
         bool ok = t_failed_checks == before;
+        if (skip_reason != NULL) { /* a skip counts only if nothing was checked */
+            bool clean = ok && t_checks == checks;
+            printf("%s %-40s (%s)\n", clean ? "SKIP" : "FAIL", t->name,
+                   clean ? skip_reason : "skipped after making checks");
+            clean ? skipped++ : failed++;
+            continue;
+        }
         printf("%s %-40s %8ld checks  %6.2fs cpu\n", ok ? "PASS" : "FAIL", t->name,
                t_checks - checks, sec);
         fflush(stdout);

@@ -75,9 +75,14 @@ typedef struct {
 } t_counting;
 void *t_count_alloc(size_t bytes, void *user); /* user: a t_counting */
 void t_count_free(void *p, void *user);
+/* Runs op(arg) with the k-th allocation failing, for k = 1, 2, ... until it
+ * succeeds (at most 1000 times); every failure must be ATTN_NO_MEMORY with
+ * nothing left live. Returns the allocations of the successful run, or -1
+ * after reporting a failure. */
+long t_oom_sweep(attn_status (*op)(void *arg), void *arg);
 
 /* The float32 kernels every test runs, and whether this CPU/build has each. */
-enum { T_KERNELS = 3 };
+enum { T_KERNELS = 5 };
 extern const attn_kernel t_kernels[T_KERNELS];
 bool t_kernel_available(attn_kernel k);
 
@@ -98,6 +103,11 @@ const char *t_path(const char *name);
             t_fail(__FILE__, __LINE__, "%s ~ %s: %.9g vs %.9g (tol %.3g)", #a, #b, \
                    t_a, t_b, t_t);                                                \
     } while (0)
+
+/* Marks the running test as skipped, with the reason (what this build or CPU
+ * lacks); the runner reports it as SKIP by name, never as passed. A test
+ * that skips makes no checks. */
+void t_skip(const char *why);
 
 /* Defines test `name`; every test is listed once in tests/runner/list.h. */
 #define T_TEST(name)            \

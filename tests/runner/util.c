@@ -24,7 +24,7 @@ int64_t t_rand_int(uint64_t *s, int64_t lo, int64_t hi)
 
 /* Guard zones catch stray writes in normal builds. Under AddressSanitizer
  * buffers are exact-size instead, so ASan sees every out-of-bounds read or
- * write itself (contract 7). */
+ * write itself (exact contract 7 of docs/testing.md). */
 #if defined(__SANITIZE_ADDRESS__)
 #define GUARD 0
 #elif defined(__has_feature)
@@ -94,7 +94,8 @@ void t_ctx_free_all(void)
     }
 }
 
-const attn_kernel t_kernels[T_KERNELS] = {ATTN_KERNEL_TILED, ATTN_KERNEL_AVX2, ATTN_KERNEL_REF};
+const attn_kernel t_kernels[T_KERNELS] = {ATTN_KERNEL_TILED, ATTN_KERNEL_AVX2, ATTN_KERNEL_AVX512,
+                                           ATTN_KERNEL_AMX, ATTN_KERNEL_REF};
 
 bool t_kernel_available(attn_kernel k)
 {
@@ -118,6 +119,28 @@ void t_count_free(void *p, void *user)
     t_counting *c = user;
     if (p != NULL) c->live--;
     free(p);
+}
+
+long t_oom_sweep(attn_status (*op)(void *arg), void *arg)
+{
+    for (long k = 1; k <= 1000; k++) {
+        t_counting c = {0, 0, k};
+        attn_set_allocator(t_count_alloc, t_count_free, &c);
+        attn_status st = op(arg);
+        attn_set_allocator(NULL, NULL, NULL);
+        T_EQ_INT(c.live, 0);
+        if (c.calls < k) {
+            T_EQ_STATUS(st, ATTN_OK);
+            return k - 1;
+        }
+        if (st != ATTN_NO_MEMORY) {
+            t_fail(__FILE__, __LINE__, "allocation %ld failing gave %s (%s)", k,
+                   attn_status_name(st), attn_last_error());
+            return -1;
+        }
+    }
+    t_fail(__FILE__, __LINE__, "no success within 1000 allocations");
+    return -1;
 }
 
 /* ---- finite differences and random fills (toolkit tests) ----------------- */

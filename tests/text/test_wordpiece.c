@@ -499,33 +499,6 @@ T_TEST(wordpiece_argument_checks)
 
 /* ---- out of memory ------------------------------------------------------------------- */
 
-typedef attn_status (*t_op)(void *arg);
-
-/* Runs op with the k-th allocation failing, for k = 1, 2, ... until it
- * succeeds; every failure must be ATTN_NO_MEMORY with nothing left live.
- * Returns the allocations of the successful run. */
-static long oom_sweep(t_op op, void *arg)
-{
-    for (long k = 1; k < 100; k++) {
-        t_counting c = {0, 0, k};
-        attn_set_allocator(t_count_alloc, t_count_free, &c);
-        attn_status st = op(arg);
-        attn_set_allocator(NULL, NULL, NULL);
-        T_EQ_INT(c.live, 0);
-        if (c.calls < k) {
-            T_EQ_STATUS(st, ATTN_OK);
-            return k - 1;
-        }
-        if (st != ATTN_NO_MEMORY) {
-            t_fail(__FILE__, __LINE__, "allocation %ld failing gave %s (%s)", k,
-                   attn_status_name(st), attn_last_error());
-            return -1;
-        }
-    }
-    t_fail(__FILE__, __LINE__, "no success within 100 allocations");
-    return -1;
-}
-
 static attn_status op_load_memory(void *arg)
 {
     (void)arg;
@@ -564,7 +537,7 @@ static attn_status op_encode(void *arg)
 
 T_TEST(wordpiece_out_of_memory)
 {
-    T_EQ_INT(oom_sweep(op_load_memory, NULL), 5); /* pool, tokenizer, index x2, encoder */
+    T_EQ_INT(t_oom_sweep(op_load_memory, NULL), 5); /* pool, tokenizer, index x2, encoder */
     size_t size;
     char *text = vocab_text(small_vocab, SMALL_N, "\n", &size);
     char path[512];
@@ -575,9 +548,9 @@ T_TEST(wordpiece_out_of_memory)
     T_EQ_INT(fwrite(text, 1, size, fp), size);
     fclose(fp);
     free(text);
-    T_EQ_INT(oom_sweep(op_load_file, path), 4);
+    T_EQ_INT(t_oom_sweep(op_load_file, path), 4);
     attn_wordpiece *t = small_tok();
     if (t == NULL) return;
-    T_EQ_INT(oom_sweep(op_encode, t), 1);
+    T_EQ_INT(t_oom_sweep(op_encode, t), 1);
     attn_wordpiece_free(t);
 }

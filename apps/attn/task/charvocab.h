@@ -5,8 +5,8 @@
  *   id 4 + (c - 32) for the printable character c in 32 (' ') .. 126 ('~')
  *   vocabulary size 99
  */
-#ifndef ATTN_TOOL_CHARVOCAB_H
-#define ATTN_TOOL_CHARVOCAB_H
+#ifndef TASK_CHARVOCAB_H
+#define TASK_CHARVOCAB_H
 
 #include <attn/attn.h>
 
@@ -18,38 +18,38 @@ extern "C" {
 #endif
 
 enum {
-    ATTN_CHAR_PAD = 0,
-    ATTN_CHAR_BOS = 1,
-    ATTN_CHAR_EOS = 2,
-    ATTN_CHAR_UNK = 3,
-    ATTN_CHAR_FIRST = 4, /* the id of ' ' */
-    ATTN_CHARVOCAB_SIZE = 99
+    TASK_CHAR_PAD = 0,
+    TASK_CHAR_BOS = 1,
+    TASK_CHAR_EOS = 2,
+    TASK_CHAR_UNK = 3,
+    TASK_CHAR_FIRST = 4, /* the id of ' ' */
+    TASK_CHARVOCAB_SIZE = 99
 };
 
-/* The id of one byte: ATTN_CHAR_UNK outside printable ASCII. */
-int32_t attn_charvocab_id(unsigned char c);
+/* The id of one byte: TASK_CHAR_UNK outside printable ASCII. */
+int32_t task_charvocab_id(unsigned char c);
 
 /* ids [strlen(s)] = the ids of the bytes of s (no BOS or EOS added); *n =
  * strlen(s). Ask for the size with ids == NULL and cap == 0 (sets *n only).
  * ATTN_NULL_ARG, ATTN_BAD_DIM (cap < 0), ATTN_BAD_PARAM (cap < strlen(s));
  * on error ids is untouched. */
-attn_status attn_charvocab_encode(const char *s, int32_t *ids, int64_t cap, int64_t *n);
+attn_status task_charvocab_encode(const char *s, int32_t *ids, int64_t cap, int64_t *n);
 
 /* out [cap] = the characters of ids [n] up to the first EOS (or all n), PAD
  * and BOS skipped, UNK written as '?', and a NUL; *len (may be NULL) = the
  * characters written. ATTN_NULL_ARG, ATTN_BAD_DIM (n < 0), ATTN_BAD_PARAM
  * (an id before the first EOS outside [0, 99), or cap too small); on error
  * out is untouched. ids may be NULL when n == 0. */
-attn_status attn_charvocab_decode(const int32_t *ids, int64_t n, char *out, size_t cap,
+attn_status task_charvocab_decode(const int32_t *ids, int64_t n, char *out, size_t cap,
                                   size_t *len);
 
 /* A printable label of an id for maps and dumps: "<pad>", "<s>", "</s>",
  * "<unk>", the character itself ("a", " "), or "<bad>" outside the
  * vocabulary. Never NULL; a static string. */
-const char *attn_charvocab_label(int32_t id);
+const char *task_charvocab_label(int32_t id);
 
 #ifdef __cplusplus
 }
 #endif
 
-#endif /* ATTN_TOOL_CHARVOCAB_H */
+#endif /* TASK_CHARVOCAB_H */

@@ -26,34 +26,34 @@ static int32_t leaps_before(int y)
 
 static int32_t days_before_year(int y)
 {
-    return 365 * (int32_t)(y - ATTN_DATES_MIN_YEAR) + leaps_before(y) -
-           leaps_before(ATTN_DATES_MIN_YEAR);
+    return 365 * (int32_t)(y - TASK_DATES_MIN_YEAR) + leaps_before(y) -
+           leaps_before(TASK_DATES_MIN_YEAR);
 }
 
-bool attn_date_valid(const attn_date *d)
+bool task_date_valid(const task_date *d)
 {
-    return d != NULL && d->year >= ATTN_DATES_MIN_YEAR && d->year <= ATTN_DATES_MAX_YEAR &&
+    return d != NULL && d->year >= TASK_DATES_MIN_YEAR && d->year <= TASK_DATES_MAX_YEAR &&
            d->month >= 1 && d->month <= 12 && d->day >= 1 &&
            d->day <= days_in_month(d->year, d->month);
 }
 
-int32_t attn_date_to_days(const attn_date *d)
+int32_t task_date_to_days(const task_date *d)
 {
-    if (!attn_date_valid(d)) return -1;
+    if (!task_date_valid(d)) return -1;
     int32_t n = days_before_year(d->year);
     for (int m = 1; m < d->month; m++) n += days_in_month(d->year, m);
     return n + d->day - 1;
 }
 
-attn_status attn_date_from_days(int32_t days, attn_date *d)
+attn_status task_date_from_days(int32_t days, task_date *d)
 {
-    if (d == NULL) return attn_fail(ATTN_NULL_ARG, "attn_date_from_days: argument 'd' is NULL");
-    if (days < 0 || days >= ATTN_DATES_N_DAYS)
+    if (d == NULL) return attn_fail(ATTN_NULL_ARG, "task_date_from_days: argument 'd' is NULL");
+    if (days < 0 || days >= TASK_DATES_N_DAYS)
         return attn_fail(ATTN_BAD_PARAM,
-                         "attn_date_from_days: argument 'days' is %ld; it must be in [0, %d)",
-                         (long)days, ATTN_DATES_N_DAYS);
+                         "task_date_from_days: argument 'days' is %ld; it must be in [0, %d)",
+                         (long)days, TASK_DATES_N_DAYS);
     /* days / 365 overshoots the year by at most one per 365 leap days. */
-    int y = ATTN_DATES_MIN_YEAR + days / 365;
+    int y = TASK_DATES_MIN_YEAR + days / 365;
     while (days_before_year(y) > days) y--;
     int32_t left = days - days_before_year(y);
     int m = 1;
@@ -64,20 +64,20 @@ attn_status attn_date_from_days(int32_t days, attn_date *d)
     return ATTN_OK;
 }
 
-int attn_date_weekday(const attn_date *d)
+int task_date_weekday(const task_date *d)
 {
-    int32_t n = attn_date_to_days(d);
+    int32_t n = task_date_to_days(d);
     return n < 0 ? -1 : (int)(n % 7); /* 1900-01-01 was a Monday (0) */
 }
 
-attn_status attn_date_iso(const attn_date *d, char *iso)
+attn_status task_date_iso(const task_date *d, char *iso)
 {
-    if (d == NULL) return attn_fail(ATTN_NULL_ARG, "attn_date_iso: argument 'd' is NULL");
-    if (iso == NULL) return attn_fail(ATTN_NULL_ARG, "attn_date_iso: argument 'iso' is NULL");
-    if (!attn_date_valid(d))
+    if (d == NULL) return attn_fail(ATTN_NULL_ARG, "task_date_iso: argument 'd' is NULL");
+    if (iso == NULL) return attn_fail(ATTN_NULL_ARG, "task_date_iso: argument 'iso' is NULL");
+    if (!task_date_valid(d))
         return attn_fail(ATTN_BAD_PARAM,
-                         "attn_date_iso: argument 'd' (%d-%d-%d) is not a date in %d..%d",
-                         d->year, d->month, d->day, ATTN_DATES_MIN_YEAR, ATTN_DATES_MAX_YEAR);
+                         "task_date_iso: argument 'd' (%d-%d-%d) is not a date in %d..%d",
+                         d->year, d->month, d->day, TASK_DATES_MIN_YEAR, TASK_DATES_MAX_YEAR);
     int v[8] = {d->year / 1000, d->year / 100 % 10, d->year / 10 % 10, d->year % 10,
                 d->month / 10,  d->month % 10,      d->day / 10,       d->day % 10};
     static const int at[8] = {0, 1, 2, 3, 5, 6, 8, 9};
@@ -87,25 +87,25 @@ attn_status attn_date_iso(const attn_date *d, char *iso)
     return ATTN_OK;
 }
 
-attn_status attn_date_parse_iso(const char *s, attn_date *d)
+attn_status task_date_parse_iso(const char *s, task_date *d)
 {
-    if (s == NULL) return attn_fail(ATTN_NULL_ARG, "attn_date_parse_iso: argument 's' is NULL");
-    if (d == NULL) return attn_fail(ATTN_NULL_ARG, "attn_date_parse_iso: argument 'd' is NULL");
+    if (s == NULL) return attn_fail(ATTN_NULL_ARG, "task_date_parse_iso: argument 's' is NULL");
+    if (d == NULL) return attn_fail(ATTN_NULL_ARG, "task_date_parse_iso: argument 'd' is NULL");
     int v[3] = {0, 0, 0};
-    for (int i = 0; i < ATTN_DATES_TGT_LEN; i++) {
+    for (int i = 0; i < TASK_DATES_TGT_LEN; i++) {
         bool dash = i == 4 || i == 7;
         if (dash ? s[i] != '-' : !(s[i] >= '0' && s[i] <= '9'))
             return attn_fail(ATTN_BAD_PARAM,
-                             "attn_date_parse_iso: argument 's' is not YYYY-MM-DD at character %d",
+                             "task_date_parse_iso: argument 's' is not YYYY-MM-DD at character %d",
                              i);
         int *field = &v[i < 4 ? 0 : i < 7 ? 1 : 2];
         if (!dash) *field = *field * 10 + (s[i] - '0');
     }
-    attn_date r = {v[0], v[1], v[2]};
-    if (s[ATTN_DATES_TGT_LEN] != '\0' || !attn_date_valid(&r))
+    task_date r = {v[0], v[1], v[2]};
+    if (s[TASK_DATES_TGT_LEN] != '\0' || !task_date_valid(&r))
         return attn_fail(ATTN_BAD_PARAM,
-                         "attn_date_parse_iso: argument 's' is not one date in %d..%d as YYYY-MM-DD",
-                         ATTN_DATES_MIN_YEAR, ATTN_DATES_MAX_YEAR);
+                         "task_date_parse_iso: argument 's' is not one date in %d..%d as YYYY-MM-DD",
+                         TASK_DATES_MIN_YEAR, TASK_DATES_MAX_YEAR);
     *d = r;
     return ATTN_OK;
 }
@@ -279,17 +279,17 @@ static const date_format formats[] = {
 
 enum { N_FORMATS = (int)(sizeof formats / sizeof formats[0]) };
 
-int attn_dates_n_formats(void)
+int task_dates_n_formats(void)
 {
     return N_FORMATS;
 }
 
-const char *attn_dates_format_name(int format)
+const char *task_dates_format_name(int format)
 {
     return format >= 0 && format < N_FORMATS ? formats[format].name : "unknown";
 }
 
-int attn_dates_format_find(const char *name)
+int task_dates_format_find(const char *name)
 {
     for (int f = 0; name != NULL && f < N_FORMATS; f++)
         if (strcmp(formats[f].name, name) == 0) return f;
@@ -303,16 +303,16 @@ static bool fits_year(int format, int year)
     return (year >= 1950 && year <= 2049) || strstr(formats[format].pattern, "%y") == NULL;
 }
 
-bool attn_dates_format_fits(const attn_date *d, int format)
+bool task_dates_format_fits(const task_date *d, int format)
 {
-    return attn_date_valid(d) && format >= 0 && format < N_FORMATS && fits_year(format, d->year);
+    return task_date_valid(d) && format >= 0 && format < N_FORMATS && fits_year(format, d->year);
 }
 
 /* One pattern code of the pattern language for date d. */
-static void put_code(writer *w, char code, const attn_date *d, bool two_thousand)
+static void put_code(writer *w, char code, const task_date *d, bool two_thousand)
 {
     const char *month = month_names[d->month - 1];
-    const char *weekday = weekday_names[attn_date_weekday(d)];
+    const char *weekday = weekday_names[task_date_weekday(d)];
     switch (code) {
     case 'Y': put_num(w, d->year, 4); break;
     case 'y': put_num(w, d->year % 100, 2); break;
@@ -345,22 +345,22 @@ static void apply_case(writer *w, uint64_t variant)
     }
 }
 
-attn_status attn_dates_format(const attn_date *d, int format, uint64_t variant, char *src,
+attn_status task_dates_format(const task_date *d, int format, uint64_t variant, char *src,
                               size_t cap)
 {
-    if (d == NULL) return attn_fail(ATTN_NULL_ARG, "attn_dates_format: argument 'd' is NULL");
-    if (src == NULL) return attn_fail(ATTN_NULL_ARG, "attn_dates_format: argument 'src' is NULL");
-    if (!attn_date_valid(d))
+    if (d == NULL) return attn_fail(ATTN_NULL_ARG, "task_dates_format: argument 'd' is NULL");
+    if (src == NULL) return attn_fail(ATTN_NULL_ARG, "task_dates_format: argument 'src' is NULL");
+    if (!task_date_valid(d))
         return attn_fail(ATTN_BAD_PARAM,
-                         "attn_dates_format: argument 'd' (%d-%d-%d) is not a date in %d..%d",
-                         d->year, d->month, d->day, ATTN_DATES_MIN_YEAR, ATTN_DATES_MAX_YEAR);
+                         "task_dates_format: argument 'd' (%d-%d-%d) is not a date in %d..%d",
+                         d->year, d->month, d->day, TASK_DATES_MIN_YEAR, TASK_DATES_MAX_YEAR);
     if (format < 0 || format >= N_FORMATS)
         return attn_fail(ATTN_BAD_PARAM,
-                         "attn_dates_format: argument 'format' is %d; it must be in [0, %d)",
+                         "task_dates_format: argument 'format' is %d; it must be in [0, %d)",
                          format, N_FORMATS);
-    if (!attn_dates_format_fits(d, format))
+    if (!task_dates_format_fits(d, format))
         return attn_fail(ATTN_UNSUPPORTED,
-                         "attn_dates_format: format '%s' (two-digit year) cannot write year %d; "
+                         "task_dates_format: format '%s' (two-digit year) cannot write year %d; "
                          "it needs 1950..2049",
                          formats[format].name, d->year);
     writer w = {{0}, 0, false};
@@ -373,7 +373,7 @@ attn_status attn_dates_format(const attn_date *d, int format, uint64_t variant, 
     apply_case(&w, variant);
     if (w.full || w.n + 1 > cap)
         return attn_fail(ATTN_BAD_PARAM,
-                         "attn_dates_format: argument 'cap' is %zu; this source needs %zu bytes",
+                         "task_dates_format: argument 'cap' is %zu; this source needs %zu bytes",
                          cap, w.n + 1);
     memcpy(src, w.s, w.n + 1);
     return ATTN_OK;
@@ -394,51 +394,51 @@ static uint64_t mix64(uint64_t z)
  * list [N_FORMATS]; returns their count (never 0: see the SPLIT rule). For
  * each date, the fitting formats at positions r and r + count/2 (mod count)
  * are held out, r from a fixed hash of the day number. */
-static int formats_in_split(const attn_date *d, attn_dates_split split, int *list)
+static int formats_in_split(const task_date *d, task_dates_split split, int *list)
 {
     int fit[N_FORMATS], n_fit = 0, n = 0;
     for (int f = 0; f < N_FORMATS; f++)
         if (fits_year(f, d->year)) fit[n_fit++] = f;
-    uint64_t h = mix64((uint64_t)attn_date_to_days(d) ^ 0x5DA7E5EEDull);
+    uint64_t h = mix64((uint64_t)task_date_to_days(d) ^ 0x5DA7E5EEDull);
     int r1 = (int)(h % (uint64_t)n_fit), r2 = (r1 + n_fit / 2) % n_fit;
     for (int i = 0; i < n_fit; i++) {
         bool held = i == r1 || i == r2;
-        if (split == ATTN_DATES_ANY || held == (split == ATTN_DATES_HELDOUT)) list[n++] = fit[i];
+        if (split == TASK_DATES_ANY || held == (split == TASK_DATES_HELDOUT)) list[n++] = fit[i];
     }
     return n;
 }
 
-bool attn_dates_is_heldout(const attn_date *d, int format)
+bool task_dates_is_heldout(const task_date *d, int format)
 {
     int list[N_FORMATS];
-    if (!attn_dates_format_fits(d, format)) return false;
-    int n = formats_in_split(d, ATTN_DATES_HELDOUT, list);
+    if (!task_dates_format_fits(d, format)) return false;
+    int n = formats_in_split(d, TASK_DATES_HELDOUT, list);
     for (int i = 0; i < n; i++)
         if (list[i] == format) return true;
     return false;
 }
 
-attn_status attn_dates_example(uint64_t seed, uint64_t index, attn_dates_split split,
-                               attn_dates_sample *out)
+attn_status task_dates_example(uint64_t seed, uint64_t index, task_dates_split split,
+                               task_dates_sample *out)
 {
-    if (out == NULL) return attn_fail(ATTN_NULL_ARG, "attn_dates_example: argument 'out' is NULL");
-    if (split != ATTN_DATES_ANY && split != ATTN_DATES_TRAIN && split != ATTN_DATES_HELDOUT)
+    if (out == NULL) return attn_fail(ATTN_NULL_ARG, "task_dates_example: argument 'out' is NULL");
+    if (split != TASK_DATES_ANY && split != TASK_DATES_TRAIN && split != TASK_DATES_HELDOUT)
         return attn_fail(ATTN_BAD_PARAM,
-                         "attn_dates_example: argument 'split' is %d; it must be 0, 1 or 2",
+                         "task_dates_example: argument 'split' is %d; it must be 0, 1 or 2",
                          (int)split);
     /* Counter-based: the stream key from (seed, split), then three draws
      * from (key, index). Modulo bias of a 64-bit draw is below 1e-14. */
     uint64_t key = mix64(mix64(seed) ^ ((uint64_t)split * 0xD1B54A32D192ED03ull));
     uint64_t h = mix64(key ^ (index * 0xA24BAED4963EE407ull));
-    attn_dates_sample s;
-    attn_status st = attn_date_from_days((int32_t)(mix64(h) % ATTN_DATES_N_DAYS), &s.date);
+    task_dates_sample s;
+    attn_status st = task_date_from_days((int32_t)(mix64(h) % TASK_DATES_N_DAYS), &s.date);
     if (st != ATTN_OK) return st;
     int list[N_FORMATS];
     int n = formats_in_split(&s.date, split, list);
     s.format = list[mix64(h + 0x9E3779B97F4A7C15ull) % (uint64_t)n];
     s.variant = mix64(h + 2 * 0x9E3779B97F4A7C15ull);
-    st = attn_dates_format(&s.date, s.format, s.variant, s.src, sizeof s.src);
-    if (st == ATTN_OK) st = attn_date_iso(&s.date, s.tgt);
+    st = task_dates_format(&s.date, s.format, s.variant, s.src, sizeof s.src);
+    if (st == ATTN_OK) st = task_date_iso(&s.date, s.tgt);
     if (st != ATTN_OK) return st;
     *out = s;
     return ATTN_OK;

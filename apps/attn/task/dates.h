@@ -33,7 +33,7 @@
  *
  *   Two-digit years: 00-49 -> 2000-2049, 50-99 -> 1950-1999. They are never
  *   first, and only dates in 1950..2049 are written with them (the formats
- *   that use them do not fit other dates: attn_dates_format_fits).
+ *   that use them do not fit other dates: task_dates_format_fits).
  *   Years in words: 1900 "nineteen hundred", 1901-1909 "nineteen oh five",
  *   1910-1999 "nineteen ninety-nine", 2000 "two thousand", 2001-2009 "two
  *   thousand four", 2010-2099 "twenty twenty-four" or "two thousand
@@ -51,8 +51,8 @@
  * draws produce only held-out pairs, and every date and format occurs in
  * both. The split ignores the variant.
  */
-#ifndef ATTN_TOOL_DATES_H
-#define ATTN_TOOL_DATES_H
+#ifndef TASK_DATES_H
+#define TASK_DATES_H
 
 #include <attn/attn.h>
 
@@ -64,77 +64,77 @@
 extern "C" {
 #endif
 
-#define ATTN_DATES_MIN_YEAR 1900
-#define ATTN_DATES_MAX_YEAR 2099
-#define ATTN_DATES_N_DAYS 73049 /* days in 1900-01-01 .. 2099-12-31 */
-#define ATTN_DATES_SRC_MAX 48   /* longest source, in characters */
-#define ATTN_DATES_TGT_LEN 10   /* "YYYY-MM-DD" */
+#define TASK_DATES_MIN_YEAR 1900
+#define TASK_DATES_MAX_YEAR 2099
+#define TASK_DATES_N_DAYS 73049 /* days in 1900-01-01 .. 2099-12-31 */
+#define TASK_DATES_SRC_MAX 48   /* longest source, in characters */
+#define TASK_DATES_TGT_LEN 10   /* "YYYY-MM-DD" */
 
-typedef struct attn_date {
+typedef struct task_date {
     int year, month, day; /* month 1..12, day 1..31 */
-} attn_date;
+} task_date;
 
 /* ---- calendar ------------------------------------------------------------- */
 
 /* True if d is not NULL and a real day in 1900-01-01 .. 2099-12-31. */
-bool attn_date_valid(const attn_date *d);
-/* Days since 1900-01-01 (0 .. ATTN_DATES_N_DAYS-1), or -1 if not valid. */
-int32_t attn_date_to_days(const attn_date *d);
+bool task_date_valid(const task_date *d);
+/* Days since 1900-01-01 (0 .. TASK_DATES_N_DAYS-1), or -1 if not valid. */
+int32_t task_date_to_days(const task_date *d);
 /* The date of day number days (0 = 1900-01-01). */
-attn_status attn_date_from_days(int32_t days, attn_date *d);
+attn_status task_date_from_days(int32_t days, task_date *d);
 /* 0 = Monday .. 6 = Sunday, or -1 if d is not valid. */
-int attn_date_weekday(const attn_date *d);
-/* "YYYY-MM-DD" and its NUL into iso[ATTN_DATES_TGT_LEN + 1]. */
-attn_status attn_date_iso(const attn_date *d, char *iso);
+int task_date_weekday(const task_date *d);
+/* "YYYY-MM-DD" and its NUL into iso[TASK_DATES_TGT_LEN + 1]. */
+attn_status task_date_iso(const task_date *d, char *iso);
 /* Reads exactly "YYYY-MM-DD" (a valid date in range; nothing else around it). */
-attn_status attn_date_parse_iso(const char *s, attn_date *d);
+attn_status task_date_parse_iso(const char *s, task_date *d);
 
 /* ---- formats -------------------------------------------------------------- */
 
-/* Format ids are 0 .. attn_dates_n_formats()-1; 0 is "iso" itself. */
-int attn_dates_n_formats(void);
+/* Format ids are 0 .. task_dates_n_formats()-1; 0 is "iso" itself. */
+int task_dates_n_formats(void);
 /* Short name ("mdy_slash", "the_spelled_of"), or "unknown" if out of range. */
-const char *attn_dates_format_name(int format);
+const char *task_dates_format_name(int format);
 /* The id of a format name, or -1. */
-int attn_dates_format_find(const char *name);
+int task_dates_format_find(const char *name);
 /* Whether format can write d (two-digit-year formats: 1950..2049 only). */
-bool attn_dates_format_fits(const attn_date *d, int format);
+bool task_dates_format_fits(const task_date *d, int format);
 /* Writes d in format with the case and wording of variant (see VARIANT) and
- * a NUL into src [cap]; at most ATTN_DATES_SRC_MAX characters.
+ * a NUL into src [cap]; at most TASK_DATES_SRC_MAX characters.
  * ATTN_NULL_ARG, ATTN_BAD_PARAM (invalid d, format out of range, cap too
  * small for this source), ATTN_UNSUPPORTED (the format does not fit d). */
-attn_status attn_dates_format(const attn_date *d, int format, uint64_t variant,
+attn_status task_dates_format(const task_date *d, int format, uint64_t variant,
                               char *src, size_t cap);
 
 /* ---- examples and the split ------------------------------------------------ */
 
 /* True if (d, format) is in the held-out set (false for invalid arguments
  * and for formats that do not fit d). */
-bool attn_dates_is_heldout(const attn_date *d, int format);
+bool task_dates_is_heldout(const task_date *d, int format);
 
-typedef enum attn_dates_split {
-    ATTN_DATES_ANY = 0,     /* any fitting (date, format) pair */
-    ATTN_DATES_TRAIN = 1,   /* pairs outside the held-out set */
-    ATTN_DATES_HELDOUT = 2  /* pairs inside it */
-} attn_dates_split;
+typedef enum task_dates_split {
+    TASK_DATES_ANY = 0,     /* any fitting (date, format) pair */
+    TASK_DATES_TRAIN = 1,   /* pairs outside the held-out set */
+    TASK_DATES_HELDOUT = 2  /* pairs inside it */
+} task_dates_split;
 
-typedef struct attn_dates_sample {
-    char src[ATTN_DATES_SRC_MAX + 1]; /* the date as a person wrote it */
-    char tgt[ATTN_DATES_TGT_LEN + 1]; /* "YYYY-MM-DD" */
-    attn_date date;
+typedef struct task_dates_sample {
+    char src[TASK_DATES_SRC_MAX + 1]; /* the date as a person wrote it */
+    char tgt[TASK_DATES_TGT_LEN + 1]; /* "YYYY-MM-DD" */
+    task_date date;
     int format;
     uint64_t variant;
-} attn_dates_sample;
+} task_dates_sample;
 
 /* Example number index of the stream (seed, split): a pure function of its
  * arguments (counter-based splitmix64, no state), so example i can be made
  * without making 0..i-1. Different splits are different streams.
  * ATTN_NULL_ARG, ATTN_BAD_PARAM (split). */
-attn_status attn_dates_example(uint64_t seed, uint64_t index, attn_dates_split split,
-                               attn_dates_sample *out);
+attn_status task_dates_example(uint64_t seed, uint64_t index, task_dates_split split,
+                               task_dates_sample *out);
 
 #ifdef __cplusplus
 }
 #endif
 
-#endif /* ATTN_TOOL_DATES_H */
+#endif /* TASK_DATES_H */

@@ -14,9 +14,9 @@
 #include <string.h>
 #include <time.h>
 
-attn_train_cfg attn_train_cfg_default(void)
+task_train_cfg task_train_cfg_default(void)
 {
-    attn_train_cfg c;
+    task_train_cfg c;
     memset(&c, 0, sizeof c);
     c.steps = 1500;
     c.batch = 64;
@@ -38,7 +38,7 @@ attn_train_cfg attn_train_cfg_default(void)
 /* ---- batches ------------------------------------------------------------------ */
 
 
-void attn_train_batch_free(attn_train_batch *b)
+void task_train_batch_free(task_train_batch *b)
 {
     if (!b) return;
     attn_release(b->src);
@@ -52,7 +52,7 @@ void attn_train_batch_free(attn_train_batch *b)
 static int64_t encode(const char *s, int32_t *ids)
 {
     int64_t n = 0;
-    for (; s[n]; n++) ids[n] = attn_charvocab_id((unsigned char)s[n]);
+    for (; s[n]; n++) ids[n] = task_charvocab_id((unsigned char)s[n]);
     return n;
 }
 
@@ -74,15 +74,15 @@ static int by_len(const void *a, const void *b)
     return x->index < y->index ? -1 : x->index > y->index;
 }
 
-static attn_status draw_bucketed(uint64_t seed, int64_t step, int64_t batch, attn_dates_sample *ex)
+static attn_status draw_bucketed(uint64_t seed, int64_t step, int64_t batch, task_dates_sample *ex)
 {
     int64_t n = POOL * batch, first = (step / POOL) * n;
     int64_t slice = ((step % POOL) * 7) % POOL;
-    attn_dates_sample *pool = attn_calloc((size_t)n, sizeof *pool);
+    task_dates_sample *pool = attn_calloc((size_t)n, sizeof *pool);
     keyed *keys = attn_calloc((size_t)n, sizeof *keys);
-    attn_status st = pool && keys ? ATTN_OK : attn_fail(ATTN_NO_MEMORY, "attn_train_batch_make: out of memory");
+    attn_status st = pool && keys ? ATTN_OK : attn_fail(ATTN_NO_MEMORY, "task_train_batch_make: out of memory");
     for (int64_t i = 0; i < n && st == ATTN_OK; i++) {
-        st = attn_dates_example(seed, (uint64_t)(first + i), ATTN_DATES_TRAIN, &pool[i]);
+        st = task_dates_example(seed, (uint64_t)(first + i), TASK_DATES_TRAIN, &pool[i]);
         keys[i] = (keyed){(int64_t)strlen(pool[i].src), i};
     }
     if (st == ATTN_OK) {
@@ -94,62 +94,62 @@ static attn_status draw_bucketed(uint64_t seed, int64_t step, int64_t batch, att
     return st;
 }
 
-attn_status attn_train_batch_make(const attn_transformer *m, uint64_t data_seed, int64_t step,
-                                  int64_t batch, attn_train_batch *b)
+attn_status task_train_batch_make(const attn_transformer *m, uint64_t data_seed, int64_t step,
+                                  int64_t batch, task_train_batch *b)
 {
-    if (!m) return attn_fail(ATTN_BAD_PARAM, "attn_train_batch_make: bad 'm', 'b', 'batch' or 'step'");
-    return attn_train_batch_make_arch(attn_transformer_get_config(m)->arch == ATTN_TRANSFORMER_ARCH_DECODER, data_seed,
+    if (!m) return attn_fail(ATTN_BAD_PARAM, "task_train_batch_make: bad 'm', 'b', 'batch' or 'step'");
+    return task_train_batch_make_arch(attn_transformer_get_config(m)->arch == ATTN_TRANSFORMER_ARCH_DECODER, data_seed,
                                       step, batch, b);
 }
 
-attn_status attn_train_batch_make_arch(int dec_only, uint64_t data_seed, int64_t step,
-                                       int64_t batch, attn_train_batch *b)
+attn_status task_train_batch_make_arch(int dec_only, uint64_t data_seed, int64_t step,
+                                       int64_t batch, task_train_batch *b)
 {
     if (!b || batch < 1 || step < 0)
-        return attn_fail(ATTN_BAD_PARAM, "attn_train_batch_make: bad 'm', 'b', 'batch' or 'step'");
+        return attn_fail(ATTN_BAD_PARAM, "task_train_batch_make: bad 'm', 'b', 'batch' or 'step'");
     memset(b, 0, sizeof *b);
-    enum { W = ATTN_DATES_SRC_MAX + ATTN_DATES_TGT_LEN + 3 };
+    enum { W = TASK_DATES_SRC_MAX + TASK_DATES_TGT_LEN + 3 };
     b->src = attn_calloc((size_t)(batch * W), sizeof(int32_t));
     b->tgt_in = attn_calloc((size_t)(batch * W), sizeof(int32_t));
     b->tgt_out = attn_calloc((size_t)(batch * W), sizeof(int32_t));
     b->src_lens = attn_calloc((size_t)batch, sizeof(int64_t));
     if (!b->src || !b->tgt_in || !b->tgt_out || !b->src_lens) {
-        attn_train_batch_free(b);
-        return attn_fail(ATTN_NO_MEMORY, "attn_train_batch_make: out of memory");
+        task_train_batch_free(b);
+        return attn_fail(ATTN_NO_MEMORY, "task_train_batch_make: out of memory");
     }
-    attn_dates_sample *ex = attn_calloc((size_t)batch, sizeof *ex);
+    task_dates_sample *ex = attn_calloc((size_t)batch, sizeof *ex);
     if (!ex) {
-        attn_train_batch_free(b);
-        return attn_fail(ATTN_NO_MEMORY, "attn_train_batch_make: out of memory");
+        task_train_batch_free(b);
+        return attn_fail(ATTN_NO_MEMORY, "task_train_batch_make: out of memory");
     }
-    int64_t S_src = 1, S_tgt = ATTN_DATES_TGT_LEN + 1;
+    int64_t S_src = 1, S_tgt = TASK_DATES_TGT_LEN + 1;
     attn_status st = draw_bucketed(data_seed, step, batch, ex);
     for (int64_t i = 0; i < batch && st == ATTN_OK; i++) {
         int64_t len = (int64_t)strlen(ex[i].src);
         b->src_lens[i] = len;
         if (len > S_src) S_src = len;
     }
-    if (dec_only) S_tgt = S_src + ATTN_DATES_TGT_LEN + 2;
+    if (dec_only) S_tgt = S_src + TASK_DATES_TGT_LEN + 2;
     for (int64_t i = 0; i < batch && st == ATTN_OK; i++) {
         int32_t seq[W], *in = b->tgt_in + i * S_tgt, *out = b->tgt_out + i * S_tgt;
         int64_t n = 0, first_label = 0;
         if (!dec_only) encode(ex[i].src, b->src + i * S_src);
-        seq[n++] = ATTN_CHAR_BOS;
+        seq[n++] = TASK_CHAR_BOS;
         if (dec_only) {
             n += encode(ex[i].src, seq + n);
-            seq[n++] = attn_charvocab_id('=');
+            seq[n++] = task_charvocab_id('=');
             first_label = n - 1; /* labels before the target are ignored */
         }
         n += encode(ex[i].tgt, seq + n);
-        seq[n++] = ATTN_CHAR_EOS;
+        seq[n++] = TASK_CHAR_EOS;
         for (int64_t t = 0; t + 1 < n; t++) {
             in[t] = seq[t];
-            out[t] = t >= first_label ? seq[t + 1] : ATTN_CHAR_PAD;
+            out[t] = t >= first_label ? seq[t + 1] : TASK_CHAR_PAD;
         }
     }
     attn_release(ex);
     if (st != ATTN_OK) {
-        attn_train_batch_free(b);
+        task_train_batch_free(b);
         return st;
     }
     b->nb.B = batch;
@@ -159,47 +159,47 @@ attn_status attn_train_batch_make_arch(int dec_only, uint64_t data_seed, int64_t
     b->nb.src_lens = dec_only ? NULL : b->src_lens;
     b->nb.tgt_in = b->tgt_in;
     b->nb.tgt_out = b->tgt_out;
-    b->nb.pad_id = ATTN_CHAR_PAD;
+    b->nb.pad_id = TASK_CHAR_PAD;
     return ATTN_OK;
 }
 
 /* ---- translation and evaluation ------------------------------------------------------ */
 
-attn_status attn_translate(attn_ctx *ctx, attn_transformer *m, const char *src, int64_t beam,
+attn_status task_translate(attn_ctx *ctx, attn_transformer *m, const char *src, int64_t beam,
                            char *out, size_t cap, float *maps, int64_t *n_out)
 {
     if (!m || !src || !out || !n_out)
-        return attn_fail(ATTN_NULL_ARG, "attn_translate: 'm', 'src', 'out', 'n_out' must be set");
+        return attn_fail(ATTN_NULL_ARG, "task_translate: 'm', 'src', 'out', 'n_out' must be set");
     int dec_only = attn_transformer_get_config(m)->arch == ATTN_TRANSFORMER_ARCH_DECODER;
     int64_t len = (int64_t)strlen(src);
-    if (len < 1 || len > ATTN_DATES_SRC_MAX)
-        return attn_fail(ATTN_BAD_DIM, "attn_translate: the input must have 1 to %d characters, "
-                         "not %lld", ATTN_DATES_SRC_MAX, (long long)len);
-    int32_t ids[ATTN_DATES_SRC_MAX + 3], gen[ATTN_DATES_TGT_LEN + 2];
+    if (len < 1 || len > TASK_DATES_SRC_MAX)
+        return attn_fail(ATTN_BAD_DIM, "task_translate: the input must have 1 to %d characters, "
+                         "not %lld", TASK_DATES_SRC_MAX, (long long)len);
+    int32_t ids[TASK_DATES_SRC_MAX + 3], gen[TASK_DATES_TGT_LEN + 2];
     int64_t n = 0;
-    if (dec_only) ids[n++] = ATTN_CHAR_BOS;
+    if (dec_only) ids[n++] = TASK_CHAR_BOS;
     n += encode(src, ids + n);
-    if (dec_only) ids[n++] = attn_charvocab_id('=');
-    attn_nn_gen_opts o = {ATTN_CHAR_BOS, ATTN_CHAR_EOS, ATTN_DATES_TGT_LEN + 1, beam, 0.0};
+    if (dec_only) ids[n++] = task_charvocab_id('=');
+    attn_nn_gen_opts o = {TASK_CHAR_BOS, TASK_CHAR_EOS, TASK_DATES_TGT_LEN + 1, beam, 0.0};
     int64_t got = 0;
-    attn_status st = attn_transformer_generate(ctx, m, ids, n, &o, gen, ATTN_DATES_TGT_LEN + 1, &got,
+    attn_status st = attn_transformer_generate(ctx, m, ids, n, &o, gen, TASK_DATES_TGT_LEN + 1, &got,
                                       dec_only ? NULL : maps);
     if (st != ATTN_OK) return st;
-    if ((st = attn_charvocab_decode(gen, got, out, cap, NULL)) != ATTN_OK) return st;
+    if ((st = task_charvocab_decode(gen, got, out, cap, NULL)) != ATTN_OK) return st;
     *n_out = got;
     return ATTN_OK;
 }
 
-attn_status attn_eval_dates(attn_ctx *ctx, attn_transformer *m, int64_t n, int64_t beam, double *acc)
+attn_status task_eval_dates(attn_ctx *ctx, attn_transformer *m, int64_t n, int64_t beam, double *acc)
 {
-    if (!acc || n < 1) return attn_fail(ATTN_BAD_PARAM, "attn_eval_dates: 'n' must be >= 1");
+    if (!acc || n < 1) return attn_fail(ATTN_BAD_PARAM, "task_eval_dates: 'n' must be >= 1");
     int64_t right = 0;
     for (int64_t i = 0; i < n; i++) {
-        attn_dates_sample ex;
+        task_dates_sample ex;
         char out[64];
         int64_t got;
-        attn_status st = attn_dates_example(ATTN_TRAIN_EVAL_SEED, (uint64_t)i, ATTN_DATES_HELDOUT, &ex);
-        if (st == ATTN_OK) st = attn_translate(ctx, m, ex.src, beam, out, sizeof out, NULL, &got);
+        attn_status st = task_dates_example(TASK_TRAIN_EVAL_SEED, (uint64_t)i, TASK_DATES_HELDOUT, &ex);
+        if (st == ATTN_OK) st = task_translate(ctx, m, ex.src, beam, out, sizeof out, NULL, &got);
         if (st != ATTN_OK) return st;
         right += strcmp(out, ex.tgt) == 0;
     }
@@ -224,79 +224,107 @@ static uint64_t mix(uint64_t a, uint64_t b)
     return z ^ (z >> 31);
 }
 
-/* The training config in a checkpoint's __metadata__: key, range, and
- * whether the value is a whole number, in the order of save()'s values. */
-enum { N_META = 11 };
-static const struct {
-    const char *key;
-    double lo, hi;
-    int whole;
-} train_meta[N_META] = {
-    {"train.steps", 0, 1e9, 1},   {"train.batch", 1, 1e6, 1},
-    {"train.warmup", 0, 1e9, 1},  {"train.lr", 0, 10, 0},
-    {"train.min_lr", 0, 10, 0},   {"train.weight_decay", 0, 10, 0},
-    {"train.clip", 0, 1e6, 0},    {"train.label_smoothing", 0, 1, 0},
-    {"train.schedule", 0, 2, 1},  {"train.data_seed", 0, 4e9, 1},
-    {"train.seed", 0, 4e9, 1}};
+/* ---- the training config in a checkpoint's __metadata__ ------------------------------ */
 
-static attn_status save(const attn_transformer *m, const attn_train_cfg *c)
+/* X(field, type, lo, hi): field of task_train_cfg under the key
+ * "train.<field>", in [lo, hi]. Integers are written in decimal, reals
+ * with 17 significant digits (exactly), the schedule as its number. */
+#define TRAIN_META(X)                 \
+    X(steps, I64, 0, 1e9)             \
+    X(batch, I64, 1, 1e6)             \
+    X(warmup, I64, 0, 1e9)            \
+    X(lr, F64, 0, 10)                 \
+    X(min_lr, F64, 0, 10)             \
+    X(weight_decay, F64, 0, 10)       \
+    X(clip, F64, 0, 1e6)              \
+    X(label_smoothing, F64, 0, 1)     \
+    X(schedule, SCHEDULE, 0, 2)       \
+    X(data_seed, U64, 0, 4e9)         \
+    X(seed, U64, 0, 4e9)
+
+#define COUNT(name, type, lo, hi) +1
+enum { N_META = 0 TRAIN_META(COUNT), META_LEN = 40 };
+#undef COUNT
+
+static void put_I64(char *s, const int64_t *v) { snprintf(s, META_LEN, "%lld", (long long)*v); }
+static void put_U64(char *s, const uint64_t *v) { snprintf(s, META_LEN, "%llu", (unsigned long long)*v); }
+static void put_F64(char *s, const double *v) { snprintf(s, META_LEN, "%.17g", *v); }
+static void put_SCHEDULE(char *s, const attn_nn_schedule *v) { snprintf(s, META_LEN, "%d", (int)*v); }
+
+static attn_status save(const attn_transformer *m, const task_train_cfg *c)
 {
-    char v[N_META][40];
-    snprintf(v[0], 40, "%lld", (long long)c->steps);
-    snprintf(v[1], 40, "%lld", (long long)c->batch);
-    snprintf(v[2], 40, "%lld", (long long)c->warmup);
-    snprintf(v[3], 40, "%.17g", c->lr);
-    snprintf(v[4], 40, "%.17g", c->min_lr);
-    snprintf(v[5], 40, "%.17g", c->weight_decay);
-    snprintf(v[6], 40, "%.17g", c->clip);
-    snprintf(v[7], 40, "%.17g", c->label_smoothing);
-    snprintf(v[8], 40, "%d", (int)c->schedule);
-    snprintf(v[9], 40, "%llu", (unsigned long long)c->data_seed);
-    snprintf(v[10], 40, "%llu", (unsigned long long)c->seed);
+    char text[N_META][META_LEN];
     const char *keys[N_META], *vals[N_META];
-    for (int i = 0; i < N_META; i++) {
-        keys[i] = train_meta[i].key;
-        vals[i] = v[i];
-    }
+    int i = 0;
+#define PUT(name, type, lo, hi) \
+    put_##type(text[i], &c->name), keys[i] = "train." #name, vals[i] = text[i], i++;
+    TRAIN_META(PUT)
+#undef PUT
     return attn_transformer_save(m, c->save_path, 1, keys, vals, N_META);
 }
 
-/* Entry i of train_meta from f: a decimal number as save() writes it (no
- * spaces, hex, "inf" or "nan"), inside its range, whole where it must be. */
-static attn_status meta_num(const attn_safetensors *f, int i, double *out)
+/* The value of key as a number in [lo, hi] (an integer if integer), in
+ * decimal as save() writes it: no spaces, hex, "inf" or "nan". */
+static attn_status meta_num(const attn_safetensors *f, const char *key, bool integer, double lo,
+                            double hi, double *out)
 {
-    const char *key = train_meta[i].key, *s = attn_safetensors_metadata(f, key);
+    const char *s = attn_safetensors_metadata(f, key);
     if (!s) return attn_fail(ATTN_BAD_FILE, "checkpoint: no training metadata '%s'", key);
     char *end = NULL;
-    double x = s[0] != '\0' && strspn(s, "0123456789+-.eE") == strlen(s) ? strtod(s, &end) : NAN;
-    if (end == NULL || *end != '\0' || !(x >= train_meta[i].lo && x <= train_meta[i].hi) ||
-        (train_meta[i].whole && x != floor(x)))
-        return attn_fail(ATTN_BAD_FILE, "checkpoint: '%s' = \"%.30s\" is not %s in [%g, %g]", key, s,
-                         train_meta[i].whole ? "a whole number" : "a number", train_meta[i].lo,
-                         train_meta[i].hi);
+    double x = NAN;
+    if (s[0] != '\0' && strspn(s, integer ? "0123456789+-" : "0123456789+-.eE") == strlen(s))
+        x = integer ? (double)strtoll(s, &end, 10) : strtod(s, &end);
+    if (end == NULL || end == s || *end != '\0' || !(x >= lo && x <= hi))
+        return attn_fail(ATTN_BAD_FILE, "checkpoint: '%s' = \"%.30s\" is not %s in [%g, %g]", key,
+                         s, integer ? "an integer" : "a number", lo, hi);
     *out = x;
     return ATTN_OK;
 }
 
-attn_status attn_train_cfg_from_meta(const attn_safetensors *f, attn_train_cfg *cfg)
+/* The ranges hold every integer exactly in a double. */
+static attn_status get_I64(const attn_safetensors *f, const char *key, double lo, double hi,
+                           int64_t *v)
 {
-    double x[N_META];
-    for (int i = 0; i < N_META; i++) {
-        attn_status st = meta_num(f, i, &x[i]);
-        if (st != ATTN_OK) return st;
-    }
-    cfg->steps = (int64_t)x[0];
-    cfg->batch = (int64_t)x[1];
-    cfg->warmup = (int64_t)x[2];
-    cfg->lr = x[3];
-    cfg->min_lr = x[4];
-    cfg->weight_decay = x[5];
-    cfg->clip = x[6];
-    cfg->label_smoothing = x[7];
-    cfg->schedule = (attn_nn_schedule)(int)x[8];
-    cfg->data_seed = (uint64_t)x[9];
-    cfg->seed = (uint64_t)x[10];
-    return ATTN_OK;
+    double x = 0;
+    attn_status st = meta_num(f, key, true, lo, hi, &x);
+    if (st == ATTN_OK) *v = (int64_t)x;
+    return st;
+}
+static attn_status get_U64(const attn_safetensors *f, const char *key, double lo, double hi,
+                           uint64_t *v)
+{
+    double x = 0;
+    attn_status st = meta_num(f, key, true, lo, hi, &x);
+    if (st == ATTN_OK) *v = (uint64_t)x;
+    return st;
+}
+static attn_status get_F64(const attn_safetensors *f, const char *key, double lo, double hi,
+                           double *v)
+{
+    return meta_num(f, key, false, lo, hi, v);
+}
+static attn_status get_SCHEDULE(const attn_safetensors *f, const char *key, double lo, double hi,
+                                attn_nn_schedule *v)
+{
+    double x = 0;
+    attn_status st = meta_num(f, key, true, lo, hi, &x);
+    if (st == ATTN_OK) *v = (attn_nn_schedule)(int)x;
+    return st;
+}
+
+attn_status task_train_cfg_from_meta(const attn_safetensors *f, task_train_cfg *cfg)
+{
+    if (!f || !cfg) return attn_fail(ATTN_NULL_ARG, "task_train_cfg_from_meta: 'f' or 'cfg' is NULL");
+    task_train_cfg t = *cfg;
+    attn_status st = ATTN_OK;
+#define GET(name, type, lo, hi) \
+    if (st == ATTN_OK) st = get_##type(f, "train." #name, lo, hi, &t.name);
+    TRAIN_META(GET)
+#undef GET
+#define SET(name, type, lo, hi) cfg->name = t.name;
+    if (st == ATTN_OK) { TRAIN_META(SET) }
+#undef SET
+    return st;
 }
 
 static int64_t count_tokens(const attn_nn_batch *b)
@@ -307,13 +335,13 @@ static int64_t count_tokens(const attn_nn_batch *b)
     return n;
 }
 
-attn_status attn_train_dates(attn_ctx *ctx, attn_transformer *m, const attn_train_cfg *cfg,
-                             attn_train_cb cb, void *user, attn_train_report *rep)
+attn_status task_train_dates(attn_ctx *ctx, attn_transformer *m, const task_train_cfg *cfg,
+                             task_train_cb cb, void *user, task_train_report *rep)
 {
     if (!ctx || !m || !cfg || !rep)
-        return attn_fail(ATTN_NULL_ARG, "attn_train_dates: 'ctx', 'm', 'cfg', 'rep' must be set");
+        return attn_fail(ATTN_NULL_ARG, "task_train_dates: 'ctx', 'm', 'cfg', 'rep' must be set");
     if (cfg->steps < 0 || cfg->batch < 1 || cfg->warmup < 0)
-        return attn_fail(ATTN_BAD_PARAM, "attn_train_dates: 'steps', 'batch' or 'warmup' is out of range");
+        return attn_fail(ATTN_BAD_PARAM, "task_train_dates: 'steps', 'batch' or 'warmup' is out of range");
     memset(rep, 0, sizeof *rep);
     rep->heldout_acc = -1;
     attn_nn_adamw opt = attn_nn_adamw_default();
@@ -323,8 +351,8 @@ attn_status attn_train_dates(attn_ctx *ctx, attn_transformer *m, const attn_trai
     attn_status st = ATTN_OK;
     int64_t last = cfg->stop_after > 0 && cfg->stop_after < cfg->steps ? cfg->stop_after : cfg->steps;
     for (int64_t step = first; step <= last && st == ATTN_OK; step++) {
-        attn_train_batch b;
-        if ((st = attn_train_batch_make(m, cfg->data_seed, step - 1, cfg->batch, &b)) != ATTN_OK) break;
+        task_train_batch b;
+        if ((st = task_train_batch_make(m, cfg->data_seed, step - 1, cfg->batch, &b)) != ATTN_OK) break;
         attn_nn_train_opts o = {1, mix(cfg->seed, (uint64_t)step), cfg->label_smoothing,
                                 cfg->checkpointing};
         attn_transformer_zero_grad(m);
@@ -336,13 +364,13 @@ attn_status attn_train_dates(attn_ctx *ctx, attn_transformer *m, const attn_trai
             st = attn_nn_lr(cfg->schedule, step, cfg->warmup, cfg->steps, cfg->lr, cfg->min_lr, &lr);
         if (st == ATTN_OK) st = attn_transformer_update(m, &opt, lr, cfg->clip, &gn);
         tokens += (double)count_tokens(&b.nb);
-        attn_train_batch_free(&b);
+        task_train_batch_free(&b);
         if (st != ATTN_OK) break;
         double el = now_s() - t0;
-        attn_train_progress p = {step, cfg->steps, loss, lr, gn, tokens / el, el,
+        task_train_progress p = {step, cfg->steps, loss, lr, gn, tokens / el, el,
                                  el / (double)(step - first + 1) * (double)(cfg->steps - step), -1, act};
         if (cfg->eval_every > 0 && (step % cfg->eval_every == 0 || step == cfg->steps)) {
-            st = attn_eval_dates(ctx, m, cfg->eval_n, 1, &p.heldout_acc);
+            st = task_eval_dates(ctx, m, cfg->eval_n, 1, &p.heldout_acc);
             rep->heldout_acc = p.heldout_acc;
         }
         rep->steps_run++;

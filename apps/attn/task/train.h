@@ -3,14 +3,14 @@
  * clipping, held-out exact match, checkpoints that resume bit-exactly.
  * Used by the `attn` program and by the tests. Prints nothing itself; a
  * progress callback receives each step. */
-#ifndef ATTN_TOOL_TRAIN_H
-#define ATTN_TOOL_TRAIN_H
+#ifndef TASK_TRAIN_H
+#define TASK_TRAIN_H
 
 #include <attn/transformer.h>
 
 #include <stdbool.h>
 
-typedef struct attn_train_cfg {
+typedef struct task_train_cfg {
     int64_t steps, batch, warmup;
     int64_t stop_after; /* stop after this step (0: at steps); the schedule still spans steps */
     double lr, min_lr, weight_decay, clip, label_smoothing;
@@ -22,68 +22,69 @@ typedef struct attn_train_cfg {
     double target;              /* stop once the held-out exact match reaches it (0: never) */
     const char *save_path;      /* checkpoint written at the end (and at save_every), or NULL */
     int64_t save_every;
-} attn_train_cfg;
+} task_train_cfg;
 
-attn_train_cfg attn_train_cfg_default(void);
+task_train_cfg task_train_cfg_default(void);
 
-/* The training config a checkpoint stores in its __metadata__ (written by
- * attn_train_dates), so that a resumed run continues with exactly the same
- * schedule and data. Each value is a decimal number as the writer prints it
- * (no spaces, hex, "inf" or "nan"): train.steps and train.warmup whole in
- * [0, 1e9], train.batch whole in [1, 1e6], train.schedule whole in [0, 2]
- * (attn_nn_schedule), train.data_seed and train.seed whole in [0, 4e9],
- * train.lr, train.min_lr and train.weight_decay in [0, 10], train.clip in
- * [0, 1e6], train.label_smoothing in [0, 1]. Only those fields of cfg are
- * written, and only if every value is valid; otherwise ATTN_BAD_FILE naming
- * the key. */
-attn_status attn_train_cfg_from_meta(const attn_safetensors *f, attn_train_cfg *cfg);
+/* The training config a checkpoint carries in __metadata__ ("train.steps",
+ * "train.lr", ... as task_train_dates saves it, so a resumed run continues
+ * with exactly the same schedule and data), read by key. Each value is a
+ * decimal number as the writer prints it (no spaces, hex, "inf" or "nan"):
+ * train.steps and train.warmup integers in [0, 1e9], train.batch an integer
+ * in [1, 1e6], train.schedule an integer in [0, 2] (attn_nn_schedule),
+ * train.data_seed and train.seed integers in [0, 4e9], train.lr,
+ * train.min_lr and train.weight_decay in [0, 10], train.clip in [0, 1e6],
+ * train.label_smoothing in [0, 1]. Only those fields of cfg are written,
+ * and only if every value is valid; otherwise ATTN_BAD_FILE naming the key
+ * (cfg untouched). */
+attn_status task_train_cfg_from_meta(const attn_safetensors *f, task_train_cfg *cfg);
 
-typedef struct attn_train_progress {
+typedef struct task_train_progress {
     int64_t step, steps;
     double loss, lr, grad_norm, tokens_per_s, elapsed_s, eta_s;
     double heldout_acc; /* -1 unless evaluated at this step */
     size_t activation_bytes;
-} attn_train_progress;
-typedef void (*attn_train_cb)(const attn_train_progress *p, void *user);
+} task_train_progress;
+typedef void (*task_train_cb)(const task_train_progress *p, void *user);
 
-typedef struct attn_train_report {
+typedef struct task_train_report {
     int64_t steps_run, last_step;
     double final_loss, heldout_acc, seconds;
     size_t activation_bytes;
-} attn_train_report;
+} task_train_report;
 
 /* Trains m from its current step (m's AdamW step count) to cfg->steps. */
-attn_status attn_train_dates(attn_ctx *ctx, attn_transformer *m, const attn_train_cfg *cfg,
-                             attn_train_cb cb, void *user, attn_train_report *rep);
+attn_status task_train_dates(attn_ctx *ctx, attn_transformer *m, const task_train_cfg *cfg,
+                             task_train_cb cb, void *user, task_train_report *rep);
 
 /* Builds batch number `step` of the stream (length-bucketed: see train.c).
- * The buffers are owned by b (attn_train_batch_free). For a decoder-only
+ * The buffers are owned by b (task_train_batch_free). For a decoder-only
  * model the sequence is source, '=', target, EOS, with the loss on the
  * target only. */
-typedef struct attn_train_batch {
+typedef struct task_train_batch {
     attn_nn_batch nb;
     int32_t *src, *tgt_in, *tgt_out;
     int64_t *src_lens;
-} attn_train_batch;
-attn_status attn_train_batch_make(const attn_transformer *m, uint64_t data_seed, int64_t step,
-                                  int64_t batch, attn_train_batch *b);
+} task_train_batch;
+attn_status task_train_batch_make(const attn_transformer *m, uint64_t data_seed, int64_t step,
+                                  int64_t batch, task_train_batch *b);
 /* The same without a model: dec_only 1 for the decoder-only layout, 0 for
  * the encoder-decoder's (which the RNN model of attn/seq2seq.h also reads). */
-attn_status attn_train_batch_make_arch(int dec_only, uint64_t data_seed, int64_t step,
-                                       int64_t batch, attn_train_batch *b);
-void attn_train_batch_free(attn_train_batch *b);
+attn_status task_train_batch_make_arch(int dec_only, uint64_t data_seed, int64_t step,
+                                       int64_t batch, task_train_batch *b);
+void task_train_batch_free(task_train_batch *b);
 
 /* Translates one date string; out gets the text (NUL-terminated, cap
  * bytes). maps, if not NULL, receives [n_out, src_len] cross-attention
  * (ENCDEC) where *n_out counts output characters. */
-attn_status attn_translate(attn_ctx *ctx, attn_transformer *m, const char *src, int64_t beam,
+attn_status task_translate(attn_ctx *ctx, attn_transformer *m, const char *src, int64_t beam,
                            char *out, size_t cap, float *maps, int64_t *n_out);
 
 /* The seed of the held-out examples every evaluation draws (both models). */
-enum { ATTN_TRAIN_EVAL_SEED = 20241117 };
+enum { TASK_TRAIN_EVAL_SEED = 20241117 };
 
 /* Exact match on n held-out examples (greedy decoding). */
-attn_status attn_eval_dates(attn_ctx *ctx, attn_transformer *m, int64_t n, int64_t beam,
+attn_status task_eval_dates(attn_ctx *ctx, attn_transformer *m, int64_t n, int64_t beam,
                             double *acc);
 
-#endif /* ATTN_TOOL_TRAIN_H */
+#endif /* TASK_TRAIN_H */

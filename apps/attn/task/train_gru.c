@@ -1,7 +1,7 @@
 /* train_gru.c - the GRU encoder-decoder with additive attention on the dates
  * task: training with the batches, schedule and optimiser of train.c, greedy
  * translation with attention maps, and batched held-out evaluation on the
- * very examples attn_eval_dates reads, so `attn compare` measures both
+ * very examples task_eval_dates reads, so `attn compare` measures both
  * models on the same data. */
 #include "train_gru.h"
 
@@ -11,12 +11,12 @@
 #include <string.h>
 #include <time.h>
 
-enum { EVAL_CHUNK = 250, OUT_CAP = ATTN_DATES_TGT_LEN + 1 };
+enum { EVAL_CHUNK = 250, OUT_CAP = TASK_DATES_TGT_LEN + 1 };
 
-attn_seq2seq_config attn_gru_dates_config(void)
+attn_seq2seq_config task_gru_dates_config(void)
 {
     attn_seq2seq_config c = attn_seq2seq_config_default();
-    c.vocab = ATTN_CHARVOCAB_SIZE;
+    c.vocab = TASK_CHARVOCAB_SIZE;
     return c;
 }
 
@@ -36,12 +36,12 @@ static int64_t count_tokens(const attn_nn_batch *b)
 }
 
 /* One optimiser step on batch `step - 1` of the stream: *loss, *lr, *gn. */
-static attn_status train_step(attn_ctx *ctx, attn_seq2seq *m, const attn_train_cfg *cfg,
+static attn_status train_step(attn_ctx *ctx, attn_seq2seq *m, const task_train_cfg *cfg,
                               const attn_nn_adamw *opt, int64_t step, double *loss, double *lr,
                               double *gn, double *tokens)
 {
-    attn_train_batch b;
-    attn_status st = attn_train_batch_make_arch(0, cfg->data_seed, step - 1, cfg->batch, &b);
+    task_train_batch b;
+    attn_status st = task_train_batch_make_arch(0, cfg->data_seed, step - 1, cfg->batch, &b);
     if (st != ATTN_OK) return st;
     attn_seq2seq_zero_grad(m);
     st = attn_seq2seq_step(ctx, m, &b.nb, cfg->label_smoothing, 1, loss, NULL);
@@ -49,17 +49,17 @@ static attn_status train_step(attn_ctx *ctx, attn_seq2seq *m, const attn_train_c
         st = attn_nn_lr(cfg->schedule, step, cfg->warmup, cfg->steps, cfg->lr, cfg->min_lr, lr);
     if (st == ATTN_OK) st = attn_seq2seq_update(m, opt, *lr, cfg->clip, gn);
     *tokens += (double)count_tokens(&b.nb);
-    attn_train_batch_free(&b);
+    task_train_batch_free(&b);
     return st;
 }
 
-attn_status attn_train_gru_dates(attn_ctx *ctx, attn_seq2seq *m, const attn_train_cfg *cfg,
-                                 attn_train_cb cb, void *user, attn_train_report *rep)
+attn_status task_train_gru_dates(attn_ctx *ctx, attn_seq2seq *m, const task_train_cfg *cfg,
+                                 task_train_cb cb, void *user, task_train_report *rep)
 {
     if (!ctx || !m || !cfg || !rep)
-        return attn_fail(ATTN_NULL_ARG, "attn_train_gru_dates: 'ctx', 'm', 'cfg', 'rep' must be set");
+        return attn_fail(ATTN_NULL_ARG, "task_train_gru_dates: 'ctx', 'm', 'cfg', 'rep' must be set");
     if (cfg->steps < 0 || cfg->batch < 1 || cfg->warmup < 0)
-        return attn_fail(ATTN_BAD_PARAM, "attn_train_gru_dates: 'steps', 'batch' or 'warmup' is "
+        return attn_fail(ATTN_BAD_PARAM, "task_train_gru_dates: 'steps', 'batch' or 'warmup' is "
                                          "out of range");
     memset(rep, 0, sizeof *rep);
     rep->heldout_acc = -1;
@@ -73,10 +73,10 @@ attn_status attn_train_gru_dates(attn_ctx *ctx, attn_seq2seq *m, const attn_trai
         double loss = 0, lr = 0, gn = 0;
         if ((st = train_step(ctx, m, cfg, &opt, step, &loss, &lr, &gn, &tokens)) != ATTN_OK) break;
         double el = now_s() - t0;
-        attn_train_progress p = {step, cfg->steps, loss, lr, gn, tokens / el, el,
+        task_train_progress p = {step, cfg->steps, loss, lr, gn, tokens / el, el,
                                  el / (double)(step - first + 1) * (double)(cfg->steps - step), -1, 0};
         if (cfg->eval_every > 0 && (step % cfg->eval_every == 0 || step == cfg->steps)) {
-            st = attn_gru_eval_dates(ctx, m, cfg->eval_n, &p.heldout_acc);
+            st = task_gru_eval_dates(ctx, m, cfg->eval_n, &p.heldout_acc);
             rep->heldout_acc = p.heldout_acc;
         }
         rep->steps_run++;
@@ -94,22 +94,22 @@ attn_status attn_train_gru_dates(attn_ctx *ctx, attn_seq2seq *m, const attn_trai
 
 /* ---- translation and evaluation ------------------------------------------------------ */
 
-attn_status attn_gru_translate(attn_ctx *ctx, attn_seq2seq *m, const char *src, char *out,
+attn_status task_gru_translate(attn_ctx *ctx, attn_seq2seq *m, const char *src, char *out,
                                size_t cap, float *maps, int64_t *n_out)
 {
     if (!m || !src || !out || !n_out)
-        return attn_fail(ATTN_NULL_ARG, "attn_gru_translate: 'm', 'src', 'out', 'n_out' must be set");
+        return attn_fail(ATTN_NULL_ARG, "task_gru_translate: 'm', 'src', 'out', 'n_out' must be set");
     int64_t len = (int64_t)strlen(src);
-    if (len < 1 || len > ATTN_DATES_SRC_MAX)
-        return attn_fail(ATTN_BAD_DIM, "attn_gru_translate: the input must have 1 to %d characters, "
-                         "not %lld", ATTN_DATES_SRC_MAX, (long long)len);
-    int32_t ids[ATTN_DATES_SRC_MAX], gen[OUT_CAP];
-    float w[OUT_CAP * ATTN_DATES_SRC_MAX];
-    for (int64_t j = 0; j < len; j++) ids[j] = attn_charvocab_id((unsigned char)src[j]);
-    attn_nn_gen_opts o = {ATTN_CHAR_BOS, ATTN_CHAR_EOS, OUT_CAP, 1, 0.0};
+    if (len < 1 || len > TASK_DATES_SRC_MAX)
+        return attn_fail(ATTN_BAD_DIM, "task_gru_translate: the input must have 1 to %d characters, "
+                         "not %lld", TASK_DATES_SRC_MAX, (long long)len);
+    int32_t ids[TASK_DATES_SRC_MAX], gen[OUT_CAP];
+    float w[OUT_CAP * TASK_DATES_SRC_MAX];
+    for (int64_t j = 0; j < len; j++) ids[j] = task_charvocab_id((unsigned char)src[j]);
+    attn_nn_gen_opts o = {TASK_CHAR_BOS, TASK_CHAR_EOS, OUT_CAP, 1, 0.0};
     int64_t got = 0;
     attn_status st = attn_seq2seq_generate(ctx, m, ids, 1, len, &len, &o, gen, OUT_CAP, &got, maps ? w : NULL);
-    if (st == ATTN_OK) st = attn_charvocab_decode(gen, got, out, cap, NULL);
+    if (st == ATTN_OK) st = task_charvocab_decode(gen, got, out, cap, NULL);
     if (st != ATTN_OK) return st;
     if (maps) memcpy(maps, w, (size_t)(got * len) * sizeof(float));
     *n_out = got;
@@ -120,30 +120,30 @@ attn_status attn_gru_translate(attn_ctx *ctx, attn_seq2seq *m, const char *src, 
 static attn_status eval_chunk(attn_ctx *ctx, attn_seq2seq *m, int64_t first, int64_t B,
                               int64_t *right)
 {
-    attn_dates_sample ex[EVAL_CHUNK];
-    int32_t ids[EVAL_CHUNK * ATTN_DATES_SRC_MAX] = {0}, out[EVAL_CHUNK * OUT_CAP];
+    task_dates_sample ex[EVAL_CHUNK];
+    int32_t ids[EVAL_CHUNK * TASK_DATES_SRC_MAX] = {0}, out[EVAL_CHUNK * OUT_CAP];
     int64_t lens[EVAL_CHUNK], n_out[EVAL_CHUNK], S = 1;
     for (int64_t i = 0; i < B; i++) {
-        attn_status st = attn_dates_example(ATTN_TRAIN_EVAL_SEED, (uint64_t)(first + i), ATTN_DATES_HELDOUT, &ex[i]);
+        attn_status st = task_dates_example(TASK_TRAIN_EVAL_SEED, (uint64_t)(first + i), TASK_DATES_HELDOUT, &ex[i]);
         if (st != ATTN_OK) return st;
         lens[i] = (int64_t)strlen(ex[i].src);
         if (lens[i] > S) S = lens[i];
     }
     for (int64_t i = 0; i < B; i++)
-        for (int64_t j = 0; j < lens[i]; j++) ids[i * S + j] = attn_charvocab_id((unsigned char)ex[i].src[j]);
-    attn_nn_gen_opts o = {ATTN_CHAR_BOS, ATTN_CHAR_EOS, OUT_CAP, 1, 0.0};
+        for (int64_t j = 0; j < lens[i]; j++) ids[i * S + j] = task_charvocab_id((unsigned char)ex[i].src[j]);
+    attn_nn_gen_opts o = {TASK_CHAR_BOS, TASK_CHAR_EOS, OUT_CAP, 1, 0.0};
     attn_status st = attn_seq2seq_generate(ctx, m, ids, B, S, lens, &o, out, OUT_CAP, n_out, NULL);
     for (int64_t i = 0; i < B && st == ATTN_OK; i++) {
         char text[OUT_CAP + 1];
-        st = attn_charvocab_decode(out + i * OUT_CAP, n_out[i], text, sizeof text, NULL);
+        st = task_charvocab_decode(out + i * OUT_CAP, n_out[i], text, sizeof text, NULL);
         *right += st == ATTN_OK && strcmp(text, ex[i].tgt) == 0;
     }
     return st;
 }
 
-attn_status attn_gru_eval_dates(attn_ctx *ctx, attn_seq2seq *m, int64_t n, double *acc)
+attn_status task_gru_eval_dates(attn_ctx *ctx, attn_seq2seq *m, int64_t n, double *acc)
 {
-    if (!acc || n < 1) return attn_fail(ATTN_BAD_PARAM, "attn_gru_eval_dates: 'n' must be >= 1");
+    if (!acc || n < 1) return attn_fail(ATTN_BAD_PARAM, "task_gru_eval_dates: 'n' must be >= 1");
     int64_t right = 0;
     for (int64_t first = 0; first < n; first += EVAL_CHUNK) {
         attn_status st = eval_chunk(ctx, m, first, n - first < EVAL_CHUNK ? n - first : EVAL_CHUNK, &right);

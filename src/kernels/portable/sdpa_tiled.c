@@ -3,10 +3,14 @@
  * streams over key tiles of ATTN__TILE_K with an online softmax (running max
  * m and sum l per row); no Sq x Sk buffer exists, workspace is O(tile).
  *
- * Backward recomputes probabilities from the saved LSE, in two passes that
- * each own their outputs, so results never depend on the thread count:
+ * Backward recomputes probabilities from the saved LSE, in passes that each
+ * own their outputs, so results never depend on the thread count:
  *   dK, dV per (b, kv head, key tile), summed over the group's query heads;
- *   dQ per (b, head, query block).
+ *   dQ per (b, head, query block);
+ * or fused, per (b, kv head): the dK/dV tiles in order, adding dQ as they
+ * go (the same sums in the same order as the dQ pass).
+ * Decode splits the keys of a kv head in chunks (the forward's online
+ * softmax over each chunk) and merges the chunks' partials in order.
  * Masks are evaluated per element from each row's visible key interval
  * [lo, hi) (lengths, causal, window) plus the boolean mask and bias. */
 #include "kernels/sdpa_kernels.h"
@@ -70,31 +74,49 @@ int64_t attn__tiled_forward_ws(const attn__sdpa *p)
     return TQ * p->Dk + TK * (p->Dk + p->Dv) + TQ * p->Dv + TQ * TK + 2 * TQ;
 }
 
-void attn__tiled_forward_block(const attn__sdpa *p, int64_t b, int64_t h, int64_t qb, float *ws)
-{
-    int64_t i0 = qb * TQ, nq = p->Sq - i0 < TQ ? p->Sq - i0 : TQ, hk = h / p->group;
-    float *qt = ws;                  /* (TQ, Dk) */
-    float *kt = qt + TQ * p->Dk;     /* (TK, Dk) */
-    float *vt = kt + TK * p->Dk;     /* (TK, Dv) */
-    float *acc = vt + TK * p->Dv;    /* (TQ, Dv) unnormalised output */
-    float *s = acc + TQ * p->Dv;     /* (TQ, TK) scores of one tile */
-    float *m = s + TQ * TK, *l = m + TQ; /* (TQ) running max and sum */
-    int64_t lo[TQ], hi[TQ], jmin, jmax;
-    bool seen[TQ];
+/* The forward's workspace, carved from attn__tiled_forward_ws floats. */
+typedef struct {
+    float *qt, *kt, *vt; /* (TQ, Dk), (TK, Dk), (TK, Dv) */
+    float *acc;          /* (TQ, Dv) unnormalised output */
+    float *s;            /* (TQ, TK) scores of one tile */
+    float *m, *l;        /* (TQ) running max and sum */
+} fwd_ws;
 
-    attn__block_ranges(p, b, i0, nq, lo, hi, &jmin, &jmax);
+static fwd_ws carve_fwd(const attn__sdpa *p, float *ws)
+{
+    fwd_ws w;
+    w.qt = ws;
+    w.kt = w.qt + TQ * p->Dk;
+    w.vt = w.kt + TK * p->Dk;
+    w.acc = w.vt + TK * p->Dv;
+    w.s = w.acc + TQ * p->Dv;
+    w.m = w.s + TQ * TK;
+    w.l = w.m + TQ;
+    return w;
+}
+
+/* Online softmax of query rows i0 .. i0+nq-1 (nq <= TQ) of head (b, h) over
+ * the keys of [k0, k1) each row may see: w->acc, w->m, w->l, and seen[r]
+ * (whether row r saw any key). */
+static void online_rows(const attn__sdpa *p, int64_t b, int64_t h, int64_t i0, int64_t nq,
+                        int64_t k0, int64_t k1, const fwd_ws *w, bool *seen)
+{
+    int64_t hk = h / p->group, lo[TQ], hi[TQ], jmin, jmax;
+    float *acc = w->acc, *s = w->s, *m = w->m, *l = w->l;
+
+    attn__block_ranges_in(p, b, i0, nq, k0, k1, lo, hi, &jmin, &jmax);
     for (int64_t r = 0; r < nq; r++) {
         m[r] = -INFINITY;
         l[r] = 0.0f;
         seen[r] = false;
     }
     memset(acc, 0, sizeof(float) * (size_t)(TQ * p->Dv));
-    if (jmin < jmax) load_rows(&p->q, b, i0, nq, h, p->Dk, qt);
+    if (jmin < jmax) load_rows(&p->q, b, i0, nq, h, p->Dk, w->qt);
 
     for (int64_t j0 = jmin < jmax ? jmin / TK * TK : jmax; j0 < jmax; j0 += TK) {
         int64_t nk = jmax - j0 < TK ? jmax - j0 : TK;
-        load_rows(&p->k, b, j0, nk, hk, p->Dk, kt);
-        load_rows(&p->v, b, j0, nk, hk, p->Dv, vt);
+        load_rows(&p->k, b, j0, nk, hk, p->Dk, w->kt);
+        load_rows(&p->v, b, j0, nk, hk, p->Dv, w->vt);
         for (int64_t r = 0; r < nq; r++) {
             int64_t i = i0 + r;
             float *sr = s + r * TK, tmax = -INFINITY, cg;
@@ -103,7 +125,7 @@ void attn__tiled_forward_block(const attn__sdpa *p, int64_t b, int64_t h, int64_
                 int64_t j = j0 + c;
                 sr[c] = j < lo[r] || j >= hi[r]
                             ? -INFINITY
-                            : score(p, b, h, i, j, dotf(qt + r * p->Dk, kt + c * p->Dk, p->Dk), &cg);
+                            : score(p, b, h, i, j, dotf(w->qt + r * p->Dk, w->kt + c * p->Dk, p->Dk), &cg);
                 any |= sr[c] != -INFINITY;
                 if (sr[c] > tmax) tmax = sr[c];
             }
@@ -120,23 +142,85 @@ void attn__tiled_forward_block(const attn__sdpa *p, int64_t b, int64_t h, int64_
                 lsum += e;
                 float f = drop_factor(p, b, h, i, j0 + c);
                 if (f == 0.0f) continue; /* dropped: V not read */
-                float w = e * f;
-                for (int64_t x = 0; x < p->Dv; x++) ar[x] += w * vt[c * p->Dv + x];
+                float wt = e * f;
+                for (int64_t x = 0; x < p->Dv; x++) ar[x] += wt * w->vt[c * p->Dv + x];
             }
             l[r] = l[r] * alpha + lsum;
             m[r] = mnew;
         }
     }
+}
+
+void attn__tiled_forward_block(const attn__sdpa *p, int64_t b, int64_t h, int64_t qb, float *ws)
+{
+    int64_t i0 = qb * TQ, nq = p->Sq - i0 < TQ ? p->Sq - i0 : TQ;
+    fwd_ws w = carve_fwd(p, ws);
+    bool seen[TQ];
+    online_rows(p, b, h, i0, nq, 0, p->Sk, &w, seen);
 
     float *o = (float *)p->o.data;
     for (int64_t r = 0; r < nq; r++) {
         int64_t i = i0 + r;
-        float inv = seen[r] ? 1.0f / l[r] : 0.0f;
+        float inv = seen[r] ? 1.0f / w.l[r] : 0.0f;
         for (int64_t x = 0; x < p->Dv; x++)
-            o[attn__off(p->o.stride, b, i, h, x)] = seen[r] ? acc[r * p->Dv + x] * inv : 0.0f;
+            o[attn__off(p->o.stride, b, i, h, x)] = seen[r] ? w.acc[r * p->Dv + x] * inv : 0.0f;
         if (p->lse.data != NULL)
             ((float *)p->lse.data)[attn__off(p->lse.stride, b, h, i, 0)] =
-                seen[r] ? m[r] + logf(l[r]) : -INFINITY;
+                seen[r] ? w.m[r] + logf(w.l[r]) : -INFINITY;
+    }
+}
+
+/* ---- decode: the key-split forward ----------------------------------------- */
+
+void attn__tiled_decode_split(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t s, int64_t split,
+                              float *part, float *ws)
+{
+    int64_t k0 = s * split, k1 = k0 + split < p->Sk ? k0 + split : p->Sk, ld = attn__decode_ld(p);
+    fwd_ws w = carve_fwd(p, ws);
+    bool seen[TQ];
+    for (int64_t g = 0; g < p->group; g++) {
+        online_rows(p, b, hkv * p->group + g, 0, p->Sq, k0, k1, &w, seen);
+        for (int64_t i = 0; i < p->Sq; i++) {
+            float *pr = part + (g * p->Sq + i) * (ld + 3);
+            memcpy(pr, w.acc + i * p->Dv, sizeof(float) * (size_t)p->Dv);
+            pr[ld] = w.m[i];
+            pr[ld + 1] = w.l[i];
+            pr[ld + 2] = seen[i] ? 1.0f : 0.0f;
+        }
+    }
+}
+
+/* m = max m_s, l = sum l_s e^(m_s - m), O = sum acc_s e^(m_s - m) / l over
+ * the splits that saw a key, in split order. */
+void attn__decode_merge(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t n_splits,
+                        const float *parts)
+{
+    int64_t M = attn__decode_rows(p), dv = attn__decode_ld(p), stride = M * (dv + 3);
+    float *o = (float *)p->o.data;
+    for (int64_t r = 0; r < M; r++) {
+        int64_t h = hkv * p->group + r / p->Sq, i = r % p->Sq;
+        float m = -INFINITY, l = 0.0f;
+        bool seen = false;
+        for (int64_t s = 0; s < n_splits; s++) {
+            const float *pr = parts + s * stride + r * (dv + 3);
+            if (pr[dv + 2] == 0.0f) continue;
+            if (pr[dv] > m) m = pr[dv];
+            seen = true;
+        }
+        for (int64_t x = 0; x < p->Dv; x++) o[attn__off(p->o.stride, b, i, h, x)] = 0.0f;
+        for (int64_t s = 0; seen && s < n_splits; s++) {
+            const float *pr = parts + s * stride + r * (dv + 3);
+            if (pr[dv + 2] == 0.0f) continue;
+            l += pr[dv + 1] * expf(pr[dv] - m);
+        }
+        for (int64_t s = 0; seen && s < n_splits; s++) {
+            const float *pr = parts + s * stride + r * (dv + 3);
+            if (pr[dv + 2] == 0.0f) continue;
+            float w = expf(pr[dv] - m) / l;
+            for (int64_t x = 0; x < p->Dv; x++) o[attn__off(p->o.stride, b, i, h, x)] += w * pr[x];
+        }
+        if (p->lse.data != NULL)
+            ((float *)p->lse.data)[attn__off(p->lse.stride, b, h, i, 0)] = seen ? m + logf(l) : -INFINITY;
     }
 }
 
@@ -193,8 +277,10 @@ int64_t attn__tiled_backward_ws(const attn__sdpa *p)
     return n > dbias ? n : dbias;
 }
 
-void attn__tiled_dkdv_block(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t kb,
-                            const float *delta, float *ws)
+/* dK, dV of key block kb of kv head (b, hkv); with dqa != NULL also adds
+ * the block's part of dQ of the group's heads into dqa [group, Sq, Dk]. */
+static void dkdv_block(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t kb, const float *delta,
+                       float *ws, float *dqa)
 {
     int64_t j0 = kb * TK, nk = p->Sk - j0 < TK ? p->Sk - j0 : TK;
     float *kt = ws, *vt = kt + TK * p->Dk;            /* (TK, Dk), (TK, Dv) */
@@ -223,6 +309,8 @@ void attn__tiled_dkdv_block(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t
                 float w = g.prob * g.factor; /* dV_j += P_ij f_ij dO_i */
                 for (int64_t x = 0; w != 0.0f && x < p->Dv; x++) dv[c * p->Dv + x] += w * dor[x];
                 for (int64_t x = 0; x < p->Dk; x++) dk[c * p->Dk + x] += g.dqk * qr[x];
+                float *dqr = dqa == NULL ? NULL : dqa + ((h - hkv * p->group) * p->Sq + i) * p->Dk;
+                for (int64_t x = 0; dqr != NULL && x < p->Dk; x++) dqr[x] += g.dqk * kt[c * p->Dk + x];
             }
         }
     }
@@ -233,6 +321,29 @@ void attn__tiled_dkdv_block(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t
         for (int64_t x = 0; x < p->Dv; x++)
             dvp[attn__off(p->dv.stride, b, j0 + c, hkv, x)] = dv[c * p->Dv + x];
     }
+}
+
+void attn__tiled_dkdv_block(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t kb,
+                            const float *delta, float *ws)
+{
+    dkdv_block(p, b, hkv, kb, delta, ws, NULL);
+}
+
+int64_t attn__tiled_fused_ws(const attn__sdpa *p)
+{
+    return attn__tiled_backward_ws(p) + p->group * p->Sq * p->Dk;
+}
+
+void attn__tiled_fused_kvhead(const attn__sdpa *p, int64_t b, int64_t hkv, const float *delta,
+                              float *ws)
+{
+    float *dqa = ws + attn__tiled_backward_ws(p), *dqp = (float *)p->dq.data;
+    memset(dqa, 0, sizeof(float) * (size_t)(p->group * p->Sq * p->Dk));
+    for (int64_t kb = 0; kb * TK < p->Sk; kb++) dkdv_block(p, b, hkv, kb, delta, ws, dqa);
+    for (int64_t g = 0; g < p->group; g++)
+        for (int64_t i = 0; i < p->Sq; i++)
+            for (int64_t x = 0; x < p->Dk; x++)
+                dqp[attn__off(p->dq.stride, b, i, hkv * p->group + g, x)] = dqa[(g * p->Sq + i) * p->Dk + x];
 }
 
 /* dS of row (b, h, i) over its visible keys, added into dst[j] (or into

@@ -1,8 +1,8 @@
 /* sdpa_ref.c - the double-precision reference kernel of scaled-dot-product
  * attention: the test oracle and the readable specification. It follows
- * DESIGN.md's score definition line by line, materialises the Sq x Sk
- * scores of one head, and evaluates every mask by its definition (it shares
- * no mask logic with the fast kernels on purpose). */
+ * the score definition of docs/operator.md line by line, materialises the
+ * Sq x Sk scores of one head, and evaluates every mask by its definition
+ * (it shares no mask logic with the fast kernels on purpose). */
 #include "kernels/sdpa_kernels.h"
 
 /* Structural visibility of key j for query i: lengths, causal, window and

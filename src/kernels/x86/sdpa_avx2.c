@@ -1,6 +1,7 @@
 /* sdpa_avx2.c - AVX2+FMA float32 kernels of scaled-dot-product attention.
- * Only this file is compiled with -mavx2 -mfma; it runs only when CPUID and
- * XGETBV say so (src/core/cpu.c).
+ * Only this file is compiled with -mavx2 -mfma (and only by a compiler that
+ * accepts them); the kernel table (src/kernels/table.c) runs it only when
+ * CPUID and XGETBV say so (src/core/cpu.c).
  *
  * Everything is built on one register-blocked micro-kernel, gemm():
  * C[M x N] (+)= A[M x K] B[K x N] with 6 x 16 blocks of C held in 12 ymm
@@ -14,10 +15,9 @@
  * "full" (no per-element work) when every row sees all their keys and no
  * element-wise option (boolean mask, bias, ALiBi, soft-capping) is set,
  * otherwise masks are applied per element after the product. */
-#include "kernels/sdpa_kernels.h"
+#include "kernels/x86/sdpa_avx2.h"
 
 #include <immintrin.h>
-#include <stdatomic.h>
 #include <string.h>
 
 enum { BQ = ATTN__AVX2_TILE_Q, BQB = ATTN__AVX2_TILE_Q_BWD, BK = ATTN__AVX2_TILE_K, MR = 6 };
@@ -395,17 +395,6 @@ void attn__avx2_forward_block(const attn__sdpa *p, int64_t b, int64_t h, int64_t
     }
 }
 
-bool attn__avx2_available(void)
-{
-    static atomic_int cached = -1; /* CPUID once */
-    int v = atomic_load(&cached);
-    if (v < 0) {
-        v = attn__cpu_has_avx2_fma() ? 1 : 0;
-        atomic_store(&cached, v);
-    }
-    return v == 1;
-}
-
 /* ---- backward ------------------------------------------------------------------ */
 
 /* One line of n (a multiple of 8) elements of a tile, in place: s holds the
@@ -688,17 +677,10 @@ void attn__avx2_dq_block(const attn__sdpa *p, int64_t b, int64_t h, int64_t qb, 
  * read once for all the query heads that share them. */
 static int64_t dk8(int64_t d) { return (d + 7) / 8 * 8; }
 
-int64_t attn__avx2_decode_rows(const attn__sdpa *p) { return p->group * p->Sq; }
-
 int64_t attn__avx2_decode_ws(const attn__sdpa *p)
 {
-    int64_t M = attn__avx2_decode_rows(p), dv = pad16(p->Dv);
+    int64_t M = attn__decode_rows(p), dv = pad16(p->Dv);
     return M * dk8(p->Dk) + BK * dk8(p->Dk) + BK * dv + 2 * M * BK + BK;
-}
-
-int64_t attn__avx2_decode_partial(const attn__sdpa *p)
-{
-    return attn__avx2_decode_rows(p) * (pad16(p->Dv) + 3);
 }
 
 /* S[r][c] = qs_r . kr_c for 4 rows and 2 keys at a time (ld = padded Dk). */
@@ -752,12 +734,12 @@ static void dots(int64_t M, int64_t nk, int64_t ld, int64_t ldk, const float *qs
 }
 
 /* Split s (keys [s * split, (s + 1) * split)) of kv head (b, hkv): an online
- * softmax over its keys for every row, left unnormalised in `part`:
- * per row (acc[dv], m, l, seen). */
+ * softmax over its keys for every row, left unnormalised in `part` (the
+ * layout of sdpa_kernels.h: dv = pad16(Dv) = attn__decode_ld). */
 void attn__avx2_decode_split(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t s, int64_t split,
                              float *part, float *ws)
 {
-    int64_t M = attn__avx2_decode_rows(p), Dk = p->Dk, Dv = p->Dv, ld = dk8(Dk), dv = pad16(Dv);
+    int64_t M = attn__decode_rows(p), Dk = p->Dk, Dv = p->Dv, ld = dk8(Dk), dv = pad16(Dv);
     float *qs = ws, *kr = qs + M * ld, *vt = kr + BK * ld; /* (M, ld), (BK, ld), (BK, dv) */
     float *S = vt + BK * dv, *use = S + M * BK, *f = use + M * BK; /* (M, BK), (M, BK), (BK) */
     int64_t lo[64], hi[64], k0 = s * split, k1 = k0 + split < p->Sk ? k0 + split : p->Sk;
@@ -842,40 +824,6 @@ void attn__avx2_decode_split(const attn__sdpa *p, int64_t b, int64_t hkv, int64_
                         for (int64_t x = 0; x < Dv; x++) acc[x] = fmaf(S[r * BK + c], vsrc[c * ldv + x], acc[x]);
             }
         }
-    }
-}
-
-/* Merges the splits of kv head (b, hkv) in order: m = max m_s,
- * l = sum l_s e^(m_s - m), O = sum acc_s e^(m_s - m) / l. */
-void attn__avx2_decode_merge(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t n_splits,
-                             const float *parts)
-{
-    int64_t M = attn__avx2_decode_rows(p), dv = pad16(p->Dv), stride = M * (dv + 3);
-    float *o = (float *)p->o.data;
-    for (int64_t r = 0; r < M; r++) {
-        int64_t h = hkv * p->group + r / p->Sq, i = r % p->Sq;
-        float m = -INFINITY, l = 0.0f;
-        bool seen = false;
-        for (int64_t s = 0; s < n_splits; s++) {
-            const float *pr = parts + s * stride + r * (dv + 3);
-            if (pr[dv + 2] == 0.0f) continue;
-            if (pr[dv] > m) m = pr[dv];
-            seen = true;
-        }
-        for (int64_t x = 0; x < p->Dv; x++) o[attn__off(p->o.stride, b, i, h, x)] = 0.0f;
-        for (int64_t s = 0; seen && s < n_splits; s++) {
-            const float *pr = parts + s * stride + r * (dv + 3);
-            if (pr[dv + 2] == 0.0f) continue;
-            l += pr[dv + 1] * expf(pr[dv] - m);
-        }
-        for (int64_t s = 0; seen && s < n_splits; s++) {
-            const float *pr = parts + s * stride + r * (dv + 3);
-            if (pr[dv + 2] == 0.0f) continue;
-            float w = expf(pr[dv] - m) / l;
-            for (int64_t x = 0; x < p->Dv; x++) o[attn__off(p->o.stride, b, i, h, x)] += w * pr[x];
-        }
-        if (p->lse.data != NULL)
-            ((float *)p->lse.data)[attn__off(p->lse.stride, b, h, i, 0)] = seen ? m + logf(l) : -INFINITY;
     }
 }
 

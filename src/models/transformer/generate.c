@@ -10,6 +10,8 @@
  */
 #include "transformer_internal.h"
 
+#include "core/toolkit_kernels.h"
+
 #include <math.h>
 #include <string.h>
 
@@ -78,7 +80,7 @@ static void dec_init(dec *g, const float *mem)
         g->cv[l] = alloc_f(g, g->S_src * g->kvw);
         for (int i = 1; i <= 2 && g->st == ATTN_OK; i++) {
             attn__nn_mha_proj(&g->m->dec[l].cross, i, &w, &b, &rows, &cols);
-            set(g, attn_nn_linear_forward(mem, g->S_src, cols, w, b, rows, i == 1 ? g->ck[l] : g->cv[l]));
+            set(g, attn_nn_linear_forward(g->ctx, mem, g->S_src, cols, w, b, rows, i == 1 ? g->ck[l] : g->cv[l]));
         }
     }
     int64_t wide = c->d_ff > d ? c->d_ff : d;
@@ -129,23 +131,23 @@ static void f_step(dec *g, int64_t l, int sub, int64_t t, const float *in, float
     attn__nn_block *L = &m->dec[l];
     int64_t nb = g->nb, d = c->d_model;
     if (sub == ATTN__SUB_FFN) {
-        set(g, attn_nn_linear_forward(in, nb, d, L->w1, L->b1, c->d_ff, g->a));
+        set(g, attn_nn_linear_forward(g->ctx, in, nb, d, L->w1, L->b1, c->d_ff, g->a));
         if (g->st == ATTN_OK) set(g, attn_nn_act_forward(c->act, g->a, nb * c->d_ff, g->a));
-        if (g->st == ATTN_OK) set(g, attn_nn_linear_forward(g->a, nb, c->d_ff, L->w2, L->b2, d, y));
+        if (g->st == ATTN_OK) set(g, attn_nn_linear_forward(g->ctx, g->a, nb, c->d_ff, L->w2, L->b2, d, y));
         return;
     }
     const attn_nn_mha *a = sub == ATTN__SUB_SELF ? &L->self : &L->cross;
     const float *w, *b;
     int64_t rows, cols;
     attn__nn_mha_proj(a, 0, &w, &b, &rows, &cols);
-    set(g, attn_nn_linear_forward(in, nb, cols, w, b, rows, g->q));
+    set(g, attn_nn_linear_forward(g->ctx, in, nb, cols, w, b, rows, g->q));
     if (sub == ATTN__SUB_SELF) {
         int64_t stride = g->cap_len * g->kvw;
         for (int i = 1; i <= 2 && g->st == ATTN_OK; i++) {
             attn__nn_mha_proj(a, i, &w, &b, &rows, &cols);
             /* the new key/value row of each beam goes to cache position t */
             float *dst = (i == 1 ? g->kc[l] : g->vc[l]) + t * g->kvw;
-            set(g, attn_nn_linear_forward(in, nb, cols, w, b, rows, g->a));
+            set(g, attn_nn_linear_forward(g->ctx, in, nb, cols, w, b, rows, g->a));
             for (int64_t bb = 0; bb < nb; bb++)
                 memcpy(dst + bb * stride, g->a + bb * g->kvw, (size_t)g->kvw * sizeof(float));
         }
@@ -163,7 +165,7 @@ static void f_step(dec *g, int64_t l, int sub, int64_t t, const float *in, float
         attend(g, g->ck[l], g->cv[l], 0, g->S_src, l == c->n_dec_layers - 1);
     }
     if (g->st == ATTN_OK)
-        set(g, attn_nn_linear_forward(g->o, nb, c->n_heads * g->hd, a->out_proj_weight,
+        set(g, attn_nn_linear_forward(g->ctx, g->o, nb, c->n_heads * g->hd, a->out_proj_weight,
                                       a->out_proj_bias, d, y));
 }
 
@@ -200,7 +202,7 @@ static void step(dec *g, const int32_t *tok, int64_t t)
     }
     if (g->st == ATTN_OK) set(g, attn__nn_norm_forward(m, &m->dec_norm, g->x, nb, g->h, g->stats, g->stats + nb));
     if (g->st == ATTN_OK)
-        set(g, attn_nn_linear_forward(g->h, nb, d, m->lm_head, NULL, c->vocab, g->logits));
+        set(g, attn_nn_linear_forward(g->ctx, g->h, nb, d, m->lm_head, NULL, c->vocab, g->logits));
 }
 
 /* ---- beam search ---------------------------------------------------------------------- */
@@ -269,10 +271,7 @@ static void advance(dec *g, beams *B, const attn_nn_gen_opts *o, int32_t *cur, f
     int64_t V = g->m->c.vocab, nb = B->nb, k = 2 * nb, n = 0;
     for (int64_t b = 0; b < B->n_live; b++) {
         const float *lg = g->logits + b * V;
-        double mx = lg[0], sum = 0;
-        for (int64_t v = 1; v < V; v++) mx = lg[v] > mx ? lg[v] : mx;
-        for (int64_t v = 0; v < V; v++) sum += exp((double)lg[v] - mx);
-        double lz = mx + log(sum);
+        double lz = attn__ctx_toolkit(g->ctx)->softmax_row(lg, V);
         for (int64_t v = 0; v < V; v++)
             offer(cands, &n, k, (cand){B->score[b] + (double)lg[v] - lz, b, (int32_t)v});
     }

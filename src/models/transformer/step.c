@@ -1,5 +1,6 @@
-/* model_step.c - one training (or evaluation) step of a model: forward,
- * loss and backward, with optional gradient checkpointing.
+/* step.c - one training (or evaluation) step of a transformer: forward,
+ * loss and backward, with optional gradient checkpointing; and the norm and
+ * embedding helpers that decoding (generate.c) shares.
  *
  * A block is a list of sublayers (self-attention, cross-attention,
  * feed-forward), each wrapped in a residual and a norm:
@@ -14,6 +15,46 @@
 
 #include <math.h>
 #include <string.h>
+
+/* ---- norms and embeddings, shared with generate.c ------------------------------- */
+
+attn_status attn__nn_norm_forward(const attn_transformer *m, const attn__nn_norm *n,
+                                  const float *x, int64_t rows, float *y, float *mean,
+                                  float *rstd)
+{
+    if (m->c.norm == ATTN_NN_NORM_RMSNORM)
+        return attn_nn_rmsnorm_forward(x, rows, m->c.d_model, n->w, m->c.norm_eps, y, rstd);
+    return attn_nn_layernorm_forward(x, rows, m->c.d_model, n->w, n->b, m->c.norm_eps, y, mean,
+                                     rstd);
+}
+
+attn_status attn__nn_norm_backward(const attn_transformer *m, const attn__nn_norm *n,
+                                   const float *x, int64_t rows, const float *mean,
+                                   const float *rstd, const float *dy, float *dx)
+{
+    if (m->c.norm == ATTN_NN_NORM_RMSNORM)
+        return attn_nn_rmsnorm_backward(x, rows, m->c.d_model, n->w, rstd, dy, dx, n->dw);
+    return attn_nn_layernorm_backward(x, rows, m->c.d_model, n->w, mean, rstd, dy, dx, n->dw,
+                                      n->db);
+}
+
+attn_status attn__nn_embed(const attn_transformer *m, const int32_t *ids, const int32_t *pos,
+                           int64_t rows, const float *pos_table, float *x)
+{
+    int64_t d = m->c.d_model;
+    attn_status st = attn_nn_embedding_forward(ids, rows, m->embed, m->c.vocab, d, x);
+    if (st != ATTN_OK) return st;
+    float scale = (float)sqrt((double)d);
+    for (int64_t r = 0; r < rows; r++) {
+        float *xr = x + r * d;
+        if (pos[r] < 0 || pos[r] >= m->c.max_len)
+            return attn_fail(ATTN_BAD_DIM, "model: position %d is beyond 'max_len' %lld",
+                             (int)pos[r], (long long)m->c.max_len);
+        const float *pr = pos_table ? pos_table + (int64_t)pos[r] * d : NULL;
+        for (int64_t i = 0; i < d; i++) xr[i] = xr[i] * scale + (pr ? pr[i] : 0.0f);
+    }
+    return ATTN_OK;
+}
 
 /* Saved activations of one sublayer. */
 typedef struct {
@@ -50,6 +91,10 @@ typedef struct {
     float *d_mem;
     int64_t S_mem;
     const int64_t *mem_lens;
+    attn_nn_attn_hook hook; /* the probe of attention calls in backward, or NULL */
+    void *hook_user;
+    int stack;     /* the stack (0 encoder, 1 decoder) and */
+    int64_t layer; /* the block that backward is in */
     attn_status st;
 } run;
 
@@ -152,13 +197,13 @@ static void f_forward(run *r, attn__nn_block *L, int sub, const stream *s, uint6
         sv->ff_a = act_alloc(r, N * c->d_ff, 0);
         sv->ff_u = act_alloc(r, N * c->d_ff, 0);
         if (r->st != ATTN_OK) return;
-        set(r, attn_nn_linear_forward(in, N, c->d_model, L->w1, L->b1, c->d_ff, sv->ff_a));
+        set(r, attn_nn_linear_forward(r->ctx, in, N, c->d_model, L->w1, L->b1, c->d_ff, sv->ff_a));
         if (r->st == ATTN_OK) set(r, attn_nn_act_forward(c->act, sv->ff_a, N * c->d_ff, sv->ff_u));
         if (r->st == ATTN_OK)
             set(r, attn_nn_dropout_forward(sv->ff_u, N * c->d_ff, r->p_drop, r->o->seed,
                                            off_inner(site), sv->ff_u));
         if (r->st == ATTN_OK)
-            set(r, attn_nn_linear_forward(sv->ff_u, N, c->d_ff, L->w2, L->b2, c->d_model, y));
+            set(r, attn_nn_linear_forward(r->ctx, sv->ff_u, N, c->d_ff, L->w2, L->b2, c->d_model, y));
         return;
     }
     attn_nn_mha_opts o = mha_opts(r, s, sub, site);
@@ -172,6 +217,33 @@ static void f_forward(run *r, attn__nn_block *L, int sub, const stream *s, uint6
     }
 }
 
+/* Hands the attention core of sublayer sub to r->hook: its saved q, k, v
+ * and LSE and d_o [N, H*hd] = dy W_out, the gradient before the output
+ * projection (attn_nn_mha_backward computes the same inside). */
+static void probe(run *r, attn__nn_block *L, int sub, const stream *s, uint64_t site,
+                  const float *dy, const sub_save *sv)
+{
+    const attn_nn_mha *a = sub_mha(L, sub);
+    const attn_nn_mha_saved *sa = &sv->a;
+    int64_t B = sa->B, Sq = sa->Sq, Sk = sa->Sk, H = a->n_heads, Hk = a->n_kv_heads;
+    int64_t hd = a->head_dim;
+    float *d_o = act_alloc(r, B * Sq * H * hd, 1);
+    if (r->st != ATTN_OK) return;
+    set(r, attn_nn_linear_backward(r->ctx, sa->o, B * Sq, H * hd, a->out_proj_weight,
+                                   a->embed_dim, dy, d_o, NULL, NULL));
+    attn_nn_mha_opts o = mha_opts(r, s, sub, site);
+    attn_tensor mask;
+    attn_sdpa_params sp = attn__nn_mha_sdpa_params(&o, &mask, B, Sk);
+    attn_nn_attn_probe p = {r->stack, r->layer, sub == ATTN__SUB_CROSS,
+                            attn_tensor_make(sa->q, ATTN_DTYPE_F32, B, Sq, H, hd),
+                            attn_tensor_make(sa->k, ATTN_DTYPE_F32, B, Sk, Hk, hd),
+                            attn_tensor_make(sa->v, ATTN_DTYPE_F32, B, Sk, Hk, hd),
+                            attn_tensor_make(sa->lse, ATTN_DTYPE_F32, B, H, Sq, 1),
+                            attn_tensor_make(d_o, ATTN_DTYPE_F32, B, Sq, H, hd), &sp, NULL, 0};
+    if (r->st == ATTN_OK) set(r, r->hook(r->ctx, &p, r->hook_user));
+    act_free(r, d_o);
+}
+
 /* d_in [N, d] += df/din^T dy, parameter gradients accumulate. */
 static void f_backward(run *r, attn__nn_block *L, int sub, const stream *s, uint64_t site,
                        const float *in, const float *dy, float *d_in, const sub_save *sv)
@@ -181,7 +253,7 @@ static void f_backward(run *r, attn__nn_block *L, int sub, const stream *s, uint
     if (sub == ATTN__SUB_FFN) {
         float *du = act_alloc(r, nf, 1), *dg = act_alloc(r, nf, 1);
         if (r->st == ATTN_OK)
-            set(r, attn_nn_linear_backward(sv->ff_u, N, c->d_ff, L->w2, c->d_model, dy, du, L->dw2,
+            set(r, attn_nn_linear_backward(r->ctx, sv->ff_u, N, c->d_ff, L->w2, c->d_model, dy, du, L->dw2,
                                            L->db2));
         if (r->st == ATTN_OK)
             set(r, attn_nn_dropout_backward(du, nf, r->p_drop, r->o->seed, off_inner(site), dg));
@@ -190,12 +262,14 @@ static void f_backward(run *r, attn__nn_block *L, int sub, const stream *s, uint
             set(r, attn_nn_act_backward(c->act, sv->ff_a, nf, dg, du));
         }
         if (r->st == ATTN_OK)
-            set(r, attn_nn_linear_backward(in, N, c->d_model, L->w1, c->d_ff, du, d_in, L->dw1,
+            set(r, attn_nn_linear_backward(r->ctx, in, N, c->d_model, L->w1, c->d_ff, du, d_in, L->dw1,
                                            L->db1));
         act_free(r, du);
         act_free(r, dg);
         return;
     }
+    if (r->hook) probe(r, L, sub, s, site, dy, sv);
+    if (r->st != ATTN_OK) return;
     attn_nn_mha_opts o = mha_opts(r, s, sub, site);
     const float *kv = sub == ATTN__SUB_SELF ? in : r->mem;
     float *d_kv = sub == ATTN__SUB_SELF ? d_in : r->d_mem;
@@ -321,6 +395,8 @@ static void stack_backward(run *r, attn__nn_block *Ls, int64_t n, const stream *
             block_forward(r, L, s, site, x, &saves[l], 1);
             act_free(r, x);
         }
+        r->stack = Ls == r->m->dec;
+        r->layer = l;
         for (int i = n_subs(L) - 1; i >= 0 && r->st == ATTN_OK; i--)
             sub_backward(r, L, sub_kind(L, i), s, site + (uint64_t)i, dx, &saves[l].s[i]);
         block_free(r, L, &saves[l]);
@@ -463,7 +539,7 @@ static void forward(run *r, const attn_nn_batch *b, step_state *t)
         set(r, attn__nn_norm_forward(m, &m->dec_norm, t->dec_fin, Nt, t->h, t->dec_stats,
                                      t->dec_stats + Nt));
     if (r->st == ATTN_OK)
-        set(r, attn_nn_linear_forward(t->h, Nt, d, m->lm_head, NULL, m->c.vocab, t->logits));
+        set(r, attn_nn_linear_forward(r->ctx, t->h, Nt, d, m->lm_head, NULL, m->c.vocab, t->logits));
 }
 
 static void backward(run *r, const attn_nn_batch *b, step_state *t)
@@ -472,7 +548,7 @@ static void backward(run *r, const attn_nn_batch *b, step_state *t)
     int64_t d = m->c.d_model, Ns = b->B * b->S_src, Nt = b->B * b->S_tgt;
     float *dh = act_alloc(r, Nt * d, 1), *dx = act_alloc(r, Nt * d, 1);
     if (r->st == ATTN_OK)
-        set(r, attn_nn_linear_backward(t->h, Nt, d, m->lm_head, m->c.vocab, t->dlogits, dh,
+        set(r, attn_nn_linear_backward(r->ctx, t->h, Nt, d, m->lm_head, m->c.vocab, t->dlogits, dh,
                                        m->d_lm_head, NULL));
     if (r->st == ATTN_OK)
         set(r, attn__nn_norm_backward(m, &m->dec_norm, t->dec_fin, Nt, t->dec_stats,
@@ -492,13 +568,11 @@ static void backward(run *r, const attn_nn_batch *b, step_state *t)
     act_free(r, dx);
 }
 
-attn_status attn_transformer_step(attn_ctx *ctx, attn_transformer *m, const attn_nn_batch *batch,
-                               const attn_nn_train_opts *opts, int grads, double *loss,
-                               float *logits, size_t *activation_bytes)
+/* The step, with hook (or NULL) called on every attention call of backward. */
+static attn_status step(attn_ctx *ctx, attn_transformer *m, const attn_nn_batch *batch,
+                        const attn_nn_train_opts *opts, int grads, attn_nn_attn_hook hook,
+                        void *user, double *loss, float *logits, size_t *activation_bytes)
 {
-    if (!ctx || !m || !batch || !opts || !loss)
-        return attn_fail(ATTN_NULL_ARG, "attn_transformer_step: 'ctx', 'm', 'batch', 'opts' and "
-                                        "'loss' must not be NULL");
     attn_status st = check_batch(m, batch);
     if (st != ATTN_OK) return st;
     if (!(opts->label_smoothing >= 0 && opts->label_smoothing <= 1))
@@ -512,6 +586,8 @@ attn_status attn_transformer_step(attn_ctx *ctx, attn_transformer *m, const attn
     r.p_drop = opts->training ? m->c.dropout : 0;
     r.p_attn = opts->training ? m->c.attn_dropout : 0;
     r.grads = grads != 0;
+    r.hook = hook;
+    r.hook_user = user;
     int enc = m->c.arch == ATTN_TRANSFORMER_ARCH_ENCDEC;
     step_state t;
     memset(&t, 0, sizeof t);
@@ -539,6 +615,30 @@ attn_status attn_transformer_step(attn_ctx *ctx, attn_transformer *m, const attn
     *loss = l;
     if (activation_bytes) *activation_bytes = r.peak;
     return ATTN_OK;
+}
+
+attn_status attn_transformer_step(attn_ctx *ctx, attn_transformer *m, const attn_nn_batch *batch,
+                               const attn_nn_train_opts *opts, int grads, double *loss,
+                               float *logits, size_t *activation_bytes)
+{
+    if (!ctx || !m || !batch || !opts || !loss)
+        return attn_fail(ATTN_NULL_ARG, "attn_transformer_step: 'ctx', 'm', 'batch', 'opts' and "
+                                        "'loss' must not be NULL");
+    return step(ctx, m, batch, opts, grads, NULL, NULL, loss, logits, activation_bytes);
+}
+
+attn_status attn_transformer_step_probe(attn_ctx *ctx, attn_transformer *m,
+                                        const attn_nn_batch *batch, const attn_nn_train_opts *opts,
+                                        attn_nn_attn_hook hook, void *user, double *loss)
+{
+    if (!ctx || !m || !batch || !opts || !hook || !loss)
+        return attn_fail(ATTN_NULL_ARG, "attn_transformer_step_probe: 'ctx', 'm', 'batch', 'opts', "
+                                        "'hook' and 'loss' must not be NULL");
+    if (opts->training && m->c.attn_dropout > 0)
+        return attn_fail(ATTN_UNSUPPORTED, "attn_transformer_step_probe: 'opts->training' is set "
+                         "and the model has attention dropout; a probe needs the attention "
+                         "without dropout");
+    return step(ctx, m, batch, opts, 1, hook, user, loss, NULL, NULL);
 }
 
 attn_status attn__nn_encode(attn_ctx *ctx, attn_transformer *m, const int32_t *src, int64_t len,

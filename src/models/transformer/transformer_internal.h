@@ -1,7 +1,9 @@
-/* model_internal.h - the model object shared by model.c (parameters,
- * training step), generate.c (KV-cache decoding) and checkpoint.c. */
-#ifndef ATTN_NN_MODEL_INTERNAL_H
-#define ATTN_NN_MODEL_INTERNAL_H
+/* transformer_internal.h - the transformer object and what its files share:
+ * config.c (defaults, checks, JSON), weights.c (parameters), step.c
+ * (forward, loss, backward), generate.c (KV-cache decoding) and
+ * checkpoint.c. */
+#ifndef ATTN_TRANSFORMER_INTERNAL_H
+#define ATTN_TRANSFORMER_INTERNAL_H
 
 #include "nn/nn_private.h"
 
@@ -45,6 +47,12 @@ struct attn_transformer {
     float *sinusoid; /* [max_len, d] table (sinusoidal positions) */
 };
 
+/* ATTN_OK if c is a valid config (config.c); attn_transformer_create's check. */
+attn_status attn__transformer_config_check(const attn_transformer_config *c);
+
+/* The parameter block of m (weights.c), for the update and checkpoints. */
+attn__nn_paramset attn__transformer_params(const attn_transformer *m);
+
 /* The order of sublayers in a block. */
 enum { ATTN__SUB_SELF = 0, ATTN__SUB_CROSS = 1, ATTN__SUB_FFN = 2 };
 
@@ -71,4 +79,4 @@ static inline bool attn__nn_rope(const attn_transformer *m)
     return m->c.pos == ATTN_NN_POS_ROPE;
 }
 
-#endif /* ATTN_NN_MODEL_INTERNAL_H */
+#endif /* ATTN_TRANSFORMER_INTERNAL_H */

@@ -1,7 +1,8 @@
-/* model.c - the models' parameters: the configuration and its checks, one
- * allocation for all parameters (and one each for gradients and the AdamW
- * moments), torch-style tensor names, initialisation, and the optimiser
- * update. The training step is in model_step.c, decoding in generate.c.
+/* weights.c - the transformer's parameters: the tensor registry (torch-style
+ * names), one allocation for all parameters (and one each for gradients
+ * and the AdamW moments), initialisation, tensor access and the optimiser
+ * update. The configuration is in config.c, the training step in step.c,
+ * decoding in generate.c, checkpoints in checkpoint.c.
  *
  * Names follow torch.nn.Transformer (encoder.layers.0.self_attn.in_proj_weight,
  * decoder.layers.0.multihead_attn..., linear1, linear2, norm1..3,
@@ -13,81 +14,6 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
-
-attn_transformer_config attn_transformer_config_default(attn_transformer_arch arch)
-{
-    attn_transformer_config c;
-    memset(&c, 0, sizeof c);
-    c.arch = arch;
-    c.vocab = 99;
-    c.d_model = 128;
-    c.n_heads = 4;
-    c.n_kv_heads = 4;
-    c.d_ff = 512;
-    c.n_enc_layers = arch == ATTN_TRANSFORMER_ARCH_ENCDEC ? 2 : 0;
-    c.n_dec_layers = 2;
-    c.max_len = 64;
-    c.norm_first = 1;
-    c.norm = ATTN_NN_NORM_LAYERNORM;
-    c.pos = ATTN_NN_POS_SINUSOIDAL;
-    c.act = ATTN_NN_ACT_GELU;
-    c.norm_eps = 1e-5;
-    c.dropout = 0.1;
-    c.attn_dropout = 0.1;
-    c.rope_theta = 10000.0;
-    c.tie_embeddings = 0;
-    return c;
-}
-
-static attn_status check_config(const attn_transformer_config *c)
-{
-    if (c == NULL) return attn_fail(ATTN_NULL_ARG, "attn_transformer_create: 'config' is NULL");
-    if (c->arch != ATTN_TRANSFORMER_ARCH_ENCDEC && c->arch != ATTN_TRANSFORMER_ARCH_DECODER)
-        return attn_fail(ATTN_BAD_PARAM, "config: 'arch' %d is not ENCDEC (1) or DECODER (2)",
-                         (int)c->arch);
-    const struct {
-        const char *name;
-        int64_t v, lo, hi;
-    } dims[] = {{"vocab", c->vocab, 1, 1 << 24},       {"d_model", c->d_model, 1, 1 << 16},
-                {"n_heads", c->n_heads, 1, 1024},       {"n_kv_heads", c->n_kv_heads, 1, 1024},
-                {"d_ff", c->d_ff, 1, 1 << 18},          {"n_dec_layers", c->n_dec_layers, 1, 1024},
-                {"n_enc_layers", c->n_enc_layers, c->arch == ATTN_TRANSFORMER_ARCH_ENCDEC, 1024},
-                {"max_len", c->max_len, 1, 1 << 20}};
-    for (size_t i = 0; i < sizeof dims / sizeof dims[0]; i++)
-        if (dims[i].v < dims[i].lo || dims[i].v > dims[i].hi)
-            return attn_fail(ATTN_BAD_DIM, "config: '%s' = %lld is outside [%lld, %lld]",
-                             dims[i].name, (long long)dims[i].v, (long long)dims[i].lo,
-                             (long long)dims[i].hi);
-    if (c->arch == ATTN_TRANSFORMER_ARCH_DECODER && c->n_enc_layers != 0)
-        return attn_fail(ATTN_BAD_DIM, "config: 'n_enc_layers' must be 0 for a decoder-only model");
-    if (c->d_model % c->n_heads != 0)
-        return attn_fail(ATTN_BAD_DIM, "config: 'd_model' %lld is not a multiple of 'n_heads' %lld",
-                         (long long)c->d_model, (long long)c->n_heads);
-    if (c->n_heads % c->n_kv_heads != 0)
-        return attn_fail(ATTN_BAD_HEADS, "config: 'n_heads' is not a multiple of 'n_kv_heads'");
-    if (c->arch == ATTN_TRANSFORMER_ARCH_ENCDEC && c->n_kv_heads != c->n_heads)
-        return attn_fail(ATTN_BAD_HEADS, "config: the encoder-decoder (torch layout) needs "
-                                         "'n_kv_heads' == 'n_heads'");
-    if (c->norm != ATTN_NN_NORM_LAYERNORM && c->norm != ATTN_NN_NORM_RMSNORM)
-        return attn_fail(ATTN_BAD_PARAM, "config: 'norm' %d is unknown", (int)c->norm);
-    if (c->pos < ATTN_NN_POS_SINUSOIDAL || c->pos > ATTN_NN_POS_ROPE)
-        return attn_fail(ATTN_BAD_PARAM, "config: 'pos' %d is unknown", (int)c->pos);
-    if (c->pos == ATTN_NN_POS_ROPE && (c->d_model / c->n_heads) % 2 != 0)
-        return attn_fail(ATTN_BAD_DIM, "config: rotary positions need an even head dim");
-    if (c->act != ATTN_NN_ACT_GELU && c->act != ATTN_NN_ACT_RELU)
-        return attn_fail(ATTN_BAD_PARAM, "config: 'act' %d is unknown", (int)c->act);
-    if (!(c->norm_eps > 0 && c->norm_eps < 1))
-        return attn_fail(ATTN_BAD_PARAM, "config: 'norm_eps' must be in (0, 1)");
-    if (!(c->dropout >= 0 && c->dropout < 1) || !(c->attn_dropout >= 0 && c->attn_dropout < 1))
-        return attn_fail(ATTN_BAD_PARAM, "config: 'dropout' and 'attn_dropout' must be in [0, 1)");
-    if (!(c->rope_theta > 1 && c->rope_theta < 1e12))
-        return attn_fail(ATTN_BAD_PARAM, "config: 'rope_theta' must be in (1, 1e12)");
-    if (c->norm_first != 0 && c->norm_first != 1)
-        return attn_fail(ATTN_BAD_PARAM, "config: 'norm_first' must be 0 or 1");
-    if (c->tie_embeddings != 0 && c->tie_embeddings != 1)
-        return attn_fail(ATTN_BAD_PARAM, "config: 'tie_embeddings' must be 0 or 1");
-    return ATTN_OK;
-}
 
 /* ---- tensor registry ---------------------------------------------------------- */
 
@@ -353,7 +279,7 @@ static attn_status finalise(attn_transformer *m, registry *r, uint64_t seed)
 attn_status attn_transformer_create(const attn_transformer_config *c, uint64_t seed, attn_transformer **out)
 {
     if (out == NULL) return attn_fail(ATTN_NULL_ARG, "attn_transformer_create: 'out' is NULL");
-    attn_status st = check_config(c);
+    attn_status st = attn__transformer_config_check(c);
     if (st != ATTN_OK) return st;
     attn_transformer *m = attn_calloc(1, sizeof *m);
     if (!m) return attn_fail(ATTN_NO_MEMORY, "attn_transformer_create: out of memory");
@@ -396,66 +322,15 @@ void attn_transformer_zero_grad(attn_transformer *m)
 }
 
 attn_status attn_transformer_update(attn_transformer *m, const attn_nn_adamw *opt, double lr,
-                                 double clip, double *grad_norm)
+                                   double clip, double *grad_norm)
 {
     if (!m || !opt) return attn_fail(ATTN_NULL_ARG, "attn_transformer_update: 'm' or 'opt' is NULL");
-    if (!isfinite(lr) || lr < 0 || !isfinite(clip) || clip < 0)
-        return attn_fail(ATTN_BAD_PARAM, "attn_transformer_update: 'lr' and 'clip' must be finite "
-                                         "and >= 0");
-    float *bufs[1] = {m->grads};
-    int64_t counts[1] = {m->n_params};
-    double norm = 0;
-    attn_status st = attn_nn_clip_grad_norm(bufs, counts, 1, clip > 0 ? clip : INFINITY, &norm);
-    if (st != ATTN_OK) return st;
-    if (grad_norm) *grad_norm = norm;
-    attn_nn_adamw o = *opt;
-    o.lr = lr;
-    m->steps++;
-    for (int64_t t = 0; t < m->n_tensors && st == ATTN_OK; t++) {
-        attn_nn_param *p = &m->tensors[t];
-        size_t off = (size_t)(p->value - m->params);
-        st = attn_nn_adamw_step(&o, m->steps, p->value, p->grad, m->adam_m + off,
-                                m->adam_v + off, p->numel, p->decay);
-    }
-    return st;
+    attn__nn_paramset ps = attn__transformer_params(m);
+    return attn__nn_update("attn_transformer_update", &ps, opt, lr, clip, &m->steps, grad_norm);
 }
 
-/* ---- helpers shared with model_step.c and generate.c ----------------------------- */
-
-attn_status attn__nn_norm_forward(const attn_transformer *m, const attn__nn_norm *n,
-                                  const float *x, int64_t rows, float *y, float *mean,
-                                  float *rstd)
+attn__nn_paramset attn__transformer_params(const attn_transformer *m)
 {
-    if (m->c.norm == ATTN_NN_NORM_RMSNORM)
-        return attn_nn_rmsnorm_forward(x, rows, m->c.d_model, n->w, m->c.norm_eps, y, rstd);
-    return attn_nn_layernorm_forward(x, rows, m->c.d_model, n->w, n->b, m->c.norm_eps, y, mean,
-                                     rstd);
-}
-
-attn_status attn__nn_norm_backward(const attn_transformer *m, const attn__nn_norm *n,
-                                   const float *x, int64_t rows, const float *mean,
-                                   const float *rstd, const float *dy, float *dx)
-{
-    if (m->c.norm == ATTN_NN_NORM_RMSNORM)
-        return attn_nn_rmsnorm_backward(x, rows, m->c.d_model, n->w, rstd, dy, dx, n->dw);
-    return attn_nn_layernorm_backward(x, rows, m->c.d_model, n->w, mean, rstd, dy, dx, n->dw,
-                                      n->db);
-}
-
-attn_status attn__nn_embed(const attn_transformer *m, const int32_t *ids, const int32_t *pos,
-                           int64_t rows, const float *pos_table, float *x)
-{
-    int64_t d = m->c.d_model;
-    attn_status st = attn_nn_embedding_forward(ids, rows, m->embed, m->c.vocab, d, x);
-    if (st != ATTN_OK) return st;
-    float scale = (float)sqrt((double)d);
-    for (int64_t r = 0; r < rows; r++) {
-        float *xr = x + r * d;
-        if (pos[r] < 0 || pos[r] >= m->c.max_len)
-            return attn_fail(ATTN_BAD_DIM, "model: position %d is beyond 'max_len' %lld",
-                             (int)pos[r], (long long)m->c.max_len);
-        const float *pr = pos_table ? pos_table + (int64_t)pos[r] * d : NULL;
-        for (int64_t i = 0; i < d; i++) xr[i] = xr[i] * scale + (pr ? pr[i] : 0.0f);
-    }
-    return ATTN_OK;
+    return (attn__nn_paramset){m->tensors, m->n_tensors, m->params, m->grads, m->n_params,
+                               m->adam_m, m->adam_v};
 }

@@ -15,15 +15,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* OpenBLAS's thread count: the row-parallel path of attn_bert runs only
- * when BLAS is single-threaded. */
-void openblas_set_num_threads(int num_threads);
-int openblas_get_num_threads(void);
-
 /* ---- a tiny BERT ------------------------------------------------------------------------- */
 
-/* H, 3H and F are not multiples of 32 (the AVX-512 GEMM's panel width) and
- * H and F exceed its k-chunk of 256 */
+/* H, 3H and F are not multiples of 32 or 16 (the AVX-512 and AVX2 GEMM
+ * panel widths) and H and F exceed their k-chunk of 256 */
 enum { V = 50, H = 264, NH = 4, HD = 66, F = 300, P = 40, TV = 2, L = 2, MAX_T = 64 };
 static const double EPS = 0.25; /* far from the usual 1e-12: a wrong eps shows */
 
@@ -302,7 +297,7 @@ T_TEST(bert_forward_vs_naive_double)
     static double ref[B * S * H];
     static float hidden[B * S * H], emb[B * H];
     for (int s = 0; s < B; s++) naive_forward(&m, ids + s * S, (int)lens[s], ref + s * S * H, -1, -1, NULL);
-    for (int k = 0; k < T_KERNELS; k++) { /* AVX2 and AUTO: the AVX-512 GEMM; others: BLAS */
+    for (int k = 0; k < T_KERNELS; k++) { /* the GEMM and row kernels of each ctx kernel */
         if (!t_kernel_available(t_kernels[k])) continue;
         for (int threads = 1; threads <= 2; threads++) {
             attn_ctx *ctx = t_ctx(threads);
@@ -382,10 +377,10 @@ T_TEST(bert_padding_invariance)
     tiny_free(&m);
 }
 
-/* Bitwise the same for 1-4 threads, on both paths of the dense layers: the
- * AVX-512 GEMM (ctx kernel AUTO, where the CPU has it) and BLAS (TILED),
- * the latter with BLAS single-threaded (attn_bert splits the rows) and with
- * BLAS splitting each GEMM. */
+/* Bitwise the same for 1-4 threads, on every path of the dense layers: AUTO
+ * (the best GEMM, on the weights packed at load time), AVX2 (where it is
+ * not the best, a GEMM that packs the weights as it goes) and TILED (the
+ * portable GEMM); the paths agree within float rounding. */
 T_TEST(bert_bitwise_across_thread_counts)
 {
     tiny m;
@@ -395,32 +390,26 @@ T_TEST(bert_bitwise_across_thread_counts)
     int64_t lens[B] = {40, 3, 33, 17, 40, 25, 9}; /* 167 rows: several row blocks */
     int32_t ids[B * S];
     random_ids(ids, lens, B, S, 10);
-    static float first[2][B * S * H], out[B * S * H];
-    int blas = openblas_get_num_threads();
-    openblas_set_num_threads(1);
-    for (int path = 0; path < 2; path++) {
-        attn_kernel k = path == 0 ? ATTN_KERNEL_AUTO : ATTN_KERNEL_TILED;
+    static float first[3][B * S * H], out[B * S * H];
+    const attn_kernel path[3] = {ATTN_KERNEL_AUTO, ATTN_KERNEL_AVX2, ATTN_KERNEL_TILED};
+    for (int p = 0; p < 3; p++) {
+        if (!t_kernel_available(path[p])) {
+            memcpy(first[p], first[0], sizeof out);
+            continue;
+        }
         for (int threads = 1; threads <= 4; threads++) {
             attn_ctx *ctx = t_ctx(threads);
-            T_EQ_STATUS(attn_ctx_set_kernel(ctx, k), ATTN_OK);
-            float *dst = threads == 1 ? first[path] : out;
+            T_EQ_STATUS(attn_ctx_set_kernel(ctx, path[p]), ATTN_OK);
+            float *dst = threads == 1 ? first[p] : out;
             T_EQ_STATUS(attn_bert_forward(ctx, b, ids, lens, B, S, dst), ATTN_OK);
-            if (threads > 1) T_CHECK(memcmp(first[path], out, sizeof out) == 0);
+            if (threads > 1) T_CHECK(memcmp(first[p], out, sizeof out) == 0);
             attn_ctx_set_kernel(ctx, ATTN_KERNEL_AUTO);
         }
     }
-    openblas_set_num_threads(2); /* BLAS splits each GEMM */
-    T_EQ_STATUS(attn_ctx_set_kernel(t_ctx(2), ATTN_KERNEL_TILED), ATTN_OK);
-    T_EQ_STATUS(attn_bert_forward(t_ctx(2), b, ids, lens, B, S, out), ATTN_OK);
-    attn_ctx_set_kernel(t_ctx(2), ATTN_KERNEL_AUTO);
-    double err = 0, paths = 0;
-    for (int e = 0; e < B * S * H; e++) {
-        err = fmax(err, fabs(out[e] - first[1][e]));
-        paths = fmax(paths, fabs(first[0][e] - first[1][e]));
-    }
-    T_LE(err, 1e-5);
+    double paths = 0;
+    for (int e = 0; e < B * S * H; e++)
+        for (int p = 1; p < 3; p++) paths = fmax(paths, fabs(first[0][e] - first[p][e]));
     T_LE(paths, 2e-5);
-    openblas_set_num_threads(blas);
     attn_bert_free(b);
     tiny_free(&m);
 }
@@ -872,6 +861,144 @@ T_TEST(bert_argument_checks)
     bad_ids[2] = V;
     T_EQ_STATUS(attn_bert_attention(ctx, b, bad_ids, 5, 0, 0, out), ATTN_BAD_PARAM);
     T_EQ_STATUS(attn_bert_attention(ctx, b, ids, 5, 0, 0, (float *)(void *)ids), ATTN_OVERLAP);
+    attn_bert_free(b);
+    tiny_free(&m);
+}
+
+/* ---- the backward pass for explanations ----------------------------------------------------- */
+
+enum { PT = 7 }; /* tokens of the probed sequence */
+
+/* What the hook saw: per layer the probabilities and their gradient
+ * [NH, PT, PT], and the order of the calls. */
+typedef struct {
+    float w[L][NH * PT * PT], dw[L][NH * PT * PT];
+    int64_t order[L + 1];
+    int calls, bad_sites;
+    attn_status fail_with; /* returned by the hook when not ATTN_OK */
+} probed;
+
+static attn_status collect(attn_ctx *ctx, const attn_nn_attn_probe *p, void *user)
+{
+    probed *c = user;
+    if (c->calls <= L) c->order[c->calls] = p->layer;
+    c->calls++;
+    if (p->stack != 0 || p->cross != 0 || p->layer < 0 || p->layer >= L || p->q.dim[1] != PT)
+        c->bad_sites++;
+    if (c->fail_with != ATTN_OK) return c->fail_with;
+    if (p->layer < 0 || p->layer >= L) return ATTN_BAD_PARAM;
+    return attn_nn_attn_probe_weights(ctx, p, c->w[p->layer], c->dw[p->layer]);
+}
+
+/* L = d . normalize(mean of the naive encoder output); map [NH][PT * PT]
+ * of layer `layer`. */
+static double naive_objective(const tiny *m, const int32_t *ids, const float *d, int layer,
+                              double *map)
+{
+    static double out[PT * H];
+    for (int h = 0; h < NH; h++) naive_forward(m, ids, PT, out, layer, h, map + h * PT * PT);
+    double mean[H] = {0}, norm = 0, dot = 0;
+    for (int t = 0; t < PT; t++)
+        for (int i = 0; i < H; i++) mean[i] += out[t * H + i] / PT;
+    for (int i = 0; i < H; i++) norm += mean[i] * mean[i];
+    for (int i = 0; i < H; i++) dot += d[i] * mean[i] / sqrt(norm);
+    return dot;
+}
+
+/* dL/dA by the probe against finite differences along a random change of
+ * each layer's query weights: L moves only through that layer's
+ * probabilities A, so dL/de = sum(dL/dA * dA/de), both sides from the
+ * double-precision naive forward except the probe's dL/dA. */
+T_TEST(bert_probe_grads_fd)
+{
+    tiny m;
+    tiny_make(&m, 21);
+    attn_bert *b = load_tiny(&m, "probe");
+    int64_t len = PT;
+    int32_t ids[PT];
+    random_ids(ids, &len, 1, PT, 17);
+    uint64_t rng = 99;
+    float d[H], emb[H], ref_emb[H];
+    t_fill(&rng, d, H, -1, 1);
+    static probed c;
+    memset(&c, 0, sizeof c);
+    T_EQ_STATUS(attn_bert_attention_probe(t_ctx(2), b, ids, PT, d, collect, &c, emb), ATTN_OK);
+    T_EQ_INT(c.calls, L);
+    T_EQ_INT(c.bad_sites, 0);
+    for (int l = 0; l < L; l++) T_EQ_INT(c.order[l], L - 1 - l); /* last layer first */
+    T_EQ_STATUS(attn_bert_embed(t_ctx(1), b, ids, &len, 1, PT, ref_emb), ATTN_OK);
+    double emb_err = 0;
+    for (int i = 0; i < H; i++) emb_err = fmax(emb_err, fabs(emb[i] - ref_emb[i]));
+    T_LE(emb_err, 1e-6);
+    static double map[NH * PT * PT], plus[NH * PT * PT], minus[NH * PT * PT];
+    const double eps = 1e-3;
+    for (int l = 0; l < L; l++) {
+        float *wq = (float *)lw(&m, l, 0), *save = malloc(H * H * sizeof(float));
+        float dir[H * H];
+        memcpy(save, wq, H * H * sizeof(float));
+        t_fill(&rng, dir, H * H, -0.1, 0.1);
+        naive_objective(&m, ids, d, l, map);
+        double err = 0;
+        for (int i = 0; i < NH * PT * PT; i++) err = fmax(err, fabs(map[i] - c.w[l][i]));
+        T_LE(err, 1e-6); /* the probabilities the probe hands over */
+        for (int e = 0; e < H * H; e++) wq[e] = (float)(save[e] + eps * dir[e]);
+        double lp = naive_objective(&m, ids, d, l, plus);
+        for (int e = 0; e < H * H; e++) wq[e] = (float)(save[e] - eps * dir[e]);
+        double lm = naive_objective(&m, ids, d, l, minus);
+        memcpy(wq, save, H * H * sizeof(float));
+        free(save);
+        double fd = (lp - lm) / (2 * eps), chain = 0;
+        for (int i = 0; i < NH * PT * PT; i++) chain += c.dw[l][i] * (plus[i] - minus[i]) / (2 * eps);
+        if (t_verbose) printf("  layer %d: dL/de %.9g, sum dL/dA dA/de %.9g\n", l, fd, chain);
+        T_CHECK(fabs(fd) > 1e-4); /* the direction moves L */
+        T_NEAR(chain, fd, 1e-5 + 1e-3 * fabs(fd));
+    }
+    attn_bert_free(b);
+    tiny_free(&m);
+}
+
+T_TEST(bert_probe_errors)
+{
+    tiny m;
+    tiny_make(&m, 22);
+    attn_bert *b = load_tiny(&m, "probe_err");
+    int64_t len = PT;
+    int32_t ids[PT];
+    random_ids(ids, &len, 1, PT, 18);
+    float d[H] = {0}, emb[H];
+    static probed c;
+    memset(&c, 0, sizeof c);
+    attn_ctx *ctx = t_ctx(1);
+    T_EQ_STATUS(attn_bert_attention_probe(ctx, b, ids, PT, d, NULL, &c, emb), ATTN_NULL_ARG);
+    T_EQ_STATUS(attn_bert_attention_probe(ctx, b, ids, PT, NULL, collect, &c, emb), ATTN_NULL_ARG);
+    T_EQ_STATUS(attn_bert_attention_probe(ctx, b, ids, 0, d, collect, &c, emb), ATTN_BAD_DIM);
+    T_EQ_STATUS(attn_bert_attention_probe(ctx, b, ids, P + 1, d, collect, &c, emb), ATTN_BAD_DIM);
+    ids[3] = V;
+    T_EQ_STATUS(attn_bert_attention_probe(ctx, b, ids, PT, d, collect, &c, emb), ATTN_BAD_PARAM);
+    T_CHECK(strstr(attn_last_error(), "ids[3]") != NULL);
+    ids[3] = 0;
+    T_EQ_INT(c.calls, 0);
+    /* a hook's failure stops the pass at once and comes back; emb is untouched */
+    c.fail_with = ATTN_IO;
+    memset(emb, 0x7F, sizeof emb);
+    T_EQ_STATUS(attn_bert_attention_probe(ctx, b, ids, PT, d, collect, &c, emb), ATTN_IO);
+    T_EQ_INT(c.calls, 1);
+    T_CHECK(emb[0] != emb[0] || emb[0] > 1e30); /* 0x7F7F7F7F: still the fill */
+    /* out of memory at every allocation: NO_MEMORY and nothing leaks */
+    c.fail_with = ATTN_OK;
+    for (long k = 1;; k++) {
+        counting cnt = {0, 0, k};
+        attn_set_allocator(count_alloc, count_free, &cnt);
+        attn_status st = attn_bert_attention_probe(ctx, b, ids, PT, d, collect, &c, emb);
+        attn_set_allocator(NULL, NULL, NULL);
+        T_EQ_INT(cnt.live, 0);
+        if (cnt.calls < k) {
+            T_EQ_STATUS(st, ATTN_OK);
+            T_CHECK(k > 3);
+            break;
+        }
+        T_EQ_STATUS(st, ATTN_NO_MEMORY);
+    }
     attn_bert_free(b);
     tiny_free(&m);
 }

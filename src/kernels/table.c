@@ -1,0 +1,235 @@
+/* table.c - the one place that decides which kernels run. Every
+ * instruction set has an entry: the CPU features it needs (core/cpu.h) and
+ * the function that fills its slots, present only when CMake compiled its
+ * kernel files (the compile definition ATTN_HAVE_<ISA>). On the first call
+ * every table is built once: the portable kernels fill every slot, then an
+ * available instruction set overrides the slots it has variants of. AUTO
+ * runs the last available entry (the most capable).
+ *
+ * To add an instruction set: write its kernel files, add them to CMake's
+ * list of kernel files, and here write its fill function and point its
+ * entry at it (docs/kernels.md, "Adding an ISA"). */
+#include "kernels/table.h"
+
+#include "core/cpu.h"
+#include "kernels/nn_kernels.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+
+#if defined(ATTN_HAVE_AVX2)
+#include "kernels/x86/sdpa_avx2.h"
+#endif
+
+/* The shape rules, the same for every instruction set. Decode: at most
+ * this many rows per kv head (query heads of a group x queries; the
+ * portable split keeps a head's queries in one block of ATTN__TILE_Q), keys
+ * split in fixed chunks (a multiple of every key tile; independent of the
+ * thread count). Fused backward: one task per kv head, so enough kv heads
+ * to keep the workers busy. */
+enum { DECODE_MAX_ROWS = 16, DECODE_SPLIT = 512, FUSED_MIN_KV_HEADS = 4 };
+
+/* The toolkit's slots from a GEMM kernel and a build of the row kernels. */
+static attn__toolkit_kernels nn_slots(const attn__gemm_kernel *gemm, const attn__row_kernels *rows)
+{
+    return (attn__toolkit_kernels){gemm, rows->layernorm, rows->gelu, rows->gelu_grad, rows->logsumexp};
+}
+
+/* ---- the portable kernels: every slot ----------------------------------------- */
+
+static void fill_portable(attn__kernels *t)
+{
+    t->forward = (attn__k_forward){ATTN__TILE_Q, attn__tiled_forward_ws, attn__tiled_forward_block};
+    t->decode = (attn__k_decode){DECODE_MAX_ROWS, DECODE_SPLIT, attn__tiled_forward_ws,
+                                 attn__tiled_decode_split, attn__decode_merge};
+    t->weights = (attn__k_weights){attn__tiled_weights_row};
+    t->delta = (attn__k_delta){ATTN__TILE_Q, attn__tiled_delta_block};
+    t->dkdv = (attn__k_dkdv){ATTN__TILE_K, attn__tiled_backward_ws, attn__tiled_dkdv_block};
+    t->dq = (attn__k_dq){ATTN__TILE_Q, attn__tiled_backward_ws, attn__tiled_dq_block};
+    t->fused = (attn__k_fused){FUSED_MIN_KV_HEADS, attn__tiled_fused_ws, attn__tiled_fused_kvhead};
+    t->dbias = (attn__k_dbias){attn__tiled_backward_ws, attn__tiled_dbias_row};
+    t->score = (attn__k_score){ATTN__SCORE_TQ, ATTN__SCORE_TK, ATTN__SCORE_GROUPS, attn__score_chunked_ws,
+                               attn__score_forward_block, attn__score_weights_block, attn__score_delta_head,
+                               attn__score_backward_group, attn__score_reduce_dpq};
+    t->score_proj = (attn__k_score_proj){ATTN__SCORE_ROWS, attn__score_pack, attn__score_linear_rows,
+                                         attn__score_linear_dx_rows, attn__score_linear_dw_rows,
+                                         attn__score_gscale_rows, attn__score_gscale_dq_rows,
+                                         attn__score_dg_head};
+    t->nn = nn_slots(&attn__gemm_portable, &attn__rows_portable);
+    for (int s = 0; s < ATTN__N_SLOTS; s++) t->filled_by[s] = ATTN__ISA_PORTABLE;
+}
+
+/* ---- AVX2+FMA (x86/sdpa_avx2.c) --------------------------------------------------- */
+
+#if defined(ATTN_HAVE_AVX2)
+/* The slot's dK/dV block: the AVX2 block without the fused path's dQ^T. */
+static void avx2_dkdv(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t kb, const float *delta,
+                      float *ws)
+{
+    attn__avx2_dkdv_block(p, b, hkv, kb, delta, ws, NULL, 0);
+}
+
+static void fill_avx2(attn__kernels *t)
+{
+    t->forward = (attn__k_forward){ATTN__AVX2_TILE_Q, attn__avx2_forward_ws, attn__avx2_forward_block};
+    t->decode = (attn__k_decode){DECODE_MAX_ROWS, DECODE_SPLIT, attn__avx2_decode_ws, attn__avx2_decode_split,
+                                 attn__decode_merge};
+    t->dkdv = (attn__k_dkdv){ATTN__AVX2_TILE_K, attn__avx2_backward_ws, avx2_dkdv};
+    t->dq = (attn__k_dq){ATTN__AVX2_TILE_Q_BWD, attn__avx2_backward_ws, attn__avx2_dq_block};
+    t->fused = (attn__k_fused){FUSED_MIN_KV_HEADS, attn__avx2_fused_ws, attn__avx2_fused_kvhead};
+    t->nn = nn_slots(&attn__gemm_avx2, &attn__rows_avx2);
+    static const attn__slot mine[] = {ATTN__SLOT_SDPA_FORWARD, ATTN__SLOT_SDPA_DECODE, ATTN__SLOT_SDPA_DKDV,
+                                      ATTN__SLOT_SDPA_DQ, ATTN__SLOT_SDPA_FUSED, ATTN__SLOT_GEMM,
+                                      ATTN__SLOT_LAYERNORM_ROW, ATTN__SLOT_GELU_ROW, ATTN__SLOT_SOFTMAX_ROW};
+    for (size_t x = 0; x < sizeof mine / sizeof mine[0]; x++) t->filled_by[mine[x]] = ATTN__ISA_AVX2;
+}
+#define FILL_AVX2 fill_avx2
+#else
+#define FILL_AVX2 NULL
+#endif
+
+/* ---- AVX-512 (x86/gemm_avx512.c): the toolkit's GEMM over the AVX2 table --------- */
+
+#if defined(ATTN_HAVE_AVX512) && defined(ATTN_HAVE_AVX2)
+static void fill_avx512(attn__kernels *t)
+{
+    fill_avx2(t); /* no AVX-512 attention or row kernels yet: AVX2's */
+    t->nn.gemm = &attn__gemm_avx512;
+    t->filled_by[ATTN__SLOT_GEMM] = ATTN__ISA_AVX512;
+}
+#define FILL_AVX512 fill_avx512
+#else
+#define FILL_AVX512 NULL
+#endif
+
+/* ---- the instruction sets ------------------------------------------------------------ */
+
+enum { MAX_NEEDS = 6 };
+
+typedef struct {
+    const char *name;
+    attn_kernel kernel;                /* the value that forces it */
+    void (*fill)(attn__kernels *t);    /* NULL: no kernels in this build */
+    const char *not_built;             /* what to say then */
+    int n_needs;
+    attn__feature needs[MAX_NEEDS];    /* CPU features (with the OS's support) */
+} isa_entry;
+
+/* AVX-512 has the toolkit's GEMM only (over the AVX2 kernels, whose
+ * features it therefore needs too); AMX has no kernels yet: its fill is
+ * NULL until a kernel file and its fill function exist (docs/kernels.md). */
+static const isa_entry isas[ATTN__N_ISA] = {
+    [ATTN__ISA_PORTABLE] = {.name = "portable", .kernel = ATTN_KERNEL_TILED, .fill = fill_portable},
+    [ATTN__ISA_AVX2] = {.name = "avx2", .kernel = ATTN_KERNEL_AVX2, .fill = FILL_AVX2,
+                        .not_built = "no AVX2 attention kernels in this build",
+                        .n_needs = 2, .needs = {ATTN__CPU_AVX2, ATTN__CPU_FMA}},
+    [ATTN__ISA_AVX512] = {.name = "avx512", .kernel = ATTN_KERNEL_AVX512, .fill = FILL_AVX512,
+                          .not_built = "no AVX-512 kernels in this build", .n_needs = 6,
+                          .needs = {ATTN__CPU_AVX512F, ATTN__CPU_AVX512BW, ATTN__CPU_AVX512VL, ATTN__CPU_AVX512DQ,
+                                    ATTN__CPU_AVX2, ATTN__CPU_FMA}},
+    [ATTN__ISA_AMX] = {.name = "amx", .kernel = ATTN_KERNEL_AMX, .fill = NULL,
+                       .not_built = "no AMX attention kernels in this build", .n_needs = 4,
+                       .needs = {ATTN__CPU_AMX_TILE, ATTN__CPU_AMX_BF16, ATTN__CPU_AVX512F, ATTN__CPU_AVX512BW}},
+};
+
+enum { WHY_CAP = 512 };
+
+static struct {
+    attn__kernels table[ATTN__N_ISA];
+    bool usable[ATTN__N_ISA];
+    char why[ATTN__N_ISA][WHY_CAP]; /* why not usable */
+    attn__isa best;
+} state;
+static pthread_once_t state_once = PTHREAD_ONCE_INIT;
+
+/* Whether isa e can run here; if not, why[] says what it lacks: features
+ * of the CPU or their enabling by the OS, then kernels in this build. */
+static bool check_isa(const isa_entry *e, const attn__cpu *cpu, char *why, size_t cap)
+{
+    size_t n = 0;
+    why[0] = '\0';
+    for (int x = 0; x < e->n_needs; x++) {
+        attn__feature f = e->needs[x];
+        if (cpu->has[f] || n >= cap) continue;
+        n += (size_t)snprintf(why + n, cap - n, "%s%s (%s)", n == 0 ? "the machine lacks " : ", ",
+                              attn__cpu_feature_name(f), cpu->why_not[f]);
+    }
+    if (e->fill == NULL && n < cap) n += (size_t)snprintf(why + n, cap - n, "%s%s", n == 0 ? "" : "; ", e->not_built);
+    return n == 0;
+}
+
+static void build(void)
+{
+    const attn__cpu *cpu = attn__cpu_get();
+    for (int i = 0; i < ATTN__N_ISA; i++) {
+        state.usable[i] = check_isa(&isas[i], cpu, state.why[i], WHY_CAP);
+        if (!state.usable[i]) continue;
+        fill_portable(&state.table[i]);
+        isas[i].fill(&state.table[i]);
+        state.table[i].kernel = isas[i].kernel;
+        state.best = (attn__isa)i;
+    }
+}
+
+static void ready(void) { pthread_once(&state_once, build); }
+
+static bool isa_of(attn_kernel k, attn__isa *isa)
+{
+    for (int i = 0; i < ATTN__N_ISA; i++)
+        if (isas[i].kernel == k) {
+            *isa = (attn__isa)i;
+            return true;
+        }
+    return false;
+}
+
+const attn__kernels *attn__kernels_get(attn_kernel k, char *why, size_t cap)
+{
+    ready();
+    attn__isa isa = state.best;
+    if (k == ATTN_KERNEL_REF) isa = ATTN__ISA_PORTABLE;
+    if (k != ATTN_KERNEL_AUTO && k != ATTN_KERNEL_REF && !isa_of(k, &isa)) {
+        if (why != NULL && cap > 0) snprintf(why, cap, "%d is not an attn_kernel value", (int)k);
+        return NULL;
+    }
+    if (!state.usable[isa]) {
+        if (why != NULL && cap > 0) snprintf(why, cap, "%s", state.why[isa]);
+        return NULL;
+    }
+    return &state.table[isa];
+}
+
+bool attn__isa_available(attn__isa isa, char *why, size_t cap)
+{
+    ready();
+    if (!state.usable[isa] && why != NULL && cap > 0) snprintf(why, cap, "%s", state.why[isa]);
+    return state.usable[isa];
+}
+
+const char *attn__isa_name(attn__isa isa)
+{
+    return (int)isa >= 0 && isa < ATTN__N_ISA ? isas[isa].name : "?";
+}
+
+attn_kernel attn__isa_kernel(attn__isa isa)
+{
+    return (int)isa >= 0 && isa < ATTN__N_ISA ? isas[isa].kernel : ATTN_KERNEL_AUTO;
+}
+
+static const char *const slot_names[] = {
+#define SLOT_NAME(id, name) name,
+    ATTN__SLOTS(SLOT_NAME)
+#undef SLOT_NAME
+};
+
+const char *attn__slot_name(attn__slot s)
+{
+    return (int)s >= 0 && s < ATTN__N_SLOTS ? slot_names[s] : "?";
+}
+
+const char *attn_kernel_name(attn_kernel kernel)
+{
+    static const char *const names[] = {"auto", "ref", "tiled", "avx2", "avx512", "amx"};
+    return (int)kernel >= 0 && (size_t)kernel < sizeof names / sizeof names[0] ? names[kernel] : "unknown";
+}

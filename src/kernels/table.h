@@ -1,0 +1,202 @@
+/* table.h - the kernel table: one slot per operator that has fast
+ * variants, each a set of function pointers with the tile sizes and
+ * workspace sizes that go with them. The portable kernels fill every slot;
+ * the best instruction set the CPU, the OS and this build allow then
+ * overrides the slots it has variants of. table.c decides, once, at run
+ * time; the operators (src/ops) call kernels only through a table (the
+ * float64 reference, the oracle, is not in it: F64 tensors and
+ * ATTN_KERNEL_REF run it directly).
+ *
+ * Adding an instruction set touches its kernel files, table.c and the list
+ * of kernel files in CMakeLists.txt, nothing else (docs/kernels.md). */
+#ifndef ATTN_KERNELS_TABLE_H
+#define ATTN_KERNELS_TABLE_H
+
+#include "core/check.h"
+#include "core/toolkit_kernels.h"
+#include "kernels/score_kernels.h"
+#include "kernels/sdpa_kernels.h"
+
+#include <stddef.h>
+
+/* The instruction sets a slot can be filled by, in the order they are
+ * preferred (the last available one wins). */
+typedef enum attn__isa {
+    ATTN__ISA_PORTABLE,
+    ATTN__ISA_AVX2,
+    ATTN__ISA_AVX512,
+    ATTN__ISA_AMX,
+    ATTN__N_ISA
+} attn__isa;
+
+/* X(id, name): the slots, in the order the description lists them. */
+#define ATTN__SLOTS(X)                   \
+    X(SDPA_FORWARD, "sdpa.forward")      \
+    X(SDPA_DECODE, "sdpa.decode")        \
+    X(SDPA_WEIGHTS, "sdpa.weights")      \
+    X(SDPA_DELTA, "sdpa.delta")          \
+    X(SDPA_DKDV, "sdpa.dkdv")            \
+    X(SDPA_DQ, "sdpa.dq")                \
+    X(SDPA_FUSED, "sdpa.fused_bwd")      \
+    X(SDPA_DBIAS, "sdpa.dbias_row")      \
+    X(SCORE_ADDITIVE, "score.additive")  \
+    X(SCORE_PROJ, "score.proj")          \
+    X(GEMM, "nn.gemm")                   \
+    X(LAYERNORM_ROW, "nn.layernorm_row") \
+    X(GELU_ROW, "nn.gelu_row")           \
+    X(SOFTMAX_ROW, "nn.softmax_row")
+
+typedef enum attn__slot {
+#define ATTN__SLOT_ENUM(id, name) ATTN__SLOT_##id,
+    ATTN__SLOTS(ATTN__SLOT_ENUM)
+#undef ATTN__SLOT_ENUM
+    ATTN__N_SLOTS
+} attn__slot;
+
+/* Workspace of a kernel in floats per worker, from the problem. */
+typedef int64_t (*attn__ws_fn)(const attn__sdpa *p);
+
+/* ---- scaled dot-product attention (problem: kernels/sdpa_kernels.h) ------- */
+
+typedef struct {
+    int64_t tile_q; /* query rows per block */
+    attn__ws_fn ws;
+    /* O and LSE of query block qb of head (b, h). */
+    void (*block)(const attn__sdpa *p, int64_t b, int64_t h, int64_t qb, float *ws);
+} attn__k_forward;
+
+/* A few query rows per kv head against many keys: keys split in chunks of
+ * `split`, online softmax per chunk into partials (layout in
+ * sdpa_kernels.h), then a fixed-order merge. Taken when a kv head has at
+ * most max_rows rows (query heads of a group x queries) and Sk >= 2 split. */
+typedef struct {
+    int64_t max_rows, split;
+    attn__ws_fn ws;
+    void (*split_fn)(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t s, int64_t split,
+                     float *part, float *ws);
+    void (*merge)(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t n_splits,
+                  const float *parts);
+} attn__k_decode;
+
+/* Probabilities of row (b, h, i) into out[Sk], from the LSE. Workspace: the
+ * row itself. */
+typedef struct {
+    void (*row)(const attn__sdpa *p, int64_t b, int64_t h, int64_t i, bool with_dropout,
+                float *out);
+} attn__k_weights;
+
+/* delta = rowsum(dO * O) of query block qb of head (b, h) into delta [Sq]. */
+typedef struct {
+    int64_t tile_q;
+    void (*block)(const attn__sdpa *p, int64_t b, int64_t h, int64_t qb, float *delta);
+} attn__k_delta;
+
+/* dK, dV of key block kb of kv head (b, hkv); delta [B, Hq, Sq]. */
+typedef struct {
+    int64_t tile_k;
+    attn__ws_fn ws;
+    void (*block)(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t kb, const float *delta,
+                  float *ws);
+} attn__k_dkdv;
+
+/* dQ of query block qb of head (b, h), and the bias gradient of its rows
+ * when dbias has the full [B, Hq, Sq, Sk] shape (write_dbias). */
+typedef struct {
+    int64_t tile_q;
+    attn__ws_fn ws;
+    void (*block)(const attn__sdpa *p, int64_t b, int64_t h, int64_t qb, const float *delta,
+                  bool write_dbias, float *ws);
+} attn__k_dq;
+
+/* dK, dV and dQ of kv head (b, hkv) in one task (no bias gradient); used
+ * when B * Hkv >= min_kv_heads (enough tasks for the workers). */
+typedef struct {
+    int64_t min_kv_heads;
+    attn__ws_fn ws;
+    void (*kvhead)(const attn__sdpa *p, int64_t b, int64_t hkv, const float *delta, float *ws);
+} attn__k_fused;
+
+/* One row (bb, hb, ib) of a broadcast bias gradient. */
+typedef struct {
+    attn__ws_fn ws;
+    void (*row)(const attn__sdpa *p, int64_t bb, int64_t hb, int64_t ib, const float *delta,
+                float *ws);
+} attn__k_dbias;
+
+/* ---- learned-score attention (problem: kernels/score_kernels.h) ----------- */
+
+/* The chunked float32 kernel of the tanh kinds (ADDITIVE, LUONG_CONCAT). */
+typedef struct {
+    int64_t tile_q, tile_k, groups; /* query rows per task, keys per chunk, key-chunk groups */
+    int64_t (*ws)(const attn__score *p); /* floats per worker; -1 on overflow */
+    void (*forward_block)(const attn__score *p, const attn__score_bufs *s, int64_t b, int64_t h,
+                          int64_t qb, float *ws);
+    void (*weights_block)(const attn__score *p, const attn__score_bufs *s, int64_t b, int64_t h,
+                          int64_t qb, bool with_dropout, const attn_tensor *w, float *ws);
+    void (*delta_head)(const attn__score *p, const attn__score_bufs *s, int64_t b, int64_t h);
+    void (*backward_group)(const attn__score *p, const attn__score_bufs *s, int64_t b, int64_t h,
+                           int64_t g, float *ws);
+    void (*reduce_dpq)(const attn__score *p, const attn__score_bufs *s, int64_t b, int64_t h,
+                       int64_t qb);
+} attn__k_score;
+
+/* The projections of every kind (kernels/score_kernels.h describes each). */
+typedef struct {
+    int64_t rows; /* rows per projection task */
+    void (*pack)(const attn_tensor *t, int64_t h, bool transpose, float *dst);
+    void (*linear_rows)(const attn__score_linear *L, int64_t H, int64_t b, int64_t h, int64_t s0,
+                        int64_t n, float *ws);
+    void (*linear_dx_rows)(const attn__score_linear *L, const float *w, int64_t H, int64_t b,
+                           int64_t h, int64_t s0, int64_t n, float *ws);
+    void (*linear_dw_rows)(const attn__score_linear *L, int64_t B, int64_t H, int64_t h, int64_t r0,
+                           int64_t n, float *ws);
+    void (*gscale_rows)(const attn__score *p, const float *g, float *qs, int64_t b, int64_t h,
+                        int64_t i0, int64_t n);
+    void (*gscale_dq_rows)(const attn__score *p, const float *g, const float *dqs, int64_t b,
+                           int64_t h, int64_t i0, int64_t n);
+    void (*dg_head)(const attn__score *p, const float *dqs, int64_t h);
+} attn__k_score_proj;
+
+/* ---- the toolkit's dense and row kernels: core/toolkit_kernels.h ------- */
+
+/* ---- the table ------------------------------------------------------------- */
+
+typedef struct attn__kernels {
+    attn_kernel kernel; /* the choice this table implements: TILED, AVX2, ... */
+    attn__k_forward forward;
+    attn__k_decode decode;
+    attn__k_weights weights;
+    attn__k_delta delta;
+    attn__k_dkdv dkdv;
+    attn__k_dq dq;
+    attn__k_fused fused;
+    attn__k_dbias dbias;
+    attn__k_score score;
+    attn__k_score_proj score_proj;
+    attn__toolkit_kernels nn; /* nn.gemm, nn.layernorm_row, nn.gelu_row, nn.softmax_row */
+    attn__isa filled_by[ATTN__N_SLOTS]; /* which instruction set filled each slot */
+} attn__kernels;
+
+/* The table a float32 call runs with for kernel choice k (TILED, AVX2,
+ * AVX512, AMX, or AUTO: the best available), built once. On a choice this
+ * CPU, OS or build cannot run: NULL, and why[] (if not NULL) says what is
+ * missing ("the machine lacks avx512f (not in the CPU), ...; no AVX-512
+ * attention kernels in this build"). REF gets the portable table (the
+ * toolkit slots; SDPA and score calls run the reference instead). */
+const attn__kernels *attn__kernels_get(attn_kernel k, char *why, size_t cap);
+
+/* "sdpa.forward", ...; "?" outside the enumeration. */
+const char *attn__slot_name(attn__slot s);
+/* "portable", "avx2", "avx512", "amx". */
+const char *attn__isa_name(attn__isa isa);
+/* The attn_kernel value that forces instruction set isa (TILED for portable). */
+attn_kernel attn__isa_kernel(attn__isa isa);
+/* Whether isa can run here; if not, why[] says what is missing. */
+bool attn__isa_available(attn__isa isa, char *why, size_t cap);
+
+/* The text of attn_ctx_describe for kernel choice k (describe.c): written
+ * into buf [cap] with its NUL when buf is not NULL and it fits; returns its
+ * length without the NUL. */
+size_t attn__kernels_describe(attn_kernel k, char *buf, size_t cap);
+
+#endif /* ATTN_KERNELS_TABLE_H */

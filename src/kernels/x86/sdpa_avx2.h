@@ -1,0 +1,43 @@
+/* sdpa_avx2.h - the AVX2+FMA float32 kernels of scaled-dot-product
+ * attention (sdpa_avx2.c), on the problem of kernels/sdpa_kernels.h. Only
+ * the kernel table (src/kernels/table.c) and the exp accuracy test call
+ * them, and only in a build that compiled them (ATTN_HAVE_AVX2). */
+#ifndef ATTN_KERNELS_SDPA_AVX2_H
+#define ATTN_KERNELS_SDPA_AVX2_H
+
+#include "kernels/sdpa_kernels.h"
+
+/* Query blocks: 96 rows in forward (amortises packing K and V), 48 in
+ * backward (less work wasted on blocks that straddle a causal diagonal). */
+enum { ATTN__AVX2_TILE_Q = 96, ATTN__AVX2_TILE_Q_BWD = 48, ATTN__AVX2_TILE_K = 64 };
+
+int64_t attn__avx2_forward_ws(const attn__sdpa *p);
+/* Forward of query block qb (ATTN__AVX2_TILE_Q rows) of head (b, h). */
+void attn__avx2_forward_block(const attn__sdpa *p, int64_t b, int64_t h, int64_t qb, float *ws);
+int64_t attn__avx2_backward_ws(const attn__sdpa *p);
+/* dK, dV of key tile kb (ATTN__AVX2_TILE_K keys) of kv head (b, hkv); with
+ * dqt != NULL also adds dQ^T of the group's heads into dqt (group, Dk, sqp). */
+void attn__avx2_dkdv_block(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t kb,
+                           const float *delta, float *ws, float *dqt, int64_t sqp);
+/* Fused backward of kv head (b, hkv): dK, dV and dQ of its query heads in
+ * one walk over its key tiles (no dbias). Workspace attn__avx2_fused_ws. */
+int64_t attn__avx2_fused_ws(const attn__sdpa *p);
+int64_t attn__avx2_fused_sqp(const attn__sdpa *p);
+void attn__avx2_fused_kvhead(const attn__sdpa *p, int64_t b, int64_t hkv, const float *delta, float *ws);
+/* dQ (and a full-shape dbias) of query block qb (ATTN__AVX2_TILE_Q_BWD rows)
+ * of head (b, h). */
+void attn__avx2_dq_block(const attn__sdpa *p, int64_t b, int64_t h, int64_t qb, const float *delta,
+                         bool write_dbias, float *ws);
+
+/* The kernels' vector exp, for the accuracy test: y[i] = e^x[i]. */
+void attn__avx2_exp(const float *x, float *y, int64_t n);
+
+/* Decode (at most 64 rows per kv head; the table takes it up to 16). */
+int64_t attn__avx2_decode_ws(const attn__sdpa *p); /* floats per worker */
+/* Online softmax of every row of kv head (b, hkv) over keys
+ * [s * split, (s + 1) * split), unnormalised, into part (the decode
+ * partials of sdpa_kernels.h); the portable merge combines them. */
+void attn__avx2_decode_split(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t s, int64_t split,
+                             float *part, float *ws);
+
+#endif /* ATTN_KERNELS_SDPA_AVX2_H */
