@@ -1,5 +1,5 @@
 /* fuzz_bert_weights.c - libFuzzer target for the BERT weight checks
- * (src/models/bert/bert.c: tensor names, the "bert." prefix, tolerated
+ * (src/models/bert/weights.c: tensor names, the "bert." prefix, tolerated
  * extras, dtypes and shapes): each input is written as model.safetensors
  * beside a fixed small config.json in a scratch directory and loaded with
  * attn_bert_load_files. It must load or fail with ATTN_BAD_FILE (or

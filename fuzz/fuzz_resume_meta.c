@@ -6,8 +6,9 @@
  * reject it (ATTN_BAD_FILE: not UTF-8, a key twice). A loaded file's config
  * is read into a sentinel-filled struct: success must give every field from
  * its value (as strtod reads the decimal text) inside its documented range,
- * whole numbers where they must be, and no other field changed; failure
- * must be ATTN_BAD_FILE with a message and the struct untouched. */
+ * integers (digits and a sign only) where they must be, and no other field
+ * changed; failure must be ATTN_BAD_FILE with a message and the struct
+ * untouched. */
 #include "formats/json.h"
 #include "task/train.h"
 
