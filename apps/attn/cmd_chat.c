@@ -9,6 +9,7 @@
  * and heads over the whole conversation as PNG heatmaps. */
 #include "chat.h"
 #include "cli.h"
+#include "lines.h"
 
 #include <attn/viz.h>
 
@@ -184,6 +185,10 @@ static int write_maps_of_layer(const char *cmd, const chat_engine *e, const chat
 {
     float *w = malloc((size_t)(nh * n * n) * sizeof(float));
     if (w == NULL) return cli_fail(cmd, attn_fail(ATTN_NO_MEMORY, "out of memory for the maps of %lld tokens", (long long)n));
+    if (cli_ensure_dir(cmd, "--maps", o->maps)) {
+        free(w);
+        return 1;
+    }
     attn_status st = attn_llama_attention(e->ctx, e->m, ids, n, layer, heads, nh, w);
     for (int64_t h = 0; h < nh && st == ATTN_OK; h++) {
         char path[PATH_CAP + 64], title[64];
@@ -192,10 +197,6 @@ static int write_maps_of_layer(const char *cmd, const chat_engine *e, const chat
         int cell = n <= 128 ? 0 : (int)(8000 / n < 1 ? 1 : 8000 / n > 11 ? 11 : 8000 / n);
         attn_viz_heatmap hm = {w + h * n * n, n, n, n, (const char *const *)labels, (const char *const *)labels,
                                title, "query token", "key token", cell, 1};
-        if (cli_ensure_parent_dir(path)) {
-            free(w);
-            return 1;
-        }
         if ((st = attn_viz_heatmap_png(path, &hm)) == ATTN_OK) printf("wrote %s\n", path);
     }
     free(w);
@@ -288,14 +289,25 @@ int cmd_chat(int argc, char **argv)
         return rc;
     }
     catch_sigint();
-    int tty = isatty(0), first = 1, full = 0;
+    int tty = isatty(0), first = 1, full = 0, turns = 0;
     char *line = NULL;
     size_t cap = 0;
     while (rc == 0 && !interrupted && !full) {
         if (tty) fputs("> ", stdout), fflush(stdout);
         errno = 0;
         ssize_t len = getline(&line, &cap, stdin);
-        if (len < 0) break; /* EOF, or Ctrl-C interrupting the read */
+        if (len < 0) { /* EOF, Ctrl-C interrupting the read, or a read error */
+            if (ferror(stdin) && !interrupted)
+                rc = cli_fail(cmd, attn_fail(ATTN_IO, "standard input: read error after turn %d: %s", turns,
+                                             strerror(errno)));
+            break;
+        }
+        turns++;
+        if ((size_t)len > CLI_MAX_LINE + 1 || memchr(line, '\0', (size_t)len) != NULL) {
+            rc = cli_fail(cmd, attn_fail(ATTN_BAD_FILE, "standard input: line %d %s", turns,
+                                         (size_t)len > CLI_MAX_LINE + 1 ? "is longer than 1 MiB" : "holds a NUL byte"));
+            break;
+        }
         while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = '\0';
         if (len == 0) continue;
         char *text = NULL;

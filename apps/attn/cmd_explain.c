@@ -12,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 static const explain_model *const models[] = {&explain_minilm, &explain_translator, &explain_gru,
                                              &explain_chat};
@@ -158,17 +157,6 @@ attn_status explain_note_truncated(attn_explain *doc, const char *what, int64_t 
 
 /* ---- the command --------------------------------------------------------------------------- */
 
-/* 1 after a message if out exists and is not a regular file. */
-static int refuse_out(const char *out)
-{
-    struct stat sb;
-    if (stat(out, &sb) == 0 && !S_ISREG(sb.st_mode)) {
-        fprintf(stderr, "%s explain: --out '%s' exists and is not a regular file\n", cli_prog, out);
-        return 1;
-    }
-    return 0;
-}
-
 static int check_usage(const explain_model *m, const explain_args *a)
 {
     if (a->n_texts < m->min_texts || a->n_texts > m->max_texts) {
@@ -216,7 +204,7 @@ int cmd_explain(int argc, char **argv)
     a.texts = pos;
     a.n_texts = n_pos;
     if ((rc = check_usage(models[which], &a)) != 0) return rc;
-    if (refuse_out(out) || cli_ensure_parent_dir(out)) return 1;
+    if (cli_prepare_output("explain", "--out", out)) return 1;
     attn_explain *doc = NULL;
     if ((rc = models[which]->build(&a, &doc)) != 0) {
         attn_explain_free(doc);

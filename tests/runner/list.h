@@ -17,6 +17,12 @@
     X(hand_computed) \
     X(ref64_finite_difference) \
     X(tiled_finite_difference) \
+    X(fileio_inputs_must_be_regular) \
+    X(fileio_outputs_refuse_special_files) \
+    X(fileio_output_symlinks_followed) \
+    X(fileio_atomic_replacement_failures) \
+    X(fileio_path_limits) \
+    X(fileio_out_of_memory) \
     X(cpu_features)
 
 #define T_TESTS_OPS(X) \
@@ -95,6 +101,7 @@
     X(safetensors_round_trip_every_dtype) \
     X(safetensors_save_golden_bytes) \
     X(safetensors_save_is_atomic) \
+    X(safetensors_special_files) \
     X(safetensors_truncation_sweep) \
     X(safetensors_valid_edge_cases)
 
@@ -258,6 +265,9 @@
     X(dates_print_examples) \
     X(dates_split_draws) \
     X(gru_dates_batches_training_translation) \
+    X(lines_file_must_be_regular) \
+    X(lines_reader_limits_and_errors) \
+    X(train_cfg_from_meta_checks) \
     X(train_meta_by_key)
 
 #endif /* ATTN_TEST_LIST_H */
