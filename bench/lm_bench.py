@@ -48,7 +48,6 @@ def model_path():
 def token_ids(n):
     """n ids of the repeated TEXT under attn's tokenizer (the same file's
     vocabulary every engine uses)."""
-    sys.path.insert(0, os.path.join(ROOT, "python"))
     from attn.llama import Llama
     m = Llama(model_path(), threads=1)
     base = m.encode(TEXT, special=False)
@@ -67,7 +66,6 @@ def peak_rss_mb():
 
 class AttnEngine:
     def __init__(self, threads, n_ctx):
-        sys.path.insert(0, os.path.join(ROOT, "python"))
         from attn.llama import Llama
         self.m = Llama(model_path(), threads=threads)
         self.n_ctx = n_ctx
