@@ -38,10 +38,18 @@ void chat_close(chat_engine *e)
 }
 
 int chat_open(const char *cmd, const char *opt_name, const char *given, int64_t threads,
-              int with_session, chat_engine *e)
+              int with_session, const char *cache, chat_engine *e)
 {
     char path[PATH_CAP];
     memset(e, 0, sizeof *e);
+    attn_llama_session_params sp = attn_llama_session_params_default();
+    if (cache == NULL || strcmp(cache, "f32") == 0) sp.cache_dtype = ATTN_DTYPE_F32;
+    else if (strcmp(cache, "bf16") == 0) sp.cache_dtype = ATTN_DTYPE_BF16;
+    else if (strcmp(cache, "f16") == 0) sp.cache_dtype = ATTN_DTYPE_F16;
+    else {
+        fprintf(stderr, "%s %s: --cache is '%s'; it must be f32, bf16 or f16\n", cli_prog, cmd, cache);
+        return 2;
+    }
     int rc = model_path(cmd, opt_name, given, path);
     if (rc) return rc;
     attn_status st = attn_llama_load(path, &e->m);
@@ -50,7 +58,7 @@ int chat_open(const char *cmd, const char *opt_name, const char *given, int64_t 
                 attn_status_name(st));
         return 1;
     }
-    if (with_session && (st = attn_llama_session_create(e->m, NULL, &e->s)) != ATTN_OK) {
+    if (with_session && (st = attn_llama_session_create(e->m, &sp, &e->s)) != ATTN_OK) {
         chat_close(e);
         return cli_fail(cmd, st);
     }

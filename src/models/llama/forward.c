@@ -5,11 +5,15 @@
  * over the cache), the output head, and the attention maps.
  *
  * Layout: the cache of layer l is k, v [cap][Hkv][D] at l * cap * Hkv * D,
- * so the K and V products of a chunk write their rows in place, and the
- * attention reads the cache as a strided view [1, len, Hkv, D]. */
+ * so the K and V products of a chunk write their rows in place (a float32
+ * cache) or are rounded into it once after RoPE (a bf16 or f16 cache, half
+ * the bytes a decode step reads), and the attention reads the cache as a
+ * strided view [1, len, Hkv, D]: float32 queries over a half cache run the
+ * mixed kernels (scores, softmax and sums in float32). */
 #include "llama_internal.h"
 
 #include "core/core.h"
+#include "core/half.h"
 
 #include <attn/nn.h>
 
@@ -34,14 +38,16 @@ attn_status attn_llama_session_create(const attn_llama *m, const attn_llama_sess
     if (p->n_ctx < 0 || p->n_ctx > m->cfg.n_ctx)
         return attn_fail(ATTN_BAD_PARAM, "%s: 'n_ctx' is %lld; it must be in [0, %lld] (0: the model's)",
                          fn, (long long)p->n_ctx, (long long)m->cfg.n_ctx);
-    if (p->cache_dtype != 0 && p->cache_dtype != ATTN_DTYPE_F32)
-        return attn_fail(ATTN_UNSUPPORTED, "%s: the cache dtype %s is not supported yet; use F32", fn,
-                         attn_dtype_name(p->cache_dtype));
+    attn_dtype dt = p->cache_dtype == 0 ? ATTN_DTYPE_F32 : p->cache_dtype;
+    if (dt != ATTN_DTYPE_F32 && dt != ATTN_DTYPE_BF16 && dt != ATTN_DTYPE_F16)
+        return attn_fail(ATTN_UNSUPPORTED, "%s: 'cache_dtype' is %s (%d); the cache holds F32, BF16 or F16",
+                         fn, attn_dtype_name(dt), (int)dt);
     attn_llama_session *s = attn_calloc(1, sizeof *s);
     if (s == NULL) return attn_fail(ATTN_NO_MEMORY, "%s: out of memory", fn);
     s->m = m;
     s->n_ctx = p->n_ctx ? p->n_ctx : m->cfg.n_ctx;
-    s->cache_dtype = ATTN_DTYPE_F32;
+    s->cache_dtype = dt;
+    s->es = attn_dtype_size(dt);
     *out = s;
     return ATTN_OK;
 }
@@ -80,18 +86,21 @@ static attn_status reserve(attn_llama_session *s, int64_t need)
     if (cap < need) cap = need;
     if (!attn__mul(cap, row, &per) || !attn__mul(per, c->n_layers, &total))
         return attn_fail(ATTN_OVERFLOW, "attn_llama_forward: a cache of %lld tokens overflows", (long long)cap);
-    float *k = attn_alloc((size_t)total * sizeof(float)), *v = attn_alloc((size_t)total * sizeof(float));
+    if ((uint64_t)total > SIZE_MAX / 2 / s->es)
+        return attn_fail(ATTN_OVERFLOW, "attn_llama_forward: a cache of %lld tokens overflows", (long long)cap);
+    char *k = attn_alloc((size_t)total * s->es), *v = attn_alloc((size_t)total * s->es);
     int32_t *ids = attn_alloc((size_t)cap * sizeof(int32_t));
     if (k == NULL || v == NULL || ids == NULL) {
         attn_release(k);
         attn_release(v);
         attn_release(ids);
         return attn_fail(ATTN_NO_MEMORY, "attn_llama_forward: cannot allocate the KV cache for %lld tokens "
-                         "(%zu bytes)", (long long)cap, 2 * (size_t)total * sizeof(float));
+                         "(%zu bytes)", (long long)cap, 2 * (size_t)total * s->es);
     }
+    size_t old = (size_t)(s->cap * row) * s->es, kept = (size_t)(s->len * row) * s->es;
     for (int64_t l = 0; l < c->n_layers && s->len > 0; l++) {
-        memcpy(k + l * per, s->k + l * s->cap * row, (size_t)(s->len * row) * sizeof(float));
-        memcpy(v + l * per, s->v + l * s->cap * row, (size_t)(s->len * row) * sizeof(float));
+        memcpy(k + (size_t)(l * per) * s->es, (char *)s->k + l * old, kept);
+        memcpy(v + (size_t)(l * per) * s->es, (char *)s->v + l * old, kept);
     }
     if (s->len > 0) memcpy(ids, s->ids, (size_t)s->len * sizeof(int32_t));
     attn_release(s->k);
@@ -112,21 +121,24 @@ typedef struct {
     float *q, *o;      /* [rows, H * D] */
     float *g, *u;      /* [rows, d_ff] */
     float *cs, *sn;    /* [rows, D / 2]: cos and sin of the chunk's angles */
+    float *kf, *vf;    /* [rows, Hkv * D]: K and V before rounding into a half cache */
     float *all;
 } scratch;
 
 static attn_status scratch_alloc(const attn_llama_config *c, int64_t rows, scratch *w)
 {
     int64_t hd = c->n_heads * c->d_head;
-    int64_t per_row = 3 * c->d_model + 2 * hd + 2 * c->d_ff + c->d_head, total;
+    int64_t per_row = 3 * c->d_model + 2 * hd + 2 * c->d_ff + c->d_head + 2 * c->n_kv_heads * c->d_head, total;
     if (!attn__mul(rows, per_row, &total))
         return attn_fail(ATTN_OVERFLOW, "attn_llama_forward: the scratch of %lld rows overflows", (long long)rows);
     if ((w->all = attn_alloc((size_t)total * sizeof(float))) == NULL)
         return attn_fail(ATTN_NO_MEMORY, "attn_llama_forward: cannot allocate %zu bytes of scratch",
                          (size_t)total * sizeof(float));
     float *p = w->all;
-    float **bufs[] = {&w->x, &w->a, &w->t, &w->q, &w->o, &w->g, &w->u, &w->cs, &w->sn};
-    int64_t sizes[] = {c->d_model, c->d_model, c->d_model, hd, hd, c->d_ff, c->d_ff, c->d_head / 2, c->d_head / 2};
+    float **bufs[] = {&w->x, &w->a, &w->t, &w->q, &w->o, &w->g, &w->u, &w->cs, &w->sn, &w->kf, &w->vf};
+    int64_t kvr = c->n_kv_heads * c->d_head;
+    int64_t sizes[] = {c->d_model, c->d_model, c->d_model, hd, hd, c->d_ff, c->d_ff, c->d_head / 2, c->d_head / 2,
+                       kvr, kvr};
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
         *bufs[i] = p;
         p += rows * sizes[i];
@@ -217,6 +229,15 @@ static attn_status rmsnorm(attn_ctx *ctx, const float *x, int64_t n, int64_t d, 
     return j.st;
 }
 
+/* y [n] = x [n] rounded to bf16 or f16 (nearest, ties to even). */
+static void round_rows(const float *x, int64_t n, attn_dtype dt, uint16_t *y)
+{
+    if (dt == ATTN_DTYPE_BF16)
+        for (int64_t i = 0; i < n; i++) y[i] = attn__f32_to_bf16(x[i]);
+    else
+        for (int64_t i = 0; i < n; i++) y[i] = attn__f32_to_f16(x[i]);
+}
+
 static void add_into(float *x, const float *t, int64_t n)
 {
     for (int64_t i = 0; i < n; i++) x[i] += t[i];
@@ -230,10 +251,11 @@ static attn_status attend(attn_ctx *ctx, const attn_llama_session *s, int64_t l,
 {
     const attn_llama_config *c = &s->m->cfg;
     int64_t row = c->n_kv_heads * c->d_head, L = pos0 + n;
+    size_t at = (size_t)(l * s->cap * row) * s->es;
     attn_tensor tq = attn_tensor_make(q, ATTN_DTYPE_F32, 1, n, c->n_heads, c->d_head);
     attn_tensor to = attn_tensor_make(o, ATTN_DTYPE_F32, 1, n, c->n_heads, c->d_head);
-    attn_tensor tk = attn_tensor_make(s->k + l * s->cap * row, ATTN_DTYPE_F32, 1, L, c->n_kv_heads, c->d_head);
-    attn_tensor tv = attn_tensor_make(s->v + l * s->cap * row, ATTN_DTYPE_F32, 1, L, c->n_kv_heads, c->d_head);
+    attn_tensor tk = attn_tensor_make((char *)s->k + at, s->cache_dtype, 1, L, c->n_kv_heads, c->d_head);
+    attn_tensor tv = attn_tensor_make((char *)s->v + at, s->cache_dtype, 1, L, c->n_kv_heads, c->d_head);
     tk.stride[0] = tv.stride[0] = s->cap * row;
     attn_sdpa_params p = attn_sdpa_params_default();
     p.causal = 1;
@@ -251,7 +273,10 @@ static attn_status layer(attn_ctx *ctx, attn_llama_session *s, int64_t l, int64_
     const attn_llama_config *c = &m->cfg;
     const llama_layer *L = &m->layers[l];
     int64_t d = c->d_model, hd = c->n_heads * c->d_head, row = c->n_kv_heads * c->d_head;
-    float *kc = s->k + (l * s->cap + pos0) * row, *vc = s->v + (l * s->cap + pos0) * row;
+    size_t at = (size_t)((l * s->cap + pos0) * row) * s->es;
+    bool f32 = s->cache_dtype == ATTN_DTYPE_F32;
+    float *kc = f32 ? (float *)(void *)((char *)s->k + at) : w->kf;
+    float *vc = f32 ? (float *)(void *)((char *)s->v + at) : w->vf;
     attn_quant_matrix qkv[3] = {L->q, L->k, L->v}, gu[2] = {L->gate, L->up};
     float *qkv_out[3] = {w->q, kc, vc}, *gu_out[2] = {w->g, w->u};
     attn_status st = rmsnorm(ctx, w->x, n, d, L->attn_norm, c->rms_eps, w->a);
@@ -259,6 +284,10 @@ static attn_status layer(attn_ctx *ctx, attn_llama_session *s, int64_t l, int64_
     if (st != ATTN_OK) return st;
     rope_pairs(w->q, n, c->n_heads, c->d_head, w->cs, w->sn);
     rope_pairs(kc, n, c->n_kv_heads, c->d_head, w->cs, w->sn);
+    if (!f32) {
+        round_rows(kc, n * row, s->cache_dtype, (uint16_t *)(void *)((char *)s->k + at));
+        round_rows(vc, n * row, s->cache_dtype, (uint16_t *)(void *)((char *)s->v + at));
+    }
     if (qcap != NULL) memcpy(qcap, w->q, (size_t)(n * hd) * sizeof(float));
     if ((st = attend(ctx, s, l, pos0, n, w->q, w->o)) != ATTN_OK ||
         (st = attn_quant_matmul(ctx, w->o, n, hd, &L->o, 1, &w->t)) != ATTN_OK)
@@ -395,8 +424,9 @@ attn_status attn_llama_attention(attn_ctx *ctx, const attn_llama *m, const int32
         attn_tensor tq = attn_tensor_make(buf, ATTN_DTYPE_F32, 1, n, c->n_heads, c->d_head);
         attn_tensor to = attn_tensor_make(buf + n * hd, ATTN_DTYPE_F32, 1, n, c->n_heads, c->d_head);
         attn_tensor tl = attn_tensor_make(buf + 2 * n * hd, ATTN_DTYPE_F32, 1, c->n_heads, n, 1);
-        attn_tensor tk = attn_tensor_make(s->k + layer * s->cap * row, ATTN_DTYPE_F32, 1, n, c->n_kv_heads, c->d_head);
-        attn_tensor tv = attn_tensor_make(s->v + layer * s->cap * row, ATTN_DTYPE_F32, 1, n, c->n_kv_heads, c->d_head);
+        float *kl = (float *)s->k + layer * s->cap * row, *vl = (float *)s->v + layer * s->cap * row;
+        attn_tensor tk = attn_tensor_make(kl, ATTN_DTYPE_F32, 1, n, c->n_kv_heads, c->d_head);
+        attn_tensor tv = attn_tensor_make(vl, ATTN_DTYPE_F32, 1, n, c->n_kv_heads, c->d_head);
         attn_tensor tw = attn_tensor_make(w, ATTN_DTYPE_F32, 1, n_sel, n, n);
         attn_sdpa_params p = attn_sdpa_params_default();
         p.causal = 1;

@@ -48,8 +48,9 @@ enum { ATTN__LLAMA_CHUNK = 512 };
 struct attn_llama_session {
     const attn_llama *m;
     int64_t n_ctx, len, cap; /* most tokens, tokens held, room allocated */
-    attn_dtype cache_dtype;
-    float *k, *v;            /* [n_layers][cap][Hkv][D] */
+    attn_dtype cache_dtype;  /* F32, BF16 or F16 */
+    size_t es;               /* bytes per cached element */
+    void *k, *v;             /* [n_layers][cap][Hkv][D] of cache_dtype */
     int32_t *ids;            /* [cap] */
 };
 

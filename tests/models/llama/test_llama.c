@@ -15,6 +15,8 @@
 #include "llama_file.h"
 #include "test.h"
 
+#include "core/half.h"
+
 #include <attn/gguf.h>
 #include <attn/llama.h>
 
@@ -71,6 +73,7 @@ static double max_abs_diff(const float *a, const float *b, int64_t n, double *sc
 typedef struct {
     int64_t L, d, H, Hkv, D, ff, V;
     double theta, eps;
+    attn_dtype kv; /* the cache's dtype: BF16 and F16 round K (after RoPE) and V */
     double **w;  /* per tensor of the file, dequantized, in the file's order */
     char (*names)[48];
     int n;
@@ -142,6 +145,14 @@ static void rope(double *x, int64_t heads, int64_t D, int64_t p, double theta)
         }
 }
 
+/* x [n] as float32, rounded to the cache's dtype kv and back. */
+static void round_cache(double *x, int64_t n, attn_dtype kv)
+{
+    for (int64_t i = 0; i < n && kv != ATTN_DTYPE_F32; i++)
+        x[i] = kv == ATTN_DTYPE_BF16 ? attn__bf16_to_f32(attn__f32_to_bf16((float)x[i]))
+                                     : attn__f16_to_f32(attn__f32_to_f16((float)x[i]));
+}
+
 /* logits [V] of the last of ids [n]; probs [H][n][n] of layer map_layer if
  * probs is not NULL. */
 static void naive_forward(const naive *nv, const int32_t *ids, int64_t n, double *logits, int64_t map_layer,
@@ -165,6 +176,8 @@ static void naive_forward(const naive *nv, const int32_t *ids, int64_t n, double
             matvec(W("attn_v.weight"), a, d, kvd, v + r * kvd);
             rope(q + r * d, H, D, r, nv->theta);
             rope(k + r * kvd, Hkv, D, r, nv->theta);
+            round_cache(k + r * kvd, kvd, nv->kv);
+            round_cache(v + r * kvd, kvd, nv->kv);
         }
         for (int64_t r = 0; r < n; r++) {
             for (int64_t hh = 0; hh < H; hh++) {
@@ -210,7 +223,7 @@ static void naive_from(naive *nv, const attn_llama_config *c, const char *path)
 {
     memset(nv, 0, sizeof *nv);
     *nv = (naive){c->n_layers, c->d_model, c->n_heads, c->n_kv_heads, c->d_head, c->d_ff, c->n_vocab,
-                  c->rope_theta, c->rms_eps, NULL, NULL, 0};
+                  c->rope_theta, c->rms_eps, ATTN_DTYPE_F32, NULL, NULL, 0};
     naive_load(nv, path);
 }
 
@@ -354,6 +367,66 @@ T_TEST(llama_threads_bitwise)
     attn_llama_free(m);
 }
 
+/* A BF16 or F16 cache: the logits equal the naive float64 model's with
+ * every key (after RoPE) and value rounded to that dtype, to the float32
+ * rule (a rounding tie read differently by float32 and float64 could
+ * differ by one half ulp in one element: far below the tolerance, while
+ * the rounding itself moves the logits by 1e-3..1e-2 of their scale, which
+ * the float32-cache comparison shows). Feeding in pieces (the decode
+ * kernels over the half cache, and the cache grown from 256 to 512 tokens
+ * with its rows copied) equals feeding whole. */
+T_TEST(llama_half_cache)
+{
+    t_llama_spec sp = t_llama_spec_default();
+    sp.seed = 91;
+    const char *path = t_path("half_cache.gguf");
+    T_EQ_INT(t_llama_write(&sp, path), 0);
+    attn_llama *m = NULL;
+    T_EQ_STATUS(attn_llama_load(path, &m), ATTN_OK);
+    if (m == NULL) return;
+    const attn_llama_config *c = attn_llama_get_config(m);
+    naive nv;
+    naive_from(&nv, c, path);
+    enum { N = 300 };
+    static int32_t ids[N];
+    uint64_t rng = 31;
+    rand_ids(&rng, ids, N);
+    int64_t V = c->n_vocab;
+    double *ref = malloc((size_t)V * sizeof(double));
+    float *reff = malloc((size_t)V * sizeof(float)), *lg = malloc((size_t)V * sizeof(float));
+    float *whole = malloc((size_t)V * sizeof(float)), *f32 = logits_of(t_ctx(2), m, ids, N);
+    static const attn_dtype dts[2] = {ATTN_DTYPE_BF16, ATTN_DTYPE_F16};
+    for (int t = 0; t < 2; t++) {
+        nv.kv = dts[t];
+        naive_forward(&nv, ids, N, ref, -1, NULL);
+        for (int64_t i = 0; i < V; i++) reff[i] = (float)ref[i];
+        attn_llama_session_params p = attn_llama_session_params_default();
+        p.cache_dtype = dts[t];
+        attn_llama_session *s = NULL;
+        T_EQ_STATUS(attn_llama_session_create(m, &p, &s), ATTN_OK);
+        T_EQ_STATUS(attn_llama_forward(t_ctx(2), s, ids, N, whole), ATTN_OK);
+        double scale, diff = max_abs_diff(whole, reff, V, &scale), moved = max_abs_diff(f32, reff, V, NULL);
+        T_LE(diff, 1e-4 * scale);
+        T_CHECK(moved > 10.0 * diff); /* the rounding is really there */
+        attn_llama_session_free(s);
+        /* pieces: 200 (cache of 256), then 99 (grown to 512), then 1 */
+        T_EQ_STATUS(attn_llama_session_create(m, &p, &s), ATTN_OK);
+        T_EQ_STATUS(attn_llama_forward(t_ctx(2), s, ids, 200, NULL), ATTN_OK);
+        T_EQ_STATUS(attn_llama_forward(t_ctx(2), s, ids + 200, 99, lg), ATTN_OK);
+        T_EQ_STATUS(attn_llama_forward(t_ctx(2), s, ids + 299, 1, lg), ATTN_OK);
+        double pieces = max_abs_diff(lg, whole, V, NULL);
+        T_LE(pieces, 1e-5 * scale);
+        T_EQ_INT(attn_llama_session_length(s), N);
+        attn_llama_session_free(s);
+        if (t_verbose)
+            printf("  %s cache: |attn - naive rounded| %.3g, |f32 cache - naive rounded| %.3g, pieces %.3g "
+                   "(scale %.3g)\n", attn_dtype_name(dts[t]), diff, moved, pieces, scale);
+    }
+    free(ref), free(reff), free(lg), free(whole), free(f32);
+    naive_free(&nv);
+    attn_llama_free(m);
+}
+
 T_TEST(llama_session_rules)
 {
     attn_llama *m = load_tiny();
@@ -365,7 +438,10 @@ T_TEST(llama_session_rules)
     p.n_ctx = -1;
     T_EQ_STATUS(attn_llama_session_create(m, &p, &s), ATTN_BAD_PARAM);
     p.n_ctx = 0;
-    p.cache_dtype = ATTN_DTYPE_BF16;
+    p.cache_dtype = ATTN_DTYPE_F64;
+    T_EQ_STATUS(attn_llama_session_create(m, &p, &s), ATTN_UNSUPPORTED);
+    T_CHECK(strstr(attn_last_error(), "'cache_dtype' is F64") != NULL);
+    p.cache_dtype = ATTN_DTYPE_I32;
     T_EQ_STATUS(attn_llama_session_create(m, &p, &s), ATTN_UNSUPPORTED);
     T_EQ_STATUS(attn_llama_session_create(NULL, NULL, &s), ATTN_NULL_ARG);
     p = attn_llama_session_params_default();
