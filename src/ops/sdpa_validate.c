@@ -157,9 +157,12 @@ static attn_status check_params(const char *fn, const attn_sdpa_params *a, attn_
                          a->dropout_p);
     if (a->causal != 0 && a->causal != 1)
         return attn_fail(ATTN_BAD_PARAM, "%s: params.causal is %d; it must be 0 or 1", fn, a->causal);
-    if (a->align != ATTN_ALIGN_TOP_LEFT && a->align != ATTN_ALIGN_BOTTOM_RIGHT)
+    if (a->align != ATTN_ALIGN_TOP_LEFT && a->align != ATTN_ALIGN_BOTTOM_RIGHT && a->align != ATTN_ALIGN_OFFSET)
         return attn_fail(ATTN_BAD_PARAM, "%s: params.align is %d; it must be an attn_align value", fn,
                          (int)a->align);
+    if (a->align == ATTN_ALIGN_OFFSET && (a->align_offset < -ATTN__MAX_ELEMS || a->align_offset > ATTN__MAX_ELEMS))
+        return attn_fail(ATTN_BAD_PARAM, "%s: params.align_offset is %lld; its magnitude must be at most %lld", fn,
+                         (long long)a->align_offset, (long long)ATTN__MAX_ELEMS);
     if (a->window_left < -1 || a->window_right < -1)
         return attn_fail(ATTN_BAD_PARAM,
                          "%s: params.window_left/right are %lld/%lld; each must be >= 0, or -1 for "
@@ -180,6 +183,7 @@ static attn_status check_params(const char *fn, const attn_sdpa_params *a, attn_
     p->softcap = a->softcap;
     p->causal = a->causal;
     p->align = a->align;
+    p->align_offset = a->align == ATTN_ALIGN_OFFSET ? a->align_offset : 0;
     p->window_left = a->window_left;
     p->window_right = a->window_right;
     p->q_lens = a->q_lens;
@@ -214,6 +218,22 @@ static attn_status check_broadcast(const char *fn, const attn__sdpa *p, const at
     return ATTN_OK;
 }
 
+/* The block mask must cover Sq x Sk, and B (or 1) x Hq (or 1) layouts. */
+static attn_status check_block_mask(const char *fn, const attn_block_mask *m, attn__sdpa *p)
+{
+    const attn_block_mask_shape *s = &m->shape;
+    if (s->seq_q != p->Sq || s->seq_k != p->Sk)
+        return attn_fail(ATTN_BAD_MASK, "%s: params.block_mask is %lld x %lld (seq_q x seq_k); it must be Sq x Sk = "
+                         "%lld x %lld", fn, (long long)s->seq_q, (long long)s->seq_k, (long long)p->Sq,
+                         (long long)p->Sk);
+    if ((s->n_batch != 1 && s->n_batch != p->B) || (s->n_heads != 1 && s->n_heads != p->Hq))
+        return attn_fail(ATTN_BAD_MASK, "%s: params.block_mask has n_batch %lld and n_heads %lld; they must be 1 or "
+                         "B = %lld, and 1 or Hq = %lld", fn, (long long)s->n_batch, (long long)s->n_heads,
+                         (long long)p->B, (long long)p->Hq);
+    p->bm = m;
+    return ATTN_OK;
+}
+
 /* Bias and mask of the options (a: params or the defaults). */
 static attn_status check_bias_mask(const char *fn, const attn_sdpa_params *a, attn__sdpa *p)
 {
@@ -230,6 +250,7 @@ static attn_status check_bias_mask(const char *fn, const attn_sdpa_params *a, at
         p->has_mask = true;
         p->mask = (const uint8_t *)a->mask->data;
     }
+    if (a->block_mask != NULL) return check_block_mask(fn, a->block_mask, p);
     return ATTN_OK;
 }
 
