@@ -2,8 +2,12 @@
  * the math with float accumulators: the baseline e_base of the error rule
  * (an optimized kernel may be at most 2x (forward) / 3x (gradients) as far
  * from ref64 as this). Its mask logic is written from the spec again, so it
- * is also a third opinion on the masks. */
+ * is also a third opinion on the masks (but for a block mask, whose
+ * definition it takes from the library: test_block_mask.c checks those
+ * definitions against the tests' own formulas). */
 #include "problem.h"
+
+#include "kernels/block_mask.h"
 
 #include <float.h>
 #include <stdlib.h>
@@ -29,6 +33,7 @@ static float score32(const t_problem *P, int64_t b, int64_t h, int64_t i, int64_
     if (c->window_left >= 0 && j < ia - c->window_left) return -INFINITY;
     if (c->window_right >= 0 && j > ia + c->window_right) return -INFINITY;
     if (P->mask && !P->mask[bidx(P->mask_dim, b, h, i, j)]) return -INFINITY;
+    if (P->bm && !attn__bm_def(P->bm, b, h, i, j)) return -INFINITY;
     int64_t hk = h / (c->Hq / c->Hkv);
     float dot = 0.0f;
     for (int64_t d = 0; d < c->Dk; d++)

@@ -186,6 +186,7 @@ attn_sdpa_params t_params(const t_problem *P, attn_tensor *bias, attn_tensor *ma
     a.bias = P->bias ? bias : NULL;
     a.mask = P->mask ? mask : NULL;
     a.alibi_slopes = P->alibi;
+    a.block_mask = P->bm;
     a.dropout_p = P->c.dropout_p;
     a.seed = P->c.seed * 7919u + 17u;
     a.offset = P->c.seed % 5u;

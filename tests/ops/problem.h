@@ -29,6 +29,7 @@ typedef struct {
     uint8_t *mask;
     int64_t *qlens, *klens;
     int64_t bias_dim[4], mask_dim[4];
+    const attn_block_mask *bm; /* set by the caller (NULL: none); not owned */
 } t_problem;
 
 /* Results in canonical layouts: o [B,Sq,Hq,Dv], lse [B,Hq,Sq], dq/dk/dv as
@@ -53,6 +54,11 @@ void t_run(const t_problem *P, attn_dtype dt, attn_ctx *ctx, int layout, bool wa
 /* Naive float32 math, the baseline of the error rule. */
 void t_naive32(const t_problem *P, bool want_grad, t_result *r);
 void t_result_free(t_result *r);
+
+/* Every available kernel (and naive float32) against ref64 on P by the
+ * grid's error rule, forward and backward; with check_threads also
+ * bitwise equality across thread counts (test_grid.c). */
+bool t_check_problem(const t_problem *P, bool check_threads);
 
 /* max |a - b| over n; NaN anywhere counts as +inf unless both are NaN. */
 double t_max_err(const double *a, const double *b, int64_t n);

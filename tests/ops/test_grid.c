@@ -39,10 +39,10 @@ static bool bitwise_equal(const double *a, const double *b, int64_t n)
     return n == 0 || memcmp(a, b, (size_t)n * sizeof(double)) == 0;
 }
 
-static bool run_config(const t_cfg *c, bool check_threads)
+bool t_check_problem(const t_problem *Pp, bool check_threads)
 {
-    t_problem P;
-    t_problem_make(&P, c);
+    const t_problem P = *Pp;
+    const t_cfg *c = &P.c;
     int64_t no = c->B * c->Sq * c->Hq * c->Dv, nl = c->B * c->Hq * c->Sq;
     int64_t nq = c->B * c->Sq * c->Hq * c->Dk, nk = c->B * c->Sk * c->Hkv * c->Dk;
     int64_t nv = c->B * c->Sk * c->Hkv * c->Dv, nb = P.bias ? t_numel(P.bias_dim) : 0;
@@ -112,6 +112,14 @@ static bool run_config(const t_cfg *c, bool check_threads)
     t_result_free(&ref);
     t_result_free(&base);
     for (int x = 0; x < T_KERNELS; x++) t_result_free(&res[x]);
+    return ok;
+}
+
+static bool run_config(const t_cfg *c, bool check_threads)
+{
+    t_problem P;
+    t_problem_make(&P, c);
+    bool ok = t_check_problem(&P, check_threads);
     t_problem_free(&P);
     return ok;
 }

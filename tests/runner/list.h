@@ -36,6 +36,17 @@
     X(weights_and_dropout_agree) \
     X(grid_vs_ref64) \
     X(grid_big_vs_ref64) \
+    X(block_mask_patterns) \
+    X(block_mask_bigbird_structure) \
+    X(block_mask_from_fn) \
+    X(block_mask_combine) \
+    X(block_mask_bad_layout) \
+    X(block_mask_call_shape) \
+    X(block_mask_grid_vs_ref64) \
+    X(block_mask_decode_vs_ref64) \
+    X(block_mask_hidden_never_read) \
+    X(block_mask_tile_counts) \
+    X(block_mask_out_of_memory) \
     X(score_hand_computed) \
     X(score_ref_finite_difference) \
     X(score_contract_masked_rows) \
