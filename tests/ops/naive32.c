@@ -28,7 +28,7 @@ static float score32(const t_problem *P, int64_t b, int64_t h, int64_t i, int64_
     const t_cfg *c = &P->c;
     int64_t lq = P->qlens ? P->qlens[b] : c->Sq, lk = P->klens ? P->klens[b] : c->Sk;
     if (i >= lq || j >= lk) return -INFINITY;
-    int64_t ia = c->align ? i + lk - lq : i;
+    int64_t ia = c->align == ATTN_ALIGN_OFFSET ? i + c->align_offset : c->align ? i + lk - lq : i;
     if (c->causal && j > ia) return -INFINITY;
     if (c->window_left >= 0 && j < ia - c->window_left) return -INFINITY;
     if (c->window_right >= 0 && j > ia + c->window_right) return -INFINITY;

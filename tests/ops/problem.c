@@ -179,6 +179,7 @@ attn_sdpa_params t_params(const t_problem *P, attn_tensor *bias, attn_tensor *ma
     a.softcap = P->c.softcap;
     a.causal = P->c.causal;
     a.align = (attn_align)P->c.align;
+    a.align_offset = P->c.align_offset;
     a.window_left = P->c.window_left;
     a.window_right = P->c.window_right;
     a.q_lens = P->qlens;

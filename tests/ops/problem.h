@@ -17,6 +17,7 @@ typedef struct {
     double scale; /* 0: default */
     double softcap, dropout_p;
     int causal, align;
+    int64_t align_offset; /* align == ATTN_ALIGN_OFFSET */
     int64_t window_left, window_right;
     int bias_kind, mask_kind, layout, threads;
     bool qlens, klens, alibi, dbias;

@@ -460,6 +460,10 @@ static void grid(long n, uint64_t first, bool decode)
         uint64_t seed = t_only_seed >= 0 ? (uint64_t)t_only_seed : first + (uint64_t)x, rs = seed;
         t_cfg c = t_cfg_sample(seed, false);
         c.layout = LAYOUT_BSHD + (int)(seed % 2);
+        if (seed % 4 == 0) { /* a chunk of queries at an offset into the keys (ring attention's case) */
+            c.align = ATTN_ALIGN_OFFSET;
+            c.align_offset = t_rand_int(&rs, -3, c.Sk);
+        }
         if (decode) { /* few rows per kv head against many keys: the decode kernels */
             c.Sq = t_rand_int(&rs, 1, 2);
             c.Sk = t_rand_int(&rs, 1030, 1300);
@@ -553,6 +557,84 @@ T_TEST(block_mask_hidden_never_read)
     }
     t_problem_free(&clean);
     t_problem_free(&dirty);
+    attn_block_mask_free(m);
+}
+
+/* ---- weights ------------------------------------------------------------------------------ */
+
+/* All weights [B, Hq, Sq, Sk] of P (lse from ref64) in dtype dt on kernel k. */
+static double *weights_of(const t_problem *P, const double *lse, attn_dtype dt, attn_kernel k)
+{
+    const t_cfg *c = &P->c;
+    size_t es = dt == ATTN_DTYPE_F64 ? 8 : 4;
+    int64_t nq = c->B * c->Sq * c->Hq * c->Dk, nk = c->B * c->Sk * c->Hkv * c->Dk, nl = c->B * c->Hq * c->Sq;
+    int64_t nw = nl * c->Sk;
+    char *q = malloc((size_t)nq * es), *kk = malloc((size_t)nk * es), *l = malloc((size_t)nl * es);
+    char *w = malloc((size_t)nw * es);
+    double *out = malloc((size_t)nw * sizeof(double));
+    const double *src[3] = {P->q, P->k, lse};
+    char *dst[3] = {q, kk, l};
+    int64_t n[3] = {nq, nk, nl};
+    for (int t = 0; t < 3; t++)
+        for (int64_t x = 0; x < n[t]; x++)
+            dt == ATTN_DTYPE_F64 ? (((double *)dst[t])[x] = src[t][x]) : (((float *)dst[t])[x] = (float)src[t][x]);
+    attn_tensor tq = attn_tensor_make(q, dt, c->B, c->Sq, c->Hq, c->Dk);
+    attn_tensor tk = attn_tensor_make(kk, dt, c->B, c->Sk, c->Hkv, c->Dk);
+    attn_tensor tl = attn_tensor_make(l, dt, c->B, c->Hq, c->Sq, 1), tw = attn_tensor_make(w, dt, c->B, c->Hq, c->Sq, c->Sk);
+    attn_sdpa_params pa = t_params(P, NULL, NULL);
+    attn_ctx *ctx = t_ctx(2);
+    attn_ctx_set_kernel(ctx, k);
+    T_EQ_STATUS(attn_sdpa_weights(ctx, &tq, &tk, &tl, &pa, NULL, c->Hq, NULL, c->Sq, 1, &tw), ATTN_OK);
+    attn_ctx_set_kernel(ctx, ATTN_KERNEL_AUTO);
+    for (int64_t x = 0; x < nw; x++) out[x] = dt == ATTN_DTYPE_F64 ? ((double *)w)[x] : ((float *)w)[x];
+    free(q); free(kk); free(l); free(w);
+    return out;
+}
+
+/* attn_sdpa_weights under a block mask (with causal, dropout and GQA): 0
+ * wherever the mask's definition hides the key, and every kernel within
+ * 2e-6 of ref64. */
+T_TEST(block_mask_weights)
+{
+    t_cfg c;
+    memset(&c, 0, sizeof c);
+    c.B = 2; c.Sq = 70; c.Sk = 90; c.Hq = 4; c.Hkv = 2; c.Dk = 8; c.Dv = 4;
+    c.window_left = c.window_right = -1;
+    c.causal = 1;
+    c.align = ATTN_ALIGN_BOTTOM_RIGHT;
+    c.dropout_p = 0.25;
+    c.threads = 2;
+    c.seed = 8;
+    t_problem P;
+    t_problem_make(&P, &c);
+    uint64_t rs = 3;
+    int64_t buf[1024];
+    attn_block_mask_shape s = shape_of(2, 4, 70, 90, 16, 16);
+    attn_block_pattern pt = random_pattern(&rs, ATTN_BLOCK_PATTERN_DOCUMENTS, &s, buf);
+    attn_block_mask *m = NULL;
+    T_EQ_STATUS(attn_block_mask_from_pattern(&s, &pt, &m), ATTN_OK);
+    P.bm = m;
+    t_result r;
+    t_run(&P, ATTN_DTYPE_F64, t_ctx(2), LAYOUT_BSHD, false, &r);
+    double *ref = weights_of(&P, r.lse, ATTN_DTYPE_F64, ATTN_KERNEL_AUTO);
+    int64_t nw = c.B * c.Hq * c.Sq * c.Sk;
+    long hidden_bad = 0, seen = 0;
+    for (int64_t x = 0; x < nw; x++) {
+        int64_t j = x % c.Sk, i = x / c.Sk % c.Sq, h = x / (c.Sk * c.Sq) % c.Hq, b = x / (c.Sk * c.Sq * c.Hq);
+        hidden_bad += !attn__bm_def(m, b, h, i, j) && ref[x] != 0.0;
+        seen += ref[x] != 0.0;
+    }
+    T_EQ_INT(hidden_bad, 0);
+    T_CHECK(seen > 0);
+    for (int x = 0; x < T_KERNELS; x++) {
+        if (!t_kernel_available(t_kernels[x])) continue;
+        double *w = weights_of(&P, r.lse, ATTN_DTYPE_F32, t_kernels[x]);
+        T_LE(t_max_err(w, ref, nw), 2e-6);
+        free(w);
+    }
+    free(ref);
+    t_result_free(&r);
+    t_problem_free(&P);
     attn_block_mask_free(m);
 }
 
