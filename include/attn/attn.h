@@ -37,7 +37,9 @@
  * chunk of keys of one longer sequence: chunked and ring attention).
  *
  * Long contexts (docs/long-context.md): block-sparse masks (attn_block_mask,
- * params.block_mask) skip the blocks no query sees.
+ * params.block_mask) skip the blocks no query sees; packed variable-length
+ * batches (params.cu_seqlens_q/k) attend each sequence of a packed tensor on
+ * its own.
  *
  * Errors: every function returns an attn_status; on error nothing is written,
  * nothing leaks, and attn_last_error() names the bad argument. The library
@@ -381,6 +383,25 @@ typedef struct attn_sdpa_params {
     int64_t align_offset;
     /* Block-sparse mask (above), or NULL. */
     const attn_block_mask *block_mask;
+
+    /* Packed variable-length batch (FlashAttention's cu_seqlens), or NULL:
+     * Q [1, Tq, Hq, Dk], K [1, Tk, Hkv, Dk], V [1, Tk, Hkv, Dv], O and dO
+     * [1, Tq, Hq, Dv], LSE [1, Hq, Tq, 1]; n_seqs sequences, sequence s
+     * holding the queries cu_seqlens_q[s] .. cu_seqlens_q[s+1]-1 and the
+     * keys cu_seqlens_k[s] .. cu_seqlens_k[s+1]-1 (cu_seqlens_k NULL: the
+     * query offsets, and Tk must equal Tq). Each sequence is attended on its
+     * own as batch entry s of lengths Lq_s, Lk_s: causal, window and ALiBi
+     * align within it, dropout draws with b = s and i, j counted from the
+     * sequence's start, so the result equals that of the same sequences
+     * padded into a batch of n_seqs with q_lens, k_lens; the work is
+     * sum Lq_s * Lk_s. The offsets (n_seqs + 1 each) must start at 0, never
+     * decrease and end at Tq (Tk), and q.dim[0] be 1: else ATTN_BAD_PARAM,
+     * as for q_lens or k_lens beside them. Bias, mask and block_mask are
+     * ATTN_UNSUPPORTED with them. attn_sdpa_weights: rows index the packed
+     * queries; w is [1, n_heads, n_rows, Tk], 0 outside the row's
+     * sequence. */
+    int64_t n_seqs;
+    const int64_t *cu_seqlens_q, *cu_seqlens_k;
 } attn_sdpa_params;
 
 ATTN_API attn_sdpa_params attn_sdpa_params_default(void);

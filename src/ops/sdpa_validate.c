@@ -254,6 +254,80 @@ static attn_status check_bias_mask(const char *fn, const attn_sdpa_params *a, at
     return ATTN_OK;
 }
 
+/* ---- packed variable-length batches ------------------------------------------------- */
+
+static attn_status check_offsets(const char *fn, const int64_t *cu, int64_t n, int64_t total, const char *name)
+{
+    if (cu[0] != 0)
+        return attn_fail(ATTN_BAD_PARAM, "%s: params.%s[0] is %lld; the offsets must start at 0", fn, name,
+                         (long long)cu[0]);
+    for (int64_t s = 0; s < n; s++)
+        if (cu[s + 1] < cu[s])
+            return attn_fail(ATTN_BAD_PARAM, "%s: params.%s[%lld] is %lld, below params.%s[%lld] = %lld; the "
+                             "offsets must never decrease", fn, name, (long long)(s + 1), (long long)cu[s + 1],
+                             name, (long long)s, (long long)cu[s]);
+    if (cu[n] != total)
+        return attn_fail(ATTN_BAD_PARAM, "%s: params.%s[%lld] is %lld; the offsets must end at the packed "
+                         "length %lld", fn, name, (long long)n, (long long)cu[n], (long long)total);
+    return ATTN_OK;
+}
+
+/* The cu_seqlens fields: none, or a valid packed batch (B = 1). */
+static attn_status check_varlen(const char *fn, const attn_sdpa_params *a, attn__sdpa_call *c)
+{
+    const attn__sdpa *p = &c->p;
+    if (a->n_seqs == 0 && a->cu_seqlens_q == NULL && a->cu_seqlens_k == NULL) return ATTN_OK;
+    if (a->n_seqs < 1 || a->cu_seqlens_q == NULL)
+        return attn_fail(ATTN_BAD_PARAM, "%s: params.n_seqs is %lld with params.cu_seqlens_q %s; a packed batch "
+                         "has n_seqs >= 1 and its query offsets", fn, (long long)a->n_seqs,
+                         a->cu_seqlens_q ? "set" : "NULL");
+    if (p->B != 1)
+        return attn_fail(ATTN_BAD_PARAM, "%s: q.dim[0] is %lld; a packed batch (params.cu_seqlens_q) has one "
+                         "packed row of sequences, so it must be 1", fn, (long long)p->B);
+    if (a->q_lens != NULL || a->k_lens != NULL)
+        return attn_fail(ATTN_BAD_PARAM, "%s: params.q_lens/k_lens are set beside params.cu_seqlens_q; the "
+                         "offsets give the lengths", fn);
+    if (a->bias != NULL || a->mask != NULL || a->block_mask != NULL)
+        return attn_fail(ATTN_UNSUPPORTED, "%s: params.%s is set beside params.cu_seqlens_q; packed batches take "
+                         "the structural masks only", fn, a->bias ? "bias" : a->mask ? "mask" : "block_mask");
+    if (a->cu_seqlens_k == NULL && p->Sk != p->Sq)
+        return attn_fail(ATTN_BAD_PARAM, "%s: params.cu_seqlens_k is NULL (the query offsets) but Tk = %lld "
+                         "differs from Tq = %lld", fn, (long long)p->Sk, (long long)p->Sq);
+    const int64_t *cu_k = a->cu_seqlens_k ? a->cu_seqlens_k : a->cu_seqlens_q;
+    attn_status st = check_offsets(fn, a->cu_seqlens_q, a->n_seqs, p->Sq, "cu_seqlens_q");
+    if (st == ATTN_OK) st = check_offsets(fn, cu_k, a->n_seqs, p->Sk, "cu_seqlens_k");
+    if (st != ATTN_OK) return st;
+    c->n_seqs = a->n_seqs;
+    c->cu_q = a->cu_seqlens_q;
+    c->cu_k = cu_k;
+    return ATTN_OK;
+}
+
+/* Rows r0 .. r0+n-1 of dim d of t. */
+static attn_tensor slice(const attn_tensor *t, int d, int64_t r0, int64_t n)
+{
+    attn_tensor v = *t;
+    if (v.data != NULL) v.data = (char *)v.data + (size_t)(r0 * t->stride[d]) * attn_dtype_size(t->dtype);
+    v.dim[d] = n;
+    return v;
+}
+
+attn__sdpa attn__sdpa_seq(const attn__sdpa_call *c, int64_t s)
+{
+    attn__sdpa p = c->p;
+    int64_t q0 = c->cu_q[s], lq = c->cu_q[s + 1] - q0, k0 = c->cu_k[s], lk = c->cu_k[s + 1] - k0;
+    p.Sq = lq;
+    p.Sk = lk;
+    p.batch0 = s;
+    attn_tensor *qrows[4] = {&p.q, &p.o, &p.d_o, &p.dq}, *krows[4] = {&p.k, &p.v, &p.dk, &p.dv};
+    for (int x = 0; x < 4; x++) {
+        *qrows[x] = slice(qrows[x], 1, q0, lq);
+        *krows[x] = slice(krows[x], 1, k0, lk);
+    }
+    p.lse = slice(&p.lse, 2, q0, lq);
+    return p;
+}
+
 /* ---- the inputs every entry point has ------------------------------------------------ */
 
 /* Dims of Q, K, V (v NULL for the weights, which need no V) into p. */
@@ -317,6 +391,7 @@ static attn_status prepare(const char *fn, const attn_ctx *ctx, const attn_tenso
     attn_sdpa_params defaults = attn_sdpa_params_default();
     const attn_sdpa_params *a = params != NULL ? params : &defaults;
     if ((st = check_params(fn, a, p)) != ATTN_OK) return st;
+    if ((st = check_varlen(fn, a, c)) != ATTN_OK) return st;
     return check_bias_mask(fn, a, p);
 }
 

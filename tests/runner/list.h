@@ -48,6 +48,9 @@
     X(block_mask_weights) \
     X(block_mask_tile_counts) \
     X(block_mask_out_of_memory) \
+    X(varlen_vs_padded) \
+    X(varlen_weights) \
+    X(varlen_bad_offsets) \
     X(score_hand_computed) \
     X(score_ref_finite_difference) \
     X(score_contract_masked_rows) \
