@@ -58,7 +58,8 @@ test-cxx:
 	  | c++ -std=c++11 -Wall -Wextra -Wpedantic -Werror -Iinclude -x c++ -fsyntax-only -
 	for h in include/*.h include/attn/*.h; do \
 	  printf '#include <%s>\nint main() { return 0; }\n' "$${h#include/}" \
-	    | c++ -std=c++11 -Wall -Wextra -Wpedantic -Werror -Iinclude -x c++ -fsyntax-only - || exit 1; \
+	    | c++ -std=c++11 -Wall -Wextra -Wpedantic -Werror -Iinclude -DOMPI_SKIP_MPICXX $$(pkg-config --cflags ompi-c 2>/dev/null) \
+	      -x c++ -fsyntax-only - || exit 1; \
 	done
 
 # `cmake --install` into a temporary prefix, then programs built against the

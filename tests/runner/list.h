@@ -239,4 +239,9 @@
     X(gru_dates_batches_training_translation) \
     X(train_meta_by_key)
 
+/* Ring attention under mpirun (built with MPI only). */
+#define T_TESTS_DIST(X) \
+    X(ring_ranks_vs_single_process) \
+    X(ring_rank_killed_ends_job)
+
 #endif /* ATTN_TEST_LIST_H */

@@ -1,0 +1,59 @@
+/* test_ring.c - the dist tier: ring attention (attn/dist.h) under mpirun.
+ * Each test starts the MPI program ring_ranks.c with `mpirun -np P
+ * --oversubscribe` (bounded by `timeout`), so a hang fails instead of
+ * blocking the suite: on 1, 2, 3 and 4 ranks every rank's slice is checked
+ * against the single-process result, forward and backward; with one rank
+ * killed mid-call the job must end, non-zero, with mpirun's message. */
+#include "test.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+/* Runs `mpirun -np n ring_ranks mode` within `seconds`; its exit status
+ * (124: timed out) and the first bytes of its output in out. */
+static int mpirun(int n, const char *mode, int seconds, char *out, size_t cap)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd,
+             "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1 "
+             "timeout %d %s --oversubscribe -np %d %s %s 2>&1",
+             seconds, ATTN_MPIEXEC, n, ATTN_RING_RANKS, mode);
+    FILE *f = popen(cmd, "r");
+    if (f == NULL) return -1;
+    size_t used = 0;
+    char line[512];
+    while (fgets(line, sizeof line, f) != NULL) {
+        if (t_verbose) fputs(line, stdout);
+        size_t len = strlen(line);
+        if (used + len < cap) {
+            memcpy(out + used, line, len);
+            used += len;
+        }
+    }
+    out[used] = '\0';
+    int st = pclose(f);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+}
+
+T_TEST(ring_ranks_vs_single_process)
+{
+    static char out[1 << 16];
+    for (int n = 1; n <= 4; n++) {
+        int rc = mpirun(n, "check", 300, out, sizeof out);
+        if (rc != 0) fprintf(stderr, "  mpirun -np %d: exit %d\n%s", n, rc, out);
+        T_EQ_INT(rc, 0);
+        T_CHECK(strstr(out, "0 failed") != NULL);
+    }
+}
+
+T_TEST(ring_rank_killed_ends_job)
+{
+    static char out[1 << 16];
+    int rc = mpirun(3, "kill", 120, out, sizeof out);
+    if (t_verbose || rc == 0 || rc == 124) fprintf(stderr, "  exit %d\n%s", rc, out);
+    T_CHECK(rc != 0);   /* the job failed ... */
+    T_CHECK(rc != 124); /* ... by itself, not by the timeout */
+    T_CHECK(rc != 3);   /* no rank came back from the call as if nothing happened */
+    T_CHECK(strstr(out, "signal 9") != NULL || strstr(out, "Killed") != NULL);
+}
