@@ -49,5 +49,7 @@ int cmd_similarity(int argc, char **argv);
 int cmd_bert_map(int argc, char **argv);
 /* apps/attn/cmd_explain.c: the attention explorer, one HTML page. */
 int cmd_explain(int argc, char **argv);
+/* apps/attn/cmd_ring.c: ring attention over MPI ranks (built with MPI only). */
+int cmd_ring(int argc, char **argv);
 
 #endif /* ATTN_CLI_H */

@@ -6,6 +6,7 @@
  *   attn eval --model F         attn info [--model F]
  *   attn compare [options]      attn embed / similarity / bert-map [options]
  *   attn explain --out F.html [options] TEXT [TEXT2]
+ *   mpirun -np P attn ring --seq N --heads H --dim D [--causal] [--check]
  */
 #include "cli.h"
 
@@ -25,7 +26,11 @@ static void main_help(FILE *out)
            "  similarity  cosine similarity of sentences, or a query ranked against a file\n"
            "  bert-map    the attention map of any layer and head of the BERT model, as a PNG\n"
            "  explain     the attention explorer: one HTML page with head, model and matrix views,\n"
-           "              rollout and relevance (MiniLM, the date translator or the GRU)\n\n"
+           "              rollout and relevance (MiniLM, the date translator or the GRU)\n"
+#if ATTN_CLI_RING
+           "  ring        ring attention over MPI ranks (run under mpirun)\n"
+#endif
+           "\n"
            "'%s COMMAND --help' describes each.\n", cli_prog, cli_prog);
 }
 
@@ -47,7 +52,11 @@ int main(int argc, char **argv)
                 {"eval", cmd_eval},           {"info", cmd_info},
                 {"compare", cmd_compare},     {"embed", cmd_embed},
                 {"similarity", cmd_similarity}, {"bert-map", cmd_bert_map},
-                {"explain", cmd_explain}};
+                {"explain", cmd_explain},
+#if ATTN_CLI_RING
+                {"ring", cmd_ring},
+#endif
+    };
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
         if (strcmp(cmd, cmds[i].name) == 0) return cmds[i].fn(argc - 2, argv + 2);
     fprintf(stderr, "%s: unknown command '%s'\n", cli_prog, cmd);

@@ -10,15 +10,15 @@
 #include <string.h>
 #include <sys/wait.h>
 
-/* Runs `mpirun -np n ring_ranks mode` within `seconds`; its exit status
+/* Runs `mpirun -np n PROGRAM ARGS` within `seconds`; its exit status
  * (124: timed out) and the first bytes of its output in out. */
-static int mpirun(int n, const char *mode, int seconds, char *out, size_t cap)
+static int mpirun_program(int n, const char *program, const char *args, int seconds, char *out, size_t cap)
 {
     char cmd[1024];
     snprintf(cmd, sizeof cmd,
              "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1 "
              "timeout %d %s --oversubscribe -np %d %s %s 2>&1",
-             seconds, ATTN_MPIEXEC, n, ATTN_RING_RANKS, mode);
+             seconds, ATTN_MPIEXEC, n, program, args);
     FILE *f = popen(cmd, "r");
     if (f == NULL) return -1;
     size_t used = 0;
@@ -36,6 +36,11 @@ static int mpirun(int n, const char *mode, int seconds, char *out, size_t cap)
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
 }
 
+static int mpirun(int n, const char *mode, int seconds, char *out, size_t cap)
+{
+    return mpirun_program(n, ATTN_RING_RANKS, mode, seconds, out, cap);
+}
+
 T_TEST(ring_ranks_vs_single_process)
 {
     static char out[1 << 16];
@@ -45,6 +50,22 @@ T_TEST(ring_ranks_vs_single_process)
         T_EQ_INT(rc, 0);
         T_CHECK(strstr(out, "0 failed") != NULL);
     }
+}
+
+/* `attn ring --check` (the demo): each rank holds only its rows, rank 0
+ * recomputes the sequence in chunks and compares. */
+T_TEST(ring_cli_check)
+{
+#ifdef ATTN_CLI
+    static char out[1 << 14];
+    int rc = mpirun_program(3, ATTN_CLI, "ring --seq 768 --heads 2 --dim 16 --causal --check", 120, out, sizeof out);
+    if (rc != 0 || t_verbose) fprintf(stderr, "  exit %d\n%s", rc, out);
+    T_EQ_INT(rc, 0);
+    T_CHECK(strstr(out, "check: max") != NULL && strstr(out, ": ok") != NULL);
+    T_CHECK(strstr(out, "bytes sent") != NULL && strstr(out, "peak memory") != NULL);
+#else
+    t_skip("the attn program is not built (no libpng)");
+#endif
 }
 
 T_TEST(ring_rank_killed_ends_job)

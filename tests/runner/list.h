@@ -242,6 +242,7 @@
 /* Ring attention under mpirun (built with MPI only). */
 #define T_TESTS_DIST(X) \
     X(ring_ranks_vs_single_process) \
+    X(ring_cli_check) \
     X(ring_rank_killed_ends_job)
 
 #endif /* ATTN_TEST_LIST_H */
