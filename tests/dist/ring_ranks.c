@@ -6,7 +6,10 @@
  * float32 error at most 2x (forward) / 3x (gradients) that of the
  * single-process float32 call, plus a floor; then ranks that disagree on
  * the options all get an error. `kill`: rank 1 dies while the others are
- * inside a call (mpirun must end the job). Exit status 0: all passed. */
+ * inside a call (mpirun must end the job). Every allocation of attn goes
+ * through a counting allocator: none may be live at the end (LeakSanitizer
+ * cannot be used under mpirun: Open MPI's plugins keep memory). Exit
+ * status 0: all passed. */
 #include "attn/dist.h"
 
 #include <math.h>
@@ -18,7 +21,23 @@
 
 enum { B = 2, HQ = 4, HKV = 2, DK = 16, DV = 8, CH = 24 };
 
-static long checks, failures;
+static long checks, failures, live_allocs;
+
+/* attn's allocator hook: counts live allocations. */
+static void *count_alloc(size_t bytes, void *user)
+{
+    (void)user;
+    void *p = malloc(bytes);
+    if (p != NULL) live_allocs++;
+    return p;
+}
+
+static void count_free(void *p, void *user)
+{
+    (void)user;
+    if (p != NULL) live_allocs--;
+    free(p);
+}
 static int rank_id, n_ranks;
 
 static void check(bool ok, const char *what, const char *cfg, double got, double allowed)
@@ -248,6 +267,7 @@ int main(int argc, char **argv)
     MPI_Init(&argc, &argv);
     MPI_Comm_rank(MPI_COMM_WORLD, &rank_id);
     MPI_Comm_size(MPI_COMM_WORLD, &n_ranks);
+    attn_set_allocator(count_alloc, count_free, NULL);
     attn_ctx *ctx = NULL;
     attn_ctx_create(1, &ctx);
     bool kill_mode = argc > 1 && strcmp(argv[1], "kill") == 0;
@@ -273,11 +293,12 @@ int main(int argc, char **argv)
             run_case(ctx, MPI_COMM_WORLD, &P, split ? ATTN_RING_ZIGZAG : ATTN_RING_CONTIGUOUS, cfg);
         }
     if (n_ranks > 1) disagree(ctx, MPI_COMM_WORLD);
+    attn_ctx_free(ctx);
+    check(live_allocs == 0, "no allocation of attn left live", "", (double)live_allocs, 0);
     long all[2] = {checks, failures}, sum[2];
     MPI_Allreduce(all, sum, 2, MPI_LONG, MPI_SUM, MPI_COMM_WORLD);
     if (rank_id == 0) printf("ring attention on %d ranks: %ld checks, %ld failed\n", n_ranks, sum[0], sum[1]);
     free(P.q); free(P.k); free(P.v); free(P.d_o); free(P.ids);
-    attn_ctx_free(ctx);
     MPI_Finalize();
     return sum[1] == 0 ? 0 : 1;
 }
