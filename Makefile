@@ -67,7 +67,10 @@ test-cxx:
 test-install: build
 	tests/install/run.sh build
 
+# The tests import the attn package installed into .venv (setup.sh --python
+# installs it again when its sources changed).
 test-python: build
+	@scripts/setup.sh --python
 	.venv/bin/python -m pytest -q python/tests
 
 test-long: build

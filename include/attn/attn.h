@@ -65,6 +65,11 @@ extern "C" {
 #define ATTN_VERSION_MINOR 1
 #define ATTN_VERSION_PATCH 0
 
+/* "MAJOR.MINOR.PATCH": the version of the library that was loaded (a program
+ * may run with a newer library than the header it was compiled with). CMake
+ * and the Python package read their versions from the three macros above. */
+ATTN_API const char *attn_version(void);
+
 /* ---- status codes ------------------------------------------------------- */
 
 /* X(name, value, description): one table for codes and their strings. */

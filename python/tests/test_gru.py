@@ -11,12 +11,9 @@
    to 1e-5, every parameter's gradient to 1e-4 of the tensor's largest
    gradient; then greedy decoding: tokens and attention weights.
 
-The C side runs through ctypes on libattn_nn.so (ATTN_NN_LIB, or the first
-build*/libattn_nn.so that has the attn_rnn_* functions).
+The C side runs through the package's ctypes layer (attn._lib.nn).
 """
 import ctypes as C
-import glob
-import os
 
 import numpy as np
 import pytest
@@ -25,98 +22,23 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from attn._lib.core import check, context
+from attn._lib.nn import Batch, GenOpts, Param
+from attn._lib.nn import Gru, GruCell as Cell, GruSaved as Saved
+from attn._lib.nn import Seq2SeqConfig as RnnConfig
+from attn._lib.nn import lib
+
 FP = C.POINTER(C.c_float)
-
-
-def _lib():
-    """ATTN_NN_LIB, else the newest build*/libattn_nn.so that has attn_rnn_*."""
-    env = os.environ.get("ATTN_NN_LIB")
-    if env:
-        return C.CDLL(env)
-    cands = glob.glob(os.path.join(ROOT, "build", "libattn_nn.so"))
-    cands += glob.glob(os.path.join(ROOT, "build-*", "libattn_nn.so"))
-    for c in sorted(cands, key=os.path.getmtime, reverse=True):
-        lib = C.CDLL(c)
-        if hasattr(lib, "attn_seq2seq_create"):
-            return lib
-    pytest.fail("no libattn_nn.so with the attn_rnn_* functions (build it first: make build)")
-
-
-class Cell(C.Structure):
-    _fields_ = [("input_size", C.c_int64), ("hidden_size", C.c_int64),
-                ("weight_ih", FP), ("weight_hh", FP), ("bias_ih", FP), ("bias_hh", FP),
-                ("d_weight_ih", FP), ("d_weight_hh", FP), ("d_bias_ih", FP), ("d_bias_hh", FP)]
-
-
-class Gru(C.Structure):
-    _fields_ = [("bidirectional", C.c_int), ("dir", Cell * 2)]
-
-
-class Saved(C.Structure):
-    _fields_ = [("B", C.c_int64), ("T", C.c_int64), ("h_prev", FP), ("gates", FP)]
-
-
-class RnnConfig(C.Structure):
-    _fields_ = [("vocab", C.c_int64), ("embed", C.c_int64), ("hidden", C.c_int64),
-                ("dec_hidden", C.c_int64), ("attn_dim", C.c_int64), ("init", C.c_int)]
-
-
-class Batch(C.Structure):
-    _fields_ = [("B", C.c_int64), ("S_src", C.c_int64), ("S_tgt", C.c_int64),
-                ("src", C.POINTER(C.c_int32)), ("tgt_in", C.POINTER(C.c_int32)),
-                ("tgt_out", C.POINTER(C.c_int32)), ("src_lens", C.POINTER(C.c_int64)),
-                ("tgt_lens", C.POINTER(C.c_int64)), ("pad_id", C.c_int32)]
-
-
-class Param(C.Structure):
-    _fields_ = [("name", C.c_char_p), ("ndim", C.c_int), ("shape", C.c_int64 * 4),
-                ("numel", C.c_int64), ("value", FP), ("grad", FP), ("decay", C.c_int)]
-
-
-class GenOpts(C.Structure):
-    _fields_ = [("bos_id", C.c_int32), ("eos_id", C.c_int32), ("max_new", C.c_int64),
-                ("beam", C.c_int64), ("length_penalty", C.c_double)]
-
-
 BACKWARD, MEAN = 1, 2
 
 
 @pytest.fixture(scope="module")
 def L():
-    lib = _lib()
-    lib.attn_last_error.restype = C.c_char_p
-    lib.attn_nn_gru_forward.argtypes = [C.c_void_p, C.POINTER(Gru), FP, C.c_int64, C.c_int64,
-                                         C.POINTER(C.c_int64), FP, FP, FP, C.POINTER(Saved)]
-    lib.attn_nn_gru_backward.argtypes = [C.c_void_p, C.POINTER(Gru), FP, C.POINTER(C.c_int64),
-                                          C.POINTER(Saved), FP, FP, FP, FP]
-    lib.attn_nn_gru_saved_free.argtypes = [C.POINTER(Saved)]
-    lib.attn_nn_gru_cell_forward.argtypes = [C.c_void_p, C.POINTER(Cell), FP, FP, C.c_int64,
-                                              FP, FP]
-    lib.attn_nn_gru_cell_backward.argtypes = [C.c_void_p, C.POINTER(Cell), FP, FP, C.c_int64,
-                                               FP, FP, FP, FP]
-    lib.attn_seq2seq_create.argtypes = [C.POINTER(RnnConfig), C.c_uint64, C.POINTER(C.c_void_p)]
-    lib.attn_seq2seq_free.argtypes = [C.c_void_p]
-    lib.attn_seq2seq_n_tensors.argtypes = [C.c_void_p]
-    lib.attn_seq2seq_n_tensors.restype = C.c_int64
-    lib.attn_seq2seq_tensor.argtypes = [C.c_void_p, C.c_int64, C.POINTER(Param)]
-    lib.attn_seq2seq_zero_grad.argtypes = [C.c_void_p]
-    lib.attn_seq2seq_step.argtypes = [C.c_void_p, C.c_void_p, C.POINTER(Batch), C.c_double,
-                                        C.c_int, C.POINTER(C.c_double), FP]
-    lib.attn_seq2seq_generate.argtypes = [C.c_void_p, C.c_void_p, C.POINTER(C.c_int32), C.c_int64,
-                                      C.c_int64, C.POINTER(C.c_int64), C.POINTER(GenOpts),
-                                      C.POINTER(C.c_int32), C.c_int64, C.POINTER(C.c_int64), FP]
-    lib.attn_ctx_create.argtypes = [C.c_int, C.POINTER(C.c_void_p)]
-    lib.attn_ctx_free.argtypes = [C.c_void_p]
-    # the GRU layers run their GEMMs on a context of 2 threads
-    lib.ctx = C.c_void_p()
-    assert lib.attn_ctx_create(2, C.byref(lib.ctx)) == 0
-    yield lib
-    lib.attn_ctx_free(lib.ctx)
+    return lib
 
 
 def ok(L, st):
-    assert st == 0, L.attn_last_error().decode()
+    check(st)
 
 
 def fp(a):
@@ -175,8 +97,8 @@ def test_gru_layer_vs_torch(L, bidirectional, seed):
     dh0 = np.zeros_like(h0)
     sv = Saved()
     lp = lens.ctypes.data_as(C.POINTER(C.c_int64))
-    ok(L, L.attn_nn_gru_forward(L.ctx, C.byref(cg.g), fp(x), B, T, lp, fp(h0), fp(out), fp(hn), C.byref(sv)))
-    ok(L, L.attn_nn_gru_backward(L.ctx, C.byref(cg.g), fp(x), lp, C.byref(sv), fp(a), fp(c), fp(dx), fp(dh0)))
+    ok(L, L.attn_nn_gru_forward(context(2), C.byref(cg.g), fp(x), B, T, lp, fp(h0), fp(out), fp(hn), C.byref(sv)))
+    ok(L, L.attn_nn_gru_backward(context(2), C.byref(cg.g), fp(x), lp, C.byref(sv), fp(a), fp(c), fp(dx), fp(dh0)))
     L.attn_nn_gru_saved_free(C.byref(sv))
     # torch, float64
     tg = tg.double()
@@ -209,8 +131,8 @@ def test_gru_cell_vs_torch(L):
     x, h, a = f32(rng.uniform(-1, 1, (B, I))), f32(rng.uniform(-1, 1, (B, H))), f32(rng.uniform(-1, 1, (B, H)))
     hn, sv = np.zeros((B, H), np.float32), np.zeros((B, 4 * H), np.float32)
     dx, dh = np.zeros_like(x), np.zeros_like(h)
-    ok(L, L.attn_nn_gru_cell_forward(L.ctx, C.byref(cell), fp(x), fp(h), B, fp(hn), fp(sv)))
-    ok(L, L.attn_nn_gru_cell_backward(L.ctx, C.byref(cell), fp(x), fp(h), B, fp(sv), fp(a), fp(dx), fp(dh)))
+    ok(L, L.attn_nn_gru_cell_forward(context(2), C.byref(cell), fp(x), fp(h), B, fp(hn), fp(sv)))
+    ok(L, L.attn_nn_gru_cell_backward(context(2), C.byref(cell), fp(x), fp(h), B, fp(sv), fp(a), fp(dx), fp(dh)))
     xt = torch.tensor(x, dtype=torch.float64, requires_grad=True)
     ht = torch.tensor(h, dtype=torch.float64, requires_grad=True)
     y = tc(xt, ht)
@@ -226,13 +148,11 @@ def test_gru_cell_vs_torch(L):
 class CModel:
     def __init__(self, L, cfg, seed):
         self.L, self.cfg = L, cfg
-        self.m, self.ctx = C.c_void_p(), C.c_void_p()
-        ok(L, L.attn_ctx_create(2, C.byref(self.ctx)))
+        self.m, self.ctx = C.c_void_p(), context(2)
         ok(L, L.attn_seq2seq_create(C.byref(cfg), seed, C.byref(self.m)))
 
     def close(self):
         self.L.attn_seq2seq_free(self.m)
-        self.L.attn_ctx_free(self.ctx)
 
     def params(self):
         out = {}

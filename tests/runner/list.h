@@ -8,6 +8,7 @@
 
 #define T_TESTS_CORE(X) \
     X(status_strings) \
+    X(version_string) \
     X(philox_known_answers) \
     X(dropout_keep_rate) \
     X(avx2_exp_accuracy) \
