@@ -1,12 +1,22 @@
 # Thin wrapper over CMake for the README's commands.
 #   make run        the main job: train the date translator, translate, draw maps
 #   make test       install what is needed, then every test (CI runs this)
-#   make test-long  the long random grid (many more configurations)
+#   make test-long  the long random grids (many more configurations) and every float32
+#                   pattern through the half-precision conversions
+#   make mutants    the mutation check: injected bugs each caught by a test (long)
 #   make bench      the benchmarks vs PyTorch: bench/results*.json, results.png
+#   make bench-lm   SmolLM2 on attn vs llama.cpp and transformers: bench/results_lm.json
+#   make fuzz       libFuzzer on every reader of untrusted bytes (docs/testing.md)
 JOBS ?= 2
 CONFIGS ?= 3000
+# The toolkit's grids (tests/nn/test_grid_*.c, tests/models/transformer/test_grid_model.c,
+# python/tests/test_grid_*.py).
+NN_GRIDS = grid_nn_linear grid_nn_embedding grid_nn_layernorm grid_nn_rmsnorm grid_nn_act \
+  grid_nn_rope grid_nn_sinusoidal grid_nn_dropout grid_nn_cross_entropy grid_nn_adamw \
+  grid_nn_clip grid_nn_lr grid_nn_mha grid_nn_gru_layer grid_nn_gru_cell grid_models_transformer
+LONG_GRID_CONFIGS ?= 3000
 
-.PHONY: bench bench-quick all build run test test-c test-asan test-fma test-clang test-cxx test-install test-python test-long clean fuzz
+.PHONY: bench bench-lm bench-quick all build run test test-c test-asan test-fma test-clang test-cxx test-install test-python test-long mutants clean fuzz fuzz-build
 
 all: build
 
@@ -73,8 +83,21 @@ test-python: build
 	@scripts/setup.sh --python
 	.venv/bin/python -m pytest -q python/tests
 
+# The long grids: the core's (40000 configurations) and the toolkit's, in C
+# (4000 per grid of weight 1) and against PyTorch ($(LONG_GRID_CONFIGS) per grid of
+# weight 1, 15 times make test's).
 test-long: build
-	./build/tests/attn_tests --configs 40000 grid_vs_ref64 grid_big_vs_ref64
+	./build/tests/attn_tests --configs 40000 grid_vs_ref64 grid_big_vs_ref64 half_from_float $(NN_GRIDS)
+	ATTN_GRID_CONFIGS=$(LONG_GRID_CONFIGS) .venv/bin/python -m pytest -q python/tests/test_grid_*.py
+
+# The mutation check (tests/mutants/run.py): every bug of tests/mutants/mutants.txt,
+# one at a time in a scratch copy (build-mutants/tree), must fail a test. The
+# attention core's random grids (two thirds of the C runner's time) are left
+# out: no mutant is in the core (MUTANT_SKIP= runs them too).
+MUTANT_SKIP ?= grid_vs_ref64 grid_big_vs_ref64 score_grid_vs_ref64
+mutants: build
+	@scripts/setup.sh --python
+	nice -n 19 .venv/bin/python tests/mutants/run.py $(if $(MUTANT_SKIP),--skip $(MUTANT_SKIP))
 
 # The benchmark table (bench/bench.py), attn side by side with PyTorch SDPA
 # and naive PyTorch (docs/design.md, Benchmarks).
@@ -84,35 +107,72 @@ bench: build
 	.venv/bin/python bench/bench.py --out bench/results.json
 	.venv/bin/python bench/score_bench.py --threads 2 --out bench/results_score.json
 
+# SmolLM2-135M on attn against llama.cpp and transformers (bench/lm_bench.py,
+# docs/llm.md); compiles llama.cpp on first use. On an otherwise idle machine.
+bench-lm: build
+	@scripts/setup.sh --bench-lm
+	.venv/bin/python bench/lm_bench.py --threads 2
+
 bench-quick: build
 	@scripts/setup.sh --bench
 	.venv/bin/python bench/bench.py --quick --out bench/results-quick.json
 
-# libFuzzer + ASan + UBSan on the file readers (fuzz/): each target built
-# straight from its sources into build-fuzz/, then run for FUZZ_SECONDS
-# (default 60) on a scratch copy of its seeds fuzz/corpus/<target>/.
-# libFuzzer + ASan + UBSan on every file reader: JSON, safetensors, model
-# checkpoints, WordPiece vocabularies, BERT configs, GGUF files and the BPE
-# tokenizer, FUZZ_SECONDS (default 60) each.
-FUZZ_TARGETS ?= json safetensors checkpoint vocab bert_config gguf bpe
-FUZZ_SRCS = $(wildcard src/core/*.c src/ops/*.c src/kernels/*.c src/kernels/ref/*.c \
-  src/kernels/portable/*.c src/formats/*.c src/text/*.c src/nn/*.c src/models/*.c \
-  src/models/*/*.c)
+# libFuzzer + ASan + UBSan on every reader of untrusted bytes (fuzz/,
+# docs/testing.md "Fuzzing"): each target is built straight from the
+# sources of the tiers it needs into build-fuzz/, then run on a scratch copy
+# of its seeds fuzz/corpus/<target>/, one target at a time, for FUZZ_SECONDS
+# (default 60) each, or as FUZZ_FLAGS says (the campaign: -runs=N).
+FUZZ_TARGETS ?= json safetensors gguf vocab wordpiece bpe lines bert_config checkpoint \
+  seq2seq_checkpoint bert_weights resume_meta
+FUZZ_SECONDS ?= 60
+FUZZ_FLAGS ?= -max_total_time=$(FUZZ_SECONDS)
+FUZZ_NICE ?= nice -n 19
+
+# The sources of each tier (the libraries of CMakeLists.txt, without the ISA
+# kernels: without ATTN_HAVE_<ISA> the kernel table registers none); each
+# list includes the tiers below it. libc, libm and pthreads only.
+FUZZ_CORE = $(wildcard src/core/*.c src/ops/*.c src/kernels/*.c src/kernels/ref/*.c \
+  src/kernels/portable/*.c)
+FUZZ_FORMATS = $(FUZZ_CORE) $(wildcard src/formats/*.c)
+FUZZ_TEXT = $(FUZZ_FORMATS) $(wildcard src/text/*.c)
+FUZZ_NN = $(FUZZ_TEXT) $(wildcard src/nn/*.c src/models/*.c src/models/*/*.c)
+FUZZ_TASK = $(FUZZ_NN) apps/attn/task/train.c apps/attn/task/dates.c apps/attn/task/charvocab.c
+FUZZ_CLI = $(FUZZ_CORE) apps/attn/lines.c
+
+# Each target: the sources of the highest tier it needs.
+FUZZ_SRCS_json = $(FUZZ_FORMATS)
+FUZZ_SRCS_safetensors = $(FUZZ_FORMATS)
+FUZZ_SRCS_gguf = $(FUZZ_TEXT)
+FUZZ_SRCS_vocab = $(FUZZ_TEXT)
+FUZZ_SRCS_wordpiece = $(FUZZ_TEXT)
+FUZZ_SRCS_bpe = $(FUZZ_TEXT)
+FUZZ_SRCS_lines = $(FUZZ_CLI)
+FUZZ_SRCS_bert_config = $(FUZZ_NN)
+FUZZ_SRCS_checkpoint = $(FUZZ_NN)
+FUZZ_SRCS_seq2seq_checkpoint = $(FUZZ_NN)
+FUZZ_SRCS_bert_weights = $(FUZZ_NN)
+FUZZ_SRCS_resume_meta = $(FUZZ_TASK)
+
+FUZZ_CC = clang -std=c11 -g -O1 -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Werror \
+  -fsanitize=fuzzer,address,undefined,float-divide-by-zero -fno-sanitize-recover=all \
+  -D_POSIX_C_SOURCE=200809L -DATTN_BUILD -Iinclude -Isrc -Iapps/attn
+
+.SECONDEXPANSION:
+build-fuzz/fuzz_%: fuzz/fuzz_%.c $$(FUZZ_SRCS_$$*) $$(wildcard src/*/*.h src/*/*/*.h include/attn/*.h apps/attn/*.h)
+	@mkdir -p build-fuzz
+	$(FUZZ_CC) $< $(FUZZ_SRCS_$*) -lpthread -lm -o $@
+
+fuzz-build: $(FUZZ_TARGETS:%=build-fuzz/fuzz_%)
+
 fuzz:
 	@scripts/setup.sh
-	mkdir -p build-fuzz
-	for t in $(FUZZ_TARGETS); do \
-	  clang -std=c11 -g -O1 -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Werror \
-	    -fsanitize=fuzzer,address,undefined,float-divide-by-zero -fno-sanitize-recover=all \
-	    -D_POSIX_C_SOURCE=200809L -DATTN_BUILD -Iinclude -Isrc fuzz/fuzz_$$t.c $(FUZZ_SRCS) \
-	    -lpthread -lm -o build-fuzz/fuzz_$$t || exit 1; \
-	done
+	$(MAKE) --no-print-directory fuzz-build
 	for t in $(FUZZ_TARGETS); do \
 	  rm -rf build-fuzz/corpus-$$t && mkdir -p build-fuzz/corpus-$$t && \
 	  cp fuzz/corpus/$$t/* build-fuzz/corpus-$$t/ && \
-	  ./build-fuzz/fuzz_$$t -max_total_time=$(or $(FUZZ_SECONDS),60) -timeout=10 -rss_limit_mb=4096 \
+	  $(FUZZ_NICE) ./build-fuzz/fuzz_$$t $(FUZZ_FLAGS) -timeout=10 -rss_limit_mb=4096 \
 	    -print_final_stats=1 -artifact_prefix=build-fuzz/$$t- build-fuzz/corpus-$$t || exit 1; \
 	done
 
 clean:
-	rm -rf build build-asan build-fma build-clang build-fuzz run
+	rm -rf build build-asan build-fma build-clang build-fuzz build-mutants run

@@ -2,9 +2,13 @@
  * docs/design.md, Benchmarks).
  *
  *   attn_bench probe [--threads N]
- *       FMA peak and read bandwidth, 1 thread and N threads, as JSON.
+ *       the product peaks (AVX2 and AVX-512 float32 FMA, AVX512-FP16 FMA,
+ *       AMX bf16; absent ones named with the reason) and the read
+ *       bandwidth, 1 thread and N threads, the peak each dtype's rows are
+ *       held to, and the CPU, as JSON.
  *   attn_bench run --mode fwd|bwd|fwdbwd|decode --B b --Hq h --Hkv g --Sq s
  *                  --Sk k --D d --mask none|causal|window:W|padding
+ *                  [--dtype f32|bf16|f16] [--kv-dtype bf16|f16]
  *                  [--threads N] [--reps R] [--kernel auto|avx2|tiled|ref]
  *       long-context masks (docs/long-context.md; blocks of 64):
  *         longformer:W:G   window W each side, the first G tokens global
@@ -12,13 +16,20 @@
  *         packed:L1,L2,..  the sequences packed (cu_seqlens; B, Sq, Sk from them)
  *         padded:L1,L2,..  the same sequences padded into a batch (q_lens, k_lens)
  *       times one shape (median and min of R runs after a warm-up) and prints
- *       one JSON line: times, FLOPs (visible and dense), GFLOP/s, bytes of K
- *       and V read (decode), and peak resident memory growth.
+ *       one JSON line: the kernel that ran and the CPU, times, FLOPs
+ *       (visible and dense), GFLOP/s, bytes of K and V read (decode), and
+ *       peak resident memory growth. --dtype is the dtype of every tensor
+ *       (LSE: float32); --kv-dtype under --dtype f32 makes K and V half
+ *       (the mixed decode, forward only). Without --kernel the context's
+ *       choice stands (ATTN_KERNEL in the environment, else auto).
  *
  * bench/bench.py runs the table, alternates with PyTorch peers, and writes
  * bench/results.json and the chart. */
 #define _POSIX_C_SOURCE 200809L
 #include "bench.h"
+
+#include "core/cpu.h"
+#include "core/half.h"
 
 #include <attn/attn.h>
 
@@ -34,7 +45,7 @@ static void die(attn_status st, const char *what);
 enum { MAX_SEQS = 64 };
 
 typedef struct {
-    const char *mode, *mask, *kernel;
+    const char *mode, *mask, *kernel, *dtype, *kv_dtype; /* kernel, kv_dtype: NULL if not given */
     long B, Hq, Hkv, Sq, Sk, D, threads, reps, window;
     int64_t n_seqs, lens[MAX_SEQS], cu[MAX_SEQS + 1]; /* packed: and padded: */
 } shape;
@@ -120,18 +131,28 @@ static int cmp_double(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-static float *filled(size_t n, unsigned seed)
+/* n values in [-0.5, 0.5) in a new buffer of dtype dt (F32, BF16, F16). */
+static void *filled(size_t n, unsigned seed, attn_dtype dt)
 {
-    float *p = malloc(n * sizeof(float) + 64);
+    unsigned char *p = malloc(n * attn_dtype_size(dt) + 64);
     if (p == NULL) {
         fprintf(stderr, "attn_bench: out of memory\n");
         exit(1);
     }
     for (size_t i = 0; i < n; i++) {
         seed = seed * 1664525u + 1013904223u;
-        p[i] = (float)(seed >> 8) / 16777216.0f - 0.5f;
+        float x = (float)(seed >> 8) / 16777216.0f - 0.5f;
+        if (dt == ATTN_DTYPE_F32) memcpy(p + 4 * i, &x, 4);
+        else ((uint16_t *)(void *)p)[i] = dt == ATTN_DTYPE_BF16 ? attn__f32_to_bf16(x) : attn__f32_to_f16(x);
     }
     return p;
+}
+
+/* The dtype named f32, bf16 or f16; 0 for any other name. */
+static attn_dtype dtype_named(const char *name)
+{
+    return !strcmp(name, "f32") ? ATTN_DTYPE_F32 : !strcmp(name, "bf16") ? ATTN_DTYPE_BF16
+           : !strcmp(name, "f16") ? ATTN_DTYPE_F16 : (attn_dtype)0;
 }
 
 static void die(attn_status st, const char *what)
@@ -147,22 +168,23 @@ static int run(const shape *s)
     bool decode = strcmp(s->mode, "decode") == 0;
     bool need_bwd = strcmp(s->mode, "bwd") == 0 || strcmp(s->mode, "fwdbwd") == 0;
     long cap = decode ? Sk + 1024 : Sk; /* decode: K and V are views into a larger cache */
-    float *q = filled((size_t)(B * Sq * Hq * D), 1), *k = filled((size_t)(B * cap * Hkv * D), 2);
-    float *v = filled((size_t)(B * cap * Hkv * D), 3), *o = filled((size_t)(B * Sq * Hq * D), 4);
-    float *lse = filled((size_t)(B * Hq * Sq), 5);
-    float *d_o = NULL, *dq = NULL, *dk = NULL, *dv = NULL;
+    attn_dtype dq_t = dtype_named(s->dtype), dkv_t = s->kv_dtype ? dtype_named(s->kv_dtype) : dq_t;
+    void *q = filled((size_t)(B * Sq * Hq * D), 1, dq_t), *k = filled((size_t)(B * cap * Hkv * D), 2, dkv_t);
+    void *v = filled((size_t)(B * cap * Hkv * D), 3, dkv_t), *o = filled((size_t)(B * Sq * Hq * D), 4, dq_t);
+    void *lse = filled((size_t)(B * Hq * Sq), 5, ATTN_DTYPE_F32);
+    void *d_o = NULL, *dq = NULL, *dk = NULL, *dv = NULL;
     if (need_bwd) {
-        d_o = filled((size_t)(B * Sq * Hq * D), 6);
-        dq = filled((size_t)(B * Sq * Hq * D), 7);
-        dk = filled((size_t)(B * Sk * Hkv * D), 8);
-        dv = filled((size_t)(B * Sk * Hkv * D), 9);
+        d_o = filled((size_t)(B * Sq * Hq * D), 6, dq_t);
+        dq = filled((size_t)(B * Sq * Hq * D), 7, dq_t);
+        dk = filled((size_t)(B * Sk * Hkv * D), 8, dkv_t);
+        dv = filled((size_t)(B * Sk * Hkv * D), 9, dkv_t);
     }
-    attn_tensor tq = attn_tensor_make(q, ATTN_DTYPE_F32, B, Sq, Hq, D);
-    attn_tensor tk = attn_tensor_make(k, ATTN_DTYPE_F32, B, Sk, Hkv, D), tv = attn_tensor_make(v, ATTN_DTYPE_F32, B, Sk, Hkv, D);
+    attn_tensor tq = attn_tensor_make(q, dq_t, B, Sq, Hq, D);
+    attn_tensor tk = attn_tensor_make(k, dkv_t, B, Sk, Hkv, D), tv = attn_tensor_make(v, dkv_t, B, Sk, Hkv, D);
     tk.stride[0] = tv.stride[0] = cap * Hkv * D;
-    attn_tensor to = attn_tensor_make(o, ATTN_DTYPE_F32, B, Sq, Hq, D), tl = attn_tensor_make(lse, ATTN_DTYPE_F32, B, Hq, Sq, 1);
-    attn_tensor tdo = attn_tensor_make(d_o, ATTN_DTYPE_F32, B, Sq, Hq, D), tdq = attn_tensor_make(dq, ATTN_DTYPE_F32, B, Sq, Hq, D);
-    attn_tensor tdk = attn_tensor_make(dk, ATTN_DTYPE_F32, B, Sk, Hkv, D), tdv = attn_tensor_make(dv, ATTN_DTYPE_F32, B, Sk, Hkv, D);
+    attn_tensor to = attn_tensor_make(o, dq_t, B, Sq, Hq, D), tl = attn_tensor_make(lse, ATTN_DTYPE_F32, B, Hq, Sq, 1);
+    attn_tensor tdo = attn_tensor_make(d_o, dq_t, B, Sq, Hq, D), tdq = attn_tensor_make(dq, dq_t, B, Sq, Hq, D);
+    attn_tensor tdk = attn_tensor_make(dk, dkv_t, B, Sk, Hkv, D), tdv = attn_tensor_make(dv, dkv_t, B, Sk, Hkv, D);
 
     attn_sdpa_params p = attn_sdpa_params_default();
     int64_t *klens = calloc((size_t)B, sizeof(int64_t));
@@ -211,11 +233,13 @@ static int run(const shape *s)
 
     attn_ctx *ctx;
     die(attn_ctx_create((int)s->threads, &ctx), "attn_ctx_create");
-    attn_kernel kern = ATTN_KERNEL_AUTO;
-    if (strcmp(s->kernel, "avx2") == 0) kern = ATTN_KERNEL_AVX2;
-    if (strcmp(s->kernel, "tiled") == 0) kern = ATTN_KERNEL_TILED;
-    if (strcmp(s->kernel, "ref") == 0) kern = ATTN_KERNEL_REF;
-    die(attn_ctx_set_kernel(ctx, kern), "attn_ctx_set_kernel");
+    if (s->kernel != NULL) {
+        attn_kernel kern = ATTN_KERNEL_AUTO;
+        if (strcmp(s->kernel, "avx2") == 0) kern = ATTN_KERNEL_AVX2;
+        if (strcmp(s->kernel, "tiled") == 0) kern = ATTN_KERNEL_TILED;
+        if (strcmp(s->kernel, "ref") == 0) kern = ATTN_KERNEL_REF;
+        die(attn_ctx_set_kernel(ctx, kern), "attn_ctx_set_kernel");
+    }
 
     long rss0 = max_rss_kb();
     double *times = calloc((size_t)s->reps, sizeof(double));
@@ -231,14 +255,16 @@ static int run(const shape *s)
     long rss1 = max_rss_kb();
     qsort(times, (size_t)s->reps, sizeof(double), cmp_double);
     double med = times[s->reps / 2], mn = times[0];
-    double flops = fwd_flops * factor, kv_bytes = 2.0 * (double)Hkv * D * 4.0;
+    double flops = fwd_flops * factor, kv_bytes = 2.0 * (double)Hkv * D * (double)attn_dtype_size(dkv_t);
     double kv_total = 0;
     for (long b = 0; b < B; b++) kv_total += kv_bytes * (double)klens[b];
     printf("{\"mode\": \"%s\", \"B\": %ld, \"Hq\": %ld, \"Hkv\": %ld, \"Sq\": %ld, \"Sk\": %ld, \"D\": %ld, "
+           "\"dtype\": \"%s\", \"kv_dtype\": \"%s\", \"cpu\": \"%s\", "
            "\"mask\": \"%s\", \"threads\": %ld, \"kernel\": \"%s\", \"reps\": %ld, \"median_ms\": %.4f, "
            "\"min_ms\": %.4f, \"flops\": %.6g, \"flops_dense\": %.6g, \"gflops\": %.3f, "
            "\"gflops_dense\": %.3f, \"kv_bytes\": %.6g, \"kv_gbs\": %.3f, \"rss_growth_mb\": %.2f}\n",
-           s->mode, B, Hq, Hkv, Sq, Sk, D, s->mask, s->threads,
+           s->mode, B, Hq, Hkv, Sq, Sk, D, s->dtype, s->kv_dtype ? s->kv_dtype : s->dtype, attn__cpu_get()->brand,
+           s->mask, s->threads,
            attn_kernel_name(attn_ctx_resolved_kernel(ctx)), s->reps, med * 1e3, mn * 1e3, flops,
            dense * factor, flops / med / 1e9, dense * factor / med / 1e9, kv_total, kv_total / med / 1e9,
            (double)(rss1 - rss0) / 1024.0);
@@ -249,13 +275,70 @@ static int run(const shape *s)
     return 0;
 }
 
+/* A JSON string: s with quotes and backslashes escaped. */
+static void put_str(const char *s)
+{
+    putchar('"');
+    for (; *s != '\0'; s++) {
+        if (*s == '"' || *s == '\\') putchar('\\');
+        putchar(*s);
+    }
+    putchar('"');
+}
+
+/* "name_gflops_1t": x, "name_gflops": y (null when absent). */
+static void put_peak(const char *name, const bench_peak *p)
+{
+    if (p->present) printf(", \"%s_gflops_1t\": %.2f, \"%s_gflops\": %.2f", name, p->one, name, p->all);
+    else printf(", \"%s_gflops_1t\": null, \"%s_gflops\": null", name, name);
+}
+
+/* The peak the rows of one dtype are held to: name, at 1 and all threads. */
+typedef struct {
+    const char *name;
+    double one, all;
+} held_to;
+
+static held_to better(held_to a, const char *name, const bench_peak *p)
+{
+    return p->present && p->all > a.all ? (held_to){name, p->one, p->all} : a;
+}
+
+/* float32 rows: the best float32 FMA peak; bf16 rows: AMX's if present,
+ * else the float32 one (bf16 is computed in float32 then); f16 rows: the
+ * best f16 product rate (AVX512-FP16, else float32 FMA, as attn computes). */
+static void probe(int threads)
+{
+    bench_peak peaks[4] = {bench_avx2_fma(threads), bench_avx512_fma(threads), bench_avx512_fp16(threads),
+                           bench_amx_bf16(threads)};
+    static const char *const names[4] = {"avx2_fma", "avx512_fma", "avx512_fp16", "amx_bf16"};
+    printf("{\"cpu\": ");
+    put_str(attn__cpu_get()->brand);
+    for (int x = 0; x < 4; x++) put_peak(names[x], &peaks[x]);
+    printf(", \"absent\": {");
+    for (int x = 0, n = 0; x < 4; x++)
+        if (!peaks[x].present) {
+            printf("%s\"%s\": ", n++ ? ", " : "", names[x]);
+            put_str(peaks[x].why);
+        }
+    held_to f32 = better(better((held_to){"none", 0, 0}, "avx2_fma", &peaks[0]), "avx512_fma", &peaks[1]);
+    held_to bf16 = peaks[3].present ? better((held_to){"none", 0, 0}, "amx_bf16", &peaks[3]) : f32;
+    held_to f16 = better(f32, "avx512_fp16", &peaks[2]);
+    printf("}, \"fma_gflops_1t\": %.2f, \"fma_gflops\": %.2f, \"f32_peak\": \"%s\", "
+           "\"bf16_peak_gflops_1t\": %.2f, \"bf16_peak_gflops\": %.2f, \"bf16_peak\": \"%s\", "
+           "\"f16_peak_gflops_1t\": %.2f, \"f16_peak_gflops\": %.2f, \"f16_peak\": \"%s\"",
+           f32.one, f32.all, f32.name, bf16.one, bf16.all, bf16.name, f16.one, f16.all, f16.name);
+    printf(", \"read_gbs_1t\": %.2f, \"read_gbs\": %.2f, \"threads\": %d}\n", bench_read_bandwidth(1),
+           bench_read_bandwidth(threads), threads);
+}
+
 int main(int argc, char **argv)
 {
-    shape s = {"fwd", "none", "auto", 1, 8, 8, 1024, 1024, 64, 1, 5, 0, 0, {0}, {0}};
+    shape s = {"fwd", "none", NULL, "f32", NULL, 1, 8, 8, 1024, 1024, 64, 1, 5, 0, 0, {0}, {0}};
     if (argc < 2) {
         fprintf(stderr, "usage: attn_bench probe [--threads N] | run --mode M --B .. --Hq .. --Hkv .. "
-                        "--Sq .. --Sk .. --D .. --mask none|causal|window:W|padding [--threads N] "
-                        "[--reps R] [--kernel K]\n");
+                        "--Sq .. --Sk .. --D .. --mask none|causal|window:W|padding [--dtype f32|bf16|f16] "
+                        "[--kv-dtype bf16|f16] [--threads N] [--reps R] [--kernel K]\n");
         return 2;
     }
     for (int a = 2; a + 1 < argc; a += 2) {
@@ -263,6 +346,8 @@ int main(int argc, char **argv)
         if (!strcmp(k, "--mode")) s.mode = v;
         else if (!strcmp(k, "--mask")) s.mask = v;
         else if (!strcmp(k, "--kernel")) s.kernel = v;
+        else if (!strcmp(k, "--dtype")) s.dtype = v;
+        else if (!strcmp(k, "--kv-dtype")) s.kv_dtype = v;
         else if (!strcmp(k, "--B")) s.B = atol(v);
         else if (!strcmp(k, "--Hq")) s.Hq = atol(v);
         else if (!strcmp(k, "--Hkv")) s.Hkv = atol(v);
@@ -285,10 +370,12 @@ int main(int argc, char **argv)
         fprintf(stderr, "attn_bench: --reps must be >= 1 and --threads in [1, 64]\n");
         return 2;
     }
+    if (dtype_named(s.dtype) == 0 || (s.kv_dtype != NULL && dtype_named(s.kv_dtype) == 0)) {
+        fprintf(stderr, "attn_bench: --dtype and --kv-dtype take f32, bf16 or f16\n");
+        return 2;
+    }
     if (!strcmp(argv[1], "probe")) {
-        printf("{\"fma_gflops_1t\": %.2f, \"fma_gflops\": %.2f, \"read_gbs_1t\": %.2f, \"read_gbs\": %.2f, "
-               "\"threads\": %ld}\n", bench_fma_peak(1), bench_fma_peak((int)s.threads),
-               bench_read_bandwidth(1), bench_read_bandwidth((int)s.threads), s.threads);
+        probe((int)s.threads);
         return 0;
     }
     if (!strcmp(argv[1], "run")) return run(&s);

@@ -113,7 +113,7 @@ def status_meminfo(key):
 
 
 def run_child(impl, S, threads, reps):
-    env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "python"))
+    env = dict(os.environ)
     cmd = [sys.executable, os.path.abspath(__file__), "--child", impl, str(S),
            "--threads", str(threads), "--reps", str(reps)]
     r = subprocess.run(cmd, env=env, capture_output=True, text=True)

@@ -12,10 +12,10 @@
 include(CMakePackageConfigHelpers)
 
 # Public headers, by the library whose functions they declare.
-set(ATTN_HEADERS_attn         attn/attn.h attn/score.h attn.h attn_score.h)
+set(ATTN_HEADERS_attn         attn/attn.h attn/score.h attn/quant.h attn.h attn_score.h)
 set(ATTN_HEADERS_attn_formats attn/safetensors.h attn/gguf.h)
 set(ATTN_HEADERS_attn_text    attn/text.h attn_tok.h)
-set(ATTN_HEADERS_attn_nn      attn/nn.h attn/transformer.h attn/seq2seq.h attn/bert.h
+set(ATTN_HEADERS_attn_nn      attn/nn.h attn/transformer.h attn/seq2seq.h attn/bert.h attn/llama.h
                               attn_nn.h attn_rnn.h attn_bert.h)
 set(ATTN_HEADERS_attn_viz     attn/viz.h attn_viz.h)
 set(ATTN_HEADERS_attn_explain attn/explain.h)
@@ -35,10 +35,10 @@ set(ATTN_PC_LIBS_attn         "-lpthread -lm")
 set(ATTN_PC_LIBS_attn_formats "-lm")
 set(ATTN_PC_LIBS_attn_nn      "-lm")
 set(ATTN_PC_REQUIRES_PRIVATE_attn_viz libpng)
-set(ATTN_PC_DESC_attn         "exact attention for CPUs: scaled dot-product attention and scoring functions, forward and backward")
+set(ATTN_PC_DESC_attn         "exact attention for CPUs: scaled dot-product attention and scoring functions, forward and backward; block-quantized matrix products")
 set(ATTN_PC_DESC_attn_formats "attn's file formats: safetensors and GGUF")
 set(ATTN_PC_DESC_attn_text    "attn's tokenizers: WordPiece and byte-level BPE")
-set(ATTN_PC_DESC_attn_nn      "attn's transformer toolkit: layers, MHA, optimisers, the transformer, GRU seq2seq and BERT models")
+set(ATTN_PC_DESC_attn_nn      "attn's transformer toolkit: layers, MHA, optimisers, the transformer, GRU seq2seq, BERT and Llama models")
 set(ATTN_PC_DESC_attn_viz     "attn's attention maps as PNG heatmaps")
 set(ATTN_PC_DESC_attn_explain "attn's attention explorer: one self-contained HTML page, rollout and relevance")
 set(ATTN_PC_LIBS_attn_explain "-lm")

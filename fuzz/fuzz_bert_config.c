@@ -1,5 +1,5 @@
 /* fuzz_bert_config.c - libFuzzer target for the BERT config.json reader
- * (src/models/bert/bert.c): any input is accepted with every field in its documented
+ * (src/models/bert/config.c): any input is accepted with every field in its documented
  * range, or rejected with ATTN_BAD_FILE (ATTN_NO_MEMORY) and a message. */
 #include <attn/bert.h>
 

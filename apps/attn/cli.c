@@ -2,9 +2,11 @@
  * --help, usage errors (exit 2) and failures (exit 1) with clear messages. */
 #include "cli.h"
 
+#include "core/fileio.h"
 #include <attn/safetensors.h>
 
 #include <errno.h>
+#include <glob.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -73,7 +75,10 @@ int cli_parse(const char *cmd, const char *synopsis, int argc, char **argv, cons
             print_help(cmd, synopsis, opts, n);
             return -1;
         }
-        int positional = strncmp(s, "--", 2) != 0 || s[2] == '\0';
+        int k = 0;
+        while (k < n && strcmp(opts[k].name, s) != 0) k++;
+        /* a listed short option ("-n") is an option; other words are positional */
+        int positional = k == n && (strncmp(s, "--", 2) != 0 || s[2] == '\0');
         if (strcmp(s, "--") == 0) {
             if (++a == argc) break;
             s = argv[a];
@@ -83,8 +88,6 @@ int cli_parse(const char *cmd, const char *synopsis, int argc, char **argv, cons
             pos[(*n_pos)++] = (char *)s;
             continue;
         }
-        int k = 0;
-        while (k < n && strcmp(opts[k].name, s) != 0) k++;
         if (k == n) return cli_usage_error(cmd, "unknown option '%s'", s);
         if (opts[k].kind == OPT_FLAG) {
             *(int *)opts[k].dst = 1;
@@ -128,34 +131,82 @@ attn_ctx *cli_make_ctx(const char *cmd, int64_t threads)
     return ctx;
 }
 
-int cli_ensure_parent_dir(const char *path)
+/* Creates dir (at most ATTN__PATH_MAX - 1 bytes) and the directories
+ * leading to it; 0, or 1 after a message. */
+static int make_dirs(const char *dir)
 {
-    char dir[1024];
-    snprintf(dir, sizeof dir, "%s", path);
-    char *slash = strrchr(dir, '/');
-    if (!slash || slash == dir) return 0;
-    *slash = '\0';
-    for (char *p = dir + 1; *p; p++)
-        if (*p == '/') {
+    char buf[ATTN__PATH_MAX];
+    snprintf(buf, sizeof buf, "%s", dir);
+    for (char *p = buf + 1; *p; p++)
+        if (*p == '/' && p[-1] != '/') {
             *p = '\0';
-            mkdir(dir, 0777);
+            mkdir(buf, 0777);
             *p = '/';
         }
     struct stat sb;
     const char *why = NULL;
-    if (mkdir(dir, 0777) != 0 && errno != EEXIST)
+    if (mkdir(buf, 0777) != 0 && errno != EEXIST)
         why = strerror(errno);
-    else if (stat(dir, &sb) != 0)
+    else if (stat(buf, &sb) != 0)
         why = strerror(errno);
     else if (!S_ISDIR(sb.st_mode))
         why = "it exists and is not a directory";
-    else if (access(dir, W_OK) != 0)
+    else if (access(buf, W_OK) != 0)
         why = strerror(errno);
     if (why) {
-        fprintf(stderr, "%s: cannot write to directory '%s': %s\n", cli_prog, dir, why);
+        fprintf(stderr, "%s: cannot write to directory '%s': %s\n", cli_prog, buf, why);
         return 1;
     }
     return 0;
+}
+
+/* The first match of pattern (a glob) for which ok holds, into out [cap]. */
+static int first_match(const char *pattern, int (*ok)(const char *path), char *out, size_t cap)
+{
+    glob_t g;
+    int found = 0;
+    if (glob(pattern, 0, NULL, &g) != 0) return 0;
+    for (size_t i = 0; i < g.gl_pathc && !found; i++)
+        if (strlen(g.gl_pathv[i]) < cap && ok(g.gl_pathv[i])) {
+            snprintf(out, cap, "%s", g.gl_pathv[i]);
+            found = 1;
+        }
+    globfree(&g);
+    return found;
+}
+
+int cli_find_in_venvs(const char *venv_glob, int (*ok)(const char *path), char *out, size_t cap)
+{
+    char pat[4096 + 256], exe[4096];
+    snprintf(pat, sizeof pat, ".venv/%s", venv_glob);
+    if (first_match(pat, ok, out, cap)) return 1;
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    char *slash = n > 0 ? (exe[n] = '\0', strrchr(exe, '/')) : NULL;
+    if (slash == NULL) return 0;
+    *slash = '\0';
+    snprintf(pat, sizeof pat, "%s/../.venv/%s", exe, venv_glob);
+    return first_match(pat, ok, out, cap);
+}
+
+int cli_ensure_dir(const char *cmd, const char *opt_name, const char *dir)
+{
+    attn_status st = attn__path_check(opt_name, "the path", dir);
+    if (st != ATTN_OK) return cli_fail(cmd, st);
+    return make_dirs(dir);
+}
+
+int cli_prepare_output(const char *cmd, const char *opt_name, const char *path)
+{
+    attn_status st = attn__path_check(opt_name, "the path", path);
+    if (st != ATTN_OK) return cli_fail(cmd, st);
+    const char *slash = strrchr(path, '/');
+    if (slash && slash != path) {
+        char dir[ATTN__PATH_MAX];
+        snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+        if (make_dirs(dir)) return 1;
+    }
+    st = attn__output_target(opt_name, path, NULL, NULL);
+    return st == ATTN_OK ? 0 : cli_fail(cmd, st);
 }
 
 int cli_is_rnn_checkpoint(const char *path)

@@ -1,11 +1,13 @@
 /* cli.h - what every `attn` subcommand shares: the option table parser
- * (--help, exit status 2 on bad usage), error reporting, contexts and
- * directories. Exit status convention: 0 success, 1 failure, 2 bad usage. */
+ * (--help, exit status 2 on bad usage), error reporting, contexts, and the
+ * checks of output files and directories. Exit status convention: 0
+ * success, 1 failure, 2 bad usage. */
 #ifndef ATTN_CLI_H
 #define ATTN_CLI_H
 
 #include <attn/attn.h>
 
+#include <stddef.h>
 #include <stdint.h>
 
 extern const char *cli_prog;
@@ -32,8 +34,21 @@ int cli_parse(const char *cmd, const char *synopsis, int argc, char **argv, cons
 int cli_pick(const char *cmd, const char *opt_name, const char *val, const char *const *names,
              int n, int *out);
 attn_ctx *cli_make_ctx(const char *cmd, int64_t threads);
-/* Creates the directories leading to path; 0 or 1 after a message. */
-int cli_ensure_parent_dir(const char *path);
+/* 1 and out [cap] = the first path matching venv_glob (a glob inside a
+ * virtual environment, such as lib/python3.X/site-packages/PKG) for which ok holds,
+ * in ./.venv, else in .venv beside the build directory of this program
+ * (<exe dir>/../.venv); 0 if there is none. */
+int cli_find_in_venvs(const char *venv_glob, int (*ok)(const char *path), char *out, size_t cap);
+/* An output file named by option opt_name, checked before any work: the
+ * path within the limits of core/fileio.h (checked before anything is
+ * created), the directories leading to it created, and what it names
+ * (symbolic links followed) a regular file or nothing (a device, FIFO,
+ * socket or directory is refused and left untouched). 0, or 1 after a
+ * message. */
+int cli_prepare_output(const char *cmd, const char *opt_name, const char *path);
+/* An output directory: the path checked, then it and the directories
+ * leading to it created. 0, or 1 after a message. */
+int cli_ensure_dir(const char *cmd, const char *opt_name, const char *dir);
 /* 1 if path is an RNN checkpoint (attn/seq2seq.h); errors are left to the loader. */
 int cli_is_rnn_checkpoint(const char *path);
 /* The heatmap PNG at path of w [n_out, strlen(src)], output characters by
@@ -51,6 +66,10 @@ int cmd_compare(int argc, char **argv);
 int cmd_embed(int argc, char **argv);
 int cmd_similarity(int argc, char **argv);
 int cmd_bert_map(int argc, char **argv);
+/* apps/attn/cmd_chat.c: a chat model (attn/llama.h; SmolLM2-135M-Instruct). */
+int cmd_chat(int argc, char **argv);
+int cmd_generate(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
 /* apps/attn/cmd_explain.c: the attention explorer, one HTML page. */
 int cmd_explain(int argc, char **argv);
 /* apps/attn/cmd_ring.c: ring attention over MPI ranks (built with MPI only). */

@@ -7,16 +7,15 @@
  * translations and both cross-attention maps as PNGs. */
 #include "task/charvocab.h"
 #include "cli.h"
+#include "core/fileio.h"
 #include "task/dates.h"
 #include "task/train.h"
 #include "task/train_gru.h"
 
 #include <attn/viz.h>
 
-#include <errno.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 
 typedef struct {
@@ -96,7 +95,7 @@ static void print_table(const result *r, int64_t eval_n, int threads)
 static int write_map(const char *dir, int k, const char *model, const char *src, const char *out,
                      const float *w, int64_t n_out)
 {
-    char path[1100], title[200];
+    char path[ATTN__PATH_MAX + 32], title[200];
     snprintf(path, sizeof path, "%s/%d-%s.png", dir, k, model);
     snprintf(title, sizeof title, "%s: %s -> %s", model, src, out);
     if (cli_write_char_map("compare", path, title, src, out, w, n_out)) return 1;
@@ -126,20 +125,9 @@ static int translate_both(attn_ctx *ctx, attn_transformer *tm, attn_seq2seq *gm,
     return rc;
 }
 
-static int make_dir(const char *dir)
-{
-    if (!dir) return 0;
-    if (cli_ensure_parent_dir(dir) != 0) return 1;
-    if (mkdir(dir, 0777) != 0 && errno != EEXIST) {
-        fprintf(stderr, "%s compare: cannot create '%s'\n", cli_prog, dir);
-        return 1;
-    }
-    return 0;
-}
-
 static int save_both(const char *dir, attn_transformer *tm, attn_seq2seq *gm)
 {
-    char p[1100];
+    char p[ATTN__PATH_MAX + 32];
     snprintf(p, sizeof p, "%s/transformer.safetensors", dir);
     attn_status st = attn_transformer_save(tm, p, 0, NULL, NULL, 0);
     if (st == ATTN_OK) {
@@ -210,7 +198,9 @@ int cmd_compare(int argc, char **argv)
         both[i]->batch = batch;
         both[i]->data_seed = (uint64_t)data_seed;
     }
-    if (make_dir(maps) || make_dir(out_dir)) return 1;
+    if ((maps && cli_ensure_dir("compare", "--maps", maps)) ||
+        (out_dir && cli_ensure_dir("compare", "--out-dir", out_dir)))
+        return 1;
     attn_ctx *ctx = cli_make_ctx("compare", threads);
     if (!ctx) return 1;
     char *defaults[sizeof default_inputs / sizeof default_inputs[0]], **inputs = pos;

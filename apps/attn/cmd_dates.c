@@ -5,18 +5,17 @@
  * the kernels attn runs on it). */
 #include "task/charvocab.h"
 #include "cli.h"
+#include "core/fileio.h"
 #include "task/dates.h"
 #include "task/train.h"
 #include "task/train_gru.h"
 
 #include <attn/viz.h>
 
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 static int load_rnn(const char *cmd, const char *path, attn_seq2seq **m)
@@ -125,7 +124,7 @@ static int train_gru_cmd(const train_args *a, const task_train_cfg *t)
     attn_seq2seq *m = NULL;
     attn_status st = attn_seq2seq_create(&gc, t->seed, &m);
     if (st != ATTN_OK) return cli_fail("train", st);
-    attn_ctx *ctx = t->save_path && cli_ensure_parent_dir(t->save_path) ? NULL : cli_make_ctx("train", a->threads);
+    attn_ctx *ctx = t->save_path && cli_prepare_output("train", "--out", t->save_path) ? NULL : cli_make_ctx("train", a->threads);
     if (!ctx) {
         attn_seq2seq_free(m);
         return 1;
@@ -225,7 +224,7 @@ int cmd_train(int argc, char **argv)
     } else if ((st = attn_transformer_create(&c, t.seed, &m)) != ATTN_OK) {
         return cli_fail("train", st);
     }
-    if (t.save_path && cli_ensure_parent_dir(t.save_path)) {
+    if (t.save_path && cli_prepare_output("train", "--out", t.save_path)) {
         attn_transformer_free(m);
         return 1;
     }
@@ -290,7 +289,7 @@ int cli_write_char_map(const char *cmd, const char *path, const char *title, con
 static int write_map(const char *dir, int index, const char *src, const char *out,
                      const float *w, int64_t n_out)
 {
-    char path[1100], title[200];
+    char path[ATTN__PATH_MAX + 16], title[200];
     snprintf(path, sizeof path, "%s/%02d.png", dir, index);
     snprintf(title, sizeof title, "%s -> %s", src, out);
     if (cli_write_char_map("translate", path, title, src, out, w, n_out)) return 1;
@@ -318,9 +317,7 @@ int cmd_translate(int argc, char **argv)
     if (rnn && beam != 1) return cli_usage_error("translate", "%s", "the GRU model decodes greedily: --beam 1");
     if ((rc = rnn ? load_rnn("translate", model, &g) : load("translate", model, &m)) != 0) return rc;
     attn_ctx *ctx = cli_make_ctx("translate", threads);
-    if (!ctx || (maps && cli_ensure_parent_dir(maps) != 0) ||
-        (maps && mkdir(maps, 0777) != 0 && errno != EEXIST)) {
-        if (maps && ctx) fprintf(stderr, "%s translate: cannot create '%s'\n", cli_prog, maps);
+    if (!ctx || (maps && cli_ensure_dir("translate", "--maps", maps) != 0)) {
         attn_ctx_free(ctx);
         attn_transformer_free(m);
         attn_seq2seq_free(g);

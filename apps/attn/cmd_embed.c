@@ -8,6 +8,7 @@
  * The model directory holds config.json, model.safetensors, vocab.txt and
  * (optionally) sentence_bert_config.json; see docs/minilm.md. */
 #include "cli.h"
+#include "lines.h"
 #include "minilm.h"
 
 #include <attn/bert.h>
@@ -20,65 +21,6 @@
 #include <string.h>
 
 /* ---- sentences and their embeddings ---------------------------------------------------- */
-
-typedef struct {
-    char **text;
-    int64_t n, cap;
-    int owned; /* texts were read from a file and are freed with the list */
-} texts;
-
-static void texts_free(texts *t)
-{
-    if (t->owned)
-        for (int64_t i = 0; i < t->n; i++) free(t->text[i]);
-    free(t->text);
-    memset(t, 0, sizeof *t);
-}
-
-static int texts_push(texts *t, char *s)
-{
-    if (t->n == t->cap) {
-        int64_t cap = t->cap ? 2 * t->cap : 64;
-        char **p = realloc(t->text, (size_t)cap * sizeof *p);
-        if (!p) return 1;
-        t->text = p;
-        t->cap = cap;
-    }
-    t->text[t->n++] = s;
-    return 0;
-}
-
-/* The non-blank lines of path ('-' = standard input), without their line ends. */
-static int read_lines(const char *cmd, const char *path, texts *t)
-{
-    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
-    if (!f) {
-        fprintf(stderr, "%s %s: cannot open '%s'\n", cli_prog, cmd, path);
-        return 1;
-    }
-    t->owned = 1;
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t n;
-    int rc = 0;
-    while (rc == 0 && (n = getline(&line, &cap, f)) >= 0) {
-        while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r')) line[--n] = '\0';
-        if (strspn(line, " \t") == (size_t)n) continue;
-        char *copy = malloc((size_t)n + 1);
-        rc = !copy || texts_push(t, copy);
-        if (copy) memcpy(copy, line, (size_t)n + 1);
-        if (rc) free(copy);
-    }
-    if (rc == 0 && ferror(f)) {
-        fprintf(stderr, "%s %s: cannot read '%s'\n", cli_prog, cmd, path);
-        rc = 1;
-    } else if (rc) {
-        fprintf(stderr, "%s %s: out of memory reading '%s'\n", cli_prog, cmd, path);
-    }
-    free(line);
-    if (f != stdin) fclose(f);
-    return rc;
-}
 
 /* emb [n, H] of texts t[0..n), tokenized and run in batches of `batch`. */
 static int embed_texts(const char *cmd, const minilm_engine *e, char *const *t, int64_t n,
@@ -148,15 +90,18 @@ static void print_embeddings(int json, char *const *t, int64_t n, const float *e
 }
 
 /* The sentences: the positional arguments or the lines of --file. */
-static int gather(const char *cmd, char **pos, int n_pos, const char *file, texts *t)
+static int gather(const char *cmd, char **pos, int n_pos, const char *file, cli_texts *t)
 {
     memset(t, 0, sizeof *t);
     if (file && n_pos > 0)
         return cli_usage_error(cmd, "%s", "give sentences as arguments or with --file, not both");
-    if (file) return read_lines(cmd, file, t);
+    if (file) {
+        attn_status st = cli_read_file_lines(file, t);
+        return st == ATTN_OK ? 0 : cli_fail(cmd, st);
+    }
     if (n_pos == 0) return cli_usage_error(cmd, "%s", "give at least one sentence (or --file F)");
     for (int i = 0; i < n_pos; i++)
-        if (texts_push(t, pos[i])) return cli_fail(cmd, attn_fail(ATTN_NO_MEMORY, "out of memory"));
+        if (cli_texts_push(t, pos[i])) return cli_fail(cmd, attn_fail(ATTN_NO_MEMORY, "out of memory"));
     return 0;
 }
 
@@ -166,7 +111,7 @@ int cmd_embed(int argc, char **argv)
     int64_t batch = 32, threads = 0;
     const opt opts[] = {
         {"--model", OPT_STR, &model, 0, 0, "model directory (default: $ATTN_MINILM_DIR, else .venv's all-MiniLM-L6-v2)"},
-        {"--file", OPT_STR, &file, 0, 0, "read sentences from F, one per line ('-' = stdin; blank lines skipped)"},
+        {"--file", OPT_STR, &file, 0, 0, "read sentences from F, one per line ('-' = stdin; blank lines skipped; 1 MiB a line at most)"},
         {"--format", OPT_STR, &format, 0, 0, "json (default): [{\"text\", \"embedding\"}], or tsv: text<TAB>v1<TAB>v2..."},
         {"--batch", OPT_INT, &batch, 1, 4096, "sentences per forward pass (default 32)"},
         {"--threads", OPT_INT, &threads, 0, 256, "threads (default 0 = every CPU)"},
@@ -177,7 +122,7 @@ int cmd_embed(int argc, char **argv)
                                        5, pos, &n_pos, argc);
     static const char *const formats[] = {"json", "tsv"};
     if (rc == 0) rc = cli_pick("embed", "--format", format, formats, 2, &fmt);
-    texts t = {0};
+    cli_texts t = {0};
     if (rc == 0) rc = gather("embed", pos, n_pos, file, &t);
     minilm_engine e;
     float *emb = NULL;
@@ -188,7 +133,7 @@ int cmd_embed(int argc, char **argv)
         minilm_close(&e);
     }
     free(emb);
-    texts_free(&t);
+    cli_texts_free(&t);
     free(pos);
     return rc < 0 ? 0 : rc;
 }
@@ -219,7 +164,7 @@ static int by_score(const void *pa, const void *pb)
 }
 
 /* Prints the k lines of t closest to q ("score<TAB>line"), best first. */
-static int rank_lines(const float *q, const texts *t, const float *emb, int64_t H, int64_t k)
+static int rank_lines(const float *q, const cli_texts *t, const float *emb, int64_t H, int64_t k)
 {
     ranked *r = malloc((size_t)(t->n + 1) * sizeof *r);
     if (!r) return 1;
@@ -237,7 +182,7 @@ int cmd_similarity(int argc, char **argv)
     const opt opts[] = {
         {"--model", OPT_STR, &model, 0, 0, "model directory (default: $ATTN_MINILM_DIR, else .venv's all-MiniLM-L6-v2)"},
         {"--query", OPT_STR, &query, 0, 0, "rank the lines of --file against this sentence"},
-        {"--file", OPT_STR, &file, 0, 0, "sentences to rank, one per line ('-' = stdin; blank lines skipped)"},
+        {"--file", OPT_STR, &file, 0, 0, "sentences to rank, one per line ('-' = stdin; blank lines skipped; 1 MiB a line at most)"},
         {"--top", OPT_INT, &top, 1, 1e9, "print the K best lines (default 10)"},
         {"--batch", OPT_INT, &batch, 1, 4096, "sentences per forward pass (default 32)"},
         {"--threads", OPT_INT, &threads, 0, 256, "threads (default 0 = every CPU)"},
@@ -250,9 +195,13 @@ int cmd_similarity(int argc, char **argv)
         return cli_usage_error("similarity", "%s", "give two sentences A B, or --query Q --file F");
     if ((query || file) && (!query || !file || n_pos > 0))
         return cli_usage_error("similarity", "%s", "--query and --file go together, without A B");
-    texts t = {0};
-    if (file) rc = read_lines("similarity", file, &t);
-    else rc = texts_push(&t, pos[0]) || texts_push(&t, pos[1]);
+    cli_texts t = {0};
+    if (file) {
+        attn_status st = cli_read_file_lines(file, &t);
+        rc = st == ATTN_OK ? 0 : cli_fail("similarity", st);
+    } else {
+        rc = cli_texts_push(&t, pos[0]) || cli_texts_push(&t, pos[1]);
+    }
     if (rc == 0 && t.n == 0) {
         fprintf(stderr, "%s similarity: '%s' has no sentences\n", cli_prog, file);
         rc = 1;
@@ -269,7 +218,7 @@ int cmd_similarity(int argc, char **argv)
         minilm_close(&e);
     }
     free(emb);
-    texts_free(&t);
+    cli_texts_free(&t);
     return rc;
 }
 
@@ -285,7 +234,7 @@ static int write_map(const minilm_engine *e, const char *out, const int32_t *ids
     char title[64];
     snprintf(title, sizeof title, "layer %lld, head %lld", (long long)layer, (long long)head);
     attn_viz_heatmap h = {w, n, n, n, labels, labels, title, "query token", "key token", 0, 1};
-    attn_status st = cli_ensure_parent_dir(out) ? ATTN_IO : attn_viz_heatmap_png(out, &h);
+    attn_status st = attn_viz_heatmap_png(out, &h);
     free(labels);
     if (st != ATTN_OK) return cli_fail("bert-map", st);
     printf("wrote %s (%lld x %lld word pieces)\n", out, (long long)n, (long long)n);
@@ -310,6 +259,7 @@ int cmd_bert_map(int argc, char **argv)
     if (layer < 0 || head < 0 || !out)
         return cli_usage_error("bert-map", "%s", "--layer, --head and --out are required");
     if (n_pos != 1) return cli_usage_error("bert-map", "%s", "give one sentence");
+    if (cli_prepare_output("bert-map", "--out", out)) return 1;
     minilm_engine e;
     if ((rc = minilm_open("bert-map", "--model", model, threads, &e)) != 0) return rc;
     const attn_bert_config *c = attn_bert_get_config(e.m);

@@ -12,9 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
-static const explain_model *const models[] = {&explain_minilm, &explain_translator, &explain_gru};
+static const explain_model *const models[] = {&explain_minilm, &explain_translator, &explain_gru,
+                                             &explain_chat};
 enum { N_MODELS = sizeof models / sizeof models[0] };
 
 /* ---- probes ----------------------------------------------------------------------------- */
@@ -157,17 +157,6 @@ attn_status explain_note_truncated(attn_explain *doc, const char *what, int64_t 
 
 /* ---- the command --------------------------------------------------------------------------- */
 
-/* 1 after a message if out exists and is not a regular file. */
-static int refuse_out(const char *out)
-{
-    struct stat sb;
-    if (stat(out, &sb) == 0 && !S_ISREG(sb.st_mode)) {
-        fprintf(stderr, "%s explain: --out '%s' exists and is not a regular file\n", cli_prog, out);
-        return 1;
-    }
-    return 0;
-}
-
 static int check_usage(const explain_model *m, const explain_args *a)
 {
     if (a->n_texts < m->min_texts || a->n_texts > m->max_texts) {
@@ -184,24 +173,27 @@ static int check_usage(const explain_model *m, const explain_args *a)
                                m->name);
     if (a->model_dir && strcmp(m->name, "minilm") != 0)
         return cli_usage_error("explain", "--model-dir is for --model minilm, not %s", m->name);
+    if (a->gguf && strcmp(m->name, "chat") != 0)
+        return cli_usage_error("explain", "--gguf is for --model chat, not %s", m->name);
     return 0;
 }
 
 int cmd_explain(int argc, char **argv)
 {
     const char *out = NULL, *model = "minilm";
-    explain_args a = {NULL, 0, NULL, NULL, 0, -1, -1};
+    explain_args a = {NULL, 0, NULL, NULL, NULL, 0, -1, -1};
     const opt opts[] = {
         {"--out", OPT_STR, &out, 0, 0, "the HTML page to write (required)"},
-        {"--model", OPT_STR, &model, 0, 0, "minilm (default) | dates (the translator) | gru"},
+        {"--model", OPT_STR, &model, 0, 0, "minilm (default) | dates (the translator) | gru | chat"},
         {"--checkpoint", OPT_STR, &a.checkpoint, 0, 0, "checkpoint from 'attn train' (dates, gru)"},
         {"--model-dir", OPT_STR, &a.model_dir, 0, 0, "MiniLM directory (default: as 'attn embed')"},
+        {"--gguf", OPT_STR, &a.gguf, 0, 0, "the chat model's GGUF file (default: as 'attn chat')"},
         {"--layer", OPT_INT, &a.layer, 0, 65535, "layer the page opens on (default 0)"},
         {"--head", OPT_INT, &a.head, 0, 65535, "head the page opens on (default 0)"},
         {"--threads", OPT_INT, &a.threads, 0, 256, "threads (default 0 = every CPU)"},
     };
     char *pos[3];
-    int n_pos, rc = cli_parse("explain", "--out F.html [--model minilm|dates|gru] TEXT [TEXT2]", argc,
+    int n_pos, rc = cli_parse("explain", "--out F.html [--model minilm|dates|gru|chat] TEXT [TEXT2]", argc,
                               argv, opts, (int)(sizeof opts / sizeof opts[0]), pos, &n_pos, 2);
     if (rc) return rc < 0 ? 0 : rc;
     const char *names[N_MODELS];
@@ -212,7 +204,7 @@ int cmd_explain(int argc, char **argv)
     a.texts = pos;
     a.n_texts = n_pos;
     if ((rc = check_usage(models[which], &a)) != 0) return rc;
-    if (refuse_out(out) || cli_ensure_parent_dir(out)) return 1;
+    if (cli_prepare_output("explain", "--out", out)) return 1;
     attn_explain *doc = NULL;
     if ((rc = models[which]->build(&a, &doc)) != 0) {
         attn_explain_free(doc);

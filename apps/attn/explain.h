@@ -3,7 +3,7 @@
  * An adapter turns one model and the command's inputs into an explorer
  * document (attn/explain.h): token sequences, attention groups with every
  * layer's and head's weights, rollout and relevance maps, notes. To explain
- * another model (a chat language model, say), write an explain_model in
+ * another model, write an explain_model in
  * its own file and add it to the table in cmd_explain.c; the command, the
  * page and its tests need nothing else.
  *
@@ -22,6 +22,7 @@ typedef struct {
     int n_texts;
     const char *model_dir;  /* --model-dir, or NULL */
     const char *checkpoint; /* --checkpoint, or NULL */
+    const char *gguf;       /* --gguf (the chat model's file), or NULL */
     int64_t threads;
     int64_t layer, head;    /* --layer, --head: the page opens there; -1 if not given */
 } explain_args;
@@ -37,6 +38,7 @@ typedef struct {
 extern const explain_model explain_minilm;     /* explain_minilm.c */
 extern const explain_model explain_translator; /* explain_dates.c */
 extern const explain_model explain_gru;        /* explain_dates.c */
+extern const explain_model explain_chat;       /* explain_chat.c */
 
 /* ---- shared by the adapters (cmd_explain.c) ------------------------------------------ */
 

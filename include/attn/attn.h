@@ -23,7 +23,8 @@
  *      In the boolean mask, NONZERO (true) MEANS ATTEND. (PyTorch's SDPA uses
  *      the same polarity; nn.MultiheadAttention's key_padding_mask is the
  *      opposite.) A bias value at or below -FLT_MAX (-inf, or
- *      torch.finfo(float32).min) also masks its key.
+ *      torch.finfo(float32).min; in a BF16 or F16 bias only -inf) also
+ *      masks its key.
  *   5. softmax over keys. A row with no visible key gives O = 0 and
  *      LSE = -inf, never NaN. Masked keys (K, V, bias entries) are never read.
  *   6. dropout on the probabilities, kept ones scaled by 1/(1-p), with a
@@ -131,10 +132,10 @@ ATTN_API void attn_release(void *p);
 /* ---- tensors -------------------------------------------------------------- */
 
 /* Element types: X(name, value, bytes), one table for the enum, the names
- * and the sizes. The attention operators take F32 and F64 tensors (F64 runs
- * the double-precision reference kernel) and BOOL masks; the other types
- * appear in files (attn/safetensors.h). F16 is IEEE binary16 and BF16 the
- * high half of a float, both stored as uint16_t. */
+ * and the sizes. The attention operators take F32, BF16, F16 and F64
+ * tensors (F64 runs the double-precision reference kernel) and BOOL masks;
+ * the other types appear in files (attn/safetensors.h). F16 is IEEE
+ * binary16 and BF16 the high half of a float, both stored as uint16_t. */
 #define ATTN_DTYPE_TABLE(X) \
     X(F32, 1, 4)            \
     X(F64, 2, 8)            \
@@ -177,8 +178,8 @@ typedef struct attn_ctx attn_ctx;
 typedef enum attn_kernel {
     ATTN_KERNEL_AUTO = 0,   /* the fastest exact kernels this CPU, its OS and this build allow */
     ATTN_KERNEL_REF = 1,    /* double-precision reference (the test oracle) */
-    ATTN_KERNEL_TILED = 2,  /* portable tiled online-softmax float32 kernels */
-    ATTN_KERNEL_AVX2 = 3,   /* AVX2+FMA float32 kernels (x86-64) */
+    ATTN_KERNEL_TILED = 2,  /* portable tiled online-softmax kernels (float32 math) */
+    ATTN_KERNEL_AVX2 = 3,   /* AVX2+FMA(+F16C) kernels, float32 math (x86-64) */
     ATTN_KERNEL_AVX512 = 4, /* AVX-512 kernels (none in this release: forcing them fails) */
     ATTN_KERNEL_AMX = 5     /* AMX kernels (none in this release: forcing them fails) */
 } attn_kernel;
@@ -199,8 +200,8 @@ ATTN_API void attn_ctx_free(attn_ctx *ctx); /* accepts NULL */
 ATTN_API int attn_ctx_threads(const attn_ctx *ctx);
 ATTN_API attn_status attn_ctx_set_kernel(attn_ctx *ctx, attn_kernel kernel);
 ATTN_API attn_kernel attn_ctx_kernel(const attn_ctx *ctx);
-/* The float32 kernels a call on this context runs: TILED or AVX2 (REF when
- * forced), resolving AUTO from the CPU. */
+/* The kernels an F32, BF16 or F16 call on this context runs: TILED or AVX2
+ * (REF when forced), resolving AUTO from the CPU. */
 ATTN_API attn_kernel attn_ctx_resolved_kernel(const attn_ctx *ctx);
 /* "auto", "ref", "tiled", "avx2", "avx512", "amx"; "unknown" otherwise. */
 ATTN_API const char *attn_kernel_name(attn_kernel kernel);
@@ -369,8 +370,8 @@ typedef struct attn_sdpa_params {
     const int64_t *q_lens;
     const int64_t *k_lens;
 
-    /* Additive bias [B|1, Hq|1, Sq|1, Sk|1], same float dtype as Q. A dim of
-     * 1 (or a zero stride) broadcasts. NULL: none. */
+    /* Additive bias [B|1, Hq|1, Sq|1, Sk|1], of Q's dtype, or F32 when Q is
+     * BF16 or F16. A dim of 1 (or a zero stride) broadcasts. NULL: none. */
     const attn_tensor *bias;
     /* Boolean mask [B|1, Hq|1, Sq|1, Sk|1], ATTN_DTYPE_BOOL. NONZERO MEANS ATTEND.
      * NULL: none. */
@@ -412,8 +413,13 @@ typedef struct attn_sdpa_params {
 ATTN_API attn_sdpa_params attn_sdpa_params_default(void);
 
 /* Forward. Writes O and, if lse is not NULL, LSE [B, Hq, Sq, 1].
- * All float tensors share one dtype: F32 runs the tiled kernel (or the
- * reference when the context says so), F64 the reference kernel.
+ * Dtypes (docs/operator.md): Q, K, V and O share one of F32, BF16, F16 (the
+ * context's kernels, computing in float32: scores, softmax, LSE and every
+ * accumulator; half tensors are converted when loaded and O rounded to
+ * nearest even when stored) or F64 (the reference kernel). LSE is F32 (F64
+ * in an F64 call). The mixed decode: F32 Q and O over a BF16 or F16 K and
+ * V (a half-precision KV cache), forward only. Any other combination is
+ * ATTN_BAD_DTYPE naming the tensor and the dtypes.
  * Outputs must not overlap inputs or each other (ATTN_OVERLAP).
  * Sq, Sk, B or heads = 0 are valid; Dk or Dv = 0 is ATTN_BAD_DIM. */
 ATTN_API attn_status attn_sdpa_forward(attn_ctx *ctx, const attn_tensor *q,
@@ -423,8 +429,10 @@ ATTN_API attn_status attn_sdpa_forward(attn_ctx *ctx, const attn_tensor *q,
 
 /* Backward. Needs the forward's O and LSE, and dO [B, Sq, Hq, Dv]. Writes
  * dQ, dK, dV (shapes of Q, K, V) and, if dbias is not NULL, the gradient of
- * params->bias with the bias's dims (broadcast dims are summed). Deterministic:
- * bitwise identical across runs and thread counts. */
+ * params->bias with the bias's dims and dtype (broadcast dims are summed).
+ * Q, K, V, O, dO and the gradients share one dtype (F32, BF16, F16 or
+ * F64); LSE as in the forward; no mixed dtypes. Deterministic: bitwise
+ * identical across runs and thread counts. */
 ATTN_API attn_status attn_sdpa_backward(attn_ctx *ctx, const attn_tensor *q,
                                const attn_tensor *k, const attn_tensor *v,
                                const attn_tensor *o, const attn_tensor *d_o,
@@ -437,7 +445,8 @@ ATTN_API attn_status attn_sdpa_backward(attn_ctx *ctx, const attn_tensor *q,
  * for the chosen heads and query rows only (no Sq x Sk buffer otherwise).
  * heads: n_heads indices in [0, Hq), or NULL for all Hq heads.
  * rows:  n_rows indices in [0, Sq), or NULL for all Sq rows.
- * w: [B, n_heads, n_rows, Sk], same float dtype as Q.
+ * w: [B, n_heads, n_rows, Sk], of Q's dtype (Q and K share one; LSE as in
+ * the forward).
  * with_dropout != 0 gives the weights actually applied to V (dropped entries
  * 0, kept ones scaled by 1/(1-p)); 0 gives the softmax before dropout. */
 ATTN_API attn_status attn_sdpa_weights(attn_ctx *ctx, const attn_tensor *q,

@@ -105,10 +105,12 @@ ATTN_API attn_status attn_explain_select(attn_explain *e, int64_t group, int64_t
  * is ATTN_BAD_PARAM. */
 ATTN_API attn_status attn_explain_html(const attn_explain *e, char *buf, size_t cap, size_t *n);
 
-/* Writes the page to path through "<path>.tmp" renamed into place, so an
- * existing file is only ever replaced by a complete page; *bytes (may be
- * NULL) receives its size. ATTN_IO if path exists and is not a regular
- * file, or cannot be written (nothing is left behind). */
+/* Writes the page to path by an atomic replacement, as
+ * attn_safetensors_save does (docs/checkpoint.md "Files"): a symbolic link
+ * is followed and the file it names replaced, only ever by a complete page;
+ * *bytes (may be NULL) receives its size. ATTN_BAD_PARAM for an over-long
+ * path; ATTN_IO if path names a directory, FIFO, socket or device (left
+ * untouched), or cannot be written (nothing is left behind). */
 ATTN_API attn_status attn_explain_write(const attn_explain *e, const char *path, size_t *bytes);
 
 /* ---- the arithmetic of rollout and relevance -------------------------------------- */

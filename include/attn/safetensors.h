@@ -24,7 +24,8 @@ enum { ATTN_SAFETENSORS_MAX_DIMS = 8 };
 
 typedef struct attn_safetensors attn_safetensors;
 
-/* Reads and validates a whole file. */
+/* Reads and validates a whole file. Only a regular file is read: a
+ * directory, FIFO, socket or device is ATTN_IO, without blocking. */
 ATTN_API attn_status attn_safetensors_load(const char *path, attn_safetensors **out);
 /* The same from memory (copied). */
 ATTN_API attn_status attn_safetensors_load_memory(const void *data, size_t size,
@@ -60,8 +61,12 @@ typedef struct attn_safetensors_entry {
     int64_t shape[ATTN_SAFETENSORS_MAX_DIMS];
     const void *data; /* numel * element size bytes */
 } attn_safetensors_entry;
-/* Writes a safetensors file atomically: to "<path>.tmp", flushed and
- * fsync'ed, then renamed over path, so an existing file is never lost.
+/* Writes a safetensors file atomically: to "<target>.tmp", flushed and
+ * fsync'ed, then renamed over the target, so an existing file is never
+ * lost. The target is path with its symbolic links followed; it must be a
+ * regular file or not exist: a directory, FIFO, socket or device is ATTN_IO
+ * and left untouched. path is at most 4095 bytes, each name in it at most
+ * 255 and the file's name at most 251 (ATTN_BAD_PARAM); docs/checkpoint.md.
  * meta_keys/meta_values: n_meta strings for __metadata__ (may be 0). */
 ATTN_API attn_status attn_safetensors_save(const char *path, const attn_safetensors_entry *entries,
                                   int64_t n, const char *const *meta_keys,

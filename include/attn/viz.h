@@ -71,12 +71,15 @@ typedef struct attn_viz_heatmap {
     int normalize;
 } attn_viz_heatmap;
 
-/* Renders the map and writes it as an 8-bit RGB PNG to path, through
- * "<path>.tmp" renamed to path at the end, so an existing file at path is
- * replaced only by a complete image. ATTN_NULL_ARG, ATTN_BAD_DIM (rows,
+/* Renders the map and writes it as an 8-bit RGB PNG to path, atomically as
+ * attn_safetensors_save does (a temporary file beside the file path names,
+ * symbolic links followed, renamed over it at the end), so an existing file
+ * is replaced only by a complete image. ATTN_NULL_ARG, ATTN_BAD_DIM (rows,
  * cols or cell out of range, or the image would exceed ATTN_VIZ_MAX_SIDE),
- * ATTN_BAD_STRIDE, ATTN_BAD_PARAM, ATTN_NO_MEMORY, ATTN_IO (the file could
- * not be created, written or renamed; nothing is left behind). */
+ * ATTN_BAD_STRIDE, ATTN_BAD_PARAM (also a path over the limits), ATTN_NO_MEMORY,
+ * ATTN_IO (path names a directory, FIFO, socket or device, which is left
+ * untouched, or the file could not be created, written or renamed; nothing
+ * is left behind). */
 ATTN_API attn_status attn_viz_heatmap_png(const char *path, const attn_viz_heatmap *h);
 
 /* Renders the map into a new buffer: *rgb [*height][*width][3] bytes, row

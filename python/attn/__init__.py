@@ -26,6 +26,7 @@ from ._lib import library_path
 from ._lib.core import lib as _core
 from ._sdpa import (Grads, dropout_keep, dropout_mask, philox4x32_10, sdpa, sdpa_backward,
                     sdpa_weights)
+from ._views import from_bf16, to_bf16
 from .enums import Align, DType, Kernel
 from .errors import (AttnError, AttnIOError, AttnOverflowError, BadDimError, BadDtypeError,
                      BadFileError, BadHeadsError, BadMaskError, BadParamError, BadStrideError,
@@ -36,7 +37,7 @@ __version__: str = _core.attn_version().decode()
 
 __all__ = [
     "__version__", "sdpa", "sdpa_backward", "sdpa_weights", "Grads", "dropout_keep",
-    "dropout_mask", "philox4x32_10", "library_path", "Align", "DType", "Kernel", "Status",
+    "dropout_mask", "philox4x32_10", "to_bf16", "from_bf16", "library_path", "Align", "DType", "Kernel", "Status",
     "AttnError", "NullArgError", "BadDimError", "ShapeMismatchError", "BadDtypeError",
     "BadStrideError", "AttnOverflowError", "BadParamError", "BadHeadsError", "BadMaskError",
     "OverlapError", "NoMemoryError", "ThreadError", "UnsupportedError", "AttnIOError",

@@ -18,7 +18,7 @@ from typing import Any, Callable, NamedTuple, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from ._lib.core import CallArgs, call_args, check, context, lib
-from ._views import array, floats, pack
+from ._views import HALF_DTYPES, SDPA_DTYPES, array, floats, pack
 from .enums import Align, Kernel, enum_value
 from .errors import BadDtypeError, BadParamError, ShapeMismatchError
 
@@ -106,6 +106,16 @@ def _entries(x: ArrayLike, fn: str, name: str, dtype: type,
     return a
 
 
+def _bias_dtypes(dt: np.dtype) -> Tuple[np.dtype, ...]:
+    """What a bias may be: q's dtype, or float32 under a half-precision q."""
+    return (dt, np.dtype(np.float32)) if dt in HALF_DTYPES else (dt,)
+
+
+def _lse_dtype(dt: np.dtype) -> np.dtype:
+    """lse is float64 in float64 calls and float32 in every other."""
+    return np.dtype(np.float64) if dt == np.float64 else np.dtype(np.float32)
+
+
 def _to4(a: np.ndarray, fn: str, name: str) -> np.ndarray:
     """A bias or mask of fewer than 4 dims with leading dims of 1 prepended
     (numpy broadcasting), as a view of the same memory."""
@@ -138,7 +148,7 @@ class _Options:
                     self.arrays.append(a)
                     addr[name] = a.ctypes.data
         if bias is not None:
-            self.bias = array(bias, fn, "bias", (q.dtype,))
+            self.bias = array(bias, fn, "bias", _bias_dtypes(q.dtype))
             self.arrays.append(self.bias)
             addr["bias"] = pack(args, _to4(self.bias, fn, "bias"), fn, "bias")
         if mask is not None:
@@ -155,7 +165,7 @@ def _inputs(fn: str, to_view: Callable[..., Any], **arrays: ArrayLike) -> Tuple[
     name, ndim) makes a view (pack into a call's buffer, or a Tensor struct)."""
     out, views = [], []
     for name, x in arrays.items():
-        a = floats(x, fn, name)
+        a = floats(x, fn, name) if name == "lse" else array(x, fn, name, SDPA_DTYPES)
         out.append(a)
         views.append(to_view(a, fn, name, 3 if name == "lse" else 4))
     return out, views
@@ -173,12 +183,17 @@ def sdpa(q: ArrayLike, k: ArrayLike, v: ArrayLike, *, causal: bool = False,
          ) -> Union[np.ndarray, Tuple[np.ndarray, np.ndarray]]:
     """Scaled dot-product attention: o = softmax(mask(scale * q k^T + bias)) v.
 
-    q [B, Sq, Hq, Dk], k [B, Sk, Hkv, Dk], v [B, Sk, Hkv, Dv], all float32 or all
-    float64, any non-negative strides (no copies). Query head h reads key/value
+    q [B, Sq, Hq, Dk], k [B, Sk, Hkv, Dk], v [B, Sk, Hkv, Dv], all of one dtype:
+    float32, float64, float16, or bfloat16 given as uint16 bit patterns
+    (attn.to_bf16 / attn.from_bf16); or a float32 q over a float16/bfloat16 k
+    and v (a half-precision KV cache, forward only). Any non-negative strides
+    (no copies). Query head h reads key/value
     head h // (Hq // Hkv). Returns o [B, Sq, Hq, Dv], and with return_lse=True
     (o, lse) where lse [B, Hq, Sq] is the log of each row's softmax denominator
-    (-inf for a row that sees no key; its o is 0). float64 runs the
-    double-precision reference kernel, float32 the fastest kernel this CPU runs.
+    (-inf for a row that sees no key; its o is 0; float32 unless q is
+    float64). float64 runs the double-precision reference kernel, the others
+    the fastest kernel this CPU runs (half precision: float32 arithmetic,
+    inputs widened as loaded, outputs rounded once as stored).
 
     causal      key j is visible to query i only if j <= i' (i' = i, or with
                 align="bottom_right" i + Lk - Lq)
@@ -188,7 +203,8 @@ def sdpa(q: ArrayLike, k: ArrayLike, v: ArrayLike, *, causal: bool = False,
     k_lens      B key lengths: keys j >= k_lens[b] are masked
     mask        bool (or uint8) [B|1, Hq|1, Sq|1, Sk|1], True (nonzero) = attend;
                 fewer dims broadcast as in numpy
-    bias        q's dtype, the same shapes, added to the scores
+    bias        q's dtype (or float32 under a half q), the same shapes, added to
+                the scores
     alibi       Hq slopes: adds -slope[h] * |i' - j|
     softcap     > 0: scores become softcap * tanh(s / softcap)
     scale       the factor of q k^T (default 1 / sqrt(Dk))
@@ -208,7 +224,7 @@ def sdpa(q: ArrayLike, k: ArrayLike, v: ArrayLike, *, causal: bool = False,
     B, Sq, Hq = q.shape[:3]
     o = np.empty((B, Sq, Hq, v.shape[3]), q.dtype)
     to = pack(args, o, fn, "o")
-    lse = np.empty((B, Hq, Sq), q.dtype) if return_lse else None
+    lse = np.empty((B, Hq, Sq), _lse_dtype(q.dtype)) if return_lse else None
     tl = None if lse is None else pack(args, lse, fn, "lse", 3)
     ctx = context(threads_arg(threads, fn), kernel_arg(kernel, fn))
     check(lib.attn_sdpa_forward(ctx, tq, tk, tv, opts.params, to, tl))
@@ -246,9 +262,10 @@ def sdpa_backward(q: ArrayLike, k: ArrayLike, v: ArrayLike, o: ArrayLike, do: Ar
     opts = _Options(args, fn, q, scale=scale, softcap=softcap, causal=causal, align=align,
                     window=window, q_lens=q_lens, k_lens=k_lens, bias=bias, mask=mask,
                     alibi=alibi, dropout_p=dropout_p, seed=seed, offset=offset)
-    grads = [np.empty(a.shape, q.dtype) for a in (q, k, v)]
+    grads = [np.empty(a.shape, a.dtype) for a in (q, k, v)]
     outs = [pack(args, g, fn, name) for g, name in zip(grads, ("dq", "dk", "dv"))]
-    dbias = None if opts.bias is None or not want_dbias else np.empty(opts.bias.shape, q.dtype)
+    dbias = (None if opts.bias is None or not want_dbias
+             else np.empty(opts.bias.shape, opts.bias.dtype))
     tdb = None if dbias is None else pack(args, _to4(dbias, fn, "dbias"), fn, "dbias")
     ctx = context(threads_arg(threads, fn), kernel_arg(kernel, fn))
     check(lib.attn_sdpa_backward(ctx, *views, opts.params, *outs, tdb))

@@ -27,8 +27,31 @@ NUMPY_DTYPES: Dict[np.dtype, DType] = {
     np.dtype(np.float64): DType.F64,
     np.dtype(np.bool_): DType.BOOL,
     np.dtype(np.uint8): DType.BOOL,  # a mask: nonzero means attend
+    np.dtype(np.float16): DType.F16,
+    np.dtype(np.uint16): DType.BF16,  # bfloat16 bit patterns (numpy has no bfloat16)
 }
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+HALF_DTYPES = (np.dtype(np.float16), np.dtype(np.uint16))
+# what the attention operators take: float32, float64, float16, bfloat16 bits
+SDPA_DTYPES = FLOAT_DTYPES + HALF_DTYPES
+
+
+def to_bf16(x: Any) -> np.ndarray:
+    """bfloat16 bit patterns (uint16) of the values of x, rounded to nearest
+    even as the library rounds; NaN stays NaN (quiet)."""
+    f = np.ascontiguousarray(x, dtype=np.float32)
+    u = f.view(np.uint32).astype(np.uint64)
+    r = (u + 0x7FFF + ((u >> 16) & 1)) >> 16
+    out = r.astype(np.uint16)
+    nan = np.isnan(f)
+    out[nan] = ((u[nan] >> 16) | 0x40).astype(np.uint16)
+    return out.reshape(f.shape)
+
+
+def from_bf16(bits: Any) -> np.ndarray:
+    """float32 values of bfloat16 bit patterns (uint16), exactly."""
+    b = np.ascontiguousarray(bits, dtype=np.uint16)
+    return (b.astype(np.uint32) << 16).view(np.float32)
 _PAD = ((), (1,), (1, 1), (1, 1, 1), (1, 1, 1, 1))
 _ZEROS = ((), (0,), (0, 0), (0, 0, 0), (0, 0, 0, 0))
 Fields = Tuple[int, int, Tuple[int, ...], Any]

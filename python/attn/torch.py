@@ -9,7 +9,7 @@ autograd formula is attn's backward (attn::sdpa_backward) and whose fake
 implementations let torch.compile trace a model through it without graph
 breaks.
 
-CPU tensors of float32 or float64 reach C without copies: torch's
+CPU tensors of float32, float64, float16 or bfloat16 reach C without copies: torch's
 [B, H, S, D] tensors are passed as attn views [B, S, H, D] with their own
 strides. The output is allocated in [B, S, H, D] memory and returned as the
 [B, H, S, D] view (as PyTorch's CPU flash kernel does), so
@@ -35,8 +35,8 @@ from .errors import (BadDtypeError, BadHeadsError, BadParamError, BadStrideError
 __all__ = ["scaled_dot_product_attention"]
 
 _DTYPES = {torch.float32: DType.F32, torch.float64: DType.F64, torch.bool: DType.BOOL,
-           torch.uint8: DType.BOOL}
-_FLOATS = (torch.float32, torch.float64)
+           torch.uint8: DType.BOOL, torch.float16: DType.F16, torch.bfloat16: DType.BF16}
+_FLOATS = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
 _U64 = 0xFFFFFFFFFFFFFFFF
 
 
@@ -70,8 +70,8 @@ def _refuse(t: Tensor, fn: str, name: str, dtype: Optional[DType]) -> NoReturn:
     """Raises the error of a tensor _pack cannot view."""
     _check_cpu(t, fn, name)
     if dtype is None:
-        raise BadDtypeError("%s: argument '%s' has dtype %s; attn takes float32 and float64 "
-                            "(and bool masks)" % (fn, name, t.dtype))
+        raise BadDtypeError("%s: argument '%s' has dtype %s; attn takes float32, float64, "
+                            "float16 and bfloat16 (and bool masks)" % (fn, name, t.dtype))
     if t.layout != torch.strided:
         raise BadStrideError("%s: argument '%s' has layout %s; attn views strided (dense) "
                              "tensors only" % (fn, name, t.layout))
@@ -130,7 +130,8 @@ def _outputs(q: Tensor, v: Tensor, want_lse: bool = True) -> Tuple[Tensor, Optio
     Dv = v.shape[3]
     o = torch.empty_strided((B, H, Sq, Dv), (Sq * H * Dv, Dv, H * Dv, 1), dtype=q.dtype,
                             device=q.device)
-    return o, torch.empty((B, H, Sq), dtype=q.dtype, device=q.device) if want_lse else None
+    lse_dtype = torch.float64 if q.dtype == torch.float64 else torch.float32  # float32 for halves
+    return o, torch.empty((B, H, Sq), dtype=lse_dtype, device=q.device) if want_lse else None
 
 
 def _grads(q: Tensor, k: Tensor, v: Tensor, bias: Optional[Tensor],
@@ -270,8 +271,8 @@ def _check_inputs(fn: str, query: Tensor, key: Tensor, value: Tensor) -> None:
             raise BadStrideError("%s: argument '%s' has layout %s; attn takes strided (dense) "
                                  "tensors" % (fn, name, t.layout))
         if t.dtype not in _FLOATS:
-            raise BadDtypeError("%s: argument '%s' has dtype %s; attn takes float32 and "
-                                "float64" % (fn, name, t.dtype))
+            raise BadDtypeError("%s: argument '%s' has dtype %s; attn takes float32, "
+                                "float64, float16 and bfloat16" % (fn, name, t.dtype))
         if t.dim() < 2:
             raise ShapeMismatchError("%s: argument '%s' has shape %s; it needs at least "
                                      "(L, E)" % (fn, name, tuple(t.shape)))
@@ -354,7 +355,8 @@ def scaled_dot_product_attention(
     """torch.nn.functional.scaled_dot_product_attention, computed by attn.
 
     query (N, ..., Hq, L, E), key (N, ..., H, S, E), value (N, ..., H, S, Ev):
-    float32 or float64 CPU tensors; batch dims broadcast; with enable_gqa,
+    float32, float64, float16 or bfloat16 CPU tensors (half precision: float32
+    arithmetic, each output rounded once); batch dims broadcast; with enable_gqa,
     Hq % H == 0 and query head h reads key/value head h // (Hq // H). attn_mask
     broadcastable to (N, ..., Hq, L, S): bool (True = attend) or a float of
     query's dtype added to the scores (its gradient flows). is_causal: the

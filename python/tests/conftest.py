@@ -16,6 +16,16 @@ import os
 import pytest
 
 
+def pytest_addoption(parser):
+    """The toolkit grids' sizes (grid_util.py): --grid-configs N configurations for a
+    grid of weight 1 (default $ATTN_GRID_CONFIGS, else grid_util.DEFAULT_CONFIGS), or
+    --grid-seed S to rerun one configuration of the grid tests selected."""
+    parser.addoption("--grid-configs", type=int, default=None,
+                     help="configurations per toolkit grid (times its weight)")
+    parser.addoption("--grid-seed", type=int, default=None,
+                     help="run only this seed of the selected toolkit grids")
+
+
 class OracleReport:
     def __init__(self):
         self.categories = {}
@@ -86,7 +96,16 @@ def pytest_sessionfinish(session, exitstatus):
 
 
 def pytest_terminal_summary(terminalreporter):
-    """Always print the largest errors against PyTorch, per path."""
+    """Always print the largest errors against PyTorch, per path, and the toolkit
+    grids' summary (written as JSON to $ATTN_GRID_REPORT when set)."""
+    import grid_util
+    if grid_util.REPORT.grids:
+        terminalreporter.write_line("toolkit grids vs PyTorch float64 (err = max|attn - torch| "
+                                    "/ max|torch|):")
+        for line in grid_util.REPORT.lines():
+            terminalreporter.write_line(line)
+        if os.environ.get("ATTN_GRID_REPORT"):
+            grid_util.REPORT.write_json(os.environ["ATTN_GRID_REPORT"])
     if not _REPORT.max_abs:
         return
     cases = sum(c["cases"] for c in _REPORT.categories.values())

@@ -1,9 +1,14 @@
 """The `attn` program: --help on every command, clear messages and exit status 2
 on bad usage, 1 (never a crash) on missing or corrupt files, `attn info`
-without a model (the CPU and the kernels, ATTN_KERNEL), and a small
-train -> info -> translate (with maps) -> resume round trip."""
+without a model (the CPU and the kernels, ATTN_KERNEL), a small
+train -> info -> translate (with maps) -> resume round trip, and the file
+rules: outputs that are not regular files refused and left untouched,
+symbolic links followed, inputs that are not regular files refused without
+hanging, bounded --file lines, read errors and path limits."""
 import glob
 import os
+import socket
+import stat
 import subprocess
 
 import pytest
@@ -69,9 +74,12 @@ def test_bad_usage_exits_2(args, needle):
     assert needle in p.stderr, p.stderr
 
 
-SLOTS = ["sdpa.forward", "sdpa.decode", "sdpa.weights", "sdpa.delta", "sdpa.dkdv", "sdpa.dq",
-         "sdpa.fused_bwd", "sdpa.dbias_row", "score.additive", "score.proj", "nn.gemm",
-         "nn.layernorm_row", "nn.gelu_row", "nn.softmax_row"]
+# The attention slots are listed per dtype combination (the mixed ones: forward only).
+SDPA_SLOTS = ["sdpa.forward", "sdpa.decode", "sdpa.weights", "sdpa.delta", "sdpa.dkdv", "sdpa.dq",
+              "sdpa.fused_bwd", "sdpa.dbias_row"]
+SLOTS = [f"{s}.{d}" for s in SDPA_SLOTS
+         for d in ["f32", "bf16", "f16"] + (["f32+bf16kv", "f32+f16kv"] if s in SDPA_SLOTS[:2] else [])]
+SLOTS += ["score.additive", "score.proj", "nn.gemm", "nn.layernorm_row", "nn.gelu_row", "nn.softmax_row"]
 
 
 def test_info_without_model_describes_cpu_and_kernels():
@@ -81,6 +89,7 @@ def test_info_without_model_describes_cpu_and_kernels():
     assert lines[0].startswith("cpu: ") and lines[1].startswith("features:"), p.stdout
     for slot in SLOTS:
         assert sum(line.startswith(f"slot {slot}: ") for line in lines) == 1, (slot, p.stdout)
+    assert sum(line.startswith("slot ") for line in lines) == len(SLOTS), p.stdout
     assert "kernel: auto: " in p.stdout
     isa = {line.split()[1]: "): available" in line for line in lines if line.startswith("isa ")}
     assert set(isa) == {"portable", "avx2", "avx512", "amx"} and isa["portable"], p.stdout
@@ -89,12 +98,12 @@ def test_info_without_model_describes_cpu_and_kernels():
         q = run("info", env={"ATTN_KERNEL": name})
         if isa[key]:
             assert q.returncode == 0 and f"kernel: {name} (forced)" in q.stdout, (name, q.stderr)
-            assert f"slot sdpa.forward: {key} (forced" in q.stdout, q.stdout
+            assert f"slot sdpa.forward.bf16: {key} (forced" in q.stdout, q.stdout
         else:
             assert q.returncode == 1 and "ATTN_UNSUPPORTED" in q.stderr, (name, q.stderr)
             assert f"ATTN_KERNEL={name} is not available" in q.stderr, q.stderr
     q = run("info", env={"ATTN_KERNEL": "ref"})
-    assert q.returncode == 0 and "slot sdpa.forward: ref (forced" in q.stdout, q.stderr
+    assert q.returncode == 0 and "slot sdpa.forward.f16: ref (forced" in q.stdout, q.stderr
     q = run("info", env={"ATTN_KERNEL": "fastest"})
     assert q.returncode == 1 and "ATTN_BAD_PARAM" in q.stderr and "'fastest'" in q.stderr, q.stderr
 
@@ -151,3 +160,124 @@ def test_train_info_translate_resume(tmp_path, ckpt):
     assert "trained 2 steps" in p.stdout
     p = run("info", "--model", str(out))
     assert "optimiser steps: 5" in p.stdout
+
+
+# ---- files: what the program reads and writes (docs/cli.md, "Files") ----
+
+def run_bytes(*args, stdin=None, input=None, timeout=60):
+    p = subprocess.run([_binary(), *args], stdin=stdin, input=input, capture_output=True,
+                       timeout=timeout)
+    assert p.returncode >= 0, f"attn {args} died with signal {-p.returncode}"
+    return p.returncode, p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace")
+
+
+def _make_special(kind, path):
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "socket":
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.bind(str(path))
+        s.close()
+    else:
+        os.mkdir(path)
+    return stat.S_IFMT(os.lstat(path).st_mode)
+
+
+@pytest.mark.parametrize("kind", ["fifo", "socket", "directory"])
+def test_outputs_that_are_not_files_are_refused(tmp_path, ckpt, kind):
+    """--out naming a FIFO, socket or directory (or a link to one) fails at
+    once with exit 1 and leaves it as it was; --steps is huge, so training
+    first would time out."""
+    node = tmp_path / kind
+    fmt = _make_special(kind, node)
+    link = tmp_path / "link"
+    link.symlink_to(node)
+    for out in (node, link):
+        p = run("train", "--steps", "1000000", "--out", str(out), *TINY, timeout=60)
+        assert p.returncode == 1, (out, p.stdout, p.stderr)
+        assert "not a regular file; it is left untouched (ATTN_IO)" in p.stderr, p.stderr
+        assert "trained" not in p.stdout
+        assert stat.S_IFMT(os.lstat(node).st_mode) == fmt and link.is_symlink()
+    maps = tmp_path / "maps"
+    maps.mkdir()
+    _make_special(kind, maps / "01.png")
+    p = run("translate", "--model", str(ckpt), "--maps", str(maps), "1/2/2003", timeout=60)
+    assert p.returncode == 1 and "not a regular file" in p.stderr, p.stderr
+    assert stat.S_IFMT(os.lstat(maps / "01.png").st_mode) == fmt
+    assert not (maps / "01.png.tmp").exists()
+
+
+def test_output_symlink_is_followed(tmp_path):
+    """A link is kept; the file it names is replaced (mode kept), and no
+    temporary file is left in either directory."""
+    (tmp_path / "real").mkdir()
+    real = tmp_path / "real" / "model.safetensors"
+    real.write_bytes(b"old")
+    os.chmod(real, 0o600)
+    link = tmp_path / "link.safetensors"
+    link.symlink_to(os.path.join("real", "model.safetensors"))
+    p = run("train", "--steps", "2", "--out", str(link), *TINY)
+    assert p.returncode == 0, p.stderr
+    assert link.is_symlink() and os.readlink(link) == os.path.join("real", "model.safetensors")
+    assert stat.S_IMODE(os.stat(real).st_mode) == 0o600
+    p = run("info", "--model", str(real))
+    assert p.returncode == 0 and "optimiser steps: 2" in p.stdout, p.stderr
+    assert not list(tmp_path.rglob("*.tmp"))
+
+
+@pytest.mark.parametrize("kind", ["fifo", "socket", "directory"])
+def test_inputs_that_are_not_files_do_not_hang(tmp_path, kind):
+    """A FIFO without a writer (or a socket, a directory) as any input: exit
+    1 at once, naming what it is."""
+    node = tmp_path / kind
+    _make_special(kind, node)
+    what = {"fifo": "a FIFO", "socket": "a socket", "directory": "a directory"}[kind]
+    for args in (["info", "--model", node], ["eval", "--model", node, "--n", "1"],
+                 ["translate", "--model", node, "1/2/2003"], ["train", "--resume", node, *TINY],
+                 ["embed", "--file", node], ["similarity", "--query", "q", "--file", node]):
+        rc, out, err = run_bytes(*map(str, args), timeout=30)
+        assert rc == 1, (args, out, err)
+        assert f"it is {what}, not a regular file (ATTN_IO)" in err, (args, err)
+
+
+def test_line_reader_limits_and_errors(tmp_path):
+    """--file lines: at most 1 MiB, no NUL byte, and a read error is an error
+    (exit 1, naming the file and the line), from a file or standard input."""
+    long = tmp_path / "long.txt"
+    long.write_bytes(b"short\n" + b"x" * ((1 << 20) + 1) + b"\n")
+    rc, out, err = run_bytes("embed", "--file", str(long))
+    assert rc == 1 and f"'{long}' line 2 is longer than 1048576 bytes (ATTN_BAD_FILE)" in err, err
+    assert out == ""
+    rc, out, err = run_bytes("similarity", "--query", "q", "--file", "-",
+                             input=b"y" * (3 << 20))
+    assert rc == 1 and "'(standard input)' line 1 is longer than 1048576 bytes" in err, err
+    nul = tmp_path / "nul.txt"
+    nul.write_bytes(b"one\ntw\x00o\n")
+    rc, out, err = run_bytes("embed", "--file", str(nul))
+    assert rc == 1 and "line 2 contains a NUL byte" in err, err
+    fd = os.open(tmp_path, os.O_RDONLY)  # reading a directory fails: EISDIR
+    try:
+        rc, out, err = run_bytes("embed", "--file", "-", stdin=fd)
+    finally:
+        os.close(fd)
+    assert rc == 1 and "cannot read '(standard input)' at line 1: Is a directory (ATTN_IO)" in err, err
+
+
+def test_path_limits(tmp_path, ckpt):
+    """Over-long paths are refused before anything is created; a long path
+    within the limit is created whole (not cut at 1023 bytes)."""
+    deep = tmp_path / "deep"
+    too_long = str(deep) + "/abcdefghij" * 420 + "/m.safetensors"
+    long_name = str(deep / ("n" * 256) / "m.safetensors")
+    for out, needle in ((too_long, "at most 4095 are accepted"), (long_name, "at most 255 are accepted")):
+        p = run("train", "--steps", "1000000", "--out", out, *TINY, timeout=60)
+        assert p.returncode == 1 and needle in p.stderr and "(ATTN_BAD_PARAM)" in p.stderr, p.stderr
+        assert not deep.exists()
+    p = run("translate", "--model", str(ckpt), "--maps", too_long, "1/2/2003")
+    assert p.returncode == 1 and "--maps: the path is" in p.stderr, p.stderr
+    assert not deep.exists()
+    fits = str(deep) + "/abcdefghij" * 200 + "/m.safetensors"
+    assert 1023 < len(fits) < 4095
+    p = run("train", "--steps", "1", "--out", fits, *TINY)
+    assert p.returncode == 0, p.stderr
+    assert os.path.isfile(fits)

@@ -18,6 +18,7 @@ import base64
 import json
 import os
 import re
+import stat
 
 import numpy as np
 import pytest
@@ -258,9 +259,12 @@ def test_model_file_of_the_wrong_kind(tmp_path, checkpoints, what):
 
 def test_output_path_not_a_regular_file(tmp_path):
     p = run("explain", "--out", str(tmp_path), A)
-    assert p.returncode == 1 and "is not a regular file" in p.stderr, p.stderr
-    p = run("explain", "--out", "/dev/null", A)
-    assert p.returncode == 1 and "is not a regular file" in p.stderr, p.stderr
+    assert p.returncode == 1 and "is a directory, not a regular file" in p.stderr, p.stderr
+    fifo = tmp_path / "page.fifo"
+    os.mkfifo(fifo)
+    p = run("explain", "--out", str(fifo), A)
+    assert p.returncode == 1 and "is a FIFO, not a regular file" in p.stderr, p.stderr
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
 
 
 @pytest.mark.parametrize("args,needle", [

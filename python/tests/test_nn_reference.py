@@ -85,7 +85,7 @@ def sinusoid(n, d):
     ang = pos / torch.pow(10000.0, i / d)
     t = torch.zeros(n, d, dtype=torch.float64)
     t[:, 0::2] = torch.sin(ang)
-    t[:, 1::2] = torch.cos(ang)
+    t[:, 1::2] = torch.cos(ang[:, :d // 2])  # an odd d ends with a sine column
     return t.float()
 
 
@@ -116,7 +116,12 @@ class TorchEncDec(nn.Module):
             num_decoder_layers=c.n_dec_layers, dim_feedforward=c.d_ff, dropout=0.0,
             activation="gelu" if c.act == GELU else "relu", batch_first=True,
             norm_first=bool(c.norm_first), layer_norm_eps=c.norm_eps)
-        self.lm_head = nn.Linear(d, c.vocab, bias=False)
+        if c.norm == RMSNORM:  # torch's layers call self.normN: swap in RMSNorm
+            for mod in list(self.transformer.modules()):
+                for name, child in list(mod.named_children()):
+                    if isinstance(child, nn.LayerNorm):
+                        setattr(mod, name, nn.RMSNorm(d, eps=c.norm_eps))
+        self.lm_head = None if c.tie_embeddings else nn.Linear(d, c.vocab, bias=False)
 
     def load(self, cparams):
         own = dict(self.named_parameters())
@@ -143,13 +148,13 @@ class TorchEncDec(nn.Module):
             y = y + sinusoid(T, d)
         pad = torch.arange(S)[None, :] >= torch.from_numpy(b["src_lens"])[:, None]
         causal = nn.Transformer.generate_square_subsequent_mask(T)
-        h = self.transformer(x, y, tgt_mask=causal, src_key_padding_mask=pad,
+        h = self.transformer(x, y, tgt_mask=causal.to(x.dtype), src_key_padding_mask=pad,
                              memory_key_padding_mask=pad, tgt_is_causal=True)
-        return self.lm_head(h)
+        return F.linear(h, self.embed.weight if c.tie_embeddings else self.lm_head.weight)
 
 
 class TorchLM(nn.Module):
-    """A decoder-only LM written out: pre-norm blocks, grouped-query attention."""
+    """A decoder-only LM written out: pre- or post-norm blocks, grouped-query attention."""
 
     def __init__(self, c):
         super().__init__()
@@ -206,7 +211,7 @@ class TorchLM(nn.Module):
         elif c.pos == SINUSOIDAL:
             x = x + sinusoid(T, d)
         for blk in self.blocks:
-            h = blk.norm1(x)
+            h = blk.norm1(x) if c.norm_first else x
             bq, bk, bv = blk.bias.split([H * hd, Hk * hd, Hk * hd])
             q = F.linear(h, blk.q, bq).view(B, T, H, hd)
             k = F.linear(h, blk.k, bk).view(B, T, Hk, hd)
@@ -218,7 +223,11 @@ class TorchLM(nn.Module):
                                                enable_gqa=True)
             x = x + blk.out(o.transpose(1, 2).reshape(B, T, H * hd))
             act = F.gelu if c.act == GELU else F.relu
-            x = x + blk.linear2(act(blk.linear1(blk.norm2(x))))
+            if c.norm_first:
+                x = x + blk.linear2(act(blk.linear1(blk.norm2(x))))
+            else:  # post-norm: x = norm(x + f(x))
+                x = blk.norm1(x)
+                x = blk.norm2(x + blk.linear2(act(blk.linear1(x))))
         h = self.norm(x)
         return F.linear(h, self.embed.weight if c.tie_embeddings else self.lm_head.weight)
 

@@ -100,7 +100,7 @@ def test_lists_enum_names_and_members_are_accepted():
     ("negative-stride", attn.BadStrideError, "argument 'q' has stride -128 bytes in dim 1"),
     ("odd-stride", attn.BadStrideError, "argument 'k' has stride 6 bytes"),
     ("misaligned", attn.BadStrideError, "argument 'v' starts at an address"),
-    ("half", attn.BadDtypeError, "argument 'q' has dtype float16"),
+    ("half", attn.BadDtypeError, "k.dtype is F32 (1) with q.dtype F16"),
     ("int-mask", attn.BadDtypeError, "argument 'mask' has dtype int64"),
     ("bias-dtype", attn.BadDtypeError, "argument 'bias' has dtype float64"),
     ("3d", attn.ShapeMismatchError, "argument 'q' has shape (5, 4, 8); it must have 4 dims"),

@@ -12,6 +12,10 @@ checks four attn paths against it:
 
 Each path also reruns with threads=3 and must give bitwise identical results.
 
+The half-precision cases (bf16, f16, and float32 Q over a bf16/f16 K/V) round
+the inputs first and hold attn to FlashAttention's rule against PyTorch in the
+same dtype (see "half precision" below).
+
 Backward always takes attn's own forward O and LSE. The explicit torch
 reference is itself checked against SDPA on every case SDPA can express.
 The largest errors go to the ATTN_ORACLE_REPORT summary (conftest.py).
@@ -58,18 +62,19 @@ def layout_array(rng, shape, layout):
     raise ValueError(layout)
 
 
-def cast_layout(x, dt):
+def cast_layout(x, dt, convert=None):
     """x cast to dtype dt with the same memory layout (a view of a cast copy of x's
-    contiguous base buffer), so the float32 paths see the same strides."""
+    contiguous base buffer), so the float32 paths see the same strides. convert (if
+    given) makes the cast copy instead of astype (bfloat16 bit patterns)."""
     base = x if x.base is None else x.base
     assert base.flags.c_contiguous and base.dtype == x.dtype
     off = (x.ctypes.data - base.ctypes.data) // x.itemsize
-    flat = base.astype(dt).reshape(-1)
+    flat = (convert(base) if convert else base.astype(dt)).reshape(-1)
     it = np.dtype(dt).itemsize
     y = np.lib.stride_tricks.as_strided(flat[off:], shape=x.shape,
                                         strides=[st // x.itemsize * it for st in x.strides])
-    assert np.array_equal(y, x.astype(dt)) and y.strides == tuple(
-        st // x.itemsize * it for st in x.strides)
+    want = convert(x) if convert else x.astype(dt)
+    assert np.array_equal(y, want) and y.strides == tuple(st // x.itemsize * it for st in x.strides)
     return y
 
 
@@ -128,6 +133,7 @@ def explicit_reference(q, k, v, bias_t, opts, keep=None):
     with p the softmax and pd the weights applied to V (after dropout)."""
     B, Hq, Sq, Dk = q.shape
     Hkv, Sk = k.shape[1], k.shape[2]
+    dt = q.dtype  # float64 for the reference; a half dtype for the baseline (every op rounds)
     g = Hq // Hkv
     k = k.repeat_interleave(g, dim=1)
     v = v.repeat_interleave(g, dim=1)
@@ -139,12 +145,12 @@ def explicit_reference(q, k, v, bias_t, opts, keep=None):
     if cap > 0:
         s = cap * torch.tanh(s / cap)
     if bias_t is not None:
-        s = s + bias_t
+        s = s + bias_t.to(dt)
     if opts.get("alibi") is not None:
-        slopes = torch.tensor(opts["alibi"], dtype=torch.float64)[None, :, None, None]
+        slopes = torch.tensor(opts["alibi"], dtype=dt)[None, :, None, None]
         ia = aligned_rows(B, Sq, Sk, opts)
         j = torch.arange(Sk)[None, None, None, :]
-        s = s - slopes * (ia - j).abs().to(torch.float64)
+        s = s - slopes * (ia - j).abs().to(dt)
     vis = visible_mask(B, Hq, Sq, Sk, opts)
     s = s.masked_fill(~vis, -math.inf)
     lse = torch.logsumexp(s, dim=-1)
@@ -153,7 +159,7 @@ def explicit_reference(q, k, v, bias_t, opts, keep=None):
     p = torch.exp(s - lse_safe[..., None])  # masked: exp(-inf) = 0; empty row: all 0
     pd = p
     if keep is not None:
-        pd = p * torch.from_numpy(keep).to(torch.float64) / (1.0 - opts["dropout_p"])
+        pd = p * torch.from_numpy(keep).to(dt) / (1.0 - opts["dropout_p"])
     return pd @ v, lse, p, pd
 
 
@@ -316,6 +322,238 @@ def run_case(report, cat, *, data_seed, B=2, Sq=17, Sk=33, Hq=4, Hkv=4, Dk=16, D
                                 np.repeat(va.astype(np.float64), Hq // Hkv, axis=2)),
                       o_ref_np, cfg["out"], where + " weights(with_dropout) @ V")
     return {"o_ref": o_ref_np, "paths": results}
+
+
+# ---- half precision ------------------------------------------------------------------------------
+#
+# The rule of FlashAttention's tests: against the float64 reference run on the same
+# rounded inputs, attn's error in a half dtype is at most 2x (outputs, weights) / 3x
+# (gradients) the error of PyTorch computing in that dtype (SDPA's math backend on
+# half tensors where SDPA expresses the case, else the explicit softmax in the half
+# dtype, every op rounding), plus a small floor (a quarter unit of the dtype at the
+# reference's scale). The mixed decode (float32 Q over half K, V) is held against
+# PyTorch in float32 on the same inputs. LSE is float32: checked with the float32
+# tolerance. float16 goes in as numpy float16 arrays, bfloat16 as numpy uint16 bit
+# patterns (attn.to_bf16); attn.torch's half-precision tensors are checked in
+# test_torch_sdpa.py.
+
+HALF = {
+    "bf16": dict(torch=torch.bfloat16, u=2.0 ** -8),
+    "f16": dict(torch=torch.float16, u=2.0 ** -11),
+}
+
+
+def rounded(x, half):
+    """float64 array of the values of x rounded to half ("bf16", "f16") or "f32"."""
+    t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float64))
+    dt = torch.float32 if half == "f32" else HALF[half]["torch"]
+    return t.to(dt).double().numpy().reshape(np.shape(x))
+
+
+def attn_half_input(x, half):
+    """x (float64, any layout, values representable in half) as attn gets it, with the
+    same strides: f16 a numpy float16 array; bf16 a numpy uint16 array of bit
+    patterns; f32 float32."""
+    if half == "f32":
+        return cast_layout(x, np.float32)
+    if half == "f16":
+        return cast_layout(x, np.float16)
+    return cast_layout(x, np.uint16, convert=attn.to_bf16)
+
+
+def as_f64(x):
+    """float64 numpy values of an attn result (numpy float16/32, uint16 bf16 bits, torch)."""
+    if isinstance(x, torch.Tensor):
+        return x.detach().double().numpy()
+    x = np.asarray(x)
+    return attn.from_bf16(x).astype(np.float64) if x.dtype == np.uint16 else x.astype(np.float64)
+
+
+def half_rule(report, cat, path, what, got, ref, base, k, u, where):
+    """Records and asserts max|got - ref| <= k max|base - ref| + u/4 max(1, max|ref|)."""
+    e, eb = max_err(got, ref), max_err(base, ref)
+    report.error(cat, path, what, e)
+    floor = 0.25 * u * max(1.0, float(np.abs(ref).max()) if np.size(ref) else 1.0)
+    assert e <= k * eb + floor, "%s %s %s: max|err| = %.3e > %g x %.3e (PyTorch in %s) + %.3e" % (
+        where, path, what, e, k, eb, path, floor)
+
+
+def run_half_case(report, cat, half, *, data_seed, B=2, Sq=17, Sk=33, Hq=4, Hkv=4, Dk=16, Dv=16,
+                  layout="bshd", bias_shape=None, mask_shape=None, mask_density=0.7,
+                  bias_grad=False, bias_f32=False, sdpa_mask=None, use_sdpa=True, mixed=False,
+                  **opts):
+    """One half-precision oracle case (the options of run_case). half: "bf16" or
+    "f16", the dtype of every tensor, or with mixed=True of K and V only under a
+    float32 Q (forward only). bias_f32: a float32 bias under a half Q."""
+    rng = np.random.default_rng(data_seed)
+    dims = {"B": B, "H": Hq, "Sq": Sq, "Sk": Sk}
+    path = ("f32+%skv" % half) if mixed else half
+    where = "[%s %s data_seed=%d B=%d Sq=%d Sk=%d Hq=%d Hkv=%d Dk=%d Dv=%d %s %s]" % (
+        cat, path, data_seed, B, Sq, Sk, Hq, Hkv, Dk, Dv, layout,
+        {k: v for k, v in opts.items() if k not in ("bias", "mask")})
+    qdt = "f32" if mixed else half
+    # inputs drawn as in run_case, then rounded to the dtypes attn gets them in
+    q = layout_array(rng, (B, Sq, Hq, Dk), layout)
+    k = layout_array(rng, (B, Sk, Hkv, Dk), layout)
+    v = layout_array(rng, (B, Sk, Hkv, Dv), layout)
+    do = rounded(rng.standard_normal((B, Sq, Hq, Dv)), qdt)
+    for x, dt in ((q, qdt), (k, half), (v, half)):
+        base = x if x.base is None else x.base
+        base[...] = rounded(base, dt)
+    if bias_shape is not None:
+        opts["bias"] = rng.standard_normal(resolve(bias_shape, dims))
+    if opts.get("bias") is not None:
+        opts["bias"] = rounded(opts["bias"], "f32" if (bias_f32 or mixed) else half)
+    if mask_shape is not None:
+        opts["mask"] = rng.random(resolve(mask_shape, dims)) < mask_density
+    keep = None
+    if opts.get("dropout_p", 0.0) > 0:
+        keep = attn.dropout_mask(opts.get("seed", 0), opts.get("offset", 0), opts["dropout_p"],
+                                 B, Hq, Sq, Sk)
+    grad = not mixed
+
+    def torch_run(dtq, dtkv):
+        """O, LSE, P, the gradients (q, k, v[, bias]) of PyTorch computing in dtq / dtkv."""
+        qt, kt, vt = to_torch_bhsd(q).to(dtq), to_torch_bhsd(k).to(dtkv), to_torch_bhsd(v).to(dtkv)
+        kt2, vt2 = kt.to(dtq), vt.to(dtq)
+        bt = None
+        if opts.get("bias") is not None:
+            bt = torch.tensor(opts["bias"], dtype=torch.float64).to(dtq).requires_grad_(bias_grad)
+        o_exp, lse, p, _ = explicit_reference(qt, kt2, vt2, bt, opts, keep)
+        o = o_exp
+        if use_sdpa:
+            from torch.nn.attention import SDPBackend, sdpa_kernel
+            with sdpa_kernel(SDPBackend.MATH):
+                o = sdpa_reference(qt, kt2, vt2, bt, opts, sdpa_mask)
+        grads = None
+        if grad:
+            leaves = [qt, kt, vt] + ([bt] if bias_grad else [])
+            grads = torch.autograd.grad(o, leaves, grad_outputs=to_torch_bhsd(do, grad=False).to(dtq))
+            grads = [from_torch_bhsd(g.double()) for g in grads[:3]] + \
+                    ([grads[3].double().numpy()] if bias_grad else [])
+        return (from_torch_bhsd(o.double()), lse.detach().double().numpy(),
+                p.detach().double().numpy(), grads)
+
+    o_ref, lse_ref, p_ref, g_ref = torch_run(torch.float64, torch.float64)
+    bq = torch.float32 if mixed else HALF[half]["torch"]
+    o_base, _, p_base, g_base = torch_run(bq, HALF[half]["torch"])
+    report.case(cat)
+    u = HALF[half]["u"]
+
+    a = dict(opts)
+    if a.get("bias") is not None:
+        a["bias"] = attn_half_input(np.ascontiguousarray(a["bias"]), "f32" if (bias_f32 or mixed) else half)
+    qa = attn_half_input(q, qdt)
+    ka, va = attn_half_input(k, half), attn_half_input(v, half)
+    o, lse = attn.sdpa(qa, ka, va, return_lse=True, **a)
+    assert not np.isnan(as_f64(o)).any(), "%s: NaN in O" % where
+    half_rule(report, cat, path, "out", as_f64(o), o_ref, o_base, 2, u, where)
+    check_lse(report, cat, path, as_f64(lse), lse_ref, F32_OUT_TOL, where)
+    o3, lse3 = attn.sdpa(qa, ka, va, threads=3, return_lse=True, **a)
+    assert np.array_equal(as_f64(o3), as_f64(o)) and np.array_equal(as_f64(lse3), as_f64(lse)), \
+        "%s: forward differs with threads=3" % where
+    if not grad:
+        return
+    doa = attn_half_input(do, half)
+    dq, dk, dv, db = attn.sdpa_backward(qa, ka, va, o, doa, lse, want_dbias=bias_grad, **a)
+    for name, got, ref, base in zip(("dq", "dk", "dv", "dbias"), (dq, dk, dv, db), g_ref, g_base):
+        half_rule(report, cat, path, "grad", as_f64(got), ref, base, 3, u, where + " " + name)
+    g3 = attn.sdpa_backward(qa, ka, va, o, doa, lse, want_dbias=bias_grad, threads=3, **a)
+    for name, x, y in zip(("dq", "dk", "dv", "dbias"), g3, (dq, dk, dv, db)):
+        assert (x is None and y is None) or np.array_equal(as_f64(x), as_f64(y)), \
+            "%s: %s differs with threads=3" % (where, name)
+    w = attn.sdpa_weights(qa, ka, lse, **a)
+    half_rule(report, cat, path, "weights", as_f64(w), p_ref, p_base, 2, u, where + " weights")
+
+
+HALF_CASES = [
+    ("bool_mask", dict(data_seed=1, B=2, Sq=17, Sk=70, mask_shape=("B", "H", "Sq", "Sk"), sdpa_mask="mask")),
+    ("float_bias", dict(data_seed=12, Sq=33, Sk=65, layout="bhsd", bias_shape=(1, 1, "Sq", "Sk"),
+                        bias_grad=True, sdpa_mask="bias")),
+    ("float_bias_f32", dict(data_seed=13, B=3, Sq=20, Sk=70, Dk=8, Dv=24, bias_shape=("B", 1, 1, "Sk"),
+                            bias_grad=True, bias_f32=True, use_sdpa=False)),
+    ("causal_top_left", dict(data_seed=20, Sq=65, Sk=64, causal=True, sdpa_mask="is_causal")),
+    ("causal_bottom_right", dict(data_seed=41, Sq=17, Sk=70, causal=True, align="bottom_right", Dk=24,
+                                 sdpa_mask="tril_br")),
+    ("gqa", dict(data_seed=66, Hq=6, Hkv=2, Sq=21, Sk=67, Dk=16, Dv=12)),
+    ("k_lens", dict(data_seed=150, B=3, Sq=19, Sk=70, k_lens=[70, 37, 1], use_sdpa=False)),
+    ("q_lens", dict(data_seed=91, B=3, Sq=35, Sk=40, q_lens=[35, 5, 0], k_lens=[40, 40, 12], causal=True,
+                    layout="bhsd", use_sdpa=False)),
+    ("window", dict(data_seed=108, Sq=30, Sk=50, window=(5, 3), align="bottom_right", use_sdpa=False)),
+    ("softcap", dict(data_seed=112, Sq=23, Sk=66, softcap=2.0, scale=0.7, causal=True, use_sdpa=False,
+                     layout="bhsd")),
+    ("alibi", dict(data_seed=137, Sq=17, Sk=70, Hq=4, Hkv=2, causal=True, align="bottom_right",
+                   alibi=[2.0 ** (-8.0 * (h + 1) / 4) for h in range(4)], use_sdpa=False)),
+    ("dropout", dict(data_seed=132, B=2, Sq=33, Sk=70, Hq=4, Hkv=2, dropout_p=0.17, seed=7, offset=3,
+                     use_sdpa=False, layout="padded")),
+    ("combined", dict(data_seed=150, B=2, Sq=26, Sk=67, Hq=6, Hkv=2, Dk=20, Dv=12, layout="bhsd",
+                      softcap=3.0, scale=0.3, causal=True, align="bottom_right", window=(30, -1),
+                      q_lens=[26, 11], k_lens=[60, 67], alibi=[0.1, 0.2, 0.05, 0.3, 0.01, 0.15],
+                      bias_shape=("B", 1, "Sq", "Sk"), bias_grad=True, mask_shape=(1, "H", "Sq", "Sk"),
+                      mask_density=0.8, dropout_p=0.2, seed=1050, offset=5, use_sdpa=False)),
+    ("long", dict(data_seed=160, B=1, Sq=300, Sk=1100, Hq=4, Hkv=1, Dk=64, Dv=64, causal=True,
+                  align="bottom_right", use_sdpa=False)),
+]
+
+
+@pytest.mark.parametrize("half", ["bf16", "f16"])
+@pytest.mark.parametrize("cat,case", HALF_CASES, ids=[c[0] for c in HALF_CASES])
+def test_half(oracle_report, half, cat, case):
+    case = dict(case)
+    if case.get("sdpa_mask") == "tril_br":
+        case["sdpa_mask"] = tril_br(case["Sq"], case["Sk"])
+    run_half_case(oracle_report, "half_" + cat, half, **case)
+
+
+@pytest.mark.parametrize("half", ["bf16", "f16"])
+@pytest.mark.parametrize("Sq,Sk,Hq,Hkv,causal", [(1, 4096, 8, 2, False), (3, 1500, 4, 4, True),
+                                                (17, 70, 4, 2, True)])
+def test_mixed_decode(oracle_report, half, Sq, Sk, Hq, Hkv, causal):
+    # float32 Q over a half K/V cache: forward only; the first two take the key-split path
+    run_half_case(oracle_report, "mixed_decode", half, data_seed=170 + Sq, B=2, Sq=Sq, Sk=Sk, Hq=Hq,
+                  Hkv=Hkv, Dk=64, Dv=64, causal=causal, align="bottom_right", k_lens=[Sk, Sk - 7],
+                  layout="bshd", mixed=True, use_sdpa=False, bias_shape=("B", 1, 1, "Sk"))
+
+
+@pytest.mark.parametrize("i", range(8))
+def test_half_random_grid(oracle_report, i):
+    cfg = random_config(i)
+    run_half_case(oracle_report, "half_random_grid", ["bf16", "f16"][i % 2], **cfg)
+
+
+def test_half_padded_bf16(oracle_report):
+    run_half_case(oracle_report, "half_padded_bf16", "bf16", data_seed=180, Sq=33, Sk=65, causal=True,
+                  sdpa_mask="is_causal", layout="padded")
+
+
+def test_bf16_conversions_match_torch():
+    """to_bf16 rounds as torch does (to nearest even), on ties, subnormals, overflow and NaN."""
+    rng = np.random.default_rng(9)
+    bits = np.concatenate([rng.integers(0, 2 ** 32, 200000, dtype=np.uint64).astype(np.uint32),
+                           np.array([0x3F808000, 0x3F818000, 0x7F7FFFFF, 0x00008000, 0x00018000,
+                                     0x80000001, 0x7F800000, 0xFF800000, 0x7FC00001], dtype=np.uint32)])
+    x = bits.view(np.float32)
+    got = attn.to_bf16(x)
+    want = torch.from_numpy(x.copy()).to(torch.bfloat16).view(torch.int16).numpy().view(np.uint16)
+    nan = np.isnan(x)
+    assert np.array_equal(got[~nan], want[~nan])
+    assert np.all(np.isnan(attn.from_bf16(got[nan])))
+    assert np.array_equal(attn.from_bf16(got[~nan]),
+                          torch.from_numpy(x[~nan].copy()).to(torch.bfloat16).float().numpy())
+
+
+def test_half_dtype_errors():
+    rng = np.random.default_rng(1)
+    q, k, v = _small(rng, np.float32)
+    with pytest.raises(attn.AttnError) as ei:  # mixed dtypes are forward only
+        o, lse = attn.sdpa(q, k.astype(np.float16), v.astype(np.float16), return_lse=True)
+        attn.sdpa_backward(q, k.astype(np.float16), v.astype(np.float16), o, np.ones_like(o), lse)
+    assert ei.value.name == "ATTN_BAD_DTYPE" and "attn_sdpa_forward only" in ei.value.message
+    with pytest.raises(attn.AttnError) as ei:  # K and V of different half dtypes
+        attn.sdpa(q, k.astype(np.float16), attn.to_bf16(v))
+    assert ei.value.name == "ATTN_BAD_DTYPE" and "v.dtype" in ei.value.message
+    with pytest.raises(attn.BadDtypeError):
+        attn.sdpa(q.astype(np.int32), k, v)
 
 
 # ---- the grid ----------------------------------------------------------------------------------

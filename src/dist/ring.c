@@ -165,8 +165,12 @@ static attn_status setup(ring *R, const char *fn, attn_ctx *ctx, MPI_Comm comm, 
         return attn_fail(ATTN_IO, "%s: comm is not a valid communicator", fn);
     if (ctx == NULL || q == NULL || k == NULL || v == NULL || rp == NULL)
         return attn_fail(ATTN_NULL_ARG, "%s: ctx, q, k, v and params must not be NULL", fn);
+    if (q->dtype == ATTN_DTYPE_BF16 || q->dtype == ATTN_DTYPE_F16) /* the blocks' O and LSE merge in q's dtype */
+        return attn_fail(ATTN_UNSUPPORTED, "%s: q.dtype is %s; ring attention runs in F32 or F64 (its partial "
+                         "outputs are merged in the tensors' dtype)", fn, attn_dtype_name(q->dtype));
     if (q->dtype != ATTN_DTYPE_F32 && q->dtype != ATTN_DTYPE_F64)
-        return attn_fail(ATTN_BAD_DTYPE, "%s: q.dtype is %d; it must be F32 or F64", fn, (int)q->dtype);
+        return attn_fail(ATTN_BAD_DTYPE, "%s: q.dtype is %s (%d); it must be F32 or F64", fn,
+                         attn_dtype_name(q->dtype), (int)q->dtype);
     R->dt = q->dtype;
     R->es = attn_dtype_size(R->dt);
     R->B = q->dim[0];

@@ -16,6 +16,7 @@
  */
 #include "core/carve.h"
 #include "core/check.h"
+#include "core/fileio.h"
 #include "core/half.h"
 #include "core/utf8.h"
 #include "formats/json.h"
@@ -23,7 +24,6 @@
 #include <attn/gguf.h>
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -661,20 +661,20 @@ attn_status attn_gguf_load_memory(const void *data, size_t size, attn_gguf **out
     return st;
 }
 
-/* Maps the regular file at path read-only into *image [*size] (NULL for
- * an empty file). */
+/* Maps the regular file at path (opened by attn__open_input: never a FIFO
+ * or a device) read-only into *image [*size] (NULL for an empty file). */
 static attn_status map_file(const char *prefix, const char *path, const unsigned char **image,
                             size_t *size)
 {
-    int fd = open(path, O_RDONLY);
-    if (fd < 0) return attn_fail(ATTN_IO, "%s: cannot open: %s", prefix, strerror(errno));
+    int fd = -1;
     struct stat sb;
-    attn_status st = ATTN_OK;
-    if (fstat(fd, &sb) != 0)
-        st = attn_fail(ATTN_IO, "%s: cannot stat: %s", prefix, strerror(errno));
-    else if (!S_ISREG(sb.st_mode))
-        st = attn_fail(ATTN_IO, "%s: not a regular file", prefix);
-    else if ((uintmax_t)sb.st_size > SIZE_MAX / 2)
+    attn_status st = attn__open_input(prefix, path, &fd, &sb);
+    if (st != ATTN_OK) {
+        *image = NULL;
+        *size = 0;
+        return st;
+    }
+    if ((uintmax_t)sb.st_size > SIZE_MAX / 2)
         st = attn_fail(ATTN_BAD_FILE, "%s: %jd bytes are more than this machine can map", prefix,
                        (intmax_t)sb.st_size);
     *image = NULL;

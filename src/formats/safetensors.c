@@ -2,7 +2,8 @@
  * memory and validating it as untrusted input before anything is handed
  * out, converting float tensors to float32, and writing files atomically
  * (temporary file, fsync, rename). The layout and every check are listed
- * in docs/checkpoint.md.
+ * in docs/checkpoint.md; the file rules (regular files only, atomic
+ * replacement) are those of core/fileio.h.
  *
  * The format is little-endian and tensor bytes are handed out and written
  * as they lie in memory, so this file needs a little-endian host.
@@ -13,14 +14,10 @@
 
 #include <attn/safetensors.h>
 
-#include <errno.h>
-#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "safetensors.c reads and writes tensor bytes as-is: it needs a little-endian host"
@@ -604,14 +601,12 @@ typedef struct save_plan {
     const char **names; /* [max(n, n_meta)] for the repeat checks */
     char *header;       /* [n_header + 1] the padded header JSON */
     size_t n_header;
-    char *tmp;          /* "<path>.tmp", later the directory of path */
 } save_plan;
 
 static void plan_free(save_plan *p)
 {
     attn_release(p->begin);
     attn_release(p->header);
-    attn_release(p->tmp);
 }
 
 /* Checks every entry and metadata key, and lays out the data. */
@@ -671,75 +666,22 @@ static attn_status plan_header(save_plan *p, const attn_safetensors_entry *e, in
     return ATTN_OK;
 }
 
-static int error_number(void) { return errno != 0 ? errno : EIO; }
-
-/* Writes the file to p->tmp, flushed and synced; removes it on failure. */
-static attn_status write_tmp(const save_plan *p, const attn_safetensors_entry *e, int64_t n)
+/* Writes the planned file through an atomic replacement of path. */
+static attn_status save_planned(const save_plan *p, const char *path, const attn_safetensors_entry *e,
+                                int64_t n)
 {
-    errno = 0;
-    FILE *fp = fopen(p->tmp, "wb");
-    if (fp == NULL)
-        return attn_fail(ATTN_IO, "attn_safetensors_save: cannot create '%.200s': %s", p->tmp,
-                         strerror(error_number()));
+    attn__atomic a;
+    attn_status st = attn__atomic_open("attn_safetensors_save", path, &a);
+    if (st != ATTN_OK) return st;
     unsigned char len8[8];
     for (int i = 0; i < 8; i++) len8[i] = (unsigned char)((uint64_t)p->n_header >> (8 * i));
-    int err = 0;
-    if (fwrite(len8, 1, 8, fp) != 8 || fwrite(p->header, 1, p->n_header, fp) != p->n_header)
-        err = error_number();
+    attn__atomic_write(&a, len8, 8);
+    attn__atomic_write(&a, p->header, p->n_header);
     /* the data in the order layout() gave it */
-    for (size_t size = 8; size >= 1 && err == 0; size /= 2) {
-        for (int64_t i = 0; i < n && err == 0; i++) {
-            if (attn_dtype_size(e[i].dtype) != size || p->bytes[i] == 0) continue;
-            if (fwrite(e[i].data, 1, p->bytes[i], fp) != p->bytes[i]) err = error_number();
-        }
-    }
-    if (err == 0 && (fflush(fp) != 0 || fsync(fileno(fp)) != 0)) err = error_number();
-    if (fclose(fp) != 0 && err == 0) err = error_number();
-    if (err != 0) {
-        remove(p->tmp);
-        return attn_fail(ATTN_IO, "attn_safetensors_save: writing '%.200s' failed: %s", p->tmp, strerror(err));
-    }
-    return ATTN_OK;
-}
-
-/* After the rename, makes the directory entry durable too. Best effort:
- * the new file is complete and in place already, so a failure here does
- * not fail the save. buf holds strlen(path) + 5 bytes. */
-static void sync_dir(const char *path, char *buf)
-{
-    const char *slash = strrchr(path, '/');
-    if (slash == NULL) {
-        strcpy(buf, ".");
-    } else if (slash == path) {
-        strcpy(buf, "/");
-    } else {
-        memcpy(buf, path, (size_t)(slash - path));
-        buf[slash - path] = '\0';
-    }
-    int fd = open(buf, O_RDONLY);
-    if (fd >= 0) {
-        (void)fsync(fd);
-        close(fd);
-    }
-}
-
-static attn_status save_planned(save_plan *p, const char *path, const attn_safetensors_entry *e, int64_t n)
-{
-    size_t len = strlen(path);
-    p->tmp = attn_alloc(len + 5);
-    if (p->tmp == NULL) return attn_fail(ATTN_NO_MEMORY, "attn_safetensors_save: no memory for a path");
-    memcpy(p->tmp, path, len);
-    memcpy(p->tmp + len, ".tmp", 5);
-    attn_status st = write_tmp(p, e, n);
-    if (st != ATTN_OK) return st;
-    if (rename(p->tmp, path) != 0) {
-        int err = error_number();
-        remove(p->tmp);
-        return attn_fail(ATTN_IO, "attn_safetensors_save: cannot rename '%.200s' to '%.200s': %s", p->tmp,
-                         path, strerror(err));
-    }
-    sync_dir(path, p->tmp);
-    return ATTN_OK;
+    for (size_t size = 8; size >= 1; size /= 2)
+        for (int64_t i = 0; i < n; i++)
+            if (attn_dtype_size(e[i].dtype) == size) attn__atomic_write(&a, e[i].data, p->bytes[i]);
+    return attn__atomic_commit(&a);
 }
 
 attn_status attn_safetensors_save(const char *path, const attn_safetensors_entry *entries, int64_t n,

@@ -61,20 +61,46 @@ static attn__isa isa_of(const attn__kernels *t)
 }
 
 /* The blocking of a slot, where it has one. */
-static void put_shape(writer *w, const attn__kernels *t, int s)
+static void put_shape(writer *w, const attn__kernels *t, int s, int d)
 {
+    const attn__sdpa_kernels *k = &t->sdpa[d];
     switch (s) {
-    case ATTN__SLOT_SDPA_FORWARD: put(w, "; %lld query rows per block", (long long)t->forward.tile_q); break;
+    case ATTN__SLOT_SDPA_FORWARD: put(w, "; %lld query rows per block", (long long)k->forward.tile_q); break;
     case ATTN__SLOT_SDPA_DECODE:
-        put(w, "; up to %lld rows per kv head, keys split by %lld", (long long)t->decode.max_rows,
-            (long long)t->decode.split);
+        put(w, "; up to %lld rows per kv head, keys split by %lld", (long long)k->decode.max_rows,
+            (long long)k->decode.split);
         break;
-    case ATTN__SLOT_SDPA_DELTA: put(w, "; %lld query rows per block", (long long)t->delta.tile_q); break;
-    case ATTN__SLOT_SDPA_DKDV: put(w, "; %lld keys per block", (long long)t->dkdv.tile_k); break;
-    case ATTN__SLOT_SDPA_DQ: put(w, "; %lld query rows per block", (long long)t->dq.tile_q); break;
-    case ATTN__SLOT_SDPA_FUSED: put(w, "; from %lld kv heads", (long long)t->fused.min_kv_heads); break;
+    case ATTN__SLOT_SDPA_DELTA: put(w, "; %lld query rows per block", (long long)k->delta.tile_q); break;
+    case ATTN__SLOT_SDPA_DKDV: put(w, "; %lld keys per block", (long long)k->dkdv.tile_k); break;
+    case ATTN__SLOT_SDPA_DQ: put(w, "; %lld query rows per block", (long long)k->dq.tile_q); break;
+    case ATTN__SLOT_SDPA_FUSED: put(w, "; from %lld kv heads", (long long)k->fused.min_kv_heads); break;
+    case ATTN__SLOT_QUANT_MATMUL:
+        if (t->quant.many != NULL)
+            put(w, "; GEMV below %lld rows of x, then a GEMM in %lld x %lld tiles", (long long)t->quant.min_rows,
+                (long long)t->quant.many_rows, (long long)t->quant.many_cols);
+        break;
     default: break;
     }
+}
+
+/* One line: slot s (for the attention slots: of dtype combination d). */
+static void put_slot(writer *w, const attn__kernels *t, attn_kernel k, attn__isa chosen, int s, int d)
+{
+    attn__isa by = t->filled_by[s][d];
+    bool ref = k == ATTN_KERNEL_REF && s < ATTN__SLOT_GEMM; /* the attention and score slots */
+    put(w, "slot %s", attn__slot_name((attn__slot)s));
+    if (attn__slot_is_sdpa((attn__slot)s)) put(w, ".%s", attn__sdpa_dt_name((attn__sdpa_dt)d));
+    put(w, ": %s (", ref ? "ref" : attn__isa_name(by));
+    if (ref)
+        put(w, "forced: the float64 reference instead of the table");
+    else if (k == ATTN_KERNEL_REF)
+        put(w, "the reference has no kernel for it");
+    else if (by != chosen)
+        put(w, "%s has no kernel for it", attn__isa_name(chosen));
+    else
+        put(w, "%s", k == ATTN_KERNEL_AUTO ? "the chosen instruction set's kernel" : "forced");
+    if (!ref) put_shape(w, t, s, d);
+    put(w, ")\n");
 }
 
 size_t attn__kernels_describe(attn_kernel k, char *buf, size_t cap)
@@ -91,22 +117,12 @@ size_t attn__kernels_describe(attn_kernel k, char *buf, size_t cap)
                 "nn slots run %s\n", attn__isa_name(chosen));
     else
         put(&w, "kernel: %s (forced)\n", attn_kernel_name(k));
-    put(&w, "float64 tensors always run the float64 reference\n");
-    for (int s = 0; s < ATTN__N_SLOTS; s++) {
-        attn__isa by = t->filled_by[s];
-        bool ref = k == ATTN_KERNEL_REF && s < ATTN__SLOT_GEMM; /* the attention and score slots */
-        put(&w, "slot %s: %s (", attn__slot_name((attn__slot)s), ref ? "ref" : attn__isa_name(by));
-        if (ref)
-            put(&w, "forced: the float64 reference instead of the table");
-        else if (k == ATTN_KERNEL_REF)
-            put(&w, "the reference has no kernel for it");
-        else if (by != chosen)
-            put(&w, "%s has no kernel for it", attn__isa_name(chosen));
-        else
-            put(&w, "%s", k == ATTN_KERNEL_AUTO ? "the chosen instruction set's kernel" : "forced");
-        if (!ref) put_shape(&w, t, s);
-        put(&w, ")\n");
-    }
+    put(&w, "float64 tensors always run the float64 reference; the attention slots have one "
+            "entry per dtype combination (f32, bf16, f16; f32+bf16kv and f32+f16kv: the mixed "
+            "decode, forward only)\n");
+    for (int s = 0; s < ATTN__N_SLOTS; s++)
+        for (int d = 0; d < ATTN__N_SDPA_DT; d++)
+            if (attn__slot_has_dt((attn__slot)s, (attn__sdpa_dt)d)) put_slot(&w, t, k, chosen, s, d);
     if (buf != NULL && cap > 0 && w.len >= cap) buf[cap - 1] = '\0';
     return w.len;
 }

@@ -6,6 +6,7 @@
 #define ATTN_SDPA_KERNELS_H
 
 #include "core/core.h"
+#include "core/half.h"
 #include "kernels/block_mask.h"
 
 #include <math.h>
@@ -16,7 +17,8 @@
 typedef struct attn__sdpa {
     int64_t B, Sq, Sk, Hq, Hkv, Dk, Dv;
     int64_t group; /* Hq / Hkv */
-    attn_dtype dtype;
+    attn_dtype dtype; /* of Q, O, dO, dQ; K, V, dK, dV have theirs (a half K, V under F32 Q:
+                       * the mixed decode); LSE is F32 (F64 for F64 calls) */
 
     attn_tensor q, k, v, o, lse; /* lse.data == NULL: not wanted */
     attn_tensor d_o, dq, dk, dv, dbias;
@@ -30,7 +32,8 @@ typedef struct attn__sdpa {
     const double *alibi;
 
     bool has_bias, has_mask;
-    const void *bias; /* dtype of q */
+    const void *bias;
+    attn_dtype bias_dtype; /* Q's dtype, or F32 under half Q */
     int64_t bias_stride[4];
     const uint8_t *mask;
     int64_t mask_stride[4];
@@ -146,22 +149,57 @@ static inline int64_t attn__drop_bh(const attn__sdpa *p, int64_t b, int64_t h)
     return (p->batch0 + b) * p->Hq + h;
 }
 
-/* Element access for kernels that read either float dtype (the reference). */
-static inline double attn__ld(const attn_tensor *t, int64_t off)
+/* Element off of a view in float32 (F32, BF16, F16: the fast kernels'
+ * dtypes), exact. */
+static inline float attn__ldf(const attn_tensor *t, int64_t off)
 {
-    return t->dtype == ATTN_DTYPE_F64 ? ((const double *)t->data)[off]
-                                : (double)((const float *)t->data)[off];
+    switch (t->dtype) {
+    case ATTN_DTYPE_BF16: return attn__bf16_to_f32(((const uint16_t *)t->data)[off]);
+    case ATTN_DTYPE_F16: return attn__f16_to_f32(((const uint16_t *)t->data)[off]);
+    default: return ((const float *)t->data)[off];
+    }
 }
 
+/* v into element off of a view of F32, BF16 or F16, rounded to nearest even. */
+static inline void attn__stf(const attn_tensor *t, int64_t off, float v)
+{
+    switch (t->dtype) {
+    case ATTN_DTYPE_BF16: ((uint16_t *)t->data)[off] = attn__f32_to_bf16(v); break;
+    case ATTN_DTYPE_F16: ((uint16_t *)t->data)[off] = attn__f32_to_f16(v); break;
+    default: ((float *)t->data)[off] = v; break;
+    }
+}
+
+/* Element access in double for the reference, which reads every float dtype. */
+static inline double attn__ld(const attn_tensor *t, int64_t off)
+{
+    return t->dtype == ATTN_DTYPE_F64 ? ((const double *)t->data)[off] : (double)attn__ldf(t, off);
+}
+
+/* Half outputs of the reference round twice (double to float to half). */
 static inline void attn__st(const attn_tensor *t, int64_t off, double v)
 {
     if (t->dtype == ATTN_DTYPE_F64)
         ((double *)t->data)[off] = v;
     else
-        ((float *)t->data)[off] = (float)v;
+        attn__stf(t, off, (float)v);
 }
 
-/* Bias at or below -FLT_MAX masks the key (docs/operator.md). */
+/* The bias entry at element offset off (bias_stride applied by the caller). */
+static inline double attn__bias_ld(const attn__sdpa *p, int64_t off)
+{
+    attn_tensor t = {(void *)(uintptr_t)p->bias, p->bias_dtype, {0, 0, 0, 0}, {0, 0, 0, 0}};
+    return attn__ld(&t, off);
+}
+
+static inline float attn__bias_ldf(const attn__sdpa *p, int64_t off)
+{
+    attn_tensor t = {(void *)(uintptr_t)p->bias, p->bias_dtype, {0, 0, 0, 0}, {0, 0, 0, 0}};
+    return attn__ldf(&t, off);
+}
+
+/* Bias at or below -FLT_MAX masks the key (docs/operator.md); of the half
+ * dtypes only -inf is that low. */
 #define ATTN__BIAS_MASK_LIMIT (-3.4028234663852886e38)
 
 /* Decode partials, the one layout of every decode kernel and of the merge:

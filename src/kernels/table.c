@@ -38,17 +38,37 @@ static attn__toolkit_kernels nn_slots(const attn__gemm_kernel *gemm, const attn_
 
 /* ---- the portable kernels: every slot ----------------------------------------- */
 
+/* Marks the slots in mine[] (n of them), for every dtype combination
+ * each has, as filled by isa. */
+static void mark(attn__kernels *t, const attn__slot *mine, size_t n, attn__isa isa)
+{
+    for (size_t x = 0; x < n; x++)
+        for (int d = 0; d < ATTN__N_SDPA_DT; d++)
+            if (attn__slot_has_dt(mine[x], (attn__sdpa_dt)d)) t->filled_by[mine[x]][d] = isa;
+}
+
+/* The portable attention kernels read and write every dtype of the table
+ * themselves (tiles converted to float32 as they are loaded, outputs
+ * rounded as they are stored), so one set serves every combination. */
+static void fill_portable_sdpa(attn__sdpa_kernels *k, bool forward_only)
+{
+    k->forward = (attn__k_forward){ATTN__TILE_Q, attn__tiled_forward_ws, attn__tiled_forward_block};
+    k->decode = (attn__k_decode){DECODE_MAX_ROWS, DECODE_SPLIT, attn__tiled_forward_ws,
+                                 attn__tiled_decode_split, attn__decode_merge};
+    if (forward_only) return;
+    k->weights = (attn__k_weights){attn__tiled_weights_row};
+    k->delta = (attn__k_delta){ATTN__TILE_Q, attn__tiled_delta_block};
+    k->dkdv = (attn__k_dkdv){ATTN__TILE_K, attn__tiled_backward_ws, attn__tiled_dkdv_block};
+    k->dq = (attn__k_dq){ATTN__TILE_Q, attn__tiled_backward_ws, attn__tiled_dq_block};
+    k->fused = (attn__k_fused){FUSED_MIN_KV_HEADS, attn__tiled_fused_ws, attn__tiled_fused_kvhead};
+    k->dbias = (attn__k_dbias){attn__tiled_backward_ws, attn__tiled_dbias_row};
+}
+
 static void fill_portable(attn__kernels *t)
 {
-    t->forward = (attn__k_forward){ATTN__TILE_Q, attn__tiled_forward_ws, attn__tiled_forward_block};
-    t->decode = (attn__k_decode){DECODE_MAX_ROWS, DECODE_SPLIT, attn__tiled_forward_ws,
-                                 attn__tiled_decode_split, attn__decode_merge};
-    t->weights = (attn__k_weights){attn__tiled_weights_row};
-    t->delta = (attn__k_delta){ATTN__TILE_Q, attn__tiled_delta_block};
-    t->dkdv = (attn__k_dkdv){ATTN__TILE_K, attn__tiled_backward_ws, attn__tiled_dkdv_block};
-    t->dq = (attn__k_dq){ATTN__TILE_Q, attn__tiled_backward_ws, attn__tiled_dq_block};
-    t->fused = (attn__k_fused){FUSED_MIN_KV_HEADS, attn__tiled_fused_ws, attn__tiled_fused_kvhead};
-    t->dbias = (attn__k_dbias){attn__tiled_backward_ws, attn__tiled_dbias_row};
+    memset(t, 0, sizeof *t);
+    for (int d = 0; d < ATTN__N_SDPA_DT; d++)
+        fill_portable_sdpa(&t->sdpa[d], !attn__slot_has_dt(ATTN__SLOT_SDPA_DKDV, (attn__sdpa_dt)d));
     t->score = (attn__k_score){ATTN__SCORE_TQ, ATTN__SCORE_TK, ATTN__SCORE_GROUPS, attn__score_chunked_ws,
                                attn__score_forward_block, attn__score_weights_block, attn__score_delta_head,
                                attn__score_backward_group, attn__score_reduce_dpq};
@@ -57,7 +77,14 @@ static void fill_portable(attn__kernels *t)
                                          attn__score_gscale_rows, attn__score_gscale_dq_rows,
                                          attn__score_dg_head};
     t->nn = nn_slots(&attn__gemm_portable, &attn__rows_portable);
-    for (int s = 0; s < ATTN__N_SLOTS; s++) t->filled_by[s] = ATTN__ISA_PORTABLE;
+    /* the twin: every row count is a "few" (dequantize a row, dot in double) */
+    t->quant = (attn__k_quant){INT64_MAX, 8, 0, 0, false, attn__quant_ref_ws, attn__quant_ref, NULL};
+    static const attn__slot every[] = {
+#define SLOT_ID(id, name) ATTN__SLOT_##id,
+        ATTN__SLOTS(SLOT_ID)
+#undef SLOT_ID
+    };
+    mark(t, every, ATTN__N_SLOTS, ATTN__ISA_PORTABLE);
 }
 
 /* ---- AVX2+FMA (x86/sdpa_avx2.c) --------------------------------------------------- */
@@ -70,19 +97,31 @@ static void avx2_dkdv(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t kb, c
     attn__avx2_dkdv_block(p, b, hkv, kb, delta, ws, NULL, 0);
 }
 
+/* Every dtype combination: BF16 and F16 tiles are converted to float32 as
+ * they are packed (F16C for F16) and outputs rounded as they are stored. */
 static void fill_avx2(attn__kernels *t)
 {
-    t->forward = (attn__k_forward){ATTN__AVX2_TILE_Q, attn__avx2_forward_ws, attn__avx2_forward_block};
-    t->decode = (attn__k_decode){DECODE_MAX_ROWS, DECODE_SPLIT, attn__avx2_decode_ws, attn__avx2_decode_split,
-                                 attn__decode_merge};
-    t->dkdv = (attn__k_dkdv){ATTN__AVX2_TILE_K, attn__avx2_backward_ws, avx2_dkdv};
-    t->dq = (attn__k_dq){ATTN__AVX2_TILE_Q_BWD, attn__avx2_backward_ws, attn__avx2_dq_block};
-    t->fused = (attn__k_fused){FUSED_MIN_KV_HEADS, attn__avx2_fused_ws, attn__avx2_fused_kvhead};
+    for (int d = 0; d < ATTN__N_SDPA_DT; d++) {
+        attn__sdpa_kernels *k = &t->sdpa[d];
+        k->forward = (attn__k_forward){ATTN__AVX2_TILE_Q, attn__avx2_forward_ws, attn__avx2_forward_block};
+        k->decode = (attn__k_decode){DECODE_MAX_ROWS, DECODE_SPLIT, attn__avx2_decode_ws,
+                                     attn__avx2_decode_split, attn__decode_merge};
+        if (!attn__slot_has_dt(ATTN__SLOT_SDPA_DKDV, (attn__sdpa_dt)d)) continue;
+        k->dkdv = (attn__k_dkdv){ATTN__AVX2_TILE_K, attn__avx2_backward_ws, avx2_dkdv};
+        k->dq = (attn__k_dq){ATTN__AVX2_TILE_Q_BWD, attn__avx2_backward_ws, attn__avx2_dq_block};
+        k->fused = (attn__k_fused){FUSED_MIN_KV_HEADS, attn__avx2_fused_ws, attn__avx2_fused_kvhead};
+    }
     t->nn = nn_slots(&attn__gemm_avx2, &attn__rows_avx2);
     static const attn__slot mine[] = {ATTN__SLOT_SDPA_FORWARD, ATTN__SLOT_SDPA_DECODE, ATTN__SLOT_SDPA_DKDV,
                                       ATTN__SLOT_SDPA_DQ, ATTN__SLOT_SDPA_FUSED, ATTN__SLOT_GEMM,
                                       ATTN__SLOT_LAYERNORM_ROW, ATTN__SLOT_GELU_ROW, ATTN__SLOT_SOFTMAX_ROW};
-    for (size_t x = 0; x < sizeof mine / sizeof mine[0]; x++) t->filled_by[mine[x]] = ATTN__ISA_AVX2;
+    mark(t, mine, sizeof mine / sizeof mine[0], ATTN__ISA_AVX2);
+    /* the quantized products read the blocks' half scales with F16C, which
+     * this table needs anyway (the half-precision tiles) */
+    t->quant = (attn__k_quant){ATTN__QGEMM_MIN_ROWS, ATTN__QGEMV_COLS, ATTN__QGEMM_ROWS, ATTN__QGEMM_COLS,
+                               true, attn__quant_avx2_ws, attn__quant_avx2_gemv, attn__quant_avx2_gemm};
+    static const attn__slot quant[] = {ATTN__SLOT_QUANT_MATMUL};
+    mark(t, quant, 1, ATTN__ISA_AVX2);
 }
 #define FILL_AVX2 fill_avx2
 #else
@@ -96,7 +135,8 @@ static void fill_avx512(attn__kernels *t)
 {
     fill_avx2(t); /* no AVX-512 attention or row kernels yet: AVX2's */
     t->nn.gemm = &attn__gemm_avx512;
-    t->filled_by[ATTN__SLOT_GEMM] = ATTN__ISA_AVX512;
+    static const attn__slot mine[] = {ATTN__SLOT_GEMM};
+    mark(t, mine, 1, ATTN__ISA_AVX512);
 }
 #define FILL_AVX512 fill_avx512
 #else
@@ -105,7 +145,7 @@ static void fill_avx512(attn__kernels *t)
 
 /* ---- the instruction sets ------------------------------------------------------------ */
 
-enum { MAX_NEEDS = 6 };
+enum { MAX_NEEDS = 7 };
 
 typedef struct {
     const char *name;
@@ -118,16 +158,20 @@ typedef struct {
 
 /* AVX-512 has the toolkit's GEMM only (over the AVX2 kernels, whose
  * features it therefore needs too); AMX has no kernels yet: its fill is
- * NULL until a kernel file and its fill function exist (docs/kernels.md). */
+ * NULL until a kernel file and its fill function exist (docs/kernels.md).
+ * A fill may set some dtype combinations only, e.g. AMX-BF16 or
+ * AVX512-BF16 kernels just t->sdpa[ATTN__SDPA_BF16] (and mark only those
+ * entries in filled_by): the other combinations keep the kernels of the
+ * fills before it. */
 static const isa_entry isas[ATTN__N_ISA] = {
     [ATTN__ISA_PORTABLE] = {.name = "portable", .kernel = ATTN_KERNEL_TILED, .fill = fill_portable},
     [ATTN__ISA_AVX2] = {.name = "avx2", .kernel = ATTN_KERNEL_AVX2, .fill = FILL_AVX2,
                         .not_built = "no AVX2 attention kernels in this build",
-                        .n_needs = 2, .needs = {ATTN__CPU_AVX2, ATTN__CPU_FMA}},
+                        .n_needs = 3, .needs = {ATTN__CPU_AVX2, ATTN__CPU_FMA, ATTN__CPU_F16C}},
     [ATTN__ISA_AVX512] = {.name = "avx512", .kernel = ATTN_KERNEL_AVX512, .fill = FILL_AVX512,
-                          .not_built = "no AVX-512 kernels in this build", .n_needs = 6,
+                          .not_built = "no AVX-512 kernels in this build", .n_needs = 7,
                           .needs = {ATTN__CPU_AVX512F, ATTN__CPU_AVX512BW, ATTN__CPU_AVX512VL, ATTN__CPU_AVX512DQ,
-                                    ATTN__CPU_AVX2, ATTN__CPU_FMA}},
+                                    ATTN__CPU_AVX2, ATTN__CPU_FMA, ATTN__CPU_F16C}},
     [ATTN__ISA_AMX] = {.name = "amx", .kernel = ATTN_KERNEL_AMX, .fill = NULL,
                        .not_built = "no AMX attention kernels in this build", .n_needs = 4,
                        .needs = {ATTN__CPU_AMX_TILE, ATTN__CPU_AMX_BF16, ATTN__CPU_AVX512F, ATTN__CPU_AVX512BW}},
@@ -226,6 +270,17 @@ static const char *const slot_names[] = {
 const char *attn__slot_name(attn__slot s)
 {
     return (int)s >= 0 && s < ATTN__N_SLOTS ? slot_names[s] : "?";
+}
+
+static const char *const dt_names[] = {
+#define DT_NAME(id, name) name,
+    ATTN__SDPA_DTS(DT_NAME)
+#undef DT_NAME
+};
+
+const char *attn__sdpa_dt_name(attn__sdpa_dt dt)
+{
+    return (int)dt >= 0 && dt < ATTN__N_SDPA_DT ? dt_names[dt] : "?";
 }
 
 const char *attn_kernel_name(attn_kernel kernel)

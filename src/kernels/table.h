@@ -1,6 +1,8 @@
 /* table.h - the kernel table: one slot per operator that has fast
  * variants, each a set of function pointers with the tile sizes and
- * workspace sizes that go with them. The portable kernels fill every slot;
+ * workspace sizes that go with them; the attention slots have one entry
+ * per dtype combination of a call (attn__sdpa_dt). The portable kernels
+ * fill every slot;
  * the best instruction set the CPU, the OS and this build allow then
  * overrides the slots it has variants of. table.c decides, once, at run
  * time; the operators (src/ops) call kernels only through a table (the
@@ -14,6 +16,7 @@
 
 #include "core/check.h"
 #include "core/toolkit_kernels.h"
+#include "kernels/quant_kernels.h"
 #include "kernels/score_kernels.h"
 #include "kernels/sdpa_kernels.h"
 
@@ -44,7 +47,8 @@ typedef enum attn__isa {
     X(GEMM, "nn.gemm")                   \
     X(LAYERNORM_ROW, "nn.layernorm_row") \
     X(GELU_ROW, "nn.gelu_row")           \
-    X(SOFTMAX_ROW, "nn.softmax_row")
+    X(SOFTMAX_ROW, "nn.softmax_row")     \
+    X(QUANT_MATMUL, "quant.matmul")
 
 typedef enum attn__slot {
 #define ATTN__SLOT_ENUM(id, name) ATTN__SLOT_##id,
@@ -52,6 +56,35 @@ typedef enum attn__slot {
 #undef ATTN__SLOT_ENUM
     ATTN__N_SLOTS
 } attn__slot;
+
+/* The attention slots (sdpa.*) come first; they have a dtype dimension. */
+static inline bool attn__slot_is_sdpa(attn__slot s) { return s <= ATTN__SLOT_SDPA_DBIAS; }
+
+/* X(id, name): the dtype combinations of an attention call, the second
+ * dimension of the sdpa.* slots. Every tensor F32, BF16 or F16 (LSE is
+ * F32), or the mixed decode: F32 Q and O against a BF16 or F16 K and V,
+ * forward only. (F64 runs the reference, which is not in the table.) */
+#define ATTN__SDPA_DTS(X)           \
+    X(F32, "f32")                   \
+    X(BF16, "bf16")                 \
+    X(F16, "f16")                   \
+    X(F32_BF16KV, "f32+bf16kv")     \
+    X(F32_F16KV, "f32+f16kv")
+
+typedef enum attn__sdpa_dt {
+#define ATTN__SDPA_DT_ENUM(id, name) ATTN__SDPA_##id,
+    ATTN__SDPA_DTS(ATTN__SDPA_DT_ENUM)
+#undef ATTN__SDPA_DT_ENUM
+    ATTN__N_SDPA_DT
+} attn__sdpa_dt;
+
+/* Whether slot s has an entry for dtype combination dt: the mixed ones
+ * have the forward slots only. */
+static inline bool attn__slot_has_dt(attn__slot s, attn__sdpa_dt dt)
+{
+    if (!attn__slot_is_sdpa(s)) return dt == ATTN__SDPA_F32;
+    return dt < ATTN__SDPA_F32_BF16KV || s == ATTN__SLOT_SDPA_FORWARD || s == ATTN__SLOT_SDPA_DECODE;
+}
 
 /* Workspace of a kernel in floats per worker, from the problem. */
 typedef int64_t (*attn__ws_fn)(const attn__sdpa *p);
@@ -157,12 +190,29 @@ typedef struct {
     void (*dg_head)(const attn__score *p, const float *dqs, int64_t h);
 } attn__k_score_proj;
 
+/* ---- quantized matrix products (problem: kernels/quant_kernels.h) ------- */
+
+/* The outputs of rows [i0, i1) of x and columns [j0, j1) of matrix m. */
+typedef void (*attn__quant_fn)(const attn__qin *in, const attn__qmat *m, int64_t i0, int64_t i1,
+                               int64_t j0, int64_t j1, float *ws);
+
+/* Below min_rows rows of x, `few` runs tasks of few_cols columns with all
+ * the rows (a GEMV); from min_rows on, `many` runs tasks of many_rows rows
+ * by many_cols columns (a GEMM). few_xsum: `few` reads in->xsum (Q4_1). */
+typedef struct {
+    int64_t min_rows, few_cols, many_rows, many_cols;
+    bool few_xsum;
+    int64_t (*ws)(int64_t K, bool many); /* floats per worker */
+    attn__quant_fn few, many;
+} attn__k_quant;
+
 /* ---- the toolkit's dense and row kernels: core/toolkit_kernels.h ------- */
 
 /* ---- the table ------------------------------------------------------------- */
 
-typedef struct attn__kernels {
-    attn_kernel kernel; /* the choice this table implements: TILED, AVX2, ... */
+/* The sdpa.* slots of one dtype combination (a mixed one: forward and
+ * decode only, the others NULL). */
+typedef struct attn__sdpa_kernels {
     attn__k_forward forward;
     attn__k_decode decode;
     attn__k_weights weights;
@@ -171,10 +221,18 @@ typedef struct attn__kernels {
     attn__k_dq dq;
     attn__k_fused fused;
     attn__k_dbias dbias;
+} attn__sdpa_kernels;
+
+typedef struct attn__kernels {
+    attn_kernel kernel; /* the choice this table implements: TILED, AVX2, ... */
+    attn__sdpa_kernels sdpa[ATTN__N_SDPA_DT];
     attn__k_score score;
     attn__k_score_proj score_proj;
     attn__toolkit_kernels nn; /* nn.gemm, nn.layernorm_row, nn.gelu_row, nn.softmax_row */
-    attn__isa filled_by[ATTN__N_SLOTS]; /* which instruction set filled each slot */
+    attn__k_quant quant;
+    /* which instruction set filled each slot, per dtype combination (the
+     * score and nn slots: column F32 only) */
+    attn__isa filled_by[ATTN__N_SLOTS][ATTN__N_SDPA_DT];
 } attn__kernels;
 
 /* The table a float32 call runs with for kernel choice k (TILED, AVX2,
@@ -187,6 +245,8 @@ const attn__kernels *attn__kernels_get(attn_kernel k, char *why, size_t cap);
 
 /* "sdpa.forward", ...; "?" outside the enumeration. */
 const char *attn__slot_name(attn__slot s);
+/* "f32", "bf16", "f16", "f32+bf16kv", "f32+f16kv"; "?" outside the enumeration. */
+const char *attn__sdpa_dt_name(attn__sdpa_dt dt);
 /* "portable", "avx2", "avx512", "amx". */
 const char *attn__isa_name(attn__isa isa);
 /* The attn_kernel value that forces instruction set isa (TILED for portable). */

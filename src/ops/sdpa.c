@@ -2,7 +2,8 @@
  * are validated once (sdpa_validate.c), which returns the prepared call;
  * this file plans the workspace, splits the work into tasks over the
  * context's thread pool and calls the kernels of the call's table
- * (src/kernels/table.h). F64 tensors, or a context forced to
+ * (src/kernels/table.h), those of the call's dtype combination (F32, BF16,
+ * F16, or a half K/V under F32 Q). F64 tensors, or a context forced to
  * ATTN_KERNEL_REF, run the double-precision reference instead. A packed
  * variable-length batch runs its sequences one after another, each as a
  * problem of its own (attn__sdpa_seq), so its work is sum Lq_s * Lk_s. */
@@ -20,11 +21,11 @@ static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
 typedef struct {
     const attn__sdpa_call *c;
     const attn__sdpa *p;
-    const attn__kernels *k;
+    const attn__sdpa_kernels *k;
     char *ws;
     size_t ws_bytes;   /* per worker */
     int64_t nqb, nkb;  /* query and key blocks per head */
-    float *delta;      /* (B, Hq, Sq) rowsum(dO * O), float32 backward */
+    float *delta;      /* (B, Hq, Sq) rowsum(dO * O), the table's backward */
     float *parts;      /* decode: per (b, kv head, split) partial softmax results */
     double *dbias_acc; /* reference backward */
     bool write_dbias;
@@ -101,7 +102,7 @@ static void decode_merge_task(void *arg, int64_t t, int tid)
 }
 
 /* Few query rows per kv head against many keys: split the keys. */
-static bool use_decode(const attn__kernels *k, const attn__sdpa *p)
+static bool use_decode(const attn__sdpa_kernels *k, const attn__sdpa *p)
 {
     return attn__decode_rows(p) <= k->decode.max_rows && p->Sk >= 2 * k->decode.split;
 }
@@ -243,19 +244,19 @@ static void dbias_task(void *arg, int64_t t, int tid)
 /* The fused backward needs enough kv heads to keep the workers busy, and no
  * bias gradient. Decided by the shape alone, never by the thread count, so
  * results stay bitwise identical across thread counts. */
-static bool use_fused(const attn__kernels *k, const attn__sdpa *p)
+static bool use_fused(const attn__sdpa_kernels *k, const attn__sdpa *p)
 {
     return p->B * p->Hkv >= k->fused.min_kv_heads && p->dbias.data == NULL;
 }
 
-/* Float32 backward: rowsum(dO * O), then either the fused pass per kv head
- * or dK/dV per key block and dQ (and a full-shape dbias) per query block,
- * then a broadcast bias gradient per dbias row; each pass owns its
- * outputs, so nothing depends on the thread count. */
-static attn_status run_f32_backward(attn_ctx *ctx, run_state *rs)
+/* The table's backward (float32 math): rowsum(dO * O), then either the
+ * fused pass per kv head or dK/dV per key block and dQ (and a full-shape
+ * dbias) per query block, then a broadcast bias gradient per dbias row;
+ * each pass owns its outputs, so nothing depends on the thread count. */
+static attn_status run_table_backward(attn_ctx *ctx, run_state *rs)
 {
     const attn__sdpa *p = rs->p;
-    const attn__kernels *k = rs->k;
+    const attn__sdpa_kernels *k = rs->k;
     bool fused = use_fused(k, p);
     int64_t n_delta, per = max64(k->dbias.ws(p), fused ? k->fused.ws(p) : max64(k->dkdv.ws(p), k->dq.ws(p)));
     if (!attn__mul(p->B * p->Hq, p->Sq > 0 ? p->Sq : 1, &n_delta))
@@ -298,7 +299,7 @@ attn_status attn_sdpa_backward(attn_ctx *ctx, const attn_tensor *q, const attn_t
     for (int64_t s = 0; s < (c.n_seqs > 0 ? c.n_seqs : 1) && st == ATTN_OK; s++) {
         attn__sdpa ps = c.n_seqs > 0 ? attn__sdpa_seq(&c, s) : c.p;
         run_state rs = {.c = &c, .p = &ps, .k = c.k};
-        st = c.k == NULL ? run_ref_backward(ctx, &rs) : run_f32_backward(ctx, &rs);
+        st = c.k == NULL ? run_ref_backward(ctx, &rs) : run_table_backward(ctx, &rs);
     }
     return st;
 }

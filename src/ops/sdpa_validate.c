@@ -84,13 +84,10 @@ attn_status attn__check_view(const char *fn, const attn__named *v)
     return ATTN_OK;
 }
 
-attn_status attn__check_shape(const char *fn, const attn__sdpa *p, const attn_tensor *t,
-                              const char *name, int64_t d0, int64_t d1, int64_t d2, int64_t d3)
+/* View t has exactly dims want[4]. */
+static attn_status check_dims4(const char *fn, const attn_tensor *t, const char *name, const int64_t want[4])
 {
-    if (t->dtype != p->dtype)
-        return attn_fail(ATTN_BAD_DTYPE, "%s: %s.dtype is %d; it must match q.dtype (%d)", fn, name,
-                         (int)t->dtype, (int)p->dtype);
-    int64_t want[4] = {d0, d1, d2, d3};
+    int64_t d0 = want[0], d1 = want[1], d2 = want[2], d3 = want[3];
     for (int d = 0; d < 4; d++)
         if (t->dim[d] != want[d])
             return attn_fail(ATTN_SHAPE_MISMATCH,
@@ -99,6 +96,16 @@ attn_status attn__check_shape(const char *fn, const attn__sdpa *p, const attn_te
                              (long long)t->dim[2], (long long)t->dim[3], (long long)d0,
                              (long long)d1, (long long)d2, (long long)d3);
     return ATTN_OK;
+}
+
+attn_status attn__check_shape(const char *fn, const attn__sdpa *p, const attn_tensor *t,
+                              const char *name, int64_t d0, int64_t d1, int64_t d2, int64_t d3)
+{
+    if (t->dtype != p->dtype)
+        return attn_fail(ATTN_BAD_DTYPE, "%s: %s.dtype is %d; it must match q.dtype (%d)", fn, name,
+                         (int)t->dtype, (int)p->dtype);
+    const int64_t want[4] = {d0, d1, d2, d3};
+    return check_dims4(fn, t, name, want);
 }
 
 attn_status attn__check_view_shape(const char *fn, const attn__sdpa *p, const attn__named *v,
@@ -136,10 +143,54 @@ attn_status attn__call_kernels(const char *fn, const attn_ctx *ctx, attn_dtype d
                                const attn__kernels **k)
 {
     bool forced32 = ctx->kernel != ATTN_KERNEL_AUTO && ctx->kernel != ATTN_KERNEL_REF;
-    if (forced32 && dtype != ATTN_DTYPE_F32)
-        return attn_fail(ATTN_UNSUPPORTED, "%s: the %s kernel is float32 only; q.dtype is F64", fn,
-                         attn_kernel_name(ctx->kernel));
+    if (forced32 && dtype == ATTN_DTYPE_F64)
+        return attn_fail(ATTN_UNSUPPORTED, "%s: the %s kernel computes in float32 (on F32, BF16 or F16 "
+                         "tensors); q.dtype is F64, which runs the reference", fn, attn_kernel_name(ctx->kernel));
     *k = dtype == ATTN_DTYPE_F64 || ctx->kernel == ATTN_KERNEL_REF ? NULL : ctx->table;
+    return ATTN_OK;
+}
+
+/* ---- dtypes ------------------------------------------------------------------------- */
+
+static bool is_half(attn_dtype d) { return d == ATTN_DTYPE_BF16 || d == ATTN_DTYPE_F16; }
+
+/* The dtype of LSE: float32, or float64 in a F64 call. */
+static attn_dtype lse_dtype(const attn__sdpa *p) { return p->dtype == ATTN_DTYPE_F64 ? ATTN_DTYPE_F64 : ATTN_DTYPE_F32; }
+
+/* The attention slots of the table that run dtypes q (Q, O) and kv (K, V). */
+static attn__sdpa_dt sdpa_dt(attn_dtype q, attn_dtype kv)
+{
+    if (q == ATTN_DTYPE_BF16) return ATTN__SDPA_BF16;
+    if (q == ATTN_DTYPE_F16) return ATTN__SDPA_F16;
+    if (kv == ATTN_DTYPE_BF16) return ATTN__SDPA_F32_BF16KV;
+    return kv == ATTN_DTYPE_F16 ? ATTN__SDPA_F32_F16KV : ATTN__SDPA_F32;
+}
+
+static attn_status check_q_dtype(const char *fn, attn_dtype dq)
+{
+    if (dq != ATTN_DTYPE_F32 && dq != ATTN_DTYPE_F64 && !is_half(dq))
+        return attn_fail(ATTN_BAD_DTYPE, "%s: q.dtype is %s (%d); it must be F32, F64, BF16 or F16", fn,
+                         attn_dtype_name(dq), (int)dq);
+    return ATTN_OK;
+}
+
+/* K and V against Q's dtype: one float dtype for all, or (mixed, forward
+ * only) F32 Q against a K and V both BF16 or both F16. */
+static attn_status check_kv_dtypes(const char *fn, attn_dtype dq, const attn_tensor *k, const attn_tensor *v,
+                                   bool mixed_ok)
+{
+    attn_dtype dk = k->dtype;
+    bool mixed = dq == ATTN_DTYPE_F32 && is_half(dk);
+    if (mixed && !mixed_ok)
+        return attn_fail(ATTN_BAD_DTYPE, "%s: k.dtype is %s with q.dtype F32: a half-precision K and V "
+                         "under F32 Q (the mixed decode) is for attn_sdpa_forward only", fn, attn_dtype_name(dk));
+    if (dk != dq && !mixed)
+        return attn_fail(ATTN_BAD_DTYPE, "%s: k.dtype is %s (%d) with q.dtype %s; Q, K and V must share one "
+                         "dtype, or K and V be both BF16 or both F16 under F32 Q (attn_sdpa_forward only)",
+                         fn, attn_dtype_name(dk), (int)dk, attn_dtype_name(dq));
+    if (v != NULL && v->dtype != dk)
+        return attn_fail(ATTN_BAD_DTYPE, "%s: v.dtype is %s (%d) with k.dtype %s; V must have K's dtype", fn,
+                         attn_dtype_name(v->dtype), (int)v->dtype, attn_dtype_name(dk));
     return ATTN_OK;
 }
 
@@ -196,15 +247,12 @@ static attn_status check_params(const char *fn, const attn_sdpa_params *a, attn_
     return ATTN_OK;
 }
 
-/* Bias or mask: a view of dims [B|1, Hq|1, Sq|1, Sk|1]; broadcast dims get
- * stride 0 in eff_stride. */
+/* Bias or mask (its dtype checked): a view of dims [B|1, Hq|1, Sq|1,
+ * Sk|1]; broadcast dims get stride 0 in eff_stride. */
 static attn_status check_broadcast(const char *fn, const attn__sdpa *p, const attn_tensor *t,
-                                   const char *name, attn_dtype want, int64_t eff_stride[4])
+                                   const char *name, int64_t eff_stride[4])
 {
     attn__named nv = {t, name, false};
-    if (t->dtype != want)
-        return attn_fail(ATTN_BAD_DTYPE, "%s: %s.dtype is %d; it must be %d", fn, name, (int)t->dtype,
-                         (int)want);
     attn_status st = attn__check_view(fn, &nv);
     if (st != ATTN_OK) return st;
     int64_t full[4] = {p->B, p->Hq, p->Sq, p->Sk};
@@ -239,14 +287,21 @@ static attn_status check_bias_mask(const char *fn, const attn_sdpa_params *a, at
 {
     attn_status st;
     if (a->bias != NULL) {
-        if ((st = check_broadcast(fn, p, a->bias, "params.bias", p->dtype, p->bias_stride)) != ATTN_OK)
-            return st;
+        attn_dtype d = a->bias->dtype;
+        if (d != p->dtype && !(d == ATTN_DTYPE_F32 && is_half(p->dtype)))
+            return attn_fail(ATTN_BAD_DTYPE, "%s: params.bias.dtype is %s (%d) with q.dtype %s; the bias must "
+                             "have Q's dtype, or be F32 under BF16 or F16 Q", fn, attn_dtype_name(d), (int)d,
+                             attn_dtype_name(p->dtype));
+        if ((st = check_broadcast(fn, p, a->bias, "params.bias", p->bias_stride)) != ATTN_OK) return st;
         p->has_bias = true;
         p->bias = a->bias->data;
+        p->bias_dtype = d;
     }
     if (a->mask != NULL) {
-        if ((st = check_broadcast(fn, p, a->mask, "params.mask", ATTN_DTYPE_BOOL, p->mask_stride)) != ATTN_OK)
-            return st;
+        if (a->mask->dtype != ATTN_DTYPE_BOOL)
+            return attn_fail(ATTN_BAD_DTYPE, "%s: params.mask.dtype is %s (%d); it must be BOOL", fn,
+                             attn_dtype_name(a->mask->dtype), (int)a->mask->dtype);
+        if ((st = check_broadcast(fn, p, a->mask, "params.mask", p->mask_stride)) != ATTN_OK) return st;
         p->has_mask = true;
         p->mask = (const uint8_t *)a->mask->data;
     }
@@ -360,9 +415,10 @@ static attn_status check_dims(const char *fn, const attn_tensor *q, const attn_t
     return ATTN_OK;
 }
 
-/* ctx, Q, K, V (need_v: V must be given), the options, bias and mask. */
+/* ctx, Q, K, V (need_v: V must be given; mixed_ok: the mixed dtypes are
+ * allowed), the options, bias and mask. */
 static attn_status prepare(const char *fn, const attn_ctx *ctx, const attn_tensor *q,
-                           const attn_tensor *k, const attn_tensor *v, bool need_v,
+                           const attn_tensor *k, const attn_tensor *v, bool need_v, bool mixed_ok,
                            const attn_sdpa_params *params, attn__sdpa_call *c)
 {
     attn__sdpa *p = &c->p;
@@ -371,19 +427,17 @@ static attn_status prepare(const char *fn, const attn_ctx *ctx, const attn_tenso
     if (q == NULL) return attn_fail(ATTN_NULL_ARG, "%s: q is NULL", fn);
     if (k == NULL) return attn_fail(ATTN_NULL_ARG, "%s: k is NULL", fn);
     if (need_v && v == NULL) return attn_fail(ATTN_NULL_ARG, "%s: v is NULL", fn);
-    if (q->dtype != ATTN_DTYPE_F32 && q->dtype != ATTN_DTYPE_F64)
-        return attn_fail(ATTN_BAD_DTYPE, "%s: q.dtype is %d; it must be ATTN_DTYPE_F32 or ATTN_DTYPE_F64",
-                         fn, (int)q->dtype);
-    p->dtype = q->dtype;
-    attn_status st = attn__call_kernels(fn, ctx, p->dtype, &c->k);
+    attn_status st = check_q_dtype(fn, q->dtype);
     if (st != ATTN_OK) return st;
+    p->dtype = q->dtype;
+    const attn__kernels *table = NULL;
+    if ((st = attn__call_kernels(fn, ctx, p->dtype, &table)) != ATTN_OK ||
+        (st = check_kv_dtypes(fn, q->dtype, k, v, mixed_ok)) != ATTN_OK)
+        return st;
+    c->k = table != NULL ? &table->sdpa[sdpa_dt(q->dtype, k->dtype)] : NULL;
     attn__named in[3] = {{q, "q", false}, {k, "k", false}, {v, "v", false}};
-    for (int x = 0; x < 3 && in[x].t != NULL; x++) {
-        if (in[x].t->dtype != p->dtype)
-            return attn_fail(ATTN_BAD_DTYPE, "%s: %s.dtype is %d; it must match q.dtype (%d)", fn,
-                             in[x].name, (int)in[x].t->dtype, (int)p->dtype);
+    for (int x = 0; x < 3 && in[x].t != NULL; x++)
         if ((st = attn__check_view(fn, &in[x])) != ATTN_OK) return st;
-    }
     if ((st = check_dims(fn, q, k, v, p)) != ATTN_OK) return st;
     p->q = *q;
     p->k = *k;
@@ -409,14 +463,22 @@ static int input_views(const attn_tensor *q, const attn_tensor *k, const attn_te
 }
 
 /* Views beyond the inputs (NULL ones skipped), each checked against its
- * dims (want[x]), then the overlap of all. */
+ * dtype (dt[x]) and dims (want[x]), then the overlap of all. */
 static attn_status check_more(const char *fn, const attn__sdpa *p, const attn__named *views, int n_in,
-                              int n_more, const int64_t (*want)[4])
+                              int n_more, const attn_dtype *dt, const int64_t (*want)[4])
 {
     attn_status st;
-    for (int x = n_in; x < n_in + n_more; x++)
-        if (views[x].t != NULL && (st = attn__check_view_shape(fn, p, &views[x], want[x - n_in])) != ATTN_OK)
-            return st;
+    for (int x = n_in; x < n_in + n_more; x++) {
+        const attn__named *v = &views[x];
+        if (v->t == NULL) continue;
+        if ((st = attn__check_view(fn, v)) != ATTN_OK) return st;
+        attn_dtype d = dt[x - n_in];
+        if (v->t->dtype != d)
+            return attn_fail(ATTN_BAD_DTYPE, "%s: %s.dtype is %s (%d) with q.dtype %s; it must be %s", fn,
+                             v->name, attn_dtype_name(v->t->dtype), (int)v->t->dtype, attn_dtype_name(p->dtype),
+                             attn_dtype_name(d));
+        if ((st = check_dims4(fn, v->t, v->name, want[x - n_in])) != ATTN_OK) return st;
+    }
     return attn__check_overlap(fn, views, n_in + n_more);
 }
 
@@ -428,15 +490,16 @@ attn_status attn__sdpa_validate_forward(const attn_ctx *ctx, const attn_tensor *
 {
     const char *fn = "attn_sdpa_forward";
     attn__sdpa *p = &c->p;
-    attn_status st = prepare(fn, ctx, q, k, v, true, params, c);
+    attn_status st = prepare(fn, ctx, q, k, v, true, true, params, c);
     if (st != ATTN_OK) return st;
     if (o == NULL) return attn_fail(ATTN_NULL_ARG, "%s: o is NULL", fn);
     attn__named views[7];
     int n = input_views(q, k, v, params, views);
     views[n] = (attn__named){o, "o", true};
     views[n + 1] = (attn__named){lse, "lse", true};
+    const attn_dtype dt[2] = {p->dtype, lse_dtype(p)};
     const int64_t want[2][4] = {{p->B, p->Sq, p->Hq, p->Dv}, {p->B, p->Hq, p->Sq, 1}};
-    if ((st = check_more(fn, p, views, n, 2, want)) != ATTN_OK) return st;
+    if ((st = check_more(fn, p, views, n, 2, dt, want)) != ATTN_OK) return st;
     p->o = *o;
     if (lse != NULL) p->lse = *lse;
     c->empty = p->B == 0 || p->Hq == 0 || p->Sq == 0;
@@ -451,7 +514,7 @@ attn_status attn__sdpa_validate_backward(const attn_ctx *ctx, const attn_tensor 
 {
     const char *fn = "attn_sdpa_backward";
     attn__sdpa *p = &c->p;
-    attn_status st = prepare(fn, ctx, q, k, v, true, params, c);
+    attn_status st = prepare(fn, ctx, q, k, v, true, false, params, c);
     if (st != ATTN_OK) return st;
     const attn_tensor *need[] = {o, d_o, lse, dq, dk, dv};
     const char *names[] = {"o", "d_o", "lse", "dq", "dk", "dv"};
@@ -470,7 +533,9 @@ attn_status attn__sdpa_validate_backward(const attn_ctx *ctx, const attn_tensor 
                                 {p->B, p->Sk, p->Hkv, p->Dk}, {p->B, p->Sk, p->Hkv, p->Dv},
                                 {bias != NULL ? bias->dim[0] : 0, bias != NULL ? bias->dim[1] : 0,
                                  bias != NULL ? bias->dim[2] : 0, bias != NULL ? bias->dim[3] : 0}};
-    if ((st = check_more(fn, p, views, n, 7, want)) != ATTN_OK) return st;
+    const attn_dtype dt[7] = {p->dtype, p->dtype, lse_dtype(p), p->dtype, p->dtype, p->dtype,
+                              bias != NULL ? bias->dtype : p->dtype};
+    if ((st = check_more(fn, p, views, n, 7, dt, want)) != ATTN_OK) return st;
     p->o = *o;
     p->d_o = *d_o;
     p->lse = *lse;
@@ -500,7 +565,7 @@ attn_status attn__sdpa_validate_weights(const attn_ctx *ctx, const attn_tensor *
 {
     const char *fn = "attn_sdpa_weights";
     attn__sdpa *p = &c->p;
-    attn_status st = prepare(fn, ctx, q, k, NULL, false, params, c);
+    attn_status st = prepare(fn, ctx, q, k, NULL, false, false, params, c);
     if (st != ATTN_OK) return st;
     if (lse == NULL) return attn_fail(ATTN_NULL_ARG, "%s: lse is NULL", fn);
     if (w == NULL) return attn_fail(ATTN_NULL_ARG, "%s: w is NULL", fn);
@@ -517,8 +582,9 @@ attn_status attn__sdpa_validate_weights(const attn_ctx *ctx, const attn_tensor *
     int n = input_views(q, k, NULL, params, views);
     views[n] = (attn__named){lse, "lse", false};
     views[n + 1] = (attn__named){w, "w", true};
+    const attn_dtype dt[2] = {lse_dtype(p), p->dtype};
     const int64_t want[2][4] = {{p->B, p->Hq, p->Sq, 1}, {p->B, n_heads, n_rows, p->Sk}};
-    if ((st = check_more(fn, p, views, n, 2, want)) != ATTN_OK) return st;
+    if ((st = check_more(fn, p, views, n, 2, dt, want)) != ATTN_OK) return st;
     p->lse = *lse;
     c->heads = heads;
     c->rows = rows;

@@ -32,17 +32,19 @@ attn_status attn__check_view_shape(const char *fn, const attn__sdpa *p, const at
  * another output's. */
 attn_status attn__check_overlap(const char *fn, const attn__named *views, int n);
 
-/* The float32 kernels of a call: NULL when the float64 reference runs (F64
+/* The kernel table of a call: NULL when the float64 reference runs (F64
  * tensors, or a context forced to ATTN_KERNEL_REF); ATTN_UNSUPPORTED for
- * F64 tensors on a context forced to a float32 kernel. */
+ * F64 tensors on a context forced to a table's kernels (they compute in
+ * float32). */
 attn_status attn__call_kernels(const char *fn, const attn_ctx *ctx, attn_dtype dtype,
                                const attn__kernels **k);
 
 /* A prepared call: the resolved problem, outputs included (lse.data and
- * dbias.data NULL when not wanted), and the kernels that run it. */
+ * dbias.data NULL when not wanted), and the kernels that run it: the
+ * table's attention slots of the call's dtype combination. */
 typedef struct attn__sdpa_call {
     attn__sdpa p;
-    const attn__kernels *k; /* NULL: the float64 reference */
+    const attn__sdpa_kernels *k; /* NULL: the float64 reference */
     bool empty;             /* nothing to compute: the call returns ATTN_OK at once */
     /* a packed variable-length batch: n_seqs > 0 and both offset arrays */
     int64_t n_seqs;

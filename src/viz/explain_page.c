@@ -2,17 +2,16 @@
  * HTML file with the stylesheet and the script inline and the document as
  * JSON in <script type="application/json" id="attn-data">. The same code
  * measures the page and fills a buffer (the JSON writer's sink, counting
- * first); a file is written from that buffer through "<path>.tmp",
- * renamed into place. The JSON's form is in docs/explain.md. */
+ * first); a file is written from that buffer by an atomic replacement
+ * (core/fileio.h). The JSON's form is in docs/explain.md. */
 #include "viz/explain_internal.h"
 #include "viz/explain_text.h"
 
 #include "core/check.h"
+#include "core/fileio.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #define ITEM(l, type, i) (((const type *)(l).items)[i])
 
@@ -174,55 +173,26 @@ attn_status attn_explain_html(const attn_explain *e, char *buf, size_t cap, size
     return ATTN_OK;
 }
 
-/* Writes the page to the new file tmp; on failure tmp is removed. */
-static attn_status write_tmp(const char *fn, const attn_explain *e, const char *tmp, size_t *len)
-{
-    size_t n = 0;
-    attn_status st = attn_explain_html(e, NULL, 0, &n);
-    char *text = st == ATTN_OK ? attn_alloc(n + 1) : NULL;
-    if (st == ATTN_OK && text == NULL)
-        return attn_fail(ATTN_NO_MEMORY, "%s: no memory for the page (%zu bytes)", fn, n + 1);
-    if (st == ATTN_OK) st = attn_explain_html(e, text, n + 1, &n);
-    FILE *f = st == ATTN_OK ? fopen(tmp, "wb") : NULL;
-    if (st == ATTN_OK && f == NULL)
-        st = attn_fail(ATTN_IO, "%s: cannot create '%s': %s", fn, tmp, strerror(errno));
-    if (f != NULL) {
-        int bad = fwrite(text, 1, n, f) != n || fflush(f) != 0, err = errno;
-        if (fclose(f) != 0 && !bad) {
-            bad = 1;
-            err = errno;
-        }
-        if (bad) {
-            remove(tmp);
-            st = attn_fail(ATTN_IO, "%s: writing '%s': %s", fn, tmp, strerror(err));
-        }
-    }
-    attn_release(text);
-    if (st == ATTN_OK) *len = n;
-    return st;
-}
-
 attn_status attn_explain_write(const attn_explain *e, const char *path, size_t *bytes)
 {
     attn_status st = check_doc(__func__, e);
     if (st != ATTN_OK) return st;
     ATTN__NOT_NULL(__func__, path);
-    struct stat sb;
-    if (stat(path, &sb) == 0 && !S_ISREG(sb.st_mode))
-        return attn_fail(ATTN_IO, "%s: '%s' exists and is not a regular file", __func__, path);
-    size_t n = strlen(path), len = 0;
-    char *tmp = attn_alloc(n + 5);
-    if (tmp == NULL) return attn_fail(ATTN_NO_MEMORY, "%s: out of memory", __func__);
-    memcpy(tmp, path, n);
-    memcpy(tmp + n, ".tmp", 5);
-    st = write_tmp(__func__, e, tmp, &len);
-    if (st == ATTN_OK && rename(tmp, path) != 0) {
-        int err = errno;
-        remove(tmp);
-        st = attn_fail(ATTN_IO, "%s: cannot rename '%s' to '%s': %s", __func__, tmp, path,
-                       strerror(err));
+    attn__atomic a;
+    if ((st = attn__atomic_open(__func__, path, &a)) != ATTN_OK) return st;
+    size_t n = 0;
+    st = attn_explain_html(e, NULL, 0, &n);
+    char *text = st == ATTN_OK ? attn_alloc(n + 1) : NULL;
+    if (st == ATTN_OK && text == NULL)
+        st = attn_fail(ATTN_NO_MEMORY, "%s: no memory for the page (%zu bytes)", __func__, n + 1);
+    if (st == ATTN_OK) st = attn_explain_html(e, text, n + 1, &n);
+    if (st == ATTN_OK) {
+        attn__atomic_write(&a, text, n);
+        st = attn__atomic_commit(&a);
+    } else {
+        attn__atomic_abort(&a);
     }
-    attn_release(tmp);
-    if (st == ATTN_OK && bytes) *bytes = len;
+    attn_release(text);
+    if (st == ATTN_OK && bytes) *bytes = n;
     return st;
 }

@@ -2,12 +2,12 @@
  * layout of grid, labels, captions and colour bar, drawing into an RGB
  * buffer with the bitmap font of font.c, and the PNG file written through
  * libpng (errors caught with libpng's setjmp protocol, memory through
- * attn_alloc, "<path>.tmp" renamed into place). */
+ * attn_alloc, the file replaced atomically as core/fileio.h does it). */
 #include <attn/viz.h>
 
+#include "core/fileio.h"
 #include "viz/font.h"
 
-#include <errno.h>
 #include <math.h>
 #include <png.h>
 #include <setjmp.h>
@@ -439,8 +439,8 @@ static int png_encode(png_state *st, FILE *f, const image *im)
     return 0;
 }
 
-/* Writes im as a PNG to the new file tmp; on failure tmp is removed. */
-static attn_status write_png(const char *fn, const char *tmp, const image *im)
+/* Writes im as a PNG through an atomic replacement of path. */
+static attn_status write_png(const char *fn, const char *path, const image *im)
 {
     png_state st = {NULL, NULL, 0, ""};
     st.png = png_create_write_struct_2(PNG_LIBPNG_VER_STRING, &st, on_png_error,
@@ -450,24 +450,18 @@ static attn_status write_png(const char *fn, const char *tmp, const image *im)
         png_destroy_write_struct(&st.png, NULL);
         return attn_fail(ATTN_NO_MEMORY, "%s: libpng could not start (no memory)", fn);
     }
-    FILE *f = fopen(tmp, "wb");
-    if (!f) {
-        int e = errno;
+    attn__atomic a;
+    attn_status s = attn__atomic_open(fn, path, &a);
+    if (s != ATTN_OK) {
         png_destroy_write_struct(&st.png, &st.info);
-        return attn_fail(ATTN_IO, "%s: cannot create '%s': %s", fn, tmp, strerror(e));
+        return s;
     }
-    int bad = png_encode(&st, f, im);
+    int bad = png_encode(&st, a.fp, im);
     png_destroy_write_struct(&st.png, &st.info);
-    int e = ferror(f) ? EIO : 0;
-    if (fclose(f) != 0 && e == 0) e = errno ? errno : EIO;
-    if (bad || e) {
-        remove(tmp);
-        if (bad && st.out_of_memory)
-            return attn_fail(ATTN_NO_MEMORY, "%s: libpng ran out of memory: %s", fn, st.msg);
-        if (bad) return attn_fail(ATTN_IO, "%s: writing '%s': %s", fn, tmp, st.msg);
-        return attn_fail(ATTN_IO, "%s: writing '%s': %s", fn, tmp, strerror(e));
-    }
-    return ATTN_OK;
+    if (!bad) return attn__atomic_commit(&a);
+    attn__atomic_abort(&a);
+    if (st.out_of_memory) return attn_fail(ATTN_NO_MEMORY, "%s: libpng ran out of memory: %s", fn, st.msg);
+    return attn_fail(ATTN_IO, "%s: writing '%.200s': %s", fn, path, st.msg);
 }
 
 attn_status attn_viz_heatmap_png(const char *path, const attn_viz_heatmap *h)
@@ -478,21 +472,7 @@ attn_status attn_viz_heatmap_png(const char *path, const attn_viz_heatmap *h)
     if (!*path) return attn_fail(ATTN_IO, "%s: argument 'path' is empty", fn);
     attn_status s = render(fn, h, &im);
     if (s) return s;
-    size_t n = strlen(path);
-    char *tmp = (char *)attn_alloc(n + 5);
-    if (!tmp) {
-        attn_release(im.px);
-        return attn_fail(ATTN_NO_MEMORY, "%s: no memory for the file name", fn);
-    }
-    memcpy(tmp, path, n);
-    memcpy(tmp + n, ".tmp", 5);
-    s = write_png(fn, tmp, &im);
+    s = write_png(fn, path, &im);
     attn_release(im.px);
-    if (s == ATTN_OK && rename(tmp, path) != 0) {
-        int e = errno;
-        remove(tmp);
-        s = attn_fail(ATTN_IO, "%s: cannot rename '%s' to '%s': %s", fn, tmp, path, strerror(e));
-    }
-    attn_release(tmp);
     return s;
 }

@@ -55,6 +55,64 @@ T_TEST(checkpoint_resume_bit_exact)
     attn_transformer_free(b2);
 }
 
+/* The training config of a checkpoint as train.c writes it, with key k's
+ * value replaced by v (v NULL: the key left out), saved without tensors and
+ * loaded again. */
+static attn_safetensors *meta_file(const char *k, const char *v)
+{
+    const char *keys[11] = {"train.steps", "train.batch", "train.warmup", "train.lr",
+                            "train.min_lr", "train.weight_decay", "train.clip",
+                            "train.label_smoothing", "train.schedule", "train.data_seed", "train.seed"};
+    const char *vals[11] = {"8", "6", "3", "0.002", "2.0000000000000002e-05", "0.01", "1", "0.1",
+                            "2", "4000000000", "7"};
+    int n = 0;
+    for (int i = 0; i < 11; i++) {
+        if (k && strcmp(keys[i], k) == 0) {
+            if (!v) continue;
+            vals[i] = v;
+        }
+        keys[n] = keys[i];
+        vals[n++] = vals[i];
+    }
+    attn_safetensors *f = NULL;
+    T_EQ_STATUS(attn_safetensors_save(t_path("meta.safetensors"), NULL, 0, keys, vals, n), ATTN_OK);
+    T_EQ_STATUS(attn_safetensors_load(t_path("meta.safetensors"), &f), ATTN_OK);
+    return f;
+}
+
+/* task_train_cfg_from_meta: exact values, and every malformed value refused
+ * with nothing written (before the fuzzing of fuzz/fuzz_resume_meta.c, a
+ * form feed before a number passed, "3.5" steps became 3, and a batch of 0
+ * was refused after the other fields had been written). */
+T_TEST(train_cfg_from_meta_checks)
+{
+    task_train_cfg before, c;
+    memset(&before, 0x5A, sizeof before);
+    memcpy(&c, &before, sizeof c);
+    attn_safetensors *f = meta_file(NULL, NULL);
+    T_EQ_STATUS(task_train_cfg_from_meta(f, &c), ATTN_OK);
+    attn_safetensors_free(f);
+    T_CHECK(c.steps == 8 && c.batch == 6 && c.warmup == 3 && c.lr == 0.002 && c.min_lr == 2e-5);
+    T_CHECK(c.weight_decay == 0.01 && c.clip == 1 && c.label_smoothing == 0.1);
+    T_CHECK(c.schedule == ATTN_NN_SCHEDULE_INVSQRT && c.data_seed == 4000000000u && c.seed == 7);
+    T_CHECK(memcmp(&c.save_path, &before.save_path, sizeof c.save_path) == 0);
+    static const char *const bad[][2] = {
+        {"train.steps", "3.5"},   {"train.batch", "0"},      {"train.batch", "\f4"},
+        {"train.batch", " 4"},    {"train.steps", "0x10"},   {"train.lr", "nan"},
+        {"train.lr", "inf"},      {"train.clip", "-1"},      {"train.schedule", "3"},
+        {"train.seed", "4000000001"}, {"train.steps", ""},   {"train.warmup", "1e10"},
+        {"train.label_smoothing", "1.5"}, {"train.lr", "+"}, {"train.steps", "1e3"},
+        {"train.lr", " 0.5"}, {"train.lr", "0x1p-3"}, {"train.seed", NULL}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        memcpy(&c, &before, sizeof c);
+        f = meta_file(bad[i][0], bad[i][1]);
+        T_EQ_STATUS(task_train_cfg_from_meta(f, &c), ATTN_BAD_FILE);
+        T_CHECK(strstr(attn_last_error(), bad[i][0]) != NULL);
+        T_CHECK(memcmp(&c, &before, sizeof c) == 0);
+        attn_safetensors_free(f);
+    }
+}
+
 /* The training config in a checkpoint's __metadata__: every field written
  * by a save and read back by key (whatever the order of the keys), and a
  * missing, malformed or out-of-range value rejected naming its key, with

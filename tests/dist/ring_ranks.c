@@ -262,6 +262,28 @@ static void disagree(attn_ctx *ctx, MPI_Comm comm)
     free(buf);
 }
 
+/* Half tensors are refused on every rank, the dtype named, nothing written. */
+static void half_refused(attn_ctx *ctx, MPI_Comm comm)
+{
+    int64_t L = CH * 2;
+    static const attn_dtype halves[2] = {ATTN_DTYPE_BF16, ATTN_DTYPE_F16};
+    uint16_t *buf = calloc((size_t)(B * L * HQ * DK * 3), sizeof(uint16_t));
+    for (int x = 0; x < 2; x++) {
+        attn_dtype dt = halves[x];
+        attn_tensor q = attn_tensor_make(buf, dt, B, L, HQ, DK), k = attn_tensor_make(buf, dt, B, L, HKV, DK);
+        attn_tensor v = attn_tensor_make(buf, dt, B, L, HKV, DV);
+        attn_tensor o = attn_tensor_make(buf + B * L * HQ * DK * 2, dt, B, L, HQ, DV);
+        buf[B * L * HQ * DK * 2] = 0x4000;
+        attn_ring_params rp = attn_ring_params_default();
+        rp.seq_len = L * n_ranks;
+        attn_status s = attn_ring_forward(ctx, comm, &q, &k, &v, &rp, &o, NULL, NULL);
+        check(s == ATTN_UNSUPPORTED && strstr(attn_last_error(), attn_dtype_name(dt)) != NULL,
+              "half tensors are ATTN_UNSUPPORTED naming the dtype", attn_last_error(), 0, 0);
+        check(buf[B * L * HQ * DK * 2] == 0x4000, "nothing written for half tensors", "", 0, 0);
+    }
+    free(buf);
+}
+
 int main(int argc, char **argv)
 {
     MPI_Init(&argc, &argv);
@@ -293,6 +315,7 @@ int main(int argc, char **argv)
             run_case(ctx, MPI_COMM_WORLD, &P, split ? ATTN_RING_ZIGZAG : ATTN_RING_CONTIGUOUS, cfg);
         }
     if (n_ranks > 1) disagree(ctx, MPI_COMM_WORLD);
+    half_refused(ctx, MPI_COMM_WORLD);
     attn_ctx_free(ctx);
     check(live_allocs == 0, "no allocation of attn left live", "", (double)live_allocs, 0);
     long all[2] = {checks, failures}, sum[2];

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 /* ---- the small file --------------------------------------------------------------- */
 
@@ -812,7 +813,14 @@ T_TEST(gguf_load_from_file)
     T_CHECK(strstr(attn_last_error(), "the file has 0 bytes") != NULL);
     T_EQ_STATUS(attn_gguf_load(t_path("none.gguf"), &g), ATTN_IO);
     T_EQ_STATUS(attn_gguf_load(t_tmpdir(), &g), ATTN_IO);
-    T_CHECK(strstr(attn_last_error(), "not a regular file") != NULL);
+    T_CHECK(strstr(attn_last_error(), "it is a directory, not a regular file") != NULL);
+    /* a FIFO is refused at once, not opened for a writer that never comes */
+    const char *fifo = t_path("gguf.fifo");
+    T_EQ_INT(mkfifo(fifo, 0600), 0);
+    alarm(20); /* a blocking open would hang: the alarm ends the run */
+    T_EQ_STATUS(attn_gguf_load(fifo, &g), ATTN_IO);
+    alarm(0);
+    T_CHECK(strstr(attn_last_error(), "it is a FIFO, not a regular file") != NULL);
     T_CHECK(g == NULL);
     t_gguf_free(&w);
 }

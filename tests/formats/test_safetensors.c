@@ -340,6 +340,8 @@ T_TEST(safetensors_corrupt_catalogue)
          "tensors 'a' and 'b' overlap (data bytes [4, 8))"},
         {"{" E("a", "F32", "[2]", "[0,8]") "," E("z", "F32", "[0]", "[4,4]") "}", 8,
          "tensors 'a' and 'z' overlap"},
+        {"{" E("a", "U8", "[2]", "[0,2]") "," E("b", "U8", "[2]", "[1,3]") "}", 3,
+         "tensors 'a' and 'b' overlap (data bytes [1, 2))"},
         {"{" E("b", "F32", "[2]", "[12,20]") "," E("a", "F32", "[2]", "[0,8]") "}", 20,
          "data bytes [8, 12) between tensors 'a' and 'b' belong to no tensor"},
         {"{" E("a", "F32", "[2]", "[4,12]") "}", 12, "data bytes [0, 4) before tensor 'a' belong to no tensor"},
@@ -679,11 +681,11 @@ T_TEST(safetensors_save_is_atomic)
     T_CHECK(same_file(path, old, old_size));
     T_CHECK(!exists(tmp));
 
-    /* the rename fails: path is a directory */
+    /* path is a directory: refused before anything is written */
     const char *dir = tmp_path("a_directory"), *dir_tmp = tmp_path("a_directory.tmp");
     T_EQ_INT(mkdir(dir, 0700), 0);
     T_EQ_STATUS(attn_safetensors_save(dir, ea, 1, NULL, NULL, 0), ATTN_IO);
-    T_CHECK(strstr(attn_last_error(), "cannot rename") != NULL);
+    T_CHECK(strstr(attn_last_error(), "is a directory, not a regular file") != NULL);
     struct stat sb;
     T_CHECK(stat(dir, &sb) == 0 && S_ISDIR(sb.st_mode));
     T_CHECK(!exists(dir_tmp));
@@ -704,6 +706,49 @@ T_TEST(safetensors_save_is_atomic)
     attn_safetensors_free(f);
     free(big);
     free(old);
+}
+
+/* Files that are not regular: a FIFO to read from, or to write over (also
+ * through a symbolic link), is refused at once and left as it is; a link
+ * to a regular file is followed and the file replaced; an over-long path
+ * is refused before anything is created. */
+T_TEST(safetensors_special_files)
+{
+    static const float a[4] = {1, 2, 3, 4};
+    attn_safetensors_entry ea[1] = {{"a", ATTN_DTYPE_F32, 1, {4}, a}};
+    const char *fifo = tmp_path("special.fifo"), *to_fifo = tmp_path("special-to-fifo");
+    T_EQ_INT(mkfifo(fifo, 0600), 0);
+    T_EQ_INT(symlink(fifo, to_fifo), 0);
+    attn_safetensors *f = NULL;
+    alarm(20); /* a blocking open would hang: the alarm ends the run */
+    T_EQ_STATUS(attn_safetensors_load(fifo, &f), ATTN_IO);
+    T_CHECK(f == NULL && strstr(attn_last_error(), "it is a FIFO, not a regular file") != NULL);
+    alarm(0);
+    for (int via_link = 0; via_link < 2; via_link++) {
+        T_EQ_STATUS(attn_safetensors_save(via_link ? to_fifo : fifo, ea, 1, NULL, NULL, 0), ATTN_IO);
+        T_CHECK(strstr(attn_last_error(), "is a FIFO, not a regular file; it is left untouched") != NULL);
+        struct stat sb;
+        T_CHECK(lstat(fifo, &sb) == 0 && S_ISFIFO(sb.st_mode));
+        T_CHECK(lstat(to_fifo, &sb) == 0 && S_ISLNK(sb.st_mode));
+        T_CHECK(!exists(tmp_path("special.fifo.tmp")) && !exists(tmp_path("special-to-fifo.tmp")));
+    }
+    /* a link to a regular file: the file is replaced, the link stays */
+    const char *real = tmp_path("special-real.safetensors"), *link = tmp_path("special-link");
+    write_all(real, "old", 3);
+    T_EQ_INT(symlink("special-real.safetensors", link), 0);
+    T_EQ_STATUS(attn_safetensors_save(link, ea, 1, NULL, NULL, 0), ATTN_OK);
+    struct stat sb;
+    T_CHECK(lstat(link, &sb) == 0 && S_ISLNK(sb.st_mode));
+    T_EQ_STATUS(attn_safetensors_load(real, &f), ATTN_OK);
+    T_EQ_INT(attn_safetensors_count(f), 1);
+    attn_safetensors_free(f);
+    /* a 5000-byte path: refused, nothing created */
+    char path[5100];
+    int n = snprintf(path, sizeof path, "%s/deep", t_tmpdir());
+    while (n < 5000) n += snprintf(path + n, sizeof path - (size_t)n, "/%s", "abcdefghij");
+    T_EQ_STATUS(attn_safetensors_save(path, ea, 1, NULL, NULL, 0), ATTN_BAD_PARAM);
+    T_CHECK(strstr(attn_last_error(), "attn_safetensors_save: argument 'path' is") != NULL);
+    T_CHECK(!exists(tmp_path("deep")));
 }
 
 /* ---- out of memory ------------------------------------------------------------------------ */
@@ -755,7 +800,7 @@ T_TEST(safetensors_out_of_memory)
     oom_arg a = {img, size, path};
     T_EQ_INT(t_oom_sweep(op_open_memory, &a), 5); /* copy, tree, scratch, file, sort */
     T_EQ_INT(t_oom_sweep(op_open_file, &a), 5);
-    T_EQ_INT(t_oom_sweep(op_save, &a), 3);        /* plan, header, temporary path */
+    T_EQ_INT(t_oom_sweep(op_save, &a), 4);        /* plan, header, target and temporary paths */
     T_CHECK(!exists(tmp_path("oom.safetensors.tmp")));
     attn_safetensors *f = NULL;
     T_EQ_STATUS(attn_safetensors_load(path, &f), ATTN_OK);

@@ -174,7 +174,7 @@ static const attn__gemm_kernel *isa_gemm(attn__isa isa)
     static char why[600];
     char what[512] = "";
     const attn__kernels *t = attn__kernels_get(attn__isa_kernel(isa), what, sizeof what);
-    if (t != NULL && t->filled_by[ATTN__SLOT_GEMM] == isa) return t->nn.gemm;
+    if (t != NULL && t->filled_by[ATTN__SLOT_GEMM][ATTN__SDPA_F32] == isa) return t->nn.gemm;
     snprintf(why, sizeof why, "gemm %s: %s", attn__isa_name(isa),
              t == NULL ? what : "no kernel of its own in this build");
     t_skip(why);

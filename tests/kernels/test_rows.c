@@ -26,7 +26,7 @@ static const attn__toolkit_kernels *kernels_or_skip(attn__isa isa)
     static char why[600];
     char what[512] = "";
     const attn__kernels *t = attn__kernels_get(attn__isa_kernel(isa), what, sizeof what);
-    if (t != NULL && t->filled_by[ATTN__SLOT_GELU_ROW] == isa) return &t->nn;
+    if (t != NULL && t->filled_by[ATTN__SLOT_GELU_ROW][ATTN__SDPA_F32] == isa) return &t->nn;
     snprintf(why, sizeof why, "rows %s: %s", attn__isa_name(isa),
              t == NULL ? what : "no row kernels of its own in this build");
     t_skip(why);

@@ -102,18 +102,26 @@ static bool has_all(const attn__feature *need, int n, const char **missing)
     return true;
 }
 
-/* Every slot of a table holds a kernel. */
+/* Every slot of a table holds a kernel, for every dtype combination it
+ * has (the mixed ones: forward and decode only, the rest empty). */
 static void check_complete(const attn__kernels *t)
 {
-    T_CHECK(t->forward.block != NULL && t->forward.ws != NULL && t->forward.tile_q > 0);
-    T_CHECK(t->decode.split_fn != NULL && t->decode.merge != NULL && t->decode.ws != NULL);
-    T_CHECK(t->decode.max_rows > 0 && t->decode.split > 0);
-    T_CHECK(t->weights.row != NULL);
-    T_CHECK(t->delta.block != NULL && t->delta.tile_q > 0);
-    T_CHECK(t->dkdv.block != NULL && t->dkdv.ws != NULL && t->dkdv.tile_k > 0);
-    T_CHECK(t->dq.block != NULL && t->dq.ws != NULL && t->dq.tile_q > 0);
-    T_CHECK(t->fused.kvhead != NULL && t->fused.ws != NULL && t->fused.min_kv_heads > 0);
-    T_CHECK(t->dbias.row != NULL && t->dbias.ws != NULL);
+    for (int d = 0; d < ATTN__N_SDPA_DT; d++) {
+        const attn__sdpa_kernels *k = &t->sdpa[d];
+        bool all = attn__slot_has_dt(ATTN__SLOT_SDPA_DKDV, (attn__sdpa_dt)d);
+        T_CHECK(attn__slot_has_dt(ATTN__SLOT_SDPA_FORWARD, (attn__sdpa_dt)d));
+        T_CHECK(attn__slot_has_dt(ATTN__SLOT_SDPA_DECODE, (attn__sdpa_dt)d));
+        T_CHECK(k->forward.block != NULL && k->forward.ws != NULL && k->forward.tile_q > 0);
+        T_CHECK(k->decode.split_fn != NULL && k->decode.merge != NULL && k->decode.ws != NULL);
+        T_CHECK(k->decode.max_rows > 0 && k->decode.split > 0);
+        T_EQ_INT(all, d == ATTN__SDPA_F32 || d == ATTN__SDPA_BF16 || d == ATTN__SDPA_F16);
+        T_CHECK((k->weights.row != NULL) == all);
+        T_CHECK((k->delta.block != NULL && k->delta.tile_q > 0) == all);
+        T_CHECK((k->dkdv.block != NULL && k->dkdv.ws != NULL && k->dkdv.tile_k > 0) == all);
+        T_CHECK((k->dq.block != NULL && k->dq.ws != NULL && k->dq.tile_q > 0) == all);
+        T_CHECK((k->fused.kvhead != NULL && k->fused.ws != NULL && k->fused.min_kv_heads > 0) == all);
+        T_CHECK((k->dbias.row != NULL && k->dbias.ws != NULL) == all);
+    }
     T_CHECK(t->score.ws != NULL && t->score.forward_block != NULL && t->score.weights_block != NULL &&
             t->score.delta_head != NULL && t->score.backward_group != NULL && t->score.reduce_dpq != NULL);
     T_CHECK(t->score_proj.pack != NULL && t->score_proj.linear_rows != NULL &&
@@ -122,7 +130,17 @@ static void check_complete(const attn__kernels *t)
             t->score_proj.dg_head != NULL && t->score_proj.rows > 0);
     T_CHECK(t->nn.gemm != NULL && t->nn.layernorm_row != NULL && t->nn.gelu_row != NULL &&
             t->nn.gelu_grad_row != NULL && t->nn.softmax_row != NULL);
-    for (int s = 0; s < ATTN__N_SLOTS; s++) T_CHECK(t->filled_by[s] >= 0 && t->filled_by[s] < ATTN__N_ISA);
+    for (int s = 0; s < ATTN__N_SLOTS; s++)
+        for (int d = 0; d < ATTN__N_SDPA_DT; d++)
+            T_CHECK(t->filled_by[s][d] >= 0 && t->filled_by[s][d] < ATTN__N_ISA);
+}
+
+/* Slot s of table t was filled by isa for every dtype combination it has. */
+static bool filled_by(const attn__kernels *t, attn__slot s, attn__isa isa)
+{
+    bool all = true;
+    for (int d = 0; d < ATTN__N_SDPA_DT; d++) all &= !attn__slot_has_dt(s, (attn__sdpa_dt)d) || t->filled_by[s][d] == isa;
+    return all;
 }
 
 void test_kernel_table_choice(void)
@@ -135,13 +153,16 @@ void test_kernel_table_choice(void)
     const attn__kernels *t = attn__ctx_kernels(ctx);
     T_EQ_INT(attn_ctx_resolved_kernel(ctx), ATTN_KERNEL_TILED);
     T_EQ_INT(t->kernel, ATTN_KERNEL_TILED);
-    T_CHECK(t->forward.block == attn__tiled_forward_block && t->dq.block == attn__tiled_dq_block);
-    for (int s = 0; s < ATTN__N_SLOTS; s++) T_EQ_INT(t->filled_by[s], ATTN__ISA_PORTABLE);
+    for (int d = 0; d < ATTN__N_SDPA_DT; d++) {
+        T_CHECK(t->sdpa[d].forward.block == attn__tiled_forward_block);
+        T_CHECK(d >= ATTN__SDPA_F32_BF16KV || t->sdpa[d].dq.block == attn__tiled_dq_block);
+    }
+    for (int s = 0; s < ATTN__N_SLOTS; s++) T_CHECK(filled_by(t, (attn__slot)s, ATTN__ISA_PORTABLE));
     check_complete(t);
     /* AVX2 where the CPU, the OS and the build allow it. */
-    static const attn__feature avx2[] = {ATTN__CPU_AVX2, ATTN__CPU_FMA};
+    static const attn__feature avx2[] = {ATTN__CPU_AVX2, ATTN__CPU_FMA, ATTN__CPU_F16C};
     const char *missing = NULL;
-    bool cpu_ok = has_all(avx2, 2, &missing);
+    bool cpu_ok = has_all(avx2, 3, &missing);
     bool avx2_ok = cpu_ok && BUILT_AVX2;
     attn_status st = attn_ctx_set_kernel(ctx, ATTN_KERNEL_AVX2);
     T_EQ_STATUS(st, avx2_ok ? ATTN_OK : ATTN_UNSUPPORTED);
@@ -151,11 +172,16 @@ void test_kernel_table_choice(void)
     if (avx2_ok) {
         t = attn__ctx_kernels(ctx);
         T_EQ_INT(attn_ctx_resolved_kernel(ctx), ATTN_KERNEL_AVX2);
-        T_CHECK(t->forward.block == attn__avx2_forward_block && t->dq.block == attn__avx2_dq_block);
-        T_CHECK(t->decode.split_fn == attn__avx2_decode_split && t->fused.kvhead == attn__avx2_fused_kvhead);
-        T_EQ_INT(t->filled_by[ATTN__SLOT_SDPA_FORWARD], ATTN__ISA_AVX2);
-        T_EQ_INT(t->filled_by[ATTN__SLOT_SDPA_WEIGHTS], ATTN__ISA_PORTABLE); /* no AVX2 variant */
-        T_CHECK(t->weights.row == attn__tiled_weights_row);
+        for (int d = 0; d < ATTN__N_SDPA_DT; d++) { /* every dtype combination */
+            const attn__sdpa_kernels *k = &t->sdpa[d];
+            T_CHECK(k->forward.block == attn__avx2_forward_block && k->decode.split_fn == attn__avx2_decode_split);
+            if (d >= ATTN__SDPA_F32_BF16KV) continue;
+            T_CHECK(k->dq.block == attn__avx2_dq_block && k->fused.kvhead == attn__avx2_fused_kvhead);
+            T_CHECK(k->weights.row == attn__tiled_weights_row); /* no AVX2 variant */
+        }
+        T_CHECK(filled_by(t, ATTN__SLOT_SDPA_FORWARD, ATTN__ISA_AVX2));
+        T_CHECK(filled_by(t, ATTN__SLOT_SDPA_DQ, ATTN__ISA_AVX2));
+        T_CHECK(filled_by(t, ATTN__SLOT_SDPA_WEIGHTS, ATTN__ISA_PORTABLE));
         check_complete(t);
     }
 #endif
@@ -196,7 +222,8 @@ void test_kernel_forcing(void)
         {ATTN_KERNEL_AUTO, "auto", 0, {0}, true, ""},
         {ATTN_KERNEL_REF, "ref", 0, {0}, true, ""},
         {ATTN_KERNEL_TILED, "tiled", 0, {0}, true, ""},
-        {ATTN_KERNEL_AVX2, "avx2", 2, {ATTN__CPU_AVX2, ATTN__CPU_FMA}, BUILT_AVX2, "no AVX2 attention kernels"},
+        {ATTN_KERNEL_AVX2, "avx2", 3, {ATTN__CPU_AVX2, ATTN__CPU_FMA, ATTN__CPU_F16C}, BUILT_AVX2,
+         "no AVX2 attention kernels"},
         {ATTN_KERNEL_AVX512, "avx512", 4,
          {ATTN__CPU_AVX512F, ATTN__CPU_AVX512BW, ATTN__CPU_AVX512VL, ATTN__CPU_AVX512DQ}, BUILT_AVX512,
          "no AVX-512 kernels"},
@@ -275,10 +302,13 @@ void test_kernel_env_variable(void)
 
 void test_ctx_describe(void)
 {
-    static const char *const slots[] = {"sdpa.forward", "sdpa.decode", "sdpa.weights", "sdpa.delta",
-                                        "sdpa.dkdv", "sdpa.dq", "sdpa.fused_bwd", "sdpa.dbias_row",
-                                        "score.additive", "score.proj", "nn.gemm", "nn.layernorm_row",
-                                        "nn.gelu_row", "nn.softmax_row"};
+    static const char *const slots[] = {
+        "sdpa.forward.f32", "sdpa.forward.bf16", "sdpa.forward.f16", "sdpa.forward.f32+bf16kv",
+        "sdpa.forward.f32+f16kv", "sdpa.decode.f32", "sdpa.decode.bf16", "sdpa.decode.f16",
+        "sdpa.decode.f32+bf16kv", "sdpa.decode.f32+f16kv", "sdpa.weights.f32", "sdpa.weights.bf16",
+        "sdpa.weights.f16", "sdpa.delta.f32", "sdpa.delta.f16", "sdpa.dkdv.bf16", "sdpa.dq.f32",
+        "sdpa.fused_bwd.bf16", "sdpa.dbias_row.f16", "score.additive", "score.proj", "nn.gemm",
+        "nn.layernorm_row", "nn.gelu_row", "nn.softmax_row"};
     attn_ctx *ctx = NULL;
     T_EQ_STATUS(attn_ctx_create(1, &ctx), ATTN_OK);
     if (ctx == NULL) return;
@@ -311,12 +341,14 @@ void test_ctx_describe(void)
         T_CHECK(contains(buf, line));
     }
     T_CHECK(contains(buf, "kernel: auto"));
+    T_CHECK(!contains(buf, "slot sdpa.dq.f32+bf16kv") && !contains(buf, "slot sdpa.weights.f32+f16kv"));
+    T_CHECK(!contains(buf, "slot nn.gemm.")); /* the toolkit slots have no dtype dimension */
     /* Forced tiled: every slot portable. */
     T_EQ_STATUS(attn_ctx_set_kernel(ctx, ATTN_KERNEL_TILED), ATTN_OK);
     T_EQ_STATUS(attn_ctx_describe(ctx, NULL, 0, &len2), ATTN_OK);
     char *tiled = malloc(len2 + 1);
     T_EQ_STATUS(attn_ctx_describe(ctx, tiled, len2 + 1, &len2), ATTN_OK);
-    T_CHECK(contains(tiled, "kernel: tiled (forced)") && contains(tiled, "slot sdpa.forward: portable (forced"));
+    T_CHECK(contains(tiled, "kernel: tiled (forced)") && contains(tiled, "slot sdpa.forward.bf16: portable (forced"));
     if (t_verbose) fputs(buf, stdout);
     T_EQ_STATUS(attn_ctx_describe(NULL, buf, len + 1, &len2), ATTN_NULL_ARG);
     T_EQ_STATUS(attn_ctx_describe(ctx, buf, len + 1, NULL), ATTN_NULL_ARG);

@@ -1,7 +1,9 @@
-/* problem.c - test problems: sampling of grid configurations, inputs,
- * strided layouts with sentinel-filled outputs, runs of the library, and the
- * naive float32 baseline. */
+/* problem.c - test problems: sampling of grid configurations, inputs
+ * (rounded to the dtypes of a run), strided layouts with sentinel-filled
+ * outputs in every dtype, and runs of the library. */
 #include "problem.h"
+
+#include "core/half.h"
 
 #include <float.h>
 #include <stdlib.h>
@@ -77,6 +79,7 @@ t_cfg t_cfg_sample(uint64_t seed, bool big)
     c.dbias = c.bias_kind != BIAS_NONE && t_rand_int(&s, 0, 4) < 3;
     c.layout = (int)t_rand_int(&s, 0, LAYOUT_KINDS - 1);
     c.threads = (int)pick(&s, threads, 4);
+    c.bias32 = t_rand_int(&s, 0, 2) == 0;
     /* Keep the reference's cost bounded: shrink batch, heads, then dims. */
     double budget = big ? 6e7 : decode ? 1.2e7 : 4e6;
     while ((double)c.B * c.Hq * c.Sq * c.Sk * (double)(c.Dk + c.Dv) > budget) {
@@ -93,12 +96,12 @@ void t_cfg_print(const t_cfg *c, FILE *f)
     fprintf(f,
             "seed=%llu B=%lld Sq=%lld Sk=%lld Hq=%lld Hkv=%lld Dk=%lld Dv=%lld scale=%g "
             "softcap=%g p=%g causal=%d align=%d window=(%lld,%lld) bias=%d mask=%d qlens=%d "
-            "klens=%d alibi=%d dbias=%d layout=%d threads=%d",
+            "klens=%d alibi=%d dbias=%d bias32=%d layout=%d threads=%d",
             (unsigned long long)c->seed, (long long)c->B, (long long)c->Sq, (long long)c->Sk,
             (long long)c->Hq, (long long)c->Hkv, (long long)c->Dk, (long long)c->Dv, c->scale,
             c->softcap, c->dropout_p, c->causal, c->align, (long long)c->window_left,
             (long long)c->window_right, c->bias_kind, c->mask_kind, c->qlens, c->klens,
-            c->alibi, c->dbias, c->layout, c->threads);
+            c->alibi, c->dbias, c->bias32, c->layout, c->threads);
 }
 
 /* ---- inputs --------------------------------------------------------------------- */
@@ -155,6 +158,34 @@ void t_problem_make(t_problem *P, const t_cfg *c)
         P->alibi = xcalloc(c->Hq, sizeof(double));
         for (int64_t h = 0; h < c->Hq; h++) P->alibi[h] = pow(2.0, -8.0 * (double)(h + 1) / (double)c->Hq);
     }
+}
+
+/* x rounded to dtype dt (F32, BF16, F16; x is a float already). */
+static double round_to(attn_dtype dt, double x)
+{
+    switch (dt) {
+    case ATTN_DTYPE_BF16: return attn__bf16_to_f32(attn__f32_to_bf16((float)x));
+    case ATTN_DTYPE_F16: return attn__f16_to_f32(attn__f32_to_f16((float)x));
+    default: return (float)x;
+    }
+}
+
+static void round_all(attn_dtype dt, double *x, int64_t n)
+{
+    for (int64_t a = 0; x != NULL && a < n; a++) x[a] = round_to(dt, x[a]);
+}
+
+void t_problem_as(t_problem *P, attn_dtype dt, attn_dtype kv_dt)
+{
+    const t_cfg *c = &P->c;
+    bool half = dt == ATTN_DTYPE_BF16 || dt == ATTN_DTYPE_F16;
+    P->kv_dt = kv_dt;
+    P->bias_dt = half && !c->bias32 ? dt : ATTN_DTYPE_F32;
+    round_all(dt, P->q, c->B * c->Sq * c->Hq * c->Dk);
+    round_all(dt, P->dout, c->B * c->Sq * c->Hq * c->Dv);
+    round_all(kv_dt, P->k, c->B * c->Sk * c->Hkv * c->Dk);
+    round_all(kv_dt, P->v, c->B * c->Sk * c->Hkv * c->Dv);
+    round_all(P->bias_dt, P->bias, P->bias ? t_numel(P->bias_dim) : 0);
 }
 
 void t_problem_free(t_problem *P)
@@ -229,7 +260,7 @@ static strided make_strided(const int64_t d[4], attn_dtype dt, int layout, bool 
         st[0] = S * H * D; st[1] = H * D; st[2] = D; st[3] = 1;
         x.n = B * S * H * D;
     }
-    size_t es = dt == ATTN_DTYPE_F64 ? 8 : 4;
+    size_t es = attn_dtype_size(dt);
     x.buf = t_buf_alloc((size_t)(x.n > 0 ? x.n : 1) * es);
     memset(x.buf.data, 0x7F, x.buf.bytes); /* sentinel: a NaN pattern outside the view */
     x.t.data = x.buf.data;
@@ -248,14 +279,32 @@ static int64_t view_off(const attn_tensor *t, int64_t e)
     return i0 * t->stride[0] + i1 * t->stride[1] + i2 * t->stride[2] + i3 * t->stride[3];
 }
 
+/* Element o of a view of any float dtype, as a double, and back (src
+ * values are representable in the view's dtype: exact). */
+static double get_elem(const attn_tensor *t, int64_t o)
+{
+    switch (t->dtype) {
+    case ATTN_DTYPE_F64: return ((const double *)t->data)[o];
+    case ATTN_DTYPE_BF16: return attn__bf16_to_f32(((const uint16_t *)t->data)[o]);
+    case ATTN_DTYPE_F16: return attn__f16_to_f32(((const uint16_t *)t->data)[o]);
+    default: return ((const float *)t->data)[o];
+    }
+}
+
+static void set_elem(const attn_tensor *t, int64_t o, double v)
+{
+    switch (t->dtype) {
+    case ATTN_DTYPE_F64: ((double *)t->data)[o] = v; break;
+    case ATTN_DTYPE_BF16: ((uint16_t *)t->data)[o] = attn__f32_to_bf16((float)v); break;
+    case ATTN_DTYPE_F16: ((uint16_t *)t->data)[o] = attn__f32_to_f16((float)v); break;
+    default: ((float *)t->data)[o] = (float)v; break;
+    }
+}
+
 static void put(strided *x, const double *src)
 {
     int64_t n = t_numel(x->t.dim);
-    for (int64_t e = 0; e < n; e++) {
-        int64_t o = view_off(&x->t, e);
-        if (x->t.dtype == ATTN_DTYPE_F64) ((double *)x->t.data)[o] = src[e];
-        else ((float *)x->t.data)[o] = (float)src[e];
-    }
+    for (int64_t e = 0; e < n; e++) set_elem(&x->t, view_off(&x->t, e), src[e]);
 }
 
 /* Reads the view into canonical doubles; returns false if any element
@@ -263,13 +312,13 @@ static void put(strided *x, const double *src)
 static bool take(strided *x, double **dst)
 {
     int64_t n = t_numel(x->t.dim);
-    size_t es = x->t.dtype == ATTN_DTYPE_F64 ? 8 : 4;
+    size_t es = attn_dtype_size(x->t.dtype);
     *dst = xcalloc(n, sizeof(double));
     unsigned char *in_view = xcalloc(x->n, 1);
     for (int64_t e = 0; e < n; e++) {
         int64_t o = view_off(&x->t, e);
         in_view[o] = 1;
-        (*dst)[e] = x->t.dtype == ATTN_DTYPE_F64 ? ((double *)x->t.data)[o] : (double)((float *)x->t.data)[o];
+        (*dst)[e] = get_elem(&x->t, o);
     }
     bool ok = t_buf_guards_ok(&x->buf);
     for (int64_t o = 0; o < x->n && ok; o++)
@@ -284,13 +333,16 @@ void t_run(const t_problem *P, attn_dtype dt, attn_ctx *ctx, int layout, bool wa
 {
     const t_cfg *c = &P->c;
     memset(r, 0, sizeof *r);
+    bool f64 = dt == ATTN_DTYPE_F64;
+    attn_dtype kv = f64 || P->kv_dt == 0 ? dt : P->kv_dt, bd = f64 || P->bias_dt == 0 ? dt : P->bias_dt;
+    attn_dtype ld = f64 ? dt : ATTN_DTYPE_F32;
     int64_t dq_[4] = {c->B, c->Sq, c->Hq, c->Dk}, dk_[4] = {c->B, c->Sk, c->Hkv, c->Dk};
     int64_t dv_[4] = {c->B, c->Sk, c->Hkv, c->Dv}, do_[4] = {c->B, c->Sq, c->Hq, c->Dv};
     int64_t dl_[4] = {c->B, c->Hq, c->Sq, 1};
-    strided q = make_strided(dq_, dt, layout, true), k = make_strided(dk_, dt, layout, true);
-    strided v = make_strided(dv_, dt, layout, true), o = make_strided(do_, dt, layout, true);
-    strided lse = make_strided(dl_, dt, LAYOUT_BSHD, false);
-    strided bias = make_strided(P->bias ? P->bias_dim : dl_, dt, LAYOUT_BSHD, false);
+    strided q = make_strided(dq_, dt, layout, true), k = make_strided(dk_, kv, layout, true);
+    strided v = make_strided(dv_, kv, layout, true), o = make_strided(do_, dt, layout, true);
+    strided lse = make_strided(dl_, ld, LAYOUT_BSHD, false);
+    strided bias = make_strided(P->bias ? P->bias_dim : dl_, bd, LAYOUT_BSHD, false);
     strided mask = make_strided(P->mask ? P->mask_dim : dl_, ATTN_DTYPE_F32, LAYOUT_BSHD, false);
     put(&q, P->q);
     put(&k, P->k);
@@ -305,8 +357,8 @@ void t_run(const t_problem *P, attn_dtype dt, attn_ctx *ctx, int layout, bool wa
     r->guards_ok = true;
     if (r->status == ATTN_OK && want_grad) {
         strided d_o = make_strided(do_, dt, layout, true), dq = make_strided(dq_, dt, layout, true);
-        strided dk = make_strided(dk_, dt, layout, true), dv = make_strided(dv_, dt, layout, true);
-        strided db = make_strided(P->bias ? P->bias_dim : dl_, dt, LAYOUT_BSHD, false);
+        strided dk = make_strided(dk_, kv, layout, true), dv = make_strided(dv_, kv, layout, true);
+        strided db = make_strided(P->bias ? P->bias_dim : dl_, bd, LAYOUT_BSHD, false);
         put(&d_o, P->dout);
         r->status = attn_sdpa_backward(ctx, &q.t, &k.t, &v.t, &o.t, &d_o.t, &lse.t, &a, &dq.t,
                                        &dk.t, &dv.t, P->bias && c->dbias ? &db.t : NULL);

@@ -1,9 +1,13 @@
-/* test_args.c - table-driven argument checks of every public function, a
- * test that produces every status code, and out-of-memory injection through
- * the allocator hook (every k-th allocation fails: a clean error, no leak,
- * nothing written). */
+/* test_args.c - table-driven argument checks of every public function in
+ * every dtype combination (F32, BF16, F16; F32 Q over a BF16 or F16 K/V:
+ * the forward's cases only), the dtype combinations that are refused, a
+ * test that produces every status code, and out-of-memory injection
+ * through the allocator hook (every k-th allocation fails: a clean error,
+ * no leak, nothing written) on every kernel path and dtype combination. */
 #define _GNU_SOURCE
 #include "problem.h"
+
+#include "core/half.h"
 
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -15,12 +19,24 @@
 enum { B = 2, SQ = 5, SK = 6, HQ = 4, HKV = 2, DK = 3, DV = 2 };
 enum { OP_FORWARD, OP_BACKWARD, OP_WEIGHTS };
 
-/* A valid call of each entry point; a case breaks one thing. */
+/* The dtype combinations: Q's (O, dO, dQ, w, bias) and K/V's. */
+enum { DT_F32, DT_BF16, DT_F16, DT_MIXED_BF16, DT_MIXED_F16, N_DT };
+static const attn_dtype dt_q[N_DT] = {ATTN_DTYPE_F32, ATTN_DTYPE_BF16, ATTN_DTYPE_F16, ATTN_DTYPE_F32,
+                                      ATTN_DTYPE_F32};
+static const attn_dtype dt_kv[N_DT] = {ATTN_DTYPE_F32, ATTN_DTYPE_BF16, ATTN_DTYPE_F16, ATTN_DTYPE_BF16,
+                                       ATTN_DTYPE_F16};
+static const char *const dt_name[N_DT] = {"f32", "bf16", "f16", "f32+bf16kv", "f32+f16kv"};
+
+/* Room for n elements of any dtype the fixture uses (at most 4 bytes). */
+#define ROOM(n) ((n) * 4)
+
+/* A valid call of each entry point in one dtype combination; a case breaks
+ * one thing. */
 typedef struct {
-    float q[B * SQ * HQ * DK], k[B * SK * HKV * DK], v[B * SK * HKV * DV];
-    float o[B * SQ * HQ * DV], lse[B * HQ * SQ], d_o[B * SQ * HQ * DV];
-    float dq[B * SQ * HQ * DK], dk[B * SK * HKV * DK], dv[B * SK * HKV * DV];
-    float bias[SQ * SK], dbias[SQ * SK], w[B * 2 * 3 * SK];
+    unsigned char q[ROOM(B * SQ * HQ * DK)], k[ROOM(B * SK * HKV * DK)], v[ROOM(B * SK * HKV * DV)];
+    unsigned char o[ROOM(B * SQ * HQ * DV)], lse[ROOM(B * HQ * SQ)], d_o[ROOM(B * SQ * HQ * DV)];
+    unsigned char dq[ROOM(B * SQ * HQ * DK)], dk[ROOM(B * SK * HKV * DK)], dv[ROOM(B * SK * HKV * DV)];
+    unsigned char bias[ROOM(SQ * SK)], dbias[ROOM(SQ * SK)], w[ROOM(B * 2 * 3 * SK)];
     uint8_t mask[B * SK];
     double q64[B * SQ * HQ * DK];
     int64_t heads[2], rows[3], qlens[B], klens[B];
@@ -34,28 +50,39 @@ typedef struct {
     const int64_t *pheads, *prows;
 } fx;
 
-static void fx_init(fx *f)
+/* n random values in [-1, 1) into buf, in dtype dt. */
+static void fill(uint64_t *s, unsigned char *buf, size_t n, attn_dtype dt)
+{
+    for (size_t x = 0; x < n; x++) {
+        float v = (float)t_rand_uniform(s, -1, 1);
+        if (dt == ATTN_DTYPE_F32) memcpy(buf + 4 * x, &v, 4);
+        else ((uint16_t *)(void *)buf)[x] = dt == ATTN_DTYPE_BF16 ? attn__f32_to_bf16(v) : attn__f32_to_f16(v);
+    }
+}
+
+static void fx_init(fx *f, int dt)
 {
     memset(f, 0, sizeof *f);
     uint64_t s = 5;
-    for (size_t x = 0; x < sizeof f->q / 4; x++) f->q[x] = (float)t_rand_uniform(&s, -1, 1);
-    for (size_t x = 0; x < sizeof f->k / 4; x++) f->k[x] = (float)t_rand_uniform(&s, -1, 1);
-    for (size_t x = 0; x < sizeof f->v / 4; x++) f->v[x] = (float)t_rand_uniform(&s, -1, 1);
-    for (size_t x = 0; x < sizeof f->d_o / 4; x++) f->d_o[x] = (float)t_rand_uniform(&s, -1, 1);
+    attn_dtype d = dt_q[dt], kv = dt_kv[dt];
+    fill(&s, f->q, B * SQ * HQ * DK, d);
+    fill(&s, f->k, B * SK * HKV * DK, kv);
+    fill(&s, f->v, B * SK * HKV * DV, kv);
+    fill(&s, f->d_o, B * SQ * HQ * DV, d);
     for (size_t x = 0; x < sizeof f->mask; x++) f->mask[x] = 1;
-    f->tq = attn_tensor_make(f->q, ATTN_DTYPE_F32, B, SQ, HQ, DK);
-    f->tk = attn_tensor_make(f->k, ATTN_DTYPE_F32, B, SK, HKV, DK);
-    f->tv = attn_tensor_make(f->v, ATTN_DTYPE_F32, B, SK, HKV, DV);
-    f->to = attn_tensor_make(f->o, ATTN_DTYPE_F32, B, SQ, HQ, DV);
+    f->tq = attn_tensor_make(f->q, d, B, SQ, HQ, DK);
+    f->tk = attn_tensor_make(f->k, kv, B, SK, HKV, DK);
+    f->tv = attn_tensor_make(f->v, kv, B, SK, HKV, DV);
+    f->to = attn_tensor_make(f->o, d, B, SQ, HQ, DV);
     f->tl = attn_tensor_make(f->lse, ATTN_DTYPE_F32, B, HQ, SQ, 1);
-    f->tdo = attn_tensor_make(f->d_o, ATTN_DTYPE_F32, B, SQ, HQ, DV);
-    f->tdq = attn_tensor_make(f->dq, ATTN_DTYPE_F32, B, SQ, HQ, DK);
-    f->tdk = attn_tensor_make(f->dk, ATTN_DTYPE_F32, B, SK, HKV, DK);
-    f->tdv = attn_tensor_make(f->dv, ATTN_DTYPE_F32, B, SK, HKV, DV);
-    f->tb = attn_tensor_make(f->bias, ATTN_DTYPE_F32, 1, 1, SQ, SK);
-    f->tdb = attn_tensor_make(f->dbias, ATTN_DTYPE_F32, 1, 1, SQ, SK);
+    f->tdo = attn_tensor_make(f->d_o, d, B, SQ, HQ, DV);
+    f->tdq = attn_tensor_make(f->dq, d, B, SQ, HQ, DK);
+    f->tdk = attn_tensor_make(f->dk, kv, B, SK, HKV, DK);
+    f->tdv = attn_tensor_make(f->dv, kv, B, SK, HKV, DV);
+    f->tb = attn_tensor_make(f->bias, d, 1, 1, SQ, SK);
+    f->tdb = attn_tensor_make(f->dbias, d, 1, 1, SQ, SK);
     f->tm = attn_tensor_make(f->mask, ATTN_DTYPE_BOOL, B, 1, 1, SK);
-    f->tw = attn_tensor_make(f->w, ATTN_DTYPE_F32, B, 2, 3, SK);
+    f->tw = attn_tensor_make(f->w, d, B, 2, 3, SK);
     f->pq = &f->tq; f->pk = &f->tk; f->pv = &f->tv; f->po = &f->to; f->pl = &f->tl;
     f->pdo = &f->tdo; f->pdq = &f->tdq; f->pdk = &f->tdk; f->pdv = &f->tdv; f->pdb = &f->tdb;
     f->pw = &f->tw;
@@ -71,6 +98,9 @@ static void fx_init(fx *f)
     /* A valid forward first, so backward and weights get real O and LSE. */
     attn_sdpa_forward(f->ctx, &f->tq, &f->tk, &f->tv, &f->prm, &f->to, &f->tl);
 }
+
+/* Whether op can run in dtype combination dt: the mixed ones are forward only. */
+static bool op_takes(int op, int dt) { return op == OP_FORWARD || dt < DT_MIXED_BF16; }
 
 static attn_status fx_call(fx *f, int op)
 {
@@ -248,6 +278,58 @@ static const arg_case cases[] = {
     {"weights dropout p", OP_WEIGHTS, m_p_nan, ATTN_BAD_PARAM, "dropout_p"},
 };
 
+/* The dtype combinations that are refused, each from a valid fixture of
+ * combination dt, and a few that are accepted (want ATTN_OK). */
+typedef struct {
+    const char *name;
+    int dt, op;
+    void (*mutate)(fx *);
+    attn_status want;
+    const char *names;
+} dtype_case;
+
+MUT(m_none, (void)f)
+MUT(m_kv_f16, f->tk.dtype = ATTN_DTYPE_F16; f->tv.dtype = ATTN_DTYPE_F16)
+MUT(m_kv_f32, f->tk.dtype = ATTN_DTYPE_F32; f->tv.dtype = ATTN_DTYPE_F32)
+MUT(m_v_f16, f->tv.dtype = ATTN_DTYPE_F16)
+MUT(m_q_f16, f->tq.dtype = ATTN_DTYPE_F16)
+MUT(m_lse_bf16, f->tl.dtype = ATTN_DTYPE_BF16)
+MUT(m_o_bf16, f->to.dtype = ATTN_DTYPE_BF16)
+MUT(m_o_f32, f->to.dtype = ATTN_DTYPE_F32)
+MUT(m_bias_f16, f->tb.dtype = ATTN_DTYPE_F16)
+MUT(m_bias_bf16, f->tb.dtype = ATTN_DTYPE_BF16)
+MUT(m_bias_f32, f->tb.dtype = ATTN_DTYPE_F32; f->tdb.dtype = ATTN_DTYPE_F32)
+MUT(m_dbias_f32, f->tdb.dtype = ATTN_DTYPE_F32)
+MUT(m_w_f32, f->tw.dtype = ATTN_DTYPE_F32)
+MUT(m_dk_f32, f->tdk.dtype = ATTN_DTYPE_F32)
+MUT(m_force_tiled, attn_ctx_set_kernel(f->ctx, ATTN_KERNEL_TILED))
+MUT(m_force_ref, attn_ctx_set_kernel(f->ctx, ATTN_KERNEL_REF))
+
+static const dtype_case dtype_cases[] = {
+    {"bf16 q, f16 k and v", DT_BF16, OP_FORWARD, m_kv_f16, ATTN_BAD_DTYPE, "k.dtype is F16 (4) with q.dtype BF16"},
+    {"f16 q, f32 k and v", DT_F16, OP_FORWARD, m_kv_f32, ATTN_BAD_DTYPE, "k.dtype is F32 (1) with q.dtype F16"},
+    {"f32 q, bf16 k, f16 v", DT_MIXED_BF16, OP_FORWARD, m_v_f16, ATTN_BAD_DTYPE, "v.dtype is F16 (4) with k.dtype BF16"},
+    {"f16 q, bf16 k and v", DT_MIXED_BF16, OP_FORWARD, m_q_f16, ATTN_BAD_DTYPE, "k.dtype is BF16 (5) with q.dtype F16"},
+    {"mixed backward", DT_MIXED_BF16, OP_BACKWARD, m_none, ATTN_BAD_DTYPE, "is for attn_sdpa_forward only"},
+    {"mixed backward f16", DT_MIXED_F16, OP_BACKWARD, m_none, ATTN_BAD_DTYPE, "k.dtype is F16 with q.dtype F32"},
+    {"mixed weights", DT_MIXED_F16, OP_WEIGHTS, m_none, ATTN_BAD_DTYPE, "is for attn_sdpa_forward only"},
+    {"half lse", DT_BF16, OP_FORWARD, m_lse_bf16, ATTN_BAD_DTYPE, "lse.dtype is BF16 (5) with q.dtype BF16; it must be F32"},
+    {"half lse in backward", DT_F16, OP_BACKWARD, m_lse_bf16, ATTN_BAD_DTYPE, "lse.dtype is BF16"},
+    {"half o under f32 q", DT_MIXED_BF16, OP_FORWARD, m_o_bf16, ATTN_BAD_DTYPE, "o.dtype is BF16 (5) with q.dtype F32; it must be F32"},
+    {"f32 o under bf16 q", DT_BF16, OP_FORWARD, m_o_f32, ATTN_BAD_DTYPE, "o.dtype is F32 (1) with q.dtype BF16; it must be BF16"},
+    {"f16 bias under bf16 q", DT_BF16, OP_FORWARD, m_bias_f16, ATTN_BAD_DTYPE, "params.bias.dtype is F16 (4) with q.dtype BF16"},
+    {"bf16 bias under f32 q", DT_MIXED_BF16, OP_FORWARD, m_bias_bf16, ATTN_BAD_DTYPE, "params.bias.dtype is BF16"},
+    {"f32 dbias of an f16 bias", DT_F16, OP_BACKWARD, m_dbias_f32, ATTN_BAD_DTYPE, "dbias.dtype is F32 (1) with q.dtype F16; it must be F16"},
+    {"f32 dk under bf16 q", DT_BF16, OP_BACKWARD, m_dk_f32, ATTN_BAD_DTYPE, "dk.dtype is F32"},
+    {"f32 w under f16 q", DT_F16, OP_WEIGHTS, m_w_f32, ATTN_BAD_DTYPE, "w.dtype is F32"},
+    {"f32 bias under bf16 q", DT_BF16, OP_FORWARD, m_bias_f32, ATTN_OK, ""},
+    {"f32 bias and dbias under f16 q", DT_F16, OP_BACKWARD, m_bias_f32, ATTN_OK, ""},
+    {"f32 bias under f32 q, f16 k/v", DT_MIXED_F16, OP_FORWARD, m_none, ATTN_OK, ""},
+    {"forced tiled, bf16", DT_BF16, OP_BACKWARD, m_force_tiled, ATTN_OK, ""},
+    {"forced ref, mixed", DT_MIXED_F16, OP_FORWARD, m_force_ref, ATTN_OK, ""},
+    {"forced ref, f16 weights", DT_F16, OP_WEIGHTS, m_force_ref, ATTN_OK, ""},
+};
+
 static bool outputs_unchanged(const fx *a, const fx *b)
 {
     return memcmp(a->o, b->o, sizeof a->o) == 0 && memcmp(a->lse, b->lse, sizeof a->lse) == 0 &&
@@ -259,26 +341,41 @@ static bool outputs_unchanged(const fx *a, const fx *b)
 
 static fx f_case, f_before; /* large: keep off the stack */
 
+/* Case `name` from a fixture of dtype combination dt: op with mutate
+ * applied must give want with a message containing names, and (on error)
+ * write nothing. */
+static void run_case(const char *name, int dt, int op, void (*mutate)(fx *), attn_status want, const char *names)
+{
+    fx_init(&f_case, dt);
+    mutate(&f_case);
+    memcpy(&f_before, &f_case, sizeof f_case);
+    attn_status st = fx_call(&f_case, op);
+    char msg[512];
+    snprintf(msg, sizeof msg, "%s", attn_last_error());
+    attn_ctx_set_kernel(t_ctx(2), ATTN_KERNEL_AUTO);
+    t_checks++;
+    if (st != want || strstr(msg, names) == NULL)
+        t_fail(__FILE__, __LINE__, "case '%s' (%s): got %s '%s', want %s naming '%s'", name, dt_name[dt],
+               attn_status_name(st), msg, attn_status_name(want), names);
+    if (want != ATTN_OK) T_CHECK(outputs_unchanged(&f_case, &f_before));
+}
+
 void test_argument_checks(void)
 {
-    for (int op = 0; op < 3; op++) { /* the unbroken fixture succeeds */
-        fx_init(&f_case);
-        T_EQ_STATUS(fx_call(&f_case, op), ATTN_OK);
+    for (int dt = 0; dt < N_DT; dt++) {
+        for (int op = 0; op < 3; op++) { /* the unbroken fixture succeeds */
+            if (!op_takes(op, dt)) continue;
+            fx_init(&f_case, dt);
+            T_EQ_STATUS(fx_call(&f_case, op), ATTN_OK);
+        }
+        for (size_t x = 0; x < sizeof cases / sizeof cases[0]; x++) {
+            const arg_case *c = &cases[x];
+            if (op_takes(c->op, dt)) run_case(c->name, dt, c->op, c->mutate, c->want, c->names);
+        }
     }
-    for (size_t x = 0; x < sizeof cases / sizeof cases[0]; x++) {
-        const arg_case *c = &cases[x];
-        fx_init(&f_case);
-        c->mutate(&f_case);
-        memcpy(&f_before, &f_case, sizeof f_case);
-        attn_status st = fx_call(&f_case, c->op);
-        char msg[512];
-        snprintf(msg, sizeof msg, "%s", attn_last_error());
-        attn_ctx_set_kernel(t_ctx(2), ATTN_KERNEL_AUTO);
-        t_checks++;
-        if (st != c->want || strstr(msg, c->names) == NULL)
-            t_fail(__FILE__, __LINE__, "case '%s': got %s '%s', want %s naming '%s'", c->name,
-                   attn_status_name(st), msg, attn_status_name(c->want), c->names);
-        T_CHECK(outputs_unchanged(&f_case, &f_before));
+    for (size_t x = 0; x < sizeof dtype_cases / sizeof dtype_cases[0]; x++) {
+        const dtype_case *c = &dtype_cases[x];
+        run_case(c->name, c->dt, c->op, c->mutate, c->want, c->names);
     }
     /* Context functions. */
     attn_ctx *ctx = NULL;
@@ -335,7 +432,7 @@ static int thread_failure_status(void)
 void test_every_status_code(void)
 {
     /* Each code from a real call (NO_MEMORY in out_of_memory too). */
-    fx_init(&f_case);
+    fx_init(&f_case, DT_F32);
     T_EQ_STATUS(fx_call(&f_case, OP_FORWARD), ATTN_OK);
     void (*mut[])(fx *) = {m_q_null, m_dk_zero, m_k_batch, m_k_dtype, m_q_stride_neg,
                            m_q_overflow_dims, m_p_one, m_heads_not_multiple, m_bias_bcast,
@@ -344,7 +441,7 @@ void test_every_status_code(void)
                           ATTN_BAD_STRIDE, ATTN_OVERFLOW, ATTN_BAD_PARAM, ATTN_BAD_HEADS,
                           ATTN_BAD_MASK, ATTN_OVERLAP, ATTN_UNSUPPORTED};
     for (size_t x = 0; x < sizeof want / sizeof want[0]; x++) {
-        fx_init(&f_case);
+        fx_init(&f_case, DT_F32);
         mut[x](&f_case);
         T_EQ_STATUS(fx_call(&f_case, OP_FORWARD), want[x]);
         attn_ctx_set_kernel(t_ctx(2), ATTN_KERNEL_AUTO);
@@ -381,11 +478,11 @@ static void counting_free(void *p, void *user)
 
 /* Runs op with the k-th allocation failing for k = 0, 1, ... until it
  * succeeds; each failure must be NO_MEMORY with no leak and no write. */
-static void oom_sweep(const char *what, int op, attn_kernel kernel, bool with_dbias)
+static void oom_sweep(const char *what, int dt, int op, attn_kernel kernel, bool with_dbias)
 {
     long k = 0;
     for (;; k++) {
-        fx_init(&f_case);
+        fx_init(&f_case, dt);
         attn_ctx_set_kernel(f_case.ctx, kernel);
         if (!with_dbias) f_case.pdb = NULL;
         memcpy(&f_before, &f_case, sizeof f_case);
@@ -409,15 +506,25 @@ static void oom_sweep(const char *what, int op, attn_kernel kernel, bool with_db
     T_CHECK(k >= 1); /* the call allocates at least once */
 }
 
+/* Every entry point (backward with and without a bias gradient: the
+ * two-pass and the fused form) in every dtype combination on every kernel
+ * path this machine has; a path it lacks is reported as skipped. */
 void test_out_of_memory(void)
 {
-    oom_sweep("tiled forward", OP_FORWARD, ATTN_KERNEL_AUTO, false);
-    oom_sweep("ref forward", OP_FORWARD, ATTN_KERNEL_REF, false);
-    oom_sweep("tiled backward + dbias", OP_BACKWARD, ATTN_KERNEL_AUTO, true);
-    oom_sweep("ref backward + dbias", OP_BACKWARD, ATTN_KERNEL_REF, true);
-    oom_sweep("ref backward", OP_BACKWARD, ATTN_KERNEL_REF, false);
-    oom_sweep("tiled weights", OP_WEIGHTS, ATTN_KERNEL_AUTO, false);
-    oom_sweep("ref weights", OP_WEIGHTS, ATTN_KERNEL_REF, false);
+    static const char *const op_name[3] = {"forward", "backward", "weights"};
+    t_report_absent_kernels();
+    for (int x = 0; x < T_KERNELS; x++) {
+        attn_kernel kernel = t_kernels[x];
+        if (!t_kernel_available(kernel)) continue;
+        for (int dt = 0; dt < N_DT; dt++)
+            for (int op = 0; op < 3; op++)
+                for (int dbias = 0; op_takes(op, dt) && dbias < (op == OP_BACKWARD ? 2 : 1); dbias++) {
+                    char what[96];
+                    snprintf(what, sizeof what, "%s %s %s%s", dt_name[dt], attn_kernel_name(kernel), op_name[op],
+                             dbias ? " + dbias" : "");
+                    oom_sweep(what, dt, op, kernel, dbias != 0);
+                }
+    }
     /* Context creation with 3 threads: pool, thread table, worker args. */
     long k = 0;
     for (;; k++) {

@@ -2,8 +2,8 @@
  * patterns and combinations against this file's own formulas, element by
  * element; the layouts' blocks against the element rule (a FULL block has
  * every element visible, an EMPTY one none); every kernel against ref64 on
- * random problems with random masks (the grid's error rule), decode
- * included; keys of hidden blocks never read (NaN planted there); the
+ * random problems with random masks (the grid's error rule), in float32 and
+ * in BF16, F16 or float32 over a half K/V, decode included; keys of hidden blocks never read (NaN planted there); the
  * tiles counted for window, Longformer and BigBird growing as S w, not S^2;
  * bad layouts and shapes; out-of-memory. */
 #include "problem.h"
@@ -474,11 +474,8 @@ static void grid(long n, uint64_t first, bool decode)
             c.mask_kind = MASK_NONE;
             c.dbias = false;
         }
-        t_problem P;
-        t_problem_make(&P, &c);
         fn_arg fa = {0, 0};
         attn_block_mask *m = random_mask(&rs, &c, buf, &fa, 0);
-        P.bm = m;
         if (t_verbose) {
             t_cfg_print(&c, stdout);
             attn_block_mask_shape s = attn_block_mask_get_shape(m);
@@ -486,7 +483,17 @@ static void grid(long n, uint64_t first, bool decode)
                    (long long)s.n_heads, (long long)s.block_q, (long long)s.block_k,
                    (long long)attn_block_mask_n_blocks(m, 1), (long long)attn_block_mask_n_blocks(m, 0));
         }
-        bool ok = m != NULL && t_check_problem(&P, x % 8 == 0);
+        bool ok = m != NULL;
+        for (int d = 0; ok && d < 2; d++) { /* float32, then BF16, F16 or mixed by seed */
+            attn_dtype dt, kv;
+            t_grid_dtypes(d == 0 ? 0 : 1 + (int)(seed % 3), seed / 3, &dt, &kv);
+            t_problem P;
+            t_problem_make(&P, &c);
+            t_problem_as(&P, dt, kv);
+            P.bm = m;
+            ok = t_check_problem(&P, dt, x % 8 == 0);
+            t_problem_free(&P);
+        }
         t_checks++;
         if (!ok) {
             failures++;
@@ -495,7 +502,6 @@ static void grid(long n, uint64_t first, bool decode)
                     decode ? "block_mask_decode_vs_ref64" : "block_mask_grid_vs_ref64");
         }
         attn_block_mask_free(m);
-        t_problem_free(&P);
         if (t_only_seed >= 0) break;
     }
     printf("  %ld configs, %ld failed\n", t_only_seed >= 0 ? 1 : n, failures);

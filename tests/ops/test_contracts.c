@@ -1,26 +1,63 @@
 /* test_contracts.c - the exact contracts of docs/testing.md (numbered as
- * there), checked with no tolerance on the float32 tiled kernel, the
- * reference kernel on float32 tensors and the float64 reference. */
+ * there), checked with no tolerance on every kernel path this machine has
+ * (the table's kernels of every instruction set and the reference kernel
+ * on the call's tensors) and the float64 reference, in every dtype
+ * combination: F32, BF16, F16, and F32 Q over a BF16 or F16 K/V (forward
+ * only: its gradients are not checked). The inputs of each problem are
+ * rounded to the combination's dtypes, so the float64 reference solves the
+ * same problem. */
 #include "problem.h"
+
+#include "core/half.h"
 
 #include <float.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* The float32 kernels of every instruction set, then the reference. */
-enum { PATH_TILED, PATH_AVX2, PATH_AVX512, PATH_AMX, PATH_REF32, PATH_REF64, PATHS };
-static const char *path_name[PATHS] = {"tiled", "avx2", "avx512", "amx", "ref32", "ref64"};
+/* The table's kernels of every instruction set, then the reference. */
+enum { PATH_TILED, PATH_AVX2, PATH_AVX512, PATH_AMX, PATH_REF, PATH_REF64, PATHS };
+static const char *path_name[PATHS] = {"tiled", "avx2", "avx512", "amx", "ref", "ref64"};
 static const attn_kernel path_kernel[PATHS] = {ATTN_KERNEL_TILED, ATTN_KERNEL_AVX2, ATTN_KERNEL_AVX512,
                                                ATTN_KERNEL_AMX, ATTN_KERNEL_REF, ATTN_KERNEL_AUTO};
 
+/* The dtype combinations: Q's (and O's) and K/V's. */
+enum { DT_F32, DT_BF16, DT_F16, DT_MIXED_BF16, DT_MIXED_F16, N_DT };
+static const attn_dtype dt_q[N_DT] = {ATTN_DTYPE_F32, ATTN_DTYPE_BF16, ATTN_DTYPE_F16, ATTN_DTYPE_F32,
+                                      ATTN_DTYPE_F32};
+static const attn_dtype dt_kv[N_DT] = {ATTN_DTYPE_F32, ATTN_DTYPE_BF16, ATTN_DTYPE_F16, ATTN_DTYPE_BF16,
+                                       ATTN_DTYPE_F16};
+static const char *const dt_name[N_DT] = {"f32", "bf16", "f16", "f32+bf16kv", "f32+f16kv"};
+static int cur; /* the combination the contracts run in now */
+
+static bool with_grad(void) { return cur < DT_MIXED_BF16; }
+
+/* Unit roundoff of the outputs O, dQ, dK, dV (0: float32). */
+static double out_roundoff(void)
+{
+    return dt_q[cur] == ATTN_DTYPE_BF16 ? 0x1p-8 : dt_q[cur] == ATTN_DTYPE_F16 ? 0x1p-11 : 0.0;
+}
+
+/* Runs contract fn once per dtype combination (on the paths this machine
+ * has; the others are named as skipped). */
+static void every_dtype(void (*fn)(void))
+{
+    t_report_absent_kernels();
+    for (cur = 0; cur < N_DT; cur++) fn();
+    cur = DT_F32;
+}
+
 /* Paths this CPU and build can run (all but the portable one may be absent). */
 static bool path_ok(int path) { return t_kernel_available(path_kernel[path]); }
+
+/* Rounds the inputs of P (made, and planted with what a contract needs)
+ * to the current dtypes. */
+static void as_cur(t_problem *P) { t_problem_as(P, dt_q[cur], dt_kv[cur]); }
 
 static void run_path(const t_problem *P, int path, int threads, int layout, t_result *r)
 {
     attn_ctx *ctx = t_ctx(threads);
     attn_ctx_set_kernel(ctx, path_kernel[path]);
-    t_run(P, path == PATH_REF64 ? ATTN_DTYPE_F64 : ATTN_DTYPE_F32, ctx, layout, true, r);
+    t_run(P, path == PATH_REF64 ? ATTN_DTYPE_F64 : dt_q[cur], ctx, layout, with_grad(), r);
     attn_ctx_set_kernel(ctx, ATTN_KERNEL_AUTO);
     T_EQ_STATUS(r->status, ATTN_OK);
     T_CHECK(r->guards_ok);
@@ -34,6 +71,7 @@ static t_cfg base_cfg(uint64_t seed)
     c.window_left = c.window_right = -1;
     c.threads = 2;
     c.seed = seed;
+    c.bias32 = cur == DT_BF16; /* a float32 bias under BF16 Q; F16 Q takes an F16 one */
     return c;
 }
 
@@ -52,7 +90,7 @@ static bool all_finite(const double *x, int64_t n)
 }
 
 /* 1. Every way of masking a whole row gives O = 0, LSE = -inf, zero dQ, no NaN. */
-void test_contract_masked_rows(void)
+static void masked_rows(void)
 {
     for (int kind = 0; kind < 7; kind++) {
         t_cfg c = base_cfg(100 + (uint64_t)kind);
@@ -77,6 +115,7 @@ void test_contract_masked_rows(void)
             for (int64_t j = 0; kind == 5 && j < c.Sk; j++)
                 P.bias[((dead_b * c.Hq + h) * c.Sq + dead_i) * c.Sk + j] = (j % 2) ? -INFINITY : -FLT_MAX;
         }
+        as_cur(&P); /* in a half bias -FLT_MAX becomes -inf */
         for (int path = 0; path < PATHS; path++) {
         if (!path_ok(path)) continue;
             t_result r;
@@ -85,11 +124,16 @@ void test_contract_masked_rows(void)
                 int64_t row = (dead_b * c.Sq + dead_i) * c.Hq + h;
                 t_checks++;
                 if (!row_is(r.o + row * c.Dv, c.Dv, 0.0) || r.lse[(dead_b * c.Hq + h) * c.Sq + dead_i] != -INFINITY ||
-                    !row_is(r.dq + row * c.Dk, c.Dk, 0.0))
-                    t_fail(__FILE__, __LINE__, "masked row, kind %d, %s: O/LSE/dQ not 0/-inf/0", kind, path_name[path]);
+                    (with_grad() && !row_is(r.dq + row * c.Dk, c.Dk, 0.0)))
+                    t_fail(__FILE__, __LINE__, "masked row, kind %d, %s %s: O/LSE/dQ not 0/-inf/0", kind,
+                           dt_name[cur], path_name[path]);
             }
             int64_t no = c.B * c.Sq * c.Hq * c.Dv;
             for (int64_t x = 0; x < no; x++) T_CHECK(!isnan(r.o[x]));
+            if (!with_grad()) {
+                t_result_free(&r);
+                continue;
+            }
             T_CHECK(all_finite(r.dq, c.B * c.Sq * c.Hq * c.Dk));
             T_CHECK(all_finite(r.dk, c.B * c.Sk * c.Hkv * c.Dk));
             if (kind == 2) /* key length 0: batch 0 gets zero dK, dV */
@@ -100,8 +144,10 @@ void test_contract_masked_rows(void)
     }
 }
 
+void test_contract_masked_rows(void) { every_dtype(masked_rows); }
+
 /* 2. NaN/Inf planted where masks hide them leave every output bitwise equal. */
-void test_contract_masked_never_read(void)
+static void masked_never_read(void)
 {
     for (int variant = 0; variant < 8; variant++) {
         t_cfg c = base_cfg(200 + (uint64_t)variant);
@@ -152,6 +198,8 @@ void test_contract_masked_never_read(void)
                                       (c.qlens && i >= dirty.qlens[b]);
                         if (masked) dirty.bias[x] = NAN;
                     }
+        as_cur(&clean);
+        as_cur(&dirty);
         for (int path = 0; path < PATHS; path++) {
         if (!path_ok(path)) continue;
             t_result a, b;
@@ -160,11 +208,11 @@ void test_contract_masked_never_read(void)
             int64_t n[6] = {c.B * c.Sq * c.Hq * c.Dv, c.B * c.Hq * c.Sq, c.B * c.Sq * c.Hq * c.Dk,
                             c.B * c.Sk * c.Hkv * c.Dk, c.B * c.Sk * c.Hkv * c.Dv, t_numel(clean.bias_dim)};
             double *pa[6] = {a.o, a.lse, a.dq, a.dk, a.dv, a.dbias}, *pb[6] = {b.o, b.lse, b.dq, b.dk, b.dv, b.dbias};
-            for (int t = 0; t < 6; t++) {
+            for (int t = 0; t < (with_grad() ? 6 : 2); t++) {
                 t_checks++;
                 if (memcmp(pa[t], pb[t], (size_t)n[t] * sizeof(double)) != 0)
-                    t_fail(__FILE__, __LINE__, "variant %d, %s: output %d changed by NaN in masked inputs",
-                           variant, path_name[path], t);
+                    t_fail(__FILE__, __LINE__, "variant %d, %s %s: output %d changed by NaN in masked inputs",
+                           variant, dt_name[cur], path_name[path], t);
             }
             t_result_free(&a);
             t_result_free(&b);
@@ -174,8 +222,10 @@ void test_contract_masked_never_read(void)
     }
 }
 
+void test_contract_masked_never_read(void) { every_dtype(masked_never_read); }
+
 /* 3. A NaN in an unmasked input reaches exactly the rows that see it. */
-void test_contract_nan_propagation(void)
+static void nan_propagation(void)
 {
     for (int where = 0; where < 3; where++) { /* in q, k, v */
         t_cfg c = base_cfg(300 + (uint64_t)where);
@@ -186,6 +236,7 @@ void test_contract_nan_propagation(void)
         if (where == 0) P.q[((1 * c.Sq + in) * c.Hq + 2) * c.Dk + 4] = NAN;
         if (where == 1) P.k[((1 * c.Sk + jn) * c.Hkv + 1) * c.Dk + 3] = NAN;
         if (where == 2) P.v[((1 * c.Sk + jn) * c.Hkv + 1) * c.Dv + 2] = NAN;
+        as_cur(&P);
         for (int path = 0; path < PATHS; path++) {
         if (!path_ok(path)) continue;
             t_result r;
@@ -201,8 +252,8 @@ void test_contract_nan_propagation(void)
                         int want = !depends ? 0 : where == 2 ? 1 : (int)c.Dv;
                         t_checks++;
                         if (nans != want)
-                            t_fail(__FILE__, __LINE__, "NaN in %s, %s: row b=%lld i=%lld h=%lld has %d NaN, want %d",
-                                   where == 0 ? "q" : where == 1 ? "k" : "v", path_name[path], (long long)b,
+                            t_fail(__FILE__, __LINE__, "NaN in %s, %s %s: row b=%lld i=%lld h=%lld has %d NaN, want %d",
+                                   where == 0 ? "q" : where == 1 ? "k" : "v", dt_name[cur], path_name[path], (long long)b,
                                    (long long)i, (long long)h, nans, want);
                     }
             t_result_free(&r);
@@ -211,27 +262,34 @@ void test_contract_nan_propagation(void)
     }
 }
 
-/* 4. Huge logits, equal logits, and a row of -FLT_MAX bias. */
-void test_contract_huge_logits(void)
+void test_contract_nan_propagation(void) { every_dtype(nan_propagation); }
+
+/* 4. Huge logits, equal logits, and a row of -FLT_MAX bias (-inf in a
+ * half bias). "Huge" is as large as the dtypes hold: 1e30 in a bias (60000
+ * in an F16 one), and 133120 in Q, K, V (60000 where one is F16). */
+static void huge_logits(void)
 {
     t_cfg c = base_cfg(400);
     c.B = 1; c.Hq = c.Hkv = 1; c.Sq = 3; c.Sk = 5; c.Dk = c.Dv = 64;
     c.bias_kind = BIAS_FULL;
+    bool f16 = dt_q[cur] == ATTN_DTYPE_F16 || dt_kv[cur] == ATTN_DTYPE_F16;
     t_problem P;
     t_problem_make(&P, &c);
+    double huge = dt_q[cur] == ATTN_DTYPE_F16 && !c.bias32 ? 60000.0 : 1e30, u = out_roundoff();
     for (int64_t x = 0; x < c.Sq * c.Sk; x++) P.bias[x] = 0.0;
-    for (int64_t j = 0; j < c.Sk; j++) P.bias[0 * c.Sk + j] = j == 2 ? 1e30 : 0.0; /* row 0: one huge logit */
+    for (int64_t j = 0; j < c.Sk; j++) P.bias[0 * c.Sk + j] = j == 2 ? huge : 0.0; /* row 0: one huge logit */
     for (int64_t j = 0; j < c.Sk; j++) P.bias[2 * c.Sk + j] = -FLT_MAX;            /* row 2: all -FLT_MAX */
     for (int64_t x = 0; x < c.Sq * c.Dk; x++) P.q[x] = x >= c.Dk ? 0.0 : P.q[x];   /* row 1: equal logits */
+    as_cur(&P);
     for (int path = 0; path < PATHS; path++) {
         if (!path_ok(path)) continue;
         t_result r;
         run_path(&P, path, 1, LAYOUT_BSHD, &r);
         for (int64_t d = 0; d < c.Dv; d++) {
-            T_CHECK(r.o[d] == (path == PATH_REF64 ? P.v[2 * c.Dv + d] : (double)(float)P.v[2 * c.Dv + d]));
+            T_CHECK(r.o[d] == P.v[2 * c.Dv + d]);
             double mean = 0.0;
             for (int64_t j = 0; j < c.Sk; j++) mean += P.v[j * c.Dv + d] / c.Sk;
-            T_LE(fabs(r.o[c.Dv + d] - mean), path == PATH_REF64 ? 1e-15 : 1e-6);
+            T_LE(fabs(r.o[c.Dv + d] - mean), path == PATH_REF64 ? 1e-15 : 1e-6 + u);
             T_CHECK(r.o[2 * c.Dv + d] == 0.0);
         }
         T_CHECK(r.lse[2] == -INFINITY);
@@ -239,28 +297,32 @@ void test_contract_huge_logits(void)
         t_result_free(&r);
     }
     t_problem_free(&P);
-    /* q = k = v = 133120 everywhere: huge but equal logits, a uniform row. */
+    /* q = k = v = X everywhere: huge but equal logits, a uniform row. */
+    double X = f16 ? 60000.0 : 133120.0;
     c = base_cfg(401);
     c.Dk = c.Dv = 64;
     t_problem_make(&P, &c);
     int64_t nq = c.B * c.Sq * c.Hq * c.Dk, nk = c.B * c.Sk * c.Hkv * c.Dk;
-    for (int64_t x = 0; x < nq; x++) P.q[x] = 133120.0;
-    for (int64_t x = 0; x < nk; x++) P.k[x] = P.v[x] = 133120.0;
+    for (int64_t x = 0; x < nq; x++) P.q[x] = X;
+    for (int64_t x = 0; x < nk; x++) P.k[x] = P.v[x] = X;
+    as_cur(&P);
     for (int path = 0; path < PATHS; path++) {
         if (!path_ok(path)) continue;
         t_result r;
         run_path(&P, path, 2, LAYOUT_BSHD, &r);
         int64_t no = c.B * c.Sq * c.Hq * c.Dv;
         T_CHECK(all_finite(r.o, no) && all_finite(r.lse, c.B * c.Hq * c.Sq));
-        for (int64_t x = 0; x < no; x++) T_LE(fabs(r.o[x] - 133120.0), 133120.0 * 1e-6);
-        T_CHECK(all_finite(r.dq, nq) && all_finite(r.dk, nk));
+        for (int64_t x = 0; x < no; x++) T_LE(fabs(r.o[x] - X), X * (1e-6 + u));
+        T_CHECK(!with_grad() || (all_finite(r.dq, nq) && all_finite(r.dk, nk)));
         t_result_free(&r);
     }
     t_problem_free(&P);
 }
 
+void test_contract_huge_logits(void) { every_dtype(huge_logits); }
+
 /* 6. Sq = 0, B = 0, H = 0 are no-ops (backward with Sq = 0 zeroes dK, dV). */
-void test_contract_sizes(void)
+static void sizes(void)
 {
     static const int64_t shapes[][4] = {{1, 0, 6, 2}, {0, 4, 6, 2}, {2, 4, 6, 0}, {2, 4, 0, 2}};
     for (size_t s = 0; s < 4; s++) {
@@ -269,25 +331,31 @@ void test_contract_sizes(void)
         c.Hq = c.Hkv = shapes[s][3];
         t_problem P;
         t_problem_make(&P, &c);
+        as_cur(&P);
         for (int path = 0; path < PATHS; path++) {
         if (!path_ok(path)) continue;
             t_result r;
             run_path(&P, path, 2, LAYOUT_BSHD, &r);
             int64_t nk = c.B * c.Sk * c.Hkv * c.Dk, nv = c.B * c.Sk * c.Hkv * c.Dv;
-            if (c.Sq == 0) T_CHECK(row_is(r.dk, nk, 0.0) && row_is(r.dv, nv, 0.0));
-            if (c.Sk == 0) T_CHECK(row_is(r.o, c.B * c.Sq * c.Hq * c.Dv, 0.0) && row_is(r.dq, c.B * c.Sq * c.Hq * c.Dk, 0.0));
+            bool g = with_grad();
+            if (c.Sq == 0 && g) T_CHECK(row_is(r.dk, nk, 0.0) && row_is(r.dv, nv, 0.0));
+            if (c.Sk == 0)
+                T_CHECK(row_is(r.o, c.B * c.Sq * c.Hq * c.Dv, 0.0) && (!g || row_is(r.dq, c.B * c.Sq * c.Hq * c.Dk, 0.0)));
             t_result_free(&r);
         }
         t_problem_free(&P);
     }
 }
 
+void test_contract_sizes(void) { every_dtype(sizes); }
+
+/* a and b bitwise equal in every output (of the forward only without gradients). */
 static bool same_result(const t_cfg *c, const t_result *a, const t_result *b, int64_t nb)
 {
     int64_t n[6] = {c->B * c->Sq * c->Hq * c->Dv, c->B * c->Hq * c->Sq, c->B * c->Sq * c->Hq * c->Dk,
                     c->B * c->Sk * c->Hkv * c->Dk, c->B * c->Sk * c->Hkv * c->Dv, nb};
     double *pa[6] = {a->o, a->lse, a->dq, a->dk, a->dv, a->dbias}, *pb[6] = {b->o, b->lse, b->dq, b->dk, b->dv, b->dbias};
-    for (int t = 0; t < 6; t++)
+    for (int t = 0; t < (with_grad() ? 6 : 2); t++)
         if (n[t] > 0 && memcmp(pa[t], pb[t], (size_t)n[t] * sizeof(double)) != 0) return false;
     return true;
 }
@@ -303,11 +371,12 @@ static t_cfg busy_cfg(uint64_t seed)
 }
 
 /* 8. Every layout gives results bitwise equal to the contiguous one. */
-void test_contract_strided_views(void)
+static void strided_views(void)
 {
     t_cfg c = busy_cfg(800);
     t_problem P;
     t_problem_make(&P, &c);
+    as_cur(&P);
     for (int path = 0; path < PATHS; path++) {
         if (!path_ok(path)) continue;
         t_result base;
@@ -317,7 +386,8 @@ void test_contract_strided_views(void)
             run_path(&P, path, 2, layout, &r);
             t_checks++;
             if (!same_result(&c, &base, &r, t_numel(P.bias_dim)))
-                t_fail(__FILE__, __LINE__, "%s: layout %d differs from contiguous", path_name[path], layout);
+                t_fail(__FILE__, __LINE__, "%s %s: layout %d differs from contiguous", dt_name[cur], path_name[path],
+                       layout);
             t_result_free(&r);
         }
         t_result_free(&base);
@@ -325,26 +395,51 @@ void test_contract_strided_views(void)
     t_problem_free(&P);
 }
 
-/* 9. Inputs may share memory (self-attention with q = k = v); outputs may not. */
-void test_contract_overlap(void)
+void test_contract_strided_views(void) { every_dtype(strided_views); }
+
+/* dst [n] = src [n] in dtype dt (F32, BF16, F16). */
+static void store_as(void *dst, attn_dtype dt, const float *src, int n)
 {
-    enum { S = 9, H = 2, D = 4 };
-    float x[S * H * D], o[S * H * D], o2[S * H * D], k2[S * H * D];
+    for (int a = 0; a < n; a++)
+        if (dt == ATTN_DTYPE_F32) ((float *)dst)[a] = src[a];
+        else ((uint16_t *)dst)[a] = dt == ATTN_DTYPE_BF16 ? attn__f32_to_bf16(src[a]) : attn__f32_to_f16(src[a]);
+}
+
+/* 9. Inputs may share memory (self-attention with q = k = v; K = V under
+ * the mixed dtypes); outputs may not. */
+static void overlap(void)
+{
+    enum { S = 9, H = 2, D = 4, N = S * H * D };
+    float src[N];
+    unsigned char x[N * 4], kv[N * 4], kv2[N * 4], o[N * 4], o2[N * 4];
+    attn_dtype dq = dt_q[cur], dkv = dt_kv[cur];
+    bool mixed = dq != dkv;
     uint64_t s = 9;
-    for (int a = 0; a < S * H * D; a++) k2[a] = x[a] = (float)t_rand_uniform(&s, -1, 1);
-    attn_tensor t = attn_tensor_make(x, ATTN_DTYPE_F32, 1, S, H, D), tk = attn_tensor_make(k2, ATTN_DTYPE_F32, 1, S, H, D);
-    attn_tensor to = attn_tensor_make(o, ATTN_DTYPE_F32, 1, S, H, D), to2 = attn_tensor_make(o2, ATTN_DTYPE_F32, 1, S, H, D);
-    T_EQ_STATUS(attn_sdpa_forward(t_ctx(1), &t, &t, &t, NULL, &to, NULL), ATTN_OK);
-    T_EQ_STATUS(attn_sdpa_forward(t_ctx(1), &t, &tk, &tk, NULL, &to2, NULL), ATTN_OK);
+    for (int a = 0; a < N; a++) src[a] = (float)t_rand_uniform(&s, -1, 1);
+    store_as(x, dq, src, N);
+    store_as(kv, dkv, src, N);
+    store_as(kv2, dkv, src, N);
+    memset(o, 0, sizeof o);
+    memset(o2, 0, sizeof o2);
+    attn_tensor t = attn_tensor_make(x, dq, 1, S, H, D), tkv = attn_tensor_make(kv, dkv, 1, S, H, D);
+    attn_tensor tk2 = attn_tensor_make(kv2, dkv, 1, S, H, D);
+    attn_tensor to = attn_tensor_make(o, dq, 1, S, H, D), to2 = attn_tensor_make(o2, dq, 1, S, H, D);
+    const attn_tensor *shared = mixed ? &tkv : &t; /* K and V: the same memory as Q, or as each other */
+    T_EQ_STATUS(attn_sdpa_forward(t_ctx(1), &t, shared, shared, NULL, &to, NULL), ATTN_OK);
+    T_EQ_STATUS(attn_sdpa_forward(t_ctx(1), &t, &tk2, &tk2, NULL, &to2, NULL), ATTN_OK);
     T_CHECK(memcmp(o, o2, sizeof o) == 0);
     /* in-place (o = q) is rejected and leaves q unchanged */
     attn_tensor inplace = t;
-    T_EQ_STATUS(attn_sdpa_forward(t_ctx(1), &t, &tk, &tk, NULL, &inplace, NULL), ATTN_OVERLAP);
-    T_CHECK(memcmp(x, k2, sizeof x) == 0);
+    T_EQ_STATUS(attn_sdpa_forward(t_ctx(1), &t, &tk2, &tk2, NULL, &inplace, NULL), ATTN_OVERLAP);
+    unsigned char want[N * 4];
+    store_as(want, dq, src, N);
+    T_CHECK(memcmp(x, want, (size_t)N * attn_dtype_size(dq)) == 0);
 }
 
+void test_contract_overlap(void) { every_dtype(overlap); }
+
 /* 10. Repeated calls and every thread count give bitwise identical results. */
-void test_contract_determinism(void)
+static void determinism(void)
 {
     for (int decode = 0; decode < 2; decode++) {
     t_cfg c = busy_cfg(1000);
@@ -356,8 +451,9 @@ void test_contract_determinism(void)
     }
     t_problem P;
     t_problem_make(&P, &c);
+    as_cur(&P);
     static const int threads[] = {1, 2, 3, 8};
-    for (int path = PATH_TILED; path < PATH_REF32; path++) {
+    for (int path = PATH_TILED; path < PATH_REF; path++) {
         if (!path_ok(path)) continue;
         t_result base;
         run_path(&P, path, 1, LAYOUT_BSHD, &base);
@@ -367,8 +463,8 @@ void test_contract_determinism(void)
                 run_path(&P, path, threads[x], LAYOUT_BSHD, &r);
                 t_checks++;
                 if (!same_result(&c, &base, &r, t_numel(P.bias_dim)))
-                    t_fail(__FILE__, __LINE__, "%s: %d threads (repeat %d) differ from 1 thread",
-                           path_name[path], threads[x], rep);
+                    t_fail(__FILE__, __LINE__, "%s %s: %d threads (repeat %d) differ from 1 thread",
+                           dt_name[cur], path_name[path], threads[x], rep);
                 t_result_free(&r);
             }
         t_result_free(&base);
@@ -383,45 +479,67 @@ void test_contract_determinism(void)
     }
 }
 
+void test_contract_determinism(void) { every_dtype(determinism); }
+
+/* x [n] in a new buffer of dtype dt (F64, F32, BF16, F16); x is representable. */
+static void *as_buffer(const double *x, int64_t n, attn_dtype dt)
+{
+    void *buf = malloc((size_t)(n > 0 ? n : 1) * attn_dtype_size(dt));
+    for (int64_t a = 0; a < n; a++) {
+        float f = (float)x[a];
+        if (dt == ATTN_DTYPE_F64) ((double *)buf)[a] = x[a];
+        else store_as((char *)buf + a * (int64_t)attn_dtype_size(dt), dt, &f, 1);
+    }
+    return buf;
+}
+
+static double elem(const void *buf, attn_dtype dt, int64_t a)
+{
+    switch (dt) {
+    case ATTN_DTYPE_F64: return ((const double *)buf)[a];
+    case ATTN_DTYPE_BF16: return attn__bf16_to_f32(((const uint16_t *)buf)[a]);
+    case ATTN_DTYPE_F16: return attn__f16_to_f32(((const uint16_t *)buf)[a]);
+    default: return ((const float *)buf)[a];
+    }
+}
+
 /* Weights recomputed from the LSE: they match the reference, their dropout
- * pattern is the keep function on every path, and O = W_dropout V. */
-void test_weights_and_dropout_agree(void)
+ * pattern is the keep function on every path, and O = W_dropout V. (Q and
+ * K of one dtype: the weights take no mixed dtypes.) */
+static void weights_and_dropout(void)
 {
     t_cfg c = busy_cfg(1100);
     c.qlens = false;
     c.dropout_p = 0.5;
     t_problem P;
     t_problem_make(&P, &c);
+    as_cur(&P);
     attn_sdpa_params a = t_params(&P, NULL, NULL);
-    int64_t heads[2] = {3, 0}, rows[3] = {69, 0, 31}, Sk = c.Sk;
-    double *w[PATHS] = {NULL};
+    int64_t heads[2] = {3, 0}, rows[3] = {69, 0, 31}, Sk = c.Sk, nw = c.B * 2 * 3 * Sk;
+    double *w[PATHS] = {NULL}, u = out_roundoff();
     for (int path = 0; path < PATHS; path++) {
         if (!path_ok(path)) continue;
-        attn_dtype dt = path == PATH_REF64 ? ATTN_DTYPE_F64 : ATTN_DTYPE_F32;
-        size_t es = dt == ATTN_DTYPE_F64 ? 8 : 4;
+        bool f64 = path == PATH_REF64;
+        attn_dtype dt = f64 ? ATTN_DTYPE_F64 : dt_q[cur], ld = f64 ? ATTN_DTYPE_F64 : ATTN_DTYPE_F32;
+        attn_dtype bd = f64 ? ATTN_DTYPE_F64 : P.bias_dt;
         t_result r;
         run_path(&P, path, 2, LAYOUT_BSHD, &r);
-        /* rebuild the inputs in dt for the weights call */
+        /* rebuild the inputs in their dtypes for the weights call */
         int64_t nq = c.B * c.Sq * c.Hq * c.Dk, nk = c.B * c.Sk * c.Hkv * c.Dk, nl = c.B * c.Hq * c.Sq;
-        char *q = malloc((size_t)nq * es), *k = malloc((size_t)nk * es), *l = malloc((size_t)nl * es);
-        char *bias = malloc((size_t)t_numel(P.bias_dim) * es), *out = malloc((size_t)(c.B * 2 * 3 * Sk) * es);
-        for (int64_t x = 0; x < nq; x++) dt == ATTN_DTYPE_F64 ? (((double *)q)[x] = P.q[x]) : (((float *)q)[x] = (float)P.q[x]);
-        for (int64_t x = 0; x < nk; x++) dt == ATTN_DTYPE_F64 ? (((double *)k)[x] = P.k[x]) : (((float *)k)[x] = (float)P.k[x]);
-        for (int64_t x = 0; x < nl; x++) dt == ATTN_DTYPE_F64 ? (((double *)l)[x] = r.lse[x]) : (((float *)l)[x] = (float)r.lse[x]);
-        for (int64_t x = 0; x < t_numel(P.bias_dim); x++)
-            dt == ATTN_DTYPE_F64 ? (((double *)bias)[x] = P.bias[x]) : (((float *)bias)[x] = (float)P.bias[x]);
+        void *q = as_buffer(P.q, nq, dt), *k = as_buffer(P.k, nk, dt), *l = as_buffer(r.lse, nl, ld);
+        void *bias = as_buffer(P.bias, t_numel(P.bias_dim), bd), *out = calloc((size_t)nw, attn_dtype_size(dt));
         attn_tensor tq = attn_tensor_make(q, dt, c.B, c.Sq, c.Hq, c.Dk), tk = attn_tensor_make(k, dt, c.B, c.Sk, c.Hkv, c.Dk);
-        attn_tensor tl = attn_tensor_make(l, dt, c.B, c.Hq, c.Sq, 1), tw = attn_tensor_make(out, dt, c.B, 2, 3, Sk);
-        attn_tensor tb = attn_tensor_make(bias, dt, 1, 1, c.Sq, c.Sk), tm = attn_tensor_make(P.mask, ATTN_DTYPE_BOOL, c.B, 1, 1, c.Sk);
+        attn_tensor tl = attn_tensor_make(l, ld, c.B, c.Hq, c.Sq, 1), tw = attn_tensor_make(out, dt, c.B, 2, 3, Sk);
+        attn_tensor tb = attn_tensor_make(bias, bd, 1, 1, c.Sq, c.Sk), tm = attn_tensor_make(P.mask, ATTN_DTYPE_BOOL, c.B, 1, 1, c.Sk);
         attn_sdpa_params pa = t_params(&P, &tb, &tm);
         attn_ctx *ctx = t_ctx(2);
         attn_ctx_set_kernel(ctx, path_kernel[path]);
         T_EQ_STATUS(attn_sdpa_weights(ctx, &tq, &tk, &tl, &pa, heads, 2, rows, 3, 1, &tw), ATTN_OK);
         attn_ctx_set_kernel(ctx, ATTN_KERNEL_AUTO);
-        w[path] = malloc((size_t)(c.B * 2 * 3 * Sk) * sizeof(double));
-        for (int64_t x = 0; x < c.B * 2 * 3 * Sk; x++)
-            w[path][x] = dt == ATTN_DTYPE_F64 ? ((double *)out)[x] : ((float *)out)[x];
-        /* O = W_dropout V for the selected rows (up to rounding) */
+        w[path] = malloc((size_t)nw * sizeof(double));
+        for (int64_t x = 0; x < nw; x++) w[path][x] = elem(out, dt, x);
+        /* O = W_dropout V for the selected rows (up to rounding: of W and
+         * of O in a half dtype, relative to sum |w v| <= 2) */
         for (int64_t b = 0; b < c.B; b++)
             for (int hx = 0; hx < 2; hx++)
                 for (int rx = 0; rx < 3; rx++)
@@ -430,7 +548,7 @@ void test_weights_and_dropout_agree(void)
                         int64_t h = heads[hx], hk = h / (c.Hq / c.Hkv);
                         for (int64_t j = 0; j < Sk; j++)
                             acc += w[path][((b * 2 + hx) * 3 + rx) * Sk + j] * P.v[((b * Sk + j) * c.Hkv + hk) * c.Dv + d];
-                        T_LE(fabs(acc - r.o[((b * c.Sq + rows[rx]) * c.Hq + h) * c.Dv + d]), path == PATH_REF64 ? 1e-12 : 2e-6);
+                        T_LE(fabs(acc - r.o[((b * c.Sq + rows[rx]) * c.Hq + h) * c.Dv + d]), f64 ? 1e-12 : 2e-6 + 6 * u);
                     }
         free(q); free(k); free(l); free(bias); free(out);
         t_result_free(&r);
@@ -444,9 +562,17 @@ void test_weights_and_dropout_agree(void)
                     bool keep = attn_dropout_keep(a.seed, a.offset, a.dropout_p, b, heads[hx], rows[rx], j, c.Hq);
                     for (int path = 0; path < PATHS; path++)
                         if (!keep && w[path] != NULL) T_CHECK(w[path][x] == 0.0);
-                    T_CHECK((w[PATH_TILED][x] == 0.0) == (w[PATH_REF64][x] == 0.0));
-                    T_LE(fabs(w[PATH_TILED][x] - w[PATH_REF64][x]), 2e-6);
+                    /* kept weights are not 0 (F16 holds none below 2^-25) */
+                    if (fabs(w[PATH_REF64][x]) >= 0x1p-24) T_CHECK(w[PATH_TILED][x] != 0.0);
+                    T_CHECK(w[PATH_REF64][x] != 0.0 || w[PATH_TILED][x] == 0.0);
+                    T_LE(fabs(w[PATH_TILED][x] - w[PATH_REF64][x]), 2e-6 + 2 * u);
                 }
     for (int path = 0; path < PATHS; path++) free(w[path]);
     t_problem_free(&P);
+}
+
+void test_weights_and_dropout_agree(void)
+{
+    for (cur = DT_F32; cur <= DT_F16; cur++) weights_and_dropout();
+    cur = DT_F32;
 }

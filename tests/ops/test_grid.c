@@ -1,9 +1,12 @@
-/* test_grid.c - the random grid of docs/testing.md: each sampled configuration
- * runs the tiled float32 kernel (in the sampled layout and thread count),
- * the reference kernel on float32 tensors, and naive float32 math, all
- * against ref64. Error rule: e_impl <= 2 e_base + floor (forward), 3 e_base +
- * floor (gradients), plus an absolute bound. Every failure prints the
- * one-line reproducer `attn_tests --seed S grid_vs_ref64`. */
+/* test_grid.c - the random grid of docs/testing.md: each sampled
+ * configuration runs in every dtype combination (float32; BF16 and F16;
+ * float32 Q over a BF16 or F16 K and V, forward only) on every kernel path
+ * this machine has (in the sampled layout and thread count), with the
+ * inputs rounded to that dtype, against ref64 on the same rounded inputs
+ * and against the naive baseline computing in the same precision. Error
+ * rule: e_impl <= 2 e_base + floor (forward), 3 e_base + floor (gradients),
+ * plus an absolute bound. Every failure prints the one-line reproducer
+ * `attn_tests --seed S grid_vs_ref64`. */
 #include "problem.h"
 
 #include <stdlib.h>
@@ -16,18 +19,35 @@ typedef struct {
     double worst_lse;
 } grid_stats;
 
-static grid_stats stats;
+enum { DTYPES = 4 };
+static grid_stats stats[DTYPES];
+static const char *const dt_names[DTYPES] = {"f32", "bf16", "f16", "f32 over half K/V"};
 
-/* One output compared with the rule; returns false on failure. */
-static bool rule(const char *what, const double *impl, const double *base, const double *ref,
-                 int64_t n, double k, double floor_rel, double abs_rel, bool grad)
+void t_grid_dtypes(int x, uint64_t seed, attn_dtype *q, attn_dtype *kv)
+{
+    static const attn_dtype qs[DTYPES] = {ATTN_DTYPE_F32, ATTN_DTYPE_BF16, ATTN_DTYPE_F16, ATTN_DTYPE_F32};
+    *q = qs[x];
+    *kv = x < 3 ? qs[x] : seed % 2 ? ATTN_DTYPE_BF16 : ATTN_DTYPE_F16;
+}
+
+/* Unit roundoff of a stored dtype (0 for F32: no rounding beyond float's). */
+static double unit_roundoff(attn_dtype dt)
+{
+    return dt == ATTN_DTYPE_BF16 ? 0x1p-8 : dt == ATTN_DTYPE_F16 ? 0x1p-11 : 0.0;
+}
+
+/* One output compared with the rule; returns false on failure. The floor
+ * (relative to max(1, max|ref|)) grows by `noise` and the cap by 4 noise
+ * (absolute). */
+static bool rule(grid_stats *st, const char *what, const double *impl, const double *base, const double *ref,
+                 int64_t n, double k, double floor_rel, double abs_rel, double noise, bool grad)
 {
     double scale = fmax(1.0, t_max_abs(ref, n));
     double e = t_max_err(impl, ref, n), eb = t_max_err(base, ref, n);
-    double allowed = fmin(k * eb + floor_rel * scale, abs_rel * scale);
-    double *worst = grad ? &stats.worst_grad : &stats.worst_fwd;
+    double allowed = fmin(k * eb + floor_rel * scale + noise, abs_rel * scale + 4 * noise);
+    double *worst = grad ? &st->worst_grad : &st->worst_fwd;
     if (e / scale > *worst) *worst = e / scale;
-    if (allowed > 0 && e / allowed > stats.worst_ratio) stats.worst_ratio = e / allowed;
+    if (allowed > 0 && e / allowed > st->worst_ratio) st->worst_ratio = e / allowed;
     if (e <= allowed) return true;
     fprintf(stderr, "    %s: e_impl %.3g > allowed %.3g (e_base %.3g, max|ref| %.3g)\n", what, e,
             allowed, eb, scale);
@@ -39,94 +59,156 @@ static bool bitwise_equal(const double *a, const double *b, int64_t n)
     return n == 0 || memcmp(a, b, (size_t)n * sizeof(double)) == 0;
 }
 
-bool t_check_problem(const t_problem *Pp, bool check_threads)
+/* The largest sqrt(sum_d (dO_id O_id)^2) over the rows of ref's O: the
+ * size of the error of delta_i = rowsum(dO_i * O_i) per unit of relative
+ * error in the stored O. */
+static double delta_scale(const t_cfg *c, const t_problem *P, const t_result *ref)
+{
+    double worst = 0.0;
+    for (int64_t row = 0; row < c->B * c->Sq * c->Hq; row++) {
+        double s2 = 0.0;
+        for (int64_t d = 0; d < c->Dv; d++) s2 += pow(P->dout[row * c->Dv + d] * ref->o[row * c->Dv + d], 2);
+        worst = fmax(worst, sqrt(s2));
+    }
+    return worst;
+}
+
+/* Every output of r against ref64 and the baseline (want_grad: the
+ * gradients too); u and ub: unit roundoffs of the call's and the bias's
+ * dtypes (0 for float32). In a half dtype the caps grow by the one
+ * rounding of each result (2 units). The gradients take delta = rowsum(dO
+ * * O) from the stored O, rounded to the call's dtype: an error of about
+ * u * delta_scale per row that reaches dS, dQ, dK and dbias (not dV), the
+ * same for any implementation given a rounded O (PyTorch's, FlashAttention's)
+ * but a random quantity, so for a few rows the baseline's can happen to be
+ * smaller: it joins the floor as 2 u delta_scale per sqrt(term). */
+static bool check_result(grid_stats *st, const t_cfg *c, const t_problem *P, const char *name,
+                         const t_result *r, const t_result *base, const t_result *ref, bool want_grad,
+                         double u, double ub)
+{
+    int64_t no = c->B * c->Sq * c->Hq * c->Dv, nl = c->B * c->Hq * c->Sq;
+    int64_t nq = c->B * c->Sq * c->Hq * c->Dk, nk = c->B * c->Sk * c->Hkv * c->Dk;
+    int64_t nv = c->B * c->Sk * c->Hkv * c->Dv, nb = P->bias ? t_numel(P->bias_dim) : 0;
+    bool ok = true;
+    char w[96];
+    snprintf(w, sizeof w, "%s O", name);
+    ok &= rule(st, w, r->o, base->o, ref->o, no, 2.0, 2e-6, 1e-4 + 2 * u, 0.0, false);
+    snprintf(w, sizeof w, "%s LSE", name);
+    ok &= rule(st, w, r->lse, base->lse, ref->lse, nl, 2.0, 2e-6, 1e-4, 0.0, false);
+    if (!want_grad) return ok;
+    double dn = 2 * u * delta_scale(c, P, ref);
+    /* Gradient floors grow with sqrt(terms summed into one element):
+     * where the true gradient cancels to ~0 (one visible key makes dS
+     * exactly 0), what is left is rounding noise of each term, e.g. from
+     * FMA contraction of the recomputed score. */
+    double tq = sqrt((double)c->Sk), tk = sqrt((double)(c->Sq * (c->Hq / c->Hkv)));
+    snprintf(w, sizeof w, "%s dQ", name);
+    ok &= rule(st, w, r->dq, base->dq, ref->dq, nq, 3.0, 1e-5 * tq, 1e-3 * tq + 2 * u, dn * tq, true);
+    snprintf(w, sizeof w, "%s dK", name);
+    ok &= rule(st, w, r->dk, base->dk, ref->dk, nk, 3.0, 1e-5 * tk, 1e-3 * tk + 2 * u, dn * tk, true);
+    snprintf(w, sizeof w, "%s dV", name);
+    ok &= rule(st, w, r->dv, base->dv, ref->dv, nv, 3.0, 1e-5 * tk, 1e-3 * tk + 2 * u, 0.0, true);
+    if (c->dbias) {
+        double tb = sqrt((double)(c->B * c->Hq * c->Sq * c->Sk) / (double)nb);
+        snprintf(w, sizeof w, "%s dbias", name);
+        ok &= rule(st, w, r->dbias, base->dbias, ref->dbias, nb, 3.0, 1e-5 * tb, 1e-3 * tb + 2 * ub, dn * tb, true);
+    }
+    return ok;
+}
+
+static bool same_result(const t_cfg *c, const t_problem *P, const t_result *a, const t_result *b, bool grad)
+{
+    int64_t no = c->B * c->Sq * c->Hq * c->Dv, nl = c->B * c->Hq * c->Sq;
+    int64_t nq = c->B * c->Sq * c->Hq * c->Dk, nk = c->B * c->Sk * c->Hkv * c->Dk;
+    int64_t nv = c->B * c->Sk * c->Hkv * c->Dv, nb = P->bias ? t_numel(P->bias_dim) : 0;
+    return bitwise_equal(a->o, b->o, no) && bitwise_equal(a->lse, b->lse, nl) &&
+           (!grad || (bitwise_equal(a->dq, b->dq, nq) && bitwise_equal(a->dk, b->dk, nk) &&
+                      bitwise_equal(a->dv, b->dv, nv) && (!c->dbias || bitwise_equal(a->dbias, b->dbias, nb))));
+}
+
+/* The index of the dtype combination (dt, kv) in stats and dt_names. */
+static int dtype_index(attn_dtype dt, attn_dtype kv)
+{
+    if (kv != dt) return 3;
+    return dt == ATTN_DTYPE_BF16 ? 1 : dt == ATTN_DTYPE_F16 ? 2 : 0;
+}
+
+bool t_check_problem(const t_problem *Pp, attn_dtype dt, bool check_threads)
 {
     const t_problem P = *Pp;
     const t_cfg *c = &P.c;
-    int64_t no = c->B * c->Sq * c->Hq * c->Dv, nl = c->B * c->Hq * c->Sq;
-    int64_t nq = c->B * c->Sq * c->Hq * c->Dk, nk = c->B * c->Sk * c->Hkv * c->Dk;
-    int64_t nv = c->B * c->Sk * c->Hkv * c->Dv, nb = P.bias ? t_numel(P.bias_dim) : 0;
+    int x = dtype_index(dt, P.kv_dt != 0 ? P.kv_dt : dt);
+    bool grad = x < 3; /* the mixed dtypes are forward only */
     attn_ctx *ctx = t_ctx(c->threads);
     t_result ref, base, res[T_KERNELS];
-    t_run(&P, ATTN_DTYPE_F64, ctx, LAYOUT_BSHD, true, &ref);
-    t_naive32(&P, true, &base);
+    t_run(&P, ATTN_DTYPE_F64, ctx, LAYOUT_BSHD, grad, &ref);
+    t_naive(&P, dt, grad, &base);
     bool ok = ref.status == ATTN_OK && ref.guards_ok;
-    for (int x = 0; x < T_KERNELS; x++) {
-        memset(&res[x], 0, sizeof res[x]);
-        if (!t_kernel_available(t_kernels[x])) continue;
-        attn_ctx_set_kernel(ctx, t_kernels[x]);
-        t_run(&P, ATTN_DTYPE_F32, ctx, c->layout, true, &res[x]);
+    for (int k = 0; k < T_KERNELS; k++) {
+        memset(&res[k], 0, sizeof res[k]);
+        if (!t_kernel_available(t_kernels[k])) continue;
+        attn_ctx_set_kernel(ctx, t_kernels[k]);
+        t_run(&P, dt, ctx, c->layout, grad, &res[k]);
         attn_ctx_set_kernel(ctx, ATTN_KERNEL_AUTO);
-        if (res[x].status != ATTN_OK || !res[x].guards_ok) {
-            fprintf(stderr, "    %s: status %s (%s), guards %s\n", attn_kernel_name(t_kernels[x]),
-                    attn_status_name(res[x].status), attn_last_error(), res[x].guards_ok ? "ok" : "BROKEN");
+        if (res[k].status != ATTN_OK || !res[k].guards_ok) {
+            fprintf(stderr, "    %s %s: status %s (%s), guards %s\n", dt_names[x], attn_kernel_name(t_kernels[k]),
+                    attn_status_name(res[k].status), attn_last_error(), res[k].guards_ok ? "ok" : "BROKEN");
             ok = false;
         }
     }
-    for (int x = 0; ok && x < T_KERNELS; x++) {
-        if (!t_kernel_available(t_kernels[x])) continue;
-        const t_result *r = &res[x];
-        const char *name = attn_kernel_name(t_kernels[x]);
-        char w[64];
-        snprintf(w, sizeof w, "%s O", name);
-        ok &= rule(w, r->o, base.o, ref.o, no, 2.0, 2e-6, 1e-4, false);
-        snprintf(w, sizeof w, "%s LSE", name);
-        ok &= rule(w, r->lse, base.lse, ref.lse, nl, 2.0, 2e-6, 1e-4, false);
-        /* Gradient floors grow with sqrt(terms summed into one element):
-         * where the true gradient cancels to ~0 (one visible key makes dS
-         * exactly 0), what is left is rounding noise of each term, e.g. from
-         * FMA contraction of the recomputed score. */
-        double tq = sqrt((double)c->Sk), tk = sqrt((double)(c->Sq * (c->Hq / c->Hkv)));
-        snprintf(w, sizeof w, "%s dQ", name);
-        ok &= rule(w, r->dq, base.dq, ref.dq, nq, 3.0, 1e-5 * tq, 1e-3 * tq, true);
-        snprintf(w, sizeof w, "%s dK", name);
-        ok &= rule(w, r->dk, base.dk, ref.dk, nk, 3.0, 1e-5 * tk, 1e-3 * tk, true);
-        snprintf(w, sizeof w, "%s dV", name);
-        ok &= rule(w, r->dv, base.dv, ref.dv, nv, 3.0, 1e-5 * tk, 1e-3 * tk, true);
-        if (c->dbias) {
-            double tb = sqrt((double)(c->B * c->Hq * c->Sq * c->Sk) / (double)nb);
-            snprintf(w, sizeof w, "%s dbias", name);
-            ok &= rule(w, r->dbias, base.dbias, ref.dbias, nb, 3.0, 1e-5 * tb, 1e-3 * tb, true);
-        }
+    double u = unit_roundoff(dt), ub = unit_roundoff(P.bias_dt);
+    for (int k = 0; ok && k < T_KERNELS; k++) {
+        if (!t_kernel_available(t_kernels[k])) continue;
+        char name[64];
+        snprintf(name, sizeof name, "%s %s", dt_names[x], attn_kernel_name(t_kernels[k]));
+        ok &= check_result(&stats[x], c, &P, name, &res[k], &base, &ref, grad, u, ub);
     }
-    for (int x = 0; ok && x < T_KERNELS; x++) {
-        if (!t_kernel_available(t_kernels[x])) continue;
-        double lse_err = t_max_err(res[x].lse, ref.lse, nl);
-        if (lse_err > stats.worst_lse) stats.worst_lse = lse_err;
-        if (!check_threads || t_kernels[x] == ATTN_KERNEL_REF) continue;
+    for (int k = 0; ok && k < T_KERNELS; k++) {
+        if (!t_kernel_available(t_kernels[k])) continue;
+        double lse_err = t_max_err(res[k].lse, ref.lse, c->B * c->Hq * c->Sq);
+        if (lse_err > stats[x].worst_lse) stats[x].worst_lse = lse_err;
+        if (!check_threads || t_kernels[k] == ATTN_KERNEL_REF) continue;
         /* bitwise identical across thread counts */
         t_result other;
         attn_ctx *ctx2 = t_ctx(c->threads == 1 ? 3 : 1);
-        attn_ctx_set_kernel(ctx2, t_kernels[x]);
-        t_run(&P, ATTN_DTYPE_F32, ctx2, c->layout, true, &other);
+        attn_ctx_set_kernel(ctx2, t_kernels[k]);
+        t_run(&P, dt, ctx2, c->layout, grad, &other);
         attn_ctx_set_kernel(ctx2, ATTN_KERNEL_AUTO);
-        const t_result *r = &res[x];
-        bool same = bitwise_equal(other.o, r->o, no) && bitwise_equal(other.lse, r->lse, nl) &&
-                    bitwise_equal(other.dq, r->dq, nq) && bitwise_equal(other.dk, r->dk, nk) &&
-                    bitwise_equal(other.dv, r->dv, nv) &&
-                    (!c->dbias || bitwise_equal(other.dbias, r->dbias, nb));
-        if (!same) fprintf(stderr, "    %s: results differ across thread counts\n", attn_kernel_name(t_kernels[x]));
+        bool same = same_result(c, &P, &other, &res[k], grad);
+        if (!same)
+            fprintf(stderr, "    %s %s: results differ across thread counts\n", dt_names[x],
+                    attn_kernel_name(t_kernels[k]));
         ok &= same;
         t_result_free(&other);
     }
     t_result_free(&ref);
     t_result_free(&base);
-    for (int x = 0; x < T_KERNELS; x++) t_result_free(&res[x]);
+    for (int k = 0; k < T_KERNELS; k++) t_result_free(&res[k]);
+    if (!ok) stats[x].failures++;
+    stats[x].configs++;
     return ok;
 }
 
+/* Configuration c in every dtype combination, each on its own rounding of
+ * the configuration's inputs. */
 static bool run_config(const t_cfg *c, bool check_threads)
 {
-    t_problem P;
-    t_problem_make(&P, c);
-    bool ok = t_check_problem(&P, check_threads);
-    t_problem_free(&P);
+    bool ok = true;
+    for (int x = 0; x < DTYPES; x++) {
+        attn_dtype dt, kv;
+        t_grid_dtypes(x, c->seed, &dt, &kv);
+        t_problem P;
+        t_problem_make(&P, c);
+        t_problem_as(&P, dt, kv);
+        ok &= t_check_problem(&P, dt, check_threads);
+        t_problem_free(&P);
+    }
     return ok;
 }
 
 static void run_grid(bool big, long n, uint64_t first_seed, const char *name)
 {
-    memset(&stats, 0, sizeof stats);
+    memset(stats, 0, sizeof stats);
     for (long x = 0; x < n; x++) {
         uint64_t seed = t_only_seed >= 0 ? (uint64_t)t_only_seed : first_seed + (uint64_t)x;
         t_cfg c = t_cfg_sample(seed, big);
@@ -136,9 +218,7 @@ static void run_grid(bool big, long n, uint64_t first_seed, const char *name)
         }
         bool ok = run_config(&c, x % 8 == 0 || t_only_seed >= 0);
         t_checks++;
-        stats.configs++;
         if (!ok) {
-            stats.failures++;
             t_fail(__FILE__, __LINE__, "config failed; reproduce: attn_tests --seed %llu %s",
                    (unsigned long long)seed, name);
             fprintf(stderr, "    ");
@@ -147,10 +227,12 @@ static void run_grid(bool big, long n, uint64_t first_seed, const char *name)
         }
         if (t_only_seed >= 0) break;
     }
-    printf("  %s: %ld configs, %ld failed; worst error / max(1,|ref|): forward %.3g, gradients "
-           "%.3g; worst e_impl/allowed %.3f; worst |LSE err| %.3g\n",
-           name, stats.configs, stats.failures, stats.worst_fwd, stats.worst_grad,
-           stats.worst_ratio, stats.worst_lse);
+    t_report_absent_kernels();
+    for (int d = 0; d < DTYPES; d++)
+        printf("  %s, %s: %ld configs, %ld failed; worst error / max(1,|ref|): forward %.3g, gradients "
+               "%.3g; worst e_impl/allowed %.3f; worst |LSE err| %.3g\n",
+               name, dt_names[d], stats[d].configs, stats[d].failures, stats[d].worst_fwd, stats[d].worst_grad,
+               stats[d].worst_ratio, stats[d].worst_lse);
 }
 
 void test_grid_vs_ref64(void) { run_grid(false, t_configs, 1000, "grid_vs_ref64"); }

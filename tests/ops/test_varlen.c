@@ -2,9 +2,11 @@
  * forward, backward and weights equal those of the same sequences padded
  * into a batch with q_lens and k_lens (the documented promise: dropout,
  * causal alignment, window and ALiBi per sequence), on the float64
- * reference and on every float32 kernel, with empty sequences and
- * sequences without keys; bad offsets are rejected. */
+ * reference and on every kernel in float32, BF16 and F16, with empty
+ * sequences and sequences without keys; bad offsets are rejected. */
 #include "test.h"
+
+#include "core/half.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -17,22 +19,34 @@ typedef struct {
     double *o, *lse, *dq, *dk, *dv;
 } outs;
 
-/* Doubles x[n] into a fresh buffer of dtype dt. */
+/* Doubles x[n] into a fresh buffer of dtype dt (F64, F32, BF16, F16), rounded. */
 static void *to_dt(const double *x, int64_t n, attn_dtype dt)
 {
-    void *b = calloc((size_t)(n > 0 ? n : 1), dt == ATTN_DTYPE_F64 ? 8 : 4);
-    for (int64_t e = 0; e < n; e++) dt == ATTN_DTYPE_F64 ? (((double *)b)[e] = x[e]) : (((float *)b)[e] = (float)x[e]);
+    void *b = calloc((size_t)(n > 0 ? n : 1), attn_dtype_size(dt));
+    for (int64_t e = 0; e < n; e++) {
+        if (dt == ATTN_DTYPE_F64) ((double *)b)[e] = x[e];
+        else if (dt == ATTN_DTYPE_F32) ((float *)b)[e] = (float)x[e];
+        else ((uint16_t *)b)[e] = dt == ATTN_DTYPE_BF16 ? attn__f32_to_bf16((float)x[e]) : attn__f32_to_f16((float)x[e]);
+    }
     return b;
 }
 
 static double *from_dt(const void *b, int64_t n, attn_dtype dt)
 {
     double *x = malloc(sizeof(double) * (size_t)(n > 0 ? n : 1));
-    for (int64_t e = 0; e < n; e++) x[e] = dt == ATTN_DTYPE_F64 ? ((const double *)b)[e] : ((const float *)b)[e];
+    for (int64_t e = 0; e < n; e++) {
+        if (dt == ATTN_DTYPE_F64) x[e] = ((const double *)b)[e];
+        else if (dt == ATTN_DTYPE_F32) x[e] = ((const float *)b)[e];
+        else {
+            uint16_t h = ((const uint16_t *)b)[e];
+            x[e] = dt == ATTN_DTYPE_BF16 ? attn__bf16_to_f32(h) : attn__f16_to_f32(h);
+        }
+    }
     return x;
 }
 
-/* Forward and backward of [B, Sq, HQ, DK] x [B, Sk, HKV, *] on kernel k. */
+/* Forward and backward of [B, Sq, HQ, DK] x [B, Sk, HKV, *] on kernel k in
+ * dtype dt (LSE in float32 but for F64). */
 static outs run(attn_dtype dt, attn_kernel k, int64_t B, int64_t Sq, int64_t Sk, const double *q, const double *kk,
                 const double *v, const double *dout, const attn_sdpa_params *a)
 {
@@ -40,15 +54,16 @@ static outs run(attn_dtype dt, attn_kernel k, int64_t B, int64_t Sq, int64_t Sk,
     int64_t nl = B * HQ * Sq;
     void *bq = to_dt(q, nq, dt), *bk = to_dt(kk, nk, dt), *bv = to_dt(v, nv, dt), *bdo = to_dt(dout, no, dt);
     void *bo, *bl, *bdq, *bdk, *bdv;
-    size_t es = dt == ATTN_DTYPE_F64 ? 8 : 4;
+    attn_dtype lt = dt == ATTN_DTYPE_F64 ? dt : ATTN_DTYPE_F32;
+    size_t es = attn_dtype_size(dt);
     bo = calloc((size_t)no + 1, es);
-    bl = calloc((size_t)nl + 1, es);
+    bl = calloc((size_t)nl + 1, attn_dtype_size(lt));
     bdq = calloc((size_t)nq + 1, es);
     bdk = calloc((size_t)nk + 1, es);
     bdv = calloc((size_t)nv + 1, es);
     attn_tensor tq = attn_tensor_make(bq, dt, B, Sq, HQ, DK), tk = attn_tensor_make(bk, dt, B, Sk, HKV, DK);
     attn_tensor tv = attn_tensor_make(bv, dt, B, Sk, HKV, DV), to = attn_tensor_make(bo, dt, B, Sq, HQ, DV);
-    attn_tensor tdo = attn_tensor_make(bdo, dt, B, Sq, HQ, DV), tl = attn_tensor_make(bl, dt, B, HQ, Sq, 1);
+    attn_tensor tdo = attn_tensor_make(bdo, dt, B, Sq, HQ, DV), tl = attn_tensor_make(bl, lt, B, HQ, Sq, 1);
     attn_tensor tdq = attn_tensor_make(bdq, dt, B, Sq, HQ, DK), tdk = attn_tensor_make(bdk, dt, B, Sk, HKV, DK);
     attn_tensor tdv = attn_tensor_make(bdv, dt, B, Sk, HKV, DV);
     attn_ctx *ctx = t_ctx(2);
@@ -56,7 +71,7 @@ static outs run(attn_dtype dt, attn_kernel k, int64_t B, int64_t Sq, int64_t Sk,
     T_EQ_STATUS(attn_sdpa_forward(ctx, &tq, &tk, &tv, a, &to, &tl), ATTN_OK);
     T_EQ_STATUS(attn_sdpa_backward(ctx, &tq, &tk, &tv, &to, &tdo, &tl, a, &tdq, &tdk, &tdv, NULL), ATTN_OK);
     attn_ctx_set_kernel(ctx, ATTN_KERNEL_AUTO);
-    outs r = {from_dt(bo, no, dt), from_dt(bl, nl, dt), from_dt(bdq, nq, dt), from_dt(bdk, nk, dt),
+    outs r = {from_dt(bo, no, dt), from_dt(bl, nl, lt), from_dt(bdq, nq, dt), from_dt(bdk, nk, dt),
               from_dt(bdv, nv, dt)};
     free(bq); free(bk); free(bv); free(bdo); free(bo); free(bl); free(bdq); free(bdk); free(bdv);
     return r;
@@ -67,8 +82,8 @@ static void outs_free(outs *r)
     free(r->o); free(r->lse); free(r->dq); free(r->dk); free(r->dv);
 }
 
-/* |a - b| <= tol (both -inf is equal). */
-static bool near_eq(double a, double b, double tol) { return a == b || fabs(a - b) <= tol; }
+/* |a - b| <= tol max(1, |b|) (both -inf is equal). */
+static bool near_eq(double a, double b, double tol) { return a == b || fabs(a - b) <= tol * fmax(1.0, fabs(b)); }
 
 /* Packed row `pr` of a [1, T, H, D] tensor against padded row (s, r) of [NS, S, H, D]. */
 static long rows_differ(const double *packed, int64_t pr, const double *padded, int64_t s, int64_t S, int64_t r,
@@ -147,10 +162,16 @@ T_TEST(varlen_vs_padded)
     }
     const double slopes[HQ] = {0.5, 0.25, 0.125, 0.0625};
     const attn_kernel ks[4] = {ATTN_KERNEL_AUTO, ATTN_KERNEL_TILED, ATTN_KERNEL_AVX2, ATTN_KERNEL_REF};
+    /* F64 on the reference (kx 0), F32, BF16, F16 on each kernel; in a half
+     * dtype the two calls may round a result to neighbouring values: 2 units */
+    const attn_dtype dts[3] = {ATTN_DTYPE_F32, ATTN_DTYPE_BF16, ATTN_DTYPE_F16};
+    const double tols[3] = {2e-5, 2e-5 + 0x1p-7, 2e-5 + 0x1p-10};
     for (int x = 0; x < 5; x++)
-        for (int kx = 0; kx < 4; kx++) {
+        for (int kd = 0; kd < 1 + 3 * 3; kd++) {
+            int kx = kd == 0 ? 0 : 1 + (kd - 1) / 3;
             if (kx > 0 && !t_kernel_available(ks[kx])) continue;
-            attn_dtype dt = kx == 0 ? ATTN_DTYPE_F64 : ATTN_DTYPE_F32;
+            attn_dtype dt = kx == 0 ? ATTN_DTYPE_F64 : dts[(kd - 1) % 3];
+            double tol = kx == 0 ? 1e-12 : tols[(kd - 1) % 3];
             attn_sdpa_params a = options(x, slopes), b = a;
             a.n_seqs = NS;
             a.cu_seqlens_q = cu_q;
@@ -159,7 +180,7 @@ T_TEST(varlen_vs_padded)
             b.k_lens = LK;
             outs r1 = run(dt, ks[kx], 1, Tq, Tk, q, k, v, d, &a);
             outs r2 = run(dt, ks[kx], NS, Smq, Smk, pq, pk, pv, pd, &b);
-            compare(&r1, &r2, cu_q, cu_k, Tq, Smq, Smk, dt == ATTN_DTYPE_F64 ? 1e-12 : 2e-5);
+            compare(&r1, &r2, cu_q, cu_k, Tq, Smq, Smk, tol);
             outs_free(&r1);
             outs_free(&r2);
         }

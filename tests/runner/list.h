@@ -12,9 +12,17 @@
     X(philox_known_answers) \
     X(dropout_keep_rate) \
     X(avx2_exp_accuracy) \
+    X(half_from_float) \
+    X(half_to_float) \
     X(hand_computed) \
     X(ref64_finite_difference) \
     X(tiled_finite_difference) \
+    X(fileio_inputs_must_be_regular) \
+    X(fileio_outputs_refuse_special_files) \
+    X(fileio_output_symlinks_followed) \
+    X(fileio_atomic_replacement_failures) \
+    X(fileio_path_limits) \
+    X(fileio_out_of_memory) \
     X(cpu_features)
 
 #define T_TESTS_OPS(X) \
@@ -68,7 +76,13 @@
     X(kernels_gemm_bitwise_across_threads_and_packing) \
     X(kernels_gemm_empty_products) \
     X(kernels_rows_portable_vs_double) \
-    X(kernels_rows_avx2_vs_double)
+    X(kernels_rows_avx2_vs_double) \
+    X(quant_dequantize_hand_computed) \
+    X(quant_matmul_vs_twin) \
+    X(quant_matmul_threads_bitwise) \
+    X(quant_special_scales) \
+    X(quant_argument_checks) \
+    X(quant_out_of_memory)
 
 #define T_TESTS_FORMATS(X) \
     X(json_decoded_strings_and_offsets) \
@@ -102,6 +116,7 @@
     X(safetensors_round_trip_every_dtype) \
     X(safetensors_save_golden_bytes) \
     X(safetensors_save_is_atomic) \
+    X(safetensors_special_files) \
     X(safetensors_truncation_sweep) \
     X(safetensors_valid_edge_cases)
 
@@ -132,6 +147,21 @@
     X(wordpiece_vocab_variants)
 
 #define T_TESTS_NN(X) \
+    X(grid_nn_linear) \
+    X(grid_nn_embedding) \
+    X(grid_nn_layernorm) \
+    X(grid_nn_rmsnorm) \
+    X(grid_nn_act) \
+    X(grid_nn_rope) \
+    X(grid_nn_sinusoidal) \
+    X(grid_nn_dropout) \
+    X(grid_nn_cross_entropy) \
+    X(grid_nn_adamw) \
+    X(grid_nn_clip) \
+    X(grid_nn_lr) \
+    X(grid_nn_mha) \
+    X(grid_nn_gru_layer) \
+    X(grid_nn_gru_cell) \
     X(gru_args) \
     X(gru_cell_backward_fd) \
     X(gru_layer_backward_fd_bidirectional_lengths) \
@@ -187,6 +217,18 @@
     X(config_seq2seq_table) \
     X(config_transformer_table) \
     X(generate_cache_matches_full_forward) \
+    X(llama_load_tiny) \
+    X(llama_forward_vs_naive_float64) \
+    X(llama_kv_cache_equals_recompute) \
+    X(llama_threads_bitwise) \
+    X(llama_session_rules) \
+    X(llama_sampling_rules) \
+    X(llama_chat_format) \
+    X(llama_generate_matches_forward_and_sample) \
+    X(llama_corrupt_catalogue) \
+    X(llama_truncation_sweep) \
+    X(llama_out_of_memory) \
+    X(grid_models_transformer) \
     X(seq2seq_args) \
     X(seq2seq_backward_fd) \
     X(seq2seq_checkpoint_corrupt_catalogue) \
@@ -238,6 +280,9 @@
     X(dates_print_examples) \
     X(dates_split_draws) \
     X(gru_dates_batches_training_translation) \
+    X(lines_file_must_be_regular) \
+    X(lines_reader_limits_and_errors) \
+    X(train_cfg_from_meta_checks) \
     X(train_meta_by_key)
 
 /* Ring attention under mpirun (built with MPI only). */

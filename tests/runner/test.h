@@ -4,6 +4,7 @@
 #define ATTN_TEST_H
 
 #include <attn/attn.h>
+#include <attn/quant.h>
 
 #include <math.h>
 #include <stdbool.h>
@@ -85,6 +86,10 @@ long t_oom_sweep(attn_status (*op)(void *arg), void *arg);
 enum { T_KERNELS = 5 };
 extern const attn_kernel t_kernels[T_KERNELS];
 bool t_kernel_available(attn_kernel k);
+/* Prints "  <kernel>: skipped (<why>)" for each of t_kernels this CPU or
+ * build cannot run, so a test that loops over the paths names the ones it
+ * did not run. */
+void t_report_absent_kernels(void);
 
 attn_ctx *t_ctx(int threads); /* cached per thread count; freed at exit */
 void t_ctx_free_all(void);
@@ -117,6 +122,10 @@ void t_skip(const char *why);
 /* x [n] = uniform random in [lo, hi); the dot product of a, b [n] in double. */
 void t_fill(uint64_t *state, float *x, int64_t n, double lo, double hi);
 double t_dot(const float *a, const float *b, int64_t n);
+/* nb random blocks of type q at b with the ranges of a real model's weights:
+ * Q4_1 scales d ~ 2^-9 .. 2^-5 and minimums m ~ -(2^-7 .. 2^-2), Q8_0
+ * scales d ~ 2^-12 .. 2^-9; random 4- and 8-bit values. */
+void t_fill_quant(uint64_t *state, attn_quant q, unsigned char *b, int64_t nb);
 
 /* Finite differences (t_fd_check): the loss is a weighted sum (or the mean
  * cross-entropy) of float32 outputs accumulated in double, and each

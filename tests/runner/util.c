@@ -105,6 +105,16 @@ bool t_kernel_available(attn_kernel k)
     return ok;
 }
 
+void t_report_absent_kernels(void)
+{
+    attn_ctx *ctx = t_ctx(1);
+    for (int x = 0; x < T_KERNELS; x++) {
+        if (attn_ctx_set_kernel(ctx, t_kernels[x]) != ATTN_OK)
+            printf("  %s: skipped (%s)\n", attn_kernel_name(t_kernels[x]), attn_last_error());
+        attn_ctx_set_kernel(ctx, ATTN_KERNEL_AUTO);
+    }
+}
+
 void *t_count_alloc(size_t bytes, void *user)
 {
     t_counting *c = user;
@@ -148,6 +158,28 @@ long t_oom_sweep(attn_status (*op)(void *arg), void *arg)
 void t_fill(uint64_t *s, float *x, int64_t n, double lo, double hi)
 {
     for (int64_t i = 0; i < n; i++) x[i] = (float)t_rand_uniform(s, lo, hi);
+}
+
+/* A random f16 of magnitude 2^(e-15), e in [lo, hi], with a random mantissa. */
+static uint16_t rand_f16(uint64_t *rng, int lo, int hi, bool negative)
+{
+    uint16_t e = (uint16_t)t_rand_int(rng, lo, hi), man = (uint16_t)t_rand_int(rng, 0, 1023);
+    return (uint16_t)((negative ? 0x8000u : 0u) | (uint32_t)e << 10 | man);
+}
+
+void t_fill_quant(uint64_t *rng, attn_quant q, unsigned char *b, int64_t nb)
+{
+    size_t bytes = attn_quant_block_bytes(q);
+    for (int64_t x = 0; x < nb; x++) {
+        unsigned char *blk = b + (size_t)x * bytes;
+        for (size_t i = 0; i < bytes; i++) blk[i] = (unsigned char)t_rand_int(rng, 0, 255);
+        uint16_t d = q == ATTN_QUANT_Q4_1 ? rand_f16(rng, 6, 10, false) : rand_f16(rng, 3, 6, false);
+        memcpy(blk, &d, 2);
+        if (q == ATTN_QUANT_Q4_1) {
+            uint16_t m = rand_f16(rng, 8, 13, true);
+            memcpy(blk + 2, &m, 2);
+        }
+    }
 }
 
 double t_dot(const float *a, const float *b, int64_t n)

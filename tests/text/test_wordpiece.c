@@ -14,6 +14,8 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 /* ---- helpers -------------------------------------------------------------------- */
 
@@ -235,6 +237,13 @@ T_TEST(wordpiece_load_from_file)
     T_CHECK(t == NULL && strstr(attn_last_error(), "cannot open") != NULL);
     T_EQ_STATUS(attn_wordpiece_load(t_tmpdir(), &t), ATTN_IO);
     T_CHECK(t == NULL && strstr(attn_last_error(), "not a regular file") != NULL);
+    /* a FIFO without a writer: refused at once (an alarm ends a hang) */
+    snprintf(path, sizeof path, "%s/vocab.fifo", t_tmpdir());
+    T_EQ_INT(mkfifo(path, 0600), 0);
+    alarm(20);
+    T_EQ_STATUS(attn_wordpiece_load(path, &t), ATTN_IO);
+    alarm(0);
+    T_CHECK(t == NULL && strstr(attn_last_error(), "it is a FIFO, not a regular file") != NULL);
     free(text);
 }
 

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 typedef struct viz_img {
     uint8_t *px; /* [h][w][3] */
@@ -422,14 +423,30 @@ T_TEST(viz_png_io_errors)
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
     T_EQ_STATUS(attn_viz_heatmap_png(path, &h), ATTN_IO);
     T_CHECK(!viz_exists(path) && !viz_exists(tmp) && !viz_exists(dir));
-    /* The target is a directory: the rename fails, the temporary goes. */
-    snprintf(path, sizeof path, "%s/a_dir", t_tmpdir());
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    T_EQ_INT(mkdir(path, 0700), 0);
-    T_EQ_STATUS(attn_viz_heatmap_png(path, &h), ATTN_IO);
-    T_CHECK(!viz_exists(tmp));
+    /* The target is a directory or a FIFO: refused, left as it is, no temporary. */
     struct stat st;
-    T_CHECK(stat(path, &st) == 0 && S_ISDIR(st.st_mode));
+    for (int fifo = 0; fifo < 2; fifo++) {
+        snprintf(path, sizeof path, "%s/%s", t_tmpdir(), fifo ? "a_fifo" : "a_dir");
+        snprintf(tmp, sizeof tmp, "%s.tmp", path);
+        T_EQ_INT(fifo ? mkfifo(path, 0600) : mkdir(path, 0700), 0);
+        T_EQ_STATUS(attn_viz_heatmap_png(path, &h), ATTN_IO);
+        T_CHECK(strstr(attn_last_error(), "not a regular file") != NULL);
+        T_CHECK(!viz_exists(tmp));
+        T_CHECK(lstat(path, &st) == 0 && (fifo ? S_ISFIFO(st.st_mode) : S_ISDIR(st.st_mode)));
+    }
+    /* A symbolic link: the PNG replaces the file it names; the link stays. */
+    char real[600];
+    snprintf(real, sizeof real, "%s/real.png", t_tmpdir());
+    snprintf(path, sizeof path, "%s/link.png", t_tmpdir());
+    FILE *f = fopen(real, "wb");
+    T_CHECK(f != NULL);
+    if (f) fclose(f);
+    T_EQ_INT(symlink("real.png", path), 0);
+    T_EQ_STATUS(attn_viz_heatmap_png(path, &h), ATTN_OK);
+    T_CHECK(lstat(path, &st) == 0 && S_ISLNK(st.st_mode));
+    viz_img im = {NULL, 0, 0};
+    T_CHECK(viz_read_png(real, &im) && im.w > 0 && im.h > 0);
+    free(im.px);
 }
 
 /* An allocator that fails the viz_countdown-th allocation and counts live

@@ -263,15 +263,18 @@ static attn_status save(const attn_transformer *m, const task_train_cfg *c)
     return attn_transformer_save(m, c->save_path, 1, keys, vals, N_META);
 }
 
-/* The value of key as a number in [lo, hi] (an integer if integer). */
+/* The value of key as a number in [lo, hi] (an integer if integer), in
+ * decimal as save() writes it: no spaces, hex, "inf" or "nan". */
 static attn_status meta_num(const attn_safetensors *f, const char *key, bool integer, double lo,
                             double hi, double *out)
 {
     const char *s = attn_safetensors_metadata(f, key);
-    char *end = NULL;
     if (!s) return attn_fail(ATTN_BAD_FILE, "checkpoint: no training metadata '%s'", key);
-    double x = integer ? (double)strtoll(s, &end, 10) : strtod(s, &end);
-    if (end == s || *end != '\0' || !(x >= lo && x <= hi))
+    char *end = NULL;
+    double x = NAN;
+    if (s[0] != '\0' && strspn(s, integer ? "0123456789+-" : "0123456789+-.eE") == strlen(s))
+        x = integer ? (double)strtoll(s, &end, 10) : strtod(s, &end);
+    if (end == NULL || end == s || *end != '\0' || !(x >= lo && x <= hi))
         return attn_fail(ATTN_BAD_FILE, "checkpoint: '%s' = \"%.30s\" is not %s in [%g, %g]", key,
                          s, integer ? "an integer" : "a number", lo, hi);
     *out = x;
@@ -318,7 +321,9 @@ attn_status task_train_cfg_from_meta(const attn_safetensors *f, task_train_cfg *
     if (st == ATTN_OK) st = get_##type(f, "train." #name, lo, hi, &t.name);
     TRAIN_META(GET)
 #undef GET
-    if (st == ATTN_OK) *cfg = t;
+#define SET(name, type, lo, hi) cfg->name = t.name;
+    if (st == ATTN_OK) { TRAIN_META(SET) }
+#undef SET
     return st;
 }
 

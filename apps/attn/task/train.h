@@ -28,9 +28,15 @@ task_train_cfg task_train_cfg_default(void);
 
 /* The training config a checkpoint carries in __metadata__ ("train.steps",
  * "train.lr", ... as task_train_dates saves it, so a resumed run continues
- * with exactly the same schedule and data), read by key, each value
- * checked against its range; the other fields of cfg are kept.
- * ATTN_BAD_FILE naming the key (cfg untouched) if one is missing or bad. */
+ * with exactly the same schedule and data), read by key. Each value is a
+ * decimal number as the writer prints it (no spaces, hex, "inf" or "nan"):
+ * train.steps and train.warmup integers in [0, 1e9], train.batch an integer
+ * in [1, 1e6], train.schedule an integer in [0, 2] (attn_nn_schedule),
+ * train.data_seed and train.seed integers in [0, 4e9], train.lr,
+ * train.min_lr and train.weight_decay in [0, 10], train.clip in [0, 1e6],
+ * train.label_smoothing in [0, 1]. Only those fields of cfg are written,
+ * and only if every value is valid; otherwise ATTN_BAD_FILE naming the key
+ * (cfg untouched). */
 attn_status task_train_cfg_from_meta(const attn_safetensors *f, task_train_cfg *cfg);
 
 typedef struct task_train_progress {

@@ -21,13 +21,14 @@
 
 enum { TQ = ATTN__TILE_Q, TK = ATTN__TILE_K };
 
+/* dst [n, d] = rows s0 .. s0+n-1 of head h of t, in float32 (any dtype of
+ * attn__ldf: a half tile is converted as it is loaded). */
 static void load_rows(const attn_tensor *t, int64_t b, int64_t s0, int64_t n, int64_t h,
                       int64_t d, float *dst)
 {
-    const float *base = (const float *)t->data;
     for (int64_t r = 0; r < n; r++)
         for (int64_t x = 0; x < d; x++)
-            dst[r * d + x] = base[attn__off(t->stride, b, s0 + r, h, x)];
+            dst[r * d + x] = attn__ldf(t, attn__off(t->stride, b, s0 + r, h, x));
 }
 
 static float dotf(const float *a, const float *b, int64_t n)
@@ -53,7 +54,7 @@ static float score(const attn__sdpa *p, int64_t b, int64_t h, int64_t i, int64_t
         *capgrad = 1.0f - t * t;
     }
     if (p->has_bias) {
-        float bv = ((const float *)p->bias)[attn__off(p->bias_stride, b, h, i, j)];
+        float bv = attn__bias_ldf(p, attn__off(p->bias_stride, b, h, i, j));
         if (bv <= (float)ATTN__BIAS_MASK_LIMIT) return -INFINITY;
         s += bv;
     }
@@ -175,12 +176,11 @@ void attn__tiled_forward_block(const attn__sdpa *p, int64_t b, int64_t h, int64_
     bool seen[TQ];
     online_rows(p, b, h, i0, nq, 0, p->Sk, &w, seen);
 
-    float *o = (float *)p->o.data;
     for (int64_t r = 0; r < nq; r++) {
         int64_t i = i0 + r;
         float inv = seen[r] ? 1.0f / w.l[r] : 0.0f;
         for (int64_t x = 0; x < p->Dv; x++)
-            o[attn__off(p->o.stride, b, i, h, x)] = seen[r] ? w.acc[r * p->Dv + x] * inv : 0.0f;
+            attn__stf(&p->o, attn__off(p->o.stride, b, i, h, x), seen[r] ? w.acc[r * p->Dv + x] * inv : 0.0f);
         if (p->lse.data != NULL)
             ((float *)p->lse.data)[attn__off(p->lse.stride, b, h, i, 0)] =
                 seen[r] ? w.m[r] + logf(w.l[r]) : -INFINITY;
@@ -208,12 +208,14 @@ void attn__tiled_decode_split(const attn__sdpa *p, int64_t b, int64_t hkv, int64
 }
 
 /* m = max m_s, l = sum l_s e^(m_s - m), O = sum acc_s e^(m_s - m) / l over
- * the splits that saw a key, in split order. */
+ * the splits that saw a key, in split order; O is summed in float32 a
+ * chunk of MERGE_CHUNK columns at a time and then stored in its dtype. */
+enum { MERGE_CHUNK = 64 };
+
 void attn__decode_merge(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t n_splits,
                         const float *parts)
 {
     int64_t M = attn__decode_rows(p), dv = attn__decode_ld(p), stride = M * (dv + 3);
-    float *o = (float *)p->o.data;
     for (int64_t r = 0; r < M; r++) {
         int64_t h = hkv * p->group + r / p->Sq, i = r % p->Sq;
         float m = -INFINITY, l = 0.0f;
@@ -224,17 +226,21 @@ void attn__decode_merge(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t n_s
             if (pr[dv] > m) m = pr[dv];
             seen = true;
         }
-        for (int64_t x = 0; x < p->Dv; x++) o[attn__off(p->o.stride, b, i, h, x)] = 0.0f;
         for (int64_t s = 0; seen && s < n_splits; s++) {
             const float *pr = parts + s * stride + r * (dv + 3);
             if (pr[dv + 2] == 0.0f) continue;
             l += pr[dv + 1] * expf(pr[dv] - m);
         }
-        for (int64_t s = 0; seen && s < n_splits; s++) {
-            const float *pr = parts + s * stride + r * (dv + 3);
-            if (pr[dv + 2] == 0.0f) continue;
-            float w = expf(pr[dv] - m) / l;
-            for (int64_t x = 0; x < p->Dv; x++) o[attn__off(p->o.stride, b, i, h, x)] += w * pr[x];
+        for (int64_t x0 = 0; x0 < p->Dv; x0 += MERGE_CHUNK) {
+            int64_t n = p->Dv - x0 < MERGE_CHUNK ? p->Dv - x0 : MERGE_CHUNK;
+            float acc[MERGE_CHUNK] = {0.0f};
+            for (int64_t s = 0; seen && s < n_splits; s++) {
+                const float *pr = parts + s * stride + r * (dv + 3);
+                if (pr[dv + 2] == 0.0f) continue;
+                float w = expf(pr[dv] - m) / l;
+                for (int64_t x = 0; x < n; x++) acc[x] += w * pr[x0 + x];
+            }
+            for (int64_t x = 0; x < n; x++) attn__stf(&p->o, attn__off(p->o.stride, b, i, h, x0 + x), acc[x]);
         }
         if (p->lse.data != NULL)
             ((float *)p->lse.data)[attn__off(p->lse.stride, b, h, i, 0)] = seen ? m + logf(l) : -INFINITY;
@@ -274,12 +280,12 @@ static bool element_grad(const attn__sdpa *p, int64_t b, int64_t h, int64_t i, i
 
 void attn__tiled_delta_block(const attn__sdpa *p, int64_t b, int64_t h, int64_t qb, float *delta)
 {
-    const float *o = (const float *)p->o.data, *d_o = (const float *)p->d_o.data;
     int64_t i0 = qb * TQ, nq = p->Sq - i0 < TQ ? p->Sq - i0 : TQ, lq = attn__qlen(p, b);
     for (int64_t i = i0; i < i0 + nq; i++) {
         float acc = 0.0f;
         for (int64_t x = 0; i < lq && x < p->Dv; x++)
-            acc += d_o[attn__off(p->d_o.stride, b, i, h, x)] * o[attn__off(p->o.stride, b, i, h, x)];
+            acc += attn__ldf(&p->d_o, attn__off(p->d_o.stride, b, i, h, x)) *
+                   attn__ldf(&p->o, attn__off(p->o.stride, b, i, h, x));
         delta[i] = acc;
     }
 }
@@ -349,12 +355,11 @@ static void dkdv_block(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t kb, 
                          dqa == NULL ? NULL : dqa + ((h - hkv * p->group) * p->Sq + i) * p->Dk);
         }
     }
-    float *dkp = (float *)p->dk.data, *dvp = (float *)p->dv.data;
     for (int64_t c = 0; c < nk; c++) {
         for (int64_t x = 0; x < p->Dk; x++)
-            dkp[attn__off(p->dk.stride, b, j0 + c, hkv, x)] = dk[c * p->Dk + x];
+            attn__stf(&p->dk, attn__off(p->dk.stride, b, j0 + c, hkv, x), dk[c * p->Dk + x]);
         for (int64_t x = 0; x < p->Dv; x++)
-            dvp[attn__off(p->dv.stride, b, j0 + c, hkv, x)] = dv[c * p->Dv + x];
+            attn__stf(&p->dv, attn__off(p->dv.stride, b, j0 + c, hkv, x), dv[c * p->Dv + x]);
     }
 }
 
@@ -372,13 +377,13 @@ int64_t attn__tiled_fused_ws(const attn__sdpa *p)
 void attn__tiled_fused_kvhead(const attn__sdpa *p, int64_t b, int64_t hkv, const float *delta,
                               float *ws)
 {
-    float *dqa = ws + attn__tiled_backward_ws(p), *dqp = (float *)p->dq.data;
+    float *dqa = ws + attn__tiled_backward_ws(p);
     memset(dqa, 0, sizeof(float) * (size_t)(p->group * p->Sq * p->Dk));
     for (int64_t kb = 0; kb * TK < p->Sk; kb++) dkdv_block(p, b, hkv, kb, delta, ws, dqa);
     for (int64_t g = 0; g < p->group; g++)
         for (int64_t i = 0; i < p->Sq; i++)
             for (int64_t x = 0; x < p->Dk; x++)
-                dqp[attn__off(p->dq.stride, b, i, hkv * p->group + g, x)] = dqa[(g * p->Sq + i) * p->Dk + x];
+                attn__stf(&p->dq, attn__off(p->dq.stride, b, i, hkv * p->group + g, x), dqa[(g * p->Sq + i) * p->Dk + x]);
 }
 
 /* dS of row (b, h, i) over its visible keys, added into dst[j] (or into
@@ -414,7 +419,6 @@ void attn__tiled_dq_block(const attn__sdpa *p, int64_t b, int64_t h, int64_t qb,
     int64_t i0 = qb * TQ, nq = p->Sq - i0 < TQ ? p->Sq - i0 : TQ, hk = h / p->group;
     float *qr = ws, *dq = qr + p->Dk, *dor = dq + p->Dk;   /* (Dk), (Dk), (Dv) */
     float *kt = dor + p->Dv, *vt = kt + TK * p->Dk;        /* (TK, Dk), (TK, Dv) */
-    float *dqp = (float *)p->dq.data, *db = (float *)p->dbias.data;
     const float *dl = delta + (b * p->Hq + h) * p->Sq;
     float hid[TK];
 
@@ -424,7 +428,7 @@ void attn__tiled_dq_block(const attn__sdpa *p, int64_t b, int64_t h, int64_t qb,
         float lse = lo < hi ? lse_at(p, b, h, i) : -INFINITY;
         memset(dq, 0, sizeof(float) * (size_t)p->Dk);
         if (write_dbias)
-            for (int64_t j = 0; j < p->Sk; j++) db[attn__off(p->dbias.stride, b, h, i, j)] = 0.0f;
+            for (int64_t j = 0; j < p->Sk; j++) attn__stf(&p->dbias, attn__off(p->dbias.stride, b, h, i, j), 0.0f);
         if (lse != -INFINITY) {
             load_rows(&p->q, b, i, 1, h, p->Dk, qr);
             load_rows(&p->d_o, b, i, 1, h, p->Dv, dor);
@@ -445,10 +449,10 @@ void attn__tiled_dq_block(const attn__sdpa *p, int64_t b, int64_t h, int64_t qb,
                                   vt + c * p->Dv, lse, dl[i], &g))
                     continue;
                 for (int64_t x = 0; x < p->Dk; x++) dq[x] += g.dqk * kt[c * p->Dk + x];
-                if (write_dbias) db[attn__off(p->dbias.stride, b, h, i, j0 + c)] = g.ds;
+                if (write_dbias) attn__stf(&p->dbias, attn__off(p->dbias.stride, b, h, i, j0 + c), g.ds);
             }
         }
-        for (int64_t x = 0; x < p->Dk; x++) dqp[attn__off(p->dq.stride, b, i, h, x)] = dq[x];
+        for (int64_t x = 0; x < p->Dk; x++) attn__stf(&p->dq, attn__off(p->dq.stride, b, i, h, x), dq[x]);
     }
 }
 
@@ -464,8 +468,7 @@ void attn__tiled_dbias_row(const attn__sdpa *p, int64_t bb, int64_t hb, int64_t 
         for (int64_t h = n[1] == 1 ? 0 : hb; h < (n[1] == 1 ? p->Hq : hb + 1); h++)
             for (int64_t i = n[2] == 1 ? 0 : ib; i < (n[2] == 1 ? p->Sq : ib + 1); i++)
                 ds_row(p, b, h, i, delta, n[3] == 1, qr, dor, sum);
-    float *db = (float *)p->dbias.data;
-    for (int64_t j = 0; j < ns; j++) db[attn__off(p->dbias.stride, bb, hb, ib, j)] = sum[j];
+    for (int64_t j = 0; j < ns; j++) attn__stf(&p->dbias, attn__off(p->dbias.stride, bb, hb, ib, j), sum[j]);
 }
 
 void attn__tiled_weights_row(const attn__sdpa *p, int64_t b, int64_t h, int64_t i,
@@ -474,7 +477,6 @@ void attn__tiled_weights_row(const attn__sdpa *p, int64_t b, int64_t h, int64_t 
     int64_t lo, hi, hk = h / p->group;
     attn__key_range(p, b, i, &lo, &hi);
     float lse = lo < hi ? lse_at(p, b, h, i) : -INFINITY;
-    const float *q = (const float *)p->q.data, *k = (const float *)p->k.data;
     float hid[TK];
     for (int64_t j = 0; j < p->Sk; j++) {
         out[j] = 0.0f;
@@ -482,7 +484,8 @@ void attn__tiled_weights_row(const attn__sdpa *p, int64_t b, int64_t h, int64_t 
         if (lse == -INFINITY || j < lo || j >= hi || hid[j % TK] != 0.0f) continue;
         float dot = 0.0f, cg;
         for (int64_t x = 0; x < p->Dk; x++)
-            dot += q[attn__off(p->q.stride, b, i, h, x)] * k[attn__off(p->k.stride, b, j, hk, x)];
+            dot += attn__ldf(&p->q, attn__off(p->q.stride, b, i, h, x)) *
+                   attn__ldf(&p->k, attn__off(p->k.stride, b, j, hk, x));
         float s = score(p, b, h, i, j, dot, &cg);
         if (s == -INFINITY) continue;
         out[j] = expf(s - lse);

@@ -43,8 +43,7 @@ static double score(const attn__sdpa *p, int64_t b, int64_t h, int64_t i, int64_
     if (p->softcap > 0.0) s = p->softcap * tanh(s / p->softcap);
     if (p->has_bias) {
         int64_t off = attn__off(p->bias_stride, b, h, i, j);
-        double bv = p->dtype == ATTN_DTYPE_F64 ? ((const double *)p->bias)[off]
-                                         : (double)((const float *)p->bias)[off];
+        double bv = attn__bias_ld(p, off);
         if (bv <= ATTN__BIAS_MASK_LIMIT) return -INFINITY;
         s += bv;
     }

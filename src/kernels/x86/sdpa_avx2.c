@@ -11,6 +11,10 @@
  *   forward   S = Qs Kt, online softmax on S, O += P V;
  *   backward  S = Q Kt, dP = dO Vt, dS = P (dP - delta),
  *             dV += P^T dO, dK += dS^T Q (per key tile), dQ += dS K.
+ * BF16 and F16 tensors are converted to float32 as their tiles are packed
+ * (F16 with F16C's vcvtph2ps, BF16 by a 16-bit shift) and outputs are
+ * rounded to their dtype, to nearest even, as they are stored; scores,
+ * softmax, LSE and every accumulator stay float32.
  * Tiles are classified per query block: skipped when no row sees them,
  * "full" (no per-element work) when every row sees all their keys and no
  * element-wise option (boolean mask, bias, ALiBi, soft-capping) is set,
@@ -112,43 +116,106 @@ static inline float hmax(__m256 v)
     return _mm_cvtss_f32(s);
 }
 
+/* ---- half-precision conversions --------------------------------------------- */
+
+/* 8 halves (F16 or BF16) to float32, exactly (the rules of core/half.h). */
+static inline __m256 half8_to_ps(const uint16_t *p, attn_dtype dt)
+{
+    __m128i h = _mm_loadu_si128((const __m128i *)(const void *)p);
+    if (dt == ATTN_DTYPE_F16) return _mm256_cvtph_ps(h);
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+}
+
+/* 8 floats to halves, rounded to nearest even, overflow to Inf, NaN to a
+ * quiet NaN (the rules of core/half.h, bit for bit: tested on every float). */
+static inline __m128i ps_to_half8(__m256 x, attn_dtype dt)
+{
+    if (dt == ATTN_DTYPE_F16) return _mm256_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT);
+    __m256i u = _mm256_castps_si256(x);
+    __m256i odd = _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1));
+    __m256i r = _mm256_add_epi32(u, _mm256_add_epi32(odd, _mm256_set1_epi32(0x7FFF)));
+    __m256i nan = _mm256_castps_si256(_mm256_cmp_ps(x, x, _CMP_UNORD_Q));
+    r = _mm256_blendv_epi8(r, _mm256_or_si256(u, _mm256_set1_epi32(0x00400000)), nan);
+    r = _mm256_srli_epi32(r, 16); /* 8 x 16 bits in the low halves; pack, then join the lanes */
+    return _mm256_castsi256_si128(_mm256_permute4x64_epi64(_mm256_packus_epi32(r, r), 0x08));
+}
+
+/* Bytes of one element of t (F32, BF16 or F16). */
+static inline int64_t esize(const attn_tensor *t) { return t->dtype == ATTN_DTYPE_F32 ? 4 : 2; }
+
+/* 8 consecutive elements of t from element offset off, in float32. */
+static inline __m256 load8(const attn_tensor *t, int64_t off)
+{
+    if (t->dtype == ATTN_DTYPE_F32) return _mm256_loadu_ps((const float *)t->data + off);
+    return half8_to_ps((const uint16_t *)t->data + off, t->dtype);
+}
+
+/* t[off + x * stride[3]] = scale * src[x] for x < n, rounded to t's dtype. */
+static void store_row(const attn_tensor *t, int64_t off, const float *src, int64_t n, float scale)
+{
+    __m256 sc = _mm256_set1_ps(scale);
+    int64_t x = 0;
+    if (t->stride[3] == 1 && t->dtype == ATTN_DTYPE_F32)
+        for (; x + 8 <= n; x += 8)
+            _mm256_storeu_ps((float *)t->data + off + x, _mm256_mul_ps(sc, _mm256_loadu_ps(src + x)));
+    else if (t->stride[3] == 1)
+        for (; x + 8 <= n; x += 8)
+            _mm_storeu_si128((__m128i *)(void *)((uint16_t *)t->data + off + x),
+                             ps_to_half8(_mm256_mul_ps(sc, _mm256_loadu_ps(src + x)), t->dtype));
+    for (; x < n; x++) attn__stf(t, off + x * t->stride[3], scale * src[x]);
+}
+
+void attn__avx2_to_half(const float *x, uint16_t *y, int64_t n, attn_dtype dt)
+{
+    for (int64_t i = 0; i + 8 <= n; i += 8)
+        _mm_storeu_si128((__m128i *)(void *)(y + i), ps_to_half8(_mm256_loadu_ps(x + i), dt));
+}
+
+void attn__avx2_from_half(const uint16_t *x, float *y, int64_t n, attn_dtype dt)
+{
+    for (int64_t i = 0; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, half8_to_ps(x + i, dt));
+}
+
 /* ---- packing ---------------------------------------------------------------- */
 
-/* dst[r][x] = scale * t[b, s0 + r, h, x] for r < n, x < d; zeros up to
- * rows x ld (x in [d, ld) and r in [n, rows)). */
+/* dst[r][x] = scale * t[b, s0 + r, h, x] for r < n, x < d (in float32,
+ * whatever t's dtype); zeros up to rows x ld (x in [d, ld) and r in [n, rows)). */
 static void pack_rows(const attn_tensor *t, int64_t b, int64_t s0, int64_t n, int64_t h, int64_t d,
                       float scale, float *dst, int64_t ld, int64_t rows)
 {
-    const float *base = (const float *)t->data;
+    __m256 sc = _mm256_set1_ps(scale);
     for (int64_t r = 0; r < rows; r++) {
         float *restrict o = dst + r * ld;
         int64_t x = 0;
         if (r < n) {
-            const float *restrict src = base + attn__off(t->stride, b, s0 + r, h, 0);
-            if (t->stride[3] == 1)
+            int64_t off = attn__off(t->stride, b, s0 + r, h, 0);
+            if (t->stride[3] == 1 && t->dtype == ATTN_DTYPE_F32) {
+                const float *restrict src = (const float *)t->data + off;
                 for (; x < d; x++) o[x] = scale * src[x];
-            else
-                for (; x < d; x++) o[x] = scale * src[x * t->stride[3]];
+            } else if (t->stride[3] == 1) {
+                for (; x + 8 <= d; x += 8) _mm256_storeu_ps(o + x, _mm256_mul_ps(sc, load8(t, off + x)));
+            }
+            for (; x < d; x++) o[x] = scale * attn__ldf(t, off + x * t->stride[3]);
         }
         for (; x < ld; x++) o[x] = 0.0f;
     }
 }
 
-/* 8 rows of 8 floats (row r at src[r * ld]) to 8 rows of 8 (row x at
- * dst[x * width]), transposed and scaled. */
-static inline void transpose8(const float *src, int64_t ld, float *dst, int64_t width, __m256 sc)
+/* 8 rows of 8 elements of t (row r from element offset off + r * ld) to 8
+ * rows of 8 floats (row x at dst[x * width]), transposed and scaled. */
+static inline void transpose8(const attn_tensor *t, int64_t off, int64_t ld, float *dst, int64_t width, __m256 sc)
 {
-    __m256 r[8], t[8];
-    for (int i = 0; i < 8; i++) r[i] = _mm256_mul_ps(sc, _mm256_loadu_ps(src + i * ld));
+    __m256 r[8], u[8];
+    for (int i = 0; i < 8; i++) r[i] = _mm256_mul_ps(sc, load8(t, off + i * ld));
     for (int i = 0; i < 8; i += 2) {
-        t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
-        t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+        u[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+        u[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
     }
     for (int i = 0; i < 8; i += 4) {
-        r[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
-        r[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
-        r[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
-        r[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+        r[i] = _mm256_shuffle_ps(u[i], u[i + 2], 0x44);
+        r[i + 1] = _mm256_shuffle_ps(u[i], u[i + 2], 0xEE);
+        r[i + 2] = _mm256_shuffle_ps(u[i + 1], u[i + 3], 0x44);
+        r[i + 3] = _mm256_shuffle_ps(u[i + 1], u[i + 3], 0xEE);
     }
     for (int i = 0; i < 4; i++) {
         _mm256_storeu_ps(dst + i * width, _mm256_permute2f128_ps(r[i], r[i + 4], 0x20));
@@ -157,11 +224,10 @@ static inline void transpose8(const float *src, int64_t ld, float *dst, int64_t 
 }
 
 /* dst[x][c] = scale * t[b, j0 + c, h, x] for c < n (transposed, rows of
- * `width`), zero for c in [n, width). */
+ * `width`, in float32), zero for c in [n, width). */
 static void pack_cols(const attn_tensor *t, int64_t b, int64_t j0, int64_t n, int64_t h, int64_t d,
                       float scale, float *dst, int64_t width)
 {
-    const float *base = (const float *)t->data;
     int64_t n8 = 0, d8 = 0;
     if (t->stride[3] == 1) { /* 8 x 8 blocks with AVX2 transposes */
         n8 = n / 8 * 8;
@@ -169,12 +235,11 @@ static void pack_cols(const attn_tensor *t, int64_t b, int64_t j0, int64_t n, in
         __m256 sc = _mm256_set1_ps(scale);
         for (int64_t c = 0; c < n8; c += 8)
             for (int64_t x = 0; x < d8; x += 8)
-                transpose8(base + attn__off(t->stride, b, j0 + c, h, x), t->stride[1], dst + x * width + c,
-                           width, sc);
+                transpose8(t, attn__off(t->stride, b, j0 + c, h, x), t->stride[1], dst + x * width + c, width, sc);
     }
     for (int64_t c = 0; c < n; c++) { /* what the blocks left: the last keys, the last dims */
-        const float *src = base + attn__off(t->stride, b, j0 + c, h, 0);
-        for (int64_t x = c < n8 ? d8 : 0; x < d; x++) dst[x * width + c] = scale * src[x * t->stride[3]];
+        int64_t off = attn__off(t->stride, b, j0 + c, h, 0);
+        for (int64_t x = c < n8 ? d8 : 0; x < d; x++) dst[x * width + c] = scale * attn__ldf(t, off + x * t->stride[3]);
     }
     for (int64_t x = 0; n < width && x < d; x++)
         memset(dst + x * width + n, 0, sizeof(float) * (size_t)(width - n));
@@ -199,13 +264,13 @@ static bool all_finite(const float *x, int64_t n)
  * or few, where the hardware prefetchers stop following. */
 static inline void prefetch_row(const attn_tensor *t, int64_t b, int64_t j, int64_t h, int64_t lines)
 {
-    const char *row = (const char *)((const float *)t->data + attn__off(t->stride, b, j, h, 0));
+    const char *row = (const char *)t->data + attn__off(t->stride, b, j, h, 0) * esize(t);
     for (int64_t x = 0; x < lines; x++) _mm_prefetch(row + 64 * x, _MM_HINT_T0);
 }
 
 static int64_t row_lines(const attn_tensor *t, int64_t d)
 {
-    return (((d - 1) * t->stride[3] + 1) * (int64_t)sizeof(float) + 63) / 64;
+    return (((d - 1) * t->stride[3] + 1) * esize(t) + 63) / 64;
 }
 
 /* ---- masks ------------------------------------------------------------------ */
@@ -241,7 +306,7 @@ static void finish_scores(const attn__sdpa *p, int64_t b, int64_t h, int64_t i, 
             if (capgrad) capgrad[c * st] = 1.0f - t * t;
         }
         if (p->has_bias) {
-            float bv = ((const float *)p->bias)[attn__off(p->bias_stride, b, h, i, j)];
+            float bv = attn__bias_ldf(p, attn__off(p->bias_stride, b, h, i, j));
             if (bv <= (float)ATTN__BIAS_MASK_LIMIT) {
                 sr[c * st] = -INFINITY;
                 continue;
@@ -389,12 +454,10 @@ void attn__avx2_forward_block(const attn__sdpa *p, int64_t b, int64_t h, int64_t
         }
     }
 
-    float *o = (float *)p->o.data;
     for (int64_t r = 0; r < nq; r++) {
         int64_t i = i0 + r;
-        float inv = seen[r] != 0.0f ? 1.0f / l[r] : 0.0f;
-        for (int64_t x = 0; x < Dv; x++)
-            o[attn__off(p->o.stride, b, i, h, x)] = seen[r] != 0.0f ? acc[r * dv + x] * inv : 0.0f;
+        if (seen[r] == 0.0f) memset(acc + r * dv, 0, sizeof(float) * (size_t)Dv);
+        store_row(&p->o, attn__off(p->o.stride, b, i, h, 0), acc + r * dv, Dv, seen[r] != 0.0f ? 1.0f / l[r] : 1.0f);
         if (p->lse.data != NULL)
             ((float *)p->lse.data)[attn__off(p->lse.stride, b, h, i, 0)] =
                 seen[r] != 0.0f ? m[r] + logf(l[r]) : -INFINITY;
@@ -563,10 +626,9 @@ void attn__avx2_dkdv_block(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t 
                 }
             }
         }
-    float *dkp = (float *)p->dk.data, *dvp = (float *)p->dv.data;
     for (int64_t c = 0; c < nk; c++) {
-        for (int64_t x = 0; x < Dk; x++) dkp[attn__off(p->dk.stride, b, j0 + c, hkv, x)] = dka[c * dk + x];
-        for (int64_t x = 0; x < Dv; x++) dvp[attn__off(p->dv.stride, b, j0 + c, hkv, x)] = dva[c * dv + x];
+        store_row(&p->dk, attn__off(p->dk.stride, b, j0 + c, hkv, 0), dka + c * dk, Dk, 1.0f);
+        store_row(&p->dv, attn__off(p->dv.stride, b, j0 + c, hkv, 0), dva + c * dv, Dv, 1.0f);
     }
 }
 
@@ -588,11 +650,12 @@ void attn__avx2_fused_kvhead(const attn__sdpa *p, int64_t b, int64_t hkv, const 
     memset(dqt, 0, sizeof(float) * (size_t)(p->group * Dk * sqp));
     for (int64_t kb = 0; kb < (p->Sk + BK - 1) / BK; kb++)
         attn__avx2_dkdv_block(p, b, hkv, kb, delta, ws, dqt, sqp);
-    float *dqp = (float *)p->dq.data, scale = (float)p->scale;
+    float scale = (float)p->scale;
     for (int64_t hl = 0; hl < p->group; hl++)
         for (int64_t i = 0; i < p->Sq; i++)
             for (int64_t x = 0; x < Dk; x++)
-                dqp[attn__off(p->dq.stride, b, i, hkv * p->group + hl, x)] = scale * dqt[(hl * Dk + x) * sqp + i];
+                attn__stf(&p->dq, attn__off(p->dq.stride, b, i, hkv * p->group + hl, x),
+                          scale * dqt[(hl * Dk + x) * sqp + i]);
 }
 
 /* dQ of query block qb of head (b, h), and the bias gradient of its rows
@@ -612,7 +675,6 @@ void attn__avx2_dq_block(const attn__sdpa *p, int64_t b, int64_t h, int64_t qb, 
     float *lse = dqa + BQB * dk, *dl = lse + BQB;     /* (BQB) */
     int64_t lo[BQB], hi[BQB], jmin = INT64_MAX, jmax = 0;
     bool ew = elementwise(p), drop = p->dropout_p > 0.0, cap = p->softcap > 0.0;
-    float *db = (float *)p->dbias.data;
     int64_t kl = row_lines(&p->k, Dk), vl = row_lines(&p->v, Dv);
 
     block_rows(p, b, h, i0, nq, 0, p->Sk, delta, lo, hi, lse, dl);
@@ -624,7 +686,7 @@ void attn__avx2_dq_block(const attn__sdpa *p, int64_t b, int64_t h, int64_t qb, 
     memset(dqa, 0, sizeof(float) * (size_t)(BQB * dk));
     if (write_dbias)
         for (int64_t r = 0; r < nq; r++)
-            for (int64_t j = 0; j < p->Sk; j++) db[attn__off(p->dbias.stride, b, h, i0 + r, j)] = 0.0f;
+            for (int64_t j = 0; j < p->Sk; j++) attn__stf(&p->dbias, attn__off(p->dbias.stride, b, h, i0 + r, j), 0.0f);
     if (jmin < jmax) {
         pack_rows(&p->q, b, i0, nq, h, Dk, (float)p->scale, qs, dk, mq);
         pack_rows(&p->d_o, b, i0, nq, h, Dv, 1.0f, dob, dv, mq);
@@ -666,7 +728,7 @@ void attn__avx2_dq_block(const attn__sdpa *p, int64_t b, int64_t h, int64_t qb, 
             if (drop) drop_factors(p, b, h, i0 + r, j0, BK, f);
             grad_line(sr, dr, &lse[r], &dl[r], 0, drop ? f : NULL, BK);
             if (write_dbias)
-                for (int64_t c = 0; c < nk; c++) db[attn__off(p->dbias.stride, b, h, i0 + r, j0 + c)] = dr[c];
+                for (int64_t c = 0; c < nk; c++) attn__stf(&p->dbias, attn__off(p->dbias.stride, b, h, i0 + r, j0 + c), dr[c]);
             if (cap) mul_lines(dr, cg + r * BK, BK);
         }
         if (!k_bad) {
@@ -679,9 +741,8 @@ void attn__avx2_dq_block(const attn__sdpa *p, int64_t b, int64_t h, int64_t qb, 
                             dqa[r * dk + x] = fmaf(dp[r * BK + c], kr[c * dk + x], dqa[r * dk + x]);
         }
     }
-    float *dqp = (float *)p->dq.data, scale = (float)p->scale;
     for (int64_t r = 0; r < nq; r++)
-        for (int64_t x = 0; x < Dk; x++) dqp[attn__off(p->dq.stride, b, i0 + r, h, x)] = scale * dqa[r * dk + x];
+        store_row(&p->dq, attn__off(p->dq.stride, b, i0 + r, h, 0), dqa + r * dk, Dk, (float)p->scale);
 }
 
 /* ---- decode: a few queries against a long KV cache --------------------------- */
@@ -775,8 +836,8 @@ void attn__avx2_decode_split(const attn__sdpa *p, int64_t b, int64_t hkv, int64_
     int64_t jmin = INT64_MAX, jmax = 0;
     int kinds[64];
     bool ew = elementwise(p), drop = p->dropout_p > 0.0;
-    bool v_direct = p->v.stride[3] == 1 && Dv % 16 == 0; /* V rows feed the GEMM in place */
-    const float *vbase = (const float *)p->v.data;
+    /* float32 V rows feed the GEMM in place (half ones are converted) */
+    bool v_direct = p->v.dtype == ATTN_DTYPE_F32 && p->v.stride[3] == 1 && Dv % 16 == 0;
 
     for (int64_t r = 0; r < M; r++) {
         int64_t h = hkv * p->group + r / p->Sq, i = r % p->Sq;
@@ -803,7 +864,7 @@ void attn__avx2_decode_split(const attn__sdpa *p, int64_t b, int64_t hkv, int64_
         for (int64_t r = 0; full && r < M; r++) full = lo[r] <= j0 && hi[r] >= j0 + BK;
         const float *ksrc = kr; /* K rows feed the dot products in place when they can */
         int64_t ldk = ld;
-        if (p->k.stride[3] == 1 && Dk % 8 == 0) {
+        if (p->k.dtype == ATTN_DTYPE_F32 && p->k.stride[3] == 1 && Dk % 8 == 0) {
             ksrc = (const float *)p->k.data + attn__off(p->k.stride, b, j0, hkv, 0);
             ldk = p->k.stride[1];
         } else {
@@ -812,7 +873,7 @@ void attn__avx2_decode_split(const attn__sdpa *p, int64_t b, int64_t hkv, int64_
         const float *vsrc = vt;
         int64_t ldv = dv;
         if (v_direct) {
-            vsrc = vbase + attn__off(p->v.stride, b, j0, hkv, 0);
+            vsrc = (const float *)p->v.data + attn__off(p->v.stride, b, j0, hkv, 0);
             ldv = p->v.stride[1];
         } else {
             pack_rows(&p->v, b, j0, nk, hkv, Dv, 1.0f, vt, dv, nk);
@@ -832,10 +893,10 @@ void attn__avx2_decode_split(const attn__sdpa *p, int64_t b, int64_t hkv, int64_
         }
         prefetch_plan pf;
         pf.n = nn;
-        pf.k = (const char *)((const float *)p->k.data + attn__off(p->k.stride, b, nj, nh, 0));
-        pf.v = (const char *)(vbase + attn__off(p->v.stride, b, nj, nh, 0));
-        pf.k_ld = p->k.stride[1] * (int64_t)sizeof(float);
-        pf.v_ld = p->v.stride[1] * (int64_t)sizeof(float);
+        pf.k = (const char *)p->k.data + attn__off(p->k.stride, b, nj, nh, 0) * esize(&p->k);
+        pf.v = (const char *)p->v.data + attn__off(p->v.stride, b, nj, nh, 0) * esize(&p->v);
+        pf.k_ld = p->k.stride[1] * esize(&p->k);
+        pf.v_ld = p->v.stride[1] * esize(&p->v);
         pf.k_lines = row_lines(&p->k, Dk);
         pf.v_lines = row_lines(&p->v, Dv);
         dots(M, nk, ld, ldk, qs, ksrc, S, &pf);

@@ -1,7 +1,8 @@
-/* sdpa_avx2.h - the AVX2+FMA float32 kernels of scaled-dot-product
- * attention (sdpa_avx2.c), on the problem of kernels/sdpa_kernels.h. Only
- * the kernel table (src/kernels/table.c) and the exp accuracy test call
- * them, and only in a build that compiled them (ATTN_HAVE_AVX2). */
+/* sdpa_avx2.h - the AVX2+FMA (and F16C) kernels of scaled-dot-product
+ * attention (sdpa_avx2.c) on float32, BF16 and F16 tensors, computing in
+ * float32, on the problem of kernels/sdpa_kernels.h. Only the kernel table
+ * (src/kernels/table.c) and the exp and conversion tests call them, and
+ * only in a build that compiled them (ATTN_HAVE_AVX2). */
 #ifndef ATTN_KERNELS_SDPA_AVX2_H
 #define ATTN_KERNELS_SDPA_AVX2_H
 
@@ -31,6 +32,11 @@ void attn__avx2_dq_block(const attn__sdpa *p, int64_t b, int64_t h, int64_t qb, 
 
 /* The kernels' vector exp, for the accuracy test: y[i] = e^x[i]. */
 void attn__avx2_exp(const float *x, float *y, int64_t n);
+/* The kernels' vector conversions, for the conversion tests, on the first
+ * n / 8 * 8 elements: y[i] = x[i] rounded to dt (BF16 or F16), to nearest
+ * even; and y[i] = x[i] (dt) in float32. */
+void attn__avx2_to_half(const float *x, uint16_t *y, int64_t n, attn_dtype dt);
+void attn__avx2_from_half(const uint16_t *x, float *y, int64_t n, attn_dtype dt);
 
 /* Decode (at most 64 rows per kv head; the table takes it up to 16). */
 int64_t attn__avx2_decode_ws(const attn__sdpa *p); /* floats per worker */

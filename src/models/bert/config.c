@@ -109,9 +109,9 @@ attn_status attn__bert_load_config(const char *path, attn_bert_config *c)
 {
     char *text = NULL, what[300];
     size_t len = 0;
-    attn_status st = attn__read_file("attn_bert_load", path, CONFIG_MAX_BYTES, &text, &len);
-    if (st != ATTN_OK) return st;
     snprintf(what, sizeof what, "attn_bert_load: '%.200s'", path);
+    attn_status st = attn__read_file(what, path, CONFIG_MAX_BYTES, &text, &len);
+    if (st != ATTN_OK) return st;
     st = parse_config(text, len, what, c);
     attn_release(text);
     return st;
@@ -122,9 +122,9 @@ attn_status attn__bert_load_sbert_config(const char *path, attn_bert_config *c)
 {
     char *text = NULL, what[300];
     size_t len = 0;
-    attn_status st = attn__read_file("attn_bert_load", path, CONFIG_MAX_BYTES, &text, &len);
-    if (st != ATTN_OK) return st;
     snprintf(what, sizeof what, "attn_bert_load: '%.200s'", path);
+    attn_status st = attn__read_file(what, path, CONFIG_MAX_BYTES, &text, &len);
+    if (st != ATTN_OK) return st;
     attn__json_value *root = NULL;
     st = attn__json_parse(text, len, NULL, what, &root);
     attn_release(text);

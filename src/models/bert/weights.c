@@ -11,9 +11,11 @@
 
 #include <attn/safetensors.h>
 
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 /* ---- the tensors of a config ------------------------------------------------------------ */
 
@@ -360,9 +362,11 @@ attn_status attn_bert_load(const char *model_dir, attn_bert **out)
     int s = snprintf(sb, PATH_CAP, "%s/sentence_bert_config.json", model_dir);
     if (a < 0 || b < 0 || s < 0 || a >= PATH_CAP || b >= PATH_CAP || s >= PATH_CAP)
         return attn_fail(ATTN_BAD_PARAM, "attn_bert_load: argument 'model_dir' is too long");
-    FILE *probe = fopen(sb, "rb");
-    if (probe) fclose(probe);
-    return attn_bert_load_files(cfg, wts, probe ? sb : NULL, out);
+    /* optional: read if anything is there, so that a FIFO or a directory
+     * in its place is an error rather than a silent default (or a hang) */
+    struct stat st;
+    int has_sb = lstat(sb, &st) == 0 || errno != ENOENT;
+    return attn_bert_load_files(cfg, wts, has_sb ? sb : NULL, out);
 }
 
 void attn_bert_free(attn_bert *m)

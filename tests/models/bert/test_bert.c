@@ -12,6 +12,8 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 /* ---- a tiny BERT ------------------------------------------------------------------------- */
 
@@ -515,6 +517,14 @@ T_TEST(bert_sentence_config_and_missing_files)
         T_EQ_STATUS(attn_bert_load(dir, &b), ATTN_BAD_FILE);
         T_CHECK(b == (attn_bert *)&m);
     }
+    /* something that is not a regular file in its place: an error, not a default (nor a hang) */
+    T_EQ_INT(remove(sb), 0);
+    T_EQ_INT(mkfifo(sb, 0600), 0);
+    alarm(20);
+    T_EQ_STATUS(attn_bert_load(dir, &b), ATTN_IO);
+    alarm(0);
+    T_CHECK(b == (attn_bert *)&m && strstr(attn_last_error(), "sentence_bert_config.json': it is a FIFO") != NULL);
+    T_EQ_INT(remove(sb), 0);
     T_EQ_STATUS(attn_bert_load_files(cfg, wts, NULL, &b), ATTN_OK); /* no sentence config */
     T_EQ_INT(b ? attn_bert_get_config(b)->max_seq_length : -1, P);
     attn_bert_free(b);

@@ -1,12 +1,16 @@
-/* naive32.c - naive float32 attention, forward and backward, straight from
- * the math with float accumulators: the baseline e_base of the error rule
- * (an optimized kernel may be at most 2x (forward) / 3x (gradients) as far
- * from ref64 as this). Its mask logic is written from the spec again, so it
+/* naive.c - naive attention, forward and backward, straight from the math
+ * with float accumulators: the baseline e_base of the error rule (an
+ * optimized kernel may be at most 2x (forward) / 3x (gradients) as far
+ * from ref64 as this). In a half dtype every step's result is rounded to
+ * it, as a framework computing in that dtype does (PyTorch's math path:
+ * each matmul accumulates in float32 and rounds its result, softmax
+ * rounds its output). Its mask logic is written from the spec again, so it
  * is also a third opinion on the masks (but for a block mask, whose
  * definition it takes from the library: test_block_mask.c checks those
  * definitions against the tests' own formulas). */
 #include "problem.h"
 
+#include "core/half.h"
 #include "kernels/block_mask.h"
 
 #include <float.h>
@@ -22,8 +26,16 @@ static int64_t bidx(const int64_t dim[4], int64_t b, int64_t h, int64_t i, int64
     return ((b * dim[1] + h) * dim[2] + i) * dim[3] + j;
 }
 
+/* x rounded to dt (F32: unchanged). */
+static float rnd(attn_dtype dt, float x)
+{
+    if (dt == ATTN_DTYPE_BF16) return attn__bf16_to_f32(attn__f32_to_bf16(x));
+    if (dt == ATTN_DTYPE_F16) return attn__f16_to_f32(attn__f32_to_f16(x));
+    return x;
+}
+
 /* Score of (b, h, i, j) in float, or -inf if masked; *cg = d s / d(scale q.k). */
-static float score32(const t_problem *P, int64_t b, int64_t h, int64_t i, int64_t j, float *cg)
+static float score(const t_problem *P, attn_dtype dt, int64_t b, int64_t h, int64_t i, int64_t j, float *cg)
 {
     const t_cfg *c = &P->c;
     int64_t lq = P->qlens ? P->qlens[b] : c->Sq, lk = P->klens ? P->klens[b] : c->Sk;
@@ -39,19 +51,19 @@ static float score32(const t_problem *P, int64_t b, int64_t h, int64_t i, int64_
     for (int64_t d = 0; d < c->Dk; d++)
         dot += (float)P->q[((b * c->Sq + i) * c->Hq + h) * c->Dk + d] *
                (float)P->k[((b * c->Sk + j) * c->Hkv + hk) * c->Dk + d];
-    float s = (float)(c->scale != 0.0 ? c->scale : 1.0 / sqrt((double)c->Dk)) * dot;
+    float s = rnd(dt, (float)(c->scale != 0.0 ? c->scale : 1.0 / sqrt((double)c->Dk)) * rnd(dt, dot));
     *cg = 1.0f;
     if (c->softcap > 0.0) {
-        float t = tanhf(s / (float)c->softcap);
-        s = (float)c->softcap * t;
-        *cg = 1.0f - t * t;
+        float t = rnd(dt, tanhf(rnd(dt, s / (float)c->softcap)));
+        s = rnd(dt, (float)c->softcap * t);
+        *cg = rnd(dt, 1.0f - t * t);
     }
     if (P->bias) {
         float bv = (float)P->bias[bidx(P->bias_dim, b, h, i, j)];
         if (bv <= -FLT_MAX) return -INFINITY;
-        s += bv;
+        s = rnd(dt, s + bv);
     }
-    if (P->alibi) s -= (float)P->alibi[h] * (float)llabs(ia - j);
+    if (P->alibi) s = rnd(dt, s - (float)P->alibi[h] * (float)llabs(ia - j));
     return s;
 }
 
@@ -63,7 +75,7 @@ static float factor32(const t_problem *P, int64_t b, int64_t h, int64_t i, int64
                ? (float)(1.0 / (1.0 - a.dropout_p)) : 0.0f;
 }
 
-void t_naive32(const t_problem *P, bool want_grad, t_result *r)
+void t_naive(const t_problem *P, attn_dtype dt, bool want_grad, t_result *r)
 {
     const t_cfg *c = &P->c;
     int64_t B = c->B, Sq = c->Sq, Sk = c->Sk, Hq = c->Hq, Hkv = c->Hkv, Dk = c->Dk, Dv = c->Dv;
@@ -92,7 +104,7 @@ void t_naive32(const t_problem *P, bool want_grad, t_result *r)
                 float m = -INFINITY, l = 0.0f;
                 bool any = false;
                 for (int64_t j = 0; j < Sk; j++) {
-                    p[j] = score32(P, b, h, i, j, &cg[j]);
+                    p[j] = score(P, dt, b, h, i, j, &cg[j]);
                     any |= p[j] != -INFINITY;
                     if (p[j] > m) m = p[j];
                 }
@@ -105,40 +117,43 @@ void t_naive32(const t_problem *P, bool want_grad, t_result *r)
                 for (int64_t d = 0; d < Dv; d++) orow32[d] = 0.0f;
                 for (int64_t j = 0; j < Sk; j++) {
                     if (p[j] == -INFINITY) { p[j] = -1.0f; continue; } /* -1 marks masked */
-                    p[j] = expf(p[j] - m) / l;
+                    p[j] = rnd(dt, expf(p[j] - m) / l);
                     float f = factor32(P, b, h, i, j);
                     if (f == 0.0f) continue;
+                    float pf = rnd(dt, p[j] * f);
                     for (int64_t d = 0; d < Dv; d++)
-                        orow32[d] += p[j] * f * (float)P->v[((b * Sk + j) * Hkv + hk) * Dv + d];
+                        orow32[d] += pf * (float)P->v[((b * Sk + j) * Hkv + hk) * Dv + d];
                 }
-                for (int64_t d = 0; d < Dv; d++) r->o[orow * Dv + d] = orow32[d];
+                for (int64_t d = 0; d < Dv; d++) r->o[orow * Dv + d] = orow32[d] = rnd(dt, orow32[d]);
                 if (!want_grad) continue;
                 float delta = 0.0f;
                 for (int64_t d = 0; d < Dv; d++) delta += (float)P->dout[orow * Dv + d] * orow32[d];
+                delta = rnd(dt, delta);
                 for (int64_t d = 0; d < Dk; d++) dq[d] = 0.0f;
                 for (int64_t j = 0; j < Sk; j++) {
                     if (p[j] < 0.0f) continue;
                     float f = factor32(P, b, h, i, j), dp = 0.0f;
                     int64_t krow = (b * Sk + j) * Hkv + hk;
+                    float pf = rnd(dt, p[j] * f);
                     for (int64_t d = 0; f != 0.0f && d < Dv; d++) {
                         float g = (float)P->dout[orow * Dv + d];
-                        dv[krow * Dv + d] += p[j] * f * g;
+                        dv[krow * Dv + d] += pf * g;
                         dp += g * (float)P->v[krow * Dv + d];
                     }
-                    float ds = p[j] * (f * dp - delta);
+                    float ds = rnd(dt, p[j] * rnd(dt, rnd(dt, f * rnd(dt, dp)) - delta));
                     if (db) db[bidx(P->bias_dim, b, h, i, j)] += ds;
-                    float dqk = ds * cg[j] * scale;
+                    float dqk = rnd(dt, rnd(dt, ds * cg[j]) * scale);
                     for (int64_t d = 0; d < Dk; d++) {
                         dq[d] += dqk * (float)P->k[krow * Dk + d];
                         dk[krow * Dk + d] += dqk * (float)P->q[orow * Dk + d];
                     }
                 }
-                for (int64_t d = 0; d < Dk; d++) r->dq[orow * Dk + d] = dq[d];
+                for (int64_t d = 0; d < Dk; d++) r->dq[orow * Dk + d] = rnd(dt, dq[d]);
             }
     if (want_grad) {
-        for (int64_t x = 0; x < B * Sk * Hkv * Dk; x++) r->dk[x] = dk[x];
-        for (int64_t x = 0; x < B * Sk * Hkv * Dv; x++) r->dv[x] = dv[x];
-        for (int64_t x = 0; db && x < t_numel(P->bias_dim); x++) r->dbias[x] = db[x];
+        for (int64_t x = 0; x < B * Sk * Hkv * Dk; x++) r->dk[x] = rnd(dt, dk[x]);
+        for (int64_t x = 0; x < B * Sk * Hkv * Dv; x++) r->dv[x] = rnd(dt, dv[x]);
+        for (int64_t x = 0; db && x < t_numel(P->bias_dim); x++) r->dbias[x] = rnd(dt, db[x]);
     }
     free(p);
     free(cg);

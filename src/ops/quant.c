@@ -1,0 +1,185 @@
+/* quant.c - the quantized matrix products of attn/quant.h: argument checks,
+ * then the plan: the output columns of every matrix are cut into blocks
+ * (and, on the GEMM path, the rows of x too), one task per block on the
+ * context's pool, so each output element is computed by one task in a fixed
+ * order whatever the thread count. */
+#include "ops/ctx.h"
+
+static const char *const FN = "attn_quant_matmul";
+
+const char *attn_quant_name(attn_quant q)
+{
+    switch (q) {
+    case ATTN_QUANT_Q8_0: return "Q8_0";
+    case ATTN_QUANT_Q4_1: return "Q4_1";
+    }
+    return "?";
+}
+
+size_t attn_quant_block_bytes(attn_quant q)
+{
+    switch (q) {
+    case ATTN_QUANT_Q8_0: return ATTN__Q8_0_BYTES;
+    case ATTN_QUANT_Q4_1: return ATTN__Q4_1_BYTES;
+    }
+    return 0;
+}
+
+attn_status attn_quant_dequantize(attn_quant q, const void *blocks, int64_t n_blocks, float *out)
+{
+    static const char *const fn = "attn_quant_dequantize";
+    attn__clear_error();
+    size_t bytes = attn_quant_block_bytes(q);
+    if (bytes == 0) return attn_fail(ATTN_BAD_PARAM, "%s: argument 'q' is %d; it is not an attn_quant", fn, (int)q);
+    ATTN__DIM(fn, n_blocks);
+    if (n_blocks == 0) return ATTN_OK;
+    ATTN__NOT_NULL(fn, blocks);
+    ATTN__NOT_NULL(fn, out);
+    int64_t n_out;
+    ATTN__MUL(fn, n_blocks, (int64_t)32, &n_out);
+    if ((uint64_t)n_blocks > SIZE_MAX / bytes)
+        return attn_fail(ATTN_OVERFLOW, "%s: %lld blocks of %zu bytes overflow", fn, (long long)n_blocks, bytes);
+    attn__span spans[] = {{"out", out, (size_t)n_out * sizeof(float)},
+                             {"blocks", blocks, (size_t)n_blocks * bytes}};
+    attn_status st = attn__disjoint(fn, spans, 2, 1);
+    if (st != ATTN_OK) return st;
+    attn__quant_dequant_blocks(q, blocks, n_blocks, out);
+    return ATTN_OK;
+}
+
+enum { MAX_MATS = 64 };
+
+/* One call's plan; task t is column block t - first[m] of the matrix m
+ * with first[m] <= t < first[m + 1], times row block (on the GEMM path). */
+typedef struct {
+    attn__qin in;
+    attn__qmat mats[MAX_MATS];
+    int64_t first[MAX_MATS + 1];
+    int n_mats;
+    int64_t cols, rows, row_blocks; /* a task's columns and rows; blocks of rows */
+    attn__quant_fn kernel;
+    float *ws;
+    int64_t ws_floats; /* per worker */
+} plan;
+
+static void run_task(void *arg, int64_t t, int tid)
+{
+    const plan *p = arg;
+    int64_t rb = t % p->row_blocks, cb = t / p->row_blocks;
+    int m = 0;
+    while (cb >= p->first[m + 1]) m++;
+    const attn__qmat *mat = &p->mats[m];
+    int64_t j0 = (cb - p->first[m]) * p->cols, i0 = rb * p->rows;
+    int64_t j1 = j0 + p->cols < mat->rows ? j0 + p->cols : mat->rows;
+    int64_t i1 = i0 + p->rows < p->in.n ? i0 + p->rows : p->in.n;
+    p->kernel(&p->in, mat, i0, i1, j0, j1, p->ws + (size_t)tid * (size_t)p->ws_floats);
+}
+
+/* Checks the matrices and fills p->mats and p->first. */
+static attn_status check_mats(plan *p, const attn_quant_matrix *w, int n_w, float *const *y)
+{
+    int64_t nb = p->in.K / 32, total = 0;
+    for (int m = 0; m < n_w; m++) {
+        size_t bytes = attn_quant_block_bytes(w[m].type);
+        if (bytes == 0)
+            return attn_fail(ATTN_BAD_PARAM, "%s: w[%d].type is %d; it is not an attn_quant", FN, m,
+                             (int)w[m].type);
+        if (w[m].rows < 0)
+            return attn_fail(ATTN_BAD_DIM, "%s: w[%d].rows is %lld; it must be >= 0", FN, m,
+                             (long long)w[m].rows);
+        int64_t n_y, n_blocks;
+        if (!attn__mul(p->in.n, w[m].rows, &n_y) || !attn__mul(w[m].rows, nb, &n_blocks) ||
+            (uint64_t)n_blocks > SIZE_MAX / bytes)
+            return attn_fail(ATTN_OVERFLOW, "%s: w[%d] of %lld rows overflows a size", FN, m,
+                             (long long)w[m].rows);
+        if (n_blocks > 0 && w[m].data == NULL)
+            return attn_fail(ATTN_NULL_ARG, "%s: argument 'w[%d].data' is NULL", FN, m);
+        if (n_y > 0 && y[m] == NULL) return attn_fail(ATTN_NULL_ARG, "%s: argument 'y[%d]' is NULL", FN, m);
+        p->mats[m] = (attn__qmat){.w = w[m].data, .type = w[m].type, .rows = w[m].rows,
+                                  .row_bytes = (size_t)nb * bytes, .y = y[m]};
+        p->first[m] = total;
+        total += (w[m].rows + p->cols - 1) / p->cols;
+    }
+    p->first[n_w] = total;
+    p->n_mats = n_w;
+    return ATTN_OK;
+}
+
+/* ATTN_OVERLAP naming the pair if an output overlaps x, a matrix's weights
+ * or another output. */
+static attn_status check_overlaps(const plan *p, size_t x_bytes)
+{
+    for (int m = 0; m < p->n_mats; m++) {
+        const attn__qmat *a = &p->mats[m];
+        size_t y_bytes = (size_t)(p->in.n * a->rows) * sizeof(float);
+        if (attn__overlap(a->y, y_bytes, p->in.x, x_bytes))
+            return attn_fail(ATTN_OVERLAP, "%s: argument 'y[%d]' overlaps 'x'", FN, m);
+        for (int j = 0; j < p->n_mats; j++) {
+            const attn__qmat *b = &p->mats[j];
+            if (j != m && attn__overlap(a->y, y_bytes, b->y, (size_t)(p->in.n * b->rows) * sizeof(float)))
+                return attn_fail(ATTN_OVERLAP, "%s: argument 'y[%d]' overlaps 'y[%d]'", FN, m, j);
+            if (attn__overlap(a->y, y_bytes, b->w, (size_t)b->rows * b->row_bytes))
+                return attn_fail(ATTN_OVERLAP, "%s: argument 'y[%d]' overlaps 'w[%d].data'", FN, m, j);
+        }
+    }
+    return ATTN_OK;
+}
+
+/* xsum [n, K/32]: the sums of each block of 32 activations. */
+static void block_sums(const attn__qin *in, float *xsum)
+{
+    int64_t nb = in->K / 32;
+    for (int64_t i = 0; i < in->n * nb; i++) {
+        const float *x = in->x + i * 32;
+        float s = 0.0f;
+        for (int t = 0; t < 32; t++) s += x[t];
+        xsum[i] = s;
+    }
+}
+
+attn_status attn_quant_matmul(attn_ctx *ctx, const float *x, int64_t n, int64_t K,
+                              const attn_quant_matrix *w, int n_w, float *const *y)
+{
+    attn__clear_error();
+    ATTN__NOT_NULL(FN, ctx);
+    ATTN__NOT_NULL(FN, w);
+    ATTN__NOT_NULL(FN, y);
+    ATTN__DIM(FN, n);
+    if (K <= 0 || K % 32 != 0)
+        return attn_fail(ATTN_BAD_DIM, "%s: argument 'K' is %lld; it must be a positive multiple of 32",
+                         FN, (long long)K);
+    if (n_w < 1 || n_w > MAX_MATS)
+        return attn_fail(ATTN_BAD_DIM, "%s: argument 'n_w' is %d; it must be in [1, %d]", FN, n_w, MAX_MATS);
+    if (n > 0 && x == NULL) return attn_fail(ATTN_NULL_ARG, "%s: argument 'x' is NULL", FN);
+    int64_t n_x;
+    ATTN__MUL(FN, n, K, &n_x);
+
+    const attn__k_quant *k = &attn__ctx_kernels(ctx)->quant;
+    bool many = n >= k->min_rows;
+    plan p = {.in = {.x = x, .n = n, .K = K}, .kernel = many ? k->many : k->few};
+    p.cols = many ? k->many_cols : k->few_cols;
+    p.rows = many ? k->many_rows : (n > 0 ? n : 1);
+    attn_status st = check_mats(&p, w, n_w, y);
+    if (st == ATTN_OK) st = check_overlaps(&p, (size_t)n_x * sizeof(float));
+    if (st != ATTN_OK) return st;
+    if (n == 0 || p.first[n_w] == 0) return ATTN_OK;
+
+    bool sums = false;
+    for (int m = 0; m < n_w; m++) sums |= !many && k->few_xsum && w[m].type == ATTN_QUANT_Q4_1;
+    p.row_blocks = (n + p.rows - 1) / p.rows;
+    p.ws_floats = k->ws(K, many);
+    int threads = attn_ctx_threads(ctx);
+    size_t ws = (size_t)p.ws_floats * (size_t)threads + (sums ? (size_t)(n_x / 32) : 0);
+    float *buf = NULL;
+    if (ws > 0 && (buf = attn__malloc(ws * sizeof(float))) == NULL)
+        return attn_fail(ATTN_NO_MEMORY, "%s: cannot allocate %zu bytes of workspace", FN, ws * sizeof(float));
+    p.ws = buf;
+    if (sums) {
+        float *xsum = buf + (size_t)p.ws_floats * (size_t)threads;
+        block_sums(&p.in, xsum);
+        p.in.xsum = xsum;
+    }
+    attn__ctx_run(ctx, p.first[n_w] * p.row_blocks, run_task, &p);
+    attn__free(buf);
+    return ATTN_OK;
+}
