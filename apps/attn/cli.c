@@ -175,7 +175,7 @@ static int first_match(const char *pattern, int (*ok)(const char *path), char *o
     return found;
 }
 
-int cli_find_in_venvs(const char *venv_glob, int (*ok)(const char *path), char *out, size_t cap)
+static int find_in_venvs(const char *venv_glob, int (*ok)(const char *path), char *out, size_t cap)
 {
     char pat[4096 + 256], exe[4096];
     snprintf(pat, sizeof pat, ".venv/%s", venv_glob);
@@ -186,6 +186,17 @@ int cli_find_in_venvs(const char *venv_glob, int (*ok)(const char *path), char *
     *slash = '\0';
     snprintf(pat, sizeof pat, "%s/../.venv/%s", exe, venv_glob);
     return first_match(pat, ok, out, cap);
+}
+
+int cli_locate_model(const char *cmd, const char *given, const char *env_var, const char *venv_glob,
+                     int (*ok)(const char *path), char *out, size_t cap)
+{
+    const char *env = getenv(env_var);
+    const char *path = given ? given : env && *env ? env : NULL;
+    if (path == NULL) return find_in_venvs(venv_glob, ok, out, cap) ? 0 : -1;
+    if (strlen(path) >= cap) return cli_usage_error(cmd, "%s", "the model path is too long");
+    snprintf(out, cap, "%s", path);
+    return 0;
 }
 
 int cli_ensure_dir(const char *cmd, const char *opt_name, const char *dir)

@@ -34,11 +34,15 @@ int cli_parse(const char *cmd, const char *synopsis, int argc, char **argv, cons
 int cli_pick(const char *cmd, const char *opt_name, const char *val, const char *const *names,
              int n, int *out);
 attn_ctx *cli_make_ctx(const char *cmd, int64_t threads);
-/* 1 and out [cap] = the first path matching venv_glob (a glob inside a
- * virtual environment, such as lib/python3.X/site-packages/PKG) for which ok holds,
- * in ./.venv, else in .venv beside the build directory of this program
- * (<exe dir>/../.venv); 0 if there is none. */
-int cli_find_in_venvs(const char *venv_glob, int (*ok)(const char *path), char *out, size_t cap);
+/* A model's location into out [cap]: `given` (an option's value), else the
+ * environment variable env_var if set and not empty, else the first path
+ * matching venv_glob (a glob inside a virtual environment, such as
+ * lib/python3.X/site-packages/PKG) for which ok holds, in ./.venv, else in
+ * .venv beside the build directory of this program (<exe dir>/../.venv).
+ * 0 when found; 2 after a usage message for a path too long for out; -1
+ * when there is none (the caller says how to get the model). */
+int cli_locate_model(const char *cmd, const char *given, const char *env_var, const char *venv_glob,
+                     int (*ok)(const char *path), char *out, size_t cap);
 /* An output file named by option opt_name, checked before any work: the
  * path within the limits of core/fileio.h (checked before anything is
  * created), the directories leading to it created, and what it names

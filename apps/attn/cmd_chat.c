@@ -238,6 +238,20 @@ static int write_maps(const char *cmd, const chat_engine *e, const chat_opts *o,
     return rc;
 }
 
+/* The model and a session for o, the maps' layers and heads checked, and
+ * Ctrl-C caught: 0, or the exit code after a message (nothing left open). */
+static int open_for_turns(const char *cmd, const chat_opts *o, chat_engine *e, map_sel *sel)
+{
+    int rc = chat_open(cmd, "--model", o->model, o->threads, 1, e);
+    if (rc) return rc;
+    if (o->maps && (rc = map_selection(cmd, e, o, sel))) {
+        chat_close(e);
+        return rc;
+    }
+    catch_sigint();
+    return 0;
+}
+
 /* ---- the commands ------------------------------------------------------------------------- */
 
 int cmd_generate(int argc, char **argv)
@@ -254,12 +268,7 @@ int cmd_generate(int argc, char **argv)
     if (n_pos != 1) return cli_usage_error(cmd, "%s", "needs one PROMPT");
     chat_engine e;
     map_sel sel;
-    if ((rc = chat_open(cmd, "--model", o.model, o.threads, 1, &e))) return rc;
-    if (o.maps && (rc = map_selection(cmd, &e, &o, &sel))) {
-        chat_close(&e);
-        return rc;
-    }
-    catch_sigint();
+    if ((rc = open_for_turns(cmd, &o, &e, &sel))) return rc;
     char *text = NULL;
     int full = 0;
     rc = o.raw ? 0 : turn_text(cmd, &e, &o, pos[0], 1, &text);
@@ -283,12 +292,7 @@ int cmd_chat(int argc, char **argv)
     if (rc) return rc < 0 ? 0 : rc;
     chat_engine e;
     map_sel sel;
-    if ((rc = chat_open(cmd, "--model", o.model, o.threads, 1, &e))) return rc;
-    if (o.maps && (rc = map_selection(cmd, &e, &o, &sel))) {
-        chat_close(&e);
-        return rc;
-    }
-    catch_sigint();
+    if ((rc = open_for_turns(cmd, &o, &e, &sel))) return rc;
     int tty = isatty(0), first = 1, full = 0, turns = 0;
     char *line = NULL;
     size_t cap = 0;

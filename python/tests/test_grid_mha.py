@@ -30,6 +30,7 @@ import torch.nn.functional as F
 
 import attn
 import attn.nn
+from attn._lib.core import context
 from grid_util import attn_dropout_keep_mask, dim, log_int, normal, run_grid, uniform
 from test_nn_mha import Mha, MhaOpts, MhaSaved
 
@@ -167,7 +168,7 @@ def c_mha(c, P, G, query, kv, k_lens, keep, rope_pos, rope_kpos, d_out, d_query,
         o.rope_theta = c["theta"]
         if rope_kpos is not None:
             o.rope_kpos = rope_kpos.ctypes.data_as(C.POINTER(C.c_int32))
-    ctx = attn._ctx(c["threads"])
+    ctx = context(c["threads"])
     out = np.full((B, Sq, c["E"]), np.nan, np.float32)
     wshape = {"none": None, "average": (B, Sq, Sk), "per_head": (B, H, Sq, Sk)}[c["weights"]]
     w = None if wshape is None else np.full(wshape, np.nan, np.float32)
