@@ -106,6 +106,7 @@ bench: build
 	@scripts/setup.sh --bench
 	.venv/bin/python bench/bench.py --out bench/results.json
 	.venv/bin/python bench/score_bench.py --threads 2 --out bench/results_score.json
+	.venv/bin/python bench/longctx_bench.py --threads 2 --out bench/results_longctx.json
 
 # SmolLM2-135M on attn against llama.cpp and transformers (bench/lm_bench.py,
 # docs/llm.md); compiles llama.cpp on first use. On an otherwise idle machine.

@@ -54,17 +54,25 @@ T_TEST(ring_ranks_vs_single_process)
     }
 }
 
-/* `attn ring --check` (the demo): each rank holds only its rows, rank 0
- * recomputes the sequence in chunks and compares. */
+/* `attn ring --backward --check --check-rows R` (the demo): each rank
+ * holds only its rows; rank 0 recomputes the sequence in chunks and
+ * compares O, dQ, dK, dV; every rank checks its sampled rows in float64. */
 T_TEST(ring_cli_check)
 {
 #ifdef ATTN_CLI
     static char out[1 << 14];
-    int rc = mpirun_program(3, ATTN_CLI, "ring --seq 768 --heads 2 --dim 16 --causal --check", 120, out, sizeof out);
-    if (rc != 0 || t_verbose) fprintf(stderr, "  exit %d\n%s", rc, out);
-    T_EQ_INT(rc, 0);
-    T_CHECK(strstr(out, "check: max") != NULL && strstr(out, ": ok") != NULL);
-    T_CHECK(strstr(out, "bytes sent") != NULL && strstr(out, "peak memory") != NULL);
+    static const char *const args[2] = {"ring --seq 768 --heads 2 --dim 16 --causal --backward --check --check-rows 40",
+                                        "ring --seq 600 --heads 3 --dim 8 --backward --check --check-rows 25"};
+    for (int a = 0; a < 2; a++) {
+        int rc = mpirun_program(3, ATTN_CLI, args[a], 120, out, sizeof out);
+        if (rc != 0 || t_verbose) fprintf(stderr, "  exit %d\n%s", rc, out);
+        T_EQ_INT(rc, 0);
+        T_CHECK(strstr(out, "check (every row, against one process): max |O err|") != NULL);
+        T_CHECK(strstr(out, "max |dK err|") != NULL);
+        T_CHECK(strstr(out, "check (float64, ") != NULL);
+        T_CHECK(strstr(out, "MISMATCH") == NULL);
+        T_CHECK(strstr(out, "bytes sent (+ ") != NULL && strstr(out, "peak memory") != NULL);
+    }
 #else
     t_skip("the attn program is not built (no libpng)");
 #endif
