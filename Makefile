@@ -68,7 +68,8 @@ test-cxx:
 	  | c++ -std=c++11 -Wall -Wextra -Wpedantic -Werror -Iinclude -x c++ -fsyntax-only -
 	for h in include/*.h include/attn/*.h; do \
 	  printf '#include <%s>\nint main() { return 0; }\n' "$${h#include/}" \
-	    | c++ -std=c++11 -Wall -Wextra -Wpedantic -Werror -Iinclude -x c++ -fsyntax-only - || exit 1; \
+	    | c++ -std=c++11 -Wall -Wextra -Wpedantic -Werror -Iinclude -DOMPI_SKIP_MPICXX $$(pkg-config --cflags ompi-c 2>/dev/null) \
+	      -x c++ -fsyntax-only - || exit 1; \
 	done
 
 # `cmake --install` into a temporary prefix, then programs built against the
@@ -105,6 +106,7 @@ bench: build
 	@scripts/setup.sh --bench
 	.venv/bin/python bench/bench.py --out bench/results.json
 	.venv/bin/python bench/score_bench.py --threads 2 --out bench/results_score.json
+	.venv/bin/python bench/longctx_bench.py --threads 2 --out bench/results_longctx.json
 
 # SmolLM2-135M on attn against llama.cpp and transformers (bench/lm_bench.py,
 # docs/llm.md); compiles llama.cpp on first use. On an otherwise idle machine.

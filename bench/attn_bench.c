@@ -10,6 +10,11 @@
  *                  --Sk k --D d --mask none|causal|window:W|padding
  *                  [--dtype f32|bf16|f16] [--kv-dtype bf16|f16]
  *                  [--threads N] [--reps R] [--kernel auto|avx2|tiled|ref]
+ *       long-context masks (docs/long-context.md; blocks of 64):
+ *         longformer:W:G   window W each side, the first G tokens global
+ *         bigbird:W:G:R    window W blocks each side, G global, R random blocks
+ *         packed:L1,L2,..  the sequences packed (cu_seqlens; B, Sq, Sk from them)
+ *         padded:L1,L2,..  the same sequences padded into a batch (q_lens, k_lens)
  *       times one shape (median and min of R runs after a warm-up) and prints
  *       one JSON line: the kernel that ran and the CPU, times, FLOPs
  *       (visible and dense), GFLOP/s, bytes of K and V read (decode), and
@@ -35,10 +40,76 @@
 #include <sys/resource.h>
 #include <time.h>
 
+static void die(attn_status st, const char *what);
+
+enum { MAX_SEQS = 64 };
+
 typedef struct {
     const char *mode, *mask, *kernel, *dtype, *kv_dtype; /* kernel, kv_dtype: NULL if not given */
     long B, Hq, Hkv, Sq, Sk, D, threads, reps, window;
+    int64_t n_seqs, lens[MAX_SEQS], cu[MAX_SEQS + 1]; /* packed: and padded: */
 } shape;
+
+/* "packed:L1,L2,.." or "padded:..": the lengths, and B, Sq, Sk of the call. */
+static bool parse_seqs(shape *s)
+{
+    bool packed = strncmp(s->mask, "packed:", 7) == 0;
+    if (!packed && strncmp(s->mask, "padded:", 7) != 0) return true;
+    const char *c = s->mask + 7;
+    long longest = 0;
+    s->n_seqs = 0;
+    s->cu[0] = 0;
+    while (*c && s->n_seqs < MAX_SEQS) {
+        char *end;
+        long L = strtol(c, &end, 10);
+        if (end == c || L < 1) return false;
+        s->lens[s->n_seqs] = L;
+        s->cu[s->n_seqs + 1] = s->cu[s->n_seqs] + L;
+        s->n_seqs++;
+        longest = L > longest ? L : longest;
+        c = *end == ',' ? end + 1 : end;
+    }
+    s->B = packed ? 1 : (long)s->n_seqs;
+    s->Sq = s->Sk = packed ? (long)s->cu[s->n_seqs] : longest;
+    return s->n_seqs > 0;
+}
+
+/* A LONGFORMER or BIGBIRD block mask (blocks of 64) for "longformer:W:G"
+ * or "bigbird:W:G:R", and the scores in its listed blocks; NULL for other
+ * masks. */
+static attn_block_mask *pattern_mask(const shape *s, double *listed)
+{
+    bool lf = strncmp(s->mask, "longformer:", 11) == 0, bb = strncmp(s->mask, "bigbird:", 8) == 0;
+    if (!lf && !bb) return NULL;
+    long w = 0, g = 0, r = 0;
+    if (lf) sscanf(s->mask + 11, "%ld:%ld", &w, &g);
+    if (bb) sscanf(s->mask + 8, "%ld:%ld:%ld", &w, &g, &r);
+    attn_block_mask_shape sh = {1, 1, s->Sq, s->Sk, 64, 64};
+    attn_block_pattern pt = attn_block_pattern_default(lf ? ATTN_BLOCK_PATTERN_LONGFORMER : ATTN_BLOCK_PATTERN_BIGBIRD);
+    int64_t *globals = calloc((size_t)g + 1, sizeof(int64_t));
+    for (long x = 0; x < g; x++) globals[x] = x;
+    if (lf) {
+        pt.window_left = pt.window_right = w;
+        pt.global = globals;
+        pt.n_global = g;
+    } else {
+        pt.window_blocks = w;
+        pt.global_blocks = g;
+        pt.random_blocks = r;
+        pt.seed = 1;
+    }
+    attn_block_mask *m = NULL;
+    die(attn_block_mask_from_pattern(&sh, &pt, &m), "attn_block_mask_from_pattern");
+    free(globals);
+    *listed = 0;
+    for (int64_t qb = 0; qb * 64 < s->Sq; qb++)
+        for (int64_t kb = 0; kb * 64 < s->Sk; kb++)
+            if (attn_block_mask_kind(m, 0, 0, qb, kb) > 0) {
+                int64_t nq = s->Sq - qb * 64 < 64 ? s->Sq - qb * 64 : 64, nk = s->Sk - kb * 64 < 64 ? s->Sk - kb * 64 : 64;
+                *listed += (double)(nq * nk);
+            }
+    return m;
+}
 
 static double now(void)
 {
@@ -132,9 +203,24 @@ static int run(const shape *s)
         }
         p.k_lens = klens;
     }
-    /* Visible (i, j) pairs, counted from the same definitions. */
+    double listed = 0;
+    attn_block_mask *bm = pattern_mask(s, &listed);
+    p.block_mask = bm;
+    bool packed = strncmp(s->mask, "packed:", 7) == 0, padded = strncmp(s->mask, "padded:", 7) == 0;
+    if (packed) {
+        p.n_seqs = s->n_seqs;
+        p.cu_seqlens_q = s->cu;
+    }
+    if (padded) {
+        p.q_lens = s->lens;
+        p.k_lens = s->lens;
+    }
+    /* Visible (i, j) pairs, counted from the same definitions (a block
+     * mask: the scores of its listed blocks; packed or padded: sum L^2). */
     double visible = 0;
-    for (long b = 0; b < B; b++)
+    for (long b = 0; (packed || padded) && b < s->n_seqs; b++) visible += (double)(s->lens[b] * s->lens[b]);
+    if (bm != NULL) visible = listed;
+    for (long b = 0; bm == NULL && !packed && !padded && b < B; b++)
         for (long i = 0; i < Sq; i++) {
             long lk = klens[b], ia = i + lk - Sq, hi = lk, lo = 0;
             if (p.causal && ia + 1 < hi) hi = ia + 1;
@@ -183,6 +269,7 @@ static int run(const shape *s)
            dense * factor, flops / med / 1e9, dense * factor / med / 1e9, kv_total, kv_total / med / 1e9,
            (double)(rss1 - rss0) / 1024.0);
     attn_ctx_free(ctx);
+    attn_block_mask_free(bm);
     free(times); free(klens); free(q); free(k); free(v); free(o); free(lse);
     free(d_o); free(dq); free(dk); free(dv);
     return 0;
@@ -247,7 +334,7 @@ static void probe(int threads)
 
 int main(int argc, char **argv)
 {
-    shape s = {"fwd", "none", NULL, "f32", NULL, 1, 8, 8, 1024, 1024, 64, 1, 5, 0};
+    shape s = {"fwd", "none", NULL, "f32", NULL, 1, 8, 8, 1024, 1024, 64, 1, 5, 0, 0, {0}, {0}};
     if (argc < 2) {
         fprintf(stderr, "usage: attn_bench probe [--threads N] | run --mode M --B .. --Hq .. --Hkv .. "
                         "--Sq .. --Sk .. --D .. --mask none|causal|window:W|padding [--dtype f32|bf16|f16] "
@@ -275,6 +362,10 @@ int main(int argc, char **argv)
         }
     }
     if (strncmp(s.mask, "window:", 7) == 0) s.window = atol(s.mask + 7);
+    if (!parse_seqs(&s)) {
+        fprintf(stderr, "attn_bench: --mask %s: lengths must be positive integers, at most %d\n", s.mask, MAX_SEQS);
+        return 2;
+    }
     if (s.reps < 1 || s.threads < 1 || s.threads > 64) {
         fprintf(stderr, "attn_bench: --reps must be >= 1 and --threads in [1, 64]\n");
         return 2;

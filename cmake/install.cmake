@@ -19,6 +19,7 @@ set(ATTN_HEADERS_attn_nn      attn/nn.h attn/transformer.h attn/seq2seq.h attn/b
                               attn_nn.h attn_rnn.h attn_bert.h)
 set(ATTN_HEADERS_attn_viz     attn/viz.h attn_viz.h)
 set(ATTN_HEADERS_attn_explain attn/explain.h)
+set(ATTN_HEADERS_attn_dist    attn/dist.h)
 
 # pkg-config: the attn libraries each one's headers include (Requires, same
 # version), what its code needs from the system (Libs.private,
@@ -28,6 +29,8 @@ set(ATTN_PC_DEPS_attn_text    attn attn_formats)
 set(ATTN_PC_DEPS_attn_nn      attn attn_formats attn_text)
 set(ATTN_PC_DEPS_attn_viz     attn)
 set(ATTN_PC_DEPS_attn_explain attn attn_formats)
+set(ATTN_PC_DEPS_attn_dist    attn)
+set(ATTN_PC_REQUIRES_PRIVATE_attn_dist ompi-c)
 set(ATTN_PC_LIBS_attn         "-lpthread -lm")
 set(ATTN_PC_LIBS_attn_formats "-lm")
 set(ATTN_PC_LIBS_attn_nn      "-lm")
@@ -39,8 +42,10 @@ set(ATTN_PC_DESC_attn_nn      "attn's transformer toolkit: layers, MHA, optimise
 set(ATTN_PC_DESC_attn_viz     "attn's attention maps as PNG heatmaps")
 set(ATTN_PC_DESC_attn_explain "attn's attention explorer: one self-contained HTML page, rollout and relevance")
 set(ATTN_PC_LIBS_attn_explain "-lm")
+set(ATTN_PC_DESC_attn_dist    "attn's ring attention over MPI: one sequence split across ranks, exact")
+set(ATTN_PC_LIBS_attn_dist    "-lm")
 
-set(ATTN_LIBRARIES attn attn_formats attn_text attn_nn attn_viz attn_explain)
+set(ATTN_LIBRARIES attn attn_formats attn_text attn_nn attn_viz attn_explain attn_dist)
 
 # Every public header belongs to exactly one library: a new header must be
 # added to one of the lists above, or it would not be installed.

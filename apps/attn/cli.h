@@ -76,5 +76,7 @@ int cmd_generate(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 /* apps/attn/cmd_explain.c: the attention explorer, one HTML page. */
 int cmd_explain(int argc, char **argv);
+/* apps/attn/cmd_ring.c: ring attention over MPI ranks (built with MPI only). */
+int cmd_ring(int argc, char **argv);
 
 #endif /* ATTN_CLI_H */

@@ -8,6 +8,7 @@
  *   attn chat [options]         attn generate [options] PROMPT
  *   attn tokenize [--model F] TEXT
  *   attn explain --out F.html [options] TEXT [TEXT2]
+ *   mpirun -np P attn ring --seq N --heads H --dim D [--causal] [--check]
  */
 #include "cli.h"
 
@@ -30,7 +31,11 @@ static void main_help(FILE *out)
            "  generate    one reply of the chat model to a prompt\n"
            "  tokenize    the token ids of a text under the chat model's tokenizer\n"
            "  explain     the attention explorer: one HTML page with head, model and matrix views,\n"
-           "              rollout and relevance (MiniLM, the date translator, the GRU or the chat model)\n\n"
+           "              rollout and relevance (MiniLM, the date translator, the GRU or the chat model)\n"
+#if ATTN_CLI_RING
+           "  ring        ring attention over MPI ranks (run under mpirun)\n"
+#endif
+           "\n"
            "'%s COMMAND --help' describes each.\n", cli_prog, cli_prog);
 }
 
@@ -53,7 +58,11 @@ int main(int argc, char **argv)
                 {"compare", cmd_compare},     {"embed", cmd_embed},
                 {"similarity", cmd_similarity}, {"bert-map", cmd_bert_map},
                 {"chat", cmd_chat},           {"generate", cmd_generate},
-                {"tokenize", cmd_tokenize},   {"explain", cmd_explain}};
+                {"tokenize", cmd_tokenize},   {"explain", cmd_explain},
+#if ATTN_CLI_RING
+                {"ring", cmd_ring},
+#endif
+    };
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
         if (strcmp(cmd, cmds[i].name) == 0) return cmds[i].fn(argc - 2, argv + 2);
     fprintf(stderr, "%s: unknown command '%s'\n", cli_prog, cmd);

@@ -33,7 +33,14 @@
  *
  * i' is the aligned query position: i' = i for ATTN_ALIGN_TOP_LEFT (PyTorch's
  * is_causal), i' = i + Lk - Lq for ATTN_ALIGN_BOTTOM_RIGHT (FlashAttention
- * >= 2.1), where Lq and Lk are batch b's query and key lengths.
+ * >= 2.1), where Lq and Lk are batch b's query and key lengths, and
+ * i' = i + align_offset for ATTN_ALIGN_OFFSET (a chunk of queries against a
+ * chunk of keys of one longer sequence: chunked and ring attention).
+ *
+ * Long contexts (docs/long-context.md): block-sparse masks (attn_block_mask,
+ * params.block_mask) skip the blocks no query sees; packed variable-length
+ * batches (params.cu_seqlens_q/k) attend each sequence of a packed tensor on
+ * its own.
  *
  * Errors: every function returns an attn_status; on error nothing is written,
  * nothing leaks, and attn_last_error() names the bad argument. The library
@@ -210,9 +217,138 @@ ATTN_API attn_status attn_ctx_describe(const attn_ctx *ctx, char *buf, size_t ca
 /* ---- scaled dot-product attention --------------------------------------- */
 
 typedef enum attn_align {
-    ATTN_ALIGN_TOP_LEFT = 0,    /* i' = i (PyTorch is_causal) */
-    ATTN_ALIGN_BOTTOM_RIGHT = 1 /* i' = i + Lk - Lq (FlashAttention >= 2.1) */
+    ATTN_ALIGN_TOP_LEFT = 0,     /* i' = i (PyTorch is_causal) */
+    ATTN_ALIGN_BOTTOM_RIGHT = 1, /* i' = i + Lk - Lq (FlashAttention >= 2.1) */
+    ATTN_ALIGN_OFFSET = 2        /* i' = i + params.align_offset */
 } attn_align;
+
+/* ---- block-sparse masks ------------------------------------------------------ */
+
+/* A block mask (the BlockMask of PyTorch's FlexAttention) cuts the Sq x Sk
+ * scores of each (batch, head) into blocks of block_q queries x block_k keys
+ * and lists, per query block, the key blocks that are FULL (every element
+ * visible: no per-element mask work at all) and those that are PARTIAL (the
+ * mask's element rule decides each element); every other block is EMPTY,
+ * and no kernel visits it (its K, V and bias are never read). Passed as
+ * params.block_mask, it is one more mask: a key is visible only if the
+ * block mask and every other option (causal, window, lengths, boolean mask,
+ * bias) let it through. The kernels work in their own tiles, which may
+ * straddle blocks: a tile is skipped if all its blocks are EMPTY, computed
+ * without per-element work if all are FULL, and masked per element
+ * otherwise (any block sizes >= 1 work; sizes that are multiples of 64
+ * waste least). The float64 reference evaluates the mask's definition
+ * (the function, the pattern's formula) for every element instead, so the
+ * tests check the layout against the definition. docs/long-context.md.
+ *
+ * A mask covers n_batch x n_heads layouts: n_batch is 1 (one layout for
+ * every batch b; the element rule then sees b = 0) or B, and n_heads 1 (h
+ * = 0 for every head) or Hq. At a call its seq_q and seq_k must equal Sq
+ * and Sk, n_batch be 1 or B and n_heads 1 or Hq, else ATTN_BAD_MASK. A mask
+ * is immutable and may be shared by calls on any number of threads. */
+typedef struct attn_block_mask attn_block_mask;
+
+/* Element rule of a mask: nonzero if query i may see key j in head h of
+ * batch b. It must be a pure function: the kernels call it again for the
+ * elements of PARTIAL blocks, from any of the context's threads. */
+typedef int (*attn_mask_fn)(int64_t b, int64_t h, int64_t i, int64_t j, void *user);
+
+typedef struct attn_block_mask_shape {
+    int64_t n_batch, n_heads; /* 1 (shared) or B, Hq */
+    int64_t seq_q, seq_k;     /* Sq, Sk (>= 0) */
+    int64_t block_q, block_k; /* >= 1; the last block of a row or column may be short */
+} attn_block_mask_shape;
+
+/* From an element rule. Build rule: every element of every block is
+ * evaluated exactly once (n_batch * n_heads * seq_q * seq_k calls, on the
+ * calling thread); a block is FULL if fn is nonzero on all its elements,
+ * EMPTY if on none, PARTIAL otherwise. The kernels call fn again only inside
+ * PARTIAL blocks. fn and user are kept by the mask: user must outlive it. */
+ATTN_API attn_status attn_block_mask_from_fn(const attn_block_mask_shape *shape, attn_mask_fn fn,
+                                             void *user, attn_block_mask **out);
+
+/* From explicit lists (FlexAttention's kv_num_blocks / kv_indices and their
+ * full_ twins). Layout row r = (b * n_heads + h) * n_qblocks + qb, with
+ * n_qblocks = ceil(seq_q / block_q), n_kblocks = ceil(seq_k / block_k):
+ * row r has partial_count[r] PARTIAL key blocks, listed in partial_idx
+ * after those of rows 0 .. r-1, and full_count[r] FULL ones in full_idx.
+ * Each list must be strictly increasing (sorted, no duplicate) with
+ * entries in [0, n_kblocks), and no block may be in both lists of a row:
+ * else ATTN_BAD_MASK naming the entry. fn (with user) is the element rule
+ * inside PARTIAL blocks; it may be NULL only if no block is PARTIAL. The
+ * arrays are copied. */
+typedef struct attn_block_layout {
+    attn_block_mask_shape shape;
+    const int64_t *partial_count, *partial_idx;
+    const int64_t *full_count, *full_idx;
+} attn_block_layout;
+ATTN_API attn_status attn_block_mask_from_layout(const attn_block_layout *layout, attn_mask_fn fn,
+                                                 void *user, attn_block_mask **out);
+
+/* Named patterns, built without any callback. With p = i + q_offset (the
+ * key position of query i) the element rules are:
+ *   DOCUMENTS   doc_q[b][i] == doc_k[b][j]      (packed documents; ids any int64)
+ *   PREFIX_LM   j < prefix[b]  or  j <= p       (bidirectional prefix, causal rest)
+ *   LONGFORMER  p - window_left <= j <= p + window_right (-1: unbounded side),
+ *               or p or j is one of the global positions
+ *   BIGBIRD     block-level, with qb = i / block_q, kb = j / block_k
+ *               (block_q == block_k): |qb - kb| <= window_blocks, or
+ *               qb < global_blocks or kb < global_blocks, or kb is one of
+ *               the random_blocks key blocks drawn for (h, qb) from seed
+ *               (Philox4x32-10; distinct; per head when n_heads > 1)
+ *   DILATED     (p - j) % dilation == 0 and -window_right * dilation <= p - j
+ *               <= window_left * dilation (-1: unbounded side)
+ *   CHUNKED     p / chunk == j / chunk           (chunked local attention)
+ * Every array is copied. Causal, lengths and the rest stay in
+ * attn_sdpa_params (PREFIX_LM is the one pattern with its causal part). */
+typedef enum attn_block_pattern_kind {
+    ATTN_BLOCK_PATTERN_DOCUMENTS = 1,
+    ATTN_BLOCK_PATTERN_PREFIX_LM = 2,
+    ATTN_BLOCK_PATTERN_LONGFORMER = 3,
+    ATTN_BLOCK_PATTERN_BIGBIRD = 4,
+    ATTN_BLOCK_PATTERN_DILATED = 5,
+    ATTN_BLOCK_PATTERN_CHUNKED = 6
+} attn_block_pattern_kind;
+
+typedef struct attn_block_pattern {
+    attn_block_pattern_kind kind;
+    int64_t q_offset;              /* all but DOCUMENTS and BIGBIRD */
+    const int64_t *doc_q, *doc_k;  /* DOCUMENTS: [n_batch, seq_q], [n_batch, seq_k] (NULL: doc_q) */
+    const int64_t *prefix;         /* PREFIX_LM: [n_batch], each >= 0 */
+    int64_t window_left, window_right; /* LONGFORMER, DILATED: >= 0 or -1 */
+    const int64_t *global;         /* LONGFORMER: n_global key positions in [0, seq_k) */
+    int64_t n_global;
+    int64_t dilation;              /* DILATED: >= 1 */
+    int64_t chunk;                 /* CHUNKED: >= 1 */
+    int64_t window_blocks, global_blocks, random_blocks; /* BIGBIRD: >= 0 */
+    uint64_t seed;                 /* BIGBIRD */
+} attn_block_pattern;
+
+/* kind set, every other field 0 but the windows (-1) and dilation, chunk (1). */
+ATTN_API attn_block_pattern attn_block_pattern_default(attn_block_pattern_kind kind);
+/* ATTN_BAD_PARAM naming the field for a value out of range. */
+ATTN_API attn_status attn_block_mask_from_pattern(const attn_block_mask_shape *shape,
+                                                  const attn_block_pattern *pattern,
+                                                  attn_block_mask **out);
+
+/* Combination: AND (intersection: visible where both are) or OR (union).
+ * a and b must agree on seq_q, seq_k, block_q and block_k (ATTN_BAD_MASK
+ * otherwise); n_batch and n_heads broadcast (1 against B). A block of the
+ * result is FULL only where AND has two FULL blocks or OR at least one,
+ * EMPTY where AND has one EMPTY block or OR two, PARTIAL elsewhere; inside
+ * PARTIAL blocks each operand's rule is applied. The result is a new mask
+ * that copies what it needs: a and b may be freed at once. */
+typedef enum attn_block_mask_op { ATTN_BLOCK_MASK_OP_AND = 1, ATTN_BLOCK_MASK_OP_OR = 2 } attn_block_mask_op;
+ATTN_API attn_status attn_block_mask_combine(const attn_block_mask *a, const attn_block_mask *b,
+                                             attn_block_mask_op op, attn_block_mask **out);
+ATTN_API void attn_block_mask_free(attn_block_mask *m); /* accepts NULL */
+
+/* The mask's shape; all zero for NULL. */
+ATTN_API attn_block_mask_shape attn_block_mask_get_shape(const attn_block_mask *m);
+/* Number of FULL (full != 0) or PARTIAL blocks over all its layouts; -1 for NULL. */
+ATTN_API int64_t attn_block_mask_n_blocks(const attn_block_mask *m, int full);
+/* Kind of block (qb, kb) of layout (b, h) (b, h taken modulo 1 when
+ * shared): 0 EMPTY, 1 PARTIAL, 2 FULL; -1 for NULL or indices out of range. */
+ATTN_API int attn_block_mask_kind(const attn_block_mask *m, int64_t b, int64_t h, int64_t qb, int64_t kb);
 
 /* Options of one call. Start from attn_sdpa_params_default(); every field
  * left at its default is off. The attn_sdpa_ calls accept params == NULL
@@ -248,6 +384,30 @@ typedef struct attn_sdpa_params {
     double dropout_p;
     uint64_t seed;
     uint64_t offset;
+
+    /* With align = ATTN_ALIGN_OFFSET: i' = i + align_offset (any value). */
+    int64_t align_offset;
+    /* Block-sparse mask (above), or NULL. */
+    const attn_block_mask *block_mask;
+
+    /* Packed variable-length batch (FlashAttention's cu_seqlens), or NULL:
+     * Q [1, Tq, Hq, Dk], K [1, Tk, Hkv, Dk], V [1, Tk, Hkv, Dv], O and dO
+     * [1, Tq, Hq, Dv], LSE [1, Hq, Tq, 1]; n_seqs sequences, sequence s
+     * holding the queries cu_seqlens_q[s] .. cu_seqlens_q[s+1]-1 and the
+     * keys cu_seqlens_k[s] .. cu_seqlens_k[s+1]-1 (cu_seqlens_k NULL: the
+     * query offsets, and Tk must equal Tq). Each sequence is attended on its
+     * own as batch entry s of lengths Lq_s, Lk_s: causal, window and ALiBi
+     * align within it, dropout draws with b = s and i, j counted from the
+     * sequence's start, so the result equals that of the same sequences
+     * padded into a batch of n_seqs with q_lens, k_lens; the work is
+     * sum Lq_s * Lk_s. The offsets (n_seqs + 1 each) must start at 0, never
+     * decrease and end at Tq (Tk), and q.dim[0] be 1: else ATTN_BAD_PARAM,
+     * as for q_lens or k_lens beside them. Bias, mask and block_mask are
+     * ATTN_UNSUPPORTED with them. attn_sdpa_weights: rows index the packed
+     * queries; w is [1, n_heads, n_rows, Tk], 0 outside the row's
+     * sequence. */
+    int64_t n_seqs;
+    const int64_t *cu_seqlens_q, *cu_seqlens_k;
 } attn_sdpa_params;
 
 ATTN_API attn_sdpa_params attn_sdpa_params_default(void);

@@ -7,6 +7,7 @@
 
 #include "core/core.h"
 #include "core/half.h"
+#include "kernels/block_mask.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -25,6 +26,7 @@ typedef struct attn__sdpa {
     double scale, softcap;
     int causal;
     attn_align align;
+    int64_t align_offset; /* ATTN_ALIGN_OFFSET: i' = i + align_offset */
     int64_t window_left, window_right; /* -1: unbounded */
     const int64_t *q_lens, *k_lens;
     const double *alibi;
@@ -39,6 +41,11 @@ typedef struct attn__sdpa {
     double dropout_p;
     uint32_t drop_threshold;
     uint64_t seed, offset;
+    /* The dropout counter's batch index of b = 0: 0, or sequence s of a
+     * packed batch run as a problem of its own (src/ops/sdpa.c). */
+    int64_t batch0;
+
+    const attn_block_mask *bm; /* NULL: none */
 } attn__sdpa;
 
 static inline int64_t attn__qlen(const attn__sdpa *p, int64_t b)
@@ -63,6 +70,7 @@ static inline int64_t attn__off(const int64_t stride[4], int64_t a, int64_t b,
  * batch b may see under lengths, causal and window (empty: lo >= hi). */
 static inline int64_t attn__aligned(const attn__sdpa *p, int64_t b, int64_t i)
 {
+    if (p->align == ATTN_ALIGN_OFFSET) return i + p->align_offset;
     return p->align == ATTN_ALIGN_BOTTOM_RIGHT ? i + attn__klen(p, b) - attn__qlen(p, b) : i;
 }
 
@@ -102,6 +110,43 @@ static inline void attn__block_ranges(const attn__sdpa *p, int64_t b, int64_t i0
                                       int64_t *lo, int64_t *hi, int64_t *jmin, int64_t *jmax)
 {
     attn__block_ranges_in(p, b, i0, n, 0, p->Sk, lo, hi, jmin, jmax);
+}
+
+/* The block mask as the fast kernels see it (kernels/block_mask.h), for
+ * the tile of rows [i0, i0 + nq) of head (b, h) and keys [j0, j0 + nk):
+ * its kind (FULL without a block mask), and the first key tile start >= j
+ * (multiples of tile) that some of those rows may need (j itself without
+ * one); the transposed walk for the dK/dV passes. */
+static inline int attn__tile_kind(const attn__sdpa *p, int64_t b, int64_t h, int64_t i0, int64_t nq,
+                                  int64_t j0, int64_t nk)
+{
+    return p->bm ? attn__bm_tile(p->bm, b, h, i0, nq, j0, nk) : ATTN__BLK_FULL;
+}
+
+static inline int64_t attn__next_key_tile(const attn__sdpa *p, int64_t b, int64_t h, int64_t i0, int64_t nq,
+                                          int64_t j, int64_t tile)
+{
+    return p->bm ? attn__bm_next_key(p->bm, b, h, i0, nq, j, tile) : j;
+}
+
+static inline int64_t attn__next_query_tile(const attn__sdpa *p, int64_t b, int64_t h, int64_t j0, int64_t nk,
+                                            int64_t i, int64_t tile)
+{
+    return p->bm ? attn__bm_next_query(p->bm, b, h, j0, nk, i, tile) : i;
+}
+
+/* s[c * st] = -inf for the keys j0 .. j0+n-1 the block mask hides from
+ * row i of head (b, h); nothing without a block mask. */
+static inline void attn__tile_hide(const attn__sdpa *p, int64_t b, int64_t h, int64_t i, int64_t j0, int64_t n,
+                                   float *s, int64_t st)
+{
+    if (p->bm) attn__bm_hide(p->bm, b, h, i, j0, n, s, st);
+}
+
+/* The dropout counter's (batch, head) word of (b, h). */
+static inline int64_t attn__drop_bh(const attn__sdpa *p, int64_t b, int64_t h)
+{
+    return (p->batch0 + b) * p->Hq + h;
 }
 
 /* Element off of a view in float32 (F32, BF16, F16: the fast kernels'

@@ -62,6 +62,9 @@ static attn_status check_score_terms(const char *fn, const attn_sdpa_params *a)
 {
     const char *field = a->has_scale ? "has_scale" : a->softcap != 0.0 ? "softcap" : a->bias != NULL ? "bias"
                         : a->alibi_slopes != NULL ? "alibi_slopes" : NULL;
+    if (a->block_mask != NULL || a->cu_seqlens_q != NULL || a->cu_seqlens_k != NULL || a->n_seqs != 0)
+        return attn_fail(ATTN_UNSUPPORTED, "%s: params.masks.%s is set; learned scores take the dense masks "
+                         "and padded batches only", fn, a->block_mask ? "block_mask" : "cu_seqlens_q/k or n_seqs");
     if (field == NULL) return ATTN_OK;
     return attn_fail(ATTN_UNSUPPORTED, "%s: params.masks.%s is set; a learned score replaces the scale, "
                      "soft-cap, bias and ALiBi of attn_sdpa_params (leave them off)", fn, field);

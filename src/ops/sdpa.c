@@ -4,7 +4,9 @@
  * context's thread pool and calls the kernels of the call's table
  * (src/kernels/table.h), those of the call's dtype combination (F32, BF16,
  * F16, or a half K/V under F32 Q). F64 tensors, or a context forced to
- * ATTN_KERNEL_REF, run the double-precision reference instead. */
+ * ATTN_KERNEL_REF, run the double-precision reference instead. A packed
+ * variable-length batch runs its sequences one after another, each as a
+ * problem of its own (attn__sdpa_seq), so its work is sum Lq_s * Lk_s. */
 #include "ops/sdpa_validate.h"
 
 #include <string.h>
@@ -123,6 +125,24 @@ static attn_status run_decode(attn_ctx *ctx, run_state *rs)
     return ATTN_OK;
 }
 
+static attn_status run_forward(attn_ctx *ctx, const attn__sdpa_call *c, const attn__sdpa *p)
+{
+    attn_status st;
+    run_state rs = {.c = c, .p = p, .k = c->k};
+    if (c->k == NULL) {
+        if ((st = alloc_ws(&rs, ctx, attn__ref_forward_ws(p), sizeof(double))) != ATTN_OK) return st;
+        attn__pool_run(ctx->pool, p->B * p->Hq, ref_forward_task, &rs);
+    } else if (use_decode(c->k, p)) {
+        return run_decode(ctx, &rs);
+    } else {
+        if ((st = alloc_ws(&rs, ctx, c->k->forward.ws(p), sizeof(float))) != ATTN_OK) return st;
+        rs.nqb = blocks(p->Sq, c->k->forward.tile_q);
+        attn__pool_run(ctx->pool, p->B * p->Hq * rs.nqb, forward_task, &rs);
+    }
+    attn__free(rs.ws);
+    return ATTN_OK;
+}
+
 attn_status attn_sdpa_forward(attn_ctx *ctx, const attn_tensor *q, const attn_tensor *k,
                               const attn_tensor *v, const attn_sdpa_params *params,
                               attn_tensor *o, attn_tensor *lse)
@@ -131,19 +151,12 @@ attn_status attn_sdpa_forward(attn_ctx *ctx, const attn_tensor *q, const attn_te
     attn__sdpa_call c;
     attn_status st = attn__sdpa_validate_forward(ctx, q, k, v, params, o, lse, &c);
     if (st != ATTN_OK || c.empty) return st;
-    run_state rs = {.c = &c, .p = &c.p, .k = c.k};
-    if (c.k == NULL) {
-        if ((st = alloc_ws(&rs, ctx, attn__ref_forward_ws(&c.p), sizeof(double))) != ATTN_OK) return st;
-        attn__pool_run(ctx->pool, c.p.B * c.p.Hq, ref_forward_task, &rs);
-    } else if (use_decode(c.k, &c.p)) {
-        return run_decode(ctx, &rs);
-    } else {
-        if ((st = alloc_ws(&rs, ctx, c.k->forward.ws(&c.p), sizeof(float))) != ATTN_OK) return st;
-        rs.nqb = blocks(c.p.Sq, c.k->forward.tile_q);
-        attn__pool_run(ctx->pool, c.p.B * c.p.Hq * rs.nqb, forward_task, &rs);
+    if (c.n_seqs == 0) return run_forward(ctx, &c, &c.p);
+    for (int64_t s = 0; s < c.n_seqs && st == ATTN_OK; s++) {
+        attn__sdpa ps = attn__sdpa_seq(&c, s);
+        if (ps.Sq > 0) st = run_forward(ctx, &c, &ps);
     }
-    attn__free(rs.ws);
-    return ATTN_OK;
+    return st;
 }
 
 /* ---- backward ------------------------------------------------------------- */
@@ -282,11 +295,31 @@ attn_status attn_sdpa_backward(attn_ctx *ctx, const attn_tensor *q, const attn_t
     attn__sdpa_call c;
     attn_status st = attn__sdpa_validate_backward(ctx, q, k, v, o, d_o, lse, params, dq, dk, dv, dbias, &c);
     if (st != ATTN_OK || c.empty) return st;
-    run_state rs = {.c = &c, .p = &c.p, .k = c.k};
-    return c.k == NULL ? run_ref_backward(ctx, &rs) : run_table_backward(ctx, &rs);
+    /* every sequence runs, an empty one too: its dK, dV are written as 0 */
+    for (int64_t s = 0; s < (c.n_seqs > 0 ? c.n_seqs : 1) && st == ATTN_OK; s++) {
+        attn__sdpa ps = c.n_seqs > 0 ? attn__sdpa_seq(&c, s) : c.p;
+        run_state rs = {.c = &c, .p = &ps, .k = c.k};
+        st = c.k == NULL ? run_ref_backward(ctx, &rs) : run_table_backward(ctx, &rs);
+    }
+    return st;
 }
 
 /* ---- weights -------------------------------------------------------------- */
+
+/* The sequence of packed query i: the last s with cu_q[s] <= i (empty
+ * sequences hold no query). */
+static int64_t seq_of(const attn__sdpa_call *c, int64_t i)
+{
+    int64_t lo = 0, hi = c->n_seqs - 1;
+    while (lo < hi) {
+        int64_t mid = lo + (hi - lo + 1) / 2;
+        if (c->cu_q[mid] <= i)
+            lo = mid;
+        else
+            hi = mid - 1;
+    }
+    return lo;
+}
 
 static void weights_task(void *arg, int64_t t, int tid)
 {
@@ -295,16 +328,25 @@ static void weights_task(void *arg, int64_t t, int tid)
     const attn__sdpa *p = rs->p;
     int64_t r = t % c->n_rows, hx = t / c->n_rows % c->n_heads;
     int64_t b = t / (c->n_rows * c->n_heads);
-    int64_t h = c->heads ? c->heads[hx] : hx, i = c->rows ? c->rows[r] : r;
+    int64_t h = c->heads ? c->heads[hx] : hx, i = c->rows ? c->rows[r] : r, j0 = 0;
     void *row = worker_ws(rs, tid);
+    attn__sdpa ps;
+    if (c->n_seqs > 0) { /* the row's sequence, as a problem of its own; 0 outside it */
+        int64_t s = seq_of(c, i);
+        ps = attn__sdpa_seq(c, s);
+        p = &ps;
+        i -= c->cu_q[s];
+        j0 = c->cu_k[s];
+        for (int64_t j = 0; j < rs->p->Sk; j++) attn__st(&c->w, attn__off(c->w.stride, b, hx, r, j), 0.0);
+    }
     if (rs->k == NULL) {
         attn__ref_weights_row(p, b, h, i, c->with_dropout, row);
         for (int64_t j = 0; j < p->Sk; j++)
-            attn__st(&c->w, attn__off(c->w.stride, b, hx, r, j), ((double *)row)[j]);
+            attn__st(&c->w, attn__off(c->w.stride, b, hx, r, j0 + j), ((double *)row)[j]);
     } else {
         rs->k->weights.row(p, b, h, i, c->with_dropout, row);
         for (int64_t j = 0; j < p->Sk; j++)
-            attn__st(&c->w, attn__off(c->w.stride, b, hx, r, j), ((float *)row)[j]);
+            attn__st(&c->w, attn__off(c->w.stride, b, hx, r, j0 + j), ((float *)row)[j]);
     }
 }
 

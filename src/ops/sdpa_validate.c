@@ -208,9 +208,12 @@ static attn_status check_params(const char *fn, const attn_sdpa_params *a, attn_
                          a->dropout_p);
     if (a->causal != 0 && a->causal != 1)
         return attn_fail(ATTN_BAD_PARAM, "%s: params.causal is %d; it must be 0 or 1", fn, a->causal);
-    if (a->align != ATTN_ALIGN_TOP_LEFT && a->align != ATTN_ALIGN_BOTTOM_RIGHT)
+    if (a->align != ATTN_ALIGN_TOP_LEFT && a->align != ATTN_ALIGN_BOTTOM_RIGHT && a->align != ATTN_ALIGN_OFFSET)
         return attn_fail(ATTN_BAD_PARAM, "%s: params.align is %d; it must be an attn_align value", fn,
                          (int)a->align);
+    if (a->align == ATTN_ALIGN_OFFSET && (a->align_offset < -ATTN__MAX_ELEMS || a->align_offset > ATTN__MAX_ELEMS))
+        return attn_fail(ATTN_BAD_PARAM, "%s: params.align_offset is %lld; its magnitude must be at most %lld", fn,
+                         (long long)a->align_offset, (long long)ATTN__MAX_ELEMS);
     if (a->window_left < -1 || a->window_right < -1)
         return attn_fail(ATTN_BAD_PARAM,
                          "%s: params.window_left/right are %lld/%lld; each must be >= 0, or -1 for "
@@ -231,6 +234,7 @@ static attn_status check_params(const char *fn, const attn_sdpa_params *a, attn_
     p->softcap = a->softcap;
     p->causal = a->causal;
     p->align = a->align;
+    p->align_offset = a->align == ATTN_ALIGN_OFFSET ? a->align_offset : 0;
     p->window_left = a->window_left;
     p->window_right = a->window_right;
     p->q_lens = a->q_lens;
@@ -262,6 +266,22 @@ static attn_status check_broadcast(const char *fn, const attn__sdpa *p, const at
     return ATTN_OK;
 }
 
+/* The block mask must cover Sq x Sk, and B (or 1) x Hq (or 1) layouts. */
+static attn_status check_block_mask(const char *fn, const attn_block_mask *m, attn__sdpa *p)
+{
+    const attn_block_mask_shape *s = &m->shape;
+    if (s->seq_q != p->Sq || s->seq_k != p->Sk)
+        return attn_fail(ATTN_BAD_MASK, "%s: params.block_mask is %lld x %lld (seq_q x seq_k); it must be Sq x Sk = "
+                         "%lld x %lld", fn, (long long)s->seq_q, (long long)s->seq_k, (long long)p->Sq,
+                         (long long)p->Sk);
+    if ((s->n_batch != 1 && s->n_batch != p->B) || (s->n_heads != 1 && s->n_heads != p->Hq))
+        return attn_fail(ATTN_BAD_MASK, "%s: params.block_mask has n_batch %lld and n_heads %lld; they must be 1 or "
+                         "B = %lld, and 1 or Hq = %lld", fn, (long long)s->n_batch, (long long)s->n_heads,
+                         (long long)p->B, (long long)p->Hq);
+    p->bm = m;
+    return ATTN_OK;
+}
+
 /* Bias and mask of the options (a: params or the defaults). */
 static attn_status check_bias_mask(const char *fn, const attn_sdpa_params *a, attn__sdpa *p)
 {
@@ -285,7 +305,82 @@ static attn_status check_bias_mask(const char *fn, const attn_sdpa_params *a, at
         p->has_mask = true;
         p->mask = (const uint8_t *)a->mask->data;
     }
+    if (a->block_mask != NULL) return check_block_mask(fn, a->block_mask, p);
     return ATTN_OK;
+}
+
+/* ---- packed variable-length batches ------------------------------------------------- */
+
+static attn_status check_offsets(const char *fn, const int64_t *cu, int64_t n, int64_t total, const char *name)
+{
+    if (cu[0] != 0)
+        return attn_fail(ATTN_BAD_PARAM, "%s: params.%s[0] is %lld; the offsets must start at 0", fn, name,
+                         (long long)cu[0]);
+    for (int64_t s = 0; s < n; s++)
+        if (cu[s + 1] < cu[s])
+            return attn_fail(ATTN_BAD_PARAM, "%s: params.%s[%lld] is %lld, below params.%s[%lld] = %lld; the "
+                             "offsets must never decrease", fn, name, (long long)(s + 1), (long long)cu[s + 1],
+                             name, (long long)s, (long long)cu[s]);
+    if (cu[n] != total)
+        return attn_fail(ATTN_BAD_PARAM, "%s: params.%s[%lld] is %lld; the offsets must end at the packed "
+                         "length %lld", fn, name, (long long)n, (long long)cu[n], (long long)total);
+    return ATTN_OK;
+}
+
+/* The cu_seqlens fields: none, or a valid packed batch (B = 1). */
+static attn_status check_varlen(const char *fn, const attn_sdpa_params *a, attn__sdpa_call *c)
+{
+    const attn__sdpa *p = &c->p;
+    if (a->n_seqs == 0 && a->cu_seqlens_q == NULL && a->cu_seqlens_k == NULL) return ATTN_OK;
+    if (a->n_seqs < 1 || a->cu_seqlens_q == NULL)
+        return attn_fail(ATTN_BAD_PARAM, "%s: params.n_seqs is %lld with params.cu_seqlens_q %s; a packed batch "
+                         "has n_seqs >= 1 and its query offsets", fn, (long long)a->n_seqs,
+                         a->cu_seqlens_q ? "set" : "NULL");
+    if (p->B != 1)
+        return attn_fail(ATTN_BAD_PARAM, "%s: q.dim[0] is %lld; a packed batch (params.cu_seqlens_q) has one "
+                         "packed row of sequences, so it must be 1", fn, (long long)p->B);
+    if (a->q_lens != NULL || a->k_lens != NULL)
+        return attn_fail(ATTN_BAD_PARAM, "%s: params.q_lens/k_lens are set beside params.cu_seqlens_q; the "
+                         "offsets give the lengths", fn);
+    if (a->bias != NULL || a->mask != NULL || a->block_mask != NULL)
+        return attn_fail(ATTN_UNSUPPORTED, "%s: params.%s is set beside params.cu_seqlens_q; packed batches take "
+                         "the structural masks only", fn, a->bias ? "bias" : a->mask ? "mask" : "block_mask");
+    if (a->cu_seqlens_k == NULL && p->Sk != p->Sq)
+        return attn_fail(ATTN_BAD_PARAM, "%s: params.cu_seqlens_k is NULL (the query offsets) but Tk = %lld "
+                         "differs from Tq = %lld", fn, (long long)p->Sk, (long long)p->Sq);
+    const int64_t *cu_k = a->cu_seqlens_k ? a->cu_seqlens_k : a->cu_seqlens_q;
+    attn_status st = check_offsets(fn, a->cu_seqlens_q, a->n_seqs, p->Sq, "cu_seqlens_q");
+    if (st == ATTN_OK) st = check_offsets(fn, cu_k, a->n_seqs, p->Sk, "cu_seqlens_k");
+    if (st != ATTN_OK) return st;
+    c->n_seqs = a->n_seqs;
+    c->cu_q = a->cu_seqlens_q;
+    c->cu_k = cu_k;
+    return ATTN_OK;
+}
+
+/* Rows r0 .. r0+n-1 of dim d of t. */
+static attn_tensor slice(const attn_tensor *t, int d, int64_t r0, int64_t n)
+{
+    attn_tensor v = *t;
+    if (v.data != NULL) v.data = (char *)v.data + (size_t)(r0 * t->stride[d]) * attn_dtype_size(t->dtype);
+    v.dim[d] = n;
+    return v;
+}
+
+attn__sdpa attn__sdpa_seq(const attn__sdpa_call *c, int64_t s)
+{
+    attn__sdpa p = c->p;
+    int64_t q0 = c->cu_q[s], lq = c->cu_q[s + 1] - q0, k0 = c->cu_k[s], lk = c->cu_k[s + 1] - k0;
+    p.Sq = lq;
+    p.Sk = lk;
+    p.batch0 = s;
+    attn_tensor *qrows[4] = {&p.q, &p.o, &p.d_o, &p.dq}, *krows[4] = {&p.k, &p.v, &p.dk, &p.dv};
+    for (int x = 0; x < 4; x++) {
+        *qrows[x] = slice(qrows[x], 1, q0, lq);
+        *krows[x] = slice(krows[x], 1, k0, lk);
+    }
+    p.lse = slice(&p.lse, 2, q0, lq);
+    return p;
 }
 
 /* ---- the inputs every entry point has ------------------------------------------------ */
@@ -350,6 +445,7 @@ static attn_status prepare(const char *fn, const attn_ctx *ctx, const attn_tenso
     attn_sdpa_params defaults = attn_sdpa_params_default();
     const attn_sdpa_params *a = params != NULL ? params : &defaults;
     if ((st = check_params(fn, a, p)) != ATTN_OK) return st;
+    if ((st = check_varlen(fn, a, c)) != ATTN_OK) return st;
     return check_bias_mask(fn, a, p);
 }
 

@@ -46,12 +46,19 @@ typedef struct attn__sdpa_call {
     attn__sdpa p;
     const attn__sdpa_kernels *k; /* NULL: the float64 reference */
     bool empty;             /* nothing to compute: the call returns ATTN_OK at once */
+    /* a packed variable-length batch: n_seqs > 0 and both offset arrays */
+    int64_t n_seqs;
+    const int64_t *cu_q, *cu_k;
     /* attn_sdpa_weights: the rows asked for and where they go */
     const int64_t *heads, *rows; /* NULL: all */
     int64_t n_heads, n_rows;
     bool with_dropout;
     attn_tensor w;
 } attn__sdpa_call;
+
+/* Sequence s of a packed call as a problem of its own: the views of its
+ * rows (B = 1, Sq = Lq_s, Sk = Lk_s) and its dropout batch index. */
+attn__sdpa attn__sdpa_seq(const attn__sdpa_call *c, int64_t s);
 
 attn_status attn__sdpa_validate_forward(const attn_ctx *ctx, const attn_tensor *q, const attn_tensor *k,
                                         const attn_tensor *v, const attn_sdpa_params *params,

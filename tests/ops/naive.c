@@ -5,10 +5,13 @@
  * it, as a framework computing in that dtype does (PyTorch's math path:
  * each matmul accumulates in float32 and rounds its result, softmax
  * rounds its output). Its mask logic is written from the spec again, so it
- * is also a third opinion on the masks. */
+ * is also a third opinion on the masks (but for a block mask, whose
+ * definition it takes from the library: test_block_mask.c checks those
+ * definitions against the tests' own formulas). */
 #include "problem.h"
 
 #include "core/half.h"
+#include "kernels/block_mask.h"
 
 #include <float.h>
 #include <stdlib.h>
@@ -37,11 +40,12 @@ static float score(const t_problem *P, attn_dtype dt, int64_t b, int64_t h, int6
     const t_cfg *c = &P->c;
     int64_t lq = P->qlens ? P->qlens[b] : c->Sq, lk = P->klens ? P->klens[b] : c->Sk;
     if (i >= lq || j >= lk) return -INFINITY;
-    int64_t ia = c->align ? i + lk - lq : i;
+    int64_t ia = c->align == ATTN_ALIGN_OFFSET ? i + c->align_offset : c->align ? i + lk - lq : i;
     if (c->causal && j > ia) return -INFINITY;
     if (c->window_left >= 0 && j < ia - c->window_left) return -INFINITY;
     if (c->window_right >= 0 && j > ia + c->window_right) return -INFINITY;
     if (P->mask && !P->mask[bidx(P->mask_dim, b, h, i, j)]) return -INFINITY;
+    if (P->bm && !attn__bm_def(P->bm, b, h, i, j)) return -INFINITY;
     int64_t hk = h / (c->Hq / c->Hkv);
     float dot = 0.0f;
     for (int64_t d = 0; d < c->Dk; d++)

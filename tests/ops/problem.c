@@ -210,6 +210,7 @@ attn_sdpa_params t_params(const t_problem *P, attn_tensor *bias, attn_tensor *ma
     a.softcap = P->c.softcap;
     a.causal = P->c.causal;
     a.align = (attn_align)P->c.align;
+    a.align_offset = P->c.align_offset;
     a.window_left = P->c.window_left;
     a.window_right = P->c.window_right;
     a.q_lens = P->qlens;
@@ -217,6 +218,7 @@ attn_sdpa_params t_params(const t_problem *P, attn_tensor *bias, attn_tensor *ma
     a.bias = P->bias ? bias : NULL;
     a.mask = P->mask ? mask : NULL;
     a.alibi_slopes = P->alibi;
+    a.block_mask = P->bm;
     a.dropout_p = P->c.dropout_p;
     a.seed = P->c.seed * 7919u + 17u;
     a.offset = P->c.seed % 5u;

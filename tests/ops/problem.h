@@ -18,6 +18,7 @@ typedef struct {
     double scale; /* 0: default */
     double softcap, dropout_p;
     int causal, align;
+    int64_t align_offset; /* align == ATTN_ALIGN_OFFSET */
     int64_t window_left, window_right;
     int bias_kind, mask_kind, layout, threads;
     bool qlens, klens, alibi, dbias;
@@ -31,6 +32,7 @@ typedef struct {
     uint8_t *mask;
     int64_t *qlens, *klens;
     int64_t bias_dim[4], mask_dim[4];
+    const attn_block_mask *bm; /* set by the caller (NULL: none); not owned */
     attn_dtype kv_dt, bias_dt; /* of K, V and the bias when run in a dtype (t_problem_as) */
 } t_problem;
 
@@ -65,6 +67,17 @@ void t_run(const t_problem *P, attn_dtype dt, attn_ctx *ctx, int layout, bool wa
  * dtype). */
 void t_naive(const t_problem *P, attn_dtype dt, bool want_grad, t_result *r);
 void t_result_free(t_result *r);
+
+/* Every available kernel against ref64 on P by the grid's error rule, the
+ * naive math in dt its baseline: Q, O, dO, dQ in dt, K and V in P->kv_dt
+ * (t_problem_as; 0: dt); forward and backward (forward only for a half K/V
+ * under F32 Q); with check_threads also bitwise equality across thread
+ * counts (test_grid.c). */
+bool t_check_problem(const t_problem *P, attn_dtype dt, bool check_threads);
+/* The dtypes of the grid's run x (0 F32, 1 BF16, 2 F16, 3 F32 Q over a
+ * half K/V, BF16 or F16 by seed): Q's (and the baseline's precision) and
+ * K/V's. */
+void t_grid_dtypes(int x, uint64_t seed, attn_dtype *q, attn_dtype *kv);
 
 /* max |a - b| over n; NaN anywhere counts as +inf unless both are NaN. */
 double t_max_err(const double *a, const double *b, int64_t n);

@@ -23,9 +23,7 @@ enum { DTYPES = 4 };
 static grid_stats stats[DTYPES];
 static const char *const dt_names[DTYPES] = {"f32", "bf16", "f16", "f32 over half K/V"};
 
-/* The dtypes of run x of a configuration: Q's (and the baseline's
- * precision) and K/V's; the mixed run takes BF16 or F16 K/V by seed. */
-static void run_dtypes(int x, uint64_t seed, attn_dtype *q, attn_dtype *kv)
+void t_grid_dtypes(int x, uint64_t seed, attn_dtype *q, attn_dtype *kv)
 {
     static const attn_dtype qs[DTYPES] = {ATTN_DTYPE_F32, ATTN_DTYPE_BF16, ATTN_DTYPE_F16, ATTN_DTYPE_F32};
     *q = qs[x];
@@ -128,16 +126,19 @@ static bool same_result(const t_cfg *c, const t_problem *P, const t_result *a, c
                       bitwise_equal(a->dv, b->dv, nv) && (!c->dbias || bitwise_equal(a->dbias, b->dbias, nb))));
 }
 
-/* Configuration c in dtype combination x: every kernel path against ref64
- * and the baseline, and (check_threads) bitwise across thread counts. */
-static bool run_dtype(const t_cfg *c, int x, bool check_threads)
+/* The index of the dtype combination (dt, kv) in stats and dt_names. */
+static int dtype_index(attn_dtype dt, attn_dtype kv)
 {
-    attn_dtype dt, kv;
-    run_dtypes(x, c->seed, &dt, &kv);
+    if (kv != dt) return 3;
+    return dt == ATTN_DTYPE_BF16 ? 1 : dt == ATTN_DTYPE_F16 ? 2 : 0;
+}
+
+bool t_check_problem(const t_problem *Pp, attn_dtype dt, bool check_threads)
+{
+    const t_problem P = *Pp;
+    const t_cfg *c = &P.c;
+    int x = dtype_index(dt, P.kv_dt != 0 ? P.kv_dt : dt);
     bool grad = x < 3; /* the mixed dtypes are forward only */
-    t_problem P;
-    t_problem_make(&P, c);
-    t_problem_as(&P, dt, kv);
     attn_ctx *ctx = t_ctx(c->threads);
     t_result ref, base, res[T_KERNELS];
     t_run(&P, ATTN_DTYPE_F64, ctx, LAYOUT_BSHD, grad, &ref);
@@ -183,16 +184,25 @@ static bool run_dtype(const t_cfg *c, int x, bool check_threads)
     t_result_free(&ref);
     t_result_free(&base);
     for (int k = 0; k < T_KERNELS; k++) t_result_free(&res[k]);
-    t_problem_free(&P);
     if (!ok) stats[x].failures++;
     stats[x].configs++;
     return ok;
 }
 
+/* Configuration c in every dtype combination, each on its own rounding of
+ * the configuration's inputs. */
 static bool run_config(const t_cfg *c, bool check_threads)
 {
     bool ok = true;
-    for (int x = 0; x < DTYPES; x++) ok &= run_dtype(c, x, check_threads);
+    for (int x = 0; x < DTYPES; x++) {
+        attn_dtype dt, kv;
+        t_grid_dtypes(x, c->seed, &dt, &kv);
+        t_problem P;
+        t_problem_make(&P, c);
+        t_problem_as(&P, dt, kv);
+        ok &= t_check_problem(&P, dt, check_threads);
+        t_problem_free(&P);
+    }
     return ok;
 }
 

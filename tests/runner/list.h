@@ -45,6 +45,21 @@
     X(weights_and_dropout_agree) \
     X(grid_vs_ref64) \
     X(grid_big_vs_ref64) \
+    X(block_mask_patterns) \
+    X(block_mask_bigbird_structure) \
+    X(block_mask_from_fn) \
+    X(block_mask_combine) \
+    X(block_mask_bad_layout) \
+    X(block_mask_call_shape) \
+    X(block_mask_grid_vs_ref64) \
+    X(block_mask_decode_vs_ref64) \
+    X(block_mask_hidden_never_read) \
+    X(block_mask_weights) \
+    X(block_mask_tile_counts) \
+    X(block_mask_out_of_memory) \
+    X(varlen_vs_padded) \
+    X(varlen_weights) \
+    X(varlen_bad_offsets) \
     X(score_hand_computed) \
     X(score_ref_finite_difference) \
     X(score_contract_masked_rows) \
@@ -270,5 +285,11 @@
     X(lines_reader_limits_and_errors) \
     X(train_cfg_from_meta_checks) \
     X(train_meta_by_key)
+
+/* Ring attention under mpirun (built with MPI only). */
+#define T_TESTS_DIST(X) \
+    X(ring_ranks_vs_single_process) \
+    X(ring_cli_check) \
+    X(ring_rank_killed_ends_job)
 
 #endif /* ATTN_TEST_LIST_H */

@@ -27,6 +27,9 @@ long long t_only_seed = -1;
 #ifndef ATTN_TESTS_VIZ
 #define ATTN_TESTS_VIZ 1
 #endif
+#ifndef ATTN_TESTS_DIST
+#define ATTN_TESTS_DIST 1
+#endif
 #define ATTN_TESTS_MODELS ATTN_TESTS_NN
 #define ATTN_TESTS_APPS (ATTN_TESTS_NN && ATTN_TESTS_VIZ)
 
@@ -52,6 +55,9 @@ T_TESTS_EXPLAIN(DECLARE)
 #if ATTN_TESTS_APPS
 T_TESTS_APPS(DECLARE)
 #endif
+#if ATTN_TESTS_DIST
+T_TESTS_DIST(DECLARE)
+#endif
 #undef DECLARE
 
 #define CORE(name) {#name, "core", test_##name},
@@ -76,11 +82,16 @@ T_TESTS_APPS(DECLARE)
 #else
 #define APPS(name) {#name, "apps", NULL},
 #endif
+#if ATTN_TESTS_DIST
+#define DIST(name) {#name, "dist", test_##name},
+#else
+#define DIST(name) {#name, "dist", NULL},
+#endif
 
 static const test_case tests[] = {T_TESTS_CORE(CORE) T_TESTS_OPS(OPS) T_TESTS_FORMATS(FORMATS)
                                   T_TESTS_TEXT(TEXT) T_TESTS_NN(NN) T_TESTS_MODELS(MODELS)
                                   T_TESTS_VIZ(VIZ) T_TESTS_EXPLAIN(EXPLAIN)
-                                  T_TESTS_APPS(APPS)};
+                                  T_TESTS_APPS(APPS) T_TESTS_DIST(DIST)};
 
 void t_fail(const char *file, int line, const char *fmt, ...)
 {

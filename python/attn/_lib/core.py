@@ -35,6 +35,8 @@ class SdpaParams(ctypes.Structure):
         ("bias", ctypes.POINTER(Tensor)), ("mask", ctypes.POINTER(Tensor)),
         ("alibi_slopes", c_p),
         ("dropout_p", c_dbl), ("seed", c_u64), ("offset", c_u64),
+        ("align_offset", c_i64), ("block_mask", c_p),
+        ("n_seqs", c_i64), ("cu_seqlens_q", c_p), ("cu_seqlens_k", c_p),
     ]
 
 
@@ -93,7 +95,8 @@ _last_error = lib.attn_last_error
 
 # attn_tensor and attn_sdpa_params as bytes (native sizes, LP64 padding).
 TENSOR = struct.Struct("=qi4x4q4q")
-SDPA_PARAMS = struct.Struct("=i4xddiiqqqqqqqdQQ")
+SDPA_PARAMS = struct.Struct("=i4xddiiqqqqqqqdQQqqqqq")
+SDPA_PARAMS_FIELDS = len(SDPA_PARAMS.unpack(bytes(SDPA_PARAMS.size)))
 if TENSOR.size != ctypes.sizeof(Tensor) or SDPA_PARAMS.size != ctypes.sizeof(SdpaParams):
     raise ImportError("attn: the C structs of this platform are not laid out as the binding "
                       "packs them (attn_tensor %d bytes, attn_sdpa_params %d)" %
@@ -125,10 +128,11 @@ class CallArgs(threading.local):
 
     def params(self, *fields: Any) -> int:
         """An attn_sdpa_params from its fields in declaration order (the
-        pointers as addresses, 0 for NULL)."""
+        pointers as addresses, 0 for NULL); the trailing fields not given
+        (align_offset, block_mask, n_seqs, cu_seqlens_q/k) are 0."""
         off = self.used
         self.used = off + SDPA_PARAMS.size
-        SDPA_PARAMS.pack_into(self.buf, off, *fields)
+        SDPA_PARAMS.pack_into(self.buf, off, *fields, *([0] * (SDPA_PARAMS_FIELDS - len(fields))))
         return self.base + off
 
 

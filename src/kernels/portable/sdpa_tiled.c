@@ -12,7 +12,9 @@
  * Decode splits the keys of a kv head in chunks (the forward's online
  * softmax over each chunk) and merges the chunks' partials in order.
  * Masks are evaluated per element from each row's visible key interval
- * [lo, hi) (lengths, causal, window) plus the boolean mask and bias. */
+ * [lo, hi) (lengths, causal, window) plus the boolean mask and bias; a
+ * block mask skips the tiles it leaves EMPTY and hides keys only inside
+ * the tiles it does not mark FULL. */
 #include "kernels/sdpa_kernels.h"
 
 #include <string.h>
@@ -64,8 +66,16 @@ static float score(const attn__sdpa *p, int64_t b, int64_t h, int64_t i, int64_t
 static float drop_factor(const attn__sdpa *p, int64_t b, int64_t h, int64_t i, int64_t j)
 {
     if (p->dropout_p <= 0.0) return 1.0f;
-    bool keep = attn__dropout_keep(p->seed, p->offset, p->drop_threshold, b * p->Hq + h, i, j);
+    bool keep = attn__dropout_keep(p->seed, p->offset, p->drop_threshold, attn__drop_bh(p, b, h), i, j);
     return keep ? (float)(1.0 / (1.0 - p->dropout_p)) : 0.0f;
+}
+
+/* hid[c] = -inf where the block mask hides key j0 + c from row i of head
+ * (b, h), else 0 (c < n <= TK). */
+static void hidden_keys(const attn__sdpa *p, int64_t b, int64_t h, int64_t i, int64_t j0, int64_t n, float *hid)
+{
+    memset(hid, 0, sizeof(float) * (size_t)n);
+    attn__tile_hide(p, b, h, i, j0, n, hid, 1);
 }
 
 /* ---- forward -------------------------------------------------------------- */
@@ -115,7 +125,11 @@ static void online_rows(const attn__sdpa *p, int64_t b, int64_t h, int64_t i0, i
     if (jmin < jmax) load_rows(&p->q, b, i0, nq, h, p->Dk, w->qt);
 
     for (int64_t j0 = jmin < jmax ? jmin / TK * TK : jmax; j0 < jmax; j0 += TK) {
+        if ((j0 = attn__next_key_tile(p, b, h, i0, nq, j0, TK)) >= jmax) break;
         int64_t nk = jmax - j0 < TK ? jmax - j0 : TK;
+        int kind = attn__tile_kind(p, b, h, i0, nq, j0, nk);
+        if (kind == ATTN__BLK_EMPTY) continue; /* K and V not read */
+        attn__tiles_add(1);
         load_rows(&p->k, b, j0, nk, hk, p->Dk, w->kt);
         load_rows(&p->v, b, j0, nk, hk, p->Dv, w->vt);
         for (int64_t r = 0; r < nq; r++) {
@@ -127,6 +141,9 @@ static void online_rows(const attn__sdpa *p, int64_t b, int64_t h, int64_t i0, i
                 sr[c] = j < lo[r] || j >= hi[r]
                             ? -INFINITY
                             : score(p, b, h, i, j, dotf(w->qt + r * p->Dk, w->kt + c * p->Dk, p->Dk), &cg);
+            }
+            if (kind == ATTN__BLK_PARTIAL) attn__tile_hide(p, b, h, i, j0, nk, sr, 1);
+            for (int64_t c = 0; c < nk; c++) {
                 any |= sr[c] != -INFINITY;
                 if (sr[c] > tmax) tmax = sr[c];
             }
@@ -283,8 +300,37 @@ int64_t attn__tiled_backward_ws(const attn__sdpa *p)
     return n > dbias ? n : dbias;
 }
 
+/* Row i of head (b, h) against keys j0 .. j0+nk-1 (in kt, vt): adds its
+ * terms to the dK, dV accumulators and, with dqr != NULL, to dQ row i.
+ * qr, dor, hid: one q row, one dO row, TK floats of scratch. */
+static void dkdv_row(const attn__sdpa *p, int64_t b, int64_t h, int64_t i, int64_t j0, int64_t nk, float delta,
+                     const float *kt, const float *vt, float *qr, float *dor, float *hid, float *dk, float *dv,
+                     float *dqr)
+{
+    int64_t lo, hi;
+    attn__key_range(p, b, i, &lo, &hi);
+    int64_t c0 = lo > j0 ? lo - j0 : 0, c1 = hi - j0 < nk ? hi - j0 : nk;
+    if (c0 >= c1) return;
+    float lse = lse_at(p, b, h, i);
+    if (lse == -INFINITY) return;
+    load_rows(&p->q, b, i, 1, h, p->Dk, qr);
+    load_rows(&p->d_o, b, i, 1, h, p->Dv, dor);
+    hidden_keys(p, b, h, i, j0, nk, hid);
+    for (int64_t c = c0; c < c1; c++) {
+        elem_grad g;
+        if (hid[c] != 0.0f) continue;
+        float qk = dotf(qr, kt + c * p->Dk, p->Dk);
+        if (!element_grad(p, b, h, i, j0 + c, qk, dor, vt + c * p->Dv, lse, delta, &g)) continue;
+        float w = g.prob * g.factor; /* dV_j += P_ij f_ij dO_i */
+        for (int64_t x = 0; w != 0.0f && x < p->Dv; x++) dv[c * p->Dv + x] += w * dor[x];
+        for (int64_t x = 0; x < p->Dk; x++) dk[c * p->Dk + x] += g.dqk * qr[x];
+        for (int64_t x = 0; dqr != NULL && x < p->Dk; x++) dqr[x] += g.dqk * kt[c * p->Dk + x];
+    }
+}
+
 /* dK, dV of key block kb of kv head (b, hkv); with dqa != NULL also adds
- * the block's part of dQ of the group's heads into dqa [group, Sq, Dk]. */
+ * the block's part of dQ of the group's heads into dqa [group, Sq, Dk].
+ * Query rows go by tiles of TQ, so a block mask skips the EMPTY ones. */
 static void dkdv_block(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t kb, const float *delta,
                        float *ws, float *dqa)
 {
@@ -292,32 +338,21 @@ static void dkdv_block(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t kb, 
     float *kt = ws, *vt = kt + TK * p->Dk;            /* (TK, Dk), (TK, Dv) */
     float *dk = vt + TK * p->Dv, *dv = dk + TK * p->Dk; /* accumulators */
     float *qr = dv + TK * p->Dv, *dor = qr + p->Dk;   /* one q row, one dO row */
+    float hid[TK];
     memset(dk, 0, sizeof(float) * (size_t)(TK * (p->Dk + p->Dv)));
     load_rows(&p->k, b, j0, nk, hkv, p->Dk, kt);
     load_rows(&p->v, b, j0, nk, hkv, p->Dv, vt);
 
     for (int64_t h = hkv * p->group; h < (hkv + 1) * p->group; h++) {
         const float *dl = delta + (b * p->Hq + h) * p->Sq;
-        for (int64_t i = 0; i < p->Sq; i++) {
-            int64_t lo, hi;
-            attn__key_range(p, b, i, &lo, &hi);
-            int64_t c0 = lo > j0 ? lo - j0 : 0, c1 = hi - j0 < nk ? hi - j0 : nk;
-            if (c0 >= c1) continue;
-            float lse = lse_at(p, b, h, i);
-            if (lse == -INFINITY) continue;
-            load_rows(&p->q, b, i, 1, h, p->Dk, qr);
-            load_rows(&p->d_o, b, i, 1, h, p->Dv, dor);
-            for (int64_t c = c0; c < c1; c++) {
-                elem_grad g;
-                float qk = dotf(qr, kt + c * p->Dk, p->Dk);
-                if (!element_grad(p, b, h, i, j0 + c, qk, dor, vt + c * p->Dv, lse, dl[i], &g))
-                    continue;
-                float w = g.prob * g.factor; /* dV_j += P_ij f_ij dO_i */
-                for (int64_t x = 0; w != 0.0f && x < p->Dv; x++) dv[c * p->Dv + x] += w * dor[x];
-                for (int64_t x = 0; x < p->Dk; x++) dk[c * p->Dk + x] += g.dqk * qr[x];
-                float *dqr = dqa == NULL ? NULL : dqa + ((h - hkv * p->group) * p->Sq + i) * p->Dk;
-                for (int64_t x = 0; dqr != NULL && x < p->Dk; x++) dqr[x] += g.dqk * kt[c * p->Dk + x];
-            }
+        for (int64_t i0 = 0; i0 < p->Sq; i0 += TQ) {
+            if ((i0 = attn__next_query_tile(p, b, h, j0, nk, i0, TQ)) >= p->Sq) break;
+            int64_t nq = p->Sq - i0 < TQ ? p->Sq - i0 : TQ;
+            if (attn__tile_kind(p, b, h, i0, nq, j0, nk) == ATTN__BLK_EMPTY) continue;
+            attn__tiles_add(1);
+            for (int64_t i = i0; i < i0 + nq; i++)
+                dkdv_row(p, b, h, i, j0, nk, dl[i], kt, vt, qr, dor, hid, dk, dv,
+                         dqa == NULL ? NULL : dqa + ((h - hkv * p->group) * p->Sq + i) * p->Dk);
         }
     }
     for (int64_t c = 0; c < nk; c++) {
@@ -363,8 +398,12 @@ static void ds_row(const attn__sdpa *p, int64_t b, int64_t h, int64_t i, const f
     float *kr = dor + p->Dv, *vr = kr + p->Dk;
     load_rows(&p->q, b, i, 1, h, p->Dk, qr);
     load_rows(&p->d_o, b, i, 1, h, p->Dv, dor);
+    float hid[TK];
     for (int64_t j = lo; j < hi; j++) {
         elem_grad g;
+        if (j == lo || j % TK == 0) /* the block mask's verdict on this tile of keys */
+            hidden_keys(p, b, h, i, j / TK * TK, p->Sk - j / TK * TK < TK ? p->Sk - j / TK * TK : TK, hid);
+        if (hid[j % TK] != 0.0f) continue;
         load_rows(&p->k, b, j, 1, hk, p->Dk, kr);
         load_rows(&p->v, b, j, 1, hk, p->Dv, vr);
         if (!element_grad(p, b, h, i, j, dotf(qr, kr, p->Dk), dor, vr, lse,
@@ -381,6 +420,7 @@ void attn__tiled_dq_block(const attn__sdpa *p, int64_t b, int64_t h, int64_t qb,
     float *qr = ws, *dq = qr + p->Dk, *dor = dq + p->Dk;   /* (Dk), (Dk), (Dv) */
     float *kt = dor + p->Dv, *vt = kt + TK * p->Dk;        /* (TK, Dk), (TK, Dv) */
     const float *dl = delta + (b * p->Hq + h) * p->Sq;
+    float hid[TK];
 
     for (int64_t i = i0; i < i0 + nq; i++) {
         int64_t lo, hi;
@@ -394,11 +434,17 @@ void attn__tiled_dq_block(const attn__sdpa *p, int64_t b, int64_t h, int64_t qb,
             load_rows(&p->d_o, b, i, 1, h, p->Dv, dor);
         }
         for (int64_t j0 = lo / TK * TK; lse != -INFINITY && j0 < hi; j0 += TK) {
+            if ((j0 = attn__next_key_tile(p, b, h, i, 1, j0, TK)) >= hi) break;
             int64_t c0 = lo > j0 ? lo - j0 : 0, c1 = hi - j0 < TK ? hi - j0 : TK;
+            int kind = attn__tile_kind(p, b, h, i, 1, j0 + c0, c1 - c0);
+            if (kind == ATTN__BLK_EMPTY) continue;
+            attn__tiles_add(1);
+            hidden_keys(p, b, h, i, j0, c1, hid);
             load_rows(&p->k, b, j0 + c0, c1 - c0, hk, p->Dk, kt + c0 * p->Dk);
             load_rows(&p->v, b, j0 + c0, c1 - c0, hk, p->Dv, vt + c0 * p->Dv);
             for (int64_t c = c0; c < c1; c++) {
                 elem_grad g;
+                if (hid[c] != 0.0f) continue;
                 if (!element_grad(p, b, h, i, j0 + c, dotf(qr, kt + c * p->Dk, p->Dk), dor,
                                   vt + c * p->Dv, lse, dl[i], &g))
                     continue;
@@ -431,9 +477,11 @@ void attn__tiled_weights_row(const attn__sdpa *p, int64_t b, int64_t h, int64_t 
     int64_t lo, hi, hk = h / p->group;
     attn__key_range(p, b, i, &lo, &hi);
     float lse = lo < hi ? lse_at(p, b, h, i) : -INFINITY;
+    float hid[TK];
     for (int64_t j = 0; j < p->Sk; j++) {
         out[j] = 0.0f;
-        if (lse == -INFINITY || j < lo || j >= hi) continue;
+        if (j % TK == 0) hidden_keys(p, b, h, i, j, p->Sk - j < TK ? p->Sk - j : TK, hid);
+        if (lse == -INFINITY || j < lo || j >= hi || hid[j % TK] != 0.0f) continue;
         float dot = 0.0f, cg;
         for (int64_t x = 0; x < p->Dk; x++)
             dot += attn__ldf(&p->q, attn__off(p->q.stride, b, i, h, x)) *

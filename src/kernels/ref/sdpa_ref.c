@@ -2,20 +2,30 @@
  * attention: the test oracle and the readable specification. It follows
  * the score definition of docs/operator.md line by line, materialises the
  * Sq x Sk scores of one head, and evaluates every mask by its definition
- * (it shares no mask logic with the fast kernels on purpose). */
+ * (it shares no mask logic with the fast kernels on purpose: a block mask
+ * is applied through its definition, never through its layout). */
 #include "kernels/sdpa_kernels.h"
 
-/* Structural visibility of key j for query i: lengths, causal, window and
- * the boolean mask. The bias is applied (and may mask) in score(). */
-static bool visible(const attn__sdpa *p, int64_t b, int64_t h, int64_t i, int64_t j)
+/* i', the key position of query i (docs/operator.md). */
+static int64_t aligned(const attn__sdpa *p, int64_t b, int64_t i)
 {
     int64_t lq = attn__qlen(p, b), lk = attn__klen(p, b);
-    if (i >= lq || j >= lk) return false;
-    int64_t ia = p->align == ATTN_ALIGN_BOTTOM_RIGHT ? i + lk - lq : i; /* i' */
+    if (p->align == ATTN_ALIGN_OFFSET) return i + p->align_offset;
+    return p->align == ATTN_ALIGN_BOTTOM_RIGHT ? i + lk - lq : i;
+}
+
+/* Structural visibility of key j for query i: lengths, causal, window, the
+ * boolean mask and the block mask. The bias is applied (and may mask) in
+ * score(). */
+static bool visible(const attn__sdpa *p, int64_t b, int64_t h, int64_t i, int64_t j)
+{
+    if (i >= attn__qlen(p, b) || j >= attn__klen(p, b)) return false;
+    int64_t ia = aligned(p, b, i);
     if (p->causal && j > ia) return false;
     if (p->window_left >= 0 && j < ia - p->window_left) return false;
     if (p->window_right >= 0 && j > ia + p->window_right) return false;
     if (p->has_mask && p->mask[attn__off(p->mask_stride, b, h, i, j)] == 0) return false;
+    if (p->bm != NULL && !attn__bm_def(p->bm, b, h, i, j)) return false;
     return true;
 }
 
@@ -37,11 +47,7 @@ static double score(const attn__sdpa *p, int64_t b, int64_t h, int64_t i, int64_
         if (bv <= ATTN__BIAS_MASK_LIMIT) return -INFINITY;
         s += bv;
     }
-    if (p->alibi != NULL) {
-        int64_t lq = attn__qlen(p, b), lk = attn__klen(p, b);
-        int64_t ia = p->align == ATTN_ALIGN_BOTTOM_RIGHT ? i + lk - lq : i;
-        s -= p->alibi[h] * (double)llabs(ia - j);
-    }
+    if (p->alibi != NULL) s -= p->alibi[h] * (double)llabs(aligned(p, b, i) - j);
     return s;
 }
 
@@ -49,8 +55,7 @@ static double score(const attn__sdpa *p, int64_t b, int64_t h, int64_t i, int64_
 static double drop_factor(const attn__sdpa *p, int64_t b, int64_t h, int64_t i, int64_t j)
 {
     if (p->dropout_p <= 0.0) return 1.0;
-    bool keep = attn__dropout_keep(p->seed, p->offset, p->drop_threshold,
-                                   b * p->Hq + h, i, j);
+    bool keep = attn__dropout_keep(p->seed, p->offset, p->drop_threshold, attn__drop_bh(p, b, h), i, j);
     return keep ? 1.0 / (1.0 - p->dropout_p) : 0.0;
 }
 

@@ -18,7 +18,9 @@
  * Tiles are classified per query block: skipped when no row sees them,
  * "full" (no per-element work) when every row sees all their keys and no
  * element-wise option (boolean mask, bias, ALiBi, soft-capping) is set,
- * otherwise masks are applied per element after the product. */
+ * otherwise masks are applied per element after the product. A block
+ * mask skips the tiles it leaves EMPTY, and a tile it does not mark FULL
+ * is not "full" (its hidden keys are set to -inf after the product). */
 #include "kernels/x86/sdpa_avx2.h"
 
 #include <immintrin.h>
@@ -324,7 +326,7 @@ static void drop_factors(const attn__sdpa *p, int64_t b, int64_t h, int64_t i, i
     uint32_t r[4];
     for (int64_t c = 0; c < n; c++) {
         int64_t j = j0 + c;
-        if (c == 0 || (j & 3) == 0) attn__dropout_block(p->seed, p->offset, b * p->Hq + h, i, j >> 2, r);
+        if (c == 0 || (j & 3) == 0) attn__dropout_block(p->seed, p->offset, attn__drop_bh(p, b, h), i, j >> 2, r);
         f[c] = r[j & 3] >= p->drop_threshold ? keep : 0.0f;
     }
 }
@@ -409,13 +411,16 @@ void attn__avx2_forward_block(const attn__sdpa *p, int64_t b, int64_t h, int64_t
     if (jmin < jmax) pack_rows(&p->q, b, i0, nq, h, Dk, (float)p->scale, qs, Dk, mq);
 
     for (int64_t j0 = jmin < jmax ? jmin / BK * BK : jmax; j0 < jmax; j0 += BK) {
+        if ((j0 = attn__next_key_tile(p, b, h, i0, nq, j0, BK)) >= jmax) break;
         int64_t nk = jmax - j0 < BK ? jmax - j0 : BK;
-        bool full = !ew && nk == BK, any = false;
+        int kind = attn__tile_kind(p, b, h, i0, nq, j0, nk);
+        bool full = !ew && nk == BK && kind == ATTN__BLK_FULL, any = false;
         for (int64_t r = 0; r < nq; r++) {
             full &= lo[r] <= j0 && hi[r] >= j0 + BK;
             any |= lo[r] < j0 + nk && hi[r] > j0 && lo[r] < hi[r];
         }
-        if (!any) continue;
+        if (!any || kind == ATTN__BLK_EMPTY) continue;
+        attn__tiles_add(1);
         pack_cols(&p->k, b, j0, nk, hk, Dk, 1.0f, kt, BK);
         pack_rows(&p->v, b, j0, nk, hk, Dv, 1.0f, vt, dv, BK);
         bool v_bad = (!full || drop) && !all_finite(vt, nk * dv);
@@ -429,6 +434,7 @@ void attn__avx2_forward_block(const attn__sdpa *p, int64_t b, int64_t h, int64_t
                 prefetch_row(&p->v, b, j0 + BK + c, hk, vl);
             }
             if (!full) finish_scores(p, b, h, i0 + r, j0, lo[r], hi[r], sr, NULL, 1);
+            if (kind == ATTN__BLK_PARTIAL) attn__tile_hide(p, b, h, i0 + r, j0, nk, sr, 1);
             if (online_row(p, b, h, i0 + r, j0, nk, sr, &m[r], &l[r], acc + r * dv, dv,
                            v_bad ? use + r * BK : NULL, f))
                 seen[r] = 1.0f;
@@ -562,9 +568,12 @@ void attn__avx2_dkdv_block(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t 
     }
     for (int64_t h = hkv * p->group; h < (hkv + 1) * p->group; h++)
         for (int64_t i0 = 0; i0 < p->Sq; i0 += BQB) {
+            if ((i0 = attn__next_query_tile(p, b, h, j0, nk, i0, BQB)) >= p->Sq) break;
             int64_t nq = p->Sq - i0 < BQB ? p->Sq - i0 : BQB;
-            if (!block_rows(p, b, h, i0, nq, j0, nk, delta, lo, hi, lse, dl)) continue;
-            bool full = !ew && nk == BK && covers(lo, hi, nq, j0);
+            int kind = attn__tile_kind(p, b, h, i0, nq, j0, nk);
+            if (kind == ATTN__BLK_EMPTY || !block_rows(p, b, h, i0, nq, j0, nk, delta, lo, hi, lse, dl)) continue;
+            attn__tiles_add(1);
+            bool full = !ew && nk == BK && kind == ATTN__BLK_FULL && covers(lo, hi, nq, j0);
             pack_cols(&p->q, b, i0, nq, h, Dk, scale, qst, BQB);
             pack_cols(&p->d_o, b, i0, nq, h, Dv, 1.0f, dot, BQB);
             pack_rows(&p->q, b, i0, nq, h, Dk, scale, qs, dk, BQB);
@@ -590,6 +599,7 @@ void attn__avx2_dkdv_block(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t 
                     }
                 } else if (!full) {
                     finish_scores(p, b, h, i0 + r, j0, lo[r], hi[r], st + r, cap ? cgt + r : NULL, BQB);
+                    if (kind == ATTN__BLK_PARTIAL) attn__tile_hide(p, b, h, i0 + r, j0, nk, st + r, BQB);
                 }
                 if (drop && r < nq) drop_factors(p, b, h, i0 + r, j0, nk, ft + r * BK);
             }
@@ -684,11 +694,14 @@ void attn__avx2_dq_block(const attn__sdpa *p, int64_t b, int64_t h, int64_t qb, 
             if (lse[r] == -INFINITY) memset(dob + r * dv, 0, sizeof(float) * (size_t)dv);
     }
     for (int64_t j0 = jmin < jmax ? jmin / BK * BK : jmax; j0 < jmax; j0 += BK) {
+        if ((j0 = attn__next_key_tile(p, b, h, i0, nq, j0, BK)) >= jmax) break;
         int64_t nk = jmax - j0 < BK ? jmax - j0 : BK;
+        int kind = attn__tile_kind(p, b, h, i0, nq, j0, nk);
         bool any = false;
         for (int64_t r = 0; r < nq; r++) any |= lse[r] != -INFINITY && lo[r] < j0 + nk && hi[r] > j0;
-        if (!any) continue;
-        bool full = !ew && nk == BK && covers(lo, hi, nq, j0);
+        if (!any || kind == ATTN__BLK_EMPTY) continue;
+        attn__tiles_add(1);
+        bool full = !ew && nk == BK && kind == ATTN__BLK_FULL && covers(lo, hi, nq, j0);
         pack_cols(&p->k, b, j0, nk, hk, Dk, 1.0f, kt, BK);
         pack_cols(&p->v, b, j0, nk, hk, Dv, 1.0f, vt, BK);
         pack_rows(&p->k, b, j0, nk, hk, Dk, 1.0f, kr, dk, BK);
@@ -709,6 +722,7 @@ void attn__avx2_dq_block(const attn__sdpa *p, int64_t b, int64_t h, int64_t qb, 
                 continue;
             }
             if (!full) finish_scores(p, b, h, i0 + r, j0, lo[r], hi[r], sr, cap ? cg + r * BK : NULL, 1);
+            if (kind == ATTN__BLK_PARTIAL) attn__tile_hide(p, b, h, i0 + r, j0, nk, sr, 1);
             if (k_bad)
                 for (int64_t c = 0; c < BK; c++) use[r * BK + c] = sr[c] != -INFINITY ? 1.0f : 0.0f;
             if (drop) drop_factors(p, b, h, i0 + r, j0, BK, f);
@@ -794,6 +808,21 @@ static void dots(int64_t M, int64_t nk, int64_t ld, int64_t ldk, const float *qs
     }
 }
 
+/* The block mask's kind of keys [j0, j0 + nk) for each decode row of kv
+ * head (b, hkv) into kinds[r], and over all rows: EMPTY if every row's is,
+ * FULL if every row's is, else PARTIAL (FULL for all without a mask). */
+static int decode_tile_kind(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t j0, int64_t nk, int *kinds)
+{
+    int64_t M = attn__decode_rows(p);
+    bool all_full = true, all_empty = true;
+    for (int64_t r = 0; r < M; r++) {
+        kinds[r] = attn__tile_kind(p, b, hkv * p->group + r / p->Sq, r % p->Sq, 1, j0, nk);
+        all_full &= kinds[r] == ATTN__BLK_FULL;
+        all_empty &= kinds[r] == ATTN__BLK_EMPTY;
+    }
+    return all_empty ? ATTN__BLK_EMPTY : all_full ? ATTN__BLK_FULL : ATTN__BLK_PARTIAL;
+}
+
 /* Split s (keys [s * split, (s + 1) * split)) of kv head (b, hkv): an online
  * softmax over its keys for every row, left unnormalised in `part` (the
  * layout of sdpa_kernels.h: dv = pad16(Dv) = attn__decode_ld). */
@@ -805,6 +834,7 @@ void attn__avx2_decode_split(const attn__sdpa *p, int64_t b, int64_t hkv, int64_
     float *S = vt + BK * dv, *use = S + M * BK, *f = use + M * BK; /* (M, BK), (M, BK), (BK) */
     int64_t lo[64], hi[64], k0 = s * split, k1 = k0 + split < p->Sk ? k0 + split : p->Sk;
     int64_t jmin = INT64_MAX, jmax = 0;
+    int kinds[64];
     bool ew = elementwise(p), drop = p->dropout_p > 0.0;
     /* float32 V rows feed the GEMM in place (half ones are converted) */
     bool v_direct = p->v.dtype == ATTN_DTYPE_F32 && p->v.stride[3] == 1 && Dv % 16 == 0;
@@ -827,7 +857,10 @@ void attn__avx2_decode_split(const attn__sdpa *p, int64_t b, int64_t hkv, int64_
     }
     for (int64_t j0 = jmin < jmax ? jmin / BK * BK : jmax; j0 < jmax; j0 += BK) {
         int64_t nk = jmax - j0 < BK ? jmax - j0 : BK;
-        bool full = !ew && nk == BK;
+        int kind = decode_tile_kind(p, b, hkv, j0, nk, kinds);
+        if (kind == ATTN__BLK_EMPTY) continue;
+        attn__tiles_add(1);
+        bool full = !ew && nk == BK && kind == ATTN__BLK_FULL;
         for (int64_t r = 0; full && r < M; r++) full = lo[r] <= j0 && hi[r] >= j0 + BK;
         const float *ksrc = kr; /* K rows feed the dot products in place when they can */
         int64_t ldk = ld;
@@ -872,6 +905,11 @@ void attn__avx2_decode_split(const attn__sdpa *p, int64_t b, int64_t hkv, int64_
             float *sr = S + r * BK, *pr = part + r * (dv + 3), *acc = pr;
             for (int64_t c = nk; c < BK; c++) sr[c] = -INFINITY;
             if (!full) finish_scores(p, b, h, i, j0, lo[r], hi[r], sr, NULL, 1);
+            if (kinds[r] == ATTN__BLK_EMPTY) {
+                for (int64_t c = 0; c < BK; c++) sr[c] = -INFINITY;
+            } else if (kinds[r] == ATTN__BLK_PARTIAL) {
+                attn__tile_hide(p, b, h, i, j0, nk, sr, 1);
+            }
             if (online_row(p, b, h, i, j0, nk, sr, &pr[dv], &pr[dv + 1], acc, dv, v_bad ? use + r * BK : NULL, f))
                 pr[dv + 2] = 1.0f;
         }

@@ -6,7 +6,8 @@
  * batch, one after another, so padding costs nothing. Per layer, with x the
  * hidden states (H = hidden, F = intermediate, nh heads of hd = H / nh):
  *   qkv [T, 3H] = x Wqkv^T + bqkv     one GEMM: q, k, v weights concatenated
- *   o   [T, H]  = attention per run of equal-length sequences, straight on
+ *   o   [T, H]  = attention of every sequence on its own, in one packed
+ *                 variable-length call (params.cu_seqlens_q) straight on
  *                 strided views of qkv (attn_sdpa_forward, no copies)
  *   y   [T, H]  = x + bo + o Wo^T;    x = LayerNorm(y)
  *   h   [T, F]  = GELU(x Wi^T + bi)   (bias and GELU fused in one pass)
@@ -167,26 +168,21 @@ attn_tensor attn__bert_seq_view(const float *p, int64_t nb, int64_t len, int64_t
     return t;
 }
 
-/* o [T, H] = softmax(q k^T / sqrt(hd)) v from qkv [T, 3H], one call per run
- * of consecutive sequences of equal length. */
+/* o [T, H] = softmax(q k^T / sqrt(hd)) v from qkv [T, 3H]: one packed
+ * variable-length call (params.cu_seqlens_q = start), each sentence
+ * attending to itself only, no work on padding. */
 static attn_status attention(const run *r)
 {
     const attn_bert_config *c = &r->m->c;
     int64_t H = c->hidden_size, nh = c->n_heads, hd = H / nh;
     attn_sdpa_params p = attn_sdpa_params_default();
-    for (int64_t b0 = 0; b0 < r->B;) {
-        int64_t len = r->lens[b0], b1 = b0 + 1;
-        while (b1 < r->B && r->lens[b1] == len) b1++;
-        const float *base = r->qkv + r->start[b0] * 3 * H;
-        attn_tensor q = attn__bert_seq_view(base, b1 - b0, len, nh, hd, 3 * H);
-        attn_tensor k = attn__bert_seq_view(base + H, b1 - b0, len, nh, hd, 3 * H);
-        attn_tensor v = attn__bert_seq_view(base + 2 * H, b1 - b0, len, nh, hd, 3 * H);
-        attn_tensor t = attn__bert_seq_view(r->o + r->start[b0] * H, b1 - b0, len, nh, hd, H);
-        attn_status st = attn_sdpa_forward(r->ctx, &q, &k, &v, &p, &t, NULL);
-        if (st != ATTN_OK) return st;
-        b0 = b1;
-    }
-    return ATTN_OK;
+    p.n_seqs = r->B;
+    p.cu_seqlens_q = r->start;
+    attn_tensor q = attn__bert_seq_view(r->qkv, 1, r->T, nh, hd, 3 * H);
+    attn_tensor k = attn__bert_seq_view(r->qkv + H, 1, r->T, nh, hd, 3 * H);
+    attn_tensor v = attn__bert_seq_view(r->qkv + 2 * H, 1, r->T, nh, hd, 3 * H);
+    attn_tensor t = attn__bert_seq_view(r->o, 1, r->T, nh, hd, H);
+    return attn_sdpa_forward(r->ctx, &q, &k, &v, &p, &t, NULL);
 }
 
 /* An attention map request: layer, head and where its [len, len] goes. */
