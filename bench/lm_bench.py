@@ -8,6 +8,9 @@ threads and the same token ids:
             positions, as llama-bench's tg)
   peak RSS  of the process that ran the engine (VmHWM), MB
 
+attn runs with its KV cache in float32 (attn) and in f16 (attn+f16kv, the
+type llama.cpp's cache has by default).
+
 Each engine runs in its own process (so peak RSS is its own), warm-up first,
 then the median of --reps runs. llama.cpp runs with flash attention off and
 on; both are reported and the better one is compared. Its build comes from
@@ -65,14 +68,15 @@ def peak_rss_mb():
 # ---- engines: each exposes prefill(ids) (untimed setup allowed) and step(id) ----
 
 class AttnEngine:
-    def __init__(self, threads, n_ctx):
+    def __init__(self, threads, n_ctx, cache="f32"):
         from attn.llama import Llama
         self.m = Llama(model_path(), threads=threads)
         self.n_ctx = n_ctx
+        self.cache = cache
         self.s = None
 
     def reset(self):
-        self.s = self.m.session(self.n_ctx)
+        self.s = self.m.session(self.n_ctx, cache=self.cache)
 
     def feed(self, ids):
         self.s.forward(ids)
@@ -119,6 +123,8 @@ class TorchEngine:
 def make_engine(name, threads, n_ctx):
     if name == "attn":
         return AttnEngine(threads, n_ctx)
+    if name in ("attn+f16kv", "attn+bf16kv"):  # the KV cache in half precision
+        return AttnEngine(threads, n_ctx, cache=name[5:-2])
     if name.startswith("llama.cpp"):
         return LlamaCppEngine(threads, n_ctx, flash=name.endswith("fa"))
     if name == "transformers":
@@ -180,13 +186,13 @@ def table(results, depths, pp):
     for r in results:
         lines.append(f"| {r['engine']} | " + " | ".join(f"{r[k]:.1f}" for k in keys) + " |")
     by = {r["engine"]: r for r in results}
-    if "attn" in by:
-        cpp = [by[k] for k in ("llama.cpp", "llama.cpp+fa") if k in by]
-        peers = ([("llama.cpp (best of fa off/on)", {k: max(c[k] for c in cpp) for k in keys[:-1]})]
-                 if cpp else []) + ([("transformers fp32", by["transformers"])] if "transformers" in by else [])
+    cpp = [by[k] for k in ("llama.cpp", "llama.cpp+fa") if k in by]
+    peers = ([("llama.cpp (best of fa off/on)", {k: max(c[k] for c in cpp) for k in keys[:-1]})]
+             if cpp else []) + ([("transformers fp32", by["transformers"])] if "transformers" in by else [])
+    for ours in (e for e in ("attn", "attn+f16kv", "attn+bf16kv") if e in by):
         for label, peer in peers:
-            lines.append(f"| attn / {label} | " + " | ".join(
-                f"{by['attn'][k] / peer[k]:.2f}x" for k in keys[:-1]) + " | |")
+            lines.append(f"| {ours} / {label} | " + " | ".join(
+                f"{by[ours][k] / peer[k]:.2f}x" for k in keys[:-1]) + " | |")
     return "\n".join(lines)
 
 
@@ -197,7 +203,9 @@ def main():
     ap.add_argument("--depths", default="0,1024,4096,8160", help="8160 + 32 generated fill the 8192 context")
     ap.add_argument("--gen", type=int, default=32)
     ap.add_argument("--reps", type=int, default=3)
-    ap.add_argument("--engines", default="attn,llama.cpp,llama.cpp+fa,transformers")
+    ap.add_argument("--engines", default="attn,attn+f16kv,llama.cpp,llama.cpp+fa,transformers",
+                    help="attn, attn+f16kv, attn+bf16kv (the KV cache in half precision; llama.cpp's "
+                         "cache is f16), llama.cpp, llama.cpp+fa, transformers")
     ap.add_argument("--quick", action="store_true", help="pp 32, depths 0 and 64, 4 tokens, 1 rep")
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results_lm.json"))
     ap.add_argument("--worker", help=argparse.SUPPRESS)
