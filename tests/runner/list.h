@@ -45,6 +45,7 @@
     X(weights_and_dropout_agree) \
     X(grid_vs_ref64) \
     X(grid_big_vs_ref64) \
+    X(grid_decode_vs_ref64) \
     X(block_mask_patterns) \
     X(block_mask_bigbird_structure) \
     X(block_mask_from_fn) \

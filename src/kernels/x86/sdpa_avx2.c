@@ -823,6 +823,153 @@ static int decode_tile_kind(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t
     return all_empty ? ATTN__BLK_EMPTY : all_full ? ATTN__BLK_FULL : ATTN__BLK_PARTIAL;
 }
 
+/* ---- decode in place: one query per row, K and V read where they are ------- */
+
+/* The common decode (a token against a KV cache): Sq == 1, so every row of
+ * the kv head (its query heads) sees the same keys [lo, hi) and none is
+ * masked inside them; no elementwise score terms and no dropout; K and V
+ * rows contiguous, of any dtype; Dk = Dv a multiple of 8, at most 256.
+ * Then K and V are read in place and converted in registers (no packing
+ * pass: a bf16/f16 cache is read once, at half the bytes), four keys'
+ * dot products are reduced together, and P V accumulates in registers. */
+static bool direct_decode(const attn__sdpa *p, int64_t M)
+{
+    return p->Sq == 1 && !elementwise(p) && p->dropout_p == 0.0 && p->Dk == p->Dv && p->Dk % 8 == 0 &&
+           p->Dk <= 256 && p->k.stride[3] == 1 && p->v.stride[3] == 1 && M <= 64;
+}
+
+static inline __attribute__((always_inline)) __m256 ld8(const char *row, int64_t x, attn_dtype dt)
+{
+    if (dt == ATTN_DTYPE_F32) return _mm256_loadu_ps((const float *)(const void *)row + x);
+    return half8_to_ps((const uint16_t *)(const void *)row + x, dt);
+}
+
+/* S[r * BK + c + t] = qs_r . key_t for t < 4, r < mr (<= 3): the keys'
+ * rows at kp[t] (the caller repeats the last key to fill four). */
+static inline __attribute__((always_inline)) void
+scores4(int mr, int64_t D, const float *qs, const char *const kp[4], attn_dtype dt, float *S, int64_t c)
+{
+    __m256 a[3][4];
+    for (int r = 0; r < mr; r++)
+        for (int t = 0; t < 4; t++) a[r][t] = _mm256_setzero_ps();
+    for (int64_t x = 0; x < D; x += 8) {
+        __m256 k0 = ld8(kp[0], x, dt), k1 = ld8(kp[1], x, dt), k2 = ld8(kp[2], x, dt), k3 = ld8(kp[3], x, dt);
+        for (int r = 0; r < mr; r++) {
+            __m256 q = _mm256_loadu_ps(qs + r * D + x);
+            a[r][0] = _mm256_fmadd_ps(q, k0, a[r][0]);
+            a[r][1] = _mm256_fmadd_ps(q, k1, a[r][1]);
+            a[r][2] = _mm256_fmadd_ps(q, k2, a[r][2]);
+            a[r][3] = _mm256_fmadd_ps(q, k3, a[r][3]);
+        }
+    }
+    for (int r = 0; r < mr; r++) { /* four horizontal sums at once */
+        __m256 t = _mm256_hadd_ps(_mm256_hadd_ps(a[r][0], a[r][1]), _mm256_hadd_ps(a[r][2], a[r][3]));
+        _mm_storeu_ps(S + r * BK + c, _mm_add_ps(_mm256_castps256_ps128(t), _mm256_extractf128_ps(t, 1)));
+    }
+}
+
+/* acc_r[x0 .. x0 + 8 nv) += sum_c P[r][c] V_c[x0 ..] for r < mr (<= 3),
+ * c < nk: the accumulators stay in registers over the tile. */
+static inline __attribute__((always_inline)) void
+pv_chunk(int mr, int nv, int64_t nk, const float *P, const char *v0, int64_t v_ld, int64_t x0, attn_dtype dt,
+         float *const acc[3])
+{
+    __m256 a[3][4];
+    for (int r = 0; r < mr; r++)
+        for (int u = 0; u < nv; u++) a[r][u] = _mm256_loadu_ps(acc[r] + x0 + 8 * u);
+    for (int64_t c = 0; c < nk; c++) {
+        const char *row = v0 + c * v_ld;
+        __m256 v[4];
+        for (int u = 0; u < nv; u++) v[u] = ld8(row, x0 + 8 * u, dt);
+        for (int r = 0; r < mr; r++) {
+            __m256 w = _mm256_broadcast_ss(P + r * BK + c);
+            for (int u = 0; u < nv; u++) a[r][u] = _mm256_fmadd_ps(w, v[u], a[r][u]);
+        }
+    }
+    for (int r = 0; r < mr; r++)
+        for (int u = 0; u < nv; u++) _mm256_storeu_ps(acc[r] + x0 + 8 * u, a[r][u]);
+}
+
+static inline __attribute__((always_inline)) void
+pv_rows(int mr, int64_t D, int64_t nk, const float *P, const char *v0, int64_t v_ld, attn_dtype dt,
+        float *const acc[3])
+{
+    for (int64_t x0 = 0; x0 < D; x0 += 32) {
+        switch (D - x0 >= 32 ? 4 : (int)((D - x0) / 8)) {
+        case 4: pv_chunk(mr, 4, nk, P, v0, v_ld, x0, dt, acc); break;
+        case 3: pv_chunk(mr, 3, nk, P, v0, v_ld, x0, dt, acc); break;
+        case 2: pv_chunk(mr, 2, nk, P, v0, v_ld, x0, dt, acc); break;
+        default: pv_chunk(mr, 1, nk, P, v0, v_ld, x0, dt, acc); break;
+        }
+    }
+}
+
+/* Keys [jmin, jmax) for the M rows of kv head (b, hkv) whose scaled
+ * queries are in qs [M][D]; part as in attn__avx2_decode_split. The first
+ * tile of the next kv head (keys k0 ..) is prefetched after the last. */
+static inline __attribute__((always_inline)) void
+decode_direct_dt(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t M, int64_t jmin, int64_t jmax, int64_t k0,
+                 int64_t k1, const float *qs, float *part, int64_t dv, float *S, attn_dtype dt)
+{
+    int64_t D = p->Dk, es = dt == ATTN_DTYPE_F32 ? 4 : 2;
+    int64_t k_ld = p->k.stride[1] * es, v_ld = p->v.stride[1] * es;
+    int64_t lines = (D * es + 63) / 64; /* of a K or V row */
+    for (int64_t j0 = jmin; j0 < jmax; j0 += BK) {
+        int64_t nk = jmax - j0 < BK ? jmax - j0 : BK;
+        const char *kb = (const char *)p->k.data + attn__off(p->k.stride, b, j0, hkv, 0) * es;
+        const char *vb = (const char *)p->v.data + attn__off(p->v.stride, b, j0, hkv, 0) * es;
+        /* the next tile (or the next kv head's first) streams in meanwhile */
+        int64_t nj = j0 + BK, nh = hkv, nn = jmax - nj < BK ? jmax - nj : BK;
+        if (nj >= jmax) {
+            nh = hkv + 1;
+            nj = k0;
+            nn = nh < p->Hkv ? (k1 - k0 < BK ? k1 - k0 : BK) : 0;
+        }
+        const char *pk = nn > 0 ? (const char *)p->k.data + attn__off(p->k.stride, b, nj, nh, 0) * es : NULL;
+        const char *pv = nn > 0 ? (const char *)p->v.data + attn__off(p->v.stride, b, nj, nh, 0) * es : NULL;
+        for (int64_t c = 0; c < nk; c += 4) {
+            for (int64_t r = c; r < c + 4 && r < nn; r++)
+                for (int64_t x = 0; x < lines; x++) {
+                    _mm_prefetch(pk + r * k_ld + 64 * x, _MM_HINT_T0);
+                    _mm_prefetch(pv + r * v_ld + 64 * x, _MM_HINT_T0);
+                }
+            const char *kp[4];
+            for (int t = 0; t < 4; t++) kp[t] = kb + (c + t < nk ? c + t : nk - 1) * k_ld;
+            for (int64_t r = 0; r < M; r += 3) {
+                switch (M - r < 3 ? M - r : 3) {
+                case 3: scores4(3, D, qs + r * D, kp, dt, S + r * BK, c); break;
+                case 2: scores4(2, D, qs + r * D, kp, dt, S + r * BK, c); break;
+                default: scores4(1, D, qs + r * D, kp, dt, S + r * BK, c); break;
+                }
+            }
+        }
+        for (int64_t r = 0; r < M; r++) {
+            float *sr = S + r * BK, *pr = part + r * (dv + 3);
+            for (int64_t c = nk; c < BK; c++) sr[c] = -INFINITY;
+            if (online_row(p, b, hkv * p->group + r, 0, j0, nk, sr, &pr[dv], &pr[dv + 1], pr, dv, NULL, NULL))
+                pr[dv + 2] = 1.0f;
+        }
+        for (int64_t r = 0; r < M; r += 3) {
+            float *acc[3] = {part + r * (dv + 3), part + (r + 1) * (dv + 3), part + (r + 2) * (dv + 3)};
+            switch (M - r < 3 ? M - r : 3) {
+            case 3: pv_rows(3, D, nk, S + r * BK, vb, v_ld, dt, acc); break;
+            case 2: pv_rows(2, D, nk, S + r * BK, vb, v_ld, dt, acc); break;
+            default: pv_rows(1, D, nk, S + r * BK, vb, v_ld, dt, acc); break;
+            }
+        }
+    }
+}
+
+static void decode_direct(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t M, int64_t jmin, int64_t jmax,
+                          int64_t k0, int64_t k1, const float *qs, float *part, int64_t dv, float *S)
+{
+    switch (p->k.dtype) {
+    case ATTN_DTYPE_F16: decode_direct_dt(p, b, hkv, M, jmin, jmax, k0, k1, qs, part, dv, S, ATTN_DTYPE_F16); break;
+    case ATTN_DTYPE_BF16: decode_direct_dt(p, b, hkv, M, jmin, jmax, k0, k1, qs, part, dv, S, ATTN_DTYPE_BF16); break;
+    default: decode_direct_dt(p, b, hkv, M, jmin, jmax, k0, k1, qs, part, dv, S, ATTN_DTYPE_F32); break;
+    }
+}
+
 /* Split s (keys [s * split, (s + 1) * split)) of kv head (b, hkv): an online
  * softmax over its keys for every row, left unnormalised in `part` (the
  * layout of sdpa_kernels.h: dv = pad16(Dv) = attn__decode_ld). */
@@ -854,6 +1001,10 @@ void attn__avx2_decode_split(const attn__sdpa *p, int64_t b, int64_t hkv, int64_
         pr[dv + 1] = 0.0f;  /* l */
         pr[dv + 2] = 0.0f;  /* seen */
         pack_rows(&p->q, b, i, 1, h, Dk, (float)p->scale, qs + r * ld, ld, 1);
+    }
+    if (direct_decode(p, M)) { /* ld == Dk here */
+        if (jmin < jmax) decode_direct(p, b, hkv, M, jmin, jmax, k0, k1, qs, part, dv, S);
+        return;
     }
     for (int64_t j0 = jmin < jmax ? jmin / BK * BK : jmax; j0 < jmax; j0 += BK) {
         int64_t nk = jmax - j0 < BK ? jmax - j0 : BK;
