@@ -174,6 +174,15 @@ typedef struct {
     int64_t n, k0;
 } ref_rows;
 
+/* k, v [H * D] = key row j (global) in float64. */
+static void key_row(const ring_opts *o, int64_t j, double *k, double *v)
+{
+    for (int64_t e = 0; e < o->heads * o->dim; e++) {
+        k[e] = value((uint64_t)o->seed, T_K, j, e / o->dim, e % o->dim);
+        v[e] = value((uint64_t)o->seed, T_V, j, e / o->dim, e % o->dim);
+    }
+}
+
 static bool sees(const ring_opts *o, int64_t i, int64_t j) { return !o->causal || j <= i; }
 
 static void reference(const ref_rows *rr, double *O, double *lse, double *dq, double *dk, double *dv)
@@ -195,7 +204,7 @@ static void reference(const ref_rows *rr, double *O, double *lse, double *dq, do
     memset(O, 0, sizeof(double) * (size_t)(n * HD));
     int64_t last = rr->qr[n - 1], keys = o->causal ? last + 1 : S;
     for (int64_t j = 0; j < keys; j++) { /* the forward: an online softmax per row and head */
-        for (int64_t e = 0; e < HD; e++) k[e] = value(seed, T_K, j, e / D, e % D), v[e] = value(seed, T_V, j, e / D, e % D);
+        key_row(o, j, k, v);
         for (int64_t r = 0; r < n; r++) {
             if (!sees(o, rr->qr[r], j)) continue;
             for (int64_t h = 0; h < H; h++) {
@@ -227,7 +236,7 @@ static void reference(const ref_rows *rr, double *O, double *lse, double *dq, do
         memset(dk, 0, sizeof(double) * (size_t)((S - rr->k0) * HD));
         memset(dv, 0, sizeof(double) * (size_t)((S - rr->k0) * HD));
         for (int64_t j = 0; j < keys; j++) {
-            for (int64_t e = 0; e < HD; e++) k[e] = value(seed, T_K, j, e / D, e % D), v[e] = value(seed, T_V, j, e / D, e % D);
+            key_row(o, j, k, v);
             for (int64_t r = 0; r < n; r++) {
                 if (!sees(o, rr->qr[r], j)) continue;
                 for (int64_t h = 0; h < H; h++) {

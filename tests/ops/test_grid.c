@@ -206,17 +206,22 @@ static bool run_config(const t_cfg *c, bool check_threads)
     return ok;
 }
 
-static void run_grid(bool big, long n, uint64_t first_seed, const char *name)
+/* n sampled configurations from first_seed on; shape (may be NULL)
+ * narrows configuration x to the shapes a test aims at; every
+ * threads_every-th also checks the thread counts. */
+static void run_grid(bool big, long n, uint64_t first_seed, const char *name, void (*shape)(t_cfg *, long),
+                     long threads_every)
 {
     memset(stats, 0, sizeof stats);
     for (long x = 0; x < n; x++) {
         uint64_t seed = t_only_seed >= 0 ? (uint64_t)t_only_seed : first_seed + (uint64_t)x;
         t_cfg c = t_cfg_sample(seed, big);
+        if (shape != NULL) shape(&c, x);
         if (t_verbose) {
             t_cfg_print(&c, stdout);
             printf("\n");
         }
-        bool ok = run_config(&c, x % 8 == 0 || t_only_seed >= 0);
+        bool ok = run_config(&c, x % threads_every == 0 || t_only_seed >= 0);
         t_checks++;
         if (!ok) {
             t_fail(__FILE__, __LINE__, "config failed; reproduce: attn_tests --seed %llu %s",
@@ -235,14 +240,14 @@ static void run_grid(bool big, long n, uint64_t first_seed, const char *name)
                stats[d].worst_ratio, stats[d].worst_lse);
 }
 
-void test_grid_vs_ref64(void) { run_grid(false, t_configs, 1000, "grid_vs_ref64"); }
+void test_grid_vs_ref64(void) { run_grid(false, t_configs, 1000, "grid_vs_ref64", NULL, 8); }
 
 /* Long sequences (up to 2048), fewer of them: tile edges at 255/256/257 and
  * 1023/1024/1025 with many key tiles. */
 void test_grid_big_vs_ref64(void)
 {
     long n = t_configs / 100 > 8 ? t_configs / 100 : 8;
-    run_grid(true, n, 500000, "grid_big_vs_ref64");
+    run_grid(true, n, 500000, "grid_big_vs_ref64", NULL, 8);
 }
 
 /* The decode shapes the in-place decode kernel takes (one query per row,
@@ -251,47 +256,29 @@ void test_grid_big_vs_ref64(void)
  * combination, on every layout, with causal / window / lengths as sampled;
  * one configuration in four keeps a sampled bias, mask, ALiBi, softcap or
  * dropout, which takes the packing path instead. */
-void test_grid_decode_vs_ref64(void)
+static void decode_shape(t_cfg *c, long x)
 {
     static const int64_t sks[] = {1024, 1025, 1100, 1536, 2047, 2600};
     static const int64_t heads[][2] = {{9, 3}, {4, 1}, {8, 2}, {16, 1}, {2, 2}, {6, 6}};
     static const int64_t ds[] = {8, 16, 40, 64, 72, 128, 256};
-    long n = t_configs / 50 > 24 ? t_configs / 50 : 24;
-    memset(stats, 0, sizeof stats);
-    for (long x = 0; x < n; x++) {
-        uint64_t seed = t_only_seed >= 0 ? (uint64_t)t_only_seed : 700000 + (uint64_t)x, s = seed * 7 + 1;
-        t_cfg c = t_cfg_sample(seed, false);
-        int h = (int)t_rand_int(&s, 0, 5);
-        c.Sq = 1;
-        c.Sk = sks[t_rand_int(&s, 0, 5)];
-        c.Hq = heads[h][0];
-        c.Hkv = heads[h][1];
-        c.Dk = c.Dv = ds[t_rand_int(&s, 0, 6)];
-        if (c.B > 2) c.B = 2;
-        if (x % 4 != 3) {
-            c.softcap = c.dropout_p = 0.0;
-            c.bias_kind = BIAS_NONE;
-            c.mask_kind = MASK_NONE;
-            c.alibi = c.dbias = false;
-        }
-        if (t_verbose) {
-            t_cfg_print(&c, stdout);
-            printf("\n");
-        }
-        bool ok = run_config(&c, x % 4 == 0 || t_only_seed >= 0);
-        t_checks++;
-        if (!ok) {
-            t_fail(__FILE__, __LINE__, "config failed; reproduce: attn_tests --seed %llu grid_decode_vs_ref64",
-                   (unsigned long long)seed);
-            fprintf(stderr, "    ");
-            t_cfg_print(&c, stderr);
-            fprintf(stderr, "\n");
-        }
-        if (t_only_seed >= 0) break;
+    uint64_t s = c->seed * 7 + 1;
+    int h = (int)t_rand_int(&s, 0, 5);
+    c->Sq = 1;
+    c->Sk = sks[t_rand_int(&s, 0, 5)];
+    c->Hq = heads[h][0];
+    c->Hkv = heads[h][1];
+    c->Dk = c->Dv = ds[t_rand_int(&s, 0, 6)];
+    if (c->B > 2) c->B = 2;
+    if (x % 4 != 3) {
+        c->softcap = c->dropout_p = 0.0;
+        c->bias_kind = BIAS_NONE;
+        c->mask_kind = MASK_NONE;
+        c->alibi = c->dbias = false;
     }
-    for (int d = 0; d < DTYPES; d++)
-        printf("  grid_decode_vs_ref64, %s: %ld configs, %ld failed; worst error / max(1,|ref|): forward %.3g, "
-               "gradients %.3g; worst e_impl/allowed %.3f\n",
-               dt_names[d], stats[d].configs, stats[d].failures, stats[d].worst_fwd, stats[d].worst_grad,
-               stats[d].worst_ratio);
+}
+
+void test_grid_decode_vs_ref64(void)
+{
+    long n = t_configs / 50 > 24 ? t_configs / 50 : 24;
+    run_grid(false, n, 700000, "grid_decode_vs_ref64", decode_shape, 4);
 }

@@ -823,6 +823,21 @@ static int decode_tile_kind(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t
     return all_empty ? ATTN__BLK_EMPTY : all_full ? ATTN__BLK_FULL : ATTN__BLK_PARTIAL;
 }
 
+/* The tile a decode task reads after keys [j0, j0 + BK) of kv head hkv
+ * (its keys [.., jmax) within split [k0, k1)): the next tile, or after the
+ * last the first tile of the next kv head (the caller walks the heads of
+ * its split in order), at *nj of head *nh; returns its rows (0: none). */
+static int64_t next_tile(const attn__sdpa *p, int64_t hkv, int64_t j0, int64_t jmax, int64_t k0, int64_t k1,
+                         int64_t *nj, int64_t *nh)
+{
+    *nj = j0 + BK;
+    *nh = hkv;
+    if (*nj < jmax) return jmax - *nj < BK ? jmax - *nj : BK;
+    *nh = hkv + 1;
+    *nj = k0;
+    return *nh < p->Hkv ? (k1 - k0 < BK ? k1 - k0 : BK) : 0;
+}
+
 /* ---- decode in place: one query per row, K and V read where they are ------- */
 
 /* The common decode (a token against a KV cache) over a bf16 or f16
@@ -922,12 +937,7 @@ decode_direct_dt(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t M, int64_t
         const char *kb = (const char *)p->k.data + attn__off(p->k.stride, b, j0, hkv, 0) * es;
         const char *vb = (const char *)p->v.data + attn__off(p->v.stride, b, j0, hkv, 0) * es;
         /* the next tile (or the next kv head's first) streams in meanwhile */
-        int64_t nj = j0 + BK, nh = hkv, nn = jmax - nj < BK ? jmax - nj : BK;
-        if (nj >= jmax) {
-            nh = hkv + 1;
-            nj = k0;
-            nn = nh < p->Hkv ? (k1 - k0 < BK ? k1 - k0 : BK) : 0;
-        }
+        int64_t nj, nh, nn = next_tile(p, hkv, j0, jmax, k0, k1, &nj, &nh);
         const char *pk = nn > 0 ? (const char *)p->k.data + attn__off(p->k.stride, b, nj, nh, 0) * es : NULL;
         const char *pv = nn > 0 ? (const char *)p->v.data + attn__off(p->v.stride, b, nj, nh, 0) * es : NULL;
         for (int64_t c = 0; c < nk; c += 4) {
@@ -1039,12 +1049,7 @@ void attn__avx2_decode_split(const attn__sdpa *p, int64_t b, int64_t hkv, int64_
          * prefetch_row for why by hand); after
          * the last tile, the first tile of the next kv head (the caller
          * walks the heads of this split in order). */
-        int64_t nj = j0 + BK, nh = hkv, nn = jmax - nj < BK ? jmax - nj : BK;
-        if (nj >= jmax) {
-            nh = hkv + 1;
-            nj = k0;
-            nn = nh < p->Hkv ? (k1 - k0 < BK ? k1 - k0 : BK) : 0;
-        }
+        int64_t nj, nh, nn = next_tile(p, hkv, j0, jmax, k0, k1, &nj, &nh);
         prefetch_plan pf;
         pf.n = nn;
         pf.k = (const char *)p->k.data + attn__off(p->k.stride, b, nj, nh, 0) * esize(&p->k);
