@@ -863,7 +863,9 @@ static inline __attribute__((always_inline)) __m256 ld8(const char *row, int64_t
 }
 
 /* S[r * BK + c + t] = qs_r . key_t for t < 4, r < mr (<= 3): the keys'
- * rows at kp[t] (the caller repeats the last key to fill four). */
+ * rows at kp[t] (the caller repeats the last key to fill four). Twelve
+ * accumulators, the three query vectors and one key vector: the sixteen
+ * ymm registers exactly, so nothing spills to the stack in the loop. */
 static inline __attribute__((always_inline)) void
 scores4(int mr, int64_t D, const float *qs, const char *const kp[4], attn_dtype dt, float *S, int64_t c)
 {
@@ -871,13 +873,11 @@ scores4(int mr, int64_t D, const float *qs, const char *const kp[4], attn_dtype 
     for (int r = 0; r < mr; r++)
         for (int t = 0; t < 4; t++) a[r][t] = _mm256_setzero_ps();
     for (int64_t x = 0; x < D; x += 8) {
-        __m256 k0 = ld8(kp[0], x, dt), k1 = ld8(kp[1], x, dt), k2 = ld8(kp[2], x, dt), k3 = ld8(kp[3], x, dt);
-        for (int r = 0; r < mr; r++) {
-            __m256 q = _mm256_loadu_ps(qs + r * D + x);
-            a[r][0] = _mm256_fmadd_ps(q, k0, a[r][0]);
-            a[r][1] = _mm256_fmadd_ps(q, k1, a[r][1]);
-            a[r][2] = _mm256_fmadd_ps(q, k2, a[r][2]);
-            a[r][3] = _mm256_fmadd_ps(q, k3, a[r][3]);
+        __m256 q[3];
+        for (int r = 0; r < mr; r++) q[r] = _mm256_loadu_ps(qs + r * D + x);
+        for (int t = 0; t < 4; t++) {
+            __m256 k = ld8(kp[t], x, dt);
+            for (int r = 0; r < mr; r++) a[r][t] = _mm256_fmadd_ps(q[r], k, a[r][t]);
         }
     }
     for (int r = 0; r < mr; r++) { /* four horizontal sums at once */
@@ -887,7 +887,10 @@ scores4(int mr, int64_t D, const float *qs, const char *const kp[4], attn_dtype 
 }
 
 /* acc_r[x0 .. x0 + 8 nv) += sum_c P[r][c] V_c[x0 ..] for r < mr (<= 3),
- * c < nk: the accumulators stay in registers over the tile. */
+ * c < nk: the accumulators stay in registers over the tile. Per key the
+ * rows' weights are broadcast first, then each V vector is converted and
+ * used at once: twelve accumulators, three weights and one V vector fill
+ * the sixteen ymm registers without a spill. */
 static inline __attribute__((always_inline)) void
 pv_chunk(int mr, int nv, int64_t nk, const float *P, const char *v0, int64_t v_ld, int64_t x0, attn_dtype dt,
          float *const acc[3])
@@ -897,11 +900,11 @@ pv_chunk(int mr, int nv, int64_t nk, const float *P, const char *v0, int64_t v_l
         for (int u = 0; u < nv; u++) a[r][u] = _mm256_loadu_ps(acc[r] + x0 + 8 * u);
     for (int64_t c = 0; c < nk; c++) {
         const char *row = v0 + c * v_ld;
-        __m256 v[4];
-        for (int u = 0; u < nv; u++) v[u] = ld8(row, x0 + 8 * u, dt);
-        for (int r = 0; r < mr; r++) {
-            __m256 w = _mm256_broadcast_ss(P + r * BK + c);
-            for (int u = 0; u < nv; u++) a[r][u] = _mm256_fmadd_ps(w, v[u], a[r][u]);
+        __m256 w[3];
+        for (int r = 0; r < mr; r++) w[r] = _mm256_broadcast_ss(P + r * BK + c);
+        for (int u = 0; u < nv; u++) {
+            __m256 v = ld8(row, x0 + 8 * u, dt);
+            for (int r = 0; r < mr; r++) a[r][u] = _mm256_fmadd_ps(w[r], v, a[r][u]);
         }
     }
     for (int r = 0; r < mr; r++)

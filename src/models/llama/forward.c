@@ -4,11 +4,14 @@
  * attention through attn_sdpa_forward with bottom-right causal alignment
  * over the cache), the output head, and the attention maps.
  *
- * Layout: the cache of layer l is k, v [cap][Hkv][D] at l * cap * Hkv * D,
- * so the K and V products of a chunk write their rows in place (a float32
- * cache) or are rounded into it once after RoPE (a bf16 or f16 cache, half
- * the bytes a decode step reads), and the attention reads the cache as a
- * strided view [1, len, Hkv, D]: float32 queries over a half cache run the
+ * Layout: the cache is k, v [n_layers][Hkv][cap][D], head-major: a decode
+ * step reads each kv head's keys as one contiguous run (cap * D elements
+ * apart per head), which the hardware prefetchers stream at full speed,
+ * where a token-major [cap][Hkv][D] cache makes every head's pass a strided
+ * walk over pages shared with the other heads. The K and V products of a
+ * chunk are copied into it after RoPE (rounded once for a bf16 or f16
+ * cache, half the bytes a decode step reads), and the attention reads it as
+ * a strided view [1, len, Hkv, D]: float32 queries over a half cache run the
  * mixed kernels (scores, softmax and sums in float32). */
 #include "llama_internal.h"
 
@@ -97,10 +100,12 @@ static attn_status reserve(attn_llama_session *s, int64_t need)
         return attn_fail(ATTN_NO_MEMORY, "attn_llama_forward: cannot allocate the KV cache for %lld tokens "
                          "(%zu bytes)", (long long)cap, 2 * (size_t)total * s->es);
     }
-    size_t old = (size_t)(s->cap * row) * s->es, kept = (size_t)(s->len * row) * s->es;
-    for (int64_t l = 0; l < c->n_layers && s->len > 0; l++) {
-        memcpy(k + (size_t)(l * per) * s->es, (char *)s->k + l * old, kept);
-        memcpy(v + (size_t)(l * per) * s->es, (char *)s->v + l * old, kept);
+    /* each (layer, kv head) run of len rows moves to its new start */
+    size_t old = (size_t)(s->cap * c->d_head) * s->es, now = (size_t)(cap * c->d_head) * s->es;
+    size_t kept = (size_t)(s->len * c->d_head) * s->es;
+    for (int64_t r = 0; r < c->n_layers * c->n_kv_heads && s->len > 0; r++) {
+        memcpy(k + (size_t)r * now, (char *)s->k + (size_t)r * old, kept);
+        memcpy(v + (size_t)r * now, (char *)s->v + (size_t)r * old, kept);
     }
     if (s->len > 0) memcpy(ids, s->ids, (size_t)s->len * sizeof(int32_t));
     attn_release(s->k);
@@ -121,7 +126,7 @@ typedef struct {
     float *q, *o;      /* [rows, H * D] */
     float *g, *u;      /* [rows, d_ff] */
     float *cs, *sn;    /* [rows, D / 2]: cos and sin of the chunk's angles */
-    float *kf, *vf;    /* [rows, Hkv * D]: K and V before rounding into a half cache */
+    float *kf, *vf;    /* [rows, Hkv * D]: K and V before they go into the cache */
     float *all;
 } scratch;
 
@@ -230,12 +235,40 @@ static attn_status rmsnorm(attn_ctx *ctx, const float *x, int64_t n, int64_t d, 
 }
 
 /* y [n] = x [n] rounded to bf16 or f16 (nearest, ties to even). */
-static void round_rows(const float *x, int64_t n, attn_dtype dt, uint16_t *y)
+/* The view [1, len, Hkv, D] of layer l's keys (from = s->k) or values. */
+static attn_tensor cache_view(const attn_llama_session *s, void *from, int64_t l, int64_t len)
 {
-    if (dt == ATTN_DTYPE_BF16)
-        for (int64_t i = 0; i < n; i++) y[i] = attn__f32_to_bf16(x[i]);
-    else
-        for (int64_t i = 0; i < n; i++) y[i] = attn__f32_to_f16(x[i]);
+    const attn_llama_config *c = &s->m->cfg;
+    int64_t run = s->cap * c->d_head; /* one kv head's rows */
+    attn_tensor t = attn_tensor_make((char *)from + (size_t)(l * c->n_kv_heads * run) * s->es, s->cache_dtype,
+                                     1, len, c->n_kv_heads, c->d_head);
+    t.stride[0] = c->n_kv_heads * run;
+    t.stride[1] = c->d_head;
+    t.stride[2] = run;
+    return t;
+}
+
+/* Rows x [n, Hkv, D] into layer l's cache `to` (s->k or s->v) at positions
+ * pos0 .., rounded to the cache's dtype. */
+static void store_rows(const attn_llama_session *s, void *to, int64_t l, int64_t pos0, int64_t n, const float *x)
+{
+    const attn_llama_config *c = &s->m->cfg;
+    int64_t D = c->d_head, H = c->n_kv_heads;
+    for (int64_t h = 0; h < H; h++) {
+        size_t at = (size_t)(((l * H + h) * s->cap + pos0) * D);
+        for (int64_t r = 0; r < n; r++) {
+            const float *src = x + (r * H + h) * D;
+            if (s->cache_dtype == ATTN_DTYPE_F32) {
+                memcpy((float *)to + at + (size_t)(r * D), src, (size_t)D * sizeof(float));
+            } else {
+                uint16_t *y = (uint16_t *)to + at + (size_t)(r * D);
+                if (s->cache_dtype == ATTN_DTYPE_BF16)
+                    for (int64_t i = 0; i < D; i++) y[i] = attn__f32_to_bf16(src[i]);
+                else
+                    for (int64_t i = 0; i < D; i++) y[i] = attn__f32_to_f16(src[i]);
+            }
+        }
+    }
 }
 
 static void add_into(float *x, const float *t, int64_t n)
@@ -250,13 +283,9 @@ static attn_status attend(attn_ctx *ctx, const attn_llama_session *s, int64_t l,
                           float *q, float *o)
 {
     const attn_llama_config *c = &s->m->cfg;
-    int64_t row = c->n_kv_heads * c->d_head, L = pos0 + n;
-    size_t at = (size_t)(l * s->cap * row) * s->es;
     attn_tensor tq = attn_tensor_make(q, ATTN_DTYPE_F32, 1, n, c->n_heads, c->d_head);
     attn_tensor to = attn_tensor_make(o, ATTN_DTYPE_F32, 1, n, c->n_heads, c->d_head);
-    attn_tensor tk = attn_tensor_make((char *)s->k + at, s->cache_dtype, 1, L, c->n_kv_heads, c->d_head);
-    attn_tensor tv = attn_tensor_make((char *)s->v + at, s->cache_dtype, 1, L, c->n_kv_heads, c->d_head);
-    tk.stride[0] = tv.stride[0] = s->cap * row;
+    attn_tensor tk = cache_view(s, s->k, l, pos0 + n), tv = cache_view(s, s->v, l, pos0 + n);
     attn_sdpa_params p = attn_sdpa_params_default();
     p.causal = 1;
     p.align = ATTN_ALIGN_BOTTOM_RIGHT;
@@ -272,11 +301,8 @@ static attn_status layer(attn_ctx *ctx, attn_llama_session *s, int64_t l, int64_
     const attn_llama *m = s->m;
     const attn_llama_config *c = &m->cfg;
     const llama_layer *L = &m->layers[l];
-    int64_t d = c->d_model, hd = c->n_heads * c->d_head, row = c->n_kv_heads * c->d_head;
-    size_t at = (size_t)((l * s->cap + pos0) * row) * s->es;
-    bool f32 = s->cache_dtype == ATTN_DTYPE_F32;
-    float *kc = f32 ? (float *)(void *)((char *)s->k + at) : w->kf;
-    float *vc = f32 ? (float *)(void *)((char *)s->v + at) : w->vf;
+    int64_t d = c->d_model, hd = c->n_heads * c->d_head;
+    float *kc = w->kf, *vc = w->vf;
     attn_quant_matrix qkv[3] = {L->q, L->k, L->v}, gu[2] = {L->gate, L->up};
     float *qkv_out[3] = {w->q, kc, vc}, *gu_out[2] = {w->g, w->u};
     attn_status st = rmsnorm(ctx, w->x, n, d, L->attn_norm, c->rms_eps, w->a);
@@ -284,10 +310,8 @@ static attn_status layer(attn_ctx *ctx, attn_llama_session *s, int64_t l, int64_
     if (st != ATTN_OK) return st;
     rope_pairs(w->q, n, c->n_heads, c->d_head, w->cs, w->sn);
     rope_pairs(kc, n, c->n_kv_heads, c->d_head, w->cs, w->sn);
-    if (!f32) {
-        round_rows(kc, n * row, s->cache_dtype, (uint16_t *)(void *)((char *)s->k + at));
-        round_rows(vc, n * row, s->cache_dtype, (uint16_t *)(void *)((char *)s->v + at));
-    }
+    store_rows(s, s->k, l, pos0, n, kc);
+    store_rows(s, s->v, l, pos0, n, vc);
     if (qcap != NULL) memcpy(qcap, w->q, (size_t)(n * hd) * sizeof(float));
     if ((st = attend(ctx, s, l, pos0, n, w->q, w->o)) != ATTN_OK ||
         (st = attn_quant_matmul(ctx, w->o, n, hd, &L->o, 1, &w->t)) != ATTN_OK)
@@ -420,13 +444,10 @@ attn_status attn_llama_attention(attn_ctx *ctx, const attn_llama *m, const int32
     if ((st = attn_llama_session_create(m, &sp, &s)) == ATTN_OK)
         st = attn__llama_feed(ctx, s, ids, n, layer + 1, &cap, NULL);
     if (st == ATTN_OK) {
-        int64_t row = c->n_kv_heads * c->d_head;
         attn_tensor tq = attn_tensor_make(buf, ATTN_DTYPE_F32, 1, n, c->n_heads, c->d_head);
         attn_tensor to = attn_tensor_make(buf + n * hd, ATTN_DTYPE_F32, 1, n, c->n_heads, c->d_head);
         attn_tensor tl = attn_tensor_make(buf + 2 * n * hd, ATTN_DTYPE_F32, 1, c->n_heads, n, 1);
-        float *kl = (float *)s->k + layer * s->cap * row, *vl = (float *)s->v + layer * s->cap * row;
-        attn_tensor tk = attn_tensor_make(kl, ATTN_DTYPE_F32, 1, n, c->n_kv_heads, c->d_head);
-        attn_tensor tv = attn_tensor_make(vl, ATTN_DTYPE_F32, 1, n, c->n_kv_heads, c->d_head);
+        attn_tensor tk = cache_view(s, s->k, layer, n), tv = cache_view(s, s->v, layer, n);
         attn_tensor tw = attn_tensor_make(w, ATTN_DTYPE_F32, 1, n_sel, n, n);
         attn_sdpa_params p = attn_sdpa_params_default();
         p.causal = 1;
