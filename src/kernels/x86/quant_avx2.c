@@ -14,6 +14,8 @@
  * FMA, which rounds exactly like the twin's d * q + m (d * q is exact). */
 #include "kernels/quant_kernels.h"
 
+#include "kernels/x86/avx2_inline.h"
+
 #include <immintrin.h>
 #include <math.h>
 #include <stdbool.h>
@@ -153,22 +155,30 @@ static void dequant_block(attn_quant q, const unsigned char *blk, float *out)
 }
 
 /* ws [nsub][kc][16] = columns j0 .. j0+nc-1 of W (its rows), k in
- * [k0, k0 + kc), one 16-column slice after another; columns past nc are 0. */
+ * [k0, k0 + kc), one 16-column slice after another; columns past nc are 0.
+ * Eight columns at a time: their blocks are dequantized to rows of tmp,
+ * then each 8 x 8 square is transposed in registers and stored as eight
+ * aligned half rows of the slice. */
 static void pack_panel(const attn__qmat *m, int64_t j0, int64_t nc, int64_t k0, int64_t kc, float *ws)
 {
     int64_t nsub = (nc + NR - 1) / NR;
     size_t block = m->type == ATTN_QUANT_Q4_1 ? ATTN__Q4_1_BYTES : ATTN__Q8_0_BYTES;
-    for (int64_t c = 0; c < nsub * NR; c++) {
-        float *dst = ws + (c / NR) * kc * NR + c % NR;
-        if (c >= nc) {
-            for (int64_t kk = 0; kk < kc; kk++) dst[kk * NR] = 0.0f;
-            continue;
-        }
-        const unsigned char *row = m->w + (size_t)(j0 + c) * m->row_bytes;
+    _Alignas(32) float tmp[8][32];
+    for (int64_t c0 = 0; c0 < nsub * NR; c0 += 8) {
+        float *dst = ws + (c0 / NR) * kc * NR + c0 % NR;
+        int64_t live = nc - c0 < 8 ? nc - c0 : 8;
+        for (int64_t j = live; j < 8; j++)
+            for (int t = 0; t < 4; t++) _mm256_store_ps(tmp[j] + 8 * t, _mm256_setzero_ps());
         for (int64_t kk = 0; kk < kc; kk += 32) {
-            float v[32];
-            dequant_block(m->type, row + (size_t)((k0 + kk) / 32) * block, v);
-            for (int t = 0; t < 32; t++) dst[(kk + t) * NR] = v[t];
+            for (int64_t j = 0; j < live; j++)
+                dequant_block(m->type, m->w + (size_t)(j0 + c0 + j) * m->row_bytes + (size_t)((k0 + kk) / 32) * block,
+                              tmp[j]);
+            for (int t = 0; t < 4; t++) {
+                __m256 r[8];
+                for (int j = 0; j < 8; j++) r[j] = _mm256_load_ps(tmp[j] + 8 * t);
+                attn__avx2_transpose8(r);
+                for (int i = 0; i < 8; i++) _mm256_store_ps(dst + (kk + 8 * t + i) * NR, r[i]);
+            }
         }
     }
 }

@@ -23,6 +23,8 @@
  * is not "full" (its hidden keys are set to -inf after the product). */
 #include "kernels/x86/sdpa_avx2.h"
 
+#include "kernels/x86/avx2_inline.h"
+
 #include <immintrin.h>
 #include <string.h>
 
@@ -205,22 +207,10 @@ static void pack_rows(const attn_tensor *t, int64_t b, int64_t s0, int64_t n, in
  * rows of 8 floats (row x at dst[x * width]), transposed and scaled. */
 static inline void transpose8(const attn_tensor *t, int64_t off, int64_t ld, float *dst, int64_t width, __m256 sc)
 {
-    __m256 r[8], u[8];
+    __m256 r[8];
     for (int i = 0; i < 8; i++) r[i] = _mm256_mul_ps(sc, load8(t, off + i * ld));
-    for (int i = 0; i < 8; i += 2) {
-        u[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
-        u[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
-    }
-    for (int i = 0; i < 8; i += 4) {
-        r[i] = _mm256_shuffle_ps(u[i], u[i + 2], 0x44);
-        r[i + 1] = _mm256_shuffle_ps(u[i], u[i + 2], 0xEE);
-        r[i + 2] = _mm256_shuffle_ps(u[i + 1], u[i + 3], 0x44);
-        r[i + 3] = _mm256_shuffle_ps(u[i + 1], u[i + 3], 0xEE);
-    }
-    for (int i = 0; i < 4; i++) {
-        _mm256_storeu_ps(dst + i * width, _mm256_permute2f128_ps(r[i], r[i + 4], 0x20));
-        _mm256_storeu_ps(dst + (i + 4) * width, _mm256_permute2f128_ps(r[i], r[i + 4], 0x31));
-    }
+    attn__avx2_transpose8(r);
+    for (int i = 0; i < 8; i++) _mm256_storeu_ps(dst + i * width, r[i]);
 }
 
 /* dst[x][c] = scale * t[b, j0 + c, h, x] for c < n (transposed, rows of
