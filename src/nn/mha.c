@@ -195,12 +195,14 @@ static attn_status alloc_saved(attn_nn_mha_saved *s, const attn_nn_mha *m, int64
     s->B = B;
     s->Sq = Sq;
     s->Sk = Sk;
-    s->q = attn_alloc((size_t)nq * sizeof(float));
-    s->k = attn_alloc((size_t)nk * sizeof(float));
-    s->v = attn_alloc((size_t)nk * sizeof(float));
-    s->o = attn_alloc((size_t)nq * sizeof(float));
-    s->lse = attn_alloc((size_t)nl * sizeof(float));
-    if ((nq && (!s->q || !s->o)) || (nk && (!s->k || !s->v)) || (nl && !s->lse)) {
+    /* at least one float each: a call without queries or keys (an empty
+     * sequence, a packed batch of them) still hands valid pointers on */
+    s->q = attn_alloc((size_t)(nq ? nq : 1) * sizeof(float));
+    s->k = attn_alloc((size_t)(nk ? nk : 1) * sizeof(float));
+    s->v = attn_alloc((size_t)(nk ? nk : 1) * sizeof(float));
+    s->o = attn_alloc((size_t)(nq ? nq : 1) * sizeof(float));
+    s->lse = attn_alloc((size_t)(nl ? nl : 1) * sizeof(float));
+    if (!s->q || !s->o || !s->k || !s->v || !s->lse) {
         attn_nn_mha_saved_free(s);
         return attn_fail(ATTN_NO_MEMORY, "attn_nn_mha_forward: out of memory");
     }

@@ -161,6 +161,9 @@
     X(grid_nn_clip) \
     X(grid_nn_lr) \
     X(grid_nn_mha) \
+    X(mha_packed_equals_each_alone) \
+    X(mha_packed_dropout_equals_padded) \
+    X(mha_packed_bad_offsets) \
     X(grid_nn_gru_layer) \
     X(grid_nn_gru_cell) \
     X(gru_args) \
@@ -241,6 +244,9 @@
     X(seq2seq_out_of_memory) \
     X(seq2seq_padding_invariance) \
     X(seq2seq_probe_grads_fd) \
+    X(transformer_packed_equals_padded) \
+    X(transformer_packed_dropout_checkpointing) \
+    X(transformer_packed_bad_offsets) \
     X(transformer_probe_errors) \
     X(transformer_probe_grads_fd) \
     X(transformer_probe_sites_and_shapes)
