@@ -61,6 +61,7 @@
     X(varlen_vs_padded) \
     X(varlen_weights) \
     X(varlen_bad_offsets) \
+    X(varlen_one_run_equals_per_sequence_calls) \
     X(score_hand_computed) \
     X(score_ref_finite_difference) \
     X(score_contract_masked_rows) \
