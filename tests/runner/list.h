@@ -281,6 +281,7 @@
     X(charvocab_round_trips) \
     X(checkpoint_resume_bit_exact) \
     X(dates_calendar_args) \
+    X(dates_packed_batches_equal_padded) \
     X(dates_calendar_facts) \
     X(dates_every_pair) \
     X(dates_examples_100k) \
