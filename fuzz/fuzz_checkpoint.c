@@ -30,7 +30,7 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
     const attn_transformer_config *c = attn_transformer_get_config(m);
     int32_t tok = 0, lab = 0;
     int64_t len = 1;
-    attn_nn_batch b = {1, c->arch == ATTN_TRANSFORMER_ARCH_ENCDEC ? 1 : 0, 1, &tok, &tok, &lab, &len, NULL, -1};
+    attn_nn_batch b = {1, c->arch == ATTN_TRANSFORMER_ARCH_ENCDEC ? 1 : 0, 1, &tok, &tok, &lab, &len, NULL, -1, NULL, NULL};
     if (c->arch != ATTN_TRANSFORMER_ARCH_ENCDEC) b.src = NULL;
     attn_nn_train_opts o = {0, 0, 0, 0};
     double loss;

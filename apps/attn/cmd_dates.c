@@ -67,7 +67,7 @@ typedef struct {
     int64_t d_model, heads, kv_heads, ff, layers, enc_layers, dec_layers, threads;
     int64_t steps, batch, warmup, seed, data_seed, eval_every, eval_n;
     double lr, min_lr, clip, ls, wd, dropout, attn_dropout, target;
-    int post_norm, checkpointing, quiet;
+    int post_norm, checkpointing, padded, quiet;
 } train_args;
 
 static int train_config(const train_args *a, attn_transformer_config *c, task_train_cfg *t)
@@ -108,6 +108,7 @@ static int train_config(const train_args *a, attn_transformer_config *c, task_tr
     t->seed = (uint64_t)a->seed;
     t->data_seed = (uint64_t)a->data_seed;
     t->checkpointing = a->checkpointing;
+    t->padded = a->padded;
     t->eval_every = a->eval_every;
     t->eval_n = a->eval_n;
     t->target = a->target;
@@ -154,7 +155,7 @@ int cmd_train(int argc, char **argv)
                     128, 4, 0, 512, 2, 0, 0, 0,
                     d.steps, d.batch, d.warmup, (int64_t)d.seed, (int64_t)d.data_seed, d.eval_every, d.eval_n,
                     d.lr, d.min_lr, d.clip, d.label_smoothing, d.weight_decay, 0.0, 0.0, 0.99,
-                    0, 0, 0};
+                    0, 0, 0, 0};
     const opt opts[] = {
         {"--out", OPT_STR, &a.out, 0, 0, "checkpoint to write (default run/dates.safetensors)"},
         {"--resume", OPT_STR, &a.resume, 0, 0, "continue a checkpoint bit-exactly (its config and schedule)"},
@@ -182,6 +183,7 @@ int cmd_train(int argc, char **argv)
         {"--pos", OPT_STR, &a.pos, 0, 0, "sinusoidal | learned | rope (default sinusoidal)"},
         {"--act", OPT_STR, &a.act, 0, 0, "gelu | relu (default gelu)"},
         {"--checkpointing", OPT_FLAG, &a.checkpointing, 0, 0, "recompute each block in backward (less memory)"},
+        {"--padded", OPT_FLAG, &a.padded, 0, 0, "padded batches (default: packed, no padding rows; the GRU is always padded)"},
         {"--seed", OPT_INT, &a.seed, 0, 4e9, "initialisation and dropout seed (default 2)"},
         {"--data-seed", OPT_INT, &a.data_seed, 0, 4e9, "training example stream (default 1)"},
         {"--eval-every", OPT_INT, &a.eval_every, 0, 1e7, "held-out check interval, 0 = only at the end (default 250)"},
@@ -218,6 +220,7 @@ int cmd_train(int argc, char **argv)
         for (int i = 0; i < argc; i++)
             if (strcmp(argv[i], "--steps") == 0) t.steps = steps; /* a longer run may be asked */
         t.save_path = a.out;
+        t.padded = a.padded; /* the layout is not in the checkpoint: resume with the same */
         t.eval_every = a.eval_every;
         t.eval_n = a.eval_n;
         t.target = a.target;
@@ -236,11 +239,12 @@ int cmd_train(int argc, char **argv)
     const attn_transformer_config *mc = attn_transformer_get_config(m);
     if (!a.quiet)
         fprintf(stderr, "attn train: %s, %lld parameters (d_model %lld, %lld+%lld layers, %lld heads), "
-                        "%lld steps of %lld examples, %d threads\n",
+                        "%lld steps of %lld examples (%s batches), %d threads\n",
                 mc->arch == ATTN_TRANSFORMER_ARCH_ENCDEC ? "encoder-decoder" : "decoder-only",
                 (long long)attn_transformer_param_count(m), (long long)mc->d_model,
                 (long long)mc->n_enc_layers, (long long)mc->n_dec_layers, (long long)mc->n_heads,
-                (long long)t.steps, (long long)t.batch, attn_ctx_threads(ctx));
+                (long long)t.steps, (long long)t.batch, t.padded ? "padded" : "packed",
+                attn_ctx_threads(ctx));
     int tty = isatty(2);
     task_train_report rep;
     st = task_train_dates(ctx, m, &t, a.quiet ? NULL : progress, &tty, &rep);

@@ -91,7 +91,7 @@ static attn_status per_output_make(const int32_t *src, int64_t s, const int32_t 
         tout[b * t + b] = b < t - 1 || !eos ? out[b] : TASK_CHAR_EOS;
         p->lens[b] = s;
     }
-    p->b = (attn_nn_batch){t, s, t, bsrc, tin, tout, p->lens, NULL, TASK_CHAR_PAD};
+    p->b = (attn_nn_batch){t, s, t, bsrc, tin, tout, p->lens, NULL, TASK_CHAR_PAD, NULL, NULL};
     return ATTN_OK;
 }
 

@@ -189,6 +189,24 @@ typedef struct attn_nn_mha_opts {
     const int32_t *rope_pos;  /* [B*Sq] / [B*Sk] positions if RoPE, or NULL */
     const int32_t *rope_kpos;
     double rope_theta;
+    /* A packed variable-length batch (attn.h's params.cu_seqlens_q/k), or
+     * n_seqs 0 and both NULL: the call takes B = 1, and query [Sq, E] and
+     * kv [Sk, kdim] hold n_seqs >= 1 sequences back to back; sequence s is
+     * the query rows cu_seqlens_q[s] .. cu_seqlens_q[s+1]-1 and the key
+     * rows cu_seqlens_k[s] .. cu_seqlens_k[s+1]-1 (cu_seqlens_k NULL: the
+     * query offsets, for self-attention; then Sk must equal Sq). Each
+     * sequence attends to its own keys only: causal is top-left within it
+     * (for self-attention, where Lq = Lk, both alignments agree), dropout
+     * draws as in the padded batch of n_seqs rows with k_lens, and the
+     * projections run on real rows only; the attention work is
+     * sum Lq_s * Lk_s. rope_pos / rope_kpos give each packed row its
+     * position within its sequence. The offsets (n_seqs + 1 each) must
+     * start at 0, never decrease and end at Sq (Sk), else ATTN_BAD_PARAM
+     * naming the entry; so are B != 1 and k_lens beside them; key_keep is
+     * ATTN_UNSUPPORTED with them. weights, if asked, are [1, Sq, Sk]
+     * (average) or [1, H, Sq, Sk], 0 outside each row's sequence. */
+    int64_t n_seqs;
+    const int64_t *cu_seqlens_q, *cu_seqlens_k;
 } attn_nn_mha_opts;
 
 /* Saved activations of one forward call, for backward (owned by the caller;
@@ -257,7 +275,8 @@ typedef attn_status (*attn_nn_attn_hook)(attn_ctx *ctx, const attn_nn_attn_probe
  * respect to them, dP = dO V^T per head (query head h reads value head
  * h / (Hq / Hkv)); both 0 for padding rows and keys (the masks' q_lens,
  * k_lens), whose V is never read. Either output may be NULL. The masks'
- * dropout_p must be 0 (ATTN_UNSUPPORTED). */
+ * dropout_p must be 0 and they must not be packed (cu_seqlens_q):
+ * ATTN_UNSUPPORTED otherwise. */
 ATTN_API attn_status attn_nn_attn_probe_weights(attn_ctx *ctx, const attn_nn_attn_probe *p,
                                                 float *w, float *dw);
 
@@ -281,16 +300,32 @@ typedef struct attn_nn_param {
     int decay; /* AdamW weight decay applies (matrices and embeddings) */
 } attn_nn_param;
 
-/* A batch. Token ids are int32 in [0, vocab). ENCDEC: src [B, S_src] with
- * src_lens, tgt_in [B, S_tgt] (decoder input, starting with BOS) and tgt_out
- * [B, S_tgt] (labels; pad_id is ignored by the loss). DECODER: tgt_in and
- * tgt_out only (src NULL). Rows are padded to the longest; positions
- * beyond a length are never attended. */
+/* A batch of B sequences. Token ids are int32 in [0, vocab).
+ *
+ * Padded (cu_seqlens_src and cu_seqlens_tgt NULL): ENCDEC: src [B, S_src]
+ * with src_lens, tgt_in [B, S_tgt] (decoder input, starting with BOS) and
+ * tgt_out [B, S_tgt] (labels; pad_id is ignored by the loss). DECODER:
+ * tgt_in and tgt_out only (src NULL). Rows are padded to the longest;
+ * positions beyond a length are never attended.
+ *
+ * Packed (attn_transformer_step only; the other models refuse it): the
+ * sequences lie back to back with no padding. src [S_src] holds S_src
+ * source tokens in all, sequence b at cu_seqlens_src[b] ..
+ * cu_seqlens_src[b+1]-1; tgt_in and tgt_out [S_tgt] hold the targets at
+ * cu_seqlens_tgt[b] .. cu_seqlens_tgt[b+1]-1 (source b's target in the
+ * encoder-decoder). Each array has B + 1 entries, starts at 0, rises by
+ * 1 to max_len per sequence and ends at S_src (S_tgt): else
+ * ATTN_BAD_PARAM naming the entry (two arrays of different lengths show
+ * as one that does not end at its total). src_lens and tgt_lens must be
+ * NULL (the offsets give the lengths); DECODER takes cu_seqlens_tgt only.
+ * Positions restart at 0 in each sequence; pad_id in tgt_out is still
+ * ignored by the loss. */
 typedef struct attn_nn_batch {
     int64_t B, S_src, S_tgt;
     const int32_t *src, *tgt_in, *tgt_out;
     const int64_t *src_lens, *tgt_lens;
     int32_t pad_id;
+    const int64_t *cu_seqlens_src, *cu_seqlens_tgt;
 } attn_nn_batch;
 
 typedef struct attn_nn_train_opts {

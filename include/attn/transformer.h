@@ -57,8 +57,19 @@ ATTN_API attn_status attn_transformer_tensor(const attn_transformer *m, int64_t 
 
 /* Forward + loss (+ backward into the gradients if grads != 0; gradients are
  * accumulated, zero them with attn_transformer_zero_grad). logits, if not NULL,
- * receives [B, S_tgt, vocab]. *activation_bytes, if not NULL, receives the
- * peak bytes of saved activations (to show what checkpointing saves). */
+ * receives [B, S_tgt, vocab] ([S_tgt, vocab] for a packed batch).
+ * *activation_bytes, if not NULL, receives the peak bytes of saved
+ * activations (to show what checkpointing saves).
+ *
+ * The batch may be padded or packed (attn/nn.h, attn_nn_batch). A packed
+ * batch gives the loss and gradients of the same sequences padded (up to
+ * float32 rounding: sums run over other rows) while every layer works on
+ * real tokens only and attention costs sum L_b^2 (sum Lt_b Ls_b across).
+ * Dropout: the attention weights' masks are those of the padded batch
+ * (drawn per sequence, as the core's packed calls do); the residual and
+ * feed-forward masks are drawn over the rows as stored, so they differ
+ * from the padded layout's (equally distributed, and still a pure
+ * function of (seed, layout), which checkpointing recomputes exactly). */
 ATTN_API attn_status attn_transformer_step(attn_ctx *ctx, attn_transformer *m,
                                         const attn_nn_batch *batch,
                                         const attn_nn_train_opts *opts, int grads,
@@ -72,7 +83,8 @@ ATTN_API void attn_transformer_zero_grad(attn_transformer *m);
  * decoder blocks first, each block's calls last to first. With
  * attn_nn_attn_probe_weights the hook reads each layer's probabilities and
  * the gradient of the loss with respect to them: what `attn explain` needs.
- * ATTN_UNSUPPORTED with opts->training on a model with attention dropout. */
+ * ATTN_UNSUPPORTED with opts->training on a model with attention dropout,
+ * and for a packed batch. */
 ATTN_API attn_status attn_transformer_step_probe(attn_ctx *ctx, attn_transformer *m,
                                                  const attn_nn_batch *batch,
                                                  const attn_nn_train_opts *opts,

@@ -70,6 +70,36 @@ class CModel:
                                       logits.ctypes.data_as(C.POINTER(C.c_float)), None))
         return loss.value, logits
 
+    def step_packed(self, batch, ls, tgt_lens):
+        """The step on the batch's sequences packed (attn_nn_batch.cu_seqlens_*):
+        source b's first src_lens[b] tokens and target b's first tgt_lens[b],
+        back to back. Returns the loss and the logits of the packed rows."""
+        i32, i64 = C.POINTER(C.c_int32), C.POINTER(C.c_int64)
+        B = batch["tgt_in"].shape[0]
+        cut = lambda x, lens: np.ascontiguousarray(np.concatenate([x[i, :lens[i]] for i in range(B)]))
+        offsets = lambda lens: np.concatenate([[0], np.cumsum(lens)]).astype(np.int64)
+        tl = np.asarray(tgt_lens, np.int64)
+        arrs = {"tgt_in": cut(batch["tgt_in"], tl), "tgt_out": cut(batch["tgt_out"], tl),
+                "cu_tgt": offsets(tl)}
+        b = Batch()
+        b.B, b.S_tgt, b.pad_id = B, int(tl.sum()), 0
+        b.tgt_in = arrs["tgt_in"].ctypes.data_as(i32)
+        b.tgt_out = arrs["tgt_out"].ctypes.data_as(i32)
+        b.cu_seqlens_tgt = arrs["cu_tgt"].ctypes.data_as(i64)
+        if "src" in batch:
+            sl = batch["src_lens"]
+            arrs["src"], arrs["cu_src"] = cut(batch["src"], sl), offsets(sl)
+            b.S_src = int(sl.sum())
+            b.src = arrs["src"].ctypes.data_as(i32)
+            b.cu_seqlens_src = arrs["cu_src"].ctypes.data_as(i64)
+        o = TrainOpts(0, 0, ls, 0)
+        logits = np.zeros((b.S_tgt, self.cfg.vocab), np.float32)
+        loss = C.c_double()
+        L.attn_transformer_zero_grad(self.m)
+        check(L.attn_transformer_step(self.ctx, self.m, C.byref(b), C.byref(o), 1, C.byref(loss),
+                                      logits.ctypes.data_as(C.POINTER(C.c_float)), None))
+        return loss.value, logits
+
     def update(self, lr, clip, wd):
         opt = AdamW(lr, 0.9, 0.999, 1e-8, wd)
         norm = C.c_double()
@@ -307,6 +337,40 @@ def test_logits_loss_gradients(case):
             worst = max(worst, rel)
             assert rel <= 1e-4, f"{name}: relative gradient error {rel:.2e}"
         print(f"{case}: {len(params)} gradients, worst relative error {worst:.2e}")
+    finally:
+        cm.close()
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_packed_batch(case):
+    """The C step on a packed batch (no padding rows: each target cut at its
+    last counted label, sources at their lengths, positions restarting per
+    sequence) against the torch model on the padded batch."""
+    c = config(**CASES[case])
+    cm = CModel(c)
+    try:
+        b = make_batch(c, np.random.default_rng(4))
+        B, T = b["tgt_in"].shape
+        tgt_lens = [T, T - 2, 1]  # make_batch pads row 1's last two labels; row 2 keeps one token
+        b["tgt_out"][2, 1:] = 0
+        ls = 0.1
+        loss, logits = cm.step_packed(b, ls, tgt_lens)
+        params = cm.params()
+        tm = torch_model(c)
+        tm.load(params)
+        tl = tm(b)
+        tloss = F.cross_entropy(tl.reshape(-1, c.vocab), torch.from_numpy(b["tgt_out"]).long().reshape(-1),
+                                ignore_index=0, label_smoothing=ls)
+        tloss.backward()
+        rows = np.concatenate([tl.detach().numpy()[i, :tgt_lens[i]] for i in range(B)])
+        e_logits = np.abs(logits - rows).max()
+        print(f"\n{case} packed: max|logits| diff {e_logits:.2e}, loss {loss:.7f} vs {tloss.item():.7f}")
+        assert e_logits <= 1e-4
+        assert abs(loss - tloss.item()) <= 1e-5
+        for name, (_, grad, _) in params.items():
+            tg = torch_param(tm, name).grad.numpy()
+            rel = np.abs(grad - tg).max() / max(np.abs(tg).max(), 1e-6)
+            assert rel <= 1e-4, f"{name}: relative gradient error {rel:.2e}"
     finally:
         cm.close()
 

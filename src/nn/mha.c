@@ -5,6 +5,9 @@
  *
  * Buffers (N = B*Sq rows of queries, M = B*Sk rows of keys):
  *   q [N, H*hd]   k, v [M, Hkv*hd]   o [N, H*hd]   lse [B, H, Sq]
+ * A packed batch (opts->cu_seqlens_q) is B = 1 with Sq, Sk the total rows:
+ * the projections, rotations and output projection are row-wise, so only
+ * the attention call needs the offsets, which it hands to the core.
  */
 #include "nn/nn_private.h"
 
@@ -89,6 +92,64 @@ static attn_status check_module(const attn_nn_mha *m)
     return ATTN_OK;
 }
 
+attn_status attn__nn_check_offsets(const char *fn, const char *name, const int64_t *cu, int64_t n,
+                                   int64_t total, const char *total_name, int64_t min_len,
+                                   int64_t max_len)
+{
+    if (cu == NULL) return attn_fail(ATTN_BAD_PARAM, "%s: '%s' is NULL", fn, name);
+    if (cu[0] != 0)
+        return attn_fail(ATTN_BAD_PARAM, "%s: '%s[0]' is %lld; the offsets must start at 0", fn, name,
+                         (long long)cu[0]);
+    for (int64_t s = 0; s < n; s++) {
+        if (cu[s + 1] < cu[s])
+            return attn_fail(ATTN_BAD_PARAM, "%s: '%s[%lld]' is %lld, below '%s[%lld]' = %lld; the "
+                             "offsets must never decrease", fn, name, (long long)(s + 1),
+                             (long long)cu[s + 1], name, (long long)s, (long long)cu[s]);
+        /* cu[s] >= 0 here, so the difference does not overflow */
+        if (cu[s + 1] - cu[s] < min_len || cu[s + 1] - cu[s] > max_len)
+            return attn_fail(ATTN_BAD_PARAM, "%s: sequence %lld of '%s' (entries %lld .. %lld) has "
+                             "%lld tokens; it must have %lld to %lld", fn, (long long)s, name,
+                             (long long)s, (long long)(s + 1), (long long)(cu[s + 1] - cu[s]),
+                             (long long)min_len, (long long)max_len);
+    }
+    if (cu[n] != total)
+        return attn_fail(ATTN_BAD_PARAM, "%s: '%s[%lld]' is %lld; the offsets must end at %s = %lld "
+                         "(an array of another number of sequences ends elsewhere)", fn, name,
+                         (long long)n, (long long)cu[n], total_name, (long long)total);
+    return ATTN_OK;
+}
+
+/* The packed-batch fields of o: none, or a valid packed call (B = 1). */
+static attn_status check_packed(const char *fn, const attn_nn_mha_opts *o, int64_t B, int64_t Sq,
+                                int64_t Sk)
+{
+    if (o == NULL || (o->n_seqs == 0 && o->cu_seqlens_q == NULL && o->cu_seqlens_k == NULL))
+        return ATTN_OK;
+    if (o->n_seqs < 1 || o->cu_seqlens_q == NULL)
+        return attn_fail(ATTN_BAD_PARAM, "%s: 'opts->n_seqs' is %lld with 'opts->cu_seqlens_q' %s; a "
+                         "packed batch has n_seqs >= 1 and its query offsets", fn,
+                         (long long)o->n_seqs, o->cu_seqlens_q ? "set" : "NULL");
+    if (B != 1)
+        return attn_fail(ATTN_BAD_PARAM, "%s: 'B' is %lld; a packed batch ('opts->cu_seqlens_q') is one "
+                         "row of sequences, so B must be 1", fn, (long long)B);
+    if (o->k_lens != NULL)
+        return attn_fail(ATTN_BAD_PARAM, "%s: 'opts->k_lens' is set beside 'opts->cu_seqlens_q'; the "
+                         "offsets give the lengths", fn);
+    if (o->key_keep != NULL)
+        return attn_fail(ATTN_UNSUPPORTED, "%s: 'opts->key_keep' is set beside 'opts->cu_seqlens_q'; "
+                         "packed batches hold no padding to mask", fn);
+    if (o->cu_seqlens_k == NULL && Sk != Sq)
+        return attn_fail(ATTN_BAD_PARAM, "%s: 'opts->cu_seqlens_k' is NULL (the query offsets, "
+                         "self-attention) but 'Sk' = %lld differs from 'Sq' = %lld", fn,
+                         (long long)Sk, (long long)Sq);
+    attn_status st = attn__nn_check_offsets(fn, "opts->cu_seqlens_q", o->cu_seqlens_q, o->n_seqs, Sq,
+                                            "'Sq'", 0, INT64_MAX);
+    if (st == ATTN_OK && o->cu_seqlens_k)
+        st = attn__nn_check_offsets(fn, "opts->cu_seqlens_k", o->cu_seqlens_k, o->n_seqs, Sk, "'Sk'",
+                                    0, INT64_MAX);
+    return st;
+}
+
 attn_sdpa_params attn__nn_mha_sdpa_params(const attn_nn_mha_opts *o, attn_tensor *mask, int64_t B,
                                           int64_t Sk)
 {
@@ -99,6 +160,9 @@ attn_sdpa_params attn__nn_mha_sdpa_params(const attn_nn_mha_opts *o, attn_tensor
     p.dropout_p = o->dropout_p;
     p.seed = o->seed;
     p.offset = o->offset;
+    p.n_seqs = o->n_seqs;
+    p.cu_seqlens_q = o->cu_seqlens_q;
+    p.cu_seqlens_k = o->cu_seqlens_k;
     if (o->key_keep) {
         /* [B, 1, 1, Sk] broadcast over heads and queries */
         *mask = attn_tensor_make((void *)o->key_keep, ATTN_DTYPE_BOOL, B, 1, 1, Sk);
@@ -131,12 +195,14 @@ static attn_status alloc_saved(attn_nn_mha_saved *s, const attn_nn_mha *m, int64
     s->B = B;
     s->Sq = Sq;
     s->Sk = Sk;
-    s->q = attn_alloc((size_t)nq * sizeof(float));
-    s->k = attn_alloc((size_t)nk * sizeof(float));
-    s->v = attn_alloc((size_t)nk * sizeof(float));
-    s->o = attn_alloc((size_t)nq * sizeof(float));
-    s->lse = attn_alloc((size_t)nl * sizeof(float));
-    if ((nq && (!s->q || !s->o)) || (nk && (!s->k || !s->v)) || (nl && !s->lse)) {
+    /* at least one float each: a call without queries or keys (an empty
+     * sequence, a packed batch of them) still hands valid pointers on */
+    s->q = attn_alloc((size_t)(nq ? nq : 1) * sizeof(float));
+    s->k = attn_alloc((size_t)(nk ? nk : 1) * sizeof(float));
+    s->v = attn_alloc((size_t)(nk ? nk : 1) * sizeof(float));
+    s->o = attn_alloc((size_t)(nq ? nq : 1) * sizeof(float));
+    s->lse = attn_alloc((size_t)(nl ? nl : 1) * sizeof(float));
+    if (!s->q || !s->o || !s->k || !s->v || !s->lse) {
         attn_nn_mha_saved_free(s);
         return attn_fail(ATTN_NO_MEMORY, "attn_nn_mha_forward: out of memory");
     }
@@ -185,6 +251,7 @@ attn_status attn_nn_mha_forward(attn_ctx *ctx, const attn_nn_mha *m, const float
                                         "must not be NULL");
     if (B < 0 || Sq < 0 || Sk < 0)
         return attn_fail(ATTN_BAD_DIM, "attn_nn_mha_forward: 'B', 'Sq', 'Sk' must be >= 0");
+    if ((st = check_packed("attn_nn_mha_forward", opts, B, Sq, Sk)) != ATTN_OK) return st;
     attn_nn_mha_saved local;
     attn_nn_mha_saved *s = saved ? saved : &local;
     if ((st = alloc_saved(s, m, B, Sq, Sk)) != ATTN_OK) return st;
@@ -232,6 +299,7 @@ attn_status attn_nn_mha_backward(attn_ctx *ctx, const attn_nn_mha *m, const floa
                                         "and 'd_out' must not be NULL");
     int64_t B = s->B, Sq = s->Sq, Sk = s->Sk, H = m->n_heads, Hk = m->n_kv_heads;
     int64_t hd = m->head_dim, nq = B * Sq * H * hd, nk = B * Sk * Hk * hd;
+    if ((st = check_packed("attn_nn_mha_backward", opts, B, Sq, Sk)) != ATTN_OK) return st;
     proj p = projections(m);
     /* d_o [N, H*hd], dq [N, H*hd], dk, dv, dk0 [M, Hkv*hd]; dk0 is dk before the
      * rotation; d_o, done with after the core's backward, holds dq before it. */

@@ -12,11 +12,20 @@
 void attn__nn_mha_proj(const attn_nn_mha *a, int i, const float **w, const float **b,
                        int64_t *rows, int64_t *cols);
 
-/* The attention options of a module call: causal, key lengths, dropout and
- * the key_keep mask, as a [B, 1, 1, Sk] view written to *mask (which must
- * outlive the returned params). */
+/* The attention options of a module call: causal, key lengths, dropout,
+ * the packed offsets and the key_keep mask, as a [B, 1, 1, Sk] view written
+ * to *mask (which must outlive the returned params). */
 attn_sdpa_params attn__nn_mha_sdpa_params(const attn_nn_mha_opts *o, attn_tensor *mask, int64_t B,
                                           int64_t Sk);
+
+/* The offsets cu [n + 1] of a packed batch: cu[0] = 0, each sequence
+ * cu[s+1] - cu[s] in [min_len, max_len] (so never decreasing when
+ * min_len >= 0), cu[n] = total. ATTN_BAD_PARAM naming the entry (name is
+ * the argument's name, total_name the total's) otherwise. Messages start
+ * with fn. */
+attn_status attn__nn_check_offsets(const char *fn, const char *name, const int64_t *cu, int64_t n,
+                                   int64_t total, const char *total_name, int64_t min_len,
+                                   int64_t max_len);
 
 /* A model's parameters as one block: tensors[t].value and .grad lie at the
  * same offset e in params [n_params] and grads [n_params], and the AdamW

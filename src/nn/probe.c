@@ -39,6 +39,9 @@ static attn_status check_probe(const char *fn, const attn_nn_attn_probe *p)
         return attn_fail(ATTN_BAD_HEADS, "%s: Hq = %lld is not a multiple of Hkv = %lld", fn,
                          (long long)Hq, (long long)v->dim[2]);
     const attn_sdpa_params *m = masks(p);
+    if (m != NULL && (m->n_seqs != 0 || m->cu_seqlens_q != NULL))
+        return attn_fail(ATTN_UNSUPPORTED, "%s: the masks' cu_seqlens_q is set; explanations take "
+                         "padded batches (B sequences of q_lens, k_lens)", fn);
     if (m != NULL && m->dropout_p != 0)
         return attn_fail(ATTN_UNSUPPORTED, "%s: the masks' dropout_p is %g; explanations need the "
                          "attention without dropout", fn, m->dropout_p);

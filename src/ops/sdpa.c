@@ -5,8 +5,11 @@
  * (src/kernels/table.h), those of the call's dtype combination (F32, BF16,
  * F16, or a half K/V under F32 Q). F64 tensors, or a context forced to
  * ATTN_KERNEL_REF, run the double-precision reference instead. A packed
- * variable-length batch runs its sequences one after another, each as a
- * problem of its own (attn__sdpa_seq), so its work is sum Lq_s * Lk_s. */
+ * variable-length batch treats each sequence as a problem of its own
+ * (attn__sdpa_seq), so its work is sum Lq_s * Lk_s; on the table's kernels
+ * the tasks of all its sequences go to the pool together, one run per
+ * pass (packed_run below), since a batch of many short sequences would
+ * otherwise pay a run's start and end once per sequence and pass. */
 #include "ops/sdpa_validate.h"
 
 #include <string.h>
@@ -143,6 +146,9 @@ static attn_status run_forward(attn_ctx *ctx, const attn__sdpa_call *c, const at
     return ATTN_OK;
 }
 
+/* A packed batch's forward on the table's kernels (below, with the backward's passes). */
+static attn_status packed_forward(attn_ctx *ctx, const attn__sdpa_call *c, bool *done);
+
 attn_status attn_sdpa_forward(attn_ctx *ctx, const attn_tensor *q, const attn_tensor *k,
                               const attn_tensor *v, const attn_sdpa_params *params,
                               attn_tensor *o, attn_tensor *lse)
@@ -152,6 +158,10 @@ attn_status attn_sdpa_forward(attn_ctx *ctx, const attn_tensor *q, const attn_te
     attn_status st = attn__sdpa_validate_forward(ctx, q, k, v, params, o, lse, &c);
     if (st != ATTN_OK || c.empty) return st;
     if (c.n_seqs == 0) return run_forward(ctx, &c, &c.p);
+    if (c.k != NULL) {
+        bool done;
+        if ((st = packed_forward(ctx, &c, &done)) != ATTN_OK || done) return st;
+    }
     for (int64_t s = 0; s < c.n_seqs && st == ATTN_OK; s++) {
         attn__sdpa ps = attn__sdpa_seq(&c, s);
         if (ps.Sq > 0) st = run_forward(ctx, &c, &ps);
@@ -285,6 +295,167 @@ static attn_status run_table_backward(attn_ctx *ctx, run_state *rs)
     return ATTN_OK;
 }
 
+/* ---- packed batches: one pool run per pass over every sequence --------------- */
+
+/* The passes of the table's kernels, each a per-sequence task of this file. */
+typedef enum { PASS_FORWARD, PASS_DELTA, PASS_FUSED, PASS_DKDV, PASS_DQ } pass_kind;
+
+typedef struct {
+    const attn__sdpa_call *c;
+    char *ws;
+    size_t ws_bytes;
+    float *delta;   /* [Hq, Tq]: sequence s's rows from Hq * cu_q[s] */
+    int64_t *start; /* [n_seqs + 1]: the first task of each sequence in the pass */
+    pass_kind pass;
+} packed_state;
+
+/* Sequence s's run_state for the pass: its problem (in *ps), the shared
+ * workspace, its delta rows and block counts. */
+static run_state seq_state(const packed_state *st, int64_t s, attn__sdpa *ps)
+{
+    const attn__sdpa_call *c = st->c;
+    const attn__sdpa_kernels *k = c->k;
+    *ps = attn__sdpa_seq(c, s);
+    run_state rs = {.c = c, .p = ps, .k = k, .ws = st->ws, .ws_bytes = st->ws_bytes};
+    rs.delta = st->delta ? st->delta + ps->Hq * c->cu_q[s] : NULL;
+    int64_t tile_q = st->pass == PASS_FORWARD ? k->forward.tile_q
+                     : st->pass == PASS_DELTA ? k->delta.tile_q : k->dq.tile_q;
+    rs.nqb = blocks(ps->Sq, tile_q);
+    rs.nkb = blocks(ps->Sk, k->dkdv.tile_k);
+    return rs;
+}
+
+/* The tasks of sequence s in the pass: those its own run would have. */
+static int64_t seq_tasks(const packed_state *st, int64_t s)
+{
+    attn__sdpa ps;
+    run_state rs = seq_state(st, s, &ps);
+    switch (st->pass) {
+    case PASS_FORWARD: return ps.Sq > 0 ? ps.Hq * rs.nqb : 0;
+    case PASS_DELTA:
+    case PASS_DQ: return ps.Hq * rs.nqb;
+    case PASS_FUSED: return ps.Hkv;
+    default: return ps.Hkv * rs.nkb;
+    }
+}
+
+static void packed_task(void *arg, int64_t t, int tid)
+{
+    const packed_state *st = arg;
+    int64_t lo = 0, hi = st->c->n_seqs - 1; /* the last s with start[s] <= t */
+    while (lo < hi) {
+        int64_t mid = lo + (hi - lo + 1) / 2;
+        if (st->start[mid] <= t)
+            lo = mid;
+        else
+            hi = mid - 1;
+    }
+    attn__sdpa ps;
+    run_state rs = seq_state(st, lo, &ps);
+    static const attn__task_fn fns[] = {forward_task, delta_task, fused_task, dkdv_task, dq_task};
+    fns[st->pass](&rs, t - st->start[lo], tid);
+}
+
+/* One pool run of pass over every sequence. */
+static void packed_pass(attn_ctx *ctx, packed_state *st, pass_kind pass)
+{
+    st->pass = pass;
+    st->start[0] = 0;
+    for (int64_t s = 0; s < st->c->n_seqs; s++) st->start[s + 1] = st->start[s] + seq_tasks(st, s);
+    attn__pool_run(ctx->pool, st->start[st->c->n_seqs], packed_task, st);
+}
+
+/* The largest per-worker workspace (floats) any sequence needs in the
+ * given passes, and whether any sequence would take the decode path (its
+ * split of the keys is not a pass here: the caller then runs the
+ * sequences one by one). */
+static int64_t packed_ws(const attn__sdpa_call *c, bool backward, bool fused, bool *decode)
+{
+    const attn__sdpa_kernels *k = c->k;
+    int64_t per = 1;
+    *decode = false;
+    for (int64_t s = 0; s < c->n_seqs; s++) {
+        attn__sdpa ps = attn__sdpa_seq(c, s);
+        if (!backward) {
+            *decode |= ps.Sq > 0 && use_decode(k, &ps);
+            per = max64(per, k->forward.ws(&ps));
+        } else {
+            per = max64(per, fused ? k->fused.ws(&ps) : max64(k->dkdv.ws(&ps), k->dq.ws(&ps)));
+        }
+    }
+    return per;
+}
+
+static attn_status packed_begin(attn_ctx *ctx, const attn__sdpa_call *c, int64_t per, packed_state *st)
+{
+    memset(st, 0, sizeof *st);
+    st->c = c;
+    run_state rs = {.c = c};
+    attn_status err = alloc_ws(&rs, ctx, per, sizeof(float));
+    if (err != ATTN_OK) return err;
+    st->ws = rs.ws;
+    st->ws_bytes = rs.ws_bytes;
+    if ((st->start = alloc_extra(&rs, c->n_seqs + 1, sizeof(int64_t), false, "the packed task table",
+                                 &err)) == NULL)
+        return err;
+    return ATTN_OK;
+}
+
+static void packed_end(packed_state *st)
+{
+    attn__free(st->ws);
+    attn__free(st->start);
+    attn__free(st->delta);
+}
+
+/* The forward of a packed batch on the table's kernels: one run. *done is
+ * false (and nothing computed) when a sequence needs the decode path. */
+static attn_status packed_forward(attn_ctx *ctx, const attn__sdpa_call *c, bool *done)
+{
+    bool decode;
+    int64_t per = packed_ws(c, false, false, &decode);
+    *done = false;
+    if (decode) return ATTN_OK;
+    packed_state st;
+    attn_status err = packed_begin(ctx, c, per, &st);
+    if (err != ATTN_OK) return err;
+    packed_pass(ctx, &st, PASS_FORWARD);
+    packed_end(&st);
+    *done = true;
+    return ATTN_OK;
+}
+
+/* The backward of a packed batch on the table's kernels: rowsum(dO * O),
+ * then the fused pass or dK/dV and dQ, each one run over every sequence
+ * (the passes and their order those of run_table_backward per sequence;
+ * packed batches have no bias, so no bias gradient). */
+static attn_status packed_backward(attn_ctx *ctx, const attn__sdpa_call *c)
+{
+    attn__sdpa p1 = c->p;
+    p1.B = 1; /* each sequence is a batch of one: the fused choice is the same for all */
+    bool fused = use_fused(c->k, &p1), decode;
+    int64_t n_delta, per = packed_ws(c, true, fused, &decode);
+    if (!attn__mul(c->p.Hq, c->p.Sq > 0 ? c->p.Sq : 1, &n_delta))
+        return attn_fail(ATTN_OVERFLOW, "Hq * Sq overflows");
+    packed_state st;
+    attn_status err = packed_begin(ctx, c, per, &st);
+    if (err != ATTN_OK) return err;
+    run_state rs = {.c = c, .ws = st.ws};
+    if ((st.delta = alloc_extra(&rs, n_delta, sizeof(float), false, "rowsum(dO * O)", &err)) == NULL) {
+        attn__free(st.start);
+        return err;
+    }
+    packed_pass(ctx, &st, PASS_DELTA);
+    if (fused) {
+        packed_pass(ctx, &st, PASS_FUSED);
+    } else {
+        packed_pass(ctx, &st, PASS_DKDV);
+        packed_pass(ctx, &st, PASS_DQ);
+    }
+    packed_end(&st);
+    return ATTN_OK;
+}
+
 attn_status attn_sdpa_backward(attn_ctx *ctx, const attn_tensor *q, const attn_tensor *k,
                                const attn_tensor *v, const attn_tensor *o,
                                const attn_tensor *d_o, const attn_tensor *lse,
@@ -295,6 +466,7 @@ attn_status attn_sdpa_backward(attn_ctx *ctx, const attn_tensor *q, const attn_t
     attn__sdpa_call c;
     attn_status st = attn__sdpa_validate_backward(ctx, q, k, v, o, d_o, lse, params, dq, dk, dv, dbias, &c);
     if (st != ATTN_OK || c.empty) return st;
+    if (c.n_seqs > 0 && c.k != NULL) return packed_backward(ctx, &c);
     /* every sequence runs, an empty one too: its dK, dV are written as 0 */
     for (int64_t s = 0; s < (c.n_seqs > 0 ? c.n_seqs : 1) && st == ATTN_OK; s++) {
         attn__sdpa ps = c.n_seqs > 0 ? attn__sdpa_seq(&c, s) : c.p;

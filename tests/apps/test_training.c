@@ -3,11 +3,13 @@
  * model's batches, training, evaluation and translation. */
 #include "../models/model_util.h"
 
+#include "task/charvocab.h"
 #include "task/train.h"
 #include "task/train_gru.h"
 
 #include <attn/seq2seq.h>
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,6 +55,69 @@ T_TEST(checkpoint_resume_bit_exact)
     attn_transformer_free(a);
     attn_transformer_free(b);
     attn_transformer_free(b2);
+}
+
+/* The dates task's packed batches (task_train_batch_pack, the training
+ * loop's default) hold the real tokens of the padded ones, back to back,
+ * and a step on them gives the padded step's loss and gradients, for both
+ * layouts (encoder-decoder; decoder-only, whose labels before the target
+ * are the pad id), with and without checkpointing. */
+T_TEST(dates_packed_batches_equal_padded)
+{
+    attn_ctx *ctx = t_ctx(2);
+    for (int arch = ATTN_TRANSFORMER_ARCH_ENCDEC; arch <= ATTN_TRANSFORMER_ARCH_DECODER; arch++) {
+        attn_transformer_config c = t_tiny_transformer();
+        c.arch = (attn_transformer_arch)arch;
+        if (arch == ATTN_TRANSFORMER_ARCH_DECODER) c.n_enc_layers = 0;
+        attn_transformer *m = NULL;
+        T_EQ_STATUS(attn_transformer_create(&c, 3, &m), ATTN_OK);
+        if (!m) continue;
+        int64_t n = attn_transformer_param_count(m);
+        float *g = malloc((size_t)n * sizeof(float));
+        for (int64_t step = 0; step < 40; step += 13) {
+            task_train_batch a, b;
+            T_EQ_STATUS(task_train_batch_make(m, 5, step, 9, &a), ATTN_OK);
+            T_EQ_STATUS(task_train_batch_make(m, 5, step, 9, &b), ATTN_OK);
+            T_EQ_STATUS(task_train_batch_pack(&b), ATTN_OK);
+            T_EQ_STATUS(task_train_batch_pack(&b), ATTN_OK); /* a second time: unchanged */
+            bool same = b.nb.cu_seqlens_tgt[0] == 0 && b.nb.S_tgt == b.nb.cu_seqlens_tgt[b.nb.B];
+            for (int64_t i = 0; i < a.nb.B; i++) {
+                int64_t lt = b.nb.cu_seqlens_tgt[i + 1] - b.nb.cu_seqlens_tgt[i];
+                same &= lt == a.tgt_lens[i];
+                same &= memcmp(b.nb.tgt_in + b.nb.cu_seqlens_tgt[i], a.tgt_in + i * a.nb.S_tgt, (size_t)lt * 4) == 0;
+                same &= memcmp(b.nb.tgt_out + b.nb.cu_seqlens_tgt[i], a.tgt_out + i * a.nb.S_tgt, (size_t)lt * 4) == 0;
+                for (int64_t t = lt; t < a.nb.S_tgt; t++) same &= a.tgt_out[i * a.nb.S_tgt + t] == TASK_CHAR_PAD;
+                if (arch == ATTN_TRANSFORMER_ARCH_ENCDEC) {
+                    int64_t ls = b.nb.cu_seqlens_src[i + 1] - b.nb.cu_seqlens_src[i];
+                    same &= ls == a.src_lens[i];
+                    same &= memcmp(b.nb.src + b.nb.cu_seqlens_src[i], a.src + i * a.nb.S_src, (size_t)ls * 4) == 0;
+                }
+            }
+            T_CHECK(same);
+            for (int ck = 0; ck <= 1; ck++) {
+                attn_nn_train_opts o = {0, 1, 0.1, ck};
+                double la = 0, lb = 0;
+                attn_nn_param p;
+                attn_transformer_zero_grad(m);
+                T_EQ_STATUS(attn_transformer_step(ctx, m, &a.nb, &o, 1, &la, NULL, NULL), ATTN_OK);
+                T_EQ_STATUS(attn_transformer_tensor(m, 0, &p), ATTN_OK);
+                memcpy(g, p.grad, (size_t)n * sizeof(float));
+                attn_transformer_zero_grad(m);
+                T_EQ_STATUS(attn_transformer_step(ctx, m, &b.nb, &o, 1, &lb, NULL, NULL), ATTN_OK);
+                T_NEAR(lb, la, 1e-6 * la);
+                double err = 0, top = 0;
+                for (int64_t i = 0; i < n; i++) {
+                    err = fmax(err, fabs((double)p.grad[i] - g[i]));
+                    top = fmax(top, fabs((double)g[i]));
+                }
+                T_LE(err, 1e-5 * top);
+            }
+            task_train_batch_free(&a);
+            task_train_batch_free(&b);
+        }
+        free(g);
+        attn_transformer_free(m);
+    }
 }
 
 /* The training config of a checkpoint as train.c writes it, with key k's

@@ -187,6 +187,69 @@ T_TEST(varlen_vs_padded)
     free(q); free(k); free(v); free(d); free(pq); free(pk); free(pv); free(pd);
 }
 
+/* A packed call on the table's kernels hands the tasks of all its
+ * sequences to the pool in one run per pass (src/ops/sdpa.c); each
+ * sequence's results are bitwise those of the sequence called alone
+ * (B = 1, its own rows), on every float32 kernel, forward and backward,
+ * without dropout (with it the batch index differs), on two threads;
+ * also for a batch with a sequence of few queries over many keys, whose
+ * forward takes the per-sequence decode path. */
+static bool same_doubles(const double *a, const double *b, int64_t n)
+{
+    return n == 0 || memcmp(a, b, sizeof(double) * (size_t)n) == 0;
+}
+
+T_TEST(varlen_one_run_equals_per_sequence_calls)
+{
+    enum { NB = 2, MAXN = 5 };
+    static const int64_t lq[NB][MAXN] = {{37, 0, 70, 1, 129}, {3, 5, 1, 0, 0}};
+    static const int64_t lk[NB][MAXN] = {{50, 3, 70, 0, 129}, {1100, 7, 1030, 0, 0}};
+    static const int64_t ns[NB] = {5, 3};
+    const double slopes[HQ] = {0.5, 0.25, 0.125, 0.0625};
+    const attn_kernel ks[3] = {ATTN_KERNEL_AUTO, ATTN_KERNEL_TILED, ATTN_KERNEL_AVX2};
+    uint64_t rs = 91;
+    long bad = 0, runs = 0;
+    for (int set = 0; set < NB; set++) {
+        int64_t cq[MAXN + 1] = {0}, ck[MAXN + 1] = {0};
+        for (int64_t s = 0; s < ns[set]; s++) cq[s + 1] = cq[s] + lq[set][s], ck[s + 1] = ck[s] + lk[set][s];
+        int64_t Tq = cq[ns[set]], Tk = ck[ns[set]];
+        double *q = malloc(sizeof(double) * (size_t)(Tq * HQ * DK)), *k = malloc(sizeof(double) * (size_t)(Tk * HKV * DK));
+        double *v = malloc(sizeof(double) * (size_t)(Tk * HKV * DV)), *d = malloc(sizeof(double) * (size_t)(Tq * HQ * DV));
+        for (int64_t e = 0; e < Tq * HQ * DK; e++) q[e] = t_rand_uniform(&rs, -2, 2);
+        for (int64_t e = 0; e < Tk * HKV * DK; e++) k[e] = t_rand_uniform(&rs, -2, 2);
+        for (int64_t e = 0; e < Tk * HKV * DV; e++) v[e] = t_rand_uniform(&rs, -1, 1);
+        for (int64_t e = 0; e < Tq * HQ * DV; e++) d[e] = t_rand_uniform(&rs, -1, 1);
+        for (int x = 0; x < 4; x++)
+            for (int kx = 0; kx < 3; kx++) {
+                if (!t_kernel_available(ks[kx])) continue;
+                attn_sdpa_params a = options(x, slopes), one = a;
+                a.n_seqs = ns[set];
+                a.cu_seqlens_q = cq;
+                a.cu_seqlens_k = ck;
+                outs r = run(ATTN_DTYPE_F32, ks[kx], 1, Tq, Tk, q, k, v, d, &a);
+                for (int64_t s = 0; s < ns[set]; s++) {
+                    int64_t Lq = lq[set][s], Lk = lk[set][s];
+                    if (Lq == 0 && Lk == 0) continue;
+                    outs r1 = run(ATTN_DTYPE_F32, ks[kx], 1, Lq, Lk, q + cq[s] * HQ * DK, k + ck[s] * HKV * DK,
+                                  v + ck[s] * HKV * DV, d + cq[s] * HQ * DV, &one);
+                    bad += !same_doubles(r.o + cq[s] * HQ * DV, r1.o, Lq * HQ * DV);
+                    bad += !same_doubles(r.dq + cq[s] * HQ * DK, r1.dq, Lq * HQ * DK);
+                    bad += !same_doubles(r.dk + ck[s] * HKV * DK, r1.dk, Lk * HKV * DK);
+                    bad += !same_doubles(r.dv + ck[s] * HKV * DV, r1.dv, Lk * HKV * DV);
+                    for (int64_t h = 0; h < HQ; h++)
+                        bad += !same_doubles(r.lse + h * Tq + cq[s], r1.lse + h * Lq, Lq);
+                    outs_free(&r1);
+                    runs++;
+                }
+                outs_free(&r);
+            }
+        free(q); free(k); free(v); free(d);
+    }
+    if (t_verbose) printf("  %ld sequences compared, %ld differing outputs\n", runs, bad);
+    T_EQ_INT(bad, 0);
+    T_CHECK(runs > 0);
+}
+
 /* Self-attention offsets (cu_seqlens_k NULL) and the weights: each packed
  * row's weights are its sequence's, 0 outside it, summing to 1. */
 T_TEST(varlen_weights)

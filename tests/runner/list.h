@@ -61,6 +61,7 @@
     X(varlen_vs_padded) \
     X(varlen_weights) \
     X(varlen_bad_offsets) \
+    X(varlen_one_run_equals_per_sequence_calls) \
     X(score_hand_computed) \
     X(score_ref_finite_difference) \
     X(score_contract_masked_rows) \
@@ -161,6 +162,9 @@
     X(grid_nn_clip) \
     X(grid_nn_lr) \
     X(grid_nn_mha) \
+    X(mha_packed_equals_each_alone) \
+    X(mha_packed_dropout_equals_padded) \
+    X(mha_packed_bad_offsets) \
     X(grid_nn_gru_layer) \
     X(grid_nn_gru_cell) \
     X(gru_args) \
@@ -241,6 +245,9 @@
     X(seq2seq_out_of_memory) \
     X(seq2seq_padding_invariance) \
     X(seq2seq_probe_grads_fd) \
+    X(transformer_packed_equals_padded) \
+    X(transformer_packed_dropout_checkpointing) \
+    X(transformer_packed_bad_offsets) \
     X(transformer_probe_errors) \
     X(transformer_probe_grads_fd) \
     X(transformer_probe_sites_and_shapes)
@@ -274,6 +281,7 @@
     X(charvocab_round_trips) \
     X(checkpoint_resume_bit_exact) \
     X(dates_calendar_args) \
+    X(dates_packed_batches_equal_padded) \
     X(dates_calendar_facts) \
     X(dates_every_pair) \
     X(dates_examples_100k) \

@@ -1,6 +1,7 @@
-/* train.c - the main job's loop: batches of the dates task, AdamW with a
- * warm-up schedule and global-norm clipping, held-out evaluation, and
- * checkpoints carrying the training config so a resumed run is bit-exact:
+/* train.c - the main job's loop: batches of the dates task (packed by
+ * default, padded on request), AdamW with a warm-up schedule and
+ * global-norm clipping, held-out evaluation, and checkpoints carrying the
+ * training config so a resumed run is bit-exact:
  * batch k is a pure function of (data_seed, k), the dropout masks of step
  * t of (seed, t), and the optimiser state is in the checkpoint. */
 #include "train.h"
@@ -45,7 +46,49 @@ void task_train_batch_free(task_train_batch *b)
     attn_release(b->tgt_in);
     attn_release(b->tgt_out);
     attn_release(b->src_lens);
+    attn_release(b->tgt_lens);
+    attn_release(b->cu_src);
+    attn_release(b->cu_tgt);
     memset(b, 0, sizeof *b);
+}
+
+/* Row i's first lens[i] entries of x [B, S], moved to cu[i] (cu[i] <= i * S,
+ * so each move is to the same place or further back). */
+static void compact(int32_t *x, int64_t B, int64_t S, const int64_t *lens, int64_t *cu)
+{
+    cu[0] = 0;
+    for (int64_t i = 0; i < B; i++) {
+        memmove(x + cu[i], x + i * S, (size_t)lens[i] * sizeof(int32_t));
+        cu[i + 1] = cu[i] + lens[i];
+    }
+}
+
+attn_status task_train_batch_pack(task_train_batch *b)
+{
+    if (!b || !b->tgt_in || !b->tgt_lens)
+        return attn_fail(ATTN_NULL_ARG, "task_train_batch_pack: 'b' is not a batch of task_train_batch_make");
+    if (b->cu_tgt) return ATTN_OK;
+    int64_t B = b->nb.B;
+    int enc = b->nb.src != NULL;
+    b->cu_tgt = attn_calloc((size_t)(B + 1), sizeof(int64_t));
+    b->cu_src = enc ? attn_calloc((size_t)(B + 1), sizeof(int64_t)) : NULL;
+    if (!b->cu_tgt || (enc && !b->cu_src)) {
+        attn_release(b->cu_tgt);
+        attn_release(b->cu_src);
+        b->cu_tgt = b->cu_src = NULL;
+        return attn_fail(ATTN_NO_MEMORY, "task_train_batch_pack: out of memory");
+    }
+    compact(b->tgt_in, B, b->nb.S_tgt, b->tgt_lens, b->cu_tgt);
+    compact(b->tgt_out, B, b->nb.S_tgt, b->tgt_lens, b->cu_tgt);
+    b->nb.S_tgt = b->cu_tgt[B];
+    b->nb.cu_seqlens_tgt = b->cu_tgt;
+    if (enc) {
+        compact(b->src, B, b->nb.S_src, b->src_lens, b->cu_src);
+        b->nb.S_src = b->cu_src[B];
+        b->nb.cu_seqlens_src = b->cu_src;
+        b->nb.src_lens = NULL;
+    }
+    return ATTN_OK;
 }
 
 /* seq [n] = BOS src '=' tgt EOS (decoder-only) or the pieces (ENCDEC). */
@@ -113,7 +156,8 @@ attn_status task_train_batch_make_arch(int dec_only, uint64_t data_seed, int64_t
     b->tgt_in = attn_calloc((size_t)(batch * W), sizeof(int32_t));
     b->tgt_out = attn_calloc((size_t)(batch * W), sizeof(int32_t));
     b->src_lens = attn_calloc((size_t)batch, sizeof(int64_t));
-    if (!b->src || !b->tgt_in || !b->tgt_out || !b->src_lens) {
+    b->tgt_lens = attn_calloc((size_t)batch, sizeof(int64_t));
+    if (!b->src || !b->tgt_in || !b->tgt_out || !b->src_lens || !b->tgt_lens) {
         task_train_batch_free(b);
         return attn_fail(ATTN_NO_MEMORY, "task_train_batch_make: out of memory");
     }
@@ -146,6 +190,7 @@ attn_status task_train_batch_make_arch(int dec_only, uint64_t data_seed, int64_t
             in[t] = seq[t];
             out[t] = t >= first_label ? seq[t + 1] : TASK_CHAR_PAD;
         }
+        b->tgt_lens[i] = n - 1;
     }
     attn_release(ex);
     if (st != ATTN_OK) {
@@ -327,11 +372,13 @@ attn_status task_train_cfg_from_meta(const attn_safetensors *f, task_train_cfg *
     return st;
 }
 
+/* The real tokens of a batch, padded or packed. */
 static int64_t count_tokens(const attn_nn_batch *b)
 {
-    int64_t n = 0;
+    int64_t n = b->cu_seqlens_src ? b->S_src : 0;
     for (int64_t i = 0; b->src_lens && i < b->B; i++) n += b->src_lens[i];
-    for (int64_t i = 0; i < b->B * b->S_tgt; i++) n += b->tgt_in[i] != b->pad_id;
+    int64_t rows = b->cu_seqlens_tgt ? b->S_tgt : b->B * b->S_tgt;
+    for (int64_t i = 0; i < rows; i++) n += b->tgt_in[i] != b->pad_id;
     return n;
 }
 
@@ -353,6 +400,10 @@ attn_status task_train_dates(attn_ctx *ctx, attn_transformer *m, const task_trai
     for (int64_t step = first; step <= last && st == ATTN_OK; step++) {
         task_train_batch b;
         if ((st = task_train_batch_make(m, cfg->data_seed, step - 1, cfg->batch, &b)) != ATTN_OK) break;
+        if (!cfg->padded && (st = task_train_batch_pack(&b)) != ATTN_OK) {
+            task_train_batch_free(&b);
+            break;
+        }
         attn_nn_train_opts o = {1, mix(cfg->seed, (uint64_t)step), cfg->label_smoothing,
                                 cfg->checkpointing};
         attn_transformer_zero_grad(m);

@@ -18,6 +18,10 @@ typedef struct task_train_cfg {
     uint64_t data_seed; /* the example stream */
     uint64_t seed;      /* dropout streams */
     int checkpointing;
+    int padded; /* 1: padded batches (src_lens); 0: packed batches (the default: no
+                   padding rows). Not in a checkpoint's training config: a resumed run is
+                   bit-exact when it uses the same layout (the transformer only; the GRU
+                   always trains on padded batches) */
     int64_t eval_every, eval_n; /* held-out check every eval_every steps on eval_n examples */
     double target;              /* stop once the held-out exact match reaches it (0: never) */
     const char *save_path;      /* checkpoint written at the end (and at save_every), or NULL */
@@ -57,14 +61,15 @@ typedef struct task_train_report {
 attn_status task_train_dates(attn_ctx *ctx, attn_transformer *m, const task_train_cfg *cfg,
                              task_train_cb cb, void *user, task_train_report *rep);
 
-/* Builds batch number `step` of the stream (length-bucketed: see train.c).
- * The buffers are owned by b (task_train_batch_free). For a decoder-only
- * model the sequence is source, '=', target, EOS, with the loss on the
- * target only. */
+/* Builds batch number `step` of the stream (length-bucketed: see train.c),
+ * padded. The buffers are owned by b (task_train_batch_free). For a
+ * decoder-only model the sequence is source, '=', target, EOS, with the
+ * loss on the target only. */
 typedef struct task_train_batch {
     attn_nn_batch nb;
     int32_t *src, *tgt_in, *tgt_out;
-    int64_t *src_lens;
+    int64_t *src_lens, *tgt_lens; /* [B]: each row's real tokens */
+    int64_t *cu_src, *cu_tgt;     /* [B + 1] once packed, else NULL */
 } task_train_batch;
 attn_status task_train_batch_make(const attn_transformer *m, uint64_t data_seed, int64_t step,
                                   int64_t batch, task_train_batch *b);
@@ -73,6 +78,10 @@ attn_status task_train_batch_make(const attn_transformer *m, uint64_t data_seed,
 attn_status task_train_batch_make_arch(int dec_only, uint64_t data_seed, int64_t step,
                                        int64_t batch, task_train_batch *b);
 void task_train_batch_free(task_train_batch *b);
+/* Packs a padded batch in place (attn/nn.h, attn_nn_batch): the real tokens
+ * of its rows back to back, with their offsets; the same sequences in the
+ * same order. A batch already packed is left as it is. */
+attn_status task_train_batch_pack(task_train_batch *b);
 
 /* Translates one date string; out gets the text (NUL-terminated, cap
  * bytes). maps, if not NULL, receives [n_out, src_len] cross-attention

@@ -36,7 +36,9 @@ class MhaOpts(ctypes.Structure):
     _fields_ = [("causal", c_int), ("k_lens", ctypes.POINTER(c_i64)),
                 ("key_keep", ctypes.POINTER(ctypes.c_uint8)), ("dropout_p", c_dbl),
                 ("seed", c_u64), ("offset", c_u64), ("rope_pos", ctypes.POINTER(c_i32)),
-                ("rope_kpos", ctypes.POINTER(c_i32)), ("rope_theta", c_dbl)]
+                ("rope_kpos", ctypes.POINTER(c_i32)), ("rope_theta", c_dbl),
+                ("n_seqs", c_i64), ("cu_seqlens_q", ctypes.POINTER(c_i64)),
+                ("cu_seqlens_k", ctypes.POINTER(c_i64))]
 
 
 class MhaSaved(ctypes.Structure):
@@ -67,7 +69,8 @@ class Batch(ctypes.Structure):
     _fields_ = [("B", c_i64), ("S_src", c_i64), ("S_tgt", c_i64),
                 ("src", ctypes.POINTER(c_i32)), ("tgt_in", ctypes.POINTER(c_i32)),
                 ("tgt_out", ctypes.POINTER(c_i32)), ("src_lens", ctypes.POINTER(c_i64)),
-                ("tgt_lens", ctypes.POINTER(c_i64)), ("pad_id", c_i32)]
+                ("tgt_lens", ctypes.POINTER(c_i64)), ("pad_id", c_i32),
+                ("cu_seqlens_src", ctypes.POINTER(c_i64)), ("cu_seqlens_tgt", ctypes.POINTER(c_i64))]
 
 
 class TrainOpts(ctypes.Structure):

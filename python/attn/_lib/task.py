@@ -20,7 +20,7 @@ class TrainCfg(ctypes.Structure):
     _fields_ = [("steps", c_i64), ("batch", c_i64), ("warmup", c_i64), ("stop_after", c_i64),
                 ("lr", c_dbl), ("min_lr", c_dbl), ("weight_decay", c_dbl), ("clip", c_dbl),
                 ("label_smoothing", c_dbl), ("schedule", c_int), ("data_seed", c_u64),
-                ("seed", c_u64), ("checkpointing", c_int), ("eval_every", c_i64),
+                ("seed", c_u64), ("checkpointing", c_int), ("padded", c_int), ("eval_every", c_i64),
                 ("eval_n", c_i64), ("target", c_dbl), ("save_path", ctypes.c_char_p),
                 ("save_every", c_i64)]
 

@@ -140,7 +140,7 @@ class DateTranslator:
               warmup: Optional[int] = None, schedule: Optional[str] = None,
               clip: Optional[float] = None, weight_decay: Optional[float] = None,
               label_smoothing: Optional[float] = None, data_seed: Optional[int] = None,
-              seed: Optional[int] = None, checkpointing: bool = False,
+              seed: Optional[int] = None, checkpointing: bool = False, padded: bool = False,
               eval_every: Optional[int] = None, eval_n: Optional[int] = None,
               target: float = 0.99, save: Optional[PathLike] = None, save_every: int = 0,
               progress: Optional[Callable[[Progress], Any]] = None) -> Report:
@@ -149,7 +149,9 @@ class DateTranslator:
         every eval_every steps and stopping once it reaches target (0: never).
         None means `attn train`'s default (steps 1500, batch 64, lr 2e-3,
         min_lr 2e-5, warmup 100, "cosine", clip 1, weight_decay 0.01, data_seed
-        1, seed 2 for dropout, eval_every 250, eval_n 500). save: a checkpoint
+        1, seed 2 for dropout, eval_every 250, eval_n 500). Batches are packed
+        (the sequences back to back, no padding rows) unless padded is True
+        (`attn train --padded`). save: a checkpoint
         written at the end (and every save_every steps) that `attn train
         --resume` continues. progress(Progress) is called after every step; an
         exception it raises is raised when training ends."""
@@ -163,6 +165,7 @@ class DateTranslator:
         if schedule is not None:
             cfg.schedule = enum_value(Schedule, schedule, "attn.models.DateTranslator: schedule")
         cfg.checkpointing = 1 if checkpointing else 0
+        cfg.padded = 1 if padded else 0
         cfg.target = target
         cfg.save_path = None if save is None else os.fsencode(save)
         cfg.save_every = save_every

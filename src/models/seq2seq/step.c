@@ -305,6 +305,9 @@ static attn_status check_batch(const char *fn, const attn_nn_batch *b)
     ATTN__NOT_NULL(fn, b->src);
     ATTN__NOT_NULL(fn, b->tgt_in);
     ATTN__NOT_NULL(fn, b->tgt_out);
+    if (b->cu_seqlens_src != NULL || b->cu_seqlens_tgt != NULL)
+        return attn_fail(ATTN_UNSUPPORTED, "%s: 'batch->cu_seqlens_%s' is set; the recurrent model "
+                         "takes padded batches only", fn, b->cu_seqlens_src ? "src" : "tgt");
     return attn__s2s_check_lens(fn, "batch->src_lens", b->src_lens, b->B, 0, b->S_src);
 }
 

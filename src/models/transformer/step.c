@@ -10,7 +10,11 @@
  * a pure function of (seed, site, element), so a block recomputed in
  * backward (checkpointing) sees exactly the masks of its forward.
  *
- * Rows: N = B * S (one row per token), d = d_model, ff = d_ff. */
+ * Rows: N = B * S (one row per token) for a padded batch; for a packed
+ * batch (batch->cu_seqlens_*) N is the number of real tokens, the
+ * sequences back to back, and every attention call is one packed call of
+ * the core (B = 1, the offsets in its options): the linear layers, norms
+ * and the loss then run on real tokens only. d = d_model, ff = d_ff. */
 #include "transformer_internal.h"
 
 #include <math.h>
@@ -72,9 +76,11 @@ typedef struct {
 
 /* One sequence stream through a stack of blocks. */
 typedef struct {
-    int64_t S;
+    int64_t S;                /* padded: row width; packed: N */
+    int64_t N;                /* rows */
     int causal;
     const int64_t *self_lens; /* key lengths for self-attention, or NULL */
+    const int64_t *cu;        /* [B + 1] packed offsets, or NULL (padded) */
     const int32_t *pos;       /* [N] positions */
     uint64_t site0;           /* first dropout site of this stack */
 } stream;
@@ -87,10 +93,11 @@ typedef struct {
     double p_drop, p_attn; /* 0 when not training */
     int grads;             /* backward follows: keep activations */
     size_t bytes, peak;    /* saved activations, now and at most */
-    const float *mem;      /* [B*S_mem, d] encoder output (cross-attention) */
+    const float *mem;      /* [N_mem, d] encoder output (cross-attention) */
     float *d_mem;
-    int64_t S_mem;
+    int64_t S_mem, N_mem;
     const int64_t *mem_lens;
+    const int64_t *mem_cu; /* packed source offsets, or NULL */
     attn_nn_attn_hook hook; /* the probe of attention calls in backward, or NULL */
     void *hook_user;
     int stack;     /* the stack (0 encoder, 1 decoder) and */
@@ -176,15 +183,29 @@ static attn_nn_mha_opts mha_opts(const run *r, const stream *s, int sub, uint64_
     o.offset = site;
     if (sub == ATTN__SUB_SELF) {
         o.causal = s->causal;
-        o.k_lens = s->self_lens;
+        o.k_lens = s->cu ? NULL : s->self_lens;
         if (attn__nn_rope(r->m)) {
             o.rope_pos = s->pos;
             o.rope_theta = r->m->c.rope_theta;
         }
     } else {
-        o.k_lens = r->mem_lens;
+        o.k_lens = s->cu ? NULL : r->mem_lens;
+    }
+    if (s->cu) { /* one packed call: sequence b's queries against its own keys */
+        o.n_seqs = r->B;
+        o.cu_seqlens_q = s->cu;
+        o.cu_seqlens_k = sub == ATTN__SUB_SELF ? s->cu : r->mem_cu;
     }
     return o;
+}
+
+/* The attention call's batch, query and key rows: (B, S, S_keys) padded,
+ * (1, N, N_keys) packed. */
+static void mha_dims(const run *r, const stream *s, int sub, int64_t *B, int64_t *Sq, int64_t *Sk)
+{
+    *B = s->cu ? 1 : r->B;
+    *Sq = s->cu ? s->N : s->S;
+    *Sk = sub == ATTN__SUB_SELF ? *Sq : s->cu ? r->N_mem : r->S_mem;
 }
 
 /* y [N, d] = f(in) for sublayer sub, saving into sv. */
@@ -192,7 +213,7 @@ static void f_forward(run *r, attn__nn_block *L, int sub, const stream *s, uint6
                       const float *in, float *y, sub_save *sv)
 {
     const attn_transformer_config *c = &r->m->c;
-    int64_t N = r->B * s->S;
+    int64_t N = s->N;
     if (sub == ATTN__SUB_FFN) {
         sv->ff_a = act_alloc(r, N * c->d_ff, 0);
         sv->ff_u = act_alloc(r, N * c->d_ff, 0);
@@ -208,9 +229,9 @@ static void f_forward(run *r, attn__nn_block *L, int sub, const stream *s, uint6
     }
     attn_nn_mha_opts o = mha_opts(r, s, sub, site);
     const float *kv = sub == ATTN__SUB_SELF ? in : r->mem;
-    int64_t Sk = sub == ATTN__SUB_SELF ? s->S : r->S_mem;
-    set(r, attn_nn_mha_forward(r->ctx, sub_mha(L, sub), in, kv, r->B, s->S, Sk, &o, y, NULL, 0,
-                               &sv->a));
+    int64_t B, Sq, Sk;
+    mha_dims(r, s, sub, &B, &Sq, &Sk);
+    set(r, attn_nn_mha_forward(r->ctx, sub_mha(L, sub), in, kv, B, Sq, Sk, &o, y, NULL, 0, &sv->a));
     if (r->st == ATTN_OK) {
         r->bytes += mha_bytes(sub_mha(L, sub), &sv->a);
         if (r->bytes > r->peak) r->peak = r->bytes;
@@ -249,7 +270,7 @@ static void f_backward(run *r, attn__nn_block *L, int sub, const stream *s, uint
                        const float *in, const float *dy, float *d_in, const sub_save *sv)
 {
     const attn_transformer_config *c = &r->m->c;
-    int64_t N = r->B * s->S, nf = N * c->d_ff;
+    int64_t N = s->N, nf = N * c->d_ff;
     if (sub == ATTN__SUB_FFN) {
         float *du = act_alloc(r, nf, 1), *dg = act_alloc(r, nf, 1);
         if (r->st == ATTN_OK)
@@ -281,7 +302,7 @@ static void sub_forward(run *r, attn__nn_block *L, int sub, const stream *s, uin
                         float *x, sub_save *sv)
 {
     const attn_transformer *m = r->m;
-    int64_t N = r->B * s->S, d = m->c.d_model;
+    int64_t N = s->N, d = m->c.d_model;
     attn__nn_norm *nrm = sub_norm(L, sub);
     sv->x = act_alloc(r, N * d, 0);
     sv->h = act_alloc(r, N * d, 0);
@@ -311,7 +332,7 @@ static void sub_backward(run *r, attn__nn_block *L, int sub, const stream *s, ui
                          float *dx, const sub_save *sv)
 {
     const attn_transformer *m = r->m;
-    int64_t N = r->B * s->S, d = m->c.d_model;
+    int64_t N = s->N, d = m->c.d_model;
     attn__nn_norm *nrm = sub_norm(L, sub);
     float *g = act_alloc(r, N * d, 1), *t = act_alloc(r, N * d, 1);
     if (r->st != ATTN_OK) {
@@ -368,7 +389,7 @@ static void block_free(run *r, attn__nn_block *L, block_save *bs)
 static void stack_forward(run *r, attn__nn_block *Ls, int64_t n, const stream *s, float *x,
                           block_save *saves)
 {
-    int64_t N = r->B * s->S, d = r->m->c.d_model;
+    int64_t N = s->N, d = r->m->c.d_model;
     int ckpt = r->o->checkpointing && r->grads;
     for (int64_t l = 0; l < n && r->st == ATTN_OK; l++) {
         if (ckpt) {
@@ -383,7 +404,7 @@ static void stack_forward(run *r, attn__nn_block *Ls, int64_t n, const stream *s
 static void stack_backward(run *r, attn__nn_block *Ls, int64_t n, const stream *s, float *dx,
                            block_save *saves)
 {
-    int64_t N = r->B * s->S, d = r->m->c.d_model;
+    int64_t N = s->N, d = r->m->c.d_model;
     for (int64_t l = n - 1; l >= 0 && r->st == ATTN_OK; l--) {
         attn__nn_block *L = &Ls[l];
         uint64_t site = s->site0 + 4 * (uint64_t)l;
@@ -414,7 +435,7 @@ static const float *pos_table(const attn_transformer *m, int enc)
 
 static void embed_forward(run *r, const int32_t *ids, const stream *s, int enc, float *x)
 {
-    int64_t N = r->B * s->S, d = r->m->c.d_model;
+    int64_t N = s->N, d = r->m->c.d_model;
     set(r, attn__nn_embed(r->m, ids, s->pos, N, pos_table(r->m, enc), x));
     if (r->st == ATTN_OK)
         set(r, attn_nn_dropout_forward(x, N * d, r->p_drop, r->o->seed, off_resid(s->site0 - 1), x));
@@ -423,7 +444,7 @@ static void embed_forward(run *r, const int32_t *ids, const stream *s, int enc, 
 static void embed_backward(run *r, const int32_t *ids, const stream *s, int enc, const float *dx)
 {
     attn_transformer *m = r->m;
-    int64_t N = r->B * s->S, d = m->c.d_model;
+    int64_t N = s->N, d = m->c.d_model;
     float *g = act_alloc(r, N * d, 1);
     if (r->st != ATTN_OK) return;
     set(r, attn_nn_dropout_backward(dx, N * d, r->p_drop, r->o->seed, off_resid(s->site0 - 1), g));
@@ -439,29 +460,71 @@ static void embed_backward(run *r, const int32_t *ids, const stream *s, int enc,
 
 /* ---- the step ------------------------------------------------------------------------- */
 
+/* A packed batch's offsets and the fields they replace. */
+static attn_status check_packed(const attn_transformer *m, const attn_nn_batch *b)
+{
+    const char *fn = "attn_transformer_step";
+    int enc = m->c.arch == ATTN_TRANSFORMER_ARCH_ENCDEC;
+    if (b->cu_seqlens_tgt == NULL)
+        return attn_fail(ATTN_BAD_PARAM, "%s: 'batch->cu_seqlens_src' is set but "
+                         "'batch->cu_seqlens_tgt' is NULL; a packed batch has both", fn);
+    if (!enc && b->cu_seqlens_src != NULL)
+        return attn_fail(ATTN_BAD_PARAM, "%s: 'batch->cu_seqlens_src' is set for the decoder-only "
+                         "model, which has no source", fn);
+    if (enc && b->cu_seqlens_src == NULL)
+        return attn_fail(ATTN_BAD_PARAM, "%s: 'batch->cu_seqlens_tgt' is set but "
+                         "'batch->cu_seqlens_src' is NULL; the encoder-decoder's packed batch "
+                         "has both", fn);
+    if (b->src_lens != NULL || b->tgt_lens != NULL)
+        return attn_fail(ATTN_BAD_PARAM, "%s: 'batch->%s' is set beside the packed offsets "
+                         "('batch->cu_seqlens_tgt'), which give the lengths; it must be NULL", fn,
+                         b->src_lens ? "src_lens" : "tgt_lens");
+    if (b->B <= 0)
+        return attn_fail(ATTN_BAD_DIM, "%s: 'batch->B' must be > 0", fn);
+    attn_status st = attn__nn_check_offsets(fn, "batch->cu_seqlens_tgt", b->cu_seqlens_tgt, b->B,
+                                            b->S_tgt, "'batch->S_tgt' (the target tokens)", 1,
+                                            m->c.max_len);
+    if (st == ATTN_OK && enc)
+        st = attn__nn_check_offsets(fn, "batch->cu_seqlens_src", b->cu_seqlens_src, b->B, b->S_src,
+                                    "'batch->S_src' (the source tokens)", 1, m->c.max_len);
+    return st;
+}
+
 static attn_status check_batch(const attn_transformer *m, const attn_nn_batch *b)
 {
     const attn_transformer_config *c = &m->c;
+    int packed = b->cu_seqlens_src != NULL || b->cu_seqlens_tgt != NULL;
+    int enc = c->arch == ATTN_TRANSFORMER_ARCH_ENCDEC;
     if (!b->tgt_in || !b->tgt_out)
         return attn_fail(ATTN_NULL_ARG, "attn_transformer_step: 'batch->tgt_in' and 'tgt_out' are "
                                         "required");
-    if (b->B <= 0 || b->S_tgt <= 0 || b->S_tgt > c->max_len)
-        return attn_fail(ATTN_BAD_DIM, "attn_transformer_step: 'batch->B' must be > 0 and "
-                         "'batch->S_tgt' in [1, max_len %lld]", (long long)c->max_len);
-    if (c->arch == ATTN_TRANSFORMER_ARCH_ENCDEC) {
-        if (!b->src || !b->src_lens)
-            return attn_fail(ATTN_NULL_ARG, "attn_transformer_step: 'batch->src' and 'src_lens' are "
-                                            "required by the encoder-decoder");
-        if (b->S_src <= 0 || b->S_src > c->max_len)
-            return attn_fail(ATTN_BAD_DIM, "attn_transformer_step: 'batch->S_src' must be in "
-                             "[1, max_len %lld]", (long long)c->max_len);
-        for (int64_t i = 0; i < b->B; i++)
-            if (b->src_lens[i] < 1 || b->src_lens[i] > b->S_src)
-                return attn_fail(ATTN_BAD_DIM, "attn_transformer_step: 'batch->src_lens[%lld]' = %lld "
-                                 "is outside [1, S_src]", (long long)i, (long long)b->src_lens[i]);
+    if (enc && !b->src)
+        return attn_fail(ATTN_NULL_ARG, "attn_transformer_step: 'batch->src' is required by the "
+                                        "encoder-decoder");
+    if (packed) {
+        attn_status st = check_packed(m, b);
+        if (st != ATTN_OK) return st;
+    } else {
+        if (b->B <= 0 || b->S_tgt <= 0 || b->S_tgt > c->max_len)
+            return attn_fail(ATTN_BAD_DIM, "attn_transformer_step: 'batch->B' must be > 0 and "
+                             "'batch->S_tgt' in [1, max_len %lld]", (long long)c->max_len);
+        if (enc) {
+            if (!b->src_lens)
+                return attn_fail(ATTN_NULL_ARG, "attn_transformer_step: 'batch->src_lens' is "
+                                                "required by the encoder-decoder");
+            if (b->S_src <= 0 || b->S_src > c->max_len)
+                return attn_fail(ATTN_BAD_DIM, "attn_transformer_step: 'batch->S_src' must be in "
+                                 "[1, max_len %lld]", (long long)c->max_len);
+            for (int64_t i = 0; i < b->B; i++)
+                if (b->src_lens[i] < 1 || b->src_lens[i] > b->S_src)
+                    return attn_fail(ATTN_BAD_DIM, "attn_transformer_step: 'batch->src_lens[%lld]' = "
+                                     "%lld is outside [1, S_src]", (long long)i,
+                                     (long long)b->src_lens[i]);
+        }
     }
-    const int32_t *ids[3] = {b->tgt_in, b->tgt_out, c->arch == ATTN_TRANSFORMER_ARCH_ENCDEC ? b->src : NULL};
-    int64_t counts[3] = {b->B * b->S_tgt, b->B * b->S_tgt, b->B * b->S_src};
+    const int32_t *ids[3] = {b->tgt_in, b->tgt_out, enc ? b->src : NULL};
+    int64_t rows = packed ? 1 : b->B;
+    int64_t counts[3] = {rows * b->S_tgt, rows * b->S_tgt, rows * b->S_src};
     const char *names[3] = {"tgt_in", "tgt_out", "src"};
     for (int k = 0; k < 3; k++)
         for (int64_t i = 0; ids[k] && i < counts[k]; i++)
@@ -472,15 +535,21 @@ static attn_status check_batch(const attn_transformer *m, const attn_nn_batch *b
     return ATTN_OK;
 }
 
-static int32_t *positions(int64_t B, int64_t S)
+/* The position of every row: i % S (padded rows of S), or the index
+ * within its sequence (packed: cu [B + 1], N = cu[B]), restarting at 0. */
+static int32_t *positions(int64_t B, int64_t S, const int64_t *cu)
 {
-    int32_t *p = attn_alloc((size_t)(B * S) * sizeof(int32_t));
-    if (p)
-        for (int64_t i = 0; i < B * S; i++) p[i] = (int32_t)(i % S);
+    int64_t N = cu ? cu[B] : B * S;
+    int32_t *p = attn_alloc((size_t)(N > 0 ? N : 1) * sizeof(int32_t));
+    if (p && cu)
+        for (int64_t b = 0; b < B; b++)
+            for (int64_t i = cu[b]; i < cu[b + 1]; i++) p[i] = (int32_t)(i - cu[b]);
+    else if (p)
+        for (int64_t i = 0; i < N; i++) p[i] = (int32_t)(i % S);
     return p;
 }
 
-/* The encoder: mem [B*S_src, d] = norm(blocks(embed(src))); saves what
+/* The encoder: mem [N_src, d] = norm(blocks(embed(src))); saves what
  * backward needs in saves / fin (final norm input) / stats. */
 static void encode(run *r, const attn_nn_batch *b, const stream *s, block_save *saves,
                    float *fin, float *stats, float *mem)
@@ -489,8 +558,8 @@ static void encode(run *r, const attn_nn_batch *b, const stream *s, block_save *
     embed_forward(r, b->src, s, 1, fin);
     if (r->st == ATTN_OK) stack_forward(r, m->enc, m->c.n_enc_layers, s, fin, saves);
     if (r->st == ATTN_OK)
-        set(r, attn__nn_norm_forward(m, &m->enc_norm, fin, r->B * s->S, mem, stats,
-                                     stats + r->B * s->S));
+        set(r, attn__nn_norm_forward(m, &m->enc_norm, fin, s->N, mem, stats,
+                                     stats + s->N));
 }
 
 typedef struct {
@@ -519,7 +588,7 @@ static void step_free(run *r, step_state *t)
 static void forward(run *r, const attn_nn_batch *b, step_state *t)
 {
     attn_transformer *m = r->m;
-    int64_t d = m->c.d_model, Ns = b->B * b->S_src, Nt = b->B * b->S_tgt;
+    int64_t d = m->c.d_model, Ns = t->enc.N, Nt = t->dec.N;
     if (m->c.arch == ATTN_TRANSFORMER_ARCH_ENCDEC) {
         t->enc_fin = act_alloc(r, Ns * d, 0);
         t->enc_stats = act_alloc(r, 2 * Ns, 0);
@@ -527,7 +596,9 @@ static void forward(run *r, const attn_nn_batch *b, step_state *t)
         if (r->st == ATTN_OK) encode(r, b, &t->enc, t->enc_saves, t->enc_fin, t->enc_stats, t->mem);
         r->mem = t->mem;
         r->S_mem = b->S_src;
+        r->N_mem = Ns;
         r->mem_lens = b->src_lens;
+        r->mem_cu = b->cu_seqlens_src;
     }
     t->dec_fin = act_alloc(r, Nt * d, 0);
     t->dec_stats = act_alloc(r, 2 * Nt, 0);
@@ -545,7 +616,7 @@ static void forward(run *r, const attn_nn_batch *b, step_state *t)
 static void backward(run *r, const attn_nn_batch *b, step_state *t)
 {
     attn_transformer *m = r->m;
-    int64_t d = m->c.d_model, Ns = b->B * b->S_src, Nt = b->B * b->S_tgt;
+    int64_t d = m->c.d_model, Ns = t->enc.N, Nt = t->dec.N;
     float *dh = act_alloc(r, Nt * d, 1), *dx = act_alloc(r, Nt * d, 1);
     if (r->st == ATTN_OK)
         set(r, attn_nn_linear_backward(r->ctx, t->h, Nt, d, m->lm_head, m->c.vocab, t->dlogits, dh,
@@ -591,10 +662,15 @@ static attn_status step(attn_ctx *ctx, attn_transformer *m, const attn_nn_batch 
     int enc = m->c.arch == ATTN_TRANSFORMER_ARCH_ENCDEC;
     step_state t;
     memset(&t, 0, sizeof t);
-    t.enc = (stream){batch->S_src, 0, batch->src_lens, NULL, 1};
-    t.dec = (stream){batch->S_tgt, 1, NULL, NULL, 4 * (uint64_t)m->c.n_enc_layers + 2};
-    t.enc_pos = enc ? positions(batch->B, batch->S_src) : NULL;
-    t.dec_pos = positions(batch->B, batch->S_tgt);
+    /* packed: one row of N tokens; padded: B rows of S */
+    const int64_t *cs = batch->cu_seqlens_src, *ct = batch->cu_seqlens_tgt;
+    int64_t Ns = enc ? (cs ? batch->S_src : batch->B * batch->S_src) : 0;
+    int64_t Nt = ct ? batch->S_tgt : batch->B * batch->S_tgt;
+    t.enc = (stream){cs ? Ns : batch->S_src, Ns, 0, batch->src_lens, cs, NULL, 1};
+    t.dec = (stream){ct ? Nt : batch->S_tgt, Nt, 1, NULL, ct, NULL,
+                     4 * (uint64_t)m->c.n_enc_layers + 2};
+    t.enc_pos = enc ? positions(batch->B, batch->S_src, cs) : NULL;
+    t.dec_pos = positions(batch->B, batch->S_tgt, ct);
     t.enc.pos = t.enc_pos;
     t.dec.pos = t.dec_pos;
     t.enc_saves = enc ? attn_calloc((size_t)m->c.n_enc_layers, sizeof(block_save)) : NULL;
@@ -602,7 +678,7 @@ static attn_status step(attn_ctx *ctx, attn_transformer *m, const attn_nn_batch 
     if (!t.dec_pos || !t.dec_saves || (enc && (!t.enc_pos || !t.enc_saves)))
         r.st = attn_fail(ATTN_NO_MEMORY, "attn_transformer_step: out of memory");
     if (r.st == ATTN_OK) forward(&r, batch, &t);
-    int64_t Nt = batch->B * batch->S_tgt, V = m->c.vocab;
+    int64_t V = m->c.vocab;
     if (grads && r.st == ATTN_OK) t.dlogits = act_alloc(&r, Nt * V, 0);
     double l = 0;
     if (r.st == ATTN_OK)
@@ -638,6 +714,9 @@ attn_status attn_transformer_step_probe(attn_ctx *ctx, attn_transformer *m,
         return attn_fail(ATTN_UNSUPPORTED, "attn_transformer_step_probe: 'opts->training' is set "
                          "and the model has attention dropout; a probe needs the attention "
                          "without dropout");
+    if (batch->cu_seqlens_src || batch->cu_seqlens_tgt)
+        return attn_fail(ATTN_UNSUPPORTED, "attn_transformer_step_probe: 'batch->cu_seqlens_%s' is "
+                         "set; explanations take padded batches", batch->cu_seqlens_tgt ? "tgt" : "src");
     return step(ctx, m, batch, opts, 1, hook, user, loss, NULL, NULL);
 }
 
@@ -658,8 +737,8 @@ attn_status attn__nn_encode(attn_ctx *ctx, attn_transformer *m, const int32_t *s
     b.S_src = len;
     b.src = src;
     b.src_lens = &len;
-    stream s = {len, 0, &len, NULL, 1};
-    int32_t *pos = positions(1, len);
+    stream s = {len, len, 0, &len, NULL, NULL, 1};
+    int32_t *pos = positions(1, len, NULL);
     block_save *saves = attn_calloc((size_t)m->c.n_enc_layers, sizeof(block_save));
     float *fin = act_alloc(&r, len * m->c.d_model, 0), *stats = act_alloc(&r, 2 * len, 0);
     s.pos = pos;

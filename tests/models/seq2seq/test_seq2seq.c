@@ -43,7 +43,7 @@ static void tiny_batch_make(tiny_batch *t, int64_t S, uint64_t seed)
         }
     }
     t->tgt_out[2 * 4 + 3] = 0;
-    t->b = (attn_nn_batch){3, S, 4, t->src, t->tgt_in, t->tgt_out, t->lens, NULL, 0};
+    t->b = (attn_nn_batch){3, S, 4, t->src, t->tgt_in, t->tgt_out, t->lens, NULL, 0, NULL, NULL};
 }
 
 typedef struct {
@@ -170,7 +170,7 @@ T_TEST(seq2seq_generate_matches_teacher_forcing)
         tin[0] = 1;
         for (int64_t r = 0; r < n_out[b]; r++) tin[r + 1] = tout[r] = out[b * CAP + r];
         tout[T - 1] = n_out[b] < CAP ? 2 : 0;
-        attn_nn_batch tb = {1, lens[b], T, src + b * S, tin, tout, lens + b, NULL, 0};
+        attn_nn_batch tb = {1, lens[b], T, src + b * S, tin, tout, lens + b, NULL, 0, NULL, NULL};
         double loss;
         T_EQ_STATUS(attn_seq2seq_step(ctx, m, &tb, 0.0, 0, &loss, logits), ATTN_OK);
         for (int64_t r = 0; r < T; r++) {
@@ -216,7 +216,7 @@ T_TEST(seq2seq_learns_to_copy)
                 (int32_t)t_rand_int(&s, 3, 11);
             tout[b * (S + 1) + S] = 2;
         }
-        attn_nn_batch bt = {B, S, S + 1, src, tin, tout, lens, NULL, 0};
+        attn_nn_batch bt = {B, S, S + 1, src, tin, tout, lens, NULL, 0, NULL, NULL};
         double loss = 0;
         attn_seq2seq_zero_grad(m);
         T_EQ_STATUS(attn_seq2seq_step(ctx, m, &bt, 0.0, 1, &loss, NULL), ATTN_OK);
@@ -550,6 +550,11 @@ T_TEST(seq2seq_args)
     T_EQ_STATUS(attn_seq2seq_step(ctx, m, &tb.b, 0, 1, &loss, NULL), ATTN_BAD_PARAM);
     tb.tgt_out[0] = 4;
     T_EQ_STATUS(attn_seq2seq_step(ctx, m, &tb.b, 2.0, 0, &loss, NULL), ATTN_BAD_PARAM);
+    int64_t cu[4] = {0, 5, 8, 13};
+    tb.b.cu_seqlens_src = cu; /* packed batches are the transformer's */
+    T_EQ_STATUS(attn_seq2seq_step(ctx, m, &tb.b, 0, 0, &loss, NULL), ATTN_UNSUPPORTED);
+    T_CHECK(strstr(attn_last_error(), "'batch->cu_seqlens_src'") != NULL);
+    tb.b.cu_seqlens_src = NULL;
     T_EQ_INT(loss == -1, 1); /* nothing written by the failing calls */
     tb.b.B = 0;
     T_EQ_STATUS(attn_seq2seq_step(ctx, m, &tb.b, 0, 1, &loss, NULL), ATTN_OK);

@@ -142,7 +142,7 @@ static void one_model(g_grid *g)
     for (int64_t b = 0; b < B; b++) lens[b] = t_rand_int(&g->rng, 1, S);
     tout[0] = 1;
     model_case k = {t_ctx((int)t_rand_int(&g->rng, 1, 3)), m,
-                    {B, enc ? S : 0, T, enc ? src : NULL, tin, tout, enc ? lens : NULL, NULL, 0},
+                    {B, enc ? S : 0, T, enc ? src : NULL, tin, tout, enc ? lens : NULL, NULL, 0, NULL, NULL},
                     {0, 0, ls, 0}};
     if (c.act == ATTN_NN_ACT_GELU) /* steps of 1e-2 straddle ReLU's kink */
         check_gradients(g, &k);

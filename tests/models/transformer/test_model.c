@@ -37,7 +37,7 @@ static int32_t full_argmax(attn_ctx *ctx, attn_transformer *m, const int32_t *sr
     const attn_transformer_config *c = attn_transformer_get_config(m);
     int32_t labels[16] = {0};
     float logits[16 * 13];
-    attn_nn_batch b = {1, src_len, n, src, seq, labels, &src_len, NULL, 0};
+    attn_nn_batch b = {1, src_len, n, src, seq, labels, &src_len, NULL, 0, NULL, NULL};
     if (c->arch == ATTN_TRANSFORMER_ARCH_DECODER) b.src = NULL;
     attn_nn_train_opts o = {0, 0, 0, 0};
     double loss;
@@ -85,7 +85,7 @@ static double seq_logprob(attn_ctx *ctx, attn_transformer *m, const int32_t *src
     in[0] = 1;
     for (int64_t i = 0; i < n_out; i++) in[i + 1] = lab[i] = out[i];
     lab[n_out] = 2;
-    attn_nn_batch b = {1, src_len, n_out + 1, src, in, lab, &src_len, NULL, 0};
+    attn_nn_batch b = {1, src_len, n_out + 1, src, in, lab, &src_len, NULL, 0, NULL, NULL};
     attn_nn_train_opts o = {0, 0, 0, 0};
     double loss = 0;
     T_EQ_STATUS(attn_transformer_step(ctx, m, &b, &o, 0, &loss, NULL, NULL), ATTN_OK);
@@ -128,7 +128,7 @@ T_TEST(checkpointing_same_gradients_less_memory)
     for (int i = 0; i < 20; i++) src[i] = 3 + i % 10;
     for (int i = 0; i < 16; i++) tin[i] = tout[i] = 3 + (i * 7) % 10;
     int64_t lens[2] = {10, 6};
-    attn_nn_batch b = {2, 10, 8, src, tin, tout, lens, NULL, 0};
+    attn_nn_batch b = {2, 10, 8, src, tin, tout, lens, NULL, 0, NULL, NULL};
     size_t bytes[2];
     double loss[2];
     float *g0 = NULL;

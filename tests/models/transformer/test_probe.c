@@ -75,7 +75,7 @@ static int64_t src_lens[B] = {6, 4};
 
 static double probe(attn_transformer *m, sites *c)
 {
-    attn_nn_batch b = {B, SS, ST, src, tgt_in, tgt_out, src_lens, NULL, 0};
+    attn_nn_batch b = {B, SS, ST, src, tgt_in, tgt_out, src_lens, NULL, 0, NULL, NULL};
     attn_nn_train_opts o = {0, 0, 0, 0};
     double loss = 0;
     T_EQ_STATUS(attn_transformer_step_probe(t_ctx(2), m, &b, &o, collect, c, &loss), ATTN_OK);
@@ -185,7 +185,7 @@ T_TEST(transformer_probe_grads_fd)
 T_TEST(transformer_probe_errors)
 {
     attn_transformer *m = model();
-    attn_nn_batch b = {B, SS, ST, src, tgt_in, tgt_out, src_lens, NULL, 0};
+    attn_nn_batch b = {B, SS, ST, src, tgt_in, tgt_out, src_lens, NULL, 0, NULL, NULL};
     attn_nn_train_opts o = {0, 0, 0, 0};
     double loss = -1;
     sites c = {0};
