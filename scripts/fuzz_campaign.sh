@@ -103,6 +103,12 @@ mkdir -p "$DIR"
 exec 9> "$DIR/lock"
 flock -n 9 || { echo "fuzz_campaign.sh: a campaign is already running on $DIR" >&2; exit 1; }
 
+# TMPDIR of the fuzzers (bert_weights writes its inputs there), in memory
+# when /dev/shm is there; emptied after every run, since an interrupted
+# fuzzer exits without its atexit clean-up.
+SCRATCH=$(mktemp -d /dev/shm/attn-fuzz.XXXXXX 2> /dev/null || mktemp -d /tmp/attn-fuzz.XXXXXX) || exit 1
+trap 'rm -rf "$SCRATCH"' EXIT
+
 STOP=0
 PID=
 on_signal() {
@@ -171,7 +177,7 @@ run_once() {
     t0=$(date +%s)
     touch "$d/.run-start"
     # shellcheck disable=SC2046
-    nice -n 19 "$DIR/bin/fuzz_$t" $(cat "$d/opts") -runs="$runs" -print_final_stats=1 \
+    TMPDIR=$SCRATCH nice -n 19 "$DIR/bin/fuzz_$t" $(cat "$d/opts") -runs="$runs" -print_final_stats=1 \
         -artifact_prefix="$d/" "$d/corpus" > "$d/run-$n.log" 2>&1 &
     PID=$!
     while kill -0 "$PID" 2> /dev/null; do
@@ -185,6 +191,7 @@ run_once() {
     wait "$PID"
     rc=$?
     PID=
+    rm -rf "${SCRATCH:?}"/*
     [ "$STOP" = 1 ] && interrupted=1
     local secs=$(( $(date +%s) - t0 ))
     units=$(sed -n 's/^stat::number_of_executed_units: *//p' "$d/run-$n.log" | tail -n 1)
