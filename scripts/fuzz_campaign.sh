@@ -28,7 +28,8 @@
 # build; `commit` says which), and per target <t>/corpus/ (seeded from
 # fuzz/corpus/<t>/), <t>/state (the counts), <t>/run-<n>.log (each run's
 # output) and any artifact (crash-*, timeout-*, oom-*, leak-*). The log
-# (FUZZ_CAMPAIGN_LOG, build-fuzz/campaign.log) has one line per event.
+# (FUZZ_CAMPAIGN_LOG, build-fuzz/campaign.log) has one line per event;
+# <dir>/pid is the running script's (kill it, SIGTERM, to stop).
 # `make clean` deletes all of it; a new campaign starts after
 # `rm -rf build-fuzz/campaign`.
 set -u
@@ -102,6 +103,7 @@ esac
 mkdir -p "$DIR"
 exec 9> "$DIR/lock"
 flock -n 9 || { echo "fuzz_campaign.sh: a campaign is already running on $DIR" >&2; exit 1; }
+echo $$ > "$DIR/pid"
 
 # TMPDIR of the fuzzers (bert_weights writes its inputs there), in memory
 # when /dev/shm is there; emptied after every run, since an interrupted
