@@ -16,7 +16,7 @@ NN_GRIDS = grid_nn_linear grid_nn_embedding grid_nn_layernorm grid_nn_rmsnorm gr
   grid_nn_clip grid_nn_lr grid_nn_mha grid_nn_gru_layer grid_nn_gru_cell grid_models_transformer
 LONG_GRID_CONFIGS ?= 3000
 
-.PHONY: bench bench-lm bench-quick all build run test test-c test-asan test-fma test-clang test-cxx test-install test-python test-long mutants clean fuzz fuzz-build
+.PHONY: bench bench-lm bench-quick all build run test test-c test-asan test-fma test-clang test-cxx test-install test-python test-long mutants clean fuzz fuzz-build fuzz-seeds fuzz-targets
 
 all: build
 
@@ -128,6 +128,24 @@ FUZZ_TARGETS ?= json safetensors gguf vocab wordpiece bpe lines bert_config chec
 FUZZ_SECONDS ?= 60
 FUZZ_FLAGS ?= -max_total_time=$(FUZZ_SECONDS)
 FUZZ_NICE ?= nice -n 19
+# Flags every run of a target gets (make fuzz, scripts/fuzz_campaign.sh).
+# Without -max_len libFuzzer allows max(4096, the largest seed) bytes; an
+# input costs about its length, so a target whose longest path needs less
+# is bounded, with room to spare:
+#  wordpiece: 1024. Its longest paths: a word over the 100-character limit
+#    ([UNK]; 101 characters, at most 404 bytes), a run of combining marks
+#    longer than the 32 the encoder holds inline (33 marks, 66+ bytes), and
+#    truncation (more than the 64 ids of its longest encoding, 64+ bytes).
+#  checkpoint: 16384. The seeds (fuzz/seeds_checkpoint.c) are at most
+#    12.9 KB; the earlier 45 KB seed (the dates model with its optimizer
+#    state) reached no edge that they miss, and every rule of the reader is
+#    per tensor or per field, not per byte.
+# The others keep the default: their inputs' structure (headers, nesting,
+# vocabularies) needs the room. (bpe's one path beyond 4096 bytes, a token
+# over ATTN_BPE_MAX_TOKEN_BYTES, is tests/text/test_bpe.c's.)
+FUZZ_OPTS_wordpiece = -max_len=1024
+FUZZ_OPTS_checkpoint = -max_len=16384
+FUZZ_COMMON = -timeout=10 -rss_limit_mb=4096
 
 # The sources of each tier (the libraries of CMakeLists.txt, without the ISA
 # kernels: without ATTN_HAVE_<ISA> the kernel table registers none); each
@@ -171,9 +189,25 @@ fuzz:
 	for t in $(FUZZ_TARGETS); do \
 	  rm -rf build-fuzz/corpus-$$t && mkdir -p build-fuzz/corpus-$$t && \
 	  cp fuzz/corpus/$$t/* build-fuzz/corpus-$$t/ && \
-	  $(FUZZ_NICE) ./build-fuzz/fuzz_$$t $(FUZZ_FLAGS) -timeout=10 -rss_limit_mb=4096 \
+	  $(FUZZ_NICE) ./build-fuzz/fuzz_$$t $$($(MAKE) -s --no-print-directory fuzz-opts-$$t) $(FUZZ_FLAGS) \
 	    -print_final_stats=1 -artifact_prefix=build-fuzz/$$t- build-fuzz/corpus-$$t || exit 1; \
 	done
+
+# The per-target flags of a target (FUZZ_COMMON and FUZZ_OPTS_<target>), and
+# the list of targets (for scripts/fuzz_campaign.sh).
+fuzz-opts-%:
+	@echo $(FUZZ_COMMON) $(FUZZ_OPTS_$*)
+
+fuzz-targets:
+	@echo $(FUZZ_TARGETS)
+
+# The checkpoint target's seeds, written by the library's own checkpoint
+# writer (fuzz/seeds_checkpoint.c); run again when the format changes.
+fuzz-seeds:
+	@mkdir -p build-fuzz
+	clang -std=c11 -O1 -Wall -Wextra -Werror -D_POSIX_C_SOURCE=200809L -DATTN_BUILD -Iinclude -Isrc \
+	  fuzz/seeds_checkpoint.c $(FUZZ_SRCS_checkpoint) -lpthread -lm -o build-fuzz/seeds_checkpoint
+	mkdir -p fuzz/corpus/checkpoint && ./build-fuzz/seeds_checkpoint fuzz/corpus/checkpoint
 
 clean:
 	rm -rf build build-asan build-fma build-clang build-fuzz build-mutants run
