@@ -26,7 +26,7 @@
 #include <immintrin.h>
 #include <string.h>
 
-enum { BQ = ATTN__AVX2_TILE_Q, BQB = ATTN__AVX2_TILE_Q_BWD, BK = ATTN__AVX2_TILE_K, MR = 6 };
+enum { BQ = ATTN__AVX2_TILE_Q, BQB = ATTN__AVX2_TILE_Q_BWD, BK = ATTN__AVX2_TILE_K, MR = 6, GR = 2 * MR };
 
 static int64_t pad16(int64_t n) { return (n + 15) / 16 * 16; }
 
@@ -412,10 +412,12 @@ void attn__avx2_forward_block(const attn__sdpa *p, int64_t b, int64_t h, int64_t
     float *m = f + BK, *l = m + BQ, *seen = l + BQ; /* (BQ) */
     int64_t lo[BQ], hi[BQ], jmin, jmax;
     uint64_t bits[BQ]; /* a PARTIAL tile's visible keys per row (attn__bm_bits) */
+    int cl[BQ], ch[BQ], ga[BQ], gb[BQ]; /* keys a row may see; a row group's columns */
     bool ew = elementwise(p), drop = p->dropout_p > 0.0;
     int64_t kl = row_lines(&p->k, Dk), vl = row_lines(&p->v, Dv);
 
     attn__block_ranges(p, b, i0, nq, lo, hi, &jmin, &jmax);
+    int64_t jn = jmin < jmax ? attn__next_key_tile(p, b, h, i0, nq, jmin / BK * BK, BK) : jmax;
     for (int64_t r = 0; r < nq; r++) {
         m[r] = -INFINITY;
         l[r] = 0.0f;
@@ -424,7 +426,6 @@ void attn__avx2_forward_block(const attn__sdpa *p, int64_t b, int64_t h, int64_t
     memset(acc, 0, sizeof(float) * (size_t)(BQ * dv));
     if (jmin < jmax) pack_rows(&p->q, b, i0, nq, h, Dk, (float)p->scale, qs, Dk, mq);
 
-    int64_t jn = jmin < jmax ? attn__next_key_tile(p, b, h, i0, nq, jmin / BK * BK, BK) : jmax;
     for (int64_t j0 = jn; j0 < jmax; j0 = jn) {
         /* the next tile to visit (a block mask's next listed block), prefetched below */
         jn = j0 + BK < jmax ? attn__next_key_tile(p, b, h, i0, nq, j0 + BK, BK) : jmax;
@@ -433,13 +434,21 @@ void attn__avx2_forward_block(const attn__sdpa *p, int64_t b, int64_t h, int64_t
         if (kind == ATTN__BLK_EMPTY) continue;
         bool full = !ew && nk == BK && kind == ATTN__BLK_FULL, part = kind == ATTN__BLK_PARTIAL;
         if (part) attn__bm_bits(p->bm, b, h, i0, nq, j0, nk, bits);
-        /* the rows that see a key of the tile, [ra, rb): only they are computed */
+        /* per row the keys [cl, ch) of the tile it may see (empty: cl >= ch),
+         * and the rows that see any, [ra, rb): only they are computed */
         int64_t ra = nq, rb = 0;
         for (int64_t r = 0; r < nq; r++) {
             full &= lo[r] <= j0 && hi[r] >= j0 + BK;
-            bool sees = lo[r] < j0 + nk && hi[r] > j0 && lo[r] < hi[r];
-            if (sees && part) sees = (bits[r] & attn__bits_span(lo[r] - j0, hi[r] - j0, nk)) != 0;
-            if (sees) {
+            int64_t c0 = lo[r] - j0 > 0 ? lo[r] - j0 : 0, c1 = hi[r] - j0 < nk ? hi[r] - j0 : nk;
+            if (lo[r] >= hi[r]) c1 = 0;
+            if (part && c0 < c1) {
+                uint64_t v = bits[r] & attn__bits_span(c0, c1, nk);
+                c0 = v ? __builtin_ctzll(v) : 0;
+                c1 = v ? 64 - __builtin_clzll(v) : 0;
+            }
+            cl[r] = (int)c0;
+            ch[r] = (int)c1;
+            if (c0 < c1) {
                 ra = r < ra ? r : ra;
                 rb = r + 1;
             }
@@ -449,31 +458,55 @@ void attn__avx2_forward_block(const attn__sdpa *p, int64_t b, int64_t h, int64_t
         pack_cols(&p->k, b, j0, nk, hk, Dk, 1.0f, kt, BK);
         pack_rows(&p->v, b, j0, nk, hk, Dv, 1.0f, vt, dv, BK);
         bool v_bad = (!full || drop) && !all_finite(vt, nk * dv);
-        int64_t nr = rb - ra, mr = (nr + MR - 1) / MR * MR; /* rows [ra, ra + mr) are within qs's mq */
-        if (ra + mr > mq) mr = mq - ra;
-        gemm(mr, BK, Dk, qs + ra * Dk, Dk, kt, BK, s + ra * BK, BK, false);
+        /* S = Qs K^T in groups of rows, each over the 16-key columns its rows
+         * may see, [ga, gb) (a whole FULL tile: one group, every column) */
+        int64_t grp = full ? rb - ra : GR, ng = 0;
+        for (int64_t g0 = ra; g0 < rb; g0 += grp, ng++) {
+            int64_t g1 = g0 + grp < rb ? g0 + grp : rb, a = BK, z = 0;
+            for (int64_t r = g0; r < g1; r++)
+                if (cl[r] < ch[r]) {
+                    a = cl[r] < a ? cl[r] : a;
+                    z = ch[r] > z ? ch[r] : z;
+                }
+            ga[ng] = (int)(a < z ? a / 16 * 16 : 0);
+            gb[ng] = (int)(a < z ? (z + 15) / 16 * 16 : 0);
+            if (ga[ng] >= gb[ng]) continue;
+            int64_t mr = (g1 - g0 + MR - 1) / MR * MR; /* rows [g0, g0 + mr) are within qs's mq */
+            if (g0 + mr > mq) mr = mq - g0;
+            gemm(mr, gb[ng] - ga[ng], Dk, qs + g0 * Dk, Dk, kt + ga[ng], BK, s + g0 * BK + ga[ng], BK, false);
+        }
 
-        int64_t next = jn < jmax ? (jmax - jn < BK ? jmax - jn : BK) : 0;
+        int64_t nr = rb - ra, next = jn < jmax ? (jmax - jn < BK ? jmax - jn : BK) : 0;
         for (int64_t r = ra; r < rb; r++) {
             float *sr = s + r * BK;
+            int64_t g = (r - ra) / grp;
             for (int64_t c = r - ra; c < next; c += nr) { /* the next tile, spread over the rows */
                 prefetch_row(&p->k, b, jn + c, hk, kl);
                 prefetch_row(&p->v, b, jn + c, hk, vl);
             }
+            if (cl[r] >= ch[r]) continue; /* sees no key here */
+            for (int64_t c = 0; c < ga[g]; c += 8) _mm256_storeu_ps(sr + c, _mm256_set1_ps(-INFINITY));
+            for (int64_t c = gb[g]; c < BK; c += 8) _mm256_storeu_ps(sr + c, _mm256_set1_ps(-INFINITY));
             if (!full) finish_scores(p, b, h, i0 + r, j0, lo[r], hi[r], sr, NULL, 1);
             if (part) hide_bits(sr, bits[r]);
             if (online_row(p, b, h, i0 + r, j0, nk, sr, &m[r], &l[r], acc + r * dv, dv,
                            v_bad ? use + r * BK : NULL, f))
                 seen[r] = 1.0f;
         }
-        if (!v_bad) {
-            gemm(nr, dv, nk, s + ra * BK, BK, vt, dv, acc + ra * dv, dv, true);
+        if (!v_bad) { /* O += P V over each group's columns (the others' P is 0) */
+            for (int64_t g0 = ra, g = 0; g0 < rb; g0 += grp, g++) {
+                int64_t g1 = g0 + grp < rb ? g0 + grp : rb, kb = gb[g] < nk ? gb[g] : nk;
+                if (ga[g] >= kb) continue;
+                for (int64_t r = g0; r < g1; r++) /* rows that saw nothing: P 0 */
+                    if (cl[r] >= ch[r]) memset(s + r * BK, 0, sizeof(float) * BK);
+                gemm(g1 - g0, dv, kb - ga[g], s + g0 * BK + ga[g], BK, vt + ga[g] * dv, dv, acc + g0 * dv, dv, true);
+            }
         } else {
             /* A NaN or Inf in V: take exactly the visible, kept keys, with
              * the GEMM's fused multiply-adds in its order, so results equal
              * those of a finite V bit for bit. */
             for (int64_t r = ra; r < rb; r++)
-                for (int64_t c = 0; c < nk; c++)
+                for (int64_t c = 0; c < nk && cl[r] < ch[r]; c++)
                     if (use[r * BK + c] != 0.0f)
                         for (int64_t x = 0; x < Dv; x++)
                             acc[r * dv + x] = fmaf(s[r * BK + c], vt[c * dv + x], acc[r * dv + x]);
