@@ -473,13 +473,19 @@ void attn__avx2_forward_block(const attn__sdpa *p, int64_t b, int64_t h, int64_t
             if (ga[ng] >= gb[ng]) continue;
             int64_t mr = (g1 - g0 + MR - 1) / MR * MR; /* rows [g0, g0 + mr) are within qs's mq */
             if (g0 + mr > mq) mr = mq - g0;
-            gemm(mr, gb[ng] - ga[ng], Dk, qs + g0 * Dk, Dk, kt + ga[ng], BK, s + g0 * BK + ga[ng], BK, false);
+            if (gb[ng] - ga[ng] == BK) /* all columns: the call the compiler specializes */
+                gemm(mr, BK, Dk, qs + g0 * Dk, Dk, kt, BK, s + g0 * BK, BK, false);
+            else
+                gemm(mr, gb[ng] - ga[ng], Dk, qs + g0 * Dk, Dk, kt + ga[ng], BK, s + g0 * BK + ga[ng], BK, false);
         }
 
         int64_t nr = rb - ra, next = jn < jmax ? (jmax - jn < BK ? jmax - jn : BK) : 0;
-        for (int64_t r = ra; r < rb; r++) {
+        for (int64_t r = ra, g = 0, gend = ra + grp; r < rb; r++) {
             float *sr = s + r * BK;
-            int64_t g = (r - ra) / grp;
+            if (r == gend) { /* the next row group */
+                g++;
+                gend += grp;
+            }
             for (int64_t c = r - ra; c < next; c += nr) { /* the next tile, spread over the rows */
                 prefetch_row(&p->k, b, jn + c, hk, kl);
                 prefetch_row(&p->v, b, jn + c, hk, vl);
