@@ -30,9 +30,10 @@ the script works, not a measurement).
 sparse (the four), packed (packed, padded, padded_dense) and ring; the
 sparse rows always bring the dense row they are held to. --sizes sets the
 sparse rows' sequence lengths (default 16384,65536), --no-peers skips the
-PyTorch rows. With --only the rows run are merged into --out (rows of the
-same name and length replaced, the others kept), so a quick re-run of the
-sparse rows updates the file in place:
+PyTorch rows (a merged row keeps the PyTorch timings of the row it
+replaces, marked peers_from_earlier_run). With --only the rows run are
+merged into --out (rows of the same name and length replaced, the others
+kept), so a quick re-run of the sparse rows updates the file in place:
 
     python bench/longctx_bench.py --only sparse --no-peers --reps 3
 
@@ -276,6 +277,16 @@ def main():
             old = json.load(f)
         key = lambda r: (r.get("name"), r.get("Sq"), r.get("ranks"))
         mine = {key(r) for r in rows}
+        before = {key(r): r for r in old.get("rows", [])}
+        for r in rows:  # without --no-peers' rows, keep the PyTorch timings the file had
+            prev = before.get(key(r), {})
+            kept = [k for k in ("peer", "peer_median_ms", "skipped", "flex", "flex_median_ms", "flex_skipped")
+                    if k in prev and k not in r]
+            if a.no_peers and kept:
+                r.update({k: prev[k] for k in kept})
+                r["peers_from_earlier_run"] = True
+                if "peer_median_ms" in r:
+                    r["ratio"] = r["peer_median_ms"] / r["median_ms"]
         rows = [r for r in old.get("rows", []) if key(r) not in mine] + rows
         if old.get("tiny") != a.tiny:
             print("note: merging %s rows into a %s file" % ("tiny" if a.tiny else "full", "tiny" if old.get("tiny") else "full"))

@@ -82,10 +82,12 @@ static void forward_task(void *arg, int64_t t, int tid)
 }
 
 /* Query rows per forward block: the kernel's tile, or under a block mask
- * whose block rows would straddle the tiles, the largest count <= tile
- * that is a multiple or a divisor of block_q (if one is at least half the
- * tile). A block then lies in one block row of the mask: it meets only
- * that row's listed key blocks, and a FULL block stays FULL for it. */
+ * the largest count <= tile that is a multiple or a divisor of block_q
+ * (if one is at least half the tile; else the tile, and blocks straddle),
+ * so no block straddles two block rows of the mask. With block rows of at
+ * least half the tile (64 for the AVX2 kernel's 96) a block lies in
+ * exactly one: it meets only that row's listed key blocks, and a FULL
+ * block stays FULL for it. */
 static int64_t forward_rows(int64_t tile, const attn__sdpa *p)
 {
     if (p->bm == NULL) return tile;
