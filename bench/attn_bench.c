@@ -17,8 +17,10 @@
  *         padded:L1,L2,..  the same sequences padded into a batch (q_lens, k_lens)
  *       times one shape (median and min of R runs after a warm-up) and prints
  *       one JSON line: the kernel that ran and the CPU, times, FLOPs
- *       (visible and dense), GFLOP/s, bytes of K and V read (decode), and
- *       peak resident memory growth. --dtype is the dtype of every tensor
+ *       (visible and dense), GFLOP/s, bytes of K and V read (decode),
+ *       peak resident memory growth, and the median process CPU time of a
+ *       run (cpu_ms, and cpu_min_ms; every thread's, so on a shared machine a 1-thread
+ *       run's cpu_ms leaves out the time other processes took the core). --dtype is the dtype of every tensor
  *       (LSE: float32); --kv-dtype under --dtype f32 makes K and V half
  *       (the mixed decode, forward only). Without --kernel the context's
  *       choice stands (ATTN_KERNEL in the environment, else auto).
@@ -115,6 +117,15 @@ static double now(void)
 {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+/* CPU seconds of the whole process (every thread): on a shared machine
+ * less disturbed than the wall clock by other processes' time slices. */
+static double cpu_now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
@@ -242,19 +253,26 @@ static int run(const shape *s)
     }
 
     long rss0 = max_rss_kb();
-    double *times = calloc((size_t)s->reps, sizeof(double));
+    double *times = calloc((size_t)s->reps, sizeof(double)), *cpu = calloc((size_t)s->reps, sizeof(double));
     for (long r = -1; r < s->reps; r++) { /* r = -1: warm-up */
-        double t0 = now();
+        double t0 = now(), c0 = cpu_now();
         if (strcmp(s->mode, "bwd") != 0 || r < 0)
             die(attn_sdpa_forward(ctx, &tq, &tk, &tv, &p, &to, &tl), "forward");
-        if (strcmp(s->mode, "bwd") == 0) t0 = now();
+        if (strcmp(s->mode, "bwd") == 0) {
+            t0 = now();
+            c0 = cpu_now();
+        }
         if (need_bwd)
             die(attn_sdpa_backward(ctx, &tq, &tk, &tv, &to, &tdo, &tl, &p, &tdq, &tdk, &tdv, NULL), "backward");
-        if (r >= 0) times[r] = now() - t0;
+        if (r >= 0) {
+            times[r] = now() - t0;
+            cpu[r] = cpu_now() - c0;
+        }
     }
     long rss1 = max_rss_kb();
     qsort(times, (size_t)s->reps, sizeof(double), cmp_double);
-    double med = times[s->reps / 2], mn = times[0];
+    qsort(cpu, (size_t)s->reps, sizeof(double), cmp_double);
+    double med = times[s->reps / 2], mn = times[0], cpu_med = cpu[s->reps / 2], cpu_min = cpu[0];
     double flops = fwd_flops * factor, kv_bytes = 2.0 * (double)Hkv * D * (double)attn_dtype_size(dkv_t);
     double kv_total = 0;
     for (long b = 0; b < B; b++) kv_total += kv_bytes * (double)klens[b];
@@ -262,15 +280,16 @@ static int run(const shape *s)
            "\"dtype\": \"%s\", \"kv_dtype\": \"%s\", \"cpu\": \"%s\", "
            "\"mask\": \"%s\", \"threads\": %ld, \"kernel\": \"%s\", \"reps\": %ld, \"median_ms\": %.4f, "
            "\"min_ms\": %.4f, \"flops\": %.6g, \"flops_dense\": %.6g, \"gflops\": %.3f, "
-           "\"gflops_dense\": %.3f, \"kv_bytes\": %.6g, \"kv_gbs\": %.3f, \"rss_growth_mb\": %.2f}\n",
+           "\"gflops_dense\": %.3f, \"kv_bytes\": %.6g, \"kv_gbs\": %.3f, \"rss_growth_mb\": %.2f, "
+           "\"cpu_ms\": %.4f, \"cpu_min_ms\": %.4f, \"gflops_per_cpu_s\": %.3f}\n",
            s->mode, B, Hq, Hkv, Sq, Sk, D, s->dtype, s->kv_dtype ? s->kv_dtype : s->dtype, attn__cpu_get()->brand,
            s->mask, s->threads,
            attn_kernel_name(attn_ctx_resolved_kernel(ctx)), s->reps, med * 1e3, mn * 1e3, flops,
            dense * factor, flops / med / 1e9, dense * factor / med / 1e9, kv_total, kv_total / med / 1e9,
-           (double)(rss1 - rss0) / 1024.0);
+           (double)(rss1 - rss0) / 1024.0, cpu_med * 1e3, cpu_min * 1e3, flops / cpu_med / 1e9);
     attn_ctx_free(ctx);
     attn_block_mask_free(bm);
-    free(times); free(klens); free(q); free(k); free(v); free(o); free(lse);
+    free(times); free(cpu); free(klens); free(q); free(k); free(v); free(o); free(lse);
     free(d_o); free(dq); free(dk); free(dv);
     return 0;
 }

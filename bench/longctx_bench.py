@@ -4,23 +4,52 @@ given the equivalent dense boolean mask (and FlexAttention where it runs on
 CPU).
 
     python bench/longctx_bench.py [--tiny] [--threads N] [--reps R] [--out bench/results_longctx.json]
+                                  [--only GROUPS] [--sizes S,S] [--no-peers]
 
 Rows: the dense forward at 16K (the rate the sparse rows are held to);
 a causal sliding window of 512, Longformer (window 512 = 256 each side, 16
 global tokens) and BigBird (blocks of 64: 1 window block each side, 2
-global, 3 random) at 16K and 64K, each with its GFLOP/s on visible blocks
-over the dense rate (rate_vs_dense); 8 documents of mixed lengths up to 4K
-packed (cu_seqlens) and the same batch padded (q_lens/k_lens), forward +
-backward (padded_over_packed), and the padded batch computed densely
-(padded_dense_over_packed); causal ring attention over 32K on 1, 2 and 4
-ranks of 1 thread (mpirun, `attn ring`: time, bytes sent and peak memory
-per rank, speedup_vs_1_rank). --tiny runs every
-row on small sizes (a check that the script works, not a measurement).
+global, 3 random) at 16K and 64K, each with its GFLOP/s over the dense rate
+(rate_vs_dense). The FLOPs counted are attn_bench's: 4 H D per visible
+pair, the window's pairs counted exactly (512 keys per query but the
+first ones'), Longformer's and BigBird's as every element of the blocks
+their masks list. pairs_vs_dense and blocks_vs_dense give every row both
+ways: on the exactly visible pairs, and on the 64 x 64 blocks that hold
+one (BigBird's blocks are wholly visible: the two agree; Longformer's
+partial blocks are 1.29x its visible pairs at 16K). Then 8
+documents of mixed lengths up to 4K packed (cu_seqlens) and the same batch
+padded (q_lens/k_lens), forward + backward (padded_over_packed), and the
+padded batch computed densely (padded_dense_over_packed, beside work_ratio,
+its query-key pairs over the packed batch's: the speedup packing can give
+at equal rates); causal ring attention over 32K on 1, 2 and 4 ranks of 1
+thread (mpirun, `attn ring`: time, bytes sent and peak memory per rank,
+speedup_vs_1_rank). --tiny runs every row on small sizes (a check that
+the script works, not a measurement).
+
+--only runs some rows: a comma list of dense, window, longformer, bigbird,
+sparse (the four), packed (packed, padded, padded_dense) and ring; the
+sparse rows always bring the dense row they are held to. --sizes sets the
+sparse rows' sequence lengths (default 16384,65536), --no-peers skips the
+PyTorch rows (a merged row keeps the PyTorch timings of the row it
+replaces, marked peers_from_earlier_run). With --only the rows run are
+merged into --out (rows of the same name and length replaced, the others
+kept), so a quick re-run of the sparse rows updates the file in place:
+
+    python bench/longctx_bench.py --only sparse --no-peers --reps 3
+
 A peer that would need more than --peer-max-gb for its dense mask or
 scores is recorded as skipped with the reason.
+
+The packed batch: 7 lengths at the quantiles (k + 1/2) / 7 of a
+log-normal with median 1024 tokens and sigma 0.75 (a model of
+instruction / chat document lengths under a 4K context) and one of 4096,
+the longest, to which the batch is padded: 341, 566, 778, 1024, 1348,
+1854, 3073, 4096 (13080 tokens). Padded, it holds 8 x 4096^2 = 134M
+query-key pairs against sum L^2 = 33.6M packed: a work ratio of 4.0.
 """
 import argparse
 import json
+import math
 import os
 import re
 import statistics
@@ -64,6 +93,36 @@ def bigbird_dense(S):
     for r in range(nb):
         blocks[r, torch.randperm(nb, generator=g)[:3]] = True
     return blocks.repeat_interleave(64, 0).repeat_interleave(64, 1)
+
+
+def packed_lengths():
+    """The packed batch of the docstring: 7 log-normal quantiles (median
+    1024, sigma 0.75) and 4096."""
+    from statistics import NormalDist
+    return [round(1024 * math.exp(0.75 * NormalDist().inv_cdf((k + 0.5) / 7))) for k in range(7)] + [4096]
+
+
+def window_blocks(S, W, bs=64):
+    """Elements of the bs x bs blocks that hold a visible pair of a causal
+    window of W keys per query (S x S)."""
+    n = 0
+    for qb in range(0, S, bs):
+        nq = min(bs, S - qb)
+        lo, hi = max(0, qb - (W - 1)), qb + nq  # keys the block's rows see: [lo, hi)
+        for kb in range(lo // bs * bs, hi, bs):
+            n += nq * min(bs, S - kb)
+    return n
+
+
+def longformer_pairs(S, w, g):
+    """Visible (query, key) pairs of Longformer over S x S: keys within w
+    of the query, the g global keys, and every key for the g global
+    queries."""
+    n = g * S
+    for i in range(g, S):
+        lo, hi = max(0, i - w), min(S - 1, i + w)
+        n += hi - lo + 1 + max(0, min(g, lo))  # the window, and the global keys before it
+    return n
 
 
 def time_it(fn, reps):
@@ -130,56 +189,107 @@ def main():
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--peer-max-gb", type=float, default=8.0)
     ap.add_argument("--out", default=os.path.join(HERE, "results_longctx.json"))
+    ap.add_argument("--only", default=None, help="comma list: dense, window, longformer, bigbird, sparse, packed, ring")
+    ap.add_argument("--sizes", default=None, help="the sparse rows' sequence lengths, comma separated")
+    ap.add_argument("--no-peers", action="store_true", help="skip the PyTorch SDPA and FlexAttention rows")
     a = ap.parse_args()
+    groups = {"dense", "window", "longformer", "bigbird", "packed", "ring"}
+    want = groups if a.only is None else set()
+    for g in (a.only or "").split(","):
+        if g:
+            want |= {"dense", "window", "longformer", "bigbird"} if g == "sparse" else {g}
+    if not want <= groups:
+        ap.error("--only: unknown rows %s" % ", ".join(sorted(want - groups)))
+    sparse = [n for n in ("window", "longformer", "bigbird") if n in want]
     H, D = (2, 32) if a.tiny else (8, 64)
     sizes = [1024, 2048] if a.tiny else [16384, 65536]
+    if a.sizes:
+        sizes = [int(x) for x in a.sizes.split(",")]
     reps = 1 if a.tiny else a.reps
     rows = []
-    # the dense rate the sparse rows are held to: the same kernel with no mask
-    dense = attn_row("fwd", "none", 1, H, sizes[0], D, a.threads, reps)
-    dense["name"] = "dense"
-    rows.append(dense)
-    print(json.dumps(dense), flush=True)
+    if sparse or "dense" in want:
+        # the dense rate the sparse rows are held to: the same kernel with no mask, at 16K
+        dense = attn_row("fwd", "none", 1, H, 1024 if a.tiny else 16384, D, a.threads, reps)
+        dense["name"] = "dense"
+        rows.append(dense)
+        print(json.dumps(dense), flush=True)
     for S in sizes:
         for name, mask, peer in (("window", "window:512", None),
                                  ("longformer", "longformer:256:16", lambda S=S: longformer_dense(S, 256, 16)),
                                  ("bigbird", "bigbird:1:2:3", lambda S=S: bigbird_dense(S))):
+            if name not in sparse:
+                continue
             r = attn_row("fwd", mask, 1, H, S, D, a.threads, reps)
             r["name"] = name
             r["rate_vs_dense"] = r["gflops"] / dense["gflops"]  # target >= 0.8
-            if peer is not None:
+            # the same time counted both ways: on the exactly visible pairs, and on the
+            # 64 x 64 blocks that hold one (the rate's count is the first for the window,
+            # the second for Longformer; BigBird's blocks are all wholly visible)
+            pairs = {"window": r["flops"], "longformer": 4.0 * H * D * longformer_pairs(S, 256, 16),
+                     "bigbird": r["flops"]}[name]
+            blocks = {"window": 4.0 * H * D * window_blocks(S, 512), "longformer": r["flops"],
+                      "bigbird": r["flops"]}[name]
+            rate = lambda f: f / (r["median_ms"] * 1e-3) / 1e9 / dense["gflops"]
+            r["pairs_vs_dense"], r["blocks_vs_dense"] = rate(pairs), rate(blocks)
+            if peer is not None and not a.no_peers:
                 r.update(sdpa_peer(peer, 1, H, S, D, "fwd", reps, a.peer_max_gb))
-            if name == "longformer":
+            if name == "longformer" and not a.no_peers:
                 r.update(flex_peer(name, 1, H, S, D, reps, 256, 16))
             if "peer_median_ms" in r:
                 r["ratio"] = r["peer_median_ms"] / r["median_ms"]
             rows.append(r)
             print(json.dumps(r), flush=True)
-    lens = [300, 77, 129, 512, 64, 250, 33, 400] if a.tiny else [4096, 1024, 3000, 512, 2048, 4000, 700, 1500]
-    spec = ",".join(str(x) for x in lens)
-    pair = {}
-    for name, mask in (("packed", "packed:" + spec), ("padded", "padded:" + spec)):
-        r = attn_row("fwdbwd", mask, 1, H, 1, D, a.threads, reps)
-        r["name"] = name
-        pair[name] = r
-        if name == "padded":  # attn's padded call skips the padding's tiles by q_lens / k_lens
-            r["padded_over_packed"] = r["median_ms"] / pair["packed"]["median_ms"]
+    if "packed" in want:
+        lens = [300, 77, 129, 512, 64, 250, 33, 400] if a.tiny else packed_lengths()
+        spec = ",".join(str(x) for x in lens)
+        work_ratio = len(lens) * max(lens) ** 2 / sum(x * x for x in lens)  # padded pairs / packed pairs
+        pair = {}
+        for name, mask in (("packed", "packed:" + spec), ("padded", "padded:" + spec)):
+            r = attn_row("fwdbwd", mask, 1, H, 1, D, a.threads, reps)
+            r["name"] = name
+            r["lengths"] = lens
+            pair[name] = r
+            if name == "padded":  # attn's padded call skips the padding's tiles by q_lens / k_lens
+                r["padded_over_packed"] = r["median_ms"] / pair["packed"]["median_ms"]
+            rows.append(r)
+            print(json.dumps(r), flush=True)
+        # the padded dense batch (what a call without lengths, or a padding mask, computes): target >= 3x
+        r = attn_row("fwdbwd", "none", len(lens), H, max(lens), D, a.threads, reps)
+        r["name"] = "padded_dense"
+        r["lengths"] = lens
+        r["padded_dense_over_packed"] = r["median_ms"] / pair["packed"]["median_ms"]
+        r["work_ratio"] = work_ratio
         rows.append(r)
         print(json.dumps(r), flush=True)
-    # the padded dense batch (what a call without lengths, or a padding mask, computes): target >= 3x
-    r = attn_row("fwdbwd", "none", len(lens), H, max(lens), D, a.threads, reps)
-    r["name"] = "padded_dense"
-    r["padded_dense_over_packed"] = r["median_ms"] / pair["packed"]["median_ms"]
-    rows.append(r)
-    print(json.dumps(r), flush=True)
-    S = 1024 if a.tiny else 32768
-    one = None
-    for P in (1, 2, 4):
-        r = ring_row(P, S, H, D, 1)
-        one = one or r
-        r["speedup_vs_1_rank"] = one["seconds"] / r["seconds"]  # target >= 1.8 at P = 2 (2 cores)
-        rows.append(r)
-        print(json.dumps(r), flush=True)
+        print("packed vs padded dense: %.2fx faster, work ratio %.2fx" % (r["padded_dense_over_packed"], work_ratio),
+              flush=True)
+    if "ring" in want:
+        S = 1024 if a.tiny else 32768
+        one = None
+        for P in (1, 2, 4):
+            r = ring_row(P, S, H, D, 1)
+            one = one or r
+            r["speedup_vs_1_rank"] = one["seconds"] / r["seconds"]  # target >= 1.8 at P = 2 (2 cores)
+            rows.append(r)
+            print(json.dumps(r), flush=True)
+    if a.only is not None and os.path.exists(a.out):  # merge: replace rows of the same name and length
+        with open(a.out) as f:
+            old = json.load(f)
+        key = lambda r: (r.get("name"), r.get("Sq"), r.get("ranks"))
+        mine = {key(r) for r in rows}
+        before = {key(r): r for r in old.get("rows", [])}
+        for r in rows:  # without --no-peers' rows, keep the PyTorch timings the file had
+            prev = before.get(key(r), {})
+            kept = [k for k in ("peer", "peer_median_ms", "skipped", "flex", "flex_median_ms", "flex_skipped")
+                    if k in prev and k not in r]
+            if a.no_peers and kept:
+                r.update({k: prev[k] for k in kept})
+                r["peers_from_earlier_run"] = True
+                if "peer_median_ms" in r:
+                    r["ratio"] = r["peer_median_ms"] / r["median_ms"]
+        rows = [r for r in old.get("rows", []) if key(r) not in mine] + rows
+        if old.get("tiny") != a.tiny:
+            print("note: merging %s rows into a %s file" % ("tiny" if a.tiny else "full", "tiny" if old.get("tiny") else "full"))
     with open(a.out, "w") as f:
         json.dump({"tiny": a.tiny, "threads": a.threads, "rows": rows}, f, indent=1)
     print("wrote", a.out)

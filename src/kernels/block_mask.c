@@ -8,6 +8,7 @@
 
 #include <math.h>
 #include <stdatomic.h>
+#include <string.h>
 
 /* First position in idx[0..n) with idx >= x (n if none). */
 static int64_t lower_bound(const int64_t *idx, int64_t n, int64_t x)
@@ -135,24 +136,83 @@ int64_t attn__bm_next_query(const attn_block_mask *m, int64_t b, int64_t h, int6
                      m->shape.block_q, i, tile);
 }
 
+/* ---- visibility bits ---------------------------------------------------------------- */
+
+/* Rows per pass of the bit walks (their scratch is on the stack). */
+enum { BITS_ROWS = 128 };
+
+static void layout_bits(const attn_block_mask *m, int64_t b, int64_t h, int64_t i0, int64_t nq, int64_t j0,
+                        int64_t nk, uint64_t *bits);
+
+/* The rule of m (a leaf's, or its operands' through their layouts) as
+ * bits, for rows i0 .. i0+n-1 (n <= BITS_ROWS) and keys [j0, j0 + nk),
+ * inside one PARTIAL block of m's layout. */
+static void rule_bits(const attn_block_mask *m, int64_t b, int64_t h, int64_t i0, int64_t n, int64_t j0,
+                      int64_t nk, uint64_t *bits)
+{
+    int64_t bb = m->shape.n_batch == 1 ? 0 : b, hh = m->shape.n_heads == 1 ? 0 : h;
+    switch (m->rule) {
+    case ATTN__BM_FN:
+    case ATTN__BM_LISTS: /* inside its own PARTIAL block a LISTS rule is its function */
+        for (int64_t r = 0; r < n; r++) {
+            uint64_t v = 0;
+            for (int64_t c = 0; c < nk; c++) v |= (uint64_t)(m->fn(bb, hh, i0 + r, j0 + c, m->user) != 0) << c;
+            bits[r] = v;
+        }
+        return;
+    case ATTN__BM_PATTERN: attn__pattern_bits(&m->pat, &m->shape, bb, hh, i0, n, j0, nk, bits); return;
+    default: {
+        uint64_t other[BITS_ROWS];
+        layout_bits(m->a, b, h, i0, n, j0, nk, bits);
+        layout_bits(m->b, b, h, i0, n, j0, nk, other);
+        for (int64_t r = 0; r < n; r++) bits[r] = m->rule == ATTN__BM_AND ? bits[r] & other[r] : bits[r] | other[r];
+    }
+    }
+}
+
+/* attn__bm_bits for n <= BITS_ROWS rows: per block row of the tile, the
+ * listed key blocks it meets, FULL ones set whole, PARTIAL ones from the
+ * rule. */
+static void layout_bits(const attn_block_mask *m, int64_t b, int64_t h, int64_t i0, int64_t n, int64_t j0,
+                        int64_t nk, uint64_t *bits)
+{
+    int64_t bq = m->shape.block_q, bk = m->shape.block_k;
+    memset(bits, 0, sizeof(uint64_t) * (size_t)n);
+    for (int64_t qb = i0 / bq; qb * bq < i0 + n; qb++) {
+        int64_t ra = qb * bq - i0 > 0 ? qb * bq - i0 : 0, rb = (qb + 1) * bq - i0 < n ? (qb + 1) * bq - i0 : n;
+        const int64_t *idx;
+        const uint8_t *kind;
+        int64_t cnt = attn__bm_row(m, b, h, qb, &idx, &kind), x = lower_bound(idx, cnt, j0 / bk);
+        for (; x < cnt && idx[x] * bk < j0 + nk; x++) {
+            int64_t c0 = idx[x] * bk - j0 > 0 ? idx[x] * bk - j0 : 0;
+            int64_t c1 = (idx[x] + 1) * bk - j0 < nk ? (idx[x] + 1) * bk - j0 : nk;
+            if (kind[x] == ATTN__BLK_FULL) {
+                uint64_t v = attn__bits_span(c0, c1, nk);
+                for (int64_t r = ra; r < rb; r++) bits[r] |= v;
+            } else {
+                uint64_t t[BITS_ROWS];
+                rule_bits(m, b, h, i0 + ra, rb - ra, j0 + c0, c1 - c0, t);
+                for (int64_t r = ra; r < rb; r++) bits[r] |= t[r - ra] << c0;
+            }
+        }
+    }
+}
+
+void attn__bm_bits(const attn_block_mask *m, int64_t b, int64_t h, int64_t i0, int64_t nq, int64_t j0, int64_t nk,
+                   uint64_t *bits)
+{
+    for (int64_t r = 0; r < nq; r += BITS_ROWS)
+        layout_bits(m, b, h, i0 + r, nq - r < BITS_ROWS ? nq - r : BITS_ROWS, j0, nk, bits + r);
+}
+
 void attn__bm_hide(const attn_block_mask *m, int64_t b, int64_t h, int64_t i, int64_t j0, int64_t n, float *s,
                    int64_t st)
 {
-    const int64_t *idx;
-    const uint8_t *kind;
-    int64_t bk = m->shape.block_k, cnt = attn__bm_row(m, b, h, i / m->shape.block_q, &idx, &kind);
-    int64_t x = lower_bound(idx, cnt, j0 / bk);
-    for (int64_t c = 0; c < n;) {
-        int64_t kb = (j0 + c) / bk, end = (kb + 1) * bk - j0; /* this block's keys: c .. end-1 */
-        if (end > n) end = n;
-        while (x < cnt && idx[x] < kb) x++;
-        int k = x < cnt && idx[x] == kb ? kind[x] : ATTN__BLK_EMPTY;
-        if (k == ATTN__BLK_FULL) {
-            c = end;
-            continue;
-        }
-        for (; c < end; c++)
-            if (k == ATTN__BLK_EMPTY || !rule(m, b, h, i, j0 + c, false)) s[c * st] = -INFINITY;
+    for (int64_t c = 0; c < n; c += 64) {
+        int64_t w = n - c < 64 ? n - c : 64;
+        uint64_t bits;
+        layout_bits(m, b, h, i, 1, j0 + c, w, &bits);
+        attn__bits_hide(bits, w, s + c * st, st);
     }
 }
 

@@ -16,6 +16,8 @@
 
 #include "core/core.h"
 
+#include <math.h>
+
 enum { ATTN__BLK_EMPTY = 0, ATTN__BLK_PARTIAL = 1, ATTN__BLK_FULL = 2 };
 
 typedef enum {
@@ -80,9 +82,43 @@ int64_t attn__bm_next_key(const attn_block_mask *m, int64_t b, int64_t h, int64_
 int64_t attn__bm_next_query(const attn_block_mask *m, int64_t b, int64_t h, int64_t j0, int64_t nk,
                             int64_t i, int64_t tile);
 
+/* Visibility bits of a tile, the kernels' cheap form of attn__bm_eval:
+ * bits[r] (r < nq) has bit c (c < nk <= 64) set when row i0 + r of layout
+ * (b, h) sees key j0 + c. The layouts are looked up once per block row of
+ * the tile, FULL blocks are set whole, EMPTY ones left clear, and PARTIAL
+ * ones take the rule's bits: a named pattern's closed form (intervals for
+ * windows, chunks, prefixes and globals; a stride for DILATED; id
+ * compares for DOCUMENTS), the operands' bits combined for AND / OR, and
+ * the function per element only for masks built from functions. */
+void attn__bm_bits(const attn_block_mask *m, int64_t b, int64_t h, int64_t i0, int64_t nq, int64_t j0, int64_t nk,
+                   uint64_t *bits);
+
+/* Bits c in [lo, hi) clipped to [0, n) (n <= 64): the positions of an
+ * interval inside a tile of n keys. */
+static inline uint64_t attn__bits_span(int64_t lo, int64_t hi, int64_t n)
+{
+    if (lo < 0) lo = 0;
+    if (hi > n) hi = n;
+    if (lo >= hi) return 0;
+    uint64_t top = hi >= 64 ? ~(uint64_t)0 : ((uint64_t)1 << hi) - 1;
+    return top & ~(((uint64_t)1 << lo) - 1);
+}
+
+/* s[c * st] = -inf for every c < n (n <= 64) whose bit is clear. */
+static inline void attn__bits_hide(uint64_t bits, int64_t n, float *s, int64_t st)
+{
+    uint64_t z = ~bits & attn__bits_span(0, n, n);
+#if defined(__GNUC__) || defined(__clang__)
+    for (; z != 0; z &= z - 1) s[__builtin_ctzll(z) * st] = -INFINITY;
+#else
+    for (int64_t c = 0; z != 0; c++, z >>= 1)
+        if (z & 1) s[c * st] = -INFINITY;
+#endif
+}
+
 /* s[c * st] = -inf for every key j0 + c (c < n) that row i of layout
- * (b, h) does not see (attn__bm_eval false), walking the row's list once:
- * FULL blocks cost nothing, EMPTY ones no element work. */
+ * (b, h) does not see (attn__bm_eval false), from attn__bm_bits 64 keys
+ * at a time. */
 void attn__bm_hide(const attn_block_mask *m, int64_t b, int64_t h, int64_t i, int64_t j0, int64_t n, float *s,
                    int64_t st);
 

@@ -119,3 +119,100 @@ int attn__pattern_block(const attn_block_pattern *pt, const attn_block_mask_shap
     }
     }
 }
+
+/* ---- the element rule as bits (attn__bm_bits) ------------------------------------ */
+
+/* First position in the sorted g[0..n) with g >= x (n if none). */
+static int64_t first_at_least(const int64_t *g, int64_t n, int64_t x)
+{
+    int64_t a = 0, b = n;
+    while (a < b) {
+        int64_t mid = a + (b - a) / 2;
+        if (g[mid] < x) a = mid + 1; else b = mid;
+    }
+    return a;
+}
+
+/* Keys c < nk inside the window of position p: [p - left, p + right]
+ * (-1: unbounded) as bits of a tile starting at key j0. */
+static uint64_t window_bits(int64_t p, int64_t j0, int64_t nk, int64_t left, int64_t right)
+{
+    return attn__bits_span(left < 0 ? 0 : p - left - j0, right < 0 ? nk : p + right + 1 - j0, nk);
+}
+
+void attn__pattern_bits(const attn_block_pattern *pt, const attn_block_mask_shape *s, int64_t b, int64_t h,
+                        int64_t i0, int64_t n, int64_t j0, int64_t nk, uint64_t *bits)
+{
+    switch (pt->kind) {
+    case ATTN_BLOCK_PATTERN_DOCUMENTS: { /* one compare per key; rows of the same id share their bits */
+        const int64_t *dq = pt->doc_q + b * s->seq_q, *dk = pt->doc_k + b * s->seq_k + j0;
+        for (int64_t r = 0; r < n; r++) {
+            int64_t id = dq[i0 + r];
+            if (r > 0 && id == dq[i0 + r - 1]) {
+                bits[r] = bits[r - 1];
+                continue;
+            }
+            uint64_t v = 0;
+            for (int64_t c = 0; c < nk; c++) v |= (uint64_t)(dk[c] == id) << c;
+            bits[r] = v;
+        }
+        return;
+    }
+    case ATTN_BLOCK_PATTERN_PREFIX_LM: /* j < prefix or j <= p: one interval from 0 */
+        for (int64_t r = 0; r < n; r++) {
+            int64_t p = i0 + r + pt->q_offset, end = pt->prefix[b] > p + 1 ? pt->prefix[b] : p + 1;
+            bits[r] = attn__bits_span(0, end - j0, nk);
+        }
+        return;
+    case ATTN_BLOCK_PATTERN_LONGFORMER: { /* the window, the global keys, everything for a global query */
+        const int64_t *g = pt->global;
+        int64_t ng = pt->n_global, x = first_at_least(g, ng, j0), p0 = i0 + pt->q_offset;
+        uint64_t gk = 0;
+        for (; x < ng && g[x] < j0 + nk; x++) gk |= (uint64_t)1 << (g[x] - j0);
+        x = first_at_least(g, ng, p0);
+        for (int64_t r = 0; r < n; r++) {
+            int64_t p = p0 + r;
+            while (x < ng && g[x] < p) x++;
+            bits[r] = x < ng && g[x] == p ? attn__bits_span(0, nk, nk)
+                                          : gk | window_bits(p, j0, nk, pt->window_left, pt->window_right);
+        }
+        return;
+    }
+    case ATTN_BLOCK_PATTERN_BIGBIRD: { /* block-level: each key block's verdict for the row's query block */
+        int64_t nkb = (s->seq_k + s->block_k - 1) / s->block_k, qb_prev = -1;
+        for (int64_t r = 0; r < n; r++) {
+            int64_t qb = (i0 + r) / s->block_q;
+            if (qb == qb_prev) {
+                bits[r] = bits[r - 1];
+                continue;
+            }
+            uint64_t v = 0;
+            for (int64_t kb = j0 / s->block_k; kb * s->block_k < j0 + nk; kb++)
+                if (bigbird_visible(pt, nkb, h, qb, kb)) v |= attn__bits_span(kb * s->block_k - j0, (kb + 1) * s->block_k - j0, nk);
+            bits[r] = v;
+            qb_prev = qb;
+        }
+        return;
+    }
+    case ATTN_BLOCK_PATTERN_DILATED: { /* the keys j = p - k d of the window: every d-th from the first */
+        int64_t d = pt->dilation, L = pt->window_left, R = pt->window_right;
+        for (int64_t r = 0; r < n; r++) {
+            int64_t p = i0 + r + pt->q_offset;
+            uint64_t w = window_bits(p, j0, nk, L < 0 ? -1 : L * d, R < 0 ? -1 : R * d), v = 0;
+            if (w != 0) {
+                int64_t c = (p - j0) % d; /* the first c >= 0 with (p - j0 - c) % d == 0 */
+                if (c < 0) c += d;
+                for (; c < nk; c += d) v |= (uint64_t)1 << c;
+            }
+            bits[r] = v & w;
+        }
+        return;
+    }
+    default: /* CHUNKED: the keys of p's chunk */
+        for (int64_t r = 0; r < n; r++) {
+            int64_t start = floor_div(i0 + r + pt->q_offset, pt->chunk) * pt->chunk;
+            bits[r] = attn__bits_span(start - j0, start + pt->chunk - j0, nk);
+        }
+        return;
+    }
+}

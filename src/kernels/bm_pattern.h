@@ -18,6 +18,11 @@ enum { ATTN__BIGBIRD_MAX_RANDOM = 64 };
 bool attn__pattern_visible(const attn_block_pattern *pt, const attn_block_mask_shape *s, int64_t b,
                            int64_t h, int64_t i, int64_t j);
 
+/* The element rule as bits (attn__bm_bits): bits[r] bit c set when
+ * (i0 + r, j0 + c) is visible, for r < n and c < nk <= 64. */
+void attn__pattern_bits(const attn_block_pattern *pt, const attn_block_mask_shape *s, int64_t b, int64_t h,
+                        int64_t i0, int64_t n, int64_t j0, int64_t nk, uint64_t *bits);
+
 /* What a DOCUMENTS block classification needs: the smallest and largest
  * id of query block qb and of key block kb of the layout's batch. */
 typedef struct {

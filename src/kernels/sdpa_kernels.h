@@ -237,9 +237,9 @@ enum { ATTN__TILE_Q = 32, ATTN__TILE_K = 64 };
 /* Workspace in floats for one worker. */
 int64_t attn__tiled_forward_ws(const attn__sdpa *p);
 int64_t attn__tiled_backward_ws(const attn__sdpa *p);
-/* Forward of query block qb (ATTN__TILE_Q rows) of head (b, h). */
+/* Forward of query rows i0 .. i0+nq-1 (nq <= ATTN__TILE_Q) of head (b, h). */
 void attn__tiled_forward_block(const attn__sdpa *p, int64_t b, int64_t h,
-                               int64_t qb, float *ws);
+                               int64_t i0, int64_t nq, float *ws);
 /* delta[i] = dot(dO_i, O_i) for the rows of query block qb of head (b, h);
  * delta is [Sq] for that head. */
 void attn__tiled_delta_block(const attn__sdpa *p, int64_t b, int64_t h,

@@ -92,10 +92,10 @@ typedef int64_t (*attn__ws_fn)(const attn__sdpa *p);
 /* ---- scaled dot-product attention (problem: kernels/sdpa_kernels.h) ------- */
 
 typedef struct {
-    int64_t tile_q; /* query rows per block */
+    int64_t tile_q; /* query rows per block, at most */
     attn__ws_fn ws;
-    /* O and LSE of query block qb of head (b, h). */
-    void (*block)(const attn__sdpa *p, int64_t b, int64_t h, int64_t qb, float *ws);
+    /* O and LSE of query rows i0 .. i0+nq-1 (nq <= tile_q) of head (b, h). */
+    void (*block)(const attn__sdpa *p, int64_t b, int64_t h, int64_t i0, int64_t nq, float *ws);
 } attn__k_forward;
 
 /* A few query rows per kv head against many keys: keys split in chunks of

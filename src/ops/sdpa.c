@@ -28,6 +28,7 @@ typedef struct {
     char *ws;
     size_t ws_bytes;   /* per worker */
     int64_t nqb, nkb;  /* query and key blocks per head */
+    int64_t rows;      /* query rows per forward block */
     float *delta;      /* (B, Hq, Sq) rowsum(dO * O), the table's backward */
     float *parts;      /* decode: per (b, kv head, split) partial softmax results */
     double *dbias_acc; /* reference backward */
@@ -78,8 +79,26 @@ static void ref_forward_task(void *arg, int64_t t, int tid)
 static void forward_task(void *arg, int64_t t, int tid)
 {
     run_state *rs = arg;
-    int64_t qb = rs->nqb - 1 - t % rs->nqb, bh = t / rs->nqb;
-    rs->k->forward.block(rs->p, bh / rs->p->Hq, bh % rs->p->Hq, qb, worker_ws(rs, tid));
+    int64_t qb = rs->nqb - 1 - t % rs->nqb, bh = t / rs->nqb, i0 = qb * rs->rows;
+    rs->k->forward.block(rs->p, bh / rs->p->Hq, bh % rs->p->Hq, i0,
+                         rs->p->Sq - i0 < rs->rows ? rs->p->Sq - i0 : rs->rows, worker_ws(rs, tid));
+}
+
+/* Query rows per forward block: the kernel's tile, or under a block mask
+ * the largest count <= tile that is a multiple or a divisor of block_q
+ * (if one is at least half the tile; else the tile, and blocks straddle),
+ * so no block straddles two block rows of the mask. With block rows of at
+ * least half the tile (64 for the AVX2 kernel's 96) a block lies in
+ * exactly one: it meets only that row's listed key blocks, and a FULL
+ * block stays FULL for it. */
+static int64_t forward_rows(int64_t tile, const attn__sdpa *p)
+{
+    if (p->bm == NULL) return tile;
+    int64_t bq = p->bm->shape.block_q;
+    if (bq <= tile) return tile / bq * bq; /* > tile / 2 */
+    for (int64_t d = tile; 2 * d >= tile; d--)
+        if (bq % d == 0) return d;
+    return tile;
 }
 
 /* Task (b, split) walks every kv head of its keys: in the [B, S, H, D]
@@ -139,7 +158,8 @@ static attn_status run_forward(attn_ctx *ctx, const attn__sdpa_call *c, const at
         return run_decode(ctx, &rs);
     } else {
         if ((st = alloc_ws(&rs, ctx, c->k->forward.ws(p), sizeof(float))) != ATTN_OK) return st;
-        rs.nqb = blocks(p->Sq, c->k->forward.tile_q);
+        rs.rows = forward_rows(c->k->forward.tile_q, p);
+        rs.nqb = blocks(p->Sq, rs.rows);
         attn__pool_run(ctx->pool, p->B * p->Hq * rs.nqb, forward_task, &rs);
     }
     attn__free(rs.ws);

@@ -1,7 +1,8 @@
 /* test_block_mask.c - block-sparse masks (attn_block_mask): the named
  * patterns and combinations against this file's own formulas, element by
  * element; the layouts' blocks against the element rule (a FULL block has
- * every element visible, an EMPTY one none); every kernel against ref64 on
+ * every element visible, an EMPTY one none); the kernels' visibility bits
+ * against the definition; every kernel against ref64 on
  * random problems with random masks (the grid's error rule), in float32 and
  * in BF16, F16 or float32 over a half K/V, decode included; keys of hidden blocks never read (NaN planted there); the
  * tiles counted for window, Longformer and BigBird growing as S w, not S^2;
@@ -408,7 +409,10 @@ T_TEST(block_mask_call_shape)
  * random, or an AND / OR of two of them; layouts shared or per (b, h). */
 static attn_block_mask *random_mask(uint64_t *rs, const t_cfg *c, int64_t *buf, fn_arg *fa, int depth)
 {
-    int64_t bq = t_rand_int(rs, 0, 2) == 0 ? 64 : t_rand_int(rs, 1, 40);
+    /* block rows of 64 and its multiples (the AVX2 forward's 64-row blocks), of 100
+     * (50-row blocks), 97 (no divisor near a tile: blocks straddle them), or small */
+    static const int64_t big_bq[] = {64, 64, 128, 100, 97};
+    int64_t bq = t_rand_int(rs, 0, 2) == 0 ? big_bq[t_rand_int(rs, 0, 4)] : t_rand_int(rs, 1, 40);
     int64_t bk = t_rand_int(rs, 0, 2) == 0 ? 64 : t_rand_int(rs, 1, 40);
     int kind = (int)t_rand_int(rs, 0, depth > 0 ? 7 : 9); /* 0-5 patterns, 6 fn, 7 lists, 8-9 AND/OR */
     if (kind == ATTN_BLOCK_PATTERN_BIGBIRD - 1) bk = bq; /* square blocks */
@@ -511,6 +515,62 @@ static void grid(long n, uint64_t first, bool decode)
 T_TEST(block_mask_grid_vs_ref64) { grid(240, 7000, false); }
 
 T_TEST(block_mask_decode_vs_ref64) { grid(24, 9000, true); }
+
+/* ---- the kernels' visibility bits ---------------------------------------------------- */
+
+/* attn__bm_bits (the closed forms of the patterns, the operands' bits of
+ * AND / OR, the layouts' FULL and EMPTY blocks) and attn__bm_hide against
+ * the definition, element by element, on random masks of every kind and
+ * random tiles: any rows (more than one pass of the walk's scratch), any
+ * keys, up to 64 of them, anywhere in the blocks. */
+T_TEST(block_mask_bits)
+{
+    int64_t *buf = malloc(sizeof(int64_t) * 20000);
+    uint64_t bits[300];
+    float s[2 * 64];
+    long bad = 0, hide_bad = 0, set = 0, clear = 0;
+    for (long round = 0; round < 300; round++) {
+        uint64_t rs = 0xB175u + (uint64_t)round;
+        t_cfg c;
+        memset(&c, 0, sizeof c);
+        c.B = t_rand_int(&rs, 1, 2);
+        c.Hq = t_rand_int(&rs, 1, 3);
+        c.Sq = t_rand_int(&rs, 1, 300);
+        c.Sk = t_rand_int(&rs, 1, 300);
+        fn_arg fa = {0, 0};
+        attn_block_mask *m = random_mask(&rs, &c, buf, &fa, 0);
+        if (m == NULL) continue;
+        for (int tile = 0; tile < 12; tile++) {
+            int64_t b = t_rand_int(&rs, 0, c.B - 1), h = t_rand_int(&rs, 0, c.Hq - 1);
+            int64_t i0 = t_rand_int(&rs, 0, c.Sq - 1), nq = t_rand_int(&rs, 1, c.Sq - i0);
+            int64_t j0 = t_rand_int(&rs, 0, c.Sk - 1), nk = t_rand_int(&rs, 1, c.Sk - j0 < 64 ? c.Sk - j0 : 64);
+            if (nq > 300) nq = 300;
+            attn__bm_bits(m, b, h, i0, nq, j0, nk, bits);
+            for (int64_t r = 0; r < nq; r++) {
+                bad += nk < 64 && (bits[r] >> nk) != 0; /* nothing beyond the tile */
+                for (int64_t x = 0; x < nk; x++) {
+                    bool on = (bits[r] >> x) & 1;
+                    bad += on != attn__bm_def(m, b, h, i0 + r, j0 + x) || on != attn__bm_eval(m, b, h, i0 + r, j0 + x);
+                    set += on;
+                    clear += !on;
+                }
+            }
+            /* attn__bm_hide on a strided row: -inf exactly at the hidden keys, the rest untouched */
+            int64_t i = i0 + nq - 1;
+            for (int x = 0; x < 2 * 64; x++) s[x] = 1.0f;
+            attn__bm_hide(m, b, h, i, j0, nk, s, 2);
+            for (int64_t x = 0; x < nk; x++) {
+                hide_bad += (s[2 * x] == -INFINITY) == attn__bm_def(m, b, h, i, j0 + x);
+                hide_bad += s[2 * x + 1] != 1.0f;
+            }
+        }
+        attn_block_mask_free(m);
+    }
+    T_EQ_INT(bad, 0);
+    T_EQ_INT(hide_bad, 0);
+    T_CHECK(set > 1000 && clear > 1000);
+    free(buf);
+}
 
 /* ---- hidden keys are never read --------------------------------------------------------- */
 
@@ -646,8 +706,10 @@ T_TEST(block_mask_weights)
 
 /* ---- work grows as S w ----------------------------------------------------------------- */
 
-/* Tiles of a forward and a backward at sequence length S on kernel k. */
-static int64_t tiles_at(attn_kernel k, int64_t S, int which, int64_t *dense)
+/* Tiles of a forward and a backward (grad) or of a forward alone at
+ * sequence length S on kernel k; *listed (may be NULL): the mask's listed
+ * blocks. */
+static int64_t tiles_at(attn_kernel k, int64_t S, int which, int64_t *dense, bool grad, int64_t *listed)
 {
     t_cfg c;
     memset(&c, 0, sizeof c);
@@ -674,17 +736,18 @@ static int64_t tiles_at(attn_kernel k, int64_t S, int which, int64_t *dense)
     }
     attn_block_mask *m = NULL;
     T_EQ_STATUS(attn_block_mask_from_pattern(&s, &pt, &m), ATTN_OK);
+    if (listed != NULL) *listed = attn_block_mask_n_blocks(m, 0) + attn_block_mask_n_blocks(m, 1);
     P.bm = m;
     attn_ctx *ctx = t_ctx(1);
     attn_ctx_set_kernel(ctx, k);
     t_result r;
     attn__tiles_take();
-    t_run(&P, ATTN_DTYPE_F32, ctx, LAYOUT_BSHD, true, &r);
+    t_run(&P, ATTN_DTYPE_F32, ctx, LAYOUT_BSHD, grad, &r);
     int64_t n = attn__tiles_take();
     t_result_free(&r);
     P.bm = NULL;
     if (dense != NULL) {
-        t_run(&P, ATTN_DTYPE_F32, ctx, LAYOUT_BSHD, true, &r);
+        t_run(&P, ATTN_DTYPE_F32, ctx, LAYOUT_BSHD, grad, &r);
         *dense = attn__tiles_take();
         t_result_free(&r);
     }
@@ -700,8 +763,8 @@ T_TEST(block_mask_tile_counts)
     for (int x = 0; x < 2; x++) {
         if (!t_kernel_available(ks[x])) continue;
         for (int which = 0; which < 3; which++) {
-            int64_t dense = 0, n1 = tiles_at(ks[x], 1024, which, NULL), n2 = tiles_at(ks[x], 2048, which, NULL);
-            int64_t n4 = tiles_at(ks[x], 4096, which, &dense);
+            int64_t dense = 0, n1 = tiles_at(ks[x], 1024, which, NULL, true, NULL);
+            int64_t n2 = tiles_at(ks[x], 2048, which, NULL, true, NULL), n4 = tiles_at(ks[x], 4096, which, &dense, true, NULL);
             if (t_verbose)
                 printf("  %s pattern %d: tiles %lld, %lld, %lld at S = 1K, 2K, 4K; dense %lld at 4K\n",
                        attn_kernel_name(ks[x]), which, (long long)n1, (long long)n2, (long long)n4, (long long)dense);
@@ -712,6 +775,14 @@ T_TEST(block_mask_tile_counts)
             T_CHECK(n1 > 0);
             T_LE((double)n4 * 5.0, (double)dense);
         }
+    }
+    /* The AVX2 forward's query blocks follow the mask's 64-row block rows,
+     * so it computes each listed block once and nothing else (its 96-row
+     * tiles would straddle two block rows and compute their union). */
+    for (int which = 0; which < 3 && t_kernel_available(ATTN_KERNEL_AVX2); which++) {
+        int64_t listed = 0, n = tiles_at(ATTN_KERNEL_AVX2, 2048, which, NULL, false, &listed);
+        if (t_verbose) printf("  avx2 forward, pattern %d: %lld tiles, %lld listed blocks\n", which, (long long)n, (long long)listed);
+        T_EQ_INT(n, listed);
     }
 }
 

@@ -52,6 +52,7 @@
     X(block_mask_combine) \
     X(block_mask_bad_layout) \
     X(block_mask_call_shape) \
+    X(block_mask_bits) \
     X(block_mask_grid_vs_ref64) \
     X(block_mask_decode_vs_ref64) \
     X(block_mask_hidden_never_read) \

@@ -169,9 +169,8 @@ static void online_rows(const attn__sdpa *p, int64_t b, int64_t h, int64_t i0, i
     }
 }
 
-void attn__tiled_forward_block(const attn__sdpa *p, int64_t b, int64_t h, int64_t qb, float *ws)
+void attn__tiled_forward_block(const attn__sdpa *p, int64_t b, int64_t h, int64_t i0, int64_t nq, float *ws)
 {
-    int64_t i0 = qb * TQ, nq = p->Sq - i0 < TQ ? p->Sq - i0 : TQ;
     fwd_ws w = carve_fwd(p, ws);
     bool seen[TQ];
     online_rows(p, b, h, i0, nq, 0, p->Sk, &w, seen);

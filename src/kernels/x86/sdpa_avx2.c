@@ -28,7 +28,7 @@
 #include <immintrin.h>
 #include <string.h>
 
-enum { BQ = ATTN__AVX2_TILE_Q, BQB = ATTN__AVX2_TILE_Q_BWD, BK = ATTN__AVX2_TILE_K, MR = 6 };
+enum { BQ = ATTN__AVX2_TILE_Q, BQB = ATTN__AVX2_TILE_Q_BWD, BK = ATTN__AVX2_TILE_K, MR = 6, GR = 2 * MR };
 
 static int64_t pad16(int64_t n) { return (n + 15) / 16 * 16; }
 
@@ -375,9 +375,22 @@ int64_t attn__avx2_forward_ws(const attn__sdpa *p)
     return BQ * p->Dk + p->Dk * BK + BK * dv + 2 * BQ * BK + BQ * dv + BK + 3 * BQ;
 }
 
-void attn__avx2_forward_block(const attn__sdpa *p, int64_t b, int64_t h, int64_t qb, float *ws)
+/* sr[c] = -inf for the keys c < BK whose bit is clear (a block mask's
+ * hidden keys). */
+static inline void hide_bits(float *sr, uint64_t bits)
 {
-    int64_t i0 = qb * BQ, nq = p->Sq - i0 < BQ ? p->Sq - i0 : BQ, hk = h / p->group;
+    const __m256i sel = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+    const __m256 ninf = _mm256_set1_ps(-INFINITY);
+    for (int c = 0; c < BK; c += 8) {
+        __m256i on = _mm256_and_si256(_mm256_set1_epi32((int)((bits >> c) & 0xFF)), sel);
+        __m256 hide = _mm256_castsi256_ps(_mm256_cmpeq_epi32(on, _mm256_setzero_si256()));
+        _mm256_storeu_ps(sr + c, _mm256_blendv_ps(_mm256_loadu_ps(sr + c), ninf, hide));
+    }
+}
+
+void attn__avx2_forward_block(const attn__sdpa *p, int64_t b, int64_t h, int64_t i0, int64_t nq, float *ws)
+{
+    int64_t hk = h / p->group;
     int64_t Dk = p->Dk, Dv = p->Dv, dv = pad16(Dv), mq = (nq + MR - 1) / MR * MR;
     float *qs = ws;              /* (BQ, Dk) scale * Q */
     float *kt = qs + BQ * Dk;    /* (Dk, BK) K^T */
@@ -388,10 +401,13 @@ void attn__avx2_forward_block(const attn__sdpa *p, int64_t b, int64_t h, int64_t
     float *f = acc + BQ * dv;    /* (BK) dropout factors of one row */
     float *m = f + BK, *l = m + BQ, *seen = l + BQ; /* (BQ) */
     int64_t lo[BQ], hi[BQ], jmin, jmax;
+    uint64_t bits[BQ]; /* a PARTIAL tile's visible keys per row (attn__bm_bits) */
+    int cl[BQ], ch[BQ], ga[BQ], gb[BQ]; /* keys a row may see; a row group's columns */
     bool ew = elementwise(p), drop = p->dropout_p > 0.0;
     int64_t kl = row_lines(&p->k, Dk), vl = row_lines(&p->v, Dv);
 
     attn__block_ranges(p, b, i0, nq, lo, hi, &jmin, &jmax);
+    int64_t jn = jmin < jmax ? attn__next_key_tile(p, b, h, i0, nq, jmin / BK * BK, BK) : jmax;
     for (int64_t r = 0; r < nq; r++) {
         m[r] = -INFINITY;
         l[r] = 0.0f;
@@ -400,44 +416,93 @@ void attn__avx2_forward_block(const attn__sdpa *p, int64_t b, int64_t h, int64_t
     memset(acc, 0, sizeof(float) * (size_t)(BQ * dv));
     if (jmin < jmax) pack_rows(&p->q, b, i0, nq, h, Dk, (float)p->scale, qs, Dk, mq);
 
-    for (int64_t j0 = jmin < jmax ? jmin / BK * BK : jmax; j0 < jmax; j0 += BK) {
-        if ((j0 = attn__next_key_tile(p, b, h, i0, nq, j0, BK)) >= jmax) break;
+    for (int64_t j0 = jn; j0 < jmax; j0 = jn) {
+        /* the next tile to visit (a block mask's next listed block), prefetched below */
+        jn = j0 + BK < jmax ? attn__next_key_tile(p, b, h, i0, nq, j0 + BK, BK) : jmax;
         int64_t nk = jmax - j0 < BK ? jmax - j0 : BK;
         int kind = attn__tile_kind(p, b, h, i0, nq, j0, nk);
-        bool full = !ew && nk == BK && kind == ATTN__BLK_FULL, any = false;
+        if (kind == ATTN__BLK_EMPTY) continue;
+        bool full = !ew && nk == BK && kind == ATTN__BLK_FULL, part = kind == ATTN__BLK_PARTIAL;
+        if (part) attn__bm_bits(p->bm, b, h, i0, nq, j0, nk, bits);
+        /* per row the keys [cl, ch) of the tile it may see (empty: cl >= ch),
+         * and the rows that see any, [ra, rb): only they are computed */
+        int64_t ra = nq, rb = 0;
         for (int64_t r = 0; r < nq; r++) {
             full &= lo[r] <= j0 && hi[r] >= j0 + BK;
-            any |= lo[r] < j0 + nk && hi[r] > j0 && lo[r] < hi[r];
+            int64_t c0 = lo[r] - j0 > 0 ? lo[r] - j0 : 0, c1 = hi[r] - j0 < nk ? hi[r] - j0 : nk;
+            if (lo[r] >= hi[r]) c1 = 0;
+            if (part && c0 < c1) {
+                uint64_t v = bits[r] & attn__bits_span(c0, c1, nk);
+                c0 = v ? __builtin_ctzll(v) : 0;
+                c1 = v ? 64 - __builtin_clzll(v) : 0;
+            }
+            cl[r] = (int)c0;
+            ch[r] = (int)c1;
+            if (c0 < c1) {
+                ra = r < ra ? r : ra;
+                rb = r + 1;
+            }
         }
-        if (!any || kind == ATTN__BLK_EMPTY) continue;
+        if (ra >= rb) continue;
         attn__tiles_add(1);
         pack_cols(&p->k, b, j0, nk, hk, Dk, 1.0f, kt, BK);
         pack_rows(&p->v, b, j0, nk, hk, Dv, 1.0f, vt, dv, BK);
         bool v_bad = (!full || drop) && !all_finite(vt, nk * dv);
-        gemm(mq, BK, Dk, qs, Dk, kt, BK, s, BK, false);
+        /* S = Qs K^T in groups of rows, each over the 16-key columns its rows
+         * may see, [ga, gb) (a whole FULL tile: one group, every column) */
+        int64_t grp = full ? rb - ra : GR, ng = 0;
+        for (int64_t g0 = ra; g0 < rb; g0 += grp, ng++) {
+            int64_t g1 = g0 + grp < rb ? g0 + grp : rb, a = BK, z = 0;
+            for (int64_t r = g0; r < g1; r++)
+                if (cl[r] < ch[r]) {
+                    a = cl[r] < a ? cl[r] : a;
+                    z = ch[r] > z ? ch[r] : z;
+                }
+            ga[ng] = (int)(a < z ? a / 16 * 16 : 0);
+            gb[ng] = (int)(a < z ? (z + 15) / 16 * 16 : 0);
+            if (ga[ng] >= gb[ng]) continue;
+            int64_t mr = (g1 - g0 + MR - 1) / MR * MR; /* rows [g0, g0 + mr) are within qs's mq */
+            if (g0 + mr > mq) mr = mq - g0;
+            if (gb[ng] - ga[ng] == BK) /* all columns: the call the compiler specializes */
+                gemm(mr, BK, Dk, qs + g0 * Dk, Dk, kt, BK, s + g0 * BK, BK, false);
+            else
+                gemm(mr, gb[ng] - ga[ng], Dk, qs + g0 * Dk, Dk, kt + ga[ng], BK, s + g0 * BK + ga[ng], BK, false);
+        }
 
-        int64_t next = j0 + BK < jmax ? (jmax - j0 - BK < BK ? jmax - j0 - BK : BK) : 0;
-        for (int64_t r = 0; r < nq; r++) {
+        int64_t nr = rb - ra, next = jn < jmax ? (jmax - jn < BK ? jmax - jn : BK) : 0;
+        for (int64_t r = ra, g = 0, gend = ra + grp; r < rb; r++) {
             float *sr = s + r * BK;
-            for (int64_t c = r; c < next; c += BQ) { /* the next tile, a row or two per row */
-                prefetch_row(&p->k, b, j0 + BK + c, hk, kl);
-                prefetch_row(&p->v, b, j0 + BK + c, hk, vl);
+            if (r == gend) { /* the next row group */
+                g++;
+                gend += grp;
             }
+            for (int64_t c = r - ra; c < next; c += nr) { /* the next tile, spread over the rows */
+                prefetch_row(&p->k, b, jn + c, hk, kl);
+                prefetch_row(&p->v, b, jn + c, hk, vl);
+            }
+            if (cl[r] >= ch[r]) continue; /* sees no key here */
+            for (int64_t c = 0; c < ga[g]; c += 8) _mm256_storeu_ps(sr + c, _mm256_set1_ps(-INFINITY));
+            for (int64_t c = gb[g]; c < BK; c += 8) _mm256_storeu_ps(sr + c, _mm256_set1_ps(-INFINITY));
             if (!full) finish_scores(p, b, h, i0 + r, j0, lo[r], hi[r], sr, NULL, 1);
-            if (kind == ATTN__BLK_PARTIAL) attn__tile_hide(p, b, h, i0 + r, j0, nk, sr, 1);
+            if (part) hide_bits(sr, bits[r]);
             if (online_row(p, b, h, i0 + r, j0, nk, sr, &m[r], &l[r], acc + r * dv, dv,
                            v_bad ? use + r * BK : NULL, f))
                 seen[r] = 1.0f;
         }
-        for (int64_t r = nq; r < mq; r++) memset(s + r * BK, 0, sizeof(float) * BK);
-        if (!v_bad) {
-            gemm(mq, dv, nk, s, BK, vt, dv, acc, dv, true);
+        if (!v_bad) { /* O += P V over each group's columns (the others' P is 0) */
+            for (int64_t g0 = ra, g = 0; g0 < rb; g0 += grp, g++) {
+                int64_t g1 = g0 + grp < rb ? g0 + grp : rb, kb = gb[g] < nk ? gb[g] : nk;
+                if (ga[g] >= kb) continue;
+                for (int64_t r = g0; r < g1; r++) /* rows that saw nothing: P 0 */
+                    if (cl[r] >= ch[r]) memset(s + r * BK, 0, sizeof(float) * BK);
+                gemm(g1 - g0, dv, kb - ga[g], s + g0 * BK + ga[g], BK, vt + ga[g] * dv, dv, acc + g0 * dv, dv, true);
+            }
         } else {
             /* A NaN or Inf in V: take exactly the visible, kept keys, with
              * the GEMM's fused multiply-adds in its order, so results equal
              * those of a finite V bit for bit. */
-            for (int64_t r = 0; r < nq; r++)
-                for (int64_t c = 0; c < nk; c++)
+            for (int64_t r = ra; r < rb; r++)
+                for (int64_t c = 0; c < nk && cl[r] < ch[r]; c++)
                     if (use[r * BK + c] != 0.0f)
                         for (int64_t x = 0; x < Dv; x++)
                             acc[r * dv + x] = fmaf(s[r * BK + c], vt[c * dv + x], acc[r * dv + x]);
@@ -544,6 +609,7 @@ void attn__avx2_dkdv_block(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t 
     float *lse = dva + BK * dv, *dl = lse + BQB, *fl = dl + BQB; /* (BQB) */
     float *kt = fl + BQB, *use = kt + Dk * BK;        /* (Dk, BK) K^T, (BK, BQB): fused dQ only */
     int64_t lo[BQB], hi[BQB];
+    uint64_t bits[BQB]; /* a PARTIAL tile's visible keys per query row */
     bool ew = elementwise(p), drop = p->dropout_p > 0.0, cap = p->softcap > 0.0;
     float scale = (float)p->scale;
     int64_t ql = row_lines(&p->q, Dk), dol = row_lines(&p->d_o, Dv);
@@ -564,6 +630,7 @@ void attn__avx2_dkdv_block(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t 
             if (kind == ATTN__BLK_EMPTY || !block_rows(p, b, h, i0, nq, j0, nk, delta, lo, hi, lse, dl)) continue;
             attn__tiles_add(1);
             bool full = !ew && nk == BK && kind == ATTN__BLK_FULL && covers(lo, hi, nq, j0);
+            if (kind == ATTN__BLK_PARTIAL) attn__bm_bits(p->bm, b, h, i0, nq, j0, nk, bits);
             pack_cols(&p->q, b, i0, nq, h, Dk, scale, qst, BQB);
             pack_cols(&p->d_o, b, i0, nq, h, Dv, 1.0f, dot, BQB);
             pack_rows(&p->q, b, i0, nq, h, Dk, scale, qs, dk, BQB);
@@ -589,7 +656,7 @@ void attn__avx2_dkdv_block(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t 
                     }
                 } else if (!full) {
                     finish_scores(p, b, h, i0 + r, j0, lo[r], hi[r], st + r, cap ? cgt + r : NULL, BQB);
-                    if (kind == ATTN__BLK_PARTIAL) attn__tile_hide(p, b, h, i0 + r, j0, nk, st + r, BQB);
+                    if (kind == ATTN__BLK_PARTIAL) attn__bits_hide(bits[r], nk, st + r, BQB);
                 }
                 if (drop && r < nq) drop_factors(p, b, h, i0 + r, j0, nk, ft + r * BK);
             }
@@ -664,6 +731,7 @@ void attn__avx2_dq_block(const attn__sdpa *p, int64_t b, int64_t h, int64_t qb, 
     float *f = use + BQB * BK, *dqa = f + BK;        /* (BK), (BQB, dk) */
     float *lse = dqa + BQB * dk, *dl = lse + BQB;     /* (BQB) */
     int64_t lo[BQB], hi[BQB], jmin = INT64_MAX, jmax = 0;
+    uint64_t bits[BQB]; /* a PARTIAL tile's visible keys per row */
     bool ew = elementwise(p), drop = p->dropout_p > 0.0, cap = p->softcap > 0.0;
     int64_t kl = row_lines(&p->k, Dk), vl = row_lines(&p->v, Dv);
 
@@ -692,6 +760,7 @@ void attn__avx2_dq_block(const attn__sdpa *p, int64_t b, int64_t h, int64_t qb, 
         if (!any || kind == ATTN__BLK_EMPTY) continue;
         attn__tiles_add(1);
         bool full = !ew && nk == BK && kind == ATTN__BLK_FULL && covers(lo, hi, nq, j0);
+        if (kind == ATTN__BLK_PARTIAL) attn__bm_bits(p->bm, b, h, i0, nq, j0, nk, bits);
         pack_cols(&p->k, b, j0, nk, hk, Dk, 1.0f, kt, BK);
         pack_cols(&p->v, b, j0, nk, hk, Dv, 1.0f, vt, BK);
         pack_rows(&p->k, b, j0, nk, hk, Dk, 1.0f, kr, dk, BK);
@@ -712,7 +781,7 @@ void attn__avx2_dq_block(const attn__sdpa *p, int64_t b, int64_t h, int64_t qb, 
                 continue;
             }
             if (!full) finish_scores(p, b, h, i0 + r, j0, lo[r], hi[r], sr, cap ? cg + r * BK : NULL, 1);
-            if (kind == ATTN__BLK_PARTIAL) attn__tile_hide(p, b, h, i0 + r, j0, nk, sr, 1);
+            if (kind == ATTN__BLK_PARTIAL) hide_bits(sr, bits[r]);
             if (k_bad)
                 for (int64_t c = 0; c < BK; c++) use[r * BK + c] = sr[c] != -INFINITY ? 1.0f : 0.0f;
             if (drop) drop_factors(p, b, h, i0 + r, j0, BK, f);

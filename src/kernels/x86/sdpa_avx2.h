@@ -13,8 +13,8 @@
 enum { ATTN__AVX2_TILE_Q = 96, ATTN__AVX2_TILE_Q_BWD = 48, ATTN__AVX2_TILE_K = 64 };
 
 int64_t attn__avx2_forward_ws(const attn__sdpa *p);
-/* Forward of query block qb (ATTN__AVX2_TILE_Q rows) of head (b, h). */
-void attn__avx2_forward_block(const attn__sdpa *p, int64_t b, int64_t h, int64_t qb, float *ws);
+/* Forward of query rows i0 .. i0+nq-1 (nq <= ATTN__AVX2_TILE_Q) of head (b, h). */
+void attn__avx2_forward_block(const attn__sdpa *p, int64_t b, int64_t h, int64_t i0, int64_t nq, float *ws);
 int64_t attn__avx2_backward_ws(const attn__sdpa *p);
 /* dK, dV of key tile kb (ATTN__AVX2_TILE_K keys) of kv head (b, hkv); with
  * dqt != NULL also adds dQ^T of the group's heads into dqt (group, Dk, sqp). */
