@@ -338,8 +338,9 @@ static run_state seq_state(const packed_state *st, int64_t s, attn__sdpa *ps)
     *ps = attn__sdpa_seq(c, s);
     run_state rs = {.c = c, .p = ps, .k = k, .ws = st->ws, .ws_bytes = st->ws_bytes};
     rs.delta = st->delta ? st->delta + ps->Hq * c->cu_q[s] : NULL;
-    int64_t tile_q = st->pass == PASS_FORWARD ? k->forward.tile_q
+    int64_t tile_q = st->pass == PASS_FORWARD ? forward_rows(k->forward.tile_q, ps)
                      : st->pass == PASS_DELTA ? k->delta.tile_q : k->dq.tile_q;
+    rs.rows = tile_q;
     rs.nqb = blocks(ps->Sq, tile_q);
     rs.nkb = blocks(ps->Sk, k->dkdv.tile_k);
     return rs;
