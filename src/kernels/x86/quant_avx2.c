@@ -166,7 +166,7 @@ static void pack_panel(const attn__qmat *m, int64_t j0, int64_t nc, int64_t k0, 
     _Alignas(32) float tmp[8][32];
     for (int64_t c0 = 0; c0 < nsub * NR; c0 += 8) {
         float *dst = ws + (c0 / NR) * kc * NR + c0 % NR;
-        int64_t live = nc - c0 < 8 ? nc - c0 : 8;
+        int64_t live = nc - c0 < 8 ? (nc > c0 ? nc - c0 : 0) : 8; /* columns of W here, 0..8 */
         for (int64_t j = live; j < 8; j++)
             for (int t = 0; t < 4; t++) _mm256_store_ps(tmp[j] + 8 * t, _mm256_setzero_ps());
         for (int64_t kk = 0; kk < kc; kk += 32) {
