@@ -317,6 +317,20 @@ static attn_status run_table_backward(attn_ctx *ctx, run_state *rs)
 
 /* ---- packed batches: one pool run per pass over every sequence --------------- */
 
+/* The last s < n with a[s] <= t, for a non-decreasing a with a[0] <= t. */
+static int64_t last_at_most(const int64_t *a, int64_t n, int64_t t)
+{
+    int64_t lo = 0, hi = n - 1;
+    while (lo < hi) {
+        int64_t mid = lo + (hi - lo + 1) / 2;
+        if (a[mid] <= t)
+            lo = mid;
+        else
+            hi = mid - 1;
+    }
+    return lo;
+}
+
 /* The passes of the table's kernels, each a per-sequence task of this file. */
 typedef enum { PASS_FORWARD, PASS_DELTA, PASS_FUSED, PASS_DKDV, PASS_DQ } pass_kind;
 
@@ -363,14 +377,7 @@ static int64_t seq_tasks(const packed_state *st, int64_t s)
 static void packed_task(void *arg, int64_t t, int tid)
 {
     const packed_state *st = arg;
-    int64_t lo = 0, hi = st->c->n_seqs - 1; /* the last s with start[s] <= t */
-    while (lo < hi) {
-        int64_t mid = lo + (hi - lo + 1) / 2;
-        if (st->start[mid] <= t)
-            lo = mid;
-        else
-            hi = mid - 1;
-    }
+    int64_t lo = last_at_most(st->start, st->c->n_seqs, t);
     attn__sdpa ps;
     run_state rs = seq_state(st, lo, &ps);
     static const attn__task_fn fns[] = {forward_task, delta_task, fused_task, dkdv_task, dq_task};
@@ -503,15 +510,7 @@ attn_status attn_sdpa_backward(attn_ctx *ctx, const attn_tensor *q, const attn_t
  * sequences hold no query). */
 static int64_t seq_of(const attn__sdpa_call *c, int64_t i)
 {
-    int64_t lo = 0, hi = c->n_seqs - 1;
-    while (lo < hi) {
-        int64_t mid = lo + (hi - lo + 1) / 2;
-        if (c->cu_q[mid] <= i)
-            lo = mid;
-        else
-            hi = mid - 1;
-    }
-    return lo;
+    return last_at_most(c->cu_q, c->n_seqs, i);
 }
 
 static void weights_task(void *arg, int64_t t, int tid)
