@@ -134,6 +134,20 @@ static attn_sdpa_params options(int x, const double *slopes)
     return a;
 }
 
+/* Random packed Q [Tq, HQ, DK], K [Tk, HKV, DK], V [Tk, HKV, DV] and dO
+ * [Tq, HQ, DV] in double, from *rs (the caller frees them). */
+static void packed_inputs(uint64_t *rs, int64_t Tq, int64_t Tk, double **q, double **k, double **v, double **d)
+{
+    *q = malloc(sizeof(double) * (size_t)(Tq * HQ * DK));
+    *k = malloc(sizeof(double) * (size_t)(Tk * HKV * DK));
+    *v = malloc(sizeof(double) * (size_t)(Tk * HKV * DV));
+    *d = malloc(sizeof(double) * (size_t)(Tq * HQ * DV));
+    for (int64_t e = 0; e < Tq * HQ * DK; e++) (*q)[e] = t_rand_uniform(rs, -2, 2);
+    for (int64_t e = 0; e < Tk * HKV * DK; e++) (*k)[e] = t_rand_uniform(rs, -2, 2);
+    for (int64_t e = 0; e < Tk * HKV * DV; e++) (*v)[e] = t_rand_uniform(rs, -1, 1);
+    for (int64_t e = 0; e < Tq * HQ * DV; e++) (*d)[e] = t_rand_uniform(rs, -1, 1);
+}
+
 T_TEST(varlen_vs_padded)
 {
     int64_t cu_q[NS + 1] = {0}, cu_k[NS + 1] = {0}, Smq = 0, Smk = 0;
@@ -145,12 +159,8 @@ T_TEST(varlen_vs_padded)
     }
     int64_t Tq = cu_q[NS], Tk = cu_k[NS];
     uint64_t rs = 21;
-    double *q = malloc(sizeof(double) * (size_t)(Tq * HQ * DK)), *k = malloc(sizeof(double) * (size_t)(Tk * HKV * DK));
-    double *v = malloc(sizeof(double) * (size_t)(Tk * HKV * DV)), *d = malloc(sizeof(double) * (size_t)(Tq * HQ * DV));
-    for (int64_t e = 0; e < Tq * HQ * DK; e++) q[e] = t_rand_uniform(&rs, -2, 2);
-    for (int64_t e = 0; e < Tk * HKV * DK; e++) k[e] = t_rand_uniform(&rs, -2, 2);
-    for (int64_t e = 0; e < Tk * HKV * DV; e++) v[e] = t_rand_uniform(&rs, -1, 1);
-    for (int64_t e = 0; e < Tq * HQ * DV; e++) d[e] = t_rand_uniform(&rs, -1, 1);
+    double *q, *k, *v, *d;
+    packed_inputs(&rs, Tq, Tk, &q, &k, &v, &d);
     /* the padded batch: sequence s in row s, zeros after its length */
     double *pq = calloc((size_t)(NS * Smq * HQ * DK), sizeof(double)), *pk = calloc((size_t)(NS * Smk * HKV * DK), sizeof(double));
     double *pv = calloc((size_t)(NS * Smk * HKV * DV), sizeof(double)), *pd = calloc((size_t)(NS * Smq * HQ * DV), sizeof(double));
@@ -213,12 +223,8 @@ T_TEST(varlen_one_run_equals_per_sequence_calls)
         int64_t cq[MAXN + 1] = {0}, ck[MAXN + 1] = {0};
         for (int64_t s = 0; s < ns[set]; s++) cq[s + 1] = cq[s] + lq[set][s], ck[s + 1] = ck[s] + lk[set][s];
         int64_t Tq = cq[ns[set]], Tk = ck[ns[set]];
-        double *q = malloc(sizeof(double) * (size_t)(Tq * HQ * DK)), *k = malloc(sizeof(double) * (size_t)(Tk * HKV * DK));
-        double *v = malloc(sizeof(double) * (size_t)(Tk * HKV * DV)), *d = malloc(sizeof(double) * (size_t)(Tq * HQ * DV));
-        for (int64_t e = 0; e < Tq * HQ * DK; e++) q[e] = t_rand_uniform(&rs, -2, 2);
-        for (int64_t e = 0; e < Tk * HKV * DK; e++) k[e] = t_rand_uniform(&rs, -2, 2);
-        for (int64_t e = 0; e < Tk * HKV * DV; e++) v[e] = t_rand_uniform(&rs, -1, 1);
-        for (int64_t e = 0; e < Tq * HQ * DV; e++) d[e] = t_rand_uniform(&rs, -1, 1);
+        double *q, *k, *v, *d;
+        packed_inputs(&rs, Tq, Tk, &q, &k, &v, &d);
         for (int x = 0; x < 4; x++)
             for (int kx = 0; kx < 3; kx++) {
                 if (!t_kernel_available(ks[kx])) continue;
