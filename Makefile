@@ -41,26 +41,26 @@ test: build
 	@echo "make test: all suites passed"
 
 test-c: build
-	cd build && ATTN_TEST_CONFIGS=$(CONFIGS) ctest --output-on-failure -V
+	cd build && ATTN_TEST_CONFIGS=$(CONFIGS) ATTN_TEST_JOBS=$(JOBS) ctest --output-on-failure -V
 
 # AddressSanitizer + UndefinedBehaviorSanitizer (with float-divide-by-zero).
 test-asan:
 	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DATTN_SANITIZE=ON >/dev/null
 	cmake --build build-asan -j$(JOBS) --target attn_tests
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
-	  ./build-asan/tests/attn_tests --configs 400
+	  ./build-asan/tests/attn_tests --jobs $(JOBS) --configs 400
 
 # The same tests of the attention core with FMA contraction allowed everywhere.
 test-fma:
 	cmake -S . -B build-fma -DCMAKE_BUILD_TYPE=Release -DATTN_FMA_CONTRACT=ON >/dev/null
 	cmake --build build-fma -j$(JOBS) --target attn_tests
-	./build-fma/tests/attn_tests --configs 1000 core ops
+	./build-fma/tests/attn_tests --jobs $(JOBS) --configs 1000 core ops
 
 # The second compiler: clang, -Werror, and the tests it builds.
 test-clang:
 	CC=clang cmake -S . -B build-clang -DCMAKE_BUILD_TYPE=Release >/dev/null
 	cmake --build build-clang -j$(JOBS)
-	./build-clang/tests/attn_tests --configs 300
+	./build-clang/tests/attn_tests --jobs $(JOBS) --configs 300
 
 # The public header compiles as C++.
 test-cxx:
@@ -87,7 +87,7 @@ test-python: build
 # (4000 per grid of weight 1) and against PyTorch ($(LONG_GRID_CONFIGS) per grid of
 # weight 1, 15 times make test's).
 test-long: build
-	./build/tests/attn_tests --configs 40000 grid_vs_ref64 grid_big_vs_ref64 half_from_float $(NN_GRIDS)
+	./build/tests/attn_tests --jobs $(JOBS) --configs 40000 grid_vs_ref64 grid_big_vs_ref64 half_from_float $(NN_GRIDS)
 	ATTN_GRID_CONFIGS=$(LONG_GRID_CONFIGS) .venv/bin/python -m pytest -q python/tests/test_grid_*.py
 
 # The mutation check (tests/mutants/run.py): every bug of tests/mutants/mutants.txt,

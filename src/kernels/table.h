@@ -196,8 +196,9 @@ typedef struct {
 typedef void (*attn__quant_fn)(const attn__qin *in, const attn__qmat *m, int64_t i0, int64_t i1,
                                int64_t j0, int64_t j1, float *ws);
 
-/* Below min_rows rows of x, `few` runs tasks of few_cols columns with all
- * the rows (a GEMV); from min_rows on, `many` runs tasks of many_rows rows
+/* Below min_rows rows of x, `few` runs tasks of all the rows by a
+ * contiguous run of at least few_cols columns (a GEMV; src/ops/quant.c
+ * sizes the runs); from min_rows on, `many` runs tasks of many_rows rows
  * by many_cols columns (a GEMM). few_xsum: `few` reads in->xsum (Q4_1). */
 typedef struct {
     int64_t min_rows, few_cols, many_rows, many_cols;

@@ -49,22 +49,50 @@ attn_status attn_quant_dequantize(attn_quant q, const void *blocks, int64_t n_bl
 
 enum { MAX_MATS = 64 };
 
-/* One call's plan; task t is column block t - first[m] of the matrix m
- * with first[m] <= t < first[m + 1], times row block (on the GEMM path). */
+/* One call's plan. GEMM path: task t is column block t - first[m] of the
+ * matrix m with first[m] <= t < first[m + 1], times row block. GEMV path
+ * (span > 0): the columns of all matrices, one after the other, cut into
+ * contiguous runs of `span` columns, one task each (a run may cross from one
+ * matrix into the next): a few long runs per thread stream the weights
+ * better than many short blocks (32-column tasks ran 20% slower on Zen 3). */
 typedef struct {
     attn__qin in;
     attn__qmat mats[MAX_MATS];
     int64_t first[MAX_MATS + 1];
+    int64_t start[MAX_MATS + 1]; /* GEMV: the first column of matrix m in the joined order */
     int n_mats;
     int64_t cols, rows, row_blocks; /* a task's columns and rows; blocks of rows */
+    int64_t span, total_cols;       /* GEMV: columns per task, all columns */
     attn__quant_fn kernel;
     float *ws;
     int64_t ws_floats; /* per worker */
 } plan;
 
+/* Tasks per thread on the GEMV path: enough that a thread held up for a
+ * while does not leave the others idle at the end, few enough that each
+ * run is long. */
+enum { GEMV_TASKS_PER_THREAD = 2 };
+
+static void run_span(const plan *p, int64_t t, int tid)
+{
+    int64_t g0 = t * p->span, g1 = g0 + p->span < p->total_cols ? g0 + p->span : p->total_cols;
+    float *ws = p->ws + (size_t)tid * (size_t)p->ws_floats;
+    for (int m = 0; m < p->n_mats && g0 < g1; m++) {
+        int64_t a = p->start[m], z = p->start[m + 1];
+        if (g0 >= z) continue;
+        int64_t e = g1 < z ? g1 : z;
+        p->kernel(&p->in, &p->mats[m], 0, p->in.n, g0 - a, e - a, ws);
+        g0 = e;
+    }
+}
+
 static void run_task(void *arg, int64_t t, int tid)
 {
     const plan *p = arg;
+    if (p->span > 0) {
+        run_span(p, t, tid);
+        return;
+    }
     int64_t rb = t % p->row_blocks, cb = t / p->row_blocks;
     int m = 0;
     while (cb >= p->first[m + 1]) m++;
@@ -99,8 +127,10 @@ static attn_status check_mats(plan *p, const attn_quant_matrix *w, int n_w, floa
                                   .row_bytes = (size_t)nb * bytes, .y = y[m]};
         p->first[m] = total;
         total += (w[m].rows + p->cols - 1) / p->cols;
+        p->start[m + 1] = p->start[m] + w[m].rows;
     }
     p->first[n_w] = total;
+    p->total_cols = p->start[n_w];
     p->n_mats = n_w;
     return ATTN_OK;
 }
@@ -169,6 +199,13 @@ attn_status attn_quant_matmul(attn_ctx *ctx, const float *x, int64_t n, int64_t 
     p.row_blocks = (n + p.rows - 1) / p.rows;
     p.ws_floats = k->ws(K, many);
     int threads = attn_ctx_threads(ctx);
+    int64_t n_tasks = p.first[n_w] * p.row_blocks;
+    if (!many) { /* GEMV: equal contiguous runs of at least few_cols columns */
+        int64_t want = (int64_t)threads * GEMV_TASKS_PER_THREAD;
+        p.span = (p.total_cols + want - 1) / want;
+        p.span = p.span < p.cols ? p.cols : (p.span + 7) / 8 * 8;
+        n_tasks = (p.total_cols + p.span - 1) / p.span;
+    }
     size_t ws = (size_t)p.ws_floats * (size_t)threads + (sums ? (size_t)(n_x / 32) : 0);
     float *buf = NULL;
     if (ws > 0 && (buf = attn__malloc(ws * sizeof(float))) == NULL)
@@ -179,7 +216,7 @@ attn_status attn_quant_matmul(attn_ctx *ctx, const float *x, int64_t n, int64_t 
         block_sums(&p.in, xsum);
         p.in.xsum = xsum;
     }
-    attn__ctx_run(ctx, p.first[n_w] * p.row_blocks, run_task, &p);
+    attn__ctx_run(ctx, n_tasks, run_task, &p);
     attn__free(buf);
     return ATTN_OK;
 }

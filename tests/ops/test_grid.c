@@ -214,6 +214,7 @@ static void run_grid(bool big, long n, uint64_t first_seed, const char *name, vo
 {
     memset(stats, 0, sizeof stats);
     for (long x = 0; x < n; x++) {
+        if (!t_mine(x)) continue;
         uint64_t seed = t_only_seed >= 0 ? (uint64_t)t_only_seed : first_seed + (uint64_t)x;
         t_cfg c = t_cfg_sample(seed, big);
         if (shape != NULL) shape(&c, x);

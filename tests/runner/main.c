@@ -4,20 +4,27 @@
  * Tests and tiers can be named; tests of a tier this build lacks, and tests
  * that call t_skip (a kernel this build or CPU lacks), are reported as
  * skipped, by name, never as passed.
- *   attn_tests [--configs N] [--seed S] [-v] [--list] [test-or-tier ...] */
+ * --jobs N (or ATTN_TEST_JOBS) forks N workers: the grid tests
+ * (T_TESTS_SHARDED) split their configurations between them, the other
+ * tests go to the workers in turn; each worker's output is printed whole,
+ * in worker order, when all have finished, and the counts are summed.
+ *   attn_tests [--configs N] [--seed S] [--jobs N] [-v] [--list] [test-or-tier ...] */
 #include "list.h"
 #include "test.h"
 
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 long t_checks, t_failed_checks;
 bool t_verbose;
 static const char *skip_reason; /* set by t_skip during a test */
 long t_configs = 2000;
 long long t_only_seed = -1;
+int t_shard, t_shards = 1;
 
 /* Which tiers this build has (CMake defines ATTN_TESTS_<TIER> = 0 for a
  * tier it could not build; docs/testing.md). */
@@ -124,14 +131,137 @@ static bool known(const char *arg)
 
 static int usage(const char *prog)
 {
-    fprintf(stderr, "usage: %s [--configs N] [--seed S] [-v] [--list] [test-or-tier ...]\n", prog);
+    fprintf(stderr, "usage: %s [--configs N] [--seed S] [--jobs N] [-v] [--list] [test-or-tier ...]\n", prog);
     return 2;
+}
+
+typedef struct {
+    int passed, failed, skipped;
+    long checks, failed_checks;
+} tally;
+
+static bool sharded(const char *name)
+{
+#define SHARDED(n) if (strcmp(name, #n) == 0) return true;
+    T_TESTS_SHARDED(SHARDED)
+#undef SHARDED
+    return false;
+}
+
+/* Worker `worker` of `jobs`: every selected sharded test (on its share of
+ * the configurations) and every jobs-th other selected test. */
+static void run_worker(int worker, int jobs, int argc, char **argv, int first, tally *out)
+{
+    int passed = 0, failed = 0, skipped = 0;
+    long turn = 0;
+    for (size_t x = 0; x < sizeof tests / sizeof tests[0]; x++) {
+        const test_case *t = &tests[x];
+        if (!selected(t, argc, argv, first)) continue;
+        bool sh = t->fn != NULL && sharded(t->name);
+        if (!sh && turn++ % jobs != worker) continue;
+        if (t->fn == NULL) {
+            printf("SKIP %-40s (tier %s is not built)\n", t->name, t->tier);
+            skipped++;
+            continue;
+        }
+        t_shards = sh ? jobs : 1;
+        t_shard = sh ? worker : 0;
+        char label[96];
+        if (sh && jobs > 1)
+            snprintf(label, sizeof label, "%s [%d/%d]", t->name, worker + 1, jobs);
+        else
+            snprintf(label, sizeof label, "%s", t->name);
+        long before = t_failed_checks, checks = t_checks;
+        clock_t c0 = clock();
+        skip_reason = NULL;
+        t->fn();
+        double sec = (double)(clock() - c0) / CLOCKS_PER_SEC;
+        bool ok = t_failed_checks == before;
+        if (skip_reason != NULL) { /* a skip counts only if nothing was checked */
+            bool clean = ok && t_checks == checks;
+            printf("%s %-40s (%s)\n", clean ? "SKIP" : "FAIL", label,
+                   clean ? skip_reason : "skipped after making checks");
+            clean ? skipped++ : failed++;
+            continue;
+        }
+        printf("%s %-40s %8ld checks  %6.2fs cpu\n", ok ? "PASS" : "FAIL", label, t_checks - checks, sec);
+        fflush(stdout);
+        ok ? passed++ : failed++;
+    }
+    *out = (tally){passed, failed, skipped, t_checks, t_failed_checks};
+}
+
+/* Forks the workers, each writing its output to a temporary file and its
+ * tally to a pipe; then prints the outputs in order and sums the tallies.
+ * A worker that dies (a signal, or no tally) counts as a failed test. */
+static bool run_workers(int jobs, int argc, char **argv, int first, tally *all)
+{
+    enum { MAX_JOBS = 64 };
+    if (jobs > MAX_JOBS) jobs = MAX_JOBS;
+    FILE *outs[MAX_JOBS];
+    int fds[MAX_JOBS];
+    pid_t pids[MAX_JOBS];
+    fflush(stdout);
+    fflush(stderr);
+    for (int k = 0; k < jobs; k++) {
+        int p[2];
+        if ((outs[k] = tmpfile()) == NULL || pipe(p) != 0) {
+            perror("attn_tests: worker output");
+            return false;
+        }
+        if ((pids[k] = fork()) < 0) {
+            perror("attn_tests: fork");
+            return false;
+        }
+        if (pids[k] == 0) {
+            close(p[0]);
+            if (dup2(fileno(outs[k]), 1) < 0 || dup2(fileno(outs[k]), 2) < 0) _exit(3);
+            setvbuf(stdout, NULL, _IOLBF, 0);
+            tally t;
+            run_worker(k, jobs, argc, argv, first, &t);
+            t_ctx_free_all();
+            fflush(stdout);
+            bool sent = write(p[1], &t, sizeof t) == (ssize_t)sizeof t;
+            close(p[1]);
+            exit(sent ? 0 : 3); /* exit: the temporary directory's atexit handler runs */
+        }
+        close(p[1]);
+        fds[k] = p[0];
+    }
+    for (int k = 0; k < jobs; k++) {
+        tally t;
+        bool got = read(fds[k], &t, sizeof t) == (ssize_t)sizeof t;
+        close(fds[k]);
+        int status = 0;
+        waitpid(pids[k], &status, 0);
+        rewind(outs[k]);
+        char buf[4096];
+        size_t n;
+        while ((n = fread(buf, 1, sizeof buf, outs[k])) > 0) fwrite(buf, 1, n, stdout);
+        fclose(outs[k]);
+        if (!got || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+            printf("FAIL worker %d of %d died (%s %d) before reporting its tally\n", k + 1, jobs,
+                   WIFSIGNALED(status) ? "signal" : "exit status",
+                   WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+            all->failed++;
+            continue;
+        }
+        all->passed += t.passed;
+        all->failed += t.failed;
+        all->skipped += t.skipped;
+        all->checks += t.checks;
+        all->failed_checks += t.failed_checks;
+    }
+    fflush(stdout);
+    return true;
 }
 
 int main(int argc, char **argv)
 {
     const char *env = getenv("ATTN_TEST_CONFIGS");
     if (env != NULL) t_configs = atol(env);
+    env = getenv("ATTN_TEST_JOBS");
+    int jobs = env != NULL ? atoi(env) : 1;
     int first = 1;
     while (first < argc && argv[first][0] == '-') {
         if (strcmp(argv[first], "--configs") == 0 && first + 1 < argc) {
@@ -139,6 +269,9 @@ int main(int argc, char **argv)
             first += 2;
         } else if (strcmp(argv[first], "--seed") == 0 && first + 1 < argc) {
             t_only_seed = atoll(argv[first + 1]);
+            first += 2;
+        } else if (strcmp(argv[first], "--jobs") == 0 && first + 1 < argc) {
+            jobs = atoi(argv[first + 1]);
             first += 2;
         } else if (strcmp(argv[first], "-v") == 0) {
             t_verbose = true;
@@ -157,35 +290,16 @@ int main(int argc, char **argv)
             fprintf(stderr, "%s: no test or tier named '%s' (--list)\n", argv[0], argv[a]);
             return 2;
         }
-    int passed = 0, failed = 0, skipped = 0;
-    for (size_t x = 0; x < sizeof tests / sizeof tests[0]; x++) {
-        const test_case *t = &tests[x];
-        if (!selected(t, argc, argv, first)) continue;
-        if (t->fn == NULL) {
-            printf("SKIP %-40s (tier %s is not built)\n", t->name, t->tier);
-            skipped++;
-            continue;
-        }
-        long before = t_failed_checks, checks = t_checks;
-        clock_t c0 = clock();
-        skip_reason = NULL;
-        t->fn();
-        double sec = (double)(clock() - c0) / CLOCKS_PER_SEC;
-        bool ok = t_failed_checks == before;
-        if (skip_reason != NULL) { /* a skip counts only if nothing was checked */
-            bool clean = ok && t_checks == checks;
-            printf("%s %-40s (%s)\n", clean ? "SKIP" : "FAIL", t->name,
-                   clean ? skip_reason : "skipped after making checks");
-            clean ? skipped++ : failed++;
-            continue;
-        }
-        printf("%s %-40s %8ld checks  %6.2fs cpu\n", ok ? "PASS" : "FAIL", t->name,
-               t_checks - checks, sec);
-        fflush(stdout);
-        ok ? passed++ : failed++;
+    if (jobs < 1 || t_only_seed >= 0) jobs = 1; /* one seed: one configuration, one worker */
+    tally all = {0, 0, 0, 0, 0};
+    if (jobs == 1) {
+        run_worker(0, 1, argc, argv, first, &all);
+        t_ctx_free_all();
+    } else if (!run_workers(jobs, argc, argv, first, &all)) {
+        return 1;
     }
-    t_ctx_free_all();
-    printf("attn_tests: %ld checks, %ld failed\n", t_checks, t_failed_checks);
-    printf("%d passed, %d failed, %d skipped\n", passed, failed, skipped);
-    return failed == 0 && passed > 0 ? 0 : 1;
+    printf("attn_tests: %ld checks, %ld failed%s\n", all.checks, all.failed_checks,
+           jobs > 1 ? " (all workers)" : "");
+    printf("%d passed, %d failed, %d skipped\n", all.passed, all.failed, all.skipped);
+    return all.failed == 0 && all.passed > 0 ? 0 : 1;
 }

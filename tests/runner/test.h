@@ -17,6 +17,11 @@ extern bool t_verbose;
 extern long t_configs;
 /* Seed of a single config to rerun (--seed), or -1. */
 extern long long t_only_seed;
+/* Workers (--jobs N): a test of T_TESTS_SHARDED (list.h) runs in each of
+ * the t_shards workers, worker t_shard taking configurations x with
+ * t_mine(x); every other test sees t_shard 0 of 1. */
+extern int t_shard, t_shards;
+static inline bool t_mine(long x) { return x % t_shards == t_shard; }
 
 void t_fail(const char *file, int line, const char *fmt, ...)
 #if defined(__GNUC__)
