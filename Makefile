@@ -81,7 +81,7 @@ test-install: build
 # installs it again when its sources changed).
 test-python: build
 	@scripts/setup.sh --python
-	.venv/bin/python -m pytest -q python/tests
+	.venv/bin/python -m pytest -q -n $(JOBS) --dist loadfile python/tests
 
 # The long grids: the core's (40000 configurations) and the toolkit's, in C
 # (4000 per grid of weight 1) and against PyTorch ($(LONG_GRID_CONFIGS) per grid of

