@@ -37,15 +37,20 @@ run: build
 
 test: build
 	@scripts/setup.sh --python
-	$(MAKE) --no-print-directory test-c test-asan test-fma test-clang test-cxx test-install test-python
+	@for s in test-c test-asan test-fma test-clang test-cxx test-install test-python; do \
+	  t0=$$(date +%s); $(MAKE) --no-print-directory $$s || exit 1; \
+	  echo "make test: $$s passed in $$(( $$(date +%s) - t0 )) s"; \
+	done
 	@echo "make test: all suites passed"
 
 test-c: build
 	cd build && ATTN_TEST_CONFIGS=$(CONFIGS) ATTN_TEST_JOBS=$(JOBS) ctest --output-on-failure -V
 
-# AddressSanitizer + UndefinedBehaviorSanitizer (with float-divide-by-zero).
+# AddressSanitizer + UndefinedBehaviorSanitizer (with float-divide-by-zero),
+# at -O1 (what the sanitizers' documentation suggests; about 3x faster than
+# -O0 here).
 test-asan:
-	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DATTN_SANITIZE=ON >/dev/null
+	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_FLAGS_DEBUG="-g -O1" -DATTN_SANITIZE=ON >/dev/null
 	cmake --build build-asan -j$(JOBS) --target attn_tests
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	  ./build-asan/tests/attn_tests --jobs $(JOBS) --configs 400

@@ -122,7 +122,7 @@ typedef struct attn_llama_session_params {
 ATTN_API attn_llama_session_params attn_llama_session_params_default(void);
 
 /* A session of model m (which must outlive it): the keys and values of
- * every layer for the tokens fed so far, [layer][position][kv head][D], in
+ * every layer for the tokens fed so far, [layer][kv head][position][D], in
  * memory that grows with the tokens (up to 2 * n_layers * n_ctx *
  * n_kv_heads * d_head elements of cache_dtype). A BF16 or F16 cache holds
  * each key and value rounded once (after RoPE); the attention over it

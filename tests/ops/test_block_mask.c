@@ -766,6 +766,7 @@ T_TEST(block_mask_tile_counts)
     for (int x = 0; x < 2; x++) {
         if (!t_kernel_available(ks[x])) continue;
         for (int which = 0; which < 3; which++) {
+            if (!t_mine(x * 3 + which)) continue; /* six parts for the runner's workers */
             int64_t dense = 0, n1 = tiles_at(ks[x], 1024, which, NULL, true, NULL);
             int64_t n2 = tiles_at(ks[x], 2048, which, NULL, true, NULL), n4 = tiles_at(ks[x], 4096, which, &dense, true, NULL);
             if (t_verbose)
@@ -783,6 +784,7 @@ T_TEST(block_mask_tile_counts)
      * so it computes each listed block once and nothing else (its 96-row
      * tiles would straddle two block rows and compute their union). */
     for (int which = 0; which < 3 && t_kernel_available(ATTN_KERNEL_AVX2); which++) {
+        if (!t_mine(6 + which)) continue;
         int64_t listed = 0, n = tiles_at(ATTN_KERNEL_AVX2, 2048, which, NULL, false, &listed);
         if (t_verbose) printf("  avx2 forward, pattern %d: %lld tiles, %lld listed blocks\n", which, (long long)n, (long long)listed);
         T_EQ_INT(n, listed);

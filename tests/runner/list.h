@@ -302,15 +302,17 @@
     X(ring_cli_check) \
     X(ring_rank_killed_ends_job)
 
-/* The grid tests that split their configurations between the runner's
- * workers (--jobs N): each runs in every worker, which takes the
- * configurations t_mine(x) gives it. Every other test runs in one worker. */
+/* The tests that split their work between the runner's workers (--jobs
+ * N): the grids (their configurations) and the longest others (their
+ * parts). Each runs in every worker, which takes the parts x with
+ * t_mine(x). Every other test runs in one worker. */
 #define T_TESTS_SHARDED(X) \
     X(grid_vs_ref64) \
     X(grid_big_vs_ref64) \
     X(grid_decode_vs_ref64) \
     X(block_mask_grid_vs_ref64) \
     X(block_mask_decode_vs_ref64) \
+    X(block_mask_tile_counts) \
     X(score_grid_vs_ref64)
 
 #endif /* ATTN_TEST_LIST_H */

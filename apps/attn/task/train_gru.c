@@ -122,7 +122,7 @@ static attn_status eval_chunk(attn_ctx *ctx, attn_seq2seq *m, int64_t first, int
 {
     task_dates_sample ex[EVAL_CHUNK];
     int32_t ids[EVAL_CHUNK * TASK_DATES_SRC_MAX] = {0}, out[EVAL_CHUNK * OUT_CAP];
-    int64_t lens[EVAL_CHUNK], n_out[EVAL_CHUNK], S = 1;
+    int64_t lens[EVAL_CHUNK] = {0}, n_out[EVAL_CHUNK] = {0}, S = 1;
     for (int64_t i = 0; i < B; i++) {
         attn_status st = task_dates_example(TASK_TRAIN_EVAL_SEED, (uint64_t)(first + i), TASK_DATES_HELDOUT, &ex[i]);
         if (st != ATTN_OK) return st;

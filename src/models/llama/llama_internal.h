@@ -50,7 +50,7 @@ struct attn_llama_session {
     int64_t n_ctx, len, cap; /* most tokens, tokens held, room allocated */
     attn_dtype cache_dtype;  /* F32, BF16 or F16 */
     size_t es;               /* bytes per cached element */
-    void *k, *v;             /* [n_layers][cap][Hkv][D] of cache_dtype */
+    void *k, *v;             /* [n_layers][Hkv][cap][D] of cache_dtype */
     int32_t *ids;            /* [cap] */
 };
 
