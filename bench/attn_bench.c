@@ -10,6 +10,7 @@
  *                  --Sk k --D d --mask none|causal|window:W|padding
  *                  [--dtype f32|bf16|f16] [--kv-dtype bf16|f16]
  *                  [--threads N] [--reps R] [--kernel auto|avx2|tiled|ref]
+ *                  [--layout bshd|bhsd]
  *       long-context masks (docs/long-context.md; blocks of 64):
  *         longformer:W:G   window W each side, the first G tokens global
  *         bigbird:W:G:R    window W blocks each side, G global, R random blocks
@@ -50,6 +51,7 @@ typedef struct {
     const char *mode, *mask, *kernel, *dtype, *kv_dtype; /* kernel, kv_dtype: NULL if not given */
     long B, Hq, Hkv, Sq, Sk, D, threads, reps, window;
     int64_t n_seqs, lens[MAX_SEQS], cu[MAX_SEQS + 1]; /* packed: and padded: */
+    bool bhsd; /* --layout bhsd: Q, K, V, O and the gradients head-major */
 } shape;
 
 /* "packed:L1,L2,.." or "padded:..": the lengths, and B, Sq, Sk of the call. */
@@ -173,6 +175,17 @@ static void die(attn_status st, const char *what)
     exit(1);
 }
 
+/* t [B, S, H, D] over memory laid out [B, H, rows, D] (PyTorch's layout;
+ * rows >= S: a decode cache's capacity). */
+static void head_major(attn_tensor *t, long rows)
+{
+    int64_t H = t->dim[2], D = t->dim[3];
+    t->stride[3] = 1;
+    t->stride[1] = D;
+    t->stride[2] = rows * D;
+    t->stride[0] = H * rows * D;
+}
+
 static int run(const shape *s)
 {
     long B = s->B, Sq = s->Sq, Sk = s->Sk, Hq = s->Hq, Hkv = s->Hkv, D = s->D;
@@ -196,6 +209,16 @@ static int run(const shape *s)
     attn_tensor to = attn_tensor_make(o, dq_t, B, Sq, Hq, D), tl = attn_tensor_make(lse, ATTN_DTYPE_F32, B, Hq, Sq, 1);
     attn_tensor tdo = attn_tensor_make(d_o, dq_t, B, Sq, Hq, D), tdq = attn_tensor_make(dq, dq_t, B, Sq, Hq, D);
     attn_tensor tdk = attn_tensor_make(dk, dkv_t, B, Sk, Hkv, D), tdv = attn_tensor_make(dv, dkv_t, B, Sk, Hkv, D);
+    if (s->bhsd) { /* the same logical tensors over head-major memory */
+        head_major(&tq, Sq);
+        head_major(&to, Sq);
+        head_major(&tdo, Sq);
+        head_major(&tdq, Sq);
+        head_major(&tk, cap);
+        head_major(&tv, cap);
+        head_major(&tdk, Sk);
+        head_major(&tdv, Sk);
+    }
 
     attn_sdpa_params p = attn_sdpa_params_default();
     int64_t *klens = calloc((size_t)B, sizeof(int64_t));
@@ -278,12 +301,12 @@ static int run(const shape *s)
     for (long b = 0; b < B; b++) kv_total += kv_bytes * (double)klens[b];
     printf("{\"mode\": \"%s\", \"B\": %ld, \"Hq\": %ld, \"Hkv\": %ld, \"Sq\": %ld, \"Sk\": %ld, \"D\": %ld, "
            "\"dtype\": \"%s\", \"kv_dtype\": \"%s\", \"cpu\": \"%s\", "
-           "\"mask\": \"%s\", \"threads\": %ld, \"kernel\": \"%s\", \"reps\": %ld, \"median_ms\": %.4f, "
+           "\"mask\": \"%s\", \"layout\": \"%s\", \"threads\": %ld, \"kernel\": \"%s\", \"reps\": %ld, \"median_ms\": %.4f, "
            "\"min_ms\": %.4f, \"flops\": %.6g, \"flops_dense\": %.6g, \"gflops\": %.3f, "
            "\"gflops_dense\": %.3f, \"kv_bytes\": %.6g, \"kv_gbs\": %.3f, \"rss_growth_mb\": %.2f, "
            "\"cpu_ms\": %.4f, \"cpu_min_ms\": %.4f, \"gflops_per_cpu_s\": %.3f}\n",
            s->mode, B, Hq, Hkv, Sq, Sk, D, s->dtype, s->kv_dtype ? s->kv_dtype : s->dtype, attn__cpu_get()->brand,
-           s->mask, s->threads,
+           s->mask, s->bhsd ? "bhsd" : "bshd", s->threads,
            attn_kernel_name(attn_ctx_resolved_kernel(ctx)), s->reps, med * 1e3, mn * 1e3, flops,
            dense * factor, flops / med / 1e9, dense * factor / med / 1e9, kv_total, kv_total / med / 1e9,
            (double)(rss1 - rss0) / 1024.0, cpu_med * 1e3, cpu_min * 1e3, flops / cpu_med / 1e9);
@@ -353,11 +376,11 @@ static void probe(int threads)
 
 int main(int argc, char **argv)
 {
-    shape s = {"fwd", "none", NULL, "f32", NULL, 1, 8, 8, 1024, 1024, 64, 1, 5, 0, 0, {0}, {0}};
+    shape s = {"fwd", "none", NULL, "f32", NULL, 1, 8, 8, 1024, 1024, 64, 1, 5, 0, 0, {0}, {0}, false};
     if (argc < 2) {
         fprintf(stderr, "usage: attn_bench probe [--threads N] | run --mode M --B .. --Hq .. --Hkv .. "
                         "--Sq .. --Sk .. --D .. --mask none|causal|window:W|padding [--dtype f32|bf16|f16] "
-                        "[--kv-dtype bf16|f16] [--threads N] [--reps R] [--kernel K]\n");
+                        "[--kv-dtype bf16|f16] [--threads N] [--reps R] [--kernel K] [--layout bshd|bhsd]\n");
         return 2;
     }
     for (int a = 2; a + 1 < argc; a += 2) {
@@ -375,6 +398,7 @@ int main(int argc, char **argv)
         else if (!strcmp(k, "--D")) s.D = atol(v);
         else if (!strcmp(k, "--threads")) s.threads = atol(v);
         else if (!strcmp(k, "--reps")) s.reps = atol(v);
+        else if (!strcmp(k, "--layout") && (!strcmp(v, "bshd") || !strcmp(v, "bhsd"))) s.bhsd = !strcmp(v, "bhsd");
         else {
             fprintf(stderr, "attn_bench: unknown option %s\n", k);
             return 2;

@@ -26,6 +26,12 @@ thread (mpirun, `attn ring`: time, bytes sent and peak memory per rank,
 speedup_vs_1_rank). --tiny runs every row on small sizes (a check that
 the script works, not a measurement).
 
+attn's tensors are [B, H, S, D] in memory, PyTorch's layout, the one the
+peers are given (--layout bhsd, the default; --layout bshd runs the
+[B, S, H, D] order, where one head's consecutive keys are H * D floats
+apart: a new 4 KiB page every few keys, and the random blocks of BigBird
+at 64K lose 20-25% of their rate to TLB misses on Zen 3).
+
 --only runs some rows: a comma list of dense, window, longformer, bigbird,
 sparse (the four), packed (packed, padded, padded_dense) and ring; the
 sparse rows always bring the dense row they are held to. --sizes sets the
@@ -63,9 +69,13 @@ BENCH = os.path.join(ROOT, "build", "attn_bench")
 CLI = os.path.join(ROOT, "build", "attn")
 
 
+LAYOUT = ["bhsd"]  # --layout: the memory order of attn's Q, K, V, O
+
+
 def attn_row(mode, mask, B, H, S, D, threads, reps):
     cmd = [BENCH, "run", "--mode", mode, "--B", str(B), "--Hq", str(H), "--Hkv", str(H), "--Sq", str(S),
-           "--Sk", str(S), "--D", str(D), "--mask", mask, "--threads", str(threads), "--reps", str(reps)]
+           "--Sk", str(S), "--D", str(D), "--mask", mask, "--threads", str(threads), "--reps", str(reps),
+           "--layout", LAYOUT[0]]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     return json.loads(out)
 
@@ -192,7 +202,10 @@ def main():
     ap.add_argument("--only", default=None, help="comma list: dense, window, longformer, bigbird, sparse, packed, ring")
     ap.add_argument("--sizes", default=None, help="the sparse rows' sequence lengths, comma separated")
     ap.add_argument("--no-peers", action="store_true", help="skip the PyTorch SDPA and FlexAttention rows")
+    ap.add_argument("--layout", choices=("bhsd", "bshd"), default="bhsd",
+                    help="memory order of attn's tensors: bhsd (PyTorch's, what the peers get) or bshd")
     a = ap.parse_args()
+    LAYOUT[0] = a.layout
     groups = {"dense", "window", "longformer", "bigbird", "packed", "ring"}
     want = groups if a.only is None else set()
     for g in (a.only or "").split(","):
