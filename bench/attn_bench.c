@@ -6,6 +6,9 @@
  *       AMX bf16; absent ones named with the reason) and the read
  *       bandwidth, 1 thread and N threads, the peak each dtype's rows are
  *       held to, and the CPU, as JSON.
+ *   attn_bench qgemv [--threads N] [--reps R] [--kernel K]
+ *       the quantized GEMVs of one SmolLM2-135M decode step (its shapes,
+ *       random weights, 96 MB), median ms and GB/s of weights, as JSON.
  *   attn_bench run --mode fwd|bwd|fwdbwd|decode --B b --Hq h --Hkv g --Sq s
  *                  --Sk k --D d --mask none|causal|window:W|padding
  *                  [--dtype f32|bf16|f16] [--kv-dtype bf16|f16]
@@ -35,6 +38,7 @@
 #include "core/half.h"
 
 #include <attn/attn.h>
+#include <attn/quant.h>
 
 #include <stdbool.h>
 #include <stdio.h>
@@ -186,6 +190,17 @@ static void head_major(attn_tensor *t, long rows)
     t->stride[0] = H * rows * D;
 }
 
+/* --kernel NAME (auto, avx2, tiled, ref; NULL: the context's choice). */
+static void force_kernel(attn_ctx *ctx, const char *name)
+{
+    if (name == NULL) return;
+    attn_kernel kern = ATTN_KERNEL_AUTO;
+    if (strcmp(name, "avx2") == 0) kern = ATTN_KERNEL_AVX2;
+    if (strcmp(name, "tiled") == 0) kern = ATTN_KERNEL_TILED;
+    if (strcmp(name, "ref") == 0) kern = ATTN_KERNEL_REF;
+    die(attn_ctx_set_kernel(ctx, kern), "attn_ctx_set_kernel");
+}
+
 static int run(const shape *s)
 {
     long B = s->B, Sq = s->Sq, Sk = s->Sk, Hq = s->Hq, Hkv = s->Hkv, D = s->D;
@@ -267,13 +282,7 @@ static int run(const shape *s)
 
     attn_ctx *ctx;
     die(attn_ctx_create((int)s->threads, &ctx), "attn_ctx_create");
-    if (s->kernel != NULL) {
-        attn_kernel kern = ATTN_KERNEL_AUTO;
-        if (strcmp(s->kernel, "avx2") == 0) kern = ATTN_KERNEL_AVX2;
-        if (strcmp(s->kernel, "tiled") == 0) kern = ATTN_KERNEL_TILED;
-        if (strcmp(s->kernel, "ref") == 0) kern = ATTN_KERNEL_REF;
-        die(attn_ctx_set_kernel(ctx, kern), "attn_ctx_set_kernel");
-    }
+    force_kernel(ctx, s->kernel);
 
     long rss0 = max_rss_kb();
     double *times = calloc((size_t)s->reps, sizeof(double)), *cpu = calloc((size_t)s->reps, sizeof(double));
@@ -374,6 +383,87 @@ static void probe(int threads)
            bench_read_bandwidth(threads), threads);
 }
 
+/* Random blocks of type q for a [rows, K] matrix; scales are 2^-7 (and
+ * minimums -2^-7): no f16 specials. */
+static unsigned char *random_blocks(attn_quant q, long rows, long K, unsigned *seed)
+{
+    size_t bb = attn_quant_block_bytes(q), n = (size_t)rows * (size_t)(K / 32);
+    unsigned char *p = malloc(n * bb);
+    if (p == NULL) {
+        fprintf(stderr, "attn_bench: out of memory\n");
+        exit(1);
+    }
+    for (size_t i = 0; i < n * bb; i++) {
+        *seed = *seed * 1664525u + 1013904223u;
+        p[i] = (unsigned char)(*seed >> 24);
+    }
+    for (size_t b = 0; b < n; b++) {
+        unsigned char *x = p + b * bb;
+        x[0] = 0x00, x[1] = 0x20; /* d = 2^-7 */
+        if (q == ATTN_QUANT_Q4_1) x[2] = 0x00, x[3] = 0xa0; /* m = -2^-7 */
+    }
+    return p;
+}
+
+/* The quantized GEMVs of one decode step of SmolLM2-135M (docs/llm.md):
+ * per layer (30) the fused Q/K/V call (576 + 192 + 192 rows), O (576), the
+ * fused gate/up call (2 x 1536) over K = 576 and down (576 rows, K = 1536),
+ * all Q4_1; then the tied head, 49152 x 576 in Q8_0. 96 MB of weights,
+ * each layer its own, so every step streams them from memory. */
+static int qgemv(const shape *s)
+{
+    enum { L = 30 };
+    const long d = 576, ff = 1536, vocab = 49152;
+    unsigned seed = 7;
+    attn_quant_matrix qkv[L][3], o[L], gu[L][2], down[L], head;
+    double bytes = 0;
+    for (int l = 0; l < L; l++) {
+        long r3[3] = {576, 192, 192};
+        for (int m = 0; m < 3; m++)
+            qkv[l][m] = (attn_quant_matrix){random_blocks(ATTN_QUANT_Q4_1, r3[m], d, &seed), ATTN_QUANT_Q4_1, r3[m]};
+        o[l] = (attn_quant_matrix){random_blocks(ATTN_QUANT_Q4_1, d, d, &seed), ATTN_QUANT_Q4_1, d};
+        for (int m = 0; m < 2; m++)
+            gu[l][m] = (attn_quant_matrix){random_blocks(ATTN_QUANT_Q4_1, ff, d, &seed), ATTN_QUANT_Q4_1, ff};
+        down[l] = (attn_quant_matrix){random_blocks(ATTN_QUANT_Q4_1, d, ff, &seed), ATTN_QUANT_Q4_1, d};
+        bytes += (double)(960 * d + d * d + 2 * ff * d + d * ff) / 32.0 * 20.0;
+    }
+    head = (attn_quant_matrix){random_blocks(ATTN_QUANT_Q8_0, vocab, d, &seed), ATTN_QUANT_Q8_0, vocab};
+    double head_bytes = (double)(vocab * d) / 32.0 * 34.0;
+    float *x = filled((size_t)ff, 11, ATTN_DTYPE_F32), *y0 = filled((size_t)ff, 12, ATTN_DTYPE_F32);
+    float *y1 = filled((size_t)ff, 13, ATTN_DTYPE_F32), *y2 = filled((size_t)ff, 14, ATTN_DTYPE_F32);
+    float *logits = filled((size_t)vocab, 15, ATTN_DTYPE_F32);
+    attn_ctx *ctx;
+    die(attn_ctx_create((int)s->threads, &ctx), "attn_ctx_create");
+    force_kernel(ctx, s->kernel);
+    double *tl = calloc((size_t)s->reps, sizeof(double)), *th = calloc((size_t)s->reps, sizeof(double));
+    for (long r = -1; r < s->reps; r++) { /* r = -1: the warm-up */
+        double t0 = now();
+        for (int l = 0; l < L; l++) {
+            float *out3[3] = {y0, y1, y2}, *out1[1] = {y0}, *out2[2] = {y1, y2};
+            die(attn_quant_matmul(ctx, x, 1, d, qkv[l], 3, out3), "qkv");
+            die(attn_quant_matmul(ctx, x, 1, d, &o[l], 1, out1), "o");
+            die(attn_quant_matmul(ctx, x, 1, d, gu[l], 2, out2), "gate/up");
+            die(attn_quant_matmul(ctx, x, 1, ff, &down[l], 1, out1), "down");
+        }
+        double t1 = now();
+        float *outh[1] = {logits};
+        die(attn_quant_matmul(ctx, x, 1, d, &head, 1, outh), "head");
+        double t2 = now();
+        if (r >= 0) tl[r] = t1 - t0, th[r] = t2 - t1;
+    }
+    qsort(tl, (size_t)s->reps, sizeof(double), cmp_double);
+    qsort(th, (size_t)s->reps, sizeof(double), cmp_double);
+    double ml = tl[s->reps / 2], mh = th[s->reps / 2];
+    printf("{\"bench\": \"qgemv\", \"model\": \"SmolLM2-135M decode step\", \"cpu\": \"%s\", \"kernel\": \"%s\", "
+           "\"threads\": %ld, \"reps\": %ld, \"layers_ms\": %.3f, \"layers_gbs\": %.2f, \"head_ms\": %.3f, "
+           "\"head_gbs\": %.2f, \"step_ms\": %.3f, \"step_gbs\": %.2f}\n",
+           attn__cpu_get()->brand, attn_kernel_name(attn_ctx_resolved_kernel(ctx)), s->threads, s->reps,
+           ml * 1e3, bytes / ml / 1e9, mh * 1e3, head_bytes / mh / 1e9, (ml + mh) * 1e3,
+           (bytes + head_bytes) / (ml + mh) / 1e9);
+    attn_ctx_free(ctx);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     shape s = {"fwd", "none", NULL, "f32", NULL, 1, 8, 8, 1024, 1024, 64, 1, 5, 0, 0, {0}, {0}, false};
@@ -422,6 +512,7 @@ int main(int argc, char **argv)
         return 0;
     }
     if (!strcmp(argv[1], "run")) return run(&s);
+    if (!strcmp(argv[1], "qgemv")) return qgemv(&s);
     fprintf(stderr, "attn_bench: unknown command %s\n", argv[1]);
     return 2;
 }

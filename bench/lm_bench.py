@@ -57,6 +57,18 @@ def token_ids(n):
     return (base * (n // len(base) + 1))[:n]
 
 
+def cpu_name():
+    """The CPU's model name (/proc/cpuinfo), else the platform's machine."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def peak_rss_mb():
     with open("/proc/self/status") as f:
         for line in f:
@@ -222,7 +234,7 @@ def main():
     results = [r for r in (run_engine(e, args) for e in engines) if r is not None]
     depths = [int(d) for d in args.depths.split(",")]
     print(table(results, depths, args.pp))
-    summary = {"cpu": platform.processor() or platform.machine(), "threads": args.threads, "pp": args.pp,
+    summary = {"cpu": cpu_name(), "threads": args.threads, "pp": args.pp,
                "depths": depths, "gen": args.gen, "reps": args.reps, "results": results}
     with open(args.out, "w") as f:
         json.dump(summary, f, indent=2)
