@@ -27,11 +27,12 @@ import argparse
 import importlib.util
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
 import time
+
+from bench_common import cpu_name
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -56,17 +57,6 @@ def token_ids(n):
     base = m.encode(TEXT, special=False)
     return (base * (n // len(base) + 1))[:n]
 
-
-def cpu_name():
-    """The CPU's model name (/proc/cpuinfo), else the platform's machine."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def peak_rss_mb():

@@ -18,13 +18,14 @@ torch.set_num_threads(threads) and its defaults otherwise.
 import argparse
 import json
 import os
-import platform
 import statistics
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+
+from bench_common import cpu_name
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BATCH, TOKENS = 32, 128
@@ -158,16 +159,6 @@ class Worker:
         self.p.stdin.flush()
         self.p.wait()
 
-
-def cpu_name():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 def main():

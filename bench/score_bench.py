@@ -25,6 +25,8 @@ import time
 
 import numpy as np
 
+from bench_common import cpu_name
+
 B, D, A = 8, 128, 128
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -122,16 +124,6 @@ def run_child(impl, S, threads, reps):
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.machine()
-
 
 def git_commit():
     try:
@@ -164,7 +156,7 @@ def main():
         print("S=%d done" % S, file=sys.stderr)
     res = dict(config=dict(B=B, Dq=D, Dk=D, Dv=D, A=A, dtype="float32", threads=a.threads, reps=a.reps,
                            masks="none"),
-               machine=dict(cpu=cpu_model(), cores=os.cpu_count()),
+               machine=dict(cpu=cpu_name(), cores=os.cpu_count()),
                versions=dict(torch=torch.__version__, numpy=np.__version__, python=platform.python_version()),
                commit=git_commit(), command="python bench/score_bench.py " + " ".join(sys.argv[1:]),
                rows=rows)
