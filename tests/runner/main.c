@@ -12,6 +12,7 @@
 #include "list.h"
 #include "test.h"
 
+#include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -204,13 +205,14 @@ static bool run_workers(int jobs, int argc, char **argv, int first, tally *all)
     fflush(stdout);
     fflush(stderr);
     for (int k = 0; k < jobs; k++) {
-        int p[2];
-        if ((outs[k] = tmpfile()) == NULL || pipe(p) != 0) {
-            perror("attn_tests: worker output");
-            return false;
-        }
-        if ((pids[k] = fork()) < 0) {
-            perror("attn_tests: fork");
+        int p[2] = {-1, -1};
+        bool made = (outs[k] = tmpfile()) != NULL && pipe(p) == 0 && (pids[k] = fork()) >= 0;
+        if (!made) { /* stop the workers already started */
+            perror("attn_tests: starting a worker");
+            for (int j = 0; j < k; j++) {
+                kill(pids[j], SIGTERM);
+                waitpid(pids[j], NULL, 0);
+            }
             return false;
         }
         if (pids[k] == 0) {
