@@ -23,19 +23,12 @@ run on several threads). Rerun on an idle machine for figures of record.
 import argparse
 import ctypes
 import json
-import platform
 import statistics
 import time
 
 import numpy as np
 
-
-def _cpu():
-    try:
-        with open("/proc/cpuinfo") as f:
-            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return platform.processor()
+from bench_common import cpu_name
 
 
 def _medians(contenders, rounds, calls, clock):
@@ -133,7 +126,7 @@ def main():
     ap.add_argument("--out", default=None, help="write the results as JSON here")
     args = ap.parse_args()
     import torch
-    res = {"cpu": _cpu(), "torch": torch.__version__,
+    res = {"cpu": cpu_name(), "torch": torch.__version__,
            "overhead": overhead(args.rounds, args.calls),
            "train": train_step(args.train_rounds, args.threads),
            "rounds": {"overhead": args.rounds, "calls_per_round": args.calls,
