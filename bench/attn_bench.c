@@ -9,6 +9,10 @@
  *   attn_bench qgemv [--threads N] [--reps R] [--kernel K]
  *       the quantized GEMVs of one SmolLM2-135M decode step (its shapes,
  *       random weights, 96 MB), median ms and GB/s of weights, as JSON.
+ *   attn_bench qgemm [--rows N] [--threads N] [--reps R] [--kernel K]
+ *       the quantized GEMMs of SmolLM2-135M's layers over a prompt of N
+ *       tokens (512), median ms, GFLOP/s and the fraction of the AVX2 FMA
+ *       peak of the same threads, as JSON.
  *   attn_bench run --mode fwd|bwd|fwdbwd|decode --B b --Hq h --Hkv g --Sq s
  *                  --Sk k --D d --mask none|causal|window:W|padding
  *                  [--dtype f32|bf16|f16] [--kv-dtype bf16|f16]
@@ -54,6 +58,7 @@ enum { MAX_SEQS = 64 };
 typedef struct {
     const char *mode, *mask, *kernel, *dtype, *kv_dtype; /* kernel, kv_dtype: NULL if not given */
     long B, Hq, Hkv, Sq, Sk, D, threads, reps, window;
+    long rows; /* qgemm: tokens of the prompt */
     int64_t n_seqs, lens[MAX_SEQS], cu[MAX_SEQS + 1]; /* packed: and padded: */
     bool bhsd; /* --layout bhsd: Q, K, V, O and the gradients head-major */
 } shape;
@@ -405,12 +410,16 @@ static unsigned char *random_blocks(attn_quant q, long rows, long K, unsigned *s
     return p;
 }
 
-/* The quantized GEMVs of one decode step of SmolLM2-135M (docs/llm.md):
- * per layer (30) the fused Q/K/V call (576 + 192 + 192 rows), O (576), the
- * fused gate/up call (2 x 1536) over K = 576 and down (576 rows, K = 1536),
- * all Q4_1; then the tied head, 49152 x 576 in Q8_0. 96 MB of weights,
- * each layer its own, so every step streams them from memory. */
-static int qgemv(const shape *s)
+/* The quantized products of SmolLM2-135M (docs/llm.md) over `rows`
+ * tokens: per layer (30) the fused Q/K/V call (576 + 192 + 192 columns),
+ * O (576), the fused gate/up call (2 x 1536) over K = 576 and down (576
+ * columns, K = 1536), all Q4_1, each layer its own weights (66 MB); with
+ * one row (a decode step, `qgemv`) also the tied head, 49152 x 576 in
+ * Q8_0 (30 MB), so every step streams 96 MB from memory. With more rows
+ * (`qgemm`, a prompt) the head is left out, as the model computes it for
+ * the last token only, and the figure is GFLOP/s beside the AVX2 FMA peak
+ * of the same threads measured in the same run. */
+static int quant_steps(const shape *s, long rows)
 {
     enum { L = 30 };
     const long d = 576, ff = 1536, vocab = 49152;
@@ -427,11 +436,13 @@ static int qgemv(const shape *s)
         down[l] = (attn_quant_matrix){random_blocks(ATTN_QUANT_Q4_1, d, ff, &seed), ATTN_QUANT_Q4_1, d};
         bytes += (double)(960 * d + d * d + 2 * ff * d + d * ff) / 32.0 * 20.0;
     }
-    head = (attn_quant_matrix){random_blocks(ATTN_QUANT_Q8_0, vocab, d, &seed), ATTN_QUANT_Q8_0, vocab};
+    double flops = 2.0 * (double)rows * L * (double)(960 * d + d * d + 2 * ff * d + d * ff);
+    bool gemv = rows == 1;
+    head = (attn_quant_matrix){gemv ? random_blocks(ATTN_QUANT_Q8_0, vocab, d, &seed) : NULL, ATTN_QUANT_Q8_0, vocab};
     double head_bytes = (double)(vocab * d) / 32.0 * 34.0;
-    float *x = filled((size_t)ff, 11, ATTN_DTYPE_F32), *y0 = filled((size_t)ff, 12, ATTN_DTYPE_F32);
-    float *y1 = filled((size_t)ff, 13, ATTN_DTYPE_F32), *y2 = filled((size_t)ff, 14, ATTN_DTYPE_F32);
-    float *logits = filled((size_t)vocab, 15, ATTN_DTYPE_F32);
+    float *x = filled((size_t)(rows * ff), 11, ATTN_DTYPE_F32), *y0 = filled((size_t)(rows * ff), 12, ATTN_DTYPE_F32);
+    float *y1 = filled((size_t)(rows * ff), 13, ATTN_DTYPE_F32), *y2 = filled((size_t)(rows * ff), 14, ATTN_DTYPE_F32);
+    float *logits = gemv ? filled((size_t)vocab, 15, ATTN_DTYPE_F32) : NULL;
     attn_ctx *ctx;
     die(attn_ctx_create((int)s->threads, &ctx), "attn_ctx_create");
     force_kernel(ctx, s->kernel);
@@ -440,33 +451,44 @@ static int qgemv(const shape *s)
         double t0 = now();
         for (int l = 0; l < L; l++) {
             float *out3[3] = {y0, y1, y2}, *out1[1] = {y0}, *out2[2] = {y1, y2};
-            die(attn_quant_matmul(ctx, x, 1, d, qkv[l], 3, out3), "qkv");
-            die(attn_quant_matmul(ctx, x, 1, d, &o[l], 1, out1), "o");
-            die(attn_quant_matmul(ctx, x, 1, d, gu[l], 2, out2), "gate/up");
-            die(attn_quant_matmul(ctx, x, 1, ff, &down[l], 1, out1), "down");
+            die(attn_quant_matmul(ctx, x, rows, d, qkv[l], 3, out3), "qkv");
+            die(attn_quant_matmul(ctx, x, rows, d, &o[l], 1, out1), "o");
+            die(attn_quant_matmul(ctx, x, rows, d, gu[l], 2, out2), "gate/up");
+            die(attn_quant_matmul(ctx, x, rows, ff, &down[l], 1, out1), "down");
         }
         double t1 = now();
-        float *outh[1] = {logits};
-        die(attn_quant_matmul(ctx, x, 1, d, &head, 1, outh), "head");
+        if (gemv) {
+            float *outh[1] = {logits};
+            die(attn_quant_matmul(ctx, x, 1, d, &head, 1, outh), "head");
+        }
         double t2 = now();
         if (r >= 0) tl[r] = t1 - t0, th[r] = t2 - t1;
     }
     qsort(tl, (size_t)s->reps, sizeof(double), cmp_double);
     qsort(th, (size_t)s->reps, sizeof(double), cmp_double);
     double ml = tl[s->reps / 2], mh = th[s->reps / 2];
-    printf("{\"bench\": \"qgemv\", \"model\": \"SmolLM2-135M decode step\", \"cpu\": \"%s\", \"kernel\": \"%s\", "
-           "\"threads\": %ld, \"reps\": %ld, \"layers_ms\": %.3f, \"layers_gbs\": %.2f, \"head_ms\": %.3f, "
-           "\"head_gbs\": %.2f, \"step_ms\": %.3f, \"step_gbs\": %.2f}\n",
-           attn__cpu_get()->brand, attn_kernel_name(attn_ctx_resolved_kernel(ctx)), s->threads, s->reps,
-           ml * 1e3, bytes / ml / 1e9, mh * 1e3, head_bytes / mh / 1e9, (ml + mh) * 1e3,
-           (bytes + head_bytes) / (ml + mh) / 1e9);
+    const char *cpu = attn__cpu_get()->brand, *kernel = attn_kernel_name(attn_ctx_resolved_kernel(ctx));
+    if (gemv)
+        printf("{\"bench\": \"qgemv\", \"model\": \"SmolLM2-135M decode step\", \"cpu\": \"%s\", \"kernel\": \"%s\", "
+               "\"threads\": %ld, \"reps\": %ld, \"layers_ms\": %.3f, \"layers_gbs\": %.2f, \"head_ms\": %.3f, "
+               "\"head_gbs\": %.2f, \"step_ms\": %.3f, \"step_gbs\": %.2f}\n",
+               cpu, kernel, s->threads, s->reps, ml * 1e3, bytes / ml / 1e9, mh * 1e3, head_bytes / mh / 1e9,
+               (ml + mh) * 1e3, (bytes + head_bytes) / (ml + mh) / 1e9);
+    else {
+        bench_peak peak = bench_avx2_fma((int)s->threads);
+        printf("{\"bench\": \"qgemm\", \"model\": \"SmolLM2-135M prompt, layers\", \"cpu\": \"%s\", "
+               "\"kernel\": \"%s\", \"threads\": %ld, \"reps\": %ld, \"rows\": %ld, \"ms\": %.3f, "
+               "\"gflops\": %.2f, \"avx2_fma_peak_gflops\": %.2f, \"of_peak\": %.3f}\n",
+               cpu, kernel, s->threads, s->reps, rows, ml * 1e3, flops / ml / 1e9, peak.all,
+               flops / ml / 1e9 / peak.all);
+    }
     attn_ctx_free(ctx);
     return 0;
 }
 
 int main(int argc, char **argv)
 {
-    shape s = {"fwd", "none", NULL, "f32", NULL, 1, 8, 8, 1024, 1024, 64, 1, 5, 0, 0, {0}, {0}, false};
+    shape s = {"fwd", "none", NULL, "f32", NULL, 1, 8, 8, 1024, 1024, 64, 1, 5, 0, 512, 0, {0}, {0}, false};
     if (argc < 2) {
         fprintf(stderr, "usage: attn_bench probe [--threads N] | run --mode M --B .. --Hq .. --Hkv .. "
                         "--Sq .. --Sk .. --D .. --mask none|causal|window:W|padding [--dtype f32|bf16|f16] "
@@ -488,6 +510,7 @@ int main(int argc, char **argv)
         else if (!strcmp(k, "--D")) s.D = atol(v);
         else if (!strcmp(k, "--threads")) s.threads = atol(v);
         else if (!strcmp(k, "--reps")) s.reps = atol(v);
+        else if (!strcmp(k, "--rows")) s.rows = atol(v);
         else if (!strcmp(k, "--layout") && (!strcmp(v, "bshd") || !strcmp(v, "bhsd"))) s.bhsd = !strcmp(v, "bhsd");
         else {
             fprintf(stderr, "attn_bench: unknown option %s\n", k);
@@ -499,8 +522,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "attn_bench: --mask %s: lengths must be positive integers, at most %d\n", s.mask, MAX_SEQS);
         return 2;
     }
-    if (s.reps < 1 || s.threads < 1 || s.threads > 64) {
-        fprintf(stderr, "attn_bench: --reps must be >= 1 and --threads in [1, 64]\n");
+    if (s.reps < 1 || s.threads < 1 || s.threads > 64 || s.rows < 1 || s.rows > 65536) {
+        fprintf(stderr, "attn_bench: --reps must be >= 1, --threads in [1, 64] and --rows in [1, 65536]\n");
         return 2;
     }
     if (dtype_named(s.dtype) == 0 || (s.kv_dtype != NULL && dtype_named(s.kv_dtype) == 0)) {
@@ -512,7 +535,8 @@ int main(int argc, char **argv)
         return 0;
     }
     if (!strcmp(argv[1], "run")) return run(&s);
-    if (!strcmp(argv[1], "qgemv")) return qgemv(&s);
+    if (!strcmp(argv[1], "qgemv")) return quant_steps(&s, 1);
+    if (!strcmp(argv[1], "qgemm")) return quant_steps(&s, s.rows);
     fprintf(stderr, "attn_bench: unknown command %s\n", argv[1]);
     return 2;
 }

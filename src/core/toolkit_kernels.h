@@ -79,6 +79,10 @@ typedef void (*attn__gelu_grad_row_fn)(const float *x, const float *dy, int64_t 
 /* log sum_j exp(z[j]) of z [n], n > 0, in double (the max subtracted): the
  * normaliser of softmax(z); -inf entries count 0, a NaN gives NaN. */
 typedef double (*attn__softmax_row_fn)(const float *z, int64_t n);
+/* g [n] = silu(g) * u = g sigmoid(g) u (SwiGLU's gate), in double and
+ * rounded once, within 1 float ulp; -inf in g gives NaN, as g / (1 + e^-g)
+ * does. */
+typedef void (*attn__swiglu_row_fn)(float *g, const float *u, int64_t n);
 
 typedef struct attn__toolkit_kernels {
     const attn__gemm_kernel *gemm;          /* nn.gemm */
@@ -86,6 +90,7 @@ typedef struct attn__toolkit_kernels {
     attn__gelu_row_fn gelu_row;             /* nn.gelu_row: forward */
     attn__gelu_grad_row_fn gelu_grad_row;   /*   and backward */
     attn__softmax_row_fn softmax_row;       /* nn.softmax_row */
+    attn__swiglu_row_fn swiglu_row;         /* nn.swiglu_row */
 } attn__toolkit_kernels;
 
 /* The toolkit kernels of ctx's kernel choice; with ctx NULL, those of

@@ -1,5 +1,5 @@
 /* nn_kernels.h - the kernels behind the toolkit's slots of the kernel table
- * (nn.gemm, nn.layernorm_row, nn.gelu_row, nn.softmax_row; the slot types
+ * (nn.gemm, nn.layernorm_row, nn.gelu_row, nn.softmax_row, nn.swiglu_row; the slot types
  * and the GEMM driver are in core/toolkit_kernels.h). table.c fills the
  * slots from these: the portable ones first, then those of the chosen
  * instruction set.
@@ -35,6 +35,7 @@ typedef struct attn__row_kernels {
     attn__gelu_row_fn gelu;
     attn__gelu_grad_row_fn gelu_grad;
     attn__softmax_row_fn logsumexp;
+    attn__swiglu_row_fn swiglu;
 } attn__row_kernels;
 
 extern const attn__row_kernels attn__rows_portable;

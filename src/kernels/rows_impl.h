@@ -144,5 +144,32 @@ static double logsumexp_row(const float *z, int64_t n)
     return mx + log(s);
 }
 
+/* ---- SwiGLU's gate --------------------------------------------------------------- */
+
+/* silu(x) = x sigmoid(x) from e = e^-|x| (exp_neg, no overflow): sigmoid is
+ * 1 / (1 + e) for x >= 0 and e / (1 + e) below, so neither side cancels.
+ * |x| is clamped to 120 on the float's bit pattern (branch-free, as in
+ * normal_cdf_pdf); beyond it e is taken as 0: x e^-|x| < 2^-160 there, 0
+ * once rounded to float. A NaN g stays NaN (e = 0, sigmoid 1); g = -inf
+ * gives -inf * 0 = NaN, as g / (1 + e^-g) does. */
+static void swiglu_row(float *g, const float *u, int64_t n)
+{
+    const int32_t a_max = 0x42F00000; /* 120.0f */
+    for (int64_t i = 0; i < n; i++) {
+        float x = g[i], acf;
+        uint32_t xb;
+        memcpy(&xb, &x, sizeof xb);
+        int32_t ab = (int32_t)(xb & 0x7FFFFFFFu), acb = ab < a_max ? ab : a_max;
+        memcpy(&acf, &acb, sizeof acf);
+        uint64_t keep = (uint64_t)0 - (uint64_t)(ab <= a_max); /* a mask: gcc vectorises this, not a
+                                                                  * multiply by (double)(ab <= a_max) */
+        double e = double_of(bits_of(exp_neg(-(double)acf)) & keep), r = 1.0 / (1.0 + e);
+        double pos = r, neg = e * r;
+        uint64_t m = (uint64_t)0 - (uint64_t)(x < 0.0f); /* all ones if x < 0 */
+        double sig = double_of((bits_of(neg) & m) | (bits_of(pos) & ~m));
+        g[i] = (float)((double)x * sig * (double)u[i]);
+    }
+}
+
 const attn__row_kernels ATTN_ROWS_KERNELS = {layernorm_row, gelu_row, gelu_backward_row,
-                                             logsumexp_row};
+                                             logsumexp_row, swiglu_row};

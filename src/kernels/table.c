@@ -33,7 +33,7 @@ enum { DECODE_MAX_ROWS = 16, DECODE_SPLIT = 512, FUSED_MIN_KV_HEADS = 4 };
 /* The toolkit's slots from a GEMM kernel and a build of the row kernels. */
 static attn__toolkit_kernels nn_slots(const attn__gemm_kernel *gemm, const attn__row_kernels *rows)
 {
-    return (attn__toolkit_kernels){gemm, rows->layernorm, rows->gelu, rows->gelu_grad, rows->logsumexp};
+    return (attn__toolkit_kernels){gemm, rows->layernorm, rows->gelu, rows->gelu_grad, rows->logsumexp, rows->swiglu};
 }
 
 /* ---- the portable kernels: every slot ----------------------------------------- */
@@ -114,7 +114,8 @@ static void fill_avx2(attn__kernels *t)
     t->nn = nn_slots(&attn__gemm_avx2, &attn__rows_avx2);
     static const attn__slot mine[] = {ATTN__SLOT_SDPA_FORWARD, ATTN__SLOT_SDPA_DECODE, ATTN__SLOT_SDPA_DKDV,
                                       ATTN__SLOT_SDPA_DQ, ATTN__SLOT_SDPA_FUSED, ATTN__SLOT_GEMM,
-                                      ATTN__SLOT_LAYERNORM_ROW, ATTN__SLOT_GELU_ROW, ATTN__SLOT_SOFTMAX_ROW};
+                                      ATTN__SLOT_LAYERNORM_ROW, ATTN__SLOT_GELU_ROW, ATTN__SLOT_SOFTMAX_ROW,
+                                      ATTN__SLOT_SWIGLU_ROW};
     mark(t, mine, sizeof mine / sizeof mine[0], ATTN__ISA_AVX2);
     /* the quantized products read the blocks' half scales with F16C, which
      * this table needs anyway (the half-precision tiles) */

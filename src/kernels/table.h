@@ -48,6 +48,7 @@ typedef enum attn__isa {
     X(LAYERNORM_ROW, "nn.layernorm_row") \
     X(GELU_ROW, "nn.gelu_row")           \
     X(SOFTMAX_ROW, "nn.softmax_row")     \
+    X(SWIGLU_ROW, "nn.swiglu_row")       \
     X(QUANT_MATMUL, "quant.matmul")
 
 typedef enum attn__slot {
@@ -229,7 +230,7 @@ typedef struct attn__kernels {
     attn__sdpa_kernels sdpa[ATTN__N_SDPA_DT];
     attn__k_score score;
     attn__k_score_proj score_proj;
-    attn__toolkit_kernels nn; /* nn.gemm, nn.layernorm_row, nn.gelu_row, nn.softmax_row */
+    attn__toolkit_kernels nn; /* nn.gemm, nn.*_row */
     attn__k_quant quant;
     /* which instruction set filled each slot, per dtype combination (the
      * score and nn slots: column F32 only) */

@@ -1,5 +1,5 @@
 /* test_rows.c - the toolkit's row kernels (the nn.layernorm_row,
- * nn.gelu_row and nn.softmax_row slots of the kernel table,
+ * nn.gelu_row, nn.softmax_row and nn.swiglu_row slots of the kernel table,
  * core/toolkit_kernels.h) against double-precision twins written here from
  * the definitions, for each instruction set's own this machine runs
  * (portable, AVX2; an absent one is reported as skipped by name):
@@ -9,7 +9,10 @@
  *   GELU        v Phi(v), v = x + b, Phi from erfc: within 1 float ulp over
  *               [-16, 16] (the far tail relatively) and NaN propagating;
  *   GELU'       Phi(x) + x phi(x), accumulated into dx;
- *   logsumexp   of rows with a large spread, and with -inf entries. */
+ *   logsumexp   of rows with a large spread, and with -inf entries;
+ *   SwiGLU      g sigmoid(g) u: within 1 float ulp over [-120, 120] (the
+ *               far negative side relatively, to the denormals), huge,
+ *               infinite and NaN gates. */
 #include "test.h"
 
 #include "core/toolkit_kernels.h"
@@ -151,17 +154,60 @@ static void logsumexp_checks(const attn__toolkit_kernels *k, double *worst)
         }
 }
 
+/* ---- SwiGLU ----------------------------------------------------------------------- */
+
+/* silu(g) u in double from the definition (the twin; exp from libm). */
+static double swiglu_twin(double g, double u) { return g / (1.0 + exp(-g)) * u; }
+
+static void swiglu_checks(const attn__toolkit_kernels *k, double *worst)
+{
+    enum { M = 48001 };
+    float *g = malloc(M * sizeof(float)), *u = malloc(M * sizeof(float)), *y = malloc(M * sizeof(float));
+    uint64_t rng = 34;
+    t_fill(&rng, u, M, -2, 2);
+    for (int i = 0; i < M; i++) g[i] = -120.0f + (float)i * 0.005f; /* [-120, 120] */
+    memcpy(y, g, M * sizeof(float));
+    k->swiglu_row(y, u, M);
+    for (int i = 0; i < M; i++) {
+        double want = swiglu_twin(g[i], u[i]);
+        /* relative beyond one denormal step (2^-149), for the underflow */
+        double e = want == 0.0 ? fabs(y[i]) : (fabs(y[i] - want) - 1.5e-45) / fabs(want);
+        if (!(e <= *worst)) *worst = e;
+    }
+    T_LE(*worst, 1.2e-7);
+    /* every length residue of the vector loop gives the same values */
+    for (int n = 1; n <= 19; n++) {
+        float a[19], b[19];
+        memcpy(a, g + 24000 + 37 * n, sizeof a);
+        memcpy(b, a, sizeof b);
+        k->swiglu_row(a, u, n);
+        k->swiglu_row(b, u, 19);
+        T_CHECK(memcmp(a, b, (size_t)n * sizeof(float)) == 0);
+    }
+    /* huge, infinite and NaN gates */
+    float sg[6] = {1e30f, -1e30f, INFINITY, -INFINITY, NAN, -0.0f}, su[6] = {0.5f, 3.0f, 2.0f, 1.0f, 1.0f, 1.0f};
+    k->swiglu_row(sg, su, 6);
+    T_CHECK(sg[0] == 0.5e30f);
+    T_CHECK(sg[1] == 0.0f);
+    T_CHECK(sg[2] == INFINITY);
+    T_CHECK(isnan(sg[3]));
+    T_CHECK(isnan(sg[4]));
+    T_CHECK(sg[5] == 0.0f);
+    free(g), free(u), free(y);
+}
+
 static void rows_vs_double(attn__isa isa)
 {
     const attn__toolkit_kernels *k = kernels_or_skip(isa);
     if (k == NULL) return;
     const char *name = attn__isa_name(isa);
-    double ln = 0.0, gy = 0.0, gd = 0.0, lse = 0.0;
+    double ln = 0.0, gy = 0.0, gd = 0.0, lse = 0.0, sw = 0.0;
     layernorm_checks(k, &ln);
     gelu_checks(k, &gy, &gd);
     logsumexp_checks(k, &lse);
-    printf("  rows %s: layernorm %.3g, gelu %.3g (relative), gelu' %.3g, logsumexp %.3g\n", name,
-           ln, gy, gd, lse);
+    swiglu_checks(k, &sw);
+    printf("  rows %s: layernorm %.3g, gelu %.3g (relative), gelu' %.3g, logsumexp %.3g, swiglu %.3g (relative)\n",
+           name, ln, gy, gd, lse, sw);
 }
 
 T_TEST(kernels_rows_portable_vs_double) { rows_vs_double(ATTN__ISA_PORTABLE); }

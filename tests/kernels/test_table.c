@@ -129,7 +129,7 @@ static void check_complete(const attn__kernels *t)
             t->score_proj.gscale_rows != NULL && t->score_proj.gscale_dq_rows != NULL &&
             t->score_proj.dg_head != NULL && t->score_proj.rows > 0);
     T_CHECK(t->nn.gemm != NULL && t->nn.layernorm_row != NULL && t->nn.gelu_row != NULL &&
-            t->nn.gelu_grad_row != NULL && t->nn.softmax_row != NULL);
+            t->nn.gelu_grad_row != NULL && t->nn.softmax_row != NULL && t->nn.swiglu_row != NULL);
     for (int s = 0; s < ATTN__N_SLOTS; s++)
         for (int d = 0; d < ATTN__N_SDPA_DT; d++)
             T_CHECK(t->filled_by[s][d] >= 0 && t->filled_by[s][d] < ATTN__N_ISA);
@@ -308,7 +308,7 @@ void test_ctx_describe(void)
         "sdpa.decode.f32+bf16kv", "sdpa.decode.f32+f16kv", "sdpa.weights.f32", "sdpa.weights.bf16",
         "sdpa.weights.f16", "sdpa.delta.f32", "sdpa.delta.f16", "sdpa.dkdv.bf16", "sdpa.dq.f32",
         "sdpa.fused_bwd.bf16", "sdpa.dbias_row.f16", "score.additive", "score.proj", "nn.gemm",
-        "nn.layernorm_row", "nn.gelu_row", "nn.softmax_row"};
+        "nn.layernorm_row", "nn.gelu_row", "nn.softmax_row", "nn.swiglu_row"};
     attn_ctx *ctx = NULL;
     T_EQ_STATUS(attn_ctx_create(1, &ctx), ATTN_OK);
     if (ctx == NULL) return;
