@@ -76,8 +76,8 @@ static void put_shape(writer *w, const attn__kernels *t, int s, int d)
     case ATTN__SLOT_SDPA_FUSED: put(w, "; from %lld kv heads", (long long)k->fused.min_kv_heads); break;
     case ATTN__SLOT_QUANT_MATMUL:
         if (t->quant.many != NULL)
-            put(w, "; GEMV below %lld rows of x, then a GEMM in %lld x %lld tiles", (long long)t->quant.min_rows,
-                (long long)t->quant.many_rows, (long long)t->quant.many_cols);
+            put(w, "; GEMV below %lld rows of x, then a GEMM in tiles of at most %lld x %lld",
+                (long long)t->quant.min_rows, (long long)t->quant.many_rows, (long long)t->quant.many_cols);
         break;
     default: break;
     }

@@ -57,8 +57,8 @@ int64_t attn__quant_ref_ws(int64_t K, bool many);
 /* AVX2+FMA+F16C (the table fills the slot only where the CPU has F16C).
  * GEMV: each block expanded in registers, x [i0, i1) row by row. GEMM: at
  * most ATTN__QGEMM_COLS columns, through packed float panels in ws. */
-enum { ATTN__QGEMV_COLS = 32, ATTN__QGEMM_COLS = 64, ATTN__QGEMM_KC = 256, ATTN__QGEMM_ROWS = 128,
-       ATTN__QGEMM_MIN_ROWS = 8 };
+enum { ATTN__QGEMV_COLS = 32, ATTN__QGEMM_COLS = 64, ATTN__QGEMM_KC = 320, ATTN__QGEMM_ROWS = 528,
+       ATTN__QGEMM_MR = 6, ATTN__QGEMM_MIN_ROWS = 8 };
 void attn__quant_avx2_gemv(const attn__qin *in, const attn__qmat *m, int64_t i0, int64_t i1, int64_t j0,
                            int64_t j1, float *ws);
 void attn__quant_avx2_gemm(const attn__qin *in, const attn__qmat *m, int64_t i0, int64_t i1, int64_t j0,

@@ -78,7 +78,7 @@ static void fill_portable(attn__kernels *t)
                                          attn__score_dg_head};
     t->nn = nn_slots(&attn__gemm_portable, &attn__rows_portable);
     /* the twin: every row count is a "few" (dequantize a row, dot in double) */
-    t->quant = (attn__k_quant){INT64_MAX, 8, 0, 0, false, attn__quant_ref_ws, attn__quant_ref, NULL};
+    t->quant = (attn__k_quant){INT64_MAX, 8, 0, 0, 1, false, attn__quant_ref_ws, attn__quant_ref, NULL};
     static const attn__slot every[] = {
 #define SLOT_ID(id, name) ATTN__SLOT_##id,
         ATTN__SLOTS(SLOT_ID)
@@ -120,6 +120,7 @@ static void fill_avx2(attn__kernels *t)
     /* the quantized products read the blocks' half scales with F16C, which
      * this table needs anyway (the half-precision tiles) */
     t->quant = (attn__k_quant){ATTN__QGEMM_MIN_ROWS, ATTN__QGEMV_COLS, ATTN__QGEMM_ROWS, ATTN__QGEMM_COLS,
+                               ATTN__QGEMM_MR,
                                true, attn__quant_avx2_ws, attn__quant_avx2_gemv, attn__quant_avx2_gemm};
     static const attn__slot quant[] = {ATTN__SLOT_QUANT_MATMUL};
     mark(t, quant, 1, ATTN__ISA_AVX2);

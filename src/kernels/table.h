@@ -199,10 +199,11 @@ typedef void (*attn__quant_fn)(const attn__qin *in, const attn__qmat *m, int64_t
 
 /* Below min_rows rows of x, `few` runs tasks of all the rows by a
  * contiguous run of at least few_cols columns (a GEMV; src/ops/quant.c
- * sizes the runs); from min_rows on, `many` runs tasks of many_rows rows
- * by many_cols columns (a GEMM). few_xsum: `few` reads in->xsum (Q4_1). */
+ * sizes the runs); from min_rows on, `many` runs tasks of at most many_rows
+ * rows, a multiple of row_step (its register tile's rows), by many_cols
+ * columns (a GEMM). few_xsum: `few` reads in->xsum (Q4_1). */
 typedef struct {
-    int64_t min_rows, few_cols, many_rows, many_cols;
+    int64_t min_rows, few_cols, many_rows, many_cols, row_step;
     bool few_xsum;
     int64_t (*ws)(int64_t K, bool many); /* floats per worker */
     attn__quant_fn few, many;

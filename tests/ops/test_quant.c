@@ -142,11 +142,13 @@ static attn_ctx *kernel_ctx(attn_kernel k, int threads)
     return ctx;
 }
 
-/* Shapes: n covers the GEMV (< 8 rows) and GEMM paths, row tiles of 6 and
- * blocks of 128; K one block, several, and across the 256-wide panel; rows
- * every remainder of 16, 32 and 64 columns. */
-static const int64_t NS[] = {1, 2, 5, 7, 8, 9, 13, 130, 200};
-static const int64_t KS[] = {32, 64, 288, 576};
+/* Shapes: n covers the GEMV (< 8 rows) and GEMM paths, row tiles of 6,
+ * row blocks cut for two threads and, at 600, beyond the 528-row cap; K one
+ * block, several, and one, two (576: 288 + 288) and three (704: 256 + 256 +
+ * 192) K chunks of the panels; rows every remainder of 16, 32 and 64
+ * columns. */
+static const int64_t NS[] = {1, 2, 5, 7, 8, 9, 13, 130, 200, 600};
+static const int64_t KS[] = {32, 64, 288, 576, 704};
 static const int64_t RS[] = {1, 5, 16, 17, 31, 33, 64, 65, 100, 192};
 
 T_TEST(quant_matmul_vs_twin)
