@@ -8,11 +8,15 @@ threads and the same token ids:
             positions, as llama-bench's tg)
   peak RSS  of the process that ran the engine (VmHWM), MB
 
-attn runs with its KV cache in float32 (attn) and in f16 (attn+f16kv, the
-type llama.cpp's cache has by default).
+attn runs with its KV cache in float32 (attn), in f16 (attn+f16kv, the
+type llama.cpp's cache has by default) and in bf16 (attn+bf16kv).
 
 Each engine runs in its own process (so peak RSS is its own), warm-up first,
-then the median of --reps runs. llama.cpp runs with flash attention off and
+then the median of --reps runs. With --rounds R the engines run R times in
+turn (attn, llama.cpp, transformers, attn, ...), and each figure is the
+median of an engine's R rounds (peak RSS: the largest), so that a machine
+whose speed drifts over the run treats every engine alike; the rounds'
+own figures are kept in the JSON. llama.cpp runs with flash attention off and
 on; both are reported and the better one is compared. Its build comes from
 `scripts/setup.sh --bench-lm` (llama-cpp-python from PyPI, compiled here;
 on CPUs with AMX without AMX and without weight repacking, see docs/llm.md).
@@ -20,6 +24,7 @@ on CPUs with AMX without AMX and without weight repacking, see docs/llm.md).
     .venv/bin/python bench/lm_bench.py                       # the full table
     .venv/bin/python bench/lm_bench.py --quick               # a tiny setting
     .venv/bin/python bench/lm_bench.py --engines attn,llama.cpp --depths 0,4096
+    .venv/bin/python bench/lm_bench.py --depths none --rounds 5   # prompts only
 
 Run it on an otherwise idle machine: timings on a shared one are noise.
 """
@@ -136,8 +141,8 @@ def make_engine(name, threads, n_ctx):
 
 def worker(args):
     """Runs one engine over every measurement; prints one JSON line."""
-    depths = [int(d) for d in args.depths.split(",")]
-    n_ctx = max(max(depths) + args.gen, args.pp)
+    depths = parse_depths(args.depths)
+    n_ctx = max([d + args.gen for d in depths] + [args.pp])
     ids = token_ids(n_ctx)
     eng = make_engine(args.worker, args.threads, n_ctx)
     res = {"engine": args.worker}
@@ -169,6 +174,25 @@ def worker(args):
         res[f"tg@{d}"] = args.gen / timed(tg)
     res["peak_rss_mb"] = peak_rss_mb()
     print(json.dumps(res), flush=True)
+
+
+def parse_depths(text):
+    """--depths: comma-separated depths, or "none" (prompts only)."""
+    return [] if text in ("none", "") else [int(d) for d in text.split(",")]
+
+
+def merge_rounds(rounds):
+    """One engine's result from its rounds: the median of each figure, the
+    largest peak RSS, and the rounds themselves."""
+    out = {"engine": rounds[0]["engine"]}
+    for k in rounds[0]:
+        if k == "engine":
+            continue
+        vals = [r[k] for r in rounds]
+        out[k] = max(vals) if k == "peak_rss_mb" else statistics.median(vals)
+    if len(rounds) > 1:
+        out["rounds"] = rounds
+    return out
 
 
 def run_engine(name, args):
@@ -205,6 +229,7 @@ def main():
     ap.add_argument("--depths", default="0,1024,4096,8160", help="8160 + 32 generated fill the 8192 context")
     ap.add_argument("--gen", type=int, default=32)
     ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=1, help="run the engines in turn this many times")
     ap.add_argument("--engines", default="attn,attn+f16kv,llama.cpp,llama.cpp+fa,transformers",
                     help="attn, attn+f16kv, attn+bf16kv (the KV cache in half precision; llama.cpp's "
                          "cache is f16), llama.cpp, llama.cpp+fa, transformers")
@@ -221,11 +246,17 @@ def main():
         print("lm_bench: llama-cpp-python is not installed (scripts/setup.sh --bench-lm); "
               "llama.cpp is left out", file=sys.stderr)
         engines = [e for e in engines if not e.startswith("llama.cpp")]
-    results = [r for r in (run_engine(e, args) for e in engines) if r is not None]
-    depths = [int(d) for d in args.depths.split(",")]
+    by = {e: [] for e in engines}
+    for _ in range(max(1, args.rounds)):
+        for e in engines:
+            r = run_engine(e, args)
+            if r is not None:
+                by[e].append(r)
+    results = [merge_rounds(by[e]) for e in engines if by[e]]
+    depths = parse_depths(args.depths)
     print(table(results, depths, args.pp))
-    summary = {"cpu": cpu_name(), "threads": args.threads, "pp": args.pp,
-               "depths": depths, "gen": args.gen, "reps": args.reps, "results": results}
+    summary = {"cpu": cpu_name(), "threads": args.threads, "pp": args.pp, "depths": depths,
+               "gen": args.gen, "reps": args.reps, "rounds": max(1, args.rounds), "results": results}
     with open(args.out, "w") as f:
         json.dump(summary, f, indent=2)
         f.write("\n")
