@@ -148,13 +148,14 @@ static double logsumexp_row(const float *z, int64_t n)
 
 /* silu(x) = x sigmoid(x) from e = e^-|x| (exp_neg, no overflow): sigmoid is
  * 1 / (1 + e) for x >= 0 and e / (1 + e) below, so neither side cancels.
- * |x| is clamped to 120 on the float's bit pattern (branch-free, as in
- * normal_cdf_pdf); beyond it e is taken as 0: x e^-|x| < 2^-160 there, 0
- * once rounded to float. A NaN g stays NaN (e = 0, sigmoid 1); g = -inf
- * gives -inf * 0 = NaN, as g / (1 + e^-g) does. */
+ * |x| is clamped to 700 (exp_neg's range) on the float's bit pattern
+ * (branch-free, as in normal_cdf_pdf); beyond it e is taken as 0: there
+ * |x e^-|x| u| < 2^-870 even for the largest float u, 0 once rounded. A
+ * NaN g stays NaN (e = 0, sigmoid 1); g = -inf gives -inf * 0 = NaN, as
+ * g / (1 + e^-g) does. */
 static void swiglu_row(float *g, const float *u, int64_t n)
 {
-    const int32_t a_max = 0x42F00000; /* 120.0f */
+    const int32_t a_max = 0x442F0000; /* 700.0f */
     for (int64_t i = 0; i < n; i++) {
         float x = g[i], acf;
         uint32_t xb;

@@ -11,8 +11,9 @@
  *   GELU'       Phi(x) + x phi(x), accumulated into dx;
  *   logsumexp   of rows with a large spread, and with -inf entries;
  *   SwiGLU      g sigmoid(g) u: within 1 float ulp over [-120, 120] (the
- *               far negative side relatively, to the denormals), huge,
- *               infinite and NaN gates. */
+ *               far negative side relatively, to the denormals) and for
+ *               far negative gates times huge u; huge, infinite and NaN
+ *               gates. */
 #include "test.h"
 
 #include "core/toolkit_kernels.h"
@@ -184,9 +185,16 @@ static void swiglu_checks(const attn__toolkit_kernels *k, double *worst)
         k->swiglu_row(b, u, 19);
         T_CHECK(memcmp(a, b, (size_t)n * sizeof(float)) == 0);
     }
-    /* huge, infinite and NaN gates */
-    float sg[6] = {1e30f, -1e30f, INFINITY, -INFINITY, NAN, -0.0f}, su[6] = {0.5f, 3.0f, 2.0f, 1.0f, 1.0f, 1.0f};
-    k->swiglu_row(sg, su, 6);
+    /* huge, infinite and NaN gates; far negative gates times huge u, where
+     * g e^g is far below a float but the product is not */
+    float sg[8] = {1e30f, -1e30f, INFINITY, -INFINITY, NAN, -0.0f, -121.0f, -600.0f};
+    float su[8] = {0.5f, 3.0f, 2.0f, 1.0f, 1.0f, 1.0f, 1e38f, 3e38f};
+    k->swiglu_row(sg, su, 8);
+    for (int i = 6; i < 8; i++) {
+        double g0 = i == 6 ? -121.0 : -600.0, want = swiglu_twin(g0, su[i]);
+        T_LE(want == 0.0 ? fabs(sg[i]) : (fabs(sg[i] - want) - 1.5e-45) / fabs(want), 1.2e-7);
+    }
+    T_CHECK(sg[6] < 0.0f);
     T_CHECK(sg[0] == 0.5e30f);
     T_CHECK(sg[1] == 0.0f);
     T_CHECK(sg[2] == INFINITY);
