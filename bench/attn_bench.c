@@ -413,13 +413,13 @@ static unsigned char *random_blocks(attn_quant q, long rows, long K, unsigned *s
 /* The quantized products of SmolLM2-135M (docs/llm.md) over `rows`
  * tokens: per layer (30) the fused Q/K/V call (576 + 192 + 192 columns),
  * O (576), the fused gate/up call (2 x 1536) over K = 576 and down (576
- * columns, K = 1536), all Q4_1, each layer its own weights (66 MB); with
- * one row (a decode step, `qgemv`) also the tied head, 49152 x 576 in
- * Q8_0 (30 MB), so every step streams 96 MB from memory. With more rows
- * (`qgemm`, a prompt) the head is left out, as the model computes it for
+ * columns, K = 1536), all Q4_1, each layer its own weights (66 MB). gemv
+ * (`qgemv`, rows = 1, a decode step): also the tied head, 49152 x 576 in
+ * Q8_0 (30 MB), so every step streams 96 MB from memory. Otherwise
+ * (`qgemm`, a prompt of `rows` tokens) the head is left out, as the model computes it for
  * the last token only, and the figure is GFLOP/s beside the AVX2 FMA peak
  * of the same threads measured in the same run. */
-static int quant_steps(const shape *s, long rows)
+static int quant_steps(const shape *s, long rows, bool gemv)
 {
     enum { L = 30 };
     const long d = 576, ff = 1536, vocab = 49152;
@@ -437,7 +437,6 @@ static int quant_steps(const shape *s, long rows)
         bytes += (double)(960 * d + d * d + 2 * ff * d + d * ff) / 32.0 * 20.0;
     }
     double flops = 2.0 * (double)rows * L * (double)(960 * d + d * d + 2 * ff * d + d * ff);
-    bool gemv = rows == 1;
     head = (attn_quant_matrix){gemv ? random_blocks(ATTN_QUANT_Q8_0, vocab, d, &seed) : NULL, ATTN_QUANT_Q8_0, vocab};
     double head_bytes = (double)(vocab * d) / 32.0 * 34.0;
     float *x = filled((size_t)(rows * ff), 11, ATTN_DTYPE_F32), *y0 = filled((size_t)(rows * ff), 12, ATTN_DTYPE_F32);
@@ -535,8 +534,8 @@ int main(int argc, char **argv)
         return 0;
     }
     if (!strcmp(argv[1], "run")) return run(&s);
-    if (!strcmp(argv[1], "qgemv")) return quant_steps(&s, 1);
-    if (!strcmp(argv[1], "qgemm")) return quant_steps(&s, s.rows);
+    if (!strcmp(argv[1], "qgemv")) return quant_steps(&s, 1, true);
+    if (!strcmp(argv[1], "qgemm")) return quant_steps(&s, s.rows, false);
     fprintf(stderr, "attn_bench: unknown command %s\n", argv[1]);
     return 2;
 }
