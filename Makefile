@@ -16,7 +16,7 @@ NN_GRIDS = grid_nn_linear grid_nn_embedding grid_nn_layernorm grid_nn_rmsnorm gr
   grid_nn_clip grid_nn_lr grid_nn_mha grid_nn_gru_layer grid_nn_gru_cell grid_models_transformer
 LONG_GRID_CONFIGS ?= 3000
 
-.PHONY: bench bench-lm bench-quick all build run test test-c test-asan test-fma test-clang test-cxx test-install test-python test-long mutants clean fuzz fuzz-build fuzz-seeds fuzz-targets
+.PHONY: bench bench-lm bench-quick all build run test test-c test-asan test-fma test-avx512-emu test-clang test-cxx test-install test-python test-long mutants clean fuzz fuzz-build fuzz-seeds fuzz-targets
 
 all: build
 
@@ -37,7 +37,7 @@ run: build
 
 test: build
 	@scripts/setup.sh --python
-	@for s in test-c test-asan test-fma test-clang test-cxx test-install test-python; do \
+	@for s in test-c test-asan test-fma test-avx512-emu test-clang test-cxx test-install test-python; do \
 	  t0=$$(date +%s); $(MAKE) --no-print-directory $$s || exit 1; \
 	  echo "make test: $$s passed in $$(( $$(date +%s) - t0 )) s"; \
 	done
@@ -60,6 +60,16 @@ test-fma:
 	cmake -S . -B build-fma -DCMAKE_BUILD_TYPE=Release -DATTN_FMA_CONTRACT=ON >/dev/null
 	cmake --build build-fma -j$(JOBS) --target attn_tests
 	./build-fma/tests/attn_tests --jobs $(JOBS) --configs 1000 core ops
+
+# The AVX-512 attention kernels on any AVX2 CPU: built with AVX2 only, each
+# 16-lane vector as two ymm registers (src/kernels/x86/vec.h), the same code
+# and the same bits as on AVX-512; the core's tests on that path only.
+# (On an AVX-512 CPU, test-c runs the real ones; scripts/test_avx512_emu.sh
+# runs them in an emulated AVX-512 CPU and compares digests.)
+test-avx512-emu:
+	cmake -S . -B build-emu512 -DCMAKE_BUILD_TYPE=Release -DATTN_EMULATE_AVX512=ON >/dev/null
+	cmake --build build-emu512 -j$(JOBS) --target attn_tests attn_kernel_digest
+	ATTN_TEST_KERNELS=avx512 ./build-emu512/tests/attn_tests --jobs $(JOBS) --configs 600 core ops
 
 # The second compiler: clang, -Werror, and the tests it builds.
 test-clang:

@@ -46,9 +46,15 @@ static void put_isas(writer *w)
     for (int i = 0; i < ATTN__N_ISA; i++) {
         char why[512];
         bool ok = attn__isa_available((attn__isa)i, why, sizeof why);
-        put(w, "isa %s (ATTN_KERNEL=%s): %s%s\n", attn__isa_name((attn__isa)i),
+        const char *note = "";
+#if defined(ATTN_AVX512_EMULATED)
+        if (i == ATTN__ISA_AVX512)
+            note = " (emulated: a test build of the AVX-512 attention kernels for AVX2, 16 lanes as two ymm "
+                   "registers; no AVX-512 instruction runs)";
+#endif
+        put(w, "isa %s (ATTN_KERNEL=%s): %s%s%s\n", attn__isa_name((attn__isa)i),
             attn_kernel_name(attn__isa_kernel((attn__isa)i)), ok ? "available" : "unavailable: ",
-            ok ? "" : why);
+            ok ? "" : why, note);
     }
 }
 

@@ -19,7 +19,7 @@
 #include <string.h>
 
 #if defined(ATTN_HAVE_AVX2)
-#include "kernels/x86/sdpa_avx2.h"
+#include "kernels/x86/sdpa_x86.h"
 #endif
 
 /* The shape rules, the same for every instruction set. Decode: at most
@@ -87,35 +87,54 @@ static void fill_portable(attn__kernels *t)
     mark(t, every, ATTN__N_SLOTS, ATTN__ISA_PORTABLE);
 }
 
-/* ---- AVX2+FMA (x86/sdpa_avx2.c) --------------------------------------------------- */
+/* ---- AVX2+FMA and AVX-512 (x86/sdpa_avx2.c, x86/sdpa_avx512.c) ------------------ */
 
 #if defined(ATTN_HAVE_AVX2)
-/* The slot's dK/dV block: the AVX2 block without the fused path's dQ^T. */
+/* The attention kernels of one x86 build (kernels/x86/sdpa_x86.h). */
+typedef struct {
+    attn__ws_fn forward_ws, decode_ws, backward_ws, fused_ws;
+    void (*forward)(const attn__sdpa *p, int64_t b, int64_t h, int64_t i0, int64_t nq, float *ws);
+    void (*decode)(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t s, int64_t split, float *part, float *ws);
+    void (*dkdv)(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t kb, const float *delta, float *ws);
+    void (*dq)(const attn__sdpa *p, int64_t b, int64_t h, int64_t qb, const float *delta, bool write_dbias,
+               float *ws);
+    void (*fused)(const attn__sdpa *p, int64_t b, int64_t hkv, const float *delta, float *ws);
+} x86_sdpa;
+
+/* Every dtype combination: BF16 and F16 tiles are converted to float32 as
+ * they are packed (F16C for F16) and outputs rounded as they are stored. */
+static void fill_x86_sdpa(attn__kernels *t, const x86_sdpa *x, attn__isa isa)
+{
+    for (int d = 0; d < ATTN__N_SDPA_DT; d++) {
+        attn__sdpa_kernels *k = &t->sdpa[d];
+        k->forward = (attn__k_forward){ATTN__X86_TILE_Q, x->forward_ws, x->forward};
+        k->decode = (attn__k_decode){DECODE_MAX_ROWS, DECODE_SPLIT, x->decode_ws, x->decode, attn__decode_merge};
+        if (!attn__slot_has_dt(ATTN__SLOT_SDPA_DKDV, (attn__sdpa_dt)d)) continue;
+        k->dkdv = (attn__k_dkdv){ATTN__X86_TILE_K, x->backward_ws, x->dkdv};
+        k->dq = (attn__k_dq){ATTN__X86_TILE_Q_BWD, x->backward_ws, x->dq};
+        k->fused = (attn__k_fused){FUSED_MIN_KV_HEADS, x->fused_ws, x->fused};
+    }
+    static const attn__slot mine[] = {ATTN__SLOT_SDPA_FORWARD, ATTN__SLOT_SDPA_DECODE, ATTN__SLOT_SDPA_DKDV,
+                                      ATTN__SLOT_SDPA_DQ, ATTN__SLOT_SDPA_FUSED};
+    mark(t, mine, sizeof mine / sizeof mine[0], isa);
+}
+
+/* The slots' dK/dV blocks: a build's block without the fused path's dQ^T. */
 static void avx2_dkdv(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t kb, const float *delta,
                       float *ws)
 {
     attn__avx2_dkdv_block(p, b, hkv, kb, delta, ws, NULL, 0);
 }
 
-/* Every dtype combination: BF16 and F16 tiles are converted to float32 as
- * they are packed (F16C for F16) and outputs rounded as they are stored. */
 static void fill_avx2(attn__kernels *t)
 {
-    for (int d = 0; d < ATTN__N_SDPA_DT; d++) {
-        attn__sdpa_kernels *k = &t->sdpa[d];
-        k->forward = (attn__k_forward){ATTN__AVX2_TILE_Q, attn__avx2_forward_ws, attn__avx2_forward_block};
-        k->decode = (attn__k_decode){DECODE_MAX_ROWS, DECODE_SPLIT, attn__avx2_decode_ws,
-                                     attn__avx2_decode_split, attn__decode_merge};
-        if (!attn__slot_has_dt(ATTN__SLOT_SDPA_DKDV, (attn__sdpa_dt)d)) continue;
-        k->dkdv = (attn__k_dkdv){ATTN__AVX2_TILE_K, attn__avx2_backward_ws, avx2_dkdv};
-        k->dq = (attn__k_dq){ATTN__AVX2_TILE_Q_BWD, attn__avx2_backward_ws, attn__avx2_dq_block};
-        k->fused = (attn__k_fused){FUSED_MIN_KV_HEADS, attn__avx2_fused_ws, attn__avx2_fused_kvhead};
-    }
+    static const x86_sdpa avx2 = {attn__avx2_forward_ws, attn__avx2_decode_ws, attn__avx2_backward_ws,
+                                  attn__avx2_fused_ws, attn__avx2_forward_block, attn__avx2_decode_split,
+                                  avx2_dkdv, attn__avx2_dq_block, attn__avx2_fused_kvhead};
+    fill_x86_sdpa(t, &avx2, ATTN__ISA_AVX2);
     t->nn = nn_slots(&attn__gemm_avx2, &attn__rows_avx2);
-    static const attn__slot mine[] = {ATTN__SLOT_SDPA_FORWARD, ATTN__SLOT_SDPA_DECODE, ATTN__SLOT_SDPA_DKDV,
-                                      ATTN__SLOT_SDPA_DQ, ATTN__SLOT_SDPA_FUSED, ATTN__SLOT_GEMM,
-                                      ATTN__SLOT_LAYERNORM_ROW, ATTN__SLOT_GELU_ROW, ATTN__SLOT_SOFTMAX_ROW,
-                                      ATTN__SLOT_SWIGLU_ROW};
+    static const attn__slot mine[] = {ATTN__SLOT_GEMM, ATTN__SLOT_LAYERNORM_ROW, ATTN__SLOT_GELU_ROW,
+                                      ATTN__SLOT_SOFTMAX_ROW, ATTN__SLOT_SWIGLU_ROW};
     mark(t, mine, sizeof mine / sizeof mine[0], ATTN__ISA_AVX2);
     /* the quantized products read the blocks' half scales with F16C, which
      * this table needs anyway (the half-precision tiles) */
@@ -130,15 +149,33 @@ static void fill_avx2(attn__kernels *t)
 #define FILL_AVX2 NULL
 #endif
 
-/* ---- AVX-512 (x86/gemm_avx512.c): the toolkit's GEMM over the AVX2 table --------- */
-
+/* AVX-512: the attention kernels and the toolkit's GEMM at 16 lanes, over
+ * the AVX2 table (whose row and quantized kernels it keeps, so it needs
+ * AVX2's features too). A build configured with ATTN_EMULATE_AVX512 (the
+ * tests' make test-avx512-emu) compiles the attention kernels with AVX2
+ * only, each 16-lane vector as two ymm registers (kernels/x86/vec.h): the
+ * AVX-512 kernels' own code then runs, and is tested, on a CPU without
+ * AVX-512; such a build has no AVX-512 GEMM and needs only AVX2's
+ * features. */
 #if defined(ATTN_HAVE_AVX512) && defined(ATTN_HAVE_AVX2)
+static void avx512_dkdv(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t kb, const float *delta,
+                        float *ws)
+{
+    attn__avx512_dkdv_block(p, b, hkv, kb, delta, ws, NULL, 0);
+}
+
 static void fill_avx512(attn__kernels *t)
 {
-    fill_avx2(t); /* no AVX-512 attention or row kernels yet: AVX2's */
+    fill_avx2(t);
+    static const x86_sdpa avx512 = {attn__avx512_forward_ws, attn__avx512_decode_ws, attn__avx512_backward_ws,
+                                    attn__avx512_fused_ws, attn__avx512_forward_block, attn__avx512_decode_split,
+                                    avx512_dkdv, attn__avx512_dq_block, attn__avx512_fused_kvhead};
+    fill_x86_sdpa(t, &avx512, ATTN__ISA_AVX512);
+#if !defined(ATTN_AVX512_EMULATED)
     t->nn.gemm = &attn__gemm_avx512;
     static const attn__slot mine[] = {ATTN__SLOT_GEMM};
     mark(t, mine, 1, ATTN__ISA_AVX512);
+#endif
 }
 #define FILL_AVX512 fill_avx512
 #else
@@ -158,8 +195,9 @@ typedef struct {
     attn__feature needs[MAX_NEEDS];    /* CPU features (with the OS's support) */
 } isa_entry;
 
-/* AVX-512 has the toolkit's GEMM only (over the AVX2 kernels, whose
- * features it therefore needs too); AMX has no kernels yet: its fill is
+/* AVX-512 fills the attention slots and the toolkit's GEMM over the AVX2
+ * kernels (whose features it therefore needs too); an emulated build
+ * needs AVX2's only. AMX has no kernels yet: its fill is
  * NULL until a kernel file and its fill function exist (docs/kernels.md).
  * A fill may set some dtype combinations only, e.g. AMX-BF16 or
  * AVX512-BF16 kernels just t->sdpa[ATTN__SDPA_BF16] (and mark only those
@@ -170,10 +208,16 @@ static const isa_entry isas[ATTN__N_ISA] = {
     [ATTN__ISA_AVX2] = {.name = "avx2", .kernel = ATTN_KERNEL_AVX2, .fill = FILL_AVX2,
                         .not_built = "no AVX2 attention kernels in this build",
                         .n_needs = 3, .needs = {ATTN__CPU_AVX2, ATTN__CPU_FMA, ATTN__CPU_F16C}},
+#if defined(ATTN_AVX512_EMULATED)
+    [ATTN__ISA_AVX512] = {.name = "avx512", .kernel = ATTN_KERNEL_AVX512, .fill = FILL_AVX512,
+                          .not_built = "no AVX-512 kernels in this build", .n_needs = 3,
+                          .needs = {ATTN__CPU_AVX2, ATTN__CPU_FMA, ATTN__CPU_F16C}},
+#else
     [ATTN__ISA_AVX512] = {.name = "avx512", .kernel = ATTN_KERNEL_AVX512, .fill = FILL_AVX512,
                           .not_built = "no AVX-512 kernels in this build", .n_needs = 7,
                           .needs = {ATTN__CPU_AVX512F, ATTN__CPU_AVX512BW, ATTN__CPU_AVX512VL, ATTN__CPU_AVX512DQ,
                                     ATTN__CPU_AVX2, ATTN__CPU_FMA, ATTN__CPU_F16C}},
+#endif
     [ATTN__ISA_AMX] = {.name = "amx", .kernel = ATTN_KERNEL_AMX, .fill = NULL,
                        .not_built = "no AMX attention kernels in this build", .n_needs = 4,
                        .needs = {ATTN__CPU_AMX_TILE, ATTN__CPU_AMX_BF16, ATTN__CPU_AVX512F, ATTN__CPU_AVX512BW}},

@@ -5,7 +5,7 @@
 #include "problem.h"
 
 #if defined(ATTN_HAVE_AVX2)
-#include "kernels/x86/sdpa_avx2.h"
+#include "kernels/x86/sdpa_x86.h"
 #endif
 
 #include <stdio.h>
@@ -276,5 +276,46 @@ void test_avx2_exp_accuracy(void)
     float sp[4] = {-87.5f, -1000.0f, -INFINITY, NAN}, so[4];
     attn__avx2_exp(sp, so, 4);
     T_CHECK(so[0] == 0.0f && so[1] == 0.0f && so[2] == 0.0f && isnan(so[3]));
+#endif
+}
+
+/* The AVX-512 kernels' exp gives the AVX2 one's bits, lane for lane (the
+ * same operations at 16 lanes): every 997th float pattern of [-88, 88] and
+ * the specials, in lengths that end in every lane. */
+void test_avx512_exp_equals_avx2(void)
+{
+#if !defined(ATTN_HAVE_AVX512) || !defined(ATTN_HAVE_AVX2)
+    printf("  (no AVX-512 kernels in this build: nothing to compare)\n");
+#else
+    if (!t_kernel_available(ATTN_KERNEL_AVX512)) {
+        printf("  avx512: skipped (not available on this machine)\n");
+        return;
+    }
+    enum { N = 4099 };
+    static float x[N], y2[N], y5[N];
+    const float specials[] = {0.0f, -0.0f, 88.0f, 88.7f, 89.0f, -87.0f, -87.5f, -103.0f, 1e30f, -1e30f,
+                              INFINITY, -INFINITY, NAN, -NAN, 1e-40f, -1e-40f};
+    long n = 0, differ = 0;
+    for (int s = 0; s < 2; s++) /* positive, then negative floats up to 88 */
+        for (uint32_t bits = 0; bits <= 0x42B00000u;) {
+            int k = 0;
+            for (; k < N && bits <= 0x42B00000u; k++, bits += 997) {
+                uint32_t b32 = bits | (s ? 0x80000000u : 0u);
+                memcpy(&x[k], &b32, 4);
+            }
+            if (bits > 0x42B00000u) /* the last chunk also carries the specials */
+                for (size_t i = 0; i < sizeof specials / sizeof specials[0] && k < N; i++) x[k++] = specials[i];
+            attn__avx2_exp(x, y2, k);
+            attn__avx512_exp(x, y5, k);
+            for (int i = 0; i < k; i++, n++) differ += memcmp(&y2[i], &y5[i], 4) != 0;
+        }
+    printf("  %ld inputs, %ld differ\n", n, differ);
+    T_EQ_INT(differ, 0);
+    for (int len = 1; len <= 40; len++) { /* every tail length against the lane-wise result */
+        for (int i = 0; i < len; i++) x[i] = -0.37f * (float)i;
+        attn__avx512_exp(x, y5, len);
+        attn__avx2_exp(x, y2, len);
+        T_CHECK(memcmp(y2, y5, sizeof(float) * (size_t)len) == 0);
+    }
 #endif
 }

@@ -9,7 +9,7 @@
 
 #include "core/half.h"
 #if defined(ATTN_HAVE_AVX2)
-#include "kernels/x86/sdpa_avx2.h"
+#include "kernels/x86/sdpa_x86.h"
 #endif
 
 #include <stdlib.h>

@@ -10,7 +10,7 @@
 #include "kernels/table.h"
 #include "ops/ctx.h"
 #if defined(ATTN_HAVE_AVX2)
-#include "kernels/x86/sdpa_avx2.h"
+#include "kernels/x86/sdpa_x86.h"
 #endif
 
 #include <stdlib.h>
@@ -185,6 +185,21 @@ void test_kernel_table_choice(void)
         check_complete(t);
     }
 #endif
+#if defined(ATTN_HAVE_AVX512)
+    if (attn_ctx_set_kernel(ctx, ATTN_KERNEL_AVX512) == ATTN_OK) { /* the 16-lane attention kernels */
+        t = attn__ctx_kernels(ctx);
+        for (int d = 0; d < ATTN__N_SDPA_DT; d++) {
+            const attn__sdpa_kernels *k = &t->sdpa[d];
+            T_CHECK(k->forward.block == attn__avx512_forward_block && k->decode.split_fn == attn__avx512_decode_split);
+            if (d >= ATTN__SDPA_F32_BF16KV) continue;
+            T_CHECK(k->dq.block == attn__avx512_dq_block && k->fused.kvhead == attn__avx512_fused_kvhead);
+        }
+        T_CHECK(filled_by(t, ATTN__SLOT_SDPA_FORWARD, ATTN__ISA_AVX512));
+        T_CHECK(filled_by(t, ATTN__SLOT_SDPA_DKDV, ATTN__ISA_AVX512));
+        T_CHECK(filled_by(t, ATTN__SLOT_SWIGLU_ROW, ATTN__ISA_AVX2)); /* kept from AVX2 */
+        check_complete(t);
+    }
+#endif
     /* AUTO: the most capable available one (AVX2 here unless a build and
      * a CPU have AVX-512 or AMX kernels). */
     attn_kernel best = avx2_ok ? ATTN_KERNEL_AVX2 : ATTN_KERNEL_TILED;
@@ -224,9 +239,14 @@ void test_kernel_forcing(void)
         {ATTN_KERNEL_TILED, "tiled", 0, {0}, true, ""},
         {ATTN_KERNEL_AVX2, "avx2", 3, {ATTN__CPU_AVX2, ATTN__CPU_FMA, ATTN__CPU_F16C}, BUILT_AVX2,
          "no AVX2 attention kernels"},
+#if defined(ATTN_AVX512_EMULATED) /* the AVX-512 kernels built with AVX2 (make test-avx512-emu) */
+        {ATTN_KERNEL_AVX512, "avx512", 3, {ATTN__CPU_AVX2, ATTN__CPU_FMA, ATTN__CPU_F16C}, BUILT_AVX512,
+         "no AVX-512 kernels"},
+#else
         {ATTN_KERNEL_AVX512, "avx512", 4,
          {ATTN__CPU_AVX512F, ATTN__CPU_AVX512BW, ATTN__CPU_AVX512VL, ATTN__CPU_AVX512DQ}, BUILT_AVX512,
          "no AVX-512 kernels"},
+#endif
         {ATTN_KERNEL_AMX, "amx", 4, {ATTN__CPU_AMX_TILE, ATTN__CPU_AMX_BF16, ATTN__CPU_AVX512F, ATTN__CPU_AVX512BW},
          BUILT_AMX, "no AMX attention kernels"},
     };

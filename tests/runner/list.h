@@ -12,6 +12,7 @@
     X(philox_known_answers) \
     X(dropout_keep_rate) \
     X(avx2_exp_accuracy) \
+    X(avx512_exp_equals_avx2) \
     X(half_from_float) \
     X(half_to_float) \
     X(hand_computed) \

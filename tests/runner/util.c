@@ -97,8 +97,24 @@ void t_ctx_free_all(void)
 const attn_kernel t_kernels[T_KERNELS] = {ATTN_KERNEL_TILED, ATTN_KERNEL_AVX2, ATTN_KERNEL_AVX512,
                                            ATTN_KERNEL_AMX, ATTN_KERNEL_REF};
 
+/* Whether ATTN_TEST_KERNELS (a comma-separated list of kernel names, e.g.
+ * "avx512"; unset or empty: every kernel) lets the tests run kernel k. */
+static bool selected(attn_kernel k)
+{
+    const char *env = getenv("ATTN_TEST_KERNELS"), *name = attn_kernel_name(k);
+    if (env == NULL || env[0] == '\0') return true;
+    size_t n = strlen(name);
+    for (const char *s = env; *s != '\0';) {
+        size_t len = strcspn(s, ",");
+        if (len == n && strncmp(s, name, n) == 0) return true;
+        s += len + (s[len] == ',');
+    }
+    return false;
+}
+
 bool t_kernel_available(attn_kernel k)
 {
+    if (!selected(k)) return false;
     attn_ctx *ctx = t_ctx(1);
     bool ok = attn_ctx_set_kernel(ctx, k) == ATTN_OK;
     attn_ctx_set_kernel(ctx, ATTN_KERNEL_AUTO);
@@ -109,7 +125,9 @@ void t_report_absent_kernels(void)
 {
     attn_ctx *ctx = t_ctx(1);
     for (int x = 0; x < T_KERNELS; x++) {
-        if (attn_ctx_set_kernel(ctx, t_kernels[x]) != ATTN_OK)
+        if (!selected(t_kernels[x]))
+            printf("  %s: skipped (not in ATTN_TEST_KERNELS)\n", attn_kernel_name(t_kernels[x]));
+        else if (attn_ctx_set_kernel(ctx, t_kernels[x]) != ATTN_OK)
             printf("  %s: skipped (%s)\n", attn_kernel_name(t_kernels[x]), attn_last_error());
         attn_ctx_set_kernel(ctx, ATTN_KERNEL_AUTO);
     }

@@ -1,0 +1,13 @@
+/* sdpa_avx512.c - the attention kernels on AVX-512F: the body
+ * (sdpa_body.h) with 16-lane vectors and an 8-row register tile (16 of the
+ * 32 zmm registers accumulate 8 x 32 floats). Compiled with the AVX-512
+ * flags (and AVX2's: packing and conversions stay 8 lanes wide), or, for
+ * the tests on CPUs without AVX-512, with ATTN_VEC_AVX512_PAIR and AVX2
+ * only: the same code with each 16-lane vector as two ymm registers,
+ * giving the same bits (kernels/x86/vec.h). */
+#if !defined(ATTN_VEC_AVX512_PAIR)
+#define ATTN_VEC_AVX512
+#endif
+#define KN(name) attn__avx512_##name
+enum { MR = 8 };
+#include "kernels/x86/sdpa_body.h"

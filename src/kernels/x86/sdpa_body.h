@@ -1,0 +1,1158 @@
+/* sdpa_body.h - the x86 kernels of scaled-dot-product attention, compiled
+ * once per vector width: sdpa_avx2.c includes it with 8-lane vectors (one
+ * ymm), sdpa_avx512.c with 16-lane vectors (one zmm; or two ymm in the
+ * tests' AVX2 build of the AVX-512 kernels). Each of those files defines
+ * KN(name), the prefix of the functions it exports, and MR, the rows of
+ * the micro-kernel's register tile, then includes this file once; the
+ * vector operations are kernels/x86/vec.h's. The kernel table
+ * (src/kernels/table.c) runs a build only when CPUID and XGETBV say so
+ * (src/core/cpu.c).
+ *
+ * Everything is built on one register-blocked micro-kernel, gemm():
+ * C[M x N] (+)= A[M x K] B[K x N] with MR x NV vectors of C held in
+ * accumulators (AVX2: 6 x 2 ymm = 6 x 16 floats in 12 registers;
+ * AVX-512: 8 x 2 zmm = 8 x 32 floats in 16 of its 32 registers); per k, NV
+ * loads of B and MR broadcasts of A feed MR x NV FMAs. Every element of C
+ * sums its K products in order whatever the tile shape, so the two widths
+ * agree on every product bit for bit. Operands are packed per tile into
+ * zero-padded buffers, so any Dk, Dv, sequence length or stride works:
+ *   forward   S = Qs Kt, online softmax on S, O += P V;
+ *   backward  S = Q Kt, dP = dO Vt, dS = P (dP - delta),
+ *             dV += P^T dO, dK += dS^T Q (per key tile), dQ += dS K.
+ * BF16 and F16 tensors are converted to float32 as their tiles are packed
+ * (F16 with F16C's vcvtph2ps, BF16 by a 16-bit shift) and outputs are
+ * rounded to their dtype, to nearest even, as they are stored; scores,
+ * softmax, LSE and every accumulator stay float32. Packing, conversion and
+ * the in-place decode stay 8 lanes wide in both builds (they move memory;
+ * the products and the softmax lines are what the width speeds up).
+ * Tiles are classified per query block: skipped when no row sees them,
+ * "full" (no per-element work) when every row sees all their keys and no
+ * element-wise option (boolean mask, bias, ALiBi, soft-capping) is set,
+ * otherwise masks are applied per element after the product. A block
+ * mask skips the tiles it leaves EMPTY, and a tile it does not mark FULL
+ * is not "full" (its hidden keys are set to -inf after the product). */
+#include "kernels/x86/sdpa_x86.h"
+
+#include "kernels/x86/avx2_inline.h"
+#include "kernels/x86/vec.h"
+
+#include <immintrin.h>
+#include <string.h>
+
+/* NV vectors of C per row of the register tile: 16 floats (AVX2) or 32
+ * (AVX-512); column counts are multiples of 16, so the AVX-512 build ends
+ * a row of tiles with one of a single vector when 16 columns remain. */
+enum { BQ = ATTN__X86_TILE_Q, BQB = ATTN__X86_TILE_Q_BWD, BK = ATTN__X86_TILE_K, GR = 2 * MR, NV = 2 };
+
+static int64_t pad16(int64_t n) { return (n + 15) / 16 * 16; }
+
+/* ---- the micro-kernel ------------------------------------------------------ */
+
+static inline __attribute__((always_inline)) void
+block(int mr, int nv, int64_t K, const float *A, int64_t lda, const float *B, int64_t ldb, float *C,
+      int64_t ldc, bool acc)
+{
+    vf c[MR][NV];
+    for (int i = 0; i < mr; i++)
+        for (int u = 0; u < nv; u++) c[i][u] = acc ? vload(C + i * ldc + u * VW) : vzero();
+    for (int64_t k = 0; k < K; k++) {
+        vf bv[NV];
+        for (int u = 0; u < nv; u++) bv[u] = vload(B + k * ldb + u * VW);
+        for (int i = 0; i < mr; i++) {
+            vf a = vbcast(A + i * lda + k);
+            for (int u = 0; u < nv; u++) c[i][u] = vfmadd(a, bv[u], c[i][u]);
+        }
+    }
+    for (int i = 0; i < mr; i++)
+        for (int u = 0; u < nv; u++) vstore(C + i * ldc + u * VW, c[i][u]);
+}
+
+/* Columns [0, nv VW) of C over every row: whole register tiles, then the
+ * rows that remain. */
+static inline __attribute__((always_inline)) void
+gemm_cols(int nv, int64_t M, int64_t K, const float *A, int64_t lda, const float *B, int64_t ldb, float *C,
+          int64_t ldc, bool acc)
+{
+    int64_t i = 0;
+    for (; i + MR <= M; i += MR) block(MR, nv, K, A + i * lda, lda, B, ldb, C + i * ldc, ldc, acc);
+#define ROWS_LEFT(n)                                                                        case n:                                                                                     if (n < MR) block(n < MR ? n : 1, nv, K, A + i * lda, lda, B, ldb, C + i * ldc, ldc, acc);         break;
+    switch (M - i) {
+        ROWS_LEFT(7)
+        ROWS_LEFT(6)
+        ROWS_LEFT(5)
+        ROWS_LEFT(4)
+        ROWS_LEFT(3)
+        ROWS_LEFT(2)
+        ROWS_LEFT(1)
+    default: break;
+    }
+#undef ROWS_LEFT
+}
+
+/* C[M x N] (+)= A[M x K] B[K x N]; N a multiple of 16. */
+static void gemm(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *B,
+                 int64_t ldb, float *C, int64_t ldc, bool acc)
+{
+    int64_t j = 0;
+    for (; j + NV * VW <= N; j += NV * VW) gemm_cols(NV, M, K, A, lda, B + j, ldb, C + j, ldc, acc);
+    for (; j < N; j += 16) gemm_cols(16 / VW, M, K, A, lda, B + j, ldb, C + j, ldc, acc);
+}
+
+/* ---- vector exp ------------------------------------------------------------- */
+
+/* e^x for x <= 88: Cody-Waite reduction x = n ln2 + r, |r| <= ln2/2, a
+ * degree-6 polynomial (Cephes' expf coefficients), and 2^n built in the
+ * exponent field. Max error about 2 ulp (docs/kernels.md). x < -87 gives
+ * exactly 0 (true value < 1.7e-38, below FLT_MIN), -inf gives 0, NaN gives
+ * NaN. Lane for lane the same bits at either width. */
+static inline vf vexp(vf x)
+{
+    vf xc = vmin(vset1(88.0f), x); /* NaN stays NaN: min returns the 2nd operand */
+    vf n = vround(vmul(xc, vset1(1.44269504088896341f)));
+    vf r = vfnmadd(n, vset1(0.693359375f), xc);
+    r = vfnmadd(n, vset1(-2.12194440e-4f), r);
+    vf y = vset1(1.9875691500e-4f);
+    y = vfmadd(y, r, vset1(1.3981999507e-3f));
+    y = vfmadd(y, r, vset1(8.3334519073e-3f));
+    y = vfmadd(y, r, vset1(4.1665795894e-2f));
+    y = vfmadd(y, r, vset1(1.6666665459e-1f));
+    y = vfmadd(y, r, vset1(5.0000001201e-1f));
+    y = vfmadd(y, vmul(r, r), vadd(r, vset1(1.0f)));
+    y = vmul(y, vpow2n(n));
+    return vdrop(vm_lt(x, vset1(-87.0f)), y); /* x < -87 (and -inf): 0 */
+}
+
+/* ---- half-precision conversions --------------------------------------------- */
+
+/* 8 halves (F16 or BF16) to float32, exactly (the rules of core/half.h). */
+static inline __m256 half8_to_ps(const uint16_t *p, attn_dtype dt)
+{
+    __m128i h = _mm_loadu_si128((const __m128i *)(const void *)p);
+    if (dt == ATTN_DTYPE_F16) return _mm256_cvtph_ps(h);
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+}
+
+/* 8 floats to halves, rounded to nearest even, overflow to Inf, NaN to a
+ * quiet NaN (the rules of core/half.h, bit for bit: tested on every float). */
+static inline __m128i ps_to_half8(__m256 x, attn_dtype dt)
+{
+    if (dt == ATTN_DTYPE_F16) return _mm256_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT);
+    __m256i u = _mm256_castps_si256(x);
+    __m256i odd = _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1));
+    __m256i r = _mm256_add_epi32(u, _mm256_add_epi32(odd, _mm256_set1_epi32(0x7FFF)));
+    __m256i nan = _mm256_castps_si256(_mm256_cmp_ps(x, x, _CMP_UNORD_Q));
+    r = _mm256_blendv_epi8(r, _mm256_or_si256(u, _mm256_set1_epi32(0x00400000)), nan);
+    r = _mm256_srli_epi32(r, 16); /* 8 x 16 bits in the low halves; pack, then join the lanes */
+    return _mm256_castsi256_si128(_mm256_permute4x64_epi64(_mm256_packus_epi32(r, r), 0x08));
+}
+
+/* Bytes of one element of t (F32, BF16 or F16). */
+static inline int64_t esize(const attn_tensor *t) { return t->dtype == ATTN_DTYPE_F32 ? 4 : 2; }
+
+/* 8 consecutive elements of t from element offset off, in float32. */
+static inline __m256 load8(const attn_tensor *t, int64_t off)
+{
+    if (t->dtype == ATTN_DTYPE_F32) return _mm256_loadu_ps((const float *)t->data + off);
+    return half8_to_ps((const uint16_t *)t->data + off, t->dtype);
+}
+
+/* t[off + x * stride[3]] = scale * src[x] for x < n, rounded to t's dtype. */
+static void store_row(const attn_tensor *t, int64_t off, const float *src, int64_t n, float scale)
+{
+    __m256 sc = _mm256_set1_ps(scale);
+    int64_t x = 0;
+    if (t->stride[3] == 1 && t->dtype == ATTN_DTYPE_F32)
+        for (; x + 8 <= n; x += 8)
+            _mm256_storeu_ps((float *)t->data + off + x, _mm256_mul_ps(sc, _mm256_loadu_ps(src + x)));
+    else if (t->stride[3] == 1)
+        for (; x + 8 <= n; x += 8)
+            _mm_storeu_si128((__m128i *)(void *)((uint16_t *)t->data + off + x),
+                             ps_to_half8(_mm256_mul_ps(sc, _mm256_loadu_ps(src + x)), t->dtype));
+    for (; x < n; x++) attn__stf(t, off + x * t->stride[3], scale * src[x]);
+}
+
+void KN(to_half)(const float *x, uint16_t *y, int64_t n, attn_dtype dt)
+{
+    for (int64_t i = 0; i + 8 <= n; i += 8)
+        _mm_storeu_si128((__m128i *)(void *)(y + i), ps_to_half8(_mm256_loadu_ps(x + i), dt));
+}
+
+void KN(from_half)(const uint16_t *x, float *y, int64_t n, attn_dtype dt)
+{
+    for (int64_t i = 0; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, half8_to_ps(x + i, dt));
+}
+
+/* ---- packing ---------------------------------------------------------------- */
+
+/* dst[r][x] = scale * t[b, s0 + r, h, x] for r < n, x < d (in float32,
+ * whatever t's dtype); zeros up to rows x ld (x in [d, ld) and r in [n, rows)). */
+static void pack_rows(const attn_tensor *t, int64_t b, int64_t s0, int64_t n, int64_t h, int64_t d,
+                      float scale, float *dst, int64_t ld, int64_t rows)
+{
+    __m256 sc = _mm256_set1_ps(scale);
+    for (int64_t r = 0; r < rows; r++) {
+        float *restrict o = dst + r * ld;
+        int64_t x = 0;
+        if (r < n) {
+            int64_t off = attn__off(t->stride, b, s0 + r, h, 0);
+            if (t->stride[3] == 1 && t->dtype == ATTN_DTYPE_F32) {
+                const float *restrict src = (const float *)t->data + off;
+                for (; x < d; x++) o[x] = scale * src[x];
+            } else if (t->stride[3] == 1) {
+                for (; x + 8 <= d; x += 8) _mm256_storeu_ps(o + x, _mm256_mul_ps(sc, load8(t, off + x)));
+            }
+            for (; x < d; x++) o[x] = scale * attn__ldf(t, off + x * t->stride[3]);
+        }
+        for (; x < ld; x++) o[x] = 0.0f;
+    }
+}
+
+/* 8 rows of 8 elements of t (row r from element offset off + r * ld) to 8
+ * rows of 8 floats (row x at dst[x * width]), transposed and scaled. */
+static inline void transpose8(const attn_tensor *t, int64_t off, int64_t ld, float *dst, int64_t width, __m256 sc)
+{
+    __m256 r[8];
+    for (int i = 0; i < 8; i++) r[i] = _mm256_mul_ps(sc, load8(t, off + i * ld));
+    attn__avx2_transpose8(r);
+    for (int i = 0; i < 8; i++) _mm256_storeu_ps(dst + i * width, r[i]);
+}
+
+/* dst[x][c] = scale * t[b, j0 + c, h, x] for c < n (transposed, rows of
+ * `width`, in float32), zero for c in [n, width). */
+static void pack_cols(const attn_tensor *t, int64_t b, int64_t j0, int64_t n, int64_t h, int64_t d,
+                      float scale, float *dst, int64_t width)
+{
+    int64_t n8 = 0, d8 = 0;
+    if (t->stride[3] == 1) { /* 8 x 8 blocks with AVX2 transposes */
+        n8 = n / 8 * 8;
+        d8 = d / 8 * 8;
+        __m256 sc = _mm256_set1_ps(scale);
+        for (int64_t c = 0; c < n8; c += 8)
+            for (int64_t x = 0; x < d8; x += 8)
+                transpose8(t, attn__off(t->stride, b, j0 + c, h, x), t->stride[1], dst + x * width + c, width, sc);
+    }
+    for (int64_t c = 0; c < n; c++) { /* what the blocks left: the last keys, the last dims */
+        int64_t off = attn__off(t->stride, b, j0 + c, h, 0);
+        for (int64_t x = c < n8 ? d8 : 0; x < d; x++) dst[x * width + c] = scale * attn__ldf(t, off + x * t->stride[3]);
+    }
+    for (int64_t x = 0; n < width && x < d; x++)
+        memset(dst + x * width + n, 0, sizeof(float) * (size_t)(width - n));
+}
+
+static bool all_finite(const float *x, int64_t n)
+{
+    __m256 bad = _mm256_setzero_ps();
+    const __m256 inf = _mm256_set1_ps(INFINITY);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) { /* |x| == inf or NaN */
+        __m256 a = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), _mm256_loadu_ps(x + i));
+        bad = _mm256_or_ps(bad, _mm256_cmp_ps(a, inf, _CMP_NLT_UQ));
+    }
+    bool ok = _mm256_movemask_ps(bad) == 0;
+    for (; i < n; i++) ok &= isfinite(x[i]) != 0;
+    return ok;
+}
+
+/* Prefetches key row j of t into L1. In the usual [B, S, H, D] layout one
+ * head's consecutive keys are H * D floats apart, a new 4 KiB page every row
+ * or few, where the hardware prefetchers stop following. */
+static inline void prefetch_row(const attn_tensor *t, int64_t b, int64_t j, int64_t h, int64_t lines)
+{
+    const char *row = (const char *)t->data + attn__off(t->stride, b, j, h, 0) * esize(t);
+    for (int64_t x = 0; x < lines; x++) _mm_prefetch(row + 64 * x, _MM_HINT_T0);
+}
+
+static int64_t row_lines(const attn_tensor *t, int64_t d)
+{
+    return (((d - 1) * t->stride[3] + 1) * esize(t) + 63) / 64;
+}
+
+/* ---- masks ------------------------------------------------------------------ */
+
+static bool elementwise(const attn__sdpa *p)
+{
+    return p->has_mask || p->has_bias || p->alibi != NULL || p->softcap > 0.0;
+}
+
+/* Scores of row i for keys j0 .. j0+BK-1 from the scaled dot products in
+ * sr: -inf outside [lo, hi) and where the mask or bias masks; soft-cap,
+ * bias and ALiBi applied. capgrad (may be NULL) receives d s / d raw. */
+static void finish_scores(const attn__sdpa *p, int64_t b, int64_t h, int64_t i, int64_t j0,
+                          int64_t lo, int64_t hi, float *sr, float *capgrad, int64_t st)
+{
+    int64_t c0 = lo - j0 < 0 ? 0 : lo - j0 > BK ? BK : lo - j0;
+    int64_t c1 = hi - j0 > BK ? BK : hi - j0 < c0 ? c0 : hi - j0;
+    for (int64_t c = 0; c < c0; c++) sr[c * st] = -INFINITY;
+    for (int64_t c = c1; c < BK; c++) sr[c * st] = -INFINITY;
+    for (int64_t c = 0; capgrad != NULL && c < BK; c++) capgrad[c * st] = 0.0f; /* masked: no gradient */
+    if (!elementwise(p)) return;
+    int64_t ia = attn__aligned(p, b, i);
+    for (int64_t c = c0; c < c1; c++) {
+        int64_t j = j0 + c;
+        if (p->has_mask && p->mask[attn__off(p->mask_stride, b, h, i, j)] == 0) {
+            sr[c * st] = -INFINITY;
+            continue;
+        }
+        float s = sr[c * st];
+        if (p->softcap > 0.0) {
+            float cap = (float)p->softcap, t = tanhf(s / cap);
+            s = cap * t;
+            if (capgrad) capgrad[c * st] = 1.0f - t * t;
+        }
+        if (p->has_bias) {
+            float bv = attn__bias_ldf(p, attn__off(p->bias_stride, b, h, i, j));
+            if (bv <= (float)ATTN__BIAS_MASK_LIMIT) {
+                sr[c * st] = -INFINITY;
+                continue;
+            }
+            s += bv;
+        }
+        if (p->alibi != NULL) s -= (float)p->alibi[h] * (float)llabs(ia - j);
+        sr[c * st] = s;
+    }
+}
+
+/* Dropout factors of row (b, h, i), keys j0 .. j0+n-1, into f. */
+static void drop_factors(const attn__sdpa *p, int64_t b, int64_t h, int64_t i, int64_t j0, int64_t n,
+                         float *f)
+{
+    float keep = (float)(1.0 / (1.0 - p->dropout_p));
+    uint32_t r[4];
+    for (int64_t c = 0; c < n; c++) {
+        int64_t j = j0 + c;
+        if (c == 0 || (j & 3) == 0) attn__dropout_block(p->seed, p->offset, attn__drop_bh(p, b, h), i, j >> 2, r);
+        f[c] = r[j & 3] >= p->drop_threshold ? keep : 0.0f;
+    }
+}
+
+/* The online-softmax step (FlashAttention-2) of one row over one key tile.
+ * sr holds the row's BK scores (-inf where masked); *m, *l and acc[dv] are
+ * the row's running max, sum and unnormalised output. On return sr holds
+ * P f, the weights of this tile's V rows, and acc is rescaled to the new
+ * max. use (may be NULL) receives 1 where P_ij V_j is to be taken: visible
+ * and, with dropout, kept. Returns false (sr zeroed) if no key is visible. */
+static bool online_row(const attn__sdpa *p, int64_t b, int64_t h, int64_t i, int64_t j0, int64_t nk,
+                       float *sr, float *m, float *l, float *acc, int64_t dv, float *use, float *f)
+{
+    vf vmx = vset1(-INFINITY);
+    vm vnan = vm_none();
+    for (int c = 0; c < BK; c += VW) {
+        vf x = vload(sr + c);
+        vmx = vmax(x, vmx); /* NaN scores are left out of the max ... */
+        vnan = vm_or(vnan, vm_unord(x));
+    }
+    float tmax = vmaxr(vmx);
+    for (int c = 0; use != NULL && c < BK; c++) use[c] = sr[c] != -INFINITY ? 1.0f : 0.0f;
+    if (tmax == -INFINITY && !vm_any(vnan)) { /* nothing visible */
+        memset(sr, 0, sizeof(float) * BK);
+        return false;
+    }
+    float mnew = tmax > *m ? tmax : *m;
+    if (mnew == -INFINITY) mnew = 0.0f; /* ... and reach l and O through exp */
+    float alpha = expf(*m - mnew);
+    if (alpha != 1.0f) {
+        vf va = vset1(alpha);
+        for (int64_t x = 0; x < dv; x += VW) vstore(acc + x, vmul(va, vload(acc + x)));
+    }
+    vf vmn = vset1(mnew), vsm = vzero();
+    for (int c = 0; c < BK; c += VW) {
+        vf e = vexp(vsub(vload(sr + c), vmn));
+        vsm = vadd(vsm, e);
+        vstore(sr + c, e);
+    }
+    *l = *l * alpha + vsum(vsm);
+    *m = mnew;
+    if (p->dropout_p > 0.0) {
+        drop_factors(p, b, h, i, j0, nk, f);
+        for (int64_t c = 0; c < nk; c++) {
+            sr[c] *= f[c];
+            if (use != NULL && f[c] == 0.0f) use[c] = 0.0f;
+        }
+    }
+    return true;
+}
+
+/* ---- forward ------------------------------------------------------------------ */
+
+int64_t KN(forward_ws)(const attn__sdpa *p)
+{
+    int64_t dv = pad16(p->Dv);
+    return BQ * p->Dk + p->Dk * BK + BK * dv + 2 * BQ * BK + BQ * dv + BK + 3 * BQ;
+}
+
+/* sr[c] = -inf for the keys c < BK whose bit is clear (a block mask's
+ * hidden keys). */
+static inline void hide_bits(float *sr, uint64_t bits)
+{
+    const vf ninf = vset1(-INFINITY);
+    for (int c = 0; c < BK; c += VW) vstore(sr + c, vblend(ninf, vload(sr + c), vm_bits(bits >> c)));
+}
+
+void KN(forward_block)(const attn__sdpa *p, int64_t b, int64_t h, int64_t i0, int64_t nq, float *ws)
+{
+    int64_t hk = h / p->group;
+    int64_t Dk = p->Dk, Dv = p->Dv, dv = pad16(Dv), mq = (nq + MR - 1) / MR * MR;
+    float *qs = ws;              /* (BQ, Dk) scale * Q */
+    float *kt = qs + BQ * Dk;    /* (Dk, BK) K^T */
+    float *vt = kt + Dk * BK;    /* (BK, dv) V */
+    float *s = vt + BK * dv;     /* (BQ, BK) scores, then P */
+    float *use = s + BQ * BK;    /* (BQ, BK) 1 where P_ij * V_j is taken (NaN-safe path) */
+    float *acc = use + BQ * BK;  /* (BQ, dv) unnormalised O */
+    float *f = acc + BQ * dv;    /* (BK) dropout factors of one row */
+    float *m = f + BK, *l = m + BQ, *seen = l + BQ; /* (BQ) */
+    int64_t lo[BQ], hi[BQ], jmin, jmax;
+    uint64_t bits[BQ]; /* a PARTIAL tile's visible keys per row (attn__bm_bits) */
+    int cl[BQ], ch[BQ], ga[BQ], gb[BQ]; /* keys a row may see; a row group's columns */
+    bool ew = elementwise(p), drop = p->dropout_p > 0.0;
+    int64_t kl = row_lines(&p->k, Dk), vl = row_lines(&p->v, Dv);
+
+    attn__block_ranges(p, b, i0, nq, lo, hi, &jmin, &jmax);
+    int64_t jn = jmin < jmax ? attn__next_key_tile(p, b, h, i0, nq, jmin / BK * BK, BK) : jmax;
+    for (int64_t r = 0; r < nq; r++) {
+        m[r] = -INFINITY;
+        l[r] = 0.0f;
+        seen[r] = 0.0f;
+    }
+    memset(acc, 0, sizeof(float) * (size_t)(BQ * dv));
+    if (jmin < jmax) pack_rows(&p->q, b, i0, nq, h, Dk, (float)p->scale, qs, Dk, mq);
+
+    for (int64_t j0 = jn; j0 < jmax; j0 = jn) {
+        /* the next tile to visit (a block mask's next listed block), prefetched below */
+        jn = j0 + BK < jmax ? attn__next_key_tile(p, b, h, i0, nq, j0 + BK, BK) : jmax;
+        int64_t nk = jmax - j0 < BK ? jmax - j0 : BK;
+        int kind = attn__tile_kind(p, b, h, i0, nq, j0, nk);
+        if (kind == ATTN__BLK_EMPTY) continue;
+        bool full = !ew && nk == BK && kind == ATTN__BLK_FULL, part = kind == ATTN__BLK_PARTIAL;
+        if (part) attn__bm_bits(p->bm, b, h, i0, nq, j0, nk, bits);
+        /* per row the keys [cl, ch) of the tile it may see (empty: cl >= ch),
+         * and the rows that see any, [ra, rb): only they are computed */
+        int64_t ra = nq, rb = 0;
+        for (int64_t r = 0; r < nq; r++) {
+            full &= lo[r] <= j0 && hi[r] >= j0 + BK;
+            int64_t c0 = lo[r] - j0 > 0 ? lo[r] - j0 : 0, c1 = hi[r] - j0 < nk ? hi[r] - j0 : nk;
+            if (lo[r] >= hi[r]) c1 = 0;
+            if (part && c0 < c1) {
+                uint64_t v = bits[r] & attn__bits_span(c0, c1, nk);
+                c0 = v ? __builtin_ctzll(v) : 0;
+                c1 = v ? 64 - __builtin_clzll(v) : 0;
+            }
+            cl[r] = (int)c0;
+            ch[r] = (int)c1;
+            if (c0 < c1) {
+                ra = r < ra ? r : ra;
+                rb = r + 1;
+            }
+        }
+        if (ra >= rb) continue;
+        attn__tiles_add(1);
+        pack_cols(&p->k, b, j0, nk, hk, Dk, 1.0f, kt, BK);
+        pack_rows(&p->v, b, j0, nk, hk, Dv, 1.0f, vt, dv, BK);
+        bool v_bad = (!full || drop) && !all_finite(vt, nk * dv);
+        /* S = Qs K^T in groups of rows, each over the 16-key columns its rows
+         * may see, [ga, gb) (a whole FULL tile: one group, every column) */
+        int64_t grp = full ? rb - ra : GR, ng = 0;
+        for (int64_t g0 = ra; g0 < rb; g0 += grp, ng++) {
+            int64_t g1 = g0 + grp < rb ? g0 + grp : rb, a = BK, z = 0;
+            for (int64_t r = g0; r < g1; r++)
+                if (cl[r] < ch[r]) {
+                    a = cl[r] < a ? cl[r] : a;
+                    z = ch[r] > z ? ch[r] : z;
+                }
+            ga[ng] = (int)(a < z ? a / 16 * 16 : 0);
+            gb[ng] = (int)(a < z ? (z + 15) / 16 * 16 : 0);
+            if (ga[ng] >= gb[ng]) continue;
+            int64_t mr = (g1 - g0 + MR - 1) / MR * MR; /* rows [g0, g0 + mr) are within qs's mq */
+            if (g0 + mr > mq) mr = mq - g0;
+            if (gb[ng] - ga[ng] == BK) /* all columns: the call the compiler specializes */
+                gemm(mr, BK, Dk, qs + g0 * Dk, Dk, kt, BK, s + g0 * BK, BK, false);
+            else
+                gemm(mr, gb[ng] - ga[ng], Dk, qs + g0 * Dk, Dk, kt + ga[ng], BK, s + g0 * BK + ga[ng], BK, false);
+        }
+
+        int64_t nr = rb - ra, next = jn < jmax ? (jmax - jn < BK ? jmax - jn : BK) : 0;
+        for (int64_t r = ra, g = 0, gend = ra + grp; r < rb; r++) {
+            float *sr = s + r * BK;
+            if (r == gend) { /* the next row group */
+                g++;
+                gend += grp;
+            }
+            for (int64_t c = r - ra; c < next; c += nr) { /* the next tile, spread over the rows */
+                prefetch_row(&p->k, b, jn + c, hk, kl);
+                prefetch_row(&p->v, b, jn + c, hk, vl);
+            }
+            if (cl[r] >= ch[r]) continue; /* sees no key here */
+            for (int64_t c = 0; c < ga[g]; c += 8) _mm256_storeu_ps(sr + c, _mm256_set1_ps(-INFINITY));
+            for (int64_t c = gb[g]; c < BK; c += 8) _mm256_storeu_ps(sr + c, _mm256_set1_ps(-INFINITY));
+            if (!full) finish_scores(p, b, h, i0 + r, j0, lo[r], hi[r], sr, NULL, 1);
+            if (part) hide_bits(sr, bits[r]);
+            if (online_row(p, b, h, i0 + r, j0, nk, sr, &m[r], &l[r], acc + r * dv, dv,
+                           v_bad ? use + r * BK : NULL, f))
+                seen[r] = 1.0f;
+        }
+        if (!v_bad) { /* O += P V over each group's columns (the others' P is 0) */
+            for (int64_t g0 = ra, g = 0; g0 < rb; g0 += grp, g++) {
+                int64_t g1 = g0 + grp < rb ? g0 + grp : rb, kb = gb[g] < nk ? gb[g] : nk;
+                if (ga[g] >= kb) continue;
+                for (int64_t r = g0; r < g1; r++) /* rows that saw nothing: P 0 */
+                    if (cl[r] >= ch[r]) memset(s + r * BK, 0, sizeof(float) * BK);
+                gemm(g1 - g0, dv, kb - ga[g], s + g0 * BK + ga[g], BK, vt + ga[g] * dv, dv, acc + g0 * dv, dv, true);
+            }
+        } else {
+            /* A NaN or Inf in V: take exactly the visible, kept keys, with
+             * the GEMM's fused multiply-adds in its order, so results equal
+             * those of a finite V bit for bit. */
+            for (int64_t r = ra; r < rb; r++)
+                for (int64_t c = 0; c < nk && cl[r] < ch[r]; c++)
+                    if (use[r * BK + c] != 0.0f)
+                        for (int64_t x = 0; x < Dv; x++)
+                            acc[r * dv + x] = fmaf(s[r * BK + c], vt[c * dv + x], acc[r * dv + x]);
+        }
+    }
+
+    for (int64_t r = 0; r < nq; r++) {
+        int64_t i = i0 + r;
+        if (seen[r] == 0.0f) memset(acc + r * dv, 0, sizeof(float) * (size_t)Dv);
+        store_row(&p->o, attn__off(p->o.stride, b, i, h, 0), acc + r * dv, Dv, seen[r] != 0.0f ? 1.0f / l[r] : 1.0f);
+        if (p->lse.data != NULL)
+            ((float *)p->lse.data)[attn__off(p->lse.stride, b, h, i, 0)] =
+                seen[r] != 0.0f ? m[r] + logf(l[r]) : -INFINITY;
+    }
+}
+
+/* ---- backward ------------------------------------------------------------------ */
+
+/* One line of n (a multiple of VW) elements of a tile, in place: s holds the
+ * scores (-inf where masked) and dp the products dO . V. On return s holds
+ * P f (the weights applied to V, for dV) and dp holds dS = P (f dP - delta),
+ * the gradient of the final score. lse and delta are per element (ls = 1)
+ * or one value (ls = 0); f holds dropout factors or is NULL. Masked
+ * elements give exactly 0, and a dropped element's dP is not used, so NaN
+ * in a masked or dropped V never arrives. */
+static void grad_line(float *s, float *dp, const float *lse, const float *delta, int ls,
+                      const float *f, int64_t n)
+{
+    const vf ninf = vset1(-INFINITY), zero = vzero();
+    for (int64_t x = 0; x < n; x += VW) {
+        vf sv = vload(s + x);
+        vf l = ls ? vload(lse + x) : vbcast(lse);
+        vf d = ls ? vload(delta + x) : vbcast(delta);
+        vm vis = vm_neq(sv, ninf); /* NaN counts as visible */
+        vf pr = vkeep(vis, vexp(vsub(sv, l)));
+        vf g = vload(dp + x), pf = pr;
+        if (f != NULL) {
+            vf fv = vload(f + x);
+            g = vkeep(vm_neq(fv, zero), vmul(fv, g));
+            pf = vmul(pr, fv);
+        }
+        vstore(s + x, pf);
+        vstore(dp + x, vkeep(vis, vmul(pr, vsub(g, d))));
+    }
+}
+
+static void mul_lines(float *x, const float *y, int64_t n)
+{
+    for (int64_t i = 0; i < n; i += VW) vstore(x + i, vmul(vload(x + i), vload(y + i)));
+}
+
+/* Rows i0 .. i0+nq-1 of head (b, h): key intervals, LSE and delta; false if
+ * no row sees a key of [j0, j0 + nk). */
+static bool block_rows(const attn__sdpa *p, int64_t b, int64_t h, int64_t i0, int64_t nq, int64_t j0,
+                       int64_t nk, const float *delta, int64_t *lo, int64_t *hi, float *lse, float *dl)
+{
+    bool any = false;
+    for (int64_t r = 0; r < nq; r++) {
+        attn__key_range(p, b, i0 + r, &lo[r], &hi[r]);
+        lse[r] = lo[r] < hi[r] ? ((const float *)p->lse.data)[attn__off(p->lse.stride, b, h, i0 + r, 0)]
+                               : -INFINITY;
+        dl[r] = lse[r] != -INFINITY ? delta[(b * p->Hq + h) * p->Sq + i0 + r] : 0.0f;
+        any |= lse[r] != -INFINITY && lo[r] < j0 + nk && hi[r] > j0;
+    }
+    for (int64_t r = nq; r < BQB; r++) {
+        lse[r] = -INFINITY;
+        dl[r] = 0.0f;
+    }
+    return any;
+}
+
+static bool covers(const int64_t *lo, const int64_t *hi, int64_t nq, int64_t j0)
+{
+    for (int64_t r = 0; r < nq; r++)
+        if (lo[r] > j0 || hi[r] < j0 + BK) return false;
+    return true;
+}
+
+int64_t KN(backward_ws)(const attn__sdpa *p)
+{
+    int64_t Dk = p->Dk, Dv = p->Dv, dk = pad16(Dk), dv = pad16(Dv);
+    int64_t dkdv = BK * (Dk + Dv) + BQB * (Dk + Dv) + BQB * (dk + dv) + 5 * BK * BQB + BK * (dk + dv) +
+                   3 * BQB + Dk * BK;
+    int64_t dq = BQB * (dk + dv) + BK * (Dk + Dv) + BK * dk + 4 * BQB * BK + BK + BQB * dk + 2 * BQB;
+    return dkdv > dq ? dkdv : dq;
+}
+
+/* dK, dV of key tile kb of kv head (b, hkv), summed over the group's query
+ * heads and their query blocks in a fixed order. Works on transposed tiles
+ * (keys as rows): St = K Qs^T, dPt = V dO^T, then dV += (P f)^T dO and
+ * dK += dS^T Qs with Qs = scale * Q. */
+void KN(dkdv_block)(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t kb,
+                           const float *delta, float *ws, float *dqt, int64_t sqp)
+{
+    int64_t j0 = kb * BK, nk = p->Sk - j0 < BK ? p->Sk - j0 : BK;
+    int64_t Dk = p->Dk, Dv = p->Dv, dk = pad16(Dk), dv = pad16(Dv);
+    float *kr = ws, *vr = kr + BK * Dk;            /* (BK, Dk), (BK, Dv) K and V rows */
+    float *qst = vr + BK * Dv, *dot = qst + Dk * BQB; /* (Dk, BQB) Qs^T, (Dv, BQB) dO^T */
+    float *qs = dot + Dv * BQB, *dob = qs + BQB * dk;  /* (BQB, dk) Qs, (BQB, dv) dO */
+    float *st = dob + BQB * dv, *dpt = st + BK * BQB;  /* (BK, BQB) scores then P f; dO.V then dS */
+    float *cgt = dpt + BK * BQB, *ft = cgt + BK * BQB; /* (BK, BQB) soft-cap grads; (BQB, BK) dropout */
+    float *dka = ft + BQB * BK, *dva = dka + BK * dk; /* (BK, dk), (BK, dv) accumulators */
+    float *lse = dva + BK * dv, *dl = lse + BQB, *fl = dl + BQB; /* (BQB) */
+    float *kt = fl + BQB, *use = kt + Dk * BK;        /* (Dk, BK) K^T, (BK, BQB): fused dQ only */
+    int64_t lo[BQB], hi[BQB];
+    uint64_t bits[BQB]; /* a PARTIAL tile's visible keys per query row */
+    bool ew = elementwise(p), drop = p->dropout_p > 0.0, cap = p->softcap > 0.0;
+    float scale = (float)p->scale;
+    int64_t ql = row_lines(&p->q, Dk), dol = row_lines(&p->d_o, Dv);
+
+    memset(dka, 0, sizeof(float) * (size_t)(BK * (dk + dv)));
+    pack_rows(&p->k, b, j0, nk, hkv, Dk, 1.0f, kr, Dk, BK);
+    pack_rows(&p->v, b, j0, nk, hkv, Dv, 1.0f, vr, Dv, BK);
+    bool k_bad = false;
+    if (dqt != NULL) {
+        pack_cols(&p->k, b, j0, nk, hkv, Dk, 1.0f, kt, BK);
+        k_bad = !all_finite(kr, nk * Dk);
+    }
+    for (int64_t h = hkv * p->group; h < (hkv + 1) * p->group; h++)
+        for (int64_t i0 = 0; i0 < p->Sq; i0 += BQB) {
+            if ((i0 = attn__next_query_tile(p, b, h, j0, nk, i0, BQB)) >= p->Sq) break;
+            int64_t nq = p->Sq - i0 < BQB ? p->Sq - i0 : BQB;
+            int kind = attn__tile_kind(p, b, h, i0, nq, j0, nk);
+            if (kind == ATTN__BLK_EMPTY || !block_rows(p, b, h, i0, nq, j0, nk, delta, lo, hi, lse, dl)) continue;
+            attn__tiles_add(1);
+            bool full = !ew && nk == BK && kind == ATTN__BLK_FULL && covers(lo, hi, nq, j0);
+            if (kind == ATTN__BLK_PARTIAL) attn__bm_bits(p->bm, b, h, i0, nq, j0, nk, bits);
+            pack_cols(&p->q, b, i0, nq, h, Dk, scale, qst, BQB);
+            pack_cols(&p->d_o, b, i0, nq, h, Dv, 1.0f, dot, BQB);
+            pack_rows(&p->q, b, i0, nq, h, Dk, scale, qs, dk, BQB);
+            pack_rows(&p->d_o, b, i0, nq, h, Dv, 1.0f, dob, dv, BQB);
+            for (int64_t r = 0; r < nq; r++) /* a fully masked row's Q and dO are never used */
+                if (lse[r] == -INFINITY) {
+                    for (int64_t x = 0; x < Dv; x++) dot[x * BQB + r] = dob[r * dv + x] = 0.0f;
+                    for (int64_t x = 0; x < Dk; x++) qst[x * BQB + r] = qs[r * dk + x] = 0.0f;
+                }
+            gemm(BK, BQB, Dk, kr, Dk, qst, BQB, st, BQB, false);
+            gemm(BK, BQB, Dv, vr, Dv, dot, BQB, dpt, BQB, false);
+            int64_t nh = i0 + BQB < p->Sq ? h : h + 1, ni = i0 + BQB < p->Sq ? i0 + BQB : 0;
+            int64_t nn = nh < (hkv + 1) * p->group ? (p->Sq - ni < BQB ? p->Sq - ni : BQB) : 0;
+            for (int64_t r = 0; r < BQB; r++) {
+                if (r < nn) { /* the next query block's rows */
+                    prefetch_row(&p->q, b, ni + r, nh, ql);
+                    prefetch_row(&p->d_o, b, ni + r, nh, dol);
+                }
+                if (r >= nq || lse[r] == -INFINITY) {
+                    for (int64_t c = 0; c < BK; c++) {
+                        st[c * BQB + r] = -INFINITY;
+                        if (cap) cgt[c * BQB + r] = 0.0f;
+                    }
+                } else if (!full) {
+                    finish_scores(p, b, h, i0 + r, j0, lo[r], hi[r], st + r, cap ? cgt + r : NULL, BQB);
+                    if (kind == ATTN__BLK_PARTIAL) attn__bits_hide(bits[r], nk, st + r, BQB);
+                }
+                if (drop && r < nq) drop_factors(p, b, h, i0 + r, j0, nk, ft + r * BK);
+            }
+            if (dqt != NULL && k_bad) /* visible elements, for the NaN-safe dQ */
+                for (int64_t x = 0; x < BK * BQB; x++) use[x] = st[x] != -INFINITY ? 1.0f : 0.0f;
+            for (int64_t c = 0; c < nk; c++) {
+                if (drop)
+                    for (int64_t r = 0; r < BQB; r++) fl[r] = r < nq ? ft[r * BK + c] : 0.0f;
+                grad_line(st + c * BQB, dpt + c * BQB, lse, dl, 1, drop ? fl : NULL, BQB);
+                if (cap) mul_lines(dpt + c * BQB, cgt + c * BQB, BQB); /* dS -> d(raw score) */
+            }
+            gemm(nk, dv, BQB, st, BQB, dob, dv, dva, dv, true);
+            gemm(nk, dk, BQB, dpt, BQB, qs, dk, dka, dk, true);
+            if (dqt != NULL) { /* dQ^T += K^T dS^T, in this head's column block */
+                float *c0 = dqt + (h - hkv * p->group) * Dk * sqp + i0;
+                if (!k_bad) {
+                    gemm(Dk, BQB, nk, kt, BK, dpt, BQB, c0, sqp, true);
+                } else { /* a NaN or Inf in K: only visible keys, in the GEMM's order */
+                    for (int64_t x = 0; x < Dk; x++)
+                        for (int64_t r = 0; r < nq; r++)
+                            for (int64_t c = 0; c < nk; c++)
+                                if (use[c * BQB + r] != 0.0f)
+                                    c0[x * sqp + r] = fmaf(kt[x * BK + c], dpt[c * BQB + r], c0[x * sqp + r]);
+                }
+            }
+        }
+    for (int64_t c = 0; c < nk; c++) {
+        store_row(&p->dk, attn__off(p->dk.stride, b, j0 + c, hkv, 0), dka + c * dk, Dk, 1.0f);
+        store_row(&p->dv, attn__off(p->dv.stride, b, j0 + c, hkv, 0), dva + c * dv, Dv, 1.0f);
+    }
+}
+
+int64_t KN(fused_ws)(const attn__sdpa *p)
+{
+    return KN(backward_ws)(p) + p->group * p->Dk * KN(fused_sqp)(p);
+}
+
+int64_t KN(fused_sqp)(const attn__sdpa *p) { return (p->Sq + BQB - 1) / BQB * BQB; }
+
+/* The whole backward of kv head (b, hkv) but for delta: its key tiles in
+ * order, each adding its dQ^T contribution to a buffer owned by this task,
+ * so S and dP are computed once (5 GEMMs, not 7) and the sums keep one
+ * order. */
+void KN(fused_kvhead)(const attn__sdpa *p, int64_t b, int64_t hkv, const float *delta, float *ws)
+{
+    int64_t sqp = KN(fused_sqp)(p), Dk = p->Dk;
+    float *dqt = ws + KN(backward_ws)(p); /* (group, Dk, sqp) dQ^T */
+    memset(dqt, 0, sizeof(float) * (size_t)(p->group * Dk * sqp));
+    for (int64_t kb = 0; kb < (p->Sk + BK - 1) / BK; kb++)
+        KN(dkdv_block)(p, b, hkv, kb, delta, ws, dqt, sqp);
+    float scale = (float)p->scale;
+    for (int64_t hl = 0; hl < p->group; hl++)
+        for (int64_t i = 0; i < p->Sq; i++)
+            for (int64_t x = 0; x < Dk; x++)
+                attn__stf(&p->dq, attn__off(p->dq.stride, b, i, hkv * p->group + hl, x),
+                          scale * dqt[(hl * Dk + x) * sqp + i]);
+}
+
+/* dQ of query block qb of head (b, h), and the bias gradient of its rows
+ * when dbias has the full [B, Hq, Sq, Sk] shape: S = Qs Kt, dP = dO Vt,
+ * dQ += dS K over the visible key tiles, then dQ *= scale. */
+void KN(dq_block)(const attn__sdpa *p, int64_t b, int64_t h, int64_t qb, const float *delta,
+                         bool write_dbias, float *ws)
+{
+    int64_t i0 = qb * BQB, nq = p->Sq - i0 < BQB ? p->Sq - i0 : BQB, hk = h / p->group;
+    int64_t Dk = p->Dk, Dv = p->Dv, dk = pad16(Dk), dv = pad16(Dv), mq = (nq + MR - 1) / MR * MR;
+    float *qs = ws, *dob = qs + BQB * dk;            /* (BQB, dk) Qs, (BQB, dv) dO */
+    float *kt = dob + BQB * dv, *vt = kt + Dk * BK;  /* (Dk, BK) K^T, (Dv, BK) V^T */
+    float *kr = vt + Dv * BK;                       /* (BK, dk) K rows */
+    float *s = kr + BK * dk, *dp = s + BQB * BK;     /* (BQB, BK) */
+    float *cg = dp + BQB * BK, *use = cg + BQB * BK;  /* (BQB, BK) */
+    float *f = use + BQB * BK, *dqa = f + BK;        /* (BK), (BQB, dk) */
+    float *lse = dqa + BQB * dk, *dl = lse + BQB;     /* (BQB) */
+    int64_t lo[BQB], hi[BQB], jmin = INT64_MAX, jmax = 0;
+    uint64_t bits[BQB]; /* a PARTIAL tile's visible keys per row */
+    bool ew = elementwise(p), drop = p->dropout_p > 0.0, cap = p->softcap > 0.0;
+    int64_t kl = row_lines(&p->k, Dk), vl = row_lines(&p->v, Dv);
+
+    block_rows(p, b, h, i0, nq, 0, p->Sk, delta, lo, hi, lse, dl);
+    for (int64_t r = 0; r < nq; r++)
+        if (lse[r] != -INFINITY && lo[r] < hi[r]) {
+            jmin = lo[r] < jmin ? lo[r] : jmin;
+            jmax = hi[r] > jmax ? hi[r] : jmax;
+        }
+    memset(dqa, 0, sizeof(float) * (size_t)(BQB * dk));
+    if (write_dbias)
+        for (int64_t r = 0; r < nq; r++)
+            for (int64_t j = 0; j < p->Sk; j++) attn__stf(&p->dbias, attn__off(p->dbias.stride, b, h, i0 + r, j), 0.0f);
+    if (jmin < jmax) {
+        pack_rows(&p->q, b, i0, nq, h, Dk, (float)p->scale, qs, dk, mq);
+        pack_rows(&p->d_o, b, i0, nq, h, Dv, 1.0f, dob, dv, mq);
+        for (int64_t r = 0; r < nq; r++)
+            if (lse[r] == -INFINITY) memset(dob + r * dv, 0, sizeof(float) * (size_t)dv);
+    }
+    for (int64_t j0 = jmin < jmax ? jmin / BK * BK : jmax; j0 < jmax; j0 += BK) {
+        if ((j0 = attn__next_key_tile(p, b, h, i0, nq, j0, BK)) >= jmax) break;
+        int64_t nk = jmax - j0 < BK ? jmax - j0 : BK;
+        int kind = attn__tile_kind(p, b, h, i0, nq, j0, nk);
+        bool any = false;
+        for (int64_t r = 0; r < nq; r++) any |= lse[r] != -INFINITY && lo[r] < j0 + nk && hi[r] > j0;
+        if (!any || kind == ATTN__BLK_EMPTY) continue;
+        attn__tiles_add(1);
+        bool full = !ew && nk == BK && kind == ATTN__BLK_FULL && covers(lo, hi, nq, j0);
+        if (kind == ATTN__BLK_PARTIAL) attn__bm_bits(p->bm, b, h, i0, nq, j0, nk, bits);
+        pack_cols(&p->k, b, j0, nk, hk, Dk, 1.0f, kt, BK);
+        pack_cols(&p->v, b, j0, nk, hk, Dv, 1.0f, vt, BK);
+        pack_rows(&p->k, b, j0, nk, hk, Dk, 1.0f, kr, dk, BK);
+        bool k_bad = !all_finite(kr, nk * dk);
+        gemm(mq, BK, Dk, qs, dk, kt, BK, s, BK, false);
+        gemm(mq, BK, Dv, dob, dv, vt, BK, dp, BK, false);
+        int64_t next = j0 + BK < jmax ? (jmax - j0 - BK < BK ? jmax - j0 - BK : BK) : 0;
+        for (int64_t r = 0; r < mq; r++) {
+            float *sr = s + r * BK, *dr = dp + r * BK;
+            for (int64_t c = r; c < next; c += mq) { /* the next tile's rows */
+                prefetch_row(&p->k, b, j0 + BK + c, hk, kl);
+                prefetch_row(&p->v, b, j0 + BK + c, hk, vl);
+            }
+            if (r >= nq || lse[r] == -INFINITY) {
+                memset(sr, 0, sizeof(float) * BK);
+                memset(dr, 0, sizeof(float) * BK);
+                if (k_bad) memset(use + r * BK, 0, sizeof(float) * BK);
+                continue;
+            }
+            if (!full) finish_scores(p, b, h, i0 + r, j0, lo[r], hi[r], sr, cap ? cg + r * BK : NULL, 1);
+            if (kind == ATTN__BLK_PARTIAL) hide_bits(sr, bits[r]);
+            if (k_bad)
+                for (int64_t c = 0; c < BK; c++) use[r * BK + c] = sr[c] != -INFINITY ? 1.0f : 0.0f;
+            if (drop) drop_factors(p, b, h, i0 + r, j0, BK, f);
+            grad_line(sr, dr, &lse[r], &dl[r], 0, drop ? f : NULL, BK);
+            if (write_dbias)
+                for (int64_t c = 0; c < nk; c++) attn__stf(&p->dbias, attn__off(p->dbias.stride, b, h, i0 + r, j0 + c), dr[c]);
+            if (cap) mul_lines(dr, cg + r * BK, BK);
+        }
+        if (!k_bad) {
+            gemm(mq, dk, nk, dp, BK, kr, dk, dqa, dk, true);
+        } else { /* a NaN or Inf in K: only visible keys, in the GEMM's order */
+            for (int64_t r = 0; r < nq; r++)
+                for (int64_t c = 0; c < nk; c++)
+                    if (use[r * BK + c] != 0.0f)
+                        for (int64_t x = 0; x < Dk; x++)
+                            dqa[r * dk + x] = fmaf(dp[r * BK + c], kr[c * dk + x], dqa[r * dk + x]);
+        }
+    }
+    for (int64_t r = 0; r < nq; r++)
+        store_row(&p->dq, attn__off(p->dq.stride, b, i0 + r, h, 0), dqa + r * dk, Dk, (float)p->scale);
+}
+
+/* ---- decode: a few queries against a long KV cache --------------------------- */
+
+/* The rows of a decode task are the group's query heads times the Sq
+ * queries (row r: head hkv * group + r / Sq, query r % Sq), so K and V are
+ * read once for all the query heads that share them. */
+static int64_t dk8(int64_t d) { return (d + 7) / 8 * 8; }
+
+int64_t KN(decode_ws)(const attn__sdpa *p)
+{
+    int64_t M = attn__decode_rows(p), dv = pad16(p->Dv);
+    return M * dk8(p->Dk) + BK * dk8(p->Dk) + BK * dv + 2 * M * BK + BK;
+}
+
+/* S[r][c] = qs_r . kr_c for 4 rows and 2 keys at a time (ld = padded Dk). */
+/* Rows prefetched while the dot products run, a pair per key pair: this
+ * tile's V rows (P V comes next) and the next tile's K rows (NULL: none). */
+typedef struct {
+    const char *v, *k;
+    int64_t v_ld, k_ld, v_lines, k_lines, n;
+} prefetch_plan;
+
+static inline __attribute__((always_inline)) void
+dots4(int mr, int64_t nk, int64_t ld, int64_t ldk, const float *qs, const float *kr, float *S,
+      const prefetch_plan *pf)
+{
+    for (int64_t c = 0; c < nk; c += 2) {
+        __m256 a0[4], a1[4];
+        for (int64_t r = c; pf != NULL && r < c + 2 && r < pf->n; r++) { /* rows may be >= nk */
+            for (int64_t x = 0; x < pf->v_lines; x++) _mm_prefetch(pf->v + r * pf->v_ld + 64 * x, _MM_HINT_T1);
+            for (int64_t x = 0; x < pf->k_lines; x++) _mm_prefetch(pf->k + r * pf->k_ld + 64 * x, _MM_HINT_T1);
+        }
+        const float *k0 = kr + c * ldk, *k1 = kr + (c + 1 < nk ? c + 1 : c) * ldk;
+        for (int r = 0; r < mr; r++) a0[r] = a1[r] = _mm256_setzero_ps();
+        for (int64_t x = 0; x < ld; x += 8) {
+            __m256 v0 = _mm256_loadu_ps(k0 + x), v1 = _mm256_loadu_ps(k1 + x);
+            for (int r = 0; r < mr; r++) {
+                __m256 q = _mm256_loadu_ps(qs + r * ld + x);
+                a0[r] = _mm256_fmadd_ps(q, v0, a0[r]);
+                a1[r] = _mm256_fmadd_ps(q, v1, a1[r]);
+            }
+        }
+        for (int r = 0; r < mr; r++) {
+            S[r * BK + c] = vec8_sum(a0[r]);
+            if (c + 1 < nk) S[r * BK + c + 1] = vec8_sum(a1[r]);
+        }
+    }
+}
+
+/* ld: padded Dk of qs (and of K rows when packed); ldk: K's row stride. */
+static void dots(int64_t M, int64_t nk, int64_t ld, int64_t ldk, const float *qs, const float *kr, float *S,
+                 const prefetch_plan *pf)
+{
+    for (int64_t r = 0; r < M; r += 4) {
+        const prefetch_plan *first = r == 0 ? pf : NULL; /* prefetch on the first pass only */
+        switch (M - r < 4 ? M - r : 4) {
+        case 4: dots4(4, nk, ld, ldk, qs + r * ld, kr, S + r * BK, first); break;
+        case 3: dots4(3, nk, ld, ldk, qs + r * ld, kr, S + r * BK, first); break;
+        case 2: dots4(2, nk, ld, ldk, qs + r * ld, kr, S + r * BK, first); break;
+        default: dots4(1, nk, ld, ldk, qs + r * ld, kr, S + r * BK, first); break;
+        }
+    }
+}
+
+/* The block mask's kind of keys [j0, j0 + nk) for each decode row of kv
+ * head (b, hkv) into kinds[r], and over all rows: EMPTY if every row's is,
+ * FULL if every row's is, else PARTIAL (FULL for all without a mask). */
+static int decode_tile_kind(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t j0, int64_t nk, int *kinds)
+{
+    int64_t M = attn__decode_rows(p);
+    bool all_full = true, all_empty = true;
+    for (int64_t r = 0; r < M; r++) {
+        kinds[r] = attn__tile_kind(p, b, hkv * p->group + r / p->Sq, r % p->Sq, 1, j0, nk);
+        all_full &= kinds[r] == ATTN__BLK_FULL;
+        all_empty &= kinds[r] == ATTN__BLK_EMPTY;
+    }
+    return all_empty ? ATTN__BLK_EMPTY : all_full ? ATTN__BLK_FULL : ATTN__BLK_PARTIAL;
+}
+
+/* The tile a decode task reads after keys [j0, j0 + BK) of kv head hkv
+ * (its keys [.., jmax) within split [k0, k1)): the next tile, or after the
+ * last the first tile of the next kv head (the caller walks the heads of
+ * its split in order), at *nj of head *nh; returns its rows (0: none). */
+static int64_t next_tile(const attn__sdpa *p, int64_t hkv, int64_t j0, int64_t jmax, int64_t k0, int64_t k1,
+                         int64_t *nj, int64_t *nh)
+{
+    *nj = j0 + BK;
+    *nh = hkv;
+    if (*nj < jmax) return jmax - *nj < BK ? jmax - *nj : BK;
+    *nh = hkv + 1;
+    *nj = k0;
+    return *nh < p->Hkv ? (k1 - k0 < BK ? k1 - k0 : BK) : 0;
+}
+
+/* ---- decode in place: one query per row, K and V read where they are ------- */
+
+/* The common decode (a token against a KV cache) over a bf16 or f16
+ * cache: Sq == 1, so every row of the kv head (its query heads) sees the
+ * same keys [lo, hi) and none is masked inside them; no elementwise score
+ * terms and no dropout; K and V rows contiguous; Dk = Dv a multiple of 8,
+ * at most 256. Then K and V are read in place and converted in registers
+ * (no packing pass: the cache is read once, at half the bytes), four keys'
+ * dot products are reduced together, and P V accumulates in registers.
+ * (The kernel takes float32 K and V too, but the general path, which reads
+ * them in place already, measured as fast or faster on them: AMD Zen 3,
+ * SmolLM2 decode at 4K and 8K tokens.) */
+static bool direct_decode(const attn__sdpa *p, int64_t M)
+{
+    return p->k.dtype != ATTN_DTYPE_F32 && p->Sq == 1 && !elementwise(p) && p->dropout_p == 0.0 && p->Dk == p->Dv && p->Dk % 8 == 0 &&
+           p->Dk <= 256 && p->k.stride[3] == 1 && p->v.stride[3] == 1 && M <= 64;
+}
+
+static inline __attribute__((always_inline)) __m256 ld8(const char *row, int64_t x, attn_dtype dt)
+{
+    if (dt == ATTN_DTYPE_F32) return _mm256_loadu_ps((const float *)(const void *)row + x);
+    return half8_to_ps((const uint16_t *)(const void *)row + x, dt);
+}
+
+/* S[r * BK + c + t] = qs_r . key_t for t < 4, r < mr (<= 3): the keys'
+ * rows at kp[t] (the caller repeats the last key to fill four). Twelve
+ * accumulators, the three query vectors and one key vector: the sixteen
+ * ymm registers exactly, so nothing spills to the stack in the loop. */
+static inline __attribute__((always_inline)) void
+scores4(int mr, int64_t D, const float *qs, const char *const kp[4], attn_dtype dt, float *S, int64_t c)
+{
+    __m256 a[3][4];
+    for (int r = 0; r < mr; r++)
+        for (int t = 0; t < 4; t++) a[r][t] = _mm256_setzero_ps();
+    for (int64_t x = 0; x < D; x += 8) {
+        __m256 q[3];
+        for (int r = 0; r < mr; r++) q[r] = _mm256_loadu_ps(qs + r * D + x);
+        for (int t = 0; t < 4; t++) {
+            __m256 k = ld8(kp[t], x, dt);
+            for (int r = 0; r < mr; r++) a[r][t] = _mm256_fmadd_ps(q[r], k, a[r][t]);
+        }
+    }
+    for (int r = 0; r < mr; r++) { /* four horizontal sums at once */
+        __m256 t = _mm256_hadd_ps(_mm256_hadd_ps(a[r][0], a[r][1]), _mm256_hadd_ps(a[r][2], a[r][3]));
+        _mm_storeu_ps(S + r * BK + c, _mm_add_ps(_mm256_castps256_ps128(t), _mm256_extractf128_ps(t, 1)));
+    }
+}
+
+/* acc_r[x0 .. x0 + 8 nv) += sum_c P[r][c] V_c[x0 ..] for r < mr (<= 3),
+ * c < nk: the accumulators stay in registers over the tile. Per key the
+ * rows' weights are broadcast first, then each V vector is converted and
+ * used at once: twelve accumulators, three weights and one V vector fill
+ * the sixteen ymm registers without a spill. */
+static inline __attribute__((always_inline)) void
+pv_chunk(int mr, int nv, int64_t nk, const float *P, const char *v0, int64_t v_ld, int64_t x0, attn_dtype dt,
+         float *const acc[3])
+{
+    __m256 a[3][4];
+    for (int r = 0; r < mr; r++)
+        for (int u = 0; u < nv; u++) a[r][u] = _mm256_loadu_ps(acc[r] + x0 + 8 * u);
+    for (int64_t c = 0; c < nk; c++) {
+        const char *row = v0 + c * v_ld;
+        __m256 w[3];
+        for (int r = 0; r < mr; r++) w[r] = _mm256_broadcast_ss(P + r * BK + c);
+        for (int u = 0; u < nv; u++) {
+            __m256 v = ld8(row, x0 + 8 * u, dt);
+            for (int r = 0; r < mr; r++) a[r][u] = _mm256_fmadd_ps(w[r], v, a[r][u]);
+        }
+    }
+    for (int r = 0; r < mr; r++)
+        for (int u = 0; u < nv; u++) _mm256_storeu_ps(acc[r] + x0 + 8 * u, a[r][u]);
+}
+
+static inline __attribute__((always_inline)) void
+pv_rows(int mr, int64_t D, int64_t nk, const float *P, const char *v0, int64_t v_ld, attn_dtype dt,
+        float *const acc[3])
+{
+    for (int64_t x0 = 0; x0 < D; x0 += 32) {
+        switch (D - x0 >= 32 ? 4 : (int)((D - x0) / 8)) {
+        case 4: pv_chunk(mr, 4, nk, P, v0, v_ld, x0, dt, acc); break;
+        case 3: pv_chunk(mr, 3, nk, P, v0, v_ld, x0, dt, acc); break;
+        case 2: pv_chunk(mr, 2, nk, P, v0, v_ld, x0, dt, acc); break;
+        default: pv_chunk(mr, 1, nk, P, v0, v_ld, x0, dt, acc); break;
+        }
+    }
+}
+
+/* Keys [jmin, jmax) for the M rows of kv head (b, hkv) whose scaled
+ * queries are in qs [M][D]; part as in KN(decode_split). The first
+ * tile of the next kv head (keys k0 ..) is prefetched after the last. */
+static inline __attribute__((always_inline)) void
+decode_direct_dt(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t M, int64_t jmin, int64_t jmax, int64_t k0,
+                 int64_t k1, const float *qs, float *part, int64_t dv, float *S, attn_dtype dt)
+{
+    int64_t D = p->Dk, es = dt == ATTN_DTYPE_F32 ? 4 : 2;
+    int64_t k_ld = p->k.stride[1] * es, v_ld = p->v.stride[1] * es;
+    int64_t lines = (D * es + 63) / 64; /* of a K or V row */
+    for (int64_t j0 = jmin; j0 < jmax; j0 += BK) {
+        int64_t nk = jmax - j0 < BK ? jmax - j0 : BK;
+        const char *kb = (const char *)p->k.data + attn__off(p->k.stride, b, j0, hkv, 0) * es;
+        const char *vb = (const char *)p->v.data + attn__off(p->v.stride, b, j0, hkv, 0) * es;
+        /* the next tile (or the next kv head's first) streams in meanwhile */
+        int64_t nj, nh, nn = next_tile(p, hkv, j0, jmax, k0, k1, &nj, &nh);
+        const char *pk = nn > 0 ? (const char *)p->k.data + attn__off(p->k.stride, b, nj, nh, 0) * es : NULL;
+        const char *pv = nn > 0 ? (const char *)p->v.data + attn__off(p->v.stride, b, nj, nh, 0) * es : NULL;
+        for (int64_t c = 0; c < nk; c += 4) {
+            for (int64_t r = c; r < c + 4 && r < nn; r++)
+                for (int64_t x = 0; x < lines; x++) {
+                    _mm_prefetch(pk + r * k_ld + 64 * x, _MM_HINT_T0);
+                    _mm_prefetch(pv + r * v_ld + 64 * x, _MM_HINT_T0);
+                }
+            const char *kp[4];
+            for (int t = 0; t < 4; t++) kp[t] = kb + (c + t < nk ? c + t : nk - 1) * k_ld;
+            for (int64_t r = 0; r < M; r += 3) {
+                switch (M - r < 3 ? M - r : 3) {
+                case 3: scores4(3, D, qs + r * D, kp, dt, S + r * BK, c); break;
+                case 2: scores4(2, D, qs + r * D, kp, dt, S + r * BK, c); break;
+                default: scores4(1, D, qs + r * D, kp, dt, S + r * BK, c); break;
+                }
+            }
+        }
+        for (int64_t r = 0; r < M; r++) {
+            float *sr = S + r * BK, *pr = part + r * (dv + 3);
+            for (int64_t c = nk; c < BK; c++) sr[c] = -INFINITY;
+            if (online_row(p, b, hkv * p->group + r, 0, j0, nk, sr, &pr[dv], &pr[dv + 1], pr, dv, NULL, NULL))
+                pr[dv + 2] = 1.0f;
+        }
+        for (int64_t r = 0; r < M; r += 3) {
+            float *acc[3] = {part + r * (dv + 3), part + (r + 1) * (dv + 3), part + (r + 2) * (dv + 3)};
+            switch (M - r < 3 ? M - r : 3) {
+            case 3: pv_rows(3, D, nk, S + r * BK, vb, v_ld, dt, acc); break;
+            case 2: pv_rows(2, D, nk, S + r * BK, vb, v_ld, dt, acc); break;
+            default: pv_rows(1, D, nk, S + r * BK, vb, v_ld, dt, acc); break;
+            }
+        }
+    }
+}
+
+static void decode_direct(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t M, int64_t jmin, int64_t jmax,
+                          int64_t k0, int64_t k1, const float *qs, float *part, int64_t dv, float *S)
+{
+    switch (p->k.dtype) {
+    case ATTN_DTYPE_F16: decode_direct_dt(p, b, hkv, M, jmin, jmax, k0, k1, qs, part, dv, S, ATTN_DTYPE_F16); break;
+    case ATTN_DTYPE_BF16: decode_direct_dt(p, b, hkv, M, jmin, jmax, k0, k1, qs, part, dv, S, ATTN_DTYPE_BF16); break;
+    default: decode_direct_dt(p, b, hkv, M, jmin, jmax, k0, k1, qs, part, dv, S, ATTN_DTYPE_F32); break;
+    }
+}
+
+/* Split s (keys [s * split, (s + 1) * split)) of kv head (b, hkv): an online
+ * softmax over its keys for every row, left unnormalised in `part` (the
+ * layout of sdpa_kernels.h: dv = pad16(Dv) = attn__decode_ld). */
+void KN(decode_split)(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t s, int64_t split,
+                             float *part, float *ws)
+{
+    int64_t M = attn__decode_rows(p), Dk = p->Dk, Dv = p->Dv, ld = dk8(Dk), dv = pad16(Dv);
+    float *qs = ws, *kr = qs + M * ld, *vt = kr + BK * ld; /* (M, ld), (BK, ld), (BK, dv) */
+    float *S = vt + BK * dv, *use = S + M * BK, *f = use + M * BK; /* (M, BK), (M, BK), (BK) */
+    int64_t lo[64], hi[64], k0 = s * split, k1 = k0 + split < p->Sk ? k0 + split : p->Sk;
+    int64_t jmin = INT64_MAX, jmax = 0;
+    int kinds[64];
+    bool ew = elementwise(p), drop = p->dropout_p > 0.0;
+    /* float32 V rows feed the GEMM in place (half ones are converted) */
+    bool v_direct = p->v.dtype == ATTN_DTYPE_F32 && p->v.stride[3] == 1 && Dv % 16 == 0;
+
+    for (int64_t r = 0; r < M; r++) {
+        int64_t h = hkv * p->group + r / p->Sq, i = r % p->Sq;
+        attn__key_range(p, b, i, &lo[r], &hi[r]);
+        if (lo[r] < k0) lo[r] = k0;
+        if (hi[r] > k1) hi[r] = k1;
+        if (lo[r] < hi[r]) {
+            jmin = lo[r] < jmin ? lo[r] : jmin;
+            jmax = hi[r] > jmax ? hi[r] : jmax;
+        }
+        float *pr = part + r * (dv + 3);
+        memset(pr, 0, sizeof(float) * (size_t)dv);
+        pr[dv] = -INFINITY; /* m */
+        pr[dv + 1] = 0.0f;  /* l */
+        pr[dv + 2] = 0.0f;  /* seen */
+        pack_rows(&p->q, b, i, 1, h, Dk, (float)p->scale, qs + r * ld, ld, 1);
+    }
+    if (direct_decode(p, M)) { /* ld == Dk here */
+        if (jmin < jmax) decode_direct(p, b, hkv, M, jmin, jmax, k0, k1, qs, part, dv, S);
+        return;
+    }
+    for (int64_t j0 = jmin < jmax ? jmin / BK * BK : jmax; j0 < jmax; j0 += BK) {
+        int64_t nk = jmax - j0 < BK ? jmax - j0 : BK;
+        int kind = decode_tile_kind(p, b, hkv, j0, nk, kinds);
+        if (kind == ATTN__BLK_EMPTY) continue;
+        attn__tiles_add(1);
+        bool full = !ew && nk == BK && kind == ATTN__BLK_FULL;
+        for (int64_t r = 0; full && r < M; r++) full = lo[r] <= j0 && hi[r] >= j0 + BK;
+        const float *ksrc = kr; /* K rows feed the dot products in place when they can */
+        int64_t ldk = ld;
+        if (p->k.dtype == ATTN_DTYPE_F32 && p->k.stride[3] == 1 && Dk % 8 == 0) {
+            ksrc = (const float *)p->k.data + attn__off(p->k.stride, b, j0, hkv, 0);
+            ldk = p->k.stride[1];
+        } else {
+            pack_rows(&p->k, b, j0, nk, hkv, Dk, 1.0f, kr, ld, nk);
+        }
+        const float *vsrc = vt;
+        int64_t ldv = dv;
+        if (v_direct) {
+            vsrc = (const float *)p->v.data + attn__off(p->v.stride, b, j0, hkv, 0);
+            ldv = p->v.stride[1];
+        } else {
+            pack_rows(&p->v, b, j0, nk, hkv, Dv, 1.0f, vt, dv, nk);
+        }
+        bool v_bad = false;
+        if (!full || drop) /* NaN or Inf in V needs the exact path */
+            for (int64_t c = 0; c < nk && !v_bad; c++) v_bad = !all_finite(vsrc + c * ldv, Dv);
+        /* K and V of the next tile stream in while this one computes (see
+         * prefetch_row for why by hand); after
+         * the last tile, the first tile of the next kv head (the caller
+         * walks the heads of this split in order). */
+        int64_t nj, nh, nn = next_tile(p, hkv, j0, jmax, k0, k1, &nj, &nh);
+        prefetch_plan pf;
+        pf.n = nn;
+        pf.k = (const char *)p->k.data + attn__off(p->k.stride, b, nj, nh, 0) * esize(&p->k);
+        pf.v = (const char *)p->v.data + attn__off(p->v.stride, b, nj, nh, 0) * esize(&p->v);
+        pf.k_ld = p->k.stride[1] * esize(&p->k);
+        pf.v_ld = p->v.stride[1] * esize(&p->v);
+        pf.k_lines = row_lines(&p->k, Dk);
+        pf.v_lines = row_lines(&p->v, Dv);
+        dots(M, nk, ld, ldk, qs, ksrc, S, &pf);
+        for (int64_t r = 0; r < M; r++) {
+            int64_t h = hkv * p->group + r / p->Sq, i = r % p->Sq;
+            float *sr = S + r * BK, *pr = part + r * (dv + 3), *acc = pr;
+            for (int64_t c = nk; c < BK; c++) sr[c] = -INFINITY;
+            if (!full) finish_scores(p, b, h, i, j0, lo[r], hi[r], sr, NULL, 1);
+            if (kinds[r] == ATTN__BLK_EMPTY) {
+                for (int64_t c = 0; c < BK; c++) sr[c] = -INFINITY;
+            } else if (kinds[r] == ATTN__BLK_PARTIAL) {
+                attn__tile_hide(p, b, h, i, j0, nk, sr, 1);
+            }
+            if (online_row(p, b, h, i, j0, nk, sr, &pr[dv], &pr[dv + 1], acc, dv, v_bad ? use + r * BK : NULL, f))
+                pr[dv + 2] = 1.0f;
+        }
+        if (!v_bad) { /* all rows at once: the accumulators are rows of part */
+            gemm(M, dv, nk, S, BK, vsrc, ldv, part, dv + 3, true);
+        } else {
+            for (int64_t r = 0; r < M; r++) {
+                float *acc = part + r * (dv + 3);
+                for (int64_t c = 0; c < nk; c++)
+                    if (use[r * BK + c] != 0.0f)
+                        for (int64_t x = 0; x < Dv; x++) acc[x] = fmaf(S[r * BK + c], vsrc[c * ldv + x], acc[x]);
+            }
+        }
+    }
+}
+
+void KN(exp)(const float *x, float *y, int64_t n)
+{
+    int64_t i = 0;
+    for (; i + VW <= n; i += VW) vstore(y + i, vexp(vload(x + i)));
+    for (; i < n; i++) {
+        float t[VW] = {x[i]}, u[VW];
+        vstore(u, vexp(vload(t)));
+        y[i] = u[0];
+    }
+}

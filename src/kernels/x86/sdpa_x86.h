@@ -1,0 +1,54 @@
+/* sdpa_x86.h - the x86 kernels of scaled-dot-product attention on float32,
+ * BF16 and F16 tensors, computing in float32, on the problem of
+ * kernels/sdpa_kernels.h: one source (sdpa_body.h) built twice, as
+ * attn__avx2_* (AVX2+FMA+F16C, sdpa_avx2.c) and attn__avx512_* (AVX-512F
+ * with the AVX2 set, sdpa_avx512.c). Only the kernel table
+ * (src/kernels/table.c) and the exp and conversion tests call them, and
+ * only in a build that compiled them (ATTN_HAVE_AVX2, ATTN_HAVE_AVX512). */
+#ifndef ATTN_KERNELS_SDPA_X86_H
+#define ATTN_KERNELS_SDPA_X86_H
+
+#include "kernels/sdpa_kernels.h"
+
+/* Query blocks: 96 rows in forward (amortises packing K and V), 48 in
+ * backward (less work wasted on blocks that straddle a causal diagonal);
+ * key tiles of 64. The same for both widths (multiples of either
+ * micro-kernel's rows, 6 and 8, and of 16 lanes). */
+enum { ATTN__X86_TILE_Q = 96, ATTN__X86_TILE_Q_BWD = 48, ATTN__X86_TILE_K = 64 };
+
+/* The functions of one build, prefix P (attn__avx2 or attn__avx512). */
+#define ATTN__SDPA_X86_DECLARE(P)                                                                         \
+    int64_t P##_forward_ws(const attn__sdpa *p);                                                          \
+    /* Forward of query rows i0 .. i0+nq-1 (nq <= ATTN__X86_TILE_Q) of head (b, h). */                    \
+    void P##_forward_block(const attn__sdpa *p, int64_t b, int64_t h, int64_t i0, int64_t nq, float *ws); \
+    int64_t P##_backward_ws(const attn__sdpa *p);                                                         \
+    /* dK, dV of key tile kb (ATTN__X86_TILE_K keys) of kv head (b, hkv); with dqt != NULL also adds      \
+     * dQ^T of the group's heads into dqt (group, Dk, sqp). */                                            \
+    void P##_dkdv_block(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t kb, const float *delta,      \
+                        float *ws, float *dqt, int64_t sqp);                                              \
+    /* Fused backward of kv head (b, hkv): dK, dV and dQ of its query heads in one walk over its key      \
+     * tiles (no dbias). Workspace P##_fused_ws. */                                                       \
+    int64_t P##_fused_ws(const attn__sdpa *p);                                                            \
+    int64_t P##_fused_sqp(const attn__sdpa *p);                                                           \
+    void P##_fused_kvhead(const attn__sdpa *p, int64_t b, int64_t hkv, const float *delta, float *ws);    \
+    /* dQ (and a full-shape dbias) of query block qb (ATTN__X86_TILE_Q_BWD rows) of head (b, h). */       \
+    void P##_dq_block(const attn__sdpa *p, int64_t b, int64_t h, int64_t qb, const float *delta,          \
+                      bool write_dbias, float *ws);                                                       \
+    /* The kernels' vector exp, for the accuracy test: y[i] = e^x[i]. */                                  \
+    void P##_exp(const float *x, float *y, int64_t n);                                                    \
+    /* The kernels' conversions, for the conversion tests, on the first n / 8 * 8 elements: y[i] = x[i]  \
+     * rounded to dt (BF16 or F16), to nearest even; and y[i] = x[i] (dt) in float32. */                  \
+    void P##_to_half(const float *x, uint16_t *y, int64_t n, attn_dtype dt);                              \
+    void P##_from_half(const uint16_t *x, float *y, int64_t n, attn_dtype dt);                            \
+    /* Decode (at most 64 rows per kv head; the table takes it up to 16). */                              \
+    int64_t P##_decode_ws(const attn__sdpa *p); /* floats per worker */                                   \
+    /* Online softmax of every row of kv head (b, hkv) over keys [s * split, (s + 1) * split),            \
+     * unnormalised, into part (the decode partials of sdpa_kernels.h); the portable merge combines       \
+     * them. */                                                                                           \
+    void P##_decode_split(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t s, int64_t split,          \
+                          float *part, float *ws);
+
+ATTN__SDPA_X86_DECLARE(attn__avx2)
+ATTN__SDPA_X86_DECLARE(attn__avx512)
+
+#endif /* ATTN_KERNELS_SDPA_X86_H */

@@ -1,0 +1,189 @@
+/* vec.h - the float vector the x86 attention kernels compute with
+ * (sdpa_body.h), in one of three forms chosen by the including file:
+ *
+ *   (default)            8 lanes, one AVX2 ymm register; masks are ymm
+ *                        lane masks;
+ *   ATTN_VEC_AVX512      16 lanes, one AVX-512 zmm register; masks are
+ *                        __mmask16;
+ *   ATTN_VEC_AVX512_PAIR 16 lanes as two ymm registers, AVX2 only: the
+ *                        AVX-512 kernels' own code (their tile shapes,
+ *                        tails and lane counts) run on a CPU without
+ *                        AVX-512, for the tests. Every operation gives
+ *                        the bits the zmm form gives: lane-wise IEEE
+ *                        operations, and the two reductions (vsum, vmax)
+ *                        in the same fixed order in both forms.
+ *
+ * Only what the kernels need: loads, stores, broadcasts, FMA, min/max,
+ * the pieces of the vector exp, lane masks and two reductions. */
+#ifndef ATTN_KERNELS_X86_VEC_H
+#define ATTN_KERNELS_X86_VEC_H
+
+#include <immintrin.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#define VEC_INLINE static inline __attribute__((always_inline))
+
+/* Eight lanes in a fixed order: (a0+a4, a1+a5, ...) then pairs, then the
+ * last two. The 16-lane forms add their two halves first. */
+VEC_INLINE float vec8_sum(__m256 v)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+VEC_INLINE float vec8_max(__m256 v)
+{
+    __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_max_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* Lane t of the result all ones where bit t of bits is set (t < 8). */
+VEC_INLINE __m256 vec8_bits(unsigned bits)
+{
+    const __m256i sel = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+    __m256i on = _mm256_and_si256(_mm256_set1_epi32((int)(bits & 0xFFu)), sel);
+    return _mm256_castsi256_ps(_mm256_cmpeq_epi32(on, sel));
+}
+
+/* 2^n for float lanes holding integers n in [-126, 127]: built in the
+ * exponent field. */
+VEC_INLINE __m256 vec8_pow2n(__m256 n)
+{
+    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_castsi256_ps(e);
+}
+
+#if defined(ATTN_VEC_AVX512)
+
+enum { VW = 16 };
+typedef __m512 vf;
+typedef __mmask16 vm;
+
+VEC_INLINE vf vzero(void) { return _mm512_setzero_ps(); }
+VEC_INLINE vf vset1(float x) { return _mm512_set1_ps(x); }
+VEC_INLINE vf vload(const float *p) { return _mm512_loadu_ps(p); }
+VEC_INLINE void vstore(float *p, vf v) { _mm512_storeu_ps(p, v); }
+VEC_INLINE vf vbcast(const float *p) { return _mm512_set1_ps(*p); }
+VEC_INLINE vf vfmadd(vf a, vf b, vf c) { return _mm512_fmadd_ps(a, b, c); }
+VEC_INLINE vf vfnmadd(vf a, vf b, vf c) { return _mm512_fnmadd_ps(a, b, c); }
+VEC_INLINE vf vmul(vf a, vf b) { return _mm512_mul_ps(a, b); }
+VEC_INLINE vf vadd(vf a, vf b) { return _mm512_add_ps(a, b); }
+VEC_INLINE vf vsub(vf a, vf b) { return _mm512_sub_ps(a, b); }
+/* max/min: the second operand where either is NaN (as vmaxps/vminps) */
+VEC_INLINE vf vmax(vf a, vf b) { return _mm512_max_ps(a, b); }
+VEC_INLINE vf vmin(vf a, vf b) { return _mm512_min_ps(a, b); }
+VEC_INLINE vf vround(vf x) { return _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+VEC_INLINE vf vpow2n(vf n)
+{
+    __m512i e = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23);
+    return _mm512_castsi512_ps(e);
+}
+VEC_INLINE vm vm_lt(vf a, vf b) { return _mm512_cmp_ps_mask(a, b, _CMP_LT_OQ); }
+VEC_INLINE vm vm_neq(vf a, vf b) { return _mm512_cmp_ps_mask(a, b, _CMP_NEQ_UQ); } /* NaN: true */
+VEC_INLINE vm vm_unord(vf a) { return _mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q); }
+VEC_INLINE vm vm_none(void) { return 0; }
+VEC_INLINE vm vm_or(vm a, vm b) { return (vm)(a | b); }
+VEC_INLINE bool vm_any(vm a) { return a != 0; }
+VEC_INLINE vm vm_bits(uint64_t bits) { return (vm)(bits & 0xFFFFu); }
+/* v where m, else 0 */
+VEC_INLINE vf vkeep(vm m, vf v) { return _mm512_maskz_mov_ps(m, v); }
+/* v where m is clear, else 0 */
+VEC_INLINE vf vdrop(vm m, vf v) { return _mm512_maskz_mov_ps((vm)~m, v); }
+/* b where m, else a */
+VEC_INLINE vf vblend(vf a, vf b, vm m) { return _mm512_mask_mov_ps(a, m, b); }
+VEC_INLINE __m256 vec16_high(vf v) { return _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)); }
+VEC_INLINE float vsum(vf v) { return vec8_sum(_mm256_add_ps(_mm512_castps512_ps256(v), vec16_high(v))); }
+VEC_INLINE float vmaxr(vf v) { return vec8_max(_mm256_max_ps(_mm512_castps512_ps256(v), vec16_high(v))); }
+
+#elif defined(ATTN_VEC_AVX512_PAIR)
+
+enum { VW = 16 };
+typedef struct {
+    __m256 lo, hi;
+} vf;
+typedef vf vm;
+
+#define VEC_PAIR1(name, op) \
+    VEC_INLINE vf name(vf a) { return (vf){op(a.lo), op(a.hi)}; }
+#define VEC_PAIR2(name, op) \
+    VEC_INLINE vf name(vf a, vf b) { return (vf){op(a.lo, b.lo), op(a.hi, b.hi)}; }
+
+VEC_INLINE vf vzero(void) { return (vf){_mm256_setzero_ps(), _mm256_setzero_ps()}; }
+VEC_INLINE vf vset1(float x) { return (vf){_mm256_set1_ps(x), _mm256_set1_ps(x)}; }
+VEC_INLINE vf vload(const float *p) { return (vf){_mm256_loadu_ps(p), _mm256_loadu_ps(p + 8)}; }
+VEC_INLINE void vstore(float *p, vf v)
+{
+    _mm256_storeu_ps(p, v.lo);
+    _mm256_storeu_ps(p + 8, v.hi);
+}
+VEC_INLINE vf vbcast(const float *p) { return vset1(*p); }
+VEC_INLINE vf vfmadd(vf a, vf b, vf c) { return (vf){_mm256_fmadd_ps(a.lo, b.lo, c.lo), _mm256_fmadd_ps(a.hi, b.hi, c.hi)}; }
+VEC_INLINE vf vfnmadd(vf a, vf b, vf c) { return (vf){_mm256_fnmadd_ps(a.lo, b.lo, c.lo), _mm256_fnmadd_ps(a.hi, b.hi, c.hi)}; }
+VEC_PAIR2(vmul, _mm256_mul_ps)
+VEC_PAIR2(vadd, _mm256_add_ps)
+VEC_PAIR2(vsub, _mm256_sub_ps)
+VEC_PAIR2(vmax, _mm256_max_ps)
+VEC_PAIR2(vmin, _mm256_min_ps)
+VEC_INLINE __m256 vec8_round(__m256 x) { return _mm256_round_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+VEC_PAIR1(vround, vec8_round)
+VEC_PAIR1(vpow2n, vec8_pow2n)
+VEC_INLINE __m256 vec8_lt(__m256 a, __m256 b) { return _mm256_cmp_ps(a, b, _CMP_LT_OQ); }
+VEC_INLINE __m256 vec8_neq(__m256 a, __m256 b) { return _mm256_cmp_ps(a, b, _CMP_NEQ_UQ); }
+VEC_INLINE __m256 vec8_unord(__m256 a) { return _mm256_cmp_ps(a, a, _CMP_UNORD_Q); }
+VEC_PAIR2(vm_lt, vec8_lt)
+VEC_PAIR2(vm_neq, vec8_neq)
+VEC_PAIR1(vm_unord, vec8_unord)
+VEC_INLINE vm vm_none(void) { return vzero(); }
+VEC_PAIR2(vm_or, _mm256_or_ps)
+VEC_INLINE bool vm_any(vm a) { return _mm256_movemask_ps(_mm256_or_ps(a.lo, a.hi)) != 0; }
+VEC_INLINE vm vm_bits(uint64_t bits) { return (vm){vec8_bits((unsigned)bits), vec8_bits((unsigned)(bits >> 8))}; }
+VEC_PAIR2(vkeep, _mm256_and_ps)
+VEC_PAIR2(vdrop, _mm256_andnot_ps)
+VEC_INLINE vf vblend(vf a, vf b, vm m) { return (vf){_mm256_blendv_ps(a.lo, b.lo, m.lo), _mm256_blendv_ps(a.hi, b.hi, m.hi)}; }
+VEC_INLINE float vsum(vf v) { return vec8_sum(_mm256_add_ps(v.lo, v.hi)); }
+VEC_INLINE float vmaxr(vf v) { return vec8_max(_mm256_max_ps(v.lo, v.hi)); }
+
+#undef VEC_PAIR1
+#undef VEC_PAIR2
+
+#else /* AVX2 */
+
+enum { VW = 8 };
+typedef __m256 vf;
+typedef __m256 vm;
+
+VEC_INLINE vf vzero(void) { return _mm256_setzero_ps(); }
+VEC_INLINE vf vset1(float x) { return _mm256_set1_ps(x); }
+VEC_INLINE vf vload(const float *p) { return _mm256_loadu_ps(p); }
+VEC_INLINE void vstore(float *p, vf v) { _mm256_storeu_ps(p, v); }
+VEC_INLINE vf vbcast(const float *p) { return _mm256_broadcast_ss(p); }
+VEC_INLINE vf vfmadd(vf a, vf b, vf c) { return _mm256_fmadd_ps(a, b, c); }
+VEC_INLINE vf vfnmadd(vf a, vf b, vf c) { return _mm256_fnmadd_ps(a, b, c); }
+VEC_INLINE vf vmul(vf a, vf b) { return _mm256_mul_ps(a, b); }
+VEC_INLINE vf vadd(vf a, vf b) { return _mm256_add_ps(a, b); }
+VEC_INLINE vf vsub(vf a, vf b) { return _mm256_sub_ps(a, b); }
+VEC_INLINE vf vmax(vf a, vf b) { return _mm256_max_ps(a, b); }
+VEC_INLINE vf vmin(vf a, vf b) { return _mm256_min_ps(a, b); }
+VEC_INLINE vf vround(vf x) { return _mm256_round_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+VEC_INLINE vf vpow2n(vf n) { return vec8_pow2n(n); }
+VEC_INLINE vm vm_lt(vf a, vf b) { return _mm256_cmp_ps(a, b, _CMP_LT_OQ); }
+VEC_INLINE vm vm_neq(vf a, vf b) { return _mm256_cmp_ps(a, b, _CMP_NEQ_UQ); }
+VEC_INLINE vm vm_unord(vf a) { return _mm256_cmp_ps(a, a, _CMP_UNORD_Q); }
+VEC_INLINE vm vm_none(void) { return _mm256_setzero_ps(); }
+VEC_INLINE vm vm_or(vm a, vm b) { return _mm256_or_ps(a, b); }
+VEC_INLINE bool vm_any(vm a) { return _mm256_movemask_ps(a) != 0; }
+VEC_INLINE vm vm_bits(uint64_t bits) { return vec8_bits((unsigned)bits); }
+VEC_INLINE vf vkeep(vm m, vf v) { return _mm256_and_ps(m, v); }
+VEC_INLINE vf vdrop(vm m, vf v) { return _mm256_andnot_ps(m, v); }
+VEC_INLINE vf vblend(vf a, vf b, vm m) { return _mm256_blendv_ps(a, b, m); }
+VEC_INLINE float vsum(vf v) { return vec8_sum(v); }
+VEC_INLINE float vmaxr(vf v) { return vec8_max(v); }
+
+#endif
+
+#endif /* ATTN_KERNELS_X86_VEC_H */
