@@ -41,6 +41,7 @@ typedef struct attn__row_kernels {
 extern const attn__row_kernels attn__rows_portable;
 #if defined(ATTN_HAVE_AVX2)
 extern const attn__row_kernels attn__rows_avx2;
+extern const attn__row_kernels attn__rows_avx512;
 #endif
 
 #endif /* ATTN_KERNELS_NN_KERNELS_H */

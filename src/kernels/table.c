@@ -149,14 +149,14 @@ static void fill_avx2(attn__kernels *t)
 #define FILL_AVX2 NULL
 #endif
 
-/* AVX-512: the attention kernels and the toolkit's GEMM at 16 lanes, over
- * the AVX2 table (whose row and quantized kernels it keeps, so it needs
- * AVX2's features too). A build configured with ATTN_EMULATE_AVX512 (the
+/* AVX-512: the attention kernels, the toolkit's GEMM and row kernels at 16
+ * lanes, over the AVX2 table (whose quantized kernels it keeps, so it
+ * needs AVX2's features too). A build configured with ATTN_EMULATE_AVX512 (the
  * tests' make test-avx512-emu) compiles the attention kernels with AVX2
  * only, each 16-lane vector as two ymm registers (kernels/x86/vec.h): the
  * AVX-512 kernels' own code then runs, and is tested, on a CPU without
- * AVX-512; such a build has no AVX-512 GEMM and needs only AVX2's
- * features. */
+ * AVX-512; such a build keeps AVX2's GEMM and row kernels and needs
+ * only AVX2's features. */
 #if defined(ATTN_HAVE_AVX512) && defined(ATTN_HAVE_AVX2)
 static void avx512_dkdv(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t kb, const float *delta,
                         float *ws)
@@ -172,9 +172,10 @@ static void fill_avx512(attn__kernels *t)
                                     avx512_dkdv, attn__avx512_dq_block, attn__avx512_fused_kvhead};
     fill_x86_sdpa(t, &avx512, ATTN__ISA_AVX512);
 #if !defined(ATTN_AVX512_EMULATED)
-    t->nn.gemm = &attn__gemm_avx512;
-    static const attn__slot mine[] = {ATTN__SLOT_GEMM};
-    mark(t, mine, 1, ATTN__ISA_AVX512);
+    t->nn = nn_slots(&attn__gemm_avx512, &attn__rows_avx512);
+    static const attn__slot mine[] = {ATTN__SLOT_GEMM, ATTN__SLOT_LAYERNORM_ROW, ATTN__SLOT_GELU_ROW,
+                                      ATTN__SLOT_SOFTMAX_ROW, ATTN__SLOT_SWIGLU_ROW};
+    mark(t, mine, sizeof mine / sizeof mine[0], ATTN__ISA_AVX512);
 #endif
 }
 #define FILL_AVX512 fill_avx512

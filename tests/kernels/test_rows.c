@@ -220,3 +220,4 @@ static void rows_vs_double(attn__isa isa)
 
 T_TEST(kernels_rows_portable_vs_double) { rows_vs_double(ATTN__ISA_PORTABLE); }
 T_TEST(kernels_rows_avx2_vs_double) { rows_vs_double(ATTN__ISA_AVX2); }
+T_TEST(kernels_rows_avx512_vs_double) { rows_vs_double(ATTN__ISA_AVX512); }

@@ -81,6 +81,7 @@
     X(kernels_gemm_empty_products) \
     X(kernels_rows_portable_vs_double) \
     X(kernels_rows_avx2_vs_double) \
+    X(kernels_rows_avx512_vs_double) \
     X(quant_dequantize_hand_computed) \
     X(quant_matmul_vs_twin) \
     X(quant_matmul_threads_bitwise) \
