@@ -4,8 +4,6 @@
  * and argument checks. */
 #include "nn_test.h"
 
-#include "task/train.h"
-
 #include <stdlib.h>
 #include <string.h>
 
