@@ -253,6 +253,30 @@ static bool all_finite(const float *x, int64_t n)
     return ok;
 }
 
+/* Whether rows r < n of x (ld apart) are finite in their first d elements. */
+static bool rows_finite(const float *x, int64_t ld, int64_t n, int64_t d)
+{
+    for (int64_t r = 0; r < n; r++)
+        if (!all_finite(x + r * ld, d)) return false;
+    return true;
+}
+
+/* V rows j0 .. j0+n-1 of kv head (b, h) as the B operand of O += P V:
+ * where they are when `direct` (float32, contiguous rows of a width the
+ * GEMM takes whole), else packed into vt (rows of ld, zero-padded to
+ * `rows`). *ldv receives the row stride of what is returned. */
+static const float *v_rows(const attn__sdpa *p, bool direct, int64_t b, int64_t j0, int64_t n, int64_t h, float *vt,
+                           int64_t ld, int64_t rows, int64_t *ldv)
+{
+    if (direct) {
+        *ldv = p->v.stride[1];
+        return (const float *)p->v.data + attn__off(p->v.stride, b, j0, h, 0);
+    }
+    pack_rows(&p->v, b, j0, n, h, p->Dv, 1.0f, vt, ld, rows);
+    *ldv = ld;
+    return vt;
+}
+
 /* Prefetches key row j of t into L1. In the usual [B, S, H, D] layout one
  * head's consecutive keys are H * D floats apart, a new 4 KiB page every row
  * or few, where the hardware prefetchers stop following. */
@@ -405,6 +429,7 @@ void KN(forward_block)(const attn__sdpa *p, int64_t b, int64_t h, int64_t i0, in
     int cl[BQ], ch[BQ], ga[BQ], gb[BQ]; /* keys a row may see; a row group's columns */
     bool ew = elementwise(p), drop = p->dropout_p > 0.0;
     int64_t kl = row_lines(&p->k, Dk), vl = row_lines(&p->v, Dv);
+    bool v_direct = p->v.dtype == ATTN_DTYPE_F32 && p->v.stride[3] == 1 && Dv % 16 == 0;
 
     attn__block_ranges(p, b, i0, nq, lo, hi, &jmin, &jmax);
     int64_t jn = jmin < jmax ? attn__next_key_tile(p, b, h, i0, nq, jmin / BK * BK, BK) : jmax;
@@ -446,8 +471,9 @@ void KN(forward_block)(const attn__sdpa *p, int64_t b, int64_t h, int64_t i0, in
         if (ra >= rb) continue;
         attn__tiles_add(1);
         pack_cols(&p->k, b, j0, nk, hk, Dk, 1.0f, kt, BK);
-        pack_rows(&p->v, b, j0, nk, hk, Dv, 1.0f, vt, dv, BK);
-        bool v_bad = (!full || drop) && !all_finite(vt, nk * dv);
+        int64_t ldv;
+        const float *vsrc = v_rows(p, v_direct, b, j0, nk, hk, vt, dv, BK, &ldv);
+        bool v_bad = (!full || drop) && !rows_finite(vsrc, ldv, nk, Dv);
         /* S = Qs K^T in groups of rows, each over the 16-key columns its rows
          * may see, [ga, gb) (a whole FULL tile: one group, every column) */
         int64_t grp = full ? rb - ra : GR, ng = 0;
@@ -495,7 +521,7 @@ void KN(forward_block)(const attn__sdpa *p, int64_t b, int64_t h, int64_t i0, in
                 if (ga[g] >= kb) continue;
                 for (int64_t r = g0; r < g1; r++) /* rows that saw nothing: P 0 */
                     if (cl[r] >= ch[r]) memset(s + r * BK, 0, sizeof(float) * BK);
-                gemm(g1 - g0, dv, kb - ga[g], s + g0 * BK + ga[g], BK, vt + ga[g] * dv, dv, acc + g0 * dv, dv, true);
+                gemm(g1 - g0, dv, kb - ga[g], s + g0 * BK + ga[g], BK, vsrc + ga[g] * ldv, ldv, acc + g0 * dv, dv, true);
             }
         } else {
             /* A NaN or Inf in V: take exactly the visible, kept keys, with
@@ -505,7 +531,7 @@ void KN(forward_block)(const attn__sdpa *p, int64_t b, int64_t h, int64_t i0, in
                 for (int64_t c = 0; c < nk && cl[r] < ch[r]; c++)
                     if (use[r * BK + c] != 0.0f)
                         for (int64_t x = 0; x < Dv; x++)
-                            acc[r * dv + x] = fmaf(s[r * BK + c], vt[c * dv + x], acc[r * dv + x]);
+                            acc[r * dv + x] = fmaf(s[r * BK + c], vsrc[c * ldv + x], acc[r * dv + x]);
         }
     }
 
@@ -1095,17 +1121,9 @@ void KN(decode_split)(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t s, in
         } else {
             pack_rows(&p->k, b, j0, nk, hkv, Dk, 1.0f, kr, ld, nk);
         }
-        const float *vsrc = vt;
-        int64_t ldv = dv;
-        if (v_direct) {
-            vsrc = (const float *)p->v.data + attn__off(p->v.stride, b, j0, hkv, 0);
-            ldv = p->v.stride[1];
-        } else {
-            pack_rows(&p->v, b, j0, nk, hkv, Dv, 1.0f, vt, dv, nk);
-        }
-        bool v_bad = false;
-        if (!full || drop) /* NaN or Inf in V needs the exact path */
-            for (int64_t c = 0; c < nk && !v_bad; c++) v_bad = !all_finite(vsrc + c * ldv, Dv);
+        int64_t ldv;
+        const float *vsrc = v_rows(p, v_direct, b, j0, nk, hkv, vt, dv, nk, &ldv);
+        bool v_bad = (!full || drop) && !rows_finite(vsrc, ldv, nk, Dv); /* NaN or Inf: the exact path */
         /* K and V of the next tile stream in while this one computes (see
          * prefetch_row for why by hand); after
          * the last tile, the first tile of the next kv head (the caller
