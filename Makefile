@@ -1,6 +1,7 @@
 # Thin wrapper over CMake for the README's commands.
 #   make run        the main job: train the date translator, translate, draw maps
 #   make test       install what is needed, then every test (CI runs this)
+#   make test-avx512-bochs  the real AVX-512 kernels in an emulated AVX-512 CPU (Bochs)
 #   make test-long  the long random grids (many more configurations) and every float32
 #                   pattern through the half-precision conversions
 #   make mutants    the mutation check: injected bugs each caught by a test (long)
@@ -16,7 +17,7 @@ NN_GRIDS = grid_nn_linear grid_nn_embedding grid_nn_layernorm grid_nn_rmsnorm gr
   grid_nn_clip grid_nn_lr grid_nn_mha grid_nn_gru_layer grid_nn_gru_cell grid_models_transformer
 LONG_GRID_CONFIGS ?= 3000
 
-.PHONY: bench bench-lm bench-quick all build run test test-c test-asan test-fma test-avx512-emu test-clang test-cxx test-install test-python test-long mutants clean fuzz fuzz-build fuzz-seeds fuzz-targets
+.PHONY: bench bench-lm bench-quick all build run test test-c test-asan test-fma test-avx512-emu test-avx512-bochs test-clang test-cxx test-install test-python test-long mutants clean fuzz fuzz-build fuzz-seeds fuzz-targets
 
 all: build
 
@@ -70,6 +71,13 @@ test-avx512-emu:
 	cmake -S . -B build-emu512 -DCMAKE_BUILD_TYPE=Release -DATTN_EMULATE_AVX512=ON >/dev/null
 	cmake --build build-emu512 -j$(JOBS) --target attn_tests attn_kernel_digest
 	ATTN_TEST_KERNELS=avx512 ./build-emu512/tests/attn_tests --jobs $(JOBS) --configs 600 core ops
+
+# The real AVX-512 build (static) in an emulated AVX-512 CPU (Bochs, Tiger
+# Lake model), for machines without AVX-512: digests against the pair build
+# and the core's tests on the avx512 path (scripts/test_avx512_bochs.sh;
+# installs bochs and what it boots; about ten minutes; not in make test).
+test-avx512-bochs:
+	JOBS=$(JOBS) scripts/test_avx512_bochs.sh
 
 # The second compiler: clang, -Werror, and the tests it builds.
 test-clang:

@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# test_avx512_bochs.sh - the real AVX-512 build of attn's kernels, run in an
+# emulated AVX-512 CPU (Bochs, Intel Tiger Lake model: AVX-512 F/BW/VL/DQ,
+# no BF16/FP16/AMX) on a machine without AVX-512. `make test-avx512-bochs`.
+#
+#   1. builds the library's tests and attn_kernel_digest statically
+#      (build-bochs/; the AVX-512 kernels compiled with the AVX-512 flags);
+#   2. builds the AVX2-pair emulation of the same kernels (build-emu512/,
+#      make test-avx512-emu's build) and prints its digests natively;
+#   3. boots Linux in Bochs (scripts/emu_avx512.sh) and runs there: the
+#      digests of the real avx512 and avx2 kernels, and the core's kernel
+#      tests on the avx512 path (ATTN_TEST_KERNELS=avx512, CONFIGS
+#      configurations of the grid, 30 by default; not the decode and
+#      block-mask grids, whose long sequences take hours in Bochs);
+#   4. compares the digests: the zmm code must give the bits of its pair
+#      emulation on every problem, and the avx2 kernels in Bochs the bits of
+#      the avx2 kernels on this CPU. F16 problems are compared but not
+#      required to match: Bochs 2.7's F16C conversion rounds subnormal ties
+#      away from even (its half_to_float test fails on the AVX2 build, which
+#      passes on real CPUs), so F16 results in Bochs differ from any real
+#      CPU's.
+#
+# Exit status 0 when the tests pass and the digests agree. Takes about ten
+# minutes (Bochs boots Linux in well under a minute, then runs some tens of
+# millions of instructions a second, about 100 times slower than the host).
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")/.." && pwd)
+cd "$here"
+jobs=${JOBS:-2}
+configs=${CONFIGS:-30}
+out=build-bochs/avx512-bochs
+mkdir -p "$out"
+
+echo "== building the static AVX-512 build (build-bochs) and the pair emulation (build-emu512)"
+cmake -S . -B build-bochs -DCMAKE_BUILD_TYPE=Release -DCMAKE_EXE_LINKER_FLAGS=-static \
+    -DPNG_LIBRARY=/usr/lib/x86_64-linux-gnu/libpng16.a -DZLIB_LIBRARY=/usr/lib/x86_64-linux-gnu/libz.a \
+    -DCMAKE_DISABLE_FIND_PACKAGE_MPI=ON >/dev/null
+cmake --build build-bochs -j"$jobs" --target attn_tests attn_kernel_digest >/dev/null
+cmake -S . -B build-emu512 -DCMAKE_BUILD_TYPE=Release -DATTN_EMULATE_AVX512=ON >/dev/null
+cmake --build build-emu512 -j"$jobs" --target attn_kernel_digest >/dev/null
+./build-emu512/tests/attn_kernel_digest avx512 >"$out/pairs.txt"
+./build-bochs/tests/attn_kernel_digest avx2 >"$out/avx2-native.txt"
+
+T=$here/build-bochs/tests
+cat >"$out/guest.sh" <<EOF
+#!/bin/sh
+echo "guest cpu: \$(grep -o -w -E 'avx512f|avx512bw|avx512vl|avx512dq|avx512_bf16|amx_tile' /proc/cpuinfo | sort -u | tr '\n' ' ')"
+$T/attn_kernel_digest avx512 || exit 1
+$T/attn_kernel_digest avx2 || exit 1
+ATTN_TEST_KERNELS=avx512 $T/attn_tests --configs $configs avx512_exp_equals_avx2 kernel_table_choice kernel_forcing \\
+  kernels_gemm_avx512_vs_double kernels_rows_avx512_vs_double contract_masked_rows contract_masked_never_read \\
+  contract_nan_propagation contract_huge_logits contract_sizes contract_strided_views contract_determinism \\
+  grid_vs_ref64 varlen_vs_padded 2>&1 \\
+  | grep -v 'skipped (not in ATTN_TEST_KERNELS)'
+EOF
+chmod +x "$out/guest.sh"
+
+echo "== running in Bochs (tigerlake)"
+status=0
+scripts/emu_avx512.sh --cpu tigerlake --timeout 3000 --file "$T/attn_tests" --file "$T/attn_kernel_digest" \
+    "$here/$out/guest.sh" | tee "$out/guest.log" || status=$?
+
+# the guest's two digest listings, each from its "kernel NAME" line on
+for k in avx512 avx2; do
+    awk -v k="kernel $k" '$0 == k {on = 1; next} /^kernel / {on = 0} on && /^(f32|bf16|f16) /' \
+        "$out/guest.log" >"$out/guest-$k.txt"
+done
+
+compare() { # compare NAME A B: every line equal, F16 lines reported only
+    local name=$1 a=$2 b=$3 bad=0
+    while IFS= read -r line; do
+        key=${line% *}
+        other=$(grep -F -- "$key " "$b" | head -1 || true)
+        if [[ "$line" == "$other" ]]; then
+            echo "  same  $line"
+        elif [[ $line == f16* ]]; then
+            echo "  f16   $line (Bochs's F16C rounding; not compared)"
+        else
+            echo "  DIFF  $line vs ${other##* }"
+            bad=1
+        fi
+    done < <(grep -E '^(f32|bf16|f16) ' "$a")
+    [[ $(grep -cE '^(f32|bf16|f16) ' "$a") -gt 0 ]] || { echo "  no digests from $name"; bad=1; }
+    return $bad
+}
+echo "== avx512 in Bochs vs its AVX2-pair emulation on this CPU"
+compare avx512 "$out/guest-avx512.txt" "$out/pairs.txt" || status=1
+echo "== avx2 in Bochs vs avx2 on this CPU"
+compare avx2 "$out/guest-avx2.txt" "$out/avx2-native.txt" || status=1
+grep -q '^attn_tests: .* 0 failed' "$out/guest.log" || status=1
+echo "test_avx512_bochs: $([[ $status == 0 ]] && echo passed || echo FAILED) (log: $out/guest.log)"
+exit "$status"
