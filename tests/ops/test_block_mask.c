@@ -762,8 +762,8 @@ static int64_t tiles_at(attn_kernel k, int64_t S, int which, int64_t *dense, boo
 
 T_TEST(block_mask_tile_counts)
 {
-    attn_kernel ks[2] = {ATTN_KERNEL_TILED, ATTN_KERNEL_AVX2};
-    for (int x = 0; x < 2; x++) {
+    attn_kernel ks[3] = {ATTN_KERNEL_TILED, ATTN_KERNEL_AVX2, ATTN_KERNEL_AVX512};
+    for (int x = 0; x < 3; x++) {
         if (!t_kernel_available(ks[x])) continue;
         for (int which = 0; which < 3; which++) {
             if (!t_mine(x * 3 + which)) continue; /* six parts for the runner's workers */
