@@ -119,23 +119,34 @@ static void fill_x86_sdpa(attn__kernels *t, const x86_sdpa *x, attn__isa isa)
     mark(t, mine, sizeof mine / sizeof mine[0], isa);
 }
 
-/* The slots' dK/dV blocks: a build's block without the fused path's dQ^T. */
-static void avx2_dkdv(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t kb, const float *delta,
-                      float *ws)
+/* The kernels of build P (attn__avx2, attn__avx512) as P##_sdpa, with the
+ * slot's dK/dV block: the build's block without the fused path's dQ^T. */
+#define X86_SDPA(P)                                                                                      \
+    static void P##_dkdv_slot(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t kb, const float *delta, \
+                              float *ws)                                                                 \
+    {                                                                                                    \
+        P##_dkdv_block(p, b, hkv, kb, delta, ws, NULL, 0);                                               \
+    }                                                                                                    \
+    static const x86_sdpa P##_sdpa = {P##_forward_ws,    P##_decode_ws,      P##_backward_ws,             \
+                                      P##_fused_ws,      P##_forward_block,  P##_decode_split,            \
+                                      P##_dkdv_slot,     P##_dq_block,       P##_fused_kvhead};
+
+/* The toolkit's slots (nn.gemm and the row kernels) from one build, marked
+ * as filled by isa. */
+static void fill_nn(attn__kernels *t, const attn__gemm_kernel *gemm, const attn__row_kernels *rows, attn__isa isa)
 {
-    attn__avx2_dkdv_block(p, b, hkv, kb, delta, ws, NULL, 0);
+    t->nn = nn_slots(gemm, rows);
+    static const attn__slot mine[] = {ATTN__SLOT_GEMM, ATTN__SLOT_LAYERNORM_ROW, ATTN__SLOT_GELU_ROW,
+                                      ATTN__SLOT_SOFTMAX_ROW, ATTN__SLOT_SWIGLU_ROW};
+    mark(t, mine, sizeof mine / sizeof mine[0], isa);
 }
+
+X86_SDPA(attn__avx2)
 
 static void fill_avx2(attn__kernels *t)
 {
-    static const x86_sdpa avx2 = {attn__avx2_forward_ws, attn__avx2_decode_ws, attn__avx2_backward_ws,
-                                  attn__avx2_fused_ws, attn__avx2_forward_block, attn__avx2_decode_split,
-                                  avx2_dkdv, attn__avx2_dq_block, attn__avx2_fused_kvhead};
-    fill_x86_sdpa(t, &avx2, ATTN__ISA_AVX2);
-    t->nn = nn_slots(&attn__gemm_avx2, &attn__rows_avx2);
-    static const attn__slot mine[] = {ATTN__SLOT_GEMM, ATTN__SLOT_LAYERNORM_ROW, ATTN__SLOT_GELU_ROW,
-                                      ATTN__SLOT_SOFTMAX_ROW, ATTN__SLOT_SWIGLU_ROW};
-    mark(t, mine, sizeof mine / sizeof mine[0], ATTN__ISA_AVX2);
+    fill_x86_sdpa(t, &attn__avx2_sdpa, ATTN__ISA_AVX2);
+    fill_nn(t, &attn__gemm_avx2, &attn__rows_avx2, ATTN__ISA_AVX2);
     /* the quantized products read the blocks' half scales with F16C, which
      * this table needs anyway (the half-precision tiles) */
     t->quant = (attn__k_quant){ATTN__QGEMM_MIN_ROWS, ATTN__QGEMV_COLS, ATTN__QGEMM_ROWS, ATTN__QGEMM_COLS,
@@ -158,24 +169,14 @@ static void fill_avx2(attn__kernels *t)
  * AVX-512; such a build keeps AVX2's GEMM and row kernels and needs
  * only AVX2's features. */
 #if defined(ATTN_HAVE_AVX512) && defined(ATTN_HAVE_AVX2)
-static void avx512_dkdv(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t kb, const float *delta,
-                        float *ws)
-{
-    attn__avx512_dkdv_block(p, b, hkv, kb, delta, ws, NULL, 0);
-}
+X86_SDPA(attn__avx512)
 
 static void fill_avx512(attn__kernels *t)
 {
     fill_avx2(t);
-    static const x86_sdpa avx512 = {attn__avx512_forward_ws, attn__avx512_decode_ws, attn__avx512_backward_ws,
-                                    attn__avx512_fused_ws, attn__avx512_forward_block, attn__avx512_decode_split,
-                                    avx512_dkdv, attn__avx512_dq_block, attn__avx512_fused_kvhead};
-    fill_x86_sdpa(t, &avx512, ATTN__ISA_AVX512);
+    fill_x86_sdpa(t, &attn__avx512_sdpa, ATTN__ISA_AVX512);
 #if !defined(ATTN_AVX512_EMULATED)
-    t->nn = nn_slots(&attn__gemm_avx512, &attn__rows_avx512);
-    static const attn__slot mine[] = {ATTN__SLOT_GEMM, ATTN__SLOT_LAYERNORM_ROW, ATTN__SLOT_GELU_ROW,
-                                      ATTN__SLOT_SOFTMAX_ROW, ATTN__SLOT_SWIGLU_ROW};
-    mark(t, mine, sizeof mine / sizeof mine[0], ATTN__ISA_AVX512);
+    fill_nn(t, &attn__gemm_avx512, &attn__rows_avx512, ATTN__ISA_AVX512);
 #endif
 }
 #define FILL_AVX512 fill_avx512
@@ -196,8 +197,8 @@ typedef struct {
     attn__feature needs[MAX_NEEDS];    /* CPU features (with the OS's support) */
 } isa_entry;
 
-/* AVX-512 fills the attention slots and the toolkit's GEMM over the AVX2
- * kernels (whose features it therefore needs too); an emulated build
+/* AVX-512 fills the attention slots and the toolkit's GEMM and row kernels
+ * over the AVX2 kernels (whose features it therefore needs too); an emulated build
  * needs AVX2's only. AMX has no kernels yet: its fill is
  * NULL until a kernel file and its fill function exist (docs/kernels.md).
  * A fill may set some dtype combinations only, e.g. AMX-BF16 or

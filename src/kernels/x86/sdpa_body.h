@@ -75,6 +75,9 @@ gemm_cols(int nv, int64_t M, int64_t K, const float *A, int64_t lda, const float
 {
     int64_t i = 0;
     for (; i + MR <= M; i += MR) block(MR, nv, K, A + i * lda, lda, B, ldb, C + i * ldc, ldc, acc);
+    /* 1 .. MR-1 rows left (case labels up to 7, the widest MR, minus one;
+     * a label >= MR never matches, and passes 1 so that its dead call still
+     * indexes within the accumulators) */
 #define ROWS_LEFT(n)                                                                        case n:                                                                                     if (n < MR) block(n < MR ? n : 1, nv, K, A + i * lda, lda, B, ldb, C + i * ldc, ldc, acc);         break;
     switch (M - i) {
         ROWS_LEFT(7)
