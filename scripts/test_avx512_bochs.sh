@@ -49,7 +49,7 @@ echo "guest cpu: \$(grep -o -w -E 'avx512f|avx512bw|avx512vl|avx512dq|avx512_bf1
 $T/attn_kernel_digest avx512 || exit 1
 $T/attn_kernel_digest avx2 || exit 1
 ATTN_TEST_KERNELS=avx512 $T/attn_tests --configs $configs avx512_exp_equals_avx2 kernel_table_choice kernel_forcing \\
-  kernels_gemm_avx512_vs_double kernels_rows_avx512_vs_double contract_masked_rows contract_masked_never_read \\
+  kernels_gemm_avx512_vs_double kernels_gemm_bf16_avx512_vs_double kernels_rows_avx512_vs_double contract_masked_rows contract_masked_never_read \\
   contract_nan_propagation contract_huge_logits contract_sizes contract_strided_views contract_determinism \\
   grid_vs_ref64 varlen_vs_padded 2>&1 \\
   | grep -v 'skipped (not in ATTN_TEST_KERNELS)'

@@ -88,6 +88,23 @@ ATTN_API attn_status attn_bert_load(const char *model_dir, attn_bert **out);
 ATTN_API attn_status attn_bert_load_files(const char *config_path, const char *weights_path,
                                           const char *sbert_config_path, attn_bert **out);
 ATTN_API void attn_bert_free(attn_bert *m); /* accepts NULL */
+/* The precision of the dense layers (forward, embed and attention maps):
+ *   ATTN_DTYPE_F32   the default: float32 weights and products, exact as
+ *                    the header says;
+ *   ATTN_DTYPE_BF16  the weights rounded to bfloat16 once (and packed in
+ *                    half the memory), each dense layer's input rounded
+ *                    to bfloat16, the products summed in float32 (each
+ *                    product of two bfloat16 values is exact in float32);
+ *                    the residual stream, biases, LayerNorm, GELU,
+ *                    attention and pooling stay float32. Every kernel and
+ *                    thread count gives the same bits. all-MiniLM-L6-v2's
+ *                    embeddings keep a cosine >= 0.9999 to the float32
+ *                    ones on the test sentences (docs/minilm.md).
+ * Other dtypes are ATTN_BAD_DTYPE. Repacks the weights (the other
+ * precision's panels are freed); not while another thread runs the model.
+ * attn_bert_attention_probe always runs in float32. */
+ATTN_API attn_status attn_bert_set_dtype(attn_bert *m, attn_dtype dtype);
+ATTN_API attn_dtype attn_bert_get_dtype(const attn_bert *m); /* F32 for NULL */
 ATTN_API const attn_bert_config *attn_bert_get_config(const attn_bert *m);
 
 /* hidden [B, S, H] = the last layer's hidden states; padded rows

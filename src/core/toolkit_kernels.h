@@ -53,6 +53,16 @@ typedef void (*attn__gemm_micro_fn)(int64_t kc, const float *a, int64_t a_rs, in
  * other layout packs by plain row copies.) */
 typedef void (*attn__gemm_pack_t_fn)(const float *b, int64_t ldb, int w, int64_t kc, float *dst);
 
+/* The same product with op(B) in bfloat16 (attn_dtype BF16: the high
+ * half of a float32's bits): b the panel chunk [kc][NR] of 16-bit values,
+ * each widened to float32 exactly. When the caller rounds A to bfloat16
+ * values too (attn__round_bf16), every product a b is exact in float32
+ * (8 + 8 significant bits), so the fused and the unfused chain give the
+ * same bits, and every kernel gives the same C. */
+typedef void (*attn__gemm_micro_bf16_fn)(int64_t kc, const float *a, int64_t a_rs, int64_t a_ks,
+                                         const uint16_t *b, float *c, int64_t ldc, int mr, int nr,
+                                         int acc);
+
 /* The widest panel of any kernel (the stack buffer of a panel chunk). */
 enum { ATTN__GEMM_NR_MAX = 32 };
 
@@ -61,6 +71,7 @@ typedef struct attn__gemm_kernel {
     int mr, nr;       /* the micro-kernel's tile; nr <= ATTN__GEMM_NR_MAX */
     attn__gemm_micro_fn micro;
     attn__gemm_pack_t_fn pack_t;
+    attn__gemm_micro_bf16_fn micro_bf16; /* op(B) in bfloat16 panels */
 } attn__gemm_kernel;
 
 /* ---- the slots -------------------------------------------------------------------- */
@@ -101,7 +112,9 @@ ATTN__SHARED const attn__toolkit_kernels *attn__ctx_toolkit(const attn_ctx *ctx)
 
 /* One product (see the top of this file). bp, if not NULL, is op(B)
  * already packed for the kernel that runs it (attn__gemm_pack_b); b is
- * then unused. */
+ * then unused. bp16, if not NULL, is op(B) rounded to bfloat16 and packed
+ * for that kernel (attn__gemm_pack_b_bf16); b and bp are then unused, and
+ * the caller rounds A to bfloat16 values for the exact products above. */
 typedef struct attn__gemm_args {
     int64_t M, N, K;
     attn__gemm_op ta, tb;
@@ -110,6 +123,7 @@ typedef struct attn__gemm_args {
     float beta; /* 0: C is only written (may hold NaN), 1: accumulated into */
     float *c;
     int64_t ldc;
+    const uint16_t *bp16;
 } attn__gemm_args;
 
 /* Floats of op(B) [K, N] packed in panels of k's nr. */
@@ -117,6 +131,13 @@ ATTN__SHARED int64_t attn__gemm_packed_floats(const attn__gemm_kernel *k, int64_
 /* bp = op(B) [K, N] packed in panels of k's nr (b, ldb, tb as in the args). */
 ATTN__SHARED void attn__gemm_pack_b(const attn__gemm_kernel *k, const float *b, int64_t ldb,
                                     attn__gemm_op tb, int64_t N, int64_t K, float *bp);
+/* bp [attn__gemm_packed_floats] = op(B) rounded to bfloat16 (to nearest,
+ * ties to even) and packed in panels of k's nr, as attn__gemm_pack_b. */
+ATTN__SHARED void attn__gemm_pack_b_bf16(const attn__gemm_kernel *k, const float *b, int64_t ldb,
+                                         attn__gemm_op tb, int64_t N, int64_t K, uint16_t *bp);
+/* y [n] = x rounded to bfloat16 (to nearest, ties to even) and widened
+ * back to float32: the A of a bfloat16 product. y == x allowed. */
+ATTN__SHARED void attn__round_bf16(const float *x, int64_t n, float *y);
 /* The product g on the calling thread with kernel k, for callers that
  * split the work themselves (inside their own ctx tasks). Without g->bp,
  * op(B) is packed a panel chunk at a time into a buffer on the stack. */

@@ -76,7 +76,7 @@ static void gemm(attn_ctx *ctx, attn__gemm_op ta, attn__gemm_op tb, int64_t M, i
                  int64_t K, const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
                  float *c)
 {
-    attn__gemm_args g = {M, N, K, ta, tb, a, b, NULL, lda, ldb, beta, c, N};
+    attn__gemm_args g = {M, N, K, ta, tb, a, b, NULL, lda, ldb, beta, c, N, NULL};
     attn__gemm(ctx, &g);
 }
 

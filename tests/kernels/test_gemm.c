@@ -15,7 +15,9 @@
  * by about one |a b| term, far above it. */
 #include "test.h"
 
+#include "core/half.h"
 #include "core/toolkit_kernels.h"
+#include "kernels/nn_kernels.h"
 #include "kernels/table.h"
 
 #include <stdlib.h>
@@ -93,7 +95,7 @@ static void prob_free(prob *p)
 static attn__gemm_args args_of(const prob *p, float beta, const float *bp)
 {
     attn__gemm_args g = {p->M, p->N, p->K, p->ta, p->tb, p->a, p->b, bp,
-                         p->lda, p->ldb, beta, p->c, p->ldc};
+                         p->lda, p->ldb, beta, p->c, p->ldc, NULL};
     return g;
 }
 
@@ -195,6 +197,74 @@ static void kernel_vs_double(attn__isa isa)
 T_TEST(kernels_gemm_portable_vs_double) { kernel_vs_double(ATTN__ISA_PORTABLE); }
 T_TEST(kernels_gemm_avx2_vs_double) { kernel_vs_double(ATTN__ISA_AVX2); }
 T_TEST(kernels_gemm_avx512_vs_double) { kernel_vs_double(ATTN__ISA_AVX512); }
+
+/* ---- bfloat16 weights ------------------------------------------------------------- */
+
+/* The grid again with op(B) rounded to bfloat16 and packed so
+ * (attn__gemm_pack_b_bf16) and A rounded by attn__round_bf16: against the
+ * double twin on the rounded values (the same bound: the products are
+ * exact, only the sums round), the packing against the scalar rounding of
+ * core/half.h, and, as the products are exact, bit for bit against the
+ * portable kernel's C (fused and unfused chains agree). */
+static void kernel_bf16_vs_double(attn__isa isa)
+{
+    const attn__gemm_kernel *k = isa_gemm(isa), *port = &attn__gemm_portable;
+    if (k == NULL) return;
+    uint64_t rng = 0xBF16u + (uint64_t)k->nr;
+    size_t nm = sizeof Ms / sizeof Ms[0], nn = sizeof Ns / sizeof Ns[0], nk = sizeof Ks / sizeof Ks[0];
+    double worst = 0.0;
+    long count = 0, packs_bad = 0, differ = 0;
+    for (size_t x = 0; x < nm * nn * 2; x++) {
+        size_t pair = x / 2;
+        int64_t M = Ms[pair / nn], N = Ns[pair % nn], K = Ks[(pair * 3 + x + pair / nn) % nk];
+        attn__gemm_op ta = (attn__gemm_op)(x % 2), tb = (attn__gemm_op)(pair % 2);
+        prob p = prob_make(M, N, K, ta, tb, &rng);
+        int64_t nb = (tb == ATTN__GEMM_N ? K : N) * p.ldb, np = attn__gemm_packed_floats(k, N, K);
+        attn__round_bf16(p.a, (ta == ATTN__GEMM_N ? M : K) * p.lda, p.a);
+        uint16_t *bp = xalloc((size_t)np * sizeof(uint16_t));
+        uint16_t *pp = xalloc((size_t)attn__gemm_packed_floats(port, N, K) * sizeof(uint16_t));
+        attn__gemm_pack_b_bf16(k, p.b, p.ldb, tb, N, K, bp); /* from the unrounded B */
+        attn__gemm_pack_b_bf16(port, p.b, p.ldb, tb, N, K, pp);
+        for (int64_t e = 0; e < np; e++) { /* panel e / (K nr), k, column */
+            int64_t q = e / (K * k->nr), kk = e % (K * k->nr) / k->nr, j = q * k->nr + e % k->nr;
+            uint16_t want = j < N ? attn__f32_to_bf16(op_b(&p, kk, j)) : 0;
+            packs_bad += bp[e] != want;
+        }
+        attn__round_bf16(p.b, nb, p.b); /* the twin's B */
+        float *first = xalloc((size_t)(p.M * p.ldc) * sizeof(float));
+        for (int beta = 0; beta < 2; beta++) {
+            twin(&p, (float)beta);
+            attn__gemm_args g = args_of(&p, (float)beta, NULL);
+            g.b = NULL; /* unused: the panels are */
+            g.bp16 = pp;
+            c_start(&p, (float)beta);
+            attn__gemm_serial(port, &g);
+            memcpy(first, p.c, (size_t)(p.M * p.ldc) * sizeof(float));
+            g.bp16 = bp;
+            c_start(&p, (float)beta);
+            attn__gemm_serial(k, &g);
+            bool pad_ok;
+            double e = check_c(&p, &pad_ok);
+            T_CHECK(pad_ok);
+            T_LE(e, 1.0);
+            if (!(e <= worst)) worst = e;
+            differ += memcmp(first, p.c, (size_t)(p.M * p.ldc) * sizeof(float)) != 0;
+            count++;
+        }
+        free(first);
+        free(bp);
+        free(pp);
+        prob_free(&p);
+    }
+    T_EQ_INT(packs_bad, 0);
+    T_EQ_INT(differ, 0);
+    printf("  gemm %s, bfloat16 B: %ld products vs double, worst error / bound %.3g; "
+           "%ld differ from the portable kernel's bits\n", k->name, count, worst, differ);
+}
+
+T_TEST(kernels_gemm_bf16_portable_vs_double) { kernel_bf16_vs_double(ATTN__ISA_PORTABLE); }
+T_TEST(kernels_gemm_bf16_avx2_vs_double) { kernel_bf16_vs_double(ATTN__ISA_AVX2); }
+T_TEST(kernels_gemm_bf16_avx512_vs_double) { kernel_bf16_vs_double(ATTN__ISA_AVX512); }
 
 /* ---- the same bits everywhere ------------------------------------------------------ */
 

@@ -77,6 +77,9 @@
     X(kernels_gemm_portable_vs_double) \
     X(kernels_gemm_avx2_vs_double) \
     X(kernels_gemm_avx512_vs_double) \
+    X(kernels_gemm_bf16_portable_vs_double) \
+    X(kernels_gemm_bf16_avx2_vs_double) \
+    X(kernels_gemm_bf16_avx512_vs_double) \
     X(kernels_gemm_bitwise_across_threads_and_packing) \
     X(kernels_gemm_empty_products) \
     X(kernels_rows_portable_vs_double) \
@@ -208,6 +211,7 @@
     X(bert_argument_checks) \
     X(bert_attention_maps_vs_naive_double) \
     X(bert_bitwise_across_thread_counts) \
+    X(bert_bf16_vs_naive_double) \
     X(bert_config_catalogue) \
     X(bert_corrupt_weight_catalogue) \
     X(bert_forward_vs_naive_double) \

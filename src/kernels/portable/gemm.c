@@ -14,6 +14,7 @@
  * in any block, the blocks may depend on the thread count. */
 #include "kernels/nn_kernels.h"
 
+#include "core/half.h"
 #include "core/run.h"
 
 #include <string.h>
@@ -62,6 +63,28 @@ static void micro_portable(int64_t kc, const float *a, int64_t a_rs, int64_t a_k
         for (int j = 0; j < nr; j++) c[i * ldc + j] = t[i][j];
 }
 
+/* The same with B in bfloat16 panels (core/toolkit_kernels.h). */
+static void micro_portable_bf16(int64_t kc, const float *a, int64_t a_rs, int64_t a_ks,
+                                const uint16_t *b, float *c, int64_t ldc, int mr, int nr, int acc)
+{
+    float t[P_MR][P_NR];
+    int64_t off[P_MR];
+    for (int i = 0; i < P_MR; i++) {
+        off[i] = (i < mr ? i : 0) * a_rs;
+        for (int j = 0; j < P_NR; j++) t[i][j] = acc && i < mr && j < nr ? c[i * ldc + j] : 0.0f;
+    }
+    for (int64_t k = 0; k < kc; k++, a += a_ks, b += P_NR) {
+        float bk[P_NR];
+        for (int j = 0; j < P_NR; j++) bk[j] = attn__bf16_to_f32(b[j]);
+        for (int i = 0; i < P_MR; i++) {
+            float av = a[off[i]];
+            for (int j = 0; j < P_NR; j++) t[i][j] += av * bk[j];
+        }
+    }
+    for (int i = 0; i < mr; i++)
+        for (int j = 0; j < nr; j++) c[i * ldc + j] = t[i][j];
+}
+
 /* ---- packing ------------------------------------------------------------------ */
 
 int64_t attn__gemm_packed_floats(const attn__gemm_kernel *k, int64_t N, int64_t K)
@@ -83,7 +106,7 @@ static void pack_t_portable(const float *b, int64_t ldb, int w, int64_t kc, floa
 }
 
 const attn__gemm_kernel attn__gemm_portable = {"portable", P_MR, P_NR, micro_portable,
-                                               pack_t_portable};
+                                               pack_t_portable, micro_portable_bf16};
 
 /* dst = op(B)[k0 .. k0 + kc, n0 .. n0 + nc] in panels of k's nr columns,
  * panel after panel ([kc][nr] each), zeros past column N. */
@@ -110,6 +133,24 @@ void attn__gemm_pack_b(const attn__gemm_kernel *k, const float *b, int64_t ldb, 
     pack_block(k, b, ldb, tb, N, 0, cdiv(N, k->nr) * k->nr, 0, K, bp);
 }
 
+void attn__gemm_pack_b_bf16(const attn__gemm_kernel *k, const float *b, int64_t ldb,
+                            attn__gemm_op tb, int64_t N, int64_t K, uint16_t *bp)
+{
+    int nr = k->nr;
+    for (int64_t p0 = 0; p0 < N; p0 += nr, bp += K * nr)
+        for (int64_t j = 0; j < nr; j++) /* column j of the panel is column p0 + j of op(B) */
+            for (int64_t q = 0; q < K; q++) {
+                float v = p0 + j >= N ? 0.0f : tb == ATTN__GEMM_N ? b[q * ldb + p0 + j]
+                                                                  : b[(p0 + j) * ldb + q];
+                bp[q * nr + j] = attn__f32_to_bf16(v);
+            }
+}
+
+void attn__round_bf16(const float *x, int64_t n, float *y)
+{
+    for (int64_t i = 0; i < n; i++) y[i] = attn__bf16_to_f32(attn__f32_to_bf16(x[i]));
+}
+
 /* ---- blocks of C ------------------------------------------------------------------ */
 
 /* K in chunks of equal size, at most KC, or KC_T when A is stored [K, M]:
@@ -122,44 +163,53 @@ static int64_t chunk_k(const attn__gemm_args *g)
 }
 
 /* C[m0 .. m1, panels p0 .. p1) over k in [k0, k0 + kc), B's panel p chunk at
- * bp + (p - p0) * pstride (already offset to k0). */
+ * bp + (p - p0) * pstride (already offset to k0), or, with bp NULL, in
+ * bfloat16 at bp16 + (p - p0) * pstride. */
 static void block(const attn__gemm_kernel *k, const attn__gemm_args *g, int64_t m0, int64_t m1,
                   int64_t p0, int64_t p1, int64_t k0, int64_t kc, const float *bp,
-                  int64_t pstride)
+                  const uint16_t *bp16, int64_t pstride)
 {
     int acc = k0 > 0 || g->beta != 0.0f;
     int64_t a_rs = g->ta == ATTN__GEMM_N ? g->lda : 1, a_ks = g->ta == ATTN__GEMM_N ? 1 : g->lda;
     for (int64_t p = p0; p < p1; p++) {
         int nr = (int)min64(k->nr, g->N - p * k->nr);
-        const float *b = bp + (p - p0) * pstride;
         for (int64_t i = m0; i < m1; i += k->mr) {
             int mr = (int)min64(k->mr, m1 - i);
-            k->micro(kc, g->a + i * a_rs + k0 * a_ks, a_rs, a_ks, b, g->c + i * g->ldc + p * k->nr,
-                     g->ldc, mr, nr, acc);
+            const float *a = g->a + i * a_rs + k0 * a_ks;
+            float *c = g->c + i * g->ldc + p * k->nr;
+            if (bp)
+                k->micro(kc, a, a_rs, a_ks, bp + (p - p0) * pstride, c, g->ldc, mr, nr, acc);
+            else
+                k->micro_bf16(kc, a, a_rs, a_ks, bp16 + (p - p0) * pstride, c, g->ldc, mr, nr,
+                              acc);
         }
     }
 }
 
-/* C[m0 .. m1, panels p0 .. p1): from the whole packed op(B) at bp, or, with
- * bp NULL, packing each panel chunk into a buffer on the stack. Panels go
+/* C[m0 .. m1, panels p0 .. p1): from the whole packed op(B) at bp (or in
+ * bfloat16 at g->bp16), or, with neither, packing each panel chunk into a
+ * buffer on the stack. Panels go
  * in groups of NC columns, so that the group's block of C stays in L2
  * while the k chunks pass. */
 static void block_all_k(const attn__gemm_kernel *k, const attn__gemm_args *g, int64_t m0,
                         int64_t m1, int64_t p0, int64_t p1, const float *bp)
 {
     int64_t kc = chunk_k(g), group = NC / k->nr;
+    if (g->bp16) bp = NULL; /* the bfloat16 panels win */
     float stack[KC * ATTN__GEMM_NR_MAX + ALIGN / sizeof(float)], *buf = aligned(stack);
     for (int64_t q0 = p0; q0 < p1; q0 += group) {
         int64_t q1 = min64(p1, q0 + group);
         for (int64_t k0 = 0; k0 < g->K; k0 += kc) {
             int64_t kn = min64(kc, g->K - k0);
-            if (bp) {
-                block(k, g, m0, m1, q0, q1, k0, kn, bp + (q0 * g->K + k0) * k->nr, g->K * k->nr);
+            int64_t at = (q0 * g->K + k0) * k->nr;
+            if (bp || g->bp16) {
+                block(k, g, m0, m1, q0, q1, k0, kn, bp ? bp + at : NULL,
+                      bp ? NULL : g->bp16 + at, g->K * k->nr);
                 continue;
             }
             for (int64_t p = q0; p < q1; p++) {
                 pack_block(k, g->b, g->ldb, g->tb, g->N, p * k->nr, k->nr, k0, kn, buf);
-                block(k, g, m0, m1, p, p + 1, k0, kn, buf, 0);
+                block(k, g, m0, m1, p, p + 1, k0, kn, buf, NULL, 0);
             }
         }
     }
@@ -206,7 +256,8 @@ static int64_t task_count(int64_t work, int64_t unit, int64_t most)
 static plan make_plan(const attn__gemm_kernel *k, const attn__gemm_args *g, int threads)
 {
     plan p = {k, g, g->bp, cdiv(g->N, k->nr), 0, 0, 0, 0, 0};
-    int64_t tiles = cdiv(g->M, k->mr), rb = cdiv(g->M, g->bp ? ROWS : ROWS_PACKING), work;
+    int64_t tiles = cdiv(g->M, k->mr), rb = cdiv(g->M, g->bp || g->bp16 ? ROWS : ROWS_PACKING);
+    int64_t work;
     int64_t want = threads * TASKS_PER_THREAD < 8 ? 8 : threads * TASKS_PER_THREAD;
     p.rows = cdiv(tiles, rb) * k->mr;
     p.rb = cdiv(g->M, p.rows);

@@ -24,13 +24,31 @@ typedef struct {
 
 struct attn_bert {
     attn_bert_config c;
+    attn_dtype dtype;            /* of the dense layers: F32 (the default) or BF16 */
     float *params;               /* every parameter, one block */
     float *word, *pos, *type;    /* [vocab, H], [max_position, H], [type_vocab, H] */
     float *emb_ln_w, *emb_ln_b;  /* [H] */
     bert_layer *layers;          /* [n_layers] */
-    float *packed;               /* the panels of every layer (one block) */
+    float *packed;               /* F32: the panels of every layer (one block) */
+    void *packed16_block;        /* BF16: the same in bfloat16 (the block, */
+    uint16_t *packed16;          /*   and its first panel, on a cache line) */
     const attn__gemm_kernel *pack_kernel; /* the GEMM kernel the panels are for */
 };
+
+/* weights.c: where a layer's four dense weights sit in a block of panels
+ * for GEMM kernel k: layer l's qkv, o, i, o2 panels start at element
+ * l * per + at[0..3]. */
+enum { BERT_QKV, BERT_O, BERT_I, BERT_O2 };
+typedef struct {
+    int64_t per, at[4];
+} bert_panels;
+bert_panels attn__bert_panels(const attn_bert_config *c, const attn__gemm_kernel *k);
+
+/* weights.c: *panels = every layer's dense weights rounded to bfloat16 and
+ * packed for k (bert_panels order), in *block (to attn_release). fn names
+ * the caller in the error. */
+attn_status attn__bert_pack_bf16(const char *fn, const attn_bert *m, const attn__gemm_kernel *k,
+                                 void **block, uint16_t **panels);
 
 /* config.c: the model's config from config.json at path, then
  * max_seq_length (into c) from sentence_bert_config.json at path. */

@@ -212,34 +212,123 @@ static attn_status check_parameters(const attn_safetensors *f, const char *what,
 
 enum { ALIGN_FLOATS = 16 }; /* a cache line */
 
-/* The panels of every layer's dense weights, for the best GEMM kernel. */
-static attn_status pack_weights(attn_bert *m)
+bert_panels attn__bert_panels(const attn_bert_config *c, const attn__gemm_kernel *k)
+{
+    int64_t H = c->hidden_size, F = c->intermediate_size;
+    bert_panels p;
+    p.at[BERT_QKV] = 0;
+    p.at[BERT_O] = attn__gemm_packed_floats(k, 3 * H, H);
+    p.at[BERT_I] = p.at[BERT_O] + attn__gemm_packed_floats(k, H, H);
+    p.at[BERT_O2] = p.at[BERT_I] + attn__gemm_packed_floats(k, F, H);
+    p.per = p.at[BERT_O2] + attn__gemm_packed_floats(k, H, F);
+    return p;
+}
+
+/* The weight of layer L that a panel index names, with its in (K) and out
+ * (N) sizes: each weight is [out, in], op(B) = w^T. */
+static const float *weight_of(const attn_bert_config *c, const bert_layer *L, int which,
+                              int64_t *in, int64_t *out)
+{
+    int64_t H = c->hidden_size, F = c->intermediate_size;
+    *in = which == BERT_O2 ? F : H;
+    *out = which == BERT_QKV ? 3 * H : which == BERT_I ? F : H;
+    return which == BERT_QKV ? L->wqkv : which == BERT_O ? L->wo : which == BERT_I ? L->wi : L->wo2;
+}
+
+/* *base = a block of n_layers * per elements of `size` bytes, from a cache
+ * line; *block is what to release. */
+static attn_status panel_block(const char *fn, const attn_bert_config *c, int64_t per,
+                               size_t size, void **block, void **base)
+{
+    int64_t all;
+    *block = *base = NULL;
+    if (!attn__mul(per, c->n_layers, &all))
+        return attn_fail(ATTN_OVERFLOW, "%s: the packed weights' size overflows", fn);
+    *block = attn_alloc((size_t)all * size + ALIGN_FLOATS * sizeof(float));
+    if (*block == NULL) return attn_fail(ATTN_NO_MEMORY, "%s: no memory for the packed weights", fn);
+    uintptr_t mis = (uintptr_t)*block % (ALIGN_FLOATS * sizeof(float));
+    *base = mis ? (char *)*block + ALIGN_FLOATS * sizeof(float) - mis : *block;
+    return ATTN_OK;
+}
+
+/* The panels of every layer's dense weights in float32, for the best GEMM
+ * kernel: m->packed (the old block released). */
+static attn_status pack_weights(const char *fn, attn_bert *m)
 {
     const attn__gemm_kernel *k = attn__ctx_toolkit(NULL)->gemm;
-    int64_t H = m->c.hidden_size, F = m->c.intermediate_size;
-    int64_t nq = attn__gemm_packed_floats(k, 3 * H, H), no = attn__gemm_packed_floats(k, H, H);
-    int64_t ni = attn__gemm_packed_floats(k, F, H), per = nq + no + ni + attn__gemm_packed_floats(k, H, F);
-    int64_t all;
-    ATTN__MUL("attn_bert_load", per, m->c.n_layers, &all);
-    m->packed = attn_alloc((size_t)(all + ALIGN_FLOATS) * sizeof(float));
-    if (m->packed == NULL)
-        return attn_fail(ATTN_NO_MEMORY, "attn_bert_load: no memory for the packed weights");
-    m->pack_kernel = k;
-    uintptr_t mis = (uintptr_t)m->packed % (ALIGN_FLOATS * sizeof(float)); /* from a cache line */
-    float *base = mis ? (float *)(void *)((char *)m->packed + ALIGN_FLOATS * sizeof(float) - mis)
-                      : m->packed;
-    for (int64_t l = 0; l < m->c.n_layers; l++) { /* each weight [out, in]: op(B) = w^T */
+    bert_panels p = attn__bert_panels(&m->c, k);
+    void *block, *at;
+    attn_status st = panel_block(fn, &m->c, p.per, sizeof(float), &block, &at);
+    if (st != ATTN_OK) return st;
+    float *base = at;
+    for (int64_t l = 0; l < m->c.n_layers; l++) {
         bert_layer *L = &m->layers[l];
-        L->pqkv = base + l * per;
-        L->po = L->pqkv + nq;
-        L->pi = L->po + no;
-        L->po2 = L->pi + ni;
-        attn__gemm_pack_b(k, L->wqkv, H, ATTN__GEMM_T, 3 * H, H, L->pqkv);
-        attn__gemm_pack_b(k, L->wo, H, ATTN__GEMM_T, H, H, L->po);
-        attn__gemm_pack_b(k, L->wi, H, ATTN__GEMM_T, F, H, L->pi);
-        attn__gemm_pack_b(k, L->wo2, F, ATTN__GEMM_T, H, F, L->po2);
+        float **dst[4] = {&L->pqkv, &L->po, &L->pi, &L->po2};
+        for (int w = 0; w < 4; w++) {
+            int64_t in, out;
+            const float *src = weight_of(&m->c, L, w, &in, &out);
+            *dst[w] = base + l * p.per + p.at[w];
+            attn__gemm_pack_b(k, src, in, ATTN__GEMM_T, out, in, *dst[w]);
+        }
     }
+    attn_release(m->packed);
+    m->packed = block;
+    m->pack_kernel = k;
     return ATTN_OK;
+}
+
+attn_status attn__bert_pack_bf16(const char *fn, const attn_bert *m, const attn__gemm_kernel *k,
+                                 void **block, uint16_t **panels)
+{
+    bert_panels p = attn__bert_panels(&m->c, k);
+    void *at;
+    attn_status st = panel_block(fn, &m->c, p.per, sizeof(uint16_t), block, &at);
+    if (st != ATTN_OK) return st;
+    uint16_t *base = at;
+    for (int64_t l = 0; l < m->c.n_layers; l++)
+        for (int w = 0; w < 4; w++) {
+            int64_t in, n;
+            const float *src = weight_of(&m->c, &m->layers[l], w, &in, &n);
+            attn__gemm_pack_b_bf16(k, src, in, ATTN__GEMM_T, n, in, base + l * p.per + p.at[w]);
+        }
+    *panels = base;
+    return ATTN_OK;
+}
+
+attn_status attn_bert_set_dtype(attn_bert *m, attn_dtype dtype)
+{
+    ATTN__NOT_NULL(__func__, m);
+    if (dtype != ATTN_DTYPE_F32 && dtype != ATTN_DTYPE_BF16)
+        return attn_fail(ATTN_BAD_DTYPE, "%s: argument 'dtype' is %s; the dense layers run in "
+                         "F32 or BF16", __func__, attn_dtype_name(dtype));
+    if (dtype == m->dtype) return ATTN_OK;
+    if (dtype == ATTN_DTYPE_F32) {
+        attn_status st = pack_weights(__func__, m);
+        if (st != ATTN_OK) return st;
+        attn_release(m->packed16_block);
+        m->packed16_block = NULL;
+        m->packed16 = NULL;
+    } else {
+        const attn__gemm_kernel *k = attn__ctx_toolkit(NULL)->gemm;
+        void *block;
+        uint16_t *h;
+        attn_status st = attn__bert_pack_bf16(__func__, m, k, &block, &h);
+        if (st != ATTN_OK) return st;
+        attn_release(m->packed);
+        m->packed = NULL;
+        for (int64_t l = 0; l < m->c.n_layers; l++)
+            m->layers[l].pqkv = m->layers[l].po = m->layers[l].pi = m->layers[l].po2 = NULL;
+        m->packed16_block = block;
+        m->packed16 = h;
+        m->pack_kernel = k;
+    }
+    m->dtype = dtype;
+    return ATTN_OK;
+}
+
+attn_dtype attn_bert_get_dtype(const attn_bert *m)
+{
+    return m ? m->dtype : ATTN_DTYPE_F32;
 }
 
 /* ---- loading -------------------------------------------------------------------------------- */
@@ -289,6 +378,7 @@ static attn_status alloc_model(const attn_bert_config *c, attn_bert **out)
                          (long long)(all + emb_floats));
     }
     m->c = *c;
+    m->dtype = ATTN_DTYPE_F32;
     set_pointers(m);
     *out = m;
     return ATTN_OK;
@@ -328,7 +418,7 @@ static attn_status load_weights(const char *path, const attn_bert_config *c, att
     attn_bert *m = NULL;
     if (st == ATTN_OK) st = alloc_model(c, &m);
     if (st == ATTN_OK) st = read_parameters(f, what, prefix, m);
-    if (st == ATTN_OK) st = pack_weights(m);
+    if (st == ATTN_OK) st = pack_weights("attn_bert_load", m);
     attn_safetensors_free(f);
     if (st != ATTN_OK) {
         attn_bert_free(m);
@@ -374,6 +464,7 @@ void attn_bert_free(attn_bert *m)
     if (m == NULL) return;
     attn_release(m->params);
     attn_release(m->packed);
+    attn_release(m->packed16_block);
     attn_release(m->layers);
     attn_release(m);
 }

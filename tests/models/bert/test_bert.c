@@ -170,6 +170,21 @@ static const char *write_tiny(const tiny *m, const char *dir_name)
 
 /* ---- the naive double-precision reference --------------------------------------------- */
 
+/* With naive_bf16 set, the twin of attn_bert_set_dtype(BF16): each dense
+ * layer's weights and input rounded to bfloat16 (the input from its
+ * float32 rounding, as attn holds it), the rest in double as before. */
+static bool naive_bf16;
+
+static double bf16_of(double v)
+{
+    uint32_t u;
+    float f = (float)v;
+    memcpy(&u, &f, sizeof u);
+    u = (u + 0x7FFFu + ((u >> 16) & 1u)) & 0xFFFF0000u; /* to nearest, ties to even (finite) */
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
 /* y [n, out] = x [n, in] w^T + b */
 static void lin(const double *x, int64_t n, int64_t in, const float *w, const float *b,
                 int64_t out, double *y)
@@ -177,7 +192,9 @@ static void lin(const double *x, int64_t n, int64_t in, const float *w, const fl
     for (int64_t r = 0; r < n; r++)
         for (int64_t o = 0; o < out; o++) {
             double acc = b[o];
-            for (int64_t i = 0; i < in; i++) acc += x[r * in + i] * (double)w[o * in + i];
+            for (int64_t i = 0; i < in; i++)
+                acc += naive_bf16 ? bf16_of(x[r * in + i]) * bf16_of(w[o * in + i])
+                                  : x[r * in + i] * (double)w[o * in + i];
             y[r * out + o] = acc;
         }
 }
@@ -410,6 +427,89 @@ T_TEST(bert_bitwise_across_thread_counts)
     for (int e = 0; e < B * S * H; e++)
         for (int p = 1; p < 3; p++) paths = fmax(paths, fabs(first[0][e] - first[p][e]));
     T_LE(paths, 2e-5);
+    attn_bert_free(b);
+    tiny_free(&m);
+}
+
+/* The root mean square of hidden - ref over the real rows. */
+static double batch_rms(const double *ref, const int64_t *lens, int64_t B, int64_t S,
+                        const float *hidden)
+{
+    double sum = 0;
+    int64_t n = 0;
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t e = b * S * H; e < (b * S + lens[b]) * H; e++, n++)
+            sum += (hidden[e] - ref[e]) * (hidden[e] - ref[e]);
+    return sqrt(sum / (double)n);
+}
+
+/* ---- bfloat16 dense layers ------------------------------------------------------------------ */
+
+/* attn_bert_set_dtype(BF16) against the naive twin with bfloat16 dense
+ * layers, on every ctx kernel (TILED packs the bfloat16 panels per call)
+ * and 1-3 threads (bitwise the same); far from the float32 twin, so the
+ * comparison can tell the two apart; back to F32 gives the float32 model's
+ * bits again; other dtypes are refused. */
+T_TEST(bert_bf16_vs_naive_double)
+{
+    tiny m;
+    tiny_make(&m, 21);
+    attn_bert *b = load_tiny(&m, "bf16");
+    enum { B = 3, S = 23 };
+    int64_t lens[B] = {23, 5, 14};
+    int32_t ids[B * S];
+    random_ids(ids, lens, B, S, 6);
+    static double ref[B * S * H], ref32[B * S * H];
+    static float f32[B * S * H], hidden[B * S * H], first[B * S * H], emb[B * H];
+    for (int s = 0; s < B; s++) {
+        naive_forward(&m, ids + s * S, (int)lens[s], ref32 + s * S * H, -1, -1, NULL);
+        naive_bf16 = true;
+        naive_forward(&m, ids + s * S, (int)lens[s], ref + s * S * H, -1, -1, NULL);
+        naive_bf16 = false;
+    }
+    attn_ctx *ctx = t_ctx(2);
+    T_EQ_STATUS(attn_bert_forward(ctx, b, ids, lens, B, S, f32), ATTN_OK);
+    T_EQ_INT(attn_bert_get_dtype(b), ATTN_DTYPE_F32);
+    T_EQ_STATUS(attn_bert_set_dtype(b, ATTN_DTYPE_F16), ATTN_BAD_DTYPE);
+    T_CHECK(strstr(attn_last_error(), "'dtype'") != NULL);
+    T_EQ_STATUS(attn_bert_set_dtype(NULL, ATTN_DTYPE_BF16), ATTN_NULL_ARG);
+    T_EQ_STATUS(attn_bert_set_dtype(b, ATTN_DTYPE_BF16), ATTN_OK);
+    T_EQ_STATUS(attn_bert_set_dtype(b, ATTN_DTYPE_BF16), ATTN_OK); /* again: nothing to do */
+    T_EQ_INT(attn_bert_get_dtype(b), ATTN_DTYPE_BF16);
+    double worst = 0, apart;
+    for (int k = 0; k < T_KERNELS; k++) {
+        if (!t_kernel_available(t_kernels[k])) continue;
+        for (int threads = 1; threads <= 3; threads++) {
+            attn_ctx *c = t_ctx(threads);
+            T_EQ_STATUS(attn_ctx_set_kernel(c, t_kernels[k]), ATTN_OK);
+            memset(hidden, 0x7F, sizeof hidden);
+            T_EQ_STATUS(attn_bert_forward(c, b, ids, lens, B, S, hidden), ATTN_OK);
+            if (threads == 1) memcpy(first, hidden, sizeof first);
+            T_CHECK(memcmp(first, hidden, sizeof first) == 0);
+            worst = fmax(worst, batch_error(ref, lens, B, S, hidden));
+            T_EQ_STATUS(attn_bert_embed(c, b, ids, lens, B, S, emb), ATTN_OK);
+            static double h64[B * S * H]; /* the embedding pools this hidden state */
+            for (int e = 0; e < B * S * H; e++) h64[e] = hidden[e];
+            T_LE(embed_error(h64, lens, B, S, emb), 1e-6);
+            attn_ctx_set_kernel(c, ATTN_KERNEL_AUTO);
+        }
+    }
+    apart = batch_error(ref32, lens, B, S, first);
+    double rms = batch_rms(ref, lens, B, S, first), rms32 = batch_rms(ref32, lens, B, S, first);
+    /* Not element for element: where attn's float32 activation and the
+     * twin's double one fall on either side of a bfloat16 rounding point,
+     * the two round to neighbours (a few elements a layer), and that spreads
+     * through the next attention; so the measure is the RMS over the batch,
+     * held well below the float32 twin's (a dense input left unrounded
+     * doubles it: 6.4e-4 here; 1.3e-3 and 1.6e-3 with the FFN's or the
+     * attention output's input left unrounded). */
+    T_LE(worst, 1e-2);
+    T_LE(rms, 1e-3);
+    T_LE(rms, rms32 / 3);
+    printf("  bf16 model vs its double twin: max %.3g rms %.3g (vs the float32 twin: max %.3g rms %.3g)\n", worst, rms, apart, rms32);
+    T_EQ_STATUS(attn_bert_set_dtype(b, ATTN_DTYPE_F32), ATTN_OK);
+    T_EQ_STATUS(attn_bert_forward(ctx, b, ids, lens, B, S, hidden), ATTN_OK);
+    T_CHECK(memcmp(f32, hidden, sizeof hidden) == 0);
     attn_bert_free(b);
     tiny_free(&m);
 }
@@ -763,7 +863,14 @@ T_TEST(bert_out_of_memory)
     float out[B * S * H];
     attn_bert *b = NULL;
     T_EQ_STATUS(attn_bert_load(dir, &b), ATTN_OK);
-    for (int what = 0; what < 4; what++) {
+    float want[B * S * H];
+    T_EQ_STATUS(attn_bert_forward(t_ctx(2), b, ids, lens, B, S, want), ATTN_OK);
+    attn_ctx *tiled = t_ctx(1);
+    T_EQ_STATUS(attn_ctx_set_kernel(tiled, ATTN_KERNEL_TILED), ATTN_OK);
+    /* 0-3: load, forward, embed, maps; 4, 5: to BF16 and back to F32 (a
+     * failure leaves the model as it was); 6: a BF16 forward on a kernel
+     * the panels are not for (they are packed per call) */
+    for (int what = 0; what < 7; what++) {
         long k = 1;
         for (;; k++) {
             counting c = {0, 0, k};
@@ -772,7 +879,10 @@ T_TEST(bert_out_of_memory)
             attn_status st = what == 0   ? attn_bert_load(dir, &lb)
                              : what == 1 ? attn_bert_forward(t_ctx(2), b, ids, lens, B, S, out)
                              : what == 2 ? attn_bert_embed(t_ctx(2), b, ids, lens, B, S, out)
-                                         : attn_bert_attention(t_ctx(2), b, ids, 6, 1, 2, out);
+                             : what == 3 ? attn_bert_attention(t_ctx(2), b, ids, 6, 1, 2, out)
+                             : what == 4 ? attn_bert_set_dtype(b, ATTN_DTYPE_BF16)
+                             : what == 5 ? attn_bert_set_dtype(b, ATTN_DTYPE_F32)
+                                         : attn_bert_forward(tiled, b, ids, lens, B, S, out);
             attn_bert_free(lb);
             attn_set_allocator(NULL, NULL, NULL);
             T_EQ_INT(c.live, 0);
@@ -781,9 +891,20 @@ T_TEST(bert_out_of_memory)
                 break;
             }
             T_EQ_STATUS(st, ATTN_NO_MEMORY);
+            if (what == 4 || what == 5) /* unchanged by the failure */
+                T_EQ_INT(attn_bert_get_dtype(b), what == 4 ? ATTN_DTYPE_F32 : ATTN_DTYPE_BF16);
         }
-        T_CHECK(k > 2);
+        T_CHECK(k > (what == 4 || what == 5 ? 1 : 2));
+        if (what == 4) { /* leave it in BF16 for what 5; 6 needs it BF16 too */
+            T_EQ_INT(attn_bert_get_dtype(b), ATTN_DTYPE_BF16);
+        } else if (what == 5) {
+            T_EQ_INT(attn_bert_get_dtype(b), ATTN_DTYPE_F32);
+            T_EQ_STATUS(attn_bert_forward(t_ctx(2), b, ids, lens, B, S, out), ATTN_OK);
+            T_CHECK(memcmp(out, want, sizeof out) == 0);
+            T_EQ_STATUS(attn_bert_set_dtype(b, ATTN_DTYPE_BF16), ATTN_OK);
+        }
     }
+    attn_ctx_set_kernel(tiled, ATTN_KERNEL_AUTO);
     attn_bert_free(b);
     tiny_free(&m);
 }
