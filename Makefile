@@ -68,9 +68,9 @@ test-fma:
 # (On an AVX-512 CPU, test-c runs the real ones; scripts/test_avx512_emu.sh
 # runs them in an emulated AVX-512 CPU and compares digests.)
 test-avx512-emu:
-	cmake -S . -B build-emu512 -DCMAKE_BUILD_TYPE=Release -DATTN_EMULATE_AVX512=ON >/dev/null
+	cmake -S . -B build-emu512 -DCMAKE_BUILD_TYPE=Release -DATTN_EMULATE_AVX512=ON -DATTN_EMULATE_AMX=ON >/dev/null
 	cmake --build build-emu512 -j$(JOBS) --target attn_tests attn_kernel_digest
-	ATTN_TEST_KERNELS=avx512 ./build-emu512/tests/attn_tests --jobs $(JOBS) --configs 600 core ops
+	ATTN_TEST_KERNELS=avx512,amx ./build-emu512/tests/attn_tests --jobs $(JOBS) --configs 600 core ops
 
 # The real AVX-512 build (static) in an emulated AVX-512 CPU (Bochs, Tiger
 # Lake model), for machines without AVX-512: digests against the pair build

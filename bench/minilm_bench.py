@@ -12,8 +12,14 @@ attn runs as `attn embed` does: a ctx of `threads` threads, the dense layers
 on attn's own GEMM (see docs/minilm.md). PyTorch runs with
 torch.set_num_threads(threads) and its defaults otherwise.
 
+Each dtype of --dtypes is a pair of workers: float32 (attn's default against
+sentence-transformers' default) and bfloat16 (attn's MiniLM(dtype="bfloat16")
+against sentence-transformers with its model loaded in torch.bfloat16); the
+ratios compare each attn worker with the PyTorch worker of its dtype, and
+every worker's embeddings are compared with PyTorch float32's.
+
   .venv/bin/python bench/minilm_bench.py [--threads 2] [--runs 7] [--n 256]
-      [--out bench/results_minilm.json] [--quick]
+      [--dtypes f32,bf16] [--out bench/results_minilm.json] [--quick]
 """
 import argparse
 import json
@@ -67,13 +73,13 @@ def model_dir():
 
 # ---- workers: read a command per line, answer with one JSON line ------------------------
 
-def attn_worker(texts, threads):
+def attn_worker(texts, threads, dtype):
     import numpy as np
 
     import attn
     from attn._lib import core
     from attn.models import MiniLM
-    m = MiniLM(model_dir(), threads=threads)
+    m = MiniLM(model_dir(), threads=threads, dtype={"f32": "float32", "bf16": "bfloat16"}[dtype])
     out = {}
     ids = []
 
@@ -90,16 +96,17 @@ def attn_worker(texts, threads):
     if lib_path.startswith(ROOT + os.sep):
         lib_path = os.path.relpath(lib_path, ROOT)
     kernel = core.lib.attn_ctx_resolved_kernel(core.context(threads))
-    info = {"library": lib_path, "attn": attn.__version__,
+    info = {"library": lib_path, "attn": attn.__version__, "dtype": m.dtype,
             "ctx_kernel": core.lib.attn_kernel_name(kernel).decode()}
     return info, {"model": embed, "text": lambda: (tokenize(), embed())}, lambda: out["emb"]
 
 
-def torch_worker(texts, threads):
+def torch_worker(texts, threads, dtype):
     import torch
     from sentence_transformers import SentenceTransformer
     torch.set_num_threads(threads)
-    st = SentenceTransformer(model_dir(), device="cpu")
+    kw = {"model_kwargs": {"torch_dtype": torch.bfloat16}} if dtype == "bf16" else {}
+    st = SentenceTransformer(model_dir(), device="cpu", **kw)
     st.eval()
     feats = [st.tokenizer(texts[b:b + BATCH], padding=True, truncation=True,
                           max_length=st.max_seq_length, return_tensors="pt")
@@ -108,21 +115,23 @@ def torch_worker(texts, threads):
 
     def model():
         with torch.inference_mode():
-            out["emb"] = torch.cat([st(dict(f))["sentence_embedding"] for f in feats]).numpy()
+            out["emb"] = torch.cat([st(dict(f))["sentence_embedding"]
+                                    for f in feats]).float().numpy()
 
     def text():
         out["emb"] = st.encode(texts, batch_size=BATCH, convert_to_numpy=True)
 
     info = {"torch": torch.__version__, "threads": torch.get_num_threads(),
+            "dtype": str(next(st.parameters()).dtype),
             "mkl": torch.backends.mkl.is_available(),
             "cpu_capability": torch.backends.cpu.get_cpu_capability()}
     return info, {"model": model, "text": text}, lambda: out["emb"]
 
 
-def worker_main(kind, threads, texts_path):
+def worker_main(kind, threads, texts_path, dtype):
     with open(texts_path) as f:
         texts = json.load(f)
-    info, modes, result = (attn_worker if kind == "attn" else torch_worker)(texts, threads)
+    info, modes, result = (attn_worker if kind == "attn" else torch_worker)(texts, threads, dtype)
     for mode in modes.values():  # warm up
         mode()
     print(json.dumps(info), flush=True)
@@ -141,11 +150,12 @@ def worker_main(kind, threads, texts_path):
 # ---- the driver ----------------------------------------------------------------------------
 
 class Worker:
-    def __init__(self, name, kind, threads, texts_path, env):
-        self.name = name
+    def __init__(self, name, kind, threads, texts_path, env, dtype):
+        self.name, self.kind, self.dtype = name, kind, dtype
         self.p = subprocess.Popen([sys.executable, __file__, "--worker", kind, "--threads",
-                                   str(threads), "--texts", texts_path], stdin=subprocess.PIPE,
-                                  stdout=subprocess.PIPE, text=True, env=env)
+                                   str(threads), "--texts", texts_path, "--dtype", dtype],
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                                  env=env)
         self.info = json.loads(self.p.stdout.readline())
 
     def ask(self, cmd):
@@ -168,11 +178,16 @@ def main():
     ap.add_argument("--n", type=int, default=256, help="sentences per run (a multiple of 32)")
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results_minilm.json"))
     ap.add_argument("--quick", action="store_true", help="3 runs of 64 sentences")
+    ap.add_argument("--dtypes", default="f32,bf16", help="f32, bf16 or both (default)")
     ap.add_argument("--worker", choices=["attn", "torch"], help=argparse.SUPPRESS)
     ap.add_argument("--texts", help=argparse.SUPPRESS)
+    ap.add_argument("--dtype", choices=["f32", "bf16"], default="f32", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.worker:
-        return worker_main(a.worker, a.threads, a.texts)
+        return worker_main(a.worker, a.threads, a.texts, a.dtype)
+    dtypes = a.dtypes.split(",")
+    if not dtypes or any(d not in ("f32", "bf16") for d in dtypes):
+        ap.error(f"--dtypes {a.dtypes!r}: give f32, bf16 or f32,bf16")
     if a.quick:
         a.runs, a.n = 3, 64
     from transformers import AutoTokenizer
@@ -180,8 +195,10 @@ def main():
     with open(texts_path, "w") as f:
         json.dump(sentences(a.n, AutoTokenizer.from_pretrained(model_dir())), f)
     base = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
-    workers = [Worker("attn", "attn", a.threads, texts_path, base),
-               Worker("sentence-transformers (PyTorch)", "torch", a.threads, texts_path, base)]
+    names = {("attn", "f32"): "attn", ("torch", "f32"): "sentence-transformers (PyTorch)",
+             ("attn", "bf16"): "attn bf16", ("torch", "bf16"): "sentence-transformers bf16 (PyTorch)"}
+    workers = [Worker(names[kind, d], kind, a.threads, texts_path, base, d)
+               for d in dtypes for kind in ("attn", "torch")]
     times = {w.name: {"model": [], "text": []} for w in workers}
     for r in range(a.runs):
         for mode in ("model", "text"):
@@ -195,7 +212,8 @@ def main():
     for w in workers:
         w.close()
     shutil.rmtree(os.path.dirname(texts_path))
-    ref_name = workers[-1].name
+    peer = {w.dtype: w.name for w in workers if w.kind == "torch"}
+    ref_name = peer.get("f32")
     results = {}
     for w in workers:
         res = {"info": w.info}
@@ -203,11 +221,15 @@ def main():
             med = statistics.median(times[w.name][mode])
             res[mode] = {"median_s": med, "sentences_per_s": a.n / med,
                          "runs_s": times[w.name][mode]}
-        res["max_abs_diff_vs_pytorch"] = float(np.abs(embs[w.name] - embs[ref_name]).max())
+        if ref_name:  # against PyTorch float32
+            e, r = embs[w.name], embs[ref_name]
+            res["max_abs_diff_vs_pytorch"] = float(np.abs(e - r).max())
+            res["min_cosine_vs_pytorch"] = float(((e * r).sum(1) / np.linalg.norm(e, axis=1) /
+                                                  np.linalg.norm(r, axis=1)).min())
         results[w.name] = res
     ratios = {w.name: {mode: results[w.name][mode]["sentences_per_s"] /
-                       results[ref_name][mode]["sentences_per_s"] for mode in ("model", "text")}
-              for w in workers[:-1]}
+                       results[peer[w.dtype]][mode]["sentences_per_s"] for mode in ("model", "text")}
+              for w in workers if w.kind == "attn"}
     summary = {
         "what": f"all-MiniLM-L6-v2, batch {BATCH} x {TOKENS} tokens, {a.n} sentences per run, "
                 f"{a.runs} alternating runs, medians",
@@ -220,7 +242,7 @@ def main():
         json.dump(summary, f, indent=2)
         f.write("\n")
     for name, r in ratios.items():
-        print(f"{name}: {r['model']:.2f}x PyTorch (model), {r['text']:.2f}x (text)")
+        print(f"{name}: {r['model']:.2f}x PyTorch in its dtype (model), {r['text']:.2f}x (text)")
     print(f"wrote {a.out}")
 
 

@@ -107,7 +107,7 @@ static int gather(const char *cmd, char **pos, int n_pos, const char *file, cli_
 
 int cmd_embed(int argc, char **argv)
 {
-    const char *model = NULL, *file = NULL, *format = "json";
+    const char *model = NULL, *file = NULL, *format = "json", *dtype = "f32";
     int64_t batch = 32, threads = 0;
     const opt opts[] = {
         {"--model", OPT_STR, &model, 0, 0, "model directory (default: $ATTN_MINILM_DIR, else .venv's all-MiniLM-L6-v2)"},
@@ -115,11 +115,12 @@ int cmd_embed(int argc, char **argv)
         {"--format", OPT_STR, &format, 0, 0, "json (default): [{\"text\", \"embedding\"}], or tsv: text<TAB>v1<TAB>v2..."},
         {"--batch", OPT_INT, &batch, 1, 4096, "sentences per forward pass (default 32)"},
         {"--threads", OPT_INT, &threads, 0, 256, "threads (default 0 = every CPU)"},
+        {"--dtype", OPT_STR, &dtype, 0, 0, MINILM_DTYPE_HELP},
     };
     char **pos = malloc((size_t)(argc + 1) * sizeof *pos);
     if (!pos) return 1;
     int n_pos, fmt = 0, rc = cli_parse("embed", "[options] SENTENCE... | --file F", argc, argv, opts,
-                                       5, pos, &n_pos, argc);
+                                       6, pos, &n_pos, argc);
     static const char *const formats[] = {"json", "tsv"};
     if (rc == 0) rc = cli_pick("embed", "--format", format, formats, 2, &fmt);
     cli_texts t = {0};
@@ -128,7 +129,8 @@ int cmd_embed(int argc, char **argv)
     float *emb = NULL;
     if (rc == 0 && (rc = minilm_open("embed", "--model", model, threads, &e)) == 0) {
         emb = malloc((size_t)(t.n * e.H + 1) * sizeof *emb);
-        rc = emb ? embed_texts("embed", &e, t.text, t.n, batch, emb) : 1;
+        rc = emb ? minilm_dtype("embed", &e, dtype) : 1;
+        if (rc == 0) rc = embed_texts("embed", &e, t.text, t.n, batch, emb);
         if (rc == 0) print_embeddings(fmt == 0, t.text, t.n, emb, e.H);
         minilm_close(&e);
     }
@@ -177,7 +179,7 @@ static int rank_lines(const float *q, const cli_texts *t, const float *emb, int6
 
 int cmd_similarity(int argc, char **argv)
 {
-    const char *model = NULL, *file = NULL, *query = NULL;
+    const char *model = NULL, *file = NULL, *query = NULL, *dtype = "f32";
     int64_t top = 10, threads = 0, batch = 32;
     const opt opts[] = {
         {"--model", OPT_STR, &model, 0, 0, "model directory (default: $ATTN_MINILM_DIR, else .venv's all-MiniLM-L6-v2)"},
@@ -186,10 +188,11 @@ int cmd_similarity(int argc, char **argv)
         {"--top", OPT_INT, &top, 1, 1e9, "print the K best lines (default 10)"},
         {"--batch", OPT_INT, &batch, 1, 4096, "sentences per forward pass (default 32)"},
         {"--threads", OPT_INT, &threads, 0, 256, "threads (default 0 = every CPU)"},
+        {"--dtype", OPT_STR, &dtype, 0, 0, MINILM_DTYPE_HELP},
     };
     char *pos[3];
     int n_pos, rc = cli_parse("similarity", "[options] A B | --query Q --file F [--top K]", argc,
-                              argv, opts, 6, pos, &n_pos, 2);
+                              argv, opts, 7, pos, &n_pos, 2);
     if (rc) return rc < 0 ? 0 : rc;
     if (!query && !file && n_pos != 2)
         return cli_usage_error("similarity", "%s", "give two sentences A B, or --query Q --file F");
@@ -211,7 +214,8 @@ int cmd_similarity(int argc, char **argv)
     if (rc == 0 && (rc = minilm_open("similarity", "--model", model, threads, &e)) == 0) {
         emb = malloc((size_t)((t.n + 1) * e.H) * sizeof *emb); /* [n + 1, H]: lines, query */
         char *q[1] = {(char *)query};
-        rc = emb ? embed_texts("similarity", &e, t.text, t.n, batch, emb) : 1;
+        rc = emb ? minilm_dtype("similarity", &e, dtype) : 1;
+        if (rc == 0) rc = embed_texts("similarity", &e, t.text, t.n, batch, emb);
         if (rc == 0 && file) rc = embed_texts("similarity", &e, q, 1, 1, emb + t.n * e.H);
         if (rc == 0 && file) rc = rank_lines(emb + t.n * e.H, &t, emb, e.H, top);
         if (rc == 0 && !file) printf("%.6f\n", cosine(emb, emb + e.H, e.H));

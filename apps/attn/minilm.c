@@ -65,3 +65,12 @@ int minilm_open(const char *cmd, const char *dir_opt, const char *given, int64_t
     e->H = attn_bert_get_config(e->m)->hidden_size;
     return 0;
 }
+
+int minilm_dtype(const char *cmd, minilm_engine *e, const char *dtype)
+{
+    static const char *const names[] = {"f32", "bf16"};
+    int which = 0, rc = cli_pick(cmd, "--dtype", dtype, names, 2, &which);
+    if (rc) return rc;
+    attn_status st = attn_bert_set_dtype(e->m, which ? ATTN_DTYPE_BF16 : ATTN_DTYPE_F32);
+    return st == ATTN_OK ? 0 : cli_fail(cmd, st);
+}

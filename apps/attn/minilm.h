@@ -24,5 +24,14 @@ typedef struct {
 int minilm_open(const char *cmd, const char *dir_opt, const char *dir, int64_t threads,
                 minilm_engine *e);
 void minilm_close(minilm_engine *e);
+/* The dense layers' precision from a --dtype value: "f32" (exact, the
+ * default) or "bf16" (attn_bert_set_dtype). Returns 0, or 1 or 2 after a
+ * message. */
+int minilm_dtype(const char *cmd, minilm_engine *e, const char *dtype);
+
+/* The help line of --dtype. */
+#define MINILM_DTYPE_HELP                                                                  \
+    "dense layers in f32 (default: exact) or bf16 (weights and layer inputs rounded to "   \
+    "bfloat16, float32 sums; half the weight memory; cosine >= 0.9999 to f32)"
 
 #endif /* ATTN_CLI_MINILM_H */

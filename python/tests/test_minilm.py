@@ -27,6 +27,7 @@ import subprocess
 import numpy as np
 import pytest
 
+import attn
 from attn.models import MiniLM
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -391,6 +392,56 @@ def test_attention_maps_equal_transformers(bert, ref_ids, capsys):
     assert worst <= 1e-5
 
 
+# ---- bfloat16 dense layers ------------------------------------------------------------------
+
+BF16_COS_MIN = 0.9999
+
+
+def test_bf16_embeddings(ref_ids, ref_emb, capsys):
+    """MiniLM(dtype="bfloat16"): every sentence's cosine to the float32
+    reference >= 0.9999; beside it, the same measure for sentence-transformers
+    with its model in bfloat16 (a subset: PyTorch's bfloat16 is slow on CPUs
+    without AVX512-BF16)."""
+    import torch
+    from sentence_transformers import SentenceTransformer
+    with MiniLM(_model_dir(), threads=2, dtype="bfloat16") as m:
+        assert m.dtype == "bfloat16"
+        emb = np.concatenate([m.embed_ids(ref_ids[i:i + 32]) for i in range(0, len(ref_ids), 32)])
+        alone = np.concatenate([m.embed_ids([x]) for x in ref_ids[::9]])
+    assert emb.dtype == np.float32
+    cos = (emb * ref_emb).sum(1) / np.linalg.norm(emb, axis=1) / np.linalg.norm(ref_emb, axis=1)
+    assert np.abs(alone - emb[::9]).max() <= 1e-6
+    st = SentenceTransformer(_model_dir(), device="cpu", model_kwargs={"torch_dtype": torch.bfloat16})
+    picks = list(range(0, len(SENTENCES), 7))
+    theirs = st.encode([SENTENCES[i] for i in picks], batch_size=32, convert_to_numpy=False)
+    theirs = torch.stack(theirs).float().numpy()
+    tcos = (theirs * ref_emb[picks]).sum(1) / np.linalg.norm(theirs, axis=1) / np.linalg.norm(
+        ref_emb[picks], axis=1)
+    worst = int(cos.argmin())
+    say(capsys, f"\nbfloat16 dense layers: {len(emb)} sentences, smallest cosine to float32 "
+                f"{cos.min():.6f} (sentence {worst}: {SENTENCES[worst][:40]!r}), mean "
+                f"{cos.mean():.6f}; sentence-transformers in bfloat16 on {len(picks)} of them: "
+                f"smallest {tcos.min():.6f}, mean {tcos.mean():.6f} (attn on those: "
+                f"{cos[picks].min():.6f})")
+    assert cos.min() >= BF16_COS_MIN, [(i, float(cos[i])) for i in np.argsort(cos)[:5]]
+    with pytest.raises(attn.BadParamError, match="dtype is 'float16'"):
+        MiniLM(_model_dir(), dtype="float16")
+
+
+def test_cli_embed_bf16(ref_emb):
+    picks = [0, 25, 60, 120, len(SENTENCES) - 1]
+    texts = [SENTENCES[i].replace("\n", " ") for i in picks]
+    p = run("embed", "--dtype", "bf16", "--format", "tsv", *texts)
+    assert p.returncode == 0, p.stderr
+    emb = np.array([[float(v) for v in line.split("\t")[1:]] for line in p.stdout.splitlines()])
+    want = ref_emb[picks]
+    cos = (emb * want).sum(1) / np.linalg.norm(emb, axis=1) / np.linalg.norm(want, axis=1)
+    assert cos.min() >= BF16_COS_MIN, cos
+    assert np.abs(emb - want).max() > 1e-6  # it is not the float32 path
+    q = run("similarity", "--dtype", "bf16", texts[0], texts[1])
+    assert q.returncode == 0 and abs(float(q.stdout) - float(emb[0] @ emb[1])) <= 1e-5, q.stderr
+
+
 # ---- the program -----------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -466,6 +517,7 @@ def test_cli_bert_map(ref, tmp_path):
     (["embed"], 2, "give at least one sentence"),
     (["embed", "--format", "xml", "x"], 2, "--format 'xml' is not one of"),
     (["embed", "--batch", "0", "x"], 2, "--batch must be in"),
+    (["embed", "--dtype", "f16", "x"], 2, "--dtype 'f16' is not one of"),
     (["embed", "--file", "/nonexistent/sentences.txt"], 1, "cannot open"),
     (["embed", "--file", "-", "x"], 2, "not both"),
     (["similarity", "only one"], 2, "give two sentences"),

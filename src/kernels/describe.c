@@ -52,9 +52,15 @@ static void put_isas(writer *w)
             note = " (emulated: a test build of the AVX-512 attention kernels for AVX2, 16 lanes as two ymm "
                    "registers; no AVX-512 instruction runs)";
 #endif
-        put(w, "isa %s (ATTN_KERNEL=%s): %s%s%s\n", attn__isa_name((attn__isa)i),
+#if defined(ATTN_AMX_EMULATED)
+        if (i == ATTN__ISA_AMX)
+            note = " (emulated: a test build whose AMX tiles are C arrays and whose tile instructions are C "
+                   "loops; no AMX instruction runs)";
+#endif
+        const char *manual = attn__isa_manual((attn__isa)i);
+        put(w, "isa %s (ATTN_KERNEL=%s): %s%s%s%s%s\n", attn__isa_name((attn__isa)i),
             attn_kernel_name(attn__isa_kernel((attn__isa)i)), ok ? "available" : "unavailable: ",
-            ok ? "" : why, note);
+            ok ? "" : why, note, ok && manual ? "; only when forced: " : "", ok && manual ? manual : "");
     }
 }
 
@@ -117,7 +123,8 @@ size_t attn__kernels_describe(attn_kernel k, char *buf, size_t cap)
     put_isas(&w);
     attn__isa chosen = isa_of(t);
     if (k == ATTN_KERNEL_AUTO)
-        put(&w, "kernel: auto: %s, the most capable instruction set available\n", attn__isa_name(chosen));
+        put(&w, "kernel: auto: %s, the most capable instruction set available (of those auto may pick)\n",
+            attn__isa_name(chosen));
     else if (k == ATTN_KERNEL_REF)
         put(&w, "kernel: ref (forced): attention and score calls run the float64 reference; the "
                 "nn slots run %s\n", attn__isa_name(chosen));

@@ -4,7 +4,8 @@
  * kernel files (the compile definition ATTN_HAVE_<ISA>). On the first call
  * every table is built once: the portable kernels fill every slot, then an
  * available instruction set overrides the slots it has variants of. AUTO
- * runs the last available entry (the most capable).
+ * runs the last available entry (the most capable) that is not marked
+ * manual (kernels not yet run on real hardware).
  *
  * To add an instruction set: write its kernel files, add them to CMake's
  * list of kernel files, and here write its fill function and point its
@@ -184,9 +185,27 @@ static void fill_avx512(attn__kernels *t)
 #define FILL_AVX512 NULL
 #endif
 
+/* AMX: the AVX-512 table with the BF16 forward's two products on AMX-BF16
+ * tiles (the AVX-512 forward with tiles, sdpa_body.h). Every other slot
+ * and dtype keeps the AVX-512 kernels. A build configured with
+ * ATTN_EMULATE_AMX (with ATTN_EMULATE_AVX512) runs the tiles in C
+ * (kernels/x86/amx.h) and needs AVX2's features only. */
+#if defined(ATTN_HAVE_AMX) && defined(ATTN_HAVE_AVX512) && defined(ATTN_HAVE_AVX2)
+static void fill_amx(attn__kernels *t)
+{
+    fill_avx512(t);
+    t->sdpa[ATTN__SDPA_BF16].forward =
+        (attn__k_forward){ATTN__X86_TILE_Q, attn__avx512_forward_ws_amx, attn__avx512_forward_block_amx};
+    t->filled_by[ATTN__SLOT_SDPA_FORWARD][ATTN__SDPA_BF16] = ATTN__ISA_AMX;
+}
+#define FILL_AMX fill_amx
+#else
+#define FILL_AMX NULL
+#endif
+
 /* ---- the instruction sets ------------------------------------------------------------ */
 
-enum { MAX_NEEDS = 7 };
+enum { MAX_NEEDS = 9 };
 
 typedef struct {
     const char *name;
@@ -195,6 +214,7 @@ typedef struct {
     const char *not_built;             /* what to say then */
     int n_needs;
     attn__feature needs[MAX_NEEDS];    /* CPU features (with the OS's support) */
+    const char *manual;                /* not NULL: AUTO never picks it (why); forcing runs it */
 } isa_entry;
 
 /* AVX-512 fills the attention slots and the toolkit's GEMM and row kernels
@@ -205,6 +225,13 @@ typedef struct {
  * AVX512-BF16 kernels just t->sdpa[ATTN__SDPA_BF16] (and mark only those
  * entries in filled_by): the other combinations keep the kernels of the
  * fills before it. */
+/* The AMX kernels have run only with their tiles emulated (no AMX CPU
+ * where they were written): AUTO leaves them alone until the tests have
+ * passed on one; ATTN_KERNEL=amx runs them. */
+#define AMX_MANUAL                                                                                  \
+    "its kernels have run only with emulated tiles, not yet on an AMX CPU, so auto does not pick " \
+    "it; ATTN_KERNEL=amx runs it"
+
 static const isa_entry isas[ATTN__N_ISA] = {
     [ATTN__ISA_PORTABLE] = {.name = "portable", .kernel = ATTN_KERNEL_TILED, .fill = fill_portable},
     [ATTN__ISA_AVX2] = {.name = "avx2", .kernel = ATTN_KERNEL_AVX2, .fill = FILL_AVX2,
@@ -220,9 +247,18 @@ static const isa_entry isas[ATTN__N_ISA] = {
                           .needs = {ATTN__CPU_AVX512F, ATTN__CPU_AVX512BW, ATTN__CPU_AVX512VL, ATTN__CPU_AVX512DQ,
                                     ATTN__CPU_AVX2, ATTN__CPU_FMA, ATTN__CPU_F16C}},
 #endif
-    [ATTN__ISA_AMX] = {.name = "amx", .kernel = ATTN_KERNEL_AMX, .fill = NULL,
-                       .not_built = "no AMX attention kernels in this build", .n_needs = 4,
-                       .needs = {ATTN__CPU_AMX_TILE, ATTN__CPU_AMX_BF16, ATTN__CPU_AVX512F, ATTN__CPU_AVX512BW}},
+#if defined(ATTN_AMX_EMULATED)
+    [ATTN__ISA_AMX] = {.name = "amx", .kernel = ATTN_KERNEL_AMX, .fill = FILL_AMX,
+                       .not_built = "no AMX attention kernels in this build", .n_needs = 3,
+                       .needs = {ATTN__CPU_AVX2, ATTN__CPU_FMA, ATTN__CPU_F16C}, .manual = AMX_MANUAL},
+#else
+    [ATTN__ISA_AMX] = {.name = "amx", .kernel = ATTN_KERNEL_AMX, .fill = FILL_AMX,
+                       .not_built = "no AMX attention kernels in this build", .n_needs = 9,
+                       .needs = {ATTN__CPU_AMX_TILE, ATTN__CPU_AMX_BF16, ATTN__CPU_AVX512F, ATTN__CPU_AVX512BW,
+                                 ATTN__CPU_AVX512VL, ATTN__CPU_AVX512DQ, ATTN__CPU_AVX2, ATTN__CPU_FMA,
+                                 ATTN__CPU_F16C},
+                       .manual = AMX_MANUAL},
+#endif
 };
 
 enum { WHY_CAP = 512 };
@@ -260,7 +296,7 @@ static void build(void)
         fill_portable(&state.table[i]);
         isas[i].fill(&state.table[i]);
         state.table[i].kernel = isas[i].kernel;
-        state.best = (attn__isa)i;
+        if (isas[i].manual == NULL) state.best = (attn__isa)i;
     }
 }
 
@@ -297,6 +333,11 @@ bool attn__isa_available(attn__isa isa, char *why, size_t cap)
     ready();
     if (!state.usable[isa] && why != NULL && cap > 0) snprintf(why, cap, "%s", state.why[isa]);
     return state.usable[isa];
+}
+
+const char *attn__isa_manual(attn__isa isa)
+{
+    return (int)isa >= 0 && isa < ATTN__N_ISA ? isas[isa].manual : NULL;
 }
 
 const char *attn__isa_name(attn__isa isa)

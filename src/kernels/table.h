@@ -256,6 +256,8 @@ const char *attn__isa_name(attn__isa isa);
 attn_kernel attn__isa_kernel(attn__isa isa);
 /* Whether isa can run here; if not, why[] says what is missing. */
 bool attn__isa_available(attn__isa isa, char *why, size_t cap);
+/* Why AUTO never picks isa (it runs only when forced), or NULL. */
+const char *attn__isa_manual(attn__isa isa);
 
 /* The text of attn_ctx_describe for kernel choice k (describe.c): written
  * into buf [cap] with its NUL when buf is not NULL and it fits; returns its

@@ -207,6 +207,8 @@ FUNCTIONS = [
     ("attn_bert_load", st, ctypes.c_char_p, ctypes.POINTER(c_p)),
     ("attn_bert_free", None, c_p),
     ("attn_bert_get_config", ctypes.POINTER(BertConfig), c_p),
+    ("attn_bert_set_dtype", st, c_p, c_int),
+    ("attn_bert_get_dtype", c_int, c_p),
     ("attn_bert_forward", st, c_p, c_p, c_p, c_p, c_i64, c_i64, c_p),
     ("attn_bert_embed", st, c_p, c_p, c_p, c_p, c_i64, c_i64, c_p),
     ("attn_bert_attention", st, c_p, c_p, c_p, c_i64, c_i64, c_i64, c_p),

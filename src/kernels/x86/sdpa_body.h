@@ -407,6 +407,149 @@ int64_t KN(forward_ws)(const attn__sdpa *p)
     return BQ * p->Dk + p->Dk * BK + BK * dv + 2 * BQ * BK + BQ * dv + BK + 3 * BQ;
 }
 
+#if defined(ATTN_SDPA_AMX)
+/* ---- the AMX-BF16 forward's products (kernels/x86/amx.h) ---------------------
+ *
+ * The same forward with its two products on tiles, for BF16 Q, K and V:
+ * S = Q K^T from Q rows and K^T in bfloat16 (exact: the tensors' own
+ * values; the scale applied to S in float32 afterwards), and O += P V with
+ * P rounded to bfloat16 (as FlashAttention rounds P to the input type) and
+ * V in bfloat16; both sums in the tiles' float32. Everything between the
+ * products (masks, the online softmax, dropout, the NaN and Inf rules) is
+ * the float32 forward's own code. Buffers (bfloat16, in the workspace after
+ * the float32 ones):
+ *   qb [AMX_TQ][dk]       Q's rows, dk = Dk rounded up to 32, zeros past
+ *   kb [dk / 2][BK][2]    K^T as tdpbf16ps's B: d pairs, 16 keys a tile
+ *   vb [BK / 2][dv][2]    V as B: key pairs, 16 columns a tile
+ *   pb [AMX_TQ][BK]       P's rows
+ * A 16-row tile starts at any row of a group, so the float32 S and the
+ * accumulator have 16 rows more than BQ, whose results are never used. */
+#include "kernels/x86/amx.h"
+
+#include "core/half.h"
+
+enum { AMX_TQ = BQ + 16 };
+_Static_assert(BK == 64 && GR % 16 == 0, "the AMX products assume 64-key tiles and 16-row groups");
+
+static int64_t pad32(int64_t n) { return (n + 31) / 32 * 32; }
+
+int64_t KN(forward_ws_amx)(const attn__sdpa *p)
+{
+    int64_t dk = pad32(p->Dk), dv = pad16(p->Dv);
+    return KN(forward_ws)(p) + 16 * (BK + dv) + (AMX_TQ * dk + dk * BK + BK * dv + AMX_TQ * BK) / 2;
+}
+
+/* dst [AMX_TQ][ld] = rows [0, n) of src [.][lds] (d floats each) in
+ * bfloat16, rounded to nearest even; zeros elsewhere. */
+static void amx_rows(const float *src, int64_t lds, int64_t n, int64_t d, uint16_t *dst, int64_t ld)
+{
+    for (int64_t r = 0; r < AMX_TQ; r++) {
+        uint16_t *o = dst + r * ld;
+        int64_t x = 0;
+        if (r < n) {
+            for (; x + 8 <= d; x += 8)
+                _mm_storeu_si128((__m128i *)(void *)(o + x),
+                                 ps_to_half8(_mm256_loadu_ps(src + r * lds + x), ATTN_DTYPE_BF16));
+            for (; x < d; x++) o[x] = attn__f32_to_bf16(src[r * lds + x]);
+        }
+        for (; x < ld; x++) o[x] = 0;
+    }
+}
+
+/* kb [dk / 2][BK][2] from K^T [Dk][BK] (floats holding bfloat16 values). */
+static void amx_kt(const float *kt, int64_t Dk, int64_t dk, uint16_t *kb)
+{
+    for (int64_t pr = 0; pr < dk / 2; pr++)
+        for (int64_t n = 0; n < BK; n++)
+            for (int64_t t = 0; t < 2; t++) {
+                int64_t x = 2 * pr + t;
+                kb[(pr * BK + n) * 2 + t] = x < Dk ? attn__f32_to_bf16(kt[x * BK + n]) : 0;
+            }
+}
+
+/* vb [BK / 2][dv][2] from V's rows [nk][Dv] (row stride ldv), zeros past. */
+static void amx_v(const float *v, int64_t ldv, int64_t nk, int64_t Dv, int64_t dv, uint16_t *vb)
+{
+    for (int64_t pr = 0; pr < BK / 2; pr++)
+        for (int64_t t = 0; t < 2; t++) {
+            int64_t key = 2 * pr + t;
+            for (int64_t x = 0; x < dv; x++)
+                vb[(pr * dv + x) * 2 + t] = key < nk && x < Dv ? attn__f32_to_bf16(v[key * ldv + x]) : 0;
+        }
+}
+
+/* s rows [g0, g1) = scale * Q K^T over the tile's 64 keys, in 16-row tiles
+ * from g0 (the rows past g1 of the last one are computed, not scaled). */
+static void amx_scores(const uint16_t *qb, int64_t dk, int64_t g0, int64_t g1, const uint16_t *kb, float *s,
+                       float scale)
+{
+    const int64_t ks = BK * 4, ss = BK * 4; /* bytes: a d pair row of kb, a row of s */
+    for (int64_t r = g0; r < g1; r += AMX_ROWS) {
+        AMX_ZERO(0);
+        AMX_ZERO(1);
+        AMX_ZERO(2);
+        AMX_ZERO(3);
+        for (int64_t e = 0; e < dk; e += 32) { /* 32 d at a time: one A tile, four B tiles */
+            const uint16_t *kt = kb + e * BK;
+            AMX_LOAD(4, qb + r * dk + e, dk * 2);
+            AMX_LOAD(5, kt, ks);
+            AMX_LOAD(6, kt + 32, ks);
+            AMX_DPBF16(0, 4, 5);
+            AMX_LOAD(7, kt + 64, ks);
+            AMX_DPBF16(1, 4, 6);
+            AMX_LOAD(5, kt + 96, ks);
+            AMX_DPBF16(2, 4, 7);
+            AMX_DPBF16(3, 4, 5);
+        }
+        float *sr = s + r * BK;
+        AMX_STORE(0, sr, ss);
+        AMX_STORE(1, sr + 16, ss);
+        AMX_STORE(2, sr + 32, ss);
+        AMX_STORE(3, sr + 48, ss);
+    }
+    const vf sc = vset1(scale);
+    for (int64_t r = g0; r < g1; r++)
+        for (int c = 0; c < BK; c += VW) vstore(s + r * BK + c, vmul(sc, vload(s + r * BK + c)));
+}
+
+/* acc rows [g0, g1) += P V over the key chunks of 32 that hold keys
+ * [k0, k1): P = s's rows rounded to bfloat16 into pb (the rows past g1 up
+ * to the last tile's end as zeros, so that their acc rows stay as they
+ * are). */
+static void amx_pv(const float *s, int64_t g0, int64_t g1, int64_t k0, int64_t k1, uint16_t *pb,
+                   const uint16_t *vb, int64_t dv, float *acc)
+{
+    int64_t end = g0 + (g1 - g0 + AMX_ROWS - 1) / AMX_ROWS * AMX_ROWS;
+    for (int64_t r = g0; r < end; r++) {
+        uint16_t *o = pb + r * BK;
+        if (r >= g1) {
+            memset(o, 0, sizeof(uint16_t) * BK);
+            continue;
+        }
+        for (int c = 0; c < BK; c += 8)
+            _mm_storeu_si128((__m128i *)(void *)(o + c), ps_to_half8(_mm256_loadu_ps(s + r * BK + c), ATTN_DTYPE_BF16));
+    }
+    bool lo = k0 < 32, hi = k1 > 32; /* which chunks of 32 keys */
+    for (int64_t r = g0; r < g1; r += AMX_ROWS) {
+        if (lo) AMX_LOAD(4, pb + r * BK, BK * 2);
+        if (hi) AMX_LOAD(6, pb + r * BK + 32, BK * 2);
+        for (int64_t n = 0; n < dv; n += 16) {
+            float *a = acc + r * dv + n;
+            AMX_LOAD(0, a, dv * 4);
+            if (lo) {
+                AMX_LOAD(5, vb + n * 2, dv * 4);
+                AMX_DPBF16(0, 4, 5);
+            }
+            if (hi) {
+                AMX_LOAD(7, vb + 32 * dv + n * 2, dv * 4);
+                AMX_DPBF16(0, 6, 7);
+            }
+            AMX_STORE(0, a, dv * 4);
+        }
+    }
+}
+#endif
+
 /* sr[c] = -inf for the keys c < BK whose bit is clear (a block mask's
  * hidden keys). */
 static inline void hide_bits(float *sr, uint64_t bits)
@@ -415,18 +558,28 @@ static inline void hide_bits(float *sr, uint64_t bits)
     for (int c = 0; c < BK; c += VW) vstore(sr + c, vblend(ninf, vload(sr + c), vm_bits(bits >> c)));
 }
 
-void KN(forward_block)(const attn__sdpa *p, int64_t b, int64_t h, int64_t i0, int64_t nq, float *ws)
+/* The forward of one query block; with amx (the AMX build's second entry
+ * point) its two products run on tiles (above). */
+static inline __attribute__((always_inline)) void
+forward_impl(const attn__sdpa *p, int64_t b, int64_t h, int64_t i0, int64_t nq, float *ws, const bool amx)
 {
     int64_t hk = h / p->group;
     int64_t Dk = p->Dk, Dv = p->Dv, dv = pad16(Dv), mq = (nq + MR - 1) / MR * MR;
-    float *qs = ws;              /* (BQ, Dk) scale * Q */
+    int64_t rows = amx ? BQ + 16 : BQ; /* of s and acc */
+    float *qs = ws;              /* (BQ, Dk) scale * Q (AMX: Q) */
     float *kt = qs + BQ * Dk;    /* (Dk, BK) K^T */
     float *vt = kt + Dk * BK;    /* (BK, dv) V */
-    float *s = vt + BK * dv;     /* (BQ, BK) scores, then P */
-    float *use = s + BQ * BK;    /* (BQ, BK) 1 where P_ij * V_j is taken (NaN-safe path) */
-    float *acc = use + BQ * BK;  /* (BQ, dv) unnormalised O */
-    float *f = acc + BQ * dv;    /* (BK) dropout factors of one row */
+    float *s = vt + BK * dv;     /* (rows, BK) scores, then P */
+    float *use = s + rows * BK;  /* (BQ, BK) 1 where P_ij * V_j is taken (NaN-safe path) */
+    float *acc = use + BQ * BK;  /* (rows, dv) unnormalised O */
+    float *f = acc + rows * dv;  /* (BK) dropout factors of one row */
     float *m = f + BK, *l = m + BQ, *seen = l + BQ; /* (BQ) */
+#if defined(ATTN_SDPA_AMX)
+    int64_t dk = pad32(Dk);
+    uint16_t *qh = (uint16_t *)(void *)(seen + BQ), *kh = qh + AMX_TQ * dk, *vh = kh + dk * BK, *ph = vh + BK * dv;
+#else
+    (void)amx;
+#endif
     int64_t lo[BQ], hi[BQ], jmin, jmax;
     uint64_t bits[BQ]; /* a PARTIAL tile's visible keys per row (attn__bm_bits) */
     int cl[BQ], ch[BQ], ga[BQ], gb[BQ]; /* keys a row may see; a row group's columns */
@@ -441,8 +594,11 @@ void KN(forward_block)(const attn__sdpa *p, int64_t b, int64_t h, int64_t i0, in
         l[r] = 0.0f;
         seen[r] = 0.0f;
     }
-    memset(acc, 0, sizeof(float) * (size_t)(BQ * dv));
-    if (jmin < jmax) pack_rows(&p->q, b, i0, nq, h, Dk, (float)p->scale, qs, Dk, mq);
+    memset(acc, 0, sizeof(float) * (size_t)(rows * dv));
+    if (jmin < jmax) pack_rows(&p->q, b, i0, nq, h, Dk, amx ? 1.0f : (float)p->scale, qs, Dk, mq);
+#if defined(ATTN_SDPA_AMX)
+    if (amx && jmin < jmax) amx_rows(qs, Dk, nq, Dk, qh, dk);
+#endif
 
     for (int64_t j0 = jn; j0 < jmax; j0 = jn) {
         /* the next tile to visit (a block mask's next listed block), prefetched below */
@@ -477,6 +633,12 @@ void KN(forward_block)(const attn__sdpa *p, int64_t b, int64_t h, int64_t i0, in
         int64_t ldv;
         const float *vsrc = v_rows(p, v_direct, b, j0, nk, hk, vt, dv, BK, &ldv);
         bool v_bad = (!full || drop) && !rows_finite(vsrc, ldv, nk, Dv);
+#if defined(ATTN_SDPA_AMX)
+        if (amx) {
+            amx_kt(kt, Dk, dk, kh);
+            if (!v_bad) amx_v(vsrc, ldv, nk, Dv, dv, vh);
+        }
+#endif
         /* S = Qs K^T in groups of rows, each over the 16-key columns its rows
          * may see, [ga, gb) (a whole FULL tile: one group, every column) */
         int64_t grp = full ? rb - ra : GR, ng = 0;
@@ -492,6 +654,12 @@ void KN(forward_block)(const attn__sdpa *p, int64_t b, int64_t h, int64_t i0, in
             if (ga[ng] >= gb[ng]) continue;
             int64_t mr = (g1 - g0 + MR - 1) / MR * MR; /* rows [g0, g0 + mr) are within qs's mq */
             if (g0 + mr > mq) mr = mq - g0;
+#if defined(ATTN_SDPA_AMX)
+            if (amx) { /* every column (those outside [ga, gb) are set to -inf below) */
+                amx_scores(qh, dk, g0, g1, kh, s, (float)p->scale);
+                continue;
+            }
+#endif
             if (gb[ng] - ga[ng] == BK) /* all columns: the call the compiler specializes */
                 gemm(mr, BK, Dk, qs + g0 * Dk, Dk, kt, BK, s + g0 * BK, BK, false);
             else
@@ -524,6 +692,12 @@ void KN(forward_block)(const attn__sdpa *p, int64_t b, int64_t h, int64_t i0, in
                 if (ga[g] >= kb) continue;
                 for (int64_t r = g0; r < g1; r++) /* rows that saw nothing: P 0 */
                     if (cl[r] >= ch[r]) memset(s + r * BK, 0, sizeof(float) * BK);
+#if defined(ATTN_SDPA_AMX)
+                if (amx) {
+                    amx_pv(s, g0, g1, ga[g], kb, ph, vh, dv, acc);
+                    continue;
+                }
+#endif
                 gemm(g1 - g0, dv, kb - ga[g], s + g0 * BK + ga[g], BK, vsrc + ga[g] * ldv, ldv, acc + g0 * dv, dv, true);
             }
         } else {
@@ -547,6 +721,20 @@ void KN(forward_block)(const attn__sdpa *p, int64_t b, int64_t h, int64_t i0, in
                 seen[r] != 0.0f ? m[r] + logf(l[r]) : -INFINITY;
     }
 }
+
+void KN(forward_block)(const attn__sdpa *p, int64_t b, int64_t h, int64_t i0, int64_t nq, float *ws)
+{
+    forward_impl(p, b, h, i0, nq, ws, false);
+}
+
+#if defined(ATTN_SDPA_AMX)
+void KN(forward_block_amx)(const attn__sdpa *p, int64_t b, int64_t h, int64_t i0, int64_t nq, float *ws)
+{
+    amx_begin();
+    forward_impl(p, b, h, i0, nq, ws, true);
+    amx_end();
+}
+#endif
 
 /* ---- backward ------------------------------------------------------------------ */
 

@@ -51,4 +51,10 @@ enum { ATTN__X86_TILE_Q = 96, ATTN__X86_TILE_Q_BWD = 48, ATTN__X86_TILE_K = 64 }
 ATTN__SDPA_X86_DECLARE(attn__avx2)
 ATTN__SDPA_X86_DECLARE(attn__avx512)
 
+/* The AVX-512 build's AMX-BF16 forward (ATTN_HAVE_AMX): BF16 Q, K and V,
+ * its two products on tiles (sdpa_body.h); workspace forward_ws_amx. */
+int64_t attn__avx512_forward_ws_amx(const attn__sdpa *p);
+void attn__avx512_forward_block_amx(const attn__sdpa *p, int64_t b, int64_t h, int64_t i0, int64_t nq,
+                                    float *ws);
+
 #endif /* ATTN_KERNELS_SDPA_X86_H */
