@@ -467,15 +467,36 @@ static void amx_kt(const float *kt, int64_t Dk, int64_t dk, uint16_t *kb)
             }
 }
 
-/* vb [BK / 2][dv][2] from V's rows [nk][Dv] (row stride ldv), zeros past. */
+/* vb [BK / 2][dv][2] from V's rows [nk][Dv] (row stride ldv), zeros past;
+ * a row with a NaN or an Inf is zeros too (amx_bad_v adds what it must). */
 static void amx_v(const float *v, int64_t ldv, int64_t nk, int64_t Dv, int64_t dv, uint16_t *vb)
 {
     for (int64_t pr = 0; pr < BK / 2; pr++)
         for (int64_t t = 0; t < 2; t++) {
             int64_t key = 2 * pr + t;
+            bool ok = key < nk && rows_finite(v + key * ldv, ldv, 1, Dv);
             for (int64_t x = 0; x < dv; x++)
-                vb[(pr * dv + x) * 2 + t] = key < nk && x < Dv ? attn__f32_to_bf16(v[key * ldv + x]) : 0;
+                vb[(pr * dv + x) * 2 + t] = ok && x < Dv ? attn__f32_to_bf16(v[key * ldv + x]) : 0;
         }
+}
+
+/* After amx_pv over a V with non-finite rows (zeros in vb): acc rows
+ * [ra, rb) += P V over exactly the visible, kept (row, key) pairs (use)
+ * whose V row is not finite, so that their NaN and Inf propagate. A row
+ * that does not take such a key is unchanged: its product with the zeros
+ * added +-0 to a sum that is never -0 (it starts at +0 and P >= 0), so a
+ * NaN hidden by a mask changes no bit. */
+static void amx_bad_v(const float *use, int64_t ra, int64_t rb, int64_t nk, const float *v,
+                      int64_t ldv, int64_t Dv, const uint16_t *pb, float *acc, int64_t dv)
+{
+    for (int64_t c = 0; c < nk; c++) {
+        if (rows_finite(v + c * ldv, ldv, 1, Dv)) continue;
+        for (int64_t r = ra; r < rb; r++)
+            if (use[r * BK + c] != 0.0f) {
+                float pv = attn__bf16_to_f32(pb[r * BK + c]); /* P as amx_pv took it */
+                for (int64_t x = 0; x < Dv; x++) acc[r * dv + x] = fmaf(pv, v[c * ldv + x], acc[r * dv + x]);
+            }
+    }
 }
 
 /* s rows [g0, g1) = scale * Q K^T over the tile's 64 keys, in 16-row tiles
@@ -636,7 +657,7 @@ forward_impl(const attn__sdpa *p, int64_t b, int64_t h, int64_t i0, int64_t nq, 
 #if defined(ATTN_SDPA_AMX)
         if (amx) {
             amx_kt(kt, Dk, dk, kh);
-            if (!v_bad) amx_v(vsrc, ldv, nk, Dv, dv, vh);
+            amx_v(vsrc, ldv, nk, Dv, dv, vh);
         }
 #endif
         /* S = Qs K^T in groups of rows, each over the 16-key columns its rows
@@ -686,7 +707,7 @@ forward_impl(const attn__sdpa *p, int64_t b, int64_t h, int64_t i0, int64_t nq, 
                            v_bad ? use + r * BK : NULL, f))
                 seen[r] = 1.0f;
         }
-        if (!v_bad) { /* O += P V over each group's columns (the others' P is 0) */
+        if (!v_bad || amx) { /* O += P V over each group's columns (the others' P is 0) */
             for (int64_t g0 = ra, g = 0; g0 < rb; g0 += grp, g++) {
                 int64_t g1 = g0 + grp < rb ? g0 + grp : rb, kb = gb[g] < nk ? gb[g] : nk;
                 if (ga[g] >= kb) continue;
@@ -700,6 +721,9 @@ forward_impl(const attn__sdpa *p, int64_t b, int64_t h, int64_t i0, int64_t nq, 
 #endif
                 gemm(g1 - g0, dv, kb - ga[g], s + g0 * BK + ga[g], BK, vsrc + ga[g] * ldv, ldv, acc + g0 * dv, dv, true);
             }
+#if defined(ATTN_SDPA_AMX)
+            if (amx && v_bad) amx_bad_v(use, ra, rb, nk, vsrc, ldv, Dv, ph, acc, dv);
+#endif
         } else {
             /* A NaN or Inf in V: take exactly the visible, kept keys, with
              * the GEMM's fused multiply-adds in its order, so results equal
