@@ -217,7 +217,7 @@ T_TEST(varlen_one_run_equals_per_sequence_calls)
     static const int64_t lk[NB][MAXN] = {{50, 3, 70, 0, 129}, {1100, 7, 1030, 0, 0}};
     static const int64_t ns[NB] = {5, 3};
     const double slopes[HQ] = {0.5, 0.25, 0.125, 0.0625};
-    const attn_kernel ks[4] = {ATTN_KERNEL_AUTO, ATTN_KERNEL_TILED, ATTN_KERNEL_AVX2, ATTN_KERNEL_AVX512};
+    const attn_kernel ks[5] = {ATTN_KERNEL_AUTO, ATTN_KERNEL_TILED, ATTN_KERNEL_AVX2, ATTN_KERNEL_AVX512, ATTN_KERNEL_AMX};
     uint64_t rs = 91;
     long bad = 0, runs = 0;
     for (int set = 0; set < NB; set++) {
@@ -227,7 +227,7 @@ T_TEST(varlen_one_run_equals_per_sequence_calls)
         double *q, *k, *v, *d;
         packed_inputs(&rs, Tq, Tk, &q, &k, &v, &d);
         for (int x = 0; x < 4; x++)
-            for (int kx = 0; kx < 4; kx++) {
+            for (int kx = 0; kx < 5; kx++) {
                 if (!t_kernel_available(ks[kx])) continue;
                 attn_sdpa_params a = options(x, slopes), one = a;
                 a.n_seqs = ns[set];

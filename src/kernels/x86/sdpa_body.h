@@ -456,28 +456,45 @@ static void amx_rows(const float *src, int64_t lds, int64_t n, int64_t d, uint16
     }
 }
 
-/* kb [dk / 2][BK][2] from K^T [Dk][BK] (floats holding bfloat16 values). */
-static void amx_kt(const float *kt, int64_t Dk, int64_t dk, uint16_t *kb)
+/* 8 pairs (x[i], y[i]) of floats holding bfloat16 values as 8 x 2
+ * bfloat16 at dst: the high halves of their bits, x's first (exact); a
+ * NULL row is zeros. */
+static inline void amx_pairs8(const float *x, const float *y, uint16_t *dst)
 {
-    for (int64_t pr = 0; pr < dk / 2; pr++)
-        for (int64_t n = 0; n < BK; n++)
-            for (int64_t t = 0; t < 2; t++) {
-                int64_t x = 2 * pr + t;
-                kb[(pr * BK + n) * 2 + t] = x < Dk ? attn__f32_to_bf16(kt[x * BK + n]) : 0;
-            }
+    __m256i a = x ? _mm256_srli_epi32(_mm256_castps_si256(_mm256_loadu_ps(x)), 16) : _mm256_setzero_si256();
+    __m256i b = y ? _mm256_and_si256(_mm256_castps_si256(_mm256_loadu_ps(y)), _mm256_set1_epi32((int)0xFFFF0000u))
+                  : _mm256_setzero_si256();
+    _mm256_storeu_si256((__m256i *)(void *)dst, _mm256_or_si256(a, b));
 }
 
-/* vb [BK / 2][dv][2] from V's rows [nk][Dv] (row stride ldv), zeros past;
- * a row with a NaN or an Inf is zeros too (amx_bad_v adds what it must). */
+/* kb [dk / 2][BK][2] from K^T [Dk][BK] (floats holding bfloat16 values,
+ * as packed from a BF16 K), zeros past Dk. */
+static void amx_kt(const float *kt, int64_t Dk, int64_t dk, uint16_t *kb)
+{
+    for (int64_t pr = 0; pr < dk / 2; pr++) {
+        const float *x = 2 * pr < Dk ? kt + 2 * pr * BK : NULL, *y = 2 * pr + 1 < Dk ? kt + (2 * pr + 1) * BK : NULL;
+        for (int64_t n = 0; n < BK; n += 8) amx_pairs8(x ? x + n : NULL, y ? y + n : NULL, kb + (pr * BK + n) * 2);
+    }
+}
+
+/* vb [BK / 2][dv][2] from V's rows [nk][Dv] (row stride ldv; floats
+ * holding bfloat16 values), zeros past; a row with a NaN or an Inf is
+ * zeros too (amx_bad_v adds what it must). */
 static void amx_v(const float *v, int64_t ldv, int64_t nk, int64_t Dv, int64_t dv, uint16_t *vb)
 {
-    for (int64_t pr = 0; pr < BK / 2; pr++)
+    int64_t d8 = Dv / 8 * 8;
+    for (int64_t pr = 0; pr < BK / 2; pr++) {
+        const float *row[2];
         for (int64_t t = 0; t < 2; t++) {
             int64_t key = 2 * pr + t;
-            bool ok = key < nk && rows_finite(v + key * ldv, ldv, 1, Dv);
-            for (int64_t x = 0; x < dv; x++)
-                vb[(pr * dv + x) * 2 + t] = ok && x < Dv ? attn__f32_to_bf16(v[key * ldv + x]) : 0;
+            row[t] = key < nk && rows_finite(v + key * ldv, ldv, 1, Dv) ? v + key * ldv : NULL;
         }
+        uint16_t *o = vb + pr * dv * 2;
+        int64_t x = 0;
+        for (; x < d8; x += 8) amx_pairs8(row[0] ? row[0] + x : NULL, row[1] ? row[1] + x : NULL, o + x * 2);
+        for (; x < dv; x++)
+            for (int64_t t = 0; t < 2; t++) o[x * 2 + t] = row[t] && x < Dv ? attn__f32_to_bf16(row[t][x]) : 0;
+    }
 }
 
 /* After amx_pv over a V with non-finite rows (zeros in vb): acc rows
