@@ -64,7 +64,7 @@ test-fma:
 
 # The AVX-512 attention kernels on any AVX2 CPU: built with AVX2 only, each
 # 16-lane vector as two ymm registers (src/kernels/x86/vec.h), the same code
-# and the same bits as on AVX-512, and the AMX forward with its tiles in C
+# and the same bits as on AVX-512, and the AMX kernels with their tiles in C
 # (src/kernels/x86/amx.h); the core's tests on those two paths only.
 # (On an AVX-512 CPU, test-c runs the real ones; scripts/test_avx512_emu.sh
 # runs them in an emulated AVX-512 CPU and compares digests.)

@@ -185,18 +185,28 @@ static void fill_avx512(attn__kernels *t)
 #define FILL_AVX512 NULL
 #endif
 
-/* AMX: the AVX-512 table with the BF16 forward's two products on AMX-BF16
- * tiles (the AVX-512 forward with tiles, sdpa_body.h). Every other slot
- * and dtype keeps the AVX-512 kernels. A build configured with
+/* AMX: the AVX-512 table with the BF16 forward's and backward's products
+ * on AMX-BF16 tiles (the AVX-512 kernels with tiles, sdpa_body.h). Decode,
+ * every other dtype and the other slots keep the AVX-512 kernels. A build configured with
  * ATTN_EMULATE_AMX (with ATTN_EMULATE_AVX512) runs the tiles in C
  * (kernels/x86/amx.h) and needs AVX2's features only. */
 #if defined(ATTN_HAVE_AMX) && defined(ATTN_HAVE_AVX512) && defined(ATTN_HAVE_AVX2)
+static void amx_dkdv_slot(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t kb, const float *delta, float *ws)
+{
+    attn__avx512_dkdv_block_amx(p, b, hkv, kb, delta, ws, NULL, 0);
+}
+
 static void fill_amx(attn__kernels *t)
 {
     fill_avx512(t);
-    t->sdpa[ATTN__SDPA_BF16].forward =
-        (attn__k_forward){ATTN__X86_TILE_Q, attn__avx512_forward_ws_amx, attn__avx512_forward_block_amx};
-    t->filled_by[ATTN__SLOT_SDPA_FORWARD][ATTN__SDPA_BF16] = ATTN__ISA_AMX;
+    attn__sdpa_kernels *k = &t->sdpa[ATTN__SDPA_BF16];
+    k->forward = (attn__k_forward){ATTN__X86_TILE_Q, attn__avx512_forward_ws_amx, attn__avx512_forward_block_amx};
+    k->dkdv = (attn__k_dkdv){ATTN__X86_TILE_K, attn__avx512_backward_ws_amx, amx_dkdv_slot};
+    k->dq = (attn__k_dq){ATTN__X86_TILE_Q_BWD, attn__avx512_backward_ws_amx, attn__avx512_dq_block_amx};
+    k->fused = (attn__k_fused){FUSED_MIN_KV_HEADS, attn__avx512_fused_ws_amx, attn__avx512_fused_kvhead_amx};
+    static const attn__slot mine[] = {ATTN__SLOT_SDPA_FORWARD, ATTN__SLOT_SDPA_DKDV, ATTN__SLOT_SDPA_DQ,
+                                      ATTN__SLOT_SDPA_FUSED};
+    for (size_t x = 0; x < sizeof mine / sizeof mine[0]; x++) t->filled_by[mine[x]][ATTN__SDPA_BF16] = ATTN__ISA_AMX;
 }
 #define FILL_AMX fill_amx
 #else

@@ -207,8 +207,8 @@ void test_kernel_table_choice(void)
     }
 #endif
 #if defined(ATTN_HAVE_AMX)
-    /* AMX: the AVX-512 table with the BF16 forward on tiles, forced only
-     * (its kernels have not run on an AMX CPU yet) */
+    /* AMX: the AVX-512 table with the BF16 forward and backward on tiles,
+     * forced only (its kernels have not run on an AMX CPU yet) */
     t = attn__kernels_get(ATTN_KERNEL_AMX, NULL, 0);
     if (t != NULL) {
         const attn__kernels *t5 = attn__kernels_get(ATTN_KERNEL_AVX512, NULL, 0);
@@ -217,7 +217,16 @@ void test_kernel_table_choice(void)
             bool tiles = d == ATTN__SDPA_BF16;
             T_CHECK(t->sdpa[d].forward.block == (tiles ? attn__avx512_forward_block_amx : t5->sdpa[d].forward.block));
             T_CHECK(t->sdpa[d].decode.split_fn == t5->sdpa[d].decode.split_fn);
-            T_CHECK(t->filled_by[ATTN__SLOT_SDPA_FORWARD][d] == (tiles ? ATTN__ISA_AMX : ATTN__ISA_AVX512));
+            T_CHECK(t->filled_by[ATTN__SLOT_SDPA_DECODE][d] == ATTN__ISA_AVX512);
+            static const attn__slot tiled_slots[] = {ATTN__SLOT_SDPA_FORWARD, ATTN__SLOT_SDPA_DKDV,
+                                                     ATTN__SLOT_SDPA_DQ, ATTN__SLOT_SDPA_FUSED};
+            for (int x = 0; x < 4; x++)
+                if (attn__slot_has_dt(tiled_slots[x], (attn__sdpa_dt)d))
+                    T_CHECK(t->filled_by[tiled_slots[x]][d] == (tiles ? ATTN__ISA_AMX : ATTN__ISA_AVX512));
+            if (d >= ATTN__SDPA_F32_BF16KV) continue;
+            T_CHECK(t->sdpa[d].dq.block == (tiles ? attn__avx512_dq_block_amx : t5->sdpa[d].dq.block));
+            T_CHECK(t->sdpa[d].fused.kvhead == (tiles ? attn__avx512_fused_kvhead_amx : t5->sdpa[d].fused.kvhead));
+            T_CHECK(!tiles || t->sdpa[d].dkdv.ws == attn__avx512_backward_ws_amx);
         }
         T_CHECK(t5 && t->nn.gemm == t5->nn.gemm);
         T_CHECK(attn__isa_manual(ATTN__ISA_AMX) != NULL);

@@ -5,8 +5,8 @@
  * the tests on CPUs without AVX-512, with ATTN_VEC_AVX512_PAIR and AVX2
  * only: the same code with each 16-lane vector as two ymm registers,
  * giving the same bits (kernels/x86/vec.h). With ATTN_HAVE_AMX it also
- * holds the AMX-BF16 forward (the same forward with its products on
- * tiles, kernels/x86/amx.h; compiled with -mamx-tile -mamx-bf16, or with
+ * holds the AMX-BF16 kernels (the same forward and backward with their
+ * products on tiles, kernels/x86/amx.h; compiled with -mamx-tile -mamx-bf16, or with
  * the tiles emulated in C for the tests: ATTN_AMX_EMULATED). */
 #if !defined(ATTN_VEC_AVX512_PAIR)
 #define ATTN_VEC_AVX512

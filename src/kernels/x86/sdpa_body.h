@@ -439,11 +439,11 @@ int64_t KN(forward_ws_amx)(const attn__sdpa *p)
     return KN(forward_ws)(p) + 16 * (BK + dv) + (AMX_TQ * dk + dk * BK + BK * dv + AMX_TQ * BK) / 2;
 }
 
-/* dst [AMX_TQ][ld] = rows [0, n) of src [.][lds] (d floats each) in
- * bfloat16, rounded to nearest even; zeros elsewhere. */
-static void amx_rows(const float *src, int64_t lds, int64_t n, int64_t d, uint16_t *dst, int64_t ld)
+/* dst [rows][ld] = rows [0, n) of src [.][lds] (d floats each) in
+ * bfloat16, rounded to nearest even; zeros elsewhere (an A operand). */
+static void amx_rows(const float *src, int64_t lds, int64_t n, int64_t d, uint16_t *dst, int64_t ld, int64_t rows)
 {
-    for (int64_t r = 0; r < AMX_TQ; r++) {
+    for (int64_t r = 0; r < rows; r++) {
         uint16_t *o = dst + r * ld;
         int64_t x = 0;
         if (r < n) {
@@ -635,7 +635,7 @@ forward_impl(const attn__sdpa *p, int64_t b, int64_t h, int64_t i0, int64_t nq, 
     memset(acc, 0, sizeof(float) * (size_t)(rows * dv));
     if (jmin < jmax) pack_rows(&p->q, b, i0, nq, h, Dk, amx ? 1.0f : (float)p->scale, qs, Dk, mq);
 #if defined(ATTN_SDPA_AMX)
-    if (amx && jmin < jmax) amx_rows(qs, Dk, nq, Dk, qh, dk);
+    if (amx && jmin < jmax) amx_rows(qs, Dk, nq, Dk, qh, dk, AMX_TQ);
 #endif
 
     for (int64_t j0 = jn; j0 < jmax; j0 = jn) {
@@ -779,6 +779,83 @@ void KN(forward_block_amx)(const attn__sdpa *p, int64_t b, int64_t h, int64_t i0
 
 /* ---- backward ------------------------------------------------------------------ */
 
+#if defined(ATTN_SDPA_AMX)
+/* The AMX-BF16 backward's products: every GEMM of the float32 backward on
+ * tiles, each operand rounded to bfloat16 (Q, K, V and dO are the tensors'
+ * own values; P and dS are rounded, as FlashAttention's backward rounds
+ * them to the input type), sums in float32. Q enters unscaled: S is
+ * scaled after its product and dK at its store (dQ already is). */
+
+/* dst [ka / 2][ldb][2] = rows [0, K) of src [.][lds] (N floats each) as a
+ * B operand: element (k, n) at [k / 2][n][k % 2], rounded to nearest even;
+ * zeros past K and N (up to ldb) and, if zero_row is not NULL, in the rows
+ * k with zero_row[k]. */
+static void amx_pairs(const float *src, int64_t lds, int64_t K, int64_t N, int64_t ka, uint16_t *dst, int64_t ldb,
+                      const bool *zero_row)
+{
+    int64_t n8 = N / 8 * 8;
+    for (int64_t pr = 0; pr < ka / 2; pr++) {
+        const float *row[2];
+        for (int64_t t = 0; t < 2; t++) {
+            int64_t k = 2 * pr + t;
+            row[t] = k < K && (zero_row == NULL || !zero_row[k]) ? src + k * lds : NULL;
+        }
+        uint16_t *o = dst + pr * ldb * 2;
+        int64_t n = 0;
+        for (; n < n8; n += 8) {
+            __m128i a = row[0] ? ps_to_half8(_mm256_loadu_ps(row[0] + n), ATTN_DTYPE_BF16) : _mm_setzero_si128();
+            __m128i c = row[1] ? ps_to_half8(_mm256_loadu_ps(row[1] + n), ATTN_DTYPE_BF16) : _mm_setzero_si128();
+            _mm_storeu_si128((__m128i *)(void *)(o + 2 * n), _mm_unpacklo_epi16(a, c));
+            _mm_storeu_si128((__m128i *)(void *)(o + 2 * n + 8), _mm_unpackhi_epi16(a, c));
+        }
+        for (; n < ldb; n++)
+            for (int64_t t = 0; t < 2; t++) o[2 * n + t] = row[t] && n < N ? attn__f32_to_bf16(row[t][n]) : 0;
+    }
+}
+
+/* C [m][n] (+)= A B on tiles: A [m][lda] bfloat16 rows over ka (a multiple
+ * of 32; zeros past the real k), B [ka / 2][ldb][2] (amx_pairs), C float32
+ * [.][ldc]; m and n multiples of 16 (C's rows and columns up to them are
+ * written). acc: from C's values, else from 0. */
+static void amx_gemm(int64_t m, int64_t n, int64_t ka, const uint16_t *A, int64_t lda, const uint16_t *B,
+                     int64_t ldb, float *C, int64_t ldc, bool acc)
+{
+    for (int64_t i = 0; i < m; i += AMX_ROWS)
+        for (int64_t j = 0; j < n; j += 16) {
+            float *c = C + i * ldc + j;
+            if (acc)
+                AMX_LOAD(0, c, ldc * 4);
+            else
+                AMX_ZERO(0);
+            for (int64_t k = 0; k < ka; k += 32) {
+                AMX_LOAD(4, A + i * lda + k, lda * 2);
+                AMX_LOAD(5, B + k * ldb + j * 2, ldb * 4);
+                AMX_DPBF16(0, 4, 5);
+            }
+            AMX_STORE(0, c, ldc * 4);
+        }
+}
+
+static void amx_scale(float *x, int64_t n, float scale)
+{
+    const vf sc = vset1(scale);
+    for (int64_t i = 0; i < n; i += VW) vstore(x + i, vmul(sc, vload(x + i)));
+}
+
+/* The bfloat16 operands after the float32 workspace, in elements (a
+ * multiple of 16 each, so that what follows stays aligned). */
+static int64_t amx_bwd_halves(const attn__sdpa *p)
+{
+    int64_t dk = pad16(p->Dk), dv = pad16(p->Dv), dk32 = pad32(p->Dk), dv32 = pad32(p->Dv);
+    return BK * (dk32 + dv32) + BQB * (dk32 + dv32) + 2 * BK * BK + BK * (dv + dk) + dk * BK + BK * BQB;
+}
+
+int64_t KN(backward_ws_amx)(const attn__sdpa *p)
+{
+    return KN(backward_ws)(p) + amx_bwd_halves(p) / 2 + pad16(p->Dk) * BQB;
+}
+#endif
+
 /* One line of n (a multiple of VW) elements of a tile, in place: s holds the
  * scores (-inf where masked) and dp the products dO . V. On return s holds
  * P f (the weights applied to V, for dV) and dp holds dS = P (f dP - delta),
@@ -852,8 +929,9 @@ int64_t KN(backward_ws)(const attn__sdpa *p)
  * heads and their query blocks in a fixed order. Works on transposed tiles
  * (keys as rows): St = K Qs^T, dPt = V dO^T, then dV += (P f)^T dO and
  * dK += dS^T Qs with Qs = scale * Q. */
-void KN(dkdv_block)(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t kb,
-                           const float *delta, float *ws, float *dqt, int64_t sqp)
+static inline __attribute__((always_inline)) void
+dkdv_impl(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t kb, const float *delta, float *ws, float *dqt,
+          int64_t sqp, const bool amx)
 {
     int64_t j0 = kb * BK, nk = p->Sk - j0 < BK ? p->Sk - j0 : BK;
     int64_t Dk = p->Dk, Dv = p->Dv, dk = pad16(Dk), dv = pad16(Dv);
@@ -868,8 +946,19 @@ void KN(dkdv_block)(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t kb,
     int64_t lo[BQB], hi[BQB];
     uint64_t bits[BQB]; /* a PARTIAL tile's visible keys per query row */
     bool ew = elementwise(p), drop = p->dropout_p > 0.0, cap = p->softcap > 0.0;
-    float scale = (float)p->scale;
+    float scale = (float)p->scale, qscale = amx ? 1.0f : scale; /* AMX: Q unscaled, dK scaled at the end */
     int64_t ql = row_lines(&p->q, Dk), dol = row_lines(&p->d_o, Dv);
+#if defined(ATTN_SDPA_AMX)
+    /* bfloat16 operands: K, V rows; Q^T, dO^T pairs; P, dS rows; dO, Q pairs; K^T rows; dS^T pairs */
+    int64_t dk32 = pad32(Dk), dv32 = pad32(Dv);
+    uint16_t *kA = (uint16_t *)(void *)(ws + KN(backward_ws)(p)), *vA = kA + BK * dk32, *qB = vA + BK * dv32;
+    uint16_t *doB = qB + dk32 * BQB, *pA = doB + dv32 * BQB, *dsA = pA + BK * BK, *dobB = dsA + BK * BK;
+    uint16_t *qsB = dobB + BK * dv, *ktA = qsB + BK * dk, *dsB = ktA + dk * BK;
+    float *dqtmp = (float *)(void *)(dsB + BK * BQB); /* (dk, BQB) */
+    bool kbad[BK];
+#else
+    (void)amx;
+#endif
 
     memset(dka, 0, sizeof(float) * (size_t)(BK * (dk + dv)));
     pack_rows(&p->k, b, j0, nk, hkv, Dk, 1.0f, kr, Dk, BK);
@@ -879,6 +968,20 @@ void KN(dkdv_block)(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t kb,
         pack_cols(&p->k, b, j0, nk, hkv, Dk, 1.0f, kt, BK);
         k_bad = !all_finite(kr, nk * Dk);
     }
+#if defined(ATTN_SDPA_AMX)
+    if (amx) {
+        amx_rows(kr, Dk, nk, Dk, kA, dk32, BK);
+        amx_rows(vr, Dv, nk, Dv, vA, dv32, BK);
+        if (dqt != NULL) { /* K^T rows, a non-finite key's column zero (added after) */
+            amx_rows(kt, BK, Dk, BK, ktA, BK, dk);
+            for (int64_t c = 0; c < BK; c++) {
+                kbad[c] = c < nk && !rows_finite(kr + c * Dk, Dk, 1, Dk);
+                if (kbad[c])
+                    for (int64_t x = 0; x < Dk; x++) ktA[x * BK + c] = 0;
+            }
+        }
+    }
+#endif
     for (int64_t h = hkv * p->group; h < (hkv + 1) * p->group; h++)
         for (int64_t i0 = 0; i0 < p->Sq; i0 += BQB) {
             if ((i0 = attn__next_query_tile(p, b, h, j0, nk, i0, BQB)) >= p->Sq) break;
@@ -888,17 +991,28 @@ void KN(dkdv_block)(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t kb,
             attn__tiles_add(1);
             bool full = !ew && nk == BK && kind == ATTN__BLK_FULL && covers(lo, hi, nq, j0);
             if (kind == ATTN__BLK_PARTIAL) attn__bm_bits(p->bm, b, h, i0, nq, j0, nk, bits);
-            pack_cols(&p->q, b, i0, nq, h, Dk, scale, qst, BQB);
+            pack_cols(&p->q, b, i0, nq, h, Dk, qscale, qst, BQB);
             pack_cols(&p->d_o, b, i0, nq, h, Dv, 1.0f, dot, BQB);
-            pack_rows(&p->q, b, i0, nq, h, Dk, scale, qs, dk, BQB);
+            pack_rows(&p->q, b, i0, nq, h, Dk, qscale, qs, dk, BQB);
             pack_rows(&p->d_o, b, i0, nq, h, Dv, 1.0f, dob, dv, BQB);
             for (int64_t r = 0; r < nq; r++) /* a fully masked row's Q and dO are never used */
                 if (lse[r] == -INFINITY) {
                     for (int64_t x = 0; x < Dv; x++) dot[x * BQB + r] = dob[r * dv + x] = 0.0f;
                     for (int64_t x = 0; x < Dk; x++) qst[x * BQB + r] = qs[r * dk + x] = 0.0f;
                 }
-            gemm(BK, BQB, Dk, kr, Dk, qst, BQB, st, BQB, false);
-            gemm(BK, BQB, Dv, vr, Dv, dot, BQB, dpt, BQB, false);
+#if defined(ATTN_SDPA_AMX)
+            if (amx) {
+                amx_pairs(qst, BQB, Dk, BQB, dk32, qB, BQB, NULL);
+                amx_pairs(dot, BQB, Dv, BQB, dv32, doB, BQB, NULL);
+                amx_gemm(BK, BQB, dk32, kA, dk32, qB, BQB, st, BQB, false);
+                amx_scale(st, BK * BQB, scale);
+                amx_gemm(BK, BQB, dv32, vA, dv32, doB, BQB, dpt, BQB, false);
+            } else
+#endif
+            {
+                gemm(BK, BQB, Dk, kr, Dk, qst, BQB, st, BQB, false);
+                gemm(BK, BQB, Dv, vr, Dv, dot, BQB, dpt, BQB, false);
+            }
             int64_t nh = i0 + BQB < p->Sq ? h : h + 1, ni = i0 + BQB < p->Sq ? i0 + BQB : 0;
             int64_t nn = nh < (hkv + 1) * p->group ? (p->Sq - ni < BQB ? p->Sq - ni : BQB) : 0;
             for (int64_t r = 0; r < BQB; r++) {
@@ -925,10 +1039,37 @@ void KN(dkdv_block)(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t kb,
                 grad_line(st + c * BQB, dpt + c * BQB, lse, dl, 1, drop ? fl : NULL, BQB);
                 if (cap) mul_lines(dpt + c * BQB, cgt + c * BQB, BQB); /* dS -> d(raw score) */
             }
-            gemm(nk, dv, BQB, st, BQB, dob, dv, dva, dv, true);
-            gemm(nk, dk, BQB, dpt, BQB, qs, dk, dka, dk, true);
+#if defined(ATTN_SDPA_AMX)
+            if (amx) { /* over BK query columns: those past BQB are zeros */
+                amx_rows(st, BQB, nk, BQB, pA, BK, BK);
+                amx_pairs(dob, dv, BQB, dv, BK, dobB, dv, NULL);
+                amx_gemm(BK, dv, BK, pA, BK, dobB, dv, dva, dv, true);
+                amx_rows(dpt, BQB, nk, BQB, dsA, BK, BK);
+                amx_pairs(qs, dk, BQB, dk, BK, qsB, dk, NULL);
+                amx_gemm(BK, dk, BK, dsA, BK, qsB, dk, dka, dk, true);
+            } else
+#endif
+            {
+                gemm(nk, dv, BQB, st, BQB, dob, dv, dva, dv, true);
+                gemm(nk, dk, BQB, dpt, BQB, qs, dk, dka, dk, true);
+            }
             if (dqt != NULL) { /* dQ^T += K^T dS^T, in this head's column block */
                 float *c0 = dqt + (h - hkv * p->group) * Dk * sqp + i0;
+#if defined(ATTN_SDPA_AMX)
+                if (amx) { /* on tiles into dqtmp, added; then a non-finite key's visible pairs */
+                    amx_pairs(dpt, BQB, nk, BQB, BK, dsB, BQB, NULL);
+                    amx_gemm(dk, BQB, BK, ktA, BK, dsB, BQB, dqtmp, BQB, false);
+                    for (int64_t x = 0; x < Dk; x++)
+                        for (int64_t r = 0; r < BQB; r += VW)
+                            vstore(c0 + x * sqp + r, vadd(vload(c0 + x * sqp + r), vload(dqtmp + x * BQB + r)));
+                    if (k_bad)
+                        for (int64_t c = 0; c < nk; c++)
+                            for (int64_t r = 0; kbad[c] && r < nq; r++)
+                                if (use[c * BQB + r] != 0.0f)
+                                    for (int64_t x = 0; x < Dk; x++)
+                                        c0[x * sqp + r] = fmaf(kt[x * BK + c], dpt[c * BQB + r], c0[x * sqp + r]);
+                } else
+#endif
                 if (!k_bad) {
                     gemm(Dk, BQB, nk, kt, BK, dpt, BQB, c0, sqp, true);
                 } else { /* a NaN or Inf in K: only visible keys, in the GEMM's order */
@@ -941,10 +1082,26 @@ void KN(dkdv_block)(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t kb,
             }
         }
     for (int64_t c = 0; c < nk; c++) {
-        store_row(&p->dk, attn__off(p->dk.stride, b, j0 + c, hkv, 0), dka + c * dk, Dk, 1.0f);
+        store_row(&p->dk, attn__off(p->dk.stride, b, j0 + c, hkv, 0), dka + c * dk, Dk, amx ? scale : 1.0f);
         store_row(&p->dv, attn__off(p->dv.stride, b, j0 + c, hkv, 0), dva + c * dv, Dv, 1.0f);
     }
 }
+
+void KN(dkdv_block)(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t kb, const float *delta, float *ws,
+                    float *dqt, int64_t sqp)
+{
+    dkdv_impl(p, b, hkv, kb, delta, ws, dqt, sqp, false);
+}
+
+#if defined(ATTN_SDPA_AMX)
+void KN(dkdv_block_amx)(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t kb, const float *delta, float *ws,
+                        float *dqt, int64_t sqp)
+{
+    amx_begin();
+    dkdv_impl(p, b, hkv, kb, delta, ws, dqt, sqp, true);
+    amx_end();
+}
+#endif
 
 int64_t KN(fused_ws)(const attn__sdpa *p)
 {
@@ -957,13 +1114,26 @@ int64_t KN(fused_sqp)(const attn__sdpa *p) { return (p->Sq + BQB - 1) / BQB * BQ
  * order, each adding its dQ^T contribution to a buffer owned by this task,
  * so S and dP are computed once (5 GEMMs, not 7) and the sums keep one
  * order. */
-void KN(fused_kvhead)(const attn__sdpa *p, int64_t b, int64_t hkv, const float *delta, float *ws)
+static inline __attribute__((always_inline)) void
+fused_impl(const attn__sdpa *p, int64_t b, int64_t hkv, const float *delta, float *ws, const bool amx)
 {
     int64_t sqp = KN(fused_sqp)(p), Dk = p->Dk;
-    float *dqt = ws + KN(backward_ws)(p); /* (group, Dk, sqp) dQ^T */
+#if defined(ATTN_SDPA_AMX)
+    float *dqt = ws + (amx ? KN(backward_ws_amx)(p) : KN(backward_ws)(p)); /* (group, Dk, sqp) dQ^T */
+#else
+    float *dqt = ws + KN(backward_ws)(p);
+    (void)amx;
+#endif
     memset(dqt, 0, sizeof(float) * (size_t)(p->group * Dk * sqp));
-    for (int64_t kb = 0; kb < (p->Sk + BK - 1) / BK; kb++)
+    for (int64_t kb = 0; kb < (p->Sk + BK - 1) / BK; kb++) {
+#if defined(ATTN_SDPA_AMX)
+        if (amx) {
+            KN(dkdv_block_amx)(p, b, hkv, kb, delta, ws, dqt, sqp);
+            continue;
+        }
+#endif
         KN(dkdv_block)(p, b, hkv, kb, delta, ws, dqt, sqp);
+    }
     float scale = (float)p->scale;
     for (int64_t hl = 0; hl < p->group; hl++)
         for (int64_t i = 0; i < p->Sq; i++)
@@ -972,11 +1142,29 @@ void KN(fused_kvhead)(const attn__sdpa *p, int64_t b, int64_t hkv, const float *
                           scale * dqt[(hl * Dk + x) * sqp + i]);
 }
 
+void KN(fused_kvhead)(const attn__sdpa *p, int64_t b, int64_t hkv, const float *delta, float *ws)
+{
+    fused_impl(p, b, hkv, delta, ws, false);
+}
+
+#if defined(ATTN_SDPA_AMX)
+int64_t KN(fused_ws_amx)(const attn__sdpa *p)
+{
+    return KN(backward_ws_amx)(p) + p->group * p->Dk * KN(fused_sqp)(p);
+}
+
+void KN(fused_kvhead_amx)(const attn__sdpa *p, int64_t b, int64_t hkv, const float *delta, float *ws)
+{
+    fused_impl(p, b, hkv, delta, ws, true);
+}
+#endif
+
 /* dQ of query block qb of head (b, h), and the bias gradient of its rows
  * when dbias has the full [B, Hq, Sq, Sk] shape: S = Qs Kt, dP = dO Vt,
  * dQ += dS K over the visible key tiles, then dQ *= scale. */
-void KN(dq_block)(const attn__sdpa *p, int64_t b, int64_t h, int64_t qb, const float *delta,
-                         bool write_dbias, float *ws)
+static inline __attribute__((always_inline)) void
+dq_impl(const attn__sdpa *p, int64_t b, int64_t h, int64_t qb, const float *delta, bool write_dbias, float *ws,
+        const bool amx)
 {
     int64_t i0 = qb * BQB, nq = p->Sq - i0 < BQB ? p->Sq - i0 : BQB, hk = h / p->group;
     int64_t Dk = p->Dk, Dv = p->Dv, dk = pad16(Dk), dv = pad16(Dv), mq = (nq + MR - 1) / MR * MR;
@@ -991,6 +1179,15 @@ void KN(dq_block)(const attn__sdpa *p, int64_t b, int64_t h, int64_t qb, const f
     uint64_t bits[BQB]; /* a PARTIAL tile's visible keys per row */
     bool ew = elementwise(p), drop = p->dropout_p > 0.0, cap = p->softcap > 0.0;
     int64_t kl = row_lines(&p->k, Dk), vl = row_lines(&p->v, Dv);
+#if defined(ATTN_SDPA_AMX)
+    /* bfloat16 operands: Q, dO rows; K^T, V^T pairs; dS rows; K pairs */
+    int64_t dk32 = pad32(Dk), dv32 = pad32(Dv);
+    uint16_t *qA = (uint16_t *)(void *)(ws + KN(backward_ws)(p)), *doA = qA + BQB * dk32, *ktB = doA + BQB * dv32;
+    uint16_t *vtB = ktB + dk32 * BK, *dsA = vtB + dv32 * BK, *krB = dsA + BQB * BK;
+    bool kbad[BK];
+#else
+    (void)amx;
+#endif
 
     block_rows(p, b, h, i0, nq, 0, p->Sk, delta, lo, hi, lse, dl);
     for (int64_t r = 0; r < nq; r++)
@@ -1003,10 +1200,16 @@ void KN(dq_block)(const attn__sdpa *p, int64_t b, int64_t h, int64_t qb, const f
         for (int64_t r = 0; r < nq; r++)
             for (int64_t j = 0; j < p->Sk; j++) attn__stf(&p->dbias, attn__off(p->dbias.stride, b, h, i0 + r, j), 0.0f);
     if (jmin < jmax) {
-        pack_rows(&p->q, b, i0, nq, h, Dk, (float)p->scale, qs, dk, mq);
+        pack_rows(&p->q, b, i0, nq, h, Dk, amx ? 1.0f : (float)p->scale, qs, dk, mq);
         pack_rows(&p->d_o, b, i0, nq, h, Dv, 1.0f, dob, dv, mq);
         for (int64_t r = 0; r < nq; r++)
             if (lse[r] == -INFINITY) memset(dob + r * dv, 0, sizeof(float) * (size_t)dv);
+#if defined(ATTN_SDPA_AMX)
+        if (amx) {
+            amx_rows(qs, dk, nq, Dk, qA, dk32, BQB);
+            amx_rows(dob, dv, nq, Dv, doA, dv32, BQB);
+        }
+#endif
     }
     for (int64_t j0 = jmin < jmax ? jmin / BK * BK : jmax; j0 < jmax; j0 += BK) {
         if ((j0 = attn__next_key_tile(p, b, h, i0, nq, j0, BK)) >= jmax) break;
@@ -1022,8 +1225,19 @@ void KN(dq_block)(const attn__sdpa *p, int64_t b, int64_t h, int64_t qb, const f
         pack_cols(&p->v, b, j0, nk, hk, Dv, 1.0f, vt, BK);
         pack_rows(&p->k, b, j0, nk, hk, Dk, 1.0f, kr, dk, BK);
         bool k_bad = !all_finite(kr, nk * dk);
-        gemm(mq, BK, Dk, qs, dk, kt, BK, s, BK, false);
-        gemm(mq, BK, Dv, dob, dv, vt, BK, dp, BK, false);
+#if defined(ATTN_SDPA_AMX)
+        if (amx) {
+            amx_pairs(kt, BK, Dk, BK, dk32, ktB, BK, NULL);
+            amx_pairs(vt, BK, Dv, BK, dv32, vtB, BK, NULL);
+            amx_gemm(BQB, BK, dk32, qA, dk32, ktB, BK, s, BK, false);
+            amx_scale(s, BQB * BK, (float)p->scale);
+            amx_gemm(BQB, BK, dv32, doA, dv32, vtB, BK, dp, BK, false);
+        } else
+#endif
+        {
+            gemm(mq, BK, Dk, qs, dk, kt, BK, s, BK, false);
+            gemm(mq, BK, Dv, dob, dv, vt, BK, dp, BK, false);
+        }
         int64_t next = j0 + BK < jmax ? (jmax - j0 - BK < BK ? jmax - j0 - BK : BK) : 0;
         for (int64_t r = 0; r < mq; r++) {
             float *sr = s + r * BK, *dr = dp + r * BK;
@@ -1047,6 +1261,19 @@ void KN(dq_block)(const attn__sdpa *p, int64_t b, int64_t h, int64_t qb, const f
                 for (int64_t c = 0; c < nk; c++) attn__stf(&p->dbias, attn__off(p->dbias.stride, b, h, i0 + r, j0 + c), dr[c]);
             if (cap) mul_lines(dr, cg + r * BK, BK);
         }
+#if defined(ATTN_SDPA_AMX)
+        if (amx) { /* a non-finite key's row of K zero, its visible pairs added after */
+            for (int64_t c = 0; c < BK; c++) kbad[c] = k_bad && c < nk && !rows_finite(kr + c * dk, dk, 1, Dk);
+            amx_rows(dp, BK, nq, BK, dsA, BK, BQB);
+            amx_pairs(kr, dk, nk, dk, BK, krB, dk, kbad);
+            amx_gemm(BQB, dk, BK, dsA, BK, krB, dk, dqa, dk, true);
+            for (int64_t r = 0; k_bad && r < nq; r++)
+                for (int64_t c = 0; c < nk; c++)
+                    if (kbad[c] && use[r * BK + c] != 0.0f)
+                        for (int64_t x = 0; x < Dk; x++)
+                            dqa[r * dk + x] = fmaf(dp[r * BK + c], kr[c * dk + x], dqa[r * dk + x]);
+        } else
+#endif
         if (!k_bad) {
             gemm(mq, dk, nk, dp, BK, kr, dk, dqa, dk, true);
         } else { /* a NaN or Inf in K: only visible keys, in the GEMM's order */
@@ -1060,6 +1287,22 @@ void KN(dq_block)(const attn__sdpa *p, int64_t b, int64_t h, int64_t qb, const f
     for (int64_t r = 0; r < nq; r++)
         store_row(&p->dq, attn__off(p->dq.stride, b, i0 + r, h, 0), dqa + r * dk, Dk, (float)p->scale);
 }
+
+void KN(dq_block)(const attn__sdpa *p, int64_t b, int64_t h, int64_t qb, const float *delta, bool write_dbias,
+                  float *ws)
+{
+    dq_impl(p, b, h, qb, delta, write_dbias, ws, false);
+}
+
+#if defined(ATTN_SDPA_AMX)
+void KN(dq_block_amx)(const attn__sdpa *p, int64_t b, int64_t h, int64_t qb, const float *delta, bool write_dbias,
+                      float *ws)
+{
+    amx_begin();
+    dq_impl(p, b, h, qb, delta, write_dbias, ws, true);
+    amx_end();
+}
+#endif
 
 /* ---- decode: a few queries against a long KV cache --------------------------- */
 

@@ -51,10 +51,19 @@ enum { ATTN__X86_TILE_Q = 96, ATTN__X86_TILE_Q_BWD = 48, ATTN__X86_TILE_K = 64 }
 ATTN__SDPA_X86_DECLARE(attn__avx2)
 ATTN__SDPA_X86_DECLARE(attn__avx512)
 
-/* The AVX-512 build's AMX-BF16 forward (ATTN_HAVE_AMX): BF16 Q, K and V,
- * its two products on tiles (sdpa_body.h); workspace forward_ws_amx. */
+/* The AVX-512 build's AMX-BF16 kernels (ATTN_HAVE_AMX), for BF16 tensors:
+ * the forward, dK/dV, dQ and fused backward above with their products on
+ * tiles (sdpa_body.h); workspaces forward_ws_amx, backward_ws_amx (dK/dV
+ * and dQ) and fused_ws_amx. */
 int64_t attn__avx512_forward_ws_amx(const attn__sdpa *p);
 void attn__avx512_forward_block_amx(const attn__sdpa *p, int64_t b, int64_t h, int64_t i0, int64_t nq,
                                     float *ws);
+int64_t attn__avx512_backward_ws_amx(const attn__sdpa *p);
+void attn__avx512_dkdv_block_amx(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t kb, const float *delta,
+                                 float *ws, float *dqt, int64_t sqp);
+void attn__avx512_dq_block_amx(const attn__sdpa *p, int64_t b, int64_t h, int64_t qb, const float *delta,
+                               bool write_dbias, float *ws);
+int64_t attn__avx512_fused_ws_amx(const attn__sdpa *p);
+void attn__avx512_fused_kvhead_amx(const attn__sdpa *p, int64_t b, int64_t hkv, const float *delta, float *ws);
 
 #endif /* ATTN_KERNELS_SDPA_X86_H */
