@@ -54,7 +54,7 @@ test-asan:
 	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_FLAGS_DEBUG="-g -O1" -DATTN_SANITIZE=ON >/dev/null
 	cmake --build build-asan -j$(JOBS) --target attn_tests
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
-	  ./build-asan/tests/attn_tests --jobs $(JOBS) --configs 400
+	  ./build-asan/tests/attn_tests --jobs $(JOBS) --configs 200
 
 # The same tests of the attention core with FMA contraction allowed everywhere.
 test-fma:
