@@ -79,7 +79,7 @@ SDPA_SLOTS = ["sdpa.forward", "sdpa.decode", "sdpa.weights", "sdpa.delta", "sdpa
               "sdpa.fused_bwd", "sdpa.dbias_row"]
 SLOTS = [f"{s}.{d}" for s in SDPA_SLOTS
          for d in ["f32", "bf16", "f16"] + (["f32+bf16kv", "f32+f16kv"] if s in SDPA_SLOTS[:2] else [])]
-SLOTS += ["score.additive", "score.proj", "nn.gemm", "nn.layernorm_row", "nn.gelu_row", "nn.softmax_row", "nn.swiglu_row", "quant.matmul"]
+SLOTS += ["score.additive", "score.proj", "nn.gemm", "nn.gemm_bf16", "nn.layernorm_row", "nn.gelu_row", "nn.softmax_row", "nn.swiglu_row", "quant.matmul"]
 
 
 def test_info_without_model_describes_cpu_and_kernels():

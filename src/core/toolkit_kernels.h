@@ -67,11 +67,17 @@ typedef void (*attn__gemm_micro_bf16_fn)(int64_t kc, const float *a, int64_t a_r
 enum { ATTN__GEMM_NR_MAX = 32 };
 
 typedef struct attn__gemm_kernel {
-    const char *name; /* "portable", "avx2", "avx512" */
+    const char *name; /* "portable", "avx2", "avx512", "amx" */
     int mr, nr;       /* the micro-kernel's tile; nr <= ATTN__GEMM_NR_MAX */
-    attn__gemm_micro_fn micro;
+    attn__gemm_micro_fn micro;           /* NULL: bfloat16 products only (AMX) */
     attn__gemm_pack_t_fn pack_t;
     attn__gemm_micro_bf16_fn micro_bf16; /* op(B) in bfloat16 panels */
+    /* The bfloat16 panels' layout: K rounded up to a multiple of kpad (1,
+     * or AMX's 32: zero rows past K, and every k chunk but the last a
+     * multiple of it), and pairs: element (k, j) of a panel at
+     * [k / 2][j][k % 2] (AMX's B operand) instead of [k][j]. */
+    int kpad;
+    bool pairs;
 } attn__gemm_kernel;
 
 /* ---- the slots -------------------------------------------------------------------- */
@@ -97,6 +103,7 @@ typedef void (*attn__swiglu_row_fn)(float *g, const float *u, int64_t n);
 
 typedef struct attn__toolkit_kernels {
     const attn__gemm_kernel *gemm;          /* nn.gemm */
+    const attn__gemm_kernel *gemm_bf16;     /* nn.gemm_bf16: products over bfloat16 panels */
     attn__layernorm_row_fn layernorm_row;   /* nn.layernorm_row */
     attn__gelu_row_fn gelu_row;             /* nn.gelu_row: forward */
     attn__gelu_grad_row_fn gelu_grad_row;   /*   and backward */
@@ -126,7 +133,8 @@ typedef struct attn__gemm_args {
     const uint16_t *bp16;
 } attn__gemm_args;
 
-/* Floats of op(B) [K, N] packed in panels of k's nr. */
+/* Floats of op(B) [K, N] packed in panels of k's nr (elements, for
+ * bfloat16 panels: K rounded up to k's kpad). */
 ATTN__SHARED int64_t attn__gemm_packed_floats(const attn__gemm_kernel *k, int64_t N, int64_t K);
 /* bp = op(B) [K, N] packed in panels of k's nr (b, ldb, tb as in the args). */
 ATTN__SHARED void attn__gemm_pack_b(const attn__gemm_kernel *k, const float *b, int64_t ldb,

@@ -34,7 +34,8 @@ enum { DECODE_MAX_ROWS = 16, DECODE_SPLIT = 512, FUSED_MIN_KV_HEADS = 4 };
 /* The toolkit's slots from a GEMM kernel and a build of the row kernels. */
 static attn__toolkit_kernels nn_slots(const attn__gemm_kernel *gemm, const attn__row_kernels *rows)
 {
-    return (attn__toolkit_kernels){gemm, rows->layernorm, rows->gelu, rows->gelu_grad, rows->logsumexp, rows->swiglu};
+    return (attn__toolkit_kernels){gemm, gemm, rows->layernorm, rows->gelu, rows->gelu_grad, rows->logsumexp,
+                                   rows->swiglu};
 }
 
 /* ---- the portable kernels: every slot ----------------------------------------- */
@@ -137,8 +138,8 @@ static void fill_x86_sdpa(attn__kernels *t, const x86_sdpa *x, attn__isa isa)
 static void fill_nn(attn__kernels *t, const attn__gemm_kernel *gemm, const attn__row_kernels *rows, attn__isa isa)
 {
     t->nn = nn_slots(gemm, rows);
-    static const attn__slot mine[] = {ATTN__SLOT_GEMM, ATTN__SLOT_LAYERNORM_ROW, ATTN__SLOT_GELU_ROW,
-                                      ATTN__SLOT_SOFTMAX_ROW, ATTN__SLOT_SWIGLU_ROW};
+    static const attn__slot mine[] = {ATTN__SLOT_GEMM, ATTN__SLOT_GEMM_BF16, ATTN__SLOT_LAYERNORM_ROW,
+                                      ATTN__SLOT_GELU_ROW, ATTN__SLOT_SOFTMAX_ROW, ATTN__SLOT_SWIGLU_ROW};
     mark(t, mine, sizeof mine / sizeof mine[0], isa);
 }
 
@@ -186,8 +187,9 @@ static void fill_avx512(attn__kernels *t)
 #endif
 
 /* AMX: the AVX-512 table with the BF16 forward's and backward's products
- * on AMX-BF16 tiles (the AVX-512 kernels with tiles, sdpa_body.h). Decode,
- * every other dtype and the other slots keep the AVX-512 kernels. A build configured with
+ * on AMX-BF16 tiles (the AVX-512 kernels with tiles, sdpa_body.h), and
+ * the toolkit's products over bfloat16 weights on tiles (x86/gemm_amx.c).
+ * Decode, every other dtype and the other slots keep the AVX-512 kernels. A build configured with
  * ATTN_EMULATE_AMX (with ATTN_EMULATE_AVX512) runs the tiles in C
  * (kernels/x86/amx.h) and needs AVX2's features only. */
 #if defined(ATTN_HAVE_AMX) && defined(ATTN_HAVE_AVX512) && defined(ATTN_HAVE_AVX2)
@@ -207,6 +209,8 @@ static void fill_amx(attn__kernels *t)
     static const attn__slot mine[] = {ATTN__SLOT_SDPA_FORWARD, ATTN__SLOT_SDPA_DKDV, ATTN__SLOT_SDPA_DQ,
                                       ATTN__SLOT_SDPA_FUSED};
     for (size_t x = 0; x < sizeof mine / sizeof mine[0]; x++) t->filled_by[mine[x]][ATTN__SDPA_BF16] = ATTN__ISA_AMX;
+    t->nn.gemm_bf16 = &attn__gemm_amx; /* products over bfloat16 weights on tiles */
+    t->filled_by[ATTN__SLOT_GEMM_BF16][ATTN__SDPA_F32] = ATTN__ISA_AMX;
 }
 #define FILL_AMX fill_amx
 #else

@@ -45,6 +45,7 @@ typedef enum attn__isa {
     X(SCORE_ADDITIVE, "score.additive")  \
     X(SCORE_PROJ, "score.proj")          \
     X(GEMM, "nn.gemm")                   \
+    X(GEMM_BF16, "nn.gemm_bf16")         \
     X(LAYERNORM_ROW, "nn.layernorm_row") \
     X(GELU_ROW, "nn.gelu_row")           \
     X(SOFTMAX_ROW, "nn.softmax_row")     \

@@ -129,6 +129,7 @@ static void check_complete(const attn__kernels *t)
             t->score_proj.linear_dx_rows != NULL && t->score_proj.linear_dw_rows != NULL &&
             t->score_proj.gscale_rows != NULL && t->score_proj.gscale_dq_rows != NULL &&
             t->score_proj.dg_head != NULL && t->score_proj.rows > 0);
+    T_CHECK(t->nn.gemm_bf16 != NULL && t->nn.gemm_bf16->micro_bf16 != NULL);
     T_CHECK(t->nn.gemm != NULL && t->nn.layernorm_row != NULL && t->nn.gelu_row != NULL &&
             t->nn.gelu_grad_row != NULL && t->nn.softmax_row != NULL && t->nn.swiglu_row != NULL);
     for (int s = 0; s < ATTN__N_SLOTS; s++)
@@ -228,7 +229,8 @@ void test_kernel_table_choice(void)
             T_CHECK(t->sdpa[d].fused.kvhead == (tiles ? attn__avx512_fused_kvhead_amx : t5->sdpa[d].fused.kvhead));
             T_CHECK(!tiles || t->sdpa[d].dkdv.ws == attn__avx512_backward_ws_amx);
         }
-        T_CHECK(t5 && t->nn.gemm == t5->nn.gemm);
+        T_CHECK(t5 && t->nn.gemm == t5->nn.gemm && t->nn.gemm_bf16 == &attn__gemm_amx);
+        T_CHECK(t->filled_by[ATTN__SLOT_GEMM_BF16][ATTN__SDPA_F32] == ATTN__ISA_AMX);
         T_CHECK(attn__isa_manual(ATTN__ISA_AMX) != NULL);
         check_complete(t);
     }
@@ -366,7 +368,7 @@ void test_ctx_describe(void)
         "sdpa.forward.f32+f16kv", "sdpa.decode.f32", "sdpa.decode.bf16", "sdpa.decode.f16",
         "sdpa.decode.f32+bf16kv", "sdpa.decode.f32+f16kv", "sdpa.weights.f32", "sdpa.weights.bf16",
         "sdpa.weights.f16", "sdpa.delta.f32", "sdpa.delta.f16", "sdpa.dkdv.bf16", "sdpa.dq.f32",
-        "sdpa.fused_bwd.bf16", "sdpa.dbias_row.f16", "score.additive", "score.proj", "nn.gemm",
+        "sdpa.fused_bwd.bf16", "sdpa.dbias_row.f16", "score.additive", "score.proj", "nn.gemm", "nn.gemm_bf16",
         "nn.layernorm_row", "nn.gelu_row", "nn.softmax_row", "nn.swiglu_row"};
     attn_ctx *ctx = NULL;
     T_EQ_STATUS(attn_ctx_create(1, &ctx), ATTN_OK);

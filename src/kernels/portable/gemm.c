@@ -89,7 +89,7 @@ static void micro_portable_bf16(int64_t kc, const float *a, int64_t a_rs, int64_
 
 int64_t attn__gemm_packed_floats(const attn__gemm_kernel *k, int64_t N, int64_t K)
 {
-    return cdiv(N, k->nr) * k->nr * K;
+    return cdiv(N, k->nr) * k->nr * (cdiv(K, k->kpad) * k->kpad);
 }
 
 void attn__gemm_pack_t_generic(int nr, const float *b, int64_t ldb, int w, int64_t kc, float *dst)
@@ -106,7 +106,7 @@ static void pack_t_portable(const float *b, int64_t ldb, int w, int64_t kc, floa
 }
 
 const attn__gemm_kernel attn__gemm_portable = {"portable", P_MR, P_NR, micro_portable,
-                                               pack_t_portable, micro_portable_bf16};
+                                               pack_t_portable, micro_portable_bf16, 1, false};
 
 /* dst = op(B)[k0 .. k0 + kc, n0 .. n0 + nc] in panels of k's nr columns,
  * panel after panel ([kc][nr] each), zeros past column N. */
@@ -137,12 +137,14 @@ void attn__gemm_pack_b_bf16(const attn__gemm_kernel *k, const float *b, int64_t 
                             attn__gemm_op tb, int64_t N, int64_t K, uint16_t *bp)
 {
     int nr = k->nr;
-    for (int64_t p0 = 0; p0 < N; p0 += nr, bp += K * nr)
+    int64_t kp = cdiv(K, k->kpad) * k->kpad;
+    for (int64_t p0 = 0; p0 < N; p0 += nr, bp += kp * nr)
         for (int64_t j = 0; j < nr; j++) /* column j of the panel is column p0 + j of op(B) */
-            for (int64_t q = 0; q < K; q++) {
-                float v = p0 + j >= N ? 0.0f : tb == ATTN__GEMM_N ? b[q * ldb + p0 + j]
-                                                                  : b[(p0 + j) * ldb + q];
-                bp[q * nr + j] = attn__f32_to_bf16(v);
+            for (int64_t q = 0; q < kp; q++) {
+                float v = p0 + j >= N || q >= K ? 0.0f
+                          : tb == ATTN__GEMM_N  ? b[q * ldb + p0 + j]
+                                                : b[(p0 + j) * ldb + q];
+                bp[k->pairs ? (q / 2 * nr + j) * 2 + q % 2 : q * nr + j] = attn__f32_to_bf16(v);
             }
 }
 
@@ -156,10 +158,10 @@ void attn__round_bf16(const float *x, int64_t n, float *y)
 /* K in chunks of equal size, at most KC, or KC_T when A is stored [K, M]:
  * then each k of a tile reads a cache line of A, and kc of those lines and
  * the panel chunk must share L1. */
-static int64_t chunk_k(const attn__gemm_args *g)
+static int64_t chunk_k(const attn__gemm_kernel *k, const attn__gemm_args *g)
 {
-    int64_t most = g->ta == ATTN__GEMM_T ? KC_T : KC;
-    return cdiv(g->K, cdiv(g->K, most));
+    int64_t most = g->ta == ATTN__GEMM_T ? KC_T : KC, kc = cdiv(g->K, cdiv(g->K, most));
+    return g->bp16 ? cdiv(kc, k->kpad) * k->kpad : kc; /* bfloat16 panels: chunks of whole kpad */
 }
 
 /* C[m0 .. m1, panels p0 .. p1) over k in [k0, k0 + kc), B's panel p chunk at
@@ -194,17 +196,18 @@ static void block(const attn__gemm_kernel *k, const attn__gemm_args *g, int64_t 
 static void block_all_k(const attn__gemm_kernel *k, const attn__gemm_args *g, int64_t m0,
                         int64_t m1, int64_t p0, int64_t p1, const float *bp)
 {
-    int64_t kc = chunk_k(g), group = NC / k->nr;
+    int64_t kc = chunk_k(k, g), group = NC / k->nr;
+    int64_t kp = g->bp16 ? cdiv(g->K, k->kpad) * k->kpad : g->K; /* the panels' k extent */
     if (g->bp16) bp = NULL; /* the bfloat16 panels win */
     float stack[KC * ATTN__GEMM_NR_MAX + ALIGN / sizeof(float)], *buf = aligned(stack);
     for (int64_t q0 = p0; q0 < p1; q0 += group) {
         int64_t q1 = min64(p1, q0 + group);
         for (int64_t k0 = 0; k0 < g->K; k0 += kc) {
             int64_t kn = min64(kc, g->K - k0);
-            int64_t at = (q0 * g->K + k0) * k->nr;
+            int64_t at = (q0 * kp + k0) * k->nr;
             if (bp || g->bp16) {
                 block(k, g, m0, m1, q0, q1, k0, kn, bp ? bp + at : NULL,
-                      bp ? NULL : g->bp16 + at, g->K * k->nr);
+                      bp ? NULL : g->bp16 + at, kp * k->nr);
                 continue;
             }
             for (int64_t p = q0; p < q1; p++) {

@@ -85,4 +85,4 @@ static void pack_t_avx512(const float *b, int64_t ldb, int w, int64_t kc, float 
 }
 
 const attn__gemm_kernel attn__gemm_avx512 = {"avx512", MR, NR, micro_avx512, pack_t_avx512,
-                                             micro_avx512_bf16};
+                                             micro_avx512_bf16, 1, false};

@@ -253,7 +253,7 @@ static attn_status run_init(run *r, attn_ctx *ctx, const attn_bert *m, const int
     for (int64_t b = 0; b < B; b++) r->start[b + 1] = r->start[b] + lens[b];
     r->T = r->start[B];
     r->rows = attn__ctx_toolkit(ctx);
-    r->gemm = r->rows->gemm;
+    r->gemm = m->dtype == ATTN_DTYPE_BF16 ? r->rows->gemm_bf16 : r->rows->gemm;
     r->packed = m->dtype == ATTN_DTYPE_F32 && r->gemm == m->pack_kernel;
     if (m->dtype == ATTN_DTYPE_BF16) { /* the model's panels, or for a forced kernel its own */
         r->pan = attn__bert_panels(c, r->gemm);

@@ -309,7 +309,7 @@ attn_status attn_bert_set_dtype(attn_bert *m, attn_dtype dtype)
         m->packed16_block = NULL;
         m->packed16 = NULL;
     } else {
-        const attn__gemm_kernel *k = attn__ctx_toolkit(NULL)->gemm;
+        const attn__gemm_kernel *k = attn__ctx_toolkit(NULL)->gemm_bf16;
         void *block;
         uint16_t *h;
         attn_status st = attn__bert_pack_bf16(__func__, m, k, &block, &h);
