@@ -168,16 +168,17 @@ static void grid(const attn__gemm_kernel *k, double *worst, long *count)
     }
 }
 
-/* The nn.gemm kernel of instruction set isa's table, if the table runs
- * here and the slot is that instruction set's own; else NULL, and the test
- * is skipped with the reason. */
-static const attn__gemm_kernel *isa_gemm(attn__isa isa)
+/* The kernel of slot (nn.gemm or nn.gemm_bf16) of instruction set isa's
+ * table, if the table runs here and the slot is that instruction set's
+ * own; else NULL, and the test is skipped with the reason. */
+static const attn__gemm_kernel *isa_gemm(attn__isa isa, attn__slot slot)
 {
     static char why[600];
     char what[512] = "";
     const attn__kernels *t = attn__kernels_get(attn__isa_kernel(isa), what, sizeof what);
-    if (t != NULL && t->filled_by[ATTN__SLOT_GEMM][ATTN__SDPA_F32] == isa) return t->nn.gemm;
-    snprintf(why, sizeof why, "gemm %s: %s", attn__isa_name(isa),
+    if (t != NULL && t->filled_by[slot][ATTN__SDPA_F32] == isa)
+        return slot == ATTN__SLOT_GEMM ? t->nn.gemm : t->nn.gemm_bf16;
+    snprintf(why, sizeof why, "%s %s: %s", attn__slot_name(slot), attn__isa_name(isa),
              t == NULL ? what : "no kernel of its own in this build");
     t_skip(why);
     return NULL;
@@ -185,7 +186,7 @@ static const attn__gemm_kernel *isa_gemm(attn__isa isa)
 
 static void kernel_vs_double(attn__isa isa)
 {
-    const attn__gemm_kernel *k = isa_gemm(isa);
+    const attn__gemm_kernel *k = isa_gemm(isa, ATTN__SLOT_GEMM);
     if (k == NULL) return;
     const char *name = k->name;
     double worst = 0.0;
@@ -206,23 +207,9 @@ T_TEST(kernels_gemm_avx512_vs_double) { kernel_vs_double(ATTN__ISA_AVX512); }
  * exact, only the sums round), the packing against the scalar rounding of
  * core/half.h, and, as the products are exact, bit for bit against the
  * portable kernel's C (fused and unfused chains agree). */
-/* The nn.gemm_bf16 kernel of isa's table, if it is that instruction set's
- * own (as isa_gemm). */
-static const attn__gemm_kernel *isa_gemm_bf16(attn__isa isa)
-{
-    static char why[600];
-    char what[512] = "";
-    const attn__kernels *t = attn__kernels_get(attn__isa_kernel(isa), what, sizeof what);
-    if (t != NULL && t->filled_by[ATTN__SLOT_GEMM_BF16][ATTN__SDPA_F32] == isa) return t->nn.gemm_bf16;
-    snprintf(why, sizeof why, "gemm_bf16 %s: %s", attn__isa_name(isa),
-             t == NULL ? what : "no kernel of its own in this build");
-    t_skip(why);
-    return NULL;
-}
-
 static void kernel_bf16_vs_double(attn__isa isa)
 {
-    const attn__gemm_kernel *k = isa_gemm_bf16(isa), *port = &attn__gemm_portable;
+    const attn__gemm_kernel *k = isa_gemm(isa, ATTN__SLOT_GEMM_BF16), *port = &attn__gemm_portable;
     if (k == NULL) return;
     /* AMX sums each pair as two roundings, as the SDM defines TDPBF16PS:
      * the FMA chain's bits, required where the tiles are emulated, counted

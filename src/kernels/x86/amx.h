@@ -26,6 +26,8 @@
 #ifndef ATTN_KERNELS_X86_AMX_H
 #define ATTN_KERNELS_X86_AMX_H
 
+#include "core/half.h"
+
 #include <stdint.h>
 #include <string.h>
 
@@ -70,24 +72,15 @@ static inline void amx_emu_store(int t, void *base, int64_t stride)
     for (int r = 0; r < AMX_ROWS; r++) memcpy((char *)base + r * stride, amx_tmm[t].b[r], AMX_COLSB);
 }
 
-/* a bfloat16 as float32, denormals as zero */
-static inline float amx_emu_bf16(uint16_t h)
-{
-    uint32_t u = (uint32_t)h << 16;
-    if ((u & 0x7F800000u) == 0) u &= 0x80000000u;
-    float f;
-    memcpy(&f, &u, sizeof f);
-    return f;
-}
-
+/* x with a denormal flushed to a zero of its sign */
 static inline float amx_emu_ftz(float x)
 {
-    uint32_t u;
-    memcpy(&u, &x, sizeof u);
-    if ((u & 0x7F800000u) == 0) u &= 0x80000000u;
-    memcpy(&x, &u, sizeof x);
-    return x;
+    uint32_t u = attn__f32_bits(x);
+    return (u & 0x7F800000u) == 0 ? attn__bits_f32(u & 0x80000000u) : x;
 }
+
+/* a bfloat16 as float32, denormals as zero */
+static inline float amx_emu_bf16(uint16_t h) { return amx_emu_ftz(attn__bf16_to_f32(h)); }
 
 static inline void amx_emu_dpbf16(int c, int a, int b)
 {

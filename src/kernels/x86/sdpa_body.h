@@ -956,7 +956,9 @@ dkdv_impl(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t kb, const float *
     uint16_t *qsB = dobB + BK * dv, *ktA = qsB + BK * dk, *dsB = ktA + dk * BK;
     float *dqtmp = (float *)(void *)(dsB + BK * BQB); /* (dk, BQB) */
     bool kbad[BK];
+    const bool *only = amx ? kbad : NULL; /* NaN-safe dQ: the keys the tiles left out, or NULL: all */
 #else
+    const bool *only = NULL;
     (void)amx;
 #endif
 
@@ -1062,23 +1064,16 @@ dkdv_impl(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t kb, const float *
                     for (int64_t x = 0; x < Dk; x++)
                         for (int64_t r = 0; r < BQB; r += VW)
                             vstore(c0 + x * sqp + r, vadd(vload(c0 + x * sqp + r), vload(dqtmp + x * BQB + r)));
-                    if (k_bad)
-                        for (int64_t c = 0; c < nk; c++)
-                            for (int64_t r = 0; kbad[c] && r < nq; r++)
-                                if (use[c * BQB + r] != 0.0f)
-                                    for (int64_t x = 0; x < Dk; x++)
-                                        c0[x * sqp + r] = fmaf(kt[x * BK + c], dpt[c * BQB + r], c0[x * sqp + r]);
                 } else
 #endif
-                if (!k_bad) {
+                if (!k_bad)
                     gemm(Dk, BQB, nk, kt, BK, dpt, BQB, c0, sqp, true);
-                } else { /* a NaN or Inf in K: only visible keys, in the GEMM's order */
+                if (k_bad) /* a NaN or Inf in K: the visible keys (of those the tiles left out), in the GEMM's order */
                     for (int64_t x = 0; x < Dk; x++)
                         for (int64_t r = 0; r < nq; r++)
                             for (int64_t c = 0; c < nk; c++)
-                                if (use[c * BQB + r] != 0.0f)
+                                if (use[c * BQB + r] != 0.0f && (only == NULL || only[c]))
                                     c0[x * sqp + r] = fmaf(kt[x * BK + c], dpt[c * BQB + r], c0[x * sqp + r]);
-                }
             }
         }
     for (int64_t c = 0; c < nk; c++) {
@@ -1185,7 +1180,9 @@ dq_impl(const attn__sdpa *p, int64_t b, int64_t h, int64_t qb, const float *delt
     uint16_t *qA = (uint16_t *)(void *)(ws + KN(backward_ws)(p)), *doA = qA + BQB * dk32, *ktB = doA + BQB * dv32;
     uint16_t *vtB = ktB + dk32 * BK, *dsA = vtB + dv32 * BK, *krB = dsA + BQB * BK;
     bool kbad[BK];
+    const bool *only = amx ? kbad : NULL; /* NaN-safe dQ: the keys the tiles left out, or NULL: all */
 #else
+    const bool *only = NULL;
     (void)amx;
 #endif
 
@@ -1267,22 +1264,16 @@ dq_impl(const attn__sdpa *p, int64_t b, int64_t h, int64_t qb, const float *delt
             amx_rows(dp, BK, nq, BK, dsA, BK, BQB);
             amx_pairs(kr, dk, nk, dk, BK, krB, dk, kbad);
             amx_gemm(BQB, dk, BK, dsA, BK, krB, dk, dqa, dk, true);
-            for (int64_t r = 0; k_bad && r < nq; r++)
-                for (int64_t c = 0; c < nk; c++)
-                    if (kbad[c] && use[r * BK + c] != 0.0f)
-                        for (int64_t x = 0; x < Dk; x++)
-                            dqa[r * dk + x] = fmaf(dp[r * BK + c], kr[c * dk + x], dqa[r * dk + x]);
         } else
 #endif
-        if (!k_bad) {
+        if (!k_bad)
             gemm(mq, dk, nk, dp, BK, kr, dk, dqa, dk, true);
-        } else { /* a NaN or Inf in K: only visible keys, in the GEMM's order */
+        if (k_bad) /* a NaN or Inf in K: the visible keys (of those the tiles left out), in the GEMM's order */
             for (int64_t r = 0; r < nq; r++)
                 for (int64_t c = 0; c < nk; c++)
-                    if (use[r * BK + c] != 0.0f)
+                    if (use[r * BK + c] != 0.0f && (only == NULL || only[c]))
                         for (int64_t x = 0; x < Dk; x++)
                             dqa[r * dk + x] = fmaf(dp[r * BK + c], kr[c * dk + x], dqa[r * dk + x]);
-        }
     }
     for (int64_t r = 0; r < nq; r++)
         store_row(&p->dq, attn__off(p->dq.stride, b, i0 + r, h, 0), dqa + r * dk, Dk, (float)p->scale);
