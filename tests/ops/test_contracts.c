@@ -227,15 +227,15 @@ void test_contract_masked_never_read(void) { every_dtype(masked_never_read); }
 /* 3. A NaN in an unmasked input reaches exactly the rows that see it. */
 static void nan_propagation(void)
 {
-    for (int where = 0; where < 3; where++) { /* in q, k, v */
+    for (int where = 0; where < 4; where++) { /* in q, k, v; 3: in v without a mask (whole 64-key tiles) */
         t_cfg c = base_cfg(300 + (uint64_t)where);
-        c.causal = 1;
+        c.causal = where < 3;
         t_problem P;
         t_problem_make(&P, &c);
         int64_t jn = 20, in = 11; /* key row 20 of kv head 1, batch 1; or query row 11 */
         if (where == 0) P.q[((1 * c.Sq + in) * c.Hq + 2) * c.Dk + 4] = NAN;
         if (where == 1) P.k[((1 * c.Sk + jn) * c.Hkv + 1) * c.Dk + 3] = NAN;
-        if (where == 2) P.v[((1 * c.Sk + jn) * c.Hkv + 1) * c.Dv + 2] = NAN;
+        if (where >= 2) P.v[((1 * c.Sk + jn) * c.Hkv + 1) * c.Dv + 2] = NAN;
         as_cur(&P);
         for (int path = 0; path < PATHS; path++) {
         if (!path_ok(path)) continue;
@@ -244,16 +244,16 @@ static void nan_propagation(void)
             for (int64_t b = 0; b < c.B; b++)
                 for (int64_t i = 0; i < c.Sq; i++)
                     for (int64_t h = 0; h < c.Hq; h++) {
-                        bool depends = b == 1 && (where == 0 ? (i == in && h == 2) : (h / 2 == 1 && i >= jn));
+                        bool depends = b == 1 && (where == 0 ? (i == in && h == 2) : (h / 2 == 1 && (where == 3 || i >= jn)));
                         const double *o = r.o + ((b * c.Sq + i) * c.Hq + h) * c.Dv;
                         int nans = 0;
                         for (int64_t x = 0; x < c.Dv; x++) nans += isnan(o[x]);
                         /* A NaN in V reaches only its own column; in q or k the whole row. */
-                        int want = !depends ? 0 : where == 2 ? 1 : (int)c.Dv;
+                        int want = !depends ? 0 : where >= 2 ? 1 : (int)c.Dv;
                         t_checks++;
                         if (nans != want)
                             t_fail(__FILE__, __LINE__, "NaN in %s, %s %s: row b=%lld i=%lld h=%lld has %d NaN, want %d",
-                                   where == 0 ? "q" : where == 1 ? "k" : "v", dt_name[cur], path_name[path], (long long)b,
+                                   where == 0 ? "q" : where == 1 ? "k" : where == 2 ? "v" : "v (no mask)", dt_name[cur], path_name[path], (long long)b,
                                    (long long)i, (long long)h, nans, want);
                     }
             t_result_free(&r);

@@ -478,16 +478,19 @@ static void amx_kt(const float *kt, int64_t Dk, int64_t dk, uint16_t *kb)
 }
 
 /* vb [BK / 2][dv][2] from V's rows [nk][Dv] (row stride ldv; floats
- * holding bfloat16 values), zeros past; a row with a NaN or an Inf is
- * zeros too (amx_bad_v adds what it must). */
-static void amx_v(const float *v, int64_t ldv, int64_t nk, int64_t Dv, int64_t dv, uint16_t *vb)
+ * holding bfloat16 values), zeros past; with v_bad (the forward's
+ * NaN-safe case: a masked tile with a non-finite V), a row with a NaN or
+ * an Inf is zeros too (amx_bad_v adds what it must); otherwise such a row
+ * goes in as it is and propagates through the products, as in the float32
+ * GEMM. */
+static void amx_v(const float *v, int64_t ldv, int64_t nk, int64_t Dv, int64_t dv, bool v_bad, uint16_t *vb)
 {
     int64_t d8 = Dv / 8 * 8;
     for (int64_t pr = 0; pr < BK / 2; pr++) {
         const float *row[2];
         for (int64_t t = 0; t < 2; t++) {
             int64_t key = 2 * pr + t;
-            row[t] = key < nk && rows_finite(v + key * ldv, ldv, 1, Dv) ? v + key * ldv : NULL;
+            row[t] = key < nk && (!v_bad || rows_finite(v + key * ldv, ldv, 1, Dv)) ? v + key * ldv : NULL;
         }
         uint16_t *o = vb + pr * dv * 2;
         int64_t x = 0;
@@ -691,7 +694,7 @@ forward_impl(const attn__sdpa *p, int64_t b, int64_t h, int64_t i0, int64_t nq, 
 #if defined(ATTN_SDPA_AMX)
         if (amx) {
             amx_kt(kt, Dk, dk, kh);
-            amx_v(vsrc, ldv, nk, Dv, dv, vh);
+            amx_v(vsrc, ldv, nk, Dv, dv, v_bad, vh);
         }
 #endif
         /* S = Qs K^T in groups of rows, each over the 16-key columns its rows
@@ -994,7 +997,7 @@ dkdv_impl(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t kb, const float *
         if (dqt != NULL) { /* K^T rows, a non-finite key's column zero (added after) */
             amx_rows(kt, BK, Dk, BK, ktA, BK, dk);
             for (int64_t c = 0; c < BK; c++) {
-                kbad[c] = c < nk && !rows_finite(kr + c * Dk, Dk, 1, Dk);
+                kbad[c] = k_bad && c < nk && !rows_finite(kr + c * Dk, Dk, 1, Dk);
                 if (kbad[c])
                     for (int64_t x = 0; x < Dk; x++) ktA[x * BK + c] = 0;
             }
