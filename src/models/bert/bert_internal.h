@@ -18,8 +18,6 @@ typedef struct {
     float *wi, *bi;     /* intermediate dense [F, H], [F] */
     float *wo2, *bo2;   /* output dense [H, F], [H] */
     float *ln2_w, *ln2_b;
-    /* the same four dense weights as GEMM panels of the model's pack kernel */
-    float *pqkv, *po, *pi, *po2;
 } bert_layer;
 
 struct attn_bert {
@@ -29,10 +27,12 @@ struct attn_bert {
     float *word, *pos, *type;    /* [vocab, H], [max_position, H], [type_vocab, H] */
     float *emb_ln_w, *emb_ln_b;  /* [H] */
     bert_layer *layers;          /* [n_layers] */
-    float *packed;               /* F32: the panels of every layer (one block) */
-    void *packed16_block;        /* BF16: the same in bfloat16 (the block, */
-    uint16_t *packed16;          /*   and its first panel, on a cache line) */
-    const attn__gemm_kernel *pack_kernel; /* the GEMM kernel the panels are for */
+    /* every layer's dense weights as GEMM panels of pack_kernel (bert_panels
+     * order), float32 (F32) or bfloat16 (BF16), from a cache line; the
+     * allocation to release is panel_block */
+    void *panel_block;
+    const void *panels;
+    const attn__gemm_kernel *pack_kernel;
 };
 
 /* weights.c: where a layer's four dense weights sit in a block of panels
@@ -44,11 +44,11 @@ typedef struct {
 } bert_panels;
 bert_panels attn__bert_panels(const attn_bert_config *c, const attn__gemm_kernel *k);
 
-/* weights.c: *panels = every layer's dense weights rounded to bfloat16 and
- * packed for k (bert_panels order), in *block (to attn_release). fn names
- * the caller in the error. */
-attn_status attn__bert_pack_bf16(const char *fn, const attn_bert *m, const attn__gemm_kernel *k,
-                                 void **block, uint16_t **panels);
+/* weights.c: *panels = every layer's dense weights packed for k
+ * (bert_panels order), float32 or, for BF16, rounded to bfloat16, in
+ * *block (to attn_release). fn names the caller in the error. */
+attn_status attn__bert_pack(const char *fn, const attn_bert *m, attn_dtype dtype,
+                            const attn__gemm_kernel *k, void **block, void **panels);
 
 /* config.c: the model's config from config.json at path, then
  * max_seq_length (into c) from sentence_bert_config.json at path. */

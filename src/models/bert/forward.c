@@ -46,10 +46,10 @@ typedef struct {
     const attn_bert *m;
     const attn__gemm_kernel *gemm; /* the ctx's GEMM kernel */
     const attn__toolkit_kernels *rows; /* its row kernels */
-    int packed;         /* the weights' float32 panels are for gemm */
-    const uint16_t *h16; /* BF16: the bfloat16 panels for gemm (bert_panels) */
-    void *own16;        /*   when packed for this call: their block */
-    bert_panels pan;
+    bool bf16;          /* the model's dense layers run in BF16 */
+    const void *panels; /* the weights' panels for gemm (the model's, or own's), or NULL: */
+    void *own;          /*   F32 packs as it goes; BF16 packs per call for a forced kernel */
+    bert_panels pan;    /* where each layer's panels are */
     int64_t B, T;       /* sequences, real tokens */
     const int64_t *lens;
     int64_t *start;     /* [B + 1] first packed row of each sequence */
@@ -72,14 +72,15 @@ static void bias_rows(float *y, const float *x, const float *b, int64_t n, int64
 }
 
 /* y [n, out] = beta * y + x [n, in] w^T for weight `which` of layer l
- * (w [out, in], its float32 panels pw or the run's bfloat16 ones), beta 0
- * or 1, on the calling thread. In BF16, x holds bfloat16 values. */
+ * (w [out, in], or its panels), beta 0 or 1, on the calling thread. In
+ * BF16, x holds bfloat16 values. */
 static void dense(const run *r, int64_t l, int which, const float *x, int64_t n, int64_t in,
-                  const float *w, const float *pw, int64_t out, float beta, float *y)
+                  const float *w, int64_t out, float beta, float *y)
 {
-    const uint16_t *h = r->h16 ? r->h16 + l * r->pan.per + r->pan.at[which] : NULL;
-    attn__gemm_args g = {n, out, in, ATTN__GEMM_N, ATTN__GEMM_T, x, w, r->packed ? pw : NULL,
-                         in, in, beta, y, out, h};
+    int64_t at = l * r->pan.per + r->pan.at[which];
+    attn__gemm_args g = {n, out, in, ATTN__GEMM_N, ATTN__GEMM_T, x, w,
+                         r->panels && !r->bf16 ? (const float *)r->panels + at : NULL, in, in, beta, y, out,
+                         r->panels && r->bf16 ? (const uint16_t *)r->panels + at : NULL};
     attn__gemm_serial(r->gemm, &g);
 }
 
@@ -87,7 +88,7 @@ static void dense(const run *r, int64_t l, int which, const float *x, int64_t n,
  * to bfloat16 into tmp (which may be x). */
 static const float *dense_input(const run *r, const float *x, int64_t n, int64_t d, float *tmp)
 {
-    if (r->h16 == NULL) return x;
+    if (!r->bf16) return x;
     attn__round_bf16(x, n * d, tmp);
     return tmp;
 }
@@ -99,8 +100,7 @@ static void qkv_rows(const run *r, int64_t l, int64_t r0, int64_t n, float *tmp)
     int64_t H = r->m->c.hidden_size;
     const bert_layer *L = &r->m->layers[l];
     bias_rows(r->qkv + r0 * 3 * H, NULL, L->bqkv, n, 3 * H);
-    dense(r, l, BERT_QKV, dense_input(r, r->x + r0 * H, n, H, tmp), n, H, L->wqkv, L->pqkv,
-          3 * H, 1.0f, r->qkv + r0 * 3 * H);
+    dense(r, l, BERT_QKV, dense_input(r, r->x + r0 * H, n, H, tmp), n, H, L->wqkv, 3 * H, 1.0f, r->qkv + r0 * 3 * H);
 }
 
 /* Rows [r0, r0 + n): embeddings, their LayerNorm and layer 0's q, k, v. */
@@ -128,14 +128,14 @@ static void layer_block(const run *r, int64_t r0, int64_t n, float *scratch)
     float *x = r->x + r0 * H, *y = scratch, *h = scratch + n * H, *o = r->o + r0 * H;
     int64_t l = r->layer;
     bias_rows(y, x, L->bo, n, H); /* y = x + bo + o Wo^T */
-    dense(r, l, BERT_O, dense_input(r, o, n, H, o), n, H, L->wo, L->po, H, 1.0f, y);
+    dense(r, l, BERT_O, dense_input(r, o, n, H, o), n, H, L->wo, H, 1.0f, y);
     for (int64_t t = 0; t < n; t++)
         r->rows->layernorm_row(y + t * H, H, L->ln1_w, L->ln1_b, c->layer_norm_eps, x + t * H,
                                NULL, NULL);
-    dense(r, l, BERT_I, dense_input(r, x, n, H, y), n, H, L->wi, L->pi, F, 0.0f, h);
+    dense(r, l, BERT_I, dense_input(r, x, n, H, y), n, H, L->wi, F, 0.0f, h);
     for (int64_t t = 0; t < n; t++) r->rows->gelu_row(h + t * F, L->bi, F, h + t * F);
     bias_rows(y, x, L->bo2, n, H); /* y = x + bo2 + h Wo2^T */
-    dense(r, l, BERT_O2, dense_input(r, h, n, F, h), n, F, L->wo2, L->po2, H, 1.0f, y);
+    dense(r, l, BERT_O2, dense_input(r, h, n, F, h), n, F, L->wo2, H, 1.0f, y);
     for (int64_t t = 0; t < n; t++)
         r->rows->layernorm_row(y + t * H, H, L->ln2_w, L->ln2_b, c->layer_norm_eps, x + t * H,
                                NULL, NULL);
@@ -230,7 +230,7 @@ static attn_status attention_map(const run *r, const map_req *req)
 
 static void run_free(run *r)
 {
-    attn_release(r->own16);
+    attn_release(r->own);
     attn_release(r->start);
     attn_release(r->tok);
     attn_release(r->x);
@@ -253,20 +253,19 @@ static attn_status run_init(run *r, attn_ctx *ctx, const attn_bert *m, const int
     for (int64_t b = 0; b < B; b++) r->start[b + 1] = r->start[b] + lens[b];
     r->T = r->start[B];
     r->rows = attn__ctx_toolkit(ctx);
-    r->gemm = m->dtype == ATTN_DTYPE_BF16 ? r->rows->gemm_bf16 : r->rows->gemm;
-    r->packed = m->dtype == ATTN_DTYPE_F32 && r->gemm == m->pack_kernel;
-    if (m->dtype == ATTN_DTYPE_BF16) { /* the model's panels, or for a forced kernel its own */
-        r->pan = attn__bert_panels(c, r->gemm);
-        r->h16 = m->packed16;
-        if (r->gemm != m->pack_kernel) {
-            uint16_t *h;
-            attn_status st = attn__bert_pack_bf16("attn_bert", m, r->gemm, &r->own16, &h);
-            if (st != ATTN_OK) {
-                run_free(r);
-                return st;
-            }
-            r->h16 = h;
+    r->bf16 = m->dtype == ATTN_DTYPE_BF16;
+    r->gemm = r->bf16 ? r->rows->gemm_bf16 : r->rows->gemm;
+    r->pan = attn__bert_panels(c, r->gemm);
+    if (r->gemm == m->pack_kernel) {
+        r->panels = m->panels;
+    } else if (r->bf16) { /* a forced kernel: bfloat16 panels of its own for this call */
+        void *own;
+        attn_status st = attn__bert_pack("attn_bert", m, m->dtype, r->gemm, &r->own, &own);
+        if (st != ATTN_OK) {
+            run_free(r);
+            return st;
         }
+        r->panels = own;
     }
     threads = attn_ctx_threads(ctx);
     per = BLOCK_ROWS * (H + c->intermediate_size);

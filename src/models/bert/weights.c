@@ -251,47 +251,39 @@ static attn_status panel_block(const char *fn, const attn_bert_config *c, int64_
     return ATTN_OK;
 }
 
-/* The panels of every layer's dense weights in float32, for the best GEMM
- * kernel: m->packed (the old block released). */
-static attn_status pack_weights(const char *fn, attn_bert *m)
+attn_status attn__bert_pack(const char *fn, const attn_bert *m, attn_dtype dtype,
+                            const attn__gemm_kernel *k, void **block, void **panels)
 {
-    const attn__gemm_kernel *k = attn__ctx_toolkit(NULL)->gemm;
+    bool half = dtype == ATTN_DTYPE_BF16;
     bert_panels p = attn__bert_panels(&m->c, k);
-    void *block, *at;
-    attn_status st = panel_block(fn, &m->c, p.per, sizeof(float), &block, &at);
+    attn_status st = panel_block(fn, &m->c, p.per, half ? sizeof(uint16_t) : sizeof(float), block, panels);
     if (st != ATTN_OK) return st;
-    float *base = at;
-    for (int64_t l = 0; l < m->c.n_layers; l++) {
-        bert_layer *L = &m->layers[l];
-        float **dst[4] = {&L->pqkv, &L->po, &L->pi, &L->po2};
-        for (int w = 0; w < 4; w++) {
-            int64_t in, out;
-            const float *src = weight_of(&m->c, L, w, &in, &out);
-            *dst[w] = base + l * p.per + p.at[w];
-            attn__gemm_pack_b(k, src, in, ATTN__GEMM_T, out, in, *dst[w]);
+    for (int64_t l = 0; l < m->c.n_layers; l++)
+        for (int w = 0; w < 4; w++) { /* each weight [out, in]: op(B) = w^T */
+            int64_t in, out, at = l * p.per + p.at[w];
+            const float *src = weight_of(&m->c, &m->layers[l], w, &in, &out);
+            if (half)
+                attn__gemm_pack_b_bf16(k, src, in, ATTN__GEMM_T, out, in, (uint16_t *)*panels + at);
+            else
+                attn__gemm_pack_b(k, src, in, ATTN__GEMM_T, out, in, (float *)*panels + at);
         }
-    }
-    attn_release(m->packed);
-    m->packed = block;
-    m->pack_kernel = k;
     return ATTN_OK;
 }
 
-attn_status attn__bert_pack_bf16(const char *fn, const attn_bert *m, const attn__gemm_kernel *k,
-                                 void **block, uint16_t **panels)
+/* m's panels in dtype for the best GEMM kernel of that dtype (the old ones
+ * released); on failure m is unchanged. */
+static attn_status pack_weights(const char *fn, attn_bert *m, attn_dtype dtype)
 {
-    bert_panels p = attn__bert_panels(&m->c, k);
-    void *at;
-    attn_status st = panel_block(fn, &m->c, p.per, sizeof(uint16_t), block, &at);
+    const attn__toolkit_kernels *t = attn__ctx_toolkit(NULL);
+    const attn__gemm_kernel *k = dtype == ATTN_DTYPE_BF16 ? t->gemm_bf16 : t->gemm;
+    void *block, *panels;
+    attn_status st = attn__bert_pack(fn, m, dtype, k, &block, &panels);
     if (st != ATTN_OK) return st;
-    uint16_t *base = at;
-    for (int64_t l = 0; l < m->c.n_layers; l++)
-        for (int w = 0; w < 4; w++) {
-            int64_t in, n;
-            const float *src = weight_of(&m->c, &m->layers[l], w, &in, &n);
-            attn__gemm_pack_b_bf16(k, src, in, ATTN__GEMM_T, n, in, base + l * p.per + p.at[w]);
-        }
-    *panels = base;
+    attn_release(m->panel_block);
+    m->panel_block = block;
+    m->panels = panels;
+    m->pack_kernel = k;
+    m->dtype = dtype;
     return ATTN_OK;
 }
 
@@ -301,29 +293,7 @@ attn_status attn_bert_set_dtype(attn_bert *m, attn_dtype dtype)
     if (dtype != ATTN_DTYPE_F32 && dtype != ATTN_DTYPE_BF16)
         return attn_fail(ATTN_BAD_DTYPE, "%s: argument 'dtype' is %s; the dense layers run in "
                          "F32 or BF16", __func__, attn_dtype_name(dtype));
-    if (dtype == m->dtype) return ATTN_OK;
-    if (dtype == ATTN_DTYPE_F32) {
-        attn_status st = pack_weights(__func__, m);
-        if (st != ATTN_OK) return st;
-        attn_release(m->packed16_block);
-        m->packed16_block = NULL;
-        m->packed16 = NULL;
-    } else {
-        const attn__gemm_kernel *k = attn__ctx_toolkit(NULL)->gemm_bf16;
-        void *block;
-        uint16_t *h;
-        attn_status st = attn__bert_pack_bf16(__func__, m, k, &block, &h);
-        if (st != ATTN_OK) return st;
-        attn_release(m->packed);
-        m->packed = NULL;
-        for (int64_t l = 0; l < m->c.n_layers; l++)
-            m->layers[l].pqkv = m->layers[l].po = m->layers[l].pi = m->layers[l].po2 = NULL;
-        m->packed16_block = block;
-        m->packed16 = h;
-        m->pack_kernel = k;
-    }
-    m->dtype = dtype;
-    return ATTN_OK;
+    return dtype == m->dtype ? ATTN_OK : pack_weights(__func__, m, dtype);
 }
 
 attn_dtype attn_bert_get_dtype(const attn_bert *m)
@@ -418,7 +388,7 @@ static attn_status load_weights(const char *path, const attn_bert_config *c, att
     attn_bert *m = NULL;
     if (st == ATTN_OK) st = alloc_model(c, &m);
     if (st == ATTN_OK) st = read_parameters(f, what, prefix, m);
-    if (st == ATTN_OK) st = pack_weights("attn_bert_load", m);
+    if (st == ATTN_OK) st = pack_weights("attn_bert_load", m, ATTN_DTYPE_F32);
     attn_safetensors_free(f);
     if (st != ATTN_OK) {
         attn_bert_free(m);
@@ -463,8 +433,7 @@ void attn_bert_free(attn_bert *m)
 {
     if (m == NULL) return;
     attn_release(m->params);
-    attn_release(m->packed);
-    attn_release(m->packed16_block);
+    attn_release(m->panel_block);
     attn_release(m->layers);
     attn_release(m);
 }
