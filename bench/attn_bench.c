@@ -16,7 +16,7 @@
  *   attn_bench run --mode fwd|bwd|fwdbwd|decode --B b --Hq h --Hkv g --Sq s
  *                  --Sk k --D d --mask none|causal|window:W|padding
  *                  [--dtype f32|bf16|f16] [--kv-dtype bf16|f16]
- *                  [--threads N] [--reps R] [--kernel auto|avx2|tiled|ref]
+ *                  [--threads N] [--reps R] [--kernel auto|ref|tiled|avx2|avx512|amx]
  *                  [--layout bshd|bhsd]
  *       long-context masks (docs/long-context.md; blocks of 64):
  *         longformer:W:G   window W each side, the first G tokens global
@@ -195,15 +195,18 @@ static void head_major(attn_tensor *t, long rows)
     t->stride[0] = H * rows * D;
 }
 
-/* --kernel NAME (auto, avx2, tiled, ref; NULL: the context's choice). */
+/* --kernel NAME (any attn_kernel_name: auto, ref, tiled, avx2, avx512, amx;
+ * NULL: the context's choice); an unknown name is a usage error. */
 static void force_kernel(attn_ctx *ctx, const char *name)
 {
     if (name == NULL) return;
-    attn_kernel kern = ATTN_KERNEL_AUTO;
-    if (strcmp(name, "avx2") == 0) kern = ATTN_KERNEL_AVX2;
-    if (strcmp(name, "tiled") == 0) kern = ATTN_KERNEL_TILED;
-    if (strcmp(name, "ref") == 0) kern = ATTN_KERNEL_REF;
-    die(attn_ctx_set_kernel(ctx, kern), "attn_ctx_set_kernel");
+    for (int k = ATTN_KERNEL_AUTO; k <= ATTN_KERNEL_AMX; k++)
+        if (strcmp(name, attn_kernel_name((attn_kernel)k)) == 0) {
+            die(attn_ctx_set_kernel(ctx, (attn_kernel)k), "attn_ctx_set_kernel");
+            return;
+        }
+    fprintf(stderr, "attn_bench: unknown --kernel '%s' (auto, ref, tiled, avx2, avx512, amx)\n", name);
+    exit(2);
 }
 
 static int run(const shape *s)

@@ -180,8 +180,10 @@ typedef enum attn_kernel {
     ATTN_KERNEL_REF = 1,    /* double-precision reference (the test oracle) */
     ATTN_KERNEL_TILED = 2,  /* portable tiled online-softmax kernels (float32 math) */
     ATTN_KERNEL_AVX2 = 3,   /* AVX2+FMA(+F16C) kernels, float32 math (x86-64) */
-    ATTN_KERNEL_AVX512 = 4, /* the AVX2 table with the AVX-512 GEMM (ATTN_UNSUPPORTED without AVX-512) */
-    ATTN_KERNEL_AMX = 5     /* AMX kernels (none in this release: forcing them fails) */
+    ATTN_KERNEL_AVX512 = 4, /* AVX-512 kernels, float32 math (ATTN_UNSUPPORTED without AVX-512F/BW/DQ/VL) */
+    ATTN_KERNEL_AMX = 5     /* the AVX-512 kernels with BF16 attention and BF16 dense layers on AMX
+                             * tiles (ATTN_UNSUPPORTED without AMX-BF16 and the OS's tile state);
+                             * never chosen by AUTO in this release: see docs/kernels.md */
 } attn_kernel;
 
 /* A context owns a thread pool of n_threads (>= 1; 0 means the number of
@@ -192,16 +194,15 @@ typedef enum attn_kernel {
  * ATTN_BAD_PARAM naming the variable, and a choice this CPU, its OS or this
  * build cannot run with ATTN_UNSUPPORTED naming what is missing (a feature
  * of the CPU, its enabling by the OS, or the kernels in the build).
- * attn_ctx_set_kernel makes the same checks: forcing AVX2 on a CPU or build
- * without it is ATTN_UNSUPPORTED, and so is forcing AVX512 or AMX, which
- * have no attention kernels yet. */
+ * attn_ctx_set_kernel makes the same checks: forcing AVX2, AVX512 or AMX on
+ * a CPU, OS or build without what it needs is ATTN_UNSUPPORTED. */
 ATTN_API attn_status attn_ctx_create(int n_threads, attn_ctx **out);
 ATTN_API void attn_ctx_free(attn_ctx *ctx); /* accepts NULL */
 ATTN_API int attn_ctx_threads(const attn_ctx *ctx);
 ATTN_API attn_status attn_ctx_set_kernel(attn_ctx *ctx, attn_kernel kernel);
 ATTN_API attn_kernel attn_ctx_kernel(const attn_ctx *ctx);
-/* The kernels an F32, BF16 or F16 call on this context runs: TILED or AVX2
- * (REF when forced), resolving AUTO from the CPU. */
+/* The kernels an F32, BF16 or F16 call on this context runs (TILED, AVX2,
+ * AVX512 or AMX; REF when forced), resolving AUTO from the CPU. */
 ATTN_API attn_kernel attn_ctx_resolved_kernel(const attn_ctx *ctx);
 /* "auto", "ref", "tiled", "avx2", "avx512", "amx"; "unknown" otherwise. */
 ATTN_API const char *attn_kernel_name(attn_kernel kernel);

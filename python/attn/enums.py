@@ -29,8 +29,8 @@ class Kernel(enum.IntEnum):
     REF = 1     # double-precision reference (the test oracle)
     TILED = 2   # portable tiled online-softmax float32 kernels
     AVX2 = 3    # AVX2+FMA float32 kernels (x86-64)
-    AVX512 = 4  # the AVX2 table with the AVX-512 GEMM (fails where the CPU lacks AVX-512)
-    AMX = 5     # AMX kernels (none in this release: forcing them fails)
+    AVX512 = 4  # AVX-512 float32 kernels (fails where the CPU lacks AVX-512)
+    AMX = 5     # AVX-512 with bf16 attention and dense layers on AMX tiles (forced only)
 
 
 class Align(enum.IntEnum):

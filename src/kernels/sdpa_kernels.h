@@ -46,6 +46,11 @@ typedef struct attn__sdpa {
     int64_t batch0;
 
     const attn_block_mask *bm; /* NULL: none */
+
+    /* K and V of every key tile already in the forward kernel's own layout
+     * (attn__k_forward.pack, filled by the driver before the blocks), or
+     * NULL: the blocks convert what they read. */
+    const void *kv_packed;
 } attn__sdpa;
 
 static inline int64_t attn__qlen(const attn__sdpa *p, int64_t b)

@@ -98,6 +98,15 @@ typedef struct {
     attn__ws_fn ws;
     /* O and LSE of query rows i0 .. i0+nq-1 (nq <= tile_q) of head (b, h). */
     void (*block)(const attn__sdpa *p, int64_t b, int64_t h, int64_t i0, int64_t nq, float *ws);
+    /* Optional (NULL: none): K and V converted once per call instead of once
+     * per query block. pack_bytes(p) bytes per key tile of pack_tile keys;
+     * pack(p, b, hkv, t, dst) writes tile t of kv head (b, hkv). The driver
+     * fills tiles (b, hkv, t) in that order, one after another, and passes
+     * them to the blocks as p->kv_packed; it may also call the blocks with
+     * kv_packed NULL. */
+    int64_t pack_tile;
+    int64_t (*pack_bytes)(const attn__sdpa *p);
+    void (*pack)(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t t, void *dst);
 } attn__k_forward;
 
 /* A few query rows per kv head against many keys: keys split in chunks of

@@ -147,6 +147,44 @@ static attn_status run_decode(attn_ctx *ctx, run_state *rs)
     return ATTN_OK;
 }
 
+/* The kernel's K and V layouts, once per call (attn__k_forward.pack): task
+ * t is key tile t % ntiles of kv head t / ntiles. */
+typedef struct {
+    const attn__sdpa *p;
+    const attn__k_forward *f;
+    char *dst;
+    int64_t ntiles, bytes;
+} pack_state;
+
+static void pack_task(void *arg, int64_t t, int tid)
+{
+    const pack_state *ps = arg;
+    int64_t bh = t / ps->ntiles;
+    (void)tid;
+    ps->f->pack(ps->p, bh / ps->p->Hkv, bh % ps->p->Hkv, t % ps->ntiles, ps->dst + t * ps->bytes);
+}
+
+/* Packs K and V when a kv head has more than one query block to meet
+ * them; *q is then p with kv_packed set, and *buf to be freed. */
+static attn_status pack_kv(attn_ctx *ctx, const attn__k_forward *f, const attn__sdpa *p, int64_t nqb,
+                           attn__sdpa *q, void **buf)
+{
+    *q = *p;
+    *buf = NULL;
+    if (f->pack == NULL || nqb * p->group < 2) return ATTN_OK;
+    pack_state ps = {.p = p, .f = f, .ntiles = blocks(p->Sk, f->pack_tile), .bytes = f->pack_bytes(p)};
+    int64_t tasks, total;
+    if (!attn__mul(p->B * p->Hkv, ps.ntiles, &tasks) || !attn__mul(tasks, ps.bytes, &total))
+        return attn_fail(ATTN_OVERFLOW, "the packed K and V size overflows");
+    if (total == 0) return ATTN_OK; /* no keys */
+    if ((ps.dst = attn__malloc((size_t)total)) == NULL)
+        return attn_fail(ATTN_NO_MEMORY, "cannot allocate %lld bytes for the packed K and V", (long long)total);
+    attn__pool_run(ctx->pool, tasks, pack_task, &ps);
+    q->kv_packed = ps.dst;
+    *buf = ps.dst;
+    return ATTN_OK;
+}
+
 static attn_status run_forward(attn_ctx *ctx, const attn__sdpa_call *c, const attn__sdpa *p)
 {
     attn_status st;
@@ -157,10 +195,18 @@ static attn_status run_forward(attn_ctx *ctx, const attn__sdpa_call *c, const at
     } else if (use_decode(c->k, p)) {
         return run_decode(ctx, &rs);
     } else {
+        attn__sdpa pk;
+        void *packed;
         if ((st = alloc_ws(&rs, ctx, c->k->forward.ws(p), sizeof(float))) != ATTN_OK) return st;
         rs.rows = forward_rows(c->k->forward.tile_q, p);
         rs.nqb = blocks(p->Sq, rs.rows);
+        if ((st = pack_kv(ctx, &c->k->forward, p, rs.nqb, &pk, &packed)) != ATTN_OK) {
+            attn__free(rs.ws);
+            return st;
+        }
+        rs.p = &pk;
         attn__pool_run(ctx->pool, p->B * p->Hq * rs.nqb, forward_task, &rs);
+        attn__free(packed);
     }
     attn__free(rs.ws);
     return ATTN_OK;

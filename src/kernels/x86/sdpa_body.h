@@ -500,6 +500,72 @@ static void amx_v(const float *v, int64_t ldv, int64_t nk, int64_t Dv, int64_t d
     }
 }
 
+/* ---- K and V converted once per call ------------------------------------------
+ * Every query block of a kv head meets the same key tiles, and converting a
+ * tile to the products' layouts (amx_kt, amx_v: 2 x 64 x D values) costs
+ * about as many instructions as the block spends on the tile's products.
+ * So the driver, when a kv head has more than one query block, has every
+ * key tile converted once before the blocks (forward_pack_amx, one call
+ * per tile, in parallel) into p->kv_packed, one record of
+ * forward_pack_bytes_amx bytes per (b, kv head, tile) in that order:
+ *   kb [dk / 2][BK][2], vb [BK / 2][dv][2]   as amx_kt and amx_v make them
+ *                                            (zeros past Sk, Dk and Dv)
+ *   uint32_t finite                          1: every V row of the tile is
+ * and the blocks read them from there. A tile with a non-finite V row is
+ * converted per block as before (the NaN-safe path zeroes its bad rows
+ * when the block masks some key). The values are the tensors' own bfloat16
+ * bits either way, so the results are the same bits. */
+int64_t KN(forward_pack_bytes_amx)(const attn__sdpa *p)
+{
+    return ((pad32(p->Dk) * BK + BK * pad16(p->Dv)) * 2 + 4 + 63) / 64 * 64;
+}
+
+/* 8 bfloat16 with Inf or NaN among them: lanes whose exponent is all ones. */
+static inline __m128i half8_bad(__m128i x)
+{
+    const __m128i e = _mm_set1_epi16(0x7F80);
+    return _mm_cmpeq_epi16(_mm_and_si128(x, e), e);
+}
+
+void KN(forward_pack_amx)(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t t, void *dst)
+{
+    int64_t Dk = p->Dk, Dv = p->Dv, dk = pad32(Dk), dv = pad16(Dv), j0 = t * BK;
+    int64_t nk = p->Sk - j0 < BK ? p->Sk - j0 : BK, sk = p->k.stride[3], sv = p->v.stride[3];
+    uint16_t *kb = dst, *vb = kb + dk * BK;
+    __m128i bad = _mm_setzero_si128();
+    memset(dst, 0, (size_t)KN(forward_pack_bytes_amx)(p));
+    for (int64_t c = 0; c < nk; c++) { /* K^T: key c's d pairs down column c */
+        const uint16_t *kr = (const uint16_t *)p->k.data + attn__off(p->k.stride, b, j0 + c, hkv, 0);
+        int64_t x = 0;
+        if (sk == 1)
+            for (; x + 2 <= Dk; x += 2) memcpy(kb + (x / 2 * BK + c) * 2, kr + x, 4);
+        for (; x < Dk; x++) kb[(x / 2 * BK + c) * 2 + x % 2] = kr[x * sk];
+    }
+    for (int64_t c = 0; c < nk; c += 2) { /* V: keys c and c + 1 interleaved */
+        const uint16_t *v0 = (const uint16_t *)p->v.data + attn__off(p->v.stride, b, j0 + c, hkv, 0);
+        const uint16_t *v1 = c + 1 < nk ? (const uint16_t *)p->v.data + attn__off(p->v.stride, b, j0 + c + 1, hkv, 0)
+                                        : NULL;
+        uint16_t *o = vb + c / 2 * dv * 2;
+        int64_t x = 0;
+        if (sv == 1 && v1 != NULL)
+            for (; x + 8 <= Dv; x += 8) {
+                __m128i a = _mm_loadu_si128((const __m128i *)(const void *)(v0 + x));
+                __m128i z = _mm_loadu_si128((const __m128i *)(const void *)(v1 + x));
+                bad = _mm_or_si128(bad, _mm_or_si128(half8_bad(a), half8_bad(z)));
+                _mm_storeu_si128((__m128i *)(void *)(o + x * 2), _mm_unpacklo_epi16(a, z));
+                _mm_storeu_si128((__m128i *)(void *)(o + x * 2 + 8), _mm_unpackhi_epi16(a, z));
+            }
+        for (; x < Dv; x++) {
+            uint16_t u0 = v0[x * sv], u1 = v1 != NULL ? v1[x * sv] : 0;
+            bad = _mm_or_si128(bad, half8_bad(_mm_setr_epi16((short)u0, (short)u1, 0, 0, 0, 0, 0, 0)));
+            o[x * 2] = u0;
+            o[x * 2 + 1] = u1;
+        }
+    }
+    uint32_t finite = _mm_movemask_epi8(bad) == 0;
+    memcpy(vb + BK * dv, &finite, sizeof finite);
+}
+
 /* After amx_pv over a V with non-finite rows (zeros in vb): acc rows
  * [ra, rb) += P V over exactly the visible, kept (row, key) pairs (use)
  * whose V row is not finite, so that their NaN and Inf propagate. A row
@@ -635,6 +701,10 @@ forward_impl(const attn__sdpa *p, int64_t b, int64_t h, int64_t i0, int64_t nq, 
 #if defined(ATTN_SDPA_AMX)
     int64_t dk = pad32(Dk);
     uint16_t *qh = (uint16_t *)(void *)(seen + BQ), *kh = qh + AMX_TQ * dk, *vh = kh + dk * BK, *ph = vh + BK * dv;
+    int64_t pack_bytes = KN(forward_pack_bytes_amx)(p);
+    const char *packed = amx && p->kv_packed != NULL
+                             ? (const char *)p->kv_packed + (b * p->Hkv + hk) * ((p->Sk + BK - 1) / BK) * pack_bytes
+                             : NULL;
 #else
     (void)amx;
 #endif
@@ -687,15 +757,30 @@ forward_impl(const attn__sdpa *p, int64_t b, int64_t h, int64_t i0, int64_t nq, 
         }
         if (ra >= rb) continue;
         attn__tiles_add(1);
-        pack_cols(&p->k, b, j0, nk, hk, Dk, 1.0f, kt, BK);
-        int64_t ldv;
-        const float *vsrc = v_rows(p, v_direct, b, j0, nk, hk, vt, dv, BK, &ldv);
-        bool v_bad = (!full || drop) && !rows_finite(vsrc, ldv, nk, Dv);
+        int64_t ldv = 0;
+        const float *vsrc = NULL;
+        bool v_bad = false, v_conv = true; /* V to convert here (not packed, or not finite) */
 #if defined(ATTN_SDPA_AMX)
-        if (amx) {
-            amx_kt(kt, Dk, dk, kh);
-            amx_v(vsrc, ldv, nk, Dv, dv, v_bad, vh);
+        const uint16_t *kuse = kh, *vuse = vh; /* the tile's K^T and V on tiles */
+        if (amx && packed != NULL) { /* the call's packed tile (above) */
+            const uint16_t *tile = (const uint16_t *)(const void *)(packed + (j0 / BK) * pack_bytes);
+            uint32_t finite;
+            memcpy(&finite, tile + dk * BK + BK * dv, sizeof finite);
+            kuse = tile;
+            v_conv = !finite;
+            if (finite) vuse = tile + dk * BK;
+        } else
+#endif
+        {
+            pack_cols(&p->k, b, j0, nk, hk, Dk, 1.0f, kt, BK);
         }
+        if (v_conv) {
+            vsrc = v_rows(p, v_direct, b, j0, nk, hk, vt, dv, BK, &ldv);
+            v_bad = (!full || drop) && !rows_finite(vsrc, ldv, nk, Dv);
+        }
+#if defined(ATTN_SDPA_AMX)
+        if (amx && packed == NULL) amx_kt(kt, Dk, dk, kh);
+        if (amx && v_conv) amx_v(vsrc, ldv, nk, Dv, dv, v_bad, vh);
 #endif
         /* S = Qs K^T in groups of rows, each over the 16-key columns its rows
          * may see, [ga, gb) (a whole FULL tile: one group, every column) */
@@ -714,7 +799,7 @@ forward_impl(const attn__sdpa *p, int64_t b, int64_t h, int64_t i0, int64_t nq, 
             if (g0 + mr > mq) mr = mq - g0;
 #if defined(ATTN_SDPA_AMX)
             if (amx) { /* every column (those outside [ga, gb) are set to -inf below) */
-                amx_scores(qh, dk, g0, g1, kh, s, (float)p->scale);
+                amx_scores(qh, dk, g0, g1, kuse, s, (float)p->scale);
                 continue;
             }
 #endif
@@ -752,7 +837,7 @@ forward_impl(const attn__sdpa *p, int64_t b, int64_t h, int64_t i0, int64_t nq, 
                     if (cl[r] >= ch[r]) memset(s + r * BK, 0, sizeof(float) * BK);
 #if defined(ATTN_SDPA_AMX)
                 if (amx) {
-                    amx_pv(s, g0, g1, ga[g], kb, ph, vh, dv, acc);
+                    amx_pv(s, g0, g1, ga[g], kb, ph, vuse, dv, acc);
                     continue;
                 }
 #endif

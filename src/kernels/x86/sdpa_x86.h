@@ -58,6 +58,10 @@ ATTN__SDPA_X86_DECLARE(attn__avx512)
 int64_t attn__avx512_forward_ws_amx(const attn__sdpa *p);
 void attn__avx512_forward_block_amx(const attn__sdpa *p, int64_t b, int64_t h, int64_t i0, int64_t nq,
                                     float *ws);
+/* The forward's K and V in its tiles' layouts, once per call
+ * (attn__k_forward.pack): bytes per key tile, and key tile t of (b, hkv). */
+int64_t attn__avx512_forward_pack_bytes_amx(const attn__sdpa *p);
+void attn__avx512_forward_pack_amx(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t t, void *dst);
 int64_t attn__avx512_backward_ws_amx(const attn__sdpa *p);
 void attn__avx512_dkdv_block_amx(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t kb, const float *delta,
                                  float *ws, float *dqt, int64_t sqp);
