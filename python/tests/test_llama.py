@@ -210,11 +210,20 @@ def test_attention_maps(hf, ours):
 
 
 LONG = ("Attention lets every token look at every other token; a KV cache keeps the keys and "
-        "values of the tokens seen so far. ") * 60 + "In one sentence:"
+        "values of the tokens seen so far. ") * 40 + "In one sentence:"
+HALF_TEXTS = ["Hello, my name is", "The quick brown fox jumps over the lazy dog. " * 30 + "Summary:", LONG]
+
+
+@pytest.fixture(scope="module")
+def exact_logits(hf):
+    """transformers' float32 last-token logits of each of HALF_TEXTS, shared
+    by both cache dtypes (the long prompt's forward alone takes seconds)."""
+    tok = hf[1]
+    return {text: hf_logits(hf, tok(text)["input_ids"]).logits[0, -1].numpy() for text in HALF_TEXTS}
 
 
 @pytest.mark.parametrize("cache", ["bf16", "f16"])
-def test_half_cache_logits(hf, ours, cache, monkeypatch):
+def test_half_cache_logits(hf, ours, exact_logits, cache, monkeypatch):
     """A bf16 or f16 KV cache, judged as FlashAttention's tests judge low
     precision: attn's distance from the float32 model is at most twice that
     of transformers whose eager attention rounds the same keys (after RoPE)
@@ -233,14 +242,14 @@ def test_half_cache_logits(hf, ours, cache, monkeypatch):
     plain = ml.eager_attention_forward
     tok = hf[1]
     ratio, worst = 0.0, 0.0
-    for text in ["Hello, my name is", "The quick brown fox jumps over the lazy dog. " * 30 + "Summary:", LONG]:
+    for text in HALF_TEXTS:
         ids = tok(text)["input_ids"]
         s = ours.session(cache=cache)
         whole = s.forward(ids)
         s = ours.session(cache=cache)
         s.forward(ids[:-1])
         step = s.forward(ids[-1:])
-        exact = hf_logits(hf, ids).logits[0, -1].numpy()
+        exact = exact_logits[text]
         monkeypatch.setattr(ml, "eager_attention_forward",
                             lambda mod, q, k, v, *a, **kw: plain(mod, q, k.to(half).float(), v.to(half).float(),
                                                                  *a, **kw))

@@ -123,6 +123,18 @@ static bool selected(const test_case *t, int argc, char **argv, int first)
     return false;
 }
 
+/* --skip NAME: tests (or tiers) left out of this run, reported as skipped. */
+enum { MAX_SKIPS = 16 };
+static const char *skips[MAX_SKIPS];
+static int n_skips;
+
+static const char *skipped_by(const test_case *t)
+{
+    for (int x = 0; x < n_skips; x++)
+        if (strcmp(skips[x], t->name) == 0 || strcmp(skips[x], t->tier) == 0) return skips[x];
+    return NULL;
+}
+
 static bool known(const char *arg)
 {
     for (size_t x = 0; x < sizeof tests / sizeof tests[0]; x++)
@@ -132,7 +144,8 @@ static bool known(const char *arg)
 
 static int usage(const char *prog)
 {
-    fprintf(stderr, "usage: %s [--configs N] [--seed S] [--jobs N] [-v] [--list] [test-or-tier ...]\n", prog);
+    fprintf(stderr, "usage: %s [--configs N] [--seed S] [--jobs N] [--skip test-or-tier]... [-v] [--list] "
+                    "[test-or-tier ...]\n", prog);
     return 2;
 }
 
@@ -158,6 +171,13 @@ static void run_worker(int worker, int jobs, int argc, char **argv, int first, t
     for (size_t x = 0; x < sizeof tests / sizeof tests[0]; x++) {
         const test_case *t = &tests[x];
         if (!selected(t, argc, argv, first)) continue;
+        if (skipped_by(t) != NULL) { /* said once, by the first worker */
+            if (worker == 0) {
+                printf("SKIP %-40s (--skip %s)\n", t->name, skipped_by(t));
+                skipped++;
+            }
+            continue;
+        }
         bool sh = t->fn != NULL && sharded(t->name);
         if (!sh && turn++ % jobs != worker) continue;
         if (t->fn == NULL) {
@@ -274,6 +294,13 @@ int main(int argc, char **argv)
             first += 2;
         } else if (strcmp(argv[first], "--jobs") == 0 && first + 1 < argc) {
             jobs = atoi(argv[first + 1]);
+            first += 2;
+        } else if (strcmp(argv[first], "--skip") == 0 && first + 1 < argc && n_skips < MAX_SKIPS) {
+            if (!known(argv[first + 1])) {
+                fprintf(stderr, "%s: no test or tier named '%s' (--list)\n", argv[0], argv[first + 1]);
+                return 2;
+            }
+            skips[n_skips++] = argv[first + 1];
             first += 2;
         } else if (strcmp(argv[first], "-v") == 0) {
             t_verbose = true;
