@@ -51,6 +51,9 @@ typedef struct attn__sdpa {
      * (attn__k_forward.pack, filled by the driver before the blocks), or
      * NULL: the blocks convert what they read. */
     const void *kv_packed;
+    /* The backward's: its key tiles' and query blocks' records
+     * (attn__k_bwd_pack), or NULL: the blocks convert what they read. */
+    const void *bwd_kv_packed, *bwd_q_packed;
 } attn__sdpa;
 
 static inline int64_t attn__qlen(const attn__sdpa *p, int64_t b)

@@ -207,6 +207,8 @@ static void fill_amx(attn__kernels *t)
     k->dkdv = (attn__k_dkdv){ATTN__X86_TILE_K, attn__avx512_backward_ws_amx, amx_dkdv_slot};
     k->dq = (attn__k_dq){ATTN__X86_TILE_Q_BWD, attn__avx512_backward_ws_amx, attn__avx512_dq_block_amx};
     k->fused = (attn__k_fused){FUSED_MIN_KV_HEADS, attn__avx512_fused_ws_amx, attn__avx512_fused_kvhead_amx};
+    k->bwd_pack = (attn__k_bwd_pack){attn__avx512_bwd_kv_bytes_amx, attn__avx512_bwd_kv_pack_amx,
+                                     attn__avx512_bwd_q_bytes_amx, attn__avx512_bwd_q_pack_amx};
     static const attn__slot mine[] = {ATTN__SLOT_SDPA_FORWARD, ATTN__SLOT_SDPA_DKDV, ATTN__SLOT_SDPA_DQ,
                                       ATTN__SLOT_SDPA_FUSED};
     for (size_t x = 0; x < sizeof mine / sizeof mine[0]; x++) t->filled_by[mine[x]][ATTN__SDPA_BF16] = ATTN__ISA_AMX;

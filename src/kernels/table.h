@@ -223,6 +223,21 @@ typedef struct {
 
 /* ---- the table ------------------------------------------------------------- */
 
+/* Optional (members NULL: none): the backward's inputs converted once per
+ * call instead of once per block. kv_bytes(p) bytes per key tile of
+ * dkdv.tile_k keys, kv(p, b, hkv, t, dst) writes tile t of kv head (b,
+ * hkv), for the dQ blocks; q_bytes(p) per query block of dq.tile_q rows,
+ * q(p, b, h, qb, dst) block qb of head (b, h) (after the forward: it may
+ * read LSE), for the dK/dV blocks and the fused pass. The driver lays the
+ * records out one after another in that index order and passes them as
+ * p->bwd_kv_packed and p->bwd_q_packed; the blocks accept NULL. */
+typedef struct {
+    int64_t (*kv_bytes)(const attn__sdpa *p);
+    void (*kv)(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t t, void *dst);
+    int64_t (*q_bytes)(const attn__sdpa *p);
+    void (*q)(const attn__sdpa *p, int64_t b, int64_t h, int64_t qb, void *dst);
+} attn__k_bwd_pack;
+
 /* The sdpa.* slots of one dtype combination (a mixed one: forward and
  * decode only, the others NULL). */
 typedef struct attn__sdpa_kernels {
@@ -234,6 +249,7 @@ typedef struct attn__sdpa_kernels {
     attn__k_dq dq;
     attn__k_fused fused;
     attn__k_dbias dbias;
+    attn__k_bwd_pack bwd_pack;
 } attn__sdpa_kernels;
 
 typedef struct attn__kernels {

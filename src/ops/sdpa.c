@@ -147,41 +147,41 @@ static attn_status run_decode(attn_ctx *ctx, run_state *rs)
     return ATTN_OK;
 }
 
-/* The kernel's K and V layouts, once per call (attn__k_forward.pack): task
- * t is key tile t % ntiles of kv head t / ntiles. */
+/* Inputs converted once per call into a kernel's own layouts
+ * (attn__k_forward.pack, attn__k_bwd_pack): a record of `bytes` per (b,
+ * head, block), written by fn, task t the record t. */
+typedef void (*record_fn)(const attn__sdpa *p, int64_t b, int64_t head, int64_t blk, void *dst);
+
 typedef struct {
     const attn__sdpa *p;
-    const attn__k_forward *f;
+    record_fn fn;
     char *dst;
-    int64_t ntiles, bytes;
+    int64_t heads, nblk, bytes;
 } pack_state;
 
 static void pack_task(void *arg, int64_t t, int tid)
 {
     const pack_state *ps = arg;
-    int64_t bh = t / ps->ntiles;
+    int64_t bh = t / ps->nblk;
     (void)tid;
-    ps->f->pack(ps->p, bh / ps->p->Hkv, bh % ps->p->Hkv, t % ps->ntiles, ps->dst + t * ps->bytes);
+    ps->fn(ps->p, bh / ps->heads, bh % ps->heads, t % ps->nblk, ps->dst + t * ps->bytes);
 }
 
-/* Packs K and V when a kv head has more than one query block to meet
- * them; *q is then p with kv_packed set, and *buf to be freed. */
-static attn_status pack_kv(attn_ctx *ctx, const attn__k_forward *f, const attn__sdpa *p, int64_t nqb,
-                           attn__sdpa *q, void **buf)
+/* *out = the records of every (b < B, head < heads, block < nblk), or
+ * NULL when there are none. */
+static attn_status make_records(attn_ctx *ctx, const attn__sdpa *p, record_fn fn, int64_t heads, int64_t nblk,
+                                int64_t bytes, const char *what, void **out)
 {
-    *q = *p;
-    *buf = NULL;
-    if (f->pack == NULL || nqb * p->group < 2) return ATTN_OK;
-    pack_state ps = {.p = p, .f = f, .ntiles = blocks(p->Sk, f->pack_tile), .bytes = f->pack_bytes(p)};
+    pack_state ps = {.p = p, .fn = fn, .heads = heads, .nblk = nblk, .bytes = bytes};
     int64_t tasks, total;
-    if (!attn__mul(p->B * p->Hkv, ps.ntiles, &tasks) || !attn__mul(tasks, ps.bytes, &total))
-        return attn_fail(ATTN_OVERFLOW, "the packed K and V size overflows");
-    if (total == 0) return ATTN_OK; /* no keys */
+    *out = NULL;
+    if (!attn__mul(p->B * heads, nblk, &tasks) || !attn__mul(tasks, bytes, &total))
+        return attn_fail(ATTN_OVERFLOW, "the size of %s overflows", what);
+    if (total == 0) return ATTN_OK;
     if ((ps.dst = attn__malloc((size_t)total)) == NULL)
-        return attn_fail(ATTN_NO_MEMORY, "cannot allocate %lld bytes for the packed K and V", (long long)total);
+        return attn_fail(ATTN_NO_MEMORY, "cannot allocate %lld bytes for %s", (long long)total, what);
     attn__pool_run(ctx->pool, tasks, pack_task, &ps);
-    q->kv_packed = ps.dst;
-    *buf = ps.dst;
+    *out = ps.dst;
     return ATTN_OK;
 }
 
@@ -200,9 +200,17 @@ static attn_status run_forward(attn_ctx *ctx, const attn__sdpa_call *c, const at
         if ((st = alloc_ws(&rs, ctx, c->k->forward.ws(p), sizeof(float))) != ATTN_OK) return st;
         rs.rows = forward_rows(c->k->forward.tile_q, p);
         rs.nqb = blocks(p->Sq, rs.rows);
-        if ((st = pack_kv(ctx, &c->k->forward, p, rs.nqb, &pk, &packed)) != ATTN_OK) {
-            attn__free(rs.ws);
-            return st;
+        const attn__k_forward *f = &c->k->forward;
+        pk = *p;
+        packed = NULL;
+        if (f->pack != NULL && rs.nqb * p->group >= 2) { /* K and V meet more than one query block */
+            st = make_records(ctx, p, f->pack, p->Hkv, blocks(p->Sk, f->pack_tile), f->pack_bytes(p),
+                              "the packed K and V", &packed);
+            if (st != ATTN_OK) {
+                attn__free(rs.ws);
+                return st;
+            }
+            pk.kv_packed = packed;
         }
         rs.p = &pk;
         attn__pool_run(ctx->pool, p->B * p->Hq * rs.nqb, forward_task, &rs);
@@ -346,6 +354,26 @@ static attn_status run_table_backward(attn_ctx *ctx, run_state *rs)
     rs->write_dbias = has_dbias && n[0] == p->B && n[1] == p->Hq && n[2] == p->Sq && n[3] == p->Sk;
     rs->nqb = blocks(p->Sq, k->delta.tile_q);
     attn__pool_run(ctx->pool, p->B * p->Hq * rs->nqb, delta_task, rs);
+    /* The kernels' own layouts of Q and dO (for the dK/dV blocks, when a
+     * query block meets more than one key tile) and of K and V (for the dQ
+     * blocks, when a key tile meets more than one query block). */
+    attn__sdpa pk = *p;
+    void *qrec = NULL, *kvrec = NULL;
+    const attn__k_bwd_pack *bp = &k->bwd_pack;
+    int64_t nkt = blocks(p->Sk, k->dkdv.tile_k), nqt = blocks(p->Sq, k->dq.tile_q);
+    if (bp->q != NULL && nkt >= 2)
+        st = make_records(ctx, p, bp->q, p->Hq, nqt, bp->q_bytes(p), "the packed Q and dO", &qrec);
+    if (st == ATTN_OK && bp->kv != NULL && !fused && nqt * p->group >= 2)
+        st = make_records(ctx, p, bp->kv, p->Hkv, nkt, bp->kv_bytes(p), "the packed K and V", &kvrec);
+    if (st != ATTN_OK) {
+        attn__free(qrec);
+        attn__free(rs->delta);
+        attn__free(rs->ws);
+        return st;
+    }
+    pk.bwd_q_packed = qrec;
+    pk.bwd_kv_packed = kvrec;
+    rs->p = &pk;
     if (fused) {
         attn__pool_run(ctx->pool, p->B * p->Hkv, fused_task, rs);
     } else {
@@ -356,6 +384,9 @@ static attn_status run_table_backward(attn_ctx *ctx, run_state *rs)
     }
     if (has_dbias && !rs->write_dbias)
         attn__pool_run(ctx->pool, n[0] * n[1] * n[2], dbias_task, rs);
+    rs->p = p;
+    attn__free(qrec);
+    attn__free(kvrec);
     attn__free(rs->delta);
     attn__free(rs->ws);
     return ATTN_OK;

@@ -527,42 +527,69 @@ static inline __m128i half8_bad(__m128i x)
     return _mm_cmpeq_epi16(_mm_and_si128(x, e), e);
 }
 
-void KN(forward_pack_amx)(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t t, void *dst)
+/* The packers' row c of n rows (s0 + c) of head h of a BF16 tensor, or NULL
+ * when keep says it is to stay zeros (keep NULL: every row). */
+static inline const uint16_t *half_row(const attn_tensor *t, int64_t b, int64_t s0, int64_t h, int64_t c,
+                                       const bool *keep)
 {
-    int64_t Dk = p->Dk, Dv = p->Dv, dk = pad32(Dk), dv = pad16(Dv), j0 = t * BK;
-    int64_t nk = p->Sk - j0 < BK ? p->Sk - j0 : BK, sk = p->k.stride[3], sv = p->v.stride[3];
-    uint16_t *kb = dst, *vb = kb + dk * BK;
-    __m128i bad = _mm_setzero_si128();
-    memset(dst, 0, (size_t)KN(forward_pack_bytes_amx)(p));
-    for (int64_t c = 0; c < nk; c++) { /* K^T: key c's d pairs down column c */
-        const uint16_t *kr = (const uint16_t *)p->k.data + attn__off(p->k.stride, b, j0 + c, hkv, 0);
+    return keep == NULL || keep[c] ? (const uint16_t *)t->data + attn__off(t->stride, b, s0 + c, h, 0) : NULL;
+}
+
+/* The tensor's own bfloat16 bits in a tile's B layout, into a zeroed dst:
+ *   pairs_t: rows as columns, dst [(x / 2) * cols + c][2] = row c's element
+ *            x (K^T's d pairs: cols keys or queries);
+ *   pairs_r: rows as pairs, dst [(c / 2) * ld + x][2] = row c's element x
+ *            (V's key pairs: ld columns).
+ * n rows of d elements from s0; the rest stays zeros. pairs_r returns
+ * whether every element it wrote is finite. */
+static void pairs_t(const attn_tensor *t, int64_t b, int64_t s0, int64_t n, int64_t h, int64_t d,
+                    const bool *keep, uint16_t *dst, int64_t cols)
+{
+    int64_t sx = t->stride[3];
+    for (int64_t c = 0; c < n; c++) {
+        const uint16_t *r = half_row(t, b, s0, h, c, keep);
+        if (r == NULL) continue;
         int64_t x = 0;
-        if (sk == 1)
-            for (; x + 2 <= Dk; x += 2) memcpy(kb + (x / 2 * BK + c) * 2, kr + x, 4);
-        for (; x < Dk; x++) kb[(x / 2 * BK + c) * 2 + x % 2] = kr[x * sk];
+        if (sx == 1)
+            for (; x + 2 <= d; x += 2) memcpy(dst + (x / 2 * cols + c) * 2, r + x, 4);
+        for (; x < d; x++) dst[(x / 2 * cols + c) * 2 + x % 2] = r[x * sx];
     }
-    for (int64_t c = 0; c < nk; c += 2) { /* V: keys c and c + 1 interleaved */
-        const uint16_t *v0 = (const uint16_t *)p->v.data + attn__off(p->v.stride, b, j0 + c, hkv, 0);
-        const uint16_t *v1 = c + 1 < nk ? (const uint16_t *)p->v.data + attn__off(p->v.stride, b, j0 + c + 1, hkv, 0)
-                                        : NULL;
-        uint16_t *o = vb + c / 2 * dv * 2;
+}
+
+static bool pairs_r(const attn_tensor *t, int64_t b, int64_t s0, int64_t n, int64_t h, int64_t d,
+                    const bool *keep, uint16_t *dst, int64_t ld)
+{
+    int64_t sx = t->stride[3];
+    __m128i bad = _mm_setzero_si128();
+    for (int64_t c = 0; c < n; c += 2) {
+        const uint16_t *r0 = half_row(t, b, s0, h, c, keep), *r1 = c + 1 < n ? half_row(t, b, s0, h, c + 1, keep) : NULL;
+        uint16_t *o = dst + c / 2 * ld * 2;
         int64_t x = 0;
-        if (sv == 1 && v1 != NULL)
-            for (; x + 8 <= Dv; x += 8) {
-                __m128i a = _mm_loadu_si128((const __m128i *)(const void *)(v0 + x));
-                __m128i z = _mm_loadu_si128((const __m128i *)(const void *)(v1 + x));
-                bad = _mm_or_si128(bad, _mm_or_si128(half8_bad(a), half8_bad(z)));
-                _mm_storeu_si128((__m128i *)(void *)(o + x * 2), _mm_unpacklo_epi16(a, z));
-                _mm_storeu_si128((__m128i *)(void *)(o + x * 2 + 8), _mm_unpackhi_epi16(a, z));
+        if (sx == 1 && r0 != NULL && r1 != NULL)
+            for (; x + 8 <= d; x += 8) {
+                __m128i u = _mm_loadu_si128((const __m128i *)(const void *)(r0 + x));
+                __m128i w = _mm_loadu_si128((const __m128i *)(const void *)(r1 + x));
+                bad = _mm_or_si128(bad, _mm_or_si128(half8_bad(u), half8_bad(w)));
+                _mm_storeu_si128((__m128i *)(void *)(o + x * 2), _mm_unpacklo_epi16(u, w));
+                _mm_storeu_si128((__m128i *)(void *)(o + x * 2 + 8), _mm_unpackhi_epi16(u, w));
             }
-        for (; x < Dv; x++) {
-            uint16_t u0 = v0[x * sv], u1 = v1 != NULL ? v1[x * sv] : 0;
+        for (; x < d; x++) {
+            uint16_t u0 = r0 != NULL ? r0[x * sx] : 0, u1 = r1 != NULL ? r1[x * sx] : 0;
             bad = _mm_or_si128(bad, half8_bad(_mm_setr_epi16((short)u0, (short)u1, 0, 0, 0, 0, 0, 0)));
             o[x * 2] = u0;
             o[x * 2 + 1] = u1;
         }
     }
-    uint32_t finite = _mm_movemask_epi8(bad) == 0;
+    return _mm_movemask_epi8(bad) == 0;
+}
+
+void KN(forward_pack_amx)(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t t, void *dst)
+{
+    int64_t dk = pad32(p->Dk), dv = pad16(p->Dv), j0 = t * BK, nk = p->Sk - j0 < BK ? p->Sk - j0 : BK;
+    uint16_t *kb = dst, *vb = kb + dk * BK;
+    memset(dst, 0, (size_t)KN(forward_pack_bytes_amx)(p));
+    pairs_t(&p->k, b, j0, nk, hkv, p->Dk, NULL, kb, BK);
+    uint32_t finite = pairs_r(&p->v, b, j0, nk, hkv, p->Dv, NULL, vb, dv);
     memcpy(vb + BK * dv, &finite, sizeof finite);
 }
 
@@ -959,6 +986,60 @@ int64_t KN(backward_ws_amx)(const attn__sdpa *p)
 {
     return KN(backward_ws)(p) + amx_bwd_halves(p) / 2 + pad16(p->Dk) * BQB;
 }
+
+/* ---- the backward's inputs converted once per call ---------------------------
+ * As in the forward (forward_pack_amx): what a block converts although
+ * every block on the other side converts the same again is converted once,
+ * before the passes (attn__k_bwd_pack), as the blocks would have made it:
+ *   a key tile's record (p->bwd_kv_packed, per (b, kv head, tile)), for dQ:
+ *     ktB [dk32 / 2][BK][2], vtB [dv32 / 2][BK][2], krB [BK / 2][dk][2],
+ *     then uint32_t finite: every K row of the tile is (else the dQ block
+ *     converts the tile itself, for the NaN-safe path);
+ *   a query block's record (p->bwd_q_packed, per (b, head, block of BQB
+ *   rows)), for dK and dV: qB [dk32 / 2][BQB][2], doB [dv32 / 2][BQB][2],
+ *     dobB [BK / 2][dv][2], qsB [BK / 2][dk][2]; the rows that see no key
+ *     (LSE -inf) are zeros, as the blocks zero them. */
+static int64_t record_bytes(int64_t halves) { return (halves * 2 + 4 + 63) / 64 * 64; }
+
+int64_t KN(bwd_kv_bytes_amx)(const attn__sdpa *p)
+{
+    return record_bytes((pad32(p->Dk) + pad32(p->Dv)) * BK + BK * pad16(p->Dk));
+}
+
+void KN(bwd_kv_pack_amx)(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t t, void *dst)
+{
+    int64_t dk32 = pad32(p->Dk), dv32 = pad32(p->Dv), dk = pad16(p->Dk), j0 = t * BK;
+    int64_t nk = p->Sk - j0 < BK ? p->Sk - j0 : BK;
+    uint16_t *ktB = dst, *vtB = ktB + dk32 * BK, *krB = vtB + dv32 * BK;
+    memset(dst, 0, (size_t)KN(bwd_kv_bytes_amx)(p));
+    pairs_t(&p->k, b, j0, nk, hkv, p->Dk, NULL, ktB, BK);
+    pairs_t(&p->v, b, j0, nk, hkv, p->Dv, NULL, vtB, BK);
+    uint32_t finite = pairs_r(&p->k, b, j0, nk, hkv, p->Dk, NULL, krB, dk);
+    memcpy(krB + BK * dk, &finite, sizeof finite);
+}
+
+int64_t KN(bwd_q_bytes_amx)(const attn__sdpa *p)
+{
+    return record_bytes((pad32(p->Dk) + pad32(p->Dv)) * BQB + BK * (pad16(p->Dv) + pad16(p->Dk)));
+}
+
+void KN(bwd_q_pack_amx)(const attn__sdpa *p, int64_t b, int64_t h, int64_t qb, void *dst)
+{
+    int64_t i0 = qb * BQB, nq = p->Sq - i0 < BQB ? p->Sq - i0 : BQB;
+    int64_t dk32 = pad32(p->Dk), dv32 = pad32(p->Dv), dk = pad16(p->Dk), dv = pad16(p->Dv);
+    uint16_t *qB = dst, *doB = qB + dk32 * BQB, *dobB = doB + dv32 * BQB, *qsB = dobB + BK * dv;
+    bool keep[BQB]; /* the rows block_rows gives an LSE other than -inf */
+    for (int64_t r = 0; r < nq; r++) {
+        int64_t lo, hi;
+        attn__key_range(p, b, i0 + r, &lo, &hi);
+        keep[r] = lo < hi && ((const float *)p->lse.data)[attn__off(p->lse.stride, b, h, i0 + r, 0)] != -INFINITY;
+    }
+    memset(dst, 0, (size_t)KN(bwd_q_bytes_amx)(p));
+    pairs_t(&p->q, b, i0, nq, h, p->Dk, keep, qB, BQB);
+    pairs_t(&p->d_o, b, i0, nq, h, p->Dv, keep, doB, BQB);
+    pairs_r(&p->d_o, b, i0, nq, h, p->Dv, keep, dobB, dv);
+    pairs_r(&p->q, b, i0, nq, h, p->Dk, keep, qsB, dk);
+}
 #endif
 
 /* One line of n (a multiple of VW) elements of a tile, in place: s holds the
@@ -1062,6 +1143,10 @@ dkdv_impl(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t kb, const float *
     float *dqtmp = (float *)(void *)(dsB + BK * BQB); /* (dk, BQB) */
     bool kbad[BK];
     const bool *only = amx ? kbad : NULL; /* NaN-safe dQ: the keys the tiles left out, or NULL: all */
+    int64_t nqb = (p->Sq + BQB - 1) / BQB, qbytes = KN(bwd_q_bytes_amx)(p);
+    const char *qrecs = amx && p->bwd_q_packed != NULL /* the call's query-block records (above) */
+                            ? (const char *)p->bwd_q_packed + b * p->Hq * nqb * qbytes
+                            : NULL;
 #else
     const bool *only = NULL;
     (void)amx;
@@ -1098,22 +1183,37 @@ dkdv_impl(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t kb, const float *
             attn__tiles_add(1);
             bool full = !ew && nk == BK && kind == ATTN__BLK_FULL && covers(lo, hi, nq, j0);
             if (kind == ATTN__BLK_PARTIAL) attn__bm_bits(p->bm, b, h, i0, nq, j0, nk, bits);
-            pack_cols(&p->q, b, i0, nq, h, Dk, qscale, qst, BQB);
-            pack_cols(&p->d_o, b, i0, nq, h, Dv, 1.0f, dot, BQB);
-            pack_rows(&p->q, b, i0, nq, h, Dk, qscale, qs, dk, BQB);
-            pack_rows(&p->d_o, b, i0, nq, h, Dv, 1.0f, dob, dv, BQB);
-            for (int64_t r = 0; r < nq; r++) /* a fully masked row's Q and dO are never used */
-                if (lse[r] == -INFINITY) {
-                    for (int64_t x = 0; x < Dv; x++) dot[x * BQB + r] = dob[r * dv + x] = 0.0f;
-                    for (int64_t x = 0; x < Dk; x++) qst[x * BQB + r] = qs[r * dk + x] = 0.0f;
-                }
+            bool conv = true; /* Q and dO to convert here */
+#if defined(ATTN_SDPA_AMX)
+            const uint16_t *qBu = qB, *doBu = doB, *dobBu = dobB, *qsBu = qsB;
+            if (qrecs != NULL) {
+                qBu = (const uint16_t *)(const void *)(qrecs + (h * nqb + i0 / BQB) * qbytes);
+                doBu = qBu + dk32 * BQB;
+                dobBu = doBu + dv32 * BQB;
+                qsBu = dobBu + BK * dv;
+                conv = false;
+            }
+#endif
+            if (conv) {
+                pack_cols(&p->q, b, i0, nq, h, Dk, qscale, qst, BQB);
+                pack_cols(&p->d_o, b, i0, nq, h, Dv, 1.0f, dot, BQB);
+                pack_rows(&p->q, b, i0, nq, h, Dk, qscale, qs, dk, BQB);
+                pack_rows(&p->d_o, b, i0, nq, h, Dv, 1.0f, dob, dv, BQB);
+                for (int64_t r = 0; r < nq; r++) /* a fully masked row's Q and dO are never used */
+                    if (lse[r] == -INFINITY) {
+                        for (int64_t x = 0; x < Dv; x++) dot[x * BQB + r] = dob[r * dv + x] = 0.0f;
+                        for (int64_t x = 0; x < Dk; x++) qst[x * BQB + r] = qs[r * dk + x] = 0.0f;
+                    }
+            }
 #if defined(ATTN_SDPA_AMX)
             if (amx) {
-                amx_pairs(qst, BQB, Dk, BQB, dk32, qB, BQB, NULL);
-                amx_pairs(dot, BQB, Dv, BQB, dv32, doB, BQB, NULL);
-                amx_gemm(BK, BQB, dk32, kA, dk32, qB, BQB, st, BQB, false);
+                if (conv) {
+                    amx_pairs(qst, BQB, Dk, BQB, dk32, qB, BQB, NULL);
+                    amx_pairs(dot, BQB, Dv, BQB, dv32, doB, BQB, NULL);
+                }
+                amx_gemm(BK, BQB, dk32, kA, dk32, qBu, BQB, st, BQB, false);
                 amx_scale(st, BK * BQB, scale);
-                amx_gemm(BK, BQB, dv32, vA, dv32, doB, BQB, dpt, BQB, false);
+                amx_gemm(BK, BQB, dv32, vA, dv32, doBu, BQB, dpt, BQB, false);
             } else
 #endif
             {
@@ -1123,7 +1223,7 @@ dkdv_impl(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t kb, const float *
             int64_t nh = i0 + BQB < p->Sq ? h : h + 1, ni = i0 + BQB < p->Sq ? i0 + BQB : 0;
             int64_t nn = nh < (hkv + 1) * p->group ? (p->Sq - ni < BQB ? p->Sq - ni : BQB) : 0;
             for (int64_t r = 0; r < BQB; r++) {
-                if (r < nn) { /* the next query block's rows */
+                if (r < nn && conv) { /* the next query block's rows */
                     prefetch_row(&p->q, b, ni + r, nh, ql);
                     prefetch_row(&p->d_o, b, ni + r, nh, dol);
                 }
@@ -1149,11 +1249,11 @@ dkdv_impl(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t kb, const float *
 #if defined(ATTN_SDPA_AMX)
             if (amx) { /* over BK query columns: those past BQB are zeros */
                 amx_rows(st, BQB, nk, BQB, pA, BK, BK);
-                amx_pairs(dob, dv, BQB, dv, BK, dobB, dv, NULL);
-                amx_gemm(BK, dv, BK, pA, BK, dobB, dv, dva, dv, true);
+                if (conv) amx_pairs(dob, dv, BQB, dv, BK, dobB, dv, NULL);
+                amx_gemm(BK, dv, BK, pA, BK, dobBu, dv, dva, dv, true);
                 amx_rows(dpt, BQB, nk, BQB, dsA, BK, BK);
-                amx_pairs(qs, dk, BQB, dk, BK, qsB, dk, NULL);
-                amx_gemm(BK, dk, BK, dsA, BK, qsB, dk, dka, dk, true);
+                if (conv) amx_pairs(qs, dk, BQB, dk, BK, qsB, dk, NULL);
+                amx_gemm(BK, dk, BK, dsA, BK, qsBu, dk, dka, dk, true);
             } else
 #endif
             {
@@ -1286,8 +1386,13 @@ dq_impl(const attn__sdpa *p, int64_t b, int64_t h, int64_t qb, const float *delt
     uint16_t *vtB = ktB + dk32 * BK, *dsA = vtB + dv32 * BK, *krB = dsA + BQB * BK;
     bool kbad[BK];
     const bool *only = amx ? kbad : NULL; /* NaN-safe dQ: the keys the tiles left out, or NULL: all */
+    int64_t kbytes = KN(bwd_kv_bytes_amx)(p);
+    const char *krecs = amx && p->bwd_kv_packed != NULL /* the call's key-tile records (above) */
+                            ? (const char *)p->bwd_kv_packed + (b * p->Hkv + hk) * ((p->Sk + BK - 1) / BK) * kbytes
+                            : NULL;
 #else
     const bool *only = NULL;
+    const char *krecs = NULL;
     (void)amx;
 #endif
 
@@ -1323,17 +1428,36 @@ dq_impl(const attn__sdpa *p, int64_t b, int64_t h, int64_t qb, const float *delt
         attn__tiles_add(1);
         bool full = !ew && nk == BK && kind == ATTN__BLK_FULL && covers(lo, hi, nq, j0);
         if (kind == ATTN__BLK_PARTIAL) attn__bm_bits(p->bm, b, h, i0, nq, j0, nk, bits);
-        pack_cols(&p->k, b, j0, nk, hk, Dk, 1.0f, kt, BK);
-        pack_cols(&p->v, b, j0, nk, hk, Dv, 1.0f, vt, BK);
-        pack_rows(&p->k, b, j0, nk, hk, Dk, 1.0f, kr, dk, BK);
-        bool k_bad = !all_finite(kr, nk * dk);
+        bool conv = true, k_bad = false; /* K and V to convert here; a NaN or Inf in K */
+#if defined(ATTN_SDPA_AMX)
+        const uint16_t *ktBu = ktB, *vtBu = vtB, *krBu = krB;
+        if (krecs != NULL) {
+            const uint16_t *rec = (const uint16_t *)(const void *)(krecs + (j0 / BK) * kbytes);
+            uint32_t finite;
+            memcpy(&finite, rec + (dk32 + dv32) * BK + BK * dk, sizeof finite);
+            if (finite) {
+                ktBu = rec;
+                vtBu = rec + dk32 * BK;
+                krBu = vtBu + dv32 * BK;
+                conv = false;
+            }
+        }
+#endif
+        if (conv) {
+            pack_cols(&p->k, b, j0, nk, hk, Dk, 1.0f, kt, BK);
+            pack_cols(&p->v, b, j0, nk, hk, Dv, 1.0f, vt, BK);
+            pack_rows(&p->k, b, j0, nk, hk, Dk, 1.0f, kr, dk, BK);
+            k_bad = !all_finite(kr, nk * dk);
+        }
 #if defined(ATTN_SDPA_AMX)
         if (amx) {
-            amx_pairs(kt, BK, Dk, BK, dk32, ktB, BK, NULL);
-            amx_pairs(vt, BK, Dv, BK, dv32, vtB, BK, NULL);
-            amx_gemm(BQB, BK, dk32, qA, dk32, ktB, BK, s, BK, false);
+            if (conv) {
+                amx_pairs(kt, BK, Dk, BK, dk32, ktB, BK, NULL);
+                amx_pairs(vt, BK, Dv, BK, dv32, vtB, BK, NULL);
+            }
+            amx_gemm(BQB, BK, dk32, qA, dk32, ktBu, BK, s, BK, false);
             amx_scale(s, BQB * BK, (float)p->scale);
-            amx_gemm(BQB, BK, dv32, doA, dv32, vtB, BK, dp, BK, false);
+            amx_gemm(BQB, BK, dv32, doA, dv32, vtBu, BK, dp, BK, false);
         } else
 #endif
         {
@@ -1343,7 +1467,7 @@ dq_impl(const attn__sdpa *p, int64_t b, int64_t h, int64_t qb, const float *delt
         int64_t next = j0 + BK < jmax ? (jmax - j0 - BK < BK ? jmax - j0 - BK : BK) : 0;
         for (int64_t r = 0; r < mq; r++) {
             float *sr = s + r * BK, *dr = dp + r * BK;
-            for (int64_t c = r; c < next; c += mq) { /* the next tile's rows */
+            for (int64_t c = r; krecs == NULL && c < next; c += mq) { /* the next tile's rows */
                 prefetch_row(&p->k, b, j0 + BK + c, hk, kl);
                 prefetch_row(&p->v, b, j0 + BK + c, hk, vl);
             }
@@ -1367,8 +1491,8 @@ dq_impl(const attn__sdpa *p, int64_t b, int64_t h, int64_t qb, const float *delt
         if (amx) { /* a non-finite key's row of K zero, its visible pairs added after */
             for (int64_t c = 0; c < BK; c++) kbad[c] = k_bad && c < nk && !rows_finite(kr + c * dk, dk, 1, Dk);
             amx_rows(dp, BK, nq, BK, dsA, BK, BQB);
-            amx_pairs(kr, dk, nk, dk, BK, krB, dk, kbad);
-            amx_gemm(BQB, dk, BK, dsA, BK, krB, dk, dqa, dk, true);
+            if (conv) amx_pairs(kr, dk, nk, dk, BK, krB, dk, kbad);
+            amx_gemm(BQB, dk, BK, dsA, BK, krBu, dk, dqa, dk, true);
         } else
 #endif
         if (!k_bad)

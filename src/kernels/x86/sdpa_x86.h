@@ -63,6 +63,12 @@ void attn__avx512_forward_block_amx(const attn__sdpa *p, int64_t b, int64_t h, i
 int64_t attn__avx512_forward_pack_bytes_amx(const attn__sdpa *p);
 void attn__avx512_forward_pack_amx(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t t, void *dst);
 int64_t attn__avx512_backward_ws_amx(const attn__sdpa *p);
+/* The backward's inputs in its tiles' layouts, once per call
+ * (attn__k_bwd_pack): K and V per key tile, Q and dO per query block. */
+int64_t attn__avx512_bwd_kv_bytes_amx(const attn__sdpa *p);
+void attn__avx512_bwd_kv_pack_amx(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t t, void *dst);
+int64_t attn__avx512_bwd_q_bytes_amx(const attn__sdpa *p);
+void attn__avx512_bwd_q_pack_amx(const attn__sdpa *p, int64_t b, int64_t h, int64_t qb, void *dst);
 void attn__avx512_dkdv_block_amx(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t kb, const float *delta,
                                  float *ws, float *dqt, int64_t sqp);
 void attn__avx512_dq_block_amx(const attn__sdpa *p, int64_t b, int64_t h, int64_t qb, const float *delta,
