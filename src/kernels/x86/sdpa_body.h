@@ -948,23 +948,47 @@ static void amx_pairs(const float *src, int64_t lds, int64_t K, int64_t N, int64
 /* C [m][n] (+)= A B on tiles: A [m][lda] bfloat16 rows over ka (a multiple
  * of 32; zeros past the real k), B [ka / 2][ldb][2] (amx_pairs), C float32
  * [.][ldc]; m and n multiples of 16 (C's rows and columns up to them are
- * written). acc: from C's values, else from 0. */
+ * written). acc: from C's values, else from 0. C in blocks of up to 2 x 2
+ * accumulator tiles (0, 1 / 2, 3), so that each A tile (4, 5) and B tile
+ * (6, 7) loaded serves two products; every element's sum still runs over
+ * k in order, one tile product per 32. */
 static void amx_gemm(int64_t m, int64_t n, int64_t ka, const uint16_t *A, int64_t lda, const uint16_t *B,
                      int64_t ldb, float *C, int64_t ldc, bool acc)
 {
-    for (int64_t i = 0; i < m; i += AMX_ROWS)
-        for (int64_t j = 0; j < n; j += 16) {
-            float *c = C + i * ldc + j;
-            if (acc)
-                AMX_LOAD(0, c, ldc * 4);
-            else
+    for (int64_t i = 0; i < m; i += 2 * AMX_ROWS)
+        for (int64_t j = 0; j < n; j += 32) {
+            bool i2 = i + AMX_ROWS < m, j2 = j + 16 < n; /* a second row tile, column tile */
+            float *c0 = C + i * ldc + j, *c2 = c0 + AMX_ROWS * ldc;
+            if (acc) {
+                AMX_LOAD(0, c0, ldc * 4);
+                if (j2) AMX_LOAD(1, c0 + 16, ldc * 4);
+                if (i2) AMX_LOAD(2, c2, ldc * 4);
+                if (i2 && j2) AMX_LOAD(3, c2 + 16, ldc * 4);
+            } else {
                 AMX_ZERO(0);
-            for (int64_t k = 0; k < ka; k += 32) {
-                AMX_LOAD(4, A + i * lda + k, lda * 2);
-                AMX_LOAD(5, B + k * ldb + j * 2, ldb * 4);
-                AMX_DPBF16(0, 4, 5);
+                AMX_ZERO(1);
+                AMX_ZERO(2);
+                AMX_ZERO(3);
             }
-            AMX_STORE(0, c, ldc * 4);
+            for (int64_t k = 0; k < ka; k += 32) {
+                const uint16_t *a = A + i * lda + k, *b = B + k * ldb + j * 2;
+                AMX_LOAD(4, a, lda * 2);
+                AMX_LOAD(6, b, ldb * 4);
+                AMX_DPBF16(0, 4, 6);
+                if (j2) {
+                    AMX_LOAD(7, b + 32, ldb * 4);
+                    AMX_DPBF16(1, 4, 7);
+                }
+                if (i2) {
+                    AMX_LOAD(5, a + AMX_ROWS * lda, lda * 2);
+                    AMX_DPBF16(2, 5, 6);
+                    if (j2) AMX_DPBF16(3, 5, 7);
+                }
+            }
+            AMX_STORE(0, c0, ldc * 4);
+            if (j2) AMX_STORE(1, c0 + 16, ldc * 4);
+            if (i2) AMX_STORE(2, c2, ldc * 4);
+            if (i2 && j2) AMX_STORE(3, c2 + 16, ldc * 4);
         }
 }
 
