@@ -295,7 +295,11 @@ int main(int argc, char **argv)
         } else if (strcmp(argv[first], "--jobs") == 0 && first + 1 < argc) {
             jobs = atoi(argv[first + 1]);
             first += 2;
-        } else if (strcmp(argv[first], "--skip") == 0 && first + 1 < argc && n_skips < MAX_SKIPS) {
+        } else if (strcmp(argv[first], "--skip") == 0 && first + 1 < argc) {
+            if (n_skips == MAX_SKIPS) {
+                fprintf(stderr, "%s: at most %d --skip\n", argv[0], (int)MAX_SKIPS);
+                return 2;
+            }
             if (!known(argv[first + 1])) {
                 fprintf(stderr, "%s: no test or tier named '%s' (--list)\n", argv[0], argv[first + 1]);
                 return 2;

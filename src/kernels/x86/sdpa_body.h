@@ -786,27 +786,29 @@ forward_impl(const attn__sdpa *p, int64_t b, int64_t h, int64_t i0, int64_t nq, 
         attn__tiles_add(1);
         int64_t ldv = 0;
         const float *vsrc = NULL;
-        bool v_bad = false, v_conv = true; /* V to convert here (not packed, or not finite) */
+        bool v_bad = false, k_conv = true, v_conv = true; /* K, V to convert here (not packed, or V not finite) */
 #if defined(ATTN_SDPA_AMX)
         const uint16_t *kuse = kh, *vuse = vh; /* the tile's K^T and V on tiles */
-        if (amx && packed != NULL) { /* the call's packed tile (above) */
+        if (amx && packed != NULL && nk == (p->Sk - j0 < BK ? p->Sk - j0 : BK)) {
+            /* the call's packed tile (above): not when this block ends the
+             * tile early (its keys past nk are zeros here, so that a +0
+             * weight times a negative value cannot make a -0) */
             const uint16_t *tile = (const uint16_t *)(const void *)(packed + (j0 / BK) * pack_bytes);
             uint32_t finite;
             memcpy(&finite, tile + dk * BK + BK * dv, sizeof finite);
             kuse = tile;
+            k_conv = false;
             v_conv = !finite;
             if (finite) vuse = tile + dk * BK;
-        } else
-#endif
-        {
-            pack_cols(&p->k, b, j0, nk, hk, Dk, 1.0f, kt, BK);
         }
+#endif
+        if (k_conv) pack_cols(&p->k, b, j0, nk, hk, Dk, 1.0f, kt, BK);
         if (v_conv) {
             vsrc = v_rows(p, v_direct, b, j0, nk, hk, vt, dv, BK, &ldv);
             v_bad = (!full || drop) && !rows_finite(vsrc, ldv, nk, Dv);
         }
 #if defined(ATTN_SDPA_AMX)
-        if (amx && packed == NULL) amx_kt(kt, Dk, dk, kh);
+        if (amx && k_conv) amx_kt(kt, Dk, dk, kh);
         if (amx && v_conv) amx_v(vsrc, ldv, nk, Dv, dv, v_bad, vh);
 #endif
         /* S = Qs K^T in groups of rows, each over the 16-key columns its rows
@@ -1455,7 +1457,7 @@ dq_impl(const attn__sdpa *p, int64_t b, int64_t h, int64_t qb, const float *delt
         bool conv = true, k_bad = false; /* K and V to convert here; a NaN or Inf in K */
 #if defined(ATTN_SDPA_AMX)
         const uint16_t *ktBu = ktB, *vtBu = vtB, *krBu = krB;
-        if (krecs != NULL) {
+        if (krecs != NULL && nk == (p->Sk - j0 < BK ? p->Sk - j0 : BK)) { /* as in the forward */
             const uint16_t *rec = (const uint16_t *)(const void *)(krecs + (j0 / BK) * kbytes);
             uint32_t finite;
             memcpy(&finite, rec + (dk32 + dv32) * BK + BK * dk, sizeof finite);
