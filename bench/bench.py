@@ -16,9 +16,12 @@ GFLOP/s, the K/V read rate (decode) and memory growth.
 
 Besides the float32 table: bf16 and f16 rows (forward, forward+backward)
 against PyTorch SDPA in the same dtype, and decode over a bf16 or f16 KV cache
-(float32 Q) against SDPA in the cache's dtype; these run the AVX2 kernels,
-forced with ATTN_KERNEL=avx2 (a machine without them skips the rows, saying
-so).
+(float32 Q) against SDPA in the cache's dtype, on the context's choice of
+kernels and again on the AMX kernels, forced with ATTN_KERNEL=amx while the
+automatic choice leaves them alone (a machine without AMX skips those rows,
+saying so). Where the context's choice is not the AVX2 kernels (an AVX-512
+machine), part of the float32 table runs again with ATTN_KERNEL=avx2, to
+compare the AVX2 path with its figures on AVX2 machines.
 """
 import argparse
 import json
@@ -58,6 +61,12 @@ HALF_TABLE = [
     ("decode", "decode", 1, 32, 8, [1], [4096, 16384, 65536], 128, ["none"], HALF_KV),
 ]
 QUICK_HALF = {"prefill-64": [1024], "decode": [4096]}
+# The kernels the half-precision rows run on (None: the context's choice);
+# forced ones the machine lacks are skipped.
+HALF_KERNELS = [None, "amx"]
+# The float32 rows run again with the AVX2 kernels forced, where the
+# context chooses others.
+AVX2_AGAIN = ("prefill-64", "prefill-128", "decode", "train")
 TORCH_DTYPES = {"f32": "float32", "bf16": "bfloat16", "f16": "float16"}
 
 
@@ -159,7 +168,8 @@ def draw(rows, probe, path):
     rows = [r for r in rows if not (r["name"].startswith("scaling") or r["name"] == "memory")]
 
     def key_of(r):
-        return (r["name"], r["mode"], r["Sq"], r["Sk"], r["mask"], r.get("dtype", "f32"), r.get("kv_dtype", "f32"))
+        return (r["name"], r["mode"], r["Sq"], r["Sk"], r["mask"], r.get("dtype", "f32"), r.get("kv_dtype", "f32"),
+                r.get("kernel"))
 
     shapes = []
     for r in rows:
@@ -180,7 +190,7 @@ def draw(rows, probe, path):
     ax.axhline(probe["fma_gflops"], color="red", linestyle="--", label=f"FMA peak {probe['fma_gflops']:.0f}")
     ax.set_xticks(list(xs))
     ax.set_xticklabels([f"{k[0]}\n{k[1]} {k[2]}x{k[3]}\n{k[4]}" + ("" if k[5] == k[6] == "f32" else f" {k[5]}/{k[6]}")
-                        for k, _ in shapes], fontsize=7)
+                        + f"\n{k[7]}" for k, _ in shapes], fontsize=7)
     ax.set_ylabel("GFLOP/s (visible FLOPs)")
     ax.set_title(f"attn vs PyTorch {rows[0].get('torch', '')} CPU, {rows[0]['threads']} threads")
     ax.legend()
@@ -252,7 +262,7 @@ def run_shape(args, torch, probe, name, mode, B, Hq, Hkv, Sq, Sk, D, mask, dtype
         rows.append(row)
         pct = f"{row['pct_peak']:5.1f}" if mode != "decode" else f"{row['pct_bandwidth']:4.0f}B"
         dt = dtype if kv_dtype is None else f"{dtype}/{kv_dtype}"
-        print(f"{name:<15}{mode:<7}{dt:<11}{B:>3}{f'{Hq}/{Hkv}':>7}{Sq:>6}{Sk:>7}{D:>4} {mask:<11}"
+        print(f"{name:<15}{mode:<7}{dt:<11}{a['kernel']:<7}{B:>3}{f'{Hq}/{Hkv}':>7}{Sq:>6}{Sk:>7}{D:>4} {mask:<11}"
               f"{a['median_ms']:9.2f}{a['gflops']:9.1f}{pct:>6}  {str(peer):<11}"
               f"{(pm or float('nan')):9.2f}{(row['ratio'] or float('nan')):7.2f}", flush=True)
     return rows
@@ -299,19 +309,29 @@ def main():
         probe["bf16_peak"], probe["bf16_peak_gflops"], probe["f16_peak"], probe["f16_peak_gflops"],
         "; ".join(f"{k}: {v}" for k, v in probe["absent"].items()) or "none"), flush=True)
     rows = []
-    hdr = (f"{'name':<15}{'mode':<7}{'dtype':<11}{'B':>3}{'Hq/Hkv':>7}{'Sq':>6}{'Sk':>7}{'D':>4} {'mask':<11}"
+    hdr = (f"{'name':<15}{'mode':<7}{'dtype':<11}{'kernel':<7}{'B':>3}{'Hq/Hkv':>7}{'Sq':>6}{'Sk':>7}{'D':>4} {'mask':<11}"
            f"{'ms':>9}{'GFLOP/s':>9}{'%peak':>6}  {'peer':<11}{'peer ms':>9}{'ratio':>7}")
     print(hdr)
-    shapes = [(name, mode, B, Hq, Hkv, sqs, sks, D, masks, [("f32", None)], None)
+    chosen = attn_run("fwd", 1, 1, 1, 64, 64, 64, "none", 1, 1)["kernel"]
+    half_kernels = [k for k in HALF_KERNELS
+                    if k is None or attn_run("fwd", 1, 1, 1, 64, 64, 64, "none", 1, 1, env_kernel=k) is not None]
+    for k in sorted(set(HALF_KERNELS) - set(half_kernels)):
+        print(f"the half-precision rows on ATTN_KERNEL={k}: skipped, not available here (above)", flush=True)
+    shapes = [(name, mode, B, Hq, Hkv, sqs, sks, D, masks, [("f32", None)], None, False)
               for name, mode, B, Hq, Hkv, sqs, sks, D, masks in TABLE]
-    shapes += [(name, mode, B, Hq, Hkv, sqs, sks, D, masks, dts, "avx2")
-               for name, mode, B, Hq, Hkv, sqs, sks, D, masks, dts in HALF_TABLE]
-    for name, mode, B, Hq, Hkv, sqs, sks, D, masks, dtypes, env_kernel in shapes:
-        quick = QUICK if env_kernel is None else QUICK_HALF
+    shapes += [(name, mode, B, Hq, Hkv, sqs, sks, D, masks, dts, kern, True)
+               for kern in half_kernels for name, mode, B, Hq, Hkv, sqs, sks, D, masks, dts in HALF_TABLE]
+    if chosen != "avx2":
+        shapes += [(name, mode, B, Hq, Hkv, sqs, sks, D, masks, [("f32", None)], "avx2", False)
+                   for name, mode, B, Hq, Hkv, sqs, sks, D, masks in TABLE if name in AVX2_AGAIN]
+    else:
+        print("the context chooses the AVX2 kernels here: its float32 rows are the AVX2 path's", flush=True)
+    for name, mode, B, Hq, Hkv, sqs, sks, D, masks, dtypes, env_kernel, half in shapes:
+        quick = QUICK_HALF if half else QUICK
         if args.quick and name in quick:
             sqs = quick[name] if sks is None else sqs
             sks = quick[name] if sks is not None else sks
-        elif args.quick and (name in ("window", "prefill-64-bwd") or env_kernel is not None and mode != "fwdbwd"):
+        elif args.quick and (name in ("window", "prefill-64-bwd") or half and mode != "fwdbwd"):
             continue
         for mask in masks:
             for Sq, Sk in ([(s, s) for s in sqs] if sks is None else [(sqs[0], k) for k in sks]):
