@@ -94,8 +94,9 @@ static void fill_portable(attn__kernels *t)
 #if defined(ATTN_HAVE_AVX2)
 /* The attention kernels of one x86 build (kernels/x86/sdpa_x86.h). */
 typedef struct {
-    attn__ws_fn forward_ws, decode_ws, backward_ws, fused_ws;
+    attn__ws_fn forward_ws, decode_ws, backward_ws, fused_ws, forward_pack_bytes;
     void (*forward)(const attn__sdpa *p, int64_t b, int64_t h, int64_t i0, int64_t nq, float *ws);
+    void (*forward_pack)(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t t, void *dst);
     void (*decode)(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t s, int64_t split, float *part, float *ws);
     void (*dkdv)(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t kb, const float *delta, float *ws);
     void (*dq)(const attn__sdpa *p, int64_t b, int64_t h, int64_t qb, const float *delta, bool write_dbias,
@@ -109,7 +110,8 @@ static void fill_x86_sdpa(attn__kernels *t, const x86_sdpa *x, attn__isa isa)
 {
     for (int d = 0; d < ATTN__N_SDPA_DT; d++) {
         attn__sdpa_kernels *k = &t->sdpa[d];
-        k->forward = (attn__k_forward){ATTN__X86_TILE_Q, x->forward_ws, x->forward, 0, NULL, NULL};
+        k->forward = (attn__k_forward){ATTN__X86_TILE_Q, x->forward_ws, x->forward,
+                                       ATTN__X86_TILE_K, x->forward_pack_bytes, x->forward_pack};
         k->decode = (attn__k_decode){DECODE_MAX_ROWS, DECODE_SPLIT, x->decode_ws, x->decode, attn__decode_merge};
         if (!attn__slot_has_dt(ATTN__SLOT_SDPA_DKDV, (attn__sdpa_dt)d)) continue;
         k->dkdv = (attn__k_dkdv){ATTN__X86_TILE_K, x->backward_ws, x->dkdv};
@@ -130,8 +132,9 @@ static void fill_x86_sdpa(attn__kernels *t, const x86_sdpa *x, attn__isa isa)
         P##_dkdv_block(p, b, hkv, kb, delta, ws, NULL, 0);                                               \
     }                                                                                                    \
     static const x86_sdpa P##_sdpa = {P##_forward_ws,    P##_decode_ws,      P##_backward_ws,             \
-                                      P##_fused_ws,      P##_forward_block,  P##_decode_split,            \
-                                      P##_dkdv_slot,     P##_dq_block,       P##_fused_kvhead};
+                                      P##_fused_ws,      P##_forward_pack_bytes, P##_forward_block,       \
+                                      P##_forward_pack,  P##_decode_split,   P##_dkdv_slot,               \
+                                      P##_dq_block,      P##_fused_kvhead};
 
 /* The toolkit's slots (nn.gemm and the row kernels) from one build, marked
  * as filled by isa. */

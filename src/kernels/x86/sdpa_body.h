@@ -407,6 +407,35 @@ int64_t KN(forward_ws)(const attn__sdpa *p)
     return BQ * p->Dk + p->Dk * BK + BK * dv + 2 * BQ * BK + BQ * dv + BK + 3 * BQ;
 }
 
+/* ---- K and V packed once per call --------------------------------------------
+ * Each query block of a kv head reads every key tile it sees: K transposed
+ * into K^T [Dk][BK] (pack_cols) and V's rows, in place or packed. In the
+ * usual [B, S, H, D] layout a head's keys are H * D elements apart, a page
+ * or so per row, so every block walks thousands of pages (on a virtual
+ * machine without huge pages the TLB misses cost a quarter of the forward's
+ * time at 16 heads). When a kv head has more than one query block, the
+ * driver has every tile packed once (forward_pack, before the blocks;
+ * attn__k_forward.pack) into p->kv_packed, one record of forward_pack_bytes
+ * per (b, kv head, tile): K^T [Dk][BK] and V [BK][dv] in float32 as
+ * pack_cols and pack_rows make them (zeros past Sk and Dv), then a uint32_t,
+ * 1 if every V row is finite. The blocks read those; the values are the
+ * same, so are the results. (The AMX build's forward has records of its
+ * own, below.) */
+int64_t KN(forward_pack_bytes)(const attn__sdpa *p)
+{
+    return ((p->Dk * BK + BK * pad16(p->Dv)) * 4 + 4 + 63) / 64 * 64;
+}
+
+void KN(forward_pack)(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t t, void *dst)
+{
+    int64_t dv = pad16(p->Dv), j0 = t * BK, nk = p->Sk - j0 < BK ? p->Sk - j0 : BK;
+    float *kt = dst, *vt = kt + p->Dk * BK;
+    pack_cols(&p->k, b, j0, nk, hkv, p->Dk, 1.0f, kt, BK);
+    pack_rows(&p->v, b, j0, nk, hkv, p->Dv, 1.0f, vt, dv, BK);
+    uint32_t finite = rows_finite(vt, dv, nk, p->Dv);
+    memcpy(vt + BK * dv, &finite, sizeof finite);
+}
+
 #if defined(ATTN_SDPA_AMX)
 /* ---- the AMX-BF16 forward's products (kernels/x86/amx.h) ---------------------
  *
@@ -787,9 +816,23 @@ forward_impl(const attn__sdpa *p, int64_t b, int64_t h, int64_t i0, int64_t nq, 
         int64_t ldv = 0;
         const float *vsrc = NULL;
         bool v_bad = false, k_conv = true, v_conv = true; /* K, V to convert here (not packed, or V not finite) */
+        const float *ktu = kt; /* K^T */
+        bool whole = nk == (p->Sk - j0 < BK ? p->Sk - j0 : BK); /* the block needs the tile's every key */
+        if (!amx && p->kv_packed != NULL && whole) { /* the call's float32 record (above) */
+            const float *rec = (const float *)(const void *)((const char *)p->kv_packed +
+                                                             (((b * p->Hkv + hk) * ((p->Sk + BK - 1) / BK)) + j0 / BK) *
+                                                                 KN(forward_pack_bytes)(p));
+            uint32_t finite;
+            memcpy(&finite, rec + Dk * BK + BK * dv, sizeof finite);
+            ktu = rec;
+            vsrc = rec + Dk * BK;
+            ldv = dv;
+            v_bad = (!full || drop) && !finite;
+            k_conv = v_conv = false;
+        }
 #if defined(ATTN_SDPA_AMX)
         const uint16_t *kuse = kh, *vuse = vh; /* the tile's K^T and V on tiles */
-        if (amx && packed != NULL && nk == (p->Sk - j0 < BK ? p->Sk - j0 : BK)) {
+        if (amx && packed != NULL && whole) {
             /* the call's packed tile (above): not when this block ends the
              * tile early (its keys past nk are zeros here, so that a +0
              * weight times a negative value cannot make a -0) */
@@ -833,9 +876,9 @@ forward_impl(const attn__sdpa *p, int64_t b, int64_t h, int64_t i0, int64_t nq, 
             }
 #endif
             if (gb[ng] - ga[ng] == BK) /* all columns: the call the compiler specializes */
-                gemm(mr, BK, Dk, qs + g0 * Dk, Dk, kt, BK, s + g0 * BK, BK, false);
+                gemm(mr, BK, Dk, qs + g0 * Dk, Dk, ktu, BK, s + g0 * BK, BK, false);
             else
-                gemm(mr, gb[ng] - ga[ng], Dk, qs + g0 * Dk, Dk, kt + ga[ng], BK, s + g0 * BK + ga[ng], BK, false);
+                gemm(mr, gb[ng] - ga[ng], Dk, qs + g0 * Dk, Dk, ktu + ga[ng], BK, s + g0 * BK + ga[ng], BK, false);
         }
 
         int64_t nr = rb - ra, next = jn < jmax ? (jmax - jn < BK ? jmax - jn : BK) : 0;
@@ -845,7 +888,7 @@ forward_impl(const attn__sdpa *p, int64_t b, int64_t h, int64_t i0, int64_t nq, 
                 g++;
                 gend += grp;
             }
-            for (int64_t c = r - ra; c < next; c += nr) { /* the next tile, spread over the rows */
+            for (int64_t c = r - ra; p->kv_packed == NULL && c < next; c += nr) { /* the next tile, spread over the rows */
                 prefetch_row(&p->k, b, jn + c, hk, kl);
                 prefetch_row(&p->v, b, jn + c, hk, vl);
             }

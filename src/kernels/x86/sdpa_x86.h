@@ -21,6 +21,9 @@ enum { ATTN__X86_TILE_Q = 96, ATTN__X86_TILE_Q_BWD = 48, ATTN__X86_TILE_K = 64 }
     int64_t P##_forward_ws(const attn__sdpa *p);                                                          \
     /* Forward of query rows i0 .. i0+nq-1 (nq <= ATTN__X86_TILE_Q) of head (b, h). */                    \
     void P##_forward_block(const attn__sdpa *p, int64_t b, int64_t h, int64_t i0, int64_t nq, float *ws); \
+    /* K and V in the forward's float32 layouts, once per call (attn__k_forward.pack). */                 \
+    int64_t P##_forward_pack_bytes(const attn__sdpa *p);                                                  \
+    void P##_forward_pack(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t t, void *dst);             \
     int64_t P##_backward_ws(const attn__sdpa *p);                                                         \
     /* dK, dV of key tile kb (ATTN__X86_TILE_K keys) of kv head (b, hkv); with dqt != NULL also adds      \
      * dQ^T of the group's heads into dqt (group, Dk, sqp). */                                            \
