@@ -757,13 +757,15 @@ forward_impl(const attn__sdpa *p, int64_t b, int64_t h, int64_t i0, int64_t nq, 
 #if defined(ATTN_SDPA_AMX)
     int64_t dk = pad32(Dk);
     uint16_t *qh = (uint16_t *)(void *)(seen + BQ), *kh = qh + AMX_TQ * dk, *vh = kh + dk * BK, *ph = vh + BK * dv;
-    int64_t pack_bytes = KN(forward_pack_bytes_amx)(p);
-    const char *packed = amx && p->kv_packed != NULL
-                             ? (const char *)p->kv_packed + (b * p->Hkv + hk) * ((p->Sk + BK - 1) / BK) * pack_bytes
-                             : NULL;
+    int64_t pack_bytes = amx ? KN(forward_pack_bytes_amx)(p) : KN(forward_pack_bytes)(p);
 #else
+    int64_t pack_bytes = KN(forward_pack_bytes)(p);
     (void)amx;
 #endif
+    /* this kv head's packed tiles (float32 or AMX records, above), or NULL */
+    const char *packed = p->kv_packed != NULL ? (const char *)p->kv_packed +
+                                                    (b * p->Hkv + hk) * ((p->Sk + BK - 1) / BK) * pack_bytes
+                                              : NULL;
     int64_t lo[BQ], hi[BQ], jmin, jmax;
     uint64_t bits[BQ]; /* a PARTIAL tile's visible keys per row (attn__bm_bits) */
     int cl[BQ], ch[BQ], ga[BQ], gb[BQ]; /* keys a row may see; a row group's columns */
@@ -817,11 +819,14 @@ forward_impl(const attn__sdpa *p, int64_t b, int64_t h, int64_t i0, int64_t nq, 
         const float *vsrc = NULL;
         bool v_bad = false, k_conv = true, v_conv = true; /* K, V to convert here (not packed, or V not finite) */
         const float *ktu = kt; /* K^T */
-        bool whole = nk == (p->Sk - j0 < BK ? p->Sk - j0 : BK); /* the block needs the tile's every key */
-        if (!amx && p->kv_packed != NULL && whole) { /* the call's float32 record (above) */
-            const float *rec = (const float *)(const void *)((const char *)p->kv_packed +
-                                                             (((b * p->Hkv + hk) * ((p->Sk + BK - 1) / BK)) + j0 / BK) *
-                                                                 KN(forward_pack_bytes)(p));
+        /* the tile's record, unless this block needs only part of the tile
+         * (its keys past nk are zeros when packed here, so that a +0 weight
+         * times a negative value cannot make a -0) */
+        const void *tile = packed != NULL && nk == (p->Sk - j0 < BK ? p->Sk - j0 : BK)
+                               ? packed + (j0 / BK) * pack_bytes
+                               : NULL;
+        if (!amx && tile != NULL) { /* a float32 record */
+            const float *rec = tile;
             uint32_t finite;
             memcpy(&finite, rec + Dk * BK + BK * dv, sizeof finite);
             ktu = rec;
@@ -832,17 +837,14 @@ forward_impl(const attn__sdpa *p, int64_t b, int64_t h, int64_t i0, int64_t nq, 
         }
 #if defined(ATTN_SDPA_AMX)
         const uint16_t *kuse = kh, *vuse = vh; /* the tile's K^T and V on tiles */
-        if (amx && packed != NULL && whole) {
-            /* the call's packed tile (above): not when this block ends the
-             * tile early (its keys past nk are zeros here, so that a +0
-             * weight times a negative value cannot make a -0) */
-            const uint16_t *tile = (const uint16_t *)(const void *)(packed + (j0 / BK) * pack_bytes);
+        if (amx && tile != NULL) { /* an AMX record */
+            const uint16_t *rec = tile;
             uint32_t finite;
-            memcpy(&finite, tile + dk * BK + BK * dv, sizeof finite);
-            kuse = tile;
+            memcpy(&finite, rec + dk * BK + BK * dv, sizeof finite);
+            kuse = rec;
             k_conv = false;
             v_conv = !finite;
-            if (finite) vuse = tile + dk * BK;
+            if (finite) vuse = rec + dk * BK;
         }
 #endif
         if (k_conv) pack_cols(&p->k, b, j0, nk, hk, Dk, 1.0f, kt, BK);
