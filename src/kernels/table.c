@@ -54,7 +54,7 @@ static void mark(attn__kernels *t, const attn__slot *mine, size_t n, attn__isa i
  * rounded as they are stored), so one set serves every combination. */
 static void fill_portable_sdpa(attn__sdpa_kernels *k, bool forward_only)
 {
-    k->forward = (attn__k_forward){ATTN__TILE_Q, attn__tiled_forward_ws, attn__tiled_forward_block, 0, NULL, NULL};
+    k->forward = (attn__k_forward){ATTN__TILE_Q, attn__tiled_forward_ws, attn__tiled_forward_block, 0, false, NULL, NULL};
     k->decode = (attn__k_decode){DECODE_MAX_ROWS, DECODE_SPLIT, attn__tiled_forward_ws,
                                  attn__tiled_decode_split, attn__decode_merge};
     if (forward_only) return;
@@ -111,7 +111,7 @@ static void fill_x86_sdpa(attn__kernels *t, const x86_sdpa *x, attn__isa isa)
     for (int d = 0; d < ATTN__N_SDPA_DT; d++) {
         attn__sdpa_kernels *k = &t->sdpa[d];
         k->forward = (attn__k_forward){ATTN__X86_TILE_Q, x->forward_ws, x->forward,
-                                       ATTN__X86_TILE_K, x->forward_pack_bytes, x->forward_pack};
+                                       ATTN__X86_TILE_K, true, x->forward_pack_bytes, x->forward_pack};
         k->decode = (attn__k_decode){DECODE_MAX_ROWS, DECODE_SPLIT, x->decode_ws, x->decode, attn__decode_merge};
         if (!attn__slot_has_dt(ATTN__SLOT_SDPA_DKDV, (attn__sdpa_dt)d)) continue;
         k->dkdv = (attn__k_dkdv){ATTN__X86_TILE_K, x->backward_ws, x->dkdv};
@@ -206,7 +206,8 @@ static void fill_amx(attn__kernels *t)
     fill_avx512(t);
     attn__sdpa_kernels *k = &t->sdpa[ATTN__SDPA_BF16];
     k->forward = (attn__k_forward){ATTN__X86_TILE_Q, attn__avx512_forward_ws_amx, attn__avx512_forward_block_amx,
-                                   ATTN__X86_TILE_K, attn__avx512_forward_pack_bytes_amx, attn__avx512_forward_pack_amx};
+                                   ATTN__X86_TILE_K, false, attn__avx512_forward_pack_bytes_amx,
+                                   attn__avx512_forward_pack_amx};
     k->dkdv = (attn__k_dkdv){ATTN__X86_TILE_K, attn__avx512_backward_ws_amx, amx_dkdv_slot};
     k->dq = (attn__k_dq){ATTN__X86_TILE_Q_BWD, attn__avx512_backward_ws_amx, attn__avx512_dq_block_amx};
     k->fused = (attn__k_fused){FUSED_MIN_KV_HEADS, attn__avx512_fused_ws_amx, attn__avx512_fused_kvhead_amx};

@@ -105,6 +105,7 @@ typedef struct {
      * them to the blocks as p->kv_packed; it may also call the blocks with
      * kv_packed NULL. */
     int64_t pack_tile;
+    bool pack_strided_only; /* pack only when a head's K or V rows are not adjacent ([B, S, H, D]) */
     int64_t (*pack_bytes)(const attn__sdpa *p);
     void (*pack)(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t t, void *dst);
 } attn__k_forward;

@@ -203,7 +203,10 @@ static attn_status run_forward(attn_ctx *ctx, const attn__sdpa_call *c, const at
         const attn__k_forward *f = &c->k->forward;
         pk = *p;
         packed = NULL;
-        if (f->pack != NULL && rs.nqb * p->group >= 2) { /* K and V meet more than one query block */
+        /* K and V meet more than one query block (and, for float32 records,
+         * the blocks would otherwise walk a page per key of [B, S, H, D]) */
+        bool strided = p->k.stride[1] != p->Dk * p->k.stride[3] || p->v.stride[1] != p->Dv * p->v.stride[3];
+        if (f->pack != NULL && rs.nqb * p->group >= 2 && (strided || !f->pack_strided_only)) {
             st = make_records(ctx, p, f->pack, p->Hkv, blocks(p->Sk, f->pack_tile), f->pack_bytes(p),
                               "the packed K and V", &packed);
             if (st != ATTN_OK) {
