@@ -47,6 +47,7 @@ TABLE = [
     ("train", "fwdbwd", 4, 8, 8, [512], None, 64, ["causal"]),
     ("train-bwd", "bwd", 4, 8, 8, [512], None, 64, ["causal"]),
     ("prefill-64-bwd", "fwdbwd", 1, 16, 16, [1024, 2048], None, 64, ["none", "causal"]),
+    ("gqa-train", "fwdbwd", 1, 8, 2, [2048], None, 128, ["causal"]),
 ]
 QUICK = {"prefill-64": [1024, 2048], "prefill-128": [1024, 2048], "decode": [4096, 65536]}
 

@@ -85,7 +85,9 @@ static void put_shape(writer *w, const attn__kernels *t, int s, int d)
     case ATTN__SLOT_SDPA_DELTA: put(w, "; %lld query rows per block", (long long)k->delta.tile_q); break;
     case ATTN__SLOT_SDPA_DKDV: put(w, "; %lld keys per block", (long long)k->dkdv.tile_k); break;
     case ATTN__SLOT_SDPA_DQ: put(w, "; %lld query rows per block", (long long)k->dq.tile_q); break;
-    case ATTN__SLOT_SDPA_FUSED: put(w, "; from %lld kv heads", (long long)k->fused.min_kv_heads); break;
+    case ATTN__SLOT_SDPA_FUSED:
+        put(w, "; whole kv heads from %lld, shares of fewer", (long long)k->fused.min_kv_heads);
+        break;
     case ATTN__SLOT_QUANT_MATMUL:
         if (t->quant.many != NULL)
             put(w, "; GEMV below %lld rows of x, then a GEMM in tiles of at most %lld x %lld",

@@ -222,6 +222,20 @@ static inline int64_t attn__decode_partial(const attn__sdpa *p) /* floats per sp
     return attn__decode_rows(p) * (attn__decode_ld(p) + 3);
 }
 
+/* The share of kv head (b, hkv) that one fused task computes: the query
+ * heads [h0, h1) of its group and the key tiles [kb0, kb1) (of dkdv.tile_k
+ * keys). The task stores, through p->dk and p->dv, dK and dV of its key
+ * tiles summed over its heads, and through p->dq, dQ of its heads summed
+ * over its key tiles (every row of them); when the task has only part of
+ * the heads or of the keys, the driver points those tensors at float32
+ * partial sums that it adds after, in a fixed order. With write_dbias (a
+ * bias gradient of the full [B, Hq, Sq, Sk] shape) the task also writes
+ * dbias for its heads and keys, zeros where nothing is visible. */
+typedef struct attn__fused_part {
+    int64_t h0, h1, kb0, kb1;
+    bool write_dbias;
+} attn__fused_part;
+
 /* ---- double-precision reference (src/kernels/ref) ------------------------ */
 
 /* Workspace in doubles for one (b, h) task. */
@@ -264,13 +278,17 @@ void attn__tiled_dq_block(const attn__sdpa *p, int64_t b, int64_t h, int64_t qb,
  * maps to dbias row (bb, hb, ib), in a fixed order. */
 void attn__tiled_dbias_row(const attn__sdpa *p, int64_t bb, int64_t hb,
                            int64_t ib, const float *delta, float *ws);
-/* Fused backward of kv head (b, hkv), no dbias: the dK/dV blocks of its key
- * tiles in order, adding dQ of the group's query heads as they go (the
- * same sums, in the same order, as attn__tiled_dq_block: bitwise the same
- * dQ). Workspace attn__tiled_fused_ws. */
+/* Fused backward of a share of kv head (b, hkv) (attn__fused_part above):
+ * the dK/dV blocks of its key tiles in order, adding dQ
+ * of its query heads as they go (the same sums, in the same order, as
+ * attn__tiled_dq_block: bitwise the same dQ when the share is the whole
+ * kv head). Workspace attn__tiled_fused_ws. */
 int64_t attn__tiled_fused_ws(const attn__sdpa *p);
-void attn__tiled_fused_kvhead(const attn__sdpa *p, int64_t b, int64_t hkv, const float *delta,
-                              float *ws);
+void attn__tiled_fused_kvhead(const attn__sdpa *p, int64_t b, int64_t hkv, const attn__fused_part *part,
+                              const float *delta, float *ws);
+/* Zeros the bias gradient of a fused share's heads and keys (key tiles of
+ * `tile`) when it writes one (part->write_dbias). */
+void attn__fused_zero_dbias(const attn__sdpa *p, int64_t b, const attn__fused_part *part, int64_t tile);
 /* Decode: the online softmax of the forward over keys [s * split,
  * (s + 1) * split) for every row of kv head (b, hkv) (at most ATTN__TILE_Q
  * queries), into part; workspace attn__tiled_forward_ws. */

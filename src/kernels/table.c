@@ -101,7 +101,8 @@ typedef struct {
     void (*dkdv)(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t kb, const float *delta, float *ws);
     void (*dq)(const attn__sdpa *p, int64_t b, int64_t h, int64_t qb, const float *delta, bool write_dbias,
                float *ws);
-    void (*fused)(const attn__sdpa *p, int64_t b, int64_t hkv, const float *delta, float *ws);
+    void (*fused)(const attn__sdpa *p, int64_t b, int64_t hkv, const attn__fused_part *part, const float *delta,
+                  float *ws);
 } x86_sdpa;
 
 /* Every dtype combination: BF16 and F16 tiles are converted to float32 as
@@ -123,17 +124,11 @@ static void fill_x86_sdpa(attn__kernels *t, const x86_sdpa *x, attn__isa isa)
     mark(t, mine, sizeof mine / sizeof mine[0], isa);
 }
 
-/* The kernels of build P (attn__avx2, attn__avx512) as P##_sdpa, with the
- * slot's dK/dV block: the build's block without the fused path's dQ^T. */
+/* The kernels of build P (attn__avx2, attn__avx512) as P##_sdpa. */
 #define X86_SDPA(P)                                                                                      \
-    static void P##_dkdv_slot(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t kb, const float *delta, \
-                              float *ws)                                                                 \
-    {                                                                                                    \
-        P##_dkdv_block(p, b, hkv, kb, delta, ws, NULL, 0);                                               \
-    }                                                                                                    \
     static const x86_sdpa P##_sdpa = {P##_forward_ws,    P##_decode_ws,      P##_backward_ws,             \
                                       P##_fused_ws,      P##_forward_pack_bytes, P##_forward_block,       \
-                                      P##_forward_pack,  P##_decode_split,   P##_dkdv_slot,               \
+                                      P##_forward_pack,  P##_decode_split,   P##_dkdv_block,              \
                                       P##_dq_block,      P##_fused_kvhead};
 
 /* The toolkit's slots (nn.gemm and the row kernels) from one build, marked
@@ -196,11 +191,6 @@ static void fill_avx512(attn__kernels *t)
  * ATTN_EMULATE_AMX (with ATTN_EMULATE_AVX512) runs the tiles in C
  * (kernels/x86/amx.h) and needs AVX2's features only. */
 #if defined(ATTN_HAVE_AMX) && defined(ATTN_HAVE_AVX512) && defined(ATTN_HAVE_AVX2)
-static void amx_dkdv_slot(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t kb, const float *delta, float *ws)
-{
-    attn__avx512_dkdv_block_amx(p, b, hkv, kb, delta, ws, NULL, 0);
-}
-
 static void fill_amx(attn__kernels *t)
 {
     fill_avx512(t);
@@ -208,7 +198,7 @@ static void fill_amx(attn__kernels *t)
     k->forward = (attn__k_forward){ATTN__X86_TILE_Q, attn__avx512_forward_ws_amx, attn__avx512_forward_block_amx,
                                    ATTN__X86_TILE_K, false, attn__avx512_forward_pack_bytes_amx,
                                    attn__avx512_forward_pack_amx};
-    k->dkdv = (attn__k_dkdv){ATTN__X86_TILE_K, attn__avx512_backward_ws_amx, amx_dkdv_slot};
+    k->dkdv = (attn__k_dkdv){ATTN__X86_TILE_K, attn__avx512_backward_ws_amx, attn__avx512_dkdv_block_amx};
     k->dq = (attn__k_dq){ATTN__X86_TILE_Q_BWD, attn__avx512_backward_ws_amx, attn__avx512_dq_block_amx};
     k->fused = (attn__k_fused){FUSED_MIN_KV_HEADS, attn__avx512_fused_ws_amx, attn__avx512_fused_kvhead_amx};
     k->bwd_pack = (attn__k_bwd_pack){attn__avx512_bwd_kv_bytes_amx, attn__avx512_bwd_kv_pack_amx,

@@ -153,12 +153,16 @@ typedef struct {
                   bool write_dbias, float *ws);
 } attn__k_dq;
 
-/* dK, dV and dQ of kv head (b, hkv) in one task (no bias gradient); used
- * when B * Hkv >= min_kv_heads (enough tasks for the workers). */
+/* dK, dV and dQ of kv head (b, hkv), or of a share of it, in one walk over
+ * the key tiles: the S and dP tiles computed once (5 GEMMs, not the two
+ * passes' 7). The driver uses it when B * Hkv >= min_kv_heads, and with
+ * fewer kv heads when splitting them into shares (src/ops/sdpa.c) makes
+ * at least min_kv_heads tasks. */
 typedef struct {
     int64_t min_kv_heads;
     attn__ws_fn ws;
-    void (*kvhead)(const attn__sdpa *p, int64_t b, int64_t hkv, const float *delta, float *ws);
+    void (*kvhead)(const attn__sdpa *p, int64_t b, int64_t hkv, const attn__fused_part *part, const float *delta,
+                   float *ws);
 } attn__k_fused;
 
 /* One row (bb, hb, ib) of a broadcast bias gradient. */

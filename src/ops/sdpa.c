@@ -30,6 +30,10 @@ typedef struct {
     int64_t nqb, nkb;  /* query and key blocks per head */
     int64_t rows;      /* query rows per forward block */
     float *delta;      /* (B, Hq, Sq) rowsum(dO * O), the table's backward */
+    int64_t hs, ks;    /* the fused backward's shares of a kv head: of its query heads, of its keys */
+    float *dkv_part;   /* hs > 1: per head share, dK [B, Sk, Hkv, Dk] then dV [B, Sk, Hkv, Dv] */
+    float *dq_part;    /* ks > 1: per key share, dQ [B, Sq, Hq, Dk] */
+    bool fused;        /* a packed sequence's backward: fused (else two passes) */
     float *parts;      /* decode: per (b, kv head, split) partial softmax results */
     double *dbias_acc; /* reference backward */
     bool write_dbias;
@@ -315,10 +319,64 @@ static void dq_task(void *arg, int64_t t, int tid)
                     worker_ws(rs, tid));
 }
 
+/* Task t: share (g, c) of kv head bh = (b, hkv), its query heads g and
+ * its key tiles c, the share's sums into the partials when it has only a
+ * part (run_state.hs, ks > 1). */
 static void fused_task(void *arg, int64_t t, int tid)
 {
     run_state *rs = arg;
-    rs->k->fused.kvhead(rs->p, t / rs->p->Hkv, t % rs->p->Hkv, rs->delta, worker_ws(rs, tid));
+    const attn__sdpa *p = rs->p;
+    int64_t c = t % rs->ks, g = t / rs->ks % rs->hs, bh = t / (rs->ks * rs->hs), nkt = blocks(p->Sk, rs->k->dkdv.tile_k);
+    int64_t b = bh / p->Hkv, hkv = bh % p->Hkv, gs = p->group / rs->hs;
+    attn__fused_part part = {hkv * p->group + g * gs, hkv * p->group + (g + 1) * gs, c * nkt / rs->ks,
+                             (c + 1) * nkt / rs->ks, rs->write_dbias};
+    attn__sdpa ps = *p;
+    if (rs->hs > 1) {
+        float *dk = rs->dkv_part + g * p->B * p->Sk * p->Hkv * (p->Dk + p->Dv);
+        ps.dk = attn_tensor_make(dk, ATTN_DTYPE_F32, p->B, p->Sk, p->Hkv, p->Dk);
+        ps.dv = attn_tensor_make(dk + p->B * p->Sk * p->Hkv * p->Dk, ATTN_DTYPE_F32, p->B, p->Sk, p->Hkv, p->Dv);
+    }
+    if (rs->ks > 1)
+        ps.dq = attn_tensor_make(rs->dq_part + c * p->B * p->Sq * p->Hq * p->Dk, ATTN_DTYPE_F32, p->B, p->Sq, p->Hq,
+                                 p->Dk);
+    rs->k->fused.kvhead(&ps, b, hkv, &part, rs->delta, worker_ws(rs, tid));
+}
+
+/* Rows [r0, r0 + MERGE_ROWS) of out [B, S, H, D] = the sum, in share
+ * order, of n partials [B, S, H, D] (float32, contiguous) step floats
+ * apart: dK and dV from the head shares, dQ from the key shares. */
+enum { MERGE_ROWS = 64 };
+
+static void merge_rows(const attn_tensor *out, int64_t B, int64_t S, int64_t H, int64_t D, const float *part,
+                       int64_t n, int64_t step, int64_t r0)
+{
+    for (int64_t r = r0; r < r0 + MERGE_ROWS && r < B * S; r++)
+        for (int64_t h = 0; h < H; h++)
+            for (int64_t x = 0; x < D; x++) {
+                int64_t e = (r * H + h) * D + x;
+                float sum = part[e];
+                for (int64_t s = 1; s < n; s++) sum += part[s * step + e];
+                attn__stf(out, attn__off(out->stride, r / S, r % S, h, x), sum);
+            }
+}
+
+static void merge_dkv_task(void *arg, int64_t t, int tid)
+{
+    run_state *rs = arg;
+    const attn__sdpa *p = rs->p;
+    int64_t nk = p->B * p->Sk * p->Hkv * p->Dk, step = nk + p->B * p->Sk * p->Hkv * p->Dv;
+    (void)tid;
+    merge_rows(&p->dk, p->B, p->Sk, p->Hkv, p->Dk, rs->dkv_part, rs->hs, step, t * MERGE_ROWS);
+    merge_rows(&p->dv, p->B, p->Sk, p->Hkv, p->Dv, rs->dkv_part + nk, rs->hs, step, t * MERGE_ROWS);
+}
+
+static void merge_dq_task(void *arg, int64_t t, int tid)
+{
+    run_state *rs = arg;
+    const attn__sdpa *p = rs->p;
+    (void)tid;
+    merge_rows(&p->dq, p->B, p->Sq, p->Hq, p->Dk, rs->dq_part, rs->ks, p->B * p->Sq * p->Hq * p->Dk,
+               t * MERGE_ROWS);
 }
 
 static void dbias_task(void *arg, int64_t t, int tid)
@@ -328,23 +386,64 @@ static void dbias_task(void *arg, int64_t t, int tid)
     rs->k->dbias.row(rs->p, t / (n[1] * n[2]), t / n[2] % n[1], t % n[2], rs->delta, worker_ws(rs, tid));
 }
 
-/* The fused backward needs enough kv heads to keep the workers busy, and no
- * bias gradient. Decided by the shape alone, never by the thread count, so
- * results stay bitwise identical across thread counts. */
-static bool use_fused(const attn__sdpa_kernels *k, const attn__sdpa *p)
+/* The fused backward needs enough tasks to keep the workers busy: with
+ * fewer than min_kv_heads kv heads in the batch, each is split into hs
+ * shares of its query heads (the smallest divisor of the group that is
+ * enough, else the whole group) and then, if still too few, ks shares of
+ * its key tiles (of at least 2 tiles each), whose partial sums are added
+ * after in a fixed order; false (the two-pass backward) if that still
+ * gives too few. Decided by the shape alone, never by the thread count,
+ * so results stay bitwise identical across thread counts. */
+static bool plan_fused(const attn__sdpa_kernels *k, const attn__sdpa *p, int64_t *hs, int64_t *ks)
 {
-    return p->B * p->Hkv >= k->fused.min_kv_heads && p->dbias.data == NULL;
+    int64_t kv = p->B * p->Hkv, min = k->fused.min_kv_heads, half_tiles = blocks(p->Sk, k->dkdv.tile_k) / 2;
+    *hs = *ks = 1;
+    if (kv >= min) return true;
+    int64_t need = (min + kv - 1) / kv;
+    *hs = p->group;
+    for (int64_t d = need; d < p->group; d++)
+        if (p->group % d == 0) {
+            *hs = d;
+            break;
+        }
+    *ks = (need + *hs - 1) / *hs;
+    if (*ks > half_tiles) *ks = half_tiles > 1 ? half_tiles : 1;
+    return kv * *hs * *ks >= min;
+}
+
+/* The float32 partial sums of the fused backward's shares (rs->hs, ks >
+ * 1): dK and dV per head share, dQ per key share. */
+static attn_status alloc_parts(run_state *rs)
+{
+    const attn__sdpa *p = rs->p;
+    int64_t n;
+    if (rs->hs > 1) {
+        if (!attn__mul(p->B * p->Sk * p->Hkv, p->Dk + p->Dv, &n) || !attn__mul(n, rs->hs, &n) ||
+            (uint64_t)n > SIZE_MAX / sizeof(float))
+            return attn_fail(ATTN_OVERFLOW, "the size of the partial dK and dV overflows");
+        if ((rs->dkv_part = attn__malloc((size_t)(n > 0 ? n : 1) * sizeof(float))) == NULL)
+            return attn_fail(ATTN_NO_MEMORY, "cannot allocate %lld floats for the partial dK and dV", (long long)n);
+    }
+    if (rs->ks > 1) {
+        if (!attn__mul(p->B * p->Sq * p->Hq, p->Dk, &n) || !attn__mul(n, rs->ks, &n) ||
+            (uint64_t)n > SIZE_MAX / sizeof(float))
+            return attn_fail(ATTN_OVERFLOW, "the size of the partial dQ overflows");
+        if ((rs->dq_part = attn__malloc((size_t)(n > 0 ? n : 1) * sizeof(float))) == NULL)
+            return attn_fail(ATTN_NO_MEMORY, "cannot allocate %lld floats for the partial dQ", (long long)n);
+    }
+    return ATTN_OK;
 }
 
 /* The table's backward (float32 math): rowsum(dO * O), then either the
- * fused pass per kv head or dK/dV per key block and dQ (and a full-shape
- * dbias) per query block, then a broadcast bias gradient per dbias row;
- * each pass owns its outputs, so nothing depends on the thread count. */
+ * fused pass per share of a kv head (plan_fused; the shares' partial sums
+ * added after) or dK/dV per key block and dQ (and a full-shape dbias) per
+ * query block, then a broadcast bias gradient per dbias row; each pass
+ * owns its outputs, so nothing depends on the thread count. */
 static attn_status run_table_backward(attn_ctx *ctx, run_state *rs)
 {
     const attn__sdpa *p = rs->p;
     const attn__sdpa_kernels *k = rs->k;
-    bool fused = use_fused(k, p);
+    bool fused = plan_fused(k, p, &rs->hs, &rs->ks);
     int64_t n_delta, per = max64(k->dbias.ws(p), fused ? k->fused.ws(p) : max64(k->dkdv.ws(p), k->dq.ws(p)));
     if (!attn__mul(p->B * p->Hq, p->Sq > 0 ? p->Sq : 1, &n_delta))
         return attn_fail(ATTN_OVERFLOW, "B * Hq * Sq overflows");
@@ -364,35 +463,36 @@ static attn_status run_table_backward(attn_ctx *ctx, run_state *rs)
     void *qrec = NULL, *kvrec = NULL;
     const attn__k_bwd_pack *bp = &k->bwd_pack;
     int64_t nkt = blocks(p->Sk, k->dkdv.tile_k), nqt = blocks(p->Sq, k->dq.tile_q);
-    if (bp->q != NULL && nkt >= 2)
+    if (fused) st = alloc_parts(rs);
+    if (st == ATTN_OK && bp->q != NULL && nkt >= 2)
         st = make_records(ctx, p, bp->q, p->Hq, nqt, bp->q_bytes(p), "the packed Q and dO", &qrec);
     if (st == ATTN_OK && bp->kv != NULL && !fused && nqt * p->group >= 2)
         st = make_records(ctx, p, bp->kv, p->Hkv, nkt, bp->kv_bytes(p), "the packed K and V", &kvrec);
-    if (st != ATTN_OK) {
-        attn__free(qrec);
-        attn__free(rs->delta);
-        attn__free(rs->ws);
-        return st;
+    if (st == ATTN_OK) {
+        pk.bwd_q_packed = qrec;
+        pk.bwd_kv_packed = kvrec;
+        rs->p = &pk;
+        if (fused) {
+            attn__pool_run(ctx->pool, p->B * p->Hkv * rs->hs * rs->ks, fused_task, rs);
+            if (rs->hs > 1) attn__pool_run(ctx->pool, blocks(p->B * p->Sk, MERGE_ROWS), merge_dkv_task, rs);
+            if (rs->ks > 1) attn__pool_run(ctx->pool, blocks(p->B * p->Sq, MERGE_ROWS), merge_dq_task, rs);
+        } else {
+            rs->nkb = blocks(p->Sk, k->dkdv.tile_k);
+            attn__pool_run(ctx->pool, p->B * p->Hkv * rs->nkb, dkdv_task, rs);
+            rs->nqb = blocks(p->Sq, k->dq.tile_q);
+            attn__pool_run(ctx->pool, p->B * p->Hq * rs->nqb, dq_task, rs);
+        }
+        if (has_dbias && !rs->write_dbias)
+            attn__pool_run(ctx->pool, n[0] * n[1] * n[2], dbias_task, rs);
+        rs->p = p;
     }
-    pk.bwd_q_packed = qrec;
-    pk.bwd_kv_packed = kvrec;
-    rs->p = &pk;
-    if (fused) {
-        attn__pool_run(ctx->pool, p->B * p->Hkv, fused_task, rs);
-    } else {
-        rs->nkb = blocks(p->Sk, k->dkdv.tile_k);
-        attn__pool_run(ctx->pool, p->B * p->Hkv * rs->nkb, dkdv_task, rs);
-        rs->nqb = blocks(p->Sq, k->dq.tile_q);
-        attn__pool_run(ctx->pool, p->B * p->Hq * rs->nqb, dq_task, rs);
-    }
-    if (has_dbias && !rs->write_dbias)
-        attn__pool_run(ctx->pool, n[0] * n[1] * n[2], dbias_task, rs);
-    rs->p = p;
     attn__free(qrec);
     attn__free(kvrec);
+    attn__free(rs->dkv_part);
+    attn__free(rs->dq_part);
     attn__free(rs->delta);
     attn__free(rs->ws);
-    return ATTN_OK;
+    return st;
 }
 
 /* ---- packed batches: one pool run per pass over every sequence --------------- */
@@ -412,7 +512,15 @@ static int64_t last_at_most(const int64_t *a, int64_t n, int64_t t)
 }
 
 /* The passes of the table's kernels, each a per-sequence task of this file. */
-typedef enum { PASS_FORWARD, PASS_DELTA, PASS_FUSED, PASS_DKDV, PASS_DQ } pass_kind;
+typedef enum {
+    PASS_FORWARD,
+    PASS_DELTA,
+    PASS_FUSED,
+    PASS_DKDV,
+    PASS_DQ,
+    PASS_MERGE_DKV,
+    PASS_MERGE_DQ
+} pass_kind;
 
 typedef struct {
     const attn__sdpa_call *c;
@@ -420,23 +528,41 @@ typedef struct {
     size_t ws_bytes;
     float *delta;   /* [Hq, Tq]: sequence s's rows from Hq * cu_q[s] */
     int64_t *start; /* [n_seqs + 1]: the first task of each sequence in the pass */
+    float *parts;   /* the fused shares' partial sums of every sequence */
+    int64_t *part_at; /* [2 * n_seqs]: where sequence s's partial dK, dV and partial dQ start in parts */
     pass_kind pass;
 } packed_state;
 
+/* The floats of partial dK, dV (*dkv) and of partial dQ (*dq) that a
+ * fused backward of p split as planned needs. */
+static void part_sizes(const attn__sdpa *p, int64_t hs, int64_t ks, int64_t *dkv, int64_t *dq)
+{
+    *dkv = hs > 1 ? hs * p->B * p->Sk * p->Hkv * (p->Dk + p->Dv) : 0;
+    *dq = ks > 1 ? ks * p->B * p->Sq * p->Hq * p->Dk : 0;
+}
+
 /* Sequence s's run_state for the pass: its problem (in *ps), the shared
- * workspace, its delta rows and block counts. */
+ * workspace, its delta rows and block counts, and for the backward its
+ * plan (fused or not, its shares) and partial sums. */
 static run_state seq_state(const packed_state *st, int64_t s, attn__sdpa *ps)
 {
     const attn__sdpa_call *c = st->c;
     const attn__sdpa_kernels *k = c->k;
     *ps = attn__sdpa_seq(c, s);
-    run_state rs = {.c = c, .p = ps, .k = k, .ws = st->ws, .ws_bytes = st->ws_bytes};
+    run_state rs = {.c = c, .p = ps, .k = k, .ws = st->ws, .ws_bytes = st->ws_bytes, .hs = 1, .ks = 1};
     rs.delta = st->delta ? st->delta + ps->Hq * c->cu_q[s] : NULL;
     int64_t tile_q = st->pass == PASS_FORWARD ? forward_rows(k->forward.tile_q, ps)
                      : st->pass == PASS_DELTA ? k->delta.tile_q : k->dq.tile_q;
     rs.rows = tile_q;
     rs.nqb = blocks(ps->Sq, tile_q);
     rs.nkb = blocks(ps->Sk, k->dkdv.tile_k);
+    if (st->pass != PASS_FORWARD && st->pass != PASS_DELTA) {
+        rs.fused = plan_fused(k, ps, &rs.hs, &rs.ks);
+        if (st->parts != NULL) {
+            rs.dkv_part = st->parts + st->part_at[2 * s];
+            rs.dq_part = st->parts + st->part_at[2 * s + 1];
+        }
+    }
     return rs;
 }
 
@@ -447,10 +573,12 @@ static int64_t seq_tasks(const packed_state *st, int64_t s)
     run_state rs = seq_state(st, s, &ps);
     switch (st->pass) {
     case PASS_FORWARD: return ps.Sq > 0 ? ps.Hq * rs.nqb : 0;
-    case PASS_DELTA:
-    case PASS_DQ: return ps.Hq * rs.nqb;
-    case PASS_FUSED: return ps.Hkv;
-    default: return ps.Hkv * rs.nkb;
+    case PASS_DELTA: return ps.Hq * rs.nqb;
+    case PASS_DQ: return rs.fused ? 0 : ps.Hq * rs.nqb;
+    case PASS_FUSED: return rs.fused ? ps.Hkv * rs.hs * rs.ks : 0;
+    case PASS_DKDV: return rs.fused ? 0 : ps.Hkv * rs.nkb;
+    case PASS_MERGE_DKV: return rs.fused && rs.hs > 1 ? blocks(ps.Sk, MERGE_ROWS) : 0;
+    default: return rs.fused && rs.ks > 1 ? blocks(ps.Sq, MERGE_ROWS) : 0;
     }
 }
 
@@ -460,7 +588,8 @@ static void packed_task(void *arg, int64_t t, int tid)
     int64_t lo = last_at_most(st->start, st->c->n_seqs, t);
     attn__sdpa ps;
     run_state rs = seq_state(st, lo, &ps);
-    static const attn__task_fn fns[] = {forward_task, delta_task, fused_task, dkdv_task, dq_task};
+    static const attn__task_fn fns[] = {forward_task, delta_task,     fused_task,   dkdv_task,
+                                        dq_task,      merge_dkv_task, merge_dq_task};
     fns[st->pass](&rs, t - st->start[lo], tid);
 }
 
@@ -477,7 +606,7 @@ static void packed_pass(attn_ctx *ctx, packed_state *st, pass_kind pass)
  * given passes, and whether any sequence would take the decode path (its
  * split of the keys is not a pass here: the caller then runs the
  * sequences one by one). */
-static int64_t packed_ws(const attn__sdpa_call *c, bool backward, bool fused, bool *decode)
+static int64_t packed_ws(const attn__sdpa_call *c, bool backward, bool *decode)
 {
     const attn__sdpa_kernels *k = c->k;
     int64_t per = 1;
@@ -488,7 +617,8 @@ static int64_t packed_ws(const attn__sdpa_call *c, bool backward, bool fused, bo
             *decode |= ps.Sq > 0 && use_decode(k, &ps);
             per = max64(per, k->forward.ws(&ps));
         } else {
-            per = max64(per, fused ? k->fused.ws(&ps) : max64(k->dkdv.ws(&ps), k->dq.ws(&ps)));
+            int64_t hs, ks;
+            per = max64(per, plan_fused(k, &ps, &hs, &ks) ? k->fused.ws(&ps) : max64(k->dkdv.ws(&ps), k->dq.ws(&ps)));
         }
     }
     return per;
@@ -514,6 +644,8 @@ static void packed_end(packed_state *st)
     attn__free(st->ws);
     attn__free(st->start);
     attn__free(st->delta);
+    attn__free(st->parts);
+    attn__free(st->part_at);
 }
 
 /* The forward of a packed batch on the table's kernels: one run. *done is
@@ -521,7 +653,7 @@ static void packed_end(packed_state *st)
 static attn_status packed_forward(attn_ctx *ctx, const attn__sdpa_call *c, bool *done)
 {
     bool decode;
-    int64_t per = packed_ws(c, false, false, &decode);
+    int64_t per = packed_ws(c, false, &decode);
     *done = false;
     if (decode) return ATTN_OK;
     packed_state st;
@@ -533,16 +665,40 @@ static attn_status packed_forward(attn_ctx *ctx, const attn__sdpa_call *c, bool 
     return ATTN_OK;
 }
 
+/* The fused shares' partial sums of every sequence of a packed batch,
+ * one after another (st->parts, st->part_at); none if no sequence has
+ * shares. */
+static attn_status packed_parts(packed_state *st)
+{
+    const attn__sdpa_call *c = st->c;
+    int64_t total = 0;
+    if ((st->part_at = attn__malloc((size_t)c->n_seqs * 2 * sizeof(int64_t))) == NULL)
+        return attn_fail(ATTN_NO_MEMORY, "cannot allocate the packed partial-sum table");
+    for (int64_t s = 0; s < c->n_seqs; s++) {
+        attn__sdpa ps = attn__sdpa_seq(c, s);
+        int64_t hs, ks, dkv = 0, dq = 0;
+        if (plan_fused(c->k, &ps, &hs, &ks)) part_sizes(&ps, hs, ks, &dkv, &dq);
+        st->part_at[2 * s] = total;
+        st->part_at[2 * s + 1] = total + dkv;
+        total += dkv + dq; /* each at most a few times a tensor's size */
+        if (total > ATTN__MAX_ELEMS || (uint64_t)total > SIZE_MAX / sizeof(float))
+            return attn_fail(ATTN_OVERFLOW, "the size of the packed partial sums overflows");
+    }
+    if (total > 0 && (st->parts = attn__malloc((size_t)total * sizeof(float))) == NULL)
+        return attn_fail(ATTN_NO_MEMORY, "cannot allocate %lld floats for the partial dQ, dK and dV",
+                         (long long)total);
+    return ATTN_OK;
+}
+
 /* The backward of a packed batch on the table's kernels: rowsum(dO * O),
- * then the fused pass or dK/dV and dQ, each one run over every sequence
- * (the passes and their order those of run_table_backward per sequence;
- * packed batches have no bias, so no bias gradient). */
+ * then each sequence's fused shares or its dK/dV and dQ passes, then the
+ * shares' sums, each pass one run over every sequence (the passes and
+ * their order those of run_table_backward per sequence; packed batches
+ * have no bias, so no bias gradient). */
 static attn_status packed_backward(attn_ctx *ctx, const attn__sdpa_call *c)
 {
-    attn__sdpa p1 = c->p;
-    p1.B = 1; /* each sequence is a batch of one: the fused choice is the same for all */
-    bool fused = use_fused(c->k, &p1), decode;
-    int64_t n_delta, per = packed_ws(c, true, fused, &decode);
+    bool decode;
+    int64_t n_delta, per = packed_ws(c, true, &decode);
     if (!attn__mul(c->p.Hq, c->p.Sq > 0 ? c->p.Sq : 1, &n_delta))
         return attn_fail(ATTN_OVERFLOW, "Hq * Sq overflows");
     packed_state st;
@@ -553,15 +709,13 @@ static attn_status packed_backward(attn_ctx *ctx, const attn__sdpa_call *c)
         attn__free(st.start);
         return err;
     }
-    packed_pass(ctx, &st, PASS_DELTA);
-    if (fused) {
-        packed_pass(ctx, &st, PASS_FUSED);
-    } else {
-        packed_pass(ctx, &st, PASS_DKDV);
-        packed_pass(ctx, &st, PASS_DQ);
+    if ((err = packed_parts(&st)) == ATTN_OK) {
+        static const pass_kind passes[] = {PASS_DELTA, PASS_FUSED,     PASS_DKDV,
+                                           PASS_DQ,    PASS_MERGE_DKV, PASS_MERGE_DQ};
+        for (size_t x = 0; x < sizeof passes / sizeof passes[0]; x++) packed_pass(ctx, &st, passes[x]);
     }
     packed_end(&st);
-    return ATTN_OK;
+    return err;
 }
 
 attn_status attn_sdpa_backward(attn_ctx *ctx, const attn_tensor *q, const attn_tensor *k,

@@ -8,6 +8,7 @@
  * plus an absolute bound. Every failure prints the one-line reproducer
  * `attn_tests --seed S grid_vs_ref64`. */
 #include "problem.h"
+#include "kernels/block_mask.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -282,4 +283,89 @@ void test_grid_decode_vs_ref64(void)
 {
     long n = t_configs / 50 > 24 ? t_configs / 50 : 24;
     run_grid(false, n, 700000, "grid_decode_vs_ref64", decode_shape, 4);
+}
+
+/* The fused backward's shares (src/ops/sdpa.c plan_fused): fewer than 4
+ * kv heads in the batch, so each is split into shares of its query heads
+ * (groups 8, 12, 6, 3: 4, 4, 6 and 3 shares) or of its keys (one query
+ * head per kv head, at least 4 key tiles: 2 to 4 shares), or both (group
+ * 2 or 3 with one kv head), whose partial sums are added after; half the
+ * configurations with a bias gradient (written by the shares when it has
+ * the full shape, by its own pass when broadcast). Every other one checks
+ * that 1, 2, 3 and 8 threads give the same bits. */
+static void shares_shape(t_cfg *c, long x)
+{
+    static const int64_t heads[][2] = {{8, 1}, {12, 1}, {6, 1}, {3, 1}, {2, 1}, {1, 1}, {2, 2}, {4, 2}, {6, 2}, {3, 3}};
+    static const int64_t sqs[] = {1, 17, 48, 97, 130};
+    static const int64_t sks[] = {256, 257, 300, 511, 640};
+    uint64_t s = c->seed * 13 + 5;
+    int h = (int)t_rand_int(&s, 0, 9);
+    c->B = 1;
+    c->Hq = heads[h][0];
+    c->Hkv = heads[h][1];
+    c->Sq = sqs[t_rand_int(&s, 0, 4)];
+    c->Sk = t_rand_int(&s, 0, 3) == 0 ? c->Sq : sks[t_rand_int(&s, 0, 4)];
+    if (c->Sk < 256) c->Sk = sks[t_rand_int(&s, 0, 4)]; /* key shares need 4 key tiles */
+    if (c->Dk > 48) c->Dk = t_rand_int(&s, 1, 48);
+    if (c->Dv > 48) c->Dv = t_rand_int(&s, 1, 48);
+    if (x % 2 == 0) {
+        c->bias_kind = (int)t_rand_int(&s, 1, BIAS_KINDS - 1);
+        c->dbias = true;
+    }
+}
+
+void test_grid_fused_shares_vs_ref64(void)
+{
+    long n = t_configs / 50 > 24 ? t_configs / 50 : 24;
+    run_grid(false, n, 800000, "grid_fused_shares_vs_ref64", shares_shape, 2);
+}
+
+/* Backward tiles of B x (Hq, Hkv) x S x S (dense, float32, D 8) on kernel
+ * k: those of the forward and backward minus those of the forward. */
+static int64_t backward_tiles(attn_kernel k, int64_t B, int64_t Hq, int64_t Hkv, int64_t S)
+{
+    t_cfg c;
+    memset(&c, 0, sizeof c);
+    c.B = B; c.Sq = S; c.Sk = S; c.Hq = Hq; c.Hkv = Hkv; c.Dk = 8; c.Dv = 8;
+    c.window_left = c.window_right = -1;
+    c.threads = 2;
+    c.seed = 3;
+    t_problem P;
+    t_problem_make(&P, &c);
+    attn_ctx *ctx = t_ctx(2);
+    attn_ctx_set_kernel(ctx, k);
+    t_result r;
+    attn__tiles_take();
+    t_run(&P, ATTN_DTYPE_F32, ctx, LAYOUT_BSHD, false, &r);
+    int64_t fwd = attn__tiles_take();
+    t_result_free(&r);
+    t_run(&P, ATTN_DTYPE_F32, ctx, LAYOUT_BSHD, true, &r);
+    int64_t all = attn__tiles_take();
+    t_result_free(&r);
+    attn_ctx_set_kernel(ctx, ATTN_KERNEL_AUTO);
+    t_problem_free(&P);
+    return all - fwd;
+}
+
+/* The shares really are the fused backward (one walk over the tiles, not
+ * the two passes' two): a batch of one with 1 or 2 kv heads computes per
+ * head exactly the tiles that a batch of 4 (fused whole) computes per
+ * head, on every kernel path with a fused backward. */
+void test_fused_shares_tile_counts(void)
+{
+    static const int64_t heads[][2] = {{8, 1}, {2, 2}, {1, 1}, {3, 1}};
+    for (int x = 0; x < T_KERNELS; x++) {
+        attn_kernel k = t_kernels[x];
+        if (k == ATTN_KERNEL_REF || !t_kernel_available(k)) continue;
+        for (int h = 0; h < 4; h++) {
+            int64_t one = backward_tiles(k, 1, heads[h][0], heads[h][1], 512);
+            int64_t four = backward_tiles(k, 4, heads[h][0], heads[h][1], 512);
+            if (t_verbose)
+                printf("  %s, %lld/%lld heads: %lld backward tiles at B 1, %lld at B 4\n", attn_kernel_name(k),
+                       (long long)heads[h][0], (long long)heads[h][1], (long long)one, (long long)four);
+            T_CHECK(one > 0);
+            T_CHECK(four == 4 * one);
+        }
+    }
+    t_report_absent_kernels();
 }

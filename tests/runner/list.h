@@ -47,6 +47,8 @@
     X(grid_vs_ref64) \
     X(grid_big_vs_ref64) \
     X(grid_decode_vs_ref64) \
+    X(grid_fused_shares_vs_ref64) \
+    X(fused_shares_tile_counts) \
     X(block_mask_patterns) \
     X(block_mask_bigbird_structure) \
     X(block_mask_from_fn) \
@@ -317,6 +319,7 @@
     X(grid_vs_ref64) \
     X(grid_big_vs_ref64) \
     X(grid_decode_vs_ref64) \
+    X(grid_fused_shares_vs_ref64) \
     X(block_mask_grid_vs_ref64) \
     X(block_mask_decode_vs_ref64) \
     X(block_mask_tile_counts) \

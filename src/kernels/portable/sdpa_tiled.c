@@ -300,11 +300,12 @@ int64_t attn__tiled_backward_ws(const attn__sdpa *p)
 }
 
 /* Row i of head (b, h) against keys j0 .. j0+nk-1 (in kt, vt): adds its
- * terms to the dK, dV accumulators and, with dqr != NULL, to dQ row i.
+ * terms to the dK, dV accumulators and, with dqr != NULL, to dQ row i;
+ * with dbias, writes its visible elements' dS into the bias gradient.
  * qr, dor, hid: one q row, one dO row, TK floats of scratch. */
 static void dkdv_row(const attn__sdpa *p, int64_t b, int64_t h, int64_t i, int64_t j0, int64_t nk, float delta,
                      const float *kt, const float *vt, float *qr, float *dor, float *hid, float *dk, float *dv,
-                     float *dqr)
+                     float *dqr, bool dbias)
 {
     int64_t lo, hi;
     attn__key_range(p, b, i, &lo, &hi);
@@ -324,14 +325,17 @@ static void dkdv_row(const attn__sdpa *p, int64_t b, int64_t h, int64_t i, int64
         for (int64_t x = 0; w != 0.0f && x < p->Dv; x++) dv[c * p->Dv + x] += w * dor[x];
         for (int64_t x = 0; x < p->Dk; x++) dk[c * p->Dk + x] += g.dqk * qr[x];
         for (int64_t x = 0; dqr != NULL && x < p->Dk; x++) dqr[x] += g.dqk * kt[c * p->Dk + x];
+        if (dbias) attn__stf(&p->dbias, attn__off(p->dbias.stride, b, h, i, j0 + c), g.ds);
     }
 }
 
-/* dK, dV of key block kb of kv head (b, hkv); with dqa != NULL also adds
- * the block's part of dQ of the group's heads into dqa [group, Sq, Dk].
- * Query rows go by tiles of TQ, so a block mask skips the EMPTY ones. */
-static void dkdv_block(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t kb, const float *delta,
-                       float *ws, float *dqa)
+/* dK, dV of key block kb of kv head (b, hkv) over its query heads [h0,
+ * h1); with dqa != NULL also adds the block's part of dQ of those heads
+ * into dqa [group, Sq, Dk] (head h at h - hkv * group), and with dbias
+ * writes the bias gradient of the visible elements. Query rows go by
+ * tiles of TQ, so a block mask skips the EMPTY ones. */
+static void dkdv_block(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t kb, int64_t h0, int64_t h1,
+                       const float *delta, float *ws, float *dqa, bool dbias)
 {
     int64_t j0 = kb * TK, nk = p->Sk - j0 < TK ? p->Sk - j0 : TK;
     float *kt = ws, *vt = kt + TK * p->Dk;            /* (TK, Dk), (TK, Dv) */
@@ -342,7 +346,7 @@ static void dkdv_block(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t kb, 
     load_rows(&p->k, b, j0, nk, hkv, p->Dk, kt);
     load_rows(&p->v, b, j0, nk, hkv, p->Dv, vt);
 
-    for (int64_t h = hkv * p->group; h < (hkv + 1) * p->group; h++) {
+    for (int64_t h = h0; h < h1; h++) {
         const float *dl = delta + (b * p->Hq + h) * p->Sq;
         for (int64_t i0 = 0; i0 < p->Sq; i0 += TQ) {
             if ((i0 = attn__next_query_tile(p, b, h, j0, nk, i0, TQ)) >= p->Sq) break;
@@ -351,7 +355,7 @@ static void dkdv_block(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t kb, 
             attn__tiles_add(1);
             for (int64_t i = i0; i < i0 + nq; i++)
                 dkdv_row(p, b, h, i, j0, nk, dl[i], kt, vt, qr, dor, hid, dk, dv,
-                         dqa == NULL ? NULL : dqa + ((h - hkv * p->group) * p->Sq + i) * p->Dk);
+                         dqa == NULL ? NULL : dqa + ((h - hkv * p->group) * p->Sq + i) * p->Dk, dbias);
         }
     }
     for (int64_t c = 0; c < nk; c++) {
@@ -365,7 +369,7 @@ static void dkdv_block(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t kb, 
 void attn__tiled_dkdv_block(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t kb,
                             const float *delta, float *ws)
 {
-    dkdv_block(p, b, hkv, kb, delta, ws, NULL);
+    dkdv_block(p, b, hkv, kb, hkv * p->group, (hkv + 1) * p->group, delta, ws, NULL, false);
 }
 
 int64_t attn__tiled_fused_ws(const attn__sdpa *p)
@@ -373,13 +377,25 @@ int64_t attn__tiled_fused_ws(const attn__sdpa *p)
     return attn__tiled_backward_ws(p) + p->group * p->Sq * p->Dk;
 }
 
-void attn__tiled_fused_kvhead(const attn__sdpa *p, int64_t b, int64_t hkv, const float *delta,
-                              float *ws)
+void attn__fused_zero_dbias(const attn__sdpa *p, int64_t b, const attn__fused_part *part, int64_t tile)
+{
+    int64_t j1 = part->kb1 * tile < p->Sk ? part->kb1 * tile : p->Sk;
+    for (int64_t h = part->h0; part->write_dbias && h < part->h1; h++)
+        for (int64_t i = 0; i < p->Sq; i++)
+            for (int64_t j = part->kb0 * tile; j < j1; j++)
+                attn__stf(&p->dbias, attn__off(p->dbias.stride, b, h, i, j), 0.0f);
+}
+
+void attn__tiled_fused_kvhead(const attn__sdpa *p, int64_t b, int64_t hkv, const attn__fused_part *part,
+                              const float *delta, float *ws)
 {
     float *dqa = ws + attn__tiled_backward_ws(p);
-    memset(dqa, 0, sizeof(float) * (size_t)(p->group * p->Sq * p->Dk));
-    for (int64_t kb = 0; kb * TK < p->Sk; kb++) dkdv_block(p, b, hkv, kb, delta, ws, dqa);
-    for (int64_t g = 0; g < p->group; g++)
+    int64_t g0 = part->h0 - hkv * p->group, g1 = part->h1 - hkv * p->group;
+    memset(dqa + g0 * p->Sq * p->Dk, 0, sizeof(float) * (size_t)((g1 - g0) * p->Sq * p->Dk));
+    attn__fused_zero_dbias(p, b, part, TK);
+    for (int64_t kb = part->kb0; kb < part->kb1; kb++)
+        dkdv_block(p, b, hkv, kb, part->h0, part->h1, delta, ws, dqa, part->write_dbias);
+    for (int64_t g = g0; g < g1; g++)
         for (int64_t i = 0; i < p->Sq; i++)
             for (int64_t x = 0; x < p->Dk; x++)
                 attn__stf(&p->dq, attn__off(p->dq.stride, b, i, hkv * p->group + g, x), dqa[(g * p->Sq + i) * p->Dk + x]);

@@ -1183,12 +1183,14 @@ int64_t KN(backward_ws)(const attn__sdpa *p)
 }
 
 /* dK, dV of key tile kb of kv head (b, hkv), summed over the group's query
- * heads and their query blocks in a fixed order. Works on transposed tiles
- * (keys as rows): St = K Qs^T, dPt = V dO^T, then dV += (P f)^T dO and
- * dK += dS^T Qs with Qs = scale * Q. */
+ * heads (a fused share's, part != NULL) and their query blocks in a fixed
+ * order. Works on transposed tiles (keys as rows): St = K Qs^T, dPt = V
+ * dO^T, then dV += (P f)^T dO and dK += dS^T Qs with Qs = scale * Q; the
+ * fused share also adds dQ^T += K^T dS^T into dqt (group, Dk, sqp) and
+ * writes the full-shape bias gradient if asked. */
 static inline __attribute__((always_inline)) void
-dkdv_impl(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t kb, const float *delta, float *ws, float *dqt,
-          int64_t sqp, const bool amx)
+dkdv_impl(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t kb, const attn__fused_part *part,
+          const float *delta, float *ws, float *dqt, int64_t sqp, const bool amx)
 {
     int64_t j0 = kb * BK, nk = p->Sk - j0 < BK ? p->Sk - j0 : BK;
     int64_t Dk = p->Dk, Dv = p->Dv, dk = pad16(Dk), dv = pad16(Dv);
@@ -1245,7 +1247,9 @@ dkdv_impl(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t kb, const float *
         }
     }
 #endif
-    for (int64_t h = hkv * p->group; h < (hkv + 1) * p->group; h++)
+    int64_t h0 = part ? part->h0 : hkv * p->group, h1 = part ? part->h1 : (hkv + 1) * p->group;
+    bool dbias = part != NULL && part->write_dbias;
+    for (int64_t h = h0; h < h1; h++)
         for (int64_t i0 = 0; i0 < p->Sq; i0 += BQB) {
             if ((i0 = attn__next_query_tile(p, b, h, j0, nk, i0, BQB)) >= p->Sq) break;
             int64_t nq = p->Sq - i0 < BQB ? p->Sq - i0 : BQB;
@@ -1292,7 +1296,7 @@ dkdv_impl(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t kb, const float *
                 gemm(BK, BQB, Dv, vr, Dv, dot, BQB, dpt, BQB, false);
             }
             int64_t nh = i0 + BQB < p->Sq ? h : h + 1, ni = i0 + BQB < p->Sq ? i0 + BQB : 0;
-            int64_t nn = nh < (hkv + 1) * p->group ? (p->Sq - ni < BQB ? p->Sq - ni : BQB) : 0;
+            int64_t nn = nh < h1 ? (p->Sq - ni < BQB ? p->Sq - ni : BQB) : 0;
             for (int64_t r = 0; r < BQB; r++) {
                 if (r < nn && conv) { /* the next query block's rows */
                     prefetch_row(&p->q, b, ni + r, nh, ql);
@@ -1315,6 +1319,9 @@ dkdv_impl(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t kb, const float *
                 if (drop)
                     for (int64_t r = 0; r < BQB; r++) fl[r] = r < nq ? ft[r * BK + c] : 0.0f;
                 grad_line(st + c * BQB, dpt + c * BQB, lse, dl, 1, drop ? fl : NULL, BQB);
+                for (int64_t r = 0; dbias && r < nq; r++)
+                    if (lse[r] != -INFINITY)
+                        attn__stf(&p->dbias, attn__off(p->dbias.stride, b, h, i0 + r, j0 + c), dpt[c * BQB + r]);
                 if (cap) mul_lines(dpt + c * BQB, cgt + c * BQB, BQB); /* dS -> d(raw score) */
             }
 #if defined(ATTN_SDPA_AMX)
@@ -1358,18 +1365,16 @@ dkdv_impl(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t kb, const float *
     }
 }
 
-void KN(dkdv_block)(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t kb, const float *delta, float *ws,
-                    float *dqt, int64_t sqp)
+void KN(dkdv_block)(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t kb, const float *delta, float *ws)
 {
-    dkdv_impl(p, b, hkv, kb, delta, ws, dqt, sqp, false);
+    dkdv_impl(p, b, hkv, kb, NULL, delta, ws, NULL, 0, false);
 }
 
 #if defined(ATTN_SDPA_AMX)
-void KN(dkdv_block_amx)(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t kb, const float *delta, float *ws,
-                        float *dqt, int64_t sqp)
+void KN(dkdv_block_amx)(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t kb, const float *delta, float *ws)
 {
     amx_begin();
-    dkdv_impl(p, b, hkv, kb, delta, ws, dqt, sqp, true);
+    dkdv_impl(p, b, hkv, kb, NULL, delta, ws, NULL, 0, true);
     amx_end();
 }
 #endif
@@ -1381,41 +1386,40 @@ int64_t KN(fused_ws)(const attn__sdpa *p)
 
 int64_t KN(fused_sqp)(const attn__sdpa *p) { return (p->Sq + BQB - 1) / BQB * BQB; }
 
-/* The whole backward of kv head (b, hkv) but for delta: its key tiles in
- * order, each adding its dQ^T contribution to a buffer owned by this task,
- * so S and dP are computed once (5 GEMMs, not 7) and the sums keep one
- * order. */
+/* The backward of a share of kv head (b, hkv) (attn__fused_part) but for
+ * delta: its key tiles in order, each adding its dQ^T contribution to a
+ * buffer owned by this task, so S and dP are computed once (5 GEMMs, not
+ * 7) and the sums keep one order. */
 static inline __attribute__((always_inline)) void
-fused_impl(const attn__sdpa *p, int64_t b, int64_t hkv, const float *delta, float *ws, const bool amx)
+fused_impl(const attn__sdpa *p, int64_t b, int64_t hkv, const attn__fused_part *part, const float *delta,
+           float *ws, const bool amx)
 {
     int64_t sqp = KN(fused_sqp)(p), Dk = p->Dk;
+    int64_t g0 = part->h0 - hkv * p->group, g1 = part->h1 - hkv * p->group;
 #if defined(ATTN_SDPA_AMX)
     float *dqt = ws + (amx ? KN(backward_ws_amx)(p) : KN(backward_ws)(p)); /* (group, Dk, sqp) dQ^T */
+    if (amx) amx_begin();
 #else
     float *dqt = ws + KN(backward_ws)(p);
-    (void)amx;
 #endif
-    memset(dqt, 0, sizeof(float) * (size_t)(p->group * Dk * sqp));
-    for (int64_t kb = 0; kb < (p->Sk + BK - 1) / BK; kb++) {
+    memset(dqt + g0 * Dk * sqp, 0, sizeof(float) * (size_t)((g1 - g0) * Dk * sqp));
+    attn__fused_zero_dbias(p, b, part, BK);
+    for (int64_t kb = part->kb0; kb < part->kb1; kb++) dkdv_impl(p, b, hkv, kb, part, delta, ws, dqt, sqp, amx);
 #if defined(ATTN_SDPA_AMX)
-        if (amx) {
-            KN(dkdv_block_amx)(p, b, hkv, kb, delta, ws, dqt, sqp);
-            continue;
-        }
+    if (amx) amx_end();
 #endif
-        KN(dkdv_block)(p, b, hkv, kb, delta, ws, dqt, sqp);
-    }
     float scale = (float)p->scale;
-    for (int64_t hl = 0; hl < p->group; hl++)
+    for (int64_t hl = g0; hl < g1; hl++)
         for (int64_t i = 0; i < p->Sq; i++)
             for (int64_t x = 0; x < Dk; x++)
                 attn__stf(&p->dq, attn__off(p->dq.stride, b, i, hkv * p->group + hl, x),
                           scale * dqt[(hl * Dk + x) * sqp + i]);
 }
 
-void KN(fused_kvhead)(const attn__sdpa *p, int64_t b, int64_t hkv, const float *delta, float *ws)
+void KN(fused_kvhead)(const attn__sdpa *p, int64_t b, int64_t hkv, const attn__fused_part *part, const float *delta,
+                      float *ws)
 {
-    fused_impl(p, b, hkv, delta, ws, false);
+    fused_impl(p, b, hkv, part, delta, ws, false);
 }
 
 #if defined(ATTN_SDPA_AMX)
@@ -1424,9 +1428,10 @@ int64_t KN(fused_ws_amx)(const attn__sdpa *p)
     return KN(backward_ws_amx)(p) + p->group * p->Dk * KN(fused_sqp)(p);
 }
 
-void KN(fused_kvhead_amx)(const attn__sdpa *p, int64_t b, int64_t hkv, const float *delta, float *ws)
+void KN(fused_kvhead_amx)(const attn__sdpa *p, int64_t b, int64_t hkv, const attn__fused_part *part,
+                          const float *delta, float *ws)
 {
-    fused_impl(p, b, hkv, delta, ws, true);
+    fused_impl(p, b, hkv, part, delta, ws, true);
 }
 #endif
 

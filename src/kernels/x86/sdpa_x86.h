@@ -25,15 +25,15 @@ enum { ATTN__X86_TILE_Q = 96, ATTN__X86_TILE_Q_BWD = 48, ATTN__X86_TILE_K = 64 }
     int64_t P##_forward_pack_bytes(const attn__sdpa *p);                                                  \
     void P##_forward_pack(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t t, void *dst);             \
     int64_t P##_backward_ws(const attn__sdpa *p);                                                         \
-    /* dK, dV of key tile kb (ATTN__X86_TILE_K keys) of kv head (b, hkv); with dqt != NULL also adds      \
-     * dQ^T of the group's heads into dqt (group, Dk, sqp). */                                            \
+    /* dK, dV of key tile kb (ATTN__X86_TILE_K keys) of kv head (b, hkv). */                              \
     void P##_dkdv_block(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t kb, const float *delta,      \
-                        float *ws, float *dqt, int64_t sqp);                                              \
-    /* Fused backward of kv head (b, hkv): dK, dV and dQ of its query heads in one walk over its key      \
-     * tiles (no dbias). Workspace P##_fused_ws. */                                                       \
+                        float *ws);                                                                       \
+    /* Fused backward of a share of kv head (b, hkv) (attn__fused_part): dK, dV and dQ in one walk over   \
+     * its key tiles, and a full-shape dbias if asked. Workspace P##_fused_ws. */                         \
     int64_t P##_fused_ws(const attn__sdpa *p);                                                            \
     int64_t P##_fused_sqp(const attn__sdpa *p);                                                           \
-    void P##_fused_kvhead(const attn__sdpa *p, int64_t b, int64_t hkv, const float *delta, float *ws);    \
+    void P##_fused_kvhead(const attn__sdpa *p, int64_t b, int64_t hkv, const attn__fused_part *part,      \
+                          const float *delta, float *ws);                                                 \
     /* dQ (and a full-shape dbias) of query block qb (ATTN__X86_TILE_Q_BWD rows) of head (b, h). */       \
     void P##_dq_block(const attn__sdpa *p, int64_t b, int64_t h, int64_t qb, const float *delta,          \
                       bool write_dbias, float *ws);                                                       \
@@ -73,10 +73,11 @@ void attn__avx512_bwd_kv_pack_amx(const attn__sdpa *p, int64_t b, int64_t hkv, i
 int64_t attn__avx512_bwd_q_bytes_amx(const attn__sdpa *p);
 void attn__avx512_bwd_q_pack_amx(const attn__sdpa *p, int64_t b, int64_t h, int64_t qb, void *dst);
 void attn__avx512_dkdv_block_amx(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t kb, const float *delta,
-                                 float *ws, float *dqt, int64_t sqp);
+                                 float *ws);
 void attn__avx512_dq_block_amx(const attn__sdpa *p, int64_t b, int64_t h, int64_t qb, const float *delta,
                                bool write_dbias, float *ws);
 int64_t attn__avx512_fused_ws_amx(const attn__sdpa *p);
-void attn__avx512_fused_kvhead_amx(const attn__sdpa *p, int64_t b, int64_t hkv, const float *delta, float *ws);
+void attn__avx512_fused_kvhead_amx(const attn__sdpa *p, int64_t b, int64_t hkv, const attn__fused_part *part,
+                                   const float *delta, float *ws);
 
 #endif /* ATTN_KERNELS_SDPA_X86_H */
