@@ -98,6 +98,7 @@ typedef struct {
     void (*forward)(const attn__sdpa *p, int64_t b, int64_t h, int64_t i0, int64_t nq, float *ws);
     void (*forward_pack)(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t t, void *dst);
     void (*decode)(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t s, int64_t split, float *part, float *ws);
+    void (*delta)(const attn__sdpa *p, int64_t b, int64_t h, int64_t qb, float *delta);
     void (*dkdv)(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t kb, const float *delta, float *ws);
     void (*dq)(const attn__sdpa *p, int64_t b, int64_t h, int64_t qb, const float *delta, bool write_dbias,
                float *ws);
@@ -115,12 +116,13 @@ static void fill_x86_sdpa(attn__kernels *t, const x86_sdpa *x, attn__isa isa)
                                        ATTN__X86_TILE_K, true, x->forward_pack_bytes, x->forward_pack};
         k->decode = (attn__k_decode){DECODE_MAX_ROWS, DECODE_SPLIT, x->decode_ws, x->decode, attn__decode_merge};
         if (!attn__slot_has_dt(ATTN__SLOT_SDPA_DKDV, (attn__sdpa_dt)d)) continue;
+        k->delta = (attn__k_delta){ATTN__X86_TILE_K, x->delta};
         k->dkdv = (attn__k_dkdv){ATTN__X86_TILE_K, x->backward_ws, x->dkdv};
         k->dq = (attn__k_dq){ATTN__X86_TILE_Q_BWD, x->backward_ws, x->dq};
         k->fused = (attn__k_fused){FUSED_MIN_KV_HEADS, x->fused_ws, x->fused};
     }
-    static const attn__slot mine[] = {ATTN__SLOT_SDPA_FORWARD, ATTN__SLOT_SDPA_DECODE, ATTN__SLOT_SDPA_DKDV,
-                                      ATTN__SLOT_SDPA_DQ, ATTN__SLOT_SDPA_FUSED};
+    static const attn__slot mine[] = {ATTN__SLOT_SDPA_FORWARD, ATTN__SLOT_SDPA_DECODE, ATTN__SLOT_SDPA_DELTA,
+                                      ATTN__SLOT_SDPA_DKDV,    ATTN__SLOT_SDPA_DQ,     ATTN__SLOT_SDPA_FUSED};
     mark(t, mine, sizeof mine / sizeof mine[0], isa);
 }
 
@@ -128,7 +130,8 @@ static void fill_x86_sdpa(attn__kernels *t, const x86_sdpa *x, attn__isa isa)
 #define X86_SDPA(P)                                                                                      \
     static const x86_sdpa P##_sdpa = {P##_forward_ws,    P##_decode_ws,      P##_backward_ws,             \
                                       P##_fused_ws,      P##_forward_pack_bytes, P##_forward_block,       \
-                                      P##_forward_pack,  P##_decode_split,   P##_dkdv_block,              \
+                                      P##_forward_pack,  P##_decode_split,   P##_delta_block,             \
+                                      P##_dkdv_block,                                                      \
                                       P##_dq_block,      P##_fused_kvhead};
 
 /* The toolkit's slots (nn.gemm and the row kernels) from one build, marked

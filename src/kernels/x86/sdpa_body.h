@@ -242,6 +242,32 @@ static void pack_cols(const attn_tensor *t, int64_t b, int64_t j0, int64_t n, in
         memset(dst + x * width + n, 0, sizeof(float) * (size_t)(width - n));
 }
 
+/* t[b, i, h, x] = scale * src[x * ld + i] for i < n, x < d (the transpose
+ * of pack_cols), rounded to t's dtype: 8 x 8 blocks with AVX2 transposes
+ * where t's rows are contiguous, the rest element by element. */
+static void store_cols(const attn_tensor *t, int64_t b, int64_t n, int64_t h, int64_t d, const float *src,
+                       int64_t ld, float scale)
+{
+    int64_t n8 = t->stride[3] == 1 ? n / 8 * 8 : 0, d8 = t->stride[3] == 1 ? d / 8 * 8 : 0;
+    __m256 sc = _mm256_set1_ps(scale);
+    for (int64_t i = 0; i < n8; i += 8)
+        for (int64_t x = 0; x < d8; x += 8) {
+            __m256 r[8];
+            for (int u = 0; u < 8; u++) r[u] = _mm256_mul_ps(sc, _mm256_loadu_ps(src + (x + u) * ld + i));
+            attn__avx2_transpose8(r);
+            for (int u = 0; u < 8; u++) {
+                int64_t off = attn__off(t->stride, b, i + u, h, x);
+                if (t->dtype == ATTN_DTYPE_F32)
+                    _mm256_storeu_ps((float *)t->data + off, r[u]);
+                else
+                    _mm_storeu_si128((__m128i *)(void *)((uint16_t *)t->data + off), ps_to_half8(r[u], t->dtype));
+            }
+        }
+    for (int64_t i = 0; i < n; i++) /* what the blocks left: the last rows, the last dims */
+        for (int64_t x = i < n8 ? d8 : 0; x < d; x++)
+            attn__stf(t, attn__off(t->stride, b, i, h, x), scale * src[x * ld + i]);
+}
+
 static bool all_finite(const float *x, int64_t n)
 {
     __m256 bad = _mm256_setzero_ps();
@@ -1113,6 +1139,45 @@ void KN(bwd_q_pack_amx)(const attn__sdpa *p, int64_t b, int64_t h, int64_t qb, v
 }
 #endif
 
+/* delta[i] = dot(dO_i, O_i) for the ATTN__X86_TILE_K rows of query block
+ * qb of head (b, h) (0 past the query length): per row one FMA chain over
+ * x = 0 .. Dv-1 in order, the order of the backward's dO . V products
+ * (so that delta and dO . V cancel exactly where O = f V, as with one
+ * visible key), eight rows at a time (a lane per row, the rows' elements
+ * transposed in). */
+void KN(delta_block)(const attn__sdpa *p, int64_t b, int64_t h, int64_t qb, float *delta)
+{
+    int64_t i0 = qb * ATTN__X86_TILE_K, i1 = i0 + ATTN__X86_TILE_K < p->Sq ? i0 + ATTN__X86_TILE_K : p->Sq;
+    int64_t lq = attn__qlen(p, b), Dv = p->Dv, d8 = p->d_o.stride[3] == 1 && p->o.stride[3] == 1 ? Dv / 8 * 8 : 0;
+    for (int64_t g = i0; g < i1; g += 8) {
+        int64_t od[8], oo[8];
+        for (int r = 0; r < 8; r++) { /* rows past the block repeat its last, their sums unused */
+            int64_t i = g + r < i1 ? g + r : i1 - 1;
+            od[r] = attn__off(p->d_o.stride, b, i, h, 0);
+            oo[r] = attn__off(p->o.stride, b, i, h, 0);
+        }
+        __m256 acc = _mm256_setzero_ps();
+        for (int64_t x = 0; x < d8; x += 8) {
+            __m256 a[8], c[8];
+            for (int r = 0; r < 8; r++) {
+                a[r] = load8(&p->d_o, od[r] + x);
+                c[r] = load8(&p->o, oo[r] + x);
+            }
+            attn__avx2_transpose8(a);
+            attn__avx2_transpose8(c);
+            for (int u = 0; u < 8; u++) acc = _mm256_fmadd_ps(a[u], c[u], acc);
+        }
+        float sum[8];
+        _mm256_storeu_ps(sum, acc);
+        for (int r = 0; r < 8 && g + r < i1; r++) {
+            for (int64_t x = d8; x < Dv; x++)
+                sum[r] = fmaf(attn__ldf(&p->d_o, od[r] + x * p->d_o.stride[3]), attn__ldf(&p->o, oo[r] + x * p->o.stride[3]),
+                              sum[r]);
+            delta[g + r] = g + r < lq ? sum[r] : 0.0f;
+        }
+    }
+}
+
 /* One line of n (a multiple of VW) elements of a tile, in place: s holds the
  * scores (-inf where masked) and dp the products dO . V. On return s holds
  * P f (the weights applied to V, for dV) and dp holds dS = P (f dP - delta),
@@ -1410,10 +1475,7 @@ fused_impl(const attn__sdpa *p, int64_t b, int64_t hkv, const attn__fused_part *
 #endif
     float scale = (float)p->scale;
     for (int64_t hl = g0; hl < g1; hl++)
-        for (int64_t i = 0; i < p->Sq; i++)
-            for (int64_t x = 0; x < Dk; x++)
-                attn__stf(&p->dq, attn__off(p->dq.stride, b, i, hkv * p->group + hl, x),
-                          scale * dqt[(hl * Dk + x) * sqp + i]);
+        store_cols(&p->dq, b, p->Sq, hkv * p->group + hl, Dk, dqt + hl * Dk * sqp, sqp, scale);
 }
 
 void KN(fused_kvhead)(const attn__sdpa *p, int64_t b, int64_t hkv, const attn__fused_part *part, const float *delta,

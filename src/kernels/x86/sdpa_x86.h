@@ -25,6 +25,8 @@ enum { ATTN__X86_TILE_Q = 96, ATTN__X86_TILE_Q_BWD = 48, ATTN__X86_TILE_K = 64 }
     int64_t P##_forward_pack_bytes(const attn__sdpa *p);                                                  \
     void P##_forward_pack(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t t, void *dst);             \
     int64_t P##_backward_ws(const attn__sdpa *p);                                                         \
+    /* delta = rowsum(dO * O) of query block qb (ATTN__X86_TILE_K rows) of head (b, h), into delta [Sq]. */ \
+    void P##_delta_block(const attn__sdpa *p, int64_t b, int64_t h, int64_t qb, float *delta);            \
     /* dK, dV of key tile kb (ATTN__X86_TILE_K keys) of kv head (b, hkv). */                              \
     void P##_dkdv_block(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t kb, const float *delta,      \
                         float *ws);                                                                       \
