@@ -35,6 +35,9 @@ static const problem problems[] = {
     {"f32 decode", ATTN_DTYPE_F32, ATTN_DTYPE_F32, 1, 1, 3000, 8, 2, 64, 64, 0, 0, 0, 0, 0, 0, 0, 0, 0},
     {"f32 decode over bf16 kv", ATTN_DTYPE_F32, ATTN_DTYPE_BF16, 1, 1, 2100, 9, 3, 64, 64, 0, 0, 0, 0, 0, 0, 0, 0, 0},
     {"f32 decode 4 queries causal", ATTN_DTYPE_F32, ATTN_DTYPE_F32, 1, 4, 1500, 4, 1, 96, 96, 1, 1, 0, 0, 0, 0, 0, 0, 0},
+    {"f32 decode over f16 kv, group 4", ATTN_DTYPE_F32, ATTN_DTYPE_F16, 1, 1, 2100, 8, 2, 128, 128, 0, 0, 0, 0, 0, 0, 0, 0, 0},
+    {"bf16 decode, group 8", ATTN_DTYPE_BF16, ATTN_DTYPE_BF16, 1, 1, 1500, 16, 2, 64, 64, 0, 0, 0, 0, 0, 0, 0, 0, 0},
+    {"f32 decode over bf16 kv, group 5", ATTN_DTYPE_F32, ATTN_DTYPE_BF16, 2, 1, 1100, 5, 1, 40, 40, 0, 0, 0, 0, 0, 0, 0, 0, 0},
 };
 
 static uint64_t rng_state = 0x9E3779B97F4A7C15u;
