@@ -230,10 +230,18 @@ static inline int64_t attn__decode_partial(const attn__sdpa *p) /* floats per sp
  * the heads or of the keys, the driver points those tensors at float32
  * partial sums that it adds after, in a fixed order. With write_dbias (a
  * bias gradient of the full [B, Hq, Sq, Sk] shape) the task also writes
- * dbias for its heads and keys, zeros where nothing is visible. */
+ * dbias for its heads and keys, zeros where nothing is visible; with
+ * dbias_acc it adds dS into a broadcast one's float32 sums. */
 typedef struct attn__fused_part {
     int64_t h0, h1, kb0, kb1;
     bool write_dbias;
+    /* A broadcast bias gradient: dS added into dbias_acc (float32) at
+     * attn__off(acc_stride, b, h, i, j) (stride 0 along the broadcast
+     * dims), in the walk's order; the driver sees to it that the tasks
+     * sharing an element of it are one task, so the sums have a fixed
+     * order. NULL: none. */
+    float *dbias_acc;
+    int64_t acc_stride[4];
 } attn__fused_part;
 
 /* ---- double-precision reference (src/kernels/ref) ------------------------ */

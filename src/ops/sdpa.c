@@ -34,6 +34,8 @@ typedef struct {
     float *dkv_part;   /* hs > 1: per head share, dK [B, Sk, Hkv, Dk] then dV [B, Sk, Hkv, Dv] */
     float *dq_part;    /* ks > 1: per key share, dQ [B, Sq, Hq, Dk] */
     bool fused;        /* a packed sequence's backward: fused (else two passes) */
+    bool all_b, all_h; /* a fused task walks every batch, every kv head (a broadcast dbias) */
+    float *dbias_sum;  /* a broadcast dbias's float32 sums (its own shape), or NULL */
     float *parts;      /* decode: per (b, kv head, split) partial softmax results */
     double *dbias_acc; /* reference backward */
     bool write_dbias;
@@ -319,17 +321,27 @@ static void dq_task(void *arg, int64_t t, int tid)
                     worker_ws(rs, tid));
 }
 
-/* Task t: share (g, c) of kv head bh = (b, hkv), its query heads g and
- * its key tiles c, the share's sums into the partials when it has only a
- * part (run_state.hs, ks > 1). */
+/* Task t: share (g, c) (of query heads g, of key tiles c) of unit u, the
+ * kv head (b, hkv), or with a broadcast bias gradient the kv heads whose
+ * dS add into the same elements of it (every batch when it broadcasts
+ * over batches, every kv head when over heads), walked in order; the
+ * share's sums into the partials when it has only a part (run_state.hs,
+ * ks > 1). */
 static void fused_task(void *arg, int64_t t, int tid)
 {
     run_state *rs = arg;
     const attn__sdpa *p = rs->p;
-    int64_t c = t % rs->ks, g = t / rs->ks % rs->hs, bh = t / (rs->ks * rs->hs), nkt = blocks(p->Sk, rs->k->dkdv.tile_k);
-    int64_t b = bh / p->Hkv, hkv = bh % p->Hkv, gs = p->group / rs->hs;
-    attn__fused_part part = {hkv * p->group + g * gs, hkv * p->group + (g + 1) * gs, c * nkt / rs->ks,
-                             (c + 1) * nkt / rs->ks, rs->write_dbias};
+    int64_t c = t % rs->ks, g = t / rs->ks % rs->hs, u = t / (rs->ks * rs->hs), nkt = blocks(p->Sk, rs->k->dkdv.tile_k);
+    int64_t uh = rs->all_h ? 1 : p->Hkv, b0 = rs->all_b ? 0 : u / uh, b1 = rs->all_b ? p->B : b0 + 1;
+    int64_t h0 = rs->all_h ? 0 : u % uh, h1 = rs->all_h ? p->Hkv : h0 + 1, gs = p->group / rs->hs;
+    attn__fused_part part = {0, 0, c * nkt / rs->ks, (c + 1) * nkt / rs->ks, rs->write_dbias, rs->dbias_sum, {0, 0, 0, 0}};
+    if (rs->dbias_sum != NULL) {
+        const int64_t *n = p->dbias.dim;
+        part.acc_stride[3] = n[3] == 1 ? 0 : 1;
+        part.acc_stride[2] = n[2] == 1 ? 0 : n[3];
+        part.acc_stride[1] = n[1] == 1 ? 0 : n[2] * n[3];
+        part.acc_stride[0] = n[0] == 1 ? 0 : n[1] * n[2] * n[3];
+    }
     attn__sdpa ps = *p;
     if (rs->hs > 1) {
         float *dk = rs->dkv_part + g * p->B * p->Sk * p->Hkv * (p->Dk + p->Dv);
@@ -339,7 +351,25 @@ static void fused_task(void *arg, int64_t t, int tid)
     if (rs->ks > 1)
         ps.dq = attn_tensor_make(rs->dq_part + c * p->B * p->Sq * p->Hq * p->Dk, ATTN_DTYPE_F32, p->B, p->Sq, p->Hq,
                                  p->Dk);
-    rs->k->fused.kvhead(&ps, b, hkv, &part, rs->delta, worker_ws(rs, tid));
+    for (int64_t b = b0; b < b1; b++)
+        for (int64_t hkv = h0; hkv < h1; hkv++) {
+            part.h0 = hkv * p->group + g * gs;
+            part.h1 = part.h0 + gs;
+            rs->k->fused.kvhead(&ps, b, hkv, &part, rs->delta, worker_ws(rs, tid));
+        }
+}
+
+/* Rows [t * 64, t * 64 + 64) of a broadcast bias gradient's sums (rows of
+ * its last dim), rounded into dbias. */
+static void dbias_store_task(void *arg, int64_t t, int tid)
+{
+    run_state *rs = arg;
+    const int64_t *n = rs->p->dbias.dim;
+    (void)tid;
+    for (int64_t r = t * 64; r < (t + 1) * 64 && r < n[0] * n[1] * n[2]; r++)
+        for (int64_t j = 0; j < n[3]; j++)
+            attn__stf(&rs->p->dbias, attn__off(rs->p->dbias.stride, r / (n[1] * n[2]), r / n[2] % n[1], r % n[2], j),
+                      rs->dbias_sum[r * n[3] + j]);
 }
 
 /* Rows [r0, r0 + MERGE_ROWS) of out [B, S, H, D] = the sum, in share
@@ -387,28 +417,37 @@ static void dbias_task(void *arg, int64_t t, int tid)
 }
 
 /* The fused backward needs enough tasks to keep the workers busy: with
- * fewer than min_kv_heads kv heads in the batch, each is split into hs
- * shares of its query heads (the smallest divisor of the group that is
- * enough, else the whole group) and then, if still too few, ks shares of
- * its key tiles (of at least 2 tiles each), whose partial sums are added
- * after in a fixed order; false (the two-pass backward) if that still
- * gives too few. Decided by the shape alone, never by the thread count,
- * so results stay bitwise identical across thread counts. */
-static bool plan_fused(const attn__sdpa_kernels *k, const attn__sdpa *p, int64_t *hs, int64_t *ks)
+ * fewer than min_kv_heads units (kv heads in the batch), each is split
+ * into hs shares of its query heads (the smallest divisor of the group
+ * that is enough, else the whole group) and then, if still too few, ks
+ * shares of its key tiles (of at least 2 tiles each), whose partial sums
+ * are added after in a fixed order; false (the two-pass backward) if that
+ * still gives too few. A broadcast bias gradient (bcast: its dims, else
+ * NULL) adds the dS of every batch (every kv head, every key) into the
+ * same elements when it broadcasts over batches (heads, keys): those
+ * must be one task, so a unit is then all the batches (all the kv heads)
+ * and there are no head (key) shares; it is fused whatever the count,
+ * since the other way, the two passes and a pass per dbias row, is an
+ * order of magnitude slower. Decided by the shape alone, never by the
+ * thread count, so results stay bitwise identical across thread counts. */
+static bool plan_fused(const attn__sdpa_kernels *k, const attn__sdpa *p, const int64_t *bcast, int64_t *hs,
+                       int64_t *ks)
 {
-    int64_t kv = p->B * p->Hkv, min = k->fused.min_kv_heads, half_tiles = blocks(p->Sk, k->dkdv.tile_k) / 2;
+    bool all_b = bcast != NULL && bcast[0] == 1, all_h = bcast != NULL && bcast[1] == 1;
+    int64_t units = (all_b ? 1 : p->B) * (all_h ? 1 : p->Hkv), min = k->fused.min_kv_heads;
+    int64_t half_tiles = bcast != NULL && bcast[3] == 1 ? 0 : blocks(p->Sk, k->dkdv.tile_k) / 2;
     *hs = *ks = 1;
-    if (kv >= min) return true;
-    int64_t need = (min + kv - 1) / kv;
-    *hs = p->group;
-    for (int64_t d = need; d < p->group; d++)
+    if (units >= min) return true;
+    int64_t need = (min + units - 1) / units;
+    *hs = all_h ? 1 : p->group;
+    for (int64_t d = need; d < *hs; d++)
         if (p->group % d == 0) {
             *hs = d;
             break;
         }
     *ks = (need + *hs - 1) / *hs;
     if (*ks > half_tiles) *ks = half_tiles > 1 ? half_tiles : 1;
-    return kv * *hs * *ks >= min;
+    return units * *hs * *ks >= min || bcast != NULL;
 }
 
 /* The float32 partial sums of the fused backward's shares (rs->hs, ks >
@@ -443,7 +482,12 @@ static attn_status run_table_backward(attn_ctx *ctx, run_state *rs)
 {
     const attn__sdpa *p = rs->p;
     const attn__sdpa_kernels *k = rs->k;
-    bool fused = plan_fused(k, p, &rs->hs, &rs->ks);
+    const int64_t *n = p->dbias.dim;
+    bool has_dbias = p->dbias.data != NULL;
+    rs->write_dbias = has_dbias && n[0] == p->B && n[1] == p->Hq && n[2] == p->Sq && n[3] == p->Sk;
+    bool bcast = has_dbias && !rs->write_dbias, fused = plan_fused(k, p, bcast ? n : NULL, &rs->hs, &rs->ks);
+    rs->all_b = bcast && n[0] == 1;
+    rs->all_h = bcast && n[1] == 1;
     int64_t n_delta, per = max64(k->dbias.ws(p), fused ? k->fused.ws(p) : max64(k->dkdv.ws(p), k->dq.ws(p)));
     if (!attn__mul(p->B * p->Hq, p->Sq > 0 ? p->Sq : 1, &n_delta))
         return attn_fail(ATTN_OVERFLOW, "B * Hq * Sq overflows");
@@ -451,9 +495,10 @@ static attn_status run_table_backward(attn_ctx *ctx, run_state *rs)
     if (st != ATTN_OK) return st;
     if ((rs->delta = alloc_extra(rs, n_delta, sizeof(float), false, "rowsum(dO * O)", &st)) == NULL)
         return st;
-    const int64_t *n = p->dbias.dim;
-    bool has_dbias = p->dbias.data != NULL;
-    rs->write_dbias = has_dbias && n[0] == p->B && n[1] == p->Hq && n[2] == p->Sq && n[3] == p->Sk;
+    if (fused && bcast &&
+        (rs->dbias_sum = attn__calloc((size_t)(n[0] * n[1] * n[2] * n[3]), sizeof(float))) == NULL)
+        st = attn_fail(ATTN_NO_MEMORY, "cannot allocate %lld floats for the bias gradient's sums",
+                       (long long)(n[0] * n[1] * n[2] * n[3]));
     rs->nqb = blocks(p->Sq, k->delta.tile_q);
     attn__pool_run(ctx->pool, p->B * p->Hq * rs->nqb, delta_task, rs);
     /* The kernels' own layouts of Q and dO (for the dK/dV blocks, when a
@@ -463,7 +508,7 @@ static attn_status run_table_backward(attn_ctx *ctx, run_state *rs)
     void *qrec = NULL, *kvrec = NULL;
     const attn__k_bwd_pack *bp = &k->bwd_pack;
     int64_t nkt = blocks(p->Sk, k->dkdv.tile_k), nqt = blocks(p->Sq, k->dq.tile_q);
-    if (fused) st = alloc_parts(rs);
+    if (st == ATTN_OK && fused) st = alloc_parts(rs);
     if (st == ATTN_OK && bp->q != NULL && nkt >= 2)
         st = make_records(ctx, p, bp->q, p->Hq, nqt, bp->q_bytes(p), "the packed Q and dO", &qrec);
     if (st == ATTN_OK && bp->kv != NULL && !fused && nqt * p->group >= 2)
@@ -473,23 +518,25 @@ static attn_status run_table_backward(attn_ctx *ctx, run_state *rs)
         pk.bwd_kv_packed = kvrec;
         rs->p = &pk;
         if (fused) {
-            attn__pool_run(ctx->pool, p->B * p->Hkv * rs->hs * rs->ks, fused_task, rs);
+            int64_t units = (rs->all_b ? 1 : p->B) * (rs->all_h ? 1 : p->Hkv);
+            attn__pool_run(ctx->pool, units * rs->hs * rs->ks, fused_task, rs);
             if (rs->hs > 1) attn__pool_run(ctx->pool, blocks(p->B * p->Sk, MERGE_ROWS), merge_dkv_task, rs);
             if (rs->ks > 1) attn__pool_run(ctx->pool, blocks(p->B * p->Sq, MERGE_ROWS), merge_dq_task, rs);
+            if (rs->dbias_sum != NULL) attn__pool_run(ctx->pool, blocks(n[0] * n[1] * n[2], 64), dbias_store_task, rs);
         } else {
             rs->nkb = blocks(p->Sk, k->dkdv.tile_k);
             attn__pool_run(ctx->pool, p->B * p->Hkv * rs->nkb, dkdv_task, rs);
             rs->nqb = blocks(p->Sq, k->dq.tile_q);
             attn__pool_run(ctx->pool, p->B * p->Hq * rs->nqb, dq_task, rs);
         }
-        if (has_dbias && !rs->write_dbias)
-            attn__pool_run(ctx->pool, n[0] * n[1] * n[2], dbias_task, rs);
+        if (bcast && !fused) attn__pool_run(ctx->pool, n[0] * n[1] * n[2], dbias_task, rs);
         rs->p = p;
     }
     attn__free(qrec);
     attn__free(kvrec);
     attn__free(rs->dkv_part);
     attn__free(rs->dq_part);
+    attn__free(rs->dbias_sum);
     attn__free(rs->delta);
     attn__free(rs->ws);
     return st;
@@ -557,7 +604,7 @@ static run_state seq_state(const packed_state *st, int64_t s, attn__sdpa *ps)
     rs.nqb = blocks(ps->Sq, tile_q);
     rs.nkb = blocks(ps->Sk, k->dkdv.tile_k);
     if (st->pass != PASS_FORWARD && st->pass != PASS_DELTA) {
-        rs.fused = plan_fused(k, ps, &rs.hs, &rs.ks);
+        rs.fused = plan_fused(k, ps, NULL, &rs.hs, &rs.ks);
         if (st->parts != NULL) {
             rs.dkv_part = st->parts + st->part_at[2 * s];
             rs.dq_part = st->parts + st->part_at[2 * s + 1];
@@ -618,7 +665,7 @@ static int64_t packed_ws(const attn__sdpa_call *c, bool backward, bool *decode)
             per = max64(per, k->forward.ws(&ps));
         } else {
             int64_t hs, ks;
-            per = max64(per, plan_fused(k, &ps, &hs, &ks) ? k->fused.ws(&ps) : max64(k->dkdv.ws(&ps), k->dq.ws(&ps)));
+            per = max64(per, plan_fused(k, &ps, NULL, &hs, &ks) ? k->fused.ws(&ps) : max64(k->dkdv.ws(&ps), k->dq.ws(&ps)));
         }
     }
     return per;
@@ -677,7 +724,7 @@ static attn_status packed_parts(packed_state *st)
     for (int64_t s = 0; s < c->n_seqs; s++) {
         attn__sdpa ps = attn__sdpa_seq(c, s);
         int64_t hs, ks, dkv = 0, dq = 0;
-        if (plan_fused(c->k, &ps, &hs, &ks)) part_sizes(&ps, hs, ks, &dkv, &dq);
+        if (plan_fused(c->k, &ps, NULL, &hs, &ks)) part_sizes(&ps, hs, ks, &dkv, &dq);
         st->part_at[2 * s] = total;
         st->part_at[2 * s + 1] = total + dkv;
         total += dkv + dq; /* each at most a few times a tensor's size */

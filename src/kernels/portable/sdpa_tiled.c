@@ -302,11 +302,14 @@ int64_t attn__tiled_backward_ws(const attn__sdpa *p)
 /* Row i of head (b, h) against keys j0 .. j0+nk-1 (in kt, vt): adds its
  * terms to the dK, dV accumulators and, with dqr != NULL, to dQ row i;
  * with dbias, writes its visible elements' dS into the bias gradient.
- * qr, dor, hid: one q row, one dO row, TK floats of scratch. */
+ * qr, dor, hid: one q row, one dO row, TK floats of scratch. part: the
+ * fused share's bias gradient (write_dbias, dbias_acc), or NULL. */
 static void dkdv_row(const attn__sdpa *p, int64_t b, int64_t h, int64_t i, int64_t j0, int64_t nk, float delta,
                      const float *kt, const float *vt, float *qr, float *dor, float *hid, float *dk, float *dv,
-                     float *dqr, bool dbias)
+                     float *dqr, const attn__fused_part *part)
 {
+    bool dbias = part != NULL && part->write_dbias;
+    float *acc = part != NULL ? part->dbias_acc : NULL;
     int64_t lo, hi;
     attn__key_range(p, b, i, &lo, &hi);
     int64_t c0 = lo > j0 ? lo - j0 : 0, c1 = hi - j0 < nk ? hi - j0 : nk;
@@ -326,16 +329,17 @@ static void dkdv_row(const attn__sdpa *p, int64_t b, int64_t h, int64_t i, int64
         for (int64_t x = 0; x < p->Dk; x++) dk[c * p->Dk + x] += g.dqk * qr[x];
         for (int64_t x = 0; dqr != NULL && x < p->Dk; x++) dqr[x] += g.dqk * kt[c * p->Dk + x];
         if (dbias) attn__stf(&p->dbias, attn__off(p->dbias.stride, b, h, i, j0 + c), g.ds);
+        if (acc != NULL) acc[attn__off(part->acc_stride, b, h, i, j0 + c)] += g.ds;
     }
 }
 
 /* dK, dV of key block kb of kv head (b, hkv) over its query heads [h0,
  * h1); with dqa != NULL also adds the block's part of dQ of those heads
- * into dqa [group, Sq, Dk] (head h at h - hkv * group), and with dbias
- * writes the bias gradient of the visible elements. Query rows go by
+ * into dqa [group, Sq, Dk] (head h at h - hkv * group), and with a fused
+ * share's part its bias gradient of the visible elements. Query rows go by
  * tiles of TQ, so a block mask skips the EMPTY ones. */
 static void dkdv_block(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t kb, int64_t h0, int64_t h1,
-                       const float *delta, float *ws, float *dqa, bool dbias)
+                       const float *delta, float *ws, float *dqa, const attn__fused_part *part)
 {
     int64_t j0 = kb * TK, nk = p->Sk - j0 < TK ? p->Sk - j0 : TK;
     float *kt = ws, *vt = kt + TK * p->Dk;            /* (TK, Dk), (TK, Dv) */
@@ -355,7 +359,7 @@ static void dkdv_block(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t kb, 
             attn__tiles_add(1);
             for (int64_t i = i0; i < i0 + nq; i++)
                 dkdv_row(p, b, h, i, j0, nk, dl[i], kt, vt, qr, dor, hid, dk, dv,
-                         dqa == NULL ? NULL : dqa + ((h - hkv * p->group) * p->Sq + i) * p->Dk, dbias);
+                         dqa == NULL ? NULL : dqa + ((h - hkv * p->group) * p->Sq + i) * p->Dk, part);
         }
     }
     for (int64_t c = 0; c < nk; c++) {
@@ -369,7 +373,7 @@ static void dkdv_block(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t kb, 
 void attn__tiled_dkdv_block(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t kb,
                             const float *delta, float *ws)
 {
-    dkdv_block(p, b, hkv, kb, hkv * p->group, (hkv + 1) * p->group, delta, ws, NULL, false);
+    dkdv_block(p, b, hkv, kb, hkv * p->group, (hkv + 1) * p->group, delta, ws, NULL, NULL);
 }
 
 int64_t attn__tiled_fused_ws(const attn__sdpa *p)
@@ -379,11 +383,16 @@ int64_t attn__tiled_fused_ws(const attn__sdpa *p)
 
 void attn__fused_zero_dbias(const attn__sdpa *p, int64_t b, const attn__fused_part *part, int64_t tile)
 {
-    int64_t j1 = part->kb1 * tile < p->Sk ? part->kb1 * tile : p->Sk;
+    int64_t j0 = part->kb0 * tile, j1 = part->kb1 * tile < p->Sk ? part->kb1 * tile : p->Sk;
+    size_t es = attn_dtype_size(p->dbias.dtype);
     for (int64_t h = part->h0; part->write_dbias && h < part->h1; h++)
-        for (int64_t i = 0; i < p->Sq; i++)
-            for (int64_t j = part->kb0 * tile; j < j1; j++)
-                attn__stf(&p->dbias, attn__off(p->dbias.stride, b, h, i, j), 0.0f);
+        for (int64_t i = 0; i < p->Sq; i++) {
+            int64_t off = attn__off(p->dbias.stride, b, h, i, j0);
+            if (p->dbias.stride[3] == 1 && j1 > j0) /* +0.0 is all zero bits in every float dtype */
+                memset((char *)p->dbias.data + (size_t)off * es, 0, (size_t)(j1 - j0) * es);
+            else
+                for (int64_t j = j0; j < j1; j++) attn__stf(&p->dbias, off + (j - j0) * p->dbias.stride[3], 0.0f);
+        }
 }
 
 void attn__tiled_fused_kvhead(const attn__sdpa *p, int64_t b, int64_t hkv, const attn__fused_part *part,
@@ -394,7 +403,7 @@ void attn__tiled_fused_kvhead(const attn__sdpa *p, int64_t b, int64_t hkv, const
     memset(dqa + g0 * p->Sq * p->Dk, 0, sizeof(float) * (size_t)((g1 - g0) * p->Sq * p->Dk));
     attn__fused_zero_dbias(p, b, part, TK);
     for (int64_t kb = part->kb0; kb < part->kb1; kb++)
-        dkdv_block(p, b, hkv, kb, part->h0, part->h1, delta, ws, dqa, part->write_dbias);
+        dkdv_block(p, b, hkv, kb, part->h0, part->h1, delta, ws, dqa, part);
     for (int64_t g = g0; g < g1; g++)
         for (int64_t i = 0; i < p->Sq; i++)
             for (int64_t x = 0; x < p->Dk; x++)

@@ -1238,6 +1238,43 @@ static bool covers(const int64_t *lo, const int64_t *hi, int64_t nq, int64_t j0)
     return true;
 }
 
+/* A fused share's bias gradient from the dS tile dpt [nk keys][BQB rows]
+ * (rows i0 .., keys j0 ..; a row that sees no key holds zeros): written
+ * into a full-shape dbias, or added into a broadcast one's float32 sums
+ * (part->dbias_acc; rows, then keys, in order per element), through 8 x 8
+ * transposes where the keys are contiguous, element by element
+ * elsewhere. */
+static void ds_out(const attn__sdpa *p, const attn__fused_part *part, int64_t b, int64_t h, int64_t i0, int64_t nq,
+                   int64_t j0, int64_t nk, const float *dpt)
+{
+    float *acc = part->dbias_acc;
+    const int64_t *st = acc != NULL ? part->acc_stride : p->dbias.stride;
+    int64_t n8 = st[3] == 1 ? nq / 8 * 8 : 0, k8 = st[3] == 1 ? nk / 8 * 8 : 0;
+    for (int64_t r = 0; r < n8; r += 8)
+        for (int64_t c = 0; c < k8; c += 8) {
+            __m256 v[8];
+            for (int u = 0; u < 8; u++) v[u] = _mm256_loadu_ps(dpt + (c + u) * BQB + r);
+            attn__avx2_transpose8(v); /* v[u]: row r + u, keys c .. c + 7 */
+            for (int u = 0; u < 8; u++) {
+                int64_t off = attn__off(st, b, h, i0 + r + u, j0 + c);
+                if (acc != NULL)
+                    _mm256_storeu_ps(acc + off, _mm256_add_ps(_mm256_loadu_ps(acc + off), v[u]));
+                else if (p->dbias.dtype == ATTN_DTYPE_F32)
+                    _mm256_storeu_ps((float *)p->dbias.data + off, v[u]);
+                else
+                    _mm_storeu_si128((__m128i *)(void *)((uint16_t *)p->dbias.data + off), ps_to_half8(v[u], p->dbias.dtype));
+            }
+        }
+    for (int64_t r = 0; r < nq; r++) /* what the blocks left: the last rows, the last keys */
+        for (int64_t c = r < n8 ? k8 : 0; c < nk; c++) {
+            int64_t off = attn__off(st, b, h, i0 + r, j0 + c);
+            if (acc != NULL)
+                acc[off] += dpt[c * BQB + r];
+            else
+                attn__stf(&p->dbias, off, dpt[c * BQB + r]);
+        }
+}
+
 int64_t KN(backward_ws)(const attn__sdpa *p)
 {
     int64_t Dk = p->Dk, Dv = p->Dv, dk = pad16(Dk), dv = pad16(Dv);
@@ -1314,6 +1351,7 @@ dkdv_impl(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t kb, const attn__f
 #endif
     int64_t h0 = part ? part->h0 : hkv * p->group, h1 = part ? part->h1 : (hkv + 1) * p->group;
     bool dbias = part != NULL && part->write_dbias;
+    float *acc = part != NULL ? part->dbias_acc : NULL; /* a broadcast bias gradient's sums */
     for (int64_t h = h0; h < h1; h++)
         for (int64_t i0 = 0; i0 < p->Sq; i0 += BQB) {
             if ((i0 = attn__next_query_tile(p, b, h, j0, nk, i0, BQB)) >= p->Sq) break;
@@ -1384,11 +1422,9 @@ dkdv_impl(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t kb, const attn__f
                 if (drop)
                     for (int64_t r = 0; r < BQB; r++) fl[r] = r < nq ? ft[r * BK + c] : 0.0f;
                 grad_line(st + c * BQB, dpt + c * BQB, lse, dl, 1, drop ? fl : NULL, BQB);
-                for (int64_t r = 0; dbias && r < nq; r++)
-                    if (lse[r] != -INFINITY)
-                        attn__stf(&p->dbias, attn__off(p->dbias.stride, b, h, i0 + r, j0 + c), dpt[c * BQB + r]);
-                if (cap) mul_lines(dpt + c * BQB, cgt + c * BQB, BQB); /* dS -> d(raw score) */
             }
+            if (dbias || acc != NULL) ds_out(p, part, b, h, i0, nq, j0, nk, dpt);
+            for (int64_t c = 0; cap && c < nk; c++) mul_lines(dpt + c * BQB, cgt + c * BQB, BQB); /* dS -> d(raw score) */
 #if defined(ATTN_SDPA_AMX)
             if (amx) { /* over BK query columns: those past BQB are zeros */
                 amx_rows(st, BQB, nk, BQB, pA, BK, BK);
