@@ -322,11 +322,13 @@ void test_grid_fused_shares_vs_ref64(void)
 
 /* Backward tiles of B x (Hq, Hkv) x S x S (dense, float32, D 8) on kernel
  * k: those of the forward and backward minus those of the forward. */
-static int64_t backward_tiles(attn_kernel k, int64_t B, int64_t Hq, int64_t Hkv, int64_t S)
+static int64_t backward_tiles(attn_kernel k, int64_t B, int64_t Hq, int64_t Hkv, int64_t S, int bias)
 {
     t_cfg c;
     memset(&c, 0, sizeof c);
     c.B = B; c.Sq = S; c.Sk = S; c.Hq = Hq; c.Hkv = Hkv; c.Dk = 8; c.Dv = 8;
+    c.bias_kind = bias;
+    c.dbias = bias != BIAS_NONE;
     c.window_left = c.window_right = -1;
     c.threads = 2;
     c.seed = 3;
@@ -350,21 +352,32 @@ static int64_t backward_tiles(attn_kernel k, int64_t B, int64_t Hq, int64_t Hkv,
 /* The shares really are the fused backward (one walk over the tiles, not
  * the two passes' two): a batch of one with 1 or 2 kv heads computes per
  * head exactly the tiles that a batch of 4 (fused whole) computes per
- * head, on every kernel path with a fused backward. */
+ * head, on every kernel path with a fused backward; and so does a call
+ * with a bias gradient, full-shape or broadcast (shared by batch and
+ * heads, or per head over the queries). */
 void test_fused_shares_tile_counts(void)
 {
     static const int64_t heads[][2] = {{8, 1}, {2, 2}, {1, 1}, {3, 1}};
+    static const int biases[] = {BIAS_FULL, BIAS_SHARED, BIAS_HEADS, BIAS_KEYS};
     for (int x = 0; x < T_KERNELS; x++) {
         attn_kernel k = t_kernels[x];
         if (k == ATTN_KERNEL_REF || !t_kernel_available(k)) continue;
+        int64_t four = 0;
         for (int h = 0; h < 4; h++) {
-            int64_t one = backward_tiles(k, 1, heads[h][0], heads[h][1], 512);
-            int64_t four = backward_tiles(k, 4, heads[h][0], heads[h][1], 512);
+            int64_t one = backward_tiles(k, 1, heads[h][0], heads[h][1], 512, BIAS_NONE);
+            four = backward_tiles(k, 4, heads[h][0], heads[h][1], 512, BIAS_NONE);
             if (t_verbose)
                 printf("  %s, %lld/%lld heads: %lld backward tiles at B 1, %lld at B 4\n", attn_kernel_name(k),
                        (long long)heads[h][0], (long long)heads[h][1], (long long)one, (long long)four);
             T_CHECK(one > 0);
             T_CHECK(four == 4 * one);
+        }
+        for (int y = 0; y < 4; y++) { /* 4 x 3/1 heads, as the last above */
+            int64_t with = backward_tiles(k, 4, 3, 1, 512, biases[y]);
+            if (t_verbose)
+                printf("  %s, bias kind %d with its gradient: %lld backward tiles (%lld without)\n",
+                       attn_kernel_name(k), biases[y], (long long)with, (long long)four);
+            T_CHECK(with == four);
         }
     }
     t_report_absent_kernels();
