@@ -450,26 +450,27 @@ static bool plan_fused(const attn__sdpa_kernels *k, const attn__sdpa *p, const i
     return units * *hs * *ks >= min || bcast != NULL;
 }
 
+/* The floats of partial dK, dV (*dkv) and of partial dQ (*dq) that a
+ * fused backward of p split into hs head shares and ks key shares needs;
+ * false if a size overflows. */
+static bool part_sizes(const attn__sdpa *p, int64_t hs, int64_t ks, int64_t *dkv, int64_t *dq)
+{
+    *dkv = *dq = 0;
+    return (hs <= 1 || (attn__mul(p->B * p->Sk * p->Hkv, p->Dk + p->Dv, dkv) && attn__mul(*dkv, hs, dkv))) &&
+           (ks <= 1 || (attn__mul(p->B * p->Sq * p->Hq, p->Dk, dq) && attn__mul(*dq, ks, dq)));
+}
+
 /* The float32 partial sums of the fused backward's shares (rs->hs, ks >
  * 1): dK and dV per head share, dQ per key share. */
 static attn_status alloc_parts(run_state *rs)
 {
-    const attn__sdpa *p = rs->p;
-    int64_t n;
-    if (rs->hs > 1) {
-        if (!attn__mul(p->B * p->Sk * p->Hkv, p->Dk + p->Dv, &n) || !attn__mul(n, rs->hs, &n) ||
-            (uint64_t)n > SIZE_MAX / sizeof(float))
-            return attn_fail(ATTN_OVERFLOW, "the size of the partial dK and dV overflows");
-        if ((rs->dkv_part = attn__malloc((size_t)(n > 0 ? n : 1) * sizeof(float))) == NULL)
-            return attn_fail(ATTN_NO_MEMORY, "cannot allocate %lld floats for the partial dK and dV", (long long)n);
-    }
-    if (rs->ks > 1) {
-        if (!attn__mul(p->B * p->Sq * p->Hq, p->Dk, &n) || !attn__mul(n, rs->ks, &n) ||
-            (uint64_t)n > SIZE_MAX / sizeof(float))
-            return attn_fail(ATTN_OVERFLOW, "the size of the partial dQ overflows");
-        if ((rs->dq_part = attn__malloc((size_t)(n > 0 ? n : 1) * sizeof(float))) == NULL)
-            return attn_fail(ATTN_NO_MEMORY, "cannot allocate %lld floats for the partial dQ", (long long)n);
-    }
+    int64_t dkv, dq;
+    if (!part_sizes(rs->p, rs->hs, rs->ks, &dkv, &dq))
+        return attn_fail(ATTN_OVERFLOW, "the size of the partial dQ, dK and dV overflows");
+    if (dkv > 0 && (rs->dkv_part = attn__malloc((size_t)dkv * sizeof(float))) == NULL)
+        return attn_fail(ATTN_NO_MEMORY, "cannot allocate %lld floats for the partial dK and dV", (long long)dkv);
+    if (dq > 0 && (rs->dq_part = attn__malloc((size_t)dq * sizeof(float))) == NULL)
+        return attn_fail(ATTN_NO_MEMORY, "cannot allocate %lld floats for the partial dQ", (long long)dq);
     return ATTN_OK;
 }
 
@@ -579,14 +580,6 @@ typedef struct {
     int64_t *part_at; /* [2 * n_seqs]: where sequence s's partial dK, dV and partial dQ start in parts */
     pass_kind pass;
 } packed_state;
-
-/* The floats of partial dK, dV (*dkv) and of partial dQ (*dq) that a
- * fused backward of p split as planned needs. */
-static void part_sizes(const attn__sdpa *p, int64_t hs, int64_t ks, int64_t *dkv, int64_t *dq)
-{
-    *dkv = hs > 1 ? hs * p->B * p->Sk * p->Hkv * (p->Dk + p->Dv) : 0;
-    *dq = ks > 1 ? ks * p->B * p->Sq * p->Hq * p->Dk : 0;
-}
 
 /* Sequence s's run_state for the pass: its problem (in *ps), the shared
  * workspace, its delta rows and block counts, and for the backward its
@@ -724,11 +717,12 @@ static attn_status packed_parts(packed_state *st)
     for (int64_t s = 0; s < c->n_seqs; s++) {
         attn__sdpa ps = attn__sdpa_seq(c, s);
         int64_t hs, ks, dkv = 0, dq = 0;
-        if (plan_fused(c->k, &ps, NULL, &hs, &ks)) part_sizes(&ps, hs, ks, &dkv, &dq);
+        if (plan_fused(c->k, &ps, NULL, &hs, &ks) && !part_sizes(&ps, hs, ks, &dkv, &dq))
+            return attn_fail(ATTN_OVERFLOW, "the size of the packed partial sums overflows");
         st->part_at[2 * s] = total;
         st->part_at[2 * s + 1] = total + dkv;
-        total += dkv + dq; /* each at most a few times a tensor's size */
-        if (total > ATTN__MAX_ELEMS || (uint64_t)total > SIZE_MAX / sizeof(float))
+        total += dkv + dq; /* each at most ATTN__MAX_ELEMS: no int64 overflow */
+        if (total > ATTN__MAX_ELEMS)
             return attn_fail(ATTN_OVERFLOW, "the size of the packed partial sums overflows");
     }
     if (total > 0 && (st->parts = attn__malloc((size_t)total * sizeof(float))) == NULL)
