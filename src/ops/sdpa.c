@@ -359,14 +359,17 @@ static void fused_task(void *arg, int64_t t, int tid)
         }
 }
 
-/* Rows [t * 64, t * 64 + 64) of a broadcast bias gradient's sums (rows of
- * its last dim), rounded into dbias. */
+/* Rows per task of the passes that add up partial sums (below). */
+enum { MERGE_ROWS = 64 };
+
+/* Rows [t, t + 1) * MERGE_ROWS of a broadcast bias gradient's sums (rows
+ * of its last dim), rounded into dbias. */
 static void dbias_store_task(void *arg, int64_t t, int tid)
 {
     run_state *rs = arg;
     const int64_t *n = rs->p->dbias.dim;
     (void)tid;
-    for (int64_t r = t * 64; r < (t + 1) * 64 && r < n[0] * n[1] * n[2]; r++)
+    for (int64_t r = t * MERGE_ROWS; r < (t + 1) * MERGE_ROWS && r < n[0] * n[1] * n[2]; r++)
         for (int64_t j = 0; j < n[3]; j++)
             attn__stf(&rs->p->dbias, attn__off(rs->p->dbias.stride, r / (n[1] * n[2]), r / n[2] % n[1], r % n[2], j),
                       rs->dbias_sum[r * n[3] + j]);
@@ -375,7 +378,6 @@ static void dbias_store_task(void *arg, int64_t t, int tid)
 /* Rows [r0, r0 + MERGE_ROWS) of out [B, S, H, D] = the sum, in share
  * order, of n partials [B, S, H, D] (float32, contiguous) step floats
  * apart: dK and dV from the head shares, dQ from the key shares. */
-enum { MERGE_ROWS = 64 };
 
 static void merge_rows(const attn_tensor *out, int64_t B, int64_t S, int64_t H, int64_t D, const float *part,
                        int64_t n, int64_t step, int64_t r0)
@@ -407,13 +409,6 @@ static void merge_dq_task(void *arg, int64_t t, int tid)
     (void)tid;
     merge_rows(&p->dq, p->B, p->Sq, p->Hq, p->Dk, rs->dq_part, rs->ks, p->B * p->Sq * p->Hq * p->Dk,
                t * MERGE_ROWS);
-}
-
-static void dbias_task(void *arg, int64_t t, int tid)
-{
-    run_state *rs = arg;
-    const int64_t *n = rs->p->dbias.dim;
-    rs->k->dbias.row(rs->p, t / (n[1] * n[2]), t / n[2] % n[1], t % n[2], rs->delta, worker_ws(rs, tid));
 }
 
 /* The fused backward needs enough tasks to keep the workers busy: with
@@ -476,9 +471,10 @@ static attn_status alloc_parts(run_state *rs)
 
 /* The table's backward (float32 math): rowsum(dO * O), then either the
  * fused pass per share of a kv head (plan_fused; the shares' partial sums
- * added after) or dK/dV per key block and dQ (and a full-shape dbias) per
- * query block, then a broadcast bias gradient per dbias row; each pass
- * owns its outputs, so nothing depends on the thread count. */
+ * and a broadcast bias gradient's sums added after) or, without a bias
+ * gradient or with a full-shape one only, dK/dV per key block and dQ (and
+ * that dbias) per query block; each pass owns its outputs, so nothing
+ * depends on the thread count. */
 static attn_status run_table_backward(attn_ctx *ctx, run_state *rs)
 {
     const attn__sdpa *p = rs->p;
@@ -489,7 +485,7 @@ static attn_status run_table_backward(attn_ctx *ctx, run_state *rs)
     bool bcast = has_dbias && !rs->write_dbias, fused = plan_fused(k, p, bcast ? n : NULL, &rs->hs, &rs->ks);
     rs->all_b = bcast && n[0] == 1;
     rs->all_h = bcast && n[1] == 1;
-    int64_t n_delta, per = max64(k->dbias.ws(p), fused ? k->fused.ws(p) : max64(k->dkdv.ws(p), k->dq.ws(p)));
+    int64_t n_delta, per = fused ? k->fused.ws(p) : max64(k->dkdv.ws(p), k->dq.ws(p));
     if (!attn__mul(p->B * p->Hq, p->Sq > 0 ? p->Sq : 1, &n_delta))
         return attn_fail(ATTN_OVERFLOW, "B * Hq * Sq overflows");
     attn_status st = alloc_ws(rs, ctx, per, sizeof(float));
@@ -523,14 +519,14 @@ static attn_status run_table_backward(attn_ctx *ctx, run_state *rs)
             attn__pool_run(ctx->pool, units * rs->hs * rs->ks, fused_task, rs);
             if (rs->hs > 1) attn__pool_run(ctx->pool, blocks(p->B * p->Sk, MERGE_ROWS), merge_dkv_task, rs);
             if (rs->ks > 1) attn__pool_run(ctx->pool, blocks(p->B * p->Sq, MERGE_ROWS), merge_dq_task, rs);
-            if (rs->dbias_sum != NULL) attn__pool_run(ctx->pool, blocks(n[0] * n[1] * n[2], 64), dbias_store_task, rs);
+            if (rs->dbias_sum != NULL)
+                attn__pool_run(ctx->pool, blocks(n[0] * n[1] * n[2], MERGE_ROWS), dbias_store_task, rs);
         } else {
             rs->nkb = blocks(p->Sk, k->dkdv.tile_k);
             attn__pool_run(ctx->pool, p->B * p->Hkv * rs->nkb, dkdv_task, rs);
             rs->nqb = blocks(p->Sq, k->dq.tile_q);
             attn__pool_run(ctx->pool, p->B * p->Hq * rs->nqb, dq_task, rs);
         }
-        if (bcast && !fused) attn__pool_run(ctx->pool, n[0] * n[1] * n[2], dbias_task, rs);
         rs->p = p;
     }
     attn__free(qrec);
