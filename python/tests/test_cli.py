@@ -76,7 +76,7 @@ def test_bad_usage_exits_2(args, needle):
 
 # The attention slots are listed per dtype combination (the mixed ones: forward only).
 SDPA_SLOTS = ["sdpa.forward", "sdpa.decode", "sdpa.weights", "sdpa.delta", "sdpa.dkdv", "sdpa.dq",
-              "sdpa.fused_bwd", "sdpa.dbias_row"]
+              "sdpa.fused_bwd"]
 SLOTS = [f"{s}.{d}" for s in SDPA_SLOTS
          for d in ["f32", "bf16", "f16"] + (["f32+bf16kv", "f32+f16kv"] if s in SDPA_SLOTS[:2] else [])]
 SLOTS += ["score.additive", "score.proj", "nn.gemm", "nn.gemm_bf16", "nn.layernorm_row", "nn.gelu_row", "nn.softmax_row", "nn.swiglu_row", "quant.matmul"]

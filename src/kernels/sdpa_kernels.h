@@ -282,10 +282,6 @@ void attn__tiled_dkdv_block(const attn__sdpa *p, int64_t b, int64_t hkv,
  * when dbias has the full [B, Hq, Sq, Sk] shape. */
 void attn__tiled_dq_block(const attn__sdpa *p, int64_t b, int64_t h, int64_t qb,
                           const float *delta, bool write_dbias, float *ws);
-/* One row of a broadcast bias gradient: sums dS over every (b, h, i) that
- * maps to dbias row (bb, hb, ib), in a fixed order. */
-void attn__tiled_dbias_row(const attn__sdpa *p, int64_t bb, int64_t hb,
-                           int64_t ib, const float *delta, float *ws);
 /* Fused backward of a share of kv head (b, hkv) (attn__fused_part above):
  * the dK/dV blocks of its key tiles in order, adding dQ
  * of its query heads as they go (the same sums, in the same order, as

@@ -63,7 +63,6 @@ static void fill_portable_sdpa(attn__sdpa_kernels *k, bool forward_only)
     k->dkdv = (attn__k_dkdv){ATTN__TILE_K, attn__tiled_backward_ws, attn__tiled_dkdv_block};
     k->dq = (attn__k_dq){ATTN__TILE_Q, attn__tiled_backward_ws, attn__tiled_dq_block};
     k->fused = (attn__k_fused){FUSED_MIN_KV_HEADS, attn__tiled_fused_ws, attn__tiled_fused_kvhead};
-    k->dbias = (attn__k_dbias){attn__tiled_backward_ws, attn__tiled_dbias_row};
 }
 
 static void fill_portable(attn__kernels *t)

@@ -41,7 +41,6 @@ typedef enum attn__isa {
     X(SDPA_DKDV, "sdpa.dkdv")            \
     X(SDPA_DQ, "sdpa.dq")                \
     X(SDPA_FUSED, "sdpa.fused_bwd")      \
-    X(SDPA_DBIAS, "sdpa.dbias_row")      \
     X(SCORE_ADDITIVE, "score.additive")  \
     X(SCORE_PROJ, "score.proj")          \
     X(GEMM, "nn.gemm")                   \
@@ -60,7 +59,7 @@ typedef enum attn__slot {
 } attn__slot;
 
 /* The attention slots (sdpa.*) come first; they have a dtype dimension. */
-static inline bool attn__slot_is_sdpa(attn__slot s) { return s <= ATTN__SLOT_SDPA_DBIAS; }
+static inline bool attn__slot_is_sdpa(attn__slot s) { return s <= ATTN__SLOT_SDPA_FUSED; }
 
 /* X(id, name): the dtype combinations of an attention call, the second
  * dimension of the sdpa.* slots. Every tensor F32, BF16 or F16 (LSE is
@@ -165,13 +164,6 @@ typedef struct {
                    float *ws);
 } attn__k_fused;
 
-/* One row (bb, hb, ib) of a broadcast bias gradient. */
-typedef struct {
-    attn__ws_fn ws;
-    void (*row)(const attn__sdpa *p, int64_t bb, int64_t hb, int64_t ib, const float *delta,
-                float *ws);
-} attn__k_dbias;
-
 /* ---- learned-score attention (problem: kernels/score_kernels.h) ----------- */
 
 /* The chunked float32 kernel of the tanh kinds (ADDITIVE, LUONG_CONCAT). */
@@ -253,7 +245,6 @@ typedef struct attn__sdpa_kernels {
     attn__k_dkdv dkdv;
     attn__k_dq dq;
     attn__k_fused fused;
-    attn__k_dbias dbias;
     attn__k_bwd_pack bwd_pack;
 } attn__sdpa_kernels;
 

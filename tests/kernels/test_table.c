@@ -121,7 +121,6 @@ static void check_complete(const attn__kernels *t)
         T_CHECK((k->dkdv.block != NULL && k->dkdv.ws != NULL && k->dkdv.tile_k > 0) == all);
         T_CHECK((k->dq.block != NULL && k->dq.ws != NULL && k->dq.tile_q > 0) == all);
         T_CHECK((k->fused.kvhead != NULL && k->fused.ws != NULL && k->fused.min_kv_heads > 0) == all);
-        T_CHECK((k->dbias.row != NULL && k->dbias.ws != NULL) == all);
     }
     T_CHECK(t->score.ws != NULL && t->score.forward_block != NULL && t->score.weights_block != NULL &&
             t->score.delta_head != NULL && t->score.backward_group != NULL && t->score.reduce_dpq != NULL);
@@ -368,7 +367,7 @@ void test_ctx_describe(void)
         "sdpa.forward.f32+f16kv", "sdpa.decode.f32", "sdpa.decode.bf16", "sdpa.decode.f16",
         "sdpa.decode.f32+bf16kv", "sdpa.decode.f32+f16kv", "sdpa.weights.f32", "sdpa.weights.bf16",
         "sdpa.weights.f16", "sdpa.delta.f32", "sdpa.delta.f16", "sdpa.dkdv.bf16", "sdpa.dq.f32",
-        "sdpa.fused_bwd.bf16", "sdpa.dbias_row.f16", "score.additive", "score.proj", "nn.gemm", "nn.gemm_bf16",
+        "sdpa.fused_bwd.bf16", "sdpa.fused_bwd.f16", "score.additive", "score.proj", "nn.gemm", "nn.gemm_bf16",
         "nn.layernorm_row", "nn.gelu_row", "nn.softmax_row", "nn.swiglu_row"};
     attn_ctx *ctx = NULL;
     T_EQ_STATUS(attn_ctx_create(1, &ctx), ATTN_OK);

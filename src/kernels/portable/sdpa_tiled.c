@@ -410,33 +410,6 @@ void attn__tiled_fused_kvhead(const attn__sdpa *p, int64_t b, int64_t hkv, const
                 attn__stf(&p->dq, attn__off(p->dq.stride, b, i, hkv * p->group + g, x), dqa[(g * p->Sq + i) * p->Dk + x]);
 }
 
-/* dS of row (b, h, i) over its visible keys, added into dst[j] (or into
- * dst[0] when sum_keys), keys read one at a time. */
-static void ds_row(const attn__sdpa *p, int64_t b, int64_t h, int64_t i, const float *delta,
-                   bool sum_keys, float *qr, float *dor, float *dst)
-{
-    int64_t lo, hi, hk = h / p->group;
-    attn__key_range(p, b, i, &lo, &hi);
-    float lse = lo < hi ? lse_at(p, b, h, i) : -INFINITY;
-    if (lse == -INFINITY) return;
-    float *kr = dor + p->Dv, *vr = kr + p->Dk;
-    load_rows(&p->q, b, i, 1, h, p->Dk, qr);
-    load_rows(&p->d_o, b, i, 1, h, p->Dv, dor);
-    float hid[TK];
-    for (int64_t j = lo; j < hi; j++) {
-        elem_grad g;
-        if (j == lo || j % TK == 0) /* the block mask's verdict on this tile of keys */
-            hidden_keys(p, b, h, i, j / TK * TK, p->Sk - j / TK * TK < TK ? p->Sk - j / TK * TK : TK, hid);
-        if (hid[j % TK] != 0.0f) continue;
-        load_rows(&p->k, b, j, 1, hk, p->Dk, kr);
-        load_rows(&p->v, b, j, 1, hk, p->Dv, vr);
-        if (!element_grad(p, b, h, i, j, dotf(qr, kr, p->Dk), dor, vr, lse,
-                          delta[(b * p->Hq + h) * p->Sq + i], &g))
-            continue;
-        dst[sum_keys ? 0 : j] += g.ds;
-    }
-}
-
 void attn__tiled_dq_block(const attn__sdpa *p, int64_t b, int64_t h, int64_t qb,
                           const float *delta, bool write_dbias, float *ws)
 {
@@ -478,21 +451,6 @@ void attn__tiled_dq_block(const attn__sdpa *p, int64_t b, int64_t h, int64_t qb,
         }
         for (int64_t x = 0; x < p->Dk; x++) attn__stf(&p->dq, attn__off(p->dq.stride, b, i, h, x), dq[x]);
     }
-}
-
-void attn__tiled_dbias_row(const attn__sdpa *p, int64_t bb, int64_t hb, int64_t ib,
-                           const float *delta, float *ws)
-{
-    const int64_t *n = p->dbias.dim;
-    float *qr = ws, *dor = qr + p->Dk;               /* ds_row keeps k, v rows after dor */
-    float *sum = dor + p->Dv + p->Dk + p->Dv;        /* (Sk), or (1) if keys broadcast */
-    int64_t ns = n[3] == 1 ? 1 : p->Sk;
-    memset(sum, 0, sizeof(float) * (size_t)ns);
-    for (int64_t b = n[0] == 1 ? 0 : bb; b < (n[0] == 1 ? p->B : bb + 1); b++)
-        for (int64_t h = n[1] == 1 ? 0 : hb; h < (n[1] == 1 ? p->Hq : hb + 1); h++)
-            for (int64_t i = n[2] == 1 ? 0 : ib; i < (n[2] == 1 ? p->Sq : ib + 1); i++)
-                ds_row(p, b, h, i, delta, n[3] == 1, qr, dor, sum);
-    for (int64_t j = 0; j < ns; j++) attn__stf(&p->dbias, attn__off(p->dbias.stride, bb, hb, ib, j), sum[j]);
 }
 
 void attn__tiled_weights_row(const attn__sdpa *p, int64_t b, int64_t h, int64_t i,
