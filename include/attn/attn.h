@@ -198,6 +198,12 @@ typedef enum attn_kernel {
  * a CPU, OS or build without what it needs is ATTN_UNSUPPORTED. */
 ATTN_API attn_status attn_ctx_create(int n_threads, attn_ctx **out);
 ATTN_API void attn_ctx_free(attn_ctx *ctx); /* accepts NULL */
+/* A context keeps the large buffers of its calls (workspaces, packed K and
+ * V, partial sums; up to 8 of 1 MiB or more) for its next calls, so that
+ * repeated calls of the same shapes do not map and fault in fresh memory
+ * each time; one unused while 64 others were taken is freed. attn_ctx_trim
+ * frees them now (attn_ctx_free does too); accepts NULL. */
+ATTN_API void attn_ctx_trim(attn_ctx *ctx);
 ATTN_API int attn_ctx_threads(const attn_ctx *ctx);
 ATTN_API attn_status attn_ctx_set_kernel(attn_ctx *ctx, attn_kernel kernel);
 ATTN_API attn_kernel attn_ctx_kernel(const attn_ctx *ctx);

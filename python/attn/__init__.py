@@ -24,6 +24,7 @@ from typing import Any
 
 from ._lib import library_path
 from ._lib.core import lib as _core
+from ._lib.core import trim_memory
 from ._sdpa import (Grads, dropout_keep, dropout_mask, philox4x32_10, sdpa, sdpa_backward,
                     sdpa_weights)
 from ._views import from_bf16, to_bf16
@@ -37,7 +38,7 @@ __version__: str = _core.attn_version().decode()
 
 __all__ = [
     "__version__", "sdpa", "sdpa_backward", "sdpa_weights", "Grads", "dropout_keep",
-    "dropout_mask", "philox4x32_10", "to_bf16", "from_bf16", "library_path", "Align", "DType", "Kernel", "Status",
+    "dropout_mask", "philox4x32_10", "to_bf16", "from_bf16", "library_path", "trim_memory", "Align", "DType", "Kernel", "Status",
     "AttnError", "NullArgError", "BadDimError", "ShapeMismatchError", "BadDtypeError",
     "BadStrideError", "AttnOverflowError", "BadParamError", "BadHeadsError", "BadMaskError",
     "OverlapError", "NoMemoryError", "ThreadError", "UnsupportedError", "AttnIOError",

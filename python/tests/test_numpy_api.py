@@ -193,3 +193,32 @@ def test_contexts_per_thread_give_the_same_bits():
     for t in threads:
         t.join()
     assert all(np.array_equal(r, want) for r in results)
+
+
+def test_kept_buffers_and_trim_memory(monkeypatch):
+    """Buffers of 1 MiB and more are kept by the thread's context between calls
+    (docs/design.md): repeated calls and a call after attn.trim_memory() give
+    the same bits, and trim_memory frees through attn_ctx_trim on each of the
+    calling thread's contexts."""
+    rng = np.random.default_rng(3)
+    q, k, v = _qkv(rng, B=1, Sq=1024, Sk=1024, Hq=4, Hkv=2, D=128)
+    first = attn.sdpa(q, k, v, causal=True, threads=2)
+    again = attn.sdpa(q, k, v, causal=True, threads=2)
+    trimmed = []
+    real = attn._lib.core.lib
+
+    class _Lib:
+        def __getattr__(self, name):
+            return getattr(real, name)
+
+        def attn_ctx_trim(self, handle):
+            trimmed.append(handle)
+            return real.attn_ctx_trim(handle)
+
+    monkeypatch.setattr(attn._lib.core, "lib", _Lib())
+    attn.trim_memory()
+    monkeypatch.undo()
+    assert len(trimmed) >= 1
+    after = attn.sdpa(q, k, v, causal=True, threads=2)
+    np.testing.assert_array_equal(first, again)
+    np.testing.assert_array_equal(first, after)

@@ -53,6 +53,13 @@ void attn__free(void *p)
     if (p != NULL) hook_free(p, hook_user);
 }
 
+void attn__alloc_hooks(attn_alloc_fn *alloc, attn_free_fn *release, void **user)
+{
+    *alloc = hook_alloc;
+    *release = hook_free;
+    *user = hook_user;
+}
+
 void *attn_alloc(size_t bytes) { return attn__malloc(bytes); }
 void *attn_calloc(size_t count, size_t size) { return attn__calloc(count, size); }
 void attn_release(void *p) { attn__free(p); }

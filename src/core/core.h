@@ -19,6 +19,10 @@ void attn__clear_error(void);
 void *attn__malloc(size_t bytes); /* NULL on failure or bytes == 0 */
 void *attn__calloc(size_t count, size_t size);
 void attn__free(void *p);
+/* The hooks in force now (attn_set_allocator): a buffer kept for later
+ * (ops/ctx.c) is freed with the hook that allocated it, and reused only
+ * while the same hooks are in force. */
+void attn__alloc_hooks(attn_alloc_fn *alloc, attn_free_fn *release, void **user);
 
 /* ---- thread pool ---------------------------------------------------------- */
 

@@ -69,10 +69,90 @@ attn_status attn_ctx_create(int n_threads, attn_ctx **out)
     return ATTN_OK;
 }
 
+/* ---- the buffers of calls (ctx.h) ---------------------------------------- */
+
+enum { KEEP_MIN = 1 << 20, KEEP_AGE = 64 };
+
+static bool hooks_now(const attn__buf *b)
+{
+    attn_alloc_fn a;
+    attn_free_fn f;
+    void *u;
+    attn__alloc_hooks(&a, &f, &u);
+    return b->alloc == a && b->release == f && b->user == u;
+}
+
+static void drop(attn__buf *b)
+{
+    if (b->ptr != NULL) b->release(b->ptr, b->user);
+    memset(b, 0, sizeof *b);
+}
+
+void *attn__ctx_take(attn_ctx *ctx, size_t bytes, bool zeroed)
+{
+    if (bytes < KEEP_MIN) return zeroed ? attn__calloc(1, bytes) : attn__malloc(bytes);
+    attn__buf *fit = NULL, *slot = NULL;
+    for (int x = 0; x < ATTN__KEPT; x++) {
+        attn__buf *b = &ctx->kept[x];
+        if (b->ptr != NULL && b->bytes >= bytes && b->bytes / 2 <= bytes && hooks_now(b) &&
+            (fit == NULL || b->bytes < fit->bytes))
+            fit = b;
+    }
+    for (int x = 0; x < ATTN__LENT && slot == NULL; x++)
+        if (ctx->lent[x].ptr == NULL) slot = &ctx->lent[x];
+    attn__buf got;
+    if (fit != NULL) {
+        got = *fit;
+        memset(fit, 0, sizeof *fit);
+    } else {
+        memset(&got, 0, sizeof got);
+        if ((got.ptr = attn__malloc(bytes)) == NULL) return NULL;
+        got.bytes = bytes;
+        attn__alloc_hooks(&got.alloc, &got.release, &got.user);
+    }
+    got.stamp = ++ctx->takes;
+    if (zeroed) memset(got.ptr, 0, bytes);
+    if (slot != NULL) *slot = got; /* else untracked: attn__ctx_give frees it */
+    return got.ptr;
+}
+
+void attn__ctx_give(attn_ctx *ctx, void *p)
+{
+    if (p == NULL) return;
+    attn__buf b, *slot = NULL;
+    int x = 0;
+    for (; x < ATTN__LENT && ctx->lent[x].ptr != p; x++) {}
+    if (x == ATTN__LENT) {
+        attn__free(p);
+        return;
+    }
+    b = ctx->lent[x];
+    memset(&ctx->lent[x], 0, sizeof ctx->lent[x]);
+    for (x = 0; x < ATTN__KEPT; x++) { /* age out, then a free slot or the least recently taken */
+        attn__buf *k = &ctx->kept[x];
+        if (k->ptr != NULL && k->stamp + KEEP_AGE < ctx->takes) drop(k);
+        if (slot == NULL || k->ptr == NULL || (slot->ptr != NULL && k->stamp < slot->stamp)) slot = k;
+    }
+    if (!hooks_now(&b) || (slot->ptr != NULL && slot->stamp > b.stamp)) {
+        drop(&b);
+        return;
+    }
+    drop(slot);
+    *slot = b;
+}
+
+void attn_ctx_trim(attn_ctx *ctx)
+{
+    if (ctx == NULL) return;
+    for (int x = 0; x < ATTN__KEPT; x++) drop(&ctx->kept[x]);
+}
+
 void attn_ctx_free(attn_ctx *ctx)
 {
     if (ctx == NULL) return;
     attn__pool_free(ctx->pool);
+    attn_ctx_trim(ctx);
+    for (int x = 0; x < ATTN__LENT; x++) drop(&ctx->lent[x]); /* none after a call; for safety */
     attn__free(ctx);
 }
 

@@ -6,11 +6,39 @@
 #include "core/core.h"
 #include "kernels/table.h"
 
+/* A buffer of a call, lent out or kept for the next calls: its size, when
+ * it was last taken (ctx->takes then), and the hooks that allocated it. */
+typedef struct {
+    void *ptr;
+    size_t bytes;
+    uint64_t stamp;
+    attn_alloc_fn alloc;
+    attn_free_fn release;
+    void *user;
+} attn__buf;
+
+enum { ATTN__LENT = 16, ATTN__KEPT = 8 };
+
 struct attn_ctx {
     attn__pool *pool;
     attn_kernel kernel;          /* as chosen: AUTO, REF, TILED, AVX2, ... */
     const attn__kernels *table;  /* the kernels of that choice (REF: portable) */
+    attn__buf lent[ATTN__LENT];  /* the large buffers the running call holds */
+    attn__buf kept[ATTN__KEPT];  /* large buffers kept for the next calls */
+    uint64_t takes;              /* buffers taken so far (the buffers' clock) */
 };
+
+/* The buffers of a call (workspaces, packed operands, partial sums): a
+ * buffer of bytes (zero-filled if asked; NULL on failure or bytes == 0),
+ * and its return once the call is done with it. The context keeps up to
+ * ATTN__KEPT returned buffers of 1 MiB or more for its next calls (a model
+ * calls the same shapes over and over: without them every call maps, and
+ * faults in, fresh pages), each reused for a request of at least half its
+ * size, freed once 64 buffers have been taken without it, by
+ * attn_ctx_trim, or with the context. One call at a time per context (the
+ * public contract), so no lock. */
+void *attn__ctx_take(attn_ctx *ctx, size_t bytes, bool zeroed);
+void attn__ctx_give(attn_ctx *ctx, void *p);
 
 /* The table of a context; NULL for a NULL context. (The libraries above
  * libattn reach its nn.* slots through core/toolkit_kernels.h.) */

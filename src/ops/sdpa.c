@@ -25,6 +25,7 @@ typedef struct {
     const attn__sdpa_call *c;
     const attn__sdpa *p;
     const attn__sdpa_kernels *k;
+    attn_ctx *ctx;     /* whose buffers the call takes (ctx.h) */
     char *ws;
     size_t ws_bytes;   /* per worker */
     int64_t nqb, nkb;  /* query and key blocks per head */
@@ -41,15 +42,16 @@ typedef struct {
     bool write_dbias;
 } run_state;
 
-static attn_status alloc_ws(run_state *rs, const attn_ctx *ctx, int64_t per, size_t elem)
+static attn_status alloc_ws(run_state *rs, attn_ctx *ctx, int64_t per, size_t elem)
 {
     int64_t n;
     int threads = attn__pool_threads(ctx->pool);
     if (per < 1) per = 1;
     if (!attn__mul(per, (int64_t)elem, &n) || (uint64_t)n > SIZE_MAX / (size_t)threads)
         return attn_fail(ATTN_OVERFLOW, "the kernel workspace size overflows");
+    rs->ctx = ctx;
     rs->ws_bytes = (size_t)n;
-    rs->ws = attn__malloc(rs->ws_bytes * (size_t)threads);
+    rs->ws = attn__ctx_take(ctx, rs->ws_bytes * (size_t)threads, false);
     if (rs->ws == NULL)
         return attn_fail(ATTN_NO_MEMORY, "cannot allocate %zu bytes of workspace",
                          rs->ws_bytes * (size_t)threads);
@@ -62,9 +64,9 @@ static void *alloc_extra(run_state *rs, int64_t n, size_t elem, bool zeroed, con
                          attn_status *st)
 {
     size_t count = (size_t)(n > 0 ? n : 1);
-    void *p = count > SIZE_MAX / elem ? NULL : zeroed ? attn__calloc(count, elem) : attn__malloc(count * elem);
+    void *p = count > SIZE_MAX / elem ? NULL : attn__ctx_take(rs->ctx, count * elem, zeroed);
     if (p == NULL) {
-        attn__free(rs->ws);
+        attn__ctx_give(rs->ctx, rs->ws);
         *st = attn_fail(ATTN_NO_MEMORY, "cannot allocate %lld elements for %s", (long long)n, what);
     }
     return p;
@@ -148,8 +150,8 @@ static attn_status run_decode(attn_ctx *ctx, run_state *rs)
         return st;
     attn__pool_run(ctx->pool, p->B * rs->nkb, decode_split_task, rs);
     attn__pool_run(ctx->pool, p->B * p->Hkv, decode_merge_task, rs);
-    attn__free(rs->parts);
-    attn__free(rs->ws);
+    attn__ctx_give(ctx, rs->parts);
+    attn__ctx_give(ctx, rs->ws);
     return ATTN_OK;
 }
 
@@ -184,7 +186,7 @@ static attn_status make_records(attn_ctx *ctx, const attn__sdpa *p, record_fn fn
     if (!attn__mul(p->B * heads, nblk, &tasks) || !attn__mul(tasks, bytes, &total))
         return attn_fail(ATTN_OVERFLOW, "the size of %s overflows", what);
     if (total == 0) return ATTN_OK;
-    if ((ps.dst = attn__malloc((size_t)total)) == NULL)
+    if ((ps.dst = attn__ctx_take(ctx, (size_t)total, false)) == NULL)
         return attn_fail(ATTN_NO_MEMORY, "cannot allocate %lld bytes for %s", (long long)total, what);
     attn__pool_run(ctx->pool, tasks, pack_task, &ps);
     *out = ps.dst;
@@ -216,16 +218,16 @@ static attn_status run_forward(attn_ctx *ctx, const attn__sdpa_call *c, const at
             st = make_records(ctx, p, f->pack, p->Hkv, blocks(p->Sk, f->pack_tile), f->pack_bytes(p),
                               "the packed K and V", &packed);
             if (st != ATTN_OK) {
-                attn__free(rs.ws);
+                attn__ctx_give(ctx, rs.ws);
                 return st;
             }
             pk.kv_packed = packed;
         }
         rs.p = &pk;
         attn__pool_run(ctx->pool, p->B * p->Hq * rs.nqb, forward_task, &rs);
-        attn__free(packed);
+        attn__ctx_give(ctx, packed);
     }
-    attn__free(rs.ws);
+    attn__ctx_give(ctx, rs.ws);
     return ATTN_OK;
 }
 
@@ -278,7 +280,7 @@ static attn_status run_ref_backward(attn_ctx *ctx, run_state *rs)
     if (st != ATTN_OK) return st;
     if (p->dbias.data == NULL) {
         attn__pool_run(ctx->pool, p->B * p->Hkv, ref_backward_task, rs);
-        attn__free(rs->ws);
+        attn__ctx_give(ctx, rs->ws);
         return ATTN_OK;
     }
     const int64_t *n = p->dbias.dim;
@@ -292,8 +294,8 @@ static attn_status run_ref_backward(attn_ctx *ctx, run_state *rs)
         int64_t b = x / (n[3] * n[2] * n[1]);
         attn__st(&p->dbias, attn__off(p->dbias.stride, b, h, i, j), rs->dbias_acc[x]);
     }
-    attn__free(rs->dbias_acc);
-    attn__free(rs->ws);
+    attn__ctx_give(ctx, rs->dbias_acc);
+    attn__ctx_give(ctx, rs->ws);
     return ATTN_OK;
 }
 
@@ -462,9 +464,9 @@ static attn_status alloc_parts(run_state *rs)
     int64_t dkv, dq;
     if (!part_sizes(rs->p, rs->hs, rs->ks, &dkv, &dq))
         return attn_fail(ATTN_OVERFLOW, "the size of the partial dQ, dK and dV overflows");
-    if (dkv > 0 && (rs->dkv_part = attn__malloc((size_t)dkv * sizeof(float))) == NULL)
+    if (dkv > 0 && (rs->dkv_part = attn__ctx_take(rs->ctx, (size_t)dkv * sizeof(float), false)) == NULL)
         return attn_fail(ATTN_NO_MEMORY, "cannot allocate %lld floats for the partial dK and dV", (long long)dkv);
-    if (dq > 0 && (rs->dq_part = attn__malloc((size_t)dq * sizeof(float))) == NULL)
+    if (dq > 0 && (rs->dq_part = attn__ctx_take(rs->ctx, (size_t)dq * sizeof(float), false)) == NULL)
         return attn_fail(ATTN_NO_MEMORY, "cannot allocate %lld floats for the partial dQ", (long long)dq);
     return ATTN_OK;
 }
@@ -493,7 +495,7 @@ static attn_status run_table_backward(attn_ctx *ctx, run_state *rs)
     if ((rs->delta = alloc_extra(rs, n_delta, sizeof(float), false, "rowsum(dO * O)", &st)) == NULL)
         return st;
     if (fused && bcast &&
-        (rs->dbias_sum = attn__calloc((size_t)(n[0] * n[1] * n[2] * n[3]), sizeof(float))) == NULL)
+        (rs->dbias_sum = attn__ctx_take(ctx, (size_t)(n[0] * n[1] * n[2] * n[3]) * sizeof(float), true)) == NULL)
         st = attn_fail(ATTN_NO_MEMORY, "cannot allocate %lld floats for the bias gradient's sums",
                        (long long)(n[0] * n[1] * n[2] * n[3]));
     rs->nqb = blocks(p->Sq, k->delta.tile_q);
@@ -529,13 +531,13 @@ static attn_status run_table_backward(attn_ctx *ctx, run_state *rs)
         }
         rs->p = p;
     }
-    attn__free(qrec);
-    attn__free(kvrec);
-    attn__free(rs->dkv_part);
-    attn__free(rs->dq_part);
-    attn__free(rs->dbias_sum);
-    attn__free(rs->delta);
-    attn__free(rs->ws);
+    attn__ctx_give(ctx, qrec);
+    attn__ctx_give(ctx, kvrec);
+    attn__ctx_give(ctx, rs->dkv_part);
+    attn__ctx_give(ctx, rs->dq_part);
+    attn__ctx_give(ctx, rs->dbias_sum);
+    attn__ctx_give(ctx, rs->delta);
+    attn__ctx_give(ctx, rs->ws);
     return st;
 }
 
@@ -568,6 +570,7 @@ typedef enum {
 
 typedef struct {
     const attn__sdpa_call *c;
+    attn_ctx *ctx;
     char *ws;
     size_t ws_bytes;
     float *delta;   /* [Hq, Tq]: sequence s's rows from Hq * cu_q[s] */
@@ -664,6 +667,7 @@ static attn_status packed_begin(attn_ctx *ctx, const attn__sdpa_call *c, int64_t
 {
     memset(st, 0, sizeof *st);
     st->c = c;
+    st->ctx = ctx;
     run_state rs = {.c = c};
     attn_status err = alloc_ws(&rs, ctx, per, sizeof(float));
     if (err != ATTN_OK) return err;
@@ -677,11 +681,11 @@ static attn_status packed_begin(attn_ctx *ctx, const attn__sdpa_call *c, int64_t
 
 static void packed_end(packed_state *st)
 {
-    attn__free(st->ws);
-    attn__free(st->start);
-    attn__free(st->delta);
-    attn__free(st->parts);
-    attn__free(st->part_at);
+    attn__ctx_give(st->ctx, st->ws);
+    attn__ctx_give(st->ctx, st->start);
+    attn__ctx_give(st->ctx, st->delta);
+    attn__ctx_give(st->ctx, st->parts);
+    attn__ctx_give(st->ctx, st->part_at);
 }
 
 /* The forward of a packed batch on the table's kernels: one run. *done is
@@ -708,7 +712,7 @@ static attn_status packed_parts(packed_state *st)
 {
     const attn__sdpa_call *c = st->c;
     int64_t total = 0;
-    if ((st->part_at = attn__malloc((size_t)c->n_seqs * 2 * sizeof(int64_t))) == NULL)
+    if ((st->part_at = attn__ctx_take(st->ctx, (size_t)c->n_seqs * 2 * sizeof(int64_t), false)) == NULL)
         return attn_fail(ATTN_NO_MEMORY, "cannot allocate the packed partial-sum table");
     for (int64_t s = 0; s < c->n_seqs; s++) {
         attn__sdpa ps = attn__sdpa_seq(c, s);
@@ -721,7 +725,7 @@ static attn_status packed_parts(packed_state *st)
         if (total > ATTN__MAX_ELEMS)
             return attn_fail(ATTN_OVERFLOW, "the size of the packed partial sums overflows");
     }
-    if (total > 0 && (st->parts = attn__malloc((size_t)total * sizeof(float))) == NULL)
+    if (total > 0 && (st->parts = attn__ctx_take(st->ctx, (size_t)total * sizeof(float), false)) == NULL)
         return attn_fail(ATTN_NO_MEMORY, "cannot allocate %lld floats for the partial dQ, dK and dV",
                          (long long)total);
     return ATTN_OK;
@@ -741,9 +745,9 @@ static attn_status packed_backward(attn_ctx *ctx, const attn__sdpa_call *c)
     packed_state st;
     attn_status err = packed_begin(ctx, c, per, &st);
     if (err != ATTN_OK) return err;
-    run_state rs = {.c = c, .ws = st.ws};
+    run_state rs = {.c = c, .ctx = ctx, .ws = st.ws};
     if ((st.delta = alloc_extra(&rs, n_delta, sizeof(float), false, "rowsum(dO * O)", &err)) == NULL) {
-        attn__free(st.start);
+        attn__ctx_give(ctx, st.start);
         return err;
     }
     if ((err = packed_parts(&st)) == ATTN_OK) {
@@ -826,6 +830,6 @@ attn_status attn_sdpa_weights(attn_ctx *ctx, const attn_tensor *q, const attn_te
     run_state rs = {.c = &c, .p = &c.p, .k = c.k};
     if ((st = alloc_ws(&rs, ctx, c.p.Sk, c.k == NULL ? sizeof(double) : sizeof(float))) != ATTN_OK) return st;
     attn__pool_run(ctx->pool, c.p.B * c.n_heads * c.n_rows, weights_task, &rs);
-    attn__free(rs.ws);
+    attn__ctx_give(ctx, rs.ws);
     return ATTN_OK;
 }

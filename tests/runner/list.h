@@ -31,6 +31,8 @@
     X(kernel_forcing) \
     X(kernel_env_variable) \
     X(ctx_describe) \
+    X(ctx_buffers_rules) \
+    X(ctx_buffers_reused) \
     X(tiled_fused_backward_bitwise) \
     X(argument_checks) \
     X(every_status_code) \

@@ -70,6 +70,7 @@ FUNCTIONS = [
     ("attn_release", None, c_p),
     ("attn_ctx_create", c_int, c_int, ctypes.POINTER(c_p)),
     ("attn_ctx_free", None, c_p),
+    ("attn_ctx_trim", None, c_p),
     ("attn_ctx_threads", c_int, c_p),
     ("attn_ctx_set_kernel", c_int, c_p, c_int),
     ("attn_ctx_kernel", c_int, c_p),
@@ -177,6 +178,13 @@ class _PerThread(threading.local):
 
 
 _per_thread = _PerThread()
+
+
+def trim_memory() -> None:
+    """Frees the large buffers the calling thread's contexts keep for their
+    next calls (attn_ctx_trim)."""
+    for ctx in _per_thread.contexts.values():
+        lib.attn_ctx_trim(ctx.handle)
 
 
 def context(threads: int, kernel: Optional[int] = None) -> ctypes.c_void_p:
