@@ -230,7 +230,7 @@ attn_status attn_quant_matmul(attn_ctx *ctx, const float *x, int64_t n, int64_t 
     }
     size_t ws = (size_t)p.ws_floats * (size_t)threads + (sums ? (size_t)(n_x / 32) : 0);
     float *buf = NULL;
-    if (ws > 0 && (buf = attn__malloc(ws * sizeof(float))) == NULL)
+    if (ws > 0 && (buf = attn__ctx_take(ctx, ws * sizeof(float), false)) == NULL)
         return attn_fail(ATTN_NO_MEMORY, "%s: cannot allocate %zu bytes of workspace", FN, ws * sizeof(float));
     p.ws = buf;
     if (sums) {
@@ -239,6 +239,6 @@ attn_status attn_quant_matmul(attn_ctx *ctx, const float *x, int64_t n, int64_t 
         p.in.xsum = xsum;
     }
     attn__ctx_run(ctx, n_tasks, run_task, &p);
-    attn__free(buf);
+    attn__ctx_give(ctx, buf);
     return ATTN_OK;
 }

@@ -61,7 +61,7 @@ static attn_status alloc_all(run_state *rs, const int64_t *n, int count, int64_t
     if (total < 0 || per_worker < 0 || !attn__mul(per_worker, attn__pool_threads(rs->ctx->pool), &ws) ||
         total > INT64_MAX - ws || (uint64_t)(total + ws) > SIZE_MAX / elem)
         return attn_fail(ATTN_OVERFLOW, "the buffers of this call overflow the address space");
-    rs->mem = attn__malloc((size_t)(total + ws) * elem);
+    rs->mem = attn__ctx_take(rs->ctx, (size_t)(total + ws) * elem, false);
     if (rs->mem == NULL)
         return attn_fail(ATTN_NO_MEMORY, "cannot allocate %zu bytes of buffers", (size_t)(total + ws) * elem);
     rs->ws = (char *)rs->mem + (size_t)total * elem;
@@ -244,7 +244,7 @@ static attn_status run_ref(run_state *rs, int op)
         bool gen = p->kind == ATTN_SCORE_KIND_LUONG_GENERAL;
         write_ref_grad(p, gen ? &p->dw : &p->dg, rs->pg, 0, gen ? p->Dq : 1, gen ? p->Dk : 1);
     }
-    attn__free(rs->mem);
+    attn__ctx_give(rs->ctx, rs->mem);
     return ATTN_OK;
 }
 
@@ -340,7 +340,7 @@ static attn_status run_tanh(run_state *rs, int op)
     if (op == OP_FORWARD) run_rows(rs, rs->p->m.Sq, rs->k->score.tile_q, forward_task);
     else if (op == OP_WEIGHTS) run_rows(rs, rs->p->m.Sq, rs->k->score.tile_q, weights_task);
     else tanh_backward(rs);
-    attn__free(rs->mem);
+    attn__ctx_give(rs->ctx, rs->mem);
     return ATTN_OK;
 }
 
@@ -415,7 +415,7 @@ static attn_status run_dot(run_state *rs, int op)
     else if ((st = attn_sdpa_backward(rs->ctx, cq, ck, &m->v, &m->o, &m->d_o, &lse, &sp, gen ? &dq : &df,
                                       gen ? &df : &dk, &dv, NULL)) == ATTN_OK)
         dot_backward(rs);
-    attn__free(rs->mem);
+    attn__ctx_give(rs->ctx, rs->mem);
     return st;
 }
 
