@@ -199,7 +199,7 @@ typedef enum attn_kernel {
 ATTN_API attn_status attn_ctx_create(int n_threads, attn_ctx **out);
 ATTN_API void attn_ctx_free(attn_ctx *ctx); /* accepts NULL */
 /* A context keeps the large buffers of its calls (workspaces, packed K and
- * V, partial sums; up to 8 of 1 MiB or more) for its next calls, so that
+ * V, partial sums; up to 8 of 32 MiB or more) for its next calls, so that
  * repeated calls of the same shapes do not map and fault in fresh memory
  * each time; one unused while 64 others were taken is freed. attn_ctx_trim
  * frees them now (attn_ctx_free does too); accepts NULL. */

@@ -65,13 +65,14 @@ attn_status attn_ctx_create(int n_threads, attn_ctx **out)
     }
     ctx->kernel = kernel;
     ctx->table = table;
+    ctx->keep_min = ATTN__KEEP_MIN;
     *out = ctx;
     return ATTN_OK;
 }
 
 /* ---- the buffers of calls (ctx.h) ---------------------------------------- */
 
-enum { KEEP_MIN = 1 << 20, KEEP_AGE = 64 };
+enum { KEEP_AGE = 64 };
 
 static bool hooks_now(const attn__buf *b)
 {
@@ -90,7 +91,7 @@ static void drop(attn__buf *b)
 
 void *attn__ctx_take(attn_ctx *ctx, size_t bytes, bool zeroed)
 {
-    if (bytes < KEEP_MIN) return zeroed ? attn__calloc(1, bytes) : attn__malloc(bytes);
+    if (bytes < ctx->keep_min) return zeroed ? attn__calloc(1, bytes) : attn__malloc(bytes);
     attn__buf *fit = NULL, *slot = NULL;
     for (int x = 0; x < ATTN__KEPT; x++) {
         attn__buf *b = &ctx->kept[x];

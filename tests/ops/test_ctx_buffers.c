@@ -3,7 +3,8 @@
  * one is dropped, the allocator hooks), and, through the public API, that
  * repeated calls reuse them, give the bits of a fresh context even when the
  * kept buffers hold garbage, and that attn_ctx_trim and attn_ctx_free
- * release everything. */
+ * release everything. The tests lower the context's threshold
+ * (ATTN__KEEP_MIN, 32 MiB) to 1 MiB, so that small problems exercise it. */
 #include "problem.h"
 
 #include "ops/ctx.h"
@@ -60,6 +61,7 @@ void test_ctx_buffers_rules(void)
         return;
     }
     long base = atomic_load(&ca.live);
+    ctx->keep_min = MIB; /* (ATTN__KEEP_MIN is 32 MiB: small buffers here) */
 
     /* kept on return; reused for a request of at least half the size, the
      * smallest that fits; zero-filled when asked, whatever it held */
@@ -79,7 +81,7 @@ void test_ctx_buffers_rules(void)
     char *e = attn__ctx_take(ctx, 3 * MIB, true);
     T_CHECK(e == b);
     if (e != NULL) T_CHECK(all_bytes(e, 3 * MIB, 0));
-    char *small = attn__ctx_take(ctx, 4096, false); /* below 1 MiB: never kept */
+    char *small = attn__ctx_take(ctx, 4096, false); /* below keep_min: never kept */
     T_EQ_INT(atomic_load(&ca.live), base + 4);
     attn__ctx_give(ctx, small);
     attn__ctx_give(ctx, c);
@@ -177,6 +179,7 @@ void test_ctx_buffers_reused(void)
             break;
         }
         T_EQ_STATUS(attn_ctx_set_kernel(ctx, kernels[x]), ATTN_OK);
+        ctx->keep_min = MIB;
         long base = atomic_load(&cc.live), big[3];
         for (int run = 0; run < 3; run++) {
             if (run == 2)
