@@ -442,16 +442,24 @@ static void overlap(void)
 
 void test_contract_overlap(void) { every_dtype(overlap); }
 
-/* 10. Repeated calls and every thread count give bitwise identical results. */
+/* 10. Repeated calls and every thread count give bitwise identical results.
+ * Shapes: the busy one; few queries against many keys (the key-split
+ * decode path); many key tiles (2 x 1100 keys: 36 tiles, so that 1 to 3
+ * threads pack K and V a key tile of every head per task, 8 threads one
+ * head's tile per task: src/ops/sdpa.c make_records). */
 static void determinism(void)
 {
-    for (int decode = 0; decode < 2; decode++) {
+    for (int shape = 0; shape < 3; shape++) {
     t_cfg c = busy_cfg(1000);
-    if (decode) { /* few queries against many keys: the key-split path */
+    if (shape == 1) {
         c.Sq = 3;
         c.Sk = 2100;
     } else {
         c.dbias = false; /* the fused AVX2 backward */
+    }
+    if (shape == 2) {
+        c.Sq = 200;
+        c.Sk = 1100;
     }
     t_problem P;
     t_problem_make(&P, &c);

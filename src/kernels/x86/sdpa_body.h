@@ -379,17 +379,21 @@ static void drop_factors(const attn__sdpa *p, int64_t b, int64_t h, int64_t i, i
 }
 
 /* The online-softmax step (FlashAttention-2) of one row over one key tile.
- * sr holds the row's BK scores (-inf where masked); *m, *l and acc[dv] are
- * the row's running max, sum and unnormalised output. On return sr holds
- * P f, the weights of this tile's V rows, and acc is rescaled to the new
- * max. use (may be NULL) receives 1 where P_ij V_j is to be taken: visible
- * and, with dropout, kept. Returns false (sr zeroed) if no key is visible. */
+ * sr holds the row's BK scores (-inf where masked, and everywhere outside
+ * columns [c0, c1)); *m, *l and acc[dv] are the row's running max, sum and
+ * unnormalised output. On return sr holds P f, the weights of this tile's
+ * V rows, and acc is rescaled to the new max. use (may be NULL) receives 1
+ * where P_ij V_j is to be taken: visible and, with dropout, kept. Returns
+ * false (sr zeroed) if no key is visible. Only the vectors that meet
+ * [c0, c1) are computed: the others would give exp(-inf) = +0 to P and
+ * add +0 to each lane's sum, so skipping them keeps every bit. */
 static bool online_row(const attn__sdpa *p, int64_t b, int64_t h, int64_t i, int64_t j0, int64_t nk,
-                       float *sr, float *m, float *l, float *acc, int64_t dv, float *use, float *f)
+                       float *sr, float *m, float *l, float *acc, int64_t dv, float *use, float *f, int c0, int c1)
 {
+    int ca = c0 / VW * VW, cz = c1 > c0 ? (c1 + VW - 1) / VW * VW : ca;
     vf vmx = vset1(-INFINITY);
     vm vnan = vm_none();
-    for (int c = 0; c < BK; c += VW) {
+    for (int c = ca; c < cz; c += VW) {
         vf x = vload(sr + c);
         vmx = vmax(x, vmx); /* NaN scores are left out of the max ... */
         vnan = vm_or(vnan, vm_unord(x));
@@ -408,11 +412,13 @@ static bool online_row(const attn__sdpa *p, int64_t b, int64_t h, int64_t i, int
         for (int64_t x = 0; x < dv; x += VW) vstore(acc + x, vmul(va, vload(acc + x)));
     }
     vf vmn = vset1(mnew), vsm = vzero();
-    for (int c = 0; c < BK; c += VW) {
+    for (int c = 0; c < ca; c += VW) vstore(sr + c, vzero());
+    for (int c = ca; c < cz; c += VW) {
         vf e = vexp(vsub(vload(sr + c), vmn));
         vsm = vadd(vsm, e);
         vstore(sr + c, e);
     }
+    for (int c = cz; c < BK; c += VW) vstore(sr + c, vzero());
     *l = *l * alpha + vsum(vsm);
     *m = mnew;
     if (p->dropout_p > 0.0) {
@@ -926,7 +932,7 @@ forward_impl(const attn__sdpa *p, int64_t b, int64_t h, int64_t i0, int64_t nq, 
             if (!full) finish_scores(p, b, h, i0 + r, j0, lo[r], hi[r], sr, NULL, 1);
             if (part) hide_bits(sr, bits[r]);
             if (online_row(p, b, h, i0 + r, j0, nk, sr, &m[r], &l[r], acc + r * dv, dv,
-                           v_bad ? use + r * BK : NULL, f))
+                           v_bad ? use + r * BK : NULL, f, cl[r], ch[r]))
                 seen[r] = 1.0f;
         }
         if (!v_bad || amx) { /* O += P V over each group's columns (the others' P is 0) */
@@ -1915,7 +1921,7 @@ decode_direct_dt(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t M, int64_t
         for (int64_t r = 0; r < M; r++) {
             float *sr = S + r * BK, *pr = part + r * (dv + 3);
             for (int64_t c = nk; c < BK; c++) sr[c] = -INFINITY;
-            if (online_row(p, b, hkv * p->group + r, 0, j0, nk, sr, &pr[dv], &pr[dv + 1], pr, dv, NULL, NULL))
+            if (online_row(p, b, hkv * p->group + r, 0, j0, nk, sr, &pr[dv], &pr[dv + 1], pr, dv, NULL, NULL, 0, BK))
                 pr[dv + 2] = 1.0f;
         }
         for (int64_t r = 0; r < M; r += 3) {
@@ -2017,7 +2023,7 @@ void KN(decode_split)(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t s, in
             } else if (kinds[r] == ATTN__BLK_PARTIAL) {
                 attn__tile_hide(p, b, h, i, j0, nk, sr, 1);
             }
-            if (online_row(p, b, h, i, j0, nk, sr, &pr[dv], &pr[dv + 1], acc, dv, v_bad ? use + r * BK : NULL, f))
+            if (online_row(p, b, h, i, j0, nk, sr, &pr[dv], &pr[dv + 1], acc, dv, v_bad ? use + r * BK : NULL, f, 0, BK))
                 pr[dv + 2] = 1.0f;
         }
         if (!v_bad) { /* all rows at once: the accumulators are rows of part */
