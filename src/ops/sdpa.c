@@ -89,7 +89,7 @@ static void ref_forward_task(void *arg, int64_t t, int tid)
  * costliest first under causal) of (b, head) t / nqb: a kv head's key
  * tiles stay in cache from one block to the next. In a narrow band of
  * keys (a sliding window: each block sees a few tiles) the block's own
- * rows weigh as much: in [B, S, H, D] its 96 rows of Q and of O walk a
+ * rows weigh as much: in [B, S, H, D] its rows of Q and of O walk a
  * page or so each, which the heads of the row share. There the tasks take
  * every (b, head) of a block before the next block (heads_inner).
  * Measured on AMD EPYC Zen 3 (2 threads, 8 heads x 16K tokens, D 64,
@@ -117,17 +117,19 @@ static void forward_task(void *arg, int64_t t, int tid)
 }
 
 /* Query rows per forward block: the kernel's tile, or under a block mask
- * the largest count <= tile that is a multiple or a divisor of block_q
- * (if one is at least half the tile; else the tile, and blocks straddle),
- * so no block straddles two block rows of the mask. With block rows of at
- * least half the tile (64 for the AVX2 kernel's 96) a block lies in
- * exactly one: it meets only that row's listed key blocks, and a FULL
- * block stays FULL for it. */
+ * a count <= tile that is a multiple or a divisor of block_q (if one is at
+ * least half the tile; else the tile, and blocks straddle), so that no
+ * block straddles two block rows of the mask: block rows of ONE_ROW or
+ * more rows are a block each (a block meets only that row's listed key
+ * blocks, and a FULL block stays FULL for it), shorter ones as many whole
+ * as the tile holds, taller ones the largest divisor. */
+enum { ONE_ROW = 64 };
+
 static int64_t forward_rows(int64_t tile, const attn__sdpa *p)
 {
     if (p->bm == NULL) return tile;
     int64_t bq = p->bm->shape.block_q;
-    if (bq <= tile) return tile / bq * bq; /* > tile / 2 */
+    if (bq <= tile) return bq >= ONE_ROW ? bq : tile / bq * bq; /* else > tile / 2 */
     for (int64_t d = tile; 2 * d >= tile; d--)
         if (bq % d == 0) return d;
     return tile;

@@ -27,9 +27,11 @@ static int64_t pick(uint64_t *s, const int64_t *xs, int n) { return xs[t_rand_in
 
 t_cfg t_cfg_sample(uint64_t seed, bool big)
 {
-    /* around every tile size: 32 and 64 (portable), 96 and 64 (AVX2), 512 (decode split) */
+    /* around every tile size: 32 and 64 (portable), 144, 48 and 64 (x86; 96 was
+     * its forward's), 512 (decode split) */
     static const int64_t lens[] = {1, 2, 3, 5, 7, 8, 13, 16, 31, 32, 33, 47, 48, 49, 63, 64, 65,
-                                   95, 96, 97, 127, 128, 129, 191};
+                                   95, 96, 97, 127, 128, 129, 143, 144, 145, 191};
+    enum { N_LENS = (int)(sizeof lens / sizeof lens[0]) };
     static const int64_t big_lens[] = {255, 256, 257, 511, 512, 513, 1023, 1025};
     static const int64_t heads[][2] = {{1, 1}, {4, 4}, {6, 2}, {8, 1}, {2, 1}, {3, 3}};
     static const int64_t threads[] = {1, 2, 3, 8};
@@ -46,8 +48,8 @@ t_cfg t_cfg_sample(uint64_t seed, bool big)
     c.Dk = dk_band < 5 ? t_rand_int(&s, 1, 32) : dk_band < 8 ? t_rand_int(&s, 33, 128) : t_rand_int(&s, 129, 256);
     c.Dv = t_rand_int(&s, 0, 9) < 6 ? c.Dk : t_rand_int(&s, 1, 160);
     bool go_big = big || t_rand_int(&s, 0, 24) == 0;
-    c.Sq = go_big && t_rand_int(&s, 0, 1) ? pick(&s, big_lens, 8) : pick(&s, lens, 24);
-    c.Sk = go_big && t_rand_int(&s, 0, 2) ? pick(&s, big_lens, 8) : pick(&s, lens, 24);
+    c.Sq = go_big && t_rand_int(&s, 0, 1) ? pick(&s, big_lens, 8) : pick(&s, lens, N_LENS);
+    c.Sk = go_big && t_rand_int(&s, 0, 2) ? pick(&s, big_lens, 8) : pick(&s, lens, N_LENS);
     bool decode = t_rand_int(&s, 0, 11) == 0; /* few queries, many keys: the decode path */
     if (decode) {
         static const int64_t dq[] = {1, 2, 3, 4}, dk[] = {1024, 1025, 1100, 1536, 2047};

@@ -781,8 +781,8 @@ T_TEST(block_mask_tile_counts)
         }
     }
     /* The AVX2 forward's query blocks follow the mask's 64-row block rows,
-     * so it computes each listed block once and nothing else (its 96-row
-     * tiles would straddle two block rows and compute their union). */
+     * so it computes each listed block once and nothing else (its 144-row
+     * tiles would straddle block rows and compute their union). */
     for (int which = 0; which < 3 && t_kernel_available(ATTN_KERNEL_AVX2); which++) {
         if (!t_mine(6 + which)) continue;
         int64_t listed = 0, n = tiles_at(ATTN_KERNEL_AVX2, 2048, which, NULL, false, &listed);

@@ -10,11 +10,13 @@
 
 #include "kernels/sdpa_kernels.h"
 
-/* Query blocks: 96 rows in forward (amortises packing K and V), 48 in
- * backward (less work wasted on blocks that straddle a causal diagonal);
- * key tiles of 64. The same for both widths (multiples of either
- * micro-kernel's rows, 6 and 8, and of 16 lanes). */
-enum { ATTN__X86_TILE_Q = 96, ATTN__X86_TILE_Q_BWD = 48, ATTN__X86_TILE_K = 64 };
+/* Query blocks: 144 rows in forward (amortises packing K and V; a
+ * sequence of up to 144 tokens is one block per head, so its K and V are
+ * converted once, by that block), 48 in backward (less work wasted on
+ * blocks that straddle a causal diagonal); key tiles of 64. The same for
+ * both widths (multiples of either micro-kernel's rows, 6 and 8, and of
+ * 16 lanes). */
+enum { ATTN__X86_TILE_Q = 144, ATTN__X86_TILE_Q_BWD = 48, ATTN__X86_TILE_K = 64 };
 
 /* The functions of one build, prefix P (attn__avx2 or attn__avx512). */
 #define ATTN__SDPA_X86_DECLARE(P)                                                                         \
