@@ -1884,6 +1884,66 @@ pv_rows(int mr, int64_t D, int64_t nk, const float *P, const char *v0, int64_t v
     }
 }
 
+/* The same products for 4 rows (a GQA group of 4, 8, ...: a multiple of
+ * 4 rows, where 3 + 1 would convert every K and V vector twice): S for
+ * 4 rows and nt <= 3 keys (twelve accumulators, the three key vectors,
+ * one query vector at a time), and P V over 8 nv <= 24 columns (twelve
+ * accumulators, three V vectors, one weight at a time). The sums are
+ * those of scores4 and pv_chunk, term for term: same bits. */
+static inline __attribute__((always_inline)) void
+scores_r4(int64_t D, const float *qs, const char *const kp[3], int nt, attn_dtype dt, float *S, int64_t c)
+{
+    __m256 a[4][3];
+    for (int r = 0; r < 4; r++)
+        for (int t = 0; t < 3; t++) a[r][t] = _mm256_setzero_ps();
+    for (int64_t x = 0; x < D; x += 8) {
+        __m256 k[3];
+        for (int t = 0; t < 3; t++) k[t] = ld8(kp[t], x, dt);
+        for (int r = 0; r < 4; r++) {
+            __m256 q = _mm256_loadu_ps(qs + r * D + x);
+            for (int t = 0; t < 3; t++) a[r][t] = _mm256_fmadd_ps(q, k[t], a[r][t]);
+        }
+    }
+    for (int r = 0; r < 4; r++) { /* as scores4's, the third key standing in for a fourth */
+        __m256 t = _mm256_hadd_ps(_mm256_hadd_ps(a[r][0], a[r][1]), _mm256_hadd_ps(a[r][2], a[r][2]));
+        float o[4];
+        _mm_storeu_ps(o, _mm_add_ps(_mm256_castps256_ps128(t), _mm256_extractf128_ps(t, 1)));
+        for (int u = 0; u < nt; u++) S[r * BK + c + u] = o[u];
+    }
+}
+
+static inline __attribute__((always_inline)) void
+pv_chunk_r4(int nv, int64_t nk, const float *P, const char *v0, int64_t v_ld, int64_t x0, attn_dtype dt,
+            float *const acc[4])
+{
+    __m256 a[4][3];
+    for (int r = 0; r < 4; r++)
+        for (int u = 0; u < nv; u++) a[r][u] = _mm256_loadu_ps(acc[r] + x0 + 8 * u);
+    for (int64_t c = 0; c < nk; c++) {
+        const char *row = v0 + c * v_ld;
+        __m256 v[3];
+        for (int u = 0; u < nv; u++) v[u] = ld8(row, x0 + 8 * u, dt);
+        for (int r = 0; r < 4; r++) {
+            __m256 w = _mm256_broadcast_ss(P + r * BK + c);
+            for (int u = 0; u < nv; u++) a[r][u] = _mm256_fmadd_ps(w, v[u], a[r][u]);
+        }
+    }
+    for (int r = 0; r < 4; r++)
+        for (int u = 0; u < nv; u++) _mm256_storeu_ps(acc[r] + x0 + 8 * u, a[r][u]);
+}
+
+static inline __attribute__((always_inline)) void
+pv_rows_r4(int64_t D, int64_t nk, const float *P, const char *v0, int64_t v_ld, attn_dtype dt, float *const acc[4])
+{
+    for (int64_t x0 = 0; x0 < D; x0 += 24) {
+        switch (D - x0 >= 24 ? 3 : (int)((D - x0) / 8)) {
+        case 3: pv_chunk_r4(3, nk, P, v0, v_ld, x0, dt, acc); break;
+        case 2: pv_chunk_r4(2, nk, P, v0, v_ld, x0, dt, acc); break;
+        default: pv_chunk_r4(1, nk, P, v0, v_ld, x0, dt, acc); break;
+        }
+    }
+}
+
 /* Keys [jmin, jmax) for the M rows of kv head (b, hkv) whose scaled
  * queries are in qs [M][D]; part as in KN(decode_split). The first
  * tile of the next kv head (keys k0 ..) is prefetched after the last. */
@@ -1894,6 +1954,7 @@ decode_direct_dt(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t M, int64_t
     int64_t D = p->Dk, es = dt == ATTN_DTYPE_F32 ? 4 : 2;
     int64_t k_ld = p->k.stride[1] * es, v_ld = p->v.stride[1] * es;
     int64_t lines = (D * es + 63) / 64; /* of a K or V row */
+    bool r4 = M % 4 == 0; /* rows four at a time */
     for (int64_t j0 = jmin; j0 < jmax; j0 += BK) {
         int64_t nk = jmax - j0 < BK ? jmax - j0 : BK;
         const char *kb = (const char *)p->k.data + attn__off(p->k.stride, b, j0, hkv, 0) * es;
@@ -1902,12 +1963,20 @@ decode_direct_dt(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t M, int64_t
         int64_t nj, nh, nn = next_tile(p, hkv, j0, jmax, k0, k1, &nj, &nh);
         const char *pk = nn > 0 ? (const char *)p->k.data + attn__off(p->k.stride, b, nj, nh, 0) * es : NULL;
         const char *pv = nn > 0 ? (const char *)p->v.data + attn__off(p->v.stride, b, nj, nh, 0) * es : NULL;
-        for (int64_t c = 0; c < nk; c += 4) {
-            for (int64_t r = c; r < c + 4 && r < nn; r++)
+        int step = r4 ? 3 : 4; /* keys per product call */
+        for (int64_t c = 0; c < nk; c += step) {
+            for (int64_t r = c; r < c + step && r < nn; r++)
                 for (int64_t x = 0; x < lines; x++) {
                     _mm_prefetch(pk + r * k_ld + 64 * x, _MM_HINT_T0);
                     _mm_prefetch(pv + r * v_ld + 64 * x, _MM_HINT_T0);
                 }
+            if (r4) {
+                const char *kq[3];
+                for (int t = 0; t < 3; t++) kq[t] = kb + (c + t < nk ? c + t : nk - 1) * k_ld;
+                int nt = nk - c < 3 ? (int)(nk - c) : 3;
+                for (int64_t r = 0; r < M; r += 4) scores_r4(D, qs + r * D, kq, nt, dt, S + r * BK, c);
+                continue;
+            }
             const char *kp[4];
             for (int t = 0; t < 4; t++) kp[t] = kb + (c + t < nk ? c + t : nk - 1) * k_ld;
             for (int64_t r = 0; r < M; r += 3) {
@@ -1924,7 +1993,12 @@ decode_direct_dt(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t M, int64_t
             if (online_row(p, b, hkv * p->group + r, 0, j0, nk, sr, &pr[dv], &pr[dv + 1], pr, dv, NULL, NULL, 0, BK))
                 pr[dv + 2] = 1.0f;
         }
-        for (int64_t r = 0; r < M; r += 3) {
+        for (int64_t r = 0; r4 && r < M; r += 4) {
+            float *acc[4] = {part + r * (dv + 3), part + (r + 1) * (dv + 3), part + (r + 2) * (dv + 3),
+                             part + (r + 3) * (dv + 3)};
+            pv_rows_r4(D, nk, S + r * BK, vb, v_ld, dt, acc);
+        }
+        for (int64_t r = 0; !r4 && r < M; r += 3) {
             float *acc[3] = {part + r * (dv + 3), part + (r + 1) * (dv + 3), part + (r + 2) * (dv + 3)};
             switch (M - r < 3 ? M - r : 3) {
             case 3: pv_rows(3, D, nk, S + r * BK, vb, v_ld, dt, acc); break;
