@@ -83,10 +83,10 @@ static void ref_forward_task(void *arg, int64_t t, int tid)
     attn__ref_forward_head(rs->p, t / rs->p->Hq, t % rs->p->Hq, worker_ws(rs, tid));
 }
 
-/* A head's query blocks are handed out last-first: under a causal mask the
- * largest blocks start first, so the workers finish together. */
-/* The forward's task order. Task t is query block nqb - 1 - t % nqb (the
- * costliest first under causal) of (b, head) t / nqb: a kv head's key
+/* The forward's task order. Task t is query block nqb - 1 - t % nqb of
+ * (b, head) t / nqb: a head's blocks are handed out last-first (under a
+ * causal mask the largest start first, so the workers finish together),
+ * one after the other, so that a kv head's key
  * tiles stay in cache from one block to the next. In a narrow band of
  * keys (a sliding window: each block sees a few tiles) the block's own
  * rows weigh as much: in [B, S, H, D] its rows of Q and of O walk a
