@@ -86,10 +86,9 @@ static void ref_forward_task(void *arg, int64_t t, int tid)
 /* The forward's task order. Task t is query block nqb - 1 - t % nqb of
  * (b, head) t / nqb: a head's blocks are handed out last-first (under a
  * causal mask the largest start first, so the workers finish together),
- * one after the other, so that a kv head's key
- * tiles stay in cache from one block to the next. In a narrow band of
- * keys (a sliding window: each block sees a few tiles) the block's own
- * rows weigh as much: in [B, S, H, D] its rows of Q and of O walk a
+ * one after the other, so that a kv head's key tiles stay in cache from
+ * one block to the next. In a narrow band of keys (a sliding window: each
+ * block sees a few tiles) the block's own rows weigh as much: in [B, S, H, D] its rows of Q and of O walk a
  * page or so each, which the heads of the row share. There the tasks take
  * every (b, head) of a block before the next block (heads_inner).
  * Measured on AMD EPYC Zen 3 (2 threads, 8 heads x 16K tokens, D 64,
