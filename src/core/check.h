@@ -26,6 +26,14 @@
 #define ATTN__MAX_ELEMS \
     ((int64_t)(((uint64_t)SIZE_MAX < (uint64_t)INT64_MAX ? (uint64_t)SIZE_MAX : (uint64_t)INT64_MAX) / 8))
 
+/* A window (keys each side of the aligned diagonal, -1: unbounded) as the
+ * kernels take it: one wider than any distance between an aligned query
+ * position (|i'| <= 2 ATTN__MAX_ELEMS: a row plus an offset or a length
+ * difference) and a key (<= ATTN__MAX_ELEMS) hides nothing, so it is
+ * narrowed to INT64_MAX / 2, which still hides nothing and keeps
+ * i' - window - 1 and i' + window + 1 within int64_t. */
+static inline int64_t attn__window(int64_t w) { return w > INT64_MAX / 2 ? INT64_MAX / 2 : w; }
+
 /* ATTN_NULL_ARG if pointer p is NULL. */
 #define ATTN__NOT_NULL(fn, p)                                                      \
     do {                                                                           \

@@ -262,9 +262,13 @@ static bool chunks_meet(const ring *R, int64_t qs, int64_t ks)
 {
     const attn_sdpa_params *a = &R->rp->sdpa;
     int64_t c = R->chunk, q1 = qs + c - 1, k1 = ks + c - 1;
+    /* a window wider than INT64_MAX / 2 hides no key here either (the
+     * positions are below 2^62): narrowed, so the sums below cannot overflow */
+    int64_t wl = a->window_left > INT64_MAX / 2 ? INT64_MAX / 2 : a->window_left;
+    int64_t wr = a->window_right > INT64_MAX / 2 ? INT64_MAX / 2 : a->window_right;
     if (a->causal && ks > q1) return false;
-    if (a->window_left >= 0 && k1 < qs - a->window_left) return false;
-    if (a->window_right >= 0 && ks > q1 + a->window_right) return false;
+    if (wl >= 0 && k1 < qs - wl) return false;
+    if (wr >= 0 && ks > q1 + wr) return false;
     return true;
 }
 

@@ -92,8 +92,8 @@ static attn_status check_masks(const char *fn, const attn_sdpa_params *a, attn__
     if (a->mask != NULL && (st = check_mask_tensor(fn, p, a->mask, m)) != ATTN_OK) return st;
     m->causal = a->causal;
     m->align = a->align;
-    m->window_left = a->window_left;
-    m->window_right = a->window_right;
+    m->window_left = attn__window(a->window_left);
+    m->window_right = attn__window(a->window_right);
     m->q_lens = a->q_lens;
     m->k_lens = a->k_lens;
     m->dropout_p = a->dropout_p;

@@ -101,8 +101,8 @@ static bool heads_inner(const attn__sdpa *p, int64_t rows)
 {
     int64_t right = p->causal ? 0 : p->window_right; /* keys right of the aligned diagonal, -1: all */
     bool strided = p->q.stride[1] != p->Dk * p->q.stride[3] || p->o.stride[1] != p->Dv * p->o.stride[3];
-    return strided && p->B * p->Hq > 1 && p->window_left >= 0 && right >= 0 &&
-           p->window_left + right + rows <= NARROW_KEYS;
+    return strided && p->B * p->Hq > 1 && p->window_left >= 0 && right >= 0 && p->window_left <= NARROW_KEYS &&
+           right <= NARROW_KEYS && p->window_left + right + rows <= NARROW_KEYS; /* no overflow: each bounded */
 }
 
 static void forward_task(void *arg, int64_t t, int tid)

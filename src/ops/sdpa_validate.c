@@ -235,8 +235,8 @@ static attn_status check_params(const char *fn, const attn_sdpa_params *a, attn_
     p->causal = a->causal;
     p->align = a->align;
     p->align_offset = a->align == ATTN_ALIGN_OFFSET ? a->align_offset : 0;
-    p->window_left = a->window_left;
-    p->window_right = a->window_right;
+    p->window_left = attn__window(a->window_left);
+    p->window_right = attn__window(a->window_right);
     p->q_lens = a->q_lens;
     p->k_lens = a->k_lens;
     p->alibi = a->alibi_slopes;

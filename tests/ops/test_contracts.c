@@ -493,6 +493,49 @@ static void determinism(void)
 
 void test_contract_determinism(void) { every_dtype(determinism); }
 
+/* 11. A window wider than any distance between a query and a key, up to
+ * INT64_MAX each side, gives the bits of no window (under the sanitizers:
+ * with no overflow on the way), with an offset alignment of the largest
+ * magnitude allowed too. */
+static void huge_window(void)
+{
+    for (int align = 0; align < 2; align++) {
+        t_cfg c = busy_cfg(1100);
+        c.causal = 0;
+        c.window_left = c.window_right = -1;
+        c.dbias = false;
+        if (align) { /* every row sees every key, or none, at so large an offset */
+            c.align = ATTN_ALIGN_OFFSET;
+            c.align_offset = INT64_MAX / 8;
+        }
+        t_problem P;
+        t_problem_make(&P, &c);
+        as_cur(&P);
+        for (int path = 0; path < PATHS; path++) {
+            if (!path_ok(path)) continue;
+            t_result base, r;
+            run_path(&P, path, 2, LAYOUT_BSHD, &base);
+            static const int64_t wide[][2] = {{INT64_MAX, INT64_MAX}, {INT64_MAX, -1}, {-1, INT64_MAX},
+                                              {INT64_MAX - 1, INT64_MAX / 2}};
+            for (int w = 0; w < 4; w++) {
+                P.c.window_left = wide[w][0];
+                P.c.window_right = wide[w][1];
+                run_path(&P, path, 2, LAYOUT_BSHD, &r);
+                t_checks++;
+                if (!same_result(&c, &base, &r, t_numel(P.bias_dim)))
+                    t_fail(__FILE__, __LINE__, "%s %s align %d: window (%lld, %lld) differs from none",
+                           dt_name[cur], path_name[path], align, (long long)wide[w][0], (long long)wide[w][1]);
+                t_result_free(&r);
+            }
+            P.c.window_left = P.c.window_right = -1;
+            t_result_free(&base);
+        }
+        t_problem_free(&P);
+    }
+}
+
+void test_contract_huge_window(void) { every_dtype(huge_window); }
+
 /* x [n] in a new buffer of dtype dt (F64, F32, BF16, F16); x is representable. */
 static void *as_buffer(const double *x, int64_t n, attn_dtype dt)
 {

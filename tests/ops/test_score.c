@@ -1217,6 +1217,36 @@ void test_score_contract_huge(void)
     }
 }
 
+/* 7. A window wider than any query-key distance (INT64_MAX each side)
+ * gives the bits of no window, with no overflow on the way. */
+void test_score_contract_huge_window(void)
+{
+    for (int kind = 1; kind <= 4; kind++) {
+        sc_cfg c = contract_cfg((attn_score_kind)kind, 500);
+        c.causal = 0;
+        c.align = ATTN_ALIGN_BOTTOM_RIGHT;
+        c.wl = c.wr = -1;
+        sc_prob P;
+        sc_make(&P, &c);
+        for (int path = 0; path < N_PATHS; path++) {
+            sc_res base, r;
+            P.c.wl = P.c.wr = -1;
+            run_on(&P, path, 2, &base);
+            P.c.wl = P.c.wr = INT64_MAX;
+            run_on(&P, path, 2, &r);
+            bool same = memcmp(base.o, r.o, sizeof(double) * (size_t)n_of(&c, c.Sq, c.Dv)) == 0 &&
+                        memcmp(base.lse, r.lse, sizeof(double) * (size_t)(c.B * c.H * c.Sq)) == 0 &&
+                        memcmp(base.dq, r.dq, sizeof(double) * (size_t)n_of(&c, c.Sq, c.Dq)) == 0 &&
+                        memcmp(base.dk, r.dk, sizeof(double) * (size_t)n_of(&c, c.Sk, c.Dk)) == 0;
+            t_checks++;
+            if (!same) t_fail(__FILE__, __LINE__, "kind %d %s: a window of INT64_MAX differs from none", kind, path_name[path]);
+            res_free(&base);
+            res_free(&r);
+        }
+        sc_free(&P);
+    }
+}
+
 /* The chunked kernel's tanh: at most 3 ulp from tanh over a dense sample of
  * floats, odd, NaN in gives NaN, +-inf gives +-1. */
 void test_score_tanh_accuracy(void)

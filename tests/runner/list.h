@@ -45,6 +45,7 @@
     X(contract_strided_views) \
     X(contract_overlap) \
     X(contract_determinism) \
+    X(contract_huge_window) \
     X(weights_and_dropout_agree) \
     X(grid_vs_ref64) \
     X(grid_big_vs_ref64) \
@@ -74,6 +75,7 @@
     X(score_contract_masked_never_read) \
     X(score_contract_sizes) \
     X(score_contract_huge) \
+    X(score_contract_huge_window) \
     X(score_tanh_accuracy) \
     X(score_argument_checks) \
     X(score_out_of_memory) \
