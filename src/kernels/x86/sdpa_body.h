@@ -1802,7 +1802,8 @@ static int64_t next_tile(const attn__sdpa *p, int64_t hkv, int64_t j0, int64_t j
 /* The common decode (a token against a KV cache) over a bf16 or f16
  * cache: Sq == 1, so every row of the kv head (its query heads) sees the
  * same keys [lo, hi) and none is masked inside them; no elementwise score
- * terms and no dropout; K and V rows contiguous; Dk = Dv a multiple of 8,
+ * terms, no block mask (its hidden keys would be read: it once was) and
+ * no dropout; K and V rows contiguous; Dk = Dv a multiple of 8,
  * at most 256. Then K and V are read in place and converted in registers
  * (no packing pass: the cache is read once, at half the bytes), four keys'
  * dot products are reduced together, and P V accumulates in registers.
@@ -1811,7 +1812,8 @@ static int64_t next_tile(const attn__sdpa *p, int64_t hkv, int64_t j0, int64_t j
  * SmolLM2 decode at 4K and 8K tokens.) */
 static bool direct_decode(const attn__sdpa *p, int64_t M)
 {
-    return p->k.dtype != ATTN_DTYPE_F32 && p->Sq == 1 && !elementwise(p) && p->dropout_p == 0.0 && p->Dk == p->Dv && p->Dk % 8 == 0 &&
+    return p->k.dtype != ATTN_DTYPE_F32 && p->Sq == 1 && !elementwise(p) && p->bm == NULL && p->dropout_p == 0.0 &&
+           p->Dk == p->Dv && p->Dk % 8 == 0 &&
            p->Dk <= 256 && p->k.stride[3] == 1 && p->v.stride[3] == 1 && M <= 64;
 }
 
