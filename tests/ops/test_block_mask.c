@@ -635,6 +635,70 @@ T_TEST(block_mask_hidden_never_read)
     attn_block_mask_free(m);
 }
 
+/* Longformer with global tokens 0 and 100 (one query block of the x86
+ * forward holds both, with the rows between them that see only their
+ * window): NaN in one V row of a far key tile (key 581, seen there by the
+ * global rows only) must reach those rows and leave every row that does
+ * not see it exactly as with a finite V, in float32 and BF16 (the AMX
+ * forward's path), on every kernel. The rows between the global ones skip
+ * the far tiles, so what they recorded for an earlier tile must not be
+ * taken for this one (it was, on the AMX path). */
+T_TEST(block_mask_hidden_never_read_global)
+{
+    t_cfg c;
+    memset(&c, 0, sizeof c);
+    c.B = 1; c.Sq = 704; c.Sk = 704; c.Hq = 2; c.Hkv = 2; c.Dk = 16; c.Dv = 16;
+    c.window_left = c.window_right = -1;
+    c.threads = 2;
+    c.seed = 6;
+    attn_block_mask_shape s = shape_of(1, 1, 704, 704, 32, 32);
+    attn_block_pattern pt = attn_block_pattern_default(ATTN_BLOCK_PATTERN_LONGFORMER);
+    int64_t global[2] = {0, 100};
+    pt.window_left = pt.window_right = 30;
+    pt.global = global;
+    pt.n_global = 2;
+    attn_block_mask *m = NULL;
+    T_EQ_STATUS(attn_block_mask_from_pattern(&s, &pt, &m), ATTN_OK);
+    static const attn_dtype dts[] = {ATTN_DTYPE_F32, ATTN_DTYPE_BF16};
+    for (int d = 0; d < 2; d++) {
+        t_problem clean, dirty;
+        t_problem_make(&clean, &c);
+        t_problem_make(&dirty, &c);
+        for (int64_t x = 0; x < 2 * 16; x++) dirty.v[581 * 2 * 16 + x] = NAN;
+        t_problem_as(&clean, dts[d], dts[d]);
+        t_problem_as(&dirty, dts[d], dts[d]);
+        clean.bm = dirty.bm = m;
+        for (int x = 0; x < T_KERNELS; x++) {
+            if (!t_kernel_available(t_kernels[x])) continue;
+            attn_ctx *ctx = t_ctx(2);
+            attn_ctx_set_kernel(ctx, t_kernels[x]);
+            t_result a, b;
+            t_run(&clean, dts[d], ctx, LAYOUT_BSHD, false, &a);
+            t_run(&dirty, dts[d], ctx, LAYOUT_BSHD, false, &b);
+            attn_ctx_set_kernel(ctx, ATTN_KERNEL_AUTO);
+            T_EQ_STATUS(b.status, ATTN_OK);
+            long differ = 0, hidden_nan = 0;
+            for (int64_t i = 0; i < 704; i++) {
+                bool sees = i == 0 || i == 100 || (i >= 581 - 30 && i <= 581 + 30);
+                for (int64_t e = 0; e < 2 * 16; e++) {
+                    if (sees) hidden_nan += !isnan(b.o[i * 32 + e]); /* NaN reaches the rows that see it */
+                    else differ += memcmp(&a.o[i * 32 + e], &b.o[i * 32 + e], sizeof(double)) != 0;
+                }
+            }
+            if (differ || hidden_nan)
+                fprintf(stderr, "    %s %s: %ld values differ, %ld values of seeing rows not NaN\n",
+                        dts[d] == ATTN_DTYPE_F32 ? "f32" : "bf16", attn_kernel_name(t_kernels[x]), differ, hidden_nan);
+            T_EQ_INT(differ, 0);
+            T_EQ_INT(hidden_nan, 0);
+            t_result_free(&a);
+            t_result_free(&b);
+        }
+        t_problem_free(&clean);
+        t_problem_free(&dirty);
+    }
+    attn_block_mask_free(m);
+}
+
 /* ---- weights ------------------------------------------------------------------------------ */
 
 /* All weights [B, Hq, Sq, Sk] of P (lse from ref64) in dtype dt on kernel k. */

@@ -62,6 +62,7 @@
     X(block_mask_grid_vs_ref64) \
     X(block_mask_decode_vs_ref64) \
     X(block_mask_hidden_never_read) \
+    X(block_mask_hidden_never_read_global) \
     X(block_mask_weights) \
     X(block_mask_tile_counts) \
     X(block_mask_out_of_memory) \

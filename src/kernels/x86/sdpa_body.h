@@ -926,7 +926,10 @@ forward_impl(const attn__sdpa *p, int64_t b, int64_t h, int64_t i0, int64_t nq, 
                 prefetch_row(&p->k, b, jn + c, hk, kl);
                 prefetch_row(&p->v, b, jn + c, hk, vl);
             }
-            if (cl[r] >= ch[r]) continue; /* sees no key here */
+            if (cl[r] >= ch[r]) { /* sees no key here, so takes no V row (use: as of an earlier tile) */
+                if (v_bad) memset(use + r * BK, 0, sizeof(float) * BK);
+                continue;
+            }
             for (int64_t c = 0; c < ga[g]; c += 8) _mm256_storeu_ps(sr + c, _mm256_set1_ps(-INFINITY));
             for (int64_t c = gb[g]; c < BK; c += 8) _mm256_storeu_ps(sr + c, _mm256_set1_ps(-INFINITY));
             if (!full) finish_scores(p, b, h, i0 + r, j0, lo[r], hi[r], sr, NULL, 1);
