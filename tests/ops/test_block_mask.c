@@ -409,10 +409,11 @@ T_TEST(block_mask_call_shape)
  * random, or an AND / OR of two of them; layouts shared or per (b, h). */
 static attn_block_mask *random_mask(uint64_t *rs, const t_cfg *c, int64_t *buf, fn_arg *fa, int depth)
 {
-    /* block rows of 64 and its multiples (the AVX2 forward's 64-row blocks), of 100
-     * (50-row blocks), 97 (no divisor near a tile: blocks straddle them), or small */
-    static const int64_t big_bq[] = {64, 64, 128, 100, 97};
-    int64_t bq = t_rand_int(rs, 0, 2) == 0 ? big_bq[t_rand_int(rs, 0, 4)] : t_rand_int(rs, 1, 40);
+    /* block rows that the x86 forward's 144-row tile takes one per block (64,
+     * 128, 100, 97), of 200 (100-row blocks: a divisor), 149 (no divisor near
+     * the tile: blocks straddle them), or small (several per block) */
+    static const int64_t big_bq[] = {64, 64, 128, 100, 97, 200, 149};
+    int64_t bq = t_rand_int(rs, 0, 2) == 0 ? big_bq[t_rand_int(rs, 0, 6)] : t_rand_int(rs, 1, 40);
     int64_t bk = t_rand_int(rs, 0, 2) == 0 ? 64 : t_rand_int(rs, 1, 40);
     int kind = (int)t_rand_int(rs, 0, depth > 0 ? 7 : 9); /* 0-5 patterns, 6 fn, 7 lists, 8-9 AND/OR */
     if (kind == ATTN_BLOCK_PATTERN_BIGBIRD - 1) bk = bq; /* square blocks */
