@@ -584,17 +584,24 @@ T_TEST(block_mask_bits)
 
 /* ---- hidden keys are never read --------------------------------------------------------- */
 
+/* One sequence of S queries and S keys, no other mask, 2 threads. */
+static t_cfg square_cfg(int64_t S, int64_t Hq, int64_t Hkv, int64_t Dk, int64_t Dv, uint64_t seed)
+{
+    t_cfg c;
+    memset(&c, 0, sizeof c);
+    c.B = 1; c.Sq = S; c.Sk = S; c.Hq = Hq; c.Hkv = Hkv; c.Dk = Dk; c.Dv = Dv;
+    c.window_left = c.window_right = -1;
+    c.threads = 2;
+    c.seed = seed;
+    return c;
+}
+
 /* Chunked attention in chunks of 64 (blocks of 32 x 64): NaN in K and V of
  * chunk 1 must leave every row of chunks 0 and 2 exactly as with finite
  * values there, forward and backward, on every kernel. */
 T_TEST(block_mask_hidden_never_read)
 {
-    t_cfg c;
-    memset(&c, 0, sizeof c);
-    c.B = 1; c.Sq = 192; c.Sk = 192; c.Hq = 4; c.Hkv = 2; c.Dk = 16; c.Dv = 8;
-    c.window_left = c.window_right = -1;
-    c.threads = 2;
-    c.seed = 5;
+    t_cfg c = square_cfg(192, 4, 2, 16, 8, 5);
     attn_block_mask_shape s = shape_of(1, 1, 192, 192, 32, 64);
     attn_block_pattern pt = attn_block_pattern_default(ATTN_BLOCK_PATTERN_CHUNKED);
     pt.chunk = 64;
@@ -646,12 +653,7 @@ T_TEST(block_mask_hidden_never_read)
  * taken for this one (it was, on the AMX path). */
 T_TEST(block_mask_hidden_never_read_global)
 {
-    t_cfg c;
-    memset(&c, 0, sizeof c);
-    c.B = 1; c.Sq = 704; c.Sk = 704; c.Hq = 2; c.Hkv = 2; c.Dk = 16; c.Dv = 16;
-    c.window_left = c.window_right = -1;
-    c.threads = 2;
-    c.seed = 6;
+    t_cfg c = square_cfg(704, 2, 2, 16, 16, 6);
     attn_block_mask_shape s = shape_of(1, 1, 704, 704, 32, 32);
     attn_block_pattern pt = attn_block_pattern_default(ATTN_BLOCK_PATTERN_LONGFORMER);
     int64_t global[2] = {0, 100};
