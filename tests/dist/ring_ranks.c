@@ -63,7 +63,7 @@ typedef struct {
     double *q, *k, *v, *d_o;
     int64_t *ids, klens[B];
     bool causal, docs, klen;
-    int64_t wl;
+    int64_t wl, wr; /* window_left, window_right */
 } problem;
 
 typedef struct {
@@ -90,6 +90,7 @@ static attn_sdpa_params options(const problem *P)
     attn_sdpa_params a = attn_sdpa_params_default();
     a.causal = P->causal;
     a.window_left = P->wl;
+    a.window_right = P->wr;
     a.k_lens = P->klen ? P->klens : NULL;
     return a;
 }
@@ -219,7 +220,7 @@ static problem make(int64_t S)
     problem P;
     memset(&P, 0, sizeof P);
     P.S = S;
-    P.wl = -1;
+    P.wl = P.wr = -1;
     int64_t n[4] = {B * S * HQ * DK, B * S * HKV * DK, B * S * HKV * DV, B * S * HQ * DV};
     double **dst[4] = {&P.q, &P.k, &P.v, &P.d_o};
     for (int x = 0; x < 4; x++) {
@@ -304,14 +305,15 @@ int main(int argc, char **argv)
         return 3;
     }
     for (int split = 0; split < 2; split++)
-        for (int opt = 0; opt < 5; opt++) {
+        for (int opt = 0; opt < 6; opt++) {
             P.causal = opt >= 1 && opt <= 3;
-            P.wl = opt == 2 ? 20 : -1;
+            P.wl = opt == 2 ? 20 : opt == 5 ? INT64_MAX : -1;
+            P.wr = opt == 5 ? INT64_MAX : -1; /* as wide as none: no overflow in the chunks' test */
             P.docs = opt == 3;
             P.klen = opt == 4;
-            char cfg[96];
-            snprintf(cfg, sizeof cfg, "P=%d %s causal=%d window=%lld docs=%d k_lens=%d", n_ranks,
-                     split ? "zigzag" : "contiguous", P.causal, (long long)P.wl, P.docs, P.klen);
+            char cfg[128];
+            snprintf(cfg, sizeof cfg, "P=%d %s causal=%d window=%lld/%lld docs=%d k_lens=%d", n_ranks,
+                     split ? "zigzag" : "contiguous", P.causal, (long long)P.wl, (long long)P.wr, P.docs, P.klen);
             run_case(ctx, MPI_COMM_WORLD, &P, split ? ATTN_RING_ZIGZAG : ATTN_RING_CONTIGUOUS, cfg);
         }
     if (n_ranks > 1) disagree(ctx, MPI_COMM_WORLD);
