@@ -88,9 +88,10 @@ static void ref_forward_task(void *arg, int64_t t, int tid)
  * causal mask the largest start first, so the workers finish together),
  * one after the other, so that a kv head's key tiles stay in cache from
  * one block to the next. In a narrow band of keys (a sliding window: each
- * block sees a few tiles) the block's own rows weigh as much: in [B, S, H, D] its rows of Q and of O walk a
- * page or so each, which the heads of the row share. There the tasks take
- * every (b, head) of a block before the next block (heads_inner).
+ * block sees a few tiles) the block's own rows weigh as much: in [B, S, H,
+ * D] its rows of Q and of O walk a page or so each, which the heads of the
+ * row share. There the tasks take every (b, head) of a block before the
+ * next block (heads_inner).
  * Measured on AMD EPYC Zen 3 (2 threads, 8 heads x 16K tokens, D 64,
  * [B, S, H, D]): window 256 about 1.1x faster, window 64 1.1x; window 1024
  * and causal no faster or slower, [B, H, S, D] slower: hence the band of
@@ -199,17 +200,16 @@ typedef struct {
     bool all_heads; /* a task per (b, block), else per record */
 } pack_state;
 
+/* Heads whose records one task writes: all, or one. */
+static int64_t task_heads(const pack_state *ps) { return ps->all_heads ? ps->heads : 1; }
+
 static void pack_task(void *arg, int64_t t, int tid)
 {
     const pack_state *ps = arg;
+    int64_t hn = task_heads(ps), per_b = ps->nblk * (ps->heads / hn); /* tasks per batch entry */
+    int64_t b = t / per_b, h0 = t % per_b / ps->nblk * hn, blk = t % ps->nblk;
     (void)tid;
-    if (!ps->all_heads) {
-        int64_t bh = t / ps->nblk;
-        ps->fn(ps->p, bh / ps->heads, bh % ps->heads, t % ps->nblk, ps->dst + t * ps->bytes);
-        return;
-    }
-    int64_t b = t / ps->nblk, blk = t % ps->nblk;
-    for (int64_t h = 0; h < ps->heads; h++)
+    for (int64_t h = h0; h < h0 + hn; h++)
         ps->fn(ps->p, b, h, blk, ps->dst + ((b * ps->heads + h) * ps->nblk + blk) * ps->bytes);
 }
 
@@ -228,7 +228,7 @@ static attn_status make_records(attn_ctx *ctx, const attn__sdpa *p, record_fn fn
         return attn_fail(ATTN_NO_MEMORY, "cannot allocate %lld bytes for %s", (long long)total, what);
     /* enough (b, block) tasks to keep every thread busy to the end */
     ps.all_heads = heads > 1 && p->B * nblk >= 8 * (int64_t)attn__pool_threads(ctx->pool);
-    attn__pool_run(ctx->pool, ps.all_heads ? p->B * nblk : tasks, pack_task, &ps);
+    attn__pool_run(ctx->pool, tasks / task_heads(&ps), pack_task, &ps);
     *out = ps.dst;
     return ATTN_OK;
 }
