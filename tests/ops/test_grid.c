@@ -287,6 +287,78 @@ void test_grid_decode_vs_ref64(void)
     run_grid(false, n, 700000, "grid_decode_vs_ref64", decode_shape, 4);
 }
 
+/* The half-cache decode takes a kv head's rows four at a time when their
+ * number is a multiple of 4 (GQA groups of 4, 8, 12, 16), else three at a
+ * time, and a lone row by itself; each row's sums have the same terms in
+ * the same order either way. So a group of G query heads over one kv
+ * head must give the bits of G kv heads holding copies of that head, one
+ * query head each: compared on the x86 kernels this machine has, in
+ * float32 Q over a bf16 or f16 cache and in bf16 / f16 Q, in the token-
+ * and the head-major layouts. */
+void test_decode_group_rows_bitwise(void)
+{
+    static const int64_t groups[] = {4, 8, 12, 16}, sks[] = {1024, 1100, 2047}, ds[] = {8, 64, 72, 128, 256};
+    static const attn_kernel x86[] = {ATTN_KERNEL_AVX2, ATTN_KERNEL_AVX512, ATTN_KERNEL_AMX};
+    long ran = 0, differ = 0;
+    t_report_absent_kernels();
+    for (long x = 0; x < 16; x++) {
+        uint64_t s = 0xDEC0DE + (uint64_t)x;
+        t_cfg c;
+        memset(&c, 0, sizeof c);
+        c.B = t_rand_int(&s, 1, 2);
+        c.Sq = 1;
+        c.Sk = sks[t_rand_int(&s, 0, 2)];
+        c.Hq = groups[t_rand_int(&s, 0, 3)];
+        c.Hkv = 1;
+        c.Dk = c.Dv = ds[t_rand_int(&s, 0, 4)];
+        c.window_left = c.window_right = -1;
+        c.threads = 2;
+        c.seed = s;
+        t_cfg cs = c; /* the same problem with one kv head per query head */
+        cs.Hkv = c.Hq;
+        t_problem P, Ps;
+        t_problem_make(&P, &c);
+        t_problem_make(&Ps, &cs);
+        memcpy(Ps.q, P.q, sizeof(double) * (size_t)(c.B * c.Hq * c.Dk));
+        for (int64_t r = 0; r < c.B * c.Sk; r++)
+            for (int64_t h = 0; h < c.Hq; h++) {
+                memcpy(Ps.k + (r * c.Hq + h) * c.Dk, P.k + r * c.Dk, sizeof(double) * (size_t)c.Dk);
+                memcpy(Ps.v + (r * c.Hq + h) * c.Dv, P.v + r * c.Dv, sizeof(double) * (size_t)c.Dv);
+            }
+        attn_dtype q_dt = x % 4 < 2 ? ATTN_DTYPE_F32 : x % 2 ? ATTN_DTYPE_BF16 : ATTN_DTYPE_F16;
+        attn_dtype kv_dt = x % 2 ? ATTN_DTYPE_BF16 : ATTN_DTYPE_F16;
+        t_problem_as(&P, q_dt, kv_dt);
+        t_problem_as(&Ps, q_dt, kv_dt);
+        int layout = x % 3 == 0 ? LAYOUT_BHSD : LAYOUT_BSHD;
+        for (size_t k = 0; k < sizeof x86 / sizeof x86[0]; k++) {
+            if (!t_kernel_available(x86[k])) continue;
+            attn_ctx *ctx = t_ctx(2);
+            attn_ctx_set_kernel(ctx, x86[k]);
+            t_result a, b;
+            t_run(&P, q_dt, ctx, layout, false, &a);
+            t_run(&Ps, q_dt, ctx, layout, false, &b);
+            attn_ctx_set_kernel(ctx, ATTN_KERNEL_AUTO);
+            T_EQ_STATUS(a.status, ATTN_OK);
+            T_EQ_STATUS(b.status, ATTN_OK);
+            bool same = a.status == ATTN_OK && b.status == ATTN_OK &&
+                        bitwise_equal(a.o, b.o, c.B * c.Hq * c.Dv) && bitwise_equal(a.lse, b.lse, c.B * c.Hq);
+            T_CHECK(same);
+            if (!same) {
+                differ++;
+                fprintf(stderr, "    %s: group of %lld, Sk %lld, D %lld, Q %s over %s K/V: other bits\n",
+                        attn_kernel_name(x86[k]), (long long)c.Hq, (long long)c.Sk, (long long)c.Dk,
+                        attn_dtype_name(q_dt), attn_dtype_name(kv_dt));
+            }
+            ran++;
+            t_result_free(&a);
+            t_result_free(&b);
+        }
+        t_problem_free(&P);
+        t_problem_free(&Ps);
+    }
+    printf("  %ld comparisons, %ld with other bits\n", ran, differ);
+}
+
 /* The fused backward's shares (src/ops/sdpa.c plan_fused): fewer than 4
  * kv heads in the batch, so each is split into shares of its query heads
  * (groups 8, 12, 6, 3: 4, 4, 6 and 3 shares) or of its keys (one query

@@ -50,6 +50,7 @@
     X(grid_vs_ref64) \
     X(grid_big_vs_ref64) \
     X(grid_decode_vs_ref64) \
+    X(decode_group_rows_bitwise) \
     X(grid_fused_shares_vs_ref64) \
     X(fused_shares_tile_counts) \
     X(block_mask_patterns) \
