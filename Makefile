@@ -75,10 +75,12 @@ test-avx512-emu: build
 	ATTN_TEST_KERNELS=avx512,amx ./build-emu512/tests/attn_tests --jobs $(JOBS) --configs 600 core ops
 	scripts/compare_digests.sh build build-emu512
 
-# The real AVX-512 build (static) in an emulated AVX-512 CPU (Bochs, Tiger
-# Lake model), for machines without AVX-512: digests against the pair build
-# and the core's tests on the avx512 path (scripts/test_avx512_bochs.sh;
-# installs bochs and what it boots; about ten minutes; not in make test).
+# The real AVX-512 build (static) in an emulated AVX-512 CPU (Bochs,
+# Sapphire Rapids model on a Bochs 3.0 built once from Debian's source;
+# BOCHS_CPU=tigerlake for Debian 12's Bochs 2.7), for machines without
+# AVX-512: digests against the pair build and the core's tests on the
+# avx512 path (scripts/test_avx512_bochs.sh; installs what it needs; about
+# five minutes; not in make test).
 test-avx512-bochs:
 	JOBS=$(JOBS) scripts/test_avx512_bochs.sh
 

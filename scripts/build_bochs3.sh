@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# build_bochs3.sh - Bochs 3.0, built here from Debian's source package, for
+# the Sapphire Rapids CPU model of scripts/emu_avx512.sh (AVX-512 F/BW/VL/DQ,
+# AVX512-BF16, AVX512-FP16, AMX). Debian 12 ships Bochs 2.7, whose newest
+# model (Tiger Lake) has none of BF16, FP16 or AMX.
+#
+# The source is the orig tarball of Debian 13's bochs 3.0+dfsg-1 from
+# deb.debian.org (checked against its SHA-256 from Debian's Sources index),
+# configured for what emu_avx512.sh needs: x86-64 with AVX, EVEX and AMX,
+# no GUI (the "nogui" display), no debugger, no sound. About two minutes on
+# two cores. Installed into $XDG_CACHE_HOME/attn-emu/bochs-3.0 (default
+# ~/.cache/...); a second run finds it there and only prints the path.
+#
+# Prints the path of the bochs binary on stdout; everything else on stderr.
+set -euo pipefail
+
+version=3.0+dfsg
+sha256=78f6c73d4a6472d5130a87ab9dc306d02c7c71ed8e25b3a8ef642e2a7acd282b
+url=http://deb.debian.org/debian/pool/main/b/bochs/bochs_${version}.orig.tar.xz
+cache=${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/attn-emu
+prefix=$cache/bochs-3.0
+jobs=${JOBS:-2}
+
+log() { echo "build_bochs3: $*" >&2; }
+# bochs -help cpu lists its models and exits with status 1
+has_model() { [[ -x $prefix/bin/bochs && $'\n'$("$prefix/bin/bochs" -help cpu 2>&1 || true)$'\n' == *$'\n'sapphire_rapids$'\n'* ]]; }
+
+if has_model; then
+    echo "$prefix/bin/bochs"
+    exit 0
+fi
+
+as_root() { if ((EUID == 0)); then "$@"; else sudo "$@"; fi; }
+missing=()
+for p in g++ make curl xz-utils; do
+    [[ $(dpkg-query -W -f='${Status}' "$p" 2>/dev/null) == "install ok installed" ]] || missing+=("$p")
+done
+if ((${#missing[@]})); then
+    log "installing: ${missing[*]}"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+fi
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/bochs3.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+log "downloading $url"
+curl -fsSL --retry 3 -o "$work/src.tar.xz" "$url"
+echo "$sha256  $work/src.tar.xz" | sha256sum -c --quiet - >&2 ||
+    { log "checksum mismatch for $url"; exit 1; }
+tar -C "$work" -xf "$work/src.tar.xz"
+src=$(find "$work" -maxdepth 1 -type d -name 'bochs-*' | head -1)
+[[ -n $src ]] || { log "no bochs-* directory in the tarball"; exit 1; }
+
+log "configuring and building (log: $work/build.log; kept only on failure)"
+if ! (cd "$src" &&
+      ./configure --prefix="$prefix" --enable-x86-64 --enable-cpu-level=6 --enable-avx --enable-evex \
+          --enable-amx --enable-fpu --enable-pci --enable-cdrom --enable-all-optimizations \
+          --enable-repeat-speedups --disable-debugger --with-nogui --without-x11 --without-x &&
+      make -j"$jobs" && make install) >"$work/build.log" 2>&1; then
+    cp "$work/build.log" "$cache/bochs-3.0-build.log" 2>/dev/null || true
+    tail -n 20 "$work/build.log" >&2
+    log "build failed (log: $cache/bochs-3.0-build.log)"
+    exit 1
+fi
+has_model || { log "the built bochs has no sapphire_rapids model"; exit 1; }
+log "installed $prefix/bin/bochs"
+echo "$prefix/bin/bochs"
