@@ -1,7 +1,7 @@
 # Thin wrapper over CMake for the README's commands.
 #   make run        the main job: train the date translator, translate, draw maps
 #   make test       install what is needed, then every test (CI runs this)
-#   make test-avx512-bochs  the real AVX-512 kernels in an emulated AVX-512 CPU (Bochs)
+#   make test-avx512-bochs  the real AVX-512 and AMX kernels in an emulated CPU (Bochs)
 #   make test-long  the long random grids (many more configurations) and every float32
 #                   pattern through the half-precision conversions
 #   make mutants    the mutation check: injected bugs each caught by a test (long)
@@ -75,12 +75,13 @@ test-avx512-emu: build
 	ATTN_TEST_KERNELS=avx512,amx ./build-emu512/tests/attn_tests --jobs $(JOBS) --configs 600 core ops
 	scripts/compare_digests.sh build build-emu512
 
-# The real AVX-512 build (static) in an emulated AVX-512 CPU (Bochs,
-# Sapphire Rapids model on a Bochs 3.0 built once from Debian's source;
-# BOCHS_CPU=tigerlake for Debian 12's Bochs 2.7), for machines without
-# AVX-512: digests against the pair build and the core's tests on the
-# avx512 path (scripts/test_avx512_bochs.sh; installs what it needs; about
-# five minutes; not in make test).
+# The real AVX-512 and AMX build (static) in an emulated CPU (Bochs,
+# Sapphire Rapids model on a Bochs 3.0 built once from Debian's source with
+# scripts/bochs3-attn.patch; BOCHS_CPU=tigerlake for Debian 12's Bochs 2.7,
+# AVX-512 only), for machines without them: digests against the pair build
+# and the emulated tiles, and the core's tests on the avx512 and amx paths
+# (scripts/test_avx512_bochs.sh; installs what it needs; about ten
+# minutes; not in make test).
 test-avx512-bochs:
 	JOBS=$(JOBS) scripts/test_avx512_bochs.sh
 

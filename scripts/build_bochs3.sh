@@ -6,10 +6,14 @@
 #
 # The source is the orig tarball of Debian 13's bochs 3.0+dfsg-1 from
 # deb.debian.org (checked against its SHA-256 from Debian's Sources index),
-# configured for what emu_avx512.sh needs: x86-64 with AVX, EVEX and AMX,
-# no GUI (the "nogui" display), no debugger, no sound. About two minutes on
-# two cores. Installed into $XDG_CACHE_HOME/attn-emu/bochs-3.0 (default
-# ~/.cache/...); a second run finds it there and only prints the path.
+# patched with scripts/bochs3-attn.patch (XFD, so that Linux enables AMX;
+# three fixes to saving the AMX state; TDPBF16PS in the order attn's
+# emulated tiles use: the patch says why), and configured for what
+# emu_avx512.sh needs: x86-64 with AVX, EVEX and AMX, no GUI (the "nogui"
+# display), no debugger, no sound. About two minutes on two cores.
+# Installed into $XDG_CACHE_HOME/attn-emu/bochs-3.0 (default ~/.cache/...)
+# with the patch's checksum beside it; a second run with the same patch
+# finds it there and only prints the path.
 #
 # Prints the path of the bochs binary on stdout; everything else on stderr.
 set -euo pipefail
@@ -20,19 +24,21 @@ url=http://deb.debian.org/debian/pool/main/b/bochs/bochs_${version}.orig.tar.xz
 cache=${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/attn-emu
 prefix=$cache/bochs-3.0
 jobs=${JOBS:-2}
+patch_file=$(cd "$(dirname "$0")" && pwd)/bochs3-attn.patch
+stamp=$(sha256sum "$patch_file" | cut -d' ' -f1)
 
 log() { echo "build_bochs3: $*" >&2; }
 # bochs -help cpu lists its models and exits with status 1
 has_model() { [[ -x $prefix/bin/bochs && $'\n'$("$prefix/bin/bochs" -help cpu 2>&1 || true)$'\n' == *$'\n'sapphire_rapids$'\n'* ]]; }
 
-if has_model; then
+if has_model && [[ $(cat "$prefix/attn-patch.sha256" 2>/dev/null) == "$stamp" ]]; then
     echo "$prefix/bin/bochs"
     exit 0
 fi
 
 as_root() { if ((EUID == 0)); then "$@"; else sudo "$@"; fi; }
 missing=()
-for p in g++ make curl xz-utils; do
+for p in g++ make curl xz-utils patch; do
     [[ $(dpkg-query -W -f='${Status}' "$p" 2>/dev/null) == "install ok installed" ]] || missing+=("$p")
 done
 if ((${#missing[@]})); then
@@ -50,6 +56,7 @@ echo "$sha256  $work/src.tar.xz" | sha256sum -c --quiet - >&2 ||
 tar -C "$work" -xf "$work/src.tar.xz"
 src=$(find "$work" -maxdepth 1 -type d -name 'bochs-*' | head -1)
 [[ -n $src ]] || { log "no bochs-* directory in the tarball"; exit 1; }
+patch -d "$src" -p1 --quiet <"$patch_file" || { log "$patch_file does not apply"; exit 1; }
 
 log "configuring and building (log: $work/build.log; kept only on failure)"
 if ! (cd "$src" &&
@@ -63,5 +70,6 @@ if ! (cd "$src" &&
     exit 1
 fi
 has_model || { log "the built bochs has no sapphire_rapids model"; exit 1; }
+echo "$stamp" >"$prefix/attn-patch.sha256"
 log "installed $prefix/bin/bochs"
 echo "$prefix/bin/bochs"

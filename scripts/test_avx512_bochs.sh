@@ -5,18 +5,19 @@
 # The CPU: BOCHS_CPU=sapphire_rapids (the default: AVX-512 F/BW/VL/DQ,
 # AVX512-BF16 and AVX512-FP16, on a Bochs 3.0 that scripts/build_bochs3.sh
 # builds once from Debian's source, about two minutes) or tigerlake (Debian
-# 12's Bochs 2.7: AVX-512 F/BW/VL/DQ only). The model also has AMX, but the
-# guest's kernel keeps it off (Linux enables AMX only with XFD, which Bochs
-# does not emulate), so the amx path stays with make test-avx512-emu's
-# emulated tiles.
+# 12's Bochs 2.7: AVX-512 F/BW/VL/DQ only). The Sapphire Rapids model has
+# AMX too: scripts/bochs3-attn.patch adds XFD, without which Linux keeps
+# AMX off, and fixes Bochs's saving of the AMX state, so the amx path runs
+# its real tile instructions there (tests and digests).
 #
 #   1. builds the library's tests and attn_kernel_digest statically
 #      (build-bochs/; the AVX-512 kernels compiled with the AVX-512 flags);
 #   2. builds the AVX2-pair emulation of the same kernels (build-emu512/,
 #      make test-avx512-emu's build) and prints its digests natively;
 #   3. boots Linux in Bochs (scripts/emu_avx512.sh) and runs there: the
-#      digests of the real avx512 and avx2 kernels, and the core's kernel
-#      tests on the avx512 path (ATTN_TEST_KERNELS=avx512, CONFIGS
+#      digests of the real avx512 and avx2 kernels (and amx under
+#      sapphire_rapids), and the core's kernel tests on the avx512 path
+#      (and amx under sapphire_rapids; ATTN_TEST_KERNELS), CONFIGS
 #      configurations of the grid, 30 by default; not the decode and
 #      block-mask grids, whose long sequences take hours in Bochs);
 #   4. compares the digests: the zmm code must give the bits of its pair
@@ -27,9 +28,10 @@
 #      the AVX2 build, which passes on real CPUs). Bochs 3.0 rounds them as
 #      real CPUs do, and there every F16 digest must match too.
 #
-# Exit status 0 when the tests pass and the digests agree. Takes about five
-# minutes under sapphire_rapids (Bochs 3.0 boots Linux in a few seconds,
-# then runs about 100 times slower than the host), ten under tigerlake.
+# Exit status 0 when the tests pass and the digests agree. Takes about seven
+# minutes under sapphire_rapids (avx512 and amx; Bochs 3.0 boots Linux in a
+# few seconds, then runs about 100 times slower than the host), ten under
+# tigerlake (avx512 only).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -47,21 +49,26 @@ cmake -S . -B build-bochs -DCMAKE_BUILD_TYPE=Release -DCMAKE_EXE_LINKER_FLAGS=-s
     -DPNG_LIBRARY=/usr/lib/x86_64-linux-gnu/libpng16.a -DZLIB_LIBRARY=/usr/lib/x86_64-linux-gnu/libz.a \
     -DCMAKE_DISABLE_FIND_PACKAGE_MPI=ON >/dev/null
 cmake --build build-bochs -j"$jobs" --target attn_tests attn_kernel_digest >/dev/null
-cmake -S . -B build-emu512 -DCMAKE_BUILD_TYPE=Release -DATTN_EMULATE_AVX512=ON >/dev/null
+cmake -S . -B build-emu512 -DCMAKE_BUILD_TYPE=Release -DATTN_EMULATE_AVX512=ON -DATTN_EMULATE_AMX=ON >/dev/null
 cmake --build build-emu512 -j"$jobs" --target attn_kernel_digest >/dev/null
 ./build-emu512/tests/attn_kernel_digest avx512 >"$out/pairs.txt"
+./build-emu512/tests/attn_kernel_digest amx >"$out/tiles.txt"
 ./build-bochs/tests/attn_kernel_digest avx2 >"$out/avx2-native.txt"
 
 T=$here/build-bochs/tests
+kernels=avx512 digests="avx512 avx2" amx_tests=""
+if [[ $cpu == sapphire_rapids ]]; then
+    kernels=avx512,amx digests="avx512 amx avx2"
+    amx_tests="kernels_gemm_bf16_amx_vs_double block_mask_hidden_never_read_global"
+fi
 cat >"$out/guest.sh" <<EOF
 #!/bin/sh
-echo "guest cpu: \$(grep -o -w -E 'avx512f|avx512bw|avx512vl|avx512dq|avx512_bf16|amx_tile' /proc/cpuinfo | sort -u | tr '\n' ' ')"
-$T/attn_kernel_digest avx512 || exit 1
-$T/attn_kernel_digest avx2 || exit 1
-ATTN_TEST_KERNELS=avx512 $T/attn_tests --configs $configs avx512_exp_equals_avx2 kernel_table_choice kernel_forcing \\
+echo "guest cpu: \$(grep -o -w -E 'avx512f|avx512bw|avx512vl|avx512dq|avx512_bf16|avx512_fp16|amx_tile|amx_bf16' /proc/cpuinfo | sort -u | tr '\n' ' ')"
+for k in $digests; do $T/attn_kernel_digest \$k || exit 1; done
+ATTN_TEST_KERNELS=$kernels $T/attn_tests --configs $configs avx512_exp_equals_avx2 kernel_table_choice kernel_forcing \\
   kernels_gemm_avx512_vs_double kernels_gemm_bf16_avx512_vs_double kernels_rows_avx512_vs_double contract_masked_rows contract_masked_never_read \\
   contract_nan_propagation contract_huge_logits contract_sizes contract_strided_views contract_determinism \\
-  grid_vs_ref64 varlen_vs_padded 2>&1 \\
+  grid_vs_ref64 varlen_vs_padded $amx_tests 2>&1 \\
   | grep -v 'skipped (not in ATTN_TEST_KERNELS)'
 EOF
 chmod +x "$out/guest.sh"
@@ -71,8 +78,8 @@ status=0
 scripts/emu_avx512.sh --cpu "$cpu" --timeout 3000 --file "$T/attn_tests" --file "$T/attn_kernel_digest" \
     "$here/$out/guest.sh" | tee "$out/guest.log" || status=$?
 
-# the guest's two digest listings, each from its "kernel NAME" line on
-for k in avx512 avx2; do
+# the guest's digest listings, each from its "kernel NAME" line on
+for k in $digests; do
     awk -v k="kernel $k" '$0 == k {on = 1; next} /^kernel / {on = 0} on && /^(f32|bf16|f16) /' \
         "$out/guest.log" >"$out/guest-$k.txt"
 done
@@ -96,6 +103,10 @@ compare() { # compare NAME A B: every line equal (F16 lines reported only under 
 }
 echo "== avx512 in Bochs vs its AVX2-pair emulation on this CPU"
 compare avx512 "$out/guest-avx512.txt" "$out/pairs.txt" || status=1
+if [[ $digests == *amx* ]]; then
+    echo "== amx in Bochs (its TDPBF16PS in the order of amx.h: scripts/bochs3-attn.patch) vs the emulated tiles"
+    compare amx "$out/guest-amx.txt" "$out/tiles.txt" || status=1
+fi
 echo "== avx2 in Bochs vs avx2 on this CPU"
 compare avx2 "$out/guest-avx2.txt" "$out/avx2-native.txt" || status=1
 grep -q '^attn_tests: .* 0 failed' "$out/guest.log" || status=1
