@@ -26,8 +26,8 @@ options:
   --cpu MODEL      Bochs CPU model: tigerlake (default), corei7_skylake_x, or
                    sapphire_rapids (AVX512-BF16/FP16 and AMX too; runs on a
                    Bochs 3.0 built once by scripts/build_bochs3.sh, since
-                   Debian 12's Bochs 2.7 lacks the model; the guest kernel
-                   leaves AMX off, as Bochs has no XFD)
+                   Debian 12's Bochs 2.7 lacks the model; patched with
+                   scripts/bochs3-attn.patch so that Linux enables AMX)
   --timeout SEC    wall-clock limit for boot + run (default 1800)
   --mem MB         guest memory (default 512, at least 192)
   --smp N          emulated CPUs (default 1); Bochs runs them all on one host

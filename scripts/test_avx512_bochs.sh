@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# test_avx512_bochs.sh - the real AVX-512 build of attn's kernels, run in an
-# emulated AVX-512 CPU on a machine without AVX-512. `make test-avx512-bochs`.
+# test_avx512_bochs.sh - the real AVX-512 (and AMX) build of attn's kernels,
+# run in an emulated CPU on a machine without them. `make test-avx512-bochs`.
 #
 # The CPU: BOCHS_CPU=sapphire_rapids (the default: AVX-512 F/BW/VL/DQ,
 # AVX512-BF16 and AVX512-FP16, on a Bochs 3.0 that scripts/build_bochs3.sh
@@ -22,7 +22,9 @@
 #      block-mask grids, whose long sequences take hours in Bochs);
 #   4. compares the digests: the zmm code must give the bits of its pair
 #      emulation on every problem, and the avx2 kernels in Bochs the bits of
-#      the avx2 kernels on this CPU. Under tigerlake F16 problems are
+#      the avx2 kernels on this CPU, and (sapphire_rapids) the amx kernels
+#      the bits of the emulated tiles (make test-avx512-emu's; the patch
+#      gives Bochs's TDPBF16PS the order amx.h defines). Under tigerlake F16 problems are
 #      compared but not required to match: Bochs 2.7's F16C conversion
 #      rounds subnormal ties away from even (its half_to_float test fails on
 #      the AVX2 build, which passes on real CPUs). Bochs 3.0 rounds them as
