@@ -80,7 +80,7 @@ test-avx512-emu: build
 # scripts/bochs3-attn.patch; BOCHS_CPU=tigerlake for Debian 12's Bochs 2.7,
 # AVX-512 only), for machines without them: digests against the pair build
 # and the emulated tiles, and the core's tests on the avx512 and amx paths
-# (scripts/test_avx512_bochs.sh; installs what it needs; about ten
+# (scripts/test_avx512_bochs.sh; installs what it needs; about eleven
 # minutes; not in make test).
 test-avx512-bochs:
 	JOBS=$(JOBS) scripts/test_avx512_bochs.sh
