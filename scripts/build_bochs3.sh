@@ -36,16 +36,8 @@ if has_model && [[ $(cat "$prefix/attn-patch.sha256" 2>/dev/null) == "$stamp" ]]
     exit 0
 fi
 
-as_root() { if ((EUID == 0)); then "$@"; else sudo "$@"; fi; }
-missing=()
-for p in g++ make curl xz-utils patch; do
-    [[ $(dpkg-query -W -f='${Status}' "$p" 2>/dev/null) == "install ok installed" ]] || missing+=("$p")
-done
-if ((${#missing[@]})); then
-    log "installing: ${missing[*]}"
-    as_root apt-get update -qq
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
-fi
+. "$(dirname "$patch_file")/apt_need.sh"
+apt_need g++ make curl xz-utils patch
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/bochs3.XXXXXX")
 trap 'rm -rf "$work"' EXIT

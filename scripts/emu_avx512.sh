@@ -89,18 +89,9 @@ cache=${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/attn-emu
 # Idempotent: apt-get only runs when a package is missing. bochs-term
 # satisfies bochs' "bochs-gui" dependency without pulling in wxWidgets;
 # binutils and xz-utils are for preparing the kernel (see below).
-as_root() { if ((EUID == 0)); then "$@"; else sudo "$@"; fi; }
-pkgs=(bochs bochs-term bochsbios vgabios isolinux syslinux-common xorriso
-      busybox-static cpio xz-utils binutils)
-missing=()
-for p in "${pkgs[@]}"; do
-    [[ $(dpkg-query -W -f='${Status}' "$p" 2>/dev/null) == "install ok installed" ]] || missing+=("$p")
-done
-if ((${#missing[@]})); then
-    log "installing: ${missing[*]}"
-    as_root apt-get update -qq
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
-fi
+. "$(dirname "$0")/apt_need.sh"
+apt_need bochs bochs-term bochsbios vgabios isolinux syslinux-common xorriso \
+    busybox-static cpio xz-utils binutils
 # Sapphire Rapids: Bochs 3.0 from Debian's source (built once, cached);
 # its BIOS images are still those of the packages above.
 bochs=bochs
