@@ -81,7 +81,7 @@ test-avx512-emu: build
 # AVX-512 only), for machines without them: digests against the pair build
 # and the emulated tiles, and the core's tests on the avx512 and amx paths
 # (scripts/test_avx512_bochs.sh; installs what it needs; about eleven
-# minutes; not in make test).
+# minutes, two more the first time to build Bochs 3.0; not in make test).
 test-avx512-bochs:
 	JOBS=$(JOBS) scripts/test_avx512_bochs.sh
 

@@ -25,7 +25,8 @@ cache=${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/attn-emu
 prefix=$cache/bochs-3.0
 jobs=${JOBS:-2}
 patch_file=$(cd "$(dirname "$0")" && pwd)/bochs3-attn.patch
-stamp=$(sha256sum "$patch_file" | cut -d' ' -f1)
+# the build is reused while neither the patch nor this script changes
+stamp=$(cat "$patch_file" "$0" | sha256sum | cut -d' ' -f1)
 
 log() { echo "build_bochs3: $*" >&2; }
 # bochs -help cpu lists its models and exits with status 1
@@ -50,13 +51,15 @@ src=$(find "$work" -maxdepth 1 -type d -name 'bochs-*' | head -1)
 [[ -n $src ]] || { log "no bochs-* directory in the tarball"; exit 1; }
 patch -d "$src" -p1 --quiet <"$patch_file" || { log "$patch_file does not apply"; exit 1; }
 
-log "configuring and building (log: $work/build.log; kept only on failure)"
+mkdir -p "$cache"
+rm -f "$prefix/attn-patch.sha256" # a build cut short is never taken for a finished one
+log "configuring and building (on failure the log is kept as $cache/bochs-3.0-build.log)"
 if ! (cd "$src" &&
       ./configure --prefix="$prefix" --enable-x86-64 --enable-cpu-level=6 --enable-avx --enable-evex \
           --enable-amx --enable-fpu --enable-pci --enable-cdrom --enable-all-optimizations \
           --enable-repeat-speedups --disable-debugger --with-nogui --without-x11 --without-x &&
       make -j"$jobs" && make install) >"$work/build.log" 2>&1; then
-    cp "$work/build.log" "$cache/bochs-3.0-build.log" 2>/dev/null || true
+    cp "$work/build.log" "$cache/bochs-3.0-build.log"
     tail -n 20 "$work/build.log" >&2
     log "build failed (log: $cache/bochs-3.0-build.log)"
     exit 1

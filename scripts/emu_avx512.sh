@@ -30,7 +30,8 @@ options:
                    scripts/bochs3-attn.patch so that Linux enables AMX)
   --timeout SEC    wall-clock limit for boot + run (default 1800)
   --mem MB         guest memory (default 512, at least 192)
-  --smp N          emulated CPUs (default 1); Bochs runs them all on one host
+  --smp N          emulated CPUs (default 1; sapphire_rapids: 1 only, its
+                   Bochs 3.0 is built for one); Bochs runs them all on one host
                    thread, so N CPUs share the speed of one
   --file PATH      copy PATH (file or directory) into the guest at the same
                    absolute path; repeatable. The program runs in the caller's
@@ -81,6 +82,7 @@ for v in timeout mem smp ips; do
     [[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "--$v needs a positive integer"
 done
 ((mem >= 192)) || die "--mem must be at least 192 (the kernel alone occupies 16-80 MB)"
+[[ $cpu != sapphire_rapids ]] || ((smp == 1)) || die "--cpu sapphire_rapids runs one CPU (--smp 1)"
 [[ -f $binary && -r $binary ]] || die "not a readable file: $binary"
 binary=$(realpath -- "$binary")
 cache=${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/attn-emu

@@ -18,8 +18,9 @@
 #      digests of the real avx512 and avx2 kernels (and amx under
 #      sapphire_rapids), and the core's kernel tests on the avx512 path
 #      (and amx under sapphire_rapids; ATTN_TEST_KERNELS), CONFIGS
-#      configurations of the grid, 30 by default; not the decode and
-#      block-mask grids, whose long sequences take hours in Bochs);
+#      configurations of the grid, 30 by default; not the decode grid,
+#      and the block-mask grid only on the amx path under sapphire_rapids:
+#      their long sequences take hours in Bochs);
 #   4. compares the digests: the zmm code must give the bits of its pair
 #      emulation on every problem, and the avx2 kernels in Bochs the bits of
 #      the avx2 kernels on this CPU, and (sapphire_rapids) the amx kernels
@@ -33,7 +34,8 @@
 # Exit status 0 when the tests pass and the digests agree. Takes about eleven
 # minutes under sapphire_rapids (avx512 and amx, and the block-mask grid on
 # amx; Bochs 3.0 boots Linux in a few seconds, then runs about 100 times
-# slower than the host), ten under tigerlake (avx512 only).
+# slower than the host), plus two the first time to build Bochs 3.0; ten
+# to twelve under tigerlake (avx512 only).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
