@@ -64,15 +64,17 @@ test-fma:
 
 # The AVX-512 attention kernels on any AVX2 CPU: built with AVX2 only, each
 # 16-lane vector as two ymm registers (src/kernels/x86/vec.h), the same code
-# and the same bits as on AVX-512, and the AMX kernels with their tiles in C
-# (src/kernels/x86/amx.h); the core's tests on those two paths only. On a
-# CPU with AVX-512 or AMX (where test-c runs the real kernels),
-# scripts/compare_digests.sh then compares the real kernels' digests with
-# these builds' (AVX-512: must be equal; AMX: reported).
+# and the same bits as on AVX-512, vdpbf16ps computed in AVX2 as the SDM
+# defines it (the AVX512-BF16 kernels), and the AMX kernels with their tiles
+# in C (src/kernels/x86/amx.h); the core's tests on those three paths only.
+# On a CPU with AVX-512, AVX512-BF16 or AMX (where test-c runs the real
+# kernels), scripts/compare_digests.sh then compares the real kernels'
+# digests with these builds' (AVX-512, AVX512-BF16: must be equal; AMX:
+# reported).
 test-avx512-emu: build
 	cmake -S . -B build-emu512 -DCMAKE_BUILD_TYPE=Release -DATTN_EMULATE_AVX512=ON -DATTN_EMULATE_AMX=ON >/dev/null
 	cmake --build build-emu512 -j$(JOBS) --target attn_tests attn_kernel_digest
-	ATTN_TEST_KERNELS=avx512,amx ./build-emu512/tests/attn_tests --jobs $(JOBS) --configs 600 core ops
+	ATTN_TEST_KERNELS=avx512,avx512bf16,amx ./build-emu512/tests/attn_tests --jobs $(JOBS) --configs 600 core ops
 	scripts/compare_digests.sh build build-emu512
 
 # The real AVX-512 and AMX build (static) in an emulated CPU (Bochs,

@@ -195,17 +195,17 @@ static void head_major(attn_tensor *t, long rows)
     t->stride[0] = H * rows * D;
 }
 
-/* --kernel NAME (any attn_kernel_name: auto, ref, tiled, avx2, avx512, amx;
+/* --kernel NAME (any attn_kernel_name: auto, ref, tiled, avx2, avx512, avx512bf16, amx;
  * NULL: the context's choice); an unknown name is a usage error. */
 static void force_kernel(attn_ctx *ctx, const char *name)
 {
     if (name == NULL) return;
-    for (int k = ATTN_KERNEL_AUTO; k <= ATTN_KERNEL_AMX; k++)
+    for (int k = ATTN_KERNEL_AUTO; k <= ATTN_KERNEL_AVX512BF16; k++)
         if (strcmp(name, attn_kernel_name((attn_kernel)k)) == 0) {
             die(attn_ctx_set_kernel(ctx, (attn_kernel)k), "attn_ctx_set_kernel");
             return;
         }
-    fprintf(stderr, "attn_bench: unknown --kernel '%s' (auto, ref, tiled, avx2, avx512, amx)\n", name);
+    fprintf(stderr, "attn_bench: unknown --kernel '%s' (auto, ref, tiled, avx2, avx512, avx512bf16, amx)\n", name);
     exit(2);
 }
 

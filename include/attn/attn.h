@@ -183,7 +183,10 @@ typedef enum attn_kernel {
     ATTN_KERNEL_AVX512 = 4, /* AVX-512 kernels, float32 math (ATTN_UNSUPPORTED without AVX-512F/BW/DQ/VL) */
     ATTN_KERNEL_AMX = 5     /* the AVX-512 kernels with BF16 attention and BF16 dense layers on AMX
                              * tiles (ATTN_UNSUPPORTED without AMX-BF16 and the OS's tile state);
-                             * never chosen by AUTO in this release: see docs/kernels.md */
+                             * never chosen by AUTO in this release: see docs/kernels.md */,
+    ATTN_KERNEL_AVX512BF16 = 6 /* the AVX-512 kernels with the BF16 forward's Q K^T on AVX512-BF16
+                                * dot products (ATTN_UNSUPPORTED without AVX512-BF16); AUTO picks
+                                * it over AVX512, AMX over it */
 } attn_kernel;
 
 /* A context owns a thread pool of n_threads (>= 1; 0 means the number of
@@ -210,7 +213,7 @@ ATTN_API attn_kernel attn_ctx_kernel(const attn_ctx *ctx);
 /* The kernels an F32, BF16 or F16 call on this context runs (TILED, AVX2,
  * AVX512 or AMX; REF when forced), resolving AUTO from the CPU. */
 ATTN_API attn_kernel attn_ctx_resolved_kernel(const attn_ctx *ctx);
-/* "auto", "ref", "tiled", "avx2", "avx512", "amx"; "unknown" otherwise. */
+/* "auto", "ref", "tiled", "avx2", "avx512", "amx", "avx512bf16"; "unknown" otherwise. */
 ATTN_API const char *attn_kernel_name(attn_kernel kernel);
 /* A few lines of text: the CPU (its CPUID brand string), the features
  * attn looks for with the reason each absent one is absent, the kernel

@@ -92,9 +92,10 @@ def test_info_without_model_describes_cpu_and_kernels():
     assert sum(line.startswith("slot ") for line in lines) == len(SLOTS), p.stdout
     assert "kernel: auto: " in p.stdout
     isa = {line.split()[1]: "): available" in line for line in lines if line.startswith("isa ")}
-    assert set(isa) == {"portable", "avx2", "avx512", "amx"} and isa["portable"], p.stdout
+    assert set(isa) == {"portable", "avx2", "avx512", "avx512bf16", "amx"} and isa["portable"], p.stdout
     # Every choice through the environment: forced, or refused naming what is missing.
-    for name, key in (("tiled", "portable"), ("avx2", "avx2"), ("avx512", "avx512"), ("amx", "amx")):
+    for name, key in (("tiled", "portable"), ("avx2", "avx2"), ("avx512", "avx512"), ("avx512bf16", "avx512bf16"),
+                      ("amx", "amx")):
         q = run("info", env={"ATTN_KERNEL": name})
         if isa[key]:
             assert q.returncode == 0 and f"kernel: {name} (forced)" in q.stdout, (name, q.stderr)

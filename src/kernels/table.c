@@ -186,6 +186,25 @@ static void fill_avx512(attn__kernels *t)
 #define FILL_AVX512 NULL
 #endif
 
+/* AVX512-BF16: the AVX-512 table with the BF16 forward's first product,
+ * S = Q K^T, on vdpbf16ps (sdpa_body.h); every other slot and dtype keeps
+ * the AVX-512 kernels. A build configured with ATTN_EMULATE_AVX512
+ * computes vdpbf16ps in AVX2 (kernels/x86/vec.h) and needs AVX2's
+ * features only. */
+#if defined(ATTN_HAVE_AVX512BF16) && defined(ATTN_HAVE_AVX512) && defined(ATTN_HAVE_AVX2)
+static void fill_avx512bf16(attn__kernels *t)
+{
+    fill_avx512(t);
+    t->sdpa[ATTN__SDPA_BF16].forward =
+        (attn__k_forward){ATTN__X86_TILE_Q, attn__avx512_forward_ws_dp, attn__avx512_forward_block_dp,
+                          ATTN__X86_TILE_K, false, attn__avx512_forward_pack_bytes_dp, attn__avx512_forward_pack_dp};
+    t->filled_by[ATTN__SLOT_SDPA_FORWARD][ATTN__SDPA_BF16] = ATTN__ISA_AVX512BF16;
+}
+#define FILL_AVX512BF16 fill_avx512bf16
+#else
+#define FILL_AVX512BF16 NULL
+#endif
+
 /* AMX: the AVX-512 table with the BF16 forward's and backward's products
  * on AMX-BF16 tiles (the AVX-512 kernels with tiles, sdpa_body.h), and
  * the toolkit's products over bfloat16 weights on tiles (x86/gemm_amx.c).
@@ -232,8 +251,8 @@ typedef struct {
 
 /* AVX-512 fills the attention slots and the toolkit's GEMM and row kernels
  * over the AVX2 kernels (whose features it therefore needs too); an emulated build
- * needs AVX2's only. AMX has no kernels yet: its fill is
- * NULL until a kernel file and its fill function exist (docs/kernels.md).
+ * needs AVX2's only. An instruction set whose kernels this build did
+ * not compile has a NULL fill (docs/kernels.md).
  * A fill may set some dtype combinations only, e.g. AMX-BF16 or
  * AVX512-BF16 kernels just t->sdpa[ATTN__SDPA_BF16] (and mark only those
  * entries in filled_by): the other combinations keep the kernels of the
@@ -259,6 +278,17 @@ static const isa_entry isas[ATTN__N_ISA] = {
                           .not_built = "no AVX-512 kernels in this build", .n_needs = 7,
                           .needs = {ATTN__CPU_AVX512F, ATTN__CPU_AVX512BW, ATTN__CPU_AVX512VL, ATTN__CPU_AVX512DQ,
                                     ATTN__CPU_AVX2, ATTN__CPU_FMA, ATTN__CPU_F16C}},
+#endif
+#if defined(ATTN_AVX512BF16_EMULATED)
+    [ATTN__ISA_AVX512BF16] = {.name = "avx512bf16", .kernel = ATTN_KERNEL_AVX512BF16, .fill = FILL_AVX512BF16,
+                              .not_built = "no AVX512-BF16 kernels in this build", .n_needs = 3,
+                              .needs = {ATTN__CPU_AVX2, ATTN__CPU_FMA, ATTN__CPU_F16C}},
+#else
+    [ATTN__ISA_AVX512BF16] = {.name = "avx512bf16", .kernel = ATTN_KERNEL_AVX512BF16, .fill = FILL_AVX512BF16,
+                              .not_built = "no AVX512-BF16 kernels in this build", .n_needs = 8,
+                              .needs = {ATTN__CPU_AVX512_BF16, ATTN__CPU_AVX512F, ATTN__CPU_AVX512BW,
+                                        ATTN__CPU_AVX512VL, ATTN__CPU_AVX512DQ, ATTN__CPU_AVX2, ATTN__CPU_FMA,
+                                        ATTN__CPU_F16C}},
 #endif
 #if defined(ATTN_AMX_EMULATED)
     [ATTN__ISA_AMX] = {.name = "amx", .kernel = ATTN_KERNEL_AMX, .fill = FILL_AMX,
@@ -387,6 +417,6 @@ const char *attn__sdpa_dt_name(attn__sdpa_dt dt)
 
 const char *attn_kernel_name(attn_kernel kernel)
 {
-    static const char *const names[] = {"auto", "ref", "tiled", "avx2", "avx512", "amx"};
+    static const char *const names[] = {"auto", "ref", "tiled", "avx2", "avx512", "amx", "avx512bf16"};
     return (int)kernel >= 0 && (size_t)kernel < sizeof names / sizeof names[0] ? names[kernel] : "unknown";
 }

@@ -28,6 +28,7 @@ typedef enum attn__isa {
     ATTN__ISA_PORTABLE,
     ATTN__ISA_AVX2,
     ATTN__ISA_AVX512,
+    ATTN__ISA_AVX512BF16,
     ATTN__ISA_AMX,
     ATTN__N_ISA
 } attn__isa;
@@ -272,7 +273,7 @@ const attn__kernels *attn__kernels_get(attn_kernel k, char *why, size_t cap);
 const char *attn__slot_name(attn__slot s);
 /* "f32", "bf16", "f16", "f32+bf16kv", "f32+f16kv"; "?" outside the enumeration. */
 const char *attn__sdpa_dt_name(attn__sdpa_dt dt);
-/* "portable", "avx2", "avx512", "amx". */
+/* "portable", "avx2", "avx512", "avx512bf16", "amx". */
 const char *attn__isa_name(attn__isa isa);
 /* The attn_kernel value that forces instruction set isa (TILED for portable). */
 attn_kernel attn__isa_kernel(attn__isa isa);

@@ -9,7 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
-enum { MAX_THREADS = 1024, N_KERNELS = ATTN_KERNEL_AMX + 1, WHY_CAP = 512 };
+enum { MAX_THREADS = 1024, N_KERNELS = ATTN_KERNEL_AVX512BF16 + 1, WHY_CAP = 512 };
 
 /* The table for kernel, or ATTN_UNSUPPORTED from fn naming what is missing;
  * what: how the caller asked ("kernel avx512", "ATTN_KERNEL=avx512"). */
@@ -35,7 +35,7 @@ static attn_status kernel_from_env(attn_kernel *kernel)
             return ATTN_OK;
         }
     return attn_fail(ATTN_BAD_PARAM, "attn_ctx_create: the environment variable ATTN_KERNEL is '%.64s'; "
-                     "it must be one of ref, tiled, avx2, avx512, amx, auto (or unset)", e);
+                     "it must be one of ref, tiled, avx2, avx512, avx512bf16, amx, auto (or unset)", e);
 }
 
 attn_status attn_ctx_create(int n_threads, attn_ctx **out)

@@ -28,6 +28,11 @@
 #else
 #define BUILT_AVX512 false
 #endif
+#if defined(ATTN_HAVE_AVX512BF16)
+#define BUILT_AVX512BF16 true
+#else
+#define BUILT_AVX512BF16 false
+#endif
 #if defined(ATTN_HAVE_AMX)
 #define BUILT_AMX true
 #else
@@ -206,6 +211,26 @@ void test_kernel_table_choice(void)
         check_complete(t);
     }
 #endif
+#if defined(ATTN_HAVE_AVX512BF16)
+    /* AVX512-BF16: the AVX-512 table with the BF16 forward on vdpbf16ps */
+    t = attn__kernels_get(ATTN_KERNEL_AVX512BF16, NULL, 0);
+    if (t != NULL) {
+        const attn__kernels *t5 = attn__kernels_get(ATTN_KERNEL_AVX512, NULL, 0);
+        T_CHECK(t5 != NULL);
+        for (int d = 0; t5 && d < ATTN__N_SDPA_DT; d++) {
+            bool dp = d == ATTN__SDPA_BF16;
+            T_CHECK(t->sdpa[d].forward.block == (dp ? attn__avx512_forward_block_dp : t5->sdpa[d].forward.block));
+            T_CHECK(t->filled_by[ATTN__SLOT_SDPA_FORWARD][d] == (dp ? ATTN__ISA_AVX512BF16 : ATTN__ISA_AVX512));
+            T_CHECK(t->sdpa[d].decode.split_fn == t5->sdpa[d].decode.split_fn);
+            if (d >= ATTN__SDPA_F32_BF16KV) continue;
+            T_CHECK(t->sdpa[d].fused.kvhead == t5->sdpa[d].fused.kvhead && t->sdpa[d].dq.block == t5->sdpa[d].dq.block);
+            T_CHECK(t->filled_by[ATTN__SLOT_SDPA_FUSED][d] == ATTN__ISA_AVX512);
+        }
+        T_CHECK(t5 && t->nn.gemm == t5->nn.gemm && t->nn.gemm_bf16 == t5->nn.gemm_bf16);
+        T_CHECK(attn__isa_manual(ATTN__ISA_AVX512BF16) == NULL);
+        check_complete(t);
+    }
+#endif
 #if defined(ATTN_HAVE_AMX)
     /* AMX: the AVX-512 table with the BF16 forward and backward on tiles,
      * forced only (its kernels have not run on an AMX CPU yet) */
@@ -237,9 +262,11 @@ void test_kernel_table_choice(void)
     /* AUTO: the most capable available one (AVX2 here unless a build and
      * a CPU have AVX-512 or AMX kernels). */
     attn_kernel best = avx2_ok ? ATTN_KERNEL_AVX2 : ATTN_KERNEL_TILED;
-    for (attn_kernel k = ATTN_KERNEL_AVX512; k <= ATTN_KERNEL_AMX; k++)
-        if (attn__kernels_get(k, NULL, 0) != NULL && attn__isa_manual(k == ATTN_KERNEL_AMX ? ATTN__ISA_AMX : ATTN__ISA_AVX512) == NULL)
-            best = k;
+    static const attn__isa above[] = {ATTN__ISA_AVX512, ATTN__ISA_AVX512BF16, ATTN__ISA_AMX}; /* in order */
+    for (int x = 0; x < 3; x++) {
+        attn_kernel k = attn__isa_kernel(above[x]);
+        if (attn__kernels_get(k, NULL, 0) != NULL && attn__isa_manual(above[x]) == NULL) best = k;
+    }
     T_EQ_STATUS(attn_ctx_set_kernel(ctx, ATTN_KERNEL_AUTO), ATTN_OK);
     T_EQ_INT(attn_ctx_resolved_kernel(ctx), best);
     T_CHECK(attn__ctx_kernels(ctx) == attn__kernels_get(best, NULL, 0));
@@ -282,6 +309,14 @@ void test_kernel_forcing(void)
          {ATTN__CPU_AVX512F, ATTN__CPU_AVX512BW, ATTN__CPU_AVX512VL, ATTN__CPU_AVX512DQ}, BUILT_AVX512,
          "no AVX-512 kernels"},
 #endif
+#if defined(ATTN_AVX512BF16_EMULATED) /* vdpbf16ps in AVX2 (make test-avx512-emu) */
+        {ATTN_KERNEL_AVX512BF16, "avx512bf16", 3, {ATTN__CPU_AVX2, ATTN__CPU_FMA, ATTN__CPU_F16C}, BUILT_AVX512BF16,
+         "no AVX512-BF16 kernels"},
+#else
+        {ATTN_KERNEL_AVX512BF16, "avx512bf16", 4,
+         {ATTN__CPU_AVX512_BF16, ATTN__CPU_AVX512F, ATTN__CPU_AVX512BW, ATTN__CPU_AVX512VL}, BUILT_AVX512BF16,
+         "no AVX512-BF16 kernels"},
+#endif
 #if defined(ATTN_AMX_EMULATED) /* the AMX kernels with C tiles (make test-avx512-emu) */
         {ATTN_KERNEL_AMX, "amx", 3, {ATTN__CPU_AVX2, ATTN__CPU_FMA, ATTN__CPU_F16C}, BUILT_AMX,
          "no AMX attention kernels"},
@@ -313,9 +348,9 @@ void test_kernel_forcing(void)
         T_CHECK(c->built || contains(msg, c->not_built));
         T_EQ_INT(attn_ctx_kernel(ctx), ATTN_KERNEL_TILED); /* unchanged */
     }
-    T_EQ_STATUS(attn_ctx_set_kernel(ctx, (attn_kernel)6), ATTN_BAD_PARAM);
+    T_EQ_STATUS(attn_ctx_set_kernel(ctx, (attn_kernel)7), ATTN_BAD_PARAM);
     T_EQ_STATUS(attn_ctx_set_kernel(ctx, (attn_kernel)-1), ATTN_BAD_PARAM);
-    T_CHECK(strcmp(attn_kernel_name((attn_kernel)6), "unknown") == 0);
+    T_CHECK(strcmp(attn_kernel_name((attn_kernel)7), "unknown") == 0);
     attn_ctx_free(ctx);
 }
 
@@ -348,8 +383,8 @@ void test_kernel_env_variable(void)
         T_CHECK(contains(attn_last_error(), "ATTN_KERNEL") && contains(attn_last_error(), bad[x]));
     }
     /* The ISAs: available or ATTN_UNSUPPORTED naming the variable. */
-    static const attn_kernel isa[] = {ATTN_KERNEL_AVX2, ATTN_KERNEL_AVX512, ATTN_KERNEL_AMX};
-    for (int x = 0; x < 3; x++) {
+    static const attn_kernel isa[] = {ATTN_KERNEL_AVX2, ATTN_KERNEL_AVX512, ATTN_KERNEL_AVX512BF16, ATTN_KERNEL_AMX};
+    for (int x = 0; x < 4; x++) {
         bool available = attn__kernels_get(isa[x], NULL, 0) != NULL;
         T_EQ_STATUS(create_with(attn_kernel_name(isa[x]), &k), available ? ATTN_OK : ATTN_UNSUPPORTED);
         if (available) T_EQ_INT(k, isa[x]);

@@ -15,10 +15,11 @@
 #include <string.h>
 
 /* The table's kernels of every instruction set, then the reference. */
-enum { PATH_TILED, PATH_AVX2, PATH_AVX512, PATH_AMX, PATH_REF, PATH_REF64, PATHS };
-static const char *path_name[PATHS] = {"tiled", "avx2", "avx512", "amx", "ref", "ref64"};
-static const attn_kernel path_kernel[PATHS] = {ATTN_KERNEL_TILED, ATTN_KERNEL_AVX2, ATTN_KERNEL_AVX512,
-                                               ATTN_KERNEL_AMX, ATTN_KERNEL_REF, ATTN_KERNEL_AUTO};
+enum { PATH_TILED, PATH_AVX2, PATH_AVX512, PATH_AVX512BF16, PATH_AMX, PATH_REF, PATH_REF64, PATHS };
+static const char *path_name[PATHS] = {"tiled", "avx2", "avx512", "avx512bf16", "amx", "ref", "ref64"};
+static const attn_kernel path_kernel[PATHS] = {ATTN_KERNEL_TILED,      ATTN_KERNEL_AVX2, ATTN_KERNEL_AVX512,
+                                               ATTN_KERNEL_AVX512BF16, ATTN_KERNEL_AMX,  ATTN_KERNEL_REF,
+                                               ATTN_KERNEL_AUTO};
 
 /* The dtype combinations: Q's (and O's) and K/V's. */
 enum { DT_F32, DT_BF16, DT_F16, DT_MIXED_BF16, DT_MIXED_F16, N_DT };

@@ -299,7 +299,7 @@ void test_decode_group_rows_bitwise(void)
 {
     static const int64_t groups[] = {4, 8, 12, 16, 2, 3, 5, 6, 7}, sks[] = {1024, 1100, 2047};
     static const int64_t ds[] = {8, 64, 72, 128, 256};
-    static const attn_kernel x86[] = {ATTN_KERNEL_AVX2, ATTN_KERNEL_AVX512, ATTN_KERNEL_AMX};
+    static const attn_kernel x86[] = {ATTN_KERNEL_AVX2, ATTN_KERNEL_AVX512, ATTN_KERNEL_AVX512BF16, ATTN_KERNEL_AMX};
     long ran = 0, differ = 0;
     t_report_absent_kernels();
     for (long x = 0; x < 24; x++) {

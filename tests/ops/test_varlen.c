@@ -171,14 +171,14 @@ T_TEST(varlen_vs_padded)
         memcpy(pv + s * Smk * HKV * DV, v + cu_k[s] * HKV * DV, sizeof(double) * (size_t)(LK[s] * HKV * DV));
     }
     const double slopes[HQ] = {0.5, 0.25, 0.125, 0.0625};
-    const attn_kernel ks[5] = {ATTN_KERNEL_AUTO, ATTN_KERNEL_TILED, ATTN_KERNEL_AVX2, ATTN_KERNEL_REF,
-                               ATTN_KERNEL_AVX512};
+    const attn_kernel ks[6] = {ATTN_KERNEL_AUTO, ATTN_KERNEL_TILED,  ATTN_KERNEL_AVX2,
+                               ATTN_KERNEL_REF,  ATTN_KERNEL_AVX512, ATTN_KERNEL_AVX512BF16};
     /* F64 on the reference (kx 0), F32, BF16, F16 on each kernel; in a half
      * dtype the two calls may round a result to neighbouring values: 2 units */
     const attn_dtype dts[3] = {ATTN_DTYPE_F32, ATTN_DTYPE_BF16, ATTN_DTYPE_F16};
     const double tols[3] = {2e-5, 2e-5 + 0x1p-7, 2e-5 + 0x1p-10};
     for (int x = 0; x < 5; x++)
-        for (int kd = 0; kd < 1 + 4 * 3; kd++) {
+        for (int kd = 0; kd < 1 + 5 * 3; kd++) {
             int kx = kd == 0 ? 0 : 1 + (kd - 1) / 3;
             if (kx > 0 && !t_kernel_available(ks[kx])) continue;
             attn_dtype dt = kx == 0 ? ATTN_DTYPE_F64 : dts[(kd - 1) % 3];
@@ -217,7 +217,8 @@ T_TEST(varlen_one_run_equals_per_sequence_calls)
     static const int64_t lk[NB][MAXN] = {{50, 3, 70, 0, 129}, {1100, 7, 1030, 0, 0}};
     static const int64_t ns[NB] = {5, 3};
     const double slopes[HQ] = {0.5, 0.25, 0.125, 0.0625};
-    const attn_kernel ks[5] = {ATTN_KERNEL_AUTO, ATTN_KERNEL_TILED, ATTN_KERNEL_AVX2, ATTN_KERNEL_AVX512, ATTN_KERNEL_AMX};
+    const attn_kernel ks[6] = {ATTN_KERNEL_AUTO,   ATTN_KERNEL_TILED,      ATTN_KERNEL_AVX2,
+                               ATTN_KERNEL_AVX512, ATTN_KERNEL_AVX512BF16, ATTN_KERNEL_AMX};
     uint64_t rs = 91;
     long bad = 0, runs = 0;
     for (int set = 0; set < NB; set++) {
@@ -227,7 +228,7 @@ T_TEST(varlen_one_run_equals_per_sequence_calls)
         double *q, *k, *v, *d;
         packed_inputs(&rs, Tq, Tk, &q, &k, &v, &d);
         for (int x = 0; x < 4; x++)
-            for (int kx = 0; kx < 5; kx++) {
+            for (int kx = 0; kx < 6; kx++) {
                 if (!t_kernel_available(ks[kx])) continue;
                 attn_sdpa_params a = options(x, slopes), one = a;
                 a.n_seqs = ns[set];

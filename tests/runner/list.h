@@ -13,6 +13,7 @@
     X(dropout_keep_rate) \
     X(avx2_exp_accuracy) \
     X(avx512_exp_equals_avx2) \
+    X(avx512bf16_dot_definition) \
     X(half_from_float) \
     X(half_to_float) \
     X(hand_computed) \

@@ -88,7 +88,7 @@ void t_count_free(void *p, void *user);
 long t_oom_sweep(attn_status (*op)(void *arg), void *arg);
 
 /* The float32 kernels every test runs, and whether this CPU/build has each. */
-enum { T_KERNELS = 5 };
+enum { T_KERNELS = 6 };
 extern const attn_kernel t_kernels[T_KERNELS];
 bool t_kernel_available(attn_kernel k);
 /* Prints "  <kernel>: skipped (<why>)" for each of t_kernels this CPU or

@@ -94,8 +94,8 @@ void t_ctx_free_all(void)
     }
 }
 
-const attn_kernel t_kernels[T_KERNELS] = {ATTN_KERNEL_TILED, ATTN_KERNEL_AVX2, ATTN_KERNEL_AVX512,
-                                           ATTN_KERNEL_AMX, ATTN_KERNEL_REF};
+const attn_kernel t_kernels[T_KERNELS] = {ATTN_KERNEL_TILED,      ATTN_KERNEL_AVX2, ATTN_KERNEL_AVX512,
+                                           ATTN_KERNEL_AVX512BF16, ATTN_KERNEL_AMX,  ATTN_KERNEL_REF};
 
 /* Whether ATTN_TEST_KERNELS (a comma-separated list of kernel names, e.g.
  * "avx512"; unset or empty: every kernel) lets the tests run kernel k. */

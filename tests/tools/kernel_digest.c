@@ -164,13 +164,13 @@ done:
 
 int main(int argc, char **argv)
 {
-    static const char *const names[] = {"auto", "ref", "tiled", "avx2", "avx512", "amx"};
+    static const char *const names[] = {"auto", "ref", "tiled", "avx2", "avx512", "amx", "avx512bf16"};
     attn_kernel kernel = ATTN_KERNEL_AUTO;
     if (argc > 1) {
         size_t x = 0;
         while (x < sizeof names / sizeof names[0] && strcmp(names[x], argv[1]) != 0) x++;
         if (x == sizeof names / sizeof names[0]) {
-            fprintf(stderr, "usage: %s [auto|ref|tiled|avx2|avx512|amx]\n", argv[0]);
+            fprintf(stderr, "usage: %s [auto|ref|tiled|avx2|avx512|amx|avx512bf16]\n", argv[0]);
             return 2;
         }
         kernel = (attn_kernel)x;

@@ -7,9 +7,16 @@
  * giving the same bits (kernels/x86/vec.h). With ATTN_HAVE_AMX it also
  * holds the AMX-BF16 kernels (the same forward and backward with their
  * products on tiles, kernels/x86/amx.h; compiled with -mamx-tile -mamx-bf16, or with
- * the tiles emulated in C for the tests: ATTN_AMX_EMULATED). */
+ * the tiles emulated in C for the tests: ATTN_AMX_EMULATED). With
+ * ATTN_HAVE_AVX512BF16 it also holds the BF16 forward with its Q K^T on
+ * AVX512-BF16 dot products (compiled with -mavx512bf16, or, in the pair
+ * build, vdpbf16ps computed in AVX2 as the SDM defines it: vec.h). */
 #if !defined(ATTN_VEC_AVX512_PAIR)
 #define ATTN_VEC_AVX512
+#endif
+#if defined(ATTN_HAVE_AVX512BF16)
+#define ATTN_VEC_DPBF16
+#define ATTN_SDPA_DP
 #endif
 #define KN(name) attn__avx512_##name
 #if defined(ATTN_HAVE_AMX)

@@ -468,37 +468,14 @@ void KN(forward_pack)(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t t, vo
     memcpy(vt + BK * dv, &finite, sizeof finite);
 }
 
-#if defined(ATTN_SDPA_AMX)
-/* ---- the AMX-BF16 forward's products (kernels/x86/amx.h) ---------------------
- *
- * The same forward with its two products on tiles, for BF16 Q, K and V:
- * S = Q K^T from Q rows and K^T in bfloat16 (exact: the tensors' own
- * values; the scale applied to S in float32 afterwards), and O += P V with
- * P as two bfloat16 terms (hi + lo, about 16 bits of it; amx_pv) and V in
- * bfloat16; both sums in the tiles' float32. Everything between the
- * products (masks, the online softmax, dropout, the NaN and Inf rules) is
- * the float32 forward's own code. Buffers (bfloat16, in the workspace after
- * the float32 ones):
- *   qb [AMX_TQ][dk]       Q's rows, dk = Dk rounded up to 32, zeros past
- *   kb [dk / 2][BK][2]    K^T as tdpbf16ps's B: d pairs, 16 keys a tile
- *   vb [BK / 2][dv][2]    V as B: key pairs, 16 columns a tile
- *   pb [AMX_TQ][2][BK]    P's rows, as two bfloat16 terms (hi, lo)
- * A 16-row tile starts at any row of a group, so the float32 S and the
- * accumulator have 16 rows more than BQ, whose results are never used. */
-#include "kernels/x86/amx.h"
-
+/* ---- bfloat16 pairs: the layouts of the half-precision products ------------
+ * The AMX-BF16 tiles (tdpbf16ps) and the AVX512-BF16 dot products
+ * (vdpbf16ps) both multiply pairs of bfloat16: an A operand's row holds
+ * its k values in order, so that each 32 bits hold a pair (k, k + 1); a B
+ * operand holds, for each pair of k, its columns side by side, each as
+ * the pair [2]. These build them. */
+#if defined(ATTN_SDPA_AMX) || defined(ATTN_SDPA_DP)
 #include "core/half.h"
-
-enum { AMX_TQ = BQ + 16 };
-_Static_assert(BK == 64 && GR % 16 == 0, "the AMX products assume 64-key tiles and 16-row groups");
-
-static int64_t pad32(int64_t n) { return (n + 31) / 32 * 32; }
-
-int64_t KN(forward_ws_amx)(const attn__sdpa *p)
-{
-    int64_t dk = pad32(p->Dk), dv = pad16(p->Dv);
-    return KN(forward_ws)(p) + 16 * (BK + dv) + (AMX_TQ * dk + dk * BK + BK * dv + 2 * AMX_TQ * BK) / 2;
-}
 
 /* dst [rows][ld] = rows [0, n) of src [.][lds] (d floats each) in
  * bfloat16, rounded to nearest even; zeros elsewhere (an A operand). */
@@ -536,6 +513,64 @@ static void amx_kt(const float *kt, int64_t Dk, int64_t dk, uint16_t *kb)
         const float *x = 2 * pr < Dk ? kt + 2 * pr * BK : NULL, *y = 2 * pr + 1 < Dk ? kt + (2 * pr + 1) * BK : NULL;
         for (int64_t n = 0; n < BK; n += 8) amx_pairs8(x ? x + n : NULL, y ? y + n : NULL, kb + (pr * BK + n) * 2);
     }
+}
+
+/* The packers' row c of n rows (s0 + c) of head h of a BF16 tensor, or NULL
+ * when keep says it is to stay zeros (keep NULL: every row). */
+static inline const uint16_t *half_row(const attn_tensor *t, int64_t b, int64_t s0, int64_t h, int64_t c,
+                                       const bool *keep)
+{
+    return keep == NULL || keep[c] ? (const uint16_t *)t->data + attn__off(t->stride, b, s0 + c, h, 0) : NULL;
+}
+
+/* pairs_t: the tensor's own bfloat16 bits in a tile's B layout, rows as
+ * columns, into a zeroed dst: dst [(x / 2) * cols + c][2] = row c's
+ * element x (K^T's d pairs: cols keys or queries), n rows of d elements
+ * from s0; the rest stays zeros. */
+static void pairs_t(const attn_tensor *t, int64_t b, int64_t s0, int64_t n, int64_t h, int64_t d,
+                    const bool *keep, uint16_t *dst, int64_t cols)
+{
+    int64_t sx = t->stride[3];
+    for (int64_t c = 0; c < n; c++) {
+        const uint16_t *r = half_row(t, b, s0, h, c, keep);
+        if (r == NULL) continue;
+        int64_t x = 0;
+        if (sx == 1)
+            for (; x + 2 <= d; x += 2) memcpy(dst + (x / 2 * cols + c) * 2, r + x, 4);
+        for (; x < d; x++) dst[(x / 2 * cols + c) * 2 + x % 2] = r[x * sx];
+    }
+}
+
+#endif
+
+#if defined(ATTN_SDPA_AMX)
+/* ---- the AMX-BF16 forward's products (kernels/x86/amx.h) ---------------------
+ *
+ * The same forward with its two products on tiles, for BF16 Q, K and V:
+ * S = Q K^T from Q rows and K^T in bfloat16 (exact: the tensors' own
+ * values; the scale applied to S in float32 afterwards), and O += P V with
+ * P as two bfloat16 terms (hi + lo, about 16 bits of it; amx_pv) and V in
+ * bfloat16; both sums in the tiles' float32. Everything between the
+ * products (masks, the online softmax, dropout, the NaN and Inf rules) is
+ * the float32 forward's own code. Buffers (bfloat16, in the workspace after
+ * the float32 ones):
+ *   qb [AMX_TQ][dk]       Q's rows, dk = Dk rounded up to 32, zeros past
+ *   kb [dk / 2][BK][2]    K^T as tdpbf16ps's B: d pairs, 16 keys a tile
+ *   vb [BK / 2][dv][2]    V as B: key pairs, 16 columns a tile
+ *   pb [AMX_TQ][2][BK]    P's rows, as two bfloat16 terms (hi, lo)
+ * A 16-row tile starts at any row of a group, so the float32 S and the
+ * accumulator have 16 rows more than BQ, whose results are never used. */
+#include "kernels/x86/amx.h"
+
+enum { AMX_TQ = BQ + 16 };
+_Static_assert(BK == 64 && GR % 16 == 0, "the AMX products assume 64-key tiles and 16-row groups");
+
+static int64_t pad32(int64_t n) { return (n + 31) / 32 * 32; }
+
+int64_t KN(forward_ws_amx)(const attn__sdpa *p)
+{
+    int64_t dk = pad32(p->Dk), dv = pad16(p->Dv);
+    return KN(forward_ws)(p) + 16 * (BK + dv) + (AMX_TQ * dk + dk * BK + BK * dv + 2 * AMX_TQ * BK) / 2;
 }
 
 /* vb [BK / 2][dv][2] from V's rows [nk][Dv] (row stride ldv; floats
@@ -588,35 +623,10 @@ static inline __m128i half8_bad(__m128i x)
     return _mm_cmpeq_epi16(_mm_and_si128(x, e), e);
 }
 
-/* The packers' row c of n rows (s0 + c) of head h of a BF16 tensor, or NULL
- * when keep says it is to stay zeros (keep NULL: every row). */
-static inline const uint16_t *half_row(const attn_tensor *t, int64_t b, int64_t s0, int64_t h, int64_t c,
-                                       const bool *keep)
-{
-    return keep == NULL || keep[c] ? (const uint16_t *)t->data + attn__off(t->stride, b, s0 + c, h, 0) : NULL;
-}
-
-/* The tensor's own bfloat16 bits in a tile's B layout, into a zeroed dst:
- *   pairs_t: rows as columns, dst [(x / 2) * cols + c][2] = row c's element
- *            x (K^T's d pairs: cols keys or queries);
- *   pairs_r: rows as pairs, dst [(c / 2) * ld + x][2] = row c's element x
- *            (V's key pairs: ld columns).
- * n rows of d elements from s0; the rest stays zeros. pairs_r returns
- * whether every element it wrote is finite. */
-static void pairs_t(const attn_tensor *t, int64_t b, int64_t s0, int64_t n, int64_t h, int64_t d,
-                    const bool *keep, uint16_t *dst, int64_t cols)
-{
-    int64_t sx = t->stride[3];
-    for (int64_t c = 0; c < n; c++) {
-        const uint16_t *r = half_row(t, b, s0, h, c, keep);
-        if (r == NULL) continue;
-        int64_t x = 0;
-        if (sx == 1)
-            for (; x + 2 <= d; x += 2) memcpy(dst + (x / 2 * cols + c) * 2, r + x, 4);
-        for (; x < d; x++) dst[(x / 2 * cols + c) * 2 + x % 2] = r[x * sx];
-    }
-}
-
+/* pairs_r: the tensor's own bfloat16 bits in a tile's B layout, rows as
+ * pairs, into a zeroed dst: dst [(c / 2) * ld + x][2] = row c's element x
+ * (V's key pairs: ld columns), n rows of d elements from s0; the rest
+ * stays zeros. Returns whether every element it wrote is finite. */
 static bool pairs_r(const attn_tensor *t, int64_t b, int64_t s0, int64_t n, int64_t h, int64_t d,
                     const bool *keep, uint16_t *dst, int64_t ld)
 {
@@ -762,6 +772,114 @@ static void amx_pv(const float *s, int64_t g0, int64_t g1, int64_t k0, int64_t k
 }
 #endif
 
+/* ---- the AVX512-BF16 forward's first product ---------------------------------
+ * For BF16 Q, K and V where the CPU has AVX512-BF16: S = Q K^T on
+ * vdpbf16ps (kernels/x86/vec.h), two bfloat16 products per float32 lane
+ * per instruction, which on AMD Zen 4 runs at the float32 FMA's rate, so
+ * twice the products per cycle. Both operands are the tensors' own
+ * bfloat16 values (each product exact), summed in float32 in a fixed
+ * order (per score: the d pairs in turn, the odd d of each first), then
+ * scaled in float32. Everything else is the float32 forward's own: masks,
+ * the online softmax, dropout and the NaN rules on float32 scores, and O
+ * += P V with P in float32 and V converted to float32 (so P is not
+ * rounded; the same forward with P in bfloat16 would double the second
+ * product's rate too, at the cost of that rounding). Buffers (bfloat16,
+ * in the workspace after the float32 ones):
+ *   qd [BQ][dk]         Q's rows, dk = Dk rounded up to 2, zeros past
+ *   kd [dk / 2][BK][2]  K^T as B (the pairs' layout above)
+ * When K and V are converted once per call, the records (forward_pack_dp)
+ * hold kd, then V [BK][dv] in float32 and the uint32_t "every V row
+ * finite", as the float32 records do. */
+#if defined(ATTN_SDPA_DP)
+enum { DPR = 6 }; /* rows of the register tile: 6 rows x 4 vectors of 16 keys */
+_Static_assert(VW == 16 && BK == 64, "the AVX512-BF16 scores assume 16 lanes and 64-key tiles");
+
+static int64_t pad2(int64_t n) { return (n + 1) / 2 * 2; }
+
+void KN(dpbf16)(const float *acc, const uint16_t *a, const uint16_t *b, float *out)
+{
+    vstore(out, vdpbf16(vload(acc), vbh_load(a), vbh_load(b)));
+}
+
+int64_t KN(forward_ws_dp)(const attn__sdpa *p)
+{
+    int64_t dk = pad2(p->Dk);
+    return KN(forward_ws)(p) + (BQ * dk + dk * BK) / 2;
+}
+
+int64_t KN(forward_pack_bytes_dp)(const attn__sdpa *p)
+{
+    return (pad2(p->Dk) * BK * 2 + BK * pad16(p->Dv) * 4 + 4 + 63) / 64 * 64;
+}
+
+void KN(forward_pack_dp)(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t t, void *dst)
+{
+    int64_t dk = pad2(p->Dk), dv = pad16(p->Dv), j0 = t * BK, nk = p->Sk - j0 < BK ? p->Sk - j0 : BK;
+    uint16_t *kd = dst;
+    float *vt = (float *)(void *)(kd + dk * BK);
+    memset(kd, 0, sizeof(uint16_t) * (size_t)(dk * BK));
+    pairs_t(&p->k, b, j0, nk, hkv, p->Dk, NULL, kd, BK);
+    pack_rows(&p->v, b, j0, nk, hkv, p->Dv, 1.0f, vt, dv, BK);
+    uint32_t finite = rows_finite(vt, dv, nk, p->Dv);
+    memcpy(vt + BK * dv, &finite, sizeof finite);
+}
+
+/* C [mr][nv x 16] = sc * A B over np pairs: A's rows lda apart (bfloat16,
+ * pairs in order), B the kd layout from its first column; C's rows BK
+ * apart. */
+static inline __attribute__((always_inline)) void
+dp_block(int mr, int nv, int64_t np, const uint16_t *A, int64_t lda, const uint16_t *B, float *C, vf sc)
+{
+    vf c[DPR][4];
+    for (int i = 0; i < mr; i++)
+        for (int u = 0; u < nv; u++) c[i][u] = vzero();
+    for (int64_t e = 0; e < np; e++) {
+        vbh bv[4];
+        for (int u = 0; u < nv; u++) bv[u] = vbh_load(B + (e * BK + u * 16) * 2);
+        for (int i = 0; i < mr; i++) {
+            vbh a = vbh_pair(A + i * lda + 2 * e);
+            for (int u = 0; u < nv; u++) c[i][u] = vdpbf16(c[i][u], a, bv[u]);
+        }
+    }
+    for (int i = 0; i < mr; i++)
+        for (int u = 0; u < nv; u++) vstore(C + i * BK + u * 16, vmul(sc, c[i][u]));
+}
+
+/* dp_block over M rows: whole register tiles, then the rows left. */
+static inline __attribute__((always_inline)) void
+dp_rows(int nv, int64_t M, int64_t np, const uint16_t *A, int64_t lda, const uint16_t *B, float *C, vf sc)
+{
+    int64_t i = 0;
+    for (; i + DPR <= M; i += DPR) dp_block(DPR, nv, np, A + i * lda, lda, B, C + i * BK, sc);
+    switch (M - i) {
+    case 5: dp_block(5, nv, np, A + i * lda, lda, B, C + i * BK, sc); break;
+    case 4: dp_block(4, nv, np, A + i * lda, lda, B, C + i * BK, sc); break;
+    case 3: dp_block(3, nv, np, A + i * lda, lda, B, C + i * BK, sc); break;
+    case 2: dp_block(2, nv, np, A + i * lda, lda, B, C + i * BK, sc); break;
+    case 1: dp_block(1, nv, np, A + i * lda, lda, B, C + i * BK, sc); break;
+    default: break;
+    }
+}
+
+/* s rows [g0, g1), columns [ga, gb) (multiples of 16) = scale * Q K^T
+ * from qd (rows dk apart) and the tile's kd. */
+static void dp_scores(const uint16_t *qd, int64_t dk, int64_t g0, int64_t g1, const uint16_t *kd, int ga, int gb,
+                      float *s, float scale)
+{
+    const uint16_t *A = qd + g0 * dk, *B = kd + ga * 2;
+    float *C = s + g0 * BK + ga;
+    int64_t M = g1 - g0, np = dk / 2;
+    vf sc = vset1(scale);
+    switch ((gb - ga) / 16) {
+    case 4: dp_rows(4, M, np, A, dk, B, C, sc); break;
+    case 3: dp_rows(3, M, np, A, dk, B, C, sc); break;
+    case 2: dp_rows(2, M, np, A, dk, B, C, sc); break;
+    case 1: dp_rows(1, M, np, A, dk, B, C, sc); break;
+    default: break;
+    }
+}
+#endif
+
 /* sr[c] = -inf for the keys c < BK whose bit is clear (a block mask's
  * hidden keys). */
 static inline void hide_bits(float *sr, uint64_t bits)
@@ -771,9 +889,11 @@ static inline void hide_bits(float *sr, uint64_t bits)
 }
 
 /* The forward of one query block; with amx (the AMX build's second entry
- * point) its two products run on tiles (above). */
+ * point) its two products run on tiles, with dp (the AVX512-BF16 entry
+ * point) its first on vdpbf16ps (above). */
 static inline __attribute__((always_inline)) void
-forward_impl(const attn__sdpa *p, int64_t b, int64_t h, int64_t i0, int64_t nq, float *ws, const bool amx)
+forward_impl(const attn__sdpa *p, int64_t b, int64_t h, int64_t i0, int64_t nq, float *ws, const bool amx,
+             const bool dp)
 {
     int64_t hk = h / p->group;
     int64_t Dk = p->Dk, Dv = p->Dv, dv = pad16(Dv), mq = (nq + MR - 1) / MR * MR;
@@ -794,6 +914,13 @@ forward_impl(const attn__sdpa *p, int64_t b, int64_t h, int64_t i0, int64_t nq, 
     int64_t pack_bytes = KN(forward_pack_bytes)(p);
     (void)amx;
 #endif
+#if defined(ATTN_SDPA_DP)
+    int64_t dkp = pad2(Dk);
+    uint16_t *qd = (uint16_t *)(void *)(seen + BQ), *kd = qd + BQ * dkp;
+    if (dp) pack_bytes = KN(forward_pack_bytes_dp)(p);
+#else
+    (void)dp;
+#endif
     /* this kv head's packed tiles (float32 or AMX records, above), or NULL */
     const char *packed = p->kv_packed != NULL ? (const char *)p->kv_packed +
                                                     (b * p->Hkv + hk) * ((p->Sk + BK - 1) / BK) * pack_bytes
@@ -813,7 +940,10 @@ forward_impl(const attn__sdpa *p, int64_t b, int64_t h, int64_t i0, int64_t nq, 
         seen[r] = 0.0f;
     }
     memset(acc, 0, sizeof(float) * (size_t)(rows * dv));
-    if (jmin < jmax) pack_rows(&p->q, b, i0, nq, h, Dk, amx ? 1.0f : (float)p->scale, qs, Dk, mq);
+    if (jmin < jmax) pack_rows(&p->q, b, i0, nq, h, Dk, amx || dp ? 1.0f : (float)p->scale, qs, Dk, mq);
+#if defined(ATTN_SDPA_DP)
+    if (dp && jmin < jmax) amx_rows(qs, Dk, nq, Dk, qd, dkp, mq);
+#endif
 #if defined(ATTN_SDPA_AMX)
     if (amx && jmin < jmax) amx_rows(qs, Dk, nq, Dk, qh, dk, AMX_TQ);
 #endif
@@ -857,7 +987,21 @@ forward_impl(const attn__sdpa *p, int64_t b, int64_t h, int64_t i0, int64_t nq, 
         const void *tile = packed != NULL && nk == (p->Sk - j0 < BK ? p->Sk - j0 : BK)
                                ? packed + (j0 / BK) * pack_bytes
                                : NULL;
-        if (!amx && tile != NULL) { /* a float32 record */
+#if defined(ATTN_SDPA_DP)
+        const uint16_t *kdu = kd; /* the tile's K^T in pairs */
+        if (dp && tile != NULL) { /* an AVX512-BF16 record: K^T in pairs, V in float32 */
+            const uint16_t *rec = tile;
+            const float *rv = (const float *)(const void *)(rec + dkp * BK);
+            uint32_t finite;
+            memcpy(&finite, rv + BK * dv, sizeof finite);
+            kdu = rec;
+            vsrc = rv;
+            ldv = dv;
+            v_bad = (!full || drop) && !finite;
+            k_conv = v_conv = false;
+        }
+#endif
+        if (!amx && !dp && tile != NULL) { /* a float32 record */
             const float *rec = tile;
             uint32_t finite;
             memcpy(&finite, rec + Dk * BK + BK * dv, sizeof finite);
@@ -884,6 +1028,9 @@ forward_impl(const attn__sdpa *p, int64_t b, int64_t h, int64_t i0, int64_t nq, 
             vsrc = v_rows(p, v_direct, b, j0, nk, hk, vt, dv, BK, &ldv);
             v_bad = (!full || drop) && !rows_finite(vsrc, ldv, nk, Dv);
         }
+#if defined(ATTN_SDPA_DP)
+        if (dp && k_conv) amx_kt(kt, Dk, dkp, kd);
+#endif
 #if defined(ATTN_SDPA_AMX)
         if (amx && k_conv) amx_kt(kt, Dk, dk, kh);
         if (amx && v_conv) amx_v(vsrc, ldv, nk, Dv, dv, v_bad, vh);
@@ -903,6 +1050,12 @@ forward_impl(const attn__sdpa *p, int64_t b, int64_t h, int64_t i0, int64_t nq, 
             if (ga[ng] >= gb[ng]) continue;
             int64_t mr = (g1 - g0 + MR - 1) / MR * MR; /* rows [g0, g0 + mr) are within qs's mq */
             if (g0 + mr > mq) mr = mq - g0;
+#if defined(ATTN_SDPA_DP)
+            if (dp) {
+                dp_scores(qd, dkp, g0, g1, kdu, ga[ng], gb[ng], s, (float)p->scale);
+                continue;
+            }
+#endif
 #if defined(ATTN_SDPA_AMX)
             if (amx) { /* every column (those outside [ga, gb) are set to -inf below) */
                 amx_scores(qh, dk, g0, g1, kuse, s, (float)p->scale);
@@ -979,14 +1132,21 @@ forward_impl(const attn__sdpa *p, int64_t b, int64_t h, int64_t i0, int64_t nq, 
 
 void KN(forward_block)(const attn__sdpa *p, int64_t b, int64_t h, int64_t i0, int64_t nq, float *ws)
 {
-    forward_impl(p, b, h, i0, nq, ws, false);
+    forward_impl(p, b, h, i0, nq, ws, false, false);
 }
+
+#if defined(ATTN_SDPA_DP)
+void KN(forward_block_dp)(const attn__sdpa *p, int64_t b, int64_t h, int64_t i0, int64_t nq, float *ws)
+{
+    forward_impl(p, b, h, i0, nq, ws, false, true);
+}
+#endif
 
 #if defined(ATTN_SDPA_AMX)
 void KN(forward_block_amx)(const attn__sdpa *p, int64_t b, int64_t h, int64_t i0, int64_t nq, float *ws)
 {
     amx_begin();
-    forward_impl(p, b, h, i0, nq, ws, true);
+    forward_impl(p, b, h, i0, nq, ws, true, false);
     amx_end();
 }
 #endif

@@ -84,4 +84,17 @@ int64_t attn__avx512_fused_ws_amx(const attn__sdpa *p);
 void attn__avx512_fused_kvhead_amx(const attn__sdpa *p, int64_t b, int64_t hkv, const attn__fused_part *part,
                                    const float *delta, float *ws);
 
+/* The AVX-512 build's AVX512-BF16 forward (ATTN_HAVE_AVX512BF16), for
+ * BF16 tensors: the forward above with S = Q K^T on vdpbf16ps
+ * (sdpa_body.h); its workspace, and K and V converted once per call into
+ * records of forward_pack_bytes_dp bytes per key tile. */
+int64_t attn__avx512_forward_ws_dp(const attn__sdpa *p);
+/* One vdpbf16ps as the kernels compute it (the instruction, or the pair
+ * build's AVX2 form), for the tests: out[16] from acc[16], a[32], b[32]. */
+void attn__avx512_dpbf16(const float *acc, const uint16_t *a, const uint16_t *b, float *out);
+void attn__avx512_forward_block_dp(const attn__sdpa *p, int64_t b, int64_t h, int64_t i0, int64_t nq,
+                                   float *ws);
+int64_t attn__avx512_forward_pack_bytes_dp(const attn__sdpa *p);
+void attn__avx512_forward_pack_dp(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t t, void *dst);
+
 #endif /* ATTN_KERNELS_SDPA_X86_H */

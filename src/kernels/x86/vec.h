@@ -14,13 +14,16 @@
  *                        in the same fixed order in both forms.
  *
  * Only what the kernels need: loads, stores, broadcasts, FMA, min/max,
- * the pieces of the vector exp, lane masks and two reductions. */
+ * the pieces of the vector exp, lane masks and two reductions; with
+ * ATTN_VEC_DPBF16 (16-lane forms only) the bfloat16 pair products of
+ * AVX512-BF16. */
 #ifndef ATTN_KERNELS_X86_VEC_H
 #define ATTN_KERNELS_X86_VEC_H
 
 #include <immintrin.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 
 #define VEC_INLINE static inline __attribute__((always_inline))
 
@@ -100,6 +103,25 @@ VEC_INLINE __m256 vec16_high(vf v) { return _mm256_castpd_ps(_mm512_extractf64x4
 VEC_INLINE float vsum(vf v) { return vec8_sum(_mm256_add_ps(_mm512_castps512_ps256(v), vec16_high(v))); }
 VEC_INLINE float vmaxr(vf v) { return vec8_max(_mm256_max_ps(_mm512_castps512_ps256(v), vec16_high(v))); }
 
+/* Pairs of bfloat16 (AVX512-BF16): vbh holds 32 of them, 16 pairs, one
+ * pair per float lane. vdpbf16(acc, a, b) is vdpbf16ps: per lane j, acc +=
+ * a[2j+1] b[2j+1], then acc += a[2j] b[2j], each an FMA rounded to
+ * nearest even, with subnormal inputs read as zeros and subnormal results
+ * written as zeros (the SDM's definition; AMD Zen 4 gives the same bits:
+ * docs/kernels.md). */
+#if defined(ATTN_VEC_DPBF16)
+typedef __m512i vbh;
+VEC_INLINE vbh vbh_load(const uint16_t *p) { return _mm512_loadu_si512((const void *)p); }
+/* the pair at p in every lane */
+VEC_INLINE vbh vbh_pair(const uint16_t *p)
+{
+    uint32_t x;
+    memcpy(&x, p, sizeof x);
+    return _mm512_set1_epi32((int)x);
+}
+VEC_INLINE vf vdpbf16(vf acc, vbh a, vbh b) { return _mm512_dpbf16_ps(acc, (__m512bh)a, (__m512bh)b); }
+#endif
+
 #elif defined(ATTN_VEC_AVX512_PAIR)
 
 enum { VW = 16 };
@@ -150,6 +172,48 @@ VEC_INLINE float vmaxr(vf v) { return vec8_max(_mm256_max_ps(v.lo, v.hi)); }
 
 #undef VEC_PAIR1
 #undef VEC_PAIR2
+
+/* The bfloat16 pairs (see the zmm form) as two ymm halves, and vdpbf16ps
+ * computed as the SDM defines it, bit for bit: two FMAs per lane, the odd
+ * pair first, subnormal inputs and results flushed to zeros of their sign. */
+#if defined(ATTN_VEC_DPBF16)
+typedef struct {
+    __m256i lo, hi;
+} vbh;
+VEC_INLINE vbh vbh_load(const uint16_t *p)
+{
+    return (vbh){_mm256_loadu_si256((const __m256i *)(const void *)p),
+                 _mm256_loadu_si256((const __m256i *)(const void *)(p + 16))};
+}
+VEC_INLINE vbh vbh_pair(const uint16_t *p)
+{
+    uint32_t x;
+    memcpy(&x, p, sizeof x);
+    __m256i v = _mm256_set1_epi32((int)x);
+    return (vbh){v, v};
+}
+/* x with its subnormal lanes as zeros of their sign */
+VEC_INLINE __m256 vec8_flush(__m256 x)
+{
+    __m256i e = _mm256_and_si256(_mm256_castps_si256(x), _mm256_set1_epi32(0x7F800000));
+    __m256 sub = _mm256_castsi256_ps(_mm256_cmpeq_epi32(e, _mm256_setzero_si256()));
+    return _mm256_blendv_ps(x, _mm256_and_ps(x, _mm256_set1_ps(-0.0f)), sub);
+}
+VEC_INLINE __m256 vec8_dpbf16(__m256 acc, __m256i a, __m256i b)
+{
+    const __m256i high = _mm256_set1_epi32((int)0xFFFF0000u);
+    __m256 a1 = vec8_flush(_mm256_castsi256_ps(_mm256_and_si256(a, high)));
+    __m256 b1 = vec8_flush(_mm256_castsi256_ps(_mm256_and_si256(b, high)));
+    __m256 a0 = vec8_flush(_mm256_castsi256_ps(_mm256_slli_epi32(a, 16)));
+    __m256 b0 = vec8_flush(_mm256_castsi256_ps(_mm256_slli_epi32(b, 16)));
+    acc = vec8_flush(_mm256_fmadd_ps(a1, b1, vec8_flush(acc)));
+    return vec8_flush(_mm256_fmadd_ps(a0, b0, acc));
+}
+VEC_INLINE vf vdpbf16(vf acc, vbh a, vbh b)
+{
+    return (vf){vec8_dpbf16(acc.lo, a.lo, b.lo), vec8_dpbf16(acc.hi, a.hi, b.hi)};
+}
+#endif
 
 #else /* AVX2 */
 
