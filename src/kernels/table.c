@@ -186,9 +186,10 @@ static void fill_avx512(attn__kernels *t)
 #define FILL_AVX512 NULL
 #endif
 
-/* AVX512-BF16: the AVX-512 table with the BF16 forward's first product,
- * S = Q K^T, on vdpbf16ps (sdpa_body.h); every other slot and dtype keeps
- * the AVX-512 kernels. A build configured with ATTN_EMULATE_AVX512
+/* AVX512-BF16: the AVX-512 table with the BF16 products whose operands are
+ * all the tensors' own values, S = Q K^T (forward and backward) and dP =
+ * dO V^T (backward), on vdpbf16ps (sdpa_body.h); every other slot and
+ * dtype keeps the AVX-512 kernels. A build configured with ATTN_EMULATE_AVX512
  * computes vdpbf16ps in AVX2 (kernels/x86/vec.h) and needs AVX2's
  * features only. */
 #if defined(ATTN_HAVE_AVX512BF16) && defined(ATTN_HAVE_AVX512) && defined(ATTN_HAVE_AVX2)
@@ -198,7 +199,15 @@ static void fill_avx512bf16(attn__kernels *t)
     t->sdpa[ATTN__SDPA_BF16].forward =
         (attn__k_forward){ATTN__X86_TILE_Q, attn__avx512_forward_ws_dp, attn__avx512_forward_block_dp,
                           ATTN__X86_TILE_K, false, attn__avx512_forward_pack_bytes_dp, attn__avx512_forward_pack_dp};
-    t->filled_by[ATTN__SLOT_SDPA_FORWARD][ATTN__SDPA_BF16] = ATTN__ISA_AVX512BF16;
+    attn__sdpa_kernels *k = &t->sdpa[ATTN__SDPA_BF16];
+    k->dkdv = (attn__k_dkdv){ATTN__X86_TILE_K, attn__avx512_backward_ws_dp, attn__avx512_dkdv_block_dp};
+    k->dq = (attn__k_dq){ATTN__X86_TILE_Q_BWD, attn__avx512_backward_ws_dp, attn__avx512_dq_block_dp};
+    k->fused = (attn__k_fused){FUSED_MIN_KV_HEADS, attn__avx512_fused_ws_dp, attn__avx512_fused_kvhead_dp};
+    k->bwd_pack = (attn__k_bwd_pack){NULL, NULL, attn__avx512_bwd_q_bytes_dp, attn__avx512_bwd_q_pack_dp};
+    static const attn__slot mine[] = {ATTN__SLOT_SDPA_FORWARD, ATTN__SLOT_SDPA_DKDV, ATTN__SLOT_SDPA_DQ,
+                                      ATTN__SLOT_SDPA_FUSED};
+    for (size_t x = 0; x < sizeof mine / sizeof mine[0]; x++)
+        t->filled_by[mine[x]][ATTN__SDPA_BF16] = ATTN__ISA_AVX512BF16;
 }
 #define FILL_AVX512BF16 fill_avx512bf16
 #else

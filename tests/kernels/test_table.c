@@ -212,19 +212,24 @@ void test_kernel_table_choice(void)
     }
 #endif
 #if defined(ATTN_HAVE_AVX512BF16)
-    /* AVX512-BF16: the AVX-512 table with the BF16 forward on vdpbf16ps */
+    /* AVX512-BF16: the AVX-512 table with the BF16 forward and backward on vdpbf16ps */
     t = attn__kernels_get(ATTN_KERNEL_AVX512BF16, NULL, 0);
     if (t != NULL) {
         const attn__kernels *t5 = attn__kernels_get(ATTN_KERNEL_AVX512, NULL, 0);
         T_CHECK(t5 != NULL);
         for (int d = 0; t5 && d < ATTN__N_SDPA_DT; d++) {
             bool dp = d == ATTN__SDPA_BF16;
+            attn__isa want = dp ? ATTN__ISA_AVX512BF16 : ATTN__ISA_AVX512;
             T_CHECK(t->sdpa[d].forward.block == (dp ? attn__avx512_forward_block_dp : t5->sdpa[d].forward.block));
-            T_CHECK(t->filled_by[ATTN__SLOT_SDPA_FORWARD][d] == (dp ? ATTN__ISA_AVX512BF16 : ATTN__ISA_AVX512));
+            T_CHECK(t->filled_by[ATTN__SLOT_SDPA_FORWARD][d] == want);
             T_CHECK(t->sdpa[d].decode.split_fn == t5->sdpa[d].decode.split_fn);
+            T_CHECK(t->filled_by[ATTN__SLOT_SDPA_DECODE][d] == ATTN__ISA_AVX512);
             if (d >= ATTN__SDPA_F32_BF16KV) continue;
-            T_CHECK(t->sdpa[d].fused.kvhead == t5->sdpa[d].fused.kvhead && t->sdpa[d].dq.block == t5->sdpa[d].dq.block);
-            T_CHECK(t->filled_by[ATTN__SLOT_SDPA_FUSED][d] == ATTN__ISA_AVX512);
+            T_CHECK(t->sdpa[d].fused.kvhead == (dp ? attn__avx512_fused_kvhead_dp : t5->sdpa[d].fused.kvhead));
+            T_CHECK(t->sdpa[d].dq.block == (dp ? attn__avx512_dq_block_dp : t5->sdpa[d].dq.block));
+            T_CHECK(t->sdpa[d].dkdv.block == (dp ? attn__avx512_dkdv_block_dp : t5->sdpa[d].dkdv.block));
+            T_CHECK(t->filled_by[ATTN__SLOT_SDPA_FUSED][d] == want && t->filled_by[ATTN__SLOT_SDPA_DQ][d] == want &&
+                    t->filled_by[ATTN__SLOT_SDPA_DKDV][d] == want);
         }
         T_CHECK(t5 && t->nn.gemm == t5->nn.gemm && t->nn.gemm_bf16 == t5->nn.gemm_bf16);
         T_CHECK(attn__isa_manual(ATTN__ISA_AVX512BF16) == NULL);

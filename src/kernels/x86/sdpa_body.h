@@ -523,6 +523,33 @@ static inline const uint16_t *half_row(const attn_tensor *t, int64_t b, int64_t 
     return keep == NULL || keep[c] ? (const uint16_t *)t->data + attn__off(t->stride, b, s0 + c, h, 0) : NULL;
 }
 
+/* dst [ka / 2][ldb][2] = rows [0, K) of src [.][lds] (N floats each) as a
+ * B operand: element (k, n) at [k / 2][n][k % 2], rounded to nearest even;
+ * zeros past K and N (up to ldb) and, if zero_row is not NULL, in the rows
+ * k with zero_row[k]. */
+static void amx_pairs(const float *src, int64_t lds, int64_t K, int64_t N, int64_t ka, uint16_t *dst, int64_t ldb,
+                      const bool *zero_row)
+{
+    int64_t n8 = N / 8 * 8;
+    for (int64_t pr = 0; pr < ka / 2; pr++) {
+        const float *row[2];
+        for (int64_t t = 0; t < 2; t++) {
+            int64_t k = 2 * pr + t;
+            row[t] = k < K && (zero_row == NULL || !zero_row[k]) ? src + k * lds : NULL;
+        }
+        uint16_t *o = dst + pr * ldb * 2;
+        int64_t n = 0;
+        for (; n < n8; n += 8) {
+            __m128i a = row[0] ? ps_to_half8(_mm256_loadu_ps(row[0] + n), ATTN_DTYPE_BF16) : _mm_setzero_si128();
+            __m128i c = row[1] ? ps_to_half8(_mm256_loadu_ps(row[1] + n), ATTN_DTYPE_BF16) : _mm_setzero_si128();
+            _mm_storeu_si128((__m128i *)(void *)(o + 2 * n), _mm_unpacklo_epi16(a, c));
+            _mm_storeu_si128((__m128i *)(void *)(o + 2 * n + 8), _mm_unpackhi_epi16(a, c));
+        }
+        for (; n < ldb; n++)
+            for (int64_t t = 0; t < 2; t++) o[2 * n + t] = row[t] && n < N ? attn__f32_to_bf16(row[t][n]) : 0;
+    }
+}
+
 /* pairs_t: the tensor's own bfloat16 bits in a tile's B layout, rows as
  * columns, into a zeroed dst: dst [(x / 2) * cols + c][2] = row c's
  * element x (K^T's d pairs: cols keys or queries), n rows of d elements
@@ -825,38 +852,59 @@ void KN(forward_pack_dp)(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t t,
 }
 
 /* C [mr][nv x 16] = sc * A B over np pairs: A's rows lda apart (bfloat16,
- * pairs in order), B the kd layout from its first column; C's rows BK
- * apart. */
+ * pairs in order), B pairs [np][ldb][2] from its first column (the layout
+ * of kd, amx_pairs); C's rows ldc apart. */
 static inline __attribute__((always_inline)) void
-dp_block(int mr, int nv, int64_t np, const uint16_t *A, int64_t lda, const uint16_t *B, float *C, vf sc)
+dp_block(int mr, int nv, int64_t np, const uint16_t *A, int64_t lda, const uint16_t *B, int64_t ldb, float *C,
+         int64_t ldc, vf sc)
 {
     vf c[DPR][4];
     for (int i = 0; i < mr; i++)
         for (int u = 0; u < nv; u++) c[i][u] = vzero();
     for (int64_t e = 0; e < np; e++) {
         vbh bv[4];
-        for (int u = 0; u < nv; u++) bv[u] = vbh_load(B + (e * BK + u * 16) * 2);
+        for (int u = 0; u < nv; u++) bv[u] = vbh_load(B + (e * ldb + u * 16) * 2);
         for (int i = 0; i < mr; i++) {
             vbh a = vbh_pair(A + i * lda + 2 * e);
             for (int u = 0; u < nv; u++) c[i][u] = vdpbf16(c[i][u], a, bv[u]);
         }
     }
     for (int i = 0; i < mr; i++)
-        for (int u = 0; u < nv; u++) vstore(C + i * BK + u * 16, vmul(sc, c[i][u]));
+        for (int u = 0; u < nv; u++) vstore(C + i * ldc + u * 16, vmul(sc, c[i][u]));
 }
 
 /* dp_block over M rows: whole register tiles, then the rows left. */
 static inline __attribute__((always_inline)) void
-dp_rows(int nv, int64_t M, int64_t np, const uint16_t *A, int64_t lda, const uint16_t *B, float *C, vf sc)
+dp_rows(int nv, int64_t M, int64_t np, const uint16_t *A, int64_t lda, const uint16_t *B, int64_t ldb, float *C,
+        int64_t ldc, vf sc)
 {
     int64_t i = 0;
-    for (; i + DPR <= M; i += DPR) dp_block(DPR, nv, np, A + i * lda, lda, B, C + i * BK, sc);
+    for (; i + DPR <= M; i += DPR) dp_block(DPR, nv, np, A + i * lda, lda, B, ldb, C + i * ldc, ldc, sc);
+#define DP_ROWS_LEFT(n) \
+    case n: dp_block(n, nv, np, A + i * lda, lda, B, ldb, C + i * ldc, ldc, sc); break;
     switch (M - i) {
-    case 5: dp_block(5, nv, np, A + i * lda, lda, B, C + i * BK, sc); break;
-    case 4: dp_block(4, nv, np, A + i * lda, lda, B, C + i * BK, sc); break;
-    case 3: dp_block(3, nv, np, A + i * lda, lda, B, C + i * BK, sc); break;
-    case 2: dp_block(2, nv, np, A + i * lda, lda, B, C + i * BK, sc); break;
-    case 1: dp_block(1, nv, np, A + i * lda, lda, B, C + i * BK, sc); break;
+        DP_ROWS_LEFT(5)
+        DP_ROWS_LEFT(4)
+        DP_ROWS_LEFT(3)
+        DP_ROWS_LEFT(2)
+        DP_ROWS_LEFT(1)
+    default: break;
+    }
+#undef DP_ROWS_LEFT
+}
+
+/* C [M][N] = scale * A B (dp_block's operands), N a multiple of 16: in
+ * column blocks of 64, then the rest. */
+static void dp_gemm(int64_t M, int64_t N, int64_t np, const uint16_t *A, int64_t lda, const uint16_t *B, int64_t ldb,
+                    float *C, int64_t ldc, float scale)
+{
+    vf sc = vset1(scale);
+    int64_t j = 0;
+    for (; j + 64 <= N; j += 64) dp_rows(4, M, np, A, lda, B + j * 2, ldb, C + j, ldc, sc);
+    switch ((N - j) / 16) {
+    case 3: dp_rows(3, M, np, A, lda, B + j * 2, ldb, C + j, ldc, sc); break;
+    case 2: dp_rows(2, M, np, A, lda, B + j * 2, ldb, C + j, ldc, sc); break;
+    case 1: dp_rows(1, M, np, A, lda, B + j * 2, ldb, C + j, ldc, sc); break;
     default: break;
     }
 }
@@ -866,17 +914,7 @@ dp_rows(int nv, int64_t M, int64_t np, const uint16_t *A, int64_t lda, const uin
 static void dp_scores(const uint16_t *qd, int64_t dk, int64_t g0, int64_t g1, const uint16_t *kd, int ga, int gb,
                       float *s, float scale)
 {
-    const uint16_t *A = qd + g0 * dk, *B = kd + ga * 2;
-    float *C = s + g0 * BK + ga;
-    int64_t M = g1 - g0, np = dk / 2;
-    vf sc = vset1(scale);
-    switch ((gb - ga) / 16) {
-    case 4: dp_rows(4, M, np, A, dk, B, C, sc); break;
-    case 3: dp_rows(3, M, np, A, dk, B, C, sc); break;
-    case 2: dp_rows(2, M, np, A, dk, B, C, sc); break;
-    case 1: dp_rows(1, M, np, A, dk, B, C, sc); break;
-    default: break;
-    }
+    dp_gemm(g1 - g0, gb - ga, dk / 2, qd + g0 * dk, dk, kd + ga * 2, BK, s + g0 * BK + ga, BK, scale);
 }
 #endif
 
@@ -889,11 +927,11 @@ static inline void hide_bits(float *sr, uint64_t bits)
 }
 
 /* The forward of one query block; with amx (the AMX build's second entry
- * point) its two products run on tiles, with dp (the AVX512-BF16 entry
+ * point) its two products run on tiles, with dpbf (the AVX512-BF16 entry
  * point) its first on vdpbf16ps (above). */
 static inline __attribute__((always_inline)) void
 forward_impl(const attn__sdpa *p, int64_t b, int64_t h, int64_t i0, int64_t nq, float *ws, const bool amx,
-             const bool dp)
+             const bool dpbf)
 {
     int64_t hk = h / p->group;
     int64_t Dk = p->Dk, Dv = p->Dv, dv = pad16(Dv), mq = (nq + MR - 1) / MR * MR;
@@ -917,9 +955,9 @@ forward_impl(const attn__sdpa *p, int64_t b, int64_t h, int64_t i0, int64_t nq, 
 #if defined(ATTN_SDPA_DP)
     int64_t dkp = pad2(Dk);
     uint16_t *qd = (uint16_t *)(void *)(seen + BQ), *kd = qd + BQ * dkp;
-    if (dp) pack_bytes = KN(forward_pack_bytes_dp)(p);
+    if (dpbf) pack_bytes = KN(forward_pack_bytes_dp)(p);
 #else
-    (void)dp;
+    (void)dpbf;
 #endif
     /* this kv head's packed tiles (float32 or AMX records, above), or NULL */
     const char *packed = p->kv_packed != NULL ? (const char *)p->kv_packed +
@@ -940,9 +978,9 @@ forward_impl(const attn__sdpa *p, int64_t b, int64_t h, int64_t i0, int64_t nq, 
         seen[r] = 0.0f;
     }
     memset(acc, 0, sizeof(float) * (size_t)(rows * dv));
-    if (jmin < jmax) pack_rows(&p->q, b, i0, nq, h, Dk, amx || dp ? 1.0f : (float)p->scale, qs, Dk, mq);
+    if (jmin < jmax) pack_rows(&p->q, b, i0, nq, h, Dk, amx || dpbf ? 1.0f : (float)p->scale, qs, Dk, mq);
 #if defined(ATTN_SDPA_DP)
-    if (dp && jmin < jmax) amx_rows(qs, Dk, nq, Dk, qd, dkp, mq);
+    if (dpbf && jmin < jmax) amx_rows(qs, Dk, nq, Dk, qd, dkp, mq);
 #endif
 #if defined(ATTN_SDPA_AMX)
     if (amx && jmin < jmax) amx_rows(qs, Dk, nq, Dk, qh, dk, AMX_TQ);
@@ -989,7 +1027,7 @@ forward_impl(const attn__sdpa *p, int64_t b, int64_t h, int64_t i0, int64_t nq, 
                                : NULL;
 #if defined(ATTN_SDPA_DP)
         const uint16_t *kdu = kd; /* the tile's K^T in pairs */
-        if (dp && tile != NULL) { /* an AVX512-BF16 record: K^T in pairs, V in float32 */
+        if (dpbf && tile != NULL) { /* an AVX512-BF16 record: K^T in pairs, V in float32 */
             const uint16_t *rec = tile;
             const float *rv = (const float *)(const void *)(rec + dkp * BK);
             uint32_t finite;
@@ -1001,7 +1039,7 @@ forward_impl(const attn__sdpa *p, int64_t b, int64_t h, int64_t i0, int64_t nq, 
             k_conv = v_conv = false;
         }
 #endif
-        if (!amx && !dp && tile != NULL) { /* a float32 record */
+        if (!amx && !dpbf && tile != NULL) { /* a float32 record */
             const float *rec = tile;
             uint32_t finite;
             memcpy(&finite, rec + Dk * BK + BK * dv, sizeof finite);
@@ -1029,7 +1067,7 @@ forward_impl(const attn__sdpa *p, int64_t b, int64_t h, int64_t i0, int64_t nq, 
             v_bad = (!full || drop) && !rows_finite(vsrc, ldv, nk, Dv);
         }
 #if defined(ATTN_SDPA_DP)
-        if (dp && k_conv) amx_kt(kt, Dk, dkp, kd);
+        if (dpbf && k_conv) amx_kt(kt, Dk, dkp, kd);
 #endif
 #if defined(ATTN_SDPA_AMX)
         if (amx && k_conv) amx_kt(kt, Dk, dk, kh);
@@ -1051,7 +1089,7 @@ forward_impl(const attn__sdpa *p, int64_t b, int64_t h, int64_t i0, int64_t nq, 
             int64_t mr = (g1 - g0 + MR - 1) / MR * MR; /* rows [g0, g0 + mr) are within qs's mq */
             if (g0 + mr > mq) mr = mq - g0;
 #if defined(ATTN_SDPA_DP)
-            if (dp) {
+            if (dpbf) {
                 dp_scores(qd, dkp, g0, g1, kdu, ga[ng], gb[ng], s, (float)p->scale);
                 continue;
             }
@@ -1159,33 +1197,6 @@ void KN(forward_block_amx)(const attn__sdpa *p, int64_t b, int64_t h, int64_t i0
  * own values; P and dS are rounded, as FlashAttention's backward rounds
  * them to the input type), sums in float32. Q enters unscaled: S is
  * scaled after its product and dK at its store (dQ already is). */
-
-/* dst [ka / 2][ldb][2] = rows [0, K) of src [.][lds] (N floats each) as a
- * B operand: element (k, n) at [k / 2][n][k % 2], rounded to nearest even;
- * zeros past K and N (up to ldb) and, if zero_row is not NULL, in the rows
- * k with zero_row[k]. */
-static void amx_pairs(const float *src, int64_t lds, int64_t K, int64_t N, int64_t ka, uint16_t *dst, int64_t ldb,
-                      const bool *zero_row)
-{
-    int64_t n8 = N / 8 * 8;
-    for (int64_t pr = 0; pr < ka / 2; pr++) {
-        const float *row[2];
-        for (int64_t t = 0; t < 2; t++) {
-            int64_t k = 2 * pr + t;
-            row[t] = k < K && (zero_row == NULL || !zero_row[k]) ? src + k * lds : NULL;
-        }
-        uint16_t *o = dst + pr * ldb * 2;
-        int64_t n = 0;
-        for (; n < n8; n += 8) {
-            __m128i a = row[0] ? ps_to_half8(_mm256_loadu_ps(row[0] + n), ATTN_DTYPE_BF16) : _mm_setzero_si128();
-            __m128i c = row[1] ? ps_to_half8(_mm256_loadu_ps(row[1] + n), ATTN_DTYPE_BF16) : _mm_setzero_si128();
-            _mm_storeu_si128((__m128i *)(void *)(o + 2 * n), _mm_unpacklo_epi16(a, c));
-            _mm_storeu_si128((__m128i *)(void *)(o + 2 * n + 8), _mm_unpackhi_epi16(a, c));
-        }
-        for (; n < ldb; n++)
-            for (int64_t t = 0; t < 2; t++) o[2 * n + t] = row[t] && n < N ? attn__f32_to_bf16(row[t][n]) : 0;
-    }
-}
 
 /* C [m][n] (+)= A B on tiles: A [m][lda] bfloat16 rows over ka (a multiple
  * of 32; zeros past the real k), B [ka / 2][ldb][2] (amx_pairs), C float32
@@ -1444,6 +1455,60 @@ static void ds_out(const attn__sdpa *p, const attn__fused_part *part, int64_t b,
         }
 }
 
+int64_t KN(backward_ws)(const attn__sdpa *p);
+
+#if defined(ATTN_SDPA_DP)
+/* The AVX512-BF16 backward: S and dP, whose operands (Q, K, V, dO) are
+ * the tensors' own bfloat16 values, on vdpbf16ps (dp_gemm); the three
+ * products with P or dS stay float32 (P and dS are not rounded). Q enters
+ * unscaled: S is scaled after its product and dK at its store. The
+ * bfloat16 operands follow the float32 workspace: dK/dV's K and V rows and
+ * Q^T and dO^T pairs, or dQ's Q and dO rows and K^T and V^T pairs. */
+int64_t KN(backward_ws_dp)(const attn__sdpa *p)
+{
+    return KN(backward_ws)(p) + ((BK + BQB) * (pad2(p->Dk) + pad2(p->Dv)) + 31) / 32 * 16;
+}
+
+/* Each dK/dV block walks every query block and would convert its Q and dO
+ * again (Q^T and dO^T pairs for the products on vdpbf16ps, Q and dO rows
+ * in float32 for the two float32 products): with two key tiles or more the
+ * driver has each query block converted once (attn__k_bwd_pack.q) into a
+ * record of bwd_q_bytes_dp bytes per (b, head, block of BQB rows):
+ *   qP [dk2 / 2][BQB][2], doP [dv2 / 2][BQB][2]   (bfloat16 pairs)
+ *   qs [BQB][dk], dob [BQB][dv]                    (float32, Q unscaled)
+ * the rows that see no key (LSE -inf) zeros, as the blocks zero them. */
+int64_t KN(bwd_q_bytes_dp)(const attn__sdpa *p)
+{
+    int64_t halves = (pad2(p->Dk) + pad2(p->Dv)) * BQB, halves16 = (halves + 15) / 16 * 16;
+    return (halves16 * 2 + BQB * (pad16(p->Dk) + pad16(p->Dv)) * 4 + 63) / 64 * 64;
+}
+
+void KN(bwd_q_pack_dp)(const attn__sdpa *p, int64_t b, int64_t h, int64_t qb, void *dst)
+{
+    int64_t i0 = qb * BQB, nq = p->Sq - i0 < BQB ? p->Sq - i0 : BQB, Dk = p->Dk, Dv = p->Dv;
+    int64_t dk2 = pad2(Dk), dv2 = pad2(Dv), dk = pad16(Dk), dv = pad16(Dv);
+    int64_t halves = (dk2 + dv2) * BQB, halves16 = (halves + 15) / 16 * 16;
+    uint16_t *qP = dst, *doP = qP + dk2 * BQB;
+    float *qs = (float *)(void *)(qP + halves16), *dob = qs + BQB * dk;
+    bool keep[BQB] = {false}; /* the rows block_rows gives an LSE other than -inf */
+    for (int64_t r = 0; r < nq; r++) {
+        int64_t lo, hi;
+        attn__key_range(p, b, i0 + r, &lo, &hi);
+        keep[r] = lo < hi && ((const float *)p->lse.data)[attn__off(p->lse.stride, b, h, i0 + r, 0)] != -INFINITY;
+    }
+    memset(dst, 0, sizeof(uint16_t) * (size_t)halves16);
+    pairs_t(&p->q, b, i0, nq, h, Dk, keep, qP, BQB);
+    pairs_t(&p->d_o, b, i0, nq, h, Dv, keep, doP, BQB);
+    pack_rows(&p->q, b, i0, nq, h, Dk, 1.0f, qs, dk, BQB);
+    pack_rows(&p->d_o, b, i0, nq, h, Dv, 1.0f, dob, dv, BQB);
+    for (int64_t r = 0; r < nq; r++)
+        if (!keep[r]) {
+            memset(qs + r * dk, 0, sizeof(float) * (size_t)dk);
+            memset(dob + r * dv, 0, sizeof(float) * (size_t)dv);
+        }
+}
+#endif
+
 int64_t KN(backward_ws)(const attn__sdpa *p)
 {
     int64_t Dk = p->Dk, Dv = p->Dv, dk = pad16(Dk), dv = pad16(Dv);
@@ -1461,7 +1526,7 @@ int64_t KN(backward_ws)(const attn__sdpa *p)
  * writes the full-shape bias gradient if asked. */
 static inline __attribute__((always_inline)) void
 dkdv_impl(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t kb, const attn__fused_part *part,
-          const float *delta, float *ws, float *dqt, int64_t sqp, const bool amx)
+          const float *delta, float *ws, float *dqt, int64_t sqp, const bool amx, const bool dpbf)
 {
     int64_t j0 = kb * BK, nk = p->Sk - j0 < BK ? p->Sk - j0 : BK;
     int64_t Dk = p->Dk, Dv = p->Dv, dk = pad16(Dk), dv = pad16(Dv);
@@ -1476,7 +1541,7 @@ dkdv_impl(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t kb, const attn__f
     int64_t lo[BQB], hi[BQB];
     uint64_t bits[BQB]; /* a PARTIAL tile's visible keys per query row */
     bool ew = elementwise(p), drop = p->dropout_p > 0.0, cap = p->softcap > 0.0;
-    float scale = (float)p->scale, qscale = amx ? 1.0f : scale; /* AMX: Q unscaled, dK scaled at the end */
+    float scale = (float)p->scale, qscale = amx || dpbf ? 1.0f : scale; /* AMX, dpbf: Q unscaled, dK scaled at the end */
     int64_t ql = row_lines(&p->q, Dk), dol = row_lines(&p->d_o, Dv);
 #if defined(ATTN_SDPA_AMX)
     /* bfloat16 operands: K, V rows; Q^T, dO^T pairs; P, dS rows; dO, Q pairs; K^T rows; dS^T pairs */
@@ -1495,6 +1560,17 @@ dkdv_impl(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t kb, const attn__f
     const bool *only = NULL;
     (void)amx;
 #endif
+#if defined(ATTN_SDPA_DP)
+    int64_t dk2 = pad2(Dk), dv2 = pad2(Dv); /* K, V rows; Q^T, dO^T pairs */
+    uint16_t *kP = (uint16_t *)(void *)(ws + KN(backward_ws)(p)), *vP = kP + BK * dk2, *qP = vP + BK * dv2;
+    uint16_t *doP = qP + dk2 * BQB;
+    int64_t nqb_dp = (p->Sq + BQB - 1) / BQB, qbytes_dp = KN(bwd_q_bytes_dp)(p);
+    const char *qrecs_dp = dpbf && p->bwd_q_packed != NULL /* the call's query-block records (above) */
+                               ? (const char *)p->bwd_q_packed + b * p->Hq * nqb_dp * qbytes_dp
+                               : NULL;
+#else
+    (void)dpbf;
+#endif
 
     memset(dka, 0, sizeof(float) * (size_t)(BK * (dk + dv)));
     pack_rows(&p->k, b, j0, nk, hkv, Dk, 1.0f, kr, Dk, BK);
@@ -1504,6 +1580,12 @@ dkdv_impl(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t kb, const attn__f
         pack_cols(&p->k, b, j0, nk, hkv, Dk, 1.0f, kt, BK);
         k_bad = !all_finite(kr, nk * Dk);
     }
+#if defined(ATTN_SDPA_DP)
+    if (dpbf) {
+        amx_rows(kr, Dk, nk, Dk, kP, dk2, BK);
+        amx_rows(vr, Dv, nk, Dv, vP, dv2, BK);
+    }
+#endif
 #if defined(ATTN_SDPA_AMX)
     if (amx) {
         amx_rows(kr, Dk, nk, Dk, kA, dk32, BK);
@@ -1531,6 +1613,17 @@ dkdv_impl(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t kb, const attn__f
             bool full = !ew && nk == BK && kind == ATTN__BLK_FULL && covers(lo, hi, nq, j0);
             if (kind == ATTN__BLK_PARTIAL) attn__bm_bits(p->bm, b, h, i0, nq, j0, nk, bits);
             bool conv = true; /* Q and dO to convert here */
+            const float *qsu = qs, *dobu = dob; /* Q (scaled unless amx or dpbf) and dO rows */
+#if defined(ATTN_SDPA_DP)
+            const uint16_t *qPu = qP, *doPu = doP;
+            if (qrecs_dp != NULL) {
+                qPu = (const uint16_t *)(const void *)(qrecs_dp + (h * nqb_dp + i0 / BQB) * qbytes_dp);
+                doPu = qPu + dk2 * BQB;
+                qsu = (const float *)(const void *)(qPu + ((dk2 + dv2) * BQB + 15) / 16 * 16);
+                dobu = qsu + BQB * dk;
+                conv = false;
+            }
+#endif
 #if defined(ATTN_SDPA_AMX)
             const uint16_t *qBu = qB, *doBu = doB, *dobBu = dobB, *qsBu = qsB;
             if (qrecs != NULL) {
@@ -1552,6 +1645,16 @@ dkdv_impl(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t kb, const attn__f
                         for (int64_t x = 0; x < Dk; x++) qst[x * BQB + r] = qs[r * dk + x] = 0.0f;
                     }
             }
+#if defined(ATTN_SDPA_DP)
+            if (dpbf) {
+                if (conv) {
+                    amx_pairs(qst, BQB, Dk, BQB, dk2, qP, BQB, NULL);
+                    amx_pairs(dot, BQB, Dv, BQB, dv2, doP, BQB, NULL);
+                }
+                dp_gemm(BK, BQB, dk2 / 2, kP, dk2, qPu, BQB, st, BQB, scale);
+                dp_gemm(BK, BQB, dv2 / 2, vP, dv2, doPu, BQB, dpt, BQB, 1.0f);
+            } else
+#endif
 #if defined(ATTN_SDPA_AMX)
             if (amx) {
                 if (conv) {
@@ -1605,8 +1708,8 @@ dkdv_impl(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t kb, const attn__f
             } else
 #endif
             {
-                gemm(nk, dv, BQB, st, BQB, dob, dv, dva, dv, true);
-                gemm(nk, dk, BQB, dpt, BQB, qs, dk, dka, dk, true);
+                gemm(nk, dv, BQB, st, BQB, dobu, dv, dva, dv, true);
+                gemm(nk, dk, BQB, dpt, BQB, qsu, dk, dka, dk, true);
             }
             if (dqt != NULL) { /* dQ^T += K^T dS^T, in this head's column block */
                 float *c0 = dqt + (h - hkv * p->group) * Dk * sqp + i0;
@@ -1630,21 +1733,28 @@ dkdv_impl(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t kb, const attn__f
             }
         }
     for (int64_t c = 0; c < nk; c++) {
-        store_row(&p->dk, attn__off(p->dk.stride, b, j0 + c, hkv, 0), dka + c * dk, Dk, amx ? scale : 1.0f);
+        store_row(&p->dk, attn__off(p->dk.stride, b, j0 + c, hkv, 0), dka + c * dk, Dk, amx || dpbf ? scale : 1.0f);
         store_row(&p->dv, attn__off(p->dv.stride, b, j0 + c, hkv, 0), dva + c * dv, Dv, 1.0f);
     }
 }
 
 void KN(dkdv_block)(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t kb, const float *delta, float *ws)
 {
-    dkdv_impl(p, b, hkv, kb, NULL, delta, ws, NULL, 0, false);
+    dkdv_impl(p, b, hkv, kb, NULL, delta, ws, NULL, 0, false, false);
 }
+
+#if defined(ATTN_SDPA_DP)
+void KN(dkdv_block_dp)(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t kb, const float *delta, float *ws)
+{
+    dkdv_impl(p, b, hkv, kb, NULL, delta, ws, NULL, 0, false, true);
+}
+#endif
 
 #if defined(ATTN_SDPA_AMX)
 void KN(dkdv_block_amx)(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t kb, const float *delta, float *ws)
 {
     amx_begin();
-    dkdv_impl(p, b, hkv, kb, NULL, delta, ws, NULL, 0, true);
+    dkdv_impl(p, b, hkv, kb, NULL, delta, ws, NULL, 0, true, false);
     amx_end();
 }
 #endif
@@ -1662,19 +1772,21 @@ int64_t KN(fused_sqp)(const attn__sdpa *p) { return (p->Sq + BQB - 1) / BQB * BQ
  * 7) and the sums keep one order. */
 static inline __attribute__((always_inline)) void
 fused_impl(const attn__sdpa *p, int64_t b, int64_t hkv, const attn__fused_part *part, const float *delta,
-           float *ws, const bool amx)
+           float *ws, const bool amx, const bool dpbf)
 {
     int64_t sqp = KN(fused_sqp)(p), Dk = p->Dk;
     int64_t g0 = part->h0 - hkv * p->group, g1 = part->h1 - hkv * p->group;
+    float *dqt = ws + KN(backward_ws)(p); /* (group, Dk, sqp) dQ^T */
 #if defined(ATTN_SDPA_AMX)
-    float *dqt = ws + (amx ? KN(backward_ws_amx)(p) : KN(backward_ws)(p)); /* (group, Dk, sqp) dQ^T */
+    if (amx) dqt = ws + KN(backward_ws_amx)(p);
     if (amx) amx_begin();
-#else
-    float *dqt = ws + KN(backward_ws)(p);
+#endif
+#if defined(ATTN_SDPA_DP)
+    if (dpbf) dqt = ws + KN(backward_ws_dp)(p);
 #endif
     memset(dqt + g0 * Dk * sqp, 0, sizeof(float) * (size_t)((g1 - g0) * Dk * sqp));
     attn__fused_zero_dbias(p, b, part, BK);
-    for (int64_t kb = part->kb0; kb < part->kb1; kb++) dkdv_impl(p, b, hkv, kb, part, delta, ws, dqt, sqp, amx);
+    for (int64_t kb = part->kb0; kb < part->kb1; kb++) dkdv_impl(p, b, hkv, kb, part, delta, ws, dqt, sqp, amx, dpbf);
 #if defined(ATTN_SDPA_AMX)
     if (amx) amx_end();
 #endif
@@ -1686,8 +1798,21 @@ fused_impl(const attn__sdpa *p, int64_t b, int64_t hkv, const attn__fused_part *
 void KN(fused_kvhead)(const attn__sdpa *p, int64_t b, int64_t hkv, const attn__fused_part *part, const float *delta,
                       float *ws)
 {
-    fused_impl(p, b, hkv, part, delta, ws, false);
+    fused_impl(p, b, hkv, part, delta, ws, false, false);
 }
+
+#if defined(ATTN_SDPA_DP)
+int64_t KN(fused_ws_dp)(const attn__sdpa *p)
+{
+    return KN(backward_ws_dp)(p) + p->group * p->Dk * KN(fused_sqp)(p);
+}
+
+void KN(fused_kvhead_dp)(const attn__sdpa *p, int64_t b, int64_t hkv, const attn__fused_part *part,
+                         const float *delta, float *ws)
+{
+    fused_impl(p, b, hkv, part, delta, ws, false, true);
+}
+#endif
 
 #if defined(ATTN_SDPA_AMX)
 int64_t KN(fused_ws_amx)(const attn__sdpa *p)
@@ -1698,7 +1823,7 @@ int64_t KN(fused_ws_amx)(const attn__sdpa *p)
 void KN(fused_kvhead_amx)(const attn__sdpa *p, int64_t b, int64_t hkv, const attn__fused_part *part,
                           const float *delta, float *ws)
 {
-    fused_impl(p, b, hkv, part, delta, ws, true);
+    fused_impl(p, b, hkv, part, delta, ws, true, false);
 }
 #endif
 
@@ -1707,7 +1832,7 @@ void KN(fused_kvhead_amx)(const attn__sdpa *p, int64_t b, int64_t hkv, const att
  * dQ += dS K over the visible key tiles, then dQ *= scale. */
 static inline __attribute__((always_inline)) void
 dq_impl(const attn__sdpa *p, int64_t b, int64_t h, int64_t qb, const float *delta, bool write_dbias, float *ws,
-        const bool amx)
+        const bool amx, const bool dpbf)
 {
     int64_t i0 = qb * BQB, nq = p->Sq - i0 < BQB ? p->Sq - i0 : BQB, hk = h / p->group;
     int64_t Dk = p->Dk, Dv = p->Dv, dk = pad16(Dk), dv = pad16(Dv), mq = (nq + MR - 1) / MR * MR;
@@ -1738,6 +1863,13 @@ dq_impl(const attn__sdpa *p, int64_t b, int64_t h, int64_t qb, const float *delt
     const char *krecs = NULL;
     (void)amx;
 #endif
+#if defined(ATTN_SDPA_DP)
+    int64_t dk2 = pad2(Dk), dv2 = pad2(Dv); /* Q, dO rows; K^T, V^T pairs */
+    uint16_t *qP = (uint16_t *)(void *)(ws + KN(backward_ws)(p)), *doP = qP + BQB * dk2, *ktP = doP + BQB * dv2;
+    uint16_t *vtP = ktP + dk2 * BK;
+#else
+    (void)dpbf;
+#endif
 
     block_rows(p, b, h, i0, nq, 0, p->Sk, delta, lo, hi, lse, dl);
     for (int64_t r = 0; r < nq; r++)
@@ -1750,10 +1882,16 @@ dq_impl(const attn__sdpa *p, int64_t b, int64_t h, int64_t qb, const float *delt
         for (int64_t r = 0; r < nq; r++)
             for (int64_t j = 0; j < p->Sk; j++) attn__stf(&p->dbias, attn__off(p->dbias.stride, b, h, i0 + r, j), 0.0f);
     if (jmin < jmax) {
-        pack_rows(&p->q, b, i0, nq, h, Dk, amx ? 1.0f : (float)p->scale, qs, dk, mq);
+        pack_rows(&p->q, b, i0, nq, h, Dk, amx || dpbf ? 1.0f : (float)p->scale, qs, dk, mq);
         pack_rows(&p->d_o, b, i0, nq, h, Dv, 1.0f, dob, dv, mq);
         for (int64_t r = 0; r < nq; r++)
             if (lse[r] == -INFINITY) memset(dob + r * dv, 0, sizeof(float) * (size_t)dv);
+#if defined(ATTN_SDPA_DP)
+        if (dpbf) {
+            amx_rows(qs, dk, nq, Dk, qP, dk2, mq);
+            amx_rows(dob, dv, nq, Dv, doP, dv2, mq);
+        }
+#endif
 #if defined(ATTN_SDPA_AMX)
         if (amx) {
             amx_rows(qs, dk, nq, Dk, qA, dk32, BQB);
@@ -1792,6 +1930,14 @@ dq_impl(const attn__sdpa *p, int64_t b, int64_t h, int64_t qb, const float *delt
             pack_rows(&p->k, b, j0, nk, hk, Dk, 1.0f, kr, dk, BK);
             k_bad = !all_finite(kr, nk * dk);
         }
+#if defined(ATTN_SDPA_DP)
+        if (dpbf) {
+            amx_pairs(kt, BK, Dk, BK, dk2, ktP, BK, NULL);
+            amx_pairs(vt, BK, Dv, BK, dv2, vtP, BK, NULL);
+            dp_gemm(mq, BK, dk2 / 2, qP, dk2, ktP, BK, s, BK, (float)p->scale);
+            dp_gemm(mq, BK, dv2 / 2, doP, dv2, vtP, BK, dp, BK, 1.0f);
+        } else
+#endif
 #if defined(ATTN_SDPA_AMX)
         if (amx) {
             if (conv) {
@@ -1854,15 +2000,23 @@ dq_impl(const attn__sdpa *p, int64_t b, int64_t h, int64_t qb, const float *delt
 void KN(dq_block)(const attn__sdpa *p, int64_t b, int64_t h, int64_t qb, const float *delta, bool write_dbias,
                   float *ws)
 {
-    dq_impl(p, b, h, qb, delta, write_dbias, ws, false);
+    dq_impl(p, b, h, qb, delta, write_dbias, ws, false, false);
 }
+
+#if defined(ATTN_SDPA_DP)
+void KN(dq_block_dp)(const attn__sdpa *p, int64_t b, int64_t h, int64_t qb, const float *delta, bool write_dbias,
+                     float *ws)
+{
+    dq_impl(p, b, h, qb, delta, write_dbias, ws, false, true);
+}
+#endif
 
 #if defined(ATTN_SDPA_AMX)
 void KN(dq_block_amx)(const attn__sdpa *p, int64_t b, int64_t h, int64_t qb, const float *delta, bool write_dbias,
                       float *ws)
 {
     amx_begin();
-    dq_impl(p, b, h, qb, delta, write_dbias, ws, true);
+    dq_impl(p, b, h, qb, delta, write_dbias, ws, true, false);
     amx_end();
 }
 #endif

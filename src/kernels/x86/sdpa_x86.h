@@ -84,7 +84,7 @@ int64_t attn__avx512_fused_ws_amx(const attn__sdpa *p);
 void attn__avx512_fused_kvhead_amx(const attn__sdpa *p, int64_t b, int64_t hkv, const attn__fused_part *part,
                                    const float *delta, float *ws);
 
-/* The AVX-512 build's AVX512-BF16 forward (ATTN_HAVE_AVX512BF16), for
+/* The AVX-512 build's AVX512-BF16 kernels (ATTN_HAVE_AVX512BF16), for
  * BF16 tensors: the forward above with S = Q K^T on vdpbf16ps
  * (sdpa_body.h); its workspace, and K and V converted once per call into
  * records of forward_pack_bytes_dp bytes per key tile. */
@@ -96,5 +96,19 @@ void attn__avx512_forward_block_dp(const attn__sdpa *p, int64_t b, int64_t h, in
                                    float *ws);
 int64_t attn__avx512_forward_pack_bytes_dp(const attn__sdpa *p);
 void attn__avx512_forward_pack_dp(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t t, void *dst);
+/* Its backward: dK/dV, dQ and the fused pass with S and dP on vdpbf16ps
+ * (the products with P and dS stay float32); workspaces backward_ws_dp
+ * (dK/dV and dQ) and fused_ws_dp. */
+int64_t attn__avx512_backward_ws_dp(const attn__sdpa *p);
+void attn__avx512_dkdv_block_dp(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t kb, const float *delta,
+                                float *ws);
+void attn__avx512_dq_block_dp(const attn__sdpa *p, int64_t b, int64_t h, int64_t qb, const float *delta,
+                              bool write_dbias, float *ws);
+int64_t attn__avx512_fused_ws_dp(const attn__sdpa *p);
+/* The backward's Q and dO converted once per call (attn__k_bwd_pack.q). */
+int64_t attn__avx512_bwd_q_bytes_dp(const attn__sdpa *p);
+void attn__avx512_bwd_q_pack_dp(const attn__sdpa *p, int64_t b, int64_t h, int64_t qb, void *dst);
+void attn__avx512_fused_kvhead_dp(const attn__sdpa *p, int64_t b, int64_t hkv, const attn__fused_part *part,
+                                  const float *delta, float *ws);
 
 #endif /* ATTN_KERNELS_SDPA_X86_H */
