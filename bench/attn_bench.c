@@ -3,7 +3,7 @@
  *
  *   attn_bench probe [--threads N]
  *       the product peaks (AVX2 and AVX-512 float32 FMA, AVX512-FP16 FMA,
- *       AMX bf16; absent ones named with the reason) and the read
+ *       AVX512-BF16 and AMX bf16; absent ones named with the reason) and the read
  *       bandwidth, 1 thread and N threads, the peak each dtype's rows are
  *       held to, and the CPU, as JSON.
  *   attn_bench qgemv [--threads N] [--reps R] [--kernel K]
@@ -364,24 +364,27 @@ static held_to better(held_to a, const char *name, const bench_peak *p)
 }
 
 /* float32 rows: the best float32 FMA peak; bf16 rows: AMX's if present,
- * else the float32 one (bf16 is computed in float32 then); f16 rows: the
- * best f16 product rate (AVX512-FP16, else float32 FMA, as attn computes). */
+ * else AVX512-BF16's (vdpbf16ps, the avx512bf16 kernels' products), else
+ * the float32 one (bf16 is computed in float32 then); f16 rows: the best
+ * f16 product rate (AVX512-FP16, else float32 FMA, as attn computes). */
 static void probe(int threads)
 {
-    bench_peak peaks[4] = {bench_avx2_fma(threads), bench_avx512_fma(threads), bench_avx512_fp16(threads),
-                           bench_amx_bf16(threads)};
-    static const char *const names[4] = {"avx2_fma", "avx512_fma", "avx512_fp16", "amx_bf16"};
+    bench_peak peaks[5] = {bench_avx2_fma(threads), bench_avx512_fma(threads), bench_avx512_fp16(threads),
+                           bench_avx512_bf16(threads), bench_amx_bf16(threads)};
+    static const char *const names[5] = {"avx2_fma", "avx512_fma", "avx512_fp16", "avx512_bf16", "amx_bf16"};
     printf("{\"cpu\": ");
     put_str(attn__cpu_get()->brand);
-    for (int x = 0; x < 4; x++) put_peak(names[x], &peaks[x]);
+    for (int x = 0; x < 5; x++) put_peak(names[x], &peaks[x]);
     printf(", \"absent\": {");
-    for (int x = 0, n = 0; x < 4; x++)
+    for (int x = 0, n = 0; x < 5; x++)
         if (!peaks[x].present) {
             printf("%s\"%s\": ", n++ ? ", " : "", names[x]);
             put_str(peaks[x].why);
         }
     held_to f32 = better(better((held_to){"none", 0, 0}, "avx2_fma", &peaks[0]), "avx512_fma", &peaks[1]);
-    held_to bf16 = peaks[3].present ? better((held_to){"none", 0, 0}, "amx_bf16", &peaks[3]) : f32;
+    held_to bf16 = peaks[4].present   ? better((held_to){"none", 0, 0}, "amx_bf16", &peaks[4])
+                   : peaks[3].present ? better(f32, "avx512_bf16", &peaks[3])
+                                      : f32;
     held_to f16 = better(f32, "avx512_fp16", &peaks[2]);
     printf("}, \"fma_gflops_1t\": %.2f, \"fma_gflops\": %.2f, \"f32_peak\": \"%s\", "
            "\"bf16_peak_gflops_1t\": %.2f, \"bf16_peak_gflops\": %.2f, \"bf16_peak\": \"%s\", "

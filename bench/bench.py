@@ -9,7 +9,8 @@ Each row of results.json: name, mode, B, Hq, Hkv, Sq, Sk, D, mask, dtype,
 kv_dtype, threads, kernel (the one that ran), cpu (its model), median_ms,
 min_ms, gflops, pct_peak (of the peak matching the row's dtype: float32 rows
 against the best float32 FMA peak, bf16 rows against the AMX bf16 peak if
-present else the float32 one, f16 rows against the best f16 product rate;
+present, else the AVX512-BF16 one (vdpbf16ps), else the float32 one, f16
+rows against the best f16 product rate;
 peak and peak_gflops name it), peer, peer_median_ms, ratio (= peer_median_ms
 / median_ms: above 1 means attn is faster), plus the dense-equivalent
 GFLOP/s, the K/V read rate (decode) and memory growth.

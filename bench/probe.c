@@ -1,13 +1,13 @@
 /* probe.c - the machine's ceilings, measured by the benchmark itself: the
  * product peaks (register-only loops with enough independent accumulators
  * to cover latency times the pipes: AVX2 and AVX-512 float32 FMA,
- * AVX512-FP16 FMA, AMX TDPBF16PS) and the read bandwidth (a STREAM-like
+ * AVX512-FP16 FMA, AVX512-BF16 VDPBF16PS, AMX TDPBF16PS) and the read bandwidth (a STREAM-like
  * sum over a buffer far larger than the caches), on 1 thread and on all.
  * A probe runs only where the CPU and the OS have its instruction set
  * (asked of src/core/cpu.c, which also makes the AMX permission request)
  * and this build compiled its loop; otherwise it is absent, and says why.
  * This file is compiled with -mavx2 -mfma; the other loops live in
- * probe_avx512.c, probe_avx512fp16.c and probe_amx.c. */
+ * probe_avx512.c, probe_avx512fp16.c, probe_avx512bf16.c and probe_amx.c. */
 #define _POSIX_C_SOURCE 200809L
 #include "bench.h"
 
@@ -127,6 +127,17 @@ bench_peak bench_avx512_fp16(int threads)
     loop_fn loop = NULL;
 #endif
     return measure(loop, needs, 3, "not in this build: the compiler does not accept -mavx512fp16", threads);
+}
+
+bench_peak bench_avx512_bf16(int threads)
+{
+    static const attn__feature needs[] = {ATTN__CPU_AVX512F, ATTN__CPU_AVX512_BF16};
+#if defined(BENCH_HAVE_AVX512BF16)
+    loop_fn loop = bench_loop_avx512_bf16;
+#else
+    loop_fn loop = NULL;
+#endif
+    return measure(loop, needs, 2, "not in this build: the compiler does not accept -mavx512bf16", threads);
 }
 
 bench_peak bench_amx_bf16(int threads)
