@@ -16,7 +16,7 @@
  *   attn_bench run --mode fwd|bwd|fwdbwd|decode --B b --Hq h --Hkv g --Sq s
  *                  --Sk k --D d --mask none|causal|window:W|padding
  *                  [--dtype f32|bf16|f16] [--kv-dtype bf16|f16]
- *                  [--threads N] [--reps R] [--kernel auto|ref|tiled|avx2|avx512|amx]
+ *                  [--threads N] [--reps R] [--kernel auto|ref|tiled|avx2|avx512|avx512bf16|amx]
  *                  [--layout bshd|bhsd]
  *       long-context masks (docs/long-context.md; blocks of 64):
  *         longformer:W:G   window W each side, the first G tokens global
@@ -24,7 +24,8 @@
  *         packed:L1,L2,..  the sequences packed (cu_seqlens; B, Sq, Sk from them)
  *         padded:L1,L2,..  the same sequences padded into a batch (q_lens, k_lens)
  *       times one shape (median and min of R runs after a warm-up) and prints
- *       one JSON line: the kernel that ran and the CPU, times, FLOPs
+ *       one JSON line: the kernel that ran (the instruction set of the
+ *       slot and dtype the call ran; fwd/bwd when they differ) and the CPU, times, FLOPs
  *       (visible and dense), GFLOP/s, bytes of K and V read (decode),
  *       peak resident memory growth, and the median process CPU time of a
  *       run (cpu_ms, and cpu_min_ms; every thread's, so on a shared machine a 1-thread
@@ -40,6 +41,8 @@
 
 #include "core/cpu.h"
 #include "core/half.h"
+#include "kernels/table.h"
+#include "ops/ctx.h"
 
 #include <attn/attn.h>
 #include <attn/quant.h>
@@ -209,6 +212,32 @@ static void force_kernel(attn_ctx *ctx, const char *name)
     exit(2);
 }
 
+/* The instruction set whose kernels ran the call: the table's entry for
+ * the call's slot and dtype combination (AUTO's choice fills some slots
+ * and dtypes from the instruction sets below it, so the context's kernel
+ * alone would misname them): the forward's, the decode split's, the fused
+ * backward's; fwd+bwd: both, "fwd/bwd", when they differ. */
+static void ran_kernel(attn_ctx *ctx, const shape *s, char *out, size_t cap)
+{
+    char dt[32];
+    if (s->kv_dtype == NULL || strcmp(s->kv_dtype, s->dtype) == 0) snprintf(dt, sizeof dt, "%s", s->dtype);
+    else snprintf(dt, sizeof dt, "%s+%skv", s->dtype, s->kv_dtype);
+    const attn__kernels *t = attn__ctx_kernels(ctx);
+    int d = 0;
+    while (d < ATTN__N_SDPA_DT && strcmp(attn__sdpa_dt_name((attn__sdpa_dt)d), dt) != 0) d++;
+    if (t == NULL || d == ATTN__N_SDPA_DT || attn_ctx_resolved_kernel(ctx) == ATTN_KERNEL_REF) {
+        snprintf(out, cap, "%s", attn_kernel_name(attn_ctx_resolved_kernel(ctx)));
+        return;
+    }
+    const char *fwd = attn__isa_name(t->filled_by[ATTN__SLOT_SDPA_FORWARD][d]);
+    const char *dec = attn__isa_name(t->filled_by[ATTN__SLOT_SDPA_DECODE][d]);
+    const char *bwd = attn__isa_name(t->filled_by[ATTN__SLOT_SDPA_FUSED][d]);
+    if (strcmp(s->mode, "decode") == 0) snprintf(out, cap, "%s", dec);
+    else if (strcmp(s->mode, "bwd") == 0) snprintf(out, cap, "%s", bwd);
+    else if (strcmp(s->mode, "fwdbwd") == 0 && strcmp(fwd, bwd) != 0) snprintf(out, cap, "%s/%s", fwd, bwd);
+    else snprintf(out, cap, "%s", fwd);
+}
+
 static int run(const shape *s)
 {
     long B = s->B, Sq = s->Sq, Sk = s->Sk, Hq = s->Hq, Hkv = s->Hkv, D = s->D;
@@ -310,6 +339,8 @@ static int run(const shape *s)
         }
     }
     long rss1 = max_rss_kb();
+    char kernel[64];
+    ran_kernel(ctx, s, kernel, sizeof kernel);
     qsort(times, (size_t)s->reps, sizeof(double), cmp_double);
     qsort(cpu, (size_t)s->reps, sizeof(double), cmp_double);
     double med = times[s->reps / 2], mn = times[0], cpu_med = cpu[s->reps / 2], cpu_min = cpu[0];
@@ -324,7 +355,7 @@ static int run(const shape *s)
            "\"cpu_ms\": %.4f, \"cpu_min_ms\": %.4f, \"gflops_per_cpu_s\": %.3f}\n",
            s->mode, B, Hq, Hkv, Sq, Sk, D, s->dtype, s->kv_dtype ? s->kv_dtype : s->dtype, attn__cpu_get()->brand,
            s->mask, s->bhsd ? "bhsd" : "bshd", s->threads,
-           attn_kernel_name(attn_ctx_resolved_kernel(ctx)), s->reps, med * 1e3, mn * 1e3, flops,
+           kernel, s->reps, med * 1e3, mn * 1e3, flops,
            dense * factor, flops / med / 1e9, dense * factor / med / 1e9, kv_total, kv_total / med / 1e9,
            (double)(rss1 - rss0) / 1024.0, cpu_med * 1e3, cpu_min * 1e3, flops / cpu_med / 1e9);
     attn_ctx_free(ctx);

@@ -192,7 +192,7 @@ typedef enum attn_kernel {
 /* A context owns a thread pool of n_threads (>= 1; 0 means the number of
  * online CPUs) and the kernel choice. One context must not run two calls at
  * once; use one context per calling thread. The environment variable
- * ATTN_KERNEL=ref|tiled|avx2|avx512|amx|auto sets the initial choice (unset
+ * ATTN_KERNEL=ref|tiled|avx2|avx512|avx512bf16|amx|auto sets the initial choice (unset
  * or empty: auto); any other value makes attn_ctx_create fail with
  * ATTN_BAD_PARAM naming the variable, and a choice this CPU, its OS or this
  * build cannot run with ATTN_UNSUPPORTED naming what is missing (a feature

@@ -31,6 +31,7 @@ class Kernel(enum.IntEnum):
     AVX2 = 3    # AVX2+FMA float32 kernels (x86-64)
     AVX512 = 4  # AVX-512 float32 kernels (fails where the CPU lacks AVX-512)
     AMX = 5     # AVX-512 with bf16 attention and dense layers on AMX tiles (forced only)
+    AVX512BF16 = 6  # AVX-512 with bf16 attention's Q K^T and dO V^T on AVX512-BF16 dot products
 
 
 class Align(enum.IntEnum):

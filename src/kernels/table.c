@@ -103,6 +103,8 @@ typedef struct {
                float *ws);
     void (*fused)(const attn__sdpa *p, int64_t b, int64_t hkv, const attn__fused_part *part, const float *delta,
                   float *ws);
+    int64_t (*bwd_q_bytes)(const attn__sdpa *p);
+    void (*bwd_q_pack)(const attn__sdpa *p, int64_t b, int64_t h, int64_t qb, void *dst);
 } x86_sdpa;
 
 /* Every dtype combination: BF16 and F16 tiles are converted to float32 as
@@ -119,6 +121,7 @@ static void fill_x86_sdpa(attn__kernels *t, const x86_sdpa *x, attn__isa isa)
         k->dkdv = (attn__k_dkdv){ATTN__X86_TILE_K, x->backward_ws, x->dkdv};
         k->dq = (attn__k_dq){ATTN__X86_TILE_Q_BWD, x->backward_ws, x->dq};
         k->fused = (attn__k_fused){FUSED_MIN_KV_HEADS, x->fused_ws, x->fused};
+        k->bwd_pack = (attn__k_bwd_pack){NULL, NULL, x->bwd_q_bytes, x->bwd_q_pack};
     }
     static const attn__slot mine[] = {ATTN__SLOT_SDPA_FORWARD, ATTN__SLOT_SDPA_DECODE, ATTN__SLOT_SDPA_DELTA,
                                       ATTN__SLOT_SDPA_DKDV,    ATTN__SLOT_SDPA_DQ,     ATTN__SLOT_SDPA_FUSED};
@@ -131,7 +134,8 @@ static void fill_x86_sdpa(attn__kernels *t, const x86_sdpa *x, attn__isa isa)
                                       P##_fused_ws,      P##_forward_pack_bytes, P##_forward_block,       \
                                       P##_forward_pack,  P##_decode_split,   P##_delta_block,             \
                                       P##_dkdv_block,                                                      \
-                                      P##_dq_block,      P##_fused_kvhead};
+                                      P##_dq_block,      P##_fused_kvhead,   P##_bwd_q_bytes,             \
+                                      P##_bwd_q_pack};
 
 /* The toolkit's slots (nn.gemm and the row kernels) from one build, marked
  * as filled by isa. */

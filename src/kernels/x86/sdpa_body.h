@@ -468,6 +468,18 @@ void KN(forward_pack)(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t t, vo
     memcpy(vt + BK * dv, &finite, sizeof finite);
 }
 
+/* Which rows of query block i0 (nq rows) of head (b, h) see a key: the
+ * rows block_rows gives an LSE other than -inf (the others' Q and dO are
+ * zeros in the blocks and in the records). */
+static void rows_seeing(const attn__sdpa *p, int64_t b, int64_t h, int64_t i0, int64_t nq, bool *keep)
+{
+    for (int64_t r = 0; r < nq; r++) {
+        int64_t lo, hi;
+        attn__key_range(p, b, i0 + r, &lo, &hi);
+        keep[r] = lo < hi && ((const float *)p->lse.data)[attn__off(p->lse.stride, b, h, i0 + r, 0)] != -INFINITY;
+    }
+}
+
 /* ---- bfloat16 pairs: the layouts of the half-precision products ------------
  * The AMX-BF16 tiles (tdpbf16ps) and the AVX512-BF16 dot products
  * (vdpbf16ps) both multiply pairs of bfloat16: an A operand's row holds
@@ -1305,12 +1317,8 @@ void KN(bwd_q_pack_amx)(const attn__sdpa *p, int64_t b, int64_t h, int64_t qb, v
     int64_t i0 = qb * BQB, nq = p->Sq - i0 < BQB ? p->Sq - i0 : BQB;
     int64_t dk32 = pad32(p->Dk), dv32 = pad32(p->Dv), dk = pad16(p->Dk), dv = pad16(p->Dv);
     uint16_t *qB = dst, *doB = qB + dk32 * BQB, *dobB = doB + dv32 * BQB, *qsB = dobB + BK * dv;
-    bool keep[BQB]; /* the rows block_rows gives an LSE other than -inf */
-    for (int64_t r = 0; r < nq; r++) {
-        int64_t lo, hi;
-        attn__key_range(p, b, i0 + r, &lo, &hi);
-        keep[r] = lo < hi && ((const float *)p->lse.data)[attn__off(p->lse.stride, b, h, i0 + r, 0)] != -INFINITY;
-    }
+    bool keep[BQB] = {false};
+    rows_seeing(p, b, h, i0, nq, keep);
     memset(dst, 0, (size_t)KN(bwd_q_bytes_amx)(p));
     pairs_t(&p->q, b, i0, nq, h, p->Dk, keep, qB, BQB);
     pairs_t(&p->d_o, b, i0, nq, h, p->Dv, keep, doB, BQB);
@@ -1490,12 +1498,8 @@ void KN(bwd_q_pack_dp)(const attn__sdpa *p, int64_t b, int64_t h, int64_t qb, vo
     int64_t halves = (dk2 + dv2) * BQB, halves16 = (halves + 15) / 16 * 16;
     uint16_t *qP = dst, *doP = qP + dk2 * BQB;
     float *qs = (float *)(void *)(qP + halves16), *dob = qs + BQB * dk;
-    bool keep[BQB] = {false}; /* the rows block_rows gives an LSE other than -inf */
-    for (int64_t r = 0; r < nq; r++) {
-        int64_t lo, hi;
-        attn__key_range(p, b, i0 + r, &lo, &hi);
-        keep[r] = lo < hi && ((const float *)p->lse.data)[attn__off(p->lse.stride, b, h, i0 + r, 0)] != -INFINITY;
-    }
+    bool keep[BQB] = {false};
+    rows_seeing(p, b, h, i0, nq, keep);
     memset(dst, 0, sizeof(uint16_t) * (size_t)halves16);
     pairs_t(&p->q, b, i0, nq, h, Dk, keep, qP, BQB);
     pairs_t(&p->d_o, b, i0, nq, h, Dv, keep, doP, BQB);
@@ -1508,6 +1512,39 @@ void KN(bwd_q_pack_dp)(const attn__sdpa *p, int64_t b, int64_t h, int64_t qb, vo
         }
 }
 #endif
+
+/* Each dK/dV block (and fused share) walks every query block, and would
+ * convert its Q and dO again for every key tile: with two key tiles or
+ * more the driver has each query block converted once per call
+ * (attn__k_bwd_pack.q) into a record of bwd_q_bytes bytes per (b, head,
+ * block of BQB rows), in float32 as the blocks make them:
+ *   qst [Dk][BQB] = scale Q^T, dot [Dv][BQB] = dO^T,
+ *   qs [BQB][dk] = scale Q,    dob [BQB][dv] = dO,
+ * the rows that see no key zeros. In the usual [B, S, H, D] layout the
+ * transposes read a row per query, a page apart (15% of a D 128 backward's
+ * time on AMD Zen 4 before). Same values, so the same bits. */
+int64_t KN(bwd_q_bytes)(const attn__sdpa *p)
+{
+    return ((p->Dk + p->Dv + pad16(p->Dk) + pad16(p->Dv)) * BQB * 4 + 63) / 64 * 64;
+}
+
+void KN(bwd_q_pack)(const attn__sdpa *p, int64_t b, int64_t h, int64_t qb, void *dst)
+{
+    int64_t i0 = qb * BQB, nq = p->Sq - i0 < BQB ? p->Sq - i0 : BQB, Dk = p->Dk, Dv = p->Dv;
+    int64_t dk = pad16(Dk), dv = pad16(Dv);
+    float scale = (float)p->scale, *qst = dst, *dot = qst + Dk * BQB, *qs = dot + Dv * BQB, *dob = qs + BQB * dk;
+    bool keep[BQB] = {false};
+    rows_seeing(p, b, h, i0, nq, keep);
+    pack_cols(&p->q, b, i0, nq, h, Dk, scale, qst, BQB);
+    pack_cols(&p->d_o, b, i0, nq, h, Dv, 1.0f, dot, BQB);
+    pack_rows(&p->q, b, i0, nq, h, Dk, scale, qs, dk, BQB);
+    pack_rows(&p->d_o, b, i0, nq, h, Dv, 1.0f, dob, dv, BQB);
+    for (int64_t r = 0; r < nq; r++)
+        if (!keep[r]) {
+            for (int64_t x = 0; x < Dv; x++) dot[x * BQB + r] = dob[r * dv + x] = 0.0f;
+            for (int64_t x = 0; x < Dk; x++) qst[x * BQB + r] = qs[r * dk + x] = 0.0f;
+        }
+}
 
 int64_t KN(backward_ws)(const attn__sdpa *p)
 {
@@ -1614,6 +1651,16 @@ dkdv_impl(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t kb, const attn__f
             if (kind == ATTN__BLK_PARTIAL) attn__bm_bits(p->bm, b, h, i0, nq, j0, nk, bits);
             bool conv = true; /* Q and dO to convert here */
             const float *qsu = qs, *dobu = dob; /* Q (scaled unless amx or dpbf) and dO rows */
+            const float *qstu = qst, *dotu = dot; /* their transposes */
+            if (!amx && !dpbf && p->bwd_q_packed != NULL) { /* a float32 record (above) */
+                int64_t blocks_q = (p->Sq + BQB - 1) / BQB;
+                qstu = (const float *)(const void *)((const char *)p->bwd_q_packed +
+                                                     ((b * p->Hq + h) * blocks_q + i0 / BQB) * KN(bwd_q_bytes)(p));
+                dotu = qstu + Dk * BQB;
+                qsu = dotu + Dv * BQB;
+                dobu = qsu + BQB * dk;
+                conv = false;
+            }
 #if defined(ATTN_SDPA_DP)
             const uint16_t *qPu = qP, *doPu = doP;
             if (qrecs_dp != NULL) {
@@ -1667,8 +1714,8 @@ dkdv_impl(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t kb, const attn__f
             } else
 #endif
             {
-                gemm(BK, BQB, Dk, kr, Dk, qst, BQB, st, BQB, false);
-                gemm(BK, BQB, Dv, vr, Dv, dot, BQB, dpt, BQB, false);
+                gemm(BK, BQB, Dk, kr, Dk, qstu, BQB, st, BQB, false);
+                gemm(BK, BQB, Dv, vr, Dv, dotu, BQB, dpt, BQB, false);
             }
             int64_t nh = i0 + BQB < p->Sq ? h : h + 1, ni = i0 + BQB < p->Sq ? i0 + BQB : 0;
             int64_t nn = nh < h1 ? (p->Sq - ni < BQB ? p->Sq - ni : BQB) : 0;

@@ -36,6 +36,10 @@ enum { ATTN__X86_TILE_Q = 144, ATTN__X86_TILE_Q_BWD = 48, ATTN__X86_TILE_K = 64 
      * its key tiles, and a full-shape dbias if asked. Workspace P##_fused_ws. */                         \
     int64_t P##_fused_ws(const attn__sdpa *p);                                                            \
     int64_t P##_fused_sqp(const attn__sdpa *p);                                                           \
+    /* The backward's Q and dO converted once per call (attn__k_bwd_pack.q): bytes per query block of     \
+     * ATTN__X86_TILE_Q_BWD rows, and block qb of head (b, h). */                                         \
+    int64_t P##_bwd_q_bytes(const attn__sdpa *p);                                                         \
+    void P##_bwd_q_pack(const attn__sdpa *p, int64_t b, int64_t h, int64_t qb, void *dst);                \
     void P##_fused_kvhead(const attn__sdpa *p, int64_t b, int64_t hkv, const attn__fused_part *part,      \
                           const float *delta, float *ws);                                                 \
     /* dQ (and a full-shape dbias) of query block qb (ATTN__X86_TILE_Q_BWD rows) of head (b, h). */       \
