@@ -67,13 +67,13 @@ typedef void (*attn__gemm_micro_bf16_fn)(int64_t kc, const float *a, int64_t a_r
 enum { ATTN__GEMM_NR_MAX = 32 };
 
 typedef struct attn__gemm_kernel {
-    const char *name; /* "portable", "avx2", "avx512", "amx" */
+    const char *name; /* "portable", "avx2", "avx512", "avx512bf16", "amx" */
     int mr, nr;       /* the micro-kernel's tile; nr <= ATTN__GEMM_NR_MAX */
     attn__gemm_micro_fn micro;           /* NULL: bfloat16 products only (AMX) */
     attn__gemm_pack_t_fn pack_t;
     attn__gemm_micro_bf16_fn micro_bf16; /* op(B) in bfloat16 panels */
     /* The bfloat16 panels' layout: K rounded up to a multiple of kpad (1,
-     * or AMX's 32: zero rows past K, and every k chunk but the last a
+     * AVX512-BF16's 2, AMX's 32: zero rows past K, and every k chunk but the last a
      * multiple of it), and pairs: element (k, j) of a panel at
      * [k / 2][j][k % 2] (AMX's B operand) instead of [k][j]. */
     int kpad;

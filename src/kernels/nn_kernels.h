@@ -23,6 +23,10 @@ extern const attn__gemm_kernel attn__gemm_avx2;
 #if defined(ATTN_HAVE_AVX512)
 extern const attn__gemm_kernel attn__gemm_avx512;
 #endif
+#if defined(ATTN_HAVE_AVX512BF16) && !defined(ATTN_AVX512BF16_EMULATED)
+/* bfloat16 products only (micro is NULL): the nn.gemm_bf16 slot */
+extern const attn__gemm_kernel attn__gemm_avx512bf16;
+#endif
 #if defined(ATTN_HAVE_AMX)
 /* bfloat16 products only (micro is NULL): the nn.gemm_bf16 slot */
 extern const attn__gemm_kernel attn__gemm_amx;

@@ -192,8 +192,10 @@ static void fill_avx512(attn__kernels *t)
 
 /* AVX512-BF16: the AVX-512 table with the BF16 products whose operands are
  * all the tensors' own values, S = Q K^T (forward and backward) and dP =
- * dO V^T (backward), on vdpbf16ps (sdpa_body.h); every other slot and
- * dtype keeps the AVX-512 kernels. A build configured with ATTN_EMULATE_AVX512
+ * dO V^T (backward), on vdpbf16ps (sdpa_body.h), and the toolkit's
+ * products over bfloat16 weights (x86/gemm_avx512bf16.c; not in the
+ * emulated build, which keeps AVX2's GEMM); every other slot and dtype
+ * keeps the AVX-512 kernels. A build configured with ATTN_EMULATE_AVX512
  * computes vdpbf16ps in AVX2 (kernels/x86/vec.h) and needs AVX2's
  * features only. */
 #if defined(ATTN_HAVE_AVX512BF16) && defined(ATTN_HAVE_AVX512) && defined(ATTN_HAVE_AVX2)
@@ -212,6 +214,10 @@ static void fill_avx512bf16(attn__kernels *t)
                                       ATTN__SLOT_SDPA_FUSED};
     for (size_t x = 0; x < sizeof mine / sizeof mine[0]; x++)
         t->filled_by[mine[x]][ATTN__SDPA_BF16] = ATTN__ISA_AVX512BF16;
+#if !defined(ATTN_AVX512BF16_EMULATED)
+    t->nn.gemm_bf16 = &attn__gemm_avx512bf16; /* products over bfloat16 weights, x86/gemm_avx512bf16.c */
+    t->filled_by[ATTN__SLOT_GEMM_BF16][ATTN__SDPA_F32] = ATTN__ISA_AVX512BF16;
+#endif
 }
 #define FILL_AVX512BF16 fill_avx512bf16
 #else

@@ -283,6 +283,7 @@ static void kernel_bf16_vs_double(attn__isa isa)
 T_TEST(kernels_gemm_bf16_portable_vs_double) { kernel_bf16_vs_double(ATTN__ISA_PORTABLE); }
 T_TEST(kernels_gemm_bf16_avx2_vs_double) { kernel_bf16_vs_double(ATTN__ISA_AVX2); }
 T_TEST(kernels_gemm_bf16_avx512_vs_double) { kernel_bf16_vs_double(ATTN__ISA_AVX512); }
+T_TEST(kernels_gemm_bf16_avx512bf16_vs_double) { kernel_bf16_vs_double(ATTN__ISA_AVX512BF16); }
 T_TEST(kernels_gemm_bf16_amx_vs_double) { kernel_bf16_vs_double(ATTN__ISA_AMX); }
 
 /* ---- the same bits everywhere ------------------------------------------------------ */

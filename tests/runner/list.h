@@ -89,6 +89,7 @@
     X(kernels_gemm_bf16_portable_vs_double) \
     X(kernels_gemm_bf16_avx2_vs_double) \
     X(kernels_gemm_bf16_avx512_vs_double) \
+    X(kernels_gemm_bf16_avx512bf16_vs_double) \
     X(kernels_gemm_bf16_amx_vs_double) \
     X(kernels_gemm_bitwise_across_threads_and_packing) \
     X(kernels_gemm_empty_products) \
