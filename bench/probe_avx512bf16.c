@@ -8,9 +8,9 @@
 
 #include <immintrin.h>
 
-/* 12 independent accumulators, as the FMA loops: a <- a + m c + m c with
- * m = 1 - 2^-8 and c = 2^-12 stays near 1, far from overflow and
- * subnormals. */
+/* 12 independent accumulators, as the FMA loops: a <- a + 2 m c with m =
+ * 1 - 2^-8 and c = 2^-12 grows from 0-11 until the increment rounds away
+ * (near 2^12), far from overflow and subnormals. */
 double bench_loop_avx512_bf16(void)
 {
     __m512 a[12];

@@ -184,9 +184,9 @@ typedef enum attn_kernel {
     ATTN_KERNEL_AMX = 5     /* the AVX-512 kernels with BF16 attention and BF16 dense layers on AMX
                              * tiles (ATTN_UNSUPPORTED without AMX-BF16 and the OS's tile state);
                              * never chosen by AUTO in this release: see docs/kernels.md */,
-    ATTN_KERNEL_AVX512BF16 = 6 /* the AVX-512 kernels with the BF16 forward's Q K^T on AVX512-BF16
-                                * dot products (ATTN_UNSUPPORTED without AVX512-BF16); AUTO picks
-                                * it over AVX512, AMX over it */
+    ATTN_KERNEL_AVX512BF16 = 6 /* the AVX-512 kernels with BF16 attention's Q K^T and dO V^T and BF16
+                                * dense layers on AVX512-BF16 dot products (ATTN_UNSUPPORTED without
+                                * AVX512-BF16); AUTO picks it over AVX512 */
 } attn_kernel;
 
 /* A context owns a thread pool of n_threads (>= 1; 0 means the number of
@@ -197,7 +197,7 @@ typedef enum attn_kernel {
  * ATTN_BAD_PARAM naming the variable, and a choice this CPU, its OS or this
  * build cannot run with ATTN_UNSUPPORTED naming what is missing (a feature
  * of the CPU, its enabling by the OS, or the kernels in the build).
- * attn_ctx_set_kernel makes the same checks: forcing AVX2, AVX512 or AMX on
+ * attn_ctx_set_kernel makes the same checks: forcing AVX2, AVX512, AVX512BF16 or AMX on
  * a CPU, OS or build without what it needs is ATTN_UNSUPPORTED. */
 ATTN_API attn_status attn_ctx_create(int n_threads, attn_ctx **out);
 ATTN_API void attn_ctx_free(attn_ctx *ctx); /* accepts NULL */
@@ -211,7 +211,9 @@ ATTN_API int attn_ctx_threads(const attn_ctx *ctx);
 ATTN_API attn_status attn_ctx_set_kernel(attn_ctx *ctx, attn_kernel kernel);
 ATTN_API attn_kernel attn_ctx_kernel(const attn_ctx *ctx);
 /* The kernels an F32, BF16 or F16 call on this context runs (TILED, AVX2,
- * AVX512 or AMX; REF when forced), resolving AUTO from the CPU. */
+ * AVX512, AVX512BF16 or AMX; REF when forced), resolving AUTO from the CPU.
+ * An instruction set's table keeps the kernels of the ones below it for
+ * the dtypes it has none of (attn_ctx_describe names each slot's). */
 ATTN_API attn_kernel attn_ctx_resolved_kernel(const attn_ctx *ctx);
 /* "auto", "ref", "tiled", "avx2", "avx512", "amx", "avx512bf16"; "unknown" otherwise. */
 ATTN_API const char *attn_kernel_name(attn_kernel kernel);

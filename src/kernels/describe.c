@@ -52,6 +52,11 @@ static void put_isas(writer *w)
             note = " (emulated: a test build of the AVX-512 attention kernels for AVX2, 16 lanes as two ymm "
                    "registers; no AVX-512 instruction runs)";
 #endif
+#if defined(ATTN_AVX512BF16_EMULATED)
+        if (i == ATTN__ISA_AVX512BF16)
+            note = " (emulated: a test build whose vdpbf16ps is computed in AVX2 as the SDM defines it; no "
+                   "AVX512-BF16 instruction runs)";
+#endif
 #if defined(ATTN_AMX_EMULATED)
         if (i == ATTN__ISA_AMX)
             note = " (emulated: a test build whose AMX tiles are C arrays and whose tile instructions are C "

@@ -330,6 +330,7 @@ void test_avx512_exp_equals_avx2(void)
  * bit for bit (the digests compare them). Random values over the whole
  * exponent range, and every special class: zeros of both signs,
  * subnormals, the smallest normals, the largest finite, Inf, NaN. */
+#if defined(ATTN_HAVE_AVX512BF16)
 static float dp_flush(float x) { return fpclassify(x) == FP_SUBNORMAL ? copysignf(0.0f, x) : x; }
 
 static float dp_bf(uint16_t h)
@@ -339,6 +340,7 @@ static float dp_bf(uint16_t h)
     memcpy(&f, &u, 4);
     return f;
 }
+#endif
 
 void test_avx512bf16_dot_definition(void)
 {

@@ -175,7 +175,13 @@ VEC_INLINE float vmaxr(vf v) { return vec8_max(_mm256_max_ps(v.lo, v.hi)); }
 
 /* The bfloat16 pairs (see the zmm form) as two ymm halves, and vdpbf16ps
  * computed as the SDM defines it, bit for bit: two FMAs per lane, the odd
- * pair first, subnormal inputs and results flushed to zeros of their sign. */
+ * pair first, subnormal inputs and results flushed to zeros of their sign.
+ * One edge may differ: an exact sum in [2^-126 - 2^-150, 2^-126 - 2^-151)
+ * rounds here (on the subnormal grid) up to 2^-126 and is kept, where
+ * x86's rule (tininess judged on the sum rounded to 24 bits with an
+ * unbounded exponent, still below 2^-126) flushes it; the test model
+ * shares this, the CPU was not probed there, and no digest's input comes
+ * near it. */
 #if defined(ATTN_VEC_DPBF16)
 typedef struct {
     __m256i lo, hi;
