@@ -1485,22 +1485,24 @@ int64_t KN(backward_ws_dp)(const attn__sdpa *p)
  *   qP [dk2 / 2][BQB][2], doP [dv2 / 2][BQB][2]   (bfloat16 pairs)
  *   qs [BQB][dk], dob [BQB][dv]                    (float32, Q unscaled)
  * the rows that see no key (LSE -inf) zeros, as the blocks zero them. */
+/* The record's bfloat16 part in elements, a multiple of 16 (the float32
+ * rows after it stay 32-byte aligned). */
+static int64_t dp_q_halves(const attn__sdpa *p) { return ((pad2(p->Dk) + pad2(p->Dv)) * BQB + 15) / 16 * 16; }
+
 int64_t KN(bwd_q_bytes_dp)(const attn__sdpa *p)
 {
-    int64_t halves = (pad2(p->Dk) + pad2(p->Dv)) * BQB, halves16 = (halves + 15) / 16 * 16;
-    return (halves16 * 2 + BQB * (pad16(p->Dk) + pad16(p->Dv)) * 4 + 63) / 64 * 64;
+    return (dp_q_halves(p) * 2 + BQB * (pad16(p->Dk) + pad16(p->Dv)) * 4 + 63) / 64 * 64;
 }
 
 void KN(bwd_q_pack_dp)(const attn__sdpa *p, int64_t b, int64_t h, int64_t qb, void *dst)
 {
     int64_t i0 = qb * BQB, nq = p->Sq - i0 < BQB ? p->Sq - i0 : BQB, Dk = p->Dk, Dv = p->Dv;
-    int64_t dk2 = pad2(Dk), dv2 = pad2(Dv), dk = pad16(Dk), dv = pad16(Dv);
-    int64_t halves = (dk2 + dv2) * BQB, halves16 = (halves + 15) / 16 * 16;
+    int64_t dk2 = pad2(Dk), dk = pad16(Dk), dv = pad16(Dv), halves = dp_q_halves(p);
     uint16_t *qP = dst, *doP = qP + dk2 * BQB;
-    float *qs = (float *)(void *)(qP + halves16), *dob = qs + BQB * dk;
+    float *qs = (float *)(void *)(qP + halves), *dob = qs + BQB * dk;
     bool keep[BQB] = {false};
     rows_seeing(p, b, h, i0, nq, keep);
-    memset(dst, 0, sizeof(uint16_t) * (size_t)halves16);
+    memset(dst, 0, sizeof(uint16_t) * (size_t)halves);
     pairs_t(&p->q, b, i0, nq, h, Dk, keep, qP, BQB);
     pairs_t(&p->d_o, b, i0, nq, h, Dv, keep, doP, BQB);
     pack_rows(&p->q, b, i0, nq, h, Dk, 1.0f, qs, dk, BQB);
@@ -1528,13 +1530,14 @@ int64_t KN(bwd_q_bytes)(const attn__sdpa *p)
     return ((p->Dk + p->Dv + pad16(p->Dk) + pad16(p->Dv)) * BQB * 4 + 63) / 64 * 64;
 }
 
-void KN(bwd_q_pack)(const attn__sdpa *p, int64_t b, int64_t h, int64_t qb, void *dst)
+/* Query block i0 (nq rows) of head (b, h) in the four float32 layouts of
+ * the dK/dV products (the records above, or a block's own buffers), zeros
+ * past nq and in the rows whose keep is false (they see no key: their Q
+ * and dO are never used). */
+static void pack_q_do(const attn__sdpa *p, int64_t b, int64_t h, int64_t i0, int64_t nq, float scale,
+                      const bool *keep, float *qst, float *dot, float *qs, float *dob)
 {
-    int64_t i0 = qb * BQB, nq = p->Sq - i0 < BQB ? p->Sq - i0 : BQB, Dk = p->Dk, Dv = p->Dv;
-    int64_t dk = pad16(Dk), dv = pad16(Dv);
-    float scale = (float)p->scale, *qst = dst, *dot = qst + Dk * BQB, *qs = dot + Dv * BQB, *dob = qs + BQB * dk;
-    bool keep[BQB] = {false};
-    rows_seeing(p, b, h, i0, nq, keep);
+    int64_t Dk = p->Dk, Dv = p->Dv, dk = pad16(Dk), dv = pad16(Dv);
     pack_cols(&p->q, b, i0, nq, h, Dk, scale, qst, BQB);
     pack_cols(&p->d_o, b, i0, nq, h, Dv, 1.0f, dot, BQB);
     pack_rows(&p->q, b, i0, nq, h, Dk, scale, qs, dk, BQB);
@@ -1544,6 +1547,15 @@ void KN(bwd_q_pack)(const attn__sdpa *p, int64_t b, int64_t h, int64_t qb, void 
             for (int64_t x = 0; x < Dv; x++) dot[x * BQB + r] = dob[r * dv + x] = 0.0f;
             for (int64_t x = 0; x < Dk; x++) qst[x * BQB + r] = qs[r * dk + x] = 0.0f;
         }
+}
+
+void KN(bwd_q_pack)(const attn__sdpa *p, int64_t b, int64_t h, int64_t qb, void *dst)
+{
+    int64_t i0 = qb * BQB, nq = p->Sq - i0 < BQB ? p->Sq - i0 : BQB;
+    float *qst = dst, *dot = qst + p->Dk * BQB, *qs = dot + p->Dv * BQB, *dob = qs + BQB * pad16(p->Dk);
+    bool keep[BQB] = {false};
+    rows_seeing(p, b, h, i0, nq, keep);
+    pack_q_do(p, b, h, i0, nq, (float)p->scale, keep, qst, dot, qs, dob);
 }
 
 int64_t KN(backward_ws)(const attn__sdpa *p)
@@ -1666,7 +1678,7 @@ dkdv_impl(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t kb, const attn__f
             if (qrecs_dp != NULL) {
                 qPu = (const uint16_t *)(const void *)(qrecs_dp + (h * nqb_dp + i0 / BQB) * qbytes_dp);
                 doPu = qPu + dk2 * BQB;
-                qsu = (const float *)(const void *)(qPu + ((dk2 + dv2) * BQB + 15) / 16 * 16);
+                qsu = (const float *)(const void *)(qPu + dp_q_halves(p));
                 dobu = qsu + BQB * dk;
                 conv = false;
             }
@@ -1682,15 +1694,9 @@ dkdv_impl(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t kb, const attn__f
             }
 #endif
             if (conv) {
-                pack_cols(&p->q, b, i0, nq, h, Dk, qscale, qst, BQB);
-                pack_cols(&p->d_o, b, i0, nq, h, Dv, 1.0f, dot, BQB);
-                pack_rows(&p->q, b, i0, nq, h, Dk, qscale, qs, dk, BQB);
-                pack_rows(&p->d_o, b, i0, nq, h, Dv, 1.0f, dob, dv, BQB);
-                for (int64_t r = 0; r < nq; r++) /* a fully masked row's Q and dO are never used */
-                    if (lse[r] == -INFINITY) {
-                        for (int64_t x = 0; x < Dv; x++) dot[x * BQB + r] = dob[r * dv + x] = 0.0f;
-                        for (int64_t x = 0; x < Dk; x++) qst[x * BQB + r] = qs[r * dk + x] = 0.0f;
-                    }
+                bool keep[BQB];
+                for (int64_t r = 0; r < nq; r++) keep[r] = lse[r] != -INFINITY;
+                pack_q_do(p, b, h, i0, nq, qscale, keep, qst, dot, qs, dob);
             }
 #if defined(ATTN_SDPA_DP)
             if (dpbf) {
