@@ -56,7 +56,7 @@ static void fill_portable_sdpa(attn__sdpa_kernels *k, bool forward_only)
 {
     k->forward = (attn__k_forward){ATTN__TILE_Q, attn__tiled_forward_ws, attn__tiled_forward_block, 0, false, NULL, NULL};
     k->decode = (attn__k_decode){DECODE_MAX_ROWS, DECODE_SPLIT, attn__tiled_forward_ws,
-                                 attn__tiled_decode_split, attn__decode_merge};
+                                 attn__tiled_decode_split, NULL, attn__decode_merge};
     if (forward_only) return;
     k->weights = (attn__k_weights){attn__tiled_weights_row};
     k->delta = (attn__k_delta){ATTN__TILE_Q, attn__tiled_delta_block};
@@ -97,6 +97,8 @@ typedef struct {
     void (*forward)(const attn__sdpa *p, int64_t b, int64_t h, int64_t i0, int64_t nq, float *ws);
     void (*forward_pack)(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t t, void *dst);
     void (*decode)(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t s, int64_t split, float *part, float *ws);
+    bool (*decode_heads)(const attn__sdpa *p, int64_t b, int64_t s, int64_t split, float *part, int64_t head_stride,
+                         float *ws);
     void (*delta)(const attn__sdpa *p, int64_t b, int64_t h, int64_t qb, float *delta);
     void (*dkdv)(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t kb, const float *delta, float *ws);
     void (*dq)(const attn__sdpa *p, int64_t b, int64_t h, int64_t qb, const float *delta, bool write_dbias,
@@ -115,7 +117,8 @@ static void fill_x86_sdpa(attn__kernels *t, const x86_sdpa *x, attn__isa isa)
         attn__sdpa_kernels *k = &t->sdpa[d];
         k->forward = (attn__k_forward){ATTN__X86_TILE_Q, x->forward_ws, x->forward,
                                        ATTN__X86_TILE_K, true, x->forward_pack_bytes, x->forward_pack};
-        k->decode = (attn__k_decode){DECODE_MAX_ROWS, DECODE_SPLIT, x->decode_ws, x->decode, attn__decode_merge};
+        k->decode = (attn__k_decode){DECODE_MAX_ROWS, DECODE_SPLIT, x->decode_ws, x->decode, x->decode_heads,
+                                     attn__decode_merge};
         if (!attn__slot_has_dt(ATTN__SLOT_SDPA_DKDV, (attn__sdpa_dt)d)) continue;
         k->delta = (attn__k_delta){ATTN__X86_TILE_K, x->delta};
         k->dkdv = (attn__k_dkdv){ATTN__X86_TILE_K, x->backward_ws, x->dkdv};
@@ -132,7 +135,8 @@ static void fill_x86_sdpa(attn__kernels *t, const x86_sdpa *x, attn__isa isa)
 #define X86_SDPA(P)                                                                                      \
     static const x86_sdpa P##_sdpa = {P##_forward_ws,    P##_decode_ws,      P##_backward_ws,             \
                                       P##_fused_ws,      P##_forward_pack_bytes, P##_forward_block,       \
-                                      P##_forward_pack,  P##_decode_split,   P##_delta_block,             \
+                                      P##_forward_pack,  P##_decode_split,   P##_decode_heads,            \
+                                      P##_delta_block,                                                     \
                                       P##_dkdv_block,                                                      \
                                       P##_dq_block,      P##_fused_kvhead,   P##_bwd_q_bytes,             \
                                       P##_bwd_q_pack};

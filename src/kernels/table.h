@@ -119,6 +119,12 @@ typedef struct {
     attn__ws_fn ws;
     void (*split_fn)(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t s, int64_t split,
                      float *part, float *ws);
+    /* Optional (NULL: none): split s of every kv head of batch b at once,
+     * head hkv's partials at part + hkv * head_stride (the cache read in the
+     * order of its layout); false, with nothing written, for a problem it
+     * does not take (then split_fn runs per kv head). */
+    bool (*heads)(const attn__sdpa *p, int64_t b, int64_t s, int64_t split, float *part, int64_t head_stride,
+                  float *ws);
     void (*merge)(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t n_splits,
                   const float *parts);
 } attn__k_decode;

@@ -135,14 +135,19 @@ static int64_t forward_rows(int64_t tile, const attn__sdpa *p)
     return tile;
 }
 
-/* Task (b, split) walks every kv head of its keys: in the [B, S, H, D]
- * layout the heads of one key share its page, so each page is read whole
- * once instead of one head's slice per task (TLB and prefetcher friendly). */
+/* Task (b, split) takes every kv head of its keys: in the [B, S, H, D]
+ * layout the heads of one key share its page. The kernel that walks the
+ * heads together (decode.heads) reads the cache in its own order; else
+ * one head after the other. */
 static void decode_split_task(void *arg, int64_t t, int tid)
 {
     run_state *rs = arg;
     const attn__sdpa *p = rs->p;
-    int64_t s = t % rs->nkb, b = t / rs->nkb;
+    int64_t s = t % rs->nkb, b = t / rs->nkb, partial = attn__decode_partial(p);
+    if (rs->k->decode.heads != NULL &&
+        rs->k->decode.heads(p, b, s, rs->k->decode.split, rs->parts + (b * p->Hkv * rs->nkb + s) * partial,
+                            rs->nkb * partial, worker_ws(rs, tid)))
+        return;
     for (int64_t hkv = 0; hkv < p->Hkv; hkv++)
         rs->k->decode.split_fn(p, b, hkv, s, rs->k->decode.split,
                                rs->parts + ((b * p->Hkv + hkv) * rs->nkb + s) * attn__decode_partial(p),

@@ -481,7 +481,7 @@ static void grid(long n, uint64_t first, bool decode)
             c.bias_kind = BIAS_NONE;
             c.mask_kind = MASK_NONE;
             c.dbias = false;
-            if (x % 2 == 0) { /* the shape the in-place half-cache decode takes, but for the block mask */
+            if (x % 2 == 0) { /* the shape the all-heads decode takes, but for the block mask */
                 c.Sq = 1;
                 c.Dk = c.Dv = 64;
                 c.softcap = c.dropout_p = 0.0;

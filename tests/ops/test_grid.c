@@ -252,17 +252,18 @@ void test_grid_big_vs_ref64(void)
     run_grid(true, n, 500000, "grid_big_vs_ref64", NULL, 8);
 }
 
-/* The decode shapes the in-place decode kernel takes (one query per row,
- * a cache of 1024+ keys, GQA groups up to 16 rows, Dk = Dv a multiple of
- * 8 up to 256, no elementwise score terms, no dropout), in every dtype
- * combination, on every layout, with causal / window / lengths as sampled;
- * one configuration in four keeps a sampled bias, mask, ALiBi, softcap or
- * dropout, which takes the packing path instead. */
+/* The decode shapes the x86 kernels' all-heads decode takes (one query
+ * per row, a cache of 1024+ keys, GQA groups up to 16 rows, Dk = Dv a
+ * multiple of 8 (8 mod 16: the half-vector tails of the 16-lane builds),
+ * no elementwise score terms, no dropout), in every dtype combination, on
+ * every layout, with causal / window / lengths as sampled; one
+ * configuration in four keeps a sampled bias, mask, ALiBi, softcap or
+ * dropout, which takes the per-head packing path instead. */
 static void decode_shape(t_cfg *c, long x)
 {
     static const int64_t sks[] = {1024, 1025, 1100, 1536, 2047, 2600};
-    /* groups of 3, 4, 16, 1, 8 and 12 rows (the in-place half-cache decode
-     * takes multiples of 4 four rows at a time, the others three) */
+    /* groups of 3, 4, 16, 1, 8 and 12 rows (the all-heads decode takes
+     * rows four at a time, the last 1 to 3 together) */
     static const int64_t heads[][2] = {{9, 3}, {4, 1}, {8, 2}, {16, 1}, {2, 2}, {6, 6}, {16, 2}, {12, 1}};
     static const int64_t ds[] = {8, 16, 40, 64, 72, 128, 256};
     uint64_t s = c->seed * 7 + 1;
@@ -287,14 +288,14 @@ void test_grid_decode_vs_ref64(void)
     run_grid(false, n, 700000, "grid_decode_vs_ref64", decode_shape, 4);
 }
 
-/* The half-cache decode takes a kv head's rows four at a time when their
- * number is a multiple of 4 (GQA groups of 4, 8, 12, 16), else three at a
- * time (groups of 2, 3, 5, 6, 7: 3 + 3 + 1 ...), and a lone row by itself;
- * each row's sums have the same terms in the same order either way. So a group of G query heads over one kv
- * head must give the bits of G kv heads holding copies of that head, one
- * query head each: compared on the x86 kernels this machine has, in
- * float32 Q over a bf16 or f16 cache and in bf16 / f16 Q, in the token-
- * and the head-major layouts. */
+/* The all-heads decode takes a kv head's rows four at a time (GQA groups
+ * of 4, 8, 12, 16), the last 1 to 3 together (groups of 2, 3, 5, 6, 7),
+ * and a lone row by itself; each row's sums have the same terms in the
+ * same order either way, and whatever the number of kv heads. So a group
+ * of G query heads over one kv head must give the bits of G kv heads
+ * holding copies of that head, one query head each: compared on the x86
+ * kernels this machine has, in float32 Q over a bf16 or f16 cache and in
+ * bf16 / f16 Q, in the token- and the head-major layouts. */
 void test_decode_group_rows_bitwise(void)
 {
     static const int64_t groups[] = {4, 8, 12, 16, 2, 3, 5, 6, 7}, sks[] = {1024, 1100, 2047};

@@ -2081,10 +2081,15 @@ void KN(dq_block_amx)(const attn__sdpa *p, int64_t b, int64_t h, int64_t qb, con
  * read once for all the query heads that share them. */
 static int64_t dk8(int64_t d) { return (d + 7) / 8 * 8; }
 
+static bool heads_decode(const attn__sdpa *p, int64_t M); /* KN(decode_heads) takes p */
+static int64_t heads_decode_ws(const attn__sdpa *p);
+
 int64_t KN(decode_ws)(const attn__sdpa *p)
 {
     int64_t M = attn__decode_rows(p), dv = pad16(p->Dv);
-    return M * dk8(p->Dk) + BK * dk8(p->Dk) + BK * dv + 2 * M * BK + BK;
+    int64_t one = M * dk8(p->Dk) + BK * dk8(p->Dk) + BK * dv + 2 * M * BK + BK;
+    int64_t all = heads_decode(p, M) ? heads_decode_ws(p) : 0; /* KN(decode_heads) */
+    return one > all ? one : all;
 }
 
 /* S[r][c] = qs_r . kr_c for 4 rows and 2 keys at a time (ld = padded Dk). */
@@ -2167,228 +2172,297 @@ static int64_t next_tile(const attn__sdpa *p, int64_t hkv, int64_t j0, int64_t j
     return *nh < p->Hkv ? (k1 - k0 < BK ? k1 - k0 : BK) : 0;
 }
 
-/* ---- decode in place: one query per row, K and V read where they are ------- */
+/* ---- decode across the kv heads: the cache read in the order it is stored ---- */
 
-/* The common decode (a token against a KV cache) over a bf16 or f16
- * cache: Sq == 1, so every row of the kv head (its query heads) sees the
- * same keys [lo, hi) and none is masked inside them; no elementwise score
- * terms, no block mask (its hidden keys would be read: it once was) and
- * no dropout; K and V rows contiguous; Dk = Dv a multiple of 8,
- * at most 256. Then K and V are read in place and converted in registers
- * (no packing pass: the cache is read once, at half the bytes), four keys'
- * dot products are reduced together, and P V accumulates in registers.
- * (The kernel takes float32 K and V too, but the general path, which reads
- * them in place already, measured as fast or faster on them: AMD Zen 3,
- * SmolLM2 decode at 4K and 8K tokens.) */
-static bool direct_decode(const attn__sdpa *p, int64_t M)
+/* In the usual [B, S, H, D] layout the kv heads of a key are adjacent, and
+ * reading one head's keys (D elements out of every H D) ran at half the
+ * bandwidth of reading the cache in its own order (AMD Zen 4, 2 threads,
+ * 512 MiB of float32 at 8 heads of 128: 15 against 30 GB/s). So for the
+ * common decode (one query per row: a token against a KV cache; no
+ * elementwise score terms, block mask or dropout; Dk = Dv a multiple of
+ * the vector width; K and V rows contiguous, of one dtype) a task takes
+ * every kv head of its keys at once: per tile of BK keys, the scores of
+ * all heads key group by key group (a few keys, then every head), the
+ * online softmax of each row, then P V in the same order over V's rows.
+ * Within a key group the heads' rows are read one after the other, so the
+ * cache streams in its own order; the rows' accumulators live in the
+ * partials (the L1 holds them: heads x rows x Dv floats). */
+enum {
+    HD_KS = VW == 16 ? 4 : 2, /* keys per call of the scores */
+    HD_NV = VW == 16 ? 4 : 3  /* vectors per row of a P V chunk */
+};
+
+static bool heads_decode(const attn__sdpa *p, int64_t M)
 {
-    return p->k.dtype != ATTN_DTYPE_F32 && p->Sq == 1 && !elementwise(p) && p->bm == NULL && p->dropout_p == 0.0 &&
-           p->Dk == p->Dv && p->Dk % 8 == 0 &&
-           p->Dk <= 256 && p->k.stride[3] == 1 && p->v.stride[3] == 1 && M <= 64;
+    return p->Sq == 1 && !elementwise(p) && p->bm == NULL && p->dropout_p == 0.0 && p->Dk == p->Dv &&
+           p->Dk % 8 == 0 && p->k.stride[3] == 1 && p->v.stride[3] == 1 && p->k.dtype == p->v.dtype &&
+           M <= 16;
 }
 
-static inline __attribute__((always_inline)) __m256 ld8(const char *row, int64_t x, attn_dtype dt)
+static int64_t heads_decode_ws(const attn__sdpa *p)
 {
-    if (dt == ATTN_DTYPE_F32) return _mm256_loadu_ps((const float *)(const void *)row + x);
-    return half8_to_ps((const uint16_t *)(const void *)row + x, dt);
+    return p->Hkv * attn__decode_rows(p) * (p->Dk + BK) + 16; /* queries, scores, the touch's sink */
 }
 
-/* S[r * BK + c + t] = qs_r . key_t for t < 4, r < mr (<= 3): the keys'
- * rows at kp[t] (the caller repeats the last key to fill four). Twelve
- * accumulators, the three query vectors and one key vector: the sixteen
- * ymm registers exactly, so nothing spills to the stack in the loop. */
+/* The vector of a row's elements x .., converted to float32; half: only
+ * 8 of them, into the low lanes (the last of a row of 8 mod 16). */
+static inline __attribute__((always_inline)) vf hd_load(const char *row, int64_t x, attn_dtype dt, bool half)
+{
+    if (dt == ATTN_DTYPE_F32) {
+        const float *f = (const float *)(const void *)row + x;
+        return half ? vload_lo8(f) : vload(f);
+    }
+    const uint16_t *h = (const uint16_t *)(const void *)row + x;
+    if (dt == ATTN_DTYPE_BF16) return half ? vload_bf16_lo8(h) : vload_bf16(h);
+    return half ? vload_f16_lo8(h) : vload_f16(h);
+}
+
+/* The rows hd_touch would read, prefetched a few at a time while another
+ * part of the tile computes. */
+typedef struct {
+    const char *row;          /* the next row (NULL: none left) */
+    const char *first;        /* the first row of its run (a key's heads, or a head's keys) */
+    int64_t step, run_step;   /* bytes to the next row of a run, and to the next run */
+    int64_t n, runs, i, r;    /* rows per run, runs; the next row's place */
+    int64_t bytes;            /* of a row */
+} hd_stream;
+
+/* Keys [j0, j0 + nk) of heads [h0, h1) of t (b), rows of `bytes`, in the
+ * order they are stored: a key's heads then the next key when a key's
+ * heads are adjacent ([B, S, H, D]), else a head's keys then the next. */
+static hd_stream hd_stream_of(const attn_tensor *t, int64_t b, int64_t j0, int64_t nk, int64_t h0, int64_t h1,
+                              int64_t bytes, int64_t es)
+{
+    bool keys_outer = t->stride[2] < t->stride[1];
+    hd_stream s = {NULL, NULL, 0, 0, 0, 0, 0, 0, bytes};
+    if (nk <= 0 || h0 >= h1) return s;
+    s.first = s.row = (const char *)t->data + attn__off(t->stride, b, j0, h0, 0) * es;
+    s.step = (keys_outer ? t->stride[2] : t->stride[1]) * es;
+    s.run_step = (keys_outer ? t->stride[1] : t->stride[2]) * es;
+    s.n = keys_outer ? h1 - h0 : nk;
+    s.runs = keys_outer ? nk : h1 - h0;
+    return s;
+}
+
+/* The stream's next row, NULL when none is left. */
+static inline const char *hd_stream_row(hd_stream *s)
+{
+    const char *row = s->row;
+    if (row == NULL) return NULL;
+    if (++s->i < s->n) {
+        s->row += s->step;
+    } else if (++s->r < s->runs) {
+        s->i = 0;
+        s->row = s->first += s->run_step;
+    } else {
+        s->row = NULL;
+    }
+    return row;
+}
+
+/* The next `rows` rows of the stream prefetched into the L2. */
+static inline void hd_stream_next(hd_stream *s, int64_t rows)
+{
+    for (int64_t n = 0; n < rows; n++) {
+        const char *row = hd_stream_row(s);
+        if (row == NULL) return;
+        for (int64_t l = 0; l < s->bytes; l += 64) _mm_prefetch(row + l, _MM_HINT_T1);
+    }
+}
+
+/* Every row of a stream read, one load per cache line (the first tile, so
+ * that it starts from the caches); the lines' first words or-ed into *sink. */
+static void hd_touch(hd_stream s, int *sink)
+{
+    int acc = 0;
+    for (const char *row; (row = hd_stream_row(&s)) != NULL;)
+        for (int64_t l = 0; l < s.bytes; l += 64) {
+            int x;
+            memcpy(&x, row + l, sizeof x);
+            acc |= x;
+        }
+    *sink |= acc;
+}
+
+/* S[r * BK + c + t] = q_r . K_t for r < mr (<= 4), t < nt (<= HD_KS): key
+ * t's row at k + t k_ld (keys past nt repeat the last). On zmm: sixteen
+ * accumulators, four key vectors and a query vector. */
 static inline __attribute__((always_inline)) void
-scores4(int mr, int64_t D, const float *qs, const char *const kp[4], attn_dtype dt, float *S, int64_t c)
+hd_scores(int mr, int64_t D, const float *q, const char *k, int64_t k_ld, int nt, attn_dtype dt, float *S,
+          int64_t c)
 {
-    __m256 a[3][4];
+    vf a[4][HD_KS];
+    const char *kr[HD_KS];
+    for (int t = 0; t < HD_KS; t++) kr[t] = k + (t < nt ? t : nt - 1) * k_ld;
     for (int r = 0; r < mr; r++)
-        for (int t = 0; t < 4; t++) a[r][t] = _mm256_setzero_ps();
-    for (int64_t x = 0; x < D; x += 8) {
-        __m256 q[3];
-        for (int r = 0; r < mr; r++) q[r] = _mm256_loadu_ps(qs + r * D + x);
-        for (int t = 0; t < 4; t++) {
-            __m256 k = ld8(kp[t], x, dt);
-            for (int r = 0; r < mr; r++) a[r][t] = _mm256_fmadd_ps(q[r], k, a[r][t]);
+        for (int t = 0; t < HD_KS; t++) a[r][t] = vzero();
+    int64_t x = 0;
+    for (; x + VW <= D; x += VW) {
+        vf kv[HD_KS];
+        for (int t = 0; t < HD_KS; t++) kv[t] = hd_load(kr[t], x, dt, false);
+        for (int r = 0; r < mr; r++) {
+            vf qv = vload(q + r * D + x);
+            for (int t = 0; t < HD_KS; t++) a[r][t] = vfmadd(qv, kv[t], a[r][t]);
         }
     }
-    for (int r = 0; r < mr; r++) { /* four horizontal sums at once */
-        __m256 t = _mm256_hadd_ps(_mm256_hadd_ps(a[r][0], a[r][1]), _mm256_hadd_ps(a[r][2], a[r][3]));
-        _mm_storeu_ps(S + r * BK + c, _mm_add_ps(_mm256_castps256_ps128(t), _mm256_extractf128_ps(t, 1)));
-    }
-}
-
-/* acc_r[x0 .. x0 + 8 nv) += sum_c P[r][c] V_c[x0 ..] for r < mr (<= 3),
- * c < nk: the accumulators stay in registers over the tile. Per key the
- * rows' weights are broadcast first, then each V vector is converted and
- * used at once: twelve accumulators, three weights and one V vector fill
- * the sixteen ymm registers without a spill. */
-static inline __attribute__((always_inline)) void
-pv_chunk(int mr, int nv, int64_t nk, const float *P, const char *v0, int64_t v_ld, int64_t x0, attn_dtype dt,
-         float *const acc[3])
-{
-    __m256 a[3][4];
-    for (int r = 0; r < mr; r++)
-        for (int u = 0; u < nv; u++) a[r][u] = _mm256_loadu_ps(acc[r] + x0 + 8 * u);
-    for (int64_t c = 0; c < nk; c++) {
-        const char *row = v0 + c * v_ld;
-        __m256 w[3];
-        for (int r = 0; r < mr; r++) w[r] = _mm256_broadcast_ss(P + r * BK + c);
-        for (int u = 0; u < nv; u++) {
-            __m256 v = ld8(row, x0 + 8 * u, dt);
-            for (int r = 0; r < mr; r++) a[r][u] = _mm256_fmadd_ps(w[r], v, a[r][u]);
+    if (x < D) { /* the last 8 of D = 8 mod 16 (16 lanes): the high lanes add 0 x 0 */
+        vf kv[HD_KS];
+        for (int t = 0; t < HD_KS; t++) kv[t] = hd_load(kr[t], x, dt, true);
+        for (int r = 0; r < mr; r++) {
+            vf qv = vload_lo8(q + r * D + x);
+            for (int t = 0; t < HD_KS; t++) a[r][t] = vfmadd(qv, kv[t], a[r][t]);
         }
     }
-    for (int r = 0; r < mr; r++)
-        for (int u = 0; u < nv; u++) _mm256_storeu_ps(acc[r] + x0 + 8 * u, a[r][u]);
-}
-
-static inline __attribute__((always_inline)) void
-pv_rows(int mr, int64_t D, int64_t nk, const float *P, const char *v0, int64_t v_ld, attn_dtype dt,
-        float *const acc[3])
-{
-    for (int64_t x0 = 0; x0 < D; x0 += 32) {
-        switch (D - x0 >= 32 ? 4 : (int)((D - x0) / 8)) {
-        case 4: pv_chunk(mr, 4, nk, P, v0, v_ld, x0, dt, acc); break;
-        case 3: pv_chunk(mr, 3, nk, P, v0, v_ld, x0, dt, acc); break;
-        case 2: pv_chunk(mr, 2, nk, P, v0, v_ld, x0, dt, acc); break;
-        default: pv_chunk(mr, 1, nk, P, v0, v_ld, x0, dt, acc); break;
-        }
-    }
-}
-
-/* The same products for 4 rows (a GQA group of 4, 8, ...: a multiple of
- * 4 rows, where 3 + 1 would convert every K and V vector twice): S for
- * 4 rows and nt <= 3 keys (twelve accumulators, the three key vectors,
- * one query vector at a time), and P V over 8 nv <= 24 columns (twelve
- * accumulators, three V vectors, one weight at a time). The sums are
- * those of scores4 and pv_chunk, term for term: same bits. */
-static inline __attribute__((always_inline)) void
-scores_r4(int64_t D, const float *qs, const char *const kp[3], int nt, attn_dtype dt, float *S, int64_t c)
-{
-    __m256 a[4][3];
-    for (int r = 0; r < 4; r++)
-        for (int t = 0; t < 3; t++) a[r][t] = _mm256_setzero_ps();
-    for (int64_t x = 0; x < D; x += 8) {
-        __m256 k[3];
-        for (int t = 0; t < 3; t++) k[t] = ld8(kp[t], x, dt);
-        for (int r = 0; r < 4; r++) {
-            __m256 q = _mm256_loadu_ps(qs + r * D + x);
-            for (int t = 0; t < 3; t++) a[r][t] = _mm256_fmadd_ps(q, k[t], a[r][t]);
-        }
-    }
-    for (int r = 0; r < 4; r++) { /* as scores4's, the third key standing in for a fourth */
-        __m256 t = _mm256_hadd_ps(_mm256_hadd_ps(a[r][0], a[r][1]), _mm256_hadd_ps(a[r][2], a[r][2]));
+    for (int r = 0; r < mr; r++) {
         float o[4];
-        _mm_storeu_ps(o, _mm_add_ps(_mm256_castps256_ps128(t), _mm256_extractf128_ps(t, 1)));
-        for (int u = 0; u < nt; u++) S[r * BK + c + u] = o[u];
+        vsum4(a[r][0], a[r][1 % HD_KS], a[r][2 % HD_KS], a[r][3 % HD_KS], o);
+        for (int t = 0; t < nt; t++) S[r * BK + c + t] = o[t];
     }
 }
 
+/* acc_r[x0 .. x0 + nv VW) += sum_t<nk P[r * BK + t] V_t[x0 ..] for r < mr
+ * (<= 4), nv <= HD_NV: V_t's row at v + t v_ld; the accumulators stay in
+ * registers over the keys. half: the last vector holds V's last 8 columns
+ * (its high lanes add 0 to the accumulators' padding, pad16(Dv)). */
 static inline __attribute__((always_inline)) void
-pv_chunk_r4(int nv, int64_t nk, const float *P, const char *v0, int64_t v_ld, int64_t x0, attn_dtype dt,
-            float *const acc[4])
+hd_pv(int mr, int nv, const float *P, int64_t nk, const char *v, int64_t v_ld, int64_t x0, attn_dtype dt,
+      bool half, float *const acc[4])
 {
-    __m256 a[4][3];
-    for (int r = 0; r < 4; r++)
-        for (int u = 0; u < nv; u++) a[r][u] = _mm256_loadu_ps(acc[r] + x0 + 8 * u);
-    for (int64_t c = 0; c < nk; c++) {
-        const char *row = v0 + c * v_ld;
-        __m256 v[3];
-        for (int u = 0; u < nv; u++) v[u] = ld8(row, x0 + 8 * u, dt);
-        for (int r = 0; r < 4; r++) {
-            __m256 w = _mm256_broadcast_ss(P + r * BK + c);
-            for (int u = 0; u < nv; u++) a[r][u] = _mm256_fmadd_ps(w, v[u], a[r][u]);
+    vf a[4][HD_NV];
+    for (int r = 0; r < mr; r++)
+        for (int u = 0; u < nv; u++) a[r][u] = vload(acc[r] + x0 + u * VW);
+    for (int64_t t = 0; t < nk; t++) {
+        const char *row = v + t * v_ld;
+        vf vv[HD_NV];
+        for (int u = 0; u < nv; u++) vv[u] = hd_load(row, x0 + u * VW, dt, half && u == nv - 1);
+        for (int r = 0; r < mr; r++) {
+            vf w = vbcast(P + r * BK + t);
+            for (int u = 0; u < nv; u++) a[r][u] = vfmadd(w, vv[u], a[r][u]);
         }
     }
-    for (int r = 0; r < 4; r++)
-        for (int u = 0; u < nv; u++) _mm256_storeu_ps(acc[r] + x0 + 8 * u, a[r][u]);
+    for (int r = 0; r < mr; r++)
+        for (int u = 0; u < nv; u++) vstore(acc[r] + x0 + u * VW, a[r][u]);
 }
 
 static inline __attribute__((always_inline)) void
-pv_rows_r4(int64_t D, int64_t nk, const float *P, const char *v0, int64_t v_ld, attn_dtype dt, float *const acc[4])
+hd_pv_rows(int mr, int64_t D, const float *P, int64_t nk, const char *v, int64_t v_ld, attn_dtype dt,
+           float *const acc[4])
 {
-    for (int64_t x0 = 0; x0 < D; x0 += 24) {
-        switch (D - x0 >= 24 ? 3 : (int)((D - x0) / 8)) {
-        case 3: pv_chunk_r4(3, nk, P, v0, v_ld, x0, dt, acc); break;
-        case 2: pv_chunk_r4(2, nk, P, v0, v_ld, x0, dt, acc); break;
-        default: pv_chunk_r4(1, nk, P, v0, v_ld, x0, dt, acc); break;
+    int64_t nvec = (D + VW - 1) / VW;
+    for (int64_t x0 = 0; x0 < D; x0 += HD_NV * VW) {
+        int64_t left = nvec - x0 / VW;
+        bool half = D % VW != 0 && left <= HD_NV;
+        switch (left < HD_NV ? left : HD_NV) {
+        case 4: hd_pv(mr, HD_NV, P, nk, v, v_ld, x0, dt, half, acc); break;
+        case 3: hd_pv(mr, 3, P, nk, v, v_ld, x0, dt, half, acc); break;
+        case 2: hd_pv(mr, 2, P, nk, v, v_ld, x0, dt, half, acc); break;
+        default: hd_pv(mr, 1, P, nk, v, v_ld, x0, dt, half, acc); break;
         }
     }
 }
 
-/* Keys [jmin, jmax) for the M rows of kv head (b, hkv) whose scaled
- * queries are in qs [M][D]; part as in KN(decode_split). The first
- * tile of the next kv head (keys k0 ..) is prefetched after the last. */
+/* Keys [j0, j0 + nk) of kv heads [h0, h1) of batch b: their scores, the
+ * online softmax of their rows, P V. While the scores compute, this tile's
+ * V rows and the next tile's K rows (*next) are prefetched, a few rows per
+ * step in the order they are stored (one tile ahead measured better than
+ * prefetching the next K during P V: AMD Zen 4, [B, H, S, D] float32). qs [Hkv][M][D] the scaled queries, S [Hkv][M][BK], head hkv's
+ * partials at part + hkv head_stride. */
 static inline __attribute__((always_inline)) void
-decode_direct_dt(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t M, int64_t jmin, int64_t jmax, int64_t k0,
-                 int64_t k1, const float *qs, float *part, int64_t dv, float *S, attn_dtype dt)
+hd_tile(const attn__sdpa *p, int64_t b, int64_t j0, int64_t nk, int64_t h0, int64_t h1, hd_stream *next,
+        const float *qs, float *part, int64_t head_stride, float *S, attn_dtype dt)
 {
-    int64_t D = p->Dk, es = dt == ATTN_DTYPE_F32 ? 4 : 2;
+    int64_t D = p->Dk, dv = pad16(p->Dv), M = attn__decode_rows(p), es = dt == ATTN_DTYPE_F32 ? 4 : 2;
     int64_t k_ld = p->k.stride[1] * es, v_ld = p->v.stride[1] * es;
-    int64_t lines = (D * es + 63) / 64; /* of a K or V row */
-    bool r4 = M % 4 == 0; /* rows four at a time */
-    for (int64_t j0 = jmin; j0 < jmax; j0 += BK) {
-        int64_t nk = jmax - j0 < BK ? jmax - j0 : BK;
-        const char *kb = (const char *)p->k.data + attn__off(p->k.stride, b, j0, hkv, 0) * es;
-        const char *vb = (const char *)p->v.data + attn__off(p->v.stride, b, j0, hkv, 0) * es;
-        /* the next tile (or the next kv head's first) streams in meanwhile */
-        int64_t nj, nh, nn = next_tile(p, hkv, j0, jmax, k0, k1, &nj, &nh);
-        const char *pk = nn > 0 ? (const char *)p->k.data + attn__off(p->k.stride, b, nj, nh, 0) * es : NULL;
-        const char *pv = nn > 0 ? (const char *)p->v.data + attn__off(p->v.stride, b, nj, nh, 0) * es : NULL;
-        int step = r4 ? 3 : 4; /* keys per product call */
-        for (int64_t c = 0; c < nk; c += step) {
-            for (int64_t r = c; r < c + step && r < nn; r++)
-                for (int64_t x = 0; x < lines; x++) {
-                    _mm_prefetch(pk + r * k_ld + 64 * x, _MM_HINT_T0);
-                    _mm_prefetch(pv + r * v_ld + 64 * x, _MM_HINT_T0);
-                }
-            if (r4) {
-                const char *kq[3];
-                for (int t = 0; t < 3; t++) kq[t] = kb + (c + t < nk ? c + t : nk - 1) * k_ld;
-                int nt = nk - c < 3 ? (int)(nk - c) : 3;
-                for (int64_t r = 0; r < M; r += 4) scores_r4(D, qs + r * D, kq, nt, dt, S + r * BK, c);
-                continue;
-            }
-            const char *kp[4];
-            for (int t = 0; t < 4; t++) kp[t] = kb + (c + t < nk ? c + t : nk - 1) * k_ld;
-            for (int64_t r = 0; r < M; r += 3) {
-                switch (M - r < 3 ? M - r : 3) {
-                case 3: scores4(3, D, qs + r * D, kp, dt, S + r * BK, c); break;
-                case 2: scores4(2, D, qs + r * D, kp, dt, S + r * BK, c); break;
-                default: scores4(1, D, qs + r * D, kp, dt, S + r * BK, c); break;
+    hd_stream pfv = hd_stream_of(&p->v, b, j0, nk, h0, h1, D * es, es);
+    for (int64_t h = h0; h < h1; h++) {
+        const char *k = (const char *)p->k.data + attn__off(p->k.stride, b, j0, h, 0) * es;
+        const float *q = qs + h * M * D;
+        float *sh = S + h * M * BK;
+        for (int64_t c = 0; c < nk; c += HD_KS) {
+            int nt = nk - c < HD_KS ? (int)(nk - c) : HD_KS;
+            hd_stream_next(&pfv, HD_KS);
+            hd_stream_next(next, HD_KS);
+            for (int64_t r = 0; r < M; r += 4) {
+                switch (M - r < 4 ? M - r : 4) {
+                case 4: hd_scores(4, D, q + r * D, k + c * k_ld, k_ld, nt, dt, sh + r * BK, c); break;
+                case 3: hd_scores(3, D, q + r * D, k + c * k_ld, k_ld, nt, dt, sh + r * BK, c); break;
+                case 2: hd_scores(2, D, q + r * D, k + c * k_ld, k_ld, nt, dt, sh + r * BK, c); break;
+                default: hd_scores(1, D, q + r * D, k + c * k_ld, k_ld, nt, dt, sh + r * BK, c); break;
                 }
             }
         }
+    }
+    for (int64_t h = h0; h < h1; h++) {
+        const char *v = (const char *)p->v.data + attn__off(p->v.stride, b, j0, h, 0) * es;
+        float *ph = part + h * head_stride;
         for (int64_t r = 0; r < M; r++) {
-            float *sr = S + r * BK, *pr = part + r * (dv + 3);
+            float *sr = S + (h * M + r) * BK, *pr = ph + r * (dv + 3);
             for (int64_t c = nk; c < BK; c++) sr[c] = -INFINITY;
-            if (online_row(p, b, hkv * p->group + r, 0, j0, nk, sr, &pr[dv], &pr[dv + 1], pr, dv, NULL, NULL, 0, BK))
+            if (online_row(p, b, h * p->group + r, 0, j0, nk, sr, &pr[dv], &pr[dv + 1], pr, dv, NULL, NULL, 0, BK))
                 pr[dv + 2] = 1.0f;
         }
-        for (int64_t r = 0; r4 && r < M; r += 4) {
-            float *acc[4] = {part + r * (dv + 3), part + (r + 1) * (dv + 3), part + (r + 2) * (dv + 3),
-                             part + (r + 3) * (dv + 3)};
-            pv_rows_r4(D, nk, S + r * BK, vb, v_ld, dt, acc);
-        }
-        for (int64_t r = 0; !r4 && r < M; r += 3) {
-            float *acc[3] = {part + r * (dv + 3), part + (r + 1) * (dv + 3), part + (r + 2) * (dv + 3)};
-            switch (M - r < 3 ? M - r : 3) {
-            case 3: pv_rows(3, D, nk, S + r * BK, vb, v_ld, dt, acc); break;
-            case 2: pv_rows(2, D, nk, S + r * BK, vb, v_ld, dt, acc); break;
-            default: pv_rows(1, D, nk, S + r * BK, vb, v_ld, dt, acc); break;
+        for (int64_t r = 0; r < M; r += 4) {
+            float *acc[4];
+            for (int64_t u = 0; u < 4; u++) acc[u] = ph + (r + u < M ? r + u : r) * (dv + 3);
+            const float *P = S + (h * M + r) * BK;
+            switch (M - r < 4 ? M - r : 4) {
+            case 4: hd_pv_rows(4, D, P, nk, v, v_ld, dt, acc); break;
+            case 3: hd_pv_rows(3, D, P, nk, v, v_ld, dt, acc); break;
+            case 2: hd_pv_rows(2, D, P, nk, v, v_ld, dt, acc); break;
+            default: hd_pv_rows(1, D, P, nk, v, v_ld, dt, acc); break;
             }
         }
     }
 }
 
-static void decode_direct(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t M, int64_t jmin, int64_t jmax,
-                          int64_t k0, int64_t k1, const float *qs, float *part, int64_t dv, float *S)
+/* Keys [jmin, jmax) of every kv head of batch b, in the order the cache is
+ * stored: tile by tile, every head in each, when a key's heads are
+ * adjacent ([B, S, H, D]); else head by head, each over all its tiles. */
+static inline __attribute__((always_inline)) void
+decode_heads_dt(const attn__sdpa *p, int64_t b, int64_t jmin, int64_t jmax, const float *qs, float *part,
+                int64_t head_stride, float *S, int *sink, attn_dtype dt)
 {
+    int64_t H = p->Hkv, bytes = p->Dk * (dt == ATTN_DTYPE_F32 ? 4 : 2), es = dt == ATTN_DTYPE_F32 ? 4 : 2;
+    bool keys_outer = p->k.stride[2] < p->k.stride[1];
+    int64_t g = keys_outer ? H : 1; /* heads per tile */
+    hd_touch(hd_stream_of(&p->k, b, jmin, jmax - jmin < BK ? jmax - jmin : BK, 0, g, bytes, es), sink);
+    for (int64_t h0 = 0; h0 < H; h0 += g)
+        for (int64_t j0 = jmin; j0 < jmax; j0 += BK) {
+            int64_t j1 = j0 + BK < jmax ? j0 + BK : jmin, n1 = h0 + (j0 + BK < jmax ? 0 : g); /* the next tile */
+            hd_stream next = hd_stream_of(&p->k, b, j1, jmax - j1 < BK ? jmax - j1 : BK, n1, n1 + g < H ? n1 + g : H,
+                                          bytes, es);
+            hd_tile(p, b, j0, jmax - j0 < BK ? jmax - j0 : BK, h0, h0 + g, &next, qs, part, head_stride, S, dt);
+        }
+}
+
+bool KN(decode_heads)(const attn__sdpa *p, int64_t b, int64_t s, int64_t split, float *part, int64_t head_stride,
+                      float *ws)
+{
+    int64_t M = attn__decode_rows(p);
+    if (!heads_decode(p, M)) return false;
+    int64_t D = p->Dk, dv = pad16(p->Dv), lo, hi;
+    int64_t k0 = s * split, k1 = k0 + split < p->Sk ? k0 + split : p->Sk;
+    float *qs = ws, *S = qs + p->Hkv * M * D;
+    int *sink = (int *)(void *)(S + p->Hkv * M * BK);
+    *sink = 0;
+    for (int64_t h = 0; h < p->Hkv; h++)
+        for (int64_t r = 0; r < M; r++) {
+            float *pr = part + h * head_stride + r * (dv + 3);
+            memset(pr, 0, sizeof(float) * (size_t)dv);
+            pr[dv] = -INFINITY; /* m */
+            pr[dv + 1] = 0.0f;  /* l */
+            pr[dv + 2] = 0.0f;  /* seen */
+            pack_rows(&p->q, b, 0, 1, h * p->group + r, D, (float)p->scale, qs + (h * M + r) * D, D, 1);
+        }
+    attn__key_range(p, b, 0, &lo, &hi); /* one query: every row sees the same keys */
+    int64_t jmin = lo > k0 ? lo : k0, jmax = hi < k1 ? hi : k1;
+    if (jmin >= jmax) return true;
     switch (p->k.dtype) {
-    case ATTN_DTYPE_F16: decode_direct_dt(p, b, hkv, M, jmin, jmax, k0, k1, qs, part, dv, S, ATTN_DTYPE_F16); break;
-    case ATTN_DTYPE_BF16: decode_direct_dt(p, b, hkv, M, jmin, jmax, k0, k1, qs, part, dv, S, ATTN_DTYPE_BF16); break;
-    default: decode_direct_dt(p, b, hkv, M, jmin, jmax, k0, k1, qs, part, dv, S, ATTN_DTYPE_F32); break;
+    case ATTN_DTYPE_F16: decode_heads_dt(p, b, jmin, jmax, qs, part, head_stride, S, sink, ATTN_DTYPE_F16); break;
+    case ATTN_DTYPE_BF16: decode_heads_dt(p, b, jmin, jmax, qs, part, head_stride, S, sink, ATTN_DTYPE_BF16); break;
+    default: decode_heads_dt(p, b, jmin, jmax, qs, part, head_stride, S, sink, ATTN_DTYPE_F32); break;
     }
+    return true;
 }
 
 /* Split s (keys [s * split, (s + 1) * split)) of kv head (b, hkv): an online
@@ -2422,10 +2496,6 @@ void KN(decode_split)(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t s, in
         pr[dv + 1] = 0.0f;  /* l */
         pr[dv + 2] = 0.0f;  /* seen */
         pack_rows(&p->q, b, i, 1, h, Dk, (float)p->scale, qs + r * ld, ld, 1);
-    }
-    if (direct_decode(p, M)) { /* ld == Dk here */
-        if (jmin < jmax) decode_direct(p, b, hkv, M, jmin, jmax, k0, k1, qs, part, dv, S);
-        return;
     }
     for (int64_t j0 = jmin < jmax ? jmin / BK * BK : jmax; j0 < jmax; j0 += BK) {
         int64_t nk = jmax - j0 < BK ? jmax - j0 : BK;

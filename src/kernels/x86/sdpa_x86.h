@@ -57,7 +57,11 @@ enum { ATTN__X86_TILE_Q = 144, ATTN__X86_TILE_Q_BWD = 48, ATTN__X86_TILE_K = 64 
      * unnormalised, into part (the decode partials of sdpa_kernels.h); the portable merge combines       \
      * them. */                                                                                           \
     void P##_decode_split(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t s, int64_t split,          \
-                          float *part, float *ws);
+                          float *part, float *ws);                                                        \
+    /* The same for every kv head of batch b at once (attn__k_decode.heads), reading the cache in the     \
+     * order it is stored; false, with nothing written, for a problem it does not take. */                \
+    bool P##_decode_heads(const attn__sdpa *p, int64_t b, int64_t s, int64_t split, float *part,          \
+                          int64_t head_stride, float *ws);
 
 ATTN__SDPA_X86_DECLARE(attn__avx2)
 ATTN__SDPA_X86_DECLARE(attn__avx512)

@@ -10,11 +10,13 @@
  *                        tails and lane counts) run on a CPU without
  *                        AVX-512, for the tests. Every operation gives
  *                        the bits the zmm form gives: lane-wise IEEE
- *                        operations, and the two reductions (vsum, vmax)
+ *                        operations, and the reductions (vsum, vsum4, vmax)
  *                        in the same fixed order in both forms.
  *
- * Only what the kernels need: loads, stores, broadcasts, FMA, min/max,
- * the pieces of the vector exp, lane masks and two reductions; with
+ * Only what the kernels need: loads (float32, and bfloat16 or float16
+ * converted exactly; whole vectors, or 8 values into the low lanes),
+ * stores, broadcasts, FMA, min/max, the pieces of the vector exp, lane
+ * masks and the reductions (sum, max, four sums at once); with
  * ATTN_VEC_DPBF16 (16-lane forms only) the bfloat16 pair products of
  * AVX512-BF16. */
 #ifndef ATTN_KERNELS_X86_VEC_H
@@ -43,6 +45,14 @@ VEC_INLINE float vec8_max(__m256 v)
     s = _mm_max_ps(s, _mm_movehl_ps(s, s));
     s = _mm_max_ss(s, _mm_movehdup_ps(s));
     return _mm_cvtss_f32(s);
+}
+
+/* out[t] = the sum of the eight lanes of a_t, t < 4, in one fixed order:
+ * adjacent pairs, then pairs of those, then the two 128-bit halves. */
+VEC_INLINE void vec8_sum4(__m256 a0, __m256 a1, __m256 a2, __m256 a3, float *out)
+{
+    __m256 t = _mm256_hadd_ps(_mm256_hadd_ps(a0, a1), _mm256_hadd_ps(a2, a3));
+    _mm_storeu_ps(out, _mm_add_ps(_mm256_castps256_ps128(t), _mm256_extractf128_ps(t, 1)));
 }
 
 /* Lane t of the result all ones where bit t of bits is set (t < 8). */
@@ -102,6 +112,30 @@ VEC_INLINE vf vblend(vf a, vf b, vm m) { return _mm512_mask_mov_ps(a, m, b); }
 VEC_INLINE __m256 vec16_high(vf v) { return _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)); }
 VEC_INLINE float vsum(vf v) { return vec8_sum(_mm256_add_ps(_mm512_castps512_ps256(v), vec16_high(v))); }
 VEC_INLINE float vmaxr(vf v) { return vec8_max(_mm256_max_ps(_mm512_castps512_ps256(v), vec16_high(v))); }
+/* the four sums of vsum at once (the two halves added first) */
+VEC_INLINE void vsum4(vf a0, vf a1, vf a2, vf a3, float *out)
+{
+    vec8_sum4(_mm256_add_ps(_mm512_castps512_ps256(a0), vec16_high(a0)),
+              _mm256_add_ps(_mm512_castps512_ps256(a1), vec16_high(a1)),
+              _mm256_add_ps(_mm512_castps512_ps256(a2), vec16_high(a2)),
+              _mm256_add_ps(_mm512_castps512_ps256(a3), vec16_high(a3)), out);
+}
+/* 16 bfloat16 or float16 values to float32, exactly */
+VEC_INLINE vf vload_bf16(const uint16_t *p)
+{
+    __m256i h = _mm256_loadu_si256((const __m256i *)(const void *)p);
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+VEC_INLINE vf vload_f16(const uint16_t *p) { return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)p)); }
+/* 8 values into the low lanes, the high 8 lanes zero (only 8 read) */
+VEC_INLINE vf vec16_low8(__m256 v) { return _mm512_castpd_ps(_mm512_insertf64x4(_mm512_setzero_pd(), _mm256_castps_pd(v), 0)); }
+VEC_INLINE vf vload_lo8(const float *p) { return vec16_low8(_mm256_loadu_ps(p)); }
+VEC_INLINE vf vload_bf16_lo8(const uint16_t *p)
+{
+    __m128i h = _mm_loadu_si128((const __m128i *)(const void *)p);
+    return vec16_low8(_mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16)));
+}
+VEC_INLINE vf vload_f16_lo8(const uint16_t *p) { return vec16_low8(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)p))); }
 
 /* Pairs of bfloat16 (AVX512-BF16): vbh holds 32 of them, 16 pairs, one
  * pair per float lane. vdpbf16(acc, a, b) is vdpbf16ps: per lane j, acc +=
@@ -169,6 +203,22 @@ VEC_PAIR2(vdrop, _mm256_andnot_ps)
 VEC_INLINE vf vblend(vf a, vf b, vm m) { return (vf){_mm256_blendv_ps(a.lo, b.lo, m.lo), _mm256_blendv_ps(a.hi, b.hi, m.hi)}; }
 VEC_INLINE float vsum(vf v) { return vec8_sum(_mm256_add_ps(v.lo, v.hi)); }
 VEC_INLINE float vmaxr(vf v) { return vec8_max(_mm256_max_ps(v.lo, v.hi)); }
+VEC_INLINE void vsum4(vf a0, vf a1, vf a2, vf a3, float *out)
+{
+    vec8_sum4(_mm256_add_ps(a0.lo, a0.hi), _mm256_add_ps(a1.lo, a1.hi), _mm256_add_ps(a2.lo, a2.hi),
+              _mm256_add_ps(a3.lo, a3.hi), out);
+}
+VEC_INLINE __m256 vec8_bf16(const uint16_t *p)
+{
+    __m128i h = _mm_loadu_si128((const __m128i *)(const void *)p);
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+}
+VEC_INLINE __m256 vec8_f16(const uint16_t *p) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)p)); }
+VEC_INLINE vf vload_bf16(const uint16_t *p) { return (vf){vec8_bf16(p), vec8_bf16(p + 8)}; }
+VEC_INLINE vf vload_f16(const uint16_t *p) { return (vf){vec8_f16(p), vec8_f16(p + 8)}; }
+VEC_INLINE vf vload_lo8(const float *p) { return (vf){_mm256_loadu_ps(p), _mm256_setzero_ps()}; }
+VEC_INLINE vf vload_bf16_lo8(const uint16_t *p) { return (vf){vec8_bf16(p), _mm256_setzero_ps()}; }
+VEC_INLINE vf vload_f16_lo8(const uint16_t *p) { return (vf){vec8_f16(p), _mm256_setzero_ps()}; }
 
 #undef VEC_PAIR1
 #undef VEC_PAIR2
@@ -253,6 +303,17 @@ VEC_INLINE vf vdrop(vm m, vf v) { return _mm256_andnot_ps(m, v); }
 VEC_INLINE vf vblend(vf a, vf b, vm m) { return _mm256_blendv_ps(a, b, m); }
 VEC_INLINE float vsum(vf v) { return vec8_sum(v); }
 VEC_INLINE float vmaxr(vf v) { return vec8_max(v); }
+VEC_INLINE void vsum4(vf a0, vf a1, vf a2, vf a3, float *out) { vec8_sum4(a0, a1, a2, a3, out); }
+VEC_INLINE vf vload_bf16(const uint16_t *p)
+{
+    __m128i h = _mm_loadu_si128((const __m128i *)(const void *)p);
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+}
+VEC_INLINE vf vload_f16(const uint16_t *p) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)p)); }
+/* (8 lanes: the whole vector) */
+VEC_INLINE vf vload_lo8(const float *p) { return vload(p); }
+VEC_INLINE vf vload_bf16_lo8(const uint16_t *p) { return vload_bf16(p); }
+VEC_INLINE vf vload_f16_lo8(const uint16_t *p) { return vload_f16(p); }
 
 #endif
 
