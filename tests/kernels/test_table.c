@@ -180,7 +180,8 @@ void test_kernel_table_choice(void)
         T_EQ_INT(attn_ctx_resolved_kernel(ctx), ATTN_KERNEL_AVX2);
         for (int d = 0; d < ATTN__N_SDPA_DT; d++) { /* every dtype combination */
             const attn__sdpa_kernels *k = &t->sdpa[d];
-            T_CHECK(k->forward.block == attn__avx2_forward_block && k->decode.split_fn == attn__avx2_decode_split);
+            T_CHECK(k->forward.block == attn__avx2_forward_block && k->decode.split_fn == attn__avx2_decode_split &&
+                    k->decode.heads == attn__avx2_decode_heads);
             if (d >= ATTN__SDPA_F32_BF16KV) continue;
             T_CHECK(k->dq.block == attn__avx2_dq_block && k->fused.kvhead == attn__avx2_fused_kvhead);
             T_CHECK(k->weights.row == attn__tiled_weights_row); /* no AVX2 variant */
@@ -196,7 +197,8 @@ void test_kernel_table_choice(void)
         t = attn__ctx_kernels(ctx);
         for (int d = 0; d < ATTN__N_SDPA_DT; d++) {
             const attn__sdpa_kernels *k = &t->sdpa[d];
-            T_CHECK(k->forward.block == attn__avx512_forward_block && k->decode.split_fn == attn__avx512_decode_split);
+            T_CHECK(k->forward.block == attn__avx512_forward_block && k->decode.split_fn == attn__avx512_decode_split &&
+                    k->decode.heads == attn__avx512_decode_heads);
             if (d >= ATTN__SDPA_F32_BF16KV) continue;
             T_CHECK(k->dq.block == attn__avx512_dq_block && k->fused.kvhead == attn__avx512_fused_kvhead);
         }

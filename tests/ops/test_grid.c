@@ -294,8 +294,8 @@ void test_grid_decode_vs_ref64(void)
  * same order either way, and whatever the number of kv heads. So a group
  * of G query heads over one kv head must give the bits of G kv heads
  * holding copies of that head, one query head each: compared on the x86
- * kernels this machine has, in float32 Q over a bf16 or f16 cache and in
- * bf16 / f16 Q, in the token- and the head-major layouts. */
+ * kernels this machine has, in float32 Q over a float32, bf16 or f16
+ * cache and in bf16 / f16 Q, in the token- and the head-major layouts. */
 void test_decode_group_rows_bitwise(void)
 {
     static const int64_t groups[] = {4, 8, 12, 16, 2, 3, 5, 6, 7}, sks[] = {1024, 1100, 2047};
@@ -328,7 +328,7 @@ void test_decode_group_rows_bitwise(void)
                 memcpy(Ps.v + (r * c.Hq + h) * c.Dv, P.v + r * c.Dv, sizeof(double) * (size_t)c.Dv);
             }
         attn_dtype q_dt = x % 4 < 2 ? ATTN_DTYPE_F32 : x % 2 ? ATTN_DTYPE_BF16 : ATTN_DTYPE_F16;
-        attn_dtype kv_dt = x % 2 ? ATTN_DTYPE_BF16 : ATTN_DTYPE_F16;
+        attn_dtype kv_dt = x % 8 == 4 ? ATTN_DTYPE_F32 : x % 2 ? ATTN_DTYPE_BF16 : ATTN_DTYPE_F16; /* F32 Q at 4 */
         t_problem_as(&P, q_dt, kv_dt);
         t_problem_as(&Ps, q_dt, kv_dt);
         int layout = x % 3 == 0 ? LAYOUT_BHSD : LAYOUT_BSHD;

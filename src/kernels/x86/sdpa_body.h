@@ -22,9 +22,10 @@
  * BF16 and F16 tensors are converted to float32 as their tiles are packed
  * (F16 with F16C's vcvtph2ps, BF16 by a 16-bit shift) and outputs are
  * rounded to their dtype, to nearest even, as they are stored; scores,
- * softmax, LSE and every accumulator stay float32. Packing, conversion and
- * the in-place decode stay 8 lanes wide in both builds (they move memory;
- * the products and the softmax lines are what the width speeds up).
+ * softmax, LSE and every accumulator stay float32. Packing and conversion
+ * stay 8 lanes wide in both builds (they move memory; the products, the
+ * softmax lines and the decode's in-register conversions are what the
+ * width speeds up).
  * Tiles are classified per query block: skipped when no row sees them,
  * "full" (no per-element work) when every row sees all their keys and no
  * element-wise option (boolean mask, bias, ALiBi, soft-capping) is set,
@@ -2180,13 +2181,16 @@ static int64_t next_tile(const attn__sdpa *p, int64_t hkv, int64_t j0, int64_t j
  * 512 MiB of float32 at 8 heads of 128: 15 against 30 GB/s). So for the
  * common decode (one query per row: a token against a KV cache; no
  * elementwise score terms, block mask or dropout; Dk = Dv a multiple of
- * the vector width; K and V rows contiguous, of one dtype) a task takes
- * every kv head of its keys at once: per tile of BK keys, the scores of
- * all heads key group by key group (a few keys, then every head), the
- * online softmax of each row, then P V in the same order over V's rows.
- * Within a key group the heads' rows are read one after the other, so the
- * cache streams in its own order; the rows' accumulators live in the
- * partials (the L1 holds them: heads x rows x Dv floats). */
+ * 8; K and V rows contiguous, of one dtype) a task takes every kv head of
+ * its keys at once and walks them in the order the cache is stored: tile
+ * by tile, every head in each, in [B, S, H, D]; head by head otherwise.
+ * Per tile and head: the scores of its rows (4 rows x HD_KS keys per
+ * call), the online softmax of each row, then P V with the accumulators
+ * of 4 rows x HD_NV vectors in registers over the tile's keys; K and V
+ * are read in place and converted in registers (a row of 8 mod 16 ends
+ * with a half vector on 16 lanes). The memory order comes from
+ * prefetching: while a tile's scores compute, the tile's V rows and the
+ * next tile's K rows, a few rows per step, in the order they are stored. */
 enum {
     HD_KS = VW == 16 ? 4 : 2, /* keys per call of the scores */
     HD_NV = VW == 16 ? 4 : 3  /* vectors per row of a P V chunk */

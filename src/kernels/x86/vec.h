@@ -112,7 +112,8 @@ VEC_INLINE vf vblend(vf a, vf b, vm m) { return _mm512_mask_mov_ps(a, m, b); }
 VEC_INLINE __m256 vec16_high(vf v) { return _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)); }
 VEC_INLINE float vsum(vf v) { return vec8_sum(_mm256_add_ps(_mm512_castps512_ps256(v), vec16_high(v))); }
 VEC_INLINE float vmaxr(vf v) { return vec8_max(_mm256_max_ps(_mm512_castps512_ps256(v), vec16_high(v))); }
-/* the four sums of vsum at once (the two halves added first) */
+/* the sums of four vectors at once (the two halves added first, then
+ * vec8_sum4's order: not vsum's bits) */
 VEC_INLINE void vsum4(vf a0, vf a1, vf a2, vf a3, float *out)
 {
     vec8_sum4(_mm256_add_ps(_mm512_castps512_ps256(a0), vec16_high(a0)),
