@@ -131,9 +131,7 @@ static inline vf vexp(vf x)
 /* 8 halves (F16 or BF16) to float32, exactly (the rules of core/half.h). */
 static inline __m256 half8_to_ps(const uint16_t *p, attn_dtype dt)
 {
-    __m128i h = _mm_loadu_si128((const __m128i *)(const void *)p);
-    if (dt == ATTN_DTYPE_F16) return _mm256_cvtph_ps(h);
-    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+    return dt == ATTN_DTYPE_F16 ? vec8_f16(p) : vec8_bf16(p);
 }
 
 /* 8 floats to halves, rounded to nearest even, overflow to Inf, NaN to a
@@ -2083,6 +2081,15 @@ void KN(dq_block_amx)(const attn__sdpa *p, int64_t b, int64_t h, int64_t qb, con
 static int64_t dk8(int64_t d) { return (d + 7) / 8 * 8; }
 
 static bool heads_decode(const attn__sdpa *p, int64_t M); /* KN(decode_heads) takes p */
+
+/* A row's partial before its keys (sdpa_kernels.h): O 0, m -inf, l 0, not seen. */
+static void decode_part_init(float *pr, int64_t dv)
+{
+    memset(pr, 0, sizeof(float) * (size_t)dv);
+    pr[dv] = -INFINITY; /* m */
+    pr[dv + 1] = 0.0f;  /* l */
+    pr[dv + 2] = 0.0f;  /* seen */
+}
 static int64_t heads_decode_ws(const attn__sdpa *p);
 
 int64_t KN(decode_ws)(const attn__sdpa *p)
@@ -2369,8 +2376,9 @@ hd_pv_rows(int mr, int64_t D, const float *P, int64_t nk, const char *v, int64_t
  * online softmax of their rows, P V. While the scores compute, this tile's
  * V rows and the next tile's K rows (*next) are prefetched, a few rows per
  * step in the order they are stored (one tile ahead measured better than
- * prefetching the next K during P V: AMD Zen 4, [B, H, S, D] float32). qs [Hkv][M][D] the scaled queries, S [Hkv][M][BK], head hkv's
- * partials at part + hkv head_stride. */
+ * prefetching the next K during P V: AMD Zen 4, [B, H, S, D] float32).
+ * qs [Hkv][M][D] the scaled queries, S [Hkv][M][BK], head hkv's partials
+ * at part + hkv head_stride. */
 static inline __attribute__((always_inline)) void
 hd_tile(const attn__sdpa *p, int64_t b, int64_t j0, int64_t nk, int64_t h0, int64_t h1, hd_stream *next,
         const float *qs, float *part, int64_t head_stride, float *S, attn_dtype dt)
@@ -2426,7 +2434,7 @@ static inline __attribute__((always_inline)) void
 decode_heads_dt(const attn__sdpa *p, int64_t b, int64_t jmin, int64_t jmax, const float *qs, float *part,
                 int64_t head_stride, float *S, int *sink, attn_dtype dt)
 {
-    int64_t H = p->Hkv, bytes = p->Dk * (dt == ATTN_DTYPE_F32 ? 4 : 2), es = dt == ATTN_DTYPE_F32 ? 4 : 2;
+    int64_t H = p->Hkv, es = dt == ATTN_DTYPE_F32 ? 4 : 2, bytes = p->Dk * es;
     bool keys_outer = p->k.stride[2] < p->k.stride[1];
     int64_t g = keys_outer ? H : 1; /* heads per tile */
     hd_touch(hd_stream_of(&p->k, b, jmin, jmax - jmin < BK ? jmax - jmin : BK, 0, g, bytes, es), sink);
@@ -2451,11 +2459,7 @@ bool KN(decode_heads)(const attn__sdpa *p, int64_t b, int64_t s, int64_t split, 
     *sink = 0;
     for (int64_t h = 0; h < p->Hkv; h++)
         for (int64_t r = 0; r < M; r++) {
-            float *pr = part + h * head_stride + r * (dv + 3);
-            memset(pr, 0, sizeof(float) * (size_t)dv);
-            pr[dv] = -INFINITY; /* m */
-            pr[dv + 1] = 0.0f;  /* l */
-            pr[dv + 2] = 0.0f;  /* seen */
+            decode_part_init(part + h * head_stride + r * (dv + 3), dv);
             pack_rows(&p->q, b, 0, 1, h * p->group + r, D, (float)p->scale, qs + (h * M + r) * D, D, 1);
         }
     attn__key_range(p, b, 0, &lo, &hi); /* one query: every row sees the same keys */
@@ -2494,11 +2498,7 @@ void KN(decode_split)(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t s, in
             jmin = lo[r] < jmin ? lo[r] : jmin;
             jmax = hi[r] > jmax ? hi[r] : jmax;
         }
-        float *pr = part + r * (dv + 3);
-        memset(pr, 0, sizeof(float) * (size_t)dv);
-        pr[dv] = -INFINITY; /* m */
-        pr[dv + 1] = 0.0f;  /* l */
-        pr[dv + 2] = 0.0f;  /* seen */
+        decode_part_init(part + r * (dv + 3), dv);
         pack_rows(&p->q, b, i, 1, h, Dk, (float)p->scale, qs + r * ld, ld, 1);
     }
     for (int64_t j0 = jmin < jmax ? jmin / BK * BK : jmax; j0 < jmax; j0 += BK) {

@@ -47,6 +47,15 @@ VEC_INLINE float vec8_max(__m256 v)
     return _mm_cvtss_f32(s);
 }
 
+/* 8 bfloat16 or float16 values to float32, exactly (a 16-bit shift;
+ * F16C's vcvtph2ps). */
+VEC_INLINE __m256 vec8_bf16(const uint16_t *p)
+{
+    __m128i h = _mm_loadu_si128((const __m128i *)(const void *)p);
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+}
+VEC_INLINE __m256 vec8_f16(const uint16_t *p) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)p)); }
+
 /* out[t] = the sum of the eight lanes of a_t, t < 4, in one fixed order:
  * adjacent pairs, then pairs of those, then the two 128-bit halves. */
 VEC_INLINE void vec8_sum4(__m256 a0, __m256 a1, __m256 a2, __m256 a3, float *out)
@@ -127,16 +136,18 @@ VEC_INLINE vf vload_bf16(const uint16_t *p)
     __m256i h = _mm256_loadu_si256((const __m256i *)(const void *)p);
     return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
 }
-VEC_INLINE vf vload_f16(const uint16_t *p) { return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)p)); }
-/* 8 values into the low lanes, the high 8 lanes zero (only 8 read) */
-VEC_INLINE vf vec16_low8(__m256 v) { return _mm512_castpd_ps(_mm512_insertf64x4(_mm512_setzero_pd(), _mm256_castps_pd(v), 0)); }
-VEC_INLINE vf vload_lo8(const float *p) { return vec16_low8(_mm256_loadu_ps(p)); }
-VEC_INLINE vf vload_bf16_lo8(const uint16_t *p)
+VEC_INLINE vf vload_f16(const uint16_t *p)
 {
-    __m128i h = _mm_loadu_si128((const __m128i *)(const void *)p);
-    return vec16_low8(_mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16)));
+    return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)p));
 }
-VEC_INLINE vf vload_f16_lo8(const uint16_t *p) { return vec16_low8(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)p))); }
+/* 8 values into the low lanes, the high 8 lanes zero (only 8 read) */
+VEC_INLINE vf vec16_low8(__m256 v)
+{
+    return _mm512_castpd_ps(_mm512_insertf64x4(_mm512_setzero_pd(), _mm256_castps_pd(v), 0));
+}
+VEC_INLINE vf vload_lo8(const float *p) { return vec16_low8(_mm256_loadu_ps(p)); }
+VEC_INLINE vf vload_bf16_lo8(const uint16_t *p) { return vec16_low8(vec8_bf16(p)); }
+VEC_INLINE vf vload_f16_lo8(const uint16_t *p) { return vec16_low8(vec8_f16(p)); }
 
 /* Pairs of bfloat16 (AVX512-BF16): vbh holds 32 of them, 16 pairs, one
  * pair per float lane. vdpbf16(acc, a, b) is vdpbf16ps: per lane j, acc +=
@@ -209,12 +220,6 @@ VEC_INLINE void vsum4(vf a0, vf a1, vf a2, vf a3, float *out)
     vec8_sum4(_mm256_add_ps(a0.lo, a0.hi), _mm256_add_ps(a1.lo, a1.hi), _mm256_add_ps(a2.lo, a2.hi),
               _mm256_add_ps(a3.lo, a3.hi), out);
 }
-VEC_INLINE __m256 vec8_bf16(const uint16_t *p)
-{
-    __m128i h = _mm_loadu_si128((const __m128i *)(const void *)p);
-    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
-}
-VEC_INLINE __m256 vec8_f16(const uint16_t *p) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)p)); }
 VEC_INLINE vf vload_bf16(const uint16_t *p) { return (vf){vec8_bf16(p), vec8_bf16(p + 8)}; }
 VEC_INLINE vf vload_f16(const uint16_t *p) { return (vf){vec8_f16(p), vec8_f16(p + 8)}; }
 VEC_INLINE vf vload_lo8(const float *p) { return (vf){_mm256_loadu_ps(p), _mm256_setzero_ps()}; }
@@ -305,12 +310,8 @@ VEC_INLINE vf vblend(vf a, vf b, vm m) { return _mm256_blendv_ps(a, b, m); }
 VEC_INLINE float vsum(vf v) { return vec8_sum(v); }
 VEC_INLINE float vmaxr(vf v) { return vec8_max(v); }
 VEC_INLINE void vsum4(vf a0, vf a1, vf a2, vf a3, float *out) { vec8_sum4(a0, a1, a2, a3, out); }
-VEC_INLINE vf vload_bf16(const uint16_t *p)
-{
-    __m128i h = _mm_loadu_si128((const __m128i *)(const void *)p);
-    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
-}
-VEC_INLINE vf vload_f16(const uint16_t *p) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)p)); }
+VEC_INLINE vf vload_bf16(const uint16_t *p) { return vec8_bf16(p); }
+VEC_INLINE vf vload_f16(const uint16_t *p) { return vec8_f16(p); }
 /* (8 lanes: the whole vector) */
 VEC_INLINE vf vload_lo8(const float *p) { return vload(p); }
 VEC_INLINE vf vload_bf16_lo8(const uint16_t *p) { return vload_bf16(p); }
