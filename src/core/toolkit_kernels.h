@@ -15,7 +15,9 @@
  * op(B)[k][p*nr + j] at [k][j], zeros past N), either once (a layer's
  * weights, attn__gemm_pack_b) or a panel chunk at a time into a stack
  * buffer as the product runs; A is read in place (the micro-kernel takes
- * its row and k strides, so neither layout of A is copied). A micro-kernel
+ * its row and k strides, so neither layout of A is copied), or, for the
+ * bfloat16 kernels that want their own layout of A (pack_a), a tile of A
+ * at a time is copied once per chunk of k and used by every panel. A micro-kernel
  * computes an mr x nr tile in registers over a chunk of k. Every element of
  * C is one chain c = fma(a_k, b_k, c) over k = 0, 1, ... K-1 (c + a_k b_k,
  * rounded twice, in the portable kernel), starting from beta C (or 0): the
@@ -63,21 +65,37 @@ typedef void (*attn__gemm_micro_bf16_fn)(int64_t kc, const float *a, int64_t a_r
                                          const uint16_t *b, float *c, int64_t ldc, int mr, int nr,
                                          int acc);
 
-/* The widest panel of any kernel (the stack buffer of a panel chunk). */
-enum { ATTN__GEMM_NR_MAX = 32 };
+/* A tile of A in a kernel's own layout: rows [0, mr) of a (a(i, k) =
+ * a[i * a_rs + k * a_ks], bfloat16 values held in floats) over kc steps
+ * written to dst (at most ATTN__GEMM_APACK_MAX bytes), the rows past mr
+ * and the k past kc (up to the kernel's kpad) as zeros. The driver packs
+ * each tile of A once per chunk of k and passes it to every panel. */
+typedef void (*attn__gemm_pack_a_fn)(int64_t kc, const float *a, int64_t a_rs, int64_t a_ks, int mr,
+                                     void *dst);
+/* The bfloat16 product over a tile of A packed by the kernel's pack_a. */
+typedef void (*attn__gemm_micro_ap_fn)(int64_t kc, const void *ap, const uint16_t *b, float *c,
+                                       int64_t ldc, int mr, int nr, int acc);
+
+/* The widest panel of any kernel (the stack buffer of a panel chunk), the
+ * largest packed tile of A (AMX's 32 rows x 256 k in bfloat16). */
+enum { ATTN__GEMM_NR_MAX = 32, ATTN__GEMM_APACK_MAX = 32 * 256 * 2 };
 
 typedef struct attn__gemm_kernel {
     const char *name; /* "portable", "avx2", "avx512", "avx512bf16", "amx" */
     int mr, nr;       /* the micro-kernel's tile; nr <= ATTN__GEMM_NR_MAX */
     attn__gemm_micro_fn micro;           /* NULL: bfloat16 products only (AMX) */
     attn__gemm_pack_t_fn pack_t;
-    attn__gemm_micro_bf16_fn micro_bf16; /* op(B) in bfloat16 panels */
+    attn__gemm_micro_bf16_fn micro_bf16; /* op(B) in bfloat16 panels, A as floats; or NULL and: */
+    attn__gemm_pack_a_fn pack_a;         /* A packed once per tile and chunk of k, */
+    attn__gemm_micro_ap_fn micro_ap;     /* then the products over it */
     /* The bfloat16 panels' layout: K rounded up to a multiple of kpad (1,
      * AVX512-BF16's 2, AMX's 32: zero rows past K, and every k chunk but the last a
      * multiple of it), and pairs: element (k, j) of a panel at
-     * [k / 2][j][k % 2] (AMX's B operand) instead of [k][j]. */
+     * [k / 2][j][k % 2] (AMX's B operand) instead of [k][j], or, with
+     * swapped, at [k / 2][j][1 - k % 2] (k in the high half: AVX512-BF16
+     * adds the high half's product first). */
     int kpad;
-    bool pairs;
+    bool pairs, swapped;
 } attn__gemm_kernel;
 
 /* ---- the slots -------------------------------------------------------------------- */

@@ -238,7 +238,7 @@ static void kernel_bf16_vs_double(attn__isa isa)
         for (int64_t e = 0; e < np; e++) { /* panel, k, column (pairs: k pair, column, k % 2) */
             int64_t q = e / (kp * k->nr), w = e % (kp * k->nr), kk, jj;
             if (k->pairs) {
-                kk = w / (2 * k->nr) * 2 + w % 2;
+                kk = w / (2 * k->nr) * 2 + (k->swapped ? 1 - w % 2 : w % 2);
                 jj = w / 2 % k->nr;
             } else {
                 kk = w / k->nr;

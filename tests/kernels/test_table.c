@@ -133,7 +133,9 @@ static void check_complete(const attn__kernels *t)
             t->score_proj.linear_dx_rows != NULL && t->score_proj.linear_dw_rows != NULL &&
             t->score_proj.gscale_rows != NULL && t->score_proj.gscale_dq_rows != NULL &&
             t->score_proj.dg_head != NULL && t->score_proj.rows > 0);
-    T_CHECK(t->nn.gemm_bf16 != NULL && t->nn.gemm_bf16->micro_bf16 != NULL);
+    T_CHECK(t->nn.gemm_bf16 != NULL &&
+            (t->nn.gemm_bf16->micro_bf16 != NULL) != (t->nn.gemm_bf16->pack_a != NULL) &&
+            (t->nn.gemm_bf16->pack_a != NULL) == (t->nn.gemm_bf16->micro_ap != NULL));
     T_CHECK(t->nn.gemm != NULL && t->nn.layernorm_row != NULL && t->nn.gelu_row != NULL &&
             t->nn.gelu_grad_row != NULL && t->nn.softmax_row != NULL && t->nn.swiglu_row != NULL);
     for (int s = 0; s < ATTN__N_SLOTS; s++)

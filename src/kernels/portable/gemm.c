@@ -4,9 +4,13 @@
  * Blocking: K in chunks of at most KC (equal sizes, from K alone) so that a
  * panel chunk [kc][nr] stays in L1 while the row tiles of a block of A
  * stream past it; panels in groups of NC columns so that the block of C
- * stays in L2; A is read in place. op(B) comes packed (a layer's weights,
- * packed at load time) or is packed one panel chunk at a time into a
- * buffer on the stack, once per block of rows: nothing is allocated, so no
+ * stays in L2; A is read in place, except by the bfloat16 kernels with a
+ * pack_a (AVX512-BF16, AMX), which get each tile of A in their own layout,
+ * made once per chunk of k for all the panels of a group (a tile outer,
+ * the panels inner: the group's panel chunks stay in L2). op(B) comes
+ * packed (a layer's weights, packed at load time) or is packed one panel
+ * chunk at a time into a buffer on the stack, once per block of rows:
+ * nothing is allocated, so no
  * call can fail. Threads take blocks of C: blocks of at most ROWS rows
  * (ROWS_PACKING when they pack B, so that each packing serves more rows)
  * times groups of whole panels, about TASKS_PER_THREAD per thread. K is
@@ -105,8 +109,13 @@ static void pack_t_portable(const float *b, int64_t ldb, int w, int64_t kc, floa
     attn__gemm_pack_t_generic(P_NR, b, ldb, w, kc, dst);
 }
 
-const attn__gemm_kernel attn__gemm_portable = {"portable", P_MR, P_NR, micro_portable,
-                                               pack_t_portable, micro_portable_bf16, 1, false};
+const attn__gemm_kernel attn__gemm_portable = {.name = "portable",
+                                               .mr = P_MR,
+                                               .nr = P_NR,
+                                               .micro = micro_portable,
+                                               .pack_t = pack_t_portable,
+                                               .micro_bf16 = micro_portable_bf16,
+                                               .kpad = 1};
 
 /* dst = op(B)[k0 .. k0 + kc, n0 .. n0 + nc] in panels of k's nr columns,
  * panel after panel ([kc][nr] each), zeros past column N. */
@@ -144,7 +153,8 @@ void attn__gemm_pack_b_bf16(const attn__gemm_kernel *k, const float *b, int64_t 
                 float v = p0 + j >= N || q >= K ? 0.0f
                           : tb == ATTN__GEMM_N  ? b[q * ldb + p0 + j]
                                                 : b[(p0 + j) * ldb + q];
-                bp[k->pairs ? (q / 2 * nr + j) * 2 + q % 2 : q * nr + j] = attn__f32_to_bf16(v);
+                bp[k->pairs ? (q / 2 * nr + j) * 2 + (k->swapped ? 1 - q % 2 : q % 2) : q * nr + j] =
+                    attn__f32_to_bf16(v);
             }
 }
 
@@ -173,6 +183,17 @@ static void block(const attn__gemm_kernel *k, const attn__gemm_args *g, int64_t 
 {
     int acc = k0 > 0 || g->beta != 0.0f;
     int64_t a_rs = g->ta == ATTN__GEMM_N ? g->lda : 1, a_ks = g->ta == ATTN__GEMM_N ? 1 : g->lda;
+    if (!bp && k->pack_a) { /* each tile of A packed once for all the panels */
+        float buf[ATTN__GEMM_APACK_MAX / sizeof(float) + ALIGN / sizeof(float)], *ap = aligned(buf);
+        for (int64_t i = m0; i < m1; i += k->mr) {
+            int mr = (int)min64(k->mr, m1 - i);
+            k->pack_a(kc, g->a + i * a_rs + k0 * a_ks, a_rs, a_ks, mr, ap);
+            for (int64_t p = p0; p < p1; p++)
+                k->micro_ap(kc, ap, bp16 + (p - p0) * pstride, g->c + i * g->ldc + p * k->nr, g->ldc, mr,
+                            (int)min64(k->nr, g->N - p * k->nr), acc);
+        }
+        return;
+    }
     for (int64_t p = p0; p < p1; p++) {
         int nr = (int)min64(k->nr, g->N - p * k->nr);
         for (int64_t i = m0; i < m1; i += k->mr) {

@@ -5,8 +5,9 @@
  * tiles (16 k pairs x 16 columns of the panel, which is packed in pairs:
  * kpad 32, pairs) and issues four TDPBF16PS. A holds bfloat16 values
  * (the caller rounds it, attn__round_bf16), so its conversion to a tile is
- * exact; it is copied into a zero-padded buffer per call, and C goes
- * through a 32 x 32 buffer, so edge tiles need no special case. Each
+ * exact; the driver has each tile of 32 rows copied into a zero-padded
+ * buffer once for all the panels (pack_a), and C goes through a 32 x 32
+ * buffer, so edge tiles need no special case. Each
  * element is then a chain over k in order of exact products, rounded after
  * every addition: the FMA kernels' chain (bit for bit where the CPU adds
  * as the SDM defines; the tile layer is kernels/x86/amx.h, which the
@@ -22,19 +23,26 @@
 
 enum { MR = 32, NR = 32, KMAX = 256 }; /* k per call at most: the driver's chunk (KC) */
 
-static void micro_amx_bf16(int64_t kc, const float *a, int64_t a_rs, int64_t a_ks, const uint16_t *b,
-                           float *c, int64_t ldc, int mr, int nr, int acc)
+/* A's tile in bfloat16, [32][kp] with kp = kc rounded up to 32, zeros
+ * past mr and kc. */
+static void pack_a_amx(int64_t kc, const float *a, int64_t a_rs, int64_t a_ks, int mr, void *dst)
 {
-    uint16_t at[MR * KMAX]; /* A [32][kp] in bfloat16, zeros past mr and kc */
-    float ct[MR * NR];      /* C's tile */
     int64_t kp = (kc + 31) / 32 * 32;
     for (int i = 0; i < MR; i++) {
-        uint16_t *row = at + i * kp;
+        uint16_t *row = (uint16_t *)dst + i * kp;
         int64_t k = 0;
         if (i < mr)
             for (; k < kc; k++) row[k] = attn__f32_to_bf16(a[i * a_rs + k * a_ks]);
         for (; k < kp; k++) row[k] = 0;
     }
+}
+
+static void micro_amx_bf16(int64_t kc, const void *ap, const uint16_t *b, float *c, int64_t ldc, int mr, int nr,
+                           int acc)
+{
+    const uint16_t *at = ap;
+    float ct[MR * NR]; /* C's tile */
+    int64_t kp = (kc + 31) / 32 * 32;
     for (int i = 0; i < MR; i++)
         for (int j = 0; j < NR; j++) ct[i * NR + j] = acc && i < mr && j < nr ? c[i * ldc + j] : 0.0f;
     amx_begin();
@@ -62,4 +70,10 @@ static void micro_amx_bf16(int64_t kc, const float *a, int64_t a_rs, int64_t a_k
         for (int j = 0; j < nr; j++) c[i * ldc + j] = ct[i * NR + j];
 }
 
-const attn__gemm_kernel attn__gemm_amx = {"amx", MR, NR, NULL, NULL, micro_amx_bf16, 32, true};
+const attn__gemm_kernel attn__gemm_amx = {.name = "amx",
+                                          .mr = MR,
+                                          .nr = NR,
+                                          .pack_a = pack_a_amx,
+                                          .micro_ap = micro_amx_bf16,
+                                          .kpad = 32,
+                                          .pairs = true};

@@ -118,4 +118,10 @@ static void pack_t_avx2(const float *b, int64_t ldb, int w, int64_t kc, float *d
         for (int64_t q = k; q < kc; q++) dst[q * NR + j] = b[j * ldb + q];
 }
 
-const attn__gemm_kernel attn__gemm_avx2 = {"avx2", MR, NR, micro_avx2, pack_t_avx2, micro_avx2_bf16, 1, false};
+const attn__gemm_kernel attn__gemm_avx2 = {.name = "avx2",
+                                           .mr = MR,
+                                           .nr = NR,
+                                           .micro = micro_avx2,
+                                           .pack_t = pack_t_avx2,
+                                           .micro_bf16 = micro_avx2_bf16,
+                                           .kpad = 1};

@@ -84,5 +84,10 @@ static void pack_t_avx512(const float *b, int64_t ldb, int w, int64_t kc, float 
     attn__gemm_pack_t_generic(NR, b, ldb, w, kc, dst);
 }
 
-const attn__gemm_kernel attn__gemm_avx512 = {"avx512", MR, NR, micro_avx512, pack_t_avx512,
-                                             micro_avx512_bf16, 1, false};
+const attn__gemm_kernel attn__gemm_avx512 = {.name = "avx512",
+                                             .mr = MR,
+                                             .nr = NR,
+                                             .micro = micro_avx512,
+                                             .pack_t = pack_t_avx512,
+                                             .micro_bf16 = micro_avx512_bf16,
+                                             .kpad = 1};
