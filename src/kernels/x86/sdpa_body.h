@@ -405,7 +405,7 @@ static bool online_row(const attn__sdpa *p, int64_t b, int64_t h, int64_t i, int
     }
     float mnew = tmax > *m ? tmax : *m;
     if (mnew == -INFINITY) mnew = 0.0f; /* ... and reach l and O through exp */
-    float alpha = expf(*m - mnew);
+    float alpha = mnew == *m ? 1.0f : expf(*m - mnew); /* the max mostly stays: expf(0) is 1 */
     if (alpha != 1.0f) {
         vf va = vset1(alpha);
         for (int64_t x = 0; x < dv; x += VW) vstore(acc + x, vmul(va, vload(acc + x)));
