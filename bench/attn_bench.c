@@ -13,6 +13,12 @@
  *       the quantized GEMMs of SmolLM2-135M's layers over a prompt of N
  *       tokens (512), median ms, GFLOP/s and the fraction of the AVX2 FMA
  *       peak of the same threads, as JSON.
+ *   attn_bench gemm [--rows N] [--dtype f32|bf16] [--reps R] [--kernel K]
+ *       the toolkit's GEMM on one thread over all-MiniLM-L6-v2's dense
+ *       products (x w^T: 384 -> 1152, 384 -> 384, 384 -> 1536, 1536 -> 384)
+ *       for N rows (512), weights packed as the model packs them (bfloat16
+ *       with --dtype bf16: the nn.gemm_bf16 slot), median ms and GFLOP/s
+ *       per product, as JSON.
  *   attn_bench run --mode fwd|bwd|fwdbwd|decode --B b --Hq h --Hkv g --Sq s
  *                  --Sk k --D d --mask none|causal|window:W|padding
  *                  [--dtype f32|bf16|f16] [--kv-dtype bf16|f16]
@@ -41,6 +47,7 @@
 
 #include "core/cpu.h"
 #include "core/half.h"
+#include "core/toolkit_kernels.h"
 #include "kernels/table.h"
 #include "ops/ctx.h"
 
@@ -522,6 +529,56 @@ static int quant_steps(const shape *s, long rows, bool gemv)
     return 0;
 }
 
+/* The toolkit's GEMM over MiniLM's dense products (attn_bench gemm). */
+static int gemm_bench(const shape *s)
+{
+    enum { N_PROD = 4 };
+    const int64_t outs[N_PROD] = {1152, 384, 1536, 384}, ins[N_PROD] = {384, 384, 384, 1536};
+    bool bf16 = !strcmp(s->dtype, "bf16");
+    attn_ctx *ctx;
+    die(attn_ctx_create(1, &ctx), "attn_ctx_create");
+    force_kernel(ctx, s->kernel);
+    const attn__toolkit_kernels *tk = attn__ctx_toolkit(ctx);
+    const attn__gemm_kernel *k = bf16 ? tk->gemm_bf16 : tk->gemm;
+    printf("{\"bench\": \"gemm\", \"model\": \"all-MiniLM-L6-v2 dense products\", \"cpu\": \"%s\", "
+           "\"kernel\": \"%s\", \"dtype\": \"%s\", \"threads\": 1, \"rows\": %ld, \"reps\": %ld, \"products\": [",
+           attn__cpu_get()->brand, k->name, bf16 ? "bf16" : "f32", s->rows, s->reps);
+    double *t = calloc((size_t)s->reps, sizeof(double));
+    for (int x = 0; x < N_PROD; x++) {
+        int64_t M = s->rows, N = outs[x], K = ins[x], np = attn__gemm_packed_floats(k, N, K);
+        float *a = filled((size_t)(M * K), 21, ATTN_DTYPE_F32), *w = filled((size_t)(N * K), 22, ATTN_DTYPE_F32);
+        float *c = filled((size_t)(M * N), 23, ATTN_DTYPE_F32), *bp = NULL;
+        uint16_t *bp16 = NULL;
+        if (bf16) {
+            attn__round_bf16(a, M * K, a);
+            bp16 = malloc((size_t)np * sizeof(uint16_t));
+            attn__gemm_pack_b_bf16(k, w, K, ATTN__GEMM_T, N, K, bp16);
+        } else {
+            bp = malloc((size_t)np * sizeof(float));
+            attn__gemm_pack_b(k, w, K, ATTN__GEMM_T, N, K, bp);
+        }
+        if ((bf16 && bp16 == NULL) || (!bf16 && bp == NULL)) die(ATTN_NO_MEMORY, "malloc");
+        attn__gemm_args g = {M, N, K, ATTN__GEMM_N, ATTN__GEMM_T, a, w, bp, K, K, 0.0f, c, N, bp16};
+        for (long r = -1; r < s->reps; r++) { /* r = -1: the warm-up */
+            double t0 = now();
+            attn__gemm_serial(k, &g);
+            if (r >= 0) t[r] = now() - t0;
+        }
+        qsort(t, (size_t)s->reps, sizeof(double), cmp_double);
+        printf("%s{\"M\": %ld, \"N\": %ld, \"K\": %ld, \"ms\": %.3f, \"gflops\": %.1f}", x ? ", " : "", (long)M,
+               (long)N, (long)K, t[s->reps / 2] * 1e3, 2.0 * (double)(M * N * K) / t[s->reps / 2] / 1e9);
+        free(a);
+        free(w);
+        free(c);
+        free(bp);
+        free(bp16);
+    }
+    printf("]}\n");
+    free(t);
+    attn_ctx_free(ctx);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     shape s = {"fwd", "none", NULL, "f32", NULL, 1, 8, 8, 1024, 1024, 64, 1, 5, 0, 512, 0, {0}, {0}, false};
@@ -573,6 +630,13 @@ int main(int argc, char **argv)
     if (!strcmp(argv[1], "run")) return run(&s);
     if (!strcmp(argv[1], "qgemv")) return quant_steps(&s, 1, true);
     if (!strcmp(argv[1], "qgemm")) return quant_steps(&s, s.rows, false);
+    if (!strcmp(argv[1], "gemm")) {
+        if (strcmp(s.dtype, "f32") && strcmp(s.dtype, "bf16")) {
+            fprintf(stderr, "attn_bench gemm: --dtype takes f32 or bf16\n");
+            return 2;
+        }
+        return gemm_bench(&s);
+    }
     fprintf(stderr, "attn_bench: unknown command %s\n", argv[1]);
     return 2;
 }

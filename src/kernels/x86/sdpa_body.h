@@ -385,9 +385,14 @@ static void drop_factors(const attn__sdpa *p, int64_t b, int64_t h, int64_t i, i
  * where P_ij V_j is to be taken: visible and, with dropout, kept. Returns
  * false (sr zeroed) if no key is visible. Only the vectors that meet
  * [c0, c1) are computed: the others would give exp(-inf) = +0 to P and
- * add +0 to each lane's sum, so skipping them keeps every bit. */
+ * add +0 to each lane's sum, so skipping them keeps every bit. With lr
+ * not NULL (the AVX512-BF16 forward, whose P V takes P in bfloat16) P is
+ * rounded to bfloat16 here and *lr sums the rounded weights as *l sums the
+ * exact ones: O divided by it is the weighted mean of V's rows under
+ * exactly the weights P V used, while the LSE keeps the exact sum. */
 static bool online_row(const attn__sdpa *p, int64_t b, int64_t h, int64_t i, int64_t j0, int64_t nk,
-                       float *sr, float *m, float *l, float *acc, int64_t dv, float *use, float *f, int c0, int c1)
+                       float *sr, float *m, float *l, float *acc, int64_t dv, float *use, float *f, int c0, int c1,
+                       float *lr)
 {
     int ca = c0 / VW * VW, cz = c1 > c0 ? (c1 + VW - 1) / VW * VW : ca;
     vf vmx = vset1(-INFINITY);
@@ -410,15 +415,22 @@ static bool online_row(const attn__sdpa *p, int64_t b, int64_t h, int64_t i, int
         vf va = vset1(alpha);
         for (int64_t x = 0; x < dv; x += VW) vstore(acc + x, vmul(va, vload(acc + x)));
     }
-    vf vmn = vset1(mnew), vsm = vzero();
+    vf vmn = vset1(mnew), vsm = vzero(), vsr = vzero();
     for (int c = 0; c < ca; c += VW) vstore(sr + c, vzero());
     for (int c = ca; c < cz; c += VW) {
         vf e = vexp(vsub(vload(sr + c), vmn));
         vsm = vadd(vsm, e);
+#if defined(ATTN_SDPA_DP)
+        if (lr != NULL) {
+            e = vround_bf16(e);
+            vsr = vadd(vsr, e);
+        }
+#endif
         vstore(sr + c, e);
     }
     for (int c = cz; c < BK; c += VW) vstore(sr + c, vzero());
     *l = *l * alpha + vsum(vsm);
+    if (lr != NULL) *lr = *lr * alpha + vsum(vsr);
     *m = mnew;
     if (p->dropout_p > 0.0) {
         drop_factors(p, b, h, i, j0, nk, f);
@@ -810,23 +822,32 @@ static void amx_pv(const float *s, int64_t g0, int64_t g1, int64_t k0, int64_t k
 }
 #endif
 
-/* ---- the AVX512-BF16 forward's first product ---------------------------------
- * For BF16 Q, K and V where the CPU has AVX512-BF16: S = Q K^T on
+/* ---- the AVX512-BF16 forward's products ---------------------------------------
+ * For BF16 Q, K and V where the CPU has AVX512-BF16, both products on
  * vdpbf16ps (kernels/x86/vec.h), two bfloat16 products per float32 lane
  * per instruction, which on AMD Zen 4 runs at the float32 FMA's rate, so
- * twice the products per cycle. Both operands are the tensors' own
- * bfloat16 values (each product exact), summed in float32 in a fixed
- * order (per score: the d pairs in turn, the odd d of each first), then
- * scaled in float32. Everything else is the float32 forward's own: masks,
- * the online softmax, dropout and the NaN rules on float32 scores, and O
- * += P V with P in float32 and V converted to float32 (so P is not
- * rounded; the same forward with P in bfloat16 would double the second
- * product's rate too, at the cost of that rounding). Buffers (bfloat16,
- * in the workspace after the float32 ones):
+ * twice the products per cycle:
+ * - S = Q K^T: both operands the tensors' own bfloat16 values (each
+ *   product exact), summed in float32 in a fixed order (per score: the d
+ *   pairs in turn, the odd d of each first), then scaled in float32.
+ * - O += P V: P rounded to bfloat16 (to nearest even, in online_row, which
+ *   also sums the rounded weights; dp_pv packs them as A rows), V the
+ *   tensor's own values as pairs of keys. This is FlashAttention's and
+ *   PyTorch's CPU kernel's rounding of P; O is divided by the sum of the
+ *   rounded weights, so it is their exact weighted mean up to float32
+ *   sums, while the LSE keeps the sum of the unrounded ones. The avx512
+ *   table's BF16 forward (ATTN_KERNEL=avx512) keeps P in float32.
+ * Everything else is the float32 forward's own: masks, the online softmax,
+ * dropout and the NaN rules on float32 scores; a tile whose V has a NaN or
+ * an Inf where the NaN-safe path runs takes it, in float32, as before.
+ * Buffers (in the workspace after the float32 ones): lr [BQ] the rounded
+ * weights' sums, then in bfloat16
  *   qd [BQ][dk]         Q's rows, dk = Dk rounded up to 2, zeros past
  *   kd [dk / 2][BK][2]  K^T as B (the pairs' layout above)
+ *   pd [BQ][BK]         P's rows as A
+ *   vd [BK / 2][dv][2]  V as B, zeros past the tile's keys
  * When K and V are converted once per call, the records (forward_pack_dp)
- * hold kd, then V [BK][dv] in float32 and the uint32_t "every V row
+ * hold kd, vd, then V [BK][dv] in float32 and the uint32_t "every V row
  * finite", as the float32 records do. */
 #if defined(ATTN_SDPA_DP)
 enum { DPR = 6 }; /* rows of the register tile: 6 rows x 4 vectors of 16 keys */
@@ -842,22 +863,23 @@ void KN(dpbf16)(const float *acc, const uint16_t *a, const uint16_t *b, float *o
 int64_t KN(forward_ws_dp)(const attn__sdpa *p)
 {
     int64_t dk = pad2(p->Dk);
-    return KN(forward_ws)(p) + (BQ * dk + dk * BK) / 2;
+    return KN(forward_ws)(p) + BQ + (BQ * dk + dk * BK + BQ * BK + BK * pad16(p->Dv)) / 2;
 }
 
 int64_t KN(forward_pack_bytes_dp)(const attn__sdpa *p)
 {
-    return (pad2(p->Dk) * BK * 2 + BK * pad16(p->Dv) * 4 + 4 + 63) / 64 * 64;
+    return (pad2(p->Dk) * BK * 2 + BK * pad16(p->Dv) * 6 + 4 + 63) / 64 * 64;
 }
 
 void KN(forward_pack_dp)(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t t, void *dst)
 {
     int64_t dk = pad2(p->Dk), dv = pad16(p->Dv), j0 = t * BK, nk = p->Sk - j0 < BK ? p->Sk - j0 : BK;
-    uint16_t *kd = dst;
-    float *vt = (float *)(void *)(kd + dk * BK);
+    uint16_t *kd = dst, *vd = kd + dk * BK;
+    float *vt = (float *)(void *)(vd + BK * dv);
     memset(kd, 0, sizeof(uint16_t) * (size_t)(dk * BK));
     pairs_t(&p->k, b, j0, nk, hkv, p->Dk, NULL, kd, BK);
     pack_rows(&p->v, b, j0, nk, hkv, p->Dv, 1.0f, vt, dv, BK);
+    amx_pairs(vt, dv, nk, p->Dv, BK, vd, dv, NULL);
     uint32_t finite = rows_finite(vt, dv, nk, p->Dv);
     memcpy(vt + BK * dv, &finite, sizeof finite);
 }
@@ -867,11 +889,11 @@ void KN(forward_pack_dp)(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t t,
  * of kd, amx_pairs); C's rows ldc apart. */
 static inline __attribute__((always_inline)) void
 dp_block(int mr, int nv, int64_t np, const uint16_t *A, int64_t lda, const uint16_t *B, int64_t ldb, float *C,
-         int64_t ldc, vf sc)
+         int64_t ldc, vf sc, bool add)
 {
     vf c[DPR][4];
     for (int i = 0; i < mr; i++)
-        for (int u = 0; u < nv; u++) c[i][u] = vzero();
+        for (int u = 0; u < nv; u++) c[i][u] = add ? vload(C + i * ldc + u * 16) : vzero();
     for (int64_t e = 0; e < np; e++) {
         vbh bv[4];
         for (int u = 0; u < nv; u++) bv[u] = vbh_load(B + (e * ldb + u * 16) * 2);
@@ -881,18 +903,18 @@ dp_block(int mr, int nv, int64_t np, const uint16_t *A, int64_t lda, const uint1
         }
     }
     for (int i = 0; i < mr; i++)
-        for (int u = 0; u < nv; u++) vstore(C + i * ldc + u * 16, vmul(sc, c[i][u]));
+        for (int u = 0; u < nv; u++) vstore(C + i * ldc + u * 16, add ? c[i][u] : vmul(sc, c[i][u]));
 }
 
 /* dp_block over M rows: whole register tiles, then the rows left. */
 static inline __attribute__((always_inline)) void
 dp_rows(int nv, int64_t M, int64_t np, const uint16_t *A, int64_t lda, const uint16_t *B, int64_t ldb, float *C,
-        int64_t ldc, vf sc)
+        int64_t ldc, vf sc, bool add)
 {
     int64_t i = 0;
-    for (; i + DPR <= M; i += DPR) dp_block(DPR, nv, np, A + i * lda, lda, B, ldb, C + i * ldc, ldc, sc);
+    for (; i + DPR <= M; i += DPR) dp_block(DPR, nv, np, A + i * lda, lda, B, ldb, C + i * ldc, ldc, sc, add);
 #define DP_ROWS_LEFT(n) \
-    case n: dp_block(n, nv, np, A + i * lda, lda, B, ldb, C + i * ldc, ldc, sc); break;
+    case n: dp_block(n, nv, np, A + i * lda, lda, B, ldb, C + i * ldc, ldc, sc, add); break;
     switch (M - i) {
         DP_ROWS_LEFT(5)
         DP_ROWS_LEFT(4)
@@ -904,18 +926,18 @@ dp_rows(int nv, int64_t M, int64_t np, const uint16_t *A, int64_t lda, const uin
 #undef DP_ROWS_LEFT
 }
 
-/* C [M][N] = scale * A B (dp_block's operands), N a multiple of 16: in
- * column blocks of 64, then the rest. */
+/* C [M][N] = scale * A B (dp_block's operands), or with add C += A B, N a
+ * multiple of 16: in column blocks of 64, then the rest. */
 static void dp_gemm(int64_t M, int64_t N, int64_t np, const uint16_t *A, int64_t lda, const uint16_t *B, int64_t ldb,
-                    float *C, int64_t ldc, float scale)
+                    float *C, int64_t ldc, float scale, bool add)
 {
     vf sc = vset1(scale);
     int64_t j = 0;
-    for (; j + 64 <= N; j += 64) dp_rows(4, M, np, A, lda, B + j * 2, ldb, C + j, ldc, sc);
+    for (; j + 64 <= N; j += 64) dp_rows(4, M, np, A, lda, B + j * 2, ldb, C + j, ldc, sc, add);
     switch ((N - j) / 16) {
-    case 3: dp_rows(3, M, np, A, lda, B + j * 2, ldb, C + j, ldc, sc); break;
-    case 2: dp_rows(2, M, np, A, lda, B + j * 2, ldb, C + j, ldc, sc); break;
-    case 1: dp_rows(1, M, np, A, lda, B + j * 2, ldb, C + j, ldc, sc); break;
+    case 3: dp_rows(3, M, np, A, lda, B + j * 2, ldb, C + j, ldc, sc, add); break;
+    case 2: dp_rows(2, M, np, A, lda, B + j * 2, ldb, C + j, ldc, sc, add); break;
+    case 1: dp_rows(1, M, np, A, lda, B + j * 2, ldb, C + j, ldc, sc, add); break;
     default: break;
     }
 }
@@ -925,7 +947,19 @@ static void dp_gemm(int64_t M, int64_t N, int64_t np, const uint16_t *A, int64_t
 static void dp_scores(const uint16_t *qd, int64_t dk, int64_t g0, int64_t g1, const uint16_t *kd, int ga, int gb,
                       float *s, float scale)
 {
-    dp_gemm(g1 - g0, gb - ga, dk / 2, qd + g0 * dk, dk, kd + ga * 2, BK, s + g0 * BK + ga, BK, scale);
+    dp_gemm(g1 - g0, gb - ga, dk / 2, qd + g0 * dk, dk, kd + ga * 2, BK, s + g0 * BK + ga, BK, scale, false);
+}
+
+/* acc rows [g0, g1) (dv apart) += P V over the keys [ga, kb) of the tile:
+ * P's rows (s, BK apart) rounded to bfloat16 into pd, V as the pairs vd
+ * [BK / 2][dv][2] (zeros past the tile's keys). */
+static void dp_pv(const float *s, int64_t g0, int64_t g1, int ga, int64_t kb, uint16_t *pd, const uint16_t *vd,
+                  int64_t dv, float *acc)
+{
+    for (int64_t r = g0; r < g1; r++)
+        for (int c = 0; c < BK; c += 32)
+            vbh_store(pd + r * BK + c, vbh_round2(vload(s + r * BK + c), vload(s + r * BK + c + 16)));
+    dp_gemm(g1 - g0, dv, (kb - ga + 1) / 2, pd + g0 * BK + ga, BK, vd + ga * dv, dv, acc + g0 * dv, dv, 1.0f, true);
 }
 #endif
 
@@ -965,9 +999,11 @@ forward_impl(const attn__sdpa *p, int64_t b, int64_t h, int64_t i0, int64_t nq, 
 #endif
 #if defined(ATTN_SDPA_DP)
     int64_t dkp = pad2(Dk);
-    uint16_t *qd = (uint16_t *)(void *)(seen + BQ), *kd = qd + BQ * dkp;
+    float *lr = seen + BQ; /* (BQ) the sums of the rounded weights */
+    uint16_t *qd = (uint16_t *)(void *)(lr + BQ), *kd = qd + BQ * dkp, *pd = kd + dkp * BK, *vd = pd + BQ * BK;
     if (dpbf) pack_bytes = KN(forward_pack_bytes_dp)(p);
 #else
+    float *lr = l; /* not used */
     (void)dpbf;
 #endif
     /* this kv head's packed tiles (float32 or AMX records, above), or NULL */
@@ -987,6 +1023,7 @@ forward_impl(const attn__sdpa *p, int64_t b, int64_t h, int64_t i0, int64_t nq, 
         m[r] = -INFINITY;
         l[r] = 0.0f;
         seen[r] = 0.0f;
+        if (dpbf) lr[r] = 0.0f;
     }
     memset(acc, 0, sizeof(float) * (size_t)(rows * dv));
     if (jmin < jmax) pack_rows(&p->q, b, i0, nq, h, Dk, amx || dpbf ? 1.0f : (float)p->scale, qs, Dk, mq);
@@ -1037,10 +1074,11 @@ forward_impl(const attn__sdpa *p, int64_t b, int64_t h, int64_t i0, int64_t nq, 
                                ? packed + (j0 / BK) * pack_bytes
                                : NULL;
 #if defined(ATTN_SDPA_DP)
-        const uint16_t *kdu = kd; /* the tile's K^T in pairs */
-        if (dpbf && tile != NULL) { /* an AVX512-BF16 record: K^T in pairs, V in float32 */
+        const uint16_t *kdu = kd, *vdu = vd; /* the tile's K^T and V in pairs */
+        if (dpbf && tile != NULL) { /* an AVX512-BF16 record: K^T and V in pairs, V in float32 */
             const uint16_t *rec = tile;
-            const float *rv = (const float *)(const void *)(rec + dkp * BK);
+            const float *rv = (const float *)(const void *)(rec + dkp * BK + BK * dv);
+            vdu = rec + dkp * BK;
             uint32_t finite;
             memcpy(&finite, rv + BK * dv, sizeof finite);
             kdu = rec;
@@ -1079,6 +1117,7 @@ forward_impl(const attn__sdpa *p, int64_t b, int64_t h, int64_t i0, int64_t nq, 
         }
 #if defined(ATTN_SDPA_DP)
         if (dpbf && k_conv) amx_kt(kt, Dk, dkp, kd);
+        if (dpbf && v_conv && !v_bad) amx_pairs(vsrc, ldv, nk, Dv, BK, vd, dv, NULL);
 #endif
 #if defined(ATTN_SDPA_AMX)
         if (amx && k_conv) amx_kt(kt, Dk, dk, kh);
@@ -1137,7 +1176,7 @@ forward_impl(const attn__sdpa *p, int64_t b, int64_t h, int64_t i0, int64_t nq, 
             if (!full) finish_scores(p, b, h, i0 + r, j0, lo[r], hi[r], sr, NULL, 1);
             if (part) hide_bits(sr, bits[r]);
             if (online_row(p, b, h, i0 + r, j0, nk, sr, &m[r], &l[r], acc + r * dv, dv,
-                           v_bad ? use + r * BK : NULL, f, cl[r], ch[r]))
+                           v_bad ? use + r * BK : NULL, f, cl[r], ch[r], dpbf ? &lr[r] : NULL))
                 seen[r] = 1.0f;
         }
         if (!v_bad || amx) { /* O += P V over each group's columns (the others' P is 0) */
@@ -1149,6 +1188,12 @@ forward_impl(const attn__sdpa *p, int64_t b, int64_t h, int64_t i0, int64_t nq, 
 #if defined(ATTN_SDPA_AMX)
                 if (amx) {
                     amx_pv(s, g0, g1, ga[g], kb, ph, vuse, dv, acc);
+                    continue;
+                }
+#endif
+#if defined(ATTN_SDPA_DP)
+                if (dpbf) {
+                    dp_pv(s, g0, g1, ga[g], kb, pd, vdu, dv, acc);
                     continue;
                 }
 #endif
@@ -1172,7 +1217,8 @@ forward_impl(const attn__sdpa *p, int64_t b, int64_t h, int64_t i0, int64_t nq, 
     for (int64_t r = 0; r < nq; r++) {
         int64_t i = i0 + r;
         if (seen[r] == 0.0f) memset(acc + r * dv, 0, sizeof(float) * (size_t)Dv);
-        store_row(&p->o, attn__off(p->o.stride, b, i, h, 0), acc + r * dv, Dv, seen[r] != 0.0f ? 1.0f / l[r] : 1.0f);
+        store_row(&p->o, attn__off(p->o.stride, b, i, h, 0), acc + r * dv, Dv,
+                  seen[r] != 0.0f ? 1.0f / (dpbf ? lr[r] : l[r]) : 1.0f);
         if (p->lse.data != NULL)
             ((float *)p->lse.data)[attn__off(p->lse.stride, b, h, i, 0)] =
                 seen[r] != 0.0f ? m[r] + logf(l[r]) : -INFINITY;
@@ -1703,8 +1749,8 @@ dkdv_impl(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t kb, const attn__f
                     amx_pairs(qst, BQB, Dk, BQB, dk2, qP, BQB, NULL);
                     amx_pairs(dot, BQB, Dv, BQB, dv2, doP, BQB, NULL);
                 }
-                dp_gemm(BK, BQB, dk2 / 2, kP, dk2, qPu, BQB, st, BQB, scale);
-                dp_gemm(BK, BQB, dv2 / 2, vP, dv2, doPu, BQB, dpt, BQB, 1.0f);
+                dp_gemm(BK, BQB, dk2 / 2, kP, dk2, qPu, BQB, st, BQB, scale, false);
+                dp_gemm(BK, BQB, dv2 / 2, vP, dv2, doPu, BQB, dpt, BQB, 1.0f, false);
             } else
 #endif
 #if defined(ATTN_SDPA_AMX)
@@ -1986,8 +2032,8 @@ dq_impl(const attn__sdpa *p, int64_t b, int64_t h, int64_t qb, const float *delt
         if (dpbf) {
             amx_pairs(kt, BK, Dk, BK, dk2, ktP, BK, NULL);
             amx_pairs(vt, BK, Dv, BK, dv2, vtP, BK, NULL);
-            dp_gemm(mq, BK, dk2 / 2, qP, dk2, ktP, BK, s, BK, (float)p->scale);
-            dp_gemm(mq, BK, dv2 / 2, doP, dv2, vtP, BK, dp, BK, 1.0f);
+            dp_gemm(mq, BK, dk2 / 2, qP, dk2, ktP, BK, s, BK, (float)p->scale, false);
+            dp_gemm(mq, BK, dv2 / 2, doP, dv2, vtP, BK, dp, BK, 1.0f, false);
         } else
 #endif
 #if defined(ATTN_SDPA_AMX)
@@ -2410,7 +2456,7 @@ hd_tile(const attn__sdpa *p, int64_t b, int64_t j0, int64_t nk, int64_t h0, int6
         for (int64_t r = 0; r < M; r++) {
             float *sr = S + (h * M + r) * BK, *pr = ph + r * (dv + 3);
             for (int64_t c = nk; c < BK; c++) sr[c] = -INFINITY;
-            if (online_row(p, b, h * p->group + r, 0, j0, nk, sr, &pr[dv], &pr[dv + 1], pr, dv, NULL, NULL, 0, BK))
+            if (online_row(p, b, h * p->group + r, 0, j0, nk, sr, &pr[dv], &pr[dv + 1], pr, dv, NULL, NULL, 0, BK, NULL))
                 pr[dv + 2] = 1.0f;
         }
         for (int64_t r = 0; r < M; r += 4) {
@@ -2543,7 +2589,7 @@ void KN(decode_split)(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t s, in
             } else if (kinds[r] == ATTN__BLK_PARTIAL) {
                 attn__tile_hide(p, b, h, i, j0, nk, sr, 1);
             }
-            if (online_row(p, b, h, i, j0, nk, sr, &pr[dv], &pr[dv + 1], acc, dv, v_bad ? use + r * BK : NULL, f, 0, BK))
+            if (online_row(p, b, h, i, j0, nk, sr, &pr[dv], &pr[dv + 1], acc, dv, v_bad ? use + r * BK : NULL, f, 0, BK, NULL))
                 pr[dv + 2] = 1.0f;
         }
         if (!v_bad) { /* all rows at once: the accumulators are rows of part */

@@ -158,6 +158,7 @@ VEC_INLINE vf vload_f16_lo8(const uint16_t *p) { return vec16_low8(vec8_f16(p));
 #if defined(ATTN_VEC_DPBF16)
 typedef __m512i vbh;
 VEC_INLINE vbh vbh_load(const uint16_t *p) { return _mm512_loadu_si512((const void *)p); }
+VEC_INLINE void vbh_store(uint16_t *p, vbh v) { _mm512_storeu_si512((void *)p, v); }
 /* the pair at p in every lane */
 VEC_INLINE vbh vbh_pair(const uint16_t *p)
 {
@@ -166,6 +167,14 @@ VEC_INLINE vbh vbh_pair(const uint16_t *p)
     return _mm512_set1_epi32((int)x);
 }
 VEC_INLINE vf vdpbf16(vf acc, vbh a, vbh b) { return _mm512_dpbf16_ps(acc, (__m512bh)a, (__m512bh)b); }
+/* lo's 16 values, then hi's, rounded to bfloat16 (vcvtne2ps2bf16: to
+ * nearest even, a NaN quieted, a subnormal input read as a zero) */
+VEC_INLINE vbh vbh_round2(vf lo, vf hi) { return (vbh)_mm512_cvtne2ps_pbh(hi, lo); }
+/* x rounded to bfloat16 the same way, as floats */
+VEC_INLINE vf vround_bf16(vf x)
+{
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(x)), 16));
+}
 #endif
 
 #elif defined(ATTN_VEC_AVX512_PAIR)
@@ -247,6 +256,11 @@ VEC_INLINE vbh vbh_load(const uint16_t *p)
     return (vbh){_mm256_loadu_si256((const __m256i *)(const void *)p),
                  _mm256_loadu_si256((const __m256i *)(const void *)(p + 16))};
 }
+VEC_INLINE void vbh_store(uint16_t *p, vbh v)
+{
+    _mm256_storeu_si256((__m256i *)(void *)p, v.lo);
+    _mm256_storeu_si256((__m256i *)(void *)(p + 16), v.hi);
+}
 VEC_INLINE vbh vbh_pair(const uint16_t *p)
 {
     uint32_t x;
@@ -274,6 +288,28 @@ VEC_INLINE __m256 vec8_dpbf16(__m256 acc, __m256i a, __m256i b)
 VEC_INLINE vf vdpbf16(vf acc, vbh a, vbh b)
 {
     return (vf){vec8_dpbf16(acc.lo, a.lo, b.lo), vec8_dpbf16(acc.hi, a.hi, b.hi)};
+}
+/* 8 floats to bfloat16 as vcvtne2ps2bf16 rounds them: to nearest even, a
+ * NaN quieted (its high half with the quiet bit set), a subnormal input
+ * read as a zero of its sign */
+VEC_INLINE __m128i vec8_round_bf16(__m256 x)
+{
+    __m256i u = _mm256_castps_si256(vec8_flush(x));
+    __m256i odd = _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1));
+    __m256i r = _mm256_srli_epi32(_mm256_add_epi32(u, _mm256_add_epi32(_mm256_set1_epi32(0x7FFF), odd)), 16);
+    __m256i q = _mm256_or_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(0x40));
+    r = _mm256_blendv_epi8(r, q, _mm256_castps_si256(_mm256_cmp_ps(x, x, _CMP_UNORD_Q)));
+    return _mm256_castsi256_si128(_mm256_permute4x64_epi64(_mm256_packus_epi32(r, r), 0x08));
+}
+VEC_INLINE vbh vbh_round2(vf lo, vf hi)
+{
+    return (vbh){_mm256_set_m128i(vec8_round_bf16(lo.hi), vec8_round_bf16(lo.lo)),
+                 _mm256_set_m128i(vec8_round_bf16(hi.hi), vec8_round_bf16(hi.lo))};
+}
+VEC_INLINE __m256 vec8_widen_bf16(__m128i h) { return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16)); }
+VEC_INLINE vf vround_bf16(vf x)
+{
+    return (vf){vec8_widen_bf16(vec8_round_bf16(x.lo)), vec8_widen_bf16(vec8_round_bf16(x.hi))};
 }
 #endif
 
