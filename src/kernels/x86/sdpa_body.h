@@ -950,6 +950,33 @@ static void dp_scores(const uint16_t *qd, int64_t dk, int64_t g0, int64_t g1, co
     dp_gemm(g1 - g0, gb - ga, dk / 2, qd + g0 * dk, dk, kd + ga * 2, BK, s + g0 * BK + ga, BK, scale, false);
 }
 
+/* dst [rows][BQB] = rows [0, n) of src [.][BQB] rounded to bfloat16 as
+ * vbh_round2 rounds, zeros in the rows past n (an A operand over the
+ * query pairs of a backward block: P^T or dS^T). */
+static void dp_rows_bqb(const float *src, int64_t n, uint16_t *dst, int64_t rows)
+{
+    _Static_assert(BQB == 48, "two conversions of 32 and 16 values a row");
+    for (int64_t r = 0; r < rows; r++) {
+        uint16_t *o = dst + r * BQB;
+        if (r >= n) {
+            memset(o, 0, sizeof(uint16_t) * BQB);
+            continue;
+        }
+        vbh_store(o, vbh_round2(vload(src + r * BQB), vload(src + r * BQB + 16)));
+        vbh_store16(o + 32, vbh_round2(vload(src + r * BQB + 32), vzero()));
+    }
+}
+
+/* dst [BQB / 2][n][2] = src [BQB][lds] (n floats a row, n a multiple of 8,
+ * floats holding bfloat16 values: the rows of Q or dO) as a B operand
+ * over query pairs: exact, the high halves of the bits. */
+static void dp_query_pairs(const float *src, int64_t lds, int64_t n, uint16_t *dst)
+{
+    for (int64_t pr = 0; pr < BQB / 2; pr++)
+        for (int64_t x = 0; x < n; x += 8)
+            amx_pairs8(src + 2 * pr * lds + x, src + (2 * pr + 1) * lds + x, dst + (pr * n + x) * 2);
+}
+
 /* acc rows [g0, g1) (dv apart) += P V over the keys [ga, kb) of the tile:
  * P's rows (s, BK apart) rounded to bfloat16 into pd, V as the pairs vd
  * [BK / 2][dv][2] (zeros past the tile's keys). */
@@ -1512,14 +1539,20 @@ int64_t KN(backward_ws)(const attn__sdpa *p);
 
 #if defined(ATTN_SDPA_DP)
 /* The AVX512-BF16 backward: S and dP, whose operands (Q, K, V, dO) are
- * the tensors' own bfloat16 values, on vdpbf16ps (dp_gemm); the three
- * products with P or dS stay float32 (P and dS are not rounded). Q enters
- * unscaled: S is scaled after its product and dK at its store. The
- * bfloat16 operands follow the float32 workspace: dK/dV's K and V rows and
- * Q^T and dO^T pairs, or dQ's Q and dO rows and K^T and V^T pairs. */
+ * the tensors' own bfloat16 values, on vdpbf16ps (dp_gemm); so are dV +=
+ * (P f)^T dO and dK += dS^T Q, with P f and dS rounded to bfloat16 once
+ * (as FlashAttention's backward rounds them; dp_rows_bqb) against dO and Q
+ * over pairs of queries (dp_query_pairs). dQ's product with dS stays
+ * float32: with dS rounded it broke the half-precision rule on a PyTorch
+ * oracle case (3.8x PyTorch's error, 3x allowed). Q enters unscaled: S is
+ * scaled after its product and dK at its store. The bfloat16 operands
+ * follow the float32 workspace: dK/dV's K and V rows, Q^T and dO^T pairs,
+ * P^T and dS^T rows, dO and Q over query pairs; or dQ's Q and dO rows and
+ * K^T and V^T pairs. */
 int64_t KN(backward_ws_dp)(const attn__sdpa *p)
 {
-    return KN(backward_ws)(p) + ((BK + BQB) * (pad2(p->Dk) + pad2(p->Dv)) + 31) / 32 * 16;
+    return KN(backward_ws)(p) + ((BK + BQB) * (pad2(p->Dk) + pad2(p->Dv)) + 2 * BK * BQB +
+                                 BQB * (pad16(p->Dk) + pad16(p->Dv)) + 31) / 32 * 16;
 }
 
 /* Each dK/dV block walks every query block and would convert its Q and dO
@@ -1657,7 +1690,8 @@ dkdv_impl(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t kb, const attn__f
 #if defined(ATTN_SDPA_DP)
     int64_t dk2 = pad2(Dk), dv2 = pad2(Dv); /* K, V rows; Q^T, dO^T pairs */
     uint16_t *kP = (uint16_t *)(void *)(ws + KN(backward_ws)(p)), *vP = kP + BK * dk2, *qP = vP + BK * dv2;
-    uint16_t *doP = qP + dk2 * BQB;
+    uint16_t *doP = qP + dk2 * BQB, *pD = doP + dv2 * BQB, *dsD = pD + BK * BQB; /* P^T, dS^T rows */
+    uint16_t *dobD = dsD + BK * BQB, *qsD = dobD + BQB * dv; /* dO, Q over query pairs */
     int64_t nqb_dp = (p->Sq + BQB - 1) / BQB, qbytes_dp = KN(bwd_q_bytes_dp)(p);
     const char *qrecs_dp = dpbf && p->bwd_q_packed != NULL /* the call's query-block records (above) */
                                ? (const char *)p->bwd_q_packed + b * p->Hq * nqb_dp * qbytes_dp
@@ -1795,6 +1829,16 @@ dkdv_impl(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t kb, const attn__f
             }
             if (dbias || acc != NULL) ds_out(p, part, b, h, i0, nq, j0, nk, dpt);
             for (int64_t c = 0; cap && c < nk; c++) mul_lines(dpt + c * BQB, cgt + c * BQB, BQB); /* dS -> d(raw score) */
+#if defined(ATTN_SDPA_DP)
+            if (dpbf) { /* P f and dS rounded to bfloat16, over the block's query pairs */
+                dp_rows_bqb(st, nk, pD, nk);
+                dp_query_pairs(dobu, dv, dv, dobD);
+                dp_gemm(nk, dv, BQB / 2, pD, BQB, dobD, dv, dva, dv, 1.0f, true);
+                dp_rows_bqb(dpt, nk, dsD, nk);
+                dp_query_pairs(qsu, dk, dk, qsD);
+                dp_gemm(nk, dk, BQB / 2, dsD, BQB, qsD, dk, dka, dk, 1.0f, true);
+            } else
+#endif
 #if defined(ATTN_SDPA_AMX)
             if (amx) { /* over BK query columns: those past BQB are zeros */
                 amx_rows(st, BQB, nk, BQB, pA, BK, BK);

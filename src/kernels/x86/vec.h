@@ -159,6 +159,8 @@ VEC_INLINE vf vload_f16_lo8(const uint16_t *p) { return vec16_low8(vec8_f16(p));
 typedef __m512i vbh;
 VEC_INLINE vbh vbh_load(const uint16_t *p) { return _mm512_loadu_si512((const void *)p); }
 VEC_INLINE void vbh_store(uint16_t *p, vbh v) { _mm512_storeu_si512((void *)p, v); }
+/* the first 16 values of v */
+VEC_INLINE void vbh_store16(uint16_t *p, vbh v) { _mm256_storeu_si256((__m256i *)(void *)p, _mm512_castsi512_si256(v)); }
 /* the pair at p in every lane */
 VEC_INLINE vbh vbh_pair(const uint16_t *p)
 {
@@ -261,6 +263,7 @@ VEC_INLINE void vbh_store(uint16_t *p, vbh v)
     _mm256_storeu_si256((__m256i *)(void *)p, v.lo);
     _mm256_storeu_si256((__m256i *)(void *)(p + 16), v.hi);
 }
+VEC_INLINE void vbh_store16(uint16_t *p, vbh v) { _mm256_storeu_si256((__m256i *)(void *)p, v.lo); }
 VEC_INLINE vbh vbh_pair(const uint16_t *p)
 {
     uint32_t x;
