@@ -835,8 +835,10 @@ static void amx_pv(const float *s, int64_t g0, int64_t g1, int64_t k0, int64_t k
  *   tensor's own values as pairs of keys. This is FlashAttention's and
  *   PyTorch's CPU kernel's rounding of P; O is divided by the sum of the
  *   rounded weights, so it is their exact weighted mean up to float32
- *   sums, while the LSE keeps the sum of the unrounded ones. The avx512
- *   table's BF16 forward (ATTN_KERNEL=avx512) keeps P in float32.
+ *   sums, while the LSE keeps the sum of the unrounded ones. (With
+ *   dropout, P f is rounded again for the product: the sums stay those of
+ *   P.) The avx512 table's BF16 forward (ATTN_KERNEL=avx512) keeps P in
+ *   float32.
  * Everything else is the float32 forward's own: masks, the online softmax,
  * dropout and the NaN rules on float32 scores; a tile whose V has a NaN or
  * an Inf where the NaN-safe path runs takes it, in float32, as before.
