@@ -1558,12 +1558,13 @@ int64_t KN(backward_ws_dp)(const attn__sdpa *p)
 }
 
 /* Each dK/dV block walks every query block and would convert its Q and dO
- * again (Q^T and dO^T pairs for the products on vdpbf16ps, Q and dO rows
- * in float32 for the two float32 products): with two key tiles or more the
- * driver has each query block converted once (attn__k_bwd_pack.q) into a
- * record of bwd_q_bytes_dp bytes per (b, head, block of BQB rows):
+ * again (Q^T and dO^T pairs for S and dP, Q and dO over query pairs for
+ * dK and dV): with two key tiles or more the driver has each query block
+ * converted once (attn__k_bwd_pack.q) into a record of bwd_q_bytes_dp
+ * bytes per (b, head, block of BQB rows):
  *   qP [dk2 / 2][BQB][2], doP [dv2 / 2][BQB][2]   (bfloat16 pairs)
  *   qs [BQB][dk], dob [BQB][dv]                    (float32, Q unscaled)
+ *   dobD [BQB / 2][dv][2], qsD [BQB / 2][dk][2]     (bfloat16 pairs)
  * the rows that see no key (LSE -inf) zeros, as the blocks zero them. */
 /* The record's bfloat16 part in elements, a multiple of 16 (the float32
  * rows after it stay 32-byte aligned). */
@@ -1571,7 +1572,7 @@ static int64_t dp_q_halves(const attn__sdpa *p) { return ((pad2(p->Dk) + pad2(p-
 
 int64_t KN(bwd_q_bytes_dp)(const attn__sdpa *p)
 {
-    return (dp_q_halves(p) * 2 + BQB * (pad16(p->Dk) + pad16(p->Dv)) * 4 + 63) / 64 * 64;
+    return (dp_q_halves(p) * 2 + BQB * (pad16(p->Dk) + pad16(p->Dv)) * 6 + 63) / 64 * 64;
 }
 
 void KN(bwd_q_pack_dp)(const attn__sdpa *p, int64_t b, int64_t h, int64_t qb, void *dst)
@@ -1592,6 +1593,9 @@ void KN(bwd_q_pack_dp)(const attn__sdpa *p, int64_t b, int64_t h, int64_t qb, vo
             memset(qs + r * dk, 0, sizeof(float) * (size_t)dk);
             memset(dob + r * dv, 0, sizeof(float) * (size_t)dv);
         }
+    uint16_t *dobD = (uint16_t *)(void *)(dob + BQB * dv), *qsD = dobD + BQB * dv;
+    dp_query_pairs(dob, dv, dv, dobD);
+    dp_query_pairs(qs, dk, dk, qsD);
 }
 #endif
 
@@ -1755,12 +1759,14 @@ dkdv_impl(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t kb, const attn__f
                 conv = false;
             }
 #if defined(ATTN_SDPA_DP)
-            const uint16_t *qPu = qP, *doPu = doP;
+            const uint16_t *qPu = qP, *doPu = doP, *dobDu = dobD, *qsDu = qsD;
             if (qrecs_dp != NULL) {
                 qPu = (const uint16_t *)(const void *)(qrecs_dp + (h * nqb_dp + i0 / BQB) * qbytes_dp);
                 doPu = qPu + dk2 * BQB;
                 qsu = (const float *)(const void *)(qPu + dp_q_halves(p));
                 dobu = qsu + BQB * dk;
+                dobDu = (const uint16_t *)(const void *)(dobu + BQB * dv);
+                qsDu = dobDu + BQB * dv;
                 conv = false;
             }
 #endif
@@ -1833,12 +1839,14 @@ dkdv_impl(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t kb, const attn__f
             for (int64_t c = 0; cap && c < nk; c++) mul_lines(dpt + c * BQB, cgt + c * BQB, BQB); /* dS -> d(raw score) */
 #if defined(ATTN_SDPA_DP)
             if (dpbf) { /* P f and dS rounded to bfloat16, over the block's query pairs */
+                if (conv) {
+                    dp_query_pairs(dobu, dv, dv, dobD);
+                    dp_query_pairs(qsu, dk, dk, qsD);
+                }
                 dp_rows_bqb(st, nk, pD, nk);
-                dp_query_pairs(dobu, dv, dv, dobD);
-                dp_gemm(nk, dv, BQB / 2, pD, BQB, dobD, dv, dva, dv, 1.0f, true);
+                dp_gemm(nk, dv, BQB / 2, pD, BQB, dobDu, dv, dva, dv, 1.0f, true);
                 dp_rows_bqb(dpt, nk, dsD, nk);
-                dp_query_pairs(qsu, dk, dk, qsD);
-                dp_gemm(nk, dk, BQB / 2, dsD, BQB, qsD, dk, dka, dk, 1.0f, true);
+                dp_gemm(nk, dk, BQB / 2, dsD, BQB, qsDu, dk, dka, dk, 1.0f, true);
             } else
 #endif
 #if defined(ATTN_SDPA_AMX)
