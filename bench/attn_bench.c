@@ -543,21 +543,23 @@ static int gemm_bench(const shape *s)
     printf("{\"bench\": \"gemm\", \"model\": \"all-MiniLM-L6-v2 dense products\", \"cpu\": \"%s\", "
            "\"kernel\": \"%s\", \"dtype\": \"%s\", \"threads\": 1, \"rows\": %ld, \"reps\": %ld, \"products\": [",
            attn__cpu_get()->brand, k->name, bf16 ? "bf16" : "f32", s->rows, s->reps);
-    double *t = calloc((size_t)s->reps, sizeof(double));
+    double *t = calloc((size_t)s->reps, sizeof(double)); /* checked with the panels */
     for (int x = 0; x < N_PROD; x++) {
         int64_t M = s->rows, N = outs[x], K = ins[x], np = attn__gemm_packed_floats(k, N, K);
         float *a = filled((size_t)(M * K), 21, ATTN_DTYPE_F32), *w = filled((size_t)(N * K), 22, ATTN_DTYPE_F32);
         float *c = filled((size_t)(M * N), 23, ATTN_DTYPE_F32), *bp = NULL;
         uint16_t *bp16 = NULL;
+        if (bf16)
+            bp16 = malloc((size_t)np * sizeof(uint16_t));
+        else
+            bp = malloc((size_t)np * sizeof(float));
+        if ((bf16 && bp16 == NULL) || (!bf16 && bp == NULL) || t == NULL) die(ATTN_NO_MEMORY, "malloc");
         if (bf16) {
             attn__round_bf16(a, M * K, a);
-            bp16 = malloc((size_t)np * sizeof(uint16_t));
             attn__gemm_pack_b_bf16(k, w, K, ATTN__GEMM_T, N, K, bp16);
         } else {
-            bp = malloc((size_t)np * sizeof(float));
             attn__gemm_pack_b(k, w, K, ATTN__GEMM_T, N, K, bp);
         }
-        if ((bf16 && bp16 == NULL) || (!bf16 && bp == NULL)) die(ATTN_NO_MEMORY, "malloc");
         attn__gemm_args g = {M, N, K, ATTN__GEMM_N, ATTN__GEMM_T, a, w, bp, K, K, 0.0f, c, N, bp16};
         for (long r = -1; r < s->reps; r++) { /* r = -1: the warm-up */
             double t0 = now();

@@ -545,10 +545,12 @@ def test_bf16_conversions_match_torch():
 @pytest.mark.parametrize("S,D,causal", [(256, 64, False), (256, 64, True), (512, 128, False), (512, 128, True)])
 def test_bf16_forward_error_class(S, D, causal):
     """The bfloat16 forward's RMS error against float64 (on the same rounded inputs) is
-    no larger than PyTorch's own flash kernel's on bfloat16 (which rounds P to bfloat16,
-    as attn's AVX512-BF16 forward does; measured 0.98-1.0x) and at most 1.6x that of
-    the exact-P forward (PyTorch's math path on the CPU, which computes in float32 and
-    rounds O once; measured 1.2-1.4x with P rounded, 1.0x where attn keeps P float32)."""
+    at most 1.05x PyTorch's own flash kernel's on bfloat16 (which rounds P to bfloat16,
+    as attn's AVX512-BF16 forward does; measured 0.97-0.98x on AMD Zen 4 with PyTorch
+    2.13) and at most 1.6x that of the exact-P forward (PyTorch 2.13's math path on the
+    CPU, which computes in float32 and rounds O once; measured 1.22-1.32x with P
+    rounded). Where the chosen kernel keeps P in float32 (AVX2, AVX-512 without BF16,
+    AMX's two terms) both hold with room: the error is then the exact-P one."""
     from torch.nn.attention import SDPBackend, sdpa_kernel
     rng = np.random.default_rng(S + D + causal)
     q, k, v = (torch.from_numpy(rng.standard_normal((1, 4, S, D)).astype(np.float32)).to(torch.bfloat16)
@@ -564,7 +566,7 @@ def test_bf16_forward_error_class(S, D, causal):
 
     def rms(x):
         return float(((x - ref) ** 2).mean().sqrt())
-    assert rms(got) <= 1.02 * rms(flash), (rms(got), rms(flash))
+    assert rms(got) <= 1.05 * rms(flash), (rms(got), rms(flash))
     assert rms(got) <= 1.6 * rms(exact), (rms(got), rms(exact))
 
 

@@ -17,7 +17,8 @@
  * buffer as the product runs; A is read in place (the micro-kernel takes
  * its row and k strides, so neither layout of A is copied), or, for the
  * bfloat16 kernels that want their own layout of A (pack_a), a tile of A
- * at a time is copied once per chunk of k and used by every panel. A micro-kernel
+ * at a time is copied once per chunk of k and group of panels and used by
+ * every panel of the group. A micro-kernel
  * computes an mr x nr tile in registers over a chunk of k. Every element of
  * C is one chain c = fma(a_k, b_k, c) over k = 0, 1, ... K-1 (c + a_k b_k,
  * rounded twice, in the portable kernel), starting from beta C (or 0): the
@@ -69,7 +70,8 @@ typedef void (*attn__gemm_micro_bf16_fn)(int64_t kc, const float *a, int64_t a_r
  * a[i * a_rs + k * a_ks], bfloat16 values held in floats) over kc steps
  * written to dst (at most ATTN__GEMM_APACK_MAX bytes), the rows past mr
  * and the k past kc (up to the kernel's kpad) as zeros. The driver packs
- * each tile of A once per chunk of k and passes it to every panel. */
+ * each tile of A once per chunk of k and group of panels (NC columns) and
+ * passes it to every panel of the group. */
 typedef void (*attn__gemm_pack_a_fn)(int64_t kc, const float *a, int64_t a_rs, int64_t a_ks, int mr,
                                      void *dst);
 /* The bfloat16 product over a tile of A packed by the kernel's pack_a. */

@@ -194,9 +194,10 @@ static void fill_avx512(attn__kernels *t)
 #define FILL_AVX512 NULL
 #endif
 
-/* AVX512-BF16: the AVX-512 table with the BF16 products whose operands are
- * all the tensors' own values, S = Q K^T (forward and backward) and dP =
- * dO V^T (backward), on vdpbf16ps (sdpa_body.h), and the toolkit's
+/* AVX512-BF16: the AVX-512 table with the BF16 products on vdpbf16ps
+ * (sdpa_body.h): S = Q K^T and O += P V (forward), S, dP = dO V^T, dV and
+ * dK (backward), P and dS rounded to bfloat16 where they are operands;
+ * and the toolkit's
  * products over bfloat16 weights (x86/gemm_avx512bf16.c; not in the
  * emulated build, which keeps AVX2's GEMM); every other slot and dtype
  * keeps the AVX-512 kernels. A build configured with ATTN_EMULATE_AVX512

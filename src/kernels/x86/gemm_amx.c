@@ -6,7 +6,7 @@
  * kpad 32, pairs) and issues four TDPBF16PS. A holds bfloat16 values
  * (the caller rounds it, attn__round_bf16), so its conversion to a tile is
  * exact; the driver has each tile of 32 rows copied into a zero-padded
- * buffer once for all the panels (pack_a), and C goes through a 32 x 32
+ * buffer once per group of panels (pack_a), and C goes through a 32 x 32
  * buffer, so edge tiles need no special case. Each
  * element is then a chain over k in order of exact products, rounded after
  * every addition: the FMA kernels' chain (bit for bit where the CPU adds

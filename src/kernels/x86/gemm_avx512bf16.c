@@ -3,9 +3,9 @@
  * table; core/toolkit_kernels.h): an 8 x 32 tile of C in 16 zmm
  * accumulators, two k per vdpbf16ps. A holds bfloat16 values (the caller
  * rounds it, attn__round_bf16); the driver has each tile of 8 rows built
- * into pairs once per chunk of k (pack_a_dp, eight pairs per instruction
- * where A's rows are contiguous) and runs it against every panel
- * (micro_dp_bf16). vdpbf16ps adds a lane's odd (high) product first,
+ * into pairs once per chunk of k and group of panels (pack_a_dp, eight
+ * pairs per instruction where A's rows are contiguous) and runs it against
+ * every panel of the group (micro_dp_bf16). vdpbf16ps adds a lane's odd (high) product first,
  * then the even one, each an exact product added with one rounding (the
  * SDM's definition, which AMD Zen 4 follows: the test
  * avx512bf16_dot_definition); both operands hold k in the high half of a

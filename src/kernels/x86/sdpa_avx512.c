@@ -9,8 +9,9 @@
  * products on tiles, kernels/x86/amx.h; compiled with -mamx-tile -mamx-bf16, or with
  * the tiles emulated in C for the tests: ATTN_AMX_EMULATED). With
  * ATTN_HAVE_AVX512BF16 it also holds the BF16 forward and backward with
- * their S = Q K^T and dP = dO V^T on AVX512-BF16 dot products (compiled with -mavx512bf16, or, in the pair
- * build, vdpbf16ps computed in AVX2 as the SDM defines it: vec.h). */
+ * their products (but the backward's dQ) on AVX512-BF16 dot products
+ * (compiled with -mavx512bf16, or, in the pair build, vdpbf16ps computed
+ * in AVX2 as the SDM defines it: vec.h). */
 #if !defined(ATTN_VEC_AVX512_PAIR)
 #define ATTN_VEC_AVX512
 #endif

@@ -838,7 +838,8 @@ static void amx_pv(const float *s, int64_t g0, int64_t g1, int64_t k0, int64_t k
  *   sums, while the LSE keeps the sum of the unrounded ones. (With
  *   dropout, P f is rounded again for the product: the sums stay those of
  *   P.) The avx512 table's BF16 forward (ATTN_KERNEL=avx512) keeps P in
- *   float32.
+ *   float32. Like every vdpbf16ps product, this one reads a subnormal
+ *   operand (a V value, a weight) as zero, where float32 FMAs keep it.
  * Everything else is the float32 forward's own: masks, the online softmax,
  * dropout and the NaN rules on float32 scores; a tile whose V has a NaN or
  * an Inf where the NaN-safe path runs takes it, in float32, as before.
@@ -1002,7 +1003,7 @@ static inline void hide_bits(float *sr, uint64_t bits)
 
 /* The forward of one query block; with amx (the AMX build's second entry
  * point) its two products run on tiles, with dpbf (the AVX512-BF16 entry
- * point) its first on vdpbf16ps (above). */
+ * point) both on vdpbf16ps, P rounded to bfloat16 (above). */
 static inline __attribute__((always_inline)) void
 forward_impl(const attn__sdpa *p, int64_t b, int64_t h, int64_t i0, int64_t nq, float *ws, const bool amx,
              const bool dpbf)
@@ -1546,7 +1547,8 @@ int64_t KN(backward_ws)(const attn__sdpa *p);
  * (as FlashAttention's backward rounds them; dp_rows_bqb) against dO and Q
  * over pairs of queries (dp_query_pairs). dQ's product with dS stays
  * float32: with dS rounded it broke the half-precision rule on a PyTorch
- * oracle case (3.8x PyTorch's error, 3x allowed). Q enters unscaled: S is
+ * oracle case (3.8x PyTorch's error, 3x allowed). vdpbf16ps reads a
+ * subnormal operand or sum as zero (kernels/x86/vec.h). Q enters unscaled: S is
  * scaled after its product and dK at its store. The bfloat16 operands
  * follow the float32 workspace: dK/dV's K and V rows, Q^T and dO^T pairs,
  * P^T and dS^T rows, dO and Q over query pairs; or dQ's Q and dO rows and

@@ -93,9 +93,10 @@ void attn__avx512_fused_kvhead_amx(const attn__sdpa *p, int64_t b, int64_t hkv, 
                                    const float *delta, float *ws);
 
 /* The AVX-512 build's AVX512-BF16 kernels (ATTN_HAVE_AVX512BF16), for
- * BF16 tensors: the forward above with S = Q K^T on vdpbf16ps
- * (sdpa_body.h); its workspace, and K and V converted once per call into
- * records of forward_pack_bytes_dp bytes per key tile. */
+ * BF16 tensors: the forward above with S = Q K^T and O += P V (P rounded
+ * to bfloat16) on vdpbf16ps (sdpa_body.h); its workspace, and K and V
+ * converted once per call into records of forward_pack_bytes_dp bytes per
+ * key tile. */
 int64_t attn__avx512_forward_ws_dp(const attn__sdpa *p);
 /* One vdpbf16ps as the kernels compute it (the instruction, or the pair
  * build's AVX2 form), for the tests: out[16] from acc[16], a[32], b[32]. */
@@ -104,9 +105,10 @@ void attn__avx512_forward_block_dp(const attn__sdpa *p, int64_t b, int64_t h, in
                                    float *ws);
 int64_t attn__avx512_forward_pack_bytes_dp(const attn__sdpa *p);
 void attn__avx512_forward_pack_dp(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t t, void *dst);
-/* Its backward: dK/dV, dQ and the fused pass with S and dP on vdpbf16ps
- * (the products with P and dS stay float32); workspaces backward_ws_dp
- * (dK/dV and dQ) and fused_ws_dp. */
+/* Its backward: dK/dV, dQ and the fused pass with S, dP, dV and dK on
+ * vdpbf16ps (P f and dS rounded to bfloat16 for dV and dK; dQ's product
+ * stays float32); workspaces backward_ws_dp (dK/dV and dQ) and
+ * fused_ws_dp. */
 int64_t attn__avx512_backward_ws_dp(const attn__sdpa *p);
 void attn__avx512_dkdv_block_dp(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t kb, const float *delta,
                                 float *ws);
