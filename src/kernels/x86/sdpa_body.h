@@ -591,6 +591,44 @@ static void pairs_t(const attn_tensor *t, int64_t b, int64_t s0, int64_t n, int6
     }
 }
 
+/* 8 bfloat16 with Inf or NaN among them: lanes whose exponent is all ones. */
+static inline __m128i half8_bad(__m128i x)
+{
+    const __m128i e = _mm_set1_epi16(0x7F80);
+    return _mm_cmpeq_epi16(_mm_and_si128(x, e), e);
+}
+
+/* pairs_r: the tensor's own bfloat16 bits in a tile's B layout, rows as
+ * pairs, into a zeroed dst: dst [(c / 2) * ld + x][2] = row c's element x
+ * (V's key pairs, or Q's and dO's query pairs: ld columns), n rows of d elements from s0; the rest
+ * stays zeros. Returns whether every element it wrote is finite. */
+static bool pairs_r(const attn_tensor *t, int64_t b, int64_t s0, int64_t n, int64_t h, int64_t d,
+                    const bool *keep, uint16_t *dst, int64_t ld)
+{
+    int64_t sx = t->stride[3];
+    __m128i bad = _mm_setzero_si128();
+    for (int64_t c = 0; c < n; c += 2) {
+        const uint16_t *r0 = half_row(t, b, s0, h, c, keep), *r1 = c + 1 < n ? half_row(t, b, s0, h, c + 1, keep) : NULL;
+        uint16_t *o = dst + c / 2 * ld * 2;
+        int64_t x = 0;
+        if (sx == 1 && r0 != NULL && r1 != NULL)
+            for (; x + 8 <= d; x += 8) {
+                __m128i u = _mm_loadu_si128((const __m128i *)(const void *)(r0 + x));
+                __m128i w = _mm_loadu_si128((const __m128i *)(const void *)(r1 + x));
+                bad = _mm_or_si128(bad, _mm_or_si128(half8_bad(u), half8_bad(w)));
+                _mm_storeu_si128((__m128i *)(void *)(o + x * 2), _mm_unpacklo_epi16(u, w));
+                _mm_storeu_si128((__m128i *)(void *)(o + x * 2 + 8), _mm_unpackhi_epi16(u, w));
+            }
+        for (; x < d; x++) {
+            uint16_t u0 = r0 != NULL ? r0[x * sx] : 0, u1 = r1 != NULL ? r1[x * sx] : 0;
+            bad = _mm_or_si128(bad, half8_bad(_mm_setr_epi16((short)u0, (short)u1, 0, 0, 0, 0, 0, 0)));
+            o[x * 2] = u0;
+            o[x * 2 + 1] = u1;
+        }
+    }
+    return _mm_movemask_epi8(bad) == 0;
+}
+
 #endif
 
 #if defined(ATTN_SDPA_AMX)
@@ -666,43 +704,6 @@ int64_t KN(forward_pack_bytes_amx)(const attn__sdpa *p)
     return ((pad32(p->Dk) * BK + BK * pad16(p->Dv)) * 2 + 4 + 63) / 64 * 64;
 }
 
-/* 8 bfloat16 with Inf or NaN among them: lanes whose exponent is all ones. */
-static inline __m128i half8_bad(__m128i x)
-{
-    const __m128i e = _mm_set1_epi16(0x7F80);
-    return _mm_cmpeq_epi16(_mm_and_si128(x, e), e);
-}
-
-/* pairs_r: the tensor's own bfloat16 bits in a tile's B layout, rows as
- * pairs, into a zeroed dst: dst [(c / 2) * ld + x][2] = row c's element x
- * (V's key pairs: ld columns), n rows of d elements from s0; the rest
- * stays zeros. Returns whether every element it wrote is finite. */
-static bool pairs_r(const attn_tensor *t, int64_t b, int64_t s0, int64_t n, int64_t h, int64_t d,
-                    const bool *keep, uint16_t *dst, int64_t ld)
-{
-    int64_t sx = t->stride[3];
-    __m128i bad = _mm_setzero_si128();
-    for (int64_t c = 0; c < n; c += 2) {
-        const uint16_t *r0 = half_row(t, b, s0, h, c, keep), *r1 = c + 1 < n ? half_row(t, b, s0, h, c + 1, keep) : NULL;
-        uint16_t *o = dst + c / 2 * ld * 2;
-        int64_t x = 0;
-        if (sx == 1 && r0 != NULL && r1 != NULL)
-            for (; x + 8 <= d; x += 8) {
-                __m128i u = _mm_loadu_si128((const __m128i *)(const void *)(r0 + x));
-                __m128i w = _mm_loadu_si128((const __m128i *)(const void *)(r1 + x));
-                bad = _mm_or_si128(bad, _mm_or_si128(half8_bad(u), half8_bad(w)));
-                _mm_storeu_si128((__m128i *)(void *)(o + x * 2), _mm_unpacklo_epi16(u, w));
-                _mm_storeu_si128((__m128i *)(void *)(o + x * 2 + 8), _mm_unpackhi_epi16(u, w));
-            }
-        for (; x < d; x++) {
-            uint16_t u0 = r0 != NULL ? r0[x * sx] : 0, u1 = r1 != NULL ? r1[x * sx] : 0;
-            bad = _mm_or_si128(bad, half8_bad(_mm_setr_epi16((short)u0, (short)u1, 0, 0, 0, 0, 0, 0)));
-            o[x * 2] = u0;
-            o[x * 2 + 1] = u1;
-        }
-    }
-    return _mm_movemask_epi8(bad) == 0;
-}
 
 void KN(forward_pack_amx)(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t t, void *dst)
 {
@@ -953,18 +954,14 @@ static void dp_scores(const uint16_t *qd, int64_t dk, int64_t g0, int64_t g1, co
     dp_gemm(g1 - g0, gb - ga, dk / 2, qd + g0 * dk, dk, kd + ga * 2, BK, s + g0 * BK + ga, BK, scale, false);
 }
 
-/* dst [rows][BQB] = rows [0, n) of src [.][BQB] rounded to bfloat16 as
- * vbh_round2 rounds, zeros in the rows past n (an A operand over the
- * query pairs of a backward block: P^T or dS^T). */
-static void dp_rows_bqb(const float *src, int64_t n, uint16_t *dst, int64_t rows)
+/* dst [n][BQB] = rows [0, n) of src [.][BQB] rounded to bfloat16 as
+ * vbh_round2 rounds (an A operand over the query pairs of a backward
+ * block: P^T or dS^T). */
+static void dp_rows_bqb(const float *src, int64_t n, uint16_t *dst)
 {
     _Static_assert(BQB == 48, "two conversions of 32 and 16 values a row");
-    for (int64_t r = 0; r < rows; r++) {
+    for (int64_t r = 0; r < n; r++) {
         uint16_t *o = dst + r * BQB;
-        if (r >= n) {
-            memset(o, 0, sizeof(uint16_t) * BQB);
-            continue;
-        }
         vbh_store(o, vbh_round2(vload(src + r * BQB), vload(src + r * BQB + 16)));
         vbh_store16(o + 32, vbh_round2(vload(src + r * BQB + 32), vzero()));
     }
@@ -1564,40 +1561,30 @@ int64_t KN(backward_ws_dp)(const attn__sdpa *p)
  * dK and dV): with two key tiles or more the driver has each query block
  * converted once (attn__k_bwd_pack.q) into a record of bwd_q_bytes_dp
  * bytes per (b, head, block of BQB rows):
- *   qP [dk2 / 2][BQB][2], doP [dv2 / 2][BQB][2]   (bfloat16 pairs)
- *   qs [BQB][dk], dob [BQB][dv]                    (float32, Q unscaled)
- *   dobD [BQB / 2][dv][2], qsD [BQB / 2][dk][2]     (bfloat16 pairs)
- * the rows that see no key (LSE -inf) zeros, as the blocks zero them. */
-/* The record's bfloat16 part in elements, a multiple of 16 (the float32
- * rows after it stay 32-byte aligned). */
+ *   qP [dk2 / 2][BQB][2], doP [dv2 / 2][BQB][2]   (pairs of d)
+ *   dobD [BQB / 2][dv][2], qsD [BQB / 2][dk][2]     (pairs of queries)
+ * all the tensors' own bfloat16 bits (Q unscaled), the rows that see no
+ * key (LSE -inf) zeros, as the blocks zero them. */
+/* The record's first part (qP, doP) in elements, a multiple of 16. */
 static int64_t dp_q_halves(const attn__sdpa *p) { return ((pad2(p->Dk) + pad2(p->Dv)) * BQB + 15) / 16 * 16; }
 
 int64_t KN(bwd_q_bytes_dp)(const attn__sdpa *p)
 {
-    return (dp_q_halves(p) * 2 + BQB * (pad16(p->Dk) + pad16(p->Dv)) * 6 + 63) / 64 * 64;
+    return (dp_q_halves(p) * 2 + BQB * (pad16(p->Dk) + pad16(p->Dv)) * 2 + 63) / 64 * 64;
 }
 
 void KN(bwd_q_pack_dp)(const attn__sdpa *p, int64_t b, int64_t h, int64_t qb, void *dst)
 {
     int64_t i0 = qb * BQB, nq = p->Sq - i0 < BQB ? p->Sq - i0 : BQB, Dk = p->Dk, Dv = p->Dv;
     int64_t dk2 = pad2(Dk), dk = pad16(Dk), dv = pad16(Dv), halves = dp_q_halves(p);
-    uint16_t *qP = dst, *doP = qP + dk2 * BQB;
-    float *qs = (float *)(void *)(qP + halves), *dob = qs + BQB * dk;
+    uint16_t *qP = dst, *doP = qP + dk2 * BQB, *dobD = qP + halves, *qsD = dobD + BQB * dv;
     bool keep[BQB] = {false};
     rows_seeing(p, b, h, i0, nq, keep);
-    memset(dst, 0, sizeof(uint16_t) * (size_t)halves);
+    memset(dst, 0, sizeof(uint16_t) * (size_t)(halves + BQB * (dv + dk)));
     pairs_t(&p->q, b, i0, nq, h, Dk, keep, qP, BQB);
     pairs_t(&p->d_o, b, i0, nq, h, Dv, keep, doP, BQB);
-    pack_rows(&p->q, b, i0, nq, h, Dk, 1.0f, qs, dk, BQB);
-    pack_rows(&p->d_o, b, i0, nq, h, Dv, 1.0f, dob, dv, BQB);
-    for (int64_t r = 0; r < nq; r++)
-        if (!keep[r]) {
-            memset(qs + r * dk, 0, sizeof(float) * (size_t)dk);
-            memset(dob + r * dv, 0, sizeof(float) * (size_t)dv);
-        }
-    uint16_t *dobD = (uint16_t *)(void *)(dob + BQB * dv), *qsD = dobD + BQB * dv;
-    dp_query_pairs(dob, dv, dv, dobD);
-    dp_query_pairs(qs, dk, dk, qsD);
+    pairs_r(&p->d_o, b, i0, nq, h, Dv, keep, dobD, dv);
+    pairs_r(&p->q, b, i0, nq, h, Dk, keep, qsD, dk);
 }
 #endif
 
@@ -1765,9 +1752,7 @@ dkdv_impl(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t kb, const attn__f
             if (qrecs_dp != NULL) {
                 qPu = (const uint16_t *)(const void *)(qrecs_dp + (h * nqb_dp + i0 / BQB) * qbytes_dp);
                 doPu = qPu + dk2 * BQB;
-                qsu = (const float *)(const void *)(qPu + dp_q_halves(p));
-                dobu = qsu + BQB * dk;
-                dobDu = (const uint16_t *)(const void *)(dobu + BQB * dv);
+                dobDu = qPu + dp_q_halves(p);
                 qsDu = dobDu + BQB * dv;
                 conv = false;
             }
@@ -1845,9 +1830,9 @@ dkdv_impl(const attn__sdpa *p, int64_t b, int64_t hkv, int64_t kb, const attn__f
                     dp_query_pairs(dobu, dv, dv, dobD);
                     dp_query_pairs(qsu, dk, dk, qsD);
                 }
-                dp_rows_bqb(st, nk, pD, nk);
+                dp_rows_bqb(st, nk, pD);
                 dp_gemm(nk, dv, BQB / 2, pD, BQB, dobDu, dv, dva, dv, 1.0f, true);
-                dp_rows_bqb(dpt, nk, dsD, nk);
+                dp_rows_bqb(dpt, nk, dsD);
                 dp_gemm(nk, dk, BQB / 2, dsD, BQB, qsDu, dk, dka, dk, 1.0f, true);
             } else
 #endif

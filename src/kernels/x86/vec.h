@@ -49,11 +49,8 @@ VEC_INLINE float vec8_max(__m256 v)
 
 /* 8 bfloat16 or float16 values to float32, exactly (a 16-bit shift;
  * F16C's vcvtph2ps). */
-VEC_INLINE __m256 vec8_bf16(const uint16_t *p)
-{
-    __m128i h = _mm_loadu_si128((const __m128i *)(const void *)p);
-    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
-}
+VEC_INLINE __m256 vec8_widen_bf16(__m128i h) { return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16)); }
+VEC_INLINE __m256 vec8_bf16(const uint16_t *p) { return vec8_widen_bf16(_mm_loadu_si128((const __m128i *)(const void *)p)); }
 VEC_INLINE __m256 vec8_f16(const uint16_t *p) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)p)); }
 
 /* out[t] = the sum of the eight lanes of a_t, t < 4, in one fixed order:
@@ -309,7 +306,6 @@ VEC_INLINE vbh vbh_round2(vf lo, vf hi)
     return (vbh){_mm256_set_m128i(vec8_round_bf16(lo.hi), vec8_round_bf16(lo.lo)),
                  _mm256_set_m128i(vec8_round_bf16(hi.hi), vec8_round_bf16(hi.lo))};
 }
-VEC_INLINE __m256 vec8_widen_bf16(__m128i h) { return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16)); }
 VEC_INLINE vf vround_bf16(vf x)
 {
     return (vf){vec8_widen_bf16(vec8_round_bf16(x.lo)), vec8_widen_bf16(vec8_round_bf16(x.hi))};
